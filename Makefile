@@ -1,0 +1,174 @@
+# Tally build. `make` builds release binaries into build/bin/. See README.md.
+# Each mode builds into build/<mode>/; sources are discovered by wildcard so adding a
+# file to a module needs no edit here.
+
+VERSION := $(shell cat VERSION)
+CC      ?= cc
+CLANG   ?= clang
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat=2 -Wvla -Wundef -Wdate-time -Wpointer-arith -Wcast-qual \
+            -Wimplicit-fallthrough -Wconversion -Wsign-conversion
+BASE     := -std=gnu11 -fPIE $(WARN) -ffile-prefix-map=$(CURDIR)=. -MMD -MP \
+            -I. -Iinclude -DTL_VERSION='"$(VERSION)"' -D_GNU_SOURCE
+RELEASE  := -O2 -g -fno-omit-frame-pointer -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+DEBUG    := -O0 -g3 -DTL_DEBUG
+SANITIZE := -O1 -g -fno-omit-frame-pointer -DTL_DEBUG -fsanitize=address,undefined \
+            -fno-sanitize-recover=all
+LDBASE   := -pie -Wl,-z,relro,-z,now -Wl,--as-needed
+ARFLAGS  := rcsD
+
+PKGS     := liburing libzstd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+MODE ?= release
+ifeq ($(MODE),release)
+  MODE_CFLAGS := $(RELEASE)
+  MODE_LDFLAGS :=
+else ifeq ($(MODE),debug)
+  MODE_CFLAGS := $(DEBUG)
+  MODE_LDFLAGS :=
+else ifeq ($(MODE),asan)
+  MODE_CFLAGS := $(SANITIZE)
+  MODE_LDFLAGS := -fsanitize=address,undefined
+endif
+
+B := build/$(MODE)
+CFLAGS_ALL := $(BASE) $(MODE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(LDBASE) $(MODE_LDFLAGS) $(LDFLAGS)
+
+# Module libraries, in link order (dependents first).
+MODULES := broker replication log protocol common
+src_of = $(sort $(wildcard $(1)/*.c))
+obj_of = $(patsubst %.c,$(B)/obj/%.o,$(call src_of,$(1)))
+LIB_broker      := $(B)/libtl_broker.a
+LIB_replication := $(B)/libtl_replication.a
+LIB_log         := $(B)/libtl_log.a
+LIB_protocol    := $(B)/libtl_protocol.a
+LIB_common      := $(B)/libtl_common.a
+# broker/main.c holds main(); it is linked only into tallyd.
+BROKER_OBJS := $(filter-out $(B)/obj/broker/main.o,$(call obj_of,broker))
+SERVER_LIBS := $(LIB_broker) $(LIB_replication) $(LIB_log) $(LIB_protocol) $(LIB_common)
+
+UNIT_SRCS  := $(sort $(wildcard common/tests/*_test.c protocol/tests/*_test.c log/tests/*_test.c \
+                 replication/tests/*_test.c broker/tests/*_test.c))
+UNIT_BINS  := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
+TEST_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard tests/progs/*.c)))
+
+.PHONY: all release debug asan bins unit-bins test-progs test test-unit test-integration \
+        test-long fuzz format format-check check-deps deps run clean gen analyze repro-check
+
+all: release
+
+release:
+	@$(MAKE) --no-print-directory MODE=release bins
+	@mkdir -p build/bin
+	@cp -f build/release/tallyd build/bin/tallyd
+
+debug:
+	@$(MAKE) --no-print-directory MODE=debug bins
+asan:
+	@$(MAKE) --no-print-directory MODE=asan bins unit-bins
+
+bins: $(B)/tallyd test-progs
+unit-bins: $(UNIT_BINS)
+test-progs: $(TEST_PROGS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIB_common): $(call obj_of,common)
+$(LIB_protocol): $(call obj_of,protocol)
+$(LIB_log): $(call obj_of,log)
+$(LIB_replication): $(call obj_of,replication)
+$(LIB_broker): $(BROKER_OBJS)
+$(B)/libtl_%.a:
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(AR) $(ARFLAGS) $@ $^ $(if $^,,$(B)/empty.o)
+
+$(B)/empty.o:
+	@mkdir -p $(@D)
+	echo 'static int tl_empty_unit __attribute__((unused));' | $(CC) -x c -c - -o $@
+
+$(B)/tallyd: $(B)/obj/broker/main.o $(SERVER_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+# Unit tests: one check binary per *_test.c, linked against every module library.
+$(B)/%_test: $(B)/obj/%_test.o $(SERVER_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
+
+# Test programs (clients built on librdkafka, fault injectors).
+$(B)/tests/progs/%: $(B)/obj/tests/progs/%.o $(SERVER_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs rdkafka 2>/dev/null) $(PKG_LIBS)
+
+# ---- set-up ----
+
+deps:
+	@./tools/install-deps.sh
+
+run: deps release
+	@mkdir -p tally-data
+	./build/bin/tallyd --config config/server.properties
+
+# ---- tests ----
+
+test: deps
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory release
+	@$(MAKE) --no-print-directory test-integration
+
+test-unit:
+	@$(MAKE) --no-print-directory MODE=asan unit-bins
+	@./tests/run-unit.sh build/asan
+
+test-integration:
+	@./tests/run.sh
+
+test-long: deps release
+	@TALLY_TEST_LONG=1 ./tests/run.sh
+	@$(MAKE) --no-print-directory fuzz
+	@./tests/fuzz/run.sh 120
+
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*.c))
+FUZZ_LIB_SRCS := $(call src_of,common) $(call src_of,protocol) $(call src_of,log)
+fuzz:
+	@mkdir -p build/fuzz
+	@for f in $(FUZZ_SRCS); do \
+	  n=$$(basename $$f .c); \
+	  echo "fuzz $$n"; \
+	  $(CLANG) -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DTL_DEBUG -DTL_FUZZ \
+	    -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) $$f $(FUZZ_LIB_SRCS) \
+	    -o build/fuzz/$$n $(PKG_LIBS) || exit 1; \
+	done
+
+# ---- code health ----
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' | grep -v '^protocol/messages\.[ch]$$')
+format:
+	clang-format -i $(FORMAT_SRCS)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+check-deps:
+	@./tools/check-deps.sh
+
+gen:
+	python3 protocol/gen/gen_messages.py protocol/spec protocol
+
+analyze:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --suppress=missingIncludeSystem -I. -Iinclude common protocol log broker
+
+repro-check:
+	@./tools/repro-check.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,29 @@
+/* time.h - clocks. Wall time for timestamps that leave the process, monotonic for timeouts. */
+#ifndef TL_COMMON_TIME_H
+#define TL_COMMON_TIME_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Milliseconds since the Unix epoch (Kafka timestamps). */
+static inline int64_t tl_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Monotonic nanoseconds, for deadlines and latency. */
+static inline int64_t tl_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline int64_t tl_mono_ms(void)
+{
+	return tl_mono_ns() / 1000000;
+}
+
+#endif
