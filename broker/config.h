@@ -1,0 +1,87 @@
+/* config.h - tallyd configuration: Kafka's server.properties syntax, key names and
+ * defaults. `tallyd --config FILE --override key=value ...` loads the file, then the
+ * overrides. An unknown key or a bad value is a start-up error that names it. */
+#ifndef TL_BROKER_CONFIG_H
+#define TL_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/ring.h"
+#include "log/log.h"
+#include "tally/error.h"
+
+#define TL_CONFIG_STR_MAX 512
+
+struct tl_config {
+	int32_t node_id;                       /* node.id (alias broker.id) */
+	char listeners[TL_CONFIG_STR_MAX];     /* listeners: PLAINTEXT://host:port */
+	char advertised_listeners[TL_CONFIG_STR_MAX]; /* advertised.listeners, "" = listeners */
+	char log_dirs[TL_CONFIG_STR_MAX];      /* log.dirs (alias log.dir); first dir is used */
+	int32_t num_partitions;                /* num.partitions */
+	int16_t default_replication_factor;    /* default.replication.factor */
+	bool auto_create_topics_enable;        /* auto.create.topics.enable */
+	bool delete_topic_enable;              /* delete.topic.enable */
+	struct tl_log_config log;              /* log.segment.bytes, log.roll.*, log.retention.* ... */
+	int64_t log_retention_check_interval_ms; /* log.retention.check.interval.ms */
+	int32_t message_max_bytes;             /* message.max.bytes: largest batch accepted */
+	int32_t socket_request_max_bytes;      /* socket.request.max.bytes: largest frame */
+	int32_t max_connections;               /* max.connections */
+	int32_t queued_max_requests;           /* queued.max.requests: per connection, pipelined */
+	int64_t connections_max_idle_ms;       /* connections.max.idle.ms */
+	bool log_message_timestamp_log_append_time; /* log.message.timestamp.type=LogAppendTime */
+	enum tl_ring_mode io_engine;           /* log.io.engine: auto | io_uring | sync */
+	int32_t group_min_session_timeout_ms;  /* group.min.session.timeout.ms */
+	int32_t group_max_session_timeout_ms;  /* group.max.session.timeout.ms */
+	int32_t group_initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms */
+	int32_t group_max_size;                /* group.max.size */
+	int32_t offset_metadata_max_bytes;     /* offset.metadata.max.bytes */
+	int64_t offsets_retention_minutes;     /* offsets.retention.minutes */
+	char cluster_id[64];                   /* cluster.id (default: generated once, stored) */
+	char log_level[16];                    /* log.level: crit|warn|info|debug (tally) */
+};
+
+void tl_config_defaults(struct tl_config *config);
+
+/* Applies one "key=value" or key/value pair. On error writes a message naming the key
+ * (with a did-you-mean suggestion for an unknown key) into @why of @why_size bytes. */
+tl_err tl_config_set(struct tl_config *config, const char *key, const char *value, char *why,
+		     size_t why_size);
+/* Reads a properties file (# and ! comments, key=value or key: value, trimmed). */
+tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why,
+			   size_t why_size);
+/* Cross-key checks after everything is loaded. */
+tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size);
+/* Prints the effective configuration, one `key=value` per line, sorted. */
+void tl_config_print(const struct tl_config *config, FILE *out);
+
+/* Parses "PLAINTEXT://host:port" (the first listener of a comma list). */
+tl_err tl_config_parse_listener(const char *listeners, char *host, size_t host_size,
+				int *port_out);
+
+/* Topic-level configuration keys (CreateTopics configs, DescribeConfigs). */
+struct tl_topic_config {
+	struct tl_log_config log;  /* segment.bytes, segment.ms, retention.bytes, retention.ms, ... */
+	int32_t max_message_bytes; /* max.message.bytes */
+	bool log_append_time;      /* message.timestamp.type */
+	char cleanup_policy[16];   /* cleanup.policy: only "delete" is implemented */
+	char compression_type[16]; /* compression.type: only "producer" is implemented */
+	/* Which keys were set explicitly (bit per key, in topic_keys order). */
+	uint32_t set_mask;
+};
+
+void tl_topic_config_from_broker(struct tl_topic_config *topic, const struct tl_config *broker);
+tl_err tl_topic_config_set(struct tl_topic_config *topic, const char *key, const char *value,
+			   char *why, size_t why_size);
+/* Number of topic keys, and the name / current value / explicitly-set flag of key @index. */
+int tl_topic_config_key_count(void);
+const char *tl_topic_config_key_name(int index);
+void tl_topic_config_key_value(const struct tl_topic_config *topic, int index, char *out,
+			       size_t out_size);
+bool tl_topic_config_key_is_set(const struct tl_topic_config *topic, int index);
+
+/* Edit distance, for did-you-mean suggestions. */
+size_t tl_config_distance(const char *a, const char *b);
+
+#endif
