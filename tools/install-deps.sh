@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing Tally needs on Debian 12, only if missing:
+# Debian packages (compiler toolchain, liburing, zstd, OpenSSL, check, test clients)
+# and the npm lock of the kafkajs interop tests. Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential pkg-config liburing-dev libzstd-dev libssl-dev check
+      librdkafka-dev kcat clang fio)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# kafkajs for the interop tests, exactly as pinned in the lock file.
+if [ -f tests/interop/package-lock.json ]; then
+  if [ ! -d tests/interop/node_modules/kafkajs ] ||
+     ! cmp -s tests/interop/package-lock.json tests/interop/node_modules/.package-lock.json 2>/dev/null; then
+    echo "install-deps: npm ci in tests/interop"
+    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+fi
