@@ -71,16 +71,10 @@ static const struct key_def broker_keys[] = {
 	{"num.partitions", KEY_INT32, OFF(num_partitions), 1, 100000},
 	{"offset.metadata.max.bytes", KEY_INT32, OFF(offset_metadata_max_bytes), 0, INT32_MAX},
 	{"offsets.retention.minutes", KEY_INT64, OFF(offsets_retention_minutes), 1, INT32_MAX},
+	{"producer.id.expiration.ms", KEY_INT64, OFF(producer_id_expiration_ms), 1, INT64_MAX},
 	{"queued.max.requests", KEY_INT32, OFF(queued_max_requests), 1, 100000},
 	{"socket.request.max.bytes", KEY_INT32, OFF(socket_request_max_bytes), 1, INT32_MAX},
-};
-
-/* Which of the precedence-ordered keys were given, so the stronger one wins whatever
- * the order in the file. Kept outside tl_config: only loading needs it. */
-struct precedence {
-	int64_t retention_ms, retention_minutes, retention_hours;
-	int64_t roll_ms, roll_hours;
-	bool has_log_dirs;
+	{"test.fault.drop.produce.response.ratio", KEY_SPECIAL, 0, 0, 0},
 };
 
 void tl_config_defaults(struct tl_config *config)
@@ -107,6 +101,7 @@ void tl_config_defaults(struct tl_config *config)
 	config->group_max_size = INT32_MAX;
 	config->offset_metadata_max_bytes = 4096;
 	config->offsets_retention_minutes = 10080;
+	config->producer_id_expiration_ms = 86400000;
 	snprintf(config->log_level, sizeof(config->log_level), "info");
 }
 
@@ -192,14 +187,12 @@ static tl_err parse_timestamp_type(const char *key, const char *value, bool *log
 	return TL_OK;
 }
 
-static struct precedence load_precedence;
-
 static tl_err config_set_special(struct tl_config *config, const char *key, const char *value,
 				 char *why, size_t why_size)
 {
 	int64_t v;
 	tl_err err = TL_OK;
-	struct precedence *p = &load_precedence;
+	struct tl_config_precedence *p = &config->precedence;
 	if (strcmp(key, "log.dir") == 0) {
 		if (!p->has_log_dirs)
 			snprintf(config->log_dirs, sizeof(config->log_dirs), "%s", value);
@@ -244,6 +237,23 @@ static tl_err config_set_special(struct tl_config *config, const char *key, cons
 	} else if (strcmp(key, "log.roll.hours") == 0) {
 		if ((err = parse_int(key, value, 1, INT32_MAX, &v, why, why_size)) == TL_OK)
 			p->roll_hours = v;
+	} else if (strcmp(key, "test.fault.drop.produce.response.ratio") == 0) {
+		const char *env = getenv("TALLY_TEST_FAULTS");
+		char *end;
+		double ratio = strtod(value, &end);
+		if (!env || strcmp(env, "1") != 0) {
+			snprintf(why, why_size,
+				 "config %s is a test fault switch; it is refused unless the "
+				 "environment sets TALLY_TEST_FAULTS=1",
+				 key);
+			err = TL_ERR_INVALID;
+		} else if (*end || end == value || ratio < 0 || ratio > 1) {
+			snprintf(why, why_size, "config %s: \"%s\" is not a ratio in [0, 1]", key,
+				 value);
+			err = TL_ERR_INVALID;
+		} else {
+			config->test_fault_drop_produce_response = ratio;
+		}
 	} else {
 		TL_ASSERT(!"special key without a handler");
 	}
@@ -302,7 +312,7 @@ tl_err tl_config_set(struct tl_config *config, const char *key, const char *valu
 		}
 		snprintf(field, TL_CONFIG_STR_MAX, "%s", value);
 		if (strcmp(key, "log.dirs") == 0)
-			load_precedence.has_log_dirs = true;
+			config->precedence.has_log_dirs = true;
 		break;
 	case KEY_SPECIAL:
 		err = config_set_special(config, key, value, why, why_size);
@@ -357,7 +367,7 @@ tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why
 
 tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size)
 {
-	struct precedence *p = &load_precedence;
+	struct tl_config_precedence *p = &config->precedence;
 	int64_t retention = config->log.retention_ms;
 	if (p->retention_ms)
 		retention = p->retention_ms == -1 ? -1 : p->retention_ms - 1;
@@ -475,6 +485,10 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "num.partitions=%d\n", config->num_partitions);
 	fprintf(out, "offset.metadata.max.bytes=%d\n", config->offset_metadata_max_bytes);
 	fprintf(out, "offsets.retention.minutes=%" PRId64 "\n", config->offsets_retention_minutes);
+	fprintf(out, "producer.id.expiration.ms=%" PRId64 "\n", config->producer_id_expiration_ms);
+	if (config->test_fault_drop_produce_response > 0)
+		fprintf(out, "test.fault.drop.produce.response.ratio=%g\n",
+			config->test_fault_drop_produce_response);
 	fprintf(out, "queued.max.requests=%d\n", config->queued_max_requests);
 	fprintf(out, "socket.request.max.bytes=%d\n", config->socket_request_max_bytes);
 }

@@ -14,6 +14,14 @@
 
 #define TL_CONFIG_STR_MAX 512
 
+/* Which precedence-ordered keys were given while loading, so the stronger one wins
+ * whatever the order in the file (0 = not given; values stored +1 so 0 stays distinct). */
+struct tl_config_precedence {
+	int64_t retention_ms, retention_minutes, retention_hours;
+	int64_t roll_ms, roll_hours;
+	bool has_log_dirs;
+};
+
 struct tl_config {
 	int32_t node_id;                       /* node.id (alias broker.id) */
 	char listeners[TL_CONFIG_STR_MAX];     /* listeners: PLAINTEXT://host:port */
@@ -38,6 +46,12 @@ struct tl_config {
 	int32_t group_max_size;                /* group.max.size */
 	int32_t offset_metadata_max_bytes;     /* offset.metadata.max.bytes */
 	int64_t offsets_retention_minutes;     /* offsets.retention.minutes */
+	int64_t producer_id_expiration_ms;     /* producer.id.expiration.ms */
+	/* test.fault.drop.produce.response.ratio: after a produce is durable, close the
+	 * connection instead of answering with this probability. Refused at start-up unless
+	 * the environment has TALLY_TEST_FAULTS=1, so no production config can carry it. */
+	double test_fault_drop_produce_response;
+	struct tl_config_precedence precedence; /* private to config.c */
 	char cluster_id[64];                   /* cluster.id (default: generated once, stored) */
 	char log_level[16];                    /* log.level: crit|warn|info|debug (tally) */
 };

@@ -1,0 +1,156 @@
+/* config_test.c - tallyd configuration: Kafka keys, precedence, clear errors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "broker/config.h"
+
+static struct tl_config config;
+static char why[512];
+
+static void setup(void)
+{
+	tl_config_defaults(&config);
+	why[0] = '\0';
+}
+
+static tl_err load_text(const char *text)
+{
+	char path[] = "/tmp/tally-config-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	tl_err err = tl_config_load_file(&config, path, why, sizeof(why));
+	unlink(path);
+	if (err == TL_OK)
+		err = tl_config_finish(&config, why, sizeof(why));
+	return err;
+}
+
+START_TEST(defaults_are_kafkas)
+{
+	ck_assert_int_eq(tl_config_finish(&config, why, sizeof(why)), TL_OK);
+	ck_assert_int_eq(config.num_partitions, 1);
+	ck_assert_int_eq(config.message_max_bytes, 1048588);
+	ck_assert_int_eq(config.socket_request_max_bytes, 104857600);
+	ck_assert_int_eq(config.log.segment_bytes, 1073741824);
+	ck_assert_int_eq(config.log.retention_ms, 168LL * 3600 * 1000);
+	ck_assert_int_eq(config.log.index_interval_bytes, 4096);
+	ck_assert(config.auto_create_topics_enable);
+}
+END_TEST
+
+START_TEST(unknown_key_names_it_and_suggests_the_closest)
+{
+	ck_assert_int_eq(tl_config_set(&config, "log.segmnt.bytes", "100", why, sizeof(why)),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "log.segmnt.bytes"));
+	ck_assert_ptr_nonnull(strstr(why, "did you mean \"log.segment.bytes\""));
+}
+END_TEST
+
+START_TEST(bad_values_are_start_up_errors_that_name_the_key)
+{
+	ck_assert_int_eq(tl_config_set(&config, "num.partitions", "zero", why, sizeof(why)),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "num.partitions"));
+	ck_assert_int_eq(tl_config_set(&config, "num.partitions", "0", why, sizeof(why)),
+			 TL_ERR_INVALID);
+	ck_assert_int_eq(tl_config_set(&config, "auto.create.topics.enable", "yes", why,
+				       sizeof(why)),
+			 TL_ERR_INVALID);
+	ck_assert_int_eq(load_text("listeners=SSL://1.2.3.4:9093\n"), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "listeners"));
+}
+END_TEST
+
+START_TEST(retention_ms_beats_minutes_beats_hours_whatever_the_order)
+{
+	ck_assert_int_eq(load_text("log.retention.ms=1234\nlog.retention.hours=1\n"
+				   "log.retention.minutes=2\n"),
+			 TL_OK);
+	ck_assert_int_eq(config.log.retention_ms, 1234);
+	setup();
+	ck_assert_int_eq(load_text("log.retention.hours=1\nlog.retention.minutes=2\n"), TL_OK);
+	ck_assert_int_eq(config.log.retention_ms, 120000);
+	setup();
+	ck_assert_int_eq(load_text("log.retention.hours=-1\n"), TL_OK);
+	ck_assert_int_eq(config.log.retention_ms, -1);
+	setup();
+	ck_assert_int_eq(load_text("log.roll.hours=2\n"), TL_OK);
+	ck_assert_int_eq(config.log.segment_ms, 7200000);
+}
+END_TEST
+
+START_TEST(properties_syntax_comments_and_colons)
+{
+	ck_assert_int_eq(load_text("# comment\n! also a comment\n\n  num.partitions : 7 \n"
+				   "listeners=PLAINTEXT://127.0.0.1:0\n"),
+			 TL_OK);
+	ck_assert_int_eq(config.num_partitions, 7);
+	char host[64];
+	int port = -1;
+	ck_assert_int_eq(tl_config_parse_listener(config.listeners, host, sizeof(host), &port),
+			 TL_OK);
+	ck_assert_str_eq(host, "127.0.0.1");
+	ck_assert_int_eq(port, 0);
+}
+END_TEST
+
+START_TEST(test_fault_switch_is_refused_without_the_environment)
+{
+	unsetenv("TALLY_TEST_FAULTS");
+	ck_assert_int_eq(tl_config_set(&config, "test.fault.drop.produce.response.ratio", "0.01",
+				       why, sizeof(why)),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "TALLY_TEST_FAULTS"));
+	setenv("TALLY_TEST_FAULTS", "1", 1);
+	ck_assert_int_eq(tl_config_set(&config, "test.fault.drop.produce.response.ratio", "0.01",
+				       why, sizeof(why)),
+			 TL_OK);
+	unsetenv("TALLY_TEST_FAULTS");
+}
+END_TEST
+
+START_TEST(topic_configs_validate_and_remember_what_was_set)
+{
+	struct tl_topic_config topic;
+	tl_topic_config_from_broker(&topic, &config);
+	ck_assert_int_eq(tl_topic_config_set(&topic, "retention.ms", "60000", why, sizeof(why)),
+			 TL_OK);
+	ck_assert_int_eq(topic.log.retention_ms, 60000);
+	ck_assert_int_eq(tl_topic_config_set(&topic, "retention.mss", "1", why, sizeof(why)),
+			 TL_ERR_INVALID_CONFIG);
+	ck_assert_ptr_nonnull(strstr(why, "retention.ms"));
+	ck_assert_int_eq(tl_topic_config_set(&topic, "cleanup.policy", "compact", why, sizeof(why)),
+			 TL_ERR_INVALID_CONFIG);
+	int set = 0;
+	for (int i = 0; i < tl_topic_config_key_count(); i++)
+		set += tl_topic_config_key_is_set(&topic, i);
+	ck_assert_int_eq(set, 1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("broker_config");
+	TCase *tc = tcase_create("config");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_test(tc, defaults_are_kafkas);
+	tcase_add_test(tc, unknown_key_names_it_and_suggests_the_closest);
+	tcase_add_test(tc, bad_values_are_start_up_errors_that_name_the_key);
+	tcase_add_test(tc, retention_ms_beats_minutes_beats_hours_whatever_the_order);
+	tcase_add_test(tc, properties_syntax_comments_and_colons);
+	tcase_add_test(tc, test_fault_switch_is_refused_without_the_environment);
+	tcase_add_test(tc, topic_configs_validate_and_remember_what_was_set);
+	suite_add_tcase(s, tc);
+	SRunner *runner = srunner_create(s);
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
