@@ -32,6 +32,7 @@
 #include "tally/error.h"
 
 struct tl_log_config {
+	int64_t producer_id_expiration_ms; /* producer.id.expiration.ms */
 	int64_t segment_bytes;        /* log.segment.bytes: roll when the next batch would pass it */
 	int64_t segment_ms;           /* log.roll.ms: roll a non-empty segment older than this */
 	int64_t retention_bytes;      /* log.retention.bytes: -1 = no size limit */
@@ -66,14 +67,26 @@ void tl_log_set_config(struct tl_log *log, const struct tl_log_config *config);
 
 /* ---- appending ---- */
 
+struct tl_log_append_result {
+	int64_t base_offset; /* of the batch appended, or of the original for a duplicate */
+	int64_t last_offset;
+	bool duplicate;      /* a producer retry of a cached batch: nothing was appended */
+};
+
 /* Appends one batch that passed tl_batch_validate(): @data holds exactly @len bytes and
- * @header its decoded header. Assigns offsets end_offset .. end_offset + lastOffsetDelta
- * by rewriting baseOffset in @data (the CRC does not cover it), updates the indexes, and
- * queues the write. Borrows @data until the batch is durable: the caller keeps it alive
- * until a waiter covering it fires. Rolls a new segment first when needed.
- * Returns TL_OK with *base_offset_out, or TL_ERR_KAFKA_STORAGE_ERROR when FAILED. */
+ * @header its decoded header. A batch with a producer id is first checked against the
+ * partition's producer state (log/producer_state.h): a duplicate of one of the
+ * producer's last five batches is not appended and returns the original offsets with
+ * `duplicate` set; a sequence or epoch problem returns its Kafka error.
+ * Otherwise assigns offsets end_offset .. end_offset + lastOffsetDelta by rewriting
+ * baseOffset in @data (the CRC does not cover it), updates the indexes and producer
+ * state, and queues the write. Borrows @data until the batch is durable: the caller
+ * keeps it alive until a waiter covering last_offset fires. Rolls a new segment first
+ * when needed. Returns TL_OK, a producer-state error (OUT_OF_ORDER_SEQUENCE_NUMBER,
+ * INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID, INVALID_RECORD), or
+ * TL_ERR_KAFKA_STORAGE_ERROR when FAILED. */
 tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
-		     const struct tl_batch_header *header, int64_t *base_offset_out);
+		     const struct tl_batch_header *header, struct tl_log_append_result *out);
 
 /* Starts writing and syncing everything queued, unless a flush is already in flight (then
  * the queued batches go in the next one, started when it completes). Call once per loop

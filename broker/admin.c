@@ -1,0 +1,481 @@
+/* admin.c - Metadata, ListOffsets, CreateTopics, DeleteTopics and DescribeConfigs.
+ * One node: it is every partition's leader, the only replica, the controller, and
+ * every ISR. Replication factors above the number of live brokers are refused with
+ * INVALID_REPLICATION_FACTOR, as Kafka does. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "common/assert.h"
+#include "common/diag.h"
+
+#define LIST_OFFSETS_LATEST   (-1)
+#define LIST_OFFSETS_EARLIEST (-2)
+#define LIST_OFFSETS_MAX_TS   (-3)
+
+static char *arena_strdup(struct tl_arena *arena, const char *s)
+{
+	size_t n = strlen(s);
+	char *p = tl_arena_alloc(arena, n + 1);
+	if (p)
+		memcpy(p, s, n + 1);
+	return p;
+}
+
+static struct tl_str arena_str(struct tl_arena *arena, const char *s)
+{
+	char *p = arena_strdup(arena, s);
+	struct tl_str str = {p, p ? (int32_t)strlen(p) : -1};
+	return str;
+}
+
+/* ---- Metadata ---- */
+
+static void metadata_topic(struct tl_request *req, struct tl_topic *topic,
+			   struct tl_metadata_response_metadata_response_topic *out)
+{
+	struct tl_broker *broker = req->conn->broker;
+	out->name = tl_str_of(topic->name);
+	out->topic_id = topic->id;
+	out->is_internal = topic->internal;
+	out->partitions_count = topic->partition_count;
+	out->partitions = tl_arena_array(&req->arena, (size_t)topic->partition_count,
+					 sizeof(*out->partitions));
+	int32_t *node = tl_arena_alloc(&req->arena, sizeof(*node));
+	if (!out->partitions || !node) {
+		out->partitions_count = 0;
+		out->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
+		return;
+	}
+	*node = broker->config.node_id;
+	for (int32_t i = 0; i < topic->partition_count; i++) {
+		struct tl_metadata_response_metadata_response_partition *p = &out->partitions[i];
+		tl_metadata_response_metadata_response_partition_defaults(p);
+		p->partition_index = i;
+		p->leader_id = broker->config.node_id;
+		p->leader_epoch = 0;
+		p->replica_nodes_count = 1;
+		p->replica_nodes = node;
+		p->isr_nodes_count = 1;
+		p->isr_nodes = node;
+		p->offline_replicas_count = 0;
+		if (!tl_log_is_writable(topic->partitions[i].log))
+			p->error_code = (int16_t)TL_ERR_KAFKA_STORAGE_ERROR;
+	}
+}
+
+void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	int16_t version = req->header.api_version;
+	struct tl_metadata_request msg;
+	if (tl_metadata_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed Metadata request");
+		return;
+	}
+	struct tl_metadata_response resp;
+	tl_metadata_response_defaults(&resp);
+	struct tl_metadata_response_metadata_response_broker self;
+	tl_metadata_response_metadata_response_broker_defaults(&self);
+	self.node_id = broker->config.node_id;
+	self.host = tl_str_of(broker->advertised_host);
+	self.port = broker->advertised_port;
+	resp.brokers_count = 1;
+	resp.brokers = &self;
+	resp.cluster_id = tl_str_of(broker->config.cluster_id);
+	resp.controller_id = broker->config.node_id;
+
+	bool all = msg.topics_count < 0 || (version == 0 && msg.topics_count == 0);
+	int32_t count = all ? broker->topics.count : msg.topics_count;
+	resp.topics = tl_arena_array(&req->arena, (size_t)TL_MAX(count, 0), sizeof(*resp.topics));
+	if (count > 0 && !resp.topics) {
+		tl_request_reject(req, "Metadata request too large");
+		return;
+	}
+	int32_t n = 0;
+	if (all) {
+		for (struct tl_topic *t = tl_topic_next(broker, NULL); t && n < count;
+		     t = tl_topic_next(broker, t)) {
+			tl_metadata_response_metadata_response_topic_defaults(&resp.topics[n]);
+			metadata_topic(req, t, &resp.topics[n++]);
+		}
+	} else {
+		/* allow_auto_topic_creation defaults to true before v4, as Kafka reads it. */
+		bool may_create = broker->config.auto_create_topics_enable &&
+				  (version < 4 || msg.allow_auto_topic_creation);
+		for (int32_t i = 0; i < msg.topics_count; i++) {
+			struct tl_metadata_response_metadata_response_topic *out = &resp.topics[n++];
+			tl_metadata_response_metadata_response_topic_defaults(out);
+			struct tl_str name = msg.topics[i].name;
+			struct tl_topic *topic = name.len >= 0
+							 ? tl_topic_find(broker, name)
+							 : tl_topic_find_id(broker, &msg.topics[i].topic_id);
+			out->name = name;
+			out->topic_id = msg.topics[i].topic_id;
+			if (!topic && name.len >= 0 && may_create) {
+				char why[256];
+				tl_err err = tl_topic_create(broker, name, broker->config.num_partitions,
+							     NULL, &topic, why, sizeof(why));
+				if (err != TL_OK) {
+					out->error_code = (int16_t)(err == TL_ERR_INVALID_TOPIC_EXCEPTION
+									    ? err
+									    : TL_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+					continue;
+				}
+			}
+			if (!topic) {
+				out->error_code = (int16_t)(name.len >= 0 ? TL_ERR_UNKNOWN_TOPIC_OR_PARTITION
+									  : TL_ERR_UNKNOWN_TOPIC_ID);
+				continue;
+			}
+			metadata_topic(req, topic, out);
+		}
+	}
+	resp.topics_count = n;
+	tl_response_begin(req);
+	tl_metadata_response_encode(&req->response, version, &resp);
+	tl_response_end(req);
+}
+
+/* ---- ListOffsets ---- */
+
+static void list_offsets_partition(struct tl_request *req, struct tl_partition *p,
+				   int64_t timestamp, int8_t isolation_level,
+				   struct tl_list_offsets_response_list_offsets_partition_response *out)
+{
+	int16_t version = req->header.api_version;
+	int64_t offset = -1, ts = -1;
+	TL_UNUSED(isolation_level); /* LSO == high watermark until transactions exist */
+	if (timestamp == LIST_OFFSETS_LATEST) {
+		offset = tl_log_high_watermark(p->log);
+	} else if (timestamp == LIST_OFFSETS_EARLIEST) {
+		offset = tl_log_start_offset(p->log);
+	} else if (timestamp == LIST_OFFSETS_MAX_TS || timestamp < 0) {
+		/* KIP-734 max timestamp: not indexed yet; answer as "no such offset". */
+		offset = -1;
+	} else {
+		tl_err err = tl_log_offset_for_timestamp(p->log, timestamp, &offset, &ts);
+		if (err != TL_OK) {
+			offset = -1;
+			ts = -1;
+		}
+	}
+	if (version == 0) {
+		int64_t *old = tl_arena_alloc(&req->arena, sizeof(*old));
+		if (old && offset >= 0) {
+			*old = offset;
+			out->old_style_offsets = old;
+			out->old_style_offsets_count = 1;
+		}
+		return;
+	}
+	out->offset = offset;
+	out->timestamp = ts;
+	out->leader_epoch = 0;
+}
+
+void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	int16_t version = req->header.api_version;
+	struct tl_list_offsets_request msg;
+	if (tl_list_offsets_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed ListOffsets request");
+		return;
+	}
+	struct tl_list_offsets_response resp;
+	tl_list_offsets_response_defaults(&resp);
+	resp.topics_count = msg.topics_count;
+	resp.topics = tl_arena_array(&req->arena, (size_t)TL_MAX(msg.topics_count, 0),
+				     sizeof(*resp.topics));
+	for (int32_t t = 0; t < msg.topics_count; t++) {
+		const struct tl_list_offsets_request_list_offsets_topic *in = &msg.topics[t];
+		struct tl_list_offsets_response_list_offsets_topic_response *out = &resp.topics[t];
+		tl_list_offsets_response_list_offsets_topic_response_defaults(out);
+		out->name = in->name;
+		out->partitions_count = in->partitions_count;
+		out->partitions = tl_arena_array(&req->arena,
+						 (size_t)TL_MAX(in->partitions_count, 0),
+						 sizeof(*out->partitions));
+		if (!out->partitions && in->partitions_count > 0) {
+			tl_request_reject(req, "ListOffsets request too large");
+			return;
+		}
+		for (int32_t i = 0; i < in->partitions_count; i++) {
+			struct tl_list_offsets_response_list_offsets_partition_response *po =
+				&out->partitions[i];
+			tl_list_offsets_response_list_offsets_partition_response_defaults(po);
+			po->partition_index = in->partitions[i].partition_index;
+			struct tl_partition *p =
+				tl_partition_find(broker, in->name, in->partitions[i].partition_index);
+			if (!p) {
+				po->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			list_offsets_partition(req, p, in->partitions[i].timestamp,
+					       msg.isolation_level, po);
+		}
+	}
+	tl_response_begin(req);
+	tl_list_offsets_response_encode(&req->response, version, &resp);
+	tl_response_end(req);
+}
+
+/* ---- CreateTopics ---- */
+
+static tl_err create_one(struct tl_request *req, const struct tl_create_topics_request *msg,
+			 const struct tl_create_topics_request_creatable_topic *in,
+			 struct tl_create_topics_response_creatable_topic_result *out)
+{
+	struct tl_broker *broker = req->conn->broker;
+	char why[256] = "";
+	int32_t partitions = in->num_partitions == -1 ? broker->config.num_partitions
+						      : in->num_partitions;
+	int16_t rf = in->replication_factor == -1 ? broker->config.default_replication_factor
+						  : in->replication_factor;
+	tl_err err = TL_OK;
+	const char *invalid = tl_topic_name_invalid(in->name);
+	if (invalid) {
+		snprintf(why, sizeof(why), "%s", invalid);
+		err = TL_ERR_INVALID_TOPIC_EXCEPTION;
+	} else if (tl_topic_find(broker, in->name)) {
+		snprintf(why, sizeof(why), "Topic '%.*s' already exists.", in->name.len,
+			 in->name.ptr);
+		err = TL_ERR_TOPIC_ALREADY_EXISTS;
+	} else if (in->assignments_count > 0) {
+		snprintf(why, sizeof(why), "manual replica assignment is not supported");
+		err = TL_ERR_INVALID_REQUEST;
+	} else if (partitions < 1) {
+		snprintf(why, sizeof(why), "Number of partitions must be larger than 0.");
+		err = TL_ERR_INVALID_PARTITIONS;
+	} else if (rf < 1 || rf > 1) {
+		snprintf(why, sizeof(why),
+			 "Replication factor: %d larger than available brokers: 1.", rf);
+		err = TL_ERR_INVALID_REPLICATION_FACTOR;
+	}
+	struct tl_topic_config config;
+	tl_topic_config_from_broker(&config, &broker->config);
+	for (int32_t i = 0; err == TL_OK && i < in->configs_count; i++) {
+		char key[128], value[128];
+		const struct tl_create_topics_request_createable_topic_config *c = &in->configs[i];
+		if (c->name.len <= 0 || c->name.len >= (int32_t)sizeof(key) || c->value.len < 0 ||
+		    c->value.len >= (int32_t)sizeof(value)) {
+			snprintf(why, sizeof(why), "invalid config entry");
+			err = TL_ERR_INVALID_CONFIG;
+			break;
+		}
+		snprintf(key, sizeof(key), "%.*s", c->name.len, c->name.ptr);
+		snprintf(value, sizeof(value), "%.*s", c->value.len, c->value.ptr);
+		err = tl_topic_config_set(&config, key, value, why, sizeof(why));
+	}
+	if (err == TL_OK && !msg->validate_only) {
+		struct tl_topic *topic;
+		err = tl_topic_create(broker, in->name, partitions, &config, &topic, why,
+				      sizeof(why));
+		if (err == TL_OK)
+			out->topic_id = topic->id;
+	}
+	if (err != TL_OK) {
+		out->error_message = arena_str(&req->arena, why);
+		return err;
+	}
+	out->num_partitions = partitions;
+	out->replication_factor = rf;
+	return TL_OK;
+}
+
+void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body)
+{
+	int16_t version = req->header.api_version;
+	struct tl_create_topics_request msg;
+	if (tl_create_topics_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed CreateTopics request");
+		return;
+	}
+	struct tl_create_topics_response resp;
+	tl_create_topics_response_defaults(&resp);
+	resp.topics_count = msg.topics_count;
+	resp.topics = tl_arena_array(&req->arena, (size_t)TL_MAX(msg.topics_count, 0),
+				     sizeof(*resp.topics));
+	if (msg.topics_count > 0 && !resp.topics) {
+		tl_request_reject(req, "CreateTopics request too large");
+		return;
+	}
+	for (int32_t i = 0; i < msg.topics_count; i++) {
+		struct tl_create_topics_response_creatable_topic_result *out = &resp.topics[i];
+		tl_create_topics_response_creatable_topic_result_defaults(out);
+		out->name = msg.topics[i].name;
+		/* A name listed twice is an error for every copy (Kafka's rule). */
+		bool duplicate = false;
+		for (int32_t j = 0; j < msg.topics_count; j++)
+			if (j != i && tl_str_eq(msg.topics[j].name, msg.topics[i].name))
+				duplicate = true;
+		if (duplicate) {
+			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
+			out->error_message = tl_str_of("Duplicate topic name in the request.");
+			continue;
+		}
+		out->error_code = (int16_t)create_one(req, &msg, &msg.topics[i], out);
+	}
+	tl_response_begin(req);
+	tl_create_topics_response_encode(&req->response, version, &resp);
+	tl_response_end(req);
+}
+
+/* ---- DeleteTopics ---- */
+
+static tl_err delete_one(struct tl_request *req, struct tl_topic *topic)
+{
+	struct tl_broker *broker = req->conn->broker;
+	if (!topic)
+		return TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+	if (!broker->config.delete_topic_enable)
+		return TL_ERR_TOPIC_DELETION_DISABLED;
+	return tl_topic_delete(broker, topic);
+}
+
+void tl_handle_delete_topics(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	int16_t version = req->header.api_version;
+	struct tl_delete_topics_request msg;
+	if (tl_delete_topics_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed DeleteTopics request");
+		return;
+	}
+	int32_t count = version >= 6 ? msg.topics_count : msg.topic_names_count;
+	struct tl_delete_topics_response resp;
+	tl_delete_topics_response_defaults(&resp);
+	resp.responses_count = TL_MAX(count, 0);
+	resp.responses = tl_arena_array(&req->arena, (size_t)TL_MAX(count, 0),
+					sizeof(*resp.responses));
+	if (count > 0 && !resp.responses) {
+		tl_request_reject(req, "DeleteTopics request too large");
+		return;
+	}
+	for (int32_t i = 0; i < count; i++) {
+		struct tl_delete_topics_response_deletable_topic_result *out = &resp.responses[i];
+		tl_delete_topics_response_deletable_topic_result_defaults(out);
+		struct tl_topic *topic;
+		if (version >= 6) {
+			out->name = msg.topics[i].name;
+			out->topic_id = msg.topics[i].topic_id;
+			topic = msg.topics[i].name.len >= 0
+					? tl_topic_find(broker, msg.topics[i].name)
+					: tl_topic_find_id(broker, &msg.topics[i].topic_id);
+		} else {
+			out->name = msg.topic_names[i];
+			topic = tl_topic_find(broker, msg.topic_names[i]);
+		}
+		if (topic && version >= 6)
+			out->name = arena_str(&req->arena, topic->name);
+		out->error_code = (int16_t)delete_one(req, topic);
+	}
+	tl_response_begin(req);
+	tl_delete_topics_response_encode(&req->response, version, &resp);
+	tl_response_end(req);
+}
+
+/* ---- DescribeConfigs ---- */
+
+#define RESOURCE_TOPIC	2
+#define RESOURCE_BROKER 4
+#define SOURCE_TOPIC	1 /* DYNAMIC_TOPIC_CONFIG */
+#define SOURCE_STATIC	4 /* STATIC_BROKER_CONFIG */
+#define SOURCE_DEFAULT	5 /* DEFAULT_CONFIG */
+
+static bool key_wanted(const struct tl_describe_configs_request_describe_configs_resource *in,
+		       const char *key)
+{
+	if (in->configuration_keys_count < 0)
+		return true;
+	for (int32_t i = 0; i < in->configuration_keys_count; i++)
+		if (tl_str_eq_c(in->configuration_keys[i], key))
+			return true;
+	return false;
+}
+
+static void describe_topic(struct tl_request *req, struct tl_topic *topic,
+			   const struct tl_describe_configs_request_describe_configs_resource *in,
+			   struct tl_describe_configs_response_describe_configs_result *out)
+{
+	int16_t version = req->header.api_version;
+	int n = tl_topic_config_key_count();
+	out->configs = tl_arena_array(&req->arena, (size_t)n, sizeof(*out->configs));
+	if (!out->configs)
+		return;
+	int32_t count = 0;
+	for (int i = 0; i < n; i++) {
+		const char *key = tl_topic_config_key_name(i);
+		if (!key_wanted(in, key))
+			continue;
+		struct tl_describe_configs_response_describe_configs_resource_result *c =
+			&out->configs[count++];
+		tl_describe_configs_response_describe_configs_resource_result_defaults(c);
+		char value[64];
+		tl_topic_config_key_value(&topic->config, i, value, sizeof(value));
+		bool set = tl_topic_config_key_is_set(&topic->config, i);
+		c->name = tl_str_of(key);
+		c->value = arena_str(&req->arena, value);
+		c->is_default = !set;
+		c->config_source = (int8_t)(set ? SOURCE_TOPIC : SOURCE_DEFAULT);
+		c->synonyms_count = 0;
+		TL_UNUSED(version);
+	}
+	out->configs_count = count;
+}
+
+void tl_handle_describe_configs(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	int16_t version = req->header.api_version;
+	struct tl_describe_configs_request msg;
+	if (tl_describe_configs_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed DescribeConfigs request");
+		return;
+	}
+	struct tl_describe_configs_response resp;
+	tl_describe_configs_response_defaults(&resp);
+	resp.results_count = msg.resources_count;
+	resp.results = tl_arena_array(&req->arena, (size_t)TL_MAX(msg.resources_count, 0),
+				      sizeof(*resp.results));
+	if (msg.resources_count > 0 && !resp.results) {
+		tl_request_reject(req, "DescribeConfigs request too large");
+		return;
+	}
+	for (int32_t i = 0; i < msg.resources_count; i++) {
+		const struct tl_describe_configs_request_describe_configs_resource *in =
+			&msg.resources[i];
+		struct tl_describe_configs_response_describe_configs_result *out = &resp.results[i];
+		tl_describe_configs_response_describe_configs_result_defaults(out);
+		out->resource_type = in->resource_type;
+		out->resource_name = in->resource_name;
+		out->configs_count = 0;
+		if (in->resource_type == RESOURCE_TOPIC) {
+			struct tl_topic *topic = tl_topic_find(broker, in->resource_name);
+			if (!topic) {
+				out->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				out->error_message = tl_str_of("unknown topic");
+				continue;
+			}
+			describe_topic(req, topic, in, out);
+		} else if (in->resource_type == RESOURCE_BROKER) {
+			/* The broker's own keys: the topic defaults it hands out. */
+			struct tl_topic_config defaults;
+			tl_topic_config_from_broker(&defaults, &broker->config);
+			struct tl_topic fake;
+			memset(&fake, 0, sizeof(fake));
+			fake.config = defaults;
+			describe_topic(req, &fake, in, out);
+			for (int32_t c = 0; c < out->configs_count; c++)
+				out->configs[c].config_source = SOURCE_STATIC;
+		} else {
+			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
+			out->error_message = tl_str_of("unsupported resource type");
+		}
+	}
+	tl_response_begin(req);
+	tl_describe_configs_response_encode(&req->response, version, &resp);
+	tl_response_end(req);
+}

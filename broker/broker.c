@@ -1,0 +1,270 @@
+/* broker.c - tallyd's event loop.
+ *
+ * One thread runs one loop. Each turn:
+ *   1. epoll_wait: sockets, the disk ring's completion fd, a signalfd; the timeout is
+ *      the nearest fetch deadline or the next maintenance tick.
+ *   2. Readable sockets are read and every whole request is handled at once; produce
+ *      requests append to partition logs (offsets assigned, writes queued, not yet
+ *      issued) and mark the partitions dirty.
+ *   3. Disk completions are reaped: a finished fdatasync fires its log's waiters, which
+ *      answer produce requests, and the high-watermark listener, which wakes fetches.
+ *   4. End of turn - group commit: every dirty partition's log is flushed (one writev
+ *      and one fdatasync for everything appended this turn), and the ring is submitted
+ *      once for all of them.
+ * So N producers writing to a partition in the same turn share one fdatasync, and the
+ * loop never blocks on the disk unless io_uring is unavailable (the sync fallback).
+ *
+ * Shutdown (SIGTERM/SIGINT): stop accepting, stop reading, flush and wait for every
+ * queued write, send the answers, close the logs cleanly (fsync + clean-shutdown
+ * marker), exit 0. */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/group.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "common/time.h"
+
+#define SOURCE_LISTENER 1u
+#define SOURCE_RING	2u
+#define SOURCE_SIGNAL	3u
+#define TICK_MS		1000
+#define EPOLL_EVENTS	256
+
+void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition)
+{
+	if (partition->dirty)
+		return;
+	if (broker->dirty_count == broker->dirty_cap) {
+		int32_t cap = broker->dirty_cap ? broker->dirty_cap * 2 : 64;
+		struct tl_partition **dirty = realloc(broker->dirty, (size_t)cap * sizeof(*dirty));
+		if (!dirty) {
+			/* Flush now rather than lose track of the partition. */
+			tl_log_flush(partition->log);
+			return;
+		}
+		broker->dirty = dirty;
+		broker->dirty_cap = cap;
+	}
+	partition->dirty = true;
+	broker->dirty[broker->dirty_count++] = partition;
+}
+
+double tl_broker_random(struct tl_broker *broker)
+{
+	uint64_t x = broker->random_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	broker->random_state = x;
+	return (double)((x * 0x2545f4914f6cdd1dull) >> 11) / (double)(1ull << 53);
+}
+
+static void broker_group_commit(struct tl_broker *broker)
+{
+	for (int32_t i = 0; i < broker->dirty_count; i++) {
+		broker->dirty[i]->dirty = false;
+		tl_log_flush(broker->dirty[i]->log);
+	}
+	broker->dirty_count = 0;
+	tl_ring_submit(broker->ring);
+}
+
+static tl_err epoll_add(struct tl_broker *broker, int fd, uint64_t source)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = source};
+	if (epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+		tl_crit("broker: epoll_ctl failed err=%s", strerrorname_np(errno));
+		return TL_ERR_IO;
+	}
+	return TL_OK;
+}
+
+static tl_err broker_listen(struct tl_broker *broker)
+{
+	char host[256];
+	int port;
+	tl_err err = tl_config_parse_listener(broker->config.listeners, host, sizeof(host), &port);
+	TL_ASSERT(err == TL_OK); /* checked by tl_config_finish */
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+	if (getaddrinfo(host, NULL, &hints, &ai) != 0) {
+		tl_crit("broker: cannot resolve listener host=%s", host);
+		return TL_ERR_INVALID;
+	}
+	struct sockaddr_in addr = *(struct sockaddr_in *)(void *)ai->ai_addr;
+	freeaddrinfo(ai);
+	addr.sin_port = htons((uint16_t)port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return TL_ERR_IO;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1 || listen(fd, 1024) == -1) {
+		tl_crit("broker: cannot listen listener=%s err=%s", broker->config.listeners,
+			strerrorname_np(errno));
+		close(fd);
+		return TL_ERR_IO;
+	}
+	socklen_t len = sizeof(addr);
+	getsockname(fd, (struct sockaddr *)&addr, &len);
+	broker->listen_fd = fd;
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+	int bound_port = ntohs(addr.sin_port);
+	if (broker->config.advertised_listeners[0]) {
+		tl_config_parse_listener(broker->config.advertised_listeners,
+					 broker->advertised_host, sizeof(broker->advertised_host),
+					 &broker->advertised_port);
+		if (broker->advertised_port == 0)
+			broker->advertised_port = bound_port;
+	} else {
+		snprintf(broker->advertised_host, sizeof(broker->advertised_host), "%s",
+			 strcmp(ip, "0.0.0.0") == 0 ? "localhost" : ip);
+		broker->advertised_port = bound_port;
+	}
+	tl_info("broker: listening on %s:%d advertised=%s:%d", ip, bound_port,
+		broker->advertised_host, broker->advertised_port);
+	return epoll_add(broker, fd, SOURCE_LISTENER);
+}
+
+static tl_err broker_signals(struct tl_broker *broker)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1)
+		return TL_ERR_IO;
+	signal(SIGPIPE, SIG_IGN);
+	broker->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (broker->signal_fd == -1)
+		return TL_ERR_IO;
+	return epoll_add(broker, broker->signal_fd, SOURCE_SIGNAL);
+}
+
+tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
+{
+	memset(broker, 0, sizeof(*broker));
+	broker->config = *config;
+	broker->listen_fd = broker->signal_fd = -1;
+	snprintf(broker->data_dir, sizeof(broker->data_dir), "%s", config->log_dirs);
+	if (getrandom(&broker->random_state, sizeof(broker->random_state), 0) !=
+		    sizeof(broker->random_state) ||
+	    broker->random_state == 0)
+		broker->random_state = 0x9e3779b97f4a7c15ull;
+	broker->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (broker->epoll_fd == -1)
+		return TL_ERR_IO;
+	tl_err err;
+	broker->ring = tl_ring_create(4096, config->io_engine, &err);
+	if (!broker->ring) {
+		tl_crit("broker: cannot set up disk I/O engine err=%s; set log.io.engine=sync to "
+			"use pwritev+fdatasync",
+			tl_err_name(err));
+		return err;
+	}
+	tl_info("broker: disk I/O engine=%s",
+		tl_ring_is_uring(broker->ring) ? "io_uring" : "sync (pwritev+fdatasync)");
+	if ((err = epoll_add(broker, tl_ring_fd(broker->ring), SOURCE_RING)) != TL_OK)
+		return err;
+	if ((err = tl_topics_load(broker)) != TL_OK)
+		return err;
+	broker->groups = tl_groups_create(broker);
+	if (!broker->groups)
+		return TL_ERR_NOMEM;
+	if ((err = broker_signals(broker)) != TL_OK)
+		return err;
+	return broker_listen(broker);
+}
+
+static void broker_shutdown(struct tl_broker *broker)
+{
+	tl_info("broker: shutting down connections=%d", broker->conn_count);
+	if (broker->listen_fd != -1) {
+		close(broker->listen_fd);
+		broker->listen_fd = -1;
+	}
+	/* Finish what was accepted: write and sync it, answer it. */
+	broker_group_commit(broker);
+	while (tl_ring_pending(broker->ring) > 0) {
+		tl_ring_wait(broker->ring);
+		broker_group_commit(broker);
+	}
+	tl_fetch_expire(broker, INT64_MAX);
+	for (struct tl_conn *conn = broker->conns; conn; conn = conn->next)
+		tl_conn_flush(conn);
+	while (broker->conns)
+		tl_conn_close(broker->conns, "shutdown");
+	tl_groups_destroy(broker->groups);
+	broker->groups = NULL;
+	tl_topics_close_all(broker);
+}
+
+tl_err tl_broker_run(struct tl_broker *broker)
+{
+	struct epoll_event events[EPOLL_EVENTS];
+	broker->next_tick_ms = tl_mono_ms() + TICK_MS;
+	while (!broker->stopping) {
+		int64_t now = tl_mono_ms();
+		int64_t wake = TL_MIN(broker->next_tick_ms, tl_fetch_next_deadline(broker));
+		wake = TL_MIN(wake, tl_groups_next_deadline(broker->groups));
+		int timeout = (int)TL_MAX(TL_MIN(wake - now, (int64_t)TICK_MS), (int64_t)0);
+		int n = epoll_wait(broker->epoll_fd, events, EPOLL_EVENTS, timeout);
+		if (n == -1 && errno != EINTR) {
+			tl_crit("broker: epoll_wait failed err=%s", strerrorname_np(errno));
+			return TL_ERR_IO;
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t source = events[i].data.u64;
+			if (source == SOURCE_LISTENER) {
+				tl_conn_accept(broker);
+			} else if (source == SOURCE_RING) {
+				tl_ring_reap(broker->ring);
+			} else if (source == SOURCE_SIGNAL) {
+				struct signalfd_siginfo si;
+				if (read(broker->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+					tl_info("broker: signal received signal=%s",
+						sigabbrev_np((int)si.ssi_signo));
+					broker->stopping = true;
+				}
+			} else {
+				tl_conn_on_event(events[i].data.ptr, events[i].events);
+			}
+		}
+		broker_group_commit(broker);
+		now = tl_mono_ms();
+		tl_fetch_expire(broker, now);
+		tl_groups_tick(broker->groups, now);
+		if (now >= broker->next_tick_ms) {
+			tl_topics_tick(broker, tl_wall_ms());
+			tl_conn_close_idle(broker, now);
+			broker->next_tick_ms = now + TICK_MS;
+		}
+	}
+	broker_shutdown(broker);
+	return TL_OK;
+}
+
+void tl_broker_deinit(struct tl_broker *broker)
+{
+	if (broker->ring)
+		tl_ring_destroy(broker->ring);
+	if (broker->signal_fd != -1)
+		close(broker->signal_fd);
+	if (broker->listen_fd != -1)
+		close(broker->listen_fd);
+	if (broker->epoll_fd != -1)
+		close(broker->epoll_fd);
+	free(broker->dirty);
+}

@@ -1,0 +1,217 @@
+/* broker.h - tallyd internals shared by the files of broker/.
+ *
+ * One event loop per broker (per core later): epoll for sockets, a tl_ring for disk,
+ * whose completion fd sits in the same epoll set, and a signalfd. Nothing below is
+ * global: partitions and connections hang off struct tl_broker so they can be sharded
+ * per core later.
+ *
+ * Requests on a connection are answered in order (Kafka's rule), but pipelined: a
+ * produce waiting for its fdatasync does not stop the next request from being read and
+ * handled; its response simply waits its turn in the connection's FIFO.
+ *
+ * Lifetimes:
+ * (1) A request owns its frame bytes and an arena for its decoded form. Produce batches
+ *     point into the frame and are borrowed by the log until durable, so a request with
+ *     pending log waiters outlives its connection (conn->refs counts them).
+ * (2) A parked fetch sits on its partitions' watch lists until it completes, expires,
+ *     or its connection closes. */
+#ifndef TL_BROKER_BROKER_H
+#define TL_BROKER_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/config.h"
+#include "common/buf.h"
+#include "common/ring.h"
+#include "log/log.h"
+#include "protocol/api.h"
+#include "protocol/messages.h"
+
+#define TL_TOPIC_NAME_MAX 249
+
+struct tl_broker;
+struct tl_conn;
+struct tl_request;
+struct tl_fetch_watch;
+
+/* One parked fetch waiting on one partition; lives in the request's arena. */
+struct tl_fetch_watch {
+	struct tl_request *req;
+	struct tl_partition *partition;
+	struct tl_fetch_watch *next, *prev; /* the partition's list */
+	struct tl_fetch_watch *req_next;    /* the request's list */
+};
+
+struct tl_partition {
+	struct tl_topic *topic;
+	int32_t index;
+	struct tl_log *log;
+	bool dirty;                     /* appended this turn; flush at the turn's end */
+	struct tl_fetch_watch *watches; /* parked fetches waiting for data here */
+};
+
+struct tl_topic {
+	char name[TL_TOPIC_NAME_MAX + 1];
+	struct tl_uuid id;
+	int32_t partition_count;
+	struct tl_partition *partitions;
+	struct tl_topic_config config;
+	bool internal;
+	struct tl_topic *next; /* hash chain */
+};
+
+#define TL_TOPIC_BUCKETS 1024
+
+struct tl_topics {
+	struct tl_topic *buckets[TL_TOPIC_BUCKETS];
+	int32_t count;
+};
+
+enum tl_request_state {
+	TL_REQUEST_WORKING = 0, /* being handled or waiting for the log / data */
+	TL_REQUEST_DONE = 1,    /* response encoded, waiting its turn to be sent */
+	TL_REQUEST_SILENT = 2,  /* finished, no response (acks=0) */
+};
+
+struct tl_request {
+	struct tl_conn *conn;
+	struct tl_request *next; /* connection FIFO */
+	uint8_t *frame;          /* the request bytes after the size prefix; owned */
+	uint32_t frame_len;
+	struct tl_request_header header;
+	struct tl_arena arena;   /* decoded request and handler state */
+	struct tl_buf response;  /* size prefix + header + body, file spans included */
+	enum tl_request_state state;
+	int32_t waits;           /* outstanding log waiters */
+	void *state_data;        /* handler state (in the arena) */
+	/* Set while a handler keeps the request waiting on something other than the log
+	 * (a long-poll, a group rebalance): called if the connection closes first, to
+	 * unlink it from wherever it waits. The request is freed right after. */
+	void (*on_abandon)(struct tl_request *req);
+	int64_t deadline_ms;     /* parked fetch: when to answer anyway; 0 = not parked */
+	struct tl_request *parked_next, *parked_prev;
+	uint64_t wake_gen; /* the partition wake-up that last retried this fetch */
+};
+
+struct tl_conn {
+	struct tl_broker *broker;
+	int fd;
+	char peer[64];
+	uint8_t *rbuf; /* bytes read but not yet framed */
+	uint32_t rlen;
+	uint32_t rcap;
+	struct tl_request *reading; /* large frame being read straight into its buffer */
+	uint32_t reading_have;
+	struct tl_request *head, *tail; /* in-order requests, answered from the head */
+	int32_t queued;                 /* requests in the FIFO */
+	int64_t sent;                   /* bytes of head's response already written */
+	int32_t refs;  /* FIFO requests + requests detached with pending waits + 1 while open */
+	bool closed;
+	bool want_write;   /* EPOLLOUT armed */
+	bool read_paused;  /* queue full: stop reading until it drains */
+	int64_t last_active_ms;
+	struct tl_conn *prev, *next;
+};
+
+struct tl_broker {
+	struct tl_config config;
+	char advertised_host[256];
+	int advertised_port;
+	int epoll_fd;
+	int listen_fd;
+	int signal_fd;
+	struct tl_ring *ring;
+	struct tl_topics topics;
+	char data_dir[TL_CONFIG_STR_MAX];
+	struct tl_conn *conns;
+	int32_t conn_count;
+	struct tl_partition **dirty; /* partitions appended to this turn */
+	int32_t dirty_count;
+	int32_t dirty_cap;
+	struct tl_request *parked; /* fetches in long-poll */
+	struct tl_groups *groups;  /* consumer group coordinator */
+	int64_t pid_next;          /* next producer id to hand out */
+	int64_t pid_block_end;     /* end of the durable block; pid_next < pid_block_end */
+	uint64_t random_state;     /* xorshift64*, for test faults */
+	int64_t next_tick_ms;
+	bool stopping;
+	uint64_t topic_id_seed;
+	/* Counters (exported later through metrics). */
+	uint64_t requests_total;
+	uint64_t malformed_total;
+	uint64_t connections_refused_total;
+};
+
+/* broker.c */
+tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config);
+tl_err tl_broker_run(struct tl_broker *broker);
+void tl_broker_deinit(struct tl_broker *broker);
+void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition);
+/* A uniform number in [0, 1) from the broker's own generator. */
+double tl_broker_random(struct tl_broker *broker);
+
+/* conn.c */
+void tl_conn_accept(struct tl_broker *broker);
+void tl_conn_on_event(struct tl_conn *conn, uint32_t events);
+void tl_conn_close(struct tl_conn *conn, const char *why);
+/* Called when a request reaches DONE or SILENT: sends what can be sent. */
+void tl_request_finished(struct tl_request *req);
+void tl_conn_flush(struct tl_conn *conn);
+void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms);
+
+/* dispatch.c */
+void tl_dispatch(struct tl_request *req);
+/* Starts the response: size placeholder and response header. */
+void tl_response_begin(struct tl_request *req);
+/* Fills in the size and marks the request DONE. */
+void tl_response_end(struct tl_request *req);
+
+/* topics.c */
+tl_err tl_topics_load(struct tl_broker *broker);
+void tl_topics_close_all(struct tl_broker *broker);
+struct tl_topic *tl_topic_find(struct tl_broker *broker, struct tl_str name);
+struct tl_topic *tl_topic_find_id(struct tl_broker *broker, const struct tl_uuid *id);
+struct tl_partition *tl_partition_find(struct tl_broker *broker, struct tl_str topic,
+				       int32_t partition);
+/* Checks a topic name as Kafka does; returns NULL or a reason. */
+const char *tl_topic_name_invalid(struct tl_str name);
+/* Creates a topic durably. @config may be NULL (broker defaults). */
+tl_err tl_topic_create(struct tl_broker *broker, struct tl_str name, int32_t partitions,
+		       const struct tl_topic_config *config, struct tl_topic **topic_out,
+		       char *why, size_t why_size);
+tl_err tl_topic_delete(struct tl_broker *broker, struct tl_topic *topic);
+void tl_topics_tick(struct tl_broker *broker, int64_t now_ms);
+/* Iteration over all topics, in no particular order. */
+struct tl_topic *tl_topic_next(struct tl_broker *broker, struct tl_topic *prev);
+
+/* produce.c, fetch.c, admin.c: handlers */
+void tl_handle_produce(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_delete_topics(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_describe_configs(struct tl_request *req, struct tl_cursor *body);
+
+/* producer_ids.c */
+tl_err tl_producer_id_allocate(struct tl_broker *broker, int64_t *pid_out);
+void tl_handle_init_producer_id(struct tl_request *req, struct tl_cursor *body);
+
+/* fetch.c: long-poll bookkeeping */
+void tl_fetch_expire(struct tl_broker *broker, int64_t now_ms);
+int64_t tl_fetch_next_deadline(const struct tl_broker *broker);
+/* Removes a parked fetch from every list (its connection is closing). */
+void tl_fetch_unpark(struct tl_request *req);
+/* Re-runs a parked fetch after unparking it (data arrived, or its topic went away). */
+void tl_fetch_retry(struct tl_request *req);
+/* Log listener: a partition's high watermark moved. */
+void tl_fetch_on_data(void *ctx, struct tl_log *log);
+
+/* request lifetime (conn.c) */
+void tl_request_free(struct tl_request *req);
+/* A request body that does not decode: one diag line, then the connection closes (as
+ * Kafka does). Frees @req unless it has pending log waits. */
+void tl_request_reject(struct tl_request *req, const char *what);
+
+#endif

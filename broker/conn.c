@@ -1,0 +1,452 @@
+/* conn.c - client connections: framing, the in-order request FIFO, and sending.
+ * (1) Responses leave in request order: only the FIFO head is ever written.
+ * (2) conn->refs = requests alive that point at the conn + 1 while the socket is open;
+ *     the conn is freed when it drops to 0, never while a request can still reach it.
+ * (3) A frame larger than socket.request.max.bytes, or a malformed header, closes the
+ *     connection with one diag line naming the peer and the first bytes; nothing of it
+ *     reaches a log. */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "common/time.h"
+
+#define CONN_RBUF_BYTES	 (64 * 1024)
+#define CONN_IOV_MAX	 64
+#define REQUEST_ARENA_MAX (64u * 1024 * 1024) /* decoded form of one request */
+
+/* ---- lifetime ---- */
+
+static void conn_unref(struct tl_conn *conn)
+{
+	TL_ASSERT(conn->refs > 0);
+	if (--conn->refs > 0)
+		return;
+	TL_ASSERT(conn->closed);
+	TL_ASSERT(!conn->head);
+	free(conn->rbuf);
+	free(conn);
+}
+
+void tl_request_free(struct tl_request *req)
+{
+	TL_ASSERT(req->waits == 0);
+	TL_ASSERT(!req->on_abandon);
+	struct tl_conn *conn = req->conn;
+	tl_buf_deinit(&req->response);
+	tl_arena_deinit(&req->arena);
+	free(req->frame);
+	free(req);
+	conn_unref(conn);
+}
+
+static struct tl_request *request_create(struct tl_conn *conn, uint32_t frame_len)
+{
+	struct tl_request *req = calloc(1, sizeof(*req));
+	if (!req)
+		return NULL;
+	req->frame = malloc(frame_len ? frame_len : 1);
+	if (!req->frame) {
+		free(req);
+		return NULL;
+	}
+	req->frame_len = frame_len;
+	req->conn = conn;
+	tl_arena_init(&req->arena, REQUEST_ARENA_MAX);
+	tl_buf_init(&req->response);
+	conn->refs++;
+	return req;
+}
+
+void tl_conn_close(struct tl_conn *conn, const char *why)
+{
+	if (conn->closed)
+		return;
+	struct tl_broker *broker = conn->broker;
+	tl_debug("broker: connection closed peer=%s why=\"%s\"", conn->peer, why);
+	conn->closed = true;
+	epoll_ctl(broker->epoll_fd, EPOLL_CTL_DEL, conn->fd, NULL);
+	close(conn->fd);
+	conn->fd = -1;
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		broker->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	broker->conn_count--;
+	if (conn->reading) {
+		tl_request_free(conn->reading);
+		conn->reading = NULL;
+	}
+	/* Requests still waiting on the log stay alive (they own batches the log borrows)
+	 * and free themselves when their waits end; the rest go now. */
+	struct tl_request *req = conn->head;
+	conn->head = conn->tail = NULL;
+	while (req) {
+		struct tl_request *next = req->next;
+		req->next = NULL;
+		if (req->on_abandon) {
+			req->on_abandon(req);
+			req->on_abandon = NULL;
+		}
+		if (req->waits == 0)
+			tl_request_free(req);
+		req = next;
+	}
+	conn->queued = 0;
+	conn_unref(conn);
+}
+
+/* ---- accepting ---- */
+
+void tl_conn_accept(struct tl_broker *broker)
+{
+	for (;;) {
+		struct sockaddr_in addr;
+		socklen_t addr_len = sizeof(addr);
+		int fd = accept4(broker->listen_fd, (struct sockaddr *)&addr, &addr_len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			tl_crit("broker: accept failed err=%s", strerrorname_np(errno));
+			return;
+		}
+		if (broker->conn_count >= broker->config.max_connections || broker->stopping) {
+			broker->connections_refused_total++;
+			tl_warn("broker: connection refused, max.connections reached count=%d",
+				broker->conn_count);
+			close(fd);
+			continue;
+		}
+		struct tl_conn *conn = calloc(1, sizeof(*conn));
+		uint8_t *rbuf = malloc(CONN_RBUF_BYTES);
+		if (!conn || !rbuf) {
+			free(conn);
+			free(rbuf);
+			close(fd);
+			tl_crit("broker: out of memory accepting a connection");
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		conn->broker = broker;
+		conn->fd = fd;
+		conn->rbuf = rbuf;
+		conn->rcap = CONN_RBUF_BYTES;
+		conn->refs = 1;
+		conn->last_active_ms = tl_mono_ms();
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", ip, ntohs(addr.sin_port));
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = conn};
+		if (epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+			tl_crit("broker: epoll_ctl add failed err=%s", strerrorname_np(errno));
+			close(fd);
+			free(rbuf);
+			free(conn);
+			continue;
+		}
+		conn->next = broker->conns;
+		if (broker->conns)
+			broker->conns->prev = conn;
+		broker->conns = conn;
+		broker->conn_count++;
+		tl_debug("broker: connection accepted peer=%s", conn->peer);
+	}
+}
+
+/* ---- reading ---- */
+
+static void conn_malformed(struct tl_conn *conn, const uint8_t *bytes, size_t len,
+			   const char *what)
+{
+	char esc[32 * 4 + 1];
+	tl_diag_escape(bytes, TL_MIN(len, (size_t)32), esc, sizeof(esc));
+	conn->broker->malformed_total++;
+	tl_warn("broker: malformed request, closing connection peer=%s problem=\"%s\" "
+		"first_bytes=\"%s\"",
+		conn->peer, what, esc);
+	tl_conn_close(conn, what);
+}
+
+void tl_request_reject(struct tl_request *req, const char *what)
+{
+	conn_malformed(req->conn, req->frame, req->frame_len, what); /* frees req */
+}
+
+/* A whole frame is in req->frame: parse its header and hand it to the dispatcher. */
+static void conn_frame_ready(struct tl_conn *conn, struct tl_request *req)
+{
+	struct tl_cursor cursor;
+	tl_cursor_init(&cursor, req->frame, req->frame_len);
+	if (tl_request_header_decode(&cursor, &req->header) != TL_OK || cursor.failed) {
+		conn_malformed(conn, req->frame, req->frame_len, "bad request header");
+		tl_request_free(req);
+		return;
+	}
+	if (conn->tail)
+		conn->tail->next = req;
+	else
+		conn->head = req;
+	conn->tail = req;
+	conn->queued++;
+	conn->broker->requests_total++;
+	tl_dispatch(req);
+}
+
+static void conn_update_events(struct tl_conn *conn)
+{
+	if (conn->closed)
+		return;
+	bool want_read = !conn->read_paused;
+	uint32_t events = EPOLLRDHUP | (want_read ? EPOLLIN : 0) | (conn->want_write ? EPOLLOUT : 0);
+	struct epoll_event ev = {.events = events, .data.ptr = conn};
+	epoll_ctl(conn->broker->epoll_fd, EPOLL_CTL_MOD, conn->fd, &ev);
+}
+
+/* Frames whole requests out of rbuf; a large frame gets its own buffer and the rest of
+ * it is read straight into that. Returns false if the connection was closed. */
+static bool conn_parse(struct tl_conn *conn)
+{
+	uint32_t pos = 0;
+	uint32_t max = (uint32_t)conn->broker->config.socket_request_max_bytes;
+	while (!conn->closed && conn->rlen - pos >= 4) {
+		if (conn->queued >= conn->broker->config.queued_max_requests) {
+			conn->read_paused = true;
+			break;
+		}
+		uint32_t size = tl_be32_get(conn->rbuf + pos);
+		if ((int32_t)size < 8 || size > max) {
+			char what[96];
+			snprintf(what, sizeof(what),
+				 "frame size %d outside [8, socket.request.max.bytes=%u]",
+				 (int32_t)size, max);
+			conn_malformed(conn, conn->rbuf + pos, conn->rlen - pos, what);
+			return false;
+		}
+		struct tl_request *req = request_create(conn, size);
+		if (!req) {
+			tl_crit("broker: out of memory for a request bytes=%u peer=%s", size,
+				conn->peer);
+			tl_conn_close(conn, "out of memory");
+			return false;
+		}
+		uint32_t have = TL_MIN(size, conn->rlen - pos - 4);
+		memcpy(req->frame, conn->rbuf + pos + 4, have);
+		pos += 4 + have;
+		if (have < size) {
+			conn->reading = req;
+			conn->reading_have = have;
+			break;
+		}
+		conn_frame_ready(conn, req);
+	}
+	if (conn->closed)
+		return false;
+	memmove(conn->rbuf, conn->rbuf + pos, conn->rlen - pos);
+	conn->rlen -= pos;
+	return true;
+}
+
+static void conn_read(struct tl_conn *conn)
+{
+	for (int rounds = 0; rounds < 16 && !conn->closed && !conn->read_paused; rounds++) {
+		ssize_t n;
+		if (conn->reading) {
+			struct tl_request *req = conn->reading;
+			n = recv(conn->fd, req->frame + conn->reading_have,
+				 req->frame_len - conn->reading_have, 0);
+			if (n > 0) {
+				conn->reading_have += (uint32_t)n;
+				if (conn->reading_have == req->frame_len) {
+					conn->reading = NULL;
+					conn_frame_ready(conn, req);
+				}
+				continue;
+			}
+		} else {
+			n = recv(conn->fd, conn->rbuf + conn->rlen, conn->rcap - conn->rlen, 0);
+			if (n > 0) {
+				conn->rlen += (uint32_t)n;
+				if (!conn_parse(conn))
+					return;
+				continue;
+			}
+		}
+		if (n == 0) {
+			tl_conn_close(conn, "peer closed");
+			return;
+		}
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		tl_conn_close(conn, strerrorname_np(errno));
+		return;
+	}
+}
+
+/* ---- writing ---- */
+
+/* Splits a response into wire pieces: memory runs and file spans, in order. Fills @iov
+ * with up to @iov_max memory pieces starting at wire position @from; stops at the first
+ * file span (returned in *span_out) or the end. Returns the number of iovecs. */
+static int response_pieces(const struct tl_buf *buf, int64_t from, struct iovec *iov, int iov_max,
+			   const struct tl_file_span **span_out, int64_t *span_skip_out)
+{
+	int64_t wire = 0;
+	size_t mem = 0;
+	int count = 0;
+	*span_out = NULL;
+	for (uint32_t i = 0; i <= buf->span_count && count < iov_max; i++) {
+		size_t mem_end = i < buf->span_count ? buf->spans[i].at : buf->len;
+		int64_t run = (int64_t)(mem_end - mem);
+		if (from < wire + run) {
+			int64_t skip = TL_MAX(from - wire, (int64_t)0);
+			iov[count].iov_base = buf->data + mem + skip;
+			iov[count].iov_len = (size_t)(run - skip);
+			count++;
+		}
+		wire += run;
+		mem = mem_end;
+		if (i == buf->span_count)
+			break;
+		const struct tl_file_span *span = &buf->spans[i];
+		if (from < wire + span->bytes) {
+			if (count == 0) {
+				*span_out = span;
+				*span_skip_out = from - wire;
+			}
+			break;
+		}
+		wire += span->bytes;
+	}
+	return count;
+}
+
+static void conn_pop_head(struct tl_conn *conn)
+{
+	struct tl_request *req = conn->head;
+	conn->head = req->next;
+	if (!conn->head)
+		conn->tail = NULL;
+	conn->queued--;
+	conn->sent = 0;
+	req->next = NULL;
+	tl_request_free(req);
+	if (conn->read_paused && conn->queued < conn->broker->config.queued_max_requests) {
+		conn->read_paused = false;
+		conn_update_events(conn);
+	}
+}
+
+/* Writes finished responses from the head of the FIFO until the socket would block. */
+void tl_conn_flush(struct tl_conn *conn)
+{
+	while (!conn->closed && conn->head && conn->head->state != TL_REQUEST_WORKING) {
+		struct tl_request *req = conn->head;
+		if (req->state == TL_REQUEST_SILENT) {
+			conn_pop_head(conn);
+			continue;
+		}
+		int64_t total = tl_buf_total(&req->response);
+		struct iovec iov[CONN_IOV_MAX];
+		const struct tl_file_span *span;
+		int64_t span_skip = 0;
+		int count = response_pieces(&req->response, conn->sent, iov, CONN_IOV_MAX, &span,
+					    &span_skip);
+		ssize_t n;
+		if (count > 0) {
+			n = writev(conn->fd, iov, count);
+		} else {
+			TL_ASSERT(span);
+			off_t off = (off_t)(span->offset + span_skip);
+			n = sendfile(conn->fd, span->fd, &off, (size_t)(span->bytes - span_skip));
+			if (n == 0) {
+				/* The file is shorter than the span: never send a short frame. */
+				tl_crit("broker: sendfile hit end of file fd=%d offset=%lld",
+					span->fd, (long long)off);
+				tl_conn_close(conn, "sendfile short");
+				return;
+			}
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR) {
+				if (!conn->want_write) {
+					conn->want_write = true;
+					conn_update_events(conn);
+				}
+				return;
+			}
+			tl_conn_close(conn, strerrorname_np(errno));
+			return;
+		}
+		conn->sent += n;
+		if (conn->sent == total)
+			conn_pop_head(conn);
+	}
+	if (!conn->closed && conn->want_write) {
+		conn->want_write = false;
+		conn_update_events(conn);
+	}
+}
+
+void tl_request_finished(struct tl_request *req)
+{
+	TL_ASSERT(req->state != TL_REQUEST_WORKING);
+	struct tl_conn *conn = req->conn;
+	if (conn->closed) {
+		/* Detached by tl_conn_close: nobody will send it. */
+		if (req->waits == 0)
+			tl_request_free(req);
+		return;
+	}
+	if (conn->head == req)
+		tl_conn_flush(conn);
+}
+
+void tl_conn_on_event(struct tl_conn *conn, uint32_t events)
+{
+	conn->refs++; /* keep conn valid across callbacks that may close it */
+	conn->last_active_ms = tl_mono_ms();
+	if (events & EPOLLOUT)
+		tl_conn_flush(conn);
+	if (!conn->closed && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		conn_read(conn);
+	if (!conn->closed && (events & (EPOLLHUP | EPOLLERR)))
+		tl_conn_close(conn, "socket error");
+	if (!conn->closed && conn->read_paused &&
+	    conn->queued < conn->broker->config.queued_max_requests) {
+		conn->read_paused = false;
+		conn_update_events(conn);
+		if (!conn_parse(conn))
+			goto out;
+	}
+out:
+	conn_unref(conn);
+}
+
+void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms)
+{
+	int64_t idle = broker->config.connections_max_idle_ms;
+	if (idle < 0)
+		return;
+	struct tl_conn *conn = broker->conns;
+	while (conn) {
+		struct tl_conn *next = conn->next;
+		if (!conn->head && now_ms - conn->last_active_ms > idle)
+			tl_conn_close(conn, "idle");
+		conn = next;
+	}
+}

@@ -1,0 +1,263 @@
+/* fetch.c - the Fetch API with long-poll.
+ * A fetch is evaluated against every partition it names; if the bytes found reach
+ * min_bytes (or max_wait_ms is 0, or an error needs reporting) it is answered at once
+ * with file spans: the log bytes go out with sendfile(2), never copied. Otherwise it
+ * parks: a watch on each partition, woken by the log's high-watermark listener (no
+ * polling), and a deadline after which it is answered with whatever is there.
+ * Only data below the high watermark (durable on disk) is ever returned. Until
+ * transactions exist the last stable offset equals the high watermark. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "common/time.h"
+
+struct fetch_state {
+	struct tl_fetch_request msg;
+	struct tl_fetch_response resp;
+	struct tl_fetch_watch *watches; /* while parked */
+	bool expired;                   /* deadline passed: answer whatever there is */
+};
+
+static void fetch_release_reads(struct fetch_state *st)
+{
+	for (int32_t t = 0; t < st->resp.responses_count; t++) {
+		struct tl_fetch_response_fetchable_topic_response *tr = &st->resp.responses[t];
+		for (int32_t i = 0; i < tr->partitions_count; i++) {
+			struct tl_records *rec = &tr->partitions[i].records;
+			if (rec->from_file && rec->release)
+				rec->release(rec->ref);
+			rec->from_file = false;
+			rec->release = NULL;
+		}
+	}
+}
+
+/* Fills st->resp from the logs. Returns the bytes found; *errors_out says whether any
+ * partition carries an error. */
+static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, bool *errors_out)
+{
+	struct tl_broker *broker = req->conn->broker;
+	const struct tl_fetch_request *msg = &st->msg;
+	int64_t budget = msg->max_bytes > 0 ? msg->max_bytes : INT32_MAX;
+	int64_t total = 0;
+	*errors_out = false;
+	for (int32_t t = 0; t < msg->topics_count; t++) {
+		const struct tl_fetch_request_fetch_topic *ft = &msg->topics[t];
+		struct tl_fetch_response_fetchable_topic_response *tr = &st->resp.responses[t];
+		for (int32_t i = 0; i < ft->partitions_count; i++) {
+			const struct tl_fetch_request_fetch_partition *fp = &ft->partitions[i];
+			struct tl_fetch_response_partition_data *pd = &tr->partitions[i];
+			tl_fetch_response_partition_data_defaults(pd);
+			pd->partition_index = fp->partition;
+			pd->records.len = 0;
+			if (msg->isolation_level == 1)
+				pd->aborted_transactions_count = 0; /* none until transactions */
+			struct tl_partition *p = tl_partition_find(broker, ft->topic, fp->partition);
+			if (!p) {
+				pd->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				pd->high_watermark = -1;
+				*errors_out = true;
+				continue;
+			}
+			int64_t hw = tl_log_high_watermark(p->log);
+			pd->high_watermark = hw;
+			pd->last_stable_offset = hw;
+			pd->log_start_offset = tl_log_start_offset(p->log);
+			int32_t max = (int32_t)TL_MIN((int64_t)fp->partition_max_bytes, budget - total);
+			struct tl_log_read read;
+			tl_err err = tl_log_read(p->log, fp->fetch_offset, hw, TL_MAX(max, 0),
+						 total == 0, &read);
+			if (err != TL_OK) {
+				pd->error_code = (int16_t)err;
+				*errors_out = true;
+				continue;
+			}
+			if (read.bytes == 0)
+				continue;
+			pd->records.from_file = true;
+			pd->records.fd = read.fd;
+			pd->records.file_offset = read.position;
+			pd->records.len = (int32_t)read.bytes;
+			pd->records.release = tl_log_read_release;
+			pd->records.ref = read.segment;
+			total += read.bytes;
+		}
+	}
+	return total;
+}
+
+static void fetch_abandon(struct tl_request *req)
+{
+	tl_fetch_unpark(req);
+	req->deadline_ms = 0;
+}
+
+static void fetch_park(struct tl_request *req, struct fetch_state *st)
+{
+	struct tl_broker *broker = req->conn->broker;
+	const struct tl_fetch_request *msg = &st->msg;
+	for (int32_t t = 0; t < msg->topics_count; t++) {
+		for (int32_t i = 0; i < msg->topics[t].partitions_count; i++) {
+			struct tl_partition *p = tl_partition_find(broker, msg->topics[t].topic,
+								   msg->topics[t].partitions[i].partition);
+			if (!p)
+				continue;
+			struct tl_fetch_watch *w = tl_arena_alloc(&req->arena, sizeof(*w));
+			TL_ASSERT(w);
+			w->req = req;
+			w->partition = p;
+			w->prev = NULL;
+			w->next = p->watches;
+			if (p->watches)
+				p->watches->prev = w;
+			p->watches = w;
+			w->req_next = st->watches;
+			st->watches = w;
+		}
+	}
+	if (req->deadline_ms == 0)
+		req->deadline_ms = tl_mono_ms() + TL_MAX(msg->max_wait_ms, 0);
+	req->on_abandon = fetch_abandon;
+	req->parked_prev = NULL;
+	req->parked_next = broker->parked;
+	if (broker->parked)
+		broker->parked->parked_prev = req;
+	broker->parked = req;
+}
+
+void tl_fetch_unpark(struct tl_request *req)
+{
+	struct fetch_state *st = req->state_data;
+	struct tl_broker *broker = req->conn->broker;
+	for (struct tl_fetch_watch *w = st->watches; w; w = w->req_next) {
+		if (w->prev)
+			w->prev->next = w->next;
+		else
+			w->partition->watches = w->next;
+		if (w->next)
+			w->next->prev = w->prev;
+	}
+	st->watches = NULL;
+	if (req->parked_prev)
+		req->parked_prev->parked_next = req->parked_next;
+	else if (broker->parked == req)
+		broker->parked = req->parked_next;
+	if (req->parked_next)
+		req->parked_next->parked_prev = req->parked_prev;
+	req->parked_next = req->parked_prev = NULL;
+	req->on_abandon = NULL;
+	/* deadline_ms stays set until the fetch answers, so a retry keeps the original one */
+}
+
+static void fetch_evaluate(struct tl_request *req)
+{
+	struct fetch_state *st = req->state_data;
+	bool errors;
+	int64_t bytes = fetch_collect(req, st, &errors);
+	bool ready = st->expired || errors || st->msg.max_wait_ms <= 0 ||
+		     bytes >= TL_MAX(st->msg.min_bytes, 1) || st->msg.topics_count == 0;
+	if (!ready && req->deadline_ms && tl_mono_ms() >= req->deadline_ms)
+		ready = true;
+	if (!ready) {
+		fetch_release_reads(st);
+		fetch_park(req, st);
+		return;
+	}
+	req->deadline_ms = 0;
+	tl_response_begin(req);
+	/* The encoder hands each file span's reference to the response buffer. */
+	tl_fetch_response_encode(&req->response, req->header.api_version, &st->resp);
+	tl_response_end(req);
+}
+
+void tl_fetch_retry(struct tl_request *req)
+{
+	fetch_evaluate(req);
+}
+
+void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body)
+{
+	struct fetch_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st || tl_fetch_request_decode(body, req->header.api_version, &req->arena,
+					   &st->msg) != TL_OK) {
+		tl_request_reject(req, "malformed Fetch request");
+		return;
+	}
+	req->state_data = st;
+	const struct tl_fetch_request *msg = &st->msg;
+	struct tl_fetch_response *resp = &st->resp;
+	tl_fetch_response_defaults(resp);
+	resp->session_id = 0; /* KIP-227: declining sessions is legal; every fetch is full */
+	resp->responses_count = msg->topics_count;
+	resp->responses = tl_arena_array(&req->arena, (size_t)TL_MAX(msg->topics_count, 0),
+					 sizeof(*resp->responses));
+	for (int32_t t = 0; t < msg->topics_count; t++) {
+		struct tl_fetch_response_fetchable_topic_response *tr = &resp->responses[t];
+		tl_fetch_response_fetchable_topic_response_defaults(tr);
+		tr->topic = msg->topics[t].topic;
+		tr->topic_id = msg->topics[t].topic_id;
+		tr->partitions_count = msg->topics[t].partitions_count;
+		tr->partitions = tl_arena_array(&req->arena,
+						(size_t)TL_MAX(tr->partitions_count, 0),
+						sizeof(*tr->partitions));
+		if (!tr->partitions) {
+			tl_request_reject(req, "Fetch request too large to decode");
+			return;
+		}
+	}
+	if (msg->topics_count > 0 && !resp->responses) {
+		tl_request_reject(req, "Fetch request too large to decode");
+		return;
+	}
+	fetch_evaluate(req);
+}
+
+void tl_fetch_on_data(void *ctx, struct tl_log *log)
+{
+	struct tl_partition *p = ctx;
+	TL_UNUSED(log);
+	if (!p->watches)
+		return;
+	/* Rescan from the head after each retry: a retry may answer (and free) requests, or
+	 * park them again on this very list. The generation mark skips those already done. */
+	static _Thread_local uint64_t wake_gen; /* per loop thread; unique across partitions */
+	uint64_t gen = ++wake_gen;
+	for (;;) {
+		struct tl_fetch_watch *w = p->watches;
+		while (w && w->req->wake_gen == gen)
+			w = w->next;
+		if (!w)
+			break;
+		struct tl_request *req = w->req;
+		req->wake_gen = gen;
+		tl_fetch_unpark(req);
+		fetch_evaluate(req);
+	}
+}
+
+void tl_fetch_expire(struct tl_broker *broker, int64_t now_ms)
+{
+	struct tl_request *req = broker->parked;
+	while (req) {
+		struct tl_request *next = req->parked_next;
+		if (req->deadline_ms <= now_ms) {
+			struct fetch_state *st = req->state_data;
+			tl_fetch_unpark(req);
+			st->expired = true;
+			fetch_evaluate(req);
+			next = broker->parked; /* the list may have changed; restart */
+		}
+		req = next;
+	}
+}
+
+int64_t tl_fetch_next_deadline(const struct tl_broker *broker)
+{
+	int64_t next = INT64_MAX;
+	for (const struct tl_request *req = broker->parked; req; req = req->parked_next)
+		next = TL_MIN(next, req->deadline_ms);
+	return next;
+}

@@ -1,0 +1,108 @@
+/* main.c - the tallyd program: arguments, configuration, run.
+ *   tallyd [--config FILE] [--override key=value ...] [--print-config] [--version]
+ * Like kafka-server-start: the file first, then each override in order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "common/diag.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: tallyd [--config FILE] [--override key=value ...] [--print-config]\n"
+		     "              [--version]\n"
+		     "Starts a Tally broker. Configuration keys are Kafka's server.properties "
+		     "keys;\nsee config/server.properties for the common ones.\n");
+}
+
+static enum tl_diag_level level_of(const char *name)
+{
+	if (strcmp(name, "crit") == 0)
+		return TL_DIAG_CRIT;
+	if (strcmp(name, "warn") == 0)
+		return TL_DIAG_WARN;
+	if (strcmp(name, "debug") == 0)
+		return TL_DIAG_DEBUG;
+	return TL_DIAG_INFO;
+}
+
+static int config_from_args(int argc, char **argv, struct tl_config *config, bool *print_only)
+{
+	char why[512];
+	tl_config_defaults(config);
+	*print_only = false;
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "--config") == 0 && i + 1 < argc) {
+			if (tl_config_load_file(config, argv[++i], why, sizeof(why)) != TL_OK)
+				goto bad;
+		} else if (strcmp(arg, "--override") == 0 && i + 1 < argc) {
+			char kv[1024];
+			snprintf(kv, sizeof(kv), "%s", argv[++i]);
+			char *eq = strchr(kv, '=');
+			if (!eq) {
+				snprintf(why, sizeof(why), "--override wants key=value, got \"%s\"",
+					 kv);
+				goto bad;
+			}
+			*eq = '\0';
+			if (tl_config_set(config, kv, eq + 1, why, sizeof(why)) != TL_OK)
+				goto bad;
+		} else if (strcmp(arg, "--print-config") == 0) {
+			*print_only = true;
+		} else if (strcmp(arg, "--version") == 0) {
+			printf("tallyd %s\n", TL_VERSION);
+			exit(0);
+		} else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			usage(stdout);
+			exit(0);
+		} else {
+			fprintf(stderr, "tallyd: unknown argument \"%s\"\n", arg);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (tl_config_finish(config, why, sizeof(why)) != TL_OK)
+		goto bad;
+	return 0;
+bad:
+	fprintf(stderr, "tallyd: %s\n", why);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	struct tl_config config;
+	bool print_only;
+	int rc = config_from_args(argc, argv, &config, &print_only);
+	if (rc != 0)
+		return rc;
+	if (print_only) {
+		tl_config_print(&config, stdout);
+		return 0;
+	}
+	tl_diag_set_level(level_of(config.log_level));
+	tl_info("broker: starting tallyd version=%s", TL_VERSION);
+	static struct tl_broker broker; /* large: keep it off the stack */
+	tl_err err = tl_broker_init(&broker, &config);
+	if (err != TL_OK) {
+		tl_crit("broker: start-up failed err=%s", tl_err_name(err));
+		tl_broker_deinit(&broker);
+		return 1;
+	}
+	char *text = NULL;
+	size_t text_len = 0;
+	FILE *mem = open_memstream(&text, &text_len);
+	if (mem) {
+		tl_config_print(&broker.config, mem);
+		fclose(mem);
+		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+			tl_info("config: %s", line);
+		free(text);
+	}
+	err = tl_broker_run(&broker);
+	tl_broker_deinit(&broker);
+	tl_info("broker: stopped err=%s", tl_err_name(err));
+	return err == TL_OK ? 0 : 1;
+}

@@ -1,0 +1,287 @@
+/* produce.c - the Produce API.
+ * Idempotence: batches with a producer id are checked against the partition's producer
+ * state inside tl_log_append, where offsets are assigned, so two batches of one
+ * producer never race. A retried duplicate is not appended; it is answered with the
+ * original batch's base offset once that batch is durable.
+ * Per partition: every batch is checked (framing, magic 2, CRC, size limits) before any
+ * is appended, so a partition takes all of a request's batches or none. Appended
+ * batches stay in the request's frame (the log borrows them); acks=1/-1 are answered
+ * only once the partition's fdatasync covering them completes: acknowledged means
+ * durable. acks=0 gets no response, and an error then closes the connection, as Kafka
+ * does. On one node acks=1 and acks=-1 wait for the same thing. */
+#include <string.h>
+
+#include "broker/broker.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "common/time.h"
+#include "protocol/batch.h"
+
+struct produce_wait {
+	struct tl_log_waiter waiter;
+	struct tl_request *req;
+	struct tl_produce_response_partition_produce_response *result;
+};
+
+struct produce_state {
+	struct tl_produce_request msg;
+	struct tl_produce_response resp;
+	bool any_error;
+};
+
+static void produce_respond(struct tl_request *req)
+{
+	struct produce_state *st = req->state_data;
+	if (req->conn->closed) {
+		req->state = TL_REQUEST_SILENT;
+		tl_request_finished(req);
+		return;
+	}
+	if (st->msg.acks == 0) {
+		req->state = TL_REQUEST_SILENT;
+		tl_request_finished(req);
+		return;
+	}
+	struct tl_broker *broker = req->conn->broker;
+	if (broker->config.test_fault_drop_produce_response > 0 &&
+	    tl_broker_random(broker) < broker->config.test_fault_drop_produce_response) {
+		/* Test fault: the batches are durable, the answer is lost. */
+		tl_info("broker: test fault, dropping a produce response peer=%s",
+			req->conn->peer);
+		req->state = TL_REQUEST_SILENT;
+		tl_conn_close(req->conn, "test fault: produce response dropped");
+		return;
+	}
+	tl_response_begin(req);
+	tl_produce_response_encode(&req->response, req->header.api_version, &st->resp);
+	tl_response_end(req);
+}
+
+static void produce_durable(struct tl_log_waiter *waiter, tl_err err)
+{
+	struct produce_wait *wait = (struct produce_wait *)waiter;
+	struct tl_request *req = wait->req;
+	if (err != TL_OK) {
+		wait->result->error_code = (int16_t)TL_ERR_KAFKA_STORAGE_ERROR;
+		wait->result->base_offset = -1;
+		wait->result->error_message = tl_str_of("the partition's log failed to write or "
+							"sync; it is offline until the broker "
+							"reopens it");
+	}
+	TL_ASSERT(req->waits > 0);
+	if (--req->waits == 0)
+		produce_respond(req);
+}
+
+static void partition_error(struct produce_state *st,
+			    struct tl_produce_response_partition_produce_response *result, tl_err err,
+			    const char *message)
+{
+	result->error_code = (int16_t)err;
+	result->base_offset = -1;
+	if (message)
+		result->error_message = tl_str_of(message);
+	st->any_error = true;
+}
+
+/* Checks every batch in @records; returns TL_OK or the error for the whole partition. */
+static tl_err records_check(const struct tl_request *req, const struct tl_topic *topic,
+			    struct tl_records records, const char **why)
+{
+	int16_t version = req->header.api_version;
+	const uint8_t *p = records.ptr;
+	int64_t left = records.len;
+	int batches = 0;
+	if (!p || left <= 0) {
+		*why = "no records";
+		return TL_ERR_INVALID_RECORD;
+	}
+	while (left > 0) {
+		if (left < TL_BATCH_LOG_OVERHEAD + 5) {
+			*why = "truncated batch";
+			return TL_ERR_CORRUPT_MESSAGE;
+		}
+		if (p[TL_BATCH_OFF_MAGIC] != TL_BATCH_MAGIC) {
+			*why = "only record batch format v2 (magic 2) is supported";
+			return TL_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+		}
+		int64_t size = tl_batch_size(p, (size_t)left);
+		if (size < 0 || size > left) {
+			*why = "batch length exceeds the bytes sent";
+			return TL_ERR_CORRUPT_MESSAGE;
+		}
+		if (size > topic->config.max_message_bytes) {
+			*why = "batch larger than max.message.bytes";
+			return TL_ERR_MESSAGE_TOO_LARGE;
+		}
+		struct tl_batch_header h;
+		tl_err err = tl_batch_validate(p, (size_t)size, &h, why);
+		if (err != TL_OK)
+			return err;
+		if (tl_batch_is_control(&h)) {
+			*why = "clients may not write control batches";
+			return TL_ERR_INVALID_RECORD;
+		}
+		if (tl_batch_is_transactional(&h)) {
+			*why = "transactional batches are not supported yet";
+			return TL_ERR_INVALID_RECORD;
+		}
+		if (h.producer_id >= 0 && batches > 0) {
+			*why = "an idempotent producer sends one batch per partition";
+			return TL_ERR_INVALID_RECORD;
+		}
+		if (tl_batch_compression(&h) == TL_COMPRESSION_ZSTD && version < 7) {
+			*why = "zstd needs Produce v7 or later";
+			return TL_ERR_UNSUPPORTED_COMPRESSION_TYPE;
+		}
+		batches++;
+		p += size;
+		left -= size;
+	}
+	if (version >= 3 && batches != 1) {
+		*why = "Produce v3+ must carry exactly one record batch per partition";
+		return TL_ERR_INVALID_RECORD;
+	}
+	return TL_OK;
+}
+
+static const char *append_error_message(tl_err err)
+{
+	switch (err) {
+	case TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:
+		return "sequence gap: an earlier batch of this producer is missing";
+	case TL_ERR_INVALID_PRODUCER_EPOCH:
+		return "producer epoch is older than the partition's: fenced";
+	case TL_ERR_UNKNOWN_PRODUCER_ID:
+		return "producer id unknown to this partition (expired?) and sequence is not 0";
+	case TL_ERR_KAFKA_STORAGE_ERROR:
+		return "append failed: partition offline";
+	default:
+		return tl_err_message(err);
+	}
+}
+
+static void produce_partition(struct tl_request *req, struct produce_state *st,
+			      const struct tl_topic *topic, struct tl_partition *partition,
+			      const struct tl_produce_request_partition_produce_data *data,
+			      struct tl_produce_response_partition_produce_response *result)
+{
+	const char *why = NULL;
+	tl_err err = records_check(req, topic, data->records, &why);
+	if (err != TL_OK) {
+		tl_debug("broker: produce rejected topic=%s partition=%d err=%s why=\"%s\" peer=%s",
+			 topic->name, partition->index, tl_err_name(err), why, req->conn->peer);
+		partition_error(st, result, err, why);
+		return;
+	}
+	if (!tl_log_is_writable(partition->log)) {
+		partition_error(st, result, TL_ERR_KAFKA_STORAGE_ERROR,
+				"the partition's log is offline after a write or sync failure");
+		return;
+	}
+	/* The decoded records point into req->frame, which this request owns and may
+	 * rewrite: recover a mutable pointer from the offset. */
+	uint8_t *p = req->frame + (data->records.ptr - req->frame);
+	int64_t left = data->records.len;
+	int64_t now = tl_wall_ms();
+	bool first = true;
+	int64_t last_offset = -1;
+	while (left > 0) {
+		int64_t size = tl_batch_size(p, (size_t)left);
+		struct tl_batch_header h;
+		tl_batch_header_decode(p, (size_t)size, &h);
+		if (topic->config.log_append_time) {
+			tl_batch_set_log_append_time(p, (size_t)size, now);
+			h.max_timestamp = now;
+			h.attributes |= TL_BATCH_ATTR_LOG_APPEND_TIME;
+		}
+		struct tl_log_append_result appended;
+		err = tl_log_append(partition->log, p, (size_t)size, &h, &appended);
+		if (err != TL_OK) {
+			/* Earlier batches of this request may be queued: they still complete. */
+			partition_error(st, result, err, append_error_message(err));
+			break;
+		}
+		if (first)
+			result->base_offset = appended.base_offset;
+		first = false;
+		last_offset = appended.last_offset;
+		p += size;
+		left -= size;
+	}
+	result->log_append_time_ms = topic->config.log_append_time ? now : -1;
+	result->log_start_offset = tl_log_start_offset(partition->log);
+	if (last_offset < 0)
+		return;
+	tl_broker_mark_dirty(req->conn->broker, partition);
+	struct produce_wait *wait = tl_arena_alloc(&req->arena, sizeof(*wait));
+	TL_ASSERT(wait); /* the arena limit is far above one wait per partition */
+	wait->req = req;
+	wait->result = result;
+	wait->waiter.offset = last_offset;
+	wait->waiter.done = produce_durable;
+	req->waits++;
+	tl_log_wait_durable(partition->log, &wait->waiter);
+}
+
+void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct produce_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st || tl_produce_request_decode(body, req->header.api_version, &req->arena,
+					     &st->msg) != TL_OK) {
+		tl_request_reject(req, "malformed Produce request");
+		return;
+	}
+	req->state_data = st;
+	struct tl_produce_request *msg = &st->msg;
+	struct tl_produce_response *resp = &st->resp;
+	tl_produce_response_defaults(resp);
+	resp->responses_count = msg->topic_data_count;
+	resp->responses = tl_arena_array(&req->arena, (size_t)TL_MAX(msg->topic_data_count, 0),
+					 sizeof(*resp->responses));
+	bool acks_ok = msg->acks == 0 || msg->acks == 1 || msg->acks == -1;
+	for (int32_t t = 0; t < msg->topic_data_count; t++) {
+		const struct tl_produce_request_topic_produce_data *td = &msg->topic_data[t];
+		struct tl_produce_response_topic_produce_response *tr = &resp->responses[t];
+		tl_produce_response_topic_produce_response_defaults(tr);
+		tr->name = td->name;
+		tr->partition_responses_count = td->partition_data_count;
+		tr->partition_responses =
+			tl_arena_array(&req->arena, (size_t)TL_MAX(td->partition_data_count, 0),
+				       sizeof(*tr->partition_responses));
+		if (!resp->responses || !tr->partition_responses) {
+			tl_request_reject(req, "Produce request too large to decode");
+			return;
+		}
+		struct tl_topic *topic = tl_topic_find(broker, td->name);
+		for (int32_t i = 0; i < td->partition_data_count; i++) {
+			const struct tl_produce_request_partition_produce_data *pd =
+				&td->partition_data[i];
+			struct tl_produce_response_partition_produce_response *pr =
+				&tr->partition_responses[i];
+			tl_produce_response_partition_produce_response_defaults(pr);
+			pr->index = pd->index;
+			if (!acks_ok) {
+				partition_error(st, pr, TL_ERR_INVALID_REQUIRED_ACKS,
+						"acks must be 0, 1 or -1");
+				continue;
+			}
+			if (!topic || pd->index < 0 || pd->index >= topic->partition_count) {
+				partition_error(st, pr, TL_ERR_UNKNOWN_TOPIC_OR_PARTITION,
+						"this server does not host this topic-partition");
+				continue;
+			}
+			produce_partition(req, st, topic, &topic->partitions[pd->index], pd, pr);
+		}
+	}
+	if (msg->acks == 0 && st->any_error) {
+		/* Kafka closes the connection: the client has no other way to learn. */
+		tl_warn("broker: acks=0 produce failed, closing connection peer=%s",
+			req->conn->peer);
+		tl_conn_close(req->conn, "acks=0 produce error");
+		return;
+	}
+	if (req->waits == 0)
+		produce_respond(req);
+}
