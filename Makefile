@@ -85,7 +85,7 @@ $(LIB_protocol): $(call obj_of,protocol)
 $(LIB_log): $(call obj_of,log)
 $(LIB_replication): $(call obj_of,replication)
 $(LIB_broker): $(BROKER_OBJS)
-$(B)/libtl_%.a:
+$(B)/libtl_%.a: | $(B)/empty.o
 	@mkdir -p $(@D)
 	@rm -f $@
 	$(AR) $(ARFLAGS) $@ $^ $(if $^,,$(B)/empty.o)

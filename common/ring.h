@@ -9,7 +9,9 @@
  *     short writes are resubmitted inside the ring.
  * (3) Completions are delivered in no particular order; callers that need
  *     write-then-sync ordering queue the sync from the write's callback.
- * tl_ring_fd() is readable while completions wait, so the loop can poll it with epoll. */
+ * tl_ring_fd() is readable while completions wait, so the loop can poll it with epoll.
+ * The environment variable TALLY_IO_ENGINE=sync makes AUTO behave as SYNC (tests use it
+ * to run the fallback path). */
 #ifndef TL_COMMON_RING_H
 #define TL_COMMON_RING_H
 
@@ -48,6 +50,7 @@ struct tl_ring_op {
 	int iov_count;
 	int64_t bytes_done;
 	int64_t bytes_want;
+	struct iovec one; /* the single buffer of a read */
 	struct tl_ring_op *next;
 };
 
