@@ -1,0 +1,1575 @@
+/* log.c - one partition's commit log: segments, indexes, group commit, recovery,
+ * retention and the producer-state snapshots. See log.h for the interface.
+ *
+ * Write path. tl_log_append() rewrites the batch's baseOffset in the caller's bytes and
+ * queues one iovec pointing at them (no copy). tl_log_flush() turns everything queued
+ * into at most one writev per IOV_MAX batches and segment, then, once every write has
+ * completed, one fdatasync per segment written; when the syncs complete the high
+ * watermark moves to the end of the flush and the waiters below it fire. One flush is in
+ * flight at a time; appends made meanwhile wait in `queued` and go out as soon as it
+ * completes, so under load each fdatasync covers all that arrived during the previous.
+ *
+ * Indexes. Every segment keeps its offset index ((u32 relative offset, u32 position),
+ * big-endian, 8 bytes) and time index ((i64 timestamp, u32 relative offset), 12 bytes)
+ * in memory; they are written to `.index` / `.timeindex` files (tmp + rename) only when a
+ * sealed segment's last byte is durable, and at clean close. So an index file on disk
+ * always describes bytes that were fsynced before it was written, and the first batch of
+ * every segment has an entry, which makes an empty or zeroed file detectably bad.
+ *
+ * Recovery (tl_log_open). With `.clean-shutdown` present, the index files are trusted
+ * after a sanity check. Otherwise the last segment, and every segment whose index files
+ * are missing or bad, is scanned batch by batch (length, magic, CRC-32C, baseOffset
+ * continuity) and cut at the first bad byte; segments after a cut are deleted, since the
+ * offsets they hold no longer follow. The marker is removed (and the directory synced)
+ * before the first append, and the active segment's stale index files with it.
+ *
+ * Producer state. `<offset>.snapshot` holds the table as of that offset (written at each
+ * roll without fsync: a torn snapshot fails its CRC and the previous one is used, and at
+ * clean close with fsync). Open loads the newest snapshot at or below the recovered end
+ * and replays batch headers after it; snapshots past the end are deleted.
+ *
+ * Invariants:
+ * (1) Only the last segment is appended to; base offsets strictly increase.
+ * (2) start_offset <= high_watermark <= end_offset; every segment's bytes_durable <=
+ *     bytes, and a sealed segment stops changing once bytes_durable == bytes.
+ * (3) A segment is freed when its last reference goes: the log's own (dropped by
+ *     retention or close) and one per tl_log_read still being sent.
+ * (4) After a write or sync error the log is FAILED for good: nothing more is written,
+ *     every waiter fires with KAFKA_STORAGE_ERROR. The fsync is never retried. */
+#include "log/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/assert.h"
+#include "common/buf.h"
+#include "common/diag.h"
+#include "common/time.h"
+#include "log/producer_state.h"
+
+#define INDEX_ENTRY_BYTES      8
+#define TIMEINDEX_ENTRY_BYTES  12
+#define CLEAN_MARKER	       ".clean-shutdown"
+#define SNAPSHOTS_KEPT	       3
+#define SCAN_BUFFER_BYTES      (1 << 20)
+#define FLUSH_IOV_MAX	       1024 /* IOV_MAX: the kernel's limit per writev */
+#define NAME_BYTES	       64
+
+TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
+
+struct tl_log_segment {
+	int64_t base_offset;
+	int fd;
+	int refs;		    /* the log's own + one per read being sent */
+	int64_t bytes;		    /* appended so far, queued included */
+	int64_t bytes_durable;	    /* prefix known to be on stable storage */
+	int64_t next_offset;	    /* offset after the last batch appended */
+	int64_t next_offset_durable; /* offset after the last durable batch */
+	int64_t max_timestamp;	    /* largest batch maxTimestamp, -1 if none */
+	int64_t max_timestamp_offset;
+	int64_t first_append_ms;    /* wall clock of the first append, for log.roll.ms */
+	int64_t bytes_since_index;  /* since the last offset index entry */
+	bool indexes_on_disk;	    /* index files describe this (sealed) segment */
+	uint8_t *index;		    /* INDEX_ENTRY_BYTES each */
+	uint32_t index_count;
+	uint32_t index_cap;
+	uint8_t *timeindex; /* TIMEINDEX_ENTRY_BYTES each */
+	uint32_t timeindex_count;
+	uint32_t timeindex_cap;
+};
+
+/* One queued batch. */
+struct pending {
+	struct tl_log_segment *segment;
+	struct iovec iov;
+	int64_t position;
+	int64_t last_offset;
+};
+
+struct pending_list {
+	struct pending *items;
+	uint32_t count;
+	uint32_t cap;
+};
+
+/* One writev (up to FLUSH_IOV_MAX contiguous batches of one segment) or one fdatasync. */
+struct flush_op {
+	struct tl_ring_op op;
+	struct tl_log *log;
+	struct tl_log_segment *segment;
+	uint32_t first; /* of a write: its first batch in log->flushing */
+	uint32_t count; /* of a write: how many batches */
+};
+
+struct tl_log {
+	char *dir;
+	int dir_fd;
+	struct tl_log_config config;
+	struct tl_ring *ring;
+	struct tl_log_segment **segments; /* by base offset; the last is active */
+	uint32_t segment_count;
+	uint32_t segment_cap;
+	int64_t end_offset;
+	int64_t high_watermark;
+	bool failed;
+	char last_error[160];
+
+	struct pending_list queued; /* appended, not yet handed to a flush */
+	struct pending_list flushing;
+	struct iovec *flush_iov;
+	uint32_t flush_iov_cap;
+	struct flush_op *flush_ops;
+	uint32_t flush_ops_cap;
+	uint32_t flush_ops_used;
+	uint32_t writes_left; /* of the flush in flight */
+	uint32_t syncs_left;
+	bool flush_in_flight;
+	int64_t flush_end_offset;
+
+	struct tl_log_waiter *waiters; /* by offset */
+	struct tl_log_waiter *waiters_tail;
+	tl_log_listener_fn listener;
+	void *listener_ctx;
+
+	struct tl_pstate pstate;
+	int64_t snapshots[SNAPSHOTS_KEPT]; /* offsets of snapshot files, newest first, -1 */
+};
+
+void tl_log_config_defaults(struct tl_log_config *config)
+{
+	config->producer_id_expiration_ms = 86400000;
+	config->segment_bytes = 1073741824;
+	config->segment_ms = 604800000;
+	config->retention_bytes = -1;
+	config->retention_ms = 604800000;
+	config->index_interval_bytes = 4096;
+	config->index_bytes_max = 10485760;
+}
+
+/* ---- small helpers ---- */
+
+static void set_error(struct tl_log *log, const char *what, const char *name, int err)
+{
+	snprintf(log->last_error, sizeof(log->last_error), "%s %s: %s", what, name,
+		 strerrorname_np(err) ? strerrorname_np(err) : "?");
+}
+
+static void segment_name(char *out, int64_t base_offset, const char *suffix)
+{
+	snprintf(out, NAME_BYTES, "%020" PRId64 "%s", base_offset, suffix);
+}
+
+static tl_err grow(void **items, uint32_t *cap, uint32_t need, size_t item_bytes)
+{
+	if (need <= *cap)
+		return TL_OK;
+	uint32_t n = *cap ? *cap : 16;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(*items, (size_t)n * item_bytes);
+	if (!p)
+		return TL_ERR_NOMEM;
+	*items = p;
+	*cap = n;
+	return TL_OK;
+}
+
+static tl_err sync_dir(struct tl_log *log)
+{
+	if (fsync(log->dir_fd) == -1) {
+		set_error(log, "fsync", log->dir, errno);
+		return TL_ERR_IO;
+	}
+	return TL_OK;
+}
+
+/* Reads the 61-byte header of the batch at @position. TL_ERR_CORRUPT if it is not a whole
+ * v2 header within @limit bytes of the file. */
+static tl_err header_read(const struct tl_log_segment *segment, int64_t position, int64_t limit,
+			  struct tl_batch_header *h)
+{
+	uint8_t raw[TL_BATCH_HEADER_BYTES];
+	if (position + TL_BATCH_HEADER_BYTES > limit)
+		return TL_ERR_CORRUPT;
+	ssize_t n = pread(segment->fd, raw, sizeof(raw), (off_t)position);
+	if (n != (ssize_t)sizeof(raw))
+		return n < 0 ? TL_ERR_IO : TL_ERR_CORRUPT;
+	if (tl_batch_header_decode(raw, sizeof(raw), h) != TL_OK)
+		return TL_ERR_CORRUPT;
+	if (h->batch_length < TL_BATCH_HEADER_BYTES - TL_BATCH_LOG_OVERHEAD ||
+	    position + TL_BATCH_LOG_OVERHEAD + h->batch_length > limit)
+		return TL_ERR_CORRUPT;
+	return TL_OK;
+}
+
+static int64_t batch_bytes(const struct tl_batch_header *h)
+{
+	return TL_BATCH_LOG_OVERHEAD + (int64_t)h->batch_length;
+}
+
+/* ---- segments and their indexes ---- */
+
+static uint32_t index_rel(const struct tl_log_segment *segment, uint32_t i)
+{
+	return tl_be32_get(segment->index + (size_t)i * INDEX_ENTRY_BYTES);
+}
+
+static uint32_t index_pos(const struct tl_log_segment *segment, uint32_t i)
+{
+	return tl_be32_get(segment->index + (size_t)i * INDEX_ENTRY_BYTES + 4);
+}
+
+static int64_t timeindex_ts(const struct tl_log_segment *segment, uint32_t i)
+{
+	return (int64_t)tl_be64_get(segment->timeindex + (size_t)i * TIMEINDEX_ENTRY_BYTES);
+}
+
+static uint32_t timeindex_rel(const struct tl_log_segment *segment, uint32_t i)
+{
+	return tl_be32_get(segment->timeindex + (size_t)i * TIMEINDEX_ENTRY_BYTES + 8);
+}
+
+static void segment_reset_indexes(struct tl_log_segment *segment)
+{
+	segment->index_count = 0;
+	segment->timeindex_count = 0;
+	segment->bytes_since_index = 0;
+	segment->max_timestamp = -1;
+	segment->max_timestamp_offset = -1;
+}
+
+static tl_err timeindex_push(struct tl_log_segment *segment, int64_t timestamp, int64_t offset)
+{
+	if (segment->timeindex_count > 0 &&
+	    timeindex_ts(segment, segment->timeindex_count - 1) >= timestamp)
+		return TL_OK;
+	if (grow((void **)&segment->timeindex, &segment->timeindex_cap,
+		 segment->timeindex_count + 1, TIMEINDEX_ENTRY_BYTES) != TL_OK)
+		return TL_ERR_NOMEM;
+	uint8_t *e = segment->timeindex + (size_t)segment->timeindex_count * TIMEINDEX_ENTRY_BYTES;
+	tl_be64_put(e, (uint64_t)timestamp);
+	tl_be32_put(e + 8, (uint32_t)(offset - segment->base_offset));
+	segment->timeindex_count++;
+	return TL_OK;
+}
+
+/* Accounts for a batch placed at @position: the index entries, the max timestamp and the
+ * segment's end. The first batch of a segment is always indexed. */
+static tl_err segment_track(struct tl_log_segment *segment, const struct tl_batch_header *h,
+			    int64_t position, int32_t interval_bytes)
+{
+	int64_t size = batch_bytes(h);
+	if (segment->index_count == 0 || segment->bytes_since_index >= interval_bytes) {
+		if (grow((void **)&segment->index, &segment->index_cap, segment->index_count + 1,
+			 INDEX_ENTRY_BYTES) != TL_OK)
+			return TL_ERR_NOMEM;
+		uint8_t *e = segment->index + (size_t)segment->index_count * INDEX_ENTRY_BYTES;
+		tl_be32_put(e, (uint32_t)(h->base_offset - segment->base_offset));
+		tl_be32_put(e + 4, (uint32_t)position);
+		segment->index_count++;
+		segment->bytes_since_index = 0;
+		if (segment->max_timestamp >= 0 &&
+		    timeindex_push(segment, segment->max_timestamp,
+				   segment->max_timestamp_offset) != TL_OK)
+			return TL_ERR_NOMEM;
+	}
+	segment->bytes_since_index += size;
+	if (h->max_timestamp > segment->max_timestamp) {
+		segment->max_timestamp = h->max_timestamp;
+		segment->max_timestamp_offset = tl_batch_last_offset(h);
+	}
+	segment->bytes = position + size;
+	segment->next_offset = tl_batch_last_offset(h) + 1;
+	return TL_OK;
+}
+
+static struct tl_log_segment *segment_new(int64_t base_offset, int fd)
+{
+	struct tl_log_segment *segment = calloc(1, sizeof(*segment));
+	if (!segment)
+		return NULL;
+	segment->base_offset = base_offset;
+	segment->fd = fd;
+	segment->refs = 1;
+	segment->next_offset = base_offset;
+	segment->next_offset_durable = base_offset;
+	segment->first_append_ms = -1;
+	segment_reset_indexes(segment);
+	return segment;
+}
+
+static void segment_put(struct tl_log_segment *segment)
+{
+	TL_ASSERT(segment->refs > 0);
+	if (--segment->refs > 0)
+		return;
+	close(segment->fd);
+	free(segment->index);
+	free(segment->timeindex);
+	free(segment);
+}
+
+void tl_log_read_release(void *segment)
+{
+	segment_put(segment);
+}
+
+/* Writes @len bytes to @name in the log directory through a temporary file and a rename.
+ * With @durable the file is fsynced first (the caller syncs the directory). */
+static tl_err file_replace(struct tl_log *log, const char *name, const void *data, size_t len,
+			   bool durable)
+{
+	char tmp[NAME_BYTES + 8];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	int fd = openat(log->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1) {
+		set_error(log, "open", tmp, errno);
+		return TL_ERR_IO;
+	}
+	const uint8_t *p = data;
+	size_t left = len;
+	while (left > 0) {
+		ssize_t n = write(fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			set_error(log, "write", tmp, n < 0 ? errno : EIO);
+			goto out_unlink;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	if (durable && fdatasync(fd) == -1) {
+		set_error(log, "fdatasync", tmp, errno);
+		goto out_unlink;
+	}
+	close(fd);
+	if (renameat(log->dir_fd, tmp, log->dir_fd, name) == -1) {
+		set_error(log, "rename", tmp, errno);
+		unlinkat(log->dir_fd, tmp, 0);
+		return TL_ERR_IO;
+	}
+	return TL_OK;
+out_unlink:
+	close(fd);
+	unlinkat(log->dir_fd, tmp, 0);
+	return TL_ERR_IO;
+}
+
+/* Writes both index files of @segment. The time index ends with the segment's largest
+ * timestamp so retention and lookups by time see it after a restart. */
+static tl_err segment_write_indexes(struct tl_log *log, struct tl_log_segment *segment,
+				    bool durable)
+{
+	char name[NAME_BYTES];
+	if (segment->max_timestamp >= 0 &&
+	    timeindex_push(segment, segment->max_timestamp, segment->max_timestamp_offset) !=
+		    TL_OK)
+		return TL_ERR_NOMEM;
+	segment_name(name, segment->base_offset, ".index");
+	tl_err err = file_replace(log, name, segment->index,
+				  (size_t)segment->index_count * INDEX_ENTRY_BYTES, durable);
+	if (err != TL_OK)
+		return err;
+	segment_name(name, segment->base_offset, ".timeindex");
+	return file_replace(log, name, segment->timeindex,
+			    (size_t)segment->timeindex_count * TIMEINDEX_ENTRY_BYTES, durable);
+}
+
+static void segment_unlink_indexes(struct tl_log *log, int64_t base_offset)
+{
+	char name[NAME_BYTES];
+	segment_name(name, base_offset, ".index");
+	unlinkat(log->dir_fd, name, 0);
+	segment_name(name, base_offset, ".timeindex");
+	unlinkat(log->dir_fd, name, 0);
+}
+
+static void segment_unlink(struct tl_log *log, int64_t base_offset)
+{
+	char name[NAME_BYTES];
+	segment_name(name, base_offset, ".log");
+	unlinkat(log->dir_fd, name, 0);
+	segment_unlink_indexes(log, base_offset);
+}
+
+/* Reads a whole small file into a malloc'd buffer. TL_ERR_NOT_FOUND when absent. */
+static tl_err file_slurp(struct tl_log *log, const char *name, uint8_t **data_out,
+			 size_t *len_out)
+{
+	int fd = openat(log->dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT ? TL_ERR_NOT_FOUND : TL_ERR_IO;
+	struct stat st;
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return TL_ERR_IO;
+	}
+	size_t len = (size_t)st.st_size;
+	uint8_t *data = malloc(len ? len : 1);
+	if (!data) {
+		close(fd);
+		return TL_ERR_NOMEM;
+	}
+	ssize_t n = len ? pread(fd, data, len, 0) : 0;
+	close(fd);
+	if (n != (ssize_t)len) {
+		free(data);
+		return TL_ERR_IO;
+	}
+	*data_out = data;
+	*len_out = len;
+	return TL_OK;
+}
+
+/* Loads and checks a sealed segment's index files against its file of @file_bytes: whole
+ * entries, the first at (0, 0), strictly increasing offsets and positions inside the
+ * file, non-decreasing timestamps, and the last entry naming a real batch header.
+ * TL_ERR_CORRUPT (or NOT_FOUND) sends the caller to a rescan. */
+static tl_err segment_load_indexes(struct tl_log *log, struct tl_log_segment *segment,
+				   int64_t file_bytes)
+{
+	char name[NAME_BYTES];
+	uint8_t *data;
+	size_t len;
+	segment_name(name, segment->base_offset, ".index");
+	tl_err err = file_slurp(log, name, &data, &len);
+	if (err != TL_OK)
+		return err;
+	free(segment->index);
+	segment->index = data;
+	segment->index_count = (uint32_t)(len / INDEX_ENTRY_BYTES);
+	segment->index_cap = segment->index_count;
+	if (len % INDEX_ENTRY_BYTES != 0 || segment->index_count == 0 ||
+	    index_rel(segment, 0) != 0 || index_pos(segment, 0) != 0)
+		return TL_ERR_CORRUPT;
+	for (uint32_t i = 1; i < segment->index_count; i++)
+		if (index_rel(segment, i) <= index_rel(segment, i - 1) ||
+		    index_pos(segment, i) <= index_pos(segment, i - 1))
+			return TL_ERR_CORRUPT;
+	uint32_t last = segment->index_count - 1;
+	struct tl_batch_header h;
+	if (header_read(segment, index_pos(segment, last), file_bytes, &h) != TL_OK ||
+	    h.base_offset != segment->base_offset + index_rel(segment, last))
+		return TL_ERR_CORRUPT;
+
+	segment_name(name, segment->base_offset, ".timeindex");
+	err = file_slurp(log, name, &data, &len);
+	if (err != TL_OK)
+		return err;
+	free(segment->timeindex);
+	segment->timeindex = data;
+	segment->timeindex_count = (uint32_t)(len / TIMEINDEX_ENTRY_BYTES);
+	segment->timeindex_cap = segment->timeindex_count;
+	if (len % TIMEINDEX_ENTRY_BYTES != 0)
+		return TL_ERR_CORRUPT;
+	for (uint32_t i = 1; i < segment->timeindex_count; i++)
+		if (timeindex_ts(segment, i) < timeindex_ts(segment, i - 1))
+			return TL_ERR_CORRUPT;
+	if (segment->timeindex_count > 0) {
+		segment->max_timestamp = timeindex_ts(segment, segment->timeindex_count - 1);
+		segment->max_timestamp_offset =
+			segment->base_offset + timeindex_rel(segment, segment->timeindex_count - 1);
+	}
+	segment->bytes = file_bytes;
+	segment->bytes_durable = file_bytes;
+	segment->bytes_since_index = file_bytes - index_pos(segment, last);
+	return TL_OK;
+}
+
+/* A sequential reader over one segment file with a growable buffer. */
+struct scan {
+	int fd;
+	int64_t file_bytes;
+	uint8_t *buf;
+	size_t cap;
+	int64_t buf_pos; /* file position of buf[0] */
+	size_t buf_len;
+};
+
+/* Makes [position, position + need) available at scan_at(); false at end of file or on a
+ * read error (*err set). */
+static bool scan_ensure(struct scan *scan, int64_t position, size_t need, tl_err *err)
+{
+	if (position >= scan->buf_pos &&
+	    position + (int64_t)need <= scan->buf_pos + (int64_t)scan->buf_len)
+		return true;
+	if (position + (int64_t)need > scan->file_bytes)
+		return false;
+	if (need > scan->cap) {
+		uint8_t *bigger = realloc(scan->buf, need);
+		if (!bigger) {
+			*err = TL_ERR_NOMEM;
+			return false;
+		}
+		scan->buf = bigger;
+		scan->cap = need;
+	}
+	size_t want = (size_t)TL_MIN((int64_t)scan->cap, scan->file_bytes - position);
+	ssize_t n = pread(scan->fd, scan->buf, want, (off_t)position);
+	if (n < 0) {
+		*err = TL_ERR_IO;
+		return false;
+	}
+	scan->buf_pos = position;
+	scan->buf_len = (size_t)n;
+	return scan->buf_len >= need;
+}
+
+static const uint8_t *scan_at(const struct scan *scan, int64_t position)
+{
+	return scan->buf + (position - scan->buf_pos);
+}
+
+/* Scans @segment from its start, checking each batch whole (length, magic, CRC-32C, base
+ * offset continuity) and rebuilding its indexes; cuts the file at the first bad byte.
+ * What survives is made durable: after a kill -9 the page cache may still hold bytes the
+ * disk does not. Sets *cut_out when it truncated. */
+static tl_err segment_recover(struct tl_log *log, struct tl_log_segment *segment,
+			      int64_t file_bytes, bool *cut_out)
+{
+	char name[NAME_BYTES];
+	segment_name(name, segment->base_offset, ".log");
+	segment_reset_indexes(segment);
+	segment->bytes = 0;
+	segment->next_offset = segment->base_offset;
+	*cut_out = false;
+	struct scan scan = {.fd = segment->fd, .file_bytes = file_bytes, .cap = SCAN_BUFFER_BYTES};
+	scan.buf = malloc(scan.cap);
+	if (!scan.buf)
+		return TL_ERR_NOMEM;
+	int64_t position = 0;
+	const char *why = "truncated batch";
+	tl_err err = TL_OK;
+	while (position < file_bytes) {
+		if (!scan_ensure(&scan, position, TL_BATCH_LOG_OVERHEAD, &err))
+			break;
+		int64_t size = tl_batch_size(scan_at(&scan, position), TL_BATCH_LOG_OVERHEAD);
+		if (size < TL_BATCH_HEADER_BYTES || size > file_bytes - position) {
+			why = "batch length out of range";
+			break;
+		}
+		if (!scan_ensure(&scan, position, (size_t)size, &err))
+			break;
+		struct tl_batch_header h;
+		if (tl_batch_validate(scan_at(&scan, position), (size_t)size, &h, &why) != TL_OK)
+			break;
+		if (h.base_offset != segment->next_offset) {
+			why = "batch offset does not follow the previous batch";
+			break;
+		}
+		if (tl_batch_last_offset(&h) - segment->base_offset > INT32_MAX) {
+			why = "batch offset beyond the segment's range";
+			break;
+		}
+		err = segment_track(segment, &h, position, log->config.index_interval_bytes);
+		if (err != TL_OK)
+			break;
+		position += size;
+	}
+	free(scan.buf);
+	if (err != TL_OK) {
+		set_error(log, "read", name, err == TL_ERR_IO ? errno : ENOMEM);
+		return err;
+	}
+	if (position < file_bytes) {
+		tl_warn("log: truncating torn segment dir=%s segment=%s position=%" PRId64
+			" bytes=%" PRId64 " why=\"%s\"",
+			log->dir, name, position, file_bytes, why);
+		if (ftruncate(segment->fd, (off_t)position) == -1) {
+			set_error(log, "truncate", name, errno);
+			return TL_ERR_IO;
+		}
+		*cut_out = true;
+	}
+	if (fdatasync(segment->fd) == -1) {
+		set_error(log, "fdatasync", name, errno);
+		return TL_ERR_IO;
+	}
+	segment->bytes = position;
+	segment->bytes_durable = position;
+	return TL_OK;
+}
+
+static tl_err segments_push(struct tl_log *log, struct tl_log_segment *segment)
+{
+	if (grow((void **)&log->segments, &log->segment_cap, log->segment_count + 1,
+		 sizeof(*log->segments)) != TL_OK)
+		return TL_ERR_NOMEM;
+	log->segments[log->segment_count++] = segment;
+	return TL_OK;
+}
+
+static struct tl_log_segment *active_segment(const struct tl_log *log)
+{
+	TL_ASSERT(log->segment_count > 0);
+	return log->segments[log->segment_count - 1];
+}
+
+/* Creates the file of a new segment at @base_offset and makes its directory entry
+ * durable before anything in it can be acknowledged. */
+static tl_err segment_create(struct tl_log *log, int64_t base_offset)
+{
+	char name[NAME_BYTES];
+	segment_name(name, base_offset, ".log");
+	int fd = openat(log->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1) {
+		set_error(log, "create", name, errno);
+		return TL_ERR_IO;
+	}
+	struct tl_log_segment *segment = segment_new(base_offset, fd);
+	if (!segment) {
+		close(fd);
+		unlinkat(log->dir_fd, name, 0);
+		return TL_ERR_NOMEM;
+	}
+	tl_err err = sync_dir(log);
+	if (err == TL_OK)
+		err = segments_push(log, segment);
+	if (err != TL_OK) {
+		segment_put(segment);
+		unlinkat(log->dir_fd, name, 0);
+	}
+	return err;
+}
+
+/* ---- producer-state snapshots ---- */
+
+static void snapshot_name(char *out, int64_t offset)
+{
+	segment_name(out, offset, ".snapshot");
+}
+
+/* Writes a snapshot of the producer table at the log end. Keeps the newest few. */
+static tl_err snapshot_write(struct tl_log *log, bool durable)
+{
+	int64_t offset = log->end_offset;
+	if (log->snapshots[0] == offset && !durable)
+		return TL_OK;
+	uint8_t *data;
+	size_t len;
+	tl_err err = tl_pstate_encode(&log->pstate, offset, &data, &len);
+	if (err != TL_OK)
+		return err;
+	char name[NAME_BYTES];
+	snapshot_name(name, offset);
+	err = file_replace(log, name, data, len, durable);
+	free(data);
+	if (err != TL_OK)
+		return err;
+	if (log->snapshots[0] != offset) {
+		if (log->snapshots[SNAPSHOTS_KEPT - 1] >= 0) {
+			snapshot_name(name, log->snapshots[SNAPSHOTS_KEPT - 1]);
+			unlinkat(log->dir_fd, name, 0);
+		}
+		memmove(log->snapshots + 1, log->snapshots,
+			(SNAPSHOTS_KEPT - 1) * sizeof(log->snapshots[0]));
+		log->snapshots[0] = offset;
+	}
+	return TL_OK;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Finds the segment holding @offset: the last with base_offset <= @offset, or the first. */
+static uint32_t segment_index_for(const struct tl_log *log, int64_t offset)
+{
+	uint32_t lo = 0, hi = log->segment_count;
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (log->segments[mid]->base_offset <= offset)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The file position of the indexed batch at or before @offset in @segment. */
+static int64_t index_lookup(const struct tl_log_segment *segment, int64_t offset)
+{
+	if (segment->index_count == 0 || offset <= segment->base_offset)
+		return 0;
+	int64_t rel = offset - segment->base_offset;
+	uint32_t lo = 0, hi = segment->index_count;
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if ((int64_t)index_rel(segment, mid) <= rel)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return index_pos(segment, lo);
+}
+
+/* Replays the headers of every batch at or after @from into the producer table. */
+static tl_err pstate_replay(struct tl_log *log, int64_t from)
+{
+	for (uint32_t s = segment_index_for(log, from); s < log->segment_count; s++) {
+		struct tl_log_segment *segment = log->segments[s];
+		int64_t position = index_lookup(segment, from);
+		while (position < segment->bytes) {
+			struct tl_batch_header h;
+			tl_err err = header_read(segment, position, segment->bytes, &h);
+			if (err != TL_OK)
+				return err;
+			if (h.base_offset >= from && (h.producer_id >= 0 || tl_batch_is_control(&h))) {
+				err = tl_pstate_update(&log->pstate, &h);
+				if (err != TL_OK)
+					return err;
+			}
+			position += batch_bytes(&h);
+		}
+	}
+	return TL_OK;
+}
+
+/* Loads the newest usable snapshot and replays the log after it. */
+static tl_err pstate_recover(struct tl_log *log)
+{
+	int64_t found[64];
+	uint32_t count = 0;
+	DIR *d = fdopendir(dup(log->dir_fd));
+	if (!d)
+		return TL_ERR_IO;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		long long offset = strtoll(de->d_name, &end, 10);
+		if (end != de->d_name + 20 || strcmp(end, ".snapshot") != 0)
+			continue;
+		if (offset > log->end_offset || offset < 0 || count == TL_ARRAY_SIZE(found)) {
+			unlinkat(log->dir_fd, de->d_name, 0);
+			continue;
+		}
+		found[count++] = offset;
+	}
+	closedir(d);
+	qsort(found, count, sizeof(found[0]), cmp_desc);
+	int64_t from = log->segments[0]->base_offset;
+	for (uint32_t i = 0; i < count; i++) {
+		char name[NAME_BYTES];
+		snapshot_name(name, found[i]);
+		uint8_t *data;
+		size_t len;
+		int64_t offset = -1;
+		tl_err err = file_slurp(log, name, &data, &len);
+		if (err == TL_OK) {
+			err = tl_pstate_decode(&log->pstate, data, len, &offset);
+			free(data);
+		}
+		if (err == TL_OK && offset == found[i]) {
+			from = offset;
+			break;
+		}
+		tl_warn("log: unusable producer snapshot, trying an older one dir=%s file=%s "
+			"err=%s",
+			log->dir, name, tl_err_name(err));
+		tl_pstate_clear(&log->pstate);
+		unlinkat(log->dir_fd, name, 0);
+		found[i] = -1;
+	}
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < count && kept < SNAPSHOTS_KEPT; i++)
+		if (found[i] >= 0)
+			log->snapshots[kept++] = found[i];
+	tl_err err = pstate_replay(log, from);
+	if (err != TL_OK)
+		return err;
+	tl_pstate_expire(&log->pstate, tl_wall_ms(), log->config.producer_id_expiration_ms);
+	return TL_OK;
+}
+
+/* ---- open and close ---- */
+
+static int cmp_asc(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Lists the base offsets of the directory's segment files, ascending, and removes files
+ * a crash may have left half-written. */
+static tl_err list_segments(struct tl_log *log, int64_t **bases_out, uint32_t *count_out)
+{
+	DIR *d = fdopendir(dup(log->dir_fd));
+	if (!d) {
+		set_error(log, "opendir", log->dir, errno);
+		return TL_ERR_IO;
+	}
+	int64_t *bases = NULL;
+	uint32_t count = 0, cap = 0;
+	tl_err err = TL_OK;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0) {
+			unlinkat(log->dir_fd, de->d_name, 0);
+			continue;
+		}
+		char *end;
+		long long base = strtoll(de->d_name, &end, 10);
+		if (end != de->d_name + 20 || strcmp(end, ".log") != 0 || base < 0)
+			continue;
+		if ((err = grow((void **)&bases, &cap, count + 1, sizeof(*bases))) != TL_OK)
+			break;
+		bases[count++] = base;
+	}
+	closedir(d);
+	if (err != TL_OK) {
+		free(bases);
+		return err;
+	}
+	qsort(bases, count, sizeof(*bases), cmp_asc);
+	*bases_out = bases;
+	*count_out = count;
+	return TL_OK;
+}
+
+/* Opens every segment file in order. A segment that does not start where its predecessor
+ * ends (the predecessor lost its tail, or the files overlap) is removed with all after
+ * it: the offsets they hold no longer follow. */
+static tl_err recover_segments(struct tl_log *log, bool clean)
+{
+	int64_t *bases;
+	uint32_t count;
+	tl_err err = list_segments(log, &bases, &count);
+	if (err != TL_OK)
+		return err;
+	uint32_t i = 0;
+	for (; i < count; i++) {
+		char name[NAME_BYTES];
+		segment_name(name, bases[i], ".log");
+		if (i > 0 && log->segments[i - 1]->next_offset != bases[i]) {
+			tl_warn("log: segment does not follow its predecessor dir=%s segment=%s "
+				"expected=%" PRId64,
+				log->dir, name, log->segments[i - 1]->next_offset);
+			break;
+		}
+		int fd = openat(log->dir_fd, name, O_RDWR | O_CLOEXEC);
+		struct stat st;
+		if (fd == -1 || fstat(fd, &st) == -1) {
+			set_error(log, "open", name, errno);
+			if (fd != -1)
+				close(fd);
+			err = TL_ERR_IO;
+			break;
+		}
+		struct tl_log_segment *segment = segment_new(bases[i], fd);
+		if (!segment) {
+			close(fd);
+			err = TL_ERR_NOMEM;
+			break;
+		}
+		if ((err = segments_push(log, segment)) != TL_OK) {
+			segment_put(segment);
+			break;
+		}
+		bool last = i + 1 == count;
+		int64_t file_bytes = st.st_size;
+		bool cut = false;
+		/* Sealed segments' index files were written after their data was durable;
+		 * the active one's only vouch for it after a clean shutdown. */
+		if ((clean || !last) && segment_load_indexes(log, segment, file_bytes) == TL_OK) {
+			segment->indexes_on_disk = !last;
+			if (last) {
+				int64_t position = index_pos(segment, segment->index_count - 1);
+				struct tl_batch_header h;
+				while (position < file_bytes &&
+				       header_read(segment, position, file_bytes, &h) == TL_OK) {
+					segment->next_offset = tl_batch_last_offset(&h) + 1;
+					position += batch_bytes(&h);
+				}
+				if (position != file_bytes)
+					err = segment_recover(log, segment, file_bytes, &cut);
+			} else {
+				segment->next_offset = bases[i + 1];
+			}
+		} else {
+			err = segment_recover(log, segment, file_bytes, &cut);
+		}
+		if (err != TL_OK)
+			break;
+		segment->next_offset_durable = segment->next_offset;
+		if (segment->bytes > 0)
+			segment->first_append_ms = tl_wall_ms();
+	}
+	if (err == TL_OK && i < count) {
+		for (uint32_t j = i; j < count; j++) {
+			char name[NAME_BYTES];
+			segment_name(name, bases[j], ".log");
+			tl_warn("log: removing segment after a cut dir=%s segment=%s", log->dir,
+				name);
+			segment_unlink(log, bases[j]);
+		}
+		err = sync_dir(log);
+	}
+	free(bases);
+	if (err != TL_OK)
+		return err;
+	if (log->segment_count == 0)
+		return segment_create(log, 0);
+	/* The active segment's index files would go stale with the next append. */
+	segment_unlink_indexes(log, active_segment(log)->base_offset);
+	return TL_OK;
+}
+
+tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct tl_ring *ring,
+		   struct tl_log **log_out)
+{
+	if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+		tl_warn("log: cannot create partition directory dir=%s err=%s", dir,
+			strerrorname_np(errno));
+		return TL_ERR_IO;
+	}
+	struct tl_log *log = calloc(1, sizeof(*log));
+	if (!log)
+		return TL_ERR_NOMEM;
+	log->dir = strdup(dir);
+	log->config = *config;
+	log->ring = ring;
+	for (int i = 0; i < SNAPSHOTS_KEPT; i++)
+		log->snapshots[i] = -1;
+	tl_err err = TL_ERR_NOMEM;
+	if (!log->dir || tl_pstate_init(&log->pstate) != TL_OK)
+		goto out_free;
+	log->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (log->dir_fd == -1) {
+		tl_warn("log: cannot open partition directory dir=%s err=%s", dir,
+			strerrorname_np(errno));
+		err = TL_ERR_IO;
+		goto out_free;
+	}
+	bool clean = faccessat(log->dir_fd, CLEAN_MARKER, F_OK, 0) == 0;
+	int64_t started = tl_mono_ms();
+	err = recover_segments(log, clean);
+	if (err != TL_OK)
+		goto out_close;
+	struct tl_log_segment *active = active_segment(log);
+	log->end_offset = active->next_offset;
+	log->high_watermark = log->end_offset;
+	err = pstate_recover(log);
+	if (err != TL_OK)
+		goto out_close;
+	if (clean) {
+		/* From here on a crash must rerun recovery. */
+		if (unlinkat(log->dir_fd, CLEAN_MARKER, 0) == -1 || sync_dir(log) != TL_OK) {
+			err = TL_ERR_IO;
+			goto out_close;
+		}
+	}
+	tl_debug("log: opened dir=%s segments=%u start=%" PRId64 " end=%" PRId64
+		 " clean=%d producers=%u ms=%" PRId64,
+		 dir, log->segment_count, log->segments[0]->base_offset, log->end_offset, clean,
+		 log->pstate.count, tl_mono_ms() - started);
+	*log_out = log;
+	return TL_OK;
+out_close:
+	tl_warn("log: recovery failed dir=%s err=%s detail=\"%s\"", dir, tl_err_name(err),
+		log->last_error);
+	for (uint32_t i = 0; i < log->segment_count; i++)
+		segment_put(log->segments[i]);
+	close(log->dir_fd);
+out_free:
+	tl_pstate_deinit(&log->pstate);
+	free(log->segments);
+	free(log->dir);
+	free(log);
+	return err;
+}
+
+void tl_log_set_config(struct tl_log *log, const struct tl_log_config *config)
+{
+	log->config = *config;
+}
+
+/* ---- waiters ---- */
+
+static void waiters_fire(struct tl_log *log, bool all, tl_err err)
+{
+	while (log->waiters && (all || log->waiters->offset < log->high_watermark)) {
+		struct tl_log_waiter *waiter = log->waiters;
+		log->waiters = waiter->next;
+		if (!log->waiters)
+			log->waiters_tail = NULL;
+		waiter->next = NULL;
+		waiter->done(waiter, err);
+	}
+}
+
+void tl_log_wait_durable(struct tl_log *log, struct tl_log_waiter *waiter)
+{
+	/* Never fires from here, even when already durable: the caller may not be ready
+	 * for the callback. The next tl_log_flush() fires it. */
+	waiter->next = NULL;
+	if (!log->waiters_tail || log->waiters_tail->offset <= waiter->offset) {
+		if (log->waiters_tail)
+			log->waiters_tail->next = waiter;
+		else
+			log->waiters = waiter;
+		log->waiters_tail = waiter;
+		return;
+	}
+	struct tl_log_waiter **at = &log->waiters;
+	while ((*at)->offset <= waiter->offset)
+		at = &(*at)->next;
+	waiter->next = *at;
+	*at = waiter;
+}
+
+void tl_log_set_listener(struct tl_log *log, tl_log_listener_fn fn, void *ctx)
+{
+	log->listener = fn;
+	log->listener_ctx = ctx;
+}
+
+/* ---- appending and group commit ---- */
+
+static void log_fail(struct tl_log *log)
+{
+	if (!log->failed)
+		tl_crit("log: partition offline after an I/O error dir=%s error=\"%s\"", log->dir,
+			log->last_error);
+	log->failed = true;
+	log->queued.count = 0;
+	if (!log->flush_in_flight)
+		waiters_fire(log, true, TL_ERR_KAFKA_STORAGE_ERROR);
+}
+
+static tl_err segment_roll(struct tl_log *log)
+{
+	struct tl_log_segment *old = active_segment(log);
+	TL_ASSERT(old->next_offset == log->end_offset);
+	tl_err err = segment_create(log, log->end_offset);
+	if (err != TL_OK)
+		return err;
+	tl_debug("log: rolled dir=%s base=%" PRId64, log->dir, log->end_offset);
+	/* The snapshot may describe batches not yet durable: a crash that loses them leaves
+	 * the log end below its offset, and recovery then deletes it. */
+	if (snapshot_write(log, false) != TL_OK)
+		tl_warn("log: producer snapshot failed dir=%s detail=\"%s\"", log->dir,
+			log->last_error);
+	return TL_OK;
+}
+
+static bool needs_roll(const struct tl_log *log, const struct tl_log_segment *segment,
+		       const struct tl_batch_header *h, size_t len)
+{
+	if (segment->bytes == 0)
+		return false;
+	return segment->bytes + (int64_t)len > log->config.segment_bytes ||
+	       (int64_t)(segment->index_count + 1) * INDEX_ENTRY_BYTES >
+		       log->config.index_bytes_max ||
+	       log->end_offset + h->last_offset_delta - segment->base_offset > INT32_MAX;
+}
+
+tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
+		     const struct tl_batch_header *header, struct tl_log_append_result *out)
+{
+	if (log->failed)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	TL_ASSERT_DEBUG(len == (size_t)batch_bytes(header));
+	struct tl_batch_header h = *header;
+	if (h.producer_id >= 0 && !tl_batch_is_control(&h)) {
+		struct tl_pstate_batch dup;
+		tl_err err = tl_pstate_check(&log->pstate, &h, &dup);
+		if (err == TL_ERR_EXISTS) {
+			out->base_offset = dup.first_offset;
+			out->last_offset = dup.last_offset;
+			out->duplicate = true;
+			return TL_OK;
+		}
+		if (err != TL_OK)
+			return err;
+	}
+	struct tl_log_segment *segment = active_segment(log);
+	if (needs_roll(log, segment, &h, len)) {
+		tl_err err = segment_roll(log);
+		if (err != TL_OK) {
+			log_fail(log);
+			return TL_ERR_KAFKA_STORAGE_ERROR;
+		}
+		segment = active_segment(log);
+	}
+	if (grow((void **)&log->queued.items, &log->queued.cap, log->queued.count + 1,
+		 sizeof(*log->queued.items)) != TL_OK)
+		return TL_ERR_NOMEM;
+	h.base_offset = log->end_offset;
+	tl_batch_assign(data, h.base_offset, 0);
+	int64_t position = segment->bytes;
+	if (segment_track(segment, &h, position, log->config.index_interval_bytes) != TL_OK)
+		return TL_ERR_NOMEM;
+	if (segment->first_append_ms < 0)
+		segment->first_append_ms = tl_wall_ms();
+	if ((h.producer_id >= 0 || tl_batch_is_control(&h)) &&
+	    tl_pstate_update(&log->pstate, &h) != TL_OK)
+		tl_warn("log: producer state update failed (out of memory) dir=%s", log->dir);
+	log->end_offset = tl_batch_last_offset(&h) + 1;
+	struct pending *p = &log->queued.items[log->queued.count++];
+	p->segment = segment;
+	p->iov.iov_base = data;
+	p->iov.iov_len = len;
+	p->position = position;
+	p->last_offset = tl_batch_last_offset(&h);
+	out->base_offset = h.base_offset;
+	out->last_offset = p->last_offset;
+	out->duplicate = false;
+	return TL_OK;
+}
+
+static void flush_complete(struct tl_log *log);
+
+static void flush_sync_done(struct tl_ring_op *op)
+{
+	struct flush_op *fop = (struct flush_op *)op;
+	struct tl_log *log = fop->log;
+	if (op->res < 0 && !log->failed) {
+		char name[NAME_BYTES];
+		segment_name(name, fop->segment->base_offset, ".log");
+		set_error(log, "fdatasync", name, (int)-op->res);
+		log->failed = true;
+	}
+	TL_ASSERT(log->syncs_left > 0);
+	if (--log->syncs_left == 0)
+		flush_complete(log);
+}
+
+static void flush_write_done(struct tl_ring_op *op)
+{
+	struct flush_op *fop = (struct flush_op *)op;
+	struct tl_log *log = fop->log;
+	if (op->res < 0 && !log->failed) {
+		char name[NAME_BYTES];
+		segment_name(name, fop->segment->base_offset, ".log");
+		set_error(log, "write", name, (int)-op->res);
+		log->failed = true;
+	}
+	TL_ASSERT(log->writes_left > 0);
+	if (--log->writes_left > 0)
+		return;
+	if (log->failed) {
+		flush_complete(log);
+		return;
+	}
+	/* Every write of this flush is in the page cache: one fdatasync per segment. Ring
+	 * callbacks never run from inside a queueing call, so counting as we go is safe. */
+	uint32_t writes = log->flush_ops_used;
+	for (uint32_t i = 0; i < writes; i++) {
+		struct flush_op *w = &log->flush_ops[i];
+		if (i > 0 && log->flush_ops[i - 1].segment == w->segment)
+			continue;
+		TL_ASSERT(log->flush_ops_used < log->flush_ops_cap);
+		struct flush_op *sync = &log->flush_ops[log->flush_ops_used++];
+		memset(sync, 0, sizeof(*sync));
+		sync->log = log;
+		sync->segment = w->segment;
+		sync->op.done = flush_sync_done;
+		log->syncs_left++;
+		tl_ring_fdatasync(log->ring, &sync->op, w->segment->fd);
+	}
+}
+
+/* Sealed segments whose last byte just became durable get their index files. */
+static void seal_durable_segments(struct tl_log *log)
+{
+	for (uint32_t i = log->segment_count - 1; i-- > 0;) {
+		struct tl_log_segment *segment = log->segments[i];
+		if (segment->indexes_on_disk)
+			break;
+		if (segment->bytes_durable != segment->bytes)
+			continue;
+		if (segment_write_indexes(log, segment, false) != TL_OK)
+			tl_warn("log: index write failed, recovery will rebuild it dir=%s "
+				"detail=\"%s\"",
+				log->dir, log->last_error);
+		segment->indexes_on_disk = true;
+	}
+}
+
+static void flush_complete(struct tl_log *log)
+{
+	log->flush_in_flight = false;
+	if (log->failed) {
+		tl_crit("log: partition offline after an I/O error dir=%s error=\"%s\"", log->dir,
+			log->last_error);
+		log->queued.count = 0;
+		log->flushing.count = 0;
+		waiters_fire(log, true, TL_ERR_KAFKA_STORAGE_ERROR);
+		return;
+	}
+	for (uint32_t i = 0; i < log->flushing.count; i++) {
+		struct pending *p = &log->flushing.items[i];
+		p->segment->bytes_durable = p->position + (int64_t)p->iov.iov_len;
+		p->segment->next_offset_durable = p->last_offset + 1;
+	}
+	log->flushing.count = 0;
+	log->high_watermark = log->flush_end_offset;
+	seal_durable_segments(log);
+	waiters_fire(log, false, TL_OK);
+	if (log->listener)
+		log->listener(log->listener_ctx, log);
+	if (log->queued.count > 0)
+		tl_log_flush(log);
+}
+
+void tl_log_flush(struct tl_log *log)
+{
+	if (log->flush_in_flight)
+		return; /* flush_complete() starts the next one */
+	if (log->failed) {
+		waiters_fire(log, true, TL_ERR_KAFKA_STORAGE_ERROR);
+		return;
+	}
+	/* Waiters on batches that were already durable (retried duplicates). */
+	waiters_fire(log, false, TL_OK);
+	if (log->queued.count == 0)
+		return;
+	struct pending_list swap = log->flushing;
+	log->flushing = log->queued;
+	log->queued = swap;
+	log->queued.count = 0;
+	uint32_t count = log->flushing.count;
+	/* Worst case every batch is its own write (segment changes), plus one sync each. */
+	if (grow((void **)&log->flush_iov, &log->flush_iov_cap, count, sizeof(struct iovec)) !=
+		    TL_OK ||
+	    grow((void **)&log->flush_ops, &log->flush_ops_cap, 2 * count,
+		 sizeof(struct flush_op)) != TL_OK) {
+		snprintf(log->last_error, sizeof(log->last_error), "out of memory in flush");
+		log->failed = true;
+		log->flushing.count = 0;
+		log_fail(log);
+		return;
+	}
+	log->flush_ops_used = 0;
+	log->writes_left = 0;
+	log->syncs_left = 0;
+	for (uint32_t i = 0; i < count;) {
+		const struct pending *first = &log->flushing.items[i];
+		int64_t position = first->position;
+		uint32_t j = i;
+		while (j < count && j - i < FLUSH_IOV_MAX &&
+		       log->flushing.items[j].segment == first->segment &&
+		       log->flushing.items[j].position == position) {
+			log->flush_iov[j] = log->flushing.items[j].iov;
+			position += (int64_t)log->flushing.items[j].iov.iov_len;
+			j++;
+		}
+		struct flush_op *w = &log->flush_ops[log->flush_ops_used++];
+		memset(w, 0, sizeof(*w));
+		w->log = log;
+		w->segment = first->segment;
+		w->first = i;
+		w->count = j - i;
+		w->op.done = flush_write_done;
+		i = j;
+	}
+	log->flush_in_flight = true;
+	log->flush_end_offset = log->flushing.items[count - 1].last_offset + 1;
+	log->writes_left = log->flush_ops_used;
+	for (uint32_t k = 0; k < log->writes_left; k++) {
+		struct flush_op *w = &log->flush_ops[k];
+		tl_ring_writev(log->ring, &w->op, w->segment->fd, log->flush_iov + w->first,
+			       (int)w->count, log->flushing.items[w->first].position);
+	}
+}
+
+/* Runs the ring until this log has nothing in flight. */
+static void log_drain(struct tl_log *log)
+{
+	if (!log->failed && log->queued.count > 0 && !log->flush_in_flight)
+		tl_log_flush(log);
+	while (log->flush_in_flight || (!log->failed && log->queued.count > 0)) {
+		if (!log->flush_in_flight)
+			tl_log_flush(log);
+		tl_ring_submit(log->ring);
+		tl_ring_wait(log->ring);
+	}
+	waiters_fire(log, true, log->failed ? TL_ERR_KAFKA_STORAGE_ERROR : TL_OK);
+}
+
+static void log_free(struct tl_log *log)
+{
+	for (uint32_t i = 0; i < log->segment_count; i++)
+		segment_put(log->segments[i]);
+	close(log->dir_fd);
+	tl_pstate_deinit(&log->pstate);
+	free(log->segments);
+	free(log->queued.items);
+	free(log->flushing.items);
+	free(log->flush_iov);
+	free(log->flush_ops);
+	free(log->dir);
+	free(log);
+}
+
+void tl_log_close(struct tl_log *log)
+{
+	log_drain(log);
+	if (!log->failed) {
+		/* Everything the marker vouches for must be durable before the marker. */
+		tl_err err = TL_OK;
+		for (uint32_t i = 0; i < log->segment_count && err == TL_OK; i++) {
+			struct tl_log_segment *segment = log->segments[i];
+			if (!segment->indexes_on_disk || i + 1 == log->segment_count)
+				err = segment_write_indexes(log, segment, true);
+		}
+		if (err == TL_OK)
+			err = snapshot_write(log, true);
+		if (err == TL_OK)
+			err = sync_dir(log);
+		if (err == TL_OK) {
+			int fd = openat(log->dir_fd, CLEAN_MARKER, O_WRONLY | O_CREAT | O_CLOEXEC,
+					0644);
+			if (fd == -1 || fsync(fd) == -1)
+				err = TL_ERR_IO;
+			if (fd != -1)
+				close(fd);
+			if (err == TL_OK)
+				err = sync_dir(log);
+		}
+		if (err != TL_OK)
+			tl_warn("log: clean close failed, the next open recovers dir=%s "
+				"detail=\"%s\"",
+				log->dir, log->last_error);
+	}
+	log_free(log);
+}
+
+static tl_err remove_tree(int dir_fd, const char *path)
+{
+	DIR *d = fdopendir(dup(dir_fd));
+	if (!d)
+		return TL_ERR_IO;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			unlinkat(dir_fd, de->d_name, 0);
+	closedir(d);
+	return rmdir(path) == 0 ? TL_OK : TL_ERR_IO;
+}
+
+tl_err tl_log_remove(struct tl_log *log)
+{
+	log_drain(log);
+	tl_err err = remove_tree(log->dir_fd, log->dir);
+	if (err != TL_OK)
+		tl_warn("log: cannot remove partition directory dir=%s err=%s", log->dir,
+			strerrorname_np(errno));
+	log_free(log);
+	return err;
+}
+
+/* ---- reading ---- */
+
+/* The file range of whole batches in @segment from @position that end below @max_offset
+ * and, unless only the first fits and @min_one, within @max_bytes. */
+static int64_t read_extent(const struct tl_log_segment *segment, int64_t position,
+			   int64_t max_offset, int64_t max_bytes, bool min_one)
+{
+	int64_t limit = segment->bytes_durable;
+	if (max_offset < segment->next_offset_durable) {
+		/* Stop before the batch holding max_offset (read_committed). */
+		int64_t p = TL_MAX(index_lookup(segment, max_offset), position);
+		struct tl_batch_header h;
+		while (p < limit && header_read(segment, p, limit, &h) == TL_OK &&
+		       tl_batch_last_offset(&h) < max_offset)
+			p += batch_bytes(&h);
+		limit = p;
+	}
+	if (limit - position <= max_bytes)
+		return limit - position;
+	/* Cut at a batch boundary: start from the last indexed batch inside the budget. */
+	int64_t end = position + max_bytes;
+	int64_t p = position;
+	for (uint32_t lo = 0, hi = segment->index_count; hi > lo;) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if ((int64_t)index_pos(segment, mid) <= end) {
+			p = TL_MAX(p, (int64_t)index_pos(segment, mid));
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	struct tl_batch_header h;
+	while (p < limit && header_read(segment, p, limit, &h) == TL_OK &&
+	       p + batch_bytes(&h) <= end)
+		p += batch_bytes(&h);
+	if (p == position && min_one && header_read(segment, p, limit, &h) == TL_OK)
+		p += batch_bytes(&h);
+	return p - position;
+}
+
+tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
+		   bool min_one, struct tl_log_read *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	if (offset < log->segments[0]->base_offset || offset > log->high_watermark)
+		return TL_ERR_OFFSET_OUT_OF_RANGE;
+	max_offset = TL_MIN(max_offset, log->high_watermark);
+	if (offset >= max_offset)
+		return TL_OK;
+	uint32_t s = segment_index_for(log, offset);
+	struct tl_log_segment *segment = log->segments[s];
+	while (offset >= segment->next_offset_durable && s + 1 < log->segment_count)
+		segment = log->segments[++s];
+	/* Find the batch holding offset, from the nearest index entry below it. */
+	int64_t position = index_lookup(segment, offset);
+	struct tl_batch_header h;
+	for (;;) {
+		if (position >= segment->bytes_durable)
+			return TL_OK;
+		tl_err err = header_read(segment, position, segment->bytes_durable, &h);
+		if (err != TL_OK) {
+			tl_warn("log: unreadable batch header dir=%s segment=%" PRId64
+				" position=%" PRId64,
+				log->dir, segment->base_offset, position);
+			return TL_ERR_KAFKA_STORAGE_ERROR;
+		}
+		if (tl_batch_last_offset(&h) >= offset)
+			break;
+		position += batch_bytes(&h);
+	}
+	if (h.base_offset >= max_offset)
+		return TL_OK;
+	int64_t bytes = read_extent(segment, position, max_offset, max_bytes, min_one);
+	if (bytes == 0)
+		return TL_OK;
+	segment->refs++;
+	out->fd = segment->fd;
+	out->position = position;
+	out->bytes = bytes;
+	out->first_offset = h.base_offset;
+	out->segment = segment;
+	return TL_OK;
+}
+
+int64_t tl_log_start_offset(const struct tl_log *log)
+{
+	return log->segments[0]->base_offset;
+}
+
+int64_t tl_log_end_offset(const struct tl_log *log)
+{
+	return log->end_offset;
+}
+
+int64_t tl_log_high_watermark(const struct tl_log *log)
+{
+	return log->high_watermark;
+}
+
+int64_t tl_log_size_bytes(const struct tl_log *log)
+{
+	int64_t total = 0;
+	for (uint32_t i = 0; i < log->segment_count; i++)
+		total += log->segments[i]->bytes;
+	return total;
+}
+
+tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms,
+				   int64_t *offset_out, int64_t *timestamp_out)
+{
+	for (uint32_t s = 0; s < log->segment_count; s++) {
+		struct tl_log_segment *segment = log->segments[s];
+		if (segment->max_timestamp < timestamp_ms)
+			continue;
+		/* Every batch up to a time index entry below the target is too old. */
+		int64_t from = segment->base_offset;
+		for (uint32_t i = 0; i < segment->timeindex_count; i++) {
+			if (timeindex_ts(segment, i) >= timestamp_ms)
+				break;
+			from = segment->base_offset + timeindex_rel(segment, i);
+		}
+		int64_t position = index_lookup(segment, from);
+		struct tl_batch_header h;
+		while (position < segment->bytes_durable &&
+		       header_read(segment, position, segment->bytes_durable, &h) == TL_OK) {
+			if (h.max_timestamp >= timestamp_ms) {
+				*offset_out = h.base_offset;
+				*timestamp_out = h.max_timestamp;
+				return TL_OK;
+			}
+			position += batch_bytes(&h);
+		}
+	}
+	return TL_ERR_NOT_FOUND;
+}
+
+/* ---- maintenance ---- */
+
+static bool segment_expired(const struct tl_log *log, const struct tl_log_segment *segment,
+			    int64_t total_bytes, int64_t now_ms)
+{
+	if (log->config.retention_bytes >= 0 &&
+	    total_bytes - segment->bytes >= log->config.retention_bytes)
+		return true;
+	if (log->config.retention_ms >= 0) {
+		int64_t newest = segment->max_timestamp;
+		if (newest < 0) {
+			struct stat st;
+			newest = fstat(segment->fd, &st) == 0 ? (int64_t)st.st_mtime * 1000 : now_ms;
+		}
+		if (newest < now_ms - log->config.retention_ms)
+			return true;
+	}
+	return false;
+}
+
+int tl_log_tick(struct tl_log *log, int64_t now_ms)
+{
+	if (log->failed)
+		return 0;
+	tl_pstate_expire(&log->pstate, now_ms, log->config.producer_id_expiration_ms);
+	struct tl_log_segment *active = active_segment(log);
+	if (active->bytes > 0 && log->config.segment_ms >= 0 && active->first_append_ms >= 0 &&
+	    now_ms - active->first_append_ms > log->config.segment_ms) {
+		if (segment_roll(log) != TL_OK) {
+			log_fail(log);
+			return 0;
+		}
+	}
+	int deleted = 0;
+	int64_t total = tl_log_size_bytes(log);
+	while (log->segment_count > 1) {
+		struct tl_log_segment *segment = log->segments[0];
+		/* A sealed segment with writes still in flight stays until they are durable. */
+		if (segment->bytes_durable != segment->bytes ||
+		    !segment_expired(log, segment, total, now_ms))
+			break;
+		char name[NAME_BYTES];
+		segment_name(name, segment->base_offset, ".log");
+		tl_info("log: retention deletes segment dir=%s segment=%s bytes=%" PRId64, log->dir,
+			name, segment->bytes);
+		total -= segment->bytes;
+		segment_unlink(log, segment->base_offset);
+		memmove(log->segments, log->segments + 1,
+			(log->segment_count - 1) * sizeof(*log->segments));
+		log->segment_count--;
+		segment_put(segment); /* a read being sent keeps the file open */
+		deleted++;
+	}
+	return deleted;
+}
+
+bool tl_log_is_writable(const struct tl_log *log)
+{
+	return !log->failed;
+}
+
+const char *tl_log_last_error(const struct tl_log *log)
+{
+	return log->failed ? log->last_error : "";
+}
