@@ -1,0 +1,384 @@
+/* records_test.c - RecordBatch v2 builder, iterator and control markers. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <check.h>
+
+#include "common/buf.h"
+#include "protocol/batch.h"
+#include "protocol/records.h"
+
+static size_t hex_decode(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = 0;
+	int hi = -1;
+	for (const char *p = hex; *p; p++) {
+		int v;
+		if (*p >= '0' && *p <= '9')
+			v = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			v = *p - 'a' + 10;
+		else
+			continue;
+		if (hi < 0) {
+			hi = v;
+		} else {
+			ck_assert_uint_lt(n, cap);
+			out[n++] = (uint8_t)(hi << 4 | v);
+			hi = -1;
+		}
+	}
+	return n;
+}
+
+static struct tl_bytes bytes_of(const char *s)
+{
+	struct tl_bytes b = {(const uint8_t *)s, s ? (int32_t)strlen(s) : -1};
+	return b;
+}
+
+/* The data batch test vector of shared/kafka-protocol/README.md (made with kafkajs). */
+static const char *vector_data =
+	"0000000000000000 00000048 ffffffff 02 a3a4e714 0000 00000001"
+	"0000018bcfe56800 0000018bcfe56805 ffffffffffffffff ffff ffffffff 00000002"
+	"1a 00 00 00 02 6b 04 6869 02 02 68 02 76"
+	"10 00 0a 02 01 04 796f 00";
+
+static const char *vector_commit =
+	"000000000000000a 00000042 ffffffff 02 fc84b034 0030 00000000"
+	"0000018bcfe56800 0000018bcfe56800 00000000000003e8 0000 ffffffff 00000001"
+	"20 00 00 00 08 00000001 0c 000000000005 00";
+
+START_TEST(builder_matches_kafkajs_vector_byte_for_byte)
+{
+	uint8_t want[128];
+	size_t want_len = hex_decode(vector_data, want, sizeof(want));
+	ck_assert_uint_eq(want_len, 84);
+
+	struct tl_records_builder b;
+	tl_records_builder_init(&b, TL_COMPRESSION_NONE);
+	struct tl_record_header h = {{"h", 1}, {(const uint8_t *)"v", 1}};
+	struct tl_bytes null_key = {NULL, -1};
+	ck_assert_int_eq(tl_records_builder_append(&b, 1700000000000, bytes_of("k"), bytes_of("hi"),
+						   &h, 1),
+			 TL_OK);
+	ck_assert_int_eq(tl_records_builder_append(&b, 1700000000005, null_key, bytes_of("yo"),
+						   NULL, 0),
+			 TL_OK);
+	struct tl_buf out;
+	tl_buf_init(&out);
+	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &out), TL_OK);
+	ck_assert_uint_eq(out.len, want_len);
+	/* kafkajs writes partitionLeaderEpoch -1 like we do; compare every byte. */
+	ck_assert_mem_eq(out.data, want, want_len);
+
+	struct tl_batch_header hdr;
+	ck_assert_int_eq(tl_batch_validate(out.data, out.len, &hdr, NULL), TL_OK);
+	tl_buf_deinit(&out);
+	tl_records_builder_deinit(&b);
+}
+END_TEST
+
+START_TEST(iterator_decodes_kafkajs_vector)
+{
+	uint8_t data[128];
+	size_t len = hex_decode(vector_data, data, sizeof(data));
+	struct tl_records_iter it;
+	tl_records_iter_init(&it, data, len);
+	struct tl_batch_header h;
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+	ck_assert_int_eq(h.records_count, 2);
+	struct tl_record r;
+	ck_assert_int_eq(tl_records_iter_next(&it, &r), TL_OK);
+	ck_assert_int_eq(r.offset, 0);
+	ck_assert_int_eq(r.timestamp_ms, 1700000000000);
+	ck_assert_int_eq(r.key.len, 1);
+	ck_assert_mem_eq(r.key.ptr, "k", 1);
+	ck_assert_int_eq(r.value.len, 2);
+	ck_assert_int_eq(r.header_count, 1);
+	ck_assert_int_eq(r.headers[0].key.len, 1);
+	ck_assert_mem_eq(r.headers[0].value.ptr, "v", 1);
+	ck_assert_int_eq(tl_records_iter_next(&it, &r), TL_OK);
+	ck_assert_int_eq(r.offset, 1);
+	ck_assert_int_eq(r.timestamp_ms, 1700000000005);
+	ck_assert_int_eq(r.key.len, -1);
+	ck_assert_mem_eq(r.value.ptr, "yo", 2);
+	ck_assert_int_eq(tl_records_iter_next(&it, &r), TL_ERR_NOT_FOUND);
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_ERR_NOT_FOUND);
+	tl_records_iter_deinit(&it);
+}
+END_TEST
+
+START_TEST(control_marker_matches_vector)
+{
+	uint8_t want[128];
+	size_t want_len = hex_decode(vector_commit, want, sizeof(want));
+	ck_assert_uint_eq(want_len, 78);
+	struct tl_buf out;
+	tl_buf_init(&out);
+	ck_assert_int_eq(tl_records_control_marker_build(&out, true, 1000, 0, 5, 1700000000000),
+			 TL_OK);
+	ck_assert_uint_eq(out.len, 78);
+	tl_batch_assign(out.data, 10, -1); /* the leader assigns the offset */
+	ck_assert_mem_eq(out.data, want, want_len);
+
+	struct tl_records_iter it;
+	tl_records_iter_init(&it, out.data, out.len);
+	struct tl_batch_header h;
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+	ck_assert(tl_batch_is_control(&h));
+	ck_assert(tl_batch_is_transactional(&h));
+	struct tl_record r;
+	ck_assert_int_eq(tl_records_iter_next(&it, &r), TL_OK);
+	ck_assert_int_eq(tl_records_control_type(&r), TL_CONTROL_COMMIT);
+	ck_assert_int_eq(r.offset, 10);
+	tl_records_iter_deinit(&it);
+
+	tl_buf_reset(&out);
+	ck_assert_int_eq(tl_records_control_marker_build(&out, false, 7, 3, 1, 5), TL_OK);
+	tl_records_iter_init(&it, out.data, out.len);
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+	ck_assert_int_eq(h.producer_id, 7);
+	ck_assert_int_eq(h.producer_epoch, 3);
+	ck_assert_int_eq(tl_records_iter_next(&it, &r), TL_OK);
+	ck_assert_int_eq(tl_records_control_type(&r), TL_CONTROL_ABORT);
+	tl_records_iter_deinit(&it);
+	tl_buf_deinit(&out);
+}
+END_TEST
+
+/* Builds a batch of @n records "key-i" / "value-i" x @pad with header "i". */
+static void build_numbered(struct tl_buf *out, enum tl_compression codec, int n, int pad,
+			   int64_t pid, int32_t seq)
+{
+	struct tl_records_builder b;
+	tl_records_builder_init(&b, codec);
+	char key[32], hv[32];
+	char *value = malloc((size_t)pad * 16 + 32);
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		snprintf(hv, sizeof(hv), "%d", i);
+		int vl = 0;
+		for (int j = 0; j < pad; j++)
+			vl += snprintf(value + vl, 32, "value-%d", i);
+		struct tl_record_header h[2] = {{{"idx", 3}, bytes_of(hv)}, {{"nul", 3}, {NULL, -1}}};
+		struct tl_bytes v = {(const uint8_t *)value, vl};
+		ck_assert_int_eq(tl_records_builder_append(&b, 1000 + i, bytes_of(key), v, h, 2),
+				 TL_OK);
+	}
+	tl_records_builder_set_producer(&b, pid, 2, seq, false);
+	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, out), TL_OK);
+	tl_records_builder_deinit(&b);
+	free(value);
+}
+
+static void check_numbered(struct tl_records_iter *it, int n, int pad, int64_t base)
+{
+	struct tl_record r;
+	char key[32];
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(tl_records_iter_next(it, &r), TL_OK);
+		snprintf(key, sizeof(key), "key-%d", i);
+		ck_assert_int_eq(r.key.len, (int)strlen(key));
+		ck_assert_mem_eq(r.key.ptr, key, strlen(key));
+		ck_assert_int_eq(r.offset, base + i);
+		ck_assert_int_eq(r.timestamp_ms, 1000 + i);
+		ck_assert_int_eq(r.header_count, 2);
+		ck_assert_int_eq(r.headers[1].value.len, -1);
+		char v[32];
+		int vl = snprintf(v, sizeof(v), "value-%d", i);
+		ck_assert_int_eq(r.value.len, vl * pad);
+		ck_assert_mem_eq(r.value.ptr + (pad - 1) * vl, v, (size_t)vl);
+	}
+	ck_assert_int_eq(tl_records_iter_next(it, &r), TL_ERR_NOT_FOUND);
+}
+
+START_TEST(zstd_round_trip_of_many_batches)
+{
+	struct tl_buf blob;
+	tl_buf_init(&blob);
+	build_numbered(&blob, TL_COMPRESSION_ZSTD, 5000, 20, 42, 100);
+	size_t first = blob.len;
+	build_numbered(&blob, TL_COMPRESSION_NONE, 10, 1, -1, -1);
+	build_numbered(&blob, TL_COMPRESSION_ZSTD, 1, 1, -1, -1);
+	tl_batch_assign(blob.data + first, 5000, 0);
+	/* Uncompressed, 5000 records are ~900 KB; zstd must shrink them a lot. */
+	ck_assert_uint_lt(first, 100000);
+
+	struct tl_batch_header h;
+	ck_assert_int_eq(tl_batch_validate(blob.data, first, &h, NULL), TL_OK);
+	ck_assert_int_eq(tl_batch_compression(&h), TL_COMPRESSION_ZSTD);
+
+	struct tl_records_iter it;
+	tl_records_iter_init(&it, blob.data, blob.len);
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+	ck_assert_int_eq(h.producer_id, 42);
+	ck_assert_int_eq(h.base_sequence, 100);
+	check_numbered(&it, 5000, 20, 0);
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+	check_numbered(&it, 10, 1, 5000);
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+	check_numbered(&it, 1, 1, 0);
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_ERR_NOT_FOUND);
+	tl_records_iter_deinit(&it);
+	tl_buf_deinit(&blob);
+}
+END_TEST
+
+START_TEST(partial_trailing_batch_ends_iteration)
+{
+	struct tl_buf blob;
+	tl_buf_init(&blob);
+	build_numbered(&blob, TL_COMPRESSION_NONE, 3, 1, -1, -1);
+	size_t first = blob.len;
+	build_numbered(&blob, TL_COMPRESSION_NONE, 3, 1, -1, -1);
+	struct tl_records_iter it;
+	tl_records_iter_init(&it, blob.data, first + 30);
+	struct tl_batch_header h;
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+	check_numbered(&it, 3, 1, 0);
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_ERR_NOT_FOUND);
+	tl_records_iter_deinit(&it);
+	tl_buf_deinit(&blob);
+}
+END_TEST
+
+START_TEST(bad_crc_is_corrupt_message)
+{
+	struct tl_buf blob;
+	tl_buf_init(&blob);
+	build_numbered(&blob, TL_COMPRESSION_NONE, 3, 1, -1, -1);
+	blob.data[blob.len - 1] ^= 1;
+	struct tl_records_iter it;
+	tl_records_iter_init(&it, blob.data, blob.len);
+	struct tl_batch_header h;
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_ERR_CORRUPT_MESSAGE);
+	tl_records_iter_deinit(&it);
+	tl_buf_deinit(&blob);
+}
+END_TEST
+
+START_TEST(gzip_lz4_snappy_are_unsupported_compression)
+{
+	enum tl_compression codecs[] = {TL_COMPRESSION_GZIP, TL_COMPRESSION_SNAPPY,
+					TL_COMPRESSION_LZ4};
+	for (size_t i = 0; i < 3; i++) {
+		struct tl_buf blob;
+		tl_buf_init(&blob);
+		build_numbered(&blob, TL_COMPRESSION_NONE, 2, 1, -1, -1);
+		tl_be16_put(blob.data + TL_BATCH_OFF_ATTRIBUTES, (uint16_t)codecs[i]);
+		tl_batch_crc_update(blob.data, blob.len);
+		struct tl_records_iter it;
+		tl_records_iter_init(&it, blob.data, blob.len);
+		struct tl_batch_header h;
+		struct tl_record r;
+		ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+		ck_assert_int_eq(tl_records_iter_next(&it, &r),
+				 TL_ERR_UNSUPPORTED_COMPRESSION_TYPE);
+		tl_records_iter_deinit(&it);
+		tl_buf_deinit(&blob);
+
+		struct tl_records_builder b;
+		tl_records_builder_init(&b, codecs[i]);
+		ck_assert_int_eq(tl_records_builder_append(&b, 1, bytes_of("k"), bytes_of("v"),
+							   NULL, 0),
+				 TL_OK);
+		tl_buf_init(&blob);
+		ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &blob),
+				 TL_ERR_UNSUPPORTED_COMPRESSION_TYPE);
+		tl_buf_deinit(&blob);
+		tl_records_builder_deinit(&b);
+	}
+}
+END_TEST
+
+START_TEST(zstd_bomb_stops_at_decompressed_max)
+{
+	struct tl_buf blob;
+	tl_buf_init(&blob);
+	build_numbered(&blob, TL_COMPRESSION_ZSTD, 2000, 50, -1, -1);
+	struct tl_records_iter it;
+	tl_records_iter_init(&it, blob.data, blob.len);
+	it.decompressed_max = 100000;
+	struct tl_batch_header h;
+	struct tl_record r;
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+	ck_assert_int_eq(tl_records_iter_next(&it, &r), TL_ERR_LIMIT);
+	tl_records_iter_deinit(&it);
+	tl_buf_deinit(&blob);
+}
+END_TEST
+
+START_TEST(set_producer_patches_header_and_crc)
+{
+	struct tl_buf blob;
+	tl_buf_init(&blob);
+	build_numbered(&blob, TL_COMPRESSION_ZSTD, 4, 1, -1, -1);
+	tl_records_batch_set_producer(blob.data, blob.len, 77, 9, 2147483646);
+	struct tl_batch_header h;
+	ck_assert_int_eq(tl_batch_validate(blob.data, blob.len, &h, NULL), TL_OK);
+	ck_assert_int_eq(h.producer_id, 77);
+	ck_assert_int_eq(h.producer_epoch, 9);
+	struct tl_records_iter it;
+	tl_records_iter_init(&it, blob.data, blob.len);
+	struct tl_record r;
+	ck_assert_int_eq(tl_records_iter_next_batch(&it, &h, NULL, NULL), TL_OK);
+	ck_assert_int_eq(tl_records_iter_next(&it, &r), TL_OK);
+	ck_assert_int_eq(r.sequence, 2147483646);
+	ck_assert_int_eq(tl_records_iter_next(&it, &r), TL_OK);
+	ck_assert_int_eq(r.sequence, 2147483647);
+	ck_assert_int_eq(tl_records_iter_next(&it, &r), TL_OK);
+	ck_assert_int_eq(r.sequence, 0); /* sequences wrap like Kafka's incrementSequence */
+	tl_records_iter_deinit(&it);
+	tl_buf_deinit(&blob);
+}
+END_TEST
+
+START_TEST(record_size_matches_appended_bytes)
+{
+	struct tl_records_builder b;
+	tl_records_builder_init(&b, TL_COMPRESSION_NONE);
+	struct tl_record_header h = {{"hk", 2}, {(const uint8_t *)"hv", 2}};
+	size_t before = b.records.len;
+	size_t want = tl_records_record_size(0, 0, bytes_of("key"), bytes_of("value"), &h, 1);
+	ck_assert_int_eq(tl_records_builder_append(&b, 5, bytes_of("key"), bytes_of("value"), &h,
+						   1),
+			 TL_OK);
+	ck_assert_uint_eq(b.records.len - before, want);
+	struct tl_record_header bad = {{NULL, -1}, {NULL, -1}};
+	ck_assert_int_eq(tl_records_builder_append(&b, 5, bytes_of("k"), bytes_of("v"), &bad, 1),
+			 TL_ERR_INVALID);
+	tl_records_builder_deinit(&b);
+}
+END_TEST
+
+static Suite *records_suite(void)
+{
+	Suite *s = suite_create("records");
+	TCase *tc = tcase_create("vectors");
+	tcase_add_test(tc, builder_matches_kafkajs_vector_byte_for_byte);
+	tcase_add_test(tc, iterator_decodes_kafkajs_vector);
+	tcase_add_test(tc, control_marker_matches_vector);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("round_trip");
+	tcase_add_test(tc, zstd_round_trip_of_many_batches);
+	tcase_add_test(tc, partial_trailing_batch_ends_iteration);
+	tcase_add_test(tc, set_producer_patches_header_and_crc);
+	tcase_add_test(tc, record_size_matches_appended_bytes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("errors");
+	tcase_add_test(tc, bad_crc_is_corrupt_message);
+	tcase_add_test(tc, gzip_lz4_snappy_are_unsupported_compression);
+	tcase_add_test(tc, zstd_bomb_stops_at_decompressed_max);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(records_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
