@@ -53,7 +53,8 @@ BROKER_OBJS := $(filter-out $(B)/obj/broker/main.o,$(call obj_of,broker))
 SERVER_LIBS := $(LIB_broker) $(LIB_replication) $(LIB_log) $(LIB_protocol) $(LIB_common)
 
 UNIT_SRCS  := $(sort $(wildcard common/tests/*_test.c protocol/tests/*_test.c log/tests/*_test.c \
-                 replication/tests/*_test.c broker/tests/*_test.c))
+                 replication/tests/*_test.c broker/tests/*_test.c \
+                 producer/tests/*_test.c consumer/tests/*_test.c))
 UNIT_BINS  := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TEST_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard tests/progs/*.c)))
 
@@ -66,19 +67,25 @@ release:
 	@$(MAKE) --no-print-directory MODE=release bins
 	@mkdir -p build/bin
 	@cp -f build/release/tallyd build/bin/tallyd
+	@mkdir -p build/lib
+	@cp -f build/release/lib/libtally.a build/release/lib/libtally.so build/lib/
 
 debug:
 	@$(MAKE) --no-print-directory MODE=debug bins
 asan:
 	@$(MAKE) --no-print-directory MODE=asan bins unit-bins
 
-bins: $(B)/tallyd test-progs
+bins: $(B)/tallyd libtally examples test-progs
 unit-bins: $(UNIT_BINS)
 test-progs: $(TEST_PROGS)
 
+# V=1 shows the full command lines.
+Q := $(if $(V),,@)
+
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(if $(V),,@echo "  CC [$(MODE)] $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(LIB_common): $(call obj_of,common)
 $(LIB_protocol): $(call obj_of,protocol)
@@ -106,6 +113,61 @@ $(B)/%_test: $(B)/obj/%_test.o $(SERVER_LIBS)
 $(B)/tests/progs/%: $(B)/obj/tests/progs/%.o $(SERVER_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs rdkafka 2>/dev/null) $(PKG_LIBS)
+
+# ---- libtally: the client library (producer/, consumer/ and what they use) ----
+# Its objects are built apart (position-independent, -fvisibility=hidden). libtally.so
+# exports only what TL_EXPORT marks plus tl_err_* (common/error.c keeps default
+# visibility), as producer/libtally.map lists. libtally.a is one relocatable object
+# whose hidden symbols are made local, so it exposes the same API.
+LIBTALLY_SRCS := $(call src_of,producer) $(call src_of,consumer) common/buf.c common/crc32c.c \
+                 common/diag.c common/error.c protocol/batch.c protocol/records.c
+LIBTALLY_OBJS := $(patsubst %.c,$(B)/pic/%.o,$(LIBTALLY_SRCS))
+LIBTALLY_MAP  := producer/libtally.map
+LIBTALLY_LIBS := $(shell pkg-config --libs libzstd 2>/dev/null) -lpthread
+EXAMPLES      := $(patsubst %.c,$(B)/%,$(sort $(wildcard examples/*.c)))
+
+.PHONY: libtally examples
+libtally: $(B)/lib/libtally.a $(B)/lib/libtally.so
+examples: $(EXAMPLES)
+
+$(B)/pic/common/error.o: PIC_VISIBILITY := -fvisibility=default
+$(B)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -fPIC $(or $(PIC_VISIBILITY),-fvisibility=hidden) -c $< -o $@
+
+$(B)/lib/libtally.so: $(LIBTALLY_OBJS) $(LIBTALLY_MAP)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,libtally.so \
+	  -Wl,--version-script=$(LIBTALLY_MAP) -Wl,-z,relro,-z,now -Wl,--as-needed \
+	  -Wl,--no-undefined $(MODE_LDFLAGS) $(LDFLAGS) -o $@ $(LIBTALLY_OBJS) $(LIBTALLY_LIBS)
+
+$(B)/lib/libtally.a: $(LIBTALLY_OBJS)
+	@mkdir -p $(@D)
+	@rm -f $@ $(B)/lib/libtally.o
+	$(LD) -r -o $(B)/lib/libtally.o $(LIBTALLY_OBJS)
+	objcopy --localize-hidden $(B)/lib/libtally.o
+	$(AR) $(ARFLAGS) $@ $(B)/lib/libtally.o
+
+# Examples link the shared library, as a user's program would.
+$(B)/examples/%: $(B)/obj/examples/%.o $(B)/lib/libtally.so
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< -L$(B)/lib -ltally -Wl,-rpath,'$$ORIGIN/../lib'
+
+# Unit tests of the clients link the library's objects (internals included).
+CLIENT_TEST_LINK = $(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) \
+	$(shell pkg-config --libs rdkafka 2>/dev/null) $(LIBTALLY_LIBS) -lm
+$(B)/producer/tests/%_test: $(B)/obj/producer/tests/%_test.o $(LIBTALLY_OBJS)
+	@mkdir -p $(@D)
+	$(CLIENT_TEST_LINK)
+$(B)/consumer/tests/%_test: $(B)/obj/consumer/tests/%_test.o $(LIBTALLY_OBJS)
+	@mkdir -p $(@D)
+	$(CLIENT_TEST_LINK)
+
+# Test programs on libtally (tests/progs/tally_*.c); librdkafka too, for interop.
+$(B)/tests/progs/tally_%: $(B)/obj/tests/progs/tally_%.o $(B)/lib/libtally.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs rdkafka 2>/dev/null) \
+	  $(LIBTALLY_LIBS) -lm
 
 # ---- set-up ----
 

@@ -550,6 +550,7 @@ static tl_err segment_recover(struct tl_log *log, struct tl_log_segment *segment
 	const char *why = "truncated batch";
 	tl_err err = TL_OK;
 	while (position < file_bytes) {
+		why = "truncated batch";
 		if (!scan_ensure(&scan, position, TL_BATCH_LOG_OVERHEAD, &err))
 			break;
 		int64_t size = tl_batch_size(scan_at(&scan, position), TL_BATCH_LOG_OVERHEAD);
@@ -757,7 +758,8 @@ static tl_err pstate_recover(struct tl_log *log)
 		found[count++] = offset;
 	}
 	closedir(d);
-	qsort(found, count, sizeof(found[0]), cmp_desc);
+	if (count > 1)
+		qsort(found, count, sizeof(found[0]), cmp_desc);
 	int64_t from = log->segments[0]->base_offset;
 	for (uint32_t i = 0; i < count; i++) {
 		char name[NAME_BYTES];
@@ -832,7 +834,8 @@ static tl_err list_segments(struct tl_log *log, int64_t **bases_out, uint32_t *c
 		free(bases);
 		return err;
 	}
-	qsort(bases, count, sizeof(*bases), cmp_asc);
+	if (count > 1)
+		qsort(bases, count, sizeof(*bases), cmp_asc);
 	*bases_out = bases;
 	*count_out = count;
 	return TL_OK;

@@ -1,0 +1,582 @@
+/* log_test.c - the partition log on a real directory, through both disk engines:
+ * group commit and waiters, reads at batch boundaries, clean and unclean reopen, torn
+ * and garbled tails, index rebuild, retention, storage failure, lookups by time, and
+ * producer dedupe surviving a restart (snapshot, replay, damaged snapshot). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "common/buf.h"
+#include "common/time.h"
+#include "log/log.h"
+
+#define PAYLOAD_BYTES 100
+
+static char dir[320];
+static char root[256];
+static struct tl_ring *ring;
+static struct tl_log_config config;
+
+static void setup_mode(enum tl_ring_mode mode)
+{
+	snprintf(root, sizeof(root), "/tmp/tally-log-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	snprintf(dir, sizeof(dir), "%s/t-0", root);
+	tl_err err;
+	ring = tl_ring_create(64, mode, &err);
+	ck_assert_ptr_nonnull(ring);
+	tl_log_config_defaults(&config);
+}
+
+static void setup_uring(void)
+{
+	setup_mode(TL_RING_MODE_AUTO);
+}
+
+static void setup_sync(void)
+{
+	setup_mode(TL_RING_MODE_SYNC);
+}
+
+static void teardown(void)
+{
+	tl_ring_destroy(ring);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* A batch's bytes live until the test ends (the log borrows them until durable). */
+struct batch {
+	uint8_t bytes[TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES];
+	struct tl_batch_header header;
+};
+
+static struct batch *batch_make(int32_t records, int64_t timestamp, int64_t pid, int16_t epoch,
+				int32_t seq)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	ck_assert_ptr_nonnull(b);
+	uint8_t *p = b->bytes;
+	tl_be32_put(p + TL_BATCH_OFF_LENGTH, (uint32_t)(sizeof(b->bytes) - TL_BATCH_LOG_OVERHEAD));
+	p[TL_BATCH_OFF_MAGIC] = TL_BATCH_MAGIC;
+	tl_be32_put(p + TL_BATCH_OFF_LAST_OFFSET_DELTA, (uint32_t)(records - 1));
+	tl_be64_put(p + TL_BATCH_OFF_BASE_TIMESTAMP, (uint64_t)timestamp);
+	tl_be64_put(p + TL_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)timestamp);
+	tl_be64_put(p + TL_BATCH_OFF_PRODUCER_ID, (uint64_t)pid);
+	tl_be16_put(p + TL_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)epoch);
+	tl_be32_put(p + TL_BATCH_OFF_BASE_SEQUENCE, (uint32_t)seq);
+	tl_be32_put(p + TL_BATCH_OFF_RECORDS_COUNT, (uint32_t)records);
+	for (int i = 0; i < PAYLOAD_BYTES; i++)
+		p[TL_BATCH_HEADER_BYTES + i] = (uint8_t)(timestamp + i);
+	tl_batch_crc_update(p, sizeof(b->bytes));
+	const char *why = NULL;
+	ck_assert_int_eq(tl_batch_validate(p, sizeof(b->bytes), &b->header, &why), TL_OK);
+	return b;
+}
+
+static struct tl_log *log_open(void)
+{
+	struct tl_log *log = NULL;
+	ck_assert_int_eq(tl_log_open(dir, &config, ring, &log), TL_OK);
+	return log;
+}
+
+/* Flushes and runs the ring until everything appended is durable. */
+static void drain(struct tl_log *log)
+{
+	tl_log_flush(log);
+	tl_ring_submit(ring);
+	while (tl_log_high_watermark(log) < tl_log_end_offset(log) && tl_log_is_writable(log))
+		tl_ring_wait(ring);
+}
+
+static int64_t append(struct tl_log *log, struct batch *b)
+{
+	struct tl_log_append_result result;
+	ck_assert_int_eq(tl_log_append(log, b->bytes, sizeof(b->bytes), &b->header, &result),
+			 TL_OK);
+	return result.base_offset;
+}
+
+/* Appends @count batches of @records records each; returns them (free with batches_free). */
+static struct batch **append_many(struct tl_log *log, int count, int32_t records)
+{
+	struct batch **all = calloc((size_t)count, sizeof(*all));
+	for (int i = 0; i < count; i++) {
+		all[i] = batch_make(records, 1000 + i, -1, -1, -1);
+		append(log, all[i]);
+	}
+	drain(log);
+	return all;
+}
+
+static void batches_free(struct batch **all, int count)
+{
+	for (int i = 0; i < count; i++)
+		free(all[i]);
+	free(all);
+}
+
+static void path_of(char *out, size_t size, int64_t base, const char *suffix)
+{
+	snprintf(out, size, "%s/%020lld%s", dir, (long long)base, suffix);
+}
+
+static int64_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static void remove_marker(void)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/.clean-shutdown", dir);
+	unlink(path);
+}
+
+/* Reads the batch holding @offset and checks its base offset and bytes. */
+static void expect_read(struct tl_log *log, int64_t offset, int64_t base_expected)
+{
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read(log, offset, tl_log_high_watermark(log), 1 << 20, true, &read),
+			 TL_OK);
+	ck_assert_int_gt(read.bytes, 0);
+	ck_assert_int_eq(read.first_offset, base_expected);
+	uint8_t head[TL_BATCH_HEADER_BYTES];
+	ck_assert_int_eq(pread(read.fd, head, sizeof(head), (off_t)read.position),
+			 (ssize_t)sizeof(head));
+	ck_assert_int_eq((int64_t)tl_be64_get(head), base_expected);
+	ck_assert_int_eq(read.bytes % (TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES), 0);
+	tl_log_read_release(read.segment);
+}
+
+static int waiter_calls;
+static int64_t waiter_last;
+static tl_err waiter_err;
+
+static void on_durable(struct tl_log_waiter *waiter, tl_err err)
+{
+	ck_assert_int_ge(waiter->offset, waiter_last);
+	waiter_last = waiter->offset;
+	waiter_err = err;
+	waiter_calls++;
+}
+
+START_TEST(appends_are_acknowledged_only_once_durable_and_in_order)
+{
+	struct tl_log *log = log_open();
+	struct batch *b[3];
+	struct tl_log_waiter w[3];
+	waiter_calls = 0;
+	waiter_last = -1;
+	for (int i = 0; i < 3; i++) {
+		b[i] = batch_make(4, 100 + i, -1, -1, -1);
+		ck_assert_int_eq(append(log, b[i]), 4 * i);
+		w[i] = (struct tl_log_waiter){.offset = 4 * i + 3, .done = on_durable};
+		tl_log_wait_durable(log, &w[i]);
+	}
+	/* Nothing is durable, nothing is readable, nobody was answered. */
+	ck_assert_int_eq(tl_log_high_watermark(log), 0);
+	ck_assert_int_eq(tl_log_end_offset(log), 12);
+	ck_assert_int_eq(waiter_calls, 0);
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read(log, 0, tl_log_high_watermark(log), 1 << 20, true, &read),
+			 TL_OK);
+	ck_assert_int_eq(read.bytes, 0);
+	drain(log);
+	ck_assert_int_eq(waiter_calls, 3);
+	ck_assert_int_eq(waiter_err, TL_OK);
+	ck_assert_int_eq(tl_log_high_watermark(log), 12);
+	expect_read(log, 0, 0);
+	expect_read(log, 5, 4);
+	expect_read(log, 11, 8);
+	ck_assert_int_eq(tl_log_read(log, 13, 12, 1 << 20, true, &read), TL_ERR_OFFSET_OUT_OF_RANGE);
+	ck_assert_int_eq(tl_log_read(log, 12, 12, 1 << 20, true, &read), TL_OK);
+	ck_assert_int_eq(read.bytes, 0);
+	tl_log_close(log);
+	for (int i = 0; i < 3; i++)
+		free(b[i]);
+}
+END_TEST
+
+START_TEST(reads_stop_at_batch_boundaries_and_min_one_returns_one_batch)
+{
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 50, 2);
+	int64_t one = TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES;
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read(log, 10, 100, (int32_t)(3 * one + 7), false, &read), TL_OK);
+	ck_assert_int_eq(read.bytes, 3 * one);
+	ck_assert_int_eq(read.first_offset, 10);
+	tl_log_read_release(read.segment);
+	ck_assert_int_eq(tl_log_read(log, 10, 100, 5, false, &read), TL_OK);
+	ck_assert_int_eq(read.bytes, 0);
+	ck_assert_int_eq(tl_log_read(log, 10, 100, 5, true, &read), TL_OK);
+	ck_assert_int_eq(read.bytes, one);
+	tl_log_read_release(read.segment);
+	/* A bound below the end (the LSO for read_committed) stops before its batch. */
+	ck_assert_int_eq(tl_log_read(log, 10, 15, 1 << 20, true, &read), TL_OK);
+	ck_assert_int_eq(read.bytes, 2 * one);
+	tl_log_read_release(read.segment);
+	tl_log_close(log);
+	batches_free(all, 50);
+}
+END_TEST
+
+START_TEST(clean_reopen_keeps_everything_and_continues_at_the_next_offset)
+{
+	config.segment_bytes = 2000;
+	config.index_interval_bytes = 300;
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 60, 3);
+	ck_assert_int_eq(tl_log_end_offset(log), 180);
+	tl_log_close(log);
+	char marker[400];
+	snprintf(marker, sizeof(marker), "%s/.clean-shutdown", dir);
+	ck_assert_int_eq(access(marker, F_OK), 0);
+	log = log_open();
+	ck_assert_int_ne(access(marker, F_OK), 0); /* a crash from now on must recover */
+	ck_assert_int_eq(tl_log_end_offset(log), 180);
+	ck_assert_int_eq(tl_log_high_watermark(log), 180);
+	for (int64_t o = 0; o < 180; o++)
+		expect_read(log, o, o - o % 3);
+	struct batch *more = batch_make(1, 5000, -1, -1, -1);
+	ck_assert_int_eq(append(log, more), 180);
+	drain(log);
+	tl_log_close(log);
+	free(more);
+	batches_free(all, 60);
+}
+END_TEST
+
+START_TEST(missing_or_bad_index_files_are_rebuilt)
+{
+	config.segment_bytes = 2000;
+	config.index_interval_bytes = 0;
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 60, 1);
+	tl_log_close(log);
+	remove_marker();
+	char path[400];
+	path_of(path, sizeof(path), 0, ".index");
+	ck_assert_int_eq(unlink(path), 0);
+	path_of(path, sizeof(path), 12, ".index");
+	int fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "\xff\xff\xff\xff", 4, 8), 4);
+	close(fd);
+	log = log_open();
+	ck_assert_int_eq(tl_log_end_offset(log), 60);
+	for (int64_t o = 0; o < 60; o++)
+		expect_read(log, o, o);
+	tl_log_close(log);
+	batches_free(all, 60);
+}
+END_TEST
+
+/* Cuts (or garbles) the last segment at @position and checks recovery keeps exactly the
+ * batches wholly before it. */
+static void damage_and_recover(int64_t position, bool garble)
+{
+	char path[400];
+	path_of(path, sizeof(path), 0, ".log");
+	int64_t one = TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES;
+	if (garble) {
+		int fd = open(path, O_WRONLY);
+		uint8_t junk = 0x5a;
+		ck_assert_int_eq(pwrite(fd, &junk, 1, (off_t)position), 1);
+		close(fd);
+	} else {
+		ck_assert_int_eq(truncate(path, (off_t)position), 0);
+	}
+	remove_marker();
+	struct tl_log *log = log_open();
+	int64_t whole = position / one;
+	ck_assert_int_eq(tl_log_end_offset(log), whole);
+	ck_assert_int_eq(file_size(path), whole * one);
+	if (whole > 0)
+		expect_read(log, whole - 1, whole - 1);
+	struct batch *next = batch_make(1, 7000, -1, -1, -1);
+	ck_assert_int_eq(append(log, next), whole);
+	drain(log);
+	expect_read(log, whole, whole);
+	tl_log_close(log);
+	free(next);
+}
+
+START_TEST(torn_tail_is_cut_at_the_last_whole_batch)
+{
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 20, 1);
+	tl_log_close(log);
+	int64_t one = TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES;
+	damage_and_recover(15 * one + 30, false); /* inside a batch */
+	damage_and_recover(10 * one + 5, false);  /* inside a length field */
+	damage_and_recover(7 * one, false);	  /* exactly at a boundary */
+	batches_free(all, 20);
+}
+END_TEST
+
+START_TEST(garbled_byte_cuts_the_log_at_its_batch)
+{
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 20, 1);
+	tl_log_close(log);
+	int64_t one = TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES;
+	damage_and_recover(12 * one + 70, true); /* in the records: CRC */
+	damage_and_recover(8 * one + 3, true);	 /* in the base offset: continuity */
+	damage_and_recover(5 * one + 9, true);	 /* in the length */
+	batches_free(all, 20);
+}
+END_TEST
+
+START_TEST(a_torn_sealed_segment_removes_the_segments_after_it)
+{
+	config.segment_bytes = 2000;
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 40, 1);
+	tl_log_close(log);
+	/* As if the crash came before the sealed segment's data and index were durable. */
+	char path[400];
+	path_of(path, sizeof(path), 12, ".index");
+	ck_assert_int_eq(unlink(path), 0);
+	path_of(path, sizeof(path), 12, ".log");
+	ck_assert_int_eq(truncate(path, 500), 0);
+	remove_marker();
+	log = log_open();
+	int64_t one = TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES;
+	ck_assert_int_eq(tl_log_end_offset(log), 12 + 500 / one);
+	path_of(path, sizeof(path), 24, ".log");
+	ck_assert_int_eq(access(path, F_OK), -1);
+	tl_log_close(log);
+	batches_free(all, 40);
+}
+END_TEST
+
+START_TEST(retention_deletes_whole_old_segments_but_not_the_active_one)
+{
+	config.segment_bytes = 2000;
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 60, 1); /* 12 batches a segment: 5 segments */
+	int64_t total = tl_log_size_bytes(log);
+	struct tl_log_read held;
+	ck_assert_int_eq(tl_log_read(log, 0, 60, 1 << 20, true, &held), TL_OK);
+	config.retention_bytes = total / 2;
+	config.retention_ms = -1;
+	tl_log_set_config(log, &config);
+	ck_assert_int_gt(tl_log_tick(log, 2000), 0);
+	ck_assert_int_le(tl_log_size_bytes(log), total);
+	ck_assert_int_gt(tl_log_start_offset(log), 0);
+	ck_assert_int_eq(tl_log_start_offset(log) % 12, 0);
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read(log, 0, 60, 1 << 20, true, &read), TL_ERR_OFFSET_OUT_OF_RANGE);
+	/* A read taken before the deletion still reads its (unlinked) file. */
+	uint8_t head[12];
+	ck_assert_int_eq(pread(held.fd, head, sizeof(head), 0), 12);
+	tl_log_read_release(held.segment);
+	config.retention_bytes = -1;
+	config.retention_ms = 1;
+	tl_log_set_config(log, &config);
+	tl_log_tick(log, 1000000);
+	ck_assert_int_eq(tl_log_start_offset(log), 48); /* only the active segment is left */
+	tl_log_close(log);
+	batches_free(all, 60);
+}
+END_TEST
+
+START_TEST(failed_fdatasync_takes_the_partition_offline)
+{
+	struct tl_log *log = log_open();
+	struct batch *b = batch_make(1, 1, -1, -1, -1);
+	struct tl_log_waiter w = {.offset = 0, .done = on_durable};
+	waiter_calls = 0;
+	waiter_last = -1;
+	tl_ring_fault_set(ring, TL_RING_OP_FDATASYNC, 5 /* EIO */, 1, false);
+	append(log, b);
+	tl_log_wait_durable(log, &w);
+	drain(log);
+	ck_assert_int_eq(waiter_calls, 1);
+	ck_assert_int_eq(waiter_err, TL_ERR_KAFKA_STORAGE_ERROR);
+	ck_assert(!tl_log_is_writable(log));
+	ck_assert_ptr_nonnull(strstr(tl_log_last_error(log), "fdatasync"));
+	ck_assert_int_eq(tl_log_high_watermark(log), 0);
+	struct tl_log_append_result result;
+	struct batch *c = batch_make(1, 2, -1, -1, -1);
+	ck_assert_int_eq(tl_log_append(log, c->bytes, sizeof(c->bytes), &c->header, &result),
+			 TL_ERR_KAFKA_STORAGE_ERROR);
+	tl_log_close(log); /* no marker: the next open recovers */
+	log = log_open();
+	ck_assert(tl_log_is_writable(log));
+	tl_log_close(log);
+	free(b);
+	free(c);
+}
+END_TEST
+
+START_TEST(offset_for_timestamp_finds_the_first_batch_at_or_after)
+{
+	config.segment_bytes = 2000;
+	config.index_interval_bytes = 200;
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 40, 1); /* timestamps 1000..1039 */
+	int64_t offset, ts;
+	ck_assert_int_eq(tl_log_offset_for_timestamp(log, 1017, &offset, &ts), TL_OK);
+	ck_assert_int_eq(offset, 17);
+	ck_assert_int_eq(ts, 1017);
+	ck_assert_int_eq(tl_log_offset_for_timestamp(log, 0, &offset, &ts), TL_OK);
+	ck_assert_int_eq(offset, 0);
+	ck_assert_int_eq(tl_log_offset_for_timestamp(log, 5000, &offset, &ts), TL_ERR_NOT_FOUND);
+	tl_log_close(log);
+	log = log_open(); /* from the time index files */
+	ck_assert_int_eq(tl_log_offset_for_timestamp(log, 1030, &offset, &ts), TL_OK);
+	ck_assert_int_eq(offset, 30);
+	tl_log_close(log);
+	batches_free(all, 40);
+}
+END_TEST
+
+/* Appends pid 7's batches seq 0..4 (one record each), then restarts the log via @restart
+ * and checks that a retry of each is answered as a duplicate with its original offset. */
+static void dedupe_across_restart(void (*restart)(void))
+{
+	config.segment_bytes = 700; /* rolls, so snapshots are written along the way */
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 7, 1); /* offsets 0..6, no producer */
+	/* Producers expire by their batches' timestamps, as in Kafka: use the clock's. */
+	int64_t now = tl_wall_ms();
+	struct batch *b[5];
+	for (int32_t i = 0; i < 5; i++) {
+		b[i] = batch_make(1, now + i, 7, 0, i);
+		ck_assert_int_eq(append(log, b[i]), 7 + i);
+	}
+	drain(log);
+	tl_log_close(log);
+	restart();
+	log = log_open();
+	for (int32_t i = 0; i < 5; i++) {
+		struct batch *retry = batch_make(1, now + i, 7, 0, i);
+		struct tl_log_append_result result;
+		ck_assert_int_eq(tl_log_append(log, retry->bytes, sizeof(retry->bytes),
+					       &retry->header, &result),
+				 TL_OK);
+		ck_assert(result.duplicate);
+		ck_assert_int_eq(result.base_offset, 7 + i);
+		free(retry);
+	}
+	ck_assert_int_eq(tl_log_end_offset(log), 12);
+	struct batch *gap = batch_make(1, now + 10, 7, 0, 9);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(tl_log_append(log, gap->bytes, sizeof(gap->bytes), &gap->header, &result),
+			 TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+	struct batch *next = batch_make(1, now + 11, 7, 0, 5);
+	ck_assert_int_eq(append(log, next), 12);
+	drain(log);
+	tl_log_close(log);
+	free(gap);
+	free(next);
+	for (int i = 0; i < 5; i++)
+		free(b[i]);
+	batches_free(all, 7);
+}
+
+static void restart_clean(void)
+{
+}
+
+static void restart_after_crash(void)
+{
+	remove_marker();
+}
+
+static void delete_snapshots(bool truncate_only)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strstr(de->d_name, ".snapshot"))
+			continue;
+		char path[600];
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (truncate_only)
+			ck_assert_int_eq(truncate(path, file_size(path) / 2), 0);
+		else
+			ck_assert_int_eq(unlink(path), 0);
+	}
+	closedir(d);
+	remove_marker();
+}
+
+static void restart_without_snapshots(void)
+{
+	delete_snapshots(false);
+}
+
+static void restart_with_truncated_snapshots(void)
+{
+	delete_snapshots(true);
+}
+
+START_TEST(producer_dedupe_survives_a_clean_restart)
+{
+	dedupe_across_restart(restart_clean);
+}
+END_TEST
+
+START_TEST(producer_dedupe_survives_a_crash)
+{
+	dedupe_across_restart(restart_after_crash);
+}
+END_TEST
+
+START_TEST(producer_dedupe_is_rebuilt_by_full_replay_without_snapshots)
+{
+	dedupe_across_restart(restart_without_snapshots);
+}
+END_TEST
+
+START_TEST(truncated_snapshots_fall_back_to_replay)
+{
+	dedupe_across_restart(restart_with_truncated_snapshots);
+}
+END_TEST
+
+static TCase *cases(const char *name, void (*setup)(void))
+{
+	TCase *tc = tcase_create(name);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, appends_are_acknowledged_only_once_durable_and_in_order);
+	tcase_add_test(tc, reads_stop_at_batch_boundaries_and_min_one_returns_one_batch);
+	tcase_add_test(tc, clean_reopen_keeps_everything_and_continues_at_the_next_offset);
+	tcase_add_test(tc, missing_or_bad_index_files_are_rebuilt);
+	tcase_add_test(tc, torn_tail_is_cut_at_the_last_whole_batch);
+	tcase_add_test(tc, garbled_byte_cuts_the_log_at_its_batch);
+	tcase_add_test(tc, a_torn_sealed_segment_removes_the_segments_after_it);
+	tcase_add_test(tc, retention_deletes_whole_old_segments_but_not_the_active_one);
+	tcase_add_test(tc, failed_fdatasync_takes_the_partition_offline);
+	tcase_add_test(tc, offset_for_timestamp_finds_the_first_batch_at_or_after);
+	tcase_add_test(tc, producer_dedupe_survives_a_clean_restart);
+	tcase_add_test(tc, producer_dedupe_survives_a_crash);
+	tcase_add_test(tc, producer_dedupe_is_rebuilt_by_full_replay_without_snapshots);
+	tcase_add_test(tc, truncated_snapshots_fall_back_to_replay);
+	return tc;
+}
+
+int main(void)
+{
+	Suite *s = suite_create("log");
+	suite_add_tcase(s, cases("io_uring", setup_uring));
+	suite_add_tcase(s, cases("sync", setup_sync));
+	SRunner *runner = srunner_create(s);
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
