@@ -139,6 +139,9 @@ struct tl_log {
 	tl_log_listener_fn listener;
 	void *listener_ctx;
 
+	uint64_t flush_count;	/* fdatasync rounds completed */
+	uint64_t flush_bytes;	/* bytes they covered */
+
 	struct tl_pstate pstate;
 	int64_t snapshots[SNAPSHOTS_KEPT]; /* offsets of snapshot files, newest first, -1 */
 };
@@ -1216,7 +1219,9 @@ static void flush_complete(struct tl_log *log)
 		struct pending *p = &log->flushing.items[i];
 		p->segment->bytes_durable = p->position + (int64_t)p->iov.iov_len;
 		p->segment->next_offset_durable = p->last_offset + 1;
+		log->flush_bytes += p->iov.iov_len;
 	}
+	log->flush_count++;
 	log->flushing.count = 0;
 	log->high_watermark = log->flush_end_offset;
 	seal_durable_segments(log);
@@ -1320,6 +1325,11 @@ static void log_free(struct tl_log *log)
 void tl_log_close(struct tl_log *log)
 {
 	log_drain(log);
+	if (log->flush_count > 0)
+		tl_info("log: closing dir=%s flushes=%" PRIu64 " bytes=%" PRIu64
+			" bytes_per_flush=%" PRIu64,
+			log->dir, log->flush_count, log->flush_bytes,
+			log->flush_bytes / log->flush_count);
 	if (!log->failed) {
 		/* Everything the marker vouches for must be durable before the marker. */
 		tl_err err = TL_OK;
