@@ -57,6 +57,7 @@
 
 #define INDEX_ENTRY_BYTES      8
 #define TIMEINDEX_ENTRY_BYTES  12
+#define TXNINDEX_ENTRY_BYTES   34
 #define CLEAN_MARKER	       ".clean-shutdown"
 #define SNAPSHOTS_KEPT	       3
 #define SCAN_BUFFER_BYTES      (1 << 20)
@@ -78,12 +79,26 @@ struct tl_log_segment {
 	int64_t first_append_ms;    /* wall clock of the first append, for log.roll.ms */
 	int64_t bytes_since_index;  /* since the last offset index entry */
 	bool indexes_on_disk;	    /* index files describe this (sealed) segment */
+	bool txns_trusted;	    /* its aborted transactions came from its .txnindex */
 	uint8_t *index;		    /* INDEX_ENTRY_BYTES each */
 	uint32_t index_count;
 	uint32_t index_cap;
 	uint8_t *timeindex; /* TIMEINDEX_ENTRY_BYTES each */
 	uint32_t timeindex_count;
 	uint32_t timeindex_cap;
+};
+
+struct aborted_txn {
+	int64_t producer_id;
+	int64_t first_offset;
+	int64_t last_offset; /* the ABORT marker's */
+	int64_t lso;	     /* when the marker was appended */
+};
+
+/* A transaction whose marker is appended: it holds the LSO until the marker is durable. */
+struct closing_txn {
+	int64_t first_offset;
+	int64_t marker_offset;
 };
 
 /* One queued batch. */
@@ -143,7 +158,16 @@ struct tl_log {
 	uint64_t flush_bytes;	/* bytes they covered */
 
 	struct tl_pstate pstate;
-	int64_t snapshots[SNAPSHOTS_KEPT]; /* offsets of snapshot files, newest first, -1 */
+	int64_t snapshots[SNAPSHOTS_KEPT + 1]; /* snapshot files' offsets, newest first, -1 */
+
+	/* Transactions. */
+	struct aborted_txn *aborted; /* by marker offset */
+	uint32_t aborted_count;
+	uint32_t aborted_cap;
+	struct closing_txn *closing; /* markers appended but not yet durable */
+	uint32_t closing_count;
+	uint32_t closing_cap;
+	int64_t first_open_txn; /* cache of tl_pstate_first_open_txn(), -2 when stale */
 };
 
 void tl_log_config_defaults(struct tl_log_config *config)
@@ -367,43 +391,6 @@ out_unlink:
 	return TL_ERR_IO;
 }
 
-/* Writes both index files of @segment. The time index ends with the segment's largest
- * timestamp so retention and lookups by time see it after a restart. */
-static tl_err segment_write_indexes(struct tl_log *log, struct tl_log_segment *segment,
-				    bool durable)
-{
-	char name[NAME_BYTES];
-	if (segment->max_timestamp >= 0 &&
-	    timeindex_push(segment, segment->max_timestamp, segment->max_timestamp_offset) !=
-		    TL_OK)
-		return TL_ERR_NOMEM;
-	segment_name(name, segment->base_offset, ".index");
-	tl_err err = file_replace(log, name, segment->index,
-				  (size_t)segment->index_count * INDEX_ENTRY_BYTES, durable);
-	if (err != TL_OK)
-		return err;
-	segment_name(name, segment->base_offset, ".timeindex");
-	return file_replace(log, name, segment->timeindex,
-			    (size_t)segment->timeindex_count * TIMEINDEX_ENTRY_BYTES, durable);
-}
-
-static void segment_unlink_indexes(struct tl_log *log, int64_t base_offset)
-{
-	char name[NAME_BYTES];
-	segment_name(name, base_offset, ".index");
-	unlinkat(log->dir_fd, name, 0);
-	segment_name(name, base_offset, ".timeindex");
-	unlinkat(log->dir_fd, name, 0);
-}
-
-static void segment_unlink(struct tl_log *log, int64_t base_offset)
-{
-	char name[NAME_BYTES];
-	segment_name(name, base_offset, ".log");
-	unlinkat(log->dir_fd, name, 0);
-	segment_unlink_indexes(log, base_offset);
-}
-
 /* Reads a whole small file into a malloc'd buffer. TL_ERR_NOT_FOUND when absent. */
 static tl_err file_slurp(struct tl_log *log, const char *name, uint8_t **data_out,
 			 size_t *len_out)
@@ -431,6 +418,133 @@ static tl_err file_slurp(struct tl_log *log, const char *name, uint8_t **data_ou
 	*data_out = data;
 	*len_out = len;
 	return TL_OK;
+}
+
+/* The aborted transactions whose markers lie in @segment: [*first, *first + count). */
+static uint32_t segment_aborted(const struct tl_log *log, const struct tl_log_segment *segment,
+				uint32_t *first)
+{
+	uint32_t i = 0;
+	while (i < log->aborted_count && log->aborted[i].last_offset < segment->base_offset)
+		i++;
+	uint32_t j = i;
+	while (j < log->aborted_count && log->aborted[j].last_offset < segment->next_offset)
+		j++;
+	*first = i;
+	return j - i;
+}
+
+static tl_err segment_write_txnindex(struct tl_log *log, const struct tl_log_segment *segment,
+				     bool durable)
+{
+	uint32_t first;
+	uint32_t count = segment_aborted(log, segment, &first);
+	uint8_t *data = malloc((size_t)count * TXNINDEX_ENTRY_BYTES + 1);
+	if (!data)
+		return TL_ERR_NOMEM;
+	for (uint32_t i = 0; i < count; i++) {
+		const struct aborted_txn *a = &log->aborted[first + i];
+		uint8_t *e = data + (size_t)i * TXNINDEX_ENTRY_BYTES;
+		tl_be16_put(e, 0);
+		tl_be64_put(e + 2, (uint64_t)a->producer_id);
+		tl_be64_put(e + 10, (uint64_t)a->first_offset);
+		tl_be64_put(e + 18, (uint64_t)a->last_offset);
+		tl_be64_put(e + 26, (uint64_t)a->lso);
+	}
+	char name[NAME_BYTES];
+	segment_name(name, segment->base_offset, ".txnindex");
+	tl_err err = file_replace(log, name, data, (size_t)count * TXNINDEX_ENTRY_BYTES, durable);
+	free(data);
+	return err;
+}
+
+static tl_err aborted_push(struct tl_log *log, const struct aborted_txn *a)
+{
+	if (grow((void **)&log->aborted, &log->aborted_cap, log->aborted_count + 1,
+		 sizeof(*log->aborted)) != TL_OK)
+		return TL_ERR_NOMEM;
+	TL_ASSERT(log->aborted_count == 0 ||
+		  log->aborted[log->aborted_count - 1].last_offset < a->last_offset);
+	log->aborted[log->aborted_count++] = *a;
+	return TL_OK;
+}
+
+/* Loads @segment's .txnindex into the log's aborted list (segments load in order).
+ * Entries must have increasing marker offsets inside the segment. */
+static tl_err segment_load_txnindex(struct tl_log *log, struct tl_log_segment *segment,
+				    int64_t next_offset)
+{
+	char name[NAME_BYTES];
+	uint8_t *data;
+	size_t len;
+	segment_name(name, segment->base_offset, ".txnindex");
+	tl_err err = file_slurp(log, name, &data, &len);
+	if (err != TL_OK)
+		return err;
+	uint32_t keep = log->aborted_count;
+	err = len % TXNINDEX_ENTRY_BYTES == 0 ? TL_OK : TL_ERR_CORRUPT;
+	for (size_t at = 0; err == TL_OK && at < len; at += TXNINDEX_ENTRY_BYTES) {
+		struct aborted_txn a = {
+			.producer_id = (int64_t)tl_be64_get(data + at + 2),
+			.first_offset = (int64_t)tl_be64_get(data + at + 10),
+			.last_offset = (int64_t)tl_be64_get(data + at + 18),
+			.lso = (int64_t)tl_be64_get(data + at + 26),
+		};
+		if (tl_be16_get(data + at) != 0 || a.last_offset < segment->base_offset ||
+		    a.last_offset >= next_offset || a.first_offset > a.last_offset ||
+		    (log->aborted_count > 0 &&
+		     log->aborted[log->aborted_count - 1].last_offset >= a.last_offset))
+			err = TL_ERR_CORRUPT;
+		else
+			err = aborted_push(log, &a);
+	}
+	free(data);
+	if (err != TL_OK)
+		log->aborted_count = keep;
+	segment->txns_trusted = err == TL_OK;
+	return err;
+}
+
+/* Writes both index files of @segment. The time index ends with the segment's largest
+ * timestamp so retention and lookups by time see it after a restart. */
+static tl_err segment_write_indexes(struct tl_log *log, struct tl_log_segment *segment,
+				    bool durable)
+{
+	char name[NAME_BYTES];
+	if (segment->max_timestamp >= 0 &&
+	    timeindex_push(segment, segment->max_timestamp, segment->max_timestamp_offset) !=
+		    TL_OK)
+		return TL_ERR_NOMEM;
+	segment_name(name, segment->base_offset, ".index");
+	tl_err err = file_replace(log, name, segment->index,
+				  (size_t)segment->index_count * INDEX_ENTRY_BYTES, durable);
+	if (err != TL_OK)
+		return err;
+	segment_name(name, segment->base_offset, ".timeindex");
+	err = file_replace(log, name, segment->timeindex,
+			   (size_t)segment->timeindex_count * TIMEINDEX_ENTRY_BYTES, durable);
+	if (err != TL_OK)
+		return err;
+	return segment_write_txnindex(log, segment, durable);
+}
+
+static void segment_unlink_indexes(struct tl_log *log, int64_t base_offset)
+{
+	char name[NAME_BYTES];
+	segment_name(name, base_offset, ".index");
+	unlinkat(log->dir_fd, name, 0);
+	segment_name(name, base_offset, ".timeindex");
+	unlinkat(log->dir_fd, name, 0);
+	segment_name(name, base_offset, ".txnindex");
+	unlinkat(log->dir_fd, name, 0);
+}
+
+static void segment_unlink(struct tl_log *log, int64_t base_offset)
+{
+	char name[NAME_BYTES];
+	segment_name(name, base_offset, ".log");
+	unlinkat(log->dir_fd, name, 0);
+	segment_unlink_indexes(log, base_offset);
 }
 
 /* Loads and checks a sealed segment's index files against its file of @file_bytes: whole
@@ -652,7 +766,34 @@ static void snapshot_name(char *out, int64_t offset)
 	segment_name(out, offset, ".snapshot");
 }
 
-/* Writes a snapshot of the producer table at the log end. Keeps the newest few. */
+/* Deletes snapshot files no longer needed: kept are the SNAPSHOTS_KEPT newest and the
+ * newest at or below the active segment's base, which recovery after a crash needs
+ * (the active segment is then rescanned from its base). */
+static void snapshots_prune(struct tl_log *log)
+{
+	int64_t base = active_segment(log)->base_offset;
+	bool have_base = false;
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < TL_ARRAY_SIZE(log->snapshots); i++) {
+		int64_t offset = log->snapshots[i];
+		if (offset < 0)
+			break;
+		bool keep = kept < SNAPSHOTS_KEPT || (!have_base && offset <= base);
+		if (offset <= base)
+			have_base = true;
+		if (!keep) {
+			char name[NAME_BYTES];
+			snapshot_name(name, offset);
+			unlinkat(log->dir_fd, name, 0);
+			continue;
+		}
+		log->snapshots[kept++] = offset;
+	}
+	for (uint32_t i = kept; i < TL_ARRAY_SIZE(log->snapshots); i++)
+		log->snapshots[i] = -1;
+}
+
+/* Writes a snapshot of the producer table as of the log end. */
 static tl_err snapshot_write(struct tl_log *log, bool durable)
 {
 	int64_t offset = log->end_offset;
@@ -670,15 +811,57 @@ static tl_err snapshot_write(struct tl_log *log, bool durable)
 	if (err != TL_OK)
 		return err;
 	if (log->snapshots[0] != offset) {
-		if (log->snapshots[SNAPSHOTS_KEPT - 1] >= 0) {
-			snapshot_name(name, log->snapshots[SNAPSHOTS_KEPT - 1]);
+		size_t n = TL_ARRAY_SIZE(log->snapshots);
+		if (log->snapshots[n - 1] >= 0) {
+			snapshot_name(name, log->snapshots[n - 1]);
 			unlinkat(log->dir_fd, name, 0);
 		}
-		memmove(log->snapshots + 1, log->snapshots,
-			(SNAPSHOTS_KEPT - 1) * sizeof(log->snapshots[0]));
+		memmove(log->snapshots + 1, log->snapshots, (n - 1) * sizeof(log->snapshots[0]));
 		log->snapshots[0] = offset;
 	}
+	snapshots_prune(log);
 	return TL_OK;
+}
+
+/* The producer-state side of a batch with a producer id, or of a marker (of
+ * @control_type), appended or replayed: updates the table and, for a marker that closes
+ * an open transaction, the aborted index and (when @appending) the closing list. */
+static tl_err txn_track(struct tl_log *log, const struct tl_batch_header *h, int control_type,
+			bool appending)
+{
+	int64_t open_first = -1;
+	int64_t lso = -1;
+	if (tl_batch_is_control(h)) {
+		const struct tl_pstate_entry *e = tl_pstate_find(&log->pstate, h->producer_id);
+		open_first = e ? e->txn_first_offset : -1;
+		if (open_first >= 0)
+			lso = tl_pstate_first_open_txn(&log->pstate);
+	}
+	tl_err err = tl_pstate_update(&log->pstate, h);
+	if (err != TL_OK)
+		return err;
+	if (tl_batch_is_transactional(h) || tl_batch_is_control(h))
+		log->first_open_txn = -2;
+	if (open_first < 0)
+		return TL_OK;
+	if (appending) {
+		if (grow((void **)&log->closing, &log->closing_cap, log->closing_count + 1,
+			 sizeof(*log->closing)) != TL_OK)
+			return TL_ERR_NOMEM;
+		log->closing[log->closing_count++] = (struct closing_txn){
+			.first_offset = open_first,
+			.marker_offset = h->base_offset,
+		};
+	}
+	if (control_type != TL_BATCH_CONTROL_ABORT)
+		return TL_OK;
+	struct aborted_txn a = {
+		.producer_id = h->producer_id,
+		.first_offset = open_first,
+		.last_offset = h->base_offset,
+		.lso = lso,
+	};
+	return aborted_push(log, &a);
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -718,7 +901,19 @@ static int64_t index_lookup(const struct tl_log_segment *segment, int64_t offset
 	return index_pos(segment, lo);
 }
 
-/* Replays the headers of every batch at or after @from into the producer table. */
+/* The control type of the marker batch at @position, or -1. */
+static int control_type_read(const struct tl_log_segment *segment, int64_t position,
+			     const struct tl_batch_header *h)
+{
+	uint8_t raw[256];
+	size_t want = (size_t)TL_MIN(batch_bytes(h), (int64_t)sizeof(raw));
+	if (pread(segment->fd, raw, want, (off_t)position) != (ssize_t)want)
+		return -1;
+	return tl_batch_control_type(raw, want);
+}
+
+/* Replays the headers of every batch at or after @from into the producer table and the
+ * aborted-transaction index. */
 static tl_err pstate_replay(struct tl_log *log, int64_t from)
 {
 	for (uint32_t s = segment_index_for(log, from); s < log->segment_count; s++) {
@@ -730,7 +925,10 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from)
 			if (err != TL_OK)
 				return err;
 			if (h.base_offset >= from && (h.producer_id >= 0 || tl_batch_is_control(&h))) {
-				err = tl_pstate_update(&log->pstate, &h);
+				int type = -1;
+				if (tl_batch_is_control(&h))
+					type = control_type_read(segment, position, &h);
+				err = txn_track(log, &h, type, false);
 				if (err != TL_OK)
 					return err;
 			}
@@ -740,9 +938,18 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from)
 	return TL_OK;
 }
 
-/* Loads the newest usable snapshot and replays the log after it. */
+/* Loads the newest usable snapshot and replays the log after it. A snapshot is usable at
+ * or below the base of the first segment whose aborted transactions were not loaded from
+ * its .txnindex, since the replay must rebuild those; without one, the whole log is
+ * replayed. */
 static tl_err pstate_recover(struct tl_log *log)
 {
+	int64_t limit = log->end_offset;
+	for (uint32_t s = 0; s < log->segment_count; s++)
+		if (!log->segments[s]->txns_trusted) {
+			limit = log->segments[s]->base_offset;
+			break;
+		}
 	int64_t found[64];
 	uint32_t count = 0;
 	DIR *d = fdopendir(dup(log->dir_fd));
@@ -754,6 +961,7 @@ static tl_err pstate_recover(struct tl_log *log)
 		long long offset = strtoll(de->d_name, &end, 10);
 		if (end != de->d_name + 20 || strcmp(end, ".snapshot") != 0)
 			continue;
+		/* One past the end describes batches a crash took back. */
 		if (offset > log->end_offset || offset < 0 || count == TL_ARRAY_SIZE(found)) {
 			unlinkat(log->dir_fd, de->d_name, 0);
 			continue;
@@ -764,7 +972,10 @@ static tl_err pstate_recover(struct tl_log *log)
 	if (count > 1)
 		qsort(found, count, sizeof(found[0]), cmp_desc);
 	int64_t from = log->segments[0]->base_offset;
-	for (uint32_t i = 0; i < count; i++) {
+	bool loaded = false;
+	for (uint32_t i = 0; i < count && !loaded; i++) {
+		if (found[i] > limit)
+			continue;
 		char name[NAME_BYTES];
 		snapshot_name(name, found[i]);
 		uint8_t *data;
@@ -777,6 +988,7 @@ static tl_err pstate_recover(struct tl_log *log)
 		}
 		if (err == TL_OK && offset == found[i]) {
 			from = offset;
+			loaded = true;
 			break;
 		}
 		tl_warn("log: unusable producer snapshot, trying an older one dir=%s file=%s "
@@ -787,13 +999,19 @@ static tl_err pstate_recover(struct tl_log *log)
 		found[i] = -1;
 	}
 	uint32_t kept = 0;
-	for (uint32_t i = 0; i < count && kept < SNAPSHOTS_KEPT; i++)
+	for (uint32_t i = 0; i < count && kept < TL_ARRAY_SIZE(log->snapshots); i++)
 		if (found[i] >= 0)
 			log->snapshots[kept++] = found[i];
+	if (!loaded)
+		log->aborted_count = 0;
+	while (log->aborted_count > 0 && log->aborted[log->aborted_count - 1].last_offset >= from)
+		log->aborted_count--;
 	tl_err err = pstate_replay(log, from);
 	if (err != TL_OK)
 		return err;
 	tl_pstate_expire(&log->pstate, tl_wall_ms(), log->config.producer_id_expiration_ms);
+	log->first_open_txn = -2;
+	snapshots_prune(log);
 	return TL_OK;
 }
 
@@ -890,6 +1108,7 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 		 * the active one's only vouch for it after a clean shutdown. */
 		if ((clean || !last) && segment_load_indexes(log, segment, file_bytes) == TL_OK) {
 			segment->indexes_on_disk = !last;
+			segment_load_txnindex(log, segment, last ? INT64_MAX : bases[i + 1]);
 			if (last) {
 				int64_t position = index_pos(segment, segment->index_count - 1);
 				struct tl_batch_header h;
@@ -946,8 +1165,9 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	log->dir = strdup(dir);
 	log->config = *config;
 	log->ring = ring;
-	for (int i = 0; i < SNAPSHOTS_KEPT; i++)
+	for (size_t i = 0; i < TL_ARRAY_SIZE(log->snapshots); i++)
 		log->snapshots[i] = -1;
+	log->first_open_txn = -2;
 	tl_err err = TL_ERR_NOMEM;
 	if (!log->dir || tl_pstate_init(&log->pstate) != TL_OK)
 		goto out_free;
@@ -990,6 +1210,7 @@ out_close:
 	close(log->dir_fd);
 out_free:
 	tl_pstate_deinit(&log->pstate);
+	free(log->aborted);
 	free(log->segments);
 	free(log->dir);
 	free(log);
@@ -1088,6 +1309,9 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 		return TL_ERR_KAFKA_STORAGE_ERROR;
 	TL_ASSERT_DEBUG(len == (size_t)batch_bytes(header));
 	struct tl_batch_header h = *header;
+	bool control = tl_batch_is_control(&h);
+	if (control && tl_batch_control_type(data, len) < 0)
+		return TL_ERR_INVALID_RECORD;
 	if (h.producer_id >= 0 && !tl_batch_is_control(&h)) {
 		struct tl_pstate_batch dup;
 		tl_err err = tl_pstate_check(&log->pstate, &h, &dup);
@@ -1119,8 +1343,8 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 		return TL_ERR_NOMEM;
 	if (segment->first_append_ms < 0)
 		segment->first_append_ms = tl_wall_ms();
-	if ((h.producer_id >= 0 || tl_batch_is_control(&h)) &&
-	    tl_pstate_update(&log->pstate, &h) != TL_OK)
+	if ((h.producer_id >= 0 || control) &&
+	    txn_track(log, &h, control ? tl_batch_control_type(data, len) : -1, true) != TL_OK)
 		tl_warn("log: producer state update failed (out of memory) dir=%s", log->dir);
 	log->end_offset = tl_batch_last_offset(&h) + 1;
 	struct pending *p = &log->queued.items[log->queued.count++];
@@ -1224,6 +1448,11 @@ static void flush_complete(struct tl_log *log)
 	log->flush_count++;
 	log->flushing.count = 0;
 	log->high_watermark = log->flush_end_offset;
+	uint32_t open = 0;
+	for (uint32_t i = 0; i < log->closing_count; i++)
+		if (log->closing[i].marker_offset >= log->high_watermark)
+			log->closing[open++] = log->closing[i];
+	log->closing_count = open;
 	seal_durable_segments(log);
 	waiters_fire(log, false, TL_OK);
 	if (log->listener)
@@ -1318,6 +1547,8 @@ static void log_free(struct tl_log *log)
 	free(log->flushing.items);
 	free(log->flush_iov);
 	free(log->flush_ops);
+	free(log->aborted);
+	free(log->closing);
 	free(log->dir);
 	free(log);
 }
@@ -1521,6 +1752,47 @@ tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms,
 	return TL_ERR_NOT_FOUND;
 }
 
+/* ---- transactions ---- */
+
+int64_t tl_log_last_stable_offset(struct tl_log *log)
+{
+	if (log->first_open_txn == -2)
+		log->first_open_txn = tl_pstate_first_open_txn(&log->pstate);
+	int64_t lso = log->high_watermark;
+	if (log->first_open_txn >= 0)
+		lso = TL_MIN(lso, log->first_open_txn);
+	for (uint32_t i = 0; i < log->closing_count; i++)
+		lso = TL_MIN(lso, log->closing[i].first_offset);
+	return lso;
+}
+
+uint32_t tl_log_aborted_txns(const struct tl_log *log, int64_t from, int64_t to,
+			     struct tl_log_aborted_txn *out, uint32_t max)
+{
+	uint32_t lo = 0, hi = log->aborted_count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (log->aborted[mid].last_offset < from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint32_t count = 0;
+	for (uint32_t i = lo; i < log->aborted_count; i++) {
+		const struct aborted_txn *a = &log->aborted[i];
+		if (a->first_offset >= to)
+			continue;
+		if (count < max)
+			out[count] = (struct tl_log_aborted_txn){
+				.producer_id = a->producer_id,
+				.first_offset = a->first_offset,
+				.last_offset = a->last_offset,
+			};
+		count++;
+	}
+	return count;
+}
+
 /* ---- maintenance ---- */
 
 static bool segment_expired(const struct tl_log *log, const struct tl_log_segment *segment,
@@ -1573,6 +1845,18 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 		log->segment_count--;
 		segment_put(segment); /* a read being sent keeps the file open */
 		deleted++;
+	}
+	if (deleted > 0) {
+		int64_t start = tl_log_start_offset(log);
+		uint32_t drop = 0;
+		while (drop < log->aborted_count && log->aborted[drop].last_offset < start)
+			drop++;
+		if (drop > 0) {
+			memmove(log->aborted, log->aborted + drop,
+				(log->aborted_count - drop) * sizeof(*log->aborted));
+			log->aborted_count -= drop;
+		}
+		snapshots_prune(log);
 	}
 	return deleted;
 }

@@ -3,6 +3,10 @@
  *   <20-digit base offset>.log        record batches exactly as on the wire
  *   <20-digit base offset>.index      sparse offset index: (u32 relative offset, u32 position)
  *   <20-digit base offset>.timeindex  (i64 max timestamp, u32 relative offset)
+ *   <20-digit base offset>.txnindex   aborted transactions whose ABORT marker is in the
+ *                                     segment: (u16 version 0, i64 producer id, i64 first
+ *                                     offset, i64 marker offset, i64 LSO then)
+ *   <20-digit offset>.snapshot        producer state as of that offset
  * plus `.clean-shutdown` while the log is closed cleanly.
  *
  * Writes go through a tl_ring (io_uring or the sync fallback) owned by the caller's
@@ -84,7 +88,9 @@ struct tl_log_append_result {
  * keeps it alive until a waiter covering last_offset fires. Rolls a new segment first
  * when needed. Returns TL_OK, a producer-state error (OUT_OF_ORDER_SEQUENCE_NUMBER,
  * INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID, INVALID_RECORD), or
- * TL_ERR_KAFKA_STORAGE_ERROR when FAILED. */
+ * TL_ERR_KAFKA_STORAGE_ERROR when FAILED. A control batch (a COMMIT or ABORT marker from
+ * the transaction coordinator) closes its producer's open transaction; an ABORT enters
+ * it in the aborted-transaction index. */
 tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 		     const struct tl_batch_header *header, struct tl_log_append_result *out);
 
@@ -144,6 +150,26 @@ int64_t tl_log_size_bytes(const struct tl_log *log);
  * @timestamp_ms, with that maxTimestamp. TL_ERR_NOT_FOUND when no batch qualifies. */
 tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms,
 				   int64_t *offset_out, int64_t *timestamp_out);
+
+/* ---- transactions ---- */
+
+/* The last stable offset: the first offset of the oldest transaction that no durable
+ * COMMIT or ABORT marker has closed yet, or the high watermark when none is open.
+ * read_committed fetches and ListOffsets stop here. */
+int64_t tl_log_last_stable_offset(struct tl_log *log);
+
+/* One aborted transaction, from the aborted-transaction index (`.txnindex`). */
+struct tl_log_aborted_txn {
+	int64_t producer_id;
+	int64_t first_offset; /* of the transaction's first batch in this partition */
+	int64_t last_offset;  /* of its ABORT marker */
+};
+
+/* The aborted transactions whose records may lie in [@from, @to) (first_offset < @to and
+ * last_offset >= @from), in marker order: copies at most @max into @out and returns how
+ * many there are in all, so a caller can size its buffer with a first call (@max 0). */
+uint32_t tl_log_aborted_txns(const struct tl_log *log, int64_t from, int64_t to,
+			     struct tl_log_aborted_txn *out, uint32_t max);
 
 /* ---- maintenance ---- */
 

@@ -95,3 +95,24 @@ void tl_batch_set_log_append_time(uint8_t *data, size_t len, int64_t timestamp_m
 	tl_be64_put(data + TL_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)timestamp_ms);
 	tl_batch_crc_update(data, len);
 }
+
+int tl_batch_control_type(const uint8_t *data, size_t len)
+{
+	if (len <= TL_BATCH_HEADER_BYTES)
+		return -1;
+	struct tl_cursor cursor;
+	tl_cursor_init(&cursor, data + TL_BATCH_HEADER_BYTES, len - TL_BATCH_HEADER_BYTES);
+	tl_cursor_varint(&cursor);  /* record length */
+	tl_cursor_i8(&cursor);	    /* attributes */
+	tl_cursor_varlong(&cursor); /* timestamp delta */
+	tl_cursor_varint(&cursor);  /* offset delta */
+	int32_t key_len = tl_cursor_varint(&cursor);
+	if (cursor.failed || key_len < 4)
+		return -1;
+	int16_t version = tl_cursor_i16(&cursor);
+	int16_t type = tl_cursor_i16(&cursor);
+	if (cursor.failed || version < 0 || (type != TL_BATCH_CONTROL_ABORT &&
+					     type != TL_BATCH_CONTROL_COMMIT))
+		return -1;
+	return type;
+}

@@ -89,6 +89,13 @@ void tl_batch_assign(uint8_t *data, int64_t base_offset, int32_t leader_epoch);
  * (both are covered by it). For topics with message.timestamp.type=LogAppendTime. */
 void tl_batch_set_log_append_time(uint8_t *data, size_t len, int64_t timestamp_ms);
 
+/* The control type of a control batch (0 ABORT, 1 COMMIT: the key of its first record,
+ * which is never compressed), or -1 when @data holds no readable control record. Reads
+ * at most the first record. */
+#define TL_BATCH_CONTROL_ABORT	0
+#define TL_BATCH_CONTROL_COMMIT 1
+int tl_batch_control_type(const uint8_t *data, size_t len);
+
 /* Recomputes and stores the CRC of a batch of @len bytes. */
 void tl_batch_crc_update(uint8_t *data, size_t len);
 

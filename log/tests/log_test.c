@@ -15,6 +15,7 @@
 #include "common/buf.h"
 #include "common/time.h"
 #include "log/log.h"
+#include "protocol/records.h"
 
 #define PAYLOAD_BYTES 100
 
@@ -79,6 +80,39 @@ static struct batch *batch_make(int32_t records, int64_t timestamp, int64_t pid,
 	const char *why = NULL;
 	ck_assert_int_eq(tl_batch_validate(p, sizeof(b->bytes), &b->header, &why), TL_OK);
 	return b;
+}
+
+/* A transactional batch of one record from @pid/@epoch at sequence @seq. */
+static struct batch *batch_txn(int64_t pid, int32_t seq)
+{
+	struct batch *b = batch_make(1, tl_wall_ms(), pid, 0, seq);
+	tl_be16_put(b->bytes + TL_BATCH_OFF_ATTRIBUTES, TL_BATCH_ATTR_TRANSACTIONAL);
+	tl_batch_crc_update(b->bytes, sizeof(b->bytes));
+	b->header.attributes = TL_BATCH_ATTR_TRANSACTIONAL;
+	return b;
+}
+
+/* A COMMIT or ABORT marker, as the transaction coordinator writes it. */
+struct marker {
+	struct tl_buf buf;
+	struct tl_batch_header header;
+};
+
+static struct marker *marker_make(int64_t pid, bool commit)
+{
+	struct marker *m = calloc(1, sizeof(*m));
+	tl_buf_init(&m->buf);
+	ck_assert_int_eq(tl_records_control_marker_build(&m->buf, commit, pid, 0, 0, tl_wall_ms()),
+			 TL_OK);
+	const char *why;
+	ck_assert_int_eq(tl_batch_validate(m->buf.data, m->buf.len, &m->header, &why), TL_OK);
+	return m;
+}
+
+static void marker_free(struct marker *m)
+{
+	tl_buf_deinit(&m->buf);
+	free(m);
 }
 
 static struct tl_log *log_open(void)
@@ -548,6 +582,109 @@ START_TEST(truncated_snapshots_fall_back_to_replay)
 }
 END_TEST
 
+static int64_t append_marker(struct tl_log *log, struct marker *m)
+{
+	struct tl_log_append_result result;
+	ck_assert_int_eq(tl_log_append(log, m->buf.data, m->buf.len, &m->header, &result), TL_OK);
+	return result.base_offset;
+}
+
+START_TEST(lso_stops_at_the_oldest_open_transaction_until_its_marker_is_durable)
+{
+	struct tl_log *log = log_open();
+	struct batch *a0 = batch_txn(1, 0), *b0 = batch_txn(2, 0), *a1 = batch_txn(1, 1);
+	struct batch *plain = batch_make(1, tl_wall_ms(), -1, -1, -1);
+	ck_assert_int_eq(append(log, plain), 0);
+	ck_assert_int_eq(append(log, a0), 1); /* txn A opens at 1 */
+	ck_assert_int_eq(append(log, b0), 2); /* txn B opens at 2 */
+	ck_assert_int_eq(append(log, a1), 3);
+	drain(log);
+	ck_assert_int_eq(tl_log_high_watermark(log), 4);
+	ck_assert_int_eq(tl_log_last_stable_offset(log), 1);
+	struct marker *abort_a = marker_make(1, false);
+	ck_assert_int_eq(append_marker(log, abort_a), 4);
+	/* The marker is not durable yet: A still holds the LSO. */
+	ck_assert_int_eq(tl_log_last_stable_offset(log), 1);
+	drain(log);
+	ck_assert_int_eq(tl_log_last_stable_offset(log), 2); /* B is still open */
+	struct marker *commit_b = marker_make(2, true);
+	ck_assert_int_eq(append_marker(log, commit_b), 5);
+	drain(log);
+	ck_assert_int_eq(tl_log_last_stable_offset(log), 6);
+	struct tl_log_aborted_txn aborted[4];
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 6, aborted, 4), 1);
+	ck_assert_int_eq(aborted[0].producer_id, 1);
+	ck_assert_int_eq(aborted[0].first_offset, 1);
+	ck_assert_int_eq(aborted[0].last_offset, 4);
+	ck_assert_int_eq(tl_log_aborted_txns(log, 5, 6, aborted, 4), 0); /* after its marker */
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 1, aborted, 4), 0); /* before it opened */
+	tl_log_close(log);
+	free(a0);
+	free(b0);
+	free(a1);
+	free(plain);
+	marker_free(abort_a);
+	marker_free(commit_b);
+}
+END_TEST
+
+/* Writes aborted transactions across rolled segments, restarts via @restart, and checks
+ * the aborted index and the open transaction come back. */
+static void txns_across_restart(void (*restart)(void))
+{
+	config.segment_bytes = 700;
+	struct tl_log *log = log_open();
+	struct batch *b[6];
+	struct marker *m[3];
+	int64_t pid = 10;
+	for (int i = 0; i < 3; i++) {
+		b[2 * i] = batch_txn(pid + i, 0);
+		b[2 * i + 1] = batch_txn(pid + i, 1);
+		append(log, b[2 * i]);
+		append(log, b[2 * i + 1]);
+		m[i] = marker_make(pid + i, i != 1); /* commit, abort, commit */
+		append_marker(log, m[i]);
+		drain(log);
+	}
+	struct batch *open = batch_txn(20, 0); /* left open */
+	int64_t open_at = append(log, open);
+	drain(log);
+	ck_assert_int_eq(tl_log_last_stable_offset(log), open_at);
+	tl_log_close(log);
+	restart();
+	log = log_open();
+	struct tl_log_aborted_txn aborted[4];
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 100, aborted, 4), 1);
+	ck_assert_int_eq(aborted[0].producer_id, 11);
+	ck_assert_int_eq(aborted[0].first_offset, 3);
+	ck_assert_int_eq(aborted[0].last_offset, 5);
+	ck_assert_int_eq(tl_log_last_stable_offset(log), open_at);
+	tl_log_close(log);
+	for (int i = 0; i < 6; i++)
+		free(b[i]);
+	for (int i = 0; i < 3; i++)
+		marker_free(m[i]);
+	free(open);
+}
+
+START_TEST(aborted_index_and_open_transactions_survive_a_clean_restart)
+{
+	txns_across_restart(restart_clean);
+}
+END_TEST
+
+START_TEST(aborted_index_and_open_transactions_are_rebuilt_after_a_crash)
+{
+	txns_across_restart(restart_after_crash);
+}
+END_TEST
+
+START_TEST(aborted_index_is_rebuilt_by_full_replay_without_snapshots)
+{
+	txns_across_restart(restart_without_snapshots);
+}
+END_TEST
+
 static TCase *cases(const char *name, void (*setup)(void))
 {
 	TCase *tc = tcase_create(name);
@@ -566,6 +703,10 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, producer_dedupe_survives_a_crash);
 	tcase_add_test(tc, producer_dedupe_is_rebuilt_by_full_replay_without_snapshots);
 	tcase_add_test(tc, truncated_snapshots_fall_back_to_replay);
+	tcase_add_test(tc, lso_stops_at_the_oldest_open_transaction_until_its_marker_is_durable);
+	tcase_add_test(tc, aborted_index_and_open_transactions_survive_a_clean_restart);
+	tcase_add_test(tc, aborted_index_and_open_transactions_are_rebuilt_after_a_crash);
+	tcase_add_test(tc, aborted_index_is_rebuilt_by_full_replay_without_snapshots);
 	return tc;
 }
 
