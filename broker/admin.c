@@ -146,9 +146,9 @@ static void list_offsets_partition(struct tl_request *req, struct tl_partition *
 {
 	int16_t version = req->header.api_version;
 	int64_t offset = -1, ts = -1;
-	TL_UNUSED(isolation_level); /* LSO == high watermark until transactions exist */
 	if (timestamp == LIST_OFFSETS_LATEST) {
-		offset = tl_log_high_watermark(p->log);
+		offset = isolation_level == 1 ? tl_log_last_stable_offset(p->log)
+					      : tl_log_high_watermark(p->log);
 	} else if (timestamp == LIST_OFFSETS_EARLIEST) {
 		offset = tl_log_start_offset(p->log);
 	} else if (timestamp == LIST_OFFSETS_MAX_TS || timestamp < 0) {

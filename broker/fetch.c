@@ -4,8 +4,9 @@
  * with file spans: the log bytes go out with sendfile(2), never copied. Otherwise it
  * parks: a watch on each partition, woken by the log's high-watermark listener (no
  * polling), and a deadline after which it is answered with whatever is there.
- * Only data below the high watermark (durable on disk) is ever returned. Until
- * transactions exist the last stable offset equals the high watermark. */
+ * Only data below the high watermark (durable on disk) is ever returned; read_committed
+ * (isolation_level 1) stops at the last stable offset and lists the aborted
+ * transactions in the range, so clients drop their records. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,26 @@ static void fetch_release_reads(struct fetch_state *st)
 	}
 }
 
+/* Lists the aborted transactions overlapping [@from, @to) for a read_committed fetch. */
+static void fetch_aborted(struct tl_request *req, struct tl_partition *p, int64_t from,
+			  int64_t to, struct tl_fetch_response_partition_data *pd)
+{
+	uint32_t count = tl_log_aborted_txns(p->log, from, to, NULL, 0);
+	if (count == 0)
+		return;
+	struct tl_log_aborted_txn *found = tl_arena_array(&req->arena, count, sizeof(*found));
+	struct tl_fetch_response_aborted_transaction *out =
+		tl_arena_array(&req->arena, count, sizeof(*out));
+	TL_ASSERT(found && out); /* bounded by the partition's aborted transactions */
+	count = tl_log_aborted_txns(p->log, from, to, found, count);
+	for (uint32_t i = 0; i < count; i++) {
+		out[i].producer_id = found[i].producer_id;
+		out[i].first_offset = found[i].first_offset;
+	}
+	pd->aborted_transactions = out;
+	pd->aborted_transactions_count = (int32_t)count;
+}
+
 /* Fills st->resp from the logs. Returns the bytes found; *errors_out says whether any
  * partition carries an error. */
 static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, bool *errors_out)
@@ -54,7 +75,7 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			pd->partition_index = fp->partition;
 			pd->records.len = 0;
 			if (msg->isolation_level == 1)
-				pd->aborted_transactions_count = 0; /* none until transactions */
+				pd->aborted_transactions_count = 0;
 			struct tl_partition *p = tl_partition_find(broker, ft->topic, fp->partition);
 			if (!p) {
 				pd->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -63,13 +84,15 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 				continue;
 			}
 			int64_t hw = tl_log_high_watermark(p->log);
+			int64_t lso = tl_log_last_stable_offset(p->log);
+			bool committed = msg->isolation_level == 1;
 			pd->high_watermark = hw;
-			pd->last_stable_offset = hw;
+			pd->last_stable_offset = lso;
 			pd->log_start_offset = tl_log_start_offset(p->log);
 			int32_t max = (int32_t)TL_MIN((int64_t)fp->partition_max_bytes, budget - total);
 			struct tl_log_read read;
-			tl_err err = tl_log_read(p->log, fp->fetch_offset, hw, TL_MAX(max, 0),
-						 total == 0, &read);
+			tl_err err = tl_log_read(p->log, fp->fetch_offset, committed ? lso : hw,
+						 TL_MAX(max, 0), total == 0, &read);
 			if (err != TL_OK) {
 				pd->error_code = (int16_t)err;
 				*errors_out = true;
@@ -77,6 +100,8 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			}
 			if (read.bytes == 0)
 				continue;
+			if (committed)
+				fetch_aborted(req, p, fp->fetch_offset, lso, pd);
 			pd->records.from_file = true;
 			pd->records.fd = read.fd;
 			pd->records.file_offset = read.position;
