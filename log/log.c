@@ -1793,6 +1793,27 @@ uint32_t tl_log_aborted_txns(const struct tl_log *log, int64_t from, int64_t to,
 	return count;
 }
 
+uint32_t tl_log_producers(const struct tl_log *log, struct tl_log_producer *out, uint32_t max)
+{
+	uint32_t count = 0;
+	for (uint32_t b = 0; b < log->pstate.bucket_count; b++)
+		for (const struct tl_pstate_entry *e = log->pstate.buckets[b]; e; e = e->next) {
+			if (count < max)
+				out[count] = (struct tl_log_producer){
+					.producer_id = e->producer_id,
+					.producer_epoch = e->epoch,
+					.last_sequence = e->batch_count
+								 ? e->batches[e->batch_count - 1].last_seq
+								 : -1,
+					.last_timestamp = e->last_timestamp,
+					.coordinator_epoch = e->coordinator_epoch,
+					.txn_first_offset = e->txn_first_offset,
+				};
+			count++;
+		}
+	return count;
+}
+
 /* ---- maintenance ---- */
 
 static bool segment_expired(const struct tl_log *log, const struct tl_log_segment *segment,

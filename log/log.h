@@ -171,6 +171,19 @@ struct tl_log_aborted_txn {
 uint32_t tl_log_aborted_txns(const struct tl_log *log, int64_t from, int64_t to,
 			     struct tl_log_aborted_txn *out, uint32_t max);
 
+/* One producer known to the partition (DescribeProducers). */
+struct tl_log_producer {
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t last_sequence;	  /* of its newest batch, -1 if none */
+	int64_t last_timestamp;	  /* its newest batch's maxTimestamp */
+	int32_t coordinator_epoch;
+	int64_t txn_first_offset; /* of its open transaction, -1 if none */
+};
+
+/* Copies up to @max of the partition's producers into @out; returns how many there are. */
+uint32_t tl_log_producers(const struct tl_log *log, struct tl_log_producer *out, uint32_t max);
+
 /* ---- maintenance ---- */
 
 /* Periodic work, about once a second: roll by log.roll.ms, delete whole segments past
