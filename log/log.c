@@ -183,6 +183,22 @@ void tl_log_config_defaults(struct tl_log_config *config)
 
 /* ---- small helpers ---- */
 
+/* A directory stream over @dir_fd from its first entry. The dup shares the file
+ * position with @dir_fd, so an earlier listing would otherwise leave it at the end. */
+static DIR *dir_open(int dir_fd)
+{
+	int fd = dup(dir_fd);
+	if (fd == -1)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return NULL;
+	}
+	rewinddir(d);
+	return d;
+}
+
 static void set_error(struct tl_log *log, const char *what, const char *name, int err)
 {
 	snprintf(log->last_error, sizeof(log->last_error), "%s %s: %s", what, name,
@@ -952,7 +968,7 @@ static tl_err pstate_recover(struct tl_log *log)
 		}
 	int64_t found[64];
 	uint32_t count = 0;
-	DIR *d = fdopendir(dup(log->dir_fd));
+	DIR *d = dir_open(log->dir_fd);
 	if (!d)
 		return TL_ERR_IO;
 	struct dirent *de;
@@ -1027,7 +1043,7 @@ static int cmp_asc(const void *a, const void *b)
  * a crash may have left half-written. */
 static tl_err list_segments(struct tl_log *log, int64_t **bases_out, uint32_t *count_out)
 {
-	DIR *d = fdopendir(dup(log->dir_fd));
+	DIR *d = dir_open(log->dir_fd);
 	if (!d) {
 		set_error(log, "opendir", log->dir, errno);
 		return TL_ERR_IO;
@@ -1593,7 +1609,7 @@ void tl_log_close(struct tl_log *log)
 
 static tl_err remove_tree(int dir_fd, const char *path)
 {
-	DIR *d = fdopendir(dup(dir_fd));
+	DIR *d = dir_open(dir_fd);
 	if (!d)
 		return TL_ERR_IO;
 	struct dirent *de;

@@ -582,6 +582,53 @@ START_TEST(truncated_snapshots_fall_back_to_replay)
 }
 END_TEST
 
+START_TEST(producer_state_outlives_retention_through_snapshots)
+{
+	config.segment_bytes = 700; /* 4 batches a segment */
+	struct tl_log *log = log_open();
+	int64_t now = tl_wall_ms();
+	struct batch *b[3];
+	for (int32_t i = 0; i < 3; i++) {
+		b[i] = batch_make(1, now, 9, 0, i);
+		append(log, b[i]);
+	}
+	struct batch **rest = append_many(log, 9, 1); /* rolls twice, snapshots at 4 and 8 */
+	config.retention_bytes = 700;
+	config.retention_ms = -1;
+	tl_log_set_config(log, &config);
+	ck_assert_int_gt(tl_log_tick(log, now), 0);
+	ck_assert_int_ge(tl_log_start_offset(log), 4); /* the producer's batches are gone */
+	tl_log_close(log);
+	log = log_open();
+	/* Only a snapshot can know producer 9 now: a retry of its last batch is a duplicate. */
+	struct batch *retry = batch_make(1, now, 9, 0, 2);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(
+		tl_log_append(log, retry->bytes, sizeof(retry->bytes), &retry->header, &result),
+		TL_OK);
+	ck_assert(result.duplicate);
+	ck_assert_int_eq(result.base_offset, 2);
+	tl_log_close(log);
+	free(retry);
+	for (int i = 0; i < 3; i++)
+		free(b[i]);
+	batches_free(rest, 9);
+}
+END_TEST
+
+START_TEST(remove_deletes_the_partition_directory)
+{
+	config.segment_bytes = 700;
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 9, 1);
+	tl_log_close(log);
+	log = log_open();
+	ck_assert_int_eq(tl_log_remove(log), TL_OK);
+	ck_assert_int_eq(access(dir, F_OK), -1);
+	batches_free(all, 9);
+}
+END_TEST
+
 static int64_t append_marker(struct tl_log *log, struct marker *m)
 {
 	struct tl_log_append_result result;
@@ -703,6 +750,8 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, producer_dedupe_survives_a_crash);
 	tcase_add_test(tc, producer_dedupe_is_rebuilt_by_full_replay_without_snapshots);
 	tcase_add_test(tc, truncated_snapshots_fall_back_to_replay);
+	tcase_add_test(tc, producer_state_outlives_retention_through_snapshots);
+	tcase_add_test(tc, remove_deletes_the_partition_directory);
 	tcase_add_test(tc, lso_stops_at_the_oldest_open_transaction_until_its_marker_is_durable);
 	tcase_add_test(tc, aborted_index_and_open_transactions_survive_a_clean_restart);
 	tcase_add_test(tc, aborted_index_and_open_transactions_are_rebuilt_after_a_crash);
