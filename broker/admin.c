@@ -332,6 +332,8 @@ static tl_err delete_one(struct tl_request *req, struct tl_topic *topic)
 		return TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 	if (!broker->config.delete_topic_enable)
 		return TL_ERR_TOPIC_DELETION_DISABLED;
+	if (topic->internal)
+		return TL_ERR_INVALID_REQUEST; /* the coordinators hold its partitions open */
 	return tl_topic_delete(broker, topic);
 }
 

@@ -32,6 +32,7 @@
 
 #include "broker/broker.h"
 #include "broker/group.h"
+#include "broker/txn.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
@@ -180,9 +181,10 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		return err;
 	if ((err = tl_topics_load(broker)) != TL_OK)
 		return err;
-	broker->groups = tl_groups_create(broker);
-	if (!broker->groups)
-		return TL_ERR_NOMEM;
+	if ((err = tl_groups_create(broker, &broker->groups)) != TL_OK)
+		return err;
+	if ((err = tl_txns_open(broker, &broker->txns)) != TL_OK)
+		return err;
 	if ((err = broker_signals(broker)) != TL_OK)
 		return err;
 	return broker_listen(broker);
@@ -206,6 +208,8 @@ static void broker_shutdown(struct tl_broker *broker)
 		tl_conn_flush(conn);
 	while (broker->conns)
 		tl_conn_close(broker->conns, "shutdown");
+	tl_txns_close(broker->txns);
+	broker->txns = NULL;
 	tl_groups_destroy(broker->groups);
 	broker->groups = NULL;
 	tl_topics_close_all(broker);
@@ -220,6 +224,8 @@ tl_err tl_broker_run(struct tl_broker *broker)
 		int64_t wake = TL_MIN(broker->next_tick_ms, tl_fetch_next_deadline(broker));
 		wake = TL_MIN(wake, tl_groups_next_deadline(broker->groups));
 		int timeout = (int)TL_MAX(TL_MIN(wake - now, (int64_t)TICK_MS), (int64_t)0);
+		if (broker->dirty_count > 0)
+			timeout = 0; /* appended after the last group commit (timers): flush now */
 		int n = epoll_wait(broker->epoll_fd, events, EPOLL_EVENTS, timeout);
 		if (n == -1 && errno != EINTR) {
 			tl_crit("broker: epoll_wait failed err=%s", strerrorname_np(errno));
@@ -248,6 +254,7 @@ tl_err tl_broker_run(struct tl_broker *broker)
 		tl_groups_tick(broker->groups, now);
 		if (now >= broker->next_tick_ms) {
 			tl_topics_tick(broker, tl_wall_ms());
+			tl_txns_tick(broker->txns, tl_wall_ms());
 			tl_conn_close_idle(broker, now);
 			broker->next_tick_ms = now + TICK_MS;
 		}

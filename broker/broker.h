@@ -131,6 +131,7 @@ struct tl_broker {
 	int32_t dirty_cap;
 	struct tl_request *parked; /* fetches in long-poll */
 	struct tl_groups *groups;  /* consumer group coordinator */
+	struct tl_txns *txns;      /* transaction coordinator */
 	int64_t pid_next;          /* next producer id to hand out */
 	int64_t pid_block_end;     /* end of the durable block; pid_next < pid_block_end */
 	uint64_t random_state;     /* xorshift64*, for test faults */

@@ -70,11 +70,17 @@ static const struct key_def broker_keys[] = {
 	{"node.id", KEY_INT32, OFF(node_id), 0, INT32_MAX},
 	{"num.partitions", KEY_INT32, OFF(num_partitions), 1, 100000},
 	{"offset.metadata.max.bytes", KEY_INT32, OFF(offset_metadata_max_bytes), 0, INT32_MAX},
+	{"offsets.retention.check.interval.ms", KEY_INT64, OFF(offsets_retention_check_interval_ms),
+	 1, INT64_MAX},
 	{"offsets.retention.minutes", KEY_INT64, OFF(offsets_retention_minutes), 1, INT32_MAX},
+	{"offsets.topic.num.partitions", KEY_INT32, OFF(offsets_topic_num_partitions), 1, 1000},
 	{"producer.id.expiration.ms", KEY_INT64, OFF(producer_id_expiration_ms), 1, INT64_MAX},
 	{"queued.max.requests", KEY_INT32, OFF(queued_max_requests), 1, 100000},
 	{"socket.request.max.bytes", KEY_INT32, OFF(socket_request_max_bytes), 1, INT32_MAX},
 	{"test.fault.drop.produce.response.ratio", KEY_SPECIAL, 0, 0, 0},
+	{"transaction.max.timeout.ms", KEY_INT32, OFF(transaction_max_timeout_ms), 1, INT32_MAX},
+	{"transactional.id.expiration.ms", KEY_INT64, OFF(transactional_id_expiration_ms), 1,
+	 INT32_MAX},
 };
 
 void tl_config_defaults(struct tl_config *config)
@@ -101,7 +107,16 @@ void tl_config_defaults(struct tl_config *config)
 	config->group_max_size = INT32_MAX;
 	config->offset_metadata_max_bytes = 4096;
 	config->offsets_retention_minutes = 10080;
+	config->offsets_retention_check_interval_ms = 600000;
+	/* Kafka's default is 50. On one node with one event loop more partitions buy no
+	 * parallelism, only directories, open files and fsyncs (commits of groups in
+	 * different partitions cannot share one fdatasync). The count is fixed once the
+	 * topic exists (a group's partition follows from it), so 8 leaves room for the
+	 * per-core split of the loop. */
+	config->offsets_topic_num_partitions = 8;
 	config->producer_id_expiration_ms = 86400000;
+	config->transaction_max_timeout_ms = 900000;
+	config->transactional_id_expiration_ms = 604800000;
 	snprintf(config->log_level, sizeof(config->log_level), "info");
 }
 
@@ -484,8 +499,14 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "node.id=%d\n", config->node_id);
 	fprintf(out, "num.partitions=%d\n", config->num_partitions);
 	fprintf(out, "offset.metadata.max.bytes=%d\n", config->offset_metadata_max_bytes);
+	fprintf(out, "offsets.retention.check.interval.ms=%" PRId64 "\n",
+		config->offsets_retention_check_interval_ms);
 	fprintf(out, "offsets.retention.minutes=%" PRId64 "\n", config->offsets_retention_minutes);
+	fprintf(out, "offsets.topic.num.partitions=%d\n", config->offsets_topic_num_partitions);
 	fprintf(out, "producer.id.expiration.ms=%" PRId64 "\n", config->producer_id_expiration_ms);
+	fprintf(out, "transaction.max.timeout.ms=%d\n", config->transaction_max_timeout_ms);
+	fprintf(out, "transactional.id.expiration.ms=%" PRId64 "\n",
+		config->transactional_id_expiration_ms);
 	if (config->test_fault_drop_produce_response > 0)
 		fprintf(out, "test.fault.drop.produce.response.ratio=%g\n",
 			config->test_fault_drop_produce_response);

@@ -7,6 +7,7 @@
 
 #include "broker/broker.h"
 #include "broker/group.h"
+#include "broker/txn.h"
 #include "common/assert.h"
 #include "common/diag.h"
 
@@ -46,6 +47,13 @@ static const struct api_entry apis[] = {
 	{TL_API_DESCRIBE_GROUPS, 0, 5, tl_handle_describe_groups},
 	{TL_API_DELETE_GROUPS, 0, 2, tl_handle_delete_groups},
 	{TL_API_OFFSET_DELETE, 0, 0, tl_handle_offset_delete},
+	{TL_API_ADD_PARTITIONS_TO_TXN, 0, 3, tl_handle_add_partitions_to_txn},
+	{TL_API_ADD_OFFSETS_TO_TXN, 0, 3, tl_handle_add_offsets_to_txn},
+	{TL_API_END_TXN, 0, 3, tl_handle_end_txn},
+	{TL_API_TXN_OFFSET_COMMIT, 0, 3, tl_handle_txn_offset_commit},
+	{TL_API_DESCRIBE_PRODUCERS, 0, 0, tl_handle_describe_producers},
+	{TL_API_DESCRIBE_TRANSACTIONS, 0, 0, tl_handle_describe_transactions},
+	{TL_API_LIST_TRANSACTIONS, 0, 1, tl_handle_list_transactions},
 };
 
 static const struct api_entry *api_find(int16_t key)

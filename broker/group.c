@@ -7,17 +7,33 @@
  *   CompletingRebalance generation chosen, joins answered; waiting for the leader's
  *                       SyncGroup with the assignment; SyncGroup requests park here
  *   Stable              assignment handed out; heartbeats keep members alive
- *   Dead                being deleted
- * Transitions: Empty/Stable/CompletingRebalance -> PreparingRebalance on a join, leave
- * or expiry; PreparingRebalance -> CompletingRebalance when all have joined (or the
+ *   Dead                removed from the registry (deleted, or its offsets expired);
+ *                       lingers only while writes of it are in flight
+ * Transitions: Empty/Stable/CompletingRebalance -> PreparingRebalance on a new member,
+ * a changed member, the leader rejoining, a leave or a session expiry;
+ * PreparingRebalance -> CompletingRebalance when all have joined (or the rebalance
  * timeout removed the stragglers), -> Empty if nobody is left; CompletingRebalance ->
- * Stable on the leader's sync.
+ * Stable on the leader's sync; Empty -> Dead on DeleteGroups or offset expiry.
+ *
+ * Durability (group_store.c has the record format): committed offsets, offset
+ * deletions and group deletions are appended to __consumer_offsets and answered only
+ * once durable; committed offsets enter memory only then, in log order, so memory never
+ * holds an offset a crash could take back, and replaying the log rebuilds exactly the
+ * state clients were told about. Group membership (a GroupMetadata record on every
+ * move to Stable or Empty) is written without waiting: losing it only makes members
+ * rejoin. On start-up the log is replayed: a group with stored members comes back
+ * Stable, and each member must heartbeat within its session timeout.
+ *
  * Invariants:
  * (1) A member has at most one parked JoinGroup and one parked SyncGroup; a parked
  *     request's on_abandon unlinks it if its connection closes.
  * (2) Only PreparingRebalance has parked joins; only CompletingRebalance parked syncs.
  * (3) generation_id increases by one per completed rebalance.
+ * (4) g->refs counts the registry (while not Dead) plus every store write of the group
+ *     in flight; the group is freed when it drops to 0.
  * Offsets are kept per group in a hash keyed by (topic, partition). */
+#include "broker/group.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +41,19 @@
 #include <sys/random.h>
 
 #include "broker/broker.h"
-#include "broker/group.h"
+#include "broker/group_store.h"
+#include "broker/txn.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
 
-#define GROUP_BUCKETS	   256
-#define OFFSET_BUCKETS	   64
-#define PENDING_MAX	   1024
-#define TICK_INTERVAL_MS   100
-#define CONSUMER_PROTOCOL  "consumer"
+#define GROUP_BUCKETS           256
+#define OFFSET_BUCKETS          64
+#define PENDING_MAX             1024
+#define TICK_INTERVAL_MS        100
+#define CONSUMER_PROTOCOL       "consumer"
+/* Scratch arena for decoding subscriptions outside a request (offset expiry). */
+#define SCRATCH_ARENA_BYTES_MAX (16u << 20)
 
 enum group_state {
 	GROUP_EMPTY,
@@ -47,7 +66,7 @@ enum group_state {
 static const char *const state_names[] = {"Empty", "PreparingRebalance", "CompletingRebalance",
 					  "Stable", "Dead"};
 
-/* A string the coordinator owns (malloc'd, not NUL-terminated on the wire). */
+/* A string the coordinator owns (malloc'd, NUL-terminated for diagnostics). */
 struct ostr {
 	char *ptr;
 	int32_t len; /* -1 = null */
@@ -92,9 +111,18 @@ struct offset_entry {
 	struct offset_entry *next;
 };
 
+/* Offsets committed inside a producer's transaction (TxnOffsetCommit): durable, but
+ * not visible until the transaction commits (dropped if it aborts). */
+struct txn_offsets {
+	int64_t producer_id;
+	struct offset_entry *entries; /* a list, newest first; the last per partition wins */
+	struct txn_offsets *next;
+};
+
 struct group {
 	struct ostr id;
 	enum group_state state;
+	int64_t state_ms; /* wall clock of the last state change; -1 = unknown (replayed) */
 	int32_t generation_id;
 	struct ostr protocol_type;
 	struct ostr protocol_name;
@@ -102,18 +130,21 @@ struct group {
 	struct member *members;
 	int32_t member_count;
 	struct pending_member *pending;
-	int64_t rebalance_deadline_ms; /* PreparingRebalance: complete the join by then */
-	int64_t empty_since_ms;        /* wall clock, for offsets.retention.minutes */
+	int64_t rebalance_deadline_ms; /* Preparing/CompletingRebalance: join or sync by then */
 	struct offset_entry *offsets[OFFSET_BUCKETS];
 	int32_t offset_count;
+	struct txn_offsets *txn_offsets;
+	int32_t refs; /* see (4) */
 	struct group *next;
 };
 
 struct tl_groups {
 	struct tl_broker *broker;
+	struct tl_group_store *store;
 	struct group *buckets[GROUP_BUCKETS];
 	int32_t count;
 	int64_t next_tick_ms;
+	int64_t next_expiry_ms; /* monotonic: next offsets.retention check */
 };
 
 /* ---- small helpers ---- */
@@ -145,9 +176,26 @@ static void ostr_free(struct ostr *o)
 	o->len = -1;
 }
 
+static void ostr_set(struct ostr *o, struct tl_str s)
+{
+	ostr_free(o);
+	*o = ostr_dup(s);
+}
+
 static bool ostr_eq(struct ostr o, struct tl_str s)
 {
 	return tl_str_eq(ostr_view(o), s);
+}
+
+static uint8_t *bytes_dup(struct tl_bytes b, int32_t *len_out)
+{
+	int32_t len = TL_MAX(b.len, 0);
+	uint8_t *p = malloc((size_t)TL_MAX(len, 1));
+	TL_ASSERT(p);
+	if (len)
+		memcpy(p, b.ptr, (size_t)len);
+	*len_out = len;
+	return p;
 }
 
 static uint32_t hash_bytes(const char *p, int32_t len, uint32_t h)
@@ -155,6 +203,11 @@ static uint32_t hash_bytes(const char *p, int32_t len, uint32_t h)
 	for (int32_t i = 0; i < len; i++)
 		h = (h ^ (uint8_t)p[i]) * 16777619u;
 	return h;
+}
+
+static uint32_t group_bucket(struct tl_str id)
+{
+	return hash_bytes(id.ptr, id.len, 2166136261u) % GROUP_BUCKETS;
 }
 
 static struct ostr member_id_new(struct tl_str client_id)
@@ -170,11 +223,17 @@ static struct ostr member_id_new(struct tl_str client_id)
 	return ostr_dup(tl_str_of(text));
 }
 
+static void group_set_state(struct group *g, enum group_state state)
+{
+	g->state = state;
+	g->state_ms = tl_wall_ms();
+}
+
 /* ---- registry ---- */
 
 static struct group *group_find(struct tl_groups *groups, struct tl_str id)
 {
-	struct group *g = groups->buckets[hash_bytes(id.ptr, id.len, 2166136261u) % GROUP_BUCKETS];
+	struct group *g = groups->buckets[group_bucket(id)];
 	for (; g; g = g->next)
 		if (ostr_eq(g->id, id))
 			return g;
@@ -186,10 +245,10 @@ static struct group *group_create(struct tl_groups *groups, struct tl_str id)
 	struct group *g = calloc(1, sizeof(*g));
 	TL_ASSERT(g);
 	g->id = ostr_dup(id);
-	g->state = GROUP_EMPTY;
+	group_set_state(g, GROUP_EMPTY);
 	g->protocol_type.len = g->protocol_name.len = g->leader_id.len = -1;
-	g->empty_since_ms = tl_wall_ms();
-	uint32_t b = hash_bytes(id.ptr, id.len, 2166136261u) % GROUP_BUCKETS;
+	g->refs = 1;
+	uint32_t b = group_bucket(id);
 	g->next = groups->buckets[b];
 	groups->buckets[b] = g;
 	groups->count++;
@@ -212,6 +271,78 @@ static void offsets_clear(struct group *g)
 	g->offset_count = 0;
 }
 
+static void offset_store(struct group *g, struct tl_str topic, int32_t partition, int64_t offset,
+			 int32_t leader_epoch, struct tl_str metadata, int64_t commit_ms);
+
+static void offset_entry_free(struct offset_entry *e)
+{
+	ostr_free(&e->topic);
+	ostr_free(&e->metadata);
+	free(e);
+}
+
+/* Ends @producer_id's transaction for @g: with @commit its offsets become committed
+ * offsets, oldest first, else they are dropped. */
+static void txn_offsets_end(struct group *g, int64_t producer_id, bool commit)
+{
+	struct txn_offsets **pp = &g->txn_offsets;
+	while (*pp && (*pp)->producer_id != producer_id)
+		pp = &(*pp)->next;
+	struct txn_offsets *t = *pp;
+	if (!t)
+		return;
+	*pp = t->next;
+	/* Reverse the newest-first list, so the newest offset per partition wins. */
+	struct offset_entry *oldest = NULL;
+	while (t->entries) {
+		struct offset_entry *e = t->entries;
+		t->entries = e->next;
+		e->next = oldest;
+		oldest = e;
+	}
+	while (oldest) {
+		struct offset_entry *e = oldest;
+		oldest = e->next;
+		if (commit && g->state != GROUP_DEAD)
+			offset_store(g, ostr_view(e->topic), e->partition, e->offset,
+				     e->leader_epoch, ostr_view(e->metadata), e->commit_ms);
+		offset_entry_free(e);
+	}
+	free(t);
+}
+
+static void txn_offsets_add(struct group *g, int64_t producer_id, struct tl_str topic,
+			    int32_t partition, int64_t offset, int32_t leader_epoch,
+			    struct tl_str metadata, int64_t commit_ms)
+{
+	struct txn_offsets *t = g->txn_offsets;
+	while (t && t->producer_id != producer_id)
+		t = t->next;
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		TL_ASSERT(t);
+		t->producer_id = producer_id;
+		t->next = g->txn_offsets;
+		g->txn_offsets = t;
+	}
+	struct offset_entry *e = calloc(1, sizeof(*e));
+	TL_ASSERT(e);
+	e->topic = ostr_dup(topic);
+	e->partition = partition;
+	e->offset = offset;
+	e->leader_epoch = leader_epoch;
+	e->metadata = ostr_dup(metadata.len >= 0 ? metadata : tl_str_of(""));
+	e->commit_ms = commit_ms;
+	e->next = t->entries;
+	t->entries = e;
+}
+
+static void txn_offsets_clear(struct group *g)
+{
+	while (g->txn_offsets)
+		txn_offsets_end(g, g->txn_offsets->producer_id, false);
+}
+
 static void member_free(struct member *m)
 {
 	TL_ASSERT(!m->join);
@@ -229,14 +360,40 @@ static void member_free(struct member *m)
 	free(m);
 }
 
-static void group_destroy(struct tl_groups *groups, struct group *g)
+static void group_hold(struct group *g)
+{
+	TL_ASSERT(g->refs > 0);
+	g->refs++;
+}
+
+/* Drops one reference; frees a Dead group on the last. */
+static void group_put(struct group *g)
+{
+	TL_ASSERT(g->refs > 0);
+	if (--g->refs > 0)
+		return;
+	TL_ASSERT(g->state == GROUP_DEAD);
+	TL_ASSERT(!g->members);
+	offsets_clear(g);
+	txn_offsets_clear(g);
+	ostr_free(&g->id);
+	ostr_free(&g->protocol_type);
+	ostr_free(&g->protocol_name);
+	ostr_free(&g->leader_id);
+	free(g);
+}
+
+/* Takes @g out of the registry (it becomes Dead, its offsets gone from memory) and
+ * drops the registry's reference. @g must have no members. */
+static void group_unlink(struct tl_groups *groups, struct group *g)
 {
 	TL_ASSERT(!g->members);
-	uint32_t b = hash_bytes(g->id.ptr, g->id.len, 2166136261u) % GROUP_BUCKETS;
-	struct group **pp = &groups->buckets[b];
+	TL_ASSERT(g->state != GROUP_DEAD);
+	struct group **pp = &groups->buckets[group_bucket(ostr_view(g->id))];
 	while (*pp != g)
 		pp = &(*pp)->next;
 	*pp = g->next;
+	g->next = NULL;
 	groups->count--;
 	while (g->pending) {
 		struct pending_member *p = g->pending;
@@ -245,19 +402,8 @@ static void group_destroy(struct tl_groups *groups, struct group *g)
 		free(p);
 	}
 	offsets_clear(g);
-	ostr_free(&g->id);
-	ostr_free(&g->protocol_type);
-	ostr_free(&g->protocol_name);
-	ostr_free(&g->leader_id);
-	free(g);
-}
-
-struct tl_groups *tl_groups_create(struct tl_broker *broker)
-{
-	struct tl_groups *groups = calloc(1, sizeof(*groups));
-	if (groups)
-		groups->broker = broker;
-	return groups;
+	group_set_state(g, GROUP_DEAD);
+	group_put(g);
 }
 
 static struct member *member_find(struct group *g, struct tl_str id)
@@ -276,6 +422,114 @@ static struct member *member_find_instance(struct group *g, struct tl_str instan
 		if (ostr_eq(m->instance_id, instance_id))
 			return m;
 	return NULL;
+}
+
+/* The member a request names, as Kafka checks it: a known group.instance.id whose
+ * member id differs is a fenced (replaced) static member. */
+static struct member *member_lookup(struct group *g, struct tl_str member_id,
+				    struct tl_str instance_id, tl_err *err)
+{
+	*err = TL_OK;
+	struct member *by_instance = g ? member_find_instance(g, instance_id) : NULL;
+	if (by_instance && !ostr_eq(by_instance->id, member_id)) {
+		*err = TL_ERR_FENCED_INSTANCE_ID;
+		return NULL;
+	}
+	struct member *m = g ? member_find(g, member_id) : NULL;
+	if (!m)
+		*err = TL_ERR_UNKNOWN_MEMBER_ID;
+	return m;
+}
+
+/* ---- persistence ---- */
+
+static const struct protocol *member_protocol(const struct member *m, struct ostr name)
+{
+	for (int32_t i = 0; i < m->protocol_count; i++)
+		if (ostr_eq(m->protocols[i].name, ostr_view(name)))
+			return &m->protocols[i];
+	return NULL;
+}
+
+static void group_write_done(void *ctx, tl_err err)
+{
+	TL_UNUSED(err); /* the store logged it; membership is rebuilt by rejoining */
+	group_put(ctx);
+}
+
+/* Writes @g's membership (GroupMetadata record) without waiting for it to be durable. */
+static void group_persist(struct tl_groups *groups, struct group *g)
+{
+	struct tl_group_record_member *members =
+		calloc((size_t)TL_MAX(g->member_count, 1), sizeof(*members));
+	TL_ASSERT(members);
+	bool stable = g->state == GROUP_STABLE;
+	int32_t n = 0;
+	for (struct member *m = g->members; m && stable; m = m->next, n++) {
+		const struct protocol *p = member_protocol(m, g->protocol_name);
+		members[n].member_id = ostr_view(m->id);
+		members[n].group_instance_id = ostr_view(m->instance_id);
+		members[n].client_id = ostr_view(m->client_id);
+		members[n].client_host = ostr_view(m->client_host);
+		members[n].rebalance_timeout_ms = m->rebalance_timeout_ms;
+		members[n].session_timeout_ms = m->session_timeout_ms;
+		if (p)
+			members[n].subscription = (struct tl_bytes){p->metadata, p->metadata_len};
+		members[n].assignment = (struct tl_bytes){m->assignment, m->assignment_len};
+	}
+	struct tl_group_record rec = {
+		.type = TL_GROUP_RECORD_GROUP,
+		.group_id = ostr_view(g->id),
+		.protocol_type = ostr_view(g->protocol_type),
+		.generation_id = g->generation_id,
+		.protocol_name = stable ? ostr_view(g->protocol_name) : (struct tl_str){NULL, -1},
+		.leader_id = stable ? ostr_view(g->leader_id) : (struct tl_str){NULL, -1},
+		.state_ms = g->state_ms,
+		.member_count = n,
+		.members = members,
+	};
+	struct tl_group_store_batch batch;
+	tl_group_store_batch_init(&batch);
+	tl_group_store_batch_add(&batch, &rec);
+	tl_err err = tl_group_store_write(groups->store, rec.group_id, &batch, group_write_done, g);
+	if (err == TL_OK)
+		group_hold(g);
+	else
+		tl_warn("group: cannot store group metadata group=%s err=%s", g->id.ptr,
+			tl_err_name(err));
+	tl_group_store_batch_deinit(&batch);
+	free(members);
+}
+
+/* Adds tombstones for every offset of @g, then one for the group itself. */
+static void group_tombstones(struct group *g, struct tl_group_store_batch *batch)
+{
+	struct tl_group_record rec = {
+		.type = TL_GROUP_RECORD_OFFSET, .group_id = ostr_view(g->id), .tombstone = true};
+	for (int b = 0; b < OFFSET_BUCKETS; b++)
+		for (struct offset_entry *e = g->offsets[b]; e; e = e->next) {
+			rec.topic = ostr_view(e->topic);
+			rec.partition = e->partition;
+			tl_group_store_batch_add(batch, &rec);
+		}
+	rec.type = TL_GROUP_RECORD_GROUP;
+	tl_group_store_batch_add(batch, &rec);
+}
+
+/* Maps a store error to what a group request answers, as Kafka's GroupMetadataManager
+ * does for a failed append. */
+static tl_err store_error(tl_err err)
+{
+	switch (err) {
+	case TL_OK:
+		return TL_OK;
+	case TL_ERR_MESSAGE_TOO_LARGE:
+		return TL_ERR_INVALID_COMMIT_OFFSET_SIZE;
+	case TL_ERR_KAFKA_STORAGE_ERROR:
+		return TL_ERR_NOT_COORDINATOR;
+	default:
+		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
+	}
 }
 
 /* ---- parked requests ---- */
@@ -325,7 +579,24 @@ static struct tl_request *unpark(struct tl_request **slot)
 	return req;
 }
 
-/* ---- JoinGroup answers ---- */
+/* A request waiting for a store write: answered when the write is durable, or silently
+ * dropped then if its connection closed meanwhile. */
+static void request_wait_done(struct tl_request *req)
+{
+	TL_ASSERT(req->waits > 0);
+	req->waits--;
+}
+
+static bool request_is_orphan(struct tl_request *req)
+{
+	if (!req->conn->closed)
+		return false;
+	req->state = TL_REQUEST_SILENT;
+	tl_request_finished(req);
+	return true;
+}
+
+/* ---- JoinGroup and SyncGroup answers ---- */
 
 static void join_respond(struct tl_request *req, struct group *g, struct member *m, tl_err err,
 			 bool with_members)
@@ -346,18 +617,18 @@ static void join_respond(struct tl_request *req, struct group *g, struct member 
 	}
 	struct tl_join_group_response_join_group_response_member *members = NULL;
 	if (err == TL_OK && with_members) {
-		members = tl_arena_array(&req->arena, (size_t)g->member_count, sizeof(*members));
+		members = tl_arena_array(&req->arena, (size_t)TL_MAX(g->member_count, 1),
+					 sizeof(*members));
 		TL_ASSERT(members);
 		int32_t n = 0;
 		for (struct member *x = g->members; x; x = x->next) {
 			tl_join_group_response_join_group_response_member_defaults(&members[n]);
 			members[n].member_id = ostr_view(x->id);
 			members[n].group_instance_id = ostr_view(x->instance_id);
-			for (int32_t i = 0; i < x->protocol_count; i++) {
-				if (ostr_eq(x->protocols[i].name, ostr_view(g->protocol_name))) {
-					members[n].metadata.ptr = x->protocols[i].metadata;
-					members[n].metadata.len = x->protocols[i].metadata_len;
-				}
+			const struct protocol *p = member_protocol(x, g->protocol_name);
+			if (p) {
+				members[n].metadata.ptr = p->metadata;
+				members[n].metadata.len = p->metadata_len;
 			}
 			n++;
 		}
@@ -433,11 +704,12 @@ static void prepare_rebalance(struct tl_groups *groups, struct group *g, const c
 	int64_t delay = max_rebalance_timeout(g);
 	if (g->state == GROUP_EMPTY)
 		/* Let more of a starting fleet arrive before the first generation. */
-		delay = TL_MIN(delay, (int64_t)groups->broker->config.group_initial_rebalance_delay_ms);
+		delay = TL_MIN(delay,
+			       (int64_t)groups->broker->config.group_initial_rebalance_delay_ms);
 	g->rebalance_deadline_ms = now + delay;
-	tl_info("group: preparing rebalance group=%.*s generation=%d members=%d reason=\"%s\"",
-		g->id.len, g->id.ptr, g->generation_id, g->member_count, why);
-	g->state = GROUP_PREPARING_REBALANCE;
+	tl_info("group: preparing rebalance group=%s generation=%d members=%d reason=\"%s\"",
+		g->id.ptr, g->generation_id, g->member_count, why);
+	group_set_state(g, GROUP_PREPARING_REBALANCE);
 }
 
 /* Picks the protocol every member supports that most members list first. */
@@ -451,17 +723,9 @@ static bool select_protocol(struct group *g)
 		bool all = true;
 		int32_t votes = 0;
 		for (struct member *m = g->members; m && all; m = m->next) {
-			bool has = false;
-			int32_t vote_for = -1;
-			for (int32_t i = 0; i < m->protocol_count; i++) {
-				if (ostr_eq(m->protocols[i].name, ostr_view(cand->name)))
-					has = true;
-				if (vote_for < 0)
-					vote_for = i;
-			}
-			all = has;
-			if (has && vote_for >= 0 &&
-			    ostr_eq(m->protocols[vote_for].name, ostr_view(cand->name)))
+			all = member_protocol(m, cand->name) != NULL;
+			if (all && m->protocol_count > 0 &&
+			    ostr_eq(m->protocols[0].name, ostr_view(cand->name)))
 				votes++;
 		}
 		if (all && votes > best_votes) {
@@ -471,9 +735,18 @@ static bool select_protocol(struct group *g)
 	}
 	if (!best)
 		return false;
-	ostr_free(&g->protocol_name);
-	g->protocol_name = ostr_dup(ostr_view(best->name));
+	ostr_set(&g->protocol_name, ostr_view(best->name));
 	return true;
+}
+
+static void become_empty(struct tl_groups *groups, struct group *g)
+{
+	TL_ASSERT(!g->members);
+	group_set_state(g, GROUP_EMPTY);
+	ostr_free(&g->protocol_name);
+	ostr_free(&g->leader_id);
+	tl_info("group: now empty group=%s generation=%d", g->id.ptr, g->generation_id);
+	group_persist(groups, g);
 }
 
 static void complete_join(struct tl_groups *groups, struct group *g)
@@ -489,31 +762,25 @@ static void complete_join(struct tl_groups *groups, struct group *g)
 	}
 	g->generation_id++;
 	if (!g->members) {
-		g->state = GROUP_EMPTY;
-		g->empty_since_ms = tl_wall_ms();
-		ostr_free(&g->protocol_name);
-		tl_info("group: now empty group=%.*s generation=%d", g->id.len, g->id.ptr,
-			g->generation_id);
+		become_empty(groups, g);
 		return;
 	}
-	if (!select_protocol(g)) {
-		/* Cannot happen: joins are refused unless they share a protocol. */
-		TL_ASSERT(!"no common protocol");
-	}
+	/* Joins are refused unless they share a protocol with every member. */
+	TL_ASSERT(select_protocol(g));
 	if (g->leader_id.len < 0)
 		g->leader_id = ostr_dup(ostr_view(g->members->id));
-	g->state = GROUP_COMPLETING_REBALANCE;
+	group_set_state(g, GROUP_COMPLETING_REBALANCE);
 	int64_t now = tl_mono_ms();
-	tl_info("group: rebalance complete group=%.*s generation=%d members=%d protocol=%.*s",
-		g->id.len, g->id.ptr, g->generation_id, g->member_count, g->protocol_name.len,
-		g->protocol_name.ptr);
+	/* Members that never send SyncGroup must not stall the group forever. */
+	g->rebalance_deadline_ms = now + max_rebalance_timeout(g);
+	tl_info("group: rebalance complete group=%s generation=%d members=%d protocol=%s",
+		g->id.ptr, g->generation_id, g->member_count, g->protocol_name.ptr);
 	for (m = g->members; m; m = m->next) {
 		struct tl_request *req = unpark(&m->join);
 		m->expires_ms = now + m->session_timeout_ms;
 		bool leader = ostr_eq(g->leader_id, ostr_view(m->id));
 		join_respond(req, g, m, TL_OK, leader);
 	}
-	TL_UNUSED(groups);
 }
 
 static void maybe_complete_join(struct tl_groups *groups, struct group *g)
@@ -523,7 +790,7 @@ static void maybe_complete_join(struct tl_groups *groups, struct group *g)
 	for (struct member *m = g->members; m; m = m->next)
 		if (!m->join)
 			return;
-	/* Everyone is here; an empty group still waits out its initial delay. */
+	/* Everyone is here; a new group still waits out its initial delay. */
 	if (g->generation_id == 0 && tl_mono_ms() < g->rebalance_deadline_ms)
 		return;
 	complete_join(groups, g);
@@ -537,13 +804,222 @@ static void member_leave(struct tl_groups *groups, struct group *g, struct membe
 		if (g->members) {
 			prepare_rebalance(groups, g, why);
 		} else {
-			g->state = GROUP_EMPTY;
-			g->empty_since_ms = tl_wall_ms();
 			g->generation_id++;
+			become_empty(groups, g);
 		}
 	} else if (g->state == GROUP_PREPARING_REBALANCE) {
 		maybe_complete_join(groups, g);
 	}
+}
+
+/* CompletingRebalance ran past the rebalance timeout: members that did not send their
+ * SyncGroup are removed (Kafka's pending-sync timeout) and the rest rebalance. */
+static void sync_expire(struct tl_groups *groups, struct group *g)
+{
+	struct member *m = g->members;
+	while (m) {
+		struct member *next = m->next;
+		if (!m->sync) {
+			tl_info("group: member did not sync in time group=%s member=%s", g->id.ptr,
+				m->id.ptr);
+			member_remove(g, m, TL_ERR_UNKNOWN_MEMBER_ID);
+		}
+		m = next;
+	}
+	if (g->members) {
+		prepare_rebalance(groups, g, "members did not sync in time");
+	} else {
+		g->generation_id++;
+		become_empty(groups, g);
+	}
+}
+
+/* ---- offsets in memory ---- */
+
+static struct offset_entry **offset_slot(struct group *g, struct tl_str topic, int32_t partition)
+{
+	uint32_t h =
+		hash_bytes(topic.ptr, topic.len, 2166136261u) ^ (uint32_t)partition * 2654435761u;
+	struct offset_entry **pp = &g->offsets[h % OFFSET_BUCKETS];
+	while (*pp && !((*pp)->partition == partition && ostr_eq((*pp)->topic, topic)))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void offset_store(struct group *g, struct tl_str topic, int32_t partition, int64_t offset,
+			 int32_t leader_epoch, struct tl_str metadata, int64_t commit_ms)
+{
+	struct offset_entry **pp = offset_slot(g, topic, partition);
+	struct offset_entry *e = *pp;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		TL_ASSERT(e);
+		e->topic = ostr_dup(topic);
+		e->partition = partition;
+		*pp = e;
+		g->offset_count++;
+	} else {
+		ostr_free(&e->metadata);
+	}
+	e->offset = offset;
+	e->leader_epoch = leader_epoch;
+	e->metadata = ostr_dup(metadata.len >= 0 ? metadata : tl_str_of(""));
+	e->commit_ms = commit_ms;
+}
+
+static void offset_drop(struct group *g, struct tl_str topic, int32_t partition)
+{
+	struct offset_entry **pp = offset_slot(g, topic, partition);
+	struct offset_entry *e = *pp;
+	if (!e)
+		return;
+	*pp = e->next;
+	ostr_free(&e->topic);
+	ostr_free(&e->metadata);
+	free(e);
+	g->offset_count--;
+}
+
+/* Is @topic in the subscription of any member (consumer protocol)? */
+static bool group_subscribed(struct tl_arena *arena, struct group *g, struct tl_str topic)
+{
+	for (struct member *m = g->members; m; m = m->next)
+		for (int32_t i = 0; i < m->protocol_count; i++) {
+			struct tl_cursor c;
+			tl_cursor_init(&c, m->protocols[i].metadata,
+				       (size_t)m->protocols[i].metadata_len);
+			int16_t version = tl_cursor_i16(&c);
+			struct tl_consumer_protocol_subscription sub;
+			if (c.failed || version < 0 ||
+			    tl_consumer_protocol_subscription_decode(
+				    &c, TL_MIN(version, (int16_t)3), arena, &sub) != TL_OK)
+				continue;
+			for (int32_t t = 0; t < sub.topics_count; t++)
+				if (tl_str_eq(sub.topics[t], topic))
+					return true;
+		}
+	return false;
+}
+
+/* ---- offsets.retention.minutes ---- */
+
+/* When the offset @e of @g expires (wall clock), or INT64_MAX when it does not, as
+ * Kafka's GroupMetadata.removeExpiredOffsets decides: a group that never had members
+ * expires each offset by its commit time; an Empty group all of them once it has been
+ * empty for the retention; a consumer group with members only offsets of topics
+ * nobody subscribes to, by commit time. */
+static int64_t offset_expires_ms(struct tl_arena *arena, struct group *g,
+				 const struct offset_entry *e, int64_t retention_ms)
+{
+	if (g->protocol_type.len < 0)
+		return e->commit_ms + retention_ms;
+	if (g->state == GROUP_EMPTY)
+		return (g->state_ms >= 0 ? g->state_ms : e->commit_ms) + retention_ms;
+	if (ostr_eq(g->protocol_type, tl_str_of(CONSUMER_PROTOCOL)) && g->state == GROUP_STABLE &&
+	    !group_subscribed(arena, g, ostr_view(e->topic)))
+		return e->commit_ms + retention_ms;
+	return INT64_MAX;
+}
+
+/* Tombstones @g's expired offsets (dropping them from memory now), and removes the
+ * group once it is Empty with no offsets left. Skips a group with writes in flight:
+ * their records precede these tombstones in the log, so memory and log agree. */
+static void group_expire(struct tl_groups *groups, struct group *g, int64_t now_ms)
+{
+	if (g->refs > 1 || g->pending)
+		return;
+	int64_t retention_ms = groups->broker->config.offsets_retention_minutes * 60000;
+	struct tl_arena arena;
+	tl_arena_init(&arena, SCRATCH_ARENA_BYTES_MAX);
+	struct tl_group_store_batch batch;
+	tl_group_store_batch_init(&batch);
+	struct tl_group_record rec = {
+		.type = TL_GROUP_RECORD_OFFSET, .group_id = ostr_view(g->id), .tombstone = true};
+	int32_t expired = 0;
+	for (int b = 0; b < OFFSET_BUCKETS; b++) {
+		struct offset_entry *e = g->offsets[b];
+		while (e) {
+			struct offset_entry *next = e->next;
+			if (offset_expires_ms(&arena, g, e, retention_ms) <= now_ms) {
+				rec.topic = ostr_view(e->topic);
+				rec.partition = e->partition;
+				tl_group_store_batch_add(&batch, &rec);
+				expired++;
+			}
+			e = next;
+		}
+	}
+	bool remove = g->state == GROUP_EMPTY && g->offset_count == expired;
+	if (remove) {
+		rec.type = TL_GROUP_RECORD_GROUP;
+		tl_group_store_batch_add(&batch, &rec);
+	}
+	if (tl_group_store_batch_count(&batch) == 0) {
+		tl_group_store_batch_deinit(&batch);
+		tl_arena_deinit(&arena);
+		return;
+	}
+	tl_err err =
+		tl_group_store_write(groups->store, ostr_view(g->id), &batch, group_write_done, g);
+	tl_group_store_batch_deinit(&batch);
+	if (err != TL_OK) {
+		tl_warn("group: cannot store expired offsets group=%s err=%s", g->id.ptr,
+			tl_err_name(err));
+		tl_arena_deinit(&arena);
+		return;
+	}
+	group_hold(g);
+	if (expired)
+		tl_info("group: offsets expired group=%s offsets=%d removed=%s", g->id.ptr, expired,
+			remove ? "yes" : "no");
+	if (remove) {
+		group_unlink(groups, g);
+	} else {
+		for (int b = 0; b < OFFSET_BUCKETS; b++) {
+			struct offset_entry *e = g->offsets[b];
+			while (e) {
+				struct offset_entry *next = e->next;
+				if (offset_expires_ms(&arena, g, e, retention_ms) <= now_ms)
+					offset_drop(g, ostr_view(e->topic), e->partition);
+				e = next;
+			}
+		}
+	}
+	tl_arena_deinit(&arena);
+}
+
+/* ---- timers ---- */
+
+static void group_tick(struct tl_groups *groups, struct group *g, int64_t now_ms)
+{
+	struct pending_member **pp = &g->pending;
+	while (*pp) {
+		struct pending_member *p = *pp;
+		if (p->expires_ms <= now_ms) {
+			*pp = p->next;
+			ostr_free(&p->id);
+			free(p);
+		} else {
+			pp = &p->next;
+		}
+	}
+	struct member *m = g->members;
+	while (m) {
+		struct member *next = m->next;
+		/* A member waiting in a join is alive by definition. */
+		if (!m->join && m->expires_ms <= now_ms) {
+			tl_info("group: member session expired group=%s member=%s", g->id.ptr,
+				m->id.ptr);
+			member_leave(groups, g, m, "session timeout");
+		}
+		m = next;
+	}
+	if (g->state == GROUP_PREPARING_REBALANCE && now_ms >= g->rebalance_deadline_ms)
+		complete_join(groups, g);
+	else if (g->state == GROUP_COMPLETING_REBALANCE && now_ms >= g->rebalance_deadline_ms)
+		sync_expire(groups, g);
+	else
+		maybe_complete_join(groups, g);
 }
 
 void tl_groups_tick(struct tl_groups *groups, int64_t now_ms)
@@ -551,35 +1027,19 @@ void tl_groups_tick(struct tl_groups *groups, int64_t now_ms)
 	if (now_ms < groups->next_tick_ms)
 		return;
 	groups->next_tick_ms = now_ms + TICK_INTERVAL_MS;
+	bool expire = now_ms >= groups->next_expiry_ms;
+	if (expire)
+		groups->next_expiry_ms =
+			now_ms + groups->broker->config.offsets_retention_check_interval_ms;
+	int64_t wall_ms = tl_wall_ms();
 	for (int b = 0; b < GROUP_BUCKETS; b++) {
-		for (struct group *g = groups->buckets[b]; g; g = g->next) {
-			struct pending_member **pp = &g->pending;
-			while (*pp) {
-				struct pending_member *p = *pp;
-				if (p->expires_ms <= now_ms) {
-					*pp = p->next;
-					ostr_free(&p->id);
-					free(p);
-				} else {
-					pp = &p->next;
-				}
-			}
-			struct member *m = g->members;
-			while (m) {
-				struct member *next = m->next;
-				/* A member waiting in a join is alive by definition. */
-				if (!m->join && m->expires_ms <= now_ms) {
-					tl_info("group: member session expired group=%.*s member=%.*s",
-						g->id.len, g->id.ptr, m->id.len, m->id.ptr);
-					member_leave(groups, g, m, "session timeout");
-				}
-				m = next;
-			}
-			if (g->state == GROUP_PREPARING_REBALANCE &&
-			    now_ms >= g->rebalance_deadline_ms)
-				complete_join(groups, g);
-			else
-				maybe_complete_join(groups, g);
+		struct group *g = groups->buckets[b];
+		while (g) {
+			struct group *next = g->next;
+			group_tick(groups, g, now_ms);
+			if (expire)
+				group_expire(groups, g, wall_ms);
+			g = next;
 		}
 	}
 }
@@ -589,10 +1049,136 @@ int64_t tl_groups_next_deadline(const struct tl_groups *groups)
 	return groups->count ? groups->next_tick_ms : INT64_MAX;
 }
 
+/* ---- start-up: replaying __consumer_offsets ---- */
+
+static void load_members_clear(struct group *g)
+{
+	while (g->members) {
+		struct member *m = g->members;
+		g->members = m->next;
+		member_free(m);
+	}
+	g->member_count = 0;
+}
+
+static void load_member(struct group *g, const struct tl_group_record_member *rm, int64_t now_ms)
+{
+	struct member *m = calloc(1, sizeof(*m));
+	TL_ASSERT(m);
+	m->id = ostr_dup(rm->member_id);
+	m->instance_id = ostr_dup(rm->group_instance_id);
+	m->client_id = ostr_dup(rm->client_id);
+	m->client_host = ostr_dup(rm->client_host);
+	m->session_timeout_ms = rm->session_timeout_ms;
+	m->rebalance_timeout_ms = rm->rebalance_timeout_ms;
+	m->protocol_count = 1;
+	m->protocols = calloc(1, sizeof(*m->protocols));
+	TL_ASSERT(m->protocols);
+	m->protocols[0].name = ostr_dup(ostr_view(g->protocol_name));
+	m->protocols[0].metadata = bytes_dup(rm->subscription, &m->protocols[0].metadata_len);
+	m->assignment = bytes_dup(rm->assignment, &m->assignment_len);
+	m->expires_ms = now_ms + m->session_timeout_ms;
+	struct member **tail = &g->members;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = m;
+	g->member_count++;
+}
+
+static void load_group(struct group *g, const struct tl_group_record *rec)
+{
+	load_members_clear(g);
+	ostr_set(&g->protocol_type, rec->protocol_type);
+	ostr_set(&g->protocol_name, rec->protocol_name);
+	ostr_set(&g->leader_id, rec->leader_id);
+	g->generation_id = rec->generation_id;
+	g->state_ms = rec->state_ms;
+	bool stable = rec->member_count > 0 && rec->protocol_name.len > 0;
+	int64_t now = tl_mono_ms();
+	for (int32_t i = 0; stable && i < rec->member_count; i++)
+		load_member(g, &rec->members[i], now);
+	if (!stable) {
+		g->state = GROUP_EMPTY;
+		ostr_free(&g->protocol_name);
+		ostr_free(&g->leader_id);
+		return;
+	}
+	g->state = GROUP_STABLE;
+	if (!member_find(g, ostr_view(g->leader_id)))
+		ostr_set(&g->leader_id, ostr_view(g->members->id));
+}
+
+static void load_record(void *ctx, const struct tl_group_record *rec)
+{
+	struct tl_groups *groups = ctx;
+	if (rec->type == TL_GROUP_RECORD_TXN_MARKER) {
+		/* The decision is transaction-wide: apply it wherever the producer left
+		 * offsets, at the first marker met. */
+		for (int b = 0; b < GROUP_BUCKETS; b++)
+			for (struct group *g = groups->buckets[b]; g; g = g->next)
+				txn_offsets_end(g, rec->producer_id, rec->commit);
+		return;
+	}
+	struct group *g = group_find(groups, rec->group_id);
+	if (rec->tombstone) {
+		if (!g)
+			return;
+		if (rec->type == TL_GROUP_RECORD_OFFSET) {
+			offset_drop(g, rec->topic, rec->partition);
+		} else {
+			load_members_clear(g);
+			group_unlink(groups, g);
+		}
+		return;
+	}
+	if (rec->group_id.len <= 0)
+		return;
+	if (!g) {
+		g = group_create(groups, rec->group_id);
+		g->state_ms = -1;
+	}
+	if (rec->type == TL_GROUP_RECORD_OFFSET && rec->producer_id >= 0)
+		txn_offsets_add(g, rec->producer_id, rec->topic, rec->partition, rec->offset,
+				rec->leader_epoch, rec->metadata, rec->commit_ms);
+	else if (rec->type == TL_GROUP_RECORD_OFFSET)
+		offset_store(g, rec->topic, rec->partition, rec->offset, rec->leader_epoch,
+			     rec->metadata, rec->commit_ms);
+	else
+		load_group(g, rec);
+}
+
+tl_err tl_groups_create(struct tl_broker *broker, struct tl_groups **groups_out)
+{
+	struct tl_groups *groups = calloc(1, sizeof(*groups));
+	if (!groups)
+		return TL_ERR_NOMEM;
+	groups->broker = broker;
+	groups->next_expiry_ms = tl_mono_ms() + broker->config.offsets_retention_check_interval_ms;
+	tl_err err = tl_group_store_open(broker, &groups->store);
+	if (err == TL_OK)
+		err = tl_group_store_replay(groups->store, load_record, groups);
+	if (err != TL_OK) {
+		tl_crit("group: cannot load consumer groups from the offsets topic err=%s",
+			tl_err_name(err));
+		tl_groups_destroy(groups);
+		return err;
+	}
+	int64_t offsets = 0;
+	for (int b = 0; b < GROUP_BUCKETS; b++)
+		for (struct group *g = groups->buckets[b]; g; g = g->next)
+			offsets += g->offset_count;
+	tl_info("group: coordinator loaded groups=%d offsets=%" PRId64 " partitions=%d",
+		groups->count, offsets, tl_group_store_partition_count(groups->store));
+	*groups_out = groups;
+	return TL_OK;
+}
+
 void tl_groups_destroy(struct tl_groups *groups)
 {
 	if (!groups)
 		return;
+	/* Detaches the callbacks of writes still in flight, so groups can go now. */
+	tl_group_store_close(groups->store);
 	for (int b = 0; b < GROUP_BUCKETS; b++) {
 		while (groups->buckets[b]) {
 			struct group *g = groups->buckets[b];
@@ -606,7 +1192,8 @@ void tl_groups_destroy(struct tl_groups *groups)
 				member_free(m);
 			}
 			g->member_count = 0;
-			group_destroy(groups, g);
+			g->refs = 1;
+			group_unlink(groups, g);
 		}
 	}
 	free(groups);
@@ -626,6 +1213,9 @@ void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 	struct tl_find_coordinator_response resp;
 	tl_find_coordinator_response_defaults(&resp);
 	tl_err err = msg.key_type == 0 || msg.key_type == 1 ? TL_OK : TL_ERR_INVALID_REQUEST;
+	if (err == TL_OK && msg.key_type == 0 && version < 4 &&
+	    !tl_group_store_is_writable(req_groups(req)->store, msg.key))
+		err = TL_ERR_COORDINATOR_NOT_AVAILABLE;
 	resp.error_code = (int16_t)err;
 	resp.node_id = broker->config.node_id;
 	resp.host = tl_str_of(broker->advertised_host);
@@ -647,6 +1237,9 @@ void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 			c->host = resp.host;
 			c->port = resp.port;
 			c->error_code = (int16_t)err;
+			if (err == TL_OK && msg.key_type == 0 &&
+			    !tl_group_store_is_writable(req_groups(req)->store, c->key))
+				c->error_code = (int16_t)TL_ERR_COORDINATOR_NOT_AVAILABLE;
 		}
 	}
 	tl_response_begin(req);
@@ -682,13 +1275,9 @@ static void member_set_protocols(struct member *m, const struct tl_join_group_re
 	m->protocols = calloc((size_t)TL_MAX(msg->protocols_count, 1), sizeof(*m->protocols));
 	TL_ASSERT(m->protocols);
 	for (int32_t i = 0; i < msg->protocols_count; i++) {
-		struct tl_bytes md = msg->protocols[i].metadata;
 		m->protocols[i].name = ostr_dup(msg->protocols[i].name);
-		m->protocols[i].metadata_len = TL_MAX(md.len, 0);
-		m->protocols[i].metadata = malloc((size_t)TL_MAX(md.len, 1));
-		TL_ASSERT(m->protocols[i].metadata);
-		if (md.len > 0)
-			memcpy(m->protocols[i].metadata, md.ptr, (size_t)md.len);
+		m->protocols[i].metadata =
+			bytes_dup(msg->protocols[i].metadata, &m->protocols[i].metadata_len);
 	}
 }
 
@@ -745,6 +1334,27 @@ static tl_err join_check(struct tl_request *req, const struct tl_join_group_requ
 	return TL_OK;
 }
 
+static void member_set_client(struct member *m, struct tl_request *req)
+{
+	ostr_set(&m->client_id,
+		 req->header.client_id.len >= 0 ? req->header.client_id : tl_str_of(""));
+	char host[80];
+	snprintf(host, sizeof(host), "/%s", req->conn->peer);
+	char *colon = strrchr(host, ':');
+	if (colon)
+		*colon = '\0';
+	ostr_set(&m->client_host, tl_str_of(host));
+}
+
+static void member_set_timeouts(struct member *m, struct tl_request *req,
+				const struct tl_join_group_request *msg)
+{
+	m->session_timeout_ms = msg->session_timeout_ms;
+	m->rebalance_timeout_ms =
+		req->header.api_version >= 1 ? msg->rebalance_timeout_ms : msg->session_timeout_ms;
+	m->expires_ms = tl_mono_ms() + m->session_timeout_ms;
+}
+
 static struct member *member_add(struct group *g, struct tl_request *req, struct ostr id,
 				 const struct tl_join_group_request *msg)
 {
@@ -752,48 +1362,140 @@ static struct member *member_add(struct group *g, struct tl_request *req, struct
 	TL_ASSERT(m);
 	m->id = id;
 	m->instance_id = ostr_dup(msg->group_instance_id);
-	m->client_id = ostr_dup(req->header.client_id.len >= 0 ? req->header.client_id
-							       : tl_str_of(""));
-	char host[80];
-	snprintf(host, sizeof(host), "/%s", req->conn->peer);
-	*strrchr(host, ':') = '\0';
-	m->client_host = ostr_dup(tl_str_of(host));
+	m->client_id.len = m->client_host.len = -1;
+	member_set_client(m, req);
+	member_set_timeouts(m, req, msg);
+	member_set_protocols(m, msg);
 	struct member **tail = &g->members;
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = m;
 	g->member_count++;
-	if (g->member_count == 1 || g->protocol_type.len < 0) {
-		ostr_free(&g->protocol_type);
-		g->protocol_type = ostr_dup(msg->protocol_type);
-	}
+	if (g->member_count == 1 || g->protocol_type.len < 0)
+		ostr_set(&g->protocol_type, msg->protocol_type);
 	return m;
 }
 
-static void join_existing(struct tl_groups *groups, struct group *g, struct member *m,
-			  struct tl_request *req, const struct tl_join_group_request *msg)
+/* Parks @req as @m's join and starts (or joins) a rebalance. */
+static void join_rebalance(struct tl_groups *groups, struct group *g, struct member *m,
+			   struct tl_request *req, const char *why)
 {
-	int16_t version = req->header.api_version;
-	bool same = protocols_match(m, msg);
-	m->session_timeout_ms = msg->session_timeout_ms;
-	m->rebalance_timeout_ms = version >= 1 ? msg->rebalance_timeout_ms : msg->session_timeout_ms;
-	m->expires_ms = tl_mono_ms() + m->session_timeout_ms;
 	if (m->join) {
 		/* A retried join replaces the parked one, which gets a retriable error. */
 		join_respond(unpark(&m->join), NULL, m, TL_ERR_REBALANCE_IN_PROGRESS, false);
 	}
+	park(req, g, m, true);
+	prepare_rebalance(groups, g, why);
+	maybe_complete_join(groups, g);
+}
+
+/* A join from a member the group knows, by member id (Kafka's doCurrentMemberJoinGroup). */
+static void join_existing(struct tl_groups *groups, struct group *g, struct member *m,
+			  struct tl_request *req, const struct tl_join_group_request *msg)
+{
+	bool same = protocols_match(m, msg);
+	member_set_timeouts(m, req, msg);
 	if (!same)
 		member_set_protocols(m, msg);
 	bool leader = ostr_eq(g->leader_id, ostr_view(m->id));
-	if (same && (g->state == GROUP_COMPLETING_REBALANCE ||
-		     (g->state == GROUP_STABLE && !leader))) {
+	if (same &&
+	    (g->state == GROUP_COMPLETING_REBALANCE || (g->state == GROUP_STABLE && !leader))) {
 		/* Nothing changed: hand back the current generation. */
+		if (m->join)
+			join_respond(unpark(&m->join), NULL, m, TL_ERR_REBALANCE_IN_PROGRESS,
+				     false);
 		join_respond(req, g, m, TL_OK, leader);
 		return;
 	}
-	park(req, g, m, true);
-	prepare_rebalance(groups, g, same ? "leader rejoined" : "member changed its metadata");
-	maybe_complete_join(groups, g);
+	join_rebalance(groups, g, m, req, same ? "leader rejoined" : "member changed its metadata");
+}
+
+/* A static member (known group.instance.id) rejoining without its member id: it gets a
+ * new id and the old one is fenced. In a Stable group with unchanged metadata it keeps
+ * its assignment without a rebalance (KIP-345). */
+static void join_static_return(struct tl_groups *groups, struct group *g, struct member *m,
+			       struct tl_request *req, const struct tl_join_group_request *msg)
+{
+	struct tl_request *old;
+	if ((old = unpark(&m->join)))
+		join_respond(old, NULL, m, TL_ERR_FENCED_INSTANCE_ID, false);
+	if ((old = unpark(&m->sync)))
+		sync_respond(old, g, m, TL_ERR_FENCED_INSTANCE_ID);
+	bool leader = ostr_eq(g->leader_id, ostr_view(m->id));
+	ostr_free(&m->id);
+	m->id = member_id_new(req->header.client_id);
+	if (leader)
+		ostr_set(&g->leader_id, ostr_view(m->id));
+	member_set_client(m, req);
+	tl_info("group: static member returned group=%s instance=%s member=%s", g->id.ptr,
+		m->instance_id.ptr, m->id.ptr);
+	if (g->state == GROUP_STABLE && protocols_match(m, msg)) {
+		member_set_timeouts(m, req, msg);
+		join_respond(req, g, m, TL_OK, leader);
+		group_persist(groups, g);
+		return;
+	}
+	if (g->state == GROUP_COMPLETING_REBALANCE) {
+		/* The leader assigns to the old id: run the rebalance again. */
+		member_set_timeouts(m, req, msg);
+		member_set_protocols(m, msg);
+		join_rebalance(groups, g, m, req, "static member returned");
+		return;
+	}
+	join_existing(groups, g, m, req, msg);
+}
+
+static void join_new_member(struct tl_groups *groups, struct group *g, struct tl_request *req,
+			    const struct tl_join_group_request *msg, struct ostr id)
+{
+	struct member *m = member_add(g, req, id, msg);
+	join_rebalance(groups, g, m, req, "new member joined");
+}
+
+/* KIP-394: an unknown member without an id is handed one and must join again with it. */
+static void join_require_member_id(struct group *g, struct tl_request *req,
+				   const struct tl_join_group_request *msg)
+{
+	int32_t pending = 0;
+	for (struct pending_member *p = g->pending; p; p = p->next)
+		pending++;
+	struct member tmp = {.id = member_id_new(req->header.client_id)};
+	if (pending >= PENDING_MAX) {
+		join_respond(req, NULL, NULL, TL_ERR_GROUP_MAX_SIZE_REACHED, false);
+		ostr_free(&tmp.id);
+		return;
+	}
+	struct pending_member *p = calloc(1, sizeof(*p));
+	TL_ASSERT(p);
+	p->id = tmp.id;
+	p->expires_ms = tl_mono_ms() + msg->session_timeout_ms;
+	p->next = g->pending;
+	g->pending = p;
+	join_respond(req, NULL, &tmp, TL_ERR_MEMBER_ID_REQUIRED, false);
+}
+
+/* A join naming a member id: a known member, or one handed out by KIP-394. */
+static void join_with_member_id(struct tl_groups *groups, struct group *g, struct tl_request *req,
+				const struct tl_join_group_request *msg)
+{
+	tl_err err;
+	struct member *m = member_lookup(g, msg->member_id, msg->group_instance_id, &err);
+	if (m) {
+		join_existing(groups, g, m, req, msg);
+		return;
+	}
+	struct pending_member **pp = &g->pending;
+	while (*pp && !ostr_eq((*pp)->id, msg->member_id))
+		pp = &(*pp)->next;
+	if (err == TL_ERR_FENCED_INSTANCE_ID || !*pp) {
+		join_respond(req, NULL, NULL, err, false);
+		return;
+	}
+	struct pending_member *p = *pp;
+	*pp = p->next;
+	struct ostr id = p->id;
+	free(p);
+	join_new_member(groups, g, req, msg, id);
 }
 
 void tl_handle_join_group(struct tl_request *req, struct tl_cursor *body)
@@ -807,6 +1509,9 @@ void tl_handle_join_group(struct tl_request *req, struct tl_cursor *body)
 	}
 	tl_err err = join_check(req, &msg);
 	if (err != TL_OK) {
+		tl_debug("group: join refused group=%.*s err=%s peer=%s",
+			 TL_MAX(msg.group_id.len, 0), msg.group_id.ptr, tl_err_name(err),
+			 req->conn->peer);
 		join_respond(req, NULL, NULL, err, false);
 		return;
 	}
@@ -818,70 +1523,28 @@ void tl_handle_join_group(struct tl_request *req, struct tl_cursor *body)
 		}
 		g = group_create(groups, msg.group_id);
 	}
-	if (g->state == GROUP_DEAD) {
-		join_respond(req, NULL, NULL, TL_ERR_COORDINATOR_NOT_AVAILABLE, false);
-		return;
-	}
 	if (!join_protocol_compatible(g, &msg)) {
 		join_respond(req, NULL, NULL, TL_ERR_INCONSISTENT_GROUP_PROTOCOL, false);
 		return;
 	}
-	struct member *m = NULL;
 	if (msg.member_id.len > 0) {
-		m = member_find(g, msg.member_id);
-		if (!m) {
-			/* KIP-394: the id we handed out with MEMBER_ID_REQUIRED. */
-			struct pending_member **pp = &g->pending;
-			while (*pp && !ostr_eq((*pp)->id, msg.member_id))
-				pp = &(*pp)->next;
-			if (!*pp) {
-				join_respond(req, NULL, NULL, TL_ERR_UNKNOWN_MEMBER_ID, false);
-				return;
-			}
-			struct pending_member *p = *pp;
-			*pp = p->next;
-			m = member_add(g, req, p->id, &msg);
-			free(p);
-			member_set_protocols(m, &msg);
-		}
-		join_existing(groups, g, m, req, &msg);
+		join_with_member_id(groups, g, req, &msg);
+		return;
+	}
+	struct member *old = member_find_instance(g, msg.group_instance_id);
+	if (old) {
+		join_static_return(groups, g, old, req, &msg);
 		return;
 	}
 	if (g->member_count >= req->conn->broker->config.group_max_size) {
 		join_respond(req, NULL, NULL, TL_ERR_GROUP_MAX_SIZE_REACHED, false);
 		return;
 	}
-	/* Static member coming back: fence the old instance, keep its place. */
-	struct member *old = member_find_instance(g, msg.group_instance_id);
-	if (old) {
-		member_remove(g, old, TL_ERR_FENCED_INSTANCE_ID);
-		m = member_add(g, req, member_id_new(req->header.client_id), &msg);
-		member_set_protocols(m, &msg);
-		join_existing(groups, g, m, req, &msg);
-		return;
-	}
-	struct ostr id = member_id_new(req->header.client_id);
 	if (version >= 4 && msg.group_instance_id.len < 0) {
-		int32_t pending = 0;
-		for (struct pending_member *p = g->pending; p; p = p->next)
-			pending++;
-		if (pending < PENDING_MAX) {
-			struct pending_member *p = calloc(1, sizeof(*p));
-			TL_ASSERT(p);
-			p->id = id;
-			p->expires_ms = tl_mono_ms() + msg.session_timeout_ms;
-			p->next = g->pending;
-			g->pending = p;
-		}
-		struct member tmp = {.id = pending < PENDING_MAX ? id : ostr_dup(tl_str_of(""))};
-		join_respond(req, NULL, &tmp, TL_ERR_MEMBER_ID_REQUIRED, false);
-		if (pending >= PENDING_MAX)
-			ostr_free(&tmp.id);
+		join_require_member_id(g, req, &msg);
 		return;
 	}
-	m = member_add(g, req, id, &msg);
-	member_set_protocols(m, &msg);
-	join_existing(groups, g, m, req, &msg);
+	join_new_member(groups, g, req, &msg, member_id_new(req->header.client_id));
 }
 
 /* ---- SyncGroup ---- */
@@ -895,6 +1558,28 @@ static tl_err member_check(struct group *g, struct member *m, int32_t generation
 	return TL_OK;
 }
 
+static void sync_complete(struct tl_groups *groups, struct group *g,
+			  const struct tl_sync_group_request *msg)
+{
+	for (int32_t i = 0; i < msg->assignments_count; i++) {
+		struct member *target = member_find(g, msg->assignments[i].member_id);
+		struct tl_bytes a = msg->assignments[i].assignment;
+		if (!target || a.len < 0)
+			continue;
+		free(target->assignment);
+		target->assignment = bytes_dup(a, &target->assignment_len);
+	}
+	group_set_state(g, GROUP_STABLE);
+	tl_info("group: stable group=%s generation=%d members=%d", g->id.ptr, g->generation_id,
+		g->member_count);
+	group_persist(groups, g);
+	for (struct member *x = g->members; x; x = x->next) {
+		struct tl_request *parked = unpark(&x->sync);
+		if (parked)
+			sync_respond(parked, g, x, TL_OK);
+	}
+}
+
 void tl_handle_sync_group(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_groups *groups = req_groups(req);
@@ -905,16 +1590,17 @@ void tl_handle_sync_group(struct tl_request *req, struct tl_cursor *body)
 		return;
 	}
 	struct group *g = group_find(groups, msg.group_id);
-	struct member *m = g ? member_find(g, msg.member_id) : NULL;
-	tl_err err = member_check(g, m, msg.generation_id);
-	if (err == TL_OK && ((msg.protocol_type.len >= 0 &&
-			      !ostr_eq(g->protocol_type, msg.protocol_type)) ||
-			     (msg.protocol_name.len >= 0 &&
-			      !ostr_eq(g->protocol_name, msg.protocol_name))))
+	tl_err err;
+	struct member *m = member_lookup(g, msg.member_id, msg.group_instance_id, &err);
+	if (err == TL_OK)
+		err = member_check(g, m, msg.generation_id);
+	if (err == TL_OK &&
+	    ((msg.protocol_type.len >= 0 && !ostr_eq(g->protocol_type, msg.protocol_type)) ||
+	     (msg.protocol_name.len >= 0 && !ostr_eq(g->protocol_name, msg.protocol_name))))
 		err = TL_ERR_INCONSISTENT_GROUP_PROTOCOL;
 	if (err == TL_OK && g->state == GROUP_PREPARING_REBALANCE)
 		err = TL_ERR_REBALANCE_IN_PROGRESS;
-	if (err == TL_OK && (g->state == GROUP_EMPTY || g->state == GROUP_DEAD))
+	if (err == TL_OK && g->state == GROUP_EMPTY)
 		err = TL_ERR_UNKNOWN_MEMBER_ID;
 	if (err != TL_OK) {
 		sync_respond(req, g, m, err);
@@ -929,28 +1615,8 @@ void tl_handle_sync_group(struct tl_request *req, struct tl_cursor *body)
 	if (m->sync)
 		sync_respond(unpark(&m->sync), g, m, TL_ERR_REBALANCE_IN_PROGRESS);
 	park(req, g, m, false);
-	if (!ostr_eq(g->leader_id, ostr_view(m->id)))
-		return;
-	for (int32_t i = 0; i < msg.assignments_count; i++) {
-		struct member *target = member_find(g, msg.assignments[i].member_id);
-		struct tl_bytes a = msg.assignments[i].assignment;
-		if (!target || a.len < 0)
-			continue;
-		free(target->assignment);
-		target->assignment = malloc((size_t)TL_MAX(a.len, 1));
-		TL_ASSERT(target->assignment);
-		if (a.len)
-			memcpy(target->assignment, a.ptr, (size_t)a.len);
-		target->assignment_len = a.len;
-	}
-	g->state = GROUP_STABLE;
-	tl_info("group: stable group=%.*s generation=%d members=%d", g->id.len, g->id.ptr,
-		g->generation_id, g->member_count);
-	for (struct member *x = g->members; x; x = x->next) {
-		struct tl_request *parked = unpark(&x->sync);
-		if (parked)
-			sync_respond(parked, g, x, TL_OK);
-	}
+	if (ostr_eq(g->leader_id, ostr_view(m->id)))
+		sync_complete(groups, g, &msg);
 }
 
 /* ---- Heartbeat, LeaveGroup ---- */
@@ -965,15 +1631,17 @@ void tl_handle_heartbeat(struct tl_request *req, struct tl_cursor *body)
 		return;
 	}
 	struct group *g = group_find(groups, msg.group_id);
-	struct member *m = g ? member_find(g, msg.member_id) : NULL;
-	tl_err err = member_check(g, m, msg.generation_id);
+	tl_err err;
+	struct member *m = member_lookup(g, msg.member_id, msg.group_instance_id, &err);
+	if (err == TL_OK)
+		err = member_check(g, m, msg.generation_id);
 	if (err == TL_OK) {
 		m->expires_ms = tl_mono_ms() + m->session_timeout_ms;
 		if (g->state == GROUP_PREPARING_REBALANCE)
 			err = TL_ERR_REBALANCE_IN_PROGRESS;
-		else if (g->state == GROUP_EMPTY || g->state == GROUP_DEAD)
+		else if (g->state == GROUP_EMPTY)
 			err = TL_ERR_UNKNOWN_MEMBER_ID;
-	} else if (g && m && g->state == GROUP_PREPARING_REBALANCE) {
+	} else if (m && g->state == GROUP_PREPARING_REBALANCE) {
 		/* An old generation's member must rejoin, not fail. */
 		m->expires_ms = tl_mono_ms() + m->session_timeout_ms;
 		err = TL_ERR_REBALANCE_IN_PROGRESS;
@@ -1014,131 +1682,135 @@ void tl_handle_leave_group(struct tl_request *req, struct tl_cursor *body)
 		}
 		if (!g)
 			resp.error_code = (int16_t)TL_ERR_UNKNOWN_MEMBER_ID;
-		for (int32_t i = 0; i < msg.members_count; i++) {
+		for (int32_t i = 0; i < msg.members_count && g; i++) {
+			const struct tl_leave_group_request_member_identity *in = &msg.members[i];
 			struct tl_leave_group_response_member_response *r = &resp.members[i];
 			tl_leave_group_response_member_response_defaults(r);
-			r->member_id = msg.members[i].member_id;
-			r->group_instance_id = msg.members[i].group_instance_id;
-			struct member *m = NULL;
-			if (g)
-				m = msg.members[i].member_id.len > 0
-					    ? member_find(g, msg.members[i].member_id)
-					    : member_find_instance(g, msg.members[i].group_instance_id);
+			r->member_id = in->member_id;
+			r->group_instance_id = in->group_instance_id;
+			tl_err err = TL_OK;
+			struct member *m;
+			if (in->member_id.len > 0)
+				m = member_lookup(g, in->member_id, in->group_instance_id, &err);
+			else
+				m = member_find_instance(g, in->group_instance_id);
 			if (!m)
-				r->error_code = (int16_t)TL_ERR_UNKNOWN_MEMBER_ID;
+				r->error_code =
+					(int16_t)(err != TL_OK ? err : TL_ERR_UNKNOWN_MEMBER_ID);
 			else
 				member_leave(groups, g, m, "member left");
 		}
+		if (!g)
+			resp.members_count = 0;
 	}
 	tl_response_begin(req);
 	tl_leave_group_response_encode(&req->response, version, &resp);
 	tl_response_end(req);
 }
 
-/* ---- offsets ---- */
+/* ---- OffsetCommit ---- */
 
-static struct offset_entry **offset_slot(struct group *g, struct tl_str topic, int32_t partition)
+static tl_err commit_check(struct group *g, const struct tl_offset_commit_request *msg)
 {
-	uint32_t h = hash_bytes(topic.ptr, topic.len, 2166136261u) ^ (uint32_t)partition * 2654435761u;
-	struct offset_entry **pp = &g->offsets[h % OFFSET_BUCKETS];
-	while (*pp && !((*pp)->partition == partition && ostr_eq((*pp)->topic, topic)))
-		pp = &(*pp)->next;
-	return pp;
-}
-
-static void offset_store(struct group *g, struct tl_str topic, int32_t partition, int64_t offset,
-			 int32_t leader_epoch, struct tl_str metadata, int64_t commit_ms)
-{
-	struct offset_entry **pp = offset_slot(g, topic, partition);
-	struct offset_entry *e = *pp;
-	if (!e) {
-		e = calloc(1, sizeof(*e));
-		TL_ASSERT(e);
-		e->topic = ostr_dup(topic);
-		e->partition = partition;
-		*pp = e;
-		g->offset_count++;
-	} else {
-		ostr_free(&e->metadata);
-	}
-	e->offset = offset;
-	e->leader_epoch = leader_epoch;
-	e->metadata = ostr_dup(metadata.len >= 0 ? metadata : tl_str_of(""));
-	e->commit_ms = commit_ms;
-}
-
-static void offset_drop(struct group *g, struct tl_str topic, int32_t partition)
-{
-	struct offset_entry **pp = offset_slot(g, topic, partition);
-	struct offset_entry *e = *pp;
-	if (!e)
-		return;
-	*pp = e->next;
-	ostr_free(&e->topic);
-	ostr_free(&e->metadata);
-	free(e);
-	g->offset_count--;
-}
-
-static tl_err commit_check(struct tl_groups *groups, struct group *g,
-			   const struct tl_offset_commit_request *msg)
-{
-	TL_UNUSED(groups);
 	if (msg->group_id.len <= 0)
 		return TL_ERR_INVALID_GROUP_ID;
 	if (!g)
 		return msg->generation_id_or_member_epoch < 0 ? TL_OK : TL_ERR_ILLEGAL_GENERATION;
-	if (g->state == GROUP_DEAD)
-		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
 	if (msg->generation_id_or_member_epoch < 0 && g->state == GROUP_EMPTY)
 		return TL_OK; /* a commit by an admin or a standalone consumer */
-	if (g->state == GROUP_COMPLETING_REBALANCE)
-		return TL_ERR_REBALANCE_IN_PROGRESS;
-	struct member *m = member_find(g, msg->member_id);
+	tl_err err;
+	struct member *m = member_lookup(g, msg->member_id, msg->group_instance_id, &err);
 	if (!m)
-		return TL_ERR_UNKNOWN_MEMBER_ID;
+		return err;
 	if (msg->generation_id_or_member_epoch != g->generation_id)
 		return TL_ERR_ILLEGAL_GENERATION;
+	if (g->state == GROUP_COMPLETING_REBALANCE)
+		return TL_ERR_REBALANCE_IN_PROGRESS;
 	m->expires_ms = tl_mono_ms() + m->session_timeout_ms;
 	return TL_OK;
 }
 
-void tl_handle_offset_commit(struct tl_request *req, struct tl_cursor *body)
-{
-	struct tl_groups *groups = req_groups(req);
-	struct tl_broker *broker = req->conn->broker;
-	int16_t version = req->header.api_version;
+struct commit_state {
+	struct tl_request *req;
 	struct tl_offset_commit_request msg;
-	if (tl_offset_commit_request_decode(body, version, &req->arena, &msg) != TL_OK) {
-		tl_request_reject(req, "malformed OffsetCommit request");
-		return;
-	}
-	struct group *g = msg.group_id.len > 0 ? group_find(groups, msg.group_id) : NULL;
-	tl_err group_err = commit_check(groups, g, &msg);
-	if (group_err == TL_OK && !g)
-		g = group_create(groups, msg.group_id);
 	struct tl_offset_commit_response resp;
-	tl_offset_commit_response_defaults(&resp);
-	resp.topics_count = msg.topics_count;
-	resp.topics = tl_arena_array(&req->arena, (size_t)TL_MAX(msg.topics_count, 0),
-				     sizeof(*resp.topics));
-	if (msg.topics_count > 0 && !resp.topics) {
-		tl_request_reject(req, "OffsetCommit request too large");
-		return;
+	struct group *group; /* held while the write is in flight */
+	int64_t commit_ms;
+};
+
+static void commit_respond(struct tl_request *req, struct commit_state *st)
+{
+	tl_response_begin(req);
+	tl_offset_commit_response_encode(&req->response, req->header.api_version, &st->resp);
+	tl_response_end(req);
+}
+
+/* For every partition the commit accepted (error_code 0 so far): sets @set_error, or
+ * with TL_OK stores the offset in memory (unless the group died meanwhile). */
+static void commit_each_accepted(struct commit_state *st, tl_err set_error)
+{
+	for (int32_t t = 0; t < st->msg.topics_count; t++) {
+		const struct tl_offset_commit_request_offset_commit_request_topic *in =
+			&st->msg.topics[t];
+		struct tl_offset_commit_response_offset_commit_response_topic *out =
+			&st->resp.topics[t];
+		for (int32_t i = 0; i < in->partitions_count; i++) {
+			const struct tl_offset_commit_request_offset_commit_request_partition *p =
+				&in->partitions[i];
+			struct tl_offset_commit_response_offset_commit_response_partition *r =
+				&out->partitions[i];
+			if (r->error_code != 0)
+				continue;
+			if (set_error != TL_OK)
+				r->error_code = (int16_t)set_error;
+			else if (st->group->state != GROUP_DEAD)
+				offset_store(st->group, in->name, p->partition_index,
+					     p->committed_offset, p->committed_leader_epoch,
+					     p->committed_metadata, st->commit_ms);
+		}
 	}
-	int64_t now = tl_wall_ms();
-	for (int32_t t = 0; t < msg.topics_count; t++) {
-		const struct tl_offset_commit_request_offset_commit_request_topic *in = &msg.topics[t];
-		struct tl_offset_commit_response_offset_commit_response_topic *out = &resp.topics[t];
+}
+
+/* The commit's batch is durable (or its log failed): now memory learns the offsets. */
+static void commit_durable(void *ctx, tl_err err)
+{
+	struct commit_state *st = ctx;
+	struct tl_request *req = st->req;
+	commit_each_accepted(st, store_error(err));
+	group_put(st->group);
+	request_wait_done(req);
+	if (!request_is_orphan(req))
+		commit_respond(req, st);
+}
+
+/* Fills the response, with an error for each partition that cannot be committed, and
+ * adds a record for each one that can. */
+static bool commit_prepare(struct tl_request *req, struct commit_state *st, tl_err group_err,
+			   struct tl_group_store_batch *batch)
+{
+	struct tl_broker *broker = req->conn->broker;
+	const struct tl_offset_commit_request *msg = &st->msg;
+	struct tl_offset_commit_response *resp = &st->resp;
+	resp->topics_count = msg->topics_count;
+	resp->topics = tl_arena_array(&req->arena, (size_t)TL_MAX(msg->topics_count, 0),
+				      sizeof(*resp->topics));
+	if (msg->topics_count > 0 && !resp->topics)
+		return false;
+	struct tl_group_record rec = {.type = TL_GROUP_RECORD_OFFSET, .group_id = msg->group_id};
+	rec.commit_ms = st->commit_ms;
+	for (int32_t t = 0; t < msg->topics_count; t++) {
+		const struct tl_offset_commit_request_offset_commit_request_topic *in =
+			&msg->topics[t];
+		struct tl_offset_commit_response_offset_commit_response_topic *out =
+			&resp->topics[t];
 		tl_offset_commit_response_offset_commit_response_topic_defaults(out);
 		out->name = in->name;
 		out->partitions_count = in->partitions_count;
-		out->partitions = tl_arena_array(&req->arena, (size_t)TL_MAX(in->partitions_count, 0),
-						 sizeof(*out->partitions));
-		if (in->partitions_count > 0 && !out->partitions) {
-			tl_request_reject(req, "OffsetCommit request too large");
-			return;
-		}
+		out->partitions =
+			tl_arena_array(&req->arena, (size_t)TL_MAX(in->partitions_count, 0),
+				       sizeof(*out->partitions));
+		if (in->partitions_count > 0 && !out->partitions)
+			return false;
 		for (int32_t i = 0; i < in->partitions_count; i++) {
 			const struct tl_offset_commit_request_offset_commit_request_partition *p =
 				&in->partitions[i];
@@ -1147,21 +1819,229 @@ void tl_handle_offset_commit(struct tl_request *req, struct tl_cursor *body)
 			tl_offset_commit_response_offset_commit_response_partition_defaults(r);
 			r->partition_index = p->partition_index;
 			tl_err err = group_err;
-			if (err == TL_OK && !tl_partition_find(broker, in->name, p->partition_index))
+			if (err == TL_OK &&
+			    !tl_partition_find(broker, in->name, p->partition_index))
 				err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 			if (err == TL_OK &&
 			    p->committed_metadata.len > broker->config.offset_metadata_max_bytes)
 				err = TL_ERR_OFFSET_METADATA_TOO_LARGE;
-			if (err == TL_OK)
-				offset_store(g, in->name, p->partition_index, p->committed_offset,
-					     p->committed_leader_epoch, p->committed_metadata, now);
 			r->error_code = (int16_t)err;
+			if (err != TL_OK)
+				continue;
+			rec.topic = in->name;
+			rec.partition = p->partition_index;
+			rec.offset = p->committed_offset;
+			rec.leader_epoch = p->committed_leader_epoch;
+			rec.metadata = p->committed_metadata;
+			tl_group_store_batch_add(batch, &rec);
 		}
 	}
+	return true;
+}
+
+void tl_handle_offset_commit(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_groups *groups = req_groups(req);
+	int16_t version = req->header.api_version;
+	struct commit_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st || tl_offset_commit_request_decode(body, version, &req->arena, &st->msg) != TL_OK) {
+		tl_request_reject(req, "malformed OffsetCommit request");
+		return;
+	}
+	st->req = req;
+	st->commit_ms = tl_wall_ms();
+	tl_offset_commit_response_defaults(&st->resp);
+	struct group *g = st->msg.group_id.len > 0 ? group_find(groups, st->msg.group_id) : NULL;
+	tl_err group_err = commit_check(g, &st->msg);
+	if (group_err == TL_OK && !g)
+		g = group_create(groups, st->msg.group_id);
+	struct tl_group_store_batch batch;
+	tl_group_store_batch_init(&batch);
+	if (!commit_prepare(req, st, group_err, &batch)) {
+		tl_group_store_batch_deinit(&batch);
+		tl_request_reject(req, "OffsetCommit request too large");
+		return;
+	}
+	tl_err err = TL_OK;
+	if (tl_group_store_batch_count(&batch) > 0)
+		err = tl_group_store_write(groups->store, st->msg.group_id, &batch, commit_durable,
+					   st);
+	bool waiting = tl_group_store_batch_count(&batch) > 0 && err == TL_OK;
+	tl_group_store_batch_deinit(&batch);
+	if (waiting) {
+		/* Answer once the batch is durable: a committed offset survives a crash. */
+		st->group = g;
+		group_hold(g);
+		req->waits++;
+		return;
+	}
+	if (err != TL_OK) {
+		tl_warn("group: cannot store committed offsets group=%.*s err=%s",
+			st->msg.group_id.len, st->msg.group_id.ptr, tl_err_name(err));
+		st->group = g;
+		commit_each_accepted(st, store_error(err));
+	}
+	commit_respond(req, st);
+}
+
+/* ---- TxnOffsetCommit ---- */
+
+struct txn_commit_state {
+	struct tl_request *req;
+	struct tl_txn_offset_commit_request msg;
+	struct tl_txn_offset_commit_response resp;
+	struct group *group; /* held while the write is in flight */
+	int64_t commit_ms;
+};
+
+static void txn_commit_respond(struct tl_request *req, struct txn_commit_state *st)
+{
 	tl_response_begin(req);
-	tl_offset_commit_response_encode(&req->response, version, &resp);
+	tl_txn_offset_commit_response_encode(&req->response, req->header.api_version, &st->resp);
 	tl_response_end(req);
 }
+
+/* For each partition accepted so far: sets @set_error, or stages the offset in the
+ * producer's transaction (visible once it commits). */
+static void txn_commit_each_accepted(struct txn_commit_state *st, tl_err set_error)
+{
+	for (int32_t t = 0; t < st->msg.topics_count; t++) {
+		const struct tl_txn_offset_commit_request_txn_offset_commit_request_topic *in =
+			&st->msg.topics[t];
+		for (int32_t i = 0; i < in->partitions_count; i++) {
+			const struct tl_txn_offset_commit_request_txn_offset_commit_request_partition
+				*p = &in->partitions[i];
+			struct tl_txn_offset_commit_response_txn_offset_commit_response_partition *r =
+				&st->resp.topics[t].partitions[i];
+			if (r->error_code != 0)
+				continue;
+			if (set_error != TL_OK)
+				r->error_code = (int16_t)set_error;
+			else if (st->group->state != GROUP_DEAD)
+				txn_offsets_add(st->group, st->msg.producer_id, in->name,
+						p->partition_index, p->committed_offset,
+						p->committed_leader_epoch, p->committed_metadata,
+						st->commit_ms);
+		}
+	}
+}
+
+static void txn_commit_durable(void *ctx, tl_err err)
+{
+	struct txn_commit_state *st = ctx;
+	struct tl_request *req = st->req;
+	txn_commit_each_accepted(st, store_error(err));
+	group_put(st->group);
+	request_wait_done(req);
+	if (!request_is_orphan(req))
+		txn_commit_respond(req, st);
+}
+
+/* The group-side check of KIP-447 (v3+): a copier's commit names its member and
+ * generation, so a zombie member of an older generation is refused. */
+static tl_err txn_commit_check(struct tl_request *req, struct group *g,
+			       const struct tl_txn_offset_commit_request *msg)
+{
+	tl_err err = tl_txn_verify_offsets(req->conn->broker->txns, msg->transactional_id,
+					   msg->producer_id, msg->producer_epoch, msg->group_id);
+	if (err != TL_OK || req->header.api_version < 3 || msg->generation_id < 0 || !g ||
+	    g->state == GROUP_EMPTY)
+		return err;
+	struct member *m = member_lookup(g, msg->member_id, msg->group_instance_id, &err);
+	if (!m)
+		return err;
+	return msg->generation_id == g->generation_id ? TL_OK : TL_ERR_ILLEGAL_GENERATION;
+}
+
+void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_groups *groups = req_groups(req);
+	struct tl_broker *broker = req->conn->broker;
+	struct txn_commit_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st || tl_txn_offset_commit_request_decode(body, req->header.api_version, &req->arena,
+						       &st->msg) != TL_OK) {
+		tl_request_reject(req, "malformed TxnOffsetCommit request");
+		return;
+	}
+	const struct tl_txn_offset_commit_request *msg = &st->msg;
+	st->req = req;
+	st->commit_ms = tl_wall_ms();
+	tl_txn_offset_commit_response_defaults(&st->resp);
+	struct group *g = msg->group_id.len > 0 ? group_find(groups, msg->group_id) : NULL;
+	tl_err group_err = msg->group_id.len > 0 ? txn_commit_check(req, g, msg)
+						 : TL_ERR_INVALID_GROUP_ID;
+	if (group_err == TL_OK && !g)
+		g = group_create(groups, msg->group_id);
+	struct tl_txn_offset_commit_response *resp = &st->resp;
+	resp->topics_count = TL_MAX(msg->topics_count, 0);
+	resp->topics = tl_arena_array(&req->arena, (size_t)resp->topics_count,
+				      sizeof(*resp->topics));
+	struct tl_group_store_batch batch;
+	tl_group_store_batch_init(&batch);
+	tl_group_store_batch_set_transactional(&batch, msg->producer_id, msg->producer_epoch);
+	struct tl_group_record rec = {.type = TL_GROUP_RECORD_OFFSET, .group_id = msg->group_id};
+	rec.commit_ms = st->commit_ms;
+	for (int32_t t = 0; t < resp->topics_count && resp->topics; t++) {
+		const struct tl_txn_offset_commit_request_txn_offset_commit_request_topic *in =
+			&msg->topics[t];
+		struct tl_txn_offset_commit_response_txn_offset_commit_response_topic *out =
+			&resp->topics[t];
+		tl_txn_offset_commit_response_txn_offset_commit_response_topic_defaults(out);
+		out->name = in->name;
+		out->partitions_count = TL_MAX(in->partitions_count, 0);
+		out->partitions = tl_arena_array(&req->arena, (size_t)out->partitions_count,
+						 sizeof(*out->partitions));
+		for (int32_t i = 0; i < out->partitions_count && out->partitions; i++) {
+			const struct tl_txn_offset_commit_request_txn_offset_commit_request_partition
+				*p = &in->partitions[i];
+			out->partitions[i].partition_index = p->partition_index;
+			tl_err err = group_err;
+			if (err == TL_OK &&
+			    !tl_partition_find(broker, in->name, p->partition_index))
+				err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+			if (err == TL_OK &&
+			    p->committed_metadata.len > broker->config.offset_metadata_max_bytes)
+				err = TL_ERR_OFFSET_METADATA_TOO_LARGE;
+			out->partitions[i].error_code = (int16_t)err;
+			if (err != TL_OK)
+				continue;
+			rec.topic = in->name;
+			rec.partition = p->partition_index;
+			rec.offset = p->committed_offset;
+			rec.leader_epoch = p->committed_leader_epoch;
+			rec.metadata = p->committed_metadata;
+			tl_group_store_batch_add(&batch, &rec);
+		}
+	}
+	tl_err err = TL_OK;
+	bool writing = tl_group_store_batch_count(&batch) > 0;
+	if (writing)
+		err = tl_group_store_write(groups->store, msg->group_id, &batch, txn_commit_durable,
+					   st);
+	tl_group_store_batch_deinit(&batch);
+	if (writing && err == TL_OK) {
+		/* Answer once durable: the COMMIT marker that follows must find it. */
+		st->group = g;
+		group_hold(g);
+		req->waits++;
+		return;
+	}
+	if (err != TL_OK) {
+		st->group = g;
+		txn_commit_each_accepted(st, store_error(err));
+	}
+	txn_commit_respond(req, st);
+}
+
+void tl_groups_txn_complete(struct tl_groups *groups, struct tl_str group_id, int64_t producer_id,
+			    bool commit)
+{
+	struct group *g = group_find(groups, group_id);
+	if (g)
+		txn_offsets_end(g, producer_id, commit);
+}
+
+/* ---- OffsetFetch ---- */
 
 /* Fills one partition's committed offset (-1 when none, as Kafka answers). */
 static void fetch_one(struct group *g, struct tl_str topic, int32_t partition, int64_t *offset,
@@ -1197,8 +2077,8 @@ static int32_t offset_topics(struct tl_request *req, struct group *g, struct tl_
 static int32_t offset_partitions(struct tl_request *req, struct group *g, struct tl_str topic,
 				 int32_t **out)
 {
-	int32_t *parts = tl_arena_array(&req->arena, (size_t)TL_MAX(g->offset_count, 1),
-					sizeof(*parts));
+	int32_t *parts =
+		tl_arena_array(&req->arena, (size_t)TL_MAX(g->offset_count, 1), sizeof(*parts));
 	TL_ASSERT(parts);
 	int32_t n = 0;
 	for (int b = 0; b < OFFSET_BUCKETS; b++)
@@ -1223,8 +2103,8 @@ static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, i
 	if (all)
 		topic_count = offset_topics(req, g, &all_names);
 	out->topics_count = topic_count;
-	out->topics = tl_arena_array(&req->arena, (size_t)TL_MAX(topic_count, 0),
-				     sizeof(*out->topics));
+	out->topics =
+		tl_arena_array(&req->arena, (size_t)TL_MAX(topic_count, 0), sizeof(*out->topics));
 	for (int32_t t = 0; t < topic_count; t++) {
 		struct tl_offset_fetch_response_offset_fetch_response_topics *ot = &out->topics[t];
 		tl_offset_fetch_response_offset_fetch_response_topics_defaults(ot);
@@ -1251,6 +2131,37 @@ static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, i
 	}
 }
 
+/* Copies the v8 shape of one group's answer into the pre-v8 response. */
+static void
+offset_fetch_flatten(struct tl_request *req,
+		     const struct tl_offset_fetch_response_offset_fetch_response_group *group,
+		     struct tl_offset_fetch_response *resp)
+{
+	resp->topics_count = group->topics_count;
+	resp->topics = tl_arena_array(&req->arena, (size_t)TL_MAX(group->topics_count, 0),
+				      sizeof(*resp->topics));
+	for (int32_t t = 0; t < group->topics_count; t++) {
+		struct tl_offset_fetch_response_offset_fetch_response_topic *ot = &resp->topics[t];
+		tl_offset_fetch_response_offset_fetch_response_topic_defaults(ot);
+		ot->name = group->topics[t].name;
+		ot->partitions_count = group->topics[t].partitions_count;
+		ot->partitions =
+			tl_arena_array(&req->arena, (size_t)TL_MAX(ot->partitions_count, 0),
+				       sizeof(*ot->partitions));
+		for (int32_t i = 0; i < ot->partitions_count; i++) {
+			struct tl_offset_fetch_response_offset_fetch_response_partition *op =
+				&ot->partitions[i];
+			const struct tl_offset_fetch_response_offset_fetch_response_partitions
+				*src = &group->topics[t].partitions[i];
+			tl_offset_fetch_response_offset_fetch_response_partition_defaults(op);
+			op->partition_index = src->partition_index;
+			op->committed_offset = src->committed_offset;
+			op->committed_leader_epoch = src->committed_leader_epoch;
+			op->metadata = src->metadata;
+		}
+	}
+}
+
 void tl_handle_offset_fetch(struct tl_request *req, struct tl_cursor *body)
 {
 	int16_t version = req->header.api_version;
@@ -1269,12 +2180,12 @@ void tl_handle_offset_fetch(struct tl_request *req, struct tl_cursor *body)
 			const struct tl_offset_fetch_request_offset_fetch_request_group *in =
 				&msg.groups[gi];
 			int32_t n = in->topics_count;
-			struct tl_str *names = tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1),
-							      sizeof(*names));
-			int32_t **parts = tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1),
-							 sizeof(*parts));
-			int32_t *counts = tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1),
-							 sizeof(*counts));
+			struct tl_str *names =
+				tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1), sizeof(*names));
+			int32_t **parts =
+				tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1), sizeof(*parts));
+			int32_t *counts =
+				tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1), sizeof(*counts));
 			if (!names || !parts || !counts) {
 				tl_request_reject(req, "OffsetFetch request too large");
 				return;
@@ -1289,9 +2200,11 @@ void tl_handle_offset_fetch(struct tl_request *req, struct tl_cursor *body)
 		}
 	} else {
 		int32_t n = msg.topics_count;
-		struct tl_str *names = tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1), sizeof(*names));
+		struct tl_str *names =
+			tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1), sizeof(*names));
 		int32_t **parts = tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1), sizeof(*parts));
-		int32_t *counts = tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1), sizeof(*counts));
+		int32_t *counts =
+			tl_arena_array(&req->arena, (size_t)TL_MAX(n, 1), sizeof(*counts));
 		struct tl_offset_fetch_response_offset_fetch_response_group group;
 		if (!names || !parts || !counts) {
 			tl_request_reject(req, "OffsetFetch request too large");
@@ -1303,38 +2216,14 @@ void tl_handle_offset_fetch(struct tl_request *req, struct tl_cursor *body)
 			counts[t] = msg.topics[t].partition_indexes_count;
 		}
 		offset_fetch_group(req, msg.group_id, n, names, parts, counts, &group);
-		/* Copy into the pre-v8 shape. */
-		resp.topics_count = group.topics_count;
-		resp.topics = tl_arena_array(&req->arena, (size_t)TL_MAX(group.topics_count, 0),
-					     sizeof(*resp.topics));
-		for (int32_t t = 0; t < group.topics_count; t++) {
-			struct tl_offset_fetch_response_offset_fetch_response_topic *ot =
-				&resp.topics[t];
-			tl_offset_fetch_response_offset_fetch_response_topic_defaults(ot);
-			ot->name = group.topics[t].name;
-			ot->partitions_count = group.topics[t].partitions_count;
-			ot->partitions = tl_arena_array(&req->arena,
-							(size_t)TL_MAX(ot->partitions_count, 0),
-							sizeof(*ot->partitions));
-			for (int32_t i = 0; i < ot->partitions_count; i++) {
-				struct tl_offset_fetch_response_offset_fetch_response_partition *op =
-					&ot->partitions[i];
-				const struct tl_offset_fetch_response_offset_fetch_response_partitions
-					*src = &group.topics[t].partitions[i];
-				tl_offset_fetch_response_offset_fetch_response_partition_defaults(op);
-				op->partition_index = src->partition_index;
-				op->committed_offset = src->committed_offset;
-				op->committed_leader_epoch = src->committed_leader_epoch;
-				op->metadata = src->metadata;
-			}
-		}
+		offset_fetch_flatten(req, &group, &resp);
 	}
 	tl_response_begin(req);
 	tl_offset_fetch_response_encode(&req->response, version, &resp);
 	tl_response_end(req);
 }
 
-/* ---- ListGroups, DescribeGroups, DeleteGroups, OffsetDelete ---- */
+/* ---- ListGroups, DescribeGroups ---- */
 
 static bool state_in_filter(const struct tl_list_groups_request *msg, enum group_state state)
 {
@@ -1357,8 +2246,8 @@ void tl_handle_list_groups(struct tl_request *req, struct tl_cursor *body)
 	}
 	struct tl_list_groups_response resp;
 	tl_list_groups_response_defaults(&resp);
-	resp.groups = tl_arena_array(&req->arena, (size_t)TL_MAX(groups->count, 1),
-				     sizeof(*resp.groups));
+	resp.groups =
+		tl_arena_array(&req->arena, (size_t)TL_MAX(groups->count, 1), sizeof(*resp.groups));
 	TL_ASSERT(resp.groups);
 	int32_t n = 0;
 	bool classic_ok = msg.types_filter_count <= 0;
@@ -1372,7 +2261,7 @@ void tl_handle_list_groups(struct tl_request *req, struct tl_cursor *body)
 			tl_list_groups_response_listed_group_defaults(lg);
 			lg->group_id = ostr_view(g->id);
 			lg->protocol_type = g->protocol_type.len >= 0 ? ostr_view(g->protocol_type)
-								      : tl_str_of(CONSUMER_PROTOCOL);
+								      : tl_str_of("");
 			lg->group_state = tl_str_of(state_names[g->state]);
 			lg->group_type = tl_str_of("classic");
 		}
@@ -1386,10 +2275,12 @@ static void describe_group(struct tl_request *req, struct group *g,
 			   struct tl_describe_groups_response_described_group *out)
 {
 	out->group_state = tl_str_of(state_names[g->state]);
-	out->protocol_type = g->protocol_type.len >= 0 ? ostr_view(g->protocol_type) : tl_str_of("");
+	out->protocol_type =
+		g->protocol_type.len >= 0 ? ostr_view(g->protocol_type) : tl_str_of("");
+	/* Kafka shows the protocol, metadata and assignments only of a Stable group. */
 	bool stable = g->state == GROUP_STABLE;
-	out->protocol_data = stable && g->protocol_name.len >= 0 ? ostr_view(g->protocol_name)
-								 : tl_str_of("");
+	out->protocol_data =
+		stable && g->protocol_name.len >= 0 ? ostr_view(g->protocol_name) : tl_str_of("");
 	out->members_count = g->member_count;
 	out->members = tl_arena_array(&req->arena, (size_t)TL_MAX(g->member_count, 1),
 				      sizeof(*out->members));
@@ -1406,11 +2297,11 @@ static void describe_group(struct tl_request *req, struct group *g,
 		dm->member_metadata.len = 0;
 		dm->member_assignment.ptr = (const uint8_t *)"";
 		dm->member_assignment.len = 0;
-		for (int32_t i = 0; stable && i < m->protocol_count; i++)
-			if (ostr_eq(m->protocols[i].name, ostr_view(g->protocol_name))) {
-				dm->member_metadata.ptr = m->protocols[i].metadata;
-				dm->member_metadata.len = m->protocols[i].metadata_len;
-			}
+		const struct protocol *p = stable ? member_protocol(m, g->protocol_name) : NULL;
+		if (p) {
+			dm->member_metadata.ptr = p->metadata;
+			dm->member_metadata.len = p->metadata_len;
+		}
 		if (stable && m->assignment) {
 			dm->member_assignment.ptr = m->assignment;
 			dm->member_assignment.len = m->assignment_len;
@@ -1456,103 +2347,219 @@ void tl_handle_describe_groups(struct tl_request *req, struct tl_cursor *body)
 	tl_response_end(req);
 }
 
+/* ---- DeleteGroups ---- */
+
+struct delete_state {
+	struct tl_delete_groups_response resp;
+};
+
+struct delete_wait {
+	struct tl_request *req;
+	struct tl_delete_groups_response_deletable_group_result *result;
+};
+
+static void delete_respond(struct tl_request *req)
+{
+	struct delete_state *st = req->state_data;
+	tl_response_begin(req);
+	tl_delete_groups_response_encode(&req->response, req->header.api_version, &st->resp);
+	tl_response_end(req);
+}
+
+static void delete_durable(void *ctx, tl_err err)
+{
+	struct delete_wait *wait = ctx;
+	struct tl_request *req = wait->req;
+	if (err != TL_OK)
+		wait->result->error_code = (int16_t)store_error(err);
+	request_wait_done(req);
+	if (req->waits == 0 && !request_is_orphan(req))
+		delete_respond(req);
+}
+
+/* Deletes one Empty group: tombstones for its offsets and itself, then it is Dead.
+ * Returns the result's error; on TL_OK a wait for the write was started. */
+static tl_err delete_one(struct tl_request *req, struct group *g,
+			 struct tl_delete_groups_response_deletable_group_result *result)
+{
+	struct tl_groups *groups = req_groups(req);
+	if (!g)
+		return TL_ERR_GROUP_ID_NOT_FOUND;
+	if (g->state != GROUP_EMPTY)
+		return TL_ERR_NON_EMPTY_GROUP;
+	struct delete_wait *wait = tl_arena_alloc(&req->arena, sizeof(*wait));
+	if (!wait)
+		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
+	wait->req = req;
+	wait->result = result;
+	struct tl_group_store_batch batch;
+	tl_group_store_batch_init(&batch);
+	group_tombstones(g, &batch);
+	tl_err err =
+		tl_group_store_write(groups->store, ostr_view(g->id), &batch, delete_durable, wait);
+	tl_group_store_batch_deinit(&batch);
+	if (err != TL_OK)
+		return store_error(err);
+	req->waits++;
+	tl_info("group: deleted group=%s offsets=%d", g->id.ptr, g->offset_count);
+	group_unlink(groups, g);
+	return TL_OK;
+}
+
 void tl_handle_delete_groups(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_groups *groups = req_groups(req);
 	int16_t version = req->header.api_version;
 	struct tl_delete_groups_request msg;
-	if (tl_delete_groups_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+	struct delete_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st || tl_delete_groups_request_decode(body, version, &req->arena, &msg) != TL_OK) {
 		tl_request_reject(req, "malformed DeleteGroups request");
 		return;
 	}
-	struct tl_delete_groups_response resp;
-	tl_delete_groups_response_defaults(&resp);
-	resp.results_count = msg.groups_names_count;
-	resp.results = tl_arena_array(&req->arena, (size_t)TL_MAX(msg.groups_names_count, 0),
-				      sizeof(*resp.results));
-	if (msg.groups_names_count > 0 && !resp.results) {
+	req->state_data = st;
+	tl_delete_groups_response_defaults(&st->resp);
+	st->resp.results_count = msg.groups_names_count;
+	st->resp.results = tl_arena_array(&req->arena, (size_t)TL_MAX(msg.groups_names_count, 0),
+					  sizeof(*st->resp.results));
+	if (msg.groups_names_count > 0 && !st->resp.results) {
 		tl_request_reject(req, "DeleteGroups request too large");
 		return;
 	}
 	for (int32_t i = 0; i < msg.groups_names_count; i++) {
-		struct tl_delete_groups_response_deletable_group_result *r = &resp.results[i];
+		struct tl_delete_groups_response_deletable_group_result *r = &st->resp.results[i];
 		tl_delete_groups_response_deletable_group_result_defaults(r);
 		r->group_id = msg.groups_names[i];
 		struct group *g = group_find(groups, msg.groups_names[i]);
-		if (!g)
-			r->error_code = (int16_t)TL_ERR_GROUP_ID_NOT_FOUND;
-		else if (g->state != GROUP_EMPTY)
-			r->error_code = (int16_t)TL_ERR_NON_EMPTY_GROUP;
-		else {
-			tl_info("group: deleted group=%.*s offsets=%d", g->id.len, g->id.ptr,
-				g->offset_count);
-			group_destroy(groups, g);
-		}
+		r->error_code = (int16_t)delete_one(req, g, r);
 	}
+	if (req->waits == 0)
+		delete_respond(req);
+}
+
+/* ---- OffsetDelete ---- */
+
+struct offset_delete_state {
+	struct tl_request *req;
+	struct tl_offset_delete_request msg;
+	struct tl_offset_delete_response resp;
+	struct group *group; /* held while the write is in flight */
+};
+
+static void offset_delete_respond(struct tl_request *req, struct offset_delete_state *st)
+{
 	tl_response_begin(req);
-	tl_delete_groups_response_encode(&req->response, version, &resp);
+	tl_offset_delete_response_encode(&req->response, req->header.api_version, &st->resp);
 	tl_response_end(req);
 }
 
-/* Is @topic in the subscription of any member (consumer protocol)? */
-static bool group_subscribed(struct tl_request *req, struct group *g, struct tl_str topic)
+/* The tombstones are durable: drop the offsets from memory, in log order. */
+static void offset_delete_durable(void *ctx, tl_err err)
 {
-	for (struct member *m = g->members; m; m = m->next)
-		for (int32_t i = 0; i < m->protocol_count; i++) {
-			struct tl_cursor c;
-			tl_cursor_init(&c, m->protocols[i].metadata,
-				       (size_t)m->protocols[i].metadata_len);
-			int16_t version = tl_cursor_i16(&c);
-			struct tl_consumer_protocol_subscription sub;
-			if (c.failed || version < 0 ||
-			    tl_consumer_protocol_subscription_decode(
-				    &c, TL_MIN(version, (int16_t)3), &req->arena, &sub) != TL_OK)
+	struct offset_delete_state *st = ctx;
+	struct tl_request *req = st->req;
+	struct group *g = st->group;
+	if (err != TL_OK)
+		st->resp.error_code = (int16_t)store_error(err);
+	for (int32_t t = 0; t < st->resp.topics_count && err == TL_OK; t++) {
+		const struct tl_offset_delete_response_offset_delete_response_topic *out =
+			&st->resp.topics[t];
+		for (int32_t i = 0; i < out->partitions_count; i++)
+			if (out->partitions[i].error_code == 0 && g->state != GROUP_DEAD)
+				offset_drop(g, out->name, out->partitions[i].partition_index);
+	}
+	group_put(g);
+	request_wait_done(req);
+	if (!request_is_orphan(req))
+		offset_delete_respond(req, st);
+}
+
+/* Fills the response and adds a tombstone for every partition that may go. */
+static bool offset_delete_prepare(struct tl_request *req, struct offset_delete_state *st,
+				  struct group *g, struct tl_group_store_batch *batch)
+{
+	const struct tl_offset_delete_request *msg = &st->msg;
+	struct tl_offset_delete_response *resp = &st->resp;
+	resp->topics_count = msg->topics_count;
+	resp->topics = tl_arena_array(&req->arena, (size_t)TL_MAX(resp->topics_count, 0),
+				      sizeof(*resp->topics));
+	if (resp->topics_count > 0 && !resp->topics)
+		return false;
+	struct tl_group_record rec = {
+		.type = TL_GROUP_RECORD_OFFSET, .group_id = ostr_view(g->id), .tombstone = true};
+	for (int32_t t = 0; t < resp->topics_count; t++) {
+		const struct tl_offset_delete_request_offset_delete_request_topic *in =
+			&msg->topics[t];
+		struct tl_offset_delete_response_offset_delete_response_topic *out =
+			&resp->topics[t];
+		tl_offset_delete_response_offset_delete_response_topic_defaults(out);
+		out->name = in->name;
+		out->partitions_count = in->partitions_count;
+		out->partitions =
+			tl_arena_array(&req->arena, (size_t)TL_MAX(in->partitions_count, 0),
+				       sizeof(*out->partitions));
+		if (in->partitions_count > 0 && !out->partitions)
+			return false;
+		bool subscribed =
+			g->state != GROUP_EMPTY && group_subscribed(&req->arena, g, in->name);
+		for (int32_t i = 0; i < in->partitions_count; i++) {
+			struct tl_offset_delete_response_offset_delete_response_partition *r =
+				&out->partitions[i];
+			tl_offset_delete_response_offset_delete_response_partition_defaults(r);
+			r->partition_index = in->partitions[i].partition_index;
+			if (subscribed) {
+				r->error_code = (int16_t)TL_ERR_GROUP_SUBSCRIBED_TO_TOPIC;
 				continue;
-			for (int32_t t = 0; t < sub.topics_count; t++)
-				if (tl_str_eq(sub.topics[t], topic))
-					return true;
+			}
+			rec.topic = in->name;
+			rec.partition = r->partition_index;
+			tl_group_store_batch_add(batch, &rec);
 		}
-	return false;
+	}
+	return true;
 }
 
 void tl_handle_offset_delete(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_groups *groups = req_groups(req);
 	int16_t version = req->header.api_version;
-	struct tl_offset_delete_request msg;
-	if (tl_offset_delete_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+	struct offset_delete_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st || tl_offset_delete_request_decode(body, version, &req->arena, &st->msg) != TL_OK) {
 		tl_request_reject(req, "malformed OffsetDelete request");
 		return;
 	}
-	struct tl_offset_delete_response resp;
-	tl_offset_delete_response_defaults(&resp);
-	struct group *g = group_find(groups, msg.group_id);
-	if (!g)
-		resp.error_code = (int16_t)TL_ERR_GROUP_ID_NOT_FOUND;
-	resp.topics_count = g ? msg.topics_count : 0;
-	resp.topics = tl_arena_array(&req->arena, (size_t)TL_MAX(resp.topics_count, 0),
-				     sizeof(*resp.topics));
-	for (int32_t t = 0; t < resp.topics_count; t++) {
-		const struct tl_offset_delete_request_offset_delete_request_topic *in = &msg.topics[t];
-		struct tl_offset_delete_response_offset_delete_response_topic *out = &resp.topics[t];
-		tl_offset_delete_response_offset_delete_response_topic_defaults(out);
-		out->name = in->name;
-		out->partitions_count = in->partitions_count;
-		out->partitions = tl_arena_array(&req->arena, (size_t)TL_MAX(in->partitions_count, 0),
-						 sizeof(*out->partitions));
-		bool subscribed = g->state != GROUP_EMPTY && group_subscribed(req, g, in->name);
-		for (int32_t i = 0; i < in->partitions_count; i++) {
-			struct tl_offset_delete_response_offset_delete_response_partition *r =
-				&out->partitions[i];
-			tl_offset_delete_response_offset_delete_response_partition_defaults(r);
-			r->partition_index = in->partitions[i].partition_index;
-			if (subscribed)
-				r->error_code = (int16_t)TL_ERR_GROUP_SUBSCRIBED_TO_TOPIC;
-			else
-				offset_drop(g, in->name, r->partition_index);
-		}
+	st->req = req;
+	tl_offset_delete_response_defaults(&st->resp);
+	struct group *g = group_find(groups, st->msg.group_id);
+	if (!g) {
+		st->resp.error_code = (int16_t)TL_ERR_GROUP_ID_NOT_FOUND;
+		offset_delete_respond(req, st);
+		return;
 	}
-	tl_response_begin(req);
-	tl_offset_delete_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	if (g->state != GROUP_EMPTY && !ostr_eq(g->protocol_type, tl_str_of(CONSUMER_PROTOCOL))) {
+		st->resp.error_code = (int16_t)TL_ERR_NON_EMPTY_GROUP;
+		offset_delete_respond(req, st);
+		return;
+	}
+	struct tl_group_store_batch batch;
+	tl_group_store_batch_init(&batch);
+	if (!offset_delete_prepare(req, st, g, &batch)) {
+		tl_group_store_batch_deinit(&batch);
+		tl_request_reject(req, "OffsetDelete request too large");
+		return;
+	}
+	tl_err err = TL_OK;
+	if (tl_group_store_batch_count(&batch) > 0)
+		err = tl_group_store_write(groups->store, ostr_view(g->id), &batch,
+					   offset_delete_durable, st);
+	bool waiting = tl_group_store_batch_count(&batch) > 0 && err == TL_OK;
+	tl_group_store_batch_deinit(&batch);
+	if (waiting) {
+		st->group = g;
+		group_hold(g);
+		req->waits++;
+		return;
+	}
+	if (err != TL_OK)
+		st->resp.error_code = (int16_t)store_error(err);
+	offset_delete_respond(req, st);
 }

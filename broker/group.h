@@ -1,18 +1,24 @@
 /* group.h - the classic consumer group coordinator (KIP-62/394/345 era protocol).
  * The coordinator runs the membership state machine; the group leader client computes
- * assignments. This node is the coordinator of every group. */
+ * assignments. This node is the coordinator of every group. Committed offsets and group
+ * metadata live in the internal topic __consumer_offsets (group_store.h). */
 #ifndef TL_BROKER_GROUP_H
 #define TL_BROKER_GROUP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "tally/error.h"
 
 struct tl_broker;
 struct tl_request;
 struct tl_groups;
 
-struct tl_groups *tl_groups_create(struct tl_broker *broker);
+/* Opens (or creates) __consumer_offsets and rebuilds every group and committed offset by
+ * replaying it. Returns TL_OK, or an error after a crit line: the broker must not serve
+ * groups whose committed offsets it could not read. */
+tl_err tl_groups_create(struct tl_broker *broker, struct tl_groups **groups_out);
 void tl_groups_destroy(struct tl_groups *groups);
 /* Session and rebalance timeouts; call every loop turn (cheap when nothing is due). */
 void tl_groups_tick(struct tl_groups *groups, int64_t now_ms);
@@ -24,6 +30,12 @@ void tl_handle_sync_group(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_heartbeat(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_leave_group(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_offset_commit(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body);
+/* The transaction coordinator's word that @producer_id's transaction is decided and its
+ * markers are durable: offsets it committed for @group_id become visible (@commit) or
+ * are dropped. */
+void tl_groups_txn_complete(struct tl_groups *groups, struct tl_str group_id, int64_t producer_id,
+			    bool commit);
 void tl_handle_offset_fetch(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_list_groups(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_describe_groups(struct tl_request *req, struct tl_cursor *body);

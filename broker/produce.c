@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/txn.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
@@ -122,8 +123,12 @@ static tl_err records_check(const struct tl_request *req, const struct tl_topic 
 			*why = "clients may not write control batches";
 			return TL_ERR_INVALID_RECORD;
 		}
-		if (tl_batch_is_transactional(&h)) {
-			*why = "transactional batches are not supported yet";
+		if (tl_batch_is_transactional(&h) && h.producer_id < 0) {
+			*why = "a transactional batch needs a producer id";
+			return TL_ERR_INVALID_RECORD;
+		}
+		if (h.producer_id >= 0 && h.base_sequence < 0) {
+			*why = "a batch with a producer id needs a base sequence";
 			return TL_ERR_INVALID_RECORD;
 		}
 		if (h.producer_id >= 0 && batches > 0) {
@@ -178,6 +183,23 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 		partition_error(st, result, TL_ERR_KAFKA_STORAGE_ERROR,
 				"the partition's log is offline after a write or sync failure");
 		return;
+	}
+	struct tl_batch_header head;
+	tl_batch_header_decode(data->records.ptr, (size_t)data->records.len, &head);
+	if (tl_batch_is_transactional(&head)) {
+		/* KIP-890: only for a transaction the coordinator added this partition to,
+		 * so a late batch of a finished transaction cannot open a hanging one. */
+		err = tl_txn_verify(req->conn->broker->txns, head.producer_id,
+				    head.producer_epoch, tl_str_of(topic->name), partition->index);
+		if (err != TL_OK) {
+			partition_error(st, result, err,
+					err == TL_ERR_INVALID_PRODUCER_EPOCH
+						? "producer epoch is older than the transaction's: "
+						  "fenced"
+						: "no ongoing transaction added this partition "
+						  "(AddPartitionsToTxn first)");
+			return;
+		}
 	}
 	/* The decoded records point into req->frame, which this request owns and may
 	 * rewrite: recover a mutable pointer from the offset. */
@@ -270,6 +292,12 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 			if (!topic || pd->index < 0 || pd->index >= topic->partition_count) {
 				partition_error(st, pr, TL_ERR_UNKNOWN_TOPIC_OR_PARTITION,
 						"this server does not host this topic-partition");
+				continue;
+			}
+			if (topic->internal) {
+				/* Only the coordinators write there, as in Kafka. */
+				partition_error(st, pr, TL_ERR_INVALID_TOPIC_EXCEPTION,
+						"cannot append to internal topic");
 				continue;
 			}
 			produce_partition(req, st, topic, &topic->partitions[pd->index], pd, pr);

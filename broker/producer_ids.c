@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/txn.h"
 #include "common/assert.h"
 #include "common/diag.h"
 
@@ -104,15 +105,6 @@ static void init_pid_respond(struct tl_request *req, tl_err err, int64_t pid, in
 	tl_response_end(req);
 }
 
-/* Transactions are not implemented yet: answer with a clear, non-retriable error. */
-static void init_pid_txn(struct tl_request *req, const struct tl_init_producer_id_request *msg)
-{
-	tl_warn("broker: transactional InitProducerId refused: transactions are not "
-		"supported yet transactional_id=%.*s peer=%s",
-		msg->transactional_id.len, msg->transactional_id.ptr, req->conn->peer);
-	init_pid_respond(req, TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1);
-}
-
 void tl_handle_init_producer_id(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
@@ -123,7 +115,7 @@ void tl_handle_init_producer_id(struct tl_request *req, struct tl_cursor *body)
 		return;
 	}
 	if (msg.transactional_id.len >= 0) {
-		init_pid_txn(req, &msg);
+		tl_txn_init_producer_id(req, &msg);
 		return;
 	}
 	/* Idempotent only: always a fresh id at epoch 0, as Kafka does, also when the

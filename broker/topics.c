@@ -81,6 +81,12 @@ struct tl_topic *tl_topic_next(struct tl_broker *broker, struct tl_topic *prev)
 	return NULL;
 }
 
+/* Kafka's Topic.isInternal: only the coordinators' own topics. */
+static bool topic_name_is_internal(struct tl_str name)
+{
+	return tl_str_eq_c(name, "__consumer_offsets") || tl_str_eq_c(name, "__transaction_state");
+}
+
 const char *tl_topic_name_invalid(struct tl_str name)
 {
 	if (name.len <= 0)
@@ -235,7 +241,7 @@ tl_err tl_topic_create(struct tl_broker *broker, struct tl_str name, int32_t par
 		topic->config = *config;
 	else
 		tl_topic_config_from_broker(&topic->config, &broker->config);
-	topic->internal = name.len > 2 && name.ptr[0] == '_' && name.ptr[1] == '_';
+	topic->internal = topic_name_is_internal(name);
 	if (getrandom(topic->id.bytes, sizeof(topic->id.bytes), 0) != sizeof(topic->id.bytes)) {
 		free(topic);
 		return TL_ERR_IO;
@@ -365,7 +371,7 @@ static tl_err load_topic_file(struct tl_broker *broker, const char *dir, const c
 		return TL_OK;
 	}
 	memcpy(topic->name, file, (size_t)name.len);
-	topic->internal = name.len > 2 && file[0] == '_' && file[1] == '_';
+	topic->internal = topic_name_is_internal(name);
 	tl_topic_config_from_broker(&topic->config, &broker->config);
 	char path[TL_CONFIG_STR_MAX + 400];
 	snprintf(path, sizeof(path), "%s/%s", dir, file);

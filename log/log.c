@@ -1328,7 +1328,10 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 	bool control = tl_batch_is_control(&h);
 	if (control && tl_batch_control_type(data, len) < 0)
 		return TL_ERR_INVALID_RECORD;
-	if (h.producer_id >= 0 && !tl_batch_is_control(&h)) {
+	/* A batch with a producer id but no sequence comes from a coordinator (offsets
+	 * committed inside a transaction): nothing to dedupe. The broker refuses such
+	 * batches from clients. */
+	if (h.producer_id >= 0 && !control && h.base_sequence >= 0) {
 		struct tl_pstate_batch dup;
 		tl_err err = tl_pstate_check(&log->pstate, &h, &dup);
 		if (err == TL_ERR_EXISTS) {

@@ -164,6 +164,8 @@ tl_err tl_pstate_update(struct tl_pstate *ps, const struct tl_batch_header *h)
 	}
 	if (tl_batch_is_transactional(h) && e->txn_first_offset < 0)
 		e->txn_first_offset = h->base_offset;
+	if (h->base_sequence < 0)
+		return TL_OK; /* a coordinator's batch: no sequence to remember */
 	if (e->batch_count == TL_PSTATE_BATCHES) {
 		memmove(&e->batches[0], &e->batches[1],
 			sizeof(e->batches[0]) * (TL_PSTATE_BATCHES - 1));

@@ -1,0 +1,1193 @@
+/* txn.c - the transaction coordinator, see txn.h.
+ *
+ * States (Kafka's names and numbers, as stored):
+ *   Empty(0) -> Ongoing(1)              first AddPartitionsToTxn / AddOffsetsToTxn
+ *   Ongoing -> PrepareCommit(2) | PrepareAbort(3)   EndTxn, or a timeout / a newer
+ *                                        instance (abort with an epoch bump: fencing)
+ *   Prepare* -> CompleteCommit(4) | CompleteAbort(5)   every marker is durable
+ *   Complete* -> Ongoing                 the producer's next transaction
+ *   Empty | Complete* -> Empty           InitProducerId (epoch bump)
+ *   Dead(6): expired id (a tombstone is written); PrepareEpochFence(7) is read as
+ *   PrepareAbort.
+ * Every state change is a record in __transaction_state, and the coordinator acts on a
+ * change (answers, writes markers) only once that record is durable. A decision
+ * (Prepare*) is therefore never lost: after a crash the replay finds it and writes the
+ * markers again; a partition that already has its marker ignores the second one (no
+ * transaction is open there any more).
+ *
+ * Record format: Kafka's TransactionLogKey v0 (int16 version 0, string transactional
+ * id) and TransactionLogValue v0 (int64 producer id, int16 epoch, int32 timeout ms,
+ * int8 state, array of (string topic, array of int32 partition), int64 last update ms,
+ * int64 start ms), classic encoding; a null value is a tombstone. One partition: on one
+ * node there is nothing to spread (Kafka's 50 exist to spread coordinators over brokers).
+ *
+ * Invariants:
+ * (1) At most one state record of a transaction is in flight (txn->writing); requests
+ *     that would change the state meanwhile get CONCURRENT_TRANSACTIONS (retriable).
+ * (2) markers_left > 0 only in Prepare*.
+ * (3) A transaction is in the pid hash iff it has a producer id; ids change only in
+ *     Empty/Complete* (epoch exhaustion), never with markers in flight. */
+#include "broker/txn.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/group.h"
+#include "broker/group_store.h"
+#include "broker/internal.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "common/time.h"
+#include "protocol/records.h"
+
+#define TXN_BUCKETS	       256
+#define TXN_RECORD_VERSION     0
+#define TXN_PARTITIONS_MAX     100000
+#define TXN_EPOCH_MAX	       (INT16_MAX - 1) /* one bump left for a fencing abort */
+#define TXN_REPLAY_ARENA_BYTES (16 << 20)
+
+enum txn_state {
+	TXN_EMPTY = 0,
+	TXN_ONGOING = 1,
+	TXN_PREPARE_COMMIT = 2,
+	TXN_PREPARE_ABORT = 3,
+	TXN_COMPLETE_COMMIT = 4,
+	TXN_COMPLETE_ABORT = 5,
+	TXN_DEAD = 6,
+	TXN_PREPARE_EPOCH_FENCE = 7,
+};
+
+static const char *const state_names[] = {
+	"Empty",	  "Ongoing",	   "PrepareCommit", "PrepareAbort",
+	"CompleteCommit", "CompleteAbort", "Dead",	    "PrepareEpochFence",
+};
+
+struct txn_partition {
+	char topic[TL_TOPIC_NAME_MAX + 1];
+	int32_t index;
+	bool marked; /* its marker for the deciding transaction is durable */
+	bool marking;
+};
+
+struct txn;
+/* Answers the request waiting on a state record, once it is durable (or failed). */
+typedef void (*txn_respond_fn)(struct tl_request *req, struct txn *txn, tl_err err);
+
+struct txn {
+	char *id;
+	int32_t id_len;
+	int64_t producer_id;
+	int16_t epoch;
+	int32_t timeout_ms;
+	enum txn_state state;
+	int64_t start_ms;  /* wall clock when the transaction became Ongoing */
+	int64_t update_ms; /* wall clock of the last state change */
+	struct txn_partition *partitions;
+	uint32_t partition_count;
+	uint32_t partition_cap;
+	char **groups; /* AddOffsetsToTxn's group ids (NUL-terminated copies) */
+	uint32_t group_count;
+	bool writing;	       /* a state record is in flight */
+	uint32_t markers_left; /* markers in flight */
+	struct tl_request *waiting;
+	txn_respond_fn respond;
+	struct txn *next_id;  /* hash by transactional id */
+	struct txn *next_pid; /* hash by producer id */
+	struct tl_txns *txns;
+};
+
+struct tl_txns {
+	struct tl_broker *broker;
+	struct tl_topic *topic;
+	struct txn *by_id[TXN_BUCKETS];
+	struct txn *by_pid[TXN_BUCKETS];
+	uint32_t count;
+};
+
+/* ---- lookup ---- */
+
+static uint32_t id_hash(const char *p, int32_t len)
+{
+	uint32_t h = 2166136261u;
+	for (int32_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)p[i]) * 16777619u;
+	return h % TXN_BUCKETS;
+}
+
+static uint32_t pid_hash(int64_t pid)
+{
+	return (uint32_t)(((uint64_t)pid * 0x9e3779b97f4a7c15ull) >> 40) % TXN_BUCKETS;
+}
+
+static struct txn *txn_find(const struct tl_txns *txns, struct tl_str id)
+{
+	for (struct txn *t = txns->by_id[id_hash(id.ptr, id.len)]; t; t = t->next_id)
+		if (t->id_len == id.len && memcmp(t->id, id.ptr, (size_t)id.len) == 0)
+			return t;
+	return NULL;
+}
+
+static struct txn *txn_find_pid(const struct tl_txns *txns, int64_t pid)
+{
+	for (struct txn *t = txns->by_pid[pid_hash(pid)]; t; t = t->next_pid)
+		if (t->producer_id == pid)
+			return t;
+	return NULL;
+}
+
+static void pid_unlink(struct tl_txns *txns, struct txn *txn)
+{
+	struct txn **at = &txns->by_pid[pid_hash(txn->producer_id)];
+	while (*at && *at != txn)
+		at = &(*at)->next_pid;
+	if (*at)
+		*at = txn->next_pid;
+	txn->next_pid = NULL;
+}
+
+static void pid_link(struct tl_txns *txns, struct txn *txn)
+{
+	uint32_t b = pid_hash(txn->producer_id);
+	txn->next_pid = txns->by_pid[b];
+	txns->by_pid[b] = txn;
+}
+
+static struct txn *txn_create(struct tl_txns *txns, struct tl_str id)
+{
+	struct txn *txn = calloc(1, sizeof(*txn));
+	if (!txn)
+		return NULL;
+	txn->id = malloc((size_t)id.len + 1);
+	if (!txn->id) {
+		free(txn);
+		return NULL;
+	}
+	memcpy(txn->id, id.ptr, (size_t)id.len);
+	txn->id[id.len] = '\0';
+	txn->id_len = id.len;
+	txn->producer_id = -1;
+	txn->epoch = -1;
+	txn->txns = txns;
+	uint32_t b = id_hash(id.ptr, id.len);
+	txn->next_id = txns->by_id[b];
+	txns->by_id[b] = txn;
+	txns->count++;
+	return txn;
+}
+
+static void txn_clear_partitions(struct txn *txn)
+{
+	txn->partition_count = 0;
+	for (uint32_t i = 0; i < txn->group_count; i++)
+		free(txn->groups[i]);
+	txn->group_count = 0;
+}
+
+static void txn_free(struct txn *txn)
+{
+	txn_clear_partitions(txn);
+	free(txn->groups);
+	free(txn->partitions);
+	free(txn->id);
+	free(txn);
+}
+
+static void txn_remove(struct tl_txns *txns, struct txn *txn)
+{
+	struct txn **at = &txns->by_id[id_hash(txn->id, txn->id_len)];
+	while (*at != txn)
+		at = &(*at)->next_id;
+	*at = txn->next_id;
+	if (txn->producer_id >= 0)
+		pid_unlink(txns, txn);
+	txns->count--;
+	txn_free(txn);
+}
+
+static bool txn_has_partition(const struct txn *txn, struct tl_str topic, int32_t index)
+{
+	for (uint32_t i = 0; i < txn->partition_count; i++) {
+		const struct txn_partition *p = &txn->partitions[i];
+		if (p->index == index && tl_str_eq_c(topic, p->topic))
+			return true;
+	}
+	return false;
+}
+
+static tl_err txn_add_partition(struct txn *txn, struct tl_str topic, int32_t index)
+{
+	if (txn_has_partition(txn, topic, index))
+		return TL_OK;
+	if (topic.len <= 0 || topic.len > TL_TOPIC_NAME_MAX ||
+	    txn->partition_count >= TXN_PARTITIONS_MAX)
+		return TL_ERR_INVALID_REQUEST;
+	if (txn->partition_count == txn->partition_cap) {
+		uint32_t cap = txn->partition_cap ? txn->partition_cap * 2 : 8;
+		struct txn_partition *p = realloc(txn->partitions, cap * sizeof(*p));
+		if (!p)
+			return TL_ERR_NOMEM;
+		txn->partitions = p;
+		txn->partition_cap = cap;
+	}
+	struct txn_partition *p = &txn->partitions[txn->partition_count++];
+	memset(p, 0, sizeof(*p));
+	memcpy(p->topic, topic.ptr, (size_t)topic.len);
+	p->index = index;
+	return TL_OK;
+}
+
+static bool txn_has_group(const struct txn *txn, struct tl_str group)
+{
+	for (uint32_t i = 0; i < txn->group_count; i++)
+		if (tl_str_eq_c(group, txn->groups[i]))
+			return true;
+	return false;
+}
+
+static tl_err txn_add_group(struct txn *txn, struct tl_str group)
+{
+	if (txn_has_group(txn, group))
+		return TL_OK;
+	char **groups = realloc(txn->groups, (txn->group_count + 1) * sizeof(*groups));
+	if (!groups)
+		return TL_ERR_NOMEM;
+	txn->groups = groups;
+	char *copy = malloc((size_t)group.len + 1);
+	if (!copy)
+		return TL_ERR_NOMEM;
+	memcpy(copy, group.ptr, (size_t)group.len);
+	copy[group.len] = '\0';
+	txn->groups[txn->group_count++] = copy;
+	return TL_OK;
+}
+
+static bool is_deciding(const struct txn *txn)
+{
+	return txn->state == TXN_PREPARE_COMMIT || txn->state == TXN_PREPARE_ABORT ||
+	       txn->state == TXN_PREPARE_EPOCH_FENCE;
+}
+
+/* ---- the state record ---- */
+
+static void record_encode(const struct txn *txn, struct tl_buf *key, struct tl_buf *value)
+{
+	tl_buf_i16(key, TXN_RECORD_VERSION);
+	tl_buf_i16(key, (int16_t)txn->id_len);
+	tl_buf_put(key, txn->id, (size_t)txn->id_len);
+	if (txn->state == TXN_DEAD)
+		return;
+	tl_buf_i16(value, TXN_RECORD_VERSION);
+	tl_buf_i64(value, txn->producer_id);
+	tl_buf_i16(value, txn->epoch);
+	tl_buf_i32(value, txn->timeout_ms);
+	tl_buf_i8(value, (int8_t)txn->state);
+	/* Partitions grouped by topic, in the order they were added. */
+	size_t count_at = value->len;
+	tl_buf_i32(value, 0);
+	int32_t topics = 0;
+	for (uint32_t i = 0; i < txn->partition_count; i++) {
+		const char *topic = txn->partitions[i].topic;
+		bool seen = false;
+		for (uint32_t j = 0; j < i && !seen; j++)
+			seen = strcmp(txn->partitions[j].topic, topic) == 0;
+		if (seen)
+			continue;
+		topics++;
+		tl_buf_i16(value, (int16_t)strlen(topic));
+		tl_buf_put(value, topic, strlen(topic));
+		int32_t n = 0;
+		for (uint32_t j = i; j < txn->partition_count; j++)
+			n += strcmp(txn->partitions[j].topic, topic) == 0;
+		tl_buf_i32(value, n);
+		for (uint32_t j = i; j < txn->partition_count; j++)
+			if (strcmp(txn->partitions[j].topic, topic) == 0)
+				tl_buf_i32(value, txn->partitions[j].index);
+	}
+	if (!value->failed)
+		tl_be32_put(value->data + count_at, (uint32_t)topics);
+	tl_buf_i64(value, txn->update_ms);
+	tl_buf_i64(value, txn->start_ms);
+}
+
+/* Applies a replayed record: the last one per transactional id wins. */
+static void record_apply(struct tl_txns *txns, struct tl_bytes key, struct tl_bytes value)
+{
+	struct tl_cursor c;
+	tl_cursor_init(&c, key.ptr, (size_t)TL_MAX(key.len, 0));
+	int16_t version = tl_cursor_i16(&c);
+	struct tl_str id = tl_cursor_string(&c, false, false);
+	if (c.failed || version != TXN_RECORD_VERSION || id.len <= 0) {
+		tl_warn("txn: skipping an unreadable transaction state key");
+		return;
+	}
+	struct txn *txn = txn_find(txns, id);
+	if (value.len < 0) {
+		if (txn)
+			txn_remove(txns, txn);
+		return;
+	}
+	tl_cursor_init(&c, value.ptr, (size_t)value.len);
+	version = tl_cursor_i16(&c);
+	int64_t pid = tl_cursor_i64(&c);
+	int16_t epoch = tl_cursor_i16(&c);
+	int32_t timeout = tl_cursor_i32(&c);
+	int8_t state = tl_cursor_i8(&c);
+	int32_t topics = tl_cursor_i32(&c);
+	if (c.failed || version != TXN_RECORD_VERSION || state < 0 ||
+	    state > TXN_PREPARE_EPOCH_FENCE || topics < 0) {
+		tl_warn("txn: skipping an unreadable transaction state value id=%.*s", id.len,
+			id.ptr);
+		return;
+	}
+	if (!txn && !(txn = txn_create(txns, id)))
+		return;
+	if (txn->producer_id >= 0)
+		pid_unlink(txns, txn);
+	txn->producer_id = pid;
+	txn->epoch = epoch;
+	txn->timeout_ms = timeout;
+	txn->state = (enum txn_state)state;
+	txn_clear_partitions(txn);
+	for (int32_t t = 0; t < topics && !c.failed; t++) {
+		struct tl_str topic = tl_cursor_string(&c, false, false);
+		int32_t n = tl_cursor_i32(&c);
+		for (int32_t i = 0; i < n && !c.failed; i++) {
+			int32_t index = tl_cursor_i32(&c);
+			if (!c.failed)
+				txn_add_partition(txn, topic, index);
+		}
+	}
+	txn->update_ms = tl_cursor_i64(&c);
+	txn->start_ms = tl_cursor_i64(&c);
+	if (pid >= 0)
+		pid_link(txns, txn);
+}
+
+static void txn_write_done(void *ctx, tl_err err);
+
+/* Makes the transaction's current state durable; its `respond` (with `waiting`) runs
+ * once it is. */
+static tl_err txn_persist(struct txn *txn)
+{
+	TL_ASSERT(!txn->writing);
+	struct tl_txns *txns = txn->txns;
+	struct tl_records_builder builder;
+	struct tl_buf key, value, batch;
+	tl_records_builder_init(&builder, TL_COMPRESSION_NONE);
+	tl_buf_init(&key);
+	tl_buf_init(&value);
+	tl_buf_init(&batch);
+	txn->update_ms = tl_wall_ms();
+	record_encode(txn, &key, &value);
+	struct tl_bytes k = {.ptr = key.data, .len = (int32_t)key.len};
+	struct tl_bytes v = {.ptr = value.data, .len = txn->state == TXN_DEAD ? -1 : (int32_t)value.len};
+	tl_err err = key.failed || value.failed ? TL_ERR_NOMEM : TL_OK;
+	if (err == TL_OK)
+		err = tl_records_builder_append(&builder, txn->update_ms, k, v, NULL, 0);
+	if (err == TL_OK)
+		err = tl_records_builder_finish(&builder, NULL, &batch);
+	tl_records_builder_deinit(&builder);
+	tl_buf_deinit(&key);
+	tl_buf_deinit(&value);
+	if (err == TL_OK)
+		err = tl_internal_append(txns->broker, &txns->topic->partitions[0], &batch,
+					 txn_write_done, txn);
+	else
+		tl_buf_deinit(&batch);
+	if (err == TL_OK)
+		txn->writing = true;
+	else
+		tl_warn("txn: cannot write transaction state id=%s err=%s", txn->id,
+			tl_err_name(err));
+	return err;
+}
+
+/* Parks @req until the state record now being written is durable. */
+static void txn_wait(struct txn *txn, struct tl_request *req, txn_respond_fn respond)
+{
+	TL_ASSERT(!txn->waiting);
+	txn->waiting = req;
+	txn->respond = respond;
+	req->waits++;
+}
+
+static void txn_answer(struct txn *txn, tl_err err)
+{
+	struct tl_request *req = txn->waiting;
+	if (!req)
+		return;
+	txn->waiting = NULL;
+	TL_ASSERT(req->waits > 0);
+	req->waits--;
+	if (req->conn->closed) {
+		req->state = TL_REQUEST_SILENT;
+		tl_request_finished(req);
+		return;
+	}
+	txn->respond(req, txn, err);
+}
+
+/* ---- markers ---- */
+
+static void markers_write(struct txn *txn);
+
+static bool deciding_commit(const struct txn *txn)
+{
+	return txn->state == TXN_PREPARE_COMMIT || txn->state == TXN_COMPLETE_COMMIT;
+}
+
+static void markers_complete(struct txn *txn)
+{
+	bool commit = txn->state == TXN_PREPARE_COMMIT;
+	tl_info("txn: %s id=%s producer_id=%" PRId64 " epoch=%d partitions=%u",
+		commit ? "committed" : "aborted", txn->id, txn->producer_id, txn->epoch,
+		txn->partition_count);
+	for (uint32_t i = 0; i < txn->group_count; i++)
+		tl_groups_txn_complete(txn->txns->broker->groups, tl_str_of(txn->groups[i]),
+				       txn->producer_id, commit);
+	txn->state = commit ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
+	txn_clear_partitions(txn);
+	if (txn_persist(txn) != TL_OK)
+		tl_warn("txn: completion not recorded, it is redone after a restart id=%s",
+			txn->id);
+}
+
+struct marker_ctx {
+	struct txn *txn;
+	uint32_t index;
+};
+
+static void marker_written(void *ctx, tl_err err)
+{
+	struct marker_ctx *m = ctx;
+	struct txn *txn = m->txn;
+	/* The partition array does not move while markers are in flight (invariant 2). */
+	struct txn_partition *p = &txn->partitions[m->index];
+	free(m);
+	p->marking = false;
+	p->marked = err == TL_OK;
+	if (err != TL_OK)
+		tl_warn("txn: marker write failed, retried later id=%s topic=%s partition=%d",
+			txn->id, p->topic, p->index);
+	TL_ASSERT(txn->markers_left > 0);
+	if (--txn->markers_left > 0 || txn->txns->broker->stopping)
+		return;
+	for (uint32_t i = 0; i < txn->partition_count; i++)
+		if (!txn->partitions[i].marked)
+			return; /* the tick retries */
+	markers_complete(txn);
+}
+
+/* Writes a COMMIT or ABORT marker (per the Prepare* state) to every partition of the
+ * transaction that does not have one yet. */
+static void markers_write(struct txn *txn)
+{
+	TL_ASSERT(is_deciding(txn) && !txn->writing);
+	struct tl_broker *broker = txn->txns->broker;
+	bool commit = txn->state == TXN_PREPARE_COMMIT;
+	int64_t now = tl_wall_ms();
+	for (uint32_t i = 0; i < txn->partition_count; i++) {
+		struct txn_partition *p = &txn->partitions[i];
+		if (p->marked || p->marking)
+			continue;
+		struct tl_partition *partition =
+			tl_partition_find(broker, tl_str_of(p->topic), p->index);
+		if (!partition) {
+			p->marked = true; /* the topic was deleted: nothing left to decide */
+			continue;
+		}
+		struct tl_buf marker;
+		tl_buf_init(&marker);
+		struct marker_ctx *m = malloc(sizeof(*m));
+		tl_err err = m ? tl_records_control_marker_build(&marker, commit, txn->producer_id,
+								 txn->epoch, 0, now)
+			       : TL_ERR_NOMEM;
+		if (err == TL_OK) {
+			m->txn = txn;
+			m->index = i;
+			err = tl_internal_append(broker, partition, &marker, marker_written, m);
+		} else {
+			tl_buf_deinit(&marker);
+		}
+		if (err != TL_OK) {
+			free(m);
+			tl_warn("txn: cannot write a marker, retried later id=%s topic=%s "
+				"partition=%d err=%s",
+				txn->id, p->topic, p->index, tl_err_name(err));
+			continue;
+		}
+		p->marking = true;
+		txn->markers_left++;
+	}
+	if (txn->markers_left > 0)
+		return;
+	for (uint32_t i = 0; i < txn->partition_count; i++)
+		if (!txn->partitions[i].marked)
+			return;
+	markers_complete(txn);
+}
+
+static void txn_write_done(void *ctx, tl_err err)
+{
+	struct txn *txn = ctx;
+	txn->writing = false;
+	txn_answer(txn, err);
+	if (err != TL_OK || txn->txns->broker->stopping)
+		return;
+	if (is_deciding(txn))
+		markers_write(txn);
+}
+
+/* Aborts the ongoing transaction of an older instance or past its timeout, with an
+ * epoch bump: the markers carry the new epoch, so the old producer is fenced at every
+ * partition of the transaction, and at the coordinator. */
+static tl_err txn_fence_abort(struct txn *txn, const char *why)
+{
+	TL_ASSERT(txn->state == TXN_ONGOING && !txn->writing);
+	tl_info("txn: aborting id=%s producer_id=%" PRId64 " epoch=%d why=\"%s\"", txn->id,
+		txn->producer_id, txn->epoch, why);
+	txn->epoch++;
+	txn->state = TXN_PREPARE_ABORT;
+	for (uint32_t i = 0; i < txn->partition_count; i++)
+		txn->partitions[i].marked = false;
+	return txn_persist(txn);
+}
+
+/* ---- opening, ticking ---- */
+
+static void replay_batch(void *ctx, const struct tl_batch_header *h, const uint8_t *data,
+			 size_t len)
+{
+	struct tl_txns *txns = ctx;
+	if (tl_batch_is_control(h))
+		return;
+	struct tl_records_iter iter;
+	struct tl_batch_header bh;
+	struct tl_record record;
+	tl_records_iter_init(&iter, data, len);
+	if (tl_records_iter_next_batch(&iter, &bh, NULL, NULL) == TL_OK)
+		while (tl_records_iter_next(&iter, &record) == TL_OK)
+			record_apply(txns, record.key, record.value);
+	tl_records_iter_deinit(&iter);
+}
+
+tl_err tl_txns_open(struct tl_broker *broker, struct tl_txns **txns_out)
+{
+	struct tl_txns *txns = calloc(1, sizeof(*txns));
+	if (!txns)
+		return TL_ERR_NOMEM;
+	txns->broker = broker;
+	struct tl_str name = tl_str_of(TL_TXN_TOPIC);
+	txns->topic = tl_topic_find(broker, name);
+	if (!txns->topic) {
+		struct tl_topic_config config;
+		char why[256];
+		tl_topic_config_from_broker(&config, &broker->config);
+		/* No compaction yet: retention must never delete the only record of an id. */
+		tl_err err = tl_topic_config_set(&config, "retention.ms", "-1", why, sizeof(why));
+		if (err == TL_OK)
+			err = tl_topic_config_set(&config, "retention.bytes", "-1", why, sizeof(why));
+		TL_ASSERT(err == TL_OK);
+		err = tl_topic_create(broker, name, 1, &config, &txns->topic, why, sizeof(why));
+		if (err != TL_OK) {
+			tl_crit("txn: cannot create the transaction state topic err=%s why=\"%s\"",
+				tl_err_name(err), why);
+			free(txns);
+			return err;
+		}
+	}
+	tl_err err = tl_internal_replay(&txns->topic->partitions[0], replay_batch, txns);
+	if (err != TL_OK) {
+		tl_txns_close(txns);
+		return err;
+	}
+	uint32_t resumed = 0;
+	for (uint32_t b = 0; b < TXN_BUCKETS; b++)
+		for (struct txn *t = txns->by_id[b]; t; t = t->next_id)
+			if (is_deciding(t)) {
+				if (t->state == TXN_PREPARE_EPOCH_FENCE)
+					t->state = TXN_PREPARE_ABORT;
+				markers_write(t);
+				resumed++;
+			}
+	tl_info("txn: coordinator loaded transactional_ids=%u resumed=%u", txns->count, resumed);
+	*txns_out = txns;
+	return TL_OK;
+}
+
+void tl_txns_close(struct tl_txns *txns)
+{
+	if (!txns)
+		return;
+	for (uint32_t b = 0; b < TXN_BUCKETS; b++) {
+		struct txn *t = txns->by_id[b];
+		while (t) {
+			struct txn *next = t->next_id;
+			TL_ASSERT(!t->waiting);
+			txn_free(t);
+			t = next;
+		}
+	}
+	free(txns);
+}
+
+void tl_txns_tick(struct tl_txns *txns, int64_t now_ms)
+{
+	int64_t expiration = txns->broker->config.transactional_id_expiration_ms;
+	for (uint32_t b = 0; b < TXN_BUCKETS; b++) {
+		struct txn *t = txns->by_id[b];
+		while (t) {
+			struct txn *next = t->next_id;
+			if (t->writing || t->markers_left > 0) {
+				t = next;
+				continue;
+			}
+			if (t->state == TXN_ONGOING && now_ms - t->start_ms > t->timeout_ms)
+				txn_fence_abort(t, "transaction.timeout.ms passed");
+			else if (is_deciding(t))
+				markers_write(t); /* a marker failed: try again */
+			else if ((t->state == TXN_EMPTY || t->state == TXN_COMPLETE_COMMIT ||
+				  t->state == TXN_COMPLETE_ABORT) &&
+				 now_ms - t->update_ms > expiration) {
+				tl_info("txn: transactional id expired id=%s", t->id);
+				t->state = TXN_DEAD;
+				txn_persist(t); /* removed once the tombstone is durable */
+			} else if (t->state == TXN_DEAD) {
+				txn_remove(txns, t);
+			}
+			t = next;
+		}
+	}
+}
+
+/* ---- checks shared by the handlers ---- */
+
+/* The error for a request naming @pid/@epoch of @txn (or of no transaction). */
+static tl_err txn_check_producer(const struct txn *txn, int64_t pid, int16_t epoch,
+				 int16_t version, int16_t fenced_from_version)
+{
+	if (!txn || txn->producer_id != pid)
+		return TL_ERR_INVALID_PRODUCER_ID_MAPPING;
+	if (epoch != txn->epoch)
+		return version >= fenced_from_version ? TL_ERR_PRODUCER_FENCED
+						      : TL_ERR_INVALID_PRODUCER_EPOCH;
+	if (txn->writing || is_deciding(txn))
+		return TL_ERR_CONCURRENT_TRANSACTIONS;
+	return TL_OK;
+}
+
+tl_err tl_txn_verify(struct tl_txns *txns, int64_t producer_id, int16_t producer_epoch,
+		     struct tl_str topic, int32_t partition)
+{
+	const struct txn *txn = txn_find_pid(txns, producer_id);
+	if (!txn)
+		return TL_ERR_INVALID_TXN_STATE;
+	if (producer_epoch < txn->epoch)
+		return TL_ERR_INVALID_PRODUCER_EPOCH;
+	if (producer_epoch != txn->epoch || txn->state != TXN_ONGOING ||
+	    !txn_has_partition(txn, topic, partition))
+		return TL_ERR_INVALID_TXN_STATE;
+	return TL_OK;
+}
+
+tl_err tl_txn_verify_offsets(struct tl_txns *txns, struct tl_str transactional_id,
+			     int64_t producer_id, int16_t producer_epoch, struct tl_str group_id)
+{
+	const struct txn *txn = txn_find(txns, transactional_id);
+	if (!txn || txn->producer_id != producer_id)
+		return TL_ERR_INVALID_PRODUCER_ID_MAPPING;
+	if (producer_epoch != txn->epoch)
+		return TL_ERR_PRODUCER_FENCED;
+	if (txn->state != TXN_ONGOING || !txn_has_group(txn, group_id))
+		return TL_ERR_INVALID_TXN_STATE;
+	return TL_OK;
+}
+
+/* ---- InitProducerId ---- */
+
+static void init_respond(struct tl_request *req, struct txn *txn, tl_err err)
+{
+	struct tl_init_producer_id_response resp;
+	tl_init_producer_id_response_defaults(&resp);
+	resp.error_code = (int16_t)(err == TL_OK ? TL_OK
+				    : err == TL_ERR_KAFKA_STORAGE_ERROR
+					    ? TL_ERR_COORDINATOR_NOT_AVAILABLE
+					    : err);
+	resp.producer_id = err == TL_OK ? txn->producer_id : -1;
+	resp.producer_epoch = err == TL_OK ? txn->epoch : -1;
+	tl_response_begin(req);
+	tl_init_producer_id_response_encode(&req->response, req->header.api_version, &resp);
+	tl_response_end(req);
+}
+
+void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_producer_id_request *msg)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct tl_txns *txns = broker->txns;
+	struct tl_str id = msg->transactional_id;
+	tl_err err = TL_OK;
+	struct txn *txn = id.len > 0 ? txn_find(txns, id) : NULL;
+	if (id.len <= 0) {
+		err = TL_ERR_INVALID_REQUEST;
+	} else if (msg->transaction_timeout_ms <= 0 ||
+		   msg->transaction_timeout_ms > broker->config.transaction_max_timeout_ms) {
+		err = TL_ERR_INVALID_TRANSACTION_TIMEOUT;
+	} else if (txn && (txn->writing || is_deciding(txn) || txn->state == TXN_DEAD)) {
+		err = TL_ERR_CONCURRENT_TRANSACTIONS;
+	} else if (txn && msg->producer_id >= 0 &&
+		   (msg->producer_id != txn->producer_id || msg->producer_epoch != txn->epoch)) {
+		/* KIP-360: the caller names the instance it was; a newer one took over. */
+		err = req->header.api_version >= 4 ? TL_ERR_PRODUCER_FENCED
+						   : TL_ERR_INVALID_PRODUCER_EPOCH;
+	} else if (txn && txn->state == TXN_ONGOING) {
+		/* A new instance: abort what the old one left open, then let it retry. */
+		err = txn_fence_abort(txn, "a newer instance called InitProducerId");
+		err = err == TL_OK ? TL_ERR_CONCURRENT_TRANSACTIONS : TL_ERR_COORDINATOR_NOT_AVAILABLE;
+	}
+	if (err != TL_OK) {
+		struct txn dummy = {.producer_id = -1, .epoch = -1};
+		init_respond(req, &dummy, err);
+		return;
+	}
+	if (!txn && !(txn = txn_create(txns, id))) {
+		struct txn dummy = {.producer_id = -1, .epoch = -1};
+		init_respond(req, &dummy, TL_ERR_COORDINATOR_NOT_AVAILABLE);
+		return;
+	}
+	if (txn->producer_id < 0 || txn->epoch >= TXN_EPOCH_MAX) {
+		int64_t pid;
+		if (tl_producer_id_allocate(broker, &pid) != TL_OK) {
+			init_respond(req, txn, TL_ERR_COORDINATOR_NOT_AVAILABLE);
+			return;
+		}
+		if (txn->producer_id >= 0)
+			pid_unlink(txns, txn);
+		txn->producer_id = pid;
+		txn->epoch = 0;
+		pid_link(txns, txn);
+	} else {
+		txn->epoch++;
+	}
+	txn->timeout_ms = msg->transaction_timeout_ms;
+	txn->state = TXN_EMPTY;
+	txn->start_ms = -1;
+	txn_clear_partitions(txn);
+	if (txn_persist(txn) != TL_OK) {
+		init_respond(req, txn, TL_ERR_COORDINATOR_NOT_AVAILABLE);
+		return;
+	}
+	txn_wait(txn, req, init_respond);
+}
+
+/* Moves an Empty/Complete* transaction to Ongoing. */
+static void txn_begin(struct txn *txn)
+{
+	if (txn->state == TXN_ONGOING)
+		return;
+	txn_clear_partitions(txn);
+	txn->state = TXN_ONGOING;
+	txn->start_ms = tl_wall_ms();
+}
+
+/* ---- AddPartitionsToTxn (v0-3) ---- */
+
+struct add_partitions_state {
+	struct tl_add_partitions_to_txn_request msg;
+};
+
+static void add_partitions_respond_err(struct tl_request *req,
+				       const struct tl_add_partitions_to_txn_request *msg,
+				       tl_err err, tl_err unknown_err)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct tl_add_partitions_to_txn_response resp;
+	tl_add_partitions_to_txn_response_defaults(&resp);
+	int32_t topics = TL_MAX(msg->v3_and_below_topics_count, 0);
+	resp.results_by_topic_v3_and_below_count = topics;
+	resp.results_by_topic_v3_and_below =
+		tl_arena_array(&req->arena, (size_t)topics, sizeof(*resp.results_by_topic_v3_and_below));
+	for (int32_t t = 0; t < topics && resp.results_by_topic_v3_and_below; t++) {
+		const struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *in =
+			&msg->v3_and_below_topics[t];
+		struct tl_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *out =
+			&resp.results_by_topic_v3_and_below[t];
+		tl_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_defaults(out);
+		out->name = in->name;
+		int32_t n = TL_MAX(in->partitions_count, 0);
+		out->results_by_partition_count = n;
+		out->results_by_partition =
+			tl_arena_array(&req->arena, (size_t)n, sizeof(*out->results_by_partition));
+		for (int32_t i = 0; i < n && out->results_by_partition; i++) {
+			out->results_by_partition[i].partition_index = in->partitions[i];
+			tl_err e = err;
+			if (unknown_err != TL_OK)
+				e = tl_partition_find(broker, in->name, in->partitions[i])
+					    ? TL_ERR_OPERATION_NOT_ATTEMPTED
+					    : unknown_err;
+			out->results_by_partition[i].partition_error_code = (int16_t)e;
+		}
+	}
+	tl_response_begin(req);
+	tl_add_partitions_to_txn_response_encode(&req->response, req->header.api_version, &resp);
+	tl_response_end(req);
+}
+
+static void add_partitions_respond(struct tl_request *req, struct txn *txn, tl_err err)
+{
+	(void)txn;
+	const struct add_partitions_state *st = req->state_data;
+	add_partitions_respond_err(req, &st->msg,
+				   err == TL_ERR_KAFKA_STORAGE_ERROR ? TL_ERR_COORDINATOR_NOT_AVAILABLE
+								     : err,
+				   TL_OK);
+}
+
+void tl_handle_add_partitions_to_txn(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct add_partitions_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st || tl_add_partitions_to_txn_request_decode(body, req->header.api_version,
+							   &req->arena, &st->msg) != TL_OK) {
+		tl_request_reject(req, "malformed AddPartitionsToTxn request");
+		return;
+	}
+	req->state_data = st;
+	const struct tl_add_partitions_to_txn_request *msg = &st->msg;
+	struct txn *txn = txn_find(broker->txns, msg->v3_and_below_transactional_id);
+	tl_err err = txn_check_producer(txn, msg->v3_and_below_producer_id,
+					msg->v3_and_below_producer_epoch, req->header.api_version, 2);
+	if (err != TL_OK) {
+		add_partitions_respond_err(req, msg, err, TL_OK);
+		return;
+	}
+	/* Every partition must exist, or none is added. */
+	bool unknown = false, added = false;
+	for (int32_t t = 0; t < msg->v3_and_below_topics_count; t++) {
+		const struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *in =
+			&msg->v3_and_below_topics[t];
+		for (int32_t i = 0; i < in->partitions_count; i++)
+			if (!tl_partition_find(broker, in->name, in->partitions[i]))
+				unknown = true;
+	}
+	if (unknown) {
+		add_partitions_respond_err(req, msg, TL_OK, TL_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+		return;
+	}
+	bool was_ongoing = txn->state == TXN_ONGOING;
+	txn_begin(txn);
+	for (int32_t t = 0; t < msg->v3_and_below_topics_count && err == TL_OK; t++) {
+		const struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *in =
+			&msg->v3_and_below_topics[t];
+		for (int32_t i = 0; i < in->partitions_count && err == TL_OK; i++) {
+			if (txn_has_partition(txn, in->name, in->partitions[i]))
+				continue;
+			err = txn_add_partition(txn, in->name, in->partitions[i]);
+			added = true;
+		}
+	}
+	if (err == TL_OK && !added && was_ongoing) {
+		add_partitions_respond_err(req, msg, TL_OK, TL_OK);
+		return;
+	}
+	if (err == TL_OK)
+		err = txn_persist(txn);
+	if (err != TL_OK) {
+		add_partitions_respond_err(req, msg, TL_ERR_COORDINATOR_NOT_AVAILABLE, TL_OK);
+		return;
+	}
+	txn_wait(txn, req, add_partitions_respond);
+}
+
+/* ---- AddOffsetsToTxn ---- */
+
+static void simple_error_respond(struct tl_request *req, tl_err err)
+{
+	if (err == TL_ERR_KAFKA_STORAGE_ERROR)
+		err = TL_ERR_COORDINATOR_NOT_AVAILABLE;
+	tl_response_begin(req);
+	if (req->header.api_key == TL_API_END_TXN) {
+		struct tl_end_txn_response resp;
+		tl_end_txn_response_defaults(&resp);
+		resp.error_code = (int16_t)err;
+		tl_end_txn_response_encode(&req->response, req->header.api_version, &resp);
+	} else {
+		struct tl_add_offsets_to_txn_response resp;
+		tl_add_offsets_to_txn_response_defaults(&resp);
+		resp.error_code = (int16_t)err;
+		tl_add_offsets_to_txn_response_encode(&req->response, req->header.api_version,
+						      &resp);
+	}
+	tl_response_end(req);
+}
+
+static void simple_respond(struct tl_request *req, struct txn *txn, tl_err err)
+{
+	(void)txn;
+	simple_error_respond(req, err);
+}
+
+void tl_handle_add_offsets_to_txn(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct tl_add_offsets_to_txn_request msg;
+	if (tl_add_offsets_to_txn_request_decode(body, req->header.api_version, &req->arena,
+						 &msg) != TL_OK) {
+		tl_request_reject(req, "malformed AddOffsetsToTxn request");
+		return;
+	}
+	struct txn *txn = txn_find(broker->txns, msg.transactional_id);
+	tl_err err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
+					req->header.api_version, 2);
+	struct tl_topic *offsets = tl_topic_find(broker, tl_str_of(TL_GROUP_STORE_TOPIC));
+	if (err == TL_OK && (msg.group_id.len <= 0 || !offsets))
+		err = TL_ERR_INVALID_REQUEST;
+	if (err != TL_OK) {
+		simple_error_respond(req, err);
+		return;
+	}
+	int32_t partition = tl_group_store_partition_of(msg.group_id, offsets->partition_count);
+	bool known = txn->state == TXN_ONGOING && txn_has_group(txn, msg.group_id);
+	if (known) {
+		simple_error_respond(req, TL_OK);
+		return;
+	}
+	txn_begin(txn);
+	err = txn_add_partition(txn, tl_str_of(TL_GROUP_STORE_TOPIC), partition);
+	if (err == TL_OK)
+		err = txn_add_group(txn, msg.group_id);
+	if (err == TL_OK)
+		err = txn_persist(txn);
+	if (err != TL_OK) {
+		simple_error_respond(req, TL_ERR_COORDINATOR_NOT_AVAILABLE);
+		return;
+	}
+	txn_wait(txn, req, simple_respond);
+}
+
+/* ---- EndTxn ---- */
+
+void tl_handle_end_txn(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct tl_end_txn_request msg;
+	if (tl_end_txn_request_decode(body, req->header.api_version, &req->arena, &msg) !=
+	    TL_OK) {
+		tl_request_reject(req, "malformed EndTxn request");
+		return;
+	}
+	struct txn *txn = txn_find(broker->txns, msg.transactional_id);
+	tl_err err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
+					req->header.api_version, 2);
+	if (err == TL_ERR_CONCURRENT_TRANSACTIONS && deciding_commit(txn) == msg.committed &&
+	    is_deciding(txn))
+		err = TL_ERR_CONCURRENT_TRANSACTIONS; /* a retry while markers are written */
+	if (err == TL_OK && txn->state != TXN_ONGOING) {
+		bool done_commit = txn->state == TXN_COMPLETE_COMMIT;
+		bool done_abort = txn->state == TXN_COMPLETE_ABORT;
+		/* A retry of the decision just completed succeeds; anything else is a
+		 * client bug (nothing was added, or the opposite decision). */
+		err = (msg.committed && done_commit) || (!msg.committed && done_abort)
+			      ? TL_OK
+			      : TL_ERR_INVALID_TXN_STATE;
+		simple_error_respond(req, err);
+		return;
+	}
+	if (err != TL_OK) {
+		simple_error_respond(req, err);
+		return;
+	}
+	txn->state = msg.committed ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
+	for (uint32_t i = 0; i < txn->partition_count; i++)
+		txn->partitions[i].marked = false;
+	if (txn_persist(txn) != TL_OK) {
+		txn->state = TXN_ONGOING;
+		simple_error_respond(req, TL_ERR_COORDINATOR_NOT_AVAILABLE);
+		return;
+	}
+	txn_wait(txn, req, simple_respond);
+}
+
+/* ---- DescribeTransactions, ListTransactions ---- */
+
+static const char *state_name(enum txn_state state)
+{
+	return state_names[state];
+}
+
+void tl_handle_describe_transactions(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct tl_describe_transactions_request msg;
+	if (tl_describe_transactions_request_decode(body, req->header.api_version, &req->arena,
+						    &msg) != TL_OK) {
+		tl_request_reject(req, "malformed DescribeTransactions request");
+		return;
+	}
+	struct tl_describe_transactions_response resp;
+	tl_describe_transactions_response_defaults(&resp);
+	int32_t n = TL_MAX(msg.transactional_ids_count, 0);
+	resp.transaction_states_count = n;
+	resp.transaction_states =
+		tl_arena_array(&req->arena, (size_t)n, sizeof(*resp.transaction_states));
+	for (int32_t i = 0; i < n && resp.transaction_states; i++) {
+		struct tl_describe_transactions_response_transaction_state *out =
+			&resp.transaction_states[i];
+		tl_describe_transactions_response_transaction_state_defaults(out);
+		out->transactional_id = msg.transactional_ids[i];
+		const struct txn *txn = txn_find(broker->txns, msg.transactional_ids[i]);
+		if (!txn || txn->state == TXN_DEAD) {
+			out->error_code = (int16_t)TL_ERR_TRANSACTIONAL_ID_NOT_FOUND;
+			continue;
+		}
+		out->transaction_state = tl_str_of(state_name(txn->state));
+		out->transaction_timeout_ms = txn->timeout_ms;
+		out->transaction_start_time_ms = txn->state == TXN_ONGOING || is_deciding(txn)
+							 ? txn->start_ms
+							 : -1;
+		out->producer_id = txn->producer_id;
+		out->producer_epoch = txn->epoch;
+		out->topics_count = 0;
+		out->topics = tl_arena_array(&req->arena, txn->partition_count + 1,
+					     sizeof(*out->topics));
+		for (uint32_t p = 0; p < txn->partition_count && out->topics; p++) {
+			struct tl_str topic = tl_str_of(txn->partitions[p].topic);
+			struct tl_describe_transactions_response_topic_data *td = NULL;
+			for (int32_t k = 0; k < out->topics_count && !td; k++)
+				if (tl_str_eq(out->topics[k].topic, topic))
+					td = &out->topics[k];
+			if (!td) {
+				td = &out->topics[out->topics_count++];
+				tl_describe_transactions_response_topic_data_defaults(td);
+				td->topic = topic;
+				td->partitions_count = 0;
+				td->partitions = tl_arena_array(&req->arena, txn->partition_count,
+								sizeof(int32_t));
+			}
+			if (td->partitions)
+				td->partitions[td->partitions_count++] = txn->partitions[p].index;
+		}
+	}
+	tl_response_begin(req);
+	tl_describe_transactions_response_encode(&req->response, req->header.api_version, &resp);
+	tl_response_end(req);
+}
+
+static bool list_filter_match(const struct tl_list_transactions_request *msg,
+			      const struct txn *txn, int64_t now_ms)
+{
+	if (txn->state == TXN_DEAD)
+		return false;
+	bool ok = msg->state_filters_count <= 0;
+	for (int32_t i = 0; i < msg->state_filters_count && !ok; i++)
+		ok = tl_str_eq_c(msg->state_filters[i], state_name(txn->state));
+	if (!ok)
+		return false;
+	ok = msg->producer_id_filters_count <= 0;
+	for (int32_t i = 0; i < msg->producer_id_filters_count && !ok; i++)
+		ok = msg->producer_id_filters[i] == txn->producer_id;
+	if (!ok)
+		return false;
+	/* v1: only transactions running longer than the duration. */
+	if (msg->duration_filter >= 0 &&
+	    !(txn->state == TXN_ONGOING && now_ms - txn->start_ms > msg->duration_filter))
+		return false;
+	return true;
+}
+
+void tl_handle_list_transactions(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct tl_list_transactions_request msg;
+	if (tl_list_transactions_request_decode(body, req->header.api_version, &req->arena,
+						&msg) != TL_OK) {
+		tl_request_reject(req, "malformed ListTransactions request");
+		return;
+	}
+	struct tl_list_transactions_response resp;
+	tl_list_transactions_response_defaults(&resp);
+	resp.transaction_states =
+		tl_arena_array(&req->arena, broker->txns->count + 1, sizeof(*resp.transaction_states));
+	resp.transaction_states_count = 0;
+	int64_t now = tl_wall_ms();
+	for (uint32_t b = 0; b < TXN_BUCKETS && resp.transaction_states; b++)
+		for (const struct txn *t = broker->txns->by_id[b]; t; t = t->next_id) {
+			if (!list_filter_match(&msg, t, now))
+				continue;
+			struct tl_list_transactions_response_transaction_state *out =
+				&resp.transaction_states[resp.transaction_states_count++];
+			tl_list_transactions_response_transaction_state_defaults(out);
+			out->transactional_id = (struct tl_str){.ptr = t->id, .len = t->id_len};
+			out->producer_id = t->producer_id;
+			out->transaction_state = tl_str_of(state_name(t->state));
+		}
+	tl_response_begin(req);
+	tl_list_transactions_response_encode(&req->response, req->header.api_version, &resp);
+	tl_response_end(req);
+}
+
+/* ---- DescribeProducers ---- */
+
+void tl_handle_describe_producers(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct tl_describe_producers_request msg;
+	if (tl_describe_producers_request_decode(body, req->header.api_version, &req->arena,
+						 &msg) != TL_OK) {
+		tl_request_reject(req, "malformed DescribeProducers request");
+		return;
+	}
+	struct tl_describe_producers_response resp;
+	tl_describe_producers_response_defaults(&resp);
+	int32_t topics = TL_MAX(msg.topics_count, 0);
+	resp.topics_count = topics;
+	resp.topics = tl_arena_array(&req->arena, (size_t)topics, sizeof(*resp.topics));
+	for (int32_t t = 0; t < topics && resp.topics; t++) {
+		const struct tl_describe_producers_request_topic_request *in = &msg.topics[t];
+		struct tl_describe_producers_response_topic_response *out = &resp.topics[t];
+		tl_describe_producers_response_topic_response_defaults(out);
+		out->name = in->name;
+		int32_t n = TL_MAX(in->partition_indexes_count, 0);
+		out->partitions_count = n;
+		out->partitions = tl_arena_array(&req->arena, (size_t)n, sizeof(*out->partitions));
+		for (int32_t i = 0; i < n && out->partitions; i++) {
+			struct tl_describe_producers_response_partition_response *pr =
+				&out->partitions[i];
+			tl_describe_producers_response_partition_response_defaults(pr);
+			pr->partition_index = in->partition_indexes[i];
+			struct tl_partition *p =
+				tl_partition_find(broker, in->name, in->partition_indexes[i]);
+			if (!p) {
+				pr->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			uint32_t count = tl_log_producers(p->log, NULL, 0);
+			struct tl_log_producer *found =
+				tl_arena_array(&req->arena, count + 1, sizeof(*found));
+			pr->active_producers =
+				tl_arena_array(&req->arena, count + 1, sizeof(*pr->active_producers));
+			if (!found || !pr->active_producers) {
+				pr->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
+				continue;
+			}
+			count = tl_log_producers(p->log, found, count);
+			pr->active_producers_count = (int32_t)count;
+			for (uint32_t k = 0; k < count; k++) {
+				struct tl_describe_producers_response_producer_state *ps =
+					&pr->active_producers[k];
+				tl_describe_producers_response_producer_state_defaults(ps);
+				ps->producer_id = found[k].producer_id;
+				ps->producer_epoch = found[k].producer_epoch;
+				ps->last_sequence = found[k].last_sequence;
+				ps->last_timestamp = found[k].last_timestamp;
+				ps->coordinator_epoch = found[k].coordinator_epoch;
+				ps->current_txn_start_offset = found[k].txn_first_offset;
+			}
+		}
+	}
+	tl_response_begin(req);
+	tl_describe_producers_response_encode(&req->response, req->header.api_version, &resp);
+	tl_response_end(req);
+}
