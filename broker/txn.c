@@ -38,6 +38,7 @@
 #include "broker/group.h"
 #include "broker/group_store.h"
 #include "broker/internal.h"
+#include "broker/txn_state.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
@@ -48,22 +49,6 @@
 #define TXN_PARTITIONS_MAX     100000
 #define TXN_EPOCH_MAX	       (INT16_MAX - 1) /* one bump left for a fencing abort */
 #define TXN_REPLAY_ARENA_BYTES (16 << 20)
-
-enum txn_state {
-	TXN_EMPTY = 0,
-	TXN_ONGOING = 1,
-	TXN_PREPARE_COMMIT = 2,
-	TXN_PREPARE_ABORT = 3,
-	TXN_COMPLETE_COMMIT = 4,
-	TXN_COMPLETE_ABORT = 5,
-	TXN_DEAD = 6,
-	TXN_PREPARE_EPOCH_FENCE = 7,
-};
-
-static const char *const state_names[] = {
-	"Empty",	  "Ongoing",	   "PrepareCommit", "PrepareAbort",
-	"CompleteCommit", "CompleteAbort", "Dead",	    "PrepareEpochFence",
-};
 
 struct txn_partition {
 	char topic[TL_TOPIC_NAME_MAX + 1];
@@ -82,7 +67,7 @@ struct txn {
 	int64_t producer_id;
 	int16_t epoch;
 	int32_t timeout_ms;
-	enum txn_state state;
+	enum tl_txn_state state;
 	int64_t start_ms;  /* wall clock when the transaction became Ongoing */
 	int64_t update_ms; /* wall clock of the last state change */
 	struct txn_partition *partitions;
@@ -266,8 +251,13 @@ static tl_err txn_add_group(struct txn *txn, struct tl_str group)
 
 static bool is_deciding(const struct txn *txn)
 {
-	return txn->state == TXN_PREPARE_COMMIT || txn->state == TXN_PREPARE_ABORT ||
-	       txn->state == TXN_PREPARE_EPOCH_FENCE;
+	return tl_txn_state_is_deciding(txn->state);
+}
+
+/* A state record or markers are in flight. */
+static bool is_busy(const struct txn *txn)
+{
+	return txn->writing || txn->markers_left > 0;
 }
 
 /* ---- the state record ---- */
@@ -277,7 +267,7 @@ static void record_encode(const struct txn *txn, struct tl_buf *key, struct tl_b
 	tl_buf_i16(key, TXN_RECORD_VERSION);
 	tl_buf_i16(key, (int16_t)txn->id_len);
 	tl_buf_put(key, txn->id, (size_t)txn->id_len);
-	if (txn->state == TXN_DEAD)
+	if (txn->state == TL_TXN_DEAD)
 		return;
 	tl_buf_i16(value, TXN_RECORD_VERSION);
 	tl_buf_i64(value, txn->producer_id);
@@ -337,7 +327,7 @@ static void record_apply(struct tl_txns *txns, struct tl_bytes key, struct tl_by
 	int8_t state = tl_cursor_i8(&c);
 	int32_t topics = tl_cursor_i32(&c);
 	if (c.failed || version != TXN_RECORD_VERSION || state < 0 ||
-	    state > TXN_PREPARE_EPOCH_FENCE || topics < 0) {
+	    state > TL_TXN_PREPARE_EPOCH_FENCE || topics < 0) {
 		tl_warn("txn: skipping an unreadable transaction state value id=%.*s", id.len,
 			id.ptr);
 		return;
@@ -349,7 +339,7 @@ static void record_apply(struct tl_txns *txns, struct tl_bytes key, struct tl_by
 	txn->producer_id = pid;
 	txn->epoch = epoch;
 	txn->timeout_ms = timeout;
-	txn->state = (enum txn_state)state;
+	txn->state = (enum tl_txn_state)state;
 	txn_clear_partitions(txn);
 	for (int32_t t = 0; t < topics && !c.failed; t++) {
 		struct tl_str topic = tl_cursor_string(&c, false, false);
@@ -383,7 +373,7 @@ static tl_err txn_persist(struct txn *txn)
 	txn->update_ms = tl_wall_ms();
 	record_encode(txn, &key, &value);
 	struct tl_bytes k = {.ptr = key.data, .len = (int32_t)key.len};
-	struct tl_bytes v = {.ptr = value.data, .len = txn->state == TXN_DEAD ? -1 : (int32_t)value.len};
+	struct tl_bytes v = {.ptr = value.data, .len = txn->state == TL_TXN_DEAD ? -1 : (int32_t)value.len};
 	tl_err err = key.failed || value.failed ? TL_ERR_NOMEM : TL_OK;
 	if (err == TL_OK)
 		err = tl_records_builder_append(&builder, txn->update_ms, k, v, NULL, 0);
@@ -434,21 +424,18 @@ static void txn_answer(struct txn *txn, tl_err err)
 
 static void markers_write(struct txn *txn);
 
-static bool deciding_commit(const struct txn *txn)
-{
-	return txn->state == TXN_PREPARE_COMMIT || txn->state == TXN_COMPLETE_COMMIT;
-}
-
 static void markers_complete(struct txn *txn)
 {
-	bool commit = txn->state == TXN_PREPARE_COMMIT;
+	bool commit = txn->state == TL_TXN_PREPARE_COMMIT;
 	tl_info("txn: %s id=%s producer_id=%" PRId64 " epoch=%d partitions=%u",
 		commit ? "committed" : "aborted", txn->id, txn->producer_id, txn->epoch,
 		txn->partition_count);
 	for (uint32_t i = 0; i < txn->group_count; i++)
 		tl_groups_txn_complete(txn->txns->broker->groups, tl_str_of(txn->groups[i]),
 				       txn->producer_id, commit);
-	txn->state = commit ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
+	struct tl_txn_step step = tl_txn_step(txn->state, false, TL_TXN_EV_MARKERS_DONE);
+	TL_ASSERT(step.change && step.err == TL_OK);
+	txn->state = step.next;
 	txn_clear_partitions(txn);
 	if (txn_persist(txn) != TL_OK)
 		tl_warn("txn: completion not recorded, it is redone after a restart id=%s",
@@ -487,7 +474,7 @@ static void markers_write(struct txn *txn)
 {
 	TL_ASSERT(is_deciding(txn) && !txn->writing);
 	struct tl_broker *broker = txn->txns->broker;
-	bool commit = txn->state == TXN_PREPARE_COMMIT;
+	bool commit = txn->state == TL_TXN_PREPARE_COMMIT;
 	int64_t now = tl_wall_ms();
 	for (uint32_t i = 0; i < txn->partition_count; i++) {
 		struct txn_partition *p = &txn->partitions[i];
@@ -544,13 +531,13 @@ static void txn_write_done(void *ctx, tl_err err)
 /* Aborts the ongoing transaction of an older instance or past its timeout, with an
  * epoch bump: the markers carry the new epoch, so the old producer is fenced at every
  * partition of the transaction, and at the coordinator. */
-static tl_err txn_fence_abort(struct txn *txn, const char *why)
+static tl_err txn_fence_abort(struct txn *txn, const struct tl_txn_step *step, const char *why)
 {
-	TL_ASSERT(txn->state == TXN_ONGOING && !txn->writing);
+	TL_ASSERT(step->change && step->bump_epoch && step->next == TL_TXN_PREPARE_ABORT);
 	tl_info("txn: aborting id=%s producer_id=%" PRId64 " epoch=%d why=\"%s\"", txn->id,
 		txn->producer_id, txn->epoch, why);
 	txn->epoch++;
-	txn->state = TXN_PREPARE_ABORT;
+	txn->state = step->next;
 	for (uint32_t i = 0; i < txn->partition_count; i++)
 		txn->partitions[i].marked = false;
 	return txn_persist(txn);
@@ -608,8 +595,8 @@ tl_err tl_txns_open(struct tl_broker *broker, struct tl_txns **txns_out)
 	for (uint32_t b = 0; b < TXN_BUCKETS; b++)
 		for (struct txn *t = txns->by_id[b]; t; t = t->next_id)
 			if (is_deciding(t)) {
-				if (t->state == TXN_PREPARE_EPOCH_FENCE)
-					t->state = TXN_PREPARE_ABORT;
+				if (t->state == TL_TXN_PREPARE_EPOCH_FENCE)
+					t->state = TL_TXN_PREPARE_ABORT;
 				markers_write(t);
 				resumed++;
 			}
@@ -641,22 +628,25 @@ void tl_txns_tick(struct tl_txns *txns, int64_t now_ms)
 		struct txn *t = txns->by_id[b];
 		while (t) {
 			struct txn *next = t->next_id;
-			if (t->writing || t->markers_left > 0) {
+			if (is_busy(t)) {
 				t = next;
 				continue;
 			}
-			if (t->state == TXN_ONGOING && now_ms - t->start_ms > t->timeout_ms)
-				txn_fence_abort(t, "transaction.timeout.ms passed");
-			else if (is_deciding(t))
+			struct tl_txn_step step = {.change = false};
+			if (t->state == TL_TXN_ONGOING && now_ms - t->start_ms > t->timeout_ms) {
+				step = tl_txn_step(t->state, false, TL_TXN_EV_TIMEOUT);
+				txn_fence_abort(t, &step, "transaction.timeout.ms passed");
+			} else if (is_deciding(t)) {
 				markers_write(t); /* a marker failed: try again */
-			else if ((t->state == TXN_EMPTY || t->state == TXN_COMPLETE_COMMIT ||
-				  t->state == TXN_COMPLETE_ABORT) &&
-				 now_ms - t->update_ms > expiration) {
-				tl_info("txn: transactional id expired id=%s", t->id);
-				t->state = TXN_DEAD;
-				txn_persist(t); /* removed once the tombstone is durable */
-			} else if (t->state == TXN_DEAD) {
-				txn_remove(txns, t);
+			} else if (t->state == TL_TXN_DEAD) {
+				txn_remove(txns, t); /* its tombstone is durable */
+			} else if (now_ms - t->update_ms > expiration) {
+				step = tl_txn_step(t->state, false, TL_TXN_EV_EXPIRE);
+				if (step.change) {
+					tl_info("txn: transactional id expired id=%s", t->id);
+					t->state = step.next;
+					txn_persist(t);
+				}
 			}
 			t = next;
 		}
@@ -674,8 +664,6 @@ static tl_err txn_check_producer(const struct txn *txn, int64_t pid, int16_t epo
 	if (epoch != txn->epoch)
 		return version >= fenced_from_version ? TL_ERR_PRODUCER_FENCED
 						      : TL_ERR_INVALID_PRODUCER_EPOCH;
-	if (txn->writing || is_deciding(txn))
-		return TL_ERR_CONCURRENT_TRANSACTIONS;
 	return TL_OK;
 }
 
@@ -687,7 +675,7 @@ tl_err tl_txn_verify(struct tl_txns *txns, int64_t producer_id, int16_t producer
 		return TL_ERR_INVALID_TXN_STATE;
 	if (producer_epoch < txn->epoch)
 		return TL_ERR_INVALID_PRODUCER_EPOCH;
-	if (producer_epoch != txn->epoch || txn->state != TXN_ONGOING ||
+	if (producer_epoch != txn->epoch || txn->state != TL_TXN_ONGOING ||
 	    !txn_has_partition(txn, topic, partition))
 		return TL_ERR_INVALID_TXN_STATE;
 	return TL_OK;
@@ -701,7 +689,7 @@ tl_err tl_txn_verify_offsets(struct tl_txns *txns, struct tl_str transactional_i
 		return TL_ERR_INVALID_PRODUCER_ID_MAPPING;
 	if (producer_epoch != txn->epoch)
 		return TL_ERR_PRODUCER_FENCED;
-	if (txn->state != TXN_ONGOING || !txn_has_group(txn, group_id))
+	if (txn->state != TL_TXN_ONGOING || !txn_has_group(txn, group_id))
 		return TL_ERR_INVALID_TXN_STATE;
 	return TL_OK;
 }
@@ -730,22 +718,24 @@ void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_produc
 	struct tl_str id = msg->transactional_id;
 	tl_err err = TL_OK;
 	struct txn *txn = id.len > 0 ? txn_find(txns, id) : NULL;
+	struct tl_txn_step step = tl_txn_step(txn ? txn->state : TL_TXN_EMPTY,
+					      txn && is_busy(txn), TL_TXN_EV_INIT);
 	if (id.len <= 0) {
 		err = TL_ERR_INVALID_REQUEST;
 	} else if (msg->transaction_timeout_ms <= 0 ||
 		   msg->transaction_timeout_ms > broker->config.transaction_max_timeout_ms) {
 		err = TL_ERR_INVALID_TRANSACTION_TIMEOUT;
-	} else if (txn && (txn->writing || is_deciding(txn) || txn->state == TXN_DEAD)) {
-		err = TL_ERR_CONCURRENT_TRANSACTIONS;
+	} else if (!step.change) {
+		err = step.err;
 	} else if (txn && msg->producer_id >= 0 &&
 		   (msg->producer_id != txn->producer_id || msg->producer_epoch != txn->epoch)) {
 		/* KIP-360: the caller names the instance it was; a newer one took over. */
 		err = req->header.api_version >= 4 ? TL_ERR_PRODUCER_FENCED
 						   : TL_ERR_INVALID_PRODUCER_EPOCH;
-	} else if (txn && txn->state == TXN_ONGOING) {
+	} else if (step.next == TL_TXN_PREPARE_ABORT) {
 		/* A new instance: abort what the old one left open, then let it retry. */
-		err = txn_fence_abort(txn, "a newer instance called InitProducerId");
-		err = err == TL_OK ? TL_ERR_CONCURRENT_TRANSACTIONS : TL_ERR_COORDINATOR_NOT_AVAILABLE;
+		err = txn_fence_abort(txn, &step, "a newer instance called InitProducerId");
+		err = err == TL_OK ? step.err : TL_ERR_COORDINATOR_NOT_AVAILABLE;
 	}
 	if (err != TL_OK) {
 		struct txn dummy = {.producer_id = -1, .epoch = -1};
@@ -772,7 +762,7 @@ void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_produc
 		txn->epoch++;
 	}
 	txn->timeout_ms = msg->transaction_timeout_ms;
-	txn->state = TXN_EMPTY;
+	txn->state = step.next;
 	txn->start_ms = -1;
 	txn_clear_partitions(txn);
 	if (txn_persist(txn) != TL_OK) {
@@ -782,14 +772,17 @@ void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_produc
 	txn_wait(txn, req, init_respond);
 }
 
-/* Moves an Empty/Complete* transaction to Ongoing. */
-static void txn_begin(struct txn *txn)
+/* AddPartitionsToTxn / AddOffsetsToTxn: moves an idle transaction to Ongoing, or
+ * answers why it cannot. */
+static tl_err txn_begin(struct txn *txn)
 {
-	if (txn->state == TXN_ONGOING)
-		return;
+	struct tl_txn_step step = tl_txn_step(txn->state, is_busy(txn), TL_TXN_EV_ADD);
+	if (step.err != TL_OK || !step.change)
+		return step.err;
 	txn_clear_partitions(txn);
-	txn->state = TXN_ONGOING;
+	txn->state = step.next;
 	txn->start_ms = tl_wall_ms();
+	return TL_OK;
 }
 
 /* ---- AddPartitionsToTxn (v0-3) ---- */
@@ -876,8 +869,12 @@ void tl_handle_add_partitions_to_txn(struct tl_request *req, struct tl_cursor *b
 		add_partitions_respond_err(req, msg, TL_OK, TL_ERR_UNKNOWN_TOPIC_OR_PARTITION);
 		return;
 	}
-	bool was_ongoing = txn->state == TXN_ONGOING;
-	txn_begin(txn);
+	bool was_ongoing = txn->state == TL_TXN_ONGOING;
+	err = txn_begin(txn);
+	if (err != TL_OK) {
+		add_partitions_respond_err(req, msg, err, TL_OK);
+		return;
+	}
 	for (int32_t t = 0; t < msg->v3_and_below_topics_count && err == TL_OK; t++) {
 		const struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *in =
 			&msg->v3_and_below_topics[t];
@@ -949,12 +946,13 @@ void tl_handle_add_offsets_to_txn(struct tl_request *req, struct tl_cursor *body
 		return;
 	}
 	int32_t partition = tl_group_store_partition_of(msg.group_id, offsets->partition_count);
-	bool known = txn->state == TXN_ONGOING && txn_has_group(txn, msg.group_id);
-	if (known) {
-		simple_error_respond(req, TL_OK);
+	bool known = txn->state == TL_TXN_ONGOING && txn_has_group(txn, msg.group_id);
+	if (!known)
+		err = txn_begin(txn);
+	if (known || err != TL_OK) {
+		simple_error_respond(req, err);
 		return;
 	}
-	txn_begin(txn);
 	err = txn_add_partition(txn, tl_str_of(TL_GROUP_STORE_TOPIC), partition);
 	if (err == TL_OK)
 		err = txn_add_group(txn, msg.group_id);
@@ -981,29 +979,20 @@ void tl_handle_end_txn(struct tl_request *req, struct tl_cursor *body)
 	struct txn *txn = txn_find(broker->txns, msg.transactional_id);
 	tl_err err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
 					req->header.api_version, 2);
-	if (err == TL_ERR_CONCURRENT_TRANSACTIONS && deciding_commit(txn) == msg.committed &&
-	    is_deciding(txn))
-		err = TL_ERR_CONCURRENT_TRANSACTIONS; /* a retry while markers are written */
-	if (err == TL_OK && txn->state != TXN_ONGOING) {
-		bool done_commit = txn->state == TXN_COMPLETE_COMMIT;
-		bool done_abort = txn->state == TXN_COMPLETE_ABORT;
-		/* A retry of the decision just completed succeeds; anything else is a
-		 * client bug (nothing was added, or the opposite decision). */
-		err = (msg.committed && done_commit) || (!msg.committed && done_abort)
-			      ? TL_OK
-			      : TL_ERR_INVALID_TXN_STATE;
-		simple_error_respond(req, err);
+	struct tl_txn_step step = {.err = err};
+	if (err == TL_OK)
+		step = tl_txn_step(txn->state, is_busy(txn),
+				   msg.committed ? TL_TXN_EV_COMMIT : TL_TXN_EV_ABORT);
+	if (step.err != TL_OK || !step.change) {
+		/* Also a retry of the decision just completed: it succeeds again. */
+		simple_error_respond(req, step.err);
 		return;
 	}
-	if (err != TL_OK) {
-		simple_error_respond(req, err);
-		return;
-	}
-	txn->state = msg.committed ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
+	txn->state = step.next;
 	for (uint32_t i = 0; i < txn->partition_count; i++)
 		txn->partitions[i].marked = false;
 	if (txn_persist(txn) != TL_OK) {
-		txn->state = TXN_ONGOING;
+		txn->state = TL_TXN_ONGOING;
 		simple_error_respond(req, TL_ERR_COORDINATOR_NOT_AVAILABLE);
 		return;
 	}
@@ -1011,11 +1000,6 @@ void tl_handle_end_txn(struct tl_request *req, struct tl_cursor *body)
 }
 
 /* ---- DescribeTransactions, ListTransactions ---- */
-
-static const char *state_name(enum txn_state state)
-{
-	return state_names[state];
-}
 
 void tl_handle_describe_transactions(struct tl_request *req, struct tl_cursor *body)
 {
@@ -1038,13 +1022,13 @@ void tl_handle_describe_transactions(struct tl_request *req, struct tl_cursor *b
 		tl_describe_transactions_response_transaction_state_defaults(out);
 		out->transactional_id = msg.transactional_ids[i];
 		const struct txn *txn = txn_find(broker->txns, msg.transactional_ids[i]);
-		if (!txn || txn->state == TXN_DEAD) {
+		if (!txn || txn->state == TL_TXN_DEAD) {
 			out->error_code = (int16_t)TL_ERR_TRANSACTIONAL_ID_NOT_FOUND;
 			continue;
 		}
-		out->transaction_state = tl_str_of(state_name(txn->state));
+		out->transaction_state = tl_str_of(tl_txn_state_name(txn->state));
 		out->transaction_timeout_ms = txn->timeout_ms;
-		out->transaction_start_time_ms = txn->state == TXN_ONGOING || is_deciding(txn)
+		out->transaction_start_time_ms = txn->state == TL_TXN_ONGOING || is_deciding(txn)
 							 ? txn->start_ms
 							 : -1;
 		out->producer_id = txn->producer_id;
@@ -1078,11 +1062,11 @@ void tl_handle_describe_transactions(struct tl_request *req, struct tl_cursor *b
 static bool list_filter_match(const struct tl_list_transactions_request *msg,
 			      const struct txn *txn, int64_t now_ms)
 {
-	if (txn->state == TXN_DEAD)
+	if (txn->state == TL_TXN_DEAD)
 		return false;
 	bool ok = msg->state_filters_count <= 0;
 	for (int32_t i = 0; i < msg->state_filters_count && !ok; i++)
-		ok = tl_str_eq_c(msg->state_filters[i], state_name(txn->state));
+		ok = tl_str_eq_c(msg->state_filters[i], tl_txn_state_name(txn->state));
 	if (!ok)
 		return false;
 	ok = msg->producer_id_filters_count <= 0;
@@ -1092,7 +1076,7 @@ static bool list_filter_match(const struct tl_list_transactions_request *msg,
 		return false;
 	/* v1: only transactions running longer than the duration. */
 	if (msg->duration_filter >= 0 &&
-	    !(txn->state == TXN_ONGOING && now_ms - txn->start_ms > msg->duration_filter))
+	    !(txn->state == TL_TXN_ONGOING && now_ms - txn->start_ms > msg->duration_filter))
 		return false;
 	return true;
 }
@@ -1121,7 +1105,7 @@ void tl_handle_list_transactions(struct tl_request *req, struct tl_cursor *body)
 			tl_list_transactions_response_transaction_state_defaults(out);
 			out->transactional_id = (struct tl_str){.ptr = t->id, .len = t->id_len};
 			out->producer_id = t->producer_id;
-			out->transaction_state = tl_str_of(state_name(t->state));
+			out->transaction_state = tl_str_of(tl_txn_state_name(t->state));
 		}
 	tl_response_begin(req);
 	tl_list_transactions_response_encode(&req->response, req->header.api_version, &resp);
