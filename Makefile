@@ -57,6 +57,7 @@ UNIT_SRCS  := $(sort $(wildcard common/tests/*_test.c protocol/tests/*_test.c lo
                  producer/tests/*_test.c consumer/tests/*_test.c))
 UNIT_BINS  := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TEST_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard tests/progs/*.c)))
+BENCH_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard bench/*.c)))
 
 .PHONY: all release debug asan bins unit-bins test-progs test test-unit test-integration \
         test-long fuzz format format-check check-deps deps run clean gen analyze repro-check
@@ -77,7 +78,7 @@ asan:
 
 bins: $(B)/tallyd libtally examples test-progs
 unit-bins: $(UNIT_BINS)
-test-progs: $(TEST_PROGS)
+test-progs: $(TEST_PROGS) $(BENCH_PROGS)
 
 # V=1 shows the full command lines.
 Q := $(if $(V),,@)
@@ -114,13 +115,18 @@ $(B)/tests/progs/%: $(B)/obj/tests/progs/%.o $(SERVER_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs rdkafka 2>/dev/null) $(PKG_LIBS)
 
+# Load generators driving tallyd through librdkafka (bench/*.c).
+$(B)/bench/%: $(B)/obj/bench/%.o
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs rdkafka 2>/dev/null)
+
 # ---- libtally: the client library (producer/, consumer/ and what they use) ----
 # Its objects are built apart (position-independent, -fvisibility=hidden). libtally.so
 # exports only what TL_EXPORT marks plus tl_err_* (common/error.c keeps default
 # visibility), as producer/libtally.map lists. libtally.a is one relocatable object
 # whose hidden symbols are made local, so it exposes the same API.
 LIBTALLY_SRCS := $(call src_of,producer) $(call src_of,consumer) common/buf.c common/crc32c.c \
-                 common/diag.c common/error.c protocol/batch.c protocol/records.c
+                 common/diag.c common/error.c protocol/batch.c protocol/messages.c protocol/records.c
 LIBTALLY_OBJS := $(patsubst %.c,$(B)/pic/%.o,$(LIBTALLY_SRCS))
 LIBTALLY_MAP  := producer/libtally.map
 LIBTALLY_LIBS := $(shell pkg-config --libs libzstd 2>/dev/null) -lpthread

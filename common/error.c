@@ -185,3 +185,24 @@ bool tl_err_is_retriable(tl_err err)
 	const struct err_info *info = err_find(err);
 	return info ? info->retriable : false;
 }
+
+bool tl_err_is_fatal(tl_err err)
+{
+	switch (err) {
+	case TL_ERR_FATAL:
+	case TL_ERR_CLOSED:
+	case TL_ERR_PRODUCER_FENCED:
+	case TL_ERR_INVALID_PRODUCER_EPOCH:
+	case TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+	case TL_ERR_CLUSTER_AUTHORIZATION_FAILED:
+	case TL_ERR_TRANSACTION_COORDINATOR_FENCED:
+	case TL_ERR_FENCED_INSTANCE_ID:
+	case TL_ERR_UNSUPPORTED_VERSION:
+	case TL_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+	case TL_ERR_UNSUPPORTED_SASL_MECHANISM:
+	case TL_ERR_SASL_AUTHENTICATION_FAILED:
+		return true;
+	default:
+		return false;
+	}
+}

@@ -165,6 +165,9 @@ const char *tl_err_name(tl_err err);
 const char *tl_err_message(tl_err err);
 /* True where Kafka marks the code retriable. */
 bool tl_err_is_retriable(tl_err err);
+/* True when a client (producer, consumer) that got @err cannot go on and must be
+ * destroyed: fenced, not authorized, protocol not supported, TL_ERR_FATAL. */
+bool tl_err_is_fatal(tl_err err);
 
 #ifdef __cplusplus
 }

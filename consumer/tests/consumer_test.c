@@ -1,0 +1,340 @@
+/* consumer_test.c - the libtally consumer: configuration and argument errors, and
+ * against the scripted fake broker (producer/tests/fake_broker.h): records and headers
+ * decoded from plain and zstd batches with the next Fetch in flight meanwhile
+ * (pipelining), read_committed skipping an aborted transaction and control batches,
+ * start from committed offsets, sync and async commits, start from the end, seek. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "consumer/internal.h"
+#include "producer/tests/fake_broker.h"
+#include "protocol/batch.h"
+#include "protocol/records.h"
+#include "tally/consumer.h"
+
+/* ---- configuration and arguments ---- */
+
+START_TEST(unknown_key_and_bad_values_are_errors)
+{
+	struct tl_consumer_conf *conf = tl_consumer_conf_create();
+	char err[256];
+	ck_assert_int_eq(tl_consumer_conf_set(conf, "group.idd", "g", err, sizeof(err)),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(err, "did you mean 'group.id'"));
+	ck_assert_int_eq(tl_consumer_conf_set(conf, "isolation.level", "dirty", err, sizeof(err)),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(err, "read_committed|read_uncommitted"));
+	ck_assert_int_eq(
+		tl_consumer_conf_set(conf, "auto.offset.reset", "smallest", err, sizeof(err)),
+		TL_ERR_INVALID);
+	ck_assert_int_eq(
+		tl_consumer_conf_set(conf, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err)),
+		TL_OK);
+	ck_assert_int_eq(tl_consumer_conf_set(conf, "fetch.max.wait.ms", "40000", err, sizeof(err)),
+			 TL_OK);
+	struct tl_consumer *consumer = NULL;
+	ck_assert_int_eq(tl_consumer_create(conf, &consumer, err, sizeof(err)), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(err, "request.timeout.ms"));
+	tl_consumer_conf_destroy(conf);
+}
+END_TEST
+
+static struct tl_consumer *consumer_on(const char *address, const char *const *kv)
+{
+	struct tl_consumer_conf *conf = tl_consumer_conf_create();
+	char err[256];
+	ck_assert_int_eq(tl_consumer_conf_set(conf, "bootstrap.servers", address, err, sizeof(err)),
+			 TL_OK);
+	for (int i = 0; kv && kv[i]; i += 2)
+		ck_assert_msg(tl_consumer_conf_set(conf, kv[i], kv[i + 1], err, sizeof(err)) ==
+				      TL_OK,
+			      "%s", err);
+	struct tl_consumer *consumer = NULL;
+	ck_assert_msg(tl_consumer_create(conf, &consumer, err, sizeof(err)) == TL_OK, "%s", err);
+	tl_consumer_conf_destroy(conf);
+	return consumer;
+}
+
+START_TEST(assign_seek_subscribe_and_commit_check_their_arguments)
+{
+	struct tl_consumer *consumer = consumer_on("127.0.0.1:1", NULL);
+	struct tl_consumer_partition twice[2] = {{"t", 0, 0, 0}, {"t", 0, 5, 0}};
+	ck_assert_int_eq(tl_consumer_assign(consumer, twice, 2), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(tl_consumer_last_error(consumer), "listed twice"));
+	struct tl_consumer_partition bad = {"t", 0, -7, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &bad, 1), TL_ERR_INVALID);
+	struct tl_consumer_partition ok = {"t", 1, TL_CONSUMER_OFFSET_BEGINNING, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &ok, 1), TL_OK);
+	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 1);
+	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 0, 0, 0), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(tl_consumer_last_error(consumer), "not assigned"));
+	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 1, 10, 0), TL_OK);
+	const char *topics[] = {"t"};
+	ck_assert_int_eq(tl_consumer_subscribe(consumer, topics, 1), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(tl_consumer_last_error(consumer), "group.id"));
+	ck_assert_int_eq(tl_consumer_commit(consumer, 100), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(tl_consumer_last_error(consumer), "group.id"));
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
+/* ---- against the fake broker ---- */
+
+static struct fake_broker fb;
+static char fb_address[64];
+static struct tl_buf blob;
+
+static void fake_setup(void)
+{
+	fake_broker_start(&fb, 1);
+	fake_broker_address(&fb, fb_address, sizeof(fb_address));
+	tl_buf_init(&blob);
+}
+
+static void fake_teardown(void)
+{
+	fake_broker_stop(&fb);
+	tl_buf_deinit(&blob);
+}
+
+/* Appends a batch of @count records (key "k<offset>", value "v<offset>", header
+ * "h"="<offset>") at @base_offset to the blob the fake serves. */
+static void blob_batch(int64_t base_offset, int32_t count, enum tl_compression compression,
+		       int64_t producer_id, bool transactional)
+{
+	struct tl_records_builder builder;
+	tl_records_builder_init(&builder, compression);
+	for (int32_t i = 0; i < count; i++) {
+		char key[32], value[32], hv[32];
+		int64_t offset = base_offset + i;
+		snprintf(key, sizeof(key), "k%lld", (long long)offset);
+		snprintf(value, sizeof(value), "v%lld", (long long)offset);
+		snprintf(hv, sizeof(hv), "%lld", (long long)offset);
+		struct tl_record_header h = {tl_str_of("h"),
+					     {(const uint8_t *)hv, (int32_t)strlen(hv)}};
+		struct tl_bytes k = {(const uint8_t *)key, (int32_t)strlen(key)};
+		struct tl_bytes v = {(const uint8_t *)value, (int32_t)strlen(value)};
+		ck_assert_int_eq(tl_records_builder_append(&builder, 1000 + offset, k, v, &h, 1),
+				 TL_OK);
+	}
+	tl_records_builder_set_producer(&builder, producer_id, 0, producer_id >= 0 ? 0 : -1,
+					transactional);
+	size_t at = blob.len;
+	ck_assert_int_eq(tl_records_builder_finish(&builder, NULL, &blob), TL_OK);
+	tl_batch_assign(blob.data + at, base_offset, 0);
+	tl_records_builder_deinit(&builder);
+	fb.fetch_records = blob.data;
+	fb.fetch_records_len = blob.len;
+	fb.fetch_end = base_offset + count;
+}
+
+static void blob_abort_marker(int64_t offset, int64_t producer_id)
+{
+	size_t at = blob.len;
+	ck_assert_int_eq(tl_records_control_marker_build(&blob, false, producer_id, 0, 0, 1),
+			 TL_OK);
+	tl_batch_assign(blob.data + at, offset, 0);
+	fb.fetch_records = blob.data;
+	fb.fetch_records_len = blob.len;
+	fb.fetch_end = offset + 1;
+}
+
+/* Polls until @want records came or 5 s passed; returns their offsets in @offsets. */
+static int poll_offsets(struct tl_consumer *consumer, int want, int64_t *offsets)
+{
+	int got = 0;
+	for (int round = 0; round < 50 && got < want; round++) {
+		const struct tl_consumer_record *r;
+		tl_err err = tl_consumer_poll(consumer, 100, &r);
+		if (err == TL_ERR_TIMED_OUT)
+			continue;
+		ck_assert_msg(err == TL_OK, "poll: %s", tl_consumer_last_error(consumer));
+		char key[32], value[32], hv[32];
+		snprintf(key, sizeof(key), "k%lld", (long long)r->offset);
+		snprintf(value, sizeof(value), "v%lld", (long long)r->offset);
+		snprintf(hv, sizeof(hv), "%lld", (long long)r->offset);
+		ck_assert_int_eq(r->key_len, (int32_t)strlen(key));
+		ck_assert_int_eq(memcmp(r->key, key, strlen(key)), 0);
+		ck_assert_int_eq(r->value_len, (int32_t)strlen(value));
+		ck_assert_int_eq(memcmp(r->value, value, strlen(value)), 0);
+		ck_assert_int_eq(r->header_count, 1);
+		ck_assert_int_eq(r->headers[0].key_len, 1);
+		ck_assert_int_eq(r->headers[0].value_len, (int32_t)strlen(hv));
+		ck_assert_int_eq(memcmp(r->headers[0].value, hv, strlen(hv)), 0);
+		ck_assert_int_eq(r->timestamp_ms, 1000 + r->offset);
+		ck_assert_str_eq(r->topic, "t");
+		offsets[got++] = r->offset;
+	}
+	return got;
+}
+
+START_TEST(records_come_back_from_plain_and_zstd_batches)
+{
+	blob_batch(0, 5, TL_COMPRESSION_NONE, -1, false);
+	blob_batch(5, 5, TL_COMPRESSION_ZSTD, -1, false);
+	struct tl_consumer *consumer = consumer_on(fb_address, NULL);
+	struct tl_consumer_partition part = {"t", 0, TL_CONSUMER_OFFSET_BEGINNING, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[16];
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	/* Pipelining: the next Fetch left while 9 records still wait in the first answer
+	 * (white box: the client only reads answers inside poll, so it is in flight). */
+	ck_assert(consumer->parts[0].fetch_in_flight);
+	ck_assert_int_eq(consumer->parts[0].fetch_offset, 10);
+	ck_assert_int_eq(consumer->parts[0].position, 1);
+	ck_assert_int_eq(poll_offsets(consumer, 9, offsets + 1), 9);
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(offsets[i], i);
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), 10);
+	const struct tl_consumer_record *r;
+	ck_assert_int_eq(tl_consumer_poll(consumer, 200, &r), TL_ERR_TIMED_OUT);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.seen_isolation_level, 1); /* read_committed by default */
+	pthread_mutex_unlock(&fb.lock);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
+/* Offsets 0-2: a transaction of producer 7, aborted by the marker at 3; 4-5: plain. */
+static void blob_with_aborted_transaction(void)
+{
+	blob_batch(0, 3, TL_COMPRESSION_NONE, 7, true);
+	blob_abort_marker(3, 7);
+	blob_batch(4, 2, TL_COMPRESSION_ZSTD, -1, false);
+	fb.aborted_producer_id = 7;
+	fb.aborted_first_offset = 0;
+}
+
+START_TEST(read_committed_skips_aborted_transactions_and_markers)
+{
+	blob_with_aborted_transaction();
+	struct tl_consumer *consumer = consumer_on(fb_address, NULL);
+	struct tl_consumer_partition part = {"t", 0, 0, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[16];
+	ck_assert_int_eq(poll_offsets(consumer, 2, offsets), 2);
+	ck_assert_int_eq(offsets[0], 4);
+	ck_assert_int_eq(offsets[1], 5);
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), 6);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
+START_TEST(read_uncommitted_returns_aborted_records_but_no_markers)
+{
+	blob_with_aborted_transaction();
+	const char *kv[] = {"isolation.level", "read_uncommitted", NULL};
+	struct tl_consumer *consumer = consumer_on(fb_address, kv);
+	struct tl_consumer_partition part = {"t", 0, 0, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[16];
+	ck_assert_int_eq(poll_offsets(consumer, 5, offsets), 5);
+	int64_t want[5] = {0, 1, 2, 4, 5};
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(offsets[i], want[i]);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.seen_isolation_level, 0);
+	pthread_mutex_unlock(&fb.lock);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
+static int async_commits;
+static tl_err async_err = TL_ERR_UNKNOWN_SERVER_ERROR;
+
+static void on_commit(tl_err err, const char *detail, void *opaque)
+{
+	(void)detail;
+	(void)opaque;
+	async_commits++;
+	async_err = err;
+}
+
+START_TEST(committed_offsets_start_and_commits_store_the_position)
+{
+	blob_batch(0, 10, TL_COMPRESSION_NONE, -1, false);
+	fb.committed[0] = 6;
+	struct tl_consumer_conf *conf = tl_consumer_conf_create();
+	char err[256];
+	ck_assert_int_eq(
+		tl_consumer_conf_set(conf, "bootstrap.servers", fb_address, err, sizeof(err)),
+		TL_OK);
+	ck_assert_int_eq(tl_consumer_conf_set(conf, "group.id", "g", err, sizeof(err)), TL_OK);
+	ck_assert_int_eq(
+		tl_consumer_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)), TL_OK);
+	tl_consumer_conf_set_commit_cb(conf, on_commit, NULL);
+	struct tl_consumer *consumer = NULL;
+	ck_assert_int_eq(tl_consumer_create(conf, &consumer, err, sizeof(err)), TL_OK);
+	tl_consumer_conf_destroy(conf);
+	struct tl_consumer_partition part = {"t", 0, TL_CONSUMER_OFFSET_COMMITTED, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[16];
+	ck_assert_int_eq(poll_offsets(consumer, 2, offsets), 2);
+	ck_assert_int_eq(offsets[0], 6);
+	ck_assert_int_eq(offsets[1], 7);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_OK);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.committed[0], 8);
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	ck_assert_int_eq(tl_consumer_commit_async(consumer), TL_OK);
+	const struct tl_consumer_record *r;
+	for (int i = 0; i < 50 && async_commits == 0; i++)
+		(void)tl_consumer_poll(consumer, 20, &r);
+	ck_assert_int_eq(async_commits, 1);
+	ck_assert_int_eq(async_err, TL_OK);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.committed[0], 9);
+	pthread_mutex_unlock(&fb.lock);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
+START_TEST(offset_end_waits_for_new_records)
+{
+	blob_batch(0, 10, TL_COMPRESSION_NONE, -1, false);
+	struct tl_consumer *consumer = consumer_on(fb_address, NULL);
+	struct tl_consumer_partition part = {"t", 0, TL_CONSUMER_OFFSET_END, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	const struct tl_consumer_record *r;
+	ck_assert_int_eq(tl_consumer_poll(consumer, 300, &r), TL_ERR_TIMED_OUT);
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), 10);
+	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 0, 8, 0), TL_OK);
+	int64_t offsets[4];
+	ck_assert_int_eq(poll_offsets(consumer, 2, offsets), 2);
+	ck_assert_int_eq(offsets[0], 8);
+	ck_assert_int_eq(offsets[1], 9);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
+static Suite *consumer_suite(void)
+{
+	Suite *s = suite_create("consumer");
+	TCase *tc = tcase_create("arguments");
+	tcase_add_test(tc, unknown_key_and_bad_values_are_errors);
+	tcase_add_test(tc, assign_seek_subscribe_and_commit_check_their_arguments);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("fake_broker");
+	tcase_add_checked_fixture(tc, fake_setup, fake_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, records_come_back_from_plain_and_zstd_batches);
+	tcase_add_test(tc, read_committed_skips_aborted_transactions_and_markers);
+	tcase_add_test(tc, read_uncommitted_returns_aborted_records_but_no_markers);
+	tcase_add_test(tc, committed_offsets_start_and_commits_store_the_position);
+	tcase_add_test(tc, offset_end_waits_for_new_records);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(consumer_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,135 @@
+/* consumer.h - libtally consumer: reads records of assigned partitions from a
+ * Kafka-compatible cluster (tallyd or Kafka), with fetch pipelining (the next Fetch is in
+ * flight while the application works through the previous response), zstd
+ * decompression, read_committed isolation (control batches and aborted transactions are
+ * skipped) and offset commits, sync or async.
+ *
+ * Threads: a consumer is used by one thread at a time; it has no background thread.
+ * tl_consumer_poll() does all network I/O and runs the commit callback. A record
+ * returned by poll stays valid until the next tl_consumer_poll() or
+ * tl_consumer_destroy().
+ *
+ * Two ways to get partitions: tl_consumer_assign() names them (no group membership;
+ * group.id is then only used for commits), or tl_consumer_subscribe() joins group.id
+ * (JoinGroup/SyncGroup/Heartbeat, range assignment) and receives them; the assignment
+ * is then managed by the group and starts from the committed offsets.
+ *
+ * Defaults follow the Java client where that is safe: isolation.level=read_committed,
+ * auto.offset.reset=latest, enable.auto.commit=true (commits the position of returned
+ * records every auto.commit.interval.ms and at destroy, so a crash re-delivers: at least
+ * once), fetch.max.wait.ms=500, max.partition.fetch.bytes=1048576. Unknown keys are
+ * errors. */
+#ifndef TALLY_CONSUMER_H
+#define TALLY_CONSUMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tally/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Start positions for tl_consumer_partition.offset and tl_consumer_seek(). */
+#define TL_CONSUMER_OFFSET_BEGINNING (-2) /* earliest offset */
+#define TL_CONSUMER_OFFSET_END       (-1) /* latest: only records produced from now on */
+#define TL_CONSUMER_OFFSET_COMMITTED                                                               \
+	(-1001) /* group.id's committed offset, else auto.offset.reset */
+#define TL_CONSUMER_OFFSET_TIMESTAMP (-1002) /* first offset with timestamp >= timestamp_ms */
+
+struct tl_consumer;
+struct tl_consumer_conf;
+
+struct tl_consumer_partition {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;       /* >= 0, or TL_CONSUMER_OFFSET_* */
+	int64_t timestamp_ms; /* for TL_CONSUMER_OFFSET_TIMESTAMP */
+};
+
+struct tl_consumer_header {
+	const char *key; /* not NUL-terminated */
+	int32_t key_len;
+	const void *value; /* NULL = null */
+	int32_t value_len;
+};
+
+struct tl_consumer_record {
+	const char *topic; /* NUL-terminated */
+	int32_t partition;
+	int64_t offset;
+	int64_t timestamp_ms;
+	const void *key; /* NULL = null key */
+	int32_t key_len;
+	const void *value; /* NULL = null value */
+	int32_t value_len;
+	int32_t header_count;
+	const struct tl_consumer_header *headers;
+};
+
+/* The result of a commit, for tl_consumer_commit_async(). @err is the first partition
+ * error (TL_OK when every offset was stored); @detail names the fix, NULL when ok. */
+typedef void (*tl_consumer_commit_fn)(tl_err err, const char *detail, void *conf_opaque);
+
+struct tl_consumer_conf *tl_consumer_conf_create(void);
+void tl_consumer_conf_destroy(struct tl_consumer_conf *conf);
+/* Keys: bootstrap.servers, client.id, group.id, group.instance.id, isolation.level
+ * (read_committed | read_uncommitted), auto.offset.reset (earliest | latest | none),
+ * enable.auto.commit, auto.commit.interval.ms, fetch.min.bytes, fetch.max.bytes,
+ * max.partition.fetch.bytes, fetch.max.wait.ms, request.timeout.ms, retry.backoff.ms,
+ * reconnect.backoff.ms, metadata.max.age.ms, check.crcs, allow.auto.create.topics,
+ * session.timeout.ms, heartbeat.interval.ms, max.poll.interval.ms,
+ * partition.assignment.strategy (range). An unknown key or a bad value returns
+ * TL_ERR_INVALID with a message naming it (and the closest known key) in @errstr. */
+tl_err tl_consumer_conf_set(struct tl_consumer_conf *conf, const char *key, const char *value,
+			    char *errstr, size_t errstr_size);
+/* Called inside tl_consumer_poll() when an async commit completes. */
+void tl_consumer_conf_set_commit_cb(struct tl_consumer_conf *conf, tl_consumer_commit_fn cb,
+				    void *conf_opaque);
+
+/* Creates a consumer from @conf (borrowed). Connects lazily, in tl_consumer_poll(). */
+tl_err tl_consumer_create(const struct tl_consumer_conf *conf, struct tl_consumer **out,
+			  char *errstr, size_t errstr_size);
+/* Commits (enable.auto.commit), leaves the group (subscribe) and frees the consumer. */
+void tl_consumer_destroy(struct tl_consumer *consumer);
+
+/* Replaces the assignment with @count partitions (copied). Start offsets are resolved
+ * by the next polls. Fails with TL_ERR_INVALID after tl_consumer_subscribe(). */
+tl_err tl_consumer_assign(struct tl_consumer *consumer, const struct tl_consumer_partition *parts,
+			  int32_t count);
+/* Joins group.id for @topics (copied); partitions come with the next polls. */
+tl_err tl_consumer_subscribe(struct tl_consumer *consumer, const char *const *topics,
+			     int32_t count);
+/* Moves an assigned partition to @offset (>= 0 or TL_CONSUMER_OFFSET_*, with
+ * @timestamp_ms for TL_CONSUMER_OFFSET_TIMESTAMP); clears its error. */
+tl_err tl_consumer_seek(struct tl_consumer *consumer, const char *topic, int32_t partition,
+			int64_t offset, int64_t timestamp_ms);
+
+/* Returns the next record in @out: TL_OK, TL_ERR_TIMED_OUT when none came within
+ * @timeout_ms, or a partition error (TL_ERR_OFFSET_OUT_OF_RANGE with
+ * auto.offset.reset=none, TL_ERR_CORRUPT_MESSAGE, TL_ERR_UNSUPPORTED_COMPRESSION_TYPE,
+ * TL_ERR_UNKNOWN_TOPIC_OR_PARTITION...) with the detail in tl_consumer_last_error().
+ * A partition that reported an error is paused until tl_consumer_seek(). */
+tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
+			const struct tl_consumer_record **out);
+/* The next offset the consumer will return for @topic/@partition, or -1. */
+int64_t tl_consumer_position(struct tl_consumer *consumer, const char *topic, int32_t partition);
+/* The partitions assigned now (by assign or by the group), with their positions as
+ * offsets (-1 if not yet resolved); topic names stay valid until the assignment
+ * changes. Returns the count; @out may be NULL to count only. */
+int32_t tl_consumer_assignment(struct tl_consumer *consumer, struct tl_consumer_partition *out,
+			       int32_t out_count);
+/* Commits the positions of all assigned partitions for group.id (OffsetCommit, with
+ * the group's generation when subscribed, else generation -1). Blocks up to
+ * @timeout_ms. */
+tl_err tl_consumer_commit(struct tl_consumer *consumer, int timeout_ms);
+/* Same, without waiting: the commit callback reports the result from a later poll. */
+tl_err tl_consumer_commit_async(struct tl_consumer *consumer);
+/* The detail of the last error ("" if none). */
+const char *tl_consumer_last_error(struct tl_consumer *consumer);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1034 @@
+/* client.c - connections, request plumbing, ApiVersions and metadata, see client.h.
+ * (1) A node's requests in flight form a FIFO in send order; Kafka answers in order, so
+ *     every response must carry the head's correlation id or the connection is broken.
+ * (2) node->in holds at most one frame: reads never go past the frame being assembled.
+ * (3) versions[] of a node is meaningful only in CONN_READY.
+ * (4) Each request's callback runs exactly once: on its response, on its deadline, on
+ *     disconnect, or at destroy. */
+#include "client.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/assert.h"
+#include "common/time.h"
+#include "conf.h"
+
+/* ---- tables and types ---- */
+
+/* The versions this client can encode and decode, all non-flexible (see client.h). */
+static const struct {
+	int16_t key;
+	int16_t min;
+	int16_t max;
+} client_apis[] = {
+	{TL_CLIENT_API_PRODUCE, 3, 8},          {TL_CLIENT_API_FETCH, 4, 11},
+	{TL_CLIENT_API_LIST_OFFSETS, 1, 5},     {TL_CLIENT_API_METADATA, 1, 8},
+	{TL_CLIENT_API_OFFSET_COMMIT, 2, 7},    {TL_CLIENT_API_OFFSET_FETCH, 1, 5},
+	{TL_CLIENT_API_FIND_COORDINATOR, 0, 2}, {TL_CLIENT_API_API_VERSIONS, 0, 0},
+	{TL_CLIENT_API_CREATE_TOPICS, 0, 4},    {TL_CLIENT_API_DELETE_TOPICS, 0, 3},
+	{TL_CLIENT_API_INIT_PRODUCER_ID, 0, 1}, {TL_CLIENT_API_JOIN_GROUP, 0, 5},
+	{TL_CLIENT_API_HEARTBEAT, 0, 3},        {TL_CLIENT_API_LEAVE_GROUP, 0, 3},
+	{TL_CLIENT_API_SYNC_GROUP, 0, 3},
+};
+
+#define CLIENT_NODES_MAX      1024 /* brokers we keep addresses for */
+#define CLIENT_TOPICS_MAX     100000
+#define CLIENT_PARTITIONS_MAX 100000 /* per topic */
+#define CLIENT_READ_CHUNK     (1 << 20)
+
+enum conn_state {
+	CONN_DOWN,
+	CONN_CONNECTING,
+	CONN_HANDSHAKE,
+	CONN_READY,
+};
+
+struct client_req {
+	struct client_req *next;
+	int32_t correlation_id;
+	int16_t api_key;
+	int16_t version;
+	int64_t deadline_ns; /* monotonic */
+	tl_client_response_fn fn;
+	void *arg;
+};
+
+struct client_node {
+	int32_t node_id; /* bootstrap entries: -1, -2, ... */
+	char *host;
+	int32_t port;
+	enum conn_state state;
+	int fd;
+	int64_t retry_at_ns; /* no connect attempt before this */
+	struct tl_buf out;   /* frames not yet written */
+	size_t out_pos;      /* bytes of out already written */
+	struct tl_buf in;    /* the frame being read, size prefix included */
+	struct client_req *head;
+	struct client_req *tail;
+	int in_flight;
+	int16_t versions[TL_CLIENT_API_KEY_MAX]; /* -1: unsupported */
+};
+
+struct tl_client {
+	char *client_id;
+	int32_t request_timeout_ms;
+	int32_t reconnect_backoff_ms;
+	int32_t metadata_max_age_ms;
+	bool allow_auto_create_topics;
+	struct client_node **nodes;
+	int node_count;
+	int wake_fd;
+	int32_t next_correlation_id;
+	struct pollfd *pfds;
+	int pfds_cap;
+	/* metadata cache */
+	struct tl_client_topic *topics;
+	int32_t topic_count;
+	int32_t controller_id;
+	uint64_t metadata_version;
+	char **wanted;
+	int32_t wanted_count;
+	bool metadata_wanted; /* refresh at the next chance */
+	bool metadata_in_flight;
+	int64_t metadata_next_ns; /* periodic refresh */
+	char last_error[256];
+};
+
+static void node_close(struct tl_client *client, struct client_node *node, tl_err err,
+		       const char *why);
+
+char *tl_client_strdup(struct tl_str str)
+{
+	if (!str.ptr || str.len < 0)
+		return NULL;
+	char *s = malloc((size_t)str.len + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, str.ptr, (size_t)str.len);
+	s[str.len] = '\0';
+	return s;
+}
+
+/* ---- create and destroy ---- */
+
+static struct client_node *node_find(const struct tl_client *client, int32_t node_id)
+{
+	for (int i = 0; i < client->node_count; i++)
+		if (client->nodes[i]->node_id == node_id)
+			return client->nodes[i];
+	return NULL;
+}
+
+static tl_err node_add(struct tl_client *client, int32_t node_id, const char *host, size_t host_len,
+		       int32_t port)
+{
+	if (client->node_count >= CLIENT_NODES_MAX)
+		return TL_ERR_LIMIT;
+	struct client_node **nodes =
+		realloc(client->nodes, (size_t)(client->node_count + 1) * sizeof(*nodes));
+	if (!nodes)
+		return TL_ERR_NOMEM;
+	client->nodes = nodes;
+	struct client_node *node = calloc(1, sizeof(*node));
+	if (!node)
+		return TL_ERR_NOMEM;
+	node->host = strndup(host, host_len);
+	if (!node->host) {
+		free(node);
+		return TL_ERR_NOMEM;
+	}
+	node->node_id = node_id;
+	node->port = port;
+	node->fd = -1;
+	node->state = CONN_DOWN;
+	tl_buf_init(&node->out);
+	tl_buf_init(&node->in);
+	client->nodes[client->node_count++] = node;
+	return TL_OK;
+}
+
+static void node_free(struct tl_client *client, struct client_node *node)
+{
+	node_close(client, node, TL_ERR_CLOSED, "client destroyed");
+	tl_buf_deinit(&node->out);
+	tl_buf_deinit(&node->in);
+	free(node->host);
+	free(node);
+}
+
+/* Parses "host:port[,host:port...]" into bootstrap nodes -1, -2, ... */
+static tl_err client_bootstrap(struct tl_client *client, const char *list, char *errstr,
+			       size_t errstr_size)
+{
+	int32_t next_id = -1;
+	const char *p = list;
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		const char *end = p + strcspn(p, ", ");
+		const char *colon = NULL;
+		for (const char *q = p; q < end; q++)
+			if (*q == ':')
+				colon = q;
+		if (!colon || colon == p || colon + 1 == end) {
+			tl_conf_errstr(errstr, errstr_size,
+				       "bootstrap.servers: '%.*s' is not host:port", (int)(end - p),
+				       p);
+			return TL_ERR_INVALID;
+		}
+		long port = strtol(colon + 1, NULL, 10);
+		if (port <= 0 || port > 65535) {
+			tl_conf_errstr(errstr, errstr_size, "bootstrap.servers: bad port in '%.*s'",
+				       (int)(end - p), p);
+			return TL_ERR_INVALID;
+		}
+		const char *host = p;
+		size_t host_len = (size_t)(colon - p);
+		if (host[0] == '[' && host_len > 2 && host[host_len - 1] == ']') {
+			host++;
+			host_len -= 2;
+		}
+		tl_err err = node_add(client, next_id--, host, host_len, (int32_t)port);
+		if (err != TL_OK)
+			return err;
+		p = end;
+	}
+	if (client->node_count == 0) {
+		tl_conf_errstr(errstr, errstr_size,
+			       "bootstrap.servers is empty; set it to host:port of a broker");
+		return TL_ERR_INVALID;
+	}
+	return TL_OK;
+}
+
+tl_err tl_client_create(const struct tl_client_conf *conf, struct tl_client **out, char *errstr,
+			size_t errstr_size)
+{
+	if (!conf->bootstrap_servers) {
+		tl_conf_errstr(errstr, errstr_size,
+			       "bootstrap.servers is not set; set it to host:port of a broker");
+		return TL_ERR_INVALID;
+	}
+	struct tl_client *client = calloc(1, sizeof(*client));
+	if (!client)
+		return TL_ERR_NOMEM;
+	tl_err err = TL_ERR_NOMEM;
+	client->client_id = strdup(conf->client_id ? conf->client_id : "libtally");
+	if (!client->client_id)
+		goto out_free;
+	client->request_timeout_ms = conf->request_timeout_ms;
+	client->reconnect_backoff_ms = conf->reconnect_backoff_ms;
+	client->metadata_max_age_ms = conf->metadata_max_age_ms;
+	client->allow_auto_create_topics = conf->allow_auto_create_topics;
+	client->controller_id = -1;
+	client->next_correlation_id = 1;
+	client->metadata_next_ns = tl_mono_ns();
+	client->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (client->wake_fd == -1) {
+		tl_conf_errstr(errstr, errstr_size, "eventfd: %s", strerror(errno));
+		err = TL_ERR_IO;
+		goto out_free;
+	}
+	err = client_bootstrap(client, conf->bootstrap_servers, errstr, errstr_size);
+	if (err != TL_OK)
+		goto out_destroy;
+	*out = client;
+	return TL_OK;
+
+out_destroy:
+	tl_client_destroy(client);
+	return err;
+out_free:
+	free(client->client_id);
+	free(client);
+	return err;
+}
+
+static void topic_free(struct tl_client_topic *topic)
+{
+	free(topic->name);
+	free(topic->partitions);
+}
+
+void tl_client_destroy(struct tl_client *client)
+{
+	if (!client)
+		return;
+	for (int i = 0; i < client->node_count; i++)
+		node_free(client, client->nodes[i]);
+	free(client->nodes);
+	for (int32_t i = 0; i < client->topic_count; i++)
+		topic_free(&client->topics[i]);
+	free(client->topics);
+	for (int32_t i = 0; i < client->wanted_count; i++)
+		free(client->wanted[i]);
+	free(client->wanted);
+	free(client->pfds);
+	if (client->wake_fd != -1)
+		close(client->wake_fd);
+	free(client->client_id);
+	free(client);
+}
+
+const char *tl_client_last_error(const struct tl_client *client)
+{
+	return client->last_error;
+}
+
+/* ---- connections ---- */
+
+static void node_close(struct tl_client *client, struct client_node *node, tl_err err,
+		       const char *why)
+{
+	if (node->fd != -1) {
+		close(node->fd);
+		node->fd = -1;
+		snprintf(client->last_error, sizeof(client->last_error), "%s:%d: %s", node->host,
+			 node->port, why);
+	}
+	if (node->state != CONN_DOWN)
+		node->retry_at_ns = tl_mono_ns() + (int64_t)client->reconnect_backoff_ms * 1000000;
+	node->state = CONN_DOWN;
+	tl_buf_reset(&node->out);
+	node->out_pos = 0;
+	tl_buf_reset(&node->in);
+	/* Detach the list first: a callback may send again (to another node). */
+	struct client_req *req = node->head;
+	node->head = node->tail = NULL;
+	node->in_flight = 0;
+	while (req) {
+		struct client_req *next = req->next;
+		if (req->fn)
+			req->fn(req->arg, err, NULL, req->version);
+		free(req);
+		req = next;
+	}
+}
+
+/* Appends one request frame (size, header v1, body) to the node's output. */
+static tl_err node_enqueue(struct tl_client *client, struct client_node *node, int16_t api_key,
+			   int16_t version, const struct tl_buf *body, bool expect_response,
+			   int32_t timeout_ms, tl_client_response_fn fn, void *arg)
+{
+	struct client_req *req = NULL;
+	if (expect_response) {
+		req = calloc(1, sizeof(*req));
+		if (!req)
+			return TL_ERR_NOMEM;
+	}
+	int32_t correlation_id = client->next_correlation_id++;
+	if (client->next_correlation_id == INT32_MAX)
+		client->next_correlation_id = 1;
+	struct tl_str client_id = tl_str_of(client->client_id);
+	size_t header = 2 + 2 + 4 + 2 + (size_t)client_id.len;
+	size_t at = node->out.len;
+	tl_buf_i32(&node->out, (int32_t)(header + (body ? body->len : 0)));
+	tl_buf_i16(&node->out, api_key);
+	tl_buf_i16(&node->out, version);
+	tl_buf_i32(&node->out, correlation_id);
+	tl_buf_string(&node->out, client_id, false);
+	if (body)
+		tl_buf_put(&node->out, body->data, body->len);
+	if (node->out.failed) {
+		node->out.failed = false;
+		node->out.len = at;
+		free(req);
+		return TL_ERR_NOMEM;
+	}
+	if (req) {
+		req->correlation_id = correlation_id;
+		req->api_key = api_key;
+		req->version = version;
+		req->deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+		req->fn = fn;
+		req->arg = arg;
+		if (node->tail)
+			node->tail->next = req;
+		else
+			node->head = req;
+		node->tail = req;
+		node->in_flight++;
+	}
+	return TL_OK;
+}
+
+static void api_versions_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version);
+
+/* Starts a nonblocking connect. Name resolution is blocking (getaddrinfo). */
+static void node_connect(struct tl_client *client, struct client_node *node)
+{
+	TL_ASSERT(node->state == CONN_DOWN);
+	TL_ASSERT(node->fd == -1);
+	if (tl_mono_ns() < node->retry_at_ns)
+		return;
+	char port[16];
+	snprintf(port, sizeof(port), "%d", node->port);
+	struct addrinfo hints = {0};
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	struct addrinfo *ai = NULL;
+	int rc = getaddrinfo(node->host, port, &hints, &ai);
+	if (rc != 0 || !ai) {
+		snprintf(client->last_error, sizeof(client->last_error),
+			 "%s:%d: cannot resolve host: %s", node->host, node->port,
+			 gai_strerror(rc));
+		node->retry_at_ns = tl_mono_ns() + (int64_t)client->reconnect_backoff_ms * 1000000;
+		return;
+	}
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			ai->ai_protocol);
+	if (fd == -1) {
+		freeaddrinfo(ai);
+		snprintf(client->last_error, sizeof(client->last_error), "socket: %s",
+			 strerror(errno));
+		node->retry_at_ns = tl_mono_ns() + (int64_t)client->reconnect_backoff_ms * 1000000;
+		return;
+	}
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	int connect_errno = errno;
+	freeaddrinfo(ai);
+	node->fd = fd;
+	node->state = CONN_CONNECTING;
+	if (rc == -1 && connect_errno != EINPROGRESS) {
+		node_close(client, node, TL_ERR_NETWORK_EXCEPTION, strerror(connect_errno));
+		return;
+	}
+	for (int i = 0; i < TL_CLIENT_API_KEY_MAX; i++)
+		node->versions[i] = -1;
+	/* ApiVersions v0 goes first; every broker answers it. */
+	if (node_enqueue(client, node, TL_CLIENT_API_API_VERSIONS, 0, NULL, true,
+			 client->request_timeout_ms, api_versions_done, node) != TL_OK)
+		node_close(client, node, TL_ERR_NOMEM, "out of memory");
+}
+
+static void api_versions_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+{
+	struct client_node *node = arg;
+	TL_UNUSED(version);
+	if (err != TL_OK)
+		return; /* the connection is already closing */
+	int16_t error_code = tl_cursor_i16(body);
+	int32_t count = tl_cursor_array_len(body, false, false, 1000);
+	for (int32_t i = 0; i < count && !body->failed; i++) {
+		int16_t key = tl_cursor_i16(body);
+		int16_t min = tl_cursor_i16(body);
+		int16_t max = tl_cursor_i16(body);
+		for (size_t j = 0; j < TL_ARRAY_SIZE(client_apis); j++) {
+			if (client_apis[j].key != key || key >= TL_CLIENT_API_KEY_MAX)
+				continue;
+			int16_t hi = TL_MIN(max, client_apis[j].max);
+			int16_t lo = TL_MAX(min, client_apis[j].min);
+			node->versions[key] = hi >= lo ? hi : -1;
+		}
+	}
+	/* The node becomes READY in node_read once this returns without error. */
+	if (body->failed || error_code != 0)
+		node->versions[TL_CLIENT_API_API_VERSIONS] = -2;
+}
+
+static void node_dispatch(struct tl_client *client, struct client_node *node)
+{
+	struct tl_cursor cursor;
+	tl_cursor_init(&cursor, node->in.data + 4, node->in.len - 4);
+	int32_t correlation_id = tl_cursor_i32(&cursor);
+	struct client_req *req = node->head;
+	if (!req || cursor.failed || req->correlation_id != correlation_id) {
+		node_close(client, node, TL_ERR_NETWORK_EXCEPTION,
+			   "response with an unexpected correlation id");
+		return;
+	}
+	node->head = req->next;
+	if (!node->head)
+		node->tail = NULL;
+	node->in_flight--;
+	if (req->api_key == TL_CLIENT_API_API_VERSIONS && node->state == CONN_HANDSHAKE) {
+		req->fn(req->arg, TL_OK, &cursor, req->version);
+		if (node->versions[TL_CLIENT_API_API_VERSIONS] == -2)
+			node_close(client, node, TL_ERR_UNSUPPORTED_VERSION,
+				   "ApiVersions failed; is this a Kafka-compatible broker?");
+		else
+			node->state = CONN_READY;
+	} else if (req->fn) {
+		req->fn(req->arg, TL_OK, &cursor, req->version);
+	}
+	free(req);
+	tl_buf_reset(&node->in);
+}
+
+/* Reads at most up to the end of the current frame (invariant 2). */
+static void node_read(struct tl_client *client, struct client_node *node)
+{
+	for (int rounds = 0; rounds < 64 && node->fd != -1; rounds++) {
+		size_t need = 4;
+		if (node->in.len >= 4) {
+			int32_t size = (int32_t)tl_be32_get(node->in.data);
+			if (size < 4 || size > TL_CLIENT_FRAME_MAX) {
+				node_close(client, node, TL_ERR_NETWORK_EXCEPTION,
+					   "response frame size out of range");
+				return;
+			}
+			need = 4 + (size_t)size;
+		}
+		size_t want = TL_MIN(need - node->in.len, (size_t)CLIENT_READ_CHUNK);
+		size_t at = node->in.len;
+		uint8_t *p = tl_buf_extend(&node->in, want);
+		if (!p) {
+			node_close(client, node, TL_ERR_NOMEM, "out of memory");
+			return;
+		}
+		ssize_t n = read(node->fd, p, want);
+		if (n <= 0) {
+			node->in.len = at;
+			if (n == -1 && (errno == EAGAIN || errno == EINTR))
+				return;
+			node_close(client, node, TL_ERR_NETWORK_EXCEPTION,
+				   n == 0 ? "connection closed by broker" : strerror(errno));
+			return;
+		}
+		node->in.len = at + (size_t)n;
+		if (node->in.len == need && need > 4)
+			node_dispatch(client, node);
+	}
+}
+
+static void node_write(struct tl_client *client, struct client_node *node)
+{
+	while (node->out_pos < node->out.len) {
+		ssize_t n = send(node->fd, node->out.data + node->out_pos,
+				 node->out.len - node->out_pos, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			node_close(client, node, TL_ERR_NETWORK_EXCEPTION, strerror(errno));
+			return;
+		}
+		node->out_pos += (size_t)n;
+	}
+	tl_buf_reset(&node->out);
+	node->out_pos = 0;
+}
+
+static void node_connected(struct tl_client *client, struct client_node *node)
+{
+	int so_error = 0;
+	socklen_t len = sizeof(so_error);
+	if (getsockopt(node->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == -1)
+		so_error = errno;
+	if (so_error != 0) {
+		node_close(client, node, TL_ERR_NETWORK_EXCEPTION, strerror(so_error));
+		return;
+	}
+	node->state = CONN_HANDSHAKE;
+}
+
+/* ---- public connection API ---- */
+
+bool tl_client_node_ready(struct tl_client *client, int32_t node_id)
+{
+	struct client_node *node = node_find(client, node_id);
+	if (!node)
+		return false;
+	if (node->state == CONN_DOWN)
+		node_connect(client, node);
+	return node->state == CONN_READY;
+}
+
+int32_t tl_client_any_ready_node(struct tl_client *client)
+{
+	/* Prefer brokers learned from metadata over bootstrap entries. */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < client->node_count; i++) {
+			struct client_node *node = client->nodes[i];
+			if ((pass == 0) != (node->node_id >= 0))
+				continue;
+			if (node->state == CONN_READY)
+				return node->node_id;
+		}
+	for (int i = 0; i < client->node_count; i++) {
+		struct client_node *node = client->nodes[i];
+		if (node->state == CONN_CONNECTING || node->state == CONN_HANDSHAKE)
+			return TL_CLIENT_NODE_ANY;
+	}
+	for (int i = 0; i < client->node_count; i++) {
+		struct client_node *node = client->nodes[i];
+		if (node->state == CONN_DOWN && tl_mono_ns() >= node->retry_at_ns) {
+			node_connect(client, node);
+			break;
+		}
+	}
+	return TL_CLIENT_NODE_ANY;
+}
+
+int16_t tl_client_api_version(struct tl_client *client, int32_t node_id, int16_t api_key)
+{
+	struct client_node *node = node_find(client, node_id);
+	if (!node || node->state != CONN_READY || api_key < 0 || api_key >= TL_CLIENT_API_KEY_MAX)
+		return -1;
+	return node->versions[api_key];
+}
+
+int tl_client_in_flight(struct tl_client *client, int32_t node_id)
+{
+	struct client_node *node = node_find(client, node_id);
+	return node ? node->in_flight : 0;
+}
+
+tl_err tl_client_send(struct tl_client *client, int32_t node_id, int16_t api_key, int16_t version,
+		      const struct tl_buf *body, bool expect_response, tl_client_response_fn fn,
+		      void *arg)
+{
+	return tl_client_send_timeout(client, node_id, api_key, version, body, expect_response,
+				      client->request_timeout_ms, fn, arg);
+}
+
+tl_err tl_client_send_timeout(struct tl_client *client, int32_t node_id, int16_t api_key,
+			      int16_t version, const struct tl_buf *body, bool expect_response,
+			      int32_t timeout_ms, tl_client_response_fn fn, void *arg)
+{
+	struct client_node *node = node_find(client, node_id);
+	if (!node || node->state != CONN_READY)
+		return TL_ERR_AGAIN;
+	if (body && body->failed)
+		return TL_ERR_NOMEM;
+	tl_err err = node_enqueue(client, node, api_key, version, body, expect_response, timeout_ms,
+				  fn, arg);
+	if (err != TL_OK)
+		return err;
+	node_write(client, node);
+	if (!expect_response && fn)
+		fn(arg, TL_OK, NULL, version);
+	return TL_OK;
+}
+
+void tl_client_wakeup(struct tl_client *client)
+{
+	uint64_t one = 1;
+	ssize_t n = write(client->wake_fd, &one, sizeof(one));
+	TL_UNUSED(n); /* EAGAIN: the counter is already non-zero, a wakeup is pending */
+}
+
+/* ---- metadata ---- */
+
+static void metadata_maybe_request(struct tl_client *client);
+
+static void client_expire(struct tl_client *client)
+{
+	int64_t now = tl_mono_ns();
+	for (int i = 0; i < client->node_count; i++) {
+		struct client_node *node = client->nodes[i];
+		if (node->head && node->head->deadline_ns <= now)
+			node_close(client, node, TL_ERR_REQUEST_TIMED_OUT,
+				   "request timed out (request.timeout.ms)");
+	}
+}
+
+static int client_poll_timeout(struct tl_client *client, int timeout_ms)
+{
+	int64_t now = tl_mono_ns();
+	int64_t until = now + (int64_t)timeout_ms * 1000000;
+	for (int i = 0; i < client->node_count; i++) {
+		struct client_node *node = client->nodes[i];
+		if (node->head && node->head->deadline_ns < until)
+			until = node->head->deadline_ns;
+	}
+	if (until <= now)
+		return 0;
+	return (int)((until - now + 999999) / 1000000);
+}
+
+void tl_client_poll(struct tl_client *client, int timeout_ms)
+{
+	metadata_maybe_request(client);
+	if (client->pfds_cap < client->node_count + 1) {
+		struct pollfd *p =
+			realloc(client->pfds, (size_t)(client->node_count + 1) * sizeof(*p));
+		if (!p)
+			return;
+		client->pfds = p;
+		client->pfds_cap = client->node_count + 1;
+	}
+	struct pollfd *pfds = client->pfds;
+	int map[CLIENT_NODES_MAX + 1];
+	nfds_t n = 0;
+	pfds[n].fd = client->wake_fd;
+	pfds[n].events = POLLIN;
+	pfds[n].revents = 0;
+	map[n++] = -1;
+	for (int i = 0; i < client->node_count; i++) {
+		struct client_node *node = client->nodes[i];
+		if (node->fd == -1)
+			continue;
+		pfds[n].fd = node->fd;
+		pfds[n].events = POLLIN;
+		if (node->state == CONN_CONNECTING || node->out_pos < node->out.len)
+			pfds[n].events |= POLLOUT;
+		pfds[n].revents = 0;
+		map[n++] = i;
+	}
+	int rc = poll(pfds, n, client_poll_timeout(client, timeout_ms));
+	if (rc > 0) {
+		for (nfds_t i = 0; i < n; i++) {
+			if (!pfds[i].revents)
+				continue;
+			if (map[i] == -1) {
+				uint64_t v;
+				ssize_t r = read(client->wake_fd, &v, sizeof(v));
+				TL_UNUSED(r);
+				continue;
+			}
+			struct client_node *node = client->nodes[map[i]];
+			if (node->fd != pfds[i].fd)
+				continue; /* closed by a callback meanwhile */
+			if (node->state == CONN_CONNECTING) {
+				node_connected(client, node);
+				if (node->fd == -1)
+					continue;
+			}
+			if (pfds[i].revents & (POLLOUT | POLLERR | POLLHUP))
+				node_write(client, node);
+			if (node->fd != -1 && (pfds[i].revents & (POLLIN | POLLERR | POLLHUP)))
+				node_read(client, node);
+		}
+	}
+	client_expire(client);
+	metadata_maybe_request(client);
+}
+
+tl_err tl_client_want_topic(struct tl_client *client, const char *topic)
+{
+	for (int32_t i = 0; i < client->wanted_count; i++)
+		if (strcmp(client->wanted[i], topic) == 0)
+			return TL_OK;
+	char **wanted =
+		realloc(client->wanted, (size_t)(client->wanted_count + 1) * sizeof(char *));
+	if (!wanted)
+		return TL_ERR_NOMEM;
+	client->wanted = wanted;
+	client->wanted[client->wanted_count] = strdup(topic);
+	if (!client->wanted[client->wanted_count])
+		return TL_ERR_NOMEM;
+	client->wanted_count++;
+	client->metadata_wanted = true;
+	return TL_OK;
+}
+
+void tl_client_metadata_request(struct tl_client *client)
+{
+	client->metadata_wanted = true;
+}
+
+uint64_t tl_client_metadata_version(const struct tl_client *client)
+{
+	return client->metadata_version;
+}
+
+const struct tl_client_topic *tl_client_topic(const struct tl_client *client, const char *topic)
+{
+	for (int32_t i = 0; i < client->topic_count; i++)
+		if (strcmp(client->topics[i].name, topic) == 0)
+			return &client->topics[i];
+	return NULL;
+}
+
+const struct tl_client_topic *tl_client_topics(const struct tl_client *client, int32_t *count_out)
+{
+	*count_out = client->topic_count;
+	return client->topics;
+}
+
+int32_t tl_client_leader(const struct tl_client *client, const char *topic, int32_t partition)
+{
+	const struct tl_client_topic *t = tl_client_topic(client, topic);
+	if (!t || partition < 0 || partition >= t->partition_count)
+		return -1;
+	return t->partitions[partition].leader_id;
+}
+
+int32_t tl_client_controller(const struct tl_client *client)
+{
+	return client->controller_id;
+}
+
+tl_err tl_client_broker_add(struct tl_client *client, int32_t node_id, const char *host,
+			    int32_t host_len, int32_t port)
+{
+	struct client_node *node = node_find(client, node_id);
+	if (!node)
+		return node_add(client, node_id, host, (size_t)host_len, port);
+	if (node->port == port && strlen(node->host) == (size_t)host_len &&
+	    memcmp(node->host, host, (size_t)host_len) == 0)
+		return TL_OK;
+	char *h = strndup(host, (size_t)host_len);
+	if (!h)
+		return TL_ERR_NOMEM;
+	node_close(client, node, TL_ERR_NETWORK_EXCEPTION, "broker address changed");
+	free(node->host);
+	node->host = h;
+	node->port = port;
+	return TL_OK;
+}
+
+struct metadata_encode_arg {
+	const struct tl_client *client;
+	bool all;
+};
+
+static void metadata_encode(struct tl_buf *body, int16_t version, const void *varg)
+{
+	const struct metadata_encode_arg *arg = varg;
+	const struct tl_client *client = arg->client;
+	if (arg->all) {
+		tl_buf_array_len(body, -1, false);
+	} else {
+		tl_buf_array_len(body, client->wanted_count, false);
+		for (int32_t i = 0; i < client->wanted_count; i++)
+			tl_buf_string(body, tl_str_of(client->wanted[i]), false);
+	}
+	if (version >= 4)
+		tl_buf_i8(body, client->allow_auto_create_topics ? 1 : 0);
+	if (version >= 8) {
+		tl_buf_i8(body, 0); /* include_cluster_authorized_operations */
+		tl_buf_i8(body, 0); /* include_topic_authorized_operations */
+	}
+}
+
+/* Decodes one topic of a Metadata response into @topic (owned by the caller). */
+static void metadata_decode_topic(struct tl_cursor *c, int16_t version,
+				  struct tl_client_topic *topic)
+{
+	memset(topic, 0, sizeof(*topic));
+	topic->error = tl_cursor_i16(c);
+	topic->name = tl_client_strdup(tl_cursor_string(c, false, false));
+	topic->is_internal = tl_cursor_i8(c) != 0;
+	int32_t count = tl_cursor_array_len(c, false, false, CLIENT_PARTITIONS_MAX);
+	if (!topic->name || c->failed) {
+		tl_cursor_fail(c);
+		return;
+	}
+	struct tl_client_partition *parts = calloc((size_t)count + 1, sizeof(*parts));
+	if (!parts) {
+		tl_cursor_fail(c);
+		return;
+	}
+	int32_t max_index = -1;
+	for (int32_t i = 0; i < count && !c->failed; i++) {
+		struct tl_client_partition p = {0};
+		p.error = tl_cursor_i16(c);
+		p.index = tl_cursor_i32(c);
+		p.leader_id = tl_cursor_i32(c);
+		p.leader_epoch = version >= 7 ? tl_cursor_i32(c) : -1;
+		p.replica_count = tl_cursor_array_len(c, false, false, 10000);
+		tl_cursor_skip(c, (size_t)p.replica_count * 4);
+		p.isr_count = tl_cursor_array_len(c, false, false, 10000);
+		tl_cursor_skip(c, (size_t)p.isr_count * 4);
+		if (version >= 5) {
+			int32_t offline = tl_cursor_array_len(c, false, false, 10000);
+			tl_cursor_skip(c, (size_t)offline * 4);
+		}
+		if (p.index < 0 || p.index >= count) {
+			tl_cursor_fail(c); /* indexes must be 0..count-1 */
+			break;
+		}
+		parts[p.index] = p;
+		max_index = TL_MAX(max_index, p.index);
+	}
+	if (version >= 8)
+		(void)tl_cursor_i32(c); /* topic_authorized_operations */
+	topic->partitions = parts;
+	topic->partition_count = c->failed ? 0 : count;
+}
+
+/* Replaces or adds @topic in the cache; takes its memory. */
+static void metadata_store_topic(struct tl_client *client, struct tl_client_topic *topic)
+{
+	for (int32_t i = 0; i < client->topic_count; i++) {
+		if (strcmp(client->topics[i].name, topic->name) == 0) {
+			topic_free(&client->topics[i]);
+			client->topics[i] = *topic;
+			return;
+		}
+	}
+	struct tl_client_topic *topics =
+		realloc(client->topics, (size_t)(client->topic_count + 1) * sizeof(*topics));
+	if (!topics) {
+		topic_free(topic);
+		return;
+	}
+	client->topics = topics;
+	client->topics[client->topic_count++] = *topic;
+}
+
+static tl_err metadata_apply(struct tl_client *client, struct tl_cursor *c, int16_t version,
+			     bool all)
+{
+	if (version >= 3)
+		(void)tl_cursor_i32(c); /* throttle_time_ms */
+	int32_t broker_count = tl_cursor_array_len(c, false, false, CLIENT_NODES_MAX);
+	for (int32_t i = 0; i < broker_count && !c->failed; i++) {
+		int32_t node_id = tl_cursor_i32(c);
+		struct tl_str host = tl_cursor_string(c, false, false);
+		int32_t port = tl_cursor_i32(c);
+		(void)tl_cursor_string(c, false, true); /* rack */
+		if (!c->failed && node_id >= 0)
+			(void)tl_client_broker_add(client, node_id, host.ptr, host.len, port);
+	}
+	if (version >= 2)
+		(void)tl_cursor_string(c, false, true); /* cluster_id */
+	int32_t controller_id = tl_cursor_i32(c);
+	int32_t topic_count = tl_cursor_array_len(c, false, false, CLIENT_TOPICS_MAX);
+	if (c->failed)
+		return TL_ERR_CORRUPT_MESSAGE;
+	client->controller_id = controller_id;
+	if (all) {
+		for (int32_t i = 0; i < client->topic_count; i++)
+			topic_free(&client->topics[i]);
+		client->topic_count = 0;
+	}
+	for (int32_t i = 0; i < topic_count && !c->failed; i++) {
+		struct tl_client_topic topic;
+		metadata_decode_topic(c, version, &topic);
+		if (c->failed) {
+			topic_free(&topic);
+			break;
+		}
+		metadata_store_topic(client, &topic);
+	}
+	client->metadata_version++;
+	return c->failed ? TL_ERR_CORRUPT_MESSAGE : TL_OK;
+}
+
+static void metadata_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+{
+	struct tl_client *client = arg;
+	client->metadata_in_flight = false;
+	if (err != TL_OK || metadata_apply(client, body, version, false) != TL_OK) {
+		client->metadata_wanted = true;
+		return;
+	}
+	/* Refresh soon while some wanted topic has no leader yet. */
+	for (int32_t i = 0; i < client->wanted_count; i++) {
+		const struct tl_client_topic *t = tl_client_topic(client, client->wanted[i]);
+		bool ok = t && t->error == 0 && t->partition_count > 0;
+		for (int32_t p = 0; ok && p < t->partition_count; p++)
+			ok = t->partitions[p].leader_id >= 0;
+		if (!ok) {
+			client->metadata_next_ns = tl_mono_ns() + 100 * 1000000LL;
+			return;
+		}
+	}
+	client->metadata_next_ns = tl_mono_ns() + (int64_t)client->metadata_max_age_ms * 1000000;
+}
+
+static void metadata_maybe_request(struct tl_client *client)
+{
+	if (client->metadata_in_flight || client->wanted_count == 0)
+		return;
+	if (!client->metadata_wanted && tl_mono_ns() < client->metadata_next_ns)
+		return;
+	int32_t node_id = tl_client_any_ready_node(client);
+	if (node_id == TL_CLIENT_NODE_ANY)
+		return;
+	int16_t version = tl_client_api_version(client, node_id, TL_CLIENT_API_METADATA);
+	if (version < 0)
+		return;
+	struct tl_buf body;
+	tl_buf_init(&body);
+	struct metadata_encode_arg arg = {client, false};
+	metadata_encode(&body, version, &arg);
+	if (tl_client_send(client, node_id, TL_CLIENT_API_METADATA, version, &body, true,
+			   metadata_done, client) == TL_OK) {
+		client->metadata_in_flight = true;
+		client->metadata_wanted = false;
+	}
+	tl_buf_deinit(&body);
+}
+
+tl_err tl_client_metadata_refresh_sync(struct tl_client *client, bool all, int timeout_ms)
+{
+	struct tl_buf resp;
+	tl_buf_init(&resp);
+	int16_t version;
+	struct metadata_encode_arg arg = {client, all};
+	tl_err err = tl_client_call(client, TL_CLIENT_NODE_ANY, TL_CLIENT_API_METADATA,
+				    metadata_encode, &arg, timeout_ms, &resp, &version);
+	if (err == TL_OK) {
+		struct tl_cursor c;
+		tl_cursor_init(&c, resp.data, resp.len);
+		err = metadata_apply(client, &c, version, all);
+	}
+	tl_buf_deinit(&resp);
+	return err;
+}
+
+/* ---- blocking calls ---- */
+
+struct call_state {
+	bool done;
+	tl_err err;
+	struct tl_buf *response;
+};
+
+static void call_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+{
+	struct call_state *state = arg;
+	TL_UNUSED(version);
+	state->done = true;
+	state->err = err;
+	if (err == TL_OK && body) {
+		tl_buf_put(state->response, body->pos, tl_cursor_left(body));
+		if (state->response->failed)
+			state->err = TL_ERR_NOMEM;
+	}
+}
+
+tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key,
+		      tl_client_encode_fn encode, const void *arg, int timeout_ms,
+		      struct tl_buf *response, int16_t *version_out)
+{
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t target = node_id;
+	for (;;) {
+		if (node_id == TL_CLIENT_NODE_ANY)
+			target = tl_client_any_ready_node(client);
+		if (target != TL_CLIENT_NODE_ANY && tl_client_node_ready(client, target))
+			break;
+		if (tl_mono_ns() >= deadline)
+			return TL_ERR_TIMED_OUT;
+		tl_client_poll(client, 20);
+	}
+	int16_t version = tl_client_api_version(client, target, api_key);
+	if (version < 0)
+		return TL_ERR_UNSUPPORTED_VERSION;
+	struct tl_buf body;
+	tl_buf_init(&body);
+	encode(&body, version, arg);
+	struct call_state state = {false, TL_OK, response};
+	tl_err err =
+		tl_client_send(client, target, api_key, version, &body, true, call_done, &state);
+	tl_buf_deinit(&body);
+	if (err != TL_OK)
+		return err;
+	while (!state.done) {
+		int64_t left_ms = (deadline - tl_mono_ns()) / 1000000;
+		/* The request keeps its own deadline (request.timeout.ms); @timeout_ms only
+		 * bounds how long we wait to send. */
+		tl_client_poll(client, (int)TL_MAX(TL_MIN(left_ms, 100), 10));
+	}
+	if (version_out)
+		*version_out = version;
+	return state.err;
+}

@@ -1,0 +1,154 @@
+/* client.h - the connection layer of libtally, shared by producer, consumer and admin:
+ * bootstrap, one nonblocking TCP connection per broker, request/response plumbing with
+ * pipelining, ApiVersions negotiation and the cluster metadata cache.
+ *
+ * Model: a tl_client is driven by exactly one thread, which calls tl_client_poll() in a
+ * loop (the producer's I/O thread; the consumer's and admin's caller thread). Only
+ * tl_client_wakeup() may be called from other threads. Response callbacks run inside
+ * tl_client_poll().
+ *
+ * Wire versions: the client speaks only non-flexible versions of each API (request
+ * header v1, response header v0), choosing per API the highest version both it and the
+ * broker support. The ranges are in client.c's `client_apis`. When protocol/messages.h
+ * (the generated codec) is complete these hand-written encoders can move onto it.
+ *
+ * Connection states: DOWN -> CONNECTING -> HANDSHAKE (ApiVersions v0 in flight) -> READY;
+ * any error -> DOWN, with reconnect.backoff.ms before the next try. Requests are sent
+ * only on READY connections; every request in flight on a connection that goes DOWN
+ * completes with TL_ERR_NETWORK_EXCEPTION (retriable). */
+#ifndef TL_PRODUCER_CLIENT_H
+#define TL_PRODUCER_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "tally/error.h"
+
+/* API keys the clients use. */
+enum tl_client_api {
+	TL_CLIENT_API_PRODUCE = 0,
+	TL_CLIENT_API_FETCH = 1,
+	TL_CLIENT_API_LIST_OFFSETS = 2,
+	TL_CLIENT_API_METADATA = 3,
+	TL_CLIENT_API_OFFSET_COMMIT = 8,
+	TL_CLIENT_API_OFFSET_FETCH = 9,
+	TL_CLIENT_API_FIND_COORDINATOR = 10,
+	TL_CLIENT_API_JOIN_GROUP = 11,
+	TL_CLIENT_API_HEARTBEAT = 12,
+	TL_CLIENT_API_LEAVE_GROUP = 13,
+	TL_CLIENT_API_SYNC_GROUP = 14,
+	TL_CLIENT_API_API_VERSIONS = 18,
+	TL_CLIENT_API_CREATE_TOPICS = 19,
+	TL_CLIENT_API_DELETE_TOPICS = 20,
+	TL_CLIENT_API_INIT_PRODUCER_ID = 22,
+};
+#define TL_CLIENT_API_KEY_MAX 64 /* keys below this are tracked */
+
+#define TL_CLIENT_NODE_ANY  INT32_MIN   /* tl_client_call: any ready broker */
+#define TL_CLIENT_FRAME_MAX (128 << 20) /* largest response frame accepted, bytes */
+
+struct tl_client_conf {
+	const char *bootstrap_servers; /* "host:port[,host:port...]" */
+	const char *client_id;
+	int32_t request_timeout_ms;
+	int32_t reconnect_backoff_ms;
+	int32_t metadata_max_age_ms;
+	bool allow_auto_create_topics;
+};
+
+struct tl_client_partition {
+	int32_t index;
+	int16_t error;
+	int32_t leader_id; /* -1 = none */
+	int32_t leader_epoch;
+	int32_t replica_count;
+	int32_t isr_count;
+};
+
+struct tl_client_topic {
+	char *name;
+	int16_t error;
+	bool is_internal;
+	int32_t partition_count;
+	struct tl_client_partition *partitions; /* sorted by index, 0..count-1 */
+};
+
+/* Called with the response body (after the correlation id), or err != TL_OK and a
+ * NULL cursor when the request failed locally (timeout, disconnect). */
+typedef void (*tl_client_response_fn)(void *arg, tl_err err, struct tl_cursor *body,
+				      int16_t version);
+
+struct tl_client;
+
+/* Parses the bootstrap list; connects lazily. Writes a message to @errstr on error. */
+tl_err tl_client_create(const struct tl_client_conf *conf, struct tl_client **out, char *errstr,
+			size_t errstr_size);
+/* Fails every request in flight (callbacks run) and frees the client. */
+void tl_client_destroy(struct tl_client *client);
+
+/* Runs I/O for up to @timeout_ms (0 = do what is ready, don't wait). Thread: owner. */
+void tl_client_poll(struct tl_client *client, int timeout_ms);
+/* Makes a blocked tl_client_poll() return early. Any thread. */
+void tl_client_wakeup(struct tl_client *client);
+
+/* True when @node_id's connection is READY; otherwise starts connecting. */
+bool tl_client_node_ready(struct tl_client *client, int32_t node_id);
+/* Any READY node, connecting to one if none is; TL_CLIENT_NODE_ANY if none yet. */
+int32_t tl_client_any_ready_node(struct tl_client *client);
+/* The version to use for @api_key on @node_id, or -1 when the node does not support any
+ * version this client speaks (or is not READY). */
+int16_t tl_client_api_version(struct tl_client *client, int32_t node_id, int16_t api_key);
+/* Requests in flight on @node_id. */
+int tl_client_in_flight(struct tl_client *client, int32_t node_id);
+
+/* Sends a request whose body is @body to a READY @node_id. @fn runs once with the
+ * response (or the failure). With !@expect_response (Produce acks=0) @fn runs as soon as
+ * the request is queued, with a NULL cursor. Returns TL_ERR_AGAIN if the node is not
+ * ready (then @fn is not called). */
+tl_err tl_client_send(struct tl_client *client, int32_t node_id, int16_t api_key, int16_t version,
+		      const struct tl_buf *body, bool expect_response, tl_client_response_fn fn,
+		      void *arg);
+/* Same with its own deadline instead of request.timeout.ms (JoinGroup waits for the
+ * whole group, up to the rebalance timeout). */
+tl_err tl_client_send_timeout(struct tl_client *client, int32_t node_id, int16_t api_key,
+			      int16_t version, const struct tl_buf *body, bool expect_response,
+			      int32_t timeout_ms, tl_client_response_fn fn, void *arg);
+
+/* Blocking request helper for the consumer and admin (drives tl_client_poll itself):
+ * waits for @node_id (or any node) to be ready, encodes the body with @encode at the
+ * negotiated version, sends, and waits for the response, whose body is copied into
+ * @response (caller-initialized). *version_out gets the version used. Returns
+ * TL_ERR_TIMED_OUT, TL_ERR_UNSUPPORTED_VERSION (no common version), network errors. */
+typedef void (*tl_client_encode_fn)(struct tl_buf *body, int16_t version, const void *arg);
+tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key,
+		      tl_client_encode_fn encode, const void *arg, int timeout_ms,
+		      struct tl_buf *response, int16_t *version_out);
+
+/* ---- metadata ---- */
+
+/* Adds @topic to the topics the client keeps metadata for (refreshes soon if new). */
+tl_err tl_client_want_topic(struct tl_client *client, const char *topic);
+/* Asks for a refresh of the wanted topics at the next poll. */
+void tl_client_metadata_request(struct tl_client *client);
+/* Blocking refresh of all topics (@all) or of the wanted ones. */
+tl_err tl_client_metadata_refresh_sync(struct tl_client *client, bool all, int timeout_ms);
+/* Increases whenever new metadata arrives. */
+uint64_t tl_client_metadata_version(const struct tl_client *client);
+/* The cached topic, or NULL. Valid until the next tl_client_poll(). */
+const struct tl_client_topic *tl_client_topic(const struct tl_client *client, const char *topic);
+/* All cached topics (after a refresh with @all). */
+const struct tl_client_topic *tl_client_topics(const struct tl_client *client, int32_t *count_out);
+/* Leader of @topic/@partition, or -1 when unknown. */
+int32_t tl_client_leader(const struct tl_client *client, const char *topic, int32_t partition);
+int32_t tl_client_controller(const struct tl_client *client);
+/* Adds or updates a broker address learned outside Metadata (FindCoordinator). */
+tl_err tl_client_broker_add(struct tl_client *client, int32_t node_id, const char *host,
+			    int32_t host_len, int32_t port);
+/* A description of the last connection failure, for error messages ("" if none). */
+const char *tl_client_last_error(const struct tl_client *client);
+
+/* Copies a wire string into a NUL-terminated malloc'd string (NULL on OOM or null). */
+char *tl_client_strdup(struct tl_str str);
+
+#endif

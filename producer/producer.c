@@ -1,0 +1,1409 @@
+/* producer.c - the libtally producer, see include/tally/producer.h.
+ *
+ * Threads: application threads append records under `lock`; one I/O thread (io_main)
+ * owns the tl_client, closes batches when full or lingered, sends them and completes
+ * them. Completed batches wait in the done queue until tl_producer_poll() runs their
+ * callbacks on the caller's thread.
+ *
+ * Batch states: OPEN (part->open, records being appended) -> QUEUED (part queue, bytes
+ * finished) -> IN FLIGHT (part->in_flight == batch) -> QUEUED again on a retriable
+ * error, or DONE (done queue) -> freed after its callbacks ran.
+ *
+ * Invariants:
+ * (1) At most one batch per partition is in flight, and a retried batch goes back to the
+ *     head of its partition's queue: records of one partition are stored in send order,
+ *     with or without idempotence.
+ * (2) A batch's sequence is assigned once, at its first send, from part->next_sequence;
+ *     a retry resends identical bytes, so the broker drops duplicates.
+ * (3) buffered_bytes == sum of bytes of batches not yet DONE; outstanding == records
+ *     whose report has not been handed out yet.
+ * (4) Everything reachable from `topics`, the queues and the counters is guarded by lock;
+ *     the builder and wire bytes of a QUEUED/IN FLIGHT batch are touched only by the I/O
+ *     thread. */
+#include "tally/producer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "client.h"
+#include "common/assert.h"
+#include "common/time.h"
+#include "conf.h"
+#include "export.h"
+#include "protocol/records.h"
+
+/* ---- configuration ---- */
+
+static const struct tl_conf_key producer_keys[] = {
+	{"bootstrap.servers", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
+	{"client.id", TL_CONF_STR, "libtally", 0, 0, NULL, NULL},
+	{"acks", TL_CONF_ENUM, "all", 0, 0, "all|-1|0|1", NULL},
+	{"enable.idempotence", TL_CONF_BOOL, "true", 0, 0, NULL, NULL},
+	{"batch.size", TL_CONF_INT, "16384", 1, 1 << 30, NULL, NULL},
+	{"linger.ms", TL_CONF_INT, "5", 0, 900000, NULL, NULL},
+	{"buffer.memory", TL_CONF_INT, "33554432", 1024, INT64_MAX / 2, NULL, NULL},
+	{"max.block.ms", TL_CONF_INT, "60000", 0, INT32_MAX, NULL, NULL},
+	{"max.request.size", TL_CONF_INT, "1048576", 1024, 1 << 30, NULL, NULL},
+	{"compression.type", TL_CONF_ENUM, "none", 0, 0, "none|zstd|gzip|snappy|lz4", NULL},
+	{"retries", TL_CONF_INT, "2147483647", 0, INT32_MAX, NULL, NULL},
+	{"retry.backoff.ms", TL_CONF_INT, "100", 0, 3600000, NULL, NULL},
+	{"retry.backoff.max.ms", TL_CONF_INT, "1000", 0, 3600000, NULL, NULL},
+	{"delivery.timeout.ms", TL_CONF_INT, "120000", 1, INT32_MAX, NULL, NULL},
+	{"request.timeout.ms", TL_CONF_INT, "30000", 1, INT32_MAX, NULL, NULL},
+	{"reconnect.backoff.ms", TL_CONF_INT, "50", 0, 3600000, NULL, NULL},
+	{"metadata.max.age.ms", TL_CONF_INT, "300000", 1, INT32_MAX, NULL, NULL},
+	{"max.in.flight.requests.per.connection", TL_CONF_INT, "5", 1, 5, NULL, NULL},
+	{"allow.auto.create.topics", TL_CONF_BOOL, "true", 0, 0, NULL, NULL},
+	{"transactional.id", TL_CONF_STR, NULL, 0, 0, NULL,
+	 "transactions are not supported by libtally yet (see docs/libtally.md); leave transactional.id unset"},
+};
+
+struct tl_producer_conf {
+	struct tl_conf conf;
+	tl_producer_delivery_fn cb;
+	void *cb_opaque;
+};
+
+TL_EXPORT struct tl_producer_conf *tl_producer_conf_create(void)
+{
+	struct tl_producer_conf *pc = calloc(1, sizeof(*pc));
+	if (!pc)
+		return NULL;
+	if (tl_conf_init(&pc->conf, producer_keys, TL_ARRAY_SIZE(producer_keys)) != TL_OK) {
+		free(pc);
+		return NULL;
+	}
+	return pc;
+}
+
+TL_EXPORT void tl_producer_conf_destroy(struct tl_producer_conf *pc)
+{
+	if (!pc)
+		return;
+	tl_conf_deinit(&pc->conf);
+	free(pc);
+}
+
+TL_EXPORT tl_err tl_producer_conf_set(struct tl_producer_conf *pc, const char *key,
+				      const char *value, char *errstr, size_t errstr_size)
+{
+	if (key && value && strcmp(key, "compression.type") == 0 &&
+	    (strcmp(value, "gzip") == 0 || strcmp(value, "snappy") == 0 ||
+	     strcmp(value, "lz4") == 0)) {
+		tl_conf_errstr(
+			errstr, errstr_size,
+			"compression.type=%s is not supported by libtally; use zstd (or none)",
+			value);
+		return TL_ERR_INVALID;
+	}
+	return tl_conf_set(&pc->conf, key, value, errstr, errstr_size);
+}
+
+TL_EXPORT void tl_producer_conf_set_delivery_cb(struct tl_producer_conf *pc,
+						tl_producer_delivery_fn cb, void *conf_opaque)
+{
+	pc->cb = cb;
+	pc->cb_opaque = conf_opaque;
+}
+
+/* ---- state ---- */
+
+/* Per-record bookkeeping beyond the encoded bytes. */
+struct pending_record {
+	void *opaque;
+	struct sync_wait *sync; /* send_sync waiter, or NULL */
+	int64_t timestamp_ms;
+};
+
+struct sync_wait {
+	bool done;
+	struct tl_producer_delivery delivery;
+};
+
+struct partition_state;
+
+struct batch {
+	struct batch *next;
+	struct partition_state *part;
+	struct tl_records_builder builder;
+	struct pending_record *records;
+	int32_t record_count;
+	int32_t record_cap;
+	struct tl_buf wire; /* finished bytes, made at first send */
+	size_t bytes;       /* counted against buffer.memory */
+	int64_t created_ns;
+	int64_t retry_at_ns;
+	int32_t attempts;
+	bool sequenced; /* base_sequence assigned (invariant 2) */
+	bool sent;      /* went on the wire at least once */
+	/* result */
+	tl_err err;
+	const char *detail;
+	int64_t base_offset;
+	int64_t log_append_time_ms;
+};
+
+struct topic_state;
+
+struct partition_state {
+	struct topic_state *topic;
+	int32_t index;
+	struct batch *open;
+	struct batch *head; /* queued, oldest first */
+	struct batch *tail;
+	struct batch *in_flight;
+	int32_t next_sequence;
+};
+
+struct topic_state {
+	char *name;
+	int32_t partition_count; /* 0 = not known yet */
+	struct partition_state **parts;
+	int32_t sticky; /* partition for null keys */
+	tl_err error;   /* metadata error while count is 0 */
+};
+
+enum pid_state {
+	PID_UNKNOWN, /* not asked yet */
+	PID_REQUESTING,
+	PID_READY,  /* producer_id valid, or -1 when not idempotent */
+	PID_FAILED, /* fatal: see fatal_err */
+};
+
+struct tl_producer {
+	/* settings, fixed after create */
+	int16_t acks;
+	bool idempotence;
+	bool idempotence_explicit;
+	size_t batch_size;
+	int64_t linger_ns;
+	size_t buffer_memory;
+	int64_t max_block_ms;
+	size_t max_request_size;
+	enum tl_compression compression;
+	int64_t retries;
+	int64_t retry_backoff_ns;
+	int64_t retry_backoff_max_ns;
+	int64_t delivery_timeout_ns;
+	int32_t request_timeout_ms;
+	tl_producer_delivery_fn cb;
+	void *cb_opaque;
+	/* shared state (invariant 4) */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct topic_state **topics;
+	int32_t topic_count;
+	size_t buffered_bytes;
+	int64_t outstanding;
+	struct batch *done_head;
+	struct batch *done_tail;
+	int flushing;
+	bool stop;
+	enum pid_state pid_state;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	tl_err fatal_err;
+	char fatal_msg[512];
+	/* I/O thread only */
+	struct tl_client *client;
+	pthread_t thread;
+	ZSTD_CCtx *cctx;
+	uint64_t metadata_seen;
+	int64_t pid_retry_at_ns;
+	int event_fd;
+};
+
+/* ---- batches ---- */
+
+static struct batch *batch_create(struct tl_producer *producer, struct partition_state *part)
+{
+	struct batch *batch = calloc(1, sizeof(*batch));
+	if (!batch)
+		return NULL;
+	tl_records_builder_init(&batch->builder, producer->compression);
+	tl_buf_init(&batch->wire);
+	batch->part = part;
+	batch->created_ns = tl_mono_ns();
+	batch->base_offset = -1;
+	batch->log_append_time_ms = -1;
+	return batch;
+}
+
+static void batch_free(struct batch *batch)
+{
+	tl_records_builder_deinit(&batch->builder);
+	tl_buf_deinit(&batch->wire);
+	free(batch->records);
+	free(batch);
+}
+
+static void part_push_tail(struct partition_state *part, struct batch *batch)
+{
+	batch->next = NULL;
+	if (part->tail)
+		part->tail->next = batch;
+	else
+		part->head = batch;
+	part->tail = batch;
+}
+
+static void part_push_head(struct partition_state *part, struct batch *batch)
+{
+	batch->next = part->head;
+	part->head = batch;
+	if (!part->tail)
+		part->tail = batch;
+}
+
+static struct batch *part_pop(struct partition_state *part)
+{
+	struct batch *batch = part->head;
+	if (batch) {
+		part->head = batch->next;
+		if (!part->head)
+			part->tail = NULL;
+		batch->next = NULL;
+	}
+	return batch;
+}
+
+/* Moves the open batch of @part to its queue. Lock held. */
+static void part_close_open(struct topic_state *topic, struct partition_state *part)
+{
+	if (!part->open)
+		return;
+	part_push_tail(part, part->open);
+	part->open = NULL;
+	/* Sticky partitioning moves on once the sticky partition's batch is closed. */
+	if (topic->partition_count > 0 && topic->sticky == part->index)
+		topic->sticky = (topic->sticky + 1) % topic->partition_count;
+}
+
+/* Completes @batch with @err. Lock held. Sync waiters are answered here; the other
+ * records go to the done queue for tl_producer_poll(). */
+static void batch_complete(struct tl_producer *producer, struct batch *batch, tl_err err,
+			   const char *detail)
+{
+	batch->err = err;
+	batch->detail = detail;
+	TL_ASSERT(producer->buffered_bytes >= batch->bytes);
+	producer->buffered_bytes -= batch->bytes;
+	batch->bytes = 0;
+	bool any_async = false;
+	for (int32_t i = 0; i < batch->record_count; i++) {
+		struct pending_record *rec = &batch->records[i];
+		if (!rec->sync) {
+			any_async = true;
+			continue;
+		}
+		struct tl_producer_delivery *d = &rec->sync->delivery;
+		d->err = err;
+		d->partition = batch->part->index;
+		d->offset = err == TL_OK && batch->base_offset >= 0 ? batch->base_offset + i : -1;
+		d->timestamp_ms = batch->log_append_time_ms >= 0 ? batch->log_append_time_ms
+								 : rec->timestamp_ms;
+		d->opaque = rec->opaque;
+		d->detail = detail;
+		rec->sync->done = true;
+		producer->outstanding--;
+	}
+	if (any_async) {
+		batch->next = NULL;
+		if (producer->done_tail)
+			producer->done_tail->next = batch;
+		else
+			producer->done_head = batch;
+		producer->done_tail = batch;
+		uint64_t one = 1;
+		ssize_t n = write(producer->event_fd, &one, sizeof(one));
+		TL_UNUSED(n);
+	} else {
+		batch_free(batch);
+	}
+	pthread_cond_broadcast(&producer->cond);
+}
+
+/* ---- topics ---- */
+
+static struct topic_state *topic_find(struct tl_producer *producer, const char *name)
+{
+	for (int32_t i = 0; i < producer->topic_count; i++)
+		if (strcmp(producer->topics[i]->name, name) == 0)
+			return producer->topics[i];
+	return NULL;
+}
+
+static struct topic_state *topic_add(struct tl_producer *producer, const char *name)
+{
+	struct topic_state **topics =
+		realloc(producer->topics, (size_t)(producer->topic_count + 1) * sizeof(*topics));
+	if (!topics)
+		return NULL;
+	producer->topics = topics;
+	struct topic_state *topic = calloc(1, sizeof(*topic));
+	if (!topic)
+		return NULL;
+	topic->name = strdup(name);
+	if (!topic->name) {
+		free(topic);
+		return NULL;
+	}
+	producer->topics[producer->topic_count++] = topic;
+	return topic;
+}
+
+/* Grows @topic to @count partitions (Kafka never shrinks a topic). Lock held. */
+static tl_err topic_resize(struct topic_state *topic, int32_t count)
+{
+	if (count <= topic->partition_count)
+		return TL_OK;
+	struct partition_state **parts = realloc(topic->parts, (size_t)count * sizeof(*parts));
+	if (!parts)
+		return TL_ERR_NOMEM;
+	topic->parts = parts;
+	for (int32_t i = topic->partition_count; i < count; i++) {
+		parts[i] = calloc(1, sizeof(**parts));
+		if (!parts[i])
+			return TL_ERR_NOMEM; /* partition_count stays at i */
+		parts[i]->topic = topic;
+		parts[i]->index = i;
+		topic->partition_count = i + 1;
+	}
+	topic->sticky = (int32_t)((uint64_t)tl_mono_ns() % (uint64_t)count);
+	return TL_OK;
+}
+
+/* Copies partition counts from the client's metadata. I/O thread, lock held. */
+static void topics_sync_metadata(struct tl_producer *producer)
+{
+	uint64_t version = tl_client_metadata_version(producer->client);
+	if (version == producer->metadata_seen)
+		return;
+	producer->metadata_seen = version;
+	for (int32_t i = 0; i < producer->topic_count; i++) {
+		struct topic_state *topic = producer->topics[i];
+		const struct tl_client_topic *t = tl_client_topic(producer->client, topic->name);
+		if (!t)
+			continue;
+		if (t->error != 0 && t->partition_count == 0) {
+			topic->error = (tl_err)t->error;
+			continue;
+		}
+		topic->error = TL_OK;
+		(void)topic_resize(topic, t->partition_count);
+	}
+	pthread_cond_broadcast(&producer->cond);
+}
+
+/* ---- send ---- */
+
+static const char *detail_for(tl_err err);
+
+static tl_err producer_fatal(struct tl_producer *producer)
+{
+	return producer->pid_state == PID_FAILED ? producer->fatal_err : TL_OK;
+}
+
+/* Waits on the condition variable until @deadline_ns; false once it has passed. */
+static bool producer_wait(struct tl_producer *producer, int64_t deadline_ns)
+{
+	int64_t now = tl_mono_ns();
+	if (now >= deadline_ns)
+		return false;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t wait_ns = TL_MIN(deadline_ns - now, 100 * 1000000LL);
+	int64_t ns = ts.tv_nsec + wait_ns;
+	ts.tv_sec += ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	pthread_cond_timedwait(&producer->cond, &producer->lock, &ts);
+	return true;
+}
+
+/* Finds the topic and waits for its partition count. Lock held. */
+static tl_err send_topic(struct tl_producer *producer, const char *name, int64_t deadline_ns,
+			 struct topic_state **out)
+{
+	struct topic_state *topic = topic_find(producer, name);
+	if (!topic) {
+		topic = topic_add(producer, name);
+		if (!topic)
+			return TL_ERR_NOMEM;
+		tl_client_wakeup(producer->client);
+	}
+	while (topic->partition_count == 0) {
+		if (producer_fatal(producer) != TL_OK)
+			return producer_fatal(producer);
+		if (producer->max_block_ms == 0 || !producer_wait(producer, deadline_ns))
+			return topic->error != TL_OK ? topic->error : TL_ERR_TIMED_OUT;
+	}
+	*out = topic;
+	return TL_OK;
+}
+
+static int32_t send_partition(struct topic_state *topic, const struct tl_producer_record *record)
+{
+	if (record->partition != TL_PRODUCER_PARTITION_ANY)
+		return record->partition;
+	if (record->key)
+		return tl_producer_partition_for_key(record->key, record->key_len,
+						     topic->partition_count);
+	return topic->sticky;
+}
+
+#define RECORD_HEADERS_MAX 64 /* headers per record copied on the stack */
+
+/* Appends @record to @part's open batch. Lock held. */
+static tl_err send_append(struct tl_producer *producer, struct topic_state *topic,
+			  struct partition_state *part, const struct tl_producer_record *record,
+			  int64_t timestamp_ms, size_t size, struct sync_wait *sync)
+{
+	struct tl_record_header headers[RECORD_HEADERS_MAX];
+	for (int32_t i = 0; i < record->header_count; i++) {
+		const struct tl_producer_header *h = &record->headers[i];
+		headers[i].key = tl_str_of(h->key);
+		headers[i].value.ptr = h->value;
+		headers[i].value.len = h->value ? h->value_len : -1;
+	}
+	struct batch *batch = part->open;
+	if (batch && tl_records_builder_bytes(&batch->builder) + size > producer->batch_size) {
+		part_close_open(topic, part);
+		tl_client_wakeup(producer->client);
+		batch = NULL;
+	}
+	bool created = false;
+	if (!batch) {
+		batch = batch_create(producer, part);
+		if (!batch)
+			return TL_ERR_NOMEM;
+		part->open = batch;
+		created = true;
+	}
+	if (batch->record_count == batch->record_cap) {
+		int32_t cap = batch->record_cap ? batch->record_cap * 2 : 16;
+		struct pending_record *r = realloc(batch->records, (size_t)cap * sizeof(*r));
+		if (!r)
+			return TL_ERR_NOMEM;
+		batch->records = r;
+		batch->record_cap = cap;
+	}
+	struct tl_bytes key = {record->key, record->key ? record->key_len : -1};
+	struct tl_bytes value = {record->value, record->value ? record->value_len : -1};
+	tl_err err = tl_records_builder_append(&batch->builder, timestamp_ms, key, value, headers,
+					       record->header_count);
+	if (err != TL_OK)
+		return err;
+	struct pending_record *rec = &batch->records[batch->record_count++];
+	rec->opaque = record->opaque;
+	rec->sync = sync;
+	rec->timestamp_ms = timestamp_ms;
+	batch->bytes += size;
+	producer->buffered_bytes += size;
+	producer->outstanding++;
+	if (tl_records_builder_bytes(&batch->builder) >= producer->batch_size) {
+		part_close_open(topic, part);
+		tl_client_wakeup(producer->client);
+	} else if (created) {
+		tl_client_wakeup(producer->client); /* the I/O thread learns the linger deadline */
+	}
+	return TL_OK;
+}
+
+static tl_err send_check(const struct tl_producer_record *record)
+{
+	if (!record || !record->topic || !record->topic[0])
+		return TL_ERR_INVALID;
+	if ((record->key && record->key_len < 0) || (record->value && record->value_len < 0))
+		return TL_ERR_INVALID;
+	if (record->header_count < 0 || record->header_count > RECORD_HEADERS_MAX ||
+	    (record->header_count > 0 && !record->headers))
+		return TL_ERR_INVALID;
+	for (int32_t i = 0; i < record->header_count; i++)
+		if (!record->headers[i].key ||
+		    (record->headers[i].value && record->headers[i].value_len < 0))
+			return TL_ERR_INVALID;
+	return TL_OK;
+}
+
+/* Why the calling thread's last send failed, for tl_producer_last_error(). */
+static __thread char send_error[512];
+
+static tl_err send_fail(tl_err err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static tl_err send_fail(tl_err err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(send_error, sizeof(send_error), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static tl_err send_locked(struct tl_producer *producer, const struct tl_producer_record *record,
+			  struct sync_wait *sync)
+{
+	send_error[0] = '\0';
+	tl_err err = send_check(record);
+	if (err != TL_OK)
+		return send_fail(
+			err,
+			"bad record: it needs a topic, key/value lengths >= 0 when set, and at most %d headers with non-NULL keys",
+			RECORD_HEADERS_MAX);
+	int64_t deadline_ns = tl_mono_ns() + producer->max_block_ms * 1000000;
+	if (producer->stop)
+		return send_fail(TL_ERR_CLOSED, "the producer is being destroyed");
+	err = producer_fatal(producer);
+	if (err != TL_OK)
+		return send_fail(err, "%s", producer->fatal_msg);
+	struct topic_state *topic;
+	err = send_topic(producer, record->topic, deadline_ns, &topic);
+	if (err == TL_ERR_TIMED_OUT)
+		return send_fail(
+			err,
+			"no metadata for topic %s within max.block.ms=%lld; check bootstrap.servers and that the topic exists (or the broker auto-creates it)",
+			record->topic, (long long)producer->max_block_ms);
+	if (err != TL_OK)
+		return send_fail(err, "topic %s: %s", record->topic, detail_for(err));
+	int32_t index = send_partition(topic, record);
+	if (index < 0 || index >= topic->partition_count)
+		return send_fail(TL_ERR_UNKNOWN_TOPIC_OR_PARTITION,
+				 "topic %s has %d partitions; partition %d does not exist",
+				 record->topic, topic->partition_count, index);
+	struct partition_state *part = topic->parts[index];
+	int64_t timestamp_ms = record->timestamp_ms ? record->timestamp_ms : tl_wall_ms();
+
+	struct tl_record_header headers[RECORD_HEADERS_MAX];
+	for (int32_t i = 0; i < record->header_count; i++) {
+		headers[i].key = tl_str_of(record->headers[i].key);
+		headers[i].value.ptr = record->headers[i].value;
+		headers[i].value.len = record->headers[i].value ? record->headers[i].value_len : -1;
+	}
+	struct tl_bytes key = {record->key, record->key ? record->key_len : -1};
+	struct tl_bytes value = {record->value, record->value ? record->value_len : -1};
+	/* Worst-case deltas: the record may become the first of a new batch or not. */
+	size_t size = tl_records_record_size(INT32_MAX, INT32_MAX, key, value, headers,
+					     record->header_count);
+	if (size + TL_BATCH_HEADER_BYTES + 256 > producer->max_request_size ||
+	    size > producer->buffer_memory)
+		return send_fail(
+			TL_ERR_MESSAGE_TOO_LARGE,
+			"the record takes %zu bytes, more than max.request.size (%zu) or buffer.memory (%zu) allow; raise them or send a smaller record",
+			size, producer->max_request_size, producer->buffer_memory);
+	while (producer->buffered_bytes + size > producer->buffer_memory) {
+		if (producer->max_block_ms == 0)
+			return send_fail(
+				TL_ERR_LIMIT,
+				"buffer.memory (%zu bytes) is full and max.block.ms=0; poll, flush, or raise buffer.memory",
+				producer->buffer_memory);
+		if (!producer_wait(producer, deadline_ns))
+			return send_fail(
+				TL_ERR_TIMED_OUT,
+				"buffer.memory (%zu bytes) stayed full for max.block.ms=%lld; the broker is slow or unreachable, or raise buffer.memory",
+				producer->buffer_memory, (long long)producer->max_block_ms);
+		if (producer->stop)
+			return send_fail(TL_ERR_CLOSED, "the producer is being destroyed");
+	}
+	err = send_append(producer, topic, part, record, timestamp_ms, size, sync);
+	if (err != TL_OK)
+		return send_fail(err, "appending the record failed: %s", tl_err_message(err));
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_producer_send(struct tl_producer *producer,
+				  const struct tl_producer_record *record)
+{
+	pthread_mutex_lock(&producer->lock);
+	tl_err err = send_locked(producer, record, NULL);
+	pthread_mutex_unlock(&producer->lock);
+	return err;
+}
+
+TL_EXPORT tl_err tl_producer_send_sync(struct tl_producer *producer,
+				       const struct tl_producer_record *record,
+				       struct tl_producer_delivery *delivery_out)
+{
+	struct sync_wait sync;
+	memset(&sync, 0, sizeof(sync));
+	pthread_mutex_lock(&producer->lock);
+	tl_err err = send_locked(producer, record, &sync);
+	if (err == TL_OK) {
+		/* Don't wait out linger.ms: nobody else may ever fill this batch. */
+		struct topic_state *topic = topic_find(producer, record->topic);
+		for (int32_t i = 0; topic && i < topic->partition_count; i++)
+			if (topic->parts[i]->open)
+				part_close_open(topic, topic->parts[i]);
+		tl_client_wakeup(producer->client);
+		while (!sync.done)
+			pthread_cond_wait(&producer->cond, &producer->lock);
+		err = sync.delivery.err;
+	}
+	pthread_mutex_unlock(&producer->lock);
+	if (delivery_out) {
+		*delivery_out = sync.delivery;
+		delivery_out->err = err;
+		delivery_out->topic = NULL;
+	}
+	return err;
+}
+
+/* ---- delivery reports ---- */
+
+TL_EXPORT int tl_producer_poll(struct tl_producer *producer, int timeout_ms)
+{
+	int64_t deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	pthread_mutex_lock(&producer->lock);
+	while (!producer->done_head && timeout_ms > 0 && producer_wait(producer, deadline_ns))
+		;
+	struct batch *done = producer->done_head;
+	producer->done_head = producer->done_tail = NULL;
+	uint64_t v;
+	ssize_t r = read(producer->event_fd, &v, sizeof(v));
+	TL_UNUSED(r);
+	pthread_mutex_unlock(&producer->lock);
+
+	int ran = 0;
+	int64_t reported = 0;
+	while (done) {
+		struct batch *batch = done;
+		done = batch->next;
+		for (int32_t i = 0; i < batch->record_count; i++) {
+			struct pending_record *rec = &batch->records[i];
+			if (rec->sync)
+				continue;
+			reported++;
+			if (!producer->cb)
+				continue;
+			struct tl_producer_delivery d;
+			d.err = batch->err;
+			d.topic = batch->part->topic->name;
+			d.partition = batch->part->index;
+			d.offset = batch->err == TL_OK && batch->base_offset >= 0
+					   ? batch->base_offset + i
+					   : -1;
+			d.timestamp_ms = batch->log_append_time_ms >= 0 ? batch->log_append_time_ms
+									: rec->timestamp_ms;
+			d.opaque = rec->opaque;
+			d.detail = batch->detail;
+			producer->cb(&d, producer->cb_opaque);
+			ran++;
+		}
+		batch_free(batch);
+	}
+	if (reported) {
+		pthread_mutex_lock(&producer->lock);
+		producer->outstanding -= reported;
+		pthread_cond_broadcast(&producer->cond);
+		pthread_mutex_unlock(&producer->lock);
+	}
+	return ran;
+}
+
+TL_EXPORT tl_err tl_producer_flush(struct tl_producer *producer, int timeout_ms)
+{
+	int64_t deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	pthread_mutex_lock(&producer->lock);
+	producer->flushing++;
+	pthread_mutex_unlock(&producer->lock);
+	tl_client_wakeup(producer->client);
+	tl_err err = TL_OK;
+	for (;;) {
+		(void)tl_producer_poll(producer, 10);
+		pthread_mutex_lock(&producer->lock);
+		bool empty = producer->outstanding == 0;
+		pthread_mutex_unlock(&producer->lock);
+		if (empty)
+			break;
+		if (tl_mono_ns() >= deadline_ns) {
+			err = TL_ERR_TIMED_OUT;
+			break;
+		}
+	}
+	pthread_mutex_lock(&producer->lock);
+	producer->flushing--;
+	pthread_mutex_unlock(&producer->lock);
+	return err;
+}
+
+TL_EXPORT int tl_producer_event_fd(const struct tl_producer *producer)
+{
+	return producer->event_fd;
+}
+
+TL_EXPORT int64_t tl_producer_outstanding(struct tl_producer *producer)
+{
+	pthread_mutex_lock(&producer->lock);
+	int64_t n = producer->outstanding;
+	pthread_mutex_unlock(&producer->lock);
+	return n;
+}
+
+TL_EXPORT const char *tl_producer_last_error(struct tl_producer *producer)
+{
+	return send_error[0] ? send_error : producer->fatal_msg;
+}
+
+/* ---- I/O thread: producer id ---- */
+
+static void pid_fail(struct tl_producer *producer, tl_err err, const char *msg)
+{
+	producer->pid_state = PID_FAILED;
+	producer->fatal_err = TL_ERR_FATAL;
+	snprintf(producer->fatal_msg, sizeof(producer->fatal_msg), "%s (%s)", msg,
+		 tl_err_name(err));
+	pthread_cond_broadcast(&producer->cond);
+}
+
+/* Lock held. Drops sequence state after a new producer id (or epoch). */
+static void pid_adopt(struct tl_producer *producer, int64_t producer_id, int16_t epoch)
+{
+	producer->producer_id = producer_id;
+	producer->producer_epoch = epoch;
+	producer->pid_state = PID_READY;
+	for (int32_t i = 0; i < producer->topic_count; i++) {
+		struct topic_state *topic = producer->topics[i];
+		for (int32_t p = 0; p < topic->partition_count; p++) {
+			struct partition_state *part = topic->parts[p];
+			part->next_sequence = 0;
+			for (struct batch *b = part->head; b; b = b->next) {
+				b->sequenced = false;
+				tl_buf_reset(&b->wire);
+			}
+		}
+	}
+}
+
+static void init_pid_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+{
+	struct tl_producer *producer = arg;
+	TL_UNUSED(version);
+	int16_t error_code = 0;
+	int64_t producer_id = -1;
+	int16_t epoch = -1;
+	if (err == TL_OK) {
+		(void)tl_cursor_i32(body); /* throttle_time_ms */
+		error_code = tl_cursor_i16(body);
+		producer_id = tl_cursor_i64(body);
+		epoch = tl_cursor_i16(body);
+		if (body->failed)
+			err = TL_ERR_CORRUPT_MESSAGE;
+		else
+			err = (tl_err)error_code;
+	}
+	pthread_mutex_lock(&producer->lock);
+	if (err == TL_OK) {
+		pid_adopt(producer, producer_id, epoch);
+	} else if (tl_err_is_retriable(err) || err == TL_ERR_NETWORK_EXCEPTION ||
+		   err == TL_ERR_REQUEST_TIMED_OUT || err == TL_ERR_CORRUPT_MESSAGE) {
+		producer->pid_state = PID_UNKNOWN;
+		producer->pid_retry_at_ns = tl_mono_ns() + producer->retry_backoff_ns;
+	} else {
+		pid_fail(
+			producer, err,
+			"InitProducerId failed, so the idempotent producer cannot start; check the broker's log or set enable.idempotence=false");
+	}
+	pthread_mutex_unlock(&producer->lock);
+}
+
+/* Lock held. */
+static void pid_maybe_request(struct tl_producer *producer)
+{
+	if (producer->pid_state != PID_UNKNOWN || tl_mono_ns() < producer->pid_retry_at_ns)
+		return;
+	if (!producer->idempotence) {
+		pid_adopt(producer, TL_RECORDS_NO_PRODUCER_ID, -1);
+		return;
+	}
+	int32_t node = tl_client_any_ready_node(producer->client);
+	if (node == TL_CLIENT_NODE_ANY)
+		return;
+	int16_t version =
+		tl_client_api_version(producer->client, node, TL_CLIENT_API_INIT_PRODUCER_ID);
+	if (version < 0) {
+		if (producer->idempotence_explicit) {
+			pid_fail(
+				producer, TL_ERR_UNSUPPORTED_VERSION,
+				"enable.idempotence=true but the broker does not support InitProducerId (API 22); upgrade the broker or set enable.idempotence=false");
+			return;
+		}
+		producer->idempotence = false; /* documented fallback */
+		pid_adopt(producer, TL_RECORDS_NO_PRODUCER_ID, -1);
+		return;
+	}
+	struct tl_buf body;
+	tl_buf_init(&body);
+	tl_buf_string(&body, tl_str_of(NULL), false); /* transactional_id: none */
+	tl_buf_i32(&body, 60000);                     /* transaction_timeout_ms, unused */
+	if (tl_client_send(producer->client, node, TL_CLIENT_API_INIT_PRODUCER_ID, version, &body,
+			   true, init_pid_done, producer) == TL_OK)
+		producer->pid_state = PID_REQUESTING;
+	tl_buf_deinit(&body);
+}
+
+/* ---- I/O thread: produce ---- */
+
+#define PRODUCE_NODES_MAX 64 /* leaders one I/O round sends to */
+
+struct produce_req {
+	struct tl_producer *producer;
+	int32_t count;
+	struct batch **batches;
+	bool *answered;
+};
+
+static const char *detail_for(tl_err err)
+{
+	switch (err) {
+	case TL_ERR_TIMED_OUT:
+		return "not delivered within delivery.timeout.ms; check that the broker is reachable and the topic has a leader, or raise delivery.timeout.ms";
+	case TL_ERR_MESSAGE_TOO_LARGE:
+	case TL_ERR_RECORD_LIST_TOO_LARGE:
+		return "the broker refused the batch as too large; lower batch.size / max.request.size or raise the topic's max.message.bytes";
+	case TL_ERR_UNKNOWN_TOPIC_OR_PARTITION:
+		return "the topic or partition does not exist; create it first or enable auto.create.topics.enable on the broker";
+	case TL_ERR_CLOSED:
+		return "the producer was destroyed before delivery; call tl_producer_flush() first";
+	case TL_ERR_UNSUPPORTED_COMPRESSION_TYPE:
+		return "the broker does not accept this compression; set compression.type=none";
+	case TL_ERR_FATAL:
+		return "the producer hit a fatal error; see tl_producer_last_error()";
+	default:
+		return tl_err_message(err);
+	}
+}
+
+/* Lock held. Puts @batch back for another try, or fails it when out of retries. */
+static void batch_retry(struct tl_producer *producer, struct batch *batch, tl_err err)
+{
+	if (producer->stop || ++batch->attempts > producer->retries) {
+		batch_complete(producer, batch, err, detail_for(err));
+		return;
+	}
+	/* Exponential, as Java's: retry.backoff.ms doubling up to retry.backoff.max.ms. */
+	int64_t backoff = producer->retry_backoff_ns;
+	for (int32_t i = 1; i < batch->attempts && backoff < producer->retry_backoff_max_ns; i++)
+		backoff *= 2;
+	batch->retry_at_ns = tl_mono_ns() + TL_MIN(backoff, TL_MAX(producer->retry_backoff_max_ns,
+								   producer->retry_backoff_ns));
+	part_push_head(batch->part, batch);
+}
+
+/* Lock held. One partition's answer. */
+static void produce_partition_result(struct tl_producer *producer, struct batch *batch, tl_err err,
+				     int64_t base_offset, int64_t log_append_time)
+{
+	struct partition_state *part = batch->part;
+	TL_ASSERT(part->in_flight == batch);
+	part->in_flight = NULL;
+	/* A duplicate means an earlier try was stored: Java counts it as delivered. */
+	if (err == TL_OK || err == TL_ERR_DUPLICATE_SEQUENCE_NUMBER) {
+		batch->base_offset = base_offset;
+		batch->log_append_time_ms = log_append_time;
+		batch_complete(producer, batch, TL_OK, NULL);
+		return;
+	}
+	if (err == TL_ERR_NOT_LEADER_OR_FOLLOWER || err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ||
+	    err == TL_ERR_LEADER_NOT_AVAILABLE || err == TL_ERR_NETWORK_EXCEPTION ||
+	    err == TL_ERR_REQUEST_TIMED_OUT)
+		tl_client_metadata_request(producer->client);
+	if (err == TL_ERR_UNKNOWN_PRODUCER_ID && producer->idempotence) {
+		/* The broker forgot us (retention); start over with a new id. */
+		part_push_head(part, batch);
+		producer->pid_state = PID_UNKNOWN;
+		return;
+	}
+	if (tl_err_is_retriable(err) || err == TL_ERR_NETWORK_EXCEPTION ||
+	    err == TL_ERR_REQUEST_TIMED_OUT) {
+		batch_retry(producer, batch, err);
+		return;
+	}
+	/* Not stored: with one batch in flight per partition, the next batch may reuse
+	 * this batch's sequence numbers (invariant 2 holds for stored batches only). */
+	if (batch->sequenced && producer->idempotence)
+		part->next_sequence =
+			(int32_t)tl_be32_get(batch->wire.data + TL_BATCH_OFF_BASE_SEQUENCE);
+	batch_complete(producer, batch, err, detail_for(err));
+}
+
+static struct batch *produce_find(struct produce_req *req, struct tl_str topic, int32_t index)
+{
+	for (int32_t i = 0; i < req->count; i++) {
+		struct batch *b = req->batches[i];
+		if (!req->answered[i] && b->part->index == index &&
+		    tl_str_eq_c(topic, b->part->topic->name)) {
+			req->answered[i] = true;
+			return b;
+		}
+	}
+	return NULL;
+}
+
+static void produce_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+{
+	struct produce_req *req = arg;
+	struct tl_producer *producer = req->producer;
+	pthread_mutex_lock(&producer->lock);
+	if (err == TL_OK && body) {
+		int32_t topics = tl_cursor_array_len(body, false, false, 100000);
+		for (int32_t t = 0; t < topics && !body->failed; t++) {
+			struct tl_str name = tl_cursor_string(body, false, false);
+			int32_t parts = tl_cursor_array_len(body, false, false, 100000);
+			for (int32_t p = 0; p < parts && !body->failed; p++) {
+				int32_t index = tl_cursor_i32(body);
+				int16_t code = tl_cursor_i16(body);
+				int64_t base_offset = tl_cursor_i64(body);
+				int64_t append_time = tl_cursor_i64(body); /* v2+ */
+				if (version >= 5)
+					(void)tl_cursor_i64(body); /* log_start_offset */
+				if (version >= 8) {
+					int32_t n = tl_cursor_array_len(body, false, false, 100000);
+					for (int32_t e = 0; e < n && !body->failed; e++) {
+						(void)tl_cursor_i32(body);
+						(void)tl_cursor_string(body, false, true);
+					}
+					(void)tl_cursor_string(body, false, true);
+				}
+				if (body->failed)
+					break;
+				struct batch *batch = produce_find(req, name, index);
+				if (batch)
+					produce_partition_result(producer, batch, (tl_err)code,
+								 base_offset, append_time);
+			}
+		}
+	}
+	for (int32_t i = 0; i < req->count; i++)
+		if (!req->answered[i])
+			produce_partition_result(producer, req->batches[i],
+						 err != TL_OK ? err : TL_ERR_NETWORK_EXCEPTION, -1,
+						 -1);
+	pthread_cond_broadcast(&producer->cond);
+	pthread_mutex_unlock(&producer->lock);
+	free(req->batches);
+	free(req->answered);
+	free(req);
+}
+
+/* Makes the wire bytes of @batch at its first send (invariant 2). I/O thread, lock held. */
+static tl_err batch_prepare(struct tl_producer *producer, struct batch *batch)
+{
+	if (batch->wire.len > 0)
+		return TL_OK;
+	struct partition_state *part = batch->part;
+	int32_t base_sequence = TL_RECORDS_NO_SEQUENCE;
+	if (producer->producer_id >= 0) {
+		base_sequence = part->next_sequence;
+		int64_t next = (int64_t)base_sequence + batch->record_count;
+		part->next_sequence = (int32_t)(next % 2147483648LL);
+	}
+	tl_records_builder_set_producer(&batch->builder, producer->producer_id,
+					producer->producer_epoch, base_sequence, false);
+	batch->sequenced = true;
+	tl_err err = tl_records_builder_finish(&batch->builder, producer->cctx, &batch->wire);
+	if (err != TL_OK)
+		tl_buf_reset(&batch->wire);
+	return err;
+}
+
+static void produce_encode(struct tl_producer *producer, struct tl_buf *body,
+			   struct batch **batches, int32_t count)
+{
+	tl_buf_string(body, tl_str_of(NULL), false); /* transactional_id (v3+) */
+	tl_buf_i16(body, producer->acks);
+	tl_buf_i32(body, producer->request_timeout_ms);
+	/* Group by topic: Kafka keys the topics array by name. */
+	int32_t topics = 0;
+	for (int32_t i = 0; i < count; i++) {
+		bool first = true;
+		for (int32_t j = 0; j < i; j++)
+			if (batches[j]->part->topic == batches[i]->part->topic)
+				first = false;
+		topics += first;
+	}
+	tl_buf_array_len(body, topics, false);
+	for (int32_t i = 0; i < count; i++) {
+		struct topic_state *topic = batches[i]->part->topic;
+		bool first = true;
+		for (int32_t j = 0; j < i; j++)
+			if (batches[j]->part->topic == topic)
+				first = false;
+		if (!first)
+			continue;
+		int32_t parts = 0;
+		for (int32_t j = i; j < count; j++)
+			parts += batches[j]->part->topic == topic;
+		tl_buf_string(body, tl_str_of(topic->name), false);
+		tl_buf_array_len(body, parts, false);
+		for (int32_t j = i; j < count; j++) {
+			if (batches[j]->part->topic != topic)
+				continue;
+			tl_buf_i32(body, batches[j]->part->index);
+			struct tl_bytes records = {batches[j]->wire.data,
+						   (int32_t)batches[j]->wire.len};
+			tl_buf_bytes(body, records, false);
+		}
+	}
+}
+
+/* Sends @count batches (all led by @node) in one Produce request. Lock held. */
+static void produce_send(struct tl_producer *producer, int32_t node, struct batch **batches,
+			 int32_t count)
+{
+	int16_t version = tl_client_api_version(producer->client, node, TL_CLIENT_API_PRODUCE);
+	struct produce_req *req = calloc(1, sizeof(*req));
+	struct tl_buf body;
+	tl_buf_init(&body);
+	tl_err err = TL_ERR_NOMEM;
+	if (!req)
+		goto out_fail;
+	req->producer = producer;
+	req->count = count;
+	req->batches = calloc((size_t)count, sizeof(*req->batches));
+	req->answered = calloc((size_t)count, sizeof(*req->answered));
+	if (!req->batches || !req->answered)
+		goto out_fail;
+	memcpy(req->batches, batches, (size_t)count * sizeof(*batches));
+	if (version < 0) {
+		err = TL_ERR_UNSUPPORTED_VERSION;
+		goto out_fail;
+	}
+	produce_encode(producer, &body, batches, count);
+	bool acks_zero = producer->acks == 0;
+	err = tl_client_send(producer->client, node, TL_CLIENT_API_PRODUCE, version, &body,
+			     !acks_zero, acks_zero ? NULL : produce_done, req);
+	if (err != TL_OK)
+		goto out_fail;
+	tl_buf_deinit(&body);
+	if (acks_zero) {
+		/* No response comes: written counts as delivered, offset unknown. The lock
+		 * is held here, so complete inline rather than through produce_done. */
+		for (int32_t i = 0; i < count; i++)
+			produce_partition_result(producer, batches[i], TL_OK, -1, -1);
+		free(req->batches);
+		free(req->answered);
+		free(req);
+	}
+	return;
+
+out_fail:
+	tl_buf_deinit(&body);
+	if (req) {
+		free(req->batches);
+		free(req->answered);
+		free(req);
+	}
+	for (int32_t i = 0; i < count; i++) {
+		batches[i]->part->in_flight = NULL;
+		if (err == TL_ERR_UNSUPPORTED_VERSION)
+			batch_complete(
+				producer, batches[i], err,
+				"the broker supports no Produce version libtally speaks (v3-v8)");
+		else
+			batch_retry(producer, batches[i], err);
+	}
+}
+
+struct node_batches {
+	int32_t node;
+	int32_t count;
+	size_t bytes;
+	struct batch **batches;
+};
+
+/* Lock held. Closes lingered batches, expires old ones, and picks sendable batches into
+ * @nodes. Returns the nanoseconds until something becomes due. */
+static int64_t io_collect_partition(struct tl_producer *producer, struct partition_state *part,
+				    struct node_batches *nodes, int32_t *node_count, int64_t now)
+{
+	struct topic_state *topic = part->topic;
+	int64_t due = INT64_MAX;
+	if (part->open) {
+		int64_t close_at = part->open->created_ns + producer->linger_ns;
+		if (close_at <= now || producer->flushing || producer->stop)
+			part_close_open(topic, part);
+		else
+			due = close_at - now;
+	}
+	while (part->head && !part->in_flight &&
+	       now - part->head->created_ns > producer->delivery_timeout_ns) {
+		struct batch *batch = part_pop(part);
+		if (batch->sent && producer->idempotence)
+			producer->pid_state = PID_UNKNOWN; /* its sequence may be stored */
+		batch_complete(producer, batch, TL_ERR_TIMED_OUT, detail_for(TL_ERR_TIMED_OUT));
+	}
+	if (!part->head || part->in_flight || producer->pid_state != PID_READY)
+		return due;
+	if (part->head->retry_at_ns > now)
+		return TL_MIN(due, part->head->retry_at_ns - now);
+	int32_t leader = tl_client_leader(producer->client, topic->name, part->index);
+	if (leader < 0) {
+		tl_client_metadata_request(producer->client);
+		return TL_MIN(due, 100 * 1000000LL);
+	}
+	if (!tl_client_node_ready(producer->client, leader))
+		return TL_MIN(due, 50 * 1000000LL);
+	int32_t n;
+	for (n = 0; n < *node_count; n++)
+		if (nodes[n].node == leader)
+			break;
+	if (n == *node_count) {
+		if (n == PRODUCE_NODES_MAX || tl_client_in_flight(producer->client, leader) >= 5)
+			return TL_MIN(due, 10 * 1000000LL);
+		nodes[n].node = leader;
+		nodes[n].count = 0;
+		nodes[n].bytes = 0;
+		(*node_count)++;
+	}
+	struct batch *batch = part->head;
+	if (batch_prepare(producer, batch) != TL_OK) {
+		batch = part_pop(part);
+		batch_complete(producer, batch, TL_ERR_NOMEM, "out of memory compressing a batch");
+		return 0;
+	}
+	if (nodes[n].count > 0 && nodes[n].bytes + batch->wire.len > producer->max_request_size)
+		return TL_MIN(due, 1000000LL);
+	batch = part_pop(part);
+	batch->sent = true;
+	part->in_flight = batch;
+	nodes[n].batches[nodes[n].count++] = batch;
+	nodes[n].bytes += batch->wire.len;
+	return due;
+}
+
+/* One round of the I/O loop's producer work. Returns the poll timeout in ms. */
+static int io_round(struct tl_producer *producer, struct node_batches *nodes,
+		    int32_t slots_per_node)
+{
+	pthread_mutex_lock(&producer->lock);
+	topics_sync_metadata(producer);
+	for (int32_t i = 0; i < producer->topic_count; i++)
+		if (producer->topics[i]->partition_count == 0)
+			(void)tl_client_want_topic(producer->client, producer->topics[i]->name);
+	pid_maybe_request(producer);
+	if (producer->pid_state == PID_FAILED) {
+		/* Fail everything queued with the fatal error. */
+		for (int32_t i = 0; i < producer->topic_count; i++) {
+			struct topic_state *topic = producer->topics[i];
+			for (int32_t p = 0; p < topic->partition_count; p++) {
+				part_close_open(topic, topic->parts[p]);
+				struct batch *b;
+				while ((b = part_pop(topic->parts[p])))
+					batch_complete(producer, b, TL_ERR_FATAL,
+						       producer->fatal_msg);
+			}
+		}
+	}
+	int64_t now = tl_mono_ns();
+	int64_t due = 100 * 1000000LL;
+	int32_t node_count = 0;
+	for (int32_t i = 0; i < producer->topic_count; i++) {
+		struct topic_state *topic = producer->topics[i];
+		for (int32_t p = 0; p < topic->partition_count; p++) {
+			bool full = false;
+			for (int32_t n = 0; n < node_count; n++)
+				full |= nodes[n].count == slots_per_node;
+			if (full)
+				break;
+			int64_t d = io_collect_partition(producer, topic->parts[p], nodes,
+							 &node_count, now);
+			due = TL_MIN(due, d);
+		}
+	}
+	for (int32_t n = 0; n < node_count; n++)
+		if (nodes[n].count > 0)
+			produce_send(producer, nodes[n].node, nodes[n].batches, nodes[n].count);
+	pthread_mutex_unlock(&producer->lock);
+	return (int)TL_MAX(due / 1000000, node_count > 0 ? 0 : 1);
+}
+
+static void *io_main(void *arg)
+{
+	struct tl_producer *producer = arg;
+	const int32_t slots = 4096; /* partitions per Produce request */
+	struct node_batches nodes[PRODUCE_NODES_MAX];
+	for (int32_t n = 0; n < PRODUCE_NODES_MAX; n++)
+		nodes[n].batches = NULL;
+	bool ok = true;
+	for (int32_t n = 0; n < PRODUCE_NODES_MAX && ok; n++) {
+		nodes[n].batches = calloc((size_t)slots, sizeof(struct batch *));
+		ok = nodes[n].batches != NULL;
+	}
+	if (!ok) {
+		pthread_mutex_lock(&producer->lock);
+		pid_fail(producer, TL_ERR_NOMEM, "out of memory starting the I/O thread");
+		pthread_mutex_unlock(&producer->lock);
+	}
+	for (;;) {
+		pthread_mutex_lock(&producer->lock);
+		bool stop = producer->stop;
+		pthread_mutex_unlock(&producer->lock);
+		if (stop)
+			break;
+		int timeout_ms = ok ? io_round(producer, nodes, slots) : 100;
+		tl_client_poll(producer->client, timeout_ms);
+	}
+	for (int32_t n = 0; n < PRODUCE_NODES_MAX; n++)
+		free(nodes[n].batches);
+	return NULL;
+}
+
+/* ---- create and destroy ---- */
+
+static int16_t acks_of(const char *s)
+{
+	if (strcmp(s, "0") == 0)
+		return 0;
+	if (strcmp(s, "1") == 0)
+		return 1;
+	return -1;
+}
+
+static tl_err producer_settings(struct tl_producer *producer, const struct tl_producer_conf *pc,
+				char *errstr, size_t errstr_size)
+{
+	const struct tl_conf *conf = &pc->conf;
+	producer->acks = acks_of(tl_conf_str(conf, "acks"));
+	producer->idempotence_explicit = tl_conf_is_set(conf, "enable.idempotence");
+	producer->idempotence = tl_conf_bool(conf, "enable.idempotence");
+	if (producer->acks != -1 && producer->idempotence) {
+		if (producer->idempotence_explicit) {
+			tl_conf_errstr(
+				errstr, errstr_size,
+				"enable.idempotence=true requires acks=all; set acks=all or enable.idempotence=false");
+			return TL_ERR_INVALID;
+		}
+		producer->idempotence = false; /* Java does the same for an implicit default */
+	}
+	producer->batch_size = (size_t)tl_conf_int(conf, "batch.size");
+	producer->linger_ns = tl_conf_int(conf, "linger.ms") * 1000000;
+	producer->buffer_memory = (size_t)tl_conf_int(conf, "buffer.memory");
+	producer->max_block_ms = tl_conf_int(conf, "max.block.ms");
+	producer->max_request_size = (size_t)tl_conf_int(conf, "max.request.size");
+	producer->compression = strcmp(tl_conf_str(conf, "compression.type"), "zstd") == 0
+					? TL_COMPRESSION_ZSTD
+					: TL_COMPRESSION_NONE;
+	producer->retries = tl_conf_int(conf, "retries");
+	producer->retry_backoff_ns = tl_conf_int(conf, "retry.backoff.ms") * 1000000;
+	producer->retry_backoff_max_ns = tl_conf_int(conf, "retry.backoff.max.ms") * 1000000;
+	producer->delivery_timeout_ns = tl_conf_int(conf, "delivery.timeout.ms") * 1000000;
+	producer->request_timeout_ms = (int32_t)tl_conf_int(conf, "request.timeout.ms");
+	producer->cb = pc->cb;
+	producer->cb_opaque = pc->cb_opaque;
+	if (!tl_conf_str(conf, "bootstrap.servers")) {
+		tl_conf_errstr(errstr, errstr_size,
+			       "bootstrap.servers is not set; set it to host:port of a broker");
+		return TL_ERR_INVALID;
+	}
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_producer_create(const struct tl_producer_conf *pc, struct tl_producer **out,
+				    char *errstr, size_t errstr_size)
+{
+	tl_conf_errstr(errstr, errstr_size, "%s", "");
+	struct tl_producer *producer = calloc(1, sizeof(*producer));
+	if (!producer)
+		return TL_ERR_NOMEM;
+	tl_err err = producer_settings(producer, pc, errstr, errstr_size);
+	if (err != TL_OK)
+		goto out_free;
+	struct tl_client_conf cc = {
+		.bootstrap_servers = tl_conf_str(&pc->conf, "bootstrap.servers"),
+		.client_id = tl_conf_str(&pc->conf, "client.id"),
+		.request_timeout_ms = producer->request_timeout_ms,
+		.reconnect_backoff_ms = (int32_t)tl_conf_int(&pc->conf, "reconnect.backoff.ms"),
+		.metadata_max_age_ms = (int32_t)tl_conf_int(&pc->conf, "metadata.max.age.ms"),
+		.allow_auto_create_topics = tl_conf_bool(&pc->conf, "allow.auto.create.topics"),
+	};
+	err = tl_client_create(&cc, &producer->client, errstr, errstr_size);
+	if (err != TL_OK)
+		goto out_free;
+	err = TL_ERR_IO;
+	producer->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (producer->event_fd == -1) {
+		tl_conf_errstr(errstr, errstr_size, "eventfd: %s", strerror(errno));
+		goto out_client;
+	}
+	err = TL_ERR_NOMEM;
+	producer->cctx = ZSTD_createCCtx();
+	if (!producer->cctx)
+		goto out_eventfd;
+	pthread_mutex_init(&producer->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&producer->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	producer->pid_state = PID_UNKNOWN;
+	producer->producer_id = TL_RECORDS_NO_PRODUCER_ID;
+	producer->producer_epoch = -1;
+	int rc = pthread_create(&producer->thread, NULL, io_main, producer);
+	if (rc != 0) {
+		tl_conf_errstr(errstr, errstr_size, "pthread_create: %s", strerror(rc));
+		err = TL_ERR_IO;
+		goto out_sync;
+	}
+	*out = producer;
+	return TL_OK;
+
+out_sync:
+	pthread_cond_destroy(&producer->cond);
+	pthread_mutex_destroy(&producer->lock);
+	ZSTD_freeCCtx(producer->cctx);
+out_eventfd:
+	close(producer->event_fd);
+out_client:
+	tl_client_destroy(producer->client);
+out_free:
+	free(producer);
+	return err;
+}
+
+TL_EXPORT void tl_producer_destroy(struct tl_producer *producer)
+{
+	if (!producer)
+		return;
+	pthread_mutex_lock(&producer->lock);
+	producer->stop = true;
+	pthread_cond_broadcast(&producer->cond);
+	pthread_mutex_unlock(&producer->lock);
+	tl_client_wakeup(producer->client);
+	pthread_join(producer->thread, NULL);
+	/* The I/O thread is gone: in-flight requests fail here, on this thread. */
+	tl_client_destroy(producer->client);
+	pthread_mutex_lock(&producer->lock);
+	for (int32_t i = 0; i < producer->topic_count; i++) {
+		struct topic_state *topic = producer->topics[i];
+		for (int32_t p = 0; p < topic->partition_count; p++) {
+			struct partition_state *part = topic->parts[p];
+			part_close_open(topic, part);
+			struct batch *b;
+			while ((b = part_pop(part)))
+				batch_complete(producer, b, TL_ERR_CLOSED,
+					       detail_for(TL_ERR_CLOSED));
+		}
+	}
+	pthread_mutex_unlock(&producer->lock);
+	(void)tl_producer_poll(producer, 0);
+	for (int32_t i = 0; i < producer->topic_count; i++) {
+		struct topic_state *topic = producer->topics[i];
+		for (int32_t p = 0; p < topic->partition_count; p++)
+			free(topic->parts[p]);
+		free(topic->parts);
+		free(topic->name);
+		free(topic);
+	}
+	free(producer->topics);
+	ZSTD_freeCCtx(producer->cctx);
+	close(producer->event_fd);
+	pthread_cond_destroy(&producer->cond);
+	pthread_mutex_destroy(&producer->lock);
+	free(producer);
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# libtally consumer groups (tests/progs/tally_group.c): two members subscribe to one
+# 4-partition topic and must split it (disjoint, non-empty, covering every partition);
+# together they read 20,000 records exactly once, each from its own partitions, commit
+# and leave; a third member then reads exactly the 20,000 records produced after the
+# commit, starting from the committed offsets.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+tl_require_prog tally_group
+
+tl_start_broker --override group.initial.rebalance.delay.ms=0
+timeout 120 "$TL_PROGS/tally_group" -b "$TL_BROKER" -t libtally-group -n 20000 -p 4 >&2 ||
+	tl_fail "libtally group members did not share the topic exactly once"
+tl_grep_log 'group: stable group=group-libtally-group generation=[0-9]+ members=2' ||
+	tl_fail "tallyd never saw a stable generation with both members"
+tl_stop_broker
+tl_log "ok"

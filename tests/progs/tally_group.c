@@ -1,0 +1,247 @@
+/* tally_group.c - libtally consumers sharing a group (tl_consumer_subscribe).
+ *   tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS]
+ * Two consumers A and B subscribe to TOPIC (PARTITIONS partitions, created here) in one
+ * group, polled in turn on this thread, until their assignments are disjoint, non-empty
+ * and cover every partition. Then COUNT records are produced; A and B together must read
+ * each exactly once, each only from its own partitions. Both commit and leave. COUNT
+ * more records are produced; a third member C must read exactly those (it starts from
+ * the committed offsets), then leave. Exit status: 0 ok, 1 a check failed, 2 usage. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tally/admin.h"
+#include "tally/consumer.h"
+#include "tally/producer.h"
+
+#define PARTITIONS_MAX 64
+#define WAIT_S         30
+
+static const char *brokers, *topic;
+static uint32_t count = 10000;
+static int32_t partitions = 4;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int fail(const char *what)
+{
+	fprintf(stderr, "tally_group: %s\n", what);
+	return 1;
+}
+
+/* Produces records [from, from + n) with key "k<i>". */
+static int produce(uint32_t from, uint32_t n)
+{
+	char err[512];
+	struct tl_producer_conf *conf = tl_producer_conf_create();
+	if (tl_producer_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) != TL_OK)
+		return fail(err);
+	struct tl_producer *producer;
+	if (tl_producer_create(conf, &producer, err, sizeof(err)) != TL_OK)
+		return fail(err);
+	tl_producer_conf_destroy(conf);
+	for (uint32_t i = from; i < from + n; i++) {
+		char key[16];
+		int len = snprintf(key, sizeof(key), "k%" PRIu32, i);
+		struct tl_producer_record rec = {.topic = topic,
+						 .partition = TL_PRODUCER_PARTITION_ANY,
+						 .key = key,
+						 .key_len = len,
+						 .value = key,
+						 .value_len = len};
+		if (tl_producer_send(producer, &rec) != TL_OK)
+			return fail(tl_producer_last_error(producer));
+	}
+	tl_err e = tl_producer_flush(producer, 30000);
+	tl_producer_destroy(producer);
+	return e == TL_OK ? 0 : fail("flush failed");
+}
+
+static struct tl_consumer *member(const char *group)
+{
+	char err[512];
+	struct tl_consumer_conf *conf = tl_consumer_conf_create();
+	if (tl_consumer_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) ||
+	    tl_consumer_conf_set(conf, "group.id", group, err, sizeof(err)) ||
+	    tl_consumer_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err)) ||
+	    tl_consumer_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
+	    tl_consumer_conf_set(conf, "heartbeat.interval.ms", "200", err, sizeof(err)) ||
+	    tl_consumer_conf_set(conf, "session.timeout.ms", "10000", err, sizeof(err))) {
+		fprintf(stderr, "tally_group: %s\n", err);
+		return NULL;
+	}
+	struct tl_consumer *consumer;
+	tl_err e = tl_consumer_create(conf, &consumer, err, sizeof(err));
+	tl_consumer_conf_destroy(conf);
+	if (e != TL_OK) {
+		fprintf(stderr, "tally_group: %s\n", err);
+		return NULL;
+	}
+	const char *topics[] = {topic};
+	if (tl_consumer_subscribe(consumer, topics, 1) != TL_OK) {
+		fprintf(stderr, "tally_group: %s\n", tl_consumer_last_error(consumer));
+		tl_consumer_destroy(consumer);
+		return NULL;
+	}
+	return consumer;
+}
+
+/* Bit p set when partition p is assigned to @consumer. */
+static uint64_t assigned_mask(struct tl_consumer *consumer)
+{
+	struct tl_consumer_partition parts[PARTITIONS_MAX];
+	int32_t n = tl_consumer_assignment(consumer, parts, PARTITIONS_MAX);
+	uint64_t mask = 0;
+	for (int32_t i = 0; i < n && i < PARTITIONS_MAX; i++)
+		mask |= 1ull << parts[i].partition;
+	return mask;
+}
+
+/* Reads one record from @consumer if one comes within 10 ms; checks and counts it. */
+static int poll_one(struct tl_consumer *consumer, uint64_t mask, uint8_t *seen, uint32_t limit,
+		    uint32_t *received, uint32_t *errors)
+{
+	const struct tl_consumer_record *r;
+	tl_err e = tl_consumer_poll(consumer, 10, &r);
+	if (e == TL_ERR_TIMED_OUT)
+		return 0;
+	if (e != TL_OK) {
+		fprintf(stderr, "tally_group: poll: %s\n", tl_consumer_last_error(consumer));
+		(*errors)++;
+		return 0;
+	}
+	char key[16];
+	size_t len = r->key_len > 0 && r->key_len < 16 ? (size_t)r->key_len : 0;
+	memcpy(key, r->key, len);
+	key[len] = '\0';
+	uint32_t i = (uint32_t)strtoul(key + 1, NULL, 10);
+	if (len < 2 || i >= limit || seen[i]++ || !(mask & (1ull << r->partition))) {
+		if ((*errors)++ < 10)
+			fprintf(stderr, "tally_group: record %s on partition %d: %s\n", key,
+				r->partition,
+				i < limit && seen[i] > 1 ? "duplicate" : "unexpected");
+		return 0;
+	}
+	(*received)++;
+	return 1;
+}
+
+static int run(void)
+{
+	char err[512];
+	struct tl_admin_conf *aconf = tl_admin_conf_create();
+	struct tl_admin *admin;
+	if (tl_admin_conf_set(aconf, "bootstrap.servers", brokers, err, sizeof(err)) ||
+	    tl_admin_create(aconf, &admin, err, sizeof(err)))
+		return fail(err);
+	tl_admin_conf_destroy(aconf);
+	if (tl_admin_create_topic(admin, topic, partitions, -1, NULL, 0, 10000) != TL_OK)
+		return fail(tl_admin_last_error(admin));
+	tl_admin_destroy(admin);
+
+	char group[256];
+	snprintf(group, sizeof(group), "group-%s", topic);
+	struct tl_consumer *a = member(group), *b = member(group);
+	if (!a || !b)
+		return 1;
+	uint64_t all = partitions == 64 ? ~0ull : (1ull << partitions) - 1;
+	uint64_t ma = 0, mb = 0;
+	double start = now_s();
+	const struct tl_consumer_record *r;
+	while (now_s() - start < WAIT_S) {
+		(void)tl_consumer_poll(a, 10, &r);
+		(void)tl_consumer_poll(b, 10, &r);
+		ma = assigned_mask(a);
+		mb = assigned_mask(b);
+		if (ma && mb && (ma & mb) == 0 && (ma | mb) == all)
+			break;
+	}
+	fprintf(stderr, "tally_group: A has 0x%" PRIx64 ", B has 0x%" PRIx64 " after %.1fs\n", ma,
+		mb, now_s() - start);
+	if (!ma || !mb || (ma & mb) || (ma | mb) != all)
+		return fail("the group did not split the partitions between A and B");
+
+	if (produce(0, count) != 0)
+		return 1;
+	uint8_t *seen = calloc((size_t)count * 2, 1);
+	uint32_t got_a = 0, got_b = 0, errors = 0;
+	double last = now_s();
+	while (got_a + got_b < count && now_s() - last < WAIT_S) {
+		int n = poll_one(a, ma, seen, count, &got_a, &errors);
+		n += poll_one(b, mb, seen, count, &got_b, &errors);
+		if (n)
+			last = now_s();
+	}
+	fprintf(stderr, "tally_group: A read %" PRIu32 ", B read %" PRIu32 " of %" PRIu32 "\n",
+		got_a, got_b, count);
+	if (errors || got_a + got_b != count || !got_a || !got_b)
+		return fail("A and B did not read every record exactly once");
+	if (tl_consumer_commit(a, 10000) != TL_OK || tl_consumer_commit(b, 10000) != TL_OK)
+		return fail("commit failed");
+	tl_consumer_destroy(a);
+	tl_consumer_destroy(b);
+
+	if (produce(count, count) != 0)
+		return 1;
+	struct tl_consumer *c = member(group);
+	if (!c)
+		return 1;
+	uint32_t got_c = 0;
+	last = now_s();
+	memset(seen, 0, (size_t)count * 2);
+	/* Records 0..count-1 were committed: any of them here is a failure. */
+	for (uint32_t i = 0; i < count; i++)
+		seen[i] = 1;
+	while (got_c < count && now_s() - last < WAIT_S) {
+		if (poll_one(c, all, seen, count * 2, &got_c, &errors))
+			last = now_s();
+	}
+	const struct tl_consumer_record *extra = NULL;
+	tl_err e = tl_consumer_poll(c, 500, &extra);
+	fprintf(stderr, "tally_group: C read %" PRIu32 " of %" PRIu32 " new records\n", got_c,
+		count);
+	tl_consumer_destroy(c);
+	free(seen);
+	if (errors || got_c != count || e != TL_ERR_TIMED_OUT)
+		return fail("C did not resume exactly at the committed offsets");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int opt;
+	while ((opt = getopt(argc, argv, "b:t:n:p:")) != -1) {
+		switch (opt) {
+		case 'b':
+			brokers = optarg;
+			break;
+		case 't':
+			topic = optarg;
+			break;
+		case 'n':
+			count = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			partitions = (int32_t)strtol(optarg, NULL, 10);
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (!brokers || !topic || count == 0 || partitions < 2 || partitions > PARTITIONS_MAX) {
+		fprintf(stderr,
+			"usage: tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS]\n");
+		return 2;
+	}
+	return run();
+}
