@@ -4,11 +4,14 @@
  * INVALID_REPLICATION_FACTOR, as Kafka does. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
 #include "common/assert.h"
 #include "common/diag.h"
+#include "protocol/records.h"
 
 #define LIST_OFFSETS_LATEST   (-1)
 #define LIST_OFFSETS_EARLIEST (-2)
@@ -140,6 +143,38 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 
 /* ---- ListOffsets ---- */
 
+/* Kafka answers the first *record* whose timestamp is at or after @target; the log finds
+ * the batch (@offset, whose maxTimestamp qualifies). Reads that one batch and walks its
+ * records; an unreadable or undecodable batch keeps the batch's answer. Not a hot path:
+ * ListOffsets by time is rare and reads one batch. */
+static void list_offsets_in_batch(struct tl_log *log, int64_t target, int64_t *offset,
+				  int64_t *timestamp)
+{
+	struct tl_log_read range;
+	if (tl_log_read(log, *offset, tl_log_high_watermark(log), 1, true, &range) != TL_OK ||
+	    range.bytes == 0)
+		return;
+	uint8_t *data = malloc((size_t)range.bytes);
+	bool ok = data && pread(range.fd, data, (size_t)range.bytes, (off_t)range.position) ==
+				  (ssize_t)range.bytes;
+	tl_log_read_release(range.segment);
+	if (ok) {
+		struct tl_records_iter iter;
+		struct tl_batch_header h;
+		struct tl_record record;
+		tl_records_iter_init(&iter, data, (size_t)range.bytes);
+		if (tl_records_iter_next_batch(&iter, &h, NULL, NULL) == TL_OK)
+			while (tl_records_iter_next(&iter, &record) == TL_OK)
+				if (record.timestamp_ms >= target) {
+					*offset = record.offset;
+					*timestamp = record.timestamp_ms;
+					break;
+				}
+		tl_records_iter_deinit(&iter);
+	}
+	free(data);
+}
+
 static void list_offsets_partition(struct tl_request *req, struct tl_partition *p,
 				   int64_t timestamp, int8_t isolation_level,
 				   struct tl_list_offsets_response_list_offsets_partition_response *out)
@@ -156,7 +191,9 @@ static void list_offsets_partition(struct tl_request *req, struct tl_partition *
 		offset = -1;
 	} else {
 		tl_err err = tl_log_offset_for_timestamp(p->log, timestamp, &offset, &ts);
-		if (err != TL_OK) {
+		if (err == TL_OK) {
+			list_offsets_in_batch(p->log, timestamp, &offset, &ts);
+		} else {
 			offset = -1;
 			ts = -1;
 		}
