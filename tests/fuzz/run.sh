@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs each libFuzzer target built by `make fuzz` (build/fuzz/NAME, from
+# tests/fuzz/NAME.c) for SECONDS, on a corpus kept across runs in
+# build/fuzz/corpus/NAME/ and seeded from build/fuzz/seeds/NAME/ (request frames and
+# batches written by build/release/tests/progs/rawproto when it was built). Fails on the
+# first crash, sanitizer report, leak, timeout or out-of-memory: the input that caused it
+# is kept in build/fuzz/artifacts/NAME/ and the command that reproduces it is printed.
+#   tests/fuzz/run.sh SECONDS [--build] [NAME...]
+#   --build   run `make fuzz` first when a target is missing or older than its sources
+#             (otherwise a stale target is an error)
+# Exit status: 0 every target ran clean, 1 otherwise (never 77: libFuzzer's default
+# crash status would read as "skipped" in tests/run.sh).
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+
+secs=${1:-}
+case "$secs" in
+'' | *[!0-9]*)
+	echo "usage: tests/fuzz/run.sh SECONDS [--build] [NAME...]" >&2
+	exit 1
+	;;
+esac
+shift
+build=0
+if [ "${1:-}" = --build ]; then
+	build=1
+	shift
+fi
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+	for f in tests/fuzz/*.c; do
+		names+=("$(basename "$f" .c)")
+	done
+fi
+
+# A target is stale when any source it is built from is newer than it.
+stale()
+{
+	local bin=build/fuzz/$1
+	[ -x "$bin" ] || return 0
+	[ -n "$(find common protocol log include tests/fuzz -name '*.[ch]' -newer "$bin" 2>/dev/null | head -n 1)" ]
+}
+
+need_build=0
+for n in "${names[@]}"; do
+	[ -f "tests/fuzz/$n.c" ] || { echo "fuzz: no target tests/fuzz/$n.c" >&2; exit 1; }
+	stale "$n" && need_build=1
+done
+if [ $need_build = 1 ]; then
+	if [ $build = 0 ]; then
+		echo "fuzz: targets missing or older than their sources; run make fuzz (or pass --build)" >&2
+		exit 1
+	fi
+	echo "fuzz: building targets (make fuzz)"
+	make --no-print-directory fuzz >build/fuzz-build.log 2>&1 || {
+		tail -n 30 build/fuzz-build.log >&2
+		echo "fuzz: make fuzz failed (full log: build/fuzz-build.log)" >&2
+		exit 1
+	}
+fi
+
+# Seeds: real requests and batches from the codec, when rawproto is built.
+rawproto=build/release/tests/progs/rawproto
+if [ -x "$rawproto" ]; then
+	mkdir -p build/fuzz/seeds/fuzz_request build/fuzz/seeds/fuzz_batch
+	"$rawproto" seeds build/fuzz/seeds/fuzz_request build/fuzz/seeds/fuzz_batch ||
+		echo "fuzz: rawproto seeds failed; running without seeds" >&2
+fi
+
+failed=0
+for n in "${names[@]}"; do
+	corpus=build/fuzz/corpus/$n
+	artifacts=build/fuzz/artifacts/$n
+	log=build/fuzz/$n.log
+	mkdir -p "$corpus" "$artifacts"
+	dirs=("$corpus")
+	[ -d "build/fuzz/seeds/$n" ] && dirs+=("build/fuzz/seeds/$n")
+	start=$(date +%s)
+	"build/fuzz/$n" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+		-error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
+		-artifact_prefix="$artifacts/" "${dirs[@]}" >"$log" 2>&1
+	rc=$?
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+	if [ $rc -ne 0 ]; then
+		failed=1
+		echo "FAIL  fuzz $n (exit $rc after $(($(date +%s) - start)) s)"
+		grep -E -m 20 'ERROR|SUMMARY|runtime error|fuzz_|Test unit written' "$log" | sed 's/^/    | /'
+		artifact=$(ls -t "$artifacts" 2>/dev/null | head -n 1)
+		if [ -n "$artifact" ]; then
+			echo "    reproduce: build/fuzz/$n $artifacts/$artifact"
+		fi
+		echo "    full log: $log"
+	else
+		echo "ok    fuzz $n: ${runs:-?} runs in $secs s, corpus $(ls "$corpus" | wc -l) inputs"
+	fi
+done
+exit $failed

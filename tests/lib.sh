@@ -1,0 +1,245 @@
+# lib.sh - shared helpers of the integration tests; source it first:
+#   . "$(dirname "$0")/../lib.sh"
+# It changes to the repository root and sets:
+#   TL_ROOT    the repository root
+#   TL_BIN     build/bin (tallyd)
+#   TL_PROGS   build/release/tests/progs (tests/progs/*.c, built by `make release`)
+#   TL_NAME    the test's name (script name without .sh)
+#   TL_TMP     a fresh per-test temp dir; removed on exit unless the test failed
+#   TL_LONG    1 under `make test-long` (TALLY_TEST_LONG=1), else 0: scale up with it
+# and, once tl_start_broker ran:
+#   TL_DATA    the broker's log.dirs (under TL_TMP; kept across restarts)
+#   TL_PORT    its port, fixed for the test so restarts keep it
+#   TL_BROKER  127.0.0.1:$TL_PORT, for -b / bootstrap.servers
+#   TL_PID     the running tallyd's pid
+#
+# Functions:
+#   tl_start_broker [tallyd args...]  start (or restart) tallyd; waits for "listening on"
+#   tl_stop_broker                    SIGTERM, wait; fails unless tallyd exits 0
+#   tl_kill9_broker                   kill -9 and reap
+#   tl_broker_alive                   true while tallyd runs
+#   tl_pid_alive PID                  true while PID runs (a zombie counts as stopped)
+#   tl_log MSG / tl_fail MSG / tl_skip MSG
+#   tl_require_cmd CMD...             skip unless each command is installed
+#   tl_require_prog NAME...           fail unless $TL_PROGS/NAME was built
+#   tl_grep_log ERE                   true when tallyd.log has a line matching ERE
+#
+# On exit a trap kills the broker and any background job of the test, then removes
+# TL_TMP; when the test failed it keeps TL_TMP and prints the tail of tallyd.log.
+# Exit status convention (tests/run.sh): 0 pass, 77 skip, anything else fail.
+
+TL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$TL_ROOT" || exit 1
+TL_BIN=$TL_ROOT/build/bin
+TL_PROGS=$TL_ROOT/build/release/tests/progs
+TL_NAME=$(basename "$0" .sh)
+case "${TALLY_TEST_LONG:-0}" in
+1 | yes | true) TL_LONG=1 ;;
+*) TL_LONG=0 ;;
+esac
+TL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tally-$TL_NAME.XXXXXX") || exit 1
+TL_START_TIMEOUT_S=${TL_START_TIMEOUT_S:-10}
+TL_STOP_TIMEOUT_S=${TL_STOP_TIMEOUT_S:-30}
+export TL_ROOT TL_BIN TL_PROGS TL_NAME TL_LONG TL_TMP
+
+TL_PID=
+TL_DATA=
+TL_PORT=
+TL_BROKER=
+TL_BROKER_ARGS=()
+TL_FAILED=0
+
+tl_log()
+{
+	printf '%s [%s] %s\n' "$(date +%H:%M:%S.%3N)" "$TL_NAME" "$*" >&2
+}
+
+tl_fail()
+{
+	TL_FAILED=1
+	printf '%s [%s] FAIL: %s\n' "$(date +%H:%M:%S.%3N)" "$TL_NAME" "$*" >&2
+	exit 1
+}
+
+tl_skip()
+{
+	printf '%s [%s] SKIP: %s\n' "$(date +%H:%M:%S.%3N)" "$TL_NAME" "$*" >&2
+	exit 77
+}
+
+tl_require_cmd()
+{
+	local cmd
+	for cmd in "$@"; do
+		command -v "$cmd" >/dev/null 2>&1 || tl_skip "$cmd is not installed (make deps)"
+	done
+}
+
+tl_require_prog()
+{
+	local prog
+	for prog in "$@"; do
+		[ -x "$TL_PROGS/$prog" ] || tl_fail "$TL_PROGS/$prog is missing (make release)"
+	done
+}
+
+tl_grep_log()
+{
+	grep -Eq -- "$1" "$TL_TMP/tallyd.log" 2>/dev/null
+}
+
+# True while the process runs (a zombie, not yet reaped, counts as stopped).
+tl_pid_alive()
+{
+	local state
+	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
+	state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+tl_broker_alive()
+{
+	tl_pid_alive "$TL_PID"
+}
+
+# A port below the kernel's ephemeral range (32768 and up by default, so a client's
+# outgoing connection cannot take it while the broker is down for a restart) that no
+# socket uses now.
+tl_pick_port()
+{
+	local port i
+	for i in $(seq 1 50); do
+		port=$((20000 + (RANDOM % 12000)))
+		if ! ss -Htan "sport = :$port" 2>/dev/null | grep -c . >/dev/null; then
+			echo "$port"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# Starts tallyd once; returns 0 when it listens, 2 when the port was taken, 1 otherwise.
+tl_start_once()
+{
+	local log=$TL_TMP/tallyd.log from deadline
+	printf '=== %s tl_start_broker port=%s args=%s\n' "$(date +%H:%M:%S.%3N)" "$TL_PORT" \
+		"${TL_BROKER_ARGS[*]}" >>"$log"
+	from=$(($(stat -c %s "$log") + 1))
+	"$TL_BIN/tallyd" --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT" \
+		--override "log.dirs=$TL_DATA" "${TL_BROKER_ARGS[@]}" >>"$log" 2>&1 &
+	TL_PID=$!
+	export TL_PID
+	deadline=$(($(date +%s%N) + TL_START_TIMEOUT_S * 1000000000))
+	while [ "$(date +%s%N)" -lt "$deadline" ]; do
+		# grep -c reads all its input: no SIGPIPE for tail to fail the pipeline with.
+		if tail -c "+$from" "$log" | grep -c 'broker: listening on ' >/dev/null; then
+			return 0
+		fi
+		if ! tl_broker_alive; then
+			wait "$TL_PID" 2>/dev/null
+			TL_PID=
+			if tail -c "+$from" "$log" | grep -c 'cannot listen.*EADDRINUSE' >/dev/null; then
+				return 2
+			fi
+			return 1
+		fi
+		sleep 0.02
+	done
+	tl_log "tallyd did not log 'listening on' within ${TL_START_TIMEOUT_S}s"
+	kill -9 "$TL_PID" 2>/dev/null
+	wait "$TL_PID" 2>/dev/null
+	TL_PID=
+	return 1
+}
+
+tl_start_broker()
+{
+	local rc tries=0
+	[ -x "$TL_BIN/tallyd" ] || tl_fail "$TL_BIN/tallyd is missing (make release)"
+	if tl_broker_alive; then
+		tl_fail "tl_start_broker: tallyd is already running pid=$TL_PID"
+	fi
+	if [ $# -gt 0 ] || [ -z "$TL_PORT" ]; then
+		TL_BROKER_ARGS=("$@")
+	fi
+	if [ -z "$TL_DATA" ]; then
+		TL_DATA=$TL_TMP/data
+		mkdir -p "$TL_DATA"
+		export TL_DATA
+	fi
+	if [ -z "$TL_PORT" ]; then
+		while :; do
+			TL_PORT=$(tl_pick_port) || tl_fail "no free port found"
+			TL_BROKER=127.0.0.1:$TL_PORT
+			export TL_PORT TL_BROKER
+			rc=0
+			tl_start_once || rc=$?
+			tries=$((tries + 1))
+			[ $rc -eq 2 ] && [ $tries -lt 5 ] && continue
+			break
+		done
+	else
+		rc=0
+		tl_start_once || rc=$?
+	fi
+	[ $rc -eq 0 ] || tl_fail "tallyd did not start (see $TL_TMP/tallyd.log)"
+}
+
+tl_stop_broker()
+{
+	local pid=$TL_PID rc=0 deadline
+	[ -n "$pid" ] || tl_fail "tl_stop_broker: no broker running"
+	kill -TERM "$pid" 2>/dev/null || true
+	deadline=$(($(date +%s%N) + TL_STOP_TIMEOUT_S * 1000000000))
+	while tl_pid_alive "$pid"; do
+		if [ "$(date +%s%N)" -ge "$deadline" ]; then
+			kill -9 "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			TL_PID=
+			tl_fail "tallyd did not exit within ${TL_STOP_TIMEOUT_S}s of SIGTERM"
+		fi
+		sleep 0.02
+	done
+	wait "$pid" 2>/dev/null || rc=$?
+	TL_PID=
+	[ $rc -eq 0 ] || tl_fail "tallyd exited with status $rc after SIGTERM (want 0)"
+}
+
+tl_kill9_broker()
+{
+	local pid=$TL_PID
+	[ -n "$pid" ] || tl_fail "tl_kill9_broker: no broker running"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	TL_PID=
+}
+
+tl_on_exit()
+{
+	local rc=$? pid
+	set +e
+	trap - EXIT
+	if [ -n "$TL_PID" ]; then
+		kill -9 "$TL_PID" 2>/dev/null
+		wait "$TL_PID" 2>/dev/null
+	fi
+	for pid in $(jobs -p); do
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ] || [ $TL_FAILED -ne 0 ]; then
+		if [ -s "$TL_TMP/tallyd.log" ]; then
+			echo "--- last 40 lines of $TL_TMP/tallyd.log (config lines left out)" >&2
+			grep -v ' info config: ' "$TL_TMP/tallyd.log" | tail -n 40 >&2
+			echo "---" >&2
+		fi
+		echo "[$TL_NAME] kept $TL_TMP" >&2
+	else
+		rm -rf "$TL_TMP"
+	fi
+	exit $rc
+}
+
+trap tl_on_exit EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT

@@ -1,0 +1,1538 @@
+/* rawproto.c - a Kafka client that writes raw frames, for broker conformance tests.
+ *   rawproto BROKER dedupe TOPIC             idempotent producer rules, on the wire
+ *   rawproto BROKER restart-write TOPIC      two idempotent batches; prints the pid
+ *   rawproto BROKER restart-check TOPIC PID  after a restart, their retries dedupe
+ *   rawproto BROKER badinput [SEED]          hostile frames, then a clean round trip
+ *   rawproto seeds REQUEST_DIR BATCH_DIR     seed corpora for tests/fuzz/ targets
+ * Requests are built with the generated codec (protocol/messages.h) and batches with
+ * protocol/records.h, so every byte sent is chosen here, wrong ones included.
+ * Exits 0 when the broker behaved as Kafka does; otherwise prints one FAIL line saying
+ * what differed and exits 1. badinput expects auto.create.topics.enable=false and the
+ * default socket.request.max.bytes and message.max.bytes. */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/time.h"
+#include "protocol/api.h"
+#include "protocol/batch.h"
+#include "protocol/messages.h"
+#include "protocol/records.h"
+#include "tally/error.h"
+
+#define IO_TIMEOUT_MS      15000       /* one request's answer, fsync included */
+#define RESPONSE_BYTES_MAX (64u << 20) /* larger answers mean a framing bug */
+#define ARENA_BYTES_MAX    (64u << 20)
+#define FETCH_BYTES_MAX    (32 << 20)
+#define STORED_VALUE_MAX   64 /* bytes of each fetched value kept for checks */
+#define GARBAGE_ROUNDS     400
+#define GARBAGE_WAIT_MS    30        /* how long a garbage frame may take to be answered */
+#define GARBAGE_HISTORY    16        /* frames remembered to explain a broker death */
+#define REQUEST_MAX_BYTES  104857600 /* socket.request.max.bytes default */
+#define MESSAGE_MAX_BYTES  1048588   /* message.max.bytes default */
+
+static const char *broker_addr;
+
+/* ---- reporting ---- */
+
+static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("rawproto: FAIL: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("rawproto: ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+static void expect_code(const char *what, int got, int want)
+{
+	if (got != want)
+		fail("%s: error code %d (%s), expected %d (%s)", what, got,
+		     tl_err_name((tl_err)got), want, tl_err_name((tl_err)want));
+}
+
+/* xorshift64*: the garbage frames are a function of the seed. */
+static uint64_t rng_state = 1;
+static uint64_t rng_next(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ULL;
+}
+static uint32_t rng_below(uint32_t n)
+{
+	return n ? (uint32_t)(rng_next() % n) : 0;
+}
+
+/* ---- connection ---- */
+
+struct client {
+	int fd;
+	int32_t correlation_id;
+};
+
+enum io_result {
+	IO_OK,
+	IO_CLOSED,
+	IO_TIMEOUT,
+};
+
+static int connect_fd(void)
+{
+	char host[256];
+	snprintf(host, sizeof(host), "%s", broker_addr);
+	char *colon = strrchr(host, ':');
+	if (!colon)
+		fail("broker address \"%s\" is not HOST:PORT", broker_addr);
+	*colon = '\0';
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rc != 0)
+		fail("getaddrinfo %s: %s", broker_addr, gai_strerror(rc));
+	int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+	if (fd == -1)
+		fail("socket: %s", strerror(errno));
+	if (connect(fd, res->ai_addr, res->ai_addrlen) == -1) {
+		int e = errno;
+		freeaddrinfo(res);
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	freeaddrinfo(res);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static void client_open(struct client *c)
+{
+	c->fd = connect_fd();
+	if (c->fd == -1)
+		fail("cannot connect to %s: %s (broker dead?)", broker_addr, strerror(errno));
+	c->correlation_id = 1;
+}
+
+static void client_close(struct client *c)
+{
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/* False when the peer has closed (EPIPE, ECONNRESET). */
+static bool send_all(int fd, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EPIPE || errno == ECONNRESET)
+				return false;
+			fail("send: %s", strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static enum io_result recv_exact(int fd, uint8_t *p, size_t len, int timeout_ms)
+{
+	size_t have = 0;
+	int64_t deadline = tl_mono_ms() + timeout_ms;
+	while (have < len) {
+		int64_t left = deadline - tl_mono_ms();
+		if (left <= 0)
+			return IO_TIMEOUT;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int n = poll(&pfd, 1, (int)left);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			fail("poll: %s", strerror(errno));
+		if (n == 0)
+			return IO_TIMEOUT;
+		ssize_t r = recv(fd, p + have, len - have, 0);
+		if (r == 0)
+			return IO_CLOSED;
+		if (r == -1) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			if (errno == ECONNRESET)
+				return IO_CLOSED;
+			fail("recv: %s", strerror(errno));
+		}
+		have += (size_t)r;
+	}
+	return IO_OK;
+}
+
+/* The broker must close the connection (Kafka's answer to a frame it cannot serve). */
+static void expect_closed(struct client *c, const char *what)
+{
+	uint8_t byte;
+	enum io_result io = recv_exact(c->fd, &byte, 1, IO_TIMEOUT_MS);
+	if (io == IO_OK)
+		fail("%s: the broker answered; expected it to close the connection", what);
+	if (io == IO_TIMEOUT)
+		fail("%s: the connection stayed open %d ms; expected the broker to close it", what,
+		     IO_TIMEOUT_MS);
+	client_close(c);
+}
+
+/* ---- requests and responses ---- */
+
+struct reply {
+	uint8_t *frame;
+	uint32_t len;
+	struct tl_cursor body; /* after the response header */
+	struct tl_arena arena;
+};
+
+static int32_t request_begin(struct client *c, struct tl_buf *frame, int16_t key, int16_t version)
+{
+	tl_buf_reset(frame);
+	tl_buf_i32(frame, 0);
+	struct tl_request_header header = {
+		.api_key = key,
+		.api_version = version,
+		.correlation_id = c->correlation_id++,
+		.client_id = tl_str_of("rawproto"),
+	};
+	tl_request_header_encode(frame, &header);
+	return header.correlation_id;
+}
+
+static void request_finish(struct tl_buf *frame)
+{
+	if (frame->failed)
+		fail("out of memory encoding a request");
+	tl_be32_put(frame->data, (uint32_t)(frame->len - 4));
+}
+
+static bool request_send(struct client *c, struct tl_buf *frame)
+{
+	request_finish(frame);
+	return send_all(c->fd, frame->data, frame->len);
+}
+
+static enum io_result reply_recv(struct client *c, int16_t key, int16_t version,
+				 int32_t correlation_id, struct reply *r)
+{
+	uint8_t size[4];
+	memset(r, 0, sizeof(*r));
+	enum io_result io = recv_exact(c->fd, size, 4, IO_TIMEOUT_MS);
+	if (io != IO_OK)
+		return io;
+	uint32_t len = tl_be32_get(size);
+	if (len < 4 || len > RESPONSE_BYTES_MAX)
+		fail("api %d: response size %" PRIu32 " out of range", key, len);
+	r->frame = malloc(len);
+	if (!r->frame)
+		fail("out of memory");
+	r->len = len;
+	io = recv_exact(c->fd, r->frame, len, IO_TIMEOUT_MS);
+	if (io != IO_OK)
+		fail("api %d: response of %" PRIu32 " bytes cut short", key, len);
+	tl_cursor_init(&r->body, r->frame, len);
+	int32_t got = -1;
+	if (tl_response_header_decode(&r->body, key, version, &got) != TL_OK)
+		fail("api %d v%d: response header does not decode", key, version);
+	if (got != correlation_id)
+		fail("api %d v%d: correlation id %d, expected %d (answers out of order?)", key,
+		     version, got, correlation_id);
+	tl_arena_init(&r->arena, ARENA_BYTES_MAX);
+	return IO_OK;
+}
+
+static void reply_must(struct client *c, int16_t key, int16_t version, int32_t correlation_id,
+		       struct reply *r)
+{
+	enum io_result io = reply_recv(c, key, version, correlation_id, r);
+	if (io == IO_CLOSED)
+		fail("api %d v%d: the broker closed the connection instead of answering", key,
+		     version);
+	if (io == IO_TIMEOUT)
+		fail("api %d v%d: no answer within %d ms", key, version, IO_TIMEOUT_MS);
+}
+
+static void reply_free(struct reply *r)
+{
+	free(r->frame);
+	r->frame = NULL;
+	tl_arena_deinit(&r->arena);
+}
+
+static void decoded(tl_err err, const struct reply *r, const char *what)
+{
+	if (err != TL_OK)
+		fail("%s response does not decode (%s)", what, tl_err_name(err));
+	if (tl_cursor_left(&r->body) != 0)
+		fail("%s response has %zu bytes left over after decoding", what,
+		     tl_cursor_left(&r->body));
+}
+
+/* ---- API calls ---- */
+
+static void encode_api_versions(struct client *c, struct tl_buf *frame, int16_t version,
+				int32_t *corr)
+{
+	struct tl_api_versions_request msg;
+	tl_api_versions_request_defaults(&msg);
+	msg.client_software_name = tl_str_of("rawproto");
+	msg.client_software_version = tl_str_of("1.0");
+	*corr = request_begin(c, frame, TL_API_API_VERSIONS, version);
+	tl_api_versions_request_encode(frame, version, &msg);
+}
+
+/* ApiVersions v3 must answer with no error and advertise Produce v9 and Fetch v12.
+ * Returns the first Kafka API (in protocol/messages.h's table) the broker does not
+ * advertise, or -1 when it serves them all. */
+static int16_t check_api_versions(struct client *c, const char *when)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr;
+	encode_api_versions(c, &frame, 3, &corr);
+	if (!request_send(c, &frame))
+		fail("ApiVersions %s: connection closed while sending", when);
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_API_VERSIONS, 3, corr, &r);
+	struct tl_api_versions_response resp;
+	decoded(tl_api_versions_response_decode(&r.body, 3, &r.arena, &resp), &r, "ApiVersions");
+	expect_code("ApiVersions", resp.error_code, 0);
+	bool produce = false, fetch = false;
+	for (int32_t i = 0; i < resp.api_keys_count; i++) {
+		const struct tl_api_versions_response_api_version *k = &resp.api_keys[i];
+		produce |= k->api_key == TL_API_PRODUCE && k->max_version >= 9;
+		fetch |= k->api_key == TL_API_FETCH && k->max_version >= 12;
+	}
+	if (!produce || !fetch)
+		fail("ApiVersions %s: Produce v9 or Fetch v12 not advertised", when);
+	int16_t unserved = -1;
+	for (int i = 0; i < tl_api_spec_count && unserved < 0; i++) {
+		bool served = false;
+		for (int32_t k = 0; k < resp.api_keys_count; k++)
+			served |= resp.api_keys[k].api_key == tl_api_specs[i].key;
+		if (!served)
+			unserved = tl_api_specs[i].key;
+	}
+	reply_free(&r);
+	return unserved;
+}
+
+static int16_t create_topic(struct client *c, const char *name, int32_t partitions)
+{
+	struct tl_create_topics_request_creatable_topic topic;
+	tl_create_topics_request_creatable_topic_defaults(&topic);
+	topic.name = tl_str_of(name);
+	topic.num_partitions = partitions;
+	topic.replication_factor = 1;
+	topic.assignments_count = 0;
+	topic.configs_count = 0;
+	struct tl_create_topics_request msg;
+	tl_create_topics_request_defaults(&msg);
+	msg.topics_count = 1;
+	msg.topics = &topic;
+	msg.timeout_ms = 10000;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_CREATE_TOPICS, 7);
+	tl_create_topics_request_encode(&frame, 7, &msg);
+	if (!request_send(c, &frame))
+		fail("CreateTopics: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_CREATE_TOPICS, 7, corr, &r);
+	struct tl_create_topics_response resp;
+	decoded(tl_create_topics_response_decode(&r.body, 7, &r.arena, &resp), &r, "CreateTopics");
+	if (resp.topics_count != 1)
+		fail("CreateTopics: %d topic results, expected 1", resp.topics_count);
+	int16_t code = resp.topics[0].error_code;
+	reply_free(&r);
+	return code;
+}
+
+static void ensure_topic(struct client *c, const char *name, int32_t partitions)
+{
+	int16_t code = create_topic(c, name, partitions);
+	if (code != 0 && code != TL_ERR_TOPIC_ALREADY_EXISTS)
+		fail("CreateTopics %s: error %d (%s)", name, code, tl_err_name((tl_err)code));
+}
+
+static void init_producer_id(struct client *c, int64_t *pid_out, int16_t *epoch_out)
+{
+	struct tl_init_producer_id_request msg;
+	tl_init_producer_id_request_defaults(&msg);
+	msg.transactional_id.ptr = NULL;
+	msg.transactional_id.len = -1;
+	msg.transaction_timeout_ms = 60000;
+	msg.producer_id = -1;
+	msg.producer_epoch = -1;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_INIT_PRODUCER_ID, 4);
+	tl_init_producer_id_request_encode(&frame, 4, &msg);
+	if (!request_send(c, &frame))
+		fail("InitProducerId: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_INIT_PRODUCER_ID, 4, corr, &r);
+	struct tl_init_producer_id_response resp;
+	decoded(tl_init_producer_id_response_decode(&r.body, 4, &r.arena, &resp), &r,
+		"InitProducerId");
+	expect_code("InitProducerId", resp.error_code, 0);
+	if (resp.producer_id < 0 || resp.producer_epoch < 0)
+		fail("InitProducerId: producer id %" PRId64 " epoch %d", resp.producer_id,
+		     resp.producer_epoch);
+	*pid_out = resp.producer_id;
+	*epoch_out = resp.producer_epoch;
+	reply_free(&r);
+}
+
+/* Encodes a Produce of @len bytes of records to one partition into @frame. */
+static int32_t encode_produce(struct client *c, struct tl_buf *frame, int16_t version, int16_t acks,
+			      const char *topic, int32_t partition, const uint8_t *data, size_t len)
+{
+	struct tl_produce_request_partition_produce_data pd;
+	tl_produce_request_partition_produce_data_defaults(&pd);
+	pd.index = partition;
+	pd.records.ptr = data;
+	pd.records.len = (int32_t)len;
+	struct tl_produce_request_topic_produce_data td;
+	tl_produce_request_topic_produce_data_defaults(&td);
+	td.name = tl_str_of(topic);
+	td.partition_data_count = 1;
+	td.partition_data = &pd;
+	struct tl_produce_request msg;
+	tl_produce_request_defaults(&msg);
+	msg.transactional_id.ptr = NULL;
+	msg.transactional_id.len = -1;
+	msg.acks = acks;
+	msg.timeout_ms = 10000;
+	msg.topic_data_count = 1;
+	msg.topic_data = &td;
+	int32_t corr = request_begin(c, frame, TL_API_PRODUCE, version);
+	tl_produce_request_encode(frame, version, &msg);
+	return corr;
+}
+
+static int32_t produce_send(struct client *c, int16_t version, int16_t acks, const char *topic,
+			    int32_t partition, const struct tl_buf *batch)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr =
+		encode_produce(c, &frame, version, acks, topic, partition, batch->data, batch->len);
+	if (!request_send(c, &frame))
+		fail("Produce: connection closed while sending");
+	tl_buf_deinit(&frame);
+	return corr;
+}
+
+/* Reads one single-partition Produce answer; returns its error code. */
+static int16_t produce_recv(struct client *c, int16_t version, int32_t corr, const char *topic,
+			    int32_t partition, int64_t *base_offset_out)
+{
+	struct reply r;
+	reply_must(c, TL_API_PRODUCE, version, corr, &r);
+	struct tl_produce_response resp;
+	decoded(tl_produce_response_decode(&r.body, version, &r.arena, &resp), &r, "Produce");
+	if (resp.responses_count != 1 || resp.responses[0].partition_responses_count != 1)
+		fail("Produce: expected one topic with one partition in the answer");
+	if (!tl_str_eq_c(resp.responses[0].name, topic))
+		fail("Produce: answer names topic \"%.*s\", expected \"%s\"",
+		     resp.responses[0].name.len, resp.responses[0].name.ptr, topic);
+	const struct tl_produce_response_partition_produce_response *p =
+		&resp.responses[0].partition_responses[0];
+	if (p->index != partition)
+		fail("Produce: answer for partition %d, expected %d", p->index, partition);
+	int16_t code = p->error_code;
+	*base_offset_out = p->base_offset;
+	if (code == 0 && p->base_offset < 0)
+		fail("Produce: no error but base offset %" PRId64, p->base_offset);
+	reply_free(&r);
+	return code;
+}
+
+static int16_t produce(struct client *c, int16_t version, const char *topic, int32_t partition,
+		       const struct tl_buf *batch, int64_t *base_offset_out)
+{
+	int32_t corr = produce_send(c, version, -1, topic, partition, batch);
+	return produce_recv(c, version, corr, topic, partition, base_offset_out);
+}
+
+/* ---- batches ---- */
+
+/* A batch of @count records whose values are "<prefix>-<i>". */
+static void build_batch(struct tl_buf *out, const char *prefix, int32_t count,
+			enum tl_compression compression, int64_t pid, int16_t epoch, int32_t seq)
+{
+	struct tl_records_builder builder;
+	tl_records_builder_init(&builder, compression);
+	int64_t now = tl_wall_ms();
+	for (int32_t i = 0; i < count; i++) {
+		char value[STORED_VALUE_MAX];
+		int n = snprintf(value, sizeof(value), "%s-%d", prefix, i);
+		struct tl_bytes key = {NULL, -1};
+		struct tl_bytes v = {(const uint8_t *)value, n};
+		if (tl_records_builder_append(&builder, now, key, v, NULL, 0) != TL_OK)
+			fail("builder append failed");
+	}
+	if (pid >= 0)
+		tl_records_builder_set_producer(&builder, pid, epoch, seq, false);
+	tl_buf_init(out);
+	tl_err err = tl_records_builder_finish(&builder, NULL, out);
+	if (err != TL_OK)
+		fail("builder finish: %s", tl_err_name(err));
+	tl_records_builder_deinit(&builder);
+}
+
+/* ---- fetching ---- */
+
+struct stored {
+	int64_t offset;
+	int64_t batch_base_offset;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t sequence;
+	char value[STORED_VALUE_MAX + 1]; /* NUL-terminated prefix of the value */
+	int32_t value_len;
+};
+
+struct stored_list {
+	struct stored *items;
+	size_t count;
+	size_t cap;
+	int64_t high_watermark;
+};
+
+static void stored_push(struct stored_list *list, const struct tl_batch_header *batch,
+			const struct tl_record *record)
+{
+	if (list->count == list->cap) {
+		list->cap = list->cap ? list->cap * 2 : 256;
+		list->items = realloc(list->items, list->cap * sizeof(*list->items));
+		if (!list->items)
+			fail("out of memory");
+	}
+	struct stored *s = &list->items[list->count++];
+	memset(s, 0, sizeof(*s));
+	s->offset = record->offset;
+	s->batch_base_offset = batch->base_offset;
+	s->producer_id = batch->producer_id;
+	s->producer_epoch = batch->producer_epoch;
+	s->sequence = record->sequence;
+	s->value_len = record->value.len;
+	if (record->value.len > 0) {
+		size_t n = (size_t)record->value.len;
+		if (n > STORED_VALUE_MAX)
+			n = STORED_VALUE_MAX;
+		memcpy(s->value, record->value.ptr, n);
+	}
+}
+
+static int32_t encode_fetch(struct client *c, struct tl_buf *frame, int16_t version,
+			    const char *topic, int32_t partition, int64_t offset, int32_t wait_ms)
+{
+	struct tl_fetch_request_fetch_partition fp;
+	tl_fetch_request_fetch_partition_defaults(&fp);
+	fp.partition = partition;
+	fp.current_leader_epoch = -1;
+	fp.fetch_offset = offset;
+	fp.last_fetched_epoch = -1;
+	fp.log_start_offset = -1;
+	fp.partition_max_bytes = FETCH_BYTES_MAX;
+	struct tl_fetch_request_fetch_topic ft;
+	tl_fetch_request_fetch_topic_defaults(&ft);
+	ft.topic = tl_str_of(topic);
+	ft.partitions_count = 1;
+	ft.partitions = &fp;
+	struct tl_fetch_request msg;
+	tl_fetch_request_defaults(&msg);
+	msg.replica_id = -1;
+	msg.max_wait_ms = wait_ms;
+	msg.min_bytes = 1;
+	msg.max_bytes = FETCH_BYTES_MAX;
+	msg.isolation_level = 0;
+	msg.session_id = 0;
+	msg.session_epoch = -1;
+	msg.topics_count = 1;
+	msg.topics = &ft;
+	msg.forgotten_topics_data_count = 0;
+	msg.rack_id = tl_str_of("");
+	int32_t corr = request_begin(c, frame, TL_API_FETCH, version);
+	tl_fetch_request_encode(frame, version, &msg);
+	return corr;
+}
+
+/* Appends the records of one fetched blob at or after @offset to @list; returns the
+ * next offset to fetch. Every batch's CRC is checked. */
+static int64_t collect_records(const struct tl_records *records, int64_t offset,
+			       struct stored_list *list)
+{
+	if (records->len <= 0)
+		return offset;
+	struct tl_records_iter iter;
+	tl_records_iter_init(&iter, records->ptr, (size_t)records->len);
+	iter.verify_crc = true;
+	struct tl_batch_header h;
+	tl_err err;
+	while ((err = tl_records_iter_next_batch(&iter, &h, NULL, NULL)) == TL_OK) {
+		struct tl_record rec;
+		while ((err = tl_records_iter_next(&iter, &rec)) == TL_OK) {
+			if (rec.offset < offset)
+				continue;
+			if (rec.offset != offset && offset >= 0)
+				fail("fetched record at offset %" PRId64 ", expected %" PRId64
+				     " (gap or disorder in the log)",
+				     rec.offset, offset);
+			stored_push(list, &h, &rec);
+			offset = rec.offset + 1;
+		}
+		if (err != TL_ERR_NOT_FOUND)
+			fail("fetched batch at %" PRId64 " has a bad record: %s", h.base_offset,
+			     tl_err_name(err));
+		if (tl_batch_last_offset(&h) + 1 > offset)
+			offset = tl_batch_last_offset(&h) + 1;
+	}
+	if (err != TL_ERR_NOT_FOUND)
+		fail("fetched data does not parse as record batches: %s", tl_err_name(err));
+	tl_records_iter_deinit(&iter);
+	return offset;
+}
+
+/* Reads the whole partition from offset 0 up to its high watermark. */
+static void fetch_all(struct client *c, const char *topic, int32_t partition,
+		      struct stored_list *list)
+{
+	memset(list, 0, sizeof(*list));
+	int64_t offset = 0;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	for (int round = 0;; round++) {
+		if (round > 10000)
+			fail("Fetch %s-%d: no end after 10000 rounds", topic, partition);
+		int32_t corr = encode_fetch(c, &frame, 12, topic, partition, offset, 0);
+		if (!request_send(c, &frame))
+			fail("Fetch: connection closed while sending");
+		struct reply r;
+		reply_must(c, TL_API_FETCH, 12, corr, &r);
+		struct tl_fetch_response resp;
+		decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
+		expect_code("Fetch", resp.error_code, 0);
+		if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
+			fail("Fetch: expected one topic with one partition in the answer");
+		const struct tl_fetch_response_partition_data *p = &resp.responses[0].partitions[0];
+		expect_code("Fetch partition", p->error_code, 0);
+		list->high_watermark = p->high_watermark;
+		int64_t next = collect_records(&p->records, offset, list);
+		reply_free(&r);
+		if (next >= list->high_watermark)
+			break;
+		if (next == offset)
+			fail("Fetch %s-%d at %" PRId64
+			     ": no progress below high watermark %" PRId64,
+			     topic, partition, offset, list->high_watermark);
+		offset = next;
+	}
+	tl_buf_deinit(&frame);
+	if ((int64_t)list->count != list->high_watermark)
+		fail("Fetch %s-%d: %zu records below high watermark %" PRId64, topic, partition,
+		     list->count, list->high_watermark);
+}
+
+static void stored_free(struct stored_list *list)
+{
+	free(list->items);
+	memset(list, 0, sizeof(*list));
+}
+
+/* Checks that records [@from, @from + @count) of @list are "<prefix>-0".. in order. */
+static void expect_values(const struct stored_list *list, size_t from, const char *prefix,
+			  int32_t count)
+{
+	for (int32_t i = 0; i < count; i++) {
+		char want[STORED_VALUE_MAX];
+		snprintf(want, sizeof(want), "%s-%d", prefix, i);
+		size_t at = from + (size_t)i;
+		if (at >= list->count)
+			fail("log ends at %zu records; expected \"%s\" at offset %zu", list->count,
+			     want, at);
+		if (strcmp(list->items[at].value, want) != 0)
+			fail("offset %" PRId64 " holds \"%s\", expected \"%s\"",
+			     list->items[at].offset, list->items[at].value, want);
+	}
+}
+
+/* ---- dedupe: idempotent producer rules ---- */
+
+static void dedupe_retries(struct client *c, const char *topic, int64_t pid, int16_t epoch)
+{
+	/* The same batch three times, one after the other: one copy, one offset. */
+	struct tl_buf a;
+	build_batch(&a, "a", 10, TL_COMPRESSION_NONE, pid, epoch, 0);
+	int64_t base_a = -1;
+	for (int i = 0; i < 3; i++) {
+		int64_t base;
+		expect_code("idempotent batch seq 0 (sent again)",
+			    produce(c, 9, topic, 0, &a, &base), 0);
+		if (i == 0)
+			base_a = base;
+		else if (base != base_a)
+			fail("retry %d of batch seq 0 answered base offset %" PRId64
+			     ", the original has %" PRId64,
+			     i, base, base_a);
+	}
+	if (base_a != 0)
+		fail("first batch of a new topic got base offset %" PRId64, base_a);
+	/* Three copies pipelined on one connection: the retries arrive before the original
+	 * is durable, and must still be answered with its offset, in order. */
+	struct tl_buf b;
+	build_batch(&b, "b", 5, TL_COMPRESSION_ZSTD, pid, epoch, 10);
+	int32_t corr[3];
+	for (int i = 0; i < 3; i++)
+		corr[i] = produce_send(c, 9, -1, topic, 0, &b);
+	for (int i = 0; i < 3; i++) {
+		int64_t base;
+		expect_code("pipelined copy of batch seq 10",
+			    produce_recv(c, 9, corr[i], topic, 0, &base), 0);
+		if (base != 10)
+			fail("pipelined copy %d of batch seq 10 answered base offset %" PRId64
+			     ", expected 10",
+			     i, base);
+	}
+	/* An older cached batch (one of the last five) is still a duplicate. */
+	int64_t base;
+	expect_code("retry of an older cached batch", produce(c, 9, topic, 0, &a, &base), 0);
+	if (base != 0)
+		fail("retry of batch seq 0 after seq 10 answered base offset %" PRId64, base);
+	tl_buf_deinit(&a);
+	tl_buf_deinit(&b);
+
+	struct stored_list list;
+	fetch_all(c, topic, 0, &list);
+	if (list.count != 15)
+		fail("after 7 sends of 2 batches the log holds %zu records, expected 15",
+		     list.count);
+	expect_values(&list, 0, "a", 10);
+	expect_values(&list, 10, "b", 5);
+	for (size_t i = 0; i < list.count; i++)
+		if (list.items[i].producer_id != pid || list.items[i].sequence != (int32_t)i)
+			fail("offset %zu: producer %" PRId64 " sequence %d, expected %" PRId64
+			     " and %zu",
+			     i, list.items[i].producer_id, list.items[i].sequence, pid, i);
+	stored_free(&list);
+}
+
+static void dedupe_errors(struct client *c, const char *topic, int64_t pid)
+{
+	int64_t base;
+	struct tl_buf batch;
+	/* Next expected sequence is 15. */
+	build_batch(&batch, "gap", 2, TL_COMPRESSION_NONE, pid, 0, 20);
+	expect_code("sequence gap (20 after 14)", produce(c, 9, topic, 0, &batch, &base),
+		    TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+	tl_buf_deinit(&batch);
+	build_batch(&batch, "c", 2, TL_COMPRESSION_NONE, pid, 0, 15);
+	expect_code("in-order batch after a refused gap", produce(c, 9, topic, 0, &batch, &base),
+		    0);
+	if (base != 15)
+		fail("batch seq 15 got base offset %" PRId64 ", expected 15", base);
+	tl_buf_deinit(&batch);
+	/* A higher epoch starts over at sequence 0. */
+	build_batch(&batch, "d", 3, TL_COMPRESSION_NONE, pid, 1, 0);
+	expect_code("epoch bump to 1 at seq 0", produce(c, 9, topic, 0, &batch, &base), 0);
+	if (base != 17)
+		fail("epoch 1 batch got base offset %" PRId64 ", expected 17", base);
+	tl_buf_deinit(&batch);
+	build_batch(&batch, "old", 1, TL_COMPRESSION_NONE, pid, 0, 17);
+	expect_code("batch of the fenced epoch 0", produce(c, 9, topic, 0, &batch, &base),
+		    TL_ERR_INVALID_PRODUCER_EPOCH);
+	tl_buf_deinit(&batch);
+	build_batch(&batch, "bump", 1, TL_COMPRESSION_NONE, pid, 2, 5);
+	expect_code("epoch bump to 2 at seq 5", produce(c, 9, topic, 0, &batch, &base),
+		    TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+	tl_buf_deinit(&batch);
+}
+
+static void dedupe_new_producer(struct client *c, const char *topic)
+{
+	int64_t pid, base;
+	int16_t epoch;
+	init_producer_id(c, &pid, &epoch);
+	struct tl_buf batch;
+	/* log/producer_state.h: a producer unknown to the partition must start at 0. */
+	build_batch(&batch, "unknown", 1, TL_COMPRESSION_NONE, pid, epoch, 7);
+	expect_code("new producer id with first sequence 7", produce(c, 9, topic, 0, &batch, &base),
+		    TL_ERR_UNKNOWN_PRODUCER_ID);
+	tl_buf_deinit(&batch);
+	build_batch(&batch, "e", 2, TL_COMPRESSION_NONE, pid, epoch, 0);
+	expect_code("new producer id at sequence 0", produce(c, 3, topic, 0, &batch, &base), 0);
+	if (base != 20)
+		fail("second producer's batch got base offset %" PRId64 ", expected 20", base);
+	tl_buf_deinit(&batch);
+}
+
+static int run_dedupe(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	check_api_versions(&c, "at start");
+	ensure_topic(&c, topic, 1);
+	int64_t pid;
+	int16_t epoch;
+	init_producer_id(&c, &pid, &epoch);
+	if (epoch != 0)
+		fail("InitProducerId without a transactional id gave epoch %d, expected 0", epoch);
+	note("producer id %" PRId64 " epoch %d", pid, epoch);
+	dedupe_retries(&c, topic, pid, epoch);
+	note("retried batches stored once");
+	dedupe_errors(&c, topic, pid);
+	note("sequence gap and fenced epoch refused");
+	dedupe_new_producer(&c, topic);
+	struct stored_list list;
+	fetch_all(&c, topic, 0, &list);
+	if (list.count != 22)
+		fail("log holds %zu records at the end, expected 22", list.count);
+	expect_values(&list, 0, "a", 10);
+	expect_values(&list, 10, "b", 5);
+	expect_values(&list, 15, "c", 2);
+	expect_values(&list, 17, "d", 3);
+	expect_values(&list, 20, "e", 2);
+	for (size_t i = 17; i < 20; i++)
+		if (list.items[i].producer_epoch != 1)
+			fail("offset %zu: epoch %d, expected 1", i, list.items[i].producer_epoch);
+	stored_free(&list);
+	client_close(&c);
+	note("dedupe: all checks passed");
+	return 0;
+}
+
+/* ---- restart: producer state survives the broker ---- */
+
+/* Writes batches seq 0 (10 records) and seq 10 (5 records) of a fresh producer to an
+ * empty topic and prints the producer id. */
+static int run_restart_write(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, topic, 1);
+	int64_t pid, base;
+	int16_t epoch;
+	init_producer_id(&c, &pid, &epoch);
+	struct tl_buf batch;
+	build_batch(&batch, "ra", 10, TL_COMPRESSION_NONE, pid, epoch, 0);
+	expect_code("restart-write seq 0", produce(&c, 9, topic, 0, &batch, &base), 0);
+	if (base != 0)
+		fail("restart-write: first batch at offset %" PRId64 ", topic not empty?", base);
+	tl_buf_deinit(&batch);
+	build_batch(&batch, "rb", 5, TL_COMPRESSION_ZSTD, pid, epoch, 10);
+	expect_code("restart-write seq 10", produce(&c, 9, topic, 0, &batch, &base), 0);
+	tl_buf_deinit(&batch);
+	client_close(&c);
+	printf("%" PRId64 "\n", pid);
+	return 0;
+}
+
+/* After a restart: retries of both batches are recognised (original offsets, nothing
+ * appended), a gap is still refused, and the log still holds the 15 records. */
+static int run_restart_check(const char *topic, int64_t pid)
+{
+	struct client c;
+	client_open(&c);
+	int64_t base;
+	struct tl_buf batch;
+	build_batch(&batch, "ra", 10, TL_COMPRESSION_NONE, pid, 0, 0);
+	expect_code("retry of seq 0 after restart", produce(&c, 9, topic, 0, &batch, &base), 0);
+	if (base != 0)
+		fail("retry of seq 0 after restart answered base offset %" PRId64
+		     ", expected 0 (producer state lost: the batch was appended again?)",
+		     base);
+	tl_buf_deinit(&batch);
+	build_batch(&batch, "rb", 5, TL_COMPRESSION_ZSTD, pid, 0, 10);
+	expect_code("retry of seq 10 after restart", produce(&c, 9, topic, 0, &batch, &base), 0);
+	if (base != 10)
+		fail("retry of seq 10 after restart answered base offset %" PRId64 ", expected 10",
+		     base);
+	tl_buf_deinit(&batch);
+	build_batch(&batch, "rgap", 1, TL_COMPRESSION_NONE, pid, 0, 20);
+	expect_code("sequence gap after restart", produce(&c, 9, topic, 0, &batch, &base),
+		    TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+	tl_buf_deinit(&batch);
+	struct stored_list list;
+	fetch_all(&c, topic, 0, &list);
+	if (list.count != 15)
+		fail("after restart and retries the log holds %zu records, expected 15",
+		     list.count);
+	expect_values(&list, 0, "ra", 10);
+	expect_values(&list, 10, "rb", 5);
+	stored_free(&list);
+	client_close(&c);
+	note("restart: retries recognised from rebuilt producer state");
+	return 0;
+}
+
+/* ---- badinput: framing ---- */
+
+static void send_bytes_expect_closed(const void *data, size_t len, const char *what)
+{
+	struct client c;
+	client_open(&c);
+	if (send_all(c.fd, data, len))
+		expect_closed(&c, what);
+	client_close(&c);
+}
+
+static void bad_framing(void)
+{
+	uint8_t frame[64];
+	tl_be32_put(frame, (uint32_t)REQUEST_MAX_BYTES + 1);
+	send_bytes_expect_closed(frame, 4, "size prefix above socket.request.max.bytes");
+	tl_be32_put(frame, 0x7fffffffu);
+	send_bytes_expect_closed(frame, 4, "size prefix 2^31-1");
+	tl_be32_put(frame, 0xffffffffu);
+	send_bytes_expect_closed(frame, 4, "size prefix -1");
+	tl_be32_put(frame, 0);
+	send_bytes_expect_closed(frame, 4, "size prefix 0");
+	tl_be32_put(frame, 3);
+	memset(frame + 4, 0, 3);
+	send_bytes_expect_closed(frame, 7, "frame of 3 bytes");
+	/* A header whose client id runs past the frame. */
+	memset(frame, 0, sizeof(frame));
+	tl_be32_put(frame, 12);
+	tl_be16_put(frame + 4, TL_API_METADATA);
+	tl_be16_put(frame + 6, 1);
+	tl_be32_put(frame + 8, 7);
+	tl_be16_put(frame + 12, 500);
+	send_bytes_expect_closed(frame, 16, "client id longer than the frame");
+
+	/* Truncated frames: the peer goes away mid-frame, small and large. */
+	struct client c;
+	client_open(&c);
+	tl_be32_put(frame, 100);
+	send_all(c.fd, frame, 54);
+	client_close(&c);
+	client_open(&c);
+	tl_be32_put(frame, 50u << 20);
+	uint8_t *big = calloc(1, 1u << 20);
+	if (!big)
+		fail("out of memory");
+	send_all(c.fd, frame, 4);
+	send_all(c.fd, big, 1u << 20);
+	free(big);
+	client_close(&c);
+	client_open(&c);
+	check_api_versions(&c, "after truncated frames");
+	client_close(&c);
+	note("framing: oversize, undersize and truncated frames handled");
+}
+
+/* A request for @key at @version whose body is @body_len zero bytes. */
+static void header_only_frame(struct tl_buf *frame, int16_t key, int16_t version, size_t body_len)
+{
+	tl_buf_reset(frame);
+	tl_buf_i32(frame, 0);
+	struct tl_request_header header = {key, version, 42, tl_str_of("rawproto")};
+	tl_request_header_encode(frame, &header);
+	uint8_t *body = tl_buf_extend(frame, body_len);
+	if (body_len && body)
+		memset(body, 0, body_len);
+	request_finish(frame);
+}
+
+static void bad_versions(void)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	struct client c;
+	client_open(&c);
+	int16_t unserved = check_api_versions(&c, "before bad versions");
+	client_close(&c);
+	char unserved_what[96];
+	snprintf(unserved_what, sizeof(unserved_what),
+		 "Kafka API %d, which the broker does not advertise", unserved);
+	struct {
+		int16_t key;
+		int16_t version;
+		const char *what;
+	} cases[] = {
+		{999, 0, "unknown api key 999"},
+		{-1, 0, "api key -1"},
+		{unserved >= 0 ? unserved : 999, 0, unserved_what},
+		{TL_API_PRODUCE, 99, "Produce v99"},
+		{TL_API_PRODUCE, -1, "Produce v-1"},
+		{TL_API_FETCH, 17, "Fetch v17"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		header_only_frame(&frame, cases[i].key, cases[i].version, 16);
+		send_bytes_expect_closed(frame.data, frame.len, cases[i].what);
+	}
+	/* ApiVersions at a version the broker does not know: a v0 answer with
+	 * UNSUPPORTED_VERSION and the supported ApiVersions range; the connection stays. */
+	client_open(&c);
+	int32_t corr;
+	encode_api_versions(&c, &frame, 3, &corr);
+	tl_be16_put(frame.data + 6, 99); /* api_version field of the header */
+	if (!request_send(&c, &frame))
+		fail("ApiVersions v99: connection closed while sending");
+	struct reply r;
+	reply_must(&c, TL_API_API_VERSIONS, 0, corr, &r);
+	struct tl_api_versions_response resp;
+	decoded(tl_api_versions_response_decode(&r.body, 0, &r.arena, &resp), &r,
+		"ApiVersions v99 (read as v0)");
+	expect_code("ApiVersions v99", resp.error_code, TL_ERR_UNSUPPORTED_VERSION);
+	bool listed = false;
+	for (int32_t i = 0; i < resp.api_keys_count; i++)
+		listed |= resp.api_keys[i].api_key == TL_API_API_VERSIONS &&
+			  resp.api_keys[i].min_version == 0 && resp.api_keys[i].max_version >= 3;
+	if (!listed)
+		fail("ApiVersions v99: the answer does not give the supported ApiVersions range");
+	reply_free(&r);
+	check_api_versions(&c, "on the connection that sent ApiVersions v99");
+	client_close(&c);
+	/* A known request whose body does not decode. */
+	header_only_frame(&frame, TL_API_PRODUCE, 9, 3);
+	send_bytes_expect_closed(frame.data, frame.len, "Produce v9 with a 3-byte body");
+	header_only_frame(&frame, TL_API_FETCH, 12, 1);
+	send_bytes_expect_closed(frame.data, frame.len, "Fetch v12 with a 1-byte body");
+	tl_buf_deinit(&frame);
+	note("versions: unknown keys and versions close, ApiVersions answers v0 with error 35");
+}
+
+/* ---- badinput: produce errors ---- */
+
+static void bad_batches(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	int64_t base;
+	struct tl_buf batch;
+
+	build_batch(&batch, "crc", 3, TL_COMPRESSION_NONE, -1, -1, -1);
+	batch.data[batch.len - 1] ^= 0x01;
+	expect_code("batch with a bad CRC", produce(&c, 9, topic, 0, &batch, &base),
+		    TL_ERR_CORRUPT_MESSAGE);
+	batch.data[batch.len - 1] ^= 0x01;
+	/* batchLength says more than was sent. */
+	batch.len -= 5;
+	expect_code("batch cut short", produce(&c, 9, topic, 0, &batch, &base),
+		    TL_ERR_CORRUPT_MESSAGE);
+	tl_buf_deinit(&batch);
+
+	/* One record above message.max.bytes, in a request well under the frame limit. */
+	struct tl_records_builder builder;
+	tl_records_builder_init(&builder, TL_COMPRESSION_NONE);
+	size_t big_len = MESSAGE_MAX_BYTES + 4096;
+	uint8_t *big = calloc(1, big_len);
+	if (!big)
+		fail("out of memory");
+	struct tl_bytes no_key = {NULL, -1};
+	struct tl_bytes value = {big, (int32_t)big_len};
+	if (tl_records_builder_append(&builder, tl_wall_ms(), no_key, value, NULL, 0) != TL_OK)
+		fail("builder append failed");
+	tl_buf_init(&batch);
+	if (tl_records_builder_finish(&builder, NULL, &batch) != TL_OK)
+		fail("builder finish failed");
+	tl_records_builder_deinit(&builder);
+	free(big);
+	expect_code("batch above message.max.bytes", produce(&c, 9, topic, 0, &batch, &base),
+		    TL_ERR_MESSAGE_TOO_LARGE);
+	tl_buf_deinit(&batch);
+
+	build_batch(&batch, "lost", 2, TL_COMPRESSION_NONE, -1, -1, -1);
+	expect_code("topic that does not exist (auto-create off)",
+		    produce(&c, 9, "no-such-topic", 0, &batch, &base),
+		    TL_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+	expect_code("partition 7 of a 1-partition topic", produce(&c, 9, topic, 7, &batch, &base),
+		    TL_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+	expect_code("partition -1", produce(&c, 3, topic, -1, &batch, &base),
+		    TL_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+	int32_t corr = produce_send(&c, 9, 2, topic, 0, &batch);
+	expect_code("acks=2", produce_recv(&c, 9, corr, topic, 0, &base),
+		    TL_ERR_INVALID_REQUIRED_ACKS);
+	check_api_versions(&c, "after refused batches, same connection");
+
+	/* acks=0: a valid batch gets no answer, so the next answer is the next request's. */
+	build_batch(&batch, "acks0", 2, TL_COMPRESSION_NONE, -1, -1, -1);
+	produce_send(&c, 9, 0, topic, 0, &batch);
+	check_api_versions(&c, "after an acks=0 produce");
+	/* acks=0 with an error: the broker closes the connection (Kafka's only signal). */
+	produce_send(&c, 9, 0, "no-such-topic", 0, &batch);
+	expect_closed(&c, "acks=0 produce to an unknown topic");
+	tl_buf_deinit(&batch);
+	note("produce: CRC, truncation, size, topic, partition and acks errors as Kafka");
+}
+
+/* Pipelines produces and disconnects before any answer: the broker must finish the
+ * writes it took (their waiters outlive the connection) without crashing. */
+static void abandoned_produces(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	struct tl_buf batch;
+	build_batch(&batch, "pipe", 4, TL_COMPRESSION_NONE, -1, -1, -1);
+	for (int i = 0; i < 50; i++)
+		produce_send(&c, 9, -1, topic, 0, &batch);
+	client_close(&c);
+	tl_buf_deinit(&batch);
+	client_open(&c);
+	check_api_versions(&c, "after abandoned produces");
+	client_close(&c);
+}
+
+/* ---- badinput: garbage frames ---- */
+
+struct garbage {
+	uint8_t bytes[2048];
+	size_t len;
+	int mode;
+};
+
+static struct garbage history[GARBAGE_HISTORY];
+
+/* Templates for mutation: valid requests of several APIs, size prefix included. */
+struct templates {
+	struct tl_buf frames[12];
+	int count;
+};
+
+static void templates_build(struct templates *t, const char *topic)
+{
+	struct client fake = {-1, 1000};
+	memset(t, 0, sizeof(*t));
+	for (size_t i = 0; i < sizeof(t->frames) / sizeof(t->frames[0]); i++)
+		tl_buf_init(&t->frames[i]);
+	struct tl_buf batch;
+	build_batch(&batch, "mut", 3, TL_COMPRESSION_NONE, -1, -1, -1);
+	encode_produce(&fake, &t->frames[t->count++], 9, -1, topic, 0, batch.data, batch.len);
+	encode_produce(&fake, &t->frames[t->count++], 3, 1, topic, 0, batch.data, batch.len);
+	tl_buf_deinit(&batch);
+	build_batch(&batch, "mutz", 3, TL_COMPRESSION_ZSTD, -1, -1, -1);
+	encode_produce(&fake, &t->frames[t->count++], 7, -1, topic, 0, batch.data, batch.len);
+	tl_buf_deinit(&batch);
+	encode_fetch(&fake, &t->frames[t->count++], 12, topic, 0, 0, 5);
+	encode_fetch(&fake, &t->frames[t->count++], 4, topic, 0, 0, 5);
+
+	struct tl_metadata_request_metadata_request_topic mt;
+	tl_metadata_request_metadata_request_topic_defaults(&mt);
+	mt.name = tl_str_of(topic);
+	struct tl_metadata_request md;
+	tl_metadata_request_defaults(&md);
+	md.topics_count = 1;
+	md.topics = &mt;
+	md.allow_auto_topic_creation = false;
+	request_begin(&fake, &t->frames[t->count], TL_API_METADATA, 12);
+	tl_metadata_request_encode(&t->frames[t->count++], 12, &md);
+	request_begin(&fake, &t->frames[t->count], TL_API_METADATA, 1);
+	tl_metadata_request_encode(&t->frames[t->count++], 1, &md);
+
+	struct tl_list_offsets_request_list_offsets_partition lp;
+	tl_list_offsets_request_list_offsets_partition_defaults(&lp);
+	lp.partition_index = 0;
+	lp.timestamp = -1;
+	struct tl_list_offsets_request_list_offsets_topic lt;
+	tl_list_offsets_request_list_offsets_topic_defaults(&lt);
+	lt.name = tl_str_of(topic);
+	lt.partitions_count = 1;
+	lt.partitions = &lp;
+	struct tl_list_offsets_request lo;
+	tl_list_offsets_request_defaults(&lo);
+	lo.replica_id = -1;
+	lo.topics_count = 1;
+	lo.topics = &lt;
+	request_begin(&fake, &t->frames[t->count], TL_API_LIST_OFFSETS, 7);
+	tl_list_offsets_request_encode(&t->frames[t->count++], 7, &lo);
+
+	struct tl_join_group_request_join_group_request_protocol jp;
+	tl_join_group_request_join_group_request_protocol_defaults(&jp);
+	static const uint8_t meta[] = {0,   0,   0,   0,   0,   1,   0,    18,   'z',  'z',
+				       '-', 'm', 'u', 't', 'a', 't', 'i',  'o',  'n',  '-',
+				       't', 'a', 'r', 'g', 'e', 't', 0xff, 0xff, 0xff, 0xff};
+	jp.name = tl_str_of("range");
+	jp.metadata.ptr = meta;
+	jp.metadata.len = (int32_t)sizeof(meta);
+	struct tl_join_group_request jg;
+	tl_join_group_request_defaults(&jg);
+	jg.group_id = tl_str_of("mut-group");
+	jg.session_timeout_ms = 10000;
+	jg.rebalance_timeout_ms = 10000;
+	jg.member_id = tl_str_of("");
+	jg.group_instance_id.ptr = NULL;
+	jg.group_instance_id.len = -1;
+	jg.protocol_type = tl_str_of("consumer");
+	jg.protocols_count = 1;
+	jg.protocols = &jp;
+	request_begin(&fake, &t->frames[t->count], TL_API_JOIN_GROUP, 7);
+	tl_join_group_request_encode(&t->frames[t->count++], 7, &jg);
+
+	struct tl_init_producer_id_request ip;
+	tl_init_producer_id_request_defaults(&ip);
+	ip.transactional_id.ptr = NULL;
+	ip.transactional_id.len = -1;
+	ip.producer_id = -1;
+	ip.producer_epoch = -1;
+	request_begin(&fake, &t->frames[t->count], TL_API_INIT_PRODUCER_ID, 4);
+	tl_init_producer_id_request_encode(&t->frames[t->count++], 4, &ip);
+
+	int32_t corr;
+	encode_api_versions(&fake, &t->frames[t->count++], 3, &corr);
+	for (int i = 0; i < t->count; i++)
+		request_finish(&t->frames[i]);
+}
+
+static void templates_free(struct templates *t)
+{
+	for (size_t i = 0; i < sizeof(t->frames) / sizeof(t->frames[0]); i++)
+		tl_buf_deinit(&t->frames[i]);
+}
+
+/* APIs the random-header mode may name: never CreateTopics or DeleteTopics, so garbage
+ * cannot make the broker create 100000 partitions or delete the test's topics. */
+static const int16_t garbage_keys[] = {
+	TL_API_PRODUCE,          TL_API_FETCH,         TL_API_LIST_OFFSETS,
+	TL_API_METADATA,         TL_API_OFFSET_COMMIT, TL_API_OFFSET_FETCH,
+	TL_API_FIND_COORDINATOR, TL_API_JOIN_GROUP,    TL_API_HEARTBEAT,
+	TL_API_LEAVE_GROUP,      TL_API_SYNC_GROUP,    TL_API_DESCRIBE_GROUPS,
+	TL_API_LIST_GROUPS,      TL_API_API_VERSIONS,  TL_API_DESCRIBE_CONFIGS,
+	TL_API_INIT_PRODUCER_ID, TL_API_DELETE_GROUPS, TL_API_OFFSET_DELETE,
+};
+
+static void garbage_make(struct garbage *g, const struct templates *t)
+{
+	g->mode = (int)rng_below(4);
+	if (g->mode == 0) {
+		/* Random bytes behind a truthful size prefix. */
+		g->len = 4 + rng_below(300);
+		for (size_t i = 4; i < g->len; i++)
+			g->bytes[i] = (uint8_t)rng_next();
+		tl_be32_put(g->bytes, (uint32_t)(g->len - 4));
+	} else if (g->mode == 1) {
+		/* A valid header for a served API, then a random body. */
+		int16_t key =
+			garbage_keys[rng_below(sizeof(garbage_keys) / sizeof(garbage_keys[0]))];
+		int16_t version = (int16_t)rng_below(13);
+		struct tl_buf frame;
+		tl_buf_init(&frame);
+		header_only_frame(&frame, key, version, 0);
+		size_t body = rng_below(400);
+		memcpy(g->bytes, frame.data, frame.len);
+		g->len = frame.len + body;
+		tl_buf_deinit(&frame);
+		for (size_t i = g->len - body; i < g->len; i++)
+			g->bytes[i] = (uint8_t)(rng_below(4) == 0 ? 0 : rng_next());
+		tl_be32_put(g->bytes, (uint32_t)(g->len - 4));
+	} else {
+		/* A valid request with a few bytes changed, sometimes cut or lying about its
+		 * size (mode 3). */
+		const struct tl_buf *frame = &t->frames[rng_below((uint32_t)t->count)];
+		g->len = frame->len < sizeof(g->bytes) ? frame->len : sizeof(g->bytes);
+		memcpy(g->bytes, frame->data, g->len);
+		uint32_t changes = 1 + rng_below(6);
+		for (uint32_t i = 0; i < changes; i++) {
+			size_t at = 4 + rng_below((uint32_t)(g->len - 4));
+			static const uint8_t special[] = {0x00, 0xff, 0x7f, 0x80, 0x01, 0xfe};
+			switch (rng_below(3)) {
+			case 0:
+				g->bytes[at] ^= (uint8_t)(1u << rng_below(8));
+				break;
+			case 1:
+				g->bytes[at] = special[rng_below(sizeof(special))];
+				break;
+			default:
+				g->bytes[at] = (uint8_t)rng_next();
+				break;
+			}
+		}
+		if (g->mode == 3) {
+			if (rng_below(2))
+				g->len = 4 + rng_below((uint32_t)(g->len - 4));
+			else
+				tl_be32_put(g->bytes, tl_be32_get(g->bytes) + rng_below(64));
+		}
+	}
+}
+
+static void garbage_report_death(int round, uint64_t seed)
+{
+	fprintf(stderr,
+		"rawproto: the broker stopped answering after garbage frame %d "
+		"(seed %" PRIu64 "); last frames sent, newest last:\n",
+		round, seed);
+	for (int back = GARBAGE_HISTORY - 1; back >= 0; back--) {
+		int r = round - back;
+		if (r < 0)
+			continue;
+		const struct garbage *g = &history[r % GARBAGE_HISTORY];
+		fprintf(stderr, "  #%d mode %d len %zu:", r, g->mode, g->len);
+		for (size_t i = 0; i < g->len && i < 96; i++)
+			fprintf(stderr, " %02x", g->bytes[i]);
+		fputc('\n', stderr);
+	}
+}
+
+static void garbage_frames(const char *mut_topic, uint64_t seed)
+{
+	struct templates t;
+	templates_build(&t, mut_topic);
+	rng_state = seed ? seed : 1;
+	for (int round = 0; round < GARBAGE_ROUNDS; round++) {
+		struct garbage *g = &history[round % GARBAGE_HISTORY];
+		garbage_make(g, &t);
+		int fd = connect_fd();
+		if (fd == -1) {
+			garbage_report_death(round - 1, seed);
+			fail("cannot connect after garbage frame %d: %s", round - 1,
+			     strerror(errno));
+		}
+		if (send_all(fd, g->bytes, g->len)) {
+			/* Read whatever comes (an answer or the close), briefly. */
+			uint8_t sink[4096];
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			int64_t deadline = tl_mono_ms() + GARBAGE_WAIT_MS;
+			while (tl_mono_ms() < deadline &&
+			       poll(&pfd, 1, (int)(deadline - tl_mono_ms())) > 0) {
+				ssize_t n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+				if (n <= 0 && !(n == -1 && errno == EAGAIN))
+					break;
+			}
+		}
+		close(fd);
+		if (round % 50 == 49) {
+			struct client c;
+			c.fd = connect_fd();
+			c.correlation_id = 1;
+			if (c.fd == -1) {
+				garbage_report_death(round, seed);
+				fail("cannot connect after garbage frame %d: %s", round,
+				     strerror(errno));
+			}
+			check_api_versions(&c, "during garbage frames");
+			client_close(&c);
+		}
+	}
+	templates_free(&t);
+	note("garbage: %d seeded frames (seed %" PRIu64 ") survived", GARBAGE_ROUNDS, seed);
+}
+
+/* ---- seeds for the fuzz targets (tests/fuzz/) ---- */
+
+static void seed_write(const char *dir, const char *name, uint8_t mode, bool with_mode,
+		       const uint8_t *data, size_t len)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		fail("cannot write %s: %s", path, strerror(errno));
+	if (with_mode)
+		fputc(mode, f);
+	fwrite(data, 1, len, f);
+	if (fclose(f) != 0)
+		fail("cannot write %s: %s", path, strerror(errno));
+}
+
+/* Request frames (no size prefix) for fuzz_request: the badinput templates, and a
+ * header with a small zero body for every API and version in the specs. Batches for
+ * fuzz_batch, behind its mode byte. */
+static int run_seeds(const char *request_dir, const char *batch_dir)
+{
+	struct templates t;
+	templates_build(&t, "seed-topic");
+	char name[64];
+	for (int i = 0; i < t.count; i++) {
+		snprintf(name, sizeof(name), "template-%02d", i);
+		seed_write(request_dir, name, 0, false, t.frames[i].data + 4, t.frames[i].len - 4);
+	}
+	templates_free(&t);
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	for (int i = 0; i < tl_api_spec_count; i++) {
+		const struct tl_api_spec *spec = &tl_api_specs[i];
+		for (int16_t v = spec->version_min; v <= spec->version_max; v++) {
+			header_only_frame(&frame, spec->key, v, 8);
+			snprintf(name, sizeof(name), "header-%d-v%d", spec->key, v);
+			seed_write(request_dir, name, 0, false, frame.data + 4, frame.len - 4);
+		}
+	}
+	tl_buf_deinit(&frame);
+	static const struct {
+		enum tl_compression compression;
+		int64_t pid;
+		int32_t count;
+	} batches[] = {
+		{TL_COMPRESSION_NONE, -1, 1},
+		{TL_COMPRESSION_NONE, 77, 5},
+		{TL_COMPRESSION_ZSTD, -1, 20},
+	};
+	for (size_t i = 0; i < sizeof(batches) / sizeof(batches[0]); i++) {
+		struct tl_buf batch;
+		build_batch(&batch, "seed", batches[i].count, batches[i].compression,
+			    batches[i].pid, 0, 0);
+		for (uint8_t mode = 0; mode < 2; mode++) {
+			snprintf(name, sizeof(name), "batch-%zu-mode%d", i, mode);
+			seed_write(batch_dir, name, mode, true, batch.data, batch.len);
+		}
+		tl_buf_deinit(&batch);
+	}
+	struct tl_buf control;
+	tl_buf_init(&control);
+	if (tl_records_control_marker_build(&control, true, 77, 1, 3, 1700000000000) != TL_OK)
+		fail("control marker build failed");
+	seed_write(batch_dir, "control-mode0", 0, true, control.data, control.len);
+	tl_buf_deinit(&control);
+	static const uint8_t build[] = {2,   3, 0,   0,   0, 1,   1, 2,    1,    'k', 'v',
+					'w', 2, 'h', 'i', 1, 'x', 5, 0xff, 0xff, 0};
+	seed_write(batch_dir, "build-mode2", 2, true, build, sizeof(build));
+	return 0;
+}
+
+/* ---- badinput: the round trip afterwards ---- */
+
+static void round_trip(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	check_api_versions(&c, "after bad input");
+	static const struct {
+		int16_t version;
+		enum tl_compression compression;
+		int32_t count;
+		const char *prefix;
+	} sends[] = {
+		{3, TL_COMPRESSION_NONE, 1, "rt3"},
+		{7, TL_COMPRESSION_ZSTD, 500, "rt7z"},
+		{9, TL_COMPRESSION_NONE, 1000, "rt9"},
+		{9, TL_COMPRESSION_ZSTD, 7, "rt9z"},
+	};
+	/* What is in the log already: acks=0 and abandoned batches (and round trips of
+	 * earlier runs on the same broker), nothing else. */
+	struct stored_list before;
+	fetch_all(&c, topic, 0, &before);
+	for (size_t i = 0; i < before.count; i++) {
+		const char *v = before.items[i].value;
+		bool known = strncmp(v, "acks0-", 6) == 0 || strncmp(v, "pipe-", 5) == 0;
+		for (size_t k = 0; k < sizeof(sends) / sizeof(sends[0]); k++)
+			known |= strncmp(v, sends[k].prefix, strlen(sends[k].prefix)) == 0 &&
+				 v[strlen(sends[k].prefix)] == '-';
+		if (!known)
+			fail("offset %" PRId64 " holds \"%s\", which no accepted produce sent",
+			     before.items[i].offset, v);
+	}
+	int64_t expect_base = before.high_watermark;
+	for (size_t i = 0; i < sizeof(sends) / sizeof(sends[0]); i++) {
+		struct tl_buf batch;
+		build_batch(&batch, sends[i].prefix, sends[i].count, sends[i].compression, -1, -1,
+			    -1);
+		int64_t base;
+		expect_code("round-trip produce",
+			    produce(&c, sends[i].version, topic, 0, &batch, &base), 0);
+		if (base != expect_base)
+			fail("round-trip batch %zu got base offset %" PRId64 ", expected %" PRId64,
+			     i, base, expect_base);
+		expect_base += sends[i].count;
+		tl_buf_deinit(&batch);
+	}
+	struct stored_list after;
+	fetch_all(&c, topic, 0, &after);
+	if (after.high_watermark != expect_base)
+		fail("high watermark %" PRId64 ", expected %" PRId64, after.high_watermark,
+		     expect_base);
+	for (size_t i = 0; i < before.count; i++)
+		if (strcmp(before.items[i].value, after.items[i].value) != 0)
+			fail("offset %zu changed from \"%s\" to \"%s\"", i, before.items[i].value,
+			     after.items[i].value);
+	size_t at = before.count;
+	for (size_t i = 0; i < sizeof(sends) / sizeof(sends[0]); i++) {
+		expect_values(&after, at, sends[i].prefix, sends[i].count);
+		at += (size_t)sends[i].count;
+	}
+	note("round trip: %zu records read back intact (%zu from earlier accepted sends)",
+	     after.count, before.count);
+	stored_free(&before);
+	stored_free(&after);
+	client_close(&c);
+}
+
+static int run_badinput(uint64_t seed)
+{
+	const char *topic = "rt-main";
+	const char *mut_topic = "zz-mutation-target";
+	struct client c;
+	client_open(&c);
+	check_api_versions(&c, "at start");
+	ensure_topic(&c, topic, 1);
+	ensure_topic(&c, mut_topic, 1);
+	client_close(&c);
+	bad_framing();
+	bad_versions();
+	bad_batches(topic);
+	abandoned_produces(topic);
+	garbage_frames(mut_topic, seed);
+	round_trip(topic);
+	note("badinput: all checks passed");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc >= 4 && strcmp(argv[2], "dedupe") == 0) {
+		broker_addr = argv[1];
+		return run_dedupe(argv[3]);
+	}
+	if (argc >= 4 && strcmp(argv[1], "seeds") == 0)
+		return run_seeds(argv[2], argv[3]);
+	if (argc >= 4 && strcmp(argv[2], "restart-write") == 0) {
+		broker_addr = argv[1];
+		return run_restart_write(argv[3]);
+	}
+	if (argc >= 5 && strcmp(argv[2], "restart-check") == 0) {
+		broker_addr = argv[1];
+		return run_restart_check(argv[3], strtoll(argv[4], NULL, 10));
+	}
+	if (argc >= 3 && strcmp(argv[2], "badinput") == 0) {
+		broker_addr = argv[1];
+		uint64_t seed = argc >= 4 ? strtoull(argv[3], NULL, 10) : 1;
+		return run_badinput(seed);
+	}
+	fprintf(stderr, "usage: rawproto BROKER dedupe TOPIC\n"
+			"       rawproto BROKER restart-write TOPIC      (prints the producer id)\n"
+			"       rawproto BROKER restart-check TOPIC PID\n"
+			"       rawproto BROKER badinput [SEED]\n"
+			"       rawproto seeds REQUEST_DIR BATCH_DIR     (fuzz corpus seeds)\n");
+	return 2;
+}

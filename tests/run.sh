@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs every executable tests/integration/*.sh in name order, each under a timeout, and
+# prints one line per test with its time; ends with the line `N passed, N failed, N
+# skipped`. Exit status of a test: 0 pass, 77 skip, anything else (timeout included)
+# fail. Exits 1 if any test failed.
+#   tests/run.sh                 every test
+#   tests/run.sh 101 kcat        only tests whose file name contains one of the words
+# TALLY_TEST_TIMEOUT_S overrides the per-test limit (default 300 s, 1800 s when
+# TALLY_TEST_LONG=1). The output of a test is shown only when it fails, or always
+# with TALLY_TEST_VERBOSE=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${TALLY_TEST_LONG:-0}" = 1 ]; then
+	limit=${TALLY_TEST_TIMEOUT_S:-1800}
+else
+	limit=${TALLY_TEST_TIMEOUT_S:-300}
+fi
+
+out_dir=$(mktemp -d "${TMPDIR:-/tmp}/tally-run.XXXXXX") || exit 1
+trap 'rm -rf "$out_dir"' EXIT
+
+selected()
+{
+	local name=$1 word
+	[ $# -eq 1 ] && return 0
+	shift
+	for word in "$@"; do
+		case "$name" in *"$word"*) return 0 ;; esac
+	done
+	return 1
+}
+
+passed=0
+failed=0
+skipped=0
+failed_names=()
+start_all=$(date +%s%N)
+for t in tests/integration/*.sh; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	name=$(basename "$t" .sh)
+	selected "$name" "$@" || continue
+	out=$out_dir/$name.out
+	start=$(date +%s%N)
+	timeout --kill-after=15 "$limit" "$t" >"$out" 2>&1 </dev/null
+	rc=$?
+	secs=$(awk -v ns=$(($(date +%s%N) - start)) 'BEGIN { printf "%.1f", ns / 1e9 }')
+	case $rc in
+	0)
+		passed=$((passed + 1))
+		printf 'PASS  %-40s %7ss\n' "$name" "$secs"
+		;;
+	77)
+		skipped=$((skipped + 1))
+		why=$(grep -m1 'SKIP:' "$out" | sed 's/.*SKIP: //')
+		printf 'SKIP  %-40s %7ss  %s\n' "$name" "$secs" "$why"
+		;;
+	*)
+		failed=$((failed + 1))
+		failed_names+=("$name")
+		if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+			printf 'FAIL  %-40s %7ss  (timed out after %ss)\n' "$name" "$secs" "$limit"
+		else
+			printf 'FAIL  %-40s %7ss  (exit %d)\n' "$name" "$secs" "$rc"
+		fi
+		lines=$(wc -l <"$out")
+		[ "$lines" -le 300 ] || echo "    | ... (first $((lines - 300)) lines left out)"
+		tail -n 300 "$out" | sed 's/^/    | /'
+		;;
+	esac
+	if [ "${TALLY_TEST_VERBOSE:-0}" = 1 ] && [ $rc -eq 0 ]; then
+		sed 's/^/    | /' "$out"
+	fi
+done
+total=$(awk -v ns=$(($(date +%s%N) - start_all)) 'BEGIN { printf "%.1f", ns / 1e9 }')
+if [ $failed -ne 0 ]; then
+	echo "failed: ${failed_names[*]} (total ${total}s)"
+else
+	echo "total ${total}s"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ]
