@@ -10,6 +10,11 @@
  *       broker that restarts are handled as a service would: abortable errors abort
  *       and rewind, fatal ones (fenced) make a new producer. Exits 0 once the group's
  *       committed offsets equal IN's end offsets, 1 after SECONDS.
+ *       COPIER_WINDOW_MS (env, default 200) is how long one transaction collects.
+ *   rdk_txn_copier plain BROKERS IN OUT GROUP SECONDS
+ *       The same copy without transactions, for comparison: an idempotent producer,
+ *       flushed, then a synchronous offset commit every COPIER_WINDOW_MS (at least once;
+ *       a crash between the two duplicates output). Exits 0 once IN is consumed.
  *   rdk_txn_copier fence BROKERS TOPIC TXN_ID
  *       Producer A opens a transaction; producer B with the same TXN_ID initialises;
  *       A's next transactional call must fail as fenced (fatal). Exits 0 if so.
@@ -182,6 +187,12 @@ static int txn_end(rd_kafka_t *producer, int commit, int *fatal)
 	return 0;
 }
 
+static double window_s(void)
+{
+	const char *env = getenv("COPIER_WINDOW_MS");
+	return (env ? atof(env) : 200.0) / 1000.0;
+}
+
 static int copy(const char *brokers, const char *in, const char *out, const char *group,
 		const char *txn_id, int abort_every, double seconds)
 {
@@ -198,7 +209,7 @@ static int copy(const char *brokers, const char *in, const char *out, const char
 			return 1;
 		}
 		int n = 0, failed = 0;
-		double until = now_s() + 0.2;
+		double until = now_s() + window_s();
 		while (n < TXN_RECORDS_MAX && now_s() < until) {
 			rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 50);
 			if (!msg)
@@ -275,6 +286,53 @@ static int copy(const char *brokers, const char *in, const char *out, const char
 	return 1;
 }
 
+static int plain(const char *brokers, const char *in, const char *out, const char *group,
+		 double seconds)
+{
+	rd_kafka_t *consumer = consumer_new(brokers, group, in);
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	set(conf, "bootstrap.servers", brokers);
+	set(conf, "enable.idempotence", "true");
+	set(conf, "linger.ms", "5");
+	char err[256];
+	rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!producer)
+		return 2;
+	double start = now_s(), deadline = start + seconds;
+	int64_t copied = 0;
+	while (now_s() < deadline) {
+		int n = 0;
+		double until = now_s() + window_s();
+		while (now_s() < until) {
+			rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 50);
+			if (!msg)
+				continue;
+			if (!msg->err) {
+				while (rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(out),
+							 RD_KAFKA_V_KEY(msg->key, msg->key_len),
+							 RD_KAFKA_V_VALUE(msg->payload, msg->len),
+							 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+							 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+					rd_kafka_poll(producer, 10);
+				n++;
+			}
+			rd_kafka_message_destroy(msg);
+		}
+		rd_kafka_flush(producer, TIMEOUT_MS);
+		if (n > 0)
+			rd_kafka_commit(consumer, NULL, 0);
+		copied += n;
+		if (n == 0 && input_done(consumer, in)) {
+			fprintf(stderr, "copier: plain done copied=%" PRId64 "\n", copied);
+			rd_kafka_consumer_close(consumer);
+			rd_kafka_destroy(consumer);
+			rd_kafka_destroy(producer);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 static int fence(const char *brokers, const char *topic, const char *txn_id)
 {
 	rd_kafka_t *a = producer_new(brokers, txn_id);
@@ -333,6 +391,8 @@ int main(int argc, char **argv)
 			    atof(argv[8]));
 	if (argc == 5 && strcmp(argv[1], "fence") == 0)
 		return fence(argv[2], argv[3], argv[4]);
+	if (argc == 7 && strcmp(argv[1], "plain") == 0)
+		return plain(argv[2], argv[3], argv[4], argv[5], atof(argv[6]));
 	if (argc == 5 && strcmp(argv[1], "abandon") == 0)
 		return abandon(argv[2], argv[3], argv[4]);
 	fprintf(stderr, "usage: rdk_txn_copier copy BROKERS IN OUT GROUP TXN_ID ABORT_EVERY "
