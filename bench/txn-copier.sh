@@ -25,7 +25,7 @@ now() { date +%s.%N; }
 t0=$(now)
 COPIER_WINDOW_MS=100 "$copier" plain "$b" input out-plain g-plain 600 2>"$dir/plain.log"
 t1=$(now)
-COPIER_WINDOW_MS=100 "$copier" copy "$b" input out-txn g-txn txn-bench 0 600 2>"$dir/txn.log"
+COPIER_WINDOW_MS=100 COPIER_TXN_MAX=1000000 "$copier" copy "$b" input out-txn g-txn txn-bench 0 600 2>"$dir/txn.log"
 t2=$(now)
 awk -v n="$count" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
   p = n / (b - a); t = n / (c - b);

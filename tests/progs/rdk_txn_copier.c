@@ -10,7 +10,8 @@
  *       broker that restarts are handled as a service would: abortable errors abort
  *       and rewind, fatal ones (fenced) make a new producer. Exits 0 once the group's
  *       committed offsets equal IN's end offsets, 1 after SECONDS.
- *       COPIER_WINDOW_MS (env, default 200) is how long one transaction collects.
+ *       COPIER_WINDOW_MS (env, default 200) is how long one transaction collects, and
+ *       COPIER_TXN_MAX (env, default 500) how many records it takes at most.
  *   rdk_txn_copier plain BROKERS IN OUT GROUP SECONDS
  *       The same copy without transactions, for comparison: an idempotent producer,
  *       flushed, then a synchronous offset commit every COPIER_WINDOW_MS (at least once;
@@ -187,6 +188,12 @@ static int txn_end(rd_kafka_t *producer, int commit, int *fatal)
 	return 0;
 }
 
+static int txn_records_max(void)
+{
+	const char *env = getenv("COPIER_TXN_MAX");
+	return env ? atoi(env) : TXN_RECORDS_MAX;
+}
+
 static double window_s(void)
 {
 	const char *env = getenv("COPIER_WINDOW_MS");
@@ -210,7 +217,8 @@ static int copy(const char *brokers, const char *in, const char *out, const char
 		}
 		int n = 0, failed = 0;
 		double until = now_s() + window_s();
-		while (n < TXN_RECORDS_MAX && now_s() < until) {
+		int max = txn_records_max();
+		while (n < max && now_s() < until) {
 			rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 50);
 			if (!msg)
 				continue;
