@@ -3,6 +3,8 @@
 # It changes to the repository root and sets:
 #   TL_ROOT    the repository root
 #   TL_BIN     build/bin (tallyd)
+#   TL_TALLYD  the tallyd binary the tests start: $TALLYD if set (e.g. build/asan/tallyd
+#              to run a suite under ASan+UBSan), else $TL_BIN/tallyd
 #   TL_PROGS   build/release/tests/progs (tests/progs/*.c, built by `make release`)
 #   TL_NAME    the test's name (script name without .sh)
 #   TL_TMP     a fresh per-test temp dir; removed on exit unless the test failed
@@ -31,6 +33,7 @@
 TL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$TL_ROOT" || exit 1
 TL_BIN=$TL_ROOT/build/bin
+TL_TALLYD=${TALLYD:-$TL_BIN/tallyd}
 TL_PROGS=$TL_ROOT/build/release/tests/progs
 TL_NAME=$(basename "$0" .sh)
 case "${TALLY_TEST_LONG:-0}" in
@@ -125,7 +128,7 @@ tl_start_once()
 	printf '=== %s tl_start_broker port=%s args=%s\n' "$(date +%H:%M:%S.%3N)" "$TL_PORT" \
 		"${TL_BROKER_ARGS[*]}" >>"$log"
 	from=$(($(stat -c %s "$log") + 1))
-	"$TL_BIN/tallyd" --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT" \
+	"$TL_TALLYD" --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT" \
 		--override "log.dirs=$TL_DATA" "${TL_BROKER_ARGS[@]}" >>"$log" 2>&1 &
 	TL_PID=$!
 	export TL_PID
@@ -155,7 +158,7 @@ tl_start_once()
 tl_start_broker()
 {
 	local rc tries=0
-	[ -x "$TL_BIN/tallyd" ] || tl_fail "$TL_BIN/tallyd is missing (make release)"
+	[ -x "$TL_TALLYD" ] || tl_fail "$TL_TALLYD is missing (make release)"
 	if tl_broker_alive; then
 		tl_fail "tl_start_broker: tallyd is already running pid=$TL_PID"
 	fi
