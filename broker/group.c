@@ -2089,8 +2089,22 @@ static int32_t offset_partitions(struct tl_request *req, struct group *g, struct
 	return n;
 }
 
-/* OffsetFetch for one group, in the v8+ shape (older versions are copied out of it). */
-static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, int32_t topic_count,
+/* Has a producer's transaction staged an offset for @topic/@partition, not yet decided? */
+static bool txn_offset_pending(const struct group *g, struct tl_str topic, int32_t partition)
+{
+	for (const struct txn_offsets *t = g ? g->txn_offsets : NULL; t; t = t->next)
+		for (const struct offset_entry *e = t->entries; e; e = e->next)
+			if (e->partition == partition && ostr_eq(e->topic, topic))
+				return true;
+	return false;
+}
+
+/* OffsetFetch for one group, in the v8+ shape (older versions are copied out of it).
+ * With @require_stable (v7+, read_committed consumers), a partition whose offset a
+ * transaction has staged but not yet decided answers UNSTABLE_OFFSET_COMMIT (KIP-447),
+ * which clients retry: the answer would otherwise be the offset before the commit. */
+static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, bool require_stable,
+			       int32_t topic_count,
 			       const struct tl_str *topic_names, int32_t *const *topic_parts,
 			       const int32_t *topic_part_counts,
 			       struct tl_offset_fetch_response_offset_fetch_response_group *out)
@@ -2127,6 +2141,10 @@ static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, i
 			op->partition_index = parts[i];
 			fetch_one(g, ot->name, parts[i], &op->committed_offset,
 				  &op->committed_leader_epoch, &op->metadata);
+			if (require_stable && txn_offset_pending(g, ot->name, parts[i])) {
+				op->error_code = (int16_t)TL_ERR_UNSTABLE_OFFSET_COMMIT;
+				op->committed_offset = -1;
+			}
 		}
 	}
 }
@@ -2158,6 +2176,7 @@ offset_fetch_flatten(struct tl_request *req,
 			op->committed_offset = src->committed_offset;
 			op->committed_leader_epoch = src->committed_leader_epoch;
 			op->metadata = src->metadata;
+			op->error_code = src->error_code;
 		}
 	}
 }
@@ -2195,8 +2214,8 @@ void tl_handle_offset_fetch(struct tl_request *req, struct tl_cursor *body)
 				parts[t] = in->topics[t].partition_indexes;
 				counts[t] = in->topics[t].partition_indexes_count;
 			}
-			offset_fetch_group(req, in->group_id, n, names, parts, counts,
-					   &resp.groups[gi]);
+			offset_fetch_group(req, in->group_id, msg.require_stable, n, names, parts,
+					   counts, &resp.groups[gi]);
 		}
 	} else {
 		int32_t n = msg.topics_count;
@@ -2215,7 +2234,8 @@ void tl_handle_offset_fetch(struct tl_request *req, struct tl_cursor *body)
 			parts[t] = msg.topics[t].partition_indexes;
 			counts[t] = msg.topics[t].partition_indexes_count;
 		}
-		offset_fetch_group(req, msg.group_id, n, names, parts, counts, &group);
+		offset_fetch_group(req, msg.group_id, version >= 7 && msg.require_stable, n, names,
+				   parts, counts, &group);
 		offset_fetch_flatten(req, &group, &resp);
 	}
 	tl_response_begin(req);
