@@ -48,6 +48,7 @@ static const struct tl_conf_key consumer_keys[] = {
 	{"heartbeat.interval.ms", TL_CONF_INT, "3000", 1, INT32_MAX, NULL, NULL},
 	{"max.poll.interval.ms", TL_CONF_INT, "300000", 1, INT32_MAX, NULL, NULL},
 	{"partition.assignment.strategy", TL_CONF_ENUM, "range", 0, 0, "range", NULL},
+	{"return.control.records", TL_CONF_BOOL, "false", 0, 0, NULL, NULL},
 };
 
 TL_EXPORT struct tl_consumer_conf *tl_consumer_conf_create(void)
@@ -1140,8 +1141,37 @@ static bool chunk_batch_visible(struct tl_consumer *consumer, struct fetch_chunk
 	return !(tl_batch_is_transactional(h) && chunk_producer_aborting(chunk, h->producer_id));
 }
 
+/* The batch-level fields of the record handed out next. */
+static void record_fill_batch(struct tl_consumer_record *out, const struct tl_batch_header *h)
+{
+	out->producer_id = h->producer_id;
+	out->producer_epoch = h->producer_id >= 0 ? h->producer_epoch : -1;
+	out->is_transactional = tl_batch_is_transactional(h);
+	out->control_type = TL_CONSUMER_CONTROL_NONE;
+}
+
+/* Hands out a control batch as one record (return.control.records=true). */
+static void control_fill(struct tl_consumer *consumer, const struct consumer_part *part,
+			 const struct tl_batch_header *h, int control_type)
+{
+	struct tl_consumer_record *out = &consumer->record;
+	memset(out, 0, sizeof(*out));
+	out->topic = part->topic;
+	out->partition = part->partition;
+	out->offset = h->base_offset;
+	out->timestamp_ms = h->max_timestamp;
+	out->key_len = -1;
+	out->value_len = -1;
+	out->headers = consumer->headers;
+	record_fill_batch(out, h);
+	out->sequence = -1;
+	out->control_type = control_type == TL_BATCH_CONTROL_ABORT    ? TL_CONSUMER_CONTROL_ABORT
+			    : control_type == TL_BATCH_CONTROL_COMMIT ? TL_CONSUMER_CONTROL_COMMIT
+								      : TL_CONSUMER_CONTROL_OTHER;
+}
+
 static tl_err record_fill(struct tl_consumer *consumer, const struct consumer_part *part,
-			  const struct tl_record *rec)
+			  const struct tl_batch_header *batch, const struct tl_record *rec)
 {
 	if (rec->header_count > consumer->headers_cap) {
 		struct tl_consumer_header *h =
@@ -1169,6 +1199,8 @@ static tl_err record_fill(struct tl_consumer *consumer, const struct consumer_pa
 	out->value_len = rec->value.len;
 	out->header_count = rec->header_count;
 	out->headers = consumer->headers;
+	record_fill_batch(out, batch);
+	out->sequence = rec->sequence;
 	return TL_OK;
 }
 
@@ -1203,7 +1235,10 @@ static tl_err chunk_next(struct tl_consumer *consumer, struct fetch_chunk *chunk
 	for (;;) {
 		if (!chunk->in_batch) {
 			struct tl_batch_header h;
-			tl_err err = tl_records_iter_next_batch(&chunk->iter, &h, NULL, NULL);
+			const uint8_t *batch_data;
+			size_t batch_len;
+			tl_err err = tl_records_iter_next_batch(&chunk->iter, &h, &batch_data,
+								&batch_len);
 			if (err != TL_OK)
 				return err;
 			chunk->batch_last_offset = tl_batch_last_offset(&h);
@@ -1212,6 +1247,11 @@ static tl_err chunk_next(struct tl_consumer *consumer, struct fetch_chunk *chunk
 			bool visible = chunk_batch_visible(consumer, chunk, &h);
 			if (!visible) {
 				part->position = chunk->batch_last_offset + 1;
+				if (consumer->return_control && tl_batch_is_control(&h)) {
+					control_fill(consumer, part, &h,
+						     tl_batch_control_type(batch_data, batch_len));
+					return TL_OK;
+				}
 				continue;
 			}
 			chunk->in_batch = true;
@@ -1235,7 +1275,7 @@ static tl_err chunk_next(struct tl_consumer *consumer, struct fetch_chunk *chunk
 			}
 			part->skip_before_ms = -1;
 		}
-		err = record_fill(consumer, part, &rec);
+		err = record_fill(consumer, part, &chunk->iter.batch, &rec);
 		if (err != TL_OK)
 			return err;
 		part->position = rec.offset + 1;
@@ -1582,6 +1622,24 @@ TL_EXPORT tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
 	}
 }
 
+TL_EXPORT tl_err tl_consumer_group_metadata(struct tl_consumer *consumer,
+					    struct tl_consumer_group_metadata *out)
+{
+	if (!consumer->group_id)
+		return TL_ERR_INVALID;
+	out->group_id = consumer->group_id;
+	out->generation_id = -1;
+	out->member_id = "";
+	out->group_instance_id = consumer->group_instance_id;
+	/* Only a member of the current generation names it: that is what lets the group
+	 * coordinator refuse a zombie's transactional commit (KIP-447). */
+	if (consumer->group.state == GROUP_STABLE && consumer->group.member_id) {
+		out->generation_id = consumer->group.generation_id;
+		out->member_id = consumer->group.member_id;
+	}
+	return TL_OK;
+}
+
 TL_EXPORT const char *tl_consumer_last_error(struct tl_consumer *consumer)
 {
 	return consumer->last_error;
@@ -1622,6 +1680,7 @@ static tl_err consumer_settings(struct tl_consumer *consumer, const struct tl_co
 	consumer->heartbeat_interval_ms = (int32_t)tl_conf_int(conf, "heartbeat.interval.ms");
 	consumer->max_poll_interval_ms = (int32_t)tl_conf_int(conf, "max.poll.interval.ms");
 	consumer->check_crcs = tl_conf_bool(conf, "check.crcs");
+	consumer->return_control = tl_conf_bool(conf, "return.control.records");
 	consumer->commit_cb = cc->commit_cb;
 	consumer->commit_opaque = cc->commit_opaque;
 	if (consumer->request_timeout_ms <= consumer->fetch_max_wait_ms) {

@@ -136,6 +136,7 @@ struct tl_consumer {
 	int32_t heartbeat_interval_ms;
 	int32_t max_poll_interval_ms;
 	bool check_crcs;
+	bool return_control; /* return.control.records: hand out COMMIT/ABORT markers */
 	tl_consumer_commit_fn commit_cb;
 	void *commit_opaque;
 

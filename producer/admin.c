@@ -4,12 +4,14 @@
 #include "tally/admin.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
 #include "common/assert.h"
+#include "common/time.h"
 #include "conf.h"
 #include "export.h"
 #include "protocol/messages.h"
@@ -22,6 +24,7 @@ static const struct tl_conf_key admin_keys[] = {
 	{"client.id", TL_CONF_STR, "libtally-admin", 0, 0, NULL, NULL},
 	{"request.timeout.ms", TL_CONF_INT, "30000", 1, INT32_MAX, NULL, NULL},
 	{"reconnect.backoff.ms", TL_CONF_INT, "50", 0, 3600000, NULL, NULL},
+	{"allow.auto.create.topics", TL_CONF_BOOL, "false", 0, 0, NULL, NULL},
 };
 
 struct tl_admin_conf {
@@ -30,6 +33,7 @@ struct tl_admin_conf {
 
 struct tl_admin {
 	struct tl_client *client;
+	bool allow_auto_create; /* describe_topics lets the broker create missing topics */
 	char last_error[512];
 };
 
@@ -88,6 +92,7 @@ TL_EXPORT tl_err tl_admin_create(const struct tl_admin_conf *ac, struct tl_admin
 		free(admin);
 		return err;
 	}
+	admin->allow_auto_create = tl_conf_bool(&ac->conf, "allow.auto.create.topics");
 	*out = admin;
 	return TL_OK;
 }
@@ -349,7 +354,7 @@ static tl_err admin_metadata(struct tl_admin *admin, const char *const *names, i
 	tl_metadata_request_defaults(&req);
 	req.topics_count = names ? count : -1;
 	req.topics = ts;
-	req.allow_auto_topic_creation = false;
+	req.allow_auto_topic_creation = names && admin->allow_auto_create;
 	struct tl_buf resp_bytes;
 	tl_buf_init(&resp_bytes);
 	int16_t version;
@@ -432,4 +437,1586 @@ TL_EXPORT void tl_admin_topics_destroy(struct tl_admin_topics *topics)
 	tl_arena_deinit(&result->arena);
 	free(result->topics);
 	free(result);
+}
+
+/* ---- shared by the calls below ---- */
+
+/* The storage behind each result struct below: one arena owns its strings and arrays. */
+struct admin_result {
+	struct tl_arena arena;
+	union {
+		struct tl_admin_cluster cluster;
+		struct tl_admin_groups groups;
+		struct tl_admin_group_description group;
+		struct tl_admin_group_offsets offsets;
+		struct tl_admin_txns txns;
+		struct tl_admin_txn_description txn;
+		struct tl_admin_producers producers;
+	} pub;
+};
+
+static struct admin_result *result_create(void)
+{
+	struct admin_result *result = calloc(1, sizeof(*result));
+	if (result)
+		tl_arena_init(&result->arena, ADMIN_ARENA_MAX);
+	return result;
+}
+
+/* Frees the result whose public part is at @pub (NULL is ignored). */
+static void result_destroy(void *pub)
+{
+	if (!pub)
+		return;
+	struct admin_result *result =
+		(struct admin_result *)((char *)pub - offsetof(struct admin_result, pub));
+	tl_arena_deinit(&result->arena);
+	free(result);
+}
+
+/* Like arena_strdup, but a null wire string stays NULL. */
+static char *arena_strdup_null(struct tl_arena *arena, struct tl_str s)
+{
+	return s.len < 0 ? NULL : arena_strdup(arena, s);
+}
+
+static int admin_left_ms(int64_t deadline_ns)
+{
+	int64_t left = (deadline_ns - tl_mono_ns()) / 1000000;
+	return (int)TL_MAX(TL_MIN(left, INT32_MAX), 1);
+}
+
+/* One blocking request to @node (TL_CLIENT_NODE_ANY: any broker); the response body is
+ * left in @resp_bytes (caller-initialized). @what names the request in errors. */
+static tl_err admin_request(struct tl_admin *admin, int32_t node, int16_t api_key,
+			    tl_client_encode_fn encode, const void *req, int64_t deadline_ns,
+			    const char *what, struct tl_buf *resp_bytes, int16_t *version_out)
+{
+	tl_err err = tl_client_call(admin->client, node, api_key, encode, req,
+				    admin_left_ms(deadline_ns), resp_bytes, version_out);
+	if (err == TL_ERR_UNSUPPORTED_VERSION)
+		return admin_fail(
+			admin, err,
+			"%s is not supported by this broker (it advertises no version of API key %d that libtally speaks)",
+			what, api_key);
+	if (err != TL_OK)
+		return admin_call_fail(admin, err, what);
+	return TL_OK;
+}
+
+static tl_err admin_decode_fail(struct tl_admin *admin, const char *what)
+{
+	return admin_fail(admin, TL_ERR_CORRUPT_MESSAGE, "%s: the response could not be decoded",
+			  what);
+}
+
+static bool err_is_coordinator_retriable(tl_err err)
+{
+	return err == TL_ERR_COORDINATOR_NOT_AVAILABLE ||
+	       err == TL_ERR_COORDINATOR_LOAD_IN_PROGRESS || err == TL_ERR_NOT_COORDINATOR;
+}
+
+static void find_coordinator_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_find_coordinator_request_encode(body, version, arg);
+}
+
+/* The coordinator of group (@key_type 0) or transactional id (1) @key; its address is
+ * added to the client. Retries while the coordinator is loading, until @deadline_ns. */
+static tl_err admin_coordinator(struct tl_admin *admin, const char *key, int8_t key_type,
+				int64_t deadline_ns, int32_t *node_out)
+{
+	for (;;) {
+		struct tl_find_coordinator_request req;
+		tl_find_coordinator_request_defaults(&req);
+		req.key = tl_str_of(key);
+		req.key_type = key_type;
+		struct tl_buf resp_bytes;
+		tl_buf_init(&resp_bytes);
+		int16_t version;
+		tl_err err =
+			admin_request(admin, TL_CLIENT_NODE_ANY, TL_CLIENT_API_FIND_COORDINATOR,
+				      find_coordinator_encode, &req, deadline_ns, "FindCoordinator",
+				      &resp_bytes, &version);
+		if (err != TL_OK) {
+			tl_buf_deinit(&resp_bytes);
+			return err;
+		}
+		struct tl_arena arena;
+		tl_arena_init(&arena, ADMIN_ARENA_MAX);
+		struct tl_cursor c;
+		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+		struct tl_find_coordinator_response resp;
+		err = tl_find_coordinator_response_decode(&c, version, &arena, &resp);
+		if (err == TL_OK) {
+			err = (tl_err)resp.error_code;
+			if (err == TL_OK) {
+				err = tl_client_broker_add(admin->client, resp.node_id,
+							   resp.host.ptr, TL_MAX(resp.host.len, 0),
+							   resp.port);
+				*node_out = resp.node_id;
+			}
+		} else {
+			err = admin_decode_fail(admin, "FindCoordinator");
+		}
+		tl_arena_deinit(&arena);
+		tl_buf_deinit(&resp_bytes);
+		if (err == TL_OK || err == TL_ERR_CORRUPT_MESSAGE)
+			return err;
+		if (!err_is_coordinator_retriable(err) || tl_mono_ns() >= deadline_ns)
+			return admin_fail(admin, err, "FindCoordinator for %s %s: %s",
+					  key_type ? "transactional id" : "group", key,
+					  tl_err_message(err));
+		tl_client_poll(admin->client, 100);
+	}
+}
+
+/* Index order for grouping partitions into one request per leader: by leader, then
+ * topic, then partition. */
+struct leader_sort {
+	const int32_t *leaders;
+	const char *const *topics;
+	const int32_t *partitions;
+};
+
+static int leader_sort_cmp(const void *a, const void *b, void *arg)
+{
+	const struct leader_sort *ls = arg;
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+	if (ls->leaders[x] != ls->leaders[y])
+		return ls->leaders[x] < ls->leaders[y] ? -1 : 1;
+	int c = strcmp(ls->topics[x], ls->topics[y]);
+	if (c != 0)
+		return c;
+	return ls->partitions[x] < ls->partitions[y] ? -1 : ls->partitions[x] > ls->partitions[y];
+}
+
+/* Looks up the leader of each (topic, partition) after a metadata refresh: a node id, or
+ * -1 with the reason in @errs. */
+static tl_err admin_leaders(struct tl_admin *admin, const char *const *topics,
+			    const int32_t *partitions, int32_t count, int64_t deadline_ns,
+			    int32_t *leaders, tl_err *errs)
+{
+	for (int32_t i = 0; i < count; i++)
+		if (tl_client_want_topic(admin->client, topics[i]) != TL_OK)
+			return TL_ERR_NOMEM;
+	tl_err err =
+		tl_client_metadata_refresh_sync(admin->client, false, admin_left_ms(deadline_ns));
+	if (err != TL_OK)
+		return admin_call_fail(admin, err, "Metadata");
+	for (int32_t i = 0; i < count; i++) {
+		const struct tl_client_topic *t = tl_client_topic(admin->client, topics[i]);
+		leaders[i] = -1;
+		if (!t)
+			errs[i] = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+		else if (t->error != 0)
+			errs[i] = (tl_err)t->error;
+		else if (partitions[i] < 0 || partitions[i] >= t->partition_count)
+			errs[i] = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+		else if ((leaders[i] = t->partitions[partitions[i]].leader_id) < 0)
+			errs[i] = TL_ERR_LEADER_NOT_AVAILABLE;
+		else
+			errs[i] = TL_OK;
+	}
+	return TL_OK;
+}
+
+/* ---- add partitions ---- */
+
+static void create_partitions_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_create_partitions_request_encode(body, version, arg);
+}
+
+TL_EXPORT tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *topic,
+					    int32_t total, int timeout_ms)
+{
+	if (!topic || !topic[0] || total <= 0)
+		return admin_fail(admin, TL_ERR_INVALID,
+				  "create_partitions: needs a topic name and a count > 0");
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t node = TL_CLIENT_NODE_ANY;
+	tl_err err = admin_controller(admin, timeout_ms, &node);
+	if (err != TL_OK)
+		return err;
+	struct tl_create_partitions_request_create_partitions_topic t;
+	tl_create_partitions_request_create_partitions_topic_defaults(&t);
+	t.name = tl_str_of(topic);
+	t.count = total;
+	t.assignments_count = -1;
+	struct tl_create_partitions_request req;
+	tl_create_partitions_request_defaults(&req);
+	req.topics_count = 1;
+	req.topics = &t;
+	req.timeout_ms = timeout_ms;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	err = admin_request(admin, node, TL_CLIENT_API_CREATE_PARTITIONS, create_partitions_encode,
+			    &req, deadline, "CreatePartitions", &resp_bytes, &version);
+	if (err != TL_OK) {
+		tl_buf_deinit(&resp_bytes);
+		return err;
+	}
+	struct tl_arena arena;
+	tl_arena_init(&arena, ADMIN_ARENA_MAX);
+	struct tl_cursor c;
+	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+	struct tl_create_partitions_response resp;
+	err = tl_create_partitions_response_decode(&c, version, &arena, &resp);
+	if (err != TL_OK || resp.results_count != 1) {
+		err = admin_decode_fail(admin, "CreatePartitions");
+	} else if ((err = (tl_err)resp.results[0].error_code) != TL_OK) {
+		struct tl_str msg = resp.results[0].error_message;
+		admin_fail(admin, err, "add partitions to %s: %s%s%.*s", topic, tl_err_message(err),
+			   msg.len > 0 ? ": " : "", msg.len > 0 ? (int)msg.len : 0,
+			   msg.len > 0 ? msg.ptr : "");
+	}
+	tl_arena_deinit(&arena);
+	tl_buf_deinit(&resp_bytes);
+	return err;
+}
+
+/* ---- offsets ---- */
+
+static void list_offsets_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_list_offsets_request_encode(body, version, arg);
+}
+
+/* Copies one ListOffsets answer into the matching query among @idx. */
+static void
+list_offsets_apply(struct tl_admin_offset_query *queries, const int32_t *idx, int32_t n,
+		   struct tl_str topic,
+		   const struct tl_list_offsets_response_list_offsets_partition_response *p)
+{
+	for (int32_t k = 0; k < n; k++) {
+		struct tl_admin_offset_query *q = &queries[idx[k]];
+		if (q->partition != p->partition_index || !tl_str_eq_c(topic, q->topic))
+			continue;
+		q->err = (tl_err)p->error_code;
+		q->offset = p->offset;
+		q->offset_timestamp = q->timestamp >= 0 ? p->timestamp : -1;
+		if (q->err == TL_OK && q->offset < 0 && q->timestamp < 0)
+			q->err = TL_ERR_CORRUPT_MESSAGE;
+	}
+}
+
+/* One ListOffsets request to @node for the queries @idx[0..n) (sorted by topic). */
+static tl_err list_offsets_at(struct tl_admin *admin, int32_t node,
+			      struct tl_admin_offset_query *queries, const int32_t *idx, int32_t n,
+			      int8_t isolation_level, int64_t deadline_ns)
+{
+	struct tl_list_offsets_request_list_offsets_topic *ts = calloc((size_t)n, sizeof(*ts));
+	struct tl_list_offsets_request_list_offsets_partition *ps = calloc((size_t)n, sizeof(*ps));
+	if (!ts || !ps) {
+		free(ts);
+		free(ps);
+		return TL_ERR_NOMEM;
+	}
+	struct tl_list_offsets_request req;
+	tl_list_offsets_request_defaults(&req);
+	req.replica_id = -1;
+	req.isolation_level = isolation_level;
+	req.topics = ts;
+	req.topics_count = 0;
+	for (int32_t k = 0; k < n; k++) {
+		const struct tl_admin_offset_query *q = &queries[idx[k]];
+		if (k == 0 || strcmp(q->topic, queries[idx[k - 1]].topic) != 0) {
+			tl_list_offsets_request_list_offsets_topic_defaults(&ts[req.topics_count]);
+			ts[req.topics_count].name = tl_str_of(q->topic);
+			ts[req.topics_count].partitions = &ps[k];
+			ts[req.topics_count].partitions_count = 0;
+			req.topics_count++;
+		}
+		tl_list_offsets_request_list_offsets_partition_defaults(&ps[k]);
+		ps[k].partition_index = q->partition;
+		ps[k].current_leader_epoch = -1;
+		ps[k].max_num_offsets = 1;
+		ps[k].timestamp = q->timestamp;
+		ts[req.topics_count - 1].partitions_count++;
+	}
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	tl_err err = admin_request(admin, node, TL_CLIENT_API_LIST_OFFSETS, list_offsets_encode,
+				   &req, deadline_ns, "ListOffsets", &resp_bytes, &version);
+	free(ts);
+	free(ps);
+	if (err != TL_OK) {
+		tl_buf_deinit(&resp_bytes);
+		return err;
+	}
+	struct tl_arena arena;
+	tl_arena_init(&arena, ADMIN_ARENA_MAX);
+	struct tl_cursor c;
+	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+	struct tl_list_offsets_response resp;
+	err = tl_list_offsets_response_decode(&c, version, &arena, &resp);
+	if (err != TL_OK)
+		err = admin_decode_fail(admin, "ListOffsets");
+	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++)
+		for (int32_t p = 0; p < resp.topics[t].partitions_count; p++)
+			list_offsets_apply(queries, idx, n, resp.topics[t].name,
+					   &resp.topics[t].partitions[p]);
+	tl_arena_deinit(&arena);
+	tl_buf_deinit(&resp_bytes);
+	return err;
+}
+
+/* The queries @idx[0..n) of one leader, sorted: a partition may appear more than once
+ * (earliest and latest), but a broker answers each partition of a request once, so each
+ * request takes at most one query per partition. */
+static tl_err list_offsets_leader(struct tl_admin *admin, int32_t node,
+				  struct tl_admin_offset_query *queries, int32_t *idx, int32_t n,
+				  int8_t isolation_level, int64_t deadline_ns)
+{
+	int32_t *round = calloc((size_t)n, sizeof(*round));
+	bool *sent = calloc((size_t)n, sizeof(*sent));
+	tl_err err = round && sent ? TL_OK : TL_ERR_NOMEM;
+	for (int32_t left = n; err == TL_OK && left > 0;) {
+		int32_t k = 0;
+		for (int32_t i = 0; i < n; i++) {
+			if (sent[i])
+				continue;
+			const struct tl_admin_offset_query *q = &queries[idx[i]];
+			if (k > 0 && queries[round[k - 1]].partition == q->partition &&
+			    strcmp(queries[round[k - 1]].topic, q->topic) == 0)
+				continue;
+			round[k++] = idx[i];
+			sent[i] = true;
+		}
+		err = list_offsets_at(admin, node, queries, round, k, isolation_level, deadline_ns);
+		left -= k;
+	}
+	free(round);
+	free(sent);
+	return err;
+}
+
+TL_EXPORT tl_err tl_admin_list_offsets(struct tl_admin *admin,
+				       struct tl_admin_offset_query *queries, int32_t count,
+				       int8_t isolation_level, int timeout_ms)
+{
+	if (count <= 0 || !queries)
+		return admin_fail(admin, TL_ERR_INVALID, "list_offsets: needs partitions");
+	for (int32_t i = 0; i < count; i++) {
+		if (!queries[i].topic || !queries[i].topic[0])
+			return admin_fail(admin, TL_ERR_INVALID,
+					  "list_offsets: query %d has no topic", i);
+		queries[i].err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+		queries[i].offset = -1;
+		queries[i].offset_timestamp = -1;
+	}
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	const char **topics = calloc((size_t)count, sizeof(*topics));
+	int32_t *partitions = calloc((size_t)count, sizeof(*partitions));
+	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
+	int32_t *idx = calloc((size_t)count, sizeof(*idx));
+	tl_err *errs = calloc((size_t)count, sizeof(*errs));
+	tl_err err = TL_ERR_NOMEM;
+	if (!topics || !partitions || !leaders || !idx || !errs)
+		goto out;
+	for (int32_t i = 0; i < count; i++) {
+		topics[i] = queries[i].topic;
+		partitions[i] = queries[i].partition;
+		idx[i] = i;
+	}
+	err = admin_leaders(admin, topics, partitions, count, deadline, leaders, errs);
+	if (err != TL_OK)
+		goto out;
+	for (int32_t i = 0; i < count; i++)
+		queries[i].err = errs[i];
+	struct leader_sort ls = {leaders, topics, partitions};
+	qsort_r(idx, (size_t)count, sizeof(*idx), leader_sort_cmp, &ls);
+	for (int32_t start = 0; start < count && err == TL_OK;) {
+		int32_t end = start + 1;
+		while (end < count && leaders[idx[end]] == leaders[idx[start]])
+			end++;
+		if (leaders[idx[start]] >= 0)
+			err = list_offsets_leader(admin, leaders[idx[start]], queries, idx + start,
+						  end - start, isolation_level, deadline);
+		start = end;
+	}
+out:
+	free(topics);
+	free(partitions);
+	free(leaders);
+	free(idx);
+	free(errs);
+	return err;
+}
+
+/* ---- cluster ---- */
+
+static int broker_cmp(const void *a, const void *b)
+{
+	const struct tl_admin_broker *x = a, *y = b;
+	return x->node_id < y->node_id ? -1 : x->node_id > y->node_id;
+}
+
+static bool cluster_copy(struct tl_arena *arena, const struct tl_metadata_response *resp,
+			 struct tl_admin_cluster *out)
+{
+	int32_t n = TL_MAX(resp->brokers_count, 0);
+	struct tl_admin_broker *brokers = tl_arena_array(arena, (size_t)n + 1, sizeof(*brokers));
+	if (!brokers)
+		return false;
+	for (int32_t i = 0; i < n; i++) {
+		brokers[i].node_id = resp->brokers[i].node_id;
+		brokers[i].host = arena_strdup(arena, resp->brokers[i].host);
+		brokers[i].port = resp->brokers[i].port;
+		brokers[i].rack = arena_strdup_null(arena, resp->brokers[i].rack);
+		if (!brokers[i].host)
+			return false;
+	}
+	qsort(brokers, (size_t)n, sizeof(*brokers), broker_cmp);
+	out->cluster_id = arena_strdup_null(arena, resp->cluster_id);
+	out->controller_id = resp->controller_id;
+	out->broker_count = n;
+	out->brokers = brokers;
+	out->topic_count = TL_MAX(resp->topics_count, 0);
+	out->partition_count = 0;
+	for (int32_t i = 0; i < out->topic_count; i++)
+		out->partition_count += TL_MAX(resp->topics[i].partitions_count, 0);
+	return true;
+}
+
+TL_EXPORT tl_err tl_admin_describe_cluster(struct tl_admin *admin, struct tl_admin_cluster **out,
+					   int timeout_ms)
+{
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	struct tl_metadata_request req;
+	tl_metadata_request_defaults(&req);
+	req.topics_count = -1;
+	req.allow_auto_topic_creation = false;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	tl_err err =
+		admin_request(admin, TL_CLIENT_NODE_ANY, TL_CLIENT_API_METADATA, metadata_encode,
+			      &req, deadline, "Metadata", &resp_bytes, &version);
+	if (err != TL_OK) {
+		tl_buf_deinit(&resp_bytes);
+		return err;
+	}
+	struct admin_result *result = result_create();
+	struct tl_arena arena;
+	tl_arena_init(&arena, ADMIN_ARENA_MAX);
+	struct tl_cursor c;
+	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+	struct tl_metadata_response resp;
+	if (!result)
+		err = TL_ERR_NOMEM;
+	else if (tl_metadata_response_decode(&c, version, &arena, &resp) != TL_OK)
+		err = admin_decode_fail(admin, "Metadata");
+	else if (!cluster_copy(&result->arena, &resp, &result->pub.cluster))
+		err = TL_ERR_NOMEM;
+	/* The client learns the brokers too, for tl_admin_probe_broker. */
+	for (int32_t i = 0; err == TL_OK && i < resp.brokers_count; i++)
+		err = tl_client_broker_add(
+			admin->client, resp.brokers[i].node_id, resp.brokers[i].host.ptr,
+			TL_MAX(resp.brokers[i].host.len, 0), resp.brokers[i].port);
+	tl_arena_deinit(&arena);
+	tl_buf_deinit(&resp_bytes);
+	if (err != TL_OK) {
+		result_destroy(result ? &result->pub : NULL);
+		return err;
+	}
+	*out = &result->pub.cluster;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_cluster_destroy(struct tl_admin_cluster *cluster)
+{
+	result_destroy(cluster);
+}
+
+TL_EXPORT tl_err tl_admin_probe_broker(struct tl_admin *admin, int32_t node_id, int timeout_ms)
+{
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	while (!tl_client_node_ready(admin->client, node_id)) {
+		if (tl_mono_ns() >= deadline) {
+			const char *conn = tl_client_last_error(admin->client);
+			return admin_fail(admin, TL_ERR_TIMED_OUT,
+					  "broker %d did not answer within %d ms%s%s", node_id,
+					  timeout_ms, conn[0] ? ": " : "", conn);
+		}
+		tl_client_poll(admin->client, 20);
+	}
+	return TL_OK;
+}
+
+/* The node ids of every broker (Metadata), for calls that go to each of them. */
+static tl_err admin_all_brokers(struct tl_admin *admin, int64_t deadline_ns, int32_t **nodes_out,
+				int32_t *count_out)
+{
+	struct tl_admin_cluster *cluster;
+	tl_err err = tl_admin_describe_cluster(admin, &cluster, admin_left_ms(deadline_ns));
+	if (err != TL_OK)
+		return err;
+	int32_t *nodes = calloc((size_t)cluster->broker_count + 1, sizeof(*nodes));
+	if (!nodes) {
+		tl_admin_cluster_destroy(cluster);
+		return TL_ERR_NOMEM;
+	}
+	for (int32_t i = 0; i < cluster->broker_count; i++)
+		nodes[i] = cluster->brokers[i].node_id;
+	*count_out = cluster->broker_count;
+	*nodes_out = nodes;
+	tl_admin_cluster_destroy(cluster);
+	return TL_OK;
+}
+
+/* ---- consumer groups ---- */
+
+static void list_groups_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_list_groups_request_encode(body, version, arg);
+}
+
+static void describe_groups_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_describe_groups_request_encode(body, version, arg);
+}
+
+/* A growing array of group listings in @arena. */
+struct group_list {
+	struct tl_admin_group_listing *items;
+	int32_t count;
+	int32_t cap;
+};
+
+static bool group_list_add(struct tl_arena *arena, struct group_list *list, struct tl_str id,
+			   struct tl_str type)
+{
+	if (list->count == list->cap) {
+		int32_t cap = list->cap ? list->cap * 2 : 16;
+		struct tl_admin_group_listing *items =
+			tl_arena_array(arena, (size_t)cap, sizeof(*items));
+		if (!items)
+			return false;
+		if (list->count)
+			memcpy(items, list->items, (size_t)list->count * sizeof(*items));
+		list->items = items;
+		list->cap = cap;
+	}
+	struct tl_admin_group_listing *g = &list->items[list->count];
+	g->group_id = arena_strdup(arena, id);
+	g->protocol_type = arena_strdup(arena, type);
+	g->state = "";
+	if (!g->group_id || !g->protocol_type)
+		return false;
+	list->count++;
+	return true;
+}
+
+/* Fills in the states of @list's entries [from, count) with one DescribeGroups to @node. */
+static tl_err group_list_states(struct tl_admin *admin, struct tl_arena *arena,
+				struct group_list *list, int32_t from, int32_t node,
+				int64_t deadline_ns)
+{
+	int32_t n = list->count - from;
+	if (n <= 0)
+		return TL_OK;
+	struct tl_str *names = calloc((size_t)n, sizeof(*names));
+	if (!names)
+		return TL_ERR_NOMEM;
+	for (int32_t i = 0; i < n; i++)
+		names[i] = tl_str_of(list->items[from + i].group_id);
+	struct tl_describe_groups_request req;
+	tl_describe_groups_request_defaults(&req);
+	req.groups_count = n;
+	req.groups = names;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	tl_err err =
+		admin_request(admin, node, TL_CLIENT_API_DESCRIBE_GROUPS, describe_groups_encode,
+			      &req, deadline_ns, "DescribeGroups", &resp_bytes, &version);
+	free(names);
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_describe_groups_response resp;
+	if (err == TL_OK) {
+		struct tl_cursor c;
+		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+		if (tl_describe_groups_response_decode(&c, version, &tmp, &resp) != TL_OK)
+			err = admin_decode_fail(admin, "DescribeGroups");
+	}
+	for (int32_t g = 0; err == TL_OK && g < resp.groups_count; g++) {
+		for (int32_t i = from; i < list->count; i++) {
+			if (!tl_str_eq_c(resp.groups[g].group_id, list->items[i].group_id))
+				continue;
+			const char *state = arena_strdup(arena, resp.groups[g].group_state);
+			if (!state)
+				err = TL_ERR_NOMEM;
+			else
+				list->items[i].state = state;
+		}
+	}
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	return err;
+}
+
+/* ListGroups (then DescribeGroups for the states) at one broker. */
+static tl_err list_groups_at(struct tl_admin *admin, struct tl_arena *arena,
+			     struct group_list *list, int32_t node, int64_t deadline_ns)
+{
+	struct tl_list_groups_request req;
+	tl_list_groups_request_defaults(&req);
+	req.states_filter_count = 0;
+	req.types_filter_count = 0;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	tl_err err = admin_request(admin, node, TL_CLIENT_API_LIST_GROUPS, list_groups_encode, &req,
+				   deadline_ns, "ListGroups", &resp_bytes, &version);
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_list_groups_response resp;
+	if (err == TL_OK) {
+		struct tl_cursor c;
+		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+		if (tl_list_groups_response_decode(&c, version, &tmp, &resp) != TL_OK)
+			err = admin_decode_fail(admin, "ListGroups");
+		else if (resp.error_code != 0)
+			err = admin_fail(admin, (tl_err)resp.error_code,
+					 "ListGroups at broker %d: %s", node,
+					 tl_err_message((tl_err)resp.error_code));
+	}
+	int32_t from = list->count;
+	for (int32_t i = 0; err == TL_OK && i < resp.groups_count; i++)
+		if (!group_list_add(arena, list, resp.groups[i].group_id,
+				    resp.groups[i].protocol_type))
+			err = TL_ERR_NOMEM;
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	if (err == TL_OK)
+		err = group_list_states(admin, arena, list, from, node, deadline_ns);
+	return err;
+}
+
+static int group_listing_cmp(const void *a, const void *b)
+{
+	const struct tl_admin_group_listing *x = a, *y = b;
+	return strcmp(x->group_id, y->group_id);
+}
+
+TL_EXPORT tl_err tl_admin_list_groups(struct tl_admin *admin, struct tl_admin_groups **out,
+				      int timeout_ms)
+{
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t *nodes = NULL, node_count = 0;
+	tl_err err = admin_all_brokers(admin, deadline, &nodes, &node_count);
+	if (err != TL_OK)
+		return err;
+	struct admin_result *result = result_create();
+	struct group_list list = {NULL, 0, 0};
+	if (!result)
+		err = TL_ERR_NOMEM;
+	for (int32_t i = 0; err == TL_OK && i < node_count; i++)
+		err = list_groups_at(admin, &result->arena, &list, nodes[i], deadline);
+	free(nodes);
+	if (err != TL_OK) {
+		result_destroy(result ? &result->pub : NULL);
+		return err;
+	}
+	if (list.count > 0)
+		qsort(list.items, (size_t)list.count, sizeof(*list.items), group_listing_cmp);
+	result->pub.groups.count = list.count;
+	result->pub.groups.groups = list.items;
+	*out = &result->pub.groups;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_groups_destroy(struct tl_admin_groups *groups)
+{
+	result_destroy(groups);
+}
+
+/* Decodes a ConsumerProtocolAssignment (version, [topic, [partition]], user data) into
+ * @member. False when malformed (the member then shows no assignment). */
+static bool assignment_decode(struct tl_arena *arena, struct tl_bytes bytes,
+			      struct tl_admin_group_member *member)
+{
+	if (bytes.len <= 0)
+		return true;
+	struct tl_cursor c;
+	tl_cursor_init(&c, bytes.ptr, (size_t)bytes.len);
+	(void)tl_cursor_i16(&c);
+	int32_t topics = tl_cursor_array_len(&c, false, false, 100000);
+	struct tl_cursor scan = c;
+	int32_t total = 0;
+	for (int32_t t = 0; t < topics && !scan.failed; t++) {
+		(void)tl_cursor_string(&scan, false, false);
+		int32_t n = tl_cursor_array_len(&scan, false, false, 1000000);
+		tl_cursor_skip(&scan, (size_t)TL_MAX(n, 0) * 4);
+		total += TL_MAX(n, 0);
+	}
+	if (c.failed || scan.failed)
+		return false;
+	struct tl_admin_topic_partition *tps =
+		tl_arena_array(arena, (size_t)total + 1, sizeof(*tps));
+	if (!tps)
+		return false;
+	int32_t k = 0;
+	for (int32_t t = 0; t < topics; t++) {
+		const char *name = arena_strdup(arena, tl_cursor_string(&c, false, false));
+		int32_t n = tl_cursor_array_len(&c, false, false, 1000000);
+		for (int32_t p = 0; p < n && k < total; p++) {
+			tps[k].topic = name;
+			tps[k].partition = tl_cursor_i32(&c);
+			k++;
+		}
+		if (!name)
+			return false;
+	}
+	member->assignment = tps;
+	member->assignment_count = k;
+	return !c.failed;
+}
+
+static bool group_copy(struct tl_arena *arena,
+		       const struct tl_describe_groups_response_described_group *g,
+		       struct tl_admin_group_description *out)
+{
+	out->group_id = arena_strdup(arena, g->group_id);
+	out->err = (tl_err)g->error_code;
+	out->state = arena_strdup(arena, g->group_state);
+	out->protocol_type = arena_strdup(arena, g->protocol_type);
+	out->protocol = arena_strdup(arena, g->protocol_data);
+	int32_t n = TL_MAX(g->members_count, 0);
+	struct tl_admin_group_member *members =
+		tl_arena_array(arena, (size_t)n + 1, sizeof(*members));
+	if (!out->group_id || !out->state || !out->protocol_type || !out->protocol || !members)
+		return false;
+	bool consumer = tl_str_eq_c(g->protocol_type, "consumer");
+	for (int32_t i = 0; i < n; i++) {
+		const struct tl_describe_groups_response_described_group_member *m = &g->members[i];
+		members[i].member_id = arena_strdup(arena, m->member_id);
+		members[i].group_instance_id = arena_strdup_null(arena, m->group_instance_id);
+		members[i].client_id = arena_strdup(arena, m->client_id);
+		members[i].client_host = arena_strdup(arena, m->client_host);
+		if (!members[i].member_id || !members[i].client_id || !members[i].client_host)
+			return false;
+		if (consumer && !assignment_decode(arena, m->member_assignment, &members[i]))
+			members[i].assignment_count = 0;
+	}
+	out->member_count = n;
+	out->members = members;
+	return true;
+}
+
+TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *group,
+					 struct tl_admin_group_description **out, int timeout_ms)
+{
+	if (!group || !group[0])
+		return admin_fail(admin, TL_ERR_INVALID, "describe_group: needs a group id");
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t node;
+	tl_err err = admin_coordinator(admin, group, 0, deadline, &node);
+	if (err != TL_OK)
+		return err;
+	struct tl_str name = tl_str_of(group);
+	struct tl_describe_groups_request req;
+	tl_describe_groups_request_defaults(&req);
+	req.groups_count = 1;
+	req.groups = &name;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	err = admin_request(admin, node, TL_CLIENT_API_DESCRIBE_GROUPS, describe_groups_encode,
+			    &req, deadline, "DescribeGroups", &resp_bytes, &version);
+	if (err != TL_OK) {
+		tl_buf_deinit(&resp_bytes);
+		return err;
+	}
+	struct admin_result *result = result_create();
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_cursor c;
+	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+	struct tl_describe_groups_response resp;
+	if (!result)
+		err = TL_ERR_NOMEM;
+	else if (tl_describe_groups_response_decode(&c, version, &tmp, &resp) != TL_OK ||
+		 resp.groups_count != 1)
+		err = admin_decode_fail(admin, "DescribeGroups");
+	else if (!group_copy(&result->arena, &resp.groups[0], &result->pub.group))
+		err = TL_ERR_NOMEM;
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	if (err != TL_OK) {
+		result_destroy(result ? &result->pub : NULL);
+		return err;
+	}
+	result->pub.group.coordinator_id = node;
+	*out = &result->pub.group;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_group_description_destroy(struct tl_admin_group_description *group)
+{
+	result_destroy(group);
+}
+
+static void offset_fetch_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_offset_fetch_request_encode(body, version, arg);
+}
+
+static int committed_cmp(const void *a, const void *b)
+{
+	const struct tl_admin_committed_offset *x = a, *y = b;
+	int c = strcmp(x->topic, y->topic);
+	if (c != 0)
+		return c;
+	return x->partition < y->partition ? -1 : x->partition > y->partition;
+}
+
+static bool offsets_copy(struct tl_arena *arena, const struct tl_offset_fetch_response *resp,
+			 struct tl_admin_group_offsets *out)
+{
+	int32_t total = 0;
+	for (int32_t t = 0; t < resp->topics_count; t++)
+		total += TL_MAX(resp->topics[t].partitions_count, 0);
+	struct tl_admin_committed_offset *offsets =
+		tl_arena_array(arena, (size_t)total + 1, sizeof(*offsets));
+	if (!offsets)
+		return false;
+	int32_t k = 0;
+	for (int32_t t = 0; t < resp->topics_count; t++) {
+		const char *name = arena_strdup(arena, resp->topics[t].name);
+		if (!name)
+			return false;
+		for (int32_t p = 0; p < resp->topics[t].partitions_count; p++) {
+			const struct tl_offset_fetch_response_offset_fetch_response_partition *r =
+				&resp->topics[t].partitions[p];
+			offsets[k].topic = name;
+			offsets[k].partition = r->partition_index;
+			offsets[k].offset = r->committed_offset;
+			offsets[k].metadata = arena_strdup(arena, r->metadata);
+			offsets[k].err = (tl_err)r->error_code;
+			if (!offsets[k].metadata)
+				return false;
+			k++;
+		}
+	}
+	qsort(offsets, (size_t)k, sizeof(*offsets), committed_cmp);
+	out->count = k;
+	out->offsets = offsets;
+	return true;
+}
+
+TL_EXPORT tl_err tl_admin_list_group_offsets(struct tl_admin *admin, const char *group,
+					     struct tl_admin_group_offsets **out, int timeout_ms)
+{
+	if (!group || !group[0])
+		return admin_fail(admin, TL_ERR_INVALID, "list_group_offsets: needs a group id");
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t node;
+	tl_err err = admin_coordinator(admin, group, 0, deadline, &node);
+	if (err != TL_OK)
+		return err;
+	if (tl_client_api_version(admin->client, node, TL_CLIENT_API_OFFSET_FETCH) < 2 &&
+	    tl_client_node_ready(admin->client, node))
+		return admin_fail(
+			admin, TL_ERR_UNSUPPORTED_VERSION,
+			"OffsetFetch for all topics needs version 2 or later; the broker is too old");
+	struct tl_offset_fetch_request req;
+	tl_offset_fetch_request_defaults(&req);
+	req.group_id = tl_str_of(group);
+	req.topics_count = -1; /* every topic */
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	err = admin_request(admin, node, TL_CLIENT_API_OFFSET_FETCH, offset_fetch_encode, &req,
+			    deadline, "OffsetFetch", &resp_bytes, &version);
+	if (err != TL_OK) {
+		tl_buf_deinit(&resp_bytes);
+		return err;
+	}
+	struct admin_result *result = result_create();
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_cursor c;
+	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+	struct tl_offset_fetch_response resp;
+	if (!result)
+		err = TL_ERR_NOMEM;
+	else if (tl_offset_fetch_response_decode(&c, version, &tmp, &resp) != TL_OK)
+		err = admin_decode_fail(admin, "OffsetFetch");
+	else if (resp.error_code != 0)
+		err = admin_fail(admin, (tl_err)resp.error_code, "OffsetFetch for group %s: %s",
+				 group, tl_err_message((tl_err)resp.error_code));
+	else if (!offsets_copy(&result->arena, &resp, &result->pub.offsets))
+		err = TL_ERR_NOMEM;
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	if (err != TL_OK) {
+		result_destroy(result ? &result->pub : NULL);
+		return err;
+	}
+	*out = &result->pub.offsets;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_group_offsets_destroy(struct tl_admin_group_offsets *offsets)
+{
+	result_destroy(offsets);
+}
+
+static void offset_commit_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_offset_commit_request_encode(body, version, arg);
+}
+
+/* Builds the topics of an OffsetCommit from @offsets (runs of one topic are merged when
+ * adjacent). */
+static tl_err commit_request_build(const struct tl_admin_offset_commit *offsets, int32_t count,
+				   struct tl_offset_commit_request *req)
+{
+	struct tl_offset_commit_request_offset_commit_request_topic *ts =
+		calloc((size_t)count, sizeof(*ts));
+	struct tl_offset_commit_request_offset_commit_request_partition *ps =
+		calloc((size_t)count, sizeof(*ps));
+	if (!ts || !ps) {
+		free(ts);
+		free(ps);
+		return TL_ERR_NOMEM;
+	}
+	req->topics = ts;
+	req->topics_count = 0;
+	for (int32_t i = 0; i < count; i++) {
+		if (i == 0 || strcmp(offsets[i].topic, offsets[i - 1].topic) != 0) {
+			tl_offset_commit_request_offset_commit_request_topic_defaults(
+				&ts[req->topics_count]);
+			ts[req->topics_count].name = tl_str_of(offsets[i].topic);
+			ts[req->topics_count].partitions = &ps[i];
+			ts[req->topics_count].partitions_count = 0;
+			req->topics_count++;
+		}
+		tl_offset_commit_request_offset_commit_request_partition_defaults(&ps[i]);
+		ps[i].partition_index = offsets[i].partition;
+		ps[i].committed_offset = offsets[i].offset;
+		ps[i].committed_leader_epoch = -1;
+		ps[i].commit_timestamp = -1;
+		ps[i].committed_metadata = tl_str_of("");
+		ts[req->topics_count - 1].partitions_count++;
+	}
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_admin_commit_group_offsets(struct tl_admin *admin, const char *group,
+					       struct tl_admin_offset_commit *offsets,
+					       int32_t count, int timeout_ms)
+{
+	if (!group || !group[0] || !offsets || count <= 0)
+		return admin_fail(admin, TL_ERR_INVALID,
+				  "commit_group_offsets: needs a group id and offsets");
+	for (int32_t i = 0; i < count; i++) {
+		if (!offsets[i].topic || !offsets[i].topic[0] || offsets[i].offset < 0)
+			return admin_fail(
+				admin, TL_ERR_INVALID,
+				"commit_group_offsets: entry %d needs a topic and an offset >= 0",
+				i);
+		offsets[i].err = TL_ERR_UNKNOWN_SERVER_ERROR;
+	}
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t node;
+	tl_err err = admin_coordinator(admin, group, 0, deadline, &node);
+	if (err != TL_OK)
+		return err;
+	struct tl_offset_commit_request req;
+	tl_offset_commit_request_defaults(&req);
+	req.group_id = tl_str_of(group);
+	req.generation_id_or_member_epoch = -1;
+	req.member_id = tl_str_of("");
+	req.group_instance_id = tl_str_of(NULL);
+	req.retention_time_ms = -1;
+	err = commit_request_build(offsets, count, &req);
+	if (err != TL_OK)
+		return err;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	err = admin_request(admin, node, TL_CLIENT_API_OFFSET_COMMIT, offset_commit_encode, &req,
+			    deadline, "OffsetCommit", &resp_bytes, &version);
+	free(req.topics[0].partitions);
+	free(req.topics);
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_offset_commit_response resp;
+	if (err == TL_OK) {
+		struct tl_cursor c;
+		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+		if (tl_offset_commit_response_decode(&c, version, &tmp, &resp) != TL_OK)
+			err = admin_decode_fail(admin, "OffsetCommit");
+	}
+	tl_err first = TL_OK;
+	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++) {
+		for (int32_t p = 0; p < resp.topics[t].partitions_count; p++) {
+			const struct tl_offset_commit_response_offset_commit_response_partition *r =
+				&resp.topics[t].partitions[p];
+			for (int32_t i = 0; i < count; i++)
+				if (offsets[i].partition == r->partition_index &&
+				    tl_str_eq_c(resp.topics[t].name, offsets[i].topic))
+					offsets[i].err = (tl_err)r->error_code;
+		}
+	}
+	for (int32_t i = 0; err == TL_OK && i < count && first == TL_OK; i++)
+		first = offsets[i].err;
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	if (err == TL_OK && first != TL_OK)
+		err = admin_fail(admin, first, "OffsetCommit for group %s: %s%s", group,
+				 tl_err_message(first),
+				 first == TL_ERR_UNKNOWN_MEMBER_ID ||
+						 first == TL_ERR_ILLEGAL_GENERATION ||
+						 first == TL_ERR_REBALANCE_IN_PROGRESS
+					 ? " (the group has active members; stop them first)"
+					 : "");
+	return err;
+}
+
+static void delete_groups_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_delete_groups_request_encode(body, version, arg);
+}
+
+TL_EXPORT tl_err tl_admin_delete_group(struct tl_admin *admin, const char *group, int timeout_ms)
+{
+	if (!group || !group[0])
+		return admin_fail(admin, TL_ERR_INVALID, "delete_group: needs a group id");
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t node;
+	tl_err err = admin_coordinator(admin, group, 0, deadline, &node);
+	if (err != TL_OK)
+		return err;
+	struct tl_str name = tl_str_of(group);
+	struct tl_delete_groups_request req;
+	tl_delete_groups_request_defaults(&req);
+	req.groups_names_count = 1;
+	req.groups_names = &name;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	err = admin_request(admin, node, TL_CLIENT_API_DELETE_GROUPS, delete_groups_encode, &req,
+			    deadline, "DeleteGroups", &resp_bytes, &version);
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_delete_groups_response resp;
+	if (err == TL_OK) {
+		struct tl_cursor c;
+		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+		if (tl_delete_groups_response_decode(&c, version, &tmp, &resp) != TL_OK ||
+		    resp.results_count != 1)
+			err = admin_decode_fail(admin, "DeleteGroups");
+		else
+			err = (tl_err)resp.results[0].error_code;
+		if (err == TL_ERR_NON_EMPTY_GROUP)
+			admin_fail(admin, err, "group %s still has members; stop them first",
+				   group);
+		else if (err == TL_ERR_GROUP_ID_NOT_FOUND)
+			admin_fail(admin, err, "group %s does not exist", group);
+		else if (err != TL_OK && err != TL_ERR_CORRUPT_MESSAGE)
+			admin_fail(admin, err, "delete group %s: %s", group, tl_err_message(err));
+	}
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	return err;
+}
+
+/* ---- transactions ---- */
+
+static void list_transactions_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_list_transactions_request_encode(body, version, arg);
+}
+
+static void describe_transactions_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_describe_transactions_request_encode(body, version, arg);
+}
+
+static void describe_producers_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_describe_producers_request_encode(body, version, arg);
+}
+
+static void write_txn_markers_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_write_txn_markers_request_encode(body, version, arg);
+}
+
+static void init_producer_id_encode(struct tl_buf *body, int16_t version, const void *arg)
+{
+	tl_init_producer_id_request_encode(body, version, arg);
+}
+
+struct txn_list {
+	struct tl_admin_txn_listing *items;
+	int32_t count;
+	int32_t cap;
+};
+
+static bool txn_list_add(struct tl_arena *arena, struct txn_list *list,
+			 const struct tl_list_transactions_response_transaction_state *t)
+{
+	if (list->count == list->cap) {
+		int32_t cap = list->cap ? list->cap * 2 : 16;
+		struct tl_admin_txn_listing *items =
+			tl_arena_array(arena, (size_t)cap, sizeof(*items));
+		if (!items)
+			return false;
+		if (list->count)
+			memcpy(items, list->items, (size_t)list->count * sizeof(*items));
+		list->items = items;
+		list->cap = cap;
+	}
+	struct tl_admin_txn_listing *out = &list->items[list->count];
+	out->transactional_id = arena_strdup(arena, t->transactional_id);
+	out->producer_id = t->producer_id;
+	out->state = arena_strdup(arena, t->transaction_state);
+	if (!out->transactional_id || !out->state)
+		return false;
+	list->count++;
+	return true;
+}
+
+static tl_err list_transactions_at(struct tl_admin *admin, struct tl_arena *arena,
+				   struct txn_list *list, int32_t node, int64_t deadline_ns)
+{
+	struct tl_list_transactions_request req;
+	tl_list_transactions_request_defaults(&req);
+	req.state_filters_count = 0;
+	req.producer_id_filters_count = 0;
+	req.duration_filter = -1;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	tl_err err = admin_request(admin, node, TL_CLIENT_API_LIST_TRANSACTIONS,
+				   list_transactions_encode, &req, deadline_ns, "ListTransactions",
+				   &resp_bytes, &version);
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_list_transactions_response resp;
+	if (err == TL_OK) {
+		struct tl_cursor c;
+		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+		if (tl_list_transactions_response_decode(&c, version, &tmp, &resp) != TL_OK)
+			err = admin_decode_fail(admin, "ListTransactions");
+		else if (resp.error_code != 0)
+			err = admin_fail(admin, (tl_err)resp.error_code,
+					 "ListTransactions at broker %d: %s", node,
+					 tl_err_message((tl_err)resp.error_code));
+	}
+	for (int32_t i = 0; err == TL_OK && i < resp.transaction_states_count; i++)
+		if (!txn_list_add(arena, list, &resp.transaction_states[i]))
+			err = TL_ERR_NOMEM;
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	return err;
+}
+
+static int txn_listing_cmp(const void *a, const void *b)
+{
+	const struct tl_admin_txn_listing *x = a, *y = b;
+	return strcmp(x->transactional_id, y->transactional_id);
+}
+
+TL_EXPORT tl_err tl_admin_list_transactions(struct tl_admin *admin, struct tl_admin_txns **out,
+					    int timeout_ms)
+{
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t *nodes = NULL, node_count = 0;
+	tl_err err = admin_all_brokers(admin, deadline, &nodes, &node_count);
+	if (err != TL_OK)
+		return err;
+	struct admin_result *result = result_create();
+	struct txn_list list = {NULL, 0, 0};
+	if (!result)
+		err = TL_ERR_NOMEM;
+	for (int32_t i = 0; err == TL_OK && i < node_count; i++)
+		err = list_transactions_at(admin, &result->arena, &list, nodes[i], deadline);
+	free(nodes);
+	if (err != TL_OK) {
+		result_destroy(result ? &result->pub : NULL);
+		return err;
+	}
+	if (list.count > 0)
+		qsort(list.items, (size_t)list.count, sizeof(*list.items), txn_listing_cmp);
+	result->pub.txns.count = list.count;
+	result->pub.txns.txns = list.items;
+	*out = &result->pub.txns;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_txns_destroy(struct tl_admin_txns *txns)
+{
+	result_destroy(txns);
+}
+
+static bool txn_copy(struct tl_arena *arena,
+		     const struct tl_describe_transactions_response_transaction_state *t,
+		     struct tl_admin_txn_description *out)
+{
+	out->transactional_id = arena_strdup(arena, t->transactional_id);
+	out->err = (tl_err)t->error_code;
+	out->state = arena_strdup(arena, t->transaction_state);
+	out->timeout_ms = t->transaction_timeout_ms;
+	out->start_time_ms = t->transaction_start_time_ms;
+	out->producer_id = t->producer_id;
+	out->producer_epoch = t->producer_epoch;
+	int32_t total = 0;
+	for (int32_t i = 0; i < t->topics_count; i++)
+		total += TL_MAX(t->topics[i].partitions_count, 0);
+	struct tl_admin_topic_partition *tps =
+		tl_arena_array(arena, (size_t)total + 1, sizeof(*tps));
+	if (!out->transactional_id || !out->state || !tps)
+		return false;
+	int32_t k = 0;
+	for (int32_t i = 0; i < t->topics_count; i++) {
+		const char *name = arena_strdup(arena, t->topics[i].topic);
+		if (!name)
+			return false;
+		for (int32_t p = 0; p < t->topics[i].partitions_count; p++) {
+			tps[k].topic = name;
+			tps[k].partition = t->topics[i].partitions[p];
+			k++;
+		}
+	}
+	out->partition_count = k;
+	out->partitions = tps;
+	return true;
+}
+
+TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const char *transactional_id,
+					       struct tl_admin_txn_description **out,
+					       int timeout_ms)
+{
+	if (!transactional_id || !transactional_id[0])
+		return admin_fail(admin, TL_ERR_INVALID,
+				  "describe_transaction: needs a transactional id");
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t node;
+	tl_err err = admin_coordinator(admin, transactional_id, 1, deadline, &node);
+	if (err != TL_OK)
+		return err;
+	struct tl_str id = tl_str_of(transactional_id);
+	struct tl_describe_transactions_request req;
+	tl_describe_transactions_request_defaults(&req);
+	req.transactional_ids_count = 1;
+	req.transactional_ids = &id;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	err = admin_request(admin, node, TL_CLIENT_API_DESCRIBE_TRANSACTIONS,
+			    describe_transactions_encode, &req, deadline, "DescribeTransactions",
+			    &resp_bytes, &version);
+	if (err != TL_OK) {
+		tl_buf_deinit(&resp_bytes);
+		return err;
+	}
+	struct admin_result *result = result_create();
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_cursor c;
+	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+	struct tl_describe_transactions_response resp;
+	if (!result)
+		err = TL_ERR_NOMEM;
+	else if (tl_describe_transactions_response_decode(&c, version, &tmp, &resp) != TL_OK ||
+		 resp.transaction_states_count != 1)
+		err = admin_decode_fail(admin, "DescribeTransactions");
+	else if (!txn_copy(&result->arena, &resp.transaction_states[0], &result->pub.txn))
+		err = TL_ERR_NOMEM;
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	if (err != TL_OK) {
+		result_destroy(result ? &result->pub : NULL);
+		return err;
+	}
+	result->pub.txn.coordinator_id = node;
+	*out = &result->pub.txn;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_txn_description_destroy(struct tl_admin_txn_description *txn)
+{
+	result_destroy(txn);
+}
+
+/* Copies one DescribeProducers partition answer into the matching entries among @idx. */
+static bool producers_apply(struct tl_arena *arena, struct tl_admin_partition_producers *parts,
+			    const int32_t *idx, int32_t n, struct tl_str topic,
+			    const struct tl_describe_producers_response_partition_response *r)
+{
+	for (int32_t k = 0; k < n; k++) {
+		struct tl_admin_partition_producers *out = &parts[idx[k]];
+		if (out->partition != r->partition_index || !tl_str_eq_c(topic, out->topic))
+			continue;
+		out->err = (tl_err)r->error_code;
+		int32_t count = TL_MAX(r->active_producers_count, 0);
+		struct tl_admin_producer_state *ps =
+			tl_arena_array(arena, (size_t)count + 1, sizeof(*ps));
+		if (!ps)
+			return false;
+		for (int32_t i = 0; i < count; i++) {
+			const struct tl_describe_producers_response_producer_state *s =
+				&r->active_producers[i];
+			ps[i].producer_id = s->producer_id;
+			ps[i].producer_epoch = s->producer_epoch;
+			ps[i].last_sequence = s->last_sequence;
+			ps[i].last_timestamp = s->last_timestamp;
+			ps[i].coordinator_epoch = s->coordinator_epoch;
+			ps[i].txn_start_offset = s->current_txn_start_offset;
+		}
+		out->count = count;
+		out->producers = ps;
+	}
+	return true;
+}
+
+/* One DescribeProducers to @node for the partitions @idx[0..n) (sorted by topic). */
+static tl_err describe_producers_at(struct tl_admin *admin, struct tl_arena *arena, int32_t node,
+				    struct tl_admin_partition_producers *parts, const int32_t *idx,
+				    int32_t n, int64_t deadline_ns)
+{
+	struct tl_describe_producers_request_topic_request *ts = calloc((size_t)n, sizeof(*ts));
+	int32_t *ps = calloc((size_t)n, sizeof(*ps));
+	if (!ts || !ps) {
+		free(ts);
+		free(ps);
+		return TL_ERR_NOMEM;
+	}
+	struct tl_describe_producers_request req;
+	tl_describe_producers_request_defaults(&req);
+	req.topics = ts;
+	req.topics_count = 0;
+	for (int32_t k = 0; k < n; k++) {
+		const struct tl_admin_partition_producers *p = &parts[idx[k]];
+		if (k == 0 || strcmp(p->topic, parts[idx[k - 1]].topic) != 0) {
+			tl_describe_producers_request_topic_request_defaults(&ts[req.topics_count]);
+			ts[req.topics_count].name = tl_str_of(p->topic);
+			ts[req.topics_count].partition_indexes = &ps[k];
+			ts[req.topics_count].partition_indexes_count = 0;
+			req.topics_count++;
+		}
+		ps[k] = p->partition;
+		ts[req.topics_count - 1].partition_indexes_count++;
+	}
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	tl_err err = admin_request(admin, node, TL_CLIENT_API_DESCRIBE_PRODUCERS,
+				   describe_producers_encode, &req, deadline_ns,
+				   "DescribeProducers", &resp_bytes, &version);
+	free(ts);
+	free(ps);
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_describe_producers_response resp;
+	if (err == TL_OK) {
+		struct tl_cursor c;
+		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+		if (tl_describe_producers_response_decode(&c, version, &tmp, &resp) != TL_OK)
+			err = admin_decode_fail(admin, "DescribeProducers");
+	}
+	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++)
+		for (int32_t p = 0; err == TL_OK && p < resp.topics[t].partitions_count; p++)
+			if (!producers_apply(arena, parts, idx, n, resp.topics[t].name,
+					     &resp.topics[t].partitions[p]))
+				err = TL_ERR_NOMEM;
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	return err;
+}
+
+TL_EXPORT tl_err tl_admin_describe_producers(struct tl_admin *admin,
+					     const struct tl_admin_topic_partition *partitions,
+					     int32_t count, struct tl_admin_producers **out,
+					     int timeout_ms)
+{
+	if (!partitions || count <= 0)
+		return admin_fail(admin, TL_ERR_INVALID, "describe_producers: needs partitions");
+	for (int32_t i = 0; i < count; i++)
+		if (!partitions[i].topic || !partitions[i].topic[0])
+			return admin_fail(admin, TL_ERR_INVALID,
+					  "describe_producers: entry %d has no topic", i);
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	struct admin_result *result = result_create();
+	const char **topics = calloc((size_t)count, sizeof(*topics));
+	int32_t *parts_idx = calloc((size_t)count, sizeof(*parts_idx));
+	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
+	int32_t *idx = calloc((size_t)count, sizeof(*idx));
+	tl_err *errs = calloc((size_t)count, sizeof(*errs));
+	struct tl_admin_partition_producers *parts =
+		result ? tl_arena_array(&result->arena, (size_t)count, sizeof(*parts)) : NULL;
+	tl_err err = TL_ERR_NOMEM;
+	if (!topics || !parts_idx || !leaders || !idx || !errs || !parts)
+		goto out;
+	for (int32_t i = 0; i < count; i++) {
+		parts[i].topic = arena_strdup(&result->arena, tl_str_of(partitions[i].topic));
+		if (!parts[i].topic)
+			goto out;
+		parts[i].partition = partitions[i].partition;
+		topics[i] = parts[i].topic;
+		parts_idx[i] = partitions[i].partition;
+		idx[i] = i;
+	}
+	err = admin_leaders(admin, topics, parts_idx, count, deadline, leaders, errs);
+	if (err != TL_OK)
+		goto out;
+	for (int32_t i = 0; i < count; i++)
+		parts[i].err = errs[i];
+	struct leader_sort ls = {leaders, topics, parts_idx};
+	qsort_r(idx, (size_t)count, sizeof(*idx), leader_sort_cmp, &ls);
+	for (int32_t start = 0; start < count && err == TL_OK;) {
+		int32_t end = start + 1;
+		while (end < count && leaders[idx[end]] == leaders[idx[start]])
+			end++;
+		if (leaders[idx[start]] >= 0)
+			err = describe_producers_at(admin, &result->arena, leaders[idx[start]],
+						    parts, idx + start, end - start, deadline);
+		start = end;
+	}
+out:
+	free(topics);
+	free(parts_idx);
+	free(leaders);
+	free(idx);
+	free(errs);
+	if (err != TL_OK) {
+		result_destroy(result ? &result->pub : NULL);
+		return err;
+	}
+	result->pub.producers.count = count;
+	result->pub.producers.partitions = parts;
+	*out = &result->pub.producers;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_producers_destroy(struct tl_admin_producers *producers)
+{
+	result_destroy(producers);
+}
+
+TL_EXPORT tl_err tl_admin_abort_transaction(struct tl_admin *admin, const char *topic,
+					    int32_t partition, int64_t producer_id,
+					    int16_t producer_epoch, int32_t coordinator_epoch,
+					    int timeout_ms)
+{
+	if (!topic || !topic[0] || partition < 0 || producer_id < 0)
+		return admin_fail(
+			admin, TL_ERR_INVALID,
+			"abort_transaction: needs a topic, a partition and a producer id");
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t leader;
+	tl_err perr;
+	tl_err err = admin_leaders(admin, &topic, &partition, 1, deadline, &leader, &perr);
+	if (err != TL_OK)
+		return err;
+	if (perr != TL_OK)
+		return admin_fail(admin, perr, "%s [%d]: %s", topic, partition,
+				  tl_err_message(perr));
+	struct tl_write_txn_markers_request_writable_txn_marker_topic t;
+	tl_write_txn_markers_request_writable_txn_marker_topic_defaults(&t);
+	t.name = tl_str_of(topic);
+	t.partition_indexes_count = 1;
+	t.partition_indexes = &partition;
+	struct tl_write_txn_markers_request_writable_txn_marker marker;
+	tl_write_txn_markers_request_writable_txn_marker_defaults(&marker);
+	marker.producer_id = producer_id;
+	marker.producer_epoch = producer_epoch;
+	marker.transaction_result = false;
+	marker.topics_count = 1;
+	marker.topics = &t;
+	marker.coordinator_epoch = coordinator_epoch;
+	struct tl_write_txn_markers_request req;
+	tl_write_txn_markers_request_defaults(&req);
+	req.markers_count = 1;
+	req.markers = &marker;
+	struct tl_buf resp_bytes;
+	tl_buf_init(&resp_bytes);
+	int16_t version;
+	err = admin_request(admin, leader, TL_CLIENT_API_WRITE_TXN_MARKERS,
+			    write_txn_markers_encode, &req, deadline, "WriteTxnMarkers",
+			    &resp_bytes, &version);
+	struct tl_arena tmp;
+	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+	struct tl_write_txn_markers_response resp;
+	if (err == TL_OK) {
+		struct tl_cursor c;
+		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+		if (tl_write_txn_markers_response_decode(&c, version, &tmp, &resp) != TL_OK ||
+		    resp.markers_count != 1 || resp.markers[0].topics_count != 1 ||
+		    resp.markers[0].topics[0].partitions_count != 1)
+			err = admin_decode_fail(admin, "WriteTxnMarkers");
+		else
+			err = (tl_err)resp.markers[0].topics[0].partitions[0].error_code;
+		if (err != TL_OK && err != TL_ERR_CORRUPT_MESSAGE)
+			admin_fail(admin, err, "WriteTxnMarkers %s [%d]: %s", topic, partition,
+				   tl_err_message(err));
+	}
+	tl_arena_deinit(&tmp);
+	tl_buf_deinit(&resp_bytes);
+	return err;
+}
+
+TL_EXPORT tl_err tl_admin_fence_transaction(struct tl_admin *admin, const char *transactional_id,
+					    int timeout_ms)
+{
+	if (!transactional_id || !transactional_id[0])
+		return admin_fail(admin, TL_ERR_INVALID,
+				  "fence_transaction: needs a transactional id");
+	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int32_t node;
+	tl_err err = admin_coordinator(admin, transactional_id, 1, deadline, &node);
+	for (;;) {
+		if (err != TL_OK)
+			return err;
+		struct tl_init_producer_id_request req;
+		tl_init_producer_id_request_defaults(&req);
+		req.transactional_id = tl_str_of(transactional_id);
+		req.transaction_timeout_ms = 60000;
+		req.producer_id = -1;
+		req.producer_epoch = -1;
+		struct tl_buf resp_bytes;
+		tl_buf_init(&resp_bytes);
+		int16_t version;
+		err = admin_request(admin, node, TL_CLIENT_API_INIT_PRODUCER_ID,
+				    init_producer_id_encode, &req, deadline, "InitProducerId",
+				    &resp_bytes, &version);
+		struct tl_arena tmp;
+		tl_arena_init(&tmp, ADMIN_ARENA_MAX);
+		struct tl_init_producer_id_response resp;
+		bool answered = false;
+		if (err == TL_OK) {
+			struct tl_cursor c;
+			tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
+			if (tl_init_producer_id_response_decode(&c, version, &tmp, &resp) != TL_OK)
+				err = admin_decode_fail(admin, "InitProducerId");
+			else
+				err = (tl_err)resp.error_code;
+			answered = err != TL_ERR_CORRUPT_MESSAGE;
+		}
+		tl_arena_deinit(&tmp);
+		tl_buf_deinit(&resp_bytes);
+		bool again =
+			err == TL_ERR_CONCURRENT_TRANSACTIONS || err_is_coordinator_retriable(err);
+		if (!again || tl_mono_ns() >= deadline) {
+			if (err != TL_OK && answered)
+				admin_fail(admin, err, "InitProducerId for %s: %s",
+					   transactional_id, tl_err_message(err));
+			return err;
+		}
+		tl_client_poll(admin->client, 100);
+		if (err == TL_ERR_NOT_COORDINATOR)
+			err = admin_coordinator(admin, transactional_id, 1, deadline, &node);
+		else
+			err = TL_OK;
+	}
 }

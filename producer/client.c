@@ -31,15 +31,46 @@ static const struct {
 	int16_t min;
 	int16_t max;
 } client_apis[] = {
-	{TL_CLIENT_API_PRODUCE, 3, 8},          {TL_CLIENT_API_FETCH, 4, 11},
-	{TL_CLIENT_API_LIST_OFFSETS, 1, 5},     {TL_CLIENT_API_METADATA, 1, 8},
-	{TL_CLIENT_API_OFFSET_COMMIT, 2, 7},    {TL_CLIENT_API_OFFSET_FETCH, 1, 5},
-	{TL_CLIENT_API_FIND_COORDINATOR, 0, 2}, {TL_CLIENT_API_API_VERSIONS, 0, 0},
-	{TL_CLIENT_API_CREATE_TOPICS, 0, 4},    {TL_CLIENT_API_DELETE_TOPICS, 0, 3},
-	{TL_CLIENT_API_INIT_PRODUCER_ID, 0, 1}, {TL_CLIENT_API_JOIN_GROUP, 0, 5},
-	{TL_CLIENT_API_HEARTBEAT, 0, 3},        {TL_CLIENT_API_LEAVE_GROUP, 0, 3},
+	{TL_CLIENT_API_PRODUCE, 3, 8},
+	{TL_CLIENT_API_FETCH, 4, 11},
+	{TL_CLIENT_API_LIST_OFFSETS, 1, 5},
+	{TL_CLIENT_API_METADATA, 1, 8},
+	{TL_CLIENT_API_OFFSET_COMMIT, 2, 7},
+	{TL_CLIENT_API_OFFSET_FETCH, 1, 5},
+	{TL_CLIENT_API_FIND_COORDINATOR, 0, 2},
+	{TL_CLIENT_API_API_VERSIONS, 0, 0},
+	{TL_CLIENT_API_CREATE_TOPICS, 0, 4},
+	{TL_CLIENT_API_DELETE_TOPICS, 0, 3},
+	{TL_CLIENT_API_INIT_PRODUCER_ID, 0, 1},
+	{TL_CLIENT_API_JOIN_GROUP, 0, 5},
+	{TL_CLIENT_API_HEARTBEAT, 0, 3},
+	{TL_CLIENT_API_LEAVE_GROUP, 0, 3},
 	{TL_CLIENT_API_SYNC_GROUP, 0, 3},
+	{TL_CLIENT_API_DESCRIBE_GROUPS, 0, 4},
+	{TL_CLIENT_API_LIST_GROUPS, 0, 2},
+	{TL_CLIENT_API_DELETE_GROUPS, 0, 1},
+	{TL_CLIENT_API_CREATE_PARTITIONS, 0, 1},
+	{TL_CLIENT_API_WRITE_TXN_MARKERS, 0, 0},
+	{TL_CLIENT_API_ADD_PARTITIONS_TO_TXN, 0, 2},
+	{TL_CLIENT_API_ADD_OFFSETS_TO_TXN, 0, 2},
+	{TL_CLIENT_API_END_TXN, 0, 2},
+	/* v3 (flexible) carries KIP-447's generation and member id. */
+	{TL_CLIENT_API_TXN_OFFSET_COMMIT, 0, 3},
+	/* Flexible only (see client_api_flexible). */
+	{TL_CLIENT_API_DESCRIBE_PRODUCERS, 0, 0},
+	{TL_CLIENT_API_DESCRIBE_TRANSACTIONS, 0, 0},
+	{TL_CLIENT_API_LIST_TRANSACTIONS, 0, 0},
 };
+
+/* True for the API versions above that are flexible (request header v2, response
+ * header v1). */
+static bool client_api_flexible(int16_t api_key, int16_t version)
+{
+	return api_key == TL_CLIENT_API_DESCRIBE_PRODUCERS ||
+	       api_key == TL_CLIENT_API_DESCRIBE_TRANSACTIONS ||
+	       api_key == TL_CLIENT_API_LIST_TRANSACTIONS ||
+	       (api_key == TL_CLIENT_API_TXN_OFFSET_COMMIT && version >= 3);
+}
 
 #define CLIENT_NODES_MAX      1024 /* brokers we keep addresses for */
 #define CLIENT_TOPICS_MAX     100000
@@ -332,13 +363,16 @@ static tl_err node_enqueue(struct tl_client *client, struct client_node *node, i
 	if (client->next_correlation_id == INT32_MAX)
 		client->next_correlation_id = 1;
 	struct tl_str client_id = tl_str_of(client->client_id);
-	size_t header = 2 + 2 + 4 + 2 + (size_t)client_id.len;
+	bool flexible = client_api_flexible(api_key, version);
+	size_t header = 2 + 2 + 4 + 2 + (size_t)client_id.len + (flexible ? 1 : 0);
 	size_t at = node->out.len;
 	tl_buf_i32(&node->out, (int32_t)(header + (body ? body->len : 0)));
 	tl_buf_i16(&node->out, api_key);
 	tl_buf_i16(&node->out, version);
 	tl_buf_i32(&node->out, correlation_id);
 	tl_buf_string(&node->out, client_id, false);
+	if (flexible)
+		tl_buf_uvarint(&node->out, 0); /* header v2: no tagged fields */
 	if (body)
 		tl_buf_put(&node->out, body->data, body->len);
 	if (node->out.failed) {
@@ -440,6 +474,17 @@ static void api_versions_done(void *arg, tl_err err, struct tl_cursor *body, int
 		node->versions[TL_CLIENT_API_API_VERSIONS] = -2;
 }
 
+/* Skips the tagged fields of response header v1; a malformed section fails @cursor,
+ * which the response decoder then reports. */
+static void response_header_skip_tags(struct tl_cursor *cursor)
+{
+	uint32_t count = tl_cursor_uvarint(cursor);
+	for (uint32_t i = 0; i < count && !cursor->failed; i++) {
+		(void)tl_cursor_uvarint(cursor);
+		tl_cursor_skip(cursor, tl_cursor_uvarint(cursor));
+	}
+}
+
 static void node_dispatch(struct tl_client *client, struct client_node *node)
 {
 	struct tl_cursor cursor;
@@ -455,6 +500,8 @@ static void node_dispatch(struct tl_client *client, struct client_node *node)
 	if (!node->head)
 		node->tail = NULL;
 	node->in_flight--;
+	if (client_api_flexible(req->api_key, req->version))
+		response_header_skip_tags(&cursor);
 	if (req->api_key == TL_CLIENT_API_API_VERSIONS && node->state == CONN_HANDSHAKE) {
 		req->fn(req->arg, TL_OK, &cursor, req->version);
 		if (node->versions[TL_CLIENT_API_API_VERSIONS] == -2)
@@ -505,13 +552,17 @@ static void node_read(struct tl_client *client, struct client_node *node)
 	}
 }
 
-static void node_write(struct tl_client *client, struct client_node *node)
+/* Writes what the socket takes. A failed write closes the node only with @may_close:
+ * tl_client_send() passes false, because closing runs the callbacks of every request in
+ * flight and its caller may hold a lock those callbacks take (the producer does); the
+ * failure then shows at the next tl_client_poll() (POLLERR/POLLHUP), which closes. */
+static void node_write(struct tl_client *client, struct client_node *node, bool may_close)
 {
 	while (node->out_pos < node->out.len) {
 		ssize_t n = send(node->fd, node->out.data + node->out_pos,
 				 node->out.len - node->out_pos, MSG_NOSIGNAL);
 		if (n == -1) {
-			if (errno == EAGAIN || errno == EINTR)
+			if (errno == EAGAIN || errno == EINTR || !may_close)
 				return;
 			node_close(client, node, TL_ERR_NETWORK_EXCEPTION, strerror(errno));
 			return;
@@ -608,7 +659,7 @@ tl_err tl_client_send_timeout(struct tl_client *client, int32_t node_id, int16_t
 				  fn, arg);
 	if (err != TL_OK)
 		return err;
-	node_write(client, node);
+	node_write(client, node, false);
 	if (!expect_response && fn)
 		fn(arg, TL_OK, NULL, version);
 	return TL_OK;
@@ -699,7 +750,7 @@ void tl_client_poll(struct tl_client *client, int timeout_ms)
 					continue;
 			}
 			if (pfds[i].revents & (POLLOUT | POLLERR | POLLHUP))
-				node_write(client, node);
+				node_write(client, node, true);
 			if (node->fd != -1 && (pfds[i].revents & (POLLIN | POLLERR | POLLHUP)))
 				node_read(client, node);
 		}

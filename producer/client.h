@@ -7,10 +7,12 @@
  * tl_client_wakeup() may be called from other threads. Response callbacks run inside
  * tl_client_poll().
  *
- * Wire versions: the client speaks only non-flexible versions of each API (request
- * header v1, response header v0), choosing per API the highest version both it and the
- * broker support. The ranges are in client.c's `client_apis`. When protocol/messages.h
- * (the generated codec) is complete these hand-written encoders can move onto it.
+ * Wire versions: the client speaks non-flexible versions of each API (request header
+ * v1, response header v0), choosing per API the highest version both it and the broker
+ * support; DescribeProducers, DescribeTransactions and ListTransactions exist only as
+ * flexible versions, sent with request header v2 and read with response header v1. The ranges are
+ * in client.c's `client_apis`. When protocol/messages.h (the generated codec) is complete these
+ * hand-written encoders can move onto it.
  *
  * Connection states: DOWN -> CONNECTING -> HANDSHAKE (ApiVersions v0 in flight) -> READY;
  * any error -> DOWN, with reconnect.backoff.ms before the next try. Requests are sent
@@ -38,12 +40,24 @@ enum tl_client_api {
 	TL_CLIENT_API_HEARTBEAT = 12,
 	TL_CLIENT_API_LEAVE_GROUP = 13,
 	TL_CLIENT_API_SYNC_GROUP = 14,
+	TL_CLIENT_API_DESCRIBE_GROUPS = 15,
+	TL_CLIENT_API_LIST_GROUPS = 16,
 	TL_CLIENT_API_API_VERSIONS = 18,
 	TL_CLIENT_API_CREATE_TOPICS = 19,
 	TL_CLIENT_API_DELETE_TOPICS = 20,
 	TL_CLIENT_API_INIT_PRODUCER_ID = 22,
+	TL_CLIENT_API_ADD_PARTITIONS_TO_TXN = 24,
+	TL_CLIENT_API_ADD_OFFSETS_TO_TXN = 25,
+	TL_CLIENT_API_END_TXN = 26,
+	TL_CLIENT_API_WRITE_TXN_MARKERS = 27,
+	TL_CLIENT_API_TXN_OFFSET_COMMIT = 28,
+	TL_CLIENT_API_CREATE_PARTITIONS = 37,
+	TL_CLIENT_API_DELETE_GROUPS = 42,
+	TL_CLIENT_API_DESCRIBE_PRODUCERS = 61,
+	TL_CLIENT_API_DESCRIBE_TRANSACTIONS = 65,
+	TL_CLIENT_API_LIST_TRANSACTIONS = 66,
 };
-#define TL_CLIENT_API_KEY_MAX 64 /* keys below this are tracked */
+#define TL_CLIENT_API_KEY_MAX 80 /* keys below this are tracked */
 
 #define TL_CLIENT_NODE_ANY  INT32_MIN   /* tl_client_call: any ready broker */
 #define TL_CLIENT_FRAME_MAX (128 << 20) /* largest response frame accepted, bytes */

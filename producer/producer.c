@@ -13,8 +13,13 @@
  * (1) At most one batch per partition is in flight, and a retried batch goes back to the
  *     head of its partition's queue: records of one partition are stored in send order,
  *     with or without idempotence.
- * (2) A batch's sequence is assigned once, at its first send, from part->next_sequence;
- *     a retry resends identical bytes, so the broker drops duplicates.
+ * (2) A batch's sequence is assigned once, at its first send, from part->next_sequence
+ *     (with spool.dir: when its first record is spooled, since the spool stores each
+ *     record's sequence); a retry resends identical bytes, so the broker drops duplicates.
+ *
+ * Transactions live in txn.c (a batch waits for its partition to join the transaction),
+ * the spool's files in spool.c; the spool's I/O-thread side (resend after a restart,
+ * DescribeProducers) is the "I/O thread: spool" section below.
  * (3) buffered_bytes == sum of bytes of batches not yet DONE; outstanding == records
  *     whose report has not been handed out yet.
  * (4) Everything reachable from `topics`, the queues and the counters is guarded by lock;
@@ -33,12 +38,12 @@
 
 #include <zstd.h>
 
-#include "client.h"
 #include "common/assert.h"
 #include "common/time.h"
-#include "conf.h"
 #include "export.h"
-#include "protocol/records.h"
+#include "internal.h"
+#include "protocol/messages.h"
+#include "spool.h"
 
 /* ---- configuration ---- */
 
@@ -62,14 +67,11 @@ static const struct tl_conf_key producer_keys[] = {
 	{"metadata.max.age.ms", TL_CONF_INT, "300000", 1, INT32_MAX, NULL, NULL},
 	{"max.in.flight.requests.per.connection", TL_CONF_INT, "5", 1, 5, NULL, NULL},
 	{"allow.auto.create.topics", TL_CONF_BOOL, "true", 0, 0, NULL, NULL},
-	{"transactional.id", TL_CONF_STR, NULL, 0, 0, NULL,
-	 "transactions are not supported by libtally yet (see docs/libtally.md); leave transactional.id unset"},
-};
-
-struct tl_producer_conf {
-	struct tl_conf conf;
-	tl_producer_delivery_fn cb;
-	void *cb_opaque;
+	{"transactional.id", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
+	{"transaction.timeout.ms", TL_CONF_INT, "60000", 1, INT32_MAX, NULL, NULL},
+	{"spool.dir", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
+	{"spool.segment.bytes", TL_CONF_INT, "16777216", 4096, 1 << 30, NULL, NULL},
+	{"spool.fsync", TL_CONF_BOOL, "false", 0, 0, NULL, NULL},
 };
 
 TL_EXPORT struct tl_producer_conf *tl_producer_conf_create(void)
@@ -114,113 +116,6 @@ TL_EXPORT void tl_producer_conf_set_delivery_cb(struct tl_producer_conf *pc,
 	pc->cb_opaque = conf_opaque;
 }
 
-/* ---- state ---- */
-
-/* Per-record bookkeeping beyond the encoded bytes. */
-struct pending_record {
-	void *opaque;
-	struct sync_wait *sync; /* send_sync waiter, or NULL */
-	int64_t timestamp_ms;
-};
-
-struct sync_wait {
-	bool done;
-	struct tl_producer_delivery delivery;
-};
-
-struct partition_state;
-
-struct batch {
-	struct batch *next;
-	struct partition_state *part;
-	struct tl_records_builder builder;
-	struct pending_record *records;
-	int32_t record_count;
-	int32_t record_cap;
-	struct tl_buf wire; /* finished bytes, made at first send */
-	size_t bytes;       /* counted against buffer.memory */
-	int64_t created_ns;
-	int64_t retry_at_ns;
-	int32_t attempts;
-	bool sequenced; /* base_sequence assigned (invariant 2) */
-	bool sent;      /* went on the wire at least once */
-	/* result */
-	tl_err err;
-	const char *detail;
-	int64_t base_offset;
-	int64_t log_append_time_ms;
-};
-
-struct topic_state;
-
-struct partition_state {
-	struct topic_state *topic;
-	int32_t index;
-	struct batch *open;
-	struct batch *head; /* queued, oldest first */
-	struct batch *tail;
-	struct batch *in_flight;
-	int32_t next_sequence;
-};
-
-struct topic_state {
-	char *name;
-	int32_t partition_count; /* 0 = not known yet */
-	struct partition_state **parts;
-	int32_t sticky; /* partition for null keys */
-	tl_err error;   /* metadata error while count is 0 */
-};
-
-enum pid_state {
-	PID_UNKNOWN, /* not asked yet */
-	PID_REQUESTING,
-	PID_READY,  /* producer_id valid, or -1 when not idempotent */
-	PID_FAILED, /* fatal: see fatal_err */
-};
-
-struct tl_producer {
-	/* settings, fixed after create */
-	int16_t acks;
-	bool idempotence;
-	bool idempotence_explicit;
-	size_t batch_size;
-	int64_t linger_ns;
-	size_t buffer_memory;
-	int64_t max_block_ms;
-	size_t max_request_size;
-	enum tl_compression compression;
-	int64_t retries;
-	int64_t retry_backoff_ns;
-	int64_t retry_backoff_max_ns;
-	int64_t delivery_timeout_ns;
-	int32_t request_timeout_ms;
-	tl_producer_delivery_fn cb;
-	void *cb_opaque;
-	/* shared state (invariant 4) */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct topic_state **topics;
-	int32_t topic_count;
-	size_t buffered_bytes;
-	int64_t outstanding;
-	struct batch *done_head;
-	struct batch *done_tail;
-	int flushing;
-	bool stop;
-	enum pid_state pid_state;
-	int64_t producer_id;
-	int16_t producer_epoch;
-	tl_err fatal_err;
-	char fatal_msg[512];
-	/* I/O thread only */
-	struct tl_client *client;
-	pthread_t thread;
-	ZSTD_CCtx *cctx;
-	uint64_t metadata_seen;
-	int64_t pid_retry_at_ns;
-	int event_fd;
-};
-
 /* ---- batches ---- */
 
 static struct batch *batch_create(struct tl_producer *producer, struct partition_state *part)
@@ -234,6 +129,7 @@ static struct batch *batch_create(struct tl_producer *producer, struct partition
 	batch->created_ns = tl_mono_ns();
 	batch->base_offset = -1;
 	batch->log_append_time_ms = -1;
+	batch->base_sequence = -1;
 	return batch;
 }
 
@@ -289,9 +185,14 @@ static void part_close_open(struct topic_state *topic, struct partition_state *p
 
 /* Completes @batch with @err. Lock held. Sync waiters are answered here; the other
  * records go to the done queue for tl_producer_poll(). */
-static void batch_complete(struct tl_producer *producer, struct batch *batch, tl_err err,
-			   const char *detail)
+void tl_producer_batch_complete(struct tl_producer *producer, struct batch *batch, tl_err err,
+				const char *detail)
 {
+	if (err != TL_OK && producer->txn.state != TXN_NONE)
+		tl_producer_txn_batch_failed(producer, batch, err, detail);
+	if (err == TL_OK && batch->part->spool && batch->record_count > 0)
+		tl_spool_acked(producer->spool, batch->part->spool,
+			       batch->records[batch->record_count - 1].spool_index + 1);
 	batch->err = err;
 	batch->detail = detail;
 	TL_ASSERT(producer->buffered_bytes >= batch->bytes);
@@ -381,6 +282,37 @@ static tl_err topic_resize(struct topic_state *topic, int32_t count)
 	return TL_OK;
 }
 
+/* Gives each partition of @topic its spool, and the sequence it goes on with. Lock held,
+ * in the same step that makes the partition count known, so no record of this producer
+ * is queued before the recovered ones. */
+static void spool_attach(struct tl_producer *producer, struct topic_state *topic)
+{
+	for (int32_t p = 0; p < topic->partition_count; p++) {
+		struct partition_state *part = topic->parts[p];
+		if (part->spool)
+			continue;
+		part->spool = tl_spool_part(producer->spool, topic->name, p);
+		if (!part->spool)
+			continue; /* sends fail with TL_ERR_NOMEM */
+		part->next_sequence = tl_spool_part_next_sequence(part->spool);
+		part->spool_resync = tl_spool_part_has_recovered(part->spool);
+		part->spool_recovering = part->spool_resync;
+	}
+	for (int32_t i = 0; i < tl_spool_recovered_count(producer->spool); i++) {
+		const char *name;
+		int32_t partition;
+		tl_spool_recovered(producer->spool, i, &name, &partition);
+		if (strcmp(name, topic->name) != 0 || partition < topic->partition_count)
+			continue;
+		char msg[400];
+		snprintf(
+			msg, sizeof(msg),
+			"spool.dir holds records of %s-%d, but the topic has %d partitions now; they cannot be resent",
+			name, partition, topic->partition_count);
+		tl_producer_set_fatal(producer, TL_ERR_FATAL, msg);
+	}
+}
+
 /* Copies partition counts from the client's metadata. I/O thread, lock held. */
 static void topics_sync_metadata(struct tl_producer *producer)
 {
@@ -399,21 +331,20 @@ static void topics_sync_metadata(struct tl_producer *producer)
 		}
 		topic->error = TL_OK;
 		(void)topic_resize(topic, t->partition_count);
+		if (producer->spool)
+			spool_attach(producer, topic);
 	}
 	pthread_cond_broadcast(&producer->cond);
 }
 
 /* ---- send ---- */
 
-static const char *detail_for(tl_err err);
-
-static tl_err producer_fatal(struct tl_producer *producer)
+tl_err tl_producer_fatal(const struct tl_producer *producer)
 {
 	return producer->pid_state == PID_FAILED ? producer->fatal_err : TL_OK;
 }
 
-/* Waits on the condition variable until @deadline_ns; false once it has passed. */
-static bool producer_wait(struct tl_producer *producer, int64_t deadline_ns)
+bool tl_producer_wait(struct tl_producer *producer, int64_t deadline_ns)
 {
 	int64_t now = tl_mono_ns();
 	if (now >= deadline_ns)
@@ -440,9 +371,9 @@ static tl_err send_topic(struct tl_producer *producer, const char *name, int64_t
 		tl_client_wakeup(producer->client);
 	}
 	while (topic->partition_count == 0) {
-		if (producer_fatal(producer) != TL_OK)
-			return producer_fatal(producer);
-		if (producer->max_block_ms == 0 || !producer_wait(producer, deadline_ns))
+		if (tl_producer_fatal(producer) != TL_OK)
+			return tl_producer_fatal(producer);
+		if (producer->max_block_ms == 0 || !tl_producer_wait(producer, deadline_ns))
 			return topic->error != TL_OK ? topic->error : TL_ERR_TIMED_OUT;
 	}
 	*out = topic;
@@ -464,7 +395,8 @@ static int32_t send_partition(struct topic_state *topic, const struct tl_produce
 /* Appends @record to @part's open batch. Lock held. */
 static tl_err send_append(struct tl_producer *producer, struct topic_state *topic,
 			  struct partition_state *part, const struct tl_producer_record *record,
-			  int64_t timestamp_ms, size_t size, struct sync_wait *sync)
+			  int64_t timestamp_ms, size_t size, struct sync_wait *sync,
+			  int64_t spool_index, int32_t sequence)
 {
 	struct tl_record_header headers[RECORD_HEADERS_MAX];
 	for (int32_t i = 0; i < record->header_count; i++) {
@@ -501,7 +433,10 @@ static tl_err send_append(struct tl_producer *producer, struct topic_state *topi
 					       record->header_count);
 	if (err != TL_OK)
 		return err;
+	if (batch->record_count == 0)
+		batch->base_sequence = sequence;
 	struct pending_record *rec = &batch->records[batch->record_count++];
+	rec->spool_index = spool_index;
 	rec->opaque = record->opaque;
 	rec->sync = sync;
 	rec->timestamp_ms = timestamp_ms;
@@ -547,6 +482,62 @@ static tl_err send_fail(tl_err err, const char *fmt, ...)
 	return err;
 }
 
+/* A spooled record carries its producer id: wait for one. Lock held. */
+static tl_err send_wait_producer_id(struct tl_producer *producer, int64_t deadline_ns)
+{
+	while (producer->pid_state != PID_READY) {
+		if (tl_producer_fatal(producer) != TL_OK)
+			return send_fail(producer->fatal_err, "%s", producer->fatal_msg);
+		if (producer->max_block_ms == 0 || !tl_producer_wait(producer, deadline_ns))
+			return send_fail(
+				TL_ERR_TIMED_OUT,
+				"no producer id from the broker within max.block.ms=%lld (spool.dir needs one before it writes a record); check bootstrap.servers",
+				(long long)producer->max_block_ms);
+	}
+	return TL_OK;
+}
+
+/* Writes @record to the partition's spool with the next sequence (spool invariant 1).
+ * Lock held: records of a partition reach the disk in sequence order. */
+static tl_err send_spool(struct tl_producer *producer, struct partition_state *part,
+			 const struct tl_producer_record *record, int64_t timestamp_ms,
+			 int64_t *index_out, int32_t *sequence_out)
+{
+	if (!part->spool)
+		return send_fail(TL_ERR_NOMEM, "out of memory attaching the partition's spool");
+	struct tl_record_header headers[RECORD_HEADERS_MAX];
+	for (int32_t i = 0; i < record->header_count; i++) {
+		headers[i].key = tl_str_of(record->headers[i].key);
+		headers[i].value.ptr = record->headers[i].value;
+		headers[i].value.len = record->headers[i].value ? record->headers[i].value_len : -1;
+	}
+	struct tl_bytes key = {record->key, record->key ? record->key_len : -1};
+	struct tl_bytes value = {record->value, record->value ? record->value_len : -1};
+	int32_t sequence = part->next_sequence;
+	tl_err err = tl_spool_append(producer->spool, part->spool, producer->producer_id,
+				     producer->producer_epoch, sequence, timestamp_ms, key, value,
+				     headers, record->header_count, index_out);
+	if (err != TL_OK)
+		return send_fail(err, "the record was not sent: writing it to the spool failed: %s",
+				 tl_spool_last_error(producer->spool));
+	*sequence_out = sequence;
+	return TL_OK;
+}
+
+tl_err tl_producer_fail_call(tl_err err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(send_error, sizeof(send_error), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+void tl_producer_clear_call_error(void)
+{
+	send_error[0] = '\0';
+}
+
 static tl_err send_locked(struct tl_producer *producer, const struct tl_producer_record *record,
 			  struct sync_wait *sync)
 {
@@ -560,9 +551,14 @@ static tl_err send_locked(struct tl_producer *producer, const struct tl_producer
 	int64_t deadline_ns = tl_mono_ns() + producer->max_block_ms * 1000000;
 	if (producer->stop)
 		return send_fail(TL_ERR_CLOSED, "the producer is being destroyed");
-	err = producer_fatal(producer);
+	err = tl_producer_fatal(producer);
 	if (err != TL_OK)
 		return send_fail(err, "%s", producer->fatal_msg);
+	if (producer->txn.state != TXN_NONE) {
+		err = tl_producer_txn_send_check(producer);
+		if (err != TL_OK)
+			return err;
+	}
 	struct topic_state *topic;
 	err = send_topic(producer, record->topic, deadline_ns, &topic);
 	if (err == TL_ERR_TIMED_OUT)
@@ -571,7 +567,7 @@ static tl_err send_locked(struct tl_producer *producer, const struct tl_producer
 			"no metadata for topic %s within max.block.ms=%lld; check bootstrap.servers and that the topic exists (or the broker auto-creates it)",
 			record->topic, (long long)producer->max_block_ms);
 	if (err != TL_OK)
-		return send_fail(err, "topic %s: %s", record->topic, detail_for(err));
+		return send_fail(err, "topic %s: %s", record->topic, tl_producer_detail_for(err));
 	int32_t index = send_partition(topic, record);
 	if (index < 0 || index >= topic->partition_count)
 		return send_fail(TL_ERR_UNKNOWN_TOPIC_OR_PARTITION,
@@ -579,6 +575,11 @@ static tl_err send_locked(struct tl_producer *producer, const struct tl_producer
 				 record->topic, topic->partition_count, index);
 	struct partition_state *part = topic->parts[index];
 	int64_t timestamp_ms = record->timestamp_ms ? record->timestamp_ms : tl_wall_ms();
+	if (producer->spool) {
+		err = send_wait_producer_id(producer, deadline_ns);
+		if (err != TL_OK)
+			return err;
+	}
 
 	struct tl_record_header headers[RECORD_HEADERS_MAX];
 	for (int32_t i = 0; i < record->header_count; i++) {
@@ -603,7 +604,7 @@ static tl_err send_locked(struct tl_producer *producer, const struct tl_producer
 				TL_ERR_LIMIT,
 				"buffer.memory (%zu bytes) is full and max.block.ms=0; poll, flush, or raise buffer.memory",
 				producer->buffer_memory);
-		if (!producer_wait(producer, deadline_ns))
+		if (!tl_producer_wait(producer, deadline_ns))
 			return send_fail(
 				TL_ERR_TIMED_OUT,
 				"buffer.memory (%zu bytes) stayed full for max.block.ms=%lld; the broker is slow or unreachable, or raise buffer.memory",
@@ -611,9 +612,26 @@ static tl_err send_locked(struct tl_producer *producer, const struct tl_producer
 		if (producer->stop)
 			return send_fail(TL_ERR_CLOSED, "the producer is being destroyed");
 	}
-	err = send_append(producer, topic, part, record, timestamp_ms, size, sync);
+	int64_t spool_index = -1;
+	int32_t sequence = -1;
+	if (producer->spool) {
+		err = send_spool(producer, part, record, timestamp_ms, &spool_index, &sequence);
+		if (err != TL_OK)
+			return err;
+	}
+	err = send_append(producer, topic, part, record, timestamp_ms, size, sync, spool_index,
+			  sequence);
+	if (err != TL_OK && producer->spool) {
+		/* On disk but not queued: the sequences after it would have a gap. */
+		tl_producer_set_fatal(
+			producer, TL_ERR_FATAL,
+			"out of memory queueing a spooled record; it is resent by the next producer on spool.dir");
+		return send_fail(TL_ERR_FATAL, "%s", producer->fatal_msg);
+	}
 	if (err != TL_OK)
 		return send_fail(err, "appending the record failed: %s", tl_err_message(err));
+	if (producer->spool)
+		part->next_sequence = (int32_t)(((int64_t)sequence + 1) % 2147483648LL);
 	return TL_OK;
 }
 
@@ -660,7 +678,7 @@ TL_EXPORT int tl_producer_poll(struct tl_producer *producer, int timeout_ms)
 {
 	int64_t deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
 	pthread_mutex_lock(&producer->lock);
-	while (!producer->done_head && timeout_ms > 0 && producer_wait(producer, deadline_ns))
+	while (!producer->done_head && timeout_ms > 0 && tl_producer_wait(producer, deadline_ns))
 		;
 	struct batch *done = producer->done_head;
 	producer->done_head = producer->done_tail = NULL;
@@ -717,7 +735,9 @@ TL_EXPORT tl_err tl_producer_flush(struct tl_producer *producer, int timeout_ms)
 	for (;;) {
 		(void)tl_producer_poll(producer, 10);
 		pthread_mutex_lock(&producer->lock);
-		bool empty = producer->outstanding == 0;
+		/* Recovered spool records count from the start, before they are queued. */
+		bool empty = producer->outstanding == 0 &&
+			     (producer->spool_unsettled == 0 || producer->pid_state == PID_FAILED);
 		pthread_mutex_unlock(&producer->lock);
 		if (empty)
 			break;
@@ -752,17 +772,27 @@ TL_EXPORT const char *tl_producer_last_error(struct tl_producer *producer)
 
 /* ---- I/O thread: producer id ---- */
 
-static void pid_fail(struct tl_producer *producer, tl_err err, const char *msg)
+void tl_producer_set_fatal(struct tl_producer *producer, tl_err err, const char *msg)
 {
+	if (producer->pid_state == PID_FAILED)
+		return; /* the first cause stays */
 	producer->pid_state = PID_FAILED;
-	producer->fatal_err = TL_ERR_FATAL;
+	producer->fatal_err = err;
 	snprintf(producer->fatal_msg, sizeof(producer->fatal_msg), "%s (%s)", msg,
 		 tl_err_name(err));
 	pthread_cond_broadcast(&producer->cond);
+	tl_client_wakeup(producer->client);
 }
 
-/* Lock held. Drops sequence state after a new producer id (or epoch). */
-static void pid_adopt(struct tl_producer *producer, int64_t producer_id, int16_t epoch)
+/* The cause @err is named in the message; callers see TL_ERR_FATAL. */
+static void pid_fail(struct tl_producer *producer, tl_err err, const char *msg)
+{
+	char text[400];
+	snprintf(text, sizeof(text), "%s (%s)", msg, tl_err_name(err));
+	tl_producer_set_fatal(producer, TL_ERR_FATAL, text);
+}
+
+void tl_producer_pid_adopt(struct tl_producer *producer, int64_t producer_id, int16_t epoch)
 {
 	producer->producer_id = producer_id;
 	producer->producer_epoch = epoch;
@@ -771,7 +801,8 @@ static void pid_adopt(struct tl_producer *producer, int64_t producer_id, int16_t
 		struct topic_state *topic = producer->topics[i];
 		for (int32_t p = 0; p < topic->partition_count; p++) {
 			struct partition_state *part = topic->parts[p];
-			part->next_sequence = 0;
+			part->next_sequence =
+				part->spool ? tl_spool_part_next_sequence(part->spool) : 0;
 			for (struct batch *b = part->head; b; b = b->next) {
 				b->sequenced = false;
 				tl_buf_reset(&b->wire);
@@ -798,8 +829,13 @@ static void init_pid_done(void *arg, tl_err err, struct tl_cursor *body, int16_t
 			err = (tl_err)error_code;
 	}
 	pthread_mutex_lock(&producer->lock);
-	if (err == TL_OK) {
-		pid_adopt(producer, producer_id, epoch);
+	if (err == TL_OK && producer->spool &&
+	    tl_spool_set_producer(producer->spool, producer_id, epoch) != TL_OK) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "spool.dir: %s", tl_spool_last_error(producer->spool));
+		tl_producer_set_fatal(producer, TL_ERR_FATAL, msg);
+	} else if (err == TL_OK) {
+		tl_producer_pid_adopt(producer, producer_id, epoch);
 	} else if (tl_err_is_retriable(err) || err == TL_ERR_NETWORK_EXCEPTION ||
 		   err == TL_ERR_REQUEST_TIMED_OUT || err == TL_ERR_CORRUPT_MESSAGE) {
 		producer->pid_state = PID_UNKNOWN;
@@ -817,8 +853,10 @@ static void pid_maybe_request(struct tl_producer *producer)
 {
 	if (producer->pid_state != PID_UNKNOWN || tl_mono_ns() < producer->pid_retry_at_ns)
 		return;
+	if (producer->txn.state != TXN_NONE)
+		return; /* txn.c asks the transaction coordinator */
 	if (!producer->idempotence) {
-		pid_adopt(producer, TL_RECORDS_NO_PRODUCER_ID, -1);
+		tl_producer_pid_adopt(producer, TL_RECORDS_NO_PRODUCER_ID, -1);
 		return;
 	}
 	int32_t node = tl_client_any_ready_node(producer->client);
@@ -834,7 +872,7 @@ static void pid_maybe_request(struct tl_producer *producer)
 			return;
 		}
 		producer->idempotence = false; /* documented fallback */
-		pid_adopt(producer, TL_RECORDS_NO_PRODUCER_ID, -1);
+		tl_producer_pid_adopt(producer, TL_RECORDS_NO_PRODUCER_ID, -1);
 		return;
 	}
 	struct tl_buf body;
@@ -858,7 +896,7 @@ struct produce_req {
 	bool *answered;
 };
 
-static const char *detail_for(tl_err err)
+const char *tl_producer_detail_for(tl_err err)
 {
 	switch (err) {
 	case TL_ERR_TIMED_OUT:
@@ -879,11 +917,19 @@ static const char *detail_for(tl_err err)
 	}
 }
 
+bool tl_producer_is_retriable(tl_err err)
+{
+	return tl_err_is_retriable(err) || err == TL_ERR_NETWORK_EXCEPTION ||
+	       err == TL_ERR_REQUEST_TIMED_OUT;
+}
+
 /* Lock held. Puts @batch back for another try, or fails it when out of retries. */
 static void batch_retry(struct tl_producer *producer, struct batch *batch, tl_err err)
 {
-	if (producer->stop || ++batch->attempts > producer->retries) {
-		batch_complete(producer, batch, err, detail_for(err));
+	/* A spooled batch is retried for as long as it takes: dropping it would leave a gap
+	 * in the sequences already on disk after it. */
+	if (producer->stop || (++batch->attempts > producer->retries && !batch->part->spool)) {
+		tl_producer_batch_complete(producer, batch, err, tl_producer_detail_for(err));
 		return;
 	}
 	/* Exponential, as Java's: retry.backoff.ms doubling up to retry.backoff.max.ms. */
@@ -895,6 +941,32 @@ static void batch_retry(struct tl_producer *producer, struct batch *batch, tl_er
 	part_push_head(batch->part, batch);
 }
 
+/* Lock held. A spooled batch the broker did not take and will not take as it is. */
+static void spool_refused(struct tl_producer *producer, struct batch *batch, tl_err err)
+{
+	struct partition_state *part = batch->part;
+	char msg[400];
+	if (err == TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER) {
+		/* After a crash the dead producer's last batch may land late: ask the broker
+		 * where our sequences stand, then go on from there. */
+		part_push_head(part, batch);
+		part->spool_resync = true;
+		return;
+	}
+	if (err == TL_ERR_UNKNOWN_PRODUCER_ID)
+		snprintf(
+			msg, sizeof(msg),
+			"the broker forgot producer id %lld on %s-%d (idle longer than producer.id.expiration.ms); the spooled records stay in spool.dir, which of them it stored cannot be known",
+			(long long)producer->producer_id, part->topic->name, part->index);
+	else
+		snprintf(
+			msg, sizeof(msg),
+			"the broker refused spooled records of %s-%d for good (%s); they stay in spool.dir and are resent by the next producer on it: fix the cause (e.g. the topic's max.message.bytes) or remove that partition's spool directory",
+			part->topic->name, part->index, tl_err_name(err));
+	tl_producer_set_fatal(producer, TL_ERR_FATAL, msg);
+	tl_producer_batch_complete(producer, batch, TL_ERR_FATAL, producer->fatal_msg);
+}
+
 /* Lock held. One partition's answer. */
 static void produce_partition_result(struct tl_producer *producer, struct batch *batch, tl_err err,
 				     int64_t base_offset, int64_t log_append_time)
@@ -902,25 +974,39 @@ static void produce_partition_result(struct tl_producer *producer, struct batch 
 	struct partition_state *part = batch->part;
 	TL_ASSERT(part->in_flight == batch);
 	part->in_flight = NULL;
+	bool transactional = producer->txn.state != TXN_NONE;
+	if (transactional && tl_producer_txn_is_fenced_err(err))
+		tl_producer_txn_fence(producer, err, "Produce");
+	if (transactional && producer->pid_state == PID_FAILED) {
+		/* Fenced or failed: the coordinator aborts this transaction, whatever the
+		 * partition answered. */
+		tl_producer_batch_complete(producer, batch, producer->fatal_err,
+					   producer->fatal_msg);
+		return;
+	}
+	if (part->spool && err != TL_OK && err != TL_ERR_DUPLICATE_SEQUENCE_NUMBER &&
+	    !tl_producer_is_retriable(err) && !producer->stop) {
+		spool_refused(producer, batch, err);
+		return;
+	}
 	/* A duplicate means an earlier try was stored: Java counts it as delivered. */
 	if (err == TL_OK || err == TL_ERR_DUPLICATE_SEQUENCE_NUMBER) {
 		batch->base_offset = base_offset;
 		batch->log_append_time_ms = log_append_time;
-		batch_complete(producer, batch, TL_OK, NULL);
+		tl_producer_batch_complete(producer, batch, TL_OK, NULL);
 		return;
 	}
 	if (err == TL_ERR_NOT_LEADER_OR_FOLLOWER || err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ||
 	    err == TL_ERR_LEADER_NOT_AVAILABLE || err == TL_ERR_NETWORK_EXCEPTION ||
 	    err == TL_ERR_REQUEST_TIMED_OUT)
 		tl_client_metadata_request(producer->client);
-	if (err == TL_ERR_UNKNOWN_PRODUCER_ID && producer->idempotence) {
+	if (err == TL_ERR_UNKNOWN_PRODUCER_ID && producer->idempotence && !transactional) {
 		/* The broker forgot us (retention); start over with a new id. */
 		part_push_head(part, batch);
 		producer->pid_state = PID_UNKNOWN;
 		return;
 	}
-	if (tl_err_is_retriable(err) || err == TL_ERR_NETWORK_EXCEPTION ||
-	    err == TL_ERR_REQUEST_TIMED_OUT) {
+	if (tl_producer_is_retriable(err)) {
 		batch_retry(producer, batch, err);
 		return;
 	}
@@ -929,7 +1015,7 @@ static void produce_partition_result(struct tl_producer *producer, struct batch 
 	if (batch->sequenced && producer->idempotence)
 		part->next_sequence =
 			(int32_t)tl_be32_get(batch->wire.data + TL_BATCH_OFF_BASE_SEQUENCE);
-	batch_complete(producer, batch, err, detail_for(err));
+	tl_producer_batch_complete(producer, batch, err, tl_producer_detail_for(err));
 }
 
 static struct batch *produce_find(struct produce_req *req, struct tl_str topic, int32_t index)
@@ -998,13 +1084,16 @@ static tl_err batch_prepare(struct tl_producer *producer, struct batch *batch)
 		return TL_OK;
 	struct partition_state *part = batch->part;
 	int32_t base_sequence = TL_RECORDS_NO_SEQUENCE;
-	if (producer->producer_id >= 0) {
+	if (part->spool) {
+		base_sequence = batch->base_sequence; /* fixed when it was spooled */
+	} else if (producer->producer_id >= 0) {
 		base_sequence = part->next_sequence;
 		int64_t next = (int64_t)base_sequence + batch->record_count;
 		part->next_sequence = (int32_t)(next % 2147483648LL);
 	}
 	tl_records_builder_set_producer(&batch->builder, producer->producer_id,
-					producer->producer_epoch, base_sequence, false);
+					producer->producer_epoch, base_sequence,
+					producer->txn.state != TXN_NONE);
 	batch->sequenced = true;
 	tl_err err = tl_records_builder_finish(&batch->builder, producer->cctx, &batch->wire);
 	if (err != TL_OK)
@@ -1015,7 +1104,7 @@ static tl_err batch_prepare(struct tl_producer *producer, struct batch *batch)
 static void produce_encode(struct tl_producer *producer, struct tl_buf *body,
 			   struct batch **batches, int32_t count)
 {
-	tl_buf_string(body, tl_str_of(NULL), false); /* transactional_id (v3+) */
+	tl_buf_string(body, tl_str_of(producer->txn.id), false); /* transactional_id (v3+) */
 	tl_buf_i16(body, producer->acks);
 	tl_buf_i32(body, producer->request_timeout_ms);
 	/* Group by topic: Kafka keys the topics array by name. */
@@ -1102,11 +1191,237 @@ out_fail:
 	for (int32_t i = 0; i < count; i++) {
 		batches[i]->part->in_flight = NULL;
 		if (err == TL_ERR_UNSUPPORTED_VERSION)
-			batch_complete(
+			tl_producer_batch_complete(
 				producer, batches[i], err,
 				"the broker supports no Produce version libtally speaks (v3-v8)");
 		else
 			batch_retry(producer, batches[i], err);
+	}
+}
+
+/* ---- I/O thread: spool ---- */
+
+/* Builds batches of recovered records in the order tl_spool_replay() hands them out. */
+struct replay_ctx {
+	struct tl_producer *producer;
+	struct partition_state *part;
+	struct batch *head;
+	struct batch *tail;
+};
+
+static tl_err replay_record(void *arg, const struct tl_spool_record *rec)
+{
+	struct replay_ctx *ctx = arg;
+	struct tl_producer *producer = ctx->producer;
+	size_t size = tl_records_record_size(INT32_MAX, INT32_MAX, rec->key, rec->value,
+					     rec->headers, rec->header_count);
+	struct batch *batch = ctx->tail;
+	if (!batch || tl_records_builder_bytes(&batch->builder) + size > producer->batch_size) {
+		batch = batch_create(producer, ctx->part);
+		if (!batch)
+			return TL_ERR_NOMEM;
+		batch->recovered = true;
+		batch->base_sequence = rec->sequence;
+		if (ctx->tail)
+			ctx->tail->next = batch;
+		else
+			ctx->head = batch;
+		ctx->tail = batch;
+	}
+	TL_ASSERT(tl_spool_seq_diff(rec->sequence, batch->base_sequence) == batch->record_count);
+	if (batch->record_count == batch->record_cap) {
+		int32_t cap = batch->record_cap ? batch->record_cap * 2 : 16;
+		struct pending_record *r = realloc(batch->records, (size_t)cap * sizeof(*r));
+		if (!r)
+			return TL_ERR_NOMEM;
+		batch->records = r;
+		batch->record_cap = cap;
+	}
+	tl_err err = tl_records_builder_append(&batch->builder, rec->timestamp_ms, rec->key,
+					       rec->value, rec->headers, rec->header_count);
+	if (err != TL_OK)
+		return err;
+	struct pending_record *pr = &batch->records[batch->record_count++];
+	memset(pr, 0, sizeof(*pr));
+	pr->timestamp_ms = rec->timestamp_ms;
+	pr->spool_index = rec->index;
+	batch->bytes += size;
+	producer->buffered_bytes += size;
+	producer->outstanding++;
+	return TL_OK;
+}
+
+/* Takes the queued recovered batches back (without reports): the spool hands their
+ * records out again. Lock held. */
+static void spool_drop_recovered(struct tl_producer *producer, struct partition_state *part)
+{
+	while (part->head && part->head->recovered) {
+		struct batch *batch = part_pop(part);
+		TL_ASSERT(producer->buffered_bytes >= batch->bytes);
+		producer->buffered_bytes -= batch->bytes;
+		producer->outstanding -= batch->record_count;
+		batch_free(batch);
+	}
+}
+
+/* The head batch of this producer's own records after a resync: it must start right
+ * after the broker's last sequence, or be stored already. Lock held. */
+static bool spool_check_live_head(struct tl_producer *producer, struct partition_state *part,
+				  bool have_last, int32_t last_sequence)
+{
+	while (part->head && part->head->base_sequence >= 0) {
+		struct batch *batch = part->head;
+		int64_t first = have_last ? tl_spool_seq_diff(batch->base_sequence, last_sequence)
+					  : (batch->base_sequence == 0 ? 1 : -1);
+		if (first == 1)
+			return true;
+		int64_t last = first + batch->record_count - 1;
+		if (!have_last || first > 1 || last > 0)
+			return false; /* a gap, or a batch half stored */
+		/* Stored by an earlier try whose answer was lost. */
+		batch = part_pop(part);
+		tl_producer_batch_complete(producer, batch, TL_OK, NULL);
+	}
+	return true;
+}
+
+/* The broker's last sequence of our producer id on @part is known: settle the spool's
+ * recovered records and queue the unstored ones first. Lock held. */
+static void spool_resync(struct tl_producer *producer, struct partition_state *part, bool have_last,
+			 int32_t last_sequence)
+{
+	spool_drop_recovered(producer, part);
+	struct replay_ctx ctx = {producer, part, NULL, NULL};
+	tl_err err = tl_spool_replay(producer->spool, part->spool, have_last, last_sequence,
+				     replay_record, &ctx);
+	const char *why = tl_spool_last_error(producer->spool);
+	if (err == TL_OK && !ctx.head &&
+	    !spool_check_live_head(producer, part, have_last, last_sequence)) {
+		err = TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+		why = "the broker's last sequence does not fit the next batch queued";
+	}
+	if (err != TL_OK) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "spool.dir: resending to %s-%d failed: %s",
+			 part->topic->name, part->index, why);
+		while (ctx.head) {
+			struct batch *b = ctx.head;
+			ctx.head = b->next;
+			producer->buffered_bytes -= b->bytes;
+			producer->outstanding -= b->record_count;
+			batch_free(b);
+		}
+		tl_producer_set_fatal(producer, TL_ERR_FATAL, msg);
+		return;
+	}
+	if (ctx.head) {
+		ctx.tail->next = part->head;
+		part->head = ctx.head;
+		if (!part->tail)
+			part->tail = ctx.tail;
+	}
+	part->spool_resync = false;
+	if (part->spool_recovering) {
+		part->spool_recovering = false;
+		producer->spool_unsettled--;
+	}
+}
+
+struct describe_req {
+	struct tl_producer *producer;
+	struct partition_state *part;
+};
+
+static void describe_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+{
+	struct describe_req *req = arg;
+	struct tl_producer *producer = req->producer;
+	struct partition_state *part = req->part;
+	struct tl_arena arena;
+	tl_arena_init(&arena, 8u << 20);
+	struct tl_describe_producers_response resp;
+	tl_describe_producers_response_defaults(&resp);
+	if (err == TL_OK &&
+	    tl_describe_producers_response_decode(body, version, &arena, &resp) != TL_OK)
+		err = TL_ERR_CORRUPT_MESSAGE;
+	const struct tl_describe_producers_response_partition_response *pr = NULL;
+	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++)
+		for (int32_t i = 0; i < resp.topics[t].partitions_count; i++)
+			if (resp.topics[t].partitions[i].partition_index == part->index &&
+			    tl_str_eq_c(resp.topics[t].name, part->topic->name))
+				pr = &resp.topics[t].partitions[i];
+	if (err == TL_OK)
+		err = pr ? (tl_err)pr->error_code : TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+	pthread_mutex_lock(&producer->lock);
+	part->spool_describing = false;
+	if (err == TL_OK && !producer->stop && producer->pid_state == PID_READY) {
+		bool have_last = false;
+		int32_t last_sequence = -1;
+		for (int32_t k = 0; k < pr->active_producers_count; k++)
+			if (pr->active_producers[k].producer_id == producer->producer_id &&
+			    pr->active_producers[k].last_sequence >= 0) {
+				have_last = true;
+				last_sequence = pr->active_producers[k].last_sequence;
+			}
+		spool_resync(producer, part, have_last, last_sequence);
+	} else if (err != TL_OK && !producer->stop) {
+		tl_client_metadata_request(producer->client); /* asked again next round */
+	}
+	pthread_cond_broadcast(&producer->cond);
+	pthread_mutex_unlock(&producer->lock);
+	tl_arena_deinit(&arena);
+	free(req);
+}
+
+/* Asks @part's leader for our producer's state there (DescribeProducers). Lock held. */
+static void describe_send(struct tl_producer *producer, struct partition_state *part)
+{
+	int32_t leader = tl_client_leader(producer->client, part->topic->name, part->index);
+	if (leader < 0) {
+		tl_client_metadata_request(producer->client);
+		return;
+	}
+	if (!tl_client_node_ready(producer->client, leader))
+		return;
+	int16_t version =
+		tl_client_api_version(producer->client, leader, TL_CLIENT_API_DESCRIBE_PRODUCERS);
+	if (version < 0) {
+		tl_producer_set_fatal(
+			producer, TL_ERR_UNSUPPORTED_VERSION,
+			"spool.dir needs DescribeProducers (Kafka 3.0+, tallyd) to resend spooled records without duplicates");
+		return;
+	}
+	struct describe_req *req = calloc(1, sizeof(*req));
+	if (!req)
+		return;
+	req->producer = producer;
+	req->part = part;
+	int32_t index = part->index;
+	struct tl_describe_producers_request_topic_request topic = {tl_str_of(part->topic->name), 1,
+								    &index};
+	struct tl_describe_producers_request msg = {1, &topic};
+	struct tl_buf body;
+	tl_buf_init(&body);
+	tl_describe_producers_request_encode(&body, version, &msg);
+	if (tl_client_send(producer->client, leader, TL_CLIENT_API_DESCRIBE_PRODUCERS, version,
+			   &body, true, describe_done, req) == TL_OK)
+		part->spool_describing = true;
+	else
+		free(req);
+	tl_buf_deinit(&body);
+}
+
+/* Resyncs partitions that need it: recovered ones, and any whose batch the broker
+ * found out of order. Lock held. */
+static void spool_io(struct tl_producer *producer)
+{
+	for (int32_t i = 0; i < producer->topic_count; i++) {
+		struct topic_state *topic = producer->topics[i];
+		for (int32_t p = 0; p < topic->partition_count; p++) {
+			struct partition_state *part = topic->parts[p];
+			if (part->spool_resync && !part->spool_describing && !part->in_flight)
+				describe_send(producer, part);
+		}
 	}
 }
 
@@ -1126,20 +1441,28 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 	int64_t due = INT64_MAX;
 	if (part->open) {
 		int64_t close_at = part->open->created_ns + producer->linger_ns;
-		if (close_at <= now || producer->flushing || producer->stop)
+		if (close_at <= now || producer->flushing || producer->stop ||
+		    producer->txn.state == TXN_COMMITTING)
 			part_close_open(topic, part);
 		else
 			due = close_at - now;
 	}
-	while (part->head && !part->in_flight &&
+	while (part->head && !part->in_flight && !part->spool &&
 	       now - part->head->created_ns > producer->delivery_timeout_ns) {
 		struct batch *batch = part_pop(part);
-		if (batch->sent && producer->idempotence)
+		if (batch->sent && producer->idempotence && producer->txn.state == TXN_NONE)
 			producer->pid_state = PID_UNKNOWN; /* its sequence may be stored */
-		batch_complete(producer, batch, TL_ERR_TIMED_OUT, detail_for(TL_ERR_TIMED_OUT));
+		else if (batch->sent)
+			producer->txn.bump_epoch = true; /* the same, once the abort is done */
+		tl_producer_batch_complete(producer, batch, TL_ERR_TIMED_OUT,
+					   tl_producer_detail_for(TL_ERR_TIMED_OUT));
 	}
 	if (!part->head || part->in_flight || producer->pid_state != PID_READY)
 		return due;
+	if (producer->txn.state != TXN_NONE && !tl_producer_txn_part_ready(producer, part))
+		return due; /* AddPartitionsToTxn first; its answer wakes the loop */
+	if (part->spool_resync)
+		return due; /* DescribeProducers first (spool_io) */
 	if (part->head->retry_at_ns > now)
 		return TL_MIN(due, part->head->retry_at_ns - now);
 	int32_t leader = tl_client_leader(producer->client, topic->name, part->index);
@@ -1164,7 +1487,8 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 	struct batch *batch = part->head;
 	if (batch_prepare(producer, batch) != TL_OK) {
 		batch = part_pop(part);
-		batch_complete(producer, batch, TL_ERR_NOMEM, "out of memory compressing a batch");
+		tl_producer_batch_complete(producer, batch, TL_ERR_NOMEM,
+					   "out of memory compressing a batch");
 		return 0;
 	}
 	if (nodes[n].count > 0 && nodes[n].bytes + batch->wire.len > producer->max_request_size)
@@ -1177,6 +1501,32 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 	return due;
 }
 
+void tl_producer_fail_unsent(struct tl_producer *producer, tl_err err, const char *detail)
+{
+	for (int32_t i = 0; i < producer->topic_count; i++) {
+		struct topic_state *topic = producer->topics[i];
+		for (int32_t p = 0; p < topic->partition_count; p++) {
+			part_close_open(topic, topic->parts[p]);
+			struct batch *b;
+			while ((b = part_pop(topic->parts[p])))
+				tl_producer_batch_complete(producer, b, err, detail);
+		}
+	}
+}
+
+bool tl_producer_is_idle(const struct tl_producer *producer)
+{
+	for (int32_t i = 0; i < producer->topic_count; i++) {
+		const struct topic_state *topic = producer->topics[i];
+		for (int32_t p = 0; p < topic->partition_count; p++) {
+			const struct partition_state *part = topic->parts[p];
+			if (part->open || part->head || part->in_flight)
+				return false;
+		}
+	}
+	return true;
+}
+
 /* One round of the I/O loop's producer work. Returns the poll timeout in ms. */
 static int io_round(struct tl_producer *producer, struct node_batches *nodes,
 		    int32_t slots_per_node)
@@ -1187,21 +1537,14 @@ static int io_round(struct tl_producer *producer, struct node_batches *nodes,
 		if (producer->topics[i]->partition_count == 0)
 			(void)tl_client_want_topic(producer->client, producer->topics[i]->name);
 	pid_maybe_request(producer);
-	if (producer->pid_state == PID_FAILED) {
-		/* Fail everything queued with the fatal error. */
-		for (int32_t i = 0; i < producer->topic_count; i++) {
-			struct topic_state *topic = producer->topics[i];
-			for (int32_t p = 0; p < topic->partition_count; p++) {
-				part_close_open(topic, topic->parts[p]);
-				struct batch *b;
-				while ((b = part_pop(topic->parts[p])))
-					batch_complete(producer, b, TL_ERR_FATAL,
-						       producer->fatal_msg);
-			}
-		}
-	}
-	int64_t now = tl_mono_ns();
 	int64_t due = 100 * 1000000LL;
+	if (producer->txn.state != TXN_NONE)
+		due = TL_MIN(due, tl_producer_txn_io(producer));
+	if (producer->spool && producer->pid_state == PID_READY)
+		spool_io(producer);
+	if (producer->pid_state == PID_FAILED)
+		tl_producer_fail_unsent(producer, producer->fatal_err, producer->fatal_msg);
+	int64_t now = tl_mono_ns();
 	int32_t node_count = 0;
 	for (int32_t i = 0; i < producer->topic_count; i++) {
 		struct topic_state *topic = producer->topics[i];
@@ -1301,7 +1644,69 @@ static tl_err producer_settings(struct tl_producer *producer, const struct tl_pr
 			       "bootstrap.servers is not set; set it to host:port of a broker");
 		return TL_ERR_INVALID;
 	}
+	tl_err err = tl_producer_txn_settings(producer, conf, errstr, errstr_size);
+	if (err != TL_OK || !tl_conf_str(conf, "spool.dir"))
+		return err;
+	if (producer->txn.id) {
+		tl_conf_errstr(
+			errstr, errstr_size,
+			"spool.dir cannot be combined with transactional.id; leave one unset");
+		return TL_ERR_INVALID;
+	}
+	if ((producer->idempotence_explicit && !producer->idempotence) || producer->acks != -1) {
+		tl_conf_errstr(
+			errstr, errstr_size,
+			"spool.dir needs the idempotent producer (it resends with the same producer id and sequences): set acks=all and leave enable.idempotence=true");
+		return TL_ERR_INVALID;
+	}
+	producer->idempotence = true;
+	producer->idempotence_explicit = true; /* no quiet fallback without InitProducerId */
 	return TL_OK;
+}
+
+/* Opens spool.dir: its producer id (if any) is ours, its topics are wanted. Before
+ * the I/O thread starts. */
+static tl_err producer_open_spool(struct tl_producer *producer, const struct tl_conf *conf,
+				  char *errstr, size_t errstr_size)
+{
+	struct tl_spool_conf sc = {
+		.dir = tl_conf_str(conf, "spool.dir"),
+		.segment_bytes = tl_conf_int(conf, "spool.segment.bytes"),
+		.fsync = tl_conf_bool(conf, "spool.fsync"),
+	};
+	tl_err err = tl_spool_open(&sc, &producer->spool, errstr, errstr_size);
+	if (err != TL_OK)
+		return err;
+	int64_t producer_id;
+	int16_t epoch;
+	if (tl_spool_producer(producer->spool, &producer_id, &epoch))
+		tl_producer_pid_adopt(producer, producer_id, epoch);
+	producer->spool_unsettled = tl_spool_recovered_count(producer->spool);
+	for (int32_t i = 0; i < tl_spool_recovered_count(producer->spool); i++) {
+		const char *name;
+		int32_t partition;
+		tl_spool_recovered(producer->spool, i, &name, &partition);
+		if (!topic_find(producer, name) && !topic_add(producer, name)) {
+			tl_conf_errstr(errstr, errstr_size, "out of memory");
+			return TL_ERR_NOMEM;
+		}
+	}
+	return TL_OK;
+}
+
+static void topics_free(struct tl_producer *producer)
+{
+	for (int32_t i = 0; i < producer->topic_count; i++) {
+		struct topic_state *topic = producer->topics[i];
+		for (int32_t p = 0; p < topic->partition_count; p++)
+			free(topic->parts[p]);
+		free(topic->parts);
+		free(topic->name);
+		free(topic);
+	}
+	free(producer->topics);
+	producer->topics = NULL;
+	producer->topic_count = 0;
 }
 
 TL_EXPORT tl_err tl_producer_create(const struct tl_producer_conf *pc, struct tl_producer **out,
@@ -1344,6 +1749,11 @@ TL_EXPORT tl_err tl_producer_create(const struct tl_producer_conf *pc, struct tl
 	producer->pid_state = PID_UNKNOWN;
 	producer->producer_id = TL_RECORDS_NO_PRODUCER_ID;
 	producer->producer_epoch = -1;
+	if (tl_conf_str(&pc->conf, "spool.dir")) {
+		err = producer_open_spool(producer, &pc->conf, errstr, errstr_size);
+		if (err != TL_OK)
+			goto out_sync;
+	}
 	int rc = pthread_create(&producer->thread, NULL, io_main, producer);
 	if (rc != 0) {
 		tl_conf_errstr(errstr, errstr_size, "pthread_create: %s", strerror(rc));
@@ -1354,6 +1764,8 @@ TL_EXPORT tl_err tl_producer_create(const struct tl_producer_conf *pc, struct tl
 	return TL_OK;
 
 out_sync:
+	tl_spool_close(producer->spool);
+	topics_free(producer);
 	pthread_cond_destroy(&producer->cond);
 	pthread_mutex_destroy(&producer->lock);
 	ZSTD_freeCCtx(producer->cctx);
@@ -1362,8 +1774,23 @@ out_eventfd:
 out_client:
 	tl_client_destroy(producer->client);
 out_free:
+	tl_producer_txn_deinit(producer);
 	free(producer);
 	return err;
+}
+
+TL_EXPORT tl_err tl_producer_spool_scan(struct tl_producer *producer, tl_producer_spool_fn fn,
+					void *arg)
+{
+	tl_producer_clear_call_error();
+	if (!producer->spool || !fn)
+		return tl_producer_fail_call(
+			TL_ERR_INVALID, "tl_producer_spool_scan needs spool.dir and a callback");
+	tl_err err = tl_spool_scan(producer->spool, &producer->lock, fn, arg);
+	if (err != TL_OK)
+		return tl_producer_fail_call(err, "spool.dir: %s",
+					     tl_spool_last_error(producer->spool));
+	return TL_OK;
 }
 
 TL_EXPORT void tl_producer_destroy(struct tl_producer *producer)
@@ -1386,21 +1813,15 @@ TL_EXPORT void tl_producer_destroy(struct tl_producer *producer)
 			part_close_open(topic, part);
 			struct batch *b;
 			while ((b = part_pop(part)))
-				batch_complete(producer, b, TL_ERR_CLOSED,
-					       detail_for(TL_ERR_CLOSED));
+				tl_producer_batch_complete(producer, b, TL_ERR_CLOSED,
+							   tl_producer_detail_for(TL_ERR_CLOSED));
 		}
 	}
 	pthread_mutex_unlock(&producer->lock);
 	(void)tl_producer_poll(producer, 0);
-	for (int32_t i = 0; i < producer->topic_count; i++) {
-		struct topic_state *topic = producer->topics[i];
-		for (int32_t p = 0; p < topic->partition_count; p++)
-			free(topic->parts[p]);
-		free(topic->parts);
-		free(topic->name);
-		free(topic);
-	}
-	free(producer->topics);
+	topics_free(producer);
+	tl_spool_close(producer->spool);
+	tl_producer_txn_deinit(producer);
 	ZSTD_freeCCtx(producer->cctx);
 	close(producer->event_fd);
 	pthread_cond_destroy(&producer->cond);

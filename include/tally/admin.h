@@ -1,9 +1,16 @@
-/* admin.h - libtally admin client: create, delete, list and describe topics on a
- * Kafka-compatible cluster (tallyd or Kafka).
+/* admin.h - libtally admin client for a Kafka-compatible cluster (tallyd or Kafka):
+ * topics (create, delete, list, describe, add partitions), partition offsets, the
+ * cluster's brokers, consumer groups (list, describe, committed offsets, commit, delete)
+ * and transactions (list, describe, producers of a partition, abort).
+ *
+ * Results that point to strings live in one allocation each, freed by the matching
+ * *_destroy call.
  *
  * Threads: an admin client is used by one thread at a time; every call blocks up to its
  * @timeout_ms and does its own I/O. Configuration keys: bootstrap.servers, client.id,
- * request.timeout.ms, reconnect.backoff.ms. Unknown keys are errors. */
+ * request.timeout.ms, reconnect.backoff.ms, allow.auto.create.topics (false; true lets
+ * tl_admin_describe_topics ask the broker to auto-create missing topics, as a producer's
+ * metadata request does). Unknown keys are errors. */
 #ifndef TALLY_ADMIN_H
 #define TALLY_ADMIN_H
 
@@ -75,8 +82,221 @@ tl_err tl_admin_list_topics(struct tl_admin *admin, struct tl_admin_topics **out
 tl_err tl_admin_describe_topics(struct tl_admin *admin, const char *const *topics, int32_t count,
 				struct tl_admin_topics **out, int timeout_ms);
 void tl_admin_topics_destroy(struct tl_admin_topics *topics);
+/* Raises @topic's partition count to @total (CreatePartitions, to the controller).
+ * TL_ERR_UNSUPPORTED_VERSION when the broker lacks the API (tallyd does), with a
+ * detail saying so. */
+tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *topic, int32_t total,
+				  int timeout_ms);
 /* The detail of the last error ("" if none). */
 const char *tl_admin_last_error(struct tl_admin *admin);
+
+/* ---- offsets ---- */
+
+#define TL_ADMIN_OFFSET_EARLIEST (-2)
+#define TL_ADMIN_OFFSET_LATEST   (-1)
+
+/* One partition to look up with tl_admin_list_offsets. The caller sets topic,
+ * partition and timestamp; the call fills in the rest. */
+struct tl_admin_offset_query {
+	const char *topic;
+	int32_t partition;
+	int64_t timestamp; /* TL_ADMIN_OFFSET_EARLIEST, TL_ADMIN_OFFSET_LATEST, or ms */
+	tl_err err;
+	int64_t offset;           /* -1 when no record has a timestamp at or after @timestamp */
+	int64_t offset_timestamp; /* for a timestamp lookup, -1 otherwise */
+};
+
+/* ListOffsets, one request per partition leader. With @isolation_level 1
+ * (read_committed) LATEST is the last stable offset, with 0 the high watermark.
+ * Returns TL_OK when every leader answered (per-partition errors are in each query's
+ * err), else the first failure. */
+tl_err tl_admin_list_offsets(struct tl_admin *admin, struct tl_admin_offset_query *queries,
+			     int32_t count, int8_t isolation_level, int timeout_ms);
+
+/* ---- cluster ---- */
+
+struct tl_admin_broker {
+	int32_t node_id;
+	const char *host;
+	int32_t port;
+	const char *rack; /* NULL if none */
+};
+
+struct tl_admin_cluster {
+	const char *cluster_id; /* NULL if the broker did not say */
+	int32_t controller_id;  /* -1 if unknown */
+	int32_t broker_count;
+	const struct tl_admin_broker *brokers; /* sorted by node id */
+	int32_t topic_count;                   /* internal topics included */
+	int32_t partition_count;
+};
+
+/* Metadata for the whole cluster. */
+tl_err tl_admin_describe_cluster(struct tl_admin *admin, struct tl_admin_cluster **out,
+				 int timeout_ms);
+void tl_admin_cluster_destroy(struct tl_admin_cluster *cluster);
+/* Connects to broker @node_id at the address the cluster advertises for it (after
+ * tl_admin_describe_cluster) and waits until it answers ApiVersions. On failure the
+ * detail names the address and what went wrong. */
+tl_err tl_admin_probe_broker(struct tl_admin *admin, int32_t node_id, int timeout_ms);
+
+/* ---- consumer groups ---- */
+
+struct tl_admin_topic_partition {
+	const char *topic;
+	int32_t partition;
+};
+
+struct tl_admin_group_listing {
+	const char *group_id;
+	const char *protocol_type; /* "consumer" for Kafka consumers; "" if none */
+	const char *state;         /* "" when the broker does not report it (ListGroups < v4) */
+};
+
+struct tl_admin_groups {
+	int32_t count;
+	const struct tl_admin_group_listing *groups; /* sorted by id */
+};
+
+/* ListGroups on every broker. */
+tl_err tl_admin_list_groups(struct tl_admin *admin, struct tl_admin_groups **out, int timeout_ms);
+void tl_admin_groups_destroy(struct tl_admin_groups *groups);
+
+struct tl_admin_group_member {
+	const char *member_id;
+	const char *group_instance_id; /* NULL unless static */
+	const char *client_id;
+	const char *client_host;
+	int32_t assignment_count; /* decoded for protocol type "consumer" only */
+	const struct tl_admin_topic_partition *assignment;
+};
+
+struct tl_admin_group_description {
+	const char *group_id;
+	tl_err err;
+	const char *state; /* Empty, Stable, PreparingRebalance, CompletingRebalance, Dead */
+	const char *protocol_type;
+	const char *protocol; /* the assignor, e.g. "range" */
+	int32_t coordinator_id;
+	int32_t member_count;
+	const struct tl_admin_group_member *members;
+};
+
+/* FindCoordinator, then DescribeGroups. A group the coordinator does not know comes
+ * back with state "Dead" and no members (or err GROUP_ID_NOT_FOUND, by version). */
+tl_err tl_admin_describe_group(struct tl_admin *admin, const char *group,
+			       struct tl_admin_group_description **out, int timeout_ms);
+void tl_admin_group_description_destroy(struct tl_admin_group_description *group);
+
+struct tl_admin_committed_offset {
+	const char *topic;
+	int32_t partition;
+	int64_t offset; /* -1: none */
+	const char *metadata;
+	tl_err err;
+};
+
+struct tl_admin_group_offsets {
+	int32_t count;
+	const struct tl_admin_committed_offset *offsets; /* sorted by topic, partition */
+};
+
+/* Every offset @group has committed (OffsetFetch for all topics). */
+tl_err tl_admin_list_group_offsets(struct tl_admin *admin, const char *group,
+				   struct tl_admin_group_offsets **out, int timeout_ms);
+void tl_admin_group_offsets_destroy(struct tl_admin_group_offsets *offsets);
+
+struct tl_admin_offset_commit {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	tl_err err; /* filled in */
+};
+
+/* Commits offsets for @group as a client outside the group (generation -1, no member
+ * id), which the coordinator accepts only while the group has no active members.
+ * Returns the first partition error (each entry has its own). */
+tl_err tl_admin_commit_group_offsets(struct tl_admin *admin, const char *group,
+				     struct tl_admin_offset_commit *offsets, int32_t count,
+				     int timeout_ms);
+/* DeleteGroups: NON_EMPTY_GROUP while it has members, GROUP_ID_NOT_FOUND if unknown. */
+tl_err tl_admin_delete_group(struct tl_admin *admin, const char *group, int timeout_ms);
+
+/* ---- transactions ---- */
+
+struct tl_admin_txn_listing {
+	const char *transactional_id;
+	int64_t producer_id;
+	const char *state; /* Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit... */
+};
+
+struct tl_admin_txns {
+	int32_t count;
+	const struct tl_admin_txn_listing *txns; /* sorted by transactional id */
+};
+
+/* ListTransactions on every broker. */
+tl_err tl_admin_list_transactions(struct tl_admin *admin, struct tl_admin_txns **out,
+				  int timeout_ms);
+void tl_admin_txns_destroy(struct tl_admin_txns *txns);
+
+struct tl_admin_txn_description {
+	const char *transactional_id;
+	tl_err err;
+	const char *state;
+	int32_t timeout_ms;
+	int64_t start_time_ms; /* -1 when no transaction is open */
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t coordinator_id;
+	int32_t partition_count;
+	const struct tl_admin_topic_partition *partitions;
+};
+
+/* FindCoordinator (transaction), then DescribeTransactions. */
+tl_err tl_admin_describe_transaction(struct tl_admin *admin, const char *transactional_id,
+				     struct tl_admin_txn_description **out, int timeout_ms);
+void tl_admin_txn_description_destroy(struct tl_admin_txn_description *txn);
+
+struct tl_admin_producer_state {
+	int64_t producer_id;
+	int32_t producer_epoch;
+	int32_t last_sequence;
+	int64_t last_timestamp;
+	int32_t coordinator_epoch;
+	int64_t txn_start_offset; /* first offset of its open transaction, -1 if none */
+};
+
+struct tl_admin_partition_producers {
+	const char *topic;
+	int32_t partition;
+	tl_err err;
+	int32_t count;
+	const struct tl_admin_producer_state *producers;
+};
+
+struct tl_admin_producers {
+	int32_t count;
+	const struct tl_admin_partition_producers *partitions; /* in the order asked */
+};
+
+/* DescribeProducers at each partition's leader. */
+tl_err tl_admin_describe_producers(struct tl_admin *admin,
+				   const struct tl_admin_topic_partition *partitions, int32_t count,
+				   struct tl_admin_producers **out, int timeout_ms);
+void tl_admin_producers_destroy(struct tl_admin_producers *producers);
+
+/* Writes an ABORT marker for @producer_id/@producer_epoch into one partition
+ * (WriteTxnMarkers at its leader), closing a hanging transaction the coordinator no
+ * longer knows. TL_ERR_UNSUPPORTED_VERSION when the broker lacks WriteTxnMarkers
+ * (tallyd does: its coordinator writes markers itself). */
+tl_err tl_admin_abort_transaction(struct tl_admin *admin, const char *topic, int32_t partition,
+				  int64_t producer_id, int16_t producer_epoch,
+				  int32_t coordinator_epoch, int timeout_ms);
+/* Fences @transactional_id: InitProducerId at its coordinator bumps the epoch, which
+ * aborts its open transaction and fences the producer using it. */
+tl_err tl_admin_fence_transaction(struct tl_admin *admin, const char *transactional_id,
+				  int timeout_ms);
 
 #ifdef __cplusplus
 }

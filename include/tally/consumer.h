@@ -22,6 +22,7 @@
 #ifndef TALLY_CONSUMER_H
 #define TALLY_CONSUMER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,29 @@ struct tl_consumer_record {
 	int32_t value_len;
 	int32_t header_count;
 	const struct tl_consumer_header *headers;
+	/* From the record's batch header: */
+	int64_t producer_id;    /* -1 when not idempotent */
+	int16_t producer_epoch; /* -1 when not idempotent */
+	int32_t sequence;       /* baseSequence + offset delta, -1 when none */
+	bool is_transactional;
+	/* TL_CONSUMER_CONTROL_NONE for data; for a control record (only returned with
+	 * return.control.records=true) its type. A control record has a null key and value,
+	 * the batch's base offset and its maxTimestamp. */
+	int8_t control_type;
+};
+
+#define TL_CONSUMER_CONTROL_NONE   (-1)
+#define TL_CONSUMER_CONTROL_ABORT  0
+#define TL_CONSUMER_CONTROL_COMMIT 1
+#define TL_CONSUMER_CONTROL_OTHER  2 /* a control batch of a type this library does not know */
+
+/* The consumer's place in its group, for tl_producer_send_offsets_to_transaction().
+ * Strings stay valid until the next tl_consumer_poll() or tl_consumer_destroy(). */
+struct tl_consumer_group_metadata {
+	const char *group_id;
+	int32_t generation_id;         /* -1: not a member (tl_consumer_assign()) */
+	const char *member_id;         /* "" when not a member */
+	const char *group_instance_id; /* NULL unless group.instance.id is set */
 };
 
 /* The result of a commit, for tl_consumer_commit_async(). @err is the first partition
@@ -80,7 +104,9 @@ void tl_consumer_conf_destroy(struct tl_consumer_conf *conf);
  * max.partition.fetch.bytes, fetch.max.wait.ms, request.timeout.ms, retry.backoff.ms,
  * reconnect.backoff.ms, metadata.max.age.ms, check.crcs, allow.auto.create.topics,
  * session.timeout.ms, heartbeat.interval.ms, max.poll.interval.ms,
- * partition.assignment.strategy (range). An unknown key or a bad value returns
+ * partition.assignment.strategy (range), return.control.records (false; true hands out
+ * transaction markers as records with control_type set, for inspection tools). An
+ * unknown key or a bad value returns
  * TL_ERR_INVALID with a message naming it (and the closest known key) in @errstr. */
 tl_err tl_consumer_conf_set(struct tl_consumer_conf *conf, const char *key, const char *value,
 			    char *errstr, size_t errstr_size);
@@ -126,6 +152,10 @@ int32_t tl_consumer_assignment(struct tl_consumer *consumer, struct tl_consumer_
 tl_err tl_consumer_commit(struct tl_consumer *consumer, int timeout_ms);
 /* Same, without waiting: the commit callback reports the result from a later poll. */
 tl_err tl_consumer_commit_async(struct tl_consumer *consumer);
+/* Fills @out with group.id and, while subscribed and in the group, the generation and
+ * member id. TL_ERR_INVALID when group.id is not set. */
+tl_err tl_consumer_group_metadata(struct tl_consumer *consumer,
+				  struct tl_consumer_group_metadata *out);
 /* The detail of the last error ("" if none). */
 const char *tl_consumer_last_error(struct tl_consumer *consumer);
 

@@ -13,16 +13,25 @@
  * retry.backoff.ms=100 (doubling up to retry.backoff.max.ms=1000), compression.type=none.
  * See docs/libtally.md for every key.
  *
- * Transactions are not supported yet (transactional.id is refused). They will be added
- * as tl_producer_init_transactions(), tl_producer_begin_transaction(),
- * tl_producer_send_offsets_to_transaction(), tl_producer_commit_transaction() and
- * tl_producer_abort_transaction(), next to the calls below, which keep their meaning. */
+ * Transactions (transactional.id set): tl_producer_init_transactions() once, then per
+ * transaction tl_producer_begin_transaction(), sends, optionally
+ * tl_producer_send_offsets_to_transaction(), and tl_producer_commit_transaction() or
+ * tl_producer_abort_transaction(). Records sent in a transaction become visible to
+ * read_committed consumers only when it commits.
+ *
+ * Durable spool (spool.dir set): every record is written to an on-disk spool, with its
+ * producer id, epoch and sequence, before tl_producer_send() returns; a producer created
+ * on the same spool.dir after a crash resends what the broker did not acknowledge, with
+ * the same ids, so nothing is lost or duplicated (see docs/libtally.md for the limits).
+ * Keys: spool.dir, spool.segment.bytes (16777216), spool.fsync (false). */
 #ifndef TALLY_PRODUCER_H
 #define TALLY_PRODUCER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tally/consumer.h" /* struct tl_consumer_partition, tl_consumer_group_metadata */
 #include "tally/error.h"
 
 #ifdef __cplusplus
@@ -113,6 +122,70 @@ int64_t tl_producer_outstanding(struct tl_producer *producer);
 /* Why the calling thread's last tl_producer_send*() failed, else the producer's fatal
  * error ("" if none). */
 const char *tl_producer_last_error(struct tl_producer *producer);
+
+/* ---- transactions ----
+ *
+ * Every call below returns TL_ERR_INVALID when transactional.id is not set, and, once the
+ * producer is fenced or failed, that fatal error (tl_err_is_fatal(): destroy the
+ * producer). Calls that take @timeout_ms may return TL_ERR_TIMED_OUT; the work goes on in
+ * the background and calling the same function again resumes it. A call made in the
+ * wrong state (send or commit outside a transaction, begin twice) returns
+ * TL_ERR_INVALID_TXN_STATE. Details are in tl_producer_last_error().
+ *
+ * Fencing: when another instance with the same transactional.id calls
+ * tl_producer_init_transactions() (or the broker aborts a transaction that outlived
+ * transaction.timeout.ms), this producer is fenced: every pending delivery report fires
+ * with TL_ERR_PRODUCER_FENCED and every later call returns it.
+ *
+ * Abortable errors: when a record of the open transaction fails (too large, topic gone,
+ * a produce or coordinator error that is neither retriable nor fatal), the transaction
+ * can no longer commit: tl_producer_commit_transaction() and
+ * tl_producer_send_offsets_to_transaction() return TL_ERR_TRANSACTION_ABORTABLE, with the
+ * cause in tl_producer_last_error(); call tl_producer_abort_transaction() and start
+ * again. */
+
+/* Finds the transaction coordinator and registers transactional.id (InitProducerId):
+ * fences older instances with the same id and completes or aborts whatever transaction
+ * they left open. Call once, before the first transaction. */
+tl_err tl_producer_init_transactions(struct tl_producer *producer, int timeout_ms);
+/* Opens a transaction (locally; the coordinator learns of it with the first record or
+ * offsets). TL_ERR_INVALID_TXN_STATE if one is open or init was not done. */
+tl_err tl_producer_begin_transaction(struct tl_producer *producer);
+/* Adds the consumer positions @offsets (@count entries; .offset is the next offset to
+ * consume, as tl_consumer_assignment() and tl_consumer_position() give it; entries with
+ * .offset < 0 are skipped; .timestamp_ms is ignored) of the consumer group @group to the
+ * open transaction (AddOffsetsToTxn, then TxnOffsetCommit to the group coordinator):
+ * they are committed for the group if and only if the transaction commits. @group comes
+ * from tl_consumer_group_metadata(); with a generation_id >= 0 the group coordinator
+ * refuses commits from a member that is no longer in the group (KIP-447). */
+tl_err tl_producer_send_offsets_to_transaction(struct tl_producer *producer,
+					       const struct tl_consumer_partition *offsets,
+					       int32_t count,
+					       const struct tl_consumer_group_metadata *group,
+					       int timeout_ms);
+/* Sends every record of the open transaction, waits for their delivery (running
+ * delivery callbacks on this thread, as tl_producer_flush()), then commits it (EndTxn).
+ * TL_ERR_TRANSACTION_ABORTABLE when a record or the offsets failed: abort instead. */
+tl_err tl_producer_commit_transaction(struct tl_producer *producer, int timeout_ms);
+/* Aborts the open transaction: records not yet sent fail with
+ * TL_ERR_OPERATION_NOT_ATTEMPTED, records in flight are waited for, then EndTxn(abort).
+ * Allowed after an abortable error. */
+tl_err tl_producer_abort_transaction(struct tl_producer *producer, int timeout_ms);
+
+/* ---- durable spool (spool.dir) ---- */
+
+/* Called by tl_producer_spool_scan() for each record; return false to stop. The
+ * record's pointers are valid during the call; its opaque is NULL. */
+typedef bool (*tl_producer_spool_fn)(const struct tl_producer_record *record, void *arg);
+
+/* With spool.dir set: calls @fn, on this thread, for every record in the spool's files,
+ * each partition's oldest first. These are the records the producer found at create
+ * (those the broker had not stored are resent; their delivery reports have opaque NULL),
+ * some already stored, and those sent since. The newest record of each partition is
+ * always there, so a service finds what its last tl_producer_send() before a crash
+ * persisted and goes on after it. Do not call the producer from @fn. Returns
+ * TL_ERR_INVALID without spool.dir, TL_ERR_IO, TL_ERR_NOMEM. */
+tl_err tl_producer_spool_scan(struct tl_producer *producer, tl_producer_spool_fn fn, void *arg);
 
 /* Java's default partitioner for a keyed record: toPositive(murmur2(key)) % count. */
 int32_t tl_producer_partition_for_key(const void *key, int32_t key_len, int32_t partition_count);

@@ -4,7 +4,13 @@
  * (producer id 42, epoch 0), Produce (answers from a script, remembering each batch's
  * producer id and base sequence), ListOffsets (earliest 0, latest fetch_end), Fetch
  * (the same records blob at any offset, plus an aborted-transactions list) and
- * FindCoordinator / OffsetFetch / OffsetCommit (committed offsets kept per partition).
+ * FindCoordinator / OffsetFetch / OffsetCommit (committed offsets kept per partition),
+ * and a transaction coordinator: InitProducerId with a transactional id (the epoch goes
+ * up by one per call), AddPartitionsToTxn (Produce of a transactional batch to a
+ * partition not added answers INVALID_TXN_STATE, as tallyd does), AddOffsetsToTxn,
+ * TxnOffsetCommit (v3 is flexible: header v2, response header v1) and EndTxn, each with
+ * a script of error codes for its next answers; DescribeProducers (flexible v0) answers
+ * producer 42's last sequence per partition, from describe_last or a script.
  * Encoding and decoding use the generated codec, so the fake speaks the same bytes as
  * tallyd. Header-only: static functions for one test file. */
 #ifndef TL_PRODUCER_TESTS_FAKE_BROKER_H
@@ -20,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/assert.h"
 #include "common/buf.h"
 #include "protocol/messages.h"
 
@@ -58,7 +65,63 @@ struct fake_broker {
 	/* group coordinator */
 	int64_t committed[FAKE_PARTITIONS_MAX]; /* -1: none */
 	int commit_requests;
+	/* transaction coordinator: scripts of error codes, then 0 */
+	int16_t init_script[FAKE_SCRIPT_MAX];
+	int init_script_count;
+	int16_t add_partitions_script[FAKE_SCRIPT_MAX];
+	int add_partitions_script_count;
+	int16_t add_offsets_script[FAKE_SCRIPT_MAX];
+	int add_offsets_script_count;
+	int16_t txn_commit_script[FAKE_SCRIPT_MAX];
+	int txn_commit_script_count;
+	int16_t end_script[FAKE_SCRIPT_MAX];
+	int end_script_count;
+	/* transaction observations */
+	int8_t seen_find_key_type; /* of the last FindCoordinator (v1+) */
+	int find_txn_requests;     /* FindCoordinator with key type 1 */
+	char seen_transactional_id[64];
+	int16_t txn_epoch; /* the epoch the last InitProducerId handed out */
+	int init_requests;
+	int add_partitions_requests;
+	bool txn_added[FAKE_PARTITIONS_MAX]; /* in the open transaction */
+	int transactional_batches;           /* Produce batches with the transactional bit */
+	int unregistered_batches;            /* ... to a partition not added */
+	int16_t seen_batch_epoch;
+	int add_offsets_requests;
+	char seen_offsets_group[64];
+	int txn_commit_requests;
+	int16_t seen_txn_commit_version;
+	int32_t seen_generation_id;
+	char seen_member_id[64];
+	int64_t txn_committed[FAKE_PARTITIONS_MAX]; /* offsets staged by TxnOffsetCommit, -1 */
+	int end_requests;
+	int commits;           /* EndTxn(commit) answered 0 */
+	int aborts;            /* EndTxn(abort) answered 0 */
+	int all_init_requests; /* InitProducerId, with or without a transactional id */
+	/* DescribeProducers: producer 42's last sequence per partition (-1: no state); a
+	 * script, when set, gives the answers of the next requests for every partition */
+	int32_t describe_last[FAKE_PARTITIONS_MAX];
+	int32_t describe_script[FAKE_SCRIPT_MAX];
+	int describe_script_count;
+	int describe_requests;
 };
+
+/* Pops the next scripted error code (0 once the script is empty). */
+static int16_t fake_script_pop(int16_t *script, int *count)
+{
+	if (*count == 0)
+		return 0;
+	int16_t code = script[0];
+	memmove(script, script + 1, (size_t)-- * count * sizeof(script[0]));
+	return code;
+}
+
+static void fake_copy_str(char *out, size_t size, struct tl_str str)
+{
+	size_t n = str.len > 0 ? TL_MIN((size_t)str.len, size - 1) : 0;
+	memcpy(out, str.ptr, n);
+	out[n] = '\0';
+}
 
 static bool fake_read_full(int fd, void *buf, size_t len)
 {
@@ -73,31 +136,40 @@ static bool fake_read_full(int fd, void *buf, size_t len)
 	return true;
 }
 
-static void fake_send(int fd, int32_t correlation_id, const struct tl_buf *body)
+static void fake_send(int fd, int32_t correlation_id, bool flexible, const struct tl_buf *body)
 {
-	uint8_t head[8];
-	tl_be32_put(head, (uint32_t)(body->len + 4));
+	uint8_t head[9];
+	size_t head_len = flexible ? 9 : 8; /* response header v1: empty tagged fields */
+	tl_be32_put(head, (uint32_t)(body->len + head_len - 4));
 	tl_be32_put(head + 4, (uint32_t)correlation_id);
-	if (send(fd, head, 8, MSG_NOSIGNAL) != 8 ||
+	head[8] = 0;
+	if (send(fd, head, head_len, MSG_NOSIGNAL) != (ssize_t)head_len ||
 	    send(fd, body->data, body->len, MSG_NOSIGNAL) != (ssize_t)body->len)
 		return;
+}
+
+/* True for the flexible versions the fake speaks (header v2 / response header v1). */
+static bool fake_is_flexible(int16_t api_key, int16_t version)
+{
+	return (api_key == 28 && version >= 3) || api_key == 61;
 }
 
 static void fake_api_versions(struct tl_buf *out)
 {
 	static const int16_t apis[][3] = {
-		{0, 3, 8}, {1, 4, 11}, {2, 1, 5},  {3, 1, 8},  {8, 2, 7},
-		{9, 1, 5}, {10, 0, 2}, {18, 0, 0}, {22, 0, 1},
+		{0, 3, 8},  {1, 4, 11}, {2, 1, 5},  {3, 1, 8},  {8, 2, 7},  {9, 1, 5},  {10, 0, 2},
+		{18, 0, 0}, {22, 0, 1}, {24, 0, 2}, {25, 0, 2}, {26, 0, 2}, {28, 0, 3}, {61, 0, 0},
 	};
-	struct tl_api_versions_response_api_version keys[9];
-	for (int i = 0; i < 9; i++) {
+	enum { FAKE_APIS = sizeof(apis) / sizeof(apis[0]) };
+	struct tl_api_versions_response_api_version keys[FAKE_APIS];
+	for (int i = 0; i < FAKE_APIS; i++) {
 		keys[i].api_key = apis[i][0];
 		keys[i].min_version = apis[i][1];
 		keys[i].max_version = apis[i][2];
 	}
 	struct tl_api_versions_response resp;
 	tl_api_versions_response_defaults(&resp);
-	resp.api_keys_count = 9;
+	resp.api_keys_count = FAKE_APIS;
 	resp.api_keys = keys;
 	tl_api_versions_response_encode(out, 0, &resp);
 }
@@ -176,9 +248,21 @@ static bool fake_produce(struct fake_broker *fb, struct tl_cursor *body, int16_t
 				&tr->partition_responses[p];
 			tl_produce_response_partition_produce_response_defaults(pr);
 			pr->index = pd->index;
-			pr->error_code = code;
 			const uint8_t *b = pd->records.ptr;
 			int32_t count = (int32_t)tl_be32_get(b + 57);
+			bool transactional = (tl_be16_get(b + 21) & 0x10) != 0;
+			int16_t pcode = code;
+			if (transactional) {
+				fb->transactional_batches++;
+				fb->seen_batch_epoch = (int16_t)tl_be16_get(b + 51);
+				bool added = pd->index >= 0 && pd->index < FAKE_PARTITIONS_MAX &&
+					     fb->txn_added[pd->index];
+				if (!added) {
+					fb->unregistered_batches++;
+					pcode = 48; /* INVALID_TXN_STATE */
+				}
+			}
+			pr->error_code = pcode;
 			if (fb->batches_seen < FAKE_SEEN_MAX) {
 				fb->seen_producer_id[fb->batches_seen] =
 					(int64_t)tl_be64_get(b + 43);
@@ -187,7 +271,7 @@ static bool fake_produce(struct fake_broker *fb, struct tl_cursor *body, int16_t
 				fb->seen_record_count[fb->batches_seen] = count;
 				fb->batches_seen++;
 			}
-			if (code == 0 && pd->index >= 0 && pd->index < FAKE_PARTITIONS_MAX) {
+			if (pcode == 0 && pd->index >= 0 && pd->index < FAKE_PARTITIONS_MAX) {
 				pr->base_offset = fb->next_offset[pd->index];
 				fb->next_offset[pd->index] += count;
 			} else {
@@ -277,8 +361,18 @@ static void fake_fetch(struct fake_broker *fb, struct tl_cursor *body, int16_t v
 	tl_arena_deinit(&arena);
 }
 
-static void fake_find_coordinator(struct fake_broker *fb, int16_t version, struct tl_buf *out)
+static void fake_find_coordinator(struct fake_broker *fb, struct tl_cursor *body, int16_t version,
+				  struct tl_buf *out)
 {
+	struct tl_arena arena;
+	tl_arena_init(&arena, 1u << 20);
+	struct tl_find_coordinator_request req;
+	if (tl_find_coordinator_request_decode(body, version, &arena, &req) == TL_OK &&
+	    version >= 1) {
+		fb->seen_find_key_type = req.key_type;
+		fb->find_txn_requests += req.key_type == 1;
+	}
+	tl_arena_deinit(&arena);
 	struct tl_find_coordinator_response resp;
 	tl_find_coordinator_response_defaults(&resp);
 	resp.node_id = 0;
@@ -349,6 +443,200 @@ static void fake_offset_commit(struct fake_broker *fb, struct tl_cursor *body, i
 	tl_arena_deinit(&arena);
 }
 
+static void fake_init_producer_id(struct fake_broker *fb, struct tl_cursor *body, int16_t version,
+				  struct tl_buf *out)
+{
+	struct tl_arena arena;
+	tl_arena_init(&arena, 1u << 20);
+	struct tl_init_producer_id_request req;
+	tl_init_producer_id_request_defaults(&req);
+	(void)tl_init_producer_id_request_decode(body, version, &arena, &req);
+	struct tl_init_producer_id_response resp;
+	tl_init_producer_id_response_defaults(&resp);
+	fb->all_init_requests++;
+	if (req.transactional_id.len > 0) {
+		fb->init_requests++;
+		fake_copy_str(fb->seen_transactional_id, sizeof(fb->seen_transactional_id),
+			      req.transactional_id);
+		resp.error_code = fake_script_pop(fb->init_script, &fb->init_script_count);
+		if (resp.error_code == 0) {
+			fb->txn_epoch = (int16_t)(fb->init_requests == 1 ? 0 : fb->txn_epoch + 1);
+			memset(fb->txn_added, 0, sizeof(fb->txn_added));
+		}
+	}
+	resp.producer_id = resp.error_code == 0 ? 42 : -1;
+	resp.producer_epoch = resp.error_code == 0 ? fb->txn_epoch : -1;
+	tl_init_producer_id_response_encode(out, version, &resp);
+	tl_arena_deinit(&arena);
+}
+
+static void fake_add_partitions(struct fake_broker *fb, struct tl_cursor *body, int16_t version,
+				struct tl_buf *out)
+{
+	struct tl_arena arena;
+	tl_arena_init(&arena, 1u << 20);
+	struct tl_add_partitions_to_txn_request req;
+	if (tl_add_partitions_to_txn_request_decode(body, version, &arena, &req) != TL_OK) {
+		tl_arena_deinit(&arena);
+		return;
+	}
+	fb->add_partitions_requests++;
+	int16_t code = fake_script_pop(fb->add_partitions_script, &fb->add_partitions_script_count);
+	struct tl_add_partitions_to_txn_response resp;
+	tl_add_partitions_to_txn_response_defaults(&resp);
+	resp.results_by_topic_v3_and_below_count = req.v3_and_below_topics_count;
+	resp.results_by_topic_v3_and_below =
+		tl_arena_array(&arena, (size_t)req.v3_and_below_topics_count + 1,
+			       sizeof(*resp.results_by_topic_v3_and_below));
+	for (int32_t t = 0; t < req.v3_and_below_topics_count; t++) {
+		const struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *in =
+			&req.v3_and_below_topics[t];
+		struct tl_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *r =
+			&resp.results_by_topic_v3_and_below[t];
+		r->name = in->name;
+		r->results_by_partition_count = in->partitions_count;
+		r->results_by_partition = tl_arena_array(&arena, (size_t)in->partitions_count + 1,
+							 sizeof(*r->results_by_partition));
+		for (int32_t i = 0; i < in->partitions_count; i++) {
+			r->results_by_partition[i].partition_index = in->partitions[i];
+			r->results_by_partition[i].partition_error_code = code;
+			if (code == 0 && in->partitions[i] >= 0 &&
+			    in->partitions[i] < FAKE_PARTITIONS_MAX)
+				fb->txn_added[in->partitions[i]] = true;
+		}
+	}
+	tl_add_partitions_to_txn_response_encode(out, version, &resp);
+	tl_arena_deinit(&arena);
+}
+
+static void fake_add_offsets(struct fake_broker *fb, struct tl_cursor *body, int16_t version,
+			     struct tl_buf *out)
+{
+	struct tl_arena arena;
+	tl_arena_init(&arena, 1u << 20);
+	struct tl_add_offsets_to_txn_request req;
+	if (tl_add_offsets_to_txn_request_decode(body, version, &arena, &req) == TL_OK) {
+		fb->add_offsets_requests++;
+		fake_copy_str(fb->seen_offsets_group, sizeof(fb->seen_offsets_group), req.group_id);
+	}
+	struct tl_add_offsets_to_txn_response resp;
+	tl_add_offsets_to_txn_response_defaults(&resp);
+	resp.error_code = fake_script_pop(fb->add_offsets_script, &fb->add_offsets_script_count);
+	tl_add_offsets_to_txn_response_encode(out, version, &resp);
+	tl_arena_deinit(&arena);
+}
+
+static void fake_txn_offset_commit(struct fake_broker *fb, struct tl_cursor *body, int16_t version,
+				   struct tl_buf *out)
+{
+	struct tl_arena arena;
+	tl_arena_init(&arena, 1u << 20);
+	struct tl_txn_offset_commit_request req;
+	if (tl_txn_offset_commit_request_decode(body, version, &arena, &req) != TL_OK) {
+		tl_arena_deinit(&arena);
+		return;
+	}
+	fb->txn_commit_requests++;
+	fb->seen_txn_commit_version = version;
+	fb->seen_generation_id = req.generation_id;
+	fake_copy_str(fb->seen_member_id, sizeof(fb->seen_member_id), req.member_id);
+	int16_t code = fake_script_pop(fb->txn_commit_script, &fb->txn_commit_script_count);
+	struct tl_txn_offset_commit_response resp;
+	tl_txn_offset_commit_response_defaults(&resp);
+	resp.topics_count = req.topics_count;
+	resp.topics = tl_arena_array(&arena, (size_t)req.topics_count + 1, sizeof(*resp.topics));
+	for (int32_t t = 0; t < req.topics_count; t++) {
+		resp.topics[t].name = req.topics[t].name;
+		resp.topics[t].partitions_count = req.topics[t].partitions_count;
+		resp.topics[t].partitions =
+			tl_arena_array(&arena, (size_t)req.topics[t].partitions_count + 1,
+				       sizeof(*resp.topics[t].partitions));
+		for (int32_t p = 0; p < req.topics[t].partitions_count; p++) {
+			int32_t index = req.topics[t].partitions[p].partition_index;
+			resp.topics[t].partitions[p].partition_index = index;
+			resp.topics[t].partitions[p].error_code = code;
+			if (code == 0 && index >= 0 && index < FAKE_PARTITIONS_MAX)
+				fb->txn_committed[index] =
+					req.topics[t].partitions[p].committed_offset;
+		}
+	}
+	tl_txn_offset_commit_response_encode(out, version, &resp);
+	tl_arena_deinit(&arena);
+}
+
+static void fake_end_txn(struct fake_broker *fb, struct tl_cursor *body, int16_t version,
+			 struct tl_buf *out)
+{
+	struct tl_arena arena;
+	tl_arena_init(&arena, 1u << 20);
+	struct tl_end_txn_request req;
+	tl_end_txn_request_defaults(&req);
+	(void)tl_end_txn_request_decode(body, version, &arena, &req);
+	fb->end_requests++;
+	struct tl_end_txn_response resp;
+	tl_end_txn_response_defaults(&resp);
+	resp.error_code = fake_script_pop(fb->end_script, &fb->end_script_count);
+	if (resp.error_code == 0) {
+		fb->commits += req.committed;
+		fb->aborts += !req.committed;
+		memset(fb->txn_added, 0, sizeof(fb->txn_added));
+	}
+	tl_end_txn_response_encode(out, version, &resp);
+	tl_arena_deinit(&arena);
+}
+
+static void fake_describe_producers(struct fake_broker *fb, struct tl_cursor *body, int16_t version,
+				    struct tl_buf *out)
+{
+	struct tl_arena arena;
+	tl_arena_init(&arena, 1u << 20);
+	struct tl_describe_producers_request req;
+	if (tl_describe_producers_request_decode(body, version, &arena, &req) != TL_OK) {
+		tl_arena_deinit(&arena);
+		return;
+	}
+	fb->describe_requests++;
+	int32_t scripted = -2;
+	if (fb->describe_script_count > 0) {
+		scripted = fb->describe_script[0];
+		memmove(fb->describe_script, fb->describe_script + 1,
+			(size_t)--fb->describe_script_count * sizeof(fb->describe_script[0]));
+	}
+	struct tl_describe_producers_response resp;
+	tl_describe_producers_response_defaults(&resp);
+	resp.topics_count = req.topics_count;
+	resp.topics = tl_arena_array(&arena, (size_t)req.topics_count + 1, sizeof(*resp.topics));
+	for (int32_t t = 0; t < req.topics_count; t++) {
+		resp.topics[t].name = req.topics[t].name;
+		int32_t n = req.topics[t].partition_indexes_count;
+		resp.topics[t].partitions_count = n;
+		resp.topics[t].partitions =
+			tl_arena_array(&arena, (size_t)n + 1, sizeof(*resp.topics[t].partitions));
+		for (int32_t i = 0; i < n; i++) {
+			struct tl_describe_producers_response_partition_response *pr =
+				&resp.topics[t].partitions[i];
+			int32_t index = req.topics[t].partition_indexes[i];
+			pr->partition_index = index;
+			int32_t last = scripted != -2 ? scripted
+				       : index >= 0 && index < FAKE_PARTITIONS_MAX
+					       ? fb->describe_last[index]
+					       : -1;
+			if (last < 0)
+				continue;
+			pr->active_producers_count = 1;
+			pr->active_producers =
+				tl_arena_array(&arena, 1, sizeof(*pr->active_producers));
+			tl_describe_producers_response_producer_state_defaults(
+				pr->active_producers);
+			pr->active_producers[0].producer_id = 42;
+			pr->active_producers[0].producer_epoch = 0;
+			pr->active_producers[0].last_sequence = last;
+		}
+	}
+	tl_describe_producers_response_encode(out, version, &resp);
+	tl_arena_deinit(&arena);
+}
+
 /* Handles one request frame; false closes the connection. */
 static bool fake_handle(struct fake_broker *fb, int fd)
 {
@@ -369,6 +657,8 @@ static bool fake_handle(struct fake_broker *fb, int fd)
 	int16_t version = tl_cursor_i16(&c);
 	int32_t correlation_id = tl_cursor_i32(&c);
 	(void)tl_cursor_string(&c, false, true); /* client_id */
+	if (fake_is_flexible(api_key, version))
+		(void)tl_cursor_uvarint(&c); /* header v2: no tagged fields from libtally */
 	struct tl_buf out;
 	tl_buf_init(&out);
 	bool answer = true;
@@ -390,7 +680,7 @@ static bool fake_handle(struct fake_broker *fb, int fd)
 		fake_fetch(fb, &c, version, &out);
 		break;
 	case 10:
-		fake_find_coordinator(fb, version, &out);
+		fake_find_coordinator(fb, &c, version, &out);
 		break;
 	case 9:
 		fake_offset_fetch(fb, &c, version, &out);
@@ -398,21 +688,32 @@ static bool fake_handle(struct fake_broker *fb, int fd)
 	case 8:
 		fake_offset_commit(fb, &c, version, &out);
 		break;
-	case 22: {
-		struct tl_init_producer_id_response resp;
-		tl_init_producer_id_response_defaults(&resp);
-		resp.producer_id = 42;
-		resp.producer_epoch = 0;
-		tl_init_producer_id_response_encode(&out, version, &resp);
+	case 22:
+		fake_init_producer_id(fb, &c, version, &out);
 		break;
-	}
+	case 24:
+		fake_add_partitions(fb, &c, version, &out);
+		break;
+	case 25:
+		fake_add_offsets(fb, &c, version, &out);
+		break;
+	case 26:
+		fake_end_txn(fb, &c, version, &out);
+		break;
+	case 28:
+		fake_txn_offset_commit(fb, &c, version, &out);
+		break;
+	case 61:
+		fake_describe_producers(fb, &c, version, &out);
+		break;
 	default:
 		answer = false;
 		break;
 	}
+	bool flexible = fake_is_flexible(api_key, version);
 	pthread_mutex_unlock(&fb->lock);
 	if (answer)
-		fake_send(fd, correlation_id, &out);
+		fake_send(fd, correlation_id, flexible, &out);
 	tl_buf_deinit(&out);
 	free(frame);
 	return true;
@@ -463,7 +764,7 @@ static void fake_broker_start(struct fake_broker *fb, int32_t partitions)
 	fb->partitions = partitions;
 	fb->aborted_producer_id = -1;
 	for (int i = 0; i < FAKE_PARTITIONS_MAX; i++)
-		fb->committed[i] = -1;
+		fb->committed[i] = fb->txn_committed[i] = fb->describe_last[i] = -1;
 	pthread_mutex_init(&fb->lock, NULL);
 	fb->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in addr = {0};

@@ -96,7 +96,10 @@ START_TEST(bad_values_are_errors_naming_the_key)
 			 TL_ERR_INVALID);
 	ck_assert_ptr_nonnull(strstr(err, "use zstd"));
 	ck_assert_int_eq(tl_producer_conf_set(conf, "transactional.id", "t", err, sizeof(err)),
-			 TL_ERR_INVALID);
+			 TL_OK);
+	ck_assert_int_eq(
+		tl_producer_conf_set(conf, "transaction.timeout.ms", "0", err, sizeof(err)),
+		TL_ERR_INVALID);
 	ck_assert_int_eq(tl_producer_conf_set(conf, "compression.type", "zstd", err, sizeof(err)),
 			 TL_OK);
 	ck_assert_int_eq(tl_producer_conf_set(conf, "acks", "all", err, sizeof(err)), TL_OK);
