@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config liburing-dev libzstd-dev libssl-dev check
-      librdkafka-dev kcat clang libclang-rt-dev fio)
+      librdkafka-dev kcat clang libclang-rt-dev fio tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

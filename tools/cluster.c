@@ -1,0 +1,113 @@
+/* cluster.c - `tally cluster info`: the cluster id, the controller and every broker with
+ * its advertised address and whether it answers from here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int cluster_option(struct cli *cli, void *ctx, int opt, const char *arg)
+{
+	(void)ctx;
+	(void)opt;
+	(void)arg;
+	return cli_usage(cli, "cluster", "unexpected option");
+}
+
+static void cluster_json(struct cli *cli, const struct tl_admin_cluster *cluster,
+			 const bool *reachable, char (*why)[256])
+{
+	struct cli_node *doc = cli_node_object();
+	cli_add_str(doc, "cluster_id", cluster->cluster_id);
+	cli_add_int(doc, "controller_id", cluster->controller_id);
+	cli_add_int(doc, "topics", cluster->topic_count);
+	cli_add_int(doc, "partitions", cluster->partition_count);
+	struct cli_node *brokers = cli_add_array(doc, "brokers");
+	for (int32_t i = 0; i < cluster->broker_count; i++) {
+		const struct tl_admin_broker *b = &cluster->brokers[i];
+		struct cli_node *n = cli_add_object(brokers, NULL);
+		cli_add_int(n, "node_id", b->node_id);
+		cli_add_str(n, "host", b->host);
+		cli_add_int(n, "port", b->port);
+		cli_add_str(n, "rack", b->rack);
+		cli_add_bool(n, "controller", b->node_id == cluster->controller_id);
+		cli_add_bool(n, "reachable", reachable && reachable[i]);
+		if (why && !reachable[i])
+			cli_add_str(n, "error", why[i]);
+	}
+	cli_node_print(cli, doc, stdout);
+	cli_node_destroy(doc);
+}
+
+static void cluster_text(struct cli *cli, const struct tl_admin_cluster *cluster,
+			 const bool *reachable, char (*why)[256])
+{
+	printf("cluster id:  %s\ncontroller:  %d\ntopics:      %d (%d partitions)\n\n",
+	       cluster->cluster_id ? cluster->cluster_id : "-", cluster->controller_id,
+	       cluster->topic_count, cluster->partition_count);
+	static const char *const headers[] = {"BROKER", "ADDRESS", "RACK", "ROLE", "STATUS"};
+	struct cli_table *table = cli_table_create(5, headers);
+	for (int32_t i = 0; i < cluster->broker_count; i++) {
+		const struct tl_admin_broker *b = &cluster->brokers[i];
+		cli_table_cell(table, "%d", b->node_id);
+		cli_table_cell(table, "%s:%d", b->host, b->port);
+		cli_table_cell(table, "%s", b->rack ? b->rack : "-");
+		cli_table_cell(table, "%s",
+			       b->node_id == cluster->controller_id ? "controller" : "-");
+		cli_table_cell(table, "%s",
+			       reachable && reachable[i] ? "reachable" : "UNREACHABLE");
+	}
+	cli_table_print(cli, table, stdout);
+	cli_table_destroy(table);
+	for (int32_t i = 0; why && i < cluster->broker_count; i++)
+		if (!reachable[i])
+			cli_error(
+				cli,
+				"broker %d advertises %s:%d, which does not answer: %s; check the broker's advertised.listeners",
+				cluster->brokers[i].node_id, cluster->brokers[i].host,
+				cluster->brokers[i].port, why[i]);
+}
+
+int cli_cluster(struct cli *cli, int argc, char **argv)
+{
+	if (argc < 2 || (strcmp(argv[1], "info") != 0 && strcmp(argv[1], "describe") != 0))
+		return cli_usage(cli, "cluster", "cluster wants a verb: info");
+	static const struct option opts[] = {CLI_GLOBAL_LONG_OPTS, {NULL, 0, NULL, 0}};
+	int rc;
+	int first = cli_parse_options(cli, "cluster", argc - 1, argv + 1, CLI_GLOBAL_SHORT, opts,
+				      cluster_option, NULL, &rc);
+	if (first < 0)
+		return rc;
+	if (argc - 1 - first != 0)
+		return cli_usage(cli, "cluster", "cluster info takes no arguments");
+	struct tl_admin *admin;
+	if (cli_admin_create(cli, false, &admin) != TL_OK)
+		return CLI_EXIT_USAGE;
+	struct tl_admin_cluster *cluster;
+	tl_err err = tl_admin_describe_cluster(admin, &cluster, cli->timeout_ms);
+	if (err != TL_OK) {
+		rc = cli_admin_fail(cli, admin, err, "Metadata");
+		tl_admin_destroy(admin);
+		return rc;
+	}
+	bool *reachable = calloc((size_t)cluster->broker_count + 1, sizeof(*reachable));
+	char(*why)[256] = calloc((size_t)cluster->broker_count + 1, sizeof(*why));
+	int unreachable = 0;
+	for (int32_t i = 0; reachable && why && i < cluster->broker_count; i++) {
+		reachable[i] = tl_admin_probe_broker(admin, cluster->brokers[i].node_id,
+						     cli->timeout_ms) == TL_OK;
+		if (!reachable[i]) {
+			snprintf(why[i], sizeof(why[i]), "%s", tl_admin_last_error(admin));
+			unreachable++;
+		}
+	}
+	if (cli->format != CLI_FORMAT_TEXT)
+		cluster_json(cli, cluster, reachable, why);
+	else
+		cluster_text(cli, cluster, reachable, why);
+	free(reachable);
+	free(why);
+	tl_admin_cluster_destroy(cluster);
+	tl_admin_destroy(admin);
+	return unreachable ? CLI_EXIT_UNREACHABLE : CLI_EXIT_OK;
+}
