@@ -60,7 +60,7 @@ TEST_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard tests/progs/*.c)))
 BENCH_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard bench/*.c)))
 
 .PHONY: all release debug asan bins unit-bins test-progs test test-unit test-integration \
-        test-long fuzz format format-check check-deps deps run clean gen analyze repro-check
+        test-long test-asan fuzz format format-check check-deps deps run clean gen analyze repro-check
 
 all: release
 
@@ -68,6 +68,8 @@ release:
 	@$(MAKE) --no-print-directory MODE=release bins
 	@mkdir -p build/bin
 	@cp -f build/release/tallyd build/bin/tallyd
+	@cp -f build/release/tally-bench build/bin/tally-bench
+	@cp -f build/release/tally build/bin/tally
 	@mkdir -p build/lib
 	@cp -f build/release/lib/libtally.a build/release/lib/libtally.so build/lib/
 
@@ -76,7 +78,7 @@ debug:
 asan:
 	@$(MAKE) --no-print-directory MODE=asan bins unit-bins
 
-bins: $(B)/tallyd libtally examples test-progs
+bins: $(B)/tallyd $(B)/tally libtally examples test-progs $(B)/tally-bench
 unit-bins: $(UNIT_BINS)
 test-progs: $(TEST_PROGS) $(BENCH_PROGS)
 
@@ -175,6 +177,18 @@ $(B)/tests/progs/tally_%: $(B)/obj/tests/progs/tally_%.o $(B)/lib/libtally.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs rdkafka 2>/dev/null) \
 	  $(LIBTALLY_LIBS) -lm
 
+# ---- tally: the command-line client (tools/*.c) on libtally.a, plus log/ for offline
+# inspection of data directories (libtally.a's internal symbols are local, so the
+# module libraries link beside it without clashes).
+TOOLS_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(call src_of,tools))
+$(B)/tally: $(TOOLS_OBJS) $(B)/lib/libtally.a $(LIB_log) $(LIB_protocol) $(LIB_common)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+# tally-bench (bench/tally-bench/*.c): the benchmark tool, on libtally; see docs/bench.md.
+TALLY_BENCH_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard bench/tally-bench/*.c)))
+$(B)/tally-bench: $(TALLY_BENCH_OBJS) $(B)/lib/libtally.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBTALLY_LIBS) -lm
+
 # ---- set-up ----
 
 deps:
@@ -198,22 +212,38 @@ test-unit:
 test-integration:
 	@./tests/run.sh
 
+# The integration suite against a tallyd built with ASan+UBSan (part of test-long).
+test-asan: release
+	@$(MAKE) --no-print-directory MODE=asan build/asan/tallyd
+	@TALLYD=build/asan/tallyd ./tests/run.sh
+
 test-long: deps release
 	@TALLY_TEST_LONG=1 ./tests/run.sh
+	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory fuzz
 	@./tests/fuzz/run.sh 120
 
+# libFuzzer targets: the module sources are compiled once (instrumented) and linked into
+# every target, so adding a target or changing one file rebuilds only what changed.
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*.c))
 FUZZ_LIB_SRCS := $(call src_of,common) $(call src_of,protocol) $(call src_of,log)
-fuzz:
-	@mkdir -p build/fuzz
-	@for f in $(FUZZ_SRCS); do \
-	  n=$$(basename $$f .c); \
-	  echo "fuzz $$n"; \
-	  $(CLANG) -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DTL_DEBUG -DTL_FUZZ \
-	    -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) $$f $(FUZZ_LIB_SRCS) \
-	    -o build/fuzz/$$n $(PKG_LIBS) || exit 1; \
-	done
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DTL_DEBUG -DTL_FUZZ -MMD -MP \
+               $(PKG_CFLAGS)
+FUZZ_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+
+fuzz: $(FUZZ_BINS)
+
+$(FUZZ_OBJS): build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(if $(V),,@echo "  CC [fuzz] $<")
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(FUZZ_BINS): build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(@D)
+	@echo "  FUZZ $@"
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $< $(FUZZ_OBJS) -o $@ \
+	  $(PKG_LIBS)
 
 # ---- code health ----
 

@@ -51,7 +51,7 @@ fio_at() {
   [ "$per_flush" -gt 4096 ] || per_flush=4096
   bs=$(( (per_flush + 4095) / 4096 * 4096 ))
   out=$(fio --name=seqwrite --directory="$dir" --rw=write --bs="$bs" --size="$total" \
-    --fdatasync=1 --ioengine=psync --end_fsync=1 --output-format=terse --terse-version=3 \
+    --fdatasync=1 --ioengine=psync --fallocate=none --end_fsync=1 --output-format=terse --terse-version=3 \
     --unlink=1 2>/dev/null)
   kib=$(cut -d';' -f48 <<<"$out") # terse v3: write bandwidth, KiB/s
   awk -v k="$kib" 'BEGIN { printf "%.2f", k * 1024 / 1e6 }'

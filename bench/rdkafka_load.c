@@ -5,15 +5,16 @@
  *
  * Sends COUNT records of SIZE bytes as fast as librdkafka takes them; every key=value
  * is a librdkafka property (acks, enable.idempotence, compression.type, linger.ms ...).
- * Prints one JSON line: records, bytes, seconds, records_per_s, mb_per_s, failed. Exits
- * 1 if any delivery failed. */
+ * Prints one JSON line: records, bytes, seconds, records_per_s, mb_per_s, failed, cpu_s
+ * (this process: user + system, librdkafka's threads included). Exits 1 if any delivery
+ * failed. */
 #include <inttypes.h>
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
-
-#include <librdkafka/rdkafka.h>
 
 static int64_t delivered;
 static int64_t failed;
@@ -101,10 +102,16 @@ int main(int argc, char **argv)
 		rd_kafka_poll(rk, 50);
 	double seconds = now_s() - start;
 	double bytes = (double)delivered * (double)size;
+	struct rusage ru;
+	double cpu_s = 0;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+			(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	printf("{\"records\": %" PRId64 ", \"bytes\": %.0f, \"seconds\": %.3f, "
-	       "\"records_per_s\": %.0f, \"mb_per_s\": %.2f, \"failed\": %" PRId64 "}\n",
+	       "\"records_per_s\": %.0f, \"mb_per_s\": %.2f, \"failed\": %" PRId64
+	       ", \"cpu_s\": %.3f}\n",
 	       delivered, bytes, seconds, (double)delivered / seconds, bytes / seconds / 1e6,
-	       failed);
+	       failed, cpu_s);
 	rd_kafka_destroy(rk);
 	free(payload);
 	return failed ? 1 : 0;

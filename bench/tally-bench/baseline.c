@@ -1,0 +1,461 @@
+/* baseline.c - what the hardware does without a broker, measured in the same run:
+ *
+ * Disk: sequential writes of block_bytes, each followed by fdatasync (the broker's
+ * cadence: one writev + one fdatasync per flush), in @jobs files in parallel (the broker
+ * flushes partitions in parallel), no preallocation (the broker does none). With fio
+ * when installed (engine psync, fallocate=none, JSON output: write bandwidth and the
+ * fdatasync latency percentiles), else a built-in pwrite + fdatasync writer that times
+ * every fdatasync into a histogram.
+ *
+ * Network: loopback TCP, @streams sender/receiver thread pairs writing and reading
+ * 256 KiB chunks for the given seconds. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tb.h"
+
+#define NET_CHUNK_BYTES (256u << 10)
+#define FIO_OUTPUT_MAX  (16u << 20)
+
+/* ---- fio ---- */
+
+static bool fio_installed(void)
+{
+	const char *path = getenv("PATH");
+	char dirs[4096];
+	tb_strlcpy(dirs, sizeof(dirs), path ? path : "/usr/bin:/bin");
+	for (char *d = strtok(dirs, ":"); d; d = strtok(NULL, ":")) {
+		char full[4200];
+		snprintf(full, sizeof(full), "%s/fio", d);
+		if (access(full, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Runs @argv, returns its stdout (malloc'ed) or NULL. */
+static char *run_capture(char **argv, char *err, size_t err_size)
+{
+	int fds[2];
+	if (pipe(fds) != 0) {
+		snprintf(err, err_size, "pipe: %s", strerror(errno));
+		return NULL;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == -1) {
+		snprintf(err, err_size, "fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return NULL;
+	}
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		int null = open("/dev/null", O_WRONLY);
+		if (null != -1)
+			dup2(null, STDERR_FILENO);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	size_t cap = 1 << 16, len = 0;
+	char *out = malloc(cap + 1);
+	while (out) {
+		ssize_t n = read(fds[0], out + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == cap) {
+			if (cap >= FIO_OUTPUT_MAX)
+				break;
+			cap *= 2;
+			char *grown = realloc(out, cap + 1);
+			if (!grown) {
+				free(out);
+				out = NULL;
+				break;
+			}
+			out = grown;
+		}
+	}
+	close(fds[0]);
+	int status;
+	waitpid(pid, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(err, err_size, "%s exited with status %d", argv[0],
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		free(out);
+		return NULL;
+	}
+	if (out)
+		out[len] = '\0';
+	return out;
+}
+
+/* fio's JSON puts a banner before the object on some versions: skip to the first '{'. */
+static void fio_parse(const char *text, struct tb_disk_baseline *out)
+{
+	const char *brace = strchr(text, '{');
+	char err[256];
+	struct tb_json *j = brace ? tb_json_parse(brace, err, sizeof(err)) : NULL;
+	if (!j) {
+		snprintf(out->error, sizeof(out->error), "fio output: %.200s",
+			 brace ? err : "no JSON");
+		return;
+	}
+	double bw = tb_json_num_at(j, "jobs.0.write.bw_bytes");
+	double io = tb_json_num_at(j, "jobs.0.write.io_bytes");
+	double runtime_ms = tb_json_num_at(j, "jobs.0.write.runtime");
+	if (!isfinite(bw) || bw <= 0) {
+		snprintf(out->error, sizeof(out->error), "fio output has no write bandwidth");
+		tb_json_free(j);
+		return;
+	}
+	out->mb_per_s = bw / 1e6;
+	out->bytes = isfinite(io) ? (uint64_t)io : 0;
+	out->seconds = isfinite(runtime_ms) ? runtime_ms / 1e3 : 0;
+	struct tb_latency *l = &out->fdatasync;
+	l->count = (uint64_t)fmax(0, tb_json_num_at(j, "jobs.0.sync.total_ios"));
+	l->min_ns = (uint64_t)fmax(0, tb_json_num_at(j, "jobs.0.sync.lat_ns.min"));
+	l->max_ns = (uint64_t)fmax(0, tb_json_num_at(j, "jobs.0.sync.lat_ns.max"));
+	l->mean_ns = fmax(0, tb_json_num_at(j, "jobs.0.sync.lat_ns.mean"));
+	const struct tb_json *pct = tb_json_path(j, "jobs.0.sync.lat_ns.percentile");
+	for (size_t i = 0; pct && pct->type == TB_JSON_OBJECT && i < pct->count; i++) {
+		double p = strtod(pct->keys[i], NULL);
+		uint64_t v = (uint64_t)fmax(0, pct->items[i]->number);
+		if (fabs(p - 50) < 1e-6)
+			l->p50_ns = v;
+		else if (fabs(p - 90) < 1e-6)
+			l->p90_ns = v;
+		else if (fabs(p - 99) < 1e-6)
+			l->p99_ns = v;
+		else if (fabs(p - 99.9) < 1e-6)
+			l->p999_ns = v;
+		else if (fabs(p - 99.99) < 1e-6)
+			l->p9999_ns = v;
+		if (l->curve_count < TB_CURVE_POINTS_MAX - 1) {
+			l->curve_p[l->curve_count] = p;
+			l->curve_ns[l->curve_count++] = v;
+		}
+	}
+	if (l->curve_count > 0) {
+		l->curve_p[l->curve_count] = 100;
+		l->curve_ns[l->curve_count++] = l->max_ns;
+	}
+	out->ok = true;
+	tb_json_free(j);
+}
+
+static void disk_fio(const char *dir, uint64_t block, int jobs, uint64_t bytes, double max_s,
+		     struct tb_disk_baseline *out)
+{
+	char a_dir[600], a_bs[64], a_size[64], a_jobs[32], a_runtime[64];
+	snprintf(a_dir, sizeof(a_dir), "--directory=%s", dir);
+	snprintf(a_bs, sizeof(a_bs), "--bs=%llu", (unsigned long long)block);
+	uint64_t per_job = bytes / (uint64_t)jobs / block * block;
+	if (per_job < block)
+		per_job = block;
+	snprintf(a_size, sizeof(a_size), "--size=%llu", (unsigned long long)per_job);
+	snprintf(a_jobs, sizeof(a_jobs), "--numjobs=%d", jobs);
+	snprintf(a_runtime, sizeof(a_runtime), "--runtime=%.0fms", max_s * 1000);
+	char *argv[] = {"fio",
+			"--name=tally-bench-baseline",
+			a_dir,
+			"--rw=write",
+			a_bs,
+			a_size,
+			a_jobs,
+			"--ioengine=psync",
+			"--fdatasync=1",
+			"--fallocate=none",
+			"--end_fsync=1",
+			"--unlink=1",
+			"--group_reporting",
+			a_runtime,
+			"--output-format=json",
+			NULL};
+	char err[256];
+	char *text = run_capture(argv, err, sizeof(err));
+	if (!text) {
+		snprintf(out->error, sizeof(out->error), "fio: %.200s", err);
+		return;
+	}
+	fio_parse(text, out);
+	free(text);
+}
+
+/* ---- built-in writer ---- */
+
+struct writer {
+	char path[700];
+	uint64_t block;
+	uint64_t bytes;
+	int64_t deadline_ns;
+	uint64_t written;
+	struct tb_hist *hist;
+	char error[200];
+	pthread_t thread;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	uint8_t *buf = malloc(w->block);
+	int fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (!buf || fd == -1) {
+		snprintf(w->error, sizeof(w->error), "open %.120s: %.60s", w->path,
+			 strerror(errno));
+		free(buf);
+		if (fd != -1)
+			close(fd);
+		return NULL;
+	}
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+	for (uint64_t i = 0; i < w->block; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (uint8_t)x;
+	}
+	while (w->written < w->bytes && tb_now_ns() < w->deadline_ns) {
+		size_t done = 0;
+		while (done < w->block) {
+			ssize_t n =
+				pwrite(fd, buf + done, w->block - done, (off_t)(w->written + done));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				snprintf(w->error, sizeof(w->error), "pwrite: %s", strerror(errno));
+				goto out;
+			}
+			done += (size_t)n;
+		}
+		int64_t t = tb_now_ns();
+		if (fdatasync(fd) != 0) {
+			snprintf(w->error, sizeof(w->error), "fdatasync: %s", strerror(errno));
+			goto out;
+		}
+		tb_hist_add(w->hist, (uint64_t)(tb_now_ns() - t));
+		w->written += w->block;
+	}
+out:
+	close(fd);
+	unlink(w->path);
+	free(buf);
+	return NULL;
+}
+
+static void disk_builtin(const char *dir, uint64_t block, int jobs, uint64_t bytes, double max_s,
+			 struct tb_disk_baseline *out)
+{
+	struct writer *w = calloc((size_t)jobs, sizeof(*w));
+	struct tb_hist *all = calloc(1, sizeof(*all));
+	if (!w || !all) {
+		snprintf(out->error, sizeof(out->error), "out of memory");
+		free(w);
+		free(all);
+		return;
+	}
+	int64_t start = tb_now_ns();
+	int started = 0;
+	for (int i = 0; i < jobs; i++) {
+		snprintf(w[i].path, sizeof(w[i].path), "%s/tally-bench-baseline.%d.%d", dir,
+			 (int)getpid(), i);
+		w[i].block = block;
+		w[i].bytes = bytes / (uint64_t)jobs;
+		w[i].deadline_ns = start + (int64_t)(max_s * 1e9);
+		w[i].hist = calloc(1, sizeof(struct tb_hist));
+		if (!w[i].hist || pthread_create(&w[i].thread, NULL, writer_main, &w[i]) != 0)
+			break;
+		started++;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(w[i].thread, NULL);
+	double seconds = (double)(tb_now_ns() - start) / 1e9;
+	for (int i = 0; i < jobs; i++) {
+		if (w[i].error[0] && !out->error[0])
+			tb_strlcpy(out->error, sizeof(out->error), w[i].error);
+		out->bytes += w[i].written;
+		if (w[i].hist)
+			tb_hist_merge(all, w[i].hist);
+		free(w[i].hist);
+	}
+	out->seconds = seconds;
+	if (started == jobs && !out->error[0] && seconds > 0) {
+		out->mb_per_s = (double)out->bytes / seconds / 1e6;
+		tb_latency_from_hist(&out->fdatasync, all);
+		out->ok = true;
+	} else if (!out->error[0]) {
+		snprintf(out->error, sizeof(out->error), "could not start the writer threads");
+	}
+	free(w);
+	free(all);
+}
+
+void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, uint64_t bytes,
+			  double max_s, const char *engine, struct tb_disk_baseline *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->present = true;
+	block_bytes = (block_bytes + 4095) / 4096 * 4096;
+	if (block_bytes < 4096)
+		block_bytes = 4096;
+	if (jobs < 1)
+		jobs = 1;
+	if (bytes < block_bytes * (uint64_t)jobs)
+		bytes = block_bytes * (uint64_t)jobs;
+	tb_strlcpy(out->dir, sizeof(out->dir), dir);
+	out->block_bytes = block_bytes;
+	out->jobs = jobs;
+	bool use_fio =
+		strcmp(engine, "fio") == 0 || (strcmp(engine, "auto") == 0 && fio_installed());
+	tb_strlcpy(out->engine, sizeof(out->engine), use_fio ? "fio" : "builtin");
+	if (use_fio)
+		disk_fio(dir, block_bytes, jobs, bytes, max_s, out);
+	else
+		disk_builtin(dir, block_bytes, jobs, bytes, max_s, out);
+}
+
+/* ---- loopback TCP ---- */
+
+struct stream {
+	int listen_fd;
+	struct sockaddr_in addr;
+	int64_t deadline_ns;
+	uint64_t received;
+	int64_t last_ns;
+	char error[128];
+	pthread_t sender;
+	pthread_t receiver;
+};
+
+static void *sender_main(void *arg)
+{
+	struct stream *s = arg;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char *buf = calloc(1, NET_CHUNK_BYTES);
+	if (fd == -1 || !buf || connect(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) != 0) {
+		snprintf(s->error, sizeof(s->error), "connect: %s", strerror(errno));
+		goto out;
+	}
+	while (tb_now_ns() < s->deadline_ns) {
+		ssize_t n = write(fd, buf, NET_CHUNK_BYTES);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+	}
+out:
+	if (fd != -1)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+static void *receiver_main(void *arg)
+{
+	struct stream *s = arg;
+	int fd = accept(s->listen_fd, NULL, NULL);
+	char *buf = malloc(NET_CHUNK_BYTES);
+	if (fd == -1 || !buf) {
+		snprintf(s->error, sizeof(s->error), "accept: %s", strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, NET_CHUNK_BYTES);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		s->received += (uint64_t)n;
+		s->last_ns = tb_now_ns();
+	}
+out:
+	if (fd != -1)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+static int listen_loopback(struct sockaddr_in *addr)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(*addr);
+	if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) != 0 || listen(fd, 16) != 0 ||
+	    getsockname(fd, (struct sockaddr *)addr, &len) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void tb_net_baseline_run(int streams, double seconds, struct tb_net_baseline *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->present = true;
+	out->streams = streams < 1 ? 1 : streams;
+	out->chunk_bytes = NET_CHUNK_BYTES;
+	struct stream *s = calloc((size_t)out->streams, sizeof(*s));
+	if (!s) {
+		snprintf(out->error, sizeof(out->error), "out of memory");
+		return;
+	}
+	int64_t start = tb_now_ns();
+	int started = 0;
+	for (int i = 0; i < out->streams; i++) {
+		s[i].listen_fd = listen_loopback(&s[i].addr);
+		s[i].deadline_ns = start + (int64_t)(seconds * 1e9);
+		if (s[i].listen_fd == -1) {
+			snprintf(out->error, sizeof(out->error), "listen: %s", strerror(errno));
+			break;
+		}
+		if (pthread_create(&s[i].receiver, NULL, receiver_main, &s[i]) != 0)
+			break;
+		if (pthread_create(&s[i].sender, NULL, sender_main, &s[i]) != 0) {
+			shutdown(s[i].listen_fd, SHUT_RDWR);
+			pthread_join(s[i].receiver, NULL);
+			break;
+		}
+		started++;
+	}
+	int64_t last = start;
+	for (int i = 0; i < started; i++) {
+		pthread_join(s[i].sender, NULL);
+		pthread_join(s[i].receiver, NULL);
+		out->bytes += s[i].received;
+		if (s[i].last_ns > last)
+			last = s[i].last_ns;
+		if (s[i].error[0] && !out->error[0])
+			tb_strlcpy(out->error, sizeof(out->error), s[i].error);
+	}
+	for (int i = 0; i < out->streams; i++)
+		if (s[i].listen_fd > 0)
+			close(s[i].listen_fd);
+	out->seconds = (double)(last - start) / 1e9;
+	if (started == out->streams && !out->error[0] && out->seconds > 0) {
+		out->mb_per_s = (double)out->bytes / out->seconds / 1e6;
+		out->ok = true;
+	} else if (!out->error[0]) {
+		snprintf(out->error, sizeof(out->error), "could not start the stream threads");
+	}
+	free(s);
+}
