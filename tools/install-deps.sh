@@ -29,7 +29,7 @@ if [ -f tests/interop/package-lock.json ]; then
   want=$(sed -n '/"node_modules\/kafkajs"/,/}/s/.*"version": "\([^"]*\)".*/\1/p' \
          tests/interop/package-lock.json | head -n 1)
   have=$(sed -n 's/.*"version": "\([^"]*\)".*/\1/p' \
-         tests/interop/node_modules/kafkajs/package.json 2>/dev/null | head -n 1)
+         tests/interop/node_modules/kafkajs/package.json 2>/dev/null | head -n 1) || have=""
   if [ -z "$want" ] || [ "$want" != "$have" ]; then
     echo "install-deps: npm ci in tests/interop"
     (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
