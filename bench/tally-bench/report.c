@@ -633,12 +633,13 @@ int tb_report_write_json(const char *path, const struct tb_report *rep)
 
 /* ---- HTML and SVG ---- */
 
-#define SVG_W  760
-#define SVG_H  320
-#define SVG_ML 72
-#define SVG_MR 24
-#define SVG_MT 36
-#define SVG_MB 48
+#define SVG_W       760
+#define SVG_H       320
+#define SVG_ML      72
+#define SVG_MR      24
+#define SVG_MT      36
+#define SVG_MB      48
+#define PCT_MAX_GAP 0.6 /* percentile charts: "max" this far right of the last point */
 
 struct series {
 	const char *name;
@@ -682,13 +683,13 @@ static double nice_step(double range)
 	return step * mag;
 }
 
-/* The drawn x of a data x. p = 100 (max) sits a little right of the largest other. */
+/* The drawn x of a data x. p = 100 (max) sits PCT_MAX_GAP right of the largest other. */
 static double chart_x(const struct chart *c, double x, double pct_max_x)
 {
 	if (!c->x_percentile)
 		return x;
 	if (x >= 100)
-		return pct_max_x + 0.3;
+		return pct_max_x + PCT_MAX_GAP;
 	return -log10(1 - x / 100);
 }
 
@@ -785,7 +786,7 @@ static void svg_axes(FILE *f, const struct chart *c, const struct frame *fr)
 				"<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">%s</text>\n",
 				x, x, top, bottom, x, bottom + 16, labels[e]);
 		}
-		double x = fx(fr, fr->pct_max_x + 0.3);
+		double x = fx(fr, fr->pct_max_x + PCT_MAX_GAP);
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">max</text>\n", x, bottom + 16);
 	} else {
 		double step = nice_step(fr->x1 - fr->x0);
