@@ -108,28 +108,32 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 		bool may_create = broker->config.auto_create_topics_enable &&
 				  (version < 4 || msg.allow_auto_topic_creation);
 		for (int32_t i = 0; i < msg.topics_count; i++) {
-			struct tl_metadata_response_metadata_response_topic *out = &resp.topics[n++];
+			struct tl_metadata_response_metadata_response_topic *out =
+				&resp.topics[n++];
 			tl_metadata_response_metadata_response_topic_defaults(out);
 			struct tl_str name = msg.topics[i].name;
-			struct tl_topic *topic = name.len >= 0
-							 ? tl_topic_find(broker, name)
-							 : tl_topic_find_id(broker, &msg.topics[i].topic_id);
+			struct tl_topic *topic =
+				name.len >= 0 ? tl_topic_find(broker, name)
+					      : tl_topic_find_id(broker, &msg.topics[i].topic_id);
 			out->name = name;
 			out->topic_id = msg.topics[i].topic_id;
 			if (!topic && name.len >= 0 && may_create) {
 				char why[256];
-				tl_err err = tl_topic_create(broker, name, broker->config.num_partitions,
-							     NULL, &topic, why, sizeof(why));
+				tl_err err =
+					tl_topic_create(broker, name, broker->config.num_partitions,
+							NULL, &topic, why, sizeof(why));
 				if (err != TL_OK) {
-					out->error_code = (int16_t)(err == TL_ERR_INVALID_TOPIC_EXCEPTION
-									    ? err
-									    : TL_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+					out->error_code =
+						(int16_t)(err == TL_ERR_INVALID_TOPIC_EXCEPTION
+								  ? err
+								  : TL_ERR_UNKNOWN_TOPIC_OR_PARTITION);
 					continue;
 				}
 			}
 			if (!topic) {
-				out->error_code = (int16_t)(name.len >= 0 ? TL_ERR_UNKNOWN_TOPIC_OR_PARTITION
-									  : TL_ERR_UNKNOWN_TOPIC_ID);
+				out->error_code =
+					(int16_t)(name.len >= 0 ? TL_ERR_UNKNOWN_TOPIC_OR_PARTITION
+								: TL_ERR_UNKNOWN_TOPIC_ID);
 				continue;
 			}
 			metadata_topic(req, topic, out);
@@ -175,9 +179,10 @@ static void list_offsets_in_batch(struct tl_log *log, int64_t target, int64_t *o
 	free(data);
 }
 
-static void list_offsets_partition(struct tl_request *req, struct tl_partition *p,
-				   int64_t timestamp, int8_t isolation_level,
-				   struct tl_list_offsets_response_list_offsets_partition_response *out)
+static void
+list_offsets_partition(struct tl_request *req, struct tl_partition *p, int64_t timestamp,
+		       int8_t isolation_level,
+		       struct tl_list_offsets_response_list_offsets_partition_response *out)
 {
 	int16_t version = req->header.api_version;
 	int64_t offset = -1, ts = -1;
@@ -232,9 +237,9 @@ void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body)
 		tl_list_offsets_response_list_offsets_topic_response_defaults(out);
 		out->name = in->name;
 		out->partitions_count = in->partitions_count;
-		out->partitions = tl_arena_array(&req->arena,
-						 (size_t)TL_MAX(in->partitions_count, 0),
-						 sizeof(*out->partitions));
+		out->partitions =
+			tl_arena_array(&req->arena, (size_t)TL_MAX(in->partitions_count, 0),
+				       sizeof(*out->partitions));
 		if (!out->partitions && in->partitions_count > 0) {
 			tl_request_reject(req, "ListOffsets request too large");
 			return;
@@ -244,8 +249,8 @@ void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body)
 				&out->partitions[i];
 			tl_list_offsets_response_list_offsets_partition_response_defaults(po);
 			po->partition_index = in->partitions[i].partition_index;
-			struct tl_partition *p =
-				tl_partition_find(broker, in->name, in->partitions[i].partition_index);
+			struct tl_partition *p = tl_partition_find(
+				broker, in->name, in->partitions[i].partition_index);
 			if (!p) {
 				po->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 				continue;
@@ -267,8 +272,8 @@ static tl_err create_one(struct tl_request *req, const struct tl_create_topics_r
 {
 	struct tl_broker *broker = req->conn->broker;
 	char why[256] = "";
-	int32_t partitions = in->num_partitions == -1 ? broker->config.num_partitions
-						      : in->num_partitions;
+	int32_t partitions =
+		in->num_partitions == -1 ? broker->config.num_partitions : in->num_partitions;
 	int16_t rf = in->replication_factor == -1 ? broker->config.default_replication_factor
 						  : in->replication_factor;
 	tl_err err = TL_OK;
@@ -387,8 +392,8 @@ void tl_handle_delete_topics(struct tl_request *req, struct tl_cursor *body)
 	struct tl_delete_topics_response resp;
 	tl_delete_topics_response_defaults(&resp);
 	resp.responses_count = TL_MAX(count, 0);
-	resp.responses = tl_arena_array(&req->arena, (size_t)TL_MAX(count, 0),
-					sizeof(*resp.responses));
+	resp.responses =
+		tl_arena_array(&req->arena, (size_t)TL_MAX(count, 0), sizeof(*resp.responses));
 	if (count > 0 && !resp.responses) {
 		tl_request_reject(req, "DeleteTopics request too large");
 		return;
@@ -418,11 +423,11 @@ void tl_handle_delete_topics(struct tl_request *req, struct tl_cursor *body)
 
 /* ---- DescribeConfigs ---- */
 
-#define RESOURCE_TOPIC	2
+#define RESOURCE_TOPIC  2
 #define RESOURCE_BROKER 4
-#define SOURCE_TOPIC	1 /* DYNAMIC_TOPIC_CONFIG */
-#define SOURCE_STATIC	4 /* STATIC_BROKER_CONFIG */
-#define SOURCE_DEFAULT	5 /* DEFAULT_CONFIG */
+#define SOURCE_TOPIC    1 /* DYNAMIC_TOPIC_CONFIG */
+#define SOURCE_STATIC   4 /* STATIC_BROKER_CONFIG */
+#define SOURCE_DEFAULT  5 /* DEFAULT_CONFIG */
 
 static bool key_wanted(const struct tl_describe_configs_request_describe_configs_resource *in,
 		       const char *key)

@@ -17,8 +17,10 @@
  * Shutdown (SIGTERM/SIGINT): stop accepting, stop reading, flush and wait for every
  * queued write, send the answers, close the logs cleanly (fsync + clean-shutdown
  * marker), exit 0. */
-#include <errno.h>
+#include "broker/broker.h"
+
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -30,7 +32,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker/broker.h"
 #include "broker/group.h"
 #include "broker/txn.h"
 #include "common/assert.h"
@@ -38,10 +39,10 @@
 #include "common/time.h"
 
 #define SOURCE_LISTENER 1u
-#define SOURCE_RING	2u
-#define SOURCE_SIGNAL	3u
-#define TICK_MS		1000
-#define EPOLL_EVENTS	256
+#define SOURCE_RING     2u
+#define SOURCE_SIGNAL   3u
+#define TICK_MS         1000
+#define EPOLL_EVENTS    256
 
 void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition)
 {

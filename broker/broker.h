@@ -80,16 +80,16 @@ struct tl_request {
 	uint8_t *frame;          /* the request bytes after the size prefix; owned */
 	uint32_t frame_len;
 	struct tl_request_header header;
-	struct tl_arena arena;   /* decoded request and handler state */
-	struct tl_buf response;  /* size prefix + header + body, file spans included */
+	struct tl_arena arena;  /* decoded request and handler state */
+	struct tl_buf response; /* size prefix + header + body, file spans included */
 	enum tl_request_state state;
-	int32_t waits;           /* outstanding log waiters */
-	void *state_data;        /* handler state (in the arena) */
+	int32_t waits;    /* outstanding log waiters */
+	void *state_data; /* handler state (in the arena) */
 	/* Set while a handler keeps the request waiting on something other than the log
 	 * (a long-poll, a group rebalance): called if the connection closes first, to
 	 * unlink it from wherever it waits. The request is freed right after. */
 	void (*on_abandon)(struct tl_request *req);
-	int64_t deadline_ms;     /* parked fetch: when to answer anyway; 0 = not parked */
+	int64_t deadline_ms; /* parked fetch: when to answer anyway; 0 = not parked */
 	struct tl_request *parked_next, *parked_prev;
 	uint64_t wake_gen; /* the partition wake-up that last retried this fetch */
 };
@@ -106,10 +106,10 @@ struct tl_conn {
 	struct tl_request *head, *tail; /* in-order requests, answered from the head */
 	int32_t queued;                 /* requests in the FIFO */
 	int64_t sent;                   /* bytes of head's response already written */
-	int32_t refs;  /* FIFO requests + requests detached with pending waits + 1 while open */
+	int32_t refs; /* FIFO requests + requests detached with pending waits + 1 while open */
 	bool closed;
-	bool want_write;   /* EPOLLOUT armed */
-	bool read_paused;  /* queue full: stop reading until it drains */
+	bool want_write;  /* EPOLLOUT armed */
+	bool read_paused; /* queue full: stop reading until it drains */
 	int64_t last_active_ms;
 	struct tl_conn *prev, *next;
 };
@@ -179,8 +179,8 @@ struct tl_partition *tl_partition_find(struct tl_broker *broker, struct tl_str t
 const char *tl_topic_name_invalid(struct tl_str name);
 /* Creates a topic durably. @config may be NULL (broker defaults). */
 tl_err tl_topic_create(struct tl_broker *broker, struct tl_str name, int32_t partitions,
-		       const struct tl_topic_config *config, struct tl_topic **topic_out,
-		       char *why, size_t why_size);
+		       const struct tl_topic_config *config, struct tl_topic **topic_out, char *why,
+		       size_t why_size);
 tl_err tl_topic_delete(struct tl_broker *broker, struct tl_topic *topic);
 void tl_topics_tick(struct tl_broker *broker, int64_t now_ms);
 /* Iteration over all topics, in no particular order. */

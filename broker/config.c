@@ -154,8 +154,8 @@ static const char *closest_key(const char *key, const char *const *names, size_t
 	return best_distance <= TL_MAX(strlen(key) / 3, (size_t)2) ? best : NULL;
 }
 
-static tl_err parse_int(const char *key, const char *value, int64_t min, int64_t max,
-			int64_t *out, char *why, size_t why_size)
+static tl_err parse_int(const char *key, const char *value, int64_t min, int64_t max, int64_t *out,
+			char *why, size_t why_size)
 {
 	char *end;
 	errno = 0;
@@ -165,16 +165,16 @@ static tl_err parse_int(const char *key, const char *value, int64_t min, int64_t
 		return TL_ERR_INVALID;
 	}
 	if (v < min || v > max) {
-		snprintf(why, why_size, "config %s: %lld is out of range [%" PRId64 ", %" PRId64 "]",
-			 key, v, min, max);
+		snprintf(why, why_size,
+			 "config %s: %lld is out of range [%" PRId64 ", %" PRId64 "]", key, v, min,
+			 max);
 		return TL_ERR_INVALID;
 	}
 	*out = v;
 	return TL_OK;
 }
 
-static tl_err parse_bool(const char *key, const char *value, bool *out, char *why,
-			 size_t why_size)
+static tl_err parse_bool(const char *key, const char *value, bool *out, char *why, size_t why_size)
 {
 	if (strcmp(value, "true") == 0)
 		*out = true;
@@ -195,8 +195,8 @@ static tl_err parse_timestamp_type(const char *key, const char *value, bool *log
 	else if (strcmp(value, "LogAppendTime") == 0)
 		*log_append_time = true;
 	else {
-		snprintf(why, why_size, "config %s: \"%s\" is not CreateTime or LogAppendTime",
-			 key, value);
+		snprintf(why, why_size, "config %s: \"%s\" is not CreateTime or LogAppendTime", key,
+			 value);
 		return TL_ERR_INVALID;
 	}
 	return TL_OK;
@@ -234,12 +234,12 @@ static tl_err config_set_special(struct tl_config *config, const char *key, cons
 		}
 		snprintf(config->log_level, sizeof(config->log_level), "%s", value);
 	} else if (strcmp(key, "log.message.timestamp.type") == 0) {
-		err = parse_timestamp_type(key, value,
-					   &config->log_message_timestamp_log_append_time, why,
-					   why_size);
+		err = parse_timestamp_type(
+			key, value, &config->log_message_timestamp_log_append_time, why, why_size);
 	} else if (strcmp(key, "log.retention.ms") == 0) {
 		if ((err = parse_int(key, value, -1, INT64_MAX, &v, why, why_size)) == TL_OK)
-			p->retention_ms = v == -1 ? -1 : v + 1; /* +1: 0 stays distinct from unset */
+			p->retention_ms =
+				v == -1 ? -1 : v + 1; /* +1: 0 stays distinct from unset */
 	} else if (strcmp(key, "log.retention.minutes") == 0) {
 		if ((err = parse_int(key, value, -1, INT32_MAX, &v, why, why_size)) == TL_OK)
 			p->retention_minutes = v == -1 ? -1 : v + 1;
@@ -346,8 +346,7 @@ static char *trim(char *s)
 	return s;
 }
 
-tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why,
-			   size_t why_size)
+tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why, size_t why_size)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
@@ -429,8 +428,7 @@ tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size)
 	return TL_OK;
 }
 
-tl_err tl_config_parse_listener(const char *listeners, char *host, size_t host_size,
-				int *port_out)
+tl_err tl_config_parse_listener(const char *listeners, char *host, size_t host_size, int *port_out)
 {
 	const char *prefix = "PLAINTEXT://";
 	if (strncmp(listeners, prefix, strlen(prefix)) != 0)
@@ -531,10 +529,9 @@ enum topic_key {
 };
 
 static const char *const topic_keys[TOPIC_KEY_COUNT] = {
-	"cleanup.policy",	  "compression.type", "max.message.bytes",
-	"message.timestamp.type", "retention.bytes",  "retention.ms",
-	"segment.bytes",	  "segment.index.bytes", "segment.ms",
-	"index.interval.bytes",
+	"cleanup.policy",  "compression.type",     "max.message.bytes", "message.timestamp.type",
+	"retention.bytes", "retention.ms",         "segment.bytes",     "segment.index.bytes",
+	"segment.ms",      "index.interval.bytes",
 };
 
 void tl_topic_config_from_broker(struct tl_topic_config *topic, const struct tl_config *broker)
@@ -573,8 +570,8 @@ tl_err tl_topic_config_set(struct tl_topic_config *topic, const char *key, const
 	if (index < 0) {
 		const char *hint = closest_key(key, topic_keys, TOPIC_KEY_COUNT);
 		if (hint)
-			snprintf(why, why_size,
-				 "unknown topic config \"%s\"; did you mean \"%s\"?", key, hint);
+			snprintf(why, why_size, "unknown topic config \"%s\"; did you mean \"%s\"?",
+				 key, hint);
 		else
 			snprintf(why, why_size, "unknown topic config \"%s\"", key);
 		return TL_ERR_INVALID_CONFIG;
@@ -656,7 +653,8 @@ void tl_topic_config_key_value(const struct tl_topic_config *topic, int index, c
 		snprintf(out, out_size, "%d", topic->max_message_bytes);
 		break;
 	case TOPIC_MESSAGE_TIMESTAMP_TYPE:
-		snprintf(out, out_size, "%s", topic->log_append_time ? "LogAppendTime" : "CreateTime");
+		snprintf(out, out_size, "%s",
+			 topic->log_append_time ? "LogAppendTime" : "CreateTime");
 		break;
 	case TOPIC_RETENTION_BYTES:
 		snprintf(out, out_size, "%" PRId64, topic->log.retention_bytes);

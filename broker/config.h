@@ -23,41 +23,41 @@ struct tl_config_precedence {
 };
 
 struct tl_config {
-	int32_t node_id;                       /* node.id (alias broker.id) */
-	char listeners[TL_CONFIG_STR_MAX];     /* listeners: PLAINTEXT://host:port */
+	int32_t node_id;                              /* node.id (alias broker.id) */
+	char listeners[TL_CONFIG_STR_MAX];            /* listeners: PLAINTEXT://host:port */
 	char advertised_listeners[TL_CONFIG_STR_MAX]; /* advertised.listeners, "" = listeners */
-	char log_dirs[TL_CONFIG_STR_MAX];      /* log.dirs (alias log.dir); first dir is used */
-	int32_t num_partitions;                /* num.partitions */
-	int16_t default_replication_factor;    /* default.replication.factor */
-	bool auto_create_topics_enable;        /* auto.create.topics.enable */
-	bool delete_topic_enable;              /* delete.topic.enable */
-	struct tl_log_config log;              /* log.segment.bytes, log.roll.*, log.retention.* ... */
+	char log_dirs[TL_CONFIG_STR_MAX];   /* log.dirs (alias log.dir); first dir is used */
+	int32_t num_partitions;             /* num.partitions */
+	int16_t default_replication_factor; /* default.replication.factor */
+	bool auto_create_topics_enable;     /* auto.create.topics.enable */
+	bool delete_topic_enable;           /* delete.topic.enable */
+	struct tl_log_config log;           /* log.segment.bytes, log.roll.*, log.retention.* ... */
 	int64_t log_retention_check_interval_ms; /* log.retention.check.interval.ms */
-	int32_t message_max_bytes;             /* message.max.bytes: largest batch accepted */
-	int32_t socket_request_max_bytes;      /* socket.request.max.bytes: largest frame */
-	int32_t max_connections;               /* max.connections */
-	int32_t queued_max_requests;           /* queued.max.requests: per connection, pipelined */
-	int64_t connections_max_idle_ms;       /* connections.max.idle.ms */
-	bool log_message_timestamp_log_append_time; /* log.message.timestamp.type=LogAppendTime */
-	enum tl_ring_mode io_engine;           /* log.io.engine: auto | io_uring | sync */
-	int32_t group_min_session_timeout_ms;  /* group.min.session.timeout.ms */
-	int32_t group_max_session_timeout_ms;  /* group.max.session.timeout.ms */
-	int32_t group_initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms */
-	int32_t group_max_size;                /* group.max.size */
-	int32_t offset_metadata_max_bytes;     /* offset.metadata.max.bytes */
-	int64_t offsets_retention_minutes;     /* offsets.retention.minutes */
+	int32_t message_max_bytes;               /* message.max.bytes: largest batch accepted */
+	int32_t socket_request_max_bytes;        /* socket.request.max.bytes: largest frame */
+	int32_t max_connections;                 /* max.connections */
+	int32_t queued_max_requests;     /* queued.max.requests: per connection, pipelined */
+	int64_t connections_max_idle_ms; /* connections.max.idle.ms */
+	bool log_message_timestamp_log_append_time;  /* log.message.timestamp.type=LogAppendTime */
+	enum tl_ring_mode io_engine;                 /* log.io.engine: auto | io_uring | sync */
+	int32_t group_min_session_timeout_ms;        /* group.min.session.timeout.ms */
+	int32_t group_max_session_timeout_ms;        /* group.max.session.timeout.ms */
+	int32_t group_initial_rebalance_delay_ms;    /* group.initial.rebalance.delay.ms */
+	int32_t group_max_size;                      /* group.max.size */
+	int32_t offset_metadata_max_bytes;           /* offset.metadata.max.bytes */
+	int64_t offsets_retention_minutes;           /* offsets.retention.minutes */
 	int64_t offsets_retention_check_interval_ms; /* offsets.retention.check.interval.ms */
-	int32_t offsets_topic_num_partitions;  /* offsets.topic.num.partitions (at creation) */
-	int64_t producer_id_expiration_ms;     /* producer.id.expiration.ms */
-	int32_t transaction_max_timeout_ms;    /* transaction.max.timeout.ms */
+	int32_t offsets_topic_num_partitions;   /* offsets.topic.num.partitions (at creation) */
+	int64_t producer_id_expiration_ms;      /* producer.id.expiration.ms */
+	int32_t transaction_max_timeout_ms;     /* transaction.max.timeout.ms */
 	int64_t transactional_id_expiration_ms; /* transactional.id.expiration.ms */
 	/* test.fault.drop.produce.response.ratio: after a produce is durable, close the
 	 * connection instead of answering with this probability. Refused at start-up unless
 	 * the environment has TALLY_TEST_FAULTS=1, so no production config can carry it. */
 	double test_fault_drop_produce_response;
 	struct tl_config_precedence precedence; /* private to config.c */
-	char cluster_id[64];                   /* cluster.id (default: generated once, stored) */
-	char log_level[16];                    /* log.level: crit|warn|info|debug (tally) */
+	char cluster_id[64];                    /* cluster.id (default: generated once, stored) */
+	char log_level[16];                     /* log.level: crit|warn|info|debug (tally) */
 };
 
 void tl_config_defaults(struct tl_config *config);
@@ -67,20 +67,19 @@ void tl_config_defaults(struct tl_config *config);
 tl_err tl_config_set(struct tl_config *config, const char *key, const char *value, char *why,
 		     size_t why_size);
 /* Reads a properties file (# and ! comments, key=value or key: value, trimmed). */
-tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why,
-			   size_t why_size);
+tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why, size_t why_size);
 /* Cross-key checks after everything is loaded. */
 tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size);
 /* Prints the effective configuration, one `key=value` per line, sorted. */
 void tl_config_print(const struct tl_config *config, FILE *out);
 
 /* Parses "PLAINTEXT://host:port" (the first listener of a comma list). */
-tl_err tl_config_parse_listener(const char *listeners, char *host, size_t host_size,
-				int *port_out);
+tl_err tl_config_parse_listener(const char *listeners, char *host, size_t host_size, int *port_out);
 
 /* Topic-level configuration keys (CreateTopics configs, DescribeConfigs). */
 struct tl_topic_config {
-	struct tl_log_config log;  /* segment.bytes, segment.ms, retention.bytes, retention.ms, ... */
+	struct tl_log_config
+		log; /* segment.bytes, segment.ms, retention.bytes, retention.ms, ... */
 	int32_t max_message_bytes; /* max.message.bytes */
 	bool log_append_time;      /* message.timestamp.type */
 	char cleanup_policy[16];   /* cleanup.policy: only "delete" is implemented */

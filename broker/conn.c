@@ -5,8 +5,8 @@
  * (3) A frame larger than socket.request.max.bytes, or a malformed header, closes the
  *     connection with one diag line naming the peer and the first bytes; nothing of it
  *     reaches a log. */
-#include <errno.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -22,8 +22,8 @@
 #include "common/diag.h"
 #include "common/time.h"
 
-#define CONN_RBUF_BYTES	 (64 * 1024)
-#define CONN_IOV_MAX	 64
+#define CONN_RBUF_BYTES   (64 * 1024)
+#define CONN_IOV_MAX      64
 #define REQUEST_ARENA_MAX (64u * 1024 * 1024) /* decoded form of one request */
 
 /* ---- lifetime ---- */
@@ -170,8 +170,7 @@ void tl_conn_accept(struct tl_broker *broker)
 
 /* ---- reading ---- */
 
-static void conn_malformed(struct tl_conn *conn, const uint8_t *bytes, size_t len,
-			   const char *what)
+static void conn_malformed(struct tl_conn *conn, const uint8_t *bytes, size_t len, const char *what)
 {
 	char esc[32 * 4 + 1];
 	tl_diag_escape(bytes, TL_MIN(len, (size_t)32), esc, sizeof(esc));
@@ -212,7 +211,8 @@ static void conn_update_events(struct tl_conn *conn)
 	if (conn->closed)
 		return;
 	bool want_read = !conn->read_paused;
-	uint32_t events = EPOLLRDHUP | (want_read ? EPOLLIN : 0) | (conn->want_write ? EPOLLOUT : 0);
+	uint32_t events =
+		EPOLLRDHUP | (want_read ? EPOLLIN : 0) | (conn->want_write ? EPOLLOUT : 0);
 	struct epoll_event ev = {.events = events, .data.ptr = conn};
 	epoll_ctl(conn->broker->epoll_fd, EPOLL_CTL_MOD, conn->fd, &ev);
 }

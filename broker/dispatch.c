@@ -127,8 +127,8 @@ static bool software_field_valid(struct tl_str s)
 		return false;
 	for (int32_t i = 0; i < s.len; i++) {
 		char c = s.ptr[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			     (c >= '0' && c <= '9');
+		bool alnum =
+			(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 		bool edge = i == 0 || i == s.len - 1;
 		if (!alnum && (edge || (c != '-' && c != '.')))
 			return false;

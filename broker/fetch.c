@@ -37,8 +37,8 @@ static void fetch_release_reads(struct fetch_state *st)
 }
 
 /* Lists the aborted transactions overlapping [@from, @to) for a read_committed fetch. */
-static void fetch_aborted(struct tl_request *req, struct tl_partition *p, int64_t from,
-			  int64_t to, struct tl_fetch_response_partition_data *pd)
+static void fetch_aborted(struct tl_request *req, struct tl_partition *p, int64_t from, int64_t to,
+			  struct tl_fetch_response_partition_data *pd)
 {
 	uint32_t count = tl_log_aborted_txns(p->log, from, to, NULL, 0);
 	if (count == 0)
@@ -76,7 +76,8 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			pd->records.len = 0;
 			if (msg->isolation_level == 1)
 				pd->aborted_transactions_count = 0;
-			struct tl_partition *p = tl_partition_find(broker, ft->topic, fp->partition);
+			struct tl_partition *p =
+				tl_partition_find(broker, ft->topic, fp->partition);
 			if (!p) {
 				pd->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 				pd->high_watermark = -1;
@@ -89,7 +90,8 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			pd->high_watermark = hw;
 			pd->last_stable_offset = lso;
 			pd->log_start_offset = tl_log_start_offset(p->log);
-			int32_t max = (int32_t)TL_MIN((int64_t)fp->partition_max_bytes, budget - total);
+			int32_t max =
+				(int32_t)TL_MIN((int64_t)fp->partition_max_bytes, budget - total);
 			struct tl_log_read read;
 			tl_err err = tl_log_read(p->log, fp->fetch_offset, committed ? lso : hw,
 						 TL_MAX(max, 0), total == 0, &read);
@@ -126,8 +128,9 @@ static void fetch_park(struct tl_request *req, struct fetch_state *st)
 	const struct tl_fetch_request *msg = &st->msg;
 	for (int32_t t = 0; t < msg->topics_count; t++) {
 		for (int32_t i = 0; i < msg->topics[t].partitions_count; i++) {
-			struct tl_partition *p = tl_partition_find(broker, msg->topics[t].topic,
-								   msg->topics[t].partitions[i].partition);
+			struct tl_partition *p =
+				tl_partition_find(broker, msg->topics[t].topic,
+						  msg->topics[t].partitions[i].partition);
 			if (!p)
 				continue;
 			struct tl_fetch_watch *w = tl_arena_alloc(&req->arena, sizeof(*w));
@@ -206,8 +209,8 @@ void tl_fetch_retry(struct tl_request *req)
 void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body)
 {
 	struct fetch_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
-	if (!st || tl_fetch_request_decode(body, req->header.api_version, &req->arena,
-					   &st->msg) != TL_OK) {
+	if (!st || tl_fetch_request_decode(body, req->header.api_version, &req->arena, &st->msg) !=
+			   TL_OK) {
 		tl_request_reject(req, "malformed Fetch request");
 		return;
 	}
@@ -225,9 +228,9 @@ void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body)
 		tr->topic = msg->topics[t].topic;
 		tr->topic_id = msg->topics[t].topic_id;
 		tr->partitions_count = msg->topics[t].partitions_count;
-		tr->partitions = tl_arena_array(&req->arena,
-						(size_t)TL_MAX(tr->partitions_count, 0),
-						sizeof(*tr->partitions));
+		tr->partitions =
+			tl_arena_array(&req->arena, (size_t)TL_MAX(tr->partitions_count, 0),
+				       sizeof(*tr->partitions));
 		if (!tr->partitions) {
 			tl_request_reject(req, "Fetch request too large to decode");
 			return;

@@ -1909,10 +1909,11 @@ static void txn_commit_each_accepted(struct txn_commit_state *st, tl_err set_err
 		const struct tl_txn_offset_commit_request_txn_offset_commit_request_topic *in =
 			&st->msg.topics[t];
 		for (int32_t i = 0; i < in->partitions_count; i++) {
-			const struct tl_txn_offset_commit_request_txn_offset_commit_request_partition
-				*p = &in->partitions[i];
-			struct tl_txn_offset_commit_response_txn_offset_commit_response_partition *r =
-				&st->resp.topics[t].partitions[i];
+			const struct
+				tl_txn_offset_commit_request_txn_offset_commit_request_partition
+					*p = &in->partitions[i];
+			struct tl_txn_offset_commit_response_txn_offset_commit_response_partition
+				*r = &st->resp.topics[t].partitions[i];
 			if (r->error_code != 0)
 				continue;
 			if (set_error != TL_OK)
@@ -1968,14 +1969,14 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
 	st->commit_ms = tl_wall_ms();
 	tl_txn_offset_commit_response_defaults(&st->resp);
 	struct group *g = msg->group_id.len > 0 ? group_find(groups, msg->group_id) : NULL;
-	tl_err group_err = msg->group_id.len > 0 ? txn_commit_check(req, g, msg)
-						 : TL_ERR_INVALID_GROUP_ID;
+	tl_err group_err =
+		msg->group_id.len > 0 ? txn_commit_check(req, g, msg) : TL_ERR_INVALID_GROUP_ID;
 	if (group_err == TL_OK && !g)
 		g = group_create(groups, msg->group_id);
 	struct tl_txn_offset_commit_response *resp = &st->resp;
 	resp->topics_count = TL_MAX(msg->topics_count, 0);
-	resp->topics = tl_arena_array(&req->arena, (size_t)resp->topics_count,
-				      sizeof(*resp->topics));
+	resp->topics =
+		tl_arena_array(&req->arena, (size_t)resp->topics_count, sizeof(*resp->topics));
 	struct tl_group_store_batch batch;
 	tl_group_store_batch_init(&batch);
 	tl_group_store_batch_set_transactional(&batch, msg->producer_id, msg->producer_epoch);
@@ -1992,8 +1993,9 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
 		out->partitions = tl_arena_array(&req->arena, (size_t)out->partitions_count,
 						 sizeof(*out->partitions));
 		for (int32_t i = 0; i < out->partitions_count && out->partitions; i++) {
-			const struct tl_txn_offset_commit_request_txn_offset_commit_request_partition
-				*p = &in->partitions[i];
+			const struct
+				tl_txn_offset_commit_request_txn_offset_commit_request_partition
+					*p = &in->partitions[i];
 			out->partitions[i].partition_index = p->partition_index;
 			tl_err err = group_err;
 			if (err == TL_OK &&
@@ -2104,9 +2106,8 @@ static bool txn_offset_pending(const struct group *g, struct tl_str topic, int32
  * transaction has staged but not yet decided answers UNSTABLE_OFFSET_COMMIT (KIP-447),
  * which clients retry: the answer would otherwise be the offset before the commit. */
 static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, bool require_stable,
-			       int32_t topic_count,
-			       const struct tl_str *topic_names, int32_t *const *topic_parts,
-			       const int32_t *topic_part_counts,
+			       int32_t topic_count, const struct tl_str *topic_names,
+			       int32_t *const *topic_parts, const int32_t *topic_part_counts,
 			       struct tl_offset_fetch_response_offset_fetch_response_group *out)
 {
 	struct group *g = group_find(req_groups(req), group_id);

@@ -368,8 +368,8 @@ bool tl_group_store_is_writable(const struct tl_group_store *store, struct tl_st
 
 /* ---- writing ---- */
 
-void tl_group_store_batch_set_transactional(struct tl_group_store_batch *batch,
-					    int64_t producer_id, int16_t producer_epoch)
+void tl_group_store_batch_set_transactional(struct tl_group_store_batch *batch, int64_t producer_id,
+					    int16_t producer_epoch)
 {
 	/* No sequence: the coordinator writes it, there is no retry to dedupe. */
 	tl_records_builder_set_producer(&batch->builder, producer_id, producer_epoch, -1, true);

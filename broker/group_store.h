@@ -21,8 +21,8 @@ struct tl_broker;
 struct tl_group_store;
 
 enum tl_group_record_type {
-	TL_GROUP_RECORD_OFFSET = 1, /* OffsetCommitKey / OffsetCommitValue */
-	TL_GROUP_RECORD_GROUP = 2,  /* GroupMetadataKey / GroupMetadataValue */
+	TL_GROUP_RECORD_OFFSET = 1,     /* OffsetCommitKey / OffsetCommitValue */
+	TL_GROUP_RECORD_GROUP = 2,      /* GroupMetadataKey / GroupMetadataValue */
 	TL_GROUP_RECORD_TXN_MARKER = 3, /* replay only: a COMMIT or ABORT marker */
 };
 
@@ -119,8 +119,8 @@ struct tl_group_store_batch {
 void tl_group_store_batch_init(struct tl_group_store_batch *batch);
 /* Makes the batch part of @producer_id/@producer_epoch's transaction (TxnOffsetCommit):
  * its records count only once the coordinator's COMMIT marker follows them. */
-void tl_group_store_batch_set_transactional(struct tl_group_store_batch *batch,
-					    int64_t producer_id, int16_t producer_epoch);
+void tl_group_store_batch_set_transactional(struct tl_group_store_batch *batch, int64_t producer_id,
+					    int16_t producer_epoch);
 void tl_group_store_batch_deinit(struct tl_group_store_batch *batch);
 void tl_group_store_batch_add(struct tl_group_store_batch *batch,
 			      const struct tl_group_record *record);

@@ -42,8 +42,8 @@ static int config_from_args(int argc, char **argv, struct tl_config *config, boo
 			snprintf(kv, sizeof(kv), "%s", argv[++i]);
 			char *eq = strchr(kv, '=');
 			if (!eq) {
-				snprintf(why, sizeof(why), "--override wants key=value, got \"%.400s\"",
-					 kv);
+				snprintf(why, sizeof(why),
+					 "--override wants key=value, got \"%.400s\"", kv);
 				goto bad;
 			}
 			*eq = '\0';

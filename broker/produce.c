@@ -47,8 +47,7 @@ static void produce_respond(struct tl_request *req)
 	if (broker->config.test_fault_drop_produce_response > 0 &&
 	    tl_broker_random(broker) < broker->config.test_fault_drop_produce_response) {
 		/* Test fault: the batches are durable, the answer is lost. */
-		tl_info("broker: test fault, dropping a produce response peer=%s",
-			req->conn->peer);
+		tl_info("broker: test fault, dropping a produce response peer=%s", req->conn->peer);
 		req->state = TL_REQUEST_SILENT;
 		tl_conn_close(req->conn, "test fault: produce response dropped");
 		return;
@@ -75,8 +74,8 @@ static void produce_durable(struct tl_log_waiter *waiter, tl_err err)
 }
 
 static void partition_error(struct produce_state *st,
-			    struct tl_produce_response_partition_produce_response *result, tl_err err,
-			    const char *message)
+			    struct tl_produce_response_partition_produce_response *result,
+			    tl_err err, const char *message)
 {
 	result->error_code = (int16_t)err;
 	result->base_offset = -1;
@@ -189,8 +188,8 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 	if (tl_batch_is_transactional(&head)) {
 		/* KIP-890: only for a transaction the coordinator added this partition to,
 		 * so a late batch of a finished transaction cannot open a hanging one. */
-		err = tl_txn_verify(req->conn->broker->txns, head.producer_id,
-				    head.producer_epoch, tl_str_of(topic->name), partition->index);
+		err = tl_txn_verify(req->conn->broker->txns, head.producer_id, head.producer_epoch,
+				    tl_str_of(topic->name), partition->index);
 		if (err != TL_OK) {
 			partition_error(st, result, err,
 					err == TL_ERR_INVALID_PRODUCER_EPOCH

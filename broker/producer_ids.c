@@ -109,8 +109,8 @@ void tl_handle_init_producer_id(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
 	struct tl_init_producer_id_request msg;
-	if (tl_init_producer_id_request_decode(body, req->header.api_version, &req->arena,
-					       &msg) != TL_OK) {
+	if (tl_init_producer_id_request_decode(body, req->header.api_version, &req->arena, &msg) !=
+	    TL_OK) {
 		tl_request_reject(req, "malformed InitProducerId request");
 		return;
 	}

@@ -24,7 +24,7 @@
 #include "common/assert.h"
 #include "common/diag.h"
 
-#define META_DIR "/.tally-meta"
+#define META_DIR   "/.tally-meta"
 #define TOPICS_DIR META_DIR "/topics"
 
 /* ---- lookup ---- */
@@ -41,7 +41,8 @@ struct tl_topic *tl_topic_find(struct tl_broker *broker, struct tl_str name)
 {
 	if (name.len <= 0 || name.len > TL_TOPIC_NAME_MAX)
 		return NULL;
-	struct tl_topic *topic = broker->topics.buckets[name_hash(name.ptr, name.len) % TL_TOPIC_BUCKETS];
+	struct tl_topic *topic =
+		broker->topics.buckets[name_hash(name.ptr, name.len) % TL_TOPIC_BUCKETS];
 	for (; topic; topic = topic->next)
 		if ((int32_t)strlen(topic->name) == name.len &&
 		    memcmp(topic->name, name.ptr, (size_t)name.len) == 0)
@@ -216,8 +217,8 @@ static tl_err topic_open_logs(struct tl_broker *broker, struct tl_topic *topic)
 }
 
 tl_err tl_topic_create(struct tl_broker *broker, struct tl_str name, int32_t partitions,
-		       const struct tl_topic_config *config, struct tl_topic **topic_out,
-		       char *why, size_t why_size)
+		       const struct tl_topic_config *config, struct tl_topic **topic_out, char *why,
+		       size_t why_size)
 {
 	const char *invalid = tl_topic_name_invalid(name);
 	if (invalid) {
@@ -325,8 +326,8 @@ static tl_err load_meta_properties(struct tl_broker *broker)
 		while (fgets(line, sizeof(line), f)) {
 			line[strcspn(line, "\r\n")] = '\0';
 			if (strncmp(line, "cluster.id=", 11) == 0 && !broker->config.cluster_id[0])
-				snprintf(broker->config.cluster_id, sizeof(broker->config.cluster_id),
-					 "%.63s", line + 11);
+				snprintf(broker->config.cluster_id,
+					 sizeof(broker->config.cluster_id), "%.63s", line + 11);
 		}
 		fclose(f);
 		return TL_OK;

@@ -44,10 +44,10 @@
 #include "common/time.h"
 #include "protocol/records.h"
 
-#define TXN_BUCKETS	       256
+#define TXN_BUCKETS            256
 #define TXN_RECORD_VERSION     0
 #define TXN_PARTITIONS_MAX     100000
-#define TXN_EPOCH_MAX	       (INT16_MAX - 1) /* one bump left for a fencing abort */
+#define TXN_EPOCH_MAX          (INT16_MAX - 1) /* one bump left for a fencing abort */
 #define TXN_REPLAY_ARENA_BYTES (16 << 20)
 
 struct txn_partition {
@@ -75,7 +75,7 @@ struct txn {
 	uint32_t partition_cap;
 	char **groups; /* AddOffsetsToTxn's group ids (NUL-terminated copies) */
 	uint32_t group_count;
-	bool writing;	       /* a state record is in flight */
+	bool writing;          /* a state record is in flight */
 	uint32_t markers_left; /* markers in flight */
 	struct tl_request *waiting;
 	txn_respond_fn respond;
@@ -373,7 +373,8 @@ static tl_err txn_persist(struct txn *txn)
 	txn->update_ms = tl_wall_ms();
 	record_encode(txn, &key, &value);
 	struct tl_bytes k = {.ptr = key.data, .len = (int32_t)key.len};
-	struct tl_bytes v = {.ptr = value.data, .len = txn->state == TL_TXN_DEAD ? -1 : (int32_t)value.len};
+	struct tl_bytes v = {.ptr = value.data,
+			     .len = txn->state == TL_TXN_DEAD ? -1 : (int32_t)value.len};
 	tl_err err = key.failed || value.failed ? TL_ERR_NOMEM : TL_OK;
 	if (err == TL_OK)
 		err = tl_records_builder_append(&builder, txn->update_ms, k, v, NULL, 0);
@@ -576,7 +577,8 @@ tl_err tl_txns_open(struct tl_broker *broker, struct tl_txns **txns_out)
 		/* No compaction yet: retention must never delete the only record of an id. */
 		tl_err err = tl_topic_config_set(&config, "retention.ms", "-1", why, sizeof(why));
 		if (err == TL_OK)
-			err = tl_topic_config_set(&config, "retention.bytes", "-1", why, sizeof(why));
+			err = tl_topic_config_set(&config, "retention.bytes", "-1", why,
+						  sizeof(why));
 		TL_ASSERT(err == TL_OK);
 		err = tl_topic_create(broker, name, 1, &config, &txns->topic, why, sizeof(why));
 		if (err != TL_OK) {
@@ -656,8 +658,8 @@ void tl_txns_tick(struct tl_txns *txns, int64_t now_ms)
 /* ---- checks shared by the handlers ---- */
 
 /* The error for a request naming @pid/@epoch of @txn (or of no transaction). */
-static tl_err txn_check_producer(const struct txn *txn, int64_t pid, int16_t epoch,
-				 int16_t version, int16_t fenced_from_version)
+static tl_err txn_check_producer(const struct txn *txn, int64_t pid, int16_t epoch, int16_t version,
+				 int16_t fenced_from_version)
 {
 	if (!txn || txn->producer_id != pid)
 		return TL_ERR_INVALID_PRODUCER_ID_MAPPING;
@@ -700,10 +702,10 @@ static void init_respond(struct tl_request *req, struct txn *txn, tl_err err)
 {
 	struct tl_init_producer_id_response resp;
 	tl_init_producer_id_response_defaults(&resp);
-	resp.error_code = (int16_t)(err == TL_OK ? TL_OK
-				    : err == TL_ERR_KAFKA_STORAGE_ERROR
-					    ? TL_ERR_COORDINATOR_NOT_AVAILABLE
-					    : err);
+	resp.error_code =
+		(int16_t)(err == TL_OK                        ? TL_OK
+			  : err == TL_ERR_KAFKA_STORAGE_ERROR ? TL_ERR_COORDINATOR_NOT_AVAILABLE
+							      : err);
 	resp.producer_id = err == TL_OK ? txn->producer_id : -1;
 	resp.producer_epoch = err == TL_OK ? txn->epoch : -1;
 	tl_response_begin(req);
@@ -718,8 +720,8 @@ void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_produc
 	struct tl_str id = msg->transactional_id;
 	tl_err err = TL_OK;
 	struct txn *txn = id.len > 0 ? txn_find(txns, id) : NULL;
-	struct tl_txn_step step = tl_txn_step(txn ? txn->state : TL_TXN_EMPTY,
-					      txn && is_busy(txn), TL_TXN_EV_INIT);
+	struct tl_txn_step step =
+		tl_txn_step(txn ? txn->state : TL_TXN_EMPTY, txn && is_busy(txn), TL_TXN_EV_INIT);
 	if (id.len <= 0) {
 		err = TL_ERR_INVALID_REQUEST;
 	} else if (msg->transaction_timeout_ms <= 0 ||
@@ -800,8 +802,8 @@ static void add_partitions_respond_err(struct tl_request *req,
 	tl_add_partitions_to_txn_response_defaults(&resp);
 	int32_t topics = TL_MAX(msg->v3_and_below_topics_count, 0);
 	resp.results_by_topic_v3_and_below_count = topics;
-	resp.results_by_topic_v3_and_below =
-		tl_arena_array(&req->arena, (size_t)topics, sizeof(*resp.results_by_topic_v3_and_below));
+	resp.results_by_topic_v3_and_below = tl_arena_array(
+		&req->arena, (size_t)topics, sizeof(*resp.results_by_topic_v3_and_below));
 	for (int32_t t = 0; t < topics && resp.results_by_topic_v3_and_below; t++) {
 		const struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *in =
 			&msg->v3_and_below_topics[t];
@@ -832,10 +834,9 @@ static void add_partitions_respond(struct tl_request *req, struct txn *txn, tl_e
 {
 	(void)txn;
 	const struct add_partitions_state *st = req->state_data;
-	add_partitions_respond_err(req, &st->msg,
-				   err == TL_ERR_KAFKA_STORAGE_ERROR ? TL_ERR_COORDINATOR_NOT_AVAILABLE
-								     : err,
-				   TL_OK);
+	add_partitions_respond_err(
+		req, &st->msg,
+		err == TL_ERR_KAFKA_STORAGE_ERROR ? TL_ERR_COORDINATOR_NOT_AVAILABLE : err, TL_OK);
 }
 
 void tl_handle_add_partitions_to_txn(struct tl_request *req, struct tl_cursor *body)
@@ -850,8 +851,9 @@ void tl_handle_add_partitions_to_txn(struct tl_request *req, struct tl_cursor *b
 	req->state_data = st;
 	const struct tl_add_partitions_to_txn_request *msg = &st->msg;
 	struct txn *txn = txn_find(broker->txns, msg->v3_and_below_transactional_id);
-	tl_err err = txn_check_producer(txn, msg->v3_and_below_producer_id,
-					msg->v3_and_below_producer_epoch, req->header.api_version, 2);
+	tl_err err =
+		txn_check_producer(txn, msg->v3_and_below_producer_id,
+				   msg->v3_and_below_producer_epoch, req->header.api_version, 2);
 	if (err != TL_OK) {
 		add_partitions_respond_err(req, msg, err, TL_OK);
 		return;
@@ -971,8 +973,7 @@ void tl_handle_end_txn(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
 	struct tl_end_txn_request msg;
-	if (tl_end_txn_request_decode(body, req->header.api_version, &req->arena, &msg) !=
-	    TL_OK) {
+	if (tl_end_txn_request_decode(body, req->header.api_version, &req->arena, &msg) != TL_OK) {
 		tl_request_reject(req, "malformed EndTxn request");
 		return;
 	}
@@ -1028,14 +1029,13 @@ void tl_handle_describe_transactions(struct tl_request *req, struct tl_cursor *b
 		}
 		out->transaction_state = tl_str_of(tl_txn_state_name(txn->state));
 		out->transaction_timeout_ms = txn->timeout_ms;
-		out->transaction_start_time_ms = txn->state == TL_TXN_ONGOING || is_deciding(txn)
-							 ? txn->start_ms
-							 : -1;
+		out->transaction_start_time_ms =
+			txn->state == TL_TXN_ONGOING || is_deciding(txn) ? txn->start_ms : -1;
 		out->producer_id = txn->producer_id;
 		out->producer_epoch = txn->epoch;
 		out->topics_count = 0;
-		out->topics = tl_arena_array(&req->arena, txn->partition_count + 1,
-					     sizeof(*out->topics));
+		out->topics =
+			tl_arena_array(&req->arena, txn->partition_count + 1, sizeof(*out->topics));
 		for (uint32_t p = 0; p < txn->partition_count && out->topics; p++) {
 			struct tl_str topic = tl_str_of(txn->partitions[p].topic);
 			struct tl_describe_transactions_response_topic_data *td = NULL;
@@ -1059,8 +1059,8 @@ void tl_handle_describe_transactions(struct tl_request *req, struct tl_cursor *b
 	tl_response_end(req);
 }
 
-static bool list_filter_match(const struct tl_list_transactions_request *msg,
-			      const struct txn *txn, int64_t now_ms)
+static bool list_filter_match(const struct tl_list_transactions_request *msg, const struct txn *txn,
+			      int64_t now_ms)
 {
 	if (txn->state == TL_TXN_DEAD)
 		return false;
@@ -1085,15 +1085,15 @@ void tl_handle_list_transactions(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
 	struct tl_list_transactions_request msg;
-	if (tl_list_transactions_request_decode(body, req->header.api_version, &req->arena,
-						&msg) != TL_OK) {
+	if (tl_list_transactions_request_decode(body, req->header.api_version, &req->arena, &msg) !=
+	    TL_OK) {
 		tl_request_reject(req, "malformed ListTransactions request");
 		return;
 	}
 	struct tl_list_transactions_response resp;
 	tl_list_transactions_response_defaults(&resp);
-	resp.transaction_states =
-		tl_arena_array(&req->arena, broker->txns->count + 1, sizeof(*resp.transaction_states));
+	resp.transaction_states = tl_arena_array(&req->arena, broker->txns->count + 1,
+						 sizeof(*resp.transaction_states));
 	resp.transaction_states_count = 0;
 	int64_t now = tl_wall_ms();
 	for (uint32_t b = 0; b < TXN_BUCKETS && resp.transaction_states; b++)
@@ -1150,8 +1150,8 @@ void tl_handle_describe_producers(struct tl_request *req, struct tl_cursor *body
 			uint32_t count = tl_log_producers(p->log, NULL, 0);
 			struct tl_log_producer *found =
 				tl_arena_array(&req->arena, count + 1, sizeof(*found));
-			pr->active_producers =
-				tl_arena_array(&req->arena, count + 1, sizeof(*pr->active_producers));
+			pr->active_producers = tl_arena_array(&req->arena, count + 1,
+							      sizeof(*pr->active_producers));
 			if (!found || !pr->active_producers) {
 				pr->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
 				continue;

@@ -13,8 +13,8 @@
 #include "broker/txn_state.h"
 
 static const char *const names[TL_TXN_STATE_COUNT] = {
-	"Empty",	  "Ongoing",	   "PrepareCommit", "PrepareAbort",
-	"CompleteCommit", "CompleteAbort", "Dead",	    "PrepareEpochFence",
+	"Empty",          "Ongoing",       "PrepareCommit", "PrepareAbort",
+	"CompleteCommit", "CompleteAbort", "Dead",          "PrepareEpochFence",
 };
 
 const char *tl_txn_state_name(enum tl_txn_state state)
@@ -59,7 +59,8 @@ struct tl_txn_step tl_txn_step(enum tl_txn_state state, bool busy, enum tl_txn_e
 			return to(TL_TXN_PREPARE_ABORT, true, TL_ERR_CONCURRENT_TRANSACTIONS);
 		return to(TL_TXN_EMPTY, true, TL_OK);
 	case TL_TXN_EV_ADD:
-		return state == TL_TXN_ONGOING ? stay(state, TL_OK) : to(TL_TXN_ONGOING, false, TL_OK);
+		return state == TL_TXN_ONGOING ? stay(state, TL_OK)
+					       : to(TL_TXN_ONGOING, false, TL_OK);
 	case TL_TXN_EV_COMMIT:
 	case TL_TXN_EV_ABORT: {
 		bool commit = event == TL_TXN_EV_COMMIT;

@@ -23,21 +23,21 @@ enum tl_txn_state {
 };
 
 enum tl_txn_event {
-	TL_TXN_EV_INIT,		/* InitProducerId for the transactional id */
-	TL_TXN_EV_ADD,		/* AddPartitionsToTxn / AddOffsetsToTxn */
-	TL_TXN_EV_COMMIT,	/* EndTxn(commit) */
-	TL_TXN_EV_ABORT,	/* EndTxn(abort) */
+	TL_TXN_EV_INIT,         /* InitProducerId for the transactional id */
+	TL_TXN_EV_ADD,          /* AddPartitionsToTxn / AddOffsetsToTxn */
+	TL_TXN_EV_COMMIT,       /* EndTxn(commit) */
+	TL_TXN_EV_ABORT,        /* EndTxn(abort) */
 	TL_TXN_EV_MARKERS_DONE, /* every marker of the decision is durable */
-	TL_TXN_EV_TIMEOUT,	/* transaction.timeout.ms passed */
-	TL_TXN_EV_EXPIRE,	/* transactional.id.expiration.ms passed while idle */
+	TL_TXN_EV_TIMEOUT,      /* transaction.timeout.ms passed */
+	TL_TXN_EV_EXPIRE,       /* transactional.id.expiration.ms passed while idle */
 };
 
 /* What to do for one event. */
 struct tl_txn_step {
 	enum tl_txn_state next; /* the state to persist (== current when !change) */
-	bool change;		/* a state record must be written */
-	bool bump_epoch;	/* the new state comes with epoch + 1 (fencing) */
-	tl_err err;		/* the answer: TL_OK, or the error for the caller; with a
+	bool change;            /* a state record must be written */
+	bool bump_epoch;        /* the new state comes with epoch + 1 (fencing) */
+	tl_err err;             /* the answer: TL_OK, or the error for the caller; with a
 				 * change and an error, the change still happens (a fencing
 				 * abort answers CONCURRENT_TRANSACTIONS so the caller retries) */
 };

@@ -19,8 +19,8 @@ _Noreturn void tl_assert_fail(const char *expr, const char *file, int line);
 #define TL_STATIC_ASSERT(expr, why) _Static_assert(expr, why)
 
 #define TL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define TL_MIN(a, b)	 ((a) < (b) ? (a) : (b))
-#define TL_MAX(a, b)	 ((a) > (b) ? (a) : (b))
-#define TL_UNUSED(x)	 ((void)(x))
+#define TL_MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define TL_MAX(a, b)     ((a) > (b) ? (a) : (b))
+#define TL_UNUSED(x)     ((void)(x))
 
 #endif

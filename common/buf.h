@@ -125,7 +125,7 @@ int32_t tl_cursor_array_len(struct tl_cursor *cursor, bool compact, bool nullabl
 /* A range of an open file, sent with sendfile(2). The holder of @ref keeps the file
  * open until @release runs (once, when the buf is reset or freed). */
 struct tl_file_span {
-	size_t at;      /* offset in the buf's memory bytes where the span is inserted */
+	size_t at; /* offset in the buf's memory bytes where the span is inserted */
 	int fd;
 	int64_t offset; /* file position */
 	int64_t bytes;

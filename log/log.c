@@ -55,32 +55,32 @@
 #include "common/time.h"
 #include "log/producer_state.h"
 
-#define INDEX_ENTRY_BYTES      8
-#define TIMEINDEX_ENTRY_BYTES  12
-#define TXNINDEX_ENTRY_BYTES   34
-#define CLEAN_MARKER	       ".clean-shutdown"
-#define SNAPSHOTS_KEPT	       3
-#define SCAN_BUFFER_BYTES      (1 << 20)
-#define FLUSH_IOV_MAX	       1024 /* IOV_MAX: the kernel's limit per writev */
-#define NAME_BYTES	       64
+#define INDEX_ENTRY_BYTES     8
+#define TIMEINDEX_ENTRY_BYTES 12
+#define TXNINDEX_ENTRY_BYTES  34
+#define CLEAN_MARKER          ".clean-shutdown"
+#define SNAPSHOTS_KEPT        3
+#define SCAN_BUFFER_BYTES     (1 << 20)
+#define FLUSH_IOV_MAX         1024 /* IOV_MAX: the kernel's limit per writev */
+#define NAME_BYTES            64
 
 TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
 
 struct tl_log_segment {
 	int64_t base_offset;
 	int fd;
-	int refs;		    /* the log's own + one per read being sent */
-	int64_t bytes;		    /* appended so far, queued included */
-	int64_t bytes_durable;	    /* prefix known to be on stable storage */
-	int64_t next_offset;	    /* offset after the last batch appended */
+	int refs;                    /* the log's own + one per read being sent */
+	int64_t bytes;               /* appended so far, queued included */
+	int64_t bytes_durable;       /* prefix known to be on stable storage */
+	int64_t next_offset;         /* offset after the last batch appended */
 	int64_t next_offset_durable; /* offset after the last durable batch */
-	int64_t max_timestamp;	    /* largest batch maxTimestamp, -1 if none */
+	int64_t max_timestamp;       /* largest batch maxTimestamp, -1 if none */
 	int64_t max_timestamp_offset;
-	int64_t first_append_ms;    /* wall clock of the first append, for log.roll.ms */
-	int64_t bytes_since_index;  /* since the last offset index entry */
-	bool indexes_on_disk;	    /* index files describe this (sealed) segment */
-	bool txns_trusted;	    /* its aborted transactions came from its .txnindex */
-	uint8_t *index;		    /* INDEX_ENTRY_BYTES each */
+	int64_t first_append_ms;   /* wall clock of the first append, for log.roll.ms */
+	int64_t bytes_since_index; /* since the last offset index entry */
+	bool indexes_on_disk;      /* index files describe this (sealed) segment */
+	bool txns_trusted;         /* its aborted transactions came from its .txnindex */
+	uint8_t *index;            /* INDEX_ENTRY_BYTES each */
 	uint32_t index_count;
 	uint32_t index_cap;
 	uint8_t *timeindex; /* TIMEINDEX_ENTRY_BYTES each */
@@ -92,7 +92,7 @@ struct aborted_txn {
 	int64_t producer_id;
 	int64_t first_offset;
 	int64_t last_offset; /* the ABORT marker's */
-	int64_t lso;	     /* when the marker was appended */
+	int64_t lso;         /* when the marker was appended */
 };
 
 /* A transaction whose marker is appended: it holds the LSO until the marker is durable. */
@@ -154,8 +154,8 @@ struct tl_log {
 	tl_log_listener_fn listener;
 	void *listener_ctx;
 
-	uint64_t flush_count;	/* fdatasync rounds completed */
-	uint64_t flush_bytes;	/* bytes they covered */
+	uint64_t flush_count; /* fdatasync rounds completed */
+	uint64_t flush_bytes; /* bytes they covered */
 
 	struct tl_pstate pstate;
 	int64_t snapshots[SNAPSHOTS_KEPT + 1]; /* snapshot files' offsets, newest first, -1 */
@@ -408,8 +408,7 @@ out_unlink:
 }
 
 /* Reads a whole small file into a malloc'd buffer. TL_ERR_NOT_FOUND when absent. */
-static tl_err file_slurp(struct tl_log *log, const char *name, uint8_t **data_out,
-			 size_t *len_out)
+static tl_err file_slurp(struct tl_log *log, const char *name, uint8_t **data_out, size_t *len_out)
 {
 	int fd = openat(log->dir_fd, name, O_RDONLY | O_CLOEXEC);
 	if (fd == -1)
@@ -528,8 +527,7 @@ static tl_err segment_write_indexes(struct tl_log *log, struct tl_log_segment *s
 {
 	char name[NAME_BYTES];
 	if (segment->max_timestamp >= 0 &&
-	    timeindex_push(segment, segment->max_timestamp, segment->max_timestamp_offset) !=
-		    TL_OK)
+	    timeindex_push(segment, segment->max_timestamp, segment->max_timestamp_offset) != TL_OK)
 		return TL_ERR_NOMEM;
 	segment_name(name, segment->base_offset, ".index");
 	tl_err err = file_replace(log, name, segment->index,
@@ -940,7 +938,8 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from)
 			tl_err err = header_read(segment, position, segment->bytes, &h);
 			if (err != TL_OK)
 				return err;
-			if (h.base_offset >= from && (h.producer_id >= 0 || tl_batch_is_control(&h))) {
+			if (h.base_offset >= from &&
+			    (h.producer_id >= 0 || tl_batch_is_control(&h))) {
 				int type = -1;
 				if (tl_batch_is_control(&h))
 					type = control_type_read(segment, position, &h);
@@ -1742,8 +1741,8 @@ int64_t tl_log_size_bytes(const struct tl_log *log)
 	return total;
 }
 
-tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms,
-				   int64_t *offset_out, int64_t *timestamp_out)
+tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms, int64_t *offset_out,
+				   int64_t *timestamp_out)
 {
 	for (uint32_t s = 0; s < log->segment_count; s++) {
 		struct tl_log_segment *segment = log->segments[s];
@@ -1821,9 +1820,10 @@ uint32_t tl_log_producers(const struct tl_log *log, struct tl_log_producer *out,
 				out[count] = (struct tl_log_producer){
 					.producer_id = e->producer_id,
 					.producer_epoch = e->epoch,
-					.last_sequence = e->batch_count
-								 ? e->batches[e->batch_count - 1].last_seq
-								 : -1,
+					.last_sequence =
+						e->batch_count
+							? e->batches[e->batch_count - 1].last_seq
+							: -1,
 					.last_timestamp = e->last_timestamp,
 					.coordinator_epoch = e->coordinator_epoch,
 					.txn_first_offset = e->txn_first_offset,
@@ -1845,7 +1845,8 @@ static bool segment_expired(const struct tl_log *log, const struct tl_log_segmen
 		int64_t newest = segment->max_timestamp;
 		if (newest < 0) {
 			struct stat st;
-			newest = fstat(segment->fd, &st) == 0 ? (int64_t)st.st_mtime * 1000 : now_ms;
+			newest =
+				fstat(segment->fd, &st) == 0 ? (int64_t)st.st_mtime * 1000 : now_ms;
 		}
 		if (newest < now_ms - log->config.retention_ms)
 			return true;

@@ -37,12 +37,12 @@
 
 struct tl_log_config {
 	int64_t producer_id_expiration_ms; /* producer.id.expiration.ms */
-	int64_t segment_bytes;        /* log.segment.bytes: roll when the next batch would pass it */
-	int64_t segment_ms;           /* log.roll.ms: roll a non-empty segment older than this */
-	int64_t retention_bytes;      /* log.retention.bytes: -1 = no size limit */
-	int64_t retention_ms;         /* log.retention.ms: -1 = keep forever */
+	int64_t segment_bytes;   /* log.segment.bytes: roll when the next batch would pass it */
+	int64_t segment_ms;      /* log.roll.ms: roll a non-empty segment older than this */
+	int64_t retention_bytes; /* log.retention.bytes: -1 = no size limit */
+	int64_t retention_ms;    /* log.retention.ms: -1 = keep forever */
 	int32_t index_interval_bytes; /* log.index.interval.bytes: bytes between index entries */
-	int32_t index_bytes_max;      /* log.index.size.max.bytes: roll when an index is this full */
+	int32_t index_bytes_max; /* log.index.size.max.bytes: roll when an index is this full */
 };
 
 /* Kafka's defaults. */
@@ -74,7 +74,7 @@ void tl_log_set_config(struct tl_log *log, const struct tl_log_config *config);
 struct tl_log_append_result {
 	int64_t base_offset; /* of the batch appended, or of the original for a duplicate */
 	int64_t last_offset;
-	bool duplicate;      /* a producer retry of a cached batch: nothing was appended */
+	bool duplicate; /* a producer retry of a cached batch: nothing was appended */
 };
 
 /* Appends one batch that passed tl_batch_validate(): @data holds exactly @len bytes and
@@ -123,9 +123,9 @@ void tl_log_set_listener(struct tl_log *log, tl_log_listener_fn fn, void *ctx);
  * so retention cannot close its file while a response is being sent. */
 struct tl_log_read {
 	int fd;
-	int64_t position;  /* file offset of the first byte */
-	int64_t bytes;     /* 0 when there is nothing to read yet */
-	int64_t first_offset;  /* base offset of the first batch in the range */
+	int64_t position;               /* file offset of the first byte */
+	int64_t bytes;                  /* 0 when there is nothing to read yet */
+	int64_t first_offset;           /* base offset of the first batch in the range */
 	struct tl_log_segment *segment; /* reference; NULL when bytes == 0 */
 };
 
@@ -148,8 +148,8 @@ int64_t tl_log_size_bytes(const struct tl_log *log);
 
 /* ListOffsets by timestamp: the base offset of the first batch whose maxTimestamp >=
  * @timestamp_ms, with that maxTimestamp. TL_ERR_NOT_FOUND when no batch qualifies. */
-tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms,
-				   int64_t *offset_out, int64_t *timestamp_out);
+tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms, int64_t *offset_out,
+				   int64_t *timestamp_out);
 
 /* ---- transactions ---- */
 
@@ -175,8 +175,8 @@ uint32_t tl_log_aborted_txns(const struct tl_log *log, int64_t from, int64_t to,
 struct tl_log_producer {
 	int64_t producer_id;
 	int16_t producer_epoch;
-	int32_t last_sequence;	  /* of its newest batch, -1 if none */
-	int64_t last_timestamp;	  /* its newest batch's maxTimestamp */
+	int32_t last_sequence;  /* of its newest batch, -1 if none */
+	int64_t last_timestamp; /* its newest batch's maxTimestamp */
 	int32_t coordinator_epoch;
 	int64_t txn_first_offset; /* of its open transaction, -1 if none */
 };

@@ -8,11 +8,11 @@
 #include "common/buf.h"
 #include "common/crc32c.h"
 
-#define PSTATE_MAGIC	    "TLPS"
-#define PSTATE_VERSION	    1
-#define PSTATE_HEADER_BYTES (4 + 2 + 8 + 4)
-#define PSTATE_ENTRY_BYTES  (8 + 2 + 4 + 8 + 8 + 1)
-#define PSTATE_BATCH_BYTES  (4 + 4 + 8 + 8 + 8)
+#define PSTATE_MAGIC           "TLPS"
+#define PSTATE_VERSION         1
+#define PSTATE_HEADER_BYTES    (4 + 2 + 8 + 4)
+#define PSTATE_ENTRY_BYTES     (8 + 2 + 4 + 8 + 8 + 1)
+#define PSTATE_BATCH_BYTES     (4 + 4 + 8 + 8 + 8)
 #define PSTATE_INITIAL_BUCKETS 64
 
 static uint32_t pid_hash(int64_t producer_id)
@@ -205,8 +205,7 @@ int64_t tl_pstate_first_open_txn(const struct tl_pstate *ps)
 	int64_t first = -1;
 	for (uint32_t b = 0; b < ps->bucket_count; b++)
 		for (const struct tl_pstate_entry *e = ps->buckets[b]; e; e = e->next)
-			if (e->txn_first_offset >= 0 &&
-			    (first < 0 || e->txn_first_offset < first))
+			if (e->txn_first_offset >= 0 && (first < 0 || e->txn_first_offset < first))
 				first = e->txn_first_offset;
 	return first;
 }
@@ -251,8 +250,7 @@ tl_err tl_pstate_encode(const struct tl_pstate *ps, int64_t offset, uint8_t **da
 	return TL_OK;
 }
 
-tl_err tl_pstate_decode(struct tl_pstate *ps, const uint8_t *data, size_t len,
-			int64_t *offset_out)
+tl_err tl_pstate_decode(struct tl_pstate *ps, const uint8_t *data, size_t len, int64_t *offset_out)
 {
 	if (len < PSTATE_HEADER_BYTES + 4 || memcmp(data, PSTATE_MAGIC, 4) != 0)
 		return TL_ERR_CORRUPT;

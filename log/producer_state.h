@@ -36,13 +36,13 @@ struct tl_pstate_batch {
 
 struct tl_pstate_entry {
 	int64_t producer_id;
-	int16_t epoch;                /* -1: known only through a marker so far */
-	int32_t coordinator_epoch;    /* of the last transaction marker, -1 if none */
-	int64_t txn_first_offset;     /* first offset of the open transaction, -1 if none */
-	int64_t last_timestamp;       /* newest batch's maxTimestamp, for expiry */
+	int16_t epoch;             /* -1: known only through a marker so far */
+	int32_t coordinator_epoch; /* of the last transaction marker, -1 if none */
+	int64_t txn_first_offset;  /* first offset of the open transaction, -1 if none */
+	int64_t last_timestamp;    /* newest batch's maxTimestamp, for expiry */
 	uint8_t batch_count;
 	struct tl_pstate_batch batches[TL_PSTATE_BATCHES]; /* oldest first */
-	struct tl_pstate_entry *next; /* hash chain */
+	struct tl_pstate_entry *next;                      /* hash chain */
 };
 
 struct tl_pstate {
@@ -85,7 +85,6 @@ tl_err tl_pstate_encode(const struct tl_pstate *ps, int64_t offset, uint8_t **da
 /* Replaces the table with a snapshot's contents. TL_ERR_CORRUPT when the bytes are
  * truncated or fail their CRC (the caller then falls back to an older snapshot or to
  * a full replay). */
-tl_err tl_pstate_decode(struct tl_pstate *ps, const uint8_t *data, size_t len,
-			int64_t *offset_out);
+tl_err tl_pstate_decode(struct tl_pstate *ps, const uint8_t *data, size_t len, int64_t *offset_out);
 
 #endif

@@ -57,8 +57,7 @@ tl_err tl_batch_validate(const uint8_t *data, size_t len, struct tl_batch_header
 	if ((int64_t)out->batch_length + TL_BATCH_LOG_OVERHEAD != (int64_t)len)
 		return batch_reject(why_out, "batchLength does not match the bytes sent",
 				    TL_ERR_CORRUPT_MESSAGE);
-	uint32_t crc = tl_crc32c(0, data + TL_BATCH_OFF_ATTRIBUTES,
-				 len - TL_BATCH_OFF_ATTRIBUTES);
+	uint32_t crc = tl_crc32c(0, data + TL_BATCH_OFF_ATTRIBUTES, len - TL_BATCH_OFF_ATTRIBUTES);
 	if (crc != out->crc)
 		return batch_reject(why_out, "CRC-32C mismatch", TL_ERR_CORRUPT_MESSAGE);
 	if (out->last_offset_delta < 0 || out->records_count < 0)
@@ -103,7 +102,7 @@ int tl_batch_control_type(const uint8_t *data, size_t len)
 	struct tl_cursor cursor;
 	tl_cursor_init(&cursor, data + TL_BATCH_HEADER_BYTES, len - TL_BATCH_HEADER_BYTES);
 	tl_cursor_varint(&cursor);  /* record length */
-	tl_cursor_i8(&cursor);	    /* attributes */
+	tl_cursor_i8(&cursor);      /* attributes */
 	tl_cursor_varlong(&cursor); /* timestamp delta */
 	tl_cursor_varint(&cursor);  /* offset delta */
 	int32_t key_len = tl_cursor_varint(&cursor);
@@ -111,8 +110,8 @@ int tl_batch_control_type(const uint8_t *data, size_t len)
 		return -1;
 	int16_t version = tl_cursor_i16(&cursor);
 	int16_t type = tl_cursor_i16(&cursor);
-	if (cursor.failed || version < 0 || (type != TL_BATCH_CONTROL_ABORT &&
-					     type != TL_BATCH_CONTROL_COMMIT))
+	if (cursor.failed || version < 0 ||
+	    (type != TL_BATCH_CONTROL_ABORT && type != TL_BATCH_CONTROL_COMMIT))
 		return -1;
 	return type;
 }

@@ -18,26 +18,26 @@
 
 #define TL_BATCH_HEADER_BYTES 61
 #define TL_BATCH_LOG_OVERHEAD 12 /* baseOffset + batchLength */
-#define TL_BATCH_MAGIC	      2
+#define TL_BATCH_MAGIC        2
 
-#define TL_BATCH_OFF_BASE_OFFSET      0
-#define TL_BATCH_OFF_LENGTH	      8
-#define TL_BATCH_OFF_LEADER_EPOCH     12
-#define TL_BATCH_OFF_MAGIC	      16
-#define TL_BATCH_OFF_CRC	      17
-#define TL_BATCH_OFF_ATTRIBUTES	      21
+#define TL_BATCH_OFF_BASE_OFFSET       0
+#define TL_BATCH_OFF_LENGTH            8
+#define TL_BATCH_OFF_LEADER_EPOCH      12
+#define TL_BATCH_OFF_MAGIC             16
+#define TL_BATCH_OFF_CRC               17
+#define TL_BATCH_OFF_ATTRIBUTES        21
 #define TL_BATCH_OFF_LAST_OFFSET_DELTA 23
-#define TL_BATCH_OFF_BASE_TIMESTAMP   27
-#define TL_BATCH_OFF_MAX_TIMESTAMP    35
-#define TL_BATCH_OFF_PRODUCER_ID      43
-#define TL_BATCH_OFF_PRODUCER_EPOCH   51
-#define TL_BATCH_OFF_BASE_SEQUENCE    53
-#define TL_BATCH_OFF_RECORDS_COUNT    57
+#define TL_BATCH_OFF_BASE_TIMESTAMP    27
+#define TL_BATCH_OFF_MAX_TIMESTAMP     35
+#define TL_BATCH_OFF_PRODUCER_ID       43
+#define TL_BATCH_OFF_PRODUCER_EPOCH    51
+#define TL_BATCH_OFF_BASE_SEQUENCE     53
+#define TL_BATCH_OFF_RECORDS_COUNT     57
 
 #define TL_BATCH_ATTR_COMPRESSION_MASK 0x07
 #define TL_BATCH_ATTR_LOG_APPEND_TIME  0x08
 #define TL_BATCH_ATTR_TRANSACTIONAL    0x10
-#define TL_BATCH_ATTR_CONTROL	       0x20
+#define TL_BATCH_ATTR_CONTROL          0x20
 #define TL_BATCH_ATTR_DELETE_HORIZON   0x40
 
 enum tl_compression {
@@ -92,7 +92,7 @@ void tl_batch_set_log_append_time(uint8_t *data, size_t len, int64_t timestamp_m
 /* The control type of a control batch (0 ABORT, 1 COMMIT: the key of its first record,
  * which is never compressed), or -1 when @data holds no readable control record. Reads
  * at most the first record. */
-#define TL_BATCH_CONTROL_ABORT	0
+#define TL_BATCH_CONTROL_ABORT  0
 #define TL_BATCH_CONTROL_COMMIT 1
 int tl_batch_control_type(const uint8_t *data, size_t len);
 

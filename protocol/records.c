@@ -47,9 +47,9 @@ static size_t bytes_field_size(struct tl_bytes b)
 }
 
 /* Size of a record's body: everything after its length varint. */
-static size_t record_body_size(int64_t timestamp_delta, int32_t offset_delta,
-			       struct tl_bytes key, struct tl_bytes value,
-			       const struct tl_record_header *headers, int32_t header_count)
+static size_t record_body_size(int64_t timestamp_delta, int32_t offset_delta, struct tl_bytes key,
+			       struct tl_bytes value, const struct tl_record_header *headers,
+			       int32_t header_count)
 {
 	size_t n = 1; /* attributes */
 	n += tl_varlong_size(timestamp_delta);
@@ -68,8 +68,8 @@ size_t tl_records_record_size(int64_t timestamp_delta, int32_t offset_delta, str
 			      struct tl_bytes value, const struct tl_record_header *headers,
 			      int32_t header_count)
 {
-	size_t body = record_body_size(timestamp_delta, offset_delta, key, value, headers,
-				       header_count);
+	size_t body =
+		record_body_size(timestamp_delta, offset_delta, key, value, headers, header_count);
 	return tl_varint_size((int32_t)body) + body;
 }
 
@@ -100,8 +100,8 @@ tl_err tl_records_builder_append(struct tl_records_builder *builder, int64_t tim
 	}
 	int64_t timestamp_delta = timestamp_ms - builder->base_timestamp;
 	int32_t offset_delta = builder->record_count;
-	size_t body = record_body_size(timestamp_delta, offset_delta, key, value, headers,
-				       header_count);
+	size_t body =
+		record_body_size(timestamp_delta, offset_delta, key, value, headers, header_count);
 	if (body > INT32_MAX)
 		return TL_ERR_LIMIT;
 	size_t len_before = builder->records.len;
@@ -477,7 +477,8 @@ tl_err tl_records_iter_next(struct tl_records_iter *iter, struct tl_record *out)
 	if (b->base_sequence < 0)
 		out->sequence = -1;
 	else
-		out->sequence = (int32_t)(((int64_t)b->base_sequence + offset_delta) % 2147483648LL);
+		out->sequence =
+			(int32_t)(((int64_t)b->base_sequence + offset_delta) % 2147483648LL);
 	out->header_count = header_count;
 	out->headers = iter->headers;
 	iter->records_left--;

@@ -27,13 +27,13 @@
 #include "tally/error.h"
 
 #define TL_RECORDS_NO_PRODUCER_ID   (-1LL)
-#define TL_RECORDS_NO_SEQUENCE	    (-1)
-#define TL_RECORDS_NO_TIMESTAMP	    (-1LL)
+#define TL_RECORDS_NO_SEQUENCE      (-1)
+#define TL_RECORDS_NO_TIMESTAMP     (-1LL)
 /* A record batch holds at most this many records: one Produce request per partition
  * carries one batch, and Kafka's own producer never writes more. */
-#define TL_RECORDS_COUNT_MAX	    (1 << 24)
+#define TL_RECORDS_COUNT_MAX        (1 << 24)
 /* Headers per record accepted by the iterator (Kafka has no limit; ours protects memory). */
-#define TL_RECORDS_HEADERS_MAX	    65536
+#define TL_RECORDS_HEADERS_MAX      65536
 /* Default bound on one batch's decompressed records (a zip bomb stops here). */
 #define TL_RECORDS_DECOMPRESSED_MAX (256u << 20)
 
@@ -50,14 +50,14 @@ struct tl_record_header {
 /* ---- builder ---- */
 
 struct tl_records_builder {
-	struct tl_buf records;	      /* encoded records, uncompressed */
+	struct tl_buf records; /* encoded records, uncompressed */
 	enum tl_compression compression;
 	int32_t record_count;
-	int64_t base_timestamp;	      /* first record's timestamp, ms */
-	int64_t max_timestamp;	      /* largest record timestamp, ms */
-	int64_t producer_id;	      /* -1 = not idempotent */
+	int64_t base_timestamp; /* first record's timestamp, ms */
+	int64_t max_timestamp;  /* largest record timestamp, ms */
+	int64_t producer_id;    /* -1 = not idempotent */
 	int16_t producer_epoch;
-	int32_t base_sequence;	      /* -1 = none */
+	int32_t base_sequence; /* -1 = none */
 	bool transactional;
 };
 
@@ -117,26 +117,26 @@ tl_err tl_records_control_marker_build(struct tl_buf *out, bool commit, int64_t 
 struct tl_record {
 	int64_t offset;
 	int64_t timestamp_ms;
-	int32_t sequence;	  /* baseSequence + offsetDelta, or -1 */
-	struct tl_bytes key;	  /* len -1 = null */
-	struct tl_bytes value;	  /* len -1 = null (tombstone) */
+	int32_t sequence;      /* baseSequence + offsetDelta, or -1 */
+	struct tl_bytes key;   /* len -1 = null */
+	struct tl_bytes value; /* len -1 = null (tombstone) */
 	int32_t header_count;
 	const struct tl_record_header *headers;
 };
 
 struct tl_records_iter {
-	struct tl_cursor blob;		/* remaining batches */
-	struct tl_batch_header batch;	/* the current batch */
-	bool in_batch;			/* batch is set and its records are being read */
-	struct tl_cursor records;	/* remaining records of the current batch */
+	struct tl_cursor blob;        /* remaining batches */
+	struct tl_batch_header batch; /* the current batch */
+	bool in_batch;                /* batch is set and its records are being read */
+	struct tl_cursor records;     /* remaining records of the current batch */
 	int32_t records_left;
-	uint8_t *decompressed;		/* owned; the current batch's records if compressed */
+	uint8_t *decompressed; /* owned; the current batch's records if compressed */
 	size_t decompressed_cap;
-	size_t decompressed_max;	/* limit on one batch's decompressed bytes */
-	ZSTD_DCtx *dctx;		/* owned, made on first use */
+	size_t decompressed_max;          /* limit on one batch's decompressed bytes */
+	ZSTD_DCtx *dctx;                  /* owned, made on first use */
 	struct tl_record_header *headers; /* owned scratch for the current record */
 	int32_t headers_cap;
-	bool verify_crc;		/* check each batch's CRC before reading it */
+	bool verify_crc; /* check each batch's CRC before reading it */
 };
 
 /* Iterates over the @len bytes at @data (borrowed until deinit). */

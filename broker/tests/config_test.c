@@ -60,9 +60,9 @@ START_TEST(bad_values_are_start_up_errors_that_name_the_key)
 	ck_assert_ptr_nonnull(strstr(why, "num.partitions"));
 	ck_assert_int_eq(tl_config_set(&config, "num.partitions", "0", why, sizeof(why)),
 			 TL_ERR_INVALID);
-	ck_assert_int_eq(tl_config_set(&config, "auto.create.topics.enable", "yes", why,
-				       sizeof(why)),
-			 TL_ERR_INVALID);
+	ck_assert_int_eq(
+		tl_config_set(&config, "auto.create.topics.enable", "yes", why, sizeof(why)),
+		TL_ERR_INVALID);
 	ck_assert_int_eq(load_text("listeners=SSL://1.2.3.4:9093\n"), TL_ERR_INVALID);
 	ck_assert_ptr_nonnull(strstr(why, "listeners"));
 }

@@ -11,7 +11,7 @@ static struct tl_txn_step step(enum tl_txn_state state, enum tl_txn_event event)
 	return tl_txn_step(state, false, event);
 }
 
-#define ck_assert_step(s, next_, change_, bump_, err_)                                            \
+#define ck_assert_step(s, next_, change_, bump_, err_)                                             \
 	do {                                                                                       \
 		struct tl_txn_step got_ = (s);                                                     \
 		ck_assert_int_eq(got_.next, (next_));                                              \
@@ -63,10 +63,10 @@ START_TEST(end_txn_retry_of_a_completed_decision_succeeds_and_the_opposite_is_re
 		       false, false, TL_OK);
 	ck_assert_step(step(TL_TXN_COMPLETE_ABORT, TL_TXN_EV_ABORT), TL_TXN_COMPLETE_ABORT, false,
 		       false, TL_OK);
-	ck_assert_step(step(TL_TXN_COMPLETE_COMMIT, TL_TXN_EV_ABORT), TL_TXN_COMPLETE_COMMIT,
-		       false, false, TL_ERR_INVALID_TXN_STATE);
-	ck_assert_step(step(TL_TXN_COMPLETE_ABORT, TL_TXN_EV_COMMIT), TL_TXN_COMPLETE_ABORT,
-		       false, false, TL_ERR_INVALID_TXN_STATE);
+	ck_assert_step(step(TL_TXN_COMPLETE_COMMIT, TL_TXN_EV_ABORT), TL_TXN_COMPLETE_COMMIT, false,
+		       false, TL_ERR_INVALID_TXN_STATE);
+	ck_assert_step(step(TL_TXN_COMPLETE_ABORT, TL_TXN_EV_COMMIT), TL_TXN_COMPLETE_ABORT, false,
+		       false, TL_ERR_INVALID_TXN_STATE);
 	ck_assert_step(step(TL_TXN_EMPTY, TL_TXN_EV_COMMIT), TL_TXN_EMPTY, false, false,
 		       TL_ERR_INVALID_TXN_STATE);
 }
@@ -141,7 +141,8 @@ int main(void)
 	tcase_add_test(tc, init_during_an_ongoing_transaction_fences_and_aborts_it);
 	tcase_add_test(tc, add_starts_or_extends_a_transaction);
 	tcase_add_test(tc, end_txn_prepares_the_decision);
-	tcase_add_test(tc, end_txn_retry_of_a_completed_decision_succeeds_and_the_opposite_is_refused);
+	tcase_add_test(tc,
+		       end_txn_retry_of_a_completed_decision_succeeds_and_the_opposite_is_refused);
 	tcase_add_test(tc, markers_complete_the_decision);
 	tcase_add_test(tc, client_calls_while_deciding_or_busy_are_retried_later);
 	tcase_add_test(tc, timeout_aborts_only_an_ongoing_transaction_with_a_bump);

@@ -15,17 +15,17 @@ extern "C" {
 
 typedef enum tl_err {
 	/* Internal codes: never sent on the wire as such. */
-	TL_ERR_IO = -1000,       /* a system call failed; the owner keeps the detail */
-	TL_ERR_CORRUPT = -1001,  /* bytes we wrote fail their CRC or framing */
-	TL_ERR_AGAIN = -1002,    /* not yet: need more bytes, or a queue is full */
-	TL_ERR_LIMIT = -1003,    /* a configured bound would be crossed */
-	TL_ERR_NOMEM = -1004,    /* allocation failed */
-	TL_ERR_INVALID = -1005,  /* bad argument or configuration from our own caller */
-	TL_ERR_NOT_FOUND = -1006,/* lookup found nothing */
-	TL_ERR_EXISTS = -1007,   /* create found something already there */
-	TL_ERR_CLOSED = -1008,   /* the object was closed or failed earlier */
-	TL_ERR_TIMED_OUT = -1009,/* a local deadline passed */
-	TL_ERR_FATAL = -1010,    /* the client instance cannot continue */
+	TL_ERR_IO = -1000,        /* a system call failed; the owner keeps the detail */
+	TL_ERR_CORRUPT = -1001,   /* bytes we wrote fail their CRC or framing */
+	TL_ERR_AGAIN = -1002,     /* not yet: need more bytes, or a queue is full */
+	TL_ERR_LIMIT = -1003,     /* a configured bound would be crossed */
+	TL_ERR_NOMEM = -1004,     /* allocation failed */
+	TL_ERR_INVALID = -1005,   /* bad argument or configuration from our own caller */
+	TL_ERR_NOT_FOUND = -1006, /* lookup found nothing */
+	TL_ERR_EXISTS = -1007,    /* create found something already there */
+	TL_ERR_CLOSED = -1008,    /* the object was closed or failed earlier */
+	TL_ERR_TIMED_OUT = -1009, /* a local deadline passed */
+	TL_ERR_FATAL = -1010,     /* the client instance cannot continue */
 	/* Kafka error codes. */
 	TL_ERR_UNKNOWN_SERVER_ERROR = -1,
 	TL_OK = 0,

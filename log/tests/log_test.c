@@ -232,7 +232,8 @@ START_TEST(appends_are_acknowledged_only_once_durable_and_in_order)
 	expect_read(log, 0, 0);
 	expect_read(log, 5, 4);
 	expect_read(log, 11, 8);
-	ck_assert_int_eq(tl_log_read(log, 13, 12, 1 << 20, true, &read), TL_ERR_OFFSET_OUT_OF_RANGE);
+	ck_assert_int_eq(tl_log_read(log, 13, 12, 1 << 20, true, &read),
+			 TL_ERR_OFFSET_OUT_OF_RANGE);
 	ck_assert_int_eq(tl_log_read(log, 12, 12, 1 << 20, true, &read), TL_OK);
 	ck_assert_int_eq(read.bytes, 0);
 	tl_log_close(log);
@@ -354,7 +355,7 @@ START_TEST(torn_tail_is_cut_at_the_last_whole_batch)
 	int64_t one = TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES;
 	damage_and_recover(15 * one + 30, false); /* inside a batch */
 	damage_and_recover(10 * one + 5, false);  /* inside a length field */
-	damage_and_recover(7 * one, false);	  /* exactly at a boundary */
+	damage_and_recover(7 * one, false);       /* exactly at a boundary */
 	batches_free(all, 20);
 }
 END_TEST
@@ -366,8 +367,8 @@ START_TEST(garbled_byte_cuts_the_log_at_its_batch)
 	tl_log_close(log);
 	int64_t one = TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES;
 	damage_and_recover(12 * one + 70, true); /* in the records: CRC */
-	damage_and_recover(8 * one + 3, true);	 /* in the base offset: continuity */
-	damage_and_recover(5 * one + 9, true);	 /* in the length */
+	damage_and_recover(8 * one + 3, true);   /* in the base offset: continuity */
+	damage_and_recover(5 * one + 9, true);   /* in the length */
 	batches_free(all, 20);
 }
 END_TEST

@@ -152,7 +152,8 @@ START_TEST(snapshot_round_trip_keeps_every_entry)
 	ck_assert_int_eq(offset, 4242);
 	ck_assert_uint_eq(copy.count, ps.count);
 	for (int64_t pid = 0; pid < 300; pid++) {
-		struct tl_pstate_entry *a = tl_pstate_find(&ps, pid), *b = tl_pstate_find(&copy, pid);
+		struct tl_pstate_entry *a = tl_pstate_find(&ps, pid),
+				       *b = tl_pstate_find(&copy, pid);
 		if (!a) {
 			ck_assert_ptr_null(b);
 			continue;

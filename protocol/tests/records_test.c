@@ -59,12 +59,12 @@ START_TEST(builder_matches_kafkajs_vector_byte_for_byte)
 	tl_records_builder_init(&b, TL_COMPRESSION_NONE);
 	struct tl_record_header h = {{"h", 1}, {(const uint8_t *)"v", 1}};
 	struct tl_bytes null_key = {NULL, -1};
-	ck_assert_int_eq(tl_records_builder_append(&b, 1700000000000, bytes_of("k"), bytes_of("hi"),
-						   &h, 1),
-			 TL_OK);
-	ck_assert_int_eq(tl_records_builder_append(&b, 1700000000005, null_key, bytes_of("yo"),
-						   NULL, 0),
-			 TL_OK);
+	ck_assert_int_eq(
+		tl_records_builder_append(&b, 1700000000000, bytes_of("k"), bytes_of("hi"), &h, 1),
+		TL_OK);
+	ck_assert_int_eq(
+		tl_records_builder_append(&b, 1700000000005, null_key, bytes_of("yo"), NULL, 0),
+		TL_OK);
 	struct tl_buf out;
 	tl_buf_init(&out);
 	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &out), TL_OK);
@@ -161,7 +161,8 @@ static void build_numbered(struct tl_buf *out, enum tl_compression codec, int n,
 		int vl = 0;
 		for (int j = 0; j < pad; j++)
 			vl += snprintf(value + vl, 32, "value-%d", i);
-		struct tl_record_header h[2] = {{{"idx", 3}, bytes_of(hv)}, {{"nul", 3}, {NULL, -1}}};
+		struct tl_record_header h[2] = {{{"idx", 3}, bytes_of(hv)},
+						{{"nul", 3}, {NULL, -1}}};
 		struct tl_bytes v = {(const uint8_t *)value, vl};
 		ck_assert_int_eq(tl_records_builder_append(&b, 1000 + i, bytes_of(key), v, h, 2),
 				 TL_OK);
@@ -280,9 +281,9 @@ START_TEST(gzip_lz4_snappy_are_unsupported_compression)
 
 		struct tl_records_builder b;
 		tl_records_builder_init(&b, codecs[i]);
-		ck_assert_int_eq(tl_records_builder_append(&b, 1, bytes_of("k"), bytes_of("v"),
-							   NULL, 0),
-				 TL_OK);
+		ck_assert_int_eq(
+			tl_records_builder_append(&b, 1, bytes_of("k"), bytes_of("v"), NULL, 0),
+			TL_OK);
 		tl_buf_init(&blob);
 		ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &blob),
 				 TL_ERR_UNSUPPORTED_COMPRESSION_TYPE);
@@ -341,9 +342,8 @@ START_TEST(record_size_matches_appended_bytes)
 	struct tl_record_header h = {{"hk", 2}, {(const uint8_t *)"hv", 2}};
 	size_t before = b.records.len;
 	size_t want = tl_records_record_size(0, 0, bytes_of("key"), bytes_of("value"), &h, 1);
-	ck_assert_int_eq(tl_records_builder_append(&b, 5, bytes_of("key"), bytes_of("value"), &h,
-						   1),
-			 TL_OK);
+	ck_assert_int_eq(
+		tl_records_builder_append(&b, 5, bytes_of("key"), bytes_of("value"), &h, 1), TL_OK);
 	ck_assert_uint_eq(b.records.len - before, want);
 	struct tl_record_header bad = {{NULL, -1}, {NULL, -1}};
 	ck_assert_int_eq(tl_records_builder_append(&b, 5, bytes_of("k"), bytes_of("v"), &bad, 1),

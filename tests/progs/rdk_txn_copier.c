@@ -24,6 +24,7 @@
  *       ending it, as a crashed service would; the coordinator must abort it.
  * Progress goes to stderr. */
 #include <inttypes.h>
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <librdkafka/rdkafka.h>
-
 #define TXN_RECORDS_MAX 500
-#define TIMEOUT_MS	10000
+#define TIMEOUT_MS      10000
 
 static double now_s(void)
 {
@@ -272,7 +271,8 @@ static int copy(const char *brokers, const char *in, const char *out, const char
 			rewind_to_committed(consumer);
 		}
 		if (fatal) {
-			fprintf(stderr, "copier: fatal producer error: a new producer takes over\n");
+			fprintf(stderr,
+				"copier: fatal producer error: a new producer takes over\n");
 			rd_kafka_destroy(producer);
 			producer = producer_new(brokers, txn_id);
 			producer_init(producer);
@@ -320,7 +320,8 @@ static int plain(const char *brokers, const char *in, const char *out, const cha
 							 RD_KAFKA_V_KEY(msg->key, msg->key_len),
 							 RD_KAFKA_V_VALUE(msg->payload, msg->len),
 							 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-							 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+							 RD_KAFKA_V_END) ==
+				       RD_KAFKA_RESP_ERR__QUEUE_FULL)
 					rd_kafka_poll(producer, 10);
 				n++;
 			}
