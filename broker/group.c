@@ -1730,6 +1730,17 @@ static tl_err commit_check(struct group *g, const struct tl_offset_commit_reques
 	return TL_OK;
 }
 
+/* Whether one partition of an OffsetCommit or TxnOffsetCommit may be stored. */
+static tl_err commit_partition_check(struct tl_broker *broker, struct tl_str topic,
+				     int32_t partition, struct tl_str metadata)
+{
+	if (!tl_partition_find(broker, topic, partition))
+		return TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+	if (metadata.len > broker->config.offset_metadata_max_bytes)
+		return TL_ERR_OFFSET_METADATA_TOO_LARGE;
+	return TL_OK;
+}
+
 struct commit_state {
 	struct tl_request *req;
 	struct tl_offset_commit_request msg;
@@ -1819,12 +1830,9 @@ static bool commit_prepare(struct tl_request *req, struct commit_state *st, tl_e
 			tl_offset_commit_response_offset_commit_response_partition_defaults(r);
 			r->partition_index = p->partition_index;
 			tl_err err = group_err;
-			if (err == TL_OK &&
-			    !tl_partition_find(broker, in->name, p->partition_index))
-				err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-			if (err == TL_OK &&
-			    p->committed_metadata.len > broker->config.offset_metadata_max_bytes)
-				err = TL_ERR_OFFSET_METADATA_TOO_LARGE;
+			if (err == TL_OK)
+				err = commit_partition_check(broker, in->name, p->partition_index,
+							     p->committed_metadata);
 			r->error_code = (int16_t)err;
 			if (err != TL_OK)
 				continue;
@@ -1998,12 +2006,9 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
 					*p = &in->partitions[i];
 			out->partitions[i].partition_index = p->partition_index;
 			tl_err err = group_err;
-			if (err == TL_OK &&
-			    !tl_partition_find(broker, in->name, p->partition_index))
-				err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-			if (err == TL_OK &&
-			    p->committed_metadata.len > broker->config.offset_metadata_max_bytes)
-				err = TL_ERR_OFFSET_METADATA_TOO_LARGE;
+			if (err == TL_OK)
+				err = commit_partition_check(broker, in->name, p->partition_index,
+							     p->committed_metadata);
 			out->partitions[i].error_code = (int16_t)err;
 			if (err != TL_OK)
 				continue;
