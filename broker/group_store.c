@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/internal.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
@@ -64,10 +65,6 @@
 #define KEY_VERSION_GROUP      2
 #define VALUE_VERSION_OFFSET   3
 #define VALUE_VERSION_GROUP    3
-/* Replay reads the log in ranges of about this many bytes (whole batches). */
-#define REPLAY_CHUNK_BYTES     (1 << 20)
-/* A batch of the offsets topic larger than this is refused on replay. */
-#define REPLAY_BATCH_BYTES_MAX (64 << 20)
 /* Arena for the members of one decoded record. */
 #define DECODE_ARENA_BYTES_MAX (64u << 20)
 
@@ -482,8 +479,6 @@ struct replay {
 	tl_group_store_replay_fn fn;
 	void *ctx;
 	int32_t partition;
-	uint8_t *buf;
-	size_t cap;
 	int64_t records;
 	int64_t skipped;
 };
@@ -523,103 +518,20 @@ static void replay_batch(struct replay *rp, const uint8_t *data, size_t len)
 	tl_records_iter_deinit(&iter);
 }
 
-/* Replays the whole batches in @data; returns the offset after the last one read, or -1
- * when the first batch cannot even be framed. */
-static int64_t replay_range(struct replay *rp, const uint8_t *data, size_t len)
+/* One validated batch of the offsets topic (tl_internal_replay checked its CRC). */
+static void replay_one(void *ctx, const struct tl_batch_header *h, const uint8_t *data, size_t len)
 {
-	int64_t next = -1;
-	size_t pos = 0;
-	while (len - pos >= TL_BATCH_HEADER_BYTES) {
-		int64_t size = tl_batch_size(data + pos, len - pos);
-		struct tl_batch_header h;
-		if (size < TL_BATCH_HEADER_BYTES || (size_t)size > len - pos ||
-		    tl_batch_header_decode(data + pos, (size_t)size, &h) != TL_OK)
-			break;
-		const char *why = NULL;
-		if (tl_batch_validate(data + pos, (size_t)size, &h, &why) != TL_OK) {
-			rp->skipped += h.records_count;
-			tl_warn("group: skipping a bad offsets topic batch partition=%d "
-				"offset=%" PRId64 " why=\"%s\"",
-				rp->partition, h.base_offset, why ? why : "");
-		} else if (!tl_batch_is_control(&h)) {
-			replay_batch(rp, data + pos, (size_t)size);
-		} else {
-			struct tl_group_record marker = {
-				.type = TL_GROUP_RECORD_TXN_MARKER,
-				.producer_id = h.producer_id,
-				.commit = tl_batch_control_type(data + pos, (size_t)size) ==
-					  TL_BATCH_CONTROL_COMMIT,
-			};
-			rp->fn(rp->ctx, &marker);
-		}
-		next = tl_batch_last_offset(&h) + 1;
-		pos += (size_t)size;
+	struct replay *rp = ctx;
+	if (!tl_batch_is_control(h)) {
+		replay_batch(rp, data, len);
+		return;
 	}
-	return next;
-}
-
-/* Reads @bytes at @position of @fd into rp->buf. */
-static tl_err replay_pread(struct replay *rp, int fd, int64_t position, int64_t bytes)
-{
-	if ((size_t)bytes > rp->cap) {
-		uint8_t *buf = realloc(rp->buf, (size_t)bytes);
-		if (!buf)
-			return TL_ERR_NOMEM;
-		rp->buf = buf;
-		rp->cap = (size_t)bytes;
-	}
-	int64_t got = 0;
-	while (got < bytes) {
-		ssize_t n =
-			pread(fd, rp->buf + got, (size_t)(bytes - got), (off_t)(position + got));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			tl_crit("group: cannot read the offsets topic partition=%d err=%s",
-				rp->partition, n == 0 ? "EOF" : strerrorname_np(errno));
-			return TL_ERR_IO;
-		}
-		got += n;
-	}
-	return TL_OK;
-}
-
-static tl_err replay_partition(struct replay *rp, struct tl_log *log)
-{
-	int64_t offset = tl_log_start_offset(log);
-	int64_t end = tl_log_high_watermark(log);
-	while (offset < end) {
-		struct tl_log_read range;
-		tl_err err = tl_log_read(log, offset, end, REPLAY_CHUNK_BYTES, true, &range);
-		if (err != TL_OK) {
-			tl_crit("group: cannot read the offsets topic partition=%d offset=%" PRId64
-				" err=%s",
-				rp->partition, offset, tl_err_name(err));
-			return TL_ERR_IO;
-		}
-		if (range.bytes == 0)
-			break;
-		if (range.bytes > REPLAY_BATCH_BYTES_MAX) {
-			tl_crit("group: offsets topic batch too large partition=%d offset=%" PRId64
-				" bytes=%" PRId64,
-				rp->partition, offset, range.bytes);
-			err = TL_ERR_IO;
-		} else {
-			err = replay_pread(rp, range.fd, range.position, range.bytes);
-		}
-		tl_log_read_release(range.segment);
-		if (err != TL_OK)
-			return err;
-		int64_t next = replay_range(rp, rp->buf, (size_t)range.bytes);
-		if (next <= offset) {
-			tl_crit("group: offsets topic batch cannot be framed partition=%d "
-				"offset=%" PRId64,
-				rp->partition, offset);
-			return TL_ERR_IO;
-		}
-		offset = next;
-	}
-	return TL_OK;
+	struct tl_group_record marker = {
+		.type = TL_GROUP_RECORD_TXN_MARKER,
+		.producer_id = h->producer_id,
+		.commit = tl_batch_control_type(data, len) == TL_BATCH_CONTROL_COMMIT,
+	};
+	rp->fn(rp->ctx, &marker);
 }
 
 tl_err tl_group_store_replay(struct tl_group_store *store, tl_group_store_replay_fn fn, void *ctx)
@@ -629,9 +541,8 @@ tl_err tl_group_store_replay(struct tl_group_store *store, tl_group_store_replay
 	tl_err err = TL_OK;
 	for (int32_t i = 0; i < store->topic->partition_count && err == TL_OK; i++) {
 		rp.partition = i;
-		err = replay_partition(&rp, store->topic->partitions[i].log);
+		err = tl_internal_replay(&store->topic->partitions[i], replay_one, &rp);
 	}
-	free(rp.buf);
 	tl_info("group: offsets topic replayed partitions=%d records=%" PRId64 " skipped=%" PRId64
 		" ms=%" PRId64,
 		store->topic->partition_count, rp.records, rp.skipped, tl_mono_ms() - started);

@@ -1,5 +1,5 @@
 /* internal.h - appending to and replaying the broker's internal topics
- * (__transaction_state; __consumer_offsets has its own store in group_store.c).
+ * (__transaction_state in txn.c; __consumer_offsets' replay in group_store.c).
  * Coordinators keep their state as records in a partition log: a change is acted on
  * only once its batch is durable, and at start-up the log is replayed from its start.
  * Thread: the broker's event loop. */
