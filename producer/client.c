@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,11 @@ struct client_node {
 	struct client_req *tail;
 	int in_flight;
 	int16_t versions[TL_CLIENT_API_KEY_MAX]; /* -1: unsupported */
+	/* the frame being encoded into out (tl_client_frame_begin), SIZE_MAX when none */
+	size_t frame_at;
+	int32_t frame_correlation_id;
+	int16_t frame_api_key;
+	int16_t frame_version;
 };
 
 struct tl_client {
@@ -182,6 +188,7 @@ static tl_err node_add(struct tl_client *client, int32_t node_id, const char *ho
 	node->port = port;
 	node->fd = -1;
 	node->state = CONN_DOWN;
+	node->frame_at = SIZE_MAX;
 	tl_buf_init(&node->out);
 	tl_buf_init(&node->in);
 	client->nodes[client->node_count++] = node;
@@ -348,43 +355,50 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 	}
 }
 
-/* Appends one request frame (size, header v1, body) to the node's output. */
-static tl_err node_enqueue(struct tl_client *client, struct client_node *node, int16_t api_key,
-			   int16_t version, const struct tl_buf *body, bool expect_response,
-			   int32_t timeout_ms, tl_client_response_fn fn, void *arg)
+/* Starts a request frame (size placeholder, header v1 or v2) at the end of the node's
+ * output; the body is appended after it and frame_finish() completes it. */
+static void frame_start(struct tl_client *client, struct client_node *node, int16_t api_key,
+			int16_t version)
 {
-	struct client_req *req = NULL;
-	if (expect_response) {
-		req = calloc(1, sizeof(*req));
-		if (!req)
-			return TL_ERR_NOMEM;
-	}
-	int32_t correlation_id = client->next_correlation_id++;
+	TL_ASSERT(node->frame_at == SIZE_MAX);
+	node->frame_at = node->out.len;
+	node->frame_correlation_id = client->next_correlation_id++;
 	if (client->next_correlation_id == INT32_MAX)
 		client->next_correlation_id = 1;
-	struct tl_str client_id = tl_str_of(client->client_id);
-	bool flexible = client_api_flexible(api_key, version);
-	size_t header = 2 + 2 + 4 + 2 + (size_t)client_id.len + (flexible ? 1 : 0);
-	size_t at = node->out.len;
-	tl_buf_i32(&node->out, (int32_t)(header + (body ? body->len : 0)));
+	node->frame_api_key = api_key;
+	node->frame_version = version;
+	tl_buf_i32(&node->out, 0); /* the size, once the body is known */
 	tl_buf_i16(&node->out, api_key);
 	tl_buf_i16(&node->out, version);
-	tl_buf_i32(&node->out, correlation_id);
-	tl_buf_string(&node->out, client_id, false);
-	if (flexible)
+	tl_buf_i32(&node->out, node->frame_correlation_id);
+	tl_buf_string(&node->out, tl_str_of(client->client_id), false);
+	if (client_api_flexible(api_key, version))
 		tl_buf_uvarint(&node->out, 0); /* header v2: no tagged fields */
-	if (body)
-		tl_buf_put(&node->out, body->data, body->len);
-	if (node->out.failed) {
+}
+
+/* Completes the frame frame_start() began: its size, and the request awaiting an answer
+ * when @expect_response. On failure the frame is taken back out of the output. */
+static tl_err frame_finish(struct client_node *node, bool expect_response, int32_t timeout_ms,
+			   tl_client_response_fn fn, void *arg)
+{
+	size_t at = node->frame_at;
+	TL_ASSERT(at != SIZE_MAX);
+	node->frame_at = SIZE_MAX;
+	struct client_req *req = NULL;
+	if (expect_response && !node->out.failed)
+		req = calloc(1, sizeof(*req));
+	size_t size = node->out.len - at - 4;
+	if (node->out.failed || (expect_response && !req) || size > INT32_MAX) {
 		node->out.failed = false;
 		node->out.len = at;
 		free(req);
 		return TL_ERR_NOMEM;
 	}
+	tl_be32_put(node->out.data + at, (uint32_t)size);
 	if (req) {
-		req->correlation_id = correlation_id;
-		req->api_key = api_key;
-		req->version = version;
+		req->correlation_id = node->frame_correlation_id;
+		req->api_key = node->frame_api_key;
+		req->version = node->frame_version;
 		req->deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
 		req->fn = fn;
 		req->arg = arg;
@@ -396,6 +410,17 @@ static tl_err node_enqueue(struct tl_client *client, struct client_node *node, i
 		node->in_flight++;
 	}
 	return TL_OK;
+}
+
+/* Appends one request frame (size, header, @body) to the node's output. */
+static tl_err node_enqueue(struct tl_client *client, struct client_node *node, int16_t api_key,
+			   int16_t version, const struct tl_buf *body, bool expect_response,
+			   int32_t timeout_ms, tl_client_response_fn fn, void *arg)
+{
+	frame_start(client, node, api_key, version);
+	if (body)
+		tl_buf_put(&node->out, body->data, body->len);
+	return frame_finish(node, expect_response, timeout_ms, fn, arg);
 }
 
 static void api_versions_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version);
@@ -663,6 +688,36 @@ tl_err tl_client_send_timeout(struct tl_client *client, int32_t node_id, int16_t
 	if (!expect_response && fn)
 		fn(arg, TL_OK, NULL, version);
 	return TL_OK;
+}
+
+struct tl_buf *tl_client_frame_begin(struct tl_client *client, int32_t node_id, int16_t api_key,
+				     int16_t version)
+{
+	struct client_node *node = node_find(client, node_id);
+	if (!node || node->state != CONN_READY)
+		return NULL;
+	frame_start(client, node, api_key, version);
+	return &node->out;
+}
+
+tl_err tl_client_frame_end(struct tl_client *client, int32_t node_id, bool expect_response,
+			   tl_client_response_fn fn, void *arg)
+{
+	struct client_node *node = node_find(client, node_id);
+	TL_ASSERT(node && node->state == CONN_READY);
+	tl_err err = frame_finish(node, expect_response, client->request_timeout_ms, fn, arg);
+	if (err != TL_OK)
+		return err;
+	node_write(client, node, false);
+	if (!expect_response && fn)
+		fn(arg, TL_OK, NULL, node->frame_version);
+	return TL_OK;
+}
+
+size_t tl_client_unsent(struct tl_client *client, int32_t node_id)
+{
+	struct client_node *node = node_find(client, node_id);
+	return node ? node->out.len - node->out_pos : 0;
 }
 
 void tl_client_wakeup(struct tl_client *client)

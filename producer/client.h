@@ -129,6 +129,19 @@ tl_err tl_client_send_timeout(struct tl_client *client, int32_t node_id, int16_t
 			      int16_t version, const struct tl_buf *body, bool expect_response,
 			      int32_t timeout_ms, tl_client_response_fn fn, void *arg);
 
+/* The same without a copy of the body: tl_client_frame_begin() starts the request's
+ * frame in @node_id's output and returns the buffer to append the body to (NULL when
+ * the node is not READY); tl_client_frame_end() finishes and sends it like
+ * tl_client_send() (a failed buffer makes it return TL_ERR_NOMEM and takes the frame
+ * back). Nothing else may use the client between the two calls. */
+struct tl_buf *tl_client_frame_begin(struct tl_client *client, int32_t node_id, int16_t api_key,
+				     int16_t version);
+tl_err tl_client_frame_end(struct tl_client *client, int32_t node_id, bool expect_response,
+			   tl_client_response_fn fn, void *arg);
+/* Bytes queued for @node_id that its socket has not taken yet (backpressure for requests
+ * without a response). */
+size_t tl_client_unsent(struct tl_client *client, int32_t node_id);
+
 /* Blocking request helper for the consumer and admin (drives tl_client_poll itself):
  * waits for @node_id (or any node) to be ready, encodes the body with @encode at the
  * negotiated version, sends, and waits for the response, whose body is copied into

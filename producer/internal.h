@@ -51,6 +51,7 @@ struct batch {
 	int32_t attempts;
 	bool sequenced;        /* base_sequence assigned (invariant 2) */
 	bool sent;             /* went on the wire at least once */
+	uint64_t send_order;   /* its partition's count of first sends, at its first send */
 	bool recovered;        /* spool: records an earlier producer spooled, resent */
 	int32_t base_sequence; /* spool: the first record's, fixed when it was spooled */
 	/* result */
@@ -69,7 +70,20 @@ struct partition_state {
 	struct batch *open;
 	struct batch *head; /* queued, oldest first */
 	struct batch *tail;
-	struct batch *in_flight;
+	struct batch *in_flight; /* sent, not answered yet, in send order (linked by next) */
+	struct batch *in_flight_tail;
+	int32_t in_flight_count;
+	/* A batch of the in-flight window failed: nothing more is sent until every batch
+	 * in flight is answered; those to send again wait in the retry list (in send
+	 * order), which then goes back to the head of the queue (producer.c, invariant 1). */
+	bool draining;
+	uint64_t failed_order; /* send_order of the window's first failed batch */
+	struct batch *retry_head;
+	struct batch *retry_tail;
+	bool resequence;         /* a batch failed for good: later ones get new sequences */
+	int32_t resequence_from; /* ... starting at the failed batch's base sequence */
+	uint64_t resequence_order;
+	uint64_t sends; /* batches sent for the first time */
 	int32_t next_sequence;
 	bool txn_added;           /* registered with the coordinator in the open transaction */
 	bool txn_adding;          /* in the AddPartitionsToTxn request in flight */
@@ -167,6 +181,7 @@ struct tl_producer {
 	int64_t retry_backoff_max_ns;
 	int64_t delivery_timeout_ns;
 	int32_t request_timeout_ms;
+	int32_t max_in_flight; /* max.in.flight.requests.per.connection */
 	tl_producer_delivery_fn cb;
 	void *cb_opaque;
 	/* shared state (invariant 4) */
@@ -176,6 +191,7 @@ struct tl_producer {
 	int32_t topic_count;
 	size_t buffered_bytes;
 	int64_t outstanding;
+	int32_t batches_in_flight; /* over all partitions */
 	struct batch *done_head;
 	struct batch *done_tail;
 	int flushing;

@@ -6,16 +6,29 @@
  * callbacks on the caller's thread.
  *
  * Batch states: OPEN (part->open, records being appended) -> QUEUED (part queue, bytes
- * finished) -> IN FLIGHT (part->in_flight == batch) -> QUEUED again on a retriable
- * error, or DONE (done queue) -> freed after its callbacks ran.
+ * finished) -> IN FLIGHT (part->in_flight list) -> RETRY (part->retry list) and QUEUED
+ * again on a retriable error, or DONE (done queue) -> freed after its callbacks ran.
  *
  * Invariants:
- * (1) At most one batch per partition is in flight, and a retried batch goes back to the
- *     head of its partition's queue: records of one partition are stored in send order,
- *     with or without idempotence.
+ * (1) Up to max.in.flight.requests.per.connection batches of a partition are in flight
+ *     (one with spool.dir), each in its own Produce request, in queue order. Once one of
+ *     them fails, the partition sends nothing until all are answered ("draining"); the
+ *     ones to send again collect in the retry list in send order and then go back to the
+ *     head of the queue, so a retry resends them in their original order. With
+ *     idempotence the broker stores a partition's batches only in sequence order, so
+ *     records of one partition are stored in send order: a batch that follows a failed
+ *     one is answered OUT_OF_ORDER_SEQUENCE_NUMBER (or UNKNOWN_PRODUCER_ID), which is
+ *     then a consequence, not an error of its own. Without idempotence a retry may
+ *     reorder (as in Kafka); max.in.flight.requests.per.connection=1 keeps the order.
+ *     An open batch whose linger.ms has passed stays open (and keeps growing) while its
+ *     partition's window is full.
  * (2) A batch's sequence is assigned once, at its first send, from part->next_sequence
  *     (with spool.dir: when its first record is spooled, since the spool stores each
  *     record's sequence); a retry resends identical bytes, so the broker drops duplicates.
+ *     Two exceptions, both for batches known not to be stored: after a batch fails for
+ *     good, the later batches of its window get new sequences starting at its base
+ *     sequence; and a new producer id (or epoch) restarts every partition at 0, once no
+ *     batch is in flight anywhere.
  *
  * Transactions live in txn.c (a batch waits for its partition to join the transaction),
  * the spool's files in spool.c; the spool's I/O-thread side (resend after a restart,
@@ -169,6 +182,93 @@ static struct batch *part_pop(struct partition_state *part)
 		batch->next = NULL;
 	}
 	return batch;
+}
+
+/* ---- a partition's in-flight window (invariant 1); lock held ---- */
+
+static void part_send(struct tl_producer *producer, struct partition_state *part,
+		      struct batch *batch)
+{
+	TL_ASSERT(!part->draining);
+	if (!batch->sent) {
+		batch->sent = true;
+		batch->send_order = part->sends++;
+	}
+	batch->next = NULL;
+	if (part->in_flight_tail)
+		part->in_flight_tail->next = batch;
+	else
+		part->in_flight = batch;
+	part->in_flight_tail = batch;
+	part->in_flight_count++;
+	producer->batches_in_flight++;
+}
+
+/* Takes answered @batch out of the window (answers come in send order on one
+ * connection, but the leader may have moved between two sends). */
+static void part_answered(struct tl_producer *producer, struct partition_state *part,
+			  struct batch *batch)
+{
+	struct batch **link = &part->in_flight;
+	struct batch *prev = NULL;
+	while (*link != batch) {
+		TL_ASSERT(*link);
+		prev = *link;
+		link = &(*link)->next;
+	}
+	*link = batch->next;
+	if (part->in_flight_tail == batch)
+		part->in_flight_tail = prev;
+	batch->next = NULL;
+	TL_ASSERT(part->in_flight_count > 0 && producer->batches_in_flight > 0);
+	part->in_flight_count--;
+	producer->batches_in_flight--;
+}
+
+/* Notes that a batch of the window failed: nothing more is sent until it drained. */
+static void part_failed(struct partition_state *part, const struct batch *batch)
+{
+	if (!part->draining || batch->send_order < part->failed_order)
+		part->failed_order = batch->send_order;
+	part->draining = true;
+}
+
+/* Keeps answered @batch for another try once the window has drained, in send order. */
+static void part_retry_later(struct partition_state *part, struct batch *batch)
+{
+	part_failed(part, batch);
+	struct batch **link = &part->retry_head;
+	while (*link && (*link)->send_order < batch->send_order)
+		link = &(*link)->next;
+	batch->next = *link;
+	*link = batch;
+	if (!batch->next)
+		part->retry_tail = batch;
+}
+
+/* Once every batch of a failed window is answered, the retry list goes back to the head
+ * of the queue; after a batch failed for good, the retried ones get new sequences. */
+static void part_window_check(struct partition_state *part)
+{
+	if (part->in_flight_count > 0 || !part->draining)
+		return;
+	if (part->retry_head) {
+		part->retry_tail->next = part->head;
+		part->head = part->retry_head;
+		if (!part->tail)
+			part->tail = part->retry_tail;
+		part->retry_head = part->retry_tail = NULL;
+	}
+	if (part->resequence) {
+		TL_ASSERT(!part->spool);
+		for (struct batch *b = part->head; b && b->sequenced; b = b->next) {
+			b->sequenced = false;
+			tl_buf_reset(&b->wire);
+		}
+		part->next_sequence = part->resequence_from;
+		part->resequence = false;
+	}
+	part->draining = false;
 }
 
 /* Moves the open batch of @part to its queue. Lock held. */
@@ -853,6 +953,8 @@ static void pid_maybe_request(struct tl_producer *producer)
 {
 	if (producer->pid_state != PID_UNKNOWN || tl_mono_ns() < producer->pid_retry_at_ns)
 		return;
+	if (producer->batches_in_flight > 0)
+		return; /* new sequences restart at 0 only once every answer is in */
 	if (producer->txn.state != TXN_NONE)
 		return; /* txn.c asks the transaction coordinator */
 	if (!producer->idempotence) {
@@ -938,7 +1040,7 @@ static void batch_retry(struct tl_producer *producer, struct batch *batch, tl_er
 		backoff *= 2;
 	batch->retry_at_ns = tl_mono_ns() + TL_MIN(backoff, TL_MAX(producer->retry_backoff_max_ns,
 								   producer->retry_backoff_ns));
-	part_push_head(batch->part, batch);
+	part_retry_later(batch->part, batch);
 }
 
 /* Lock held. A spooled batch the broker did not take and will not take as it is. */
@@ -967,13 +1069,11 @@ static void spool_refused(struct tl_producer *producer, struct batch *batch, tl_
 	tl_producer_batch_complete(producer, batch, TL_ERR_FATAL, producer->fatal_msg);
 }
 
-/* Lock held. One partition's answer. */
-static void produce_partition_result(struct tl_producer *producer, struct batch *batch, tl_err err,
-				     int64_t base_offset, int64_t log_append_time)
+/* Lock held. One partition's answer, @batch already out of the window. */
+static void produce_settle(struct tl_producer *producer, struct batch *batch, tl_err err,
+			   int64_t base_offset, int64_t log_append_time)
 {
 	struct partition_state *part = batch->part;
-	TL_ASSERT(part->in_flight == batch);
-	part->in_flight = NULL;
 	bool transactional = producer->txn.state != TXN_NONE;
 	if (transactional && tl_producer_txn_is_fenced_err(err))
 		tl_producer_txn_fence(producer, err, "Produce");
@@ -996,13 +1096,20 @@ static void produce_partition_result(struct tl_producer *producer, struct batch 
 		tl_producer_batch_complete(producer, batch, TL_OK, NULL);
 		return;
 	}
+	if (producer->idempotence && !part->spool && part->draining &&
+	    batch->send_order > part->failed_order &&
+	    (err == TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER || err == TL_ERR_UNKNOWN_PRODUCER_ID)) {
+		/* An earlier batch of the window was not stored, so neither was this one. */
+		part_retry_later(part, batch);
+		return;
+	}
 	if (err == TL_ERR_NOT_LEADER_OR_FOLLOWER || err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ||
 	    err == TL_ERR_LEADER_NOT_AVAILABLE || err == TL_ERR_NETWORK_EXCEPTION ||
 	    err == TL_ERR_REQUEST_TIMED_OUT)
 		tl_client_metadata_request(producer->client);
 	if (err == TL_ERR_UNKNOWN_PRODUCER_ID && producer->idempotence && !transactional) {
 		/* The broker forgot us (retention); start over with a new id. */
-		part_push_head(part, batch);
+		part_retry_later(part, batch);
 		producer->pid_state = PID_UNKNOWN;
 		return;
 	}
@@ -1010,12 +1117,27 @@ static void produce_partition_result(struct tl_producer *producer, struct batch 
 		batch_retry(producer, batch, err);
 		return;
 	}
-	/* Not stored: with one batch in flight per partition, the next batch may reuse
-	 * this batch's sequence numbers (invariant 2 holds for stored batches only). */
-	if (batch->sequenced && producer->idempotence)
-		part->next_sequence =
+	/* Not stored, for good: the later batches of the window take over its sequence
+	 * numbers (invariant 2). */
+	part_failed(part, batch);
+	if (batch->sequenced && producer->idempotence && !part->spool &&
+	    (!part->resequence || batch->send_order < part->resequence_order)) {
+		part->resequence = true;
+		part->resequence_order = batch->send_order;
+		part->resequence_from =
 			(int32_t)tl_be32_get(batch->wire.data + TL_BATCH_OFF_BASE_SEQUENCE);
+	}
 	tl_producer_batch_complete(producer, batch, err, tl_producer_detail_for(err));
+}
+
+/* Lock held. One partition's answer to @batch. */
+static void produce_partition_result(struct tl_producer *producer, struct batch *batch, tl_err err,
+				     int64_t base_offset, int64_t log_append_time)
+{
+	struct partition_state *part = batch->part;
+	part_answered(producer, part, batch);
+	produce_settle(producer, batch, err, base_offset, log_append_time);
+	part_window_check(part);
 }
 
 static struct batch *produce_find(struct produce_req *req, struct tl_str topic, int32_t index)
@@ -1147,8 +1269,6 @@ static void produce_send(struct tl_producer *producer, int32_t node, struct batc
 {
 	int16_t version = tl_client_api_version(producer->client, node, TL_CLIENT_API_PRODUCE);
 	struct produce_req *req = calloc(1, sizeof(*req));
-	struct tl_buf body;
-	tl_buf_init(&body);
 	tl_err err = TL_ERR_NOMEM;
 	if (!req)
 		goto out_fail;
@@ -1163,13 +1283,18 @@ static void produce_send(struct tl_producer *producer, int32_t node, struct batc
 		err = TL_ERR_UNSUPPORTED_VERSION;
 		goto out_fail;
 	}
-	produce_encode(producer, &body, batches, count);
+	/* Encoded straight into the connection's output: the batches are copied once. */
+	struct tl_buf *body =
+		tl_client_frame_begin(producer->client, node, TL_CLIENT_API_PRODUCE, version);
+	err = TL_ERR_NETWORK_EXCEPTION;
+	if (!body)
+		goto out_fail;
+	produce_encode(producer, body, batches, count);
 	bool acks_zero = producer->acks == 0;
-	err = tl_client_send(producer->client, node, TL_CLIENT_API_PRODUCE, version, &body,
-			     !acks_zero, acks_zero ? NULL : produce_done, req);
+	err = tl_client_frame_end(producer->client, node, !acks_zero,
+				  acks_zero ? NULL : produce_done, req);
 	if (err != TL_OK)
 		goto out_fail;
-	tl_buf_deinit(&body);
 	if (acks_zero) {
 		/* No response comes: written counts as delivered, offset unknown. The lock
 		 * is held here, so complete inline rather than through produce_done. */
@@ -1182,20 +1307,23 @@ static void produce_send(struct tl_producer *producer, int32_t node, struct batc
 	return;
 
 out_fail:
-	tl_buf_deinit(&body);
 	if (req) {
 		free(req->batches);
 		free(req->answered);
 		free(req);
 	}
 	for (int32_t i = 0; i < count; i++) {
-		batches[i]->part->in_flight = NULL;
-		if (err == TL_ERR_UNSUPPORTED_VERSION)
+		struct partition_state *part = batches[i]->part;
+		part_answered(producer, part, batches[i]);
+		if (err == TL_ERR_UNSUPPORTED_VERSION) {
+			part_failed(part, batches[i]);
 			tl_producer_batch_complete(
 				producer, batches[i], err,
 				"the broker supports no Produce version libtally speaks (v3-v8)");
-		else
-			batch_retry(producer, batches[i], err);
+		} else {
+			batch_retry(producer, batches[i], err); /* never sent: try again */
+		}
+		part_window_check(part);
 	}
 }
 
@@ -1419,7 +1547,8 @@ static void spool_io(struct tl_producer *producer)
 		struct topic_state *topic = producer->topics[i];
 		for (int32_t p = 0; p < topic->partition_count; p++) {
 			struct partition_state *part = topic->parts[p];
-			if (part->spool_resync && !part->spool_describing && !part->in_flight)
+			if (part->spool_resync && !part->spool_describing &&
+			    part->in_flight_count == 0)
 				describe_send(producer, part);
 		}
 	}
@@ -1439,15 +1568,19 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 {
 	struct topic_state *topic = part->topic;
 	int64_t due = INT64_MAX;
+	int32_t window = part->spool ? 1 : producer->max_in_flight;
+	bool can_send = !part->draining && part->in_flight_count < window;
 	if (part->open) {
 		int64_t close_at = part->open->created_ns + producer->linger_ns;
-		if (close_at <= now || producer->flushing || producer->stop ||
-		    producer->txn.state == TXN_COMMITTING)
+		if (producer->flushing || producer->stop || producer->txn.state == TXN_COMMITTING ||
+		    (close_at <= now && can_send && !part->head))
 			part_close_open(topic, part);
-		else
+		else if (close_at > now)
 			due = close_at - now;
+		/* else lingered with the window full: it grows until an answer frees a slot
+		 * (the answer wakes this loop) */
 	}
-	while (part->head && !part->in_flight && !part->spool &&
+	while (part->head && part->in_flight_count == 0 && !part->spool &&
 	       now - part->head->created_ns > producer->delivery_timeout_ns) {
 		struct batch *batch = part_pop(part);
 		if (batch->sent && producer->idempotence && producer->txn.state == TXN_NONE)
@@ -1457,7 +1590,7 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 		tl_producer_batch_complete(producer, batch, TL_ERR_TIMED_OUT,
 					   tl_producer_detail_for(TL_ERR_TIMED_OUT));
 	}
-	if (!part->head || part->in_flight || producer->pid_state != PID_READY)
+	if (!part->head || !can_send || producer->pid_state != PID_READY)
 		return due;
 	if (producer->txn.state != TXN_NONE && !tl_producer_txn_part_ready(producer, part))
 		return due; /* AddPartitionsToTxn first; its answer wakes the loop */
@@ -1472,12 +1605,15 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 	}
 	if (!tl_client_node_ready(producer->client, leader))
 		return TL_MIN(due, 50 * 1000000LL);
+	if (tl_client_unsent(producer->client, leader) >= producer->max_request_size)
+		return TL_MIN(due, 10 * 1000000LL); /* the socket is behind (acks=0) */
 	int32_t n;
 	for (n = 0; n < *node_count; n++)
 		if (nodes[n].node == leader)
 			break;
 	if (n == *node_count) {
-		if (n == PRODUCE_NODES_MAX || tl_client_in_flight(producer->client, leader) >= 5)
+		if (n == PRODUCE_NODES_MAX ||
+		    tl_client_in_flight(producer->client, leader) >= producer->max_in_flight)
 			return TL_MIN(due, 10 * 1000000LL);
 		nodes[n].node = leader;
 		nodes[n].count = 0;
@@ -1494,8 +1630,7 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 	if (nodes[n].count > 0 && nodes[n].bytes + batch->wire.len > producer->max_request_size)
 		return TL_MIN(due, 1000000LL);
 	batch = part_pop(part);
-	batch->sent = true;
-	part->in_flight = batch;
+	part_send(producer, part, batch);
 	nodes[n].batches[nodes[n].count++] = batch;
 	nodes[n].bytes += batch->wire.len;
 	return due;
@@ -1520,7 +1655,8 @@ bool tl_producer_is_idle(const struct tl_producer *producer)
 		const struct topic_state *topic = producer->topics[i];
 		for (int32_t p = 0; p < topic->partition_count; p++) {
 			const struct partition_state *part = topic->parts[p];
-			if (part->open || part->head || part->in_flight)
+			if (part->open || part->head || part->in_flight_count > 0 ||
+			    part->retry_head)
 				return false;
 		}
 	}
@@ -1544,24 +1680,32 @@ static int io_round(struct tl_producer *producer, struct node_batches *nodes,
 		spool_io(producer);
 	if (producer->pid_state == PID_FAILED)
 		tl_producer_fail_unsent(producer, producer->fatal_err, producer->fatal_msg);
-	int64_t now = tl_mono_ns();
+	/* One Produce request per leader a pass; passes go on while they send something,
+	 * so each partition fills its window in one round. */
 	int32_t node_count = 0;
-	for (int32_t i = 0; i < producer->topic_count; i++) {
-		struct topic_state *topic = producer->topics[i];
-		for (int32_t p = 0; p < topic->partition_count; p++) {
-			bool full = false;
-			for (int32_t n = 0; n < node_count; n++)
-				full |= nodes[n].count == slots_per_node;
-			if (full)
-				break;
-			int64_t d = io_collect_partition(producer, topic->parts[p], nodes,
-							 &node_count, now);
-			due = TL_MIN(due, d);
+	for (int pass = 0; pass < 64; pass++) {
+		int64_t now = tl_mono_ns();
+		node_count = 0;
+		for (int32_t i = 0; i < producer->topic_count; i++) {
+			struct topic_state *topic = producer->topics[i];
+			for (int32_t p = 0; p < topic->partition_count; p++) {
+				bool full = false;
+				for (int32_t n = 0; n < node_count; n++)
+					full |= nodes[n].count == slots_per_node;
+				if (full)
+					break;
+				int64_t d = io_collect_partition(producer, topic->parts[p], nodes,
+								 &node_count, now);
+				due = TL_MIN(due, d);
+			}
 		}
+		for (int32_t n = 0; n < node_count; n++)
+			if (nodes[n].count > 0)
+				produce_send(producer, nodes[n].node, nodes[n].batches,
+					     nodes[n].count);
+		if (node_count == 0)
+			break;
 	}
-	for (int32_t n = 0; n < node_count; n++)
-		if (nodes[n].count > 0)
-			produce_send(producer, nodes[n].node, nodes[n].batches, nodes[n].count);
 	pthread_mutex_unlock(&producer->lock);
 	return (int)TL_MAX(due / 1000000, node_count > 0 ? 0 : 1);
 }
@@ -1637,6 +1781,8 @@ static tl_err producer_settings(struct tl_producer *producer, const struct tl_pr
 	producer->retry_backoff_max_ns = tl_conf_int(conf, "retry.backoff.max.ms") * 1000000;
 	producer->delivery_timeout_ns = tl_conf_int(conf, "delivery.timeout.ms") * 1000000;
 	producer->request_timeout_ms = (int32_t)tl_conf_int(conf, "request.timeout.ms");
+	producer->max_in_flight =
+		(int32_t)tl_conf_int(conf, "max.in.flight.requests.per.connection");
 	producer->cb = pc->cb;
 	producer->cb_opaque = pc->cb_opaque;
 	if (!tl_conf_str(conf, "bootstrap.servers")) {

@@ -11,6 +11,10 @@
  * TxnOffsetCommit (v3 is flexible: header v2, response header v1) and EndTxn, each with
  * a script of error codes for its next answers; DescribeProducers (flexible v0) answers
  * producer 42's last sequence per partition, from describe_last or a script.
+ * With check_sequences, Produce checks producer 42's sequences as a broker does (a
+ * batch that does not follow the last stored one is OUT_OF_ORDER_SEQUENCE_NUMBER, a
+ * resent last batch DUPLICATE_SEQUENCE_NUMBER); with produce_gate = N, Produce answers
+ * wait until N Produce requests have arrived, so N batches are in flight at once.
  * Encoding and decoding use the generated codec, so the fake speaks the same bytes as
  * tallyd. Header-only: static functions for one test file. */
 #ifndef TL_PRODUCER_TESTS_FAKE_BROKER_H
@@ -47,6 +51,17 @@ struct fake_broker {
 	int16_t produce_script[FAKE_SCRIPT_MAX]; /* error codes of the next answers */
 	int produce_script_count;
 	int64_t next_offset[FAKE_PARTITIONS_MAX];
+	bool check_sequences;
+	int32_t next_seq[FAKE_PARTITIONS_MAX];  /* producer 42's, with check_sequences */
+	int32_t last_base[FAKE_PARTITIONS_MAX]; /* of its last stored batch, -1: none */
+	int64_t last_offset[FAKE_PARTITIONS_MAX];
+	int produce_gate; /* answers held until this many Produce requests arrived */
+	struct fake_held {
+		int fd;
+		int32_t correlation_id;
+		struct tl_buf out;
+	} held[FAKE_SCRIPT_MAX];
+	int held_count;
 	/* Produce observations */
 	int produce_requests;
 	int batches_seen;
@@ -262,6 +277,17 @@ static bool fake_produce(struct fake_broker *fb, struct tl_cursor *body, int16_t
 					pcode = 48; /* INVALID_TXN_STATE */
 				}
 			}
+			int32_t seq = (int32_t)tl_be32_get(b + 53);
+			bool seq_checked = fb->check_sequences && pcode == 0 && pd->index >= 0 &&
+					   pd->index < FAKE_PARTITIONS_MAX &&
+					   (int64_t)tl_be64_get(b + 43) == 42;
+			bool duplicate = false;
+			if (seq_checked && seq == fb->last_base[pd->index]) {
+				pcode = 46; /* DUPLICATE_SEQUENCE_NUMBER */
+				duplicate = true;
+			} else if (seq_checked && seq != fb->next_seq[pd->index]) {
+				pcode = 45; /* OUT_OF_ORDER_SEQUENCE_NUMBER */
+			}
 			pr->error_code = pcode;
 			if (fb->batches_seen < FAKE_SEEN_MAX) {
 				fb->seen_producer_id[fb->batches_seen] =
@@ -273,7 +299,12 @@ static bool fake_produce(struct fake_broker *fb, struct tl_cursor *body, int16_t
 			}
 			if (pcode == 0 && pd->index >= 0 && pd->index < FAKE_PARTITIONS_MAX) {
 				pr->base_offset = fb->next_offset[pd->index];
+				fb->last_offset[pd->index] = pr->base_offset;
 				fb->next_offset[pd->index] += count;
+				fb->last_base[pd->index] = seq;
+				fb->next_seq[pd->index] = seq + count;
+			} else if (duplicate) {
+				pr->base_offset = fb->last_offset[pd->index];
 			} else {
 				pr->base_offset = -1;
 			}
@@ -711,6 +742,23 @@ static bool fake_handle(struct fake_broker *fb, int fd)
 		break;
 	}
 	bool flexible = fake_is_flexible(api_key, version);
+	if (answer && api_key == 0 && fb->produce_gate > 0 && fb->held_count < FAKE_SCRIPT_MAX) {
+		/* Held: the buffer goes with it. */
+		fb->held[fb->held_count].fd = fd;
+		fb->held[fb->held_count].correlation_id = correlation_id;
+		fb->held[fb->held_count].out = out;
+		tl_buf_init(&out);
+		answer = false;
+		if (++fb->held_count == fb->produce_gate) {
+			for (int i = 0; i < fb->held_count; i++) {
+				fake_send(fb->held[i].fd, fb->held[i].correlation_id, false,
+					  &fb->held[i].out);
+				tl_buf_deinit(&fb->held[i].out);
+			}
+			fb->held_count = 0;
+			fb->produce_gate = 0;
+		}
+	}
 	pthread_mutex_unlock(&fb->lock);
 	if (answer)
 		fake_send(fd, correlation_id, flexible, &out);
@@ -764,7 +812,8 @@ static void fake_broker_start(struct fake_broker *fb, int32_t partitions)
 	fb->partitions = partitions;
 	fb->aborted_producer_id = -1;
 	for (int i = 0; i < FAKE_PARTITIONS_MAX; i++)
-		fb->committed[i] = fb->txn_committed[i] = fb->describe_last[i] = -1;
+		fb->committed[i] = fb->txn_committed[i] = fb->describe_last[i] = fb->last_base[i] =
+			-1;
 	pthread_mutex_init(&fb->lock, NULL);
 	fb->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in addr = {0};
@@ -786,6 +835,8 @@ static void fake_broker_stop(struct fake_broker *fb)
 	fb->stop = true;
 	pthread_mutex_unlock(&fb->lock);
 	pthread_join(fb->thread, NULL);
+	for (int i = 0; i < fb->held_count; i++)
+		tl_buf_deinit(&fb->held[i].out);
 	close(fb->listen_fd);
 	pthread_mutex_destroy(&fb->lock);
 }

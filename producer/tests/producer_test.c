@@ -336,6 +336,87 @@ START_TEST(refused_batch_fails_with_a_detail_and_frees_its_sequence)
 }
 END_TEST
 
+/* Three one-record batches in flight at once on a broker that checks sequences. */
+static struct tl_producer *window_of_three(struct reports *reports)
+{
+	fb.check_sequences = true;
+	fb.produce_gate = 3;
+	const char *kv[] = {"linger.ms", "0", "batch.size", "120", NULL};
+	struct tl_producer *producer = fake_producer(reports, kv);
+	char value[100];
+	for (int i = 0; i < 3; i++) {
+		memset(value, 'a' + i, sizeof(value) - 1);
+		value[sizeof(value) - 1] = '\0';
+		ck_assert_int_eq(send_value(producer, value), TL_OK);
+	}
+	ck_assert_int_eq(tl_producer_flush(producer, 10000), TL_OK);
+	return producer;
+}
+
+START_TEST(retriable_error_mid_window_resends_the_window_in_order)
+{
+	fb.produce_script[0] = TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	fb.produce_script_count = 1;
+	struct reports reports = {0};
+	struct tl_producer *producer = window_of_three(&reports);
+	ck_assert_int_eq(reports.failed, 0);
+	ck_assert_int_eq(reports.ok, 3);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(reports.offsets[i], i); /* stored in send order */
+	pthread_mutex_lock(&fb.lock);
+	/* NOT_LEADER, then OUT_OF_ORDER twice (consequences), then all three again. */
+	ck_assert_int_eq(fb.batches_seen, 6);
+	const int32_t expect[] = {0, 1, 2, 0, 1, 2};
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(fb.seen_base_sequence[i], expect[i]);
+	pthread_mutex_unlock(&fb.lock);
+	tl_producer_destroy(producer);
+}
+END_TEST
+
+START_TEST(refused_batch_mid_window_gives_its_sequences_to_the_next)
+{
+	fb.produce_script[0] = TL_ERR_MESSAGE_TOO_LARGE;
+	fb.produce_script_count = 1;
+	struct reports reports = {0};
+	struct tl_producer *producer = window_of_three(&reports);
+	ck_assert_int_eq(reports.failed, 1);
+	ck_assert_int_eq(reports.last_err, TL_ERR_MESSAGE_TOO_LARGE);
+	ck_assert_int_eq(reports.ok, 2);
+	ck_assert_int_eq(reports.offsets[0], 0);
+	ck_assert_int_eq(reports.offsets[1], 1);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.batches_seen, 5);
+	const int32_t expect[] = {0, 1, 2, 0, 1}; /* the two after it, renumbered */
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(fb.seen_base_sequence[i], expect[i]);
+	pthread_mutex_unlock(&fb.lock);
+	tl_producer_destroy(producer);
+}
+END_TEST
+
+START_TEST(acks_zero_reports_every_record_promptly)
+{
+	/* No answers come with acks=0: every record is reported once written, however many
+	 * batches the queue holds (a regression: batches behind the first waited for the
+	 * 100 ms idle tick, one per tick, and ~400 batches outlived delivery.timeout.ms). */
+	const char *kv[] = {"acks",       "0",    "linger.ms",           "0",
+			    "batch.size", "1024", "delivery.timeout.ms", "5000",
+			    NULL};
+	struct reports reports = {0};
+	struct tl_producer *producer = fake_producer(&reports, kv);
+	char value[200];
+	memset(value, 'x', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	for (int i = 0; i < 2000; i++)
+		ck_assert_int_eq(send_value(producer, value), TL_OK);
+	ck_assert_int_eq(tl_producer_flush(producer, 20000), TL_OK);
+	ck_assert_int_eq(reports.ok + reports.failed, 2000);
+	ck_assert_int_eq(reports.failed, 0);
+	tl_producer_destroy(producer);
+}
+END_TEST
+
 START_TEST(send_sync_returns_the_offset_and_event_fd_signals_reports)
 {
 	struct reports reports = {0};
@@ -416,6 +497,9 @@ static Suite *producer_suite(void)
 	tcase_add_test(tc, send_sync_returns_the_offset_and_event_fd_signals_reports);
 	tcase_add_test(tc, destroy_fails_undelivered_records_with_closed);
 	tcase_add_test(tc, acks_zero_turns_idempotence_off_quietly);
+	tcase_add_test(tc, retriable_error_mid_window_resends_the_window_in_order);
+	tcase_add_test(tc, refused_batch_mid_window_gives_its_sequences_to_the_next);
+	tcase_add_test(tc, acks_zero_reports_every_record_promptly);
 	suite_add_tcase(s, tc);
 	return s;
 }
