@@ -232,6 +232,14 @@ tl_err tl_broker_run(struct tl_broker *broker)
 			tl_crit("broker: epoll_wait failed err=%s", strerrorname_np(errno));
 			return TL_ERR_IO;
 		}
+		/* A ring completion (or another connection) may close and free a connection
+		 * whose event is later in this batch: hold each until the batch is done. */
+		for (int i = 0; i < n; i++) {
+			uint64_t source = events[i].data.u64;
+			if (source != SOURCE_LISTENER && source != SOURCE_RING &&
+			    source != SOURCE_SIGNAL)
+				tl_conn_hold(events[i].data.ptr);
+		}
 		for (int i = 0; i < n; i++) {
 			uint64_t source = events[i].data.u64;
 			if (source == SOURCE_LISTENER) {
@@ -248,6 +256,12 @@ tl_err tl_broker_run(struct tl_broker *broker)
 			} else {
 				tl_conn_on_event(events[i].data.ptr, events[i].events);
 			}
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t source = events[i].data.u64;
+			if (source != SOURCE_LISTENER && source != SOURCE_RING &&
+			    source != SOURCE_SIGNAL)
+				tl_conn_release(events[i].data.ptr);
 		}
 		broker_group_commit(broker);
 		now = tl_mono_ms();

@@ -155,6 +155,9 @@ double tl_broker_random(struct tl_broker *broker);
 /* conn.c */
 void tl_conn_accept(struct tl_broker *broker);
 void tl_conn_on_event(struct tl_conn *conn, uint32_t events);
+/* Keep a connection's memory valid (not its socket) across an epoll batch. */
+void tl_conn_hold(struct tl_conn *conn);
+void tl_conn_release(struct tl_conn *conn);
 void tl_conn_close(struct tl_conn *conn, const char *why);
 /* Called when a request reaches DONE or SILENT: sends what can be sent. */
 void tl_request_finished(struct tl_request *req);

@@ -416,9 +416,21 @@ void tl_request_finished(struct tl_request *req)
 		tl_conn_flush(conn);
 }
 
+void tl_conn_hold(struct tl_conn *conn)
+{
+	conn->refs++;
+}
+
+void tl_conn_release(struct tl_conn *conn)
+{
+	conn_unref(conn);
+}
+
 void tl_conn_on_event(struct tl_conn *conn, uint32_t events)
 {
-	conn->refs++; /* keep conn valid across callbacks that may close it */
+	if (conn->closed)
+		return; /* closed by an earlier event of the same epoll batch */
+	conn->refs++;   /* keep conn valid across callbacks that may close it */
 	conn->last_active_ms = tl_mono_ms();
 	if (events & EPOLLOUT)
 		tl_conn_flush(conn);
