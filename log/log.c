@@ -1,13 +1,22 @@
 /* log.c - one partition's commit log: segments, indexes, group commit, recovery,
  * retention and the producer-state snapshots. See log.h for the interface.
  *
- * Write path. tl_log_append() rewrites the batch's baseOffset in the caller's bytes and
- * queues one iovec pointing at them (no copy). tl_log_flush() turns everything queued
- * into at most one writev per IOV_MAX batches and segment, then, once every write has
- * completed, one fdatasync per segment written; when the syncs complete the high
- * watermark moves to the end of the flush and the waiters below it fire. One flush is in
- * flight at a time; appends made meanwhile wait in `queued` and go out as soon as it
- * completes, so under load each fdatasync covers all that arrived during the previous.
+ * Write path: group commit in two pipelined stages. tl_log_append() rewrites the batch's
+ * baseOffset in the caller's bytes and queues one iovec pointing at them (no copy). A
+ * batch then moves through four lists, each in offset order:
+ *   queued   appended, waiting for the write stage
+ *   writing  in the write round in flight: one writev per run of contiguous batches of
+ *            one segment, at most FLUSH_IOV_MAX batches each
+ *   written  in the page cache, waiting for the sync stage
+ *   syncing  covered by the sync round in flight: one fdatasync per segment in it
+ * The write stage starts a round with everything queued whenever none is in flight;
+ * the sync stage starts one with everything written whenever none is in flight. Both
+ * are kicked by tl_log_flush() and whenever a round completes (pipeline_pump()). So the
+ * next writev overlaps the fdatasync in flight, and under load each fdatasync covers
+ * all that was written during the previous one. When a sync round completes, exactly
+ * the batches it covered become durable: bytes_durable, the high watermark, closing
+ * transactions, index files of sealed segments, then waiters and the listener.
+ * flush_count and flush_bytes count sync rounds.
  *
  * Indexes. Every segment keeps its offset index ((u32 relative offset, u32 position),
  * big-endian, 8 bytes) and time index ((i64 timestamp, u32 relative offset), 12 bytes)
@@ -33,9 +42,24 @@
  * (2) start_offset <= high_watermark <= end_offset; every segment's bytes_durable <=
  *     bytes, and a sealed segment stops changing once bytes_durable == bytes.
  * (3) A segment is freed when its last reference goes: the log's own (dropped by
- *     retention or close) and one per tl_log_read still being sent.
- * (4) After a write or sync error the log is FAILED for good: nothing more is written,
- *     every waiter fires with KAFKA_STORAGE_ERROR. The fsync is never retried. */
+ *     retention or close), one per tl_log_read still being sent and one per write or
+ *     sync op queued on its file.
+ * (4) After a write or sync error the log is FAILED for good: nothing more is written
+ *     or synced and the high watermark stops; once neither round is in flight, every
+ *     waiter fires with KAFKA_STORAGE_ERROR, those on batches written but not yet
+ *     synced (or synced by the round that was in flight) and those queued included.
+ *     The fsync is never retried.
+ * (5) Group commit: high_watermark <= sync_end_offset <= written_end_offset <=
+ *     write_end_offset <= end_offset, and syncing, written, writing and queued hold
+ *     exactly the batches between consecutive ones, with no gap. At most one write
+ *     round and one sync round are in flight; a sync round covers only batches whose
+ *     write completed before it was submitted, so the high watermark moves forward
+ *     only, in offset order, never past data written before the sync covering it.
+ * (6) A writev's iovecs point into the callers' bytes, which the caller frees once the
+ *     batch's waiter fires: no waiter fires while a write of its batch is in flight.
+ *     The write round and the sync round have their own op (and iovec) arrays, reused
+ *     only once every op of that round has completed, and each op holds a reference
+ *     on its segment, so a roll, retention or close cannot close a file under it. */
 #include "log/log.h"
 
 #include <dirent.h>
@@ -69,7 +93,7 @@ TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
 struct tl_log_segment {
 	int64_t base_offset;
 	int fd;
-	int refs;                    /* the log's own + one per read being sent */
+	int refs;                    /* the log's own + one per read being sent and op queued */
 	int64_t bytes;               /* appended so far, queued included */
 	int64_t bytes_durable;       /* prefix known to be on stable storage */
 	int64_t next_offset;         /* offset after the last batch appended */
@@ -101,11 +125,12 @@ struct closing_txn {
 	int64_t marker_offset;
 };
 
-/* One queued batch. */
+/* One appended batch on its way to stable storage. */
 struct pending {
 	struct tl_log_segment *segment;
-	struct iovec iov;
-	int64_t position;
+	struct iovec iov; /* the caller's bytes, borrowed until the batch's waiter fires */
+	int64_t position; /* in the segment file */
+	int64_t base_offset;
 	int64_t last_offset;
 };
 
@@ -115,12 +140,13 @@ struct pending_list {
 	uint32_t cap;
 };
 
-/* One writev (up to FLUSH_IOV_MAX contiguous batches of one segment) or one fdatasync. */
+/* One writev of the write round (up to FLUSH_IOV_MAX contiguous batches of one segment)
+ * or one fdatasync of the sync round. Holds a reference on its segment while queued. */
 struct flush_op {
 	struct tl_ring_op op;
 	struct tl_log *log;
 	struct tl_log_segment *segment;
-	uint32_t first; /* of a write: its first batch in log->flushing */
+	uint32_t first; /* of a write: its first batch in log->writing */
 	uint32_t count; /* of a write: how many batches */
 };
 
@@ -137,25 +163,32 @@ struct tl_log {
 	bool failed;
 	char last_error[160];
 
-	struct pending_list queued; /* appended, not yet handed to a flush */
-	struct pending_list flushing;
-	struct iovec *flush_iov;
-	uint32_t flush_iov_cap;
-	struct flush_op *flush_ops;
-	uint32_t flush_ops_cap;
-	uint32_t flush_ops_used;
-	uint32_t writes_left; /* of the flush in flight */
-	uint32_t syncs_left;
-	bool flush_in_flight;
-	int64_t flush_end_offset;
+	/* Group commit: a batch moves queued -> writing -> written -> syncing -> durable. */
+	struct pending_list queued;  /* appended, not yet handed to a write round */
+	struct pending_list writing; /* in the write round in flight */
+	struct pending_list written; /* in the page cache, not yet under a sync round */
+	struct pending_list syncing; /* covered by the sync round in flight */
+	struct iovec *write_iov;     /* the write round's: copies of writing's iovecs */
+	uint32_t write_iov_cap;
+	struct flush_op *write_ops; /* the write round's writevs */
+	uint32_t write_ops_cap;
+	struct flush_op *sync_ops; /* the sync round's fdatasyncs, one per segment */
+	uint32_t sync_ops_cap;
+	uint32_t writes_left; /* ops of the write round not yet completed */
+	uint32_t syncs_left;  /* ops of the sync round not yet completed */
+	bool write_in_flight;
+	bool sync_in_flight;
+	int64_t sync_end_offset;    /* end of syncing; the high watermark when no sync runs */
+	int64_t written_end_offset; /* end of the batches whose write completed */
+	int64_t write_end_offset;   /* end of writing; written_end_offset when no write runs */
 
 	struct tl_log_waiter *waiters; /* by offset */
 	struct tl_log_waiter *waiters_tail;
 	tl_log_listener_fn listener;
 	void *listener_ctx;
 
-	uint64_t flush_count; /* fdatasync rounds completed */
-	uint64_t flush_bytes; /* bytes they covered */
+	uint64_t flush_count; /* sync rounds completed */
+	uint64_t flush_bytes; /* bytes they made durable */
 
 	struct tl_pstate pstate;
 	int64_t snapshots[SNAPSHOTS_KEPT + 1]; /* snapshot files' offsets, newest first, -1 */
@@ -1201,6 +1234,9 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	struct tl_log_segment *active = active_segment(log);
 	log->end_offset = active->next_offset;
 	log->high_watermark = log->end_offset;
+	log->sync_end_offset = log->end_offset;
+	log->written_end_offset = log->end_offset;
+	log->write_end_offset = log->end_offset;
 	err = pstate_recover(log);
 	if (err != TL_OK)
 		goto out_close;
@@ -1279,15 +1315,23 @@ void tl_log_set_listener(struct tl_log *log, tl_log_listener_fn fn, void *ctx)
 
 /* ---- appending and group commit ---- */
 
-static void log_fail(struct tl_log *log)
+static void pipeline_pump(struct tl_log *log);
+
+/* Puts the log in FAILED (once, with a crit line) and drops what no round holds yet. The
+ * waiters fire from pipeline_pump() once no round is in flight. */
+static void log_set_failed(struct tl_log *log)
 {
 	if (!log->failed)
 		tl_crit("log: partition offline after an I/O error dir=%s error=\"%s\"", log->dir,
 			log->last_error);
 	log->failed = true;
 	log->queued.count = 0;
-	if (!log->flush_in_flight)
-		waiters_fire(log, true, TL_ERR_KAFKA_STORAGE_ERROR);
+}
+
+static void log_fail(struct tl_log *log)
+{
+	log_set_failed(log);
+	pipeline_pump(log);
 }
 
 static tl_err segment_roll(struct tl_log *log)
@@ -1370,6 +1414,7 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 	p->iov.iov_base = data;
 	p->iov.iov_len = len;
 	p->position = position;
+	p->base_offset = h.base_offset;
 	p->last_offset = tl_batch_last_offset(&h);
 	out->base_offset = h.base_offset;
 	out->last_offset = p->last_offset;
@@ -1377,56 +1422,63 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 	return TL_OK;
 }
 
-static void flush_complete(struct tl_log *log);
-
-static void flush_sync_done(struct tl_ring_op *op)
+/* Checks invariant (5): the stages' lists follow one another in offset order, without
+ * gaps, from the high watermark to the log end. O(1). */
+static void list_check(const struct pending_list *list, int64_t from, int64_t to)
 {
-	struct flush_op *fop = (struct flush_op *)op;
-	struct tl_log *log = fop->log;
-	if (op->res < 0 && !log->failed) {
-		char name[NAME_BYTES];
-		segment_name(name, fop->segment->base_offset, ".log");
-		set_error(log, "fdatasync", name, (int)-op->res);
-		log->failed = true;
+	if (list->count == 0) {
+		TL_ASSERT(from == to);
+		return;
 	}
-	TL_ASSERT(log->syncs_left > 0);
-	if (--log->syncs_left == 0)
-		flush_complete(log);
+	TL_ASSERT(list->items[0].base_offset == from);
+	TL_ASSERT(list->items[list->count - 1].last_offset + 1 == to);
 }
 
-static void flush_write_done(struct tl_ring_op *op)
+static void pipeline_check(const struct tl_log *log)
 {
-	struct flush_op *fop = (struct flush_op *)op;
-	struct tl_log *log = fop->log;
-	if (op->res < 0 && !log->failed) {
-		char name[NAME_BYTES];
-		segment_name(name, fop->segment->base_offset, ".log");
-		set_error(log, "write", name, (int)-op->res);
-		log->failed = true;
-	}
-	TL_ASSERT(log->writes_left > 0);
-	if (--log->writes_left > 0)
+	if (log->failed)
+		return; /* the lists are dropped; the offsets stop meaning anything */
+	TL_ASSERT(log->high_watermark <= log->sync_end_offset);
+	TL_ASSERT(log->sync_end_offset <= log->written_end_offset);
+	TL_ASSERT(log->written_end_offset <= log->write_end_offset);
+	TL_ASSERT(log->write_end_offset <= log->end_offset);
+	if (!log->sync_in_flight)
+		TL_ASSERT(log->sync_end_offset == log->high_watermark);
+	if (!log->write_in_flight)
+		TL_ASSERT(log->write_end_offset == log->written_end_offset);
+	list_check(&log->syncing, log->high_watermark, log->sync_end_offset);
+	list_check(&log->written, log->sync_end_offset, log->written_end_offset);
+	list_check(&log->writing, log->written_end_offset, log->write_end_offset);
+	list_check(&log->queued, log->write_end_offset, log->end_offset);
+}
+
+/* Like grow(), and zeroes the new room, so that `op.in_flight` can be asserted on it. */
+static tl_err grow_zeroed(void **items, uint32_t *cap, uint32_t need, size_t item_bytes)
+{
+	uint32_t old = *cap;
+	if (grow(items, cap, need, item_bytes) != TL_OK)
+		return TL_ERR_NOMEM;
+	memset((uint8_t *)*items + (size_t)old * item_bytes, 0, (size_t)(*cap - old) * item_bytes);
+	return TL_OK;
+}
+
+static void pending_swap(struct pending_list *a, struct pending_list *b)
+{
+	struct pending_list t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* A write or sync op failed: FAILED, with the detail. The first error is kept. */
+static void op_failed(struct tl_log *log, const char *what, const struct tl_log_segment *segment,
+		      int64_t res)
+{
+	if (log->failed)
 		return;
-	if (log->failed) {
-		flush_complete(log);
-		return;
-	}
-	/* Every write of this flush is in the page cache: one fdatasync per segment. Ring
-	 * callbacks never run from inside a queueing call, so counting as we go is safe. */
-	uint32_t writes = log->flush_ops_used;
-	for (uint32_t i = 0; i < writes; i++) {
-		struct flush_op *w = &log->flush_ops[i];
-		if (i > 0 && log->flush_ops[i - 1].segment == w->segment)
-			continue;
-		TL_ASSERT(log->flush_ops_used < log->flush_ops_cap);
-		struct flush_op *sync = &log->flush_ops[log->flush_ops_used++];
-		memset(sync, 0, sizeof(*sync));
-		sync->log = log;
-		sync->segment = w->segment;
-		sync->op.done = flush_sync_done;
-		log->syncs_left++;
-		tl_ring_fdatasync(log->ring, &sync->op, w->segment->fd);
-	}
+	char name[NAME_BYTES];
+	segment_name(name, segment->base_offset, ".log");
+	set_error(log, what, name, (int)-res);
+	log_set_failed(log);
 }
 
 /* Sealed segments whose last byte just became durable get their index files. */
@@ -1446,125 +1498,258 @@ static void seal_durable_segments(struct tl_log *log)
 	}
 }
 
-static void flush_complete(struct tl_log *log)
+/* The sync round covering `syncing` completed without error: its batches are durable. */
+static void sync_round_complete(struct tl_log *log)
 {
-	log->flush_in_flight = false;
-	if (log->failed) {
-		tl_crit("log: partition offline after an I/O error dir=%s error=\"%s\"", log->dir,
-			log->last_error);
-		log->queued.count = 0;
-		log->flushing.count = 0;
-		waiters_fire(log, true, TL_ERR_KAFKA_STORAGE_ERROR);
-		return;
-	}
-	for (uint32_t i = 0; i < log->flushing.count; i++) {
-		struct pending *p = &log->flushing.items[i];
+	TL_ASSERT(log->syncing.count > 0);
+	TL_ASSERT(log->syncing.items[0].base_offset == log->high_watermark);
+	for (uint32_t i = 0; i < log->syncing.count; i++) {
+		const struct pending *p = &log->syncing.items[i];
+		TL_ASSERT_DEBUG(p->position == p->segment->bytes_durable);
 		p->segment->bytes_durable = p->position + (int64_t)p->iov.iov_len;
 		p->segment->next_offset_durable = p->last_offset + 1;
+		TL_ASSERT_DEBUG(p->segment->bytes_durable <= p->segment->bytes);
 		log->flush_bytes += p->iov.iov_len;
 	}
 	log->flush_count++;
-	log->flushing.count = 0;
-	log->high_watermark = log->flush_end_offset;
+	log->syncing.count = 0;
+	/* Only what was written before this round was submitted: never past written data. */
+	TL_ASSERT(log->sync_end_offset > log->high_watermark);
+	TL_ASSERT(log->sync_end_offset <= log->written_end_offset);
+	log->high_watermark = log->sync_end_offset;
 	uint32_t open = 0;
 	for (uint32_t i = 0; i < log->closing_count; i++)
 		if (log->closing[i].marker_offset >= log->high_watermark)
 			log->closing[open++] = log->closing[i];
 	log->closing_count = open;
 	seal_durable_segments(log);
-	waiters_fire(log, false, TL_OK);
-	if (log->listener)
-		log->listener(log->listener_ctx, log);
-	if (log->queued.count > 0)
-		tl_log_flush(log);
+	pipeline_check(log);
 }
 
-void tl_log_flush(struct tl_log *log)
+static void sync_done(struct tl_ring_op *op)
 {
-	if (log->flush_in_flight)
-		return; /* flush_complete() starts the next one */
-	if (log->failed) {
-		waiters_fire(log, true, TL_ERR_KAFKA_STORAGE_ERROR);
+	struct flush_op *fop = (struct flush_op *)op;
+	struct tl_log *log = fop->log;
+	if (op->res < 0)
+		op_failed(log, "fdatasync", fop->segment, op->res);
+	segment_put(fop->segment);
+	TL_ASSERT(log->sync_in_flight);
+	TL_ASSERT(log->syncs_left > 0);
+	if (--log->syncs_left > 0)
 		return;
+	/* From here on @fop may be reused: the next round can start from a callback. */
+	log->sync_in_flight = false;
+	if (!log->failed) {
+		sync_round_complete(log);
+		waiters_fire(log, false, TL_OK);
+		if (log->listener)
+			log->listener(log->listener_ctx, log);
 	}
-	/* Waiters on batches that were already durable (retried duplicates). */
-	waiters_fire(log, false, TL_OK);
-	if (log->queued.count == 0)
+	pipeline_pump(log);
+}
+
+/* Starts the sync round: one fdatasync per segment in `written`, which becomes
+ * `syncing`. Each covers exactly the batches already in the page cache. */
+static tl_err sync_start(struct tl_log *log)
+{
+	TL_ASSERT(!log->sync_in_flight);
+	TL_ASSERT(log->syncs_left == 0);
+	TL_ASSERT(log->syncing.count == 0);
+	TL_ASSERT(log->written.count > 0);
+	uint32_t segments = 0;
+	for (uint32_t i = 0; i < log->written.count; i++)
+		if (i == 0 || log->written.items[i].segment != log->written.items[i - 1].segment)
+			segments++;
+	if (grow_zeroed((void **)&log->sync_ops, &log->sync_ops_cap, segments,
+			sizeof(struct flush_op)) != TL_OK) {
+		snprintf(log->last_error, sizeof(log->last_error), "out of memory in sync");
+		return TL_ERR_NOMEM;
+	}
+	pending_swap(&log->syncing, &log->written);
+	log->written.count = 0;
+	log->sync_end_offset = log->written_end_offset;
+	uint32_t used = 0;
+	for (uint32_t i = 0; i < log->syncing.count; i++) {
+		struct tl_log_segment *segment = log->syncing.items[i].segment;
+		if (i > 0 && segment == log->syncing.items[i - 1].segment)
+			continue;
+		struct flush_op *sync = &log->sync_ops[used++];
+		TL_ASSERT(!sync->op.in_flight);
+		memset(sync, 0, sizeof(*sync));
+		sync->log = log;
+		sync->segment = segment;
+		sync->op.done = sync_done;
+		segment->refs++; /* a roll or retention must not close the fd under the sync */
+	}
+	TL_ASSERT(used == segments);
+	log->sync_in_flight = true;
+	log->syncs_left = used;
+	pipeline_check(log);
+	/* Ring callbacks never run from inside a queueing call. */
+	for (uint32_t k = 0; k < used; k++)
+		tl_ring_fdatasync(log->ring, &log->sync_ops[k].op, log->sync_ops[k].segment->fd);
+	return TL_OK;
+}
+
+/* The write round completed without error: `writing` is in the page cache. */
+static tl_err write_round_complete(struct tl_log *log)
+{
+	TL_ASSERT(log->writing.count > 0);
+	if (log->written.count == 0) {
+		pending_swap(&log->written, &log->writing);
+	} else {
+		uint32_t count = log->written.count + log->writing.count;
+		if (grow((void **)&log->written.items, &log->written.cap, count,
+			 sizeof(*log->written.items)) != TL_OK) {
+			snprintf(log->last_error, sizeof(log->last_error),
+				 "out of memory in write");
+			return TL_ERR_NOMEM;
+		}
+		memcpy(log->written.items + log->written.count, log->writing.items,
+		       log->writing.count * sizeof(*log->writing.items));
+		log->written.count = count;
+	}
+	log->writing.count = 0;
+	log->written_end_offset = log->write_end_offset;
+	pipeline_check(log);
+	return TL_OK;
+}
+
+static void write_done(struct tl_ring_op *op)
+{
+	struct flush_op *fop = (struct flush_op *)op;
+	struct tl_log *log = fop->log;
+	if (op->res < 0)
+		op_failed(log, "write", fop->segment, op->res);
+	segment_put(fop->segment);
+	TL_ASSERT(log->write_in_flight);
+	TL_ASSERT(log->writes_left > 0);
+	if (--log->writes_left > 0)
 		return;
-	struct pending_list swap = log->flushing;
-	log->flushing = log->queued;
-	log->queued = swap;
-	log->queued.count = 0;
-	uint32_t count = log->flushing.count;
-	/* Worst case every batch is its own write (segment changes), plus one sync each. */
-	if (grow((void **)&log->flush_iov, &log->flush_iov_cap, count, sizeof(struct iovec)) !=
+	/* From here on @fop may be reused. */
+	log->write_in_flight = false;
+	if (!log->failed && write_round_complete(log) != TL_OK)
+		log_set_failed(log);
+	pipeline_pump(log);
+}
+
+/* Starts the write round: everything queued becomes `writing`, with at most one writev
+ * per FLUSH_IOV_MAX contiguous batches of one segment. */
+static tl_err write_start(struct tl_log *log)
+{
+	TL_ASSERT(!log->write_in_flight);
+	TL_ASSERT(log->writes_left == 0);
+	TL_ASSERT(log->writing.count == 0);
+	TL_ASSERT(log->queued.count > 0);
+	uint32_t count = log->queued.count;
+	/* Worst case every batch is its own write (segment changes). */
+	if (grow((void **)&log->write_iov, &log->write_iov_cap, count, sizeof(struct iovec)) !=
 		    TL_OK ||
-	    grow((void **)&log->flush_ops, &log->flush_ops_cap, 2 * count,
-		 sizeof(struct flush_op)) != TL_OK) {
+	    grow_zeroed((void **)&log->write_ops, &log->write_ops_cap, count,
+			sizeof(struct flush_op)) != TL_OK) {
 		snprintf(log->last_error, sizeof(log->last_error), "out of memory in flush");
-		log->failed = true;
-		log->flushing.count = 0;
-		log_fail(log);
-		return;
+		return TL_ERR_NOMEM;
 	}
-	log->flush_ops_used = 0;
-	log->writes_left = 0;
-	log->syncs_left = 0;
+	pending_swap(&log->writing, &log->queued);
+	log->queued.count = 0;
+	uint32_t used = 0;
 	for (uint32_t i = 0; i < count;) {
-		const struct pending *first = &log->flushing.items[i];
+		const struct pending *first = &log->writing.items[i];
 		int64_t position = first->position;
 		uint32_t j = i;
 		while (j < count && j - i < FLUSH_IOV_MAX &&
-		       log->flushing.items[j].segment == first->segment &&
-		       log->flushing.items[j].position == position) {
-			log->flush_iov[j] = log->flushing.items[j].iov;
-			position += (int64_t)log->flushing.items[j].iov.iov_len;
+		       log->writing.items[j].segment == first->segment &&
+		       log->writing.items[j].position == position) {
+			log->write_iov[j] = log->writing.items[j].iov;
+			position += (int64_t)log->writing.items[j].iov.iov_len;
 			j++;
 		}
-		struct flush_op *w = &log->flush_ops[log->flush_ops_used++];
+		struct flush_op *w = &log->write_ops[used++];
+		TL_ASSERT(!w->op.in_flight);
 		memset(w, 0, sizeof(*w));
 		w->log = log;
 		w->segment = first->segment;
 		w->first = i;
 		w->count = j - i;
-		w->op.done = flush_write_done;
+		w->op.done = write_done;
+		first->segment->refs++;
 		i = j;
 	}
-	log->flush_in_flight = true;
-	log->flush_end_offset = log->flushing.items[count - 1].last_offset + 1;
-	log->writes_left = log->flush_ops_used;
-	for (uint32_t k = 0; k < log->writes_left; k++) {
-		struct flush_op *w = &log->flush_ops[k];
-		tl_ring_writev(log->ring, &w->op, w->segment->fd, log->flush_iov + w->first,
-			       (int)w->count, log->flushing.items[w->first].position);
+	log->write_in_flight = true;
+	log->write_end_offset = log->writing.items[count - 1].last_offset + 1;
+	log->writes_left = used;
+	pipeline_check(log);
+	for (uint32_t k = 0; k < used; k++) {
+		struct flush_op *w = &log->write_ops[k];
+		tl_ring_writev(log->ring, &w->op, w->segment->fd, log->write_iov + w->first,
+			       (int)w->count, log->writing.items[w->first].position);
+	}
+	return TL_OK;
+}
+
+/* Starts each stage that is idle and has work: the sync first, as the longer of the two.
+ * On a FAILED log, once neither round is in flight, drops every pending batch and fires
+ * every waiter with KAFKA_STORAGE_ERROR; not before, as a write in flight still reads the
+ * bytes that a waiter's owner frees. Called whenever a round completes, and may be
+ * re-entered from a waiter or listener callback (through tl_log_flush()). */
+static void pipeline_pump(struct tl_log *log)
+{
+	if (!log->failed && !log->sync_in_flight && log->written.count > 0 &&
+	    sync_start(log) != TL_OK)
+		log_set_failed(log);
+	if (!log->failed && !log->write_in_flight && log->queued.count > 0 &&
+	    write_start(log) != TL_OK)
+		log_set_failed(log);
+	if (log->failed && !log->write_in_flight && !log->sync_in_flight) {
+		log->queued.count = 0;
+		log->writing.count = 0;
+		log->written.count = 0;
+		log->syncing.count = 0;
+		waiters_fire(log, true, TL_ERR_KAFKA_STORAGE_ERROR);
 	}
 }
 
-/* Runs the ring until this log has nothing in flight. */
+void tl_log_flush(struct tl_log *log)
+{
+	/* Waiters on batches that were already durable (retried duplicates). */
+	if (!log->failed)
+		waiters_fire(log, false, TL_OK);
+	pipeline_pump(log);
+}
+
+/* Runs the ring until this log has neither round in flight: both stages have drained
+ * everything (or the log FAILED). Fires the waiters left. */
 static void log_drain(struct tl_log *log)
 {
-	if (!log->failed && log->queued.count > 0 && !log->flush_in_flight)
-		tl_log_flush(log);
-	while (log->flush_in_flight || (!log->failed && log->queued.count > 0)) {
-		if (!log->flush_in_flight)
-			tl_log_flush(log);
+	pipeline_pump(log);
+	while (log->write_in_flight || log->sync_in_flight) {
 		tl_ring_submit(log->ring);
 		tl_ring_wait(log->ring);
+	}
+	if (!log->failed) {
+		TL_ASSERT(log->queued.count == 0);
+		TL_ASSERT(log->written.count == 0);
+		TL_ASSERT(log->high_watermark == log->end_offset);
 	}
 	waiters_fire(log, true, log->failed ? TL_ERR_KAFKA_STORAGE_ERROR : TL_OK);
 }
 
 static void log_free(struct tl_log *log)
 {
+	TL_ASSERT(!log->write_in_flight);
+	TL_ASSERT(!log->sync_in_flight);
 	for (uint32_t i = 0; i < log->segment_count; i++)
 		segment_put(log->segments[i]);
 	close(log->dir_fd);
 	tl_pstate_deinit(&log->pstate);
 	free(log->segments);
 	free(log->queued.items);
-	free(log->flushing.items);
-	free(log->flush_iov);
-	free(log->flush_ops);
+	free(log->writing.items);
+	free(log->written.items);
+	free(log->syncing.items);
+	free(log->write_iov);
+	free(log->write_ops);
+	free(log->sync_ops);
 	free(log->aborted);
 	free(log->closing);
 	free(log->dir);

@@ -12,7 +12,9 @@
  * Writes go through a tl_ring (io_uring or the sync fallback) owned by the caller's
  * event loop. Group commit: tl_log_append() assigns offsets and queues the batch;
  * tl_log_flush() (called once per loop turn) writes every queued batch with one writev
- * per segment and then one fdatasync; waiters fire when the sync completes.
+ * per segment, and every written batch is then covered by one fdatasync per segment;
+ * waiters fire when the sync covering them completes. The two stages overlap: the next
+ * write runs while the previous fdatasync is in flight.
  *
  * Offsets:
  *   start_offset <= high_watermark <= end_offset
@@ -94,8 +96,9 @@ struct tl_log_append_result {
 tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 		     const struct tl_batch_header *header, struct tl_log_append_result *out);
 
-/* Starts writing and syncing everything queued, unless a flush is already in flight (then
- * the queued batches go in the next one, started when it completes). Call once per loop
+/* Starts writing everything queued, unless a write is already in flight (then the queued
+ * batches go in the next one, started when it completes); written batches are synced as
+ * soon as no fdatasync is in flight. Fires waiters already durable. Call once per loop
  * turn for each log that was appended to; cheap when nothing is queued. */
 void tl_log_flush(struct tl_log *log);
 

@@ -1,7 +1,8 @@
 /* log_test.c - the partition log on a real directory, through both disk engines:
  * group commit and waiters, reads at batch boundaries, clean and unclean reopen, torn
  * and garbled tails, index rebuild, retention, storage failure, lookups by time, and
- * producer dedupe surviving a restart (snapshot, replay, damaged snapshot). */
+ * producer dedupe surviving a restart (snapshot, replay, damaged snapshot), and the
+ * two-stage group commit: writes overlapping a sync, failures, close and roll meanwhile. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include <check.h>
 
+#include "common/assert.h"
 #include "common/buf.h"
 #include "common/time.h"
 #include "log/log.h"
@@ -23,6 +25,7 @@ static char dir[320];
 static char root[256];
 static struct tl_ring *ring;
 static struct tl_log_config config;
+static int probes_fired; /* by on_probe() */
 
 static void setup_mode(enum tl_ring_mode mode)
 {
@@ -33,6 +36,7 @@ static void setup_mode(enum tl_ring_mode mode)
 	ring = tl_ring_create(64, mode, &err);
 	ck_assert_ptr_nonnull(ring);
 	tl_log_config_defaults(&config);
+	probes_fired = 0;
 }
 
 static void setup_uring(void)
@@ -733,6 +737,315 @@ START_TEST(aborted_index_is_rebuilt_by_full_replay_without_snapshots)
 }
 END_TEST
 
+/* ---- the two-stage group commit ---- */
+
+#define ONE_BATCH_BYTES (TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES)
+
+/* One loop turn: hands queued ops to the kernel (the sync engine performs them) and
+ * reaps at least one completion. With io_uring, a sync that a write's callback queues
+ * goes out at the end of the reap but completes no earlier than the next one. */
+static void step(void)
+{
+	tl_ring_submit(ring);
+	tl_ring_wait(ring);
+}
+
+/* Runs the ring until nothing is in flight. */
+static void settle(void)
+{
+	tl_ring_submit(ring);
+	while (tl_ring_pending(ring) > 0)
+		tl_ring_wait(ring);
+}
+
+/* Flushes @log and runs the ring until its write round has completed and the fdatasync
+ * it queued is in flight (io_uring). The sync engine performs the write at submit but
+ * runs its callback, which queues the fdatasync, only at the next reap. */
+static void first_write_done(struct tl_log *log)
+{
+	int64_t hw = tl_log_high_watermark(log);
+	tl_log_flush(log);
+	if (!tl_ring_is_uring(ring)) {
+		tl_ring_submit(ring);
+		return;
+	}
+	step();
+	ck_assert_int_eq(tl_ring_pending(ring), 1); /* the fdatasync */
+	ck_assert_int_eq(tl_log_high_watermark(log), hw);
+}
+
+/* A waiter that records how and when it fired. */
+struct probe {
+	struct tl_log_waiter waiter;
+	struct tl_log *log;
+	int order; /* 1 for the first probe to fire, 2 for the next, ... */
+	tl_err err;
+	int64_t hw;         /* the high watermark then */
+	int64_t file_bytes; /* the size of segment 0's file then */
+};
+
+static void on_probe(struct tl_log_waiter *waiter, tl_err err)
+{
+	struct probe *probe = waiter->ctx;
+	ck_assert_int_eq(probe->order, 0);
+	probe->order = ++probes_fired;
+	probe->err = err;
+	probe->hw = tl_log_high_watermark(probe->log);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".log");
+	probe->file_bytes = file_size(path);
+}
+
+static void probe_wait(struct tl_log *log, struct probe *probe, int64_t offset)
+{
+	*probe = (struct probe){.log = log};
+	probe->waiter = (struct tl_log_waiter){.offset = offset, .done = on_probe, .ctx = probe};
+	tl_log_wait_durable(log, &probe->waiter);
+}
+
+/* Every advance of the high watermark of a one-segment log of @records_per_batch-record
+ * batches: forward only, at a batch boundary, never past the bytes in the file. */
+struct hw_trace {
+	int32_t records_per_batch;
+	int count;
+	int64_t hw[256];
+};
+
+static void on_hw(void *ctx, struct tl_log *log)
+{
+	struct hw_trace *trace = ctx;
+	int64_t hw = tl_log_high_watermark(log);
+	if (trace->count > 0)
+		ck_assert_int_gt(hw, trace->hw[trace->count - 1]);
+	ck_assert_int_le(hw, tl_log_end_offset(log));
+	ck_assert_int_eq(hw % trace->records_per_batch, 0);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".log");
+	ck_assert_int_le(hw / trace->records_per_batch * ONE_BATCH_BYTES, file_size(path));
+	ck_assert_int_lt(trace->count, (int)TL_ARRAY_SIZE(trace->hw));
+	trace->hw[trace->count++] = hw;
+}
+
+START_TEST(an_append_during_a_sync_is_written_at_once_but_durable_after_the_next_sync)
+{
+	struct tl_log *log = log_open();
+	struct hw_trace trace = {.records_per_batch = 1};
+	tl_log_set_listener(log, on_hw, &trace);
+	struct batch *a = batch_make(1, 1, -1, -1, -1), *b = batch_make(1, 2, -1, -1, -1);
+	struct probe pa, pb;
+	ck_assert_int_eq(append(log, a), 0);
+	probe_wait(log, &pa, 0);
+	first_write_done(log);
+	ck_assert_int_eq(append(log, b), 1);
+	probe_wait(log, &pb, 1);
+	tl_log_flush(log);
+	if (tl_ring_is_uring(ring))
+		ck_assert_int_eq(tl_ring_pending(ring), 2); /* B's writev beside A's fdatasync */
+	settle();
+	ck_assert_int_eq(pa.order, 1);
+	ck_assert_int_eq(pa.err, TL_OK);
+	ck_assert_int_eq(pa.hw, 1); /* A's sync covered A only */
+	ck_assert_int_eq(pb.order, 2);
+	ck_assert_int_eq(pb.err, TL_OK);
+	ck_assert_int_eq(pb.hw, 2);  /* B became durable with the next sync */
+	if (!tl_ring_is_uring(ring)) /* the sync engine runs B's write before A's completion */
+		ck_assert_int_eq(pa.file_bytes, 2 * ONE_BATCH_BYTES);
+	ck_assert_int_eq(trace.count, 2);
+	ck_assert_int_eq(trace.hw[0], 1);
+	ck_assert_int_eq(trace.hw[1], 2);
+	tl_log_close(log);
+	free(a);
+	free(b);
+}
+END_TEST
+
+static void on_ordered(struct tl_log_waiter *waiter, tl_err err)
+{
+	ck_assert_int_eq(err, TL_OK);
+	ck_assert_int_gt(tl_log_high_watermark(waiter->ctx), waiter->offset);
+	on_durable(waiter, err);
+}
+
+START_TEST(the_high_watermark_moves_in_offset_order_across_overlapped_rounds)
+{
+	enum { COUNT = 60 };
+	struct tl_log *log = log_open();
+	struct hw_trace trace = {.records_per_batch = 2};
+	tl_log_set_listener(log, on_hw, &trace);
+	struct batch *b[COUNT];
+	struct tl_log_waiter w[COUNT];
+	waiter_calls = 0;
+	waiter_last = -1;
+	unsigned pending_max = 0;
+	for (int i = 0; i < COUNT; i++) {
+		b[i] = batch_make(2, 10 + i, -1, -1, -1);
+		ck_assert_int_eq(append(log, b[i]), 2 * i);
+		w[i] = (struct tl_log_waiter){.offset = 2 * i + 1, .done = on_ordered, .ctx = log};
+		tl_log_wait_durable(log, &w[i]);
+		tl_log_flush(log);
+		pending_max = TL_MAX(pending_max, tl_ring_pending(ring));
+		/* Vary how far the ring gets between appends, so that rounds overlap in
+		 * different ways: some appends pile up in the queue behind a write. */
+		if (i % 4 == 1)
+			tl_ring_submit(ring);
+		else if (i % 4 != 3)
+			step();
+	}
+	settle();
+	ck_assert_int_eq(waiter_calls, COUNT);
+	ck_assert_int_eq(tl_log_high_watermark(log), 2 * COUNT);
+	ck_assert_int_gt(trace.count, 1);
+	ck_assert_int_eq(trace.hw[trace.count - 1], 2 * COUNT);
+	if (tl_ring_is_uring(ring))
+		ck_assert_uint_ge(pending_max, 2); /* a write and a sync were in flight together */
+	for (int i = 0; i < COUNT; i++)
+		expect_read(log, 2 * i + 1, 2 * i);
+	tl_log_close(log);
+	for (int i = 0; i < COUNT; i++)
+		free(b[i]);
+}
+END_TEST
+
+START_TEST(a_failed_write_during_a_sync_fails_every_waiter)
+{
+	struct tl_log *log = log_open();
+	struct batch *a = batch_make(1, 1, -1, -1, -1), *b = batch_make(1, 2, -1, -1, -1);
+	struct batch *c = batch_make(1, 3, -1, -1, -1);
+	struct probe pa, pb, pc;
+	append(log, a);
+	probe_wait(log, &pa, 0);
+	first_write_done(log);
+	tl_ring_fault_set(ring, TL_RING_OP_WRITEV, 5 /* EIO */, 1, false);
+	append(log, b); /* written while A's sync is in flight: fails */
+	probe_wait(log, &pb, 1);
+	tl_log_flush(log);
+	append(log, c); /* queued behind that write */
+	probe_wait(log, &pc, 2);
+	tl_log_flush(log);
+	settle();
+	/* A's sync succeeded, but the log failed first: written-not-synced fails too. */
+	ck_assert_int_eq(probes_fired, 3);
+	ck_assert_int_eq(pa.err, TL_ERR_KAFKA_STORAGE_ERROR);
+	ck_assert_int_eq(pb.err, TL_ERR_KAFKA_STORAGE_ERROR);
+	ck_assert_int_eq(pc.err, TL_ERR_KAFKA_STORAGE_ERROR);
+	ck_assert_int_eq(tl_log_high_watermark(log), 0);
+	ck_assert(!tl_log_is_writable(log));
+	ck_assert_int_eq(strncmp(tl_log_last_error(log), "write ", 6), 0);
+	struct tl_log_append_result result;
+	struct batch *d = batch_make(1, 4, -1, -1, -1);
+	ck_assert_int_eq(tl_log_append(log, d->bytes, sizeof(d->bytes), &d->header, &result),
+			 TL_ERR_KAFKA_STORAGE_ERROR);
+	tl_log_flush(log);
+	tl_log_close(log); /* no marker: the next open recovers */
+	log = log_open();
+	ck_assert(tl_log_is_writable(log));
+	ck_assert_int_eq(tl_log_end_offset(log), 1); /* A reached the disk; B never did */
+	tl_log_close(log);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+}
+END_TEST
+
+/* Appends three batches so that the first one's sync, the second one's write and the
+ * third one's queueing are all pending, and probes each. */
+static void three_in_three_stages(struct tl_log *log, struct batch **b, struct probe *probe,
+				  int64_t first)
+{
+	for (int i = 0; i < 3; i++) {
+		b[i] = batch_make(1, 100 + i, -1, -1, -1);
+		ck_assert_int_eq(append(log, b[i]), first + i);
+		probe_wait(log, &probe[i], first + i);
+		if (i == 0)
+			first_write_done(log);
+		else if (i == 1)
+			tl_log_flush(log);
+	}
+	if (tl_ring_is_uring(ring))
+		ck_assert_int_eq(tl_ring_pending(ring), 2);
+	ck_assert_int_eq(tl_log_high_watermark(log), first);
+}
+
+START_TEST(close_and_remove_wait_for_both_stages)
+{
+	struct tl_log *log = log_open();
+	struct batch *b[3], *more[3];
+	struct probe probe[3], again[3];
+	three_in_three_stages(log, b, probe, 0);
+	tl_log_close(log);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(probe[i].order, i + 1);
+		ck_assert_int_eq(probe[i].err, TL_OK);
+	}
+	char marker[400];
+	snprintf(marker, sizeof(marker), "%s/.clean-shutdown", dir);
+	ck_assert_int_eq(access(marker, F_OK), 0);
+	log = log_open();
+	ck_assert_int_eq(tl_log_end_offset(log), 3);
+	ck_assert_int_eq(tl_log_high_watermark(log), 3);
+	for (int64_t o = 0; o < 3; o++)
+		expect_read(log, o, o);
+	three_in_three_stages(log, more, again, 3);
+	ck_assert_int_eq(tl_log_remove(log), TL_OK);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(again[i].order, 4 + i);
+		ck_assert_int_eq(again[i].err, TL_OK);
+	}
+	ck_assert_int_eq(access(dir, F_OK), -1);
+	for (int i = 0; i < 3; i++) {
+		free(b[i]);
+		free(more[i]);
+	}
+}
+END_TEST
+
+START_TEST(a_roll_during_a_sync_keeps_the_old_segment_until_it_is_durable)
+{
+	config.segment_bytes = 2 * ONE_BATCH_BYTES; /* two batches a segment */
+	struct tl_log *log = log_open();
+	struct batch *a0 = batch_make(1, 1, -1, -1, -1), *a1 = batch_make(1, 2, -1, -1, -1);
+	struct batch *b = batch_make(1, 3, -1, -1, -1);
+	struct probe pa, pb;
+	append(log, a0);
+	append(log, a1);
+	probe_wait(log, &pa, 1);
+	first_write_done(log);               /* segment 0's fdatasync in flight */
+	ck_assert_int_eq(append(log, b), 2); /* rolls */
+	probe_wait(log, &pb, 2);
+	char path[400];
+	path_of(path, sizeof(path), 2, ".log");
+	ck_assert_int_eq(access(path, F_OK), 0);
+	tl_log_flush(log); /* the new segment's write goes out beside the old one's sync */
+	if (tl_ring_is_uring(ring))
+		ck_assert_int_eq(tl_ring_pending(ring), 2);
+	/* Retention cannot take segment 0, nor its index files be written, before its
+	 * bytes are durable. */
+	config.retention_bytes = 0;
+	config.retention_ms = -1;
+	tl_log_set_config(log, &config);
+	ck_assert_int_eq(tl_log_tick(log, tl_wall_ms()), 0);
+	ck_assert_int_eq(tl_log_start_offset(log), 0);
+	path_of(path, sizeof(path), 0, ".index");
+	ck_assert_int_eq(access(path, F_OK), -1);
+	settle();
+	ck_assert_int_eq(pa.err, TL_OK);
+	ck_assert_int_eq(pa.hw, 2); /* segment 0's sync covered segment 0 only */
+	ck_assert_int_eq(pb.err, TL_OK);
+	ck_assert_int_eq(pb.hw, 3);
+	ck_assert_int_eq(access(path, F_OK), 0); /* sealed and durable: indexed */
+	expect_read(log, 0, 0);
+	expect_read(log, 1, 1);
+	expect_read(log, 2, 2);
+	ck_assert_int_eq(tl_log_tick(log, tl_wall_ms()), 1);
+	ck_assert_int_eq(tl_log_start_offset(log), 2);
+	tl_log_close(log);
+	free(a0);
+	free(a1);
+	free(b);
+}
+END_TEST
+
 static TCase *cases(const char *name, void (*setup)(void))
 {
 	TCase *tc = tcase_create(name);
@@ -757,6 +1070,12 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, aborted_index_and_open_transactions_survive_a_clean_restart);
 	tcase_add_test(tc, aborted_index_and_open_transactions_are_rebuilt_after_a_crash);
 	tcase_add_test(tc, aborted_index_is_rebuilt_by_full_replay_without_snapshots);
+	tcase_add_test(tc,
+		       an_append_during_a_sync_is_written_at_once_but_durable_after_the_next_sync);
+	tcase_add_test(tc, the_high_watermark_moves_in_offset_order_across_overlapped_rounds);
+	tcase_add_test(tc, a_failed_write_during_a_sync_fails_every_waiter);
+	tcase_add_test(tc, close_and_remove_wait_for_both_stages);
+	tcase_add_test(tc, a_roll_during_a_sync_keeps_the_old_segment_until_it_is_durable);
 	return tc;
 }
 
