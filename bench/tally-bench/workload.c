@@ -540,7 +540,10 @@ static void sampler_run(struct phase *ph, struct tb_phase_result *r)
 			    ph->nprod + ph->ncons;
 		int64_t now = tb_now_ns();
 		if (done) {
-			if (now - last > ph->o->interval_ns / 10)
+			/* The partial last interval, unless it is a sliver; a phase shorter
+			 * than one interval still gets its one sample (and the report its
+			 * chart). */
+			if (now - last > ph->o->interval_ns / 10 || r->sample_count == 0)
 				sample_take(ph, r, now, scratch, interval);
 			break;
 		}
