@@ -65,7 +65,7 @@ static const struct tl_conf_key producer_keys[] = {
 	{"client.id", TL_CONF_STR, "libtally", 0, 0, NULL, NULL},
 	{"acks", TL_CONF_ENUM, "all", 0, 0, "all|-1|0|1", NULL},
 	{"enable.idempotence", TL_CONF_BOOL, "true", 0, 0, NULL, NULL},
-	{"batch.size", TL_CONF_INT, "16384", 1, 1 << 30, NULL, NULL},
+	{"batch.size", TL_CONF_INT, "1000000", 1, 1 << 30, NULL, NULL},
 	{"linger.ms", TL_CONF_INT, "5", 0, 900000, NULL, NULL},
 	{"buffer.memory", TL_CONF_INT, "33554432", 1024, INT64_MAX / 2, NULL, NULL},
 	{"max.block.ms", TL_CONF_INT, "60000", 0, INT32_MAX, NULL, NULL},

@@ -8,10 +8,11 @@
  * thread. tl_producer_event_fd() becomes readable when reports are waiting.
  *
  * Defaults follow the Java client: acks=all, enable.idempotence=true (quietly off when
- * the broker lacks InitProducerId and the user did not ask for it), batch.size=16384,
- * linger.ms=5, buffer.memory=33554432, max.block.ms=60000, delivery.timeout.ms=120000,
- * retry.backoff.ms=100 (doubling up to retry.backoff.max.ms=1000), compression.type=none.
- * See docs/libtally.md for every key.
+ * the broker lacks InitProducerId and the user did not ask for it), linger.ms=5,
+ * buffer.memory=33554432, max.block.ms=60000, delivery.timeout.ms=120000, retry.backoff.ms=100
+ * (doubling up to retry.backoff.max.ms=1000), compression.type=none; except batch.size=1000000
+ * (librdkafka's; Java's 16384 caps a partition at five 16 KiB batches per round trip, and a broker
+ * that acks after fsync has long round trips). See docs/libtally.md for every key.
  *
  * Transactions (transactional.id set): tl_producer_init_transactions() once, then per
  * transaction tl_producer_begin_transaction(), sends, optionally
