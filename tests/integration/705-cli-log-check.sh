@@ -13,7 +13,9 @@ tally() { "$TL_BIN/tally" -b "$TL_BROKER" --timeout 10s "$@"; }
 command -v python3 >/dev/null || tl_skip "python3 is not installed"
 
 tl_start_broker --override num.partitions=1 --override log.segment.bytes=40000
-seq 1 20000 | tally produce data
+# 40 runs of 500 records: each run ends with a flush, so the segments hold several
+# batches whatever batch.size is (one run's records fit in one batch).
+for i in $(seq 0 39); do seq $((i * 500 + 1)) $((i * 500 + 500)) | tally produce data; done
 seq 1 10 | tally produce txn --txn-id log-check-txn
 tl_stop_broker
 
