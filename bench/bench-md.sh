@@ -34,6 +34,7 @@ print(int(sum(v) / len(v) / 2))' "$@"
 
 for i in 1 2; do
 	run "default-idem-$i" produce -d 20s -w 3s --idempotence on --baseline
+	run "16k-idem-$i" produce -d 20s -w 3s --idempotence on -X batch.size=16384 --baseline
 	run "default-noidem-$i" produce -d 20s -w 3s --idempotence off --baseline
 	run "1m-idem-$i" produce -d 20s -w 3s --idempotence on "${big[@]}" --baseline
 	run "1m-noidem-$i" produce -d 20s -w 3s --idempotence off "${big[@]}" --baseline
