@@ -336,6 +336,16 @@ START_TEST(refused_batch_fails_with_a_detail_and_frees_its_sequence)
 }
 END_TEST
 
+/* The fake saw exactly @n batches, with these base sequences. */
+static void assert_sequences_seen(const int32_t *expect, int n)
+{
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.batches_seen, n);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(fb.seen_base_sequence[i], expect[i]);
+	pthread_mutex_unlock(&fb.lock);
+}
+
 /* Three one-record batches in flight at once on a broker that checks sequences. */
 static struct tl_producer *window_of_three(struct reports *reports)
 {
@@ -363,13 +373,9 @@ START_TEST(retriable_error_mid_window_resends_the_window_in_order)
 	ck_assert_int_eq(reports.ok, 3);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(reports.offsets[i], i); /* stored in send order */
-	pthread_mutex_lock(&fb.lock);
 	/* NOT_LEADER, then OUT_OF_ORDER twice (consequences), then all three again. */
-	ck_assert_int_eq(fb.batches_seen, 6);
 	const int32_t expect[] = {0, 1, 2, 0, 1, 2};
-	for (int i = 0; i < 6; i++)
-		ck_assert_int_eq(fb.seen_base_sequence[i], expect[i]);
-	pthread_mutex_unlock(&fb.lock);
+	assert_sequences_seen(expect, 6);
 	tl_producer_destroy(producer);
 }
 END_TEST
@@ -385,12 +391,8 @@ START_TEST(refused_batch_mid_window_gives_its_sequences_to_the_next)
 	ck_assert_int_eq(reports.ok, 2);
 	ck_assert_int_eq(reports.offsets[0], 0);
 	ck_assert_int_eq(reports.offsets[1], 1);
-	pthread_mutex_lock(&fb.lock);
-	ck_assert_int_eq(fb.batches_seen, 5);
 	const int32_t expect[] = {0, 1, 2, 0, 1}; /* the two after it, renumbered */
-	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(fb.seen_base_sequence[i], expect[i]);
-	pthread_mutex_unlock(&fb.lock);
+	assert_sequences_seen(expect, 5);
 	tl_producer_destroy(producer);
 }
 END_TEST
