@@ -339,6 +339,7 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 	if (node->state != CONN_DOWN)
 		node->retry_at_ns = tl_mono_ns() + (int64_t)client->reconnect_backoff_ms * 1000000;
 	node->state = CONN_DOWN;
+	TL_ASSERT(node->frame_at == SIZE_MAX);
 	tl_buf_reset(&node->out);
 	node->out_pos = 0;
 	tl_buf_reset(&node->in);
@@ -577,6 +578,19 @@ static void node_read(struct tl_client *client, struct client_node *node)
 	}
 }
 
+/* Drops the written prefix of the output once it is most of it, so a socket that stays
+ * behind (acks=0) does not make the buffer grow without end. Not inside a frame. */
+static void node_compact(struct client_node *node)
+{
+	if (node->out_pos < 65536 || node->out_pos < node->out.len / 2)
+		return;
+	TL_ASSERT(node->frame_at == SIZE_MAX);
+	size_t left = node->out.len - node->out_pos;
+	memmove(node->out.data, node->out.data + node->out_pos, left);
+	node->out.len = left;
+	node->out_pos = 0;
+}
+
 /* Writes what the socket takes. A failed write closes the node only with @may_close:
  * tl_client_send() passes false, because closing runs the callbacks of every request in
  * flight and its caller may hold a lock those callbacks take (the producer does); the
@@ -587,8 +601,10 @@ static void node_write(struct tl_client *client, struct client_node *node, bool 
 		ssize_t n = send(node->fd, node->out.data + node->out_pos,
 				 node->out.len - node->out_pos, MSG_NOSIGNAL);
 		if (n == -1) {
-			if (errno == EAGAIN || errno == EINTR || !may_close)
+			if (errno == EAGAIN || errno == EINTR || !may_close) {
+				node_compact(node);
 				return;
+			}
 			node_close(client, node, TL_ERR_NETWORK_EXCEPTION, strerror(errno));
 			return;
 		}

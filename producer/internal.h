@@ -73,6 +73,7 @@ struct partition_state {
 	struct batch *in_flight; /* sent, not answered yet, in send order (linked by next) */
 	struct batch *in_flight_tail;
 	int32_t in_flight_count;
+	int32_t in_flight_node; /* the leader they went to (all to one, invariant 1) */
 	/* A batch of the in-flight window failed: nothing more is sent until every batch
 	 * in flight is answered; those to send again wait in the retry list (in send
 	 * order), which then goes back to the head of the queue (producer.c, invariant 1). */

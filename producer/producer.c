@@ -187,9 +187,11 @@ static struct batch *part_pop(struct partition_state *part)
 /* ---- a partition's in-flight window (invariant 1); lock held ---- */
 
 static void part_send(struct tl_producer *producer, struct partition_state *part,
-		      struct batch *batch)
+		      struct batch *batch, int32_t node)
 {
 	TL_ASSERT(!part->draining);
+	TL_ASSERT(part->in_flight_count == 0 || part->in_flight_node == node);
+	part->in_flight_node = node;
 	if (!batch->sent) {
 		batch->sent = true;
 		batch->send_order = part->sends++;
@@ -260,8 +262,11 @@ static void part_window_check(struct partition_state *part)
 		part->retry_head = part->retry_tail = NULL;
 	}
 	if (part->resequence) {
+		/* Batches sent before the failed one keep their bytes: they may be stored. */
 		TL_ASSERT(!part->spool);
 		for (struct batch *b = part->head; b && b->sequenced; b = b->next) {
+			if (b->sent && b->send_order < part->resequence_order)
+				continue;
 			b->sequenced = false;
 			tl_buf_reset(&b->wire);
 		}
@@ -1025,13 +1030,28 @@ bool tl_producer_is_retriable(tl_err err)
 	       err == TL_ERR_REQUEST_TIMED_OUT;
 }
 
+/* Lock held. Fails answered @batch, which may or may not be stored (a timeout, retries
+ * used up): the batches behind it wait for the window to drain, and since its sequence
+ * numbers are now unknown to us, the producer id starts over (a transaction bumps its
+ * epoch after the abort, txn.c). */
+static void batch_give_up(struct tl_producer *producer, struct batch *batch, tl_err err,
+			  const char *detail)
+{
+	struct partition_state *part = batch->part;
+	part_failed(part, batch);
+	if (batch->sequenced && producer->idempotence && !part->spool &&
+	    producer->txn.state == TXN_NONE && producer->pid_state == PID_READY)
+		producer->pid_state = PID_UNKNOWN;
+	tl_producer_batch_complete(producer, batch, err, detail);
+}
+
 /* Lock held. Puts @batch back for another try, or fails it when out of retries. */
 static void batch_retry(struct tl_producer *producer, struct batch *batch, tl_err err)
 {
 	/* A spooled batch is retried for as long as it takes: dropping it would leave a gap
 	 * in the sequences already on disk after it. */
 	if (producer->stop || (++batch->attempts > producer->retries && !batch->part->spool)) {
-		tl_producer_batch_complete(producer, batch, err, tl_producer_detail_for(err));
+		batch_give_up(producer, batch, err, tl_producer_detail_for(err));
 		return;
 	}
 	/* Exponential, as Java's: retry.backoff.ms doubling up to retry.backoff.max.ms. */
@@ -1096,9 +1116,21 @@ static void produce_settle(struct tl_producer *producer, struct batch *batch, tl
 		tl_producer_batch_complete(producer, batch, TL_OK, NULL);
 		return;
 	}
-	if (producer->idempotence && !part->spool && part->draining &&
-	    batch->send_order > part->failed_order &&
-	    (err == TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER || err == TL_ERR_UNKNOWN_PRODUCER_ID)) {
+	bool consequence =
+		producer->idempotence && !part->spool && part->draining &&
+		batch->send_order > part->failed_order &&
+		(err == TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER || err == TL_ERR_UNKNOWN_PRODUCER_ID);
+	if (transactional && producer->txn.state == TXN_ABORTING) {
+		/* Nothing of an aborted transaction is sent again (txn.c bumps the epoch). */
+		bool again = consequence || tl_producer_is_retriable(err);
+		part_failed(part, batch);
+		tl_producer_batch_complete(producer, batch,
+					   again ? TL_ERR_OPERATION_NOT_ATTEMPTED : err,
+					   again ? "not sent: the transaction was aborted"
+						 : tl_producer_detail_for(err));
+		return;
+	}
+	if (consequence) {
 		/* An earlier batch of the window was not stored, so neither was this one. */
 		part_retry_later(part, batch);
 		return;
@@ -1115,6 +1147,12 @@ static void produce_settle(struct tl_producer *producer, struct batch *batch, tl
 	}
 	if (tl_producer_is_retriable(err)) {
 		batch_retry(producer, batch, err);
+		return;
+	}
+	if (err == TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER && producer->idempotence && !part->spool) {
+		/* Not behind a failed batch: the broker's sequences and ours disagree, so
+		 * renumbering from ours cannot help; a new producer id (epoch) starts over. */
+		batch_give_up(producer, batch, err, tl_producer_detail_for(err));
 		return;
 	}
 	/* Not stored, for good: the later batches of the window take over its sequence
@@ -1218,8 +1256,12 @@ static tl_err batch_prepare(struct tl_producer *producer, struct batch *batch)
 					producer->txn.state != TXN_NONE);
 	batch->sequenced = true;
 	tl_err err = tl_records_builder_finish(&batch->builder, producer->cctx, &batch->wire);
-	if (err != TL_OK)
+	if (err != TL_OK) {
 		tl_buf_reset(&batch->wire);
+		batch->sequenced = false;
+		if (!part->spool && producer->producer_id >= 0)
+			part->next_sequence = base_sequence; /* never sent: no gap */
+	}
 	return err;
 }
 
@@ -1580,13 +1622,20 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 		/* else lingered with the window full: it grows until an answer frees a slot
 		 * (the answer wakes this loop) */
 	}
+	/* Once a numbered batch expires, the numbered ones behind it go too: they may be
+	 * stored (sent in its window), and the new producer id would store them again. */
+	bool unsure = false;
 	while (part->head && part->in_flight_count == 0 && !part->spool &&
-	       now - part->head->created_ns > producer->delivery_timeout_ns) {
+	       (now - part->head->created_ns > producer->delivery_timeout_ns ||
+		(unsure && part->head->sequenced))) {
 		struct batch *batch = part_pop(part);
-		if (batch->sent && producer->idempotence && producer->txn.state == TXN_NONE)
-			producer->pid_state = PID_UNKNOWN; /* its sequence may be stored */
-		else if (batch->sent)
-			producer->txn.bump_epoch = true; /* the same, once the abort is done */
+		if (batch->sequenced && producer->idempotence) {
+			unsure = true;
+			if (producer->txn.state == TXN_NONE)
+				producer->pid_state = PID_UNKNOWN; /* its sequence may be stored */
+			else
+				producer->txn.bump_epoch = true; /* the same, after the abort */
+		}
 		tl_producer_batch_complete(producer, batch, TL_ERR_TIMED_OUT,
 					   tl_producer_detail_for(TL_ERR_TIMED_OUT));
 	}
@@ -1603,6 +1652,8 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 		tl_client_metadata_request(producer->client);
 		return TL_MIN(due, 100 * 1000000LL);
 	}
+	if (part->in_flight_count > 0 && leader != part->in_flight_node)
+		return due; /* the leader moved: answers from the old one first (invariant 1) */
 	if (!tl_client_node_ready(producer->client, leader))
 		return TL_MIN(due, 50 * 1000000LL);
 	if (tl_client_unsent(producer->client, leader) >= producer->max_request_size)
@@ -1630,7 +1681,7 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 	if (nodes[n].count > 0 && nodes[n].bytes + batch->wire.len > producer->max_request_size)
 		return TL_MIN(due, 1000000LL);
 	batch = part_pop(part);
-	part_send(producer, part, batch);
+	part_send(producer, part, batch, leader);
 	nodes[n].batches[nodes[n].count++] = batch;
 	nodes[n].bytes += batch->wire.len;
 	return due;
@@ -1682,10 +1733,10 @@ static int io_round(struct tl_producer *producer, struct node_batches *nodes,
 		tl_producer_fail_unsent(producer, producer->fatal_err, producer->fatal_msg);
 	/* One Produce request per leader a pass; passes go on while they send something,
 	 * so each partition fills its window in one round. */
-	int32_t node_count = 0;
+	bool sent = false;
 	for (int pass = 0; pass < 64; pass++) {
+		int32_t node_count = 0;
 		int64_t now = tl_mono_ns();
-		node_count = 0;
 		for (int32_t i = 0; i < producer->topic_count; i++) {
 			struct topic_state *topic = producer->topics[i];
 			for (int32_t p = 0; p < topic->partition_count; p++) {
@@ -1705,9 +1756,10 @@ static int io_round(struct tl_producer *producer, struct node_batches *nodes,
 					     nodes[n].count);
 		if (node_count == 0)
 			break;
+		sent = true;
 	}
 	pthread_mutex_unlock(&producer->lock);
-	return (int)TL_MAX(due / 1000000, node_count > 0 ? 0 : 1);
+	return (int)TL_MAX(due / 1000000, sent ? 0 : 1);
 }
 
 static void *io_main(void *arg)

@@ -397,6 +397,55 @@ START_TEST(refused_batch_mid_window_gives_its_sequences_to_the_next)
 }
 END_TEST
 
+START_TEST(retriable_and_refused_in_one_window_keep_the_earlier_sequence)
+{
+	/* A: NOT_LEADER (not stored, or maybe stored), B: refused for good, C: behind them.
+	 * A is resent with its own sequence; only C takes over B's. */
+	fb.produce_script[0] = TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	fb.produce_script[1] = TL_ERR_MESSAGE_TOO_LARGE;
+	fb.produce_script_count = 2;
+	struct reports reports = {0};
+	struct tl_producer *producer = window_of_three(&reports);
+	ck_assert_int_eq(reports.failed, 1);
+	ck_assert_int_eq(reports.last_err, TL_ERR_MESSAGE_TOO_LARGE);
+	ck_assert_int_eq(reports.ok, 2);
+	const int32_t expect[] = {0, 1, 2, 0, 1};
+	assert_sequences_seen(expect, 5);
+	ck_assert_int_eq(send_value(producer, "later"), TL_OK);
+	ck_assert_int_eq(tl_producer_flush(producer, 10000), TL_OK);
+	ck_assert_int_eq(reports.ok, 3); /* the partition still works */
+	ck_assert_int_eq(reports.failed, 1);
+	tl_producer_destroy(producer);
+}
+END_TEST
+
+START_TEST(retries_used_up_mid_window_start_a_new_producer_id)
+{
+	/* With retries=0, A's NOT_LEADER fails it; its sequences are unknown now, so B and
+	 * C (answered OUT_OF_ORDER behind it) go out again under a new producer id, from 0. */
+	fb.check_sequences = true;
+	fb.produce_gate = 3;
+	fb.produce_script[0] = TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	fb.produce_script_count = 1;
+	struct reports reports = {0};
+	const char *kv[] = {"linger.ms", "0", "batch.size", "120", "retries", "0", NULL};
+	struct tl_producer *producer = fake_producer(&reports, kv);
+	char value[100];
+	for (int i = 0; i < 3; i++) {
+		memset(value, 'a' + i, sizeof(value) - 1);
+		value[sizeof(value) - 1] = '\0';
+		ck_assert_int_eq(send_value(producer, value), TL_OK);
+	}
+	ck_assert_int_eq(tl_producer_flush(producer, 10000), TL_OK);
+	ck_assert_int_eq(reports.failed, 1);
+	ck_assert_int_eq(reports.last_err, TL_ERR_NOT_LEADER_OR_FOLLOWER);
+	ck_assert_int_eq(reports.ok, 2);
+	const int32_t expect[] = {0, 1, 2, 0, 1};
+	assert_sequences_seen(expect, 5);
+	tl_producer_destroy(producer);
+}
+END_TEST
+
 START_TEST(acks_zero_reports_every_record_promptly)
 {
 	/* No answers come with acks=0: every record is reported once written, however many
@@ -502,6 +551,8 @@ static Suite *producer_suite(void)
 	tcase_add_test(tc, retriable_error_mid_window_resends_the_window_in_order);
 	tcase_add_test(tc, refused_batch_mid_window_gives_its_sequences_to_the_next);
 	tcase_add_test(tc, acks_zero_reports_every_record_promptly);
+	tcase_add_test(tc, retriable_and_refused_in_one_window_keep_the_earlier_sequence);
+	tcase_add_test(tc, retries_used_up_mid_window_start_a_new_producer_id);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -372,6 +372,59 @@ START_TEST(send_offsets_of_a_stale_member_is_abortable)
 }
 END_TEST
 
+/* Answers the held Produce requests after 200 ms (while the abort waits for them). */
+static void *release_held_later(void *arg)
+{
+	TL_UNUSED(arg);
+	usleep(200 * 1000);
+	pthread_mutex_lock(&fb.lock);
+	for (int i = 0; i < fb.held_count; i++) {
+		fake_send(fb.held[i].fd, fb.held[i].correlation_id, false, &fb.held[i].out);
+		tl_buf_deinit(&fb.held[i].out);
+	}
+	fb.held_count = 0;
+	fb.produce_gate = 0;
+	pthread_mutex_unlock(&fb.lock);
+	return NULL;
+}
+
+START_TEST(abort_fails_batches_answered_retriable_instead_of_resending)
+{
+	/* Two batches in flight when the abort starts; both come back NOT_LEADER. They are
+	 * not sent again: they fail with OPERATION_NOT_ATTEMPTED and the abort goes on
+	 * (it used to wait for delivery.timeout.ms, then fail them TIMED_OUT). */
+	const char *kv[] = {"linger.ms",           "0",    "batch.size", "120",
+			    "delivery.timeout.ms", "4000", NULL};
+	struct reports reports = {0};
+	struct tl_producer *producer = txn_producer(&reports, kv);
+	ck_assert_int_eq(tl_producer_init_transactions(producer, WAIT_MS), TL_OK);
+	ck_assert_int_eq(tl_producer_begin_transaction(producer), TL_OK);
+	pthread_mutex_lock(&fb.lock);
+	fb.produce_gate = 3; /* never reached: the thread below answers */
+	fb.produce_script[0] = TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	fb.produce_script[1] = TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	fb.produce_script_count = 2;
+	pthread_mutex_unlock(&fb.lock);
+	char value[100];
+	for (int i = 0; i < 2; i++) {
+		memset(value, 'a' + i, sizeof(value) - 1);
+		value[sizeof(value) - 1] = '\0';
+		ck_assert_int_eq(send_to(producer, 0, value), TL_OK);
+	}
+	for (int i = 0; i < 500 && fake_get(&fb.held_count) < 2; i++)
+		usleep(10000);
+	ck_assert_int_eq(fake_get(&fb.held_count), 2);
+	pthread_t releaser;
+	pthread_create(&releaser, NULL, release_held_later, NULL);
+	ck_assert_int_eq(tl_producer_abort_transaction(producer, WAIT_MS), TL_OK);
+	pthread_join(releaser, NULL);
+	(void)tl_producer_poll(producer, 0);
+	ck_assert_int_eq(reports.failed, 2);
+	ck_assert_int_eq(reports.last_err, TL_ERR_OPERATION_NOT_ATTEMPTED);
+	tl_producer_destroy(producer);
+}
+END_TEST
+
 static Suite *txn_suite(void)
 {
 	Suite *s = suite_create("producer_txn");
@@ -392,6 +445,7 @@ static Suite *txn_suite(void)
 	tcase_add_test(tc, fenced_end_txn_fails_the_commit);
 	tcase_add_test(tc, send_offsets_adds_the_group_and_commits_with_its_metadata);
 	tcase_add_test(tc, send_offsets_of_a_stale_member_is_abortable);
+	tcase_add_test(tc, abort_fails_batches_answered_retriable_instead_of_resending);
 	suite_add_tcase(s, tc);
 	return s;
 }
