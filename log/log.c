@@ -1722,7 +1722,11 @@ void tl_log_flush(struct tl_log *log)
 static void log_drain(struct tl_log *log)
 {
 	pipeline_pump(log);
-	while (log->write_in_flight || log->sync_in_flight) {
+	/* Appends made meanwhile (from another log's callback) are drained too. */
+	while (log->write_in_flight || log->sync_in_flight ||
+	       (!log->failed && (log->queued.count > 0 || log->written.count > 0))) {
+		if (!log->write_in_flight && !log->sync_in_flight)
+			pipeline_pump(log);
 		tl_ring_submit(log->ring);
 		tl_ring_wait(log->ring);
 	}
