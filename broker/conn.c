@@ -1,7 +1,9 @@
 /* conn.c - client connections: framing, the in-order request FIFO, and sending.
  * (1) Responses leave in request order: only the FIFO head is ever written.
- * (2) conn->refs = requests alive that point at the conn + 1 while the socket is open;
- *     the conn is freed when it drops to 0, never while a request can still reach it.
+ * (2) conn->refs = requests alive that point at the conn + 1 while the socket is open
+ *     + 1 while an epoll batch holding an event for it is being handled (and while
+ *     tl_conn_on_event runs); the conn is freed when it drops to 0, never while a
+ *     request or a pending event can still reach it.
  * (3) A frame larger than socket.request.max.bytes, or a malformed header, closes the
  *     connection with one diag line naming the peer and the first bytes; nothing of it
  *     reaches a log. */
