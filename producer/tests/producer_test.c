@@ -346,12 +346,14 @@ static void assert_sequences_seen(const int32_t *expect, int n)
 	pthread_mutex_unlock(&fb.lock);
 }
 
-/* Three one-record batches in flight at once on a broker that checks sequences. */
-static struct tl_producer *window_of_three(struct reports *reports)
+/* Three one-record batches in flight at once on a broker that checks sequences; with
+ * @retries set, that retries value. */
+static struct tl_producer *window_of_three(struct reports *reports, const char *retries)
 {
 	fb.check_sequences = true;
 	fb.produce_gate = 3;
-	const char *kv[] = {"linger.ms", "0", "batch.size", "120", NULL};
+	const char *kv[] = {"linger.ms", "0", "batch.size", "120", retries ? "retries" : NULL,
+			    retries,     NULL};
 	struct tl_producer *producer = fake_producer(reports, kv);
 	char value[100];
 	for (int i = 0; i < 3; i++) {
@@ -368,7 +370,7 @@ START_TEST(retriable_error_mid_window_resends_the_window_in_order)
 	fb.produce_script[0] = TL_ERR_NOT_LEADER_OR_FOLLOWER;
 	fb.produce_script_count = 1;
 	struct reports reports = {0};
-	struct tl_producer *producer = window_of_three(&reports);
+	struct tl_producer *producer = window_of_three(&reports, NULL);
 	ck_assert_int_eq(reports.failed, 0);
 	ck_assert_int_eq(reports.ok, 3);
 	for (int i = 0; i < 3; i++)
@@ -385,7 +387,7 @@ START_TEST(refused_batch_mid_window_gives_its_sequences_to_the_next)
 	fb.produce_script[0] = TL_ERR_MESSAGE_TOO_LARGE;
 	fb.produce_script_count = 1;
 	struct reports reports = {0};
-	struct tl_producer *producer = window_of_three(&reports);
+	struct tl_producer *producer = window_of_three(&reports, NULL);
 	ck_assert_int_eq(reports.failed, 1);
 	ck_assert_int_eq(reports.last_err, TL_ERR_MESSAGE_TOO_LARGE);
 	ck_assert_int_eq(reports.ok, 2);
@@ -405,7 +407,7 @@ START_TEST(retriable_and_refused_in_one_window_keep_the_earlier_sequence)
 	fb.produce_script[1] = TL_ERR_MESSAGE_TOO_LARGE;
 	fb.produce_script_count = 2;
 	struct reports reports = {0};
-	struct tl_producer *producer = window_of_three(&reports);
+	struct tl_producer *producer = window_of_three(&reports, NULL);
 	ck_assert_int_eq(reports.failed, 1);
 	ck_assert_int_eq(reports.last_err, TL_ERR_MESSAGE_TOO_LARGE);
 	ck_assert_int_eq(reports.ok, 2);
@@ -423,20 +425,10 @@ START_TEST(retries_used_up_mid_window_start_a_new_producer_id)
 {
 	/* With retries=0, A's NOT_LEADER fails it; its sequences are unknown now, so B and
 	 * C (answered OUT_OF_ORDER behind it) go out again under a new producer id, from 0. */
-	fb.check_sequences = true;
-	fb.produce_gate = 3;
 	fb.produce_script[0] = TL_ERR_NOT_LEADER_OR_FOLLOWER;
 	fb.produce_script_count = 1;
 	struct reports reports = {0};
-	const char *kv[] = {"linger.ms", "0", "batch.size", "120", "retries", "0", NULL};
-	struct tl_producer *producer = fake_producer(&reports, kv);
-	char value[100];
-	for (int i = 0; i < 3; i++) {
-		memset(value, 'a' + i, sizeof(value) - 1);
-		value[sizeof(value) - 1] = '\0';
-		ck_assert_int_eq(send_value(producer, value), TL_OK);
-	}
-	ck_assert_int_eq(tl_producer_flush(producer, 10000), TL_OK);
+	struct tl_producer *producer = window_of_three(&reports, "0");
 	ck_assert_int_eq(reports.failed, 1);
 	ck_assert_int_eq(reports.last_err, TL_ERR_NOT_LEADER_OR_FOLLOWER);
 	ck_assert_int_eq(reports.ok, 2);
