@@ -275,14 +275,28 @@ void tl_buf_uvarint(struct tl_buf *buf, uint32_t v)
 	tl_buf_uvarlong(buf, v);
 }
 
+/* Zig-zag, on unsigned values only: 0 - sign bit is all ones for a negative value, and
+ * no signed shift (implementation-defined in C for negative values) is involved. */
+static uint32_t zigzag32(int32_t v)
+{
+	uint32_t u = (uint32_t)v;
+	return (u << 1) ^ (0u - (u >> 31));
+}
+
+static uint64_t zigzag64(int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	return (u << 1) ^ (0u - (u >> 63));
+}
+
 void tl_buf_varint(struct tl_buf *buf, int32_t v)
 {
-	tl_buf_uvarlong(buf, ((uint32_t)v << 1) ^ (uint32_t)(v >> 31));
+	tl_buf_uvarlong(buf, zigzag32(v));
 }
 
 void tl_buf_varlong(struct tl_buf *buf, int64_t v)
 {
-	tl_buf_uvarlong(buf, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+	tl_buf_uvarlong(buf, zigzag64(v));
 }
 
 static void buf_len(struct tl_buf *buf, int64_t len, bool compact, bool wide)
@@ -360,12 +374,12 @@ size_t tl_uvarint_size(uint32_t v)
 
 size_t tl_varint_size(int32_t v)
 {
-	return tl_uvarint_size(((uint32_t)v << 1) ^ (uint32_t)(v >> 31));
+	return tl_uvarint_size(zigzag32(v));
 }
 
 size_t tl_varlong_size(int64_t v)
 {
-	uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+	uint64_t u = zigzag64(v);
 	size_t n = 1;
 	while (u >= 0x80) {
 		u >>= 7;

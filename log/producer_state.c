@@ -121,11 +121,9 @@ tl_err tl_pstate_check(const struct tl_pstate *ps, const struct tl_batch_header 
 	const struct tl_pstate_entry *e = tl_pstate_find(ps, h->producer_id);
 	if (first < 0)
 		return TL_ERR_INVALID_RECORD; /* an idempotent batch must carry a sequence */
-	if (!e || e->epoch < 0) {
-		/* Unknown producer (never seen, or expired): only a fresh start is safe. */
-		if (!e || e->batch_count == 0)
-			return first == 0 ? TL_OK : TL_ERR_UNKNOWN_PRODUCER_ID;
-	}
+	/* Unknown producer (never seen, or expired): only a fresh start is safe. */
+	if (!e || (e->epoch < 0 && e->batch_count == 0))
+		return first == 0 ? TL_OK : TL_ERR_UNKNOWN_PRODUCER_ID;
 	if (h->producer_epoch < e->epoch)
 		return TL_ERR_INVALID_PRODUCER_EPOCH;
 	if (h->producer_epoch > e->epoch)

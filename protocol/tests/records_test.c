@@ -1,4 +1,5 @@
 /* records_test.c - RecordBatch v2 builder, iterator and control markers. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -352,11 +353,47 @@ START_TEST(record_size_matches_appended_bytes)
 }
 END_TEST
 
+START_TEST(zigzag_varints_round_trip_at_the_extremes)
+{
+	/* Protobuf's zig-zag: 0 -> 0, -1 -> 1, 1 -> 2, -2 -> 3, ... (one byte up to 63). */
+	const int64_t values[] = {0,  -1,        1,         -2,        63,       -64,
+				  64, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN};
+	struct tl_buf buf;
+	tl_buf_init(&buf);
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		int64_t v = values[i];
+		tl_buf_reset(&buf);
+		tl_buf_varlong(&buf, v);
+		ck_assert_uint_eq(buf.len, tl_varlong_size(v));
+		struct tl_cursor c;
+		tl_cursor_init(&c, buf.data, buf.len);
+		ck_assert_int_eq(tl_cursor_varlong(&c), v);
+		ck_assert(!c.failed);
+		if (v < INT32_MIN || v > INT32_MAX)
+			continue;
+		tl_buf_reset(&buf);
+		tl_buf_varint(&buf, (int32_t)v);
+		ck_assert_uint_eq(buf.len, tl_varint_size((int32_t)v));
+		tl_cursor_init(&c, buf.data, buf.len);
+		ck_assert_int_eq(tl_cursor_varint(&c), v);
+	}
+	tl_buf_reset(&buf);
+	tl_buf_varint(&buf, -1);
+	ck_assert_uint_eq(buf.len, 1);
+	ck_assert_uint_eq(buf.data[0], 1);
+	tl_buf_reset(&buf);
+	tl_buf_varint(&buf, -64);
+	ck_assert_uint_eq(buf.data[0], 127);
+	tl_buf_deinit(&buf);
+}
+END_TEST
+
 static Suite *records_suite(void)
 {
 	Suite *s = suite_create("records");
 	TCase *tc = tcase_create("vectors");
 	tcase_add_test(tc, builder_matches_kafkajs_vector_byte_for_byte);
+	tcase_add_test(tc, zigzag_varints_round_trip_at_the_extremes);
 	tcase_add_test(tc, iterator_decodes_kafkajs_vector);
 	tcase_add_test(tc, control_marker_matches_vector);
 	suite_add_tcase(s, tc);
