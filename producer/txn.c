@@ -313,6 +313,17 @@ static bool txn_send(struct tl_producer *producer, int32_t node, int16_t api_key
 	return true;
 }
 
+/* The version of @api_key the transaction coordinator speaks; -1 after making the
+ * producer fail (no common version), naming @what. */
+static int16_t coordinator_version(struct tl_producer *producer, int16_t api_key, const char *what)
+{
+	int16_t version =
+		tl_client_api_version(producer->client, producer->txn.coordinator, api_key);
+	if (version < 0)
+		txn_fatal(producer, TL_ERR_UNSUPPORTED_VERSION, what);
+	return version;
+}
+
 /* ---- FindCoordinator ---- */
 
 static void find_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version, bool group)
@@ -442,12 +453,10 @@ static void init_done(void *arg, tl_err err, struct tl_cursor *body, int16_t ver
 static void init_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
-	int16_t version = tl_client_api_version(producer->client, txn->coordinator,
-						TL_CLIENT_API_INIT_PRODUCER_ID);
-	if (version < 0) {
-		txn_fatal(producer, TL_ERR_UNSUPPORTED_VERSION, "InitProducerId");
+	int16_t version =
+		coordinator_version(producer, TL_CLIENT_API_INIT_PRODUCER_ID, "InitProducerId");
+	if (version < 0)
 		return;
-	}
 	struct txn_call *call = call_create(producer);
 	if (!call)
 		return;
@@ -622,11 +631,10 @@ static bool add_partitions_send(struct tl_producer *producer)
 		call_free(call);
 		return false;
 	}
-	int16_t version = tl_client_api_version(producer->client, txn->coordinator,
-						TL_CLIENT_API_ADD_PARTITIONS_TO_TXN);
+	int16_t version = coordinator_version(producer, TL_CLIENT_API_ADD_PARTITIONS_TO_TXN,
+					      "AddPartitionsToTxn");
 	if (version < 0) {
 		call_free(call);
-		txn_fatal(producer, TL_ERR_UNSUPPORTED_VERSION, "AddPartitionsToTxn");
 		return false;
 	}
 	struct tl_buf body;
@@ -687,12 +695,10 @@ static void add_offsets_done(void *arg, tl_err err, struct tl_cursor *body, int1
 static void add_offsets_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
-	int16_t version = tl_client_api_version(producer->client, txn->coordinator,
-						TL_CLIENT_API_ADD_OFFSETS_TO_TXN);
-	if (version < 0) {
-		txn_fatal(producer, TL_ERR_UNSUPPORTED_VERSION, "AddOffsetsToTxn");
+	int16_t version =
+		coordinator_version(producer, TL_CLIENT_API_ADD_OFFSETS_TO_TXN, "AddOffsetsToTxn");
+	if (version < 0)
 		return;
-	}
 	struct txn_call *call = call_create(producer);
 	if (!call)
 		return;
@@ -925,12 +931,9 @@ static void end_done(void *arg, tl_err err, struct tl_cursor *body, int16_t vers
 static void end_send(struct tl_producer *producer, bool commit)
 {
 	struct producer_txn *txn = &producer->txn;
-	int16_t version =
-		tl_client_api_version(producer->client, txn->coordinator, TL_CLIENT_API_END_TXN);
-	if (version < 0) {
-		txn_fatal(producer, TL_ERR_UNSUPPORTED_VERSION, "EndTxn");
+	int16_t version = coordinator_version(producer, TL_CLIENT_API_END_TXN, "EndTxn");
+	if (version < 0)
 		return;
-	}
 	struct txn_call *call = call_create(producer);
 	if (!call)
 		return;
