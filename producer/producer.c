@@ -996,12 +996,29 @@ static void pid_maybe_request(struct tl_producer *producer)
 
 #define PRODUCE_NODES_MAX 64 /* leaders one I/O round sends to */
 
+/* One Produce request in flight: a single allocation with its batches and answers. */
 struct produce_req {
 	struct tl_producer *producer;
 	int32_t count;
-	struct batch **batches;
-	bool *answered;
+	int32_t next_answer;     /* where produce_find() looks first */
+	bool *answered;          /* [count], after batches */
+	struct batch *batches[]; /* [count] */
 };
+
+static struct produce_req *produce_req_create(struct tl_producer *producer, struct batch **batches,
+					      int32_t count)
+{
+	size_t n = (size_t)count;
+	struct produce_req *req =
+		calloc(1, sizeof(*req) + n * sizeof(req->batches[0]) + n * sizeof(bool));
+	if (!req)
+		return NULL;
+	req->producer = producer;
+	req->count = count;
+	memcpy(req->batches, batches, n * sizeof(req->batches[0]));
+	req->answered = (bool *)(req->batches + n);
+	return req;
+}
 
 const char *tl_producer_detail_for(tl_err err)
 {
@@ -1178,13 +1195,17 @@ static void produce_partition_result(struct tl_producer *producer, struct batch 
 	part_window_check(part);
 }
 
+/* The batch an answer is for. Brokers answer in request order, so the search starts
+ * after the last one found: linear in the request, not quadratic. */
 static struct batch *produce_find(struct produce_req *req, struct tl_str topic, int32_t index)
 {
-	for (int32_t i = 0; i < req->count; i++) {
+	for (int32_t n = 0; n < req->count; n++) {
+		int32_t i = (req->next_answer + n) % req->count;
 		struct batch *b = req->batches[i];
 		if (!req->answered[i] && b->part->index == index &&
 		    tl_str_eq_c(topic, b->part->topic->name)) {
 			req->answered[i] = true;
+			req->next_answer = i + 1;
 			return b;
 		}
 	}
@@ -1232,8 +1253,6 @@ static void produce_done(void *arg, tl_err err, struct tl_cursor *body, int16_t 
 						 -1);
 	pthread_cond_broadcast(&producer->cond);
 	pthread_mutex_unlock(&producer->lock);
-	free(req->batches);
-	free(req->answered);
 	free(req);
 }
 
@@ -1271,35 +1290,25 @@ static void produce_encode(struct tl_producer *producer, struct tl_buf *body,
 	tl_buf_string(body, tl_str_of(producer->txn.id), false); /* transactional_id (v3+) */
 	tl_buf_i16(body, producer->acks);
 	tl_buf_i32(body, producer->request_timeout_ms);
-	/* Group by topic: Kafka keys the topics array by name. */
+	/* Kafka keys the topics array by name. io_round() collects partitions topic by
+	 * topic, so each topic's batches are one run of @batches. */
 	int32_t topics = 0;
-	for (int32_t i = 0; i < count; i++) {
-		bool first = true;
-		for (int32_t j = 0; j < i; j++)
-			if (batches[j]->part->topic == batches[i]->part->topic)
-				first = false;
-		topics += first;
-	}
+	for (int32_t i = 0; i < count; i++)
+		topics += i == 0 || batches[i]->part->topic != batches[i - 1]->part->topic;
 	tl_buf_array_len(body, topics, false);
-	for (int32_t i = 0; i < count; i++) {
+	for (int32_t i = 0; i < count;) {
 		struct topic_state *topic = batches[i]->part->topic;
-		bool first = true;
-		for (int32_t j = 0; j < i; j++)
-			if (batches[j]->part->topic == topic)
-				first = false;
-		if (!first)
-			continue;
-		int32_t parts = 0;
-		for (int32_t j = i; j < count; j++)
-			parts += batches[j]->part->topic == topic;
+		int32_t end = i;
+		while (end < count && batches[end]->part->topic == topic)
+			end++;
+		for (int32_t k = 0; k < i; k++) /* no topic in two runs (debug builds) */
+			TL_ASSERT_DEBUG(batches[k]->part->topic != topic);
 		tl_buf_string(body, tl_str_of(topic->name), false);
-		tl_buf_array_len(body, parts, false);
-		for (int32_t j = i; j < count; j++) {
-			if (batches[j]->part->topic != topic)
-				continue;
-			tl_buf_i32(body, batches[j]->part->index);
-			struct tl_bytes records = {batches[j]->wire.data,
-						   (int32_t)batches[j]->wire.len};
+		tl_buf_array_len(body, end - i, false);
+		for (; i < end; i++) {
+			tl_buf_i32(body, batches[i]->part->index);
+			struct tl_bytes records = {batches[i]->wire.data,
+						   (int32_t)batches[i]->wire.len};
 			tl_buf_bytes(body, records, false);
 		}
 	}
@@ -1310,17 +1319,10 @@ static void produce_send(struct tl_producer *producer, int32_t node, struct batc
 			 int32_t count)
 {
 	int16_t version = tl_client_api_version(producer->client, node, TL_CLIENT_API_PRODUCE);
-	struct produce_req *req = calloc(1, sizeof(*req));
+	struct produce_req *req = produce_req_create(producer, batches, count);
 	tl_err err = TL_ERR_NOMEM;
 	if (!req)
 		goto out_fail;
-	req->producer = producer;
-	req->count = count;
-	req->batches = calloc((size_t)count, sizeof(*req->batches));
-	req->answered = calloc((size_t)count, sizeof(*req->answered));
-	if (!req->batches || !req->answered)
-		goto out_fail;
-	memcpy(req->batches, batches, (size_t)count * sizeof(*batches));
 	if (version < 0) {
 		err = TL_ERR_UNSUPPORTED_VERSION;
 		goto out_fail;
@@ -1342,18 +1344,12 @@ static void produce_send(struct tl_producer *producer, int32_t node, struct batc
 		 * is held here, so complete inline rather than through produce_done. */
 		for (int32_t i = 0; i < count; i++)
 			produce_partition_result(producer, batches[i], TL_OK, -1, -1);
-		free(req->batches);
-		free(req->answered);
 		free(req);
 	}
 	return;
 
 out_fail:
-	if (req) {
-		free(req->batches);
-		free(req->answered);
-		free(req);
-	}
+	free(req);
 	for (int32_t i = 0; i < count; i++) {
 		struct partition_state *part = batches[i]->part;
 		part_answered(producer, part, batches[i]);
