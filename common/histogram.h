@@ -1,0 +1,30 @@
+/* histogram.h - a small log-bucketed histogram of durations, for the broker's and the
+ * log's own timings (fdatasync rounds, request times: Kafka's LogFlushRateAndTimeMs and
+ * RequestMetrics TotalTimeMs).
+ * Values are microseconds. Below 2 * TL_HIST_SUB a value has its own bucket; above, each
+ * power of two is split into TL_HIST_SUB buckets, so a value is known to 1/8 (12.5 %).
+ * Values past TL_HIST_VALUE_MAX (about 71 minutes) count in the top bucket; max is
+ * kept exactly. 2 KiB; one writer, no locking. */
+#ifndef TL_COMMON_HISTOGRAM_H
+#define TL_COMMON_HISTOGRAM_H
+
+#include <stdint.h>
+
+#define TL_HIST_SUB_BITS   3
+#define TL_HIST_SUB        (1u << TL_HIST_SUB_BITS)
+#define TL_HIST_VALUE_BITS 32
+#define TL_HIST_VALUE_MAX  ((UINT64_C(1) << TL_HIST_VALUE_BITS) - 1)
+#define TL_HIST_BUCKETS    ((TL_HIST_VALUE_BITS - TL_HIST_SUB_BITS + 1) * TL_HIST_SUB)
+
+struct tl_hist {
+	uint64_t buckets[TL_HIST_BUCKETS];
+	uint64_t count;
+	uint64_t max;
+};
+
+void tl_hist_add(struct tl_hist *h, uint64_t value_us);
+/* The highest value of the bucket holding the value of rank ceil(q * count), at most
+ * max; 0 for an empty histogram. @q in [0, 1]. */
+uint64_t tl_hist_quantile(const struct tl_hist *h, double q);
+
+#endif
