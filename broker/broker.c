@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -191,6 +192,20 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 	return broker_listen(broker);
 }
 
+static void request_times_log(const struct tl_broker *broker)
+{
+	for (int16_t key = 0; key < TL_BROKER_API_SLOTS; key++) {
+		const struct tl_hist *h = broker->request_us[key];
+		if (!h || h->count == 0)
+			continue;
+		const struct tl_api_info *info = tl_api_info(key);
+		tl_info("broker: request time api=%s count=%" PRIu64 " p50_us=%" PRIu64
+			" p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64,
+			info ? info->name : "unknown", h->count, tl_hist_quantile(h, 0.5),
+			tl_hist_quantile(h, 0.99), tl_hist_quantile(h, 0.999), h->max);
+	}
+}
+
 static void broker_shutdown(struct tl_broker *broker)
 {
 	tl_info("broker: shutting down connections=%d", broker->conn_count);
@@ -209,6 +224,7 @@ static void broker_shutdown(struct tl_broker *broker)
 		tl_conn_flush(conn);
 	while (broker->conns)
 		tl_conn_close(broker->conns, "shutdown");
+	request_times_log(broker);
 	tl_txns_close(broker->txns);
 	broker->txns = NULL;
 	tl_groups_destroy(broker->groups);
@@ -289,4 +305,6 @@ void tl_broker_deinit(struct tl_broker *broker)
 	if (broker->epoll_fd != -1)
 		close(broker->epoll_fd);
 	free(broker->dirty);
+	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++)
+		free(broker->request_us[key]);
 }

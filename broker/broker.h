@@ -23,6 +23,7 @@
 
 #include "broker/config.h"
 #include "common/buf.h"
+#include "common/histogram.h"
 #include "common/ring.h"
 #include "log/log.h"
 #include "protocol/api.h"
@@ -91,7 +92,8 @@ struct tl_request {
 	void (*on_abandon)(struct tl_request *req);
 	int64_t deadline_ms; /* parked fetch: when to answer anyway; 0 = not parked */
 	struct tl_request *parked_next, *parked_prev;
-	uint64_t wake_gen; /* the partition wake-up that last retried this fetch */
+	uint64_t wake_gen;   /* the partition wake-up that last retried this fetch */
+	int64_t received_ns; /* when the whole frame was in */
 };
 
 struct tl_conn {
@@ -113,6 +115,8 @@ struct tl_conn {
 	int64_t last_active_ms;
 	struct tl_conn *prev, *next;
 };
+
+#define TL_BROKER_API_SLOTS 68 /* API keys 0..67 are timed */
 
 struct tl_broker {
 	struct tl_config config;
@@ -140,6 +144,9 @@ struct tl_broker {
 	uint64_t topic_id_seed;
 	/* Counters (exported later through metrics). */
 	uint64_t requests_total;
+	/* Request time by API key, frame in to response written (Kafka's RequestMetrics
+	 * TotalTimeMs); allocated on first use, logged at shutdown. */
+	struct tl_hist *request_us[TL_BROKER_API_SLOTS];
 	uint64_t malformed_total;
 	uint64_t connections_refused_total;
 };

@@ -205,6 +205,7 @@ static void conn_frame_ready(struct tl_conn *conn, struct tl_request *req)
 	conn->tail = req;
 	conn->queued++;
 	conn->broker->requests_total++;
+	req->received_ns = tl_mono_ns();
 	tl_dispatch(req);
 }
 
@@ -337,9 +338,23 @@ static int response_pieces(const struct tl_buf *buf, int64_t from, struct iovec 
 	return count;
 }
 
+/* Request time, frame in to the response's last byte written (or, for a request that
+ * is not answered, to its end). */
+static void request_timed(struct tl_broker *broker, const struct tl_request *req)
+{
+	int16_t key = req->header.api_key;
+	if (key < 0 || key >= TL_BROKER_API_SLOTS)
+		return;
+	struct tl_hist **h = &broker->request_us[key];
+	if (!*h && !(*h = calloc(1, sizeof(**h))))
+		return; /* the figure is lost, nothing else */
+	tl_hist_add(*h, (uint64_t)(tl_mono_ns() - req->received_ns) / 1000);
+}
+
 static void conn_pop_head(struct tl_conn *conn)
 {
 	struct tl_request *req = conn->head;
+	request_timed(conn->broker, req);
 	conn->head = req->next;
 	if (!conn->head)
 		conn->tail = NULL;

@@ -16,7 +16,9 @@
  * all that was written during the previous one. When a sync round completes, exactly
  * the batches it covered become durable: bytes_durable, the high watermark, closing
  * transactions, index files of sealed segments, then waiters and the listener.
- * flush_count and flush_bytes count sync rounds.
+ * flush_count and flush_bytes count sync rounds; write_us and sync_us time each round
+ * from its submission to its last completion, logged at close (Kafka's
+ * LogFlushRateAndTimeMs).
  *
  * Indexes. Every segment keeps its offset index ((u32 relative offset, u32 position),
  * big-endian, 8 bytes) and time index ((i64 timestamp, u32 relative offset), 12 bytes)
@@ -76,6 +78,7 @@
 #include "common/assert.h"
 #include "common/buf.h"
 #include "common/diag.h"
+#include "common/histogram.h"
 #include "common/time.h"
 #include "log/producer_state.h"
 
@@ -187,8 +190,12 @@ struct tl_log {
 	tl_log_listener_fn listener;
 	void *listener_ctx;
 
-	uint64_t flush_count; /* sync rounds completed */
-	uint64_t flush_bytes; /* bytes they made durable */
+	uint64_t flush_count;     /* sync rounds completed */
+	uint64_t flush_bytes;     /* bytes they made durable */
+	int64_t write_started_ns; /* of the round in flight */
+	int64_t sync_started_ns;
+	struct tl_hist write_us; /* write rounds, submit to the last completion */
+	struct tl_hist sync_us;  /* sync rounds (fdatasync), likewise */
 
 	struct tl_pstate pstate;
 	int64_t snapshots[SNAPSHOTS_KEPT + 1]; /* snapshot files' offsets, newest first, -1 */
@@ -1539,6 +1546,7 @@ static void sync_done(struct tl_ring_op *op)
 		return;
 	/* From here on @fop may be reused: the next round can start from a callback. */
 	log->sync_in_flight = false;
+	tl_hist_add(&log->sync_us, (uint64_t)(tl_mono_ns() - log->sync_started_ns) / 1000);
 	if (!log->failed) {
 		sync_round_complete(log);
 		waiters_fire(log, false, TL_OK);
@@ -1584,6 +1592,7 @@ static tl_err sync_start(struct tl_log *log)
 	TL_ASSERT(used == segments);
 	log->sync_in_flight = true;
 	log->syncs_left = used;
+	log->sync_started_ns = tl_mono_ns();
 	pipeline_check(log);
 	/* Ring callbacks never run from inside a queueing call. */
 	for (uint32_t k = 0; k < used; k++)
@@ -1628,6 +1637,7 @@ static void write_done(struct tl_ring_op *op)
 		return;
 	/* From here on @fop may be reused. */
 	log->write_in_flight = false;
+	tl_hist_add(&log->write_us, (uint64_t)(tl_mono_ns() - log->write_started_ns) / 1000);
 	if (!log->failed && write_round_complete(log) != TL_OK)
 		log_set_failed(log);
 	pipeline_pump(log);
@@ -1676,6 +1686,7 @@ static tl_err write_start(struct tl_log *log)
 		i = j;
 	}
 	log->write_in_flight = true;
+	log->write_started_ns = tl_mono_ns();
 	log->write_end_offset = log->writing.items[count - 1].last_offset + 1;
 	log->writes_left = used;
 	pipeline_check(log);
@@ -1765,9 +1776,15 @@ void tl_log_close(struct tl_log *log)
 	log_drain(log);
 	if (log->flush_count > 0)
 		tl_info("log: closing dir=%s flushes=%" PRIu64 " bytes=%" PRIu64
-			" bytes_per_flush=%" PRIu64,
+			" bytes_per_flush=%" PRIu64 " flush_p50_us=%" PRIu64
+			" flush_p99_us=%" PRIu64 " flush_p999_us=%" PRIu64 " flush_max_us=%" PRIu64
+			" write_p50_us=%" PRIu64 " write_p99_us=%" PRIu64 " write_max_us=%" PRIu64,
 			log->dir, log->flush_count, log->flush_bytes,
-			log->flush_bytes / log->flush_count);
+			log->flush_bytes / log->flush_count, tl_hist_quantile(&log->sync_us, 0.5),
+			tl_hist_quantile(&log->sync_us, 0.99),
+			tl_hist_quantile(&log->sync_us, 0.999), log->sync_us.max,
+			tl_hist_quantile(&log->write_us, 0.5),
+			tl_hist_quantile(&log->write_us, 0.99), log->write_us.max);
 	if (!log->failed) {
 		/* Everything the marker vouches for must be durable before the marker. */
 		tl_err err = TL_OK;
