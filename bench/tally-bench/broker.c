@@ -296,42 +296,64 @@ int tb_broker_spawn(const struct tb_opts *o, struct tb_broker *b, char *err, siz
 	return wait_listening(b, err, err_size);
 }
 
-/* Sums "log: closing dir=... flushes=N bytes=M" over @topic's partition directories. */
-static void flush_stats(const char *log_path, const char *topic, uint64_t *bytes_per_flush,
-			uint64_t *flushes_out)
+/* The value of " @key=" in @line, or 0. */
+static uint64_t field_u64(const char *line, const char *key)
 {
+	char want[40];
+	snprintf(want, sizeof(want), " %s=", key);
+	const char *at = strstr(line, want);
+	return at ? strtoull(at + strlen(want), NULL, 10) : 0;
+}
+
+static void max_into(uint64_t *into, uint64_t v)
+{
+	if (v > *into)
+		*into = v;
+}
+
+/* From tallyd's log: each of @topic's partition logs' "log: closing dir=..." line
+ * (fdatasync rounds: summed, percentiles of the worst partition) and the broker's
+ * "broker: request time api=Produce" line. */
+static void broker_stats_read(const char *log_path, const char *topic, struct tb_broker_stats *st)
+{
+	static const char *const flush_keys[] = {"flush_p50_us", "flush_p99_us", "flush_p999_us",
+						 "flush_max_us"};
+	static const char *const write_keys[] = {"write_p50_us", "write_p99_us", "write_max_us"};
+	static const char *const request_keys[] = {"p50_us", "p99_us", "p999_us", "max_us"};
 	char why[128], want[300];
-	*bytes_per_flush = 0;
-	*flushes_out = 0;
+	memset(st, 0, sizeof(*st));
 	char *log = tb_read_file(log_path, LOG_BYTES_MAX, why, sizeof(why));
 	if (!log)
 		return;
 	snprintf(want, sizeof(want), "/%s-", topic);
-	uint64_t flushes = 0, bytes = 0;
+	uint64_t bytes = 0;
 	for (char *line = log; line && *line;) {
 		char *next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
 		const char *dir = strstr(line, "log: closing dir=");
+		const char *req = strstr(line, "broker: request time api=Produce ");
 		if (dir && strstr(dir, want)) {
-			const char *f = strstr(dir, " flushes="), *b = strstr(dir, " bytes=");
-			if (f && b) {
-				flushes += strtoull(f + 9, NULL, 10);
-				bytes += strtoull(b + 7, NULL, 10);
-			}
+			st->flushes += field_u64(dir, "flushes");
+			bytes += field_u64(dir, "bytes");
+			for (int i = 0; i < 4; i++)
+				max_into(&st->flush_us[i], field_u64(dir, flush_keys[i]));
+			for (int i = 0; i < 3; i++)
+				max_into(&st->write_us[i], field_u64(dir, write_keys[i]));
+		} else if (req) {
+			st->produce_requests = field_u64(req, "count");
+			for (int i = 0; i < 4; i++)
+				st->produce_us[i] = field_u64(req, request_keys[i]);
 		}
 		line = next;
 	}
 	free(log);
-	*flushes_out = flushes;
-	*bytes_per_flush = flushes ? bytes / flushes : 0;
+	st->bytes_per_flush = st->flushes ? bytes / st->flushes : 0;
 }
 
-int tb_broker_stop(struct tb_broker *b, const char *topic, uint64_t *bytes_per_flush,
-		   uint64_t *flushes)
+int tb_broker_stop(struct tb_broker *b, const char *topic, struct tb_broker_stats *stats)
 {
-	*bytes_per_flush = 0;
-	*flushes = 0;
+	memset(stats, 0, sizeof(*stats));
 	if (!b->spawned || b->pid <= 0)
 		return -1;
 	pid_t pid = b->pid;
@@ -349,7 +371,7 @@ int tb_broker_stop(struct tb_broker *b, const char *topic, uint64_t *bytes_per_f
 	b->pid = 0;
 	b->spawned = false;
 	if (topic)
-		flush_stats(b->log_path, topic, bytes_per_flush, flushes);
+		broker_stats_read(b->log_path, topic, stats);
 	return clean ? 0 : -1;
 }
 

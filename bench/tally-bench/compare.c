@@ -37,6 +37,8 @@ static const struct metric metrics[] = {
 	{"fill broker CPU-s/GB", "fill.resources.broker_cpu_s_per_gb", "lower"},
 	{"fill write amplification", "fill.resources.write_amplification", "lower"},
 	{"bytes per fdatasync", "broker.bytes_per_fdatasync", ""},
+	{"broker fdatasync p99 ms", "broker.fdatasync_ms.p99", "lower"},
+	{"broker Produce p99 ms", "broker.produce_request_ms.p99", "lower"},
 	{"disk baseline MB/s", "baseline.disk.mb_per_s", ""},
 	{"disk fdatasync p99 ms", "baseline.disk.fdatasync_ms.p99", ""},
 	{"loopback MB/s", "baseline.loopback.mb_per_s", ""},

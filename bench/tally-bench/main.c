@@ -74,7 +74,7 @@ static void deferred_cleanup(bool keep)
 static void session_stop(struct session *s, struct tb_phase_result *r)
 {
 	if (s->broker.spawned) {
-		if (tb_broker_stop(&s->broker, s->topic, &r->bytes_per_flush, &r->flushes) != 0)
+		if (tb_broker_stop(&s->broker, s->topic, &r->broker) != 0)
 			fprintf(stderr, "tally-bench: tallyd did not stop cleanly (log: %s)\n",
 				s->broker.log_path);
 		if (s->o->keep_data)
@@ -254,8 +254,8 @@ static void run_baselines(const struct tb_opts *o, struct tb_report *rep)
 	if (o->fsync_bytes) {
 		block = o->fsync_bytes;
 		source = "--fsync-bytes";
-	} else if (r && r->bytes_per_flush) {
-		block = r->bytes_per_flush;
+	} else if (r && r->broker.bytes_per_flush) {
+		block = r->broker.bytes_per_flush;
 		source = "tallyd's bytes per fdatasync";
 	}
 	/* The same bytes in (by default) as long as the workload took: many disks, and a VM's

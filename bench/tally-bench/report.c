@@ -53,6 +53,11 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
+static double us_ms(uint64_t us)
+{
+	return (double)us / 1e3;
+}
+
 /* ---- environment ---- */
 
 static void read_line(const char *path, char *out, size_t size)
@@ -291,10 +296,23 @@ static void phase_print(FILE *out, const struct tb_phase_result *r)
 		fprintf(out, "  other processes: %.2f CPU-s in %.1f s (%.0f%% of one CPU)%s\n",
 			res->other_cpu_s, res->wall_s, 100 * res->other_cpu_s / res->wall_s,
 			res->other_cpu_s / res->wall_s > 0.1 ? ": the machine was not idle" : "");
-	if (r->flushes)
-		fprintf(out, "  broker: %llu fdatasyncs, %s per fdatasync on average\n",
-			(unsigned long long)r->flushes,
-			tb_fmt_bytes(a, sizeof(a), (double)r->bytes_per_flush));
+	const struct tb_broker_stats *st = &r->broker;
+	if (st->flushes)
+		fprintf(out,
+			"  broker: %llu fdatasyncs, %s per fdatasync on average; fdatasync p50 %.3f"
+			" p99 %.3f p99.9 %.3f max %.3f ms; write p50 %.3f p99 %.3f max %.3f ms\n",
+			(unsigned long long)st->flushes,
+			tb_fmt_bytes(a, sizeof(a), (double)st->bytes_per_flush),
+			us_ms(st->flush_us[0]), us_ms(st->flush_us[1]), us_ms(st->flush_us[2]),
+			us_ms(st->flush_us[3]), us_ms(st->write_us[0]), us_ms(st->write_us[1]),
+			us_ms(st->write_us[2]));
+	if (st->produce_requests)
+		fprintf(out,
+			"  broker: %llu Produce requests, in the broker (frame in to response out)"
+			" p50 %.3f p99 %.3f p99.9 %.3f max %.3f ms\n",
+			(unsigned long long)st->produce_requests, us_ms(st->produce_us[0]),
+			us_ms(st->produce_us[1]), us_ms(st->produce_us[2]),
+			us_ms(st->produce_us[3]));
 }
 
 static void sweep_print(FILE *out, const struct tb_report *rep)
@@ -451,10 +469,33 @@ static void json_phase(struct tb_jw *w, const struct tb_phase_result *r, bool se
 			tb_jw_num(w, "write_amplification", res->write_amplification);
 	}
 	tb_jw_obj_end(w);
-	if (r->flushes) { /* known for a tallyd that tally-bench started */
+	const struct tb_broker_stats *st = &r->broker;
+	if (st->flushes || st->produce_requests) { /* known for a tallyd tally-bench started */
 		tb_jw_obj(w, "broker");
-		tb_jw_u64(w, "fdatasyncs", r->flushes);
-		tb_jw_u64(w, "bytes_per_fdatasync", r->bytes_per_flush);
+		if (st->flushes) {
+			tb_jw_u64(w, "fdatasyncs", st->flushes);
+			tb_jw_u64(w, "bytes_per_fdatasync", st->bytes_per_flush);
+			tb_jw_obj(w, "fdatasync_ms");
+			tb_jw_num(w, "p50", us_ms(st->flush_us[0]));
+			tb_jw_num(w, "p99", us_ms(st->flush_us[1]));
+			tb_jw_num(w, "p999", us_ms(st->flush_us[2]));
+			tb_jw_num(w, "max", us_ms(st->flush_us[3]));
+			tb_jw_obj_end(w);
+			tb_jw_obj(w, "write_ms");
+			tb_jw_num(w, "p50", us_ms(st->write_us[0]));
+			tb_jw_num(w, "p99", us_ms(st->write_us[1]));
+			tb_jw_num(w, "max", us_ms(st->write_us[2]));
+			tb_jw_obj_end(w);
+		}
+		if (st->produce_requests) {
+			tb_jw_u64(w, "produce_requests", st->produce_requests);
+			tb_jw_obj(w, "produce_request_ms");
+			tb_jw_num(w, "p50", us_ms(st->produce_us[0]));
+			tb_jw_num(w, "p99", us_ms(st->produce_us[1]));
+			tb_jw_num(w, "p999", us_ms(st->produce_us[2]));
+			tb_jw_num(w, "max", us_ms(st->produce_us[3]));
+			tb_jw_obj_end(w);
+		}
 		tb_jw_obj_end(w);
 	}
 	if (!series)
@@ -1030,9 +1071,16 @@ static void html_phase_tables(FILE *f, const struct tb_phase_result *r)
 			tb_fmt_bytes(a, sizeof(a), (double)res->broker_write_bytes),
 			tb_fmt_bytes(b, sizeof(b), (double)res->bytes), res->write_amplification,
 			tb_fmt_bytes(c, sizeof(c), (double)res->broker_read_bytes));
-	if (r->flushes)
-		fprintf(f, "; %llu fdatasyncs of %s on average", (unsigned long long)r->flushes,
-			tb_fmt_bytes(a, sizeof(a), (double)r->bytes_per_flush));
+	const struct tb_broker_stats *st = &r->broker;
+	if (st->flushes)
+		fprintf(f, "; %llu fdatasyncs of %s on average, each p50 %.3f p99 %.3f max %.3f ms",
+			(unsigned long long)st->flushes,
+			tb_fmt_bytes(a, sizeof(a), (double)st->bytes_per_flush),
+			us_ms(st->flush_us[0]), us_ms(st->flush_us[1]), us_ms(st->flush_us[3]));
+	if (st->produce_requests)
+		fprintf(f, "; Produce requests in the broker p50 %.3f p99 %.3f max %.3f ms",
+			us_ms(st->produce_us[0]), us_ms(st->produce_us[1]),
+			us_ms(st->produce_us[3]));
 	fprintf(f, ".</p>\n");
 }
 

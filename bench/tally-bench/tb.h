@@ -235,6 +235,17 @@ struct tb_net_baseline {
 	char error[256];
 };
 
+/* What a tallyd that tally-bench started logs at close. With several partitions the
+ * percentiles are the worst partition's. */
+struct tb_broker_stats {
+	uint64_t flushes; /* fdatasync rounds of the topic's partitions */
+	uint64_t bytes_per_flush;
+	uint64_t flush_us[4]; /* fdatasync round: p50, p99, p99.9, max */
+	uint64_t write_us[3]; /* write round: p50, p99, max */
+	uint64_t produce_requests;
+	uint64_t produce_us[4]; /* Produce request time in the broker: p50, p99, p99.9, max */
+};
+
 struct tb_phase_result {
 	double target_rate; /* records/s, 0 = max */
 	struct tb_flow produce;
@@ -243,8 +254,7 @@ struct tb_phase_result {
 	struct tb_latency e2e_latency;     /* receive - intended send time */
 	bool has_e2e;
 	struct tb_resources res;
-	uint64_t bytes_per_flush; /* from tallyd's log at close; 0 unknown */
-	uint64_t flushes;
+	struct tb_broker_stats broker; /* from tallyd's log at close; zeros unknown */
 	struct tb_sample *samples;
 	int sample_count;
 	int sample_cap;
@@ -367,9 +377,9 @@ struct tb_broker {
 /* Starts tallyd with its data in a fresh directory under o->data_dir (or /var/tmp) and
  * waits until it listens. 0, or -1 with @err. */
 int tb_broker_spawn(const struct tb_opts *o, struct tb_broker *b, char *err, size_t err_size);
-/* SIGTERM, wait, and read the flush statistics of @topic's partitions from the log. */
-int tb_broker_stop(struct tb_broker *b, const char *topic, uint64_t *bytes_per_flush,
-		   uint64_t *flushes);
+/* SIGTERM, wait, and read the flush and request statistics of @topic's partitions from
+ * the log. */
+int tb_broker_stop(struct tb_broker *b, const char *topic, struct tb_broker_stats *stats);
 void tb_broker_cleanup(struct tb_broker *b, bool keep);
 /* The pid of the process listening on TCP @port of this host, 0 if not found. */
 int tb_pid_listening_on(int port);

@@ -48,7 +48,8 @@ timeout 120 "$bench" consume --tallyd "$TL_BIN/tallyd" --data-dir "$TL_TMP" --fi
 	-s 1k -l smoke-consume --json "$TL_TMP/consume.json" --html "$TL_TMP/consume.html" \
 	>"$TL_TMP/consume.out" 2>&1 ||
 	{ cat "$TL_TMP/consume.out" >&2; tl_fail "tally-bench consume failed"; }
-json_ok "$TL_TMP/consume.json" fill.produce.mb_per_s consume.records_per_s fill.broker.fdatasyncs
+json_ok "$TL_TMP/consume.json" fill.produce.mb_per_s consume.records_per_s fill.broker.fdatasyncs \
+	fill.broker.fdatasync_ms.p99 fill.broker.write_ms.max fill.broker.produce_request_ms.p99
 html_ok "$TL_TMP/consume.html"
 if ls -d "$TL_TMP"/tally-bench.* >/dev/null 2>&1; then
 	tl_fail "tally-bench left its broker's data behind"
