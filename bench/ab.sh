@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# ab.sh - is B faster or slower than A, beyond the noise? Runs the same tally-bench
+# workload PAIRS times with A's options and with B's, alternating which goes first (A B,
+# B A, A B, ...: a drift of the machine over the runs falls on both), SETTLE_S (5) idle
+# seconds before each run, and prints each pair's B/A ratio and their mean with a 95 %
+# confidence interval (Student's t over the pairs' ratios) for throughput and for the
+# broker's and the client's CPU-seconds per GB.
+#
+#   bench/ab.sh [-n PAIRS] [-o DIR] -A "A's options" -B "B's options" -- COMMON...
+#   bench/ab.sh -n 20 -A "--idempotence on" -B "--idempotence off" -- produce -d 8s -w 2s
+#
+# A run whose "other processes" took over 10 % of a CPU is reported and left out, with
+# its partner. Manual, not part of make test.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+pairs=10 out= a_args= b_args=
+while [ $# -gt 0 ]; do
+	case $1 in
+	-n) pairs=$2; shift 2 ;;
+	-o) out=$2; shift 2 ;;
+	-A) a_args=$2; shift 2 ;;
+	-B) b_args=$2; shift 2 ;;
+	--) shift; break ;;
+	*) echo "ab.sh: unknown option $1 (see the header)" >&2; exit 2 ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "ab.sh: no tally-bench command after --" >&2; exit 2; }
+out=${out:-$(mktemp -d /var/tmp/tally-bench-ab.XXXXXX)}
+mkdir -p "$out"
+bench=build/bin/tally-bench
+[ -x "$bench" ] || make -s release >/dev/null
+settle=${SETTLE_S:-5}
+
+run() { # SIDE PAIR TALLY-BENCH-ARGS...
+	local name=$1-$2
+	shift 2
+	sleep "$settle"
+	"$bench" "$@" -q -l "$name" --json "$out/$name.json" >"$out/$name.txt" 2>&1 </dev/null
+}
+
+echo "ab.sh: $pairs pairs; A: $a_args; B: $b_args; common: $*; reports in $out"
+for ((i = 1; i <= pairs; i++)); do
+	# shellcheck disable=SC2086 # a side's options are split into words on purpose
+	if ((i % 2)); then
+		run a "$i" "$@" $a_args
+		run b "$i" "$@" $b_args
+	else
+		run b "$i" "$@" $b_args
+		run a "$i" "$@" $a_args
+	fi
+	echo "  pair $i done"
+done
+
+python3 - "$out" "$pairs" <<'EOF'
+import json, math, os, sys
+out, pairs = sys.argv[1], int(sys.argv[2])
+# two-sided 95 % Student's t by degrees of freedom; 1.96 past the table
+T95 = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+       2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+       2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+def load(side, i):
+    path = os.path.join(out, f"{side}-{i}.json")
+    try:
+        j = json.load(open(path))
+    except (OSError, ValueError) as e:
+        return None, f"{path}: {e}"
+    if not j.get("ok"):
+        return None, f"{path}: {j.get('error')}"
+    res = j.get("resources", {})
+    if res.get("other_cpu_s", 0) > 0.1 * res.get("wall_s", 0):
+        return None, f"{path}: machine not idle ({res['other_cpu_s']:.2f} CPU-s of others)"
+    return {"mb": j["produce"]["mb_per_s"],
+            "broker": res.get("broker_cpu_s_per_gb"),
+            "client": res.get("client_cpu_s_per_gb")}, None
+
+rows = []
+for i in range(1, pairs + 1):
+    a, ea = load("a", i)
+    b, eb = load("b", i)
+    if ea or eb:
+        print(f"  pair {i} left out: {ea or eb}")
+        continue
+    rows.append((i, a, b))
+
+def summary(name, key):
+    r = [b[key] / a[key] for _, a, b in rows if a.get(key) and b.get(key)]
+    if len(r) < 2:
+        print(f"  {name}: fewer than 2 pairs")
+        return
+    n = len(r)
+    mean = sum(r) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in r) / (n - 1))
+    t = T95[n - 2] if n - 2 < len(T95) else 1.96
+    half = t * sd / math.sqrt(n)
+    print(f"  {name}: B/A mean {mean:.4f}, 95 % CI [{mean - half:.4f}, {mean + half:.4f}]"
+          f" over {n} pairs (sd of a ratio {sd:.4f})")
+
+print(f"{'pair':>4} {'A MB/s':>9} {'B MB/s':>9} {'B/A':>7} {'A brk CPU-s/GB':>15} {'B brk':>7}")
+for i, a, b in rows:
+    print(f"{i:>4} {a['mb']:>9.1f} {b['mb']:>9.1f} {b['mb'] / a['mb']:>7.3f}"
+          f" {a['broker'] or 0:>15.3f} {b['broker'] or 0:>7.3f}")
+summary("throughput (MB/s)", "mb")
+summary("broker CPU-s/GB", "broker")
+summary("client CPU-s/GB", "client")
+EOF
