@@ -3,8 +3,9 @@
 # workload PAIRS times with A's options and with B's, alternating which goes first (A B,
 # B A, A B, ...: a drift of the machine over the runs falls on both), SETTLE_S (5) idle
 # seconds before each run, and prints each pair's B/A ratio and their mean with a 95 %
-# confidence interval (Student's t over the pairs' ratios) for throughput and for the
-# broker's and the client's CPU-seconds per GB.
+# confidence interval (Student's t over the pairs' ratios) and median for throughput,
+# produce p99, the broker's Produce request and fdatasync p99, and the broker's and the
+# client's CPU-seconds per GB.
 #
 #   bench/ab.sh [-n PAIRS] [-o DIR] -A "A's options" -B "B's options" -- COMMON...
 #   bench/ab.sh -n 20 -A "--idempotence on" -B "--idempotence off" -- produce -d 8s -w 2s
@@ -70,7 +71,11 @@ def load(side, i):
     res = j.get("resources", {})
     if res.get("other_cpu_s", 0) > 0.1 * res.get("wall_s", 0):
         return None, f"{path}: machine not idle ({res['other_cpu_s']:.2f} CPU-s of others)"
+    broker = j.get("broker", {})
     return {"mb": j["produce"]["mb_per_s"],
+            "p99": j["produce"]["latency_ms"]["p99"],
+            "req_p99": broker.get("produce_request_ms", {}).get("p99"),
+            "sync_p99": broker.get("fdatasync_ms", {}).get("p99"),
             "broker": res.get("broker_cpu_s_per_gb"),
             "client": res.get("client_cpu_s_per_gb")}, None
 
@@ -93,14 +98,25 @@ def summary(name, key):
     sd = math.sqrt(sum((x - mean) ** 2 for x in r) / (n - 1))
     t = T95[n - 2] if n - 2 < len(T95) else 1.96
     half = t * sd / math.sqrt(n)
-    print(f"  {name}: B/A mean {mean:.4f}, 95 % CI [{mean - half:.4f}, {mean + half:.4f}]"
-          f" over {n} pairs (sd of a ratio {sd:.4f})")
+    median = sorted(r)[n // 2] if n % 2 else sum(sorted(r)[n // 2 - 1:n // 2 + 1]) / 2
+    print(f"  {name}: B/A mean {mean:.4f}, 95 % CI [{mean - half:.4f}, {mean + half:.4f}],"
+          f" median {median:.4f} over {n} pairs (sd of a ratio {sd:.4f})")
 
-print(f"{'pair':>4} {'A MB/s':>9} {'B MB/s':>9} {'B/A':>7} {'A brk CPU-s/GB':>15} {'B brk':>7}")
+def ms(v):
+    return f"{v:.2f}" if v is not None else "-"
+
+print(f"{'pair':>4} {'A MB/s':>8} {'B MB/s':>8} {'B/A':>6} {'A p99':>7} {'B p99':>7}"
+      f" {'A brk p99':>9} {'B brk p99':>9} {'A sync p99':>10} {'B sync p99':>10}"
+      f" {'A CPU-s/GB':>10} {'B':>6}")
 for i, a, b in rows:
-    print(f"{i:>4} {a['mb']:>9.1f} {b['mb']:>9.1f} {b['mb'] / a['mb']:>7.3f}"
-          f" {a['broker'] or 0:>15.3f} {b['broker'] or 0:>7.3f}")
+    print(f"{i:>4} {a['mb']:>8.1f} {b['mb']:>8.1f} {b['mb'] / a['mb']:>6.3f}"
+          f" {ms(a['p99']):>7} {ms(b['p99']):>7} {ms(a['req_p99']):>9} {ms(b['req_p99']):>9}"
+          f" {ms(a['sync_p99']):>10} {ms(b['sync_p99']):>10}"
+          f" {a['broker'] or 0:>10.3f} {b['broker'] or 0:>6.3f}")
 summary("throughput (MB/s)", "mb")
+summary("produce p99 (client)", "p99")
+summary("Produce request p99 (broker)", "req_p99")
+summary("fdatasync p99 (broker)", "sync_p99")
 summary("broker CPU-s/GB", "broker")
 summary("client CPU-s/GB", "client")
 EOF
