@@ -187,13 +187,16 @@ void tl_ring_writev(struct tl_ring *ring, struct tl_ring_op *op, int fd, struct 
 	ring_queue(ring, op);
 }
 
-void tl_ring_fdatasync(struct tl_ring *ring, struct tl_ring_op *op, int fd)
+void tl_ring_fdatasync(struct tl_ring *ring, struct tl_ring_op *op, int fd, int64_t offset,
+		       int64_t bytes)
 {
+	TL_ASSERT(offset >= 0 && bytes >= 0);
 	op->kind = TL_RING_OP_FDATASYNC;
 	op->fd = fd;
 	op->iov = NULL;
 	op->iov_count = 0;
-	op->bytes_want = 0;
+	op->offset = offset;
+	op->bytes_want = bytes; /* the range; never a short transfer */
 	ring_queue(ring, op);
 }
 
@@ -255,6 +258,19 @@ static void sync_perform(struct tl_ring_op *op)
 	op->res = op->bytes_done;
 }
 
+/* The kernel takes an fsync range as a 64-bit offset and a 32-bit length (0: to the end
+ * of the file); a range too long for it syncs from its start to the end. */
+static void prep_fdatasync(struct io_uring_sqe *sqe, const struct tl_ring_op *op)
+{
+	io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
+	if (op->bytes_want == 0)
+		return;
+	sqe->off = (uint64_t)op->offset;
+	sqe->len = op->bytes_want <= UINT32_MAX ? (uint32_t)op->bytes_want : 0;
+	if (sqe->off > 0 && sqe->len == 0)
+		sqe->off = 0; /* off > 0 with len 0 would sync a single byte */
+}
+
 void tl_ring_submit(struct tl_ring *ring)
 {
 	if (!ring->backlog_head)
@@ -282,7 +298,7 @@ void tl_ring_submit(struct tl_ring *ring)
 			io_uring_prep_readv(sqe, op->fd, op->iov, (unsigned)op->iov_count,
 					    (uint64_t)at);
 		else
-			io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
+			prep_fdatasync(sqe, op);
 		io_uring_sqe_set_data(sqe, op);
 		ring->in_kernel++;
 		queued++;

@@ -67,7 +67,12 @@ bool tl_ring_is_uring(const struct tl_ring *ring);
  * write. Ops beyond the ring's room wait in a backlog and go out as room frees. */
 void tl_ring_writev(struct tl_ring *ring, struct tl_ring_op *op, int fd, struct iovec *iov,
 		    int iov_count, int64_t offset);
-void tl_ring_fdatasync(struct tl_ring *ring, struct tl_ring_op *op, int fd);
+/* Makes [@offset, @offset + @bytes) of @fd and the metadata needed to read it durable
+ * (@bytes 0: the whole file). io_uring writes back and waits for that range only, so
+ * pages written meanwhile beyond it are left to the next sync; the sync engine syncs
+ * the whole file. A writeback error anywhere in the file is reported either way. */
+void tl_ring_fdatasync(struct tl_ring *ring, struct tl_ring_op *op, int fd, int64_t offset,
+		       int64_t bytes);
 void tl_ring_read(struct tl_ring *ring, struct tl_ring_op *op, int fd, void *buf, uint32_t bytes,
 		  int64_t offset);
 

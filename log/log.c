@@ -8,7 +8,9 @@
  *   writing  in the write round in flight: one writev per run of contiguous batches of
  *            one segment, at most FLUSH_IOV_MAX batches each
  *   written  in the page cache, waiting for the sync stage
- *   syncing  covered by the sync round in flight: one fdatasync per segment in it
+ *   syncing  covered by the sync round in flight: one fdatasync per segment in it, of
+ *            the byte range of its batches there (with io_uring only that range is
+ *            written back, not what the write stage adds meanwhile)
  * The write stage starts a round with everything queued whenever none is in flight;
  * the sync stage starts one with everything written whenever none is in flight. Both
  * are kicked by tl_log_flush() and whenever a round completes (pipeline_pump()). So the
@@ -151,6 +153,8 @@ struct flush_op {
 	struct tl_log_segment *segment;
 	uint32_t first; /* of a write: its first batch in log->writing */
 	uint32_t count; /* of a write: how many batches */
+	int64_t from;   /* of a sync: the bytes of its batches in the segment */
+	int64_t to;
 };
 
 struct tl_log {
@@ -1578,16 +1582,24 @@ static tl_err sync_start(struct tl_log *log)
 	log->sync_end_offset = log->written_end_offset;
 	uint32_t used = 0;
 	for (uint32_t i = 0; i < log->syncing.count; i++) {
-		struct tl_log_segment *segment = log->syncing.items[i].segment;
-		if (i > 0 && segment == log->syncing.items[i - 1].segment)
+		const struct pending *p = &log->syncing.items[i];
+		int64_t end = p->position + (int64_t)p->iov.iov_len;
+		if (i > 0 && p->segment == log->syncing.items[i - 1].segment) {
+			TL_ASSERT_DEBUG(p->position == log->sync_ops[used - 1].to);
+			log->sync_ops[used - 1].to = end;
 			continue;
+		}
 		struct flush_op *sync = &log->sync_ops[used++];
 		TL_ASSERT(!sync->op.in_flight);
 		memset(sync, 0, sizeof(*sync));
 		sync->log = log;
-		sync->segment = segment;
+		sync->segment = p->segment;
+		/* Everything before it in the segment was durable before this round. */
+		TL_ASSERT(p->position == p->segment->bytes_durable);
+		sync->from = p->position;
+		sync->to = end;
 		sync->op.done = sync_done;
-		segment->refs++; /* a roll or retention must not close the fd under the sync */
+		p->segment->refs++; /* a roll or retention must not close the fd under the sync */
 	}
 	TL_ASSERT(used == segments);
 	log->sync_in_flight = true;
@@ -1595,8 +1607,11 @@ static tl_err sync_start(struct tl_log *log)
 	log->sync_started_ns = tl_mono_ns();
 	pipeline_check(log);
 	/* Ring callbacks never run from inside a queueing call. */
-	for (uint32_t k = 0; k < used; k++)
-		tl_ring_fdatasync(log->ring, &log->sync_ops[k].op, log->sync_ops[k].segment->fd);
+	for (uint32_t k = 0; k < used; k++) {
+		struct flush_op *sync = &log->sync_ops[k];
+		tl_ring_fdatasync(log->ring, &sync->op, sync->segment->fd, sync->from,
+				  sync->to - sync->from);
+	}
 	return TL_OK;
 }
 
