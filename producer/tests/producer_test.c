@@ -13,6 +13,7 @@
 
 #include "fake_broker.h"
 #include "tally/producer.h"
+#include "test_producer.h"
 
 /* Kafka's UtilsTest.testMurmur2 (clients/src/test/java/.../utils/UtilsTest.java). */
 START_TEST(murmur2_matches_java_test_values)
@@ -158,28 +159,6 @@ END_TEST
 static struct fake_broker fb;
 static char fb_address[64];
 
-struct reports {
-	int ok;
-	int failed;
-	tl_err last_err;
-	char last_detail[512];
-	int64_t offsets[64];
-};
-
-static void on_report(const struct tl_producer_delivery *d, void *opaque)
-{
-	struct reports *r = opaque;
-	if (d->err == TL_OK) {
-		if (r->ok < 64)
-			r->offsets[r->ok] = d->offset;
-		r->ok++;
-	} else {
-		r->failed++;
-		r->last_err = d->err;
-		snprintf(r->last_detail, sizeof(r->last_detail), "%s", d->detail ? d->detail : "");
-	}
-}
-
 static void fake_setup(void)
 {
 	fake_broker_start(&fb, 1);
@@ -194,23 +173,7 @@ static void fake_teardown(void)
 /* A producer on the fake broker, with extra key=value pairs (NULL-terminated). */
 static struct tl_producer *fake_producer(struct reports *reports, const char *const *kv)
 {
-	struct tl_producer_conf *conf = tl_producer_conf_create();
-	char err[256];
-	ck_assert_int_eq(
-		tl_producer_conf_set(conf, "bootstrap.servers", fb_address, err, sizeof(err)),
-		TL_OK);
-	ck_assert_int_eq(tl_producer_conf_set(conf, "retry.backoff.ms", "10", err, sizeof(err)),
-			 TL_OK);
-	for (int i = 0; kv && kv[i]; i += 2)
-		ck_assert_msg(tl_producer_conf_set(conf, kv[i], kv[i + 1], err, sizeof(err)) ==
-				      TL_OK,
-			      "%s", err);
-	if (reports)
-		tl_producer_conf_set_delivery_cb(conf, on_report, reports);
-	struct tl_producer *producer = NULL;
-	ck_assert_msg(tl_producer_create(conf, &producer, err, sizeof(err)) == TL_OK, "%s", err);
-	tl_producer_conf_destroy(conf);
-	return producer;
+	return test_producer(fb_address, reports, NULL, kv);
 }
 
 static tl_err send_value(struct tl_producer *producer, const char *value)

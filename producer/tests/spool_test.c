@@ -16,31 +16,13 @@
 #include "fake_broker.h"
 #include "protocol/batch.h"
 #include "tally/producer.h"
+#include "test_producer.h"
 
 #define WAIT_MS 10000
 
 static struct fake_broker fb;
 static char fb_address[64];
 static char spool_dir[256];
-
-struct reports {
-	int ok;
-	int recovered; /* ok with opaque NULL: spooled by an earlier producer */
-	int failed;
-	tl_err last_err;
-};
-
-static void on_report(const struct tl_producer_delivery *d, void *opaque)
-{
-	struct reports *r = opaque;
-	if (d->err == TL_OK) {
-		r->ok++;
-		r->recovered += d->opaque == NULL;
-	} else {
-		r->failed++;
-		r->last_err = d->err;
-	}
-}
 
 static void setup(void)
 {
@@ -60,26 +42,8 @@ static void teardown(void)
 
 static struct tl_producer *spool_producer(struct reports *reports, const char *const *kv)
 {
-	struct tl_producer_conf *conf = tl_producer_conf_create();
-	char err[512];
-	ck_assert_int_eq(
-		tl_producer_conf_set(conf, "bootstrap.servers", fb_address, err, sizeof(err)),
-		TL_OK);
-	ck_assert_int_eq(tl_producer_conf_set(conf, "retry.backoff.ms", "10", err, sizeof(err)),
-			 TL_OK);
-	ck_assert_int_eq(tl_producer_conf_set(conf, "linger.ms", "0", err, sizeof(err)), TL_OK);
-	ck_assert_int_eq(tl_producer_conf_set(conf, "spool.dir", spool_dir, err, sizeof(err)),
-			 TL_OK);
-	for (int i = 0; kv && kv[i]; i += 2)
-		ck_assert_msg(tl_producer_conf_set(conf, kv[i], kv[i + 1], err, sizeof(err)) ==
-				      TL_OK,
-			      "%s", err);
-	if (reports)
-		tl_producer_conf_set_delivery_cb(conf, on_report, reports);
-	struct tl_producer *producer = NULL;
-	ck_assert_msg(tl_producer_create(conf, &producer, err, sizeof(err)) == TL_OK, "%s", err);
-	tl_producer_conf_destroy(conf);
-	return producer;
+	const char *const base[] = {"linger.ms", "0", "spool.dir", spool_dir, NULL};
+	return test_producer(fb_address, reports, base, kv);
 }
 
 static int marker;

@@ -12,30 +12,12 @@
 
 #include "fake_broker.h"
 #include "tally/producer.h"
+#include "test_producer.h"
 
 #define WAIT_MS 10000
 
 static struct fake_broker fb;
 static char fb_address[64];
-
-struct reports {
-	int ok;
-	int failed;
-	tl_err last_err;
-	char last_detail[512];
-};
-
-static void on_report(const struct tl_producer_delivery *d, void *opaque)
-{
-	struct reports *r = opaque;
-	if (d->err == TL_OK) {
-		r->ok++;
-	} else {
-		r->failed++;
-		r->last_err = d->err;
-		snprintf(r->last_detail, sizeof(r->last_detail), "%s", d->detail ? d->detail : "");
-	}
-}
 
 static void fake_setup(void)
 {
@@ -51,25 +33,8 @@ static void fake_teardown(void)
 /* A transactional producer on the fake broker, with extra key=value pairs. */
 static struct tl_producer *txn_producer(struct reports *reports, const char *const *kv)
 {
-	struct tl_producer_conf *conf = tl_producer_conf_create();
-	char err[256];
-	ck_assert_int_eq(
-		tl_producer_conf_set(conf, "bootstrap.servers", fb_address, err, sizeof(err)),
-		TL_OK);
-	ck_assert_int_eq(tl_producer_conf_set(conf, "retry.backoff.ms", "10", err, sizeof(err)),
-			 TL_OK);
-	ck_assert_int_eq(tl_producer_conf_set(conf, "transactional.id", "tx-1", err, sizeof(err)),
-			 TL_OK);
-	for (int i = 0; kv && kv[i]; i += 2)
-		ck_assert_msg(tl_producer_conf_set(conf, kv[i], kv[i + 1], err, sizeof(err)) ==
-				      TL_OK,
-			      "%s", err);
-	if (reports)
-		tl_producer_conf_set_delivery_cb(conf, on_report, reports);
-	struct tl_producer *producer = NULL;
-	ck_assert_msg(tl_producer_create(conf, &producer, err, sizeof(err)) == TL_OK, "%s", err);
-	tl_producer_conf_destroy(conf);
-	return producer;
+	const char *const base[] = {"transactional.id", "tx-1", NULL};
+	return test_producer(fb_address, reports, base, kv);
 }
 
 static tl_err send_to(struct tl_producer *producer, int32_t partition, const char *value)
