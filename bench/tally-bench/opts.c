@@ -37,6 +37,8 @@ void tb_usage(FILE *out)
 	      "  -k, --keys N                keyed records over N distinct keys; default none\n"
 	      "  -P, --producers N           producer threads, one client each; default 1\n"
 	      "  -c, --consumers N           consumer threads (partitions split); default 1\n"
+	      "      --processes             run each producer and consumer in a process of its\n"
+	      "                              own (fork) instead of a thread\n"
 	      "  -a, --acks all|1|0          default all\n"
 	      "      --idempotence on|off    default: the client's (on with acks=all)\n"
 	      "      --transactions          commit every --txn-interval (default 100ms)\n"
@@ -238,6 +240,7 @@ enum {
 	OPT_PAYLOAD,
 	OPT_IDEMPOTENCE,
 	OPT_TRANSACTIONS,
+	OPT_PROCESSES,
 	OPT_TXN_INTERVAL,
 	OPT_FILL,
 	OPT_INTERVAL,
@@ -267,6 +270,7 @@ static const struct option long_options[] = {
 	{"keys", required_argument, NULL, 'k'},
 	{"producers", required_argument, NULL, 'P'},
 	{"consumers", required_argument, NULL, 'c'},
+	{"processes", no_argument, NULL, OPT_PROCESSES},
 	{"acks", required_argument, NULL, 'a'},
 	{"idempotence", required_argument, NULL, OPT_IDEMPOTENCE},
 	{"transactions", no_argument, NULL, OPT_TRANSACTIONS},
@@ -489,6 +493,9 @@ static int parse_one(struct tb_opts *o, int c, const char *arg)
 		break;
 	case OPT_TRANSACTIONS:
 		o->transactions = true;
+		break;
+	case OPT_PROCESSES:
+		o->processes = true;
 		break;
 	case OPT_TXN_INTERVAL:
 		ns = tb_parse_duration(arg);

@@ -226,11 +226,11 @@ static void workload_line(FILE *out, const struct tb_opts *o)
 			 " the server is configured",
 			 o->window);
 	fprintf(out,
-		"  workload: %s, %d producer(s), %d consumer(s), %d partition(s), record size %s"
-		" (%s), %s, %s, rate %s\n",
+		"  workload: %s, %d producer(s), %d consumer(s) (%s), %d partition(s), record"
+		" size %s (%s), %s, %s, rate %s\n",
 		tb_system_name(o->system), o->producers,
 		o->mode == TB_MODE_PRODUCE || o->mode == TB_MODE_SWEEP ? 0 : o->consumers,
-		o->partitions, o->size.text,
+		o->processes ? "processes" : "threads", o->partitions, o->size.text,
 		o->payload == TB_PAYLOAD_TEXT     ? "text"
 		: o->payload == TB_PAYLOAD_RANDOM ? "random"
 						  : "zeros",
@@ -539,6 +539,7 @@ static void json_config(struct tb_jw *w, const struct tb_opts *o)
 	tb_jw_str(w, "acks", o->acks);
 	tb_jw_str(w, "idempotence", o->idempotence < 0 ? "default" : o->idempotence ? "on" : "off");
 	tb_jw_bool(w, "transactions", o->transactions);
+	tb_jw_bool(w, "processes", o->processes);
 	tb_jw_u64(w, "txn_interval_ms", (uint64_t)o->txn_interval_ms);
 	tb_jw_str(w, "compression", o->compression);
 	tb_jw_num(w, "rate", o->rate);

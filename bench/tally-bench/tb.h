@@ -119,6 +119,7 @@ struct tb_opts {
 	uint32_t keys; /* distinct keys, 0 = no key */
 	int producers;
 	int consumers;
+	bool processes;   /* each producer and consumer in its own process, not a thread */
 	const char *acks; /* all, 1, 0 */
 	int idempotence;  /* -1 library default, 0 off, 1 on */
 	bool transactions;

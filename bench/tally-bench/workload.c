@@ -1,5 +1,5 @@
-/* workload.c - one phase of a benchmark: producer and consumer threads, open-loop pacing,
- * per-interval sampling, and the summary.
+/* workload.c - one phase of a benchmark: producer and consumer threads (or processes),
+ * open-loop pacing, per-interval sampling, and the summary.
  *
  * Timeline: workers open their clients, then wait at a start barrier; t0 is taken when
  * all are ready. [t0, warmup_end) is warm-up; the measurement window is [warmup_end,
@@ -17,14 +17,22 @@
  *     warmup_end; in throughput when its acknowledgement (or receipt) falls in the
  *     measurement window.
  * (4) Every counter of a worker has one writer (that worker's thread; delivery callbacks
- *     run on it) and is read by the sampler with relaxed atomics. */
+ *     run on it) and is read by the sampler with relaxed atomics.
+ * (5) With --processes the phase and its workers live in one MAP_SHARED mapping and the
+ *     barrier's mutex and condition are process-shared, so each worker runs unchanged in
+ *     a forked child (its client opened there) and the sampler reads it as it reads a
+ *     thread. A child that dies without finishing is reaped and counted as a failed
+ *     worker, so the phase still ends. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tb.h"
@@ -44,6 +52,9 @@ struct worker {
 	int index;
 	bool consumer;
 	pthread_t thread;
+	pid_t pid;       /* --processes: the child running it; 0 once reaped */
+	bool finished;   /* its main function returned (a dead child's did not) */
+	bool at_barrier; /* counted in ph->ready */
 	/* (4): counters */
 	uint64_t records; /* acknowledged (producer) or received (consumer) */
 	uint64_t bytes;
@@ -171,6 +182,24 @@ static uint8_t *pool_create(enum tb_payload payload)
 	return pool;
 }
 
+/* Under --processes the lock is robust: a child killed while holding it leaves it to
+ * the next locker, who takes it over (the state it guards is counters and flags, each
+ * written whole). */
+static void phase_lock(struct phase *ph)
+{
+	if (pthread_mutex_lock(&ph->lock) == EOWNERDEAD)
+		pthread_mutex_consistent(&ph->lock);
+}
+
+/* Waits on the barrier's condition, until @until (CLOCK_MONOTONIC) unless NULL. */
+static void phase_wait(struct phase *ph, const struct timespec *until)
+{
+	int rc = until ? pthread_cond_timedwait(&ph->cond, &ph->lock, until)
+		       : pthread_cond_wait(&ph->cond, &ph->lock);
+	if (rc == EOWNERDEAD)
+		pthread_mutex_consistent(&ph->lock);
+}
+
 static void worker_fail(struct worker *w, const char *why)
 {
 	if (!w->failed)
@@ -182,13 +211,14 @@ static void worker_fail(struct worker *w, const char *why)
 static bool worker_ready_and_wait(struct worker *w, bool ok)
 {
 	struct phase *ph = w->ph;
-	pthread_mutex_lock(&ph->lock);
+	phase_lock(ph);
 	ph->ready++;
+	w->at_barrier = true;
 	if (!ok)
 		ph->abort = true;
 	pthread_cond_broadcast(&ph->cond);
 	while (!ph->go && !ph->abort)
-		pthread_cond_wait(&ph->cond, &ph->lock);
+		phase_wait(ph, NULL);
 	bool go = ph->go && !ph->abort;
 	pthread_mutex_unlock(&ph->lock);
 	return go;
@@ -366,6 +396,7 @@ static void *producer_main(void *arg)
 	if (w->pd)
 		ph->ops->producer_close(w->pd);
 	free(w->value);
+	__atomic_store_n(&w->finished, true, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&ph->workers_done, 1, __ATOMIC_ACQ_REL);
 	return NULL;
 }
@@ -461,6 +492,7 @@ static void *consumer_main(void *arg)
 		consumer_loop(w, cd);
 	if (cd)
 		ph->ops->consumer_close(cd);
+	__atomic_store_n(&w->finished, true, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&ph->workers_done, 1, __ATOMIC_ACQ_REL);
 	return NULL;
 }
@@ -522,6 +554,45 @@ static void sample_take(struct phase *ph, struct tb_phase_result *r, int64_t now
 		tb_print_sample(stdout, &s, ph->kind);
 }
 
+/* --processes: reaps the workers' children (@block: waits for all). One that died
+ * before its main function returned counts as done and failed, so nothing waits for
+ * it. */
+static void workers_reap(struct phase *ph, bool block)
+{
+	if (!ph->o->processes)
+		return;
+	for (int i = 0; i < ph->nprod + ph->ncons; i++) {
+		struct worker *w = &ph->w[i];
+		if (w->pid <= 0)
+			continue;
+		int status = 0;
+		pid_t got = waitpid(w->pid, &status, block ? 0 : WNOHANG);
+		if (got == 0 || (got < 0 && errno == EINTR))
+			continue;
+		w->pid = 0;
+		if (__atomic_load_n(&w->finished, __ATOMIC_ACQUIRE))
+			continue;
+		char why[96];
+		if (got > 0 && WIFSIGNALED(status))
+			snprintf(why, sizeof(why), "worker process died: %s",
+				 strsignal(WTERMSIG(status)));
+		else
+			snprintf(why, sizeof(why), "worker process exited early (status %d)",
+				 got > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		worker_fail(w, why);
+		if (!w->consumer)
+			__atomic_sub_fetch(&ph->producers_left, 1, __ATOMIC_ACQ_REL);
+		/* A child that dies at the barrier never counted itself ready. */
+		phase_lock(ph);
+		if (!w->at_barrier)
+			ph->ready++;
+		ph->abort |= !ph->go;
+		pthread_cond_broadcast(&ph->cond);
+		pthread_mutex_unlock(&ph->lock);
+		__atomic_add_fetch(&ph->workers_done, 1, __ATOMIC_ACQ_REL);
+	}
+}
+
 static void sampler_run(struct phase *ph, struct tb_phase_result *r)
 {
 	struct tb_hist *scratch = malloc(sizeof(*scratch));
@@ -529,13 +600,17 @@ static void sampler_run(struct phase *ph, struct tb_phase_result *r)
 	if (!scratch || !interval) {
 		free(scratch);
 		free(interval);
-		while (__atomic_load_n(&ph->workers_done, __ATOMIC_ACQUIRE) < ph->nprod + ph->ncons)
+		while (__atomic_load_n(&ph->workers_done, __ATOMIC_ACQUIRE) <
+		       ph->nprod + ph->ncons) {
+			workers_reap(ph, false);
 			usleep(10000);
+		}
 		return;
 	}
 	int64_t next = ph->t0_ns + ph->o->interval_ns, last = ph->t0_ns;
 	ph->last_sample_ns = ph->t0_ns;
 	for (;;) {
+		workers_reap(ph, false);
 		bool done = __atomic_load_n(&ph->workers_done, __ATOMIC_ACQUIRE) ==
 			    ph->nprod + ph->ncons;
 		int64_t now = tb_now_ns();
@@ -639,8 +714,20 @@ static int phase_start_workers(struct phase *ph)
 		if (w->rng == 0)
 			w->rng = 1;
 		void *(*fn)(void *) = w->consumer ? consumer_main : producer_main;
-		if (pthread_create(&w->thread, NULL, fn, w) != 0)
+		if (!ph->o->processes) {
+			if (pthread_create(&w->thread, NULL, fn, w) != 0)
+				return i;
+			continue;
+		}
+		fflush(NULL); /* a child must not write the parent's buffered output again */
+		pid_t pid = fork();
+		if (pid < 0)
 			return i;
+		if (pid == 0) {
+			fn(w);
+			_exit(w->failed ? 1 : 0);
+		}
+		w->pid = pid;
 	}
 	return ph->nprod + ph->ncons;
 }
@@ -648,9 +735,26 @@ static int phase_start_workers(struct phase *ph)
 /* Waits until every started worker reached the barrier; then starts the clock. */
 static bool phase_go(struct phase *ph, int started, int64_t duration_ns, int64_t warmup_ns)
 {
-	pthread_mutex_lock(&ph->lock);
-	while (ph->ready < started)
-		pthread_cond_wait(&ph->cond, &ph->lock);
+	phase_lock(ph);
+	while (ph->ready < started) {
+		if (!ph->o->processes) {
+			phase_wait(ph, NULL);
+			continue;
+		}
+		/* A child may die before it reaches the barrier: look every 20 ms. */
+		pthread_mutex_unlock(&ph->lock);
+		workers_reap(ph, false);
+		phase_lock(ph);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 20 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (ph->ready < started)
+			phase_wait(ph, &ts);
+	}
 	bool ok = !ph->abort && started == ph->nprod + ph->ncons;
 	if (ok) {
 		ph->t0_ns = tb_now_ns();
@@ -702,61 +806,111 @@ static void phase_collect(struct phase *ph, const struct tb_target *t, struct tb
 	resources_summarize(t, b0, &b1, c0, c1, bytes, end - ph->t0_ns, &r->res);
 }
 
+/* The phase and its workers in one block: shared with the workers' children under
+ * --processes (5), plain memory otherwise. */
+static struct phase *phase_alloc(bool shared, int workers, size_t *size_out)
+{
+	size_t size = sizeof(struct phase) + (size_t)workers * sizeof(struct worker);
+	*size_out = size;
+	void *block;
+	if (shared) {
+		block = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (block == MAP_FAILED)
+			return NULL;
+	} else if (!(block = calloc(1, size))) {
+		return NULL;
+	}
+	struct phase *ph = block;
+	ph->w = (struct worker *)(ph + 1);
+	return ph;
+}
+
+static void phase_release(struct phase *ph, bool shared, size_t size)
+{
+	if (shared)
+		munmap(ph, size);
+	else
+		free(ph);
+}
+
+static void phase_sync_init(struct phase *ph, bool shared)
+{
+	pthread_mutexattr_t ma;
+	pthread_condattr_t ca;
+	pthread_mutexattr_init(&ma);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (shared) {
+		pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+		pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+		pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+	}
+	pthread_mutex_init(&ph->lock, &ma);
+	pthread_cond_init(&ph->cond, &ca);
+	pthread_mutexattr_destroy(&ma);
+	pthread_condattr_destroy(&ca);
+}
+
 int tb_run_phase(const struct tb_opts *o, const struct tb_target *t, enum tb_phase_kind kind,
 		 double rate, uint64_t count, int64_t duration_ns, int64_t warmup_ns,
 		 struct tb_phase_result *r)
 {
-	struct phase ph = {.o = o,
-			   .t = t,
-			   .ops = tb_driver_for(o->system),
-			   .kind = kind,
-			   .rate = rate,
-			   .expect = UINT64_MAX};
 	memset(r, 0, sizeof(*r));
 	r->target_rate = rate;
 	r->warmup_ns = warmup_ns;
-	ph.nprod = kind == TB_PHASE_CONSUME ? 0 : o->producers;
-	ph.ncons = kind == TB_PHASE_PRODUCE ? 0 : o->consumers;
-	ph.producers_left = ph.nprod;
-	if (kind == TB_PHASE_CONSUME)
-		ph.expect = count;
-	ph.w = calloc((size_t)(ph.nprod + ph.ncons), sizeof(*ph.w));
-	ph.pool = ph.nprod > 0 ? pool_create(o->payload) : NULL;
-	if (!ph.w || (ph.nprod > 0 && !ph.pool)) {
+	int nprod = kind == TB_PHASE_CONSUME ? 0 : o->producers;
+	int ncons = kind == TB_PHASE_PRODUCE ? 0 : o->consumers;
+	size_t size = 0;
+	struct phase *ph = phase_alloc(o->processes, nprod + ncons, &size);
+	uint8_t *pool = nprod > 0 ? pool_create(o->payload) : NULL;
+	if (!ph || (nprod > 0 && !pool)) {
 		snprintf(r->produce.first_error, sizeof(r->produce.first_error), "out of memory");
-		free(ph.w);
-		free(ph.pool);
+		if (ph)
+			phase_release(ph, o->processes, size);
+		free(pool);
 		return -1;
 	}
+	ph->o = o;
+	ph->t = t;
+	ph->ops = tb_driver_for(o->system);
+	ph->kind = kind;
+	ph->rate = rate;
+	ph->expect = kind == TB_PHASE_CONSUME ? count : UINT64_MAX;
+	ph->nprod = nprod;
+	ph->ncons = ncons;
+	ph->producers_left = nprod;
+	ph->pool = pool;
 	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
-	pthread_mutex_init(&ph.lock, NULL);
-	pthread_cond_init(&ph.cond, NULL);
-	phase_assign_quotas(&ph, kind == TB_PHASE_CONSUME ? 0 : count);
-	int started = phase_start_workers(&ph);
+	phase_sync_init(ph, o->processes);
+	phase_assign_quotas(ph, kind == TB_PHASE_CONSUME ? 0 : count);
+	int started = phase_start_workers(ph);
 	struct tb_proc_sample b0;
 	tb_proc_sample(t->broker_pid, &b0);
 	double c0 = tb_self_cpu_s();
-	bool ok = phase_go(&ph, started, duration_ns, warmup_ns);
+	bool ok = phase_go(ph, started, duration_ns, warmup_ns);
 	if (ok)
-		sampler_run(&ph, r);
-	for (int i = 0; i < started; i++)
-		pthread_join(ph.w[i].thread, NULL);
-	if (ok)
-		phase_collect(&ph, t, r, &b0, c0);
+		sampler_run(ph, r);
+	if (o->processes)
+		workers_reap(ph, true);
 	else
 		for (int i = 0; i < started; i++)
-			if (ph.w[i].error[0]) {
-				struct tb_flow *f = ph.w[i].consumer ? &r->consume : &r->produce;
-				tb_strlcpy(f->first_error, sizeof(f->first_error), ph.w[i].error);
+			pthread_join(ph->w[i].thread, NULL);
+	if (ok)
+		phase_collect(ph, t, r, &b0, c0);
+	else
+		for (int i = 0; i < started; i++)
+			if (ph->w[i].error[0]) {
+				struct tb_flow *f = ph->w[i].consumer ? &r->consume : &r->produce;
+				tb_strlcpy(f->first_error, sizeof(f->first_error), ph->w[i].error);
 				break;
 			}
 	int failed = !ok;
 	for (int i = 0; i < started; i++)
-		failed |= ph.w[i].failed;
-	pthread_cond_destroy(&ph.cond);
-	pthread_mutex_destroy(&ph.lock);
-	free(ph.w);
-	free(ph.pool);
+		failed |= ph->w[i].failed;
+	pthread_cond_destroy(&ph->cond);
+	pthread_mutex_destroy(&ph->lock);
+	phase_release(ph, o->processes, size);
+	free(pool);
 	return failed ? -1 : 0;
 }
 
@@ -772,11 +926,19 @@ int tb_prepare_topic(const struct tb_opts *o, const struct tb_target *t, char *e
 	return tb_driver_for(o->system)->prepare(o, t, err, err_size);
 }
 
-double tb_self_cpu_s(void)
+static double rusage_s(int who)
 {
 	struct rusage ru;
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
+	if (getrusage(who, &ru) != 0)
 		return 0;
 	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* This process and its reaped children: with --processes the workers are children,
+ * reaped before the phase's second reading. Brokers and fio runs are reaped outside
+ * phases, so they fall on both readings alike. */
+double tb_self_cpu_s(void)
+{
+	return rusage_s(RUSAGE_SELF) + rusage_s(RUSAGE_CHILDREN);
 }

@@ -3,8 +3,10 @@
 # (1) e2e against the test's tallyd (-b), open loop, keys, 2 partitions, with the disk and
 #     loopback baselines: JSON parses and has its figures, the HTML has inline SVG charts
 #     and loads nothing from the network;
-# (2) consume with a tallyd that tally-bench starts itself (fill, then read back);
-# (3) compare of the two reports; (4) a bad option is refused with status 2.
+# (2) produce with two producer processes (--processes): every record acked and seen by
+#     the parent; (3) consume with a tallyd that tally-bench starts itself (fill, then
+#     read back); (4) compare of the two reports; (5) a bad option is refused with
+#     status 2.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd python3
@@ -41,6 +43,17 @@ json_ok "$TL_TMP/e2e.json" produce.records_per_s produce.latency_ms.p99 e2e.late
 	baseline.disk.mb_per_s baseline.loopback.mb_per_s series.0.produce_mb_per_s
 html_ok "$TL_TMP/e2e.html"
 grep -q 'end-to-end' "$TL_TMP/e2e.out" || tl_fail "no end-to-end row in the table"
+tl_log "produce with each producer in its own process"
+timeout 120 "$bench" produce -b "$TL_BROKER" -t bench-processes -p 2 -P 2 --processes -n 4000 \
+	-w 0 -q --json "$TL_TMP/processes.json" >"$TL_TMP/processes.out" 2>&1 ||
+	{ cat "$TL_TMP/processes.out" >&2; tl_fail "tally-bench produce --processes failed"; }
+json_ok "$TL_TMP/processes.json" produce.records_per_s resources.client_cpu_s_per_gb
+python3 - "$TL_TMP/processes.json" <<'EOF' || tl_fail "--processes: not every record acked"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["config"]["processes"] is True
+assert doc["produce"]["total_records"] == 4000, doc["produce"]
+EOF
 tl_stop_broker
 
 tl_log "consume with a tallyd started by tally-bench"
