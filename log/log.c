@@ -181,11 +181,9 @@ struct tl_log {
 	uint32_t write_ops_cap;
 	struct flush_op *sync_ops; /* the sync round's fdatasyncs, one per segment */
 	uint32_t sync_ops_cap;
-	uint32_t writes_left; /* ops of the write round not yet completed */
-	uint32_t syncs_left;  /* ops of the sync round not yet completed */
-	bool write_in_flight;
-	bool sync_in_flight;
-	int64_t sync_end_offset;    /* end of syncing; the high watermark when no sync runs */
+	uint32_t writes_left;    /* ops of the write round not yet completed; 0: none in flight */
+	uint32_t syncs_left;     /* ops of the sync round not yet completed; 0: none in flight */
+	int64_t sync_end_offset; /* end of syncing; the high watermark when no sync runs */
 	int64_t written_end_offset; /* end of the batches whose write completed */
 	int64_t write_end_offset;   /* end of writing; written_end_offset when no write runs */
 
@@ -1453,9 +1451,9 @@ static void pipeline_check(const struct tl_log *log)
 	TL_ASSERT(log->sync_end_offset <= log->written_end_offset);
 	TL_ASSERT(log->written_end_offset <= log->write_end_offset);
 	TL_ASSERT(log->write_end_offset <= log->end_offset);
-	if (!log->sync_in_flight)
+	if (log->syncs_left == 0)
 		TL_ASSERT(log->sync_end_offset == log->high_watermark);
-	if (!log->write_in_flight)
+	if (log->writes_left == 0)
 		TL_ASSERT(log->write_end_offset == log->written_end_offset);
 	list_check(&log->syncing, log->high_watermark, log->sync_end_offset);
 	list_check(&log->written, log->sync_end_offset, log->written_end_offset);
@@ -1544,12 +1542,10 @@ static void sync_done(struct tl_ring_op *op)
 	if (op->res < 0)
 		op_failed(log, "fdatasync", fop->segment, op->res);
 	segment_put(fop->segment);
-	TL_ASSERT(log->sync_in_flight);
 	TL_ASSERT(log->syncs_left > 0);
 	if (--log->syncs_left > 0)
 		return;
 	/* From here on @fop may be reused: the next round can start from a callback. */
-	log->sync_in_flight = false;
 	tl_hist_add(&log->sync_us, (uint64_t)(tl_mono_ns() - log->sync_started_ns) / 1000);
 	if (!log->failed) {
 		sync_round_complete(log);
@@ -1564,7 +1560,6 @@ static void sync_done(struct tl_ring_op *op)
  * `syncing`. Each covers exactly the batches already in the page cache. */
 static tl_err sync_start(struct tl_log *log)
 {
-	TL_ASSERT(!log->sync_in_flight);
 	TL_ASSERT(log->syncs_left == 0);
 	TL_ASSERT(log->syncing.count == 0);
 	TL_ASSERT(log->written.count > 0);
@@ -1602,7 +1597,6 @@ static tl_err sync_start(struct tl_log *log)
 		p->segment->refs++; /* a roll or retention must not close the fd under the sync */
 	}
 	TL_ASSERT(used == segments);
-	log->sync_in_flight = true;
 	log->syncs_left = used;
 	log->sync_started_ns = tl_mono_ns();
 	pipeline_check(log);
@@ -1646,12 +1640,10 @@ static void write_done(struct tl_ring_op *op)
 	if (op->res < 0)
 		op_failed(log, "write", fop->segment, op->res);
 	segment_put(fop->segment);
-	TL_ASSERT(log->write_in_flight);
 	TL_ASSERT(log->writes_left > 0);
 	if (--log->writes_left > 0)
 		return;
 	/* From here on @fop may be reused. */
-	log->write_in_flight = false;
 	tl_hist_add(&log->write_us, (uint64_t)(tl_mono_ns() - log->write_started_ns) / 1000);
 	if (!log->failed && write_round_complete(log) != TL_OK)
 		log_set_failed(log);
@@ -1662,7 +1654,6 @@ static void write_done(struct tl_ring_op *op)
  * per FLUSH_IOV_MAX contiguous batches of one segment. */
 static tl_err write_start(struct tl_log *log)
 {
-	TL_ASSERT(!log->write_in_flight);
 	TL_ASSERT(log->writes_left == 0);
 	TL_ASSERT(log->writing.count == 0);
 	TL_ASSERT(log->queued.count > 0);
@@ -1700,7 +1691,6 @@ static tl_err write_start(struct tl_log *log)
 		first->segment->refs++;
 		i = j;
 	}
-	log->write_in_flight = true;
 	log->write_started_ns = tl_mono_ns();
 	log->write_end_offset = log->writing.items[count - 1].last_offset + 1;
 	log->writes_left = used;
@@ -1720,13 +1710,13 @@ static tl_err write_start(struct tl_log *log)
  * re-entered from a waiter or listener callback (through tl_log_flush()). */
 static void pipeline_pump(struct tl_log *log)
 {
-	if (!log->failed && !log->sync_in_flight && log->written.count > 0 &&
+	if (!log->failed && log->syncs_left == 0 && log->written.count > 0 &&
 	    sync_start(log) != TL_OK)
 		log_set_failed(log);
-	if (!log->failed && !log->write_in_flight && log->queued.count > 0 &&
+	if (!log->failed && log->writes_left == 0 && log->queued.count > 0 &&
 	    write_start(log) != TL_OK)
 		log_set_failed(log);
-	if (log->failed && !log->write_in_flight && !log->sync_in_flight) {
+	if (log->failed && log->writes_left == 0 && log->syncs_left == 0) {
 		log->queued.count = 0;
 		log->writing.count = 0;
 		log->written.count = 0;
@@ -1749,9 +1739,9 @@ static void log_drain(struct tl_log *log)
 {
 	pipeline_pump(log);
 	/* Appends made meanwhile (from another log's callback) are drained too. */
-	while (log->write_in_flight || log->sync_in_flight ||
+	while (log->writes_left > 0 || log->syncs_left > 0 ||
 	       (!log->failed && (log->queued.count > 0 || log->written.count > 0))) {
-		if (!log->write_in_flight && !log->sync_in_flight)
+		if (log->writes_left == 0 && log->syncs_left == 0)
 			pipeline_pump(log);
 		tl_ring_submit(log->ring);
 		tl_ring_wait(log->ring);
@@ -1766,8 +1756,8 @@ static void log_drain(struct tl_log *log)
 
 static void log_free(struct tl_log *log)
 {
-	TL_ASSERT(!log->write_in_flight);
-	TL_ASSERT(!log->sync_in_flight);
+	TL_ASSERT(log->writes_left == 0);
+	TL_ASSERT(log->syncs_left == 0);
 	for (uint32_t i = 0; i < log->segment_count; i++)
 		segment_put(log->segments[i]);
 	close(log->dir_fd);
