@@ -42,8 +42,14 @@
 #define SOURCE_LISTENER 1u
 #define SOURCE_RING     2u
 #define SOURCE_SIGNAL   3u
-#define TICK_MS         1000
-#define EPOLL_EVENTS    256
+
+/* An epoll event's data is one of the SOURCE_ tags or a struct tl_conn pointer. */
+static bool is_connection(uint64_t source)
+{
+	return source != SOURCE_LISTENER && source != SOURCE_RING && source != SOURCE_SIGNAL;
+}
+#define TICK_MS      1000
+#define EPOLL_EVENTS 256
 
 void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition)
 {
@@ -250,12 +256,9 @@ tl_err tl_broker_run(struct tl_broker *broker)
 		}
 		/* A ring completion (or another connection) may close and free a connection
 		 * whose event is later in this batch: hold each until the batch is done. */
-		for (int i = 0; i < n; i++) {
-			uint64_t source = events[i].data.u64;
-			if (source != SOURCE_LISTENER && source != SOURCE_RING &&
-			    source != SOURCE_SIGNAL)
+		for (int i = 0; i < n; i++)
+			if (is_connection(events[i].data.u64))
 				tl_conn_hold(events[i].data.ptr);
-		}
 		for (int i = 0; i < n; i++) {
 			uint64_t source = events[i].data.u64;
 			if (source == SOURCE_LISTENER) {
@@ -273,12 +276,9 @@ tl_err tl_broker_run(struct tl_broker *broker)
 				tl_conn_on_event(events[i].data.ptr, events[i].events);
 			}
 		}
-		for (int i = 0; i < n; i++) {
-			uint64_t source = events[i].data.u64;
-			if (source != SOURCE_LISTENER && source != SOURCE_RING &&
-			    source != SOURCE_SIGNAL)
+		for (int i = 0; i < n; i++)
+			if (is_connection(events[i].data.u64))
 				tl_conn_release(events[i].data.ptr);
-		}
 		broker_group_commit(broker);
 		now = tl_mono_ms();
 		tl_fetch_expire(broker, now);
