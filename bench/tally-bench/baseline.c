@@ -7,6 +7,18 @@
  * fdatasync latency percentiles), else a built-in pwrite + fdatasync writer that times
  * every fdatasync into a histogram.
  *
+ * Group commit: the same disk driven the way an ideal broker would drive it at the
+ * workload's rate, to show what fsync-before-ack costs there before any broker code runs.
+ * A writer thread appends the records that have arrived by the clock (open loop, record i
+ * is due at t0 + i / rate) every COMMIT_WRITE_TICK_NS; a committer thread writes whatever
+ * has arrived since, fdatasyncs, and acknowledges every record the fdatasync covered,
+ * latency counted from its due time. By default one fdatasync is in flight per file, as in
+ * log/log.c: a record that arrives during one waits for it and for the next. With more
+ * (each through its own open file description), a committer starts an fdatasync as soon
+ * as records are waiting and one is free; records are acknowledged in order. With
+ * overwrite, the files are zero-filled and synced first, so that the run rewrites
+ * allocated blocks (what a log with preallocated, zero-filled segments would do).
+ *
  * Network: loopback TCP, @streams sender/receiver thread pairs writing and reading
  * 256 KiB chunks for the given seconds. */
 #include <arpa/inet.h>
@@ -18,6 +30,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +39,9 @@
 
 #define NET_CHUNK_BYTES (256u << 10)
 #define FIO_OUTPUT_MAX  (16u << 20)
+
+#define COMMIT_WRITE_TICK_NS (50 * 1000)
+#define COMMIT_CHUNK_BYTES   (1u << 20) /* the most one pwrite writes */
 
 /* ---- fio ---- */
 
@@ -328,6 +344,286 @@ void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, uint6
 		disk_fio(dir, block_bytes, jobs, bytes, max_s, out);
 	else
 		disk_builtin(dir, block_bytes, jobs, bytes, max_s, out);
+}
+
+/* ---- group commit at the workload's rate ---- */
+
+struct commit_range { /* records [first, end) under one fdatasync */
+	uint64_t first;
+	uint64_t end;
+	int64_t done_ns; /* 0 while its fdatasync runs */
+};
+
+struct committer {
+	char path[700];
+	int fds[TB_COMMIT_SYNCS_MAX]; /* one open file description per fdatasync in flight */
+	int syncs_max;
+	double per_ns; /* records per ns */
+	uint64_t record_bytes;
+	int64_t t0_ns;
+	int64_t measure_from_ns;
+	int64_t deadline_ns;
+	const uint8_t *chunk;
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t acked; /* a range was acknowledged, or stop */
+	uint64_t written;     /* bytes in the file, whole records */
+	uint64_t claimed;     /* records under an fdatasync that has started */
+	struct commit_range ranges[TB_COMMIT_SYNCS_MAX]; /* not yet acknowledged, by sequence */
+	uint64_t next_seq;
+	uint64_t head_seq; /* oldest range not yet acknowledged */
+	int64_t last_ack_ns;
+	bool stop;
+	uint64_t syncs;
+	struct tb_hist latency;
+	struct tb_hist fdatasync;
+	char error[200];
+};
+
+struct committer_thread {
+	struct committer *c;
+	int slot;
+	pthread_t thread;
+};
+
+static int64_t commit_due_ns(const struct committer *c, uint64_t record)
+{
+	return c->t0_ns + (int64_t)((double)record / c->per_ns);
+}
+
+/* Appends every record due by now. Called with c->lock held. */
+static void commit_write_due(struct committer *c)
+{
+	int64_t now = tb_now_ns();
+	uint64_t due = ((uint64_t)((double)(now - c->t0_ns) * c->per_ns) + 1) * c->record_bytes;
+	while (c->written < due && !c->error[0]) {
+		uint64_t left = due - c->written;
+		size_t n = left < COMMIT_CHUNK_BYTES ? (size_t)left : COMMIT_CHUNK_BYTES;
+		ssize_t w = pwrite(c->fds[0], c->chunk, n, (off_t)c->written);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			snprintf(c->error, sizeof(c->error), "pwrite: %s",
+				 w < 0 ? strerror(errno) : "wrote nothing");
+		else
+			c->written += (uint64_t)w;
+	}
+}
+
+static bool commit_stopping(struct committer *c)
+{
+	return c->stop || c->error[0] || tb_now_ns() >= c->deadline_ns || tb_stop_requested;
+}
+
+static void *commit_writer_main(void *arg)
+{
+	struct committer *c = arg;
+	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		bool stop = commit_stopping(c);
+		if (!stop)
+			commit_write_due(c);
+		pthread_mutex_unlock(&c->lock);
+		if (stop)
+			return NULL;
+		tb_sleep_until(tb_now_ns() + COMMIT_WRITE_TICK_NS);
+	}
+}
+
+/* Acknowledges, in order, every range whose fdatasync and all earlier ones returned: a
+ * record counts as durable only when everything before it is (the high watermark). */
+static void commit_ack(struct committer *c)
+{
+	while (c->head_seq < c->next_seq) {
+		struct commit_range *r = &c->ranges[c->head_seq % TB_COMMIT_SYNCS_MAX];
+		if (r->done_ns == 0)
+			return;
+		if (r->done_ns > c->last_ack_ns)
+			c->last_ack_ns = r->done_ns;
+		for (uint64_t i = r->first; i < r->end; i++) {
+			int64_t due = commit_due_ns(c, i);
+			if (due >= c->measure_from_ns)
+				tb_hist_add(&c->latency, (uint64_t)(c->last_ack_ns - due));
+		}
+		c->head_seq++;
+		pthread_cond_broadcast(&c->acked);
+	}
+}
+
+static void *commit_sync_main(void *arg)
+{
+	struct committer_thread *t = arg;
+	struct committer *c = t->c;
+	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	pthread_mutex_lock(&c->lock);
+	while (!commit_stopping(c)) {
+		commit_write_due(c);
+		uint64_t target = c->written / c->record_bytes;
+		if (target == c->claimed) {
+			int64_t next = commit_due_ns(c, target);
+			pthread_mutex_unlock(&c->lock);
+			tb_sleep_until(next);
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
+		if (c->next_seq - c->head_seq == (uint64_t)c->syncs_max) {
+			pthread_cond_wait(&c->acked,
+					  &c->lock); /* retire in order, as the log does */
+			continue;
+		}
+		uint64_t seq = c->next_seq++;
+		struct commit_range *r = &c->ranges[seq % TB_COMMIT_SYNCS_MAX];
+		*r = (struct commit_range){.first = c->claimed, .end = target};
+		c->claimed = target;
+		pthread_mutex_unlock(&c->lock);
+		int64_t start = tb_now_ns();
+		int rc = fdatasync(c->fds[t->slot]);
+		int64_t done = tb_now_ns();
+		int err = errno;
+		pthread_mutex_lock(&c->lock);
+		if (rc != 0) {
+			snprintf(c->error, sizeof(c->error), "fdatasync: %s", strerror(err));
+			break;
+		}
+		tb_hist_add(&c->fdatasync, (uint64_t)(done - start));
+		c->syncs++;
+		r->done_ns = done;
+		commit_ack(c);
+	}
+	c->stop = true;
+	pthread_cond_broadcast(&c->acked);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Writes @bytes of zeros into @j's file and fdatasyncs them, so that the run overwrites
+ * allocated blocks inside the file's size: an fdatasync then has data to flush but no
+ * metadata to commit. */
+static void commit_prefill(struct committer *j, uint64_t bytes, struct tb_commit_baseline *out)
+{
+	static const uint8_t zeros[64 << 10];
+	for (uint64_t off = 0; off < bytes && !out->error[0];) {
+		ssize_t w = pwrite(j->fds[0], zeros, sizeof(zeros), (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			snprintf(out->error, sizeof(out->error), "zero-filling %.200s: %.40s",
+				 j->path, w < 0 ? strerror(errno) : "wrote nothing");
+		else
+			off += (uint64_t)w;
+	}
+	if (!out->error[0] && fdatasync(j->fds[0]) != 0)
+		snprintf(out->error, sizeof(out->error), "fdatasync %.200s: %.40s", j->path,
+			 strerror(errno));
+	out->prefill_bytes += bytes;
+}
+
+void tb_commit_baseline_run(const char *dir, double rate, uint64_t record_bytes, int jobs,
+			    int syncs_in_flight, bool overwrite, double seconds, double warmup_s,
+			    struct tb_commit_baseline *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->present = true;
+	if (jobs < 1)
+		jobs = 1;
+	if (record_bytes < 1)
+		record_bytes = 1;
+	if (syncs_in_flight < 1 || syncs_in_flight > TB_COMMIT_SYNCS_MAX)
+		syncs_in_flight = 1;
+	out->rate = rate;
+	out->record_bytes = record_bytes;
+	out->jobs = jobs;
+	out->syncs_in_flight = syncs_in_flight;
+	out->overwrite = overwrite;
+	int per_job = 1 + syncs_in_flight; /* a writer and the committers */
+	struct committer *c = calloc((size_t)jobs, sizeof(*c));
+	uint8_t *chunk = malloc(COMMIT_CHUNK_BYTES);
+	struct committer_thread *threads = calloc((size_t)(jobs * per_job), sizeof(*threads));
+	struct tb_hist *latency = calloc(1, sizeof(*latency));
+	struct tb_hist *syncs = calloc(1, sizeof(*syncs));
+	if (!c || !chunk || !threads || !latency || !syncs) {
+		snprintf(out->error, sizeof(out->error), "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < COMMIT_CHUNK_BYTES; i++)
+		chunk[i] = (uint8_t)('a' + i % 26);
+	int opened = 0;
+	for (; opened < jobs && !out->error[0]; opened++) {
+		struct committer *j = &c[opened];
+		snprintf(j->path, sizeof(j->path), "%s/tally-bench-commit.%d.%d", dir,
+			 (int)getpid(), opened);
+		for (int k = 0; k < syncs_in_flight; k++) {
+			j->fds[k] = open(j->path,
+					 O_WRONLY | O_CREAT | (k ? 0 : O_TRUNC) | O_CLOEXEC, 0600);
+			if (j->fds[k] == -1) {
+				snprintf(out->error, sizeof(out->error), "open %.200s: %.40s",
+					 j->path, strerror(errno));
+				break;
+			}
+			j->syncs_max = k + 1;
+		}
+		if (overwrite && !out->error[0])
+			commit_prefill(
+				j, (uint64_t)(rate / jobs * seconds * 1.1 + 1) * record_bytes, out);
+		j->per_ns = rate / jobs / 1e9;
+		j->record_bytes = record_bytes;
+		j->chunk = chunk;
+		pthread_mutex_init(&j->lock, NULL);
+		pthread_cond_init(&j->acked, NULL);
+	}
+	int64_t t0 = tb_now_ns();
+	for (int i = 0; i < opened; i++) {
+		c[i].t0_ns = t0;
+		c[i].measure_from_ns = t0 + (int64_t)(warmup_s * 1e9);
+		c[i].deadline_ns = t0 + (int64_t)(seconds * 1e9);
+	}
+	int started = 0;
+	for (int i = 0; i < jobs * per_job && !out->error[0]; i++, started++) {
+		struct committer_thread *t = &threads[i];
+		t->c = &c[i / per_job];
+		t->slot = i % per_job - 1; /* -1: the writer */
+		if (pthread_create(&t->thread, NULL,
+				   t->slot < 0 ? commit_writer_main : commit_sync_main,
+				   t->slot < 0 ? (void *)t->c : (void *)t) != 0) {
+			snprintf(out->error, sizeof(out->error), "could not start its threads");
+			for (int k = 0; k < jobs; k++) {
+				pthread_mutex_lock(&c[k].lock);
+				c[k].stop = true;
+				pthread_cond_broadcast(&c[k].acked);
+				pthread_mutex_unlock(&c[k].lock);
+			}
+		}
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i].thread, NULL);
+	out->seconds = (double)(tb_now_ns() - t0) / 1e9;
+	for (int i = 0; i < opened; i++) {
+		if (c[i].error[0] && !out->error[0])
+			tb_strlcpy(out->error, sizeof(out->error), c[i].error);
+		out->syncs += c[i].syncs;
+		out->bytes += c[i].written;
+		tb_hist_merge(latency, &c[i].latency);
+		tb_hist_merge(syncs, &c[i].fdatasync);
+		pthread_mutex_destroy(&c[i].lock);
+		pthread_cond_destroy(&c[i].acked);
+		for (int k = 0; k < c[i].syncs_max; k++)
+			close(c[i].fds[k]);
+		unlink(c[i].path);
+	}
+	if (!out->error[0] && latency->count > 0) {
+		out->records = latency->count;
+		tb_latency_from_hist(&out->latency, latency);
+		tb_latency_from_hist(&out->fdatasync, syncs);
+		out->ok = true;
+	} else if (!out->error[0]) {
+		snprintf(out->error, sizeof(out->error), "no record arrived after the warm-up");
+	}
+out:
+	free(latency);
+	free(syncs);
+	free(c);
+	free(chunk);
+	free(threads);
 }
 
 /* ---- loopback TCP ---- */

@@ -41,10 +41,12 @@ static const struct metric metrics[] = {
 	{"broker Produce p99 ms", "broker.produce_request_ms.p99", "lower"},
 	{"disk baseline MB/s", "baseline.disk.mb_per_s", ""},
 	{"disk fdatasync p99 ms", "baseline.disk.fdatasync_ms.p99", ""},
+	{"group commit p99 ms", "baseline.group_commit.latency_ms.p99", ""},
 	{"loopback MB/s", "baseline.loopback.mb_per_s", ""},
 	{"produce / disk", "ratios.produce_vs_disk", "higher"},
 	{"consume / loopback", "ratios.consume_vs_loopback", "higher"},
 	{"produce p99 / fdatasync p99", "ratios.produce_p99_vs_fdatasync_p99", "lower"},
+	{"produce p99 / group commit p99", "ratios.produce_p99_vs_group_commit_p99", "lower"},
 };
 
 static void fmt_value(char *buf, size_t size, double v)

@@ -68,6 +68,10 @@ void tb_usage(FILE *out)
 	      "      --baseline-time TIME    limit per baseline; default: the disk one runs as\n"
 	      "                              long as the workload and writes as much (a disk's\n"
 	      "                              first gigabytes are often faster), loopback 5s\n"
+	      "      --baseline-syncs N      group commit baseline (open loop only): fdatasyncs\n"
+	      "                              in flight per file; default 1, as in tallyd\n"
+	      "      --baseline-overwrite    group commit baseline into files zero-filled\n"
+	      "                              first (a log with preallocated segments)\n"
 	      "Output:\n"
 	      "  -j, --json PATH             results as JSON\n"
 	      "  -H, --html PATH             self-contained HTML report with SVG charts\n"
@@ -253,6 +257,8 @@ enum {
 	OPT_BASELINE_ENGINE,
 	OPT_FSYNC_BYTES,
 	OPT_BASELINE_TIME,
+	OPT_BASELINE_SYNCS,
+	OPT_BASELINE_OVERWRITE,
 };
 
 static const struct option long_options[] = {
@@ -291,6 +297,8 @@ static const struct option long_options[] = {
 	{"baseline-engine", required_argument, NULL, OPT_BASELINE_ENGINE},
 	{"fsync-bytes", required_argument, NULL, OPT_FSYNC_BYTES},
 	{"baseline-time", required_argument, NULL, OPT_BASELINE_TIME},
+	{"baseline-syncs", required_argument, NULL, OPT_BASELINE_SYNCS},
+	{"baseline-overwrite", no_argument, NULL, OPT_BASELINE_OVERWRITE},
 	{"json", required_argument, NULL, 'j'},
 	{"html", required_argument, NULL, 'H'},
 	{"label", required_argument, NULL, 'l'},
@@ -322,6 +330,7 @@ static void defaults(struct tb_opts *o, enum tb_mode mode)
 	o->sweep_over = 1.2;
 	o->baseline_engine = "auto";
 	o->baseline_s = 0; /* auto: see run_baselines() */
+	o->baseline_syncs = 1;
 	o->progress = true;
 }
 
@@ -603,6 +612,14 @@ static int parse_one(struct tb_opts *o, int c, const char *arg)
 		if (ns < 100 * TB_NS_PER_MS)
 			return bad("--baseline-time", arg);
 		o->baseline_s = (double)ns / 1e9;
+		break;
+	case OPT_BASELINE_SYNCS:
+		if (!parse_u32(arg, 1, TB_COMMIT_SYNCS_MAX, &u))
+			return bad("--baseline-syncs", arg);
+		o->baseline_syncs = (int)u;
+		break;
+	case OPT_BASELINE_OVERWRITE:
+		o->baseline_overwrite = true;
 		break;
 	case 'j':
 		o->json_path = arg;

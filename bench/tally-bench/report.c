@@ -343,7 +343,7 @@ static void sweep_print(FILE *out, const struct tb_report *rep)
 
 static void baseline_print(FILE *out, const struct tb_report *rep)
 {
-	char a[32];
+	char a[32], b[32];
 	const struct tb_disk_baseline *d = &rep->disk;
 	if (d->present && d->ok)
 		fprintf(out,
@@ -354,6 +354,20 @@ static void baseline_print(FILE *out, const struct tb_report *rep)
 			ms(d->fdatasync.p999_ns));
 	else if (d->present)
 		fprintf(out, "  disk: failed: %s\n", d->error);
+	const struct tb_commit_baseline *c = &rep->commit;
+	if (c->present && c->ok)
+		fprintf(out,
+			"  group commit (ideal broker: %s records/s of %llu B, written as they"
+			" arrive%s, %d fdatasync(s) in flight per file, no network): p50 %.3f p99"
+			" %.3f p99.9 %.3f ms; %s per fdatasync, fdatasync p99 %.3f ms\n",
+			tb_fmt_count(a, sizeof(a), c->rate), (unsigned long long)c->record_bytes,
+			c->overwrite ? " into zero-filled files" : "", c->syncs_in_flight,
+			ms(c->latency.p50_ns), ms(c->latency.p99_ns), ms(c->latency.p999_ns),
+			tb_fmt_bytes(b, sizeof(b),
+				     c->syncs ? (double)c->bytes / (double)c->syncs : 0),
+			ms(c->fdatasync.p99_ns));
+	else if (c->present)
+		fprintf(out, "  group commit: failed: %s\n", c->error);
 	const struct tb_net_baseline *n = &rep->net;
 	if (n->present && n->ok)
 		fprintf(out, "  loopback TCP: %.2f MB/s (%d stream(s), %zu KiB writes)\n",
@@ -370,6 +384,9 @@ static void baseline_print(FILE *out, const struct tb_report *rep)
 	if (rep->ratio_p99_vs_fdatasync_p99 > 0)
 		fprintf(out, "  ratio produce p99 / fdatasync p99: %.2f\n",
 			rep->ratio_p99_vs_fdatasync_p99);
+	if (rep->ratio_p99_vs_commit_p99 > 0)
+		fprintf(out, "  ratio produce p99 / group commit p99: %.2f\n",
+			rep->ratio_p99_vs_commit_p99);
 }
 
 void tb_report_print(FILE *out, const struct tb_report *rep)
@@ -592,6 +609,25 @@ static void json_baselines(struct tb_jw *w, const struct tb_report *rep)
 		json_latency(w, "fdatasync_ms", &d->fdatasync);
 		tb_jw_obj_end(w);
 	}
+	const struct tb_commit_baseline *c = &rep->commit;
+	if (c->present) {
+		tb_jw_obj(w, "group_commit");
+		tb_jw_bool(w, "ok", c->ok);
+		tb_jw_str(w, "error", c->error[0] ? c->error : NULL);
+		tb_jw_num(w, "records_per_s", c->rate);
+		tb_jw_u64(w, "record_bytes", c->record_bytes);
+		tb_jw_u64(w, "jobs", (uint64_t)c->jobs);
+		tb_jw_u64(w, "fdatasyncs_in_flight", (uint64_t)c->syncs_in_flight);
+		tb_jw_bool(w, "overwrite", c->overwrite);
+		tb_jw_u64(w, "prefill_bytes", c->prefill_bytes);
+		tb_jw_num(w, "seconds", c->seconds);
+		tb_jw_u64(w, "records", c->records);
+		tb_jw_u64(w, "fdatasyncs", c->syncs);
+		tb_jw_u64(w, "bytes", c->bytes);
+		json_latency(w, "latency_ms", &c->latency);
+		json_latency(w, "fdatasync_ms", &c->fdatasync);
+		tb_jw_obj_end(w);
+	}
 	const struct tb_net_baseline *n = &rep->net;
 	if (n->present) {
 		tb_jw_obj(w, "loopback");
@@ -612,6 +648,8 @@ static void json_baselines(struct tb_jw *w, const struct tb_report *rep)
 		tb_jw_num(w, "consume_vs_loopback", rep->ratio_consume_vs_loopback);
 	if (rep->ratio_p99_vs_fdatasync_p99 > 0)
 		tb_jw_num(w, "produce_p99_vs_fdatasync_p99", rep->ratio_p99_vs_fdatasync_p99);
+	if (rep->ratio_p99_vs_commit_p99 > 0)
+		tb_jw_num(w, "produce_p99_vs_group_commit_p99", rep->ratio_p99_vs_commit_p99);
 	tb_jw_obj_end(w);
 }
 
@@ -1102,6 +1140,17 @@ static void html_baselines(FILE *f, const struct tb_report *rep)
 			ms(d->fdatasync.p999_ns));
 	else if (d->present)
 		fprintf(f, "<li>Disk baseline failed: %s</li>\n", d->error);
+	const struct tb_commit_baseline *c = &rep->commit;
+	if (c->present && c->ok)
+		fprintf(f,
+			"<li>Group commit (an ideal broker: %s records/s of %llu B written as they"
+			" arrive%s, %d fdatasync(s) in flight per file, no network): p50 %.3f ms,"
+			" p99 %.3f ms, p99.9 %.3f ms</li>\n",
+			tb_fmt_count(a, sizeof(a), c->rate), (unsigned long long)c->record_bytes,
+			c->overwrite ? " into zero-filled files" : "", c->syncs_in_flight,
+			ms(c->latency.p50_ns), ms(c->latency.p99_ns), ms(c->latency.p999_ns));
+	else if (c->present)
+		fprintf(f, "<li>Group commit baseline failed: %s</li>\n", c->error);
 	if (n->present && n->ok)
 		fprintf(f, "<li>Loopback TCP: %.2f MB/s (%d stream(s))</li>\n", n->mb_per_s,
 			n->streams);
@@ -1115,6 +1164,9 @@ static void html_baselines(FILE *f, const struct tb_report *rep)
 	if (rep->ratio_p99_vs_fdatasync_p99 > 0)
 		fprintf(f, "<li><b>produce p99 / fdatasync p99 = %.2f</b></li>\n",
 			rep->ratio_p99_vs_fdatasync_p99);
+	if (rep->ratio_p99_vs_commit_p99 > 0)
+		fprintf(f, "<li><b>produce p99 / group commit p99 = %.2f</b></li>\n",
+			rep->ratio_p99_vs_commit_p99);
 	fprintf(f, "</ul>\n");
 }
 

@@ -147,6 +147,8 @@ struct tb_opts {
 	const char *baseline_engine; /* auto, fio, builtin */
 	uint64_t fsync_bytes;        /* disk baseline block; 0 = the broker's bytes_per_flush */
 	double baseline_s;           /* 0: disk as long as the workload, loopback NET_BASELINE_S */
+	int baseline_syncs;          /* group commit baseline: fdatasyncs in flight per file */
+	bool baseline_overwrite;     /* group commit baseline into zero-filled files */
 	/* output */
 	const char *json_path;
 	const char *html_path;
@@ -225,6 +227,30 @@ struct tb_disk_baseline {
 	char error[256];
 };
 
+/* An ideal broker on this disk: records arrive open loop at the workload's rate and size,
+ * are written as they arrive, and are acknowledged when the fdatasync that covers them
+ * (and every earlier one) returns, with one fdatasync in flight per file by default (the
+ * broker's group commit), and no network, protocol or client. Its latency is the floor
+ * of group commit over append + fdatasync at that rate. */
+#define TB_COMMIT_SYNCS_MAX 4
+struct tb_commit_baseline {
+	bool present;
+	bool ok;
+	double rate; /* records/s over all jobs */
+	uint64_t record_bytes;
+	int jobs;
+	int syncs_in_flight; /* per file */
+	bool overwrite;      /* into zero-filled files, not appending */
+	uint64_t prefill_bytes;
+	double seconds;
+	uint64_t records; /* acknowledged after the warm-up */
+	uint64_t syncs;
+	uint64_t bytes;              /* written, warm-up included */
+	struct tb_latency latency;   /* fdatasync returned - intended arrival */
+	struct tb_latency fdatasync; /* each fdatasync */
+	char error[256];
+};
+
 struct tb_net_baseline {
 	bool present;
 	bool ok;
@@ -285,11 +311,13 @@ struct tb_report {
 	int knee_step; /* -1 none */
 	/* baselines */
 	struct tb_disk_baseline disk;
+	struct tb_commit_baseline commit; /* open-loop phases only */
 	struct tb_net_baseline net;
 	/* ratios, 0 when not computable */
 	double ratio_produce_vs_disk;
 	double ratio_consume_vs_loopback;
 	double ratio_p99_vs_fdatasync_p99;
+	double ratio_p99_vs_commit_p99;
 	bool ok;
 	char error[256];
 };
@@ -399,6 +427,13 @@ double tb_self_cpu_s(void);
 /* ---- baselines (baseline.c) ---- */
 void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, uint64_t bytes,
 			  double max_s, const char *engine, struct tb_disk_baseline *out);
+/* Group commit of @rate records/s of @record_bytes spread over @jobs files for @seconds,
+ * with up to @syncs_in_flight fdatasyncs per file, appending or (@overwrite) rewriting
+ * files zero-filled beforehand; latencies of records meant to arrive in the first
+ * @warmup_s are left out. */
+void tb_commit_baseline_run(const char *dir, double rate, uint64_t record_bytes, int jobs,
+			    int syncs_in_flight, bool overwrite, double seconds, double warmup_s,
+			    struct tb_commit_baseline *out);
 void tb_net_baseline_run(int streams, double seconds, struct tb_net_baseline *out);
 
 /* ---- reports (report.c) ---- */

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # tally-bench runs short workloads and writes valid reports (no timing is checked):
-# (1) e2e against the test's tallyd (-b), open loop, keys, 2 partitions, with the disk and
-#     loopback baselines: JSON parses and has its figures, the HTML has inline SVG charts
-#     and loads nothing from the network;
+# (1) e2e against the test's tallyd (-b), open loop, keys, 2 partitions, with the disk,
+#     group commit and loopback baselines: JSON parses and has its figures, the group
+#     commit acknowledged records with fdatasyncs, the HTML has inline SVG charts and
+#     loads nothing from the network;
 # (2) produce with two producer processes (--processes): every record acked and seen by
 #     the parent; (3) consume with a tallyd that tally-bench starts itself (fill, then
-#     read back); (4) compare of the two reports; (5) a bad option is refused with
+#     read back); (4) compare of the two reports; (5) bad options are refused with
 #     status 2.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -40,7 +41,17 @@ timeout 120 "$bench" e2e -b "$TL_BROKER" -t bench-smoke -p 2 -c 2 -k 100 -r 2000
 	>"$TL_TMP/e2e.out" 2>&1 || { cat "$TL_TMP/e2e.out" >&2; tl_fail "tally-bench e2e failed"; }
 json_ok "$TL_TMP/e2e.json" produce.records_per_s produce.latency_ms.p99 e2e.latency_ms.p99 \
 	consume.mb_per_s resources.broker_cpu_s_per_gb resources.write_amplification \
-	baseline.disk.mb_per_s baseline.loopback.mb_per_s series.0.produce_mb_per_s
+	baseline.disk.mb_per_s baseline.loopback.mb_per_s series.0.produce_mb_per_s \
+	baseline.group_commit.latency_ms.p99 ratios.produce_p99_vs_group_commit_p99
+python3 - "$TL_TMP/e2e.json" <<'EOF' || tl_fail "the group commit baseline is not what ran"
+import json, sys
+g = json.load(open(sys.argv[1]))["baseline"]["group_commit"]
+assert g["ok"] and g["records_per_s"] == 2000 and g["jobs"] == 2, g
+assert g["fdatasyncs_in_flight"] == 1, g
+assert g["records"] > 0 and g["fdatasyncs"] > 0, g
+assert g["bytes"] >= g["records"] * g["record_bytes"], g
+assert g["latency_ms"]["min"] >= g["fdatasync_ms"]["min"], g  # a record waits for its sync
+EOF
 html_ok "$TL_TMP/e2e.html"
 grep -q 'end-to-end' "$TL_TMP/e2e.out" || tl_fail "no end-to-end row in the table"
 tl_log "produce with each producer in its own process"
@@ -76,4 +87,7 @@ grep -q 'B/A' "$TL_TMP/compare.out" || tl_fail "compare shows no ratio column"
 rc=0
 "$bench" produce --acks 2 >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || tl_fail "a bad --acks exited $rc, want 2"
+rc=0
+"$bench" produce --baseline-syncs 9 >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || tl_fail "a bad --baseline-syncs exited $rc, want 2"
 tl_log "ok"
