@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-md.sh - the runs behind the figures in docs/bench.md, one after the other with
 # SETTLE_S (15) idle seconds before each (a VM hands fresh memory out slowly, see
-# docs/bench.md). About 25 minutes; reports (JSON, HTML, table) go to OUT_DIR.
+# docs/bench.md). About 28 minutes; reports (JSON, HTML, table) go to OUT_DIR.
 #
 #   bench/bench-md.sh [OUT_DIR]
 #
@@ -49,6 +49,14 @@ run half-peak-linger1 produce -d 20s -w 3s --idempotence on "${big[@]}" -X linge
 	-r "$half" --baseline
 run half-peak-e2e e2e -d 20s -w 3s --idempotence on "${big[@]}" -r "$half"
 run half-peak-default produce -d 20s -w 3s --idempotence on -r "$half_default" --baseline
+# linger.ms=0 at half of the defaults' peak, with the group commit floor after it; then the
+# floor alone (a 1 s broker run gives it the rate) over zero-filled files, 1 and 2 syncs
+run half-peak-linger0 produce -d 15s -w 3s --idempotence on -X linger.ms=0 \
+	-r "$half_default" --baseline
+for syncs in 1 2; do
+	run "floor-overwrite-$syncs" produce -d 1s -w 0 -X linger.ms=0 -r "$half_default" \
+		--baseline --baseline-time 15s --baseline-overwrite --baseline-syncs "$syncs"
+done
 run sweep sweep --steps 8 -d 8s -w 2s --idempotence on "${big[@]}" --baseline
 run txn produce -d 20s -w 3s "${big[@]}" --transactions --txn-interval 100ms
 run txn-e2e e2e -d 20s -w 3s "${big[@]}" --transactions --txn-interval 100ms \
