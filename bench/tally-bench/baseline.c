@@ -578,21 +578,22 @@ void tb_commit_baseline_run(const char *dir, double rate, uint64_t record_bytes,
 		c[i].deadline_ns = t0 + (int64_t)(seconds * 1e9);
 	}
 	int started = 0;
-	for (int i = 0; i < jobs * per_job && !out->error[0]; i++, started++) {
-		struct committer_thread *t = &threads[i];
-		t->c = &c[i / per_job];
-		t->slot = i % per_job - 1; /* -1: the writer */
+	for (; started < jobs * per_job && !out->error[0]; started++) {
+		struct committer_thread *t = &threads[started];
+		t->c = &c[started / per_job];
+		t->slot = started % per_job - 1; /* -1: the writer */
 		if (pthread_create(&t->thread, NULL,
 				   t->slot < 0 ? commit_writer_main : commit_sync_main,
-				   t->slot < 0 ? (void *)t->c : (void *)t) != 0) {
-			snprintf(out->error, sizeof(out->error), "could not start its threads");
-			for (int k = 0; k < jobs; k++) {
-				pthread_mutex_lock(&c[k].lock);
-				c[k].stop = true;
-				pthread_cond_broadcast(&c[k].acked);
-				pthread_mutex_unlock(&c[k].lock);
-			}
+				   t->slot < 0 ? (void *)t->c : (void *)t) == 0)
+			continue;
+		snprintf(out->error, sizeof(out->error), "could not start its threads");
+		for (int k = 0; k < jobs; k++) {
+			pthread_mutex_lock(&c[k].lock);
+			c[k].stop = true;
+			pthread_cond_broadcast(&c[k].acked);
+			pthread_mutex_unlock(&c[k].lock);
 		}
+		break; /* before started counts the thread that did not start */
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i].thread, NULL);
