@@ -996,10 +996,11 @@ static void curve_series(const struct tb_latency *l, double *y, const char *name
 }
 
 static void html_percentile_chart(FILE *f, const struct tb_phase_result *r,
-				  const struct tb_disk_baseline *disk)
+				  const struct tb_disk_baseline *disk,
+				  const struct tb_commit_baseline *commit)
 {
-	double y[3][TB_CURVE_POINTS_MAX];
-	struct series s[3];
+	double y[4][TB_CURVE_POINTS_MAX];
+	struct series s[4];
 	int n = 0;
 	if (r->produce_latency.curve_count) {
 		curve_series(&r->produce_latency, y[n], "produce ack", colors[0], &s[n]);
@@ -1011,6 +1012,10 @@ static void html_percentile_chart(FILE *f, const struct tb_phase_result *r,
 	}
 	if (disk && disk->ok && disk->fdatasync.curve_count) {
 		curve_series(&disk->fdatasync, y[n], "disk fdatasync (baseline)", colors[3], &s[n]);
+		n++;
+	}
+	if (commit && commit->ok && commit->latency.curve_count) {
+		curve_series(&commit->latency, y[n], "group commit floor", colors[4], &s[n]);
 		n++;
 	}
 	struct chart c = {
@@ -1266,13 +1271,14 @@ int tb_report_write_html(const char *path, const struct tb_report *rep)
 		html_sweep_charts(f, rep);
 		if (rep->knee_step >= 0) {
 			fprintf(f, "<h2>At the knee</h2>\n");
-			html_percentile_chart(f, &rep->steps[rep->knee_step], &rep->disk);
+			html_percentile_chart(f, &rep->steps[rep->knee_step], &rep->disk,
+					      &rep->commit);
 		}
 	} else {
 		fprintf(f, "<h2>Results</h2>\n");
 		html_phase_tables(f, &rep->main);
 		html_time_charts(f, &rep->main, tb_mode_name(o->mode));
-		html_percentile_chart(f, &rep->main, &rep->disk);
+		html_percentile_chart(f, &rep->main, &rep->disk, &rep->commit);
 	}
 	html_baselines(f, rep);
 	fprintf(f, "<p>Throughput counts acknowledged (or received) records in the measurement "

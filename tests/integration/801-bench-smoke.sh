@@ -53,6 +53,7 @@ assert g["bytes"] >= g["records"] * g["record_bytes"], g
 assert g["latency_ms"]["min"] >= g["fdatasync_ms"]["min"], g  # a record waits for its sync
 EOF
 html_ok "$TL_TMP/e2e.html"
+grep -q 'group commit floor' "$TL_TMP/e2e.html" || tl_fail "the HTML has no group commit curve"
 grep -q 'end-to-end' "$TL_TMP/e2e.out" || tl_fail "no end-to-end row in the table"
 tl_log "produce with each producer in its own process"
 timeout 120 "$bench" produce -b "$TL_BROKER" -t bench-processes -p 2 -P 2 --processes -n 4000 \
