@@ -216,6 +216,22 @@ static void disk_fio(const char *dir, uint64_t block, int jobs, uint64_t bytes, 
 
 /* ---- built-in writer ---- */
 
+/* Writes all @n bytes at @offset. 0, or the errno of the failure (EIO for a write that
+ * wrote nothing). */
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t offset)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t w =
+			pwrite(fd, (const uint8_t *)buf + done, n - done, (off_t)(offset + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
 struct writer {
 	char path[700];
 	uint64_t block;
@@ -248,17 +264,10 @@ static void *writer_main(void *arg)
 		buf[i] = (uint8_t)x;
 	}
 	while (w->written < w->bytes && tb_now_ns() < w->deadline_ns) {
-		size_t done = 0;
-		while (done < w->block) {
-			ssize_t n =
-				pwrite(fd, buf + done, w->block - done, (off_t)(w->written + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				snprintf(w->error, sizeof(w->error), "pwrite: %s", strerror(errno));
-				goto out;
-			}
-			done += (size_t)n;
+		int rc = pwrite_all(fd, buf, w->block, w->written);
+		if (rc != 0) {
+			snprintf(w->error, sizeof(w->error), "pwrite: %s", strerror(rc));
+			goto out;
 		}
 		int64_t t = tb_now_ns();
 		if (fdatasync(fd) != 0) {
@@ -398,14 +407,11 @@ static void commit_write_due(struct committer *c)
 	while (c->written < due && !c->error[0]) {
 		uint64_t left = due - c->written;
 		size_t n = left < COMMIT_CHUNK_BYTES ? (size_t)left : COMMIT_CHUNK_BYTES;
-		ssize_t w = pwrite(c->fds[0], c->chunk, n, (off_t)c->written);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			snprintf(c->error, sizeof(c->error), "pwrite: %s",
-				 w < 0 ? strerror(errno) : "wrote nothing");
+		int rc = pwrite_all(c->fds[0], c->chunk, n, c->written);
+		if (rc != 0)
+			snprintf(c->error, sizeof(c->error), "pwrite: %s", strerror(rc));
 		else
-			c->written += (uint64_t)w;
+			c->written += n;
 	}
 }
 
@@ -467,8 +473,8 @@ static void *commit_sync_main(void *arg)
 			continue;
 		}
 		if (c->next_seq - c->head_seq == (uint64_t)c->syncs_max) {
-			pthread_cond_wait(&c->acked,
-					  &c->lock); /* retire in order, as the log does */
+			/* Every slot is taken: ranges retire in order, as the log's do. */
+			pthread_cond_wait(&c->acked, &c->lock);
 			continue;
 		}
 		uint64_t seq = c->next_seq++;
@@ -477,11 +483,10 @@ static void *commit_sync_main(void *arg)
 		c->claimed = target;
 		pthread_mutex_unlock(&c->lock);
 		int64_t start = tb_now_ns();
-		int rc = fdatasync(c->fds[t->slot]);
+		int err = fdatasync(c->fds[t->slot]) == 0 ? 0 : errno;
 		int64_t done = tb_now_ns();
-		int err = errno;
 		pthread_mutex_lock(&c->lock);
-		if (rc != 0) {
+		if (err != 0) {
 			snprintf(c->error, sizeof(c->error), "fdatasync: %s", strerror(err));
 			break;
 		}
@@ -502,15 +507,11 @@ static void *commit_sync_main(void *arg)
 static void commit_prefill(struct committer *j, uint64_t bytes, struct tb_commit_baseline *out)
 {
 	static const uint8_t zeros[64 << 10];
-	for (uint64_t off = 0; off < bytes && !out->error[0];) {
-		ssize_t w = pwrite(j->fds[0], zeros, sizeof(zeros), (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
+	for (uint64_t off = 0; off < bytes && !out->error[0]; off += sizeof(zeros)) {
+		int rc = pwrite_all(j->fds[0], zeros, sizeof(zeros), off);
+		if (rc != 0)
 			snprintf(out->error, sizeof(out->error), "zero-filling %.200s: %.40s",
-				 j->path, w < 0 ? strerror(errno) : "wrote nothing");
-		else
-			off += (uint64_t)w;
+				 j->path, strerror(rc));
 	}
 	if (!out->error[0] && fdatasync(j->fds[0]) != 0)
 		snprintf(out->error, sizeof(out->error), "fdatasync %.200s: %.40s", j->path,
