@@ -107,10 +107,15 @@ struct phase {
 
 /* ---- helpers ---- */
 
+/* @ns on CLOCK_MONOTONIC (tb_now_ns()) as the timespec that clock's waits take. */
+static struct timespec timespec_at(int64_t ns)
+{
+	return (struct timespec){.tv_sec = ns / TB_NS_PER_S, .tv_nsec = ns % TB_NS_PER_S};
+}
+
 void tb_sleep_until(int64_t deadline_ns)
 {
-	struct timespec ts = {.tv_sec = deadline_ns / TB_NS_PER_S,
-			      .tv_nsec = deadline_ns % TB_NS_PER_S};
+	struct timespec ts = timespec_at(deadline_ns);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 }
@@ -745,13 +750,7 @@ static bool phase_go(struct phase *ph, int started, int64_t duration_ns, int64_t
 		pthread_mutex_unlock(&ph->lock);
 		workers_reap(ph, false);
 		phase_lock(ph);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 20 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = timespec_at(tb_now_ns() + 20 * TB_NS_PER_MS);
 		if (ph->ready < started)
 			phase_wait(ph, &ts);
 	}
