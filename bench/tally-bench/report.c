@@ -438,6 +438,16 @@ static void json_latency(struct tb_jw *w, const char *key, const struct tb_laten
 	tb_jw_obj_end(w);
 }
 
+/* An object of @n figures kept in us (the broker's), written in ms under @names. */
+static void json_us_as_ms(struct tb_jw *w, const char *key, const char *const *names,
+			  const uint64_t *us, int n)
+{
+	tb_jw_obj(w, key);
+	for (int i = 0; i < n; i++)
+		tb_jw_num(w, names[i], us_ms(us[i]));
+	tb_jw_obj_end(w);
+}
+
 static void json_flow(struct tb_jw *w, const char *key, const struct tb_flow *f,
 		      const struct tb_latency *l)
 {
@@ -489,29 +499,17 @@ static void json_phase(struct tb_jw *w, const struct tb_phase_result *r, bool se
 	const struct tb_broker_stats *st = &r->broker;
 	if (st->flushes || st->produce_requests) { /* known for a tallyd tally-bench started */
 		tb_jw_obj(w, "broker");
+		static const char *const q4[] = {"p50", "p99", "p999", "max"};
+		static const char *const q3[] = {"p50", "p99", "max"};
 		if (st->flushes) {
 			tb_jw_u64(w, "fdatasyncs", st->flushes);
 			tb_jw_u64(w, "bytes_per_fdatasync", st->bytes_per_flush);
-			tb_jw_obj(w, "fdatasync_ms");
-			tb_jw_num(w, "p50", us_ms(st->flush_us[0]));
-			tb_jw_num(w, "p99", us_ms(st->flush_us[1]));
-			tb_jw_num(w, "p999", us_ms(st->flush_us[2]));
-			tb_jw_num(w, "max", us_ms(st->flush_us[3]));
-			tb_jw_obj_end(w);
-			tb_jw_obj(w, "write_ms");
-			tb_jw_num(w, "p50", us_ms(st->write_us[0]));
-			tb_jw_num(w, "p99", us_ms(st->write_us[1]));
-			tb_jw_num(w, "max", us_ms(st->write_us[2]));
-			tb_jw_obj_end(w);
+			json_us_as_ms(w, "fdatasync_ms", q4, st->flush_us, 4);
+			json_us_as_ms(w, "write_ms", q3, st->write_us, 3);
 		}
 		if (st->produce_requests) {
 			tb_jw_u64(w, "produce_requests", st->produce_requests);
-			tb_jw_obj(w, "produce_request_ms");
-			tb_jw_num(w, "p50", us_ms(st->produce_us[0]));
-			tb_jw_num(w, "p99", us_ms(st->produce_us[1]));
-			tb_jw_num(w, "p999", us_ms(st->produce_us[2]));
-			tb_jw_num(w, "max", us_ms(st->produce_us[3]));
-			tb_jw_obj_end(w);
+			json_us_as_ms(w, "produce_request_ms", q4, st->produce_us, 4);
 		}
 		tb_jw_obj_end(w);
 	}
