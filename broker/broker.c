@@ -42,14 +42,14 @@
 #define SOURCE_LISTENER 1u
 #define SOURCE_RING     2u
 #define SOURCE_SIGNAL   3u
+#define TICK_MS         1000
+#define EPOLL_EVENTS    256
 
 /* An epoll event's data is one of the SOURCE_ tags or a struct tl_conn pointer. */
 static bool is_connection(uint64_t source)
 {
 	return source != SOURCE_LISTENER && source != SOURCE_RING && source != SOURCE_SIGNAL;
 }
-#define TICK_MS      1000
-#define EPOLL_EVENTS 256
 
 void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition)
 {
