@@ -7,6 +7,7 @@
 #include <check.h>
 
 #include "broker/config.h"
+#include "common/tests/check_run.h"
 
 static struct tl_config config;
 static char why[512];
@@ -148,9 +149,5 @@ int main(void)
 	tcase_add_test(tc, test_fault_switch_is_refused_without_the_environment);
 	tcase_add_test(tc, topic_configs_validate_and_remember_what_was_set);
 	suite_add_tcase(s, tc);
-	SRunner *runner = srunner_create(s);
-	srunner_run_all(runner, CK_NORMAL);
-	int failed = srunner_ntests_failed(runner);
-	srunner_free(runner);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(s);
 }

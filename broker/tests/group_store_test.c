@@ -5,6 +5,7 @@
 #include <check.h>
 
 #include "broker/group_store.h"
+#include "common/tests/check_run.h"
 
 static struct tl_bytes buf_bytes(const struct tl_buf *buf)
 {
@@ -234,9 +235,5 @@ static Suite *group_store_suite(void)
 
 int main(void)
 {
-	SRunner *runner = srunner_create(group_store_suite());
-	srunner_run_all(runner, CK_NORMAL);
-	int failed = srunner_ntests_failed(runner);
-	srunner_free(runner);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(group_store_suite());
 }

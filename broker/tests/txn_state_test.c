@@ -5,6 +5,7 @@
 #include <check.h>
 
 #include "broker/txn_state.h"
+#include "common/tests/check_run.h"
 
 static struct tl_txn_step step(enum tl_txn_state state, enum tl_txn_event event)
 {
@@ -149,9 +150,5 @@ int main(void)
 	tcase_add_test(tc, idle_ids_expire_and_dead_ids_refuse_clients);
 	tcase_add_test(tc, states_have_kafkas_names);
 	suite_add_tcase(s, tc);
-	SRunner *runner = srunner_create(s);
-	srunner_run_all(runner, CK_NORMAL);
-	int failed = srunner_ntests_failed(runner);
-	srunner_free(runner);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(s);
 }

@@ -5,6 +5,7 @@
 #include <check.h>
 
 #include "common/histogram.h"
+#include "common/tests/check_run.h"
 
 static struct tl_hist h;
 
@@ -88,9 +89,5 @@ static Suite *hist_suite(void)
 
 int main(void)
 {
-	SRunner *runner = srunner_create(hist_suite());
-	srunner_run_all(runner, CK_NORMAL);
-	int failed = srunner_ntests_failed(runner);
-	srunner_free(runner);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(hist_suite());
 }

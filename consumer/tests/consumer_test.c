@@ -9,6 +9,7 @@
 
 #include <check.h>
 
+#include "common/tests/check_run.h"
 #include "consumer/internal.h"
 #include "producer/tests/fake_broker.h"
 #include "protocol/batch.h"
@@ -332,9 +333,5 @@ static Suite *consumer_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(consumer_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(consumer_suite());
 }

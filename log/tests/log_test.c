@@ -15,6 +15,7 @@
 
 #include "common/assert.h"
 #include "common/buf.h"
+#include "common/tests/check_run.h"
 #include "common/time.h"
 #include "log/log.h"
 #include "protocol/records.h"
@@ -1084,9 +1085,5 @@ int main(void)
 	Suite *s = suite_create("log");
 	suite_add_tcase(s, cases("io_uring", setup_uring));
 	suite_add_tcase(s, cases("sync", setup_sync));
-	SRunner *runner = srunner_create(s);
-	srunner_run_all(runner, CK_NORMAL);
-	int failed = srunner_ntests_failed(runner);
-	srunner_free(runner);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(s);
 }

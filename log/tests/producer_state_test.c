@@ -5,6 +5,7 @@
 
 #include <check.h>
 
+#include "common/tests/check_run.h"
 #include "log/producer_state.h"
 
 static struct tl_pstate ps;
@@ -217,9 +218,5 @@ static Suite *pstate_suite(void)
 
 int main(void)
 {
-	SRunner *runner = srunner_create(pstate_suite());
-	srunner_run_all(runner, CK_NORMAL);
-	int failed = srunner_ntests_failed(runner);
-	srunner_free(runner);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(pstate_suite());
 }

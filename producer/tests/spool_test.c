@@ -13,6 +13,7 @@
 
 #include <check.h>
 
+#include "common/tests/check_run.h"
 #include "fake_broker.h"
 #include "protocol/batch.h"
 #include "tally/producer.h"
@@ -384,9 +385,5 @@ static Suite *spool_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(spool_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(spool_suite());
 }

@@ -10,6 +10,7 @@
 
 #include <check.h>
 
+#include "common/tests/check_run.h"
 #include "fake_broker.h"
 #include "tally/producer.h"
 #include "test_producer.h"
@@ -417,9 +418,5 @@ static Suite *txn_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(txn_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(txn_suite());
 }

@@ -6,6 +6,7 @@
 #include <check.h>
 
 #include "common/buf.h"
+#include "common/tests/check_run.h"
 #include "protocol/batch.h"
 #include "protocol/records.h"
 
@@ -413,9 +414,5 @@ static Suite *records_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(records_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tl_check_run(records_suite());
 }
