@@ -1018,10 +1018,12 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from, int64_t closing_fr
 /* Loads the newest usable snapshot and replays the log after it. A snapshot is usable at
  * or below the base of the first segment whose aborted transactions were not loaded from
  * its .txnindex, since the replay must rebuild those; without one, the whole log is
- * replayed. Expects an empty producer table and closing list. */
+ * replayed; so is every marker at or past @closing_from. Expects an empty producer table
+ * and closing list. */
 static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 {
-	int64_t limit = log->end_offset;
+	/* Markers at or past closing_from must be replayed to enter the closing list. */
+	int64_t limit = TL_MIN(log->end_offset, closing_from);
 	for (uint32_t s = 0; s < log->segment_count; s++)
 		if (!log->segments[s]->txns_trusted) {
 			limit = log->segments[s]->base_offset;
@@ -1444,20 +1446,23 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 		/* Sealed segments' index files were written after their data was durable;
 		 * the active one's only vouch for it after a clean shutdown. */
 		if ((clean || !last) && segment_load_indexes(log, segment, file_bytes) == TL_OK) {
-			segment->indexes_on_disk = !last;
-			segment_load_txnindex(log, segment, last ? INT64_MAX : bases[i + 1]);
-			if (last) {
-				int64_t position = index_pos(segment, segment->index_count - 1);
-				struct tl_batch_header h;
-				while (position < file_bytes &&
-				       header_read(segment, position, file_bytes, &h) == TL_OK) {
-					segment->next_offset = tl_batch_last_offset(&h) + 1;
-					position += batch_bytes(&h);
-				}
-				if (position != file_bytes)
-					err = segment_recover(log, segment, file_bytes, &cut);
+			/* The batches after the last index entry must fill the file and, in a
+			 * sealed segment, end where the next segment starts (a file cut by a
+			 * truncation is rescanned, and the segments after it dropped). */
+			int64_t position = index_pos(segment, segment->index_count - 1);
+			struct tl_batch_header h;
+			while (position < file_bytes &&
+			       header_read(segment, position, file_bytes, &h) == TL_OK) {
+				segment->next_offset = tl_batch_last_offset(&h) + 1;
+				position += batch_bytes(&h);
+			}
+			if (position != file_bytes ||
+			    (!last && segment->next_offset != bases[i + 1])) {
+				err = segment_recover(log, segment, file_bytes, &cut);
 			} else {
-				segment->next_offset = bases[i + 1];
+				segment->indexes_on_disk = !last;
+				segment_load_txnindex(log, segment,
+						      last ? INT64_MAX : segment->next_offset);
 			}
 		} else {
 			err = segment_recover(log, segment, file_bytes, &cut);
@@ -2430,8 +2435,9 @@ static void truncate_check(const struct tl_log *log)
 
 /* Cuts the drained log at @new_end, a batch boundary. Crash order: the later segments
  * go first, newest first, so that what a crash leaves is always a prefix of the log
- * (recovery also drops a segment that does not follow its predecessor); then the file
- * that holds @new_end is cut and synced with its directory; only then does the
+ * (recovery also drops a segment that does not follow its predecessor), with the index
+ * files of the segment that holds @new_end, and the directory is synced; then that file
+ * is cut and synced with its directory; only then does the
  * checkpoint lose its epochs at or past @new_end (recovery drops entries past the end it
  * finds, so a stale checkpoint is harmless, while a checkpoint cut first could lose the
  * start of an epoch whose batches survive); snapshots past the end go last (recovery
@@ -2456,6 +2462,10 @@ static tl_err log_cut(struct tl_log *log, int64_t new_end)
 		set_error(log, "read", name, EIO);
 		return err;
 	}
+	/* The unlinks are durable before the cut: a later segment or an index file that a
+	 * crash brought back would describe bytes the cut removed. */
+	if ((err = sync_dir(log)) != TL_OK)
+		return err;
 	if (ftruncate(segment->fd, (off_t)position) == -1) {
 		set_error(log, "truncate", name, errno);
 		return TL_ERR_IO;
