@@ -92,6 +92,8 @@
 #define SCAN_BUFFER_BYTES     (1 << 20)
 #define FLUSH_IOV_MAX         1024 /* IOV_MAX: the kernel's limit per writev */
 #define NAME_BYTES            64
+#define EPOCH_CHECKPOINT      "leader-epoch-checkpoint"
+#define EPOCH_CHECKPOINT_MAX  100000 /* entries: a bigger file is garbage, rebuilt */
 
 TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
 
@@ -103,6 +105,8 @@ struct tl_log_segment {
 	int64_t bytes_durable;       /* prefix known to be on stable storage */
 	int64_t next_offset;         /* offset after the last batch appended */
 	int64_t next_offset_durable; /* offset after the last durable batch */
+	int64_t bytes_written;       /* prefix whose write completed (page cache) */
+	int64_t next_offset_written; /* offset after the last written batch */
 	int64_t max_timestamp;       /* largest batch maxTimestamp, -1 if none */
 	int64_t max_timestamp_offset;
 	int64_t first_append_ms;   /* wall clock of the first append, for log.roll.ms */
@@ -166,8 +170,13 @@ struct tl_log {
 	uint32_t segment_count;
 	uint32_t segment_cap;
 	int64_t end_offset;
-	int64_t high_watermark;
+	int64_t high_watermark; /* what consumers may read; see "Replication support" */
+	int64_t durable_offset; /* local durable end: every offset below is fsynced */
+	int64_t hw_limit;       /* cap on the automatic high watermark; INT64_MAX but while
+				 * truncating */
+	bool replicated;        /* the high watermark moves only by set_high_watermark */
 	bool failed;
+	bool failure_reported; /* the durable listener heard of the failure */
 	char last_error[160];
 
 	/* Group commit: a batch moves queued -> writing -> written -> syncing -> durable. */
@@ -191,6 +200,15 @@ struct tl_log {
 	struct tl_log_waiter *waiters_tail;
 	tl_log_listener_fn listener;
 	void *listener_ctx;
+	tl_log_listener_fn durable_listener;
+	void *durable_listener_ctx;
+
+	/* Leader epochs: strictly increasing epochs and start offsets, as in the checkpoint. */
+	struct tl_log_epoch_entry *epochs;
+	uint32_t epoch_count;
+	uint32_t epoch_cap;
+	int32_t leader_epoch; /* stamped on leader appends */
+	bool epochs_dirty;    /* the cache changed since the checkpoint was written */
 
 	uint64_t flush_count;     /* sync rounds completed */
 	uint64_t flush_bytes;     /* bytes they made durable */
@@ -386,6 +404,7 @@ static struct tl_log_segment *segment_new(int64_t base_offset, int fd)
 	segment->refs = 1;
 	segment->next_offset = base_offset;
 	segment->next_offset_durable = base_offset;
+	segment->next_offset_written = base_offset;
 	segment->first_append_ms = -1;
 	segment_reset_indexes(segment);
 	return segment;
@@ -969,8 +988,9 @@ static int control_type_read(const struct tl_log_segment *segment, int64_t posit
 }
 
 /* Replays the headers of every batch at or after @from into the producer table and the
- * aborted-transaction index. */
-static tl_err pstate_replay(struct tl_log *log, int64_t from)
+ * aborted-transaction index; markers at or past @closing_from (the high watermark, when
+ * it is below the end) enter the closing list, as they did when appended. */
+static tl_err pstate_replay(struct tl_log *log, int64_t from, int64_t closing_from)
 {
 	for (uint32_t s = segment_index_for(log, from); s < log->segment_count; s++) {
 		struct tl_log_segment *segment = log->segments[s];
@@ -985,7 +1005,7 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from)
 				int type = -1;
 				if (tl_batch_is_control(&h))
 					type = control_type_read(segment, position, &h);
-				err = txn_track(log, &h, type, false);
+				err = txn_track(log, &h, type, h.base_offset >= closing_from);
 				if (err != TL_OK)
 					return err;
 			}
@@ -998,10 +1018,12 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from)
 /* Loads the newest usable snapshot and replays the log after it. A snapshot is usable at
  * or below the base of the first segment whose aborted transactions were not loaded from
  * its .txnindex, since the replay must rebuild those; without one, the whole log is
- * replayed. */
-static tl_err pstate_recover(struct tl_log *log)
+ * replayed; so is every marker at or past @closing_from. Expects an empty producer table
+ * and closing list. */
+static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 {
-	int64_t limit = log->end_offset;
+	/* Markers at or past closing_from must be replayed to enter the closing list. */
+	int64_t limit = TL_MIN(log->end_offset, closing_from);
 	for (uint32_t s = 0; s < log->segment_count; s++)
 		if (!log->segments[s]->txns_trusted) {
 			limit = log->segments[s]->base_offset;
@@ -1063,13 +1085,273 @@ static tl_err pstate_recover(struct tl_log *log)
 		log->aborted_count = 0;
 	while (log->aborted_count > 0 && log->aborted[log->aborted_count - 1].last_offset >= from)
 		log->aborted_count--;
-	tl_err err = pstate_replay(log, from);
+	tl_err err = pstate_replay(log, from, closing_from);
 	if (err != TL_OK)
 		return err;
 	tl_pstate_expire(&log->pstate, tl_wall_ms(), log->config.producer_id_expiration_ms);
 	log->first_open_txn = -2;
 	snapshots_prune(log);
 	return TL_OK;
+}
+
+/* ---- leader epochs ---- */
+
+static int32_t epoch_latest(const struct tl_log *log)
+{
+	return log->epoch_count > 0 ? log->epochs[log->epoch_count - 1].epoch : -1;
+}
+
+/* Checks the cache's order: strictly increasing epochs and start offsets. O(n). */
+static void epochs_check(const struct tl_log *log)
+{
+	for (uint32_t i = 1; i < log->epoch_count; i++) {
+		TL_ASSERT(log->epochs[i].epoch > log->epochs[i - 1].epoch);
+		TL_ASSERT(log->epochs[i].start_offset > log->epochs[i - 1].start_offset);
+	}
+}
+
+/* Kafka's LeaderEpochFileCache.assign: records that @epoch starts at @start_offset.
+ * Nothing changes when @epoch is the latest epoch and starts at or before that offset;
+ * otherwise every entry with an epoch >= @epoch or a start offset >= @start_offset is
+ * replaced by the new one (an epoch that never got a batch, or a follower's diverged
+ * tail). Marks the cache for epochs_sync(). A negative epoch (a batch no leader
+ * stamped) is ignored. */
+static tl_err epochs_assign(struct tl_log *log, int32_t epoch, int64_t start_offset)
+{
+	if (epoch < 0)
+		return TL_OK;
+	if (log->epoch_count > 0) {
+		const struct tl_log_epoch_entry *last = &log->epochs[log->epoch_count - 1];
+		if (epoch == last->epoch && start_offset >= last->start_offset)
+			return TL_OK;
+	}
+	if (grow((void **)&log->epochs, &log->epoch_cap, log->epoch_count + 1,
+		 sizeof(*log->epochs)) != TL_OK)
+		return TL_ERR_NOMEM;
+	uint32_t keep = log->epoch_count;
+	while (keep > 0 && (log->epochs[keep - 1].epoch >= epoch ||
+			    log->epochs[keep - 1].start_offset >= start_offset)) {
+		if (log->epochs[keep - 1].epoch >= epoch)
+			tl_warn("log: leader epoch cache loses a newer epoch dir=%s epoch=%" PRId32
+				" start=%" PRId64 " new_epoch=%" PRId32 " new_start=%" PRId64,
+				log->dir, log->epochs[keep - 1].epoch,
+				log->epochs[keep - 1].start_offset, epoch, start_offset);
+		keep--;
+	}
+	log->epochs[keep] =
+		(struct tl_log_epoch_entry){.epoch = epoch, .start_offset = start_offset};
+	log->epoch_count = keep + 1;
+	log->epochs_dirty = true;
+	epochs_check(log);
+	return TL_OK;
+}
+
+/* Drops the entries whose start offset is >= @end (Kafka's truncateFromEnd). */
+static void epochs_truncate(struct tl_log *log, int64_t end)
+{
+	while (log->epoch_count > 0 && log->epochs[log->epoch_count - 1].start_offset >= end) {
+		log->epoch_count--;
+		log->epochs_dirty = true;
+	}
+}
+
+/* Makes the cache durable if it changed: the checkpoint in Kafka's text format
+ * ("0\n<count>\n<epoch> <start offset>\n..."), through a fsynced temporary file, a
+ * rename and a directory fsync. Until it succeeds the cache stays dirty. */
+static tl_err epochs_sync(struct tl_log *log)
+{
+	if (!log->epochs_dirty)
+		return TL_OK;
+	size_t cap = 32 + (size_t)log->epoch_count * 34; /* 11 + 1 + 20 + 1 digits each */
+	char *text = malloc(cap);
+	if (!text)
+		return TL_ERR_NOMEM;
+	size_t len = (size_t)snprintf(text, cap, "0\n%" PRIu32 "\n", log->epoch_count);
+	for (uint32_t i = 0; i < log->epoch_count; i++)
+		len += (size_t)snprintf(text + len, cap - len, "%" PRId32 " %" PRId64 "\n",
+					log->epochs[i].epoch, log->epochs[i].start_offset);
+	TL_ASSERT(len < cap);
+	tl_err err = file_replace(log, EPOCH_CHECKPOINT, text, len, true);
+	free(text);
+	if (err == TL_OK)
+		err = sync_dir(log);
+	if (err != TL_OK) {
+		tl_warn("log: leader epoch checkpoint write failed dir=%s detail=\"%s\"", log->dir,
+			log->last_error);
+		return err;
+	}
+	log->epochs_dirty = false;
+	return TL_OK;
+}
+
+/* Reads a decimal integer in [@min, @max] followed by @sep at *pos. */
+static bool parse_int(const char **pos, int64_t min, int64_t max, char sep, int64_t *out)
+{
+	const char *p = *pos;
+	if ((*p < '0' || *p > '9') && *p != '-')
+		return false;
+	errno = 0;
+	char *end;
+	long long v = strtoll(p, &end, 10);
+	if (end == p || errno != 0 || v < min || v > max || *end != sep)
+		return false;
+	*pos = end + 1;
+	*out = v;
+	return true;
+}
+
+/* Loads the checkpoint into the (empty) cache. TL_ERR_NOT_FOUND when absent,
+ * TL_ERR_CORRUPT when it is not a well-formed, strictly increasing list. */
+static tl_err epochs_load(struct tl_log *log)
+{
+	uint8_t *data;
+	size_t len;
+	tl_err err = file_slurp(log, EPOCH_CHECKPOINT, &data, &len);
+	if (err != TL_OK)
+		return err;
+	char *text = realloc(data, len + 1);
+	if (!text) {
+		free(data);
+		return TL_ERR_NOMEM;
+	}
+	text[len] = '\0';
+	const char *p = text;
+	int64_t version, count;
+	err = TL_ERR_CORRUPT;
+	if (strlen(text) != len || !parse_int(&p, 0, 0, '\n', &version) ||
+	    !parse_int(&p, 0, EPOCH_CHECKPOINT_MAX, '\n', &count))
+		goto out_free;
+	for (int64_t i = 0; i < count; i++) {
+		int64_t epoch, start;
+		if (!parse_int(&p, 0, INT32_MAX, ' ', &epoch) ||
+		    !parse_int(&p, 0, INT64_MAX, '\n', &start))
+			goto out_clear;
+		if (log->epoch_count > 0 &&
+		    (epoch <= log->epochs[log->epoch_count - 1].epoch ||
+		     start <= log->epochs[log->epoch_count - 1].start_offset))
+			goto out_clear;
+		if (grow((void **)&log->epochs, &log->epoch_cap, log->epoch_count + 1,
+			 sizeof(*log->epochs)) != TL_OK) {
+			err = TL_ERR_NOMEM;
+			goto out_clear;
+		}
+		log->epochs[log->epoch_count++] = (struct tl_log_epoch_entry){
+			.epoch = (int32_t)epoch,
+			.start_offset = start,
+		};
+	}
+	if (*p == '\0') {
+		err = TL_OK;
+		goto out_free;
+	}
+out_clear:
+	log->epoch_count = 0;
+out_free:
+	free(text);
+	return err;
+}
+
+/* Adds an entry for every batch at or after @from whose epoch is above the latest
+ * cached one: batch headers carry the epoch of the leader that appended them. */
+static tl_err epochs_scan(struct tl_log *log, int64_t from)
+{
+	for (uint32_t s = segment_index_for(log, from); s < log->segment_count; s++) {
+		struct tl_log_segment *segment = log->segments[s];
+		int64_t position = index_lookup(segment, from);
+		while (position < segment->bytes) {
+			struct tl_batch_header h;
+			tl_err err = header_read(segment, position, segment->bytes, &h);
+			if (err != TL_OK)
+				return err;
+			if (h.partition_leader_epoch > epoch_latest(log) &&
+			    (err = epochs_assign(log, h.partition_leader_epoch, h.base_offset)) !=
+				    TL_OK)
+				return err;
+			position += batch_bytes(&h);
+		}
+	}
+	return TL_OK;
+}
+
+/* Recovers the cache after the segments: the checkpoint (rebuilt from every batch header
+ * when missing or bad, as in a data directory older than leader epochs, whose batches
+ * all carry epoch 0), less the entries at or past the recovered end, plus the epochs of
+ * batches above the latest entry in the tail (from the active segment or the latest
+ * entry, whichever is later). The checkpoint is rewritten if anything changed. */
+static tl_err epochs_recover(struct tl_log *log)
+{
+	int64_t start = log->segments[0]->base_offset;
+	int64_t from = start;
+	tl_err err = epochs_load(log);
+	if (err == TL_ERR_CORRUPT)
+		tl_warn("log: bad leader epoch checkpoint, rebuilding it from the batches dir=%s",
+			log->dir);
+	if (err == TL_ERR_CORRUPT || (err == TL_ERR_NOT_FOUND && log->end_offset > start))
+		log->epochs_dirty = true;
+	else if (err != TL_OK && err != TL_ERR_NOT_FOUND)
+		return err;
+	epochs_truncate(log, log->end_offset);
+	if (err == TL_OK && log->epoch_count > 0)
+		from = TL_MAX(active_segment(log)->base_offset,
+			      log->epochs[log->epoch_count - 1].start_offset);
+	err = epochs_scan(log, from);
+	if (err != TL_OK) {
+		set_error(log, "read", "batch headers for leader epochs", EIO);
+		return err;
+	}
+	log->leader_epoch = TL_MAX(epoch_latest(log), 0);
+	return epochs_sync(log);
+}
+
+int32_t tl_log_latest_epoch(const struct tl_log *log)
+{
+	return epoch_latest(log);
+}
+
+tl_err tl_log_assign_epoch(struct tl_log *log, int32_t epoch)
+{
+	if (log->failed)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	if (epoch < 0)
+		return TL_ERR_INVALID;
+	int32_t latest = epoch_latest(log);
+	if (epoch < latest)
+		return TL_ERR_FENCED_LEADER_EPOCH;
+	if (epoch > latest && epochs_assign(log, epoch, log->end_offset) != TL_OK)
+		return TL_ERR_NOMEM;
+	if (epochs_sync(log) != TL_OK)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	log->leader_epoch = epoch;
+	return TL_OK;
+}
+
+tl_err tl_log_end_offset_for_epoch(const struct tl_log *log, int32_t epoch, int32_t *epoch_out,
+				   int64_t *end_offset_out)
+{
+	*epoch_out = -1;
+	*end_offset_out = -1;
+	if (epoch < 0 || log->epoch_count == 0)
+		return TL_OK;
+	if (epoch == epoch_latest(log)) {
+		*epoch_out = epoch;
+		*end_offset_out = log->end_offset;
+		return TL_OK;
+	}
+	uint32_t higher = 0; /* the first entry with an epoch above @epoch */
+	while (higher < log->epoch_count && log->epochs[higher].epoch <= epoch)
+		higher++;
+	if (higher == log->epoch_count)
+		return TL_OK;
+	*epoch_out = higher > 0 ? log->epochs[higher - 1].epoch : epoch;
+	*end_offset_out = log->epochs[higher].start_offset;
+	return TL_OK;
+}
+
+uint32_t tl_log_epochs(const struct tl_log *log, struct tl_log_epoch_entry *out, uint32_t max)
+{
+	for (uint32_t i = 0; i < log->epoch_count && i < max; i++)
+		out[i] = log->epochs[i];
+	return log->epoch_count;
 }
 
 /* ---- open and close ---- */
@@ -1164,20 +1446,23 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 		/* Sealed segments' index files were written after their data was durable;
 		 * the active one's only vouch for it after a clean shutdown. */
 		if ((clean || !last) && segment_load_indexes(log, segment, file_bytes) == TL_OK) {
-			segment->indexes_on_disk = !last;
-			segment_load_txnindex(log, segment, last ? INT64_MAX : bases[i + 1]);
-			if (last) {
-				int64_t position = index_pos(segment, segment->index_count - 1);
-				struct tl_batch_header h;
-				while (position < file_bytes &&
-				       header_read(segment, position, file_bytes, &h) == TL_OK) {
-					segment->next_offset = tl_batch_last_offset(&h) + 1;
-					position += batch_bytes(&h);
-				}
-				if (position != file_bytes)
-					err = segment_recover(log, segment, file_bytes, &cut);
+			/* The batches after the last index entry must fill the file and, in a
+			 * sealed segment, end where the next segment starts (a file cut by a
+			 * truncation is rescanned, and the segments after it dropped). */
+			int64_t position = index_pos(segment, segment->index_count - 1);
+			struct tl_batch_header h;
+			while (position < file_bytes &&
+			       header_read(segment, position, file_bytes, &h) == TL_OK) {
+				segment->next_offset = tl_batch_last_offset(&h) + 1;
+				position += batch_bytes(&h);
+			}
+			if (position != file_bytes ||
+			    (!last && segment->next_offset != bases[i + 1])) {
+				err = segment_recover(log, segment, file_bytes, &cut);
 			} else {
-				segment->next_offset = bases[i + 1];
+				segment->indexes_on_disk = !last;
+				segment_load_txnindex(log, segment,
+						      last ? INT64_MAX : segment->next_offset);
 			}
 		} else {
 			err = segment_recover(log, segment, file_bytes, &cut);
@@ -1185,6 +1470,8 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 		if (err != TL_OK)
 			break;
 		segment->next_offset_durable = segment->next_offset;
+		segment->next_offset_written = segment->next_offset;
+		segment->bytes_written = segment->bytes;
 		if (segment->bytes > 0)
 			segment->first_append_ms = tl_wall_ms();
 	}
@@ -1243,10 +1530,15 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	struct tl_log_segment *active = active_segment(log);
 	log->end_offset = active->next_offset;
 	log->high_watermark = log->end_offset;
+	log->durable_offset = log->end_offset;
+	log->hw_limit = INT64_MAX;
 	log->sync_end_offset = log->end_offset;
 	log->written_end_offset = log->end_offset;
 	log->write_end_offset = log->end_offset;
-	err = pstate_recover(log);
+	err = pstate_recover(log, INT64_MAX);
+	if (err != TL_OK)
+		goto out_close;
+	err = epochs_recover(log);
 	if (err != TL_OK)
 		goto out_close;
 	if (clean) {
@@ -1270,6 +1562,7 @@ out_close:
 	close(log->dir_fd);
 out_free:
 	tl_pstate_deinit(&log->pstate);
+	free(log->epochs);
 	free(log->aborted);
 	free(log->segments);
 	free(log->dir);
@@ -1370,6 +1663,45 @@ static bool needs_roll(const struct tl_log *log, const struct tl_log_segment *se
 	       log->end_offset + h->last_offset_delta - segment->base_offset > INT32_MAX;
 }
 
+/* Queues a batch whose offsets are set in @data and @h (base_offset == end_offset):
+ * rolls first when needed, then accounts for it in the segment, the producer state and
+ * the transaction lists, as a leader and a follower append alike. */
+static tl_err append_queue(struct tl_log *log, uint8_t *data, size_t len,
+			   const struct tl_batch_header *h)
+{
+	TL_ASSERT(h->base_offset == log->end_offset);
+	bool control = tl_batch_is_control(h);
+	struct tl_log_segment *segment = active_segment(log);
+	if (needs_roll(log, segment, h, len)) {
+		tl_err err = segment_roll(log);
+		if (err != TL_OK) {
+			log_fail(log);
+			return TL_ERR_KAFKA_STORAGE_ERROR;
+		}
+		segment = active_segment(log);
+	}
+	if (grow((void **)&log->queued.items, &log->queued.cap, log->queued.count + 1,
+		 sizeof(*log->queued.items)) != TL_OK)
+		return TL_ERR_NOMEM;
+	int64_t position = segment->bytes;
+	if (segment_track(segment, h, position, log->config.index_interval_bytes) != TL_OK)
+		return TL_ERR_NOMEM;
+	if (segment->first_append_ms < 0)
+		segment->first_append_ms = tl_wall_ms();
+	if ((h->producer_id >= 0 || control) &&
+	    txn_track(log, h, control ? tl_batch_control_type(data, len) : -1, true) != TL_OK)
+		tl_warn("log: producer state update failed (out of memory) dir=%s", log->dir);
+	log->end_offset = tl_batch_last_offset(h) + 1;
+	struct pending *p = &log->queued.items[log->queued.count++];
+	p->segment = segment;
+	p->iov.iov_base = data;
+	p->iov.iov_len = len;
+	p->position = position;
+	p->base_offset = h->base_offset;
+	p->last_offset = tl_batch_last_offset(h);
+	return TL_OK;
+}
+
 tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 		     const struct tl_batch_header *header, struct tl_log_append_result *out)
 {
@@ -1380,6 +1712,9 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 	bool control = tl_batch_is_control(&h);
 	if (control && tl_batch_control_type(data, len) < 0)
 		return TL_ERR_INVALID_RECORD;
+	/* A replica of a newer leader's batches: this leader is stale. */
+	if (log->leader_epoch < epoch_latest(log))
+		return TL_ERR_FENCED_LEADER_EPOCH;
 	/* A batch with a producer id but no sequence comes from a coordinator (offsets
 	 * committed inside a transaction): nothing to dedupe. The broker refuses such
 	 * batches from clients. */
@@ -1395,44 +1730,44 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 		if (err != TL_OK)
 			return err;
 	}
-	struct tl_log_segment *segment = active_segment(log);
-	if (needs_roll(log, segment, &h, len)) {
-		tl_err err = segment_roll(log);
-		if (err != TL_OK) {
-			log_fail(log);
-			return TL_ERR_KAFKA_STORAGE_ERROR;
-		}
-		segment = active_segment(log);
-	}
-	if (grow((void **)&log->queued.items, &log->queued.cap, log->queued.count + 1,
-		 sizeof(*log->queued.items)) != TL_OK)
+	/* The epoch's entry is durable before any batch of it can be. */
+	if (log->leader_epoch > epoch_latest(log) &&
+	    epochs_assign(log, log->leader_epoch, log->end_offset) != TL_OK)
 		return TL_ERR_NOMEM;
+	if (epochs_sync(log) != TL_OK)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
 	h.base_offset = log->end_offset;
-	tl_batch_assign(data, h.base_offset, 0);
-	int64_t position = segment->bytes;
-	if (segment_track(segment, &h, position, log->config.index_interval_bytes) != TL_OK)
-		return TL_ERR_NOMEM;
-	if (segment->first_append_ms < 0)
-		segment->first_append_ms = tl_wall_ms();
-	if ((h.producer_id >= 0 || control) &&
-	    txn_track(log, &h, control ? tl_batch_control_type(data, len) : -1, true) != TL_OK)
-		tl_warn("log: producer state update failed (out of memory) dir=%s", log->dir);
-	log->end_offset = tl_batch_last_offset(&h) + 1;
-	struct pending *p = &log->queued.items[log->queued.count++];
-	p->segment = segment;
-	p->iov.iov_base = data;
-	p->iov.iov_len = len;
-	p->position = position;
-	p->base_offset = h.base_offset;
-	p->last_offset = tl_batch_last_offset(&h);
+	h.partition_leader_epoch = log->leader_epoch;
+	tl_batch_assign(data, h.base_offset, h.partition_leader_epoch);
+	tl_err err = append_queue(log, data, len, &h);
+	if (err != TL_OK)
+		return err;
 	out->base_offset = h.base_offset;
-	out->last_offset = p->last_offset;
+	out->last_offset = tl_batch_last_offset(&h);
 	out->duplicate = false;
 	return TL_OK;
 }
 
+tl_err tl_log_append_replica(struct tl_log *log, uint8_t *data, size_t len,
+			     const struct tl_batch_header *header)
+{
+	if (log->failed)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	TL_ASSERT_DEBUG(len == (size_t)batch_bytes(header));
+	/* The leader's offsets are kept: the batch must start exactly at the log end. */
+	if (header->base_offset != log->end_offset)
+		return TL_ERR_OFFSET_OUT_OF_RANGE;
+	if (tl_batch_is_control(header) && tl_batch_control_type(data, len) < 0)
+		return TL_ERR_INVALID_RECORD;
+	if (epochs_assign(log, header->partition_leader_epoch, header->base_offset) != TL_OK)
+		return TL_ERR_NOMEM;
+	if (epochs_sync(log) != TL_OK)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	return append_queue(log, data, len, header);
+}
+
 /* Checks invariant (5): the stages' lists follow one another in offset order, without
- * gaps, from the high watermark to the log end. O(1). */
+ * gaps, from the durable end to the log end. O(1). */
 static void list_check(const struct pending_list *list, int64_t from, int64_t to)
 {
 	if (list->count == 0) {
@@ -1447,15 +1782,16 @@ static void pipeline_check(const struct tl_log *log)
 {
 	if (log->failed)
 		return; /* the lists are dropped; the offsets stop meaning anything */
-	TL_ASSERT(log->high_watermark <= log->sync_end_offset);
+	TL_ASSERT(log->high_watermark <= log->durable_offset);
+	TL_ASSERT(log->durable_offset <= log->sync_end_offset);
 	TL_ASSERT(log->sync_end_offset <= log->written_end_offset);
 	TL_ASSERT(log->written_end_offset <= log->write_end_offset);
 	TL_ASSERT(log->write_end_offset <= log->end_offset);
 	if (log->syncs_left == 0)
-		TL_ASSERT(log->sync_end_offset == log->high_watermark);
+		TL_ASSERT(log->sync_end_offset == log->durable_offset);
 	if (log->writes_left == 0)
 		TL_ASSERT(log->write_end_offset == log->written_end_offset);
-	list_check(&log->syncing, log->high_watermark, log->sync_end_offset);
+	list_check(&log->syncing, log->durable_offset, log->sync_end_offset);
 	list_check(&log->written, log->sync_end_offset, log->written_end_offset);
 	list_check(&log->writing, log->written_end_offset, log->write_end_offset);
 	list_check(&log->queued, log->write_end_offset, log->end_offset);
@@ -1511,7 +1847,7 @@ static void seal_durable_segments(struct tl_log *log)
 static void sync_round_complete(struct tl_log *log)
 {
 	TL_ASSERT(log->syncing.count > 0);
-	TL_ASSERT(log->syncing.items[0].base_offset == log->high_watermark);
+	TL_ASSERT(log->syncing.items[0].base_offset == log->durable_offset);
 	for (uint32_t i = 0; i < log->syncing.count; i++) {
 		const struct pending *p = &log->syncing.items[i];
 		TL_ASSERT_DEBUG(p->position == p->segment->bytes_durable);
@@ -1523,16 +1859,29 @@ static void sync_round_complete(struct tl_log *log)
 	log->flush_count++;
 	log->syncing.count = 0;
 	/* Only what was written before this round was submitted: never past written data. */
-	TL_ASSERT(log->sync_end_offset > log->high_watermark);
+	TL_ASSERT(log->sync_end_offset > log->durable_offset);
 	TL_ASSERT(log->sync_end_offset <= log->written_end_offset);
-	log->high_watermark = log->sync_end_offset;
+	log->durable_offset = log->sync_end_offset;
+	seal_durable_segments(log);
+	pipeline_check(log);
+}
+
+/* Moves the high watermark up to @hw (<= the durable end): transactions whose marker it
+ * passed stop holding the LSO, then waiters below it fire, then the listener runs. */
+static void hw_advance(struct tl_log *log, int64_t hw)
+{
+	TL_ASSERT(hw <= log->durable_offset);
+	if (hw <= log->high_watermark)
+		return;
+	log->high_watermark = hw;
 	uint32_t open = 0;
 	for (uint32_t i = 0; i < log->closing_count; i++)
 		if (log->closing[i].marker_offset >= log->high_watermark)
 			log->closing[open++] = log->closing[i];
 	log->closing_count = open;
-	seal_durable_segments(log);
-	pipeline_check(log);
+	waiters_fire(log, false, TL_OK);
+	if (log->listener)
+		log->listener(log->listener_ctx, log);
 }
 
 static void sync_done(struct tl_ring_op *op)
@@ -1549,9 +1898,10 @@ static void sync_done(struct tl_ring_op *op)
 	tl_hist_add(&log->sync_us, (uint64_t)(tl_mono_ns() - log->sync_started_ns) / 1000);
 	if (!log->failed) {
 		sync_round_complete(log);
-		waiters_fire(log, false, TL_OK);
-		if (log->listener)
-			log->listener(log->listener_ctx, log);
+		if (!log->replicated)
+			hw_advance(log, TL_MIN(log->durable_offset, log->hw_limit));
+		if (log->durable_listener)
+			log->durable_listener(log->durable_listener_ctx, log);
 	}
 	pipeline_pump(log);
 }
@@ -1613,6 +1963,11 @@ static tl_err sync_start(struct tl_log *log)
 static tl_err write_round_complete(struct tl_log *log)
 {
 	TL_ASSERT(log->writing.count > 0);
+	for (uint32_t i = 0; i < log->writing.count; i++) {
+		const struct pending *p = &log->writing.items[i];
+		p->segment->bytes_written = p->position + (int64_t)p->iov.iov_len;
+		p->segment->next_offset_written = p->last_offset + 1;
+	}
 	if (log->written.count == 0) {
 		pending_swap(&log->written, &log->writing);
 	} else {
@@ -1722,6 +2077,10 @@ static void pipeline_pump(struct tl_log *log)
 		log->written.count = 0;
 		log->syncing.count = 0;
 		waiters_fire(log, true, TL_ERR_KAFKA_STORAGE_ERROR);
+		if (!log->failure_reported && log->durable_listener) {
+			log->failure_reported = true;
+			log->durable_listener(log->durable_listener_ctx, log);
+		}
 	}
 }
 
@@ -1733,9 +2092,77 @@ void tl_log_flush(struct tl_log *log)
 	pipeline_pump(log);
 }
 
+/* ---- high watermark ---- */
+
+int64_t tl_log_durable_offset(const struct tl_log *log)
+{
+	return log->durable_offset;
+}
+
+int64_t tl_log_written_offset(const struct tl_log *log)
+{
+	return log->written_end_offset;
+}
+
+void tl_log_set_durable_listener(struct tl_log *log, tl_log_listener_fn fn, void *ctx)
+{
+	log->durable_listener = fn;
+	log->durable_listener_ctx = ctx;
+}
+
+void tl_log_set_replicated(struct tl_log *log, bool replicated)
+{
+	log->replicated = replicated;
+	if (!replicated && !log->failed)
+		hw_advance(log, TL_MIN(log->durable_offset, log->hw_limit));
+}
+
+void tl_log_set_high_watermark(struct tl_log *log, int64_t hw)
+{
+	if (log->failed)
+		return;
+	hw_advance(log, TL_MIN(hw, log->durable_offset));
+}
+
+/* Rebuilds the producer table, the aborted list and the closing list from the newest
+ * usable snapshot and the log after it, so that markers at or past the high watermark
+ * hold the LSO again (after the high watermark went down, or the log was cut). */
+static tl_err pstate_rebuild(struct tl_log *log)
+{
+	tl_pstate_clear(&log->pstate);
+	log->closing_count = 0;
+	while (log->aborted_count > 0 &&
+	       log->aborted[log->aborted_count - 1].last_offset >= log->end_offset)
+		log->aborted_count--;
+	for (size_t i = 0; i < TL_ARRAY_SIZE(log->snapshots); i++)
+		log->snapshots[i] = -1;
+	return pstate_recover(log, log->high_watermark);
+}
+
+tl_err tl_log_reset_high_watermark(struct tl_log *log, int64_t hw)
+{
+	if (log->failed)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	hw = TL_MAX(hw, tl_log_start_offset(log));
+	hw = TL_MIN(hw, log->durable_offset);
+	if (hw >= log->high_watermark) {
+		hw_advance(log, hw);
+		return TL_OK;
+	}
+	log->high_watermark = hw;
+	tl_err err = pstate_rebuild(log);
+	if (err != TL_OK) {
+		set_error(log, "read", "batch headers for producer state", EIO);
+		log_fail(log);
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	}
+	pipeline_check(log);
+	return TL_OK;
+}
+
 /* Runs the ring until this log has neither round in flight: both stages have drained
- * everything (or the log FAILED). Fires the waiters left. */
-static void log_drain(struct tl_log *log)
+ * everything (or the log FAILED). */
+static void rounds_drain(struct tl_log *log)
 {
 	pipeline_pump(log);
 	/* Appends made meanwhile (from another log's callback) are drained too. */
@@ -1749,7 +2176,18 @@ static void log_drain(struct tl_log *log)
 	if (!log->failed) {
 		TL_ASSERT(log->queued.count == 0);
 		TL_ASSERT(log->written.count == 0);
-		TL_ASSERT(log->high_watermark == log->end_offset);
+		TL_ASSERT(log->durable_offset == log->end_offset);
+	}
+}
+
+/* Drains both stages and fires the waiters left: in replicated mode those the high
+ * watermark has not passed learn that this replica stops serving them. */
+static void log_drain(struct tl_log *log)
+{
+	rounds_drain(log);
+	if (!log->failed && log->replicated) {
+		waiters_fire(log, false, TL_OK);
+		waiters_fire(log, true, TL_ERR_NOT_LEADER_OR_FOLLOWER);
 	}
 	waiters_fire(log, true, log->failed ? TL_ERR_KAFKA_STORAGE_ERROR : TL_OK);
 }
@@ -1772,6 +2210,7 @@ static void log_free(struct tl_log *log)
 	free(log->sync_ops);
 	free(log->aborted);
 	free(log->closing);
+	free(log->epochs);
 	free(log->dir);
 	free(log);
 }
@@ -1844,6 +2283,312 @@ tl_err tl_log_remove(struct tl_log *log)
 	return err;
 }
 
+/* ---- truncation ---- */
+
+/* Fires, with @err, the waiters at or above @offset: the tail of the list. */
+static void waiters_fire_from(struct tl_log *log, int64_t offset, tl_err err)
+{
+	struct tl_log_waiter **at = &log->waiters;
+	struct tl_log_waiter *last = NULL;
+	while (*at && (*at)->offset < offset) {
+		last = *at;
+		at = &(*at)->next;
+	}
+	struct tl_log_waiter *cut = *at;
+	*at = NULL;
+	log->waiters_tail = last;
+	while (cut) {
+		struct tl_log_waiter *next = cut->next;
+		cut->next = NULL;
+		cut->done(cut, err);
+		cut = next;
+	}
+}
+
+/* The pending batch holding @offset, or NULL when it is durable already. */
+static const struct pending *pending_find(const struct tl_log *log, int64_t offset)
+{
+	const struct pending_list *lists[] = {&log->syncing, &log->written, &log->writing,
+					      &log->queued};
+	for (size_t l = 0; l < TL_ARRAY_SIZE(lists); l++)
+		for (uint32_t i = 0; i < lists[l]->count; i++)
+			if (lists[l]->items[i].base_offset <= offset &&
+			    offset <= lists[l]->items[i].last_offset)
+				return &lists[l]->items[i];
+	return NULL;
+}
+
+/* The base offset of the batch holding @offset (start <= @offset < end). */
+static tl_err batch_start_find(const struct tl_log *log, int64_t offset, int64_t *base_out)
+{
+	const struct pending *p = pending_find(log, offset);
+	if (p) {
+		*base_out = p->base_offset;
+		return TL_OK;
+	}
+	TL_ASSERT(offset < log->durable_offset);
+	const struct tl_log_segment *segment = log->segments[segment_index_for(log, offset)];
+	int64_t position = index_lookup(segment, offset);
+	while (position < segment->bytes_durable) {
+		struct tl_batch_header h;
+		tl_err err = header_read(segment, position, segment->bytes_durable, &h);
+		if (err != TL_OK)
+			return err;
+		if (tl_batch_last_offset(&h) >= offset) {
+			*base_out = h.base_offset;
+			return TL_OK;
+		}
+		position += batch_bytes(&h);
+	}
+	return TL_ERR_CORRUPT;
+}
+
+/* Drops the queued batches (never handed to a write) at or above @offset. */
+static void queued_drop_from(struct tl_log *log, int64_t offset)
+{
+	uint32_t keep = log->queued.count;
+	while (keep > 0 && log->queued.items[keep - 1].base_offset >= offset)
+		keep--;
+	if (keep == log->queued.count)
+		return;
+	log->queued.count = keep;
+	log->end_offset =
+		keep > 0 ? log->queued.items[keep - 1].last_offset + 1 : log->write_end_offset;
+}
+
+/* Finishes the rounds in flight and writes and syncs what is still queued below
+ * @new_end, dropping the rest; the high watermark does not pass @new_end meanwhile. */
+static tl_err truncate_drain(struct tl_log *log, int64_t new_end)
+{
+	log->hw_limit = new_end;
+	queued_drop_from(log, new_end);
+	rounds_drain(log);
+	log->hw_limit = INT64_MAX;
+	return log->failed ? TL_ERR_KAFKA_STORAGE_ERROR : TL_OK;
+}
+
+/* Rebuilds @segment's in-memory indexes and end from its first @bytes bytes. */
+static tl_err segment_reindex(struct tl_log *log, struct tl_log_segment *segment, int64_t bytes)
+{
+	segment_reset_indexes(segment);
+	segment->bytes = 0;
+	segment->next_offset = segment->base_offset;
+	for (int64_t position = 0; position < bytes;) {
+		struct tl_batch_header h;
+		tl_err err = header_read(segment, position, bytes, &h);
+		if (err == TL_OK)
+			err = segment_track(segment, &h, position,
+					    log->config.index_interval_bytes);
+		if (err != TL_OK)
+			return err;
+		position += batch_bytes(&h);
+	}
+	TL_ASSERT(segment->bytes == bytes);
+	segment->bytes_durable = bytes;
+	segment->bytes_written = bytes;
+	segment->next_offset_durable = segment->next_offset;
+	segment->next_offset_written = segment->next_offset;
+	if (bytes == 0)
+		segment->first_append_ms = -1;
+	return TL_OK;
+}
+
+/* The file position of the batch at @offset in @segment (its end when none is there). */
+static tl_err segment_position_of(const struct tl_log_segment *segment, int64_t offset,
+				  int64_t *position_out)
+{
+	int64_t position = index_lookup(segment, offset);
+	while (position < segment->bytes_durable) {
+		struct tl_batch_header h;
+		tl_err err = header_read(segment, position, segment->bytes_durable, &h);
+		if (err != TL_OK)
+			return err;
+		if (h.base_offset >= offset)
+			break;
+		position += batch_bytes(&h);
+	}
+	*position_out = position;
+	return TL_OK;
+}
+
+/* Checks the state truncation leaves: offsets in order, the cache ordered and below the
+ * end, no producer batch at or past the end. */
+static void truncate_check(const struct tl_log *log)
+{
+	TL_ASSERT(tl_log_start_offset(log) <= log->high_watermark);
+	TL_ASSERT(log->high_watermark <= log->end_offset);
+	TL_ASSERT(active_segment(log)->next_offset == log->end_offset);
+	epochs_check(log);
+	if (log->epoch_count > 0)
+		TL_ASSERT(log->epochs[log->epoch_count - 1].start_offset < log->end_offset);
+	for (uint32_t b = 0; b < log->pstate.bucket_count; b++)
+		for (const struct tl_pstate_entry *e = log->pstate.buckets[b]; e; e = e->next) {
+			if (e->batch_count > 0)
+				TL_ASSERT(e->batches[e->batch_count - 1].last_offset <
+					  log->end_offset);
+			TL_ASSERT(e->txn_first_offset < log->end_offset);
+		}
+	if (log->aborted_count > 0)
+		TL_ASSERT(log->aborted[log->aborted_count - 1].last_offset < log->end_offset);
+	pipeline_check(log);
+}
+
+/* Cuts the drained log at @new_end, a batch boundary. Crash order: the later segments
+ * go first, newest first, so that what a crash leaves is always a prefix of the log
+ * (recovery also drops a segment that does not follow its predecessor), with the index
+ * files of the segment that holds @new_end, and the directory is synced; then that file
+ * is cut and synced with its directory; only then does the
+ * checkpoint lose its epochs at or past @new_end (recovery drops entries past the end it
+ * finds, so a stale checkpoint is harmless, while a checkpoint cut first could lose the
+ * start of an epoch whose batches survive); snapshots past the end go last (recovery
+ * deletes them too). */
+static tl_err log_cut(struct tl_log *log, int64_t new_end)
+{
+	uint32_t keep = segment_index_for(log, new_end);
+	for (uint32_t i = log->segment_count; i-- > keep + 1;) {
+		segment_unlink(log, log->segments[i]->base_offset);
+		segment_put(log->segments[i]);
+		log->segment_count--;
+	}
+	struct tl_log_segment *segment = active_segment(log);
+	/* It is the active segment now: its index files would go stale. */
+	segment_unlink_indexes(log, segment->base_offset);
+	segment->indexes_on_disk = false;
+	char name[NAME_BYTES];
+	segment_name(name, segment->base_offset, ".log");
+	int64_t position;
+	tl_err err = segment_position_of(segment, new_end, &position);
+	if (err != TL_OK) {
+		set_error(log, "read", name, EIO);
+		return err;
+	}
+	/* The unlinks are durable before the cut: a later segment or an index file that a
+	 * crash brought back would describe bytes the cut removed. */
+	if ((err = sync_dir(log)) != TL_OK)
+		return err;
+	if (ftruncate(segment->fd, (off_t)position) == -1) {
+		set_error(log, "truncate", name, errno);
+		return TL_ERR_IO;
+	}
+	if (fdatasync(segment->fd) == -1) {
+		set_error(log, "fdatasync", name, errno);
+		return TL_ERR_IO;
+	}
+	if ((err = sync_dir(log)) != TL_OK)
+		return err;
+	if ((err = segment_reindex(log, segment, position)) != TL_OK) {
+		set_error(log, "read", name, EIO);
+		return err;
+	}
+	TL_ASSERT(segment->next_offset == new_end);
+	log->end_offset = new_end;
+	log->durable_offset = new_end;
+	log->sync_end_offset = new_end;
+	log->written_end_offset = new_end;
+	log->write_end_offset = new_end;
+	log->high_watermark = TL_MIN(log->high_watermark, new_end);
+	epochs_truncate(log, new_end);
+	if ((err = epochs_sync(log)) != TL_OK)
+		return err;
+	log->first_open_txn = -2;
+	if ((err = pstate_rebuild(log)) != TL_OK)
+		set_error(log, "read", "batch headers for producer state", EIO);
+	return err;
+}
+
+tl_err tl_log_truncate_to(struct tl_log *log, int64_t offset)
+{
+	if (log->failed)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	offset = TL_MAX(offset, tl_log_start_offset(log));
+	if (offset >= log->end_offset) {
+		epochs_truncate(log, offset);
+		return epochs_sync(log) == TL_OK ? TL_OK : TL_ERR_KAFKA_STORAGE_ERROR;
+	}
+	int64_t new_end;
+	if (batch_start_find(log, offset, &new_end) != TL_OK) {
+		set_error(log, "read", "batch header for truncation", EIO);
+		log_fail(log);
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	}
+	int64_t old_end = log->end_offset;
+	tl_err err = truncate_drain(log, new_end);
+	if (err == TL_OK)
+		err = log_cut(log, new_end);
+	if (err != TL_OK) {
+		log_fail(log);
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	}
+	tl_info("log: truncated dir=%s offset=%" PRId64 " end=%" PRId64 " old_end=%" PRId64
+		" hw=%" PRId64,
+		log->dir, offset, new_end, old_end, log->high_watermark);
+	truncate_check(log);
+	waiters_fire_from(log, new_end, TL_ERR_NOT_LEADER_OR_FOLLOWER);
+	return TL_OK;
+}
+
+/* Deletes every snapshot file in the directory. */
+static void snapshots_unlink_all(struct tl_log *log)
+{
+	DIR *d = dir_open(log->dir_fd);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n > 9 && strcmp(de->d_name + n - 9, ".snapshot") == 0)
+			unlinkat(log->dir_fd, de->d_name, 0);
+	}
+	closedir(d);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(log->snapshots); i++)
+		log->snapshots[i] = -1;
+}
+
+/* Crash order: the empty checkpoint first (with batches left, recovery rebuilds it from
+ * them), then the snapshots, then the segments, newest first (a crash leaves a prefix),
+ * then the new empty segment (a crash before it leaves an empty directory, which opens
+ * as an empty log at 0: the caller truncates again). */
+tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
+{
+	if (log->failed)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	if (new_start_offset < 0)
+		return TL_ERR_INVALID;
+	tl_err err = truncate_drain(log, log->high_watermark);
+	if (err != TL_OK)
+		return err;
+	log->epoch_count = 0;
+	log->epochs_dirty = true;
+	if (epochs_sync(log) != TL_OK)
+		goto out_fail;
+	snapshots_unlink_all(log);
+	while (log->segment_count > 0) {
+		struct tl_log_segment *segment = log->segments[log->segment_count - 1];
+		segment_unlink(log, segment->base_offset);
+		segment_put(segment);
+		log->segment_count--;
+	}
+	if (segment_create(log, new_start_offset) != TL_OK)
+		goto out_fail;
+	log->end_offset = new_start_offset;
+	log->durable_offset = new_start_offset;
+	log->sync_end_offset = new_start_offset;
+	log->written_end_offset = new_start_offset;
+	log->write_end_offset = new_start_offset;
+	log->high_watermark = new_start_offset;
+	tl_pstate_clear(&log->pstate);
+	log->aborted_count = 0;
+	log->closing_count = 0;
+	log->first_open_txn = -2;
+	tl_info("log: truncated fully dir=%s start=%" PRId64, log->dir, new_start_offset);
+	truncate_check(log);
+	waiters_fire_from(log, INT64_MIN, TL_ERR_NOT_LEADER_OR_FOLLOWER);
+	return TL_OK;
+out_fail:
+	log_fail(log);
+	return TL_ERR_KAFKA_STORAGE_ERROR;
+}
+
 /* ---- reading ---- */
 
 /* The file range of whole batches in @segment from @position that end below @max_offset
@@ -1851,8 +2596,8 @@ tl_err tl_log_remove(struct tl_log *log)
 static int64_t read_extent(const struct tl_log_segment *segment, int64_t position,
 			   int64_t max_offset, int64_t max_bytes, bool min_one)
 {
-	int64_t limit = segment->bytes_durable;
-	if (max_offset < segment->next_offset_durable) {
+	int64_t limit = segment->bytes_written;
+	if (max_offset < segment->next_offset_written) {
 		/* Stop before the batch holding max_offset (read_committed). */
 		int64_t p = TL_MAX(index_lookup(segment, max_offset), position);
 		struct tl_batch_header h;
@@ -1889,22 +2634,25 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 {
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
-	if (offset < log->segments[0]->base_offset || offset > log->high_watermark)
+	if (log->failed && log->segment_count == 0)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	if (offset < tl_log_start_offset(log) || offset > log->end_offset)
 		return TL_ERR_OFFSET_OUT_OF_RANGE;
-	max_offset = TL_MIN(max_offset, log->high_watermark);
+	/* Never past what the file holds: a follower may read up to the written end. */
+	max_offset = TL_MIN(max_offset, log->written_end_offset);
 	if (offset >= max_offset)
 		return TL_OK;
 	uint32_t s = segment_index_for(log, offset);
 	struct tl_log_segment *segment = log->segments[s];
-	while (offset >= segment->next_offset_durable && s + 1 < log->segment_count)
+	while (offset >= segment->next_offset_written && s + 1 < log->segment_count)
 		segment = log->segments[++s];
 	/* Find the batch holding offset, from the nearest index entry below it. */
 	int64_t position = index_lookup(segment, offset);
 	struct tl_batch_header h;
 	for (;;) {
-		if (position >= segment->bytes_durable)
+		if (position >= segment->bytes_written)
 			return TL_OK;
-		tl_err err = header_read(segment, position, segment->bytes_durable, &h);
+		tl_err err = header_read(segment, position, segment->bytes_written, &h);
 		if (err != TL_OK) {
 			tl_warn("log: unreadable batch header dir=%s segment=%" PRId64
 				" position=%" PRId64,
@@ -1931,7 +2679,8 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 
 int64_t tl_log_start_offset(const struct tl_log *log)
 {
-	return log->segments[0]->base_offset;
+	/* No segment only on a log FAILED in tl_log_truncate_fully(). */
+	return log->segment_count > 0 ? log->segments[0]->base_offset : log->end_offset;
 }
 
 int64_t tl_log_end_offset(const struct tl_log *log)

@@ -7,6 +7,8 @@
  *                                     segment: (u16 version 0, i64 producer id, i64 first
  *                                     offset, i64 marker offset, i64 LSO then)
  *   <20-digit offset>.snapshot        producer state as of that offset
+ *   leader-epoch-checkpoint           the leader-epoch cache, Kafka's text format:
+ *                                     "0\n<count>\n<epoch> <start offset>\n..."
  * plus `.clean-shutdown` while the log is closed cleanly.
  *
  * Writes go through a tl_ring (io_uring or the sync fallback) owned by the caller's
@@ -17,10 +19,14 @@
  * write runs while the previous fdatasync is in flight.
  *
  * Offsets:
- *   start_offset <= high_watermark <= end_offset
+ *   start_offset <= high_watermark <= durable_offset <= written_offset <= end_offset
  *   end_offset      next offset to assign (log end offset, LEO)
- *   high_watermark  every offset below it is on stable storage; on one node this is
- *                   what fetch may return and what acks=1/-1 wait for
+ *   written_offset  every batch below it is in the file (page cache): readable
+ *   durable_offset  every offset below it is on stable storage (fdatasync'ed)
+ *   high_watermark  what consumers may read and what waiters (acks) wait for. By
+ *                   default it follows durable_offset (one node). In replicated mode
+ *                   (tl_log_set_replicated) it moves only by tl_log_set_high_watermark:
+ *                   the leader's minimum over the ISR, or a follower's leader's value.
  * (1) Only the last (active) segment is written; sealed segments never change.
  * (2) Base offsets strictly increase along the segment list.
  * (3) A failed write or fdatasync makes the log FAILED: appends answer
@@ -106,7 +112,11 @@ struct tl_log_waiter;
 typedef void (*tl_log_waiter_fn)(struct tl_log_waiter *waiter, tl_err err);
 
 /* Fires once high_watermark > @offset (err TL_OK), or the log fails (err
- * TL_ERR_KAFKA_STORAGE_ERROR), or the log closes. Waiters fire in offset order. */
+ * TL_ERR_KAFKA_STORAGE_ERROR), or the log closes (TL_OK; in replicated mode
+ * TL_ERR_NOT_LEADER_OR_FOLLOWER for those the high watermark had not passed), or a
+ * truncation removes @offset (TL_ERR_NOT_LEADER_OR_FOLLOWER). In replicated mode
+ * durability alone fires nothing: acks=all waits for the ISR. Waiters fire in offset
+ * order. */
 struct tl_log_waiter {
 	int64_t offset;
 	tl_log_waiter_fn done;
@@ -119,6 +129,108 @@ void tl_log_wait_durable(struct tl_log *log, struct tl_log_waiter *waiter);
  * waiting in long-poll. One listener per log; NULL removes it. */
 typedef void (*tl_log_listener_fn)(void *ctx, struct tl_log *log);
 void tl_log_set_listener(struct tl_log *log, tl_log_listener_fn fn, void *ctx);
+
+/* ---- replication ---- */
+
+/* Appends a batch fetched from the leader as is: @header->base_offset and
+ * partitionLeaderEpoch were set by the leader and are not rewritten; the batch must
+ * start exactly at end_offset (TL_ERR_OFFSET_OUT_OF_RANGE otherwise: the caller
+ * truncates or fetches from the end). No dedupe check, but producer state, transactions
+ * (closing list, aborted index, LSO), indexes and snapshots are updated as by
+ * tl_log_append(), so this replica can lead and dedupe retries. A batch whose epoch is
+ * above the latest cached one first adds (epoch, base offset) to the leader-epoch cache
+ * and makes the checkpoint durable, before the batch is queued. Borrows @data: the
+ * caller keeps it alive until tl_log_durable_offset() > the batch's last offset (see
+ * tl_log_set_durable_listener), or until the log FAILED or a truncation dropped the
+ * batch. Returns TL_OK, TL_ERR_OFFSET_OUT_OF_RANGE, TL_ERR_INVALID_RECORD (a control
+ * batch without a control record), TL_ERR_NOMEM or TL_ERR_KAFKA_STORAGE_ERROR. */
+tl_err tl_log_append_replica(struct tl_log *log, uint8_t *data, size_t len,
+			     const struct tl_batch_header *header);
+
+/* Called after every advance of the durable end (after the high watermark's waiters and
+ * listener when not replicated): a leader recomputes its high watermark, a follower
+ * reports progress and frees the fetch buffers below tl_log_durable_offset(). Also
+ * called once when the log FAILED and no write is in flight any more: then
+ * tl_log_is_writable() is false and no borrowed buffer is read again. One per log; NULL
+ * removes it. */
+void tl_log_set_durable_listener(struct tl_log *log, tl_log_listener_fn fn, void *ctx);
+
+/* The local durable end: every offset below it is fdatasync'ed (what high_watermark
+ * means on one node). */
+int64_t tl_log_durable_offset(const struct tl_log *log);
+/* The end of the batches whose write completed: readable through the file. A follower
+ * fetch reads up to here. */
+int64_t tl_log_written_offset(const struct tl_log *log);
+
+/* Replicated mode: the high watermark stops following the durable end and moves only by
+ * tl_log_set_high_watermark(). Off by default; switching it off moves the high
+ * watermark up to the durable end. */
+void tl_log_set_replicated(struct tl_log *log, bool replicated);
+/* Raises the high watermark to @hw clamped to [high_watermark, durable_offset]
+ * (monotonic), then fires the waiters it passed and the listener. No-op on a FAILED log
+ * or when nothing moves. */
+void tl_log_set_high_watermark(struct tl_log *log, int64_t hw);
+/* Sets the high watermark to @hw clamped to [start_offset, durable_offset], lower
+ * included: at start-up in replicated mode, with the high watermark checkpointed by the
+ * broker (after open the durable end is the recovered end). Lowering it rebuilds the
+ * producer state so that markers above it hold the LSO again. Returns TL_OK or
+ * TL_ERR_KAFKA_STORAGE_ERROR (the log is FAILED). */
+tl_err tl_log_reset_high_watermark(struct tl_log *log, int64_t hw);
+
+/* One leader-epoch cache entry: @epoch's first batch is at @start_offset. */
+struct tl_log_epoch_entry {
+	int32_t epoch;
+	int64_t start_offset;
+};
+
+/* Sets the epoch stamped (partitionLeaderEpoch) on the batches tl_log_append() writes
+ * from now on (this broker leads with @epoch). If @epoch is above the latest cached
+ * epoch, (epoch, end_offset) enters the cache, replacing an entry that starts at
+ * end_offset, and the checkpoint is durable before this returns. Epochs only grow:
+ * @epoch equal to the latest is a no-op, below it is TL_ERR_FENCED_LEADER_EPOCH, below 0
+ * TL_ERR_INVALID; TL_ERR_KAFKA_STORAGE_ERROR when the checkpoint cannot be written.
+ * Until called, appends use the latest cached epoch (0 for a new log). tl_log_append()
+ * answers TL_ERR_FENCED_LEADER_EPOCH while the cache holds an epoch above this one
+ * (a follower append of a newer leader's batches came after it). */
+tl_err tl_log_assign_epoch(struct tl_log *log, int32_t epoch);
+
+/* The latest cached epoch, -1 when the cache is empty. */
+int32_t tl_log_latest_epoch(const struct tl_log *log);
+
+/* OffsetsForLeaderEpoch, as Kafka's LeaderEpochFileCache.endOffsetFor:
+ *   @epoch == latest cached epoch       (latest, end_offset)
+ *   an entry above @epoch exists        (largest cached epoch <= @epoch, start offset of
+ *                                        the first entry above @epoch); when @epoch is
+ *                                        below the earliest entry: (@epoch, start offset
+ *                                        of the earliest entry), as newer Kafka answers
+ *   otherwise (above every entry, empty  (-1, -1): UNDEFINED_EPOCH and
+ *   cache, @epoch < 0)                   UNDEFINED_EPOCH_OFFSET
+ * Always returns TL_OK. */
+tl_err tl_log_end_offset_for_epoch(const struct tl_log *log, int32_t epoch, int32_t *epoch_out,
+				   int64_t *end_offset_out);
+
+/* Copies up to @max cache entries, oldest first, into @out; returns how many there are. */
+uint32_t tl_log_epochs(const struct tl_log *log, struct tl_log_epoch_entry *out, uint32_t max);
+
+/* Kafka's truncateTo: removes every batch at or after the start of the batch holding
+ * @offset (so the new end is <= @offset; no-op past the end, where it only drops cache
+ * entries starting at or after @offset). Finishes the write and sync rounds in flight
+ * first, running the ring (other logs' callbacks may run; none may append to this log
+ * meanwhile); queued batches past the cut are dropped unwritten. Then cuts the files,
+ * trims indexes, aborted and closing transactions and the leader-epoch cache (checkpoint
+ * rewritten), rebuilds producer state, and clamps the high watermark to the new end.
+ * Waiters at or past the new end fire with TL_ERR_NOT_LEADER_OR_FOLLOWER. A read
+ * still being sent from the cut range may come up short. Returns TL_OK or
+ * TL_ERR_KAFKA_STORAGE_ERROR (the log is FAILED). */
+tl_err tl_log_truncate_to(struct tl_log *log, int64_t offset);
+
+/* Kafka's truncateFullyAndStartAt: deletes every segment, snapshot and cache entry and
+ * restarts the log empty at @new_start_offset (start = high watermark = end), for a
+ * follower whose leader's log starts past its end. Drains like tl_log_truncate_to();
+ * every waiter fires with TL_ERR_NOT_LEADER_OR_FOLLOWER. Returns TL_OK, TL_ERR_INVALID
+ * (@new_start_offset < 0) or TL_ERR_KAFKA_STORAGE_ERROR (FAILED; if it failed with no
+ * segment left, only close or remove may follow). */
+tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset);
 
 /* ---- reading ---- */
 
@@ -135,9 +247,11 @@ struct tl_log_read {
 /* Finds the batch holding @offset (or the first batch after it) and returns a file range
  * of whole batches, ending before any batch whose last offset >= @max_offset, at most
  * @max_bytes long except that with @min_one the first batch is returned whatever its
- * size (KIP-74). @max_offset is the high watermark (or the LSO for read_committed).
- * Returns TL_OK (bytes may be 0 when @offset == @max_offset), or
- * TL_ERR_OFFSET_OUT_OF_RANGE when @offset < start_offset or > high_watermark. */
+ * size (KIP-74). @max_offset is the high watermark (or the LSO for read_committed, or
+ * the written offset for a follower's fetch); the range never passes the written
+ * offset. Returns TL_OK (bytes == 0 when @offset is in [@max_offset, end_offset]: a
+ * consumer ahead of the high watermark waits), or TL_ERR_OFFSET_OUT_OF_RANGE when
+ * @offset < start_offset or > end_offset. */
 tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
 		   bool min_one, struct tl_log_read *out);
 /* Drops the reference taken by tl_log_read (signature fits tl_buf_file_span's release). */
@@ -156,8 +270,9 @@ tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms, int
 
 /* ---- transactions ---- */
 
-/* The last stable offset: the first offset of the oldest transaction that no durable
- * COMMIT or ABORT marker has closed yet, or the high watermark when none is open.
+/* The last stable offset: the first offset of the oldest transaction that no COMMIT or
+ * ABORT marker below the high watermark has closed yet (in replicated mode a marker a
+ * failover could undo does not count), or the high watermark when none is open.
  * read_committed fetches and ListOffsets stop here. */
 int64_t tl_log_last_stable_offset(struct tl_log *log);
 
