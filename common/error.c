@@ -260,6 +260,10 @@ static const struct err_info internal_errors[] = {
 	{TL_ERR_CLOSED, "CLOSED", "The object is closed or failed earlier.", false},
 	{TL_ERR_TIMED_OUT, "TIMED_OUT", "A local timeout expired.", true},
 	{TL_ERR_FATAL, "FATAL", "Fatal error: the instance cannot continue.", false},
+	{TL_ERR_UNAVAILABLE, "UNAVAILABLE", "A remote service did not answer in time; try again.",
+	 true},
+	{TL_ERR_COMPACTED, "COMPACTED",
+	 "The history asked for was compacted away; read the current state again.", false},
 };
 
 static const struct err_info *err_find(tl_err err)

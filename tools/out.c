@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "common/base64.h"
 
 #define RED    "\033[31m"
 #define YELLOW "\033[33m"
@@ -575,63 +576,29 @@ void cli_json_escape(FILE *out, const void *data, size_t len)
 	}
 }
 
-static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 void cli_base64_encode(FILE *out, const void *data, size_t len)
 {
+	/* 3 input bytes per 4 chars: whole groups per chunk keep the padding at the end. */
 	const uint8_t *p = data;
-	char buf[4];
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		buf[0] = b64_chars[(v >> 18) & 63];
-		buf[1] = b64_chars[(v >> 12) & 63];
-		buf[2] = i + 1 < len ? b64_chars[(v >> 6) & 63] : '=';
-		buf[3] = i + 2 < len ? b64_chars[v & 63] : '=';
-		fwrite(buf, 1, 4, out);
+	char buf[4 * 256 + 1];
+	for (size_t done = 0; done < len;) {
+		size_t n = len - done < 3 * 256 ? len - done : 3 * 256;
+		tl_base64_encode(p + done, n, buf);
+		fwrite(buf, 1, tl_base64_encoded_len(n), out);
+		done += n;
 	}
-}
-
-static int b64_value(char c)
-{
-	const char *at = c ? strchr(b64_chars, c) : NULL;
-	if (c == '-')
-		return 62; /* base64url too */
-	if (c == '_')
-		return 63;
-	return at ? (int)(at - b64_chars) : -1;
 }
 
 bool cli_base64_decode(const char *s, size_t len, uint8_t **out, size_t *out_len)
 {
-	while (len > 0 && s[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
-		return false;
-	uint8_t *buf = malloc(len * 3 / 4 + 3);
+	uint8_t *buf = malloc(tl_base64_decoded_len_max(len));
 	if (!buf)
 		return false;
-	size_t n = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64_value(s[i]);
-		if (v < 0) {
-			free(buf);
-			return false;
-		}
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[n++] = (uint8_t)(acc >> bits);
-		}
+	if (!tl_base64_decode(s, len, buf, out_len)) {
+		free(buf);
+		return false;
 	}
 	*out = buf;
-	*out_len = n;
 	return true;
 }
 

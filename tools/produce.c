@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/json.h"
 #include "common/time.h"
-#include "json.h"
 #include "tally/producer.h"
 
 #define PRODUCE_HEADERS_MAX 64
@@ -190,16 +190,16 @@ static void rate_line(struct produce_state *st, bool final)
 
 /* Decodes a string or a base64 member (name, name_b64) of @env into @data/@len (-1 =
  * null). Returns false with @why set if malformed; the caller frees *@owned. */
-static bool envelope_bytes(const struct json_value *env, const char *name, const void **data,
+static bool envelope_bytes(const struct tl_json_value *env, const char *name, const void **data,
 			   int32_t *len, uint8_t **owned, char *why, size_t why_size)
 {
 	char b64name[64];
 	snprintf(b64name, sizeof(b64name), "%s_b64", name);
-	const struct json_value *v = json_get(env, name);
-	const struct json_value *b = json_get(env, b64name);
+	const struct tl_json_value *v = tl_json_get(env, name);
+	const struct tl_json_value *b = tl_json_get(env, b64name);
 	*data = NULL;
 	*len = -1;
-	if (b && b->type == JSON_STRING) {
+	if (b && b->type == TL_JSON_STRING) {
 		size_t n;
 		if (!cli_base64_decode(b->str, b->len, owned, &n)) {
 			snprintf(why, why_size, "\"%s\" is not base64", b64name);
@@ -209,9 +209,9 @@ static bool envelope_bytes(const struct json_value *env, const char *name, const
 		*len = (int32_t)n;
 		return true;
 	}
-	if (!v || v->type == JSON_NULL)
+	if (!v || v->type == TL_JSON_NULL)
 		return true;
-	if (v->type != JSON_STRING) {
+	if (v->type != TL_JSON_STRING) {
 		snprintf(why, why_size, "\"%s\" must be a string or null", name);
 		return false;
 	}
@@ -226,7 +226,7 @@ struct input_record {
 	struct tl_producer_header headers[PRODUCE_HEADERS_MAX * 2];
 	uint8_t *owned[2 + PRODUCE_HEADERS_MAX];
 	int owned_count;
-	struct json_value json;
+	struct tl_json_value json;
 	bool has_json;
 };
 
@@ -236,17 +236,17 @@ static void input_record_reset(struct input_record *in)
 		free(in->owned[i]);
 	in->owned_count = 0;
 	if (in->has_json)
-		json_free(&in->json);
+		tl_json_free(&in->json);
 	in->has_json = false;
 }
 
-static bool envelope_headers(const struct json_value *hs, struct input_record *in, char *why,
+static bool envelope_headers(const struct tl_json_value *hs, struct input_record *in, char *why,
 			     size_t why_size)
 {
-	if (!hs || hs->type == JSON_NULL)
+	if (!hs || hs->type == TL_JSON_NULL)
 		return true;
-	bool object = hs->type == JSON_OBJECT;
-	if (!object && hs->type != JSON_ARRAY) {
+	bool object = hs->type == TL_JSON_OBJECT;
+	if (!object && hs->type != TL_JSON_ARRAY) {
 		snprintf(why, why_size,
 			 "\"headers\" must be an array of {key, value} or an object");
 		return false;
@@ -257,13 +257,13 @@ static bool envelope_headers(const struct json_value *hs, struct input_record *i
 			return false;
 		}
 		struct tl_producer_header *h = &in->headers[in->rec.header_count];
-		const struct json_value *item = &hs->items[i];
+		const struct tl_json_value *item = &hs->items[i];
 		if (object) {
 			h->key = hs->keys[i];
-			if (item->type == JSON_NULL) {
+			if (item->type == TL_JSON_NULL) {
 				h->value = NULL;
 				h->value_len = -1;
-			} else if (item->type == JSON_STRING) {
+			} else if (item->type == TL_JSON_STRING) {
 				h->value = item->str;
 				h->value_len = (int32_t)item->len;
 			} else {
@@ -272,8 +272,8 @@ static bool envelope_headers(const struct json_value *hs, struct input_record *i
 				return false;
 			}
 		} else {
-			const struct json_value *k = json_get(item, "key");
-			if (!k || k->type != JSON_STRING) {
+			const struct tl_json_value *k = tl_json_get(item, "key");
+			if (!k || k->type != TL_JSON_STRING) {
 				snprintf(why, why_size, "each header needs a string \"key\"");
 				return false;
 			}
@@ -293,11 +293,11 @@ static bool envelope_headers(const struct json_value *hs, struct input_record *i
 static bool envelope_parse(const struct produce_opts *o, const char *line, size_t len,
 			   struct input_record *in, char *why, size_t why_size)
 {
-	if (!json_parse(line, len, &in->json, why, why_size))
+	if (!tl_json_parse(line, len, &in->json, why, why_size))
 		return false;
 	in->has_json = true;
-	const struct json_value *env = &in->json;
-	if (env->type != JSON_OBJECT) {
+	const struct tl_json_value *env = &in->json;
+	if (env->type != TL_JSON_OBJECT) {
 		snprintf(why, why_size, "a line must be a JSON object");
 		return false;
 	}
@@ -312,21 +312,22 @@ static bool envelope_parse(const struct produce_opts *o, const char *line, size_
 		return false;
 	if (owned)
 		in->owned[in->owned_count++] = owned;
-	const struct json_value *ts = json_get(env, "timestamp");
-	if (ts && ts->type == JSON_NUMBER && ts->is_integer && ts->integer > 0) {
+	const struct tl_json_value *ts = tl_json_get(env, "timestamp");
+	if (ts && ts->type == TL_JSON_NUMBER && ts->is_integer && ts->integer > 0) {
 		in->rec.timestamp_ms = ts->integer;
-	} else if (ts && ts->type == JSON_STRING) {
+	} else if (ts && ts->type == TL_JSON_STRING) {
 		if (!cli_time_parse(ts->str, tl_wall_ms(), &in->rec.timestamp_ms, why, why_size))
 			return false;
-	} else if (ts && ts->type != JSON_NULL && !(ts->type == JSON_NUMBER && ts->integer <= 0)) {
+	} else if (ts && ts->type != TL_JSON_NULL &&
+		   !(ts->type == TL_JSON_NUMBER && ts->integer <= 0)) {
 		snprintf(why, why_size, "\"timestamp\" must be epoch milliseconds or RFC 3339");
 		return false;
 	}
-	const struct json_value *part = json_get(env, "partition");
-	if (part && part->type == JSON_NUMBER && part->is_integer && part->integer >= 0 &&
+	const struct tl_json_value *part = tl_json_get(env, "partition");
+	if (part && part->type == TL_JSON_NUMBER && part->is_integer && part->integer >= 0 &&
 	    !o->ignore_partition)
 		in->rec.partition = (int32_t)part->integer;
-	return envelope_headers(json_get(env, "headers"), in, why, why_size);
+	return envelope_headers(tl_json_get(env, "headers"), in, why, why_size);
 }
 
 /* Fills @in from one input line (@len bytes, delimiter removed). */

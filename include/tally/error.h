@@ -26,6 +26,10 @@ typedef enum tl_err {
 	TL_ERR_CLOSED = -1008,    /* the object was closed or failed earlier */
 	TL_ERR_TIMED_OUT = -1009, /* a local deadline passed */
 	TL_ERR_FATAL = -1010,     /* the client instance cannot continue */
+
+	/* Internal codes of a remote service (etcd, for the broker's metadata). */
+	TL_ERR_UNAVAILABLE = -1011, /* refused, reset, or no answer in time: retry */
+	TL_ERR_COMPACTED = -1012,   /* the history asked for was discarded: read the present */
 	/* Kafka error codes. */
 	TL_ERR_UNKNOWN_SERVER_ERROR = -1,
 	TL_OK = 0,

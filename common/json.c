@@ -1,4 +1,4 @@
-/* json.c - see json.h. A recursive-descent parser over one line of input. */
+/* json.c - see json.h. A recursive-descent parser over one document in memory. */
 #include "json.h"
 
 #include <errno.h>
@@ -175,7 +175,7 @@ oom:
 	return false;
 }
 
-static void parse_number(struct parser *ps, struct json_value *out)
+static void parse_number(struct parser *ps, struct tl_json_value *out)
 {
 	const char *start = ps->p;
 	bool integer = true;
@@ -197,7 +197,7 @@ static void parse_number(struct parser *ps, struct json_value *out)
 	memcpy(buf, start, len);
 	buf[len] = '\0';
 	char *end;
-	out->type = JSON_NUMBER;
+	out->type = TL_JSON_NUMBER;
 	errno = 0;
 	out->number = strtod(buf, &end);
 	if (*end != '\0') {
@@ -212,11 +212,11 @@ static void parse_number(struct parser *ps, struct json_value *out)
 	}
 }
 
-static bool parse_value(struct parser *ps, struct json_value *out, int depth);
+static bool parse_value(struct parser *ps, struct tl_json_value *out, int depth);
 
-static bool add_item(struct parser *ps, struct json_value *container, char *key, int depth)
+static bool add_item(struct parser *ps, struct tl_json_value *container, char *key, int depth)
 {
-	struct json_value *items =
+	struct tl_json_value *items =
 		realloc(container->items, (container->count + 1) * sizeof(*items));
 	if (!items) {
 		fail(ps, "out of memory");
@@ -224,7 +224,7 @@ static bool add_item(struct parser *ps, struct json_value *container, char *key,
 		return false;
 	}
 	container->items = items;
-	if (container->type == JSON_OBJECT) {
+	if (container->type == TL_JSON_OBJECT) {
 		char **keys = realloc(container->keys, (container->count + 1) * sizeof(*keys));
 		if (!keys) {
 			fail(ps, "out of memory");
@@ -234,17 +234,17 @@ static bool add_item(struct parser *ps, struct json_value *container, char *key,
 		container->keys = keys;
 		keys[container->count] = key;
 	}
-	struct json_value *item = &items[container->count];
+	struct tl_json_value *item = &items[container->count];
 	memset(item, 0, sizeof(*item));
 	container->count++;
 	return parse_value(ps, item, depth + 1);
 }
 
-static bool parse_container(struct parser *ps, struct json_value *out, int depth)
+static bool parse_container(struct parser *ps, struct tl_json_value *out, int depth)
 {
 	bool object = *ps->p == '{';
 	char close = object ? '}' : ']';
-	out->type = object ? JSON_OBJECT : JSON_ARRAY;
+	out->type = object ? TL_JSON_OBJECT : TL_JSON_ARRAY;
 	ps->p++;
 	skip_ws(ps);
 	if (ps->p < ps->end && *ps->p == close) {
@@ -294,9 +294,9 @@ static bool literal(struct parser *ps, const char *word)
 	return true;
 }
 
-static bool parse_value(struct parser *ps, struct json_value *out, int depth)
+static bool parse_value(struct parser *ps, struct tl_json_value *out, int depth)
 {
-	if (depth > JSON_DEPTH_MAX) {
+	if (depth > TL_JSON_DEPTH_MAX) {
 		fail(ps, "nested too deeply");
 		return false;
 	}
@@ -309,7 +309,7 @@ static bool parse_value(struct parser *ps, struct json_value *out, int depth)
 	if (c == '{' || c == '[')
 		return parse_container(ps, out, depth);
 	if (c == '"') {
-		out->type = JSON_STRING;
+		out->type = TL_JSON_STRING;
 		return parse_string(ps, &out->str, &out->len);
 	}
 	if (c == '-' || (c >= '0' && c <= '9')) {
@@ -317,23 +317,24 @@ static bool parse_value(struct parser *ps, struct json_value *out, int depth)
 		return !ps->failed;
 	}
 	if (literal(ps, "true")) {
-		out->type = JSON_BOOL;
+		out->type = TL_JSON_BOOL;
 		out->boolean = true;
 		return true;
 	}
 	if (literal(ps, "false")) {
-		out->type = JSON_BOOL;
+		out->type = TL_JSON_BOOL;
 		return true;
 	}
 	if (literal(ps, "null")) {
-		out->type = JSON_NULL;
+		out->type = TL_JSON_NULL;
 		return true;
 	}
 	fail(ps, "unexpected character");
 	return false;
 }
 
-bool json_parse(const char *text, size_t len, struct json_value *out, char *why, size_t why_size)
+bool tl_json_parse(const char *text, size_t len, struct tl_json_value *out, char *why,
+		   size_t why_size)
 {
 	struct parser ps = {text, text + len, text, why, why_size, false};
 	memset(out, 0, sizeof(*out));
@@ -344,14 +345,14 @@ bool json_parse(const char *text, size_t len, struct json_value *out, char *why,
 		ok = false;
 	}
 	if (!ok)
-		json_free(out);
+		tl_json_free(out);
 	return ok;
 }
 
-void json_free(struct json_value *value)
+void tl_json_free(struct tl_json_value *value)
 {
 	for (size_t i = 0; i < value->count; i++) {
-		json_free(&value->items[i]);
+		tl_json_free(&value->items[i]);
 		if (value->keys)
 			free(value->keys[i]);
 	}
@@ -361,9 +362,9 @@ void json_free(struct json_value *value)
 	memset(value, 0, sizeof(*value));
 }
 
-const struct json_value *json_get(const struct json_value *object, const char *key)
+const struct tl_json_value *tl_json_get(const struct tl_json_value *object, const char *key)
 {
-	if (object->type != JSON_OBJECT)
+	if (object->type != TL_JSON_OBJECT)
 		return NULL;
 	for (size_t i = 0; i < object->count; i++)
 		if (object->keys[i] && strcmp(object->keys[i], key) == 0)

@@ -1,0 +1,116 @@
+/* codec_test.c - base64 round trips and refusals; the JSON reader on etcd gateway shapes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "common/base64.h"
+#include "common/json.h"
+#include "common/tests/check_run.h"
+
+START_TEST(base64_round_trips_every_length_and_byte)
+{
+	uint8_t data[300];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 37 + 11);
+	for (size_t len = 0; len <= sizeof(data); len++) {
+		char text[4 * 101 + 1];
+		tl_base64_encode(data, len, text);
+		ck_assert_uint_eq(strlen(text), tl_base64_encoded_len(len));
+		uint8_t back[sizeof(data) + 3];
+		size_t back_len = 0;
+		ck_assert(tl_base64_decode(text, strlen(text), back, &back_len));
+		ck_assert_uint_eq(back_len, len);
+		ck_assert(memcmp(back, data, len) == 0);
+	}
+}
+END_TEST
+
+START_TEST(base64_matches_rfc4648_vectors)
+{
+	char text[16];
+	tl_base64_encode("foob", 4, text);
+	ck_assert_str_eq(text, "Zm9vYg==");
+	tl_base64_encode("fooba", 5, text);
+	ck_assert_str_eq(text, "Zm9vYmE=");
+	uint8_t out[8];
+	size_t n = 0;
+	ck_assert(tl_base64_decode("Zm9vYg", 6, out, &n)); /* padding optional */
+	ck_assert_uint_eq(n, 4);
+	ck_assert(memcmp(out, "foob", 4) == 0);
+	ck_assert(tl_base64_decode("-_8=", 4, out, &n)); /* URL-safe alphabet */
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(out[0], 0xfb);
+	ck_assert_uint_eq(out[1], 0xff);
+}
+END_TEST
+
+START_TEST(base64_refuses_what_is_not_base64)
+{
+	uint8_t out[16];
+	size_t n = 99;
+	ck_assert(!tl_base64_decode("Zm9v!", 5, out, &n));
+	ck_assert(!tl_base64_decode("Z", 1, out, &n));
+	ck_assert(!tl_base64_decode("Zm9vY===", 8, out, &n));
+	ck_assert(!tl_base64_decode("Zm 9v", 5, out, &n));
+	ck_assert_uint_eq(n, 99);
+}
+END_TEST
+
+START_TEST(json_reads_an_etcd_range_response)
+{
+	const char *text =
+		"{\"header\":{\"revision\":\"7\"},\"kvs\":[{\"key\":\"YS8x\","
+		"\"mod_revision\":\"2\",\"value\":\"aGk=\"}],\"more\":false,\"count\":\"1\"}";
+	struct tl_json_value doc;
+	char why[128];
+	ck_assert(tl_json_parse(text, strlen(text), &doc, why, sizeof(why)));
+	const struct tl_json_value *kvs = tl_json_get(&doc, "kvs");
+	ck_assert_ptr_nonnull(kvs);
+	ck_assert_int_eq(kvs->type, TL_JSON_ARRAY);
+	ck_assert_uint_eq(kvs->count, 1);
+	const struct tl_json_value *rev = tl_json_get(tl_json_get(&doc, "header"), "revision");
+	ck_assert_int_eq(rev->type, TL_JSON_STRING);
+	ck_assert_str_eq(rev->str, "7");
+	ck_assert_int_eq(tl_json_get(&doc, "more")->type, TL_JSON_BOOL);
+	ck_assert_ptr_null(tl_json_get(&doc, "absent"));
+	tl_json_free(&doc);
+}
+END_TEST
+
+START_TEST(json_refuses_truncated_and_too_deep_documents)
+{
+	struct tl_json_value doc;
+	char why[128];
+	ck_assert(!tl_json_parse("{\"a\":[1,2", 9, &doc, why, sizeof(why)));
+	ck_assert_ptr_nonnull(strstr(why, "at byte"));
+	char deep[2 * (TL_JSON_DEPTH_MAX + 2)];
+	size_t n = 0;
+	for (int i = 0; i < TL_JSON_DEPTH_MAX + 2; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < TL_JSON_DEPTH_MAX + 2; i++)
+		deep[n++] = ']';
+	ck_assert(!tl_json_parse(deep, n, &doc, why, sizeof(why)));
+	ck_assert_ptr_nonnull(strstr(why, "nested too deeply"));
+}
+END_TEST
+
+static Suite *codec_suite(void)
+{
+	Suite *s = suite_create("codec");
+	TCase *tc = tcase_create("base64");
+	tcase_add_test(tc, base64_round_trips_every_length_and_byte);
+	tcase_add_test(tc, base64_matches_rfc4648_vectors);
+	tcase_add_test(tc, base64_refuses_what_is_not_base64);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("json");
+	tcase_add_test(tc, json_reads_an_etcd_range_response);
+	tcase_add_test(tc, json_refuses_truncated_and_too_deep_documents);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return tl_check_run(codec_suite());
+}
