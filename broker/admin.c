@@ -35,6 +35,62 @@ static struct tl_str arena_str(struct tl_arena *arena, const char *s)
 
 /* ---- Metadata ---- */
 
+/* Cluster mode: leaders, replicas and ISR as the view has them (LEADER_NOT_AVAILABLE
+ * while a partition has no leader, as Kafka answers). */
+static void metadata_cluster_partitions(struct tl_request *req, struct tl_topic *topic,
+					struct tl_metadata_response_metadata_response_topic *out)
+{
+	for (int32_t i = 0; i < topic->partition_count; i++) {
+		struct tl_metadata_response_metadata_response_partition *mp = &out->partitions[i];
+		const struct tl_partition *p = &topic->partitions[i];
+		tl_metadata_response_metadata_response_partition_defaults(mp);
+		mp->partition_index = i;
+		mp->leader_id = p->has_state ? p->state.leader : -1;
+		mp->leader_epoch = p->state.leader_epoch;
+		int32_t *ids = tl_arena_array(&req->arena, (size_t)TL_REPL_REPLICAS_MAX * 2,
+					      sizeof(*ids));
+		if (!ids) {
+			mp->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
+			continue;
+		}
+		memcpy(ids, p->replicas, (size_t)p->replica_count * sizeof(*ids));
+		mp->replica_nodes = ids;
+		mp->replica_nodes_count = p->replica_count;
+		memcpy(ids + TL_REPL_REPLICAS_MAX, p->state.isr,
+		       (size_t)p->state.isr_count * sizeof(*ids));
+		mp->isr_nodes = ids + TL_REPL_REPLICAS_MAX;
+		mp->isr_nodes_count = p->state.isr_count;
+		mp->offline_replicas_count = 0;
+		if (mp->leader_id < 0)
+			mp->error_code = (int16_t)TL_ERR_LEADER_NOT_AVAILABLE;
+		else if (p->log && p->role == TL_REPLICA_LEADER && !tl_log_is_writable(p->log))
+			mp->error_code = (int16_t)TL_ERR_KAFKA_STORAGE_ERROR;
+	}
+}
+
+/* Cluster mode: every registered broker, and the real controller. */
+static void metadata_cluster_brokers(struct tl_request *req, struct tl_metadata_response *resp)
+{
+	const struct tl_cluster_view *view = tl_cluster_view(req->conn->broker->cluster);
+	if (!view || view->broker_count == 0)
+		return;
+	struct tl_metadata_response_metadata_response_broker *brokers =
+		tl_arena_array(&req->arena, (size_t)view->broker_count, sizeof(*brokers));
+	if (!brokers)
+		return;
+	for (int32_t i = 0; i < view->broker_count; i++) {
+		tl_metadata_response_metadata_response_broker_defaults(&brokers[i]);
+		brokers[i].node_id = view->brokers[i].id;
+		brokers[i].host = tl_str_of(view->brokers[i].host);
+		brokers[i].port = view->brokers[i].port;
+		if (view->brokers[i].rack[0])
+			brokers[i].rack = tl_str_of(view->brokers[i].rack);
+	}
+	resp->brokers = brokers;
+	resp->brokers_count = view->broker_count;
+	resp->controller_id = view->controller;
+}
+
 static void metadata_topic(struct tl_request *req, struct tl_topic *topic,
 			   struct tl_metadata_response_metadata_response_topic *out)
 {
@@ -52,6 +108,10 @@ static void metadata_topic(struct tl_request *req, struct tl_topic *topic,
 		return;
 	}
 	*node = broker->config.node_id;
+	if (topic->cluster) {
+		metadata_cluster_partitions(req, topic, out);
+		return;
+	}
 	for (int32_t i = 0; i < topic->partition_count; i++) {
 		struct tl_metadata_response_metadata_response_partition *p = &out->partitions[i];
 		tl_metadata_response_metadata_response_partition_defaults(p);
@@ -88,6 +148,8 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 	resp.brokers = &self;
 	resp.cluster_id = tl_str_of(broker->config.cluster_id);
 	resp.controller_id = broker->config.node_id;
+	if (broker->cluster)
+		metadata_cluster_brokers(req, &resp);
 
 	bool all = msg.topics_count < 0 || (version == 0 && msg.topics_count == 0);
 	int32_t count = all ? broker->topics.count : msg.topics_count;
@@ -117,6 +179,18 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 					      : tl_topic_find_id(broker, &msg.topics[i].topic_id);
 			out->name = name;
 			out->topic_id = msg.topics[i].topic_id;
+			if (!topic && name.len >= 0 && may_create && broker->cluster) {
+				/* Kafka's answer while the new topic has no leader yet. */
+				if (!tl_topic_name_invalid(name))
+					tl_cluster_create_topic(
+						broker, name, broker->config.num_partitions,
+						broker->config.default_replication_factor, "",
+						NULL, NULL);
+				out->error_code = (int16_t)(tl_topic_name_invalid(name)
+								    ? TL_ERR_INVALID_TOPIC_EXCEPTION
+								    : TL_ERR_LEADER_NOT_AVAILABLE);
+				continue;
+			}
 			if (!topic && name.len >= 0 && may_create) {
 				char why[256];
 				tl_err err =
@@ -266,6 +340,75 @@ void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body)
 
 /* ---- CreateTopics ---- */
 
+/* Cluster mode: a topic change goes through the metadata thread; the request waits. */
+struct cluster_change {
+	struct tl_request *req;
+	int16_t *error_code;
+	struct tl_str *error_message;
+	void (*respond)(struct tl_request *req);
+};
+
+static void cluster_change_done(void *ctx, tl_err err, const char *message)
+{
+	struct cluster_change *change = ctx;
+	struct tl_request *req = change->req;
+	*change->error_code = (int16_t)err;
+	if (err != TL_OK && message[0])
+		*change->error_message = arena_str(&req->arena, message);
+	TL_ASSERT(req->waits > 0);
+	if (--req->waits > 0)
+		return;
+	if (req->conn->closed) {
+		req->state = TL_REQUEST_SILENT;
+		tl_request_finished(req);
+		return;
+	}
+	change->respond(req);
+}
+
+static struct cluster_change *cluster_change_new(struct tl_request *req, int16_t *error_code,
+						 struct tl_str *error_message,
+						 void (*respond)(struct tl_request *req))
+{
+	struct cluster_change *change = tl_arena_alloc(&req->arena, sizeof(*change));
+	if (!change)
+		return NULL;
+	change->req = req;
+	change->error_code = error_code;
+	change->error_message = error_message;
+	change->respond = respond;
+	return change;
+}
+
+static void create_topics_respond(struct tl_request *req);
+
+static tl_err create_in_cluster(struct tl_request *req,
+				const struct tl_create_topics_request_creatable_topic *in,
+				int32_t partitions, int16_t rf,
+				struct tl_create_topics_response_creatable_topic_result *out)
+{
+	char configs[4096];
+	size_t n = 0;
+	configs[0] = '\0';
+	for (int32_t i = 0; i < in->configs_count && n < sizeof(configs); i++)
+		n += (size_t)snprintf(configs + n, sizeof(configs) - n, "%.*s=%.*s\n",
+				      in->configs[i].name.len, in->configs[i].name.ptr,
+				      in->configs[i].value.len, in->configs[i].value.ptr);
+	struct cluster_change *change =
+		cluster_change_new(req, &out->error_code, &out->error_message,
+				   create_topics_respond);
+	if (!change || n >= sizeof(configs))
+		return TL_ERR_NOMEM;
+	out->num_partitions = partitions;
+	out->replication_factor = rf;
+	req->waits++;
+	tl_err err = tl_cluster_create_topic(req->conn->broker, in->name, partitions, rf, configs,
+					     cluster_change_done, change);
+	if (err != TL_OK)
+		req->waits--;
+	return err;
+}
+
 static tl_err create_one(struct tl_request *req, const struct tl_create_topics_request *msg,
 			 const struct tl_create_topics_request_creatable_topic *in,
 			 struct tl_create_topics_response_creatable_topic_result *out)
@@ -291,9 +434,13 @@ static tl_err create_one(struct tl_request *req, const struct tl_create_topics_r
 	} else if (partitions < 1) {
 		snprintf(why, sizeof(why), "Number of partitions must be larger than 0.");
 		err = TL_ERR_INVALID_PARTITIONS;
-	} else if (rf < 1 || rf > 1) {
+	} else if (!broker->cluster && (rf < 1 || rf > 1)) {
 		snprintf(why, sizeof(why),
 			 "Replication factor: %d larger than available brokers: 1.", rf);
+		err = TL_ERR_INVALID_REPLICATION_FACTOR;
+	} else if (rf < 1 || rf > TL_REPL_REPLICAS_MAX) {
+		snprintf(why, sizeof(why), "Replication factor must be between 1 and %d.",
+			 TL_REPL_REPLICAS_MAX);
 		err = TL_ERR_INVALID_REPLICATION_FACTOR;
 	}
 	struct tl_topic_config config;
@@ -311,7 +458,12 @@ static tl_err create_one(struct tl_request *req, const struct tl_create_topics_r
 		snprintf(value, sizeof(value), "%.*s", c->value.len, c->value.ptr);
 		err = tl_topic_config_set(&config, key, value, why, sizeof(why));
 	}
-	if (err == TL_OK && !msg->validate_only) {
+	if (err == TL_OK && !msg->validate_only && broker->cluster) {
+		err = create_in_cluster(req, in, partitions, rf, out);
+		if (err == TL_OK)
+			return TL_OK; /* answered when the metadata store has it */
+		snprintf(why, sizeof(why), "out of memory");
+	} else if (err == TL_OK && !msg->validate_only) {
 		struct tl_topic *topic;
 		err = tl_topic_create(broker, in->name, partitions, &config, &topic, why,
 				      sizeof(why));
@@ -327,6 +479,14 @@ static tl_err create_one(struct tl_request *req, const struct tl_create_topics_r
 	return TL_OK;
 }
 
+static void create_topics_respond(struct tl_request *req)
+{
+	tl_response_begin(req);
+	tl_create_topics_response_encode(&req->response, req->header.api_version,
+					 req->state_data);
+	tl_response_end(req);
+}
+
 void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body)
 {
 	int16_t version = req->header.api_version;
@@ -335,6 +495,12 @@ void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed CreateTopics request");
 		return;
 	}
+	struct tl_create_topics_response *respp = tl_arena_alloc(&req->arena, sizeof(*respp));
+	if (!respp) {
+		tl_request_reject(req, "CreateTopics request too large");
+		return;
+	}
+	req->state_data = respp;
 	struct tl_create_topics_response resp;
 	tl_create_topics_response_defaults(&resp);
 	resp.topics_count = msg.topics_count;
@@ -360,14 +526,23 @@ void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body)
 		}
 		out->error_code = (int16_t)create_one(req, &msg, &msg.topics[i], out);
 	}
-	tl_response_begin(req);
-	tl_create_topics_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	*respp = resp;
+	if (req->waits == 0)
+		create_topics_respond(req);
 }
 
 /* ---- DeleteTopics ---- */
 
-static tl_err delete_one(struct tl_request *req, struct tl_topic *topic)
+static void delete_topics_respond(struct tl_request *req)
+{
+	tl_response_begin(req);
+	tl_delete_topics_response_encode(&req->response, req->header.api_version,
+					 req->state_data);
+	tl_response_end(req);
+}
+
+static tl_err delete_one(struct tl_request *req, struct tl_topic *topic,
+			 struct tl_delete_topics_response_deletable_topic_result *out)
 {
 	struct tl_broker *broker = req->conn->broker;
 	if (!topic)
@@ -376,6 +551,18 @@ static tl_err delete_one(struct tl_request *req, struct tl_topic *topic)
 		return TL_ERR_TOPIC_DELETION_DISABLED;
 	if (topic->internal)
 		return TL_ERR_INVALID_REQUEST; /* the coordinators hold its partitions open */
+	if (topic->cluster) {
+		struct cluster_change *change = cluster_change_new(
+			req, &out->error_code, &out->error_message, delete_topics_respond);
+		if (!change)
+			return TL_ERR_NOMEM;
+		req->waits++;
+		tl_err err = tl_cluster_delete_topic(broker, tl_str_of(topic->name),
+						     cluster_change_done, change);
+		if (err != TL_OK)
+			req->waits--;
+		return err;
+	}
 	return tl_topic_delete(broker, topic);
 }
 
@@ -414,11 +601,17 @@ void tl_handle_delete_topics(struct tl_request *req, struct tl_cursor *body)
 		}
 		if (topic && version >= 6)
 			out->name = arena_str(&req->arena, topic->name);
-		out->error_code = (int16_t)delete_one(req, topic);
+		out->error_code = (int16_t)delete_one(req, topic, out);
 	}
-	tl_response_begin(req);
-	tl_delete_topics_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	struct tl_delete_topics_response *respp = tl_arena_alloc(&req->arena, sizeof(*respp));
+	if (!respp) {
+		tl_request_reject(req, "DeleteTopics request too large");
+		return;
+	}
+	*respp = resp;
+	req->state_data = respp;
+	if (req->waits == 0)
+		delete_topics_respond(req);
 }
 
 /* ---- DescribeConfigs ---- */

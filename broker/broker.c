@@ -42,13 +42,15 @@
 #define SOURCE_LISTENER 1u
 #define SOURCE_RING     2u
 #define SOURCE_SIGNAL   3u
+#define SOURCE_CLUSTER  4u /* the metadata thread published a view or results */
+#define SOURCE_FETCHERS 5u /* the replica fetchers' own epoll set */
 #define TICK_MS         1000
 #define EPOLL_EVENTS    256
 
 /* An epoll event's data is one of the SOURCE_ tags or a struct tl_conn pointer. */
 static bool is_connection(uint64_t source)
 {
-	return source != SOURCE_LISTENER && source != SOURCE_RING && source != SOURCE_SIGNAL;
+	return source > SOURCE_FETCHERS;
 }
 
 void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition)
@@ -195,7 +197,18 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		return err;
 	if ((err = broker_signals(broker)) != TL_OK)
 		return err;
-	return broker_listen(broker);
+	if ((err = broker_listen(broker)) != TL_OK)
+		return err;
+	if (!tl_config_is_cluster(config))
+		return TL_OK;
+	/* Cluster mode: the listener is bound (its address is registered), then the view
+	 * says what this broker hosts; requests wait in the backlog until the loop runs. */
+	if ((err = tl_fetchers_create(broker, &broker->fetchers)) != TL_OK ||
+	    (err = epoll_add(broker, tl_fetchers_fd(broker->fetchers), SOURCE_FETCHERS)) != TL_OK)
+		return err;
+	if ((err = tl_cluster_start(broker)) != TL_OK)
+		return err;
+	return epoll_add(broker, tl_cluster_fd(broker->cluster), SOURCE_CLUSTER);
 }
 
 static void request_times_log(const struct tl_broker *broker)
@@ -214,6 +227,8 @@ static void request_times_log(const struct tl_broker *broker)
 
 static void broker_shutdown(struct tl_broker *broker)
 {
+	/* Controlled shutdown first, while still serving: leadership moves away. */
+	tl_cluster_stop(broker);
 	tl_info("broker: shutting down connections=%d", broker->conn_count);
 	if (broker->listen_fd != -1) {
 		close(broker->listen_fd);
@@ -236,59 +251,75 @@ static void broker_shutdown(struct tl_broker *broker)
 	tl_groups_destroy(broker->groups);
 	broker->groups = NULL;
 	tl_topics_close_all(broker);
+	tl_fetchers_destroy(broker->fetchers);
+	broker->fetchers = NULL;
+}
+
+tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
+{
+	struct epoll_event events[EPOLL_EVENTS];
+	int64_t now = tl_mono_ms();
+	int64_t wake = TL_MIN(broker->next_tick_ms, tl_fetch_next_deadline(broker));
+	wake = TL_MIN(wake, tl_groups_next_deadline(broker->groups));
+	int timeout = (int)TL_MAX(TL_MIN(wake - now, (int64_t)max_wait_ms), (int64_t)0);
+	if (broker->dirty_count > 0)
+		timeout = 0; /* appended after the last group commit (timers): flush now */
+	int n = epoll_wait(broker->epoll_fd, events, EPOLL_EVENTS, timeout);
+	if (n == -1 && errno != EINTR) {
+		tl_crit("broker: epoll_wait failed err=%s", strerrorname_np(errno));
+		return TL_ERR_IO;
+	}
+	/* A ring completion (or another connection) may close and free a connection whose
+	 * event is later in this batch: hold each until the batch is done. */
+	for (int i = 0; i < n; i++)
+		if (is_connection(events[i].data.u64))
+			tl_conn_hold(events[i].data.ptr);
+	for (int i = 0; i < n; i++) {
+		uint64_t source = events[i].data.u64;
+		if (source == SOURCE_LISTENER) {
+			tl_conn_accept(broker);
+		} else if (source == SOURCE_RING) {
+			tl_ring_reap(broker->ring);
+		} else if (source == SOURCE_SIGNAL) {
+			struct signalfd_siginfo si;
+			if (read(broker->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+				tl_info("broker: signal received signal=%s",
+					sigabbrev_np((int)si.ssi_signo));
+				broker->stopping = true;
+			}
+		} else if (source == SOURCE_CLUSTER) {
+			tl_cluster_on_event(broker);
+		} else if (source == SOURCE_FETCHERS) {
+			tl_fetchers_on_event(broker);
+		} else {
+			tl_conn_on_event(events[i].data.ptr, events[i].events);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		if (is_connection(events[i].data.u64))
+			tl_conn_release(events[i].data.ptr);
+	broker_group_commit(broker);
+	now = tl_mono_ms();
+	tl_fetch_expire(broker, now);
+	tl_groups_tick(broker->groups, now);
+	if (broker->cluster)
+		tl_cluster_tick(broker, now);
+	if (now >= broker->next_tick_ms) {
+		tl_topics_tick(broker, tl_wall_ms());
+		tl_txns_tick(broker->txns, tl_wall_ms());
+		tl_conn_close_idle(broker, now);
+		broker->next_tick_ms = now + TICK_MS;
+	}
+	return TL_OK;
 }
 
 tl_err tl_broker_run(struct tl_broker *broker)
 {
-	struct epoll_event events[EPOLL_EVENTS];
 	broker->next_tick_ms = tl_mono_ms() + TICK_MS;
 	while (!broker->stopping) {
-		int64_t now = tl_mono_ms();
-		int64_t wake = TL_MIN(broker->next_tick_ms, tl_fetch_next_deadline(broker));
-		wake = TL_MIN(wake, tl_groups_next_deadline(broker->groups));
-		int timeout = (int)TL_MAX(TL_MIN(wake - now, (int64_t)TICK_MS), (int64_t)0);
-		if (broker->dirty_count > 0)
-			timeout = 0; /* appended after the last group commit (timers): flush now */
-		int n = epoll_wait(broker->epoll_fd, events, EPOLL_EVENTS, timeout);
-		if (n == -1 && errno != EINTR) {
-			tl_crit("broker: epoll_wait failed err=%s", strerrorname_np(errno));
-			return TL_ERR_IO;
-		}
-		/* A ring completion (or another connection) may close and free a connection
-		 * whose event is later in this batch: hold each until the batch is done. */
-		for (int i = 0; i < n; i++)
-			if (is_connection(events[i].data.u64))
-				tl_conn_hold(events[i].data.ptr);
-		for (int i = 0; i < n; i++) {
-			uint64_t source = events[i].data.u64;
-			if (source == SOURCE_LISTENER) {
-				tl_conn_accept(broker);
-			} else if (source == SOURCE_RING) {
-				tl_ring_reap(broker->ring);
-			} else if (source == SOURCE_SIGNAL) {
-				struct signalfd_siginfo si;
-				if (read(broker->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-					tl_info("broker: signal received signal=%s",
-						sigabbrev_np((int)si.ssi_signo));
-					broker->stopping = true;
-				}
-			} else {
-				tl_conn_on_event(events[i].data.ptr, events[i].events);
-			}
-		}
-		for (int i = 0; i < n; i++)
-			if (is_connection(events[i].data.u64))
-				tl_conn_release(events[i].data.ptr);
-		broker_group_commit(broker);
-		now = tl_mono_ms();
-		tl_fetch_expire(broker, now);
-		tl_groups_tick(broker->groups, now);
-		if (now >= broker->next_tick_ms) {
-			tl_topics_tick(broker, tl_wall_ms());
-			tl_txns_tick(broker->txns, tl_wall_ms());
-			tl_conn_close_idle(broker, now);
-			broker->next_tick_ms = now + TICK_MS;
-		}
+		tl_err err = tl_broker_poll(broker, TICK_MS);
+		if (err != TL_OK)
+			return err;
 	}
 	broker_shutdown(broker);
 	return TL_OK;

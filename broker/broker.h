@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/cluster.h"
 #include "broker/config.h"
 #include "common/buf.h"
 #include "common/histogram.h"
@@ -47,9 +48,20 @@ struct tl_fetch_watch {
 struct tl_partition {
 	struct tl_topic *topic;
 	int32_t index;
-	struct tl_log *log;
+	struct tl_log *log;             /* NULL in cluster mode when not a replica here */
 	bool dirty;                     /* appended this turn; flush at the turn's end */
 	struct tl_fetch_watch *watches; /* parked fetches waiting for data here */
+	/* Cluster mode (replica.c); all zero on a single node. */
+	enum tl_replica_role role;
+	int32_t replica_count;
+	int32_t replicas[TL_REPL_REPLICAS_MAX];
+	bool has_state;
+	struct tl_repl_state state; /* as the newest applied view has it */
+	int64_t state_revision;     /* its key's mod_revision */
+	struct tl_repl_leader *leader;  /* while LEADER */
+	int64_t isr_change_ms;          /* when the ISR change in flight was asked, 0: none */
+	int64_t isr_change_revision;    /* the state revision it was asked against */
+	int64_t leader_high_watermark;  /* FOLLOWER: the leader's, from its last response */
 };
 
 struct tl_topic {
@@ -59,6 +71,8 @@ struct tl_topic {
 	struct tl_partition *partitions;
 	struct tl_topic_config config;
 	bool internal;
+	bool cluster; /* from the cluster view (cluster mode), not a local topic file */
+	struct tl_broker *broker;
 	struct tl_topic *next; /* hash chain */
 };
 
@@ -136,6 +150,8 @@ struct tl_broker {
 	struct tl_request *parked; /* fetches in long-poll */
 	struct tl_groups *groups;  /* consumer group coordinator */
 	struct tl_txns *txns;      /* transaction coordinator */
+	struct tl_cluster *cluster;   /* cluster mode: metadata thread and view; else NULL */
+	struct tl_fetchers *fetchers; /* cluster mode: replica fetchers; else NULL */
 	int64_t pid_next;          /* next producer id to hand out */
 	int64_t pid_block_end;     /* end of the durable block; pid_next < pid_block_end */
 	uint64_t random_state;     /* xorshift64*, for test faults */
@@ -158,6 +174,9 @@ void tl_broker_deinit(struct tl_broker *broker);
 void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition);
 /* A uniform number in [0, 1) from the broker's own generator. */
 double tl_broker_random(struct tl_broker *broker);
+/* Runs one turn of the loop, waiting at most @max_wait_ms (controlled shutdown keeps
+ * serving while leadership moves away). */
+tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms);
 
 /* conn.c */
 void tl_conn_accept(struct tl_broker *broker);
@@ -193,12 +212,26 @@ tl_err tl_topic_create(struct tl_broker *broker, struct tl_str name, int32_t par
 		       size_t why_size);
 tl_err tl_topic_delete(struct tl_broker *broker, struct tl_topic *topic);
 void tl_topics_tick(struct tl_broker *broker, int64_t now_ms);
+/* Cluster mode: a topic as the view has it, with no local file and no logs open yet;
+ * @configs is "key=value\n" lines. NULL on failure (logged). */
+struct tl_topic *tl_topic_attach(struct tl_broker *broker, const char *name,
+				 const struct tl_uuid *id, int32_t partitions, const char *configs);
+/* Cluster mode: drops a topic and removes its local logs (deleted in the view). */
+void tl_topic_remove_local(struct tl_broker *broker, struct tl_topic *topic);
+/* Opens (creating) the local log of @p, as tl_topic_create does for every partition. */
+tl_err tl_partition_open_log(struct tl_broker *broker, struct tl_partition *p);
+/* Removes the local log of @p and its files. */
+void tl_partition_remove_log(struct tl_broker *broker, struct tl_partition *p);
+/* Cluster mode: the partition, or NULL when not hosted here (no local log). */
+struct tl_partition *tl_partition_find_any(struct tl_broker *broker, struct tl_str topic,
+					   int32_t partition);
 /* Iteration over all topics, in no particular order. */
 struct tl_topic *tl_topic_next(struct tl_broker *broker, struct tl_topic *prev);
 
 /* produce.c, fetch.c, admin.c: handlers */
 void tl_handle_produce(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_offset_for_leader_epoch(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body);

@@ -34,11 +34,16 @@ struct key_def {
 #define OFF(field) offsetof(struct tl_config, field)
 
 static const struct key_def broker_keys[] = {
-	{"auto.create.topics.enable", KEY_BOOL, OFF(auto_create_topics_enable), 0, 1},
-	{"broker.id", KEY_INT32, OFF(node_id), 0, INT32_MAX},
 	{"advertised.listeners", KEY_STRING, OFF(advertised_listeners), 0, 0},
+	{"auto.create.topics.enable", KEY_BOOL, OFF(auto_create_topics_enable), 0, 1},
+	{"auto.leader.rebalance.enable", KEY_BOOL, OFF(auto_leader_rebalance_enable), 0, 1},
+	{"broker.id", KEY_INT32, OFF(node_id), 0, INT32_MAX},
+	{"broker.rack", KEY_STRING, OFF(broker_rack), 0, 0},
+	{"broker.session.timeout.ms", KEY_INT32, OFF(broker_session_timeout_ms), 1000, 3600000},
 	{"cluster.id", KEY_STRING, OFF(cluster_id), 0, 0},
 	{"connections.max.idle.ms", KEY_INT64, OFF(connections_max_idle_ms), -1, INT64_MAX},
+	{"controlled.shutdown.enable", KEY_BOOL, OFF(controlled_shutdown_enable), 0, 1},
+	{"controlled.shutdown.max.ms", KEY_INT64, OFF(controlled_shutdown_max_ms), 0, 3600000},
 	{"default.replication.factor", KEY_INT16, OFF(default_replication_factor), 1, INT16_MAX},
 	{"delete.topic.enable", KEY_BOOL, OFF(delete_topic_enable), 0, 1},
 	{"group.initial.rebalance.delay.ms", KEY_INT32, OFF(group_initial_rebalance_delay_ms), 0,
@@ -48,6 +53,7 @@ static const struct key_def broker_keys[] = {
 	{"group.max.size", KEY_INT32, OFF(group_max_size), 1, INT32_MAX},
 	{"group.min.session.timeout.ms", KEY_INT32, OFF(group_min_session_timeout_ms), 1,
 	 INT32_MAX},
+	{"leader.imbalance.check.interval.seconds", KEY_SPECIAL, 0, 0, 0},
 	{"listeners", KEY_STRING, OFF(listeners), 0, 0},
 	{"log.dir", KEY_SPECIAL, 0, 0, 0},
 	{"log.dirs", KEY_STRING, OFF(log_dirs), 0, 0},
@@ -67,6 +73,10 @@ static const struct key_def broker_keys[] = {
 	{"log.segment.bytes", KEY_INT64, OFF(log.segment_bytes), 14, INT32_MAX},
 	{"max.connections", KEY_INT32, OFF(max_connections), 1, 1000000},
 	{"message.max.bytes", KEY_INT32, OFF(message_max_bytes), 0, INT32_MAX},
+	{"metadata.etcd.endpoints", KEY_STRING, OFF(metadata_etcd_endpoints), 0, 0},
+	{"metadata.etcd.prefix", KEY_STRING, OFF(metadata_etcd_prefix), 0, 0},
+	{"metadata.etcd.timeout.ms", KEY_INT32, OFF(metadata_etcd_timeout_ms), 100, 600000},
+	{"min.insync.replicas", KEY_INT32, OFF(min_insync_replicas), 1, 16},
 	{"node.id", KEY_INT32, OFF(node_id), 0, INT32_MAX},
 	{"num.partitions", KEY_INT32, OFF(num_partitions), 1, 100000},
 	{"offset.metadata.max.bytes", KEY_INT32, OFF(offset_metadata_max_bytes), 0, INT32_MAX},
@@ -74,13 +84,21 @@ static const struct key_def broker_keys[] = {
 	 1, INT64_MAX},
 	{"offsets.retention.minutes", KEY_INT64, OFF(offsets_retention_minutes), 1, INT32_MAX},
 	{"offsets.topic.num.partitions", KEY_INT32, OFF(offsets_topic_num_partitions), 1, 1000},
+	{"offsets.topic.replication.factor", KEY_INT16, OFF(offsets_topic_replication_factor), 1, 16},
 	{"producer.id.expiration.ms", KEY_INT64, OFF(producer_id_expiration_ms), 1, INT64_MAX},
 	{"queued.max.requests", KEY_INT32, OFF(queued_max_requests), 1, 100000},
+	{"replica.fetch.backoff.ms", KEY_INT32, OFF(replica_fetch_backoff_ms), 0, 600000},
+	{"replica.fetch.max.bytes", KEY_INT32, OFF(replica_fetch_max_bytes), 1024, INT32_MAX},
+	{"replica.fetch.response.max.bytes", KEY_INT32, OFF(replica_fetch_response_max_bytes), 1024, INT32_MAX},
+	{"replica.fetch.wait.max.ms", KEY_INT32, OFF(replica_fetch_wait_max_ms), 0, 600000},
+	{"replica.lag.time.max.ms", KEY_INT64, OFF(replica_lag_time_max_ms), 100, INT32_MAX},
 	{"socket.request.max.bytes", KEY_INT32, OFF(socket_request_max_bytes), 1, INT32_MAX},
 	{"test.fault.drop.produce.response.ratio", KEY_SPECIAL, 0, 0, 0},
 	{"transaction.max.timeout.ms", KEY_INT32, OFF(transaction_max_timeout_ms), 1, INT32_MAX},
+	{"transaction.state.log.replication.factor", KEY_INT16, OFF(transaction_state_log_replication_factor), 1, 16},
 	{"transactional.id.expiration.ms", KEY_INT64, OFF(transactional_id_expiration_ms), 1,
 	 INT32_MAX},
+	{"unclean.leader.election.enable", KEY_BOOL, OFF(unclean_leader_election_enable), 0, 1},
 };
 
 void tl_config_defaults(struct tl_config *config)
@@ -118,6 +136,22 @@ void tl_config_defaults(struct tl_config *config)
 	config->transaction_max_timeout_ms = 900000;
 	config->transactional_id_expiration_ms = 604800000;
 	snprintf(config->log_level, sizeof(config->log_level), "info");
+	snprintf(config->metadata_etcd_prefix, sizeof(config->metadata_etcd_prefix), "/tally");
+	config->metadata_etcd_timeout_ms = 5000;
+	config->broker_session_timeout_ms = 9000;
+	config->min_insync_replicas = 1;
+	config->replica_lag_time_max_ms = 30000;
+	config->replica_fetch_max_bytes = 1048576;
+	config->replica_fetch_response_max_bytes = 10485760;
+	config->replica_fetch_wait_max_ms = 500;
+	config->replica_fetch_backoff_ms = 1000;
+	config->unclean_leader_election_enable = false;
+	config->offsets_topic_replication_factor = 3;
+	config->transaction_state_log_replication_factor = 3;
+	config->controlled_shutdown_enable = true;
+	config->controlled_shutdown_max_ms = 30000;
+	config->auto_leader_rebalance_enable = true;
+	config->leader_imbalance_check_interval_ms = 300000;
 }
 
 size_t tl_config_distance(const char *a, const char *b)
@@ -211,6 +245,9 @@ static tl_err config_set_special(struct tl_config *config, const char *key, cons
 	if (strcmp(key, "log.dir") == 0) {
 		if (!p->has_log_dirs)
 			snprintf(config->log_dirs, sizeof(config->log_dirs), "%s", value);
+	} else if (strcmp(key, "leader.imbalance.check.interval.seconds") == 0) {
+		if ((err = parse_int(key, value, 1, INT32_MAX, &v, why, why_size)) == TL_OK)
+			config->leader_imbalance_check_interval_ms = v * 1000;
 	} else if (strcmp(key, "log.io.engine") == 0) {
 		if (strcmp(value, "auto") == 0)
 			config->io_engine = TL_RING_MODE_AUTO;

@@ -36,6 +36,7 @@ static const struct api_entry apis[] = {
 	{TL_API_DELETE_TOPICS, 0, 6, tl_handle_delete_topics},
 	{TL_API_DESCRIBE_CONFIGS, 0, 4, tl_handle_describe_configs},
 	{TL_API_INIT_PRODUCER_ID, 0, 4, tl_handle_init_producer_id},
+	{TL_API_OFFSET_FOR_LEADER_EPOCH, 0, 4, tl_handle_offset_for_leader_epoch},
 	{TL_API_FIND_COORDINATOR, 0, 4, tl_handle_find_coordinator},
 	{TL_API_JOIN_GROUP, 0, 7, tl_handle_join_group},
 	{TL_API_SYNC_GROUP, 0, 5, tl_handle_sync_group},

@@ -56,6 +56,44 @@ static void fetch_aborted(struct tl_request *req, struct tl_partition *p, int64_
 	pd->aborted_transactions_count = (int32_t)count;
 }
 
+/* Cluster mode checks for one partition: this broker must lead it, at the epoch the
+ * client knows (KIP-320), and a follower's fetch must not follow a diverged log
+ * (KIP-595: answered with the diverging epoch, no records). Returns the error to put
+ * in the response, TL_OK to read, or TL_ERR_AGAIN when @pd is complete without
+ * records (diverging). Sets *max_offset for a follower: what is written, past the HW. */
+static tl_err fetch_cluster_check(struct tl_request *req, const struct fetch_state *st,
+				  struct tl_partition *p,
+				  const struct tl_fetch_request_fetch_partition *fp,
+				  struct tl_fetch_response_partition_data *pd, int64_t *max_offset)
+{
+	if (!p->log || p->role != TL_REPLICA_LEADER)
+		return TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	if (fp->current_leader_epoch >= 0 && fp->current_leader_epoch > p->state.leader_epoch)
+		return TL_ERR_UNKNOWN_LEADER_EPOCH;
+	if (fp->current_leader_epoch >= 0 && fp->current_leader_epoch < p->state.leader_epoch)
+		return TL_ERR_FENCED_LEADER_EPOCH;
+	int32_t replica = st->msg.replica_id >= 0 ? st->msg.replica_id
+						  : st->msg.replica_state.replica_id;
+	if (replica < 0)
+		return TL_OK;
+	if (fp->last_fetched_epoch >= 0) {
+		int32_t epoch;
+		int64_t end;
+		if (tl_log_end_offset_for_epoch(p->log, fp->last_fetched_epoch, &epoch, &end) ==
+			    TL_OK &&
+		    (epoch != fp->last_fetched_epoch || end < fp->fetch_offset)) {
+			pd->diverging_epoch.epoch = epoch;
+			pd->diverging_epoch.end_offset = end;
+			return TL_ERR_AGAIN;
+		}
+	}
+	tl_err err = tl_replica_on_follower_fetch(req->conn->broker, p, replica, fp->fetch_offset);
+	if (err != TL_OK)
+		return err;
+	*max_offset = tl_log_written_offset(p->log);
+	return TL_OK;
+}
+
 /* Fills st->resp from the logs. Returns the bytes found; *errors_out says whether any
  * partition carries an error. */
 static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, bool *errors_out)
@@ -77,12 +115,26 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			if (msg->isolation_level == 1)
 				pd->aborted_transactions_count = 0;
 			struct tl_partition *p =
-				tl_partition_find(broker, ft->topic, fp->partition);
-			if (!p) {
+				tl_partition_find_any(broker, ft->topic, fp->partition);
+			if (!p || (!p->topic->cluster && !p->log)) {
 				pd->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 				pd->high_watermark = -1;
 				*errors_out = true;
 				continue;
+			}
+			int64_t max_offset = -1;
+			if (p->topic->cluster) {
+				tl_err err = fetch_cluster_check(req, st, p, fp, pd, &max_offset);
+				if (err == TL_ERR_AGAIN) {
+					*errors_out = true; /* answer now: the follower truncates */
+					continue;
+				}
+				if (err != TL_OK) {
+					pd->error_code = (int16_t)err;
+					pd->high_watermark = -1;
+					*errors_out = true;
+					continue;
+				}
 			}
 			int64_t hw = tl_log_high_watermark(p->log);
 			int64_t lso = tl_log_last_stable_offset(p->log);
@@ -93,7 +145,9 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			int32_t max =
 				(int32_t)TL_MIN((int64_t)fp->partition_max_bytes, budget - total);
 			struct tl_log_read read;
-			tl_err err = tl_log_read(p->log, fp->fetch_offset, committed ? lso : hw,
+			if (max_offset < 0)
+				max_offset = committed ? lso : hw;
+			tl_err err = tl_log_read(p->log, fp->fetch_offset, max_offset,
 						 TL_MAX(max, 0), total == 0, &read);
 			if (err != TL_OK) {
 				pd->error_code = (int16_t)err;
@@ -288,4 +342,73 @@ int64_t tl_fetch_next_deadline(const struct tl_broker *broker)
 	for (const struct tl_request *req = broker->parked; req; req = req->parked_next)
 		next = TL_MIN(next, req->deadline_ms);
 	return next;
+}
+
+/* ---- OffsetForLeaderEpoch (KIP-101, KIP-320) ---- */
+
+/* For each partition: the end offset of the requested epoch on this leader (the start of
+ * the next epoch, or the log end for the current one), so a consumer or a follower that
+ * saw an older leader can find where its log may have diverged. */
+void tl_handle_offset_for_leader_epoch(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	int16_t version = req->header.api_version;
+	struct tl_offset_for_leader_epoch_request msg;
+	if (tl_offset_for_leader_epoch_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed OffsetForLeaderEpoch request");
+		return;
+	}
+	struct tl_offset_for_leader_epoch_response resp;
+	tl_offset_for_leader_epoch_response_defaults(&resp);
+	resp.topics_count = TL_MAX(msg.topics_count, 0);
+	resp.topics = tl_arena_array(&req->arena, (size_t)resp.topics_count, sizeof(*resp.topics));
+	if (resp.topics_count > 0 && !resp.topics) {
+		tl_request_reject(req, "OffsetForLeaderEpoch request too large");
+		return;
+	}
+	for (int32_t t = 0; t < resp.topics_count; t++) {
+		const struct tl_offset_for_leader_epoch_request_offset_for_leader_topic *in =
+			&msg.topics[t];
+		struct tl_offset_for_leader_epoch_response_offset_for_leader_topic_result *out =
+			&resp.topics[t];
+		tl_offset_for_leader_epoch_response_offset_for_leader_topic_result_defaults(out);
+		out->topic = in->topic;
+		out->partitions_count = TL_MAX(in->partitions_count, 0);
+		out->partitions = tl_arena_array(&req->arena, (size_t)out->partitions_count,
+						 sizeof(*out->partitions));
+		if (out->partitions_count > 0 && !out->partitions) {
+			tl_request_reject(req, "OffsetForLeaderEpoch request too large");
+			return;
+		}
+		for (int32_t i = 0; i < out->partitions_count; i++) {
+			const struct tl_offset_for_leader_epoch_request_offset_for_leader_partition
+				*ip = &in->partitions[i];
+			struct tl_offset_for_leader_epoch_response_epoch_end_offset *op =
+				&out->partitions[i];
+			tl_offset_for_leader_epoch_response_epoch_end_offset_defaults(op);
+			op->partition = ip->partition;
+			op->leader_epoch = -1;
+			op->end_offset = -1;
+			struct tl_partition *p =
+				tl_partition_find_any(broker, in->topic, ip->partition);
+			int32_t leader_epoch = p && p->topic->cluster ? p->state.leader_epoch : 0;
+			if (!p || (!p->topic->cluster && !p->log))
+				op->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+			else if (p->topic->cluster &&
+				 (!p->log || p->role != TL_REPLICA_LEADER))
+				op->error_code = (int16_t)TL_ERR_NOT_LEADER_OR_FOLLOWER;
+			else if (ip->current_leader_epoch >= 0 &&
+				 ip->current_leader_epoch > leader_epoch)
+				op->error_code = (int16_t)TL_ERR_UNKNOWN_LEADER_EPOCH;
+			else if (ip->current_leader_epoch >= 0 &&
+				 ip->current_leader_epoch < leader_epoch)
+				op->error_code = (int16_t)TL_ERR_FENCED_LEADER_EPOCH;
+			else
+				tl_log_end_offset_for_epoch(p->log, ip->leader_epoch,
+							    &op->leader_epoch, &op->end_offset);
+		}
+	}
+	tl_response_begin(req);
+	tl_offset_for_leader_epoch_response_encode(&req->response, version, &resp);
+	tl_response_end(req);
 }

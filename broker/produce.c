@@ -8,7 +8,14 @@
  * batches stay in the request's frame (the log borrows them); acks=1/-1 are answered
  * only once the partition's fdatasync covering them completes: acknowledged means
  * durable. acks=0 gets no response, and an error then closes the connection, as Kafka
- * does. On one node acks=1 and acks=-1 wait for the same thing. */
+ * does. On one node acks=1 and acks=-1 wait for the same thing.
+ * Cluster mode: only the leader takes writes (NOT_LEADER_OR_FOLLOWER elsewhere), and a
+ * replicated log's waiters fire when the high watermark passes the batch, i.e. once it
+ * is fdatasync'ed on every ISR member. Decision: acks=1 waits for that too, not only
+ * for the leader: "acknowledged means durable" must hold across a failover, and an
+ * acks=1 write on the leader alone is lost when the leader dies before replicating
+ * it. acks=-1 also refuses to start below min.insync.replicas (NOT_ENOUGH_REPLICAS)
+ * and reports NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank meanwhile. */
 #include <string.h>
 
 #include "broker/broker.h"
@@ -21,6 +28,7 @@
 struct produce_wait {
 	struct tl_log_waiter waiter;
 	struct tl_request *req;
+	struct tl_partition *partition;
 	struct tl_produce_response_partition_produce_response *result;
 };
 
@@ -57,6 +65,12 @@ static void produce_respond(struct tl_request *req)
 	tl_response_end(req);
 }
 
+static bool st_acks_all(const struct tl_request *req)
+{
+	const struct produce_state *st = req->state_data;
+	return st->msg.acks == -1;
+}
+
 static void produce_durable(struct tl_log_waiter *waiter, tl_err err)
 {
 	struct produce_wait *wait = (struct produce_wait *)waiter;
@@ -67,6 +81,18 @@ static void produce_durable(struct tl_log_waiter *waiter, tl_err err)
 		wait->result->error_message = tl_str_of("the partition's log failed to write or "
 							"sync; it is offline until the broker "
 							"reopens it");
+		if (err == TL_ERR_NOT_LEADER_OR_FOLLOWER) {
+			/* Truncated by a new leader: never acknowledged, the client retries. */
+			wait->result->error_code = (int16_t)err;
+			wait->result->error_message =
+				tl_str_of("leadership moved before the batch was replicated");
+		}
+	} else if (wait->partition->topic->cluster && st_acks_all(req) &&
+		   !tl_replica_has_min_isr(req->conn->broker, wait->partition)) {
+		/* Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND: stored, but the ISR shrank. */
+		wait->result->error_code = (int16_t)TL_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+		wait->result->error_message =
+			tl_str_of("the ISR shrank below min.insync.replicas after the append");
 	}
 	TL_ASSERT(req->waits > 0);
 	if (--req->waits == 0)
@@ -238,6 +264,7 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 	struct produce_wait *wait = tl_arena_alloc(&req->arena, sizeof(*wait));
 	TL_ASSERT(wait); /* the arena limit is far above one wait per partition */
 	wait->req = req;
+	wait->partition = partition;
 	wait->result = result;
 	wait->waiter.offset = last_offset;
 	wait->waiter.done = produce_durable;
@@ -297,6 +324,18 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 				/* Only the coordinators write there, as in Kafka. */
 				partition_error(st, pr, TL_ERR_INVALID_TOPIC_EXCEPTION,
 						"cannot append to internal topic");
+				continue;
+			}
+			struct tl_partition *partition = &topic->partitions[pd->index];
+			if (topic->cluster && partition->role != TL_REPLICA_LEADER) {
+				partition_error(st, pr, TL_ERR_NOT_LEADER_OR_FOLLOWER,
+						"this broker is not the partition's leader");
+				continue;
+			}
+			if (topic->cluster && msg->acks == -1 &&
+			    !tl_replica_has_min_isr(broker, partition)) {
+				partition_error(st, pr, TL_ERR_NOT_ENOUGH_REPLICAS,
+						"the ISR is smaller than min.insync.replicas");
 				continue;
 			}
 			produce_partition(req, st, topic, &topic->partitions[pd->index], pd, pr);

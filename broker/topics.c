@@ -59,13 +59,20 @@ struct tl_topic *tl_topic_find_id(struct tl_broker *broker, const struct tl_uuid
 	return NULL;
 }
 
-struct tl_partition *tl_partition_find(struct tl_broker *broker, struct tl_str name,
-				       int32_t partition)
+struct tl_partition *tl_partition_find_any(struct tl_broker *broker, struct tl_str name,
+					   int32_t partition)
 {
 	struct tl_topic *topic = tl_topic_find(broker, name);
 	if (!topic || partition < 0 || partition >= topic->partition_count)
 		return NULL;
 	return &topic->partitions[partition];
+}
+
+struct tl_partition *tl_partition_find(struct tl_broker *broker, struct tl_str name,
+				       int32_t partition)
+{
+	struct tl_partition *p = tl_partition_find_any(broker, name, partition);
+	return p && p->log ? p : NULL;
 }
 
 struct tl_topic *tl_topic_next(struct tl_broker *broker, struct tl_topic *prev)
@@ -201,6 +208,7 @@ static tl_err topic_open_logs(struct tl_broker *broker, struct tl_topic *topic)
 		partition_dir(broker, topic->name, i, dir, sizeof(dir));
 		p->topic = topic;
 		p->index = i;
+		topic->broker = broker;
 		tl_err err = tl_log_open(dir, &topic->config.log, broker->ring, &p->log);
 		if (err != TL_OK) {
 			tl_crit("broker: cannot open partition log dir=%s err=%s", dir,
@@ -312,6 +320,87 @@ tl_err tl_topic_delete(struct tl_broker *broker, struct tl_topic *topic)
 	free(topic->partitions);
 	free(topic);
 	return TL_OK;
+}
+
+/* ---- cluster mode ---- */
+
+struct tl_topic *tl_topic_attach(struct tl_broker *broker, const char *name,
+				 const struct tl_uuid *id, int32_t partitions, const char *configs)
+{
+	struct tl_topic *topic = calloc(1, sizeof(*topic));
+	if (!topic)
+		return NULL;
+	snprintf(topic->name, sizeof(topic->name), "%s", name);
+	topic->id = *id;
+	topic->partition_count = partitions;
+	topic->cluster = true;
+	topic->broker = broker;
+	topic->internal = topic_name_is_internal(tl_str_of(name));
+	tl_topic_config_from_broker(&topic->config, &broker->config);
+	char line[512], why[256];
+	for (const char *p = configs; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		snprintf(line, sizeof(line), "%.*s", (int)TL_MIN(n, sizeof(line) - 1), p);
+		p += n + (p[n] == '\n');
+		char *eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		if (tl_topic_config_set(&topic->config, line, eq + 1, why, sizeof(why)) != TL_OK)
+			tl_warn("broker: topic config from the cluster ignored topic=%s why=\"%s\"",
+				name, why);
+	}
+	topic->partitions = calloc((size_t)partitions, sizeof(*topic->partitions));
+	if (!topic->partitions) {
+		free(topic);
+		return NULL;
+	}
+	for (int32_t i = 0; i < partitions; i++) {
+		topic->partitions[i].topic = topic;
+		topic->partitions[i].index = i;
+	}
+	topic_insert(broker, topic);
+	return topic;
+}
+
+tl_err tl_partition_open_log(struct tl_broker *broker, struct tl_partition *p)
+{
+	char dir[TL_CONFIG_STR_MAX + 300];
+	partition_dir(broker, p->topic->name, p->index, dir, sizeof(dir));
+	tl_err err = tl_log_open(dir, &p->topic->config.log, broker->ring, &p->log);
+	if (err != TL_OK) {
+		tl_crit("broker: cannot open partition log dir=%s err=%s", dir, tl_err_name(err));
+		p->log = NULL;
+		return err;
+	}
+	tl_log_set_listener(p->log, tl_fetch_on_data, p);
+	return TL_OK;
+}
+
+void tl_partition_remove_log(struct tl_broker *broker, struct tl_partition *p)
+{
+	if (!p->log)
+		return;
+	tl_log_set_listener(p->log, NULL, NULL);
+	partition_detach(broker, p);
+	struct tl_log *log = p->log;
+	p->log = NULL;
+	if (tl_log_remove(log) != TL_OK)
+		tl_warn("broker: partition files not fully removed topic=%s partition=%d",
+			p->topic->name, p->index);
+}
+
+void tl_topic_remove_local(struct tl_broker *broker, struct tl_topic *topic)
+{
+	topic_unlink(broker, topic);
+	for (int32_t i = 0; i < topic->partition_count; i++) {
+		struct tl_partition *p = &topic->partitions[i];
+		tl_replica_close(broker, p);
+		tl_partition_remove_log(broker, p);
+	}
+	tl_info("broker: topic deleted topic=%s", topic->name);
+	free(topic->partitions);
+	free(topic);
 }
 
 /* ---- start-up ---- */
@@ -497,7 +586,9 @@ tl_err tl_topics_load(struct tl_broker *broker)
 	closedir(d);
 	if (err != TL_OK)
 		return err;
-	remove_orphans(broker);
+	/* In cluster mode the view says which partition directories are ours. */
+	if (!tl_config_is_cluster(&broker->config))
+		remove_orphans(broker);
 	tl_info("broker: topics loaded count=%d", broker->topics.count);
 	return TL_OK;
 }
@@ -508,8 +599,11 @@ void tl_topics_close_all(struct tl_broker *broker)
 		struct tl_topic *topic = broker->topics.buckets[b];
 		while (topic) {
 			struct tl_topic *next = topic->next;
-			for (int32_t i = 0; i < topic->partition_count; i++)
-				tl_log_close(topic->partitions[i].log);
+			for (int32_t i = 0; i < topic->partition_count; i++) {
+				if (topic->partitions[i].log)
+					tl_log_close(topic->partitions[i].log);
+				free(topic->partitions[i].leader);
+			}
 			free(topic->partitions);
 			free(topic);
 			topic = next;
@@ -524,5 +618,6 @@ void tl_topics_tick(struct tl_broker *broker, int64_t now_ms)
 	for (struct tl_topic *topic = tl_topic_next(broker, NULL); topic;
 	     topic = tl_topic_next(broker, topic))
 		for (int32_t i = 0; i < topic->partition_count; i++)
-			tl_log_tick(topic->partitions[i].log, now_ms);
+			if (topic->partitions[i].log)
+				tl_log_tick(topic->partitions[i].log, now_ms);
 }

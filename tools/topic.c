@@ -209,9 +209,9 @@ static void describe_json(struct cli *cli, const struct tl_admin_topics *topics,
 static void describe_text(struct cli *cli, const struct tl_admin_topics *topics,
 			  const struct tl_admin_offset_query *q, int32_t total)
 {
-	static const char *const headers[] = {"TOPIC", "PARTITION", "LEADER", "REPLICAS",
+	static const char *const headers[] = {"TOPIC", "PARTITION", "LEADER", "EPOCH", "REPLICAS",
 					      "ISR",   "START",     "END",    "RECORDS"};
-	struct cli_table *table = cli_table_create(8, headers);
+	struct cli_table *table = cli_table_create(9, headers);
 	int32_t k = 0;
 	for (int32_t i = 0; i < topics->count; i++) {
 		const struct tl_admin_topic_info *t = &topics->topics[i];
@@ -224,6 +224,7 @@ static void describe_text(struct cli *cli, const struct tl_admin_topics *topics,
 			cli_table_cell(table, "%s", t->name);
 			cli_table_cell(table, "%d", pi->partition);
 			cli_table_cell(table, "%d", pi->leader);
+			cli_table_cell(table, "%d", pi->leader_epoch);
 			cli_table_cell(table, "%s", replicas);
 			cli_table_cell(table, "%s", isr);
 			cli_table_cell(table, "%lld", (long long)start);

@@ -31,9 +31,9 @@ t="$TL_BIN/tally -b $TL_BROKER"
 
 tl_log "tables and colors"
 run_until "clear; $t topic describe big; echo END-\$((1))" '^END-1$'
-grep -q $'\033\\[1mTOPIC  PARTITION  LEADER  REPLICAS  ISR  START  END' "$TL_TMP/pane" ||
+grep -q $'\033\\[1mTOPIC  PARTITION  LEADER  EPOCH  REPLICAS  ISR  START  END' "$TL_TMP/pane" ||
 	tl_fail "no aligned bold header: $(cat "$TL_TMP/pane")"
-grep -Eq '^big    1          1       1         1    0      [0-9]+' "$TL_TMP/pane" || tl_fail "rows not aligned"
+grep -Eq '^big    1          1       0      1         1    0      [0-9]+' "$TL_TMP/pane" || tl_fail "rows not aligned"
 run_until "clear; $t topic describe nope; echo END-\$((2))" '^END-2$'
 grep -q $'\033\\[31merror' "$TL_TMP/pane" || tl_fail "the error is not red on a terminal"
 run_until "clear; NO_COLOR=1 $t topic describe nope; $t --color never topic list; echo END-\$((3))" '^END-3$'

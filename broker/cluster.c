@@ -1,0 +1,1158 @@
+/* cluster.c - the metadata thread and its hand-over to the event loop; see cluster.h.
+ *
+ * The thread's loop: renew the lease when a third of its TTL has passed, campaign for
+ * controller when there is none, run the commands the loop posted, do the
+ * controller's work if this broker is the controller, publish a view if anything
+ * changed, then watch for changes (woken early by new commands). Any store error just
+ * ends the round: the next one retries, and the loop keeps serving from the last view.
+ *
+ * The controller's work, recomputed from the whole model each round (level-triggered,
+ * so a lost round or a controller change loses nothing):
+ *   - a partition of a topic with no state key gets one: the first live assigned
+ *     replica leads at epoch 0, the live replicas form the ISR;
+ *   - a partition whose leader is not registered (its lease expired) or that has none
+ *     gets a new leader from its ISR (replication.h's tl_repl_elect), epoch + 1;
+ *   - with auto.leader.rebalance.enable, a partition whose preferred replica is alive
+ *     and in the ISR but not leading moves back to it, once per
+ *     leader.imbalance.check.interval.seconds.
+ * Every write is a CAS on the mod_revision the model holds: if the key changed since,
+ * nothing is written and the next round sees the change. */
+#include "broker/cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/metastore.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "common/time.h"
+
+#define KEY_MAX           512
+#define VALUE_MAX         (64 * 1024)
+#define WATCH_MAX_WAIT_MS 1000
+#define ROUND_BACKOFF_MS  200
+
+enum command_type {
+	COMMAND_ISR = 0,
+	COMMAND_CREATE_TOPIC = 1,
+	COMMAND_DELETE_TOPIC = 2,
+	COMMAND_RESIGN = 3,
+};
+
+struct command {
+	enum command_type type;
+	char topic[TL_TOPIC_NAME_MAX + 1];
+	int32_t partition;
+	int64_t expected_revision;     /* COMMAND_ISR */
+	struct tl_repl_state state;    /* COMMAND_ISR */
+	int32_t partitions;            /* COMMAND_CREATE_TOPIC */
+	int16_t replication_factor;    /* COMMAND_CREATE_TOPIC */
+	char *configs;                 /* COMMAND_CREATE_TOPIC; owned */
+	tl_cluster_done_fn done;       /* runs on the loop with the outcome */
+	void *ctx;
+	tl_err err;                    /* the outcome, set by the thread */
+	char message[256];
+	struct command *next;
+};
+
+/* The thread's copy of every key under the prefix. */
+struct model {
+	struct tl_meta_kv *kvs; /* sorted by key */
+	size_t count;
+	size_t cap;
+	int64_t revision;
+	bool changed; /* since the last published view */
+};
+
+struct tl_cluster {
+	struct tl_broker *broker; /* loop side only */
+	struct tl_meta *meta;     /* thread side only (and start/stop) */
+	pthread_t thread;
+	bool thread_started;
+	int event_fd;
+	/* Copies of what the thread needs from the config, so it never reads the broker. */
+	int32_t self;
+	char prefix[128];
+	char registration[512];
+	int64_t lease;
+	int64_t lease_ttl_ms;
+	bool unclean;
+	bool rebalance;
+	int64_t rebalance_interval_ms;
+
+	pthread_mutex_t lock; /* guards everything below */
+	struct command *commands;     /* loop -> thread, FIFO */
+	struct command *commands_tail;
+	struct command *results;      /* thread -> loop */
+	struct tl_cluster_view *next_view; /* published, not yet taken by the loop */
+	bool stopping;
+	bool resign_done;
+	int32_t controller; /* as last seen by the thread */
+
+	struct tl_cluster_view *view; /* the loop's current view */
+
+	/* Thread side. */
+	struct model model;
+	int64_t last_keepalive_ms;
+	int64_t next_rebalance_ms;
+	bool reclaimed; /* leaderships left from a previous incarnation got a new epoch */
+};
+
+/* ---- keys ---- */
+
+/* ---- the model ---- */
+
+static size_t model_find(const struct model *m, const char *key, bool *found)
+{
+	size_t lo = 0, hi = m->count;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int cmp = strcmp(m->kvs[mid].key, key);
+		if (cmp == 0) {
+			*found = true;
+			return mid;
+		}
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+static const struct tl_meta_kv *model_get(const struct model *m, const char *key)
+{
+	bool found;
+	size_t i = model_find(m, key, &found);
+	return found ? &m->kvs[i] : NULL;
+}
+
+static tl_err kv_copy(struct tl_meta_kv *dst, const struct tl_meta_kv *src)
+{
+	*dst = *src;
+	dst->key = strdup(src->key);
+	dst->value = NULL;
+	if (src->value_len) {
+		dst->value = malloc(src->value_len);
+		if (dst->value)
+			memcpy(dst->value, src->value, src->value_len);
+	}
+	if (!dst->key || (src->value_len && !dst->value)) {
+		free(dst->key);
+		free(dst->value);
+		return TL_ERR_NOMEM;
+	}
+	return TL_OK;
+}
+
+static void model_put(struct model *m, const struct tl_meta_kv *kv)
+{
+	bool found;
+	size_t i = model_find(m, kv->key, &found);
+	struct tl_meta_kv copy;
+	if (kv_copy(&copy, kv) != TL_OK) {
+		tl_crit("cluster: out of memory copying metadata key=%s", kv->key);
+		return;
+	}
+	if (found) {
+		tl_meta_kv_deinit(&m->kvs[i]);
+		m->kvs[i] = copy;
+	} else {
+		if (m->count == m->cap) {
+			size_t cap = m->cap ? m->cap * 2 : 64;
+			struct tl_meta_kv *kvs = realloc(m->kvs, cap * sizeof(*kvs));
+			if (!kvs) {
+				tl_meta_kv_deinit(&copy);
+				tl_crit("cluster: out of memory growing the metadata model");
+				return;
+			}
+			m->kvs = kvs;
+			m->cap = cap;
+		}
+		memmove(&m->kvs[i + 1], &m->kvs[i], (m->count - i) * sizeof(*m->kvs));
+		m->kvs[i] = copy;
+		m->count++;
+	}
+	m->changed = true;
+}
+
+static void model_delete(struct model *m, const char *key)
+{
+	bool found;
+	size_t i = model_find(m, key, &found);
+	if (!found)
+		return;
+	tl_meta_kv_deinit(&m->kvs[i]);
+	memmove(&m->kvs[i], &m->kvs[i + 1], (m->count - i - 1) * sizeof(*m->kvs));
+	m->count--;
+	m->changed = true;
+}
+
+static void model_clear(struct model *m)
+{
+	for (size_t i = 0; i < m->count; i++)
+		tl_meta_kv_deinit(&m->kvs[i]);
+	m->count = 0;
+	m->changed = true;
+}
+
+static void on_watch_event(void *ctx, const struct tl_meta_event *event)
+{
+	struct tl_cluster *c = ctx;
+	if (event->type == TL_META_EVENT_PUT)
+		model_put(&c->model, event->kv);
+	else
+		model_delete(&c->model, event->kv->key);
+	c->model.revision = TL_MAX(c->model.revision, event->kv->mod_revision);
+}
+
+static tl_err model_load(struct tl_cluster *c)
+{
+	struct tl_meta_result result = {0};
+	char prefix[KEY_MAX];
+	snprintf(prefix, sizeof(prefix), "%s/", c->prefix);
+	tl_err err = tl_meta_list(c->meta, prefix, &result);
+	if (err != TL_OK)
+		return err;
+	model_clear(&c->model);
+	for (size_t i = 0; i < result.count; i++)
+		model_put(&c->model, &result.kvs[i]);
+	c->model.revision = result.revision;
+	tl_meta_result_deinit(&result);
+	return TL_OK;
+}
+
+/* ---- parsing values into a view ---- */
+
+static bool parse_int(const char *s, const char *end, int64_t min, int64_t max, int64_t *out)
+{
+	if (s >= end || end - s > 19)
+		return false;
+	char buf[24];
+	memcpy(buf, s, (size_t)(end - s));
+	buf[end - s] = '\0';
+	char *stop;
+	errno = 0;
+	long long v = strtoll(buf, &stop, 10);
+	if (errno || *stop || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* "host=H port=P rack=R" */
+static bool broker_decode(const struct tl_meta_kv *kv, int32_t id, struct tl_cluster_broker *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = id;
+	char text[1024];
+	if (kv->value_len >= sizeof(text))
+		return false;
+	memcpy(text, kv->value, kv->value_len);
+	text[kv->value_len] = '\0';
+	char *save = NULL;
+	for (char *f = strtok_r(text, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
+		int64_t v;
+		if (strncmp(f, "host=", 5) == 0)
+			snprintf(out->host, sizeof(out->host), "%s", f + 5);
+		else if (strncmp(f, "port=", 5) == 0 && parse_int(f + 5, f + strlen(f), 1, 65535, &v))
+			out->port = (int32_t)v;
+		else if (strncmp(f, "rack=", 5) == 0)
+			snprintf(out->rack, sizeof(out->rack), "%s", f + 5);
+	}
+	return out->host[0] && out->port > 0;
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/* "id=<32 hex> partitions=N replicas=1,2,3;2,3,1;...\n" then "key=value\n" configs. */
+static bool topic_decode(const struct tl_meta_kv *kv, const char *name, struct tl_cluster_topic *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	const char *p = (const char *)kv->value, *end = p + kv->value_len;
+	const char *eol = memchr(p, '\n', kv->value_len);
+	if (!eol)
+		eol = end;
+	if (eol - p < 3 + 32 || memcmp(p, "id=", 3) != 0)
+		return false;
+	for (int i = 0; i < 16; i++) {
+		int hi = hexval(p[3 + 2 * i]), lo = hexval(p[4 + 2 * i]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out->id.bytes[i] = (uint8_t)(hi << 4 | lo);
+	}
+	p += 3 + 32;
+	if (end - p < 12 || memcmp(p, " partitions=", 12) != 0)
+		return false;
+	p += 12;
+	const char *sp = memchr(p, ' ', (size_t)(eol - p));
+	int64_t count;
+	if (!sp || !parse_int(p, sp, 1, 100000, &count))
+		return false;
+	out->partition_count = (int32_t)count;
+	p = sp + 1;
+	if (eol - p < 9 || memcmp(p, "replicas=", 9) != 0)
+		return false;
+	p += 9;
+	out->partitions = calloc((size_t)count, sizeof(*out->partitions));
+	if (!out->partitions)
+		return false;
+	for (int32_t i = 0; i < out->partition_count; i++) {
+		struct tl_cluster_partition *cp = &out->partitions[i];
+		for (;;) {
+			const char *q = p;
+			while (q < eol && *q != ',' && *q != ';')
+				q++;
+			int64_t id;
+			if (cp->replica_count == TL_REPL_REPLICAS_MAX ||
+			    !parse_int(p, q, 0, INT32_MAX, &id))
+				goto out_bad;
+			cp->replicas[cp->replica_count++] = (int32_t)id;
+			p = q;
+			if (p < eol && *p == ',') {
+				p++;
+				continue;
+			}
+			break;
+		}
+		if (i + 1 < out->partition_count) {
+			if (p >= eol || *p != ';')
+				goto out_bad;
+			p++;
+		}
+	}
+	if (p != eol)
+		goto out_bad;
+	size_t rest = eol < end ? (size_t)(end - eol - 1) : 0;
+	out->configs = malloc(rest + 1);
+	if (!out->configs)
+		goto out_bad;
+	memcpy(out->configs, eol < end ? eol + 1 : "", rest);
+	out->configs[rest] = '\0';
+	return true;
+out_bad:
+	free(out->partitions);
+	out->partitions = NULL;
+	return false;
+}
+
+static void view_free(struct tl_cluster_view *view)
+{
+	if (!view)
+		return;
+	for (int32_t i = 0; i < view->topic_count; i++) {
+		free(view->topics[i].partitions);
+		free(view->topics[i].configs);
+	}
+	free(view->topics);
+	free(view->brokers);
+	free(view);
+}
+
+static int cmp_topic(const void *a, const void *b)
+{
+	return strcmp(((const struct tl_cluster_topic *)a)->name,
+		      ((const struct tl_cluster_topic *)b)->name);
+}
+
+static struct tl_cluster_topic *view_topic(struct tl_cluster_view *view, const char *name)
+{
+	struct tl_cluster_topic key;
+	snprintf(key.name, sizeof(key.name), "%s", name);
+	return bsearch(&key, view->topics, (size_t)view->topic_count, sizeof(key), cmp_topic);
+}
+
+/* Builds a view from the model: brokers, topics, then partition states. Keys that do
+ * not parse are skipped with a warning (the store is not trusted). */
+static struct tl_cluster_view *view_build(const struct tl_cluster *c)
+{
+	const struct model *m = &c->model;
+	struct tl_cluster_view *view = calloc(1, sizeof(*view));
+	if (!view)
+		return NULL;
+	view->revision = m->revision;
+	view->controller = -1;
+	view->brokers = calloc(m->count + 1, sizeof(*view->brokers));
+	view->topics = calloc(m->count + 1, sizeof(*view->topics));
+	if (!view->brokers || !view->topics) {
+		view_free(view);
+		return NULL;
+	}
+	size_t plen = strlen(c->prefix) + 1;
+	for (size_t i = 0; i < m->count; i++) {
+		const struct tl_meta_kv *kv = &m->kvs[i];
+		if (strncmp(kv->key, c->prefix, plen - 1) != 0 || kv->key[plen - 1] != '/')
+			continue;
+		const char *k = kv->key + plen;
+		int64_t id;
+		if (strncmp(k, "brokers/", 8) == 0 &&
+		    parse_int(k + 8, k + strlen(k), 0, INT32_MAX, &id)) {
+			if (broker_decode(kv, (int32_t)id, &view->brokers[view->broker_count]))
+				view->broker_count++;
+			else
+				tl_warn("cluster: bad broker registration ignored key=%s", kv->key);
+		} else if (strcmp(k, "controller") == 0) {
+			if (parse_int((const char *)kv->value,
+				      (const char *)kv->value + kv->value_len, 0, INT32_MAX, &id))
+				view->controller = (int32_t)id;
+		} else if (strcmp(k, "cluster_id") == 0) {
+			snprintf(view->cluster_id, sizeof(view->cluster_id), "%.*s",
+				 (int)TL_MIN(kv->value_len, (size_t)63), (const char *)kv->value);
+		} else if (strncmp(k, "topics/", 7) == 0) {
+			if (topic_decode(kv, k + 7, &view->topics[view->topic_count]))
+				view->topic_count++;
+			else
+				tl_warn("cluster: bad topic record ignored key=%s", kv->key);
+		}
+	}
+	/* The model is sorted by key, so topics come out sorted by name. */
+	for (size_t i = 0; i < m->count; i++) {
+		const struct tl_meta_kv *kv = &m->kvs[i];
+		if (strncmp(kv->key, c->prefix, plen - 1) != 0)
+			continue;
+		const char *k = kv->key + plen;
+		if (strncmp(k, "partitions/", 11) != 0)
+			continue;
+		const char *slash = strrchr(k + 11, '/');
+		int64_t index;
+		if (!slash || !parse_int(slash + 1, k + strlen(k), 0, INT32_MAX, &index))
+			continue;
+		char name[TL_TOPIC_NAME_MAX + 1];
+		snprintf(name, sizeof(name), "%.*s", (int)(slash - (k + 11)), k + 11);
+		struct tl_cluster_topic *t = view_topic(view, name);
+		if (!t || index >= t->partition_count)
+			continue;
+		struct tl_cluster_partition *cp = &t->partitions[index];
+		if (tl_repl_state_decode(kv->value, kv->value_len, &cp->state) != TL_OK) {
+			tl_warn("cluster: bad partition state ignored key=%s", kv->key);
+			continue;
+		}
+		cp->has_state = true;
+		cp->revision = kv->mod_revision;
+	}
+	return view;
+}
+
+const struct tl_cluster_broker *tl_cluster_find_broker(const struct tl_cluster_view *view,
+						       int32_t id)
+{
+	for (int32_t i = 0; view && i < view->broker_count; i++)
+		if (view->brokers[i].id == id)
+			return &view->brokers[i];
+	return NULL;
+}
+
+static bool broker_alive(void *ctx, int32_t id)
+{
+	return tl_cluster_find_broker(ctx, id) != NULL;
+}
+
+/* ---- thread: writes ---- */
+
+static tl_err partition_cas(struct tl_cluster *c, const char *topic, int32_t index,
+			    int64_t expected, const struct tl_repl_state *state, bool *swapped)
+{
+	char key[KEY_MAX], value[256];
+	snprintf(key, sizeof(key), "%s/partitions/%s/%d", c->prefix, topic, index);
+	int len = tl_repl_state_encode(state, value, sizeof(value));
+	TL_ASSERT(len > 0);
+	tl_err err = tl_meta_cas(c->meta, key, value, (size_t)len, expected, 0, swapped, NULL, NULL);
+	if (err == TL_OK && *swapped)
+		tl_info("cluster: partition state written topic=%s partition=%d state=\"%s\"",
+			topic, index, value);
+	return err;
+}
+
+static void topic_create(struct tl_cluster *c, struct tl_cluster_view *view, struct command *cmd)
+{
+	if (view_topic(view, cmd->topic)) {
+		cmd->err = TL_ERR_TOPIC_ALREADY_EXISTS;
+		snprintf(cmd->message, sizeof(cmd->message), "topic '%s' already exists",
+			 cmd->topic);
+		return;
+	}
+	struct tl_repl_broker *brokers = calloc((size_t)view->broker_count + 1, sizeof(*brokers));
+	int32_t *rows = calloc((size_t)cmd->partitions * (size_t)TL_MAX(cmd->replication_factor, 1),
+			       sizeof(*rows));
+	char *value = malloc(VALUE_MAX);
+	if (!brokers || !rows || !value) {
+		cmd->err = TL_ERR_NOMEM;
+		goto out;
+	}
+	for (int32_t i = 0; i < view->broker_count; i++) {
+		brokers[i].id = view->brokers[i].id;
+		snprintf(brokers[i].rack, sizeof(brokers[i].rack), "%s", view->brokers[i].rack);
+	}
+	uint32_t start = 0;
+	if (getrandom(&start, sizeof(start), 0) != sizeof(start))
+		start = (uint32_t)tl_mono_ns();
+	cmd->err = tl_repl_assign(brokers, view->broker_count, cmd->partitions,
+				  cmd->replication_factor, start, rows);
+	if (cmd->err != TL_OK) {
+		snprintf(cmd->message, sizeof(cmd->message),
+			 "replication factor %d is larger than the %d live brokers",
+			 cmd->replication_factor, view->broker_count);
+		goto out;
+	}
+	uint8_t id[16];
+	if (getrandom(id, sizeof(id), 0) != sizeof(id)) {
+		cmd->err = TL_ERR_KAFKA_STORAGE_ERROR;
+		goto out;
+	}
+	size_t n = (size_t)snprintf(value, VALUE_MAX, "id=");
+	for (int i = 0; i < 16; i++)
+		n += (size_t)snprintf(value + n, VALUE_MAX - n, "%02x", id[i]);
+	n += (size_t)snprintf(value + n, VALUE_MAX - n, " partitions=%d replicas=", cmd->partitions);
+	for (int32_t p = 0; p < cmd->partitions && n < VALUE_MAX; p++)
+		for (int32_t r = 0; r < cmd->replication_factor && n < VALUE_MAX; r++)
+			n += (size_t)snprintf(value + n, VALUE_MAX - n, "%s%d",
+					      r ? "," : (p ? ";" : ""),
+					      rows[p * cmd->replication_factor + r]);
+	n += (size_t)snprintf(value + n, VALUE_MAX - n, "\n%s", cmd->configs ? cmd->configs : "");
+	if (n >= VALUE_MAX) {
+		cmd->err = TL_ERR_INVALID_PARTITIONS;
+		snprintf(cmd->message, sizeof(cmd->message), "too many partitions for one record");
+		goto out;
+	}
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/topics/%s", c->prefix, cmd->topic);
+	bool swapped = false;
+	tl_err err = tl_meta_cas(c->meta, key, value, n, 0, 0, &swapped, NULL, NULL);
+	if (err != TL_OK) {
+		cmd->err = TL_ERR_REQUEST_TIMED_OUT;
+		snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
+			 tl_meta_last_error(c->meta));
+	} else if (!swapped) {
+		cmd->err = TL_ERR_TOPIC_ALREADY_EXISTS;
+		snprintf(cmd->message, sizeof(cmd->message), "topic '%s' already exists",
+			 cmd->topic);
+	} else {
+		tl_info("cluster: topic created topic=%s partitions=%d replication_factor=%d",
+			cmd->topic, cmd->partitions, cmd->replication_factor);
+	}
+out:
+	free(value);
+	free(rows);
+	free(brokers);
+}
+
+static void topic_delete(struct tl_cluster *c, struct tl_cluster_view *view, struct command *cmd)
+{
+	if (!view_topic(view, cmd->topic)) {
+		cmd->err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+		snprintf(cmd->message, sizeof(cmd->message), "topic '%s' does not exist",
+			 cmd->topic);
+		return;
+	}
+	/* The topic key first: a view with partition states but no topic ignores them. */
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/topics/%s", c->prefix, cmd->topic);
+	tl_err err = tl_meta_delete(c->meta, key, NULL);
+	if (err == TL_OK) {
+		snprintf(key, sizeof(key), "%s/partitions/%s/", c->prefix, cmd->topic);
+		err = tl_meta_delete_prefix(c->meta, key, NULL);
+	}
+	if (err != TL_OK) {
+		cmd->err = TL_ERR_REQUEST_TIMED_OUT;
+		snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
+			 tl_meta_last_error(c->meta));
+	}
+}
+
+/* Moves every leadership of this broker to another ISR member (controlled shutdown). */
+static void resign(struct tl_cluster *c, struct tl_cluster_view *view)
+{
+	for (int32_t t = 0; t < view->topic_count; t++) {
+		struct tl_cluster_topic *topic = &view->topics[t];
+		for (int32_t i = 0; i < topic->partition_count; i++) {
+			struct tl_cluster_partition *cp = &topic->partitions[i];
+			if (!cp->has_state || cp->state.leader != c->self)
+				continue;
+			int32_t leader = tl_repl_elect(cp->replicas, cp->replica_count, &cp->state,
+						       broker_alive, view, c->self, false);
+			if (leader < 0)
+				continue; /* nobody else can lead: keep it (Kafka does) */
+			struct tl_repl_state next;
+			tl_repl_state_after_election(&cp->state, leader, broker_alive, view,
+						     c->self, &next);
+			bool swapped;
+			partition_cas(c, topic->name, i, cp->revision, &next, &swapped);
+		}
+	}
+}
+
+/* ---- thread: the controller ---- */
+
+static void controller_partition(struct tl_cluster *c, struct tl_cluster_view *view,
+				 struct tl_cluster_topic *topic, int32_t index, int64_t now)
+{
+	struct tl_cluster_partition *cp = &topic->partitions[index];
+	struct tl_repl_state next;
+	bool swapped;
+	if (!cp->has_state) {
+		memset(&next, 0, sizeof(next));
+		next.leader = -1;
+		for (int32_t r = 0; r < cp->replica_count; r++)
+			if (broker_alive(view, cp->replicas[r]))
+				next.isr[next.isr_count++] = cp->replicas[r];
+		if (next.isr_count > 0)
+			next.leader = next.isr[0];
+		else
+			for (int32_t r = 0; r < cp->replica_count; r++)
+				next.isr[next.isr_count++] = cp->replicas[r];
+		partition_cas(c, topic->name, index, 0, &next, &swapped);
+		return;
+	}
+	if (cp->state.leader < 0 || !broker_alive(view, cp->state.leader)) {
+		int32_t leader = tl_repl_elect(cp->replicas, cp->replica_count, &cp->state,
+					       broker_alive, view, -1, c->unclean);
+		if (leader < 0 && cp->state.leader < 0)
+			return; /* still offline */
+		if (leader < 0)
+			tl_warn("cluster: partition offline, no ISR member alive topic=%s "
+				"partition=%d",
+				topic->name, index);
+		tl_repl_state_after_election(&cp->state, leader, broker_alive, view, -1, &next);
+		partition_cas(c, topic->name, index, cp->revision, &next, &swapped);
+		return;
+	}
+	int32_t preferred = cp->replicas[0];
+	if (c->rebalance && now >= c->next_rebalance_ms && cp->state.leader != preferred &&
+	    broker_alive(view, preferred) && tl_repl_isr_contains(&cp->state, preferred)) {
+		next = cp->state;
+		next.leader = preferred;
+		next.leader_epoch++;
+		tl_info("cluster: moving leadership to the preferred replica topic=%s "
+			"partition=%d leader=%d",
+			topic->name, index, preferred);
+		partition_cas(c, topic->name, index, cp->revision, &next, &swapped);
+	}
+}
+
+static void controller_round(struct tl_cluster *c, struct tl_cluster_view *view)
+{
+	int64_t now = tl_mono_ms();
+	for (int32_t t = 0; t < view->topic_count; t++)
+		for (int32_t i = 0; i < view->topics[t].partition_count; i++)
+			controller_partition(c, view, &view->topics[t], i, now);
+	if (now >= c->next_rebalance_ms)
+		c->next_rebalance_ms = now + c->rebalance_interval_ms;
+}
+
+/* Partitions this broker led in a previous incarnation (killed, restarted before its
+ * lease expired): lead on with a new epoch, so that followers that took writes this
+ * broker's log lost truncate them (KIP-101). Its log holds everything acknowledged: the
+ * high watermark never passes the leader's own durable end. */
+static void reclaim(struct tl_cluster *c, struct tl_cluster_view *view)
+{
+	for (int32_t t = 0; t < view->topic_count; t++) {
+		struct tl_cluster_topic *topic = &view->topics[t];
+		for (int32_t i = 0; i < topic->partition_count; i++) {
+			struct tl_cluster_partition *cp = &topic->partitions[i];
+			if (!cp->has_state || cp->state.leader != c->self)
+				continue;
+			struct tl_repl_state next = cp->state;
+			next.leader_epoch++;
+			bool swapped;
+			partition_cas(c, topic->name, i, cp->revision, &next, &swapped);
+		}
+	}
+}
+
+/* ---- thread: lease, controller election, the loop ---- */
+
+static tl_err campaign(struct tl_cluster *c)
+{
+	char key[KEY_MAX], value[16];
+	snprintf(key, sizeof(key), "%s/controller", c->prefix);
+	const struct tl_meta_kv *kv = model_get(&c->model, key);
+	if (kv)
+		return TL_OK;
+	int len = snprintf(value, sizeof(value), "%d", c->self);
+	bool swapped;
+	tl_err err = tl_meta_cas(c->meta, key, value, (size_t)len, 0, c->lease, &swapped, NULL,
+				 NULL);
+	if (err == TL_OK && swapped)
+		tl_info("cluster: this broker is the controller node_id=%d", c->self);
+	return err;
+}
+
+static tl_err lease_renew(struct tl_cluster *c)
+{
+	int64_t now = tl_mono_ms();
+	if (now - c->last_keepalive_ms < c->lease_ttl_ms / 3)
+		return TL_OK;
+	tl_err err = tl_meta_lease_keepalive(c->meta, c->lease, NULL);
+	if (err == TL_OK) {
+		c->last_keepalive_ms = now;
+		return TL_OK;
+	}
+	if (err != TL_ERR_NOT_FOUND)
+		return err;
+	/* Expired (etcd was away longer than the TTL): the controller may have moved our
+	 * leaderships already. Register again; the views tell the rest. */
+	tl_warn("cluster: lease expired, registering again node_id=%d", c->self);
+	err = tl_meta_lease_grant(c->meta, (c->lease_ttl_ms + 999) / 1000, &c->lease);
+	if (err != TL_OK)
+		return err;
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/brokers/%d", c->prefix, c->self);
+	err = tl_meta_put(c->meta, key, c->registration, strlen(c->registration), c->lease, NULL);
+	if (err == TL_OK)
+		c->last_keepalive_ms = now;
+	return err;
+}
+
+static struct command *commands_take(struct tl_cluster *c)
+{
+	pthread_mutex_lock(&c->lock);
+	struct command *list = c->commands;
+	c->commands = c->commands_tail = NULL;
+	pthread_mutex_unlock(&c->lock);
+	return list;
+}
+
+static void signal_loop(struct tl_cluster *c)
+{
+	uint64_t one = 1;
+	ssize_t n = write(c->event_fd, &one, sizeof(one));
+	TL_UNUSED(n); /* a full counter is still readable */
+}
+
+static void result_post(struct tl_cluster *c, struct command *cmd)
+{
+	pthread_mutex_lock(&c->lock);
+	cmd->next = c->results;
+	c->results = cmd;
+	pthread_mutex_unlock(&c->lock);
+	signal_loop(c);
+}
+
+static void publish(struct tl_cluster *c)
+{
+	struct tl_cluster_view *view = view_build(c);
+	if (!view)
+		return;
+	pthread_mutex_lock(&c->lock);
+	view_free(c->next_view);
+	c->next_view = view;
+	c->controller = view->controller;
+	pthread_mutex_unlock(&c->lock);
+	c->model.changed = false;
+	signal_loop(c);
+}
+
+static void run_commands(struct tl_cluster *c, struct command *cmd)
+{
+	struct tl_cluster_view *view = view_build(c);
+	while (cmd) {
+		struct command *next = cmd->next;
+		bool swapped = false;
+		cmd->err = TL_OK;
+		if (!view) {
+			cmd->err = TL_ERR_NOMEM;
+		} else if (cmd->type == COMMAND_ISR) {
+			tl_err err = partition_cas(c, cmd->topic, cmd->partition,
+						   cmd->expected_revision, &cmd->state, &swapped);
+			cmd->err = err != TL_OK ? TL_ERR_REQUEST_TIMED_OUT
+				   : swapped   ? TL_OK
+					       : TL_ERR_STALE_CONTROLLER_EPOCH;
+		} else if (cmd->type == COMMAND_CREATE_TOPIC) {
+			topic_create(c, view, cmd);
+		} else if (cmd->type == COMMAND_DELETE_TOPIC) {
+			topic_delete(c, view, cmd);
+		} else if (cmd->type == COMMAND_RESIGN) {
+			resign(c, view);
+		}
+		result_post(c, cmd);
+		cmd = next;
+	}
+	view_free(view);
+}
+
+static bool thread_stopping(struct tl_cluster *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool stopping = c->stopping && !c->commands;
+	pthread_mutex_unlock(&c->lock);
+	return stopping;
+}
+
+static bool is_controller_now(struct tl_cluster *c)
+{
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/controller", c->prefix);
+	const struct tl_meta_kv *kv = model_get(&c->model, key);
+	return kv && kv->lease == c->lease;
+}
+
+static void *thread_main(void *arg)
+{
+	struct tl_cluster *c = arg;
+	char prefix[KEY_MAX];
+	snprintf(prefix, sizeof(prefix), "%s/", c->prefix);
+	bool need_list = false;
+	while (!thread_stopping(c)) {
+		tl_err err = TL_OK;
+		if (need_list && (err = model_load(c)) == TL_OK)
+			need_list = false;
+		if (err == TL_OK)
+			err = lease_renew(c);
+		if (err == TL_OK)
+			err = campaign(c);
+		struct command *cmds = commands_take(c);
+		if (cmds)
+			run_commands(c, cmds);
+		if (err == TL_OK && !c->reclaimed) {
+			struct tl_cluster_view *view = view_build(c);
+			if (view)
+				reclaim(c, view);
+			view_free(view);
+			c->reclaimed = true;
+		}
+		if (err == TL_OK && is_controller_now(c)) {
+			struct tl_cluster_view *view = view_build(c);
+			if (view)
+				controller_round(c, view);
+			view_free(view);
+		}
+		if (c->model.changed)
+			publish(c);
+		if (err != TL_OK) {
+			tl_warn("cluster: metadata store unreachable, serving from the last view "
+				"detail=\"%s\"",
+				tl_meta_last_error(c->meta));
+			usleep(ROUND_BACKOFF_MS * 1000);
+			continue;
+		}
+		int64_t next = 0;
+		int32_t wait = (int32_t)TL_MIN((int64_t)WATCH_MAX_WAIT_MS, c->lease_ttl_ms / 3);
+		err = tl_meta_watch(c->meta, prefix, c->model.revision + 1, wait, on_watch_event, c,
+				    &next);
+		if (err == TL_ERR_COMPACTED)
+			need_list = true;
+		else if (err != TL_OK)
+			usleep(ROUND_BACKOFF_MS * 1000);
+		else if (next > c->model.revision + 1)
+			c->model.revision = next - 1;
+	}
+	return NULL;
+}
+
+/* ---- loop side ---- */
+
+static tl_err register_broker(struct tl_cluster *c, char *why, size_t why_size)
+{
+	tl_err err = tl_meta_lease_grant(c->meta, (c->lease_ttl_ms + 999) / 1000, &c->lease);
+	if (err != TL_OK)
+		goto out_store;
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/brokers/%d", c->prefix, c->self);
+	struct tl_meta_result old = {0};
+	err = tl_meta_get(c->meta, key, &old);
+	if (err == TL_OK && old.count == 1 && old.kvs[0].lease != 0) {
+		/* Our own previous incarnation (kill -9, restart within the TTL). */
+		tl_warn("cluster: revoking the lease of a previous registration node_id=%d",
+			c->self);
+		tl_meta_lease_revoke(c->meta, old.kvs[0].lease);
+	}
+	tl_meta_result_deinit(&old);
+	bool swapped = false;
+	err = tl_meta_cas(c->meta, key, c->registration, strlen(c->registration), 0, c->lease,
+			  &swapped, NULL, NULL);
+	if (err != TL_OK)
+		goto out_store;
+	if (!swapped) {
+		snprintf(why, why_size, "node.id %d is already registered by another live broker",
+			 c->self);
+		return TL_ERR_EXISTS;
+	}
+	c->last_keepalive_ms = tl_mono_ms();
+	return TL_OK;
+out_store:
+	snprintf(why, why_size, "cannot register with the metadata store: %s",
+		 tl_meta_last_error(c->meta));
+	return err;
+}
+
+static tl_err cluster_id_agree(struct tl_cluster *c, char *cluster_id, size_t size)
+{
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/cluster_id", c->prefix);
+	bool swapped;
+	struct tl_meta_kv current = {0};
+	tl_err err = tl_meta_cas(c->meta, key, cluster_id, strlen(cluster_id), 0, 0, &swapped,
+				 NULL, &current);
+	if (err != TL_OK)
+		return err;
+	if (!swapped && current.key)
+		snprintf(cluster_id, size, "%.*s", (int)TL_MIN(current.value_len, size - 1),
+			 (const char *)current.value);
+	tl_meta_kv_deinit(&current);
+	return TL_OK;
+}
+
+static void cluster_free(struct tl_cluster *c)
+{
+	if (c->event_fd != -1)
+		close(c->event_fd);
+	tl_meta_close(c->meta);
+	model_clear(&c->model);
+	free(c->model.kvs);
+	view_free(c->view);
+	view_free(c->next_view);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* Takes the newest published view and the finished commands, applies the view. */
+void tl_cluster_on_event(struct tl_broker *broker)
+{
+	struct tl_cluster *c = broker->cluster;
+	uint64_t count;
+	ssize_t n = read(c->event_fd, &count, sizeof(count));
+	TL_UNUSED(n);
+	pthread_mutex_lock(&c->lock);
+	struct tl_cluster_view *view = c->next_view;
+	c->next_view = NULL;
+	struct command *results = c->results;
+	c->results = NULL;
+	pthread_mutex_unlock(&c->lock);
+	if (view && (!c->view || view->revision >= c->view->revision)) {
+		struct tl_cluster_view *old = c->view;
+		c->view = view;
+		tl_replica_apply(broker, view);
+		view_free(old);
+	} else {
+		view_free(view);
+	}
+	while (results) {
+		struct command *next = results->next;
+		if (results->type == COMMAND_RESIGN)
+			c->resign_done = true;
+		if (results->done)
+			results->done(results->ctx, results->err, results->message);
+		free(results->configs);
+		free(results);
+		results = next;
+	}
+}
+
+static void command_post(struct tl_cluster *c, struct command *cmd)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->commands_tail)
+		c->commands_tail->next = cmd;
+	else
+		c->commands = cmd;
+	c->commands_tail = cmd;
+	pthread_mutex_unlock(&c->lock);
+	tl_meta_wake(c->meta);
+}
+
+tl_err tl_cluster_start(struct tl_broker *broker)
+{
+	const struct tl_config *config = &broker->config;
+	struct tl_cluster *c = calloc(1, sizeof(*c));
+	if (!c)
+		return TL_ERR_NOMEM;
+	c->event_fd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	c->broker = broker;
+	c->self = config->node_id;
+	c->controller = -1;
+	snprintf(c->prefix, sizeof(c->prefix), "%s", config->metadata_etcd_prefix);
+	c->lease_ttl_ms = config->broker_session_timeout_ms;
+	c->unclean = config->unclean_leader_election_enable;
+	c->rebalance = config->auto_leader_rebalance_enable;
+	c->rebalance_interval_ms = config->leader_imbalance_check_interval_ms;
+	c->next_rebalance_ms = tl_mono_ms() + c->rebalance_interval_ms;
+	snprintf(c->registration, sizeof(c->registration), "host=%s port=%d%s%s",
+		 broker->advertised_host, broker->advertised_port,
+		 config->broker_rack[0] ? " rack=" : "", config->broker_rack);
+	char why[1024];
+	tl_err err = tl_meta_open(config->metadata_etcd_endpoints, config->metadata_etcd_timeout_ms,
+				  &c->meta, why, sizeof(why));
+	if (err != TL_OK) {
+		tl_crit("cluster: cannot reach the metadata store endpoints=%s detail=\"%s\"",
+			config->metadata_etcd_endpoints, why);
+		goto out_free;
+	}
+	if ((err = register_broker(c, why, sizeof(why))) != TL_OK) {
+		tl_crit("cluster: %s endpoints=%s", why, config->metadata_etcd_endpoints);
+		goto out_free;
+	}
+	if ((err = cluster_id_agree(c, broker->config.cluster_id,
+				    sizeof(broker->config.cluster_id))) != TL_OK ||
+	    (err = model_load(c)) != TL_OK) {
+		tl_crit("cluster: cannot read the cluster metadata endpoints=%s detail=\"%s\"",
+			config->metadata_etcd_endpoints, tl_meta_last_error(c->meta));
+		goto out_free;
+	}
+	c->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->event_fd == -1) {
+		err = TL_ERR_IO;
+		goto out_free;
+	}
+	broker->cluster = c;
+	c->view = view_build(c);
+	if (!c->view) {
+		err = TL_ERR_NOMEM;
+		goto out_unset;
+	}
+	c->model.changed = false;
+	tl_replica_apply(broker, c->view);
+	if (pthread_create(&c->thread, NULL, thread_main, c) != 0) {
+		err = TL_ERR_IO;
+		goto out_unset;
+	}
+	c->thread_started = true;
+	tl_info("cluster: registered node_id=%d cluster_id=%s endpoints=%s lease_ttl_ms=%" PRId64,
+		c->self, broker->config.cluster_id, config->metadata_etcd_endpoints,
+		c->lease_ttl_ms);
+	return TL_OK;
+out_unset:
+	broker->cluster = NULL;
+out_free:
+	cluster_free(c);
+	return err;
+}
+
+static bool leads_any(const struct tl_cluster_view *view, int32_t self)
+{
+	for (int32_t t = 0; view && t < view->topic_count; t++)
+		for (int32_t i = 0; i < view->topics[t].partition_count; i++)
+			if (view->topics[t].partitions[i].has_state &&
+			    view->topics[t].partitions[i].state.leader == self)
+				return true;
+	return false;
+}
+
+void tl_cluster_stop(struct tl_broker *broker)
+{
+	struct tl_cluster *c = broker->cluster;
+	if (!c)
+		return;
+	if (broker->config.controlled_shutdown_enable && leads_any(c->view, c->self)) {
+		tl_info("cluster: controlled shutdown, moving leadership away node_id=%d", c->self);
+		int64_t deadline = tl_mono_ms() + broker->config.controlled_shutdown_max_ms;
+		struct command *cmd = calloc(1, sizeof(*cmd));
+		if (cmd) {
+			cmd->type = COMMAND_RESIGN;
+			command_post(c, cmd);
+		}
+		/* Keep serving while leadership moves: followers finish their fetches. */
+		while (tl_mono_ms() < deadline && leads_any(c->view, c->self))
+			tl_broker_poll(broker, 100);
+		if (leads_any(c->view, c->self))
+			tl_warn("cluster: controlled shutdown incomplete, some partitions have no "
+				"other ISR member node_id=%d",
+				c->self);
+	}
+	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	pthread_mutex_unlock(&c->lock);
+	tl_meta_wake(c->meta);
+	if (c->thread_started)
+		pthread_join(c->thread, NULL);
+	tl_meta_lease_revoke(c->meta, c->lease);
+	tl_info("cluster: deregistered node_id=%d", c->self);
+	broker->cluster = NULL;
+	cluster_free(c);
+}
+
+int tl_cluster_fd(const struct tl_cluster *cluster)
+{
+	return cluster->event_fd;
+}
+
+const struct tl_cluster_view *tl_cluster_view(const struct tl_cluster *cluster)
+{
+	return cluster ? cluster->view : NULL;
+}
+
+bool tl_cluster_is_controller(const struct tl_cluster *cluster)
+{
+	return cluster && cluster->view && cluster->view->controller == cluster->self;
+}
+
+tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int32_t partitions,
+			       int16_t replication_factor, const char *configs,
+			       tl_cluster_done_fn done, void *ctx)
+{
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return TL_ERR_NOMEM;
+	cmd->type = COMMAND_CREATE_TOPIC;
+	snprintf(cmd->topic, sizeof(cmd->topic), "%.*s", name.len, name.ptr);
+	cmd->partitions = partitions;
+	cmd->replication_factor = replication_factor;
+	cmd->configs = strdup(configs ? configs : "");
+	cmd->done = done;
+	cmd->ctx = ctx;
+	if (!cmd->configs) {
+		free(cmd);
+		return TL_ERR_NOMEM;
+	}
+	command_post(broker->cluster, cmd);
+	return TL_OK;
+}
+
+tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
+			       tl_cluster_done_fn done, void *ctx)
+{
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return TL_ERR_NOMEM;
+	cmd->type = COMMAND_DELETE_TOPIC;
+	snprintf(cmd->topic, sizeof(cmd->topic), "%.*s", name.len, name.ptr);
+	cmd->done = done;
+	cmd->ctx = ctx;
+	command_post(broker->cluster, cmd);
+	return TL_OK;
+}
+
+void tl_cluster_cancel(struct tl_broker *broker, void *ctx)
+{
+	struct tl_cluster *c = broker->cluster;
+	pthread_mutex_lock(&c->lock);
+	for (struct command *cmd = c->commands; cmd; cmd = cmd->next)
+		if (cmd->ctx == ctx)
+			cmd->done = NULL;
+	for (struct command *cmd = c->results; cmd; cmd = cmd->next)
+		if (cmd->ctx == ctx)
+			cmd->done = NULL;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Called by replica.c: a leader asks for a new ISR (CAS on @revision). */
+void tl_cluster_post_isr(struct tl_broker *broker, const char *topic, int32_t partition,
+			 int64_t revision, const struct tl_repl_state *state)
+{
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return; /* the next tick asks again */
+	cmd->type = COMMAND_ISR;
+	snprintf(cmd->topic, sizeof(cmd->topic), "%s", topic);
+	cmd->partition = partition;
+	cmd->expected_revision = revision;
+	cmd->state = *state;
+	command_post(broker->cluster, cmd);
+}

@@ -1,0 +1,148 @@
+/* cluster.h - cluster mode: the metadata thread (etcd through broker/metastore.h) and
+ * what the event loop does with its view. Off on a single node (no
+ * metadata.etcd.endpoints): then nothing here runs and partitions are all local.
+ *
+ * Keys under metadata.etcd.prefix (default /tally):
+ *   cluster_id                 the cluster id, created once by the first broker
+ *   brokers/<id>               "host=H port=P rack=R", bound to the broker's lease
+ *   controller                 "<id>", bound to the controller's lease
+ *   topics/<name>              "id=<hex> partitions=N replicas=1,2,3;2,3,1;...\nkey=value"
+ *   partitions/<name>/<index>  "leader=1 leader_epoch=4 isr=1,2,3" (replication.h)
+ * A partition key is written only by compare-and-swap on its mod_revision: by the
+ * controller (elections), by the partition's leader (ISR changes) and by a broker
+ * moving its own leadership away (controlled shutdown). Its mod_revision is the
+ * fencing token: a leader whose CAS fails has been replaced and learns so from the
+ * next view.
+ *
+ * Threads. The metadata thread owns the store connection and blocks on it (every call
+ * bounded by metadata.etcd.timeout.ms). It keeps a copy of every key under the prefix
+ * (list once, then watch from the list's revision), and after each change publishes an
+ * immutable view (struct tl_cluster_view) to the event loop through an eventfd. The
+ * loop posts commands (ISR changes, topic creation and deletion, resigning
+ * leadership) to a queue the thread drains; their outcome comes back as a new view.
+ * If etcd goes away, the loop keeps the last view: leaders keep serving, ISR changes
+ * and topic changes fail with a retriable error.
+ * Invariants:
+ * (1) Views are published in revision order; the loop applies only a newer one.
+ * (2) A view is never changed after it is published; the loop frees the old one once
+ *     it has applied the new. */
+#ifndef TL_BROKER_CLUSTER_H
+#define TL_BROKER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/messages.h"
+#include "replication/replication.h"
+#include "tally/error.h"
+
+struct tl_broker;
+struct tl_partition;
+struct tl_cluster;
+
+struct tl_cluster_broker {
+	int32_t id;
+	char host[256];
+	int32_t port;
+	char rack[TL_REPL_RACK_MAX];
+};
+
+struct tl_cluster_partition {
+	int32_t replica_count;
+	int32_t replicas[TL_REPL_REPLICAS_MAX]; /* the first is the preferred leader */
+	bool has_state;                         /* the controller has written its state */
+	struct tl_repl_state state;
+	int64_t revision; /* the state key's mod_revision: the CAS token */
+};
+
+struct tl_cluster_topic {
+	char name[250];
+	struct tl_uuid id;
+	int32_t partition_count;
+	struct tl_cluster_partition *partitions;
+	char *configs; /* "key=value\n" lines, explicit topic configs; "" when none */
+};
+
+struct tl_cluster_view {
+	int64_t revision; /* the store revision it reflects */
+	int32_t controller; /* -1 when none */
+	char cluster_id[64];
+	int32_t broker_count;
+	struct tl_cluster_broker *brokers; /* by id */
+	int32_t topic_count;
+	struct tl_cluster_topic *topics; /* by name */
+};
+
+/* Connects to etcd, registers this broker, and starts the metadata thread. Returns
+ * once the first view is applied, or an error naming the endpoints (etcd down at start
+ * is fatal: the broker does not know what it hosts). Thread: the event loop's. */
+tl_err tl_cluster_start(struct tl_broker *broker);
+/* Controlled shutdown: moves leadership of every partition this broker leads to
+ * another ISR member (if controlled.shutdown.enable), waits up to
+ * controlled.shutdown.max.ms for it, then stops the thread and revokes the lease. */
+void tl_cluster_stop(struct tl_broker *broker);
+/* The eventfd the loop watches; when readable call tl_cluster_on_event(). */
+int tl_cluster_fd(const struct tl_cluster *cluster);
+void tl_cluster_on_event(struct tl_broker *broker);
+/* Periodic work of the loop: ISR shrink and expand of partitions it leads. */
+void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms);
+
+const struct tl_cluster_view *tl_cluster_view(const struct tl_cluster *cluster);
+const struct tl_cluster_broker *tl_cluster_find_broker(const struct tl_cluster_view *view,
+						       int32_t id);
+bool tl_cluster_is_controller(const struct tl_cluster *cluster);
+
+/* Asks the controller side to create a topic: the thread assigns replicas (rack-aware,
+ * over the live brokers) and writes the topic key if absent. @done runs on the loop
+ * thread with the outcome (TL_OK, TOPIC_ALREADY_EXISTS, INVALID_REPLICATION_FACTOR,
+ * or a retriable REQUEST_TIMED_OUT when etcd cannot be reached) and a message. */
+typedef void (*tl_cluster_done_fn)(void *ctx, tl_err err, const char *message);
+tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int32_t partitions,
+			       int16_t replication_factor, const char *configs,
+			       tl_cluster_done_fn done, void *ctx);
+tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
+			       tl_cluster_done_fn done, void *ctx);
+/* Forgets @ctx: a pending command's @done will not run (its request went away). */
+void tl_cluster_cancel(struct tl_broker *broker, void *ctx);
+
+/* ---- partition roles (replica.c) ---- */
+
+/* The loop's side of a partition in cluster mode. */
+enum tl_replica_role {
+	TL_REPLICA_NONE = 0, /* not a replica here: no local log */
+	TL_REPLICA_LEADER = 1,
+	TL_REPLICA_FOLLOWER = 2,
+	TL_REPLICA_OFFLINE = 3, /* a replica here, but the partition has no leader */
+};
+
+/* Applies a view to the partitions: opens logs of new local replicas, and makes this
+ * broker leader or follower as the states say. */
+void tl_replica_apply(struct tl_broker *broker, const struct tl_cluster_view *view);
+/* A follower fetch reached the leader: records its progress, advances the high
+ * watermark and maybe asks for an ISR expansion. */
+tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partition *p,
+				    int32_t replica_id, int64_t fetch_offset);
+/* Leader: the ISR as it stands is big enough for acks=all. */
+bool tl_replica_has_min_isr(const struct tl_broker *broker, const struct tl_partition *p);
+void tl_replica_close(struct tl_broker *broker, struct tl_partition *p);
+
+/* ---- the follower's fetcher (fetcher.c) ---- */
+
+struct tl_fetchers;
+tl_err tl_fetchers_create(struct tl_broker *broker, struct tl_fetchers **out);
+void tl_fetchers_destroy(struct tl_fetchers *fetchers);
+int tl_fetchers_fd(const struct tl_fetchers *fetchers);
+void tl_fetchers_on_event(struct tl_broker *broker);
+/* Follows @p from its leader (p->leader_id), or stops following when it is not a
+ * follower any more. */
+void tl_fetchers_update(struct tl_broker *broker, struct tl_partition *p);
+/* A follower's log became durable further: maybe send the next fetch. */
+void tl_fetchers_on_durable(struct tl_broker *broker, struct tl_partition *p);
+void tl_fetchers_tick(struct tl_broker *broker, int64_t now_ms);
+/* @p's log is going away: drop it from every session. */
+void tl_fetchers_forget(struct tl_broker *broker, struct tl_partition *p);
+/* A leader asks the metadata thread for a new ISR (replica.c). */
+void tl_cluster_post_isr(struct tl_broker *broker, const char *topic, int32_t partition,
+			 int64_t revision, const struct tl_repl_state *state);
+
+#endif

@@ -1,0 +1,677 @@
+/* fetcher.c - a follower's replica fetchers: one connection per leader broker, one Fetch
+ * in flight on it covering every partition this broker follows from that leader
+ * (Kafka's ReplicaFetcherThread, on the event loop instead of a thread).
+ *
+ * A session's cycle:
+ *   READY -> send Fetch (replica_id = node.id, fetch offset = log end, the epoch of
+ *   the last batch as last_fetched_epoch, the leader epoch we know as
+ *   current_leader_epoch) -> IN_FLIGHT -> response: per partition, truncate where
+ *   the leader reports a diverging epoch (KIP-595's truncation on fetch, which
+ *   replaces the separate OffsetsForLeaderEpoch round of KIP-101), else append the
+ *   batches as the leader wrote them (tl_log_append_replica) -> DURABLE_WAIT until
+ *   every partition appended to is fdatasync'ed -> READY.
+ * So a follower's next fetch offset is always its durable end: the leader may count
+ * it towards the high watermark, and acks=all means fdatasync'ed on every ISR member.
+ * Invariants:
+ * (1) The response buffer is freed only once every batch appended from it is
+ *     durable (or its log failed or was removed): the logs borrow those bytes.
+ * (2) One request in flight per session; a partition is in at most one session.
+ * (3) A partition whose leader or epoch changed while its fetch was in flight ignores
+ *     that response's data for it. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/cluster.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "common/time.h"
+
+#define FETCH_VERSION      12
+#define RESPONSE_SLACK     (1024 * 1024) /* headers around the records' bytes */
+#define SESSION_PARTS_INIT 16
+
+enum session_state {
+	SESSION_IDLE = 0,  /* no connection; connect at retry_at_ms */
+	SESSION_CONNECTING = 1,
+	SESSION_READY = 2, /* connected, nothing in flight */
+	SESSION_IN_FLIGHT = 3,
+	SESSION_DURABLE_WAIT = 4,
+};
+
+struct session_part {
+	struct tl_partition *partition;
+	int32_t leader_epoch;  /* as of the request in flight */
+	int64_t wait_offset;   /* durable end that releases the response buffer; -1 none */
+	bool detached;         /* no longer followed from this leader: kept only for the wait */
+};
+
+struct session {
+	int32_t leader_id;
+	int fd;
+	enum session_state state;
+	struct session_part *parts;
+	int32_t part_count;
+	int32_t part_cap;
+	uint8_t *wbuf; /* the request being sent */
+	size_t wlen;
+	size_t wsent;
+	uint8_t *rbuf; /* the response being read, then borrowed by the logs */
+	size_t rlen;
+	size_t rhave;
+	uint8_t size_prefix[4];
+	int32_t correlation_id;
+	int64_t retry_at_ms;
+	struct session *next;
+};
+
+struct tl_fetchers {
+	int epoll_fd;
+	struct session *sessions;
+};
+
+tl_err tl_fetchers_create(struct tl_broker *broker, struct tl_fetchers **out)
+{
+	TL_UNUSED(broker);
+	struct tl_fetchers *f = calloc(1, sizeof(*f));
+	if (!f)
+		return TL_ERR_NOMEM;
+	f->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (f->epoll_fd == -1) {
+		free(f);
+		return TL_ERR_IO;
+	}
+	*out = f;
+	return TL_OK;
+}
+
+int tl_fetchers_fd(const struct tl_fetchers *fetchers)
+{
+	return fetchers->epoll_fd;
+}
+
+static void session_disconnect(struct tl_fetchers *f, struct session *s, int64_t backoff_ms)
+{
+	if (s->fd != -1) {
+		epoll_ctl(f->epoll_fd, EPOLL_CTL_DEL, s->fd, NULL);
+		close(s->fd);
+		s->fd = -1;
+	}
+	free(s->wbuf);
+	s->wbuf = NULL;
+	/* A response buffer still borrowed by the logs stays (invariant 1). */
+	if (s->state != SESSION_DURABLE_WAIT) {
+		free(s->rbuf);
+		s->rbuf = NULL;
+		s->state = SESSION_IDLE;
+	}
+	s->rhave = s->rlen = 0;
+	s->retry_at_ms = tl_mono_ms() + backoff_ms;
+}
+
+static bool parts_pending(const struct session *s)
+{
+	for (int32_t i = 0; i < s->part_count; i++)
+		if (s->parts[i].wait_offset >= 0)
+			return true;
+	return false;
+}
+
+static void session_free(struct tl_fetchers *f, struct session *s)
+{
+	TL_ASSERT(!parts_pending(s));
+	session_disconnect(f, s, 0);
+	free(s->rbuf);
+	free(s->parts);
+	free(s);
+}
+
+void tl_fetchers_destroy(struct tl_fetchers *fetchers)
+{
+	if (!fetchers)
+		return;
+	while (fetchers->sessions) {
+		struct session *s = fetchers->sessions;
+		fetchers->sessions = s->next;
+		for (int32_t i = 0; i < s->part_count; i++)
+			s->parts[i].wait_offset = -1; /* the logs are closed by now */
+		session_free(fetchers, s);
+	}
+	close(fetchers->epoll_fd);
+	free(fetchers);
+}
+
+static struct session *session_find(struct tl_fetchers *f, int32_t leader_id)
+{
+	for (struct session *s = f->sessions; s; s = s->next)
+		if (s->leader_id == leader_id)
+			return s;
+	return NULL;
+}
+
+static int32_t part_index(const struct session *s, const struct tl_partition *p)
+{
+	for (int32_t i = 0; i < s->part_count; i++)
+		if (s->parts[i].partition == p)
+			return i;
+	return -1;
+}
+
+/* ---- connecting ---- */
+
+static void session_connect(struct tl_broker *broker, struct session *s)
+{
+	struct tl_fetchers *f = broker->fetchers;
+	const struct tl_cluster_broker *leader =
+		tl_cluster_find_broker(tl_cluster_view(broker->cluster), s->leader_id);
+	if (!leader) {
+		s->retry_at_ms = tl_mono_ms() + broker->config.replica_fetch_backoff_ms;
+		return;
+	}
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+	if (getaddrinfo(leader->host, NULL, &hints, &ai) != 0) {
+		tl_warn("fetcher: cannot resolve leader host=%s leader=%d", leader->host,
+			s->leader_id);
+		s->retry_at_ms = tl_mono_ms() + broker->config.replica_fetch_backoff_ms;
+		return;
+	}
+	struct sockaddr_in addr = *(struct sockaddr_in *)(void *)ai->ai_addr;
+	freeaddrinfo(ai);
+	addr.sin_port = htons((uint16_t)leader->port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		s->retry_at_ms = tl_mono_ms() + broker->config.replica_fetch_backoff_ms;
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1 && errno != EINPROGRESS) {
+		close(fd);
+		s->retry_at_ms = tl_mono_ms() + broker->config.replica_fetch_backoff_ms;
+		return;
+	}
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = s};
+	if (epoll_ctl(f->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+		close(fd);
+		s->retry_at_ms = tl_mono_ms() + broker->config.replica_fetch_backoff_ms;
+		return;
+	}
+	s->fd = fd;
+	s->state = SESSION_CONNECTING;
+	tl_debug("fetcher: connecting to leader leader=%d host=%s port=%d", s->leader_id,
+		 leader->host, leader->port);
+}
+
+/* ---- requests ---- */
+
+static void session_want_write(struct tl_fetchers *f, struct session *s, bool on)
+{
+	struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0u), .data.ptr = s};
+	epoll_ctl(f->epoll_fd, EPOLL_CTL_MOD, s->fd, &ev);
+}
+
+static void session_flush(struct tl_broker *broker, struct session *s)
+{
+	while (s->wsent < s->wlen) {
+		ssize_t n = send(s->fd, s->wbuf + s->wsent, s->wlen - s->wsent, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			session_want_write(broker->fetchers, s, true);
+			return;
+		}
+		if (n <= 0) {
+			session_disconnect(broker->fetchers, s,
+					   broker->config.replica_fetch_backoff_ms);
+			return;
+		}
+		s->wsent += (size_t)n;
+	}
+	free(s->wbuf);
+	s->wbuf = NULL;
+	session_want_write(broker->fetchers, s, false);
+}
+
+/* Groups the session's partitions by topic into a Fetch request and sends it. */
+static void session_send(struct tl_broker *broker, struct session *s)
+{
+	TL_ASSERT(s->state == SESSION_READY);
+	int32_t followed = 0;
+	for (int32_t i = 0; i < s->part_count; i++)
+		followed += !s->parts[i].detached;
+	if (followed == 0)
+		return;
+	struct tl_arena arena;
+	tl_arena_init(&arena, 0);
+	struct tl_fetch_request req;
+	tl_fetch_request_defaults(&req);
+	req.replica_id = broker->config.node_id;
+	req.max_wait_ms = broker->config.replica_fetch_wait_max_ms;
+	req.min_bytes = 1;
+	req.max_bytes = broker->config.replica_fetch_response_max_bytes;
+	req.isolation_level = 0;
+	req.topics = tl_arena_array(&arena, (size_t)s->part_count, sizeof(*req.topics));
+	TL_ASSERT(req.topics);
+	req.topics_count = 0;
+	for (int32_t i = 0; i < s->part_count; i++) {
+		struct tl_partition *p = s->parts[i].partition;
+		if (s->parts[i].detached)
+			continue;
+		struct tl_fetch_request_fetch_topic *ft = NULL;
+		for (int32_t t = 0; t < req.topics_count && !ft; t++)
+			if (tl_str_eq_c(req.topics[t].topic, p->topic->name))
+				ft = &req.topics[t];
+		if (!ft) {
+			ft = &req.topics[req.topics_count++];
+			tl_fetch_request_fetch_topic_defaults(ft);
+			ft->topic = tl_str_of(p->topic->name);
+			ft->partitions =
+				tl_arena_array(&arena, (size_t)s->part_count, sizeof(*ft->partitions));
+			TL_ASSERT(ft->partitions);
+			ft->partitions_count = 0;
+		}
+		struct tl_fetch_request_fetch_partition *fp = &ft->partitions[ft->partitions_count++];
+		tl_fetch_request_fetch_partition_defaults(fp);
+		fp->partition = p->index;
+		fp->current_leader_epoch = p->state.leader_epoch;
+		fp->fetch_offset = tl_log_end_offset(p->log);
+		fp->last_fetched_epoch = tl_log_latest_epoch(p->log);
+		fp->log_start_offset = tl_log_start_offset(p->log);
+		fp->partition_max_bytes = broker->config.replica_fetch_max_bytes;
+		s->parts[i].leader_epoch = p->state.leader_epoch;
+	}
+	struct tl_buf buf;
+	tl_buf_init(&buf);
+	tl_buf_i32(&buf, 0);
+	struct tl_request_header header = {.api_key = TL_API_FETCH,
+					   .api_version = FETCH_VERSION,
+					   .correlation_id = ++s->correlation_id,
+					   .client_id = tl_str_of("tallyd-replica-fetcher")};
+	tl_request_header_encode(&buf, &header);
+	tl_fetch_request_encode(&buf, FETCH_VERSION, &req);
+	tl_arena_deinit(&arena);
+	if (buf.failed) {
+		tl_buf_deinit(&buf);
+		session_disconnect(broker->fetchers, s, broker->config.replica_fetch_backoff_ms);
+		return;
+	}
+	tl_be32_put(buf.data, (uint32_t)(buf.len - 4));
+	s->wbuf = buf.data; /* taken from the buf */
+	s->wlen = buf.len;
+	s->wsent = 0;
+	buf.data = NULL;
+	tl_buf_deinit(&buf);
+	s->state = SESSION_IN_FLIGHT;
+	s->rhave = s->rlen = 0;
+	session_flush(broker, s);
+}
+
+/* ---- responses ---- */
+
+static void follower_set_high_watermark(struct tl_partition *p)
+{
+	int64_t hw = TL_MIN(p->leader_high_watermark, tl_log_durable_offset(p->log));
+	if (hw > tl_log_high_watermark(p->log))
+		tl_log_set_high_watermark(p->log, hw);
+}
+
+/* KIP-595 truncation: the leader says our log diverged at (epoch, end_offset). */
+static void part_truncate(struct tl_partition *p, const struct tl_fetch_response_epoch_end_offset *d)
+{
+	int64_t end = tl_log_end_offset(p->log);
+	int64_t to;
+	int32_t our_epoch;
+	int64_t our_end;
+	if (d->end_offset < 0) {
+		to = tl_log_high_watermark(p->log);
+	} else if (tl_log_end_offset_for_epoch(p->log, d->epoch, &our_epoch, &our_end) != TL_OK ||
+		   our_epoch < 0) {
+		to = TL_MIN(d->end_offset, end);
+	} else if (our_epoch != d->epoch) {
+		to = TL_MIN(our_end, end);
+	} else {
+		to = TL_MIN(TL_MIN(d->end_offset, our_end), end);
+	}
+	tl_info("fetcher: truncating a diverged log topic=%s partition=%d leader_epoch=%d "
+		"leader_end_offset=%" PRId64 " log_end=%" PRId64 " truncate_to=%" PRId64,
+		p->topic->name, p->index, d->epoch, d->end_offset, end, to);
+	tl_err err = tl_log_truncate_to(p->log, to);
+	if (err != TL_OK)
+		tl_crit("fetcher: truncation failed topic=%s partition=%d err=%s", p->topic->name,
+			p->index, tl_err_name(err));
+}
+
+/* Appends the whole batches of @records; returns the end offset appended, or -1. */
+static int64_t part_append(struct tl_broker *broker, struct tl_partition *p, uint8_t *data,
+			   int64_t len)
+{
+	int64_t appended = -1;
+	while (len >= TL_BATCH_LOG_OVERHEAD) {
+		int64_t size = tl_batch_size(data, (size_t)len);
+		if (size < 0 || size > len)
+			break; /* a partial batch at the end of a response: fetched again */
+		struct tl_batch_header h;
+		const char *why = NULL;
+		tl_err err = tl_batch_validate(data, (size_t)size, &h, &why);
+		if (err == TL_OK && h.base_offset < tl_log_end_offset(p->log)) {
+			data += size; /* already have it (a fetch raced a truncation) */
+			len -= size;
+			continue;
+		}
+		if (err == TL_OK)
+			err = tl_log_append_replica(p->log, data, (size_t)size, &h);
+		if (err != TL_OK) {
+			tl_warn("fetcher: batch from leader refused topic=%s partition=%d offset=%" PRId64
+				" err=%s why=\"%s\"",
+				p->topic->name, p->index, h.base_offset, tl_err_name(err),
+				why ? why : "");
+			break;
+		}
+		appended = tl_batch_last_offset(&h) + 1;
+		data += size;
+		len -= size;
+	}
+	if (appended >= 0)
+		tl_broker_mark_dirty(broker, p);
+	return appended;
+}
+
+static struct session_part *response_part(struct session *s, struct tl_str topic, int32_t index)
+{
+	for (int32_t i = 0; i < s->part_count; i++) {
+		struct tl_partition *p = s->parts[i].partition;
+		if (!s->parts[i].detached && p->index == index &&
+		    tl_str_eq_c(topic, p->topic->name))
+			return &s->parts[i];
+	}
+	return NULL;
+}
+
+static void session_after_durable(struct tl_broker *broker, struct session *s)
+{
+	if (parts_pending(s))
+		return;
+	free(s->rbuf);
+	s->rbuf = NULL;
+	if (s->fd == -1) {
+		s->state = SESSION_IDLE;
+		return;
+	}
+	s->state = SESSION_READY;
+	session_send(broker, s);
+}
+
+static void session_on_response(struct tl_broker *broker, struct session *s)
+{
+	struct tl_cursor cursor;
+	tl_cursor_init(&cursor, s->rbuf, s->rlen);
+	int32_t correlation_id;
+	struct tl_arena arena;
+	tl_arena_init(&arena, 0);
+	struct tl_fetch_response resp;
+	if (tl_response_header_decode(&cursor, TL_API_FETCH, FETCH_VERSION, &correlation_id) !=
+		    TL_OK ||
+	    correlation_id != s->correlation_id ||
+	    tl_fetch_response_decode(&cursor, FETCH_VERSION, &arena, &resp) != TL_OK) {
+		tl_warn("fetcher: malformed fetch response from leader leader=%d", s->leader_id);
+		tl_arena_deinit(&arena);
+		session_disconnect(broker->fetchers, s, broker->config.replica_fetch_backoff_ms);
+		return;
+	}
+	bool progress = false;
+	for (int32_t t = 0; t < resp.responses_count; t++) {
+		const struct tl_fetch_response_fetchable_topic_response *tr = &resp.responses[t];
+		for (int32_t i = 0; i < tr->partitions_count; i++) {
+			const struct tl_fetch_response_partition_data *pd = &tr->partitions[i];
+			struct session_part *sp = response_part(s, tr->topic, pd->partition_index);
+			if (!sp)
+				continue;
+			struct tl_partition *p = sp->partition;
+			if (p->role != TL_REPLICA_FOLLOWER || p->state.leader != s->leader_id ||
+			    p->state.leader_epoch != sp->leader_epoch)
+				continue; /* invariant (3) */
+			if (pd->error_code != 0) {
+				if (pd->error_code == TL_ERR_OFFSET_OUT_OF_RANGE &&
+				    pd->log_start_offset > tl_log_end_offset(p->log)) {
+					tl_log_truncate_fully(p->log, pd->log_start_offset);
+					progress = true;
+				}
+				tl_debug("fetcher: partition error topic=%s partition=%d err=%d",
+					 p->topic->name, p->index, pd->error_code);
+				continue;
+			}
+			progress = true;
+			if (pd->diverging_epoch.epoch >= 0) {
+				part_truncate(p, &pd->diverging_epoch);
+				continue;
+			}
+			p->leader_high_watermark = pd->high_watermark;
+			if (pd->records.len > 0) {
+				uint8_t *data = s->rbuf + (pd->records.ptr - s->rbuf);
+				int64_t end = part_append(broker, p, data, pd->records.len);
+				if (end >= 0)
+					sp->wait_offset = end;
+			}
+			follower_set_high_watermark(p);
+		}
+	}
+	tl_arena_deinit(&arena);
+	if (parts_pending(s)) {
+		s->state = SESSION_DURABLE_WAIT;
+		return;
+	}
+	free(s->rbuf);
+	s->rbuf = NULL;
+	s->state = SESSION_READY;
+	if (progress)
+		session_send(broker, s);
+	else
+		s->retry_at_ms = tl_mono_ms() + broker->config.replica_fetch_backoff_ms;
+}
+
+static void session_read(struct tl_broker *broker, struct session *s)
+{
+	for (;;) {
+		uint8_t *dst;
+		size_t want;
+		if (s->rhave < 4) {
+			dst = s->size_prefix + s->rhave;
+			want = 4 - s->rhave;
+		} else {
+			dst = s->rbuf + (s->rhave - 4);
+			want = s->rlen - (s->rhave - 4);
+		}
+		ssize_t n = recv(s->fd, dst, want, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			tl_info("fetcher: connection to leader lost leader=%d", s->leader_id);
+			session_disconnect(broker->fetchers, s,
+					   broker->config.replica_fetch_backoff_ms);
+			return;
+		}
+		s->rhave += (size_t)n;
+		if (s->rhave == 4) {
+			uint32_t size = tl_be32_get(s->size_prefix);
+			uint64_t max = (uint64_t)broker->config.replica_fetch_response_max_bytes +
+				       RESPONSE_SLACK;
+			if (size < 8 || size > max || s->state != SESSION_IN_FLIGHT) {
+				tl_warn("fetcher: bad response size from leader leader=%d size=%u",
+					s->leader_id, size);
+				session_disconnect(broker->fetchers, s,
+						   broker->config.replica_fetch_backoff_ms);
+				return;
+			}
+			s->rlen = size;
+			s->rbuf = malloc(size);
+			if (!s->rbuf) {
+				session_disconnect(broker->fetchers, s,
+						   broker->config.replica_fetch_backoff_ms);
+				return;
+			}
+		}
+		if (s->rhave >= 4 && s->rhave - 4 == s->rlen) {
+			s->rhave = 0;
+			session_on_response(broker, s);
+			return;
+		}
+	}
+}
+
+void tl_fetchers_on_event(struct tl_broker *broker)
+{
+	struct tl_fetchers *f = broker->fetchers;
+	struct epoll_event events[32];
+	int n = epoll_wait(f->epoll_fd, events, 32, 0);
+	for (int i = 0; i < n; i++) {
+		struct session *s = events[i].data.ptr;
+		if (s->fd == -1)
+			continue;
+		if (s->state == SESSION_CONNECTING) {
+			int err = 0;
+			socklen_t len = sizeof(err);
+			getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+			if (err != 0 || (events[i].events & (EPOLLERR | EPOLLHUP))) {
+				session_disconnect(f, s, broker->config.replica_fetch_backoff_ms);
+				continue;
+			}
+			tl_info("fetcher: connected to leader leader=%d", s->leader_id);
+			session_want_write(f, s, false);
+			s->state = SESSION_READY;
+			session_send(broker, s);
+			continue;
+		}
+		if ((events[i].events & EPOLLOUT) && s->wbuf)
+			session_flush(broker, s);
+		if (s->fd != -1 && (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+			session_read(broker, s);
+	}
+}
+
+/* ---- membership ---- */
+
+static void part_remove(struct tl_broker *broker, struct session *s, int32_t i)
+{
+	/* Its borrowed bytes: the caller only removes a partition whose log still runs, and
+	 * the wait is dropped since role changes keep the log (durable end still grows). */
+	s->parts[i] = s->parts[--s->part_count];
+	if (s->part_count == 0 && !parts_pending(s)) {
+		struct tl_fetchers *f = broker->fetchers;
+		struct session **pp = &f->sessions;
+		while (*pp != s)
+			pp = &(*pp)->next;
+		*pp = s->next;
+		session_free(f, s);
+	}
+}
+
+void tl_fetchers_update(struct tl_broker *broker, struct tl_partition *p)
+{
+	struct tl_fetchers *f = broker->fetchers;
+	bool follow = p->role == TL_REPLICA_FOLLOWER && p->log;
+	int32_t leader = follow ? p->state.leader : -1;
+	for (struct session *s = f->sessions; s;) {
+		struct session *next = s->next;
+		int32_t i = part_index(s, p);
+		if (i >= 0 && s->leader_id != leader) {
+			if (s->parts[i].wait_offset >= 0 && p->log) {
+				/* Still borrowed: keep it until durable, but fetch no more. */
+				s->parts[i].detached = true;
+			} else {
+				part_remove(broker, s, i);
+			}
+		}
+		s = next;
+	}
+	if (!follow)
+		return;
+	struct session *s = session_find(f, leader);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return;
+		s->leader_id = leader;
+		s->fd = -1;
+		s->next = f->sessions;
+		f->sessions = s;
+	}
+	if (part_index(s, p) < 0) {
+		if (s->part_count == s->part_cap) {
+			int32_t cap = s->part_cap ? s->part_cap * 2 : SESSION_PARTS_INIT;
+			struct session_part *parts = realloc(s->parts, (size_t)cap * sizeof(*parts));
+			if (!parts)
+				return;
+			s->parts = parts;
+			s->part_cap = cap;
+		}
+		s->parts[s->part_count++] =
+			(struct session_part){.partition = p, .leader_epoch = -1, .wait_offset = -1};
+	}
+	if (s->state == SESSION_IDLE && s->fd == -1)
+		session_connect(broker, s);
+}
+
+/* The log of @p is going away (topic deleted, replica removed): forget it everywhere. */
+void tl_fetchers_forget(struct tl_broker *broker, struct tl_partition *p)
+{
+	struct tl_fetchers *f = broker->fetchers;
+	for (struct session *s = f->sessions; s;) {
+		struct session *next = s->next;
+		int32_t i = part_index(s, p);
+		if (i >= 0) {
+			s->parts[i].wait_offset = -1;
+			part_remove(broker, s, i);
+			if (session_find(f, s->leader_id) == s && s->state == SESSION_DURABLE_WAIT)
+				session_after_durable(broker, s);
+		}
+		s = next;
+	}
+}
+
+void tl_fetchers_on_durable(struct tl_broker *broker, struct tl_partition *p)
+{
+	follower_set_high_watermark(p);
+	struct tl_fetchers *f = broker->fetchers;
+	for (struct session *s = f->sessions; s; s = s->next) {
+		int32_t i = part_index(s, p);
+		if (i < 0 || s->parts[i].wait_offset < 0)
+			continue;
+		if (tl_log_durable_offset(p->log) >= s->parts[i].wait_offset ||
+		    !tl_log_is_writable(p->log))
+			s->parts[i].wait_offset = -1;
+		if (s->parts[i].wait_offset < 0 && s->parts[i].detached) {
+			int32_t leader = s->leader_id;
+			part_remove(broker, s, i); /* may free @s */
+			s = session_find(f, leader);
+			if (!s)
+				return;
+		}
+		if (s->state == SESSION_DURABLE_WAIT)
+			session_after_durable(broker, s);
+		return;
+	}
+}
+
+void tl_fetchers_tick(struct tl_broker *broker, int64_t now_ms)
+{
+	struct tl_fetchers *f = broker->fetchers;
+	for (struct session *s = f->sessions; s; s = s->next) {
+		if (s->retry_at_ms > now_ms)
+			continue;
+		if (s->state == SESSION_IDLE && s->fd == -1 && s->part_count > 0)
+			session_connect(broker, s);
+		else if (s->state == SESSION_READY)
+			session_send(broker, s);
+	}
+}

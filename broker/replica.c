@@ -1,0 +1,234 @@
+/* replica.c - what a broker does with a cluster view: which partitions it hosts, which
+ * it leads, and the leader's side of ISR replication (high watermark, ISR changes).
+ *
+ * Roles follow the partition state in the view:
+ *   leader == self            LEADER: assign the epoch in the log (the leader-epoch
+ *                             checkpoint gets (epoch, log end)), start counting
+ *                             followers' progress; produce and fetch are served here
+ *   leader is another broker  FOLLOWER: the fetcher pulls from it
+ *   leader == -1              OFFLINE: nobody serves it
+ * A local log in cluster mode is "replicated": its high watermark moves only when this
+ * code says so: on a leader, the slowest ISR member's durable end (replication.h); on
+ * a follower, the leader's high watermark capped by its own durable end.
+ * Invariants:
+ * (1) A partition has a leader state (p->leader) exactly while its role is LEADER.
+ * (2) At most one ISR change per partition is in flight; it is asked against the
+ *     state revision it was computed from, so a newer state (another leader, the
+ *     controller) wins. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/cluster.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "common/time.h"
+
+#define ISR_CHANGE_TIMEOUT_MS 5000 /* ask again if no new state came back by then */
+
+static void leader_advance(struct tl_partition *p)
+{
+	int64_t hw = tl_repl_leader_advance(p->leader, tl_log_durable_offset(p->log));
+	if (hw > tl_log_high_watermark(p->log))
+		tl_log_set_high_watermark(p->log, hw);
+}
+
+static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t now)
+{
+	if (p->role != TL_REPLICA_LEADER)
+		return;
+	if (p->isr_change_ms && p->isr_change_revision == p->state_revision &&
+	    now - p->isr_change_ms < ISR_CHANGE_TIMEOUT_MS)
+		return;
+	struct tl_repl_state next;
+	if (!tl_repl_leader_isr_change(p->leader, now, broker->config.replica_lag_time_max_ms,
+				       &next))
+		return;
+	tl_info("replica: asking for an ISR change topic=%s partition=%d isr_from=%d "
+		"isr_to=%d",
+		p->topic->name, p->index, p->state.isr_count, next.isr_count);
+	p->isr_change_ms = now;
+	p->isr_change_revision = p->state_revision;
+	tl_cluster_post_isr(broker, p->topic->name, p->index, p->state_revision, &next);
+}
+
+/* The log's durable end moved (its durable listener). */
+static void on_durable(void *ctx, struct tl_log *log)
+{
+	struct tl_partition *p = ctx;
+	TL_UNUSED(log);
+	struct tl_broker *broker = p->topic->broker;
+	if (p->role == TL_REPLICA_LEADER) {
+		leader_advance(p);
+		/* Followers' fetches park until there is data past their offset. */
+		tl_fetch_on_data(p, p->log);
+	} else {
+		tl_fetchers_on_durable(broker, p);
+	}
+}
+
+static void become_leader(struct tl_broker *broker, struct tl_partition *p)
+{
+	tl_err err = tl_log_assign_epoch(p->log, p->state.leader_epoch);
+	if (err != TL_OK) {
+		tl_crit("replica: cannot record the leader epoch, partition offline topic=%s "
+			"partition=%d epoch=%d err=%s",
+			p->topic->name, p->index, p->state.leader_epoch, tl_err_name(err));
+		p->role = TL_REPLICA_OFFLINE;
+		return;
+	}
+	if (!p->leader)
+		p->leader = malloc(sizeof(*p->leader));
+	TL_ASSERT(p->leader); /* a few hundred bytes per led partition */
+	tl_repl_leader_init(p->leader, broker->config.node_id, p->replicas, p->replica_count,
+			    &p->state, tl_log_end_offset(p->log), tl_log_high_watermark(p->log),
+			    tl_mono_ms());
+	p->role = TL_REPLICA_LEADER;
+	p->isr_change_ms = 0;
+	tl_info("replica: leading topic=%s partition=%d leader_epoch=%d log_end=%" PRId64
+		" high_watermark=%" PRId64,
+		p->topic->name, p->index, p->state.leader_epoch, tl_log_end_offset(p->log),
+		tl_log_high_watermark(p->log));
+	leader_advance(p);
+}
+
+static void stop_leading(struct tl_partition *p)
+{
+	free(p->leader);
+	p->leader = NULL;
+}
+
+static void partition_apply(struct tl_broker *broker, struct tl_partition *p,
+			    const struct tl_cluster_partition *cp)
+{
+	int32_t self = broker->config.node_id;
+	bool was_leader = p->role == TL_REPLICA_LEADER;
+	int32_t old_epoch = p->state.leader_epoch;
+	int32_t old_leader = p->state.leader;
+	bool had_state = p->has_state;
+	p->replica_count = cp->replica_count;
+	memcpy(p->replicas, cp->replicas, sizeof(p->replicas));
+	p->has_state = cp->has_state;
+	p->state = cp->state;
+	p->state_revision = cp->revision;
+	if (!p->log)
+		return;
+	if (!cp->has_state) {
+		p->role = TL_REPLICA_OFFLINE;
+		return;
+	}
+	if (cp->state.leader == self) {
+		if (!was_leader || old_epoch != cp->state.leader_epoch || !had_state)
+			become_leader(broker, p);
+		else
+			tl_repl_leader_set_state(p->leader, &cp->state);
+		if (p->role == TL_REPLICA_LEADER)
+			leader_advance(p);
+	} else {
+		if (was_leader)
+			stop_leading(p);
+		p->role = cp->state.leader >= 0 ? TL_REPLICA_FOLLOWER : TL_REPLICA_OFFLINE;
+		if (old_leader != cp->state.leader || old_epoch != cp->state.leader_epoch ||
+		    was_leader)
+			tl_info("replica: following topic=%s partition=%d leader=%d "
+				"leader_epoch=%d",
+				p->topic->name, p->index, cp->state.leader,
+				cp->state.leader_epoch);
+	}
+	tl_fetchers_update(broker, p);
+}
+
+static bool hosts(const struct tl_cluster_partition *cp, int32_t self)
+{
+	for (int32_t i = 0; i < cp->replica_count; i++)
+		if (cp->replicas[i] == self)
+			return true;
+	return false;
+}
+
+static void topic_apply(struct tl_broker *broker, const struct tl_cluster_topic *ct)
+{
+	struct tl_topic *topic = tl_topic_find(broker, tl_str_of(ct->name));
+	if (topic && topic->cluster && memcmp(topic->id.bytes, ct->id.bytes, 16) != 0) {
+		/* Deleted and created again under the same name. */
+		tl_topic_remove_local(broker, topic);
+		topic = NULL;
+	}
+	if (!topic) {
+		topic = tl_topic_attach(broker, ct->name, &ct->id, ct->partition_count, ct->configs);
+		if (!topic)
+			return;
+	}
+	if (!topic->cluster)
+		return; /* a local-only topic (coordinators' on this broker) */
+	int32_t self = broker->config.node_id;
+	for (int32_t i = 0; i < topic->partition_count && i < ct->partition_count; i++) {
+		struct tl_partition *p = &topic->partitions[i];
+		const struct tl_cluster_partition *cp = &ct->partitions[i];
+		if (hosts(cp, self) && !p->log) {
+			if (tl_partition_open_log(broker, p) != TL_OK)
+				continue;
+			tl_log_set_replicated(p->log, true);
+			tl_log_set_durable_listener(p->log, on_durable, p);
+		} else if (!hosts(cp, self) && p->log) {
+			tl_replica_close(broker, p);
+			tl_partition_remove_log(broker, p);
+		}
+		partition_apply(broker, p, cp);
+	}
+}
+
+void tl_replica_apply(struct tl_broker *broker, const struct tl_cluster_view *view)
+{
+	for (int32_t t = 0; t < view->topic_count; t++)
+		topic_apply(broker, &view->topics[t]);
+	/* Topics gone from the view: deleted. */
+	for (struct tl_topic *topic = tl_topic_next(broker, NULL); topic;) {
+		struct tl_topic *next = tl_topic_next(broker, topic);
+		bool found = false;
+		for (int32_t t = 0; t < view->topic_count && !found; t++)
+			found = strcmp(view->topics[t].name, topic->name) == 0;
+		if (topic->cluster && !found)
+			tl_topic_remove_local(broker, topic);
+		topic = next;
+	}
+}
+
+tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partition *p,
+				    int32_t replica_id, int64_t fetch_offset)
+{
+	if (p->role != TL_REPLICA_LEADER)
+		return TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	int64_t now = tl_mono_ms();
+	tl_err err = tl_repl_leader_on_fetch(p->leader, replica_id, fetch_offset,
+					     tl_log_end_offset(p->log), now);
+	if (err != TL_OK)
+		return err;
+	leader_advance(p);
+	isr_check(broker, p, now);
+	return TL_OK;
+}
+
+bool tl_replica_has_min_isr(const struct tl_broker *broker, const struct tl_partition *p)
+{
+	return p->role == TL_REPLICA_LEADER &&
+	       tl_repl_leader_has_min_isr(p->leader, broker->config.min_insync_replicas);
+}
+
+void tl_replica_close(struct tl_broker *broker, struct tl_partition *p)
+{
+	if (broker->fetchers)
+		tl_fetchers_forget(broker, p);
+	stop_leading(p);
+	p->role = TL_REPLICA_NONE;
+}
+
+void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms)
+{
+	for (struct tl_topic *topic = tl_topic_next(broker, NULL); topic;
+	     topic = tl_topic_next(broker, topic))
+		for (int32_t i = 0; topic->cluster && i < topic->partition_count; i++)
+			isr_check(broker, &topic->partitions[i], now_ms);
+	tl_fetchers_tick(broker, now_ms);
+}
