@@ -18,7 +18,7 @@ SANITIZE := -O1 -g -fno-omit-frame-pointer -DTL_DEBUG -fsanitize=address,undefin
 LDBASE   := -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 ARFLAGS  := rcsD
 
-PKGS     := liburing libzstd
+PKGS     := liburing libzstd libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
