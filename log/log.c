@@ -2505,7 +2505,7 @@ tl_err tl_log_truncate_to(struct tl_log *log, int64_t offset)
 		epochs_truncate(log, offset);
 		return epochs_sync(log) == TL_OK ? TL_OK : TL_ERR_KAFKA_STORAGE_ERROR;
 	}
-	int64_t new_end;
+	int64_t new_end = -1;
 	if (batch_start_find(log, offset, &new_end) != TL_OK) {
 		set_error(log, "read", "batch header for truncation", EIO);
 		log_fail(log);
