@@ -156,7 +156,7 @@ tl_cbroker_sigcont()
 # Prints "leader isr_count" per partition of TOPIC, from tally topic describe.
 tl_cluster_describe()
 {
-	"$TL_TALLY" topic describe "$1" -b "$TL_BOOTSTRAP" 2>/dev/null
+	"$TL_TALLY" topic describe "$1" -b "$TL_BOOTSTRAP" 2>/dev/null || true
 }
 
 tl_cluster_leader()
