@@ -59,7 +59,7 @@ struct command {
 	tl_cluster_done_fn done;       /* runs on the loop with the outcome */
 	void *ctx;
 	tl_err err;                    /* the outcome, set by the thread */
-	char message[256];
+	char message[512];
 	struct command *next;
 };
 
@@ -1035,14 +1035,25 @@ out_free:
 	return err;
 }
 
-static bool leads_any(const struct tl_cluster_view *view, int32_t self)
+/* Partitions this broker leads that another live ISR member could take over. */
+static int32_t leads_movable(const struct tl_cluster_view *view, int32_t self)
 {
-	for (int32_t t = 0; view && t < view->topic_count; t++)
-		for (int32_t i = 0; i < view->topics[t].partition_count; i++)
-			if (view->topics[t].partitions[i].has_state &&
-			    view->topics[t].partitions[i].state.leader == self)
-				return true;
-	return false;
+	int32_t count = 0;
+	for (int32_t t = 0; view && t < view->topic_count; t++) {
+		const struct tl_cluster_topic *topic = &view->topics[t];
+		for (int32_t i = 0; i < topic->partition_count; i++) {
+			const struct tl_cluster_partition *cp = &topic->partitions[i];
+			if (!cp->has_state || cp->state.leader != self)
+				continue;
+			for (int32_t j = 0; j < cp->state.isr_count; j++)
+				if (cp->state.isr[j] != self &&
+				    tl_cluster_find_broker(view, cp->state.isr[j])) {
+					count++;
+					break;
+				}
+		}
+	}
+	return count;
 }
 
 void tl_cluster_stop(struct tl_broker *broker)
@@ -1050,21 +1061,25 @@ void tl_cluster_stop(struct tl_broker *broker)
 	struct tl_cluster *c = broker->cluster;
 	if (!c)
 		return;
-	if (broker->config.controlled_shutdown_enable && leads_any(c->view, c->self)) {
-		tl_info("cluster: controlled shutdown, moving leadership away node_id=%d", c->self);
+	if (broker->config.controlled_shutdown_enable && leads_movable(c->view, c->self) > 0) {
+		tl_info("cluster: controlled shutdown, moving leadership away node_id=%d "
+			"partitions=%d",
+			c->self, leads_movable(c->view, c->self));
 		int64_t deadline = tl_mono_ms() + broker->config.controlled_shutdown_max_ms;
 		struct command *cmd = calloc(1, sizeof(*cmd));
 		if (cmd) {
 			cmd->type = COMMAND_RESIGN;
 			command_post(c, cmd);
 		}
-		/* Keep serving while leadership moves: followers finish their fetches. */
-		while (tl_mono_ms() < deadline && leads_any(c->view, c->self))
-			tl_broker_poll(broker, 100);
-		if (leads_any(c->view, c->self))
-			tl_warn("cluster: controlled shutdown incomplete, some partitions have no "
-				"other ISR member node_id=%d",
-				c->self);
+		/* Keep serving while leadership moves: followers finish their fetches, and
+		 * clients learn the new leaders from a retriable NOT_LEADER_OR_FOLLOWER. */
+		while (tl_mono_ms() < deadline && leads_movable(c->view, c->self) > 0)
+			if (tl_broker_poll(broker, 100) != TL_OK)
+				break;
+		if (leads_movable(c->view, c->self) > 0)
+			tl_warn("cluster: controlled shutdown incomplete after "
+				"controlled.shutdown.max.ms node_id=%d partitions=%d",
+				c->self, leads_movable(c->view, c->self));
 	}
 	pthread_mutex_lock(&c->lock);
 	c->stopping = true;
