@@ -1243,8 +1243,8 @@ static tl_err watch_message(struct watch_stream *ws, const char *text, size_t le
 			ws->next_revision = header_revision(result) + 1;
 	} else {
 		/* Events, or a progress notification (no events): nothing to deliver. Its
-		 * revision is not trusted to move next_revision: etcd before 3.4.24 could
-		 * send one ahead of events still to come. */
+		 * revision does not move next_revision: progress notifications were not kept
+		 * in step with the event stream (etcd issue 15220, fixed after 3.4.23). */
 		const struct tl_json_value *events = tl_json_get(result, "events");
 		if (events && events->type == TL_JSON_ARRAY)
 			err = watch_events(ws, events);
