@@ -10,7 +10,9 @@
  *
  * Errors: TL_ERR_UNAVAILABLE means no endpoint answered in time (refused, reset,
  * timed out, or etcd itself said unavailable): retry later, the next call starts at
- * the next endpoint. Other codes mean the store answered and refused. Either way
+ * the next endpoint. A write that fails so may still have been applied (the message
+ * says when the request went out): after a failed tl_meta_cas(), read the key again
+ * before deciding. Other codes mean the store answered and refused. Either way
  * tl_meta_last_error() says what happened, naming the endpoint.
  *
  * Revisions: every write moves the store's revision forward by one; a key's
@@ -80,8 +82,9 @@ struct tl_meta_cas_op {
 /* Opens a store on @endpoints, a comma-separated list of "http://HOST:PORT" (at most
  * TL_META_ENDPOINTS_MAX), and checks that one answers within @timeout_ms. Every later
  * call is bounded by @timeout_ms as well. On failure returns TL_ERR_INVALID (a bad
- * endpoint, named) or TL_ERR_UNAVAILABLE (naming every endpoint tried and why) with
- * the message in @why. Thread: any; curl_global_init() runs once per process. */
+ * endpoint, named), TL_ERR_UNAVAILABLE (naming every endpoint and why), or TL_ERR_IO
+ * (what answered is not an etcd gateway), with the message in @why. Thread: any;
+ * curl_global_init() runs once per process. */
 tl_err tl_meta_open(const char *endpoints, int32_t timeout_ms, struct tl_meta **out, char *why,
 		    size_t why_size);
 /* Closes @meta (NULL is fine). No other thread may be inside tl_meta_wake(). */

@@ -111,6 +111,10 @@ static tl_err grpc_code_to_err(int64_t code)
 	}
 }
 
+/* The gRPC code and message of an error object: {"code":N,"message":..} from a unary
+ * call, {"grpc_code":N,"message":..} inside a stream. */
+static tl_err error_object(const struct tl_json_value *error, const char **message_out);
+
 /* ---- JSON requests ---- */
 
 /* A request body being written; allocation failure is sticky and checked once. */
@@ -257,6 +261,16 @@ static bool json_bytes(const struct tl_json_value *object, const char *name, uin
 	*out = data;
 	*len_out = len;
 	return true;
+}
+
+static tl_err error_object(const struct tl_json_value *error, const char **message_out)
+{
+	const struct tl_json_value *message = tl_json_get(error, "message");
+	*message_out = message && message->type == TL_JSON_STRING ? message->str : "error";
+	int64_t code = -1;
+	if (!json_i64(error, "code", &code) || code <= 0)
+		json_i64(error, "grpc_code", &code);
+	return grpc_code_to_err(code);
 }
 
 static bool json_bool(const struct tl_json_value *object, const char *name)
@@ -477,6 +491,29 @@ static size_t tried_add(char *list, size_t size, size_t len, const char *endpoin
 	return len + (size_t)n < size ? len + (size_t)n : size - 1;
 }
 
+/* The time attempt @attempt of @call may take, from what is left of its deadline,
+ * per (2). False when none is left and it has tried at least one endpoint. */
+static bool attempt_timeouts(const struct tl_meta *meta, const struct http_call *call,
+			     size_t attempt, int64_t *connect_ms_out, int64_t *total_ms_out)
+{
+	int64_t endpoints_left = (int64_t)(meta->endpoint_count - attempt);
+	int64_t left_ms = ms_left(call->deadline_ns);
+	int64_t share_ms = left_ms / endpoints_left;
+	if (attempt > 0 && share_ms == 0)
+		return false;
+	/* A read gives up its share and moves on; a write, once connected, gets all that
+	 * is left, as it cannot be sent again. A watch has its own deadline (the transfer
+	 * is not limited) but connects within the store's timeout. */
+	*connect_ms_out = share_ms;
+	*total_ms_out = call->idempotent ? share_ms : left_ms;
+	if (call->watch) {
+		int64_t timeout_share = meta->timeout_ms / endpoints_left;
+		*connect_ms_out = timeout_share < share_ms ? timeout_share : share_ms;
+		*total_ms_out = 0;
+	}
+	return true;
+}
+
 /* POSTs @call, trying endpoints from endpoint_index on as (2) and (3) allow. TL_OK
  * when an endpoint answered (any HTTP status, in call->status) or a watch ended at its
  * deadline or on wake; TL_ERR_UNAVAILABLE naming every endpoint tried otherwise. */
@@ -485,23 +522,12 @@ static tl_err http_post(struct tl_meta *meta, struct http_call *call)
 	char tried[512] = "";
 	size_t tried_len = 0;
 	bool sent = false;
-	for (size_t attempt = 0; attempt < meta->endpoint_count; attempt++) {
+	size_t attempt;
+	for (attempt = 0; attempt < meta->endpoint_count; attempt++) {
 		const char *endpoint = meta->endpoints[meta->endpoint_index];
-		int64_t left_ms = ms_left(call->deadline_ns);
-		int64_t share_ms = left_ms / (int64_t)(meta->endpoint_count - attempt);
-		if (attempt > 0 && share_ms == 0)
+		int64_t connect_ms, total_ms;
+		if (!attempt_timeouts(meta, call, attempt, &connect_ms, &total_ms))
 			break;
-		/* A read gives up its share and moves on; a write, once connected, gets all
-		 * that is left, as it cannot be sent again. A watch has its own deadline but
-		 * connects within the store's timeout. */
-		int64_t connect_ms = share_ms;
-		int64_t total_ms = call->idempotent ? share_ms : left_ms;
-		if (call->watch) {
-			int64_t timeout_share =
-				meta->timeout_ms / (int64_t)(meta->endpoint_count - attempt);
-			connect_ms = timeout_share < share_ms ? timeout_share : share_ms;
-			total_ms = 0;
-		}
 		call->endpoint = endpoint;
 		call->status = 0;
 		call->write_err = TL_OK;
@@ -532,9 +558,17 @@ static tl_err http_post(struct tl_meta *meta, struct http_call *call)
 			sent = true;
 			break;
 		}
-		if (ms_left(call->deadline_ns) == 0)
+		if (ms_left(call->deadline_ns) == 0) {
+			attempt++;
 			break;
+		}
 	}
+	/* Unless a write went out, endpoint_index points at the first endpoint not tried. */
+	for (size_t i = 0; !sent && i + attempt < meta->endpoint_count; i++)
+		tried_len = tried_add(
+			tried, sizeof(tried), tried_len,
+			meta->endpoints[(meta->endpoint_index + i) % meta->endpoint_count],
+			"not tried, no time left");
 	set_error(meta, "etcd unreachable (POST %s, timeout %d ms): %s%s", call->path,
 		  meta->timeout_ms, tried,
 		  sent ? "; the request was sent, so it may have been applied" : "");
@@ -803,8 +837,10 @@ tl_err tl_meta_get(struct tl_meta *meta, const char *key, struct tl_meta_result 
 		set_error(meta, "etcd: key \"%s\" not found", key);
 		return TL_ERR_NOT_FOUND;
 	}
-	if (err == TL_OK)
-		TL_ASSERT(result->count == 1);
+	if (err == TL_OK && result->count > 1) {
+		tl_meta_result_deinit(result);
+		return malformed(meta, "/v3/kv/range", "several keys for one");
+	}
 	return err;
 }
 
@@ -1013,8 +1049,11 @@ tl_err tl_meta_cas(struct tl_meta *meta, const char *key, const void *value, siz
 				      current_out ? &current : NULL);
 	if (err != TL_OK || !current_out)
 		return err;
-	if (current.count > 0) {
-		TL_ASSERT(current.count == 1);
+	if (current.count > 1) {
+		tl_meta_result_deinit(&current);
+		return malformed(meta, "/v3/kv/txn", "several keys for one");
+	}
+	if (current.count == 1) {
 		*current_out = current.kvs[0]; /* moved out: the result keeps no pointer to it */
 		current.count = 0;
 	}
@@ -1071,12 +1110,9 @@ tl_err tl_meta_lease_keepalive(struct tl_meta *meta, int64_t lease, int64_t *ttl
 	const struct tl_json_value *error = tl_json_get(&doc, "error");
 	int64_t ttl;
 	if (error && error->type == TL_JSON_OBJECT) {
-		int64_t code = -1;
-		const struct tl_json_value *message = tl_json_get(error, "message");
-		json_i64(error, "code", &code);
-		set_error(meta, "etcd: lease %lld keepalive: %s", (long long)lease,
-			  message && message->type == TL_JSON_STRING ? message->str : "error");
-		err = grpc_code_to_err(code);
+		const char *message;
+		err = error_object(error, &message);
+		set_error(meta, "etcd: lease %lld keepalive: %s", (long long)lease, message);
 	} else if (!result || !json_i64(result, "TTL", &ttl)) {
 		err = malformed(meta, "/v3/lease/keepalive", "result");
 	} else if (ttl <= 0) {
@@ -1185,13 +1221,10 @@ static tl_err watch_message(struct watch_stream *ws, const char *text, size_t le
 	const struct tl_json_value *result = tl_json_get(&doc, "result");
 	const struct tl_json_value *error = tl_json_get(&doc, "error");
 	int64_t compact_revision;
-	if (error) {
-		const struct tl_json_value *message = tl_json_get(error, "message");
-		int64_t code = -1;
-		json_i64(error, "code", &code);
-		err = watch_fail(ws, grpc_code_to_err(code), "%s",
-				 message && message->type == TL_JSON_STRING ? message->str
-									    : "error");
+	if (error && error->type == TL_JSON_OBJECT) {
+		const char *message;
+		tl_err code_err = error_object(error, &message);
+		err = watch_fail(ws, code_err, "%s", message);
 	} else if (!result || result->type != TL_JSON_OBJECT ||
 		   !json_i64(result, "compact_revision", &compact_revision)) {
 		err = watch_fail(ws, TL_ERR_IO, "message without a result");
@@ -1210,8 +1243,8 @@ static tl_err watch_message(struct watch_stream *ws, const char *text, size_t le
 			ws->next_revision = header_revision(result) + 1;
 	} else {
 		/* Events, or a progress notification (no events): nothing to deliver. Its
-		 * revision is not trusted to move next_revision: etcd before 3.4.24 could
-		 * send one ahead of events still to come. */
+		 * revision does not move next_revision: progress notifications were not kept
+		 * in step with the event stream (etcd issue 15220, fixed after 3.4.23). */
 		const struct tl_json_value *events = tl_json_get(result, "events");
 		if (events && events->type == TL_JSON_ARRAY)
 			err = watch_events(ws, events);
@@ -1359,11 +1392,15 @@ tl_err tl_meta_watch(struct tl_meta *meta, const char *prefix, int64_t start_rev
 	call.write_ctx = &ws;
 	call.stop = &ws.stop;
 	tl_err err = http_post(meta, &call);
-	if (err == TL_OK && call.status != 0 && call.status != 200)
+	bool answered = err == TL_OK;
+	if (answered && call.status != 0 && call.status != 200)
 		err = gateway_error(meta, &call, ws.data ? ws.data : "", ws.len);
-	else if (err == TL_OK && !ws.created && !call.woken)
+	else if (answered && !ws.created && !call.woken)
 		err = watch_fail(&ws, TL_ERR_UNAVAILABLE, "not confirmed within %d ms",
 				 max_wait_ms);
+	/* An endpoint that answered but cannot serve: the next call starts elsewhere. */
+	if (answered && err == TL_ERR_UNAVAILABLE)
+		meta->endpoint_index = (meta->endpoint_index + 1) % meta->endpoint_count;
 	if (err == TL_OK || ws.next_revision > start_revision)
 		*next_revision_out = ws.next_revision; /* events delivered count even on error */
 	free(ws.data);

@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -572,6 +573,149 @@ START_TEST(watch_from_a_compacted_revision_is_compacted)
 }
 END_TEST
 
+/* ---- a fake gateway: exact bytes and chunking of a watch stream ---- */
+
+struct fake {
+	int listen_fd;
+	char endpoint[64];
+	const char *const *pieces; /* the watch stream, one write(2) each */
+};
+
+static void fake_send(int fd, const char *text)
+{
+	size_t len = strlen(text);
+	while (len > 0) {
+		ssize_t n = send(fd, text, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		text += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Reads one request's head and body; false at EOF. @path gets its path. */
+static bool fake_read_request(int fd, char *path, size_t path_size)
+{
+	char head[4096];
+	size_t len = 0;
+	char *end = NULL;
+	while (!end && len < sizeof(head) - 1) {
+		ssize_t n = recv(fd, head + len, sizeof(head) - 1 - len, 0);
+		if (n <= 0)
+			return false;
+		len += (size_t)n;
+		head[len] = '\0';
+		end = strstr(head, "\r\n\r\n");
+	}
+	if (!end || sscanf(head, "POST %127s", path) != 1)
+		return false;
+	(void)path_size;
+	const char *cl = strcasestr(head, "Content-Length:");
+	size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
+	size_t have = len - (size_t)(end + 4 - head);
+	char sink[4096];
+	while (have < body) {
+		ssize_t n = recv(fd, sink, sizeof(sink), 0);
+		if (n <= 0)
+			return false;
+		have += (size_t)n;
+	}
+	return true;
+}
+
+/* Serves connections until the test ends: status answers {}, watch streams pieces. */
+static void *fake_serve(void *arg)
+{
+	struct fake *fake = arg;
+	for (;;) {
+		int fd = accept(fake->listen_fd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		char path[128];
+		while (fake_read_request(fd, path, sizeof(path))) {
+			if (strcmp(path, "/v3/watch") != 0) {
+				fake_send(fd,
+					  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+					  "Content-Length: 2\r\n\r\n{}");
+				continue;
+			}
+			fake_send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				      "Transfer-Encoding: chunked\r\n\r\n");
+			for (size_t i = 0; fake->pieces[i]; i++) {
+				char size[32];
+				snprintf(size, sizeof(size), "%zx\r\n", strlen(fake->pieces[i]));
+				fake_send(fd, size);
+				fake_send(fd, fake->pieces[i]);
+				fake_send(fd, "\r\n");
+				usleep(30 * 1000); /* each piece its own segment and its own read */
+			}
+			/* Keep the stream open, as etcd does, until the client goes. */
+			char byte;
+			while (recv(fd, &byte, 1, 0) > 0)
+				;
+			break;
+		}
+		close(fd);
+	}
+}
+
+static void fake_start(struct fake *fake, pthread_t *thread)
+{
+	fake->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fake->listen_fd, 0);
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	ck_assert_int_eq(bind(fake->listen_fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	socklen_t len = sizeof(addr);
+	ck_assert_int_eq(getsockname(fake->listen_fd, (struct sockaddr *)&addr, &len), 0);
+	ck_assert_int_eq(listen(fake->listen_fd, 4), 0);
+	snprintf(fake->endpoint, sizeof(fake->endpoint), "http://127.0.0.1:%d",
+		 ntohs(addr.sin_port));
+	ck_assert_int_eq(pthread_create(thread, NULL, fake_serve, fake), 0);
+}
+
+START_TEST(watch_reads_objects_split_across_chunks_and_several_in_one)
+{
+	/* "/s/a" is L3MvYQ==, "x" is eA==. The note fields hold braces, brackets and
+	 * escaped quotes inside strings; the second object is cut mid-escape. */
+	static const char *const pieces[] = {
+		"{\"result\":{\"header\":{\"revision\":\"10\"},\"created\":true}}\n{\"resu",
+		"lt\":{\"header\":{\"revision\":\"12\"},\"note\":\"}]{[\\",
+		"\"\\\\\",\"events\":[{\"kv\":{\"key\":\"L3MvYQ==\",\"mod_revision\":\"11\","
+		"\"create_revision\":\"11\",\"version\":\"1\",\"value\":\"eA==\"}},",
+		"{\"type\":\"DELETE\",\"kv\":{\"key\":\"L3MvYQ==\",\"mod_revision\":\"12\"}}]}}",
+		"\n{\"result\":{\"header\":{\"revision\":\"13\"},\"events\":[{\"kv\":{\"key\":"
+		"\"L3MvYQ==\",\"mod_revision\":\"13\",\"value\":\"eA==\"}}]}}\n",
+		NULL,
+	};
+	struct fake fake = {.pieces = pieces};
+	pthread_t thread;
+	fake_start(&fake, &thread);
+	struct tl_meta *store;
+	char why[512];
+	ck_assert_int_eq(tl_meta_open(fake.endpoint, STORE_TIMEOUT_MS, &store, why, sizeof(why)),
+			 TL_OK);
+	struct seen seen = {0};
+	int64_t next = 0;
+	tl_err err = tl_meta_watch(store, "/s/", 11, 5000, record_event, &seen, &next);
+	ck_assert_msg(err == TL_OK, "watch: %s", tl_meta_last_error(store));
+	/* One message's events, not the next message's. */
+	ck_assert_uint_eq(seen.count, 2);
+	ck_assert_int_eq(seen.type[0], TL_META_EVENT_PUT);
+	ck_assert_str_eq(seen.key[0], "/s/a");
+	ck_assert_str_eq(seen.value[0], "x");
+	ck_assert_int_eq(seen.type[1], TL_META_EVENT_DELETE);
+	ck_assert_int_eq(seen.revision[1], 12);
+	ck_assert_int_eq(next, 13);
+	tl_meta_close(store);
+	shutdown(fake.listen_fd, SHUT_RDWR);
+	close(fake.listen_fd);
+	pthread_join(thread, NULL);
+}
+END_TEST
+
 /* ---- faults ---- */
 
 START_TEST(calls_fail_fast_and_retriable_when_etcd_is_killed)
@@ -714,6 +858,9 @@ static Suite *metastore_suite(void)
 	TCase *tc = tcase_create("open");
 	tcase_add_test(tc, open_without_etcd_names_every_endpoint);
 	tcase_add_test(tc, open_refuses_a_bad_endpoint_naming_it);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("stream");
+	tcase_add_test(tc, watch_reads_objects_split_across_chunks_and_several_in_one);
 	suite_add_tcase(s, tc);
 	return s;
 }
