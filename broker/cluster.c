@@ -104,6 +104,7 @@ struct tl_cluster {
 	int64_t last_keepalive_ms;
 	int64_t next_rebalance_ms;
 	bool reclaimed; /* leaderships left from a previous incarnation got a new epoch */
+	bool store_down; /* the last round failed: said once, not every round */
 };
 
 /* ---- keys ---- */
@@ -836,12 +837,17 @@ static void *thread_main(void *arg)
 		if (c->model.changed)
 			publish(c);
 		if (err != TL_OK) {
-			tl_warn("cluster: metadata store unreachable, serving from the last view "
-				"detail=\"%s\"",
-				tl_meta_last_error(c->meta));
+			if (!c->store_down)
+				tl_warn("cluster: metadata store unreachable, serving from the last "
+					"view detail=\"%s\"",
+					tl_meta_last_error(c->meta));
+			c->store_down = true;
 			usleep(ROUND_BACKOFF_MS * 1000);
 			continue;
 		}
+		if (c->store_down)
+			tl_info("cluster: metadata store reachable again node_id=%d", c->self);
+		c->store_down = false;
 		int64_t next = 0;
 		int32_t wait = (int32_t)TL_MIN((int64_t)WATCH_MAX_WAIT_MS, c->lease_ttl_ms / 3);
 		err = tl_meta_watch(c->meta, prefix, c->model.revision + 1, wait, on_watch_event, c,

@@ -20,7 +20,7 @@
 #   tl_cbroker_alive I
 #   tl_cluster_wait_isr TOPIC PARTITIONS RF [TIMEOUT_S]  until every partition has a leader
 #                                           and RF replicas in its ISR (tally topic describe)
-#   tl_cluster_leader TOPIC PARTITION      the leader's node id
+#   tl_cluster_leader TOPIC PARTITION      the leader's node id (read from etcd)
 #   tl_cgrep I ERE                         broker I's log has a line matching ERE
 
 TL_ETCD=
@@ -159,9 +159,11 @@ tl_cluster_describe()
 	"$TL_TALLY" topic describe "$1" -b "$TL_BOOTSTRAP" 2>/dev/null || true
 }
 
+# From etcd itself: the CLI would add its own metadata refresh delays.
 tl_cluster_leader()
 {
-	tl_cluster_describe "$1" | awk -v p="$2" '$1 == "'"$1"'" && $2 == p { print $3 }'
+	ETCDCTL_API=3 etcdctl --endpoints "$TL_ETCD" get "/tally/partitions/$1/$2" \
+		--print-value-only 2>/dev/null | sed -n 's/^leader=\(-*[0-9]*\) .*/\1/p'
 }
 
 tl_cluster_wait_isr()
