@@ -60,7 +60,8 @@ TEST_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard tests/progs/*.c)))
 BENCH_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard bench/*.c)))
 
 .PHONY: all release debug asan bins unit-bins test-progs test test-unit test-integration \
-        test-long test-asan fuzz format format-check check-deps deps run clean gen analyze repro-check
+        test-long test-asan fuzz format format-check check-deps deps run cluster clean gen analyze \
+        repro-check
 
 all: release
 
@@ -197,6 +198,11 @@ deps:
 run: deps release
 	@mkdir -p tally-data
 	./build/bin/tallyd --config config/server.properties
+
+# etcd and three replicating brokers on loopback (ports 9092-9094), data in
+# ./tally-cluster; Ctrl-C stops them.
+cluster: deps release
+	@./tools/cluster.sh
 
 # ---- tests ----
 
