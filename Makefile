@@ -71,7 +71,7 @@ release:
 	@cp -f build/release/tally-bench build/bin/tally-bench
 	@cp -f build/release/tally build/bin/tally
 	@mkdir -p build/lib
-	@cp -f build/release/lib/libtally.a build/release/lib/libtally.so build/lib/
+	@cp -fP build/release/lib/libtally.a build/release/lib/libtally.so* build/lib/
 
 debug:
 	@$(MAKE) --no-print-directory MODE=debug bins
@@ -122,6 +122,12 @@ $(B)/bench/%: $(B)/obj/bench/%.o
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs rdkafka 2>/dev/null)
 
+# ---- libtally's ABI version (docs/libtally.md, "ABI promise") ----
+# Not the release VERSION: MAJOR changes when an export is removed or changed (the soname
+# libtally.so.MAJOR changes with it), MINOR when one is added (a new node in the map).
+LIBTALLY_ABI_MAJOR := 1
+LIBTALLY_ABI       := $(LIBTALLY_ABI_MAJOR).0.0
+
 # ---- libtally: the client library (producer/, consumer/ and what they use) ----
 # Its objects are built apart (position-independent, -fvisibility=hidden). libtally.so
 # exports only what TL_EXPORT marks plus tl_err_* (common/error.c keeps default
@@ -143,9 +149,14 @@ $(B)/pic/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -fPIC $(or $(PIC_VISIBILITY),-fvisibility=hidden) -c $< -o $@
 
-$(B)/lib/libtally.so: $(LIBTALLY_OBJS) $(LIBTALLY_MAP)
+# libtally.so -> libtally.so.1 (the soname) -> libtally.so.1.0.0, as installed.
+$(B)/lib/libtally.so: $(B)/lib/libtally.so.$(LIBTALLY_ABI)
+	ln -sfn libtally.so.$(LIBTALLY_ABI) $(B)/lib/libtally.so.$(LIBTALLY_ABI_MAJOR)
+	ln -sfn libtally.so.$(LIBTALLY_ABI_MAJOR) $@
+
+$(B)/lib/libtally.so.$(LIBTALLY_ABI): $(LIBTALLY_OBJS) $(LIBTALLY_MAP)
 	@mkdir -p $(@D)
-	$(CC) -shared -Wl,-soname,libtally.so \
+	$(CC) -shared -Wl,-soname,libtally.so.$(LIBTALLY_ABI_MAJOR) \
 	  -Wl,--version-script=$(LIBTALLY_MAP) -Wl,-z,relro,-z,now -Wl,--as-needed \
 	  -Wl,--no-undefined $(MODE_LDFLAGS) $(LDFLAGS) -o $@ $(LIBTALLY_OBJS) $(LIBTALLY_LIBS)
 
@@ -265,6 +276,13 @@ analyze:
 
 repro-check:
 	@./tools/repro-check.sh
+
+# ---- libtally's ABI check ----
+# Fails when producer/libtally.map, the objects' TL_EXPORT marks and libtally.so's dynamic
+# symbols name different functions (tests/integration/802-export-check.sh runs it).
+.PHONY: export-check
+export-check: $(B)/lib/libtally.so
+	@./tools/check-exports.sh $(LIBTALLY_MAP) $(B)/lib/libtally.so $(LIBTALLY_OBJS)
 
 clean:
 	rm -rf build
