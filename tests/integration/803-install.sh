@@ -3,7 +3,8 @@
 # binaries, libtally (soname libtally.so.1), headers, tally.pc, man pages, completion,
 # config and unit, and writes nothing outside D (strace, when it works here); the
 # README's "Use libtally from your C service" example, built outside the tree with
-# `pkg-config --cflags --libs tally` against D, delivers records to the installed tallyd;
+# `pkg-config --cflags --libs tally` against D, delivers records to the installed tallyd
+# (which sends READY=1 to $NOTIFY_SOCKET once it listens);
 # `make uninstall` with the same variables leaves no file or link in D.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -85,9 +86,24 @@ readelf -d "$app/hello_tally" | grep -q 'Shared library: \[libtally\.so\.1\]' ||
 LD_LIBRARY_PATH=$lib ldd "$app/hello_tally" | grep -q "libtally.so.1 => $lib/libtally.so.1 " ||
 	tl_fail "the example would not load the installed library: $(LD_LIBRARY_PATH=$lib ldd "$app/hello_tally")"
 
-tl_log "it delivers records to the installed tallyd"
+tl_log "the installed tallyd tells \$NOTIFY_SOCKET READY=1 (systemd Type=notify)"
+notify=$TL_TMP/notify.sock
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+open(sys.argv[2], "wb").write(s.recv(256))
+' "$notify" "$TL_TMP/notified" &
+notify_pid=$!
+for _ in $(seq 1 100); do [ -S "$notify" ] && break; sleep 0.05; done
+[ -S "$notify" ] || tl_fail "the notify socket listener did not start"
 TL_TALLYD=$dest/usr/bin/tallyd
-tl_start_broker --override num.partitions=1
+NOTIFY_SOCKET=$notify tl_start_broker --override num.partitions=1
+wait "$notify_pid" || tl_fail "no datagram on NOTIFY_SOCKET within 30 s"
+[ "$(cat "$TL_TMP/notified")" = READY=1 ] || tl_fail "NOTIFY_SOCKET got: $(cat "$TL_TMP/notified")"
+
+tl_log "the README example delivers records to the installed tallyd"
 out=$(cd "$app" && LD_LIBRARY_PATH=$lib timeout 60 ./hello_tally "$TL_BROKER" installed one two three) ||
 	tl_fail "hello_tally failed: $out"
 [ "$out" = "3 of 3 records stored" ] || tl_fail "hello_tally said: $out"
