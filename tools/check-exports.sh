@@ -96,4 +96,4 @@ report "listed in $map but no object defines it with default visibility (TL_EXPO
 report "exported by $lib but not listed in $map" "$tmp/extra"
 report "listed in $map but not exported by $lib" "$tmp/missing"
 [ $fail -eq 0 ] || exit 1
-echo "export-check: ok $(wc -l <"$tmp/map") symbols in $(echo $nodes)"
+echo "export-check: ok $(wc -l <"$tmp/map") symbols in ${nodes//$'\n'/ }"

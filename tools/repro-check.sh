@@ -36,10 +36,10 @@ echo "repro-check: building in $two"
 	exit 1
 }
 
-files="build/release/tallyd build/release/tally build/release/tally-bench build/release/lib/libtally.a"
-files="$files $(cd "$one" && ls build/release/lib/libtally.so.*.*.*)"
-(cd "$one" && sha256sum $files) >"$tmp/one.sha256"
-(cd "$two" && sha256sum $files) >"$tmp/two.sha256"
+files=(build/release/tallyd build/release/tally build/release/tally-bench build/release/lib/libtally.a)
+files+=("$(cd "$one" && ls build/release/lib/libtally.so.*.*.*)")
+(cd "$one" && sha256sum "${files[@]}") >"$tmp/one.sha256"
+(cd "$two" && sha256sum "${files[@]}") >"$tmp/two.sha256"
 if ! diff -u "$tmp/one.sha256" "$tmp/two.sha256"; then
 	keep=1
 	echo "repro-check: the builds differ; both are kept in $tmp" >&2
