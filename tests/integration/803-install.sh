@@ -75,7 +75,8 @@ awk '/^## Use libtally from your C service/ { in_section = 1 }
 grep -q 'int main' "$app/hello_tally.c" || tl_fail "no C example found in README.md's section"
 # tally.pc requires libzstd (privately): the system's .pc files stay on the path.
 export PKG_CONFIG_SYSROOT_DIR=$dest
-export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$(pkg-config --variable pc_path pkg-config)
+system_pc_path=$(pkg-config --variable pc_path pkg-config)
+export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$system_pc_path
 flags=$(pkg-config --cflags --libs tally) || tl_fail "pkg-config --cflags --libs tally failed"
 tl_log "pkg-config --cflags --libs tally: $flags"
 [ "$(pkg-config --modversion tally)" = "$(cat VERSION)" ] || tl_fail "tally.pc's version is not VERSION"
@@ -86,22 +87,27 @@ readelf -d "$app/hello_tally" | grep -q 'Shared library: \[libtally\.so\.1\]' ||
 LD_LIBRARY_PATH=$lib ldd "$app/hello_tally" | grep -q "libtally.so.1 => $lib/libtally.so.1 " ||
 	tl_fail "the example would not load the installed library: $(LD_LIBRARY_PATH=$lib ldd "$app/hello_tally")"
 
-tl_log "the installed tallyd tells \$NOTIFY_SOCKET READY=1 (systemd Type=notify)"
-notify=$TL_TMP/notify.sock
-python3 -c '
+TL_TALLYD=$dest/usr/bin/tallyd
+if command -v python3 >/dev/null; then
+	tl_log "the installed tallyd tells \$NOTIFY_SOCKET READY=1 (systemd Type=notify)"
+	notify=$TL_TMP/notify.sock
+	python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 s.settimeout(30)
 open(sys.argv[2], "wb").write(s.recv(256))
 ' "$notify" "$TL_TMP/notified" &
-notify_pid=$!
-for _ in $(seq 1 100); do [ -S "$notify" ] && break; sleep 0.05; done
-[ -S "$notify" ] || tl_fail "the notify socket listener did not start"
-TL_TALLYD=$dest/usr/bin/tallyd
-NOTIFY_SOCKET=$notify tl_start_broker --override num.partitions=1
-wait "$notify_pid" || tl_fail "no datagram on NOTIFY_SOCKET within 30 s"
-[ "$(cat "$TL_TMP/notified")" = READY=1 ] || tl_fail "NOTIFY_SOCKET got: $(cat "$TL_TMP/notified")"
+	notify_pid=$!
+	for _ in $(seq 1 100); do [ -S "$notify" ] && break; sleep 0.05; done
+	[ -S "$notify" ] || tl_fail "the notify socket listener did not start"
+	NOTIFY_SOCKET=$notify tl_start_broker --override num.partitions=1
+	wait "$notify_pid" || tl_fail "no datagram on NOTIFY_SOCKET within 30 s"
+	[ "$(cat "$TL_TMP/notified")" = READY=1 ] || tl_fail "NOTIFY_SOCKET got: $(cat "$TL_TMP/notified")"
+else
+	tl_log "python3 is missing: READY=1 is not checked here (broker/tests/notify_test.c does)"
+	tl_start_broker --override num.partitions=1
+fi
 
 tl_log "the README example delivers records to the installed tallyd"
 out=$(cd "$app" && LD_LIBRARY_PATH=$lib timeout 60 ./hello_tally "$TL_BROKER" installed one two three) ||
