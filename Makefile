@@ -72,7 +72,7 @@ release:
 	@cp -f build/release/tally-bench build/bin/tally-bench
 	@cp -f build/release/tally build/bin/tally
 	@mkdir -p build/lib
-	@cp -f build/release/lib/libtally.a build/release/lib/libtally.so build/lib/
+	@cp -fP build/release/lib/libtally.a build/release/lib/libtally.so* build/lib/
 
 debug:
 	@$(MAKE) --no-print-directory MODE=debug bins
@@ -123,6 +123,12 @@ $(B)/bench/%: $(B)/obj/bench/%.o
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs rdkafka 2>/dev/null)
 
+# ---- libtally's ABI version (docs/libtally.md, "ABI promise") ----
+# Not the release VERSION: MAJOR changes when an export is removed or changed (the soname
+# libtally.so.MAJOR changes with it), MINOR when one is added (a new node in the map).
+LIBTALLY_ABI_MAJOR := 1
+LIBTALLY_ABI       := $(LIBTALLY_ABI_MAJOR).0.0
+
 # ---- libtally: the client library (producer/, consumer/ and what they use) ----
 # Its objects are built apart (position-independent, -fvisibility=hidden). libtally.so
 # exports only what TL_EXPORT marks plus tl_err_* (common/error.c keeps default
@@ -144,9 +150,14 @@ $(B)/pic/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -fPIC $(or $(PIC_VISIBILITY),-fvisibility=hidden) -c $< -o $@
 
-$(B)/lib/libtally.so: $(LIBTALLY_OBJS) $(LIBTALLY_MAP)
+# libtally.so -> libtally.so.1 (the soname) -> libtally.so.1.0.0, as installed.
+$(B)/lib/libtally.so: $(B)/lib/libtally.so.$(LIBTALLY_ABI)
+	ln -sfn libtally.so.$(LIBTALLY_ABI) $(B)/lib/libtally.so.$(LIBTALLY_ABI_MAJOR)
+	ln -sfn libtally.so.$(LIBTALLY_ABI_MAJOR) $@
+
+$(B)/lib/libtally.so.$(LIBTALLY_ABI): $(LIBTALLY_OBJS) $(LIBTALLY_MAP)
 	@mkdir -p $(@D)
-	$(CC) -shared -Wl,-soname,libtally.so \
+	$(CC) -shared -Wl,-soname,libtally.so.$(LIBTALLY_ABI_MAJOR) \
 	  -Wl,--version-script=$(LIBTALLY_MAP) -Wl,-z,relro,-z,now -Wl,--as-needed \
 	  -Wl,--no-undefined $(MODE_LDFLAGS) $(LDFLAGS) -o $@ $(LIBTALLY_OBJS) $(LIBTALLY_LIBS)
 
@@ -271,6 +282,95 @@ analyze:
 
 repro-check:
 	@./tools/repro-check.sh
+
+# ---- install (GNU conventions) ----
+# `make install DESTDIR=/tmp/x PREFIX=/usr` installs under /tmp/x/usr (and /tmp/x$(SYSCONFDIR))
+# and writes nothing outside $(DESTDIR); `make uninstall` with the same variables removes
+# it all again. The Debian build sets LIBDIR to the multiarch path (debian/rules). It does
+# not create the tally user or /var/lib/tally: the Debian package does (debian/tally.postinst).
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+LIBDIR         ?= $(PREFIX)/lib
+INCLUDEDIR     ?= $(PREFIX)/include
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+SYSCONFDIR     ?= $(PREFIX)/etc
+BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL        ?= install
+
+INSTALL_BINS    := tallyd tally tally-bench
+INSTALL_HEADERS := $(sort $(wildcard include/tally/*.h))
+INSTALL_MAN1    := $(sort $(wildcard man/*.1))
+INSTALL_MAN8    := $(sort $(wildcard man/*.8))
+INSTALL_CONFIG  := $(DESTDIR)$(SYSCONFDIR)/tally/server.properties
+# @NAME@ in tally.pc.in and dist/tallyd.service.in.
+INSTALL_SUBST   := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+                       -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+                       -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+
+.PHONY: installable install uninstall
+installable: $(addprefix $(B)/,$(INSTALL_BINS)) $(B)/lib/libtally.a $(B)/lib/libtally.so
+
+install: installable
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(INCLUDEDIR)/tally $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/tally $(DESTDIR)$(SYSTEMDUNITDIR)
+	$(INSTALL) -m 755 $(addprefix $(B)/,$(INSTALL_BINS)) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 644 $(B)/lib/libtally.so.$(LIBTALLY_ABI) $(B)/lib/libtally.a $(DESTDIR)$(LIBDIR)/
+	ln -sfn libtally.so.$(LIBTALLY_ABI) $(DESTDIR)$(LIBDIR)/libtally.so.$(LIBTALLY_ABI_MAJOR)
+	ln -sfn libtally.so.$(LIBTALLY_ABI_MAJOR) $(DESTDIR)$(LIBDIR)/libtally.so
+	$(INSTALL_SUBST) tally.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/tally.pc
+	$(INSTALL) -m 644 $(INSTALL_HEADERS) $(DESTDIR)$(INCLUDEDIR)/tally/
+	$(INSTALL) -m 644 $(INSTALL_MAN1) $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 644 $(INSTALL_MAN8) $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 644 tools/tally-completion.bash $(DESTDIR)$(BASHCOMPDIR)/tally
+	$(INSTALL_SUBST) dist/tallyd.service.in >$(DESTDIR)$(SYSTEMDUNITDIR)/tallyd.service
+	@# An existing configuration is the operator's: never overwrite it.
+	@if [ -e $(INSTALL_CONFIG) ]; then echo "kept existing $(INSTALL_CONFIG)"; \
+	else echo "$(INSTALL) -m 644 dist/server.properties $(INSTALL_CONFIG)"; \
+	  $(INSTALL) -m 644 dist/server.properties $(INSTALL_CONFIG); fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_BINS)) \
+	  $(DESTDIR)$(LIBDIR)/libtally.so.$(LIBTALLY_ABI) \
+	  $(DESTDIR)$(LIBDIR)/libtally.so.$(LIBTALLY_ABI_MAJOR) $(DESTDIR)$(LIBDIR)/libtally.so \
+	  $(DESTDIR)$(LIBDIR)/libtally.a $(DESTDIR)$(LIBDIR)/pkgconfig/tally.pc \
+	  $(addprefix $(DESTDIR)$(INCLUDEDIR)/tally/,$(notdir $(INSTALL_HEADERS))) \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(INSTALL_MAN1))) \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(INSTALL_MAN8))) \
+	  $(DESTDIR)$(BASHCOMPDIR)/tally $(DESTDIR)$(SYSTEMDUNITDIR)/tallyd.service
+	@# The configuration goes only as it was installed; a changed one is kept.
+	@if cmp -s dist/server.properties $(INSTALL_CONFIG); then \
+	  echo "rm -f $(INSTALL_CONFIG)"; rm -f $(INSTALL_CONFIG); \
+	elif [ -e $(INSTALL_CONFIG) ]; then echo "kept changed $(INSTALL_CONFIG)"; fi
+	@for dir in $(DESTDIR)$(INCLUDEDIR)/tally $(DESTDIR)$(SYSCONFDIR)/tally; do \
+	  [ ! -d $$dir ] || rmdir --ignore-fail-on-non-empty $$dir; done
+
+# ---- Debian packages ----
+# Builds tally, libtally1 and libtally-dev (debian/) with dpkg-buildpackage in a copy of
+# the tree's files under build/deb/ (dh_auto_clean runs `make clean`, which would remove
+# this tree's build/), leaves the .deb files in build/deb/, then runs lintian on them.
+# Needs debhelper, dpkg-dev, fakeroot and lintian; tests/integration/804-deb.sh runs it
+# under `make test-long`.
+DEB_DIR  := build/deb
+DEB_JOBS ?= 2
+.PHONY: deb
+deb:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/tally-$(VERSION)
+	git ls-files -z -co --exclude-standard | grep -zv '^build/' | tar --null -T - -cf - | \
+	  tar -C $(DEB_DIR)/tally-$(VERSION) -xf -
+	cd $(DEB_DIR)/tally-$(VERSION) && dpkg-buildpackage -us -uc -b -J$(DEB_JOBS)
+	lintian --fail-on error,warning --info $(DEB_DIR)/tally_*.changes
+	@ls $(DEB_DIR)/*.deb
+
+# ---- libtally's ABI check ----
+# Fails when producer/libtally.map, the objects' TL_EXPORT marks and libtally.so's dynamic
+# symbols name different functions (tests/integration/802-export-check.sh runs it).
+.PHONY: export-check
+export-check: $(B)/lib/libtally.so
+	@./tools/check-exports.sh $(LIBTALLY_MAP) $(B)/lib/libtally.so $(LIBTALLY_OBJS)
 
 clean:
 	rm -rf build

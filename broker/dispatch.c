@@ -23,7 +23,7 @@ struct api_entry {
 static void handle_api_versions(struct tl_request *req, struct tl_cursor *body);
 
 /* Every range starts at 0: librdkafka 2.0.2 turns features off when a minimum is above
- * the single versions it probes (see shared/kafka-protocol/README.md). Produce v0-2 and
+ * the single versions it probes (rd_kafka_feature_map, src/rdkafka_feature.c). Produce v0-2 and
  * Fetch v0-3 speak message format v0/v1, which Tally does not store: Produce answers
  * those with UNSUPPORTED_FOR_MESSAGE_FORMAT and Fetch returns v2 batches. */
 static const struct api_entry apis[] = {

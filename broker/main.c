@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/notify.h"
 #include "common/diag.h"
 
 static void usage(FILE *out)
@@ -101,6 +102,10 @@ int main(int argc, char **argv)
 			tl_info("config: %s", line);
 		free(text);
 	}
+	/* Listening now: a service manager waiting on Type=notify may start what needs us. */
+	char why[512];
+	if (tl_broker_notify("READY=1", why, sizeof(why)) != TL_OK)
+		tl_warn("broker: readiness notification failed %s", why);
 	err = tl_broker_run(&broker);
 	tl_broker_deinit(&broker);
 	tl_info("broker: stopped err=%s", tl_err_name(err));

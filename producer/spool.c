@@ -526,7 +526,7 @@ bool tl_spool_producer(const struct tl_spool *spool, int64_t *producer_id, int16
 	return true;
 }
 
-/* Rule 5 of STYLE: temp file, fsync, rename, fsync the directory. */
+/* Metadata files change atomically: temp file, fsync, rename, fsync the directory. */
 tl_err tl_spool_set_producer(struct tl_spool *spool, int64_t producer_id, int16_t epoch)
 {
 	char path[SPOOL_PATH_MAX], tmp[SPOOL_PATH_MAX + 8];

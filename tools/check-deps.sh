@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fails on an #include that crosses the module map in shared STYLE.md section 1.
-# One deliberate difference: consumer/ may use producer/'s connection layer
+# Fails on an #include that crosses the module map: the `allowed` table below, one line
+# per module (README.md's "What is in it" says what each module holds).
+# consumer/ may also use producer/'s connection layer
 # (client.c, conf.c, export.h), which both halves of libtally share.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,8 +2,8 @@
  * Positive values are Kafka ErrorCodes exactly as on the wire (int16).
  * Internal codes start at -1000, below any -errno, so a stray `return -1` or
  * `return -EIO` can never pass for one. TL_OK is 0.
- * Generated from the Kafka 3.8 error table (shared/kafka-protocol/errors.md)
- * by hand-run script; edit the internal codes here directly. */
+ * Generated from Kafka 3.8.0's clients/.../common/protocol/Errors.java (the commit
+ * protocol/spec/README.md names) by hand-run script; edit the internal codes here directly. */
 #ifndef TALLY_ERROR_H
 #define TALLY_ERROR_H
 

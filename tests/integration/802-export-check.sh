@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# libtally's ABI check (issue #24): `make export-check` passes on the tree, and fails in
+# a scratch copy of it when a TL_EXPORT function is added without a line in
+# producer/libtally.map, or when the map names a function the library does not export.
+# The copy carries build/release's libtally objects, so each case recompiles one file.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+tl_require_cmd readelf perl
+
+out=$(nice make --no-print-directory export-check 2>&1) || tl_fail "make export-check failed: $out"
+tl_log "$out"
+grep -q '^export-check: ok ' <<<"$out" || tl_fail "make export-check did not say ok: $out"
+so=$(readlink -f build/release/lib/libtally.so)
+readelf -d "$so" | grep -q 'Library soname: \[libtally\.so\.1\]' ||
+	tl_fail "$so: SONAME is not libtally.so.1: $(readelf -d "$so" | grep SONAME)"
+
+src=$TL_TMP/src
+mkdir -p "$src/build/release"
+git ls-files -z -co --exclude-standard | grep -zv '^build/' | tar --null -T - -cf - | tar -C "$src" -xf -
+cp -a build/release/pic build/release/lib "$src/build/release/"
+
+tl_log "plant a TL_EXPORT function that the map does not list"
+cat >>"$src/producer/partitioner.c" <<'C'
+
+int tl_producer_planted_for_issue_24(void);
+TL_EXPORT int tl_producer_planted_for_issue_24(void)
+{
+	return 24;
+}
+C
+if out=$(nice make --no-print-directory -C "$src" export-check 2>&1); then
+	tl_fail "export-check passed with an unlisted TL_EXPORT function: $out"
+fi
+grep -q 'not in producer/libtally.map' <<<"$out" || tl_fail "unexpected failure: $out"
+grep -q '^    tl_producer_planted_for_issue_24$' <<<"$out" ||
+	tl_fail "the failure does not name the planted function: $out"
+tl_log "fails as it should: $(grep -A1 'not in producer' <<<"$out" | tr -s ' \n' ' ')"
+
+tl_log "with the function listed (a new node), the check passes again"
+perl -0pi -e 's/(local:\n\t\t\*;\n};\n)\z/$1\nLIBTALLY_1.1 {\n\tglobal:\n\t\ttl_producer_planted_for_issue_24;\n} LIBTALLY_1.0;\n/' \
+	"$src/producer/libtally.map"
+out=$(nice make --no-print-directory -C "$src" export-check 2>&1) ||
+	tl_fail "export-check failed with the function in a LIBTALLY_1.1 node: $out"
+grep -q 'ok 74 symbols in LIBTALLY_1.0 LIBTALLY_1.1' <<<"$out" || tl_fail "unexpected: $out"
+
+tl_log "drop a listed function's TL_EXPORT mark: the map names what the library lacks"
+sed -i 's/^TL_EXPORT int32_t tl_producer_partition_for_key(/int32_t tl_producer_partition_for_key(/' \
+	"$src/producer/partitioner.c"
+grep -q '^int32_t tl_producer_partition_for_key(' "$src/producer/partitioner.c" ||
+	tl_fail "could not find tl_producer_partition_for_key's definition to unmark"
+if out=$(nice make --no-print-directory -C "$src" export-check 2>&1); then
+	tl_fail "export-check passed with a listed function no longer exported: $out"
+fi
+grep -q 'not exported by' <<<"$out" || tl_fail "unexpected failure: $out"
+grep -q '^    tl_producer_partition_for_key$' <<<"$out" || tl_fail "does not name it: $out"
+tl_log "ok"
