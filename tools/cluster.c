@@ -1,5 +1,7 @@
-/* cluster.c - `tally cluster info`: the cluster id, the controller and every broker with
- * its advertised address and whether it answers from here. */
+/* cluster.c - `tally cluster info`: the cluster id, the controller, every broker with
+ * its advertised address and whether it answers from here, and the partitions whose
+ * ISR is smaller than their replica set (under-replicated) or that have no leader
+ * (offline). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +16,65 @@ static int cluster_option(struct cli *cli, void *ctx, int opt, const char *arg)
 	return cli_usage(cli, "cluster", "unexpected option");
 }
 
+/* Partitions of @topics that are under-replicated or offline. */
+struct health {
+	int32_t under_replicated;
+	int32_t offline;
+};
+
+static struct health cluster_health(const struct tl_admin_topics *topics)
+{
+	struct health h = {0, 0};
+	for (int32_t t = 0; topics && t < topics->count; t++)
+		for (int32_t i = 0; i < topics->topics[t].partition_count; i++) {
+			const struct tl_admin_partition_info *p = &topics->topics[t].partitions[i];
+			h.offline += p->leader < 0;
+			h.under_replicated += p->leader >= 0 && p->isr_count < p->replica_count;
+		}
+	return h;
+}
+
+static void health_json(struct cli_node *doc, const struct tl_admin_topics *topics)
+{
+	struct health h = cluster_health(topics);
+	cli_add_int(doc, "under_replicated_partitions", h.under_replicated);
+	cli_add_int(doc, "offline_partitions", h.offline);
+	struct cli_node *list = cli_add_array(doc, "unhealthy");
+	for (int32_t t = 0; topics && t < topics->count; t++)
+		for (int32_t i = 0; i < topics->topics[t].partition_count; i++) {
+			const struct tl_admin_partition_info *p = &topics->topics[t].partitions[i];
+			if (p->leader >= 0 && p->isr_count >= p->replica_count)
+				continue;
+			struct cli_node *n = cli_add_object(list, NULL);
+			cli_add_str(n, "topic", topics->topics[t].name);
+			cli_add_int(n, "partition", p->partition);
+			cli_add_int(n, "leader", p->leader);
+			cli_add_int(n, "replicas", p->replica_count);
+			cli_add_int(n, "isr", p->isr_count);
+		}
+}
+
+static void health_text(const struct tl_admin_topics *topics)
+{
+	struct health h = cluster_health(topics);
+	printf("\nunder-replicated partitions: %d\noffline partitions:          %d\n",
+	       h.under_replicated, h.offline);
+	for (int32_t t = 0; topics && t < topics->count; t++)
+		for (int32_t i = 0; i < topics->topics[t].partition_count; i++) {
+			const struct tl_admin_partition_info *p = &topics->topics[t].partitions[i];
+			if (p->leader < 0)
+				printf("  %s-%d: offline (no leader)\n", topics->topics[t].name,
+				       p->partition);
+			else if (p->isr_count < p->replica_count)
+				printf("  %s-%d: %d of %d replicas in sync, leader %d\n",
+				       topics->topics[t].name, p->partition, p->isr_count,
+				       p->replica_count, p->leader);
+		}
+}
+
 static void cluster_json(struct cli *cli, const struct tl_admin_cluster *cluster,
-			 const bool *reachable, char (*why)[256])
+			 const struct tl_admin_topics *topics, const bool *reachable,
+			 char (*why)[256])
 {
 	struct cli_node *doc = cli_node_object();
 	cli_add_str(doc, "cluster_id", cluster->cluster_id);
@@ -35,12 +94,14 @@ static void cluster_json(struct cli *cli, const struct tl_admin_cluster *cluster
 		if (why && !reachable[i])
 			cli_add_str(n, "error", why[i]);
 	}
+	health_json(doc, topics);
 	cli_node_print(cli, doc, stdout);
 	cli_node_destroy(doc);
 }
 
 static void cluster_text(struct cli *cli, const struct tl_admin_cluster *cluster,
-			 const bool *reachable, char (*why)[256])
+			 const struct tl_admin_topics *topics, const bool *reachable,
+			 char (*why)[256])
 {
 	printf("cluster id:  %s\ncontroller:  %d\ntopics:      %d (%d partitions)\n\n",
 	       cluster->cluster_id ? cluster->cluster_id : "-", cluster->controller_id,
@@ -59,6 +120,7 @@ static void cluster_text(struct cli *cli, const struct tl_admin_cluster *cluster
 	}
 	cli_table_print(cli, table, stdout);
 	cli_table_destroy(table);
+	health_text(topics);
 	for (int32_t i = 0; why && i < cluster->broker_count; i++)
 		if (!reachable[i])
 			cli_error(
@@ -101,10 +163,15 @@ int cli_cluster(struct cli *cli, int argc, char **argv)
 			unreachable++;
 		}
 	}
+	struct tl_admin_topics *topics = NULL;
+	if (tl_admin_list_topics(admin, &topics, cli->timeout_ms) != TL_OK)
+		topics = NULL; /* the broker list still helps; the health part is empty */
 	if (cli->format != CLI_FORMAT_TEXT)
-		cluster_json(cli, cluster, reachable, why);
+		cluster_json(cli, cluster, topics, reachable, why);
 	else
-		cluster_text(cli, cluster, reachable, why);
+		cluster_text(cli, cluster, topics, reachable, why);
+	if (topics)
+		tl_admin_topics_destroy(topics);
 	free(reachable);
 	free(why);
 	tl_admin_cluster_destroy(cluster);

@@ -64,6 +64,15 @@ while :; do
 	sleep 0.2
 done
 tl_log "new leader of partition 0: broker $leader"
+if [ "$mode" = kill9 ]; then
+	# The dead broker left partition 0's ISR at the election: under-replicated.
+	"$TL_TALLY" cluster info -b "$TL_BOOTSTRAP" >"$TL_TMP/info" 2>&1 || true
+	cat "$TL_TMP/info" >&2
+	grep -Eq '^under-replicated partitions: [1-9]' "$TL_TMP/info" ||
+		tl_fail "tally cluster info does not report the under-replicated partitions"
+	grep -Eq "^$topic-0: |^  $topic-0: 2 of 3 replicas in sync" "$TL_TMP/info" ||
+		tl_fail "tally cluster info does not list $topic-0 as under-replicated"
+fi
 sleep 2
 if [ "$mode" = stop ]; then
 	tl_cbroker_sigcont "$victim"
@@ -85,6 +94,9 @@ tl_cluster_describe "$topic" >&2
 for b in 1 2 3; do
 	tl_cbroker_alive "$b" || tl_fail "broker $b is not running at the end"
 done
+"$TL_TALLY" cluster info -b "$TL_BOOTSTRAP" >"$TL_TMP/info" 2>&1 || tl_fail "tally cluster info failed"
+cat "$TL_TMP/info" >&2
+grep -Eq '^under-replicated partitions: 0$' "$TL_TMP/info" || tl_fail "partitions still under-replicated at the end"
 # Same batches everywhere (offsets, CRCs, epochs); stop the brokers first so the
 # files are quiet.
 for b in 1 2 3; do tl_cbroker_stop "$b"; done
