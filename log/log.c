@@ -41,10 +41,26 @@
  * clean close with fsync). Open loads the newest snapshot at or below the recovered end
  * and replays batch headers after it; snapshots past the end are deleted.
  *
+ * Replication support. Every leader append stamps partitionLeaderEpoch with
+ * leader_epoch; tl_log_append_replica() keeps the leader's offsets and epoch but builds
+ * producer state, transactions and indexes as a leader append does. The leader-epoch
+ * cache (strictly increasing epochs and start offsets) is `leader-epoch-checkpoint`,
+ * made durable (epochs_sync) before the first batch of a new epoch is queued; recovery
+ * loads it (rebuilds it from batch headers when missing or bad), drops entries at or past
+ * the end and adds epochs found in the tail. The high watermark is apart from the
+ * durable end (durable_offset): it follows it unless `replicated`, when only
+ * tl_log_set_high_watermark() moves it; waiters, the listener and the closing list
+ * (so the LSO) follow the high watermark, the durable listener the durable end. Reads
+ * stop at the written end (per segment bytes_written). Truncation drains the rounds in
+ * flight (queued batches past the cut are dropped unwritten, the high watermark capped
+ * by hw_limit meanwhile), then cuts in a crash-safe order (see log_cut()) and rebuilds
+ * producer state from a snapshot at or below the high watermark.
+ *
  * Invariants:
  * (1) Only the last segment is appended to; base offsets strictly increase.
- * (2) start_offset <= high_watermark <= end_offset; every segment's bytes_durable <=
- *     bytes, and a sealed segment stops changing once bytes_durable == bytes.
+ * (2) start_offset <= high_watermark <= durable_offset <= end_offset; every segment's
+ *     bytes_durable <= bytes_written <= bytes, and a sealed segment stops changing once
+ *     bytes_durable == bytes.
  * (3) A segment is freed when its last reference goes: the log's own (dropped by
  *     retention or close), one per tl_log_read still being sent and one per write or
  *     sync op queued on its file.
@@ -53,11 +69,11 @@
  *     waiter fires with KAFKA_STORAGE_ERROR, those on batches written but not yet
  *     synced (or synced by the round that was in flight) and those queued included.
  *     The fsync is never retried.
- * (5) Group commit: high_watermark <= sync_end_offset <= written_end_offset <=
+ * (5) Group commit: durable_offset <= sync_end_offset <= written_end_offset <=
  *     write_end_offset <= end_offset, and syncing, written, writing and queued hold
  *     exactly the batches between consecutive ones, with no gap. At most one write
  *     round and one sync round are in flight; a sync round covers only batches whose
- *     write completed before it was submitted, so the high watermark moves forward
+ *     write completed before it was submitted, so the durable end moves forward
  *     only, in offset order, never past data written before the sync covering it.
  * (6) A writev's iovecs point into the callers' bytes, which the caller frees once the
  *     batch's waiter fires: no waiter fires while a write of its batch is in flight.

@@ -7,6 +7,11 @@
  *   <base>.timeindex  (i64 timestamp, u32 relative offset): non-decreasing timestamps
  *   <base>.txnindex   34-byte aborted-transaction entries, markers inside the segment
  *   <offset>.snapshot producer state, decoded with tl_pstate_decode (CRC-32C)
+ *   leader-epoch-checkpoint  "0\n<count>\n<epoch> <start offset>\n...": strictly
+ *                     increasing; checked against the batches' partitionLeaderEpoch
+ *                     (each batch's epoch is that of the entry covering its offset, and
+ *                     each entry starts at a batch; an entry at or past the log end is
+ *                     an epoch without batches yet, dropped at the next open)
  * PATH is a log.dirs directory, a partition directory or one file. Files are mapped
  * read-only; nothing is ever written. Meant for a stopped broker: a running one may be
  * mid-write at the tail of the active segment.
@@ -36,6 +41,15 @@
 #define TIMEINDEX_ENTRY_BYTES 12
 #define TXNINDEX_ENTRY_BYTES  34
 #define LOG_DIR_ENTRIES_MAX   1000000
+#define EPOCH_CHECKPOINT      "leader-epoch-checkpoint"
+#define EPOCH_ENTRIES_MAX     100000 /* as log/: a bigger checkpoint is garbage */
+
+/* One framed batch of a partition, in offset order, for the checkpoint check. */
+struct seen_batch {
+	int64_t base_offset;
+	int32_t epoch;
+	bool ok; /* passed its checks: its header is trusted */
+};
 
 struct logtool {
 	const struct cli *cli;
@@ -50,6 +64,10 @@ struct logtool {
 	int64_t batch_count;
 	int64_t record_count;
 	int64_t file_count;
+	struct seen_batch *seen; /* the partition's batches, while one is walked */
+	size_t seen_count;
+	size_t seen_cap;
+	bool seeing; /* collect into seen: a whole partition directory is walked */
 };
 
 /* What a segment scan learned, for checking its index files. */
@@ -340,6 +358,24 @@ static enum batch_verdict batch_check(struct logtool *lt, const char *path, cons
 	return BATCH_BAD;
 }
 
+static void seen_push(struct logtool *lt, const struct tl_batch_header *h, bool ok)
+{
+	if (!lt->seeing)
+		return;
+	if (lt->seen_count == lt->seen_cap) {
+		size_t cap = lt->seen_cap ? lt->seen_cap * 2 : 256;
+		struct seen_batch *n = realloc(lt->seen, cap * sizeof(*n));
+		TL_ASSERT(n);
+		lt->seen = n;
+		lt->seen_cap = cap;
+	}
+	lt->seen[lt->seen_count++] = (struct seen_batch){
+		.base_offset = h->base_offset,
+		.epoch = h->partition_leader_epoch,
+		.ok = ok,
+	};
+}
+
 /* Scans (and in dump mode prints) every batch of one .log file. */
 static void segment_scan(struct logtool *lt, const char *path, const struct mapped *m,
 			 struct segment_scan *scan, struct cli_node *batches)
@@ -392,6 +428,7 @@ static void segment_scan(struct logtool *lt, const char *path, const struct mapp
 		else if (!lt->check)
 			dump_batch(lt, &h, at, (size_t)size, pos, ok);
 		scan_push(scan, pos, h.base_offset);
+		seen_push(lt, &h, ok);
 		expected = tl_batch_last_offset(&h) + 1;
 		scan->next_offset = expected;
 		pos += size;
@@ -702,10 +739,187 @@ static void names_free(char **names, size_t count)
 	free(names);
 }
 
+/* ---- leader-epoch checkpoint ---- */
+
+struct epoch_entry {
+	int32_t epoch;
+	int64_t start_offset;
+};
+
+/* Reads a decimal integer in [@min, @max] followed by @sep at *pos. */
+static bool parse_int(const char **pos, int64_t min, int64_t max, char sep, int64_t *out)
+{
+	const char *p = *pos;
+	if ((*p < '0' || *p > '9') && *p != '-')
+		return false;
+	errno = 0;
+	char *end;
+	long long v = strtoll(p, &end, 10);
+	if (end == p || errno != 0 || v < min || v > max || *end != sep)
+		return false;
+	*pos = end + 1;
+	*out = v;
+	return true;
+}
+
+/* Parses @text into a malloc'd array; NULL with *why set when it is malformed. */
+static struct epoch_entry *epochs_parse(const char *text, size_t *count_out, const char **why)
+{
+	const char *p = text;
+	int64_t version, count;
+	*why = "not a leader-epoch-checkpoint (want \"0\\n<count>\\n<epoch> <offset>\\n...\")";
+	if (!parse_int(&p, 0, 0, '\n', &version) ||
+	    !parse_int(&p, 0, EPOCH_ENTRIES_MAX, '\n', &count))
+		return NULL;
+	struct epoch_entry *entries = calloc((size_t)count + 1, sizeof(*entries));
+	TL_ASSERT(entries);
+	for (int64_t i = 0; i < count; i++) {
+		int64_t epoch, start;
+		if (!parse_int(&p, 0, INT32_MAX, ' ', &epoch) ||
+		    !parse_int(&p, 0, INT64_MAX, '\n', &start)) {
+			*why = "malformed entry (want \"<epoch> <start offset>\")";
+			free(entries);
+			return NULL;
+		}
+		if (i > 0 &&
+		    (epoch <= entries[i - 1].epoch || start <= entries[i - 1].start_offset)) {
+			*why = "entries are not strictly increasing in epoch and start offset";
+			free(entries);
+			return NULL;
+		}
+		entries[i] = (struct epoch_entry){.epoch = (int32_t)epoch, .start_offset = start};
+	}
+	if (*p != '\0') {
+		*why = "entry count does not match the lines";
+		free(entries);
+		return NULL;
+	}
+	*count_out = (size_t)count;
+	return entries;
+}
+
+/* Is @offset the base offset of a framed batch of the partition? */
+static bool seen_has(const struct logtool *lt, int64_t offset)
+{
+	size_t lo = 0, hi = lt->seen_count;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (lt->seen[mid].base_offset < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < lt->seen_count && lt->seen[lo].base_offset == offset;
+}
+
+/* Each trusted batch carries the epoch of the entry covering it; each entry inside the
+ * log starts at a batch. One problem per run of batches with the same mismatch. */
+static void epochs_check(struct logtool *lt, const char *path, const struct epoch_entry *entries,
+			 size_t count)
+{
+	size_t j = 0; /* entries[0 .. j) start at or before the batch */
+	int64_t reported = -1;
+	for (size_t i = 0; i < lt->seen_count; i++) {
+		const struct seen_batch *b = &lt->seen[i];
+		while (j < count && entries[j].start_offset <= b->base_offset)
+			j++;
+		if (!b->ok)
+			continue;
+		int64_t key = (int64_t)j << 32 | (uint32_t)b->epoch;
+		if (j > 0 && entries[j - 1].epoch == b->epoch)
+			continue;
+		if (key == reported)
+			continue;
+		reported = key;
+		if (j == 0)
+			problem(lt, path, b->base_offset, -1,
+				"batch at offset %" PRId64
+				" of leader epoch %d has no checkpoint entry at or before it",
+				b->base_offset, b->epoch);
+		else if (b->epoch > entries[j - 1].epoch)
+			problem(lt, path, b->base_offset, -1,
+				"batch at offset %" PRId64
+				" of leader epoch %d is covered by the entry of epoch %d (start %" PRId64
+				"): the checkpoint lacks epoch %d",
+				b->base_offset, b->epoch, entries[j - 1].epoch,
+				entries[j - 1].start_offset, b->epoch);
+		else
+			problem(lt, path, b->base_offset, -1,
+				"batch at offset %" PRId64
+				" of leader epoch %d is below the entry covering it (epoch %d, start %" PRId64
+				")",
+				b->base_offset, b->epoch, entries[j - 1].epoch,
+				entries[j - 1].start_offset);
+	}
+	if (lt->seen_count == 0)
+		return;
+	int64_t first = lt->seen[0].base_offset;
+	for (size_t k = 0; k < count; k++) {
+		int64_t start = entries[k].start_offset;
+		if (start > first && !seen_has(lt, start) &&
+		    start <= lt->seen[lt->seen_count - 1].base_offset)
+			problem(lt, path, start, -1,
+				"checkpoint entry of epoch %d starts at %" PRId64
+				", which is not the start of a batch",
+				entries[k].epoch, start);
+	}
+}
+
+/* Reports (dump) and checks a partition's leader-epoch checkpoint against the batches
+ * collected while its segments were scanned. */
+static void epoch_checkpoint(struct logtool *lt, const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, EPOCH_CHECKPOINT);
+	if (access(path, F_OK) != 0) {
+		if (!lt->check && !lt->json)
+			printf("== %s: absent (the broker rebuilds it from the batches)\n", path);
+		return;
+	}
+	struct mapped m;
+	if (!map_file(lt, path, &m))
+		return;
+	lt->file_count++;
+	size_t len = m.len;
+	char *text = malloc(len + 1);
+	TL_ASSERT(text);
+	memcpy(text, m.data, len);
+	text[len] = '\0';
+	unmap_file(&m);
+	size_t count = 0;
+	const char *why = NULL;
+	struct epoch_entry *entries = strlen(text) == len ? epochs_parse(text, &count, &why) : NULL;
+	free(text);
+	if (!entries) {
+		problem(lt, path, -1, -1, "%s", why ? why : "NUL byte in the file");
+		return;
+	}
+	if (lt->json && !lt->check) {
+		struct cli_node *node = cli_add_object(lt->files, NULL);
+		cli_add_str(node, "path", path);
+		cli_add_str(node, "type", "leader-epoch-checkpoint");
+		struct cli_node *items = cli_add_array(node, "entries");
+		for (size_t k = 0; k < count; k++) {
+			struct cli_node *e = cli_add_object(items, NULL);
+			cli_add_int(e, "epoch", entries[k].epoch);
+			cli_add_int(e, "start_offset", entries[k].start_offset);
+		}
+	} else if (!lt->check) {
+		printf("== %s (leader-epoch-checkpoint, %zu entries)\n", path, count);
+		for (size_t k = 0; k < count; k++)
+			printf("epoch %d startOffset %" PRId64 "\n", entries[k].epoch,
+			       entries[k].start_offset);
+	}
+	epochs_check(lt, path, entries, count);
+	free(entries);
+}
+
 /* A partition directory: each segment first, then its index files against it. */
 static void partition_dir(struct logtool *lt, const char *dir, char **names, size_t count)
 {
 	char path[4096];
+	lt->seeing = true;
+	lt->seen_count = 0;
 	for (size_t i = 0; i < count; i++) {
 		if (file_kind(names[i]) != FILE_LOG)
 			continue;
@@ -724,6 +938,8 @@ static void partition_dir(struct logtool *lt, const char *dir, char **names, siz
 		free(scan.positions);
 		free(scan.offsets);
 	}
+	lt->seeing = false;
+	epoch_checkpoint(lt, dir);
 	for (size_t i = 0; i < count; i++) {
 		if (file_kind(names[i]) != FILE_SNAPSHOT)
 			continue;
@@ -840,6 +1056,7 @@ int cli_log(struct cli *cli, int argc, char **argv)
 	rc = CLI_EXIT_OK;
 	for (int i = 1 + first; i < argc && rc == CLI_EXIT_OK; i++)
 		rc = walk(&lt, argv[i]);
+	free(lt.seen);
 	if (lt.json) {
 		cli_add_int(lt.doc, "segments", lt.segment_count);
 		cli_add_int(lt.doc, "batches", lt.batch_count);
