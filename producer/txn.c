@@ -31,7 +31,6 @@
 
 #include "common/assert.h"
 #include "common/time.h"
-#include "export.h"
 #include "internal.h"
 #include "protocol/messages.h"
 #include "tally/producer.h"

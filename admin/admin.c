@@ -9,11 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "client/client.h"
 #include "common/assert.h"
 #include "common/time.h"
-#include "conf.h"
-#include "export.h"
 #include "protocol/messages.h"
 
 #define ADMIN_ARENA_MAX  (64u << 20)

@@ -1,4 +1,6 @@
-/* client.h - the connection layer of libtally, shared by producer, consumer and admin:
+/* client.h - the client core of libtally, the interface of client/, shared by the producer,
+ * the consumer and the admin client: configuration (conf.h), the export macro (export.h)
+ * and the connection layer:
  * bootstrap, one nonblocking TCP connection per broker, request/response plumbing with
  * pipelining, ApiVersions negotiation and the cluster metadata cache.
  *
@@ -18,12 +20,14 @@
  * any error -> DOWN, with reconnect.backoff.ms before the next try. Requests are sent
  * only on READY connections; every request in flight on a connection that goes DOWN
  * completes with TL_ERR_NETWORK_EXCEPTION (retriable). */
-#ifndef TL_PRODUCER_CLIENT_H
-#define TL_PRODUCER_CLIENT_H
+#ifndef TL_CLIENT_CLIENT_H
+#define TL_CLIENT_CLIENT_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client/conf.h"
+#include "client/export.h"
 #include "common/buf.h"
 #include "tally/error.h"
 
