@@ -275,12 +275,73 @@ static bool txn_common_verdict(struct tl_producer *producer, enum txn_verdict ve
 	return false;
 }
 
+/* ---- the request path ----
+ *
+ * Every coordinator request goes out through txn_request() and comes back through
+ * txn_done(): a row of txn_apis names the API (client/request.c's row encodes and
+ * decodes it), where its top-level ErrorCode is, and the mapper that moves the state on
+ * from the answer, under the lock. A new API is a row here, a row in client/request.c
+ * and a mapper. */
+
+struct txn_call;
+
+/* Moves the state on from one answer. @err is the request's error (timeout,
+ * disconnect, undecodable answer: TL_ERR_CORRUPT_MESSAGE) or else the answer's
+ * top-level ErrorCode; @response is NULL when the request failed. Lock held. */
+typedef void (*txn_map_fn)(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			   const void *response);
+
+struct txn_api {
+	int16_t api_key;
+	int16_t (*error_of)(const void *response); /* top-level ErrorCode; NULL: none */
+	txn_map_fn map;
+};
+
 /* What an answer's callback gets: the producer, and the transaction it was sent for. */
 struct txn_call {
 	struct tl_producer *producer;
+	const struct txn_api *api;
 	uint32_t round;
+	bool *in_flight;                /* the slot it holds until answered (invariant 3) */
 	struct partition_state **parts; /* AddPartitionsToTxn: the partitions asked for */
 	int32_t part_count;
+};
+
+static int16_t find_error(const void *response);
+static int16_t init_error(const void *response);
+static int16_t add_offsets_error(const void *response);
+static int16_t end_error(const void *response);
+static void find_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		     const void *response);
+static void init_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		     const void *response);
+static void add_partitions_map(struct tl_producer *producer, const struct txn_call *call,
+			       tl_err err, const void *response);
+static void add_offsets_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			    const void *response);
+static void offset_commit_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			      const void *response);
+static void end_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		    const void *response);
+
+enum txn_api_id {
+	TXN_API_FIND_COORDINATOR,
+	TXN_API_INIT_PRODUCER_ID,
+	TXN_API_ADD_PARTITIONS,
+	TXN_API_ADD_OFFSETS,
+	TXN_API_OFFSET_COMMIT,
+	TXN_API_END,
+};
+
+static const struct txn_api txn_apis[] = {
+	[TXN_API_FIND_COORDINATOR] = {TL_CLIENT_API_FIND_COORDINATOR, find_error, find_map},
+	[TXN_API_INIT_PRODUCER_ID] = {TL_CLIENT_API_INIT_PRODUCER_ID, init_error, init_map},
+	/* Errors per partition, mapped by the mappers. */
+	[TXN_API_ADD_PARTITIONS] = {TL_CLIENT_API_ADD_PARTITIONS_TO_TXN, NULL, add_partitions_map},
+	[TXN_API_ADD_OFFSETS] = {TL_CLIENT_API_ADD_OFFSETS_TO_TXN, add_offsets_error,
+				 add_offsets_map},
+	[TXN_API_OFFSET_COMMIT] = {TL_CLIENT_API_TXN_OFFSET_COMMIT, NULL, offset_commit_map},
+	[TXN_API_END] = {TL_CLIENT_API_END_TXN, end_error, end_map},
 };
 
 static struct txn_call *call_create(struct tl_producer *producer)
@@ -299,79 +360,72 @@ static void call_free(struct txn_call *call)
 	free(call);
 }
 
-/* Sends @body to @node; on failure to queue it, frees @call. True if sent. */
-static bool txn_send(struct tl_producer *producer, int32_t node, int16_t api_key, int16_t version,
-		     struct tl_buf *body, tl_client_response_fn fn, struct txn_call *call)
+static void txn_done(void *arg, tl_err err, const void *response)
 {
-	tl_err err = tl_client_send(producer->client, node, api_key, version, body, true, fn, call);
-	tl_buf_deinit(body);
+	struct txn_call *call = arg;
+	struct tl_producer *producer = call->producer;
+	if (err == TL_OK && call->api->error_of)
+		err = (tl_err)call->api->error_of(response);
+	pthread_mutex_lock(&producer->lock);
+	TL_ASSERT(*call->in_flight);
+	*call->in_flight = false;
+	call->api->map(producer, call, err, response);
+	pthread_cond_broadcast(&producer->cond);
+	pthread_mutex_unlock(&producer->lock);
+	call_free(call);
+}
+
+/* Sends @req (borrowed) as row @id to @node; the answer goes to the row's mapper.
+ * Takes @call (freed when nothing is sent). The request holds the slot @in_flight until
+ * it is answered. When @node speaks no version of the API, the producer fails. True if
+ * sent. Lock held. */
+static bool txn_request(struct tl_producer *producer, int32_t node, enum txn_api_id id,
+			const void *req, struct txn_call *call, bool *in_flight)
+{
+	TL_ASSERT(!*in_flight);
+	call->api = &txn_apis[id];
+	call->in_flight = in_flight;
+	const struct tl_client_rpc *rpc = tl_client_rpc_find(call->api->api_key);
+	tl_err err = tl_client_rpc_send(producer->client, node, rpc, req, TXN_ARENA_BYTES, txn_done,
+					call);
+	if (err == TL_ERR_UNSUPPORTED_VERSION)
+		txn_fatal(producer, err, rpc->name);
 	if (err != TL_OK) {
 		call_free(call);
 		return false;
 	}
+	*in_flight = true;
 	return true;
-}
-
-/* The version of @api_key the transaction coordinator speaks; -1 after making the
- * producer fail (no common version), naming @what. */
-static int16_t coordinator_version(struct tl_producer *producer, int16_t api_key, const char *what)
-{
-	int16_t version =
-		tl_client_api_version(producer->client, producer->txn.coordinator, api_key);
-	if (version < 0)
-		txn_fatal(producer, TL_ERR_UNSUPPORTED_VERSION, what);
-	return version;
 }
 
 /* ---- FindCoordinator ---- */
 
-static void find_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version, bool group)
+static int16_t find_error(const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_find_coordinator_response resp;
-	tl_find_coordinator_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_find_coordinator_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	if (err == TL_OK)
-		err = (tl_err)resp.error_code;
-	pthread_mutex_lock(&producer->lock);
+	return ((const struct tl_find_coordinator_response *)response)->error_code;
+}
+
+static void find_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		     const void *response)
+{
+	const struct tl_find_coordinator_response *resp = response;
 	struct producer_txn *txn = &producer->txn;
-	if (group)
-		txn->group_in_flight = false;
-	else
-		txn->find_in_flight = false;
-	if (!producer->stop) {
-		int32_t *node = group ? &txn->group_coordinator : &txn->coordinator;
-		if (err == TL_OK && resp.node_id >= 0 && resp.host.len > 0 &&
-		    tl_client_broker_add(producer->client, resp.node_id, resp.host.ptr,
-					 resp.host.len, resp.port) == TL_OK) {
-			*node = resp.node_id;
-			if (group && txn->offsets_step == OFFSETS_FIND_GROUP &&
-			    call->round == txn->round)
-				txn->offsets_step = OFFSETS_COMMIT;
-		} else if (group) {
-			txn->group_retry_at_ns = tl_mono_ns() + producer->retry_backoff_ns;
-		} else {
-			txn->retry_at_ns = tl_mono_ns() + producer->retry_backoff_ns;
-		}
+	/* The slot says which coordinator was asked for. */
+	bool group = call->in_flight == &txn->group_in_flight;
+	if (producer->stop)
+		return;
+	int32_t *node = group ? &txn->group_coordinator : &txn->coordinator;
+	if (err == TL_OK && resp->node_id >= 0 && resp->host.len > 0 &&
+	    tl_client_broker_add(producer->client, resp->node_id, resp->host.ptr, resp->host.len,
+				 resp->port) == TL_OK) {
+		*node = resp->node_id;
+		if (group && txn->offsets_step == OFFSETS_FIND_GROUP && call->round == txn->round)
+			txn->offsets_step = OFFSETS_COMMIT;
+	} else if (group) {
+		txn->group_retry_at_ns = tl_mono_ns() + producer->retry_backoff_ns;
+	} else {
+		txn->retry_at_ns = tl_mono_ns() + producer->retry_backoff_ns;
 	}
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
-}
-
-static void find_txn_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
-{
-	find_done(arg, err, body, version, false);
-}
-
-static void find_group_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
-{
-	find_done(arg, err, body, version, true);
 }
 
 /* Asks any broker for the coordinator of @key (@key_type 1: transaction, 0: group). */
@@ -395,45 +449,30 @@ static void find_send(struct tl_producer *producer, const char *key, int8_t key_
 	tl_find_coordinator_request_defaults(&req);
 	req.key = tl_str_of(key);
 	req.key_type = key_type;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_find_coordinator_request_encode(&body, version, &req);
-	bool group = key_type == 0;
-	if (txn_send(producer, node, TL_CLIENT_API_FIND_COORDINATOR, version, &body,
-		     group ? find_group_done : find_txn_done, call)) {
-		if (group)
-			txn->group_in_flight = true;
-		else
-			txn->find_in_flight = true;
-	}
+	bool *slot = key_type == 0 ? &txn->group_in_flight : &txn->find_in_flight;
+	txn_request(producer, node, TXN_API_FIND_COORDINATOR, &req, call, slot);
 }
 
 /* ---- InitProducerId ---- */
 
-static void init_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static int16_t init_error(const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_init_producer_id_response resp;
-	tl_init_producer_id_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_init_producer_id_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	if (err == TL_OK)
-		err = (tl_err)resp.error_code;
-	pthread_mutex_lock(&producer->lock);
+	return ((const struct tl_init_producer_id_response *)response)->error_code;
+}
+
+static void init_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		     const void *response)
+{
+	const struct tl_init_producer_id_response *resp = response;
 	struct producer_txn *txn = &producer->txn;
-	txn->request_in_flight = false;
 	enum txn_verdict verdict = txn_classify(err);
+	TL_UNUSED(call);
 	if (producer->stop || txn->state != TXN_INIT) {
 		/* destroyed, or failed meanwhile */
 	} else if (verdict == VERDICT_OK) {
-		tl_producer_pid_adopt(producer, resp.producer_id, resp.producer_epoch);
+		tl_producer_pid_adopt(producer, resp->producer_id, resp->producer_epoch);
 		txn->bump_epoch = false;
 		txn->state = TXN_READY;
-		pthread_cond_broadcast(&producer->cond);
 	} else if (err == TL_ERR_INVALID_TRANSACTION_TIMEOUT) {
 		char msg[300];
 		snprintf(
@@ -444,18 +483,11 @@ static void init_done(void *arg, tl_err err, struct tl_cursor *body, int16_t ver
 	} else if (!txn_common_verdict(producer, verdict, err, "InitProducerId")) {
 		txn_fatal(producer, err, "InitProducerId");
 	}
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
 static void init_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
-	int16_t version =
-		coordinator_version(producer, TL_CLIENT_API_INIT_PRODUCER_ID, "InitProducerId");
-	if (version < 0)
-		return;
 	struct txn_call *call = call_create(producer);
 	if (!call)
 		return;
@@ -465,17 +497,13 @@ static void init_send(struct tl_producer *producer)
 	req.transaction_timeout_ms = txn->timeout_ms;
 	req.producer_id = -1;
 	req.producer_epoch = -1;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_init_producer_id_request_encode(&body, version, &req);
-	txn->request_in_flight =
-		txn_send(producer, txn->coordinator, TL_CLIENT_API_INIT_PRODUCER_ID, version, &body,
-			 init_done, call);
+	txn_request(producer, txn->coordinator, TXN_API_INIT_PRODUCER_ID, &req, call,
+		    &txn->request_in_flight);
 }
 
 /* ---- AddPartitionsToTxn ---- */
 
-static struct partition_state *call_find_part(struct txn_call *call, struct tl_str topic,
+static struct partition_state *call_find_part(const struct txn_call *call, struct tl_str topic,
 					      int32_t index)
 {
 	for (int32_t i = 0; i < call->part_count; i++) {
@@ -488,7 +516,8 @@ static struct partition_state *call_find_part(struct txn_call *call, struct tl_s
 
 /* Applies one AddPartitionsToTxn answer; returns the verdict over all partitions and
  * the first error in *@err_out / *@part_out. Lock held. */
-static enum txn_verdict add_partitions_apply(struct tl_producer *producer, struct txn_call *call,
+static enum txn_verdict add_partitions_apply(struct tl_producer *producer,
+					     const struct txn_call *call,
 					     const struct tl_add_partitions_to_txn_response *resp,
 					     tl_err *err_out, struct partition_state **part_out)
 {
@@ -523,40 +552,25 @@ static enum txn_verdict add_partitions_apply(struct tl_producer *producer, struc
 	return verdict;
 }
 
-static void add_partitions_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static void add_partitions_map(struct tl_producer *producer, const struct txn_call *call,
+			       tl_err err, const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_add_partitions_to_txn_response resp;
-	tl_add_partitions_to_txn_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_add_partitions_to_txn_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	pthread_mutex_lock(&producer->lock);
 	struct producer_txn *txn = &producer->txn;
-	txn->request_in_flight = false;
 	for (int32_t i = 0; i < call->part_count; i++)
 		call->parts[i]->txn_adding = false;
 	if (producer->stop || call->round != txn->round || producer->pid_state == PID_FAILED)
-		goto out;
+		return;
 	struct partition_state *part = NULL;
 	enum txn_verdict verdict = txn_classify(err);
 	if (err == TL_OK)
-		verdict = add_partitions_apply(producer, call, &resp, &err, &part);
+		verdict = add_partitions_apply(producer, call, response, &err, &part);
 	if (txn_common_verdict(producer, verdict, err, "AddPartitionsToTxn"))
-		goto out;
+		return;
 	if (verdict == VERDICT_ABORTABLE && part)
 		txn_abortable(
 			producer, err,
 			"AddPartitionsToTxn refused topic %s partition %d: %s (%s); abort the transaction",
 			part->topic->name, part->index, tl_err_message(err), tl_err_name(err));
-out:
-	pthread_cond_broadcast(&producer->cond);
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
 /* Collects the partitions with records that are not in the transaction yet. */
@@ -576,9 +590,9 @@ static int32_t add_partitions_collect(struct tl_producer *producer, struct txn_c
 	return call->part_count;
 }
 
-/* Encodes the v0-2 request: partitions grouped by topic, in collection order. */
-static tl_err add_partitions_encode(struct tl_producer *producer, struct txn_call *call,
-				    int16_t version, struct tl_buf *body)
+/* Sends the v0-2 request for @call's partitions, grouped by topic in collection order.
+ * Takes @call. True if sent. */
+static bool add_partitions_request(struct tl_producer *producer, struct txn_call *call)
 {
 	struct tl_add_partitions_to_txn_request req;
 	tl_add_partitions_to_txn_request_defaults(&req);
@@ -591,7 +605,8 @@ static tl_err add_partitions_encode(struct tl_producer *producer, struct txn_cal
 	if (!topics || !indexes) {
 		free(topics);
 		free(indexes);
-		return TL_ERR_NOMEM;
+		call_free(call);
+		return false;
 	}
 	int32_t topic_count = 0, at = 0;
 	for (int32_t i = 0; i < call->part_count; i++) {
@@ -612,16 +627,16 @@ static tl_err add_partitions_encode(struct tl_producer *producer, struct txn_cal
 	}
 	req.v3_and_below_topics_count = topic_count;
 	req.v3_and_below_topics = topics;
-	tl_add_partitions_to_txn_request_encode(body, version, &req);
+	bool sent = txn_request(producer, producer->txn.coordinator, TXN_API_ADD_PARTITIONS, &req,
+				call, &producer->txn.request_in_flight);
 	free(topics);
 	free(indexes);
-	return TL_OK;
+	return sent;
 }
 
 /* True if a request went out. */
 static bool add_partitions_send(struct tl_producer *producer)
 {
-	struct producer_txn *txn = &producer->txn;
 	struct txn_call *call = call_create(producer);
 	if (!call)
 		return false;
@@ -630,49 +645,28 @@ static bool add_partitions_send(struct tl_producer *producer)
 		call_free(call);
 		return false;
 	}
-	int16_t version = coordinator_version(producer, TL_CLIENT_API_ADD_PARTITIONS_TO_TXN,
-					      "AddPartitionsToTxn");
-	if (version < 0) {
-		call_free(call);
-		return false;
-	}
-	struct tl_buf body;
-	tl_buf_init(&body);
-	if (add_partitions_encode(producer, call, version, &body) != TL_OK) {
-		tl_buf_deinit(&body);
-		call_free(call);
-		return false;
-	}
 	struct partition_state **parts = call->parts;
 	int32_t count = call->part_count;
-	if (!txn_send(producer, txn->coordinator, TL_CLIENT_API_ADD_PARTITIONS_TO_TXN, version,
-		      &body, add_partitions_done, call))
+	if (!add_partitions_request(producer, call))
 		return false;
 	for (int32_t i = 0; i < count; i++)
 		parts[i]->txn_adding = true;
-	txn->request_in_flight = true;
 	return true;
 }
 
 /* ---- AddOffsetsToTxn, TxnOffsetCommit ---- */
 
-static void add_offsets_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static int16_t add_offsets_error(const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_add_offsets_to_txn_response resp;
-	tl_add_offsets_to_txn_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_add_offsets_to_txn_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	if (err == TL_OK)
-		err = (tl_err)resp.error_code;
-	pthread_mutex_lock(&producer->lock);
+	return ((const struct tl_add_offsets_to_txn_response *)response)->error_code;
+}
+
+static void add_offsets_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			    const void *response)
+{
 	struct producer_txn *txn = &producer->txn;
-	txn->request_in_flight = false;
 	enum txn_verdict verdict = txn_classify(err);
+	TL_UNUSED(response);
 	if (verdict == VERDICT_OK && call->round == txn->round)
 		txn->registered = true; /* even if aborted meanwhile: EndTxn must go out */
 	if (producer->stop || call->round != txn->round || txn->offsets_step != OFFSETS_ADD ||
@@ -685,19 +679,11 @@ static void add_offsets_done(void *arg, tl_err err, struct tl_cursor *body, int1
 			      "AddOffsetsToTxn for group %s failed: %s (%s); abort the transaction",
 			      txn->group_id, tl_err_message(err), tl_err_name(err));
 	}
-	pthread_cond_broadcast(&producer->cond);
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
 static void add_offsets_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
-	int16_t version =
-		coordinator_version(producer, TL_CLIENT_API_ADD_OFFSETS_TO_TXN, "AddOffsetsToTxn");
-	if (version < 0)
-		return;
 	struct txn_call *call = call_create(producer);
 	if (!call)
 		return;
@@ -707,12 +693,8 @@ static void add_offsets_send(struct tl_producer *producer)
 	req.producer_id = producer->producer_id;
 	req.producer_epoch = producer->producer_epoch;
 	req.group_id = tl_str_of(txn->group_id);
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_add_offsets_to_txn_request_encode(&body, version, &req);
-	txn->request_in_flight =
-		txn_send(producer, txn->coordinator, TL_CLIENT_API_ADD_OFFSETS_TO_TXN, version,
-			 &body, add_offsets_done, call);
+	txn_request(producer, txn->coordinator, TXN_API_ADD_OFFSETS, &req, call,
+		    &txn->request_in_flight);
 }
 
 /* The verdict for one TxnOffsetCommit partition error: the group's own errors mean
@@ -734,33 +716,24 @@ static enum txn_verdict offset_commit_classify(tl_err err)
 	}
 }
 
-static void offset_commit_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static void offset_commit_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			      const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_txn_offset_commit_response resp;
-	tl_txn_offset_commit_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_txn_offset_commit_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
+	const struct tl_txn_offset_commit_response *resp = response;
+	struct producer_txn *txn = &producer->txn;
 	enum txn_verdict verdict = offset_commit_classify(err);
-	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++)
-		for (int32_t i = 0; i < resp.topics[t].partitions_count; i++) {
-			tl_err e = (tl_err)resp.topics[t].partitions[i].error_code;
+	for (int32_t t = 0; err == TL_OK && t < resp->topics_count; t++)
+		for (int32_t i = 0; i < resp->topics[t].partitions_count; i++) {
+			tl_err e = (tl_err)resp->topics[t].partitions[i].error_code;
 			enum txn_verdict v = offset_commit_classify(e);
 			if (v > verdict) {
 				verdict = v;
 				err = e;
 			}
 		}
-	pthread_mutex_lock(&producer->lock);
-	struct producer_txn *txn = &producer->txn;
-	txn->group_in_flight = false;
 	if (producer->stop || call->round != txn->round || txn->offsets_step != OFFSETS_COMMIT ||
 	    producer->pid_state == PID_FAILED)
-		goto out;
+		return;
 	switch (verdict) {
 	case VERDICT_OK:
 		txn->offsets_step = OFFSETS_DONE;
@@ -784,15 +757,10 @@ static void offset_commit_done(void *arg, tl_err err, struct tl_cursor *body, in
 			txn->group_id, tl_err_message(err), tl_err_name(err));
 		break;
 	}
-out:
-	pthread_cond_broadcast(&producer->cond);
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
-static tl_err offset_commit_encode(struct tl_producer *producer, int16_t version,
-				   struct tl_buf *body)
+/* Sends the group's offsets to its coordinator @node. Takes @call. */
+static void offset_commit_request(struct tl_producer *producer, int32_t node, struct txn_call *call)
 {
 	struct producer_txn *txn = &producer->txn;
 	struct tl_txn_offset_commit_request req;
@@ -811,7 +779,8 @@ static tl_err offset_commit_encode(struct tl_producer *producer, int16_t version
 	if (!topics || !parts) {
 		free(topics);
 		free(parts);
-		return TL_ERR_NOMEM;
+		call_free(call);
+		return;
 	}
 	int32_t topic_count = 0, at = 0;
 	for (int32_t i = 0; i < txn->offset_count; i++) {
@@ -840,36 +809,20 @@ static tl_err offset_commit_encode(struct tl_producer *producer, int16_t version
 	}
 	req.topics_count = topic_count;
 	req.topics = topics;
-	tl_txn_offset_commit_request_encode(body, version, &req);
+	txn_request(producer, node, TXN_API_OFFSET_COMMIT, &req, call, &txn->group_in_flight);
 	free(topics);
 	free(parts);
-	return TL_OK;
 }
 
 static void offset_commit_send(struct tl_producer *producer)
 {
-	struct producer_txn *txn = &producer->txn;
-	int32_t node = txn->group_coordinator;
+	int32_t node = producer->txn.group_coordinator;
 	if (!tl_client_node_ready(producer->client, node))
 		return;
-	int16_t version =
-		tl_client_api_version(producer->client, node, TL_CLIENT_API_TXN_OFFSET_COMMIT);
-	if (version < 0) {
-		txn_fatal(producer, TL_ERR_UNSUPPORTED_VERSION, "TxnOffsetCommit");
-		return;
-	}
 	struct txn_call *call = call_create(producer);
 	if (!call)
 		return;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	if (offset_commit_encode(producer, version, &body) != TL_OK) {
-		tl_buf_deinit(&body);
-		call_free(call);
-		return;
-	}
-	txn->group_in_flight = txn_send(producer, node, TL_CLIENT_API_TXN_OFFSET_COMMIT, version,
-					&body, offset_commit_done, call);
+	offset_commit_request(producer, node, call);
 }
 
 /* The group coordinator's steps; their own slot (invariant 3). */
@@ -889,23 +842,18 @@ static int64_t offsets_group_io(struct tl_producer *producer, int64_t now)
 
 /* ---- EndTxn ---- */
 
-static void end_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static int16_t end_error(const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_end_txn_response resp;
-	tl_end_txn_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK && tl_end_txn_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	if (err == TL_OK)
-		err = (tl_err)resp.error_code;
-	pthread_mutex_lock(&producer->lock);
+	return ((const struct tl_end_txn_response *)response)->error_code;
+}
+
+static void end_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		    const void *response)
+{
 	struct producer_txn *txn = &producer->txn;
-	txn->request_in_flight = false;
 	bool committing = txn->state == TXN_COMMITTING;
 	enum txn_verdict verdict = txn_classify(err);
+	TL_UNUSED(response);
 	if (producer->stop || call->round != txn->round || producer->pid_state == PID_FAILED ||
 	    (!committing && txn->state != TXN_ABORTING)) {
 		/* destroyed or failed meanwhile */
@@ -921,18 +869,11 @@ static void end_done(void *arg, tl_err err, struct tl_cursor *body, int16_t vers
 	} else {
 		txn_fatal(producer, err, "EndTxn(abort)");
 	}
-	pthread_cond_broadcast(&producer->cond);
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
 static void end_send(struct tl_producer *producer, bool commit)
 {
 	struct producer_txn *txn = &producer->txn;
-	int16_t version = coordinator_version(producer, TL_CLIENT_API_END_TXN, "EndTxn");
-	if (version < 0)
-		return;
 	struct txn_call *call = call_create(producer);
 	if (!call)
 		return;
@@ -942,12 +883,8 @@ static void end_send(struct tl_producer *producer, bool commit)
 	req.producer_id = producer->producer_id;
 	req.producer_epoch = producer->producer_epoch;
 	req.committed = commit;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_end_txn_request_encode(&body, version, &req);
-	txn->request_in_flight = txn_send(producer, txn->coordinator, TL_CLIENT_API_END_TXN,
-					  version, &body, end_done, call);
-	if (txn->request_in_flight)
+	if (txn_request(producer, txn->coordinator, TXN_API_END, &req, call,
+			&txn->request_in_flight))
 		txn->end_sent = true;
 }
 
