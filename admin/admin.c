@@ -662,6 +662,24 @@ static void result_destroy(void *pub)
 	free(result);
 }
 
+/* Runs @call with a new result as its mapper's argument; *@result_out gets the result
+ * (the caller's to hand out) when the call succeeds, and it is freed when it fails. */
+static tl_err admin_call_result(struct tl_admin *admin, struct admin_call *call, int timeout_ms,
+				struct admin_result **result_out)
+{
+	struct admin_result *result = result_create();
+	if (!result)
+		return TL_ERR_NOMEM;
+	call->arg = result;
+	tl_err err = admin_call(admin, call, admin_deadline(timeout_ms));
+	if (err != TL_OK) {
+		result_destroy(&result->pub);
+		return err;
+	}
+	*result_out = result;
+	return TL_OK;
+}
+
 /* Like arena_strdup, but a null wire string stays NULL. */
 static char *arena_strdup_null(struct tl_arena *arena, struct tl_str s)
 {
@@ -997,19 +1015,15 @@ static tl_err cluster_map(struct tl_admin *admin, const struct admin_call *call,
 TL_EXPORT tl_err tl_admin_describe_cluster(struct tl_admin *admin, struct tl_admin_cluster **out,
 					   int timeout_ms)
 {
-	struct admin_result *result = result_create();
-	if (!result)
-		return TL_ERR_NOMEM;
 	struct tl_metadata_request req;
 	tl_metadata_request_defaults(&req);
 	req.topics_count = -1;
 	req.allow_auto_topic_creation = false;
-	struct admin_call call = {API_METADATA, &req, NULL, -1, cluster_map, result};
-	tl_err err = admin_call(admin, &call, admin_deadline(timeout_ms));
-	if (err != TL_OK) {
-		result_destroy(&result->pub);
+	struct admin_call call = {API_METADATA, &req, NULL, -1, cluster_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
 		return err;
-	}
 	*out = &result->pub.cluster;
 	return TL_OK;
 }
@@ -1306,20 +1320,16 @@ TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *gro
 {
 	if (!group || !group[0])
 		return admin_fail(admin, TL_ERR_INVALID, "describe_group: needs a group id");
-	struct admin_result *result = result_create();
-	if (!result)
-		return TL_ERR_NOMEM;
 	struct tl_str name = tl_str_of(group);
 	struct tl_describe_groups_request req;
 	tl_describe_groups_request_defaults(&req);
 	req.groups_count = 1;
 	req.groups = &name;
-	struct admin_call call = {API_DESCRIBE_GROUPS, &req, group, -1, describe_group_map, result};
-	tl_err err = admin_call(admin, &call, admin_deadline(timeout_ms));
-	if (err != TL_OK) {
-		result_destroy(&result->pub);
+	struct admin_call call = {API_DESCRIBE_GROUPS, &req, group, -1, describe_group_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
 		return err;
-	}
 	result->pub.group.coordinator_id = call.node;
 	*out = &result->pub.group;
 	return TL_OK;
@@ -1391,19 +1401,15 @@ TL_EXPORT tl_err tl_admin_list_group_offsets(struct tl_admin *admin, const char 
 {
 	if (!group || !group[0])
 		return admin_fail(admin, TL_ERR_INVALID, "list_group_offsets: needs a group id");
-	struct admin_result *result = result_create();
-	if (!result)
-		return TL_ERR_NOMEM;
 	struct tl_offset_fetch_request req;
 	tl_offset_fetch_request_defaults(&req);
 	req.group_id = tl_str_of(group);
 	req.topics_count = -1; /* every topic */
-	struct admin_call call = {API_OFFSET_FETCH, &req, group, -1, group_offsets_map, result};
-	tl_err err = admin_call(admin, &call, admin_deadline(timeout_ms));
-	if (err != TL_OK) {
-		result_destroy(&result->pub);
+	struct admin_call call = {API_OFFSET_FETCH, &req, group, -1, group_offsets_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
 		return err;
-	}
 	*out = &result->pub.offsets;
 	return TL_OK;
 }
@@ -1684,21 +1690,17 @@ TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const cha
 	if (!transactional_id || !transactional_id[0])
 		return admin_fail(admin, TL_ERR_INVALID,
 				  "describe_transaction: needs a transactional id");
-	struct admin_result *result = result_create();
-	if (!result)
-		return TL_ERR_NOMEM;
 	struct tl_str id = tl_str_of(transactional_id);
 	struct tl_describe_transactions_request req;
 	tl_describe_transactions_request_defaults(&req);
 	req.transactional_ids_count = 1;
 	req.transactional_ids = &id;
-	struct admin_call call = {API_DESCRIBE_TRANSACTIONS, &req,  transactional_id, -1,
-				  describe_transaction_map,  result};
-	tl_err err = admin_call(admin, &call, admin_deadline(timeout_ms));
-	if (err != TL_OK) {
-		result_destroy(&result->pub);
+	struct admin_call call = {API_DESCRIBE_TRANSACTIONS, &req, transactional_id, -1,
+				  describe_transaction_map,  NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
 		return err;
-	}
 	result->pub.txn.coordinator_id = call.node;
 	*out = &result->pub.txn;
 	return TL_OK;

@@ -25,6 +25,8 @@
  * (4) Answers carry txn->round (the count of ended transactions); an answer for an
  *     earlier transaction changes nothing. */
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,9 +281,9 @@ static bool txn_common_verdict(struct tl_producer *producer, enum txn_verdict ve
  *
  * Every coordinator request goes out through txn_request() and comes back through
  * txn_done(): a row of txn_apis names the API (client/request.c's row encodes and
- * decodes it), where its top-level ErrorCode is, and the mapper that moves the state on
- * from the answer, under the lock. A new API is a row here, a row in client/request.c
- * and a mapper. */
+ * decodes it), where its top-level ErrorCode is (offsetof in the generated response
+ * struct), and the mapper that moves the state on from the answer, under the lock. A new API is a
+ * row here, a row in client/request.c and a mapper. */
 
 struct txn_call;
 
@@ -291,9 +293,11 @@ struct txn_call;
 typedef void (*txn_map_fn)(struct tl_producer *producer, const struct txn_call *call, tl_err err,
 			   const void *response);
 
+#define TXN_NO_ERROR_CODE SIZE_MAX /* txn_api.error_code_at: errors are per partition */
+
 struct txn_api {
 	int16_t api_key;
-	int16_t (*error_of)(const void *response); /* top-level ErrorCode; NULL: none */
+	size_t error_code_at; /* offset of the response's top-level ErrorCode (an int16_t) */
 	txn_map_fn map;
 };
 
@@ -307,10 +311,6 @@ struct txn_call {
 	int32_t part_count;
 };
 
-static int16_t find_error(const void *response);
-static int16_t init_error(const void *response);
-static int16_t add_offsets_error(const void *response);
-static int16_t end_error(const void *response);
 static void find_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
 		     const void *response);
 static void init_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
@@ -334,25 +334,22 @@ enum txn_api_id {
 };
 
 static const struct txn_api txn_apis[] = {
-	[TXN_API_FIND_COORDINATOR] = {TL_CLIENT_API_FIND_COORDINATOR, find_error, find_map},
-	[TXN_API_INIT_PRODUCER_ID] = {TL_CLIENT_API_INIT_PRODUCER_ID, init_error, init_map},
-	/* Errors per partition, mapped by the mappers. */
-	[TXN_API_ADD_PARTITIONS] = {TL_CLIENT_API_ADD_PARTITIONS_TO_TXN, NULL, add_partitions_map},
-	[TXN_API_ADD_OFFSETS] = {TL_CLIENT_API_ADD_OFFSETS_TO_TXN, add_offsets_error,
+	[TXN_API_FIND_COORDINATOR] = {TL_CLIENT_API_FIND_COORDINATOR,
+				      offsetof(struct tl_find_coordinator_response, error_code),
+				      find_map},
+	[TXN_API_INIT_PRODUCER_ID] = {TL_CLIENT_API_INIT_PRODUCER_ID,
+				      offsetof(struct tl_init_producer_id_response, error_code),
+				      init_map},
+	[TXN_API_ADD_PARTITIONS] = {TL_CLIENT_API_ADD_PARTITIONS_TO_TXN, TXN_NO_ERROR_CODE,
+				    add_partitions_map},
+	[TXN_API_ADD_OFFSETS] = {TL_CLIENT_API_ADD_OFFSETS_TO_TXN,
+				 offsetof(struct tl_add_offsets_to_txn_response, error_code),
 				 add_offsets_map},
-	[TXN_API_OFFSET_COMMIT] = {TL_CLIENT_API_TXN_OFFSET_COMMIT, NULL, offset_commit_map},
-	[TXN_API_END] = {TL_CLIENT_API_END_TXN, end_error, end_map},
+	[TXN_API_OFFSET_COMMIT] = {TL_CLIENT_API_TXN_OFFSET_COMMIT, TXN_NO_ERROR_CODE,
+				   offset_commit_map},
+	[TXN_API_END] = {TL_CLIENT_API_END_TXN, offsetof(struct tl_end_txn_response, error_code),
+			 end_map},
 };
-
-static struct txn_call *call_create(struct tl_producer *producer)
-{
-	struct txn_call *call = calloc(1, sizeof(*call));
-	if (call) {
-		call->producer = producer;
-		call->round = producer->txn.round;
-	}
-	return call;
-}
 
 static void call_free(struct txn_call *call)
 {
@@ -364,8 +361,12 @@ static void txn_done(void *arg, tl_err err, const void *response)
 {
 	struct txn_call *call = arg;
 	struct tl_producer *producer = call->producer;
-	if (err == TL_OK && call->api->error_of)
-		err = (tl_err)call->api->error_of(response);
+	if (err == TL_OK && call->api->error_code_at != TXN_NO_ERROR_CODE) {
+		int16_t error_code;
+		memcpy(&error_code, (const char *)response + call->api->error_code_at,
+		       sizeof(error_code));
+		err = (tl_err)error_code;
+	}
 	pthread_mutex_lock(&producer->lock);
 	TL_ASSERT(*call->in_flight);
 	*call->in_flight = false;
@@ -375,16 +376,29 @@ static void txn_done(void *arg, tl_err err, const void *response)
 	call_free(call);
 }
 
-/* Sends @req (borrowed) as row @id to @node; the answer goes to the row's mapper.
- * Takes @call (freed when nothing is sent). The request holds the slot @in_flight until
- * it is answered. When @node speaks no version of the API, the producer fails. True if
+/* Sends @req (borrowed) as row @id to @node, for the current transaction; the answer
+ * goes to the row's mapper. The request holds the slot @in_flight until it is answered.
+ * Takes @parts (AddPartitionsToTxn's partitions, else NULL), which the answer's
+ * txn_call keeps. When @node speaks no version of the API, the producer fails. True if
  * sent. Lock held. */
 static bool txn_request(struct tl_producer *producer, int32_t node, enum txn_api_id id,
-			const void *req, struct txn_call *call, bool *in_flight)
+			const void *req, bool *in_flight, struct partition_state **parts,
+			int32_t part_count)
 {
 	TL_ASSERT(!*in_flight);
-	call->api = &txn_apis[id];
-	call->in_flight = in_flight;
+	struct txn_call *call = calloc(1, sizeof(*call));
+	if (!call) {
+		free(parts);
+		return false;
+	}
+	*call = (struct txn_call){
+		.producer = producer,
+		.api = &txn_apis[id],
+		.round = producer->txn.round,
+		.in_flight = in_flight,
+		.parts = parts,
+		.part_count = part_count,
+	};
 	const struct tl_client_rpc *rpc = tl_client_rpc_find(call->api->api_key);
 	tl_err err = tl_client_rpc_send(producer->client, node, rpc, req, TXN_ARENA_BYTES, txn_done,
 					call);
@@ -399,11 +413,6 @@ static bool txn_request(struct tl_producer *producer, int32_t node, enum txn_api
 }
 
 /* ---- FindCoordinator ---- */
-
-static int16_t find_error(const void *response)
-{
-	return ((const struct tl_find_coordinator_response *)response)->error_code;
-}
 
 static void find_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
 		     const void *response)
@@ -442,23 +451,15 @@ static void find_send(struct tl_producer *producer, const char *key, int8_t key_
 			  "FindCoordinator v1+ (the broker does not support transactions)");
 		return;
 	}
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
 	struct tl_find_coordinator_request req;
 	tl_find_coordinator_request_defaults(&req);
 	req.key = tl_str_of(key);
 	req.key_type = key_type;
 	bool *slot = key_type == 0 ? &txn->group_in_flight : &txn->find_in_flight;
-	txn_request(producer, node, TXN_API_FIND_COORDINATOR, &req, call, slot);
+	txn_request(producer, node, TXN_API_FIND_COORDINATOR, &req, slot, NULL, 0);
 }
 
 /* ---- InitProducerId ---- */
-
-static int16_t init_error(const void *response)
-{
-	return ((const struct tl_init_producer_id_response *)response)->error_code;
-}
 
 static void init_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
 		     const void *response)
@@ -488,17 +489,14 @@ static void init_map(struct tl_producer *producer, const struct txn_call *call, 
 static void init_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
 	struct tl_init_producer_id_request req;
 	tl_init_producer_id_request_defaults(&req);
 	req.transactional_id = tl_str_of(txn->id);
 	req.transaction_timeout_ms = txn->timeout_ms;
 	req.producer_id = -1;
 	req.producer_epoch = -1;
-	txn_request(producer, txn->coordinator, TXN_API_INIT_PRODUCER_ID, &req, call,
-		    &txn->request_in_flight);
+	txn_request(producer, txn->coordinator, TXN_API_INIT_PRODUCER_ID, &req,
+		    &txn->request_in_flight, NULL, 0);
 }
 
 /* ---- AddPartitionsToTxn ---- */
@@ -573,26 +571,29 @@ static void add_partitions_map(struct tl_producer *producer, const struct txn_ca
 			part->topic->name, part->index, tl_err_message(err), tl_err_name(err));
 }
 
-/* Collects the partitions with records that are not in the transaction yet. */
-static int32_t add_partitions_collect(struct tl_producer *producer, struct txn_call *call)
+/* Collects into @parts (TXN_ADD_PARTITIONS_MAX long) the partitions with records that
+ * are not in the transaction yet; returns how many. */
+static int32_t add_partitions_collect(struct tl_producer *producer, struct partition_state **parts)
 {
+	int32_t count = 0;
 	for (int32_t i = 0; i < producer->topic_count; i++) {
 		struct topic_state *topic = producer->topics[i];
 		for (int32_t p = 0; p < topic->partition_count; p++) {
 			struct partition_state *part = topic->parts[p];
 			if ((!part->open && !part->head) || part->txn_added || part->txn_adding)
 				continue;
-			if (call->part_count == TXN_ADD_PARTITIONS_MAX)
-				return call->part_count;
-			call->parts[call->part_count++] = part;
+			if (count == TXN_ADD_PARTITIONS_MAX)
+				return count;
+			parts[count++] = part;
 		}
 	}
-	return call->part_count;
+	return count;
 }
 
-/* Sends the v0-2 request for @call's partitions, grouped by topic in collection order.
- * Takes @call. True if sent. */
-static bool add_partitions_request(struct tl_producer *producer, struct txn_call *call)
+/* Sends the v0-2 request for @parts[0..count), grouped by topic in collection order.
+ * Takes @parts. True if sent. */
+static bool add_partitions_request(struct tl_producer *producer, struct partition_state **parts,
+				   int32_t count)
 {
 	struct tl_add_partitions_to_txn_request req;
 	tl_add_partitions_to_txn_request_defaults(&req);
@@ -600,35 +601,35 @@ static bool add_partitions_request(struct tl_producer *producer, struct txn_call
 	req.v3_and_below_producer_id = producer->producer_id;
 	req.v3_and_below_producer_epoch = producer->producer_epoch;
 	struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *topics =
-		calloc((size_t)call->part_count, sizeof(*topics));
-	int32_t *indexes = calloc((size_t)call->part_count, sizeof(*indexes));
+		calloc((size_t)count, sizeof(*topics));
+	int32_t *indexes = calloc((size_t)count, sizeof(*indexes));
 	if (!topics || !indexes) {
 		free(topics);
 		free(indexes);
-		call_free(call);
+		free(parts);
 		return false;
 	}
 	int32_t topic_count = 0, at = 0;
-	for (int32_t i = 0; i < call->part_count; i++) {
-		struct topic_state *topic = call->parts[i]->topic;
+	for (int32_t i = 0; i < count; i++) {
+		struct topic_state *topic = parts[i]->topic;
 		bool seen = false;
 		for (int32_t j = 0; j < i; j++)
-			seen |= call->parts[j]->topic == topic;
+			seen |= parts[j]->topic == topic;
 		if (seen)
 			continue;
 		struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *t =
 			&topics[topic_count++];
 		t->name = tl_str_of(topic->name);
 		t->partitions = &indexes[at];
-		for (int32_t j = i; j < call->part_count; j++)
-			if (call->parts[j]->topic == topic)
-				indexes[at + t->partitions_count++] = call->parts[j]->index;
+		for (int32_t j = i; j < count; j++)
+			if (parts[j]->topic == topic)
+				indexes[at + t->partitions_count++] = parts[j]->index;
 		at += t->partitions_count;
 	}
 	req.v3_and_below_topics_count = topic_count;
 	req.v3_and_below_topics = topics;
 	bool sent = txn_request(producer, producer->txn.coordinator, TXN_API_ADD_PARTITIONS, &req,
-				call, &producer->txn.request_in_flight);
+				&producer->txn.request_in_flight, parts, count);
 	free(topics);
 	free(indexes);
 	return sent;
@@ -637,29 +638,22 @@ static bool add_partitions_request(struct tl_producer *producer, struct txn_call
 /* True if a request went out. */
 static bool add_partitions_send(struct tl_producer *producer)
 {
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return false;
-	call->parts = calloc(TXN_ADD_PARTITIONS_MAX, sizeof(*call->parts));
-	if (!call->parts || add_partitions_collect(producer, call) == 0) {
-		call_free(call);
+	struct partition_state **parts = calloc(TXN_ADD_PARTITIONS_MAX, sizeof(*parts));
+	int32_t count = parts ? add_partitions_collect(producer, parts) : 0;
+	if (count == 0) {
+		free(parts);
 		return false;
 	}
-	struct partition_state **parts = call->parts;
-	int32_t count = call->part_count;
-	if (!add_partitions_request(producer, call))
+	if (!add_partitions_request(producer, parts, count))
 		return false;
+	/* @parts is the request's now; it lives until the answer, which comes from a later
+	 * tl_client_poll(). */
 	for (int32_t i = 0; i < count; i++)
 		parts[i]->txn_adding = true;
 	return true;
 }
 
 /* ---- AddOffsetsToTxn, TxnOffsetCommit ---- */
-
-static int16_t add_offsets_error(const void *response)
-{
-	return ((const struct tl_add_offsets_to_txn_response *)response)->error_code;
-}
 
 static void add_offsets_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
 			    const void *response)
@@ -684,17 +678,14 @@ static void add_offsets_map(struct tl_producer *producer, const struct txn_call 
 static void add_offsets_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
 	struct tl_add_offsets_to_txn_request req;
 	tl_add_offsets_to_txn_request_defaults(&req);
 	req.transactional_id = tl_str_of(txn->id);
 	req.producer_id = producer->producer_id;
 	req.producer_epoch = producer->producer_epoch;
 	req.group_id = tl_str_of(txn->group_id);
-	txn_request(producer, txn->coordinator, TXN_API_ADD_OFFSETS, &req, call,
-		    &txn->request_in_flight);
+	txn_request(producer, txn->coordinator, TXN_API_ADD_OFFSETS, &req, &txn->request_in_flight,
+		    NULL, 0);
 }
 
 /* The verdict for one TxnOffsetCommit partition error: the group's own errors mean
@@ -759,10 +750,13 @@ static void offset_commit_map(struct tl_producer *producer, const struct txn_cal
 	}
 }
 
-/* Sends the group's offsets to its coordinator @node. Takes @call. */
-static void offset_commit_request(struct tl_producer *producer, int32_t node, struct txn_call *call)
+/* Sends the group's offsets to its coordinator, once that is ready. */
+static void offset_commit_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
+	int32_t node = txn->group_coordinator;
+	if (!tl_client_node_ready(producer->client, node))
+		return;
 	struct tl_txn_offset_commit_request req;
 	tl_txn_offset_commit_request_defaults(&req);
 	req.transactional_id = tl_str_of(txn->id);
@@ -779,7 +773,6 @@ static void offset_commit_request(struct tl_producer *producer, int32_t node, st
 	if (!topics || !parts) {
 		free(topics);
 		free(parts);
-		call_free(call);
 		return;
 	}
 	int32_t topic_count = 0, at = 0;
@@ -809,20 +802,9 @@ static void offset_commit_request(struct tl_producer *producer, int32_t node, st
 	}
 	req.topics_count = topic_count;
 	req.topics = topics;
-	txn_request(producer, node, TXN_API_OFFSET_COMMIT, &req, call, &txn->group_in_flight);
+	txn_request(producer, node, TXN_API_OFFSET_COMMIT, &req, &txn->group_in_flight, NULL, 0);
 	free(topics);
 	free(parts);
-}
-
-static void offset_commit_send(struct tl_producer *producer)
-{
-	int32_t node = producer->txn.group_coordinator;
-	if (!tl_client_node_ready(producer->client, node))
-		return;
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
-	offset_commit_request(producer, node, call);
 }
 
 /* The group coordinator's steps; their own slot (invariant 3). */
@@ -841,11 +823,6 @@ static int64_t offsets_group_io(struct tl_producer *producer, int64_t now)
 }
 
 /* ---- EndTxn ---- */
-
-static int16_t end_error(const void *response)
-{
-	return ((const struct tl_end_txn_response *)response)->error_code;
-}
 
 static void end_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
 		    const void *response)
@@ -874,17 +851,14 @@ static void end_map(struct tl_producer *producer, const struct txn_call *call, t
 static void end_send(struct tl_producer *producer, bool commit)
 {
 	struct producer_txn *txn = &producer->txn;
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
 	struct tl_end_txn_request req;
 	tl_end_txn_request_defaults(&req);
 	req.transactional_id = tl_str_of(txn->id);
 	req.producer_id = producer->producer_id;
 	req.producer_epoch = producer->producer_epoch;
 	req.committed = commit;
-	if (txn_request(producer, txn->coordinator, TXN_API_END, &req, call,
-			&txn->request_in_flight))
+	if (txn_request(producer, txn->coordinator, TXN_API_END, &req, &txn->request_in_flight,
+			NULL, 0))
 		txn->end_sent = true;
 }
 
