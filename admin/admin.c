@@ -1069,86 +1069,108 @@ static tl_err admin_all_brokers(struct tl_admin *admin, int64_t deadline_ns, int
 	return TL_OK;
 }
 
-/* Calls @fn at every broker in turn (Metadata names them), until one fails. */
-typedef tl_err (*admin_broker_fn)(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
-				  void *arg);
+/* Listings gathered from every broker (ListGroups, ListTransactions): a growing array
+ * of @size-byte items in @arena. */
+struct broker_listing {
+	struct tl_arena *arena;
+	void *items;
+	size_t size;
+	int32_t count;
+	int32_t cap;
+	int32_t from; /* the first item from the broker being asked */
+};
 
-static tl_err admin_each_broker(struct tl_admin *admin, int64_t deadline_ns, admin_broker_fn fn,
-				void *arg)
+/* A new zeroed item at the end of @list, or NULL when out of memory. */
+static void *listing_add(struct broker_listing *list)
 {
-	int32_t *nodes = NULL, node_count = 0;
-	tl_err err = admin_all_brokers(admin, deadline_ns, &nodes, &node_count);
-	for (int32_t i = 0; err == TL_OK && i < node_count; i++)
-		err = fn(admin, nodes[i], deadline_ns, arg);
-	free(nodes);
-	return err;
+	if (list->count == list->cap) {
+		int32_t cap = list->cap ? list->cap * 2 : 16;
+		void *items = tl_arena_array(list->arena, (size_t)cap, list->size);
+		if (!items)
+			return NULL;
+		if (list->count)
+			memcpy(items, list->items, (size_t)list->count * list->size);
+		list->items = items;
+		list->cap = cap;
+	}
+	TL_ASSERT(list->count < list->cap);
+	return (char *)list->items + (size_t)list->count++ * list->size;
 }
 
-/* Makes room for one more of @list's items of @size bytes, in @arena; false on OOM. */
-static bool arena_list_grow(struct tl_arena *arena, void **items, int32_t count, int32_t *cap,
-			    size_t size)
+/* Asks one broker for its part of a listing. */
+typedef tl_err (*admin_broker_fn)(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
+				  struct broker_listing *list);
+
+/* Runs @at at every broker in turn (Metadata names them) into the listing @list of
+ * @size-byte items, kept in a new result, and sorts it with @cmp. *@result_out gets the
+ * result on success. */
+static tl_err admin_list_brokers(struct tl_admin *admin, int timeout_ms, admin_broker_fn at,
+				 size_t size, int (*cmp)(const void *, const void *),
+				 struct broker_listing *list, struct admin_result **result_out)
 {
-	if (count < *cap)
-		return true;
-	int32_t grown = *cap ? *cap * 2 : 16;
-	void *bigger = tl_arena_array(arena, (size_t)grown, size);
-	if (!bigger)
-		return false;
-	if (count)
-		memcpy(bigger, *items, (size_t)count * size);
-	*items = bigger;
-	*cap = grown;
-	return true;
+	int64_t deadline = admin_deadline(timeout_ms);
+	struct admin_result *result = result_create();
+	if (!result)
+		return TL_ERR_NOMEM;
+	*list = (struct broker_listing){&result->arena, NULL, size, 0, 0, 0};
+	int32_t *nodes = NULL, node_count = 0;
+	tl_err err = admin_all_brokers(admin, deadline, &nodes, &node_count);
+	for (int32_t i = 0; err == TL_OK && i < node_count; i++)
+		err = at(admin, nodes[i], deadline, list);
+	free(nodes);
+	if (err != TL_OK) {
+		result_destroy(&result->pub);
+		return err;
+	}
+	if (list->count > 0)
+		qsort(list->items, (size_t)list->count, size, cmp);
+	*result_out = result;
+	return TL_OK;
 }
 
 /* ---- consumer groups ---- */
 
-/* A growing array of group listings in @arena. */
-struct group_list {
-	struct tl_arena *arena;
-	struct tl_admin_group_listing *items;
-	int32_t count;
-	int32_t cap;
-	int32_t from; /* the first entry of the broker being asked */
-};
-
-static bool group_list_add(struct group_list *list, struct tl_str id, struct tl_str type)
+/* The @index-th group of @list. */
+static struct tl_admin_group_listing *group_listing(const struct broker_listing *list,
+						    int32_t index)
 {
-	void *items = list->items;
-	if (!arena_list_grow(list->arena, &items, list->count, &list->cap, sizeof(*list->items)))
+	TL_ASSERT(index >= 0 && index < list->count);
+	return (struct tl_admin_group_listing *)list->items + index;
+}
+
+static bool group_list_add(struct broker_listing *list, struct tl_str id, struct tl_str type)
+{
+	struct tl_admin_group_listing *g = listing_add(list);
+	if (!g)
 		return false;
-	list->items = items;
-	struct tl_admin_group_listing *g = &list->items[list->count];
 	g->group_id = arena_strdup(list->arena, id);
 	g->protocol_type = arena_strdup(list->arena, type);
 	g->state = "";
-	if (!g->group_id || !g->protocol_type)
-		return false;
-	list->count++;
-	return true;
+	return g->group_id && g->protocol_type;
 }
 
 static tl_err group_states_map(struct tl_admin *admin, const struct admin_call *call,
 			       const void *response)
 {
 	const struct tl_describe_groups_response *resp = response;
-	struct group_list *list = call->arg;
+	struct broker_listing *list = call->arg;
 	TL_UNUSED(admin);
 	for (int32_t g = 0; g < resp->groups_count; g++) {
 		for (int32_t i = list->from; i < list->count; i++) {
-			if (!tl_str_eq_c(resp->groups[g].group_id, list->items[i].group_id))
+			struct tl_admin_group_listing *item = group_listing(list, i);
+			if (!tl_str_eq_c(resp->groups[g].group_id, item->group_id))
 				continue;
 			const char *state = arena_strdup(list->arena, resp->groups[g].group_state);
 			if (!state)
 				return TL_ERR_NOMEM;
-			list->items[i].state = state;
+			item->state = state;
 		}
 	}
 	return TL_OK;
 }
 
 /* Fills in the states of @list's entries [from, count) with one DescribeGroups to @node. */
-static tl_err group_list_states(struct tl_admin *admin, struct group_list *list, int32_t node,
+static tl_err group_list_states(struct tl_admin *admin, struct broker_listing *list, int32_t node,
 				int64_t deadline_ns)
 {
 	int32_t n = list->count - list->from;
@@ -1158,7 +1180,7 @@ static tl_err group_list_states(struct tl_admin *admin, struct group_list *list,
 	if (!names)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < n; i++)
-		names[i] = tl_str_of(list->items[list->from + i].group_id);
+		names[i] = tl_str_of(group_listing(list, list->from + i)->group_id);
 	struct tl_describe_groups_request req;
 	tl_describe_groups_request_defaults(&req);
 	req.groups_count = n;
@@ -1173,7 +1195,7 @@ static tl_err list_groups_map(struct tl_admin *admin, const struct admin_call *c
 			      const void *response)
 {
 	const struct tl_list_groups_response *resp = response;
-	struct group_list *list = call->arg;
+	struct broker_listing *list = call->arg;
 	if (resp->error_code != 0)
 		return admin_fail(admin, (tl_err)resp->error_code, "ListGroups at broker %d: %s",
 				  call->node, tl_err_message((tl_err)resp->error_code));
@@ -1184,9 +1206,9 @@ static tl_err list_groups_map(struct tl_admin *admin, const struct admin_call *c
 }
 
 /* ListGroups (then DescribeGroups for the states) at one broker. */
-static tl_err list_groups_at(struct tl_admin *admin, int32_t node, int64_t deadline_ns, void *arg)
+static tl_err list_groups_at(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
+			     struct broker_listing *list)
 {
-	struct group_list *list = arg;
 	struct tl_list_groups_request req;
 	tl_list_groups_request_defaults(&req);
 	req.states_filter_count = 0;
@@ -1208,17 +1230,13 @@ static int group_listing_cmp(const void *a, const void *b)
 TL_EXPORT tl_err tl_admin_list_groups(struct tl_admin *admin, struct tl_admin_groups **out,
 				      int timeout_ms)
 {
-	struct admin_result *result = result_create();
-	if (!result)
-		return TL_ERR_NOMEM;
-	struct group_list list = {&result->arena, NULL, 0, 0, 0};
-	tl_err err = admin_each_broker(admin, admin_deadline(timeout_ms), list_groups_at, &list);
-	if (err != TL_OK) {
-		result_destroy(&result->pub);
+	struct broker_listing list;
+	struct admin_result *result;
+	tl_err err = admin_list_brokers(admin, timeout_ms, list_groups_at,
+					sizeof(struct tl_admin_group_listing), group_listing_cmp,
+					&list, &result);
+	if (err != TL_OK)
 		return err;
-	}
-	if (list.count > 0)
-		qsort(list.items, (size_t)list.count, sizeof(*list.items), group_listing_cmp);
 	result->pub.groups.count = list.count;
 	result->pub.groups.groups = list.items;
 	*out = &result->pub.groups;
@@ -1553,35 +1571,23 @@ TL_EXPORT tl_err tl_admin_delete_group(struct tl_admin *admin, const char *group
 
 /* ---- transactions ---- */
 
-struct txn_list {
-	struct tl_arena *arena;
-	struct tl_admin_txn_listing *items;
-	int32_t count;
-	int32_t cap;
-};
-
-static bool txn_list_add(struct txn_list *list,
+static bool txn_list_add(struct broker_listing *list,
 			 const struct tl_list_transactions_response_transaction_state *t)
 {
-	void *items = list->items;
-	if (!arena_list_grow(list->arena, &items, list->count, &list->cap, sizeof(*list->items)))
+	struct tl_admin_txn_listing *out = listing_add(list);
+	if (!out)
 		return false;
-	list->items = items;
-	struct tl_admin_txn_listing *out = &list->items[list->count];
 	out->transactional_id = arena_strdup(list->arena, t->transactional_id);
 	out->producer_id = t->producer_id;
 	out->state = arena_strdup(list->arena, t->transaction_state);
-	if (!out->transactional_id || !out->state)
-		return false;
-	list->count++;
-	return true;
+	return out->transactional_id && out->state;
 }
 
 static tl_err list_transactions_map(struct tl_admin *admin, const struct admin_call *call,
 				    const void *response)
 {
 	const struct tl_list_transactions_response *resp = response;
-	struct txn_list *list = call->arg;
+	struct broker_listing *list = call->arg;
 	if (resp->error_code != 0)
 		return admin_fail(admin, (tl_err)resp->error_code,
 				  "ListTransactions at broker %d: %s", call->node,
@@ -1593,7 +1599,7 @@ static tl_err list_transactions_map(struct tl_admin *admin, const struct admin_c
 }
 
 static tl_err list_transactions_at(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
-				   void *arg)
+				   struct broker_listing *list)
 {
 	struct tl_list_transactions_request req;
 	tl_list_transactions_request_defaults(&req);
@@ -1601,7 +1607,7 @@ static tl_err list_transactions_at(struct tl_admin *admin, int32_t node, int64_t
 	req.producer_id_filters_count = 0;
 	req.duration_filter = -1;
 	struct admin_call call = {API_LIST_TRANSACTIONS, &req, NULL, node,
-				  list_transactions_map, arg};
+				  list_transactions_map, list};
 	return admin_call(admin, &call, deadline_ns);
 }
 
@@ -1614,18 +1620,13 @@ static int txn_listing_cmp(const void *a, const void *b)
 TL_EXPORT tl_err tl_admin_list_transactions(struct tl_admin *admin, struct tl_admin_txns **out,
 					    int timeout_ms)
 {
-	struct admin_result *result = result_create();
-	if (!result)
-		return TL_ERR_NOMEM;
-	struct txn_list list = {&result->arena, NULL, 0, 0};
-	tl_err err =
-		admin_each_broker(admin, admin_deadline(timeout_ms), list_transactions_at, &list);
-	if (err != TL_OK) {
-		result_destroy(&result->pub);
+	struct broker_listing list;
+	struct admin_result *result;
+	tl_err err = admin_list_brokers(admin, timeout_ms, list_transactions_at,
+					sizeof(struct tl_admin_txn_listing), txn_listing_cmp, &list,
+					&result);
+	if (err != TL_OK)
 		return err;
-	}
-	if (list.count > 0)
-		qsort(list.items, (size_t)list.count, sizeof(*list.items), txn_listing_cmp);
 	result->pub.txns.count = list.count;
 	result->pub.txns.txns = list.items;
 	*out = &result->pub.txns;
