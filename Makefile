@@ -169,16 +169,9 @@ $(B)/examples/%: $(B)/obj/examples/%.o $(B)/lib/libtally.so
 # Unit tests of the clients link the library's objects (internals included).
 CLIENT_TEST_LINK = $(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) \
 	$(shell pkg-config --libs rdkafka 2>/dev/null) $(LIBTALLY_LIBS) -lm
-$(B)/client/tests/%_test: $(B)/obj/client/tests/%_test.o $(LIBTALLY_OBJS)
-	@mkdir -p $(@D)
-	$(CLIENT_TEST_LINK)
-$(B)/producer/tests/%_test: $(B)/obj/producer/tests/%_test.o $(LIBTALLY_OBJS)
-	@mkdir -p $(@D)
-	$(CLIENT_TEST_LINK)
-$(B)/consumer/tests/%_test: $(B)/obj/consumer/tests/%_test.o $(LIBTALLY_OBJS)
-	@mkdir -p $(@D)
-	$(CLIENT_TEST_LINK)
-$(B)/admin/tests/%_test: $(B)/obj/admin/tests/%_test.o $(LIBTALLY_OBJS)
+CLIENT_TEST_BINS = $(filter $(foreach m,client producer consumer admin,$(B)/$(m)/tests/%), \
+                     $(UNIT_BINS))
+$(CLIENT_TEST_BINS): $(B)/%: $(B)/obj/%.o $(LIBTALLY_OBJS)
 	@mkdir -p $(@D)
 	$(CLIENT_TEST_LINK)
 
