@@ -54,7 +54,8 @@ SERVER_LIBS := $(LIB_broker) $(LIB_replication) $(LIB_log) $(LIB_protocol) $(LIB
 
 UNIT_SRCS  := $(sort $(wildcard common/tests/*_test.c protocol/tests/*_test.c log/tests/*_test.c \
                  replication/tests/*_test.c broker/tests/*_test.c \
-                 producer/tests/*_test.c consumer/tests/*_test.c))
+                 client/tests/*_test.c producer/tests/*_test.c consumer/tests/*_test.c \
+                 admin/tests/*_test.c))
 UNIT_BINS  := $(patsubst %.c,$(B)/%,$(UNIT_SRCS))
 TEST_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard tests/progs/*.c)))
 BENCH_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard bench/*.c)))
@@ -129,13 +130,17 @@ $(B)/bench/%: $(B)/obj/bench/%.o
 LIBTALLY_ABI_MAJOR := 1
 LIBTALLY_ABI       := $(LIBTALLY_ABI_MAJOR).0.0
 
-# ---- libtally: the client library (producer/, consumer/ and what they use) ----
-# Its objects are built apart (position-independent, -fvisibility=hidden). libtally.so
-# exports only what TL_EXPORT marks plus tl_err_* (common/error.c keeps default
-# visibility), as producer/libtally.map lists. libtally.a is one relocatable object
-# whose hidden symbols are made local, so it exposes the same API.
-LIBTALLY_SRCS := $(call src_of,producer) $(call src_of,consumer) common/buf.c common/crc32c.c \
-                 common/diag.c common/error.c protocol/batch.c protocol/messages.c protocol/records.c
+# ---- libtally: the client library (client/, producer/, consumer/, admin/ and what they
+# use) ----
+# client/ is the core the other three build on (connections, metadata, configuration,
+# the request table). Its objects are built apart (position-independent,
+# -fvisibility=hidden). libtally.so exports only what TL_EXPORT marks plus tl_err_*
+# (common/error.c keeps default visibility), as producer/libtally.map lists. libtally.a
+# is one relocatable object whose hidden symbols are made local, so it exposes the same
+# API.
+LIBTALLY_SRCS := $(call src_of,client) $(call src_of,producer) $(call src_of,consumer) \
+                 $(call src_of,admin) common/buf.c common/crc32c.c common/diag.c common/error.c \
+                 protocol/batch.c protocol/messages.c protocol/records.c
 LIBTALLY_OBJS := $(patsubst %.c,$(B)/pic/%.o,$(LIBTALLY_SRCS))
 LIBTALLY_MAP  := producer/libtally.map
 LIBTALLY_LIBS := $(shell pkg-config --libs libzstd 2>/dev/null) -lpthread
@@ -176,10 +181,9 @@ $(B)/examples/%: $(B)/obj/examples/%.o $(B)/lib/libtally.so
 # Unit tests of the clients link the library's objects (internals included).
 CLIENT_TEST_LINK = $(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) \
 	$(shell pkg-config --libs rdkafka 2>/dev/null) $(LIBTALLY_LIBS) -lm
-$(B)/producer/tests/%_test: $(B)/obj/producer/tests/%_test.o $(LIBTALLY_OBJS)
-	@mkdir -p $(@D)
-	$(CLIENT_TEST_LINK)
-$(B)/consumer/tests/%_test: $(B)/obj/consumer/tests/%_test.o $(LIBTALLY_OBJS)
+CLIENT_TEST_BINS = $(filter $(foreach m,client producer consumer admin,$(B)/$(m)/tests/%), \
+                     $(UNIT_BINS))
+$(CLIENT_TEST_BINS): $(B)/%: $(B)/obj/%.o $(LIBTALLY_OBJS)
 	@mkdir -p $(@D)
 	$(CLIENT_TEST_LINK)
 

@@ -14,7 +14,6 @@
 #include "common/assert.h"
 #include "common/time.h"
 #include "internal.h"
-#include "producer/export.h"
 #include "protocol/messages.h"
 
 #define CONSUMER_IO_INTERVAL_NS  (1000 * 1000LL) /* between I/O rounds while records flow */

@@ -19,7 +19,6 @@
 #include "common/assert.h"
 #include "common/time.h"
 #include "internal.h"
-#include "producer/export.h"
 #include "protocol/messages.h"
 
 #define GROUP_ARENA_MAX     (16u << 20)

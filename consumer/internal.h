@@ -19,9 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client/client.h"
 #include "common/buf.h"
-#include "producer/client.h"
-#include "producer/conf.h"
 #include "protocol/records.h"
 #include "tally/consumer.h"
 

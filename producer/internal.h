@@ -10,9 +10,8 @@
 
 #include <zstd.h>
 
-#include "client.h"
+#include "client/client.h"
 #include "common/buf.h"
-#include "conf.h"
 #include "protocol/records.h"
 #include "tally/producer.h"
 

@@ -2,8 +2,8 @@
  * Must match org.apache.kafka.common.utils.Utils.murmur2 bit for bit: the same key has
  * to land on the same partition whichever client (Java, librdkafka with
  * partitioner=murmur2_random, libtally) produced it. */
+#include "client/client.h"
 #include "common/assert.h"
-#include "export.h"
 #include "tally/producer.h"
 
 TL_EXPORT int32_t tl_producer_murmur2(const void *data, int32_t len)

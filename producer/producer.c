@@ -53,7 +53,6 @@
 
 #include "common/assert.h"
 #include "common/time.h"
-#include "export.h"
 #include "internal.h"
 #include "protocol/messages.h"
 #include "spool.h"

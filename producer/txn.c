@@ -25,13 +25,14 @@
  * (4) Answers carry txn->round (the count of ended transactions); an answer for an
  *     earlier transaction changes nothing. */
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/assert.h"
 #include "common/time.h"
-#include "export.h"
 #include "internal.h"
 #include "protocol/messages.h"
 #include "tally/producer.h"
@@ -276,23 +277,79 @@ static bool txn_common_verdict(struct tl_producer *producer, enum txn_verdict ve
 	return false;
 }
 
+/* ---- the request path ----
+ *
+ * Every coordinator request goes out through txn_request() and comes back through
+ * txn_done(): a row of txn_apis names the API (client/request.c's row encodes and
+ * decodes it), where its top-level ErrorCode is (offsetof in the generated response
+ * struct), and the mapper that moves the state on from the answer, under the lock. A new API is a
+ * row here, a row in client/request.c and a mapper. */
+
+struct txn_call;
+
+/* Moves the state on from one answer. @err is the request's error (timeout,
+ * disconnect, undecodable answer: TL_ERR_CORRUPT_MESSAGE) or else the answer's
+ * top-level ErrorCode; @response is NULL when the request failed. Lock held. */
+typedef void (*txn_map_fn)(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			   const void *response);
+
+#define TXN_NO_ERROR_CODE SIZE_MAX /* txn_api.error_code_at: errors are per partition */
+
+struct txn_api {
+	int16_t api_key;
+	size_t error_code_at; /* offset of the response's top-level ErrorCode (an int16_t) */
+	txn_map_fn map;
+};
+
 /* What an answer's callback gets: the producer, and the transaction it was sent for. */
 struct txn_call {
 	struct tl_producer *producer;
+	const struct txn_api *api;
 	uint32_t round;
+	bool *in_flight;                /* the slot it holds until answered (invariant 3) */
 	struct partition_state **parts; /* AddPartitionsToTxn: the partitions asked for */
 	int32_t part_count;
 };
 
-static struct txn_call *call_create(struct tl_producer *producer)
-{
-	struct txn_call *call = calloc(1, sizeof(*call));
-	if (call) {
-		call->producer = producer;
-		call->round = producer->txn.round;
-	}
-	return call;
-}
+static void find_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		     const void *response);
+static void init_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		     const void *response);
+static void add_partitions_map(struct tl_producer *producer, const struct txn_call *call,
+			       tl_err err, const void *response);
+static void add_offsets_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			    const void *response);
+static void offset_commit_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			      const void *response);
+static void end_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		    const void *response);
+
+enum txn_api_id {
+	TXN_API_FIND_COORDINATOR,
+	TXN_API_INIT_PRODUCER_ID,
+	TXN_API_ADD_PARTITIONS,
+	TXN_API_ADD_OFFSETS,
+	TXN_API_OFFSET_COMMIT,
+	TXN_API_END,
+};
+
+static const struct txn_api txn_apis[] = {
+	[TXN_API_FIND_COORDINATOR] = {TL_CLIENT_API_FIND_COORDINATOR,
+				      offsetof(struct tl_find_coordinator_response, error_code),
+				      find_map},
+	[TXN_API_INIT_PRODUCER_ID] = {TL_CLIENT_API_INIT_PRODUCER_ID,
+				      offsetof(struct tl_init_producer_id_response, error_code),
+				      init_map},
+	[TXN_API_ADD_PARTITIONS] = {TL_CLIENT_API_ADD_PARTITIONS_TO_TXN, TXN_NO_ERROR_CODE,
+				    add_partitions_map},
+	[TXN_API_ADD_OFFSETS] = {TL_CLIENT_API_ADD_OFFSETS_TO_TXN,
+				 offsetof(struct tl_add_offsets_to_txn_response, error_code),
+				 add_offsets_map},
+	[TXN_API_OFFSET_COMMIT] = {TL_CLIENT_API_TXN_OFFSET_COMMIT, TXN_NO_ERROR_CODE,
+				   offset_commit_map},
+	[TXN_API_END] = {TL_CLIENT_API_END_TXN, offsetof(struct tl_end_txn_response, error_code),
+			 end_map},
+};
 
 static void call_free(struct txn_call *call)
 {
@@ -300,79 +357,84 @@ static void call_free(struct txn_call *call)
 	free(call);
 }
 
-/* Sends @body to @node; on failure to queue it, frees @call. True if sent. */
-static bool txn_send(struct tl_producer *producer, int32_t node, int16_t api_key, int16_t version,
-		     struct tl_buf *body, tl_client_response_fn fn, struct txn_call *call)
+static void txn_done(void *arg, tl_err err, const void *response)
 {
-	tl_err err = tl_client_send(producer->client, node, api_key, version, body, true, fn, call);
-	tl_buf_deinit(body);
+	struct txn_call *call = arg;
+	struct tl_producer *producer = call->producer;
+	if (err == TL_OK && call->api->error_code_at != TXN_NO_ERROR_CODE) {
+		int16_t error_code;
+		memcpy(&error_code, (const char *)response + call->api->error_code_at,
+		       sizeof(error_code));
+		err = (tl_err)error_code;
+	}
+	pthread_mutex_lock(&producer->lock);
+	TL_ASSERT(*call->in_flight);
+	*call->in_flight = false;
+	call->api->map(producer, call, err, response);
+	pthread_cond_broadcast(&producer->cond);
+	pthread_mutex_unlock(&producer->lock);
+	call_free(call);
+}
+
+/* Sends @req (borrowed) as row @id to @node, for the current transaction; the answer
+ * goes to the row's mapper. The request holds the slot @in_flight until it is answered.
+ * Takes @parts (AddPartitionsToTxn's partitions, else NULL), which the answer's
+ * txn_call keeps. When @node speaks no version of the API, the producer fails. True if
+ * sent. Lock held. */
+static bool txn_request(struct tl_producer *producer, int32_t node, enum txn_api_id id,
+			const void *req, bool *in_flight, struct partition_state **parts,
+			int32_t part_count)
+{
+	TL_ASSERT(!*in_flight);
+	struct txn_call *call = calloc(1, sizeof(*call));
+	if (!call) {
+		free(parts);
+		return false;
+	}
+	*call = (struct txn_call){
+		.producer = producer,
+		.api = &txn_apis[id],
+		.round = producer->txn.round,
+		.in_flight = in_flight,
+		.parts = parts,
+		.part_count = part_count,
+	};
+	const struct tl_client_rpc *rpc = tl_client_rpc_find(call->api->api_key);
+	tl_err err = tl_client_rpc_send(producer->client, node, rpc, req, TXN_ARENA_BYTES, txn_done,
+					call);
+	if (err == TL_ERR_UNSUPPORTED_VERSION)
+		txn_fatal(producer, err, rpc->name);
 	if (err != TL_OK) {
 		call_free(call);
 		return false;
 	}
+	*in_flight = true;
 	return true;
-}
-
-/* The version of @api_key the transaction coordinator speaks; -1 after making the
- * producer fail (no common version), naming @what. */
-static int16_t coordinator_version(struct tl_producer *producer, int16_t api_key, const char *what)
-{
-	int16_t version =
-		tl_client_api_version(producer->client, producer->txn.coordinator, api_key);
-	if (version < 0)
-		txn_fatal(producer, TL_ERR_UNSUPPORTED_VERSION, what);
-	return version;
 }
 
 /* ---- FindCoordinator ---- */
 
-static void find_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version, bool group)
+static void find_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		     const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_find_coordinator_response resp;
-	tl_find_coordinator_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_find_coordinator_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	if (err == TL_OK)
-		err = (tl_err)resp.error_code;
-	pthread_mutex_lock(&producer->lock);
+	const struct tl_find_coordinator_response *resp = response;
 	struct producer_txn *txn = &producer->txn;
-	if (group)
-		txn->group_in_flight = false;
-	else
-		txn->find_in_flight = false;
-	if (!producer->stop) {
-		int32_t *node = group ? &txn->group_coordinator : &txn->coordinator;
-		if (err == TL_OK && resp.node_id >= 0 && resp.host.len > 0 &&
-		    tl_client_broker_add(producer->client, resp.node_id, resp.host.ptr,
-					 resp.host.len, resp.port) == TL_OK) {
-			*node = resp.node_id;
-			if (group && txn->offsets_step == OFFSETS_FIND_GROUP &&
-			    call->round == txn->round)
-				txn->offsets_step = OFFSETS_COMMIT;
-		} else if (group) {
-			txn->group_retry_at_ns = tl_mono_ns() + producer->retry_backoff_ns;
-		} else {
-			txn->retry_at_ns = tl_mono_ns() + producer->retry_backoff_ns;
-		}
+	/* The slot says which coordinator was asked for. */
+	bool group = call->in_flight == &txn->group_in_flight;
+	if (producer->stop)
+		return;
+	int32_t *node = group ? &txn->group_coordinator : &txn->coordinator;
+	if (err == TL_OK && resp->node_id >= 0 && resp->host.len > 0 &&
+	    tl_client_broker_add(producer->client, resp->node_id, resp->host.ptr, resp->host.len,
+				 resp->port) == TL_OK) {
+		*node = resp->node_id;
+		if (group && txn->offsets_step == OFFSETS_FIND_GROUP && call->round == txn->round)
+			txn->offsets_step = OFFSETS_COMMIT;
+	} else if (group) {
+		txn->group_retry_at_ns = tl_mono_ns() + producer->retry_backoff_ns;
+	} else {
+		txn->retry_at_ns = tl_mono_ns() + producer->retry_backoff_ns;
 	}
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
-}
-
-static void find_txn_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
-{
-	find_done(arg, err, body, version, false);
-}
-
-static void find_group_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
-{
-	find_done(arg, err, body, version, true);
 }
 
 /* Asks any broker for the coordinator of @key (@key_type 1: transaction, 0: group). */
@@ -389,52 +451,29 @@ static void find_send(struct tl_producer *producer, const char *key, int8_t key_
 			  "FindCoordinator v1+ (the broker does not support transactions)");
 		return;
 	}
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
 	struct tl_find_coordinator_request req;
 	tl_find_coordinator_request_defaults(&req);
 	req.key = tl_str_of(key);
 	req.key_type = key_type;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_find_coordinator_request_encode(&body, version, &req);
-	bool group = key_type == 0;
-	if (txn_send(producer, node, TL_CLIENT_API_FIND_COORDINATOR, version, &body,
-		     group ? find_group_done : find_txn_done, call)) {
-		if (group)
-			txn->group_in_flight = true;
-		else
-			txn->find_in_flight = true;
-	}
+	bool *slot = key_type == 0 ? &txn->group_in_flight : &txn->find_in_flight;
+	txn_request(producer, node, TXN_API_FIND_COORDINATOR, &req, slot, NULL, 0);
 }
 
 /* ---- InitProducerId ---- */
 
-static void init_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static void init_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		     const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_init_producer_id_response resp;
-	tl_init_producer_id_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_init_producer_id_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	if (err == TL_OK)
-		err = (tl_err)resp.error_code;
-	pthread_mutex_lock(&producer->lock);
+	const struct tl_init_producer_id_response *resp = response;
 	struct producer_txn *txn = &producer->txn;
-	txn->request_in_flight = false;
 	enum txn_verdict verdict = txn_classify(err);
+	TL_UNUSED(call);
 	if (producer->stop || txn->state != TXN_INIT) {
 		/* destroyed, or failed meanwhile */
 	} else if (verdict == VERDICT_OK) {
-		tl_producer_pid_adopt(producer, resp.producer_id, resp.producer_epoch);
+		tl_producer_pid_adopt(producer, resp->producer_id, resp->producer_epoch);
 		txn->bump_epoch = false;
 		txn->state = TXN_READY;
-		pthread_cond_broadcast(&producer->cond);
 	} else if (err == TL_ERR_INVALID_TRANSACTION_TIMEOUT) {
 		char msg[300];
 		snprintf(
@@ -445,38 +484,24 @@ static void init_done(void *arg, tl_err err, struct tl_cursor *body, int16_t ver
 	} else if (!txn_common_verdict(producer, verdict, err, "InitProducerId")) {
 		txn_fatal(producer, err, "InitProducerId");
 	}
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
 static void init_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
-	int16_t version =
-		coordinator_version(producer, TL_CLIENT_API_INIT_PRODUCER_ID, "InitProducerId");
-	if (version < 0)
-		return;
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
 	struct tl_init_producer_id_request req;
 	tl_init_producer_id_request_defaults(&req);
 	req.transactional_id = tl_str_of(txn->id);
 	req.transaction_timeout_ms = txn->timeout_ms;
 	req.producer_id = -1;
 	req.producer_epoch = -1;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_init_producer_id_request_encode(&body, version, &req);
-	txn->request_in_flight =
-		txn_send(producer, txn->coordinator, TL_CLIENT_API_INIT_PRODUCER_ID, version, &body,
-			 init_done, call);
+	txn_request(producer, txn->coordinator, TXN_API_INIT_PRODUCER_ID, &req,
+		    &txn->request_in_flight, NULL, 0);
 }
 
 /* ---- AddPartitionsToTxn ---- */
 
-static struct partition_state *call_find_part(struct txn_call *call, struct tl_str topic,
+static struct partition_state *call_find_part(const struct txn_call *call, struct tl_str topic,
 					      int32_t index)
 {
 	for (int32_t i = 0; i < call->part_count; i++) {
@@ -489,7 +514,8 @@ static struct partition_state *call_find_part(struct txn_call *call, struct tl_s
 
 /* Applies one AddPartitionsToTxn answer; returns the verdict over all partitions and
  * the first error in *@err_out / *@part_out. Lock held. */
-static enum txn_verdict add_partitions_apply(struct tl_producer *producer, struct txn_call *call,
+static enum txn_verdict add_partitions_apply(struct tl_producer *producer,
+					     const struct txn_call *call,
 					     const struct tl_add_partitions_to_txn_response *resp,
 					     tl_err *err_out, struct partition_state **part_out)
 {
@@ -524,62 +550,50 @@ static enum txn_verdict add_partitions_apply(struct tl_producer *producer, struc
 	return verdict;
 }
 
-static void add_partitions_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static void add_partitions_map(struct tl_producer *producer, const struct txn_call *call,
+			       tl_err err, const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_add_partitions_to_txn_response resp;
-	tl_add_partitions_to_txn_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_add_partitions_to_txn_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	pthread_mutex_lock(&producer->lock);
 	struct producer_txn *txn = &producer->txn;
-	txn->request_in_flight = false;
 	for (int32_t i = 0; i < call->part_count; i++)
 		call->parts[i]->txn_adding = false;
 	if (producer->stop || call->round != txn->round || producer->pid_state == PID_FAILED)
-		goto out;
+		return;
 	struct partition_state *part = NULL;
 	enum txn_verdict verdict = txn_classify(err);
 	if (err == TL_OK)
-		verdict = add_partitions_apply(producer, call, &resp, &err, &part);
+		verdict = add_partitions_apply(producer, call, response, &err, &part);
 	if (txn_common_verdict(producer, verdict, err, "AddPartitionsToTxn"))
-		goto out;
+		return;
 	if (verdict == VERDICT_ABORTABLE && part)
 		txn_abortable(
 			producer, err,
 			"AddPartitionsToTxn refused topic %s partition %d: %s (%s); abort the transaction",
 			part->topic->name, part->index, tl_err_message(err), tl_err_name(err));
-out:
-	pthread_cond_broadcast(&producer->cond);
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
-/* Collects the partitions with records that are not in the transaction yet. */
-static int32_t add_partitions_collect(struct tl_producer *producer, struct txn_call *call)
+/* Collects into @parts (TXN_ADD_PARTITIONS_MAX long) the partitions with records that
+ * are not in the transaction yet; returns how many. */
+static int32_t add_partitions_collect(struct tl_producer *producer, struct partition_state **parts)
 {
+	int32_t count = 0;
 	for (int32_t i = 0; i < producer->topic_count; i++) {
 		struct topic_state *topic = producer->topics[i];
 		for (int32_t p = 0; p < topic->partition_count; p++) {
 			struct partition_state *part = topic->parts[p];
 			if ((!part->open && !part->head) || part->txn_added || part->txn_adding)
 				continue;
-			if (call->part_count == TXN_ADD_PARTITIONS_MAX)
-				return call->part_count;
-			call->parts[call->part_count++] = part;
+			if (count == TXN_ADD_PARTITIONS_MAX)
+				return count;
+			parts[count++] = part;
 		}
 	}
-	return call->part_count;
+	return count;
 }
 
-/* Encodes the v0-2 request: partitions grouped by topic, in collection order. */
-static tl_err add_partitions_encode(struct tl_producer *producer, struct txn_call *call,
-				    int16_t version, struct tl_buf *body)
+/* Sends the v0-2 request for @parts[0..count), grouped by topic in collection order.
+ * Takes @parts. True if sent. */
+static bool add_partitions_request(struct tl_producer *producer, struct partition_state **parts,
+				   int32_t count)
 {
 	struct tl_add_partitions_to_txn_request req;
 	tl_add_partitions_to_txn_request_defaults(&req);
@@ -587,93 +601,66 @@ static tl_err add_partitions_encode(struct tl_producer *producer, struct txn_cal
 	req.v3_and_below_producer_id = producer->producer_id;
 	req.v3_and_below_producer_epoch = producer->producer_epoch;
 	struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *topics =
-		calloc((size_t)call->part_count, sizeof(*topics));
-	int32_t *indexes = calloc((size_t)call->part_count, sizeof(*indexes));
+		calloc((size_t)count, sizeof(*topics));
+	int32_t *indexes = calloc((size_t)count, sizeof(*indexes));
 	if (!topics || !indexes) {
 		free(topics);
 		free(indexes);
-		return TL_ERR_NOMEM;
+		free(parts);
+		return false;
 	}
 	int32_t topic_count = 0, at = 0;
-	for (int32_t i = 0; i < call->part_count; i++) {
-		struct topic_state *topic = call->parts[i]->topic;
+	for (int32_t i = 0; i < count; i++) {
+		struct topic_state *topic = parts[i]->topic;
 		bool seen = false;
 		for (int32_t j = 0; j < i; j++)
-			seen |= call->parts[j]->topic == topic;
+			seen |= parts[j]->topic == topic;
 		if (seen)
 			continue;
 		struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *t =
 			&topics[topic_count++];
 		t->name = tl_str_of(topic->name);
 		t->partitions = &indexes[at];
-		for (int32_t j = i; j < call->part_count; j++)
-			if (call->parts[j]->topic == topic)
-				indexes[at + t->partitions_count++] = call->parts[j]->index;
+		for (int32_t j = i; j < count; j++)
+			if (parts[j]->topic == topic)
+				indexes[at + t->partitions_count++] = parts[j]->index;
 		at += t->partitions_count;
 	}
 	req.v3_and_below_topics_count = topic_count;
 	req.v3_and_below_topics = topics;
-	tl_add_partitions_to_txn_request_encode(body, version, &req);
+	bool sent = txn_request(producer, producer->txn.coordinator, TXN_API_ADD_PARTITIONS, &req,
+				&producer->txn.request_in_flight, parts, count);
 	free(topics);
 	free(indexes);
-	return TL_OK;
+	return sent;
 }
 
 /* True if a request went out. */
 static bool add_partitions_send(struct tl_producer *producer)
 {
-	struct producer_txn *txn = &producer->txn;
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return false;
-	call->parts = calloc(TXN_ADD_PARTITIONS_MAX, sizeof(*call->parts));
-	if (!call->parts || add_partitions_collect(producer, call) == 0) {
-		call_free(call);
+	struct partition_state **parts = calloc(TXN_ADD_PARTITIONS_MAX, sizeof(*parts));
+	int32_t count = parts ? add_partitions_collect(producer, parts) : 0;
+	if (count == 0) {
+		free(parts);
 		return false;
 	}
-	int16_t version = coordinator_version(producer, TL_CLIENT_API_ADD_PARTITIONS_TO_TXN,
-					      "AddPartitionsToTxn");
-	if (version < 0) {
-		call_free(call);
+	if (!add_partitions_request(producer, parts, count))
 		return false;
-	}
-	struct tl_buf body;
-	tl_buf_init(&body);
-	if (add_partitions_encode(producer, call, version, &body) != TL_OK) {
-		tl_buf_deinit(&body);
-		call_free(call);
-		return false;
-	}
-	struct partition_state **parts = call->parts;
-	int32_t count = call->part_count;
-	if (!txn_send(producer, txn->coordinator, TL_CLIENT_API_ADD_PARTITIONS_TO_TXN, version,
-		      &body, add_partitions_done, call))
-		return false;
+	/* @parts is the request's now; it lives until the answer, which comes from a later
+	 * tl_client_poll(). */
 	for (int32_t i = 0; i < count; i++)
 		parts[i]->txn_adding = true;
-	txn->request_in_flight = true;
 	return true;
 }
 
 /* ---- AddOffsetsToTxn, TxnOffsetCommit ---- */
 
-static void add_offsets_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static void add_offsets_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			    const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_add_offsets_to_txn_response resp;
-	tl_add_offsets_to_txn_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_add_offsets_to_txn_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	if (err == TL_OK)
-		err = (tl_err)resp.error_code;
-	pthread_mutex_lock(&producer->lock);
 	struct producer_txn *txn = &producer->txn;
-	txn->request_in_flight = false;
 	enum txn_verdict verdict = txn_classify(err);
+	TL_UNUSED(response);
 	if (verdict == VERDICT_OK && call->round == txn->round)
 		txn->registered = true; /* even if aborted meanwhile: EndTxn must go out */
 	if (producer->stop || call->round != txn->round || txn->offsets_step != OFFSETS_ADD ||
@@ -686,34 +673,19 @@ static void add_offsets_done(void *arg, tl_err err, struct tl_cursor *body, int1
 			      "AddOffsetsToTxn for group %s failed: %s (%s); abort the transaction",
 			      txn->group_id, tl_err_message(err), tl_err_name(err));
 	}
-	pthread_cond_broadcast(&producer->cond);
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
 static void add_offsets_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
-	int16_t version =
-		coordinator_version(producer, TL_CLIENT_API_ADD_OFFSETS_TO_TXN, "AddOffsetsToTxn");
-	if (version < 0)
-		return;
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
 	struct tl_add_offsets_to_txn_request req;
 	tl_add_offsets_to_txn_request_defaults(&req);
 	req.transactional_id = tl_str_of(txn->id);
 	req.producer_id = producer->producer_id;
 	req.producer_epoch = producer->producer_epoch;
 	req.group_id = tl_str_of(txn->group_id);
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_add_offsets_to_txn_request_encode(&body, version, &req);
-	txn->request_in_flight =
-		txn_send(producer, txn->coordinator, TL_CLIENT_API_ADD_OFFSETS_TO_TXN, version,
-			 &body, add_offsets_done, call);
+	txn_request(producer, txn->coordinator, TXN_API_ADD_OFFSETS, &req, &txn->request_in_flight,
+		    NULL, 0);
 }
 
 /* The verdict for one TxnOffsetCommit partition error: the group's own errors mean
@@ -735,33 +707,24 @@ static enum txn_verdict offset_commit_classify(tl_err err)
 	}
 }
 
-static void offset_commit_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static void offset_commit_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+			      const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_txn_offset_commit_response resp;
-	tl_txn_offset_commit_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK &&
-	    tl_txn_offset_commit_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
+	const struct tl_txn_offset_commit_response *resp = response;
+	struct producer_txn *txn = &producer->txn;
 	enum txn_verdict verdict = offset_commit_classify(err);
-	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++)
-		for (int32_t i = 0; i < resp.topics[t].partitions_count; i++) {
-			tl_err e = (tl_err)resp.topics[t].partitions[i].error_code;
+	for (int32_t t = 0; err == TL_OK && t < resp->topics_count; t++)
+		for (int32_t i = 0; i < resp->topics[t].partitions_count; i++) {
+			tl_err e = (tl_err)resp->topics[t].partitions[i].error_code;
 			enum txn_verdict v = offset_commit_classify(e);
 			if (v > verdict) {
 				verdict = v;
 				err = e;
 			}
 		}
-	pthread_mutex_lock(&producer->lock);
-	struct producer_txn *txn = &producer->txn;
-	txn->group_in_flight = false;
 	if (producer->stop || call->round != txn->round || txn->offsets_step != OFFSETS_COMMIT ||
 	    producer->pid_state == PID_FAILED)
-		goto out;
+		return;
 	switch (verdict) {
 	case VERDICT_OK:
 		txn->offsets_step = OFFSETS_DONE;
@@ -785,17 +748,15 @@ static void offset_commit_done(void *arg, tl_err err, struct tl_cursor *body, in
 			txn->group_id, tl_err_message(err), tl_err_name(err));
 		break;
 	}
-out:
-	pthread_cond_broadcast(&producer->cond);
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
-static tl_err offset_commit_encode(struct tl_producer *producer, int16_t version,
-				   struct tl_buf *body)
+/* Sends the group's offsets to its coordinator, once that is ready. */
+static void offset_commit_send(struct tl_producer *producer)
 {
 	struct producer_txn *txn = &producer->txn;
+	int32_t node = txn->group_coordinator;
+	if (!tl_client_node_ready(producer->client, node))
+		return;
 	struct tl_txn_offset_commit_request req;
 	tl_txn_offset_commit_request_defaults(&req);
 	req.transactional_id = tl_str_of(txn->id);
@@ -812,7 +773,7 @@ static tl_err offset_commit_encode(struct tl_producer *producer, int16_t version
 	if (!topics || !parts) {
 		free(topics);
 		free(parts);
-		return TL_ERR_NOMEM;
+		return;
 	}
 	int32_t topic_count = 0, at = 0;
 	for (int32_t i = 0; i < txn->offset_count; i++) {
@@ -841,36 +802,9 @@ static tl_err offset_commit_encode(struct tl_producer *producer, int16_t version
 	}
 	req.topics_count = topic_count;
 	req.topics = topics;
-	tl_txn_offset_commit_request_encode(body, version, &req);
+	txn_request(producer, node, TXN_API_OFFSET_COMMIT, &req, &txn->group_in_flight, NULL, 0);
 	free(topics);
 	free(parts);
-	return TL_OK;
-}
-
-static void offset_commit_send(struct tl_producer *producer)
-{
-	struct producer_txn *txn = &producer->txn;
-	int32_t node = txn->group_coordinator;
-	if (!tl_client_node_ready(producer->client, node))
-		return;
-	int16_t version =
-		tl_client_api_version(producer->client, node, TL_CLIENT_API_TXN_OFFSET_COMMIT);
-	if (version < 0) {
-		txn_fatal(producer, TL_ERR_UNSUPPORTED_VERSION, "TxnOffsetCommit");
-		return;
-	}
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	if (offset_commit_encode(producer, version, &body) != TL_OK) {
-		tl_buf_deinit(&body);
-		call_free(call);
-		return;
-	}
-	txn->group_in_flight = txn_send(producer, node, TL_CLIENT_API_TXN_OFFSET_COMMIT, version,
-					&body, offset_commit_done, call);
 }
 
 /* The group coordinator's steps; their own slot (invariant 3). */
@@ -890,23 +824,13 @@ static int64_t offsets_group_io(struct tl_producer *producer, int64_t now)
 
 /* ---- EndTxn ---- */
 
-static void end_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+static void end_map(struct tl_producer *producer, const struct txn_call *call, tl_err err,
+		    const void *response)
 {
-	struct txn_call *call = arg;
-	struct tl_producer *producer = call->producer;
-	struct tl_end_txn_response resp;
-	tl_end_txn_response_defaults(&resp);
-	struct tl_arena arena;
-	tl_arena_init(&arena, TXN_ARENA_BYTES);
-	if (err == TL_OK && tl_end_txn_response_decode(body, version, &arena, &resp) != TL_OK)
-		err = TL_ERR_CORRUPT_MESSAGE;
-	if (err == TL_OK)
-		err = (tl_err)resp.error_code;
-	pthread_mutex_lock(&producer->lock);
 	struct producer_txn *txn = &producer->txn;
-	txn->request_in_flight = false;
 	bool committing = txn->state == TXN_COMMITTING;
 	enum txn_verdict verdict = txn_classify(err);
+	TL_UNUSED(response);
 	if (producer->stop || call->round != txn->round || producer->pid_state == PID_FAILED ||
 	    (!committing && txn->state != TXN_ABORTING)) {
 		/* destroyed or failed meanwhile */
@@ -922,33 +846,19 @@ static void end_done(void *arg, tl_err err, struct tl_cursor *body, int16_t vers
 	} else {
 		txn_fatal(producer, err, "EndTxn(abort)");
 	}
-	pthread_cond_broadcast(&producer->cond);
-	pthread_mutex_unlock(&producer->lock);
-	tl_arena_deinit(&arena);
-	call_free(call);
 }
 
 static void end_send(struct tl_producer *producer, bool commit)
 {
 	struct producer_txn *txn = &producer->txn;
-	int16_t version = coordinator_version(producer, TL_CLIENT_API_END_TXN, "EndTxn");
-	if (version < 0)
-		return;
-	struct txn_call *call = call_create(producer);
-	if (!call)
-		return;
 	struct tl_end_txn_request req;
 	tl_end_txn_request_defaults(&req);
 	req.transactional_id = tl_str_of(txn->id);
 	req.producer_id = producer->producer_id;
 	req.producer_epoch = producer->producer_epoch;
 	req.committed = commit;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_end_txn_request_encode(&body, version, &req);
-	txn->request_in_flight = txn_send(producer, txn->coordinator, TL_CLIENT_API_END_TXN,
-					  version, &body, end_done, call);
-	if (txn->request_in_flight)
+	if (txn_request(producer, txn->coordinator, TXN_API_END, &req, &txn->request_in_flight,
+			NULL, 0))
 		txn->end_sent = true;
 }
 

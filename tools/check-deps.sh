@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fails on an #include that crosses the module map: the `allowed` table below, one line
 # per module (README.md's "What is in it" says what each module holds).
-# consumer/ may also use producer/'s connection layer
-# (client.c, conf.c, export.h), which both halves of libtally share.
+# libtally is four modules: client/ is the core (connections, metadata, broker selection,
+# configuration, the request table, the export macro); producer/, consumer/ and admin/
+# build on it and on nothing of each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A allowed=(
@@ -11,8 +12,10 @@ declare -A allowed=(
   [log]="log protocol common tally"
   [replication]="replication log protocol common tally"
   [broker]="broker replication log protocol common tally"
-  [producer]="producer protocol common log tally"
-  [consumer]="consumer producer protocol common tally"
+  [client]="client protocol common tally"
+  [producer]="producer client protocol common log tally"
+  [consumer]="consumer client protocol common tally"
+  [admin]="admin client protocol common tally"
   [tools]="tools producer consumer log protocol common tally"
 )
 bad=0

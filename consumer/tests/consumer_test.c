@@ -1,5 +1,5 @@
 /* consumer_test.c - the libtally consumer: configuration and argument errors, and
- * against the scripted fake broker (producer/tests/fake_broker.h): records and headers
+ * against the scripted fake broker (client/tests/fake_broker.h): records and headers
  * decoded from plain and zstd batches with the next Fetch in flight meanwhile
  * (pipelining), read_committed skipping an aborted transaction and control batches,
  * start from committed offsets, sync and async commits, start from the end, seek. */
@@ -9,9 +9,9 @@
 
 #include <check.h>
 
+#include "client/tests/fake_broker.h"
 #include "common/tests/check_run.h"
 #include "consumer/internal.h"
-#include "producer/tests/fake_broker.h"
 #include "protocol/batch.h"
 #include "protocol/records.h"
 #include "tally/consumer.h"

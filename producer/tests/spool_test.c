@@ -13,8 +13,8 @@
 
 #include <check.h>
 
+#include "client/tests/fake_broker.h"
 #include "common/tests/check_run.h"
-#include "fake_broker.h"
 #include "protocol/batch.h"
 #include "tally/producer.h"
 #include "test_producer.h"

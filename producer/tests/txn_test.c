@@ -10,8 +10,8 @@
 
 #include <check.h>
 
+#include "client/tests/fake_broker.h"
 #include "common/tests/check_run.h"
-#include "fake_broker.h"
 #include "tally/producer.h"
 #include "test_producer.h"
 

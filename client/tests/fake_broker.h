@@ -17,8 +17,8 @@
  * wait until N Produce requests have arrived, so N batches are in flight at once.
  * Encoding and decoding use the generated codec, so the fake speaks the same bytes as
  * tallyd. Header-only: static functions for one test file. */
-#ifndef TL_PRODUCER_TESTS_FAKE_BROKER_H
-#define TL_PRODUCER_TESTS_FAKE_BROKER_H
+#ifndef TL_CLIENT_TESTS_FAKE_BROKER_H
+#define TL_CLIENT_TESTS_FAKE_BROKER_H
 
 #include <netinet/in.h>
 #include <poll.h>

@@ -1,4 +1,6 @@
-/* client.h - the connection layer of libtally, shared by producer, consumer and admin:
+/* client.h - the client core of libtally, the interface of client/, shared by the producer,
+ * the consumer and the admin client: configuration (conf.h), the export macro (export.h)
+ * and the connection layer:
  * bootstrap, one nonblocking TCP connection per broker, request/response plumbing with
  * pipelining, ApiVersions negotiation and the cluster metadata cache.
  *
@@ -18,12 +20,14 @@
  * any error -> DOWN, with reconnect.backoff.ms before the next try. Requests are sent
  * only on READY connections; every request in flight on a connection that goes DOWN
  * completes with TL_ERR_NETWORK_EXCEPTION (retriable). */
-#ifndef TL_PRODUCER_CLIENT_H
-#define TL_PRODUCER_CLIENT_H
+#ifndef TL_CLIENT_CLIENT_H
+#define TL_CLIENT_CLIENT_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client/conf.h"
+#include "client/export.h"
 #include "common/buf.h"
 #include "tally/error.h"
 
@@ -151,6 +155,50 @@ typedef void (*tl_client_encode_fn)(struct tl_buf *body, int16_t version, const 
 tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key,
 		      tl_client_encode_fn encode, const void *arg, int timeout_ms,
 		      struct tl_buf *response, int16_t *version_out);
+
+/* ---- requests by table row (request.c) ---- */
+
+/* Decodes a response body at @version into @response (storage from @arena). */
+typedef tl_err (*tl_client_decode_fn)(struct tl_cursor *cursor, int16_t version,
+				      struct tl_arena *arena, void *response);
+
+/* One API of the request table in request.c: how to encode its request and decode its
+ * response with the generated codec. The producer's transactions and the admin client
+ * send through these rows; a new API is a new row. */
+struct tl_client_rpc {
+	int16_t api_key;
+	const char *name; /* Kafka's name, for messages: "CreateTopics" */
+	tl_client_encode_fn encode;
+	tl_client_decode_fn decode;
+	size_t response_bytes; /* sizeof the decoded response struct */
+};
+
+/* The row for @api_key. Asserts that the table has one: asking for a missing row is a
+ * bug in libtally, not a peer's fault. */
+const struct tl_client_rpc *tl_client_rpc_find(int16_t api_key);
+
+/* Blocking: tl_client_call() with @rpc's encoder, then decodes the response into
+ * *@response_out. The response and the bytes it points into are allocated from @arena
+ * (the caller's), so they live until the caller deinits it.
+ * *@version_out (may be NULL) gets the version used. Returns TL_ERR_CORRUPT_MESSAGE when
+ * the response does not decode, TL_ERR_NOMEM, or what tl_client_call() returns. */
+tl_err tl_client_rpc_call(struct tl_client *client, int32_t node_id,
+			  const struct tl_client_rpc *rpc, const void *request, int timeout_ms,
+			  struct tl_arena *arena, void **response_out, int16_t *version_out);
+
+/* Runs once with the decoded response (borrowed for the call), or with err != TL_OK and
+ * a NULL response: the request failed locally (timeout, disconnect), the response did not
+ * decode (TL_ERR_CORRUPT_MESSAGE) or memory ran out (TL_ERR_NOMEM). */
+typedef void (*tl_client_rpc_done_fn)(void *arg, tl_err err, const void *response);
+
+/* Asynchronous: encodes @request (borrowed for the call) at the version negotiated with
+ * READY @node_id and sends it; @fn runs inside tl_client_poll(), its response decoded
+ * into an arena of at most @arena_bytes_max bytes. Returns TL_ERR_UNSUPPORTED_VERSION
+ * when the node speaks no version of the API that libtally does, TL_ERR_AGAIN when it is
+ * not READY, TL_ERR_NOMEM; then @fn is not called. Thread: owner. */
+tl_err tl_client_rpc_send(struct tl_client *client, int32_t node_id,
+			  const struct tl_client_rpc *rpc, const void *request,
+			  size_t arena_bytes_max, tl_client_rpc_done_fn fn, void *arg);
 
 /* ---- metadata ---- */
 

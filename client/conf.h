@@ -4,8 +4,8 @@
  * message that names the key and suggests the closest known one.
  * (1) values[i] is NULL until key i is set; getters then return the table default.
  * (2) Every stored value has passed its key's type and range check. */
-#ifndef TL_PRODUCER_CONF_H
-#define TL_PRODUCER_CONF_H
+#ifndef TL_CLIENT_CONF_H
+#define TL_CLIENT_CONF_H
 
 #include <stdbool.h>
 #include <stddef.h>

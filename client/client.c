@@ -22,7 +22,6 @@
 
 #include "common/assert.h"
 #include "common/time.h"
-#include "conf.h"
 
 /* ---- tables and types ---- */
 

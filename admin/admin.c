@@ -1,6 +1,9 @@
-/* admin.c - the libtally admin client, see include/tally/admin.h. Each call is one
- * blocking request over the shared connection layer (client.h), encoded and decoded
- * with the generated codec; CreateTopics and DeleteTopics go to the controller. */
+/* admin.c - the libtally admin client, see include/tally/admin.h. Each call is one or
+ * more blocking requests over the client core (client/client.h), sent through one
+ * table-driven path, admin_call(): a row per request says where it goes (any broker, the
+ * controller, a coordinator, a given node) and which answers it asks again; a mapper per
+ * request turns the decoded response into the call's result. Thread: the caller's; a
+ * tl_admin is used by one thread at a time. */
 #include "tally/admin.h"
 
 #include <stdarg.h>
@@ -9,11 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "client/client.h"
 #include "common/assert.h"
 #include "common/time.h"
-#include "conf.h"
-#include "export.h"
 #include "protocol/messages.h"
 
 #define ADMIN_ARENA_MAX  (64u << 20)
@@ -133,10 +134,123 @@ static tl_err admin_call_fail(struct tl_admin *admin, tl_err err, const char *wh
 			  conn[0] ? "; " : "", conn);
 }
 
-/* The controller's node id after a metadata refresh. */
-static tl_err admin_controller(struct tl_admin *admin, int timeout_ms, int32_t *node_out)
+/* ---- the request path ----
+ *
+ * Every admin call goes through admin_call(): a row of admin_apis says where the request
+ * goes and which answers are worth asking again; client/request.c's row for the same API
+ * key encodes and decodes it. admin_call() finds the node, sends, waits, decodes, and
+ * hands the response to the call's mapper, which fills the result and returns the call's
+ * error (its message written with admin_fail()). A new API is a row here, a row in
+ * client/request.c and a mapper. */
+
+/* Where a request goes. */
+enum admin_route {
+	ROUTE_ANY,        /* any ready broker */
+	ROUTE_CONTROLLER, /* the controller, as a metadata refresh names it */
+	ROUTE_GROUP,      /* the coordinator of the group named by the call */
+	ROUTE_TXN,        /* the coordinator of the transactional id named by the call */
+	ROUTE_NODE,       /* the node the call names: a partition's leader, each broker */
+};
+
+/* The requests of the admin client, indexes into admin_apis. */
+enum admin_api_id {
+	API_METADATA,
+	API_FIND_COORDINATOR,
+	API_CREATE_TOPICS,
+	API_DELETE_TOPICS,
+	API_CREATE_PARTITIONS,
+	API_LIST_OFFSETS,
+	API_LIST_GROUPS,
+	API_DESCRIBE_GROUPS,    /* one group, at its coordinator */
+	API_DESCRIBE_GROUPS_AT, /* the groups of one broker's listing, at that broker */
+	API_OFFSET_FETCH,
+	API_OFFSET_COMMIT,
+	API_DELETE_GROUPS,
+	API_LIST_TRANSACTIONS,
+	API_DESCRIBE_TRANSACTIONS,
+	API_DESCRIBE_PRODUCERS,
+	API_WRITE_TXN_MARKERS,
+	API_INIT_PRODUCER_ID,
+};
+
+struct admin_api {
+	int16_t api_key;
+	enum admin_route route;
+	int16_t version_min;              /* lowest version the call can use; 0: any */
+	bool (*is_retriable)(tl_err err); /* answers worth asking again; NULL: none */
+};
+
+static bool err_is_coordinator_retriable(tl_err err)
 {
-	tl_err err = tl_client_metadata_refresh_sync(admin->client, false, timeout_ms);
+	return err == TL_ERR_COORDINATOR_NOT_AVAILABLE ||
+	       err == TL_ERR_COORDINATOR_LOAD_IN_PROGRESS || err == TL_ERR_NOT_COORDINATOR;
+}
+
+/* InitProducerId also waits out a transaction that is still ending. */
+static bool err_is_init_retriable(tl_err err)
+{
+	return err == TL_ERR_CONCURRENT_TRANSACTIONS || err_is_coordinator_retriable(err);
+}
+
+static const struct admin_api admin_apis[] = {
+	[API_METADATA] = {TL_CLIENT_API_METADATA, ROUTE_ANY, 0, NULL},
+	[API_FIND_COORDINATOR] = {TL_CLIENT_API_FIND_COORDINATOR, ROUTE_ANY, 0,
+				  err_is_coordinator_retriable},
+	[API_CREATE_TOPICS] = {TL_CLIENT_API_CREATE_TOPICS, ROUTE_CONTROLLER, 0, NULL},
+	[API_DELETE_TOPICS] = {TL_CLIENT_API_DELETE_TOPICS, ROUTE_CONTROLLER, 0, NULL},
+	[API_CREATE_PARTITIONS] = {TL_CLIENT_API_CREATE_PARTITIONS, ROUTE_CONTROLLER, 0, NULL},
+	[API_LIST_OFFSETS] = {TL_CLIENT_API_LIST_OFFSETS, ROUTE_NODE, 0, NULL},
+	[API_LIST_GROUPS] = {TL_CLIENT_API_LIST_GROUPS, ROUTE_NODE, 0, NULL},
+	[API_DESCRIBE_GROUPS] = {TL_CLIENT_API_DESCRIBE_GROUPS, ROUTE_GROUP, 0, NULL},
+	[API_DESCRIBE_GROUPS_AT] = {TL_CLIENT_API_DESCRIBE_GROUPS, ROUTE_NODE, 0, NULL},
+	/* Version 2 is the first that answers "every topic" (topics = null). */
+	[API_OFFSET_FETCH] = {TL_CLIENT_API_OFFSET_FETCH, ROUTE_GROUP, 2, NULL},
+	[API_OFFSET_COMMIT] = {TL_CLIENT_API_OFFSET_COMMIT, ROUTE_GROUP, 0, NULL},
+	[API_DELETE_GROUPS] = {TL_CLIENT_API_DELETE_GROUPS, ROUTE_GROUP, 0, NULL},
+	[API_LIST_TRANSACTIONS] = {TL_CLIENT_API_LIST_TRANSACTIONS, ROUTE_NODE, 0, NULL},
+	[API_DESCRIBE_TRANSACTIONS] = {TL_CLIENT_API_DESCRIBE_TRANSACTIONS, ROUTE_TXN, 0, NULL},
+	[API_DESCRIBE_PRODUCERS] = {TL_CLIENT_API_DESCRIBE_PRODUCERS, ROUTE_NODE, 0, NULL},
+	[API_WRITE_TXN_MARKERS] = {TL_CLIENT_API_WRITE_TXN_MARKERS, ROUTE_NODE, 0, NULL},
+	[API_INIT_PRODUCER_ID] = {TL_CLIENT_API_INIT_PRODUCER_ID, ROUTE_TXN, 0,
+				  err_is_init_retriable},
+};
+
+struct admin_call;
+
+/* Turns a decoded response (borrowed) into @call's result, through call->arg, and
+ * returns the call's error, its message written with admin_fail(). */
+typedef tl_err (*admin_map_fn)(struct tl_admin *admin, const struct admin_call *call,
+			       const void *response);
+
+/* One admin request: what to send, to whom, and where the answer goes. */
+struct admin_call {
+	enum admin_api_id api;
+	const void *req; /* the generated codec's request struct, borrowed */
+	const char *key; /* ROUTE_GROUP, ROUTE_TXN: the group or transactional id */
+	int32_t node;    /* ROUTE_NODE: the node; after admin_call(): the node asked last */
+	admin_map_fn map;
+	void *arg; /* the mapper's: the result to fill */
+};
+
+static int admin_left_ms(int64_t deadline_ns)
+{
+	int64_t left = (deadline_ns - tl_mono_ns()) / 1000000;
+	return (int)TL_MAX(TL_MIN(left, INT32_MAX), 1);
+}
+
+static tl_err admin_decode_fail(struct tl_admin *admin, const char *what)
+{
+	return admin_fail(admin, TL_ERR_CORRUPT_MESSAGE, "%s: the response could not be decoded",
+			  what);
+}
+
+static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_t deadline_ns);
+
+/* The controller's node id after a metadata refresh. */
+static tl_err admin_controller(struct tl_admin *admin, int64_t deadline_ns, int32_t *node_out)
+{
+	tl_err err =
+		tl_client_metadata_refresh_sync(admin->client, false, admin_left_ms(deadline_ns));
 	if (err != TL_OK)
 		return admin_call_fail(admin, err, "Metadata");
 	int32_t node = tl_client_controller(admin->client);
@@ -144,11 +258,143 @@ static tl_err admin_controller(struct tl_admin *admin, int timeout_ms, int32_t *
 	return TL_OK;
 }
 
+struct coordinator_arg {
+	int8_t key_type; /* 0: group, 1: transactional id */
+	int32_t node;
+};
+
+static tl_err find_coordinator_map(struct tl_admin *admin, const struct admin_call *call,
+				   const void *response)
+{
+	const struct tl_find_coordinator_response *resp = response;
+	struct coordinator_arg *arg = call->arg;
+	tl_err err = (tl_err)resp->error_code;
+	if (err == TL_OK) {
+		err = tl_client_broker_add(admin->client, resp->node_id, resp->host.ptr,
+					   TL_MAX(resp->host.len, 0), resp->port);
+		arg->node = resp->node_id;
+	}
+	if (err != TL_OK)
+		admin_fail(admin, err, "FindCoordinator for %s %s: %s",
+			   arg->key_type ? "transactional id" : "group", call->key,
+			   tl_err_message(err));
+	return err;
+}
+
+/* The coordinator of group (@key_type 0) or transactional id (1) @key; its address is
+ * added to the client. Retries while the coordinator is loading, until @deadline_ns. */
+static tl_err admin_coordinator(struct tl_admin *admin, const char *key, int8_t key_type,
+				int64_t deadline_ns, int32_t *node_out)
+{
+	struct tl_find_coordinator_request req;
+	tl_find_coordinator_request_defaults(&req);
+	req.key = tl_str_of(key);
+	req.key_type = key_type;
+	struct coordinator_arg arg = {key_type, -1};
+	struct admin_call call = {API_FIND_COORDINATOR, &req, key, TL_CLIENT_NODE_ANY,
+				  find_coordinator_map, &arg};
+	tl_err err = admin_call(admin, &call, deadline_ns);
+	if (err == TL_OK)
+		*node_out = arg.node;
+	return err;
+}
+
+/* Where @api's request goes for @call. */
+static tl_err admin_route(struct tl_admin *admin, const struct admin_api *api,
+			  const struct admin_call *call, int64_t deadline_ns, int32_t *node_out)
+{
+	switch (api->route) {
+	case ROUTE_ANY:
+		*node_out = TL_CLIENT_NODE_ANY;
+		return TL_OK;
+	case ROUTE_NODE:
+		*node_out = call->node;
+		return TL_OK;
+	case ROUTE_CONTROLLER:
+		return admin_controller(admin, deadline_ns, node_out);
+	case ROUTE_GROUP:
+		return admin_coordinator(admin, call->key, 0, deadline_ns, node_out);
+	case ROUTE_TXN:
+		return admin_coordinator(admin, call->key, 1, deadline_ns, node_out);
+	}
+	TL_ASSERT(!"admin_route: unknown route");
+	return TL_ERR_INVALID;
+}
+
+/* One try of @call at @node: send, wait, decode, map. */
+static tl_err admin_send(struct tl_admin *admin, const struct admin_api *api,
+			 const struct admin_call *call, int32_t node, int64_t deadline_ns)
+{
+	const struct tl_client_rpc *rpc = tl_client_rpc_find(api->api_key);
+	if (api->version_min > 0 && tl_client_node_ready(admin->client, node) &&
+	    tl_client_api_version(admin->client, node, api->api_key) < api->version_min)
+		return admin_fail(admin, TL_ERR_UNSUPPORTED_VERSION,
+				  "%s needs version %d or later; the broker is too old", rpc->name,
+				  api->version_min);
+	struct tl_arena arena;
+	tl_arena_init(&arena, ADMIN_ARENA_MAX);
+	void *response;
+	tl_err err = tl_client_rpc_call(admin->client, node, rpc, call->req,
+					admin_left_ms(deadline_ns), &arena, &response, NULL);
+	if (err == TL_OK)
+		err = call->map(admin, call, response);
+	else if (err == TL_ERR_CORRUPT_MESSAGE)
+		admin_decode_fail(admin, rpc->name);
+	else if (err == TL_ERR_UNSUPPORTED_VERSION)
+		admin_fail(
+			admin, err,
+			"%s is not supported by this broker (it advertises no version of API key %d that libtally speaks)",
+			rpc->name, api->api_key);
+	else
+		admin_call_fail(admin, err, rpc->name);
+	tl_arena_deinit(&arena);
+	return err;
+}
+
+/* Sends @call where its row routes it and maps the answer; asks again, after 100 ms,
+ * while the answer is one the row retries and @deadline_ns has not passed (a coordinator
+ * that moved is looked up again). call->node is left at the node asked last. */
+static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_t deadline_ns)
+{
+	const struct admin_api *api = &admin_apis[call->api];
+	TL_ASSERT(call->map);
+	int32_t node = TL_CLIENT_NODE_ANY;
+	tl_err err = admin_route(admin, api, call, deadline_ns, &node);
+	while (err == TL_OK) {
+		call->node = node;
+		err = admin_send(admin, api, call, node, deadline_ns);
+		if (err == TL_OK || !api->is_retriable || !api->is_retriable(err) ||
+		    tl_mono_ns() >= deadline_ns)
+			return err;
+		tl_client_poll(admin->client, 100);
+		bool moved = err == TL_ERR_NOT_COORDINATOR &&
+			     (api->route == ROUTE_GROUP || api->route == ROUTE_TXN);
+		err = moved ? admin_route(admin, api, call, deadline_ns, &node) : TL_OK;
+	}
+	return err;
+}
+
+static int64_t admin_deadline(int timeout_ms)
+{
+	return tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+}
+
 /* ---- create and delete ---- */
 
-static void create_encode(struct tl_buf *body, int16_t version, const void *arg)
+static tl_err create_topic_map(struct tl_admin *admin, const struct admin_call *call,
+			       const void *response)
 {
-	tl_create_topics_request_encode(body, version, arg);
+	const struct tl_create_topics_response *resp = response;
+	bool one = resp->topics_count == 1;
+	tl_err err = one ? (tl_err)resp->topics[0].error_code : TL_ERR_CORRUPT_MESSAGE;
+	if (err == TL_OK)
+		return TL_OK;
+	struct tl_str msg = one ? resp->topics[0].error_message : tl_str_of(NULL);
+	return admin_fail(admin, err, "create topic %s: %s%s%.*s", call->key,
+			  err == TL_ERR_TOPIC_ALREADY_EXISTS ? "it already exists"
+							     : tl_err_message(err),
+			  msg.len > 0 ? ": " : "", msg.len > 0 ? (int)msg.len : 0,
+			  msg.len > 0 ? msg.ptr : "");
 }
 
 TL_EXPORT tl_err tl_admin_create_topic(struct tl_admin *admin, const char *topic,
@@ -161,10 +407,7 @@ TL_EXPORT tl_err tl_admin_create_topic(struct tl_admin *admin, const char *topic
 		return admin_fail(
 			admin, TL_ERR_INVALID,
 			"create_topic: needs a topic name, partitions > 0 (or -1) and valid configs");
-	int32_t node = TL_CLIENT_NODE_ANY;
-	tl_err err = admin_controller(admin, timeout_ms, &node);
-	if (err != TL_OK)
-		return err;
+	int64_t deadline = admin_deadline(timeout_ms);
 	struct tl_create_topics_request_createable_topic_config *cfg =
 		calloc((size_t)config_count + 1, sizeof(*cfg));
 	if (!cfg)
@@ -187,52 +430,29 @@ TL_EXPORT tl_err tl_admin_create_topic(struct tl_admin *admin, const char *topic
 	req.topics_count = 1;
 	req.topics = &t;
 	req.timeout_ms = timeout_ms;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	err = tl_client_call(admin->client, node, TL_CLIENT_API_CREATE_TOPICS, create_encode, &req,
-			     timeout_ms, &resp_bytes, &version);
+	struct admin_call call = {API_CREATE_TOPICS, &req, topic, -1, create_topic_map, NULL};
+	tl_err err = admin_call(admin, &call, deadline);
 	free(cfg);
-	if (err != TL_OK) {
-		tl_buf_deinit(&resp_bytes);
-		return admin_call_fail(admin, err, "CreateTopics");
-	}
-	struct tl_arena arena;
-	tl_arena_init(&arena, ADMIN_ARENA_MAX);
-	struct tl_cursor c;
-	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-	struct tl_create_topics_response resp;
-	err = tl_create_topics_response_decode(&c, version, &arena, &resp);
-	if (err == TL_OK)
-		err = resp.topics_count == 1 ? (tl_err)resp.topics[0].error_code
-					     : TL_ERR_CORRUPT_MESSAGE;
-	if (err != TL_OK) {
-		struct tl_str msg =
-			resp.topics_count == 1 ? resp.topics[0].error_message : tl_str_of(NULL);
-		admin_fail(admin, err, "create topic %s: %s%s%.*s", topic,
-			   err == TL_ERR_TOPIC_ALREADY_EXISTS ? "it already exists"
-							      : tl_err_message(err),
-			   msg.len > 0 ? ": " : "", msg.len > 0 ? (int)msg.len : 0,
-			   msg.len > 0 ? msg.ptr : "");
-	}
-	tl_arena_deinit(&arena);
-	tl_buf_deinit(&resp_bytes);
 	return err;
 }
 
-static void delete_encode(struct tl_buf *body, int16_t version, const void *arg)
+static tl_err delete_topic_map(struct tl_admin *admin, const struct admin_call *call,
+			       const void *response)
 {
-	tl_delete_topics_request_encode(body, version, arg);
+	const struct tl_delete_topics_response *resp = response;
+	tl_err err = resp->responses_count == 1 ? (tl_err)resp->responses[0].error_code
+						: TL_ERR_CORRUPT_MESSAGE;
+	if (err != TL_OK)
+		admin_fail(admin, err, "delete topic %s: %s", call->key,
+			   err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ? "it does not exist"
+								    : tl_err_message(err));
+	return err;
 }
 
 TL_EXPORT tl_err tl_admin_delete_topic(struct tl_admin *admin, const char *topic, int timeout_ms)
 {
 	if (!topic || !topic[0])
 		return admin_fail(admin, TL_ERR_INVALID, "delete_topic: needs a topic name");
-	int32_t node = TL_CLIENT_NODE_ANY;
-	tl_err err = admin_controller(admin, timeout_ms, &node);
-	if (err != TL_OK)
-		return err;
 	struct tl_str name = tl_str_of(topic);
 	struct tl_delete_topics_request req;
 	tl_delete_topics_request_defaults(&req);
@@ -240,39 +460,11 @@ TL_EXPORT tl_err tl_admin_delete_topic(struct tl_admin *admin, const char *topic
 	req.topic_names = &name;
 	req.topics_count = 0;
 	req.timeout_ms = timeout_ms;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	err = tl_client_call(admin->client, node, TL_CLIENT_API_DELETE_TOPICS, delete_encode, &req,
-			     timeout_ms, &resp_bytes, &version);
-	if (err != TL_OK) {
-		tl_buf_deinit(&resp_bytes);
-		return admin_call_fail(admin, err, "DeleteTopics");
-	}
-	struct tl_arena arena;
-	tl_arena_init(&arena, ADMIN_ARENA_MAX);
-	struct tl_cursor c;
-	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-	struct tl_delete_topics_response resp;
-	err = tl_delete_topics_response_decode(&c, version, &arena, &resp);
-	if (err == TL_OK)
-		err = resp.responses_count == 1 ? (tl_err)resp.responses[0].error_code
-						: TL_ERR_CORRUPT_MESSAGE;
-	if (err != TL_OK)
-		admin_fail(admin, err, "delete topic %s: %s", topic,
-			   err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ? "it does not exist"
-								    : tl_err_message(err));
-	tl_arena_deinit(&arena);
-	tl_buf_deinit(&resp_bytes);
-	return err;
+	struct admin_call call = {API_DELETE_TOPICS, &req, topic, -1, delete_topic_map, NULL};
+	return admin_call(admin, &call, admin_deadline(timeout_ms));
 }
 
 /* ---- list and describe ---- */
-
-static void metadata_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_metadata_request_encode(body, version, arg);
-}
 
 static int topic_info_cmp(const void *a, const void *b)
 {
@@ -333,6 +525,45 @@ static bool topic_info_copy(struct tl_arena *arena,
 	return true;
 }
 
+/* What admin_metadata() asks for and fills. */
+struct metadata_arg {
+	const char *const *names; /* NULL: every topic */
+	int32_t count;
+	struct admin_topics *result;
+};
+
+static tl_err metadata_map(struct tl_admin *admin, const struct admin_call *call,
+			   const void *response)
+{
+	const struct tl_metadata_response *resp = response;
+	struct metadata_arg *arg = call->arg;
+	struct admin_topics *result = arg->result;
+	TL_UNUSED(admin);
+	int32_t n = TL_MAX(resp->topics_count, 0);
+	result->topics = calloc((size_t)n + 1, sizeof(*result->topics));
+	if (!result->topics)
+		return TL_ERR_NOMEM;
+	for (int32_t i = 0; i < n; i++)
+		if (!topic_info_copy(&result->arena, &resp->topics[i], &result->topics[i]))
+			return TL_ERR_NOMEM;
+	/* Describe answers in the order asked; list sorts by name. */
+	if (!arg->names)
+		qsort(result->topics, (size_t)n, sizeof(*result->topics), topic_info_cmp);
+	for (int32_t i = 0; arg->names && i < n && i < arg->count; i++) {
+		for (int32_t j = i; j < n; j++) {
+			if (strcmp(result->topics[j].name, arg->names[i]) == 0) {
+				struct tl_admin_topic_info tmp = result->topics[i];
+				result->topics[i] = result->topics[j];
+				result->topics[j] = tmp;
+				break;
+			}
+		}
+	}
+	result->pub.count = n;
+	result->pub.topics = result->topics;
+	return TL_OK;
+}
+
 /* One Metadata request for @names (NULL: every topic); results in @out. */
 static tl_err admin_metadata(struct tl_admin *admin, const char *const *names, int32_t count,
 			     int timeout_ms, struct tl_admin_topics **out)
@@ -355,59 +586,16 @@ static tl_err admin_metadata(struct tl_admin *admin, const char *const *names, i
 	req.topics_count = names ? count : -1;
 	req.topics = ts;
 	req.allow_auto_topic_creation = names && admin->allow_auto_create;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	tl_err err = tl_client_call(admin->client, TL_CLIENT_NODE_ANY, TL_CLIENT_API_METADATA,
-				    metadata_encode, &req, timeout_ms, &resp_bytes, &version);
+	struct metadata_arg arg = {names, count, result};
+	struct admin_call call = {API_METADATA, &req, NULL, -1, metadata_map, &arg};
+	tl_err err = admin_call(admin, &call, admin_deadline(timeout_ms));
 	free(ts);
-	struct tl_arena arena;
-	tl_arena_init(&arena, ADMIN_ARENA_MAX);
-	struct tl_metadata_response resp;
-	if (err == TL_OK) {
-		struct tl_cursor c;
-		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-		err = tl_metadata_response_decode(&c, version, &arena, &resp);
-	}
 	if (err != TL_OK) {
-		admin_call_fail(admin, err, "Metadata");
-		goto out;
+		tl_admin_topics_destroy(&result->pub);
+		return err;
 	}
-	int32_t n = TL_MAX(resp.topics_count, 0);
-	result->topics = calloc((size_t)n + 1, sizeof(*result->topics));
-	err = TL_ERR_NOMEM;
-	if (!result->topics)
-		goto out;
-	for (int32_t i = 0; i < n; i++)
-		if (!topic_info_copy(&result->arena, &resp.topics[i], &result->topics[i]))
-			goto out;
-	/* Describe answers in the order asked; list sorts by name. */
-	if (!names)
-		qsort(result->topics, (size_t)n, sizeof(*result->topics), topic_info_cmp);
-	for (int32_t i = 0; names && i < n && i < count; i++) {
-		for (int32_t j = i; j < n; j++) {
-			if (strcmp(result->topics[j].name, names[i]) == 0) {
-				struct tl_admin_topic_info tmp = result->topics[i];
-				result->topics[i] = result->topics[j];
-				result->topics[j] = tmp;
-				break;
-			}
-		}
-	}
-	result->pub.count = n;
-	result->pub.topics = result->topics;
 	*out = &result->pub;
-	result = NULL;
-	err = TL_OK;
-out:
-	if (result) {
-		tl_arena_deinit(&result->arena);
-		free(result->topics);
-		free(result);
-	}
-	tl_arena_deinit(&arena);
-	tl_buf_deinit(&resp_bytes);
-	return err;
+	return TL_OK;
 }
 
 TL_EXPORT tl_err tl_admin_list_topics(struct tl_admin *admin, struct tl_admin_topics **out,
@@ -474,101 +662,28 @@ static void result_destroy(void *pub)
 	free(result);
 }
 
+/* Runs @call with a new result as its mapper's argument; *@result_out gets the result
+ * (the caller's to hand out) when the call succeeds, and it is freed when it fails. */
+static tl_err admin_call_result(struct tl_admin *admin, struct admin_call *call, int timeout_ms,
+				struct admin_result **result_out)
+{
+	struct admin_result *result = result_create();
+	if (!result)
+		return TL_ERR_NOMEM;
+	call->arg = result;
+	tl_err err = admin_call(admin, call, admin_deadline(timeout_ms));
+	if (err != TL_OK) {
+		result_destroy(&result->pub);
+		return err;
+	}
+	*result_out = result;
+	return TL_OK;
+}
+
 /* Like arena_strdup, but a null wire string stays NULL. */
 static char *arena_strdup_null(struct tl_arena *arena, struct tl_str s)
 {
 	return s.len < 0 ? NULL : arena_strdup(arena, s);
-}
-
-static int admin_left_ms(int64_t deadline_ns)
-{
-	int64_t left = (deadline_ns - tl_mono_ns()) / 1000000;
-	return (int)TL_MAX(TL_MIN(left, INT32_MAX), 1);
-}
-
-/* One blocking request to @node (TL_CLIENT_NODE_ANY: any broker); the response body is
- * left in @resp_bytes (caller-initialized). @what names the request in errors. */
-static tl_err admin_request(struct tl_admin *admin, int32_t node, int16_t api_key,
-			    tl_client_encode_fn encode, const void *req, int64_t deadline_ns,
-			    const char *what, struct tl_buf *resp_bytes, int16_t *version_out)
-{
-	tl_err err = tl_client_call(admin->client, node, api_key, encode, req,
-				    admin_left_ms(deadline_ns), resp_bytes, version_out);
-	if (err == TL_ERR_UNSUPPORTED_VERSION)
-		return admin_fail(
-			admin, err,
-			"%s is not supported by this broker (it advertises no version of API key %d that libtally speaks)",
-			what, api_key);
-	if (err != TL_OK)
-		return admin_call_fail(admin, err, what);
-	return TL_OK;
-}
-
-static tl_err admin_decode_fail(struct tl_admin *admin, const char *what)
-{
-	return admin_fail(admin, TL_ERR_CORRUPT_MESSAGE, "%s: the response could not be decoded",
-			  what);
-}
-
-static bool err_is_coordinator_retriable(tl_err err)
-{
-	return err == TL_ERR_COORDINATOR_NOT_AVAILABLE ||
-	       err == TL_ERR_COORDINATOR_LOAD_IN_PROGRESS || err == TL_ERR_NOT_COORDINATOR;
-}
-
-static void find_coordinator_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_find_coordinator_request_encode(body, version, arg);
-}
-
-/* The coordinator of group (@key_type 0) or transactional id (1) @key; its address is
- * added to the client. Retries while the coordinator is loading, until @deadline_ns. */
-static tl_err admin_coordinator(struct tl_admin *admin, const char *key, int8_t key_type,
-				int64_t deadline_ns, int32_t *node_out)
-{
-	for (;;) {
-		struct tl_find_coordinator_request req;
-		tl_find_coordinator_request_defaults(&req);
-		req.key = tl_str_of(key);
-		req.key_type = key_type;
-		struct tl_buf resp_bytes;
-		tl_buf_init(&resp_bytes);
-		int16_t version;
-		tl_err err =
-			admin_request(admin, TL_CLIENT_NODE_ANY, TL_CLIENT_API_FIND_COORDINATOR,
-				      find_coordinator_encode, &req, deadline_ns, "FindCoordinator",
-				      &resp_bytes, &version);
-		if (err != TL_OK) {
-			tl_buf_deinit(&resp_bytes);
-			return err;
-		}
-		struct tl_arena arena;
-		tl_arena_init(&arena, ADMIN_ARENA_MAX);
-		struct tl_cursor c;
-		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-		struct tl_find_coordinator_response resp;
-		err = tl_find_coordinator_response_decode(&c, version, &arena, &resp);
-		if (err == TL_OK) {
-			err = (tl_err)resp.error_code;
-			if (err == TL_OK) {
-				err = tl_client_broker_add(admin->client, resp.node_id,
-							   resp.host.ptr, TL_MAX(resp.host.len, 0),
-							   resp.port);
-				*node_out = resp.node_id;
-			}
-		} else {
-			err = admin_decode_fail(admin, "FindCoordinator");
-		}
-		tl_arena_deinit(&arena);
-		tl_buf_deinit(&resp_bytes);
-		if (err == TL_OK || err == TL_ERR_CORRUPT_MESSAGE)
-			return err;
-		if (!err_is_coordinator_retriable(err) || tl_mono_ns() >= deadline_ns)
-			return admin_fail(admin, err, "FindCoordinator for %s %s: %s",
-					  key_type ? "transactional id" : "group", key,
-					  tl_err_message(err));
-		tl_client_poll(admin->client, 100);
-	}
 }
 
 /* Index order for grouping partitions into one request per leader: by leader, then
@@ -621,11 +736,52 @@ static tl_err admin_leaders(struct tl_admin *admin, const char *const *topics,
 	return TL_OK;
 }
 
+/* Asks each leader about its entries: calls @fn once per leader in @leaders (from
+ * admin_leaders()) with the indexes of the entries it leads, sorted by topic then
+ * partition. Entries without a leader (-1) are left out. */
+typedef tl_err (*admin_leader_fn)(struct tl_admin *admin, int32_t node, int32_t *idx, int32_t n,
+				  int64_t deadline_ns, void *arg);
+
+static tl_err admin_by_leader(struct tl_admin *admin, const int32_t *leaders,
+			      const char *const *topics, const int32_t *partitions, int32_t count,
+			      int64_t deadline_ns, admin_leader_fn fn, void *arg)
+{
+	int32_t *idx = calloc((size_t)count, sizeof(*idx));
+	if (!idx)
+		return TL_ERR_NOMEM;
+	for (int32_t i = 0; i < count; i++)
+		idx[i] = i;
+	struct leader_sort ls = {leaders, topics, partitions};
+	qsort_r(idx, (size_t)count, sizeof(*idx), leader_sort_cmp, &ls);
+	tl_err err = TL_OK;
+	for (int32_t start = 0; start < count && err == TL_OK;) {
+		int32_t end = start + 1;
+		while (end < count && leaders[idx[end]] == leaders[idx[start]])
+			end++;
+		if (leaders[idx[start]] >= 0)
+			err = fn(admin, leaders[idx[start]], idx + start, end - start, deadline_ns,
+				 arg);
+		start = end;
+	}
+	free(idx);
+	return err;
+}
+
 /* ---- add partitions ---- */
 
-static void create_partitions_encode(struct tl_buf *body, int16_t version, const void *arg)
+static tl_err create_partitions_map(struct tl_admin *admin, const struct admin_call *call,
+				    const void *response)
 {
-	tl_create_partitions_request_encode(body, version, arg);
+	const struct tl_create_partitions_response *resp = response;
+	if (resp->results_count != 1)
+		return admin_decode_fail(admin, "CreatePartitions");
+	tl_err err = (tl_err)resp->results[0].error_code;
+	if (err == TL_OK)
+		return TL_OK;
+	struct tl_str msg = resp->results[0].error_message;
+	return admin_fail(admin, err, "add partitions to %s: %s%s%.*s", call->key,
+			  tl_err_message(err), msg.len > 0 ? ": " : "",
+			  msg.len > 0 ? (int)msg.len : 0, msg.len > 0 ? msg.ptr : "");
 }
 
 TL_EXPORT tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *topic,
@@ -634,11 +790,6 @@ TL_EXPORT tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *
 	if (!topic || !topic[0] || total <= 0)
 		return admin_fail(admin, TL_ERR_INVALID,
 				  "create_partitions: needs a topic name and a count > 0");
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	int32_t node = TL_CLIENT_NODE_ANY;
-	tl_err err = admin_controller(admin, timeout_ms, &node);
-	if (err != TL_OK)
-		return err;
 	struct tl_create_partitions_request_create_partitions_topic t;
 	tl_create_partitions_request_create_partitions_topic_defaults(&t);
 	t.name = tl_str_of(topic);
@@ -649,40 +800,12 @@ TL_EXPORT tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *
 	req.topics_count = 1;
 	req.topics = &t;
 	req.timeout_ms = timeout_ms;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	err = admin_request(admin, node, TL_CLIENT_API_CREATE_PARTITIONS, create_partitions_encode,
-			    &req, deadline, "CreatePartitions", &resp_bytes, &version);
-	if (err != TL_OK) {
-		tl_buf_deinit(&resp_bytes);
-		return err;
-	}
-	struct tl_arena arena;
-	tl_arena_init(&arena, ADMIN_ARENA_MAX);
-	struct tl_cursor c;
-	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-	struct tl_create_partitions_response resp;
-	err = tl_create_partitions_response_decode(&c, version, &arena, &resp);
-	if (err != TL_OK || resp.results_count != 1) {
-		err = admin_decode_fail(admin, "CreatePartitions");
-	} else if ((err = (tl_err)resp.results[0].error_code) != TL_OK) {
-		struct tl_str msg = resp.results[0].error_message;
-		admin_fail(admin, err, "add partitions to %s: %s%s%.*s", topic, tl_err_message(err),
-			   msg.len > 0 ? ": " : "", msg.len > 0 ? (int)msg.len : 0,
-			   msg.len > 0 ? msg.ptr : "");
-	}
-	tl_arena_deinit(&arena);
-	tl_buf_deinit(&resp_bytes);
-	return err;
+	struct admin_call call = {API_CREATE_PARTITIONS, &req, topic, -1,
+				  create_partitions_map, NULL};
+	return admin_call(admin, &call, admin_deadline(timeout_ms));
 }
 
 /* ---- offsets ---- */
-
-static void list_offsets_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_list_offsets_request_encode(body, version, arg);
-}
 
 /* Copies one ListOffsets answer into the matching query among @idx. */
 static void
@@ -702,11 +825,32 @@ list_offsets_apply(struct tl_admin_offset_query *queries, const int32_t *idx, in
 	}
 }
 
-/* One ListOffsets request to @node for the queries @idx[0..n) (sorted by topic). */
-static tl_err list_offsets_at(struct tl_admin *admin, int32_t node,
-			      struct tl_admin_offset_query *queries, const int32_t *idx, int32_t n,
-			      int8_t isolation_level, int64_t deadline_ns)
+/* The queries one ListOffsets request is for. */
+struct list_offsets_arg {
+	struct tl_admin_offset_query *queries;
+	const int32_t *idx;
+	int32_t n;
+	int8_t isolation_level;
+};
+
+static tl_err list_offsets_map(struct tl_admin *admin, const struct admin_call *call,
+			       const void *response)
 {
+	const struct tl_list_offsets_response *resp = response;
+	const struct list_offsets_arg *arg = call->arg;
+	TL_UNUSED(admin);
+	for (int32_t t = 0; t < resp->topics_count; t++)
+		for (int32_t p = 0; p < resp->topics[t].partitions_count; p++)
+			list_offsets_apply(arg->queries, arg->idx, arg->n, resp->topics[t].name,
+					   &resp->topics[t].partitions[p]);
+	return TL_OK;
+}
+
+/* One ListOffsets request to @node for the queries @arg->idx[0..n) (sorted by topic). */
+static tl_err list_offsets_at(struct tl_admin *admin, int32_t node, struct list_offsets_arg *arg,
+			      int64_t deadline_ns)
+{
+	int32_t n = arg->n;
 	struct tl_list_offsets_request_list_offsets_topic *ts = calloc((size_t)n, sizeof(*ts));
 	struct tl_list_offsets_request_list_offsets_partition *ps = calloc((size_t)n, sizeof(*ps));
 	if (!ts || !ps) {
@@ -717,12 +861,12 @@ static tl_err list_offsets_at(struct tl_admin *admin, int32_t node,
 	struct tl_list_offsets_request req;
 	tl_list_offsets_request_defaults(&req);
 	req.replica_id = -1;
-	req.isolation_level = isolation_level;
+	req.isolation_level = arg->isolation_level;
 	req.topics = ts;
 	req.topics_count = 0;
 	for (int32_t k = 0; k < n; k++) {
-		const struct tl_admin_offset_query *q = &queries[idx[k]];
-		if (k == 0 || strcmp(q->topic, queries[idx[k - 1]].topic) != 0) {
+		const struct tl_admin_offset_query *q = &arg->queries[arg->idx[k]];
+		if (k == 0 || strcmp(q->topic, arg->queries[arg->idx[k - 1]].topic) != 0) {
 			tl_list_offsets_request_list_offsets_topic_defaults(&ts[req.topics_count]);
 			ts[req.topics_count].name = tl_str_of(q->topic);
 			ts[req.topics_count].partitions = &ps[k];
@@ -736,41 +880,21 @@ static tl_err list_offsets_at(struct tl_admin *admin, int32_t node,
 		ps[k].timestamp = q->timestamp;
 		ts[req.topics_count - 1].partitions_count++;
 	}
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	tl_err err = admin_request(admin, node, TL_CLIENT_API_LIST_OFFSETS, list_offsets_encode,
-				   &req, deadline_ns, "ListOffsets", &resp_bytes, &version);
+	struct admin_call call = {API_LIST_OFFSETS, &req, NULL, node, list_offsets_map, arg};
+	tl_err err = admin_call(admin, &call, deadline_ns);
 	free(ts);
 	free(ps);
-	if (err != TL_OK) {
-		tl_buf_deinit(&resp_bytes);
-		return err;
-	}
-	struct tl_arena arena;
-	tl_arena_init(&arena, ADMIN_ARENA_MAX);
-	struct tl_cursor c;
-	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-	struct tl_list_offsets_response resp;
-	err = tl_list_offsets_response_decode(&c, version, &arena, &resp);
-	if (err != TL_OK)
-		err = admin_decode_fail(admin, "ListOffsets");
-	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++)
-		for (int32_t p = 0; p < resp.topics[t].partitions_count; p++)
-			list_offsets_apply(queries, idx, n, resp.topics[t].name,
-					   &resp.topics[t].partitions[p]);
-	tl_arena_deinit(&arena);
-	tl_buf_deinit(&resp_bytes);
 	return err;
 }
 
 /* The queries @idx[0..n) of one leader, sorted: a partition may appear more than once
  * (earliest and latest), but a broker answers each partition of a request once, so each
  * request takes at most one query per partition. */
-static tl_err list_offsets_leader(struct tl_admin *admin, int32_t node,
-				  struct tl_admin_offset_query *queries, int32_t *idx, int32_t n,
-				  int8_t isolation_level, int64_t deadline_ns)
+static tl_err list_offsets_leader(struct tl_admin *admin, int32_t node, int32_t *idx, int32_t n,
+				  int64_t deadline_ns, void *varg)
 {
+	const struct list_offsets_arg *all = varg;
+	struct tl_admin_offset_query *queries = all->queries;
 	int32_t *round = calloc((size_t)n, sizeof(*round));
 	bool *sent = calloc((size_t)n, sizeof(*sent));
 	tl_err err = round && sent ? TL_OK : TL_ERR_NOMEM;
@@ -786,7 +910,8 @@ static tl_err list_offsets_leader(struct tl_admin *admin, int32_t node,
 			round[k++] = idx[i];
 			sent[i] = true;
 		}
-		err = list_offsets_at(admin, node, queries, round, k, isolation_level, deadline_ns);
+		struct list_offsets_arg arg = {queries, round, k, all->isolation_level};
+		err = list_offsets_at(admin, node, &arg, deadline_ns);
 		left -= k;
 	}
 	free(round);
@@ -808,41 +933,30 @@ TL_EXPORT tl_err tl_admin_list_offsets(struct tl_admin *admin,
 		queries[i].offset = -1;
 		queries[i].offset_timestamp = -1;
 	}
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int64_t deadline = admin_deadline(timeout_ms);
 	const char **topics = calloc((size_t)count, sizeof(*topics));
 	int32_t *partitions = calloc((size_t)count, sizeof(*partitions));
 	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
-	int32_t *idx = calloc((size_t)count, sizeof(*idx));
 	tl_err *errs = calloc((size_t)count, sizeof(*errs));
 	tl_err err = TL_ERR_NOMEM;
-	if (!topics || !partitions || !leaders || !idx || !errs)
+	if (!topics || !partitions || !leaders || !errs)
 		goto out;
 	for (int32_t i = 0; i < count; i++) {
 		topics[i] = queries[i].topic;
 		partitions[i] = queries[i].partition;
-		idx[i] = i;
 	}
 	err = admin_leaders(admin, topics, partitions, count, deadline, leaders, errs);
 	if (err != TL_OK)
 		goto out;
 	for (int32_t i = 0; i < count; i++)
 		queries[i].err = errs[i];
-	struct leader_sort ls = {leaders, topics, partitions};
-	qsort_r(idx, (size_t)count, sizeof(*idx), leader_sort_cmp, &ls);
-	for (int32_t start = 0; start < count && err == TL_OK;) {
-		int32_t end = start + 1;
-		while (end < count && leaders[idx[end]] == leaders[idx[start]])
-			end++;
-		if (leaders[idx[start]] >= 0)
-			err = list_offsets_leader(admin, leaders[idx[start]], queries, idx + start,
-						  end - start, isolation_level, deadline);
-		start = end;
-	}
+	struct list_offsets_arg arg = {queries, NULL, count, isolation_level};
+	err = admin_by_leader(admin, leaders, topics, partitions, count, deadline,
+			      list_offsets_leader, &arg);
 out:
 	free(topics);
 	free(partitions);
 	free(leaders);
-	free(idx);
 	free(errs);
 	return err;
 }
@@ -882,47 +996,34 @@ static bool cluster_copy(struct tl_arena *arena, const struct tl_metadata_respon
 	return true;
 }
 
+static tl_err cluster_map(struct tl_admin *admin, const struct admin_call *call,
+			  const void *response)
+{
+	const struct tl_metadata_response *resp = response;
+	struct admin_result *result = call->arg;
+	if (!cluster_copy(&result->arena, resp, &result->pub.cluster))
+		return TL_ERR_NOMEM;
+	/* The client learns the brokers too, for tl_admin_probe_broker. */
+	tl_err err = TL_OK;
+	for (int32_t i = 0; err == TL_OK && i < resp->brokers_count; i++)
+		err = tl_client_broker_add(
+			admin->client, resp->brokers[i].node_id, resp->brokers[i].host.ptr,
+			TL_MAX(resp->brokers[i].host.len, 0), resp->brokers[i].port);
+	return err;
+}
+
 TL_EXPORT tl_err tl_admin_describe_cluster(struct tl_admin *admin, struct tl_admin_cluster **out,
 					   int timeout_ms)
 {
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
 	struct tl_metadata_request req;
 	tl_metadata_request_defaults(&req);
 	req.topics_count = -1;
 	req.allow_auto_topic_creation = false;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	tl_err err =
-		admin_request(admin, TL_CLIENT_NODE_ANY, TL_CLIENT_API_METADATA, metadata_encode,
-			      &req, deadline, "Metadata", &resp_bytes, &version);
-	if (err != TL_OK) {
-		tl_buf_deinit(&resp_bytes);
+	struct admin_call call = {API_METADATA, &req, NULL, -1, cluster_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
 		return err;
-	}
-	struct admin_result *result = result_create();
-	struct tl_arena arena;
-	tl_arena_init(&arena, ADMIN_ARENA_MAX);
-	struct tl_cursor c;
-	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-	struct tl_metadata_response resp;
-	if (!result)
-		err = TL_ERR_NOMEM;
-	else if (tl_metadata_response_decode(&c, version, &arena, &resp) != TL_OK)
-		err = admin_decode_fail(admin, "Metadata");
-	else if (!cluster_copy(&result->arena, &resp, &result->pub.cluster))
-		err = TL_ERR_NOMEM;
-	/* The client learns the brokers too, for tl_admin_probe_broker. */
-	for (int32_t i = 0; err == TL_OK && i < resp.brokers_count; i++)
-		err = tl_client_broker_add(
-			admin->client, resp.brokers[i].node_id, resp.brokers[i].host.ptr,
-			TL_MAX(resp.brokers[i].host.len, 0), resp.brokers[i].port);
-	tl_arena_deinit(&arena);
-	tl_buf_deinit(&resp_bytes);
-	if (err != TL_OK) {
-		result_destroy(result ? &result->pub : NULL);
-		return err;
-	}
 	*out = &result->pub.cluster;
 	return TL_OK;
 }
@@ -968,133 +1069,155 @@ static tl_err admin_all_brokers(struct tl_admin *admin, int64_t deadline_ns, int
 	return TL_OK;
 }
 
-/* ---- consumer groups ---- */
-
-static void list_groups_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_list_groups_request_encode(body, version, arg);
-}
-
-static void describe_groups_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_describe_groups_request_encode(body, version, arg);
-}
-
-/* A growing array of group listings in @arena. */
-struct group_list {
-	struct tl_admin_group_listing *items;
+/* Listings gathered from every broker (ListGroups, ListTransactions): a growing array
+ * of @size-byte items in @arena. */
+struct broker_listing {
+	struct tl_arena *arena;
+	void *items;
+	size_t size;
 	int32_t count;
 	int32_t cap;
+	int32_t from; /* the first item from the broker being asked */
 };
 
-static bool group_list_add(struct tl_arena *arena, struct group_list *list, struct tl_str id,
-			   struct tl_str type)
+/* A new zeroed item at the end of @list, or NULL when out of memory. */
+static void *listing_add(struct broker_listing *list)
 {
 	if (list->count == list->cap) {
 		int32_t cap = list->cap ? list->cap * 2 : 16;
-		struct tl_admin_group_listing *items =
-			tl_arena_array(arena, (size_t)cap, sizeof(*items));
+		void *items = tl_arena_array(list->arena, (size_t)cap, list->size);
 		if (!items)
-			return false;
+			return NULL;
 		if (list->count)
-			memcpy(items, list->items, (size_t)list->count * sizeof(*items));
+			memcpy(items, list->items, (size_t)list->count * list->size);
 		list->items = items;
 		list->cap = cap;
 	}
-	struct tl_admin_group_listing *g = &list->items[list->count];
-	g->group_id = arena_strdup(arena, id);
-	g->protocol_type = arena_strdup(arena, type);
-	g->state = "";
-	if (!g->group_id || !g->protocol_type)
+	TL_ASSERT(list->count < list->cap);
+	return (char *)list->items + (size_t)list->count++ * list->size;
+}
+
+/* Asks one broker for its part of a listing. */
+typedef tl_err (*admin_broker_fn)(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
+				  struct broker_listing *list);
+
+/* Runs @at at every broker in turn (Metadata names them) into the listing @list of
+ * @size-byte items, kept in a new result, and sorts it with @cmp. *@result_out gets the
+ * result on success. */
+static tl_err admin_list_brokers(struct tl_admin *admin, int timeout_ms, admin_broker_fn at,
+				 size_t size, int (*cmp)(const void *, const void *),
+				 struct broker_listing *list, struct admin_result **result_out)
+{
+	int64_t deadline = admin_deadline(timeout_ms);
+	struct admin_result *result = result_create();
+	if (!result)
+		return TL_ERR_NOMEM;
+	*list = (struct broker_listing){&result->arena, NULL, size, 0, 0, 0};
+	int32_t *nodes = NULL, node_count = 0;
+	tl_err err = admin_all_brokers(admin, deadline, &nodes, &node_count);
+	for (int32_t i = 0; err == TL_OK && i < node_count; i++)
+		err = at(admin, nodes[i], deadline, list);
+	free(nodes);
+	if (err != TL_OK) {
+		result_destroy(&result->pub);
+		return err;
+	}
+	if (list->count > 0)
+		qsort(list->items, (size_t)list->count, size, cmp);
+	*result_out = result;
+	return TL_OK;
+}
+
+/* ---- consumer groups ---- */
+
+/* The @index-th group of @list. */
+static struct tl_admin_group_listing *group_listing(const struct broker_listing *list,
+						    int32_t index)
+{
+	TL_ASSERT(index >= 0 && index < list->count);
+	return (struct tl_admin_group_listing *)list->items + index;
+}
+
+static bool group_list_add(struct broker_listing *list, struct tl_str id, struct tl_str type)
+{
+	struct tl_admin_group_listing *g = listing_add(list);
+	if (!g)
 		return false;
-	list->count++;
-	return true;
+	g->group_id = arena_strdup(list->arena, id);
+	g->protocol_type = arena_strdup(list->arena, type);
+	g->state = "";
+	return g->group_id && g->protocol_type;
+}
+
+static tl_err group_states_map(struct tl_admin *admin, const struct admin_call *call,
+			       const void *response)
+{
+	const struct tl_describe_groups_response *resp = response;
+	struct broker_listing *list = call->arg;
+	TL_UNUSED(admin);
+	for (int32_t g = 0; g < resp->groups_count; g++) {
+		for (int32_t i = list->from; i < list->count; i++) {
+			struct tl_admin_group_listing *item = group_listing(list, i);
+			if (!tl_str_eq_c(resp->groups[g].group_id, item->group_id))
+				continue;
+			const char *state = arena_strdup(list->arena, resp->groups[g].group_state);
+			if (!state)
+				return TL_ERR_NOMEM;
+			item->state = state;
+		}
+	}
+	return TL_OK;
 }
 
 /* Fills in the states of @list's entries [from, count) with one DescribeGroups to @node. */
-static tl_err group_list_states(struct tl_admin *admin, struct tl_arena *arena,
-				struct group_list *list, int32_t from, int32_t node,
+static tl_err group_list_states(struct tl_admin *admin, struct broker_listing *list, int32_t node,
 				int64_t deadline_ns)
 {
-	int32_t n = list->count - from;
+	int32_t n = list->count - list->from;
 	if (n <= 0)
 		return TL_OK;
 	struct tl_str *names = calloc((size_t)n, sizeof(*names));
 	if (!names)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < n; i++)
-		names[i] = tl_str_of(list->items[from + i].group_id);
+		names[i] = tl_str_of(group_listing(list, list->from + i)->group_id);
 	struct tl_describe_groups_request req;
 	tl_describe_groups_request_defaults(&req);
 	req.groups_count = n;
 	req.groups = names;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	tl_err err =
-		admin_request(admin, node, TL_CLIENT_API_DESCRIBE_GROUPS, describe_groups_encode,
-			      &req, deadline_ns, "DescribeGroups", &resp_bytes, &version);
+	struct admin_call call = {API_DESCRIBE_GROUPS_AT, &req, NULL, node, group_states_map, list};
+	tl_err err = admin_call(admin, &call, deadline_ns);
 	free(names);
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_describe_groups_response resp;
-	if (err == TL_OK) {
-		struct tl_cursor c;
-		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-		if (tl_describe_groups_response_decode(&c, version, &tmp, &resp) != TL_OK)
-			err = admin_decode_fail(admin, "DescribeGroups");
-	}
-	for (int32_t g = 0; err == TL_OK && g < resp.groups_count; g++) {
-		for (int32_t i = from; i < list->count; i++) {
-			if (!tl_str_eq_c(resp.groups[g].group_id, list->items[i].group_id))
-				continue;
-			const char *state = arena_strdup(arena, resp.groups[g].group_state);
-			if (!state)
-				err = TL_ERR_NOMEM;
-			else
-				list->items[i].state = state;
-		}
-	}
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
 	return err;
 }
 
+static tl_err list_groups_map(struct tl_admin *admin, const struct admin_call *call,
+			      const void *response)
+{
+	const struct tl_list_groups_response *resp = response;
+	struct broker_listing *list = call->arg;
+	if (resp->error_code != 0)
+		return admin_fail(admin, (tl_err)resp->error_code, "ListGroups at broker %d: %s",
+				  call->node, tl_err_message((tl_err)resp->error_code));
+	for (int32_t i = 0; i < resp->groups_count; i++)
+		if (!group_list_add(list, resp->groups[i].group_id, resp->groups[i].protocol_type))
+			return TL_ERR_NOMEM;
+	return TL_OK;
+}
+
 /* ListGroups (then DescribeGroups for the states) at one broker. */
-static tl_err list_groups_at(struct tl_admin *admin, struct tl_arena *arena,
-			     struct group_list *list, int32_t node, int64_t deadline_ns)
+static tl_err list_groups_at(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
+			     struct broker_listing *list)
 {
 	struct tl_list_groups_request req;
 	tl_list_groups_request_defaults(&req);
 	req.states_filter_count = 0;
 	req.types_filter_count = 0;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	tl_err err = admin_request(admin, node, TL_CLIENT_API_LIST_GROUPS, list_groups_encode, &req,
-				   deadline_ns, "ListGroups", &resp_bytes, &version);
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_list_groups_response resp;
-	if (err == TL_OK) {
-		struct tl_cursor c;
-		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-		if (tl_list_groups_response_decode(&c, version, &tmp, &resp) != TL_OK)
-			err = admin_decode_fail(admin, "ListGroups");
-		else if (resp.error_code != 0)
-			err = admin_fail(admin, (tl_err)resp.error_code,
-					 "ListGroups at broker %d: %s", node,
-					 tl_err_message((tl_err)resp.error_code));
-	}
-	int32_t from = list->count;
-	for (int32_t i = 0; err == TL_OK && i < resp.groups_count; i++)
-		if (!group_list_add(arena, list, resp.groups[i].group_id,
-				    resp.groups[i].protocol_type))
-			err = TL_ERR_NOMEM;
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
+	list->from = list->count;
+	struct admin_call call = {API_LIST_GROUPS, &req, NULL, node, list_groups_map, list};
+	tl_err err = admin_call(admin, &call, deadline_ns);
 	if (err == TL_OK)
-		err = group_list_states(admin, arena, list, from, node, deadline_ns);
+		err = group_list_states(admin, list, node, deadline_ns);
 	return err;
 }
 
@@ -1107,24 +1230,13 @@ static int group_listing_cmp(const void *a, const void *b)
 TL_EXPORT tl_err tl_admin_list_groups(struct tl_admin *admin, struct tl_admin_groups **out,
 				      int timeout_ms)
 {
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	int32_t *nodes = NULL, node_count = 0;
-	tl_err err = admin_all_brokers(admin, deadline, &nodes, &node_count);
+	struct broker_listing list;
+	struct admin_result *result;
+	tl_err err = admin_list_brokers(admin, timeout_ms, list_groups_at,
+					sizeof(struct tl_admin_group_listing), group_listing_cmp,
+					&list, &result);
 	if (err != TL_OK)
 		return err;
-	struct admin_result *result = result_create();
-	struct group_list list = {NULL, 0, 0};
-	if (!result)
-		err = TL_ERR_NOMEM;
-	for (int32_t i = 0; err == TL_OK && i < node_count; i++)
-		err = list_groups_at(admin, &result->arena, &list, nodes[i], deadline);
-	free(nodes);
-	if (err != TL_OK) {
-		result_destroy(result ? &result->pub : NULL);
-		return err;
-	}
-	if (list.count > 0)
-		qsort(list.items, (size_t)list.count, sizeof(*list.items), group_listing_cmp);
 	result->pub.groups.count = list.count;
 	result->pub.groups.groups = list.items;
 	*out = &result->pub.groups;
@@ -1209,50 +1321,34 @@ static bool group_copy(struct tl_arena *arena,
 	return true;
 }
 
+static tl_err describe_group_map(struct tl_admin *admin, const struct admin_call *call,
+				 const void *response)
+{
+	const struct tl_describe_groups_response *resp = response;
+	struct admin_result *result = call->arg;
+	if (resp->groups_count != 1)
+		return admin_decode_fail(admin, "DescribeGroups");
+	if (!group_copy(&result->arena, &resp->groups[0], &result->pub.group))
+		return TL_ERR_NOMEM;
+	return TL_OK;
+}
+
 TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *group,
 					 struct tl_admin_group_description **out, int timeout_ms)
 {
 	if (!group || !group[0])
 		return admin_fail(admin, TL_ERR_INVALID, "describe_group: needs a group id");
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	int32_t node;
-	tl_err err = admin_coordinator(admin, group, 0, deadline, &node);
-	if (err != TL_OK)
-		return err;
 	struct tl_str name = tl_str_of(group);
 	struct tl_describe_groups_request req;
 	tl_describe_groups_request_defaults(&req);
 	req.groups_count = 1;
 	req.groups = &name;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	err = admin_request(admin, node, TL_CLIENT_API_DESCRIBE_GROUPS, describe_groups_encode,
-			    &req, deadline, "DescribeGroups", &resp_bytes, &version);
-	if (err != TL_OK) {
-		tl_buf_deinit(&resp_bytes);
+	struct admin_call call = {API_DESCRIBE_GROUPS, &req, group, -1, describe_group_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
 		return err;
-	}
-	struct admin_result *result = result_create();
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_cursor c;
-	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-	struct tl_describe_groups_response resp;
-	if (!result)
-		err = TL_ERR_NOMEM;
-	else if (tl_describe_groups_response_decode(&c, version, &tmp, &resp) != TL_OK ||
-		 resp.groups_count != 1)
-		err = admin_decode_fail(admin, "DescribeGroups");
-	else if (!group_copy(&result->arena, &resp.groups[0], &result->pub.group))
-		err = TL_ERR_NOMEM;
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
-	if (err != TL_OK) {
-		result_destroy(result ? &result->pub : NULL);
-		return err;
-	}
-	result->pub.group.coordinator_id = node;
+	result->pub.group.coordinator_id = call.node;
 	*out = &result->pub.group;
 	return TL_OK;
 }
@@ -1260,11 +1356,6 @@ TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *gro
 TL_EXPORT void tl_admin_group_description_destroy(struct tl_admin_group_description *group)
 {
 	result_destroy(group);
-}
-
-static void offset_fetch_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_offset_fetch_request_encode(body, version, arg);
 }
 
 static int committed_cmp(const void *a, const void *b)
@@ -1310,55 +1401,33 @@ static bool offsets_copy(struct tl_arena *arena, const struct tl_offset_fetch_re
 	return true;
 }
 
+static tl_err group_offsets_map(struct tl_admin *admin, const struct admin_call *call,
+				const void *response)
+{
+	const struct tl_offset_fetch_response *resp = response;
+	struct admin_result *result = call->arg;
+	if (resp->error_code != 0)
+		return admin_fail(admin, (tl_err)resp->error_code, "OffsetFetch for group %s: %s",
+				  call->key, tl_err_message((tl_err)resp->error_code));
+	if (!offsets_copy(&result->arena, resp, &result->pub.offsets))
+		return TL_ERR_NOMEM;
+	return TL_OK;
+}
+
 TL_EXPORT tl_err tl_admin_list_group_offsets(struct tl_admin *admin, const char *group,
 					     struct tl_admin_group_offsets **out, int timeout_ms)
 {
 	if (!group || !group[0])
 		return admin_fail(admin, TL_ERR_INVALID, "list_group_offsets: needs a group id");
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	int32_t node;
-	tl_err err = admin_coordinator(admin, group, 0, deadline, &node);
-	if (err != TL_OK)
-		return err;
-	if (tl_client_api_version(admin->client, node, TL_CLIENT_API_OFFSET_FETCH) < 2 &&
-	    tl_client_node_ready(admin->client, node))
-		return admin_fail(
-			admin, TL_ERR_UNSUPPORTED_VERSION,
-			"OffsetFetch for all topics needs version 2 or later; the broker is too old");
 	struct tl_offset_fetch_request req;
 	tl_offset_fetch_request_defaults(&req);
 	req.group_id = tl_str_of(group);
 	req.topics_count = -1; /* every topic */
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	err = admin_request(admin, node, TL_CLIENT_API_OFFSET_FETCH, offset_fetch_encode, &req,
-			    deadline, "OffsetFetch", &resp_bytes, &version);
-	if (err != TL_OK) {
-		tl_buf_deinit(&resp_bytes);
+	struct admin_call call = {API_OFFSET_FETCH, &req, group, -1, group_offsets_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
 		return err;
-	}
-	struct admin_result *result = result_create();
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_cursor c;
-	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-	struct tl_offset_fetch_response resp;
-	if (!result)
-		err = TL_ERR_NOMEM;
-	else if (tl_offset_fetch_response_decode(&c, version, &tmp, &resp) != TL_OK)
-		err = admin_decode_fail(admin, "OffsetFetch");
-	else if (resp.error_code != 0)
-		err = admin_fail(admin, (tl_err)resp.error_code, "OffsetFetch for group %s: %s",
-				 group, tl_err_message((tl_err)resp.error_code));
-	else if (!offsets_copy(&result->arena, &resp, &result->pub.offsets))
-		err = TL_ERR_NOMEM;
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
-	if (err != TL_OK) {
-		result_destroy(result ? &result->pub : NULL);
-		return err;
-	}
 	*out = &result->pub.offsets;
 	return TL_OK;
 }
@@ -1366,11 +1435,6 @@ TL_EXPORT tl_err tl_admin_list_group_offsets(struct tl_admin *admin, const char 
 TL_EXPORT void tl_admin_group_offsets_destroy(struct tl_admin_group_offsets *offsets)
 {
 	result_destroy(offsets);
-}
-
-static void offset_commit_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_offset_commit_request_encode(body, version, arg);
 }
 
 /* Builds the topics of an OffsetCommit from @offsets (runs of one topic are merged when
@@ -1409,6 +1473,40 @@ static tl_err commit_request_build(const struct tl_admin_offset_commit *offsets,
 	return TL_OK;
 }
 
+/* The entries one OffsetCommit is for. */
+struct commit_arg {
+	struct tl_admin_offset_commit *offsets;
+	int32_t count;
+};
+
+static tl_err commit_offsets_map(struct tl_admin *admin, const struct admin_call *call,
+				 const void *response)
+{
+	const struct tl_offset_commit_response *resp = response;
+	struct commit_arg *arg = call->arg;
+	for (int32_t t = 0; t < resp->topics_count; t++) {
+		for (int32_t p = 0; p < resp->topics[t].partitions_count; p++) {
+			const struct tl_offset_commit_response_offset_commit_response_partition *r =
+				&resp->topics[t].partitions[p];
+			for (int32_t i = 0; i < arg->count; i++)
+				if (arg->offsets[i].partition == r->partition_index &&
+				    tl_str_eq_c(resp->topics[t].name, arg->offsets[i].topic))
+					arg->offsets[i].err = (tl_err)r->error_code;
+		}
+	}
+	tl_err first = TL_OK;
+	for (int32_t i = 0; i < arg->count && first == TL_OK; i++)
+		first = arg->offsets[i].err;
+	if (first == TL_OK)
+		return TL_OK;
+	return admin_fail(admin, first, "OffsetCommit for group %s: %s%s", call->key,
+			  tl_err_message(first),
+			  first == TL_ERR_UNKNOWN_MEMBER_ID || first == TL_ERR_ILLEGAL_GENERATION ||
+					  first == TL_ERR_REBALANCE_IN_PROGRESS
+				  ? " (the group has active members; stop them first)"
+				  : "");
+}
+
 TL_EXPORT tl_err tl_admin_commit_group_offsets(struct tl_admin *admin, const char *group,
 					       struct tl_admin_offset_commit *offsets,
 					       int32_t count, int timeout_ms)
@@ -1424,11 +1522,6 @@ TL_EXPORT tl_err tl_admin_commit_group_offsets(struct tl_admin *admin, const cha
 				i);
 		offsets[i].err = TL_ERR_UNKNOWN_SERVER_ERROR;
 	}
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	int32_t node;
-	tl_err err = admin_coordinator(admin, group, 0, deadline, &node);
-	if (err != TL_OK)
-		return err;
 	struct tl_offset_commit_request req;
 	tl_offset_commit_request_defaults(&req);
 	req.group_id = tl_str_of(group);
@@ -1436,189 +1529,86 @@ TL_EXPORT tl_err tl_admin_commit_group_offsets(struct tl_admin *admin, const cha
 	req.member_id = tl_str_of("");
 	req.group_instance_id = tl_str_of(NULL);
 	req.retention_time_ms = -1;
-	err = commit_request_build(offsets, count, &req);
+	tl_err err = commit_request_build(offsets, count, &req);
 	if (err != TL_OK)
 		return err;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	err = admin_request(admin, node, TL_CLIENT_API_OFFSET_COMMIT, offset_commit_encode, &req,
-			    deadline, "OffsetCommit", &resp_bytes, &version);
+	struct commit_arg arg = {offsets, count};
+	struct admin_call call = {API_OFFSET_COMMIT, &req, group, -1, commit_offsets_map, &arg};
+	err = admin_call(admin, &call, admin_deadline(timeout_ms));
 	free(req.topics[0].partitions);
 	free(req.topics);
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_offset_commit_response resp;
-	if (err == TL_OK) {
-		struct tl_cursor c;
-		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-		if (tl_offset_commit_response_decode(&c, version, &tmp, &resp) != TL_OK)
-			err = admin_decode_fail(admin, "OffsetCommit");
-	}
-	tl_err first = TL_OK;
-	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++) {
-		for (int32_t p = 0; p < resp.topics[t].partitions_count; p++) {
-			const struct tl_offset_commit_response_offset_commit_response_partition *r =
-				&resp.topics[t].partitions[p];
-			for (int32_t i = 0; i < count; i++)
-				if (offsets[i].partition == r->partition_index &&
-				    tl_str_eq_c(resp.topics[t].name, offsets[i].topic))
-					offsets[i].err = (tl_err)r->error_code;
-		}
-	}
-	for (int32_t i = 0; err == TL_OK && i < count && first == TL_OK; i++)
-		first = offsets[i].err;
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
-	if (err == TL_OK && first != TL_OK)
-		err = admin_fail(admin, first, "OffsetCommit for group %s: %s%s", group,
-				 tl_err_message(first),
-				 first == TL_ERR_UNKNOWN_MEMBER_ID ||
-						 first == TL_ERR_ILLEGAL_GENERATION ||
-						 first == TL_ERR_REBALANCE_IN_PROGRESS
-					 ? " (the group has active members; stop them first)"
-					 : "");
 	return err;
 }
 
-static void delete_groups_encode(struct tl_buf *body, int16_t version, const void *arg)
+static tl_err delete_group_map(struct tl_admin *admin, const struct admin_call *call,
+			       const void *response)
 {
-	tl_delete_groups_request_encode(body, version, arg);
+	const struct tl_delete_groups_response *resp = response;
+	if (resp->results_count != 1)
+		return admin_decode_fail(admin, "DeleteGroups");
+	tl_err err = (tl_err)resp->results[0].error_code;
+	if (err == TL_ERR_NON_EMPTY_GROUP)
+		admin_fail(admin, err, "group %s still has members; stop them first", call->key);
+	else if (err == TL_ERR_GROUP_ID_NOT_FOUND)
+		admin_fail(admin, err, "group %s does not exist", call->key);
+	else if (err != TL_OK)
+		admin_fail(admin, err, "delete group %s: %s", call->key, tl_err_message(err));
+	return err;
 }
 
 TL_EXPORT tl_err tl_admin_delete_group(struct tl_admin *admin, const char *group, int timeout_ms)
 {
 	if (!group || !group[0])
 		return admin_fail(admin, TL_ERR_INVALID, "delete_group: needs a group id");
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	int32_t node;
-	tl_err err = admin_coordinator(admin, group, 0, deadline, &node);
-	if (err != TL_OK)
-		return err;
 	struct tl_str name = tl_str_of(group);
 	struct tl_delete_groups_request req;
 	tl_delete_groups_request_defaults(&req);
 	req.groups_names_count = 1;
 	req.groups_names = &name;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	err = admin_request(admin, node, TL_CLIENT_API_DELETE_GROUPS, delete_groups_encode, &req,
-			    deadline, "DeleteGroups", &resp_bytes, &version);
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_delete_groups_response resp;
-	if (err == TL_OK) {
-		struct tl_cursor c;
-		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-		if (tl_delete_groups_response_decode(&c, version, &tmp, &resp) != TL_OK ||
-		    resp.results_count != 1)
-			err = admin_decode_fail(admin, "DeleteGroups");
-		else
-			err = (tl_err)resp.results[0].error_code;
-		if (err == TL_ERR_NON_EMPTY_GROUP)
-			admin_fail(admin, err, "group %s still has members; stop them first",
-				   group);
-		else if (err == TL_ERR_GROUP_ID_NOT_FOUND)
-			admin_fail(admin, err, "group %s does not exist", group);
-		else if (err != TL_OK && err != TL_ERR_CORRUPT_MESSAGE)
-			admin_fail(admin, err, "delete group %s: %s", group, tl_err_message(err));
-	}
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
-	return err;
+	struct admin_call call = {API_DELETE_GROUPS, &req, group, -1, delete_group_map, NULL};
+	return admin_call(admin, &call, admin_deadline(timeout_ms));
 }
 
 /* ---- transactions ---- */
 
-static void list_transactions_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_list_transactions_request_encode(body, version, arg);
-}
-
-static void describe_transactions_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_describe_transactions_request_encode(body, version, arg);
-}
-
-static void describe_producers_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_describe_producers_request_encode(body, version, arg);
-}
-
-static void write_txn_markers_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_write_txn_markers_request_encode(body, version, arg);
-}
-
-static void init_producer_id_encode(struct tl_buf *body, int16_t version, const void *arg)
-{
-	tl_init_producer_id_request_encode(body, version, arg);
-}
-
-struct txn_list {
-	struct tl_admin_txn_listing *items;
-	int32_t count;
-	int32_t cap;
-};
-
-static bool txn_list_add(struct tl_arena *arena, struct txn_list *list,
+static bool txn_list_add(struct broker_listing *list,
 			 const struct tl_list_transactions_response_transaction_state *t)
 {
-	if (list->count == list->cap) {
-		int32_t cap = list->cap ? list->cap * 2 : 16;
-		struct tl_admin_txn_listing *items =
-			tl_arena_array(arena, (size_t)cap, sizeof(*items));
-		if (!items)
-			return false;
-		if (list->count)
-			memcpy(items, list->items, (size_t)list->count * sizeof(*items));
-		list->items = items;
-		list->cap = cap;
-	}
-	struct tl_admin_txn_listing *out = &list->items[list->count];
-	out->transactional_id = arena_strdup(arena, t->transactional_id);
-	out->producer_id = t->producer_id;
-	out->state = arena_strdup(arena, t->transaction_state);
-	if (!out->transactional_id || !out->state)
+	struct tl_admin_txn_listing *out = listing_add(list);
+	if (!out)
 		return false;
-	list->count++;
-	return true;
+	out->transactional_id = arena_strdup(list->arena, t->transactional_id);
+	out->producer_id = t->producer_id;
+	out->state = arena_strdup(list->arena, t->transaction_state);
+	return out->transactional_id && out->state;
 }
 
-static tl_err list_transactions_at(struct tl_admin *admin, struct tl_arena *arena,
-				   struct txn_list *list, int32_t node, int64_t deadline_ns)
+static tl_err list_transactions_map(struct tl_admin *admin, const struct admin_call *call,
+				    const void *response)
+{
+	const struct tl_list_transactions_response *resp = response;
+	struct broker_listing *list = call->arg;
+	if (resp->error_code != 0)
+		return admin_fail(admin, (tl_err)resp->error_code,
+				  "ListTransactions at broker %d: %s", call->node,
+				  tl_err_message((tl_err)resp->error_code));
+	for (int32_t i = 0; i < resp->transaction_states_count; i++)
+		if (!txn_list_add(list, &resp->transaction_states[i]))
+			return TL_ERR_NOMEM;
+	return TL_OK;
+}
+
+static tl_err list_transactions_at(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
+				   struct broker_listing *list)
 {
 	struct tl_list_transactions_request req;
 	tl_list_transactions_request_defaults(&req);
 	req.state_filters_count = 0;
 	req.producer_id_filters_count = 0;
 	req.duration_filter = -1;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	tl_err err = admin_request(admin, node, TL_CLIENT_API_LIST_TRANSACTIONS,
-				   list_transactions_encode, &req, deadline_ns, "ListTransactions",
-				   &resp_bytes, &version);
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_list_transactions_response resp;
-	if (err == TL_OK) {
-		struct tl_cursor c;
-		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-		if (tl_list_transactions_response_decode(&c, version, &tmp, &resp) != TL_OK)
-			err = admin_decode_fail(admin, "ListTransactions");
-		else if (resp.error_code != 0)
-			err = admin_fail(admin, (tl_err)resp.error_code,
-					 "ListTransactions at broker %d: %s", node,
-					 tl_err_message((tl_err)resp.error_code));
-	}
-	for (int32_t i = 0; err == TL_OK && i < resp.transaction_states_count; i++)
-		if (!txn_list_add(arena, list, &resp.transaction_states[i]))
-			err = TL_ERR_NOMEM;
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
-	return err;
+	struct admin_call call = {API_LIST_TRANSACTIONS, &req, NULL, node,
+				  list_transactions_map, list};
+	return admin_call(admin, &call, deadline_ns);
 }
 
 static int txn_listing_cmp(const void *a, const void *b)
@@ -1630,24 +1620,13 @@ static int txn_listing_cmp(const void *a, const void *b)
 TL_EXPORT tl_err tl_admin_list_transactions(struct tl_admin *admin, struct tl_admin_txns **out,
 					    int timeout_ms)
 {
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	int32_t *nodes = NULL, node_count = 0;
-	tl_err err = admin_all_brokers(admin, deadline, &nodes, &node_count);
+	struct broker_listing list;
+	struct admin_result *result;
+	tl_err err = admin_list_brokers(admin, timeout_ms, list_transactions_at,
+					sizeof(struct tl_admin_txn_listing), txn_listing_cmp, &list,
+					&result);
 	if (err != TL_OK)
 		return err;
-	struct admin_result *result = result_create();
-	struct txn_list list = {NULL, 0, 0};
-	if (!result)
-		err = TL_ERR_NOMEM;
-	for (int32_t i = 0; err == TL_OK && i < node_count; i++)
-		err = list_transactions_at(admin, &result->arena, &list, nodes[i], deadline);
-	free(nodes);
-	if (err != TL_OK) {
-		result_destroy(result ? &result->pub : NULL);
-		return err;
-	}
-	if (list.count > 0)
-		qsort(list.items, (size_t)list.count, sizeof(*list.items), txn_listing_cmp);
 	result->pub.txns.count = list.count;
 	result->pub.txns.txns = list.items;
 	*out = &result->pub.txns;
@@ -1693,6 +1672,18 @@ static bool txn_copy(struct tl_arena *arena,
 	return true;
 }
 
+static tl_err describe_transaction_map(struct tl_admin *admin, const struct admin_call *call,
+				       const void *response)
+{
+	const struct tl_describe_transactions_response *resp = response;
+	struct admin_result *result = call->arg;
+	if (resp->transaction_states_count != 1)
+		return admin_decode_fail(admin, "DescribeTransactions");
+	if (!txn_copy(&result->arena, &resp->transaction_states[0], &result->pub.txn))
+		return TL_ERR_NOMEM;
+	return TL_OK;
+}
+
 TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const char *transactional_id,
 					       struct tl_admin_txn_description **out,
 					       int timeout_ms)
@@ -1700,46 +1691,18 @@ TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const cha
 	if (!transactional_id || !transactional_id[0])
 		return admin_fail(admin, TL_ERR_INVALID,
 				  "describe_transaction: needs a transactional id");
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	int32_t node;
-	tl_err err = admin_coordinator(admin, transactional_id, 1, deadline, &node);
-	if (err != TL_OK)
-		return err;
 	struct tl_str id = tl_str_of(transactional_id);
 	struct tl_describe_transactions_request req;
 	tl_describe_transactions_request_defaults(&req);
 	req.transactional_ids_count = 1;
 	req.transactional_ids = &id;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	err = admin_request(admin, node, TL_CLIENT_API_DESCRIBE_TRANSACTIONS,
-			    describe_transactions_encode, &req, deadline, "DescribeTransactions",
-			    &resp_bytes, &version);
-	if (err != TL_OK) {
-		tl_buf_deinit(&resp_bytes);
+	struct admin_call call = {API_DESCRIBE_TRANSACTIONS, &req, transactional_id, -1,
+				  describe_transaction_map,  NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
 		return err;
-	}
-	struct admin_result *result = result_create();
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_cursor c;
-	tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-	struct tl_describe_transactions_response resp;
-	if (!result)
-		err = TL_ERR_NOMEM;
-	else if (tl_describe_transactions_response_decode(&c, version, &tmp, &resp) != TL_OK ||
-		 resp.transaction_states_count != 1)
-		err = admin_decode_fail(admin, "DescribeTransactions");
-	else if (!txn_copy(&result->arena, &resp.transaction_states[0], &result->pub.txn))
-		err = TL_ERR_NOMEM;
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
-	if (err != TL_OK) {
-		result_destroy(result ? &result->pub : NULL);
-		return err;
-	}
-	result->pub.txn.coordinator_id = node;
+	result->pub.txn.coordinator_id = call.node;
 	*out = &result->pub.txn;
 	return TL_OK;
 }
@@ -1780,11 +1743,34 @@ static bool producers_apply(struct tl_arena *arena, struct tl_admin_partition_pr
 	return true;
 }
 
-/* One DescribeProducers to @node for the partitions @idx[0..n) (sorted by topic). */
-static tl_err describe_producers_at(struct tl_admin *admin, struct tl_arena *arena, int32_t node,
-				    struct tl_admin_partition_producers *parts, const int32_t *idx,
-				    int32_t n, int64_t deadline_ns)
+/* The partitions one DescribeProducers request is for. */
+struct producers_arg {
+	struct tl_arena *arena;
+	struct tl_admin_partition_producers *parts;
+	const int32_t *idx;
+	int32_t n;
+};
+
+static tl_err describe_producers_map(struct tl_admin *admin, const struct admin_call *call,
+				     const void *response)
 {
+	const struct tl_describe_producers_response *resp = response;
+	const struct producers_arg *arg = call->arg;
+	TL_UNUSED(admin);
+	for (int32_t t = 0; t < resp->topics_count; t++)
+		for (int32_t p = 0; p < resp->topics[t].partitions_count; p++)
+			if (!producers_apply(arg->arena, arg->parts, arg->idx, arg->n,
+					     resp->topics[t].name, &resp->topics[t].partitions[p]))
+				return TL_ERR_NOMEM;
+	return TL_OK;
+}
+
+/* One DescribeProducers to @node for the partitions @idx[0..n) (sorted by topic). */
+static tl_err describe_producers_at(struct tl_admin *admin, int32_t node, int32_t *idx, int32_t n,
+				    int64_t deadline_ns, void *varg)
+{
+	const struct producers_arg *all = varg;
+	const struct tl_admin_partition_producers *parts = all->parts;
 	struct tl_describe_producers_request_topic_request *ts = calloc((size_t)n, sizeof(*ts));
 	int32_t *ps = calloc((size_t)n, sizeof(*ps));
 	if (!ts || !ps) {
@@ -1808,30 +1794,12 @@ static tl_err describe_producers_at(struct tl_admin *admin, struct tl_arena *are
 		ps[k] = p->partition;
 		ts[req.topics_count - 1].partition_indexes_count++;
 	}
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	tl_err err = admin_request(admin, node, TL_CLIENT_API_DESCRIBE_PRODUCERS,
-				   describe_producers_encode, &req, deadline_ns,
-				   "DescribeProducers", &resp_bytes, &version);
+	struct producers_arg arg = {all->arena, all->parts, idx, n};
+	struct admin_call call = {API_DESCRIBE_PRODUCERS, &req, NULL, node,
+				  describe_producers_map, &arg};
+	tl_err err = admin_call(admin, &call, deadline_ns);
 	free(ts);
 	free(ps);
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_describe_producers_response resp;
-	if (err == TL_OK) {
-		struct tl_cursor c;
-		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-		if (tl_describe_producers_response_decode(&c, version, &tmp, &resp) != TL_OK)
-			err = admin_decode_fail(admin, "DescribeProducers");
-	}
-	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++)
-		for (int32_t p = 0; err == TL_OK && p < resp.topics[t].partitions_count; p++)
-			if (!producers_apply(arena, parts, idx, n, resp.topics[t].name,
-					     &resp.topics[t].partitions[p]))
-				err = TL_ERR_NOMEM;
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
 	return err;
 }
 
@@ -1846,17 +1814,16 @@ TL_EXPORT tl_err tl_admin_describe_producers(struct tl_admin *admin,
 		if (!partitions[i].topic || !partitions[i].topic[0])
 			return admin_fail(admin, TL_ERR_INVALID,
 					  "describe_producers: entry %d has no topic", i);
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int64_t deadline = admin_deadline(timeout_ms);
 	struct admin_result *result = result_create();
 	const char **topics = calloc((size_t)count, sizeof(*topics));
 	int32_t *parts_idx = calloc((size_t)count, sizeof(*parts_idx));
 	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
-	int32_t *idx = calloc((size_t)count, sizeof(*idx));
 	tl_err *errs = calloc((size_t)count, sizeof(*errs));
 	struct tl_admin_partition_producers *parts =
 		result ? tl_arena_array(&result->arena, (size_t)count, sizeof(*parts)) : NULL;
 	tl_err err = TL_ERR_NOMEM;
-	if (!topics || !parts_idx || !leaders || !idx || !errs || !parts)
+	if (!topics || !parts_idx || !leaders || !errs || !parts)
 		goto out;
 	for (int32_t i = 0; i < count; i++) {
 		parts[i].topic = arena_strdup(&result->arena, tl_str_of(partitions[i].topic));
@@ -1865,29 +1832,19 @@ TL_EXPORT tl_err tl_admin_describe_producers(struct tl_admin *admin,
 		parts[i].partition = partitions[i].partition;
 		topics[i] = parts[i].topic;
 		parts_idx[i] = partitions[i].partition;
-		idx[i] = i;
 	}
 	err = admin_leaders(admin, topics, parts_idx, count, deadline, leaders, errs);
 	if (err != TL_OK)
 		goto out;
 	for (int32_t i = 0; i < count; i++)
 		parts[i].err = errs[i];
-	struct leader_sort ls = {leaders, topics, parts_idx};
-	qsort_r(idx, (size_t)count, sizeof(*idx), leader_sort_cmp, &ls);
-	for (int32_t start = 0; start < count && err == TL_OK;) {
-		int32_t end = start + 1;
-		while (end < count && leaders[idx[end]] == leaders[idx[start]])
-			end++;
-		if (leaders[idx[start]] >= 0)
-			err = describe_producers_at(admin, &result->arena, leaders[idx[start]],
-						    parts, idx + start, end - start, deadline);
-		start = end;
-	}
+	struct producers_arg arg = {&result->arena, parts, NULL, count};
+	err = admin_by_leader(admin, leaders, topics, parts_idx, count, deadline,
+			      describe_producers_at, &arg);
 out:
 	free(topics);
 	free(parts_idx);
 	free(leaders);
-	free(idx);
 	free(errs);
 	if (err != TL_OK) {
 		result_destroy(result ? &result->pub : NULL);
@@ -1904,6 +1861,27 @@ TL_EXPORT void tl_admin_producers_destroy(struct tl_admin_producers *producers)
 	result_destroy(producers);
 }
 
+/* The partition a WriteTxnMarkers request is for, for its messages. */
+struct abort_arg {
+	const char *topic;
+	int32_t partition;
+};
+
+static tl_err abort_transaction_map(struct tl_admin *admin, const struct admin_call *call,
+				    const void *response)
+{
+	const struct tl_write_txn_markers_response *resp = response;
+	const struct abort_arg *arg = call->arg;
+	if (resp->markers_count != 1 || resp->markers[0].topics_count != 1 ||
+	    resp->markers[0].topics[0].partitions_count != 1)
+		return admin_decode_fail(admin, "WriteTxnMarkers");
+	tl_err err = (tl_err)resp->markers[0].topics[0].partitions[0].error_code;
+	if (err != TL_OK)
+		admin_fail(admin, err, "WriteTxnMarkers %s [%d]: %s", arg->topic, arg->partition,
+			   tl_err_message(err));
+	return err;
+}
+
 TL_EXPORT tl_err tl_admin_abort_transaction(struct tl_admin *admin, const char *topic,
 					    int32_t partition, int64_t producer_id,
 					    int16_t producer_epoch, int32_t coordinator_epoch,
@@ -1913,7 +1891,7 @@ TL_EXPORT tl_err tl_admin_abort_transaction(struct tl_admin *admin, const char *
 		return admin_fail(
 			admin, TL_ERR_INVALID,
 			"abort_transaction: needs a topic, a partition and a producer id");
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int64_t deadline = admin_deadline(timeout_ms);
 	int32_t leader;
 	tl_err perr;
 	tl_err err = admin_leaders(admin, &topic, &partition, 1, deadline, &leader, &perr);
@@ -1939,30 +1917,19 @@ TL_EXPORT tl_err tl_admin_abort_transaction(struct tl_admin *admin, const char *
 	tl_write_txn_markers_request_defaults(&req);
 	req.markers_count = 1;
 	req.markers = &marker;
-	struct tl_buf resp_bytes;
-	tl_buf_init(&resp_bytes);
-	int16_t version;
-	err = admin_request(admin, leader, TL_CLIENT_API_WRITE_TXN_MARKERS,
-			    write_txn_markers_encode, &req, deadline, "WriteTxnMarkers",
-			    &resp_bytes, &version);
-	struct tl_arena tmp;
-	tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-	struct tl_write_txn_markers_response resp;
-	if (err == TL_OK) {
-		struct tl_cursor c;
-		tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-		if (tl_write_txn_markers_response_decode(&c, version, &tmp, &resp) != TL_OK ||
-		    resp.markers_count != 1 || resp.markers[0].topics_count != 1 ||
-		    resp.markers[0].topics[0].partitions_count != 1)
-			err = admin_decode_fail(admin, "WriteTxnMarkers");
-		else
-			err = (tl_err)resp.markers[0].topics[0].partitions[0].error_code;
-		if (err != TL_OK && err != TL_ERR_CORRUPT_MESSAGE)
-			admin_fail(admin, err, "WriteTxnMarkers %s [%d]: %s", topic, partition,
-				   tl_err_message(err));
-	}
-	tl_arena_deinit(&tmp);
-	tl_buf_deinit(&resp_bytes);
+	struct abort_arg arg = {topic, partition};
+	struct admin_call call = {API_WRITE_TXN_MARKERS, &req, NULL, leader,
+				  abort_transaction_map, &arg};
+	return admin_call(admin, &call, deadline);
+}
+
+static tl_err fence_transaction_map(struct tl_admin *admin, const struct admin_call *call,
+				    const void *response)
+{
+	const struct tl_init_producer_id_response *resp = response;
+	tl_err err = (tl_err)resp->error_code;
+	if (err != TL_OK)
+		admin_fail(admin, err, "InitProducerId for %s: %s", call->key, tl_err_message(err));
 	return err;
 }
 
@@ -1972,51 +1939,13 @@ TL_EXPORT tl_err tl_admin_fence_transaction(struct tl_admin *admin, const char *
 	if (!transactional_id || !transactional_id[0])
 		return admin_fail(admin, TL_ERR_INVALID,
 				  "fence_transaction: needs a transactional id");
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	int32_t node;
-	tl_err err = admin_coordinator(admin, transactional_id, 1, deadline, &node);
-	for (;;) {
-		if (err != TL_OK)
-			return err;
-		struct tl_init_producer_id_request req;
-		tl_init_producer_id_request_defaults(&req);
-		req.transactional_id = tl_str_of(transactional_id);
-		req.transaction_timeout_ms = 60000;
-		req.producer_id = -1;
-		req.producer_epoch = -1;
-		struct tl_buf resp_bytes;
-		tl_buf_init(&resp_bytes);
-		int16_t version;
-		err = admin_request(admin, node, TL_CLIENT_API_INIT_PRODUCER_ID,
-				    init_producer_id_encode, &req, deadline, "InitProducerId",
-				    &resp_bytes, &version);
-		struct tl_arena tmp;
-		tl_arena_init(&tmp, ADMIN_ARENA_MAX);
-		struct tl_init_producer_id_response resp;
-		bool answered = false;
-		if (err == TL_OK) {
-			struct tl_cursor c;
-			tl_cursor_init(&c, resp_bytes.data, resp_bytes.len);
-			if (tl_init_producer_id_response_decode(&c, version, &tmp, &resp) != TL_OK)
-				err = admin_decode_fail(admin, "InitProducerId");
-			else
-				err = (tl_err)resp.error_code;
-			answered = err != TL_ERR_CORRUPT_MESSAGE;
-		}
-		tl_arena_deinit(&tmp);
-		tl_buf_deinit(&resp_bytes);
-		bool again =
-			err == TL_ERR_CONCURRENT_TRANSACTIONS || err_is_coordinator_retriable(err);
-		if (!again || tl_mono_ns() >= deadline) {
-			if (err != TL_OK && answered)
-				admin_fail(admin, err, "InitProducerId for %s: %s",
-					   transactional_id, tl_err_message(err));
-			return err;
-		}
-		tl_client_poll(admin->client, 100);
-		if (err == TL_ERR_NOT_COORDINATOR)
-			err = admin_coordinator(admin, transactional_id, 1, deadline, &node);
-		else
-			err = TL_OK;
-	}
+	struct tl_init_producer_id_request req;
+	tl_init_producer_id_request_defaults(&req);
+	req.transactional_id = tl_str_of(transactional_id);
+	req.transaction_timeout_ms = 60000;
+	req.producer_id = -1;
+	req.producer_epoch = -1;
+	struct admin_call call = {API_INIT_PRODUCER_ID,  &req, transactional_id, -1,
+				  fence_transaction_map, NULL};
+	return admin_call(admin, &call, admin_deadline(timeout_ms));
 }

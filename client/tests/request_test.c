@@ -1,0 +1,201 @@
+/* request_test.c - the request table of the client core (client/request.c): every API
+ * key the producer's transactions and the admin client send has a row, and a row's
+ * request goes out and comes back decoded, blocking and with a callback, against the
+ * scripted fake broker (client/tests/fake_broker.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "client/client.h"
+#include "client/tests/fake_broker.h"
+#include "common/tests/check_run.h"
+#include "common/time.h"
+
+#define TEST_ARENA_MAX (1u << 20)
+
+static struct fake_broker fb;
+static struct tl_client *client;
+
+static void setup(void)
+{
+	fake_broker_start(&fb, 1);
+	char bootstrap[64];
+	fake_broker_address(&fb, bootstrap, sizeof(bootstrap));
+	struct tl_client_conf conf = {
+		.bootstrap_servers = bootstrap,
+		.client_id = "request_test",
+		.request_timeout_ms = 5000,
+		.reconnect_backoff_ms = 50,
+		.metadata_max_age_ms = 300000,
+		.allow_auto_create_topics = false,
+	};
+	char errstr[256];
+	ck_assert_int_eq(tl_client_create(&conf, &client, errstr, sizeof(errstr)), TL_OK);
+}
+
+static void teardown(void)
+{
+	tl_client_destroy(client);
+	fake_broker_stop(&fb);
+}
+
+/* A READY node, after polling for up to 5 s. */
+static int32_t ready_node(void)
+{
+	int64_t deadline = tl_mono_ns() + 5000 * 1000000LL;
+	for (;;) {
+		int32_t node = tl_client_any_ready_node(client);
+		if (node != TL_CLIENT_NODE_ANY)
+			return node;
+		ck_assert(tl_mono_ns() < deadline);
+		tl_client_poll(client, 20);
+	}
+}
+
+/* ---- the table ---- */
+
+START_TEST(every_api_key_the_clients_send_has_a_row)
+{
+	static const int16_t keys[] = {
+		TL_CLIENT_API_LIST_OFFSETS,
+		TL_CLIENT_API_METADATA,
+		TL_CLIENT_API_OFFSET_COMMIT,
+		TL_CLIENT_API_OFFSET_FETCH,
+		TL_CLIENT_API_FIND_COORDINATOR,
+		TL_CLIENT_API_DESCRIBE_GROUPS,
+		TL_CLIENT_API_LIST_GROUPS,
+		TL_CLIENT_API_CREATE_TOPICS,
+		TL_CLIENT_API_DELETE_TOPICS,
+		TL_CLIENT_API_INIT_PRODUCER_ID,
+		TL_CLIENT_API_ADD_PARTITIONS_TO_TXN,
+		TL_CLIENT_API_ADD_OFFSETS_TO_TXN,
+		TL_CLIENT_API_END_TXN,
+		TL_CLIENT_API_WRITE_TXN_MARKERS,
+		TL_CLIENT_API_TXN_OFFSET_COMMIT,
+		TL_CLIENT_API_CREATE_PARTITIONS,
+		TL_CLIENT_API_DELETE_GROUPS,
+		TL_CLIENT_API_DESCRIBE_PRODUCERS,
+		TL_CLIENT_API_DESCRIBE_TRANSACTIONS,
+		TL_CLIENT_API_LIST_TRANSACTIONS,
+	};
+	for (size_t i = 0; i < TL_ARRAY_SIZE(keys); i++) {
+		const struct tl_client_rpc *rpc = tl_client_rpc_find(keys[i]);
+		ck_assert_ptr_nonnull(rpc);
+		ck_assert_int_eq(rpc->api_key, keys[i]);
+		ck_assert(rpc->name && rpc->name[0]);
+		ck_assert_ptr_nonnull(rpc->encode);
+		ck_assert_ptr_nonnull(rpc->decode);
+		ck_assert_uint_gt(rpc->response_bytes, 0);
+	}
+}
+END_TEST
+
+/* ---- blocking ---- */
+
+START_TEST(a_blocking_call_leaves_the_response_and_its_strings_in_the_callers_arena)
+{
+	struct tl_find_coordinator_request req;
+	tl_find_coordinator_request_defaults(&req);
+	req.key = tl_str_of("g");
+	struct tl_arena arena;
+	tl_arena_init(&arena, TEST_ARENA_MAX);
+	void *response = NULL;
+	int16_t version = -1;
+	ck_assert_int_eq(tl_client_rpc_call(client, TL_CLIENT_NODE_ANY,
+					    tl_client_rpc_find(TL_CLIENT_API_FIND_COORDINATOR),
+					    &req, 5000, &arena, &response, &version),
+			 TL_OK);
+	ck_assert_int_ge(version, 0);
+	/* The host points into the response's bytes: they must still be there (ASan). */
+	const struct tl_find_coordinator_response *resp = response;
+	ck_assert_int_eq(resp->error_code, 0);
+	ck_assert_int_eq(resp->node_id, 0);
+	ck_assert_int_eq(resp->port, fb.port);
+	ck_assert(tl_str_eq_c(resp->host, "127.0.0.1"));
+	tl_arena_deinit(&arena);
+}
+END_TEST
+
+/* ---- with a callback ---- */
+
+struct send_result {
+	int calls;
+	tl_err err;
+	int64_t producer_id;
+	int16_t producer_epoch;
+};
+
+static void init_done(void *arg, tl_err err, const void *response)
+{
+	struct send_result *result = arg;
+	result->calls++;
+	result->err = err;
+	if (err == TL_OK) {
+		const struct tl_init_producer_id_response *resp = response;
+		result->producer_id = resp->producer_id;
+		result->producer_epoch = resp->producer_epoch;
+	} else {
+		ck_assert_ptr_null(response);
+	}
+}
+
+START_TEST(a_callback_send_hands_the_decoded_response_to_the_callback_once)
+{
+	int32_t node = ready_node();
+	struct tl_init_producer_id_request req;
+	tl_init_producer_id_request_defaults(&req);
+	req.transactional_id = tl_str_of("txn-1");
+	req.transaction_timeout_ms = 60000;
+	struct send_result result = {0, TL_ERR_UNKNOWN_SERVER_ERROR, -1, -1};
+	ck_assert_int_eq(tl_client_rpc_send(client, node,
+					    tl_client_rpc_find(TL_CLIENT_API_INIT_PRODUCER_ID),
+					    &req, TEST_ARENA_MAX, init_done, &result),
+			 TL_OK);
+	int64_t deadline = tl_mono_ns() + 5000 * 1000000LL;
+	while (result.calls == 0 && tl_mono_ns() < deadline)
+		tl_client_poll(client, 20);
+	tl_client_poll(client, 50);
+	ck_assert_int_eq(result.calls, 1);
+	ck_assert_int_eq(result.err, TL_OK);
+	ck_assert_int_eq(result.producer_id, 42);
+	ck_assert_int_eq(result.producer_epoch, 0);
+	ck_assert_str_eq(fb.seen_transactional_id, "txn-1");
+}
+END_TEST
+
+START_TEST(a_send_to_a_node_that_is_not_ready_is_again_and_never_calls_back)
+{
+	(void)ready_node();
+	struct tl_end_txn_request req;
+	tl_end_txn_request_defaults(&req);
+	struct send_result result = {0, TL_OK, -1, -1};
+	ck_assert_int_eq(tl_client_rpc_send(client, 7, tl_client_rpc_find(TL_CLIENT_API_END_TXN),
+					    &req, TEST_ARENA_MAX, init_done, &result),
+			 TL_ERR_AGAIN);
+	tl_client_poll(client, 50);
+	ck_assert_int_eq(result.calls, 0);
+}
+END_TEST
+
+static Suite *request_suite(void)
+{
+	Suite *s = suite_create("client_request");
+	TCase *tc = tcase_create("table");
+	tcase_add_test(tc, every_api_key_the_clients_send_has_a_row);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("send");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc,
+		       a_blocking_call_leaves_the_response_and_its_strings_in_the_callers_arena);
+	tcase_add_test(tc, a_callback_send_hands_the_decoded_response_to_the_callback_once);
+	tcase_add_test(tc, a_send_to_a_node_that_is_not_ready_is_again_and_never_calls_back);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return tl_check_run(request_suite());
+}
