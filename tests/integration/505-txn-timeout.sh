@@ -6,6 +6,8 @@
 # on the wire (rawproto txn-open, whose producer id and epoch are known): after its
 # timeout abort, Produce and EndTxn with the old epoch answer PRODUCER_FENCED or
 # INVALID_PRODUCER_EPOCH, and a new InitProducerId gets a bumped epoch (issue #23).
+# While that one is open, a raw read_committed Fetch must stop at the LSO: kcat cannot
+# show a broker serving past it, as librdkafka drops such records itself.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat

@@ -3,7 +3,9 @@
  *   rawproto BROKER restart-write TOPIC      two idempotent batches; prints the pid
  *   rawproto BROKER restart-check TOPIC PID  after a restart, their retries dedupe
  *   rawproto BROKER txn-open TOPIC TXN_ID    opens a transaction (timeout 3 s) with one
- *                                            batch in it and leaves; prints "PID EPOCH"
+ *                                            batch in it on a new TOPIC, checks that a
+ *                                            read_committed Fetch stops before it, and
+ *                                            leaves; prints "PID EPOCH"
  *   rawproto BROKER txn-fenced TOPIC TXN_ID PID EPOCH
  *                                            after the coordinator aborted that transaction:
  *                                            the old epoch is fenced (Produce, EndTxn) and
@@ -586,6 +588,9 @@ static void stored_push(struct stored_list *list, const struct tl_batch_header *
 	}
 }
 
+/* The isolation level of Fetch requests: 0 read_uncommitted, 1 read_committed. */
+static int8_t fetch_isolation;
+
 static int32_t encode_fetch(struct client *c, struct tl_buf *frame, int16_t version,
 			    const char *topic, int32_t partition, int64_t offset, int32_t wait_ms)
 {
@@ -608,7 +613,7 @@ static int32_t encode_fetch(struct client *c, struct tl_buf *frame, int16_t vers
 	msg.max_wait_ms = wait_ms;
 	msg.min_bytes = 1;
 	msg.max_bytes = FETCH_BYTES_MAX;
-	msg.isolation_level = 0;
+	msg.isolation_level = fetch_isolation;
 	msg.session_id = 0;
 	msg.session_epoch = -1;
 	msg.topics_count = 1;
@@ -959,8 +964,42 @@ static bool is_fenced_code(int16_t code)
 	return code == TL_ERR_PRODUCER_FENCED || code == TL_ERR_INVALID_PRODUCER_EPOCH;
 }
 
-/* Opens a transaction on partition 0 of @topic holding one batch of 10 records, and
- * leaves it open: the connection closes with the process. Prints "PID EPOCH". */
+/* A read_committed Fetch of @topic's partition 0 from offset 0, while its first batch
+ * (at offset 0) belongs to an open transaction: the broker must stop at the LSO (0) and
+ * return no record. A client library hides a broker that serves past the LSO, since it
+ * drops such records itself; on the wire it shows. */
+static void expect_fetch_stops_at_lso(struct client *c, const char *topic)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	fetch_isolation = 1;
+	int32_t corr = encode_fetch(c, &frame, 12, topic, 0, 0, 0);
+	fetch_isolation = 0;
+	if (!request_send(c, &frame))
+		fail("Fetch: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_FETCH, 12, corr, &r);
+	struct tl_fetch_response resp;
+	decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
+	if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
+		fail("Fetch: expected one topic with one partition in the answer");
+	const struct tl_fetch_response_partition_data *p = &resp.responses[0].partitions[0];
+	expect_code("read_committed Fetch", p->error_code, 0);
+	if (p->last_stable_offset != 0)
+		fail("read_committed Fetch: last stable offset %" PRId64 " with a transaction open "
+		     "at offset 0",
+		     p->last_stable_offset);
+	if (p->records.len > 0)
+		fail("read_committed Fetch returned %d bytes of records past the last stable "
+		     "offset 0",
+		     p->records.len);
+	reply_free(&r);
+}
+
+/* Opens a transaction on partition 0 of @topic holding one batch of 10 records, checks
+ * that a read_committed Fetch stops before it, and leaves it open: the connection
+ * closes with the process. Prints "PID EPOCH". */
 static int run_txn_open(const char *topic, const char *txn_id)
 {
 	struct client c;
@@ -977,6 +1016,10 @@ static int run_txn_open(const char *topic, const char *txn_id)
 	int64_t base;
 	expect_code("Produce in the transaction", produce(&c, 9, topic, 0, &batch, &base), 0);
 	tl_buf_deinit(&batch);
+	if (base != 0)
+		fail("txn-open needs a new topic: the transaction's batch is at offset %" PRId64,
+		     base);
+	expect_fetch_stops_at_lso(&c, topic);
 	printf("%" PRId64 " %d\n", pid, epoch);
 	client_close(&c);
 	return 0;
@@ -1591,11 +1634,13 @@ static void round_trip(const char *topic)
 		{9, TL_COMPRESSION_ZSTD, 7, "rt9z"},
 	};
 	/* What is in the log already: acks=0 and abandoned batches (and round trips of
-	 * earlier runs on the same broker), nothing else. */
+	 * earlier runs on the same broker), nothing else; the acks=0 batch for sure. */
 	struct stored_list before;
 	fetch_all(&c, topic, 0, &before);
+	size_t acks0 = 0;
 	for (size_t i = 0; i < before.count; i++) {
 		const char *v = before.items[i].value;
+		acks0 += strncmp(v, "acks0-", 6) == 0;
 		bool known = strncmp(v, "acks0-", 6) == 0 || strncmp(v, "pipe-", 5) == 0;
 		for (size_t k = 0; k < sizeof(sends) / sizeof(sends[0]); k++)
 			known |= strncmp(v, sends[k].prefix, strlen(sends[k].prefix)) == 0 &&
@@ -1604,6 +1649,10 @@ static void round_trip(const char *topic)
 			fail("offset %" PRId64 " holds \"%s\", which no accepted produce sent",
 			     before.items[i].offset, v);
 	}
+	/* The acks=0 batch (2 records) was followed by an answered request on its connection:
+	 * a broker handles a connection's requests in order, so it was appended. */
+	if (acks0 < 2 || acks0 % 2 != 0)
+		fail("the log holds %zu records of the acks=0 batches, expected 2 per run", acks0);
 	int64_t expect_base = before.high_watermark;
 	for (size_t i = 0; i < sizeof(sends) / sizeof(sends[0]); i++) {
 		struct tl_buf batch;
