@@ -242,9 +242,12 @@ mutation-check: release
 	@./tests/mutations/run.sh
 
 # libFuzzer targets: the module sources are compiled once (instrumented) and linked into
-# every target, so adding a target or changing one file rebuilds only what changed.
+# every target, so adding a target or changing one file rebuilds only what changed. The
+# broker's sources (all but main.c) are among them, so a target can drive its decoders
+# and handlers without a hook in broker code.
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*.c))
-FUZZ_LIB_SRCS := $(call src_of,common) $(call src_of,protocol) $(call src_of,log)
+FUZZ_LIB_SRCS := $(call src_of,common) $(call src_of,protocol) $(call src_of,log) \
+                 $(call src_of,replication) $(filter-out broker/main.c,$(call src_of,broker))
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DTL_DEBUG -DTL_FUZZ -MMD -MP \
                $(PKG_CFLAGS)
 FUZZ_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
