@@ -18,7 +18,8 @@
 # Functions:
 #   tl_start_broker [tallyd args...]  start (or restart) tallyd; waits for "listening on"
 #   tl_stop_broker                    SIGTERM, wait; fails unless tallyd exits 0
-#   tl_kill9_broker                   kill -9 and reap
+#   tl_kill9_broker                   kill -9 and reap; fails unless tallyd was running and
+#                                     died of that SIGKILL
 #   tl_broker_alive                   true while tallyd runs
 #   tl_pid_alive PID                  true while PID runs (a zombie counts as stopped)
 #   tl_log MSG / tl_fail MSG / tl_skip MSG
@@ -208,13 +209,21 @@ tl_stop_broker()
 	[ $rc -eq 0 ] || tl_fail "tallyd exited with status $rc after SIGTERM (want 0)"
 }
 
+# The planned crash. Fails when tallyd was already gone (it crashed on its own, which the
+# kill would otherwise hide) or when it died of anything but this SIGKILL.
 tl_kill9_broker()
 {
-	local pid=$TL_PID
+	local pid=$TL_PID rc=0
 	[ -n "$pid" ] || tl_fail "tl_kill9_broker: no broker running"
+	if ! tl_pid_alive "$pid"; then
+		wait "$pid" 2>/dev/null || rc=$?
+		TL_PID=
+		tl_fail "tallyd exited on its own with status $rc before the planned kill -9"
+	fi
 	kill -9 "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || rc=$?
 	TL_PID=
+	[ $rc -eq 137 ] || tl_fail "tallyd exited with status $rc around the kill -9 (want 137, SIGKILL)"
 }
 
 tl_on_exit()

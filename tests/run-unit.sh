@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Runs every unit-test binary DIR/*/tests/*_test (check suites, built by
 # `make MODE=asan unit-bins`), one after the other, and prints one line per binary.
-# Exits 1 if any binary fails or none is found.
+# A binary that leaves a case out because it cannot run here prints "SKIP: why" on a line
+# of its own; those lines are shown after its PASS line, and in CI (CI=true, as .ci/run
+# runs) or with TALLY_TEST_STRICT=1 they fail the run. Exits 1 if any binary fails or
+# none is found.
 #   tests/run-unit.sh build/asan
 # check's own knobs pass through: CK_RUN_SUITE, CK_RUN_CASE, CK_FORK=no, CK_VERBOSITY.
 set -uo pipefail
 
 dir=${1:-build/asan}
+strict=${TALLY_TEST_STRICT:-0}
+case "${CI:-}" in
+1 | true | yes) strict=1 ;;
+esac
 # Sanitized builds run several times slower than release: a test case gets 15 s (check's
 # default is 4 s), and every timeout, a case's own tcase_set_timeout() included, is
 # multiplied by 4 - so 60 s by default - unless the caller chose otherwise.
@@ -27,6 +34,7 @@ fi
 
 passed=0
 failed=0
+skipped=0
 failed_names=()
 for bin in "${bins[@]}"; do
 	[ -x "$bin" ] || continue
@@ -39,6 +47,11 @@ for bin in "${bins[@]}"; do
 		passed=$((passed + 1))
 		summary=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks:' | tail -n 1)
 		printf 'PASS %-40s %6ss  %s\n' "$name" "$secs" "$summary"
+		skips=$(printf '%s\n' "$out" | grep -E '^SKIP: ' || true)
+		if [ -n "$skips" ]; then
+			skipped=$((skipped + $(printf '%s\n' "$skips" | wc -l)))
+			printf '%s\n' "$skips" | sed 's/^/    /'
+		fi
 	else
 		failed=$((failed + 1))
 		failed_names+=("$name")
@@ -51,9 +64,13 @@ for bin in "${bins[@]}"; do
 	fi
 done
 
-echo "unit: $passed passed, $failed failed"
+echo "unit: $passed passed, $failed failed, $skipped cases skipped"
 if [ $failed -ne 0 ]; then
 	echo "unit: failed: ${failed_names[*]}"
+	exit 1
+fi
+if [ "$strict" = 1 ] && [ $skipped -ne 0 ]; then
+	echo "unit: a skipped case fails the run in CI (CI=true or TALLY_TEST_STRICT=1)"
 	exit 1
 fi
 exit 0

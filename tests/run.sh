@@ -2,7 +2,9 @@
 # Runs every executable tests/integration/*.sh in name order, each under a timeout, and
 # prints one line per test with its time; ends with the line `N passed, N failed, N
 # skipped`. Exit status of a test: 0 pass, 77 skip, anything else (timeout included)
-# fail. Exits 1 if any test failed.
+# fail. Exits 1 if any test failed, or, in CI (CI=true, as .ci/run runs) or with
+# TALLY_TEST_STRICT=1, if any test skipped: there a missing tool is a broken set-up, and
+# a skipped test proves nothing.
 #   tests/run.sh                 every test
 #   tests/run.sh 101 kcat        only tests whose file name contains one of the words
 # TALLY_TEST_TIMEOUT_S overrides the per-test limit (default 300 s, 1800 s when
@@ -10,6 +12,11 @@
 # with TALLY_TEST_VERBOSE=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+strict=${TALLY_TEST_STRICT:-0}
+case "${CI:-}" in
+1 | true | yes) strict=1 ;;
+esac
 
 if [ "${TALLY_TEST_LONG:-0}" = 1 ]; then
 	limit=${TALLY_TEST_TIMEOUT_S:-1800}
@@ -35,6 +42,7 @@ passed=0
 failed=0
 skipped=0
 failed_names=()
+skipped_names=()
 start_all=$(date +%s%N)
 for t in tests/integration/*.sh; do
 	[ -f "$t" ] && [ -x "$t" ] || continue
@@ -52,6 +60,7 @@ for t in tests/integration/*.sh; do
 		;;
 	77)
 		skipped=$((skipped + 1))
+		skipped_names+=("$name")
 		why=$(grep -m1 'SKIP:' "$out" | sed 's/.*SKIP: //')
 		printf 'SKIP  %-40s %7ss  %s\n' "$name" "$secs" "$why"
 		;;
@@ -79,4 +88,8 @@ else
 	echo "total ${total}s"
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
+if [ "$strict" = 1 ] && [ $skipped -ne 0 ]; then
+	echo "skipped: ${skipped_names[*]}: a skip fails the run in CI (CI=true or TALLY_TEST_STRICT=1)"
+	exit 1
+fi
 [ $failed -eq 0 ]

@@ -14,6 +14,8 @@ for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+# Tests 704, 705, 707 and 801 parse JSON with python3; in CI a skip for its lack fails.
+if ! command -v python3 >/dev/null 2>&1; then missing+=(python3); fi
 if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if [ ${#missing[@]} -gt 0 ]; then

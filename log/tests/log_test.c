@@ -2,7 +2,9 @@
  * group commit and waiters, reads at batch boundaries, clean and unclean reopen, torn
  * and garbled tails, index rebuild, retention, storage failure, lookups by time, and
  * producer dedupe surviving a restart (snapshot, replay, damaged snapshot), and the
- * two-stage group commit: writes overlapping a sync, failures, close and roll meanwhile. */
+ * two-stage group commit: writes overlapping a sync, failures, close and roll meanwhile.
+ * The io_uring case runs only on io_uring: where it is unavailable the case is left
+ * out and a SKIP line says so. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -40,9 +42,14 @@ static void setup_mode(enum tl_ring_mode mode)
 	probes_fired = 0;
 }
 
+/* io_uring or nothing: the AUTO mode would fall back to the sync engine (io_uring
+ * unavailable, TALLY_IO_ENGINE=sync) and run this case's checks on the wrong engine
+ * under the io_uring label. main() leaves the case out, visibly, where io_uring is
+ * unavailable. */
 static void setup_uring(void)
 {
-	setup_mode(TL_RING_MODE_AUTO);
+	setup_mode(TL_RING_MODE_URING);
+	ck_assert(tl_ring_is_uring(ring));
 }
 
 static void setup_sync(void)
@@ -1080,10 +1087,26 @@ static TCase *cases(const char *name, void (*setup)(void))
 	return tc;
 }
 
+/* True when an io_uring ring can be set up here (not under seccomp or
+ * kernel.io_uring_disabled); TALLY_IO_ENGINE does not change the answer. */
+static bool uring_is_available(void)
+{
+	tl_err err;
+	struct tl_ring *probe = tl_ring_create(8, TL_RING_MODE_URING, &err);
+	if (!probe)
+		return false;
+	tl_ring_destroy(probe);
+	return true;
+}
+
 int main(void)
 {
 	Suite *s = suite_create("log");
-	suite_add_tcase(s, cases("io_uring", setup_uring));
+	if (uring_is_available())
+		suite_add_tcase(s, cases("io_uring", setup_uring));
+	else
+		/* tests/run-unit.sh shows this line and fails on it in CI. */
+		printf("SKIP: log io_uring case: io_uring is unavailable here\n");
 	suite_add_tcase(s, cases("sync", setup_sync));
 	return tl_check_run(s);
 }

@@ -94,7 +94,7 @@ static int read_spool(int32_t partition, struct tl_batch_header *out, int max)
 	qsort(names, (size_t)files, sizeof(names[0]), (int (*)(const void *, const void *))strcmp);
 	int n = 0;
 	for (int f = 0; f < files; f++) {
-		char path[600];
+		char path[sizeof(dir) + 1 + sizeof(names[0])]; /* room for any dir/name */
 		snprintf(path, sizeof(path), "%s/%s", dir, names[f]);
 		FILE *fp = fopen(path, "rb");
 		ck_assert_ptr_nonnull(fp);

@@ -8,7 +8,10 @@
 #   (2) no record id is stored twice (the producer never retries);
 #   (3) each partition's offsets run 0,1,2,... with no gap: appends after each
 #       recovery continued at the next offset;
-#   (4) a record appended after the producer finished lands at the end offset.
+#   (4) a record appended after the producer finished lands at the end offset;
+#   (5) failed deliveries come only from the kills: none is later than one second of
+#       sending (RATE records) past the highest id acknowledged at the last kill, so a
+#       broker that refuses everything after its last recovery fails here.
 # Unacknowledged records may or may not be present (their answer was lost in a crash).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -33,7 +36,8 @@ lines()
 	if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
 }
 
-"$TL_PROGS/rdk_acked_producer" -b "$TL_BROKER" -t "$topic" -o "$acked" \
+failed=$TL_TMP/failed
+"$TL_PROGS/rdk_acked_producer" -b "$TL_BROKER" -t "$topic" -o "$acked" -f "$failed" \
 	-n "$count" -p 2 -r "$rate" >"$TL_TMP/producer.out" 2>"$TL_TMP/producer.err" &
 producer=$!
 
@@ -47,6 +51,7 @@ for k in $(seq 1 "$kills"); do
 	done
 	tl_log "kill -9 #$k after $(lines "$acked") acknowledgements"
 	tl_kill9_broker
+	acked_max=$(awk '$1 > max { max = $1 } END { print max + 0 }' "$acked")
 	sleep 0.3
 	tl_start_broker
 done
@@ -56,7 +61,11 @@ wait "$producer" || rc=$?
 cat "$TL_TMP/producer.out" >&2
 head -n 5 "$TL_TMP/producer.err" >&2
 [ $rc -eq 0 ] || tl_fail "producer exited with status $rc"
-tl_log "$(lines "$acked") of $count records acknowledged"
+tl_log "$(lines "$acked") of $count records acknowledged, $(lines "$failed") failed"
+
+# (5)
+late=$(awk -v lim=$((acked_max + rate)) '$1 >= lim' "$failed" 2>/dev/null | head -n 5 | tr '\n' ' ')
+[ -z "$late" ] || tl_fail "deliveries failed after the last kill's window (ids >= $((acked_max + rate))): $late"
 
 timeout 120 kcat -C -q -b "$TL_BROKER" -t "$topic" -o beginning -e -X fetch.wait.max.ms=10 -f '%p %o %s\n' >"$TL_TMP/got" ||
 	tl_fail "kcat -C failed"

@@ -4,8 +4,10 @@
 #       the group itself is removed (Dead); the tombstones are durable: after a kill -9
 #       and restart the offsets stay gone;
 #   (2) a group whose member is still consuming the topic keeps its offsets past the
-#       retention.
-# Takes about 65 s, nearly all of it waiting out the retention.
+#       retention: checked once its own commit time plus the retention has surely
+#       passed (issue #23: checked any earlier, a broker that expires a live group's
+#       offsets on the same clock as an empty group's passes by chance).
+# Takes about 70 s, nearly all of it waiting out the retention.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat
@@ -34,6 +36,8 @@ empty_at=$SECONDS
 # Group "live" commits, then keeps a member subscribed to the topic.
 rdk consume -g grp-expire-live -t "$topic" -n 20 >"$TL_TMP/live1.out" 2>&1 ||
 	tl_fail "consumer of grp-expire-live failed"
+# The live group's last commit (rdk_group -a below commits nothing) is before this.
+live_committed_at=$SECONDS
 "$TL_PROGS/rdk_group" consume -b "$TL_BROKER" -g grp-expire-live -t "$topic" -a \
 	>"$TL_TMP/live2.out" 2>&1 &
 live=$!
@@ -54,7 +58,13 @@ tl_grep_log 'offsets expired group=grp-expire-gone offsets=2 removed=yes' ||
 rdk describe -g grp-expire-gone >"$TL_TMP/describe" 2>&1
 grep -q 'state Dead' "$TL_TMP/describe" || tl_fail "expired group not removed: $(cat "$TL_TMP/describe")"
 
-# (2)
+# (2) At 63 s after the live group's commit (SECONDS counts whole seconds, so at least
+# 62 s): the retention (60 s) has run out and at least three sweeps (500 ms) ran since.
+wait_s=$((live_committed_at + 63 - SECONDS))
+[ $wait_s -le 0 ] || sleep $wait_s
+tl_pid_alive "$live" || tl_fail "the live group's member exited early: $(tail -n 3 "$TL_TMP/live2.out")"
+grep -q '^assigned 2 ' "$TL_TMP/live2.out" ||
+	tl_fail "the live group's member holds no assignment: $(cat "$TL_TMP/live2.out")"
 committed_is grp-expire-live 2 || tl_fail "the live group lost its offsets"
 kill -TERM "$live"
 wait "$live" || true

@@ -5,6 +5,9 @@
 # its partition against murmur2(key), send order per partition, and that each arrives
 # exactly once. Then smaller runs: uncompressed with the first 100 records sent by
 # tl_producer_send_sync, and a group consumer (tl_consumer_subscribe) that commits.
+# The check itself is checked: a second record 0 appended after the last original record
+# of its partition must fail it as a duplicate (issue #23: it stopped reading once every
+# record was seen, and missed exactly such a tail duplicate).
 # 5,000,000 records under make test-long.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -27,6 +30,16 @@ timeout 120 "$prog" -b "$TL_BROKER" -t libtally-sync -n 50000 -p 3 -s 300 -z non
 tl_log "group consumer: 50000 records"
 timeout 120 "$prog" -b "$TL_BROKER" -t libtally-group -n 50000 -p 3 -s 50 -z zstd -G >&2 ||
 	tl_fail "tally_roundtrip (group consumer) failed"
+
+tl_log "a duplicate at the tail of a partition must fail the check"
+timeout 60 "$prog" -b "$TL_BROKER" -t libtally-sync -n 1 -p 3 -s 300 -z none -m produce >&2 ||
+	tl_fail "could not append a second record 0"
+if timeout 120 "$prog" -b "$TL_BROKER" -t libtally-sync -n 50000 -p 3 -s 300 -m consume \
+	2>"$TL_TMP/tail-dup.err"; then
+	tl_fail "tally_roundtrip passed with a duplicate record 0 after the last record"
+fi
+grep -q '^record 0: duplicate' "$TL_TMP/tail-dup.err" ||
+	tl_fail "tally_roundtrip failed, but not on the tail duplicate: $(tail -n 3 "$TL_TMP/tail-dup.err")"
 
 # Everything is still there after a clean restart.
 tl_stop_broker

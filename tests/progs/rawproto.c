@@ -2,6 +2,14 @@
  *   rawproto BROKER dedupe TOPIC             idempotent producer rules, on the wire
  *   rawproto BROKER restart-write TOPIC      two idempotent batches; prints the pid
  *   rawproto BROKER restart-check TOPIC PID  after a restart, their retries dedupe
+ *   rawproto BROKER txn-open TOPIC TXN_ID    opens a transaction (timeout 3 s) with one
+ *                                            batch in it on a new TOPIC, checks that a
+ *                                            read_committed Fetch stops before it, and
+ *                                            leaves; prints "PID EPOCH"
+ *   rawproto BROKER txn-fenced TOPIC TXN_ID PID EPOCH
+ *                                            after the coordinator aborted that transaction:
+ *                                            the old epoch is fenced (Produce, EndTxn) and
+ *                                            a new InitProducerId gets a bumped epoch
  *   rawproto BROKER badinput [SEED]          hostile frames, then a clean round trip
  *   rawproto seeds REQUEST_DIR BATCH_DIR     seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -392,13 +400,16 @@ static void ensure_topic(struct client *c, const char *name, int32_t partitions)
 		fail("CreateTopics %s: error %d (%s)", name, code, tl_err_name((tl_err)code));
 }
 
-static void init_producer_id(struct client *c, int64_t *pid_out, int16_t *epoch_out)
+static void init_producer_id_for(struct client *c, const char *txn_id, int32_t timeout_ms,
+				 int64_t *pid_out, int16_t *epoch_out)
 {
 	struct tl_init_producer_id_request msg;
 	tl_init_producer_id_request_defaults(&msg);
 	msg.transactional_id.ptr = NULL;
 	msg.transactional_id.len = -1;
-	msg.transaction_timeout_ms = 60000;
+	if (txn_id)
+		msg.transactional_id = tl_str_of(txn_id);
+	msg.transaction_timeout_ms = timeout_ms;
 	msg.producer_id = -1;
 	msg.producer_epoch = -1;
 	struct tl_buf frame;
@@ -422,7 +433,15 @@ static void init_producer_id(struct client *c, int64_t *pid_out, int16_t *epoch_
 	reply_free(&r);
 }
 
+static void init_producer_id(struct client *c, int64_t *pid_out, int16_t *epoch_out)
+{
+	init_producer_id_for(c, NULL, 60000, pid_out, epoch_out);
+}
+
 /* Encodes a Produce of @len bytes of records to one partition into @frame. */
+/* The transactional.id Produce requests carry (NULL: none); set by the txn-* modes. */
+static const char *produce_txn_id;
+
 static int32_t encode_produce(struct client *c, struct tl_buf *frame, int16_t version, int16_t acks,
 			      const char *topic, int32_t partition, const uint8_t *data, size_t len)
 {
@@ -440,6 +459,8 @@ static int32_t encode_produce(struct client *c, struct tl_buf *frame, int16_t ve
 	tl_produce_request_defaults(&msg);
 	msg.transactional_id.ptr = NULL;
 	msg.transactional_id.len = -1;
+	if (produce_txn_id)
+		msg.transactional_id = tl_str_of(produce_txn_id);
 	msg.acks = acks;
 	msg.timeout_ms = 10000;
 	msg.topic_data_count = 1;
@@ -497,6 +518,9 @@ static int16_t produce(struct client *c, int16_t version, const char *topic, int
 /* ---- batches ---- */
 
 /* A batch of @count records whose values are "<prefix>-<i>". */
+/* Whether build_batch() marks its batches transactional; set by the txn-* modes. */
+static bool batch_transactional;
+
 static void build_batch(struct tl_buf *out, const char *prefix, int32_t count,
 			enum tl_compression compression, int64_t pid, int16_t epoch, int32_t seq)
 {
@@ -512,7 +536,7 @@ static void build_batch(struct tl_buf *out, const char *prefix, int32_t count,
 			fail("builder append failed");
 	}
 	if (pid >= 0)
-		tl_records_builder_set_producer(&builder, pid, epoch, seq, false);
+		tl_records_builder_set_producer(&builder, pid, epoch, seq, batch_transactional);
 	tl_buf_init(out);
 	tl_err err = tl_records_builder_finish(&builder, NULL, out);
 	if (err != TL_OK)
@@ -564,6 +588,9 @@ static void stored_push(struct stored_list *list, const struct tl_batch_header *
 	}
 }
 
+/* The isolation level of Fetch requests: 0 read_uncommitted, 1 read_committed. */
+static int8_t fetch_isolation;
+
 static int32_t encode_fetch(struct client *c, struct tl_buf *frame, int16_t version,
 			    const char *topic, int32_t partition, int64_t offset, int32_t wait_ms)
 {
@@ -586,7 +613,7 @@ static int32_t encode_fetch(struct client *c, struct tl_buf *frame, int16_t vers
 	msg.max_wait_ms = wait_ms;
 	msg.min_bytes = 1;
 	msg.max_bytes = FETCH_BYTES_MAX;
-	msg.isolation_level = 0;
+	msg.isolation_level = fetch_isolation;
 	msg.session_id = 0;
 	msg.session_epoch = -1;
 	msg.topics_count = 1;
@@ -864,6 +891,175 @@ static int run_restart_write(const char *topic)
 	tl_buf_deinit(&batch);
 	client_close(&c);
 	printf("%" PRId64 "\n", pid);
+	return 0;
+}
+
+/* ---- transactions abandoned and fenced ---- */
+
+static void add_partition_to_txn(struct client *c, const char *txn_id, int64_t pid, int16_t epoch,
+				 const char *topic)
+{
+	int32_t partition = 0;
+	struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic topic_msg;
+	tl_add_partitions_to_txn_request_add_partitions_to_txn_topic_defaults(&topic_msg);
+	topic_msg.name = tl_str_of(topic);
+	topic_msg.partitions_count = 1;
+	topic_msg.partitions = &partition;
+	struct tl_add_partitions_to_txn_request msg;
+	tl_add_partitions_to_txn_request_defaults(&msg);
+	msg.v3_and_below_transactional_id = tl_str_of(txn_id);
+	msg.v3_and_below_producer_id = pid;
+	msg.v3_and_below_producer_epoch = epoch;
+	msg.v3_and_below_topics_count = 1;
+	msg.v3_and_below_topics = &topic_msg;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_ADD_PARTITIONS_TO_TXN, 3);
+	tl_add_partitions_to_txn_request_encode(&frame, 3, &msg);
+	if (!request_send(c, &frame))
+		fail("AddPartitionsToTxn: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_ADD_PARTITIONS_TO_TXN, 3, corr, &r);
+	struct tl_add_partitions_to_txn_response resp;
+	decoded(tl_add_partitions_to_txn_response_decode(&r.body, 3, &r.arena, &resp), &r,
+		"AddPartitionsToTxn");
+	if (resp.results_by_topic_v3_and_below_count != 1 ||
+	    resp.results_by_topic_v3_and_below[0].results_by_partition_count != 1)
+		fail("AddPartitionsToTxn: expected one topic with one partition in the answer");
+	expect_code(
+		"AddPartitionsToTxn",
+		resp.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+		0);
+	reply_free(&r);
+}
+
+/* Sends EndTxn (commit) for @pid/@epoch; returns its error code. */
+static int16_t end_txn(struct client *c, const char *txn_id, int64_t pid, int16_t epoch)
+{
+	struct tl_end_txn_request msg;
+	tl_end_txn_request_defaults(&msg);
+	msg.transactional_id = tl_str_of(txn_id);
+	msg.producer_id = pid;
+	msg.producer_epoch = epoch;
+	msg.committed = true;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_END_TXN, 3);
+	tl_end_txn_request_encode(&frame, 3, &msg);
+	if (!request_send(c, &frame))
+		fail("EndTxn: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_END_TXN, 3, corr, &r);
+	struct tl_end_txn_response resp;
+	decoded(tl_end_txn_response_decode(&r.body, 3, &r.arena, &resp), &r, "EndTxn");
+	int16_t code = resp.error_code;
+	reply_free(&r);
+	return code;
+}
+
+static bool is_fenced_code(int16_t code)
+{
+	return code == TL_ERR_PRODUCER_FENCED || code == TL_ERR_INVALID_PRODUCER_EPOCH;
+}
+
+/* A read_committed Fetch of @topic's partition 0 from offset 0, while its first batch
+ * (at offset 0) belongs to an open transaction: the broker must stop at the LSO (0) and
+ * return no record. A client library hides a broker that serves past the LSO, since it
+ * drops such records itself; on the wire it shows. */
+static void expect_fetch_stops_at_lso(struct client *c, const char *topic)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	fetch_isolation = 1;
+	int32_t corr = encode_fetch(c, &frame, 12, topic, 0, 0, 0);
+	fetch_isolation = 0;
+	if (!request_send(c, &frame))
+		fail("Fetch: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_FETCH, 12, corr, &r);
+	struct tl_fetch_response resp;
+	decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
+	if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
+		fail("Fetch: expected one topic with one partition in the answer");
+	const struct tl_fetch_response_partition_data *p = &resp.responses[0].partitions[0];
+	expect_code("read_committed Fetch", p->error_code, 0);
+	if (p->last_stable_offset != 0)
+		fail("read_committed Fetch: last stable offset %" PRId64 " with a transaction open "
+		     "at offset 0",
+		     p->last_stable_offset);
+	if (p->records.len > 0)
+		fail("read_committed Fetch returned %d bytes of records past the last stable "
+		     "offset 0",
+		     p->records.len);
+	reply_free(&r);
+}
+
+/* Opens a transaction on partition 0 of @topic holding one batch of 10 records, checks
+ * that a read_committed Fetch stops before it, and leaves it open: the connection
+ * closes with the process. Prints "PID EPOCH". */
+static int run_txn_open(const char *topic, const char *txn_id)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, topic, 1);
+	int64_t pid;
+	int16_t epoch;
+	init_producer_id_for(&c, txn_id, 3000, &pid, &epoch);
+	add_partition_to_txn(&c, txn_id, pid, epoch, topic);
+	produce_txn_id = txn_id;
+	batch_transactional = true;
+	struct tl_buf batch;
+	build_batch(&batch, "abandoned", 10, TL_COMPRESSION_NONE, pid, epoch, 0);
+	int64_t base;
+	expect_code("Produce in the transaction", produce(&c, 9, topic, 0, &batch, &base), 0);
+	tl_buf_deinit(&batch);
+	if (base != 0)
+		fail("txn-open needs a new topic: the transaction's batch is at offset %" PRId64,
+		     base);
+	expect_fetch_stops_at_lso(&c, topic);
+	printf("%" PRId64 " %d\n", pid, epoch);
+	client_close(&c);
+	return 0;
+}
+
+/* After the coordinator aborted @pid/@epoch's transaction for its timeout: that abort
+ * bumped the epoch, so the old one is fenced before any new producer comes, and a new
+ * InitProducerId for @txn_id gets the same id with a later epoch than the bumped one. */
+static int run_txn_fenced(const char *topic, const char *txn_id, int64_t pid, int16_t epoch)
+{
+	struct client c;
+	client_open(&c);
+	produce_txn_id = txn_id;
+	batch_transactional = true;
+	struct tl_buf batch;
+	build_batch(&batch, "zombie", 3, TL_COMPRESSION_NONE, pid, epoch, 10);
+	int64_t base;
+	int16_t code = produce(&c, 9, topic, 0, &batch, &base);
+	tl_buf_deinit(&batch);
+	if (!is_fenced_code(code))
+		fail("Produce with the aborted transaction's epoch %d: error %d, expected %d or %d "
+		     "(PRODUCER_FENCED, INVALID_PRODUCER_EPOCH)",
+		     epoch, code, TL_ERR_PRODUCER_FENCED, TL_ERR_INVALID_PRODUCER_EPOCH);
+	note("Produce with the old epoch %d: error %d", epoch, code);
+	code = end_txn(&c, txn_id, pid, epoch);
+	if (!is_fenced_code(code))
+		fail("EndTxn with the aborted transaction's epoch %d: error %d, expected %d or %d",
+		     epoch, code, TL_ERR_PRODUCER_FENCED, TL_ERR_INVALID_PRODUCER_EPOCH);
+	note("EndTxn with the old epoch %d: error %d", epoch, code);
+	int64_t new_pid;
+	int16_t new_epoch;
+	init_producer_id_for(&c, txn_id, 3000, &new_pid, &new_epoch);
+	if (new_pid != pid || new_epoch < epoch + 2)
+		fail("InitProducerId after the timeout abort: producer %" PRId64
+		     " epoch %d, expected "
+		     "producer %" PRId64 " with epoch at least %d (bumped by the abort, then by "
+		     "this call)",
+		     new_pid, new_epoch, pid, epoch + 2);
+	note("InitProducerId after the abort: epoch %d (was %d)", new_epoch, epoch);
+	client_close(&c);
 	return 0;
 }
 
@@ -1438,11 +1634,13 @@ static void round_trip(const char *topic)
 		{9, TL_COMPRESSION_ZSTD, 7, "rt9z"},
 	};
 	/* What is in the log already: acks=0 and abandoned batches (and round trips of
-	 * earlier runs on the same broker), nothing else. */
+	 * earlier runs on the same broker), nothing else; the acks=0 batch for sure. */
 	struct stored_list before;
 	fetch_all(&c, topic, 0, &before);
+	size_t acks0 = 0;
 	for (size_t i = 0; i < before.count; i++) {
 		const char *v = before.items[i].value;
+		acks0 += strncmp(v, "acks0-", 6) == 0;
 		bool known = strncmp(v, "acks0-", 6) == 0 || strncmp(v, "pipe-", 5) == 0;
 		for (size_t k = 0; k < sizeof(sends) / sizeof(sends[0]); k++)
 			known |= strncmp(v, sends[k].prefix, strlen(sends[k].prefix)) == 0 &&
@@ -1451,6 +1649,10 @@ static void round_trip(const char *topic)
 			fail("offset %" PRId64 " holds \"%s\", which no accepted produce sent",
 			     before.items[i].offset, v);
 	}
+	/* The acks=0 batch (2 records) was followed by an answered request on its connection:
+	 * a broker handles a connection's requests in order, so it was appended. */
+	if (acks0 < 2 || acks0 % 2 != 0)
+		fail("the log holds %zu records of the acks=0 batches, expected 2 per run", acks0);
 	int64_t expect_base = before.high_watermark;
 	for (size_t i = 0; i < sizeof(sends) / sizeof(sends[0]); i++) {
 		struct tl_buf batch;
@@ -1524,6 +1726,15 @@ int main(int argc, char **argv)
 		broker_addr = argv[1];
 		return run_restart_check(argv[3], strtoll(argv[4], NULL, 10));
 	}
+	if (argc >= 5 && strcmp(argv[2], "txn-open") == 0) {
+		broker_addr = argv[1];
+		return run_txn_open(argv[3], argv[4]);
+	}
+	if (argc >= 7 && strcmp(argv[2], "txn-fenced") == 0) {
+		broker_addr = argv[1];
+		return run_txn_fenced(argv[3], argv[4], strtoll(argv[5], NULL, 10),
+				      (int16_t)strtol(argv[6], NULL, 10));
+	}
 	if (argc >= 3 && strcmp(argv[2], "badinput") == 0) {
 		broker_addr = argv[1];
 		uint64_t seed = argc >= 4 ? strtoull(argv[3], NULL, 10) : 1;
@@ -1532,6 +1743,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: rawproto BROKER dedupe TOPIC\n"
 			"       rawproto BROKER restart-write TOPIC      (prints the producer id)\n"
 			"       rawproto BROKER restart-check TOPIC PID\n"
+			"       rawproto BROKER txn-open TOPIC TXN_ID      (prints PID EPOCH)\n"
+			"       rawproto BROKER txn-fenced TOPIC TXN_ID PID EPOCH\n"
 			"       rawproto BROKER badinput [SEED]\n"
 			"       rawproto seeds REQUEST_DIR BATCH_DIR     (fuzz corpus seeds)\n");
 	return 2;

@@ -1,11 +1,12 @@
 /* rdk_acked_producer.c - produces numbered records and logs which ones were acknowledged,
  * for crash tests: kill the broker while this runs, restart it, then check that every
  * acknowledged record is where its acknowledgement said.
- *   rdk_acked_producer -b BROKER -t TOPIC -o ACKED_FILE [-n COUNT] [-p PARTITIONS]
- *                      [-r RECORDS_PER_S] [-z CODEC]
+ *   rdk_acked_producer -b BROKER -t TOPIC -o ACKED_FILE [-f FAILED_FILE] [-n COUNT]
+ *                      [-p PARTITIONS] [-r RECORDS_PER_S] [-z CODEC]
  * Record id i (0 <= i < COUNT) goes to partition i % PARTITIONS with value "<i>:" plus
  * filler; ACKED_FILE gets the line "<i> <partition> <offset>" for each successful
- * delivery report, flushed at once, so a line exists only after the broker answered.
+ * delivery report, flushed at once, so a line exists only after the broker answered;
+ * FAILED_FILE, if given, gets "<i>" for each failed one, so a test can bound them.
  * acks=all, no idempotence and no retries: a record is written at most once by this
  * producer, so the log may hold records that were never acknowledged (their answer was
  * lost in the crash) but must never hold one twice. Records queued while the broker is
@@ -32,6 +33,7 @@ struct options {
 	const char *brokers;
 	const char *topic;
 	const char *acked_path;
+	const char *failed_path; /* NULL: failures are only counted */
 	const char *codec;
 	uint32_t count;
 	uint32_t partitions;
@@ -40,6 +42,7 @@ struct options {
 
 struct acked_state {
 	FILE *acked;
+	FILE *failed_file; /* NULL without -f */
 	uint64_t delivered;
 	uint64_t failed;
 	bool write_failed;
@@ -51,6 +54,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 	uint32_t id = (uint32_t)(uintptr_t)msg->_private;
 	(void)rk;
 	if (msg->err) {
+		if (st->failed_file && (fprintf(st->failed_file, "%" PRIu32 "\n", id) < 0 ||
+					fflush(st->failed_file) != 0))
+			st->write_failed = true;
 		if (st->failed++ < ERRORS_SHOWN_MAX)
 			fprintf(stderr,
 				"rdk_acked_producer: record %" PRIu32 " not acknowledged: %s\n", id,
@@ -162,7 +168,7 @@ static bool parse_args(int argc, char **argv, struct options *opts)
 {
 	int c;
 	*opts = (struct options){.codec = "none", .count = 10000, .partitions = 1};
-	while ((c = getopt(argc, argv, "b:t:o:n:p:r:z:")) != -1) {
+	while ((c = getopt(argc, argv, "b:t:o:f:n:p:r:z:")) != -1) {
 		bool ok = true;
 		switch (c) {
 		case 'b':
@@ -170,6 +176,9 @@ static bool parse_args(int argc, char **argv, struct options *opts)
 			break;
 		case 't':
 			opts->topic = optarg;
+			break;
+		case 'f':
+			opts->failed_path = optarg;
 			break;
 		case 'o':
 			opts->acked_path = optarg;
@@ -201,14 +210,19 @@ int main(int argc, char **argv)
 	struct options opts;
 	if (!parse_args(argc, argv, &opts)) {
 		fprintf(stderr,
-			"usage: rdk_acked_producer -b BROKER -t TOPIC -o ACKED_FILE [-n COUNT]\n"
-			"           [-p PARTITIONS] [-r RECORDS_PER_S] [-z CODEC]\n");
+			"usage: rdk_acked_producer -b BROKER -t TOPIC -o ACKED_FILE [-f FAILED_FILE]\n"
+			"           [-n COUNT] [-p PARTITIONS] [-r RECORDS_PER_S] [-z CODEC]\n");
 		return 2;
 	}
 	struct acked_state st = {0};
 	st.acked = fopen(opts.acked_path, "a");
 	if (!st.acked) {
 		fprintf(stderr, "rdk_acked_producer: %s: %s\n", opts.acked_path, strerror(errno));
+		return 1;
+	}
+	if (opts.failed_path && !(st.failed_file = fopen(opts.failed_path, "a"))) {
+		fprintf(stderr, "rdk_acked_producer: %s: %s\n", opts.failed_path, strerror(errno));
+		fclose(st.acked);
 		return 1;
 	}
 	rd_kafka_t *rk = producer_create(&opts, &st);
@@ -227,6 +241,8 @@ int main(int argc, char **argv)
 	       " not acknowledged=%" PRIu64 "\n",
 	       opts.count, st.delivered, st.failed);
 	rd_kafka_destroy(rk);
+	if (st.failed_file && fclose(st.failed_file) != 0)
+		st.write_failed = true;
 	if (fclose(st.acked) != 0 || st.write_failed) {
 		fprintf(stderr, "rdk_acked_producer: writing %s failed\n", opts.acked_path);
 		ok = false;

@@ -6,7 +6,10 @@
  *         assigned N T:P,T:P,...   after every (eager) assignment, N partitions
  *         revoked
  *         record P OFFSET VALUE    every record
- *         committed P OFFSET       after the final synchronous commit
+ *         position P OFFSET        the consumer's own position, just before the final
+ *                                  commit (which commits these positions)
+ *         committed P OFFSET       after the final synchronous commit, as OffsetFetch
+ *                                  (rd_kafka_committed) then reads it from the broker
  *         done COUNT
  *       Stops after MAX records (0 = never), after IDLE_MS without a record (0 = never),
  *       or on SIGTERM/SIGINT; then commits what it consumed (synchronously, answered
@@ -145,9 +148,24 @@ static rd_kafka_t *consumer_new(const struct options *opts)
 	return rk;
 }
 
-/* Commits the consumed positions synchronously and prints what the broker now holds. */
+/* Prints the consumer's positions: what rd_kafka_commit(rk, NULL, ...) commits. */
+static void print_positions(rd_kafka_t *rk)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (rd_kafka_assignment(rk, &parts) || !parts)
+		return;
+	if (rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		for (int i = 0; i < parts->cnt; i++)
+			printf("position %" PRId32 " %" PRId64 "\n", parts->elems[i].partition,
+			       parts->elems[i].offset);
+	rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Commits the consumed positions synchronously and prints them, then what the broker
+ * now holds. */
 static int commit_final(rd_kafka_t *rk)
 {
+	print_positions(rk);
 	rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
 	if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
 		return 0;

@@ -5,7 +5,9 @@
  * and cover every partition. Then COUNT records are produced; A and B together must read
  * each exactly once, each only from its own partitions. Both commit and leave. COUNT
  * more records are produced; a third member C must read exactly those (it starts from
- * the committed offsets), then leave. Exit status: 0 ok, 1 a check failed, 2 usage. */
+ * the committed offsets), then leave. Each read goes on to every partition's high
+ * watermark (tally_tail.h), so a duplicate after the last original record counts too.
+ * Exit status: 0 ok, 1 a check failed, 2 usage. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,6 +20,7 @@
 #include "tally/admin.h"
 #include "tally/consumer.h"
 #include "tally/producer.h"
+#include "tally_tail.h"
 
 #define PARTITIONS_MAX 64
 #define WAIT_S         30
@@ -176,12 +179,26 @@ static int run(void)
 	uint8_t *seen = calloc((size_t)count * 2, 1);
 	uint32_t got_a = 0, got_b = 0, errors = 0;
 	double last = now_s();
-	while (got_a + got_b < count && now_s() - last < WAIT_S) {
+	int64_t end[PARTITIONS_MAX];
+	bool tail = false; /* every record arrived; reading on to the high watermarks */
+	while (now_s() - last < WAIT_S) {
+		if (got_a + got_b >= count && !tail) {
+			if (!tail_end_offsets(brokers, topic, partitions, end))
+				return fail("no high watermarks");
+			tail = true;
+			last = now_s();
+		}
+		if (tail && tail_reached(a, topic, partitions, end) &&
+		    tail_reached(b, topic, partitions, end))
+			break;
 		int n = poll_one(a, ma, seen, count, &got_a, &errors);
 		n += poll_one(b, mb, seen, count, &got_b, &errors);
 		if (n)
 			last = now_s();
 	}
+	if (!tail || !tail_reached(a, topic, partitions, end) ||
+	    !tail_reached(b, topic, partitions, end))
+		errors++;
 	fprintf(stderr, "tally_group: A read %" PRIu32 ", B read %" PRIu32 " of %" PRIu32 "\n",
 		got_a, got_b, count);
 	if (errors || got_a + got_b != count || !got_a || !got_b)
@@ -202,17 +219,25 @@ static int run(void)
 	/* Records 0..count-1 were committed: any of them here is a failure. */
 	for (uint32_t i = 0; i < count; i++)
 		seen[i] = 1;
-	while (got_c < count && now_s() - last < WAIT_S) {
+	tail = false;
+	while (now_s() - last < WAIT_S) {
+		if (got_c >= count && !tail) {
+			if (!tail_end_offsets(brokers, topic, partitions, end))
+				return fail("no high watermarks");
+			tail = true;
+			last = now_s();
+		}
+		if (tail && tail_reached(c, topic, partitions, end))
+			break;
 		if (poll_one(c, all, seen, count * 2, &got_c, &errors))
 			last = now_s();
 	}
-	const struct tl_consumer_record *extra = NULL;
-	tl_err e = tl_consumer_poll(c, 500, &extra);
-	fprintf(stderr, "tally_group: C read %" PRIu32 " of %" PRIu32 " new records\n", got_c,
-		count);
+	bool reached = tail && tail_reached(c, topic, partitions, end);
+	fprintf(stderr, "tally_group: C read %" PRIu32 " of %" PRIu32 " new records%s\n", got_c,
+		count, reached ? "" : ", short of a high watermark");
 	tl_consumer_destroy(c);
 	free(seen);
-	if (errors || got_c != count || e != TL_ERR_TIMED_OUT)
+	if (errors || got_c != count || !reached)
 		return fail("C did not resume exactly at the committed offsets");
 	return 0;
 }

@@ -15,7 +15,9 @@
  *              checks the consumer's start offsets BEGINNING, END and TIMESTAMP.
  * Record i: key "k<i>", value "value-<i>" repeated up to 64 bytes, headers "i" (i as
  * text) and "origin". Every record read must be byte-exact, sit on the partition
- * murmur2(key) % PARTITIONS computed by the other client's partitioner, and arrive once.
+ * murmur2(key) % PARTITIONS computed by the other client's partitioner, and arrive once;
+ * once all arrived, both consumers read on to each partition's high watermark
+ * (tally_tail.h), so a duplicate after the last original record counts too.
  * Exit status: 0 all checks passed, 1 a check failed, 2 usage. */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -30,6 +32,7 @@
 #include "tally/admin.h"
 #include "tally/consumer.h"
 #include "tally/producer.h"
+#include "tally_tail.h"
 
 #define IDLE_TIMEOUT_S   20
 #define ERRORS_SHOWN_MAX 10
@@ -190,6 +193,34 @@ static bool rdk_header_is(rd_kafka_headers_t *hdrs, const char *name, const char
 	return size == strlen(want) && memcmp(value, want, size) == 0;
 }
 
+/* Sets each entry of @list's offset to its partition's high watermark. */
+static bool rdk_end_offsets(rd_kafka_t *rk, const struct options *o,
+			    rd_kafka_topic_partition_list_t *list)
+{
+	for (int i = 0; i < list->cnt; i++) {
+		int64_t low, high;
+		rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+			rk, o->topic, list->elems[i].partition, &low, &high, 10000);
+		if (err) {
+			fprintf(stderr, "tally_interop: watermarks: %s\n", rd_kafka_err2str(err));
+			return false;
+		}
+		list->elems[i].offset = high;
+	}
+	return true;
+}
+
+/* True when the consumer's position on each partition of @list reached its offset. */
+static bool rdk_tail_reached(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *list)
+{
+	rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(list);
+	bool reached = rd_kafka_position(rk, pos) == RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int i = 0; reached && i < pos->cnt; i++)
+		reached = pos->elems[i].offset >= list->elems[i].offset;
+	rd_kafka_topic_partition_list_destroy(pos);
+	return reached;
+}
+
 static int rdk_consume(const struct options *o, uint8_t *seen)
 {
 	char why[512];
@@ -208,10 +239,18 @@ static int rdk_consume(const struct options *o, uint8_t *seen)
 		rd_kafka_topic_partition_list_add(list, o->topic, p)->offset =
 			RD_KAFKA_OFFSET_BEGINNING;
 	rd_kafka_assign(rk, list);
-	rd_kafka_topic_partition_list_destroy(list);
 	uint32_t received = 0;
 	double last = now_s();
-	while (received < o->count && now_s() - last < IDLE_TIMEOUT_S) {
+	bool tail = false; /* every record arrived; reading on to the high watermarks */
+	while (now_s() - last < IDLE_TIMEOUT_S) {
+		if (received == o->count && !tail) {
+			if (!rdk_end_offsets(rk, o, list))
+				break;
+			tail = true;
+			last = now_s();
+		}
+		if (tail && rdk_tail_reached(rk, list))
+			break;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 		if (!m)
 			continue;
@@ -247,11 +286,13 @@ static int rdk_consume(const struct options *o, uint8_t *seen)
 		}
 		rd_kafka_message_destroy(m);
 	}
+	bool reached = tail && rdk_tail_reached(rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
-	fprintf(stderr, "tally_interop: librdkafka consumed %" PRIu32 " of %" PRIu32 "\n", received,
-		o->count);
-	return received == o->count && errors == 0 ? 0 : 1;
+	fprintf(stderr, "tally_interop: librdkafka consumed %" PRIu32 " of %" PRIu32 "%s\n",
+		received, o->count, reached ? "" : ", short of a high watermark");
+	return received == o->count && reached && errors == 0 ? 0 : 1;
 }
 
 /* ---- libtally side ---- */
@@ -346,7 +387,20 @@ static int tally_consume(const struct options *o, uint8_t *seen, bool full)
 	(void)tl_consumer_assign(consumer, parts, n);
 	uint32_t received = 0;
 	double last = now_s();
-	while (received < o->count && now_s() - last < IDLE_TIMEOUT_S) {
+	int64_t end[TAIL_PARTITIONS_MAX];
+	bool tail = false; /* every record arrived; reading on to the high watermarks */
+	bool reached = false;
+	while (now_s() - last < IDLE_TIMEOUT_S) {
+		if (received == o->count && !tail) {
+			if (!tail_end_offsets(o->brokers, o->topic, n, end))
+				break;
+			tail = true;
+			last = now_s();
+		}
+		if (tail)
+			reached = tail_reached(consumer, o->topic, n, end);
+		if (reached)
+			break;
 		const struct tl_consumer_record *r;
 		e = tl_consumer_poll(consumer, 100, &r);
 		if (e == TL_ERR_TIMED_OUT)
@@ -383,10 +437,12 @@ static int tally_consume(const struct options *o, uint8_t *seen, bool full)
 			 !tl_header_is(r, 1, "origin", "librdkafka"))
 			complain("headers differ", i);
 	}
+	if (tail && !reached)
+		tail_report(consumer, o->topic, n, end);
 	tl_consumer_destroy(consumer);
 	fprintf(stderr, "tally_interop: libtally consumed %" PRIu32 " of %" PRIu32 "\n", received,
 		o->count);
-	return received == o->count && errors == 0 ? 0 : 1;
+	return received == o->count && reached && errors == 0 ? 0 : 1;
 }
 
 static struct tl_admin *admin_open(const struct options *o)

@@ -11,7 +11,9 @@
  * (2) its partition is tl_producer_partition_for_key(key) (Java's and librdkafka's);
  * (3) within a partition, records come in send order (i increases);
  * (4) every i from 0 to COUNT-1 arrives exactly once (no loss, no duplicate): with -x this
- *     is the exactly-once check of a run with the broker's fault switch on.
+ *     is the exactly-once check of a run with the broker's fault switch on. Once all have
+ *     arrived it reads on to each partition's high watermark (tally_tail.h), so a
+ *     duplicate after the last original record counts too.
  * -C uses tl_producer_send_sync for the first 100 records. -G consumes through a group
  * (tl_consumer_subscribe) instead of tl_consumer_assign. -R paces the producer (for tests
  * that restart the broker meanwhile). Exit status: 0 all checks
@@ -28,6 +30,7 @@
 #include "tally/admin.h"
 #include "tally/consumer.h"
 #include "tally/producer.h"
+#include "tally_tail.h"
 
 #define IDLE_TIMEOUT_MS  30000 /* consumer: give up after this long without a record */
 #define FLUSH_TIMEOUT_MS 120000
@@ -328,8 +331,27 @@ static int consume(const struct options *o)
 	for (int32_t p = 0; p < o->partitions; p++)
 		last[p] = -1;
 	uint64_t received = 0, bad = 0, dups = 0, misordered = 0;
-	double start = now_s(), last_record = start;
-	while (received < o->count) {
+	double start = now_s(), last_record = start, tail_start = 0;
+	int64_t end[TAIL_PARTITIONS_MAX];
+	bool tail = false; /* every record arrived; reading on to the high watermarks */
+	for (;;) {
+		if (received == o->count && !tail) {
+			if (!tail_end_offsets(o->brokers, o->topic, o->partitions, end)) {
+				bad++;
+				break;
+			}
+			tail = true;
+			tail_start = now_s();
+		}
+		if (tail && tail_reached(consumer, o->topic, o->partitions, end))
+			break;
+		if (tail && (now_s() - tail_start) * 1000 > TAIL_TIMEOUT_MS) {
+			tail_report(consumer, o->topic, o->partitions, end);
+			fprintf(stderr, "did not reach the high watermarks within %ds\n",
+				TAIL_TIMEOUT_MS / 1000);
+			bad++;
+			break;
+		}
 		const struct tl_consumer_record *r;
 		tl_err e = tl_consumer_poll(consumer, 100, &r);
 		if (e == TL_ERR_TIMED_OUT) {
@@ -452,7 +474,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!o.brokers || !o.topic || o.count == 0 || o.partitions <= 0 ||
-	    o.value_bytes > VALUE_BYTES_MAX)
+	    o.partitions > TAIL_PARTITIONS_MAX || o.value_bytes > VALUE_BYTES_MAX)
 		return usage();
 	int rc = 0;
 	if (strcmp(o.mode, "both") == 0 || strcmp(o.mode, "produce") == 0)
