@@ -47,8 +47,8 @@ static void metadata_cluster_partitions(struct tl_request *req, struct tl_topic 
 		mp->partition_index = i;
 		mp->leader_id = p->has_state ? p->state.leader : -1;
 		mp->leader_epoch = p->state.leader_epoch;
-		int32_t *ids = tl_arena_array(&req->arena, (size_t)TL_REPL_REPLICAS_MAX * 2,
-					      sizeof(*ids));
+		int32_t *ids =
+			tl_arena_array(&req->arena, (size_t)TL_REPL_REPLICAS_MAX * 2, sizeof(*ids));
 		if (!ids) {
 			mp->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
 			continue;
@@ -184,8 +184,8 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 				if (!tl_topic_name_invalid(name))
 					tl_cluster_create_topic(
 						broker, name, broker->config.num_partitions,
-						broker->config.default_replication_factor, "",
-						NULL, NULL);
+						broker->config.default_replication_factor, "", NULL,
+						NULL);
 				out->error_code = (int16_t)(tl_topic_name_invalid(name)
 								    ? TL_ERR_INVALID_TOPIC_EXCEPTION
 								    : TL_ERR_LEADER_NOT_AVAILABLE);
@@ -394,9 +394,8 @@ static tl_err create_in_cluster(struct tl_request *req,
 		n += (size_t)snprintf(configs + n, sizeof(configs) - n, "%.*s=%.*s\n",
 				      in->configs[i].name.len, in->configs[i].name.ptr,
 				      in->configs[i].value.len, in->configs[i].value.ptr);
-	struct cluster_change *change =
-		cluster_change_new(req, &out->error_code, &out->error_message,
-				   create_topics_respond);
+	struct cluster_change *change = cluster_change_new(
+		req, &out->error_code, &out->error_message, create_topics_respond);
 	if (!change || n >= sizeof(configs))
 		return TL_ERR_NOMEM;
 	out->num_partitions = partitions;
@@ -482,8 +481,7 @@ static tl_err create_one(struct tl_request *req, const struct tl_create_topics_r
 static void create_topics_respond(struct tl_request *req)
 {
 	tl_response_begin(req);
-	tl_create_topics_response_encode(&req->response, req->header.api_version,
-					 req->state_data);
+	tl_create_topics_response_encode(&req->response, req->header.api_version, req->state_data);
 	tl_response_end(req);
 }
 
@@ -536,8 +534,7 @@ void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body)
 static void delete_topics_respond(struct tl_request *req)
 {
 	tl_response_begin(req);
-	tl_delete_topics_response_encode(&req->response, req->header.api_version,
-					 req->state_data);
+	tl_delete_topics_response_encode(&req->response, req->header.api_version, req->state_data);
 	tl_response_end(req);
 }
 

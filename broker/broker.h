@@ -56,12 +56,12 @@ struct tl_partition {
 	int32_t replica_count;
 	int32_t replicas[TL_REPL_REPLICAS_MAX];
 	bool has_state;
-	struct tl_repl_state state; /* as the newest applied view has it */
-	int64_t state_revision;     /* its key's mod_revision */
-	struct tl_repl_leader *leader;  /* while LEADER */
-	int64_t isr_change_ms;          /* when the ISR change in flight was asked, 0: none */
-	int64_t isr_change_revision;    /* the state revision it was asked against */
-	int64_t leader_high_watermark;  /* FOLLOWER: the leader's, from its last response */
+	struct tl_repl_state state;    /* as the newest applied view has it */
+	int64_t state_revision;        /* its key's mod_revision */
+	struct tl_repl_leader *leader; /* while LEADER */
+	int64_t isr_change_ms;         /* when the ISR change in flight was asked, 0: none */
+	int64_t isr_change_revision;   /* the state revision it was asked against */
+	int64_t leader_high_watermark; /* FOLLOWER: the leader's, from its last response */
 };
 
 struct tl_topic {
@@ -147,14 +147,14 @@ struct tl_broker {
 	struct tl_partition **dirty; /* partitions appended to this turn */
 	int32_t dirty_count;
 	int32_t dirty_cap;
-	struct tl_request *parked; /* fetches in long-poll */
-	struct tl_groups *groups;  /* consumer group coordinator */
-	struct tl_txns *txns;      /* transaction coordinator */
+	struct tl_request *parked;    /* fetches in long-poll */
+	struct tl_groups *groups;     /* consumer group coordinator */
+	struct tl_txns *txns;         /* transaction coordinator */
 	struct tl_cluster *cluster;   /* cluster mode: metadata thread and view; else NULL */
 	struct tl_fetchers *fetchers; /* cluster mode: replica fetchers; else NULL */
-	int64_t pid_next;          /* next producer id to hand out */
-	int64_t pid_block_end;     /* end of the durable block; pid_next < pid_block_end */
-	uint64_t random_state;     /* xorshift64*, for test faults */
+	int64_t pid_next;             /* next producer id to hand out */
+	int64_t pid_block_end;        /* end of the durable block; pid_next < pid_block_end */
+	uint64_t random_state;        /* xorshift64*, for test faults */
 	int64_t next_tick_ms;
 	bool stopping;
 	uint64_t topic_id_seed;

@@ -51,14 +51,14 @@ struct command {
 	enum command_type type;
 	char topic[TL_TOPIC_NAME_MAX + 1];
 	int32_t partition;
-	int64_t expected_revision;     /* COMMAND_ISR */
-	struct tl_repl_state state;    /* COMMAND_ISR */
-	int32_t partitions;            /* COMMAND_CREATE_TOPIC */
-	int16_t replication_factor;    /* COMMAND_CREATE_TOPIC */
-	char *configs;                 /* COMMAND_CREATE_TOPIC; owned */
-	tl_cluster_done_fn done;       /* runs on the loop with the outcome */
+	int64_t expected_revision;  /* COMMAND_ISR */
+	struct tl_repl_state state; /* COMMAND_ISR */
+	int32_t partitions;         /* COMMAND_CREATE_TOPIC */
+	int16_t replication_factor; /* COMMAND_CREATE_TOPIC */
+	char *configs;              /* COMMAND_CREATE_TOPIC; owned */
+	tl_cluster_done_fn done;    /* runs on the loop with the outcome */
 	void *ctx;
-	tl_err err;                    /* the outcome, set by the thread */
+	tl_err err; /* the outcome, set by the thread */
 	char message[512];
 	struct command *next;
 };
@@ -88,10 +88,10 @@ struct tl_cluster {
 	bool rebalance;
 	int64_t rebalance_interval_ms;
 
-	pthread_mutex_t lock; /* guards everything below */
-	struct command *commands;     /* loop -> thread, FIFO */
+	pthread_mutex_t lock;     /* guards everything below */
+	struct command *commands; /* loop -> thread, FIFO */
 	struct command *commands_tail;
-	struct command *results;      /* thread -> loop */
+	struct command *results;           /* thread -> loop */
 	struct tl_cluster_view *next_view; /* published, not yet taken by the loop */
 	bool stopping;
 	bool resign_done;
@@ -103,7 +103,7 @@ struct tl_cluster {
 	struct model model;
 	int64_t last_keepalive_ms;
 	int64_t next_rebalance_ms;
-	bool reclaimed; /* leaderships left from a previous incarnation got a new epoch */
+	bool reclaimed;  /* leaderships left from a previous incarnation got a new epoch */
 	bool store_down; /* the last round failed: said once, not every round */
 };
 
@@ -265,7 +265,8 @@ static bool broker_decode(const struct tl_meta_kv *kv, int32_t id, struct tl_clu
 		int64_t v;
 		if (strncmp(f, "host=", 5) == 0)
 			snprintf(out->host, sizeof(out->host), "%s", f + 5);
-		else if (strncmp(f, "port=", 5) == 0 && parse_int(f + 5, f + strlen(f), 1, 65535, &v))
+		else if (strncmp(f, "port=", 5) == 0 &&
+			 parse_int(f + 5, f + strlen(f), 1, 65535, &v))
 			out->port = (int32_t)v;
 		else if (strncmp(f, "rack=", 5) == 0)
 			snprintf(out->rack, sizeof(out->rack), "%s", f + 5);
@@ -283,7 +284,8 @@ static int hexval(char ch)
 }
 
 /* "id=<32 hex> partitions=N replicas=1,2,3;2,3,1;...\n" then "key=value\n" configs. */
-static bool topic_decode(const struct tl_meta_kv *kv, const char *name, struct tl_cluster_topic *out)
+static bool topic_decode(const struct tl_meta_kv *kv, const char *name,
+			 struct tl_cluster_topic *out)
 {
 	memset(out, 0, sizeof(*out));
 	snprintf(out->name, sizeof(out->name), "%s", name);
@@ -375,7 +377,7 @@ static int cmp_topic(const void *a, const void *b)
 
 static struct tl_cluster_topic *view_topic(struct tl_cluster_view *view, const char *name)
 {
-	struct tl_cluster_topic key;
+	struct tl_cluster_topic key = {0};
 	snprintf(key.name, sizeof(key.name), "%s", name);
 	return bsearch(&key, view->topics, (size_t)view->topic_count, sizeof(key), cmp_topic);
 }
@@ -474,7 +476,8 @@ static tl_err partition_cas(struct tl_cluster *c, const char *topic, int32_t ind
 	snprintf(key, sizeof(key), "%s/partitions/%s/%d", c->prefix, topic, index);
 	int len = tl_repl_state_encode(state, value, sizeof(value));
 	TL_ASSERT(len > 0);
-	tl_err err = tl_meta_cas(c->meta, key, value, (size_t)len, expected, 0, swapped, NULL, NULL);
+	tl_err err =
+		tl_meta_cas(c->meta, key, value, (size_t)len, expected, 0, swapped, NULL, NULL);
 	if (err == TL_OK && *swapped)
 		tl_info("cluster: partition state written topic=%s partition=%d state=\"%s\"",
 			topic, index, value);
@@ -520,7 +523,8 @@ static void topic_create(struct tl_cluster *c, struct tl_cluster_view *view, str
 	size_t n = (size_t)snprintf(value, VALUE_MAX, "id=");
 	for (int i = 0; i < 16; i++)
 		n += (size_t)snprintf(value + n, VALUE_MAX - n, "%02x", id[i]);
-	n += (size_t)snprintf(value + n, VALUE_MAX - n, " partitions=%d replicas=", cmd->partitions);
+	n += (size_t)snprintf(value + n, VALUE_MAX - n,
+			      " partitions=%d replicas=", cmd->partitions);
 	for (int32_t p = 0; p < cmd->partitions && n < VALUE_MAX; p++)
 		for (int32_t r = 0; r < cmd->replication_factor && n < VALUE_MAX; r++)
 			n += (size_t)snprintf(value + n, VALUE_MAX - n, "%s%d",
@@ -688,8 +692,8 @@ static tl_err campaign(struct tl_cluster *c)
 		return TL_OK;
 	int len = snprintf(value, sizeof(value), "%d", c->self);
 	bool swapped;
-	tl_err err = tl_meta_cas(c->meta, key, value, (size_t)len, 0, c->lease, &swapped, NULL,
-				 NULL);
+	tl_err err =
+		tl_meta_cas(c->meta, key, value, (size_t)len, 0, c->lease, &swapped, NULL, NULL);
 	if (err == TL_OK && swapped)
 		tl_info("cluster: this broker is the controller node_id=%d", c->self);
 	return err;
@@ -773,8 +777,8 @@ static void run_commands(struct tl_cluster *c, struct command *cmd)
 			tl_err err = partition_cas(c, cmd->topic, cmd->partition,
 						   cmd->expected_revision, &cmd->state, &swapped);
 			cmd->err = err != TL_OK ? TL_ERR_REQUEST_TIMED_OUT
-				   : swapped   ? TL_OK
-					       : TL_ERR_STALE_CONTROLLER_EPOCH;
+				   : swapped    ? TL_OK
+						: TL_ERR_STALE_CONTROLLER_EPOCH;
 		} else if (cmd->type == COMMAND_CREATE_TOPIC) {
 			topic_create(c, view, cmd);
 		} else if (cmd->type == COMMAND_DELETE_TOPIC) {
@@ -904,8 +908,8 @@ static tl_err cluster_id_agree(struct tl_cluster *c, char *cluster_id, size_t si
 	snprintf(key, sizeof(key), "%s/cluster_id", c->prefix);
 	bool swapped;
 	struct tl_meta_kv current = {0};
-	tl_err err = tl_meta_cas(c->meta, key, cluster_id, strlen(cluster_id), 0, 0, &swapped,
-				 NULL, &current);
+	tl_err err = tl_meta_cas(c->meta, key, cluster_id, strlen(cluster_id), 0, 0, &swapped, NULL,
+				 &current);
 	if (err != TL_OK)
 		return err;
 	if (!swapped && current.key)

@@ -64,7 +64,7 @@ struct tl_cluster_topic {
 };
 
 struct tl_cluster_view {
-	int64_t revision; /* the store revision it reflects */
+	int64_t revision;   /* the store revision it reflects */
 	int32_t controller; /* -1 when none */
 	char cluster_id[64];
 	int32_t broker_count;

@@ -60,22 +60,23 @@ struct tl_config {
 	char log_level[16];                     /* log.level: crit|warn|info|debug (tally) */
 	/* Cluster mode: on when metadata.etcd.endpoints is set. */
 	char metadata_etcd_endpoints[TL_CONFIG_STR_MAX]; /* metadata.etcd.endpoints (tally) */
-	char metadata_etcd_prefix[128];        /* metadata.etcd.prefix: key prefix (tally) */
-	int32_t metadata_etcd_timeout_ms;      /* metadata.etcd.timeout.ms: per call (tally) */
-	int32_t broker_session_timeout_ms;     /* broker.session.timeout.ms: lease TTL */
-	char broker_rack[64];                  /* broker.rack */
-	int32_t min_insync_replicas;           /* min.insync.replicas */
-	int64_t replica_lag_time_max_ms;       /* replica.lag.time.max.ms */
-	int32_t replica_fetch_max_bytes;       /* replica.fetch.max.bytes (per partition) */
+	char metadata_etcd_prefix[128];           /* metadata.etcd.prefix: key prefix (tally) */
+	int32_t metadata_etcd_timeout_ms;         /* metadata.etcd.timeout.ms: per call (tally) */
+	int32_t broker_session_timeout_ms;        /* broker.session.timeout.ms: lease TTL */
+	char broker_rack[64];                     /* broker.rack */
+	int32_t min_insync_replicas;              /* min.insync.replicas */
+	int64_t replica_lag_time_max_ms;          /* replica.lag.time.max.ms */
+	int32_t replica_fetch_max_bytes;          /* replica.fetch.max.bytes (per partition) */
 	int32_t replica_fetch_response_max_bytes; /* replica.fetch.response.max.bytes */
-	int32_t replica_fetch_wait_max_ms;     /* replica.fetch.wait.max.ms */
-	int32_t replica_fetch_backoff_ms;      /* replica.fetch.backoff.ms */
-	bool unclean_leader_election_enable;   /* unclean.leader.election.enable */
-	int16_t offsets_topic_replication_factor;        /* offsets.topic.replication.factor */
-	int16_t transaction_state_log_replication_factor; /* transaction.state.log.replication.factor */
-	bool controlled_shutdown_enable;       /* controlled.shutdown.enable */
-	int64_t controlled_shutdown_max_ms;    /* how long SIGTERM waits for leadership to move */
-	bool auto_leader_rebalance_enable;     /* auto.leader.rebalance.enable */
+	int32_t replica_fetch_wait_max_ms;        /* replica.fetch.wait.max.ms */
+	int32_t replica_fetch_backoff_ms;         /* replica.fetch.backoff.ms */
+	bool unclean_leader_election_enable;      /* unclean.leader.election.enable */
+	int16_t offsets_topic_replication_factor; /* offsets.topic.replication.factor */
+	int16_t transaction_state_log_replication_factor; /* transaction.state.log.replication.factor
+							   */
+	bool controlled_shutdown_enable;                  /* controlled.shutdown.enable */
+	int64_t controlled_shutdown_max_ms; /* how long SIGTERM waits for leadership to move */
+	bool auto_leader_rebalance_enable;  /* auto.leader.rebalance.enable */
 	int64_t leader_imbalance_check_interval_ms; /* leader.imbalance.check.interval.seconds */
 };
 

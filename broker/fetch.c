@@ -72,8 +72,8 @@ static tl_err fetch_cluster_check(struct tl_request *req, const struct fetch_sta
 		return TL_ERR_UNKNOWN_LEADER_EPOCH;
 	if (fp->current_leader_epoch >= 0 && fp->current_leader_epoch < p->state.leader_epoch)
 		return TL_ERR_FENCED_LEADER_EPOCH;
-	int32_t replica = st->msg.replica_id >= 0 ? st->msg.replica_id
-						  : st->msg.replica_state.replica_id;
+	int32_t replica =
+		st->msg.replica_id >= 0 ? st->msg.replica_id : st->msg.replica_state.replica_id;
 	if (replica < 0)
 		return TL_OK;
 	if (fp->last_fetched_epoch >= 0) {
@@ -394,8 +394,7 @@ void tl_handle_offset_for_leader_epoch(struct tl_request *req, struct tl_cursor 
 			int32_t leader_epoch = p && p->topic->cluster ? p->state.leader_epoch : 0;
 			if (!p || (!p->topic->cluster && !p->log))
 				op->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-			else if (p->topic->cluster &&
-				 (!p->log || p->role != TL_REPLICA_LEADER))
+			else if (p->topic->cluster && (!p->log || p->role != TL_REPLICA_LEADER))
 				op->error_code = (int16_t)TL_ERR_NOT_LEADER_OR_FOLLOWER;
 			else if (ip->current_leader_epoch >= 0 &&
 				 ip->current_leader_epoch > leader_epoch)

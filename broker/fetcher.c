@@ -41,7 +41,7 @@
 #define SESSION_PARTS_INIT 16
 
 enum session_state {
-	SESSION_IDLE = 0,  /* no connection; connect at retry_at_ms */
+	SESSION_IDLE = 0, /* no connection; connect at retry_at_ms */
 	SESSION_CONNECTING = 1,
 	SESSION_READY = 2, /* connected, nothing in flight */
 	SESSION_IN_FLIGHT = 3,
@@ -50,9 +50,9 @@ enum session_state {
 
 struct session_part {
 	struct tl_partition *partition;
-	int32_t leader_epoch;  /* as of the request in flight */
-	int64_t wait_offset;   /* durable end that releases the response buffer; -1 none */
-	bool detached;         /* no longer followed from this leader: kept only for the wait */
+	int32_t leader_epoch; /* as of the request in flight */
+	int64_t wait_offset;  /* durable end that releases the response buffer; -1 none */
+	bool detached;        /* no longer followed from this leader: kept only for the wait */
 };
 
 struct session {
@@ -274,12 +274,13 @@ static void session_send(struct tl_broker *broker, struct session *s)
 			ft = &req.topics[req.topics_count++];
 			tl_fetch_request_fetch_topic_defaults(ft);
 			ft->topic = tl_str_of(p->topic->name);
-			ft->partitions =
-				tl_arena_array(&arena, (size_t)s->part_count, sizeof(*ft->partitions));
+			ft->partitions = tl_arena_array(&arena, (size_t)s->part_count,
+							sizeof(*ft->partitions));
 			TL_ASSERT(ft->partitions);
 			ft->partitions_count = 0;
 		}
-		struct tl_fetch_request_fetch_partition *fp = &ft->partitions[ft->partitions_count++];
+		struct tl_fetch_request_fetch_partition *fp =
+			&ft->partitions[ft->partitions_count++];
 		tl_fetch_request_fetch_partition_defaults(fp);
 		fp->partition = p->index;
 		fp->current_leader_epoch = p->state.leader_epoch;
@@ -325,7 +326,8 @@ static void follower_set_high_watermark(struct tl_partition *p)
 }
 
 /* KIP-595 truncation: the leader says our log diverged at (epoch, end_offset). */
-static void part_truncate(struct tl_partition *p, const struct tl_fetch_response_epoch_end_offset *d)
+static void part_truncate(struct tl_partition *p,
+			  const struct tl_fetch_response_epoch_end_offset *d)
 {
 	int64_t end = tl_log_end_offset(p->log);
 	int64_t to;
@@ -609,14 +611,15 @@ void tl_fetchers_update(struct tl_broker *broker, struct tl_partition *p)
 	if (part_index(s, p) < 0) {
 		if (s->part_count == s->part_cap) {
 			int32_t cap = s->part_cap ? s->part_cap * 2 : SESSION_PARTS_INIT;
-			struct session_part *parts = realloc(s->parts, (size_t)cap * sizeof(*parts));
+			struct session_part *parts =
+				realloc(s->parts, (size_t)cap * sizeof(*parts));
 			if (!parts)
 				return;
 			s->parts = parts;
 			s->part_cap = cap;
 		}
-		s->parts[s->part_count++] =
-			(struct session_part){.partition = p, .leader_epoch = -1, .wait_offset = -1};
+		s->parts[s->part_count++] = (struct session_part){
+			.partition = p, .leader_epoch = -1, .wait_offset = -1};
 	}
 	if (s->state == SESSION_IDLE && s->fd == -1)
 		session_connect(broker, s);

@@ -133,8 +133,7 @@ static void partition_apply(struct tl_broker *broker, struct tl_partition *p,
 		    was_leader)
 			tl_info("replica: following topic=%s partition=%d leader=%d "
 				"leader_epoch=%d",
-				p->topic->name, p->index, cp->state.leader,
-				cp->state.leader_epoch);
+				p->topic->name, p->index, cp->state.leader, cp->state.leader_epoch);
 	}
 	tl_fetchers_update(broker, p);
 }
@@ -156,7 +155,8 @@ static void topic_apply(struct tl_broker *broker, const struct tl_cluster_topic 
 		topic = NULL;
 	}
 	if (!topic) {
-		topic = tl_topic_attach(broker, ct->name, &ct->id, ct->partition_count, ct->configs);
+		topic = tl_topic_attach(broker, ct->name, &ct->id, ct->partition_count,
+					ct->configs);
 		if (!topic)
 			return;
 	}

@@ -209,7 +209,7 @@ static void describe_json(struct cli *cli, const struct tl_admin_topics *topics,
 static void describe_text(struct cli *cli, const struct tl_admin_topics *topics,
 			  const struct tl_admin_offset_query *q, int32_t total)
 {
-	static const char *const headers[] = {"TOPIC", "PARTITION", "LEADER", "EPOCH", "REPLICAS",
+	static const char *const headers[] = {"TOPIC", "PARTITION", "LEADER", "EPOCH",  "REPLICAS",
 					      "ISR",   "START",     "END",    "RECORDS"};
 	struct cli_table *table = cli_table_create(9, headers);
 	int32_t k = 0;
