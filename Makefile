@@ -303,7 +303,7 @@ gen:
 
 analyze:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --suppress=missingIncludeSystem -I. -Iinclude common protocol log broker
+	  --suppress=missingIncludeSystem -I. -Iinclude common protocol log replication broker client admin
 
 repro-check:
 	@./tools/repro-check.sh
