@@ -341,7 +341,10 @@ void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body)
 /* ---- CreateTopics ---- */
 
 /* Cluster mode: a topic change goes through the metadata thread; the request waits. */
+#define CREATE_AWAIT_MS 10000 /* longest wait for a created topic's leaders */
+
 struct cluster_change {
+	char topic[TL_TOPIC_NAME_MAX + 1];
 	struct tl_request *req;
 	int16_t *error_code;
 	struct tl_str *error_message;
@@ -382,6 +385,20 @@ static struct cluster_change *cluster_change_new(struct tl_request *req, int16_t
 
 static void create_topics_respond(struct tl_request *req);
 
+/* The topic is in the store: answer once this broker's view has a leader for every
+ * partition (Kafka's CreateTopics waits for the same), so a client's next Metadata
+ * finds it. */
+static void create_stored(void *ctx, tl_err err, const char *message)
+{
+	struct cluster_change *change = ctx;
+	if (err != TL_OK) {
+		cluster_change_done(ctx, err, message);
+		return;
+	}
+	struct tl_broker *broker = change->req->conn->broker;
+	tl_cluster_await_topic(broker, change->topic, CREATE_AWAIT_MS, cluster_change_done, change);
+}
+
 static tl_err create_in_cluster(struct tl_request *req,
 				const struct tl_create_topics_request_creatable_topic *in,
 				int32_t partitions, int16_t rf,
@@ -400,9 +417,10 @@ static tl_err create_in_cluster(struct tl_request *req,
 		return TL_ERR_NOMEM;
 	out->num_partitions = partitions;
 	out->replication_factor = rf;
+	snprintf(change->topic, sizeof(change->topic), "%.*s", in->name.len, in->name.ptr);
 	req->waits++;
 	tl_err err = tl_cluster_create_topic(req->conn->broker, in->name, partitions, rf, configs,
-					     cluster_change_done, change);
+					     create_stored, change);
 	if (err != TL_OK)
 		req->waits--;
 	return err;

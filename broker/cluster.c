@@ -72,9 +72,19 @@ struct model {
 	bool changed; /* since the last published view */
 };
 
+/* A CreateTopics waiting for its topic's leaders in the view (loop side). */
+struct await_topic {
+	char topic[TL_TOPIC_NAME_MAX + 1];
+	int64_t deadline_ms;
+	tl_cluster_done_fn done;
+	void *ctx;
+	struct await_topic *next;
+};
+
 struct tl_cluster {
-	struct tl_broker *broker; /* loop side only */
-	struct tl_meta *meta;     /* thread side only (and start/stop) */
+	struct tl_broker *broker;   /* loop side only */
+	struct await_topic *awaits; /* loop side only */
+	struct tl_meta *meta;       /* thread side only (and start/stop) */
 	pthread_t thread;
 	bool thread_started;
 	int event_fd;
@@ -932,6 +942,61 @@ static void cluster_free(struct tl_cluster *c)
 	free(c);
 }
 
+static bool topic_led(const struct tl_cluster_view *view, const char *name)
+{
+	for (int32_t t = 0; view && t < view->topic_count; t++) {
+		const struct tl_cluster_topic *topic = &view->topics[t];
+		if (strcmp(topic->name, name) != 0)
+			continue;
+		for (int32_t i = 0; i < topic->partition_count; i++)
+			if (!topic->partitions[i].has_state ||
+			    topic->partitions[i].state.leader < 0)
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/* Completes the awaits whose topic has its leaders, or whose time is up. */
+static void awaits_check(struct tl_cluster *c, int64_t now_ms)
+{
+	struct await_topic **pp = &c->awaits;
+	while (*pp) {
+		struct await_topic *a = *pp;
+		if (!topic_led(c->view, a->topic) && now_ms < a->deadline_ms) {
+			pp = &a->next;
+			continue;
+		}
+		*pp = a->next;
+		a->done(a->ctx, TL_OK, "");
+		free(a);
+	}
+}
+
+void tl_cluster_await_topic(struct tl_broker *broker, const char *topic, int64_t max_wait_ms,
+			    tl_cluster_done_fn done, void *ctx)
+{
+	struct tl_cluster *c = broker->cluster;
+	struct await_topic *a = calloc(1, sizeof(*a));
+	if (!a) {
+		done(ctx, TL_OK, "");
+		return;
+	}
+	snprintf(a->topic, sizeof(a->topic), "%s", topic);
+	a->deadline_ms = tl_mono_ms() + max_wait_ms;
+	a->done = done;
+	a->ctx = ctx;
+	a->next = c->awaits;
+	c->awaits = a;
+	awaits_check(c, tl_mono_ms());
+}
+
+void tl_cluster_awaits_tick(struct tl_broker *broker, int64_t now_ms)
+{
+	if (broker->cluster && broker->cluster->awaits)
+		awaits_check(broker->cluster, now_ms);
+}
+
 /* Takes the newest published view and the finished commands, applies the view. */
 void tl_cluster_on_event(struct tl_broker *broker)
 {
@@ -950,6 +1015,8 @@ void tl_cluster_on_event(struct tl_broker *broker)
 		c->view = view;
 		tl_replica_apply(broker, view);
 		view_free(old);
+		if (c->awaits)
+			awaits_check(c, tl_mono_ms());
 	} else {
 		view_free(view);
 	}
@@ -1091,6 +1158,7 @@ void tl_cluster_stop(struct tl_broker *broker)
 				"controlled.shutdown.max.ms node_id=%d partitions=%d",
 				c->self, leads_movable(c->view, c->self));
 	}
+	awaits_check(c, INT64_MAX);
 	pthread_mutex_lock(&c->lock);
 	c->stopping = true;
 	pthread_mutex_unlock(&c->lock);
@@ -1180,4 +1248,17 @@ void tl_cluster_post_isr(struct tl_broker *broker, const char *topic, int32_t pa
 	cmd->expected_revision = revision;
 	cmd->state = *state;
 	command_post(broker->cluster, cmd);
+}
+
+const struct tl_cluster_broker *tl_cluster_coordinator(const struct tl_cluster *cluster,
+						       struct tl_str key)
+{
+	const struct tl_cluster_view *view = cluster ? cluster->view : NULL;
+	if (!view || view->broker_count == 0)
+		return NULL;
+	uint32_t h = 2166136261u;
+	for (int32_t i = 0; i < key.len; i++)
+		h = (h ^ (uint8_t)key.ptr[i]) * 16777619u;
+	/* view->brokers is in key order, the same on every broker: all pick the same one. */
+	return &view->brokers[h % (uint32_t)view->broker_count];
 }

@@ -91,6 +91,12 @@ const struct tl_cluster_view *tl_cluster_view(const struct tl_cluster *cluster);
 const struct tl_cluster_broker *tl_cluster_find_broker(const struct tl_cluster_view *view,
 						       int32_t id);
 bool tl_cluster_is_controller(const struct tl_cluster *cluster);
+/* The broker that coordinates group or transactional id @key: the same answer on every
+ * broker with the same view (a hash over the live brokers by id). The coordinators'
+ * state is not replicated yet, so this is where a key's state lives while that broker
+ * does; NULL when the view has no broker. Thread: the loop. */
+const struct tl_cluster_broker *tl_cluster_coordinator(const struct tl_cluster *cluster,
+						       struct tl_str key);
 
 /* Asks the controller side to create a topic: the thread assigns replicas (rack-aware,
  * over the live brokers) and writes the topic key if absent. @done runs on the loop
@@ -102,6 +108,12 @@ tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int
 			       tl_cluster_done_fn done, void *ctx);
 tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 			       tl_cluster_done_fn done, void *ctx);
+/* Calls @done (TL_OK) once the applied view has @topic with a leader for every
+ * partition, or after @max_wait_ms (TL_OK too: the topic exists, leaders come later).
+ * Copies @topic. */
+void tl_cluster_await_topic(struct tl_broker *broker, const char *topic, int64_t max_wait_ms,
+			    tl_cluster_done_fn done, void *ctx);
+void tl_cluster_awaits_tick(struct tl_broker *broker, int64_t now_ms);
 /* Forgets @ctx: a pending command's @done will not run (its request went away). */
 void tl_cluster_cancel(struct tl_broker *broker, void *ctx);
 

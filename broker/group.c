@@ -1220,6 +1220,13 @@ void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 	resp.node_id = broker->config.node_id;
 	resp.host = tl_str_of(broker->advertised_host);
 	resp.port = broker->advertised_port;
+	const struct tl_cluster_broker *coordinator =
+		tl_cluster_coordinator(broker->cluster, msg.key);
+	if (coordinator && version < 4) {
+		resp.node_id = coordinator->id;
+		resp.host = tl_str_of(coordinator->host);
+		resp.port = coordinator->port;
+	}
 	if (version >= 4) {
 		resp.coordinators_count = msg.coordinator_keys_count;
 		resp.coordinators =
@@ -1236,6 +1243,12 @@ void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 			c->node_id = broker->config.node_id;
 			c->host = resp.host;
 			c->port = resp.port;
+			coordinator = tl_cluster_coordinator(broker->cluster, c->key);
+			if (coordinator) {
+				c->node_id = coordinator->id;
+				c->host = tl_str_of(coordinator->host);
+				c->port = coordinator->port;
+			}
 			c->error_code = (int16_t)err;
 			if (err == TL_OK && msg.key_type == 0 &&
 			    !tl_group_store_is_writable(req_groups(req)->store, c->key))

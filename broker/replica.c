@@ -231,4 +231,5 @@ void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms)
 		for (int32_t i = 0; topic->cluster && i < topic->partition_count; i++)
 			isr_check(broker, &topic->partitions[i], now_ms);
 	tl_fetchers_tick(broker, now_ms);
+	tl_cluster_awaits_tick(broker, now_ms);
 }

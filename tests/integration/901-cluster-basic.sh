@@ -13,7 +13,7 @@ count=20000
 [ "$TL_LONG" = 1 ] && count=200000
 topic=replicated
 
-tl_cluster_start 3 --override min.insync.replicas=2
+tl_cluster_start 3 --override min.insync.replicas=2 --override default.replication.factor=3
 "$TL_TALLY" topic create "$topic" --partitions 3 --replication-factor 3 -b "$TL_BOOTSTRAP" ||
 	tl_fail "tally topic create --replication-factor 3 failed"
 tl_cluster_wait_isr "$topic" 3 3
@@ -54,4 +54,17 @@ for p in 0 1 2; do
 	done
 done
 [ "$(grep -c baseOffset "$TL_TMP/compared")" -gt 0 ] || tl_fail "no batches found in the replicas' logs"
+
+# kafkajs: createTopics with replication factor 3, produce with acks=-1 and a
+# consumer group reading everything back, against one broker of the cluster.
+if [ -d tests/interop/node_modules/kafkajs ]; then
+	tl_log "kafkajs admin, produce, consume"
+	TOPIC=kjs-replicated COUNT=2000 REPLICATION_FACTOR=3 timeout 120 node tests/interop/kafkajs_basic.js \
+		"127.0.0.1:${TL_CPORT[2]}" admin produce consume >"$TL_TMP/kafkajs.out" 2>&1 ||
+		{ cat "$TL_TMP/kafkajs.out" >&2; tl_fail "kafkajs against the cluster failed"; }
+	cat "$TL_TMP/kafkajs.out" >&2
+	tl_cluster_wait_isr kjs-replicated 3 3
+else
+	tl_skip "kafkajs is not installed (make deps runs npm ci in tests/interop)"
+fi
 tl_log "ok: $count records replicated to 3 brokers and read back once each"

@@ -8,7 +8,8 @@
 //            back byte-exact, once, in per-partition send order
 //   delete   deleteTopics, then listTopics must no longer list the topic
 // Prints one line per step; exits 0 when every step passed, 1 on the first failure.
-// The topic is TOPIC (env, default kafkajs-basic); COUNT (env, default 1000).
+// The topic is TOPIC (env, default kafkajs-basic); COUNT (env, default 1000);
+// REPLICATION_FACTOR (env, default 1) for createTopics.
 'use strict';
 
 const { Kafka, logLevel, CompressionTypes } = require('kafkajs');
@@ -17,6 +18,7 @@ const broker = process.argv[2];
 const steps = process.argv.length > 3 ? process.argv.slice(3) : ['admin', 'produce', 'consume', 'delete'];
 const topic = process.env.TOPIC || 'kafkajs-basic';
 const count = parseInt(process.env.COUNT || '1000', 10);
+const replicationFactor = parseInt(process.env.REPLICATION_FACTOR || '1', 10);
 const partitions = 3;
 
 if (!broker) {
@@ -56,7 +58,7 @@ async function stepAdmin() {
 	await admin.connect();
 	try {
 		const created = await admin.createTopics({
-			topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+			topics: [{ topic, numPartitions: partitions, replicationFactor }],
 			waitForLeaders: true,
 		});
 		check(created === true, `createTopics returned ${created}, want true (new topic)`);
