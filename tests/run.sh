@@ -2,7 +2,8 @@
 # Runs every executable tests/integration/*.sh in name order, each under a timeout, and
 # prints one line per test with its time; ends with the line `N passed, N failed, N
 # skipped`. Exit status of a test: 0 pass, 77 skip, anything else (timeout included)
-# fail. Exits 1 if any test failed, or, in CI (CI=true, as .ci/run runs) or with
+# fail; a test marked "# tally-test: long-only" runs only with TALLY_TEST_LONG=1.
+# Exits 1 if any test failed, or, in CI (CI=true, as .ci/run runs) or with
 # TALLY_TEST_STRICT=1, if any test skipped: there a missing tool is a broken set-up, and
 # a skipped test proves nothing.
 #   tests/run.sh                 every test
@@ -48,6 +49,12 @@ for t in tests/integration/*.sh; do
 	[ -f "$t" ] && [ -x "$t" ] || continue
 	name=$(basename "$t" .sh)
 	selected "$name" "$@" || continue
+	# A test marked "# tally-test: long-only" (minutes of soak or packaging) belongs to
+	# make test-long; the fast suite lists it without running it (not a skip).
+	if [ "${TALLY_TEST_LONG:-0}" != 1 ] && grep -q '^# tally-test: long-only' "$t"; then
+		printf 'LONG  %-40s          runs under make test-long\n' "$name"
+		continue
+	fi
 	out=$out_dir/$name.out
 	start=$(date +%s%N)
 	timeout --kill-after=15 "$limit" "$t" >"$out" 2>&1 </dev/null
