@@ -105,6 +105,7 @@ struct tl_cluster {
 	struct tl_cluster_view *next_view; /* published, not yet taken by the loop */
 	bool stopping;
 	bool resign_done;
+	bool shutting_down; /* loop side: controlled shutdown began, follow no more */
 	int32_t controller; /* as last seen by the thread */
 
 	struct tl_cluster_view *view; /* the loop's current view */
@@ -591,13 +592,27 @@ static void topic_delete(struct tl_cluster *c, struct tl_cluster_view *view, str
 	}
 }
 
-/* Moves every leadership of this broker to another ISR member (controlled shutdown). */
+/* Controlled shutdown: moves every leadership of this broker to another ISR member,
+ * and takes this broker out of the ISR of the partitions it follows. */
 static void resign(struct tl_cluster *c, struct tl_cluster_view *view)
 {
 	for (int32_t t = 0; t < view->topic_count; t++) {
 		struct tl_cluster_topic *topic = &view->topics[t];
 		for (int32_t i = 0; i < topic->partition_count; i++) {
 			struct tl_cluster_partition *cp = &topic->partitions[i];
+			if (cp->has_state && cp->state.leader >= 0 && cp->state.leader != c->self &&
+			    tl_repl_isr_contains(&cp->state, c->self)) {
+				/* A follower going away leaves the ISR now, as Kafka's controlled
+				 * shutdown does, so acks=all does not wait out the lag time. */
+				struct tl_repl_state next = cp->state;
+				next.isr_count = 0;
+				for (int32_t j = 0; j < cp->state.isr_count; j++)
+					if (cp->state.isr[j] != c->self)
+						next.isr[next.isr_count++] = cp->state.isr[j];
+				bool swapped;
+				partition_cas(c, topic->name, i, cp->revision, &next, &swapped);
+				continue;
+			}
 			if (!cp->has_state || cp->state.leader != c->self)
 				continue;
 			int32_t leader = tl_repl_elect(cp->replicas, cp->replica_count, &cp->state,
@@ -1138,7 +1153,8 @@ void tl_cluster_stop(struct tl_broker *broker)
 	struct tl_cluster *c = broker->cluster;
 	if (!c)
 		return;
-	if (broker->config.controlled_shutdown_enable && leads_movable(c->view, c->self) > 0) {
+	c->shutting_down = true;
+	if (broker->config.controlled_shutdown_enable) {
 		tl_info("cluster: controlled shutdown, moving leadership away node_id=%d "
 			"partitions=%d",
 			c->self, leads_movable(c->view, c->self));
@@ -1150,7 +1166,8 @@ void tl_cluster_stop(struct tl_broker *broker)
 		}
 		/* Keep serving while leadership moves: followers finish their fetches, and
 		 * clients learn the new leaders from a retriable NOT_LEADER_OR_FOLLOWER. */
-		while (tl_mono_ms() < deadline && leads_movable(c->view, c->self) > 0)
+		while (tl_mono_ms() < deadline &&
+		       (!c->resign_done || leads_movable(c->view, c->self) > 0))
 			if (tl_broker_poll(broker, 100) != TL_OK)
 				break;
 		if (leads_movable(c->view, c->self) > 0)
@@ -1261,4 +1278,9 @@ const struct tl_cluster_broker *tl_cluster_coordinator(const struct tl_cluster *
 		h = (h ^ (uint8_t)key.ptr[i]) * 16777619u;
 	/* view->brokers is in key order, the same on every broker: all pick the same one. */
 	return &view->brokers[h % (uint32_t)view->broker_count];
+}
+
+bool tl_cluster_is_shutting_down(const struct tl_cluster *cluster)
+{
+	return cluster && cluster->shutting_down;
 }

@@ -91,6 +91,8 @@ const struct tl_cluster_view *tl_cluster_view(const struct tl_cluster *cluster);
 const struct tl_cluster_broker *tl_cluster_find_broker(const struct tl_cluster_view *view,
 						       int32_t id);
 bool tl_cluster_is_controller(const struct tl_cluster *cluster);
+/* Controlled shutdown began: followers stop fetching, so they stay out of the ISR. */
+bool tl_cluster_is_shutting_down(const struct tl_cluster *cluster);
 /* The broker that coordinates group or transactional id @key: the same answer on every
  * broker with the same view (a hash over the live brokers by id). The coordinators'
  * state is not replicated yet, so this is where a key's state lives while that broker

@@ -245,6 +245,8 @@ static void session_flush(struct tl_broker *broker, struct session *s)
 static void session_send(struct tl_broker *broker, struct session *s)
 {
 	TL_ASSERT(s->state == SESSION_READY);
+	if (tl_cluster_is_shutting_down(broker->cluster))
+		return;
 	int32_t followed = 0;
 	for (int32_t i = 0; i < s->part_count; i++)
 		followed += !s->parts[i].detached;
@@ -608,7 +610,10 @@ void tl_fetchers_update(struct tl_broker *broker, struct tl_partition *p)
 		s->next = f->sessions;
 		f->sessions = s;
 	}
-	if (part_index(s, p) < 0) {
+	int32_t have = part_index(s, p);
+	if (have >= 0) {
+		s->parts[have].detached = false; /* back to a leader it had left */
+	} else {
 		if (s->part_count == s->part_cap) {
 			int32_t cap = s->part_cap ? s->part_cap * 2 : SESSION_PARTS_INIT;
 			struct session_part *parts =
@@ -646,23 +651,29 @@ void tl_fetchers_on_durable(struct tl_broker *broker, struct tl_partition *p)
 {
 	follower_set_high_watermark(p);
 	struct tl_fetchers *f = broker->fetchers;
-	for (struct session *s = f->sessions; s; s = s->next) {
+	/* @p may wait in two sessions at once: detached from its old leader's and
+	 * appended to by its new leader's. Every one of them must hear of it. */
+	for (struct session *s = f->sessions; s;) {
+		struct session *next = s->next;
 		int32_t i = part_index(s, p);
-		if (i < 0 || s->parts[i].wait_offset < 0)
+		if (i < 0 || s->parts[i].wait_offset < 0) {
+			s = next;
 			continue;
+		}
 		if (tl_log_durable_offset(p->log) >= s->parts[i].wait_offset ||
 		    !tl_log_is_writable(p->log))
 			s->parts[i].wait_offset = -1;
 		if (s->parts[i].wait_offset < 0 && s->parts[i].detached) {
 			int32_t leader = s->leader_id;
 			part_remove(broker, s, i); /* may free @s */
-			s = session_find(f, leader);
-			if (!s)
-				return;
+			if (session_find(f, leader) != s) {
+				s = next;
+				continue;
+			}
 		}
 		if (s->state == SESSION_DURABLE_WAIT)
 			session_after_durable(broker, s);
-		return;
+		s = next;
 	}
 }
 

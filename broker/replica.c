@@ -34,7 +34,9 @@ static void leader_advance(struct tl_partition *p)
 		tl_log_set_high_watermark(p->log, hw);
 }
 
-static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t now)
+/* @fetched: the follower that just fetched (it may rejoin), or -1 (periodic check). */
+static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t now,
+		      int32_t fetched)
 {
 	if (p->role != TL_REPLICA_LEADER)
 		return;
@@ -43,7 +45,7 @@ static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t 
 		return;
 	struct tl_repl_state next;
 	if (!tl_repl_leader_isr_change(p->leader, now, broker->config.replica_lag_time_max_ms,
-				       &next))
+				       fetched, &next))
 		return;
 	tl_info("replica: asking for an ISR change topic=%s partition=%d isr_from=%d "
 		"isr_to=%d",
@@ -206,7 +208,7 @@ tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partitio
 	if (err != TL_OK)
 		return err;
 	leader_advance(p);
-	isr_check(broker, p, now);
+	isr_check(broker, p, now, replica_id);
 	return TL_OK;
 }
 
@@ -229,7 +231,7 @@ void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms)
 	for (struct tl_topic *topic = tl_topic_next(broker, NULL); topic;
 	     topic = tl_topic_next(broker, topic))
 		for (int32_t i = 0; topic->cluster && i < topic->partition_count; i++)
-			isr_check(broker, &topic->partitions[i], now_ms);
+			isr_check(broker, &topic->partitions[i], now_ms, -1);
 	tl_fetchers_tick(broker, now_ms);
 	tl_cluster_awaits_tick(broker, now_ms);
 }

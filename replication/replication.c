@@ -337,7 +337,7 @@ int64_t tl_repl_leader_advance(struct tl_repl_leader *leader, int64_t durable_en
 }
 
 bool tl_repl_leader_isr_change(const struct tl_repl_leader *leader, int64_t now_ms, int64_t lag_ms,
-			       struct tl_repl_state *out)
+			       int32_t expand, struct tl_repl_state *out)
 {
 	const struct tl_repl_state *state = &leader->state;
 	for (int32_t i = 0; i < leader->follower_count; i++) {
@@ -351,7 +351,7 @@ bool tl_repl_leader_isr_change(const struct tl_repl_leader *leader, int64_t now_
 					out->isr[out->isr_count++] = state->isr[j];
 			return true;
 		}
-		if (!in && f->fetch_offset >= leader->high_watermark &&
+		if (!in && f->broker_id == expand && f->fetch_offset >= leader->high_watermark &&
 		    f->fetch_offset >= leader->epoch_start_offset &&
 		    now_ms - f->last_caught_up_ms <= lag_ms) {
 			TL_ASSERT(state->isr_count < TL_REPL_REPLICAS_MAX);

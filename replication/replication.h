@@ -125,11 +125,12 @@ tl_err tl_repl_leader_on_fetch(struct tl_repl_leader *leader, int32_t broker_id,
 int64_t tl_repl_leader_advance(struct tl_repl_leader *leader, int64_t durable_end);
 
 /* The ISR the leader should write next, or false when it is right as it is: without the
- * followers not caught up for @lag_ms, plus those out of it whose fetch offset reached
- * the high watermark and this epoch's start. One change at a time is enough: each is a
- * CAS, and the next call sees its result. */
+ * followers not caught up for @lag_ms, plus (with @expand, which a caller passes right
+ * after that follower's fetch, as Kafka expands only on a fetch) those out of it whose
+ * fetch offset reached the high watermark and this epoch's start. -1: shrink only. One
+ * change at a time is enough: each is a CAS, and the next call sees its result. */
 bool tl_repl_leader_isr_change(const struct tl_repl_leader *leader, int64_t now_ms, int64_t lag_ms,
-			       struct tl_repl_state *out);
+			       int32_t expand, struct tl_repl_state *out);
 
 /* acks=all precondition: is the ISR at least @min_insync replicas? */
 bool tl_repl_leader_has_min_isr(const struct tl_repl_leader *leader, int32_t min_insync);

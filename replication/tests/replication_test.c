@@ -200,10 +200,10 @@ END_TEST
 START_TEST(a_lagging_follower_leaves_the_isr_and_rejoins_when_caught_up)
 {
 	struct tl_repl_state next;
-	ck_assert(!tl_repl_leader_isr_change(&leader, 1000 + 30000, 30000, &next));
+	ck_assert(!tl_repl_leader_isr_change(&leader, 1000 + 30000, 30000, -1, &next));
 	/* 2 keeps up, 3 never fetches. */
 	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 2, 100, 100, 31000), TL_OK);
-	ck_assert(tl_repl_leader_isr_change(&leader, 31001, 30000, &next));
+	ck_assert(tl_repl_leader_isr_change(&leader, 31001, 30000, -1, &next));
 	ck_assert_int_eq(next.isr_count, 2);
 	ck_assert(!tl_repl_isr_contains(&next, 3));
 	tl_repl_leader_set_state(&leader, &next);
@@ -211,10 +211,11 @@ START_TEST(a_lagging_follower_leaves_the_isr_and_rejoins_when_caught_up)
 	ck_assert_int_eq(tl_repl_leader_advance(&leader, 100), 100);
 	/* 3 fetches, behind the high watermark: stays out. */
 	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 3, 50, 100, 31002), TL_OK);
-	ck_assert(!tl_repl_leader_isr_change(&leader, 31003, 30000, &next));
-	/* Caught up: back in. */
+	ck_assert(!tl_repl_leader_isr_change(&leader, 31003, 30000, 3, &next));
+	/* Caught up: back in, but only on its own fetch (not from a periodic check). */
 	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 3, 100, 100, 31004), TL_OK);
-	ck_assert(tl_repl_leader_isr_change(&leader, 31005, 30000, &next));
+	ck_assert(!tl_repl_leader_isr_change(&leader, 31005, 30000, -1, &next));
+	ck_assert(tl_repl_leader_isr_change(&leader, 31005, 30000, 3, &next));
 	ck_assert_int_eq(next.isr_count, 3);
 	ck_assert(tl_repl_leader_has_min_isr(&leader, 2));
 }
@@ -230,7 +231,7 @@ START_TEST(a_follower_behind_but_keeping_pace_stays_in_the_isr)
 		ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 3, leo, leo + 10, t), TL_OK);
 		leo += 10;
 	}
-	ck_assert(!tl_repl_leader_isr_change(&leader, 70000, 30000, &next));
+	ck_assert(!tl_repl_leader_isr_change(&leader, 70000, 30000, -1, &next));
 }
 END_TEST
 
