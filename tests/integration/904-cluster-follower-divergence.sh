@@ -24,7 +24,8 @@ tl_cluster_wait_isr "$topic" 1 3
 seq 1 100 | sed 's/^/first-/' | timeout 60 kcat -P -b "$TL_BOOTSTRAP" -t "$topic" -p 0 -X acks=all ||
 	tl_fail "first produce failed"
 leader=$(tl_cluster_leader "$topic" 0)
-followers=$(for b in 1 2 3; do [ "$b" != "$leader" ] && echo "$b"; done)
+[ -n "$leader" ] && [ "$leader" -ge 1 ] || tl_fail "no leader for $topic-0"
+followers=$(for b in 1 2 3; do if [ "$b" != "$leader" ]; then echo "$b"; fi; done)
 tl_log "leader $leader; killing followers $(echo $followers)"
 for b in $followers; do tl_cbroker_kill9 "$b"; done
 
