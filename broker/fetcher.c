@@ -71,6 +71,7 @@ struct session {
 	uint8_t size_prefix[4];
 	int32_t correlation_id;
 	int64_t retry_at_ms;
+	int64_t sent_ms; /* when the request in flight was sent */
 	struct session *next;
 };
 
@@ -314,6 +315,7 @@ static void session_send(struct tl_broker *broker, struct session *s)
 	buf.data = NULL;
 	tl_buf_deinit(&buf);
 	s->state = SESSION_IN_FLIGHT;
+	s->sent_ms = tl_mono_ms();
 	s->rhave = s->rlen = 0;
 	session_flush(broker, s);
 }
@@ -677,10 +679,40 @@ void tl_fetchers_on_durable(struct tl_broker *broker, struct tl_partition *p)
 	}
 }
 
+/* A response not here this long after replica.fetch.wait.max.ms is given up on. */
+#define FETCH_RESPONSE_GRACE_MS 5000
+
+/* Re-checks the waits of a session in DURABLE_WAIT: a durable end that moved without
+ * reaching this session (or a log that failed) must not hold it for ever. */
+static void session_recheck(struct tl_broker *broker, struct session *s)
+{
+	for (int32_t i = 0; i < s->part_count; i++) {
+		struct session_part *sp = &s->parts[i];
+		if (sp->wait_offset >= 0 &&
+		    (!sp->partition->log ||
+		     tl_log_durable_offset(sp->partition->log) >= sp->wait_offset ||
+		     !tl_log_is_writable(sp->partition->log)))
+			sp->wait_offset = -1;
+	}
+	session_after_durable(broker, s);
+}
+
 void tl_fetchers_tick(struct tl_broker *broker, int64_t now_ms)
 {
 	struct tl_fetchers *f = broker->fetchers;
 	for (struct session *s = f->sessions; s; s = s->next) {
+		if (s->state == SESSION_DURABLE_WAIT) {
+			session_recheck(broker, s);
+			continue;
+		}
+		if (s->state == SESSION_IN_FLIGHT &&
+		    now_ms - s->sent_ms >
+			    broker->config.replica_fetch_wait_max_ms + FETCH_RESPONSE_GRACE_MS) {
+			tl_warn("fetcher: no answer from leader, reconnecting leader=%d",
+				s->leader_id);
+			session_disconnect(f, s, 0);
+			continue;
+		}
 		if (s->retry_at_ms > now_ms)
 			continue;
 		if (s->state == SESSION_IDLE && s->fd == -1 && s->part_count > 0)
