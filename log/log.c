@@ -1216,6 +1216,62 @@ static bool parse_int(const char **pos, int64_t min, int64_t max, char sep, int6
 	return true;
 }
 
+tl_err tl_log_epochs_decode(const uint8_t *data, size_t len, struct tl_log_epoch_entry **out,
+			    uint32_t *count_out, const char **why)
+{
+	*out = NULL;
+	*count_out = 0;
+	*why = "not a leader-epoch-checkpoint (want \"0\\n<count>\\n<epoch> <offset>\\n...\")";
+	if (memchr(data, '\0', len)) {
+		*why = "NUL byte in the file";
+		return TL_ERR_CORRUPT;
+	}
+	char *text = malloc(len + 1);
+	if (!text)
+		return TL_ERR_NOMEM;
+	memcpy(text, data, len);
+	text[len] = '\0';
+	const char *p = text;
+	int64_t version, count;
+	struct tl_log_epoch_entry *entries = NULL;
+	tl_err err = TL_ERR_CORRUPT;
+	if (!parse_int(&p, 0, 0, '\n', &version) ||
+	    !parse_int(&p, 0, EPOCH_CHECKPOINT_MAX, '\n', &count))
+		goto out_free;
+	entries = calloc((size_t)count + 1, sizeof(*entries));
+	if (!entries) {
+		err = TL_ERR_NOMEM;
+		goto out_free;
+	}
+	for (int64_t i = 0; i < count; i++) {
+		int64_t epoch, start;
+		if (!parse_int(&p, 0, INT32_MAX, ' ', &epoch) ||
+		    !parse_int(&p, 0, INT64_MAX, '\n', &start)) {
+			*why = "malformed entry (want \"<epoch> <start offset>\")";
+			goto out_free;
+		}
+		if (i > 0 &&
+		    (epoch <= entries[i - 1].epoch || start <= entries[i - 1].start_offset)) {
+			*why = "entries are not strictly increasing in epoch and start offset";
+			goto out_free;
+		}
+		entries[i] =
+			(struct tl_log_epoch_entry){.epoch = (int32_t)epoch, .start_offset = start};
+	}
+	if (*p != '\0') {
+		*why = "entry count does not match the lines";
+		goto out_free;
+	}
+	*out = entries;
+	*count_out = (uint32_t)count;
+	entries = NULL;
+	err = TL_OK;
+out_free:
+	free(entries);
+	free(text);
+	return err;
+}
+
 /* Loads the checkpoint into the (empty) cache. TL_ERR_NOT_FOUND when absent,
  * TL_ERR_CORRUPT when it is not a well-formed, strictly increasing list. */
 static tl_err epochs_load(struct tl_log *log)
@@ -1225,46 +1281,18 @@ static tl_err epochs_load(struct tl_log *log)
 	tl_err err = file_slurp(log, EPOCH_CHECKPOINT, &data, &len);
 	if (err != TL_OK)
 		return err;
-	char *text = realloc(data, len + 1);
-	if (!text) {
-		free(data);
-		return TL_ERR_NOMEM;
-	}
-	text[len] = '\0';
-	const char *p = text;
-	int64_t version, count;
-	err = TL_ERR_CORRUPT;
-	if (strlen(text) != len || !parse_int(&p, 0, 0, '\n', &version) ||
-	    !parse_int(&p, 0, EPOCH_CHECKPOINT_MAX, '\n', &count))
-		goto out_free;
-	for (int64_t i = 0; i < count; i++) {
-		int64_t epoch, start;
-		if (!parse_int(&p, 0, INT32_MAX, ' ', &epoch) ||
-		    !parse_int(&p, 0, INT64_MAX, '\n', &start))
-			goto out_clear;
-		if (log->epoch_count > 0 &&
-		    (epoch <= log->epochs[log->epoch_count - 1].epoch ||
-		     start <= log->epochs[log->epoch_count - 1].start_offset))
-			goto out_clear;
-		if (grow((void **)&log->epochs, &log->epoch_cap, log->epoch_count + 1,
-			 sizeof(*log->epochs)) != TL_OK) {
-			err = TL_ERR_NOMEM;
-			goto out_clear;
-		}
-		log->epochs[log->epoch_count++] = (struct tl_log_epoch_entry){
-			.epoch = (int32_t)epoch,
-			.start_offset = start,
-		};
-	}
-	if (*p == '\0') {
-		err = TL_OK;
-		goto out_free;
-	}
-out_clear:
-	log->epoch_count = 0;
-out_free:
-	free(text);
-	return err;
+	struct tl_log_epoch_entry *entries;
+	uint32_t count;
+	const char *why;
+	err = tl_log_epochs_decode(data, len, &entries, &count, &why);
+	free(data);
+	if (err != TL_OK)
+		return err;
+	free(log->epochs);
+	log->epochs = entries;
+	log->epoch_count = count;
+	log->epoch_cap = count + 1;
+	return TL_OK;
 }
 
 /* Adds an entry for every batch at or after @from whose epoch is above the latest

@@ -183,6 +183,13 @@ struct tl_log_epoch_entry {
 	int64_t start_offset;
 };
 
+/* Parses the text of a `leader-epoch-checkpoint` file (Kafka's format: "0\n<count>\n"
+ * then "<epoch> <start offset>\n" per entry, both strictly increasing) into a malloc'd
+ * array the caller frees. Returns TL_OK, TL_ERR_NOMEM, or TL_ERR_CORRUPT with a static
+ * reason in *why. Used by recovery and by `tally log check`. */
+tl_err tl_log_epochs_decode(const uint8_t *data, size_t len, struct tl_log_epoch_entry **out,
+			    uint32_t *count_out, const char **why);
+
 /* Sets the epoch stamped (partitionLeaderEpoch) on the batches tl_log_append() writes
  * from now on (this broker leads with @epoch). If @epoch is above the latest cached
  * epoch, (epoch, end_offset) enters the cache, replacing an entry that starts at

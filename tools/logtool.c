@@ -33,6 +33,7 @@
 #include "common/assert.h"
 #include "common/buf.h"
 #include "common/crc32c.h"
+#include "log/log.h"
 #include "log/producer_state.h"
 #include "protocol/batch.h"
 #include "protocol/records.h"
@@ -42,7 +43,6 @@
 #define TXNINDEX_ENTRY_BYTES  34
 #define LOG_DIR_ENTRIES_MAX   1000000
 #define EPOCH_CHECKPOINT      "leader-epoch-checkpoint"
-#define EPOCH_ENTRIES_MAX     100000 /* as log/: a bigger checkpoint is garbage */
 
 /* One framed batch of a partition, in offset order, for the checkpoint check. */
 struct seen_batch {
@@ -741,63 +741,6 @@ static void names_free(char **names, size_t count)
 
 /* ---- leader-epoch checkpoint ---- */
 
-struct epoch_entry {
-	int32_t epoch;
-	int64_t start_offset;
-};
-
-/* Reads a decimal integer in [@min, @max] followed by @sep at *pos. */
-static bool parse_int(const char **pos, int64_t min, int64_t max, char sep, int64_t *out)
-{
-	const char *p = *pos;
-	if ((*p < '0' || *p > '9') && *p != '-')
-		return false;
-	errno = 0;
-	char *end;
-	long long v = strtoll(p, &end, 10);
-	if (end == p || errno != 0 || v < min || v > max || *end != sep)
-		return false;
-	*pos = end + 1;
-	*out = v;
-	return true;
-}
-
-/* Parses @text into a malloc'd array; NULL with *why set when it is malformed. */
-static struct epoch_entry *epochs_parse(const char *text, size_t *count_out, const char **why)
-{
-	const char *p = text;
-	int64_t version, count;
-	*why = "not a leader-epoch-checkpoint (want \"0\\n<count>\\n<epoch> <offset>\\n...\")";
-	if (!parse_int(&p, 0, 0, '\n', &version) ||
-	    !parse_int(&p, 0, EPOCH_ENTRIES_MAX, '\n', &count))
-		return NULL;
-	struct epoch_entry *entries = calloc((size_t)count + 1, sizeof(*entries));
-	TL_ASSERT(entries);
-	for (int64_t i = 0; i < count; i++) {
-		int64_t epoch, start;
-		if (!parse_int(&p, 0, INT32_MAX, ' ', &epoch) ||
-		    !parse_int(&p, 0, INT64_MAX, '\n', &start)) {
-			*why = "malformed entry (want \"<epoch> <start offset>\")";
-			free(entries);
-			return NULL;
-		}
-		if (i > 0 &&
-		    (epoch <= entries[i - 1].epoch || start <= entries[i - 1].start_offset)) {
-			*why = "entries are not strictly increasing in epoch and start offset";
-			free(entries);
-			return NULL;
-		}
-		entries[i] = (struct epoch_entry){.epoch = (int32_t)epoch, .start_offset = start};
-	}
-	if (*p != '\0') {
-		*why = "entry count does not match the lines";
-		free(entries);
-		return NULL;
-	}
-	*count_out = (size_t)count;
-	return entries;
-}
-
 /* Is @offset the base offset of a framed batch of the partition? */
 static bool seen_has(const struct logtool *lt, int64_t offset)
 {
@@ -814,8 +757,8 @@ static bool seen_has(const struct logtool *lt, int64_t offset)
 
 /* Each trusted batch carries the epoch of the entry covering it; each entry inside the
  * log starts at a batch. One problem per run of batches with the same mismatch. */
-static void epochs_check(struct logtool *lt, const char *path, const struct epoch_entry *entries,
-			 size_t count)
+static void epochs_check(struct logtool *lt, const char *path,
+			 const struct tl_log_epoch_entry *entries, size_t count)
 {
 	size_t j = 0; /* entries[0 .. j) start at or before the batch */
 	int64_t reported = -1;
@@ -880,18 +823,14 @@ static void epoch_checkpoint(struct logtool *lt, const char *dir)
 	if (!map_file(lt, path, &m))
 		return;
 	lt->file_count++;
-	size_t len = m.len;
-	char *text = malloc(len + 1);
-	TL_ASSERT(text);
-	memcpy(text, m.data, len);
-	text[len] = '\0';
-	unmap_file(&m);
-	size_t count = 0;
+	uint32_t count = 0;
 	const char *why = NULL;
-	struct epoch_entry *entries = strlen(text) == len ? epochs_parse(text, &count, &why) : NULL;
-	free(text);
-	if (!entries) {
-		problem(lt, path, -1, -1, "%s", why ? why : "NUL byte in the file");
+	struct tl_log_epoch_entry *entries = NULL;
+	tl_err err = tl_log_epochs_decode(m.data, m.len, &entries, &count, &why);
+	unmap_file(&m);
+	TL_ASSERT(err != TL_ERR_NOMEM);
+	if (err != TL_OK) {
+		problem(lt, path, -1, -1, "%s", why);
 		return;
 	}
 	if (lt->json && !lt->check) {
@@ -905,7 +844,7 @@ static void epoch_checkpoint(struct logtool *lt, const char *dir)
 			cli_add_int(e, "start_offset", entries[k].start_offset);
 		}
 	} else if (!lt->check) {
-		printf("== %s (leader-epoch-checkpoint, %zu entries)\n", path, count);
+		printf("== %s (leader-epoch-checkpoint, %u entries)\n", path, count);
 		for (size_t k = 0; k < count; k++)
 			printf("epoch %d startOffset %" PRId64 "\n", entries[k].epoch,
 			       entries[k].start_offset);
