@@ -509,8 +509,16 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "advertised.listeners=%s\n", config->advertised_listeners);
 	fprintf(out, "auto.create.topics.enable=%s\n",
 		config->auto_create_topics_enable ? "true" : "false");
+	fprintf(out, "auto.leader.rebalance.enable=%s\n",
+		config->auto_leader_rebalance_enable ? "true" : "false");
+	fprintf(out, "broker.rack=%s\n", config->broker_rack);
+	fprintf(out, "broker.session.timeout.ms=%d\n", config->broker_session_timeout_ms);
 	fprintf(out, "cluster.id=%s\n", config->cluster_id);
 	fprintf(out, "connections.max.idle.ms=%" PRId64 "\n", config->connections_max_idle_ms);
+	fprintf(out, "controlled.shutdown.enable=%s\n",
+		config->controlled_shutdown_enable ? "true" : "false");
+	fprintf(out, "controlled.shutdown.max.ms=%" PRId64 "\n",
+		config->controlled_shutdown_max_ms);
 	fprintf(out, "default.replication.factor=%d\n", config->default_replication_factor);
 	fprintf(out, "delete.topic.enable=%s\n", config->delete_topic_enable ? "true" : "false");
 	fprintf(out, "group.initial.rebalance.delay.ms=%d\n",
@@ -518,6 +526,8 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "group.max.session.timeout.ms=%d\n", config->group_max_session_timeout_ms);
 	fprintf(out, "group.max.size=%d\n", config->group_max_size);
 	fprintf(out, "group.min.session.timeout.ms=%d\n", config->group_min_session_timeout_ms);
+	fprintf(out, "leader.imbalance.check.interval.seconds=%" PRId64 "\n",
+		config->leader_imbalance_check_interval_ms / 1000);
 	fprintf(out, "listeners=%s\n", config->listeners);
 	fprintf(out, "log.dirs=%s\n", config->log_dirs);
 	fprintf(out, "log.index.interval.bytes=%d\n", config->log.index_interval_bytes);
@@ -534,6 +544,10 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "log.segment.bytes=%" PRId64 "\n", config->log.segment_bytes);
 	fprintf(out, "max.connections=%d\n", config->max_connections);
 	fprintf(out, "message.max.bytes=%d\n", config->message_max_bytes);
+	fprintf(out, "metadata.etcd.endpoints=%s\n", config->metadata_etcd_endpoints);
+	fprintf(out, "metadata.etcd.prefix=%s\n", config->metadata_etcd_prefix);
+	fprintf(out, "metadata.etcd.timeout.ms=%d\n", config->metadata_etcd_timeout_ms);
+	fprintf(out, "min.insync.replicas=%d\n", config->min_insync_replicas);
 	fprintf(out, "node.id=%d\n", config->node_id);
 	fprintf(out, "num.partitions=%d\n", config->num_partitions);
 	fprintf(out, "offset.metadata.max.bytes=%d\n", config->offset_metadata_max_bytes);
@@ -541,8 +555,18 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->offsets_retention_check_interval_ms);
 	fprintf(out, "offsets.retention.minutes=%" PRId64 "\n", config->offsets_retention_minutes);
 	fprintf(out, "offsets.topic.num.partitions=%d\n", config->offsets_topic_num_partitions);
+	fprintf(out, "offsets.topic.replication.factor=%d\n",
+		config->offsets_topic_replication_factor);
 	fprintf(out, "producer.id.expiration.ms=%" PRId64 "\n", config->producer_id_expiration_ms);
+	fprintf(out, "replica.fetch.backoff.ms=%d\n", config->replica_fetch_backoff_ms);
+	fprintf(out, "replica.fetch.max.bytes=%d\n", config->replica_fetch_max_bytes);
+	fprintf(out, "replica.fetch.response.max.bytes=%d\n",
+		config->replica_fetch_response_max_bytes);
+	fprintf(out, "replica.fetch.wait.max.ms=%d\n", config->replica_fetch_wait_max_ms);
+	fprintf(out, "replica.lag.time.max.ms=%" PRId64 "\n", config->replica_lag_time_max_ms);
 	fprintf(out, "transaction.max.timeout.ms=%d\n", config->transaction_max_timeout_ms);
+	fprintf(out, "transaction.state.log.replication.factor=%d\n",
+		config->transaction_state_log_replication_factor);
 	fprintf(out, "transactional.id.expiration.ms=%" PRId64 "\n",
 		config->transactional_id_expiration_ms);
 	if (config->test_fault_drop_produce_response > 0)
@@ -550,6 +574,8 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 			config->test_fault_drop_produce_response);
 	fprintf(out, "queued.max.requests=%d\n", config->queued_max_requests);
 	fprintf(out, "socket.request.max.bytes=%d\n", config->socket_request_max_bytes);
+	fprintf(out, "unclean.leader.election.enable=%s\n",
+		config->unclean_leader_election_enable ? "true" : "false");
 }
 
 /* ---- topic configs ---- */
