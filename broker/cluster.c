@@ -114,8 +114,9 @@ struct tl_cluster {
 	struct model model;
 	int64_t last_keepalive_ms;
 	int64_t next_rebalance_ms;
-	bool reclaimed;  /* leaderships left from a previous incarnation got a new epoch */
-	bool store_down; /* the last round failed: said once, not every round */
+	bool reclaimed;    /* leaderships left from a previous incarnation got a new epoch */
+	bool store_down;   /* the last round failed: said once, not every round */
+	bool write_failed; /* a partition write failed: the controller reruns next round */
 };
 
 /* ---- keys ---- */
@@ -775,11 +776,9 @@ static void result_post(struct tl_cluster *c, struct command *cmd)
 	signal_loop(c);
 }
 
-static void publish(struct tl_cluster *c)
+/* Hands @view (taken) to the loop. */
+static void publish(struct tl_cluster *c, struct tl_cluster_view *view)
 {
-	struct tl_cluster_view *view = view_build(c);
-	if (!view)
-		return;
 	pthread_mutex_lock(&c->lock);
 	view_free(c->next_view);
 	c->next_view = view;
@@ -789,9 +788,8 @@ static void publish(struct tl_cluster *c)
 	signal_loop(c);
 }
 
-static void run_commands(struct tl_cluster *c, struct command *cmd)
+static void run_commands(struct tl_cluster *c, struct tl_cluster_view *view, struct command *cmd)
 {
-	struct tl_cluster_view *view = view_build(c);
 	while (cmd) {
 		struct command *next = cmd->next;
 		bool swapped = false;
@@ -814,7 +812,6 @@ static void run_commands(struct tl_cluster *c, struct command *cmd)
 		result_post(c, cmd);
 		cmd = next;
 	}
-	view_free(view);
 }
 
 static bool thread_stopping(struct tl_cluster *c)
@@ -847,24 +844,32 @@ static void *thread_main(void *arg)
 			err = lease_renew(c);
 		if (err == TL_OK)
 			err = campaign(c);
+		/* One view of the model per round serves the commands, the controller and the
+		 * loop: writes made here come back through the watch, not into the model. */
 		struct command *cmds = commands_take(c);
-		if (cmds)
-			run_commands(c, cmds);
-		if (err == TL_OK && !c->reclaimed) {
-			struct tl_cluster_view *view = view_build(c);
-			if (view)
+		bool controller = err == TL_OK && is_controller_now(c);
+		bool controller_due = controller && (c->model.changed || c->write_failed ||
+						     tl_mono_ms() >= c->next_rebalance_ms);
+		bool reclaim_due = err == TL_OK && !c->reclaimed;
+		struct tl_cluster_view *view = NULL;
+		if (cmds || controller_due || reclaim_due || c->model.changed)
+			view = view_build(c);
+		if (view) {
+			c->write_failed = false;
+			if (cmds)
+				run_commands(c, view, cmds);
+			if (reclaim_due)
 				reclaim(c, view);
-			view_free(view);
-			c->reclaimed = true;
-		}
-		if (err == TL_OK && is_controller_now(c)) {
-			struct tl_cluster_view *view = view_build(c);
-			if (view)
+			c->reclaimed |= reclaim_due;
+			if (controller_due)
 				controller_round(c, view);
-			view_free(view);
+			if (c->model.changed)
+				publish(c, view);
+			else
+				view_free(view);
+		} else if (cmds) {
+			run_commands(c, NULL, cmds); /* out of memory: each fails with NOMEM */
 		}
-		if (c->model.changed)
-			publish(c);
 		if (err != TL_OK) {
 			if (!c->store_down)
 				tl_warn("cluster: metadata store unreachable, serving from the last "
