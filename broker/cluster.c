@@ -106,7 +106,6 @@ struct tl_cluster {
 	bool stopping;
 	bool resign_done;
 	bool shutting_down; /* loop side: controlled shutdown began, follow no more */
-	int32_t controller; /* as last seen by the thread */
 
 	struct tl_cluster_view *view; /* the loop's current view */
 
@@ -782,7 +781,6 @@ static void publish(struct tl_cluster *c, struct tl_cluster_view *view)
 	pthread_mutex_lock(&c->lock);
 	view_free(c->next_view);
 	c->next_view = view;
-	c->controller = view->controller;
 	pthread_mutex_unlock(&c->lock);
 	c->model.changed = false;
 	signal_loop(c);
@@ -1074,7 +1072,6 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 	pthread_mutex_init(&c->lock, NULL);
 	c->broker = broker;
 	c->self = config->node_id;
-	c->controller = -1;
 	snprintf(c->prefix, sizeof(c->prefix), "%s", config->metadata_etcd_prefix);
 	c->lease_ttl_ms = config->broker_session_timeout_ms;
 	c->unclean = config->unclean_leader_election_enable;
@@ -1203,11 +1200,6 @@ const struct tl_cluster_view *tl_cluster_view(const struct tl_cluster *cluster)
 	return cluster ? cluster->view : NULL;
 }
 
-bool tl_cluster_is_controller(const struct tl_cluster *cluster)
-{
-	return cluster && cluster->view && cluster->view->controller == cluster->self;
-}
-
 tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int32_t partitions,
 			       int16_t replication_factor, const char *configs,
 			       tl_cluster_done_fn done, void *ctx)
@@ -1242,19 +1234,6 @@ tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 	cmd->ctx = ctx;
 	command_post(broker->cluster, cmd);
 	return TL_OK;
-}
-
-void tl_cluster_cancel(struct tl_broker *broker, void *ctx)
-{
-	struct tl_cluster *c = broker->cluster;
-	pthread_mutex_lock(&c->lock);
-	for (struct command *cmd = c->commands; cmd; cmd = cmd->next)
-		if (cmd->ctx == ctx)
-			cmd->done = NULL;
-	for (struct command *cmd = c->results; cmd; cmd = cmd->next)
-		if (cmd->ctx == ctx)
-			cmd->done = NULL;
-	pthread_mutex_unlock(&c->lock);
 }
 
 /* Called by replica.c: a leader asks for a new ISR (CAS on @revision). */

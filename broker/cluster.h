@@ -90,7 +90,6 @@ void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms);
 const struct tl_cluster_view *tl_cluster_view(const struct tl_cluster *cluster);
 const struct tl_cluster_broker *tl_cluster_find_broker(const struct tl_cluster_view *view,
 						       int32_t id);
-bool tl_cluster_is_controller(const struct tl_cluster *cluster);
 /* Controlled shutdown began: followers stop fetching, so they stay out of the ISR. */
 bool tl_cluster_is_shutting_down(const struct tl_cluster *cluster);
 /* The broker that coordinates group or transactional id @key: the same answer on every
@@ -116,8 +115,6 @@ tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 void tl_cluster_await_topic(struct tl_broker *broker, const char *topic, int64_t max_wait_ms,
 			    tl_cluster_done_fn done, void *ctx);
 void tl_cluster_awaits_tick(struct tl_broker *broker, int64_t now_ms);
-/* Forgets @ctx: a pending command's @done will not run (its request went away). */
-void tl_cluster_cancel(struct tl_broker *broker, void *ctx);
 
 /* ---- partition roles (replica.c) ---- */
 
