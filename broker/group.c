@@ -205,6 +205,13 @@ static uint32_t hash_bytes(const char *p, int32_t len, uint32_t h)
 	return h;
 }
 
+/* The offsets partition of @id; -1 while there is no offsets topic (cluster mode). */
+static int32_t group_partition(const struct tl_groups *groups, struct tl_str id)
+{
+	int32_t count = tl_group_store_partition_count(groups->store);
+	return count > 0 ? tl_group_store_partition_of(id, count) : -1;
+}
+
 static uint32_t group_bucket(struct tl_str id)
 {
 	return hash_bytes(id.ptr, id.len, 2166136261u) % GROUP_BUCKETS;
@@ -526,6 +533,7 @@ static tl_err store_error(tl_err err)
 	case TL_ERR_MESSAGE_TOO_LARGE:
 		return TL_ERR_INVALID_COMMIT_OFFSET_SIZE;
 	case TL_ERR_KAFKA_STORAGE_ERROR:
+	case TL_ERR_NOT_COORDINATOR:
 		return TL_ERR_NOT_COORDINATOR;
 	default:
 		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
@@ -537,6 +545,20 @@ static tl_err store_error(tl_err err)
 static struct tl_groups *req_groups(struct tl_request *req)
 {
 	return req->conn->broker->groups;
+}
+
+/* Is this broker @group_id's coordinator? Always on one node. In cluster mode only while
+ * it leads the group's partition of __consumer_offsets, whose groups it loaded when it
+ * became leader (tl_groups_on_leadership): NOT_COORDINATOR sends the client back to
+ * FindCoordinator; COORDINATOR_NOT_AVAILABLE while the topic does not exist yet. */
+static tl_err coordinator_error(const struct tl_groups *groups, struct tl_str group_id)
+{
+	if (!groups->broker->cluster)
+		return TL_OK;
+	const struct tl_partition *p = tl_group_store_partition(groups->store, group_id);
+	if (!p)
+		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
+	return p->role == TL_REPLICA_LEADER ? TL_OK : TL_ERR_NOT_COORDINATOR;
 }
 
 /* Parked requests carry the group and member they wait for. */
@@ -1112,11 +1134,14 @@ static void load_record(void *ctx, const struct tl_group_record *rec)
 {
 	struct tl_groups *groups = ctx;
 	if (rec->type == TL_GROUP_RECORD_TXN_MARKER) {
-		/* The decision is transaction-wide: apply it wherever the producer left
-		 * offsets, at the first marker met. */
+		/* The coordinator writes a marker to every offsets partition holding the
+		 * transaction's offsets: apply it to the groups of the partition it is in
+		 * only. (A group of another partition may hold offsets of the same
+		 * producer's next transaction, which this marker does not decide.) */
 		for (int b = 0; b < GROUP_BUCKETS; b++)
 			for (struct group *g = groups->buckets[b]; g; g = g->next)
-				txn_offsets_end(g, rec->producer_id, rec->commit);
+				if (group_partition(groups, ostr_view(g->id)) == rec->log_partition)
+					txn_offsets_end(g, rec->producer_id, rec->commit);
 		return;
 	}
 	struct group *g = group_find(groups, rec->group_id);
@@ -1155,7 +1180,9 @@ tl_err tl_groups_create(struct tl_broker *broker, struct tl_groups **groups_out)
 	groups->broker = broker;
 	groups->next_expiry_ms = tl_mono_ms() + broker->config.offsets_retention_check_interval_ms;
 	tl_err err = tl_group_store_open(broker, &groups->store);
-	if (err == TL_OK)
+	/* One node: every partition is ours. Cluster mode: none yet, each is loaded when
+	 * this broker becomes its leader (tl_groups_on_leadership). */
+	if (err == TL_OK && !tl_config_is_cluster(&broker->config))
 		err = tl_group_store_replay(groups->store, load_record, groups);
 	if (err != TL_OK) {
 		tl_crit("group: cannot load consumer groups from the offsets topic err=%s",
@@ -1199,11 +1226,87 @@ void tl_groups_destroy(struct tl_groups *groups)
 	free(groups);
 }
 
+/* Another broker coordinates @g now: parked joins and syncs get NOT_COORDINATOR (the
+ * client finds the new coordinator and rejoins there), and the group leaves memory.
+ * Writes of it still in flight hold it (invariant 4) and finish on a Dead group. */
+static void group_unload(struct tl_groups *groups, struct group *g)
+{
+	while (g->members)
+		member_remove(g, g->members, TL_ERR_NOT_COORDINATOR);
+	group_unlink(groups, g);
+}
+
+void tl_groups_on_leadership(struct tl_groups *groups, int32_t partition, bool leading)
+{
+	if (!leading) {
+		int32_t unloaded = 0;
+		for (int b = 0; b < GROUP_BUCKETS; b++) {
+			struct group *g = groups->buckets[b];
+			while (g) {
+				struct group *next = g->next;
+				if (group_partition(groups, ostr_view(g->id)) == partition) {
+					group_unload(groups, g);
+					unloaded++;
+				}
+				g = next;
+			}
+		}
+		tl_info("group: resigned as coordinator partition=%d groups=%d", partition,
+			unloaded);
+		return;
+	}
+	int32_t before = groups->count;
+	tl_err err = tl_group_store_replay_partition(groups->store, partition, load_record, groups);
+	/* Groups loaded from a log that could not be read whole would answer with a state
+	 * that is not the one clients were told: give the partition up instead. */
+	if (err != TL_OK) {
+		tl_crit("group: cannot load groups, not coordinating partition=%d err=%s",
+			partition, tl_err_name(err));
+		tl_groups_on_leadership(groups, partition, false);
+		return;
+	}
+	tl_info("group: coordinating partition=%d groups=%d", partition, groups->count - before);
+}
+
 /* ---- FindCoordinator ---- */
+
+/* Where @key's coordinator is, as FindCoordinator answers it. One node: here. Cluster
+ * mode, a group: the leader of the group's partition of __consumer_offsets (asking to
+ * create the topic first if needed); a transactional id: txn.c's choice. */
+static tl_err coordinator_of(struct tl_request *req, int8_t key_type, struct tl_str key,
+			     int32_t *node_id, struct tl_str *host, int32_t *port)
+{
+	struct tl_broker *broker = req->conn->broker;
+	*node_id = broker->config.node_id;
+	*host = tl_str_of(broker->advertised_host);
+	*port = broker->advertised_port;
+	if (key_type != 0 && key_type != 1)
+		return TL_ERR_INVALID_REQUEST;
+	if (!broker->cluster)
+		return key_type == 0 && !tl_group_store_is_writable(req_groups(req)->store, key)
+			       ? TL_ERR_COORDINATOR_NOT_AVAILABLE
+			       : TL_OK;
+	const struct tl_cluster_broker *coordinator = NULL;
+	if (key_type == 0) {
+		struct tl_group_store *store = req_groups(req)->store;
+		tl_group_store_ensure_topic(store);
+		const struct tl_partition *p = tl_group_store_partition(store, key);
+		if (p && p->has_state && p->state.leader >= 0)
+			coordinator = tl_cluster_find_broker(tl_cluster_view(broker->cluster),
+							     p->state.leader);
+	} else {
+		coordinator = tl_cluster_coordinator(broker->cluster, key);
+	}
+	if (!coordinator)
+		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
+	*node_id = coordinator->id;
+	*host = tl_str_of(coordinator->host);
+	*port = coordinator->port;
+	return TL_OK;
+}
 
 void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 {
-	struct tl_broker *broker = req->conn->broker;
 	int16_t version = req->header.api_version;
 	struct tl_find_coordinator_request msg;
 	if (tl_find_coordinator_request_decode(body, version, &req->arena, &msg) != TL_OK) {
@@ -1212,22 +1315,10 @@ void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 	}
 	struct tl_find_coordinator_response resp;
 	tl_find_coordinator_response_defaults(&resp);
-	tl_err err = msg.key_type == 0 || msg.key_type == 1 ? TL_OK : TL_ERR_INVALID_REQUEST;
-	if (err == TL_OK && msg.key_type == 0 && version < 4 &&
-	    !tl_group_store_is_writable(req_groups(req)->store, msg.key))
-		err = TL_ERR_COORDINATOR_NOT_AVAILABLE;
-	resp.error_code = (int16_t)err;
-	resp.node_id = broker->config.node_id;
-	resp.host = tl_str_of(broker->advertised_host);
-	resp.port = broker->advertised_port;
-	const struct tl_cluster_broker *coordinator =
-		tl_cluster_coordinator(broker->cluster, msg.key);
-	if (coordinator && version < 4) {
-		resp.node_id = coordinator->id;
-		resp.host = tl_str_of(coordinator->host);
-		resp.port = coordinator->port;
-	}
-	if (version >= 4) {
+	if (version < 4) {
+		resp.error_code = (int16_t)coordinator_of(req, msg.key_type, msg.key, &resp.node_id,
+							  &resp.host, &resp.port);
+	} else {
 		resp.coordinators_count = msg.coordinator_keys_count;
 		resp.coordinators =
 			tl_arena_array(&req->arena, (size_t)TL_MAX(msg.coordinator_keys_count, 0),
@@ -1240,19 +1331,8 @@ void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 			struct tl_find_coordinator_response_coordinator *c = &resp.coordinators[i];
 			tl_find_coordinator_response_coordinator_defaults(c);
 			c->key = msg.coordinator_keys[i];
-			c->node_id = broker->config.node_id;
-			c->host = resp.host;
-			c->port = resp.port;
-			coordinator = tl_cluster_coordinator(broker->cluster, c->key);
-			if (coordinator) {
-				c->node_id = coordinator->id;
-				c->host = tl_str_of(coordinator->host);
-				c->port = coordinator->port;
-			}
-			c->error_code = (int16_t)err;
-			if (err == TL_OK && msg.key_type == 0 &&
-			    !tl_group_store_is_writable(req_groups(req)->store, c->key))
-				c->error_code = (int16_t)TL_ERR_COORDINATOR_NOT_AVAILABLE;
+			c->error_code = (int16_t)coordinator_of(req, msg.key_type, c->key,
+								&c->node_id, &c->host, &c->port);
 		}
 	}
 	tl_response_begin(req);
@@ -1521,6 +1601,8 @@ void tl_handle_join_group(struct tl_request *req, struct tl_cursor *body)
 		return;
 	}
 	tl_err err = join_check(req, &msg);
+	if (err == TL_OK)
+		err = coordinator_error(groups, msg.group_id);
 	if (err != TL_OK) {
 		tl_debug("group: join refused group=%.*s err=%s peer=%s",
 			 TL_MAX(msg.group_id.len, 0), msg.group_id.ptr, tl_err_name(err),
@@ -1602,8 +1684,12 @@ void tl_handle_sync_group(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed SyncGroup request");
 		return;
 	}
+	tl_err err = coordinator_error(groups, msg.group_id);
+	if (err != TL_OK) {
+		sync_respond(req, NULL, NULL, err);
+		return;
+	}
 	struct group *g = group_find(groups, msg.group_id);
-	tl_err err;
 	struct member *m = member_lookup(g, msg.member_id, msg.group_instance_id, &err);
 	if (err == TL_OK)
 		err = member_check(g, m, msg.generation_id);
@@ -1643,9 +1729,11 @@ void tl_handle_heartbeat(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed Heartbeat request");
 		return;
 	}
-	struct group *g = group_find(groups, msg.group_id);
-	tl_err err;
-	struct member *m = member_lookup(g, msg.member_id, msg.group_instance_id, &err);
+	tl_err err = coordinator_error(groups, msg.group_id);
+	struct group *g = err == TL_OK ? group_find(groups, msg.group_id) : NULL;
+	struct member *m = NULL;
+	if (err == TL_OK)
+		m = member_lookup(g, msg.member_id, msg.group_instance_id, &err);
 	if (err == TL_OK)
 		err = member_check(g, m, msg.generation_id);
 	if (err == TL_OK) {
@@ -1678,8 +1766,11 @@ void tl_handle_leave_group(struct tl_request *req, struct tl_cursor *body)
 	}
 	struct tl_leave_group_response resp;
 	tl_leave_group_response_defaults(&resp);
+	tl_err cerr = coordinator_error(groups, msg.group_id);
 	struct group *g = group_find(groups, msg.group_id);
-	if (version < 3) {
+	if (cerr != TL_OK) {
+		resp.error_code = (int16_t)cerr;
+	} else if (version < 3) {
 		struct member *m = g ? member_find(g, msg.member_id) : NULL;
 		if (!m)
 			resp.error_code = (int16_t)TL_ERR_UNKNOWN_MEMBER_ID;
@@ -1873,7 +1964,10 @@ void tl_handle_offset_commit(struct tl_request *req, struct tl_cursor *body)
 	st->commit_ms = tl_wall_ms();
 	tl_offset_commit_response_defaults(&st->resp);
 	struct group *g = st->msg.group_id.len > 0 ? group_find(groups, st->msg.group_id) : NULL;
-	tl_err group_err = commit_check(g, &st->msg);
+	tl_err group_err =
+		st->msg.group_id.len > 0 ? coordinator_error(groups, st->msg.group_id) : TL_OK;
+	if (group_err == TL_OK)
+		group_err = commit_check(g, &st->msg);
 	if (group_err == TL_OK && !g)
 		g = group_create(groups, st->msg.group_id);
 	struct tl_group_store_batch batch;
@@ -1990,8 +2084,10 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
 	st->commit_ms = tl_wall_ms();
 	tl_txn_offset_commit_response_defaults(&st->resp);
 	struct group *g = msg->group_id.len > 0 ? group_find(groups, msg->group_id) : NULL;
-	tl_err group_err =
-		msg->group_id.len > 0 ? txn_commit_check(req, g, msg) : TL_ERR_INVALID_GROUP_ID;
+	tl_err group_err = msg->group_id.len > 0 ? coordinator_error(groups, msg->group_id)
+						 : TL_ERR_INVALID_GROUP_ID;
+	if (group_err == TL_OK)
+		group_err = txn_commit_check(req, g, msg);
 	if (group_err == TL_OK && !g)
 		g = group_create(groups, msg->group_id);
 	struct tl_txn_offset_commit_response *resp = &st->resp;
@@ -2131,6 +2227,12 @@ static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, b
 	struct group *g = group_find(req_groups(req), group_id);
 	tl_offset_fetch_response_offset_fetch_response_group_defaults(out);
 	out->group_id = group_id;
+	tl_err cerr = coordinator_error(req_groups(req), group_id);
+	if (cerr != TL_OK) {
+		out->error_code = (int16_t)cerr;
+		out->topics_count = 0;
+		return;
+	}
 	struct tl_str *all_names = NULL;
 	bool all = topic_count < 0;
 	if (all)
@@ -2174,6 +2276,7 @@ offset_fetch_flatten(struct tl_request *req,
 		     const struct tl_offset_fetch_response_offset_fetch_response_group *group,
 		     struct tl_offset_fetch_response *resp)
 {
+	resp->error_code = group->error_code; /* v2+; v0-1 clients see no partitions */
 	resp->topics_count = group->topics_count;
 	resp->topics = tl_arena_array(&req->arena, (size_t)TL_MAX(group->topics_count, 0),
 				      sizeof(*resp->topics));
@@ -2370,6 +2473,15 @@ void tl_handle_describe_groups(struct tl_request *req, struct tl_cursor *body)
 		struct tl_describe_groups_response_described_group *out = &resp.groups[i];
 		tl_describe_groups_response_described_group_defaults(out);
 		out->group_id = msg.groups[i];
+		tl_err cerr = coordinator_error(groups, msg.groups[i]);
+		if (cerr != TL_OK) {
+			out->error_code = (int16_t)cerr;
+			out->group_state = tl_str_of("");
+			out->protocol_type = tl_str_of("");
+			out->protocol_data = tl_str_of("");
+			out->members_count = 0;
+			continue;
+		}
 		struct group *g = group_find(groups, msg.groups[i]);
 		if (!g) {
 			/* Kafka describes an unknown group as Dead, without an error. */
@@ -2468,8 +2580,9 @@ void tl_handle_delete_groups(struct tl_request *req, struct tl_cursor *body)
 		struct tl_delete_groups_response_deletable_group_result *r = &st->resp.results[i];
 		tl_delete_groups_response_deletable_group_result_defaults(r);
 		r->group_id = msg.groups_names[i];
+		tl_err cerr = coordinator_error(groups, msg.groups_names[i]);
 		struct group *g = group_find(groups, msg.groups_names[i]);
-		r->error_code = (int16_t)delete_one(req, g, r);
+		r->error_code = (int16_t)(cerr != TL_OK ? cerr : delete_one(req, g, r));
 	}
 	if (req->waits == 0)
 		delete_respond(req);
@@ -2568,9 +2681,10 @@ void tl_handle_offset_delete(struct tl_request *req, struct tl_cursor *body)
 	}
 	st->req = req;
 	tl_offset_delete_response_defaults(&st->resp);
+	tl_err cerr = coordinator_error(groups, st->msg.group_id);
 	struct group *g = group_find(groups, st->msg.group_id);
-	if (!g) {
-		st->resp.error_code = (int16_t)TL_ERR_GROUP_ID_NOT_FOUND;
+	if (cerr != TL_OK || !g) {
+		st->resp.error_code = (int16_t)(cerr != TL_OK ? cerr : TL_ERR_GROUP_ID_NOT_FOUND);
 		offset_delete_respond(req, st);
 		return;
 	}

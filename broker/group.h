@@ -20,6 +20,10 @@ struct tl_groups;
  * groups whose committed offsets it could not read. */
 tl_err tl_groups_create(struct tl_broker *broker, struct tl_groups **groups_out);
 void tl_groups_destroy(struct tl_groups *groups);
+/* Cluster mode: this broker became (@leading) or stopped being the leader of partition
+ * @partition of __consumer_offsets. Becoming leader loads that partition's groups from
+ * its log (to the log end); stopping unloads them. Kafka's onElection/onResignation. */
+void tl_groups_on_leadership(struct tl_groups *groups, int32_t partition, bool leading);
 /* Session and rebalance timeouts; call every loop turn (cheap when nothing is due). */
 void tl_groups_tick(struct tl_groups *groups, int64_t now_ms);
 int64_t tl_groups_next_deadline(const struct tl_groups *groups);

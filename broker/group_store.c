@@ -79,7 +79,8 @@ struct store_write {
 
 struct tl_group_store {
 	struct tl_broker *broker;
-	struct tl_topic *topic;
+	struct tl_topic *topic;     /* single node; NULL in cluster mode (store_topic) */
+	int64_t create_asked_ms;    /* cluster mode: when we last asked to create the topic */
 	struct store_write *writes; /* in flight */
 	int32_t write_count;
 };
@@ -290,26 +291,39 @@ int32_t tl_group_store_java_hash(struct tl_str s)
 
 /* ---- opening ---- */
 
+/* The configs __consumer_offsets is created with: its records are the coordinator's
+ * state, kept until deleted (a tombstone), never by age or size. */
+static tl_err store_topic_config(struct tl_topic_config *config,
+				 const struct tl_config *broker_config)
+{
+	char why[256], segment_bytes[32];
+	tl_topic_config_from_broker(config, broker_config);
+	snprintf(segment_bytes, sizeof(segment_bytes), "%d", TL_GROUP_STORE_SEGMENT_BYTES);
+	tl_err err = tl_topic_config_set(config, "retention.ms", "-1", why, sizeof(why));
+	if (err == TL_OK)
+		err = tl_topic_config_set(config, "retention.bytes", "-1", why, sizeof(why));
+	if (err == TL_OK)
+		err = tl_topic_config_set(config, "segment.bytes", segment_bytes, why, sizeof(why));
+	return err;
+}
+
 tl_err tl_group_store_open(struct tl_broker *broker, struct tl_group_store **store_out)
 {
 	struct tl_group_store *store = calloc(1, sizeof(*store));
 	if (!store)
 		return TL_ERR_NOMEM;
 	store->broker = broker;
+	if (tl_config_is_cluster(&broker->config)) {
+		/* The cluster's topic: it comes with the view (tl_group_store_ensure_topic). */
+		*store_out = store;
+		return TL_OK;
+	}
 	struct tl_str name = tl_str_of(TL_GROUP_STORE_TOPIC);
 	store->topic = tl_topic_find(broker, name);
 	if (!store->topic) {
 		struct tl_topic_config config;
-		char why[256], segment_bytes[32];
-		tl_topic_config_from_broker(&config, &broker->config);
-		snprintf(segment_bytes, sizeof(segment_bytes), "%d", TL_GROUP_STORE_SEGMENT_BYTES);
-		tl_err err = tl_topic_config_set(&config, "retention.ms", "-1", why, sizeof(why));
-		if (err == TL_OK)
-			err = tl_topic_config_set(&config, "retention.bytes", "-1", why,
-						  sizeof(why));
-		if (err == TL_OK)
-			err = tl_topic_config_set(&config, "segment.bytes", segment_bytes, why,
-						  sizeof(why));
+		char why[256];
+		tl_err err = store_topic_config(&config, &broker->config);
 		TL_ASSERT(err == TL_OK); /* constant, valid values */
 		err = tl_topic_create(broker, name, broker->config.offsets_topic_num_partitions,
 				      &config, &store->topic, why, sizeof(why));
@@ -339,9 +353,20 @@ void tl_group_store_close(struct tl_group_store *store)
 	free(store);
 }
 
+/* The topic in use: single node, the one opened; cluster mode, the cluster's topic
+ * from the view, looked up each time (it appears, and its partitions change role). */
+static struct tl_topic *store_topic(const struct tl_group_store *store)
+{
+	if (store->topic)
+		return store->topic;
+	struct tl_topic *topic = tl_topic_find(store->broker, tl_str_of(TL_GROUP_STORE_TOPIC));
+	return topic && topic->cluster && topic->partition_count > 0 ? topic : NULL;
+}
+
 int32_t tl_group_store_partition_count(const struct tl_group_store *store)
 {
-	return store->topic->partition_count;
+	const struct tl_topic *topic = store_topic(store);
+	return topic ? topic->partition_count : 0;
 }
 
 int32_t tl_group_store_partition_of(struct tl_str group_id, int32_t partition_count)
@@ -352,15 +377,42 @@ int32_t tl_group_store_partition_of(struct tl_str group_id, int32_t partition_co
 	return a % partition_count;
 }
 
-int32_t tl_group_store_partition_for(const struct tl_group_store *store, struct tl_str group_id)
+struct tl_partition *tl_group_store_partition(const struct tl_group_store *store,
+					      struct tl_str group_id)
 {
-	return tl_group_store_partition_of(group_id, store->topic->partition_count);
+	struct tl_topic *topic = store_topic(store);
+	if (!topic)
+		return NULL;
+	return &topic->partitions[tl_group_store_partition_of(group_id, topic->partition_count)];
 }
 
 bool tl_group_store_is_writable(const struct tl_group_store *store, struct tl_str group_id)
 {
-	int32_t p = tl_group_store_partition_for(store, group_id);
-	return tl_log_is_writable(store->topic->partitions[p].log);
+	const struct tl_partition *p = tl_group_store_partition(store, group_id);
+	return p && p->log && tl_log_is_writable(p->log) &&
+	       (!p->topic->cluster || p->role == TL_REPLICA_LEADER);
+}
+
+void tl_group_store_ensure_topic(struct tl_group_store *store)
+{
+	struct tl_broker *broker = store->broker;
+	if (!broker->cluster || store_topic(store))
+		return;
+	int64_t now = tl_mono_ms();
+	if (store->create_asked_ms && now - store->create_asked_ms < 1000)
+		return;
+	store->create_asked_ms = now;
+	char configs[128];
+	snprintf(configs, sizeof(configs),
+		 "retention.ms=-1\nretention.bytes=-1\nsegment.bytes=%d\n",
+		 TL_GROUP_STORE_SEGMENT_BYTES);
+	tl_info("group: creating the offsets topic topic=%s partitions=%d replication_factor=%d",
+		TL_GROUP_STORE_TOPIC, broker->config.offsets_topic_num_partitions,
+		broker->config.offsets_topic_replication_factor);
+	tl_cluster_create_topic(broker, tl_str_of(TL_GROUP_STORE_TOPIC),
+				broker->config.offsets_topic_num_partitions,
+				broker->config.offsets_topic_replication_factor, configs, NULL,
+				NULL);
 }
 
 /* ---- writing ---- */
@@ -436,14 +488,16 @@ tl_err tl_group_store_write(struct tl_group_store *store, struct tl_str group_id
 	TL_ASSERT(tl_group_store_batch_count(batch) > 0);
 	if (batch->failed)
 		return TL_ERR_NOMEM;
-	struct tl_partition *partition =
-		&store->topic->partitions[tl_group_store_partition_for(store, group_id)];
+	struct tl_partition *partition = tl_group_store_partition(store, group_id);
+	if (!partition || !partition->log ||
+	    (partition->topic->cluster && partition->role != TL_REPLICA_LEADER))
+		return TL_ERR_NOT_COORDINATOR; /* leadership moved: the client looks again */
 	struct store_write *w = calloc(1, sizeof(*w));
 	if (!w)
 		return TL_ERR_NOMEM;
 	tl_buf_init(&w->batch);
 	tl_err err = tl_records_builder_finish(&batch->builder, NULL, &w->batch);
-	if (err == TL_OK && w->batch.len > (size_t)store->topic->config.max_message_bytes)
+	if (err == TL_OK && w->batch.len > (size_t)partition->topic->config.max_message_bytes)
 		err = TL_ERR_MESSAGE_TOO_LARGE;
 	struct tl_batch_header h;
 	const char *why = NULL;
@@ -500,6 +554,7 @@ static void replay_batch(struct replay *rp, const uint8_t *data, size_t len)
 		tl_arena_init(&arena, DECODE_ARENA_BYTES_MAX);
 		tl_err derr = tl_group_record_decode(record.key, record.value, &arena, &rec);
 		rec.producer_id = tl_batch_is_transactional(&h) ? h.producer_id : -1;
+		rec.log_partition = rp->partition;
 		if (derr == TL_OK) {
 			rp->fn(rp->ctx, &rec);
 			rp->records++;
@@ -529,22 +584,38 @@ static void replay_one(void *ctx, const struct tl_batch_header *h, const uint8_t
 	struct tl_group_record marker = {
 		.type = TL_GROUP_RECORD_TXN_MARKER,
 		.producer_id = h->producer_id,
+		.log_partition = rp->partition,
 		.commit = tl_batch_control_type(data, len) == TL_BATCH_CONTROL_COMMIT,
 	};
 	rp->fn(rp->ctx, &marker);
 }
 
+tl_err tl_group_store_replay_partition(struct tl_group_store *store, int32_t index,
+				       tl_group_store_replay_fn fn, void *ctx)
+{
+	struct tl_topic *topic = store_topic(store);
+	TL_ASSERT(topic && index >= 0 && index < topic->partition_count);
+	struct replay rp = {.fn = fn, .ctx = ctx, .partition = index};
+	int64_t started = tl_mono_ms();
+	tl_err err = tl_internal_replay(&topic->partitions[index], replay_one, &rp);
+	tl_info("group: offsets topic partition replayed partition=%d records=%" PRId64
+		" skipped=%" PRId64 " ms=%" PRId64,
+		index, rp.records, rp.skipped, tl_mono_ms() - started);
+	return err;
+}
+
 tl_err tl_group_store_replay(struct tl_group_store *store, tl_group_store_replay_fn fn, void *ctx)
 {
 	struct replay rp = {.fn = fn, .ctx = ctx};
+	struct tl_topic *topic = store_topic(store);
 	int64_t started = tl_mono_ms();
 	tl_err err = TL_OK;
-	for (int32_t i = 0; i < store->topic->partition_count && err == TL_OK; i++) {
+	for (int32_t i = 0; topic && i < topic->partition_count && err == TL_OK; i++) {
 		rp.partition = i;
-		err = tl_internal_replay(&store->topic->partitions[i], replay_one, &rp);
+		err = tl_internal_replay(&topic->partitions[i], replay_one, &rp);
 	}
 	tl_info("group: offsets topic replayed partitions=%d records=%" PRId64 " skipped=%" PRId64
 		" ms=%" PRId64,
-		store->topic->partition_count, rp.records, rp.skipped, tl_mono_ms() - started);
+		topic ? topic->partition_count : 0, rp.records, rp.skipped, tl_mono_ms() - started);
 	return err;
 }

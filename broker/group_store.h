@@ -19,6 +19,7 @@
 
 struct tl_broker;
 struct tl_group_store;
+struct tl_partition;
 
 enum tl_group_record_type {
 	TL_GROUP_RECORD_OFFSET = 1,     /* OffsetCommitKey / OffsetCommitValue */
@@ -47,7 +48,8 @@ struct tl_group_record {
 	/* Replay: >= 0 when the record was written inside this producer's transaction
 	 * (TxnOffsetCommit); it counts only once a COMMIT marker for it follows. */
 	int64_t producer_id;
-	bool commit; /* TL_GROUP_RECORD_TXN_MARKER: COMMIT (else ABORT) of producer_id */
+	int32_t log_partition; /* replay: the offsets partition the record was read from */
+	bool commit;           /* TL_GROUP_RECORD_TXN_MARKER: COMMIT (else ABORT) of producer_id */
 	/* TL_GROUP_RECORD_OFFSET: key */
 	struct tl_str topic;
 	int32_t partition;
@@ -89,23 +91,36 @@ int32_t tl_group_store_partition_of(struct tl_str group_id, int32_t partition_co
 
 /* ---- the store ---- */
 
-/* Finds __consumer_offsets, creating it with offsets.topic.num.partitions partitions
- * when absent. Returns TL_OK, TL_ERR_NOMEM, or the topic creation's error. */
+/* Single node: finds __consumer_offsets, creating it with offsets.topic.num.partitions
+ * partitions when absent. Cluster mode: the topic is the cluster's (replicated,
+ * offsets.topic.replication.factor), known once the view has it; see
+ * tl_group_store_ensure_topic. Returns TL_OK, TL_ERR_NOMEM, or the topic creation's
+ * error. */
 tl_err tl_group_store_open(struct tl_broker *broker, struct tl_group_store **store_out);
 /* Frees the store. Writes still in flight finish without their callbacks. */
 void tl_group_store_close(struct tl_group_store *store);
 
+/* 0 in cluster mode while the view has no offsets topic. */
 int32_t tl_group_store_partition_count(const struct tl_group_store *store);
-/* The partition of @group_id's records (tl_group_store_partition_of). */
-int32_t tl_group_store_partition_for(const struct tl_group_store *store, struct tl_str group_id);
-/* False when the group's partition log failed (storage error until reopened). */
+/* The partition of @group_id's records (tl_group_store_partition_of), or NULL in
+ * cluster mode while the offsets topic does not exist. */
+struct tl_partition *tl_group_store_partition(const struct tl_group_store *store,
+					      struct tl_str group_id);
+/* False when the group's partition log failed (storage error until reopened), or in
+ * cluster mode when this broker does not lead the group's partition. */
 bool tl_group_store_is_writable(const struct tl_group_store *store, struct tl_str group_id);
+/* Cluster mode: asks the controller to create the offsets topic if the view lacks it
+ * (Kafka creates it on the first FindCoordinator). At most once a second. */
+void tl_group_store_ensure_topic(struct tl_group_store *store);
 
 /* Calls @fn for every record of every partition, oldest first within a partition. A
  * record's strings are valid during the call only. Batches that fail their CRC, and
  * records that do not decode, are skipped with a warning. Returns TL_OK or TL_ERR_IO. */
 typedef void (*tl_group_store_replay_fn)(void *ctx, const struct tl_group_record *record);
 tl_err tl_group_store_replay(struct tl_group_store *store, tl_group_store_replay_fn fn, void *ctx);
+/* The same for partition @index only (a coordinator taking over that partition). */
+tl_err tl_group_store_replay_partition(struct tl_group_store *store, int32_t index,
+				       tl_group_store_replay_fn fn, void *ctx);
 
 /* Records of one group, gathered into one batch for one atomic append. */
 struct tl_group_store_batch {
@@ -135,8 +150,9 @@ typedef void (*tl_group_store_done_fn)(void *ctx, tl_err err);
 /* Appends @batch (at least one record, all of group @group_id) to the group's partition
  * and calls @done when it is durable. The store copies the batch; the caller may deinit
  * it at once. Returns TL_OK (then @done will run, never before this returns),
- * TL_ERR_MESSAGE_TOO_LARGE (past the topic's max.message.bytes), TL_ERR_NOMEM, or
- * TL_ERR_KAFKA_STORAGE_ERROR; on error @done never runs. */
+ * TL_ERR_MESSAGE_TOO_LARGE (past the topic's max.message.bytes), TL_ERR_NOMEM,
+ * TL_ERR_NOT_COORDINATOR (cluster mode: this broker does not lead the group's
+ * partition) or TL_ERR_KAFKA_STORAGE_ERROR; on error @done never runs. */
 tl_err tl_group_store_write(struct tl_group_store *store, struct tl_str group_id,
 			    const struct tl_group_store_batch *batch, tl_group_store_done_fn done,
 			    void *ctx);

@@ -38,6 +38,12 @@ tl_err tl_internal_append(struct tl_broker *broker, struct tl_partition *partiti
 		tl_buf_deinit(batch);
 		return TL_ERR_NOMEM;
 	}
+	if (partition->topic->cluster && partition->role != TL_REPLICA_LEADER) {
+		/* Only a leader appends; a follower's log is the leader's copy. */
+		tl_buf_deinit(batch);
+		free(w);
+		return TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	}
 	w->batch = *batch;
 	tl_buf_init(batch);
 	struct tl_batch_header h;
@@ -78,7 +84,10 @@ tl_err tl_internal_replay(struct tl_partition *partition, tl_internal_batch_fn f
 {
 	struct tl_log *log = partition->log;
 	int64_t offset = tl_log_start_offset(log);
-	int64_t end = tl_log_high_watermark(log);
+	/* To the log end: a new leader's log is the partition's truth, and what is above
+	 * its high watermark becomes committed as the followers catch up (as Kafka's
+	 * coordinators load to the log end). On one node, after recovery, end = HW. */
+	int64_t end = tl_log_end_offset(log);
 	uint8_t *buf = NULL;
 	size_t cap = 0;
 	tl_err err = TL_OK;

@@ -22,11 +22,12 @@ typedef void (*tl_internal_done_fn)(void *ctx, tl_err err);
 /* Appends the finished batch in @batch to @partition and calls @done once it is durable,
  * never before returning. Takes @batch's bytes (the log borrows them until durable;
  * @batch is left empty). Returns TL_OK, or an append error (then @done never runs and
- * the bytes are freed). */
+ * the bytes are freed): TL_ERR_NOT_LEADER_OR_FOLLOWER in cluster mode where this broker
+ * does not lead @partition. */
 tl_err tl_internal_append(struct tl_broker *broker, struct tl_partition *partition,
 			  struct tl_buf *batch, tl_internal_done_fn done, void *ctx);
 
-/* Calls @fn for every whole batch of @partition below its high watermark, oldest first,
+/* Calls @fn for every whole batch of @partition below its log end, oldest first,
  * with the batch's bytes (valid during the call). Batches that fail their CRC are
  * skipped with a warning. Returns TL_OK, TL_ERR_IO or TL_ERR_NOMEM. */
 typedef void (*tl_internal_batch_fn)(void *ctx, const struct tl_batch_header *h,

@@ -21,6 +21,8 @@
 
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/group.h"
+#include "broker/group_store.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
@@ -101,8 +103,20 @@ static void stop_leading(struct tl_partition *p)
 	p->leader = NULL;
 }
 
-static void partition_apply(struct tl_broker *broker, struct tl_partition *p,
-			    const struct tl_cluster_partition *cp)
+/* The coordinators follow the leadership of their internal topics' partitions:
+ * a group or transaction is coordinated by the leader of its partition, which loads
+ * it from that partition's log when it becomes leader. */
+static void coordinators_follow(struct tl_broker *broker, struct tl_partition *p, bool was_leader)
+{
+	bool leading = p->role == TL_REPLICA_LEADER;
+	if (leading == was_leader || !p->topic->internal)
+		return;
+	if (strcmp(p->topic->name, TL_GROUP_STORE_TOPIC) == 0 && broker->groups)
+		tl_groups_on_leadership(broker->groups, p->index, leading);
+}
+
+static void partition_apply_state(struct tl_broker *broker, struct tl_partition *p,
+				  const struct tl_cluster_partition *cp)
 {
 	int32_t self = broker->config.node_id;
 	bool was_leader = p->role == TL_REPLICA_LEADER;
@@ -138,6 +152,14 @@ static void partition_apply(struct tl_broker *broker, struct tl_partition *p,
 				p->topic->name, p->index, cp->state.leader, cp->state.leader_epoch);
 	}
 	tl_fetchers_update(broker, p);
+}
+
+static void partition_apply(struct tl_broker *broker, struct tl_partition *p,
+			    const struct tl_cluster_partition *cp)
+{
+	bool was_leader = p->role == TL_REPLICA_LEADER;
+	partition_apply_state(broker, p, cp);
+	coordinators_follow(broker, p, was_leader);
 }
 
 static bool hosts(const struct tl_cluster_partition *cp, int32_t self)
@@ -220,10 +242,12 @@ bool tl_replica_has_min_isr(const struct tl_broker *broker, const struct tl_part
 
 void tl_replica_close(struct tl_broker *broker, struct tl_partition *p)
 {
+	bool was_leader = p->role == TL_REPLICA_LEADER;
 	if (broker->fetchers)
 		tl_fetchers_forget(broker, p);
 	stop_leading(p);
 	p->role = TL_REPLICA_NONE;
+	coordinators_follow(broker, p, was_leader);
 }
 
 void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms)
