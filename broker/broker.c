@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "broker/group.h"
+#include "broker/markers.h"
 #include "broker/txn.h"
 #include "common/assert.h"
 #include "common/diag.h"
@@ -44,13 +45,14 @@
 #define SOURCE_SIGNAL   3u
 #define SOURCE_CLUSTER  4u /* the metadata thread published a view or results */
 #define SOURCE_FETCHERS 5u /* the replica fetchers' own epoll set */
+#define SOURCE_MARKERS  6u /* the txn marker sender thread has results */
 #define TICK_MS         1000
 #define EPOLL_EVENTS    256
 
 /* An epoll event's data is one of the SOURCE_ tags or a struct tl_conn pointer. */
 static bool is_connection(uint64_t source)
 {
-	return source > SOURCE_FETCHERS;
+	return source > SOURCE_MARKERS;
 }
 
 void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition)
@@ -208,6 +210,10 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		return err;
 	if ((err = tl_cluster_start(broker)) != TL_OK)
 		return err;
+	tl_producer_ids_start(broker);
+	if ((err = tl_markers_create(broker, &broker->markers)) != TL_OK ||
+	    (err = epoll_add(broker, tl_markers_fd(broker->markers), SOURCE_MARKERS)) != TL_OK)
+		return err;
 	return epoll_add(broker, tl_cluster_fd(broker->cluster), SOURCE_CLUSTER);
 }
 
@@ -246,6 +252,9 @@ static void broker_shutdown(struct tl_broker *broker)
 	while (broker->conns)
 		tl_conn_close(broker->conns, "shutdown");
 	request_times_log(broker);
+	/* Before the coordinator: markers in flight call back into it. */
+	tl_markers_destroy(broker, broker->markers);
+	broker->markers = NULL;
 	tl_txns_close(broker->txns);
 	broker->txns = NULL;
 	tl_groups_destroy(broker->groups);
@@ -291,6 +300,8 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 			tl_cluster_on_event(broker);
 		} else if (source == SOURCE_FETCHERS) {
 			tl_fetchers_on_event(broker);
+		} else if (source == SOURCE_MARKERS) {
+			tl_markers_on_event(broker);
 		} else {
 			tl_conn_on_event(events[i].data.ptr, events[i].events);
 		}

@@ -152,8 +152,11 @@ struct tl_broker {
 	struct tl_txns *txns;         /* transaction coordinator */
 	struct tl_cluster *cluster;   /* cluster mode: metadata thread and view; else NULL */
 	struct tl_fetchers *fetchers; /* cluster mode: replica fetchers; else NULL */
+	struct tl_markers *markers;   /* cluster mode: txn markers to other brokers; else NULL */
 	int64_t pid_next;             /* next producer id to hand out */
 	int64_t pid_block_end;        /* end of the durable block; pid_next < pid_block_end */
+	int64_t pid_spare_start;      /* cluster mode: the next block, asked ahead; -1 none */
+	bool pid_block_asked;         /* cluster mode: a block request is in flight */
 	uint64_t random_state;        /* xorshift64*, for test faults */
 	int64_t next_tick_ms;
 	bool stopping;
@@ -239,7 +242,11 @@ void tl_handle_delete_topics(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_describe_configs(struct tl_request *req, struct tl_cursor *body);
 
 /* producer_ids.c */
+/* A fresh producer id: TL_OK, TL_ERR_COORDINATOR_LOAD_IN_PROGRESS (cluster mode, the
+ * next block is on its way: retriable) or a storage error. */
 tl_err tl_producer_id_allocate(struct tl_broker *broker, int64_t *pid_out);
+/* After tl_cluster_start: asks for the first block in cluster mode. */
+void tl_producer_ids_start(struct tl_broker *broker);
 void tl_handle_init_producer_id(struct tl_request *req, struct tl_cursor *body);
 
 /* fetch.c: long-poll bookkeeping */

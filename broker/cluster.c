@@ -45,18 +45,22 @@ enum command_type {
 	COMMAND_CREATE_TOPIC = 1,
 	COMMAND_DELETE_TOPIC = 2,
 	COMMAND_RESIGN = 3,
+	COMMAND_PID_BLOCK = 4,
 };
 
 struct command {
 	enum command_type type;
 	char topic[TL_TOPIC_NAME_MAX + 1];
 	int32_t partition;
-	int64_t expected_revision;  /* COMMAND_ISR */
-	struct tl_repl_state state; /* COMMAND_ISR */
-	int32_t partitions;         /* COMMAND_CREATE_TOPIC */
-	int16_t replication_factor; /* COMMAND_CREATE_TOPIC */
-	char *configs;              /* COMMAND_CREATE_TOPIC; owned */
-	tl_cluster_done_fn done;    /* runs on the loop with the outcome */
+	int64_t expected_revision;      /* COMMAND_ISR */
+	struct tl_repl_state state;     /* COMMAND_ISR */
+	int32_t partitions;             /* COMMAND_CREATE_TOPIC */
+	int16_t replication_factor;     /* COMMAND_CREATE_TOPIC */
+	char *configs;                  /* COMMAND_CREATE_TOPIC; owned */
+	int64_t block_start;            /* COMMAND_PID_BLOCK: the block's first id */
+	int64_t block_size;             /* COMMAND_PID_BLOCK */
+	tl_cluster_block_fn block_done; /* COMMAND_PID_BLOCK, instead of done */
+	tl_cluster_done_fn done;        /* runs on the loop with the outcome */
 	void *ctx;
 	tl_err err; /* the outcome, set by the thread */
 	char message[512];
@@ -569,6 +573,59 @@ out:
 	free(brokers);
 }
 
+/* Producer ids are unique in the cluster (an idempotent partition dedupes by id): each
+ * broker takes blocks of them from one counter in etcd, "<prefix>/producer-id-block"
+ * (the next block's first id), advanced by compare-and-swap (Kafka's KIP-730 blocks,
+ * kept in the metadata store as ZooKeeper kept them before). A crash skips ids, never
+ * reuses them. */
+static void pid_block(struct tl_cluster *c, struct command *cmd)
+{
+	char key[KEY_MAX], value[32];
+	snprintf(key, sizeof(key), "%s/producer-id-block", c->prefix);
+	for (int attempt = 0; attempt < 10; attempt++) {
+		struct tl_meta_result got;
+		memset(&got, 0, sizeof(got));
+		tl_err err = tl_meta_get(c->meta, key, &got);
+		int64_t start = 0, expected = 0;
+		if (err == TL_OK && got.count == 1) {
+			char text[32];
+			size_t n = TL_MIN(got.kvs[0].value_len, sizeof(text) - 1);
+			memcpy(text, got.kvs[0].value, n);
+			text[n] = '\0';
+			char *end = NULL;
+			long long v = strtoll(text, &end, 10);
+			if (end == text || *end != '\0' || v < 0) {
+				tl_meta_result_deinit(&got);
+				cmd->err = TL_ERR_KAFKA_STORAGE_ERROR;
+				snprintf(cmd->message, sizeof(cmd->message),
+					 "unreadable producer id block key %.200s", key);
+				return;
+			}
+			start = v;
+			expected = got.kvs[0].mod_revision;
+		} else if (err != TL_ERR_NOT_FOUND && err != TL_OK) {
+			tl_meta_result_deinit(&got);
+			cmd->err = TL_ERR_COORDINATOR_LOAD_IN_PROGRESS; /* etcd away: retriable */
+			return;
+		}
+		tl_meta_result_deinit(&got);
+		int len = snprintf(value, sizeof(value), "%" PRId64, start + cmd->block_size);
+		bool swapped = false;
+		err = tl_meta_cas(c->meta, key, value, (size_t)len, expected, 0, &swapped, NULL,
+				  NULL);
+		if (err != TL_OK) {
+			cmd->err = TL_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+			return;
+		}
+		if (swapped) {
+			cmd->block_start = start;
+			cmd->err = TL_OK;
+			return;
+		}
+	}
+	cmd->err = TL_ERR_COORDINATOR_LOAD_IN_PROGRESS; /* contended: the caller asks again */
+}
+
 static void topic_delete(struct tl_cluster *c, struct tl_cluster_view *view, struct command *cmd)
 {
 	if (!view_topic(view, cmd->topic)) {
@@ -806,6 +863,8 @@ static void run_commands(struct tl_cluster *c, struct tl_cluster_view *view, str
 			topic_delete(c, view, cmd);
 		} else if (cmd->type == COMMAND_RESIGN) {
 			resign(c, view);
+		} else if (cmd->type == COMMAND_PID_BLOCK) {
+			pid_block(c, cmd);
 		}
 		result_post(c, cmd);
 		cmd = next;
@@ -1042,7 +1101,9 @@ void tl_cluster_on_event(struct tl_broker *broker)
 		struct command *next = results->next;
 		if (results->type == COMMAND_RESIGN)
 			c->resign_done = true;
-		if (results->done)
+		if (results->block_done)
+			results->block_done(results->ctx, results->err, results->block_start);
+		else if (results->done)
 			results->done(results->ctx, results->err, results->message);
 		free(results->configs);
 		free(results);
@@ -1236,6 +1297,20 @@ tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 	return TL_OK;
 }
 
+tl_err tl_cluster_allocate_pid_block(struct tl_broker *broker, int64_t size,
+				     tl_cluster_block_fn done, void *ctx)
+{
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return TL_ERR_NOMEM;
+	cmd->type = COMMAND_PID_BLOCK;
+	cmd->block_size = size;
+	cmd->block_done = done;
+	cmd->ctx = ctx;
+	command_post(broker->cluster, cmd);
+	return TL_OK;
+}
+
 /* Called by replica.c: a leader asks for a new ISR (CAS on @revision). */
 void tl_cluster_post_isr(struct tl_broker *broker, const char *topic, int32_t partition,
 			 int64_t revision, const struct tl_repl_state *state)
@@ -1249,19 +1324,6 @@ void tl_cluster_post_isr(struct tl_broker *broker, const char *topic, int32_t pa
 	cmd->expected_revision = revision;
 	cmd->state = *state;
 	command_post(broker->cluster, cmd);
-}
-
-const struct tl_cluster_broker *tl_cluster_coordinator(const struct tl_cluster *cluster,
-						       struct tl_str key)
-{
-	const struct tl_cluster_view *view = cluster ? cluster->view : NULL;
-	if (!view || view->broker_count == 0)
-		return NULL;
-	uint32_t h = 2166136261u;
-	for (int32_t i = 0; i < key.len; i++)
-		h = (h ^ (uint8_t)key.ptr[i]) * 16777619u;
-	/* view->brokers is in key order, the same on every broker: all pick the same one. */
-	return &view->brokers[h % (uint32_t)view->broker_count];
 }
 
 bool tl_cluster_is_shutting_down(const struct tl_cluster *cluster)

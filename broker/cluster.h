@@ -92,12 +92,6 @@ const struct tl_cluster_broker *tl_cluster_find_broker(const struct tl_cluster_v
 						       int32_t id);
 /* Controlled shutdown began: followers stop fetching, so they stay out of the ISR. */
 bool tl_cluster_is_shutting_down(const struct tl_cluster *cluster);
-/* The broker that coordinates group or transactional id @key: the same answer on every
- * broker with the same view (a hash over the live brokers by id). The coordinators'
- * state is not replicated yet, so this is where a key's state lives while that broker
- * does; NULL when the view has no broker. Thread: the loop. */
-const struct tl_cluster_broker *tl_cluster_coordinator(const struct tl_cluster *cluster,
-						       struct tl_str key);
 
 /* Asks the controller side to create a topic: the thread assigns replicas (rack-aware,
  * over the live brokers) and writes the topic key if absent. @done runs on the loop
@@ -109,6 +103,12 @@ tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int
 			       tl_cluster_done_fn done, void *ctx);
 tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 			       tl_cluster_done_fn done, void *ctx);
+/* Takes the next block of @size producer ids from the cluster-wide counter in etcd.
+ * @done runs on the loop with TL_OK and the block's first id, or a retriable
+ * COORDINATOR_LOAD_IN_PROGRESS (etcd away or contended) or KAFKA_STORAGE_ERROR. */
+typedef void (*tl_cluster_block_fn)(void *ctx, tl_err err, int64_t start);
+tl_err tl_cluster_allocate_pid_block(struct tl_broker *broker, int64_t size,
+				     tl_cluster_block_fn done, void *ctx);
 /* Calls @done (TL_OK) once the applied view has @topic with a leader for every
  * partition, or after @max_wait_ms (TL_OK too: the topic exists, leaders come later).
  * Copies @topic. */

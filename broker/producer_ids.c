@@ -1,8 +1,15 @@
 /* producer_ids.c - producer id allocation and InitProducerId for idempotent producers.
  * Producer ids are never reused, across restarts too: ids are handed out from blocks,
- * and a block's upper bound is made durable (temp file, fsync, rename, fsync dir)
- * before the first id of the block is given out. A crash can only skip ids.
- *   .tally-meta/producer-ids   "next.block.start=N": every id below N may be in use */
+ * and a block's upper bound is made durable before the first id of the block is given
+ * out. A crash can only skip ids.
+ * One node: the bound is a file (temp file, fsync, rename, fsync dir).
+ *   .tally-meta/producer-ids   "next.block.start=N": every id below N may be in use
+ * Cluster mode: ids must be unique across brokers (any broker answers InitProducerId,
+ * and every replica dedupes by id), so blocks come from the cluster-wide counter in
+ * etcd (tl_cluster_allocate_pid_block). The next block is asked for when half of the
+ * current one is used, so the loop never waits on etcd; when both are used up,
+ * InitProducerId answers the retriable COORDINATOR_LOAD_IN_PROGRESS, as Kafka's
+ * block manager does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -73,8 +80,54 @@ static tl_err pid_file_read(const struct tl_broker *broker, int64_t *next_out)
 	return TL_OK;
 }
 
+static void cluster_block_done(void *ctx, tl_err err, int64_t start)
+{
+	struct tl_broker *broker = ctx;
+	broker->pid_block_asked = false;
+	if (err != TL_OK) {
+		tl_warn("broker: no producer id block from the cluster err=%s", tl_err_name(err));
+		return;
+	}
+	broker->pid_spare_start = start;
+	tl_info("broker: producer id block allocated start=%" PRId64 " end=%" PRId64, start,
+		start + PID_BLOCK_SIZE);
+}
+
+static void cluster_block_ask(struct tl_broker *broker)
+{
+	if (broker->pid_block_asked || broker->pid_spare_start >= 0)
+		return;
+	if (tl_cluster_allocate_pid_block(broker, PID_BLOCK_SIZE, cluster_block_done, broker) ==
+	    TL_OK)
+		broker->pid_block_asked = true;
+}
+
+void tl_producer_ids_start(struct tl_broker *broker)
+{
+	broker->pid_spare_start = -1;
+	if (broker->cluster)
+		cluster_block_ask(broker);
+}
+
+static tl_err cluster_allocate(struct tl_broker *broker, int64_t *pid_out)
+{
+	if (broker->pid_next >= broker->pid_block_end && broker->pid_spare_start >= 0) {
+		broker->pid_next = broker->pid_spare_start;
+		broker->pid_block_end = broker->pid_spare_start + PID_BLOCK_SIZE;
+		broker->pid_spare_start = -1;
+	}
+	if (broker->pid_block_end - broker->pid_next < PID_BLOCK_SIZE / 2)
+		cluster_block_ask(broker);
+	if (broker->pid_next >= broker->pid_block_end)
+		return TL_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+	*pid_out = broker->pid_next++;
+	return TL_OK;
+}
+
 tl_err tl_producer_id_allocate(struct tl_broker *broker, int64_t *pid_out)
 {
+	if (broker->cluster)
+		return cluster_allocate(broker, pid_out);
 	if (broker->pid_next >= broker->pid_block_end) {
 		int64_t start;
 		tl_err err = pid_file_read(broker, &start);
@@ -122,5 +175,7 @@ void tl_handle_init_producer_id(struct tl_request *req, struct tl_cursor *body)
 	 * client offers its old id for a KIP-360 bump. */
 	int64_t pid;
 	tl_err err = tl_producer_id_allocate(broker, &pid);
-	init_pid_respond(req, err == TL_OK ? TL_OK : TL_ERR_KAFKA_STORAGE_ERROR, pid, 0);
+	if (err != TL_OK && err != TL_ERR_COORDINATOR_LOAD_IN_PROGRESS)
+		err = TL_ERR_KAFKA_STORAGE_ERROR;
+	init_pid_respond(req, err, pid, 0);
 }
