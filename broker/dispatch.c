@@ -55,6 +55,7 @@ static const struct api_entry apis[] = {
 	{TL_API_DESCRIBE_PRODUCERS, 0, 0, tl_handle_describe_producers},
 	{TL_API_DESCRIBE_TRANSACTIONS, 0, 0, tl_handle_describe_transactions},
 	{TL_API_LIST_TRANSACTIONS, 0, 1, tl_handle_list_transactions},
+	{TL_API_WRITE_TXN_MARKERS, 0, 1, tl_handle_write_txn_markers},
 };
 
 static const struct api_entry *api_find(int16_t key)

@@ -1271,8 +1271,8 @@ void tl_groups_on_leadership(struct tl_groups *groups, int32_t partition, bool l
 /* ---- FindCoordinator ---- */
 
 /* Where @key's coordinator is, as FindCoordinator answers it. One node: here. Cluster
- * mode, a group: the leader of the group's partition of __consumer_offsets (asking to
- * create the topic first if needed); a transactional id: txn.c's choice. */
+ * mode: the leader of the key's partition of __consumer_offsets (a group) or of
+ * __transaction_state (a transactional id), asking to create the topic first. */
 static tl_err coordinator_of(struct tl_request *req, int8_t key_type, struct tl_str key,
 			     int32_t *node_id, struct tl_str *host, int32_t *port)
 {
@@ -1295,7 +1295,11 @@ static tl_err coordinator_of(struct tl_request *req, int8_t key_type, struct tl_
 			coordinator = tl_cluster_find_broker(tl_cluster_view(broker->cluster),
 							     p->state.leader);
 	} else {
-		coordinator = tl_cluster_coordinator(broker->cluster, key);
+		tl_txns_ensure_topic(broker->txns);
+		const struct tl_partition *p = tl_txns_partition(broker->txns, key);
+		if (p && p->has_state && p->state.leader >= 0)
+			coordinator = tl_cluster_find_broker(tl_cluster_view(broker->cluster),
+							     p->state.leader);
 	}
 	if (!coordinator)
 		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
@@ -2155,6 +2159,15 @@ void tl_groups_txn_complete(struct tl_groups *groups, struct tl_str group_id, in
 	struct group *g = group_find(groups, group_id);
 	if (g)
 		txn_offsets_end(g, producer_id, commit);
+}
+
+void tl_groups_txn_complete_partition(struct tl_groups *groups, int32_t partition,
+				      int64_t producer_id, bool commit)
+{
+	for (int b = 0; b < GROUP_BUCKETS; b++)
+		for (struct group *g = groups->buckets[b]; g; g = g->next)
+			if (group_partition(groups, ostr_view(g->id)) == partition)
+				txn_offsets_end(g, producer_id, commit);
 }
 
 /* ---- OffsetFetch ---- */

@@ -40,6 +40,10 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
  * are dropped. */
 void tl_groups_txn_complete(struct tl_groups *groups, struct tl_str group_id, int64_t producer_id,
 			    bool commit);
+/* The same for every group of offsets partition @partition: its marker, sent by a
+ * coordinator on another broker (WriteTxnMarkers), is durable. */
+void tl_groups_txn_complete_partition(struct tl_groups *groups, int32_t partition,
+				      int64_t producer_id, bool commit);
 void tl_handle_offset_fetch(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_list_groups(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_describe_groups(struct tl_request *req, struct tl_cursor *body);

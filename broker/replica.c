@@ -23,6 +23,7 @@
 #include "broker/cluster.h"
 #include "broker/group.h"
 #include "broker/group_store.h"
+#include "broker/txn.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
@@ -113,6 +114,8 @@ static void coordinators_follow(struct tl_broker *broker, struct tl_partition *p
 		return;
 	if (strcmp(p->topic->name, TL_GROUP_STORE_TOPIC) == 0 && broker->groups)
 		tl_groups_on_leadership(broker->groups, p->index, leading);
+	else if (strcmp(p->topic->name, TL_TXN_TOPIC) == 0 && broker->txns)
+		tl_txns_on_leadership(broker->txns, p->index, leading);
 }
 
 static void partition_apply_state(struct tl_broker *broker, struct tl_partition *p,

@@ -18,8 +18,15 @@
  * Record format: Kafka's TransactionLogKey v0 (int16 version 0, string transactional
  * id) and TransactionLogValue v0 (int64 producer id, int16 epoch, int32 timeout ms,
  * int8 state, array of (string topic, array of int32 partition), int64 last update ms,
- * int64 start ms), classic encoding; a null value is a tombstone. One partition: on one
- * node there is nothing to spread (Kafka's 50 exist to spread coordinators over brokers).
+ * int64 start ms), classic encoding; a null value is a tombstone. One partition on one
+ * node: there is nothing to spread. In cluster mode __transaction_state is a replicated
+ * cluster topic of transaction.state.log.num.partitions partitions (created on the
+ * first FindCoordinator, as Kafka does); a transactional id lives in partition
+ * abs(hashCode(id)) % partitions, and its coordinator is that partition's leader,
+ * which loads the partition's transactions when it becomes leader (and resumes the
+ * markers of those deciding) and drops them when it stops (tl_txns_on_leadership).
+ * Markers for partitions led by other brokers go there as WriteTxnMarkers
+ * (markers.c); a broker appends the markers it is sent (tl_handle_write_txn_markers).
  *
  * Invariants:
  * (1) At most one state record of a transaction is in flight (txn->writing); requests
@@ -38,6 +45,7 @@
 #include "broker/group.h"
 #include "broker/group_store.h"
 #include "broker/internal.h"
+#include "broker/markers.h"
 #include "broker/txn_state.h"
 #include "common/assert.h"
 #include "common/diag.h"
@@ -79,6 +87,7 @@ struct txn {
 	uint32_t markers_left; /* markers in flight */
 	struct tl_request *waiting;
 	txn_respond_fn respond;
+	bool unloaded; /* another broker coordinates it now: freed once nothing is in flight */
 	struct txn *next_id;  /* hash by transactional id */
 	struct txn *next_pid; /* hash by producer id */
 	struct tl_txns *txns;
@@ -86,13 +95,68 @@ struct txn {
 
 struct tl_txns {
 	struct tl_broker *broker;
-	struct tl_topic *topic;
+	struct tl_topic *topic;  /* one node; NULL in cluster mode (txns_topic) */
+	int64_t create_asked_ms; /* cluster mode: when we last asked to create the topic */
 	struct txn *by_id[TXN_BUCKETS];
 	struct txn *by_pid[TXN_BUCKETS];
 	uint32_t count;
 };
 
 /* ---- lookup ---- */
+
+/* One node: the topic opened. Cluster mode: the cluster's, from the view. */
+static struct tl_topic *txns_topic(const struct tl_txns *txns)
+{
+	if (txns->topic)
+		return txns->topic;
+	struct tl_topic *topic = tl_topic_find(txns->broker, tl_str_of(TL_TXN_TOPIC));
+	return topic && topic->cluster && topic->partition_count > 0 ? topic : NULL;
+}
+
+struct tl_partition *tl_txns_partition(const struct tl_txns *txns, struct tl_str id)
+{
+	struct tl_topic *topic = txns_topic(txns);
+	if (!topic || id.len < 0)
+		return NULL;
+	return &topic->partitions[tl_group_store_partition_of(id, topic->partition_count)];
+}
+
+static int32_t txn_partition_index(const struct tl_txns *txns, struct tl_str id)
+{
+	const struct tl_partition *p = tl_txns_partition(txns, id);
+	return p ? p->index : -1;
+}
+
+/* Is this broker @id's coordinator? Always on one node; in cluster mode while it leads
+ * the id's partition of __transaction_state. */
+static tl_err coordinator_error(const struct tl_txns *txns, struct tl_str id)
+{
+	if (!txns->broker->cluster)
+		return TL_OK;
+	const struct tl_partition *p = tl_txns_partition(txns, id);
+	if (!p)
+		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
+	return p->role == TL_REPLICA_LEADER ? TL_OK : TL_ERR_NOT_COORDINATOR;
+}
+
+void tl_txns_ensure_topic(struct tl_txns *txns)
+{
+	struct tl_broker *broker = txns->broker;
+	if (!broker->cluster || txns_topic(txns))
+		return;
+	int64_t now = tl_mono_ms();
+	if (txns->create_asked_ms && now - txns->create_asked_ms < 1000)
+		return;
+	txns->create_asked_ms = now;
+	tl_info("txn: creating the transaction state topic topic=%s partitions=%d "
+		"replication_factor=%d",
+		TL_TXN_TOPIC, broker->config.transaction_state_log_num_partitions,
+		broker->config.transaction_state_log_replication_factor);
+	tl_cluster_create_topic(broker, tl_str_of(TL_TXN_TOPIC),
+				broker->config.transaction_state_log_num_partitions,
+				broker->config.transaction_state_log_replication_factor,
+				"retention.ms=-1\nretention.bytes=-1\n", NULL, NULL);
+}
 
 static uint32_t id_hash(const char *p, int32_t len)
 {
@@ -383,9 +447,12 @@ static tl_err txn_persist(struct txn *txn)
 	tl_records_builder_deinit(&builder);
 	tl_buf_deinit(&key);
 	tl_buf_deinit(&value);
+	struct tl_partition *partition =
+		tl_txns_partition(txns, (struct tl_str){txn->id, txn->id_len});
+	if (err == TL_OK && !partition)
+		err = TL_ERR_NOT_COORDINATOR;
 	if (err == TL_OK)
-		err = tl_internal_append(txns->broker, &txns->topic->partitions[0], &batch,
-					 txn_write_done, txn);
+		err = tl_internal_append(txns->broker, partition, &batch, txn_write_done, txn);
 	else
 		tl_buf_deinit(&batch);
 	if (err == TL_OK)
@@ -448,6 +515,16 @@ struct marker_ctx {
 	uint32_t index;
 };
 
+/* An unloaded transaction goes once its last write or marker in flight is back. */
+static bool txn_unloaded_release(struct txn *txn)
+{
+	if (!txn->unloaded)
+		return false;
+	if (!txn->writing && txn->markers_left == 0)
+		txn_free(txn);
+	return true;
+}
+
 static void marker_written(void *ctx, tl_err err)
 {
 	struct marker_ctx *m = ctx;
@@ -455,6 +532,11 @@ static void marker_written(void *ctx, tl_err err)
 	/* The partition array does not move while markers are in flight (invariant 2). */
 	struct txn_partition *p = &txn->partitions[m->index];
 	free(m);
+	if (txn->unloaded) {
+		txn->markers_left--;
+		txn_unloaded_release(txn);
+		return;
+	}
 	p->marking = false;
 	p->marked = err == TL_OK;
 	if (err != TL_OK)
@@ -467,6 +549,14 @@ static void marker_written(void *ctx, tl_err err)
 		if (!txn->partitions[i].marked)
 			return; /* the tick retries */
 	markers_complete(txn);
+}
+
+/* Kafka's coordinator epoch: the leader epoch of the transaction's state partition. */
+static int32_t coordinator_epoch(const struct txn *txn)
+{
+	const struct tl_partition *p =
+		tl_txns_partition(txn->txns, (struct tl_str){txn->id, txn->id_len});
+	return p && p->topic->cluster && p->has_state ? p->state.leader_epoch : 0;
 }
 
 /* Writes a COMMIT or ABORT marker (per the Prepare* state) to every partition of the
@@ -487,18 +577,30 @@ static void markers_write(struct txn *txn)
 			p->marked = true; /* the topic was deleted: nothing left to decide */
 			continue;
 		}
-		struct tl_buf marker;
-		tl_buf_init(&marker);
 		struct marker_ctx *m = malloc(sizeof(*m));
-		tl_err err = m ? tl_records_control_marker_build(&marker, commit, txn->producer_id,
-								 txn->epoch, 0, now)
-			       : TL_ERR_NOMEM;
-		if (err == TL_OK) {
+		tl_err err = m ? TL_OK : TL_ERR_NOMEM;
+		if (m) {
 			m->txn = txn;
 			m->index = i;
-			err = tl_internal_append(broker, partition, &marker, marker_written, m);
-		} else {
-			tl_buf_deinit(&marker);
+		}
+		if (err == TL_OK && partition->topic->cluster &&
+		    partition->role != TL_REPLICA_LEADER) {
+			/* Led elsewhere (or by nobody yet: markers.c answers retriably). */
+			int32_t leader = partition->has_state ? partition->state.leader : -1;
+			err = tl_markers_send(broker, leader, p->topic, p->index, txn->producer_id,
+					      txn->epoch, commit, coordinator_epoch(txn),
+					      marker_written, m);
+		} else if (err == TL_OK) {
+			struct tl_buf marker;
+			tl_buf_init(&marker);
+			err = tl_records_control_marker_build(&marker, commit, txn->producer_id,
+							      txn->epoch, coordinator_epoch(txn),
+							      now);
+			if (err == TL_OK)
+				err = tl_internal_append(broker, partition, &marker, marker_written,
+							 m);
+			else
+				tl_buf_deinit(&marker);
 		}
 		if (err != TL_OK) {
 			free(m);
@@ -522,6 +624,8 @@ static void txn_write_done(void *ctx, tl_err err)
 {
 	struct txn *txn = ctx;
 	txn->writing = false;
+	if (txn_unloaded_release(txn))
+		return;
 	txn_answer(txn, err);
 	if (err != TL_OK || txn->txns->broker->stopping)
 		return;
@@ -562,12 +666,19 @@ static void replay_batch(void *ctx, const struct tl_batch_header *h, const uint8
 	tl_records_iter_deinit(&iter);
 }
 
+static uint32_t txns_resume(struct tl_txns *txns, int32_t partition);
+
 tl_err tl_txns_open(struct tl_broker *broker, struct tl_txns **txns_out)
 {
 	struct tl_txns *txns = calloc(1, sizeof(*txns));
 	if (!txns)
 		return TL_ERR_NOMEM;
 	txns->broker = broker;
+	if (tl_config_is_cluster(&broker->config)) {
+		/* The cluster's topic; its partitions load as this broker leads them. */
+		*txns_out = txns;
+		return TL_OK;
+	}
 	struct tl_str name = tl_str_of(TL_TXN_TOPIC);
 	txns->topic = tl_topic_find(broker, name);
 	if (!txns->topic) {
@@ -593,18 +704,82 @@ tl_err tl_txns_open(struct tl_broker *broker, struct tl_txns **txns_out)
 		tl_txns_close(txns);
 		return err;
 	}
+	uint32_t resumed = txns_resume(txns, -1);
+	tl_info("txn: coordinator loaded transactional_ids=%u resumed=%u", txns->count, resumed);
+	*txns_out = txns;
+	return TL_OK;
+}
+
+/* Resumes the markers of every loaded transaction of @partition (-1: all) that was
+ * deciding: its decision is durable, its markers may not all be. */
+static uint32_t txns_resume(struct tl_txns *txns, int32_t partition)
+{
 	uint32_t resumed = 0;
 	for (uint32_t b = 0; b < TXN_BUCKETS; b++)
 		for (struct txn *t = txns->by_id[b]; t; t = t->next_id)
-			if (is_deciding(t)) {
+			if (is_deciding(t) && !is_busy(t) &&
+			    (partition < 0 ||
+			     txn_partition_index(txns, (struct tl_str){t->id, t->id_len}) ==
+				     partition)) {
 				if (t->state == TL_TXN_PREPARE_EPOCH_FENCE)
 					t->state = TL_TXN_PREPARE_ABORT;
 				markers_write(t);
 				resumed++;
 			}
-	tl_info("txn: coordinator loaded transactional_ids=%u resumed=%u", txns->count, resumed);
-	*txns_out = txns;
-	return TL_OK;
+	return resumed;
+}
+
+/* Drops @txn from the coordinator: its waiting request gets NOT_COORDINATOR (the
+ * client finds the new coordinator); what it has in flight finishes on a detached
+ * copy, freed after (txn_unloaded_release). */
+static void txn_unload(struct tl_txns *txns, struct txn *txn)
+{
+	struct txn **at = &txns->by_id[id_hash(txn->id, txn->id_len)];
+	while (*at != txn)
+		at = &(*at)->next_id;
+	*at = txn->next_id;
+	if (txn->producer_id >= 0)
+		pid_unlink(txns, txn);
+	txns->count--;
+	txn_answer(txn, TL_ERR_NOT_COORDINATOR);
+	txn->unloaded = true;
+	txn_unloaded_release(txn);
+}
+
+void tl_txns_on_leadership(struct tl_txns *txns, int32_t partition, bool leading)
+{
+	const struct tl_topic *topic = txns_topic(txns);
+	if (!topic || partition < 0 || partition >= topic->partition_count)
+		return;
+	if (!leading) {
+		uint32_t unloaded = 0;
+		for (uint32_t b = 0; b < TXN_BUCKETS; b++) {
+			struct txn *t = txns->by_id[b];
+			while (t) {
+				struct txn *next = t->next_id;
+				if (txn_partition_index(txns, (struct tl_str){t->id, t->id_len}) ==
+				    partition) {
+					txn_unload(txns, t);
+					unloaded++;
+				}
+				t = next;
+			}
+		}
+		tl_info("txn: resigned as coordinator partition=%d transactional_ids=%u", partition,
+			unloaded);
+		return;
+	}
+	uint32_t before = txns->count;
+	tl_err err = tl_internal_replay(&topic->partitions[partition], replay_batch, txns);
+	if (err != TL_OK) {
+		tl_crit("txn: cannot load transactions, not coordinating partition=%d err=%s",
+			partition, tl_err_name(err));
+		tl_txns_on_leadership(txns, partition, false);
+		return;
+	}
+	uint32_t resumed = txns_resume(txns, partition);
+	tl_info("txn: coordinating partition=%d transactional_ids=%u resumed=%u", partition,
+		txns->count - before, resumed);
 }
 
 void tl_txns_close(struct tl_txns *txns)
@@ -673,6 +848,11 @@ tl_err tl_txn_verify(struct tl_txns *txns, int64_t producer_id, int16_t producer
 		     struct tl_str topic, int32_t partition)
 {
 	const struct txn *txn = txn_find_pid(txns, producer_id);
+	/* Cluster mode: the producer's coordinator may be another broker, which this
+	 * partition cannot ask yet (KIP-890's verification round trip is not built): the
+	 * batch is taken as Kafka before 3.6 takes it. */
+	if (!txn && txns->broker->cluster)
+		return TL_OK;
 	if (!txn)
 		return TL_ERR_INVALID_TXN_STATE;
 	if (producer_epoch < txn->epoch)
@@ -687,6 +867,8 @@ tl_err tl_txn_verify_offsets(struct tl_txns *txns, struct tl_str transactional_i
 			     int64_t producer_id, int16_t producer_epoch, struct tl_str group_id)
 {
 	const struct txn *txn = txn_find(txns, transactional_id);
+	if (!txn && txns->broker->cluster && coordinator_error(txns, transactional_id) != TL_OK)
+		return TL_OK; /* coordinated elsewhere: as tl_txn_verify */
 	if (!txn || txn->producer_id != producer_id)
 		return TL_ERR_INVALID_PRODUCER_ID_MAPPING;
 	if (producer_epoch != txn->epoch)
@@ -724,6 +906,8 @@ void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_produc
 		tl_txn_step(txn ? txn->state : TL_TXN_EMPTY, txn && is_busy(txn), TL_TXN_EV_INIT);
 	if (id.len <= 0) {
 		err = TL_ERR_INVALID_REQUEST;
+	} else if ((err = coordinator_error(txns, id)) != TL_OK) {
+		/* err says where to go */
 	} else if (msg->transaction_timeout_ms <= 0 ||
 		   msg->transaction_timeout_ms > broker->config.transaction_max_timeout_ms) {
 		err = TL_ERR_INVALID_TRANSACTION_TIMEOUT;
@@ -751,8 +935,12 @@ void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_produc
 	}
 	if (txn->producer_id < 0 || txn->epoch >= TXN_EPOCH_MAX) {
 		int64_t pid;
-		if (tl_producer_id_allocate(broker, &pid) != TL_OK) {
-			init_respond(req, txn, TL_ERR_COORDINATOR_NOT_AVAILABLE);
+		tl_err pid_err = tl_producer_id_allocate(broker, &pid);
+		if (pid_err != TL_OK) {
+			init_respond(req, txn,
+				     pid_err == TL_ERR_COORDINATOR_LOAD_IN_PROGRESS
+					     ? pid_err
+					     : TL_ERR_COORDINATOR_NOT_AVAILABLE);
 			return;
 		}
 		if (txn->producer_id >= 0)
@@ -851,9 +1039,11 @@ void tl_handle_add_partitions_to_txn(struct tl_request *req, struct tl_cursor *b
 	req->state_data = st;
 	const struct tl_add_partitions_to_txn_request *msg = &st->msg;
 	struct txn *txn = txn_find(broker->txns, msg->v3_and_below_transactional_id);
-	tl_err err =
-		txn_check_producer(txn, msg->v3_and_below_producer_id,
-				   msg->v3_and_below_producer_epoch, req->header.api_version, 2);
+	tl_err err = coordinator_error(broker->txns, msg->v3_and_below_transactional_id);
+	if (err == TL_OK)
+		err = txn_check_producer(txn, msg->v3_and_below_producer_id,
+					 msg->v3_and_below_producer_epoch, req->header.api_version,
+					 2);
 	if (err != TL_OK) {
 		add_partitions_respond_err(req, msg, err, TL_OK);
 		return;
@@ -938,8 +1128,10 @@ void tl_handle_add_offsets_to_txn(struct tl_request *req, struct tl_cursor *body
 		return;
 	}
 	struct txn *txn = txn_find(broker->txns, msg.transactional_id);
-	tl_err err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
-					req->header.api_version, 2);
+	tl_err err = coordinator_error(broker->txns, msg.transactional_id);
+	if (err == TL_OK)
+		err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
+					 req->header.api_version, 2);
 	struct tl_topic *offsets = tl_topic_find(broker, tl_str_of(TL_GROUP_STORE_TOPIC));
 	if (err == TL_OK && (msg.group_id.len <= 0 || !offsets))
 		err = TL_ERR_INVALID_REQUEST;
@@ -978,8 +1170,10 @@ void tl_handle_end_txn(struct tl_request *req, struct tl_cursor *body)
 		return;
 	}
 	struct txn *txn = txn_find(broker->txns, msg.transactional_id);
-	tl_err err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
-					req->header.api_version, 2);
+	tl_err err = coordinator_error(broker->txns, msg.transactional_id);
+	if (err == TL_OK)
+		err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
+					 req->header.api_version, 2);
 	struct tl_txn_step step = {.err = err};
 	if (err == TL_OK)
 		step = tl_txn_step(txn->state, is_busy(txn),
@@ -1023,6 +1217,11 @@ void tl_handle_describe_transactions(struct tl_request *req, struct tl_cursor *b
 		tl_describe_transactions_response_transaction_state_defaults(out);
 		out->transactional_id = msg.transactional_ids[i];
 		const struct txn *txn = txn_find(broker->txns, msg.transactional_ids[i]);
+		tl_err cerr = coordinator_error(broker->txns, msg.transactional_ids[i]);
+		if (cerr != TL_OK) {
+			out->error_code = (int16_t)cerr;
+			continue;
+		}
 		if (!txn || txn->state == TL_TXN_DEAD) {
 			out->error_code = (int16_t)TL_ERR_TRANSACTIONAL_ID_NOT_FOUND;
 			continue;
@@ -1174,4 +1373,136 @@ void tl_handle_describe_producers(struct tl_request *req, struct tl_cursor *body
 	tl_response_begin(req);
 	tl_describe_producers_response_encode(&req->response, req->header.api_version, &resp);
 	tl_response_end(req);
+}
+
+/* ---- WriteTxnMarkers (from a coordinator on another broker) ---- */
+
+struct marker_wait {
+	struct tl_request *req;
+	int16_t *error_code;
+	int32_t offsets_partition; /* >= 0: a marker of __consumer_offsets, for its groups */
+	int64_t producer_id;
+	bool commit;
+};
+
+static void write_markers_respond(struct tl_request *req)
+{
+	const struct tl_write_txn_markers_response *resp = req->state_data;
+	tl_response_begin(req);
+	tl_write_txn_markers_response_encode(&req->response, req->header.api_version, resp);
+	tl_response_end(req);
+}
+
+static void marker_appended(void *ctx, tl_err err)
+{
+	struct marker_wait *w = ctx;
+	struct tl_request *req = w->req;
+	struct tl_broker *broker = req->conn->broker;
+	*w->error_code =
+		(int16_t)(err == TL_ERR_KAFKA_STORAGE_ERROR ? TL_ERR_KAFKA_STORAGE_ERROR : err);
+	if (err == TL_OK && w->offsets_partition >= 0 && broker->groups)
+		tl_groups_txn_complete_partition(broker->groups, w->offsets_partition,
+						 w->producer_id, w->commit);
+	TL_ASSERT(req->waits > 0);
+	if (--req->waits > 0)
+		return;
+	if (req->conn->closed) {
+		req->state = TL_REQUEST_SILENT;
+		tl_request_finished(req);
+		return;
+	}
+	write_markers_respond(req);
+}
+
+static tl_err marker_append_one(struct tl_request *req,
+				const struct tl_write_txn_markers_request_writable_txn_marker *in,
+				struct tl_str topic, int32_t index, int16_t *error_code)
+{
+	struct tl_broker *broker = req->conn->broker;
+	struct tl_partition *partition = tl_partition_find(broker, topic, index);
+	if (!partition || !partition->log)
+		return partition ? TL_ERR_NOT_LEADER_OR_FOLLOWER
+				 : TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+	if (partition->topic->cluster && partition->role != TL_REPLICA_LEADER)
+		return TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	struct marker_wait *w = tl_arena_alloc(&req->arena, sizeof(*w));
+	if (!w)
+		return TL_ERR_NOMEM;
+	w->req = req;
+	w->error_code = error_code;
+	w->offsets_partition = tl_str_eq_c(topic, TL_GROUP_STORE_TOPIC) ? index : -1;
+	w->producer_id = in->producer_id;
+	w->commit = in->transaction_result;
+	struct tl_buf marker;
+	tl_buf_init(&marker);
+	tl_err err = tl_records_control_marker_build(&marker, in->transaction_result,
+						     in->producer_id, in->producer_epoch,
+						     in->coordinator_epoch, tl_wall_ms());
+	if (err != TL_OK) {
+		tl_buf_deinit(&marker);
+		return err;
+	}
+	err = tl_internal_append(broker, partition, &marker, marker_appended, w);
+	if (err == TL_OK)
+		req->waits++;
+	return err;
+}
+
+void tl_handle_write_txn_markers(struct tl_request *req, struct tl_cursor *body)
+{
+	int16_t version = req->header.api_version;
+	struct tl_write_txn_markers_request msg;
+	struct tl_write_txn_markers_response *resp = tl_arena_alloc(&req->arena, sizeof(*resp));
+	if (!resp ||
+	    tl_write_txn_markers_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed WriteTxnMarkers request");
+		return;
+	}
+	tl_write_txn_markers_response_defaults(resp);
+	req->state_data = resp;
+	int32_t markers = TL_MAX(msg.markers_count, 0);
+	resp->markers_count = markers;
+	resp->markers = tl_arena_array(&req->arena, (size_t)markers, sizeof(*resp->markers));
+	if (markers > 0 && !resp->markers) {
+		tl_request_reject(req, "WriteTxnMarkers request too large");
+		return;
+	}
+	for (int32_t m = 0; m < markers; m++) {
+		const struct tl_write_txn_markers_request_writable_txn_marker *in = &msg.markers[m];
+		struct tl_write_txn_markers_response_writable_txn_marker_result *out =
+			&resp->markers[m];
+		tl_write_txn_markers_response_writable_txn_marker_result_defaults(out);
+		out->producer_id = in->producer_id;
+		out->topics_count = TL_MAX(in->topics_count, 0);
+		out->topics = tl_arena_array(&req->arena, (size_t)out->topics_count,
+					     sizeof(*out->topics));
+		for (int32_t t = 0; t < out->topics_count && out->topics; t++) {
+			const struct tl_write_txn_markers_request_writable_txn_marker_topic *it =
+				&in->topics[t];
+			struct tl_write_txn_markers_response_writable_txn_marker_topic_result *ot =
+				&out->topics[t];
+			tl_write_txn_markers_response_writable_txn_marker_topic_result_defaults(ot);
+			ot->name = it->name;
+			ot->partitions_count = TL_MAX(it->partition_indexes_count, 0);
+			ot->partitions = tl_arena_array(&req->arena, (size_t)ot->partitions_count,
+							sizeof(*ot->partitions));
+			for (int32_t i = 0; i < ot->partitions_count && ot->partitions; i++) {
+				struct tl_write_txn_markers_response_writable_txn_marker_partition_result
+					*op = &ot->partitions[i];
+				tl_write_txn_markers_response_writable_txn_marker_partition_result_defaults(
+					op);
+				op->partition_index = it->partition_indexes[i];
+				tl_err err = marker_append_one(
+					req, in, it->name, op->partition_index, &op->error_code);
+				if (err != TL_OK)
+					op->error_code = (int16_t)err;
+			}
+			if (ot->partitions_count > 0 && !ot->partitions) {
+				tl_request_reject(req, "WriteTxnMarkers request too large");
+				return;
+			}
+		}
+	}
+	if (req->waits == 0)
+		write_markers_respond(req);
 }

@@ -18,12 +18,23 @@ struct tl_broker;
 struct tl_request;
 struct tl_cursor;
 struct tl_txns;
+struct tl_partition;
 struct tl_init_producer_id_request;
 
 /* Opens __transaction_state (creating it), replays it, and resumes the markers of every
  * transaction that was deciding (Prepare*) when the broker stopped. */
 tl_err tl_txns_open(struct tl_broker *broker, struct tl_txns **txns_out);
 void tl_txns_close(struct tl_txns *txns);
+/* The partition of __transaction_state that holds @id (NULL in cluster mode while the
+ * topic does not exist). */
+struct tl_partition *tl_txns_partition(const struct tl_txns *txns, struct tl_str id);
+/* Cluster mode: asks the controller to create __transaction_state if the view lacks
+ * it. At most once a second. */
+void tl_txns_ensure_topic(struct tl_txns *txns);
+/* Cluster mode: this broker became (@leading) or stopped being the leader of
+ * __transaction_state's partition @partition: loads its transactions and resumes the
+ * markers of those deciding, or drops them. */
+void tl_txns_on_leadership(struct tl_txns *txns, int32_t partition, bool leading);
 /* Aborts transactions open past their timeout (fencing their producer), expires idle
  * transactional ids, retries markers that failed. About once a second. */
 void tl_txns_tick(struct tl_txns *txns, int64_t now_ms);
@@ -43,6 +54,10 @@ void tl_handle_end_txn(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_describe_transactions(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_list_transactions(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_describe_producers(struct tl_request *req, struct tl_cursor *body);
+/* WriteTxnMarkers, from the coordinator of a transaction on another broker: appends
+ * each COMMIT/ABORT marker to the partitions this broker leads, answers each once it
+ * is replicated (acks=all), NOT_LEADER_OR_FOLLOWER for the others. */
+void tl_handle_write_txn_markers(struct tl_request *req, struct tl_cursor *body);
 
 /* For TxnOffsetCommit (group.c): checks that @producer_id/@producer_epoch of
  * @transactional_id has an ongoing transaction to which AddOffsetsToTxn added @group_id.

@@ -1,0 +1,386 @@
+/* markers.c - see markers.h.
+ * One thread sends every marker bound for another broker, one WriteTxnMarkers request
+ * at a time per job, over a cached blocking connection per broker with send and
+ * receive timeouts; a failed connection is dropped and the job answers
+ * TL_ERR_NETWORK_EXCEPTION (the coordinator retries on its tick). Results go back to the loop
+ * through an eventfd. Markers are rare (one per partition per transaction), so a
+ * thread with plain blocking I/O is simpler than a second non-blocking client in the
+ * loop, and never makes the loop wait.
+ * Invariants: (1) a job is on exactly one list (queue, in the thread's hands, results);
+ * (2) a job's callback runs exactly once, on the loop thread. */
+#include "broker/markers.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/cluster.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "protocol/api.h"
+#include "protocol/messages.h"
+
+#define MARKERS_VERSION     1
+#define IO_TIMEOUT_MS       15000 /* the leader answers once the ISR has the marker */
+#define CONNECT_TIMEOUT_MS  3000
+#define CONNS_MAX           64
+#define RESPONSE_BYTES_MAX  (1 << 20)
+
+struct job {
+	int32_t leader;
+	char host[256];
+	int32_t port;
+	char topic[TL_TOPIC_NAME_MAX + 1];
+	int32_t partition;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	bool commit;
+	int32_t coordinator_epoch;
+	tl_markers_done_fn done;
+	void *ctx;
+	tl_err err;
+	struct job *next;
+};
+
+struct conn {
+	int32_t broker_id;
+	char host[256];
+	int32_t port;
+	int fd;
+};
+
+struct tl_markers {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct job *queue, *queue_tail; /* lock */
+	struct job *results;            /* lock */
+	bool stopping;                  /* lock */
+	int event_fd;
+	/* The thread's own. */
+	struct conn conns[CONNS_MAX];
+	int32_t conn_count;
+	int32_t correlation_id;
+	int32_t node_id;
+};
+
+/* ---- the thread ---- */
+
+static void conn_drop(struct conn *c)
+{
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+}
+
+static int connect_to(const char *host, int32_t port)
+{
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+	if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+		return -1;
+	struct sockaddr_in addr = *(struct sockaddr_in *)(void *)ai->ai_addr;
+	freeaddrinfo(ai);
+	addr.sin_port = htons((uint16_t)port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1) {
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (errno != EINPROGRESS || poll(&pfd, 1, CONNECT_TIMEOUT_MS) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	/* Blocking from here, bounded by timeouts. */
+	int flags = fcntl(fd, F_GETFL);
+	if (flags == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+		close(fd);
+		return -1;
+	}
+	struct timeval tv = {.tv_sec = IO_TIMEOUT_MS / 1000, .tv_usec = 0};
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static struct conn *conn_for(struct tl_markers *m, const struct job *job)
+{
+	struct conn *c = NULL;
+	for (int32_t i = 0; i < m->conn_count && !c; i++)
+		if (m->conns[i].broker_id == job->leader)
+			c = &m->conns[i];
+	if (!c && m->conn_count < CONNS_MAX) {
+		c = &m->conns[m->conn_count++];
+		c->broker_id = job->leader;
+		c->fd = -1;
+	}
+	if (!c)
+		return NULL;
+	if (c->fd != -1 && (c->port != job->port || strcmp(c->host, job->host) != 0))
+		conn_drop(c); /* the broker moved */
+	if (c->fd == -1) {
+		c->fd = connect_to(job->host, job->port);
+		snprintf(c->host, sizeof(c->host), "%s", job->host);
+		c->port = job->port;
+	}
+	return c->fd == -1 ? NULL : c;
+}
+
+static bool send_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static bool recv_all(int fd, uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* One request, one answer: the partition's error code, or TL_ERR_NETWORK_EXCEPTION. */
+static tl_err job_run(struct tl_markers *m, struct job *job)
+{
+	struct conn *c = conn_for(m, job);
+	if (!c)
+		return TL_ERR_NETWORK_EXCEPTION;
+	int32_t partition = job->partition;
+	struct tl_write_txn_markers_request_writable_txn_marker_topic topic = {
+		.name = tl_str_of(job->topic), .partition_indexes_count = 1,
+		.partition_indexes = &partition};
+	struct tl_write_txn_markers_request_writable_txn_marker marker = {
+		.producer_id = job->producer_id,
+		.producer_epoch = job->producer_epoch,
+		.transaction_result = job->commit,
+		.topics_count = 1,
+		.topics = &topic,
+		.coordinator_epoch = job->coordinator_epoch};
+	struct tl_write_txn_markers_request req = {.markers_count = 1, .markers = &marker};
+	struct tl_buf buf;
+	tl_buf_init(&buf);
+	tl_buf_i32(&buf, 0);
+	struct tl_request_header header = {.api_key = TL_API_WRITE_TXN_MARKERS,
+					   .api_version = MARKERS_VERSION,
+					   .correlation_id = ++m->correlation_id,
+					   .client_id = tl_str_of("tallyd-txn-markers")};
+	tl_request_header_encode(&buf, &header);
+	tl_write_txn_markers_request_encode(&buf, MARKERS_VERSION, &req);
+	if (buf.failed) {
+		tl_buf_deinit(&buf);
+		return TL_ERR_NOMEM;
+	}
+	tl_be32_put(buf.data, (uint32_t)(buf.len - 4));
+	bool sent = send_all(c->fd, buf.data, buf.len);
+	tl_buf_deinit(&buf);
+	uint8_t size_bytes[4];
+	if (!sent || !recv_all(c->fd, size_bytes, 4)) {
+		conn_drop(c);
+		return TL_ERR_NETWORK_EXCEPTION;
+	}
+	uint32_t size = tl_be32_get(size_bytes);
+	uint8_t *body = size >= 4 && size <= RESPONSE_BYTES_MAX ? malloc(size) : NULL;
+	if (!body || !recv_all(c->fd, body, size)) {
+		free(body);
+		conn_drop(c);
+		return TL_ERR_NETWORK_EXCEPTION;
+	}
+	struct tl_cursor cursor;
+	tl_cursor_init(&cursor, body, size);
+	struct tl_arena arena;
+	tl_arena_init(&arena, 0);
+	struct tl_write_txn_markers_response resp;
+	int32_t correlation_id;
+	tl_err err = TL_ERR_NETWORK_EXCEPTION;
+	if (tl_response_header_decode(&cursor, TL_API_WRITE_TXN_MARKERS, MARKERS_VERSION,
+				      &correlation_id) == TL_OK &&
+	    correlation_id == m->correlation_id &&
+	    tl_write_txn_markers_response_decode(&cursor, MARKERS_VERSION, &arena, &resp) ==
+		    TL_OK &&
+	    resp.markers_count == 1 && resp.markers[0].topics_count == 1 &&
+	    resp.markers[0].topics[0].partitions_count == 1)
+		err = (tl_err)resp.markers[0].topics[0].partitions[0].error_code;
+	else
+		conn_drop(c); /* out of step with the peer */
+	tl_arena_deinit(&arena);
+	free(body);
+	return err;
+}
+
+static void signal_loop(struct tl_markers *m)
+{
+	uint64_t one = 1;
+	ssize_t n = write(m->event_fd, &one, sizeof(one));
+	TL_UNUSED(n); /* a full counter is still readable */
+}
+
+static void *thread_main(void *arg)
+{
+	struct tl_markers *m = arg;
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		while (!m->queue && !m->stopping)
+			pthread_cond_wait(&m->wake, &m->lock);
+		if (m->stopping)
+			break;
+		struct job *job = m->queue;
+		m->queue = job->next;
+		if (!m->queue)
+			m->queue_tail = NULL;
+		pthread_mutex_unlock(&m->lock);
+		job->err = job_run(m, job);
+		pthread_mutex_lock(&m->lock);
+		job->next = m->results;
+		m->results = job;
+		signal_loop(m);
+	}
+	pthread_mutex_unlock(&m->lock);
+	for (int32_t i = 0; i < m->conn_count; i++)
+		conn_drop(&m->conns[i]);
+	return NULL;
+}
+
+/* ---- the loop's side ---- */
+
+tl_err tl_markers_create(struct tl_broker *broker, struct tl_markers **out)
+{
+	struct tl_markers *m = calloc(1, sizeof(*m));
+	if (!m)
+		return TL_ERR_NOMEM;
+	m->node_id = broker->config.node_id;
+	m->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (m->event_fd == -1) {
+		free(m);
+		return TL_ERR_IO;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->wake, NULL);
+	if (pthread_create(&m->thread, NULL, thread_main, m) != 0) {
+		close(m->event_fd);
+		free(m);
+		return TL_ERR_IO;
+	}
+	*out = m;
+	return TL_OK;
+}
+
+int tl_markers_fd(const struct tl_markers *markers)
+{
+	return markers->event_fd;
+}
+
+static void results_run(struct job *list)
+{
+	while (list) {
+		struct job *next = list->next;
+		if (list->err != TL_OK)
+			tl_info("txn: marker not written on another broker, retried later "
+				"leader=%d topic=%s partition=%d err=%s",
+				list->leader, list->topic, list->partition, tl_err_name(list->err));
+		list->done(list->ctx, list->err);
+		free(list);
+		list = next;
+	}
+}
+
+void tl_markers_on_event(struct tl_broker *broker)
+{
+	struct tl_markers *m = broker->markers;
+	uint64_t count;
+	ssize_t n = read(m->event_fd, &count, sizeof(count));
+	TL_UNUSED(n);
+	pthread_mutex_lock(&m->lock);
+	struct job *list = m->results;
+	m->results = NULL;
+	pthread_mutex_unlock(&m->lock);
+	results_run(list);
+}
+
+void tl_markers_destroy(struct tl_broker *broker, struct tl_markers *markers)
+{
+	TL_UNUSED(broker);
+	if (!markers)
+		return;
+	pthread_mutex_lock(&markers->lock);
+	markers->stopping = true;
+	pthread_cond_signal(&markers->wake);
+	pthread_mutex_unlock(&markers->lock);
+	pthread_join(markers->thread, NULL);
+	results_run(markers->results);
+	for (struct job *j = markers->queue; j; j = j->next)
+		j->err = TL_ERR_NETWORK_EXCEPTION;
+	results_run(markers->queue);
+	close(markers->event_fd);
+	pthread_mutex_destroy(&markers->lock);
+	pthread_cond_destroy(&markers->wake);
+	free(markers);
+}
+
+tl_err tl_markers_send(struct tl_broker *broker, int32_t leader, const char *topic,
+		       int32_t partition, int64_t producer_id, int16_t producer_epoch,
+		       bool commit, int32_t coordinator_epoch, tl_markers_done_fn done,
+		       void *ctx)
+{
+	struct tl_markers *m = broker->markers;
+	const struct tl_cluster_broker *b =
+		leader >= 0 ? tl_cluster_find_broker(tl_cluster_view(broker->cluster), leader)
+			    : NULL;
+	if (!m || !b)
+		return TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	struct job *job = calloc(1, sizeof(*job));
+	if (!job)
+		return TL_ERR_NOMEM;
+	job->leader = leader;
+	snprintf(job->host, sizeof(job->host), "%s", b->host);
+	job->port = b->port;
+	snprintf(job->topic, sizeof(job->topic), "%s", topic);
+	job->partition = partition;
+	job->producer_id = producer_id;
+	job->producer_epoch = producer_epoch;
+	job->commit = commit;
+	job->coordinator_epoch = coordinator_epoch;
+	job->done = done;
+	job->ctx = ctx;
+	pthread_mutex_lock(&m->lock);
+	if (m->queue_tail)
+		m->queue_tail->next = job;
+	else
+		m->queue = job;
+	m->queue_tail = job;
+	pthread_cond_signal(&m->wake);
+	pthread_mutex_unlock(&m->lock);
+	return TL_OK;
+}
