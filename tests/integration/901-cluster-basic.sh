@@ -3,11 +3,13 @@
 # 3, every partition gets a leader and 3 replicas in its ISR; kcat produces with
 # acks=all through any broker and consumes everything back exactly once, in order per
 # partition; each follower's log ends where the leader's does (the batches were
-# replicated byte for byte, checked with tally log dump's offsets and CRCs).
+# replicated byte for byte, checked with tally log dump's offsets and CRCs). Producer
+# ids handed out by different brokers never collide (every replica dedupes by id).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
 tl_require_cmd kcat
+tl_require_prog rawproto
 
 count=20000
 [ "$TL_LONG" = 1 ] && count=200000
@@ -54,6 +56,14 @@ for p in 0 1 2; do
 	done
 done
 [ "$(grep -c baseOffset "$TL_TMP/compared")" -gt 0 ] || tl_fail "no batches found in the replicas' logs"
+
+# Producer ids are unique across the cluster: 5 InitProducerIds through each broker.
+for b in 1 2 3; do
+	"$TL_PROGS/rawproto" "127.0.0.1:${TL_CPORT[$b]}" pids 5 >>"$TL_TMP/pids" ||
+		tl_fail "InitProducerId through broker $b failed"
+done
+[ "$(sort -u "$TL_TMP/pids" | wc -l)" -eq 15 ] ||
+	tl_fail "brokers handed out the same producer id twice: $(sort "$TL_TMP/pids" | uniq -d | head -n 3 | tr '\n' ' ')"
 
 # kafkajs: createTopics with replication factor 3, produce with acks=-1 and a
 # consumer group reading everything back, against one broker of the cluster.

@@ -10,6 +10,7 @@
  *                                            after the coordinator aborted that transaction:
  *                                            the old epoch is fenced (Produce, EndTxn) and
  *                                            a new InitProducerId gets a bumped epoch
+ *   rawproto BROKER pids N                   N idempotent InitProducerIds; prints each pid
  *   rawproto BROKER badinput [SEED]          hostile frames, then a clean round trip
  *   rawproto seeds REQUEST_DIR BATCH_DIR     seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -1718,6 +1719,19 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 4 && strcmp(argv[1], "seeds") == 0)
 		return run_seeds(argv[2], argv[3]);
+	if (argc >= 4 && strcmp(argv[2], "pids") == 0) {
+		broker_addr = argv[1];
+		struct client c;
+		client_open(&c);
+		for (long i = 0, n = strtol(argv[3], NULL, 10); i < n; i++) {
+			int64_t pid;
+			int16_t epoch;
+			init_producer_id(&c, &pid, &epoch);
+			printf("%" PRId64 "\n", pid);
+		}
+		client_close(&c);
+		return 0;
+	}
 	if (argc >= 4 && strcmp(argv[2], "restart-write") == 0) {
 		broker_addr = argv[1];
 		return run_restart_write(argv[3]);
