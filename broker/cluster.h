@@ -134,7 +134,7 @@ void tl_replica_apply(struct tl_broker *broker, const struct tl_cluster_view *vi
 tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partition *p,
 				    int32_t replica_id, int64_t fetch_offset);
 /* Leader: the ISR as it stands is big enough for acks=all. */
-bool tl_replica_has_min_isr(const struct tl_broker *broker, const struct tl_partition *p);
+bool tl_replica_has_min_isr(const struct tl_partition *p);
 void tl_replica_close(struct tl_broker *broker, struct tl_partition *p);
 
 /* ---- the follower's fetcher (fetcher.c) ---- */

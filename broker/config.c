@@ -596,13 +596,14 @@ enum topic_key {
 	TOPIC_SEGMENT_INDEX_BYTES,
 	TOPIC_SEGMENT_MS,
 	TOPIC_INDEX_INTERVAL_BYTES,
+	TOPIC_MIN_INSYNC_REPLICAS,
 	TOPIC_KEY_COUNT,
 };
 
 static const char *const topic_keys[TOPIC_KEY_COUNT] = {
-	"cleanup.policy",  "compression.type",     "max.message.bytes", "message.timestamp.type",
-	"retention.bytes", "retention.ms",         "segment.bytes",     "segment.index.bytes",
-	"segment.ms",      "index.interval.bytes",
+	"cleanup.policy",  "compression.type",     "max.message.bytes",   "message.timestamp.type",
+	"retention.bytes", "retention.ms",         "segment.bytes",       "segment.index.bytes",
+	"segment.ms",      "index.interval.bytes", "min.insync.replicas",
 };
 
 void tl_topic_config_from_broker(struct tl_topic_config *topic, const struct tl_config *broker)
@@ -613,6 +614,7 @@ void tl_topic_config_from_broker(struct tl_topic_config *topic, const struct tl_
 	topic->log_append_time = broker->log_message_timestamp_log_append_time;
 	snprintf(topic->cleanup_policy, sizeof(topic->cleanup_policy), "delete");
 	snprintf(topic->compression_type, sizeof(topic->compression_type), "producer");
+	topic->min_insync_replicas = broker->min_insync_replicas;
 }
 
 int tl_topic_config_key_count(void)
@@ -701,6 +703,10 @@ tl_err tl_topic_config_set(struct tl_topic_config *topic, const char *key, const
 		err = parse_int(key, value, 0, INT32_MAX, &v, why, why_size);
 		topic->log.index_interval_bytes = (int32_t)v;
 		break;
+	case TOPIC_MIN_INSYNC_REPLICAS:
+		err = parse_int(key, value, 1, INT16_MAX, &v, why, why_size);
+		topic->min_insync_replicas = (int32_t)v;
+		break;
 	case TOPIC_KEY_COUNT:
 		TL_ASSERT(!"unreachable");
 	}
@@ -744,6 +750,9 @@ void tl_topic_config_key_value(const struct tl_topic_config *topic, int index, c
 		break;
 	case TOPIC_INDEX_INTERVAL_BYTES:
 		snprintf(out, out_size, "%d", topic->log.index_interval_bytes);
+		break;
+	case TOPIC_MIN_INSYNC_REPLICAS:
+		snprintf(out, out_size, "%d", topic->min_insync_replicas);
 		break;
 	case TOPIC_KEY_COUNT:
 		TL_ASSERT(!"unreachable");

@@ -107,10 +107,11 @@ tl_err tl_config_parse_listener(const char *listeners, char *host, size_t host_s
 struct tl_topic_config {
 	struct tl_log_config
 		log; /* segment.bytes, segment.ms, retention.bytes, retention.ms, ... */
-	int32_t max_message_bytes; /* max.message.bytes */
-	bool log_append_time;      /* message.timestamp.type */
-	char cleanup_policy[16];   /* cleanup.policy: only "delete" is implemented */
-	char compression_type[16]; /* compression.type: only "producer" is implemented */
+	int32_t max_message_bytes;   /* max.message.bytes */
+	bool log_append_time;        /* message.timestamp.type */
+	char cleanup_policy[16];     /* cleanup.policy: only "delete" is implemented */
+	char compression_type[16];   /* compression.type: only "producer" is implemented */
+	int32_t min_insync_replicas; /* min.insync.replicas: acks=all needs this many in ISR */
 	/* Which keys were set explicitly (bit per key, in topic_keys order). */
 	uint32_t set_mask;
 };

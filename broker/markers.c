@@ -33,11 +33,11 @@
 #include "protocol/api.h"
 #include "protocol/messages.h"
 
-#define MARKERS_VERSION     1
-#define IO_TIMEOUT_MS       15000 /* the leader answers once the ISR has the marker */
-#define CONNECT_TIMEOUT_MS  3000
-#define CONNS_MAX           64
-#define RESPONSE_BYTES_MAX  (1 << 20)
+#define MARKERS_VERSION    1
+#define IO_TIMEOUT_MS      15000 /* the leader answers once the ISR has the marker */
+#define CONNECT_TIMEOUT_MS 3000
+#define CONNS_MAX          64
+#define RESPONSE_BYTES_MAX (1 << 20)
 
 struct job {
 	int32_t leader;
@@ -180,7 +180,8 @@ static tl_err job_run(struct tl_markers *m, struct job *job)
 		return TL_ERR_NETWORK_EXCEPTION;
 	int32_t partition = job->partition;
 	struct tl_write_txn_markers_request_writable_txn_marker_topic topic = {
-		.name = tl_str_of(job->topic), .partition_indexes_count = 1,
+		.name = tl_str_of(job->topic),
+		.partition_indexes_count = 1,
 		.partition_indexes = &partition};
 	struct tl_write_txn_markers_request_writable_txn_marker marker = {
 		.producer_id = job->producer_id,
@@ -350,9 +351,8 @@ void tl_markers_destroy(struct tl_broker *broker, struct tl_markers *markers)
 }
 
 tl_err tl_markers_send(struct tl_broker *broker, int32_t leader, const char *topic,
-		       int32_t partition, int64_t producer_id, int16_t producer_epoch,
-		       bool commit, int32_t coordinator_epoch, tl_markers_done_fn done,
-		       void *ctx)
+		       int32_t partition, int64_t producer_id, int16_t producer_epoch, bool commit,
+		       int32_t coordinator_epoch, tl_markers_done_fn done, void *ctx)
 {
 	struct tl_markers *m = broker->markers;
 	const struct tl_cluster_broker *b =

@@ -29,8 +29,7 @@ typedef void (*tl_markers_done_fn)(void *ctx, tl_err err);
  * runs later, on the loop), or TL_ERR_NOT_LEADER_OR_FOLLOWER when the view has no such
  * broker (the partition has no leader now) or TL_ERR_NOMEM; then @done never runs. */
 tl_err tl_markers_send(struct tl_broker *broker, int32_t leader, const char *topic,
-		       int32_t partition, int64_t producer_id, int16_t producer_epoch,
-		       bool commit, int32_t coordinator_epoch, tl_markers_done_fn done,
-		       void *ctx);
+		       int32_t partition, int64_t producer_id, int16_t producer_epoch, bool commit,
+		       int32_t coordinator_epoch, tl_markers_done_fn done, void *ctx);
 
 #endif

@@ -88,7 +88,7 @@ static void produce_durable(struct tl_log_waiter *waiter, tl_err err)
 				tl_str_of("leadership moved before the batch was replicated");
 		}
 	} else if (wait->partition->topic->cluster && st_acks_all(req) &&
-		   !tl_replica_has_min_isr(req->conn->broker, wait->partition)) {
+		   !tl_replica_has_min_isr(wait->partition)) {
 		/* Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND: stored, but the ISR shrank. */
 		wait->result->error_code = (int16_t)TL_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
 		wait->result->error_message =
@@ -333,7 +333,7 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 				continue;
 			}
 			if (topic->cluster && msg->acks == -1 &&
-			    !tl_replica_has_min_isr(broker, partition)) {
+			    !tl_replica_has_min_isr(partition)) {
 				partition_error(st, pr, TL_ERR_NOT_ENOUGH_REPLICAS,
 						"the ISR is smaller than min.insync.replicas");
 				continue;

@@ -237,10 +237,10 @@ tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partitio
 	return TL_OK;
 }
 
-bool tl_replica_has_min_isr(const struct tl_broker *broker, const struct tl_partition *p)
+bool tl_replica_has_min_isr(const struct tl_partition *p)
 {
 	return p->role == TL_REPLICA_LEADER &&
-	       tl_repl_leader_has_min_isr(p->leader, broker->config.min_insync_replicas);
+	       tl_repl_leader_has_min_isr(p->leader, p->topic->config.min_insync_replicas);
 }
 
 void tl_replica_close(struct tl_broker *broker, struct tl_partition *p)

@@ -65,6 +65,21 @@ done
 [ "$(sort -u "$TL_TMP/pids" | wc -l)" -eq 15 ] ||
 	tl_fail "brokers handed out the same producer id twice: $(sort "$TL_TMP/pids" | uniq -d | head -n 3 | tr '\n' ' ')"
 
+# min.insync.replicas as a topic config: 4 of 3 replicas can never be in sync, so an
+# acks=all produce there fails with NOT_ENOUGH_REPLICAS, while acks=1 is taken.
+"$TL_TALLY" topic create strict --partitions 1 --replication-factor 3 -c min.insync.replicas=4 \
+	-b "$TL_BOOTSTRAP" || tl_fail "topic create strict failed"
+tl_cluster_wait_isr strict 1 3
+if echo x | kcat -P -b "$TL_BOOTSTRAP" -t strict -X acks=all -X message.timeout.ms=3000 \
+	-X retries=0 >"$TL_TMP/strict.out" 2>&1; then
+	grep -qi 'not enough\|NOT_ENOUGH_REPLICAS' "$TL_TMP/strict.out" ||
+		tl_fail "acks=all was taken below the topic's min.insync.replicas: $(cat "$TL_TMP/strict.out")"
+fi
+grep -qi 'not enough\|NOT_ENOUGH_REPLICAS' "$TL_TMP/strict.out" ||
+	tl_fail "acks=all below min.insync.replicas did not answer NOT_ENOUGH_REPLICAS: $(cat "$TL_TMP/strict.out")"
+echo y | kcat -P -b "$TL_BOOTSTRAP" -t strict -X acks=1 >"$TL_TMP/strict1.out" 2>&1 ||
+	tl_fail "acks=1 to a topic with min.insync.replicas above its ISR failed: $(cat "$TL_TMP/strict1.out")"
+
 # kafkajs: createTopics with replication factor 3, produce with acks=-1 and a
 # consumer group reading everything back, against one broker of the cluster.
 if [ -d tests/interop/node_modules/kafkajs ]; then
