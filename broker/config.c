@@ -111,6 +111,10 @@ static const struct key_def broker_keys[] = {
 	{"unclean.leader.election.enable", KEY_BOOL, OFF(unclean_leader_election_enable), 0, 1},
 };
 
+TL_STATIC_ASSERT(TL_ARRAY_SIZE(broker_keys) <=
+			 64 * TL_ARRAY_SIZE(((struct tl_config *)0)->keys_set),
+		 "keys_set has a bit per broker key");
+
 void tl_config_defaults(struct tl_config *config)
 {
 	memset(config, 0, sizeof(*config));
@@ -364,6 +368,8 @@ tl_err tl_config_set(struct tl_config *config, const char *key, const char *valu
 		unknown_key_message(key, why, why_size);
 		return TL_ERR_INVALID;
 	}
+	size_t def_index = (size_t)(def - broker_keys);
+	config->keys_set[def_index / 64] |= 1ull << (def_index % 64);
 	char *field = (char *)config + def->offset;
 	int64_t v;
 	tl_err err = TL_OK;
@@ -741,6 +747,7 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->controlled_shutdown_enable ? "true" : "false");
 	fprintf(out, "controlled.shutdown.max.ms=%" PRId64 "\n",
 		config->controlled_shutdown_max_ms);
+	fprintf(out, "controller.listener.names=%s\n", config->controller_listener_names);
 	fprintf(out, "default.replication.factor=%d\n", config->default_replication_factor);
 	fprintf(out, "delete.topic.enable=%s\n", config->delete_topic_enable ? "true" : "false");
 	fprintf(out, "group.initial.rebalance.delay.ms=%d\n",
@@ -748,8 +755,10 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "group.max.session.timeout.ms=%d\n", config->group_max_session_timeout_ms);
 	fprintf(out, "group.max.size=%d\n", config->group_max_size);
 	fprintf(out, "group.min.session.timeout.ms=%d\n", config->group_min_session_timeout_ms);
+	fprintf(out, "inter.broker.listener.name=%s\n", config->inter_broker_listener_name);
 	fprintf(out, "leader.imbalance.check.interval.seconds=%" PRId64 "\n",
 		config->leader_imbalance_check_interval_ms / 1000);
+	fprintf(out, "listener.security.protocol.map=%s\n", config->listener_security_protocol_map);
 	fprintf(out, "listeners=%s\n", config->listeners);
 	fprintf(out, "log.dirs=%s\n", config->log_dirs);
 	fprintf(out, "log.index.interval.bytes=%d\n", config->log.index_interval_bytes);
@@ -800,6 +809,95 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->unclean_leader_election_enable ? "true" : "false");
 }
 
+/* ---- describing (DescribeConfigs) ---- */
+
+int tl_config_key_count(void)
+{
+	return (int)TL_ARRAY_SIZE(broker_keys);
+}
+
+const char *tl_config_key_name(int index)
+{
+	TL_ASSERT(index >= 0 && index < (int)TL_ARRAY_SIZE(broker_keys));
+	return broker_keys[index].name;
+}
+
+/* Kafka's broker synonyms, strongest first (DynamicBrokerConfig's synonym lists). */
+static const char *const synonym_groups[][4] = {
+	{"log.retention.ms", "log.retention.minutes", "log.retention.hours", NULL},
+	{"log.roll.ms", "log.roll.hours", NULL, NULL},
+	{"log.dirs", "log.dir", NULL, NULL},
+};
+
+const char *const *tl_config_synonyms(const char *key)
+{
+	for (size_t g = 0; g < TL_ARRAY_SIZE(synonym_groups); g++)
+		for (size_t i = 0; i < 4 && synonym_groups[g][i]; i++)
+			if (strcmp(synonym_groups[g][i], key) == 0)
+				return synonym_groups[g];
+	return NULL;
+}
+
+/* Value of a precedence key as given (@stored is value + 1, -1 or 0 = not given). */
+static bool given_value(int64_t stored, int64_t fallback, char *out, size_t out_size)
+{
+	if (stored == 0 && fallback < 0)
+		return false;
+	int64_t v = stored == 0 ? fallback : stored == -1 ? -1 : stored - 1;
+	snprintf(out, out_size, "%" PRId64, v);
+	return true;
+}
+
+bool tl_config_describe_key(const struct tl_config *config, const char *printed, const char *key,
+			    char *value, size_t value_size, bool *has_value_out, bool *is_set_out)
+{
+	int index = -1;
+	for (size_t i = 0; i < TL_ARRAY_SIZE(broker_keys); i++)
+		if (strcmp(broker_keys[i].name, key) == 0)
+			index = (int)i;
+	if (index < 0 || strcmp(key, "test.fault.drop.produce.response.ratio") == 0)
+		return false;
+	const struct tl_config_precedence *p = &config->precedence;
+	*is_set_out = (config->keys_set[index / 64] >> (index % 64)) & 1;
+	*has_value_out = true;
+	value[0] = '\0';
+	/* The weaker synonyms are not printed: their value is what was given, or Kafka's
+	 * default (168 hours), or none. */
+	if (strcmp(key, "broker.id") == 0)
+		key = "node.id"; /* the same setting under its older name */
+	if (strcmp(key, "log.retention.ms") == 0 && !p->retention_ms)
+		*has_value_out = false; /* Kafka's default is null: the hours give it */
+	else if (strcmp(key, "log.roll.ms") == 0 && !p->roll_ms)
+		*has_value_out = false;
+	else if (strcmp(key, "log.retention.minutes") == 0)
+		*has_value_out = given_value(p->retention_minutes, -1, value, value_size);
+	else if (strcmp(key, "log.retention.hours") == 0)
+		*has_value_out = given_value(p->retention_hours, 168, value, value_size);
+	else if (strcmp(key, "log.roll.hours") == 0)
+		*has_value_out =
+			given_value(p->roll_hours ? p->roll_hours + 1 : 0, 168, value, value_size);
+	else if (strcmp(key, "log.dir") == 0)
+		*has_value_out = false;
+	else {
+		/* Everything else as --print-config shows it: one source of truth. */
+		size_t key_len = strlen(key);
+		for (const char *line = printed; line && *line;) {
+			const char *nl = strchr(line, '\n');
+			size_t len = nl ? (size_t)(nl - line) : strlen(line);
+			if (len > key_len && line[key_len] == '=' &&
+			    strncmp(line, key, key_len) == 0) {
+				size_t n = TL_MIN(len - key_len - 1, value_size - 1);
+				memcpy(value, line + key_len + 1, n);
+				value[n] = '\0';
+				return true;
+			}
+			line = nl ? nl + 1 : NULL;
+		}
+		*has_value_out = false;
+	}
+	return true;
+}
+
 /* ---- topic configs ---- */
 
 enum topic_key {
@@ -816,11 +914,34 @@ enum topic_key {
 	TOPIC_KEY_COUNT,
 };
 
-static const char *const topic_keys[TOPIC_KEY_COUNT] = {
-	"cleanup.policy",  "compression.type",     "max.message.bytes", "message.timestamp.type",
-	"retention.bytes", "retention.ms",         "segment.bytes",     "segment.index.bytes",
-	"segment.ms",      "index.interval.bytes",
+/* Each topic key and its broker synonyms, strongest first (Kafka's
+ * ServerTopicConfigSynonyms): a topic that does not set the key takes the first
+ * synonym the broker's configuration gives, else the default. */
+struct topic_key_def {
+	const char *name;
+	const char *synonyms[4]; /* NULL-terminated */
 };
+
+static const struct topic_key_def topic_key_defs[TOPIC_KEY_COUNT] = {
+	[TOPIC_CLEANUP_POLICY] = {"cleanup.policy", {"log.cleanup.policy"}},
+	[TOPIC_COMPRESSION_TYPE] = {"compression.type", {"compression.type"}},
+	[TOPIC_MAX_MESSAGE_BYTES] = {"max.message.bytes", {"message.max.bytes"}},
+	[TOPIC_MESSAGE_TIMESTAMP_TYPE] = {"message.timestamp.type", {"log.message.timestamp.type"}},
+	[TOPIC_RETENTION_BYTES] = {"retention.bytes", {"log.retention.bytes"}},
+	[TOPIC_RETENTION_MS] = {"retention.ms",
+				{"log.retention.ms", "log.retention.minutes",
+				 "log.retention.hours"}},
+	[TOPIC_SEGMENT_BYTES] = {"segment.bytes", {"log.segment.bytes"}},
+	[TOPIC_SEGMENT_INDEX_BYTES] = {"segment.index.bytes", {"log.index.size.max.bytes"}},
+	[TOPIC_SEGMENT_MS] = {"segment.ms", {"log.roll.ms", "log.roll.hours"}},
+	[TOPIC_INDEX_INTERVAL_BYTES] = {"index.interval.bytes", {"log.index.interval.bytes"}},
+};
+
+const char *const *tl_topic_config_key_synonyms(int index)
+{
+	TL_ASSERT(index >= 0 && index < TOPIC_KEY_COUNT);
+	return topic_key_defs[index].synonyms;
+}
 
 void tl_topic_config_from_broker(struct tl_topic_config *topic, const struct tl_config *broker)
 {
@@ -840,7 +961,7 @@ int tl_topic_config_key_count(void)
 const char *tl_topic_config_key_name(int index)
 {
 	TL_ASSERT(index >= 0 && index < TOPIC_KEY_COUNT);
-	return topic_keys[index];
+	return topic_key_defs[index].name;
 }
 
 bool tl_topic_config_key_is_set(const struct tl_topic_config *topic, int index)
@@ -853,10 +974,13 @@ tl_err tl_topic_config_set(struct tl_topic_config *topic, const char *key, const
 {
 	int index = -1;
 	for (int i = 0; i < TOPIC_KEY_COUNT; i++)
-		if (strcmp(topic_keys[i], key) == 0)
+		if (strcmp(topic_key_defs[i].name, key) == 0)
 			index = i;
 	if (index < 0) {
-		const char *hint = closest_key(key, topic_keys, TOPIC_KEY_COUNT);
+		const char *names[TOPIC_KEY_COUNT];
+		for (int i = 0; i < TOPIC_KEY_COUNT; i++)
+			names[i] = topic_key_defs[i].name;
+		const char *hint = closest_key(key, names, TOPIC_KEY_COUNT);
 		if (hint)
 			snprintf(why, why_size, "unknown topic config \"%s\"; did you mean \"%s\"?",
 				 key, hint);

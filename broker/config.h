@@ -80,8 +80,9 @@ struct tl_config {
 	/* Kafka keys given that Tally does not implement, for tl_config_report. */
 	uint64_t kafka_keys_ignored[TL_CONFIG_KAFKA_KEYS_MAX / 64];
 	int32_t listener_prefixed_ignored; /* listener.name.<name>.<key> entries */
-	char cluster_id[64];               /* cluster.id (default: generated once, stored) */
-	char log_level[16];                /* log.level: crit|warn|info|debug (tally) */
+	uint64_t keys_set[2]; /* bit per Tally key (config.c's table) given in file or override */
+	char cluster_id[64];  /* cluster.id (default: generated once, stored) */
+	char log_level[16];   /* log.level: crit|warn|info|debug (tally) */
 	/* Cluster mode: on when metadata.etcd.endpoints is set. */
 	char metadata_etcd_endpoints[TL_CONFIG_STR_MAX]; /* metadata.etcd.endpoints (tally) */
 	char metadata_etcd_prefix[128];           /* metadata.etcd.prefix: key prefix (tally) */
@@ -123,6 +124,17 @@ tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size);
 /* Prints the effective configuration, one `key=value` per line, sorted. */
 void tl_config_print(const struct tl_config *config, FILE *out);
 
+/* DescribeConfigs of the broker: Tally's keys (count, name of @index), Kafka's
+ * synonyms of @key strongest first (NULL-terminated, itself included; NULL when it has
+ * none), and the value of @key given @printed, the output of tl_config_print: false
+ * when Tally has no such key; @has_value_out false for a key with no value (Kafka's
+ * null); @is_set_out when the file or an override gave it. */
+int tl_config_key_count(void);
+const char *tl_config_key_name(int index);
+const char *const *tl_config_synonyms(const char *key);
+bool tl_config_describe_key(const struct tl_config *config, const char *printed, const char *key,
+			    char *value, size_t value_size, bool *has_value_out, bool *is_set_out);
+
 /* Logs, once at start, the Kafka keys given but not implemented and the listeners
  * not served. */
 void tl_config_report(const struct tl_config *config);
@@ -160,6 +172,8 @@ const char *tl_topic_config_key_name(int index);
 void tl_topic_config_key_value(const struct tl_topic_config *topic, int index, char *out,
 			       size_t out_size);
 bool tl_topic_config_key_is_set(const struct tl_topic_config *topic, int index);
+/* Broker keys that give key @index its default, strongest first, NULL-terminated. */
+const char *const *tl_topic_config_key_synonyms(int index);
 
 /* Edit distance, for did-you-mean suggestions. */
 size_t tl_config_distance(const char *a, const char *b);

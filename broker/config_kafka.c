@@ -4,11 +4,10 @@
  * does not implement are logged once at start as ignored (see config.c). The list is
  * the key names only, generated from Kafka 3.8.0's sources; a new Kafka release
  * means regenerating it. */
-#include "broker/config.h"
-
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/config.h"
 #include "common/assert.h"
 
 static const char *const kafka_keys[] = {

@@ -29,7 +29,7 @@ static void handle_api_versions(struct tl_request *req, struct tl_cursor *body);
 static const struct api_entry apis[] = {
 	{TL_API_PRODUCE, 0, 9, tl_handle_produce},
 	{TL_API_FETCH, 0, 12, tl_handle_fetch},
-	{TL_API_LIST_OFFSETS, 0, 7, tl_handle_list_offsets},
+	{TL_API_LIST_OFFSETS, 0, 8, tl_handle_list_offsets},
 	{TL_API_METADATA, 0, 12, tl_handle_metadata},
 	{TL_API_API_VERSIONS, 0, 3, handle_api_versions},
 	{TL_API_CREATE_TOPICS, 0, 7, tl_handle_create_topics},

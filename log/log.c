@@ -2774,6 +2774,14 @@ tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms, int
 	return TL_ERR_NOT_FOUND;
 }
 
+int64_t tl_log_max_timestamp(const struct tl_log *log)
+{
+	int64_t max = -1;
+	for (uint32_t s = 0; s < log->segment_count; s++)
+		max = TL_MAX(max, log->segments[s]->max_timestamp);
+	return max;
+}
+
 /* ---- transactions ---- */
 
 int64_t tl_log_last_stable_offset(struct tl_log *log)

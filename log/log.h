@@ -274,6 +274,10 @@ int64_t tl_log_size_bytes(const struct tl_log *log);
  * @timestamp_ms, with that maxTimestamp. TL_ERR_NOT_FOUND when no batch qualifies. */
 tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms, int64_t *offset_out,
 				   int64_t *timestamp_out);
+/* ListOffsets MAX_TIMESTAMP (KIP-734): the largest batch maxTimestamp in the log, from
+ * the segments' time indexes; -1 when no batch has one. The batch holding it is
+ * tl_log_offset_for_timestamp(log, that timestamp). */
+int64_t tl_log_max_timestamp(const struct tl_log *log);
 
 /* ---- transactions ---- */
 
