@@ -50,8 +50,8 @@ static const char topic_help[] =
 	"  list              one row per topic: name, partitions, replication\n"
 	"  describe          partitions with leader, replicas, ISR, start and end offsets\n"
 	"  delete            --if-exists: a missing topic is not an error\n"
-	"  add-partitions    raise the partition count to TOTAL (CreatePartitions; tallyd does\n"
-	"                    not implement it and answers \"not supported\")\n"
+	"  add-partitions    raise the partition count to TOTAL (CreatePartitions; on a\n"
+	"                    single node; a cluster answers that it is not supported yet)\n"
 	"\n"
 	"Tables are aligned on a terminal and tab-separated otherwise; --format json|yaml\n"
 	"prints documents.\n";

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tally topic, txn, cluster, help, man pages and bash completion:
 #   topic create/list/describe/delete with their errors (exists: 1, missing: 3, bad
-#   name: 2), add-partitions answering "not supported by this broker" (tallyd has no
-#   CreatePartitions); produce --txn-id --txn-every: the records visible read_committed,
+#   name: 2), add-partitions (8 partitions after it, 8 is refused again as no
+#   increase); produce --txn-id --txn-every: the records visible read_committed,
 #   one COMMIT marker per transaction with --show-control, txn list/describe/producers/
 #   find-hanging, abort by transactional id (fences), abort by partition refused as not
 #   supported (no WriteTxnMarkers in tallyd); cluster info; help texts and exit codes;
@@ -39,7 +39,9 @@ assert t["name"] == "orders" and len(t["partitions"]) == 4, t
 assert all(p["leader"] >= 0 and p["start_offset"] == 0 for p in t["partitions"]), t' ||
 	tl_fail "topic describe --format json"
 tally topic describe orders --format yaml | grep -q '^- name: orders$' || tl_fail "topic describe --format yaml"
-expect 1 'not supported by this broker.*CreatePartitions' topic add-partitions orders -p 8
+tally topic add-partitions orders -p 8 2>/dev/null || tl_fail "topic add-partitions orders -p 8 failed"
+[ "$(tally topic list | grep '^orders' | cut -f2)" = 8 ] || tl_fail "add-partitions: $(tally topic list)"
+expect 1 'already has 8 partitions' topic add-partitions orders -p 8
 expect 3 'does not exist' topic describe orders missing-one
 tally topic delete orders 2>/dev/null
 expect 3 'does not exist' topic delete orders

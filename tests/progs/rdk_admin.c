@@ -87,8 +87,7 @@ static int describe_configs(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char 
 	rd_kafka_AdminOptions_t *opts = options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
 	if (rt == RD_KAFKA_RESOURCE_BROKER) {
 		char errstr[256];
-		rd_kafka_AdminOptions_set_broker(opts, (int32_t)atoi(name), errstr,
-						 sizeof(errstr));
+		rd_kafka_AdminOptions_set_broker(opts, (int32_t)atoi(name), errstr, sizeof(errstr));
 	}
 	rd_kafka_DescribeConfigs(rk, &res, 1, opts, queue);
 	rd_kafka_event_t *ev = wait_result(queue, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT);
@@ -121,8 +120,7 @@ static int describe_configs(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char 
 	return 0;
 }
 
-static int create_partitions(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *topic,
-			     int total)
+static int create_partitions(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *topic, int total)
 {
 	char errstr[256];
 	rd_kafka_NewPartitions_t *np =
@@ -151,10 +149,11 @@ static int create_partitions(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char
 	return 0;
 }
 
-static int alter_configs(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *topic,
-			 char **pairs, int pair_count)
+static int alter_configs(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *topic, char **pairs,
+			 int pair_count)
 {
-	rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	rd_kafka_ConfigResource_t *res =
+		rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
 	for (int i = 0; i < pair_count; i++) {
 		char *eq = strchr(pairs[i], '=');
 		if (!eq) {
@@ -184,8 +183,8 @@ static int alter_configs(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *to
 	return 0;
 }
 
-static int delete_records(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *topic,
-			  int partition, long long offset)
+static int delete_records(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *topic, int partition,
+			  long long offset)
 {
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
@@ -198,8 +197,8 @@ static int delete_records(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *t
 	rd_kafka_DeleteRecords_destroy(del);
 	if (!ev)
 		return 0;
-	const rd_kafka_topic_partition_list_t *offsets = rd_kafka_DeleteRecords_result_offsets(
-		rd_kafka_event_DeleteRecords_result(ev));
+	const rd_kafka_topic_partition_list_t *offsets =
+		rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
 	for (int i = 0; i < offsets->cnt; i++)
 		if (offsets->elems[i].err)
 			printf("error %d %s\n", offsets->elems[i].err,
