@@ -1,5 +1,5 @@
-/* topic_admin.c - CreatePartitions, AlterConfigs, IncrementalAlterConfigs and
- * DescribeCluster.
+/* topic_admin.c - CreatePartitions, AlterConfigs, IncrementalAlterConfigs,
+ * DeleteRecords and DescribeCluster.
  * One node: topic changes are made here, durably (topics.c writes the metadata file
  * before anything is answered) and take effect at once. Cluster mode: topic changes
  * belong to the controller (cluster.c), which does not take them yet; they are answered
@@ -12,6 +12,7 @@
 #include "broker/broker.h"
 #include "common/assert.h"
 #include "common/diag.h"
+#include "common/time.h"
 
 #define RESOURCE_TOPIC  2
 #define RESOURCE_BROKER 4
@@ -21,7 +22,8 @@
 #define OP_APPEND   2
 #define OP_SUBTRACT 3
 
-#define CLUSTER_UNSUPPORTED "not supported in cluster mode yet: topics there are changed by the controller"
+#define CLUSTER_UNSUPPORTED                                                                        \
+	"not supported in cluster mode yet: topics there are changed by the controller"
 
 static struct tl_str arena_str(struct tl_arena *arena, const char *s)
 {
@@ -34,9 +36,10 @@ static struct tl_str arena_str(struct tl_arena *arena, const char *s)
 
 /* ---- CreatePartitions ---- */
 
-static int16_t create_partitions_one(struct tl_request *req, bool validate_only,
-				     const struct tl_create_partitions_request_create_partitions_topic *in,
-				     struct tl_str *message_out)
+static int16_t
+create_partitions_one(struct tl_request *req, bool validate_only,
+		      const struct tl_create_partitions_request_create_partitions_topic *in,
+		      struct tl_str *message_out)
 {
 	struct tl_broker *broker = req->conn->broker;
 	char why[512] = "";
@@ -68,7 +71,8 @@ static int16_t create_partitions_one(struct tl_request *req, bool validate_only,
 		for (int32_t i = 0; i < in->assignments_count && err == TL_OK; i++) {
 			const struct tl_create_partitions_request_create_partitions_assignment *a =
 				&in->assignments[i];
-			if (a->broker_ids_count != 1 || a->broker_ids[0] != broker->config.node_id) {
+			if (a->broker_ids_count != 1 ||
+			    a->broker_ids[0] != broker->config.node_id) {
 				snprintf(why, sizeof(why),
 					 "Assignment %d names brokers other than the only one, %d.",
 					 i, broker->config.node_id);
@@ -94,7 +98,8 @@ void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body)
 	struct tl_create_partitions_response resp;
 	tl_create_partitions_response_defaults(&resp);
 	resp.results_count = TL_MAX(msg.topics_count, 0);
-	resp.results = tl_arena_array(&req->arena, (size_t)resp.results_count, sizeof(*resp.results));
+	resp.results =
+		tl_arena_array(&req->arena, (size_t)resp.results_count, sizeof(*resp.results));
 	if (resp.results_count > 0 && !resp.results) {
 		tl_request_reject(req, "CreatePartitions request too large");
 		return;
@@ -112,8 +117,8 @@ void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body)
 			out->error_message = tl_str_of("Duplicate topic name in the request.");
 			continue;
 		}
-		out->error_code =
-			create_partitions_one(req, msg.validate_only, &msg.topics[i], &out->error_message);
+		out->error_code = create_partitions_one(req, msg.validate_only, &msg.topics[i],
+							&out->error_message);
 	}
 	tl_response_begin(req);
 	tl_create_partitions_response_encode(&req->response, version, &resp);
@@ -139,8 +144,8 @@ static int32_t edit_find(const struct config_edit *edit, struct tl_str key)
 }
 
 /* Sets @key (a topic key name, else INVALID_CONFIG) to @value (len -1: null). */
-static tl_err edit_set(struct config_edit *edit, struct tl_str key, struct tl_str value,
-		       char *why, size_t why_size)
+static tl_err edit_set(struct config_edit *edit, struct tl_str key, struct tl_str value, char *why,
+		       size_t why_size)
 {
 	int index = -1;
 	for (int i = 0; i < tl_topic_config_key_count(); i++)
@@ -206,7 +211,8 @@ static tl_err edit_build(const struct config_edit *edit, const struct tl_config 
 			snprintf(why, why_size, "Null value not supported for : %s", edit->keys[i]);
 			return TL_ERR_INVALID_REQUEST;
 		}
-		tl_err err = tl_topic_config_set(out, edit->keys[i], edit->values[i], why, why_size);
+		tl_err err =
+			tl_topic_config_set(out, edit->keys[i], edit->values[i], why, why_size);
 		if (err != TL_OK)
 			return err;
 	}
@@ -231,7 +237,8 @@ static tl_err edit_list(struct config_edit *edit, const struct tl_topic *topic, 
 	char next[TL_CONFIG_STR_MAX] = "";
 	bool present = false;
 	size_t n = 0;
-	for (char *save, *tok = strtok_r(current, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	for (char *save, *tok = strtok_r(current, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
 		bool same = tl_str_eq_c(item, tok);
 		present |= same;
 		if (same && !append)
@@ -276,7 +283,8 @@ static struct tl_topic *alter_target(struct tl_request *req, int8_t type, struct
 
 /* Builds and (unless @validate_only) applies @edit to @topic. */
 static int16_t alter_apply(struct tl_request *req, struct tl_topic *topic,
-			   const struct config_edit *edit, bool validate_only, struct tl_str *message)
+			   const struct config_edit *edit, bool validate_only,
+			   struct tl_str *message)
 {
 	struct tl_broker *broker = req->conn->broker;
 	char why[256] = "";
@@ -311,7 +319,8 @@ void tl_handle_alter_configs(struct tl_request *req, struct tl_cursor *body)
 		return;
 	}
 	for (int32_t r = 0; r < resp.responses_count; r++) {
-		const struct tl_alter_configs_request_alter_configs_resource *in = &msg.resources[r];
+		const struct tl_alter_configs_request_alter_configs_resource *in =
+			&msg.resources[r];
 		struct tl_alter_configs_response_alter_configs_resource_response *out =
 			&resp.responses[r];
 		tl_alter_configs_response_alter_configs_resource_response_defaults(out);
@@ -336,7 +345,8 @@ void tl_handle_alter_configs(struct tl_request *req, struct tl_cursor *body)
 			out->error_message = arena_str(&req->arena, why);
 			continue;
 		}
-		out->error_code = alter_apply(req, topic, edit, msg.validate_only, &out->error_message);
+		out->error_code =
+			alter_apply(req, topic, edit, msg.validate_only, &out->error_message);
 	}
 	tl_response_begin(req);
 	tl_alter_configs_response_encode(&req->response, version, &resp);
@@ -347,7 +357,8 @@ void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_curso
 {
 	int16_t version = req->header.api_version;
 	struct tl_incremental_alter_configs_request msg;
-	if (tl_incremental_alter_configs_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+	if (tl_incremental_alter_configs_request_decode(body, version, &req->arena, &msg) !=
+	    TL_OK) {
 		tl_request_reject(req, "malformed IncrementalAlterConfigs request");
 		return;
 	}
@@ -406,10 +417,74 @@ void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_curso
 			out->error_message = arena_str(&req->arena, why);
 			continue;
 		}
-		out->error_code = alter_apply(req, topic, edit, msg.validate_only, &out->error_message);
+		out->error_code =
+			alter_apply(req, topic, edit, msg.validate_only, &out->error_message);
 	}
 	tl_response_begin(req);
 	tl_incremental_alter_configs_response_encode(&req->response, version, &resp);
+	tl_response_end(req);
+}
+
+/* ---- DeleteRecords ---- */
+
+static int16_t
+delete_records_one(struct tl_request *req, struct tl_str topic_name,
+		   const struct tl_delete_records_request_delete_records_partition *in,
+		   int64_t *low_out)
+{
+	struct tl_broker *broker = req->conn->broker;
+	if (broker->cluster)
+		return (int16_t)TL_ERR_INVALID_REQUEST; /* the followers' start is not replicated */
+	struct tl_partition *p = tl_partition_find(broker, topic_name, in->partition_index);
+	if (!p || !p->log)
+		return (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+	tl_err err = tl_log_delete_records(p->log, in->offset, low_out);
+	if (err == TL_OK)
+		tl_log_tick(p->log, tl_wall_ms()); /* drop the segments wholly below now */
+	return (int16_t)err;
+}
+
+void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body)
+{
+	int16_t version = req->header.api_version;
+	struct tl_delete_records_request msg;
+	if (tl_delete_records_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed DeleteRecords request");
+		return;
+	}
+	struct tl_delete_records_response resp;
+	tl_delete_records_response_defaults(&resp);
+	resp.topics_count = TL_MAX(msg.topics_count, 0);
+	resp.topics = tl_arena_array(&req->arena, (size_t)resp.topics_count, sizeof(*resp.topics));
+	if (resp.topics_count > 0 && !resp.topics) {
+		tl_request_reject(req, "DeleteRecords request too large");
+		return;
+	}
+	for (int32_t t = 0; t < resp.topics_count; t++) {
+		const struct tl_delete_records_request_delete_records_topic *in = &msg.topics[t];
+		struct tl_delete_records_response_delete_records_topic_result *out =
+			&resp.topics[t];
+		tl_delete_records_response_delete_records_topic_result_defaults(out);
+		out->name = in->name;
+		out->partitions_count = TL_MAX(in->partitions_count, 0);
+		out->partitions = tl_arena_array(&req->arena, (size_t)out->partitions_count,
+						 sizeof(*out->partitions));
+		if (out->partitions_count > 0 && !out->partitions) {
+			tl_request_reject(req, "DeleteRecords request too large");
+			return;
+		}
+		for (int32_t i = 0; i < out->partitions_count; i++) {
+			struct tl_delete_records_response_delete_records_partition_result *po =
+				&out->partitions[i];
+			tl_delete_records_response_delete_records_partition_result_defaults(po);
+			po->partition_index = in->partitions[i].partition_index;
+			po->low_watermark = -1;
+			po->error_code = delete_records_one(req, in->name, &in->partitions[i],
+							    &po->low_watermark);
+		}
+	}
+	tl_response_begin(req);
+	tl_delete_records_response_encode(&req->response, version, &resp);
 	tl_response_end(req);
 }
 
@@ -438,7 +513,8 @@ void tl_handle_describe_cluster(struct tl_request *req, struct tl_cursor *body)
 		self.rack = tl_str_of(broker->config.broker_rack);
 	resp.brokers = &self;
 	resp.brokers_count = 1;
-	const struct tl_cluster_view *view = broker->cluster ? tl_cluster_view(broker->cluster) : NULL;
+	const struct tl_cluster_view *view =
+		broker->cluster ? tl_cluster_view(broker->cluster) : NULL;
 	if (view && view->broker_count > 0) {
 		struct tl_describe_cluster_response_describe_cluster_broker *brokers =
 			tl_arena_array(&req->arena, (size_t)view->broker_count, sizeof(*brokers));
