@@ -252,6 +252,7 @@ void tl_handle_alter_configs(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_describe_cluster(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_describe_log_dirs(struct tl_request *req, struct tl_cursor *body);
 
 /* producer_ids.c */
 tl_err tl_producer_id_allocate(struct tl_broker *broker, int64_t *pid_out);

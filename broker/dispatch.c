@@ -37,6 +37,7 @@ static const struct api_entry apis[] = {
 	{TL_API_DESCRIBE_CONFIGS, 0, 4, tl_handle_describe_configs},
 	{TL_API_DELETE_RECORDS, 0, 2, tl_handle_delete_records},
 	{TL_API_ALTER_CONFIGS, 0, 2, tl_handle_alter_configs},
+	{TL_API_DESCRIBE_LOG_DIRS, 0, 4, tl_handle_describe_log_dirs},
 	{TL_API_CREATE_PARTITIONS, 0, 3, tl_handle_create_partitions},
 	{TL_API_INCREMENTAL_ALTER_CONFIGS, 0, 1, tl_handle_incremental_alter_configs},
 	{TL_API_DESCRIBE_CLUSTER, 0, 1, tl_handle_describe_cluster},

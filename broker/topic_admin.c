@@ -1,5 +1,5 @@
 /* topic_admin.c - CreatePartitions, AlterConfigs, IncrementalAlterConfigs,
- * DeleteRecords and DescribeCluster.
+ * DeleteRecords, DescribeLogDirs and DescribeCluster.
  * One node: topic changes are made here, durably (topics.c writes the metadata file
  * before anything is answered) and take effect at once. Cluster mode: topic changes
  * belong to the controller (cluster.c), which does not take them yet; they are answered
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "broker/broker.h"
 #include "common/assert.h"
@@ -485,6 +486,88 @@ void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body)
 	}
 	tl_response_begin(req);
 	tl_delete_records_response_encode(&req->response, version, &resp);
+	tl_response_end(req);
+}
+
+/* ---- DescribeLogDirs ---- */
+
+/* True when the request asks about partition @index of @topic (topics null: all). */
+static bool log_dirs_wanted(const struct tl_describe_log_dirs_request *msg,
+			    const struct tl_topic *topic, int32_t index)
+{
+	if (msg->topics_count < 0)
+		return true;
+	for (int32_t t = 0; t < msg->topics_count; t++) {
+		if (!tl_str_eq_c(msg->topics[t].topic, topic->name))
+			continue;
+		for (int32_t i = 0; i < msg->topics[t].partitions_count; i++)
+			if (msg->topics[t].partitions[i] == index)
+				return true;
+	}
+	return false;
+}
+
+/* One log directory (log.dirs has one): every hosted partition's size on disk. */
+void tl_handle_describe_log_dirs(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	int16_t version = req->header.api_version;
+	struct tl_describe_log_dirs_request msg;
+	if (tl_describe_log_dirs_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed DescribeLogDirs request");
+		return;
+	}
+	struct tl_describe_log_dirs_response resp;
+	tl_describe_log_dirs_response_defaults(&resp);
+	struct tl_describe_log_dirs_response_describe_log_dirs_result *dir =
+		tl_arena_alloc(&req->arena, sizeof(*dir));
+	struct tl_describe_log_dirs_response_describe_log_dirs_topic *topics = tl_arena_array(
+		&req->arena, (size_t)TL_MAX(broker->topics.count, 1), sizeof(*topics));
+	if (!dir || !topics) {
+		tl_request_reject(req, "DescribeLogDirs answer too large");
+		return;
+	}
+	tl_describe_log_dirs_response_describe_log_dirs_result_defaults(dir);
+	dir->log_dir = tl_str_of(broker->data_dir);
+	struct statvfs fs;
+	if (statvfs(broker->data_dir, &fs) == 0) {
+		dir->total_bytes = (int64_t)(fs.f_blocks * fs.f_frsize);
+		dir->usable_bytes = (int64_t)(fs.f_bavail * fs.f_frsize);
+	}
+	int32_t topic_count = 0;
+	for (struct tl_topic *topic = tl_topic_next(broker, NULL); topic;
+	     topic = tl_topic_next(broker, topic)) {
+		struct tl_describe_log_dirs_response_describe_log_dirs_topic *out =
+			&topics[topic_count];
+		tl_describe_log_dirs_response_describe_log_dirs_topic_defaults(out);
+		out->name = tl_str_of(topic->name);
+		out->partitions = tl_arena_array(&req->arena, (size_t)topic->partition_count,
+						 sizeof(*out->partitions));
+		if (!out->partitions) {
+			tl_request_reject(req, "DescribeLogDirs answer too large");
+			return;
+		}
+		out->partitions_count = 0;
+		for (int32_t i = 0; i < topic->partition_count; i++) {
+			const struct tl_partition *p = &topic->partitions[i];
+			if (!p->log || !log_dirs_wanted(&msg, topic, i))
+				continue;
+			struct tl_describe_log_dirs_response_describe_log_dirs_partition *po =
+				&out->partitions[out->partitions_count++];
+			tl_describe_log_dirs_response_describe_log_dirs_partition_defaults(po);
+			po->partition_index = i;
+			po->partition_size = tl_log_size_bytes(p->log);
+			po->offset_lag = 0; /* no future (moving) replica */
+		}
+		if (out->partitions_count > 0 && topic_count < TL_MAX(broker->topics.count, 1))
+			topic_count++;
+	}
+	dir->topics = topics;
+	dir->topics_count = topic_count;
+	resp.results = dir;
+	resp.results_count = 1;
+	tl_response_begin(req);
+	tl_describe_log_dirs_response_encode(&req->response, version, &resp);
 	tl_response_end(req);
 }
 

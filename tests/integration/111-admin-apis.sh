@@ -7,6 +7,7 @@
 #   DescribeConfigs shows it as DYNAMIC_TOPIC_CONFIG; an unknown key is INVALID_CONFIG.
 #   DeleteRecords to offset 50: a consumer from the beginning starts at 50, also after a
 #   restart; past the high watermark is OFFSET_OUT_OF_RANGE; `tally log check` passes.
+#   tally topic alter (-c, --delete-config), topic delete-records, cluster log-dirs.
 #   kafkajs: createPartitions, alterConfigs, deleteTopicRecords, describeCluster (exits 77
 #   after the librdkafka part when kafkajs is not installed).
 set -euo pipefail
@@ -61,6 +62,24 @@ while [ "$(ls "$TL_DATA/adm-0/" | grep -c '\.log$')" -gt 1 ]; do
 	[ $SECONDS -lt $deadline ] || tl_fail "retention.ms=1 did not delete the old segments without a restart"
 	sleep 0.2
 done
+
+tl_log "tally CLI"
+tally() { "$TL_BIN/tally" -b "$TL_BROKER" --timeout 10s "$@"; }
+tally topic alter adm -c max.message.bytes=5000 -c segment.ms=600000 2>/dev/null || tl_fail "tally topic alter -c"
+tally topic alter adm --delete-config segment.ms 2>/dev/null || tl_fail "tally topic alter --delete-config"
+out=$(admin describe-configs topic adm)
+grep -qx 'config max.message.bytes=5000 source DYNAMIC_TOPIC_CONFIG default 0 readonly 0' <<<"$out" &&
+	grep -qx 'config retention.ms=1 source DYNAMIC_TOPIC_CONFIG default 0 readonly 0' <<<"$out" &&
+	grep -q '^config segment.ms=[0-9]* source DEFAULT_CONFIG' <<<"$out" ||
+	tl_fail "after tally topic alter (only the named keys change): $out"
+rc=0
+tally topic alter adm -c no.such.key=1 2>"$TL_TMP/err" || rc=$?
+[ $rc = 1 ] && grep -q 'unknown topic config "no.such.key"' "$TL_TMP/err" || tl_fail "alter with a bad key: $rc $(cat "$TL_TMP/err")"
+seq 1 10 | kcat -P -b "$TL_BROKER" -t adm -p 1
+[ "$(tally topic delete-records adm 1 4 2>/dev/null)" = 4 ] || tl_fail "tally topic delete-records adm 1 4"
+[ "$(first_offset adm 1)" = 4 ] || tl_fail "after tally topic delete-records a consumer starts at $(first_offset adm 1)"
+tally cluster log-dirs | grep -Eq $'^1\t'"$TL_DATA"$'\tadm\t1\t[1-9][0-9]*$' ||
+	tl_fail "tally cluster log-dirs: $(tally cluster log-dirs)"
 
 command -v node >/dev/null && [ -d tests/interop/node_modules/kafkajs ] ||
 	tl_skip "kafkajs is not installed (make deps runs npm ci in tests/interop); the librdkafka part passed"
