@@ -169,6 +169,7 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 {
 	memset(broker, 0, sizeof(*broker));
 	broker->config = *config;
+	tl_batch_scratch_init(&broker->batch_scratch, TL_RECORDS_DECOMPRESSED_MAX);
 	broker->listen_fd = broker->signal_fd = -1;
 	snprintf(broker->data_dir, sizeof(broker->data_dir), "%s", config->log_dirs);
 	if (getrandom(&broker->random_state, sizeof(broker->random_state), 0) !=
@@ -337,6 +338,7 @@ void tl_broker_deinit(struct tl_broker *broker)
 	if (broker->epoll_fd != -1)
 		close(broker->epoll_fd);
 	free(broker->dirty);
+	tl_batch_scratch_deinit(&broker->batch_scratch);
 	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++)
 		free(broker->request_us[key]);
 }

@@ -29,6 +29,8 @@
 #include "log/log.h"
 #include "protocol/api.h"
 #include "protocol/messages.h"
+#include "protocol/records.h"
+#include "protocol/validate.h"
 
 #define TL_TOPIC_NAME_MAX 249
 
@@ -166,6 +168,8 @@ struct tl_broker {
 	struct tl_hist *request_us[TL_BROKER_API_SLOTS];
 	uint64_t malformed_total;
 	uint64_t connections_refused_total;
+	/* Produce's record validation: decompression contexts and buffer, reused. */
+	struct tl_batch_scratch batch_scratch;
 };
 
 /* broker.c */

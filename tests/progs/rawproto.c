@@ -11,6 +11,11 @@
  *                                            the old epoch is fenced (Produce, EndTxn) and
  *                                            a new InitProducerId gets a bumped epoch
  *   rawproto BROKER badinput [SEED]          hostile frames, then a clean round trip
+ *   rawproto BROKER bad-records TOPIC        batches with a right CRC but lying records: a
+ *                                            corrupt zstd/gzip body (CORRUPT_MESSAGE), a
+ *                                            recordsCount above the records (INVALID_RECORD),
+ *                                            a wrong offsetDelta (INVALID_RECORD); after a
+ *                                            good 3-record batch, the end offset stays 3
  *   rawproto BROKER list-offsets TOPIC       ListOffsets v8 special timestamps: -1, -2,
  *                                            -3 (max timestamp, KIP-734), -4 (local
  *                                            log start) and a time inside a batch
@@ -1200,6 +1205,72 @@ static int run_list_offsets(const char *topic)
 	return 0;
 }
 
+/* ---- record validation ---- */
+
+/* Produces @batch (CRC recomputed after the caller's edits) and wants error @want. */
+static void expect_refused(struct client *c, const char *topic, struct tl_buf *batch, int want,
+			   const char *what)
+{
+	tl_batch_crc_update(batch->data, batch->len);
+	int64_t base;
+	int16_t code = produce(c, 9, topic, 0, batch, &base);
+	if (code != want)
+		fail("%s: Produce answered %d (%s), want %d (%s)", what, code,
+		     tl_err_name((tl_err)code), want, tl_err_name((tl_err)want));
+	note("%s: refused with %s", what, tl_err_name((tl_err)code));
+	tl_buf_deinit(batch);
+}
+
+static int run_bad_records(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, topic, 1);
+	struct tl_buf b;
+	int64_t base;
+	build_batch(&b, "good", 3, TL_COMPRESSION_NONE, -1, 0, 0);
+	expect_code("Produce of a good batch", produce(&c, 9, topic, 0, &b, &base), 0);
+	tl_buf_deinit(&b);
+
+	/* A zstd body whose frame magic is gone: the CRC covers the damage. */
+	build_batch(&b, "zstd", 20, TL_COMPRESSION_ZSTD, -1, 0, 0);
+	memset(b.data + TL_BATCH_HEADER_BYTES, 0xee, 4);
+	expect_refused(&c, topic, &b, TL_ERR_CORRUPT_MESSAGE, "corrupt zstd body");
+
+	/* The zstd batch's last compressed bytes cut off (length fixed up). */
+	build_batch(&b, "zstd", 20, TL_COMPRESSION_ZSTD, -1, 0, 0);
+	b.len -= 6;
+	tl_be32_put(b.data + TL_BATCH_OFF_LENGTH, (uint32_t)(b.len - TL_BATCH_LOG_OVERHEAD));
+	expect_refused(&c, topic, &b, TL_ERR_CORRUPT_MESSAGE, "truncated zstd body");
+
+	/* recordsCount 5 (and lastOffsetDelta 4) over 3 records. */
+	build_batch(&b, "count", 3, TL_COMPRESSION_NONE, -1, 0, 0);
+	tl_be32_put(b.data + TL_BATCH_OFF_RECORDS_COUNT, 5);
+	tl_be32_put(b.data + TL_BATCH_OFF_LAST_OFFSET_DELTA, 4);
+	expect_refused(&c, topic, &b, TL_ERR_INVALID_RECORD, "recordsCount 5 over 3 records");
+
+	/* recordsCount 2 over 3 records: bytes follow the last counted one. */
+	build_batch(&b, "count", 3, TL_COMPRESSION_NONE, -1, 0, 0);
+	tl_be32_put(b.data + TL_BATCH_OFF_RECORDS_COUNT, 2);
+	tl_be32_put(b.data + TL_BATCH_OFF_LAST_OFFSET_DELTA, 1);
+	expect_refused(&c, topic, &b, TL_ERR_INVALID_RECORD, "recordsCount 2 over 3 records");
+
+	/* Record 1's offsetDelta 5 (zigzag 10): length, attributes, timestampDelta 0 are one
+	 * byte each. */
+	build_batch(&b, "delta", 2, TL_COMPRESSION_NONE, -1, 0, 0);
+	uint8_t *r0 = b.data + TL_BATCH_HEADER_BYTES;
+	uint8_t *r1 = r0 + 1 + (r0[0] >> 1); /* length is a small zigzag varint */
+	if (r1[1] != 0 || r1[2] != 0 || r1[3] != 2)
+		fail("record 1 is not laid out as expected");
+	r1[3] = 10;
+	expect_refused(&c, topic, &b, TL_ERR_INVALID_RECORD, "offsetDelta 5 in record 1");
+
+	expect_list_offsets(&c, topic, -1, 3, -1);
+	client_close(&c);
+	printf("bad-records: ok\n");
+	return 0;
+}
+
 static void send_bytes_expect_closed(const void *data, size_t len, const char *what)
 {
 	struct client c;
@@ -1831,6 +1902,10 @@ int main(int argc, char **argv)
 		broker_addr = argv[1];
 		return run_txn_fenced(argv[3], argv[4], strtoll(argv[5], NULL, 10),
 				      (int16_t)strtol(argv[6], NULL, 10));
+	}
+	if (argc >= 4 && strcmp(argv[2], "bad-records") == 0) {
+		broker_addr = argv[1];
+		return run_bad_records(argv[3]);
 	}
 	if (argc >= 4 && strcmp(argv[2], "list-offsets") == 0) {
 		broker_addr = argv[1];
