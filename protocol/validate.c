@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+
 #include <zstd.h>
 
 #include "common/assert.h"
@@ -188,8 +189,8 @@ static tl_err snappy_block(struct tl_batch_scratch *scratch, const uint8_t *in, 
 	return TL_OK;
 }
 
-static tl_err decompress_snappy(struct tl_batch_scratch *scratch, const uint8_t *in,
-				size_t in_len, size_t *out_len)
+static tl_err decompress_snappy(struct tl_batch_scratch *scratch, const uint8_t *in, size_t in_len,
+				size_t *out_len)
 {
 	size_t used = 0;
 	if (in_len < XERIAL_HEADER_BYTES || memcmp(in, xerial_magic, sizeof(xerial_magic)) != 0) {
