@@ -2,8 +2,8 @@
  * defines (KafkaConfig's definition, remote log manager keys included), sorted
  * byte-wise for bsearch. Tally accepts each of them in server.properties; those it
  * does not implement are logged once at start as ignored (see config.c). The list is
- * the key names only, generated from Kafka 3.8.0's sources; a new Kafka release
- * means regenerating it. */
+ * the key names only, generated from Kafka 3.8.0's sources by tools/gen-kafka-keys.py
+ * (its header says how); a new Kafka release means regenerating it. */
 #include <stdlib.h>
 #include <string.h>
 
