@@ -3,7 +3,8 @@
 # first record with the largest timestamp (KIP-734), -4 the log start (no remote tier).
 # DescribeConfigs through librdkafka (tests/progs/rdk_admin.c): the broker resource
 # answers Kafka's broker key names with their sources (STATIC_BROKER_CONFIG for what the
-# configuration gave, DEFAULT_CONFIG otherwise) and synonyms in Kafka's order; a topic's
+# configuration gave, DEFAULT_CONFIG otherwise) and synonyms in Kafka's order, and only
+# for its own id (rawproto describe-broker: another id is INVALID_REQUEST); a topic's
 # keys name the broker synonym they inherit from.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -27,6 +28,11 @@ want 'synonym log.retention.hours=100 source STATIC_BROKER_CONFIG' broker
 want 'config node.id=7 source STATIC_BROKER_CONFIG default 0 readonly 1' broker
 want 'config num.partitions=1 source DEFAULT_CONFIG default 1 readonly 1' broker
 grep -q '^config retention.ms=' <<<"$out" && tl_fail "the broker resource answers topic key names: $out"
+# Another broker's id is refused as Kafka does; "" (cluster-wide dynamic defaults) is empty.
+out=$(timeout 30 "$TL_PROGS/rawproto" "$TL_BROKER" describe-broker 8)
+[ "$out" = "error 42 configs 0" ] || tl_fail "DescribeConfigs of broker 8 at broker 7: $out"
+out=$(timeout 30 "$TL_PROGS/rawproto" "$TL_BROKER" describe-broker '')
+[ "$out" = "error 0 configs 0" ] || tl_fail "DescribeConfigs of broker '': $out"
 
 out=$(timeout 60 "$TL_PROGS/rdk_admin" "$TL_BROKER" describe-configs topic special include-synonyms) ||
 	tl_fail "rdk_admin describe-configs topic failed: $out"

@@ -118,7 +118,7 @@ fi
 . tools/tally-completion.bash
 complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _tally; echo "${COMPREPLY[*]}"; }
 [ "$(complete_words tally gr)" = group ] || tl_fail "completion of 'gr': $(complete_words tally gr)"
-[ "$(complete_words tally topic de)" = "describe delete" ] || tl_fail "completion of 'topic de'"
+[ "$(complete_words tally topic de)" = "describe delete delete-records" ] || tl_fail "completion of 'topic de': $(complete_words tally topic de)"
 complete_words tally tail t --sh | grep -q -- --show-control || tl_fail "completion of tail options"
 [ "$(complete_words tally --format y)" = yaml ] || tl_fail "completion of --format"
 tl_log "ok"

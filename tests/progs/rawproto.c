@@ -16,6 +16,8 @@
  *                                            recordsCount above the records (INVALID_RECORD),
  *                                            a wrong offsetDelta (INVALID_RECORD); after a
  *                                            good 3-record batch, the end offset stays 3
+ *   rawproto BROKER describe-broker ID       DescribeConfigs v4 of broker resource ID;
+ *                                            prints "error CODE configs N"
  *   rawproto BROKER list-offsets TOPIC       ListOffsets v8 special timestamps: -1, -2,
  *                                            -3 (max timestamp, KIP-734), -4 (local
  *                                            log start) and a time inside a batch
@@ -1205,6 +1207,41 @@ static int run_list_offsets(const char *topic)
 	return 0;
 }
 
+/* ---- DescribeConfigs ---- */
+
+static int run_describe_broker(const char *id)
+{
+	struct client c;
+	client_open(&c);
+	struct tl_describe_configs_request_describe_configs_resource res;
+	tl_describe_configs_request_describe_configs_resource_defaults(&res);
+	res.resource_type = 4; /* BROKER */
+	res.resource_name = tl_str_of(id);
+	res.configuration_keys_count = -1;
+	struct tl_describe_configs_request msg;
+	tl_describe_configs_request_defaults(&msg);
+	msg.resources = &res;
+	msg.resources_count = 1;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(&c, &frame, TL_API_DESCRIBE_CONFIGS, 4);
+	tl_describe_configs_request_encode(&frame, 4, &msg);
+	if (!request_send(&c, &frame))
+		fail("DescribeConfigs: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(&c, TL_API_DESCRIBE_CONFIGS, 4, corr, &r);
+	struct tl_describe_configs_response resp;
+	decoded(tl_describe_configs_response_decode(&r.body, 4, &r.arena, &resp), &r,
+		"DescribeConfigs");
+	if (resp.results_count != 1)
+		fail("DescribeConfigs: %d results, want 1", resp.results_count);
+	printf("error %d configs %d\n", resp.results[0].error_code, resp.results[0].configs_count);
+	reply_free(&r);
+	client_close(&c);
+	return 0;
+}
+
 /* ---- record validation ---- */
 
 /* Produces @batch (CRC recomputed after the caller's edits) and wants error @want. */
@@ -1902,6 +1939,10 @@ int main(int argc, char **argv)
 		broker_addr = argv[1];
 		return run_txn_fenced(argv[3], argv[4], strtoll(argv[5], NULL, 10),
 				      (int16_t)strtol(argv[6], NULL, 10));
+	}
+	if (argc >= 4 && strcmp(argv[2], "describe-broker") == 0) {
+		broker_addr = argv[1];
+		return run_describe_broker(argv[3]);
 	}
 	if (argc >= 4 && strcmp(argv[2], "bad-records") == 0) {
 		broker_addr = argv[1];
