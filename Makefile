@@ -18,9 +18,11 @@ SANITIZE := -O1 -g -fno-omit-frame-pointer -DTL_DEBUG -fsanitize=address,undefin
 LDBASE   := -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 ARFLAGS  := rcsD
 
-PKGS     := liburing libzstd libcurl
+# zlib, lz4 and snappy: the broker decompresses produced batches to validate them
+# (protocol/validate.c); Debian's libsnappy-dev ships no pkg-config file.
+PKGS     := liburing libzstd libcurl zlib liblz4
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lsnappy -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 MODE ?= release

@@ -171,6 +171,9 @@ enum admin_api_id {
 	API_DESCRIBE_PRODUCERS,
 	API_WRITE_TXN_MARKERS,
 	API_INIT_PRODUCER_ID,
+	API_INCREMENTAL_ALTER_CONFIGS,
+	API_DELETE_RECORDS,
+	API_DESCRIBE_LOG_DIRS,
 };
 
 struct admin_api {
@@ -213,6 +216,10 @@ static const struct admin_api admin_apis[] = {
 	[API_WRITE_TXN_MARKERS] = {TL_CLIENT_API_WRITE_TXN_MARKERS, ROUTE_NODE, 0, NULL},
 	[API_INIT_PRODUCER_ID] = {TL_CLIENT_API_INIT_PRODUCER_ID, ROUTE_TXN, 0,
 				  err_is_init_retriable},
+	[API_INCREMENTAL_ALTER_CONFIGS] = {TL_CLIENT_API_INCREMENTAL_ALTER_CONFIGS,
+					   ROUTE_CONTROLLER, 0, NULL},
+	[API_DELETE_RECORDS] = {TL_CLIENT_API_DELETE_RECORDS, ROUTE_NODE, 0, NULL},
+	[API_DESCRIBE_LOG_DIRS] = {TL_CLIENT_API_DESCRIBE_LOG_DIRS, ROUTE_NODE, 0, NULL},
 };
 
 struct admin_call;
@@ -640,6 +647,7 @@ struct admin_result {
 		struct tl_admin_txns txns;
 		struct tl_admin_txn_description txn;
 		struct tl_admin_producers producers;
+		struct tl_admin_log_dirs log_dirs;
 	} pub;
 };
 
@@ -1948,4 +1956,180 @@ TL_EXPORT tl_err tl_admin_fence_transaction(struct tl_admin *admin, const char *
 	struct admin_call call = {API_INIT_PRODUCER_ID,  &req, transactional_id, -1,
 				  fence_transaction_map, NULL};
 	return admin_call(admin, &call, admin_deadline(timeout_ms));
+}
+
+/* ---- topic configs ---- */
+
+static tl_err alter_configs_map(struct tl_admin *admin, const struct admin_call *call,
+				const void *response)
+{
+	const struct tl_incremental_alter_configs_response *resp = response;
+	if (resp->responses_count != 1)
+		return admin_decode_fail(admin, "IncrementalAlterConfigs");
+	tl_err err = (tl_err)resp->responses[0].error_code;
+	if (err == TL_OK)
+		return TL_OK;
+	struct tl_str msg = resp->responses[0].error_message;
+	return admin_fail(admin, err, "alter configs of %s: %s%s%.*s", call->key,
+			  tl_err_message(err), msg.len > 0 ? ": " : "",
+			  msg.len > 0 ? (int)msg.len : 0, msg.len > 0 ? msg.ptr : "");
+}
+
+TL_EXPORT tl_err tl_admin_alter_topic_configs(struct tl_admin *admin, const char *topic,
+					      const struct tl_admin_config_change *changes,
+					      int32_t count, int timeout_ms)
+{
+	if (!topic || !topic[0] || !changes || count <= 0 || count > 1000)
+		return admin_fail(admin, TL_ERR_INVALID,
+				  "alter_topic_configs: needs a topic name and 1 to 1000 changes");
+	struct tl_incremental_alter_configs_request_alterable_config *configs =
+		calloc((size_t)count, sizeof(*configs));
+	if (!configs)
+		return TL_ERR_NOMEM;
+	for (int32_t i = 0; i < count; i++) {
+		tl_incremental_alter_configs_request_alterable_config_defaults(&configs[i]);
+		if (!changes[i].name || !changes[i].name[0] ||
+		    (changes[i].op == TL_ADMIN_CONFIG_SET && !changes[i].value)) {
+			free(configs);
+			return admin_fail(admin, TL_ERR_INVALID,
+					  "alter_topic_configs: change %d lacks a name or value",
+					  i);
+		}
+		configs[i].name = tl_str_of(changes[i].name);
+		configs[i].config_operation = (int8_t)changes[i].op;
+		configs[i].value =
+			changes[i].value ? tl_str_of(changes[i].value) : (struct tl_str){NULL, -1};
+	}
+	struct tl_incremental_alter_configs_request_alter_configs_resource resource;
+	tl_incremental_alter_configs_request_alter_configs_resource_defaults(&resource);
+	resource.resource_type = 2; /* TOPIC */
+	resource.resource_name = tl_str_of(topic);
+	resource.configs = configs;
+	resource.configs_count = count;
+	struct tl_incremental_alter_configs_request req;
+	tl_incremental_alter_configs_request_defaults(&req);
+	req.resources = &resource;
+	req.resources_count = 1;
+	struct admin_call call = {
+		API_INCREMENTAL_ALTER_CONFIGS, &req, topic, -1, alter_configs_map, NULL};
+	tl_err err = admin_call(admin, &call, admin_deadline(timeout_ms));
+	free(configs);
+	return err;
+}
+
+/* ---- delete records ---- */
+
+static tl_err delete_records_map(struct tl_admin *admin, const struct admin_call *call,
+				 const void *response)
+{
+	const struct tl_delete_records_response *resp = response;
+	if (resp->topics_count != 1 || resp->topics[0].partitions_count != 1)
+		return admin_decode_fail(admin, "DeleteRecords");
+	const struct tl_delete_records_response_delete_records_partition_result *p =
+		&resp->topics[0].partitions[0];
+	tl_err err = (tl_err)p->error_code;
+	if (err != TL_OK)
+		return admin_fail(admin, err, "delete records of %s: %s", call->key,
+				  tl_err_message(err));
+	*(int64_t *)call->arg = p->low_watermark;
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_admin_delete_records(struct tl_admin *admin, const char *topic,
+					 int32_t partition, int64_t offset,
+					 int64_t *low_watermark_out, int timeout_ms)
+{
+	if (!topic || !topic[0] || partition < 0 || offset < -1 || !low_watermark_out)
+		return admin_fail(admin, TL_ERR_INVALID,
+				  "delete_records: needs a topic, a partition and an offset");
+	int64_t deadline = admin_deadline(timeout_ms);
+	int32_t leader;
+	tl_err part_err;
+	tl_err err = admin_leaders(admin, &topic, &partition, 1, deadline, &leader, &part_err);
+	if (err != TL_OK)
+		return err;
+	if (part_err != TL_OK)
+		return admin_fail(admin, part_err, "delete records of %s partition %d: %s", topic,
+				  partition, tl_err_message(part_err));
+	struct tl_delete_records_request_delete_records_partition p;
+	tl_delete_records_request_delete_records_partition_defaults(&p);
+	p.partition_index = partition;
+	p.offset = offset;
+	struct tl_delete_records_request_delete_records_topic t;
+	tl_delete_records_request_delete_records_topic_defaults(&t);
+	t.name = tl_str_of(topic);
+	t.partitions = &p;
+	t.partitions_count = 1;
+	struct tl_delete_records_request req;
+	tl_delete_records_request_defaults(&req);
+	req.topics = &t;
+	req.topics_count = 1;
+	req.timeout_ms = timeout_ms;
+	struct admin_call call = {API_DELETE_RECORDS, &req, topic, leader, delete_records_map,
+				  low_watermark_out};
+	return admin_call(admin, &call, deadline);
+}
+
+/* ---- log directories ---- */
+
+static tl_err log_dirs_map(struct tl_admin *admin, const struct admin_call *call,
+			   const void *response)
+{
+	const struct tl_describe_log_dirs_response *resp = response;
+	struct admin_result *result = call->arg;
+	struct tl_admin_log_dirs *out = &result->pub.log_dirs;
+	TL_UNUSED(admin);
+	int32_t count = 0;
+	for (int32_t d = 0; d < resp->results_count; d++)
+		for (int32_t t = 0; t < resp->results[d].topics_count; t++)
+			count += TL_MAX(resp->results[d].topics[t].partitions_count, 0);
+	struct tl_admin_log_dir_entry *entries =
+		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*entries));
+	if (!entries)
+		return TL_ERR_NOMEM;
+	int32_t n = 0;
+	for (int32_t d = 0; d < resp->results_count; d++) {
+		const struct tl_describe_log_dirs_response_describe_log_dirs_result *dir =
+			&resp->results[d];
+		const char *dir_name = arena_strdup(&result->arena, dir->log_dir);
+		for (int32_t t = 0; t < dir->topics_count; t++) {
+			const char *topic = arena_strdup(&result->arena, dir->topics[t].name);
+			for (int32_t i = 0; i < dir->topics[t].partitions_count; i++) {
+				struct tl_admin_log_dir_entry *e = &entries[n++];
+				e->node_id = call->node;
+				e->dir = dir_name;
+				e->dir_err = (tl_err)dir->error_code;
+				e->topic = topic;
+				e->partition = dir->topics[t].partitions[i].partition_index;
+				e->size_bytes = dir->topics[t].partitions[i].partition_size;
+				e->total_bytes = dir->total_bytes;
+				e->usable_bytes = dir->usable_bytes;
+			}
+		}
+	}
+	out->entries = entries;
+	out->count = n;
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_admin_describe_log_dirs(struct tl_admin *admin, int32_t node_id,
+					    struct tl_admin_log_dirs **out, int timeout_ms)
+{
+	if (node_id < 0 || !out)
+		return admin_fail(admin, TL_ERR_INVALID, "describe_log_dirs: needs a node id");
+	struct tl_describe_log_dirs_request req;
+	tl_describe_log_dirs_request_defaults(&req);
+	req.topics_count = -1; /* every partition */
+	struct admin_call call = {API_DESCRIBE_LOG_DIRS, &req, NULL, node_id, log_dirs_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
+		return err;
+	*out = &result->pub.log_dirs;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_log_dirs_destroy(struct tl_admin_log_dirs *log_dirs)
+{
+	result_destroy(log_dirs);
 }

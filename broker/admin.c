@@ -13,9 +13,10 @@
 #include "common/diag.h"
 #include "protocol/records.h"
 
-#define LIST_OFFSETS_LATEST   (-1)
-#define LIST_OFFSETS_EARLIEST (-2)
-#define LIST_OFFSETS_MAX_TS   (-3)
+#define LIST_OFFSETS_LATEST         (-1)
+#define LIST_OFFSETS_EARLIEST       (-2)
+#define LIST_OFFSETS_MAX_TS         (-3) /* KIP-734 */
+#define LIST_OFFSETS_EARLIEST_LOCAL (-4) /* KIP-405: no remote tier, so the log start */
 
 static char *arena_strdup(struct tl_arena *arena, const char *s)
 {
@@ -263,10 +264,21 @@ list_offsets_partition(struct tl_request *req, struct tl_partition *p, int64_t t
 	if (timestamp == LIST_OFFSETS_LATEST) {
 		offset = isolation_level == 1 ? tl_log_last_stable_offset(p->log)
 					      : tl_log_high_watermark(p->log);
-	} else if (timestamp == LIST_OFFSETS_EARLIEST) {
+	} else if (timestamp == LIST_OFFSETS_EARLIEST || timestamp == LIST_OFFSETS_EARLIEST_LOCAL) {
 		offset = tl_log_start_offset(p->log);
-	} else if (timestamp == LIST_OFFSETS_MAX_TS || timestamp < 0) {
-		/* KIP-734 max timestamp: not indexed yet; answer as "no such offset". */
+	} else if (timestamp == LIST_OFFSETS_MAX_TS) {
+		/* The first record carrying the largest timestamp, as Kafka 3.8 answers;
+		 * only what a consumer could fetch (below the high watermark) counts. */
+		int64_t max_ts = tl_log_max_timestamp(p->log);
+		if (max_ts >= 0 &&
+		    tl_log_offset_for_timestamp(p->log, max_ts, &offset, &ts) == TL_OK) {
+			list_offsets_in_batch(p->log, max_ts, &offset, &ts);
+			if (offset >= tl_log_high_watermark(p->log))
+				offset = ts = -1;
+		} else {
+			offset = ts = -1;
+		}
+	} else if (timestamp < 0) {
 		offset = -1;
 	} else {
 		tl_err err = tl_log_offset_for_timestamp(p->log, timestamp, &offset, &ts);
@@ -648,11 +660,50 @@ static bool key_wanted(const struct tl_describe_configs_request_describe_configs
 	return false;
 }
 
-static void describe_topic(struct tl_request *req, struct tl_topic *topic,
+/* The broker's configuration as --print-config shows it, for tl_config_describe_key;
+ * the caller frees it. NULL when out of memory. */
+static char *config_printed(const struct tl_config *config)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	if (!mem)
+		return NULL;
+	tl_config_print(config, mem);
+	fclose(mem);
+	return text;
+}
+
+struct synonym_list {
+	struct tl_describe_configs_response_describe_configs_synonym *items;
+	int32_t count;
+	int32_t max;
+};
+
+static void synonym_add(struct tl_request *req, struct synonym_list *list, const char *name,
+			const char *value, int8_t source)
+{
+	if (!list->items || list->count == list->max)
+		return;
+	struct tl_describe_configs_response_describe_configs_synonym *s =
+		&list->items[list->count++];
+	tl_describe_configs_response_describe_configs_synonym_defaults(s);
+	s->name = tl_str_of(name);
+	s->value = value ? arena_str(&req->arena, value) : (struct tl_str){NULL, -1};
+	s->source = source;
+}
+
+#define SYNONYMS_MAX 8
+
+/* Topic key @index: its value on @topic, the source (DYNAMIC_TOPIC_CONFIG when the
+ * topic sets it, STATIC_BROKER_CONFIG when a broker synonym was given, else
+ * DEFAULT_CONFIG) and, when asked, the synonyms in Kafka's order. */
+static void describe_topic(struct tl_request *req, struct tl_topic *topic, const char *printed,
+			   bool include_synonyms,
 			   const struct tl_describe_configs_request_describe_configs_resource *in,
 			   struct tl_describe_configs_response_describe_configs_result *out)
 {
-	int16_t version = req->header.api_version;
+	const struct tl_config *config = &req->conn->broker->config;
 	int n = tl_topic_config_key_count();
 	out->configs = tl_arena_array(&req->arena, (size_t)n, sizeof(*out->configs));
 	if (!out->configs)
@@ -665,15 +716,110 @@ static void describe_topic(struct tl_request *req, struct tl_topic *topic,
 		struct tl_describe_configs_response_describe_configs_resource_result *c =
 			&out->configs[count++];
 		tl_describe_configs_response_describe_configs_resource_result_defaults(c);
-		char value[64];
+		char value[TL_CONFIG_STR_MAX];
 		tl_topic_config_key_value(&topic->config, i, value, sizeof(value));
 		bool set = tl_topic_config_key_is_set(&topic->config, i);
+		struct synonym_list list = {NULL, 0, SYNONYMS_MAX};
+		if (include_synonyms)
+			list.items = tl_arena_array(&req->arena, SYNONYMS_MAX, sizeof(*list.items));
+		if (set)
+			synonym_add(req, &list, key, value, SOURCE_TOPIC);
+		int8_t source = set ? SOURCE_TOPIC : SOURCE_DEFAULT;
+		bool default_listed = false;
+		for (const char *const *syn = tl_topic_config_key_synonyms(i); *syn; syn++) {
+			char broker_value[TL_CONFIG_STR_MAX];
+			bool has_value, is_set;
+			if (!tl_config_describe_key(config, printed, *syn, broker_value,
+						    sizeof(broker_value), &has_value, &is_set) ||
+			    !has_value)
+				continue;
+			if (is_set) {
+				synonym_add(req, &list, *syn, broker_value, SOURCE_STATIC);
+				if (!set && source == SOURCE_DEFAULT)
+					source = SOURCE_STATIC;
+			} else if (!default_listed) {
+				synonym_add(req, &list, *syn, broker_value, SOURCE_DEFAULT);
+				default_listed = true;
+			}
+		}
 		c->name = tl_str_of(key);
 		c->value = arena_str(&req->arena, value);
-		c->is_default = !set;
-		c->config_source = (int8_t)(set ? SOURCE_TOPIC : SOURCE_DEFAULT);
-		c->synonyms_count = 0;
-		TL_UNUSED(version);
+		c->is_default = source == SOURCE_DEFAULT;
+		c->config_source = source;
+		c->synonyms = list.items;
+		c->synonyms_count = list.count;
+	}
+	out->configs_count = count;
+}
+
+/* The broker resource: Tally's keys under Kafka's names, each read-only (no dynamic
+ * broker configs), STATIC_BROKER_CONFIG when the file or an override gave it, else
+ * DEFAULT_CONFIG. Kafka answers only for its own id ("" means the cluster-wide dynamic
+ * defaults, of which Tally has none). */
+static void describe_broker(struct tl_request *req, const char *printed, bool include_synonyms,
+			    const struct tl_describe_configs_request_describe_configs_resource *in,
+			    struct tl_describe_configs_response_describe_configs_result *out)
+{
+	const struct tl_config *config = &req->conn->broker->config;
+	if (in->resource_name.len <= 0)
+		return;
+	char id[16];
+	snprintf(id, sizeof(id), "%d", config->node_id);
+	if (!tl_str_eq_c(in->resource_name, id)) {
+		char message[128];
+		snprintf(message, sizeof(message),
+			 "Unexpected broker id, expected %s or empty string, but received %.*s", id,
+			 (int)TL_MIN(in->resource_name.len, 32), in->resource_name.ptr);
+		out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
+		out->error_message = arena_str(&req->arena, message);
+		return;
+	}
+	int n = tl_config_key_count();
+	out->configs = tl_arena_array(&req->arena, (size_t)n, sizeof(*out->configs));
+	if (!out->configs)
+		return;
+	int32_t count = 0;
+	for (int i = 0; i < n; i++) {
+		const char *key = tl_config_key_name(i);
+		char value[TL_CONFIG_STR_MAX];
+		bool has_value, is_set;
+		if (!key_wanted(in, key) ||
+		    !tl_config_describe_key(config, printed, key, value, sizeof(value), &has_value,
+					    &is_set))
+			continue;
+		struct tl_describe_configs_response_describe_configs_resource_result *c =
+			&out->configs[count++];
+		tl_describe_configs_response_describe_configs_resource_result_defaults(c);
+		int8_t source = is_set ? SOURCE_STATIC : SOURCE_DEFAULT;
+		c->name = tl_str_of(key);
+		c->value = has_value ? arena_str(&req->arena, value) : (struct tl_str){NULL, -1};
+		c->read_only = true;
+		c->is_default = !is_set;
+		c->config_source = source;
+		struct synonym_list list = {NULL, 0, SYNONYMS_MAX};
+		if (include_synonyms)
+			list.items = tl_arena_array(&req->arena, SYNONYMS_MAX, sizeof(*list.items));
+		const char *const *group = tl_config_synonyms(key);
+		if (!group) {
+			if (has_value)
+				synonym_add(req, &list, key, value, source);
+		} else {
+			/* From @key on: a stronger synonym is not a synonym of a weaker one. */
+			bool from_here = false;
+			for (size_t g = 0; g < 4 && group[g]; g++) {
+				char syn_value[TL_CONFIG_STR_MAX];
+				bool syn_has, syn_set;
+				from_here |= strcmp(group[g], key) == 0;
+				if (from_here &&
+				    tl_config_describe_key(config, printed, group[g], syn_value,
+							   sizeof(syn_value), &syn_has, &syn_set) &&
+				    syn_has)
+					synonym_add(req, &list, group[g], syn_value,
+						    syn_set ? SOURCE_STATIC : SOURCE_DEFAULT);
+			}
+		}
+		c->synonyms = list.items;
+		c->synonyms_count = list.count;
 	}
 	out->configs_count = count;
 }
@@ -696,6 +842,8 @@ void tl_handle_describe_configs(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "DescribeConfigs request too large");
 		return;
 	}
+	char *printed = config_printed(&broker->config);
+	bool include_synonyms = version >= 1 && msg.include_synonyms;
 	for (int32_t i = 0; i < msg.resources_count; i++) {
 		const struct tl_describe_configs_request_describe_configs_resource *in =
 			&msg.resources[i];
@@ -711,22 +859,15 @@ void tl_handle_describe_configs(struct tl_request *req, struct tl_cursor *body)
 				out->error_message = tl_str_of("unknown topic");
 				continue;
 			}
-			describe_topic(req, topic, in, out);
+			describe_topic(req, topic, printed, include_synonyms, in, out);
 		} else if (in->resource_type == RESOURCE_BROKER) {
-			/* The broker's own keys: the topic defaults it hands out. */
-			struct tl_topic_config defaults;
-			tl_topic_config_from_broker(&defaults, &broker->config);
-			struct tl_topic fake;
-			memset(&fake, 0, sizeof(fake));
-			fake.config = defaults;
-			describe_topic(req, &fake, in, out);
-			for (int32_t c = 0; c < out->configs_count; c++)
-				out->configs[c].config_source = SOURCE_STATIC;
+			describe_broker(req, printed, include_synonyms, in, out);
 		} else {
 			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
 			out->error_message = tl_str_of("unsupported resource type");
 		}
 	}
+	free(printed);
 	tl_response_begin(req);
 	tl_describe_configs_response_encode(&req->response, version, &resp);
 	tl_response_end(req);

@@ -106,10 +106,12 @@ static tl_err epoll_add(struct tl_broker *broker, int fd, uint64_t source)
 
 static tl_err broker_listen(struct tl_broker *broker)
 {
-	char host[256];
-	int port;
-	tl_err err = tl_config_parse_listener(broker->config.listeners, host, sizeof(host), &port);
-	TL_ASSERT(err == TL_OK); /* checked by tl_config_finish */
+	/* tl_config_finish picked the served PLAINTEXT listener. */
+	const struct tl_config *config = &broker->config;
+	TL_ASSERT(config->listener_served >= 0 && config->listener_served < config->listener_count);
+	const struct tl_listener *listener = &config->listener_list[config->listener_served];
+	const char *host = listener->host[0] ? listener->host : "0.0.0.0";
+	int port = listener->port;
 	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
 	if (getaddrinfo(host, NULL, &hints, &ai) != 0) {
 		tl_crit("broker: cannot resolve listener host=%s", host);
@@ -124,8 +126,8 @@ static tl_err broker_listen(struct tl_broker *broker)
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1 || listen(fd, 1024) == -1) {
-		tl_crit("broker: cannot listen listener=%s err=%s", broker->config.listeners,
-			strerrorname_np(errno));
+		tl_crit("broker: cannot listen listener=%s://%s:%d err=%s", listener->name, host,
+			port, strerrorname_np(errno));
 		close(fd);
 		return TL_ERR_IO;
 	}
@@ -135,12 +137,11 @@ static tl_err broker_listen(struct tl_broker *broker)
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
 	int bound_port = ntohs(addr.sin_port);
-	if (broker->config.advertised_listeners[0]) {
-		tl_config_parse_listener(broker->config.advertised_listeners,
-					 broker->advertised_host, sizeof(broker->advertised_host),
-					 &broker->advertised_port);
-		if (broker->advertised_port == 0)
-			broker->advertised_port = bound_port;
+	if (config->has_advertised && config->advertised.host[0]) {
+		snprintf(broker->advertised_host, sizeof(broker->advertised_host), "%s",
+			 config->advertised.host);
+		broker->advertised_port =
+			config->advertised.port ? config->advertised.port : bound_port;
 	} else {
 		snprintf(broker->advertised_host, sizeof(broker->advertised_host), "%s",
 			 strcmp(ip, "0.0.0.0") == 0 ? "localhost" : ip);
@@ -170,6 +171,7 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 {
 	memset(broker, 0, sizeof(*broker));
 	broker->config = *config;
+	tl_batch_scratch_init(&broker->batch_scratch, TL_RECORDS_DECOMPRESSED_MAX);
 	broker->listen_fd = broker->signal_fd = -1;
 	snprintf(broker->data_dir, sizeof(broker->data_dir), "%s", config->log_dirs);
 	if (getrandom(&broker->random_state, sizeof(broker->random_state), 0) !=
@@ -347,6 +349,7 @@ void tl_broker_deinit(struct tl_broker *broker)
 	if (broker->epoll_fd != -1)
 		close(broker->epoll_fd);
 	free(broker->dirty);
+	tl_batch_scratch_deinit(&broker->batch_scratch);
 	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++)
 		free(broker->request_us[key]);
 }

@@ -29,6 +29,8 @@
 #include "log/log.h"
 #include "protocol/api.h"
 #include "protocol/messages.h"
+#include "protocol/records.h"
+#include "protocol/validate.h"
 
 #define TL_TOPIC_NAME_MAX 249
 
@@ -76,7 +78,8 @@ struct tl_topic {
 	struct tl_topic *next; /* hash chain */
 };
 
-#define TL_TOPIC_BUCKETS 1024
+#define TL_TOPIC_BUCKETS        1024
+#define TL_TOPIC_PARTITIONS_MAX 100000 /* per topic, as Kafka's CreateTopics limit */
 
 struct tl_topics {
 	struct tl_topic *buckets[TL_TOPIC_BUCKETS];
@@ -168,6 +171,8 @@ struct tl_broker {
 	struct tl_hist *request_us[TL_BROKER_API_SLOTS];
 	uint64_t malformed_total;
 	uint64_t connections_refused_total;
+	/* Produce's record validation: decompression contexts and buffer, reused. */
+	struct tl_batch_scratch batch_scratch;
 };
 
 /* broker.c */
@@ -214,6 +219,14 @@ tl_err tl_topic_create(struct tl_broker *broker, struct tl_str name, int32_t par
 		       const struct tl_topic_config *config, struct tl_topic **topic_out, char *why,
 		       size_t why_size);
 tl_err tl_topic_delete(struct tl_broker *broker, struct tl_topic *topic);
+/* Single node: raises @topic's partition count to @count durably (new logs first, then
+ * the metadata file). INVALID_PARTITIONS (with @why) unless @count is larger. */
+tl_err tl_topic_add_partitions(struct tl_broker *broker, struct tl_topic *topic, int32_t count,
+			       char *why, size_t why_size);
+/* Single node: replaces @topic's configuration durably, then applies it to the open
+ * logs (segment and retention settings take effect without a restart). */
+tl_err tl_topic_set_config(struct tl_broker *broker, struct tl_topic *topic,
+			   const struct tl_topic_config *config);
 void tl_topics_tick(struct tl_broker *broker, int64_t now_ms);
 /* Cluster mode: a topic as the view has it, with no local file and no logs open yet;
  * @configs is "key=value\n" lines. NULL on failure (logged). */
@@ -240,6 +253,13 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_delete_topics(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_describe_configs(struct tl_request *req, struct tl_cursor *body);
+/* topic_admin.c */
+void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_alter_configs(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_describe_cluster(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_describe_log_dirs(struct tl_request *req, struct tl_cursor *body);
 
 /* producer_ids.c */
 /* A fresh producer id: TL_OK, TL_ERR_COORDINATOR_LOAD_IN_PROGRESS (cluster mode, the

@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/assert.h"
+#include "common/diag.h"
 
 enum key_type {
 	KEY_INT32,
@@ -32,19 +34,22 @@ struct key_def {
 };
 
 #define OFF(field) offsetof(struct tl_config, field)
+/* A string key's max is its field's size. */
+#define STR(field) KEY_STRING, OFF(field), 0, (int64_t)sizeof(((struct tl_config *)0)->field)
 
 static const struct key_def broker_keys[] = {
-	{"advertised.listeners", KEY_STRING, OFF(advertised_listeners), 0, 0},
+	{"advertised.listeners", STR(advertised_listeners)},
 	{"auto.create.topics.enable", KEY_BOOL, OFF(auto_create_topics_enable), 0, 1},
 	{"auto.leader.rebalance.enable", KEY_BOOL, OFF(auto_leader_rebalance_enable), 0, 1},
 	{"broker.id", KEY_INT32, OFF(node_id), 0, INT32_MAX},
-	{"broker.rack", KEY_STRING, OFF(broker_rack), 0, 0},
+	{"broker.rack", STR(broker_rack)},
 	{"broker.session.timeout.ms", KEY_INT32, OFF(broker_session_timeout_ms), 1000, 3600000},
-	{"cluster.id", KEY_STRING, OFF(cluster_id), 0, 0},
+	{"cluster.id", STR(cluster_id)},
 	{"connections.max.idle.ms", KEY_INT64, OFF(connections_max_idle_ms), -1, INT64_MAX},
 	{"controlled.shutdown.enable", KEY_BOOL, OFF(controlled_shutdown_enable), 0, 1},
 	{"controlled.shutdown.max.ms", KEY_INT64, OFF(controlled_shutdown_max_ms), 0, 3600000},
 	{"default.replication.factor", KEY_INT16, OFF(default_replication_factor), 1, INT16_MAX},
+	{"controller.listener.names", STR(controller_listener_names)},
 	{"delete.topic.enable", KEY_BOOL, OFF(delete_topic_enable), 0, 1},
 	{"group.initial.rebalance.delay.ms", KEY_INT32, OFF(group_initial_rebalance_delay_ms), 0,
 	 INT32_MAX},
@@ -53,10 +58,12 @@ static const struct key_def broker_keys[] = {
 	{"group.max.size", KEY_INT32, OFF(group_max_size), 1, INT32_MAX},
 	{"group.min.session.timeout.ms", KEY_INT32, OFF(group_min_session_timeout_ms), 1,
 	 INT32_MAX},
+	{"inter.broker.listener.name", STR(inter_broker_listener_name)},
 	{"leader.imbalance.check.interval.seconds", KEY_SPECIAL, 0, 0, 0},
-	{"listeners", KEY_STRING, OFF(listeners), 0, 0},
+	{"listener.security.protocol.map", STR(listener_security_protocol_map)},
+	{"listeners", STR(listeners)},
 	{"log.dir", KEY_SPECIAL, 0, 0, 0},
-	{"log.dirs", KEY_STRING, OFF(log_dirs), 0, 0},
+	{"log.dirs", STR(log_dirs)},
 	{"log.index.interval.bytes", KEY_INT32, OFF(log.index_interval_bytes), 0, INT32_MAX},
 	{"log.index.size.max.bytes", KEY_INT32, OFF(log.index_bytes_max), 4096, INT32_MAX},
 	{"log.io.engine", KEY_SPECIAL, 0, 0, 0},
@@ -73,8 +80,8 @@ static const struct key_def broker_keys[] = {
 	{"log.segment.bytes", KEY_INT64, OFF(log.segment_bytes), 14, INT32_MAX},
 	{"max.connections", KEY_INT32, OFF(max_connections), 1, 1000000},
 	{"message.max.bytes", KEY_INT32, OFF(message_max_bytes), 0, INT32_MAX},
-	{"metadata.etcd.endpoints", KEY_STRING, OFF(metadata_etcd_endpoints), 0, 0},
-	{"metadata.etcd.prefix", KEY_STRING, OFF(metadata_etcd_prefix), 0, 0},
+	{"metadata.etcd.endpoints", STR(metadata_etcd_endpoints)},
+	{"metadata.etcd.prefix", STR(metadata_etcd_prefix)},
 	{"metadata.etcd.timeout.ms", KEY_INT32, OFF(metadata_etcd_timeout_ms), 100, 600000},
 	{"min.insync.replicas", KEY_INT32, OFF(min_insync_replicas), 1, 16},
 	{"node.id", KEY_INT32, OFF(node_id), 0, INT32_MAX},
@@ -106,12 +113,19 @@ static const struct key_def broker_keys[] = {
 	{"unclean.leader.election.enable", KEY_BOOL, OFF(unclean_leader_election_enable), 0, 1},
 };
 
+TL_STATIC_ASSERT(TL_ARRAY_SIZE(broker_keys) <=
+			 64 * TL_ARRAY_SIZE(((struct tl_config *)0)->keys_set),
+		 "keys_set has a bit per broker key");
+
 void tl_config_defaults(struct tl_config *config)
 {
 	memset(config, 0, sizeof(*config));
 	config->node_id = 1;
 	snprintf(config->listeners, sizeof(config->listeners), "PLAINTEXT://127.0.0.1:9092");
 	snprintf(config->log_dirs, sizeof(config->log_dirs), "./tally-data");
+	snprintf(config->listener_security_protocol_map,
+		 sizeof(config->listener_security_protocol_map),
+		 "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL");
 	config->num_partitions = 1;
 	config->default_replication_factor = 1;
 	config->auto_create_topics_enable = true;
@@ -320,10 +334,13 @@ static tl_err config_set_special(struct tl_config *config, const char *key, cons
 
 static void unknown_key_message(const char *key, char *why, size_t why_size)
 {
-	const char *names[TL_ARRAY_SIZE(broker_keys)];
+	const char *names[TL_ARRAY_SIZE(broker_keys) + TL_CONFIG_KAFKA_KEYS_MAX];
+	size_t count = 0;
 	for (size_t i = 0; i < TL_ARRAY_SIZE(broker_keys); i++)
-		names[i] = broker_keys[i].name;
-	const char *hint = closest_key(key, names, TL_ARRAY_SIZE(broker_keys));
+		names[count++] = broker_keys[i].name;
+	for (int i = 0; i < tl_config_kafka_key_count(); i++)
+		names[count++] = tl_config_kafka_key_name(i);
+	const char *hint = closest_key(key, names, count);
 	if (hint)
 		snprintf(why, why_size, "config: unknown key \"%s\"; did you mean \"%s\"?", key,
 			 hint);
@@ -339,9 +356,23 @@ tl_err tl_config_set(struct tl_config *config, const char *key, const char *valu
 		if (strcmp(broker_keys[i].name, key) == 0)
 			def = &broker_keys[i];
 	if (!def) {
+		/* Kafka's keys that Tally does not implement start the broker (a stock
+		 * server.properties must), and tl_config_report names them once. */
+		int kafka_index = tl_config_kafka_key_index(key);
+		if (kafka_index >= 0) {
+			config->kafka_keys_ignored[kafka_index / 64] |= 1ull << (kafka_index % 64);
+			return TL_OK;
+		}
+		if (strncmp(key, "listener.name.", strlen("listener.name.")) == 0 &&
+		    strchr(key + strlen("listener.name."), '.')) {
+			config->listener_prefixed_ignored++;
+			return TL_OK;
+		}
 		unknown_key_message(key, why, why_size);
 		return TL_ERR_INVALID;
 	}
+	size_t def_index = (size_t)(def - broker_keys);
+	config->keys_set[def_index / 64] |= 1ull << (def_index % 64);
 	char *field = (char *)config + def->offset;
 	int64_t v;
 	tl_err err = TL_OK;
@@ -363,12 +394,12 @@ tl_err tl_config_set(struct tl_config *config, const char *key, const char *valu
 		err = parse_bool(key, value, (bool *)(void *)field, why, why_size);
 		break;
 	case KEY_STRING:
-		if (strlen(value) >= TL_CONFIG_STR_MAX) {
-			snprintf(why, why_size, "config %s: value longer than %d bytes", key,
-				 TL_CONFIG_STR_MAX - 1);
+		if (strlen(value) >= (size_t)def->max) {
+			snprintf(why, why_size, "config %s: value longer than %" PRId64 " bytes",
+				 key, def->max - 1);
 			return TL_ERR_INVALID;
 		}
-		snprintf(field, TL_CONFIG_STR_MAX, "%s", value);
+		snprintf(field, (size_t)def->max, "%s", value);
 		if (strcmp(key, "log.dirs") == 0)
 			config->precedence.has_log_dirs = true;
 		break;
@@ -422,6 +453,8 @@ tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why
 	return err;
 }
 
+static tl_err config_finish_listeners(struct tl_config *config, char *why, size_t why_size);
+
 tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size)
 {
 	struct tl_config_precedence *p = &config->precedence;
@@ -438,23 +471,9 @@ tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size)
 	else if (p->roll_hours)
 		config->log.segment_ms = p->roll_hours * 3600000;
 
-	char host[256];
-	int port;
-	if (tl_config_parse_listener(config->listeners, host, sizeof(host), &port) != TL_OK) {
-		snprintf(why, why_size,
-			 "config listeners: \"%s\" is not PLAINTEXT://host:port (only PLAINTEXT "
-			 "is supported)",
-			 config->listeners);
-		return TL_ERR_INVALID;
-	}
-	if (config->advertised_listeners[0] &&
-	    tl_config_parse_listener(config->advertised_listeners, host, sizeof(host), &port) !=
-		    TL_OK) {
-		snprintf(why, why_size,
-			 "config advertised.listeners: \"%s\" is not PLAINTEXT://host:port",
-			 config->advertised_listeners);
-		return TL_ERR_INVALID;
-	}
+	tl_err err = config_finish_listeners(config, why, why_size);
+	if (err != TL_OK)
+		return err;
 	if (config->message_max_bytes > config->socket_request_max_bytes) {
 		snprintf(why, why_size,
 			 "config message.max.bytes (%d) exceeds socket.request.max.bytes (%d)",
@@ -471,29 +490,41 @@ tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size)
 	return TL_OK;
 }
 
-tl_err tl_config_parse_listener(const char *listeners, char *host, size_t host_size, int *port_out)
+/* Parses one "NAME://host:port" of @len bytes at @text. */
+static tl_err parse_one_listener(const char *text, size_t len, struct tl_listener *out)
 {
-	const char *prefix = "PLAINTEXT://";
-	if (strncmp(listeners, prefix, strlen(prefix)) != 0)
+	memset(out, 0, sizeof(*out));
+	const char *sep = memmem(text, len, "://", 3);
+	if (!sep || sep == text || (size_t)(sep - text) >= sizeof(out->name))
 		return TL_ERR_INVALID;
-	const char *h = listeners + strlen(prefix);
-	const char *end = strchr(h, ',');
-	size_t len = end ? (size_t)(end - h) : strlen(h);
-	const char *colon = NULL;
-	for (size_t i = 0; i < len; i++)
-		if (h[i] == ':')
-			colon = h + i;
-	if (!colon)
+	for (const char *c = text; c < sep; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+			return TL_ERR_INVALID;
+	memcpy(out->name, text, (size_t)(sep - text));
+	const char *h = sep + 3, *end = text + len;
+	const char *host_end, *colon;
+	if (h < end && *h == '[') { /* [v6]:port */
+		const char *close = memchr(h, ']', (size_t)(end - h));
+		if (!close || close + 1 >= end || close[1] != ':')
+			return TL_ERR_INVALID;
+		h++;
+		host_end = close;
+		colon = close + 1;
+	} else {
+		colon = NULL;
+		for (const char *c = h; c < end; c++)
+			if (*c == ':')
+				colon = c;
+		if (!colon)
+			return TL_ERR_INVALID;
+		host_end = colon;
+	}
+	size_t host_len = (size_t)(host_end - h);
+	if (host_len >= sizeof(out->host))
 		return TL_ERR_INVALID;
-	size_t host_len = (size_t)(colon - h);
-	if (host_len >= host_size)
-		return TL_ERR_INVALID;
-	memcpy(host, h, host_len);
-	host[host_len] = '\0';
-	if (host_len == 0)
-		snprintf(host, host_size, "0.0.0.0");
-	char portbuf[16];
-	size_t port_len = len - host_len - 1;
+	memcpy(out->host, h, host_len);
+	char portbuf[8];
+	size_t port_len = (size_t)(end - colon - 1);
 	if (port_len == 0 || port_len >= sizeof(portbuf))
 		return TL_ERR_INVALID;
 	memcpy(portbuf, colon + 1, port_len);
@@ -502,8 +533,205 @@ tl_err tl_config_parse_listener(const char *listeners, char *host, size_t host_s
 	long port = strtol(portbuf, &e, 10);
 	if (*e || port < 0 || port > 65535)
 		return TL_ERR_INVALID;
-	*port_out = (int)port;
+	out->port = (int32_t)port;
 	return TL_OK;
+}
+
+tl_err tl_config_parse_listeners(const char *text, struct tl_listener *out, int32_t *count_out,
+				 char *why, size_t why_size)
+{
+	int32_t count = 0;
+	const char *p = text;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		while (len && isspace((unsigned char)*p)) {
+			p++;
+			len--;
+		}
+		while (len && isspace((unsigned char)p[len - 1]))
+			len--;
+		if (count == TL_CONFIG_LISTENERS_MAX) {
+			snprintf(why, why_size, "more than %d listeners", TL_CONFIG_LISTENERS_MAX);
+			return TL_ERR_INVALID;
+		}
+		if (parse_one_listener(p, len, &out[count]) != TL_OK) {
+			snprintf(why, why_size, "\"%.*s\" is not NAME://host:port", (int)len, p);
+			return TL_ERR_INVALID;
+		}
+		for (int32_t i = 0; i < count; i++)
+			if (strcmp(out[i].name, out[count].name) == 0) {
+				snprintf(why, why_size, "listener name %s appears twice",
+					 out[count].name);
+				return TL_ERR_INVALID;
+			}
+		count++;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (count == 0) {
+		snprintf(why, why_size, "no listener");
+		return TL_ERR_INVALID;
+	}
+	*count_out = count;
+	return TL_OK;
+}
+
+/* Looks up @name in a "NAME:PROTOCOL,..." map; writes the protocol to @out. */
+static bool protocol_of(const char *map, const char *name, char *out, size_t out_size)
+{
+	size_t name_len = strlen(name);
+	for (const char *p = map; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		const char *colon = memchr(p, ':', len);
+		if (colon && (size_t)(colon - p) == name_len &&
+		    strncasecmp(p, name, name_len) == 0) {
+			size_t proto_len = len - name_len - 1;
+			while (proto_len && colon[proto_len] == ' ')
+				proto_len--;
+			if (proto_len >= out_size)
+				return false;
+			memcpy(out, colon + 1, proto_len);
+			out[proto_len] = '\0';
+			return true;
+		}
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+/* True when @name is one of the comma-separated @names. */
+static bool name_in_list(const char *names, const char *name)
+{
+	size_t name_len = strlen(name);
+	for (const char *p = names; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		while (len && p[len - 1] == ' ')
+			len--;
+		if (len == name_len && strncasecmp(p, name, len) == 0)
+			return true;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+/* Parses listeners and advertised.listeners, gives each its protocol, and picks the
+ * served one: inter.broker.listener.name if set, else the first PLAINTEXT listener
+ * that is not a controller listener. Only PLAINTEXT is served for now; the others are
+ * kept (the security work serves them) and tl_config_report says they are not served. */
+static tl_err config_finish_listeners(struct tl_config *config, char *why, size_t why_size)
+{
+	char detail[256];
+	if (tl_config_parse_listeners(config->listeners, config->listener_list,
+				      &config->listener_count, detail, sizeof(detail)) != TL_OK) {
+		snprintf(why, why_size, "config listeners: %s in \"%s\"", detail,
+			 config->listeners);
+		return TL_ERR_INVALID;
+	}
+	config->listener_served = -1;
+	for (int32_t i = 0; i < config->listener_count; i++) {
+		struct tl_listener *l = &config->listener_list[i];
+		if (!protocol_of(config->listener_security_protocol_map, l->name, l->protocol,
+				 sizeof(l->protocol))) {
+			snprintf(why, why_size,
+				 "config listeners: listener %s has no security protocol in "
+				 "listener.security.protocol.map (\"%s\")",
+				 l->name, config->listener_security_protocol_map);
+			return TL_ERR_INVALID;
+		}
+		if (strcmp(l->protocol, "PLAINTEXT") && strcmp(l->protocol, "SSL") &&
+		    strcmp(l->protocol, "SASL_PLAINTEXT") && strcmp(l->protocol, "SASL_SSL")) {
+			snprintf(why, why_size,
+				 "config listener.security.protocol.map: \"%s\" (listener %s) is "
+				 "not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+				 l->protocol, l->name);
+			return TL_ERR_INVALID;
+		}
+		bool wanted = config->inter_broker_listener_name[0]
+				      ? strcasecmp(l->name, config->inter_broker_listener_name) == 0
+				      : !name_in_list(config->controller_listener_names, l->name);
+		if (wanted && config->listener_served < 0 && strcmp(l->protocol, "PLAINTEXT") == 0)
+			config->listener_served = i;
+	}
+	if (config->listener_served < 0) {
+		snprintf(why, why_size,
+			 "config listeners: no PLAINTEXT listener to serve in \"%s\"%s%s (Tally "
+			 "serves one PLAINTEXT listener; SSL and SASL are not supported yet)",
+			 config->listeners,
+			 config->inter_broker_listener_name[0]
+				 ? " named by inter.broker.listener.name="
+				 : "",
+			 config->inter_broker_listener_name);
+		return TL_ERR_INVALID;
+	}
+	const struct tl_listener *served = &config->listener_list[config->listener_served];
+	config->has_advertised = false;
+	if (config->advertised_listeners[0]) {
+		struct tl_listener adv[TL_CONFIG_LISTENERS_MAX];
+		int32_t adv_count;
+		if (tl_config_parse_listeners(config->advertised_listeners, adv, &adv_count, detail,
+					      sizeof(detail)) != TL_OK) {
+			snprintf(why, why_size, "config advertised.listeners: %s in \"%s\"", detail,
+				 config->advertised_listeners);
+			return TL_ERR_INVALID;
+		}
+		for (int32_t i = 0; i < adv_count; i++) {
+			bool known = false;
+			for (int32_t j = 0; j < config->listener_count; j++)
+				known |=
+					strcasecmp(adv[i].name, config->listener_list[j].name) == 0;
+			if (!known) {
+				snprintf(why, why_size,
+					 "config advertised.listeners: listener %s is not in "
+					 "listeners (\"%s\")",
+					 adv[i].name, config->listeners);
+				return TL_ERR_INVALID;
+			}
+			if (strcasecmp(adv[i].name, served->name) == 0) {
+				config->advertised = adv[i];
+				snprintf(config->advertised.protocol,
+					 sizeof(config->advertised.protocol), "%s",
+					 served->protocol);
+				config->has_advertised = true;
+			}
+		}
+	}
+	return TL_OK;
+}
+
+void tl_config_report(const struct tl_config *config)
+{
+	for (int i = 0; i < tl_config_kafka_key_count(); i++)
+		if ((config->kafka_keys_ignored[i / 64] >> (i % 64)) & 1)
+			tl_info("config: ignored key=%s (a Kafka key Tally does not use)",
+				tl_config_kafka_key_name(i));
+	if (config->listener_prefixed_ignored)
+		tl_info("config: ignored count=%d per-listener keys (listener.name.*)",
+			config->listener_prefixed_ignored);
+	for (int32_t i = 0; i < config->listener_count; i++) {
+		const struct tl_listener *l = &config->listener_list[i];
+		if (i == config->listener_served)
+			continue;
+		if (name_in_list(config->controller_listener_names, l->name))
+			tl_info("config: listener %s is a KRaft controller listener; not served "
+				"(Tally keeps its metadata in etcd)",
+				l->name);
+		else
+			tl_warn("config: listener %s (%s) is not served: only one PLAINTEXT "
+				"listener is served",
+				l->name, l->protocol);
+	}
 }
 
 void tl_config_print(const struct tl_config *config, FILE *out)
@@ -522,6 +750,7 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->controlled_shutdown_enable ? "true" : "false");
 	fprintf(out, "controlled.shutdown.max.ms=%" PRId64 "\n",
 		config->controlled_shutdown_max_ms);
+	fprintf(out, "controller.listener.names=%s\n", config->controller_listener_names);
 	fprintf(out, "default.replication.factor=%d\n", config->default_replication_factor);
 	fprintf(out, "delete.topic.enable=%s\n", config->delete_topic_enable ? "true" : "false");
 	fprintf(out, "group.initial.rebalance.delay.ms=%d\n",
@@ -529,8 +758,10 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "group.max.session.timeout.ms=%d\n", config->group_max_session_timeout_ms);
 	fprintf(out, "group.max.size=%d\n", config->group_max_size);
 	fprintf(out, "group.min.session.timeout.ms=%d\n", config->group_min_session_timeout_ms);
+	fprintf(out, "inter.broker.listener.name=%s\n", config->inter_broker_listener_name);
 	fprintf(out, "leader.imbalance.check.interval.seconds=%" PRId64 "\n",
 		config->leader_imbalance_check_interval_ms / 1000);
+	fprintf(out, "listener.security.protocol.map=%s\n", config->listener_security_protocol_map);
 	fprintf(out, "listeners=%s\n", config->listeners);
 	fprintf(out, "log.dirs=%s\n", config->log_dirs);
 	fprintf(out, "log.index.interval.bytes=%d\n", config->log.index_interval_bytes);
@@ -583,6 +814,95 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->unclean_leader_election_enable ? "true" : "false");
 }
 
+/* ---- describing (DescribeConfigs) ---- */
+
+int tl_config_key_count(void)
+{
+	return (int)TL_ARRAY_SIZE(broker_keys);
+}
+
+const char *tl_config_key_name(int index)
+{
+	TL_ASSERT(index >= 0 && index < (int)TL_ARRAY_SIZE(broker_keys));
+	return broker_keys[index].name;
+}
+
+/* Kafka's broker synonyms, strongest first (DynamicBrokerConfig's synonym lists). */
+static const char *const synonym_groups[][4] = {
+	{"log.retention.ms", "log.retention.minutes", "log.retention.hours", NULL},
+	{"log.roll.ms", "log.roll.hours", NULL, NULL},
+	{"log.dirs", "log.dir", NULL, NULL},
+};
+
+const char *const *tl_config_synonyms(const char *key)
+{
+	for (size_t g = 0; g < TL_ARRAY_SIZE(synonym_groups); g++)
+		for (size_t i = 0; i < 4 && synonym_groups[g][i]; i++)
+			if (strcmp(synonym_groups[g][i], key) == 0)
+				return synonym_groups[g];
+	return NULL;
+}
+
+/* Value of a precedence key as given (@stored is value + 1, -1 or 0 = not given). */
+static bool given_value(int64_t stored, int64_t fallback, char *out, size_t out_size)
+{
+	if (stored == 0 && fallback < 0)
+		return false;
+	int64_t v = stored == 0 ? fallback : stored == -1 ? -1 : stored - 1;
+	snprintf(out, out_size, "%" PRId64, v);
+	return true;
+}
+
+bool tl_config_describe_key(const struct tl_config *config, const char *printed, const char *key,
+			    char *value, size_t value_size, bool *has_value_out, bool *is_set_out)
+{
+	int index = -1;
+	for (size_t i = 0; i < TL_ARRAY_SIZE(broker_keys); i++)
+		if (strcmp(broker_keys[i].name, key) == 0)
+			index = (int)i;
+	if (index < 0 || strcmp(key, "test.fault.drop.produce.response.ratio") == 0)
+		return false;
+	const struct tl_config_precedence *p = &config->precedence;
+	*is_set_out = (config->keys_set[index / 64] >> (index % 64)) & 1;
+	*has_value_out = true;
+	value[0] = '\0';
+	/* The weaker synonyms are not printed: their value is what was given, or Kafka's
+	 * default (168 hours), or none. */
+	if (strcmp(key, "broker.id") == 0)
+		key = "node.id"; /* the same setting under its older name */
+	if (strcmp(key, "log.retention.ms") == 0 && !p->retention_ms)
+		*has_value_out = false; /* Kafka's default is null: the hours give it */
+	else if (strcmp(key, "log.roll.ms") == 0 && !p->roll_ms)
+		*has_value_out = false;
+	else if (strcmp(key, "log.retention.minutes") == 0)
+		*has_value_out = given_value(p->retention_minutes, -1, value, value_size);
+	else if (strcmp(key, "log.retention.hours") == 0)
+		*has_value_out = given_value(p->retention_hours, 168, value, value_size);
+	else if (strcmp(key, "log.roll.hours") == 0)
+		*has_value_out =
+			given_value(p->roll_hours ? p->roll_hours + 1 : 0, 168, value, value_size);
+	else if (strcmp(key, "log.dir") == 0)
+		*has_value_out = false;
+	else {
+		/* Everything else as --print-config shows it: one source of truth. */
+		size_t key_len = strlen(key);
+		for (const char *line = printed; line && *line;) {
+			const char *nl = strchr(line, '\n');
+			size_t len = nl ? (size_t)(nl - line) : strlen(line);
+			if (len > key_len && line[key_len] == '=' &&
+			    strncmp(line, key, key_len) == 0) {
+				size_t n = TL_MIN(len - key_len - 1, value_size - 1);
+				memcpy(value, line + key_len + 1, n);
+				value[n] = '\0';
+				return true;
+			}
+			line = nl ? nl + 1 : NULL;
+		}
+		*has_value_out = false;
+	}
+	return true;
+}
+
 /* ---- topic configs ---- */
 
 enum topic_key {
@@ -600,11 +920,35 @@ enum topic_key {
 	TOPIC_KEY_COUNT,
 };
 
-static const char *const topic_keys[TOPIC_KEY_COUNT] = {
-	"cleanup.policy",  "compression.type",     "max.message.bytes",   "message.timestamp.type",
-	"retention.bytes", "retention.ms",         "segment.bytes",       "segment.index.bytes",
-	"segment.ms",      "index.interval.bytes", "min.insync.replicas",
+/* Each topic key and its broker synonyms, strongest first (Kafka's
+ * ServerTopicConfigSynonyms): a topic that does not set the key takes the first
+ * synonym the broker's configuration gives, else the default. */
+struct topic_key_def {
+	const char *name;
+	const char *synonyms[4]; /* NULL-terminated */
 };
+
+static const struct topic_key_def topic_key_defs[TOPIC_KEY_COUNT] = {
+	[TOPIC_CLEANUP_POLICY] = {"cleanup.policy", {"log.cleanup.policy"}},
+	[TOPIC_COMPRESSION_TYPE] = {"compression.type", {"compression.type"}},
+	[TOPIC_MAX_MESSAGE_BYTES] = {"max.message.bytes", {"message.max.bytes"}},
+	[TOPIC_MESSAGE_TIMESTAMP_TYPE] = {"message.timestamp.type", {"log.message.timestamp.type"}},
+	[TOPIC_RETENTION_BYTES] = {"retention.bytes", {"log.retention.bytes"}},
+	[TOPIC_RETENTION_MS] = {"retention.ms",
+				{"log.retention.ms", "log.retention.minutes",
+				 "log.retention.hours"}},
+	[TOPIC_SEGMENT_BYTES] = {"segment.bytes", {"log.segment.bytes"}},
+	[TOPIC_SEGMENT_INDEX_BYTES] = {"segment.index.bytes", {"log.index.size.max.bytes"}},
+	[TOPIC_SEGMENT_MS] = {"segment.ms", {"log.roll.ms", "log.roll.hours"}},
+	[TOPIC_INDEX_INTERVAL_BYTES] = {"index.interval.bytes", {"log.index.interval.bytes"}},
+	[TOPIC_MIN_INSYNC_REPLICAS] = {"min.insync.replicas", {"min.insync.replicas"}},
+};
+
+const char *const *tl_topic_config_key_synonyms(int index)
+{
+	TL_ASSERT(index >= 0 && index < TOPIC_KEY_COUNT);
+	return topic_key_defs[index].synonyms;
+}
 
 void tl_topic_config_from_broker(struct tl_topic_config *topic, const struct tl_config *broker)
 {
@@ -625,7 +969,7 @@ int tl_topic_config_key_count(void)
 const char *tl_topic_config_key_name(int index)
 {
 	TL_ASSERT(index >= 0 && index < TOPIC_KEY_COUNT);
-	return topic_keys[index];
+	return topic_key_defs[index].name;
 }
 
 bool tl_topic_config_key_is_set(const struct tl_topic_config *topic, int index)
@@ -638,10 +982,13 @@ tl_err tl_topic_config_set(struct tl_topic_config *topic, const char *key, const
 {
 	int index = -1;
 	for (int i = 0; i < TOPIC_KEY_COUNT; i++)
-		if (strcmp(topic_keys[i], key) == 0)
+		if (strcmp(topic_key_defs[i].name, key) == 0)
 			index = i;
 	if (index < 0) {
-		const char *hint = closest_key(key, topic_keys, TOPIC_KEY_COUNT);
+		const char *names[TOPIC_KEY_COUNT];
+		for (int i = 0; i < TOPIC_KEY_COUNT; i++)
+			names[i] = topic_key_defs[i].name;
+		const char *hint = closest_key(key, names, TOPIC_KEY_COUNT);
 		if (hint)
 			snprintf(why, why_size, "unknown topic config \"%s\"; did you mean \"%s\"?",
 				 key, hint);

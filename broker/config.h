@@ -12,7 +12,18 @@
 #include "log/log.h"
 #include "tally/error.h"
 
-#define TL_CONFIG_STR_MAX 512
+#define TL_CONFIG_STR_MAX        512
+#define TL_CONFIG_LISTENERS_MAX  8
+/* Kafka 3.8 defines 313 broker keys (config_kafka.c); room for a few more. */
+#define TL_CONFIG_KAFKA_KEYS_MAX 384
+
+/* One entry of `listeners` / `advertised.listeners`: NAME://host:port. */
+struct tl_listener {
+	char name[32];     /* listener name, e.g. PLAINTEXT, CONTROLLER */
+	char protocol[16]; /* its security protocol, from listener.security.protocol.map */
+	char host[256];    /* "" in the text means every address (listen) / this host */
+	int32_t port;      /* 0 = any free port */
+};
 
 /* Which precedence-ordered keys were given while loading, so the stronger one wins
  * whatever the order in the file (0 = not given; values stored +1 so 0 stays distinct). */
@@ -26,12 +37,15 @@ struct tl_config {
 	int32_t node_id;                              /* node.id (alias broker.id) */
 	char listeners[TL_CONFIG_STR_MAX];            /* listeners: PLAINTEXT://host:port */
 	char advertised_listeners[TL_CONFIG_STR_MAX]; /* advertised.listeners, "" = listeners */
-	char log_dirs[TL_CONFIG_STR_MAX];   /* log.dirs (alias log.dir); first dir is used */
-	int32_t num_partitions;             /* num.partitions */
-	int16_t default_replication_factor; /* default.replication.factor */
-	bool auto_create_topics_enable;     /* auto.create.topics.enable */
-	bool delete_topic_enable;           /* delete.topic.enable */
-	struct tl_log_config log;           /* log.segment.bytes, log.roll.*, log.retention.* ... */
+	char listener_security_protocol_map[TL_CONFIG_STR_MAX]; /* listener.security.protocol.map */
+	char controller_listener_names[128]; /* controller.listener.names: never served */
+	char inter_broker_listener_name[32]; /* inter.broker.listener.name: the served one */
+	char log_dirs[TL_CONFIG_STR_MAX];    /* log.dirs (alias log.dir); first dir is used */
+	int32_t num_partitions;              /* num.partitions */
+	int16_t default_replication_factor;  /* default.replication.factor */
+	bool auto_create_topics_enable;      /* auto.create.topics.enable */
+	bool delete_topic_enable;            /* delete.topic.enable */
+	struct tl_log_config log; /* log.segment.bytes, log.roll.*, log.retention.* ... */
 	int64_t log_retention_check_interval_ms; /* log.retention.check.interval.ms */
 	int32_t message_max_bytes;               /* message.max.bytes: largest batch accepted */
 	int32_t socket_request_max_bytes;        /* socket.request.max.bytes: largest frame */
@@ -57,8 +71,19 @@ struct tl_config {
 	 * the environment has TALLY_TEST_FAULTS=1, so no production config can carry it. */
 	double test_fault_drop_produce_response;
 	struct tl_config_precedence precedence; /* private to config.c */
-	char cluster_id[64];                    /* cluster.id (default: generated once, stored) */
-	char log_level[16];                     /* log.level: crit|warn|info|debug (tally) */
+	/* Set by tl_config_finish: every listener parsed, the one served (only one
+	 * PLAINTEXT listener is served for now) and the address advertised for it. */
+	struct tl_listener listener_list[TL_CONFIG_LISTENERS_MAX];
+	int32_t listener_count;
+	int32_t listener_served;       /* index into listener_list */
+	struct tl_listener advertised; /* port 0 / host "": the bound ones */
+	bool has_advertised;           /* advertised.listeners names the served listener */
+	/* Kafka keys given that Tally does not implement, for tl_config_report. */
+	uint64_t kafka_keys_ignored[TL_CONFIG_KAFKA_KEYS_MAX / 64];
+	int32_t listener_prefixed_ignored; /* listener.name.<name>.<key> entries */
+	uint64_t keys_set[2]; /* bit per Tally key (config.c's table) given in file or override */
+	char cluster_id[64];  /* cluster.id (default: generated once, stored) */
+	char log_level[16];   /* log.level: crit|warn|info|debug (tally) */
 	/* Cluster mode: on when metadata.etcd.endpoints is set. */
 	char metadata_etcd_endpoints[TL_CONFIG_STR_MAX]; /* metadata.etcd.endpoints (tally) */
 	char metadata_etcd_prefix[128];           /* metadata.etcd.prefix: key prefix (tally) */
@@ -100,8 +125,32 @@ tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size);
 /* Prints the effective configuration, one `key=value` per line, sorted. */
 void tl_config_print(const struct tl_config *config, FILE *out);
 
-/* Parses "PLAINTEXT://host:port" (the first listener of a comma list). */
-tl_err tl_config_parse_listener(const char *listeners, char *host, size_t host_size, int *port_out);
+/* DescribeConfigs of the broker: Tally's keys (count, name of @index), Kafka's
+ * synonyms of @key strongest first (NULL-terminated, itself included; NULL when it has
+ * none), and the value of @key given @printed, the output of tl_config_print: false
+ * when Tally has no such key; @has_value_out false for a key with no value (Kafka's
+ * null); @is_set_out when the file or an override gave it. */
+int tl_config_key_count(void);
+const char *tl_config_key_name(int index);
+const char *const *tl_config_synonyms(const char *key);
+bool tl_config_describe_key(const struct tl_config *config, const char *printed, const char *key,
+			    char *value, size_t value_size, bool *has_value_out, bool *is_set_out);
+
+/* Logs, once at start, the Kafka keys given but not implemented and the listeners
+ * not served. */
+void tl_config_report(const struct tl_config *config);
+
+/* Parses a comma-separated list of NAME://host:port (host empty or [v6] allowed) into
+ * @out (at most TL_CONFIG_LISTENERS_MAX), without protocols. Duplicate names are
+ * refused, as Kafka does. */
+tl_err tl_config_parse_listeners(const char *text, struct tl_listener *out, int32_t *count_out,
+				 char *why, size_t why_size);
+
+/* Apache Kafka 3.8's broker key names (config_kafka.c): index of @key or -1, the
+ * count, and the name of @index. */
+int tl_config_kafka_key_index(const char *key);
+int tl_config_kafka_key_count(void);
+const char *tl_config_kafka_key_name(int index);
 
 /* Topic-level configuration keys (CreateTopics configs, DescribeConfigs). */
 struct tl_topic_config {
@@ -125,6 +174,8 @@ const char *tl_topic_config_key_name(int index);
 void tl_topic_config_key_value(const struct tl_topic_config *topic, int index, char *out,
 			       size_t out_size);
 bool tl_topic_config_key_is_set(const struct tl_topic_config *topic, int index);
+/* Broker keys that give key @index its default, strongest first, NULL-terminated. */
+const char *const *tl_topic_config_key_synonyms(int index);
 
 /* Edit distance, for did-you-mean suggestions. */
 size_t tl_config_distance(const char *a, const char *b);

@@ -85,6 +85,7 @@ int main(int argc, char **argv)
 	}
 	tl_diag_set_level(level_of(config.log_level));
 	tl_info("broker: starting tallyd version=%s", TL_VERSION);
+	tl_config_report(&config);
 	static struct tl_broker broker; /* large: keep it off the stack */
 	tl_err err = tl_broker_init(&broker, &config);
 	if (err != TL_OK) {

@@ -8,7 +8,14 @@
  *     atomically. A crash before the rename leaves partition dirs without metadata; the
  *     topic was never acknowledged, so start-up removes them.
  * (2) delete: remove the metadata file (fsync the dir), then the partition logs. A crash
- *     in between leaves orphans that start-up removes. */
+ *     in between leaves orphans that start-up removes.
+ * (3) add partitions: open (create) the new partition logs, then rewrite the metadata
+ *     file with the new count. A crash before the rename leaves partition dirs past the
+ *     stored count, which start-up removes as orphans.
+ * (4) alter configs: rewrite the metadata file, then apply to the open logs.
+ * A topic's partition array never moves (requests, parked fetches, the dirty list and
+ * log listeners point into it): it is an address range reserved for
+ * TL_TOPIC_PARTITIONS_MAX entries, of which the first partition_count are mapped. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +34,47 @@
 
 #define META_DIR   "/.tally-meta"
 #define TOPICS_DIR META_DIR "/topics"
+
+/* ---- partition arrays ---- */
+
+static size_t partitions_bytes(int32_t count)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t bytes = (size_t)count * sizeof(struct tl_partition);
+	return (bytes + page - 1) / page * page;
+}
+
+/* Reserves room for TL_TOPIC_PARTITIONS_MAX partitions and maps the first @count,
+ * zeroed. PROT_NONE address space costs no memory and no commit charge. */
+static struct tl_partition *partitions_alloc(int32_t count)
+{
+	if (count < 1 || count > TL_TOPIC_PARTITIONS_MAX)
+		return NULL;
+	void *p = mmap(NULL, partitions_bytes(TL_TOPIC_PARTITIONS_MAX), PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (mprotect(p, partitions_bytes(count), PROT_READ | PROT_WRITE) != 0) {
+		munmap(p, partitions_bytes(TL_TOPIC_PARTITIONS_MAX));
+		return NULL;
+	}
+	return p;
+}
+
+/* Maps entries up to @count (zeroed); the existing ones stay where they are. */
+static tl_err partitions_grow(struct tl_partition *partitions, int32_t count)
+{
+	TL_ASSERT(count <= TL_TOPIC_PARTITIONS_MAX);
+	return mprotect(partitions, partitions_bytes(count), PROT_READ | PROT_WRITE) == 0
+		       ? TL_OK
+		       : TL_ERR_NOMEM;
+}
+
+static void partitions_free(struct tl_partition *partitions)
+{
+	if (partitions)
+		munmap(partitions, partitions_bytes(TL_TOPIC_PARTITIONS_MAX));
+}
 
 /* ---- lookup ---- */
 
@@ -176,6 +225,16 @@ static void topic_config_text(const struct tl_topic *topic, char *out, size_t ou
 	}
 }
 
+/* Rewrites @topic's metadata file (see (3) and (4) above). */
+static tl_err topic_store(struct tl_broker *broker, const struct tl_topic *topic)
+{
+	char text[4096], dir[TL_CONFIG_STR_MAX + 64], file[TL_TOPIC_NAME_MAX + 32];
+	topic_config_text(topic, text, sizeof(text));
+	snprintf(dir, sizeof(dir), "%s" TOPICS_DIR, broker->data_dir);
+	snprintf(file, sizeof(file), "%s.properties", topic->name);
+	return write_file_atomic(dir, file, text);
+}
+
 /* ---- registry ---- */
 
 static void topic_insert(struct tl_broker *broker, struct tl_topic *topic)
@@ -199,7 +258,7 @@ static void topic_unlink(struct tl_broker *broker, struct tl_topic *topic)
 /* Opens the partition logs of @topic. On failure closes those already open. */
 static tl_err topic_open_logs(struct tl_broker *broker, struct tl_topic *topic)
 {
-	topic->partitions = calloc((size_t)topic->partition_count, sizeof(*topic->partitions));
+	topic->partitions = partitions_alloc(topic->partition_count);
 	if (!topic->partitions)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < topic->partition_count; i++) {
@@ -215,7 +274,7 @@ static tl_err topic_open_logs(struct tl_broker *broker, struct tl_topic *topic)
 				tl_err_name(err));
 			for (int32_t j = 0; j < i; j++)
 				tl_log_close(topic->partitions[j].log);
-			free(topic->partitions);
+			partitions_free(topic->partitions);
 			topic->partitions = NULL;
 			return err;
 		}
@@ -237,8 +296,9 @@ tl_err tl_topic_create(struct tl_broker *broker, struct tl_str name, int32_t par
 		snprintf(why, why_size, "topic '%.*s' already exists", name.len, name.ptr);
 		return TL_ERR_TOPIC_ALREADY_EXISTS;
 	}
-	if (partitions < 1 || partitions > 100000) {
-		snprintf(why, why_size, "number of partitions must be between 1 and 100000");
+	if (partitions < 1 || partitions > TL_TOPIC_PARTITIONS_MAX) {
+		snprintf(why, why_size, "number of partitions must be between 1 and %d",
+			 TL_TOPIC_PARTITIONS_MAX);
 		return TL_ERR_INVALID_PARTITIONS;
 	}
 	struct tl_topic *topic = calloc(1, sizeof(*topic));
@@ -261,14 +321,10 @@ tl_err tl_topic_create(struct tl_broker *broker, struct tl_str name, int32_t par
 		snprintf(why, why_size, "cannot create the partition logs on disk");
 		return TL_ERR_KAFKA_STORAGE_ERROR;
 	}
-	char text[4096], dir[TL_CONFIG_STR_MAX + 64], file[TL_TOPIC_NAME_MAX + 32];
-	topic_config_text(topic, text, sizeof(text));
-	snprintf(dir, sizeof(dir), "%s" TOPICS_DIR, broker->data_dir);
-	snprintf(file, sizeof(file), "%s.properties", topic->name);
-	if (write_file_atomic(dir, file, text) != TL_OK) {
+	if (topic_store(broker, topic) != TL_OK) {
 		for (int32_t i = 0; i < topic->partition_count; i++)
 			tl_log_remove(topic->partitions[i].log);
-		free(topic->partitions);
+		partitions_free(topic->partitions);
 		free(topic);
 		snprintf(why, why_size, "cannot write the topic metadata");
 		return TL_ERR_KAFKA_STORAGE_ERROR;
@@ -317,8 +373,75 @@ tl_err tl_topic_delete(struct tl_broker *broker, struct tl_topic *topic)
 				topic->name, i);
 	}
 	tl_info("broker: topic deleted topic=%s", topic->name);
-	free(topic->partitions);
+	partitions_free(topic->partitions);
 	free(topic);
+	return TL_OK;
+}
+
+tl_err tl_topic_add_partitions(struct tl_broker *broker, struct tl_topic *topic, int32_t count,
+			       char *why, size_t why_size)
+{
+	TL_ASSERT(!topic->cluster);
+	int32_t old = topic->partition_count;
+	if (count > TL_TOPIC_PARTITIONS_MAX) {
+		snprintf(why, why_size, "number of partitions must be at most %d",
+			 TL_TOPIC_PARTITIONS_MAX);
+		return TL_ERR_INVALID_PARTITIONS;
+	}
+	if (count <= old) {
+		if (count == old)
+			snprintf(why, why_size, "Topic already has %d partitions.", old);
+		else
+			snprintf(why, why_size,
+				 "Topic currently has %d partitions, which is higher than the "
+				 "requested %d.",
+				 old, count);
+		return TL_ERR_INVALID_PARTITIONS;
+	}
+	if (partitions_grow(topic->partitions, count) != TL_OK) {
+		snprintf(why, why_size, "out of memory");
+		return TL_ERR_UNKNOWN_SERVER_ERROR;
+	}
+	for (int32_t i = old; i < count; i++) {
+		struct tl_partition *p = &topic->partitions[i];
+		memset(p, 0, sizeof(*p));
+		p->topic = topic;
+		p->index = i;
+		if (tl_partition_open_log(broker, p) != TL_OK) {
+			for (int32_t j = old; j < i; j++)
+				tl_partition_remove_log(broker, &topic->partitions[j]);
+			snprintf(why, why_size, "cannot create the partition logs on disk");
+			return TL_ERR_KAFKA_STORAGE_ERROR;
+		}
+	}
+	topic->partition_count = count;
+	if (topic_store(broker, topic) != TL_OK) {
+		topic->partition_count = old;
+		for (int32_t j = old; j < count; j++)
+			tl_partition_remove_log(broker, &topic->partitions[j]);
+		snprintf(why, why_size, "cannot write the topic metadata");
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	}
+	tl_info("broker: partitions added topic=%s partitions=%d was=%d", topic->name, count, old);
+	return TL_OK;
+}
+
+tl_err tl_topic_set_config(struct tl_broker *broker, struct tl_topic *topic,
+			   const struct tl_topic_config *config)
+{
+	TL_ASSERT(!topic->cluster);
+	struct tl_topic_config old = topic->config;
+	topic->config = *config;
+	if (topic_store(broker, topic) != TL_OK) {
+		topic->config = old;
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	}
+	/* Segment and retention settings apply from the next append and the next
+	 * retention check, as Kafka's do. */
+	for (int32_t i = 0; i < topic->partition_count; i++)
+		if (topic->partitions[i].log)
+			tl_log_set_config(topic->partitions[i].log, &topic->config.log);
+	tl_info("broker: topic configs changed topic=%s", topic->name);
 	return TL_OK;
 }
 
@@ -350,7 +473,7 @@ struct tl_topic *tl_topic_attach(struct tl_broker *broker, const char *name,
 			tl_warn("broker: topic config from the cluster ignored topic=%s why=\"%s\"",
 				name, why);
 	}
-	topic->partitions = calloc((size_t)partitions, sizeof(*topic->partitions));
+	topic->partitions = partitions_alloc(partitions);
 	if (!topic->partitions) {
 		free(topic);
 		return NULL;
@@ -399,7 +522,7 @@ void tl_topic_remove_local(struct tl_broker *broker, struct tl_topic *topic)
 		tl_partition_remove_log(broker, p);
 	}
 	tl_info("broker: topic deleted topic=%s", topic->name);
-	free(topic->partitions);
+	partitions_free(topic->partitions);
 	free(topic);
 }
 
@@ -604,7 +727,7 @@ void tl_topics_close_all(struct tl_broker *broker)
 					tl_log_close(topic->partitions[i].log);
 				free(topic->partitions[i].leader);
 			}
-			free(topic->partitions);
+			partitions_free(topic->partitions);
 			free(topic);
 			topic = next;
 		}

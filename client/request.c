@@ -51,6 +51,9 @@ RPC_CODEC(end_txn)
 RPC_CODEC(write_txn_markers)
 RPC_CODEC(txn_offset_commit)
 RPC_CODEC(create_partitions)
+RPC_CODEC(delete_records)
+RPC_CODEC(describe_log_dirs)
+RPC_CODEC(incremental_alter_configs)
 RPC_CODEC(delete_groups)
 RPC_CODEC(describe_producers)
 RPC_CODEC(describe_transactions)
@@ -66,14 +69,18 @@ static const struct tl_client_rpc rpcs[] = {
 	RPC_ROW(TL_CLIENT_API_LIST_GROUPS, "ListGroups", list_groups),
 	RPC_ROW(TL_CLIENT_API_CREATE_TOPICS, "CreateTopics", create_topics),
 	RPC_ROW(TL_CLIENT_API_DELETE_TOPICS, "DeleteTopics", delete_topics),
+	RPC_ROW(TL_CLIENT_API_DELETE_RECORDS, "DeleteRecords", delete_records),
 	RPC_ROW(TL_CLIENT_API_INIT_PRODUCER_ID, "InitProducerId", init_producer_id),
 	RPC_ROW(TL_CLIENT_API_ADD_PARTITIONS_TO_TXN, "AddPartitionsToTxn", add_partitions_to_txn),
 	RPC_ROW(TL_CLIENT_API_ADD_OFFSETS_TO_TXN, "AddOffsetsToTxn", add_offsets_to_txn),
 	RPC_ROW(TL_CLIENT_API_END_TXN, "EndTxn", end_txn),
 	RPC_ROW(TL_CLIENT_API_WRITE_TXN_MARKERS, "WriteTxnMarkers", write_txn_markers),
 	RPC_ROW(TL_CLIENT_API_TXN_OFFSET_COMMIT, "TxnOffsetCommit", txn_offset_commit),
+	RPC_ROW(TL_CLIENT_API_DESCRIBE_LOG_DIRS, "DescribeLogDirs", describe_log_dirs),
 	RPC_ROW(TL_CLIENT_API_CREATE_PARTITIONS, "CreatePartitions", create_partitions),
 	RPC_ROW(TL_CLIENT_API_DELETE_GROUPS, "DeleteGroups", delete_groups),
+	RPC_ROW(TL_CLIENT_API_INCREMENTAL_ALTER_CONFIGS, "IncrementalAlterConfigs",
+		incremental_alter_configs),
 	RPC_ROW(TL_CLIENT_API_DESCRIBE_PRODUCERS, "DescribeProducers", describe_producers),
 	RPC_ROW(TL_CLIENT_API_DESCRIBE_TRANSACTIONS, "DescribeTransactions", describe_transactions),
 	RPC_ROW(TL_CLIENT_API_LIST_TRANSACTIONS, "ListTransactions", list_transactions),

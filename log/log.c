@@ -110,6 +110,7 @@
 #define NAME_BYTES            64
 #define EPOCH_CHECKPOINT      "leader-epoch-checkpoint"
 #define EPOCH_CHECKPOINT_MAX  100000 /* entries: a bigger file is garbage, rebuilt */
+#define START_CHECKPOINT      "log-start-offset-checkpoint" /* DeleteRecords' floor */
 
 TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
 
@@ -186,6 +187,9 @@ struct tl_log {
 	uint32_t segment_count;
 	uint32_t segment_cap;
 	int64_t end_offset;
+	/* DeleteRecords: offsets below are deleted though their segment may remain; 0 =
+	 * none. Written to START_CHECKPOINT (durably) before it is raised. */
+	int64_t start_floor;
 	int64_t high_watermark; /* what consumers may read; see "Replication support" */
 	int64_t durable_offset; /* local durable end: every offset below is fsynced */
 	int64_t hw_limit;       /* cap on the automatic high watermark; INT64_MAX but while
@@ -1539,6 +1543,54 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 	return TL_OK;
 }
 
+/* Reads START_CHECKPOINT ("<offset>\n"); an absent or unreadable one means no floor
+ * (logged), a floor past the end is capped there. */
+static void start_floor_recover(struct tl_log *log)
+{
+	uint8_t *data;
+	size_t len;
+	tl_err err = file_slurp(log, START_CHECKPOINT, &data, &len);
+	if (err == TL_ERR_NOT_FOUND)
+		return;
+	char text[32] = "";
+	if (err == TL_OK) {
+		memcpy(text, data, TL_MIN(len, sizeof(text) - 1));
+		free(data);
+	}
+	char *end;
+	long long floor = strtoll(text, &end, 10);
+	if (err != TL_OK || end == text || *end != '\n' || floor < 0) {
+		tl_warn("log: ignoring unreadable %s dir=%s", START_CHECKPOINT, log->dir);
+		return;
+	}
+	log->start_floor = TL_MIN((int64_t)floor, log->end_offset);
+}
+
+tl_err tl_log_delete_records(struct tl_log *log, int64_t offset, int64_t *start_out)
+{
+	if (log->failed)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	if (offset == -1)
+		offset = log->high_watermark;
+	if (offset < 0 || offset > log->high_watermark)
+		return TL_ERR_OFFSET_OUT_OF_RANGE;
+	if (offset > tl_log_start_offset(log)) {
+		char text[32];
+		int n = snprintf(text, sizeof(text), "%" PRId64 "\n", offset);
+		/* Durable before answered: a deleted record never comes back after a crash. */
+		if (file_replace(log, START_CHECKPOINT, text, (size_t)n, true) != TL_OK ||
+		    sync_dir(log) != TL_OK) {
+			tl_warn("log: cannot write %s dir=%s detail=\"%s\"", START_CHECKPOINT,
+				log->dir, log->last_error);
+			return TL_ERR_KAFKA_STORAGE_ERROR;
+		}
+		log->start_floor = offset;
+		tl_info("log: records deleted dir=%s start=%" PRId64, log->dir, offset);
+	}
+	*start_out = tl_log_start_offset(log);
+	return TL_OK;
+}
+
 tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct tl_ring *ring,
 		   struct tl_log **log_out)
 {
@@ -1585,6 +1637,7 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	err = epochs_recover(log);
 	if (err != TL_OK)
 		goto out_close;
+	start_floor_recover(log);
 	if (clean) {
 		/* From here on a crash must rerun recovery. */
 		if (unlinkat(log->dir_fd, CLEAN_MARKER, 0) == -1 || sync_dir(log) != TL_OK) {
@@ -2606,6 +2659,14 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
 	if (epochs_sync(log) != TL_OK)
 		goto out_fail;
 	snapshots_unlink_all(log);
+	if (log->start_floor > 0) {
+		/* The new start replaces the floor; a stale file must not raise it later. */
+		if (unlinkat(log->dir_fd, START_CHECKPOINT, 0) == -1 && errno != ENOENT) {
+			set_error(log, "unlink", START_CHECKPOINT, errno);
+			goto out_fail;
+		}
+		log->start_floor = 0;
+	}
 	while (log->segment_count > 0) {
 		struct tl_log_segment *segment = log->segments[log->segment_count - 1];
 		segment_unlink(log, segment->base_offset);
@@ -2724,7 +2785,9 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 int64_t tl_log_start_offset(const struct tl_log *log)
 {
 	/* No segment only on a log FAILED in tl_log_truncate_fully(). */
-	return log->segment_count > 0 ? log->segments[0]->base_offset : log->end_offset;
+	if (log->segment_count == 0)
+		return log->end_offset;
+	return TL_MAX(log->segments[0]->base_offset, log->start_floor);
 }
 
 int64_t tl_log_end_offset(const struct tl_log *log)
@@ -2772,6 +2835,14 @@ tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms, int
 		}
 	}
 	return TL_ERR_NOT_FOUND;
+}
+
+int64_t tl_log_max_timestamp(const struct tl_log *log)
+{
+	int64_t max = -1;
+	for (uint32_t s = 0; s < log->segment_count; s++)
+		max = TL_MAX(max, log->segments[s]->max_timestamp);
+	return max;
 }
 
 /* ---- transactions ---- */
@@ -2876,8 +2947,9 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 	while (log->segment_count > 1) {
 		struct tl_log_segment *segment = log->segments[0];
 		/* A sealed segment with writes still in flight stays until they are durable. */
+		bool deleted_records = log->segments[1]->base_offset <= log->start_floor;
 		if (segment->bytes_durable != segment->bytes ||
-		    !segment_expired(log, segment, total, now_ms))
+		    (!deleted_records && !segment_expired(log, segment, total, now_ms)))
 			break;
 		char name[NAME_BYTES];
 		segment_name(name, segment->base_offset, ".log");

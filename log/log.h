@@ -265,6 +265,11 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 void tl_log_read_release(void *segment);
 
 int64_t tl_log_start_offset(const struct tl_log *log);
+/* DeleteRecords: raises the log start to @offset (-1: the high watermark) durably;
+ * reads below it fail from then on and tl_log_tick removes the segments wholly below
+ * it. TL_ERR_OFFSET_OUT_OF_RANGE past the high watermark; a lower @offset changes
+ * nothing. Writes the new start to @start_out. */
+tl_err tl_log_delete_records(struct tl_log *log, int64_t offset, int64_t *start_out);
 int64_t tl_log_end_offset(const struct tl_log *log);
 int64_t tl_log_high_watermark(const struct tl_log *log);
 /* Bytes on disk over all segments. */
@@ -274,6 +279,10 @@ int64_t tl_log_size_bytes(const struct tl_log *log);
  * @timestamp_ms, with that maxTimestamp. TL_ERR_NOT_FOUND when no batch qualifies. */
 tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms, int64_t *offset_out,
 				   int64_t *timestamp_out);
+/* ListOffsets MAX_TIMESTAMP (KIP-734): the largest batch maxTimestamp in the log, from
+ * the segments' time indexes; -1 when no batch has one. The batch holding it is
+ * tl_log_offset_for_timestamp(log, that timestamp). */
+int64_t tl_log_max_timestamp(const struct tl_log *log);
 
 /* ---- transactions ---- */
 

@@ -1,7 +1,9 @@
 /* cluster.c - `tally cluster info`: the cluster id, the controller, every broker with
  * its advertised address and whether it answers from here, and the partitions whose
  * ISR is smaller than their replica set (under-replicated) or that have no leader
- * (offline). */
+ * (offline). `tally cluster log-dirs`: each broker's log directories and the size of
+ * every partition replica in them (DescribeLogDirs). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,10 +132,59 @@ static void cluster_text(struct cli *cli, const struct tl_admin_cluster *cluster
 				cluster->brokers[i].port, why[i]);
 }
 
+/* log-dirs: one row per partition replica, broker by broker. */
+static int cluster_log_dirs(struct cli *cli, struct tl_admin *admin,
+			    const struct tl_admin_cluster *cluster)
+{
+	static const char *const headers[] = {"BROKER", "DIR", "TOPIC", "PARTITION", "SIZE"};
+	struct cli_table *table =
+		cli->format == CLI_FORMAT_TEXT ? cli_table_create(5, headers) : NULL;
+	struct cli_node *root = cli->format != CLI_FORMAT_TEXT ? cli_node_array() : NULL;
+	int rc = CLI_EXIT_OK;
+	for (int32_t b = 0; b < cluster->broker_count; b++) {
+		struct tl_admin_log_dirs *dirs;
+		tl_err err = tl_admin_describe_log_dirs(admin, cluster->brokers[b].node_id, &dirs,
+							cli->timeout_ms);
+		if (err != TL_OK) {
+			rc = cli_admin_fail(cli, admin, err, "DescribeLogDirs");
+			continue;
+		}
+		for (int32_t i = 0; i < dirs->count; i++) {
+			const struct tl_admin_log_dir_entry *e = &dirs->entries[i];
+			if (table) {
+				cli_table_cell(table, "%d", e->node_id);
+				cli_table_cell(table, "%s", e->dir ? e->dir : "");
+				cli_table_cell(table, "%s", e->topic ? e->topic : "");
+				cli_table_cell(table, "%d", e->partition);
+				cli_table_cell(table, "%" PRId64, e->size_bytes);
+			} else if (root) {
+				struct cli_node *o = cli_add_object(root, NULL);
+				cli_add_int(o, "broker", e->node_id);
+				cli_add_str(o, "dir", e->dir);
+				cli_add_str(o, "topic", e->topic);
+				cli_add_int(o, "partition", e->partition);
+				cli_add_int(o, "size_bytes", e->size_bytes);
+			}
+		}
+		tl_admin_log_dirs_destroy(dirs);
+	}
+	if (table) {
+		cli_table_print(cli, table, stdout);
+		cli_table_destroy(table);
+	}
+	if (root) {
+		cli_node_print(cli, root, stdout);
+		cli_node_destroy(root);
+	}
+	return rc;
+}
+
 int cli_cluster(struct cli *cli, int argc, char **argv)
 {
-	if (argc < 2 || (strcmp(argv[1], "info") != 0 && strcmp(argv[1], "describe") != 0))
-		return cli_usage(cli, "cluster", "cluster wants a verb: info");
+	bool log_dirs = argc >= 2 && strcmp(argv[1], "log-dirs") == 0;
+	if (argc < 2 ||
+	    (strcmp(argv[1], "info") != 0 && strcmp(argv[1], "describe") != 0 && !log_dirs))
+		return cli_usage(cli, "cluster", "cluster wants a verb: info, log-dirs");
 	static const struct option opts[] = {CLI_GLOBAL_LONG_OPTS, {NULL, 0, NULL, 0}};
 	int rc;
 	int first = cli_parse_options(cli, "cluster", argc - 1, argv + 1, CLI_GLOBAL_SHORT, opts,
@@ -141,7 +192,7 @@ int cli_cluster(struct cli *cli, int argc, char **argv)
 	if (first < 0)
 		return rc;
 	if (argc - 1 - first != 0)
-		return cli_usage(cli, "cluster", "cluster info takes no arguments");
+		return cli_usage(cli, "cluster", "cluster %s takes no arguments", argv[1]);
 	struct tl_admin *admin;
 	if (cli_admin_create(cli, false, &admin) != TL_OK)
 		return CLI_EXIT_USAGE;
@@ -149,6 +200,12 @@ int cli_cluster(struct cli *cli, int argc, char **argv)
 	tl_err err = tl_admin_describe_cluster(admin, &cluster, cli->timeout_ms);
 	if (err != TL_OK) {
 		rc = cli_admin_fail(cli, admin, err, "Metadata");
+		tl_admin_destroy(admin);
+		return rc;
+	}
+	if (log_dirs) {
+		rc = cluster_log_dirs(cli, admin, cluster);
+		tl_admin_cluster_destroy(cluster);
 		tl_admin_destroy(admin);
 		return rc;
 	}

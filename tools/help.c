@@ -9,12 +9,13 @@ static const char overview[] =
 	"A command-line client for Kafka-compatible brokers (tallyd, Apache Kafka).\n"
 	"\n"
 	"Commands:\n"
-	"  topic create|list|describe|delete|add-partitions   manage topics\n"
+	"  topic create|list|describe|delete|add-partitions|alter|delete-records\n"
+	"                                   manage topics\n"
 	"  produce TOPIC                  send lines (or JSON envelopes) from stdin\n"
 	"  tail TOPIC...                  print records; follows live by default\n"
 	"  group list|describe|seek|delete   consumer groups, members and lag\n"
 	"  txn list|describe|producers|find-hanging|abort   transactions\n"
-	"  cluster info                   brokers, controller, cluster id\n"
+	"  cluster info|log-dirs          brokers, controller, cluster id; partition sizes\n"
 	"  log dump|check PATH            inspect a (stopped) broker's data files offline\n"
 	"  help [COMMAND]                 this text, or a command's\n"
 	"\n"
@@ -43,6 +44,8 @@ static const char topic_help[] =
 	"       tally topic describe TOPIC...\n"
 	"       tally topic delete TOPIC... [--if-exists]\n"
 	"       tally topic add-partitions TOPIC -p TOTAL\n"
+	"       tally topic alter TOPIC [-c KEY=VALUE]... [--delete-config KEY]...\n"
+	"       tally topic delete-records TOPIC PARTITION OFFSET|end\n"
 	"\n"
 	"  create            -p/--partitions N (default: the broker's num.partitions),\n"
 	"                    -r/--replication-factor N, -c/--config key=value (repeatable),\n"
@@ -50,8 +53,12 @@ static const char topic_help[] =
 	"  list              one row per topic: name, partitions, replication\n"
 	"  describe          partitions with leader, replicas, ISR, start and end offsets\n"
 	"  delete            --if-exists: a missing topic is not an error\n"
-	"  add-partitions    raise the partition count to TOTAL (CreatePartitions; tallyd does\n"
-	"                    not implement it and answers \"not supported\")\n"
+	"  add-partitions    raise the partition count to TOTAL (CreatePartitions; on a\n"
+	"                    single node; a cluster answers that it is not supported yet)\n"
+	"  alter             set (-c) or reset to the broker default (--delete-config) topic\n"
+	"                    configs; the others keep their settings (IncrementalAlterConfigs)\n"
+	"  delete-records    delete the records of PARTITION below OFFSET (end: all that are\n"
+	"                    committed); prints the new start offset (DeleteRecords)\n"
 	"\n"
 	"Tables are aligned on a terminal and tab-separated otherwise; --format json|yaml\n"
 	"prints documents.\n";
@@ -145,14 +152,15 @@ static const char txn_help[] =
 	"                that are older than --older-than (default: 15m)\n"
 	"  abort         --transactional-id: fence the id (InitProducerId bumps the epoch,\n"
 	"                which aborts its open transaction); --topic...: write an ABORT marker\n"
-	"                into one partition (WriteTxnMarkers; tallyd does not implement it and\n"
-	"                answers \"not supported\")\n";
+	"                into one partition (WriteTxnMarkers at its leader)\n";
 
 static const char cluster_help[] =
 	"usage: tally cluster info\n"
+	"       tally cluster log-dirs\n"
 	"\n"
-	"Cluster id, controller, and each broker with its advertised address and whether it\n"
-	"answers from here.\n";
+	"info: cluster id, controller, and each broker with its advertised address and\n"
+	"whether it answers from here. log-dirs: each broker's log directory and the size of\n"
+	"every partition replica in it (DescribeLogDirs).\n";
 
 static const char log_help[] =
 	"usage: tally log dump PATH [--records] [--json]\n"

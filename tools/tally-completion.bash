@@ -86,9 +86,9 @@ _tally()
 	local opts=
 	case $noun in
 	topic)
-		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "create list describe delete add-partitions" -- "$cur")); return; }
-		opts="-p --partitions -r --replication-factor -c --config --if-exists --if-not-exists --internal"
-		case $verb in describe | delete | add-partitions)
+		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "create list describe delete add-partitions alter delete-records" -- "$cur")); return; }
+		opts="-p --partitions -r --replication-factor -c --config --if-exists --if-not-exists --internal --delete-config"
+		case $verb in describe | delete | add-partitions | alter | delete-records)
 			[[ $cur != -* ]] && { COMPREPLY=($(compgen -W "$(_tally_names topic)" -- "$cur")); return; } ;;
 		esac
 		;;
@@ -113,7 +113,7 @@ _tally()
 		esac
 		;;
 	cluster)
-		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "info" -- "$cur")); return; }
+		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "info log-dirs" -- "$cur")); return; }
 		;;
 	log)
 		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "dump check" -- "$cur")); return; }

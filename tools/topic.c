@@ -1,4 +1,5 @@
-/* topic.c - `tally topic create|list|describe|delete|add-partitions`. */
+/* topic.c - `tally topic create|list|describe|delete|add-partitions|alter|delete-records`. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,8 @@ struct topic_opts {
 	int16_t replication;
 	struct tl_admin_config_entry configs[TOPIC_CONFIGS_MAX];
 	int32_t config_count;
+	const char *deletes[TOPIC_CONFIGS_MAX]; /* alter --delete-config KEY */
+	int32_t delete_count;
 	bool if_exists;
 	bool if_not_exists;
 	bool internal;
@@ -20,6 +23,7 @@ enum {
 	OPT_IF_EXISTS = CLI_OPT_FIRST_LOCAL,
 	OPT_IF_NOT_EXISTS,
 	OPT_INTERNAL,
+	OPT_DELETE_CONFIG,
 };
 
 static int topic_option(struct cli *cli, void *ctx, int opt, const char *arg)
@@ -52,6 +56,12 @@ static int topic_option(struct cli *cli, void *ctx, int opt, const char *arg)
 		o->config_count++;
 		return 0;
 	}
+	case OPT_DELETE_CONFIG:
+		if (o->delete_count == TOPIC_CONFIGS_MAX)
+			return cli_usage(cli, "topic", "at most %d --delete-config options",
+					 TOPIC_CONFIGS_MAX);
+		o->deletes[o->delete_count++] = arg;
+		return 0;
 	case OPT_IF_EXISTS:
 		o->if_exists = true;
 		return 0;
@@ -294,7 +304,7 @@ static int topic_add_partitions(struct cli *cli, struct tl_admin *admin, struct 
 	if (err == TL_ERR_UNSUPPORTED_VERSION) {
 		cli_error(
 			cli,
-			"adding partitions is not supported by this broker (it does not implement CreatePartitions; tallyd does not yet): create a new topic with more partitions and copy the records (tally tail --json | tally produce --json)");
+			"adding partitions is not supported by this broker (it does not implement CreatePartitions): create a new topic with more partitions and copy the records (tally tail --json | tally produce --json)");
 		return CLI_EXIT_ERROR;
 	}
 	if (err != TL_OK)
@@ -303,12 +313,58 @@ static int topic_add_partitions(struct cli *cli, struct tl_admin *admin, struct 
 	return CLI_EXIT_OK;
 }
 
+/* alter: -c KEY=VALUE sets, --delete-config KEY returns a key to the broker default;
+ * the topic's other keys keep their settings (IncrementalAlterConfigs). */
+static int topic_alter(struct cli *cli, struct tl_admin *admin, struct topic_opts *o, int argc,
+		       char **argv)
+{
+	if (argc != 1 || o->config_count + o->delete_count == 0)
+		return cli_usage(cli, "topic",
+				 "topic alter wants TOPIC and -c KEY=VALUE or --delete-config KEY");
+	struct tl_admin_config_change changes[2 * TOPIC_CONFIGS_MAX];
+	int32_t n = 0;
+	for (int32_t i = 0; i < o->config_count; i++)
+		changes[n++] = (struct tl_admin_config_change){
+			o->configs[i].name, o->configs[i].value, TL_ADMIN_CONFIG_SET};
+	for (int32_t i = 0; i < o->delete_count; i++)
+		changes[n++] = (struct tl_admin_config_change){o->deletes[i], NULL,
+							       TL_ADMIN_CONFIG_DELETE};
+	tl_err err = tl_admin_alter_topic_configs(admin, argv[0], changes, n, cli->timeout_ms);
+	if (err != TL_OK)
+		return cli_admin_fail(cli, admin, err, "alter topic configs");
+	cli_info(cli, "topic %s: %d config%s changed", argv[0], n, n == 1 ? "" : "s");
+	return CLI_EXIT_OK;
+}
+
+/* delete-records TOPIC PARTITION OFFSET|end: the records below OFFSET go. */
+static int topic_delete_records(struct cli *cli, struct tl_admin *admin, int argc, char **argv)
+{
+	int64_t partition, offset;
+	if (argc != 3 || !cli_parse_int64(argv[1], &partition) || partition < 0 ||
+	    partition > INT32_MAX ||
+	    (strcmp(argv[2], "end") != 0 && (!cli_parse_int64(argv[2], &offset) || offset < 0)))
+		return cli_usage(cli, "topic",
+				 "topic delete-records wants TOPIC PARTITION OFFSET (or end)");
+	if (strcmp(argv[2], "end") == 0)
+		offset = -1;
+	int64_t low;
+	tl_err err = tl_admin_delete_records(admin, argv[0], (int32_t)partition, offset, &low,
+					     cli->timeout_ms);
+	if (err != TL_OK)
+		return cli_admin_fail(cli, admin, err, "delete records");
+	printf("%" PRId64 "\n", low);
+	cli_info(cli, "topic %s partition %" PRId64 " now starts at offset %" PRId64, argv[0],
+		 partition, low);
+	return CLI_EXIT_OK;
+}
+
 int cli_topic(struct cli *cli, int argc, char **argv)
 {
 	if (argc < 2)
 		return cli_usage(
 			cli, "topic",
-			"topic wants a verb: create, list, describe, delete, add-partitions");
+			"topic wants a verb: create, list, describe, delete, add-partitions, alter, "
+			"delete-records");
 	const char *verb = argv[1];
 	static const struct option opts[] = {
 		{"partitions", required_argument, NULL, 'p'},
@@ -317,6 +373,7 @@ int cli_topic(struct cli *cli, int argc, char **argv)
 		{"if-exists", no_argument, NULL, OPT_IF_EXISTS},
 		{"if-not-exists", no_argument, NULL, OPT_IF_NOT_EXISTS},
 		{"internal", no_argument, NULL, OPT_INTERNAL},
+		{"delete-config", required_argument, NULL, OPT_DELETE_CONFIG},
 		CLI_GLOBAL_LONG_OPTS,
 		{NULL, 0, NULL, 0},
 	};
@@ -331,12 +388,13 @@ int cli_topic(struct cli *cli, int argc, char **argv)
 	char **args = argv + 1 + first;
 	bool known = strcmp(verb, "create") == 0 || strcmp(verb, "list") == 0 ||
 		     strcmp(verb, "ls") == 0 || strcmp(verb, "describe") == 0 ||
-		     strcmp(verb, "delete") == 0 || strcmp(verb, "add-partitions") == 0;
+		     strcmp(verb, "delete") == 0 || strcmp(verb, "add-partitions") == 0 ||
+		     strcmp(verb, "alter") == 0 || strcmp(verb, "delete-records") == 0;
 	if (!known)
-		return cli_usage(
-			cli, "topic",
-			"unknown verb \"%s\"; use create, list, describe, delete or add-partitions",
-			verb);
+		return cli_usage(cli, "topic",
+				 "unknown verb \"%s\"; use create, list, describe, delete, "
+				 "add-partitions, alter or delete-records",
+				 verb);
 	struct tl_admin *admin;
 	if (cli_admin_create(cli, false, &admin) != TL_OK)
 		return CLI_EXIT_USAGE;
@@ -348,6 +406,10 @@ int cli_topic(struct cli *cli, int argc, char **argv)
 		rc = topic_describe(cli, admin, rest, args);
 	else if (strcmp(verb, "delete") == 0)
 		rc = topic_delete(cli, admin, &o, rest, args);
+	else if (strcmp(verb, "alter") == 0)
+		rc = topic_alter(cli, admin, &o, rest, args);
+	else if (strcmp(verb, "delete-records") == 0)
+		rc = topic_delete_records(cli, admin, rest, args);
 	else
 		rc = topic_add_partitions(cli, admin, &o, rest, args);
 	tl_admin_destroy(admin);

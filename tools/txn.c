@@ -399,7 +399,7 @@ static int txn_abort(struct cli *cli, struct tl_admin *admin, const struct txn_o
 	if (err == TL_ERR_UNSUPPORTED_VERSION) {
 		cli_error(
 			cli,
-			"aborting a hanging transaction is not supported by this broker (it does not implement WriteTxnMarkers; tallyd's coordinator writes markers itself and aborts transactions that outlive transaction.timeout.ms). If the transactional id is known, tally txn abort --transactional-id ID fences and aborts it");
+			"aborting a hanging transaction is not supported by this broker (it does not implement WriteTxnMarkers). If the transactional id is known, tally txn abort --transactional-id ID fences and aborts it");
 		return CLI_EXIT_ERROR;
 	}
 	if (err != TL_OK)

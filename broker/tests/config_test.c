@@ -93,12 +93,80 @@ START_TEST(properties_syntax_comments_and_colons)
 				   "listeners=PLAINTEXT://127.0.0.1:0\n"),
 			 TL_OK);
 	ck_assert_int_eq(config.num_partitions, 7);
-	char host[64];
-	int port = -1;
-	ck_assert_int_eq(tl_config_parse_listener(config.listeners, host, sizeof(host), &port),
+	ck_assert_int_eq(tl_config_finish(&config, why, sizeof(why)), TL_OK);
+	ck_assert_int_eq(config.listener_count, 1);
+	ck_assert_str_eq(config.listener_list[0].host, "127.0.0.1");
+	ck_assert_int_eq(config.listener_list[0].port, 0);
+}
+END_TEST
+
+START_TEST(kafka_keys_tally_does_not_use_are_accepted_and_remembered)
+{
+	ck_assert_int_eq(load_text("num.network.threads=3\nzookeeper.connect=localhost:2181\n"
+				   "listener.name.sasl_ssl.plain.sasl.jaas.config=x\n"),
 			 TL_OK);
-	ck_assert_str_eq(host, "127.0.0.1");
-	ck_assert_int_eq(port, 0);
+	int index = tl_config_kafka_key_index("zookeeper.connect");
+	ck_assert_int_ge(index, 0);
+	ck_assert(config.kafka_keys_ignored[index / 64] >> (index % 64) & 1);
+	index = tl_config_kafka_key_index("num.io.threads");
+	ck_assert(!(config.kafka_keys_ignored[index / 64] >> (index % 64) & 1));
+	ck_assert_int_eq(config.listener_prefixed_ignored, 1);
+	/* Sorted for bsearch: every name is found at its own index. */
+	for (int i = 0; i < tl_config_kafka_key_count(); i++)
+		ck_assert_int_eq(tl_config_kafka_key_index(tl_config_kafka_key_name(i)), i);
+	/* Neither Kafka's nor Tally's: refused, and the hint may be a Kafka key. */
+	setup();
+	ck_assert_int_eq(tl_config_set(&config, "num.netwrk.threads", "3", why, sizeof(why)),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "did you mean \"num.network.threads\""));
+}
+END_TEST
+
+START_TEST(several_listeners_parse_and_one_plaintext_is_served)
+{
+	ck_assert_int_eq(load_text("listeners=PLAINTEXT://:9092,CONTROLLER://:9093, "
+				   "SSL://[::1]:9094\n"
+				   "controller.listener.names=CONTROLLER\n"
+				   "listener.security.protocol.map=CONTROLLER:PLAINTEXT,"
+				   "PLAINTEXT:PLAINTEXT,SSL:SSL\n"
+				   "advertised.listeners=PLAINTEXT://localhost:9192\n"),
+			 TL_OK);
+	ck_assert_int_eq(config.listener_count, 3);
+	ck_assert_int_eq(config.listener_served, 0);
+	ck_assert_str_eq(config.listener_list[0].host, "");
+	ck_assert_str_eq(config.listener_list[1].name, "CONTROLLER");
+	ck_assert_int_eq(config.listener_list[1].port, 9093);
+	ck_assert_str_eq(config.listener_list[2].host, "::1");
+	ck_assert_str_eq(config.listener_list[2].protocol, "SSL");
+	ck_assert(config.has_advertised);
+	ck_assert_str_eq(config.advertised.host, "localhost");
+	ck_assert_int_eq(config.advertised.port, 9192);
+
+	/* The controller listener first: the PLAINTEXT one is still the served one. */
+	setup();
+	ck_assert_int_eq(load_text("listeners=CONTROLLER://:9093,PLAINTEXT://127.0.0.1:0\n"
+				   "controller.listener.names=CONTROLLER\n"
+				   "listener.security.protocol.map=CONTROLLER:PLAINTEXT,"
+				   "PLAINTEXT:PLAINTEXT\n"),
+			 TL_OK);
+	ck_assert_int_eq(config.listener_served, 1);
+
+	/* Only SSL: nothing Tally can serve yet, said plainly. */
+	setup();
+	ck_assert_int_eq(load_text("listeners=SSL://:9093\n"), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "no PLAINTEXT listener"));
+	setup();
+	ck_assert_int_eq(load_text("listeners=PLAINTEXT://:1,PLAINTEXT://:2\n"), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "twice"));
+	setup();
+	ck_assert_int_eq(load_text("listeners=INTERNAL://:1\n"), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "no security protocol"));
+	setup();
+	ck_assert_int_eq(load_text("listeners=PLAINTEXT://:1\nadvertised.listeners=SSL://h:2\n"),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "not in listeners"));
+	setup();
+	ck_assert_int_eq(load_text("listeners=PLAINTEXT://host\n"), TL_ERR_INVALID);
 }
 END_TEST
 
@@ -147,6 +215,8 @@ int main(void)
 	tcase_add_test(tc, retention_ms_beats_minutes_beats_hours_whatever_the_order);
 	tcase_add_test(tc, properties_syntax_comments_and_colons);
 	tcase_add_test(tc, test_fault_switch_is_refused_without_the_environment);
+	tcase_add_test(tc, kafka_keys_tally_does_not_use_are_accepted_and_remembered);
+	tcase_add_test(tc, several_listeners_parse_and_one_plaintext_is_served);
 	tcase_add_test(tc, topic_configs_validate_and_remember_what_was_set);
 	suite_add_tcase(s, tc);
 	return tl_check_run(s);

@@ -83,12 +83,54 @@ tl_err tl_admin_describe_topics(struct tl_admin *admin, const char *const *topic
 				struct tl_admin_topics **out, int timeout_ms);
 void tl_admin_topics_destroy(struct tl_admin_topics *topics);
 /* Raises @topic's partition count to @total (CreatePartitions, to the controller).
- * TL_ERR_UNSUPPORTED_VERSION when the broker lacks the API (tallyd does), with a
- * detail saying so. */
+ * TL_ERR_UNSUPPORTED_VERSION when the broker lacks the API, with a detail saying
+ * so. */
 tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *topic, int32_t total,
 				  int timeout_ms);
 /* The detail of the last error ("" if none). */
 const char *tl_admin_last_error(struct tl_admin *admin);
+
+/* One change of tl_admin_alter_topic_configs (IncrementalAlterConfigs' operations). */
+enum tl_admin_config_op {
+	TL_ADMIN_CONFIG_SET = 0,    /* set name to value */
+	TL_ADMIN_CONFIG_DELETE = 1, /* back to the broker's default; value unused */
+};
+struct tl_admin_config_change {
+	const char *name;
+	const char *value;
+	enum tl_admin_config_op op;
+};
+/* Changes only the named keys of @topic (IncrementalAlterConfigs, to the controller);
+ * the others keep their settings. TL_ERR_INVALID_CONFIG with the broker's message for
+ * an unknown key or a bad value. */
+tl_err tl_admin_alter_topic_configs(struct tl_admin *admin, const char *topic,
+				    const struct tl_admin_config_change *changes, int32_t count,
+				    int timeout_ms);
+/* Deletes the records of @topic/@partition below @offset (-1: the high watermark)
+ * (DeleteRecords, to the leader); *@low_watermark_out gets the new log start.
+ * TL_ERR_OFFSET_OUT_OF_RANGE past the high watermark. */
+tl_err tl_admin_delete_records(struct tl_admin *admin, const char *topic, int32_t partition,
+			       int64_t offset, int64_t *low_watermark_out, int timeout_ms);
+
+/* One partition's replica in a log directory of a broker (DescribeLogDirs). */
+struct tl_admin_log_dir_entry {
+	int32_t node_id;
+	const char *dir;
+	tl_err dir_err; /* the directory's error: TL_OK, or KAFKA_STORAGE_ERROR */
+	const char *topic;
+	int32_t partition;
+	int64_t size_bytes;
+	int64_t total_bytes;  /* the directory's volume, -1 if not known */
+	int64_t usable_bytes; /* free to use on it, -1 if not known */
+};
+struct tl_admin_log_dirs {
+	int32_t count;
+	const struct tl_admin_log_dir_entry *entries;
+};
+/* Every partition replica in broker @node_id's log directories. */
+tl_err tl_admin_describe_log_dirs(struct tl_admin *admin, int32_t node_id,
+				  struct tl_admin_log_dirs **out, int timeout_ms);
+void tl_admin_log_dirs_destroy(struct tl_admin_log_dirs *log_dirs);
 
 /* ---- offsets ---- */
 

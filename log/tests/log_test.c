@@ -439,6 +439,40 @@ START_TEST(retention_deletes_whole_old_segments_but_not_the_active_one)
 }
 END_TEST
 
+START_TEST(delete_records_moves_the_start_durably_and_retention_drops_whole_segments)
+{
+	config.segment_bytes = 2000;
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 60, 1); /* 12 batches a segment: 5 segments */
+	int64_t start;
+	ck_assert_int_eq(tl_log_delete_records(log, 61, &start), TL_ERR_OFFSET_OUT_OF_RANGE);
+	ck_assert_int_eq(tl_log_delete_records(log, 30, &start), TL_OK);
+	ck_assert_int_eq(start, 30);
+	ck_assert_int_eq(tl_log_start_offset(log), 30);
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read(log, 29, 60, 1 << 20, true, &read),
+			 TL_ERR_OFFSET_OUT_OF_RANGE);
+	expect_read(log, 30, 30);
+	/* A lower offset changes nothing. */
+	ck_assert_int_eq(tl_log_delete_records(log, 10, &start), TL_OK);
+	ck_assert_int_eq(start, 30);
+	/* Segments 0-11 and 12-23 lie wholly below: retention's tick removes them. */
+	ck_assert_int_eq(tl_log_tick(log, 2000), 2);
+	ck_assert_int_eq(tl_log_start_offset(log), 30);
+	tl_log_close(log);
+	/* The start survives a reopen, as after kill -9 (the file is written durably
+	 * before the call returns). */
+	log = log_open();
+	ck_assert_int_eq(tl_log_start_offset(log), 30);
+	ck_assert_int_eq(tl_log_read(log, 24, 60, 1 << 20, true, &read),
+			 TL_ERR_OFFSET_OUT_OF_RANGE);
+	ck_assert_int_eq(tl_log_delete_records(log, -1, &start), TL_OK); /* the high watermark */
+	ck_assert_int_eq(start, 60);
+	tl_log_close(log);
+	batches_free(all, 60);
+}
+END_TEST
+
 START_TEST(failed_fdatasync_takes_the_partition_offline)
 {
 	struct tl_log *log = log_open();
@@ -1067,6 +1101,8 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, a_torn_sealed_segment_removes_the_segments_after_it);
 	tcase_add_test(tc, retention_deletes_whole_old_segments_but_not_the_active_one);
 	tcase_add_test(tc, failed_fdatasync_takes_the_partition_offline);
+	tcase_add_test(tc,
+		       delete_records_moves_the_start_durably_and_retention_drops_whole_segments);
 	tcase_add_test(tc, offset_for_timestamp_finds_the_first_batch_at_or_after);
 	tcase_add_test(tc, producer_dedupe_survives_a_clean_restart);
 	tcase_add_test(tc, producer_dedupe_survives_a_crash);

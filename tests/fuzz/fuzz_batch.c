@@ -1,5 +1,6 @@
-/* fuzz_batch.c - libFuzzer target for RecordBatch v2: protocol/batch.h checks and the
- * protocol/records.h builder and iterator.
+/* fuzz_batch.c - libFuzzer target for RecordBatch v2: protocol/batch.h checks, the
+ * protocol/records.h builder and iterator, and protocol/validate.h's record checks with
+ * its four decompressors (gzip, snappy, lz4, zstd: the codec bits come from the input).
  * The first input byte picks a mode, the rest is its material:
  *   0  raw bytes: tl_batch_validate, then the iterator walks every batch and record
  *      without CRC checks (so records of any shape reach the record decoder);
@@ -20,6 +21,7 @@
 #include "common/buf.h"
 #include "protocol/batch.h"
 #include "protocol/records.h"
+#include "protocol/validate.h"
 
 #define DECOMPRESSED_BYTES_MAX (8u << 20) /* keeps zip bombs cheap */
 #define BUILD_RECORDS_MAX      64
@@ -73,6 +75,23 @@ static void walk(const uint8_t *data, size_t size, bool verify_crc)
 	tl_records_iter_deinit(&iter);
 }
 
+/* One scratch for every input, as the broker keeps one per loop. */
+static struct tl_batch_scratch scratch;
+static bool scratch_ready;
+
+static tl_err validate_records(const uint8_t *data, size_t size, const struct tl_batch_header *h)
+{
+	if (!scratch_ready) {
+		tl_batch_scratch_init(&scratch, DECOMPRESSED_BYTES_MAX);
+		scratch_ready = true;
+	}
+	const char *why = NULL;
+	tl_err err = tl_batch_validate_records(data, size, h, &scratch, &why);
+	if (err != TL_OK && !why)
+		fuzz_fail("tl_batch_validate_records refused without saying why");
+	return err;
+}
+
 static void mode_raw(const uint8_t *data, size_t size)
 {
 	struct tl_batch_header h;
@@ -98,6 +117,7 @@ static void mode_fixed(const uint8_t *input, size_t size)
 	struct tl_batch_header h;
 	const char *why = NULL;
 	if (tl_batch_validate(data, size, &h, &why) == TL_OK) {
+		(void)validate_records(data, size, &h);
 		/* What the broker does to an accepted batch must keep it valid. */
 		tl_batch_assign(data, 1234567, 7);
 		if (tl_batch_validate(data, size, &h, &why) != TL_OK)
@@ -151,6 +171,8 @@ static void check_built(const uint8_t *batch, size_t len, const struct expected 
 		fprintf(stderr, "fuzz_batch: built batch invalid: %s\n", why ? why : "?");
 		abort();
 	}
+	if (validate_records(batch, len, &h) != TL_OK)
+		fuzz_fail("a built batch's records fail validation");
 	if (h.records_count != count || h.producer_id != pid)
 		fuzz_fail("built batch header does not match");
 	struct tl_records_iter iter;

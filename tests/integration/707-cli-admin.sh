@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # tally topic, txn, cluster, help, man pages and bash completion:
 #   topic create/list/describe/delete with their errors (exists: 1, missing: 3, bad
-#   name: 2), add-partitions answering "not supported by this broker" (tallyd has no
-#   CreatePartitions); produce --txn-id --txn-every: the records visible read_committed,
+#   name: 2), add-partitions (8 partitions after it, 8 is refused again as no
+#   increase); produce --txn-id --txn-every: the records visible read_committed,
 #   one COMMIT marker per transaction with --show-control, txn list/describe/producers/
-#   find-hanging, abort by transactional id (fences), abort by partition refused as not
-#   supported (no WriteTxnMarkers in tallyd); cluster info; help texts and exit codes;
+#   find-hanging, abort by transactional id (fences), abort by partition (an ABORT marker
+#   through WriteTxnMarkers, seen with --show-control); cluster info; help texts and exit codes;
 #   every man page renders; the completion script completes nouns and verbs.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -39,7 +39,9 @@ assert t["name"] == "orders" and len(t["partitions"]) == 4, t
 assert all(p["leader"] >= 0 and p["start_offset"] == 0 for p in t["partitions"]), t' ||
 	tl_fail "topic describe --format json"
 tally topic describe orders --format yaml | grep -q '^- name: orders$' || tl_fail "topic describe --format yaml"
-expect 1 'not supported by this broker.*CreatePartitions' topic add-partitions orders -p 8
+tally topic add-partitions orders -p 8 2>/dev/null || tl_fail "topic add-partitions orders -p 8 failed"
+[ "$(tally topic list | grep '^orders' | cut -f2)" = 8 ] || tl_fail "add-partitions: $(tally topic list)"
+expect 1 'already has 8 partitions' topic add-partitions orders -p 8
 expect 3 'does not exist' topic describe orders missing-one
 tally topic delete orders 2>/dev/null
 expect 3 'does not exist' topic delete orders
@@ -59,7 +61,9 @@ expect 3 'not known' txn describe no-such-txn
 tally txn producers tx | grep -Eq $'^tx\t0\t[0-9]+\t0\t9\t' || tl_fail "txn producers: $(tally txn producers tx)"
 tally txn find-hanging tx --older-than 0 --format json | grep -qx '\[\]' || tl_fail "a hanging transaction found"
 pid=$(tally txn producers tx --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["producer_id"])')
-expect 1 'not supported by this broker.*WriteTxnMarkers' txn abort --topic tx --partition 0 --producer-id "$pid" --producer-epoch 0
+expect 0 'wrote an ABORT marker' txn abort --topic tx --partition 0 --producer-id "$pid" --producer-epoch 0
+tally tail tx -o 0:end --show-control | grep -q '^\[ABORT marker' ||
+	tl_fail "no ABORT marker after txn abort by partition: $(tally tail tx -o 0:end --show-control)"
 expect 0 'fenced cli-txn' txn abort --transactional-id cli-txn
 seq 11 12 | tally produce tx --txn-id cli-txn
 [ "$(tally tail tx -o 0:end | wc -l)" = 12 ] || tl_fail "the fenced id could not start again"
@@ -116,7 +120,7 @@ fi
 . tools/tally-completion.bash
 complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _tally; echo "${COMPREPLY[*]}"; }
 [ "$(complete_words tally gr)" = group ] || tl_fail "completion of 'gr': $(complete_words tally gr)"
-[ "$(complete_words tally topic de)" = "describe delete" ] || tl_fail "completion of 'topic de'"
+[ "$(complete_words tally topic de)" = "describe delete delete-records" ] || tl_fail "completion of 'topic de': $(complete_words tally topic de)"
 complete_words tally tail t --sh | grep -q -- --show-control || tl_fail "completion of tail options"
 [ "$(complete_words tally --format y)" = yaml ] || tl_fail "completion of --format"
 tl_log "ok"

@@ -12,6 +12,16 @@
  *                                            a new InitProducerId gets a bumped epoch
  *   rawproto BROKER pids N                   N idempotent InitProducerIds; prints each pid
  *   rawproto BROKER badinput [SEED]          hostile frames, then a clean round trip
+ *   rawproto BROKER bad-records TOPIC        batches with a right CRC but lying records: a
+ *                                            corrupt zstd/gzip body (CORRUPT_MESSAGE), a
+ *                                            recordsCount above the records (INVALID_RECORD),
+ *                                            a wrong offsetDelta (INVALID_RECORD); after a
+ *                                            good 3-record batch, the end offset stays 3
+ *   rawproto BROKER describe-broker ID       DescribeConfigs v4 of broker resource ID;
+ *                                            prints "error CODE configs N"
+ *   rawproto BROKER list-offsets TOPIC       ListOffsets v8 special timestamps: -1, -2,
+ *                                            -3 (max timestamp, KIP-734), -4 (local
+ *                                            log start) and a time inside a batch
  *   rawproto seeds REQUEST_DIR BATCH_DIR     seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
  * protocol/records.h, so every byte sent is chosen here, wrong ones included.
@@ -538,6 +548,27 @@ static void build_batch(struct tl_buf *out, const char *prefix, int32_t count,
 	}
 	if (pid >= 0)
 		tl_records_builder_set_producer(&builder, pid, epoch, seq, batch_transactional);
+	tl_buf_init(out);
+	tl_err err = tl_records_builder_finish(&builder, NULL, out);
+	if (err != TL_OK)
+		fail("builder finish: %s", tl_err_name(err));
+	tl_records_builder_deinit(&builder);
+}
+
+/* A batch of @count records "<prefix>-<i>" whose timestamps are @timestamps_ms. */
+static void build_batch_at(struct tl_buf *out, const char *prefix, int32_t count,
+			   const int64_t *timestamps_ms)
+{
+	struct tl_records_builder builder;
+	tl_records_builder_init(&builder, TL_COMPRESSION_NONE);
+	for (int32_t i = 0; i < count; i++) {
+		char value[STORED_VALUE_MAX];
+		int n = snprintf(value, sizeof(value), "%s-%d", prefix, i);
+		struct tl_bytes key = {NULL, -1};
+		struct tl_bytes v = {(const uint8_t *)value, n};
+		if (tl_records_builder_append(&builder, timestamps_ms[i], key, v, NULL, 0) != TL_OK)
+			fail("builder append failed");
+	}
 	tl_buf_init(out);
 	tl_err err = tl_records_builder_finish(&builder, NULL, out);
 	if (err != TL_OK)
@@ -1103,6 +1134,180 @@ static int run_restart_check(const char *topic, int64_t pid)
 }
 
 /* ---- badinput: framing ---- */
+
+/* ---- ListOffsets ---- */
+
+/* ListOffsets v8 for @timestamp on @topic partition 0; fails unless the answer is
+ * (@want_offset, @want_timestamp). */
+static void expect_list_offsets(struct client *c, const char *topic, int64_t timestamp,
+				int64_t want_offset, int64_t want_timestamp)
+{
+	struct tl_list_offsets_request_list_offsets_partition part;
+	tl_list_offsets_request_list_offsets_partition_defaults(&part);
+	part.partition_index = 0;
+	part.timestamp = timestamp;
+	struct tl_list_offsets_request_list_offsets_topic t;
+	tl_list_offsets_request_list_offsets_topic_defaults(&t);
+	t.name = tl_str_of(topic);
+	t.partitions = &part;
+	t.partitions_count = 1;
+	struct tl_list_offsets_request msg;
+	tl_list_offsets_request_defaults(&msg);
+	msg.replica_id = -1;
+	msg.topics = &t;
+	msg.topics_count = 1;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_LIST_OFFSETS, 8);
+	tl_list_offsets_request_encode(&frame, 8, &msg);
+	if (!request_send(c, &frame))
+		fail("ListOffsets: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_LIST_OFFSETS, 8, corr, &r);
+	struct tl_list_offsets_response resp;
+	decoded(tl_list_offsets_response_decode(&r.body, 8, &r.arena, &resp), &r, "ListOffsets");
+	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
+		fail("ListOffsets %" PRId64 ": not one partition in the answer", timestamp);
+	const struct tl_list_offsets_response_list_offsets_partition_response *p =
+		&resp.topics[0].partitions[0];
+	if (p->error_code != 0 || p->offset != want_offset || p->timestamp != want_timestamp)
+		fail("ListOffsets %" PRId64 ": error %d offset %" PRId64 " timestamp %" PRId64
+		     ", want offset %" PRId64 " timestamp %" PRId64,
+		     timestamp, p->error_code, p->offset, p->timestamp, want_offset,
+		     want_timestamp);
+	reply_free(&r);
+}
+
+/* Two batches; the largest timestamp is carried by offsets 1 and 3: MAX_TIMESTAMP is
+ * the first of them, whatever the batches' order. */
+static int run_list_offsets(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, topic, 1);
+	int64_t t0 = tl_wall_ms() - 60000;
+	const int64_t first[] = {t0, t0 + 5000, t0 + 1000};
+	const int64_t second[] = {t0 + 5000, t0 + 2000};
+	struct tl_buf a, b;
+	build_batch_at(&a, "lo-a", 3, first);
+	build_batch_at(&b, "lo-b", 2, second);
+	int64_t base;
+	expect_code("Produce of the first batch", produce(&c, 9, topic, 0, &a, &base), 0);
+	expect_code("Produce of the second batch", produce(&c, 9, topic, 0, &b, &base), 0);
+	tl_buf_deinit(&a);
+	tl_buf_deinit(&b);
+	expect_list_offsets(&c, topic, -1, 5, -1);
+	expect_list_offsets(&c, topic, -2, 0, -1);
+	expect_list_offsets(&c, topic, -3, 1, t0 + 5000);
+	expect_list_offsets(&c, topic, -4, 0, -1);
+	expect_list_offsets(&c, topic, t0 + 1500, 1, t0 + 5000);
+	expect_list_offsets(&c, topic, t0 + 5001, -1, -1);
+	client_close(&c);
+	printf("list-offsets: ok\n");
+	return 0;
+}
+
+/* ---- DescribeConfigs ---- */
+
+static int run_describe_broker(const char *id)
+{
+	struct client c;
+	client_open(&c);
+	struct tl_describe_configs_request_describe_configs_resource res;
+	tl_describe_configs_request_describe_configs_resource_defaults(&res);
+	res.resource_type = 4; /* BROKER */
+	res.resource_name = tl_str_of(id);
+	res.configuration_keys_count = -1;
+	struct tl_describe_configs_request msg;
+	tl_describe_configs_request_defaults(&msg);
+	msg.resources = &res;
+	msg.resources_count = 1;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(&c, &frame, TL_API_DESCRIBE_CONFIGS, 4);
+	tl_describe_configs_request_encode(&frame, 4, &msg);
+	if (!request_send(&c, &frame))
+		fail("DescribeConfigs: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(&c, TL_API_DESCRIBE_CONFIGS, 4, corr, &r);
+	struct tl_describe_configs_response resp;
+	decoded(tl_describe_configs_response_decode(&r.body, 4, &r.arena, &resp), &r,
+		"DescribeConfigs");
+	if (resp.results_count != 1)
+		fail("DescribeConfigs: %d results, want 1", resp.results_count);
+	printf("error %d configs %d\n", resp.results[0].error_code, resp.results[0].configs_count);
+	reply_free(&r);
+	client_close(&c);
+	return 0;
+}
+
+/* ---- record validation ---- */
+
+/* Produces @batch (CRC recomputed after the caller's edits) and wants error @want. */
+static void expect_refused(struct client *c, const char *topic, struct tl_buf *batch, int want,
+			   const char *what)
+{
+	tl_batch_crc_update(batch->data, batch->len);
+	int64_t base;
+	int16_t code = produce(c, 9, topic, 0, batch, &base);
+	if (code != want)
+		fail("%s: Produce answered %d (%s), want %d (%s)", what, code,
+		     tl_err_name((tl_err)code), want, tl_err_name((tl_err)want));
+	note("%s: refused with %s", what, tl_err_name((tl_err)code));
+	tl_buf_deinit(batch);
+}
+
+static int run_bad_records(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, topic, 1);
+	struct tl_buf b;
+	int64_t base;
+	build_batch(&b, "good", 3, TL_COMPRESSION_NONE, -1, 0, 0);
+	expect_code("Produce of a good batch", produce(&c, 9, topic, 0, &b, &base), 0);
+	tl_buf_deinit(&b);
+
+	/* A zstd body whose frame magic is gone: the CRC covers the damage. */
+	build_batch(&b, "zstd", 20, TL_COMPRESSION_ZSTD, -1, 0, 0);
+	memset(b.data + TL_BATCH_HEADER_BYTES, 0xee, 4);
+	expect_refused(&c, topic, &b, TL_ERR_CORRUPT_MESSAGE, "corrupt zstd body");
+
+	/* The zstd batch's last compressed bytes cut off (length fixed up). */
+	build_batch(&b, "zstd", 20, TL_COMPRESSION_ZSTD, -1, 0, 0);
+	b.len -= 6;
+	tl_be32_put(b.data + TL_BATCH_OFF_LENGTH, (uint32_t)(b.len - TL_BATCH_LOG_OVERHEAD));
+	expect_refused(&c, topic, &b, TL_ERR_CORRUPT_MESSAGE, "truncated zstd body");
+
+	/* recordsCount 5 (and lastOffsetDelta 4) over 3 records. */
+	build_batch(&b, "count", 3, TL_COMPRESSION_NONE, -1, 0, 0);
+	tl_be32_put(b.data + TL_BATCH_OFF_RECORDS_COUNT, 5);
+	tl_be32_put(b.data + TL_BATCH_OFF_LAST_OFFSET_DELTA, 4);
+	expect_refused(&c, topic, &b, TL_ERR_INVALID_RECORD, "recordsCount 5 over 3 records");
+
+	/* recordsCount 2 over 3 records: bytes follow the last counted one. */
+	build_batch(&b, "count", 3, TL_COMPRESSION_NONE, -1, 0, 0);
+	tl_be32_put(b.data + TL_BATCH_OFF_RECORDS_COUNT, 2);
+	tl_be32_put(b.data + TL_BATCH_OFF_LAST_OFFSET_DELTA, 1);
+	expect_refused(&c, topic, &b, TL_ERR_INVALID_RECORD, "recordsCount 2 over 3 records");
+
+	/* Record 1's offsetDelta 5 (zigzag 10): length, attributes, timestampDelta 0 are one
+	 * byte each. */
+	build_batch(&b, "delta", 2, TL_COMPRESSION_NONE, -1, 0, 0);
+	uint8_t *r0 = b.data + TL_BATCH_HEADER_BYTES;
+	uint8_t *r1 = r0 + 1 + (r0[0] >> 1); /* length is a small zigzag varint */
+	if (r1[1] != 0 || r1[2] != 0 || r1[3] != 2)
+		fail("record 1 is not laid out as expected");
+	r1[3] = 10;
+	expect_refused(&c, topic, &b, TL_ERR_INVALID_RECORD, "offsetDelta 5 in record 1");
+
+	expect_list_offsets(&c, topic, -1, 3, -1);
+	client_close(&c);
+	printf("bad-records: ok\n");
+	return 0;
+}
 
 static void send_bytes_expect_closed(const void *data, size_t len, const char *what)
 {
@@ -1748,6 +1953,18 @@ int main(int argc, char **argv)
 		broker_addr = argv[1];
 		return run_txn_fenced(argv[3], argv[4], strtoll(argv[5], NULL, 10),
 				      (int16_t)strtol(argv[6], NULL, 10));
+	}
+	if (argc >= 4 && strcmp(argv[2], "describe-broker") == 0) {
+		broker_addr = argv[1];
+		return run_describe_broker(argv[3]);
+	}
+	if (argc >= 4 && strcmp(argv[2], "bad-records") == 0) {
+		broker_addr = argv[1];
+		return run_bad_records(argv[3]);
+	}
+	if (argc >= 4 && strcmp(argv[2], "list-offsets") == 0) {
+		broker_addr = argv[1];
+		return run_list_offsets(argv[3]);
 	}
 	if (argc >= 3 && strcmp(argv[2], "badinput") == 0) {
 		broker_addr = argv[1];

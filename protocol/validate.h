@@ -1,0 +1,38 @@
+/* validate.h - record-level checks of a RecordBatch v2 on produce, as Kafka's
+ * LogValidator does them: the records are decompressed (gzip, snappy, lz4, zstd) and
+ * walked; recordsCount, every offsetDelta, every record's length and fields must agree
+ * with the bytes. Bytes in, verdict out; no I/O.
+ * The scratch holds the decompression contexts and one output buffer, reused from batch
+ * to batch (one per event loop), so validating allocates only while the buffer grows
+ * to the largest batch seen. */
+#ifndef TL_PROTOCOL_VALIDATE_H
+#define TL_PROTOCOL_VALIDATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/batch.h"
+#include "tally/error.h"
+
+struct tl_batch_scratch {
+	uint8_t *buf;     /* decompressed records */
+	size_t cap;       /* bytes allocated at buf */
+	size_t max_bytes; /* decompressed size above which a batch is refused */
+	void *zstd;       /* ZSTD_DCtx, created on first use */
+	void *lz4;        /* LZ4F_dctx, created on first use */
+	void *zlib;       /* z_stream, created on first use */
+};
+
+/* @max_bytes bounds a batch's decompressed records (a zip bomb costs no more). */
+void tl_batch_scratch_init(struct tl_batch_scratch *scratch, size_t max_bytes);
+void tl_batch_scratch_deinit(struct tl_batch_scratch *scratch);
+
+/* Checks the records of the batch at @data (@len bytes) whose header @h passed
+ * tl_batch_validate. TL_ERR_CORRUPT_MESSAGE when the compressed body does not
+ * decompress or a record's framing overruns; TL_ERR_INVALID_RECORD when recordsCount or
+ * an offsetDelta lies, or bytes follow the last record; *@why_out says which (static
+ * text). Borrows @scratch. */
+tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct tl_batch_header *h,
+				 struct tl_batch_scratch *scratch, const char **why_out);
+
+#endif
