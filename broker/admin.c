@@ -335,10 +335,20 @@ void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body)
 				&out->partitions[i];
 			tl_list_offsets_response_list_offsets_partition_response_defaults(po);
 			po->partition_index = in->partitions[i].partition_index;
-			struct tl_partition *p = tl_partition_find(
+			struct tl_partition *p = tl_partition_find_any(
 				broker, in->name, in->partitions[i].partition_index);
-			if (!p) {
+			if (!p || (!p->topic->cluster && !p->log)) {
 				po->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			/* Cluster mode: only the leader answers, at the client's epoch
+			 * (KIP-320), as Fetch. */
+			tl_err check = p->topic->cluster
+					       ? tl_replica_check_client(
+							 p, in->partitions[i].current_leader_epoch)
+					       : TL_OK;
+			if (check != TL_OK) {
+				po->error_code = (int16_t)check;
 				continue;
 			}
 			list_offsets_partition(req, p, in->partitions[i].timestamp,

@@ -133,6 +133,11 @@ void tl_replica_apply(struct tl_broker *broker, const struct tl_cluster_view *vi
  * watermark and maybe asks for an ISR expansion. */
 tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partition *p,
 				    int32_t replica_id, int64_t fetch_offset);
+/* A client's request for @p in cluster mode (KIP-320): this broker must lead it, at
+ * the epoch the client knows (-1: any). Returns TL_OK, NOT_LEADER_OR_FOLLOWER,
+ * UNKNOWN_LEADER_EPOCH (the client knows a newer one) or FENCED_LEADER_EPOCH (an older
+ * one: its metadata is stale). */
+tl_err tl_replica_check_client(const struct tl_partition *p, int32_t current_leader_epoch);
 /* Leader: the ISR as it stands is big enough for acks=all. */
 bool tl_replica_has_min_isr(const struct tl_partition *p);
 void tl_replica_close(struct tl_broker *broker, struct tl_partition *p);

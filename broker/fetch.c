@@ -66,12 +66,9 @@ static tl_err fetch_cluster_check(struct tl_request *req, const struct fetch_sta
 				  const struct tl_fetch_request_fetch_partition *fp,
 				  struct tl_fetch_response_partition_data *pd, int64_t *max_offset)
 {
-	if (!p->log || p->role != TL_REPLICA_LEADER)
-		return TL_ERR_NOT_LEADER_OR_FOLLOWER;
-	if (fp->current_leader_epoch >= 0 && fp->current_leader_epoch > p->state.leader_epoch)
-		return TL_ERR_UNKNOWN_LEADER_EPOCH;
-	if (fp->current_leader_epoch >= 0 && fp->current_leader_epoch < p->state.leader_epoch)
-		return TL_ERR_FENCED_LEADER_EPOCH;
+	tl_err err = tl_replica_check_client(p, fp->current_leader_epoch);
+	if (err != TL_OK)
+		return err;
 	int32_t replica =
 		st->msg.replica_id >= 0 ? st->msg.replica_id : st->msg.replica_state.replica_id;
 	if (replica < 0)
@@ -87,7 +84,7 @@ static tl_err fetch_cluster_check(struct tl_request *req, const struct fetch_sta
 			return TL_ERR_AGAIN;
 		}
 	}
-	tl_err err = tl_replica_on_follower_fetch(req->conn->broker, p, replica, fp->fetch_offset);
+	err = tl_replica_on_follower_fetch(req->conn->broker, p, replica, fp->fetch_offset);
 	if (err != TL_OK)
 		return err;
 	*max_offset = tl_log_written_offset(p->log);

@@ -237,6 +237,17 @@ tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partitio
 	return TL_OK;
 }
 
+tl_err tl_replica_check_client(const struct tl_partition *p, int32_t current_leader_epoch)
+{
+	if (!p->log || p->role != TL_REPLICA_LEADER)
+		return TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	if (current_leader_epoch >= 0 && current_leader_epoch > p->state.leader_epoch)
+		return TL_ERR_UNKNOWN_LEADER_EPOCH;
+	if (current_leader_epoch >= 0 && current_leader_epoch < p->state.leader_epoch)
+		return TL_ERR_FENCED_LEADER_EPOCH;
+	return TL_OK;
+}
+
 bool tl_replica_has_min_isr(const struct tl_partition *p)
 {
 	return p->role == TL_REPLICA_LEADER &&

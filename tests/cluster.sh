@@ -166,6 +166,13 @@ tl_cluster_leader()
 		--print-value-only 2>/dev/null | sed -n 's/^leader=\(-*[0-9]*\) .*/\1/p'
 }
 
+# The leader epoch of partition $2 of topic $1, read from etcd.
+tl_cluster_epoch()
+{
+	ETCDCTL_API=3 etcdctl --endpoints "$TL_ETCD" get "/tally/partitions/$1/$2" \
+		--print-value-only 2>/dev/null | sed -n 's/.* leader_epoch=\([0-9]*\).*/\1/p'
+}
+
 tl_cluster_wait_isr()
 {
 	local topic=$1 parts=$2 rf=$3 timeout=${4:-30} deadline ok

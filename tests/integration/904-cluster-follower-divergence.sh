@@ -14,6 +14,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
 tl_require_cmd kcat
+tl_require_prog rawproto
 
 topic=diverge
 tl_cluster_start 3 --override min.insync.replicas=2
@@ -58,6 +59,16 @@ timeout 30 kcat -C -q -b "$TL_BOOTSTRAP" -t "$topic" -o beginning -e -f '%s\n' >
 grep -c '^first-' "$TL_TMP/got" | grep -qx 100 || tl_fail "not all first records were read"
 grep -c '^second-' "$TL_TMP/got" | grep -qx 100 || tl_fail "not all second records were read"
 grep -q '^tail-' "$TL_TMP/got" && tl_fail "an unacknowledged, unreplicated record was served"
+
+# KIP-320 fencing on the wire: the new leader serves its own epoch, fences an older one
+# and does not know a newer one; the old leader, a follower now, refuses Produce and a
+# consumer's Fetch with NOT_LEADER_OR_FOLLOWER.
+epoch=$(tl_cluster_epoch "$topic" 0)
+[ -n "$epoch" ] && [ "$epoch" -ge 1 ] || tl_fail "leader epoch of $topic-0 is '$epoch', want >= 1 after the failover"
+timeout 30 "$TL_PROGS/rawproto" "127.0.0.1:${TL_CPORT[$new]}" leader-epoch "$topic" "$epoch" >&2 ||
+	tl_fail "the new leader does not check the client's leader epoch"
+timeout 30 "$TL_PROGS/rawproto" "127.0.0.1:${TL_CPORT[$leader]}" not-leader "$topic" >&2 ||
+	tl_fail "the old leader does not refuse Produce and Fetch"
 
 for b in 1 2 3; do tl_cbroker_stop "$b"; done
 for b in 1 2 3; do

@@ -127,8 +127,11 @@ while read -r name file test script <&3; do
 			survived=$((survived + 1))
 			problems+=("$name")
 		else
-			why=$(grep -m1 -E 'FAIL|FAILED|Failures: [1-9]|Errors: [1-9]|ERROR' "$logs/$name.out" |
-				cut -c1-150)
+			# The test's own verdict first (tl_fail, the test programs' "FAIL:"),
+			# then a unit test's; a client's log line may say FAIL too.
+			why=$(grep -m1 -E 'FAIL: ' "$logs/$name.out" ||
+				grep -m1 -E 'FAILED|Failures: [1-9]|Errors: [1-9]|ERROR|FAIL' "$logs/$name.out")
+			why=$(printf '%s' "$why" | cut -c1-150)
 			printf 'CAUGHT    %-28s %s %s (exit %d, %ss): %s\n' "$name" "$file" "$test" \
 				"$rc" "$secs" "$why"
 			caught=$((caught + 1))

@@ -22,6 +22,12 @@
  *   rawproto BROKER list-offsets TOPIC       ListOffsets v8 special timestamps: -1, -2,
  *                                            -3 (max timestamp, KIP-734), -4 (local
  *                                            log start) and a time inside a batch
+ *   rawproto BROKER leader-epoch TOPIC EPOCH  Fetch and ListOffsets of TOPIC-0 on its
+ *                                            leader at EPOCH: served; at EPOCH-1
+ *                                            FENCED_LEADER_EPOCH; at EPOCH+1
+ *                                            UNKNOWN_LEADER_EPOCH
+ *   rawproto BROKER not-leader TOPIC         Produce and Fetch of TOPIC-0 on a follower:
+ *                                            NOT_LEADER_OR_FOLLOWER
  *   rawproto seeds REQUEST_DIR BATCH_DIR     seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
  * protocol/records.h, so every byte sent is chosen here, wrong ones included.
@@ -1208,6 +1214,137 @@ static int run_list_offsets(const char *topic)
 	return 0;
 }
 
+/* ---- leader epochs (KIP-320) ---- */
+
+/* One Fetch of @topic-0 from offset 0 carrying @leader_epoch; returns the partition's
+ * error code. */
+static int16_t fetch_with_epoch(struct client *c, const char *topic, int32_t leader_epoch)
+{
+	struct tl_fetch_request_fetch_partition fp;
+	tl_fetch_request_fetch_partition_defaults(&fp);
+	fp.partition = 0;
+	fp.current_leader_epoch = leader_epoch;
+	fp.fetch_offset = 0;
+	fp.last_fetched_epoch = -1;
+	fp.log_start_offset = -1;
+	fp.partition_max_bytes = FETCH_BYTES_MAX;
+	struct tl_fetch_request_fetch_topic ft;
+	tl_fetch_request_fetch_topic_defaults(&ft);
+	ft.topic = tl_str_of(topic);
+	ft.partitions_count = 1;
+	ft.partitions = &fp;
+	struct tl_fetch_request msg;
+	tl_fetch_request_defaults(&msg);
+	msg.replica_id = -1;
+	msg.max_wait_ms = 0;
+	msg.min_bytes = 1;
+	msg.max_bytes = FETCH_BYTES_MAX;
+	msg.session_id = 0;
+	msg.session_epoch = -1;
+	msg.topics_count = 1;
+	msg.topics = &ft;
+	msg.rack_id = tl_str_of("");
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_FETCH, 12);
+	tl_fetch_request_encode(&frame, 12, &msg);
+	if (!request_send(c, &frame))
+		fail("Fetch: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_FETCH, 12, corr, &r);
+	struct tl_fetch_response resp;
+	decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
+	expect_code("Fetch", resp.error_code, 0);
+	if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
+		fail("Fetch: expected one topic with one partition in the answer");
+	int16_t code = resp.responses[0].partitions[0].error_code;
+	reply_free(&r);
+	return code;
+}
+
+/* One ListOffsets (latest) of @topic-0 carrying @leader_epoch; returns its error code. */
+static int16_t list_offsets_with_epoch(struct client *c, const char *topic, int32_t leader_epoch)
+{
+	struct tl_list_offsets_request_list_offsets_partition part;
+	tl_list_offsets_request_list_offsets_partition_defaults(&part);
+	part.partition_index = 0;
+	part.current_leader_epoch = leader_epoch;
+	part.timestamp = -1;
+	struct tl_list_offsets_request_list_offsets_topic t;
+	tl_list_offsets_request_list_offsets_topic_defaults(&t);
+	t.name = tl_str_of(topic);
+	t.partitions = &part;
+	t.partitions_count = 1;
+	struct tl_list_offsets_request msg;
+	tl_list_offsets_request_defaults(&msg);
+	msg.replica_id = -1;
+	msg.topics = &t;
+	msg.topics_count = 1;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_LIST_OFFSETS, 8);
+	tl_list_offsets_request_encode(&frame, 8, &msg);
+	if (!request_send(c, &frame))
+		fail("ListOffsets: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_LIST_OFFSETS, 8, corr, &r);
+	struct tl_list_offsets_response resp;
+	decoded(tl_list_offsets_response_decode(&r.body, 8, &r.arena, &resp), &r, "ListOffsets");
+	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
+		fail("ListOffsets: not one partition in the answer");
+	int16_t code = resp.topics[0].partitions[0].error_code;
+	reply_free(&r);
+	return code;
+}
+
+/* Against the leader of @topic-0 at @epoch: the current epoch is served, an older one is
+ * FENCED_LEADER_EPOCH (the client's metadata is stale), a newer one
+ * UNKNOWN_LEADER_EPOCH (the broker's is), for Fetch and ListOffsets alike. */
+static int run_leader_epoch(const char *topic, int32_t epoch)
+{
+	struct client c;
+	client_open(&c);
+	expect_code("Fetch at the current leader epoch", fetch_with_epoch(&c, topic, epoch), 0);
+	expect_code("Fetch at no leader epoch (-1)", fetch_with_epoch(&c, topic, -1), 0);
+	if (epoch > 0)
+		expect_code("Fetch at an older leader epoch",
+			    fetch_with_epoch(&c, topic, epoch - 1), TL_ERR_FENCED_LEADER_EPOCH);
+	expect_code("Fetch at a newer leader epoch", fetch_with_epoch(&c, topic, epoch + 1),
+		    TL_ERR_UNKNOWN_LEADER_EPOCH);
+	expect_code("ListOffsets at the current leader epoch",
+		    list_offsets_with_epoch(&c, topic, epoch), 0);
+	if (epoch > 0)
+		expect_code("ListOffsets at an older leader epoch",
+			    list_offsets_with_epoch(&c, topic, epoch - 1),
+			    TL_ERR_FENCED_LEADER_EPOCH);
+	expect_code("ListOffsets at a newer leader epoch",
+		    list_offsets_with_epoch(&c, topic, epoch + 1), TL_ERR_UNKNOWN_LEADER_EPOCH);
+	client_close(&c);
+	printf("leader-epoch: ok\n");
+	return 0;
+}
+
+/* Against a broker that follows @topic-0: Produce and a consumer's Fetch are
+ * NOT_LEADER_OR_FOLLOWER, so that clients refresh their metadata. */
+static int run_not_leader(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	struct tl_buf batch;
+	build_batch(&batch, "misdirected", 1, TL_COMPRESSION_NONE, -1, -1, -1);
+	int64_t base;
+	expect_code("Produce to a follower", produce(&c, 9, topic, 0, &batch, &base),
+		    TL_ERR_NOT_LEADER_OR_FOLLOWER);
+	tl_buf_deinit(&batch);
+	expect_code("Fetch from a follower", fetch_with_epoch(&c, topic, -1),
+		    TL_ERR_NOT_LEADER_OR_FOLLOWER);
+	client_close(&c);
+	printf("not-leader: ok\n");
+	return 0;
+}
+
 /* ---- DescribeConfigs ---- */
 
 static int run_describe_broker(const char *id)
@@ -1965,6 +2102,14 @@ int main(int argc, char **argv)
 	if (argc >= 4 && strcmp(argv[2], "list-offsets") == 0) {
 		broker_addr = argv[1];
 		return run_list_offsets(argv[3]);
+	}
+	if (argc >= 5 && strcmp(argv[2], "leader-epoch") == 0) {
+		broker_addr = argv[1];
+		return run_leader_epoch(argv[3], (int32_t)strtol(argv[4], NULL, 10));
+	}
+	if (argc >= 4 && strcmp(argv[2], "not-leader") == 0) {
+		broker_addr = argv[1];
+		return run_not_leader(argv[3]);
 	}
 	if (argc >= 3 && strcmp(argv[2], "badinput") == 0) {
 		broker_addr = argv[1];
