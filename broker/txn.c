@@ -525,6 +525,8 @@ static bool txn_unloaded_release(struct txn *txn)
 	return true;
 }
 
+static int32_t coordinator_epoch(const struct txn *txn);
+
 static void marker_written(void *ctx, tl_err err)
 {
 	struct marker_ctx *m = ctx;
@@ -539,9 +541,16 @@ static void marker_written(void *ctx, tl_err err)
 	}
 	p->marking = false;
 	p->marked = err == TL_OK;
-	if (err != TL_OK)
-		tl_warn("txn: marker write failed, retried later id=%s topic=%s partition=%d",
-			txn->id, p->topic, p->index);
+	if (err == TL_ERR_TRANSACTION_COORDINATOR_FENCED)
+		/* A newer coordinator wrote this producer's markers: this one is a zombie
+		 * about to learn it lost the state partition, which unloads the
+		 * transaction. Retrying is harmless, the partition refuses again. */
+		tl_warn("txn: marker fenced by a newer coordinator id=%s topic=%s partition=%d "
+			"coordinator_epoch=%d",
+			txn->id, p->topic, p->index, coordinator_epoch(txn));
+	else if (err != TL_OK)
+		tl_warn("txn: marker write failed, retried later id=%s topic=%s partition=%d err=%s",
+			txn->id, p->topic, p->index, tl_err_name(err));
 	TL_ASSERT(txn->markers_left > 0);
 	if (--txn->markers_left > 0 || txn->txns->broker->stopping)
 		return;

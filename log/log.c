@@ -918,11 +918,28 @@ static tl_err snapshot_write(struct tl_log *log, bool durable)
 	return TL_OK;
 }
 
-/* The producer-state side of a batch with a producer id, or of a marker (of
- * @control_type), appended or replayed: updates the table and, for a marker that closes
- * an open transaction, the aborted index and (when @appending) the closing list. */
-static tl_err txn_track(struct tl_log *log, const struct tl_batch_header *h, int control_type,
-			bool appending)
+/* What a marker batch says: its control type (-1 for other batches) and the epoch of
+ * the coordinator that wrote it (-1 when unknown). */
+struct marker_info {
+	int type;
+	int32_t coordinator_epoch;
+};
+
+static struct marker_info marker_parse(const struct tl_batch_header *h, const uint8_t *data,
+				       size_t len)
+{
+	struct marker_info m = {-1, -1};
+	if (tl_batch_is_control(h))
+		m.type = tl_batch_control_parse(data, len, &m.coordinator_epoch);
+	return m;
+}
+
+/* The producer-state side of a batch with a producer id, or of a marker (@marker),
+ * appended or replayed: updates the table and, for a marker that closes an open
+ * transaction, the aborted index and (when @appending) the closing list. A marker also
+ * records its coordinator's epoch, which fences markers of older coordinators. */
+static tl_err txn_track(struct tl_log *log, const struct tl_batch_header *h,
+			struct marker_info marker, bool appending)
 {
 	int64_t open_first = -1;
 	int64_t lso = -1;
@@ -935,6 +952,11 @@ static tl_err txn_track(struct tl_log *log, const struct tl_batch_header *h, int
 	tl_err err = tl_pstate_update(&log->pstate, h);
 	if (err != TL_OK)
 		return err;
+	if (marker.coordinator_epoch >= 0 && h->producer_id >= 0) {
+		struct tl_pstate_entry *e = tl_pstate_find(&log->pstate, h->producer_id);
+		if (e && marker.coordinator_epoch > e->coordinator_epoch)
+			e->coordinator_epoch = marker.coordinator_epoch;
+	}
 	if (tl_batch_is_transactional(h) || tl_batch_is_control(h))
 		log->first_open_txn = -2;
 	if (open_first < 0)
@@ -948,7 +970,7 @@ static tl_err txn_track(struct tl_log *log, const struct tl_batch_header *h, int
 			.marker_offset = h->base_offset,
 		};
 	}
-	if (control_type != TL_BATCH_CONTROL_ABORT)
+	if (marker.type != TL_BATCH_CONTROL_ABORT)
 		return TL_OK;
 	struct aborted_txn a = {
 		.producer_id = h->producer_id,
@@ -996,15 +1018,15 @@ static int64_t index_lookup(const struct tl_log_segment *segment, int64_t offset
 	return index_pos(segment, lo);
 }
 
-/* The control type of the marker batch at @position, or -1. */
-static int control_type_read(const struct tl_log_segment *segment, int64_t position,
-			     const struct tl_batch_header *h)
+/* What the marker batch at @position says (type -1 when unreadable). */
+static struct marker_info marker_read(const struct tl_log_segment *segment, int64_t position,
+				      const struct tl_batch_header *h)
 {
 	uint8_t raw[256];
 	size_t want = (size_t)TL_MIN(batch_bytes(h), (int64_t)sizeof(raw));
 	if (pread(segment->fd, raw, want, (off_t)position) != (ssize_t)want)
-		return -1;
-	return tl_batch_control_type(raw, want);
+		return (struct marker_info){-1, -1};
+	return marker_parse(h, raw, want);
 }
 
 /* Replays the headers of every batch at or after @from into the producer table and the
@@ -1022,10 +1044,10 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from, int64_t closing_fr
 				return err;
 			if (h.base_offset >= from &&
 			    (h.producer_id >= 0 || tl_batch_is_control(&h))) {
-				int type = -1;
+				struct marker_info marker = {-1, -1};
 				if (tl_batch_is_control(&h))
-					type = control_type_read(segment, position, &h);
-				err = txn_track(log, &h, type, h.base_offset >= closing_from);
+					marker = marker_read(segment, position, &h);
+				err = txn_track(log, &h, marker, h.base_offset >= closing_from);
 				if (err != TL_OK)
 					return err;
 			}
@@ -1786,7 +1808,7 @@ static tl_err append_queue(struct tl_log *log, uint8_t *data, size_t len,
 	if (segment->first_append_ms < 0)
 		segment->first_append_ms = tl_wall_ms();
 	if ((h->producer_id >= 0 || control) &&
-	    txn_track(log, h, control ? tl_batch_control_type(data, len) : -1, true) != TL_OK)
+	    txn_track(log, h, marker_parse(h, data, len), true) != TL_OK)
 		tl_warn("log: producer state update failed (out of memory) dir=%s", log->dir);
 	log->end_offset = tl_batch_last_offset(h) + 1;
 	struct pending *p = &log->queued.items[log->queued.count++];
@@ -1807,8 +1829,18 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 	TL_ASSERT_DEBUG(len == (size_t)batch_bytes(header));
 	struct tl_batch_header h = *header;
 	bool control = tl_batch_is_control(&h);
-	if (control && tl_batch_control_type(data, len) < 0)
-		return TL_ERR_INVALID_RECORD;
+	if (control) {
+		struct marker_info marker = marker_parse(&h, data, len);
+		if (marker.type < 0)
+			return TL_ERR_INVALID_RECORD;
+		/* A marker from a coordinator older than the one that wrote this producer's
+		 * last marker: a zombie coordinator's, which must not close a transaction
+		 * the new one decided (Kafka's ProducerStateManager check). */
+		const struct tl_pstate_entry *e = tl_pstate_find(&log->pstate, h.producer_id);
+		if (e && marker.coordinator_epoch >= 0 &&
+		    marker.coordinator_epoch < e->coordinator_epoch)
+			return TL_ERR_TRANSACTION_COORDINATOR_FENCED;
+	}
 	/* A replica of a newer leader's batches: this leader is stale. */
 	if (log->leader_epoch < epoch_latest(log))
 		return TL_ERR_FENCED_LEADER_EPOCH;

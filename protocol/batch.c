@@ -97,6 +97,13 @@ void tl_batch_set_log_append_time(uint8_t *data, size_t len, int64_t timestamp_m
 
 int tl_batch_control_type(const uint8_t *data, size_t len)
 {
+	int32_t coordinator_epoch;
+	return tl_batch_control_parse(data, len, &coordinator_epoch);
+}
+
+int tl_batch_control_parse(const uint8_t *data, size_t len, int32_t *coordinator_epoch)
+{
+	*coordinator_epoch = -1;
 	if (len <= TL_BATCH_HEADER_BYTES)
 		return -1;
 	struct tl_cursor cursor;
@@ -113,5 +120,14 @@ int tl_batch_control_type(const uint8_t *data, size_t len)
 	if (cursor.failed || version < 0 ||
 	    (type != TL_BATCH_CONTROL_ABORT && type != TL_BATCH_CONTROL_COMMIT))
 		return -1;
+	/* The value: EndTxnMarker {version int16, coordinatorEpoch int32}. */
+	tl_cursor_skip(&cursor, (size_t)key_len - 4);
+	int32_t value_len = tl_cursor_varint(&cursor);
+	if (!cursor.failed && value_len >= 6) {
+		tl_cursor_i16(&cursor);
+		int32_t epoch = tl_cursor_i32(&cursor);
+		if (!cursor.failed)
+			*coordinator_epoch = epoch;
+	}
 	return type;
 }

@@ -95,6 +95,9 @@ void tl_batch_set_log_append_time(uint8_t *data, size_t len, int64_t timestamp_m
 #define TL_BATCH_CONTROL_ABORT  0
 #define TL_BATCH_CONTROL_COMMIT 1
 int tl_batch_control_type(const uint8_t *data, size_t len);
+/* As tl_batch_control_type, and sets *@coordinator_epoch to the coordinatorEpoch of the
+ * EndTxnMarker value (-1 when the record has no readable value). */
+int tl_batch_control_parse(const uint8_t *data, size_t len, int32_t *coordinator_epoch);
 
 /* Recomputes and stores the CRC of a batch of @len bytes. */
 void tl_batch_crc_update(uint8_t *data, size_t len);

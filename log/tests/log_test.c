@@ -110,15 +110,21 @@ struct marker {
 	struct tl_batch_header header;
 };
 
-static struct marker *marker_make(int64_t pid, bool commit)
+static struct marker *marker_make_by(int64_t pid, bool commit, int32_t coordinator_epoch)
 {
 	struct marker *m = calloc(1, sizeof(*m));
 	tl_buf_init(&m->buf);
-	ck_assert_int_eq(tl_records_control_marker_build(&m->buf, commit, pid, 0, 0, tl_wall_ms()),
+	ck_assert_int_eq(tl_records_control_marker_build(&m->buf, commit, pid, 0, coordinator_epoch,
+							 tl_wall_ms()),
 			 TL_OK);
 	const char *why;
 	ck_assert_int_eq(tl_batch_validate(m->buf.data, m->buf.len, &m->header, &why), TL_OK);
 	return m;
+}
+
+static struct marker *marker_make(int64_t pid, bool commit)
+{
+	return marker_make_by(pid, commit, 0);
 }
 
 static void marker_free(struct marker *m)
@@ -761,6 +767,43 @@ static void txns_across_restart(void (*restart)(void))
 	free(open);
 }
 
+/* A marker from an older coordinator (a zombie, after the state partition moved) is
+ * refused once a newer coordinator wrote a marker for the producer, also after a
+ * restart (the epoch is replayed from the log). */
+START_TEST(a_marker_of_an_older_coordinator_is_fenced)
+{
+	struct tl_log *log = log_open();
+	struct batch *a0 = batch_txn(7, 0), *a1 = batch_txn(7, 1);
+	struct marker *commit5 = marker_make_by(7, true, 5);
+	struct marker *abort4 = marker_make_by(7, false, 4);
+	struct marker *abort5 = marker_make_by(7, false, 5);
+	append(log, a0);
+	append_marker(log, commit5);
+	append(log, a1); /* the next transaction opens */
+	drain(log);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(
+		tl_log_append(log, abort4->buf.data, abort4->buf.len, &abort4->header, &result),
+		TL_ERR_TRANSACTION_COORDINATOR_FENCED);
+	tl_log_close(log);
+	restart_after_crash();
+	log = log_open();
+	ck_assert_int_eq(
+		tl_log_append(log, abort4->buf.data, abort4->buf.len, &abort4->header, &result),
+		TL_ERR_TRANSACTION_COORDINATOR_FENCED);
+	ck_assert_int_lt(tl_log_last_stable_offset(log), tl_log_end_offset(log));
+	append_marker(log, abort5); /* the current coordinator closes it */
+	drain(log);
+	ck_assert_int_eq(tl_log_last_stable_offset(log), tl_log_end_offset(log));
+	tl_log_close(log);
+	free(a0);
+	free(a1);
+	marker_free(commit5);
+	marker_free(abort4);
+	marker_free(abort5);
+}
+END_TEST
+
 START_TEST(aborted_index_and_open_transactions_survive_a_clean_restart)
 {
 	txns_across_restart(restart_clean);
@@ -1114,6 +1157,7 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, aborted_index_and_open_transactions_survive_a_clean_restart);
 	tcase_add_test(tc, aborted_index_and_open_transactions_are_rebuilt_after_a_crash);
 	tcase_add_test(tc, aborted_index_is_rebuilt_by_full_replay_without_snapshots);
+	tcase_add_test(tc, a_marker_of_an_older_coordinator_is_fenced);
 	tcase_add_test(tc,
 		       an_append_during_a_sync_is_written_at_once_but_durable_after_the_next_sync);
 	tcase_add_test(tc, the_high_watermark_moves_in_offset_order_across_overlapped_rounds);
