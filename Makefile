@@ -142,10 +142,11 @@ LIBTALLY_ABI       := $(LIBTALLY_ABI_MAJOR).0.0
 # API.
 LIBTALLY_SRCS := $(call src_of,client) $(call src_of,producer) $(call src_of,consumer) \
                  $(call src_of,admin) common/buf.c common/crc32c.c common/diag.c common/error.c \
-                 protocol/batch.c protocol/messages.c protocol/records.c
+                 protocol/batch.c protocol/messages.c protocol/records.c protocol/validate.c
 LIBTALLY_OBJS := $(patsubst %.c,$(B)/pic/%.o,$(LIBTALLY_SRCS))
 LIBTALLY_MAP  := producer/libtally.map
-LIBTALLY_LIBS := $(shell pkg-config --libs libzstd 2>/dev/null) -lpthread
+# The codecs of Kafka's batches: zstd, gzip (zlib), lz4 and snappy, both ways.
+LIBTALLY_LIBS := $(shell pkg-config --libs libzstd zlib liblz4 2>/dev/null) -lsnappy -lpthread
 EXAMPLES      := $(patsubst %.c,$(B)/%,$(sort $(wildcard examples/*.c)))
 
 .PHONY: libtally examples

@@ -106,18 +106,24 @@ TL_EXPORT void tl_producer_conf_destroy(struct tl_producer_conf *pc)
 	free(pc);
 }
 
+/* compression.type's values (the conf table admits only these) as batch codecs. */
+static enum tl_compression compression_of(const char *name)
+{
+	static const char *const names[] = {
+		[TL_COMPRESSION_NONE] = "none",     [TL_COMPRESSION_GZIP] = "gzip",
+		[TL_COMPRESSION_SNAPPY] = "snappy", [TL_COMPRESSION_LZ4] = "lz4",
+		[TL_COMPRESSION_ZSTD] = "zstd",
+	};
+	for (size_t i = 0; i < TL_ARRAY_SIZE(names); i++)
+		if (strcmp(name, names[i]) == 0)
+			return (enum tl_compression)i;
+	TL_ASSERT(!"compression.type outside its enum");
+	return TL_COMPRESSION_NONE;
+}
+
 TL_EXPORT tl_err tl_producer_conf_set(struct tl_producer_conf *pc, const char *key,
 				      const char *value, char *errstr, size_t errstr_size)
 {
-	if (key && value && strcmp(key, "compression.type") == 0 &&
-	    (strcmp(value, "gzip") == 0 || strcmp(value, "snappy") == 0 ||
-	     strcmp(value, "lz4") == 0)) {
-		tl_conf_errstr(
-			errstr, errstr_size,
-			"compression.type=%s is not supported by libtally; use zstd (or none)",
-			value);
-		return TL_ERR_INVALID;
-	}
 	return tl_conf_set(&pc->conf, key, value, errstr, errstr_size);
 }
 
@@ -1820,9 +1826,7 @@ static tl_err producer_settings(struct tl_producer *producer, const struct tl_pr
 	producer->buffer_memory = (size_t)tl_conf_int(conf, "buffer.memory");
 	producer->max_block_ms = tl_conf_int(conf, "max.block.ms");
 	producer->max_request_size = (size_t)tl_conf_int(conf, "max.request.size");
-	producer->compression = strcmp(tl_conf_str(conf, "compression.type"), "zstd") == 0
-					? TL_COMPRESSION_ZSTD
-					: TL_COMPRESSION_NONE;
+	producer->compression = compression_of(tl_conf_str(conf, "compression.type"));
 	producer->retries = tl_conf_int(conf, "retries");
 	producer->retry_backoff_ns = tl_conf_int(conf, "retry.backoff.ms") * 1000000;
 	producer->retry_backoff_max_ns = tl_conf_int(conf, "retry.backoff.max.ms") * 1000000;

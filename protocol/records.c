@@ -193,8 +193,7 @@ tl_err tl_records_builder_finish(const struct tl_records_builder *builder, ZSTD_
 {
 	if (builder->record_count == 0)
 		return TL_ERR_INVALID;
-	if (builder->compression != TL_COMPRESSION_NONE &&
-	    builder->compression != TL_COMPRESSION_ZSTD)
+	if (builder->compression > TL_COMPRESSION_ZSTD)
 		return TL_ERR_UNSUPPORTED_COMPRESSION_TYPE;
 	if (builder->records.failed)
 		return TL_ERR_NOMEM;
@@ -209,6 +208,14 @@ tl_err tl_records_builder_finish(const struct tl_records_builder *builder, ZSTD_
 			out->len = start;
 			return err;
 		}
+	} else if (builder->compression != TL_COMPRESSION_NONE) {
+		tl_err err = tl_batch_compress(builder->compression, builder->records.data,
+					       builder->records.len, out);
+		if (err != TL_OK) {
+			out->len = start;
+			return err;
+		}
+		records_bytes = out->len - start - TL_BATCH_HEADER_BYTES;
 	} else {
 		tl_buf_put(out, builder->records.data, builder->records.len);
 		if (out->failed)
@@ -285,14 +292,14 @@ void tl_records_iter_init(struct tl_records_iter *iter, const uint8_t *data, siz
 	memset(iter, 0, sizeof(*iter));
 	tl_cursor_init(&iter->blob, data, len);
 	iter->decompressed_max = TL_RECORDS_DECOMPRESSED_MAX;
+	tl_batch_scratch_init(&iter->scratch, TL_RECORDS_DECOMPRESSED_MAX);
 	iter->verify_crc = true;
 }
 
 void tl_records_iter_deinit(struct tl_records_iter *iter)
 {
-	free(iter->decompressed);
+	tl_batch_scratch_deinit(&iter->scratch);
 	free(iter->headers);
-	ZSTD_freeDCtx(iter->dctx);
 	memset(iter, 0, sizeof(*iter));
 }
 
@@ -337,62 +344,27 @@ tl_err tl_records_iter_next_batch(struct tl_records_iter *iter, struct tl_batch_
 	return TL_OK;
 }
 
-/* Decompresses the current batch's records into iter->decompressed with zstd's
- * streaming decoder (Kafka's Java client writes frames without a content size). */
-static tl_err iter_decompress_zstd(struct tl_records_iter *iter)
+/* Decompresses the current batch's records into the iterator's scratch (gzip, snappy,
+ * lz4 or zstd, framed as Kafka's clients write them). */
+static tl_err iter_decompress(struct tl_records_iter *iter, enum tl_compression codec)
 {
-	if (!iter->dctx) {
-		iter->dctx = ZSTD_createDCtx();
-		if (!iter->dctx)
-			return TL_ERR_NOMEM;
-	}
-	ZSTD_DCtx_reset(iter->dctx, ZSTD_reset_session_only);
-	ZSTD_inBuffer in = {iter->records.pos, tl_cursor_left(&iter->records), 0};
-	size_t used = 0;
-	for (;;) {
-		if (iter->decompressed_cap - used < ZSTD_DStreamOutSize()) {
-			size_t cap = iter->decompressed_cap ? iter->decompressed_cap * 2 : 65536;
-			if (cap > iter->decompressed_max + ZSTD_DStreamOutSize())
-				cap = iter->decompressed_max + ZSTD_DStreamOutSize();
-			if (cap <= iter->decompressed_cap)
-				return TL_ERR_LIMIT;
-			uint8_t *p = realloc(iter->decompressed, cap);
-			if (!p)
-				return TL_ERR_NOMEM;
-			iter->decompressed = p;
-			iter->decompressed_cap = cap;
-		}
-		ZSTD_outBuffer outb = {iter->decompressed, iter->decompressed_cap, used};
-		size_t ret = ZSTD_decompressStream(iter->dctx, &outb, &in);
-		if (ZSTD_isError(ret))
-			return TL_ERR_CORRUPT_MESSAGE;
-		used = outb.pos;
-		if (used > iter->decompressed_max)
-			return TL_ERR_LIMIT;
-		if (ret == 0 && in.pos == in.size)
-			break;
-		if (ret != 0 && in.pos == in.size && outb.pos < outb.size)
-			return TL_ERR_CORRUPT_MESSAGE; /* truncated frame */
-		/* ret == 0 with input left: another frame follows; keep going. */
-	}
-	tl_cursor_init(&iter->records, iter->decompressed, used);
+	iter->scratch.max_bytes = iter->decompressed_max;
+	size_t used;
+	tl_err err = tl_batch_decompress(&iter->scratch, codec, iter->records.pos,
+					 tl_cursor_left(&iter->records), &used);
+	if (err != TL_OK)
+		return err;
+	tl_cursor_init(&iter->records, iter->scratch.buf, used);
 	return TL_OK;
 }
 
 static tl_err iter_prepare_records(struct tl_records_iter *iter)
 {
 	iter->records_left = -1 - iter->records_left;
-	switch (tl_batch_compression(&iter->batch)) {
-	case TL_COMPRESSION_ZSTD:
-		return iter_decompress_zstd(iter);
-	case TL_COMPRESSION_NONE:
+	enum tl_compression codec = tl_batch_compression(&iter->batch);
+	if (codec == TL_COMPRESSION_NONE)
 		return TL_OK;
-	case TL_COMPRESSION_GZIP:
-	case TL_COMPRESSION_SNAPPY:
-	case TL_COMPRESSION_LZ4:
-	default:
-		return TL_ERR_UNSUPPORTED_COMPRESSION_TYPE;
-	}
+	return iter_decompress(iter, codec);
 }
 
 static struct tl_bytes cursor_varbytes(struct tl_cursor *cursor)

@@ -24,6 +24,7 @@
 
 #include "common/buf.h"
 #include "protocol/batch.h"
+#include "protocol/validate.h"
 #include "tally/error.h"
 
 #define TL_RECORDS_NO_PRODUCER_ID   (-1LL)
@@ -130,10 +131,9 @@ struct tl_records_iter {
 	bool in_batch;                /* batch is set and its records are being read */
 	struct tl_cursor records;     /* remaining records of the current batch */
 	int32_t records_left;
-	uint8_t *decompressed; /* owned; the current batch's records if compressed */
-	size_t decompressed_cap;
 	size_t decompressed_max;          /* limit on one batch's decompressed bytes */
-	ZSTD_DCtx *dctx;                  /* owned, made on first use */
+	struct tl_batch_scratch scratch;  /* owned: decoders and the current batch's
+					     records if compressed */
 	struct tl_record_header *headers; /* owned scratch for the current record */
 	int32_t headers_cap;
 	bool verify_crc; /* check each batch's CRC before reading it */
@@ -152,7 +152,7 @@ tl_err tl_records_iter_next_batch(struct tl_records_iter *iter, struct tl_batch_
 
 /* Decodes the next record of the current batch. Returns TL_OK, TL_ERR_NOT_FOUND when
  * the batch has no more records, TL_ERR_CORRUPT_MESSAGE for a malformed record,
- * TL_ERR_UNSUPPORTED_COMPRESSION_TYPE (gzip, snappy, lz4), TL_ERR_LIMIT when the
+ * TL_ERR_UNSUPPORTED_COMPRESSION_TYPE (an unknown codec), TL_ERR_LIMIT when the
  * decompressed records exceed decompressed_max, TL_ERR_NOMEM. */
 tl_err tl_records_iter_next(struct tl_records_iter *iter, struct tl_record *out);
 

@@ -215,6 +215,126 @@ static tl_err decompress_snappy(struct tl_batch_scratch *scratch, const uint8_t 
 	return TL_OK;
 }
 
+tl_err tl_batch_decompress(struct tl_batch_scratch *scratch, enum tl_compression codec,
+			   const uint8_t *in, size_t in_len, size_t *out_len)
+{
+	*out_len = 0;
+	switch (codec) {
+	case TL_COMPRESSION_GZIP:
+		return inflate_gzip(scratch, in, in_len, out_len);
+	case TL_COMPRESSION_SNAPPY:
+		return decompress_snappy(scratch, in, in_len, out_len);
+	case TL_COMPRESSION_LZ4:
+		return decompress_lz4(scratch, in, in_len, out_len);
+	case TL_COMPRESSION_ZSTD:
+		return decompress_zstd(scratch, in, in_len, out_len);
+	default:
+		return TL_ERR_UNSUPPORTED_COMPRESSION_TYPE;
+	}
+}
+
+/* ---- compression, as Kafka's clients frame it ---- */
+
+static tl_err compress_gzip(const uint8_t *in, size_t len, struct tl_buf *out)
+{
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	/* 15 + 16: a gzip header and trailer, as Java's GZIPOutputStream writes. */
+	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK)
+		return TL_ERR_NOMEM;
+	size_t at = out->len;
+	size_t bound = deflateBound(&zs, (uLong)len) + 32;
+	uint8_t *dst = tl_buf_extend(out, bound);
+	if (!dst || len > UINT32_MAX || bound > UINT32_MAX) {
+		deflateEnd(&zs);
+		out->len = at;
+		return dst ? TL_ERR_LIMIT : TL_ERR_NOMEM;
+	}
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = dst;
+	zs.avail_out = (uInt)bound;
+	int rc = deflate(&zs, Z_FINISH);
+	size_t n = (size_t)zs.total_out;
+	deflateEnd(&zs);
+	if (rc != Z_STREAM_END) {
+		out->len = at;
+		return TL_ERR_NOMEM;
+	}
+	out->len = at + n;
+	return TL_OK;
+}
+
+static tl_err compress_lz4(const uint8_t *in, size_t len, struct tl_buf *out)
+{
+	LZ4F_preferences_t prefs;
+	memset(&prefs, 0, sizeof(prefs));
+	prefs.frameInfo.blockSizeID = LZ4F_max64KB; /* Kafka's KafkaLZ4BlockOutputStream */
+	prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+	size_t at = out->len;
+	size_t bound = LZ4F_compressFrameBound(len, &prefs);
+	uint8_t *dst = tl_buf_extend(out, bound);
+	if (!dst)
+		return TL_ERR_NOMEM;
+	size_t n = LZ4F_compressFrame(dst, bound, in, len, &prefs);
+	if (LZ4F_isError(n)) {
+		out->len = at;
+		return TL_ERR_NOMEM;
+	}
+	out->len = at + n;
+	return TL_OK;
+}
+
+/* xerial's framing, as snappy-java's SnappyOutputStream writes it for the Java client
+ * (librdkafka reads it too): the 16-byte header, then 32 KiB input blocks, each a
+ * big-endian length and one raw snappy block. */
+#define XERIAL_BLOCK_BYTES 32768
+static tl_err compress_snappy(const uint8_t *in, size_t len, struct tl_buf *out)
+{
+	size_t at = out->len;
+	uint8_t *h = tl_buf_extend(out, XERIAL_HEADER_BYTES);
+	if (!h)
+		return TL_ERR_NOMEM;
+	memcpy(h, xerial_magic, sizeof(xerial_magic));
+	tl_be32_put(h + 8, 1);  /* version */
+	tl_be32_put(h + 12, 1); /* compatible version */
+	for (size_t pos = 0; pos < len; pos += XERIAL_BLOCK_BYTES) {
+		size_t chunk = TL_MIN(len - pos, (size_t)XERIAL_BLOCK_BYTES);
+		size_t bound = snappy_max_compressed_length(chunk);
+		size_t prefix = out->len;
+		uint8_t *dst = tl_buf_extend(out, 4 + bound);
+		if (!dst) {
+			out->len = at;
+			return TL_ERR_NOMEM;
+		}
+		size_t n = bound;
+		if (snappy_compress((const char *)in + pos, chunk, (char *)dst + 4, &n) !=
+		    SNAPPY_OK) {
+			out->len = at;
+			return TL_ERR_NOMEM;
+		}
+		tl_be32_put(dst, (uint32_t)n);
+		out->len = prefix + 4 + n;
+	}
+	return TL_OK;
+}
+
+tl_err tl_batch_compress(enum tl_compression codec, const uint8_t *in, size_t len,
+			 struct tl_buf *out)
+{
+	switch (codec) {
+	case TL_COMPRESSION_GZIP:
+		return compress_gzip(in, len, out);
+	case TL_COMPRESSION_SNAPPY:
+		return compress_snappy(in, len, out);
+	case TL_COMPRESSION_LZ4:
+		return compress_lz4(in, len, out);
+	default:
+		return TL_ERR_UNSUPPORTED_COMPRESSION_TYPE;
+	}
+}
+
 /* Skips a varint-length byte string (-1: null, when @nullable). */
 static void skip_varbytes(struct tl_cursor *c, bool nullable)
 {
@@ -283,21 +403,8 @@ tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct t
 	if (codec == TL_COMPRESSION_NONE)
 		return walk_records(body, body_len, h->records_count, why_out);
 	size_t out_len = 0;
-	tl_err err;
-	switch (codec) {
-	case TL_COMPRESSION_GZIP:
-		err = inflate_gzip(scratch, body, body_len, &out_len);
-		break;
-	case TL_COMPRESSION_SNAPPY:
-		err = decompress_snappy(scratch, body, body_len, &out_len);
-		break;
-	case TL_COMPRESSION_LZ4:
-		err = decompress_lz4(scratch, body, body_len, &out_len);
-		break;
-	case TL_COMPRESSION_ZSTD:
-		err = decompress_zstd(scratch, body, body_len, &out_len);
-		break;
-	default:
+	tl_err err = tl_batch_decompress(scratch, codec, body, body_len, &out_len);
+	if (err == TL_ERR_UNSUPPORTED_COMPRESSION_TYPE) {
 		*why_out = "unknown compression codec";
 		return TL_ERR_UNSUPPORTED_COMPRESSION_TYPE;
 	}

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "protocol/batch.h"
 #include "tally/error.h"
 
@@ -34,5 +35,18 @@ void tl_batch_scratch_deinit(struct tl_batch_scratch *scratch);
  * text). Borrows @scratch. */
 tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct tl_batch_header *h,
 				 struct tl_batch_scratch *scratch, const char **why_out);
+
+/* Decompresses @in_len bytes of @codec's framing into scratch->buf (*@out_len bytes).
+ * TL_ERR_CORRUPT_MESSAGE when they do not decompress, TL_ERR_LIMIT past
+ * scratch->max_bytes, TL_ERR_UNSUPPORTED_COMPRESSION_TYPE for an unknown codec,
+ * TL_ERR_NOMEM. */
+tl_err tl_batch_decompress(struct tl_batch_scratch *scratch, enum tl_compression codec,
+			   const uint8_t *in, size_t in_len, size_t *out_len);
+
+/* Appends @len bytes at @in compressed with @codec (gzip, snappy or lz4; zstd goes
+ * through the caller's ZSTD_CCtx) to @out, framed as Kafka's Java client frames them.
+ * gzip allocates its deflate state per call. */
+tl_err tl_batch_compress(enum tl_compression codec, const uint8_t *in, size_t len,
+			 struct tl_buf *out);
 
 #endif

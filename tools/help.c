@@ -79,7 +79,7 @@ static const char produce_help[] =
 	"                             \"partition\"}; binary parts as key_b64/value_b64\n"
 	"  --ignore-partition         with --json: let the partitioner choose\n"
 	"  --acks all|1|0             (default all; 1 or 0 turn idempotence off)\n"
-	"  -z, --compression zstd|none\n"
+	"  -z, --compression none|gzip|snappy|lz4|zstd\n"
 	"  --no-idempotence           plain retries, no producer id\n"
 	"  --txn-id ID                send inside transactions of transactional.id ID\n"
 	"  --txn-every N              commit every N records (default: one transaction)\n"

@@ -107,10 +107,11 @@ static int produce_option(struct cli *cli, void *ctx, int opt, const char *arg)
 			return cli_usage(cli, "produce", "--delimiter wants one character or \\0");
 		return 0;
 	case 'z':
-		if (strcmp(arg, "zstd") != 0 && strcmp(arg, "none") != 0)
-			return cli_usage(
-				cli, "produce",
-				"--compression is zstd or none (libtally writes no gzip, snappy or lz4)");
+		if (strcmp(arg, "zstd") != 0 && strcmp(arg, "none") != 0 &&
+		    strcmp(arg, "gzip") != 0 && strcmp(arg, "snappy") != 0 &&
+		    strcmp(arg, "lz4") != 0)
+			return cli_usage(cli, "produce",
+					 "--compression is one of none, gzip, snappy, lz4, zstd");
 		o->compression = arg;
 		return 0;
 	case OPT_JSON:

@@ -56,7 +56,7 @@ _tally()
 		return
 		;;
 	-z | --compression)
-		COMPREPLY=($(compgen -W "zstd none" -- "$cur"))
+		COMPREPLY=($(compgen -W "none gzip snappy lz4 zstd" -- "$cur"))
 		return
 		;;
 	--acks)

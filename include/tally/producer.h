@@ -1,6 +1,6 @@
 /* producer.h - libtally producer: sends records to a Kafka-compatible cluster (tallyd or
- * Kafka) with batching, zstd compression, retries that keep order, and per-record
- * delivery reports.
+ * Kafka) with batching, compression (gzip, snappy, lz4, zstd), retries that keep order, and
+ * per-record delivery reports.
  *
  * Threads: a producer owns one background I/O thread. tl_producer_send*(),
  * tl_producer_flush() and tl_producer_poll() may be called from any thread. Delivery
