@@ -33,6 +33,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "broker/group.h"
 #include "broker/markers.h"
 #include "broker/txn.h"
@@ -172,6 +174,7 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 	memset(broker, 0, sizeof(*broker));
 	broker->config = *config;
 	tl_batch_scratch_init(&broker->batch_scratch, TL_RECORDS_DECOMPRESSED_MAX);
+	tl_buf_init(&broker->recompress_buf);
 	broker->listen_fd = broker->signal_fd = -1;
 	snprintf(broker->data_dir, sizeof(broker->data_dir), "%s", config->log_dirs);
 	if (getrandom(&broker->random_state, sizeof(broker->random_state), 0) !=
@@ -350,6 +353,8 @@ void tl_broker_deinit(struct tl_broker *broker)
 		close(broker->epoll_fd);
 	free(broker->dirty);
 	tl_batch_scratch_deinit(&broker->batch_scratch);
+	tl_buf_deinit(&broker->recompress_buf);
+	ZSTD_freeCCtx(broker->recompress_zstd);
 	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++)
 		free(broker->request_us[key]);
 }

@@ -173,6 +173,10 @@ struct tl_broker {
 	uint64_t connections_refused_total;
 	/* Produce's record validation: decompression contexts and buffer, reused. */
 	struct tl_batch_scratch batch_scratch;
+	/* Produce's recompression to a topic's compression.type: the batch being built
+	 * and zstd's context, reused (made on first use). */
+	struct tl_buf recompress_buf;
+	void *recompress_zstd;
 };
 
 /* broker.c */

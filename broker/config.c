@@ -958,6 +958,7 @@ void tl_topic_config_from_broker(struct tl_topic_config *topic, const struct tl_
 	topic->log_append_time = broker->log_message_timestamp_log_append_time;
 	snprintf(topic->cleanup_policy, sizeof(topic->cleanup_policy), "delete");
 	snprintf(topic->compression_type, sizeof(topic->compression_type), "producer");
+	topic->compression_codec = -1;
 	topic->min_insync_replicas = broker->min_insync_replicas;
 }
 
@@ -1012,15 +1013,27 @@ tl_err tl_topic_config_set(struct tl_topic_config *topic, const char *key, const
 			err = TL_ERR_INVALID_CONFIG;
 		}
 		break;
-	case TOPIC_COMPRESSION_TYPE:
-		if (strcmp(value, "producer") != 0) {
+	case TOPIC_COMPRESSION_TYPE: {
+		/* Kafka's values; "producer" stores batches as sent, any other makes
+		 * Produce recompress batches of another codec (broker/produce.c). */
+		static const char *const codecs[] = {"uncompressed", "gzip", "snappy", "lz4",
+						     "zstd"};
+		int codec = strcmp(value, "producer") == 0 ? -1 : -2;
+		for (int i = 0; i < (int)TL_ARRAY_SIZE(codecs); i++)
+			if (strcmp(value, codecs[i]) == 0)
+				codec = i;
+		if (codec == -2) {
 			snprintf(why, why_size,
-				 "topic config compression.type: only \"producer\" is supported "
-				 "(batches are stored as sent), not \"%s\"",
+				 "topic config compression.type: \"%s\" is not one of producer, "
+				 "uncompressed, gzip, snappy, lz4, zstd",
 				 value);
 			err = TL_ERR_INVALID_CONFIG;
+			break;
 		}
+		topic->compression_codec = (int8_t)codec;
+		snprintf(topic->compression_type, sizeof(topic->compression_type), "%s", value);
 		break;
+	}
 	case TOPIC_MAX_MESSAGE_BYTES:
 		err = parse_int(key, value, 0, INT32_MAX, &v, why, why_size);
 		topic->max_message_bytes = (int32_t)v;

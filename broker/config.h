@@ -159,7 +159,8 @@ struct tl_topic_config {
 	int32_t max_message_bytes;   /* max.message.bytes */
 	bool log_append_time;        /* message.timestamp.type */
 	char cleanup_policy[16];     /* cleanup.policy: only "delete" is implemented */
-	char compression_type[16];   /* compression.type: only "producer" is implemented */
+	char compression_type[16];   /* compression.type, as set */
+	int8_t compression_codec;    /* its codec (enum tl_compression), -1 for "producer" */
 	int32_t min_insync_replicas; /* min.insync.replicas: acks=all needs this many in ISR */
 	/* Which keys were set explicitly (bit per key, in topic_keys order). */
 	uint32_t set_mask;

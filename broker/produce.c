@@ -18,12 +18,15 @@
  * and reports NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank meanwhile. */
 #include <string.h>
 
+#include <zstd.h>
+
 #include "broker/broker.h"
 #include "broker/txn.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
 #include "protocol/batch.h"
+#include "protocol/validate.h"
 
 struct produce_wait {
 	struct tl_log_waiter waiter;
@@ -200,6 +203,70 @@ static const char *append_error_message(tl_err err)
 	}
 }
 
+/* A topic with compression.type other than "producer" stores its codec, as Kafka's
+ * LogValidator does: a batch of another codec is decompressed and its records (bytes
+ * unchanged: offsets deltas, timestamps, producer id and sequence are kept) encoded
+ * again. The new batch lives in the request's arena, which outlives the append (the
+ * request ends once the batch is durable). Returns TL_OK with *@data, *@size and @h
+ * replaced, or untouched when nothing changes. */
+static tl_err recompress(struct tl_request *req, const struct tl_topic *topic, uint8_t **data,
+			 int64_t *size, struct tl_batch_header *h)
+{
+	int target = topic->config.compression_codec;
+	enum tl_compression codec = tl_batch_compression(h);
+	if (target < 0 || (enum tl_compression)target == codec)
+		return TL_OK;
+	struct tl_broker *broker = req->conn->broker;
+	const uint8_t *records = *data + TL_BATCH_HEADER_BYTES;
+	size_t records_len = (size_t)*size - TL_BATCH_HEADER_BYTES;
+	if (codec != TL_COMPRESSION_NONE) {
+		tl_err err = tl_batch_decompress(&broker->batch_scratch, codec, records,
+						 records_len, &records_len);
+		if (err != TL_OK)
+			return err == TL_ERR_LIMIT ? TL_ERR_RECORD_LIST_TOO_LARGE
+						   : TL_ERR_CORRUPT_MESSAGE;
+		records = broker->batch_scratch.buf;
+	}
+	struct tl_buf *out = &broker->recompress_buf;
+	out->len = 0;
+	out->failed = false;
+	tl_buf_put(out, *data, TL_BATCH_HEADER_BYTES);
+	tl_err err = TL_OK;
+	if (target == TL_COMPRESSION_NONE) {
+		tl_buf_put(out, records, records_len);
+	} else if (target == TL_COMPRESSION_ZSTD) {
+		if (!broker->recompress_zstd && !(broker->recompress_zstd = ZSTD_createCCtx()))
+			return TL_ERR_NOMEM;
+		size_t bound = ZSTD_compressBound(records_len);
+		uint8_t *dst = tl_buf_extend(out, bound);
+		size_t n = dst ? ZSTD_compressCCtx(broker->recompress_zstd, dst, bound, records,
+						   records_len, ZSTD_CLEVEL_DEFAULT)
+			       : 0;
+		if (!dst || ZSTD_isError(n))
+			return TL_ERR_NOMEM;
+		out->len = TL_BATCH_HEADER_BYTES + n;
+	} else {
+		err = tl_batch_compress((enum tl_compression)target, records, records_len, out);
+	}
+	if (err != TL_OK || out->failed)
+		return TL_ERR_NOMEM;
+	if ((int64_t)out->len > topic->config.max_message_bytes)
+		return TL_ERR_MESSAGE_TOO_LARGE;
+	uint8_t *batch = tl_arena_alloc(&req->arena, out->len);
+	if (!batch)
+		return TL_ERR_RECORD_LIST_TOO_LARGE;
+	memcpy(batch, out->data, out->len);
+	uint16_t attributes = tl_be16_get(batch + TL_BATCH_OFF_ATTRIBUTES);
+	attributes = (uint16_t)((attributes & ~TL_BATCH_ATTR_COMPRESSION_MASK) | (uint16_t)target);
+	tl_be16_put(batch + TL_BATCH_OFF_ATTRIBUTES, attributes);
+	tl_be32_put(batch + TL_BATCH_OFF_LENGTH, (uint32_t)(out->len - TL_BATCH_LOG_OVERHEAD));
+	tl_batch_crc_update(batch, out->len);
+	*data = batch;
+	*size = (int64_t)out->len;
+	tl_batch_header_decode(batch, out->len, h);
+	return TL_OK;
+}
+
 static void produce_partition(struct tl_request *req, struct produce_state *st,
 			      const struct tl_topic *topic, struct tl_partition *partition,
 			      const struct tl_produce_request_partition_produce_data *data,
@@ -246,13 +313,22 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 		int64_t size = tl_batch_size(p, (size_t)left);
 		struct tl_batch_header h;
 		tl_batch_header_decode(p, (size_t)size, &h);
+		uint8_t *batch = p;
+		int64_t batch_size = size;
+		err = recompress(req, topic, &batch, &batch_size, &h);
+		if (err != TL_OK) {
+			partition_error(st, result, err,
+					"cannot recompress the batch to the topic's "
+					"compression.type");
+			break;
+		}
 		if (topic->config.log_append_time) {
-			tl_batch_set_log_append_time(p, (size_t)size, now);
+			tl_batch_set_log_append_time(batch, (size_t)batch_size, now);
 			h.max_timestamp = now;
 			h.attributes |= TL_BATCH_ATTR_LOG_APPEND_TIME;
 		}
 		struct tl_log_append_result appended;
-		err = tl_log_append(partition->log, p, (size_t)size, &h, &appended);
+		err = tl_log_append(partition->log, batch, (size_t)batch_size, &h, &appended);
 		if (err != TL_OK) {
 			/* Earlier batches of this request may be queued: they still complete. */
 			partition_error(st, result, err, append_error_message(err));

@@ -5,6 +5,10 @@
 # (2) tally produce writes each codec (libtally's encoders: gzip, xerial-framed snappy,
 #     an LZ4 frame, zstd); the broker validates them and kcat (librdkafka's decoders)
 #     reads every record back.
+# (3) A topic's compression.type recompresses as Kafka's LogValidator does: kcat's gzip
+#     batches are stored as zstd (or uncompressed), idempotence intact, and a changed
+#     compression.type (tally topic alter) takes effect for the next batch; a codec
+#     Kafka does not know is refused with INVALID_CONFIG naming the choices.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat
@@ -33,4 +37,27 @@ for codec in gzip snappy lz4 zstd; do
 	tl_log "$codec: kcat -> tally tail and tally produce -> kcat, 20000 records each"
 done
 "$TL_BIN/tally" log check "$TL_DATA/t-snappy-0" >&2 || tl_fail "tally log check of t-snappy failed"
+
+tally topic create recomp -p 1 -c compression.type=zstd >&2
+seq 1 5000 | sed 's/^/recomp-/' |
+	timeout 60 kcat -P -b "$TL_BROKER" -t recomp -z gzip -X enable.idempotence=true || tl_fail "kcat into recomp failed"
+"$TL_BIN/tally" log dump "$TL_DATA/recomp-0" >"$TL_TMP/recomp.dump"
+grep -q "codec zstd" "$TL_TMP/recomp.dump" || tl_fail "compression.type=zstd stored no zstd batch"
+grep -q "codec gzip" "$TL_TMP/recomp.dump" && tl_fail "compression.type=zstd stored a gzip batch"
+grep -Eq "producerId [0-9]+ producerEpoch 0 baseSequence 0 " "$TL_TMP/recomp.dump" ||
+	tl_fail "the recompressed batch lost its producer id or sequence"
+tally topic alter recomp -c compression.type=uncompressed >&2
+seq 5001 6000 | sed 's/^/recomp-/' | timeout 60 kcat -P -b "$TL_BROKER" -t recomp -z lz4 ||
+	tl_fail "kcat into recomp (uncompressed) failed"
+"$TL_BIN/tally" log dump "$TL_DATA/recomp-0" | grep baseOffset | tail -n 1 | grep -q "codec none" ||
+	tl_fail "after compression.type=uncompressed the last batch is not uncompressed"
+timeout 60 kcat -C -q -b "$TL_BROKER" -t recomp -o beginning -e >"$TL_TMP/recomp"
+seq 1 6000 | sed 's/^/recomp-/' | cmp -s - "$TL_TMP/recomp" || tl_fail "recomp does not read back the 6000 records in order"
+"$TL_BIN/tally" log check "$TL_DATA/recomp-0" >&2 || tl_fail "tally log check of recomp failed"
+rc=0
+tally topic create badcodec -c compression.type=brotli >"$TL_TMP/bad.out" 2>&1 || rc=$?
+cat "$TL_TMP/bad.out" >&2
+[ $rc -ne 0 ] && grep -q "producer, uncompressed, gzip, snappy, lz4, zstd" "$TL_TMP/bad.out" ||
+	tl_fail "compression.type=brotli was not refused with the list of codecs"
+tl_log "compression.type recompresses: gzip -> zstd, lz4 -> uncompressed after an alter"
 tl_log "ok"
