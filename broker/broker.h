@@ -74,6 +74,7 @@ struct tl_topic {
 	struct tl_topic_config config;
 	bool internal;
 	bool cluster; /* from the cluster view (cluster mode), not a local topic file */
+	uint64_t cluster_configs_hash; /* of the view's configs text last applied */
 	struct tl_broker *broker;
 	struct tl_topic *next; /* hash chain */
 };
@@ -234,6 +235,10 @@ tl_err tl_topic_set_config(struct tl_broker *broker, struct tl_topic *topic,
 void tl_topics_tick(struct tl_broker *broker, int64_t now_ms);
 /* Cluster mode: a topic as the view has it, with no local file and no logs open yet;
  * @configs is "key=value\n" lines. NULL on failure (logged). */
+/* Cluster mode: applies the view's explicit configs of @topic ("key=value" lines) when
+ * they differ from those last applied, as AlterConfigs on one node does. */
+void tl_topic_apply_cluster_configs(struct tl_broker *broker, struct tl_topic *topic,
+				    const char *configs);
 struct tl_topic *tl_topic_attach(struct tl_broker *broker, const char *name,
 				 const struct tl_uuid *id, int32_t partitions, const char *configs);
 /* Cluster mode: drops a topic and removes its local logs (deleted in the view). */

@@ -46,6 +46,7 @@ enum command_type {
 	COMMAND_DELETE_TOPIC = 2,
 	COMMAND_RESIGN = 3,
 	COMMAND_PID_BLOCK = 4,
+	COMMAND_ALTER_TOPIC = 5,
 };
 
 struct command {
@@ -56,7 +57,9 @@ struct command {
 	struct tl_repl_state state;     /* COMMAND_ISR */
 	int32_t partitions;             /* COMMAND_CREATE_TOPIC */
 	int16_t replication_factor;     /* COMMAND_CREATE_TOPIC */
-	char *configs;                  /* COMMAND_CREATE_TOPIC; owned */
+	char *configs;                  /* COMMAND_CREATE_TOPIC, _ALTER_TOPIC; owned */
+	char *deletes;                  /* COMMAND_ALTER_TOPIC: keys to drop; owned */
+	bool replace;                   /* COMMAND_ALTER_TOPIC: configs is the whole set */
 	int64_t block_start;            /* COMMAND_PID_BLOCK: the block's first id */
 	int64_t block_size;             /* COMMAND_PID_BLOCK */
 	tl_cluster_block_fn block_done; /* COMMAND_PID_BLOCK, instead of done */
@@ -573,6 +576,102 @@ out:
 	free(brokers);
 }
 
+/* Whether line @line ("key=value") sets a key named in @keys ("key=value\n" or "key\n"
+ * lines). */
+static bool line_named(const char *line, size_t len, const char *keys)
+{
+	const char *eq = memchr(line, '=', len);
+	size_t klen = eq ? (size_t)(eq - line) : len;
+	for (const char *p = keys; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		size_t k = strcspn(p, "=\n");
+		if (k == klen && memcmp(p, line, klen) == 0)
+			return true;
+		p += n + (p[n] == '\n');
+	}
+	return false;
+}
+
+/* The topic's configs after @cmd: the whole new set, or the current lines less the
+ * keys @cmd sets or deletes, then its sets. Merged here, on the store's current value,
+ * so that two brokers' edits of different keys do not undo each other (each computed
+ * its edit from a view that may lag the store). */
+static size_t alter_merge(const struct command *cmd, const uint8_t *current, size_t len, char *out,
+			  size_t out_size)
+{
+	size_t n = 0;
+	if (!cmd->replace)
+		for (size_t at = 0; at < len;) {
+			const uint8_t *eol = memchr(current + at, '\n', len - at);
+			size_t line = eol ? (size_t)(eol - (current + at)) : len - at;
+			const char *p = (const char *)current + at;
+			if (line > 0 && !line_named(p, line, cmd->configs) &&
+			    !line_named(p, line, cmd->deletes))
+				n += (size_t)snprintf(out + n, out_size - TL_MIN(n, out_size),
+						      "%.*s\n", (int)line, p);
+			at += line + 1;
+		}
+	n += (size_t)snprintf(out + n, out_size - TL_MIN(n, out_size), "%s", cmd->configs);
+	return n;
+}
+
+/* Changes the explicit configs of a topic (the lines after the first of its key),
+ * compare-and-swap on the key's revision, so that a concurrent change (a delete, a
+ * re-create, another broker's edit) is read again and merged, never overwritten. */
+static void topic_alter(struct tl_cluster *c, struct command *cmd)
+{
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/topics/%s", c->prefix, cmd->topic);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct tl_meta_result got;
+		memset(&got, 0, sizeof(got));
+		tl_err err = tl_meta_get(c->meta, key, &got);
+		if (err != TL_OK) {
+			tl_meta_result_deinit(&got);
+			break;
+		}
+		if (got.count != 1) {
+			tl_meta_result_deinit(&got);
+			cmd->err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+			snprintf(cmd->message, sizeof(cmd->message), "topic '%s' does not exist",
+				 cmd->topic);
+			return;
+		}
+		const struct tl_meta_kv *kv = &got.kvs[0];
+		const uint8_t *eol = memchr(kv->value, '\n', kv->value_len);
+		size_t head = eol ? (size_t)(eol - kv->value) : kv->value_len;
+		size_t cap = kv->value_len + strlen(cmd->configs) + 2;
+		char *value = malloc(cap);
+		if (!value) {
+			tl_meta_result_deinit(&got);
+			cmd->err = TL_ERR_NOMEM;
+			return;
+		}
+		memcpy(value, kv->value, head);
+		value[head] = '\n';
+		const uint8_t *current = eol ? eol + 1 : kv->value + kv->value_len;
+		size_t rest =
+			alter_merge(cmd, current, kv->value_len - (size_t)(current - kv->value),
+				    value + head + 1, cap - head - 1);
+		TL_ASSERT(head + 1 + rest < cap);
+		bool swapped = false;
+		err = tl_meta_cas(c->meta, key, value, head + 1 + rest, kv->mod_revision, 0,
+				  &swapped, NULL, NULL);
+		free(value);
+		tl_meta_result_deinit(&got);
+		if (err != TL_OK)
+			break;
+		if (swapped) {
+			tl_info("cluster: topic configs changed topic=%s", cmd->topic);
+			return;
+		}
+	}
+	cmd->err = TL_ERR_REQUEST_TIMED_OUT;
+	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
+		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
+						: "the topic kept changing");
+}
+
 /* Producer ids are unique in the cluster (an idempotent partition dedupes by id): each
  * broker takes blocks of them from one counter in etcd, "<prefix>/producer-id-block"
  * (the next block's first id), advanced by compare-and-swap (Kafka's KIP-730 blocks,
@@ -865,6 +964,8 @@ static void run_commands(struct tl_cluster *c, struct tl_cluster_view *view, str
 			resign(c, view);
 		} else if (cmd->type == COMMAND_PID_BLOCK) {
 			pid_block(c, cmd);
+		} else if (cmd->type == COMMAND_ALTER_TOPIC) {
+			topic_alter(c, cmd);
 		}
 		result_post(c, cmd);
 		cmd = next;
@@ -1106,6 +1207,7 @@ void tl_cluster_on_event(struct tl_broker *broker)
 		else if (results->done)
 			results->done(results->ctx, results->err, results->message);
 		free(results->configs);
+		free(results->deletes);
 		free(results);
 		results = next;
 	}
@@ -1276,6 +1378,30 @@ tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int
 	cmd->done = done;
 	cmd->ctx = ctx;
 	if (!cmd->configs) {
+		free(cmd);
+		return TL_ERR_NOMEM;
+	}
+	command_post(broker->cluster, cmd);
+	return TL_OK;
+}
+
+tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool replace,
+			      const char *sets, const char *deletes, tl_cluster_done_fn done,
+			      void *ctx)
+{
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return TL_ERR_NOMEM;
+	cmd->type = COMMAND_ALTER_TOPIC;
+	snprintf(cmd->topic, sizeof(cmd->topic), "%s", topic);
+	cmd->replace = replace;
+	cmd->configs = strdup(sets);
+	cmd->deletes = strdup(deletes);
+	cmd->done = done;
+	cmd->ctx = ctx;
+	if (!cmd->configs || !cmd->deletes) {
+		free(cmd->configs);
+		free(cmd->deletes);
 		free(cmd);
 		return TL_ERR_NOMEM;
 	}

@@ -101,6 +101,13 @@ typedef void (*tl_cluster_done_fn)(void *ctx, tl_err err, const char *message);
 tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int32_t partitions,
 			       int16_t replication_factor, const char *configs,
 			       tl_cluster_done_fn done, void *ctx);
+/* Changes the explicit configs of @topic in the metadata store: with @replace, @sets
+ * ("key=value\n" lines) becomes the whole set; otherwise @sets are set and @deletes
+ * ("key\n" lines) dropped, the other keys kept as the store has them. Every broker
+ * applies the result from its view. Copies the strings. */
+tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool replace,
+			      const char *sets, const char *deletes, tl_cluster_done_fn done,
+			      void *ctx);
 tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 			       tl_cluster_done_fn done, void *ctx);
 /* Takes the next block of @size producer ids from the cluster-wide counter in etcd.

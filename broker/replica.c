@@ -189,6 +189,7 @@ static void topic_apply(struct tl_broker *broker, const struct tl_cluster_topic 
 	}
 	if (!topic->cluster)
 		return; /* a local-only topic (coordinators' on this broker) */
+	tl_topic_apply_cluster_configs(broker, topic, ct->configs);
 	int32_t self = broker->config.node_id;
 	for (int32_t i = 0; i < topic->partition_count && i < ct->partition_count; i++) {
 		struct tl_partition *p = &topic->partitions[i];

@@ -1,9 +1,11 @@
 /* topic_admin.c - CreatePartitions, AlterConfigs, IncrementalAlterConfigs,
  * DeleteRecords, DescribeLogDirs and DescribeCluster.
  * One node: topic changes are made here, durably (topics.c writes the metadata file
- * before anything is answered) and take effect at once. Cluster mode: topic changes
- * belong to the controller (cluster.c), which does not take them yet; they are answered
- * INVALID_REQUEST with a message saying so, nothing changed. */
+ * before anything is answered) and take effect at once. Cluster mode: topic configs are
+ * written to the metadata store (compare-and-swap on the topic's key) and answered once
+ * written; every broker applies them from its view (replica.c). CreatePartitions and
+ * DeleteRecords are not taken in cluster mode yet: INVALID_REQUEST with a message saying
+ * so, nothing changed. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,11 +271,6 @@ static struct tl_topic *alter_target(struct tl_request *req, int8_t type, struct
 		*message = "unsupported resource type";
 		return NULL;
 	}
-	if (broker->cluster) {
-		*error_code = (int16_t)TL_ERR_INVALID_REQUEST;
-		*message = "Altering topic configs is " CLUSTER_UNSUPPORTED;
-		return NULL;
-	}
 	struct tl_topic *topic = tl_topic_find(broker, name);
 	if (!topic) {
 		*error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -282,16 +279,98 @@ static struct tl_topic *alter_target(struct tl_request *req, int8_t type, struct
 	return topic;
 }
 
-/* Builds and (unless @validate_only) applies @edit to @topic. */
+/* An AlterConfigs or IncrementalAlterConfigs request in flight (cluster mode: each
+ * topic's change waits for the metadata store). */
+struct alter_state {
+	bool incremental;
+	struct tl_alter_configs_response plain;
+	struct tl_incremental_alter_configs_response inc;
+};
+
+static void alter_respond(struct tl_request *req)
+{
+	const struct alter_state *st = req->state_data;
+	int16_t version = req->header.api_version;
+	tl_response_begin(req);
+	if (st->incremental)
+		tl_incremental_alter_configs_response_encode(&req->response, version, &st->inc);
+	else
+		tl_alter_configs_response_encode(&req->response, version, &st->plain);
+	tl_response_end(req);
+}
+
+struct alter_wait {
+	struct tl_request *req;
+	int16_t *error_code;
+	struct tl_str *message;
+};
+
+static void alter_stored(void *ctx, tl_err err, const char *message)
+{
+	struct alter_wait *w = ctx;
+	struct tl_request *req = w->req;
+	*w->error_code = (int16_t)err;
+	if (err != TL_OK && message[0])
+		*w->message = arena_str(&req->arena, message);
+	TL_ASSERT(req->waits > 0);
+	if (--req->waits > 0)
+		return;
+	if (req->conn->closed) {
+		req->state = TL_REQUEST_SILENT;
+		tl_request_finished(req);
+		return;
+	}
+	alter_respond(req);
+}
+
+/* Cluster mode: what @next changes against @topic's current settings, as "key=value\n"
+ * lines to set (all set keys with @replace) and "key\n" lines to drop. False when the
+ * text does not fit. */
+static bool alter_diff(const struct tl_topic *topic, const struct tl_topic_config *next,
+		       bool replace, char *sets, char *deletes, size_t size)
+{
+	size_t s = 0, d = 0;
+	sets[0] = deletes[0] = '\0';
+	for (int i = 0; i < tl_topic_config_key_count(); i++) {
+		bool was = tl_topic_config_key_is_set(&topic->config, i);
+		bool is = tl_topic_config_key_is_set(next, i);
+		char now[TL_CONFIG_STR_MAX], before[TL_CONFIG_STR_MAX];
+		tl_topic_config_key_value(next, i, now, sizeof(now));
+		tl_topic_config_key_value(&topic->config, i, before, sizeof(before));
+		if (is && (replace || !was || strcmp(now, before) != 0))
+			s += (size_t)snprintf(sets + s, size - TL_MIN(s, size), "%s=%s\n",
+					      tl_topic_config_key_name(i), now);
+		else if (!is && was)
+			d += (size_t)snprintf(deletes + d, size - TL_MIN(d, size), "%s\n",
+					      tl_topic_config_key_name(i));
+	}
+	return s < size && d < size;
+}
+
+/* Builds and (unless @validate_only) applies @edit to @topic: at once on one node; in
+ * cluster mode through the metadata store, answered from alter_stored(). @replace: the
+ * edit is the topic's whole set (AlterConfigs), else a change of the keys it names. */
 static int16_t alter_apply(struct tl_request *req, struct tl_topic *topic,
-			   const struct config_edit *edit, bool validate_only,
-			   struct tl_str *message)
+			   const struct config_edit *edit, bool replace, bool validate_only,
+			   int16_t *error_code, struct tl_str *message)
 {
 	struct tl_broker *broker = req->conn->broker;
 	char why[256] = "";
 	struct tl_topic_config next;
 	tl_err err = edit_build(edit, &broker->config, &next, why, sizeof(why));
-	if (err == TL_OK && !validate_only) {
+	if (err == TL_OK && !validate_only && topic->cluster) {
+		char sets[4096], deletes[4096];
+		struct alter_wait *w = tl_arena_alloc(&req->arena, sizeof(*w));
+		if (!alter_diff(topic, &next, replace, sets, deletes, sizeof(sets)) || !w)
+			return (int16_t)TL_ERR_INVALID_REQUEST;
+		*w = (struct alter_wait){req, error_code, message};
+		req->waits++;
+		err = tl_cluster_alter_topic(broker, topic->name, replace, sets, deletes,
+					     alter_stored, w);
+		if (err == TL_OK)
+			return (int16_t)TL_OK; /* for now; alter_stored sets the outcome */
+		req->waits--;
+	} else if (err == TL_OK && !validate_only) {
 		err = tl_topic_set_config(broker, topic, &next);
 		if (err != TL_OK)
 			snprintf(why, sizeof(why), "cannot write the topic metadata");
@@ -309,21 +388,27 @@ void tl_handle_alter_configs(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed AlterConfigs request");
 		return;
 	}
-	struct tl_alter_configs_response resp;
-	tl_alter_configs_response_defaults(&resp);
-	resp.responses_count = TL_MAX(msg.resources_count, 0);
-	resp.responses =
-		tl_arena_array(&req->arena, (size_t)resp.responses_count, sizeof(*resp.responses));
-	struct config_edit *edit = tl_arena_alloc(&req->arena, sizeof(*edit));
-	if ((resp.responses_count > 0 && !resp.responses) || !edit) {
+	struct alter_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st) {
 		tl_request_reject(req, "AlterConfigs request too large");
 		return;
 	}
-	for (int32_t r = 0; r < resp.responses_count; r++) {
+	req->state_data = st;
+	struct tl_alter_configs_response *resp = &st->plain;
+	tl_alter_configs_response_defaults(resp);
+	resp->responses_count = TL_MAX(msg.resources_count, 0);
+	resp->responses = tl_arena_array(&req->arena, (size_t)resp->responses_count,
+					 sizeof(*resp->responses));
+	struct config_edit *edit = tl_arena_alloc(&req->arena, sizeof(*edit));
+	if ((resp->responses_count > 0 && !resp->responses) || !edit) {
+		tl_request_reject(req, "AlterConfigs request too large");
+		return;
+	}
+	for (int32_t r = 0; r < resp->responses_count; r++) {
 		const struct tl_alter_configs_request_alter_configs_resource *in =
 			&msg.resources[r];
 		struct tl_alter_configs_response_alter_configs_resource_response *out =
-			&resp.responses[r];
+			&resp->responses[r];
 		tl_alter_configs_response_alter_configs_resource_response_defaults(out);
 		out->resource_type = in->resource_type;
 		out->resource_name = in->resource_name;
@@ -346,12 +431,11 @@ void tl_handle_alter_configs(struct tl_request *req, struct tl_cursor *body)
 			out->error_message = arena_str(&req->arena, why);
 			continue;
 		}
-		out->error_code =
-			alter_apply(req, topic, edit, msg.validate_only, &out->error_message);
+		out->error_code = alter_apply(req, topic, edit, true, msg.validate_only,
+					      &out->error_code, &out->error_message);
 	}
-	tl_response_begin(req);
-	tl_alter_configs_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	if (req->waits == 0)
+		alter_respond(req);
 }
 
 void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_cursor *body)
@@ -363,21 +447,28 @@ void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_curso
 		tl_request_reject(req, "malformed IncrementalAlterConfigs request");
 		return;
 	}
-	struct tl_incremental_alter_configs_response resp;
-	tl_incremental_alter_configs_response_defaults(&resp);
-	resp.responses_count = TL_MAX(msg.resources_count, 0);
-	resp.responses =
-		tl_arena_array(&req->arena, (size_t)resp.responses_count, sizeof(*resp.responses));
-	struct config_edit *edit = tl_arena_alloc(&req->arena, sizeof(*edit));
-	if ((resp.responses_count > 0 && !resp.responses) || !edit) {
+	struct alter_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st) {
 		tl_request_reject(req, "IncrementalAlterConfigs request too large");
 		return;
 	}
-	for (int32_t r = 0; r < resp.responses_count; r++) {
+	st->incremental = true;
+	req->state_data = st;
+	struct tl_incremental_alter_configs_response *resp = &st->inc;
+	tl_incremental_alter_configs_response_defaults(resp);
+	resp->responses_count = TL_MAX(msg.resources_count, 0);
+	resp->responses = tl_arena_array(&req->arena, (size_t)resp->responses_count,
+					 sizeof(*resp->responses));
+	struct config_edit *edit = tl_arena_alloc(&req->arena, sizeof(*edit));
+	if ((resp->responses_count > 0 && !resp->responses) || !edit) {
+		tl_request_reject(req, "IncrementalAlterConfigs request too large");
+		return;
+	}
+	for (int32_t r = 0; r < resp->responses_count; r++) {
 		const struct tl_incremental_alter_configs_request_alter_configs_resource *in =
 			&msg.resources[r];
 		struct tl_incremental_alter_configs_response_alter_configs_resource_response *out =
-			&resp.responses[r];
+			&resp->responses[r];
 		tl_incremental_alter_configs_response_alter_configs_resource_response_defaults(out);
 		out->resource_type = in->resource_type;
 		out->resource_name = in->resource_name;
@@ -418,12 +509,11 @@ void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_curso
 			out->error_message = arena_str(&req->arena, why);
 			continue;
 		}
-		out->error_code =
-			alter_apply(req, topic, edit, msg.validate_only, &out->error_message);
+		out->error_code = alter_apply(req, topic, edit, false, msg.validate_only,
+					      &out->error_code, &out->error_message);
 	}
-	tl_response_begin(req);
-	tl_incremental_alter_configs_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	if (req->waits == 0)
+		alter_respond(req);
 }
 
 /* ---- DeleteRecords ---- */

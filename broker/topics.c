@@ -447,6 +447,51 @@ tl_err tl_topic_set_config(struct tl_broker *broker, struct tl_topic *topic,
 
 /* ---- cluster mode ---- */
 
+static uint64_t text_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	for (; s && *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+/* The broker's defaults overridden by @configs' "key=value" lines. */
+static void cluster_configs_parse(const struct tl_broker *broker, const char *name,
+				  const char *configs, struct tl_topic_config *out)
+{
+	tl_topic_config_from_broker(out, &broker->config);
+	char line[512], why[256];
+	for (const char *p = configs; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		snprintf(line, sizeof(line), "%.*s", (int)TL_MIN(n, sizeof(line) - 1), p);
+		p += n + (p[n] == '\n');
+		char *eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		if (tl_topic_config_set(out, line, eq + 1, why, sizeof(why)) != TL_OK)
+			tl_warn("broker: topic config from the cluster ignored topic=%s why=\"%s\"",
+				name, why);
+	}
+}
+
+void tl_topic_apply_cluster_configs(struct tl_broker *broker, struct tl_topic *topic,
+				    const char *configs)
+{
+	TL_ASSERT(topic->cluster);
+	uint64_t hash = text_hash(configs);
+	if (hash == topic->cluster_configs_hash)
+		return;
+	topic->cluster_configs_hash = hash;
+	cluster_configs_parse(broker, topic->name, configs, &topic->config);
+	/* As on one node: segment and retention settings apply from the next append and
+	 * the next retention check. */
+	for (int32_t i = 0; i < topic->partition_count; i++)
+		if (topic->partitions[i].log)
+			tl_log_set_config(topic->partitions[i].log, &topic->config.log);
+	tl_info("broker: topic configs changed topic=%s", topic->name);
+}
+
 struct tl_topic *tl_topic_attach(struct tl_broker *broker, const char *name,
 				 const struct tl_uuid *id, int32_t partitions, const char *configs)
 {
@@ -459,20 +504,8 @@ struct tl_topic *tl_topic_attach(struct tl_broker *broker, const char *name,
 	topic->cluster = true;
 	topic->broker = broker;
 	topic->internal = topic_name_is_internal(tl_str_of(name));
-	tl_topic_config_from_broker(&topic->config, &broker->config);
-	char line[512], why[256];
-	for (const char *p = configs; p && *p;) {
-		size_t n = strcspn(p, "\n");
-		snprintf(line, sizeof(line), "%.*s", (int)TL_MIN(n, sizeof(line) - 1), p);
-		p += n + (p[n] == '\n');
-		char *eq = strchr(line, '=');
-		if (!eq)
-			continue;
-		*eq = '\0';
-		if (tl_topic_config_set(&topic->config, line, eq + 1, why, sizeof(why)) != TL_OK)
-			tl_warn("broker: topic config from the cluster ignored topic=%s why=\"%s\"",
-				name, why);
-	}
+	cluster_configs_parse(broker, name, configs, &topic->config);
+	topic->cluster_configs_hash = text_hash(configs);
 	topic->partitions = partitions_alloc(partitions);
 	if (!topic->partitions) {
 		free(topic);

@@ -9,7 +9,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
 tl_require_cmd kcat
-tl_require_prog rawproto
+tl_require_prog rawproto rdk_admin
 
 count=20000
 [ "$TL_LONG" = 1 ] && count=200000
@@ -79,6 +79,26 @@ grep -qi 'not enough\|NOT_ENOUGH_REPLICAS' "$TL_TMP/strict.out" ||
 	tl_fail "acks=all below min.insync.replicas did not answer NOT_ENOUGH_REPLICAS: $(cat "$TL_TMP/strict.out")"
 echo y | kcat -P -b "$TL_BOOTSTRAP" -t strict -X acks=1 >"$TL_TMP/strict1.out" 2>&1 ||
 	tl_fail "acks=1 to a topic with min.insync.replicas above its ISR failed: $(cat "$TL_TMP/strict1.out")"
+
+# Topic configs change cluster-wide: AlterConfigs (librdkafka) through broker 1 and
+# IncrementalAlterConfigs (tally topic alter) through broker 3 are written to etcd and
+# every broker's DescribeConfigs shows both once its view has them.
+[ "$(timeout 30 "$TL_PROGS/rdk_admin" "127.0.0.1:${TL_CPORT[1]}" alter-configs strict retention.ms=123456 min.insync.replicas=3)" = ok ] ||
+	tl_fail "AlterConfigs of a cluster topic failed"
+"$TL_TALLY" topic alter strict -c max.message.bytes=5000 -b "127.0.0.1:${TL_CPORT[3]}" >&2 ||
+	tl_fail "tally topic alter of a cluster topic failed"
+for b in 1 2 3; do
+	deadline=$(($(date +%s) + 10))
+	while :; do
+		out=$(timeout 30 "$TL_PROGS/rdk_admin" "127.0.0.1:${TL_CPORT[$b]}" describe-configs topic strict)
+		grep -qx 'config retention.ms=123456 source DYNAMIC_TOPIC_CONFIG default 0 readonly 0' <<<"$out" &&
+			grep -qx 'config max.message.bytes=5000 source DYNAMIC_TOPIC_CONFIG default 0 readonly 0' <<<"$out" &&
+			break
+		[ "$(date +%s)" -lt "$deadline" ] || tl_fail "broker $b does not show the altered configs: $out"
+		sleep 0.2
+	done
+done
+tl_log "topic configs altered through two brokers, shown by all three"
 
 # kafkajs: createTopics with replication factor 3, produce with acks=-1 and a
 # consumer group reading everything back, against one broker of the cluster.
