@@ -46,13 +46,15 @@
 #define SOURCE_CLUSTER  4u /* the metadata thread published a view or results */
 #define SOURCE_FETCHERS 5u /* the replica fetchers' own epoll set */
 #define SOURCE_MARKERS  6u /* the txn marker sender thread has results */
+#define SOURCE_METRICS  7u /* metrics.listener, then its connection slots */
+#define SOURCE_LAST     (SOURCE_METRICS + TL_METRICS_HTTP_CONNS)
 #define TICK_MS         1000
 #define EPOLL_EVENTS    256
 
 /* An epoll event's data is one of the SOURCE_ tags or a struct tl_conn pointer. */
 static bool is_connection(uint64_t source)
 {
-	return source > SOURCE_MARKERS;
+	return source > SOURCE_LAST;
 }
 
 void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition)
@@ -203,6 +205,8 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		return err;
 	if ((err = broker_listen(broker)) != TL_OK)
 		return err;
+	if ((err = tl_metrics_start(broker, SOURCE_METRICS)) != TL_OK)
+		return err;
 	if (!tl_config_is_cluster(config))
 		return TL_OK;
 	/* Cluster mode: the listener is bound (its address is registered), then the view
@@ -254,6 +258,7 @@ static void broker_shutdown(struct tl_broker *broker)
 	while (broker->conns)
 		tl_conn_close(broker->conns, "shutdown");
 	request_times_log(broker);
+	tl_metrics_stop(broker);
 	/* Before the coordinator: markers in flight call back into it. */
 	tl_markers_destroy(broker, broker->markers);
 	broker->markers = NULL;
@@ -304,6 +309,9 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 			tl_fetchers_on_event(broker);
 		} else if (source == SOURCE_MARKERS) {
 			tl_markers_on_event(broker);
+		} else if (source >= SOURCE_METRICS && source <= SOURCE_LAST) {
+			tl_metrics_on_event(broker, (uint32_t)(source - SOURCE_METRICS),
+					    events[i].events);
 		} else {
 			tl_conn_on_event(events[i].data.ptr, events[i].events);
 		}
@@ -321,6 +329,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 		tl_topics_tick(broker, tl_wall_ms());
 		tl_txns_tick(broker->txns, tl_wall_ms());
 		tl_conn_close_idle(broker, now);
+		tl_metrics_tick(broker, now);
 		broker->next_tick_ms = now + TICK_MS;
 	}
 	return TL_OK;
@@ -350,6 +359,10 @@ void tl_broker_deinit(struct tl_broker *broker)
 		close(broker->epoll_fd);
 	free(broker->dirty);
 	tl_batch_scratch_deinit(&broker->batch_scratch);
-	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++)
+	tl_metrics_stop(broker);
+	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++) {
 		free(broker->request_us[key]);
+		free(broker->request_local_us[key]);
+		free(broker->request_send_us[key]);
+	}
 }

@@ -23,6 +23,7 @@
 
 #include "broker/cluster.h"
 #include "broker/config.h"
+#include "broker/metrics.h"
 #include "common/buf.h"
 #include "common/histogram.h"
 #include "common/ring.h"
@@ -74,6 +75,7 @@ struct tl_topic {
 	struct tl_topic_config config;
 	bool internal;
 	bool cluster; /* from the cluster view (cluster mode), not a local topic file */
+	struct tl_topic_metrics metrics;
 	struct tl_broker *broker;
 	struct tl_topic *next; /* hash chain */
 };
@@ -111,6 +113,7 @@ struct tl_request {
 	struct tl_request *parked_next, *parked_prev;
 	uint64_t wake_gen;   /* the partition wake-up that last retried this fetch */
 	int64_t received_ns; /* when the whole frame was in */
+	int64_t done_ns;     /* when the response was encoded (DONE) */
 };
 
 struct tl_conn {
@@ -169,6 +172,12 @@ struct tl_broker {
 	/* Request time by API key, frame in to response written (Kafka's RequestMetrics
 	 * TotalTimeMs); allocated on first use, logged at shutdown. */
 	struct tl_hist *request_us[TL_BROKER_API_SLOTS];
+	/* The same split in two: frame in to DONE (handler, log and replicas: Kafka's
+	 * LocalTimeMs + RemoteTimeMs), and DONE to written (ResponseQueue + Send). */
+	struct tl_hist *request_local_us[TL_BROKER_API_SLOTS];
+	struct tl_hist *request_send_us[TL_BROKER_API_SLOTS];
+	struct tl_metrics metrics;                /* the rest of /metrics' counters */
+	struct tl_metrics_server *metrics_server; /* metrics.listener; NULL when unset */
 	uint64_t malformed_total;
 	uint64_t connections_refused_total;
 	/* Produce's record validation: decompression contexts and buffer, reused. */

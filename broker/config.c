@@ -83,6 +83,7 @@ static const struct key_def broker_keys[] = {
 	{"metadata.etcd.endpoints", STR(metadata_etcd_endpoints)},
 	{"metadata.etcd.prefix", STR(metadata_etcd_prefix)},
 	{"metadata.etcd.timeout.ms", KEY_INT32, OFF(metadata_etcd_timeout_ms), 100, 600000},
+	{"metrics.listener", STR(metrics_listener)},
 	{"min.insync.replicas", KEY_INT32, OFF(min_insync_replicas), 1, 16},
 	{"node.id", KEY_INT32, OFF(node_id), 0, INT32_MAX},
 	{"num.partitions", KEY_INT32, OFF(num_partitions), 1, 100000},
@@ -781,6 +782,7 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "metadata.etcd.endpoints=%s\n", config->metadata_etcd_endpoints);
 	fprintf(out, "metadata.etcd.prefix=%s\n", config->metadata_etcd_prefix);
 	fprintf(out, "metadata.etcd.timeout.ms=%d\n", config->metadata_etcd_timeout_ms);
+	fprintf(out, "metrics.listener=%s\n", config->metrics_listener);
 	fprintf(out, "min.insync.replicas=%d\n", config->min_insync_replicas);
 	fprintf(out, "node.id=%d\n", config->node_id);
 	fprintf(out, "num.partitions=%d\n", config->num_partitions);

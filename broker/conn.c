@@ -338,17 +338,27 @@ static int response_pieces(const struct tl_buf *buf, int64_t from, struct iovec 
 	return count;
 }
 
+static void hist_add(struct tl_hist **h, int64_t ns)
+{
+	if (!*h && !(*h = calloc(1, sizeof(**h))))
+		return; /* the figure is lost, nothing else */
+	tl_hist_add(*h, (uint64_t)TL_MAX(ns, (int64_t)0) / 1000);
+}
+
 /* Request time, frame in to the response's last byte written (or, for a request that
- * is not answered, to its end). */
+ * is not answered, to its end); for answered ones also split at the response's
+ * encoding. */
 static void request_timed(struct tl_broker *broker, const struct tl_request *req)
 {
 	int16_t key = req->header.api_key;
 	if (key < 0 || key >= TL_BROKER_API_SLOTS)
 		return;
-	struct tl_hist **h = &broker->request_us[key];
-	if (!*h && !(*h = calloc(1, sizeof(**h))))
-		return; /* the figure is lost, nothing else */
-	tl_hist_add(*h, (uint64_t)(tl_mono_ns() - req->received_ns) / 1000);
+	int64_t now = tl_mono_ns();
+	hist_add(&broker->request_us[key], now - req->received_ns);
+	if (req->state != TL_REQUEST_DONE)
+		return;
+	hist_add(&broker->request_local_us[key], req->done_ns - req->received_ns);
+	hist_add(&broker->request_send_us[key], now - req->done_ns);
 }
 
 static void conn_pop_head(struct tl_conn *conn)
