@@ -218,11 +218,10 @@ static void http_write(struct tl_broker *broker, struct http_conn *hc)
 		ssize_t n = writev(hc->fd, iov, count);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR) {
-				struct epoll_event ev = {.events = EPOLLOUT,
-							 .data.u64 = 0};
+				struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = 0};
 				struct tl_metrics_server *server = broker->metrics_server;
-				ev.data.u64 = server->source_base + 1 +
-					      (uint64_t)(hc - server->conns);
+				ev.data.u64 =
+					server->source_base + 1 + (uint64_t)(hc - server->conns);
 				epoll_ctl(broker->epoll_fd, EPOLL_CTL_MOD, hc->fd, &ev);
 				return;
 			}
@@ -370,7 +369,7 @@ static void render_topic_counter(struct tl_broker *broker, struct tl_buf *out, c
 	}
 }
 
-#define TOPIC_COUNTER(name, field, help)                                                         \
+#define TOPIC_COUNTER(name, field, help)                                                           \
 	render_topic_counter(broker, out, name, help, offsetof(struct tl_topic_metrics, field))
 
 static void render_topics(struct tl_broker *broker, struct tl_buf *out)
@@ -383,8 +382,9 @@ static void render_topics(struct tl_broker *broker, struct tl_buf *out)
 		      "Record bytes sent to consumers (Kafka BytesOutPerSec).");
 	TOPIC_COUNTER("tally_broker_topic_replication_bytes_out_total", replication_bytes_out,
 		      "Record bytes sent to follower brokers (Kafka ReplicationBytesOutPerSec).");
-	TOPIC_COUNTER("tally_broker_topic_bytes_rejected_total", bytes_rejected,
-		      "Produced bytes refused as invalid or too large (Kafka BytesRejectedPerSec).");
+	TOPIC_COUNTER(
+		"tally_broker_topic_bytes_rejected_total", bytes_rejected,
+		"Produced bytes refused as invalid or too large (Kafka BytesRejectedPerSec).");
 	TOPIC_COUNTER("tally_broker_topic_produce_requests_total", produce_requests,
 		      "Partitions named in produce requests (Kafka TotalProduceRequestsPerSec).");
 	TOPIC_COUNTER("tally_broker_topic_failed_produce_requests_total", failed_produce_requests,
@@ -460,8 +460,8 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 	count_partitions(broker, server, &c);
 	gauge(out, "tally_replica_partitions", "Partitions with a log on this broker.",
 	      (double)c.partitions);
-	gauge(out, "tally_replica_leader_count", "Partitions this broker leads (Kafka LeaderCount).",
-	      (double)c.leaders);
+	gauge(out, "tally_replica_leader_count",
+	      "Partitions this broker leads (Kafka LeaderCount).", (double)c.leaders);
 	gauge(out, "tally_replica_under_replicated_partitions",
 	      "Led partitions whose ISR is smaller than their replica set (Kafka "
 	      "UnderReplicatedPartitions).",
@@ -474,8 +474,8 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 	      "Partitions with no leader, or whose local log failed a write or fdatasync (Kafka "
 	      "OfflinePartitionsCount).",
 	      (double)c.offline);
-	gauge(out, "tally_log_size_bytes", "Bytes of the partition logs on this broker (Kafka Size).",
-	      (double)c.log_bytes);
+	gauge(out, "tally_log_size_bytes",
+	      "Bytes of the partition logs on this broker (Kafka Size).", (double)c.log_bytes);
 	counter(out, "tally_replica_isr_shrinks_total",
 		"ISR shrinks this broker asked for as leader (Kafka IsrShrinksPerSec).",
 		broker->metrics.isr_shrinks);
@@ -492,8 +492,8 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 	tl_prom_family(out, "tally_log_write_time_seconds", "histogram",
 		       "Write rounds of the partition logs, submit to last completion, per log "
 		       "dir.");
-	tl_prom_hist(out, "tally_log_write_time_seconds", labels, &server->write_us, 1e-6, false,
-		     4, 25);
+	tl_prom_hist(out, "tally_log_write_time_seconds", labels, &server->write_us, 1e-6, false, 4,
+		     25);
 }
 
 /* Request metrics by API, as Kafka's RequestMetrics (TotalTimeMs, LocalTimeMs,
@@ -641,7 +641,8 @@ static void render_process(struct tl_broker *broker, struct tl_buf *out)
 	counter(out, "tally_metrics_scrapes_total", "Answers to /metrics, this one included.",
 		broker->metrics.scrapes);
 	counter(out, "tally_metrics_bad_requests_total",
-		"Requests to the metrics listener answered 400.", broker->metrics.http_bad_requests);
+		"Requests to the metrics listener answered 400.",
+		broker->metrics.http_bad_requests);
 }
 
 void tl_metrics_render(struct tl_broker *broker, struct tl_buf *out)
@@ -666,8 +667,9 @@ bool tl_metrics_healthy(struct tl_broker *broker, char *why, size_t why_size)
 			return false;
 		}
 		if (!view || !tl_cluster_find_broker(view, broker->config.node_id)) {
-			snprintf(why, why_size,
-				 "status=unavailable reason=\"not registered in the cluster view\"");
+			snprintf(
+				why, why_size,
+				"status=unavailable reason=\"not registered in the cluster view\"");
 			return false;
 		}
 	}

@@ -14,8 +14,7 @@
 
 #define LINE_MAX_BYTES 1024 /* one sample line; names and labels are far shorter */
 
-__attribute__((format(printf, 2, 3))) static void put_fmt(struct tl_buf *out, const char *fmt,
-							  ...)
+__attribute__((format(printf, 2, 3))) static void put_fmt(struct tl_buf *out, const char *fmt, ...)
 {
 	char line[LINE_MAX_BYTES];
 	va_list ap;
