@@ -4,7 +4,10 @@
  * (2) A connection slot is free iff its fd is -1. Its buffers keep their memory across
  *     scrapes, so a steady scrape costs no allocation once the body has been seen.
  * (3) One request per connection; the answer is written without blocking (EPOLLOUT for
- *     the rest), then the socket closes. A head over TL_METRICS_HTTP_HEAD_MAX bytes, or
+ *     the rest), then the socket is shut for writing and read to EOF before it closes
+ *     (a lingering close, as nginx does: closing with unread bytes would send a reset
+ *     that can destroy the answer before the client reads it). TL_METRICS_HTTP_IDLE_MS
+ *     bounds the whole exchange. A head over TL_METRICS_HTTP_HEAD_MAX bytes, or
  *     one that does not parse, is answered 400: the broker's Kafka side never notices. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +38,7 @@ struct http_conn {
 	struct tl_buf body;
 	size_t sent; /* bytes of head + body written */
 	bool answering;
+	bool draining; /* answered and shut for writing: reading to the peer's EOF */
 };
 
 struct tl_metrics_server {
@@ -194,11 +198,35 @@ static void http_accept(struct tl_broker *broker, struct tl_metrics_server *serv
 		hc->in_len = 0;
 		hc->sent = 0;
 		hc->answering = false;
+		hc->draining = false;
 		tl_buf_reset(&hc->body);
 	}
 }
 
 /* ---- answering ---- */
+
+static void http_set_events(struct tl_broker *broker, struct http_conn *hc, uint32_t events)
+{
+	struct tl_metrics_server *server = broker->metrics_server;
+	struct epoll_event ev = {.events = events,
+				 .data.u64 =
+					 server->source_base + 1 + (uint64_t)(hc - server->conns)};
+	epoll_ctl(broker->epoll_fd, EPOLL_CTL_MOD, hc->fd, &ev);
+}
+
+/* Reads and drops what the peer still sends; closes at its EOF or on an error. */
+static void http_drain(struct tl_broker *broker, struct http_conn *hc)
+{
+	for (;;) {
+		ssize_t n = recv(hc->fd, hc->in, sizeof(hc->in), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		http_close(broker, hc);
+		return;
+	}
+}
 
 static void http_write(struct tl_broker *broker, struct http_conn *hc)
 {
@@ -218,18 +246,19 @@ static void http_write(struct tl_broker *broker, struct http_conn *hc)
 		ssize_t n = writev(hc->fd, iov, count);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR) {
-				struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = 0};
-				struct tl_metrics_server *server = broker->metrics_server;
-				ev.data.u64 =
-					server->source_base + 1 + (uint64_t)(hc - server->conns);
-				epoll_ctl(broker->epoll_fd, EPOLL_CTL_MOD, hc->fd, &ev);
+				http_set_events(broker, hc, EPOLLOUT);
 				return;
 			}
-			break;
+			http_close(broker, hc);
+			return;
 		}
 		hc->sent += (size_t)n;
 	}
-	http_close(broker, hc);
+	hc->answering = false;
+	hc->draining = true;
+	shutdown(hc->fd, SHUT_WR);
+	http_set_events(broker, hc, EPOLLIN | EPOLLRDHUP);
+	http_drain(broker, hc);
 }
 
 static void http_answer(struct tl_broker *broker, struct http_conn *hc, int status,
@@ -344,7 +373,9 @@ void tl_metrics_on_event(struct tl_broker *broker, uint32_t index, uint32_t even
 	struct http_conn *hc = &server->conns[index - 1];
 	if (hc->fd == -1)
 		return; /* closed earlier in this epoll batch */
-	if (hc->answering)
+	if (hc->draining)
+		http_drain(broker, hc);
+	else if (hc->answering)
 		http_write(broker, hc);
 	else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		http_read(broker, hc);
