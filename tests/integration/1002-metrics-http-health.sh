@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The metrics port under abuse, and /health when a partition log fails (issue #18).
+#   1. A request line that is not HTTP, a head larger than 4 KiB, and bytes with a NUL
+#      each get 400; POST gets 405, an unknown path 404. Eight connections that send
+#      nothing hold every slot: Kafka clients are served meanwhile, and the slots free
+#      after 5 s, so /health answers again. tally_metrics_bad_requests_total counts 3.
+#   2. /health is 200 status=ok; then writes past the file-size limit (ulimit -f, so
+#      the kernel answers EFBIG) take a partition offline: /health turns 503 naming
+#      failed_partitions=1, tally_up 0, tally_replica_offline_partitions 1. A restart
+#      without the limit recovers the log and /health is 200 again.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+tl_require_cmd kcat curl python3
+check=$TL_ROOT/tests/progs/prom_check.py
+
+# Inherited by tallyd: an ignored SIGXFSZ makes a write past the limit fail with EFBIG
+# instead of killing the process. Soft limit only, so the restart can lift it. Small
+# index files: they are preallocated, and must fit under the limit.
+trap '' XFSZ
+ulimit -S -f 4096 # KiB
+tl_start_broker --override metrics.listener=http://127.0.0.1:0 \
+	--override log.index.size.max.bytes=4096
+metrics_port()
+{
+	grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
+		tail -1 | grep -oE '[0-9]+$'
+}
+url=http://127.0.0.1:$(metrics_port)
+# get_health [TIMEOUT_S]: the body and the status, "status=ok 200".
+get_health()
+{
+	curl -s --max-time "${1:-5}" -w ' %{http_code}' "$url/health" | tr -d '\n' || true
+}
+
+health=$(get_health)
+[ "$health" = "status=ok 200" ] || tl_fail "/health answered '$health', want 'status=ok 200'"
+
+# ---- 1. bad requests ----
+python3 - "$(metrics_port)" <<'EOF' || tl_fail "the metrics port mishandled a bad request"
+import socket, sys
+port = int(sys.argv[1])
+
+def ask(data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    return got.split(b"\r\n", 1)[0].decode()
+
+cases = [
+    (b"GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+    (b"GET /metrics HTTP/1.1\r\nX-Pad: " + b"a" * 8192 + b"\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+    (b"GET /me\x00trics HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+    (b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
+    (b"GET /nope HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
+    (b"GET /health HTTP/1.0\r\n\r\n", "HTTP/1.1 200 OK"),
+]
+for data, want in cases:
+    got = ask(data)
+    if got != want:
+        print(f"sent {data[:40]!r}...: got {got!r}, want {want!r}", file=sys.stderr)
+        sys.exit(1)
+EOF
+tl_log "400 for garbage, an 8 KiB head and a NUL; 405, 404 and 200 where due"
+
+# Eight silent connections take every slot (bash's /dev/tcp: held open, never written).
+for i in 3 4 5 6 7 8 9 10; do
+	eval "exec $i<>/dev/tcp/127.0.0.1/$(metrics_port)"
+done
+start=$(date +%s%N)
+seq 1 100 | kcat -P -q -b "$TL_BROKER" -t alive || tl_fail "produce failed while the metrics slots were held"
+got=$(kcat -C -q -b "$TL_BROKER" -t alive -e -f '%s\n' | wc -l)
+[ "$got" = 100 ] || tl_fail "consumed $got of 100 records while the metrics slots were held"
+health=$(get_health 15)
+waited=$((($(date +%s%N) - start) / 1000000))
+[ "$health" = "status=ok 200" ] || tl_fail "/health after idle slots freed: '$health'"
+for i in 3 4 5 6 7 8 9 10; do
+	eval "exec $i>&-"
+done
+tl_log "Kafka served while 8 silent connections held the slots; /health answered after ${waited} ms"
+curl -sf --max-time 5 "$url/metrics" >"$TL_TMP/m1.txt" || tl_fail "GET /metrics failed"
+bad=$(python3 "$check" "$TL_TMP/m1.txt" tally_metrics_bad_requests_total) ||
+	tl_fail "/metrics does not parse"
+[ "$bad" = 3 ] || tl_fail "tally_metrics_bad_requests_total = $bad, want 3"
+
+# ---- 2. a failed log makes /health 503 ----
+tl_log "writing past the 4 MiB file-size limit"
+head -c 3300000 /dev/urandom | base64 -w 1000 |
+	kcat -P -q -b "$TL_BROKER" -t doomed -X message.timeout.ms=1000 2>/dev/null || true
+tl_grep_log 'partition offline after an I/O error.*EFBIG' || tl_fail "no log went offline on EFBIG"
+health=$(get_health)
+case "$health" in
+*"failed_partitions=1 503") ;;
+*) tl_fail "/health with a failed log answered '$health', want 503 failed_partitions=1" ;;
+esac
+curl -sf --max-time 5 "$url/metrics" >"$TL_TMP/m2.txt" || tl_fail "GET /metrics failed"
+mapfile -t v < <(python3 "$check" "$TL_TMP/m2.txt" tally_up tally_replica_offline_partitions \
+	'tally_errors_total{error="KAFKA_STORAGE_ERROR",code="56"}')
+[ "${v[0]:-}" = 0 ] || tl_fail "tally_up = ${v[0]:-?} with a failed log, want 0"
+[ "${v[1]:-}" = 1 ] || tl_fail "offline partitions = ${v[1]:-?}, want 1"
+[ "${v[2]:-absent}" != absent ] || tl_fail "KAFKA_STORAGE_ERROR answers were not counted"
+tl_log "/health: $health; storage errors answered: ${v[2]}"
+
+tl_stop_broker
+ulimit -S -f unlimited
+tl_start_broker
+url=http://127.0.0.1:$(metrics_port)
+health=$(get_health)
+[ "$health" = "status=ok 200" ] || tl_fail "/health after the restart answered '$health'"
+tl_stop_broker
