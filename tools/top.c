@@ -202,7 +202,8 @@ static bool label_get(const char *labels, const char *key, char *out, size_t siz
 static const struct sample *find(const struct scrape *s, const char *name, const char *labels)
 {
 	for (size_t i = 0; i < s->count; i++)
-		if (strcmp(s->samples[i].name, name) == 0 && strcmp(s->samples[i].labels, labels) == 0)
+		if (strcmp(s->samples[i].name, name) == 0 &&
+		    strcmp(s->samples[i].labels, labels) == 0)
 			return &s->samples[i];
 	return NULL;
 }
@@ -247,7 +248,8 @@ static struct topic_rate *topic_slot(struct report *r, const char *topic)
 			return &r->topics[i];
 	if (r->topic_count == TOP_TOPICS_MAX)
 		return NULL;
-	struct topic_rate *grown = realloc(r->topics, (size_t)(r->topic_count + 1) * sizeof(*grown));
+	struct topic_rate *grown =
+		realloc(r->topics, (size_t)(r->topic_count + 1) * sizeof(*grown));
 	if (!grown)
 		return NULL;
 	r->topics = grown;
@@ -266,7 +268,8 @@ static void add_topic_rates(struct report *r, const struct scrape *now, const st
 	for (size_t i = 0; i < now->count; i++) {
 		const struct sample *v = &now->samples[i];
 		char topic[256];
-		if (strcmp(v->name, name) != 0 || !label_get(v->labels, "topic", topic, sizeof(topic)))
+		if (strcmp(v->name, name) != 0 ||
+		    !label_get(v->labels, "topic", topic, sizeof(topic)))
 			continue;
 		double delta = v->value - value_of(before, name, v->labels);
 		struct topic_rate *t = topic_slot(r, topic);
@@ -347,8 +350,8 @@ static double quantile(const double *les, const double *counts, int n, double q)
 	return les[n - 1];
 }
 
-static struct latency latency_of(const struct scrape *now, const struct scrape *before,
-				 int brokers, const char *family, const char *match, double dt_s)
+static struct latency latency_of(const struct scrape *now, const struct scrape *before, int brokers,
+				 const char *family, const char *match, double dt_s)
 {
 	double les[TOP_BUCKETS], counts[TOP_BUCKETS];
 	int n = bucket_deltas(now, before, brokers, family, match, les, counts);
@@ -390,7 +393,8 @@ static int request_names(const struct scrape *now, int brokers, char (*names)[64
 	for (int b = 0; b < brokers; b++)
 		for (size_t i = 0; now[b].ok && i < now[b].count; i++) {
 			char name[64];
-			if (strcmp(now[b].samples[i].name, "tally_request_total_time_seconds_count") ||
+			if (strcmp(now[b].samples[i].name,
+				   "tally_request_total_time_seconds_count") ||
 			    !label_get(now[b].samples[i].labels, "request", name, sizeof(name)))
 				continue;
 			int k = 0;
@@ -422,13 +426,15 @@ static void json_report(const struct cli *cli, const struct report *r, const str
 		cli_add_int(n, "connections", (int64_t)value_of(&now[b], "tally_connections", ""));
 		cli_add_int(n, "partitions",
 			    (int64_t)value_of(&now[b], "tally_replica_partitions", ""));
-		cli_add_int(n, "leaders", (int64_t)value_of(&now[b], "tally_replica_leader_count", ""));
-		cli_add_int(
-			n, "under_replicated_partitions",
-			(int64_t)value_of(&now[b], "tally_replica_under_replicated_partitions", ""));
+		cli_add_int(n, "leaders",
+			    (int64_t)value_of(&now[b], "tally_replica_leader_count", ""));
+		cli_add_int(n, "under_replicated_partitions",
+			    (int64_t)value_of(&now[b], "tally_replica_under_replicated_partitions",
+					      ""));
 		cli_add_int(n, "offline_partitions",
 			    (int64_t)value_of(&now[b], "tally_replica_offline_partitions", ""));
-		cli_add_int(n, "heap_bytes", (int64_t)value_of(&now[b], "tally_memory_heap_bytes", ""));
+		cli_add_int(n, "heap_bytes",
+			    (int64_t)value_of(&now[b], "tally_memory_heap_bytes", ""));
 	}
 	struct cli_node *total = cli_add_object(doc, "total");
 	cli_add_int(total, "records_in_per_s", llround(r->records_in));
@@ -595,7 +601,8 @@ static int top_option(struct cli *cli, void *ctx, int opt, const char *arg)
 	case 'i':
 	case OPT_INTERVAL:
 		if (!cli_parse_duration_ms(arg, &o->interval_ms) || o->interval_ms < 100)
-			return cli_usage(cli, "top", "--interval wants a duration of 100ms or more");
+			return cli_usage(cli, "top",
+					 "--interval wants a duration of 100ms or more");
 		return 0;
 	case OPT_ONCE:
 		o->once = true;

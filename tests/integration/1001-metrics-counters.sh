@@ -7,6 +7,7 @@
 #   bytes out = bytes in after one kcat read, produce batch sizes sum to bytes in,
 #   one committed and one aborted transaction (librdkafka), their 12 records in,
 #   one MESSAGE_TOO_LARGE: error counted by code, failed produce and rejected bytes.
+# `tally top --once --format json` during the run reports records/s above 0 for it.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat curl python3
@@ -40,6 +41,10 @@ for ((b = 0; b < 20; b++)); do
 done |
 	kcat -P -q -b "$TL_BROKER" -t m1 -X acks=all -X linger.ms=5 -X batch.size=16384 &
 producer=$!
+# tally top, as a script would run it, sees the records flow (in the background: the
+# scrapes below go on meanwhile).
+"$TL_BIN/tally" top -m "127.0.0.1:$mport" --once -i 500ms --format json >"$TL_TMP/top.json" &
+top=$!
 prev=0
 scrapes=0
 while tl_pid_alive "$producer"; do
@@ -51,7 +56,11 @@ while tl_pid_alive "$producer"; do
 	sleep 0.05
 done
 wait "$producer" || tl_fail "kcat could not produce"
-tl_log "$scrapes scrapes during the run parsed; records in rose to $prev"
+wait "$top" || tl_fail "tally top --once failed"
+top_rate=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([t["records_in_per_s"] for t in d["topics"] if t["topic"]=="m1"][0])' "$TL_TMP/top.json") ||
+	tl_fail "tally top's JSON has no m1: $(cat "$TL_TMP/top.json")"
+[ "$top_rate" -gt 0 ] || tl_fail "tally top reports $top_rate records/s for m1 during the run"
+tl_log "$scrapes scrapes during the run parsed; records in rose to $prev; tally top saw $top_rate records/s"
 
 tl_log "consuming"
 got=$(kcat -C -q -b "$TL_BROKER" -t m1 -e -f '%s\n' | wc -l)

@@ -89,6 +89,37 @@ bad=$(python3 "$check" "$TL_TMP/m1.txt" tally_metrics_bad_requests_total) ||
 	tl_fail "/metrics does not parse"
 [ "$bad" = 3 ] || tl_fail "tally_metrics_bad_requests_total = $bad, want 3"
 
+# ---- tally top on a terminal: it draws, and redraws ----
+if command -v tmux >/dev/null 2>&1; then
+	sock=$TL_TMP/tmux.sock
+	tmux -S "$sock" -f /dev/null new-session -d -x 120 -y 40 \
+		"env TERM=xterm $TL_BIN/tally top -m 127.0.0.1:$(metrics_port) -i 300ms"
+	trap 'st=$?; tmux -S "$sock" kill-server 2>/dev/null || true; (exit $st); tl_on_exit' EXIT
+	# pane FILE: waits (5 s at most) for the view to be drawn, then captures it.
+	pane()
+	{
+		for _ in $(seq 1 50); do
+			tmux -S "$sock" capture-pane -p >"$1" 2>/dev/null || true
+			grep -q '^REQUEST' "$1" && return 0
+			sleep 0.1
+		done
+		tl_fail "tally top drew nothing in tmux: $(cat "$1")"
+	}
+	pane "$TL_TMP/pane1"
+	seq 1 500 | kcat -P -q -b "$TL_BROKER" -t alive
+	sleep 1.2
+	pane "$TL_TMP/pane2"
+	tmux -S "$sock" kill-server 2>/dev/null || true
+	trap tl_on_exit EXIT
+	[ "$(grep -c '^tally top - ' "$TL_TMP/pane2")" = 1 ] ||
+		tl_fail "tally top did not clear the screen between redraws: $(cat "$TL_TMP/pane2")"
+	cmp -s <(head -1 "$TL_TMP/pane1") <(head -1 "$TL_TMP/pane2") &&
+		tl_fail "tally top's header did not change in 1.2 s: $(head -1 "$TL_TMP/pane1")"
+	tl_log "tally top in tmux: '$(head -1 "$TL_TMP/pane1")' then '$(head -1 "$TL_TMP/pane2")'"
+else
+	tl_log "tmux is not installed: tally top's terminal view is not checked"
+fi
+
 # ---- 2. a failed log makes /health 503 ----
 tl_log "writing past the 4 MiB file-size limit"
 head -c 3300000 /dev/urandom | base64 -w 1000 |
