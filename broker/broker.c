@@ -160,6 +160,7 @@ static tl_err broker_signals(struct tl_broker *broker)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1); /* debug logging on/off at run time */
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1)
 		return TL_ERR_IO;
 	signal(SIGPIPE, SIG_IGN);
@@ -175,6 +176,7 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 	broker->config = *config;
 	tl_batch_scratch_init(&broker->batch_scratch, TL_RECORDS_DECOMPRESSED_MAX);
 	broker->listen_fd = broker->signal_fd = -1;
+	broker->diag_level_saved = (int)TL_DIAG_INFO;
 	snprintf(broker->data_dir, sizeof(broker->data_dir), "%s", config->log_dirs);
 	if (getrandom(&broker->random_state, sizeof(broker->random_state), 0) !=
 		    sizeof(broker->random_state) ||
@@ -271,6 +273,25 @@ static void broker_shutdown(struct tl_broker *broker)
 	broker->fetchers = NULL;
 }
 
+/* SIGTERM, SIGINT: stop. SIGUSR1: request-level debug logging on, or back off (to
+ * log.level), without a restart. */
+static void broker_on_signal(struct tl_broker *broker, int signo)
+{
+	if (signo == SIGUSR1) {
+		if (tl_diag_level() != TL_DIAG_DEBUG) {
+			broker->diag_level_saved = (int)tl_diag_level();
+			tl_diag_set_level(TL_DIAG_DEBUG);
+			tl_info("broker: debug logging on (SIGUSR1 again turns it off)");
+		} else {
+			tl_info("broker: debug logging off");
+			tl_diag_set_level((enum tl_diag_level)broker->diag_level_saved);
+		}
+		return;
+	}
+	tl_info("broker: signal received signal=%s", sigabbrev_np(signo));
+	broker->stopping = true;
+}
+
 tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 {
 	struct epoll_event events[EPOLL_EVENTS];
@@ -298,11 +319,8 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 			tl_ring_reap(broker->ring);
 		} else if (source == SOURCE_SIGNAL) {
 			struct signalfd_siginfo si;
-			if (read(broker->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-				tl_info("broker: signal received signal=%s",
-					sigabbrev_np((int)si.ssi_signo));
-				broker->stopping = true;
-			}
+			if (read(broker->signal_fd, &si, sizeof(si)) == sizeof(si))
+				broker_on_signal(broker, (int)si.ssi_signo);
 		} else if (source == SOURCE_CLUSTER) {
 			tl_cluster_on_event(broker);
 		} else if (source == SOURCE_FETCHERS) {

@@ -176,7 +176,11 @@ struct tl_broker {
 	 * LocalTimeMs + RemoteTimeMs), and DONE to written (ResponseQueue + Send). */
 	struct tl_hist *request_local_us[TL_BROKER_API_SLOTS];
 	struct tl_hist *request_send_us[TL_BROKER_API_SLOTS];
-	struct tl_metrics metrics;                /* the rest of /metrics' counters */
+	struct tl_metrics metrics; /* the rest of /metrics' counters */
+	int diag_level_saved;      /* log level to go back to when SIGUSR1 turns debug off */
+	int64_t slow_logged_ms;    /* log.slow.request.ms: start of the current second */
+	int32_t slow_logged;       /* slow requests logged in that second */
+	uint64_t slow_suppressed;  /* slow requests not logged (over the rate limit) */
 	struct tl_metrics_server *metrics_server; /* metrics.listener; NULL when unset */
 	uint64_t malformed_total;
 	uint64_t connections_refused_total;
