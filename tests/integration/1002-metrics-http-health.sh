@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The metrics port under abuse, and /health when a partition log fails (issue #18).
+# The metrics port under abuse, `tally top` on a terminal, and /health when a partition
+# log fails (issue #18).
 #   1. A request line that is not HTTP, a head larger than 4 KiB, and bytes with a NUL
-#      each get 400; POST gets 405, an unknown path 404. Eight connections that send
-#      nothing hold every slot: Kafka clients are served meanwhile, and the slots free
-#      after 5 s, so /health answers again. tally_metrics_bad_requests_total counts 3.
-#   2. /health is 200 status=ok; then writes past the file-size limit (ulimit -f, so
-#      the kernel answers EFBIG) take a partition offline: /health turns 503 naming
-#      failed_partitions=1, tally_up 0, tally_replica_offline_partitions 1. A restart
-#      without the limit recovers the log and /health is 200 again.
+#      each get 400; POST gets 405, an unknown path 404; tally_metrics_bad_requests_total
+#      counts 3. Meanwhile `tally top` runs in tmux: it draws, then redraws.
+#   2. Eight connections that send nothing hold every slot: Kafka clients are served
+#      meanwhile, and the slots free after 5 s. During that wait, writes past the
+#      file-size limit (ulimit -f, so the kernel answers EFBIG) take a partition
+#      offline: /health, answering once the slots free, is 503 naming
+#      failed_partitions=1; tally_up is 0, tally_replica_offline_partitions 1.
+#   3. A restart without the limit recovers the log and /health is 200 again. It logs
+#      JSON (log.format=json): every line parses; log.slow.request.ms=1 logs slow
+#      requests with their API; SIGUSR1 turns request-level debug lines on, a second
+#      SIGUSR1 off.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat curl python3
@@ -34,6 +39,28 @@ get_health()
 
 health=$(get_health)
 [ "$health" = "status=ok 200" ] || tl_fail "/health answered '$health', want 'status=ok 200'"
+
+# ---- tally top on a terminal, started first: it paints while the checks below run ----
+sock=$TL_TMP/tmux.sock
+tmux_up=0
+if command -v tmux >/dev/null 2>&1; then
+	tmux -S "$sock" -f /dev/null new-session -d -x 120 -y 40 \
+		"env TERM=xterm $TL_BIN/tally top -m 127.0.0.1:$(metrics_port) -i 300ms"
+	trap 'st=$?; tmux -S "$sock" kill-server 2>/dev/null || true; (exit $st); tl_on_exit' EXIT
+	tmux_up=1
+else
+	tl_log "tmux is not installed: tally top's terminal view is not checked"
+fi
+# pane FILE: waits (5 s at most) for the view to be drawn, then captures it.
+pane()
+{
+	for _ in $(seq 1 50); do
+		tmux -S "$sock" capture-pane -p >"$1" 2>/dev/null || true
+		grep -q '^REQUEST' "$1" && return 0
+		sleep 0.1
+	done
+	tl_fail "tally top drew nothing in tmux: $(cat "$1")"
+}
 
 # ---- 1. bad requests ----
 python3 - "$(metrics_port)" <<'EOF' || tl_fail "the metrics port mishandled a bad request"
@@ -68,7 +95,20 @@ for data, want in cases:
         sys.exit(1)
 EOF
 tl_log "400 for garbage, an 8 KiB head and a NUL; 405, 404 and 200 where due"
+if [ "$tmux_up" = 1 ]; then
+	pane "$TL_TMP/pane1"
+	sleep 1.1
+	pane "$TL_TMP/pane2"
+	tmux -S "$sock" kill-server 2>/dev/null || true
+	trap tl_on_exit EXIT
+	[ "$(grep -c '^tally top - ' "$TL_TMP/pane2")" = 1 ] ||
+		tl_fail "tally top did not clear the screen between redraws: $(cat "$TL_TMP/pane2")"
+	cmp -s <(head -1 "$TL_TMP/pane1") <(head -1 "$TL_TMP/pane2") &&
+		tl_fail "tally top's header did not change in 1.1 s: $(head -1 "$TL_TMP/pane1")"
+	tl_log "tally top in tmux: '$(head -1 "$TL_TMP/pane1")' then '$(head -1 "$TL_TMP/pane2")'"
+fi
 
+# ---- 2. silent connections hold every slot; meanwhile a log fails ----
 # Eight silent connections take every slot (bash's /dev/tcp: held open, never written).
 for i in 3 4 5 6 7 8 9 10; do
 	eval "exec $i<>/dev/tcp/127.0.0.1/$(metrics_port)"
@@ -77,71 +117,61 @@ start=$(date +%s%N)
 seq 1 100 | kcat -P -q -b "$TL_BROKER" -t alive || tl_fail "produce failed while the metrics slots were held"
 got=$(kcat -C -q -b "$TL_BROKER" -t alive -e -f '%s\n' | wc -l)
 [ "$got" = 100 ] || tl_fail "consumed $got of 100 records while the metrics slots were held"
-health=$(get_health 15)
-waited=$((($(date +%s%N) - start) / 1000000))
-[ "$health" = "status=ok 200" ] || tl_fail "/health after idle slots freed: '$health'"
-for i in 3 4 5 6 7 8 9 10; do
-	eval "exec $i>&-"
-done
-tl_log "Kafka served while 8 silent connections held the slots; /health answered after ${waited} ms"
-curl -sf --max-time 5 "$url/metrics" >"$TL_TMP/m1.txt" || tl_fail "GET /metrics failed"
-bad=$(python3 "$check" "$TL_TMP/m1.txt" tally_metrics_bad_requests_total) ||
-	tl_fail "/metrics does not parse"
-[ "$bad" = 3 ] || tl_fail "tally_metrics_bad_requests_total = $bad, want 3"
-
-# ---- tally top on a terminal: it draws, and redraws ----
-if command -v tmux >/dev/null 2>&1; then
-	sock=$TL_TMP/tmux.sock
-	tmux -S "$sock" -f /dev/null new-session -d -x 120 -y 40 \
-		"env TERM=xterm $TL_BIN/tally top -m 127.0.0.1:$(metrics_port) -i 300ms"
-	trap 'st=$?; tmux -S "$sock" kill-server 2>/dev/null || true; (exit $st); tl_on_exit' EXIT
-	# pane FILE: waits (5 s at most) for the view to be drawn, then captures it.
-	pane()
-	{
-		for _ in $(seq 1 50); do
-			tmux -S "$sock" capture-pane -p >"$1" 2>/dev/null || true
-			grep -q '^REQUEST' "$1" && return 0
-			sleep 0.1
-		done
-		tl_fail "tally top drew nothing in tmux: $(cat "$1")"
-	}
-	pane "$TL_TMP/pane1"
-	seq 1 500 | kcat -P -q -b "$TL_BROKER" -t alive
-	sleep 1.2
-	pane "$TL_TMP/pane2"
-	tmux -S "$sock" kill-server 2>/dev/null || true
-	trap tl_on_exit EXIT
-	[ "$(grep -c '^tally top - ' "$TL_TMP/pane2")" = 1 ] ||
-		tl_fail "tally top did not clear the screen between redraws: $(cat "$TL_TMP/pane2")"
-	cmp -s <(head -1 "$TL_TMP/pane1") <(head -1 "$TL_TMP/pane2") &&
-		tl_fail "tally top's header did not change in 1.2 s: $(head -1 "$TL_TMP/pane1")"
-	tl_log "tally top in tmux: '$(head -1 "$TL_TMP/pane1")' then '$(head -1 "$TL_TMP/pane2")'"
-else
-	tl_log "tmux is not installed: tally top's terminal view is not checked"
-fi
-
-# ---- 2. a failed log makes /health 503 ----
 tl_log "writing past the 4 MiB file-size limit"
 head -c 3300000 /dev/urandom | base64 -w 1000 |
 	kcat -P -q -b "$TL_BROKER" -t doomed -X message.timeout.ms=1000 2>/dev/null || true
 tl_grep_log 'partition offline after an I/O error.*EFBIG' || tl_fail "no log went offline on EFBIG"
-health=$(get_health)
+health=$(get_health 15)
+waited=$((($(date +%s%N) - start) / 1000000))
+for i in 3 4 5 6 7 8 9 10; do
+	eval "exec $i>&-"
+done
 case "$health" in
 *"failed_partitions=1 503") ;;
 *) tl_fail "/health with a failed log answered '$health', want 503 failed_partitions=1" ;;
 esac
+tl_log "Kafka served while 8 silent connections held the slots; /health answered after ${waited} ms: $health"
 curl -sf --max-time 5 "$url/metrics" >"$TL_TMP/m2.txt" || tl_fail "GET /metrics failed"
 mapfile -t v < <(python3 "$check" "$TL_TMP/m2.txt" tally_up tally_replica_offline_partitions \
-	'tally_errors_total{error="KAFKA_STORAGE_ERROR",code="56"}')
+	'tally_errors_total{error="KAFKA_STORAGE_ERROR",code="56"}' tally_metrics_bad_requests_total)
+[ "${#v[@]}" = 4 ] || tl_fail "/metrics does not parse: $(python3 "$check" "$TL_TMP/m2.txt" 2>&1)"
+[ "${v[3]}" = 3 ] || tl_fail "tally_metrics_bad_requests_total = ${v[3]}, want 3"
 [ "${v[0]:-}" = 0 ] || tl_fail "tally_up = ${v[0]:-?} with a failed log, want 0"
 [ "${v[1]:-}" = 1 ] || tl_fail "offline partitions = ${v[1]:-?}, want 1"
 [ "${v[2]:-absent}" != absent ] || tl_fail "KAFKA_STORAGE_ERROR answers were not counted"
-tl_log "/health: $health; storage errors answered: ${v[2]}"
+tl_log "storage errors answered: ${v[2]}"
 
 tl_stop_broker
 ulimit -S -f unlimited
-tl_start_broker
+
+# ---- 3. the restart recovers; its log is JSON, with slow requests and run-time debug ----
+from=$(($(stat -c %s "$TL_TMP/tallyd.log") + 1))
+tl_start_broker --override metrics.listener=http://127.0.0.1:0 --override log.format=json \
+	--override log.slow.request.ms=1
 url=http://127.0.0.1:$(metrics_port)
 health=$(get_health)
 [ "$health" = "status=ok 200" ] || tl_fail "/health after the restart answered '$health'"
+seq 1 10 | kcat -P -q -b "$TL_BROKER" -t alive -X acks=all || tl_fail "produce after the restart failed"
+kill -USR1 "$TL_PID"
+sleep 0.2
+kcat -L -b "$TL_BROKER" >/dev/null 2>&1 || tl_fail "metadata after SIGUSR1 failed"
+sleep 0.2
+kill -USR1 "$TL_PID"
+sleep 0.2
 tl_stop_broker
+tail -c "+$from" "$TL_TMP/tallyd.log" | grep -v '^===' >"$TL_TMP/json.log"
+python3 - "$TL_TMP/json.log" <<'EOF' || tl_fail "log.format=json: $(tail -3 "$TL_TMP/json.log")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+msgs = [l["msg"] for l in lines]
+assert all({"ts", "level", "msg"} <= set(l) for l in lines), "a line lacks ts, level or msg"
+slow = [l for l in lines if l["msg"] == "broker: slow request"]
+assert slow and all("api" in l and "total_ms" in l for l in slow), "no slow request line with api"
+on = msgs.index("broker: debug logging on (SIGUSR1 again turns it off)")
+off = msgs.index("broker: debug logging off")
+done = [i for i, l in enumerate(lines) if l["msg"] == "broker: request done" and l.get("api") == "Metadata"]
+assert any(on < i < off for i in done), "no request-level debug line between SIGUSR1s"
+assert not any(l["level"] == "debug" for l in lines[off + 1:]), "debug lines after SIGUSR1 off"
+print(f"{len(lines)} JSON lines, {len(slow)} slow requests", file=sys.stderr)
+EOF
+tl_log "after the restart: JSON log lines, slow requests and SIGUSR1's debug window checked"
