@@ -43,6 +43,7 @@ struct http_conn {
 
 struct tl_metrics_server {
 	int listen_fd;
+	bool listen_paused; /* every slot taken: the listener is out of epoll's interest */
 	uint64_t source_base;
 	struct http_conn conns[TL_METRICS_HTTP_CONNS];
 	struct tl_hist sync_us; /* the log dir's histograms, merged from its logs at scrape */
@@ -133,6 +134,17 @@ tl_err tl_metrics_start(struct tl_broker *broker, uint64_t source_base)
 	return TL_OK;
 }
 
+/* Stops (@on false) or resumes watching the listener. While every slot is taken the
+ * backlog must not wake the loop on every turn (epoll is level-triggered). */
+static void listener_watch(struct tl_broker *broker, struct tl_metrics_server *server, bool on)
+{
+	if (server->listen_paused == !on)
+		return;
+	struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.u64 = server->source_base};
+	epoll_ctl(broker->epoll_fd, EPOLL_CTL_MOD, server->listen_fd, &ev);
+	server->listen_paused = !on;
+}
+
 static void http_close(struct tl_broker *broker, struct http_conn *hc)
 {
 	if (hc->fd == -1)
@@ -141,6 +153,7 @@ static void http_close(struct tl_broker *broker, struct http_conn *hc)
 	close(hc->fd);
 	hc->fd = -1;
 	tl_buf_reset(&hc->body);
+	listener_watch(broker, broker->metrics_server, true);
 }
 
 void tl_metrics_stop(struct tl_broker *broker)
@@ -178,8 +191,11 @@ static void http_accept(struct tl_broker *broker, struct tl_metrics_server *serv
 		uint32_t slot = 0;
 		while (slot < TL_METRICS_HTTP_CONNS && server->conns[slot].fd != -1)
 			slot++;
-		if (slot == TL_METRICS_HTTP_CONNS)
-			return; /* the rest wait in the backlog until a slot frees */
+		if (slot == TL_METRICS_HTTP_CONNS) {
+			/* The rest wait in the backlog until a slot frees. */
+			listener_watch(broker, server, false);
+			return;
+		}
 		int fd = accept4(server->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -379,9 +395,6 @@ void tl_metrics_on_event(struct tl_broker *broker, uint32_t index, uint32_t even
 		http_write(broker, hc);
 	else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		http_read(broker, hc);
-	/* A slot freed: take a connection waiting in the backlog. */
-	if (hc->fd == -1)
-		http_accept(broker, server);
 }
 
 /* ---- rendering ---- */
