@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # /metrics counts what real clients did (issue #18). tallyd serves metrics.listener on a
-# port of its choosing; while kcat produces 20,000 records, scrapes must parse under
+# port of its choosing; while kcat produces 10,000 records, scrapes must parse under
 # Prometheus' rules (tests/progs/prom_check.py: families, escaping, cumulative `le`
 # buckets ending in +Inf) and records-in must never go backwards. Then, exactly:
 #   records in = records produced, bytes in = the bytes the partition logs hold,
@@ -8,6 +8,9 @@
 #   one committed and one aborted transaction (librdkafka), their 12 records in,
 #   one MESSAGE_TOO_LARGE: error counted by code, failed produce and rejected bytes.
 # `tally top --once --format json` during the run reports records/s above 0 for it.
+# The broker logs JSON (log.format=json) with log.slow.request.ms=1: every line parses,
+# the slow fetches at the log end are there with their API, and SIGUSR1 turns
+# request-level debug lines on, a second SIGUSR1 off.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat curl python3
@@ -18,9 +21,10 @@ check=$TL_ROOT/tests/progs/prom_check.py
 py_bin=python3
 [ -x /usr/bin/python3 ] && py_bin=/usr/bin/python3
 py() { "$py_bin" -I -S "$@"; }
-count=20000
+count=10000
 
-tl_start_broker --override num.partitions=3 --override metrics.listener=http://127.0.0.1:0
+tl_start_broker --override num.partitions=3 --override metrics.listener=http://127.0.0.1:0 \
+	--override log.format=json --override log.slow.request.ms=1
 mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
 	tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port"
 url=http://127.0.0.1:$mport
@@ -39,9 +43,9 @@ scrape()
 [ "$(scrape "$TL_TMP/m0.txt" tally_up)" = 1 ] || tl_fail "tally_up is not 1"
 
 tl_log "producing $count records while scraping"
-# Twenty bursts 0.1 s apart, so the scrapes land in the middle of the run.
-for ((b = 0; b < 20; b++)); do
-	seq -f 'record-%06g' $((b * count / 20 + 1)) $(((b + 1) * count / 20))
+# Ten bursts 0.1 s apart, so the scrapes land in the middle of the run.
+for ((b = 0; b < 10; b++)); do
+	seq -f 'record-%06g' $((b * count / 10 + 1)) $(((b + 1) * count / 10))
 	sleep 0.1
 done |
 	kcat -P -q -b "$TL_BROKER" -t m1 -X acks=all -X linger.ms=5 -X batch.size=16384 &
@@ -67,8 +71,11 @@ top_rate=$(py -c 'import json,sys; d=json.load(open(sys.argv[1])); print([t["rec
 [ "$top_rate" -gt 0 ] || tl_fail "tally top reports $top_rate records/s for m1 during the run"
 tl_log "$scrapes scrapes during the run parsed; records in rose to $prev; tally top saw $top_rate records/s"
 
-tl_log "consuming"
-got=$(kcat -C -q -b "$TL_BROKER" -t m1 -e -f '%s\n' | wc -l)
+tl_log "consuming, with request-level debug logging on (SIGUSR1) meanwhile"
+kill -USR1 "$TL_PID"
+# Its last fetches, at the log end, wait fetch.wait.max.ms: slow requests, surely.
+got=$(kcat -C -q -b "$TL_BROKER" -t m1 -e -f '%s\n' -X fetch.wait.max.ms=100 | wc -l)
+kill -USR1 "$TL_PID"
 [ "$got" = "$count" ] || tl_fail "consumed $got records, want $count"
 
 tl_log "transactions"
@@ -120,3 +127,20 @@ for h in tally_log_flush_time_seconds tally_request_local_time_seconds; do
 	grep -q "^${h}_bucket{.*le=\"+Inf\"}" "$m" || tl_fail "$h has no +Inf bucket"
 done
 tl_stop_broker
+
+# The log: JSON lines (log.format=json), slow requests (log.slow.request.ms=1) and the
+# request-level debug lines between the two SIGUSR1s.
+py - "$TL_TMP/tallyd.log" <<'EOF' || tl_fail "log.format=json: $(tail -3 "$TL_TMP/tallyd.log")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip() and not l.startswith("===")]
+msgs = [l["msg"] for l in lines]
+assert all({"ts", "level", "msg"} <= set(l) for l in lines), "a line lacks ts, level or msg"
+slow = [l for l in lines if l["msg"] == "broker: slow request"]
+assert any(l.get("api") == "Fetch" and float(l["total_ms"]) >= 1 for l in slow), "no slow Fetch"
+on = msgs.index("broker: debug logging on (SIGUSR1 again turns it off)")
+off = msgs.index("broker: debug logging off")
+done = [i for i, l in enumerate(lines) if l["msg"] == "broker: request done" and l.get("api") == "Fetch"]
+assert any(on < i < off for i in done), "no request-level debug line between the SIGUSR1s"
+assert not any(l["level"] == "debug" for l in lines[off + 1:]), "debug lines after SIGUSR1 off"
+print(f"{len(lines)} JSON log lines, {len(slow)} slow requests, {len(done)} Fetch debug lines", file=sys.stderr)
+EOF

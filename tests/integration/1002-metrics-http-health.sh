@@ -9,10 +9,7 @@
 #      file-size limit (ulimit -f, so the kernel answers EFBIG) take a partition
 #      offline: /health, answering once the slots free, is 503 naming
 #      failed_partitions=1; tally_up is 0, tally_replica_offline_partitions 1.
-#   3. A restart without the limit recovers the log and /health is 200 again. It logs
-#      JSON (log.format=json): every line parses; log.slow.request.ms=1 logs slow
-#      requests with their API; SIGUSR1 turns request-level debug lines on, a second
-#      SIGUSR1 off.
+#   3. A restart without the limit recovers the log and /health is 200 again.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat curl python3
@@ -148,36 +145,9 @@ tl_log "storage errors answered: ${v[2]}"
 tl_stop_broker
 ulimit -S -f unlimited
 
-# ---- 3. the restart recovers; its log is JSON, with slow requests and run-time debug ----
-from=$(($(stat -c %s "$TL_TMP/tallyd.log") + 1))
-tl_start_broker --override metrics.listener=http://127.0.0.1:0 --override log.format=json \
-	--override log.slow.request.ms=1
+# ---- 3. a restart without the limit recovers the log ----
+tl_start_broker
 url=http://127.0.0.1:$(metrics_port)
 health=$(get_health)
 [ "$health" = "status=ok 200" ] || tl_fail "/health after the restart answered '$health'"
-# A fetch at the log end waits fetch.wait.max.ms for data: a slow request, surely.
-kcat -C -q -b "$TL_BROKER" -t alive -o end -e -X fetch.wait.max.ms=100 >/dev/null ||
-	tl_fail "consume after the restart failed"
-kill -USR1 "$TL_PID"
-sleep 0.2
-kcat -L -b "$TL_BROKER" >/dev/null 2>&1 || tl_fail "metadata after SIGUSR1 failed"
-sleep 0.2
-kill -USR1 "$TL_PID"
-sleep 0.2
 tl_stop_broker
-tail -c "+$from" "$TL_TMP/tallyd.log" | grep -v '^===' >"$TL_TMP/json.log"
-py - "$TL_TMP/json.log" <<'EOF' || tl_fail "log.format=json: $(tail -3 "$TL_TMP/json.log")"
-import json, sys
-lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-msgs = [l["msg"] for l in lines]
-assert all({"ts", "level", "msg"} <= set(l) for l in lines), "a line lacks ts, level or msg"
-slow = [l for l in lines if l["msg"] == "broker: slow request"]
-assert any(l.get("api") == "Fetch" and float(l["total_ms"]) >= 1 for l in slow), "no slow Fetch"
-on = msgs.index("broker: debug logging on (SIGUSR1 again turns it off)")
-off = msgs.index("broker: debug logging off")
-done = [i for i, l in enumerate(lines) if l["msg"] == "broker: request done" and l.get("api") == "Metadata"]
-assert any(on < i < off for i in done), "no request-level debug line between SIGUSR1s"
-assert not any(l["level"] == "debug" for l in lines[off + 1:]), "debug lines after SIGUSR1 off"
-print(f"{len(lines)} JSON lines, {len(slow)} slow requests", file=sys.stderr)
-EOF
-tl_log "after the restart: JSON log lines, slow requests and SIGUSR1's debug window checked"
