@@ -6,8 +6,11 @@
  * (3) One request per connection; the answer is written without blocking (EPOLLOUT for
  *     the rest), then the socket is shut for writing and read to EOF before it closes
  *     (a lingering close, as nginx does: closing with unread bytes would send a reset
- *     that can destroy the answer before the client reads it). TL_METRICS_HTTP_IDLE_MS
- *     bounds the whole exchange. A head over TL_METRICS_HTTP_HEAD_MAX bytes, or
+ *     that can destroy the answer before the client reads it). The request must arrive
+ *     within TL_METRICS_HTTP_IDLE_MS of the accept (a silent or trickling client frees
+ *     its slot); the answer, and the drain after it, may take longer as long as no
+ *     TL_METRICS_HTTP_IDLE_MS passes without a byte written (a slow reader of a large
+ *     body is not cut while it progresses). A head over TL_METRICS_HTTP_HEAD_MAX bytes, or
  *     one that does not parse, is answered 400: the broker's Kafka side never notices. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,8 +32,9 @@
 #include "common/time.h"
 
 struct http_conn {
-	int fd; /* -1: the slot is free */
-	int64_t opened_ms;
+	int fd;            /* -1: the slot is free */
+	int64_t opened_ms; /* accepted: the whole request must arrive within the limit */
+	int64_t active_ms; /* last wrote a byte of the answer */
 	uint32_t in_len;
 	char in[TL_METRICS_HTTP_HEAD_MAX];
 	char head[256]; /* status line and headers of the answer */
@@ -178,7 +182,8 @@ void tl_metrics_tick(struct tl_broker *broker, int64_t now_ms)
 		return;
 	for (uint32_t i = 0; i < TL_METRICS_HTTP_CONNS; i++) {
 		struct http_conn *hc = &server->conns[i];
-		if (hc->fd != -1 && now_ms - hc->opened_ms > TL_METRICS_HTTP_IDLE_MS) {
+		int64_t since = hc->answering || hc->draining ? hc->active_ms : hc->opened_ms;
+		if (hc->fd != -1 && now_ms - since > TL_METRICS_HTTP_IDLE_MS) {
 			tl_debug("metrics: connection timed out, closing slot=%u", i);
 			http_close(broker, hc);
 		}
@@ -269,6 +274,7 @@ static void http_write(struct tl_broker *broker, struct http_conn *hc)
 			return;
 		}
 		hc->sent += (size_t)n;
+		hc->active_ms = tl_mono_ms();
 	}
 	hc->answering = false;
 	hc->draining = true;
@@ -293,6 +299,7 @@ static void http_answer(struct tl_broker *broker, struct http_conn *hc, int stat
 	hc->head_len = (size_t)n;
 	hc->sent = 0;
 	hc->answering = true;
+	hc->active_ms = tl_mono_ms();
 	http_write(broker, hc);
 }
 

@@ -28,7 +28,7 @@ struct tl_broker;
 
 #define TL_METRICS_HTTP_CONNS    8    /* scrapes served at once; more wait in the backlog */
 #define TL_METRICS_HTTP_HEAD_MAX 4096 /* bytes of request line + headers */
-#define TL_METRICS_HTTP_IDLE_MS  5000 /* a connection that has not finished by then closes */
+#define TL_METRICS_HTTP_IDLE_MS  5000 /* to send the request; then between answer bytes */
 #define TL_METRICS_ERROR_CODES   130  /* Kafka error codes counted: 0 .. 129 */
 
 /* Kafka's BrokerTopicMetrics, per topic. */
@@ -70,7 +70,7 @@ static inline void tl_metrics_error(struct tl_metrics *metrics, int16_t code)
 tl_err tl_metrics_start(struct tl_broker *broker, uint64_t source_base);
 /* An epoll event whose tag is @source_base + @index (0: the listener). */
 void tl_metrics_on_event(struct tl_broker *broker, uint32_t index, uint32_t events);
-/* Closes connections that have taken longer than TL_METRICS_HTTP_IDLE_MS. */
+/* Closes connections past TL_METRICS_HTTP_IDLE_MS (see metrics.c, invariant 3). */
 void tl_metrics_tick(struct tl_broker *broker, int64_t now_ms);
 void tl_metrics_stop(struct tl_broker *broker);
 /* Writes every metric in Prometheus text format 0.0.4 to @out. */
