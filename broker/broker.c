@@ -48,13 +48,15 @@
 #define SOURCE_CLUSTER  4u /* the metadata thread published a view or results */
 #define SOURCE_FETCHERS 5u /* the replica fetchers' own epoll set */
 #define SOURCE_MARKERS  6u /* the txn marker sender thread has results */
+#define SOURCE_METRICS  7u /* metrics.listener, then its connection slots */
+#define SOURCE_LAST     (SOURCE_METRICS + TL_METRICS_HTTP_CONNS)
 #define TICK_MS         1000
 #define EPOLL_EVENTS    256
 
 /* An epoll event's data is one of the SOURCE_ tags or a struct tl_conn pointer. */
 static bool is_connection(uint64_t source)
 {
-	return source > SOURCE_MARKERS;
+	return source > SOURCE_LAST;
 }
 
 void tl_broker_mark_dirty(struct tl_broker *broker, struct tl_partition *partition)
@@ -160,6 +162,7 @@ static tl_err broker_signals(struct tl_broker *broker)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1); /* debug logging on/off at run time */
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1)
 		return TL_ERR_IO;
 	signal(SIGPIPE, SIG_IGN);
@@ -176,6 +179,7 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 	tl_batch_scratch_init(&broker->batch_scratch, TL_RECORDS_DECOMPRESSED_MAX);
 	tl_buf_init(&broker->recompress_buf);
 	broker->listen_fd = broker->signal_fd = -1;
+	broker->diag_level_saved = (int)TL_DIAG_INFO;
 	snprintf(broker->data_dir, sizeof(broker->data_dir), "%s", config->log_dirs);
 	if (getrandom(&broker->random_state, sizeof(broker->random_state), 0) !=
 		    sizeof(broker->random_state) ||
@@ -205,6 +209,8 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 	if ((err = broker_signals(broker)) != TL_OK)
 		return err;
 	if ((err = broker_listen(broker)) != TL_OK)
+		return err;
+	if ((err = tl_metrics_start(broker, SOURCE_METRICS)) != TL_OK)
 		return err;
 	if (!tl_config_is_cluster(config))
 		return TL_OK;
@@ -257,6 +263,7 @@ static void broker_shutdown(struct tl_broker *broker)
 	while (broker->conns)
 		tl_conn_close(broker->conns, "shutdown");
 	request_times_log(broker);
+	tl_metrics_stop(broker);
 	/* Before the coordinator: markers in flight call back into it. */
 	tl_markers_destroy(broker, broker->markers);
 	broker->markers = NULL;
@@ -267,6 +274,25 @@ static void broker_shutdown(struct tl_broker *broker)
 	tl_topics_close_all(broker);
 	tl_fetchers_destroy(broker->fetchers);
 	broker->fetchers = NULL;
+}
+
+/* SIGTERM, SIGINT: stop. SIGUSR1: request-level debug logging on, or back off (to
+ * log.level), without a restart. */
+static void broker_on_signal(struct tl_broker *broker, int signo)
+{
+	if (signo == SIGUSR1) {
+		if (tl_diag_level() != TL_DIAG_DEBUG) {
+			broker->diag_level_saved = (int)tl_diag_level();
+			tl_diag_set_level(TL_DIAG_DEBUG);
+			tl_info("broker: debug logging on (SIGUSR1 again turns it off)");
+		} else {
+			tl_info("broker: debug logging off");
+			tl_diag_set_level((enum tl_diag_level)broker->diag_level_saved);
+		}
+		return;
+	}
+	tl_info("broker: signal received signal=%s", sigabbrev_np(signo));
+	broker->stopping = true;
 }
 
 tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
@@ -296,17 +322,17 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 			tl_ring_reap(broker->ring);
 		} else if (source == SOURCE_SIGNAL) {
 			struct signalfd_siginfo si;
-			if (read(broker->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-				tl_info("broker: signal received signal=%s",
-					sigabbrev_np((int)si.ssi_signo));
-				broker->stopping = true;
-			}
+			if (read(broker->signal_fd, &si, sizeof(si)) == sizeof(si))
+				broker_on_signal(broker, (int)si.ssi_signo);
 		} else if (source == SOURCE_CLUSTER) {
 			tl_cluster_on_event(broker);
 		} else if (source == SOURCE_FETCHERS) {
 			tl_fetchers_on_event(broker);
 		} else if (source == SOURCE_MARKERS) {
 			tl_markers_on_event(broker);
+		} else if (source >= SOURCE_METRICS && source <= SOURCE_LAST) {
+			tl_metrics_on_event(broker, (uint32_t)(source - SOURCE_METRICS),
+					    events[i].events);
 		} else {
 			tl_conn_on_event(events[i].data.ptr, events[i].events);
 		}
@@ -324,6 +350,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 		tl_topics_tick(broker, tl_wall_ms());
 		tl_txns_tick(broker->txns, tl_wall_ms());
 		tl_conn_close_idle(broker, now);
+		tl_metrics_tick(broker, now);
 		broker->next_tick_ms = now + TICK_MS;
 	}
 	return TL_OK;
@@ -355,6 +382,10 @@ void tl_broker_deinit(struct tl_broker *broker)
 	tl_batch_scratch_deinit(&broker->batch_scratch);
 	tl_buf_deinit(&broker->recompress_buf);
 	ZSTD_freeCCtx(broker->recompress_zstd);
-	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++)
+	tl_metrics_stop(broker);
+	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++) {
 		free(broker->request_us[key]);
+		free(broker->request_local_us[key]);
+		free(broker->request_send_us[key]);
+	}
 }

@@ -23,6 +23,7 @@
 
 #include "broker/cluster.h"
 #include "broker/config.h"
+#include "broker/metrics.h"
 #include "common/buf.h"
 #include "common/histogram.h"
 #include "common/ring.h"
@@ -75,6 +76,7 @@ struct tl_topic {
 	bool internal;
 	bool cluster; /* from the cluster view (cluster mode), not a local topic file */
 	uint64_t cluster_configs_hash; /* of the view's configs text last applied */
+	struct tl_topic_metrics metrics;
 	struct tl_broker *broker;
 	struct tl_topic *next; /* hash chain */
 };
@@ -112,6 +114,7 @@ struct tl_request {
 	struct tl_request *parked_next, *parked_prev;
 	uint64_t wake_gen;   /* the partition wake-up that last retried this fetch */
 	int64_t received_ns; /* when the whole frame was in */
+	int64_t done_ns;     /* when the response was encoded (DONE) */
 };
 
 struct tl_conn {
@@ -170,6 +173,16 @@ struct tl_broker {
 	/* Request time by API key, frame in to response written (Kafka's RequestMetrics
 	 * TotalTimeMs); allocated on first use, logged at shutdown. */
 	struct tl_hist *request_us[TL_BROKER_API_SLOTS];
+	/* The same split in two: frame in to DONE (handler, log and replicas: Kafka's
+	 * LocalTimeMs + RemoteTimeMs), and DONE to written (ResponseQueue + Send). */
+	struct tl_hist *request_local_us[TL_BROKER_API_SLOTS];
+	struct tl_hist *request_send_us[TL_BROKER_API_SLOTS];
+	struct tl_metrics metrics; /* the rest of /metrics' counters */
+	int diag_level_saved;      /* log level to go back to when SIGUSR1 turns debug off */
+	int64_t slow_logged_ms;    /* log.slow.request.ms: start of the current second */
+	int32_t slow_logged;       /* slow requests logged in that second */
+	uint64_t slow_suppressed;  /* slow requests not logged (over the rate limit) */
+	struct tl_metrics_server *metrics_server; /* metrics.listener; NULL when unset */
 	uint64_t malformed_total;
 	uint64_t connections_refused_total;
 	/* Produce's record validation: decompression contexts and buffer, reused. */

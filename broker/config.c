@@ -64,6 +64,7 @@ static const struct key_def broker_keys[] = {
 	{"listeners", STR(listeners)},
 	{"log.dir", KEY_SPECIAL, 0, 0, 0},
 	{"log.dirs", STR(log_dirs)},
+	{"log.format", KEY_SPECIAL, 0, 0, 0},
 	{"log.index.interval.bytes", KEY_INT32, OFF(log.index_interval_bytes), 0, INT32_MAX},
 	{"log.index.size.max.bytes", KEY_INT32, OFF(log.index_bytes_max), 4096, INT32_MAX},
 	{"log.io.engine", KEY_SPECIAL, 0, 0, 0},
@@ -78,11 +79,13 @@ static const struct key_def broker_keys[] = {
 	{"log.roll.hours", KEY_SPECIAL, 0, 0, 0},
 	{"log.roll.ms", KEY_SPECIAL, 0, 0, 0},
 	{"log.segment.bytes", KEY_INT64, OFF(log.segment_bytes), 14, INT32_MAX},
+	{"log.slow.request.ms", KEY_INT64, OFF(log_slow_request_ms), 0, INT32_MAX},
 	{"max.connections", KEY_INT32, OFF(max_connections), 1, 1000000},
 	{"message.max.bytes", KEY_INT32, OFF(message_max_bytes), 0, INT32_MAX},
 	{"metadata.etcd.endpoints", STR(metadata_etcd_endpoints)},
 	{"metadata.etcd.prefix", STR(metadata_etcd_prefix)},
 	{"metadata.etcd.timeout.ms", KEY_INT32, OFF(metadata_etcd_timeout_ms), 100, 600000},
+	{"metrics.listener", STR(metrics_listener)},
 	{"min.insync.replicas", KEY_INT32, OFF(min_insync_replicas), 1, 16},
 	{"node.id", KEY_INT32, OFF(node_id), 0, INT32_MAX},
 	{"num.partitions", KEY_INT32, OFF(num_partitions), 1, 100000},
@@ -156,6 +159,7 @@ void tl_config_defaults(struct tl_config *config)
 	config->transaction_max_timeout_ms = 900000;
 	config->transactional_id_expiration_ms = 604800000;
 	snprintf(config->log_level, sizeof(config->log_level), "info");
+	snprintf(config->log_format, sizeof(config->log_format), "text");
 	snprintf(config->metadata_etcd_prefix, sizeof(config->metadata_etcd_prefix), "/tally");
 	config->metadata_etcd_timeout_ms = 5000;
 	config->broker_session_timeout_ms = 9000;
@@ -281,6 +285,13 @@ static tl_err config_set_special(struct tl_config *config, const char *key, cons
 				 value);
 			err = TL_ERR_INVALID;
 		}
+	} else if (strcmp(key, "log.format") == 0) {
+		if (strcmp(value, "text") && strcmp(value, "logfmt") && strcmp(value, "json")) {
+			snprintf(why, why_size,
+				 "config log.format: \"%s\" is not text, logfmt or json", value);
+			return TL_ERR_INVALID;
+		}
+		snprintf(config->log_format, sizeof(config->log_format), "%s", value);
 	} else if (strcmp(key, "log.level") == 0) {
 		if (strcmp(value, "crit") && strcmp(value, "warn") && strcmp(value, "info") &&
 		    strcmp(value, "debug")) {
@@ -767,6 +778,7 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "log.index.interval.bytes=%d\n", config->log.index_interval_bytes);
 	fprintf(out, "log.index.size.max.bytes=%d\n", config->log.index_bytes_max);
 	fprintf(out, "log.io.engine=%s\n", engines[config->io_engine]);
+	fprintf(out, "log.format=%s\n", config->log_format);
 	fprintf(out, "log.level=%s\n", config->log_level);
 	fprintf(out, "log.message.timestamp.type=%s\n",
 		config->log_message_timestamp_log_append_time ? "LogAppendTime" : "CreateTime");
@@ -776,11 +788,13 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "log.retention.ms=%" PRId64 "\n", config->log.retention_ms);
 	fprintf(out, "log.roll.ms=%" PRId64 "\n", config->log.segment_ms);
 	fprintf(out, "log.segment.bytes=%" PRId64 "\n", config->log.segment_bytes);
+	fprintf(out, "log.slow.request.ms=%" PRId64 "\n", config->log_slow_request_ms);
 	fprintf(out, "max.connections=%d\n", config->max_connections);
 	fprintf(out, "message.max.bytes=%d\n", config->message_max_bytes);
 	fprintf(out, "metadata.etcd.endpoints=%s\n", config->metadata_etcd_endpoints);
 	fprintf(out, "metadata.etcd.prefix=%s\n", config->metadata_etcd_prefix);
 	fprintf(out, "metadata.etcd.timeout.ms=%d\n", config->metadata_etcd_timeout_ms);
+	fprintf(out, "metrics.listener=%s\n", config->metrics_listener);
 	fprintf(out, "min.insync.replicas=%d\n", config->min_insync_replicas);
 	fprintf(out, "node.id=%d\n", config->node_id);
 	fprintf(out, "num.partitions=%d\n", config->num_partitions);

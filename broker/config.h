@@ -84,6 +84,9 @@ struct tl_config {
 	uint64_t keys_set[2]; /* bit per Tally key (config.c's table) given in file or override */
 	char cluster_id[64];  /* cluster.id (default: generated once, stored) */
 	char log_level[16];   /* log.level: crit|warn|info|debug (tally) */
+	char log_format[16];  /* log.format: text|logfmt|json (tally) */
+	int64_t log_slow_request_ms; /* log.slow.request.ms: warn above; 0 = off (tally) */
+	char metrics_listener[256];  /* metrics.listener: http://host:port; "" = off (tally) */
 	/* Cluster mode: on when metadata.etcd.endpoints is set. */
 	char metadata_etcd_endpoints[TL_CONFIG_STR_MAX]; /* metadata.etcd.endpoints (tally) */
 	char metadata_etcd_prefix[128];           /* metadata.etcd.prefix: key prefix (tally) */

@@ -338,17 +338,65 @@ static int response_pieces(const struct tl_buf *buf, int64_t from, struct iovec 
 	return count;
 }
 
+#define SLOW_LOG_PER_S 10 /* slow-request lines per second at most; the rest are counted */
+
+/* One warn line for a request slower than log.slow.request.ms, with its split. */
+static void request_slow(struct tl_broker *broker, const struct tl_request *req, int64_t now_ns)
+{
+	int64_t now_ms = now_ns / 1000000;
+	if (now_ms - broker->slow_logged_ms >= 1000) {
+		broker->slow_logged_ms = now_ms;
+		broker->slow_logged = 0;
+	}
+	if (broker->slow_logged >= SLOW_LOG_PER_S) {
+		broker->slow_suppressed++;
+		return;
+	}
+	broker->slow_logged++;
+	const struct tl_api_info *info = tl_api_info(req->header.api_key);
+	bool done = req->state == TL_REQUEST_DONE;
+	tl_warn("broker: slow request api=%s api_version=%d correlation_id=%d total_ms=%.3f "
+		"local_ms=%.3f send_ms=%.3f peer=%s suppressed_before=%llu",
+		info ? info->name : "unknown", req->header.api_version, req->header.correlation_id,
+		(double)(now_ns - req->received_ns) / 1e6,
+		done ? (double)(req->done_ns - req->received_ns) / 1e6 : 0.0,
+		done ? (double)(now_ns - req->done_ns) / 1e6 : 0.0, req->conn->peer,
+		(unsigned long long)broker->slow_suppressed);
+	broker->slow_suppressed = 0;
+}
+
+static void hist_add(struct tl_hist **h, int64_t ns)
+{
+	if (!*h && !(*h = calloc(1, sizeof(**h))))
+		return; /* the figure is lost, nothing else */
+	tl_hist_add(*h, (uint64_t)TL_MAX(ns, (int64_t)0) / 1000);
+}
+
 /* Request time, frame in to the response's last byte written (or, for a request that
- * is not answered, to its end). */
+ * is not answered, to its end); for answered ones also split at the response's
+ * encoding. */
 static void request_timed(struct tl_broker *broker, const struct tl_request *req)
 {
 	int16_t key = req->header.api_key;
 	if (key < 0 || key >= TL_BROKER_API_SLOTS)
 		return;
-	struct tl_hist **h = &broker->request_us[key];
-	if (!*h && !(*h = calloc(1, sizeof(**h))))
-		return; /* the figure is lost, nothing else */
-	tl_hist_add(*h, (uint64_t)(tl_mono_ns() - req->received_ns) / 1000);
+	int64_t now = tl_mono_ns();
+	hist_add(&broker->request_us[key], now - req->received_ns);
+	if (tl_diag_level() == TL_DIAG_DEBUG) {
+		const struct tl_api_info *info = tl_api_info(key);
+		tl_debug("broker: request done api=%s api_version=%d correlation_id=%d "
+			 "total_us=%lld response_bytes=%lld peer=%s",
+			 info ? info->name : "unknown", req->header.api_version,
+			 req->header.correlation_id, (long long)(now - req->received_ns) / 1000,
+			 (long long)tl_buf_total(&req->response), req->conn->peer);
+	}
+	if (broker->config.log_slow_request_ms > 0 &&
+	    now - req->received_ns >= broker->config.log_slow_request_ms * 1000000)
+		request_slow(broker, req, now);
+	if (req->state != TL_REQUEST_DONE)
+		return;
+	hist_add(&broker->request_local_us[key], req->done_ns - req->received_ns);
+	hist_add(&broker->request_send_us[key], now - req->done_ns);
 }
 
 static void conn_pop_head(struct tl_conn *conn)

@@ -10,6 +10,7 @@
 #include "broker/txn.h"
 #include "common/assert.h"
 #include "common/diag.h"
+#include "common/time.h"
 
 typedef void (*handler_fn)(struct tl_request *req, struct tl_cursor *body);
 
@@ -93,6 +94,7 @@ void tl_response_end(struct tl_request *req)
 	int64_t total = tl_buf_total(&req->response);
 	TL_ASSERT(total - 4 <= INT32_MAX);
 	tl_be32_put(req->response.data, (uint32_t)(total - 4));
+	req->done_ns = tl_mono_ns();
 	req->state = TL_REQUEST_DONE;
 	tl_request_finished(req);
 }

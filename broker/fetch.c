@@ -231,6 +231,33 @@ void tl_fetch_unpark(struct tl_request *req)
 	/* deadline_ms stays set until the fetch answers, so a retry keeps the original one */
 }
 
+/* Counts an answered fetch for /metrics: bytes out by topic (to consumers, or to
+ * followers: Kafka's ReplicationBytesOut), partitions, errors. One topic lookup per
+ * topic of the response. */
+static void fetch_count(struct tl_broker *broker, const struct fetch_state *st)
+{
+	bool follower = st->msg.replica_id >= 0;
+	for (int32_t t = 0; t < st->resp.responses_count; t++) {
+		const struct tl_fetch_response_fetchable_topic_response *tr =
+			&st->resp.responses[t];
+		struct tl_topic *topic = tl_topic_find(broker, st->msg.topics[t].topic);
+		for (int32_t i = 0; i < tr->partitions_count; i++) {
+			const struct tl_fetch_response_partition_data *pd = &tr->partitions[i];
+			tl_metrics_error(&broker->metrics, pd->error_code);
+			if (!topic)
+				continue;
+			topic->metrics.fetch_requests++;
+			if (pd->error_code != 0)
+				topic->metrics.failed_fetch_requests++;
+			uint64_t bytes = (uint64_t)TL_MAX(pd->records.len, 0);
+			if (follower)
+				topic->metrics.replication_bytes_out += bytes;
+			else
+				topic->metrics.bytes_out += bytes;
+		}
+	}
+}
+
 static void fetch_evaluate(struct tl_request *req)
 {
 	struct fetch_state *st = req->state_data;
@@ -246,6 +273,7 @@ static void fetch_evaluate(struct tl_request *req)
 		return;
 	}
 	req->deadline_ms = 0;
+	fetch_count(req->conn->broker, st);
 	tl_response_begin(req);
 	/* The encoder hands each file span's reference to the response buffer. */
 	tl_fetch_response_encode(&req->response, req->header.api_version, &st->resp);

@@ -1071,6 +1071,28 @@ int64_t tl_groups_next_deadline(const struct tl_groups *groups)
 	return groups->count ? groups->next_tick_ms : INT64_MAX;
 }
 
+/* ---- metrics ---- */
+
+int32_t tl_groups_count(const struct tl_groups *groups)
+{
+	return groups->count;
+}
+
+void tl_groups_each_offset(const struct tl_groups *groups, tl_groups_offset_fn fn, void *ctx)
+{
+	for (uint32_t b = 0; b < GROUP_BUCKETS; b++) {
+		for (const struct group *g = groups->buckets[b]; g; g = g->next) {
+			const char *id = g->id.ptr ? g->id.ptr : "";
+			fn(ctx, id, state_names[g->state], NULL, -1, -1);
+			for (uint32_t o = 0; o < OFFSET_BUCKETS; o++)
+				for (const struct offset_entry *e = g->offsets[o]; e; e = e->next)
+					fn(ctx, id, state_names[g->state],
+					   e->topic.ptr ? e->topic.ptr : "", e->partition,
+					   e->offset);
+		}
+	}
+}
+
 /* ---- start-up: replaying __consumer_offsets ---- */
 
 static void load_members_clear(struct group *g)

@@ -28,6 +28,13 @@ void tl_groups_on_leadership(struct tl_groups *groups, int32_t partition, bool l
 void tl_groups_tick(struct tl_groups *groups, int64_t now_ms);
 int64_t tl_groups_next_deadline(const struct tl_groups *groups);
 
+/* Metrics: groups this broker coordinates; and a walk over them calling @fn once per
+ * group (@topic NULL, @partition -1) and then once per committed offset. */
+int32_t tl_groups_count(const struct tl_groups *groups);
+typedef void (*tl_groups_offset_fn)(void *ctx, const char *group, const char *state,
+				    const char *topic, int32_t partition, int64_t offset);
+void tl_groups_each_offset(const struct tl_groups *groups, tl_groups_offset_fn fn, void *ctx);
+
 void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_join_group(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_sync_group(struct tl_request *req, struct tl_cursor *body);

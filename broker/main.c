@@ -84,6 +84,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	tl_diag_set_level(level_of(config.log_level));
+	tl_diag_set_format(strcmp(config.log_format, "json") == 0     ? TL_DIAG_FORMAT_JSON
+			   : strcmp(config.log_format, "logfmt") == 0 ? TL_DIAG_FORMAT_LOGFMT
+								      : TL_DIAG_FORMAT_TEXT);
 	tl_info("broker: starting tallyd version=%s", TL_VERSION);
 	tl_config_report(&config);
 	static struct tl_broker broker; /* large: keep it off the stack */

@@ -41,6 +41,15 @@ struct produce_state {
 	bool any_error;
 };
 
+/* Error codes answered, for /metrics (errors by code). */
+static void produce_count_errors(struct tl_broker *broker, const struct tl_produce_response *resp)
+{
+	for (int32_t t = 0; t < resp->responses_count; t++)
+		for (int32_t i = 0; i < resp->responses[t].partition_responses_count; i++)
+			tl_metrics_error(&broker->metrics,
+					 resp->responses[t].partition_responses[i].error_code);
+}
+
 static void produce_respond(struct tl_request *req)
 {
 	struct produce_state *st = req->state_data;
@@ -63,6 +72,7 @@ static void produce_respond(struct tl_request *req)
 		tl_conn_close(req->conn, "test fault: produce response dropped");
 		return;
 	}
+	produce_count_errors(broker, &st->resp);
 	tl_response_begin(req);
 	tl_produce_response_encode(&req->response, req->header.api_version, &st->resp);
 	tl_response_end(req);
@@ -273,14 +283,19 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 			      struct tl_produce_response_partition_produce_response *result)
 {
 	const char *why = NULL;
+	struct tl_topic_metrics *metrics = &partition->topic->metrics;
+	metrics->produce_requests++;
 	tl_err err = records_check(req, topic, data->records, &why);
 	if (err != TL_OK) {
+		metrics->failed_produce_requests++;
+		metrics->bytes_rejected += (uint64_t)TL_MAX(data->records.len, 0);
 		tl_debug("broker: produce rejected topic=%s partition=%d err=%s why=\"%s\" peer=%s",
 			 topic->name, partition->index, tl_err_name(err), why, req->conn->peer);
 		partition_error(st, result, err, why);
 		return;
 	}
 	if (!tl_log_is_writable(partition->log)) {
+		metrics->failed_produce_requests++;
 		partition_error(st, result, TL_ERR_KAFKA_STORAGE_ERROR,
 				"the partition's log is offline after a write or sync failure");
 		return;
@@ -293,6 +308,7 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 		err = tl_txn_verify(req->conn->broker->txns, head.producer_id, head.producer_epoch,
 				    tl_str_of(topic->name), partition->index);
 		if (err != TL_OK) {
+			metrics->failed_produce_requests++;
 			partition_error(st, result, err,
 					err == TL_ERR_INVALID_PRODUCER_EPOCH
 						? "producer epoch is older than the transaction's: "
@@ -331,8 +347,15 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 		err = tl_log_append(partition->log, batch, (size_t)batch_size, &h, &appended);
 		if (err != TL_OK) {
 			/* Earlier batches of this request may be queued: they still complete. */
+			metrics->failed_produce_requests++;
 			partition_error(st, result, err, append_error_message(err));
 			break;
+		}
+		if (!appended.duplicate) {
+			metrics->messages_in += (uint64_t)TL_MAX(h.records_count, 0);
+			metrics->bytes_in += (uint64_t)size;
+			tl_hist_add(&req->conn->broker->metrics.produce_batch_bytes,
+				    (uint64_t)size);
 		}
 		if (first)
 			result->base_offset = appended.base_offset;

@@ -53,6 +53,10 @@ static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t 
 	tl_info("replica: asking for an ISR change topic=%s partition=%d isr_from=%d "
 		"isr_to=%d",
 		p->topic->name, p->index, p->state.isr_count, next.isr_count);
+	if (next.isr_count < p->state.isr_count)
+		broker->metrics.isr_shrinks++;
+	else
+		broker->metrics.isr_expands++;
 	p->isr_change_ms = now;
 	p->isr_change_revision = p->state_revision;
 	tl_cluster_post_isr(broker, p->topic->name, p->index, p->state_revision, &next);

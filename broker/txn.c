@@ -498,6 +498,10 @@ static void markers_complete(struct txn *txn)
 	tl_info("txn: %s id=%s producer_id=%" PRId64 " epoch=%d partitions=%u",
 		commit ? "committed" : "aborted", txn->id, txn->producer_id, txn->epoch,
 		txn->partition_count);
+	if (commit)
+		txn->txns->broker->metrics.txn_committed++;
+	else
+		txn->txns->broker->metrics.txn_aborted++;
 	for (uint32_t i = 0; i < txn->group_count; i++)
 		tl_groups_txn_complete(txn->txns->broker->groups, tl_str_of(txn->groups[i]),
 				       txn->producer_id, commit);

@@ -14,6 +14,17 @@ enum tl_diag_level {
 	TL_DIAG_DEBUG = 3,
 };
 
+/* How a line is written (log.format). TEXT, the default, is the line above; LOGFMT is
+ *   ts=2026-11-24T23:59:01.123Z level=warn msg="log: fdatasync failed" topic=orders ...
+ * and JSON one object per line with the same fields, every value a string. The message
+ * ends where the first key=value token begins. */
+enum tl_diag_format {
+	TL_DIAG_FORMAT_TEXT = 0,
+	TL_DIAG_FORMAT_LOGFMT = 1,
+	TL_DIAG_FORMAT_JSON = 2,
+};
+
+void tl_diag_set_format(enum tl_diag_format format);
 /* Lines above @level are dropped. Default TL_DIAG_INFO. */
 void tl_diag_set_level(enum tl_diag_level level);
 enum tl_diag_level tl_diag_level(void);

@@ -35,6 +35,7 @@ void tl_hist_add(struct tl_hist *h, uint64_t value_us)
 	TL_ASSERT_DEBUG(index < TL_HIST_BUCKETS);
 	h->buckets[index]++;
 	h->count++;
+	h->sum += value_us;
 	if (value_us > h->max)
 		h->max = value_us;
 }
@@ -58,4 +59,25 @@ uint64_t tl_hist_quantile(const struct tl_hist *h, double q)
 		}
 	}
 	return h->max;
+}
+
+uint64_t tl_hist_count_below(const struct tl_hist *h, uint64_t bound)
+{
+	if (bound > TL_HIST_VALUE_MAX)
+		return h->count;
+	uint32_t end = bucket_of(bound);
+	uint64_t seen = 0;
+	for (uint32_t i = 0; i < end; i++)
+		seen += h->buckets[i];
+	return seen;
+}
+
+void tl_hist_merge(struct tl_hist *into, const struct tl_hist *from)
+{
+	for (uint32_t i = 0; i < TL_HIST_BUCKETS; i++)
+		into->buckets[i] += from->buckets[i];
+	into->count += from->count;
+	into->sum += from->sum;
+	if (from->max > into->max)
+		into->max = from->max;
 }

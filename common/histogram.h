@@ -4,7 +4,8 @@
  * Values are microseconds. Below 2 * TL_HIST_SUB a value has its own bucket; above, each
  * power of two is split into TL_HIST_SUB buckets, so a value is known to 1/8 (12.5 %).
  * Values past TL_HIST_VALUE_MAX (about 71 minutes) count in the top bucket; max is
- * kept exactly. 2 KiB; one writer, no locking. */
+ * kept exactly, and so is the sum (for Prometheus' _sum). 2 KiB; one writer, no locking.
+ * Values need not be durations: the broker also keeps produce batch sizes in bytes. */
 #ifndef TL_COMMON_HISTOGRAM_H
 #define TL_COMMON_HISTOGRAM_H
 
@@ -20,11 +21,17 @@ struct tl_hist {
 	uint64_t buckets[TL_HIST_BUCKETS];
 	uint64_t count;
 	uint64_t max;
+	uint64_t sum; /* of the values added, unclamped */
 };
 
 void tl_hist_add(struct tl_hist *h, uint64_t value_us);
 /* The highest value of the bucket holding the value of rank ceil(q * count), at most
  * max; 0 for an empty histogram. @q in [0, 1]. */
 uint64_t tl_hist_quantile(const struct tl_hist *h, double q);
+/* How many values are below @bound. Exact when @bound starts a bucket: any value up to
+ * 2 * TL_HIST_SUB, and every power of two (Prometheus' cumulative `le` buckets). */
+uint64_t tl_hist_count_below(const struct tl_hist *h, uint64_t bound);
+/* Adds every value of @from into @into (one log dir's histogram from its partitions'). */
+void tl_hist_merge(struct tl_hist *into, const struct tl_hist *from);
 
 #endif

@@ -3019,3 +3019,15 @@ const char *tl_log_last_error(const struct tl_log *log)
 {
 	return log->failed ? log->last_error : "";
 }
+
+/* ---- metrics ---- */
+
+const struct tl_hist *tl_log_write_hist(const struct tl_log *log)
+{
+	return &log->write_us;
+}
+
+const struct tl_hist *tl_log_sync_hist(const struct tl_log *log)
+{
+	return &log->sync_us;
+}

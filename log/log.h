@@ -328,4 +328,12 @@ bool tl_log_is_writable(const struct tl_log *log);
 /* "fdatasync 00000000000004096000.log: EIO", or "" when healthy. */
 const char *tl_log_last_error(const struct tl_log *log);
 
+/* ---- metrics ---- */
+
+struct tl_hist;
+/* Write rounds (submit to the last completion) and fdatasync rounds, in microseconds;
+ * the broker merges them per log dir for its /metrics. Valid while @log is open. */
+const struct tl_hist *tl_log_write_hist(const struct tl_log *log);
+const struct tl_hist *tl_log_sync_hist(const struct tl_log *log);
+
 #endif

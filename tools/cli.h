@@ -218,6 +218,7 @@ int cli_group(struct cli *cli, int argc, char **argv);
 int cli_txn(struct cli *cli, int argc, char **argv);
 int cli_cluster(struct cli *cli, int argc, char **argv);
 int cli_log(struct cli *cli, int argc, char **argv);
+int cli_top(struct cli *cli, int argc, char **argv);
 
 /* Parses options of one command: @short_opts and @long_opts include the globals
  * (CLI_GLOBAL_SHORT, CLI_GLOBAL_LONG_OPTS). Calls @fn for each command option; -h

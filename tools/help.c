@@ -17,6 +17,7 @@ static const char overview[] =
 	"  txn list|describe|producers|find-hanging|abort   transactions\n"
 	"  cluster info|log-dirs          brokers, controller, cluster id; partition sizes\n"
 	"  log dump|check PATH            inspect a (stopped) broker's data files offline\n"
+	"  top [-m URL]...                live throughput, latency and lag from /metrics\n"
 	"  help [COMMAND]                 this text, or a command's\n"
 	"\n"
 	"Global options (before the command or after it):\n"
@@ -178,6 +179,21 @@ static const char log_help[] =
 	"           with file, offset and position; exit 0 when clean, 1 otherwise\n"
 	"  --json   one JSON document (dump) or a JSON report (check)\n";
 
+static const char top_help[] =
+	"usage: tally top [-m URL]... [-i INTERVAL] [--once] [--format text|json]\n"
+	"\n"
+	"A live view of brokers, refreshed every INTERVAL (default 2s), read from each\n"
+	"broker's /metrics (its metrics.listener; docs/metrics.md): records and bytes in\n"
+	"and out per topic, requests per second with p50/p99/p99.9 latency, fdatasync\n"
+	"latency, connections, leaders, under-replicated and offline partitions, and\n"
+	"consumer group lag. Rates cover the last interval. Ctrl-C exits.\n"
+	"\n"
+	"  -m, --metrics URL   a broker's metrics address (http://host:port or host:port),\n"
+	"                      repeatable for a cluster; default http://127.0.0.1:9644\n"
+	"  -i, --interval DUR  time between scrapes (at least 100ms)\n"
+	"  --once              scrape twice, an interval apart, print one report, exit\n"
+	"  --format json       one JSON document per report, for scripts\n";
+
 struct help_topic {
 	const char *name;
 	const char *text;
@@ -187,7 +203,7 @@ static const struct help_topic topics[] = {
 	{"topic", topic_help},  {"topics", topic_help}, {"produce", produce_help},
 	{"tail", tail_help},    {"consume", tail_help}, {"group", group_help},
 	{"groups", group_help}, {"txn", txn_help},      {"cluster", cluster_help},
-	{"log", log_help},
+	{"log", log_help},      {"top", top_help},
 };
 
 bool cli_help(FILE *out, const char *topic)

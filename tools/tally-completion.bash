@@ -80,7 +80,7 @@ _tally()
 		;;
 	esac
 	if [ -z "$noun" ]; then
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster log help $globals" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster log top help $globals" -- "$cur"))
 		return
 	fi
 	local opts=
@@ -120,8 +120,11 @@ _tally()
 		opts="--records --json"
 		[[ $cur != -* ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }
 		;;
+	top)
+		opts="-m --metrics -i --interval --once"
+		;;
 	help)
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster log" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster log top" -- "$cur"))
 		return
 		;;
 	esac

@@ -73,6 +73,33 @@ START_TEST(values_past_the_top_count_in_the_last_bucket)
 }
 END_TEST
 
+/* Every power of two starts a bucket, so cumulative counts below it are exact. */
+START_TEST(counts_below_powers_of_two_are_exact)
+{
+	for (uint64_t v = 0; v < 5000; v++)
+		tl_hist_add(&h, v);
+	for (uint64_t bound = 1; bound <= 8192; bound *= 2)
+		ck_assert_uint_eq(tl_hist_count_below(&h, bound), bound < 5000 ? bound : 5000);
+	ck_assert_uint_eq(tl_hist_count_below(&h, UINT64_MAX), 5000);
+	ck_assert_uint_eq(h.sum, 5000 * 4999 / 2);
+}
+END_TEST
+
+START_TEST(merge_adds_counts_sums_and_keeps_the_larger_max)
+{
+	struct tl_hist other;
+	memset(&other, 0, sizeof(other));
+	tl_hist_add(&h, 3);
+	tl_hist_add(&other, 100);
+	tl_hist_add(&other, 7);
+	tl_hist_merge(&h, &other);
+	ck_assert_uint_eq(h.count, 3);
+	ck_assert_uint_eq(h.sum, 110);
+	ck_assert_uint_eq(h.max, 100);
+	ck_assert_uint_eq(tl_hist_count_below(&h, 8), 2);
+}
+END_TEST
+
 static Suite *hist_suite(void)
 {
 	Suite *s = suite_create("histogram");
@@ -83,6 +110,8 @@ static Suite *hist_suite(void)
 	tcase_add_test(tc, quantiles_are_within_one_bucket_above_the_exact_value);
 	tcase_add_test(tc, max_is_exact_and_caps_the_top_quantile);
 	tcase_add_test(tc, values_past_the_top_count_in_the_last_bucket);
+	tcase_add_test(tc, counts_below_powers_of_two_are_exact);
+	tcase_add_test(tc, merge_adds_counts_sums_and_keeps_the_larger_max);
 	suite_add_tcase(s, tc);
 	return s;
 }

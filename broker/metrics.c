@@ -1,0 +1,740 @@
+/* metrics.c - the metrics listener (/metrics, /health) and what it renders.
+ * (1) Everything runs on the broker's loop: a scrape reads counters the loop itself
+ *     writes, so there is nothing to lock, and the snapshot is consistent.
+ * (2) A connection slot is free iff its fd is -1. Its buffers keep their memory across
+ *     scrapes, so a steady scrape costs no allocation once the body has been seen.
+ * (3) One request per connection; the answer is written without blocking (EPOLLOUT for
+ *     the rest), then the socket is shut for writing and read to EOF before it closes
+ *     (a lingering close, as nginx does: closing with unread bytes would send a reset
+ *     that can destroy the answer before the client reads it). The request must arrive
+ *     within TL_METRICS_HTTP_IDLE_MS of the accept (a silent or trickling client frees
+ *     its slot); the answer, and the drain after it, may take longer as long as no
+ *     TL_METRICS_HTTP_IDLE_MS passes without a byte written (a slow reader of a large
+ *     body is not cut while it progresses). A head over TL_METRICS_HTTP_HEAD_MAX bytes, or
+ *     one that does not parse, is answered 400: the broker's Kafka side never notices. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <malloc.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/group.h"
+#include "common/assert.h"
+#include "common/diag.h"
+#include "common/time.h"
+
+struct http_conn {
+	int fd;            /* -1: the slot is free */
+	int64_t opened_ms; /* accepted: the whole request must arrive within the limit */
+	int64_t active_ms; /* last wrote a byte of the answer */
+	uint32_t in_len;
+	char in[TL_METRICS_HTTP_HEAD_MAX];
+	char head[256]; /* status line and headers of the answer */
+	size_t head_len;
+	struct tl_buf body;
+	size_t sent; /* bytes of head + body written */
+	bool answering;
+	bool draining; /* answered and shut for writing: reading to the peer's EOF */
+};
+
+struct tl_metrics_server {
+	int listen_fd;
+	bool listen_paused; /* every slot taken: the listener is out of epoll's interest */
+	uint64_t source_base;
+	struct http_conn conns[TL_METRICS_HTTP_CONNS];
+	struct tl_hist sync_us; /* the log dir's histograms, merged from its logs at scrape */
+	struct tl_hist write_us;
+};
+
+/* ---- listener ---- */
+
+/* "http://host:port", "host:port" or ":port". */
+static tl_err listener_parse(const char *spec, char *host, size_t host_size, int *port)
+{
+	const char *p = spec;
+	if (strncmp(p, "http://", 7) == 0)
+		p += 7;
+	const char *colon = strrchr(p, ':');
+	if (!colon || (size_t)(colon - p) >= host_size)
+		return TL_ERR_INVALID;
+	memcpy(host, p, (size_t)(colon - p));
+	host[colon - p] = '\0';
+	char *end;
+	long v = strtol(colon + 1, &end, 10);
+	if (end == colon + 1 || (*end != '\0' && strcmp(end, "/") != 0) || v < 0 || v > 65535)
+		return TL_ERR_INVALID;
+	*port = (int)v;
+	return TL_OK;
+}
+
+static tl_err listener_open(struct tl_metrics_server *server, const char *spec)
+{
+	char host[256];
+	int port;
+	if (listener_parse(spec, host, sizeof(host), &port) != TL_OK) {
+		tl_crit("metrics: cannot parse metrics.listener value=\"%s\"; want "
+			"http://host:port",
+			spec);
+		return TL_ERR_INVALID;
+	}
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+	if (getaddrinfo(host[0] ? host : "0.0.0.0", NULL, &hints, &ai) != 0) {
+		tl_crit("metrics: cannot resolve metrics.listener host=%s", host);
+		return TL_ERR_INVALID;
+	}
+	struct sockaddr_in addr = *(struct sockaddr_in *)(void *)ai->ai_addr;
+	freeaddrinfo(ai);
+	addr.sin_port = htons((uint16_t)port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return TL_ERR_IO;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1 || listen(fd, 64) == -1) {
+		tl_crit("metrics: cannot listen metrics.listener=%s err=%s", spec,
+			strerrorname_np(errno));
+		close(fd);
+		return TL_ERR_IO;
+	}
+	socklen_t len = sizeof(addr);
+	getsockname(fd, (struct sockaddr *)&addr, &len);
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+	tl_info("metrics: listening on http://%s:%d", ip, ntohs(addr.sin_port));
+	server->listen_fd = fd;
+	return TL_OK;
+}
+
+tl_err tl_metrics_start(struct tl_broker *broker, uint64_t source_base)
+{
+	if (!broker->config.metrics_listener[0])
+		return TL_OK;
+	struct tl_metrics_server *server = calloc(1, sizeof(*server));
+	if (!server)
+		return TL_ERR_NOMEM;
+	server->source_base = source_base;
+	server->listen_fd = -1;
+	for (uint32_t i = 0; i < TL_METRICS_HTTP_CONNS; i++) {
+		server->conns[i].fd = -1;
+		tl_buf_init(&server->conns[i].body);
+	}
+	broker->metrics_server = server;
+	tl_err err = listener_open(server, broker->config.metrics_listener);
+	if (err != TL_OK)
+		return err;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = source_base};
+	if (epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, server->listen_fd, &ev) == -1) {
+		tl_crit("metrics: epoll_ctl failed err=%s", strerrorname_np(errno));
+		return TL_ERR_IO;
+	}
+	return TL_OK;
+}
+
+/* Stops (@on false) or resumes watching the listener. While every slot is taken the
+ * backlog must not wake the loop on every turn (epoll is level-triggered). */
+static void listener_watch(struct tl_broker *broker, struct tl_metrics_server *server, bool on)
+{
+	if (server->listen_paused == !on)
+		return;
+	struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.u64 = server->source_base};
+	epoll_ctl(broker->epoll_fd, EPOLL_CTL_MOD, server->listen_fd, &ev);
+	server->listen_paused = !on;
+}
+
+static void http_close(struct tl_broker *broker, struct http_conn *hc)
+{
+	if (hc->fd == -1)
+		return;
+	epoll_ctl(broker->epoll_fd, EPOLL_CTL_DEL, hc->fd, NULL);
+	close(hc->fd);
+	hc->fd = -1;
+	tl_buf_reset(&hc->body);
+	listener_watch(broker, broker->metrics_server, true);
+}
+
+void tl_metrics_stop(struct tl_broker *broker)
+{
+	struct tl_metrics_server *server = broker->metrics_server;
+	if (!server)
+		return;
+	for (uint32_t i = 0; i < TL_METRICS_HTTP_CONNS; i++) {
+		http_close(broker, &server->conns[i]);
+		tl_buf_deinit(&server->conns[i].body);
+	}
+	if (server->listen_fd != -1)
+		close(server->listen_fd);
+	free(server);
+	broker->metrics_server = NULL;
+}
+
+void tl_metrics_tick(struct tl_broker *broker, int64_t now_ms)
+{
+	struct tl_metrics_server *server = broker->metrics_server;
+	if (!server)
+		return;
+	for (uint32_t i = 0; i < TL_METRICS_HTTP_CONNS; i++) {
+		struct http_conn *hc = &server->conns[i];
+		int64_t since = hc->answering || hc->draining ? hc->active_ms : hc->opened_ms;
+		if (hc->fd != -1 && now_ms - since > TL_METRICS_HTTP_IDLE_MS) {
+			tl_debug("metrics: connection timed out, closing slot=%u", i);
+			http_close(broker, hc);
+		}
+	}
+}
+
+static void http_accept(struct tl_broker *broker, struct tl_metrics_server *server)
+{
+	for (;;) {
+		uint32_t slot = 0;
+		while (slot < TL_METRICS_HTTP_CONNS && server->conns[slot].fd != -1)
+			slot++;
+		if (slot == TL_METRICS_HTTP_CONNS) {
+			/* The rest wait in the backlog until a slot frees. */
+			listener_watch(broker, server, false);
+			return;
+		}
+		int fd = accept4(server->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				tl_warn("metrics: accept failed err=%s", strerrorname_np(errno));
+			return;
+		}
+		struct http_conn *hc = &server->conns[slot];
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+					 .data.u64 = server->source_base + 1 + slot};
+		if (epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+			close(fd);
+			return;
+		}
+		hc->fd = fd;
+		hc->opened_ms = tl_mono_ms();
+		hc->in_len = 0;
+		hc->sent = 0;
+		hc->answering = false;
+		hc->draining = false;
+		tl_buf_reset(&hc->body);
+	}
+}
+
+/* ---- answering ---- */
+
+static void http_set_events(struct tl_broker *broker, struct http_conn *hc, uint32_t events)
+{
+	struct tl_metrics_server *server = broker->metrics_server;
+	struct epoll_event ev = {.events = events,
+				 .data.u64 =
+					 server->source_base + 1 + (uint64_t)(hc - server->conns)};
+	epoll_ctl(broker->epoll_fd, EPOLL_CTL_MOD, hc->fd, &ev);
+}
+
+/* Reads and drops what the peer still sends; closes at its EOF or on an error. */
+static void http_drain(struct tl_broker *broker, struct http_conn *hc)
+{
+	for (;;) {
+		ssize_t n = recv(hc->fd, hc->in, sizeof(hc->in), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		http_close(broker, hc);
+		return;
+	}
+}
+
+static void http_write(struct tl_broker *broker, struct http_conn *hc)
+{
+	size_t total = hc->head_len + hc->body.len;
+	while (hc->sent < total) {
+		struct iovec iov[2];
+		int count = 0;
+		if (hc->sent < hc->head_len) {
+			iov[count].iov_base = hc->head + hc->sent;
+			iov[count++].iov_len = hc->head_len - hc->sent;
+		}
+		size_t body_from = hc->sent > hc->head_len ? hc->sent - hc->head_len : 0;
+		if (body_from < hc->body.len) {
+			iov[count].iov_base = hc->body.data + body_from;
+			iov[count++].iov_len = hc->body.len - body_from;
+		}
+		ssize_t n = writev(hc->fd, iov, count);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR) {
+				http_set_events(broker, hc, EPOLLOUT);
+				return;
+			}
+			http_close(broker, hc);
+			return;
+		}
+		hc->sent += (size_t)n;
+		hc->active_ms = tl_mono_ms();
+	}
+	hc->answering = false;
+	hc->draining = true;
+	shutdown(hc->fd, SHUT_WR);
+	http_set_events(broker, hc, EPOLLIN | EPOLLRDHUP);
+	http_drain(broker, hc);
+}
+
+static void http_answer(struct tl_broker *broker, struct http_conn *hc, int status,
+			const char *reason, const char *content_type)
+{
+	if (hc->body.failed) {
+		tl_buf_reset(&hc->body);
+		status = 500;
+		reason = "Internal Server Error";
+	}
+	int n = snprintf(hc->head, sizeof(hc->head),
+			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n",
+			 status, reason, content_type, hc->body.len);
+	TL_ASSERT(n > 0 && (size_t)n < sizeof(hc->head));
+	hc->head_len = (size_t)n;
+	hc->sent = 0;
+	hc->answering = true;
+	hc->active_ms = tl_mono_ms();
+	http_write(broker, hc);
+}
+
+static void http_plain(struct tl_broker *broker, struct http_conn *hc, int status,
+		       const char *reason, const char *text)
+{
+	tl_buf_reset(&hc->body);
+	tl_buf_put(&hc->body, text, strlen(text));
+	http_answer(broker, hc, status, reason, "text/plain; charset=utf-8");
+}
+
+/* The request head is whole in hc->in (NUL-terminated): route it. */
+static void http_route(struct tl_broker *broker, struct http_conn *hc)
+{
+	char method[8], path[128], version[16];
+	char extra;
+	char *eol = strpbrk(hc->in, "\r\n");
+	if (eol)
+		*eol = '\0';
+	if (sscanf(hc->in, "%7s %127s %15s %c", method, path, version, &extra) != 3 ||
+	    strncmp(version, "HTTP/1.", 7) != 0 || path[0] != '/') {
+		broker->metrics.http_bad_requests++;
+		http_plain(broker, hc, 400, "Bad Request", "bad request\n");
+		return;
+	}
+	bool head_only = strcmp(method, "HEAD") == 0;
+	if (strcmp(method, "GET") != 0 && !head_only) {
+		http_plain(broker, hc, 405, "Method Not Allowed", "only GET\n");
+		return;
+	}
+	char *query = strchr(path, '?');
+	if (query)
+		*query = '\0';
+	if (strcmp(path, "/metrics") == 0) {
+		broker->metrics.scrapes++;
+		tl_buf_reset(&hc->body);
+		tl_metrics_render(broker, &hc->body);
+		http_answer(broker, hc, 200, "OK", "text/plain; version=0.0.4; charset=utf-8");
+	} else if (strcmp(path, "/health") == 0) {
+		char why[256], text[300];
+		bool ok = tl_metrics_healthy(broker, why, sizeof(why));
+		snprintf(text, sizeof(text), "%s\n", ok ? "status=ok" : why);
+		http_plain(broker, hc, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", text);
+	} else {
+		http_plain(broker, hc, 404, "Not Found", "not found: try /metrics or /health\n");
+	}
+	(void)head_only; /* HEAD gets the body too: no client of ours sends it */
+}
+
+static void http_read(struct tl_broker *broker, struct http_conn *hc)
+{
+	for (;;) {
+		size_t room = sizeof(hc->in) - 1 - hc->in_len;
+		if (room == 0) {
+			broker->metrics.http_bad_requests++;
+			tl_warn("metrics: request head too large, answering 400 max_bytes=%d",
+				TL_METRICS_HTTP_HEAD_MAX);
+			http_plain(broker, hc, 400, "Bad Request", "request head too large\n");
+			return;
+		}
+		ssize_t n = recv(hc->fd, hc->in + hc->in_len, room, 0);
+		if (n == 0) {
+			http_close(broker, hc);
+			return;
+		}
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				http_close(broker, hc);
+			return;
+		}
+		hc->in_len += (uint32_t)n;
+		hc->in[hc->in_len] = '\0';
+		if (memchr(hc->in, '\0', hc->in_len)) {
+			broker->metrics.http_bad_requests++;
+			http_plain(broker, hc, 400, "Bad Request", "bad request\n");
+			return;
+		}
+		if (strstr(hc->in, "\r\n\r\n") || strstr(hc->in, "\n\n")) {
+			http_route(broker, hc);
+			return;
+		}
+	}
+}
+
+void tl_metrics_on_event(struct tl_broker *broker, uint32_t index, uint32_t events)
+{
+	struct tl_metrics_server *server = broker->metrics_server;
+	TL_ASSERT(server);
+	if (index == 0) {
+		http_accept(broker, server);
+		return;
+	}
+	TL_ASSERT(index <= TL_METRICS_HTTP_CONNS);
+	struct http_conn *hc = &server->conns[index - 1];
+	if (hc->fd == -1)
+		return; /* closed earlier in this epoll batch */
+	if (hc->draining)
+		http_drain(broker, hc);
+	else if (hc->answering)
+		http_write(broker, hc);
+	else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		http_read(broker, hc);
+}
+
+/* ---- rendering ---- */
+
+/* A per-topic counter family: one sample per topic (internal ones included). */
+static void render_topic_counter(struct tl_broker *broker, struct tl_buf *out, const char *name,
+				 const char *help, size_t field)
+{
+	tl_prom_family(out, name, "counter", help);
+	for (struct tl_topic *t = tl_topic_next(broker, NULL); t; t = tl_topic_next(broker, t)) {
+		char labels[600] = "";
+		tl_prom_label(labels, sizeof(labels), "topic", t->name);
+		uint64_t value;
+		memcpy(&value, (const char *)&t->metrics + field, sizeof(value));
+		tl_prom_u64(out, name, labels, value);
+	}
+}
+
+#define TOPIC_COUNTER(name, field, help)                                                           \
+	render_topic_counter(broker, out, name, help, offsetof(struct tl_topic_metrics, field))
+
+static void render_topics(struct tl_broker *broker, struct tl_buf *out)
+{
+	TOPIC_COUNTER("tally_broker_topic_messages_in_total", messages_in,
+		      "Records appended by produce requests (Kafka MessagesInPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_bytes_in_total", bytes_in,
+		      "Record batch bytes appended by produce requests (Kafka BytesInPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_bytes_out_total", bytes_out,
+		      "Record bytes sent to consumers (Kafka BytesOutPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_replication_bytes_out_total", replication_bytes_out,
+		      "Record bytes sent to follower brokers (Kafka ReplicationBytesOutPerSec).");
+	TOPIC_COUNTER(
+		"tally_broker_topic_bytes_rejected_total", bytes_rejected,
+		"Produced bytes refused as invalid or too large (Kafka BytesRejectedPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_produce_requests_total", produce_requests,
+		      "Partitions named in produce requests (Kafka TotalProduceRequestsPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_failed_produce_requests_total", failed_produce_requests,
+		      "Produce partitions answered with an error (Kafka "
+		      "FailedProduceRequestsPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_fetch_requests_total", fetch_requests,
+		      "Partitions in answered fetch requests (Kafka TotalFetchRequestsPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_failed_fetch_requests_total", failed_fetch_requests,
+		      "Fetch partitions answered with an error (Kafka FailedFetchRequestsPerSec).");
+}
+
+struct partition_counts {
+	int64_t partitions; /* with a local log */
+	int64_t leaders;
+	int64_t under_replicated;
+	int64_t under_min_isr;
+	int64_t offline;
+	int64_t log_bytes;
+};
+
+static void count_partitions(struct tl_broker *broker, struct tl_metrics_server *server,
+			     struct partition_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	memset(&server->sync_us, 0, sizeof(server->sync_us));
+	memset(&server->write_us, 0, sizeof(server->write_us));
+	for (struct tl_topic *t = tl_topic_next(broker, NULL); t; t = tl_topic_next(broker, t)) {
+		for (int32_t i = 0; i < t->partition_count; i++) {
+			struct tl_partition *p = &t->partitions[i];
+			if (t->cluster && p->has_state && p->state.leader == -1)
+				c->offline++;
+			if (!p->log)
+				continue;
+			c->partitions++;
+			c->log_bytes += tl_log_size_bytes(p->log);
+			tl_hist_merge(&server->sync_us, tl_log_sync_hist(p->log));
+			tl_hist_merge(&server->write_us, tl_log_write_hist(p->log));
+			if (!tl_log_is_writable(p->log)) {
+				c->offline++;
+				continue;
+			}
+			if (!t->cluster) {
+				c->leaders++;
+				continue;
+			}
+			if (p->role != TL_REPLICA_LEADER)
+				continue;
+			c->leaders++;
+			if (p->state.isr_count < p->replica_count)
+				c->under_replicated++;
+			if (!tl_replica_has_min_isr(p))
+				c->under_min_isr++;
+		}
+	}
+}
+
+static void gauge(struct tl_buf *out, const char *name, const char *help, double value)
+{
+	tl_prom_family(out, name, "gauge", help);
+	tl_prom_f64(out, name, NULL, value);
+}
+
+static void counter(struct tl_buf *out, const char *name, const char *help, uint64_t value)
+{
+	tl_prom_family(out, name, "counter", help);
+	tl_prom_u64(out, name, NULL, value);
+}
+
+static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
+{
+	struct tl_metrics_server *server = broker->metrics_server;
+	struct partition_counts c;
+	count_partitions(broker, server, &c);
+	gauge(out, "tally_replica_partitions", "Partitions with a log on this broker.",
+	      (double)c.partitions);
+	gauge(out, "tally_replica_leader_count",
+	      "Partitions this broker leads (Kafka LeaderCount).", (double)c.leaders);
+	gauge(out, "tally_replica_under_replicated_partitions",
+	      "Led partitions whose ISR is smaller than their replica set (Kafka "
+	      "UnderReplicatedPartitions).",
+	      (double)c.under_replicated);
+	gauge(out, "tally_replica_under_min_isr_partitions",
+	      "Led partitions whose ISR is below min.insync.replicas (Kafka "
+	      "UnderMinIsrPartitionCount).",
+	      (double)c.under_min_isr);
+	gauge(out, "tally_replica_offline_partitions",
+	      "Partitions with no leader, or whose local log failed a write or fdatasync (Kafka "
+	      "OfflinePartitionsCount).",
+	      (double)c.offline);
+	gauge(out, "tally_log_size_bytes",
+	      "Bytes of the partition logs on this broker (Kafka Size).", (double)c.log_bytes);
+	counter(out, "tally_replica_isr_shrinks_total",
+		"ISR shrinks this broker asked for as leader (Kafka IsrShrinksPerSec).",
+		broker->metrics.isr_shrinks);
+	counter(out, "tally_replica_isr_expands_total",
+		"ISR expansions this broker asked for as leader (Kafka IsrExpandsPerSec).",
+		broker->metrics.isr_expands);
+	char labels[TL_CONFIG_STR_MAX + 32] = "";
+	tl_prom_label(labels, sizeof(labels), "log_dir", broker->data_dir);
+	tl_prom_family(out, "tally_log_flush_time_seconds", "histogram",
+		       "fdatasync rounds of the partition logs, per log dir (Kafka "
+		       "LogFlushRateAndTimeMs).");
+	tl_prom_hist(out, "tally_log_flush_time_seconds", labels, &server->sync_us, 1e-6, false, 4,
+		     25);
+	tl_prom_family(out, "tally_log_write_time_seconds", "histogram",
+		       "Write rounds of the partition logs, submit to last completion, per log "
+		       "dir.");
+	tl_prom_hist(out, "tally_log_write_time_seconds", labels, &server->write_us, 1e-6, false, 4,
+		     25);
+}
+
+/* Request metrics by API, as Kafka's RequestMetrics (TotalTimeMs, LocalTimeMs,
+ * ResponseSendTimeMs); only APIs seen since start-up. */
+static void render_request_hist(struct tl_broker *broker, struct tl_buf *out, const char *name,
+				const char *help, struct tl_hist *const *hists)
+{
+	tl_prom_family(out, name, "histogram", help);
+	for (int16_t key = 0; key < TL_BROKER_API_SLOTS; key++) {
+		if (!hists[key])
+			continue;
+		const struct tl_api_info *info = tl_api_info(key);
+		char labels[128] = "";
+		tl_prom_label(labels, sizeof(labels), "request", info ? info->name : "Unknown");
+		tl_prom_hist(out, name, labels, hists[key], 1e-6, false, 4, 25);
+	}
+	TL_UNUSED(broker);
+}
+
+static void render_requests(struct tl_broker *broker, struct tl_buf *out)
+{
+	counter(out, "tally_requests_total", "Requests received, all APIs.",
+		broker->requests_total);
+	render_request_hist(broker, out, "tally_request_total_time_seconds",
+			    "Frame in to the response's last byte written, by API (Kafka "
+			    "RequestMetrics TotalTimeMs).",
+			    broker->request_us);
+	render_request_hist(broker, out, "tally_request_local_time_seconds",
+			    "Frame in to the response encoded, waiting on the log and replicas "
+			    "included, by API (Kafka LocalTimeMs + RemoteTimeMs).",
+			    broker->request_local_us);
+	render_request_hist(broker, out, "tally_request_response_send_time_seconds",
+			    "Response encoded to its last byte written, its turn in the "
+			    "connection's FIFO included, by API (Kafka ResponseQueueTimeMs + "
+			    "ResponseSendTimeMs).",
+			    broker->request_send_us);
+	tl_prom_family(out, "tally_errors_total", "counter",
+		       "Partition error codes sent in produce and fetch responses, by Kafka "
+		       "error (Kafka ErrorsPerSec).");
+	for (int16_t code = 1; code < TL_METRICS_ERROR_CODES; code++) {
+		if (!broker->metrics.errors[code])
+			continue;
+		char labels[128] = "", num[8];
+		snprintf(num, sizeof(num), "%d", code);
+		tl_prom_label(labels, sizeof(labels), "error", tl_err_name((tl_err)code));
+		tl_prom_label(labels, sizeof(labels), "code", num);
+		tl_prom_u64(out, "tally_errors_total", labels, broker->metrics.errors[code]);
+	}
+	tl_prom_family(out, "tally_produce_batch_size_bytes", "histogram",
+		       "Size of each record batch appended by a produce request.");
+	tl_prom_hist(out, "tally_produce_batch_size_bytes", NULL,
+		     &broker->metrics.produce_batch_bytes, 1, true, 6, 24);
+}
+
+struct lag_walk {
+	struct tl_broker *broker;
+	struct tl_buf *out;
+	bool lag_pass; /* false: the group state pass */
+	char group[256];
+	char state[32];
+	int64_t lag;
+	bool open;
+};
+
+static void lag_flush(struct lag_walk *w)
+{
+	if (!w->open)
+		return;
+	char labels[600] = "";
+	tl_prom_label(labels, sizeof(labels), "group", w->group);
+	if (w->lag_pass) {
+		tl_prom_u64(w->out, "tally_group_lag", labels, (uint64_t)w->lag);
+	} else {
+		tl_prom_label(labels, sizeof(labels), "state", w->state);
+		tl_prom_u64(w->out, "tally_group_state", labels, 1);
+	}
+	w->open = false;
+}
+
+static void lag_visit(void *ctx, const char *group, const char *state, const char *topic,
+		      int32_t partition, int64_t offset)
+{
+	struct lag_walk *w = ctx;
+	if (!topic) {
+		lag_flush(w);
+		snprintf(w->group, sizeof(w->group), "%s", group);
+		snprintf(w->state, sizeof(w->state), "%s", state);
+		w->lag = 0;
+		w->open = true;
+		return;
+	}
+	struct tl_partition *p = tl_partition_find_any(w->broker, tl_str_of(topic), partition);
+	if (!p || !p->log || offset < 0)
+		return;
+	int64_t hw = tl_log_high_watermark(p->log);
+	if (hw > offset)
+		w->lag += hw - offset;
+}
+
+static void render_groups(struct tl_broker *broker, struct tl_buf *out)
+{
+	gauge(out, "tally_group_count", "Consumer groups this broker coordinates.",
+	      (double)tl_groups_count(broker->groups));
+	struct lag_walk w = {.broker = broker, .out = out};
+	tl_prom_family(out, "tally_group_state", "gauge",
+		       "1 for each group this broker coordinates, labelled with its state.");
+	tl_groups_each_offset(broker->groups, lag_visit, &w);
+	lag_flush(&w);
+	w.lag_pass = true;
+	tl_prom_family(out, "tally_group_lag", "gauge",
+		       "Records between a group's committed offsets and the high watermarks of "
+		       "the partitions hosted here, summed over its partitions.");
+	tl_groups_each_offset(broker->groups, lag_visit, &w);
+	lag_flush(&w);
+	tl_prom_family(out, "tally_txn_completed_total", "counter",
+		       "Transactions this coordinator completed, by outcome.");
+	tl_prom_u64(out, "tally_txn_completed_total", "outcome=\"commit\"",
+		    broker->metrics.txn_committed);
+	tl_prom_u64(out, "tally_txn_completed_total", "outcome=\"abort\"",
+		    broker->metrics.txn_aborted);
+}
+
+static void render_process(struct tl_broker *broker, struct tl_buf *out)
+{
+	char labels[128] = "";
+	tl_prom_label(labels, sizeof(labels), "version", TL_VERSION);
+	tl_prom_family(out, "tally_build_info", "gauge", "Always 1; the version is a label.");
+	tl_prom_u64(out, "tally_build_info", labels, 1);
+	char why[256];
+	gauge(out, "tally_up", "1 while /health would answer 200.",
+	      tl_metrics_healthy(broker, why, sizeof(why)) ? 1 : 0);
+	gauge(out, "tally_connections", "Open Kafka client connections.",
+	      (double)broker->conn_count);
+	counter(out, "tally_connections_refused_total",
+		"Connections refused at max.connections or while stopping.",
+		broker->connections_refused_total);
+	counter(out, "tally_malformed_requests_total",
+		"Malformed requests (each closed its connection).", broker->malformed_total);
+	struct mallinfo2 mi = mallinfo2();
+	gauge(out, "tally_memory_heap_bytes", "Heap bytes in use (malloc's arenas and mmaps).",
+	      (double)(mi.uordblks + mi.hblkhd));
+	gauge(out, "tally_io_queue_depth",
+	      "Disk operations submitted to the ring (io_uring) and not yet completed.",
+	      (double)tl_ring_pending(broker->ring));
+	counter(out, "tally_metrics_scrapes_total", "Answers to /metrics, this one included.",
+		broker->metrics.scrapes);
+	counter(out, "tally_metrics_bad_requests_total",
+		"Requests to the metrics listener answered 400.",
+		broker->metrics.http_bad_requests);
+}
+
+void tl_metrics_render(struct tl_broker *broker, struct tl_buf *out)
+{
+	render_process(broker, out);
+	render_topics(broker, out);
+	render_partitions(broker, out);
+	render_requests(broker, out);
+	render_groups(broker, out);
+}
+
+bool tl_metrics_healthy(struct tl_broker *broker, char *why, size_t why_size)
+{
+	if (broker->stopping) {
+		snprintf(why, why_size, "status=stopping");
+		return false;
+	}
+	if (broker->cluster) {
+		const struct tl_cluster_view *view = tl_cluster_view(broker->cluster);
+		if (tl_cluster_is_shutting_down(broker->cluster)) {
+			snprintf(why, why_size, "status=stopping reason=\"controlled shutdown\"");
+			return false;
+		}
+		if (!view || !tl_cluster_find_broker(view, broker->config.node_id)) {
+			snprintf(
+				why, why_size,
+				"status=unavailable reason=\"not registered in the cluster view\"");
+			return false;
+		}
+	}
+	int64_t failed = 0;
+	for (struct tl_topic *t = tl_topic_next(broker, NULL); t; t = tl_topic_next(broker, t))
+		for (int32_t i = 0; i < t->partition_count; i++)
+			if (t->partitions[i].log && !tl_log_is_writable(t->partitions[i].log))
+				failed++;
+	if (failed) {
+		snprintf(why, why_size,
+			 "status=degraded reason=\"partition logs failed; restart to recover\" "
+			 "failed_partitions=%lld",
+			 (long long)failed);
+		return false;
+	}
+	return true;
+}
