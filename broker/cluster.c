@@ -1315,6 +1315,10 @@ tl_err tl_cluster_allocate_pid_block(struct tl_broker *broker, int64_t size,
 void tl_cluster_post_isr(struct tl_broker *broker, const char *topic, int32_t partition,
 			 int64_t revision, const struct tl_repl_state *state)
 {
+	/* After tl_cluster_stop (the rest of a shutdown: a follower's connection closes and
+	 * the leader's ISR check runs) there is no one to ask: the state stays as it is. */
+	if (!broker->cluster)
+		return;
 	struct command *cmd = calloc(1, sizeof(*cmd));
 	if (!cmd)
 		return; /* the next tick asks again */
