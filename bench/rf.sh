@@ -20,7 +20,7 @@
 # each run; about 2 minutes per repetition. Reports (JSON and text) stay in DIR.
 # Manual, not part of make test (tests/integration/805-bench-rf3.sh is the smoke test).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 reps=5 duration=8s warmup=2s out=
 while [ $# -gt 0 ]; do
 	case $1 in

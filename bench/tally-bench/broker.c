@@ -216,8 +216,7 @@ static void spawn_child(const char *path, const char *log_path, char **argv, pid
 	_exit(127);
 }
 
-int tb_spawn_logged(const char *path, char **argv, const char *log_path, char *err,
-		    size_t err_size)
+int tb_spawn_logged(const char *path, char **argv, const char *log_path, char *err, size_t err_size)
 {
 	fflush(NULL);
 	pid_t parent = getpid();

@@ -26,13 +26,13 @@
 #include "tally/admin.h"
 #include "tb.h"
 
-#define ETCD_START_TIMEOUT_NS   (20 * TB_NS_PER_S)
-#define ETCD_START_TRIES        3
-#define REGISTER_TIMEOUT_NS     (20 * TB_NS_PER_S)
-#define STOP_TIMEOUT_NS         (60 * TB_NS_PER_S)
-#define ISR_POLL_NS             (100 * TB_NS_PER_MS)
-#define ADMIN_TIMEOUT_MS        5000
-#define LOG_BYTES_MAX           (64u << 20)
+#define ETCD_START_TIMEOUT_NS (20 * TB_NS_PER_S)
+#define ETCD_START_TRIES      3
+#define REGISTER_TIMEOUT_NS   (20 * TB_NS_PER_S)
+#define STOP_TIMEOUT_NS       (60 * TB_NS_PER_S)
+#define ISR_POLL_NS           (100 * TB_NS_PER_MS)
+#define ADMIN_TIMEOUT_MS      5000
+#define LOG_BYTES_MAX         (64u << 20)
 
 /* A loopback port free at the moment of asking; 0 if none. */
 static int free_port(void)
@@ -170,9 +170,11 @@ static int wait_registered(struct tb_cluster *c, int i, char *err, size_t err_si
 			return -1;
 		}
 		if (tb_now_ns() > deadline) {
-			snprintf(err, err_size, "broker %d did not register in etcd within %llds"
-						" (see %s)",
-				 i + 1, (long long)(REGISTER_TIMEOUT_NS / TB_NS_PER_S), b->log_path);
+			snprintf(err, err_size,
+				 "broker %d did not register in etcd within %llds"
+				 " (see %s)",
+				 i + 1, (long long)(REGISTER_TIMEOUT_NS / TB_NS_PER_S),
+				 b->log_path);
 			return -1;
 		}
 		usleep(20000);
@@ -244,8 +246,8 @@ int tb_cluster_spawn(const struct tb_opts *o, struct tb_cluster *c, char *err, s
 	return 0;
 }
 
-int tb_wait_isr(const char *bootstrap, const char *topic, int partitions, int rf,
-		int timeout_ms, int *leader_out, char *err, size_t err_size)
+int tb_wait_isr(const char *bootstrap, const char *topic, int partitions, int rf, int timeout_ms,
+		int *leader_out, char *err, size_t err_size)
 {
 	char why[512];
 	struct tl_admin_conf *conf = tl_admin_conf_create();
@@ -260,8 +262,9 @@ int tb_wait_isr(const char *bootstrap, const char *topic, int partitions, int rf
 	tl_admin_conf_destroy(conf);
 	int64_t deadline = tb_now_ns() + (int64_t)timeout_ms * TB_NS_PER_MS;
 	int rc = -1;
-	snprintf(err, err_size, "topic %s: not every partition had a leader and %d replicas in"
-				" its ISR after %d ms",
+	snprintf(err, err_size,
+		 "topic %s: not every partition had a leader and %d replicas in"
+		 " its ISR after %d ms",
 		 topic, rf, timeout_ms);
 	while (rc != 0 && tb_now_ns() < deadline && !tb_stop_requested) {
 		struct tl_admin_topics *topics = NULL;
@@ -304,7 +307,8 @@ int tb_cluster_stop(struct tb_cluster *c, const char *topic,
 			continue;
 		}
 		if (tb_broker_stop(&c->node[i], topic, &stats[i]) != 0) {
-			fprintf(stderr, "tally-bench: broker %d did not stop cleanly: %s (log: %s)\n",
+			fprintf(stderr,
+				"tally-bench: broker %d did not stop cleanly: %s (log: %s)\n",
 				i + 1, c->node[i].stop_detail, c->node[i].log_path);
 			rc = -1;
 		}

@@ -408,8 +408,9 @@ static int finish(struct tb_opts *o)
 		return -1;
 	}
 	if (o->min_insync_replicas > o->replication_factor) {
-		fprintf(stderr, "tally-bench: --min-insync-replicas %d is above the replication"
-				" factor %d\n",
+		fprintf(stderr,
+			"tally-bench: --min-insync-replicas %d is above the replication"
+			" factor %d\n",
 			o->min_insync_replicas, o->replication_factor);
 		return -1;
 	}

@@ -236,8 +236,7 @@ static void workload_line(FILE *out, const struct tb_opts *o)
 						  : "zeros",
 		keys, client, rate);
 	if (o->replication_factor > 1)
-		fprintf(out,
-			"  replication: factor %d, min.insync.replicas %d, %s\n",
+		fprintf(out, "  replication: factor %d, min.insync.replicas %d, %s\n",
 			o->replication_factor, o->min_insync_replicas,
 			o->bootstrap ? "on the brokers -b names"
 				     : "etcd and that many tallyds started on loopback");
@@ -1192,11 +1191,11 @@ static void html_baselines(FILE *f, const struct tb_report *rep)
 	fprintf(f, "<h2>Baselines (same run)</h2>\n<ul>\n");
 	if (d->present && d->ok)
 		fprintf(f,
-			"<li>Disk: %.2f MB/s sequential writes of %s, each followed by fdatasync,"
+			"<li>Disk: %.2f MB/s%s sequential writes of %s, each followed by fdatasync,"
 			" %d job(s), %s; fdatasync p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms</li>\n",
-			d->mb_per_s, tb_fmt_bytes(a, sizeof(a), (double)d->block_bytes), d->jobs,
-			d->engine, ms(d->fdatasync.p50_ns), ms(d->fdatasync.p99_ns),
-			ms(d->fdatasync.p999_ns));
+			d->mb_per_s, d->copies > 1 ? " of one copy (all writers / copies)" : "",
+			tb_fmt_bytes(a, sizeof(a), (double)d->block_bytes), d->jobs, d->engine,
+			ms(d->fdatasync.p50_ns), ms(d->fdatasync.p99_ns), ms(d->fdatasync.p999_ns));
 	else if (d->present)
 		fprintf(f, "<li>Disk baseline failed: %s</li>\n", d->error);
 	const struct tb_commit_baseline *c = &rep->commit;

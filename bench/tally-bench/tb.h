@@ -11,8 +11,8 @@
  * Files: main.c (modes, sweep), opts.c (command line), hist.c (latency histogram),
  * workload.c (threads, pacing, sampling), driver_tally.c (libtally), driver_peer.c (Redis
  * Streams and NATS JetStream over their own wire protocols), broker.c (spawning tallyd,
- * /proc figures), cluster.c (etcd and N brokers for --replication-factor), baseline.c (disk and loopback), report.c (table, JSON, HTML),
- * json.c (writer and a small parser), compare.c. */
+ * /proc figures), cluster.c (etcd and N brokers for --replication-factor), baseline.c (disk and
+ * loopback), report.c (table, JSON, HTML), json.c (writer and a small parser), compare.c. */
 #ifndef TALLY_BENCH_TB_H
 #define TALLY_BENCH_TB_H
 
@@ -224,12 +224,12 @@ struct tb_disk_baseline {
 	char dir[512];
 	uint64_t block_bytes;  /* bytes written per fdatasync */
 	char block_source[48]; /* where block_bytes came from */
-	int jobs;   /* writers in all: partitions (up to 16) x copies */
-	int copies; /* writers per partition, as the replicas of one partition are */
+	int jobs;              /* writers in all: partitions (up to 16) x copies */
+	int copies;            /* writers per partition, as the replicas of one partition are */
 	uint64_t bytes;
 	double seconds;
-	double mb_per_s;       /* of one copy: total_mb_per_s / copies */
-	double total_mb_per_s; /* every writer's bytes */
+	double mb_per_s;             /* of one copy: total_mb_per_s / copies */
+	double total_mb_per_s;       /* every writer's bytes */
 	struct tb_latency fdatasync; /* counts/curve may be partial with fio */
 	char error[256];
 };
@@ -414,7 +414,7 @@ struct tb_broker {
 	char data[600];
 	char log_path[600];
 	char bootstrap[64];
-	bool workdir_made; /* we created it, so we remove it */
+	bool workdir_made;    /* we created it, so we remove it */
 	char stop_detail[64]; /* how it ended: "exit status 0", "killed by SIGSEGV" */
 };
 /* Starts tallyd with its data in a fresh directory under o->data_dir (or /var/tmp) and
@@ -461,8 +461,8 @@ struct tb_cluster {
 int tb_cluster_spawn(const struct tb_opts *o, struct tb_cluster *c, char *err, size_t err_size);
 /* Until every partition of @topic has a leader and @rf replicas in its ISR (or
  * @timeout_ms passed): 0 and the leader of partition 0 in @leader_out, or -1 with @err. */
-int tb_wait_isr(const char *bootstrap, const char *topic, int partitions, int rf,
-		int timeout_ms, int *leader_out, char *err, size_t err_size);
+int tb_wait_isr(const char *bootstrap, const char *topic, int partitions, int rf, int timeout_ms,
+		int *leader_out, char *err, size_t err_size);
 /* SIGTERM to every broker at once, wait, then etcd; each broker's statistics of @topic
  * into @stats (by node id - 1). 0 when every broker exited 0. */
 int tb_cluster_stop(struct tb_cluster *c, const char *topic,
