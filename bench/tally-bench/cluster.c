@@ -81,6 +81,42 @@ static bool etcd_healthy(int port)
 	return ok;
 }
 
+/* Appends the last non-empty line of @path to @err: the directory holding the log is
+ * removed when the start fails, so the reason must travel in the message. */
+static void append_last_line(char *err, size_t err_size, const char *path)
+{
+	char why[128];
+	char *log = tb_read_file(path, LOG_BYTES_MAX, why, sizeof(why));
+	if (!log)
+		return;
+	size_t len = strlen(log);
+	while (len > 0 && (log[len - 1] == '\n' || log[len - 1] == '\r'))
+		log[--len] = '\0';
+	char *line = strrchr(log, '\n');
+	line = line ? line + 1 : log;
+	size_t at = strlen(err);
+	if (*line && at < err_size)
+		snprintf(err + at, err_size - at, ": %.300s", line);
+	free(log);
+}
+
+/* Is @name an executable file, or one on PATH? */
+static bool command_exists(const char *name)
+{
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0;
+	const char *path = getenv("PATH");
+	char dirs[4096];
+	tb_strlcpy(dirs, sizeof(dirs), path ? path : "/usr/bin:/bin");
+	for (char *d = strtok(dirs, ":"); d; d = strtok(NULL, ":")) {
+		char full[4200];
+		snprintf(full, sizeof(full), "%s/%s", d, name);
+		if (access(full, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
 static bool child_exited(int *pid)
 {
 	int status;
@@ -130,7 +166,8 @@ static int etcd_start_once(const struct tb_opts *o, struct tb_cluster *c, char *
 	int64_t deadline = tb_now_ns() + ETCD_START_TIMEOUT_NS;
 	while (!etcd_healthy(cport)) {
 		if (child_exited(&c->etcd_pid)) {
-			snprintf(err, err_size, "etcd exited at start (see %s)", c->etcd_log);
+			snprintf(err, err_size, "etcd exited at start");
+			append_last_line(err, err_size, c->etcd_log);
 			return 1;
 		}
 		if (tb_stop_requested) {
@@ -138,8 +175,9 @@ static int etcd_start_once(const struct tb_opts *o, struct tb_cluster *c, char *
 			return -1;
 		}
 		if (tb_now_ns() > deadline) {
-			snprintf(err, err_size, "etcd did not answer /health within %llds (see %s)",
-				 (long long)(ETCD_START_TIMEOUT_NS / TB_NS_PER_S), c->etcd_log);
+			snprintf(err, err_size, "etcd did not answer /health within %llds",
+				 (long long)(ETCD_START_TIMEOUT_NS / TB_NS_PER_S));
+			append_last_line(err, err_size, c->etcd_log);
 			return -1;
 		}
 		usleep(50000);
@@ -161,8 +199,8 @@ static int wait_registered(struct tb_cluster *c, int i, char *err, size_t err_si
 			return 0;
 		if (child_exited(&b->pid)) {
 			b->spawned = false;
-			snprintf(err, err_size, "broker %d exited during start-up (see %s)", i + 1,
-				 b->log_path);
+			snprintf(err, err_size, "broker %d exited during start-up", i + 1);
+			append_last_line(err, err_size, b->log_path);
 			return -1;
 		}
 		if (tb_stop_requested) {
@@ -170,11 +208,9 @@ static int wait_registered(struct tb_cluster *c, int i, char *err, size_t err_si
 			return -1;
 		}
 		if (tb_now_ns() > deadline) {
-			snprintf(err, err_size,
-				 "broker %d did not register in etcd within %llds"
-				 " (see %s)",
-				 i + 1, (long long)(REGISTER_TIMEOUT_NS / TB_NS_PER_S),
-				 b->log_path);
+			snprintf(err, err_size, "broker %d did not register in etcd within %llds",
+				 i + 1, (long long)(REGISTER_TIMEOUT_NS / TB_NS_PER_S));
+			append_last_line(err, err_size, b->log_path);
 			return -1;
 		}
 		usleep(20000);
@@ -208,6 +244,14 @@ static int cluster_start_broker(const struct tb_opts *o, struct tb_cluster *c, i
 int tb_cluster_spawn(const struct tb_opts *o, struct tb_cluster *c, char *err, size_t err_size)
 {
 	memset(c, 0, sizeof(*c));
+	const char *etcd = o->etcd ? o->etcd : "etcd";
+	if (!command_exists(etcd)) {
+		snprintf(err, err_size,
+			 "%s: not found (--replication-factor starts etcd: apt-get install"
+			 " etcd-server, or --etcd PATH)",
+			 etcd);
+		return -1;
+	}
 	const char *parent = o->data_dir ? o->data_dir : "/var/tmp";
 	if (o->data_dir)
 		(void)mkdir(parent, 0755);
@@ -226,8 +270,10 @@ int tb_cluster_spawn(const struct tb_opts *o, struct tb_cluster *c, char *err, s
 		return -1;
 	c->count = o->replication_factor;
 	for (int i = 0; i < c->count; i++)
-		if (cluster_start_broker(o, c, i, err, err_size) != 0)
+		if (cluster_start_broker(o, c, i, err, err_size) != 0) {
+			append_last_line(err, err_size, c->node[i].log_path);
 			return -1;
+		}
 	char bootstrap[sizeof(c->bootstrap)] = "";
 	size_t at = 0;
 	for (int i = 0; i < c->count; i++) {
