@@ -1367,6 +1367,8 @@ tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int
 			       int16_t replication_factor, const char *configs,
 			       tl_cluster_done_fn done, void *ctx)
 {
+	if (!broker->cluster)
+		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
 	struct command *cmd = calloc(1, sizeof(*cmd));
 	if (!cmd)
 		return TL_ERR_NOMEM;
@@ -1389,6 +1391,8 @@ tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool 
 			      const char *sets, const char *deletes, tl_cluster_done_fn done,
 			      void *ctx)
 {
+	if (!broker->cluster)
+		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
 	struct command *cmd = calloc(1, sizeof(*cmd));
 	if (!cmd)
 		return TL_ERR_NOMEM;
@@ -1412,6 +1416,8 @@ tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool 
 tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 			       tl_cluster_done_fn done, void *ctx)
 {
+	if (!broker->cluster)
+		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
 	struct command *cmd = calloc(1, sizeof(*cmd));
 	if (!cmd)
 		return TL_ERR_NOMEM;
@@ -1426,6 +1432,8 @@ tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 tl_err tl_cluster_allocate_pid_block(struct tl_broker *broker, int64_t size,
 				     tl_cluster_block_fn done, void *ctx)
 {
+	if (!broker->cluster)
+		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
 	struct command *cmd = calloc(1, sizeof(*cmd));
 	if (!cmd)
 		return TL_ERR_NOMEM;
@@ -1441,6 +1449,10 @@ tl_err tl_cluster_allocate_pid_block(struct tl_broker *broker, int64_t size,
 void tl_cluster_post_isr(struct tl_broker *broker, const char *topic, int32_t partition,
 			 int64_t revision, const struct tl_repl_state *state)
 {
+	/* After tl_cluster_stop (the rest of a shutdown: a follower's connection closes and
+	 * the leader's ISR check runs) there is no one to ask: the state stays as it is. */
+	if (!broker->cluster)
+		return;
 	struct command *cmd = calloc(1, sizeof(*cmd));
 	if (!cmd)
 		return; /* the next tick asks again */

@@ -331,8 +331,9 @@ static void disk_builtin(const char *dir, uint64_t block, int jobs, uint64_t byt
 	free(all);
 }
 
-void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, uint64_t bytes,
-			  double max_s, const char *engine, struct tb_disk_baseline *out)
+void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, int copies,
+			  uint64_t bytes, double max_s, const char *engine,
+			  struct tb_disk_baseline *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->present = true;
@@ -341,6 +342,12 @@ void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, uint6
 		block_bytes = 4096;
 	if (jobs < 1)
 		jobs = 1;
+	if (copies < 1)
+		copies = 1;
+	/* Every copy writes what one copy does: as many writers, as many bytes each. */
+	out->copies = copies;
+	jobs *= copies;
+	bytes *= (uint64_t)copies;
 	if (bytes < block_bytes * (uint64_t)jobs)
 		bytes = block_bytes * (uint64_t)jobs;
 	tb_strlcpy(out->dir, sizeof(out->dir), dir);
@@ -353,6 +360,8 @@ void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, uint6
 		disk_fio(dir, block_bytes, jobs, bytes, max_s, out);
 	else
 		disk_builtin(dir, block_bytes, jobs, bytes, max_s, out);
+	out->total_mb_per_s = out->mb_per_s;
+	out->mb_per_s = out->total_mb_per_s / copies;
 }
 
 /* ---- group commit at the workload's rate ---- */

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -194,11 +195,15 @@ static void tallyd_path(const struct tb_opts *o, char *out, size_t size)
 	snprintf(out, size, "build/bin/tallyd");
 }
 
-static void spawn_child(const char *tallyd, const char *log_path, char **argv)
+static void spawn_child(const char *path, const char *log_path, char **argv, pid_t parent)
 {
-	/* Its own process group: ^C stops tally-bench, which then stops tallyd cleanly. */
+	/* Its own process group: ^C stops tally-bench, which then stops its children
+	 * cleanly. Should tally-bench die without that (SIGKILL), the kernel kills them. */
 	setpgid(0, 0);
-	int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() != parent)
+		_exit(125);
+	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd == -1)
 		_exit(126);
 	dup2(fd, STDOUT_FILENO);
@@ -206,9 +211,23 @@ static void spawn_child(const char *tallyd, const char *log_path, char **argv)
 	int null = open("/dev/null", O_RDONLY);
 	if (null != -1)
 		dup2(null, STDIN_FILENO);
-	execv(tallyd, argv);
-	dprintf(STDERR_FILENO, "tally-bench: exec %s: %s\n", tallyd, strerror(errno));
+	execvp(path, argv);
+	dprintf(STDERR_FILENO, "tally-bench: exec %s: %s\n", path, strerror(errno));
 	_exit(127);
+}
+
+int tb_spawn_logged(const char *path, char **argv, const char *log_path, char *err, size_t err_size)
+{
+	fflush(NULL);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == -1) {
+		snprintf(err, err_size, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		spawn_child(path, log_path, argv, parent);
+	return pid;
 }
 
 /* Waits for "listening on HOST:PORT" in the log; 0 when seen. */
@@ -243,16 +262,52 @@ static int wait_listening(struct tb_broker *b, char *err, size_t err_size)
 	return -1;
 }
 
-int tb_broker_spawn(const struct tb_opts *o, struct tb_broker *b, char *err, size_t err_size)
+int tb_broker_start(const struct tb_opts *o, struct tb_broker *b, const char *const *extra,
+		    int extra_count, char *err, size_t err_size)
 {
 	char tallyd[PATH_MAX];
-	memset(b, 0, sizeof(*b));
 	tallyd_path(o, tallyd, sizeof(tallyd));
 	if (access(tallyd, X_OK) != 0) {
 		snprintf(err, err_size, "%s is not executable (make release, or --tallyd PATH)",
 			 tallyd);
 		return -1;
 	}
+	char a_listen[] = "listeners=PLAINTEXT://127.0.0.1:0";
+	char a_dirs[700], a_parts[64];
+	snprintf(a_dirs, sizeof(a_dirs), "log.dirs=%s", b->data);
+	snprintf(a_parts, sizeof(a_parts), "num.partitions=%d", o->partitions);
+	char *argv[8 + 2 * (TB_PROPS_MAX + TB_BROKER_EXTRA_MAX)];
+	int argc = 0;
+	char override[] = "--override";
+	argv[argc++] = tallyd;
+	argv[argc++] = override;
+	argv[argc++] = a_listen;
+	argv[argc++] = override;
+	argv[argc++] = a_dirs;
+	argv[argc++] = override;
+	argv[argc++] = a_parts;
+	for (int i = 0; i < extra_count && i < TB_BROKER_EXTRA_MAX; i++) {
+		argv[argc++] = override;
+		argv[argc++] = (char *)(uintptr_t)extra[i];
+	}
+	/* The user's last: a later --override wins. */
+	for (int i = 0; i < o->broker_arg_count; i++) {
+		argv[argc++] = override;
+		argv[argc++] = (char *)(uintptr_t)o->broker_args[i];
+	}
+	argv[argc] = NULL;
+	(void)unlink(b->log_path);
+	int pid = tb_spawn_logged(tallyd, argv, b->log_path, err, err_size);
+	if (pid == -1)
+		return -1;
+	b->pid = pid;
+	b->spawned = true;
+	return wait_listening(b, err, err_size);
+}
+
+int tb_broker_spawn(const struct tb_opts *o, struct tb_broker *b, char *err, size_t err_size)
+{
+	memset(b, 0, sizeof(*b));
 	const char *parent = o->data_dir ? o->data_dir : "/var/tmp";
 	if (o->data_dir)
 		(void)mkdir(parent, 0755);
@@ -264,36 +319,7 @@ int tb_broker_spawn(const struct tb_opts *o, struct tb_broker *b, char *err, siz
 	b->workdir_made = true;
 	snprintf(b->data, sizeof(b->data), "%s/data", b->workdir);
 	snprintf(b->log_path, sizeof(b->log_path), "%s/tallyd.log", b->workdir);
-	char a_listen[] = "listeners=PLAINTEXT://127.0.0.1:0";
-	char a_dirs[700], a_parts[64];
-	snprintf(a_dirs, sizeof(a_dirs), "log.dirs=%s", b->data);
-	snprintf(a_parts, sizeof(a_parts), "num.partitions=%d", o->partitions);
-	char *argv[8 + 2 * TB_PROPS_MAX];
-	int argc = 0;
-	char override[] = "--override";
-	argv[argc++] = tallyd;
-	argv[argc++] = override;
-	argv[argc++] = a_listen;
-	argv[argc++] = override;
-	argv[argc++] = a_dirs;
-	argv[argc++] = override;
-	argv[argc++] = a_parts;
-	for (int i = 0; i < o->broker_arg_count; i++) {
-		argv[argc++] = override;
-		argv[argc++] = (char *)(uintptr_t)o->broker_args[i];
-	}
-	argv[argc] = NULL;
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == -1) {
-		snprintf(err, err_size, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0)
-		spawn_child(tallyd, b->log_path, argv);
-	b->pid = pid;
-	b->spawned = true;
-	return wait_listening(b, err, err_size);
+	return tb_broker_start(o, b, NULL, 0, err, err_size);
 }
 
 /* The value of " @key=" in @line, or 0. */
@@ -314,7 +340,7 @@ static void max_into(uint64_t *into, uint64_t v)
 /* From tallyd's log: each of @topic's partition logs' "log: closing dir=..." line
  * (fdatasync rounds: summed, percentiles of the worst partition) and the broker's
  * "broker: request time api=Produce" line. */
-static void broker_stats_read(const char *log_path, const char *topic, struct tb_broker_stats *st)
+void tb_broker_stats_read(const char *log_path, const char *topic, struct tb_broker_stats *st)
 {
 	static const char *const flush_keys[] = {"flush_p50_us", "flush_p99_us", "flush_p999_us",
 						 "flush_max_us"};
@@ -364,6 +390,15 @@ int tb_broker_stop(struct tb_broker *b, const char *topic, struct tb_broker_stat
 	while ((got = waitpid(pid, &status, WNOHANG)) == 0 && tb_now_ns() < deadline)
 		usleep(10000);
 	bool clean = got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (got != pid)
+		snprintf(b->stop_detail, sizeof(b->stop_detail), "still running after %llds",
+			 (long long)(STOP_TIMEOUT_NS / TB_NS_PER_S));
+	else if (WIFSIGNALED(status))
+		snprintf(b->stop_detail, sizeof(b->stop_detail), "killed by SIG%s",
+			 sigabbrev_np(WTERMSIG(status)));
+	else
+		snprintf(b->stop_detail, sizeof(b->stop_detail), "exit status %d",
+			 WEXITSTATUS(status));
 	if (got != pid) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
@@ -371,11 +406,11 @@ int tb_broker_stop(struct tb_broker *b, const char *topic, struct tb_broker_stat
 	b->pid = 0;
 	b->spawned = false;
 	if (topic)
-		broker_stats_read(b->log_path, topic, stats);
+		tb_broker_stats_read(b->log_path, topic, stats);
 	return clean ? 0 : -1;
 }
 
-static void remove_tree(const char *path)
+void tb_remove_tree(const char *path)
 {
 	struct stat sb;
 	if (lstat(path, &sb) != 0)
@@ -389,7 +424,7 @@ static void remove_tree(const char *path)
 					continue;
 				char child[PATH_MAX];
 				snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
-				remove_tree(child);
+				tb_remove_tree(child);
 			}
 			closedir(d);
 		}
@@ -408,6 +443,6 @@ void tb_broker_cleanup(struct tb_broker *b, bool keep)
 		b->spawned = false;
 	}
 	if (b->workdir_made && !keep)
-		remove_tree(b->workdir);
+		tb_remove_tree(b->workdir);
 	b->workdir_made = false;
 }

@@ -337,7 +337,11 @@ static void tally_consumer_close(struct tb_consumer_driver *drv)
 
 /* ---- topic ---- */
 
-/* Creates t->topic with o->partitions; an existing topic must have that many. */
+#define CREATE_RETRY_NS (15 * TB_NS_PER_S)
+
+/* Creates t->topic with o->partitions (and with o->replication_factor and
+ * o->min_insync_replicas when replicated); an existing topic must have that many
+ * partitions. */
 static int tally_prepare(const struct tb_opts *o, const struct tb_target *t, char *err,
 			 size_t err_size)
 {
@@ -353,8 +357,25 @@ static int tally_prepare(const struct tb_opts *o, const struct tb_target *t, cha
 	}
 	tl_admin_conf_destroy(conf);
 	int rc = 0;
-	tl_err e = tl_admin_create_topic(admin, t->topic, o->partitions, -1, NULL, 0,
-					 ADMIN_TIMEOUT_MS);
+	/* Replication factor 1 leaves it to the broker (-b may name one with its own). */
+	char min_insync[16];
+	snprintf(min_insync, sizeof(min_insync), "%d", o->min_insync_replicas);
+	const struct tl_admin_config_entry configs[] = {{"min.insync.replicas", min_insync}};
+	bool replicated = o->replication_factor > 1;
+	int64_t deadline = tb_now_ns() + CREATE_RETRY_NS;
+	tl_err e;
+	for (;;) {
+		e = tl_admin_create_topic(admin, t->topic, o->partitions,
+					  replicated ? (int16_t)o->replication_factor : -1,
+					  replicated ? configs : NULL, replicated ? 1 : 0,
+					  ADMIN_TIMEOUT_MS);
+		/* Brokers that just registered reach the controller's view through an etcd
+		 * watch a moment later: until then it counts fewer live brokers. */
+		bool early = e == TL_ERR_INVALID_REPLICATION_FACTOR || e == TL_ERR_NOT_CONTROLLER;
+		if (!replicated || !early || tb_now_ns() > deadline || tb_stop_requested)
+			break;
+		tb_sleep_until(tb_now_ns() + 100 * TB_NS_PER_MS);
+	}
 	if (e == TL_ERR_TOPIC_ALREADY_EXISTS) {
 		struct tl_admin_topics *topics = NULL;
 		const char *names[] = {t->topic};

@@ -25,13 +25,63 @@ static void on_signal(int sig)
 	tb_stop_requested = 1;
 }
 
-/* The broker of one phase: a spawned tallyd, or the one -b names. */
+/* The brokers of one phase: a spawned tallyd, etcd and N tallyds
+ * (--replication-factor N), or the one -b names. */
 struct session {
 	const struct tb_opts *o;
 	struct tb_broker broker;
+	struct tb_cluster cluster;
+	int leader_node;
 	struct tb_target t;
 	char topic[256];
 };
+
+#define ISR_TIMEOUT_MS 30000
+
+/* Starts etcd and the brokers, and after the topic was created waits for its ISR. */
+static int session_start_cluster(struct session *s, const struct tb_opts *o, char *err,
+				 size_t err_size)
+{
+	if (!o->quiet)
+		printf("cluster: starting etcd and %d brokers\n", o->replication_factor);
+	if (tb_cluster_spawn(o, &s->cluster, err, err_size) != 0)
+		return -1;
+	s->t.bootstrap = s->cluster.bootstrap;
+	if (tb_prepare_topic(o, &s->t, err, err_size) != 0)
+		return -1;
+	if (tb_wait_isr(s->t.bootstrap, s->topic, o->partitions, o->replication_factor,
+			ISR_TIMEOUT_MS, &s->leader_node, err, err_size) != 0)
+		return -1;
+	if (s->leader_node >= 1 && s->leader_node <= s->cluster.count)
+		s->t.broker_pid = s->cluster.node[s->leader_node - 1].pid;
+	/* One acks=all record through the whole path before the clock starts: a follower
+	 * whose first fetch reached the leader before it took up leadership backs off
+	 * (replica.fetch.backoff.ms) and holds the first acknowledgements for up to a
+	 * couple of seconds; that start-up belongs to no steady state. */
+	struct tb_opts prime = *o;
+	prime.producers = 1;
+	prime.transactions = false;
+	prime.progress = false;
+	prime.quiet = true;
+	struct tb_phase_result r;
+	memset(&r, 0, sizeof(r));
+	int64_t t0 = tb_now_ns();
+	int rc = tb_run_phase(&prime, &s->t, TB_PHASE_PRODUCE, 0, 1, 0, 0, &r);
+	double first_ms = (double)(tb_now_ns() - t0) / 1e6;
+	if (rc != 0 || r.produce.errors) {
+		snprintf(err, err_size, "the first record: %s",
+			 r.produce.first_error[0] ? r.produce.first_error : "not acknowledged");
+		tb_phase_free(&r);
+		return -1;
+	}
+	tb_phase_free(&r);
+	if (!o->quiet)
+		printf("cluster: %s, topic %s with %d replicas in its ISR, min.insync.replicas"
+		       " %d, partition 0 led by broker %d (pid %d); a first record took %.0f ms\n",
+		       s->cluster.bootstrap, s->topic, o->replication_factor,
+		       o->min_insync_replicas, s->leader_node, s->t.broker_pid, first_ms);
+	return 0;
+}
 
 static int session_start(struct session *s, const struct tb_opts *o, const char *topic, char *err,
 			 size_t err_size)
@@ -40,6 +90,13 @@ static int session_start(struct session *s, const struct tb_opts *o, const char 
 	s->o = o;
 	tb_strlcpy(s->topic, sizeof(s->topic), topic);
 	s->t.topic = s->topic;
+	if (!o->bootstrap && o->replication_factor > 1) {
+		if (session_start_cluster(s, o, err, err_size) != 0) {
+			tb_cluster_cleanup(&s->cluster, o->keep_data);
+			return -1;
+		}
+		return 0;
+	}
 	if (o->bootstrap) {
 		s->t.bootstrap = o->bootstrap;
 		s->t.broker_pid = o->broker_pid ? o->broker_pid
@@ -63,16 +120,48 @@ static int session_start(struct session *s, const struct tb_opts *o, const char 
  * of page cache just before the disk baseline would hand fio pages that a VM has backed
  * already, while the broker wrote into fresh ones (see docs/bench.md). */
 static struct tb_broker deferred;
+static struct tb_cluster deferred_cluster;
 
 static void deferred_cleanup(bool keep)
 {
 	tb_broker_cleanup(&deferred, keep);
 	memset(&deferred, 0, sizeof(deferred));
+	tb_cluster_cleanup(&deferred_cluster, keep);
+	memset(&deferred_cluster, 0, sizeof(deferred_cluster));
+}
+
+/* The leader's statistics as the broker's, every replica's, and their mean cadence. */
+static void session_stop_cluster(struct session *s, struct tb_phase_result *r)
+{
+	struct tb_cluster *c = &s->cluster;
+	if (tb_cluster_stop(c, s->topic, r->replicas) != 0)
+		fprintf(stderr, "tally-bench: the cluster did not stop cleanly (logs under %s)\n",
+			c->workdir);
+	if (s->o->keep_data)
+		fprintf(stderr, "tally-bench: kept %s\n", c->workdir);
+	r->replica_count = c->count;
+	r->leader_node = s->leader_node;
+	uint64_t bytes = 0, flushes = 0;
+	int answered = 0;
+	for (int i = 0; i < c->count; i++) {
+		bytes += r->replicas[i].bytes_per_flush * r->replicas[i].flushes;
+		flushes += r->replicas[i].flushes;
+		if (r->replicas[i].produce_requests > r->replicas[answered].produce_requests)
+			answered = i;
+	}
+	r->replica_bytes_per_flush = flushes ? bytes / flushes : 0;
+	r->broker = r->replicas[answered];
+	deferred_cleanup(s->o->keep_data);
+	deferred_cluster = *c;
 }
 
 /* Stops a spawned broker and puts its flush statistics into @r. */
 static void session_stop(struct session *s, struct tb_phase_result *r)
 {
+	if (s->cluster.spawned) {
+		session_stop_cluster(s, r);
+		return;
+	}
 	if (s->broker.spawned) {
 		if (tb_broker_stop(&s->broker, s->topic, &r->broker) != 0)
 			fprintf(stderr, "tally-bench: tallyd did not stop cleanly (log: %s)\n",
@@ -254,6 +343,10 @@ static void run_baselines(const struct tb_opts *o, struct tb_report *rep)
 	if (o->fsync_bytes) {
 		block = o->fsync_bytes;
 		source = "--fsync-bytes";
+	} else if (r && r->replica_count > 1 && r->replica_bytes_per_flush) {
+		/* Leader and followers: what the replicas wrote per fdatasync, all together. */
+		block = r->replica_bytes_per_flush;
+		source = "mean of the replicas' tallyds";
 	} else if (r && r->broker.bytes_per_flush) {
 		block = r->broker.bytes_per_flush;
 		source = "tallyd's bytes per fdatasync";
@@ -271,9 +364,12 @@ static void run_baselines(const struct tb_opts *o, struct tb_report *rep)
 	double net_s = o->baseline_s > 0 ? o->baseline_s : NET_BASELINE_S;
 	int jobs = o->partitions < DISK_BASELINE_JOBS_MAX ? o->partitions : DISK_BASELINE_JOBS_MAX;
 	if (!o->quiet)
-		printf("baseline: disk, %llu bytes per fdatasync (%s), %d job(s), in %s\n",
-		       (unsigned long long)block, source, jobs, dir);
-	tb_disk_baseline_run(dir, block, jobs, bytes, disk_s, o->baseline_engine, &rep->disk);
+		printf("baseline: disk, %llu bytes per fdatasync (%s), %d job(s) x %d cop%s, in"
+		       " %s\n",
+		       (unsigned long long)block, source, jobs, o->baseline_copies,
+		       o->baseline_copies == 1 ? "y" : "ies", dir);
+	tb_disk_baseline_run(dir, block, jobs, o->baseline_copies, bytes, disk_s,
+			     o->baseline_engine, &rep->disk);
 	tb_strlcpy(rep->disk.block_source, sizeof(rep->disk.block_source), source);
 	/* Latency has a floor only where arrivals have a rate: open-loop phases. */
 	if (r && r->target_rate > 0 && r->produce.total_records > 0) {

@@ -28,6 +28,12 @@ void tb_usage(FILE *out)
 	      "      --data-dir DIR          where its data (and the disk baseline) goes; /var/tmp\n"
 	      "      --keep-data             do not remove the started broker's data\n"
 	      "      --broker-arg KEY=VALUE  tallyd --override, repeatable\n"
+	      "      --replication-factor N  N > 1: start etcd and N tallyd brokers on\n"
+	      "                              loopback, create the topic with RF N; default 1\n"
+	      "                              (one tallyd, no etcd)\n"
+	      "      --min-insync-replicas N the topic's min.insync.replicas; default\n"
+	      "                              min(2, RF)\n"
+	      "      --etcd PATH             etcd to start (default: etcd on PATH)\n"
 	      "Workload:\n"
 	      "  -t, --topic NAME            default tally-bench-<mode>-<pid>\n"
 	      "  -p, --partitions N          default 1\n"
@@ -72,6 +78,10 @@ void tb_usage(FILE *out)
 	      "                              in flight per file; default 1, as in tallyd\n"
 	      "      --baseline-overwrite    group commit baseline into files zero-filled\n"
 	      "                              first (a log with preallocated segments)\n"
+	      "      --baseline-copies N     disk baseline: N writers per partition at once,\n"
+	      "                              reported as MB/s of one copy (total / N), the most\n"
+	      "                              N replicas on this one disk can take; default: the\n"
+	      "                              replication factor\n"
 	      "Output:\n"
 	      "  -j, --json PATH             results as JSON\n"
 	      "  -H, --html PATH             self-contained HTML report with SVG charts\n"
@@ -241,6 +251,9 @@ enum {
 	OPT_DATA_DIR,
 	OPT_KEEP_DATA,
 	OPT_BROKER_ARG,
+	OPT_REPLICATION_FACTOR,
+	OPT_MIN_INSYNC,
+	OPT_ETCD,
 	OPT_PAYLOAD,
 	OPT_IDEMPOTENCE,
 	OPT_TRANSACTIONS,
@@ -259,6 +272,7 @@ enum {
 	OPT_BASELINE_TIME,
 	OPT_BASELINE_SYNCS,
 	OPT_BASELINE_OVERWRITE,
+	OPT_BASELINE_COPIES,
 };
 
 static const struct option long_options[] = {
@@ -269,6 +283,9 @@ static const struct option long_options[] = {
 	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
 	{"keep-data", no_argument, NULL, OPT_KEEP_DATA},
 	{"broker-arg", required_argument, NULL, OPT_BROKER_ARG},
+	{"replication-factor", required_argument, NULL, OPT_REPLICATION_FACTOR},
+	{"min-insync-replicas", required_argument, NULL, OPT_MIN_INSYNC},
+	{"etcd", required_argument, NULL, OPT_ETCD},
 	{"topic", required_argument, NULL, 't'},
 	{"partitions", required_argument, NULL, 'p'},
 	{"record-size", required_argument, NULL, 's'},
@@ -299,6 +316,7 @@ static const struct option long_options[] = {
 	{"baseline-time", required_argument, NULL, OPT_BASELINE_TIME},
 	{"baseline-syncs", required_argument, NULL, OPT_BASELINE_SYNCS},
 	{"baseline-overwrite", no_argument, NULL, OPT_BASELINE_OVERWRITE},
+	{"baseline-copies", required_argument, NULL, OPT_BASELINE_COPIES},
 	{"json", required_argument, NULL, 'j'},
 	{"html", required_argument, NULL, 'H'},
 	{"label", required_argument, NULL, 'l'},
@@ -313,6 +331,7 @@ static void defaults(struct tb_opts *o, enum tb_mode mode)
 	o->mode = mode;
 	o->system = TB_SYSTEM_TALLY;
 	o->partitions = 1;
+	o->replication_factor = 1;
 	o->size.kind = TB_SIZE_FIXED;
 	o->size.a = 1024;
 	snprintf(o->size.text, sizeof(o->size.text), "1024");
@@ -388,6 +407,21 @@ static int finish(struct tb_opts *o)
 			TB_SWEEP_STEPS_MAX - 1);
 		return -1;
 	}
+	if (o->min_insync_replicas > o->replication_factor) {
+		fprintf(stderr,
+			"tally-bench: --min-insync-replicas %d is above the replication"
+			" factor %d\n",
+			o->min_insync_replicas, o->replication_factor);
+		return -1;
+	}
+	if (o->min_insync_replicas == 0)
+		o->min_insync_replicas = o->replication_factor < 2 ? o->replication_factor : 2;
+	if (o->baseline_copies == 0)
+		o->baseline_copies = o->replication_factor;
+	if (o->replication_factor > 1 && o->system != TB_SYSTEM_TALLY) {
+		fprintf(stderr, "tally-bench: --replication-factor is for --system tally\n");
+		return -1;
+	}
 	if (o->partitions < o->consumers && o->mode != TB_MODE_PRODUCE &&
 	    o->mode != TB_MODE_SWEEP) {
 		fprintf(stderr,
@@ -451,6 +485,19 @@ static int parse_one(struct tb_opts *o, int c, const char *arg)
 	case OPT_BROKER_ARG:
 		if (add_prop(o->broker_args, &o->broker_arg_count, arg, "--broker-arg"))
 			return 2;
+		break;
+	case OPT_REPLICATION_FACTOR:
+		if (!parse_u32(arg, 1, TB_REPLICAS_MAX, &u))
+			return bad("--replication-factor", arg);
+		o->replication_factor = (int)u;
+		break;
+	case OPT_MIN_INSYNC:
+		if (!parse_u32(arg, 1, TB_REPLICAS_MAX, &u))
+			return bad("--min-insync-replicas", arg);
+		o->min_insync_replicas = (int)u;
+		break;
+	case OPT_ETCD:
+		o->etcd = arg;
 		break;
 	case 't':
 		o->topic = arg;
@@ -620,6 +667,11 @@ static int parse_one(struct tb_opts *o, int c, const char *arg)
 		break;
 	case OPT_BASELINE_OVERWRITE:
 		o->baseline_overwrite = true;
+		break;
+	case OPT_BASELINE_COPIES:
+		if (!parse_u32(arg, 1, TB_REPLICAS_MAX, &u))
+			return bad("--baseline-copies", arg);
+		o->baseline_copies = (int)u;
 		break;
 	case 'j':
 		o->json_path = arg;

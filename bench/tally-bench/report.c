@@ -235,6 +235,11 @@ static void workload_line(FILE *out, const struct tb_opts *o)
 		: o->payload == TB_PAYLOAD_RANDOM ? "random"
 						  : "zeros",
 		keys, client, rate);
+	if (o->replication_factor > 1)
+		fprintf(out, "  replication: factor %d, min.insync.replicas %d, %s\n",
+			o->replication_factor, o->min_insync_replicas,
+			o->bootstrap ? "on the brokers -b names"
+				     : "etcd and that many tallyds started on loopback");
 }
 
 static void flow_row(FILE *out, const char *name, const struct tb_flow *f)
@@ -313,6 +318,24 @@ static void phase_print(FILE *out, const struct tb_phase_result *r)
 			(unsigned long long)st->produce_requests, us_ms(st->produce_us[0]),
 			us_ms(st->produce_us[1]), us_ms(st->produce_us[2]),
 			us_ms(st->produce_us[3]));
+	if (r->replica_count > 1) {
+		fprintf(out,
+			"  replicas: %d brokers, partition 0 led by broker %d (the CPU and disk"
+			" figures above are its); %s per fdatasync over all replicas\n",
+			r->replica_count, r->leader_node,
+			tb_fmt_bytes(a, sizeof(a), (double)r->replica_bytes_per_flush));
+		for (int i = 0; i < r->replica_count; i++) {
+			const struct tb_broker_stats *rs = &r->replicas[i];
+			fprintf(out,
+				"    broker %d: %llu fdatasyncs, %s each, fdatasync p50 %.3f p99"
+				" %.3f max %.3f ms%s\n",
+				i + 1, (unsigned long long)rs->flushes,
+				tb_fmt_bytes(a, sizeof(a), (double)rs->bytes_per_flush),
+				us_ms(rs->flush_us[0]), us_ms(rs->flush_us[1]),
+				us_ms(rs->flush_us[3]),
+				rs->flushes ? "" : " (no statistics: it did not stop cleanly)");
+		}
+	}
 }
 
 static void sweep_print(FILE *out, const struct tb_report *rep)
@@ -345,7 +368,15 @@ static void baseline_print(FILE *out, const struct tb_report *rep)
 {
 	char a[32], b[32];
 	const struct tb_disk_baseline *d = &rep->disk;
-	if (d->present && d->ok)
+	if (d->present && d->ok && d->copies > 1)
+		fprintf(out,
+			"  disk, %d writers at once (%d per partition, one per replica): %.2f MB/s"
+			" of one copy (%.2f MB/s written in all / %d), %s per fdatasync (%s, %s);"
+			" fdatasync p50 %.3f p99 %.3f p99.9 %.3f ms\n",
+			d->jobs, d->copies, d->mb_per_s, d->total_mb_per_s, d->copies,
+			tb_fmt_bytes(a, sizeof(a), (double)d->block_bytes), d->engine, d->dir,
+			ms(d->fdatasync.p50_ns), ms(d->fdatasync.p99_ns), ms(d->fdatasync.p999_ns));
+	else if (d->present && d->ok)
 		fprintf(out,
 			"  disk: %.2f MB/s sequential, %s per fdatasync, %d job(s) (%s, %s);"
 			" fdatasync p50 %.3f p99 %.3f p99.9 %.3f ms\n",
@@ -376,8 +407,8 @@ static void baseline_print(FILE *out, const struct tb_report *rep)
 		fprintf(out, "  loopback TCP: failed: %s\n", n->error);
 	if (rep->ratio_produce_vs_disk > 0)
 		fprintf(out,
-			"  ratio produce MB/s / disk MB/s at the same fdatasync cadence: %.3f\n",
-			rep->ratio_produce_vs_disk);
+			"  ratio produce MB/s / disk MB/s%s at the same fdatasync cadence: %.3f\n",
+			d->copies > 1 ? " of one copy" : "", rep->ratio_produce_vs_disk);
 	if (rep->ratio_consume_vs_loopback > 0)
 		fprintf(out, "  ratio consume MB/s / loopback TCP MB/s: %.3f\n",
 			rep->ratio_consume_vs_loopback);
@@ -513,6 +544,26 @@ static void json_phase(struct tb_jw *w, const struct tb_phase_result *r, bool se
 		}
 		tb_jw_obj_end(w);
 	}
+	if (r->replica_count > 1) {
+		static const char *const q4[] = {"p50", "p99", "p999", "max"};
+		tb_jw_obj(w, "replication");
+		tb_jw_u64(w, "brokers", (uint64_t)r->replica_count);
+		tb_jw_u64(w, "leader", (uint64_t)r->leader_node);
+		tb_jw_u64(w, "bytes_per_fdatasync", r->replica_bytes_per_flush);
+		tb_jw_arr(w, "replicas");
+		for (int i = 0; i < r->replica_count; i++) {
+			const struct tb_broker_stats *rs = &r->replicas[i];
+			tb_jw_obj(w, NULL);
+			tb_jw_u64(w, "node_id", (uint64_t)i + 1);
+			tb_jw_u64(w, "fdatasyncs", rs->flushes);
+			tb_jw_u64(w, "bytes_per_fdatasync", rs->bytes_per_flush);
+			json_us_as_ms(w, "fdatasync_ms", q4, rs->flush_us, 4);
+			tb_jw_u64(w, "produce_requests", rs->produce_requests);
+			tb_jw_obj_end(w);
+		}
+		tb_jw_arr_end(w);
+		tb_jw_obj_end(w);
+	}
 	if (!series)
 		return;
 	tb_jw_arr(w, "series");
@@ -543,6 +594,8 @@ static void json_config(struct tb_jw *w, const struct tb_opts *o)
 	tb_jw_str(w, "bootstrap", o->bootstrap ? o->bootstrap : "spawned tallyd");
 	tb_jw_str(w, "topic", o->topic);
 	tb_jw_u64(w, "partitions", (uint64_t)o->partitions);
+	tb_jw_u64(w, "replication_factor", (uint64_t)o->replication_factor);
+	tb_jw_u64(w, "min_insync_replicas", (uint64_t)o->min_insync_replicas);
 	tb_jw_str(w, "record_size", o->size.text);
 	tb_jw_str(w, "payload",
 		  o->payload == TB_PAYLOAD_TEXT     ? "text"
@@ -601,9 +654,11 @@ static void json_baselines(struct tb_jw *w, const struct tb_report *rep)
 		tb_jw_str(w, "dir", d->dir);
 		tb_jw_u64(w, "block_bytes", d->block_bytes);
 		tb_jw_u64(w, "jobs", (uint64_t)d->jobs);
+		tb_jw_u64(w, "copies", (uint64_t)d->copies);
 		tb_jw_u64(w, "bytes", d->bytes);
 		tb_jw_num(w, "seconds", d->seconds);
 		tb_jw_num(w, "mb_per_s", d->mb_per_s);
+		tb_jw_num(w, "total_mb_per_s", d->total_mb_per_s);
 		json_latency(w, "fdatasync_ms", &d->fdatasync);
 		tb_jw_obj_end(w);
 	}
@@ -1136,11 +1191,11 @@ static void html_baselines(FILE *f, const struct tb_report *rep)
 	fprintf(f, "<h2>Baselines (same run)</h2>\n<ul>\n");
 	if (d->present && d->ok)
 		fprintf(f,
-			"<li>Disk: %.2f MB/s sequential writes of %s, each followed by fdatasync,"
+			"<li>Disk: %.2f MB/s%s sequential writes of %s, each followed by fdatasync,"
 			" %d job(s), %s; fdatasync p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms</li>\n",
-			d->mb_per_s, tb_fmt_bytes(a, sizeof(a), (double)d->block_bytes), d->jobs,
-			d->engine, ms(d->fdatasync.p50_ns), ms(d->fdatasync.p99_ns),
-			ms(d->fdatasync.p999_ns));
+			d->mb_per_s, d->copies > 1 ? " of one copy (all writers / copies)" : "",
+			tb_fmt_bytes(a, sizeof(a), (double)d->block_bytes), d->jobs, d->engine,
+			ms(d->fdatasync.p50_ns), ms(d->fdatasync.p99_ns), ms(d->fdatasync.p999_ns));
 	else if (d->present)
 		fprintf(f, "<li>Disk baseline failed: %s</li>\n", d->error);
 	const struct tb_commit_baseline *c = &rep->commit;

@@ -11,8 +11,8 @@
  * Files: main.c (modes, sweep), opts.c (command line), hist.c (latency histogram),
  * workload.c (threads, pacing, sampling), driver_tally.c (libtally), driver_peer.c (Redis
  * Streams and NATS JetStream over their own wire protocols), broker.c (spawning tallyd,
- * /proc figures), baseline.c (disk and loopback), report.c (table, JSON, HTML),
- * json.c (writer and a small parser), compare.c. */
+ * /proc figures), cluster.c (etcd and N brokers for --replication-factor), baseline.c (disk and
+ * loopback), report.c (table, JSON, HTML), json.c (writer and a small parser), compare.c. */
 #ifndef TALLY_BENCH_TB_H
 #define TALLY_BENCH_TB_H
 
@@ -34,6 +34,7 @@
 #define TB_RECORD_MAGIC    0x31484342424c4154ULL /* "TALBBCH1" little-endian */
 #define TB_DURATION_MAX_S  7200 /* 2 h: intended times must fit the delivery opaque */
 #define TB_SWEEP_STEPS_MAX 32
+#define TB_REPLICAS_MAX    5 /* --replication-factor: brokers started on loopback */
 
 /* ---- histogram (hist.c) ----
  * Log-bucketed like HdrHistogram: values below 128 are exact; above, each power of two
@@ -111,6 +112,9 @@ struct tb_opts {
 	bool keep_data;
 	const char *broker_args[TB_PROPS_MAX]; /* tallyd --override key=value */
 	int broker_arg_count;
+	int replication_factor;  /* > 1: etcd and that many tallyds (cluster.c) */
+	int min_insync_replicas; /* the topic's min.insync.replicas */
+	const char *etcd;        /* path; default: etcd on PATH */
 	/* workload */
 	const char *topic;
 	int partitions;
@@ -149,6 +153,7 @@ struct tb_opts {
 	double baseline_s;           /* 0: disk as long as the workload, loopback NET_BASELINE_S */
 	int baseline_syncs;          /* group commit baseline: fdatasyncs in flight per file */
 	bool baseline_overwrite;     /* group commit baseline into zero-filled files */
+	int baseline_copies;         /* disk baseline: writers per partition; default RF */
 	/* output */
 	const char *json_path;
 	const char *html_path;
@@ -219,10 +224,12 @@ struct tb_disk_baseline {
 	char dir[512];
 	uint64_t block_bytes;  /* bytes written per fdatasync */
 	char block_source[48]; /* where block_bytes came from */
-	int jobs;
+	int jobs;              /* writers in all: partitions (up to 16) x copies */
+	int copies;            /* writers per partition, as the replicas of one partition are */
 	uint64_t bytes;
 	double seconds;
-	double mb_per_s;
+	double mb_per_s;             /* of one copy: total_mb_per_s / copies */
+	double total_mb_per_s;       /* every writer's bytes */
 	struct tb_latency fdatasync; /* counts/curve may be partial with fio */
 	char error[256];
 };
@@ -281,7 +288,13 @@ struct tb_phase_result {
 	struct tb_latency e2e_latency;     /* receive - intended send time */
 	bool has_e2e;
 	struct tb_resources res;
-	struct tb_broker_stats broker; /* from tallyd's log at close; zeros unknown */
+	struct tb_broker_stats broker; /* from tallyd's log at close; zeros unknown; with
+					* replicas, the broker that answered the Produce
+					* requests (the leader) */
+	int replica_count;             /* brokers of a --replication-factor > 1 run, else 0 */
+	struct tb_broker_stats replicas[TB_REPLICAS_MAX]; /* by node id - 1 */
+	int leader_node;                  /* node id of partition 0's leader at the start */
+	uint64_t replica_bytes_per_flush; /* all replicas' bytes / all their fdatasyncs */
 	struct tb_sample *samples;
 	int sample_count;
 	int sample_cap;
@@ -401,11 +414,26 @@ struct tb_broker {
 	char data[600];
 	char log_path[600];
 	char bootstrap[64];
-	bool workdir_made; /* we created it, so we remove it */
+	bool workdir_made;    /* we created it, so we remove it */
+	char stop_detail[64]; /* how it ended: "exit status 0", "killed by SIGSEGV" */
 };
 /* Starts tallyd with its data in a fresh directory under o->data_dir (or /var/tmp) and
  * waits until it listens. 0, or -1 with @err. */
 int tb_broker_spawn(const struct tb_opts *o, struct tb_broker *b, char *err, size_t err_size);
+/* Starts tallyd on 127.0.0.1:0 with b->data as log.dirs and its output in b->log_path
+ * (both set by the caller), the overrides @extra, then o->broker_args, and waits until
+ * it listens (b->bootstrap). 0, or -1 with @err. */
+#define TB_BROKER_EXTRA_MAX 8
+int tb_broker_start(const struct tb_opts *o, struct tb_broker *b, const char *const *extra,
+		    int extra_count, char *err, size_t err_size);
+/* Forks @path with @argv (execvp) in a process group of its own, stdout and stderr
+ * appended to @log_path, killed by the kernel should tally-bench die first. The pid, or
+ * -1 with @err. */
+int tb_spawn_logged(const char *path, char **argv, const char *log_path, char *err,
+		    size_t err_size);
+/* The flush and Produce statistics of @topic's partitions in a tallyd log. */
+void tb_broker_stats_read(const char *log_path, const char *topic, struct tb_broker_stats *st);
+void tb_remove_tree(const char *path);
 /* SIGTERM, wait, and read the flush and request statistics of @topic's partitions from
  * the log. */
 int tb_broker_stop(struct tb_broker *b, const char *topic, struct tb_broker_stats *stats);
@@ -413,6 +441,34 @@ void tb_broker_cleanup(struct tb_broker *b, bool keep);
 /* The pid of the process listening on TCP @port of this host, 0 if not found. */
 int tb_pid_listening_on(int port);
 int tb_port_of(const char *bootstrap);
+
+/* ---- a replicated cluster on loopback (cluster.c) ----
+ * etcd (free ports, data in the work directory) and o->replication_factor tallyds with
+ * node.id 1..N, each on 127.0.0.1:0 with log.dirs WORKDIR/bI/data and its log in
+ * WORKDIR/bI/tallyd.log, registered in etcd. */
+struct tb_cluster {
+	bool spawned;
+	int count;
+	struct tb_broker node[TB_REPLICAS_MAX]; /* node.id i + 1 */
+	int etcd_pid;
+	char etcd_url[64];
+	char etcd_log[600];
+	char workdir[512];
+	bool workdir_made;
+	char bootstrap[TB_REPLICAS_MAX * 24];
+};
+/* 0, or -1 with @err; on failure whatever started is still in @c for tb_cluster_cleanup. */
+int tb_cluster_spawn(const struct tb_opts *o, struct tb_cluster *c, char *err, size_t err_size);
+/* Until every partition of @topic has a leader and @rf replicas in its ISR (or
+ * @timeout_ms passed): 0 and the leader of partition 0 in @leader_out, or -1 with @err. */
+int tb_wait_isr(const char *bootstrap, const char *topic, int partitions, int rf, int timeout_ms,
+		int *leader_out, char *err, size_t err_size);
+/* SIGTERM to every broker at once, wait, then etcd; each broker's statistics of @topic
+ * into @stats (by node id - 1). 0 when every broker exited 0. */
+int tb_cluster_stop(struct tb_cluster *c, const char *topic,
+		    struct tb_broker_stats stats[TB_REPLICAS_MAX]);
+/* SIGKILLs whatever still runs and removes the work directory unless @keep. */
+void tb_cluster_cleanup(struct tb_cluster *c, bool keep);
 
 struct tb_proc_sample {
 	double machine_busy_s; /* all CPUs, /proc/stat: non-idle time of every process */
@@ -425,8 +481,11 @@ void tb_proc_sample(int pid, struct tb_proc_sample *out);
 double tb_self_cpu_s(void);
 
 /* ---- baselines (baseline.c) ---- */
-void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, uint64_t bytes,
-			  double max_s, const char *engine, struct tb_disk_baseline *out);
+/* @jobs x @copies sequential writers at once, @bytes of one copy spread over @jobs;
+ * out->mb_per_s is the bandwidth of one copy (all writers' bytes / @copies / seconds). */
+void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, int copies,
+			  uint64_t bytes, double max_s, const char *engine,
+			  struct tb_disk_baseline *out);
 /* Group commit of @rate records/s of @record_bytes spread over @jobs files for @seconds,
  * with up to @syncs_in_flight fdatasyncs per file, appending or (@overwrite) rewriting
  * files zero-filled beforehand; latencies of records meant to arrive in the first
