@@ -246,6 +246,15 @@ static void fetch_evaluate(struct tl_request *req)
 		return;
 	}
 	req->deadline_ms = 0;
+	if (st->msg.replica_id < 0 && st->msg.replica_state.replica_id < 0) {
+		/* Quota (consumers only): a throttled fetch is answered empty, as Kafka does. */
+		st->resp.throttle_time_ms =
+			tl_quota_charge(req, TL_QUOTA_CONSUMER_BYTE_RATE, bytes, true);
+		if (st->resp.throttle_time_ms > 0) {
+			fetch_release_reads(st);
+			st->resp.responses_count = 0;
+		}
+	}
 	tl_response_begin(req);
 	/* The encoder hands each file span's reference to the response buffer. */
 	tl_fetch_response_encode(&req->response, req->header.api_version, &st->resp);

@@ -46,6 +46,9 @@ static void produce_respond(struct tl_request *req)
 		tl_request_finished(req);
 		return;
 	}
+	/* Quota: the request's bytes count; over the quota the connection is muted. */
+	st->resp.throttle_time_ms =
+		tl_quota_charge(req, TL_QUOTA_PRODUCER_BYTE_RATE, (int64_t)req->frame_len + 4, false);
 	if (st->msg.acks == 0) {
 		req->state = TL_REQUEST_SILENT;
 		tl_request_finished(req);
