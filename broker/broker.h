@@ -110,8 +110,8 @@ struct tl_request {
 	void (*on_abandon)(struct tl_request *req);
 	int64_t deadline_ms; /* parked fetch: when to answer anyway; 0 = not parked */
 	struct tl_request *parked_next, *parked_prev;
-	uint64_t wake_gen;   /* the partition wake-up that last retried this fetch */
-	int64_t received_ns; /* when the whole frame was in */
+	uint64_t wake_gen;     /* the partition wake-up that last retried this fetch */
+	int64_t received_ns;   /* when the whole frame was in */
 	int64_t hold_until_ms; /* quota: an old client's response waits until then (KIP-219) */
 };
 

@@ -306,9 +306,8 @@ static uint32_t sensor_hash(int32_t key, struct tl_str user, struct tl_str clien
 	return h;
 }
 
-static struct tl_quota_sensor *sensor_get(struct tl_quotas *quotas, int32_t key,
-					  struct tl_str user, struct tl_str client, bool create,
-					  int64_t now_ms)
+static struct tl_quota_sensor *sensor_get(struct tl_quotas *quotas, int32_t key, struct tl_str user,
+					  struct tl_str client, bool create, int64_t now_ms)
 {
 	user.len = TL_MAX(TL_MIN(user.len, TL_QUOTA_NAME_MAX), 0);
 	client.len = TL_MAX(TL_MIN(client.len, TL_QUOTA_NAME_MAX), 0);
@@ -327,8 +326,7 @@ static struct tl_quota_sensor *sensor_get(struct tl_quotas *quotas, int32_t key,
 			return s;
 	if (!create || quotas->sensor_count >= TL_QUOTA_SENSORS_MAX)
 		return NULL;
-	struct tl_quota_sensor *s =
-		malloc(sizeof(*s) + (size_t)user.len + (size_t)client.len + 1);
+	struct tl_quota_sensor *s = malloc(sizeof(*s) + (size_t)user.len + (size_t)client.len + 1);
 	if (!s)
 		return NULL;
 	s->key = key;
@@ -542,9 +540,9 @@ tl_err tl_quotas_parse(struct tl_quotas *quotas, const char *text)
 		}
 		if (user.present || client.present) {
 			for (int k = 0; k < TL_QUOTA_KEYS; k++)
-				if (has[k] && tl_quotas_set(quotas, &user, &client,
-							    (enum tl_quota_key)k, value[k],
-							    false) != TL_OK)
+				if (has[k] &&
+				    tl_quotas_set(quotas, &user, &client, (enum tl_quota_key)k,
+						  value[k], false) != TL_OK)
 					goto bad;
 		}
 		line = *end ? end + 1 : end;

@@ -67,8 +67,7 @@ struct tl_quota_rate {
 	struct tl_quota_sample samples[TL_QUOTA_WINDOWS_MAX];
 };
 
-void tl_quota_rate_init(struct tl_quota_rate *rate, int32_t num, int64_t window_ms,
-			int64_t now_ms);
+void tl_quota_rate_init(struct tl_quota_rate *rate, int32_t num, int64_t window_ms, int64_t now_ms);
 void tl_quota_rate_record(struct tl_quota_rate *rate, double value, int64_t now_ms);
 /* Per second over the elapsed window. */
 double tl_quota_rate_measure(struct tl_quota_rate *rate, int64_t now_ms);

@@ -181,7 +181,8 @@ static bool entity_matches(const struct tl_quota_entity *e,
 		if (!component_matches(part, c->match_type, c->match))
 			return false;
 	}
-	if (msg->strict && ((e->user.present && !wants_user) || (e->client.present && !wants_client)))
+	if (msg->strict &&
+	    ((e->user.present && !wants_user) || (e->client.present && !wants_client)))
 		return false;
 	return true;
 }
@@ -224,8 +225,8 @@ static void describe_entity(struct tl_arena *arena, const struct tl_quota_entity
 			&out->entity[out->entity_count++];
 		tl_describe_client_quotas_response_entity_data_defaults(d);
 		d->entity_type = tl_str_of(types[i]);
-		d->entity_name = list[i]->is_default ? (struct tl_str){NULL, -1}
-						     : tl_str_of(list[i]->name);
+		d->entity_name =
+			list[i]->is_default ? (struct tl_str){NULL, -1} : tl_str_of(list[i]->name);
 	}
 	for (int k = 0; k < TL_QUOTA_KEYS; k++) {
 		if (!e->has[k])
@@ -324,7 +325,8 @@ static struct tl_str alter_check(struct tl_request *req,
 					    TL_MAX(op->key.len, 0), op->key.ptr);
 		for (int32_t j = 0; j < i; j++)
 			if (tl_str_eq(in->ops[j].key, op->key))
-				return arena_printf(arena, "Duplicate quota configuration key: %.*s",
+				return arena_printf(arena,
+						    "Duplicate quota configuration key: %.*s",
 						    op->key.len, op->key.ptr);
 		if (op->remove)
 			continue;
@@ -333,8 +335,8 @@ static struct tl_str alter_check(struct tl_request *req,
 					    "Invalid value %g for quota configuration %s: it "
 					    "must be positive",
 					    op->value, tl_quota_key_name((enum tl_quota_key)key));
-		bool integral = key == TL_QUOTA_PRODUCER_BYTE_RATE ||
-				key == TL_QUOTA_CONSUMER_BYTE_RATE;
+		bool integral =
+			key == TL_QUOTA_PRODUCER_BYTE_RATE || key == TL_QUOTA_CONSUMER_BYTE_RATE;
 		if (integral && (fabs(op->value - rint(op->value)) > 1e-6 || op->value > 9.2e18))
 			return arena_printf(arena,
 					    "Invalid value %g for quota configuration %s: it "
@@ -356,8 +358,8 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 	struct tl_alter_client_quotas_response resp;
 	tl_alter_client_quotas_response_defaults(&resp);
 	resp.entries_count = TL_MAX(msg.entries_count, 0);
-	resp.entries =
-		tl_arena_array(&req->arena, (size_t)TL_MAX(resp.entries_count, 1), sizeof(*resp.entries));
+	resp.entries = tl_arena_array(&req->arena, (size_t)TL_MAX(resp.entries_count, 1),
+				      sizeof(*resp.entries));
 	if (!resp.entries) {
 		tl_request_reject(req, "AlterClientQuotas request too large");
 		return;

@@ -67,9 +67,10 @@ START_TEST(precedence_follows_kafkas_eight_levels)
 		const struct tl_quota_part *u, *c;
 		double value;
 	} levels[] = {
-		{&absent, &any_default, 8}, {&absent, &app, 7},	       {&any_default, &absent, 6},
-		{&any_default, &any_default, 5}, {&any_default, &app, 4}, {&alice, &absent, 3},
-		{&alice, &any_default, 2},	 {&alice, &app, 1},
+		{&absent, &any_default, 8}, {&absent, &app, 7},
+		{&any_default, &absent, 6}, {&any_default, &any_default, 5},
+		{&any_default, &app, 4},    {&alice, &absent, 3},
+		{&alice, &any_default, 2},  {&alice, &app, 1},
 	};
 	/* Added weakest first: each new one wins. */
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
@@ -145,8 +146,9 @@ START_TEST(a_client_held_to_its_throttle_averages_the_quota)
 	int64_t t = 0;
 	while (t < 30000) {
 		sent += 1e5;
-		int32_t throttle = tl_quotas_record(&q, TL_QUOTA_PRODUCER_BYTE_RATE,
-						    tl_str_of("ANONYMOUS"), tl_str_of("fast"), 1e5, t);
+		int32_t throttle =
+			tl_quotas_record(&q, TL_QUOTA_PRODUCER_BYTE_RATE, tl_str_of("ANONYMOUS"),
+					 tl_str_of("fast"), 1e5, t);
 		t += throttle > 0 ? throttle : 1;
 	}
 	double rate = sent / 30.0;
@@ -171,8 +173,10 @@ START_TEST(the_text_form_round_trips_odd_names_and_defaults)
 	ck_assert_int_eq(back.entity_count, 2);
 	struct tl_quota_entity *e = tl_quotas_find(&back, &odd, &any_default);
 	ck_assert_ptr_nonnull(e);
-	ck_assert(e->has[TL_QUOTA_CONSUMER_BYTE_RATE] && e->value[TL_QUOTA_CONSUMER_BYTE_RATE] == 2048);
-	ck_assert(e->has[TL_QUOTA_REQUEST_PERCENTAGE] && e->value[TL_QUOTA_REQUEST_PERCENTAGE] == 12.5);
+	ck_assert(e->has[TL_QUOTA_CONSUMER_BYTE_RATE] &&
+		  e->value[TL_QUOTA_CONSUMER_BYTE_RATE] == 2048);
+	ck_assert(e->has[TL_QUOTA_REQUEST_PERCENTAGE] &&
+		  e->value[TL_QUOTA_REQUEST_PERCENTAGE] == 12.5);
 	ck_assert(!e->has[TL_QUOTA_PRODUCER_BYTE_RATE]);
 	ck_assert_int_eq(tl_quotas_parse(&back, "user=x bogus_key=1\n"), TL_ERR_CORRUPT);
 	free(text);

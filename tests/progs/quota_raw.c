@@ -9,9 +9,9 @@
  *                                      the broker's order: "user=X client-id=Y key=value..."
  *                                      (absent parts left out), or "error CODE MESSAGE"
  *   quota_raw BROKER VERSION produce-old CLIENT_ID TOPIC
- *                                      two Produce v5 requests of 100 kB (pre-KIP-219):
- *                                      prints "throttle_ms=T delay_ms=D" for the second,
- *                                      D being how long its answer took
+ *                                      one Produce v5 request of 100 kB (pre-KIP-219):
+ *                                      prints "throttle_ms=T delay_ms=D", D being how
+ *                                      long its answer took
  * VERSION is the API version of the quota requests (0 or 1). Exit 0 when the broker
  * answered, 1 otherwise. */
 #include <errno.h>
@@ -337,7 +337,6 @@ int main(int argc, char **argv)
 		return do_describe(version, argc - 4, argv + 4);
 	if (strcmp(argv[3], "produce-old") == 0 && argc >= 6) {
 		int64_t delay;
-		produce_old(argv[4], argv[5], &delay);
 		int32_t throttle = produce_old(argv[4], argv[5], &delay);
 		printf("throttle_ms=%d delay_ms=%" PRId64 "\n", throttle, delay);
 		return 0;

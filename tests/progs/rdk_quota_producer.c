@@ -36,8 +36,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 		acked_bytes += (int64_t)msg->len;
 }
 
-static void on_throttle(rd_kafka_t *rk, const char *broker_name, int32_t broker_id,
-			int throttle_ms, void *opaque)
+static void on_throttle(rd_kafka_t *rk, const char *broker_name, int32_t broker_id, int throttle_ms,
+			void *opaque)
 {
 	(void)rk;
 	(void)broker_name;
@@ -63,8 +63,11 @@ int main(int argc, char **argv)
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	const char *settings[][2] = {
-		{"bootstrap.servers", argv[1]}, {"client.id", argv[3]}, {"acks", "1"},
-		{"linger.ms", "5"},		{"queue.buffering.max.kbytes", "4096"},
+		{"bootstrap.servers", argv[1]},
+		{"client.id", argv[3]},
+		{"acks", "1"},
+		{"linger.ms", "5"},
+		{"queue.buffering.max.kbytes", "4096"},
 		{"batch.num.messages", batch_msgs},
 	};
 	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
@@ -102,7 +105,8 @@ int main(int argc, char **argv)
 	int64_t bytes = acked_bytes - (warm_bytes < 0 ? 0 : warm_bytes);
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_flush(rk, 5000);
-	printf("bytes=%" PRId64 " seconds=%.2f rate=%.0f throttled=%" PRId64 " throttle_max_ms=%d\n",
+	printf("bytes=%" PRId64 " seconds=%.2f rate=%.0f throttled=%" PRId64
+	       " throttle_max_ms=%d\n",
 	       bytes, elapsed, (double)bytes / elapsed, throttled, throttle_max_ms);
 	rd_kafka_destroy(rk);
 	return 0;
