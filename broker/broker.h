@@ -285,6 +285,9 @@ tl_err tl_quotas_load(struct tl_broker *broker);
  * (and holds the response of clients older than KIP-219) and returns throttle_time_ms.
  * @refund: a throttled request is answered empty, so its bytes are taken back. */
 int32_t tl_quota_charge(struct tl_request *req, enum tl_quota_key key, int64_t bytes, bool refund);
+/* The most bytes one response may carry without going over @key's quota on its own
+ * (Kafka's getMaxValueInQuotaWindow, which caps fetch sizes); INT64_MAX without one. */
+int64_t tl_quota_window_bytes(struct tl_request *req, enum tl_quota_key key);
 void tl_handle_describe_client_quotas(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *body);
 

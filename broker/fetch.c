@@ -98,6 +98,8 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 	struct tl_broker *broker = req->conn->broker;
 	const struct tl_fetch_request *msg = &st->msg;
 	int64_t budget = msg->max_bytes > 0 ? msg->max_bytes : INT32_MAX;
+	if (msg->replica_id < 0 && msg->replica_state.replica_id < 0) /* quota: as Kafka */
+		budget = TL_MIN(budget, tl_quota_window_bytes(req, TL_QUOTA_CONSUMER_BYTE_RATE));
 	int64_t total = 0;
 	*errors_out = false;
 	for (int32_t t = 0; t < msg->topics_count; t++) {

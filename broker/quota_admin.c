@@ -114,6 +114,22 @@ int32_t tl_quota_charge(struct tl_request *req, enum tl_quota_key key, int64_t b
 	return ms;
 }
 
+int64_t tl_quota_window_bytes(struct tl_request *req, enum tl_quota_key key)
+{
+	struct tl_quotas *quotas = &req->conn->broker->quotas;
+	if (tl_quotas_is_empty(quotas))
+		return INT64_MAX;
+	struct tl_str client = req->header.client_id;
+	client.len = TL_MAX(client.len, 0);
+	double quota;
+	struct tl_str user_tag, client_tag;
+	if (!tl_quotas_resolve(quotas, tl_str_of(TL_QUOTA_USER_ANONYMOUS), client, key, &quota,
+			       &user_tag, &client_tag))
+		return INT64_MAX;
+	double bytes = quota * TL_QUOTA_MIN_FULL_WINDOWS * (double)quotas->window_ms / 1000.0;
+	return (int64_t)TL_MAX(TL_MIN(bytes, (double)INT32_MAX), 1.0);
+}
+
 /* ---- shared ---- */
 
 static struct tl_str arena_printf(struct tl_arena *arena, const char *fmt, ...)
