@@ -15,9 +15,9 @@
  * quota.window.size.seconds each; a sample older than all of them is reset; the rate is
  * the sum over the elapsed time since the oldest sample, counted as at least one
  * window (Kafka: num - 1 windows, which makes a bursting client's rate swing by
- * +-25 % around the quota; see quota.c). A request that takes the rate over the quota is throttled for
- * (rate - quota) / quota * elapsed ms (Kafka's QuotaUtils.throttleTime), capped here
- * at num * window.
+ * +-25 % around the quota; see quota.c). A request that takes the rate over the quota is throttled
+ * for (rate - quota) / quota * elapsed ms (Kafka's QuotaUtils.throttleTime), capped here at num *
+ * window.
  *
  * Enforced: producer_byte_rate (Produce request bytes) and consumer_byte_rate (Fetch
  * response bytes, consumers only, not replicas). request_percentage and
@@ -34,12 +34,12 @@
 #include "common/buf.h"
 #include "tally/error.h"
 
-#define TL_QUOTA_USER_ANONYMOUS "ANONYMOUS"
-#define TL_QUOTA_WINDOWS_MAX    64
-#define TL_QUOTA_ENTITIES_MAX   10000
-#define TL_QUOTA_SENSORS_MAX    100000
-#define TL_QUOTA_SENSOR_IDLE_MS (3600 * 1000)
-#define TL_QUOTA_NAME_MAX       1024 /* longest user or client id name kept in a quota */
+#define TL_QUOTA_USER_ANONYMOUS   "ANONYMOUS"
+#define TL_QUOTA_WINDOWS_MAX      64
+#define TL_QUOTA_ENTITIES_MAX     10000
+#define TL_QUOTA_SENSORS_MAX      100000
+#define TL_QUOTA_SENSOR_IDLE_MS   (3600 * 1000)
+#define TL_QUOTA_NAME_MAX         1024 /* longest user or client id name kept in a quota */
 /* The shortest span a rate is measured over, in windows (Kafka: quota.window.num - 1;
  * see tl_quota_rate_window_ms for why one). */
 #define TL_QUOTA_MIN_FULL_WINDOWS 1

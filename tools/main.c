@@ -218,7 +218,7 @@ static const struct noun nouns[] = {
 	{"topic", cli_topic},  {"topics", cli_topic}, {"produce", cli_produce},
 	{"tail", cli_tail},    {"consume", cli_tail}, {"group", cli_group},
 	{"groups", cli_group}, {"txn", cli_txn},      {"cluster", cli_cluster},
-	{"log", cli_log},
+	{"log", cli_log},      {"quota", cli_quota},  {"quotas", cli_quota},
 };
 
 static int version(void)
@@ -284,6 +284,6 @@ int main(int argc, char **argv)
 	}
 	return cli_usage(
 		&cli, NULL,
-		"unknown command \"%s\"; commands: topic, produce, tail, group, txn, cluster, log, help",
+		"unknown command \"%s\"; commands: topic, produce, tail, group, txn, cluster, quota, log, help",
 		name);
 }

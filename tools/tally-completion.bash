@@ -80,7 +80,7 @@ _tally()
 		;;
 	esac
 	if [ -z "$noun" ]; then
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster log help $globals" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota log help $globals" -- "$cur"))
 		return
 	fi
 	local opts=
@@ -115,13 +115,18 @@ _tally()
 	cluster)
 		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "info log-dirs" -- "$cur")); return; }
 		;;
+	quota | quotas)
+		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "set list delete" -- "$cur")); return; }
+		opts="--user --user-default --client-id --client-id-default"
+		[[ $cur != -* ]] && [ "$verb" != list ] && { COMPREPLY=($(compgen -W "producer_byte_rate= consumer_byte_rate= request_percentage= controller_mutation_rate=" -- "$cur")); compopt -o nospace 2>/dev/null; return; }
+		;;
 	log)
 		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "dump check" -- "$cur")); return; }
 		opts="--records --json"
 		[[ $cur != -* ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }
 		;;
 	help)
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster log" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota log" -- "$cur"))
 		return
 		;;
 	esac

@@ -126,8 +126,8 @@ START_TEST(a_user_quota_is_shared_by_its_clients_a_default_one_is_not)
 			 0);
 	ck_assert_int_eq(q.sensor_count, 3);
 	/* Unrecording takes it back. */
-	tl_quotas_unrecord(&q, TL_QUOTA_PRODUCER_BYTE_RATE, tl_str_of("alice"), tl_str_of("b"),
-			   600, 0);
+	tl_quotas_unrecord(&q, TL_QUOTA_PRODUCER_BYTE_RATE, tl_str_of("alice"), tl_str_of("b"), 600,
+			   0);
 	ck_assert_int_eq(tl_quotas_record(&q, TL_QUOTA_PRODUCER_BYTE_RATE, tl_str_of("alice"),
 					  tl_str_of("b"), 1, 0),
 			 0);
@@ -153,9 +153,9 @@ START_TEST(a_client_held_to_its_throttle_averages_the_quota)
 		memset(sent_ms, 0, sizeof(sent_ms));
 		for (int64_t t = 0; t < 70000;) {
 			sent_ms[t] += sizes[i];
-			int32_t throttle =
-				tl_quotas_record(&q, TL_QUOTA_PRODUCER_BYTE_RATE, tl_str_of("ANONYMOUS"),
-						 tl_str_of("fast"), sizes[i], t);
+			int32_t throttle = tl_quotas_record(&q, TL_QUOTA_PRODUCER_BYTE_RATE,
+							    tl_str_of("ANONYMOUS"),
+							    tl_str_of("fast"), sizes[i], t);
 			t += throttle > 0 ? throttle : 1;
 		}
 		for (int start = 0; start + 30000 <= 70000; start += 250) {
@@ -163,8 +163,8 @@ START_TEST(a_client_held_to_its_throttle_averages_the_quota)
 			for (int t = start; t < start + 30000; t++)
 				sum += sent_ms[t];
 			double ratio = sum / 30e6;
-			ck_assert_msg(ratio > 0.95 && ratio < 1.05, "size %g from %d ms: %f", sizes[i],
-				      start, ratio);
+			ck_assert_msg(ratio > 0.95 && ratio < 1.05, "size %g from %d ms: %f",
+				      sizes[i], start, ratio);
 		}
 		tl_quotas_deinit(&q);
 	}
