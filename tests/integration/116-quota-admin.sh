@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # AlterClientQuotas / DescribeClientQuotas on the wire (tests/progs/quota_raw, v0 and
-# v1): set, describe with filters, remove; bad input (unknown key, negative rate,
+# v1) and through `tally quota set|list|delete`: set, describe with filters, remove; bad input (unknown key, negative rate,
 # fractional byte rate, unknown entity type) refused with INVALID_REQUEST and a message;
 # validate-only changes nothing; the quotas survive a restart. Then a pre-KIP-219
 # client (Produce v5) over its quota gets throttle_time_ms > 0 and its answer is held
@@ -35,6 +35,20 @@ raw 1 alter client-id=x producer_byte_rate=1.5 | grep -q '^error 42 .*whole numb
 raw 1 alter group=x producer_byte_rate=1 | grep -q '^error 42 Unknown quota entity type: group' || tl_fail "unknown entity type"
 [ "$(raw 1 alter -n client-id=x producer_byte_rate=7)" = ok ] || tl_fail "validate-only"
 [ "$(raw 1 describe client-id=x)" = '' ] || tl_fail "validate-only or refused alters changed something"
+
+tl_log "tally quota"
+tally() { timeout 20 "$TL_BIN/tally" -b "$TL_BROKER" "$@"; }
+tally quota set --user bob --client-id-default producer_byte_rate=4096 || tl_fail "tally quota set"
+tally quota list | grep -qP '^bob\t<default>\tproducer_byte_rate\t4096$' || tl_fail "tally quota list: $(tally quota list)"
+[ "$(raw 1 describe user=bob)" = 'user=bob client-id=<default> producer_byte_rate=4096' ] || tl_fail "the CLI's quota on the wire: $(raw 1 describe user=bob)"
+err=$(tally quota set --client-id x producer_byte_rate=-1 2>&1) && tl_fail "the CLI set a negative rate"
+grep -q 'INVALID_REQUEST: Invalid value -1 .*must be positive' <<<"$err" || tl_fail "the CLI's message: $err"
+err=$(tally quota set --client-id x colour=1 2>&1) && tl_fail "the CLI set an unknown key"
+grep -q 'Unknown quota configuration key: colour' <<<"$err" || tl_fail "the CLI's message: $err"
+tally quota delete --user bob --client-id-default || tl_fail "tally quota delete"
+[ "$(raw 1 describe user=bob)" = '' ] || tl_fail "tally quota delete left: $(raw 1 describe user=bob)"
+rc=0; tally quota delete --user bob 2>/dev/null || rc=$?
+[ "$rc" = 3 ] || tl_fail "deleting a quota that is not there: exit $rc, want 3"
 
 tl_log "restart"
 tl_stop_broker
