@@ -159,8 +159,9 @@ int cli_quota(struct cli *cli, int argc, char **argv)
 	if ((entity.user && entity.user_default) || (entity.client_id && entity.client_id_default))
 		return cli_usage(cli, "quota", "a name and its default cannot both be given");
 	if (set && rest == 0)
-		return cli_usage(cli, "quota", "quota set needs KEY=VALUE, e.g. "
-					       "producer_byte_rate=1048576");
+		return cli_usage(cli, "quota",
+				 "quota set needs KEY=VALUE, e.g. "
+				 "producer_byte_rate=1048576");
 	struct tl_admin_quota_value values[QUOTA_VALUES_MAX];
 	int32_t count = 0;
 	if (!list && (rc = quota_values(cli, set, rest, args, values, &count)) != CLI_EXIT_OK)
@@ -186,11 +187,12 @@ int cli_quota(struct cli *cli, int argc, char **argv)
 			const struct tl_admin_quota_entity *e = &quotas->entries[i].entity;
 			bool same = e->user_default == entity.user_default &&
 				    e->client_id_default == entity.client_id_default &&
-				    !e->user == !entity.user && !e->client_id == !entity.client_id &&
+				    !e->user == !entity.user &&
+				    !e->client_id == !entity.client_id &&
 				    (!e->user || strcmp(e->user, entity.user) == 0) &&
 				    (!e->client_id || strcmp(e->client_id, entity.client_id) == 0);
-			for (int32_t j = 0; same && j < quotas->entries[i].value_count &&
-					    count < QUOTA_VALUES_MAX;
+			for (int32_t j = 0;
+			     same && j < quotas->entries[i].value_count && count < QUOTA_VALUES_MAX;
 			     j++)
 				values[count++] = (struct tl_admin_quota_value){
 					.key = quotas->entries[i].values[j].key, .remove = true};
