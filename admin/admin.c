@@ -174,6 +174,8 @@ enum admin_api_id {
 	API_INCREMENTAL_ALTER_CONFIGS,
 	API_DELETE_RECORDS,
 	API_DESCRIBE_LOG_DIRS,
+	API_DESCRIBE_CLIENT_QUOTAS,
+	API_ALTER_CLIENT_QUOTAS,
 };
 
 struct admin_api {
@@ -220,6 +222,8 @@ static const struct admin_api admin_apis[] = {
 					   ROUTE_CONTROLLER, 0, NULL},
 	[API_DELETE_RECORDS] = {TL_CLIENT_API_DELETE_RECORDS, ROUTE_NODE, 0, NULL},
 	[API_DESCRIBE_LOG_DIRS] = {TL_CLIENT_API_DESCRIBE_LOG_DIRS, ROUTE_NODE, 0, NULL},
+	[API_DESCRIBE_CLIENT_QUOTAS] = {TL_CLIENT_API_DESCRIBE_CLIENT_QUOTAS, ROUTE_ANY, 0, NULL},
+	[API_ALTER_CLIENT_QUOTAS] = {TL_CLIENT_API_ALTER_CLIENT_QUOTAS, ROUTE_CONTROLLER, 0, NULL},
 };
 
 struct admin_call;
@@ -648,6 +652,7 @@ struct admin_result {
 		struct tl_admin_txn_description txn;
 		struct tl_admin_producers producers;
 		struct tl_admin_log_dirs log_dirs;
+		struct tl_admin_quotas quotas;
 	} pub;
 };
 
@@ -2132,4 +2137,155 @@ TL_EXPORT tl_err tl_admin_describe_log_dirs(struct tl_admin *admin, int32_t node
 TL_EXPORT void tl_admin_log_dirs_destroy(struct tl_admin_log_dirs *log_dirs)
 {
 	result_destroy(log_dirs);
+}
+
+/* ---- client quotas (KIP-546) ---- */
+
+#define QUOTA_TYPE_USER   "user"
+#define QUOTA_TYPE_CLIENT "client-id"
+
+static bool quota_entity_valid(const struct tl_admin_quota_entity *e)
+{
+	bool user = e->user_default || (e->user && e->user[0]);
+	bool client = e->client_id_default || (e->client_id && e->client_id[0]);
+	return (user || client) && !(e->user_default && e->user) &&
+	       !(e->client_id_default && e->client_id);
+}
+
+static tl_err alter_quotas_map(struct tl_admin *admin, const struct admin_call *call,
+			       const void *response)
+{
+	const struct tl_alter_client_quotas_response *resp = response;
+	TL_UNUSED(call);
+	if (resp->entries_count != 1)
+		return admin_decode_fail(admin, "AlterClientQuotas");
+	tl_err err = (tl_err)resp->entries[0].error_code;
+	if (err == TL_OK)
+		return TL_OK;
+	struct tl_str msg = resp->entries[0].error_message;
+	if (msg.len > 0) /* the broker's words say more than the code's generic text */
+		return admin_fail(admin, err, "alter client quotas: %s: %.*s", tl_err_name(err),
+				  (int)msg.len, msg.ptr);
+	return admin_fail(admin, err, "alter client quotas: %s", tl_err_message(err));
+}
+
+TL_EXPORT tl_err tl_admin_alter_client_quotas(struct tl_admin *admin,
+					      const struct tl_admin_quota_entity *entity,
+					      const struct tl_admin_quota_value *values,
+					      int32_t count, int timeout_ms)
+{
+	if (!entity || !quota_entity_valid(entity) || !values || count <= 0 || count > 64)
+		return admin_fail(admin, TL_ERR_INVALID,
+				  "alter_client_quotas: needs a user and/or client id (named or "
+				  "default) and 1 to 64 values");
+	struct tl_alter_client_quotas_request_entity_data parts[2];
+	int32_t part_count = 0;
+	if (entity->user || entity->user_default) {
+		tl_alter_client_quotas_request_entity_data_defaults(&parts[part_count]);
+		parts[part_count].entity_type = tl_str_of(QUOTA_TYPE_USER);
+		parts[part_count++].entity_name =
+			entity->user ? tl_str_of(entity->user) : (struct tl_str){NULL, -1};
+	}
+	if (entity->client_id || entity->client_id_default) {
+		tl_alter_client_quotas_request_entity_data_defaults(&parts[part_count]);
+		parts[part_count].entity_type = tl_str_of(QUOTA_TYPE_CLIENT);
+		parts[part_count++].entity_name = entity->client_id ? tl_str_of(entity->client_id)
+								    : (struct tl_str){NULL, -1};
+	}
+	struct tl_alter_client_quotas_request_op_data ops[64];
+	for (int32_t i = 0; i < count; i++) {
+		if (!values[i].key || !values[i].key[0])
+			return admin_fail(admin, TL_ERR_INVALID,
+					  "alter_client_quotas: value %d lacks a key", i);
+		tl_alter_client_quotas_request_op_data_defaults(&ops[i]);
+		ops[i].key = tl_str_of(values[i].key);
+		ops[i].value = values[i].value;
+		ops[i].remove = values[i].remove;
+	}
+	struct tl_alter_client_quotas_request_entry_data entry;
+	tl_alter_client_quotas_request_entry_data_defaults(&entry);
+	entry.entity = parts;
+	entry.entity_count = part_count;
+	entry.ops = ops;
+	entry.ops_count = count;
+	struct tl_alter_client_quotas_request req;
+	tl_alter_client_quotas_request_defaults(&req);
+	req.entries = &entry;
+	req.entries_count = 1;
+	struct admin_call call = {API_ALTER_CLIENT_QUOTAS, &req, NULL, -1, alter_quotas_map, NULL};
+	return admin_call(admin, &call, admin_deadline(timeout_ms));
+}
+
+static tl_err describe_quotas_map(struct tl_admin *admin, const struct admin_call *call,
+				  const void *response)
+{
+	const struct tl_describe_client_quotas_response *resp = response;
+	struct admin_result *result = call->arg;
+	struct tl_admin_quotas *out = &result->pub.quotas;
+	tl_err err = (tl_err)resp->error_code;
+	if (err != TL_OK) {
+		struct tl_str msg = resp->error_message;
+		return admin_fail(admin, err, "describe client quotas: %s%s%.*s",
+				  tl_err_message(err), msg.len > 0 ? ": " : "",
+				  msg.len > 0 ? (int)msg.len : 0, msg.len > 0 ? msg.ptr : "");
+	}
+	int32_t count = TL_MAX(resp->entries_count, 0);
+	struct tl_admin_quota_entry *entries =
+		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*entries));
+	if (!entries)
+		return TL_ERR_NOMEM;
+	for (int32_t i = 0; i < count; i++) {
+		const struct tl_describe_client_quotas_response_entry_data *in = &resp->entries[i];
+		struct tl_admin_quota_entry *e = &entries[i];
+		memset(e, 0, sizeof(*e));
+		for (int32_t j = 0; j < in->entity_count; j++) {
+			struct tl_str type = in->entity[j].entity_type;
+			struct tl_str name = in->entity[j].entity_name;
+			if (tl_str_eq_c(type, QUOTA_TYPE_USER)) {
+				e->entity.user = arena_strdup_null(&result->arena, name);
+				e->entity.user_default = name.len < 0;
+			} else if (tl_str_eq_c(type, QUOTA_TYPE_CLIENT)) {
+				e->entity.client_id = arena_strdup_null(&result->arena, name);
+				e->entity.client_id_default = name.len < 0;
+			}
+		}
+		struct tl_admin_quota_value *values = tl_arena_array(
+			&result->arena, (size_t)TL_MAX(in->values_count, 1), sizeof(*values));
+		if (!values)
+			return TL_ERR_NOMEM;
+		for (int32_t j = 0; j < in->values_count; j++) {
+			values[j].key = arena_strdup(&result->arena, in->values[j].key);
+			values[j].value = in->values[j].value;
+			values[j].remove = false;
+		}
+		e->values = values;
+		e->value_count = TL_MAX(in->values_count, 0);
+	}
+	out->entries = entries;
+	out->count = count;
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_admin_describe_client_quotas(struct tl_admin *admin,
+						 struct tl_admin_quotas **out, int timeout_ms)
+{
+	if (!out)
+		return admin_fail(admin, TL_ERR_INVALID, "describe_client_quotas: needs @out");
+	struct tl_describe_client_quotas_request req;
+	tl_describe_client_quotas_request_defaults(&req);
+	req.components_count = 0; /* no filter, not strict: every entity */
+	req.strict = false;
+	struct admin_call call = {API_DESCRIBE_CLIENT_QUOTAS, &req, NULL, -1,
+				  describe_quotas_map,        NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
+		return err;
+	*out = &result->pub.quotas;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_quotas_destroy(struct tl_admin_quotas *quotas)
+{
+	result_destroy(quotas);
 }

@@ -202,6 +202,10 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		return err;
 	if ((err = tl_topics_load(broker)) != TL_OK)
 		return err;
+	tl_quotas_init(&broker->quotas, config->quota_window_num,
+		       (int64_t)config->quota_window_size_seconds * 1000);
+	if ((err = tl_quotas_load(broker)) != TL_OK)
+		return err;
 	if ((err = tl_groups_create(broker, &broker->groups)) != TL_OK)
 		return err;
 	if ((err = tl_txns_open(broker, &broker->txns)) != TL_OK)
@@ -301,6 +305,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 	int64_t now = tl_mono_ms();
 	int64_t wake = TL_MIN(broker->next_tick_ms, tl_fetch_next_deadline(broker));
 	wake = TL_MIN(wake, tl_groups_next_deadline(broker->groups));
+	wake = TL_MIN(wake, tl_conn_next_unthrottle(broker));
 	int timeout = (int)TL_MAX(TL_MIN(wake - now, (int64_t)max_wait_ms), (int64_t)0);
 	if (broker->dirty_count > 0)
 		timeout = 0; /* appended after the last group commit (timers): flush now */
@@ -343,6 +348,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 	broker_group_commit(broker);
 	now = tl_mono_ms();
 	tl_fetch_expire(broker, now);
+	tl_conn_unthrottle_due(broker, now);
 	tl_groups_tick(broker->groups, now);
 	if (broker->cluster)
 		tl_cluster_tick(broker, now);
@@ -351,6 +357,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 		tl_txns_tick(broker->txns, tl_wall_ms());
 		tl_conn_close_idle(broker, now);
 		tl_metrics_tick(broker, now);
+		tl_quotas_expire(&broker->quotas, now);
 		broker->next_tick_ms = now + TICK_MS;
 	}
 	return TL_OK;
@@ -379,6 +386,7 @@ void tl_broker_deinit(struct tl_broker *broker)
 	if (broker->epoll_fd != -1)
 		close(broker->epoll_fd);
 	free(broker->dirty);
+	tl_quotas_deinit(&broker->quotas);
 	tl_batch_scratch_deinit(&broker->batch_scratch);
 	tl_buf_deinit(&broker->recompress_buf);
 	ZSTD_freeCCtx(broker->recompress_zstd);

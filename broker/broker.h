@@ -24,6 +24,7 @@
 #include "broker/cluster.h"
 #include "broker/config.h"
 #include "broker/metrics.h"
+#include "broker/quota.h"
 #include "common/buf.h"
 #include "common/histogram.h"
 #include "common/ring.h"
@@ -112,9 +113,10 @@ struct tl_request {
 	void (*on_abandon)(struct tl_request *req);
 	int64_t deadline_ms; /* parked fetch: when to answer anyway; 0 = not parked */
 	struct tl_request *parked_next, *parked_prev;
-	uint64_t wake_gen;   /* the partition wake-up that last retried this fetch */
-	int64_t received_ns; /* when the whole frame was in */
-	int64_t done_ns;     /* when the response was encoded (DONE) */
+	uint64_t wake_gen;     /* the partition wake-up that last retried this fetch */
+	int64_t received_ns;   /* when the whole frame was in */
+	int64_t done_ns;       /* when the response was encoded (DONE) */
+	int64_t hold_until_ms; /* quota: an old client's response waits until then (KIP-219) */
 };
 
 struct tl_conn {
@@ -133,6 +135,9 @@ struct tl_conn {
 	bool closed;
 	bool want_write;  /* EPOLLOUT armed */
 	bool read_paused; /* queue full: stop reading until it drains */
+	bool throttled;   /* quota: muted (not read) until throttled_until_ms */
+	int64_t throttled_until_ms;
+	struct tl_conn *throttle_prev, *throttle_next; /* broker->throttled */
 	int64_t last_active_ms;
 	struct tl_conn *prev, *next;
 };
@@ -185,6 +190,9 @@ struct tl_broker {
 	struct tl_metrics_server *metrics_server; /* metrics.listener; NULL when unset */
 	uint64_t malformed_total;
 	uint64_t connections_refused_total;
+	/* Client quotas (quota.h) and the connections they mute. */
+	struct tl_quotas quotas;
+	struct tl_conn *throttled;
 	/* Produce's record validation: decompression contexts and buffer, reused. */
 	struct tl_batch_scratch batch_scratch;
 	/* Produce's recompression to a topic's compression.type: the batch being built
@@ -215,6 +223,12 @@ void tl_conn_close(struct tl_conn *conn, const char *why);
 void tl_request_finished(struct tl_request *req);
 void tl_conn_flush(struct tl_conn *conn);
 void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms);
+/* Quota: mutes @conn (no reads) until @until_ms; @req's response, if @hold, waits too. */
+void tl_conn_throttle(struct tl_conn *conn, struct tl_request *req, int64_t until_ms, bool hold);
+/* When the next muted connection is due, or INT64_MAX. */
+int64_t tl_conn_next_unthrottle(const struct tl_broker *broker);
+/* Unmutes the connections due at @now_ms: reads resume, held responses go. */
+void tl_conn_unthrottle_due(struct tl_broker *broker, int64_t now_ms);
 
 /* dispatch.c */
 void tl_dispatch(struct tl_request *req);
@@ -263,6 +277,9 @@ void tl_partition_remove_log(struct tl_broker *broker, struct tl_partition *p);
 /* Cluster mode: the partition, or NULL when not hosted here (no local log). */
 struct tl_partition *tl_partition_find_any(struct tl_broker *broker, struct tl_str topic,
 					   int32_t partition);
+/* Replaces @dir/@name with @text atomically and durably (temp file, fsync, rename,
+ * fsync of @dir), as the topic metadata files are written. */
+tl_err tl_broker_write_file_atomic(const char *dir, const char *name, const char *text);
 /* Iteration over all topics, in no particular order. */
 struct tl_topic *tl_topic_next(struct tl_broker *broker, struct tl_topic *prev);
 
@@ -282,6 +299,19 @@ void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_curso
 void tl_handle_describe_cluster(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_describe_log_dirs(struct tl_request *req, struct tl_cursor *body);
+
+/* quota_admin.c */
+/* Loads the persisted quotas (single node); TL_OK when there are none. */
+tl_err tl_quotas_load(struct tl_broker *broker);
+/* Records @bytes of @req's client against @key's quota; over it, mutes the connection
+ * (and holds the response of clients older than KIP-219) and returns throttle_time_ms.
+ * @refund: a throttled request is answered empty, so its bytes are taken back. */
+int32_t tl_quota_charge(struct tl_request *req, enum tl_quota_key key, int64_t bytes, bool refund);
+/* The most bytes one response may carry without going over @key's quota on its own
+ * (Kafka's getMaxValueInQuotaWindow, which caps fetch sizes); INT64_MAX without one. */
+int64_t tl_quota_window_bytes(struct tl_request *req, enum tl_quota_key key);
+void tl_handle_describe_client_quotas(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *body);
 
 /* producer_ids.c */
 /* A fresh producer id: TL_OK, TL_ERR_COORDINATOR_LOAD_IN_PROGRESS (cluster mode, the

@@ -100,6 +100,8 @@ static const struct key_def broker_keys[] = {
 	 16},
 	{"producer.id.expiration.ms", KEY_INT64, OFF(producer_id_expiration_ms), 1, INT64_MAX},
 	{"queued.max.requests", KEY_INT32, OFF(queued_max_requests), 1, 100000},
+	{"quota.window.num", KEY_INT32, OFF(quota_window_num), 2, 64},
+	{"quota.window.size.seconds", KEY_INT32, OFF(quota_window_size_seconds), 1, 3600},
 	{"replica.fetch.backoff.ms", KEY_INT32, OFF(replica_fetch_backoff_ms), 0, 600000},
 	{"replica.fetch.max.bytes", KEY_INT32, OFF(replica_fetch_max_bytes), 1024, INT32_MAX},
 	{"replica.fetch.response.max.bytes", KEY_INT32, OFF(replica_fetch_response_max_bytes), 1024,
@@ -139,6 +141,8 @@ void tl_config_defaults(struct tl_config *config)
 	config->socket_request_max_bytes = 104857600;
 	config->max_connections = 4096;
 	config->queued_max_requests = 500;
+	config->quota_window_num = 11;
+	config->quota_window_size_seconds = 1;
 	config->connections_max_idle_ms = 600000;
 	config->io_engine = TL_RING_MODE_AUTO;
 	config->group_min_session_timeout_ms = 6000;
@@ -823,6 +827,8 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		fprintf(out, "test.fault.drop.produce.response.ratio=%g\n",
 			config->test_fault_drop_produce_response);
 	fprintf(out, "queued.max.requests=%d\n", config->queued_max_requests);
+	fprintf(out, "quota.window.num=%d\n", config->quota_window_num);
+	fprintf(out, "quota.window.size.seconds=%d\n", config->quota_window_size_seconds);
 	fprintf(out, "socket.request.max.bytes=%d\n", config->socket_request_max_bytes);
 	fprintf(out, "unclean.leader.election.enable=%s\n",
 		config->unclean_leader_election_enable ? "true" : "false");

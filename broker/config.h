@@ -50,8 +50,10 @@ struct tl_config {
 	int32_t message_max_bytes;               /* message.max.bytes: largest batch accepted */
 	int32_t socket_request_max_bytes;        /* socket.request.max.bytes: largest frame */
 	int32_t max_connections;                 /* max.connections */
-	int32_t queued_max_requests;     /* queued.max.requests: per connection, pipelined */
-	int64_t connections_max_idle_ms; /* connections.max.idle.ms */
+	int32_t queued_max_requests;       /* queued.max.requests: per connection, pipelined */
+	int32_t quota_window_num;          /* quota.window.num: samples a client rate spans */
+	int32_t quota_window_size_seconds; /* quota.window.size.seconds: one sample */
+	int64_t connections_max_idle_ms;   /* connections.max.idle.ms */
 	bool log_message_timestamp_log_append_time;  /* log.message.timestamp.type=LogAppendTime */
 	enum tl_ring_mode io_engine;                 /* log.io.engine: auto | io_uring | sync */
 	int32_t group_min_session_timeout_ms;        /* group.min.session.timeout.ms */

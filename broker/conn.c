@@ -41,6 +41,8 @@ static void conn_unref(struct tl_conn *conn)
 	free(conn);
 }
 
+static void conn_unthrottle_unlink(struct tl_conn *conn);
+
 void tl_request_free(struct tl_request *req)
 {
 	TL_ASSERT(req->waits == 0);
@@ -88,6 +90,8 @@ void tl_conn_close(struct tl_conn *conn, const char *why)
 	if (conn->next)
 		conn->next->prev = conn->prev;
 	broker->conn_count--;
+	if (conn->throttled)
+		conn_unthrottle_unlink(conn);
 	if (conn->reading) {
 		tl_request_free(conn->reading);
 		conn->reading = NULL;
@@ -109,6 +113,19 @@ void tl_conn_close(struct tl_conn *conn, const char *why)
 	}
 	conn->queued = 0;
 	conn_unref(conn);
+}
+
+static void conn_unthrottle_unlink(struct tl_conn *conn)
+{
+	struct tl_broker *broker = conn->broker;
+	if (conn->throttle_prev)
+		conn->throttle_prev->throttle_next = conn->throttle_next;
+	else
+		broker->throttled = conn->throttle_next;
+	if (conn->throttle_next)
+		conn->throttle_next->throttle_prev = conn->throttle_prev;
+	conn->throttle_prev = conn->throttle_next = NULL;
+	conn->throttled = false;
 }
 
 /* ---- accepting ---- */
@@ -213,7 +230,7 @@ static void conn_update_events(struct tl_conn *conn)
 {
 	if (conn->closed)
 		return;
-	bool want_read = !conn->read_paused;
+	bool want_read = !conn->read_paused && !conn->throttled;
 	uint32_t events =
 		EPOLLRDHUP | (want_read ? EPOLLIN : 0) | (conn->want_write ? EPOLLOUT : 0);
 	struct epoll_event ev = {.events = events, .data.ptr = conn};
@@ -227,6 +244,8 @@ static bool conn_parse(struct tl_conn *conn)
 	uint32_t pos = 0;
 	uint32_t max = (uint32_t)conn->broker->config.socket_request_max_bytes;
 	while (!conn->closed && conn->rlen - pos >= 4) {
+		if (conn->throttled)
+			break; /* quota: muted, as Kafka mutes the channel */
 		if (conn->queued >= conn->broker->config.queued_max_requests) {
 			conn->read_paused = true;
 			break;
@@ -266,7 +285,8 @@ static bool conn_parse(struct tl_conn *conn)
 
 static void conn_read(struct tl_conn *conn)
 {
-	for (int rounds = 0; rounds < 16 && !conn->closed && !conn->read_paused; rounds++) {
+	for (int rounds = 0; rounds < 16 && !conn->closed && !conn->read_paused && !conn->throttled;
+	     rounds++) {
 		ssize_t n;
 		if (conn->reading) {
 			struct tl_request *req = conn->reading;
@@ -421,6 +441,8 @@ void tl_conn_flush(struct tl_conn *conn)
 {
 	while (!conn->closed && conn->head && conn->head->state != TL_REQUEST_WORKING) {
 		struct tl_request *req = conn->head;
+		if (req->hold_until_ms && tl_mono_ms() < req->hold_until_ms)
+			break; /* quota: sent when the connection is unmuted */
 		if (req->state == TL_REQUEST_SILENT) {
 			conn_pop_head(conn);
 			continue;
@@ -525,5 +547,55 @@ void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms)
 		if (!conn->head && now_ms - conn->last_active_ms > idle)
 			tl_conn_close(conn, "idle");
 		conn = next;
+	}
+}
+
+/* ---- quota throttling (KIP-219) ---- */
+
+void tl_conn_throttle(struct tl_conn *conn, struct tl_request *req, int64_t until_ms, bool hold)
+{
+	if (conn->closed)
+		return;
+	if (hold)
+		req->hold_until_ms = until_ms;
+	if (conn->throttled) {
+		conn->throttled_until_ms = TL_MAX(conn->throttled_until_ms, until_ms);
+		return;
+	}
+	struct tl_broker *broker = conn->broker;
+	conn->throttled = true;
+	conn->throttled_until_ms = until_ms;
+	conn->throttle_prev = NULL;
+	conn->throttle_next = broker->throttled;
+	if (broker->throttled)
+		broker->throttled->throttle_prev = conn;
+	broker->throttled = conn;
+	conn_update_events(conn);
+}
+
+int64_t tl_conn_next_unthrottle(const struct tl_broker *broker)
+{
+	int64_t next = INT64_MAX;
+	for (const struct tl_conn *conn = broker->throttled; conn; conn = conn->throttle_next)
+		next = TL_MIN(next, conn->throttled_until_ms);
+	return next;
+}
+
+void tl_conn_unthrottle_due(struct tl_broker *broker, int64_t now_ms)
+{
+	struct tl_conn *conn = broker->throttled;
+	while (conn) {
+		if (conn->throttled_until_ms > now_ms) {
+			conn = conn->throttle_next;
+			continue;
+		}
+		conn_unthrottle_unlink(conn);
+		conn->refs++; /* parsing or flushing may close it */
+		conn_update_events(conn);
+		tl_conn_flush(conn);
+		if (!conn->closed)
+			conn_parse(conn);
+		conn_unref(conn);
+		conn = broker->throttled; /* the list may have changed; restart */
 	}
 }

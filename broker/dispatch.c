@@ -55,6 +55,8 @@ static const struct api_entry apis[] = {
 	{TL_API_DESCRIBE_GROUPS, 0, 5, tl_handle_describe_groups},
 	{TL_API_DELETE_GROUPS, 0, 2, tl_handle_delete_groups},
 	{TL_API_OFFSET_DELETE, 0, 0, tl_handle_offset_delete},
+	{TL_API_DESCRIBE_CLIENT_QUOTAS, 0, 1, tl_handle_describe_client_quotas},
+	{TL_API_ALTER_CLIENT_QUOTAS, 0, 1, tl_handle_alter_client_quotas},
 	{TL_API_ADD_PARTITIONS_TO_TXN, 0, 3, tl_handle_add_partitions_to_txn},
 	{TL_API_ADD_OFFSETS_TO_TXN, 0, 3, tl_handle_add_offsets_to_txn},
 	{TL_API_END_TXN, 0, 3, tl_handle_end_txn},

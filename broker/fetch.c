@@ -98,6 +98,8 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 	struct tl_broker *broker = req->conn->broker;
 	const struct tl_fetch_request *msg = &st->msg;
 	int64_t budget = msg->max_bytes > 0 ? msg->max_bytes : INT32_MAX;
+	if (msg->replica_id < 0 && msg->replica_state.replica_id < 0) /* quota: as Kafka */
+		budget = TL_MIN(budget, tl_quota_window_bytes(req, TL_QUOTA_CONSUMER_BYTE_RATE));
 	int64_t total = 0;
 	*errors_out = false;
 	for (int32_t t = 0; t < msg->topics_count; t++) {
@@ -273,6 +275,15 @@ static void fetch_evaluate(struct tl_request *req)
 		return;
 	}
 	req->deadline_ms = 0;
+	if (st->msg.replica_id < 0 && st->msg.replica_state.replica_id < 0) {
+		/* Quota (consumers only): a throttled fetch is answered empty, as Kafka does. */
+		st->resp.throttle_time_ms =
+			tl_quota_charge(req, TL_QUOTA_CONSUMER_BYTE_RATE, bytes, true);
+		if (st->resp.throttle_time_ms > 0) {
+			fetch_release_reads(st);
+			st->resp.responses_count = 0;
+		}
+	}
 	fetch_count(req->conn->broker, st);
 	tl_response_begin(req);
 	/* The encoder hands each file span's reference to the response buffer. */

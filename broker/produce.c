@@ -393,6 +393,10 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 	struct tl_produce_request *msg = &st->msg;
 	struct tl_produce_response *resp = &st->resp;
 	tl_produce_response_defaults(resp);
+	/* Quota: the request's bytes count as it is read, so a pipelining client is muted
+	 * before its next request is parsed; the response carries the throttle time. */
+	resp->throttle_time_ms = tl_quota_charge(req, TL_QUOTA_PRODUCER_BYTE_RATE,
+						 (int64_t)req->frame_len + 4, false);
 	resp->responses_count = msg->topic_data_count;
 	resp->responses = tl_arena_array(&req->arena, (size_t)TL_MAX(msg->topic_data_count, 0),
 					 sizeof(*resp->responses));

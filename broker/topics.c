@@ -777,3 +777,8 @@ void tl_topics_tick(struct tl_broker *broker, int64_t now_ms)
 			if (topic->partitions[i].log)
 				tl_log_tick(topic->partitions[i].log, now_ms);
 }
+
+tl_err tl_broker_write_file_atomic(const char *dir, const char *name, const char *text)
+{
+	return write_file_atomic(dir, name, text);
+}

@@ -54,6 +54,8 @@ RPC_CODEC(create_partitions)
 RPC_CODEC(delete_records)
 RPC_CODEC(describe_log_dirs)
 RPC_CODEC(incremental_alter_configs)
+RPC_CODEC(describe_client_quotas)
+RPC_CODEC(alter_client_quotas)
 RPC_CODEC(delete_groups)
 RPC_CODEC(describe_producers)
 RPC_CODEC(describe_transactions)
@@ -81,6 +83,9 @@ static const struct tl_client_rpc rpcs[] = {
 	RPC_ROW(TL_CLIENT_API_DELETE_GROUPS, "DeleteGroups", delete_groups),
 	RPC_ROW(TL_CLIENT_API_INCREMENTAL_ALTER_CONFIGS, "IncrementalAlterConfigs",
 		incremental_alter_configs),
+	RPC_ROW(TL_CLIENT_API_DESCRIBE_CLIENT_QUOTAS, "DescribeClientQuotas",
+		describe_client_quotas),
+	RPC_ROW(TL_CLIENT_API_ALTER_CLIENT_QUOTAS, "AlterClientQuotas", alter_client_quotas),
 	RPC_ROW(TL_CLIENT_API_DESCRIBE_PRODUCERS, "DescribeProducers", describe_producers),
 	RPC_ROW(TL_CLIENT_API_DESCRIBE_TRANSACTIONS, "DescribeTransactions", describe_transactions),
 	RPC_ROW(TL_CLIENT_API_LIST_TRANSACTIONS, "ListTransactions", list_transactions),

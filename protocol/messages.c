@@ -764,6 +764,503 @@ void tl_add_partitions_to_txn_response_encode(struct tl_buf *buf, int16_t versio
 	enc_tl_add_partitions_to_txn_response(buf, version, in);
 }
 
+/* ---- AlterClientQuotasRequest ---- */
+
+#undef is_flexible
+#define is_flexible(v) (v >= 1)
+
+void tl_alter_client_quotas_request_entry_data_defaults(struct tl_alter_client_quotas_request_entry_data *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void tl_alter_client_quotas_request_entity_data_defaults(struct tl_alter_client_quotas_request_entity_data *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->entity_type.ptr = "";
+	s->entity_type.len = 0;
+	s->entity_name.ptr = "";
+	s->entity_name.len = 0;
+}
+
+void tl_alter_client_quotas_request_op_data_defaults(struct tl_alter_client_quotas_request_op_data *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->key.ptr = "";
+	s->key.len = 0;
+}
+
+void tl_alter_client_quotas_request_defaults(struct tl_alter_client_quotas_request *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static tl_err dec_tl_alter_client_quotas_request_entry_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_request_entry_data *out);
+static void enc_tl_alter_client_quotas_request_entry_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_request_entry_data *in);
+static tl_err dec_tl_alter_client_quotas_request_entity_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_request_entity_data *out);
+static void enc_tl_alter_client_quotas_request_entity_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_request_entity_data *in);
+static tl_err dec_tl_alter_client_quotas_request_op_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_request_op_data *out);
+static void enc_tl_alter_client_quotas_request_op_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_request_op_data *in);
+static tl_err dec_tl_alter_client_quotas_request(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_request *out);
+static void enc_tl_alter_client_quotas_request(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_request *in);
+
+static tl_err dec_tl_alter_client_quotas_request_entry_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_request_entry_data *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_client_quotas_request_entry_data_defaults(out);
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->entity_count = n;
+			out->entity = NULL;
+			if (n > 0) {
+				out->entity = tl_arena_array(a, (size_t)n, sizeof(*out->entity));
+				if (!out->entity)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_alter_client_quotas_request_entity_data(c, v, a, &out->entity[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->ops_count = n;
+			out->ops = NULL;
+			if (n > 0) {
+				out->ops = tl_arena_array(a, (size_t)n, sizeof(*out->ops));
+				if (!out->ops)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_alter_client_quotas_request_op_data(c, v, a, &out->ops[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_client_quotas_request_entry_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_request_entry_data *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_array_len(b, in->entity_count, flex);
+		for (int32_t i = 0; i < in->entity_count; i++) {
+			enc_tl_alter_client_quotas_request_entity_data(b, v, &in->entity[i]);
+		}
+	}
+	if (true) {
+		tl_buf_array_len(b, in->ops_count, flex);
+		for (int32_t i = 0; i < in->ops_count; i++) {
+			enc_tl_alter_client_quotas_request_op_data(b, v, &in->ops[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_alter_client_quotas_request_entity_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_request_entity_data *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_client_quotas_request_entity_data_defaults(out);
+	if (true) {
+		out->entity_type = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->entity_name = tl_cursor_string(c, flex, (true));
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_client_quotas_request_entity_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_request_entity_data *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->entity_type, flex);
+	}
+	if (true) {
+		tl_buf_string(b, in->entity_name, flex);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_alter_client_quotas_request_op_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_request_op_data *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_client_quotas_request_op_data_defaults(out);
+	if (true) {
+		out->key = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->value = tl_cursor_f64(c);
+	}
+	if (true) {
+		out->remove = tl_cursor_i8(c) != 0;
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_client_quotas_request_op_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_request_op_data *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->key, flex);
+	}
+	if (true) {
+		tl_buf_f64(b, in->value);
+	}
+	if (true) {
+		tl_buf_i8(b, (int8_t)(in->remove ? 1 : 0));
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_alter_client_quotas_request(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_request *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_client_quotas_request_defaults(out);
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->entries_count = n;
+			out->entries = NULL;
+			if (n > 0) {
+				out->entries = tl_arena_array(a, (size_t)n, sizeof(*out->entries));
+				if (!out->entries)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_alter_client_quotas_request_entry_data(c, v, a, &out->entries[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (true) {
+		out->validate_only = tl_cursor_i8(c) != 0;
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_client_quotas_request(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_request *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_array_len(b, in->entries_count, flex);
+		for (int32_t i = 0; i < in->entries_count; i++) {
+			enc_tl_alter_client_quotas_request_entry_data(b, v, &in->entries[i]);
+		}
+	}
+	if (true) {
+		tl_buf_i8(b, (int8_t)(in->validate_only ? 1 : 0));
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+tl_err tl_alter_client_quotas_request_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_alter_client_quotas_request *out)
+{
+	tl_err err = dec_tl_alter_client_quotas_request(cursor, version, arena, out);
+	return cursor->failed ? TL_ERR_CORRUPT : err;
+}
+
+void tl_alter_client_quotas_request_encode(struct tl_buf *buf, int16_t version, const struct tl_alter_client_quotas_request *in)
+{
+	enc_tl_alter_client_quotas_request(buf, version, in);
+}
+
+/* ---- AlterClientQuotasResponse ---- */
+
+#undef is_flexible
+#define is_flexible(v) (v >= 1)
+
+void tl_alter_client_quotas_response_entry_data_defaults(struct tl_alter_client_quotas_response_entry_data *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->error_message.ptr = "";
+	s->error_message.len = 0;
+}
+
+void tl_alter_client_quotas_response_entity_data_defaults(struct tl_alter_client_quotas_response_entity_data *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->entity_type.ptr = "";
+	s->entity_type.len = 0;
+	s->entity_name.ptr = "";
+	s->entity_name.len = 0;
+}
+
+void tl_alter_client_quotas_response_defaults(struct tl_alter_client_quotas_response *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static tl_err dec_tl_alter_client_quotas_response_entry_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_response_entry_data *out);
+static void enc_tl_alter_client_quotas_response_entry_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_response_entry_data *in);
+static tl_err dec_tl_alter_client_quotas_response_entity_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_response_entity_data *out);
+static void enc_tl_alter_client_quotas_response_entity_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_response_entity_data *in);
+static tl_err dec_tl_alter_client_quotas_response(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_response *out);
+static void enc_tl_alter_client_quotas_response(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_response *in);
+
+static tl_err dec_tl_alter_client_quotas_response_entry_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_response_entry_data *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_client_quotas_response_entry_data_defaults(out);
+	if (true) {
+		out->error_code = tl_cursor_i16(c);
+	}
+	if (true) {
+		out->error_message = tl_cursor_string(c, flex, (true));
+	}
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->entity_count = n;
+			out->entity = NULL;
+			if (n > 0) {
+				out->entity = tl_arena_array(a, (size_t)n, sizeof(*out->entity));
+				if (!out->entity)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_alter_client_quotas_response_entity_data(c, v, a, &out->entity[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_client_quotas_response_entry_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_response_entry_data *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_i16(b, in->error_code);
+	}
+	if (true) {
+		tl_buf_string(b, in->error_message, flex);
+	}
+	if (true) {
+		tl_buf_array_len(b, in->entity_count, flex);
+		for (int32_t i = 0; i < in->entity_count; i++) {
+			enc_tl_alter_client_quotas_response_entity_data(b, v, &in->entity[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_alter_client_quotas_response_entity_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_response_entity_data *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_client_quotas_response_entity_data_defaults(out);
+	if (true) {
+		out->entity_type = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->entity_name = tl_cursor_string(c, flex, (true));
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_client_quotas_response_entity_data(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_response_entity_data *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->entity_type, flex);
+	}
+	if (true) {
+		tl_buf_string(b, in->entity_name, flex);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_alter_client_quotas_response(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_client_quotas_response *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_client_quotas_response_defaults(out);
+	if (true) {
+		out->throttle_time_ms = tl_cursor_i32(c);
+	}
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->entries_count = n;
+			out->entries = NULL;
+			if (n > 0) {
+				out->entries = tl_arena_array(a, (size_t)n, sizeof(*out->entries));
+				if (!out->entries)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_alter_client_quotas_response_entry_data(c, v, a, &out->entries[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_client_quotas_response(struct tl_buf *b, int16_t v, const struct tl_alter_client_quotas_response *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_i32(b, in->throttle_time_ms);
+	}
+	if (true) {
+		tl_buf_array_len(b, in->entries_count, flex);
+		for (int32_t i = 0; i < in->entries_count; i++) {
+			enc_tl_alter_client_quotas_response_entry_data(b, v, &in->entries[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+tl_err tl_alter_client_quotas_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_alter_client_quotas_response *out)
+{
+	tl_err err = dec_tl_alter_client_quotas_response(cursor, version, arena, out);
+	return cursor->failed ? TL_ERR_CORRUPT : err;
+}
+
+void tl_alter_client_quotas_response_encode(struct tl_buf *buf, int16_t version, const struct tl_alter_client_quotas_response *in)
+{
+	enc_tl_alter_client_quotas_response(buf, version, in);
+}
+
 /* ---- AlterConfigsRequest ---- */
 
 #undef is_flexible
@@ -4986,6 +5483,442 @@ tl_err tl_describe_acls_response_decode(struct tl_cursor *cursor, int16_t versio
 void tl_describe_acls_response_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_acls_response *in)
 {
 	enc_tl_describe_acls_response(buf, version, in);
+}
+
+/* ---- DescribeClientQuotasRequest ---- */
+
+#undef is_flexible
+#define is_flexible(v) (v >= 1)
+
+void tl_describe_client_quotas_request_component_data_defaults(struct tl_describe_client_quotas_request_component_data *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->entity_type.ptr = "";
+	s->entity_type.len = 0;
+	s->match.ptr = "";
+	s->match.len = 0;
+}
+
+void tl_describe_client_quotas_request_defaults(struct tl_describe_client_quotas_request *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static tl_err dec_tl_describe_client_quotas_request_component_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_request_component_data *out);
+static void enc_tl_describe_client_quotas_request_component_data(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_request_component_data *in);
+static tl_err dec_tl_describe_client_quotas_request(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_request *out);
+static void enc_tl_describe_client_quotas_request(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_request *in);
+
+static tl_err dec_tl_describe_client_quotas_request_component_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_request_component_data *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_client_quotas_request_component_data_defaults(out);
+	if (true) {
+		out->entity_type = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->match_type = tl_cursor_i8(c);
+	}
+	if (true) {
+		out->match = tl_cursor_string(c, flex, (true));
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_client_quotas_request_component_data(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_request_component_data *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->entity_type, flex);
+	}
+	if (true) {
+		tl_buf_i8(b, in->match_type);
+	}
+	if (true) {
+		tl_buf_string(b, in->match, flex);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_describe_client_quotas_request(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_request *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_client_quotas_request_defaults(out);
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->components_count = n;
+			out->components = NULL;
+			if (n > 0) {
+				out->components = tl_arena_array(a, (size_t)n, sizeof(*out->components));
+				if (!out->components)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_describe_client_quotas_request_component_data(c, v, a, &out->components[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (true) {
+		out->strict = tl_cursor_i8(c) != 0;
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_client_quotas_request(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_request *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_array_len(b, in->components_count, flex);
+		for (int32_t i = 0; i < in->components_count; i++) {
+			enc_tl_describe_client_quotas_request_component_data(b, v, &in->components[i]);
+		}
+	}
+	if (true) {
+		tl_buf_i8(b, (int8_t)(in->strict ? 1 : 0));
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+tl_err tl_describe_client_quotas_request_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_describe_client_quotas_request *out)
+{
+	tl_err err = dec_tl_describe_client_quotas_request(cursor, version, arena, out);
+	return cursor->failed ? TL_ERR_CORRUPT : err;
+}
+
+void tl_describe_client_quotas_request_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_client_quotas_request *in)
+{
+	enc_tl_describe_client_quotas_request(buf, version, in);
+}
+
+/* ---- DescribeClientQuotasResponse ---- */
+
+#undef is_flexible
+#define is_flexible(v) (v >= 1)
+
+void tl_describe_client_quotas_response_entry_data_defaults(struct tl_describe_client_quotas_response_entry_data *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void tl_describe_client_quotas_response_entity_data_defaults(struct tl_describe_client_quotas_response_entity_data *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->entity_type.ptr = "";
+	s->entity_type.len = 0;
+	s->entity_name.ptr = "";
+	s->entity_name.len = 0;
+}
+
+void tl_describe_client_quotas_response_value_data_defaults(struct tl_describe_client_quotas_response_value_data *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->key.ptr = "";
+	s->key.len = 0;
+}
+
+void tl_describe_client_quotas_response_defaults(struct tl_describe_client_quotas_response *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->error_message.ptr = "";
+	s->error_message.len = 0;
+}
+
+static tl_err dec_tl_describe_client_quotas_response_entry_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_response_entry_data *out);
+static void enc_tl_describe_client_quotas_response_entry_data(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_response_entry_data *in);
+static tl_err dec_tl_describe_client_quotas_response_entity_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_response_entity_data *out);
+static void enc_tl_describe_client_quotas_response_entity_data(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_response_entity_data *in);
+static tl_err dec_tl_describe_client_quotas_response_value_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_response_value_data *out);
+static void enc_tl_describe_client_quotas_response_value_data(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_response_value_data *in);
+static tl_err dec_tl_describe_client_quotas_response(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_response *out);
+static void enc_tl_describe_client_quotas_response(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_response *in);
+
+static tl_err dec_tl_describe_client_quotas_response_entry_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_response_entry_data *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_client_quotas_response_entry_data_defaults(out);
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->entity_count = n;
+			out->entity = NULL;
+			if (n > 0) {
+				out->entity = tl_arena_array(a, (size_t)n, sizeof(*out->entity));
+				if (!out->entity)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_describe_client_quotas_response_entity_data(c, v, a, &out->entity[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->values_count = n;
+			out->values = NULL;
+			if (n > 0) {
+				out->values = tl_arena_array(a, (size_t)n, sizeof(*out->values));
+				if (!out->values)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_describe_client_quotas_response_value_data(c, v, a, &out->values[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_client_quotas_response_entry_data(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_response_entry_data *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_array_len(b, in->entity_count, flex);
+		for (int32_t i = 0; i < in->entity_count; i++) {
+			enc_tl_describe_client_quotas_response_entity_data(b, v, &in->entity[i]);
+		}
+	}
+	if (true) {
+		tl_buf_array_len(b, in->values_count, flex);
+		for (int32_t i = 0; i < in->values_count; i++) {
+			enc_tl_describe_client_quotas_response_value_data(b, v, &in->values[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_describe_client_quotas_response_entity_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_response_entity_data *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_client_quotas_response_entity_data_defaults(out);
+	if (true) {
+		out->entity_type = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->entity_name = tl_cursor_string(c, flex, (true));
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_client_quotas_response_entity_data(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_response_entity_data *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->entity_type, flex);
+	}
+	if (true) {
+		tl_buf_string(b, in->entity_name, flex);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_describe_client_quotas_response_value_data(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_response_value_data *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_client_quotas_response_value_data_defaults(out);
+	if (true) {
+		out->key = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->value = tl_cursor_f64(c);
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_client_quotas_response_value_data(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_response_value_data *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->key, flex);
+	}
+	if (true) {
+		tl_buf_f64(b, in->value);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_describe_client_quotas_response(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_client_quotas_response *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_client_quotas_response_defaults(out);
+	if (true) {
+		out->throttle_time_ms = tl_cursor_i32(c);
+	}
+	if (true) {
+		out->error_code = tl_cursor_i16(c);
+	}
+	if (true) {
+		out->error_message = tl_cursor_string(c, flex, (true));
+	}
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, (true), INT32_MAX);
+			out->entries_count = n;
+			out->entries = NULL;
+			if (n > 0) {
+				out->entries = tl_arena_array(a, (size_t)n, sizeof(*out->entries));
+				if (!out->entries)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_describe_client_quotas_response_entry_data(c, v, a, &out->entries[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_client_quotas_response(struct tl_buf *b, int16_t v, const struct tl_describe_client_quotas_response *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_i32(b, in->throttle_time_ms);
+	}
+	if (true) {
+		tl_buf_i16(b, in->error_code);
+	}
+	if (true) {
+		tl_buf_string(b, in->error_message, flex);
+	}
+	if (true) {
+		tl_buf_array_len(b, in->entries_count, flex);
+		for (int32_t i = 0; i < in->entries_count; i++) {
+			enc_tl_describe_client_quotas_response_entry_data(b, v, &in->entries[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+tl_err tl_describe_client_quotas_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_describe_client_quotas_response *out)
+{
+	tl_err err = dec_tl_describe_client_quotas_response(cursor, version, arena, out);
+	return cursor->failed ? TL_ERR_CORRUPT : err;
+}
+
+void tl_describe_client_quotas_response_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_client_quotas_response *in)
+{
+	enc_tl_describe_client_quotas_response(buf, version, in);
 }
 
 /* ---- DescribeClusterRequest ---- */
@@ -16466,12 +17399,14 @@ const struct tl_api_spec tl_api_specs[] = {
 	{42, "DeleteGroups", 0, 2, 2},
 	{44, "IncrementalAlterConfigs", 0, 1, 1},
 	{47, "OffsetDelete", 0, 0, -1},
+	{48, "DescribeClientQuotas", 0, 1, 1},
+	{49, "AlterClientQuotas", 0, 1, 1},
 	{60, "DescribeCluster", 0, 1, 0},
 	{61, "DescribeProducers", 0, 0, 0},
 	{65, "DescribeTransactions", 0, 0, 0},
 	{66, "ListTransactions", 0, 1, 0},
 };
-const int tl_api_spec_count = 40;
+const int tl_api_spec_count = 42;
 
 tl_err tl_request_decode_any(int16_t api_key, int16_t version, struct tl_cursor *cursor,
 			      struct tl_arena *arena, void **msg_out)
@@ -16800,6 +17735,24 @@ tl_err tl_request_decode_any(int16_t api_key, int16_t version, struct tl_cursor 
 			return TL_ERR_NOMEM;
 		*msg_out = msg;
 		return tl_offset_delete_request_decode(cursor, version, arena, msg);
+	}
+	case 48: {
+		if (version < 0 || version > 1)
+			return TL_ERR_UNSUPPORTED_VERSION;
+		struct tl_describe_client_quotas_request *msg = tl_arena_alloc(arena, sizeof(*msg));
+		if (!msg)
+			return TL_ERR_NOMEM;
+		*msg_out = msg;
+		return tl_describe_client_quotas_request_decode(cursor, version, arena, msg);
+	}
+	case 49: {
+		if (version < 0 || version > 1)
+			return TL_ERR_UNSUPPORTED_VERSION;
+		struct tl_alter_client_quotas_request *msg = tl_arena_alloc(arena, sizeof(*msg));
+		if (!msg)
+			return TL_ERR_NOMEM;
+		*msg_out = msg;
+		return tl_alter_client_quotas_request_decode(cursor, version, arena, msg);
 	}
 	case 60: {
 		if (version < 0 || version > 1)

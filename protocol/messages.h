@@ -135,6 +135,74 @@ tl_err tl_add_partitions_to_txn_response_decode(struct tl_cursor *cursor, int16_
 		struct tl_add_partitions_to_txn_response *out);
 void tl_add_partitions_to_txn_response_encode(struct tl_buf *buf, int16_t version, const struct tl_add_partitions_to_txn_response *in);
 
+/* ---- AlterClientQuotasRequest (api key 49) ---- */
+
+struct tl_alter_client_quotas_request_entry_data {
+	int32_t entity_count; /* -1 = null */
+	struct tl_alter_client_quotas_request_entity_data *entity;
+	int32_t ops_count; /* -1 = null */
+	struct tl_alter_client_quotas_request_op_data *ops;
+};
+
+void tl_alter_client_quotas_request_entry_data_defaults(struct tl_alter_client_quotas_request_entry_data *s);
+
+struct tl_alter_client_quotas_request_entity_data {
+	struct tl_str entity_type;
+	struct tl_str entity_name;
+};
+
+void tl_alter_client_quotas_request_entity_data_defaults(struct tl_alter_client_quotas_request_entity_data *s);
+
+struct tl_alter_client_quotas_request_op_data {
+	struct tl_str key;
+	double value;
+	bool remove;
+};
+
+void tl_alter_client_quotas_request_op_data_defaults(struct tl_alter_client_quotas_request_op_data *s);
+
+struct tl_alter_client_quotas_request {
+	int32_t entries_count; /* -1 = null */
+	struct tl_alter_client_quotas_request_entry_data *entries;
+	bool validate_only;
+};
+
+void tl_alter_client_quotas_request_defaults(struct tl_alter_client_quotas_request *s);
+
+tl_err tl_alter_client_quotas_request_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_alter_client_quotas_request *out);
+void tl_alter_client_quotas_request_encode(struct tl_buf *buf, int16_t version, const struct tl_alter_client_quotas_request *in);
+
+/* ---- AlterClientQuotasResponse (api key 49) ---- */
+
+struct tl_alter_client_quotas_response_entry_data {
+	int16_t error_code;
+	struct tl_str error_message;
+	int32_t entity_count; /* -1 = null */
+	struct tl_alter_client_quotas_response_entity_data *entity;
+};
+
+void tl_alter_client_quotas_response_entry_data_defaults(struct tl_alter_client_quotas_response_entry_data *s);
+
+struct tl_alter_client_quotas_response_entity_data {
+	struct tl_str entity_type;
+	struct tl_str entity_name;
+};
+
+void tl_alter_client_quotas_response_entity_data_defaults(struct tl_alter_client_quotas_response_entity_data *s);
+
+struct tl_alter_client_quotas_response {
+	int32_t throttle_time_ms;
+	int32_t entries_count; /* -1 = null */
+	struct tl_alter_client_quotas_response_entry_data *entries;
+};
+
+void tl_alter_client_quotas_response_defaults(struct tl_alter_client_quotas_response *s);
+
+tl_err tl_alter_client_quotas_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_alter_client_quotas_response *out);
+void tl_alter_client_quotas_response_encode(struct tl_buf *buf, int16_t version, const struct tl_alter_client_quotas_response *in);
+
 /* ---- AlterConfigsRequest (api key 33) ---- */
 
 struct tl_alter_configs_request_alter_configs_resource {
@@ -726,6 +794,67 @@ void tl_describe_acls_response_defaults(struct tl_describe_acls_response *s);
 tl_err tl_describe_acls_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
 		struct tl_describe_acls_response *out);
 void tl_describe_acls_response_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_acls_response *in);
+
+/* ---- DescribeClientQuotasRequest (api key 48) ---- */
+
+struct tl_describe_client_quotas_request_component_data {
+	struct tl_str entity_type;
+	int8_t match_type;
+	struct tl_str match;
+};
+
+void tl_describe_client_quotas_request_component_data_defaults(struct tl_describe_client_quotas_request_component_data *s);
+
+struct tl_describe_client_quotas_request {
+	int32_t components_count; /* -1 = null */
+	struct tl_describe_client_quotas_request_component_data *components;
+	bool strict;
+};
+
+void tl_describe_client_quotas_request_defaults(struct tl_describe_client_quotas_request *s);
+
+tl_err tl_describe_client_quotas_request_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_describe_client_quotas_request *out);
+void tl_describe_client_quotas_request_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_client_quotas_request *in);
+
+/* ---- DescribeClientQuotasResponse (api key 48) ---- */
+
+struct tl_describe_client_quotas_response_entry_data {
+	int32_t entity_count; /* -1 = null */
+	struct tl_describe_client_quotas_response_entity_data *entity;
+	int32_t values_count; /* -1 = null */
+	struct tl_describe_client_quotas_response_value_data *values;
+};
+
+void tl_describe_client_quotas_response_entry_data_defaults(struct tl_describe_client_quotas_response_entry_data *s);
+
+struct tl_describe_client_quotas_response_entity_data {
+	struct tl_str entity_type;
+	struct tl_str entity_name;
+};
+
+void tl_describe_client_quotas_response_entity_data_defaults(struct tl_describe_client_quotas_response_entity_data *s);
+
+struct tl_describe_client_quotas_response_value_data {
+	struct tl_str key;
+	double value;
+};
+
+void tl_describe_client_quotas_response_value_data_defaults(struct tl_describe_client_quotas_response_value_data *s);
+
+struct tl_describe_client_quotas_response {
+	int32_t throttle_time_ms;
+	int16_t error_code;
+	struct tl_str error_message;
+	int32_t entries_count; /* -1 = null */
+	struct tl_describe_client_quotas_response_entry_data *entries;
+};
+
+void tl_describe_client_quotas_response_defaults(struct tl_describe_client_quotas_response *s);
+
+tl_err tl_describe_client_quotas_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_describe_client_quotas_response *out);
+void tl_describe_client_quotas_response_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_client_quotas_response *in);
 
 /* ---- DescribeClusterRequest (api key 60) ---- */
 

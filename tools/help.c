@@ -16,6 +16,7 @@ static const char overview[] =
 	"  group list|describe|seek|delete   consumer groups, members and lag\n"
 	"  txn list|describe|producers|find-hanging|abort   transactions\n"
 	"  cluster info|log-dirs          brokers, controller, cluster id; partition sizes\n"
+	"  quota set|list|delete          client quotas (produce/fetch byte rates)\n"
 	"  log dump|check PATH            inspect a (stopped) broker's data files offline\n"
 	"  top [-m URL]...                live throughput, latency and lag from /metrics\n"
 	"  help [COMMAND]                 this text, or a command's\n"
@@ -163,6 +164,23 @@ static const char cluster_help[] =
 	"whether it answers from here. log-dirs: each broker's log directory and the size of\n"
 	"every partition replica in it (DescribeLogDirs).\n";
 
+static const char quota_help[] =
+	"usage: tally quota set ENTITY KEY=VALUE...\n"
+	"       tally quota list\n"
+	"       tally quota delete ENTITY [KEY...]\n"
+	"\n"
+	"Client quotas (AlterClientQuotas / DescribeClientQuotas, as Kafka's kafka-configs\n"
+	"--entity-type users/clients). ENTITY is one or both of:\n"
+	"  --user NAME | --user-default             a user (\"ANONYMOUS\" until security\n"
+	"                                           exists), or every user without its own\n"
+	"  --client-id NAME | --client-id-default   a client.id, or every one without its own\n"
+	"KEYs: producer_byte_rate and consumer_byte_rate (bytes per second, enforced: a\n"
+	"client over it gets throttle_time_ms and its connection is muted that long),\n"
+	"request_percentage and controller_mutation_rate (stored, not enforced yet).\n"
+	"delete without KEYs removes every key of the entity. The most specific entity wins:\n"
+	"user+client-id, user+default client, user, default user+client-id, default\n"
+	"user+default client, default user, client-id, default client-id.\n";
+
 static const char log_help[] =
 	"usage: tally log dump PATH [--records] [--json]\n"
 	"       tally log check PATH\n"
@@ -203,7 +221,8 @@ static const struct help_topic topics[] = {
 	{"topic", topic_help},  {"topics", topic_help}, {"produce", produce_help},
 	{"tail", tail_help},    {"consume", tail_help}, {"group", group_help},
 	{"groups", group_help}, {"txn", txn_help},      {"cluster", cluster_help},
-	{"log", log_help},      {"top", top_help},
+	{"log", log_help},      {"top", top_help},      {"quota", quota_help},
+	{"quotas", quota_help},
 };
 
 bool cli_help(FILE *out, const char *topic)

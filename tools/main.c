@@ -218,7 +218,8 @@ static const struct noun nouns[] = {
 	{"topic", cli_topic},  {"topics", cli_topic}, {"produce", cli_produce},
 	{"tail", cli_tail},    {"consume", cli_tail}, {"group", cli_group},
 	{"groups", cli_group}, {"txn", cli_txn},      {"cluster", cli_cluster},
-	{"log", cli_log},      {"top", cli_top},
+	{"log", cli_log},      {"top", cli_top},      {"quota", cli_quota},
+	{"quotas", cli_quota},
 };
 
 static int version(void)
@@ -284,7 +285,7 @@ int main(int argc, char **argv)
 	}
 	return cli_usage(
 		&cli, NULL,
-		"unknown command \"%s\"; commands: topic, produce, tail, group, txn, cluster, log, top, "
-		"help",
+		"unknown command \"%s\"; commands: topic, produce, tail, group, txn, cluster, quota, log, "
+		"top, help",
 		name);
 }

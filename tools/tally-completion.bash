@@ -80,7 +80,7 @@ _tally()
 		;;
 	esac
 	if [ -z "$noun" ]; then
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster log top help $globals" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota log top help $globals" -- "$cur"))
 		return
 	fi
 	local opts=
@@ -115,6 +115,11 @@ _tally()
 	cluster)
 		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "info log-dirs" -- "$cur")); return; }
 		;;
+	quota | quotas)
+		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "set list delete" -- "$cur")); return; }
+		opts="--user --user-default --client-id --client-id-default"
+		[[ $cur != -* ]] && [ "$verb" != list ] && { COMPREPLY=($(compgen -W "producer_byte_rate= consumer_byte_rate= request_percentage= controller_mutation_rate=" -- "$cur")); compopt -o nospace 2>/dev/null; return; }
+		;;
 	log)
 		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "dump check" -- "$cur")); return; }
 		opts="--records --json"
@@ -124,7 +129,7 @@ _tally()
 		opts="-m --metrics -i --interval --once"
 		;;
 	help)
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster log top" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota log top" -- "$cur"))
 		return
 		;;
 	esac

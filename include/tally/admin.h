@@ -132,6 +132,43 @@ tl_err tl_admin_describe_log_dirs(struct tl_admin *admin, int32_t node_id,
 				  struct tl_admin_log_dirs **out, int timeout_ms);
 void tl_admin_log_dirs_destroy(struct tl_admin_log_dirs *log_dirs);
 
+/* ---- client quotas (KIP-546) ---- */
+
+/* A quota entity: a user, a client id, or both, each named or the default one (the
+ * `<default>` that applies to every name without its own). */
+struct tl_admin_quota_entity {
+	const char *user;       /* NULL: no named user */
+	bool user_default;      /* the default user (user NULL) */
+	const char *client_id;  /* NULL: no named client id */
+	bool client_id_default; /* the default client id (client_id NULL) */
+};
+/* One quota key: producer_byte_rate, consumer_byte_rate, request_percentage or
+ * controller_mutation_rate. */
+struct tl_admin_quota_value {
+	const char *key;
+	double value;
+	bool remove; /* alter: remove the key (value unused) */
+};
+/* Sets or removes quota keys of one entity (AlterClientQuotas). TL_ERR_INVALID_REQUEST
+ * with the broker's message for an unknown key or a bad value. */
+tl_err tl_admin_alter_client_quotas(struct tl_admin *admin,
+				    const struct tl_admin_quota_entity *entity,
+				    const struct tl_admin_quota_value *values, int32_t count,
+				    int timeout_ms);
+struct tl_admin_quota_entry {
+	struct tl_admin_quota_entity entity;
+	int32_t value_count;
+	const struct tl_admin_quota_value *values;
+};
+struct tl_admin_quotas {
+	int32_t count;
+	const struct tl_admin_quota_entry *entries;
+};
+/* Every quota entity with its keys (DescribeClientQuotas, no filter). */
+tl_err tl_admin_describe_client_quotas(struct tl_admin *admin, struct tl_admin_quotas **out,
+				       int timeout_ms);
+void tl_admin_quotas_destroy(struct tl_admin_quotas *quotas);
+
 /* ---- offsets ---- */
 
 #define TL_ADMIN_OFFSET_EARLIEST (-2)

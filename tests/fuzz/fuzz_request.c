@@ -47,6 +47,8 @@ ENCODER(describe_configs_request)
 ENCODER(init_producer_id_request)
 ENCODER(delete_groups_request)
 ENCODER(offset_delete_request)
+ENCODER(describe_client_quotas_request)
+ENCODER(alter_client_quotas_request)
 
 static encode_fn encoder_for(int16_t key)
 {
@@ -91,6 +93,10 @@ static encode_fn encoder_for(int16_t key)
 		return encode_delete_groups_request;
 	case TL_API_OFFSET_DELETE:
 		return encode_offset_delete_request;
+	case TL_API_DESCRIBE_CLIENT_QUOTAS:
+		return encode_describe_client_quotas_request;
+	case TL_API_ALTER_CLIENT_QUOTAS:
+		return encode_alter_client_quotas_request;
 	default:
 		return NULL;
 	}
