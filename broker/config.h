@@ -158,7 +158,8 @@ struct tl_topic_config {
 		log; /* segment.bytes, segment.ms, retention.bytes, retention.ms, ... */
 	int32_t max_message_bytes;   /* max.message.bytes */
 	bool log_append_time;        /* message.timestamp.type */
-	char cleanup_policy[16];     /* cleanup.policy: only "delete" is implemented */
+	char cleanup_policy[16];     /* cleanup.policy: delete, compact or compact,delete (the
+				      * flags live in log) */
 	char compression_type[16];   /* compression.type: only "producer" is implemented */
 	int32_t min_insync_replicas; /* min.insync.replicas: acks=all needs this many in ISR */
 	/* Which keys were set explicitly (bit per key, in topic_keys order). */
@@ -176,6 +177,13 @@ void tl_topic_config_key_value(const struct tl_topic_config *topic, int index, c
 bool tl_topic_config_key_is_set(const struct tl_topic_config *topic, int index);
 /* Broker keys that give key @index its default, strongest first, NULL-terminated. */
 const char *const *tl_topic_config_key_synonyms(int index);
+
+/* Parses a cleanup.policy list ("compact", "delete", both in either order) into @log's
+ * cleanup_compact / cleanup_delete. TL_ERR_INVALID with a reason in @why otherwise. */
+tl_err tl_config_parse_cleanup_policy(const char *key, const char *value,
+				      struct tl_log_config *log, char *why, size_t why_size);
+/* "delete", "compact" or "compact,delete" for @log's flags. */
+const char *tl_config_cleanup_policy_name(const struct tl_log_config *log);
 
 /* Edit distance, for did-you-mean suggestions. */
 size_t tl_config_distance(const char *a, const char *b);
