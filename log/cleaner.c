@@ -27,7 +27,7 @@
 #define READ_BUFFER_BYTES  (1 << 20)
 #define WRITE_BUFFER_BYTES (1 << 20)
 #define BATCH_BYTES_MAX    (64 << 20) /* a stored batch larger than this is corrupt */
-#define MAP_SLOTS_MIN      1024
+#define MAP_SLOTS_MIN      16
 
 /* ---- the offset map ---- */
 

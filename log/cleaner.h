@@ -90,6 +90,7 @@ struct tl_cleaner_group {
 	int64_t bytes_in;
 	int64_t bytes_out;
 	bool written; /* a .cleaned file exists (output differs from the input) */
+	bool swapping; /* renamed to .swap by the log thread (log.c) */
 };
 
 struct tl_cleaner_job {

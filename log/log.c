@@ -3033,7 +3033,10 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
  *   2. unlink the group's other segments and all its index files, fsync the directory
  *   3. rename the swap over `<base>.log`, fsync the directory
  *   4. rescan the new file, write its indexes, replace the segments in memory
- *   5. after every group, write CLEANER_CHECKPOINT (the next pass's first dirty offset)
+ *   5. write CLEANER_CHECKPOINT (the next pass's first dirty offset)
+ * Each step is done for every group of the pass before the next one starts, so a pass
+ * costs the log thread three directory fsyncs, a rescan of the (small) new files and
+ * their index writes, whatever the number of groups.
  * Open (cleaner_recover) deletes every `.cleaned` file (before 1 the old segments are
  * whole) and finishes every `.swap` file: it redoes 2 and 3 for the segments whose
  * base lies in [base, end), which is idempotent. A lost checkpoint only makes the next
@@ -3274,80 +3277,63 @@ static struct tl_cleaner_job *cleaner_job_create(struct tl_log *log, uint32_t n,
 	return job;
 }
 
-/* Swaps group @g in (steps 1-4 of the section comment). TL_OK also when the group was
- * discarded because its segments changed; an error after step 1 fails the log. */
-static tl_err group_swap(struct tl_log *log, struct tl_cleaner_job *job, struct tl_cleaner_group *g)
+/* Whether the segments group @g was made from are still the log's, sealed and durable;
+ * sets *index_out to the first one's index. */
+static bool group_is_current(const struct tl_log *log, const struct tl_cleaner_job *job,
+			     const struct tl_cleaner_group *g, uint32_t *index_out)
 {
-	char cleaned[NAME_BYTES], swap[NAME_BYTES], name[NAME_BYTES];
-	tl_cleaner_file_name(cleaned, sizeof(cleaned), g->base_offset, g->end_offset, "cleaned");
-	tl_cleaner_file_name(swap, sizeof(swap), g->base_offset, g->end_offset, "swap");
-	segment_name(name, g->base_offset, ".log");
 	uint32_t k = segment_index_for(log, g->base_offset);
-	bool same = k + g->count < log->segment_count;
-	for (uint32_t i = 0; same && i < g->count; i++) {
+	if (k + g->count >= log->segment_count) /* never the active segment */
+		return false;
+	for (uint32_t i = 0; i < g->count; i++) {
 		const struct tl_log_segment *segment = log->segments[k + i];
 		const struct tl_cleaner_input *in = &job->inputs[g->first + i];
-		same = segment->base_offset == in->base_offset && segment->bytes == in->bytes &&
-		       segment->bytes_durable == segment->bytes;
+		if (segment->base_offset != in->base_offset || segment->bytes != in->bytes ||
+		    segment->bytes_durable != segment->bytes)
+			return false;
 	}
-	if (!same || cleaner_fault(log, 1)) {
-		g->written = !same; /* discarded: cleaner_job_free unlinks it */
-		return same ? TL_ERR_KAFKA_STORAGE_ERROR : TL_OK;
-	}
-	g->written = false; /* from here on the file is the swap's */
-	if (renameat(log->dir_fd, cleaned, log->dir_fd, swap) == -1) {
-		set_error(log, "rename", cleaned, errno);
-		unlinkat(log->dir_fd, cleaned, 0);
-		return TL_OK; /* nothing committed: the old segments stand */
-	}
-	tl_err err = sync_dir(log);
-	if (err != TL_OK || cleaner_fault(log, 2))
-		goto out_fail;
-	for (uint32_t i = 1; i < g->count; i++)
-		segment_unlink(log, log->segments[k + i]->base_offset);
-	segment_unlink_indexes(log, g->base_offset);
-	err = sync_dir(log);
-	if (err != TL_OK || cleaner_fault(log, 3))
-		goto out_fail;
-	if (renameat(log->dir_fd, swap, log->dir_fd, name) == -1) {
-		set_error(log, "rename", swap, errno);
-		err = TL_ERR_IO;
-		goto out_fail;
-	}
-	err = sync_dir(log);
-	if (err != TL_OK || cleaner_fault(log, 4))
-		goto out_fail;
+	*index_out = k;
+	return true;
+}
+
+/* Step 4 for group @g, whose file is now `<base>.log`: opens and rescans it, writes its
+ * indexes (like a sealed segment's, without fsync: recovery rebuilds a torn one) and
+ * replaces the group's segments in memory. */
+static tl_err group_install(struct tl_log *log, const struct tl_cleaner_group *g)
+{
+	char name[NAME_BYTES];
+	segment_name(name, g->base_offset, ".log");
+	uint32_t k = segment_index_for(log, g->base_offset);
+	TL_ASSERT(log->segments[k]->base_offset == g->base_offset);
+	TL_ASSERT(k + g->count < log->segment_count);
 	int fd = openat(log->dir_fd, name, O_RDWR | O_CLOEXEC);
 	struct stat st;
 	if (fd == -1 || fstat(fd, &st) == -1) {
 		set_error(log, "open", name, errno);
 		if (fd != -1)
 			close(fd);
-		err = TL_ERR_IO;
-		goto out_fail;
+		return TL_ERR_IO;
 	}
 	struct tl_log_segment *segment = segment_new(g->base_offset, fd);
 	if (!segment) {
 		close(fd);
-		err = TL_ERR_NOMEM;
-		goto out_fail;
+		return TL_ERR_NOMEM;
 	}
 	bool cut = false;
-	err = segment_recover(log, segment, st.st_size, &cut);
+	tl_err err = segment_recover(log, segment, st.st_size, &cut);
 	if (err == TL_OK && (cut || segment->next_offset != g->end_offset)) {
 		tl_crit("log: cleaned segment does not cover its range dir=%s segment=%s "
 			"next=%" PRId64 " end=%" PRId64,
 			log->dir, name, segment->next_offset, g->end_offset);
 		err = TL_ERR_CORRUPT;
 	}
-	if (err == TL_OK)
-		err = segment_write_indexes(log, segment, true);
-	if (err == TL_OK)
-		err = sync_dir(log);
 	if (err != TL_OK) {
 		segment_put(segment);
-		goto out_fail;
+		return err;
 	}
+	if (segment_write_indexes(log, segment, false) != TL_OK)
+		tl_warn("log: index write failed, recovery will rebuild it dir=%s detail=\"%s\"",
+			log->dir, log->last_error);
 	segment->next_offset_durable = segment->next_offset;
 	segment->next_offset_written = segment->next_offset;
 	segment->bytes_written = segment->bytes;
@@ -3359,14 +3345,86 @@ static tl_err group_swap(struct tl_log *log, struct tl_cleaner_job *job, struct 
 	memmove(log->segments + k + 1, log->segments + k + g->count,
 		(log->segment_count - k - g->count) * sizeof(*log->segments));
 	log->segment_count -= g->count - 1;
-	if (cleaner_fault(log, 5))
-		return TL_ERR_KAFKA_STORAGE_ERROR;
+	return TL_OK;
+}
+
+/* Swaps every rewritten group in, each step for all groups at once so that a pass costs
+ * three directory fsyncs (steps 1-4 of the section comment). A group whose segments
+ * changed meanwhile is discarded before step 1. Sets *swapped_out; an error after step 1
+ * fails the log. */
+static tl_err cleaner_swap(struct tl_log *log, struct tl_cleaner_job *job, uint32_t *swapped_out)
+{
+	*swapped_out = 0;
+	uint32_t count = 0;
+	for (uint32_t i = 0; i < job->group_count; i++) {
+		struct tl_cleaner_group *g = &job->groups[i];
+		uint32_t k;
+		if (!g->written || !group_is_current(log, job, g, &k))
+			continue; /* a discarded .cleaned file is unlinked with the job */
+		if (cleaner_fault(log, 1))
+			return TL_ERR_KAFKA_STORAGE_ERROR;
+		char cleaned[NAME_BYTES], swap[NAME_BYTES];
+		tl_cleaner_file_name(cleaned, sizeof(cleaned), g->base_offset, g->end_offset,
+				     "cleaned");
+		tl_cleaner_file_name(swap, sizeof(swap), g->base_offset, g->end_offset, "swap");
+		if (renameat(log->dir_fd, cleaned, log->dir_fd, swap) == -1) {
+			set_error(log, "rename", cleaned, errno);
+			continue;
+		}
+		g->written = false;
+		g->swapping = true;
+		count++;
+	}
+	if (count == 0)
+		return TL_OK;
+	const char *what = "rename to .swap";
+	tl_err err = sync_dir(log);
+	if (err != TL_OK || cleaner_fault(log, 2))
+		goto out_fail;
+	for (uint32_t i = 0; i < job->group_count; i++) {
+		const struct tl_cleaner_group *g = &job->groups[i];
+		if (!g->swapping)
+			continue;
+		uint32_t k = segment_index_for(log, g->base_offset);
+		for (uint32_t j = 1; j < g->count; j++)
+			segment_unlink(log, log->segments[k + j]->base_offset);
+		segment_unlink_indexes(log, g->base_offset);
+	}
+	what = "unlink";
+	err = sync_dir(log);
+	if (err != TL_OK || cleaner_fault(log, 3))
+		goto out_fail;
+	what = "rename to .log";
+	for (uint32_t i = 0; i < job->group_count && err == TL_OK; i++) {
+		const struct tl_cleaner_group *g = &job->groups[i];
+		if (!g->swapping)
+			continue;
+		char swap[NAME_BYTES], name[NAME_BYTES];
+		tl_cleaner_file_name(swap, sizeof(swap), g->base_offset, g->end_offset, "swap");
+		segment_name(name, g->base_offset, ".log");
+		if (renameat(log->dir_fd, swap, log->dir_fd, name) == -1) {
+			set_error(log, "rename", swap, errno);
+			err = TL_ERR_IO;
+		}
+	}
+	if (err == TL_OK)
+		err = sync_dir(log);
+	if (err != TL_OK || cleaner_fault(log, 4))
+		goto out_fail;
+	what = "install";
+	for (uint32_t i = 0; i < job->group_count && err == TL_OK; i++)
+		if (job->groups[i].swapping) {
+			err = group_install(log, &job->groups[i]);
+			(*swapped_out)++;
+		}
+	if (err != TL_OK || cleaner_fault(log, 5))
+		goto out_fail;
 	return TL_OK;
 out_fail:
 	if (!log->failed) {
 		tl_crit("log: compaction swap failed, partition offline until reopened dir=%s "
-			"segment=%s detail=\"%s\"",
-			log->dir, name, log->last_error);
+			"step=\"%s\" detail=\"%s\"",
+			log->dir, what, log->last_error);
 		log_fail(log);
 	}
 	return TL_ERR_KAFKA_STORAGE_ERROR;
@@ -3382,14 +3440,8 @@ static tl_err cleaner_finish(struct tl_log *log)
 		tl_warn("log: compaction pass failed dir=%s err=%s detail=\"%s\"", log->dir,
 			tl_err_name(err), job->error);
 	}
-	for (uint32_t i = 0; err == TL_OK && i < job->group_count; i++) {
-		struct tl_cleaner_group *g = &job->groups[i];
-		if (!g->written)
-			continue;
-		err = group_swap(log, job, g);
-		if (err == TL_OK && !g->written)
-			swapped++;
-	}
+	if (err == TL_OK)
+		err = cleaner_swap(log, job, &swapped);
 	if (err == TL_OK && job->map_end > log->cleaner_first_dirty) {
 		char text[32];
 		int n = snprintf(text, sizeof(text), "%" PRId64 "\n", job->map_end);
