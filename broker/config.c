@@ -66,8 +66,7 @@ static const struct key_def broker_keys[] = {
 	{"log.cleaner.backoff.ms", KEY_INT64, OFF(log.cleaner_backoff_ms), 0, INT64_MAX},
 	{"log.cleaner.dedupe.buffer.size", KEY_INT64, OFF(log.cleaner_dedupe_buffer_bytes), 1024,
 	 INT64_MAX},
-	{"log.cleaner.delete.retention.ms", KEY_INT64, OFF(log.delete_retention_ms), 0,
-	 INT64_MAX},
+	{"log.cleaner.delete.retention.ms", KEY_INT64, OFF(log.delete_retention_ms), 0, INT64_MAX},
 	{"log.cleaner.enable", KEY_BOOL, OFF(log.cleaner_enable), 0, 1},
 	{"log.cleaner.io.max.bytes.per.second", KEY_SPECIAL, 0, 0, 0},
 	{"log.cleaner.max.compaction.lag.ms", KEY_INT64, OFF(log.max_compaction_lag_ms), 1,
@@ -250,23 +249,23 @@ const char *tl_config_cleanup_policy_name(const struct tl_log_config *log)
 	return log->cleanup_compact ? "compact" : "delete";
 }
 
-static tl_err parse_double(const char *key, const char *value, double min, double max,
-			   double *out, char *why, size_t why_size)
+static tl_err parse_double(const char *key, const char *value, double min, double max, double *out,
+			   char *why, size_t why_size)
 {
 	char *end;
 	errno = 0;
 	double v = strtod(value, &end);
 	if (errno || end == value || *end != '\0' || !(v >= min && v <= max)) {
-		snprintf(why, why_size, "config %s: \"%s\" is not a number in [%g, %g]", key,
-			 value, min, max);
+		snprintf(why, why_size, "config %s: \"%s\" is not a number in [%g, %g]", key, value,
+			 min, max);
 		return TL_ERR_INVALID;
 	}
 	*out = v;
 	return TL_OK;
 }
 
-tl_err tl_config_parse_cleanup_policy(const char *key, const char *value,
-				      struct tl_log_config *log, char *why, size_t why_size)
+tl_err tl_config_parse_cleanup_policy(const char *key, const char *value, struct tl_log_config *log,
+				      char *why, size_t why_size)
 {
 	bool compact = false, del = false;
 	const char *p = value;

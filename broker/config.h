@@ -180,8 +180,8 @@ const char *const *tl_topic_config_key_synonyms(int index);
 
 /* Parses a cleanup.policy list ("compact", "delete", both in either order) into @log's
  * cleanup_compact / cleanup_delete. TL_ERR_INVALID with a reason in @why otherwise. */
-tl_err tl_config_parse_cleanup_policy(const char *key, const char *value,
-				      struct tl_log_config *log, char *why, size_t why_size);
+tl_err tl_config_parse_cleanup_policy(const char *key, const char *value, struct tl_log_config *log,
+				      char *why, size_t why_size);
 /* "delete", "compact" or "compact,delete" for @log's flags. */
 const char *tl_config_cleanup_policy_name(const struct tl_log_config *log);
 

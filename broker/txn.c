@@ -155,8 +155,8 @@ void tl_txns_ensure_topic(struct tl_txns *txns)
 	tl_cluster_create_topic(broker, tl_str_of(TL_TXN_TOPIC),
 				broker->config.transaction_state_log_num_partitions,
 				broker->config.transaction_state_log_replication_factor,
-				"retention.ms=-1\nretention.bytes=-1\ncleanup.policy=compact\n", NULL,
-				NULL);
+				"retention.ms=-1\nretention.bytes=-1\ncleanup.policy=compact\n",
+				NULL, NULL);
 }
 
 static uint32_t id_hash(const char *p, int32_t len)

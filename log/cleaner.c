@@ -80,8 +80,7 @@ void tl_cleaner_map_deinit(struct tl_cleaner_map *map)
 	memset(map, 0, sizeof(*map));
 }
 
-static struct tl_cleaner_slot *map_find(const struct tl_cleaner_map *map, uint64_t h1,
-					uint64_t h2)
+static struct tl_cleaner_slot *map_find(const struct tl_cleaner_map *map, uint64_t h1, uint64_t h2)
 {
 	uint64_t mask = map->slot_count - 1;
 	for (uint64_t i = h1 & mask;; i = (i + 1) & mask) {
@@ -96,8 +95,7 @@ bool tl_cleaner_map_has_room(const struct tl_cleaner_map *map, uint64_t count)
 	return map->used + count <= map->used_max;
 }
 
-bool tl_cleaner_map_put(struct tl_cleaner_map *map, const uint8_t *key, size_t len,
-			int64_t offset)
+bool tl_cleaner_map_put(struct tl_cleaner_map *map, const uint8_t *key, size_t len, int64_t offset)
 {
 	uint64_t h1, h2;
 	key_hash(key, len, &h1, &h2);
@@ -455,8 +453,7 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 		memcpy(out, data, len); /* untouched: byte for byte */
 		out_len = len;
 	} else {
-		tl_be32_put(out + TL_BATCH_OFF_LENGTH,
-			    (uint32_t)(out_len - TL_BATCH_LOG_OVERHEAD));
+		tl_be32_put(out + TL_BATCH_OFF_LENGTH, (uint32_t)(out_len - TL_BATCH_LOG_OVERHEAD));
 		tl_be32_put(out + TL_BATCH_OFF_RECORDS_COUNT, (uint32_t)kept);
 		tl_batch_crc_update(out, out_len);
 	}
@@ -500,8 +497,7 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 			bool first = i == 0 && h.base_offset == g->base_offset;
 			bool last = tl_batch_last_offset(&h) + 1 == g->end_offset;
 			bool keep_empty = first || last || batch_is_producers_last(job, &h);
-			err = batch_clean(job, map, drop_tombstones, &w, data, len, &h,
-					  keep_empty);
+			err = batch_clean(job, map, drop_tombstones, &w, data, len, &h, keep_empty);
 			if (err != TL_OK)
 				break;
 			throttle(job, started_ns);

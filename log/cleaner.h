@@ -53,8 +53,7 @@ struct tl_cleaner_map {
 tl_err tl_cleaner_map_init(struct tl_cleaner_map *map, uint64_t keys_hint, int64_t buffer_bytes);
 void tl_cleaner_map_deinit(struct tl_cleaner_map *map);
 /* Records @offset for @key (newer offsets only grow). False when the map is full. */
-bool tl_cleaner_map_put(struct tl_cleaner_map *map, const uint8_t *key, size_t len,
-			int64_t offset);
+bool tl_cleaner_map_put(struct tl_cleaner_map *map, const uint8_t *key, size_t len, int64_t offset);
 /* The offset recorded for @key, or -1. */
 int64_t tl_cleaner_map_get(const struct tl_cleaner_map *map, const uint8_t *key, size_t len);
 /* Room for @count more keys. */
@@ -89,7 +88,7 @@ struct tl_cleaner_group {
 	int64_t end_offset; /* next_offset of its last input */
 	int64_t bytes_in;
 	int64_t bytes_out;
-	bool written; /* a .cleaned file exists (output differs from the input) */
+	bool written;  /* a .cleaned file exists (output differs from the input) */
 	bool swapping; /* renamed to .swap by the log thread (log.c) */
 };
 

@@ -52,13 +52,13 @@ struct tl_log_config {
 	int32_t index_interval_bytes; /* log.index.interval.bytes: bytes between index entries */
 	int32_t index_bytes_max; /* log.index.size.max.bytes: roll when an index is this full */
 	/* Compaction (cleanup.policy and the cleaner's keys; see "Compaction" in log.c). */
-	bool cleanup_compact;            /* cleanup.policy has compact */
-	bool cleanup_delete;             /* cleanup.policy has delete: retention applies */
-	bool cleaner_enable;             /* log.cleaner.enable */
-	double min_cleanable_dirty_ratio; /* min.cleanable.dirty.ratio */
-	int64_t min_compaction_lag_ms;   /* min.compaction.lag.ms: newer segments wait */
-	int64_t max_compaction_lag_ms;   /* max.compaction.lag.ms: older dirt forces a pass */
-	int64_t delete_retention_ms;     /* delete.retention.ms: tombstones kept this long */
+	bool cleanup_compact;                /* cleanup.policy has compact */
+	bool cleanup_delete;                 /* cleanup.policy has delete: retention applies */
+	bool cleaner_enable;                 /* log.cleaner.enable */
+	double min_cleanable_dirty_ratio;    /* min.cleanable.dirty.ratio */
+	int64_t min_compaction_lag_ms;       /* min.compaction.lag.ms: newer segments wait */
+	int64_t max_compaction_lag_ms;       /* max.compaction.lag.ms: older dirt forces a pass */
+	int64_t delete_retention_ms;         /* delete.retention.ms: tombstones kept this long */
 	int64_t cleaner_dedupe_buffer_bytes; /* log.cleaner.dedupe.buffer.size */
 	int64_t cleaner_io_bytes_per_sec;    /* log.cleaner.io.max.bytes.per.second; <= 0 none */
 	int64_t cleaner_backoff_ms;          /* log.cleaner.backoff.ms between checks */
@@ -341,7 +341,7 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms);
 
 /* Compaction figures of one log, totals since open. */
 struct tl_log_cleaner_stats {
-	uint64_t passes;          /* passes whose result was swapped in */
+	uint64_t passes;           /* passes whose result was swapped in */
 	uint64_t segments_cleaned; /* output segments swapped in */
 	int64_t bytes_read;
 	int64_t bytes_written;

@@ -19,8 +19,8 @@
 #include "log/log.h"
 #include "protocol/records.h"
 
-#define KEYS   40
-#define ROUNDS 12
+#define KEYS        40
+#define ROUNDS      12
 #define VALUE_BYTES 32
 
 static char dir[320];
@@ -175,9 +175,9 @@ static void read_all(struct tl_log *log, struct seen *seen)
 	int64_t previous = -1;
 	while (offset < tl_log_high_watermark(log)) {
 		struct tl_log_read rd;
-		ck_assert_int_eq(tl_log_read(log, offset, tl_log_high_watermark(log), 1 << 20, true,
-					     &rd),
-				 TL_OK);
+		ck_assert_int_eq(
+			tl_log_read(log, offset, tl_log_high_watermark(log), 1 << 20, true, &rd),
+			TL_OK);
 		ck_assert_int_gt(rd.bytes, 0);
 		uint8_t *buf = malloc((size_t)rd.bytes);
 		ck_assert_int_eq(pread(rd.fd, buf, (size_t)rd.bytes, rd.position), rd.bytes);
@@ -535,8 +535,7 @@ int main(void)
 	tcase_add_test(tc, the_background_pass_runs_from_tick_beside_appends);
 	tcase_add_test(tc, the_last_batch_of_each_producer_survives_for_dedupe);
 	tcase_add_test(tc, aborted_transactions_lose_their_records_and_keep_their_marker);
-	tcase_add_loop_test(tc, a_crash_at_any_point_of_the_swap_recovers_every_latest_value, 1,
-			    6);
+	tcase_add_loop_test(tc, a_crash_at_any_point_of_the_swap_recovers_every_latest_value, 1, 6);
 	tcase_add_test(tc, a_failed_swap_takes_the_log_offline_and_a_reopen_finishes_it);
 	tcase_add_test(tc, a_policy_without_delete_ignores_retention);
 	suite_add_tcase(s, tc);
