@@ -295,8 +295,7 @@ static void throttle(const struct tl_cleaner_job *job, int64_t started_ns)
 }
 
 /* Pass 1: the map over [first_dirty, clean_end); sets map_end. */
-static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, bool *compressed,
-			int64_t started_ns)
+static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, int64_t started_ns)
 {
 	job->map_end = job->clean_end;
 	struct reader r = {.cap = READ_BUFFER_BYTES};
@@ -323,11 +322,8 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 			if (h.base_offset < job->first_dirty)
 				continue;
 			job->bytes_read += (int64_t)len;
-			if (tl_batch_compression(&h) != TL_COMPRESSION_NONE) {
-				*compressed = true;
-				continue;
-			}
-			if (tl_batch_is_control(&h) || batch_is_aborted(job, &h))
+			if (tl_batch_compression(&h) != TL_COMPRESSION_NONE ||
+			    tl_batch_is_control(&h) || batch_is_aborted(job, &h))
 				continue;
 			if (!tl_cleaner_map_has_room(map, (uint64_t)h.records_count)) {
 				job->map_end = h.base_offset;
@@ -402,12 +398,15 @@ static tl_err writer_reserve(struct writer *w, size_t need)
 /* Writes what survives of the batch @data (header @h) to @w. @keep_empty: the batch
  * stays, header only, even when no record does. */
 static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
-			  bool drop_tombstones, struct writer *w, const uint8_t *data, size_t len,
+			  struct writer *w, const uint8_t *data, size_t len,
 			  const struct tl_batch_header *h, bool keep_empty)
 {
 	job->records_read += h->records_count;
-	bool whole = tl_batch_is_control(h) || tl_batch_compression(h) != TL_COMPRESSION_NONE;
-	if (whole) {
+	bool compressed = tl_batch_compression(h) != TL_COMPRESSION_NONE;
+	/* Batches go by in offset order: a compressed one seen before a tombstone may hold
+	 * an older value of its key, which dropping the tombstone would bring back. */
+	job->seen_compressed |= compressed;
+	if (tl_batch_is_control(h) || compressed) {
 		tl_err err = writer_reserve(w, len);
 		if (err != TL_OK)
 			return err;
@@ -417,7 +416,7 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 		return TL_OK;
 	}
 	bool aborted = batch_is_aborted(job, h);
-	bool tombstone_expired = drop_tombstones && h->max_timestamp >= 0 &&
+	bool tombstone_expired = !job->seen_compressed && h->max_timestamp >= 0 &&
 				 h->max_timestamp < job->now_ms - job->delete_retention_ms;
 	/* Output at most len bytes: the header, then the surviving records' raw bytes. */
 	tl_err err = writer_reserve(w, len);
@@ -465,7 +464,7 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 
 /* Rewrites one group into its .cleaned file (fsynced); unlinks it when nothing changed. */
 static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
-			  bool drop_tombstones, struct tl_cleaner_group *g, int64_t started_ns)
+			  struct tl_cleaner_group *g, int64_t started_ns)
 {
 	char name[96];
 	tl_cleaner_file_name(name, sizeof(name), g->base_offset, g->end_offset, "cleaned");
@@ -497,7 +496,7 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 			bool first = i == 0 && h.base_offset == g->base_offset;
 			bool last = tl_batch_last_offset(&h) + 1 == g->end_offset;
 			bool keep_empty = first || last || batch_is_producers_last(job, &h);
-			err = batch_clean(job, map, drop_tombstones, &w, data, len, &h, keep_empty);
+			err = batch_clean(job, map, &w, data, len, &h, keep_empty);
 			if (err != TL_OK)
 				break;
 			throttle(job, started_ns);
@@ -577,8 +576,7 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 		atomic_store(&job->done, true);
 		return;
 	}
-	bool compressed = false;
-	tl_err err = map_build(job, &map, &compressed, started_ns);
+	tl_err err = map_build(job, &map, started_ns);
 	if (err == TL_OK && job->map_end <= job->first_dirty) {
 		err = TL_ERR_LIMIT; /* not even one batch fits log.cleaner.dedupe.buffer.size */
 		job_error(job, err, "map", job->first_dirty);
@@ -586,7 +584,7 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 	if (err == TL_OK)
 		err = groups_plan(job);
 	for (uint32_t i = 0; err == TL_OK && i < job->group_count; i++)
-		err = group_write(job, &map, !compressed, &job->groups[i], started_ns);
+		err = group_write(job, &map, &job->groups[i], started_ns);
 	tl_cleaner_map_deinit(&map);
 	if (err != TL_OK && job->err == TL_OK)
 		job_error(job, err, "clean", job->first_dirty);

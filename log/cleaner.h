@@ -12,8 +12,8 @@
  *     map_end stops at a batch boundary and the next pass goes on from there;
  *   - a record in a cleaned segment is kept if its key is null, not in the map, or
  *     mapped to an offset <= its own; a kept tombstone (null value) is dropped once its
- *     batch's maxTimestamp is older than delete_retention_ms, unless the pass saw a
- *     compressed batch (whose keys are not read, so it could hide an older value);
+ *     batch's maxTimestamp is older than delete_retention_ms, unless the pass met a
+ *     compressed batch before it (whose keys are not read: it could hold an older value);
  *   - control batches (transaction markers) and compressed batches are kept whole;
  *   - a batch of an aborted transaction loses all its records;
  *   - a batch left with no record is dropped, except the last batch of its producer
@@ -122,6 +122,7 @@ struct tl_cleaner_job {
 	int64_t records_read;
 	int64_t records_kept;
 	int64_t duration_ms;
+	bool seen_compressed; /* the thread's: a compressed batch was met in this pass */
 };
 
 /* Runs @job to completion (or cancellation): builds the map, then writes a fsynced

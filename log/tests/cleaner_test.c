@@ -319,6 +319,36 @@ START_TEST(tombstones_go_once_delete_retention_has_passed)
 }
 END_TEST
 
+START_TEST(a_compressed_batch_keeps_later_tombstones_and_itself)
+{
+	config.delete_retention_ms = 1000;
+	struct tl_log *log = log_open();
+	int64_t old = tl_wall_ms() - 10000;
+	/* A zstd batch with k000's first value: its keys are not read by the cleaner. */
+	struct tl_records_builder b;
+	tl_records_builder_init(&b, TL_COMPRESSION_ZSTD);
+	struct tl_bytes key = {(const uint8_t *)"k000", 4}, value = {(const uint8_t *)"zstd", 4};
+	ck_assert_int_eq(tl_records_builder_append(&b, old, key, value, NULL, 0), TL_OK);
+	struct tl_buf buf;
+	tl_buf_init(&buf);
+	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &buf), TL_OK);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(append_raw(log, &buf, &result), TL_OK);
+	tl_buf_deinit(&buf);
+	tl_records_builder_deinit(&b);
+	populate(log, old); /* k000's last write is an old tombstone */
+	for (int i = 0; i < 20; i++)
+		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
+	ck_assert_int_eq(compact(log), TL_OK);
+	struct seen seen;
+	read_all(log, &seen);
+	/* The compressed batch stays whole, so k000's tombstone must stay after it. */
+	ck_assert_int_eq(seen.offset_of[0], latest_offset[0]);
+	ck_assert_str_eq(seen.value_of[0], "");
+	tl_log_close(log);
+}
+END_TEST
+
 START_TEST(a_small_dedupe_buffer_spills_into_several_passes)
 {
 	config.cleaner_dedupe_buffer_bytes = 24 * 32; /* 32 slots: 28 keys a pass */
@@ -531,6 +561,7 @@ int main(void)
 	tcase_add_test(tc, the_offset_map_keeps_the_newest_offset_and_reports_full);
 	tcase_add_test(tc, compaction_keeps_the_latest_value_per_key_at_its_offset);
 	tcase_add_test(tc, tombstones_go_once_delete_retention_has_passed);
+	tcase_add_test(tc, a_compressed_batch_keeps_later_tombstones_and_itself);
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
 	tcase_add_test(tc, the_background_pass_runs_from_tick_beside_appends);
 	tcase_add_test(tc, the_last_batch_of_each_producer_survives_for_dedupe);
