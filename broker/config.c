@@ -105,6 +105,9 @@ static const struct key_def broker_keys[] = {
 	 1, INT64_MAX},
 	{"offsets.retention.minutes", KEY_INT64, OFF(offsets_retention_minutes), 1, INT32_MAX},
 	{"offsets.topic.num.partitions", KEY_INT32, OFF(offsets_topic_num_partitions), 1, 1000},
+	{"offsets.topic.segment.bytes", KEY_INT32, OFF(offsets_topic_segment_bytes), 14, INT32_MAX},
+	{"transaction.state.log.segment.bytes", KEY_INT32, OFF(transaction_state_log_segment_bytes),
+	 14, INT32_MAX},
 	{"transaction.state.log.num.partitions", KEY_INT32,
 	 OFF(transaction_state_log_num_partitions), 1, 1000},
 	{"offsets.topic.replication.factor", KEY_INT16, OFF(offsets_topic_replication_factor), 1,
@@ -166,6 +169,8 @@ void tl_config_defaults(struct tl_config *config)
 	 * per-core split of the loop. */
 	config->offsets_topic_num_partitions = 8;
 	config->transaction_state_log_num_partitions = 8;
+	config->offsets_topic_segment_bytes = 104857600;
+	config->transaction_state_log_segment_bytes = 104857600;
 	config->producer_id_expiration_ms = 86400000;
 	config->transaction_max_timeout_ms = 900000;
 	config->transactional_id_expiration_ms = 604800000;
@@ -890,8 +895,11 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->offsets_retention_check_interval_ms);
 	fprintf(out, "offsets.retention.minutes=%" PRId64 "\n", config->offsets_retention_minutes);
 	fprintf(out, "offsets.topic.num.partitions=%d\n", config->offsets_topic_num_partitions);
+	fprintf(out, "offsets.topic.segment.bytes=%d\n", config->offsets_topic_segment_bytes);
 	fprintf(out, "transaction.state.log.num.partitions=%d\n",
 		config->transaction_state_log_num_partitions);
+	fprintf(out, "transaction.state.log.segment.bytes=%d\n",
+		config->transaction_state_log_segment_bytes);
 	fprintf(out, "offsets.topic.replication.factor=%d\n",
 		config->offsets_topic_replication_factor);
 	fprintf(out, "producer.id.expiration.ms=%" PRId64 "\n", config->producer_id_expiration_ms);

@@ -299,7 +299,8 @@ static tl_err store_topic_config(struct tl_topic_config *config,
 {
 	char why[256], segment_bytes[32];
 	tl_topic_config_from_broker(config, broker_config);
-	snprintf(segment_bytes, sizeof(segment_bytes), "%d", TL_GROUP_STORE_SEGMENT_BYTES);
+	snprintf(segment_bytes, sizeof(segment_bytes), "%d",
+		 broker_config->offsets_topic_segment_bytes);
 	tl_err err = tl_topic_config_set(config, "retention.ms", "-1", why, sizeof(why));
 	if (err == TL_OK)
 		err = tl_topic_config_set(config, "retention.bytes", "-1", why, sizeof(why));
@@ -408,7 +409,7 @@ void tl_group_store_ensure_topic(struct tl_group_store *store)
 	char configs[128];
 	snprintf(configs, sizeof(configs),
 		 "retention.ms=-1\nretention.bytes=-1\nsegment.bytes=%d\ncleanup.policy=compact\n",
-		 TL_GROUP_STORE_SEGMENT_BYTES);
+		 broker->config.offsets_topic_segment_bytes);
 	tl_info("group: creating the offsets topic topic=%s partitions=%d replication_factor=%d",
 		TL_GROUP_STORE_TOPIC, broker->config.offsets_topic_num_partitions,
 		broker->config.offsets_topic_replication_factor);
