@@ -3,12 +3,11 @@
  * Commits offset 0, 1, 2, ... of TOPIC partition 0 for GROUP synchronously every
  * INTERVAL_MS for SECONDS (no subscription, no fetch), then prints
  * "commits N failed F". Exits 0, or 1 if the client cannot be made. */
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <librdkafka/rdkafka.h>
 
 int main(int argc, char **argv)
 {
