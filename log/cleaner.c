@@ -325,9 +325,16 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 			if (tl_batch_compression(&h) != TL_COMPRESSION_NONE ||
 			    tl_batch_is_control(&h) || batch_is_aborted(job, &h))
 				continue;
+			/* A batch bigger than the whole map still makes progress: what fits is
+			 * mapped and the pass ends after it. Safe: a record goes only when a
+			 * mapped (hence kept) newer record of its key exists. */
+			bool last_batch = false;
 			if (!tl_cleaner_map_has_room(map, (uint64_t)h.records_count)) {
-				job->map_end = h.base_offset;
-				goto out;
+				if (map->used > 0) {
+					job->map_end = h.base_offset;
+					goto out;
+				}
+				last_batch = true;
 			}
 			struct tl_cursor c;
 			tl_cursor_init(&c, data + TL_BATCH_HEADER_BYTES,
@@ -343,6 +350,10 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 							   h.base_offset + rec.offset_delta);
 			}
 			throttle(job, started_ns);
+			if (last_batch && err == TL_OK) {
+				job->map_end = tl_batch_last_offset(&h) + 1;
+				goto out;
+			}
 		}
 		if (err == TL_ERR_NOT_FOUND)
 			err = TL_OK;

@@ -375,6 +375,50 @@ START_TEST(a_small_dedupe_buffer_spills_into_several_passes)
 }
 END_TEST
 
+START_TEST(a_batch_bigger_than_the_map_still_makes_progress)
+{
+	config.cleaner_dedupe_buffer_bytes = 24 * 16; /* 16 slots: 14 keys */
+	struct tl_log *log = log_open();
+	/* Batches of 30 records, each with every key once. */
+	for (int r = 0; r < 6; r++) {
+		struct tl_records_builder b;
+		tl_records_builder_init(&b, TL_COMPRESSION_NONE);
+		for (int k = 0; k < 30; k++) {
+			char key[16], v[VALUE_BYTES];
+			snprintf(key, sizeof(key), "k%03d", k);
+			snprintf(v, sizeof(v), "big-%d-%d", k, r);
+			struct tl_bytes kb = {(const uint8_t *)key, 4};
+			struct tl_bytes vb = {(const uint8_t *)v, (int32_t)strlen(v)};
+			ck_assert_int_eq(
+				tl_records_builder_append(&b, tl_wall_ms(), kb, vb, NULL, 0),
+				TL_OK);
+		}
+		struct tl_buf buf;
+		tl_buf_init(&buf);
+		ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &buf), TL_OK);
+		struct tl_log_append_result result;
+		ck_assert_int_eq(append_raw(log, &buf, &result), TL_OK);
+		for (int k = 0; k < 30; k++) {
+			snprintf(latest[k], VALUE_BYTES, "big-%d-%d", k, r);
+			latest_offset[k] = result.base_offset + k;
+		}
+		tl_buf_deinit(&buf);
+		tl_records_builder_deinit(&b);
+	}
+	populate(log, tl_wall_ms()); /* rolls: the big batches are sealed */
+	struct tl_log_cleaner_stats st;
+	ck_assert_int_eq(compact(log), TL_OK);
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.first_dirty, 30); /* one batch a pass */
+	ck_assert_int_eq(compact(log), TL_OK);
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.first_dirty, 60);
+	struct seen seen;
+	expect_latest(log, &seen);
+	tl_log_close(log);
+}
+END_TEST
+
 START_TEST(the_background_pass_runs_from_tick_beside_appends)
 {
 	config.min_cleanable_dirty_ratio = 0.1;
@@ -563,6 +607,7 @@ int main(void)
 	tcase_add_test(tc, tombstones_go_once_delete_retention_has_passed);
 	tcase_add_test(tc, a_compressed_batch_keeps_later_tombstones_and_itself);
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
+	tcase_add_test(tc, a_batch_bigger_than_the_map_still_makes_progress);
 	tcase_add_test(tc, the_background_pass_runs_from_tick_beside_appends);
 	tcase_add_test(tc, the_last_batch_of_each_producer_survives_for_dedupe);
 	tcase_add_test(tc, aborted_transactions_lose_their_records_and_keep_their_marker);
