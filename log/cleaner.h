@@ -9,7 +9,8 @@
  *   - the map covers the dirty range [first_dirty, map_end): uncompressed, non-control,
  *     non-aborted batches' keyed records, newest offset wins. It holds at most
  *     dedupe_buffer_bytes / TL_CLEANER_SLOT_BYTES keys at a 0.9 load factor; when full
- *     map_end stops at a batch boundary and the next pass goes on from there;
+ *     map_end stops at a batch boundary and the next pass goes on from there (a first
+ *     batch bigger than the map is mapped as far as it fits, map_end after it);
  *   - a record in a cleaned segment is kept if its key is null, not in the map, or
  *     mapped to an offset <= its own; a kept tombstone (null value) is dropped once its
  *     batch's maxTimestamp is older than delete_retention_ms, unless the pass met a
