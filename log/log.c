@@ -766,11 +766,12 @@ static const uint8_t *scan_at(const struct scan *scan, int64_t position)
 }
 
 /* Scans @segment from its start, checking each batch whole (length, magic, CRC-32C, base
- * offset continuity) and rebuilding its indexes; cuts the file at the first bad byte.
- * What survives is made durable: after a kill -9 the page cache may still hold bytes the
- * disk does not. Sets *cut_out when it truncated. */
+ * offset continuity; a @sealed segment may have compaction's holes) and rebuilding its
+ * indexes; cuts the file at the first bad byte. What survives is made durable: after a
+ * kill -9 the page cache may still hold bytes the disk does not. Sets *cut_out when it
+ * truncated. */
 static tl_err segment_recover(struct tl_log *log, struct tl_log_segment *segment,
-			      int64_t file_bytes, bool *cut_out)
+			      int64_t file_bytes, bool sealed, bool *cut_out)
 {
 	char name[NAME_BYTES];
 	segment_name(name, segment->base_offset, ".log");
@@ -800,9 +801,11 @@ static tl_err segment_recover(struct tl_log *log, struct tl_log_segment *segment
 		if (tl_batch_validate_stored(scan_at(&scan, position), (size_t)size, &h, &why) !=
 		    TL_OK)
 			break;
-		/* Compaction leaves holes (h.base_offset above next_offset) but never moves
-		 * a segment's first batch or an offset backwards. */
+		/* Compaction leaves holes (h.base_offset above next_offset) in sealed
+		 * segments, never in the active one (where a jump is damage), and never
+		 * moves a segment's first batch or an offset backwards. */
 		if (h.base_offset < segment->next_offset ||
+		    (h.base_offset > segment->next_offset && !sealed) ||
 		    (position == 0 && h.base_offset != segment->base_offset)) {
 			why = "batch offset does not follow the previous batch";
 			break;
@@ -1538,14 +1541,14 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 			}
 			if (position != file_bytes ||
 			    (!last && segment->next_offset != bases[i + 1])) {
-				err = segment_recover(log, segment, file_bytes, &cut);
+				err = segment_recover(log, segment, file_bytes, !last, &cut);
 			} else {
 				segment->indexes_on_disk = !last;
 				segment_load_txnindex(log, segment,
 						      last ? INT64_MAX : segment->next_offset);
 			}
 		} else {
-			err = segment_recover(log, segment, file_bytes, &cut);
+			err = segment_recover(log, segment, file_bytes, !last, &cut);
 		}
 		if (err != TL_OK)
 			break;
@@ -3320,7 +3323,7 @@ static tl_err group_install(struct tl_log *log, const struct tl_cleaner_group *g
 		return TL_ERR_NOMEM;
 	}
 	bool cut = false;
-	tl_err err = segment_recover(log, segment, st.st_size, &cut);
+	tl_err err = segment_recover(log, segment, st.st_size, true, &cut);
 	if (err == TL_OK && (cut || segment->next_offset != g->end_offset)) {
 		tl_crit("log: cleaned segment does not cover its range dir=%s segment=%s "
 			"next=%" PRId64 " end=%" PRId64,
