@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
@@ -62,6 +63,19 @@ static const struct key_def broker_keys[] = {
 	{"leader.imbalance.check.interval.seconds", KEY_SPECIAL, 0, 0, 0},
 	{"listener.security.protocol.map", STR(listener_security_protocol_map)},
 	{"listeners", STR(listeners)},
+	{"log.cleaner.backoff.ms", KEY_INT64, OFF(log.cleaner_backoff_ms), 0, INT64_MAX},
+	{"log.cleaner.dedupe.buffer.size", KEY_INT64, OFF(log.cleaner_dedupe_buffer_bytes), 1024,
+	 INT64_MAX},
+	{"log.cleaner.delete.retention.ms", KEY_INT64, OFF(log.delete_retention_ms), 0, INT64_MAX},
+	{"log.cleaner.enable", KEY_BOOL, OFF(log.cleaner_enable), 0, 1},
+	{"log.cleaner.io.max.bytes.per.second", KEY_SPECIAL, 0, 0, 0},
+	{"log.cleaner.max.compaction.lag.ms", KEY_INT64, OFF(log.max_compaction_lag_ms), 1,
+	 INT64_MAX},
+	{"log.cleaner.min.cleanable.ratio", KEY_SPECIAL, 0, 0, 0},
+	{"log.cleaner.min.compaction.lag.ms", KEY_INT64, OFF(log.min_compaction_lag_ms), 0,
+	 INT64_MAX},
+	{"log.cleaner.threads", KEY_INT32, OFF(log.cleaner_threads), 1, 64},
+	{"log.cleanup.policy", KEY_SPECIAL, 0, 0, 0},
 	{"log.dir", KEY_SPECIAL, 0, 0, 0},
 	{"log.dirs", STR(log_dirs)},
 	{"log.format", KEY_SPECIAL, 0, 0, 0},
@@ -94,6 +108,9 @@ static const struct key_def broker_keys[] = {
 	 1, INT64_MAX},
 	{"offsets.retention.minutes", KEY_INT64, OFF(offsets_retention_minutes), 1, INT32_MAX},
 	{"offsets.topic.num.partitions", KEY_INT32, OFF(offsets_topic_num_partitions), 1, 1000},
+	{"offsets.topic.segment.bytes", KEY_INT32, OFF(offsets_topic_segment_bytes), 14, INT32_MAX},
+	{"transaction.state.log.segment.bytes", KEY_INT32, OFF(transaction_state_log_segment_bytes),
+	 14, INT32_MAX},
 	{"transaction.state.log.num.partitions", KEY_INT32,
 	 OFF(transaction_state_log_num_partitions), 1, 1000},
 	{"offsets.topic.replication.factor", KEY_INT16, OFF(offsets_topic_replication_factor), 1,
@@ -159,6 +176,8 @@ void tl_config_defaults(struct tl_config *config)
 	 * per-core split of the loop. */
 	config->offsets_topic_num_partitions = 8;
 	config->transaction_state_log_num_partitions = 8;
+	config->offsets_topic_segment_bytes = 104857600;
+	config->transaction_state_log_segment_bytes = 104857600;
 	config->producer_id_expiration_ms = 86400000;
 	config->transaction_max_timeout_ms = 900000;
 	config->transactional_id_expiration_ms = 604800000;
@@ -236,6 +255,65 @@ static tl_err parse_int(const char *key, const char *value, int64_t min, int64_t
 	return TL_OK;
 }
 
+const char *tl_config_cleanup_policy_name(const struct tl_log_config *log)
+{
+	if (log->cleanup_compact && log->cleanup_delete)
+		return "compact,delete";
+	return log->cleanup_compact ? "compact" : "delete";
+}
+
+static tl_err parse_double(const char *key, const char *value, double min, double max, double *out,
+			   char *why, size_t why_size)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(value, &end);
+	if (errno || end == value || *end != '\0' || !(v >= min && v <= max)) {
+		snprintf(why, why_size, "config %s: \"%s\" is not a number in [%g, %g]", key, value,
+			 min, max);
+		return TL_ERR_INVALID;
+	}
+	*out = v;
+	return TL_OK;
+}
+
+tl_err tl_config_parse_cleanup_policy(const char *key, const char *value, struct tl_log_config *log,
+				      char *why, size_t why_size)
+{
+	bool compact = false, del = false;
+	const char *p = value;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		while (len > 0 && p[0] == ' ') {
+			p++;
+			len--;
+		}
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == 7 && strncmp(p, "compact", 7) == 0) {
+			compact = true;
+		} else if (len == 6 && strncmp(p, "delete", 6) == 0) {
+			del = true;
+		} else {
+			snprintf(why, why_size,
+				 "config %s: \"%s\" is not a list of compact and delete", key,
+				 value);
+			return TL_ERR_INVALID;
+		}
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (!compact && !del) {
+		snprintf(why, why_size, "config %s: empty list", key);
+		return TL_ERR_INVALID;
+	}
+	log->cleanup_compact = compact;
+	log->cleanup_delete = del;
+	return TL_OK;
+}
+
 static tl_err parse_bool(const char *key, const char *value, bool *out, char *why, size_t why_size)
 {
 	if (strcmp(value, "true") == 0)
@@ -296,6 +374,16 @@ static tl_err config_set_special(struct tl_config *config, const char *key, cons
 			return TL_ERR_INVALID;
 		}
 		snprintf(config->log_format, sizeof(config->log_format), "%s", value);
+	} else if (strcmp(key, "log.cleaner.io.max.bytes.per.second") == 0) {
+		double rate;
+		if ((err = parse_double(key, value, 1, DBL_MAX, &rate, why, why_size)) == TL_OK)
+			config->log.cleaner_io_bytes_per_sec =
+				rate >= 9.2e18 ? -1 : (int64_t)rate; /* Kafka's default: no limit */
+	} else if (strcmp(key, "log.cleaner.min.cleanable.ratio") == 0) {
+		err = parse_double(key, value, 0, 1, &config->log.min_cleanable_dirty_ratio, why,
+				   why_size);
+	} else if (strcmp(key, "log.cleanup.policy") == 0) {
+		err = tl_config_parse_cleanup_policy(key, value, &config->log, why, why_size);
 	} else if (strcmp(key, "log.level") == 0) {
 		if (strcmp(value, "crit") && strcmp(value, "warn") && strcmp(value, "info") &&
 		    strcmp(value, "debug")) {
@@ -778,6 +866,24 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->leader_imbalance_check_interval_ms / 1000);
 	fprintf(out, "listener.security.protocol.map=%s\n", config->listener_security_protocol_map);
 	fprintf(out, "listeners=%s\n", config->listeners);
+	fprintf(out, "log.cleaner.backoff.ms=%" PRId64 "\n", config->log.cleaner_backoff_ms);
+	fprintf(out, "log.cleaner.dedupe.buffer.size=%" PRId64 "\n",
+		config->log.cleaner_dedupe_buffer_bytes);
+	fprintf(out, "log.cleaner.delete.retention.ms=%" PRId64 "\n",
+		config->log.delete_retention_ms);
+	fprintf(out, "log.cleaner.enable=%s\n", config->log.cleaner_enable ? "true" : "false");
+	if (config->log.cleaner_io_bytes_per_sec > 0)
+		fprintf(out, "log.cleaner.io.max.bytes.per.second=%" PRId64 "\n",
+			config->log.cleaner_io_bytes_per_sec);
+	else
+		fprintf(out, "log.cleaner.io.max.bytes.per.second=1.7976931348623157E308\n");
+	fprintf(out, "log.cleaner.max.compaction.lag.ms=%" PRId64 "\n",
+		config->log.max_compaction_lag_ms);
+	fprintf(out, "log.cleaner.min.cleanable.ratio=%g\n", config->log.min_cleanable_dirty_ratio);
+	fprintf(out, "log.cleaner.min.compaction.lag.ms=%" PRId64 "\n",
+		config->log.min_compaction_lag_ms);
+	fprintf(out, "log.cleaner.threads=%d\n", config->log.cleaner_threads);
+	fprintf(out, "log.cleanup.policy=%s\n", tl_config_cleanup_policy_name(&config->log));
 	fprintf(out, "log.dirs=%s\n", config->log_dirs);
 	fprintf(out, "log.index.interval.bytes=%d\n", config->log.index_interval_bytes);
 	fprintf(out, "log.index.size.max.bytes=%d\n", config->log.index_bytes_max);
@@ -807,8 +913,11 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->offsets_retention_check_interval_ms);
 	fprintf(out, "offsets.retention.minutes=%" PRId64 "\n", config->offsets_retention_minutes);
 	fprintf(out, "offsets.topic.num.partitions=%d\n", config->offsets_topic_num_partitions);
+	fprintf(out, "offsets.topic.segment.bytes=%d\n", config->offsets_topic_segment_bytes);
 	fprintf(out, "transaction.state.log.num.partitions=%d\n",
 		config->transaction_state_log_num_partitions);
+	fprintf(out, "transaction.state.log.segment.bytes=%d\n",
+		config->transaction_state_log_segment_bytes);
 	fprintf(out, "offsets.topic.replication.factor=%d\n",
 		config->offsets_topic_replication_factor);
 	fprintf(out, "producer.id.expiration.ms=%" PRId64 "\n", config->producer_id_expiration_ms);
@@ -937,6 +1046,10 @@ enum topic_key {
 	TOPIC_SEGMENT_MS,
 	TOPIC_INDEX_INTERVAL_BYTES,
 	TOPIC_MIN_INSYNC_REPLICAS,
+	TOPIC_DELETE_RETENTION_MS,
+	TOPIC_MIN_CLEANABLE_DIRTY_RATIO,
+	TOPIC_MIN_COMPACTION_LAG_MS,
+	TOPIC_MAX_COMPACTION_LAG_MS,
 	TOPIC_KEY_COUNT,
 };
 
@@ -962,6 +1075,13 @@ static const struct topic_key_def topic_key_defs[TOPIC_KEY_COUNT] = {
 	[TOPIC_SEGMENT_MS] = {"segment.ms", {"log.roll.ms", "log.roll.hours"}},
 	[TOPIC_INDEX_INTERVAL_BYTES] = {"index.interval.bytes", {"log.index.interval.bytes"}},
 	[TOPIC_MIN_INSYNC_REPLICAS] = {"min.insync.replicas", {"min.insync.replicas"}},
+	[TOPIC_DELETE_RETENTION_MS] = {"delete.retention.ms", {"log.cleaner.delete.retention.ms"}},
+	[TOPIC_MIN_CLEANABLE_DIRTY_RATIO] = {"min.cleanable.dirty.ratio",
+					     {"log.cleaner.min.cleanable.ratio"}},
+	[TOPIC_MIN_COMPACTION_LAG_MS] = {"min.compaction.lag.ms",
+					 {"log.cleaner.min.compaction.lag.ms"}},
+	[TOPIC_MAX_COMPACTION_LAG_MS] = {"max.compaction.lag.ms",
+					 {"log.cleaner.max.compaction.lag.ms"}},
 };
 
 const char *const *tl_topic_config_key_synonyms(int index)
@@ -976,7 +1096,8 @@ void tl_topic_config_from_broker(struct tl_topic_config *topic, const struct tl_
 	topic->log = broker->log;
 	topic->max_message_bytes = broker->message_max_bytes;
 	topic->log_append_time = broker->log_message_timestamp_log_append_time;
-	snprintf(topic->cleanup_policy, sizeof(topic->cleanup_policy), "delete");
+	snprintf(topic->cleanup_policy, sizeof(topic->cleanup_policy), "%s",
+		 tl_config_cleanup_policy_name(&broker->log));
 	snprintf(topic->compression_type, sizeof(topic->compression_type), "producer");
 	topic->compression_codec = -1;
 	topic->min_insync_replicas = broker->min_insync_replicas;
@@ -1025,13 +1146,10 @@ tl_err tl_topic_config_set(struct tl_topic_config *topic, const char *key, const
 	tl_err err = TL_OK;
 	switch ((enum topic_key)index) {
 	case TOPIC_CLEANUP_POLICY:
-		if (strcmp(value, "delete") != 0) {
-			snprintf(why, why_size,
-				 "topic config cleanup.policy: only \"delete\" is supported, not "
-				 "\"%s\"",
-				 value);
-			err = TL_ERR_INVALID_CONFIG;
-		}
+		err = tl_config_parse_cleanup_policy(key, value, &topic->log, why, why_size);
+		if (err == TL_OK)
+			snprintf(topic->cleanup_policy, sizeof(topic->cleanup_policy), "%s",
+				 tl_config_cleanup_policy_name(&topic->log));
 		break;
 	case TOPIC_COMPRESSION_TYPE: {
 		/* Kafka's values; "producer" stores batches as sent, any other makes
@@ -1087,6 +1205,22 @@ tl_err tl_topic_config_set(struct tl_topic_config *topic, const char *key, const
 		err = parse_int(key, value, 1, INT16_MAX, &v, why, why_size);
 		topic->min_insync_replicas = (int32_t)v;
 		break;
+	case TOPIC_DELETE_RETENTION_MS:
+		err = parse_int(key, value, 0, INT64_MAX, &topic->log.delete_retention_ms, why,
+				why_size);
+		break;
+	case TOPIC_MIN_CLEANABLE_DIRTY_RATIO:
+		err = parse_double(key, value, 0, 1, &topic->log.min_cleanable_dirty_ratio, why,
+				   why_size);
+		break;
+	case TOPIC_MIN_COMPACTION_LAG_MS:
+		err = parse_int(key, value, 0, INT64_MAX, &topic->log.min_compaction_lag_ms, why,
+				why_size);
+		break;
+	case TOPIC_MAX_COMPACTION_LAG_MS:
+		err = parse_int(key, value, 1, INT64_MAX, &topic->log.max_compaction_lag_ms, why,
+				why_size);
+		break;
 	case TOPIC_KEY_COUNT:
 		TL_ASSERT(!"unreachable");
 	}
@@ -1133,6 +1267,18 @@ void tl_topic_config_key_value(const struct tl_topic_config *topic, int index, c
 		break;
 	case TOPIC_MIN_INSYNC_REPLICAS:
 		snprintf(out, out_size, "%d", topic->min_insync_replicas);
+		break;
+	case TOPIC_DELETE_RETENTION_MS:
+		snprintf(out, out_size, "%" PRId64, topic->log.delete_retention_ms);
+		break;
+	case TOPIC_MIN_CLEANABLE_DIRTY_RATIO:
+		snprintf(out, out_size, "%g", topic->log.min_cleanable_dirty_ratio);
+		break;
+	case TOPIC_MIN_COMPACTION_LAG_MS:
+		snprintf(out, out_size, "%" PRId64, topic->log.min_compaction_lag_ms);
+		break;
+	case TOPIC_MAX_COMPACTION_LAG_MS:
+		snprintf(out, out_size, "%" PRId64, topic->log.max_compaction_lag_ms);
 		break;
 	case TOPIC_KEY_COUNT:
 		TL_ASSERT(!"unreachable");

@@ -65,9 +65,11 @@ struct tl_config {
 	int64_t offsets_retention_check_interval_ms; /* offsets.retention.check.interval.ms */
 	int32_t offsets_topic_num_partitions; /* offsets.topic.num.partitions (at creation) */
 	int32_t transaction_state_log_num_partitions; /* cluster mode, at creation */
-	int64_t producer_id_expiration_ms;            /* producer.id.expiration.ms */
-	int32_t transaction_max_timeout_ms;           /* transaction.max.timeout.ms */
-	int64_t transactional_id_expiration_ms;       /* transactional.id.expiration.ms */
+	int32_t offsets_topic_segment_bytes;         /* offsets.topic.segment.bytes (at creation) */
+	int32_t transaction_state_log_segment_bytes; /* transaction.state.log.segment.bytes */
+	int64_t producer_id_expiration_ms;           /* producer.id.expiration.ms */
+	int32_t transaction_max_timeout_ms;          /* transaction.max.timeout.ms */
+	int64_t transactional_id_expiration_ms;      /* transactional.id.expiration.ms */
 	/* test.fault.drop.produce.response.ratio: after a produce is durable, close the
 	 * connection instead of answering with this probability. Refused at start-up unless
 	 * the environment has TALLY_TEST_FAULTS=1, so no production config can carry it. */
@@ -163,7 +165,8 @@ struct tl_topic_config {
 		log; /* segment.bytes, segment.ms, retention.bytes, retention.ms, ... */
 	int32_t max_message_bytes;   /* max.message.bytes */
 	bool log_append_time;        /* message.timestamp.type */
-	char cleanup_policy[16];     /* cleanup.policy: only "delete" is implemented */
+	char cleanup_policy[16];     /* cleanup.policy: delete, compact or compact,delete (the
+				      * flags live in log) */
 	char compression_type[16];   /* compression.type, as set */
 	int8_t compression_codec;    /* its codec (enum tl_compression), -1 for "producer" */
 	int32_t min_insync_replicas; /* min.insync.replicas: acks=all needs this many in ISR */
@@ -182,6 +185,13 @@ void tl_topic_config_key_value(const struct tl_topic_config *topic, int index, c
 bool tl_topic_config_key_is_set(const struct tl_topic_config *topic, int index);
 /* Broker keys that give key @index its default, strongest first, NULL-terminated. */
 const char *const *tl_topic_config_key_synonyms(int index);
+
+/* Parses a cleanup.policy list ("compact", "delete", both in either order) into @log's
+ * cleanup_compact / cleanup_delete. TL_ERR_INVALID with a reason in @why otherwise. */
+tl_err tl_config_parse_cleanup_policy(const char *key, const char *value, struct tl_log_config *log,
+				      char *why, size_t why_size);
+/* "delete", "compact" or "compact,delete" for @log's flags. */
+const char *tl_config_cleanup_policy_name(const struct tl_log_config *log);
 
 /* Edit distance, for did-you-mean suggestions. */
 size_t tl_config_distance(const char *a, const char *b);

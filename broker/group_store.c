@@ -35,9 +35,10 @@
  * like Kafka's GroupCoordinator.partitionFor, so one log holds them in the order the
  * coordinator appended them.
  *
- * Retention: log/ cannot compact yet, so the topic is created with retention.ms=-1 and
- * retention.bytes=-1: time or size retention must never delete the only record of a
- * live offset. The topic grows until log/ learns compaction; tombstones then free space.
+ * Retention: the topic is created with cleanup.policy=compact (as Kafka does), and also
+ * retention.ms=-1 and retention.bytes=-1: time or size retention must never delete the
+ * only record of a live offset. The log cleaner keeps the latest record per key and
+ * drops tombstones after delete.retention.ms, so the topic stays bounded.
  *
  * Invariants:
  * (1) A written batch stays allocated until its log waiter fires (the log borrows it);
@@ -298,12 +299,15 @@ static tl_err store_topic_config(struct tl_topic_config *config,
 {
 	char why[256], segment_bytes[32];
 	tl_topic_config_from_broker(config, broker_config);
-	snprintf(segment_bytes, sizeof(segment_bytes), "%d", TL_GROUP_STORE_SEGMENT_BYTES);
+	snprintf(segment_bytes, sizeof(segment_bytes), "%d",
+		 broker_config->offsets_topic_segment_bytes);
 	tl_err err = tl_topic_config_set(config, "retention.ms", "-1", why, sizeof(why));
 	if (err == TL_OK)
 		err = tl_topic_config_set(config, "retention.bytes", "-1", why, sizeof(why));
 	if (err == TL_OK)
 		err = tl_topic_config_set(config, "segment.bytes", segment_bytes, why, sizeof(why));
+	if (err == TL_OK)
+		err = tl_topic_config_set(config, "cleanup.policy", "compact", why, sizeof(why));
 	return err;
 }
 
@@ -404,8 +408,8 @@ void tl_group_store_ensure_topic(struct tl_group_store *store)
 	store->create_asked_ms = now;
 	char configs[128];
 	snprintf(configs, sizeof(configs),
-		 "retention.ms=-1\nretention.bytes=-1\nsegment.bytes=%d\n",
-		 TL_GROUP_STORE_SEGMENT_BYTES);
+		 "retention.ms=-1\nretention.bytes=-1\nsegment.bytes=%d\ncleanup.policy=compact\n",
+		 broker->config.offsets_topic_segment_bytes);
 	tl_info("group: creating the offsets topic topic=%s partitions=%d replication_factor=%d",
 		TL_GROUP_STORE_TOPIC, broker->config.offsets_topic_num_partitions,
 		broker->config.offsets_topic_replication_factor);

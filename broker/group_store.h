@@ -11,11 +11,9 @@
 #include "protocol/records.h"
 #include "tally/error.h"
 
-#define TL_GROUP_STORE_TOPIC         "__consumer_offsets"
-/* Kafka's offsets.topic.segment.bytes default: segments of the offsets topic. */
-#define TL_GROUP_STORE_SEGMENT_BYTES 104857600
+#define TL_GROUP_STORE_TOPIC       "__consumer_offsets"
 /* Members in one stored group (a bound on what a record may make us allocate). */
-#define TL_GROUP_STORE_MEMBERS_MAX   100000
+#define TL_GROUP_STORE_MEMBERS_MAX 100000
 
 struct tl_broker;
 struct tl_group_store;

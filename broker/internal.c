@@ -117,7 +117,7 @@ tl_err tl_internal_replay(struct tl_partition *partition, tl_internal_batch_fn f
 			const char *why = NULL;
 			if (tl_batch_header_decode(buf + pos, (size_t)size, &h) != TL_OK)
 				break;
-			if (tl_batch_validate(buf + pos, (size_t)size, &h, &why) == TL_OK)
+			if (tl_batch_validate_stored(buf + pos, (size_t)size, &h, &why) == TL_OK)
 				fn(ctx, &h, buf + pos, (size_t)size);
 			else
 				tl_warn("broker: skipping a bad internal batch topic=%s partition=%d "

@@ -8,6 +8,7 @@
 #include "broker/broker.h"
 #include "broker/notify.h"
 #include "common/diag.h"
+#include "log/log.h"
 
 static void usage(FILE *out)
 {
@@ -87,6 +88,14 @@ int main(int argc, char **argv)
 	tl_diag_set_format(strcmp(config.log_format, "json") == 0     ? TL_DIAG_FORMAT_JSON
 			   : strcmp(config.log_format, "logfmt") == 0 ? TL_DIAG_FORMAT_LOGFMT
 								      : TL_DIAG_FORMAT_TEXT);
+	/* Test-only: every compaction swap dies at this point, as a kill -9 would there
+	 * (tests/integration/114). Refused without TALLY_TEST_FAULTS=1. */
+	const char *crash = getenv("TALLY_TEST_CLEANER_CRASH_POINT");
+	const char *faults = getenv("TALLY_TEST_FAULTS");
+	if (crash && faults && strcmp(faults, "1") == 0) {
+		tl_warn("broker: test fault switch on: compaction swaps exit at point=%s", crash);
+		tl_log_cleaner_fault_set(atoi(crash), true);
+	}
 	tl_info("broker: starting tallyd version=%s", TL_VERSION);
 	tl_config_report(&config);
 	static struct tl_broker broker; /* large: keep it off the stack */

@@ -152,10 +152,14 @@ void tl_txns_ensure_topic(struct tl_txns *txns)
 		"replication_factor=%d",
 		TL_TXN_TOPIC, broker->config.transaction_state_log_num_partitions,
 		broker->config.transaction_state_log_replication_factor);
+	char configs[160];
+	snprintf(configs, sizeof(configs),
+		 "retention.ms=-1\nretention.bytes=-1\ncleanup.policy=compact\nsegment.bytes=%d\n",
+		 broker->config.transaction_state_log_segment_bytes);
 	tl_cluster_create_topic(broker, tl_str_of(TL_TXN_TOPIC),
 				broker->config.transaction_state_log_num_partitions,
-				broker->config.transaction_state_log_replication_factor,
-				"retention.ms=-1\nretention.bytes=-1\n", NULL, NULL);
+				broker->config.transaction_state_log_replication_factor, configs,
+				NULL, NULL);
 }
 
 static uint32_t id_hash(const char *p, int32_t len)
@@ -698,10 +702,20 @@ tl_err tl_txns_open(struct tl_broker *broker, struct tl_txns **txns_out)
 		struct tl_topic_config config;
 		char why[256];
 		tl_topic_config_from_broker(&config, &broker->config);
-		/* No compaction yet: retention must never delete the only record of an id. */
+		/* Compacted, as Kafka's: retention must never delete the only record of an id,
+		 * the cleaner keeps the latest per id. */
 		tl_err err = tl_topic_config_set(&config, "retention.ms", "-1", why, sizeof(why));
 		if (err == TL_OK)
 			err = tl_topic_config_set(&config, "retention.bytes", "-1", why,
+						  sizeof(why));
+		if (err == TL_OK)
+			err = tl_topic_config_set(&config, "cleanup.policy", "compact", why,
+						  sizeof(why));
+		char segment_bytes[32];
+		snprintf(segment_bytes, sizeof(segment_bytes), "%d",
+			 broker->config.transaction_state_log_segment_bytes);
+		if (err == TL_OK)
+			err = tl_topic_config_set(&config, "segment.bytes", segment_bytes, why,
 						  sizeof(why));
 		TL_ASSERT(err == TL_OK);
 		err = tl_topic_create(broker, name, 1, &config, &txns->topic, why, sizeof(why));

@@ -87,6 +87,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +100,7 @@
 #include "common/diag.h"
 #include "common/histogram.h"
 #include "common/time.h"
+#include "log/cleaner.h"
 #include "log/producer_state.h"
 
 #define INDEX_ENTRY_BYTES     8
@@ -111,6 +114,8 @@
 #define EPOCH_CHECKPOINT      "leader-epoch-checkpoint"
 #define EPOCH_CHECKPOINT_MAX  100000 /* entries: a bigger file is garbage, rebuilt */
 #define START_CHECKPOINT      "log-start-offset-checkpoint" /* DeleteRecords' floor */
+#define CLEANER_CHECKPOINT    "cleaner-offset-checkpoint"   /* compaction's first dirty offset */
+#define CLEANER_SWAPS_MAX     1024 /* .swap files finished at open; more is garbage */
 
 TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
 
@@ -248,6 +253,14 @@ struct tl_log {
 	uint32_t closing_count;
 	uint32_t closing_cap;
 	int64_t first_open_txn; /* cache of tl_pstate_first_open_txn(), -2 when stale */
+
+	/* Compaction: at most one pass in flight, in cleaner_thread. */
+	struct tl_cleaner_job *cleaner_job;
+	pthread_t cleaner_thread;
+	bool cleaner_threaded;       /* cleaner_thread must be joined */
+	int64_t cleaner_first_dirty; /* from CLEANER_CHECKPOINT; 0 = the log start */
+	int64_t cleaner_next_ms;     /* no new pass before this wall time */
+	struct tl_log_cleaner_stats cleaner_stats;
 };
 
 void tl_log_config_defaults(struct tl_log_config *config)
@@ -259,6 +272,17 @@ void tl_log_config_defaults(struct tl_log_config *config)
 	config->retention_ms = 604800000;
 	config->index_interval_bytes = 4096;
 	config->index_bytes_max = 10485760;
+	config->cleanup_compact = false;
+	config->cleanup_delete = true;
+	config->cleaner_enable = true;
+	config->min_cleanable_dirty_ratio = 0.5;
+	config->min_compaction_lag_ms = 0;
+	config->max_compaction_lag_ms = INT64_MAX;
+	config->delete_retention_ms = 86400000;
+	config->cleaner_dedupe_buffer_bytes = 134217728;
+	config->cleaner_io_bytes_per_sec = -1;
+	config->cleaner_backoff_ms = 15000;
+	config->cleaner_threads = 1;
 }
 
 /* ---- small helpers ---- */
@@ -742,11 +766,12 @@ static const uint8_t *scan_at(const struct scan *scan, int64_t position)
 }
 
 /* Scans @segment from its start, checking each batch whole (length, magic, CRC-32C, base
- * offset continuity) and rebuilding its indexes; cuts the file at the first bad byte.
- * What survives is made durable: after a kill -9 the page cache may still hold bytes the
- * disk does not. Sets *cut_out when it truncated. */
+ * offset continuity; a @sealed segment may have compaction's holes) and rebuilding its
+ * indexes; cuts the file at the first bad byte. What survives is made durable: after a
+ * kill -9 the page cache may still hold bytes the disk does not. Sets *cut_out when it
+ * truncated. */
 static tl_err segment_recover(struct tl_log *log, struct tl_log_segment *segment,
-			      int64_t file_bytes, bool *cut_out)
+			      int64_t file_bytes, bool sealed, bool *cut_out)
 {
 	char name[NAME_BYTES];
 	segment_name(name, segment->base_offset, ".log");
@@ -773,9 +798,15 @@ static tl_err segment_recover(struct tl_log *log, struct tl_log_segment *segment
 		if (!scan_ensure(&scan, position, (size_t)size, &err))
 			break;
 		struct tl_batch_header h;
-		if (tl_batch_validate(scan_at(&scan, position), (size_t)size, &h, &why) != TL_OK)
+		if (tl_batch_validate_stored(scan_at(&scan, position), (size_t)size, &h, &why) !=
+		    TL_OK)
 			break;
-		if (h.base_offset != segment->next_offset) {
+		/* Compaction leaves holes (h.base_offset above next_offset) in sealed
+		 * segments, never in the active one (where a jump is damage), and never
+		 * moves a segment's first batch or an offset backwards. */
+		if (h.base_offset < segment->next_offset ||
+		    (h.base_offset > segment->next_offset && !sealed) ||
+		    (position == 0 && h.base_offset != segment->base_offset)) {
 			why = "batch offset does not follow the previous batch";
 			break;
 		}
@@ -1426,6 +1457,10 @@ uint32_t tl_log_epochs(const struct tl_log *log, struct tl_log_epoch_entry *out,
 
 /* ---- open and close ---- */
 
+static tl_err cleaner_recover(struct tl_log *log);
+static void cleaner_checkpoint_recover(struct tl_log *log);
+static void cleaner_cancel(struct tl_log *log);
+
 static int cmp_asc(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -1528,14 +1563,14 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 			}
 			if (position != file_bytes ||
 			    (!last && segment->next_offset != bases[i + 1])) {
-				err = segment_recover(log, segment, file_bytes, &cut);
+				err = segment_recover(log, segment, file_bytes, !last, &cut);
 			} else {
 				segment->indexes_on_disk = !last;
 				segment_load_txnindex(log, segment,
 						      last ? INT64_MAX : segment->next_offset);
 			}
 		} else {
-			err = segment_recover(log, segment, file_bytes, &cut);
+			err = segment_recover(log, segment, file_bytes, !last, &cut);
 		}
 		if (err != TL_OK)
 			break;
@@ -1642,7 +1677,9 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	}
 	bool clean = faccessat(log->dir_fd, CLEAN_MARKER, F_OK, 0) == 0;
 	int64_t started = tl_mono_ms();
-	err = recover_segments(log, clean);
+	err = cleaner_recover(log);
+	if (err == TL_OK)
+		err = recover_segments(log, clean);
 	if (err != TL_OK)
 		goto out_close;
 	struct tl_log_segment *active = active_segment(log);
@@ -1660,6 +1697,7 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	if (err != TL_OK)
 		goto out_close;
 	start_floor_recover(log);
+	cleaner_checkpoint_recover(log);
 	if (clean) {
 		/* From here on a crash must rerun recovery. */
 		if (unlinkat(log->dir_fd, CLEAN_MARKER, 0) == -1 || sync_dir(log) != TL_OK) {
@@ -2323,6 +2361,7 @@ static void log_drain(struct tl_log *log)
 
 static void log_free(struct tl_log *log)
 {
+	cleaner_cancel(log);
 	TL_ASSERT(log->writes_left == 0);
 	TL_ASSERT(log->syncs_left == 0);
 	for (uint32_t i = 0; i < log->segment_count; i++)
@@ -2346,6 +2385,7 @@ static void log_free(struct tl_log *log)
 
 void tl_log_close(struct tl_log *log)
 {
+	cleaner_cancel(log);
 	log_drain(log);
 	if (log->flush_count > 0)
 		tl_info("log: closing dir=%s flushes=%" PRIu64 " bytes=%" PRIu64
@@ -2403,6 +2443,7 @@ static tl_err remove_tree(int dir_fd, const char *path)
 
 tl_err tl_log_remove(struct tl_log *log)
 {
+	cleaner_cancel(log);
 	log_drain(log);
 	tl_err err = remove_tree(log->dir_fd, log->dir);
 	if (err != TL_OK)
@@ -2629,6 +2670,7 @@ tl_err tl_log_truncate_to(struct tl_log *log, int64_t offset)
 {
 	if (log->failed)
 		return TL_ERR_KAFKA_STORAGE_ERROR;
+	cleaner_cancel(log);
 	offset = TL_MAX(offset, tl_log_start_offset(log));
 	if (offset >= log->end_offset) {
 		epochs_truncate(log, offset);
@@ -2683,6 +2725,7 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
 		return TL_ERR_KAFKA_STORAGE_ERROR;
 	if (new_start_offset < 0)
 		return TL_ERR_INVALID;
+	cleaner_cancel(log);
 	tl_err err = truncate_drain(log, log->high_watermark);
 	if (err != TL_OK)
 		return err;
@@ -2942,9 +2985,13 @@ uint32_t tl_log_producers(const struct tl_log *log, struct tl_log_producer *out,
 
 /* ---- maintenance ---- */
 
+static void cleaner_tick(struct tl_log *log, int64_t now_ms);
+
 static bool segment_expired(const struct tl_log *log, const struct tl_log_segment *segment,
 			    int64_t total_bytes, int64_t now_ms)
 {
+	if (!log->config.cleanup_delete)
+		return false; /* cleanup.policy=compact alone: the cleaner bounds the size */
 	if (log->config.retention_bytes >= 0 &&
 	    total_bytes - segment->bytes >= log->config.retention_bytes)
 		return true;
@@ -3007,7 +3054,531 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 		}
 		snapshots_prune(log);
 	}
+	cleaner_tick(log, now_ms);
 	return deleted;
+}
+
+/* ---- compaction ----
+ * A pass (see cleaner.h for what it keeps) runs in a cleaner thread on sealed, durable
+ * segments it reads through dup'ed descriptors; the log thread keeps appending, rolling
+ * and serving reads. When the thread is done, cleaner_tick() swaps each rewritten group
+ * in on the log thread, in this order (the kill -9 points of docs/design.md):
+ *   0. the thread wrote `<base>.<end>.cleaned` and fdatasync'ed it
+ *   1. rename it to `<base>.<end>.swap`, fsync the directory     <- the commit point
+ *   2. unlink the group's other segments and all its index files, fsync the directory
+ *   3. rename the swap over `<base>.log`, fsync the directory
+ *   4. rescan the new file, write its indexes, replace the segments in memory
+ *   5. write CLEANER_CHECKPOINT (the next pass's first dirty offset)
+ * Each step is done for every group of the pass before the next one starts, so a pass
+ * costs the log thread three directory fsyncs, a rescan of the (small) new files and
+ * their index writes, whatever the number of groups.
+ * Open (cleaner_recover) deletes every `.cleaned` file (before 1 the old segments are
+ * whole) and finishes every `.swap` file: it redoes 2 and 3 for the segments whose
+ * base lies in [base, end), which is idempotent. A lost checkpoint only makes the next
+ * pass read more. A group whose segments changed meanwhile (retention, truncation) is
+ * discarded before 1. Holes: offsets the cleaner removed are skipped by reads (the batch
+ * holding an offset or the first after it is returned); every output segment keeps its
+ * first and last batch, so segment bases and ends are unchanged. */
+
+static atomic_int cleaners_running; /* passes in flight, over all logs */
+static int cleaner_fault_point;
+static bool cleaner_fault_exit;
+
+void tl_log_cleaner_fault_set(int point, bool exit_process)
+{
+	cleaner_fault_point = point;
+	cleaner_fault_exit = exit_process;
+}
+
+/* True when the test fault switch stops the swap at @point (the log is then FAILED). */
+static bool cleaner_fault(struct tl_log *log, int point)
+{
+	if (cleaner_fault_point != point)
+		return false;
+	if (cleaner_fault_exit)
+		_exit(86);
+	snprintf(log->last_error, sizeof(log->last_error), "cleaner fault point %d", point);
+	log_fail(log);
+	return true;
+}
+
+/* Finishes or discards the swaps a crash interrupted; see the section comment. */
+static tl_err cleaner_recover(struct tl_log *log)
+{
+	DIR *d = dir_open(log->dir_fd);
+	if (!d) {
+		set_error(log, "opendir", log->dir, errno);
+		return TL_ERR_IO;
+	}
+	int64_t swaps[CLEANER_SWAPS_MAX][2];
+	uint32_t swap_count = 0;
+	bool removed = false;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int64_t base, end;
+		if (tl_cleaner_file_parse(de->d_name, "cleaned", &base, &end)) {
+			unlinkat(log->dir_fd, de->d_name, 0);
+			removed = true;
+		} else if (tl_cleaner_file_parse(de->d_name, "swap", &base, &end) &&
+			   swap_count < CLEANER_SWAPS_MAX) {
+			swaps[swap_count][0] = base;
+			swaps[swap_count][1] = end;
+			swap_count++;
+		}
+	}
+	closedir(d);
+	if (swap_count == 0)
+		return removed ? sync_dir(log) : TL_OK;
+	int64_t *bases;
+	uint32_t count;
+	tl_err err = list_segments(log, &bases, &count);
+	if (err != TL_OK)
+		return err;
+	for (uint32_t i = 0; i < swap_count && err == TL_OK; i++) {
+		int64_t base = swaps[i][0], end = swaps[i][1];
+		tl_warn("log: finishing an interrupted compaction swap dir=%s base=%" PRId64
+			" end=%" PRId64,
+			log->dir, base, end);
+		for (uint32_t j = 0; j < count; j++)
+			if (bases[j] >= base && bases[j] < end)
+				segment_unlink(log, bases[j]);
+		segment_unlink_indexes(log, base);
+		err = sync_dir(log);
+		char swap[NAME_BYTES], name[NAME_BYTES];
+		tl_cleaner_file_name(swap, sizeof(swap), base, end, "swap");
+		segment_name(name, base, ".log");
+		if (err == TL_OK && renameat(log->dir_fd, swap, log->dir_fd, name) == -1) {
+			set_error(log, "rename", swap, errno);
+			err = TL_ERR_IO;
+		}
+		if (err == TL_OK)
+			err = sync_dir(log);
+	}
+	free(bases);
+	return err;
+}
+
+/* Reads CLEANER_CHECKPOINT ("<offset>\n"); absent or unreadable means the log start. */
+static void cleaner_checkpoint_recover(struct tl_log *log)
+{
+	uint8_t *data;
+	size_t len;
+	log->cleaner_first_dirty = 0;
+	if (file_slurp(log, CLEANER_CHECKPOINT, &data, &len) != TL_OK)
+		return;
+	char text[32] = "";
+	memcpy(text, data, TL_MIN(len, sizeof(text) - 1));
+	free(data);
+	char *end;
+	long long offset = strtoll(text, &end, 10);
+	if (end != text && *end == '\n' && offset >= 0)
+		log->cleaner_first_dirty = TL_MIN((int64_t)offset, log->end_offset);
+	log->cleaner_stats.first_dirty = log->cleaner_first_dirty;
+}
+
+static void cleaner_job_free(struct tl_log *log)
+{
+	struct tl_cleaner_job *job = log->cleaner_job;
+	if (!job)
+		return;
+	for (uint32_t i = 0; i < job->group_count; i++) {
+		if (!job->groups[i].written)
+			continue;
+		char name[NAME_BYTES];
+		tl_cleaner_file_name(name, sizeof(name), job->groups[i].base_offset,
+				     job->groups[i].end_offset, "cleaned");
+		unlinkat(log->dir_fd, name, 0);
+	}
+	tl_cleaner_job_deinit(job);
+	free(job);
+	log->cleaner_job = NULL;
+}
+
+static void cleaner_join(struct tl_log *log)
+{
+	if (!log->cleaner_threaded)
+		return;
+	pthread_join(log->cleaner_thread, NULL);
+	log->cleaner_threaded = false;
+}
+
+/* Stops the pass in flight (at its next batch) and forgets its output. */
+static void cleaner_cancel(struct tl_log *log)
+{
+	if (!log->cleaner_job)
+		return;
+	atomic_store(&log->cleaner_job->cancel, true);
+	cleaner_join(log);
+	cleaner_job_free(log);
+}
+
+/* How many segments from the first may be cleaned: sealed, durable, below the LSO and the
+ * high watermark, and older than min.compaction.lag.ms. */
+static uint32_t cleanable_count(struct tl_log *log, int64_t now_ms)
+{
+	int64_t lso = tl_log_last_stable_offset(log);
+	uint32_t n = 0;
+	for (; n + 1 < log->segment_count; n++) {
+		const struct tl_log_segment *segment = log->segments[n];
+		if (segment->bytes_durable != segment->bytes || segment->next_offset > lso ||
+		    segment->bytes == 0)
+			break;
+		if (log->config.min_compaction_lag_ms > 0 &&
+		    segment->max_timestamp > now_ms - log->config.min_compaction_lag_ms)
+			break;
+	}
+	return n;
+}
+
+/* Whether the first @n segments are dirty enough for a pass. */
+static bool cleaner_is_due(const struct tl_log *log, uint32_t n, int64_t now_ms)
+{
+	int64_t clean = 0, dirty = 0, oldest_dirty = -1;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct tl_log_segment *segment = log->segments[i];
+		if (segment->next_offset <= log->cleaner_first_dirty) {
+			clean += segment->bytes;
+			continue;
+		}
+		dirty += segment->bytes;
+		if (oldest_dirty < 0)
+			oldest_dirty = segment->max_timestamp;
+	}
+	if (dirty == 0)
+		return false;
+	if (log->config.max_compaction_lag_ms < INT64_MAX && oldest_dirty >= 0 &&
+	    oldest_dirty < now_ms - log->config.max_compaction_lag_ms)
+		return true;
+	return (double)dirty / (double)(clean + dirty) >= log->config.min_cleanable_dirty_ratio;
+}
+
+static int cmp_last(const void *a, const void *b)
+{
+	const struct tl_cleaner_last *x = a, *y = b;
+	return x->last_offset < y->last_offset ? -1 : x->last_offset > y->last_offset ? 1 : 0;
+}
+
+/* A job over the first @n segments, owning dups of their descriptors. */
+static struct tl_cleaner_job *cleaner_job_create(struct tl_log *log, uint32_t n, int64_t now_ms)
+{
+	struct tl_cleaner_job *job = calloc(1, sizeof(*job));
+	if (!job)
+		return NULL;
+	job->dir_fd = dup(log->dir_fd);
+	job->inputs = calloc(n, sizeof(*job->inputs));
+	job->aborted = calloc(log->aborted_count + 1, sizeof(*job->aborted));
+	job->lasts = calloc(log->pstate.count + 1, sizeof(*job->lasts));
+	bool ok = job->dir_fd >= 0 && job->inputs && job->aborted && job->lasts;
+	for (uint32_t i = 0; ok && i < n; i++) {
+		const struct tl_log_segment *segment = log->segments[i];
+		int fd = dup(segment->fd);
+		if (fd == -1) {
+			ok = false;
+			break;
+		}
+		job->inputs[job->input_count++] = (struct tl_cleaner_input){
+			.fd = fd,
+			.base_offset = segment->base_offset,
+			.bytes = segment->bytes,
+			.next_offset = segment->next_offset,
+		};
+	}
+	if (!ok) {
+		tl_cleaner_job_deinit(job);
+		free(job);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < log->aborted_count; i++)
+		job->aborted[job->aborted_count++] = (struct tl_cleaner_aborted){
+			.producer_id = log->aborted[i].producer_id,
+			.first_offset = log->aborted[i].first_offset,
+			.last_offset = log->aborted[i].last_offset,
+		};
+	for (uint32_t b = 0; b < log->pstate.bucket_count; b++)
+		for (const struct tl_pstate_entry *e = log->pstate.buckets[b]; e; e = e->next)
+			if (e->batch_count > 0 && job->last_count < log->pstate.count)
+				job->lasts[job->last_count++] = (struct tl_cleaner_last){
+					.last_offset = e->batches[e->batch_count - 1].last_offset,
+					.producer_id = e->producer_id,
+				};
+	qsort(job->lasts, job->last_count, sizeof(*job->lasts), cmp_last);
+	job->first_dirty = TL_MAX(log->cleaner_first_dirty, log->segments[0]->base_offset);
+	job->clean_end = log->segments[n - 1]->next_offset;
+	job->segment_bytes_max = log->config.segment_bytes;
+	job->dedupe_buffer_bytes = log->config.cleaner_dedupe_buffer_bytes;
+	job->io_bytes_per_sec = log->config.cleaner_io_bytes_per_sec;
+	job->delete_retention_ms = log->config.delete_retention_ms;
+	job->now_ms = now_ms;
+	return job;
+}
+
+/* Whether the segments group @g was made from are still the log's, sealed and durable;
+ * sets *index_out to the first one's index. */
+static bool group_is_current(const struct tl_log *log, const struct tl_cleaner_job *job,
+			     const struct tl_cleaner_group *g, uint32_t *index_out)
+{
+	uint32_t k = segment_index_for(log, g->base_offset);
+	if (k + g->count >= log->segment_count) /* never the active segment */
+		return false;
+	for (uint32_t i = 0; i < g->count; i++) {
+		const struct tl_log_segment *segment = log->segments[k + i];
+		const struct tl_cleaner_input *in = &job->inputs[g->first + i];
+		if (segment->base_offset != in->base_offset || segment->bytes != in->bytes ||
+		    segment->bytes_durable != segment->bytes)
+			return false;
+	}
+	*index_out = k;
+	return true;
+}
+
+/* Step 4 for group @g, whose file is now `<base>.log`: opens and rescans it, writes its
+ * indexes (like a sealed segment's, without fsync: recovery rebuilds a torn one) and
+ * replaces the group's segments in memory. */
+static tl_err group_install(struct tl_log *log, const struct tl_cleaner_group *g)
+{
+	char name[NAME_BYTES];
+	segment_name(name, g->base_offset, ".log");
+	uint32_t k = segment_index_for(log, g->base_offset);
+	TL_ASSERT(log->segments[k]->base_offset == g->base_offset);
+	TL_ASSERT(k + g->count < log->segment_count);
+	int fd = openat(log->dir_fd, name, O_RDWR | O_CLOEXEC);
+	struct stat st;
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		set_error(log, "open", name, errno);
+		if (fd != -1)
+			close(fd);
+		return TL_ERR_IO;
+	}
+	struct tl_log_segment *segment = segment_new(g->base_offset, fd);
+	if (!segment) {
+		close(fd);
+		return TL_ERR_NOMEM;
+	}
+	bool cut = false;
+	tl_err err = segment_recover(log, segment, st.st_size, true, &cut);
+	if (err == TL_OK && (cut || segment->next_offset != g->end_offset)) {
+		tl_crit("log: cleaned segment does not cover its range dir=%s segment=%s "
+			"next=%" PRId64 " end=%" PRId64,
+			log->dir, name, segment->next_offset, g->end_offset);
+		err = TL_ERR_CORRUPT;
+	}
+	if (err != TL_OK) {
+		segment_put(segment);
+		return err;
+	}
+	if (segment_write_indexes(log, segment, false) != TL_OK)
+		tl_warn("log: index write failed, recovery will rebuild it dir=%s detail=\"%s\"",
+			log->dir, log->last_error);
+	segment->next_offset_durable = segment->next_offset;
+	segment->next_offset_written = segment->next_offset;
+	segment->bytes_written = segment->bytes;
+	segment->indexes_on_disk = true;
+	segment->txns_trusted = true;
+	for (uint32_t i = 0; i < g->count; i++)
+		segment_put(log->segments[k + i]); /* reads being sent keep the old files */
+	log->segments[k] = segment;
+	memmove(log->segments + k + 1, log->segments + k + g->count,
+		(log->segment_count - k - g->count) * sizeof(*log->segments));
+	log->segment_count -= g->count - 1;
+	return TL_OK;
+}
+
+/* Swaps every rewritten group in, each step for all groups at once so that a pass costs
+ * three directory fsyncs (steps 1-4 of the section comment). A group whose segments
+ * changed meanwhile is discarded before step 1. Sets *swapped_out; an error after step 1
+ * fails the log. */
+static tl_err cleaner_swap(struct tl_log *log, struct tl_cleaner_job *job, uint32_t *swapped_out)
+{
+	*swapped_out = 0;
+	uint32_t count = 0;
+	for (uint32_t i = 0; i < job->group_count; i++) {
+		struct tl_cleaner_group *g = &job->groups[i];
+		uint32_t k;
+		if (!g->written || !group_is_current(log, job, g, &k))
+			continue; /* a discarded .cleaned file is unlinked with the job */
+		if (cleaner_fault(log, 1))
+			return TL_ERR_KAFKA_STORAGE_ERROR;
+		char cleaned[NAME_BYTES], swap[NAME_BYTES];
+		tl_cleaner_file_name(cleaned, sizeof(cleaned), g->base_offset, g->end_offset,
+				     "cleaned");
+		tl_cleaner_file_name(swap, sizeof(swap), g->base_offset, g->end_offset, "swap");
+		if (renameat(log->dir_fd, cleaned, log->dir_fd, swap) == -1) {
+			set_error(log, "rename", cleaned, errno);
+			continue;
+		}
+		g->written = false;
+		g->swapping = true;
+		count++;
+	}
+	if (count == 0)
+		return TL_OK;
+	const char *what = "rename to .swap";
+	tl_err err = sync_dir(log);
+	if (err != TL_OK || cleaner_fault(log, 2))
+		goto out_fail;
+	for (uint32_t i = 0; i < job->group_count; i++) {
+		const struct tl_cleaner_group *g = &job->groups[i];
+		if (!g->swapping)
+			continue;
+		uint32_t k = segment_index_for(log, g->base_offset);
+		for (uint32_t j = 1; j < g->count; j++)
+			segment_unlink(log, log->segments[k + j]->base_offset);
+		segment_unlink_indexes(log, g->base_offset);
+	}
+	what = "unlink";
+	err = sync_dir(log);
+	if (err != TL_OK || cleaner_fault(log, 3))
+		goto out_fail;
+	what = "rename to .log";
+	for (uint32_t i = 0; i < job->group_count && err == TL_OK; i++) {
+		const struct tl_cleaner_group *g = &job->groups[i];
+		if (!g->swapping)
+			continue;
+		char swap[NAME_BYTES], name[NAME_BYTES];
+		tl_cleaner_file_name(swap, sizeof(swap), g->base_offset, g->end_offset, "swap");
+		segment_name(name, g->base_offset, ".log");
+		if (renameat(log->dir_fd, swap, log->dir_fd, name) == -1) {
+			set_error(log, "rename", swap, errno);
+			err = TL_ERR_IO;
+		}
+	}
+	if (err == TL_OK)
+		err = sync_dir(log);
+	if (err != TL_OK || cleaner_fault(log, 4))
+		goto out_fail;
+	what = "install";
+	for (uint32_t i = 0; i < job->group_count && err == TL_OK; i++)
+		if (job->groups[i].swapping) {
+			err = group_install(log, &job->groups[i]);
+			(*swapped_out)++;
+		}
+	if (err != TL_OK || cleaner_fault(log, 5))
+		goto out_fail;
+	return TL_OK;
+out_fail:
+	if (!log->failed) {
+		tl_crit("log: compaction swap failed, partition offline until reopened dir=%s "
+			"step=\"%s\" detail=\"%s\"",
+			log->dir, what, log->last_error);
+		log_fail(log);
+	}
+	return TL_ERR_KAFKA_STORAGE_ERROR;
+}
+
+/* Swaps a finished pass in, writes the checkpoint and logs the figures. */
+static tl_err cleaner_finish(struct tl_log *log)
+{
+	struct tl_cleaner_job *job = log->cleaner_job;
+	tl_err err = job->err;
+	uint32_t swapped = 0;
+	if (err != TL_OK) {
+		tl_warn("log: compaction pass failed dir=%s err=%s detail=\"%s\"", log->dir,
+			tl_err_name(err), job->error);
+	}
+	if (err == TL_OK)
+		err = cleaner_swap(log, job, &swapped);
+	if (err == TL_OK && job->map_end > log->cleaner_first_dirty) {
+		char text[32];
+		int n = snprintf(text, sizeof(text), "%" PRId64 "\n", job->map_end);
+		if (file_replace(log, CLEANER_CHECKPOINT, text, (size_t)n, true) == TL_OK &&
+		    sync_dir(log) == TL_OK)
+			log->cleaner_first_dirty = job->map_end;
+	}
+	struct tl_log_cleaner_stats *st = &log->cleaner_stats;
+	if (job->err == TL_OK) {
+		st->passes++;
+		st->segments_cleaned += swapped;
+	}
+	st->bytes_read += job->bytes_read;
+	st->bytes_written += job->bytes_written;
+	st->records_read += job->records_read;
+	st->records_kept += job->records_kept;
+	st->duration_ms += job->duration_ms;
+	st->first_dirty = log->cleaner_first_dirty;
+	if (job->err == TL_OK)
+		tl_info("log: compacted dir=%s segments=%u groups=%u swapped=%u bytes_read=%" PRId64
+			" bytes_written=%" PRId64 " records_read=%" PRId64 " records_kept=%" PRId64
+			" ratio=%.3f ms=%" PRId64 " first_dirty=%" PRId64,
+			log->dir, job->input_count, job->group_count, swapped, job->bytes_read,
+			job->bytes_written, job->records_read, job->records_kept,
+			job->records_read ? (double)job->records_kept / (double)job->records_read
+					  : 1.0,
+			job->duration_ms, log->cleaner_first_dirty);
+	cleaner_job_free(log);
+	return err == TL_ERR_LIMIT ? TL_OK : err;
+}
+
+static void *cleaner_main(void *arg)
+{
+	tl_cleaner_run(arg);
+	atomic_fetch_sub(&cleaners_running, 1);
+	return NULL;
+}
+
+static void cleaner_tick(struct tl_log *log, int64_t now_ms)
+{
+	if (log->cleaner_job) {
+		if (!atomic_load(&log->cleaner_job->done))
+			return;
+		cleaner_join(log);
+		cleaner_finish(log);
+		log->cleaner_next_ms = now_ms + log->config.cleaner_backoff_ms;
+		return;
+	}
+	/* A replicated log is not compacted yet: a follower appends the leader's batches
+	 * only at its exact log end (tl_log_append_replica), so one that fell behind a
+	 * compacted range would stall at its first gap, and recovery cuts a gap in the
+	 * active segment. Until followers take gaps, cluster topics keep every record
+	 * (cleanup.policy=compact alone deletes nothing by time or size either). */
+	if (!log->config.cleanup_compact || !log->config.cleaner_enable || log->failed ||
+	    log->replicated || now_ms < log->cleaner_next_ms)
+		return;
+	log->cleaner_next_ms = now_ms + log->config.cleaner_backoff_ms;
+	uint32_t n = cleanable_count(log, now_ms);
+	if (n == 0 || !cleaner_is_due(log, n, now_ms))
+		return;
+	if (atomic_fetch_add(&cleaners_running, 1) >= TL_MAX(log->config.cleaner_threads, 1)) {
+		atomic_fetch_sub(&cleaners_running, 1);
+		log->cleaner_next_ms = now_ms + 1000; /* another log's pass holds the thread */
+		return;
+	}
+	log->cleaner_job = cleaner_job_create(log, n, now_ms);
+	if (log->cleaner_job &&
+	    pthread_create(&log->cleaner_thread, NULL, cleaner_main, log->cleaner_job) == 0) {
+		log->cleaner_threaded = true;
+		return;
+	}
+	tl_warn("log: cannot start a compaction pass dir=%s", log->dir);
+	atomic_fetch_sub(&cleaners_running, 1);
+	cleaner_job_free(log);
+}
+
+tl_err tl_log_compact(struct tl_log *log, int64_t now_ms)
+{
+	if (!log->config.cleanup_compact)
+		return TL_ERR_INVALID;
+	if (log->failed)
+		return TL_ERR_KAFKA_STORAGE_ERROR;
+	if (log->cleaner_job) {
+		cleaner_join(log);
+		tl_err err = cleaner_finish(log);
+		if (err != TL_OK)
+			return err;
+	}
+	uint32_t n = cleanable_count(log, now_ms);
+	if (n == 0)
+		return TL_OK;
+	log->cleaner_job = cleaner_job_create(log, n, now_ms);
+	if (!log->cleaner_job)
+		return TL_ERR_NOMEM;
+	tl_cleaner_run(log->cleaner_job);
+	return cleaner_finish(log);
+}
+
+void tl_log_cleaner_stats(const struct tl_log *log, struct tl_log_cleaner_stats *out)
+{
+	*out = log->cleaner_stats;
+	out->running = log->cleaner_job != NULL;
 }
 
 bool tl_log_is_writable(const struct tl_log *log)

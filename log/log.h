@@ -51,6 +51,18 @@ struct tl_log_config {
 	int64_t retention_ms;    /* log.retention.ms: -1 = keep forever */
 	int32_t index_interval_bytes; /* log.index.interval.bytes: bytes between index entries */
 	int32_t index_bytes_max; /* log.index.size.max.bytes: roll when an index is this full */
+	/* Compaction (cleanup.policy and the cleaner's keys; see "Compaction" in log.c). */
+	bool cleanup_compact;                /* cleanup.policy has compact */
+	bool cleanup_delete;                 /* cleanup.policy has delete: retention applies */
+	bool cleaner_enable;                 /* log.cleaner.enable */
+	double min_cleanable_dirty_ratio;    /* min.cleanable.dirty.ratio */
+	int64_t min_compaction_lag_ms;       /* min.compaction.lag.ms: newer segments wait */
+	int64_t max_compaction_lag_ms;       /* max.compaction.lag.ms: older dirt forces a pass */
+	int64_t delete_retention_ms;         /* delete.retention.ms: tombstones kept this long */
+	int64_t cleaner_dedupe_buffer_bytes; /* log.cleaner.dedupe.buffer.size */
+	int64_t cleaner_io_bytes_per_sec;    /* log.cleaner.io.max.bytes.per.second; <= 0 none */
+	int64_t cleaner_backoff_ms;          /* log.cleaner.backoff.ms between checks */
+	int32_t cleaner_threads;             /* log.cleaner.threads: passes at once, all logs */
 };
 
 /* Kafka's defaults. */
@@ -321,8 +333,39 @@ uint32_t tl_log_producers(const struct tl_log *log, struct tl_log_producer *out,
 /* ---- maintenance ---- */
 
 /* Periodic work, about once a second: roll by log.roll.ms, delete whole segments past
- * retention (never the active one). Returns the number of segments deleted. */
+ * retention (never the active one; with cleanup.policy=compact alone only below the
+ * DeleteRecords floor), and drive compaction: start a pass in a cleaner thread when the
+ * dirty ratio or max.compaction.lag.ms asks for one, swap a finished pass in. Returns
+ * the number of segments deleted. */
 int tl_log_tick(struct tl_log *log, int64_t now_ms);
+
+/* Compaction figures of one log, totals since open. */
+struct tl_log_cleaner_stats {
+	uint64_t passes;           /* passes whose result was swapped in */
+	uint64_t segments_cleaned; /* output segments swapped in */
+	int64_t bytes_read;
+	int64_t bytes_written;
+	int64_t records_read;
+	int64_t records_kept;
+	int64_t duration_ms; /* in the cleaner thread */
+	int64_t first_dirty; /* where the next pass starts */
+	bool running;        /* a pass is in flight */
+};
+void tl_log_cleaner_stats(const struct tl_log *log, struct tl_log_cleaner_stats *out);
+
+/* Runs one compaction pass now, in the calling thread, whatever the dirty ratio (the
+ * topic must have cleanup.policy=compact), and swaps the result in: for tests and
+ * offline tools. Waits for a pass already in flight first. Returns TL_OK (also when
+ * nothing was cleanable), TL_ERR_INVALID (not compacted), a job error, or
+ * TL_ERR_KAFKA_STORAGE_ERROR when the swap failed (the log is FAILED). */
+tl_err tl_log_compact(struct tl_log *log, int64_t now_ms);
+
+/* Test-only fault switch: the swap stops at @point (1 after the .cleaned file is
+ * complete, 2 after its rename to .swap, 3 after the old files are unlinked, 4 after
+ * the rename to .log, 5 after the new indexes, before the checkpoint), as a kill -9
+ * would: with @exit_process the process _exit()s there, otherwise the log goes FAILED
+ * and stops. 0 turns it off. Process-wide. */
+void tl_log_cleaner_fault_set(int point, bool exit_process);
 
 bool tl_log_is_writable(const struct tl_log *log);
 /* "fdatasync 00000000000004096000.log: EIO", or "" when healthy. */

@@ -43,8 +43,8 @@ static tl_err batch_reject(const char **why_out, const char *why, tl_err err)
 	return err;
 }
 
-tl_err tl_batch_validate(const uint8_t *data, size_t len, struct tl_batch_header *out,
-			 const char **why_out)
+static tl_err batch_validate(const uint8_t *data, size_t len, struct tl_batch_header *out,
+			     const char **why_out, bool stored)
 {
 	if (why_out)
 		*why_out = NULL;
@@ -63,15 +63,28 @@ tl_err tl_batch_validate(const uint8_t *data, size_t len, struct tl_batch_header
 	if (out->last_offset_delta < 0 || out->records_count < 0)
 		return batch_reject(why_out, "negative lastOffsetDelta or recordsCount",
 				    TL_ERR_INVALID_RECORD);
-	if (out->records_count == 0 && !tl_batch_is_control(out))
+	if (out->records_count == 0 && !tl_batch_is_control(out) && !stored)
 		return batch_reject(why_out, "batch holds no records", TL_ERR_INVALID_RECORD);
-	if (out->records_count > 0 && out->last_offset_delta + 1 != out->records_count)
+	if (out->records_count > 0 && out->last_offset_delta + 1 != out->records_count &&
+	    (!stored || out->records_count > out->last_offset_delta + 1))
 		return batch_reject(why_out, "lastOffsetDelta + 1 != recordsCount",
 				    TL_ERR_INVALID_RECORD);
 	if ((out->attributes & TL_BATCH_ATTR_COMPRESSION_MASK) > TL_COMPRESSION_ZSTD)
 		return batch_reject(why_out, "unknown compression codec",
 				    TL_ERR_UNSUPPORTED_COMPRESSION_TYPE);
 	return TL_OK;
+}
+
+tl_err tl_batch_validate(const uint8_t *data, size_t len, struct tl_batch_header *out,
+			 const char **why_out)
+{
+	return batch_validate(data, len, out, why_out, false);
+}
+
+tl_err tl_batch_validate_stored(const uint8_t *data, size_t len, struct tl_batch_header *out,
+				const char **why_out)
+{
+	return batch_validate(data, len, out, why_out, true);
 }
 
 void tl_batch_assign(uint8_t *data, int64_t base_offset, int32_t leader_epoch)

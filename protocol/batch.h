@@ -82,6 +82,12 @@ tl_err tl_batch_header_decode(const uint8_t *data, size_t len, struct tl_batch_h
 tl_err tl_batch_validate(const uint8_t *data, size_t len, struct tl_batch_header *out,
 			 const char **why_out);
 
+/* tl_batch_validate() for a batch read back from a log, which compaction may have
+ * thinned (Kafka's cleaner does the same): recordsCount may be below lastOffsetDelta + 1,
+ * and 0 (a header-only batch kept for its offsets and producer). */
+tl_err tl_batch_validate_stored(const uint8_t *data, size_t len, struct tl_batch_header *out,
+				const char **why_out);
+
 /* Sets baseOffset (and partitionLeaderEpoch) in place; neither is covered by the CRC. */
 void tl_batch_assign(uint8_t *data, int64_t base_offset, int32_t leader_epoch);
 

@@ -195,12 +195,46 @@ START_TEST(topic_configs_validate_and_remember_what_was_set)
 	ck_assert_int_eq(tl_topic_config_set(&topic, "retention.mss", "1", why, sizeof(why)),
 			 TL_ERR_INVALID_CONFIG);
 	ck_assert_ptr_nonnull(strstr(why, "retention.ms"));
-	ck_assert_int_eq(tl_topic_config_set(&topic, "cleanup.policy", "compact", why, sizeof(why)),
+	ck_assert_int_eq(tl_topic_config_set(&topic, "cleanup.policy", "archive", why, sizeof(why)),
 			 TL_ERR_INVALID_CONFIG);
 	int set = 0;
 	for (int i = 0; i < tl_topic_config_key_count(); i++)
 		set += tl_topic_config_key_is_set(&topic, i);
 	ck_assert_int_eq(set, 1);
+	/* Compaction (issue 17): both policies, either order, and the cleaner's keys. */
+	ck_assert(!topic.log.cleanup_compact);
+	ck_assert_int_eq(
+		tl_topic_config_set(&topic, "cleanup.policy", "delete,compact", why, sizeof(why)),
+		TL_OK);
+	ck_assert(topic.log.cleanup_compact);
+	ck_assert(topic.log.cleanup_delete);
+	ck_assert_str_eq(topic.cleanup_policy, "compact,delete");
+	ck_assert_int_eq(tl_topic_config_set(&topic, "cleanup.policy", "compact", why, sizeof(why)),
+			 TL_OK);
+	ck_assert(!topic.log.cleanup_delete);
+	ck_assert_int_eq(
+		tl_topic_config_set(&topic, "min.cleanable.dirty.ratio", "0.25", why, sizeof(why)),
+		TL_OK);
+	ck_assert(topic.log.min_cleanable_dirty_ratio == 0.25);
+	ck_assert_int_eq(
+		tl_topic_config_set(&topic, "min.cleanable.dirty.ratio", "1.5", why, sizeof(why)),
+		TL_ERR_INVALID_CONFIG);
+	ck_assert_int_eq(tl_topic_config_set(&topic, "delete.retention.ms", "0", why, sizeof(why)),
+			 TL_OK);
+	ck_assert_int_eq(topic.log.delete_retention_ms, 0);
+	ck_assert_int_eq(
+		tl_topic_config_set(&topic, "min.compaction.lag.ms", "5", why, sizeof(why)), TL_OK);
+	ck_assert_int_eq(
+		tl_topic_config_set(&topic, "max.compaction.lag.ms", "0", why, sizeof(why)),
+		TL_ERR_INVALID_CONFIG);
+	char value[64];
+	for (int i = 0; i < tl_topic_config_key_count(); i++)
+		if (strcmp(tl_topic_config_key_name(i), "min.cleanable.dirty.ratio") == 0) {
+			tl_topic_config_key_value(&topic, i, value, sizeof(value));
+			ck_assert_str_eq(value, "0.25");
+			ck_assert_str_eq(tl_topic_config_key_synonyms(i)[0],
+					 "log.cleaner.min.cleanable.ratio");
+		}
 }
 END_TEST
 

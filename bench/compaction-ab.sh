@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# 5 pairs, alternating order: A = cleaner off, B = cleaner on; same compacted topic config.
+cd "$(dirname "$0")/.."
+out=${OUT:-$(mktemp -d /var/tmp/compaction-ab.XXXXXX)}
+common=(produce -k 1000 -s 200 -d 6s -w 2s --broker-arg log.cleanup.policy=compact
+	--broker-arg log.segment.bytes=1048576 --broker-arg log.cleaner.backoff.ms=100
+	--broker-arg log.cleaner.min.cleanable.ratio=0.1 -q --keep-data)
+for i in 1 2 3 4 5; do
+	if [ $((i % 2)) -eq 1 ]; then order="A B"; else order="B A"; fi
+	for side in $order; do
+		[ $side = A ] && extra=(--broker-arg log.cleaner.enable=false) || extra=(--broker-arg log.cleaner.enable=true)
+		d=/var/tmp/compact-bench-$side-$i
+		rm -rf $d; mkdir -p $d
+		sleep 3
+		build/bin/tally-bench "${common[@]}" "${extra[@]}" --data-dir $d --json $out/$side-$i.json >$out/$side-$i.txt 2>&1
+		ck=$(find $d -name cleaner-offset-checkpoint | head -1)
+		rps=$(python3 -c "import json;d=json.load(open('$out/$side-$i.json'));print(d['produce'].get('records_per_s', d['produce']))" 2>&1 | head -c 200)
+		size=$(du -sk $d | cut -f1)
+		echo "$side $i rps=$rps checkpoint=${ck:+yes} data_kb=$size"
+		rm -rf $d
+	done
+done

@@ -1,0 +1,622 @@
+/* cleaner.c - log compaction's worker: the offset map and the rewrite of sealed segments.
+ * See cleaner.h for the rules. Invariants:
+ * (1) The job reads only its inputs (sealed, durable, never written again) through its
+ *     own descriptors and writes only `.cleaned` files, which nothing else reads until
+ *     the log thread renames them: a crash at any point leaves the log as it was.
+ * (2) Every output batch passes the stored-batch check (tl_batch_validate_stored): its
+ *     CRC is recomputed after recordsCount and batchLength change.
+ * (3) Output offsets are a subsequence of input offsets, in order; the first and last
+ *     batch of every group survive, so the output starts at the group's base offset and
+ *     ends at its end offset. */
+#include "log/cleaner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/assert.h"
+#include "common/buf.h"
+#include "common/time.h"
+#include "protocol/batch.h"
+
+#define READ_BUFFER_BYTES  (1 << 20)
+#define WRITE_BUFFER_BYTES (1 << 20)
+#define BATCH_BYTES_MAX    (64 << 20) /* a stored batch larger than this is corrupt */
+#define MAP_SLOTS_MIN      16
+
+/* ---- the offset map ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+/* Two independent 64-bit hashes of @key (FNV-1a and a multiplicative one, each
+ * finalised): a false match needs both to collide, about 2^-128 per pair of keys. */
+static void key_hash(const uint8_t *key, size_t len, uint64_t *h1, uint64_t *h2)
+{
+	uint64_t a = 0xcbf29ce484222325ULL;
+	uint64_t b = 0x243f6a8885a308d3ULL ^ len;
+	for (size_t i = 0; i < len; i++) {
+		a = (a ^ key[i]) * 0x100000001b3ULL;
+		b = (b + key[i] + 1) * 0x9e3779b97f4a7c15ULL;
+		b ^= b >> 29;
+	}
+	*h1 = mix64(a ^ len);
+	*h2 = mix64(b);
+}
+
+tl_err tl_cleaner_map_init(struct tl_cleaner_map *map, uint64_t keys_hint, int64_t buffer_bytes)
+{
+	uint64_t max_slots = buffer_bytes > 0 ? (uint64_t)buffer_bytes / TL_CLEANER_SLOT_BYTES : 0;
+	uint64_t want = keys_hint + keys_hint / 8 + 16;
+	uint64_t n = MAP_SLOTS_MIN;
+	while (n < want && n * 2 <= max_slots)
+		n *= 2;
+	memset(map, 0, sizeof(*map));
+	map->slots = malloc(n * sizeof(*map->slots));
+	if (!map->slots)
+		return TL_ERR_NOMEM;
+	for (uint64_t i = 0; i < n; i++)
+		map->slots[i].offset = -1;
+	map->slot_count = n;
+	map->used_max = n / 10 * 9;
+	return TL_OK;
+}
+
+void tl_cleaner_map_deinit(struct tl_cleaner_map *map)
+{
+	free(map->slots);
+	memset(map, 0, sizeof(*map));
+}
+
+static struct tl_cleaner_slot *map_find(const struct tl_cleaner_map *map, uint64_t h1, uint64_t h2)
+{
+	uint64_t mask = map->slot_count - 1;
+	for (uint64_t i = h1 & mask;; i = (i + 1) & mask) {
+		struct tl_cleaner_slot *slot = &map->slots[i];
+		if (slot->offset < 0 || (slot->h1 == h1 && slot->h2 == h2))
+			return slot;
+	}
+}
+
+bool tl_cleaner_map_has_room(const struct tl_cleaner_map *map, uint64_t count)
+{
+	return map->used + count <= map->used_max;
+}
+
+bool tl_cleaner_map_put(struct tl_cleaner_map *map, const uint8_t *key, size_t len, int64_t offset)
+{
+	uint64_t h1, h2;
+	key_hash(key, len, &h1, &h2);
+	struct tl_cleaner_slot *slot = map_find(map, h1, h2);
+	if (slot->offset < 0) {
+		if (map->used >= map->used_max)
+			return false;
+		map->used++;
+		slot->h1 = h1;
+		slot->h2 = h2;
+	}
+	if (offset > slot->offset)
+		slot->offset = offset;
+	return true;
+}
+
+int64_t tl_cleaner_map_get(const struct tl_cleaner_map *map, const uint8_t *key, size_t len)
+{
+	uint64_t h1, h2;
+	key_hash(key, len, &h1, &h2);
+	return map_find(map, h1, h2)->offset;
+}
+
+/* ---- names ---- */
+
+void tl_cleaner_file_name(char *out, size_t out_bytes, int64_t base, int64_t end,
+			  const char *suffix)
+{
+	snprintf(out, out_bytes, "%020" PRId64 ".%020" PRId64 ".%s", base, end, suffix);
+}
+
+bool tl_cleaner_file_parse(const char *name, const char *suffix, int64_t *base_out,
+			   int64_t *end_out)
+{
+	char *end;
+	long long base = strtoll(name, &end, 10);
+	if (end != name + 20 || *end != '.' || base < 0)
+		return false;
+	const char *p = end + 1;
+	long long last = strtoll(p, &end, 10);
+	if (end != p + 20 || *end != '.' || strcmp(end + 1, suffix) != 0 || last < base)
+		return false;
+	*base_out = base;
+	*end_out = last;
+	return true;
+}
+
+/* ---- reading batches ---- */
+
+struct reader {
+	int fd;
+	int64_t file_bytes;
+	int64_t position; /* of the next batch */
+	uint8_t *buf;
+	size_t cap;
+	int64_t buf_pos;
+	size_t buf_len;
+};
+
+/* The next whole batch: TL_OK with *data and *h set, TL_ERR_NOT_FOUND at the end,
+ * TL_ERR_CORRUPT or TL_ERR_IO. @data stays valid until the next call. */
+static tl_err reader_next(struct reader *r, const uint8_t **data, size_t *len,
+			  struct tl_batch_header *h)
+{
+	if (r->position >= r->file_bytes)
+		return TL_ERR_NOT_FOUND;
+	for (int pass = 0; pass < 3; pass++) {
+		int64_t have = r->buf_pos + (int64_t)r->buf_len - r->position;
+		if (r->position >= r->buf_pos && have >= TL_BATCH_LOG_OVERHEAD) {
+			const uint8_t *p = r->buf + (r->position - r->buf_pos);
+			int64_t size = tl_batch_size(p, (size_t)have);
+			if (size < TL_BATCH_HEADER_BYTES || size > BATCH_BYTES_MAX ||
+			    size > r->file_bytes - r->position)
+				return TL_ERR_CORRUPT;
+			if (have >= size) {
+				const char *why;
+				if (tl_batch_validate_stored(p, (size_t)size, h, &why) != TL_OK)
+					return TL_ERR_CORRUPT;
+				*data = p;
+				*len = (size_t)size;
+				r->position += size;
+				return TL_OK;
+			}
+			if ((size_t)size > r->cap) {
+				uint8_t *bigger = realloc(r->buf, (size_t)size);
+				if (!bigger)
+					return TL_ERR_NOMEM;
+				r->buf = bigger;
+				r->cap = (size_t)size;
+			}
+		}
+		size_t want = (size_t)TL_MIN((int64_t)r->cap, r->file_bytes - r->position);
+		ssize_t n = pread(r->fd, r->buf, want, (off_t)r->position);
+		if (n < 0)
+			return TL_ERR_IO;
+		r->buf_pos = r->position;
+		r->buf_len = (size_t)n;
+	}
+	return TL_ERR_CORRUPT;
+}
+
+/* ---- one record at a time ---- */
+
+struct record {
+	const uint8_t *raw; /* length varint included */
+	size_t raw_len;
+	int32_t offset_delta;
+	const uint8_t *key;
+	int32_t key_len; /* -1: null */
+	int32_t value_len;
+};
+
+/* Decodes the next record of an uncompressed batch. False on malformed bytes. */
+static bool record_next(struct tl_cursor *c, struct record *rec)
+{
+	const uint8_t *start = c->pos;
+	int32_t len = tl_cursor_varint(c);
+	if (c->failed || len < 0 || (size_t)len > tl_cursor_left(c))
+		return false;
+	struct tl_cursor body;
+	tl_cursor_init(&body, c->pos, (size_t)len);
+	tl_cursor_skip(c, (size_t)len);
+	tl_cursor_i8(&body);      /* attributes */
+	tl_cursor_varlong(&body); /* timestamp delta */
+	rec->offset_delta = tl_cursor_varint(&body);
+	rec->key_len = tl_cursor_varint(&body);
+	rec->key = NULL;
+	if (rec->key_len > 0)
+		rec->key = tl_cursor_take(&body, (size_t)rec->key_len);
+	rec->value_len = tl_cursor_varint(&body);
+	if (body.failed || rec->key_len < -1 || rec->value_len < -1 || rec->offset_delta < 0)
+		return false;
+	rec->raw = start;
+	rec->raw_len = (size_t)(c->pos - start);
+	return true;
+}
+
+/* ---- the job ---- */
+
+static bool batch_is_aborted(const struct tl_cleaner_job *job, const struct tl_batch_header *h)
+{
+	if (!tl_batch_is_transactional(h) || tl_batch_is_control(h))
+		return false;
+	/* Entries are few; each names a producer and the range its transaction spanned. */
+	for (uint32_t i = 0; i < job->aborted_count; i++) {
+		const struct tl_cleaner_aborted *a = &job->aborted[i];
+		if (a->producer_id == h->producer_id && a->first_offset <= h->base_offset &&
+		    h->base_offset < a->last_offset)
+			return true;
+	}
+	return false;
+}
+
+static bool batch_is_producers_last(const struct tl_cleaner_job *job,
+				    const struct tl_batch_header *h)
+{
+	if (h->producer_id < 0)
+		return false;
+	int64_t last = tl_batch_last_offset(h);
+	uint32_t lo = 0, hi = job->last_count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (job->lasts[mid].last_offset < last)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < job->last_count && job->lasts[lo].last_offset == last; lo++)
+		if (job->lasts[lo].producer_id == h->producer_id)
+			return true;
+	return false;
+}
+
+static void job_error(struct tl_cleaner_job *job, tl_err err, const char *what, int64_t base)
+{
+	if (job->err != TL_OK)
+		return;
+	job->err = err;
+	snprintf(job->error, sizeof(job->error), "%s %020" PRId64 ": %s", what, base,
+		 err == TL_ERR_IO ? (strerrorname_np(errno) ? strerrorname_np(errno) : "?")
+				  : tl_err_name(err));
+}
+
+/* Sleeps as long as the job is ahead of io_bytes_per_sec. */
+static void throttle(const struct tl_cleaner_job *job, int64_t started_ns)
+{
+	if (job->io_bytes_per_sec <= 0)
+		return;
+	int64_t bytes = job->bytes_read + job->bytes_written;
+	int64_t due_ns = (int64_t)((double)bytes * 1e9 / (double)job->io_bytes_per_sec);
+	int64_t ahead_ns = due_ns - (tl_mono_ns() - started_ns);
+	if (ahead_ns > 1000000) {
+		struct timespec ts = {.tv_sec = ahead_ns / 1000000000,
+				      .tv_nsec = ahead_ns % 1000000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Pass 1: the map over [first_dirty, clean_end); sets map_end. */
+static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, int64_t started_ns)
+{
+	job->map_end = job->clean_end;
+	struct reader r = {.cap = READ_BUFFER_BYTES};
+	r.buf = malloc(r.cap);
+	if (!r.buf)
+		return TL_ERR_NOMEM;
+	tl_err err = TL_OK;
+	for (uint32_t i = 0; i < job->input_count && err == TL_OK; i++) {
+		const struct tl_cleaner_input *in = &job->inputs[i];
+		if (in->next_offset <= job->first_dirty)
+			continue;
+		r.fd = in->fd;
+		r.file_bytes = in->bytes;
+		r.position = 0;
+		r.buf_len = 0;
+		const uint8_t *data;
+		size_t len;
+		struct tl_batch_header h;
+		while ((err = reader_next(&r, &data, &len, &h)) == TL_OK) {
+			if (atomic_load(&job->cancel))
+				err = TL_ERR_AGAIN;
+			if (err != TL_OK)
+				break;
+			if (h.base_offset < job->first_dirty)
+				continue;
+			job->bytes_read += (int64_t)len;
+			if (tl_batch_compression(&h) != TL_COMPRESSION_NONE ||
+			    tl_batch_is_control(&h) || batch_is_aborted(job, &h))
+				continue;
+			/* A batch bigger than the whole map still makes progress: what fits is
+			 * mapped and the pass ends after it. Safe: a record goes only when a
+			 * mapped (hence kept) newer record of its key exists. */
+			bool last_batch = false;
+			if (!tl_cleaner_map_has_room(map, (uint64_t)h.records_count)) {
+				if (map->used > 0) {
+					job->map_end = h.base_offset;
+					goto out;
+				}
+				last_batch = true;
+			}
+			struct tl_cursor c;
+			tl_cursor_init(&c, data + TL_BATCH_HEADER_BYTES,
+				       len - TL_BATCH_HEADER_BYTES);
+			for (int32_t k = 0; k < h.records_count; k++) {
+				struct record rec;
+				if (!record_next(&c, &rec)) {
+					err = TL_ERR_CORRUPT;
+					break;
+				}
+				if (rec.key_len >= 0)
+					tl_cleaner_map_put(map, rec.key, (size_t)rec.key_len,
+							   h.base_offset + rec.offset_delta);
+			}
+			throttle(job, started_ns);
+			if (last_batch && err == TL_OK) {
+				job->map_end = tl_batch_last_offset(&h) + 1;
+				goto out;
+			}
+		}
+		if (err == TL_ERR_NOT_FOUND)
+			err = TL_OK;
+		else if (err != TL_OK)
+			job_error(job, err, "map", in->base_offset);
+	}
+out:
+	free(r.buf);
+	return err;
+}
+
+struct writer {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+	int64_t position;
+};
+
+static tl_err writer_flush(struct writer *w)
+{
+	size_t done = 0;
+	while (done < w->len) {
+		ssize_t n = pwrite(w->fd, w->buf + done, w->len - done,
+				   (off_t)(w->position + (int64_t)done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return TL_ERR_IO;
+		done += (size_t)n;
+	}
+	w->position += (int64_t)w->len;
+	w->len = 0;
+	return TL_OK;
+}
+
+/* Room for @need bytes at w->buf + w->len. */
+static tl_err writer_reserve(struct writer *w, size_t need)
+{
+	if (w->len + need <= WRITE_BUFFER_BYTES)
+		return TL_OK;
+	tl_err err = writer_flush(w);
+	if (err != TL_OK)
+		return err;
+	if (need > WRITE_BUFFER_BYTES) {
+		uint8_t *bigger = realloc(w->buf, need);
+		if (!bigger)
+			return TL_ERR_NOMEM;
+		w->buf = bigger;
+	}
+	return TL_OK;
+}
+
+/* Writes what survives of the batch @data (header @h) to @w. @keep_empty: the batch
+ * stays, header only, even when no record does. */
+static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
+			  struct writer *w, const uint8_t *data, size_t len,
+			  const struct tl_batch_header *h, bool keep_empty)
+{
+	job->records_read += h->records_count;
+	bool compressed = tl_batch_compression(h) != TL_COMPRESSION_NONE;
+	/* Batches go by in offset order: a compressed one seen before a tombstone may hold
+	 * an older value of its key, which dropping the tombstone would bring back. */
+	job->seen_compressed |= compressed;
+	if (tl_batch_is_control(h) || compressed) {
+		tl_err err = writer_reserve(w, len);
+		if (err != TL_OK)
+			return err;
+		memcpy(w->buf + w->len, data, len);
+		w->len += len;
+		job->records_kept += h->records_count;
+		return TL_OK;
+	}
+	bool aborted = batch_is_aborted(job, h);
+	bool tombstone_expired = !job->seen_compressed && h->max_timestamp >= 0 &&
+				 h->max_timestamp < job->now_ms - job->delete_retention_ms;
+	/* Output at most len bytes: the header, then the surviving records' raw bytes. */
+	tl_err err = writer_reserve(w, len);
+	if (err != TL_OK)
+		return err;
+	uint8_t *out = w->buf + w->len;
+	memcpy(out, data, TL_BATCH_HEADER_BYTES);
+	size_t out_len = TL_BATCH_HEADER_BYTES;
+	int32_t kept = 0;
+	struct tl_cursor c;
+	tl_cursor_init(&c, data + TL_BATCH_HEADER_BYTES, len - TL_BATCH_HEADER_BYTES);
+	for (int32_t k = 0; k < h->records_count && !aborted; k++) {
+		struct record rec;
+		if (!record_next(&c, &rec))
+			return TL_ERR_CORRUPT;
+		int64_t offset = h->base_offset + rec.offset_delta;
+		bool keep = true;
+		if (rec.key_len >= 0) {
+			int64_t latest = tl_cleaner_map_get(map, rec.key, (size_t)rec.key_len);
+			keep = latest < 0 || latest <= offset;
+			if (keep && rec.value_len < 0 && tombstone_expired)
+				keep = false;
+		}
+		if (!keep)
+			continue;
+		memcpy(out + out_len, rec.raw, rec.raw_len);
+		out_len += rec.raw_len;
+		kept++;
+	}
+	if (kept == 0 && !keep_empty)
+		return TL_OK;
+	if (kept == h->records_count) {
+		memcpy(out, data, len); /* untouched: byte for byte */
+		out_len = len;
+	} else {
+		tl_be32_put(out + TL_BATCH_OFF_LENGTH, (uint32_t)(out_len - TL_BATCH_LOG_OVERHEAD));
+		tl_be32_put(out + TL_BATCH_OFF_RECORDS_COUNT, (uint32_t)kept);
+		tl_batch_crc_update(out, out_len);
+	}
+	TL_ASSERT(out_len <= len);
+	w->len += out_len;
+	job->records_kept += kept;
+	return TL_OK;
+}
+
+/* Rewrites one group into its .cleaned file (fsynced); unlinks it when nothing changed. */
+static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
+			  struct tl_cleaner_group *g, int64_t started_ns)
+{
+	char name[96];
+	tl_cleaner_file_name(name, sizeof(name), g->base_offset, g->end_offset, "cleaned");
+	struct writer w = {.buf = malloc(WRITE_BUFFER_BYTES)};
+	struct reader r = {.cap = READ_BUFFER_BYTES, .buf = malloc(READ_BUFFER_BYTES)};
+	tl_err err = TL_ERR_NOMEM;
+	if (!w.buf || !r.buf)
+		goto out_free;
+	w.fd = openat(job->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	err = TL_ERR_IO;
+	if (w.fd == -1)
+		goto out_free;
+	err = TL_OK;
+	for (uint32_t i = 0; i < g->count && err == TL_OK; i++) {
+		const struct tl_cleaner_input *in = &job->inputs[g->first + i];
+		r.fd = in->fd;
+		r.file_bytes = in->bytes;
+		r.position = 0;
+		r.buf_len = 0;
+		const uint8_t *data;
+		size_t len;
+		struct tl_batch_header h;
+		while ((err = reader_next(&r, &data, &len, &h)) == TL_OK) {
+			if (atomic_load(&job->cancel)) {
+				err = TL_ERR_AGAIN;
+				break;
+			}
+			job->bytes_read += (int64_t)len;
+			bool first = i == 0 && h.base_offset == g->base_offset;
+			bool last = tl_batch_last_offset(&h) + 1 == g->end_offset;
+			bool keep_empty = first || last || batch_is_producers_last(job, &h);
+			err = batch_clean(job, map, &w, data, len, &h, keep_empty);
+			if (err != TL_OK)
+				break;
+			throttle(job, started_ns);
+		}
+		if (err == TL_ERR_NOT_FOUND)
+			err = TL_OK;
+	}
+	if (err == TL_OK)
+		err = writer_flush(&w);
+	g->bytes_out = w.position;
+	g->written = err == TL_OK && g->bytes_out < g->bytes_in;
+	if (g->written && fdatasync(w.fd) == -1)
+		err = TL_ERR_IO;
+	if (err != TL_OK)
+		job_error(job, err, "clean", g->base_offset);
+	close(w.fd);
+	if (err != TL_OK || !g->written) {
+		g->written = false;
+		unlinkat(job->dir_fd, name, 0);
+	} else {
+		job->bytes_written += g->bytes_out;
+	}
+out_free:
+	if (err == TL_ERR_NOMEM || err == TL_ERR_IO)
+		job_error(job, err, "clean", g->base_offset);
+	free(w.buf);
+	free(r.buf);
+	return err;
+}
+
+/* Splits the inputs below map_end into groups of at most segment_bytes_max bytes. */
+static tl_err groups_plan(struct tl_cleaner_job *job)
+{
+	job->groups = calloc(job->input_count ? job->input_count : 1, sizeof(*job->groups));
+	if (!job->groups)
+		return TL_ERR_NOMEM;
+	for (uint32_t i = 0; i < job->input_count;) {
+		const struct tl_cleaner_input *in = &job->inputs[i];
+		if (in->base_offset >= job->map_end)
+			break;
+		struct tl_cleaner_group *g = &job->groups[job->group_count++];
+		g->first = i;
+		g->base_offset = in->base_offset;
+		do {
+			g->bytes_in += job->inputs[i].bytes;
+			g->end_offset = job->inputs[i].next_offset;
+			g->count++;
+			i++;
+		} while (i < job->input_count && job->inputs[i].base_offset < job->map_end &&
+			 g->bytes_in + job->inputs[i].bytes <= job->segment_bytes_max &&
+			 job->inputs[i].next_offset - g->base_offset <= INT32_MAX);
+	}
+	return TL_OK;
+}
+
+/* Counts the records of the dirty range from the batch headers, to size the map. */
+static uint64_t dirty_records(const struct tl_cleaner_job *job)
+{
+	uint64_t count = 0;
+	for (uint32_t i = 0; i < job->input_count; i++) {
+		const struct tl_cleaner_input *in = &job->inputs[i];
+		if (in->next_offset <= job->first_dirty)
+			continue;
+		/* An upper bound without reading: every record is at least 7 bytes. */
+		count += (uint64_t)TL_MIN(in->bytes / 7, in->next_offset - in->base_offset);
+	}
+	return count;
+}
+
+void tl_cleaner_run(struct tl_cleaner_job *job)
+{
+	int64_t started_ns = tl_mono_ns();
+	struct tl_cleaner_map map;
+	job->err = tl_cleaner_map_init(&map, dirty_records(job), job->dedupe_buffer_bytes);
+	if (job->err != TL_OK) {
+		job_error(job, job->err, "map", job->first_dirty);
+		atomic_store(&job->done, true);
+		return;
+	}
+	tl_err err = map_build(job, &map, started_ns);
+	if (err == TL_OK && job->map_end <= job->first_dirty) {
+		err = TL_ERR_LIMIT; /* not even one batch fits log.cleaner.dedupe.buffer.size */
+		job_error(job, err, "map", job->first_dirty);
+	}
+	if (err == TL_OK)
+		err = groups_plan(job);
+	for (uint32_t i = 0; err == TL_OK && i < job->group_count; i++)
+		err = group_write(job, &map, &job->groups[i], started_ns);
+	tl_cleaner_map_deinit(&map);
+	if (err != TL_OK && job->err == TL_OK)
+		job_error(job, err, "clean", job->first_dirty);
+	job->duration_ms = (tl_mono_ns() - started_ns) / 1000000;
+	atomic_store(&job->done, true);
+}
+
+void tl_cleaner_job_deinit(struct tl_cleaner_job *job)
+{
+	for (uint32_t i = 0; i < job->input_count; i++)
+		close(job->inputs[i].fd);
+	if (job->dir_fd >= 0)
+		close(job->dir_fd);
+	free(job->inputs);
+	free(job->aborted);
+	free(job->lasts);
+	free(job->groups);
+	job->inputs = NULL;
+	job->aborted = NULL;
+	job->lasts = NULL;
+	job->groups = NULL;
+	job->input_count = 0;
+	job->dir_fd = -1;
+}

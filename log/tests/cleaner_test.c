@@ -1,0 +1,649 @@
+/* cleaner_test.c - log compaction through log.h: the latest value per key survives with
+ * its original offset, tombstones go after delete.retention.ms, a small dedupe buffer
+ * spills into several passes, the background pass runs from tl_log_tick, producer state
+ * and aborted transactions stay right, and a crash (a real _exit in a forked child) at
+ * every point of the swap leaves a log that reopens with every latest value. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "common/buf.h"
+#include "common/tests/check_run.h"
+#include "common/time.h"
+#include "log/cleaner.h"
+#include "log/log.h"
+#include "protocol/records.h"
+
+#define KEYS        40
+#define ROUNDS      12
+#define VALUE_BYTES 32
+
+static char dir[320];
+static char root[256];
+static struct tl_ring *ring;
+static struct tl_log_config config;
+
+/* Appended batches' bytes: the log borrows them until durable; freed at teardown. */
+static uint8_t **owned;
+static size_t owned_count;
+static size_t owned_cap;
+
+/* The model: the latest value per key ("" for a tombstone), and its offset. */
+static char latest[KEYS][VALUE_BYTES];
+static int64_t latest_offset[KEYS];
+
+static void setup(void)
+{
+	snprintf(root, sizeof(root), "/tmp/tally-cleaner-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	snprintf(dir, sizeof(dir), "%s/t-0", root);
+	tl_err err;
+	ring = tl_ring_create(64, TL_RING_MODE_SYNC, &err);
+	ck_assert_ptr_nonnull(ring);
+	tl_log_config_defaults(&config);
+	config.segment_bytes = 1024;
+	config.cleanup_compact = true;
+	config.cleanup_delete = false;
+	config.cleaner_backoff_ms = 0;
+	memset(latest, 0, sizeof(latest));
+	for (int k = 0; k < KEYS; k++)
+		latest_offset[k] = -1;
+	tl_log_cleaner_fault_set(0, false);
+}
+
+static void teardown(void)
+{
+	tl_ring_destroy(ring);
+	for (size_t i = 0; i < owned_count; i++)
+		free(owned[i]);
+	free(owned);
+	owned = NULL;
+	owned_count = owned_cap = 0;
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static struct tl_log *log_open(void)
+{
+	struct tl_log *log;
+	ck_assert_int_eq(tl_log_open(dir, &config, ring, &log), TL_OK);
+	return log;
+}
+
+static void drain(struct tl_log *log)
+{
+	tl_log_flush(log);
+	tl_ring_submit(ring);
+	while (tl_log_high_watermark(log) < tl_log_end_offset(log) && tl_log_is_writable(log))
+		tl_ring_wait(ring);
+}
+
+static void own(uint8_t *p)
+{
+	if (owned_count == owned_cap) {
+		owned_cap = owned_cap ? owned_cap * 2 : 64;
+		owned = realloc(owned, owned_cap * sizeof(*owned));
+		ck_assert_ptr_nonnull(owned);
+	}
+	owned[owned_count++] = p;
+}
+
+/* Appends @buf's finished batch (not yet durable: see drain). */
+static tl_err append_raw(struct tl_log *log, struct tl_buf *buf,
+			 struct tl_log_append_result *result)
+{
+	uint8_t *data = malloc(buf->len);
+	ck_assert_ptr_nonnull(data);
+	memcpy(data, buf->data, buf->len);
+	own(data);
+	struct tl_batch_header h;
+	ck_assert_int_eq(tl_batch_validate(data, buf->len, &h, NULL), TL_OK);
+	return tl_log_append(log, data, buf->len, &h, result);
+}
+
+/* Appends one record: key k%03d, @value (NULL: a tombstone), timestamp @ts. */
+static int64_t put(struct tl_log *log, int key, const char *value, int64_t ts, int64_t pid,
+		   int32_t seq, bool transactional)
+{
+	struct tl_records_builder b;
+	tl_records_builder_init(&b, TL_COMPRESSION_NONE);
+	char k[16];
+	snprintf(k, sizeof(k), "k%03d", key);
+	struct tl_bytes kb = {(const uint8_t *)k, (int32_t)strlen(k)};
+	struct tl_bytes vb = {(const uint8_t *)value, value ? (int32_t)strlen(value) : -1};
+	ck_assert_int_eq(tl_records_builder_append(&b, ts, kb, vb, NULL, 0), TL_OK);
+	if (pid >= 0)
+		tl_records_builder_set_producer(&b, pid, 0, seq, transactional);
+	struct tl_buf buf;
+	tl_buf_init(&buf);
+	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &buf), TL_OK);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(append_raw(log, &buf, &result), TL_OK);
+	tl_buf_deinit(&buf);
+	tl_records_builder_deinit(&b);
+	if (!transactional) {
+		snprintf(latest[key], VALUE_BYTES, "%s", value ? value : "");
+		latest_offset[key] = result.base_offset;
+	}
+	return result.base_offset;
+}
+
+/* KEYS keys written ROUNDS times each, every 7th key's last write a tombstone. */
+static void populate(struct tl_log *log, int64_t ts)
+{
+	for (int r = 0; r < ROUNDS; r++)
+		for (int k = 0; k < KEYS; k++) {
+			char v[VALUE_BYTES];
+			snprintf(v, sizeof(v), "v%03d-%02d", k, r);
+			bool tombstone = r == ROUNDS - 1 && k % 7 == 0;
+			put(log, k, tombstone ? NULL : v, ts, -1, -1, false);
+		}
+	drain(log);
+}
+
+/* A pass once everything appended is durable. */
+static tl_err compact(struct tl_log *log)
+{
+	drain(log);
+	return tl_log_compact(log, tl_wall_ms());
+}
+
+struct seen {
+	int64_t records;
+	int64_t tombstones;
+	int64_t batches;
+	int64_t offset_of[KEYS]; /* latest offset seen per key */
+	char value_of[KEYS][VALUE_BYTES];
+	bool aborted_key_seen;
+};
+
+/* Reads the whole log from its start through Fetch's path (tl_log_read) and checks
+ * that offsets only grow. */
+static void read_all(struct tl_log *log, struct seen *seen)
+{
+	drain(log);
+	memset(seen, 0, sizeof(*seen));
+	for (int k = 0; k < KEYS; k++)
+		seen->offset_of[k] = -1;
+	int64_t offset = tl_log_start_offset(log);
+	int64_t previous = -1;
+	while (offset < tl_log_high_watermark(log)) {
+		struct tl_log_read rd;
+		ck_assert_int_eq(
+			tl_log_read(log, offset, tl_log_high_watermark(log), 1 << 20, true, &rd),
+			TL_OK);
+		ck_assert_int_gt(rd.bytes, 0);
+		uint8_t *buf = malloc((size_t)rd.bytes);
+		ck_assert_int_eq(pread(rd.fd, buf, (size_t)rd.bytes, rd.position), rd.bytes);
+		tl_log_read_release(rd.segment);
+		struct tl_records_iter it;
+		tl_records_iter_init(&it, buf, (size_t)rd.bytes);
+		it.verify_crc = true;
+		struct tl_batch_header h;
+		while (tl_records_iter_next_batch(&it, &h, NULL, NULL) == TL_OK) {
+			seen->batches++;
+			ck_assert_int_gt(h.base_offset, previous);
+			struct tl_record rec;
+			tl_err err;
+			while ((err = tl_records_iter_next(&it, &rec)) == TL_OK) {
+				ck_assert_int_gt(rec.offset, previous);
+				ck_assert_int_le(rec.offset, tl_batch_last_offset(&h));
+				previous = rec.offset;
+				if (tl_batch_is_control(&h))
+					continue;
+				seen->records++;
+				int key = atoi((const char *)rec.key.ptr + 1);
+				ck_assert(key >= 0 && key < KEYS);
+				if (tl_batch_is_transactional(&h) && rec.key.ptr[0] == 'k' &&
+				    rec.value.len > 0 && rec.value.ptr[0] == 'A')
+					seen->aborted_key_seen = true;
+				if (rec.value.len < 0) {
+					seen->tombstones++;
+					seen->value_of[key][0] = '\0';
+				} else {
+					snprintf(seen->value_of[key], VALUE_BYTES, "%.*s",
+						 rec.value.len, (const char *)rec.value.ptr);
+				}
+				seen->offset_of[key] = rec.offset;
+			}
+			ck_assert_int_eq(err, TL_ERR_NOT_FOUND);
+			previous = tl_batch_last_offset(&h);
+			offset = previous + 1;
+		}
+		tl_records_iter_deinit(&it);
+		free(buf);
+	}
+}
+
+/* Every key's latest value is there, at its original offset. */
+static void expect_latest(struct tl_log *log, struct seen *seen)
+{
+	read_all(log, seen);
+	for (int k = 0; k < KEYS; k++) {
+		if (latest_offset[k] < 0)
+			continue;
+		ck_assert_int_eq(seen->offset_of[k], latest_offset[k]);
+		ck_assert_str_eq(seen->value_of[k], latest[k]);
+	}
+}
+
+static int count_files(const char *suffix)
+{
+	DIR *d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name), s = strlen(suffix);
+		if (len > s && strcmp(de->d_name + len - s, suffix) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+START_TEST(the_offset_map_keeps_the_newest_offset_and_reports_full)
+{
+	struct tl_cleaner_map map;
+	ck_assert_int_eq(tl_cleaner_map_init(&map, 10, 24 * 64), TL_OK);
+	ck_assert(tl_cleaner_map_put(&map, (const uint8_t *)"a", 1, 5));
+	ck_assert(tl_cleaner_map_put(&map, (const uint8_t *)"a", 1, 9));
+	ck_assert(tl_cleaner_map_put(&map, (const uint8_t *)"b", 1, 7));
+	ck_assert_int_eq(tl_cleaner_map_get(&map, (const uint8_t *)"a", 1), 9);
+	ck_assert_int_eq(tl_cleaner_map_get(&map, (const uint8_t *)"b", 1), 7);
+	ck_assert_int_eq(tl_cleaner_map_get(&map, (const uint8_t *)"c", 1), -1);
+	int put = 0;
+	char key[16];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		if (!tl_cleaner_map_put(&map, (const uint8_t *)key, strlen(key), i))
+			break;
+		put++;
+	}
+	ck_assert_int_lt(put, 1000); /* bounded by the buffer */
+	ck_assert(!tl_cleaner_map_has_room(&map, 1));
+	tl_cleaner_map_deinit(&map);
+}
+END_TEST
+
+START_TEST(compaction_keeps_the_latest_value_per_key_at_its_offset)
+{
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms());
+	int64_t size_before = tl_log_size_bytes(log);
+	ck_assert_int_eq(compact(log), TL_OK);
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq((int64_t)st.passes, 1);
+	ck_assert_int_gt((int64_t)st.segments_cleaned, 0);
+	ck_assert_int_lt(tl_log_size_bytes(log), size_before / 2);
+	struct seen seen;
+	expect_latest(log, &seen);
+	/* Only the active segment keeps more than one record per key. */
+	ck_assert_int_lt(seen.records, KEYS * 3);
+	ck_assert_int_gt(seen.tombstones, 0); /* delete.retention.ms not yet passed */
+	/* Appends go on after the swap, and a clean reopen sees the same. */
+	put(log, 1, "after", tl_wall_ms(), -1, -1, false);
+	tl_log_close(log);
+	log = log_open();
+	expect_latest(log, &seen);
+	tl_log_close(log);
+}
+END_TEST
+
+START_TEST(tombstones_go_once_delete_retention_has_passed)
+{
+	config.delete_retention_ms = 1000;
+	struct tl_log *log = log_open();
+	int64_t old = tl_wall_ms() - 10000;
+	populate(log, old);
+	/* Roll so that every tombstone is in a sealed segment. */
+	for (int i = 0; i < 20; i++)
+		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
+	ck_assert_int_eq(compact(log), TL_OK);
+	struct seen seen;
+	read_all(log, &seen);
+	ck_assert_int_eq(seen.tombstones, 0);
+	for (int k = 0; k < KEYS; k++)
+		if (latest[k][0] == '\0')
+			ck_assert_int_eq(seen.offset_of[k], -1); /* the key is gone */
+		else
+			ck_assert_str_eq(seen.value_of[k], latest[k]);
+	tl_log_close(log);
+}
+END_TEST
+
+START_TEST(a_compressed_batch_keeps_later_tombstones_and_itself)
+{
+	config.delete_retention_ms = 1000;
+	struct tl_log *log = log_open();
+	int64_t old = tl_wall_ms() - 10000;
+	/* A zstd batch with k000's first value: its keys are not read by the cleaner. */
+	struct tl_records_builder b;
+	tl_records_builder_init(&b, TL_COMPRESSION_ZSTD);
+	struct tl_bytes key = {(const uint8_t *)"k000", 4}, value = {(const uint8_t *)"zstd", 4};
+	ck_assert_int_eq(tl_records_builder_append(&b, old, key, value, NULL, 0), TL_OK);
+	struct tl_buf buf;
+	tl_buf_init(&buf);
+	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &buf), TL_OK);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(append_raw(log, &buf, &result), TL_OK);
+	tl_buf_deinit(&buf);
+	tl_records_builder_deinit(&b);
+	populate(log, old); /* k000's last write is an old tombstone */
+	for (int i = 0; i < 20; i++)
+		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
+	ck_assert_int_eq(compact(log), TL_OK);
+	struct seen seen;
+	read_all(log, &seen);
+	/* The compressed batch stays whole, so k000's tombstone must stay after it. */
+	ck_assert_int_eq(seen.offset_of[0], latest_offset[0]);
+	ck_assert_str_eq(seen.value_of[0], "");
+	tl_log_close(log);
+}
+END_TEST
+
+START_TEST(a_small_dedupe_buffer_spills_into_several_passes)
+{
+	config.cleaner_dedupe_buffer_bytes = 24 * 32; /* 32 slots: 28 keys a pass */
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms());
+	struct tl_log_cleaner_stats st;
+	int passes = 0;
+	do {
+		ck_assert_int_eq(compact(log), TL_OK);
+		tl_log_cleaner_stats(log, &st);
+		passes++;
+		ck_assert_int_lt(passes, 100);
+	} while (st.first_dirty < 400);
+	ck_assert_int_gt(passes, 3);
+	struct seen seen;
+	expect_latest(log, &seen);
+	ck_assert_int_lt(seen.records, KEYS * 4);
+	tl_log_close(log);
+	log = log_open(); /* the checkpoint survives */
+	struct tl_log_cleaner_stats again;
+	tl_log_cleaner_stats(log, &again);
+	ck_assert_int_eq(again.first_dirty, st.first_dirty);
+	tl_log_close(log);
+}
+END_TEST
+
+START_TEST(a_batch_bigger_than_the_map_still_makes_progress)
+{
+	config.cleaner_dedupe_buffer_bytes = 24 * 16; /* 16 slots: 14 keys */
+	struct tl_log *log = log_open();
+	/* Batches of 30 records, each with every key once. */
+	for (int r = 0; r < 6; r++) {
+		struct tl_records_builder b;
+		tl_records_builder_init(&b, TL_COMPRESSION_NONE);
+		for (int k = 0; k < 30; k++) {
+			char key[16], v[VALUE_BYTES];
+			snprintf(key, sizeof(key), "k%03d", k);
+			snprintf(v, sizeof(v), "big-%d-%d", k, r);
+			struct tl_bytes kb = {(const uint8_t *)key, 4};
+			struct tl_bytes vb = {(const uint8_t *)v, (int32_t)strlen(v)};
+			ck_assert_int_eq(
+				tl_records_builder_append(&b, tl_wall_ms(), kb, vb, NULL, 0),
+				TL_OK);
+		}
+		struct tl_buf buf;
+		tl_buf_init(&buf);
+		ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &buf), TL_OK);
+		struct tl_log_append_result result;
+		ck_assert_int_eq(append_raw(log, &buf, &result), TL_OK);
+		for (int k = 0; k < 30; k++) {
+			snprintf(latest[k], VALUE_BYTES, "big-%d-%d", k, r);
+			latest_offset[k] = result.base_offset + k;
+		}
+		tl_buf_deinit(&buf);
+		tl_records_builder_deinit(&b);
+	}
+	populate(log, tl_wall_ms()); /* rolls: the big batches are sealed */
+	struct tl_log_cleaner_stats st;
+	ck_assert_int_eq(compact(log), TL_OK);
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.first_dirty, 30); /* one batch a pass */
+	ck_assert_int_eq(compact(log), TL_OK);
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.first_dirty, 60);
+	struct seen seen;
+	expect_latest(log, &seen);
+	tl_log_close(log);
+}
+END_TEST
+
+START_TEST(the_background_pass_runs_from_tick_beside_appends)
+{
+	config.min_cleanable_dirty_ratio = 0.1;
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms());
+	struct tl_log_cleaner_stats st;
+	int64_t deadline = tl_mono_ms() + 10000;
+	int extra = 0;
+	do {
+		tl_log_tick(log, tl_wall_ms());
+		/* Appends while the pass runs: a key written meanwhile is never lost. */
+		char v[VALUE_BYTES];
+		snprintf(v, sizeof(v), "during-%d", extra++);
+		put(log, extra % KEYS, v, tl_wall_ms(), -1, -1, false);
+		tl_log_cleaner_stats(log, &st);
+		usleep(1000);
+	} while (st.passes == 0 && tl_mono_ms() < deadline);
+	ck_assert_int_ge((int64_t)st.passes, 1);
+	ck_assert_int_gt(st.bytes_read, 0);
+	struct seen seen;
+	expect_latest(log, &seen);
+	tl_log_close(log);
+}
+END_TEST
+
+START_TEST(the_last_batch_of_each_producer_survives_for_dedupe)
+{
+	struct tl_log *log = log_open();
+	int32_t seq = 0;
+	for (int r = 0; r < ROUNDS; r++)
+		for (int k = 0; k < 4; k++) {
+			char v[VALUE_BYTES];
+			snprintf(v, sizeof(v), "p%d-%d", k, r);
+			put(log, k, v, tl_wall_ms(), 1000, seq++, false);
+		}
+	populate(log, tl_wall_ms()); /* rolls past the producer's batches */
+	ck_assert_int_eq(compact(log), TL_OK);
+	tl_log_close(log);
+	/* Drop the snapshots: producer state is rebuilt from the compacted log alone. */
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strstr(de->d_name, ".snapshot") && !strstr(de->d_name, ".clean-shutdown"))
+			continue;
+		char path[700];
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		ck_assert_int_eq(unlink(path), 0);
+	}
+	closedir(d);
+	log = log_open();
+	struct tl_log_producer producers[4];
+	ck_assert_int_eq(tl_log_producers(log, producers, 4), 1);
+	ck_assert_int_eq(producers[0].producer_id, 1000);
+	ck_assert_int_eq(producers[0].last_sequence, seq - 1);
+	/* The next sequence is accepted; a retry of the last one is a duplicate. */
+	struct tl_records_builder b;
+	tl_records_builder_init(&b, TL_COMPRESSION_NONE);
+	struct tl_bytes key = {(const uint8_t *)"k000", 4}, value = {(const uint8_t *)"x", 1};
+	tl_records_builder_append(&b, tl_wall_ms(), key, value, NULL, 0);
+	tl_records_builder_set_producer(&b, 1000, 0, seq - 1, false);
+	struct tl_buf buf;
+	tl_buf_init(&buf);
+	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &buf), TL_OK);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(append_raw(log, &buf, &result), TL_OK);
+	ck_assert(result.duplicate);
+	tl_buf_reset(&buf);
+	tl_records_builder_set_producer(&b, 1000, 0, seq, false);
+	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &buf), TL_OK);
+	ck_assert_int_eq(append_raw(log, &buf, &result), TL_OK);
+	ck_assert(!result.duplicate);
+	tl_buf_deinit(&buf);
+	tl_records_builder_deinit(&b);
+	tl_log_close(log);
+}
+END_TEST
+
+START_TEST(aborted_transactions_lose_their_records_and_keep_their_marker)
+{
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms());
+	/* A transaction on fresh keys, aborted: its values must not shadow the latest. */
+	for (int k = 0; k < 5; k++)
+		put(log, k, "ABORTED", tl_wall_ms(), 2000, k, true);
+	struct tl_buf marker;
+	tl_buf_init(&marker);
+	ck_assert_int_eq(tl_records_control_marker_build(&marker, false, 2000, 0, 0, tl_wall_ms()),
+			 TL_OK);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(append_raw(log, &marker, &result), TL_OK);
+	tl_buf_deinit(&marker);
+	populate(log, tl_wall_ms());
+	struct seen seen;
+	read_all(log, &seen);
+	ck_assert(seen.aborted_key_seen);
+	ck_assert_int_eq(compact(log), TL_OK);
+	expect_latest(log, &seen);
+	ck_assert(!seen.aborted_key_seen);
+	struct tl_log_aborted_txn a[2];
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, INT64_MAX, a, 2), 1);
+	tl_log_close(log);
+}
+END_TEST
+
+/* Populates and closes the log, then compacts it in a child that dies at @point. */
+static void crash_at(int point)
+{
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms());
+	tl_log_close(log);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct tl_log *child;
+		if (tl_log_open(dir, &config, ring, &child) != TL_OK)
+			_exit(2);
+		tl_log_cleaner_fault_set(point, true);
+		tl_log_compact(child, tl_wall_ms());
+		_exit(3); /* the point was not reached */
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 86);
+}
+
+static void expect_recovered(void)
+{
+	struct tl_log *log = log_open();
+	ck_assert_int_eq(count_files(".cleaned"), 0);
+	ck_assert_int_eq(count_files(".swap"), 0);
+	struct seen seen;
+	expect_latest(log, &seen);
+	/* A later pass completes, and a restart after it still has everything. */
+	ck_assert_int_eq(compact(log), TL_OK);
+	expect_latest(log, &seen);
+	ck_assert_int_lt(seen.records, KEYS * 3);
+	put(log, 3, "after-crash", tl_wall_ms(), -1, -1, false);
+	tl_log_close(log);
+	log = log_open();
+	expect_latest(log, &seen);
+	tl_log_close(log);
+}
+
+START_TEST(a_crash_at_any_point_of_the_swap_recovers_every_latest_value)
+{
+	crash_at(_i);
+	expect_recovered();
+}
+END_TEST
+
+START_TEST(a_failed_swap_takes_the_log_offline_and_a_reopen_finishes_it)
+{
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms());
+	tl_log_cleaner_fault_set(3, false);
+	ck_assert_int_eq(compact(log), TL_ERR_KAFKA_STORAGE_ERROR);
+	ck_assert(!tl_log_is_writable(log));
+	ck_assert_int_gt(count_files(".swap"), 0);
+	tl_log_close(log);
+	tl_log_cleaner_fault_set(0, false);
+	expect_recovered();
+}
+END_TEST
+
+START_TEST(an_offset_jump_in_the_active_segment_is_still_damage)
+{
+	struct tl_log *log = log_open();
+	for (int k = 0; k < 3; k++)
+		put(log, k, "v", tl_wall_ms(), -1, -1, false);
+	drain(log);
+	struct tl_log_read rd;
+	ck_assert_int_eq(tl_log_read(log, 2, 3, 1 << 20, true, &rd), TL_OK);
+	int64_t position = rd.position;
+	tl_log_read_release(rd.segment);
+	tl_log_close(log);
+	/* baseOffset is outside the CRC: move the last batch 5 offsets on, then crash. */
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+	FILE *f = fopen(path, "r+b");
+	ck_assert_ptr_nonnull(f);
+	uint8_t be[8];
+	tl_be64_put(be, 7);
+	ck_assert_int_eq(fseek(f, position, SEEK_SET), 0);
+	ck_assert_uint_eq(fwrite(be, 1, 8, f), 8);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/.clean-shutdown", dir);
+	ck_assert_int_eq(unlink(path), 0);
+	log = log_open();
+	ck_assert_int_eq(tl_log_end_offset(log), 2); /* cut there, as before compaction */
+	tl_log_close(log);
+}
+END_TEST
+
+START_TEST(a_policy_without_delete_ignores_retention)
+{
+	config.retention_ms = 1;
+	config.retention_bytes = 0;
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms() - 100000);
+	ck_assert_int_eq(tl_log_tick(log, tl_wall_ms()), 0);
+	ck_assert_int_eq(tl_log_start_offset(log), 0);
+	tl_log_close(log);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("cleaner");
+	TCase *tc = tcase_create("cleaner");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, the_offset_map_keeps_the_newest_offset_and_reports_full);
+	tcase_add_test(tc, compaction_keeps_the_latest_value_per_key_at_its_offset);
+	tcase_add_test(tc, tombstones_go_once_delete_retention_has_passed);
+	tcase_add_test(tc, a_compressed_batch_keeps_later_tombstones_and_itself);
+	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
+	tcase_add_test(tc, a_batch_bigger_than_the_map_still_makes_progress);
+	tcase_add_test(tc, the_background_pass_runs_from_tick_beside_appends);
+	tcase_add_test(tc, the_last_batch_of_each_producer_survives_for_dedupe);
+	tcase_add_test(tc, aborted_transactions_lose_their_records_and_keep_their_marker);
+	tcase_add_loop_test(tc, a_crash_at_any_point_of_the_swap_recovers_every_latest_value, 1, 6);
+	tcase_add_test(tc, a_failed_swap_takes_the_log_offline_and_a_reopen_finishes_it);
+	tcase_add_test(tc, an_offset_jump_in_the_active_segment_is_still_damage);
+	tcase_add_test(tc, a_policy_without_delete_ignores_retention);
+	suite_add_tcase(s, tc);
+	return tl_check_run(s);
+}
