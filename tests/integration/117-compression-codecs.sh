@@ -23,7 +23,8 @@ for codec in gzip snappy lz4 zstd; do
 		tl_fail "tally tail could not read kcat's $codec batches"
 	seq 1 20000 | sed "s/^/$codec-from-kcat-/" | cmp -s - "$TL_TMP/k-$codec" ||
 		tl_fail "tally tail of kcat's $codec batches: $(wc -l <"$TL_TMP/k-$codec") lines, not the 20000 sent in order"
-	"$TL_BIN/tally" log dump "$TL_DATA/k-$codec-0" | grep -q "codec $codec" ||
+	"$TL_BIN/tally" log dump "$TL_DATA/k-$codec-0" >"$TL_TMP/dump"
+	grep -q "codec $codec" "$TL_TMP/dump" ||
 		tl_fail "the log of k-$codec holds no $codec batch"
 
 	seq 1 20000 | sed "s/^/$codec-from-tally-/" | tally produce "t-$codec" -z "$codec" ||
@@ -32,7 +33,8 @@ for codec in gzip snappy lz4 zstd; do
 		tl_fail "kcat could not read libtally's $codec batches"
 	seq 1 20000 | sed "s/^/$codec-from-tally-/" | cmp -s - "$TL_TMP/t-$codec" ||
 		tl_fail "kcat read $(wc -l <"$TL_TMP/t-$codec") lines of libtally's $codec batches, not the 20000 sent in order"
-	"$TL_BIN/tally" log dump "$TL_DATA/t-$codec-0" | grep -q "codec $codec" ||
+	"$TL_BIN/tally" log dump "$TL_DATA/t-$codec-0" >"$TL_TMP/dump"
+	grep -q "codec $codec" "$TL_TMP/dump" ||
 		tl_fail "the log of t-$codec holds no $codec batch"
 	tl_log "$codec: kcat -> tally tail and tally produce -> kcat, 20000 records each"
 done
