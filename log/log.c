@@ -1591,6 +1591,27 @@ tl_err tl_log_delete_records(struct tl_log *log, int64_t offset, int64_t *start_
 	return TL_OK;
 }
 
+/* A sealed segment whose index files loaded but whose .txnindex did not (missing or
+ * damaged) had its aborted transactions rebuilt by the replay: writes them back, since
+ * nothing else rewrites a sealed segment's index files and every later open would
+ * replay from that segment again. A failed write only leaves that replay to happen. */
+static void txnindexes_repair(struct tl_log *log)
+{
+	for (uint32_t i = 0; i + 1 < log->segment_count; i++) {
+		struct tl_log_segment *segment = log->segments[i];
+		if (!segment->indexes_on_disk || segment->txns_trusted)
+			continue;
+		if (segment_write_txnindex(log, segment, true) != TL_OK || sync_dir(log) != TL_OK) {
+			tl_warn("log: cannot write back a rebuilt .txnindex dir=%s detail=\"%s\"",
+				log->dir, log->last_error);
+			continue;
+		}
+		tl_info("log: rebuilt .txnindex written back dir=%s segment=%020" PRId64, log->dir,
+			segment->base_offset);
+		segment->txns_trusted = true;
+	}
+}
+
 tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct tl_ring *ring,
 		   struct tl_log **log_out)
 {
@@ -1634,6 +1655,7 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	err = pstate_recover(log, INT64_MAX);
 	if (err != TL_OK)
 		goto out_close;
+	txnindexes_repair(log);
 	err = epochs_recover(log);
 	if (err != TL_OK)
 		goto out_close;
