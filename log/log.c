@@ -1015,11 +1015,24 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from, int64_t closing_fr
 	for (uint32_t s = segment_index_for(log, from); s < log->segment_count; s++) {
 		struct tl_log_segment *segment = log->segments[s];
 		int64_t position = index_lookup(segment, from);
+		int64_t next = -1; /* the offset the next batch must start at */
 		while (position < segment->bytes) {
 			struct tl_batch_header h;
 			tl_err err = header_read(segment, position, segment->bytes, &h);
 			if (err != TL_OK)
 				return err;
+			/* A trusted segment with garbled bytes: its offsets must still run on
+			 * inside it, or the replay would enter markers out of order. */
+			if ((next >= 0 ? h.base_offset != next
+				       : h.base_offset < segment->base_offset) ||
+			    tl_batch_last_offset(&h) >= segment->next_offset) {
+				tl_warn("log: batch offsets do not run on in a segment dir=%s "
+					"segment=%020" PRId64 " position=%" PRId64
+					" base_offset=%" PRId64,
+					log->dir, segment->base_offset, position, h.base_offset);
+				return TL_ERR_CORRUPT;
+			}
+			next = tl_batch_last_offset(&h) + 1;
 			if (h.base_offset >= from &&
 			    (h.producer_id >= 0 || tl_batch_is_control(&h))) {
 				int type = -1;
