@@ -1048,6 +1048,40 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from, int64_t closing_fr
 	return TL_OK;
 }
 
+/* After a replay from @from: a sealed segment the replay covered whose .txnindex loaded
+ * (@read, @read_count: the entries the files gave) but says other than the replay
+ * (cut to whole entries, or from before a lost snapshot) is no longer trusted, so
+ * txnindexes_repair() writes the replay's version back. */
+static void txnindexes_contradicted(struct tl_log *log, int64_t from,
+				    const struct aborted_txn *read, uint32_t read_count)
+{
+	for (uint32_t s = 0; s + 1 < log->segment_count; s++) {
+		struct tl_log_segment *segment = log->segments[s];
+		if (!segment->txns_trusted || segment->next_offset <= from)
+			continue;
+		uint32_t first;
+		uint32_t count = segment_aborted(log, segment, &first);
+		uint32_t r = 0, n = 0;
+		while (r < read_count && read[r].last_offset < segment->base_offset)
+			r++;
+		while (r + n < read_count && read[r + n].last_offset < segment->next_offset)
+			n++;
+		bool same = n == count;
+		for (uint32_t i = 0; same && i < count; i++)
+			same = read[r + i].producer_id == log->aborted[first + i].producer_id &&
+			       read[r + i].last_offset == log->aborted[first + i].last_offset &&
+			       TL_MAX(read[r + i].first_offset, segment->base_offset) ==
+				       TL_MAX(log->aborted[first + i].first_offset,
+					      segment->base_offset);
+		if (!same) {
+			tl_warn("log: a .txnindex disagrees with the log, rewriting it dir=%s "
+				"segment=%020" PRId64,
+				log->dir, segment->base_offset);
+			segment->txns_trusted = false;
+		}
+	}
+}
+
 /* Loads the newest usable snapshot and replays the log after it. A snapshot is usable at
  * or below the base of the first segment whose aborted transactions were not loaded from
  * its .txnindex, since the replay must rebuild those; without one, the whole log is
@@ -1114,13 +1148,22 @@ static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 	for (uint32_t i = 0; i < count && kept < TL_ARRAY_SIZE(log->snapshots); i++)
 		if (found[i] >= 0)
 			log->snapshots[kept++] = found[i];
+	/* What the .txnindex files said, to tell which of them the replay contradicts. */
+	uint32_t read_count = log->aborted_count;
+	struct aborted_txn *read = NULL;
+	if (read_count > 0 && (read = malloc(read_count * sizeof(*read))))
+		memcpy(read, log->aborted, read_count * sizeof(*read));
 	if (!loaded)
 		log->aborted_count = 0;
 	while (log->aborted_count > 0 && log->aborted[log->aborted_count - 1].last_offset >= from)
 		log->aborted_count--;
 	tl_err err = pstate_replay(log, from, closing_from);
-	if (err != TL_OK)
+	if (err != TL_OK) {
+		free(read);
 		return err;
+	}
+	txnindexes_contradicted(log, from, read, read ? read_count : 0);
+	free(read);
 	tl_pstate_expire(&log->pstate, tl_wall_ms(), log->config.producer_id_expiration_ms);
 	log->first_open_txn = -2;
 	snapshots_prune(log);
