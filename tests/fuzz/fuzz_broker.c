@@ -291,14 +291,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size > INPUT_BYTES_MAX)
 		return 0;
-	int64_t t0 = tl_mono_ns();
 	remove_tree(data_dir);
 	fixed_random = true;
 	random_count = 0;
-	int64_t t1 = tl_mono_ns();
 	broker_start(true);
 	random_count = 0; /* member ids count from 1 whatever the start-up drew */
-	int64_t t2 = tl_mono_ns();
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
 		fuzz_fail("socketpair");
@@ -327,9 +324,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tl_conn_release(conn);
 	responses_drain(sv[1], &r);
 	bool internal_written = internal_topics_written();
-	int64_t t3 = tl_mono_ns();
 	broker_stop();
-	int64_t t4 = tl_mono_ns();
 	responses_drain(sv[1], &r);
 	close(sv[1]);
 	int32_t ids[4096];
@@ -341,13 +336,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		broker_start(false);
 		broker_stop();
 	}
-	int64_t t5 = tl_mono_ns();
-	int64_t t6 = tl_mono_ns();
-	if (getenv("FUZZ_BROKER_TIMES"))
-		fprintf(stderr, "rm %lld start %lld run %lld stop %lld restart %lld stop %lld us\n",
-			(long long)(t1 - t0) / 1000, (long long)(t2 - t1) / 1000,
-			(long long)(t3 - t2) / 1000, (long long)(t4 - t3) / 1000,
-			(long long)(t5 - t4) / 1000, (long long)(t6 - t5) / 1000);
 	fixed_random = false;
 	return 0;
 }
