@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -48,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CONN_RBUF_BYTES    (64 * 1024) /* as broker/conn.c */
 #define TURNS_QUIET        4           /* loop turns with nothing new before the end */
 #define TURNS_MAX          200
+#define FDS_MAX            512 /* open files: logs of some 100 partitions */
 
 static char root[128];
 static char data_dir[192];
@@ -104,6 +106,12 @@ static void setup(void)
 		fuzz_fail("mkdtemp");
 	atexit(cleanup);
 	snprintf(data_dir, sizeof(data_dir), "%s/data", root);
+	/* A CreateTopics of 100000 partitions would open as many logs (minutes); with few
+	 * descriptors it fails early, through the broker's own error paths. A descriptor
+	 * leaked per input shows up here too, as a start that fails. */
+	struct rlimit nofile = {FDS_MAX, FDS_MAX};
+	if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+		fuzz_fail("setrlimit");
 	static const char *const settings[][2] = {
 		{"log.dirs", NULL},
 		{"listeners", "PLAINTEXT://127.0.0.1:0"},
