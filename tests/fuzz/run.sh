@@ -87,7 +87,7 @@ fi
 if [ ! -d "$seeds/fuzz_log" ]; then
 	mkdir -p "$seeds/fuzz_log"
 	for flags in 00 01 02 03 04 05 07; do
-		printf "\\x$flags" >"$seeds/fuzz_log/remove-$flags"
+		printf "%b" "\\x$flags" >"$seeds/fuzz_log/remove-$flags"
 	done
 	# Truncate, xor, delete, overwrite, append: file 2 and 5 of the sorted template
 	# list, at the first bytes, crash recovery (marker removed).
