@@ -272,7 +272,7 @@ mutation-check: release
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*.c))
 FUZZ_LIB_SRCS := $(call src_of,common) $(call src_of,protocol) $(call src_of,log) \
                  $(call src_of,replication) $(filter-out broker/main.c,$(call src_of,broker))
-FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DTL_DEBUG -DTL_FUZZ -MMD -MP \
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DTL_VERSION='"$(VERSION)"' -DTL_DEBUG -DTL_FUZZ -MMD -MP \
                $(PKG_CFLAGS)
 FUZZ_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))

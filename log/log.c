@@ -1068,11 +1068,24 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from, int64_t closing_fr
 	for (uint32_t s = segment_index_for(log, from); s < log->segment_count; s++) {
 		struct tl_log_segment *segment = log->segments[s];
 		int64_t position = index_lookup(segment, from);
+		int64_t next = -1; /* the offset the next batch must start at */
 		while (position < segment->bytes) {
 			struct tl_batch_header h;
 			tl_err err = header_read(segment, position, segment->bytes, &h);
 			if (err != TL_OK)
 				return err;
+			/* A trusted segment with garbled bytes: its offsets must still run on
+			 * inside it, or the replay would enter markers out of order. */
+			if ((next >= 0 ? h.base_offset != next
+				       : h.base_offset < segment->base_offset) ||
+			    tl_batch_last_offset(&h) >= segment->next_offset) {
+				tl_warn("log: batch offsets do not run on in a segment dir=%s "
+					"segment=%020" PRId64 " position=%" PRId64
+					" base_offset=%" PRId64,
+					log->dir, segment->base_offset, position, h.base_offset);
+				return TL_ERR_CORRUPT;
+			}
+			next = tl_batch_last_offset(&h) + 1;
 			if (h.base_offset >= from &&
 			    (h.producer_id >= 0 || tl_batch_is_control(&h))) {
 				struct marker_info marker = {-1, -1};
@@ -1086,6 +1099,40 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from, int64_t closing_fr
 		}
 	}
 	return TL_OK;
+}
+
+/* After a replay from @from: a sealed segment the replay covered whose .txnindex loaded
+ * (@read, @read_count: the entries the files gave) but says other than the replay
+ * (cut to whole entries, or from before a lost snapshot) is no longer trusted, so
+ * txnindexes_repair() writes the replay's version back. */
+static void txnindexes_contradicted(struct tl_log *log, int64_t from,
+				    const struct aborted_txn *read, uint32_t read_count)
+{
+	for (uint32_t s = 0; s + 1 < log->segment_count; s++) {
+		struct tl_log_segment *segment = log->segments[s];
+		if (!segment->txns_trusted || segment->next_offset <= from)
+			continue;
+		uint32_t first;
+		uint32_t count = segment_aborted(log, segment, &first);
+		uint32_t r = 0, n = 0;
+		while (r < read_count && read[r].last_offset < segment->base_offset)
+			r++;
+		while (r + n < read_count && read[r + n].last_offset < segment->next_offset)
+			n++;
+		bool same = n == count;
+		for (uint32_t i = 0; same && i < count; i++)
+			same = read[r + i].producer_id == log->aborted[first + i].producer_id &&
+			       read[r + i].last_offset == log->aborted[first + i].last_offset &&
+			       TL_MAX(read[r + i].first_offset, segment->base_offset) ==
+				       TL_MAX(log->aborted[first + i].first_offset,
+					      segment->base_offset);
+		if (!same) {
+			tl_warn("log: a .txnindex disagrees with the log, rewriting it dir=%s "
+				"segment=%020" PRId64,
+				log->dir, segment->base_offset);
+			segment->txns_trusted = false;
+		}
+	}
 }
 
 /* Loads the newest usable snapshot and replays the log after it. A snapshot is usable at
@@ -1154,13 +1201,22 @@ static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 	for (uint32_t i = 0; i < count && kept < TL_ARRAY_SIZE(log->snapshots); i++)
 		if (found[i] >= 0)
 			log->snapshots[kept++] = found[i];
+	/* What the .txnindex files said, to tell which of them the replay contradicts. */
+	uint32_t read_count = log->aborted_count;
+	struct aborted_txn *read = NULL;
+	if (read_count > 0 && (read = malloc(read_count * sizeof(*read))))
+		memcpy(read, log->aborted, read_count * sizeof(*read));
 	if (!loaded)
 		log->aborted_count = 0;
 	while (log->aborted_count > 0 && log->aborted[log->aborted_count - 1].last_offset >= from)
 		log->aborted_count--;
 	tl_err err = pstate_replay(log, from, closing_from);
-	if (err != TL_OK)
+	if (err != TL_OK) {
+		free(read);
 		return err;
+	}
+	txnindexes_contradicted(log, from, read, read ? read_count : 0);
+	free(read);
 	tl_pstate_expire(&log->pstate, tl_wall_ms(), log->config.producer_id_expiration_ms);
 	log->first_open_txn = -2;
 	snapshots_prune(log);
@@ -1648,6 +1704,27 @@ tl_err tl_log_delete_records(struct tl_log *log, int64_t offset, int64_t *start_
 	return TL_OK;
 }
 
+/* A sealed segment whose index files loaded but whose .txnindex did not (missing or
+ * damaged) had its aborted transactions rebuilt by the replay: writes them back, since
+ * nothing else rewrites a sealed segment's index files and every later open would
+ * replay from that segment again. A failed write only leaves that replay to happen. */
+static void txnindexes_repair(struct tl_log *log)
+{
+	for (uint32_t i = 0; i + 1 < log->segment_count; i++) {
+		struct tl_log_segment *segment = log->segments[i];
+		if (!segment->indexes_on_disk || segment->txns_trusted)
+			continue;
+		if (segment_write_txnindex(log, segment, true) != TL_OK || sync_dir(log) != TL_OK) {
+			tl_warn("log: cannot write back a rebuilt .txnindex dir=%s detail=\"%s\"",
+				log->dir, log->last_error);
+			continue;
+		}
+		tl_info("log: rebuilt .txnindex written back dir=%s segment=%020" PRId64, log->dir,
+			segment->base_offset);
+		segment->txns_trusted = true;
+	}
+}
+
 tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct tl_ring *ring,
 		   struct tl_log **log_out)
 {
@@ -1693,6 +1770,7 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	err = pstate_recover(log, INT64_MAX);
 	if (err != TL_OK)
 		goto out_close;
+	txnindexes_repair(log);
 	err = epochs_recover(log);
 	if (err != TL_OK)
 		goto out_close;

@@ -822,6 +822,115 @@ START_TEST(aborted_index_is_rebuilt_by_full_replay_without_snapshots)
 }
 END_TEST
 
+/* Found by fuzz_log: a sealed segment's damaged .txnindex was rebuilt by the replay
+ * but never written back, so every later open replayed from that segment again; and
+ * one cut to whole entries loaded, so a replay's correction was lost at the next
+ * open that used a snapshot. */
+START_TEST(a_damaged_txnindex_is_rebuilt_and_written_back)
+{
+	config.segment_bytes = 700;
+	struct tl_log *log = log_open();
+	struct batch *b[4];
+	struct marker *m[2];
+	for (int i = 0; i < 2; i++) {
+		b[2 * i] = batch_txn(10 + i, 0);
+		b[2 * i + 1] = batch_txn(10 + i, 1);
+		append(log, b[2 * i]);
+		append(log, b[2 * i + 1]);
+		m[i] = marker_make(10 + i, false); /* both abort */
+		append_marker(log, m[i]);
+		drain(log);
+	}
+	struct batch **more = append_many(log, 8, 1); /* the markers' segments are sealed */
+	tl_log_close(log);
+	/* The first segment's .txnindex holds pid 10's abort (first 0, marker 2). */
+	char path[400];
+	path_of(path, sizeof(path), 0, ".txnindex");
+	ck_assert_int_eq(file_size(path), 34);
+	uint8_t garbage[34];
+	memset(garbage, 0x4e, sizeof(garbage));
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(garbage, 1, sizeof(garbage), f), sizeof(garbage));
+	fclose(f);
+	log = log_open();
+	struct tl_log_aborted_txn aborted[4];
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 100, aborted, 4), 2);
+	ck_assert_int_eq(aborted[0].producer_id, 10);
+	ck_assert_int_eq(aborted[0].last_offset, 2);
+	/* Written back at open, not only held in memory. */
+	uint8_t back[34];
+	f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(back, 1, sizeof(back), f), sizeof(back));
+	ck_assert_int_eq(fgetc(f), EOF);
+	fclose(f);
+	ck_assert_int_eq(tl_be16_get(back), 0);
+	ck_assert_int_eq((int64_t)tl_be64_get(back + 2), 10);
+	ck_assert_int_eq((int64_t)tl_be64_get(back + 10), 0);
+	ck_assert_int_eq((int64_t)tl_be64_get(back + 18), 2);
+	tl_log_close(log);
+	/* Cut to whole entries (here none) it still loads, but a replay (the snapshots
+	 * gone) finds the abort: the replay wins and the file is written again. */
+	ck_assert_int_eq(truncate(path, 0), 0);
+	delete_snapshots(false);
+	log = log_open();
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 100, aborted, 4), 2);
+	ck_assert_int_eq(file_size(path), 34);
+	tl_log_close(log);
+	for (int i = 0; i < 4; i++)
+		free(b[i]);
+	for (int i = 0; i < 2; i++)
+		marker_free(m[i]);
+	batches_free(more, 8);
+}
+END_TEST
+
+/* Found by fuzz_log: a sealed segment is trusted when its indexes load, so garbled
+ * bytes inside it reach the producer-state replay; an ABORT marker whose baseOffset was
+ * garbled upwards entered the aborted index ahead of a later marker and the next push
+ * failed an assertion (tallyd aborted at start-up). The replay now requires offsets
+ * to run on inside each segment and refuses the log as CORRUPT. */
+START_TEST(garbled_offsets_in_a_trusted_segment_fail_the_replay_cleanly)
+{
+	config.segment_bytes = 700;
+	struct tl_log *log = log_open();
+	struct batch *b[4];
+	struct marker *m[2];
+	for (int i = 0; i < 2; i++) {
+		b[2 * i] = batch_txn(10 + i, 0);
+		b[2 * i + 1] = batch_txn(10 + i, 1);
+		append(log, b[2 * i]);
+		append(log, b[2 * i + 1]);
+		m[i] = marker_make(10 + i, false);
+		append_marker(log, m[i]);
+		drain(log);
+	}
+	struct batch **more = append_many(log, 4, 1);
+	tl_log_close(log);
+	/* pid 10's ABORT marker is offset 2, the third batch of the first segment. */
+	char path[400];
+	path_of(path, sizeof(path), 0, ".log");
+	int fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	uint8_t base[8];
+	ck_assert_int_eq(pread(fd, base, 8, 2 * (TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES)), 8);
+	ck_assert_int_eq((int64_t)tl_be64_get(base), 2);
+	tl_be64_put(base, 1000);
+	ck_assert_int_eq(pwrite(fd, base, 8, 2 * (TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES)), 8);
+	close(fd);
+	delete_snapshots(false); /* the replay runs from the start */
+	log = NULL;
+	ck_assert_int_eq(tl_log_open(dir, &config, ring, &log), TL_ERR_CORRUPT);
+	ck_assert_ptr_null(log);
+	for (int i = 0; i < 4; i++)
+		free(b[i]);
+	for (int i = 0; i < 2; i++)
+		marker_free(m[i]);
+	batches_free(more, 4);
+}
+END_TEST
+
 /* ---- the two-stage group commit ---- */
 
 #define ONE_BATCH_BYTES (TL_BATCH_HEADER_BYTES + PAYLOAD_BYTES)
@@ -1158,6 +1267,8 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, aborted_index_and_open_transactions_are_rebuilt_after_a_crash);
 	tcase_add_test(tc, aborted_index_is_rebuilt_by_full_replay_without_snapshots);
 	tcase_add_test(tc, a_marker_of_an_older_coordinator_is_fenced);
+	tcase_add_test(tc, a_damaged_txnindex_is_rebuilt_and_written_back);
+	tcase_add_test(tc, garbled_offsets_in_a_trusted_segment_fail_the_replay_cleanly);
 	tcase_add_test(tc,
 		       an_append_during_a_sync_is_written_at_once_but_durable_after_the_next_sync);
 	tcase_add_test(tc, the_high_watermark_moves_in_offset_order_across_overlapped_rounds);

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target built by `make fuzz` (build/fuzz/NAME, from
 # tests/fuzz/NAME.c) for SECONDS, on a corpus kept across runs in
-# build/fuzz/corpus/NAME/ and seeded from build/fuzz/seeds/NAME/ (request frames and
-# batches written by build/release/tests/progs/rawproto when it was built). Fails on the
+# build/fuzz/corpus/NAME/ and seeded from build/fuzz/seeds/NAME/ (request frames,
+# batches and client sessions written by build/release/tests/progs/rawproto when it was
+# built; damage recipes for fuzz_log). Fails on the
 # first crash, sanitizer report, leak, timeout or out-of-memory: the input that caused it
 # is kept in build/fuzz/artifacts/NAME/ and the command that reproduces it is printed.
-#   tests/fuzz/run.sh SECONDS [--build] [NAME...]
+#   tests/fuzz/run.sh SECONDS [--build] [--smoke] [NAME...]
 #   --build   run `make fuzz` first when a target is missing or older than its sources
 #             (otherwise a stale target is an error)
+#   --smoke   start from the seeds only, in a scratch corpus that is thrown away: libFuzzer
+#             first runs every input it is given, and a kept corpus of a slow target
+#             (fuzz_broker runs some 50 inputs a second) would make a short run longer
+#             every time (test 305 uses this)
 # Exit status: 0 every target ran clean, 1 otherwise (never 77: libFuzzer's default
 # crash status would read as "skipped" in tests/run.sh).
 set -uo pipefail
@@ -22,10 +27,15 @@ case "$secs" in
 esac
 shift
 build=0
-if [ "${1:-}" = --build ]; then
-	build=1
+smoke=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) build=1 ;;
+	--smoke) smoke=1 ;;
+	*) break ;;
+	esac
 	shift
-fi
+done
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
 	for f in tests/fuzz/*.c; do
@@ -38,7 +48,8 @@ stale()
 {
 	local bin=build/fuzz/$1
 	[ -x "$bin" ] || return 0
-	[ -n "$(find common protocol log include tests/fuzz -name '*.[ch]' -newer "$bin" 2>/dev/null | head -n 1)" ]
+	[ -n "$(find common protocol log replication broker include tests/fuzz -name '*.[ch]' \
+		-newer "$bin" 2>/dev/null | head -n 1)" ]
 }
 
 need_build=0
@@ -59,17 +70,38 @@ if [ $need_build = 1 ]; then
 	}
 fi
 
-# Seeds: real requests and batches from the codec, when rawproto is built.
+# Seeds: real requests, batches and client sessions from the codec, when rawproto is
+# built; written once (again when rawproto is newer than them).
 rawproto=build/release/tests/progs/rawproto
-if [ -x "$rawproto" ]; then
-	mkdir -p build/fuzz/seeds/fuzz_request build/fuzz/seeds/fuzz_batch
-	"$rawproto" seeds build/fuzz/seeds/fuzz_request build/fuzz/seeds/fuzz_batch ||
+seeds=build/fuzz/seeds
+if [ -x "$rawproto" ] && { [ ! -f "$seeds/.done" ] || [ "$rawproto" -nt "$seeds/.done" ]; }; then
+	mkdir -p "$seeds/fuzz_request" "$seeds/fuzz_batch" "$seeds/fuzz_broker"
+	if "$rawproto" seeds "$seeds/fuzz_request" "$seeds/fuzz_batch" "$seeds/fuzz_broker"; then
+		touch "$seeds/.done"
+	else
 		echo "fuzz: rawproto seeds failed; running without seeds" >&2
+	fi
+fi
+# fuzz_log: its byte 0 names files to remove (bit 0 the clean-shutdown marker, 1 the
+# .index files, 2 the snapshot), then 6-byte edits (tests/fuzz/fuzz_log.c).
+if [ ! -d "$seeds/fuzz_log" ]; then
+	mkdir -p "$seeds/fuzz_log"
+	for flags in 00 01 02 03 04 05 07; do
+		printf "%b" "\\x$flags" >"$seeds/fuzz_log/remove-$flags"
+	done
+	# Truncate, xor, delete, overwrite, append: file 2 and 5 of the sorted template
+	# list, at the first bytes, crash recovery (marker removed).
+	printf '\x01\x02\x01\x00\x30\x00\x00' >"$seeds/fuzz_log/truncate"
+	printf '\x01\x05\x00\x00\x20\x40\x00' >"$seeds/fuzz_log/xor"
+	printf '\x00\x03\x02\x00\x00\x00\x00' >"$seeds/fuzz_log/delete"
+	printf '\x01\x05\x03\x00\x10\xff\x08' >"$seeds/fuzz_log/overwrite"
+	printf '\x01\x02\x04\x00\x00\x00\x30' >"$seeds/fuzz_log/append"
 fi
 
 failed=0
 for n in "${names[@]}"; do
 	corpus=build/fuzz/corpus/$n
+	[ $smoke = 1 ] && corpus=build/fuzz/smoke/$n && rm -rf "$corpus"
 	artifacts=build/fuzz/artifacts/$n
 	log=build/fuzz/$n.log
 	mkdir -p "$corpus" "$artifacts"

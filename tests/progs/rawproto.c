@@ -28,7 +28,8 @@
  *                                            UNKNOWN_LEADER_EPOCH
  *   rawproto BROKER not-leader TOPIC         Produce and Fetch of TOPIC-0 on a follower:
  *                                            NOT_LEADER_OR_FOLLOWER
- *   rawproto seeds REQUEST_DIR BATCH_DIR     seed corpora for tests/fuzz/ targets
+ *   rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR]
+ *                                           seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
  * protocol/records.h, so every byte sent is chosen here, wrong ones included.
  * Exits 0 when the broker behaved as Kafka does; otherwise prints one FAIL line saying
@@ -1903,11 +1904,264 @@ static void seed_write(const char *dir, const char *name, uint8_t mode, bool wit
 		fail("cannot write %s: %s", path, strerror(errno));
 }
 
+/* ---- sessions for fuzz_broker: whole connections, size prefixes included ---- */
+
+/* Appends the finished @frame to @session and empties it. */
+static void session_add(struct tl_buf *session, struct tl_buf *frame)
+{
+	request_finish(frame);
+	tl_buf_put(session, frame->data, frame->len);
+	tl_buf_reset(frame);
+}
+
+/* fuzz_broker makes member ids deterministic: the n-th of an input is
+ * "rawproto-" + 30 zeros + n in two hex digits. */
+#define SEED_MEMBER "rawproto-00000000000000000000000000000001"
+
+/* A consumer group's life on one connection: JoinGroup (MEMBER_ID_REQUIRED, then again
+ * with the id), SyncGroup as the leader, Heartbeat, OffsetCommit, OffsetFetch,
+ * LeaveGroup. */
+static void seed_group_session(struct tl_buf *session, struct client *c)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	static const uint8_t meta[] = {0,   0,   0,   0,   0,   1,   0,   10,   's',  'e',  'e',
+				       'd', '-', 't', 'o', 'p', 'i', 'c', 0xff, 0xff, 0xff, 0xff};
+	struct tl_join_group_request_join_group_request_protocol jp;
+	tl_join_group_request_join_group_request_protocol_defaults(&jp);
+	jp.name = tl_str_of("range");
+	jp.metadata.ptr = meta;
+	jp.metadata.len = (int32_t)sizeof(meta);
+	struct tl_join_group_request jg;
+	tl_join_group_request_defaults(&jg);
+	jg.group_id = tl_str_of("seed-group");
+	jg.session_timeout_ms = 10000;
+	jg.rebalance_timeout_ms = 10000;
+	jg.member_id = tl_str_of("");
+	jg.group_instance_id.ptr = NULL;
+	jg.group_instance_id.len = -1;
+	jg.protocol_type = tl_str_of("consumer");
+	jg.protocols_count = 1;
+	jg.protocols = &jp;
+	request_begin(c, &frame, TL_API_JOIN_GROUP, 5);
+	tl_join_group_request_encode(&frame, 5, &jg);
+	session_add(session, &frame);
+	jg.member_id = tl_str_of(SEED_MEMBER);
+	request_begin(c, &frame, TL_API_JOIN_GROUP, 5);
+	tl_join_group_request_encode(&frame, 5, &jg);
+	session_add(session, &frame);
+
+	static const uint8_t assignment[] = {
+		0,   0, 0, 0, 0, 1, 0, 10, 's', 'e', 'e', 'd', '-', 't',  'o',  'p',  'i',
+		'c', 0, 0, 0, 2, 0, 0, 0,  0,   0,   0,   0,   1,   0xff, 0xff, 0xff, 0xff};
+	struct tl_sync_group_request_sync_group_request_assignment sa;
+	tl_sync_group_request_sync_group_request_assignment_defaults(&sa);
+	sa.member_id = tl_str_of(SEED_MEMBER);
+	sa.assignment.ptr = assignment;
+	sa.assignment.len = (int32_t)sizeof(assignment);
+	struct tl_sync_group_request sg;
+	tl_sync_group_request_defaults(&sg);
+	sg.group_id = tl_str_of("seed-group");
+	sg.generation_id = 1;
+	sg.member_id = tl_str_of(SEED_MEMBER);
+	sg.group_instance_id.ptr = NULL;
+	sg.group_instance_id.len = -1;
+	sg.protocol_type = tl_str_of("consumer");
+	sg.protocol_name = tl_str_of("range");
+	sg.assignments_count = 1;
+	sg.assignments = &sa;
+	request_begin(c, &frame, TL_API_SYNC_GROUP, 5);
+	tl_sync_group_request_encode(&frame, 5, &sg);
+	session_add(session, &frame);
+
+	struct tl_heartbeat_request hb;
+	tl_heartbeat_request_defaults(&hb);
+	hb.group_id = tl_str_of("seed-group");
+	hb.generation_id = 1;
+	hb.member_id = tl_str_of(SEED_MEMBER);
+	hb.group_instance_id.ptr = NULL;
+	hb.group_instance_id.len = -1;
+	request_begin(c, &frame, TL_API_HEARTBEAT, 4);
+	tl_heartbeat_request_encode(&frame, 4, &hb);
+	session_add(session, &frame);
+
+	struct tl_offset_commit_request_offset_commit_request_partition cp[2];
+	for (int i = 0; i < 2; i++) {
+		tl_offset_commit_request_offset_commit_request_partition_defaults(&cp[i]);
+		cp[i].partition_index = i;
+		cp[i].committed_offset = 3 + i;
+		cp[i].committed_leader_epoch = -1;
+		cp[i].committed_metadata = tl_str_of("m");
+	}
+	struct tl_offset_commit_request_offset_commit_request_topic ct;
+	tl_offset_commit_request_offset_commit_request_topic_defaults(&ct);
+	ct.name = tl_str_of("seed-topic");
+	ct.partitions_count = 2;
+	ct.partitions = cp;
+	struct tl_offset_commit_request oc;
+	tl_offset_commit_request_defaults(&oc);
+	oc.group_id = tl_str_of("seed-group");
+	oc.generation_id_or_member_epoch = 1;
+	oc.member_id = tl_str_of(SEED_MEMBER);
+	oc.group_instance_id.ptr = NULL;
+	oc.group_instance_id.len = -1;
+	oc.topics_count = 1;
+	oc.topics = &ct;
+	request_begin(c, &frame, TL_API_OFFSET_COMMIT, 7);
+	tl_offset_commit_request_encode(&frame, 7, &oc);
+	session_add(session, &frame);
+
+	int32_t parts[2] = {0, 1};
+	struct tl_offset_fetch_request_offset_fetch_request_topic ft;
+	tl_offset_fetch_request_offset_fetch_request_topic_defaults(&ft);
+	ft.name = tl_str_of("seed-topic");
+	ft.partition_indexes_count = 2;
+	ft.partition_indexes = parts;
+	struct tl_offset_fetch_request of;
+	tl_offset_fetch_request_defaults(&of);
+	of.group_id = tl_str_of("seed-group");
+	of.topics_count = 1;
+	of.topics = &ft;
+	request_begin(c, &frame, TL_API_OFFSET_FETCH, 7);
+	tl_offset_fetch_request_encode(&frame, 7, &of);
+	session_add(session, &frame);
+
+	struct tl_leave_group_request lg;
+	tl_leave_group_request_defaults(&lg);
+	lg.group_id = tl_str_of("seed-group");
+	lg.member_id = tl_str_of(SEED_MEMBER);
+	request_begin(c, &frame, TL_API_LEAVE_GROUP, 2);
+	tl_leave_group_request_encode(&frame, 2, &lg);
+	session_add(session, &frame);
+	tl_buf_deinit(&frame);
+}
+
+/* An idempotent producer (its id is 0 on a new broker): InitProducerId, a batch, its
+ * retry (a duplicate), the next batch, one out of sequence, then a Fetch. */
+static void seed_produce_session(struct tl_buf *session, struct client *c)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	struct tl_init_producer_id_request ip;
+	tl_init_producer_id_request_defaults(&ip);
+	ip.transactional_id.ptr = NULL;
+	ip.transactional_id.len = -1;
+	ip.producer_id = -1;
+	ip.producer_epoch = -1;
+	request_begin(c, &frame, TL_API_INIT_PRODUCER_ID, 4);
+	tl_init_producer_id_request_encode(&frame, 4, &ip);
+	session_add(session, &frame);
+	static const int32_t seqs[] = {0, 0, 3, 9};
+	for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+		struct tl_buf batch;
+		build_batch(&batch, "idem", 3, i == 2 ? TL_COMPRESSION_ZSTD : TL_COMPRESSION_NONE,
+			    0, 0, seqs[i]);
+		encode_produce(c, &frame, 9, -1, "seed-topic", 0, batch.data, batch.len);
+		session_add(session, &frame);
+		tl_buf_deinit(&batch);
+	}
+	encode_fetch(c, &frame, 12, "seed-topic", 0, 0, 0);
+	session_add(session, &frame);
+	tl_buf_deinit(&frame);
+}
+
+/* A transaction: InitProducerId with a transactional id, AddPartitionsToTxn, a
+ * transactional batch, EndTxn (commit). */
+static void seed_txn_session(struct tl_buf *session, struct client *c)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	struct tl_init_producer_id_request ip;
+	tl_init_producer_id_request_defaults(&ip);
+	ip.transactional_id = tl_str_of("seed-txn");
+	ip.transaction_timeout_ms = 60000;
+	ip.producer_id = -1;
+	ip.producer_epoch = -1;
+	request_begin(c, &frame, TL_API_INIT_PRODUCER_ID, 4);
+	tl_init_producer_id_request_encode(&frame, 4, &ip);
+	session_add(session, &frame);
+	int32_t partition = 1;
+	struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic at;
+	tl_add_partitions_to_txn_request_add_partitions_to_txn_topic_defaults(&at);
+	at.name = tl_str_of("seed-topic");
+	at.partitions_count = 1;
+	at.partitions = &partition;
+	struct tl_add_partitions_to_txn_request ap;
+	tl_add_partitions_to_txn_request_defaults(&ap);
+	ap.v3_and_below_transactional_id = tl_str_of("seed-txn");
+	ap.v3_and_below_producer_id = 0;
+	ap.v3_and_below_producer_epoch = 0;
+	ap.v3_and_below_topics_count = 1;
+	ap.v3_and_below_topics = &at;
+	request_begin(c, &frame, TL_API_ADD_PARTITIONS_TO_TXN, 3);
+	tl_add_partitions_to_txn_request_encode(&frame, 3, &ap);
+	session_add(session, &frame);
+	bool was = batch_transactional;
+	batch_transactional = true;
+	struct tl_buf batch;
+	build_batch(&batch, "txn", 2, TL_COMPRESSION_NONE, 0, 0, 0);
+	batch_transactional = was;
+	produce_txn_id = "seed-txn";
+	encode_produce(c, &frame, 9, -1, "seed-topic", 1, batch.data, batch.len);
+	produce_txn_id = NULL;
+	session_add(session, &frame);
+	tl_buf_deinit(&batch);
+	struct tl_end_txn_request et;
+	tl_end_txn_request_defaults(&et);
+	et.transactional_id = tl_str_of("seed-txn");
+	et.producer_id = 0;
+	et.producer_epoch = 0;
+	et.committed = true;
+	request_begin(c, &frame, TL_API_END_TXN, 3);
+	tl_end_txn_request_encode(&frame, 3, &et);
+	session_add(session, &frame);
+	tl_buf_deinit(&frame);
+}
+
+/* Seeds for fuzz_broker: each template frame alone, all of them on one connection, and
+ * the group, idempotent-producer and transaction sessions. */
+static void seeds_broker(const char *dir)
+{
+	struct templates t;
+	templates_build(&t, "seed-topic");
+	char name[64];
+	struct tl_buf all;
+	tl_buf_init(&all);
+	for (int i = 0; i < t.count; i++) {
+		snprintf(name, sizeof(name), "template-%02d", i);
+		seed_write(dir, name, 0, false, t.frames[i].data, t.frames[i].len);
+		tl_buf_put(&all, t.frames[i].data, t.frames[i].len);
+	}
+	seed_write(dir, "templates-all", 0, false, all.data, all.len);
+	tl_buf_deinit(&all);
+	templates_free(&t);
+	static const struct {
+		const char *name;
+		void (*build)(struct tl_buf *session, struct client *c);
+	} sessions[] = {
+		{"session-group", seed_group_session},
+		{"session-produce", seed_produce_session},
+		{"session-txn", seed_txn_session},
+	};
+	for (size_t i = 0; i < sizeof(sessions) / sizeof(sessions[0]); i++) {
+		struct client fake = {-1, 1};
+		struct tl_buf session;
+		tl_buf_init(&session);
+		sessions[i].build(&session, &fake);
+		if (session.failed)
+			fail("out of memory building a seed");
+		seed_write(dir, sessions[i].name, 0, false, session.data, session.len);
+		tl_buf_deinit(&session);
+	}
+}
+
 /* Request frames (no size prefix) for fuzz_request: the badinput templates, and a
  * header with a small zero body for every API and version in the specs. Batches for
  * fuzz_batch, behind its mode byte. */
-static int run_seeds(const char *request_dir, const char *batch_dir)
+static int run_seeds(const char *request_dir, const char *batch_dir, const char *broker_dir)
 {
+	if (broker_dir)
+		seeds_broker(broker_dir);
 	struct templates t;
 	templates_build(&t, "seed-topic");
 	char name[64];
@@ -2060,7 +2314,7 @@ int main(int argc, char **argv)
 		return run_dedupe(argv[3]);
 	}
 	if (argc >= 4 && strcmp(argv[1], "seeds") == 0)
-		return run_seeds(argv[2], argv[3]);
+		return run_seeds(argv[2], argv[3], argc >= 5 ? argv[4] : NULL);
 	if (argc >= 4 && strcmp(argv[2], "pids") == 0) {
 		broker_addr = argv[1];
 		struct client c;
@@ -2116,12 +2370,13 @@ int main(int argc, char **argv)
 		uint64_t seed = argc >= 4 ? strtoull(argv[3], NULL, 10) : 1;
 		return run_badinput(seed);
 	}
-	fprintf(stderr, "usage: rawproto BROKER dedupe TOPIC\n"
-			"       rawproto BROKER restart-write TOPIC      (prints the producer id)\n"
-			"       rawproto BROKER restart-check TOPIC PID\n"
-			"       rawproto BROKER txn-open TOPIC TXN_ID      (prints PID EPOCH)\n"
-			"       rawproto BROKER txn-fenced TOPIC TXN_ID PID EPOCH\n"
-			"       rawproto BROKER badinput [SEED]\n"
-			"       rawproto seeds REQUEST_DIR BATCH_DIR     (fuzz corpus seeds)\n");
+	fprintf(stderr,
+		"usage: rawproto BROKER dedupe TOPIC\n"
+		"       rawproto BROKER restart-write TOPIC      (prints the producer id)\n"
+		"       rawproto BROKER restart-check TOPIC PID\n"
+		"       rawproto BROKER txn-open TOPIC TXN_ID      (prints PID EPOCH)\n"
+		"       rawproto BROKER txn-fenced TOPIC TXN_ID PID EPOCH\n"
+		"       rawproto BROKER badinput [SEED]\n"
+		"       rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR] (fuzz corpus seeds)\n");
 	return 2;
 }
