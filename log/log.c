@@ -1074,9 +1074,10 @@ static tl_err pstate_replay(struct tl_log *log, int64_t from, int64_t closing_fr
 			tl_err err = header_read(segment, position, segment->bytes, &h);
 			if (err != TL_OK)
 				return err;
-			/* A trusted segment with garbled bytes: its offsets must still run on
-			 * inside it, or the replay would enter markers out of order. */
-			if ((next >= 0 ? h.base_offset != next
+			/* A trusted segment with garbled bytes: its offsets must still rise
+			 * inside it, or the replay would enter markers out of order. (They may
+			 * jump: compaction leaves holes in sealed segments.) */
+			if ((next >= 0 ? h.base_offset < next
 				       : h.base_offset < segment->base_offset) ||
 			    tl_batch_last_offset(&h) >= segment->next_offset) {
 				tl_warn("log: batch offsets do not run on in a segment dir=%s "
