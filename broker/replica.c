@@ -202,6 +202,16 @@ static void topic_apply(struct tl_broker *broker, const struct tl_cluster_topic 
 			if (tl_partition_open_log(broker, p) != TL_OK)
 				continue;
 			tl_log_set_replicated(p->log, true);
+			/* Recovery left the high watermark at the recovered end, which may hold
+			 * a tail no other replica has: a broker restarted within its lease that
+			 * still leads would count it committed and answer a producer's retry of
+			 * it as acknowledged, then lose it to a newer leader's truncation (chaos
+			 * seed 914). Nothing is known committed until the ISR confirms it. */
+			if (tl_log_reset_high_watermark(p->log, tl_log_start_offset(p->log)) !=
+			    TL_OK)
+				tl_crit("replica: producer state rebuild failed, partition offline "
+					"topic=%s partition=%d",
+					p->topic->name, p->index);
 			tl_log_set_durable_listener(p->log, on_durable, p);
 		} else if (!hosts(cp, self) && p->log) {
 			tl_replica_close(broker, p);
