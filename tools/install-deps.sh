@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config liburing-dev libzstd-dev libssl-dev check
       librdkafka-dev kcat clang libclang-rt-dev fio tmux
-      etcd-server etcd-client libcurl4-openssl-dev zlib1g-dev liblz4-dev libsnappy-dev)
+      etcd-server etcd-client libcurl4-openssl-dev zlib1g-dev liblz4-dev libsnappy-dev
+      spin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
