@@ -105,6 +105,10 @@ static const struct key_def broker_keys[] = {
 	{"replica.lag.time.max.ms", KEY_INT64, OFF(replica_lag_time_max_ms), 100, INT32_MAX},
 	{"socket.request.max.bytes", KEY_INT32, OFF(socket_request_max_bytes), 1, INT32_MAX},
 	{"test.fault.drop.produce.response.ratio", KEY_SPECIAL, 0, 0, 0},
+	/* Chaos harness (tests/chaos/): test-only faults in log/. */
+	{"test.fault.dedupe.off", KEY_BOOL, OFF(log.test_dedupe_off), 0, 1},
+	{"test.fault.fdatasync.fail.after", KEY_INT64, OFF(log.test_fdatasync_fail_after), 0,
+	 INT64_MAX},
 	{"transaction.max.timeout.ms", KEY_INT32, OFF(transaction_max_timeout_ms), 1, INT32_MAX},
 	{"transaction.state.log.replication.factor", KEY_INT16,
 	 OFF(transaction_state_log_replication_factor), 1, 16},

@@ -51,6 +51,11 @@ struct tl_log_config {
 	int64_t retention_ms;    /* log.retention.ms: -1 = keep forever */
 	int32_t index_interval_bytes; /* log.index.interval.bytes: bytes between index entries */
 	int32_t index_bytes_max; /* log.index.size.max.bytes: roll when an index is this full */
+	/* Test-only faults for the chaos harness (tests/chaos/); off by default. */
+	bool test_dedupe_off;    /* test.fault.dedupe.off: append producer retries again */
+	int64_t test_fdatasync_fail_after; /* test.fault.fdatasync.fail.after: sync rounds of a
+					    * log that succeed before each later one fails
+					    * with EIO; 0 = never */
 };
 
 /* Kafka's defaults. */
