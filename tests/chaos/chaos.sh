@@ -17,7 +17,8 @@
 #   etcd        only kill -9 of etcd
 #   fsync       only fsync failure
 #   dedupe-off  brokers run with test.fault.dedupe.off (producer retries are appended
-#               again) while leaders are paused past the producer's request timeout:
+#               again) and test.fault.drop.produce.response.ratio (responses lost
+#               after the append, so producers retry), while leaders are paused:
 #               the checker MUST report duplicates; the run passes only if it does.
 # Workloads: two idempotent producers (rdk_chaos produce) and a transactional writer
 # that aborts every 4th transaction (rdk_chaos txn), all on topic "chaos" (3 partitions,
@@ -47,8 +48,13 @@ topic=chaos
 RANDOM=$seed
 tl_log "chaos: seed $seed, $secs s, scenario $scenario (replay: tests/chaos/chaos.sh $seed $secs $scenario)"
 
+# The test-only fault keys (test.fault.*) are refused without this.
+export TALLY_TEST_FAULTS=1
 extra=()
-[ "$scenario" = dedupe-off ] && extra=(--override test.fault.dedupe.off=true)
+# Dedupe off, and 2 % of produce responses dropped after the append so that producers
+# retry batches the log already holds.
+[ "$scenario" = dedupe-off ] &&
+	extra=(--override test.fault.dedupe.off=true --override test.fault.drop.produce.response.ratio=0.02)
 tl_cluster_start 3 --override min.insync.replicas=2 "${extra[@]}"
 "$TL_TALLY" topic create "$topic" --partitions 3 --replication-factor 3 -b "$TL_BOOTSTRAP" ||
 	tl_fail "topic create failed"
