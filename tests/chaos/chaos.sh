@@ -11,11 +11,15 @@
 #               the leader of a partition, SIGSTOP/SIGCONT of a leader (a zombie whose
 #               lease expires), kill -9 of etcd, fsync failure (a broker restarted with
 #               test.fault.fdatasync.fail.after, whose logs fail their next syncs: it
-#               must stop acknowledging rather than ack what it could not sync)
+#               must stop acknowledging rather than ack what it could not sync),
+#               and the three network partitions of the partition scenario
 #   kill        only kill -9 of brokers and leaders
 #   pause       only SIGSTOP/SIGCONT of leaders
 #   etcd        only kill -9 of etcd
 #   fsync       only fsync failure
+#   partition   only network partitions (brokers in network namespaces, see below):
+#               the leader isolated from everything, a broker cut from its peers but
+#               not from etcd, two brokers cut from each other with the third bridging
 #   dedupe-off  brokers run with test.fault.dedupe.off (producer retries are appended
 #               again) and test.fault.drop.produce.response.ratio (responses lost
 #               after the append, so producers retry), while leaders are paused:
@@ -45,7 +49,6 @@ mkdir -p "$out"
 hist=$TL_TMP/hist
 mkdir -p "$hist"
 topic=chaos
-RANDOM=$seed
 tl_log "chaos: seed $seed, $secs s, scenario $scenario (replay: tests/chaos/chaos.sh $seed $secs $scenario)"
 
 # The test-only fault keys (test.fault.*) are refused without this.
@@ -55,10 +58,94 @@ extra=()
 # retry batches the log already holds.
 [ "$scenario" = dedupe-off ] &&
 	extra=(--override test.fault.dedupe.off=true --override test.fault.drop.produce.response.ratio=0.02)
-tl_cluster_start 3 --override min.insync.replicas=2 "${extra[@]}"
+
+# The network: with CHAOS_NET=1 (the default for mixed and partition) each broker runs in
+# a network namespace of its own (10.77.N.I, port 9092) on a veth pair whose other end
+# is on a bridge in this namespace, where etcd and the clients are (10.77.N.254);
+# a partition is nft rules inside a broker's namespace.
+net=${CHAOS_NET:-}
+case $scenario in mixed | partition) net=${net:-1} ;; esac
+sub=$((($$ % 200) + 20))
+pre=tlc$sub
+br=$pre-br
+subnet=10.77.$sub
+net_up()
+{
+	local i
+	ip link add "$br" type bridge
+	ip addr add "$subnet.254/24" dev "$br"
+	ip link set "$br" up
+	for i in 1 2 3; do
+		ip netns add "$pre-b$i"
+		ip link add "$pre-v$i" type veth peer name "$pre-p$i"
+		ip link set "$pre-p$i" netns "$pre-b$i"
+		ip link set "$pre-v$i" master "$br" up
+		ip -n "$pre-b$i" addr add "$subnet.$i/24" dev "$pre-p$i"
+		ip -n "$pre-b$i" link set "$pre-p$i" up
+		ip -n "$pre-b$i" link set lo up
+	done
+}
+net_down()
+{
+	local i
+	for i in 1 2 3; do
+		ip netns del "$pre-b$i" 2>/dev/null || true
+		ip link del "$pre-v$i" 2>/dev/null || true
+	done
+	ip link del "$br" 2>/dev/null || true
+	return 0
+}
+# Replaces cluster.sh's: the broker runs in its namespace, on its address.
+tl_cbroker_start_net()
+{
+	local i=$1 log=$TL_TMP/tallyd-$1.log from deadline
+	tl_cbroker_alive "$i" && tl_fail "broker $i is already running"
+	mkdir -p "$TL_TMP/b$i"
+	printf '=== %s start broker %s\n' "$(date +%H:%M:%S.%3N)" "$i" >>"$log"
+	from=$(($(stat -c %s "$log") + 1))
+	ip netns exec "$pre-b$i" "$TL_TALLYD" --override "listeners=PLAINTEXT://$subnet.$i:9092" \
+		--override "log.dirs=$TL_TMP/b$i" --override "node.id=$i" \
+		--override "metadata.etcd.endpoints=$TL_ETCD" \
+		--override "broker.session.timeout.ms=3000" \
+		--override "replica.lag.time.max.ms=5000" \
+		--override "replica.fetch.backoff.ms=200" \
+		--override "leader.imbalance.check.interval.seconds=3600" \
+		"${TL_CARGS[@]}" >>"$log" 2>&1 &
+	TL_CPID[$i]=$!
+	deadline=$(($(date +%s) + 20))
+	until tail -c "+$from" "$log" | grep -q 'cluster: registered'; do
+		tl_cbroker_alive "$i" || { tail -n 20 "$log" >&2; tl_fail "broker $i exited at start"; }
+		[ "$(date +%s)" -lt "$deadline" ] || tl_fail "broker $i did not register within 20 s"
+		sleep 0.05
+	done
+}
+
+if [ "$net" = 1 ]; then
+	net_down
+	trap 'rc=$?; set +e; for p in "${TL_CPID[@]}" "$TL_ETCD_PID"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done; sleep 0.2; net_down; (exit $rc); tl_cluster_on_exit' EXIT
+	net_up
+	eval "$(declare -f tl_cbroker_start_net | sed '1s/tl_cbroker_start_net/tl_cbroker_start/')"
+	port=$(tl_pick_port) && pport=$(tl_pick_port) || tl_fail "no free port for etcd"
+	TL_ETCD=http://$subnet.254:$port
+	TL_ETCD_PEER=http://$subnet.254:$pport
+	mkdir -p "$TL_TMP/etcd"
+	TL_CN=3
+	TL_CARGS=(--override min.insync.replicas=2 "${extra[@]}")
+	tl_etcd_start
+	TL_BOOTSTRAP=$subnet.1:9092,$subnet.2:9092,$subnet.3:9092
+	export TL_BOOTSTRAP
+	for i in 1 2 3; do
+		TL_CPORT[$i]=9092
+		tl_cbroker_start "$i"
+	done
+else
+	tl_cluster_start 3 --override min.insync.replicas=2 "${extra[@]}"
+fi
 "$TL_TALLY" topic create "$topic" --partitions 3 --replication-factor 3 -b "$TL_BOOTSTRAP" ||
 	tl_fail "topic create failed"
 tl_cluster_wait_isr "$topic" 3 3
+# Seeded only now: cluster.sh draws free ports from RANDOM too.
+RANDOM=$seed
 
 now()
 {
@@ -154,11 +241,59 @@ fault_fsync()
 	nemesis "stop fsync failure broker $b"
 }
 
+# nft in broker B's namespace drops what it exchanges with ADDRS (drop rules both ways).
+cut_off()
+{
+	local b=$1 addrs=$2 ns=$pre-b$1
+	ip netns exec "$ns" nft add table inet chaos 2>/dev/null || true
+	ip netns exec "$ns" nft add chain inet chaos in '{ type filter hook input priority 0; policy accept; }' 2>/dev/null || true
+	ip netns exec "$ns" nft add chain inet chaos out '{ type filter hook output priority 0; policy accept; }' 2>/dev/null || true
+	ip netns exec "$ns" nft add rule inet chaos in ip saddr "{ $addrs }" drop
+	ip netns exec "$ns" nft add rule inet chaos out ip daddr "{ $addrs }" drop
+}
+heal_net()
+{
+	local i
+	for i in 1 2 3; do
+		ip netns exec "$pre-b$i" nft delete table inet chaos 2>/dev/null || true
+	done
+}
+# isolate: the leader from everyone (brokers, etcd, clients): a zombie that keeps
+# running; peers: a broker from the other brokers only (its etcd session lives on);
+# bridge: two brokers cut from each other, both still reaching the third.
+fault_partition()
+{
+	local hold=$1 how=$2 b o1 o2
+	b=$(pick_leader) || return 0
+	o1=$((b % 3 + 1)) o2=$(((b + 1) % 3 + 1))
+	case $how in
+	isolate)
+		nemesis "start partition: broker $b isolated from all"
+		cut_off "$b" "$subnet.0/24"
+		;;
+	peers)
+		nemesis "start partition: broker $b cut from brokers $o1 $o2"
+		cut_off "$b" "$subnet.$o1, $subnet.$o2"
+		cut_off "$o1" "$subnet.$b"
+		cut_off "$o2" "$subnet.$b"
+		;;
+	bridge)
+		nemesis "start partition: broker $b and $o1 cut, $o2 bridges"
+		cut_off "$b" "$subnet.$o1"
+		cut_off "$o1" "$subnet.$b"
+		;;
+	esac
+	sleep "$hold"
+	heal_net
+	nemesis "stop partition ($how, broker $b)"
+}
+
 run_nemesis()
 {
-	local hold=$((RANDOM % 4 + 2)) kinds
+	local hold=$((RANDOM % 4 + 2)) kinds kind
 	case $scenario in
-	mixed) kinds=(kill-any kill-leader pause etcd fsync) ;;
+	mixed) kinds=(kill-any kill-leader pause etcd fsync isolate peers bridge) ;;
+	partition) kinds=(isolate peers bridge) ;;
 	kill) kinds=(kill-any kill-leader) ;;
 	pause) kinds=(pause) ;;
 	etcd) kinds=(etcd) ;;
@@ -166,12 +301,14 @@ run_nemesis()
 	dedupe-off) kinds=(pause) hold=$((RANDOM % 3 + 7)) ;;
 	*) tl_fail "unknown scenario $scenario" ;;
 	esac
-	case ${kinds[$((RANDOM % ${#kinds[@]}))]} in
+	kind=${kinds[$((RANDOM % ${#kinds[@]}))]}
+	case $kind in
 	kill-any) fault_kill "$hold" any ;;
 	kill-leader) fault_kill "$hold" leader ;;
 	pause) fault_pause "$hold" ;;
 	etcd) fault_etcd "$hold" ;;
 	fsync) fault_fsync "$hold" ;;
+	isolate | peers | bridge) fault_partition "$hold" "$kind" ;;
 	esac
 }
 
@@ -194,6 +331,7 @@ while [ $(($(date +%s) - start)) -lt $((secs - 4)) ]; do
 done
 
 # Heal: everything running, then let the clients finish.
+[ "$net" = 1 ] && heal_net
 for b in 1 2 3; do
 	restart_broker "$b"
 done
