@@ -182,7 +182,7 @@ struct tl_log {
 	char *dir;
 	int dir_fd;
 	struct tl_log_config config;
-	int64_t test_syncs; /* sync rounds completed, for test_fdatasync_fail_after */
+	int64_t test_syncs; /* fdatasyncs completed, for test_fdatasync_fail_after */
 	struct tl_ring *ring;
 	struct tl_log_segment **segments; /* by base offset; the last is active */
 	uint32_t segment_count;

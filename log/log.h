@@ -52,10 +52,10 @@ struct tl_log_config {
 	int32_t index_interval_bytes; /* log.index.interval.bytes: bytes between index entries */
 	int32_t index_bytes_max; /* log.index.size.max.bytes: roll when an index is this full */
 	/* Test-only faults for the chaos harness (tests/chaos/); off by default. */
-	bool test_dedupe_off;    /* test.fault.dedupe.off: append producer retries again */
-	int64_t test_fdatasync_fail_after; /* test.fault.fdatasync.fail.after: sync rounds of a
-					    * log that succeed before each later one fails
-					    * with EIO; 0 = never */
+	bool test_dedupe_off; /* test.fault.dedupe.off: append producer retries again */
+	/* test.fault.fdatasync.fail.after: how many of a log's fdatasyncs succeed; every
+	 * later one fails with EIO (the log goes FAILED); 0 = never */
+	int64_t test_fdatasync_fail_after;
 };
 
 /* Kafka's defaults. */

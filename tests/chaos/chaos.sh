@@ -24,8 +24,9 @@
 #               again) and test.fault.drop.produce.response.ratio (responses lost
 #               after the append, so producers retry), while leaders are paused:
 #               the checker MUST report duplicates; the run passes only if it does.
-# Workloads: two idempotent producers (rdk_chaos produce) and a transactional writer
-# that aborts every 4th transaction (rdk_chaos txn), all on topic "chaos" (3 partitions,
+# Workloads: two idempotent producers (rdk_chaos produce), a transactional writer that
+# aborts every 4th transaction (rdk_chaos txn) and a read_committed consumer in a group
+# committing its offsets (rdk_chaos group), all on topic "chaos" (3 partitions,
 # replication factor 3, min.insync.replicas 2).
 # The same SEED gives the same schedule of faults (bash's RANDOM seeded with it); the
 # timing of the system under test is not replayable, so neither is the exact history.
@@ -321,6 +322,9 @@ for w in 1 2; do
 done
 "$TL_PROGS/rdk_chaos" txn "$TL_BOOTSTRAP" "$topic" txn-1 "$secs" "$hist/txn-1.jsonl" \
 	2>"$TL_TMP/txn-1.err" &
+pids+=($!)
+"$TL_PROGS/rdk_chaos" group "$TL_BOOTSTRAP" "$topic" group-1 "$secs" "$hist/group-1.jsonl" \
+	2>"$TL_TMP/group-1.err" &
 pids+=($!)
 
 start=$(date +%s)

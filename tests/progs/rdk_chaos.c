@@ -13,6 +13,11 @@
  *       "NAME:i" spread over the partitions; every 4th transaction is aborted on purpose.
  *       A transaction whose commit fails is aborted when possible (type fail) and
  *       recorded as info when not even that is known. Fatal errors make a new producer.
+ *   rdk_chaos group BROKERS TOPIC NAME SECONDS HISTORY
+ *       A read_committed consumer in group "chaos-group" (subscribe, rebalances as a
+ *       service sees them) records each record as a read ok and commits its position
+ *       synchronously about every 200 ms, recording each partition's committed offset
+ *       as a commit ok (or the error as info).
  *   rdk_chaos read BROKERS TOPIC HISTORY ISOLATION
  *       Reads every partition of TOPIC from its start to its end (the end offsets read
  *       when it starts), with isolation.level ISOLATION, and records each record as a
@@ -157,7 +162,8 @@ static int do_produce(const char *brokers, const char *topic, double seconds, do
 				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 			if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 				char extra[160];
-				snprintf(extra, sizeof(extra), "\"error\":\"%s\"", rd_kafka_err2name(e));
+				snprintf(extra, sizeof(extra), "\"error\":\"%s\"",
+					 rd_kafka_err2name(e));
 				record("fail", "send", p, -1, value, -1, extra);
 				if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 					rd_kafka_poll(rk, 100);
@@ -239,7 +245,8 @@ static int do_txn(const char *brokers, const char *topic, double seconds)
 		for (int j = 0; j < TXN_RECORDS; j++) {
 			char value[64];
 			int32_t p = (int32_t)((value_index + (uint64_t)j) % (uint64_t)parts);
-			snprintf(value, sizeof(value), "%s:%" PRIu64, name, value_index + (uint64_t)j);
+			snprintf(value, sizeof(value), "%s:%" PRIu64, name,
+				 value_index + (uint64_t)j);
 			record("invoke", "send", p, -1, value, txn, NULL);
 			if (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(p),
 					      RD_KAFKA_V_VALUE(value, strlen(value)),
@@ -257,8 +264,10 @@ static int do_txn(const char *brokers, const char *topic, double seconds)
 				txn++;
 				continue;
 			}
-			fprintf(stderr, "rdk_chaos: %s: commit: %s\n", name, rd_kafka_error_string(error));
-			bool fatal = rd_kafka_error_is_fatal(error) || !rd_kafka_error_txn_requires_abort(error);
+			fprintf(stderr, "rdk_chaos: %s: commit: %s\n", name,
+				rd_kafka_error_string(error));
+			bool fatal = rd_kafka_error_is_fatal(error) ||
+				     !rd_kafka_error_txn_requires_abort(error);
 			rd_kafka_error_destroy(error);
 			if (fatal) {
 				/* The commit may or may not have happened. */
@@ -313,7 +322,8 @@ static int do_read(const char *brokers, const char *topic, const char *isolation
 			sleep(1);
 		end[p] = hi;
 		pos[p] = 0;
-		rd_kafka_topic_partition_list_add(list, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+		rd_kafka_topic_partition_list_add(list, topic, p)->offset =
+			RD_KAFKA_OFFSET_BEGINNING;
 	}
 	rd_kafka_assign(rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
@@ -350,8 +360,91 @@ static int do_read(const char *brokers, const char *topic, const char *isolation
 		rd_kafka_message_destroy(m);
 	}
 	for (int p = 0; p < parts; p++)
-		fprintf(stderr, "rdk_chaos: read: partition %d up to %" PRId64 " (end %" PRId64 ")\n", p,
+		fprintf(stderr,
+			"rdk_chaos: read: partition %d up to %" PRId64 " (end %" PRId64 ")\n", p,
 			pos[p], end[p]);
+	fflush(history);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return 0;
+}
+
+static void group_commit(rd_kafka_t *rk)
+{
+	rd_kafka_topic_partition_list_t *list = NULL;
+	if (rd_kafka_assignment(rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || !list)
+		return;
+	if (list->cnt > 0 && rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		/* Only partitions with a known position: the others have nothing to commit. */
+		rd_kafka_topic_partition_list_t *commit =
+			rd_kafka_topic_partition_list_new(list->cnt);
+		for (int i = 0; i < list->cnt; i++)
+			if (list->elems[i].offset >= 0)
+				rd_kafka_topic_partition_list_add(commit, list->elems[i].topic,
+								  list->elems[i].partition)
+					->offset = list->elems[i].offset;
+		if (commit->cnt > 0) {
+			rd_kafka_resp_err_t err = rd_kafka_commit(rk, commit, 0);
+			for (int i = 0; i < commit->cnt; i++) {
+				char extra[160];
+				snprintf(extra, sizeof(extra),
+					 "\"group\":\"chaos-group\",\"error\":\"%s\"",
+					 rd_kafka_err2name(err ? err : commit->elems[i].err));
+				bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+					  commit->elems[i].err == 0;
+				record(ok ? "ok" : "info", "commit", commit->elems[i].partition,
+				       commit->elems[i].offset, NULL, -1,
+				       ok ? "\"group\":\"chaos-group\"" : extra);
+			}
+		}
+		rd_kafka_topic_partition_list_destroy(commit);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+static int do_group(const char *brokers, const char *topic, double seconds)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char err[256];
+	set(conf, "bootstrap.servers", brokers);
+	set(conf, "group.id", "chaos-group");
+	set(conf, "enable.auto.commit", "false");
+	set(conf, "auto.offset.reset", "earliest");
+	set(conf, "isolation.level", "read_committed");
+	set(conf, "session.timeout.ms", "10000");
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (!rk) {
+		fprintf(stderr, "rdk_chaos: %s\n", err);
+		return 1;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_subscribe(rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	double start = mono_s(), last_commit = start;
+	uint64_t reads = 0;
+	while (mono_s() - start < seconds) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+		if (m) {
+			if (!m->err) {
+				char value[64];
+				size_t n = m->len < sizeof(value) - 1 ? m->len : sizeof(value) - 1;
+				memcpy(value, m->payload, n);
+				value[n] = '\0';
+				record("ok", "read", m->partition, m->offset, value, -1,
+				       "\"isolation\":\"read_committed\"");
+				reads++;
+			}
+			rd_kafka_message_destroy(m);
+		}
+		if (mono_s() - last_commit > 0.2) {
+			group_commit(rk);
+			last_commit = mono_s();
+		}
+	}
+	group_commit(rk);
+	fprintf(stderr, "rdk_chaos: %s: %" PRIu64 " records read\n", name, reads);
 	fflush(history);
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
@@ -380,6 +473,11 @@ int main(int argc, char **argv)
 		history = open_history(argv[6]);
 		return do_txn(argv[2], argv[3], atof(argv[5]));
 	}
+	if (argc == 7 && strcmp(argv[1], "group") == 0) {
+		name = argv[4];
+		history = open_history(argv[6]);
+		return do_group(argv[2], argv[3], atof(argv[5]));
+	}
 	if (argc == 6 && strcmp(argv[1], "read") == 0) {
 		name = "reader";
 		history = open_history(argv[4]);
@@ -387,6 +485,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "usage: rdk_chaos produce BROKERS TOPIC NAME SECONDS RATE HISTORY\n"
 			"       rdk_chaos txn BROKERS TOPIC NAME SECONDS HISTORY\n"
+			"       rdk_chaos group BROKERS TOPIC NAME SECONDS HISTORY\n"
 			"       rdk_chaos read BROKERS TOPIC HISTORY ISOLATION\n");
 	return 2;
 }
