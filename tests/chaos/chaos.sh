@@ -356,6 +356,11 @@ rc=0
 cp -r "$hist" "$TL_TMP"/*.err "$TL_TMP"/tallyd-*.log "$out/" 2>/dev/null || true
 cat "$out/check.out" >&2
 tl_log "results in $out"
+# A follower whose log failed (fsync nemesis) refuses every batch; its fetcher once
+# fetched again at once, tens of thousands of times a minute (fixed in fetcher.c).
+spins=$(cat "$TL_TMP"/tallyd-*.log | grep -c 'batch from leader refused' || true)
+tl_log "replica batches refused: $spins"
+[ "$spins" -lt 2000 ] || tl_fail "brokers logged $spins refused replica batches: a fetcher spins on a failed log"
 if [ "$scenario" = dedupe-off ]; then
 	grep -q '^FAIL duplicate ' "$out/check.out" ||
 		tl_fail "dedupe off, yet the checker found no duplicate: it cannot fail"
