@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Tally needs on Debian 12, only if missing:
 # Debian packages (compiler toolchain, liburing, zstd, OpenSSL, check, test clients,
-# libcurl and etcd for the cluster metadata store)
+# libcurl and etcd for the cluster metadata store, spin for the replication model)
 # and the npm lock of the kafkajs interop tests. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
