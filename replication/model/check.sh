@@ -3,7 +3,9 @@
 #   the protocol as Tally runs it (truncation by leader epoch, producer dedupe) must
 #   pass every assertion in its whole state space;
 #   -DTRUNCATE_BY_HW (the KIP-101 bug) must give a counterexample;
-#   -DNO_DEDUPE (no producer sequence check) must give a counterexample.
+#   -DNO_DEDUPE (no producer sequence check) must give a counterexample;
+#   -DHW_FROM_LOG_END (a restarted replica's HW = its log end, no checkpoint: the bug
+#   behind chaos seed 914) must give a counterexample.
 # Prints one line per variant and the counterexample's steps (breadth-first search, so
 # the shortest); exit 0 when all three come out as they must.
 set -euo pipefail
@@ -47,4 +49,5 @@ model=replication.pml
 run "" pass
 run -DTRUNCATE_BY_HW counterexample
 run -DNO_DEDUPE counterexample
+run -DHW_FROM_LOG_END counterexample
 exit $fail
