@@ -63,7 +63,7 @@ TEST_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard tests/progs/*.c)))
 BENCH_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard bench/*.c)))
 
 .PHONY: all release debug asan bins unit-bins test-progs test test-unit test-integration \
-        test-long test-asan test-asan-smoke mutation-check fuzz format format-check check-deps \
+        test-long test-asan test-asan-smoke mutation-check chaos model fuzz format format-check check-deps \
         deps run cluster clean gen analyze repro-check
 
 all: release
@@ -259,6 +259,25 @@ test-long: deps release
 	@$(MAKE) --no-print-directory fuzz
 	@./tests/fuzz/run.sh 120
 	@$(MAKE) --no-print-directory mutation-check
+
+# Jepsen-style fault runs (tests/chaos/): `make chaos` runs the fixed-seed set (long),
+# `make chaos SEED=n TIME=s [SCENARIO=name]` one run. Results under build/chaos/.
+CHAOS_SET := 1:120:mixed 2:120:kill 3:120:pause 4:90:etcd 5:90:fsync 11:90:partition \
+             6:60:dedupe-off 7:300:mixed
+chaos: release
+ifdef SEED
+	@./tests/chaos/chaos.sh $(SEED) $(or $(TIME),60) $(or $(SCENARIO),mixed)
+else
+	@fail=0; for run in $(CHAOS_SET); do \
+	  set -- $$(echo $$run | tr : ' '); \
+	  ./tests/chaos/chaos.sh $$1 $$2 $$3 || fail=1; \
+	done; exit $$fail
+endif
+
+# The Promela model of replication and idempotence (replication/model/): spin must
+# prove the correct protocol and find the KIP-101 counterexample in the broken one.
+model:
+	@./replication/model/check.sh
 
 # Plants each bug of tests/mutations/list in a scratch copy and fails if its test still
 # passes (see docs/testing.md).

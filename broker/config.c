@@ -127,6 +127,10 @@ static const struct key_def broker_keys[] = {
 	{"replica.lag.time.max.ms", KEY_INT64, OFF(replica_lag_time_max_ms), 100, INT32_MAX},
 	{"socket.request.max.bytes", KEY_INT32, OFF(socket_request_max_bytes), 1, INT32_MAX},
 	{"test.fault.drop.produce.response.ratio", KEY_SPECIAL, 0, 0, 0},
+	/* Chaos harness (tests/chaos/): test-only faults in log/. */
+	{"test.fault.dedupe.off", KEY_BOOL, OFF(log.test_dedupe_off), 0, 1},
+	{"test.fault.fdatasync.fail.after", KEY_INT64, OFF(log.test_fdatasync_fail_after), 0,
+	 INT64_MAX},
 	{"transaction.max.timeout.ms", KEY_INT32, OFF(transaction_max_timeout_ms), 1, INT32_MAX},
 	{"transaction.state.log.replication.factor", KEY_INT16,
 	 OFF(transaction_state_log_replication_factor), 1, 16},
@@ -473,6 +477,16 @@ tl_err tl_config_set(struct tl_config *config, const char *key, const char *valu
 		}
 		unknown_key_message(key, why, why_size);
 		return TL_ERR_INVALID;
+	}
+	if (def->type != KEY_SPECIAL && strncmp(key, "test.fault.", strlen("test.fault.")) == 0) {
+		const char *env = getenv("TALLY_TEST_FAULTS");
+		if (!env || strcmp(env, "1") != 0) {
+			snprintf(why, why_size,
+				 "config %s is a test fault switch; it is refused unless the "
+				 "environment sets TALLY_TEST_FAULTS=1",
+				 key);
+			return TL_ERR_INVALID;
+		}
 	}
 	size_t def_index = (size_t)(def - broker_keys);
 	config->keys_set[def_index / 64] |= 1ull << (def_index % 64);
@@ -989,7 +1003,7 @@ bool tl_config_describe_key(const struct tl_config *config, const char *printed,
 	for (size_t i = 0; i < TL_ARRAY_SIZE(broker_keys); i++)
 		if (strcmp(broker_keys[i].name, key) == 0)
 			index = (int)i;
-	if (index < 0 || strcmp(key, "test.fault.drop.produce.response.ratio") == 0)
+	if (index < 0 || strncmp(key, "test.fault.", strlen("test.fault.")) == 0)
 		return false;
 	const struct tl_config_precedence *p = &config->precedence;
 	*is_set_out = (config->keys_set[index / 64] >> (index % 64)) & 1;

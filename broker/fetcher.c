@@ -455,6 +455,10 @@ static void session_on_response(struct tl_broker *broker, struct session *s)
 					 p->topic->name, p->index, pd->error_code);
 				continue;
 			}
+			/* A log that failed (an fdatasync error) refuses every batch: fetching
+			 * it again at once would spin; it waits for a restart. */
+			if (!p->log || !tl_log_is_writable(p->log))
+				continue;
 			progress = true;
 			if (pd->diverging_epoch.epoch >= 0) {
 				part_truncate(p, &pd->diverging_epoch);

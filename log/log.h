@@ -63,6 +63,11 @@ struct tl_log_config {
 	int64_t cleaner_io_bytes_per_sec;    /* log.cleaner.io.max.bytes.per.second; <= 0 none */
 	int64_t cleaner_backoff_ms;          /* log.cleaner.backoff.ms between checks */
 	int32_t cleaner_threads;             /* log.cleaner.threads: passes at once, all logs */
+	/* Test-only faults for the chaos harness (tests/chaos/); off by default. */
+	bool test_dedupe_off; /* test.fault.dedupe.off: append producer retries again */
+	/* test.fault.fdatasync.fail.after: how many of a log's fdatasyncs succeed; every
+	 * later one fails with EIO (the log goes FAILED); 0 = never */
+	int64_t test_fdatasync_fail_after;
 };
 
 /* Kafka's defaults. */

@@ -182,6 +182,21 @@ START_TEST(test_fault_switch_is_refused_without_the_environment)
 				       why, sizeof(why)),
 			 TL_OK);
 	unsetenv("TALLY_TEST_FAULTS");
+	/* The chaos harness's switches in log/ likewise. */
+	ck_assert_int_eq(tl_config_set(&config, "test.fault.dedupe.off", "true", why, sizeof(why)),
+			 TL_ERR_INVALID);
+	ck_assert_int_eq(
+		tl_config_set(&config, "test.fault.fdatasync.fail.after", "3", why, sizeof(why)),
+		TL_ERR_INVALID);
+	setenv("TALLY_TEST_FAULTS", "1", 1);
+	ck_assert_int_eq(tl_config_set(&config, "test.fault.dedupe.off", "true", why, sizeof(why)),
+			 TL_OK);
+	ck_assert_int_eq(
+		tl_config_set(&config, "test.fault.fdatasync.fail.after", "3", why, sizeof(why)),
+		TL_OK);
+	ck_assert(config.log.test_dedupe_off);
+	ck_assert_int_eq(config.log.test_fdatasync_fail_after, 3);
+	unsetenv("TALLY_TEST_FAULTS");
 }
 END_TEST
 

@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+# chaos.sh - one Jepsen-style run against a 3-broker cluster with etcd on loopback
+# (tests/cluster.sh): real librdkafka clients (tests/progs/rdk_chaos.c) write while a
+# nemesis injects faults chosen from a seed, then everything heals, a read_committed
+# reader reads every partition, and tests/chaos/check.py judges the histories.
+#
+#   tests/chaos/chaos.sh SEED SECONDS [SCENARIO]
+#
+# SCENARIO (default mixed):
+#   mixed       nemeses drawn at random from the seed: kill -9 of a broker, kill -9 of
+#               the leader of a partition, SIGSTOP/SIGCONT of a leader (a zombie whose
+#               lease expires), kill -9 of etcd, fsync failure (a broker restarted with
+#               test.fault.fdatasync.fail.after, whose logs fail their next syncs: it
+#               must stop acknowledging rather than ack what it could not sync),
+#               and the three network partitions of the partition scenario
+#   kill        only kill -9 of brokers and leaders
+#   pause       only SIGSTOP/SIGCONT of leaders
+#   etcd        only kill -9 of etcd
+#   fsync       only fsync failure
+#   partition   only network partitions (brokers in network namespaces, see below):
+#               the leader isolated from everything, a broker cut from its peers but
+#               not from etcd, two brokers cut from each other with the third bridging
+#   dedupe-off  brokers run with test.fault.dedupe.off (producer retries are appended
+#               again) and test.fault.drop.produce.response.ratio (responses lost
+#               after the append, so producers retry), while leaders are paused:
+#               the checker MUST report duplicates; the run passes only if it does.
+# Workloads: two idempotent producers (rdk_chaos produce), a transactional writer that
+# aborts every 4th transaction (rdk_chaos txn) and a read_committed consumer in a group
+# committing its offsets (rdk_chaos group), all on topic "chaos" (3 partitions,
+# replication factor 3, min.insync.replicas 2).
+# The same SEED gives the same schedule of faults (bash's RANDOM seeded with it); the
+# timing of the system under test is not replayable, so neither is the exact history.
+# Results (histories, broker logs, check.out, report.json, report.html) go to
+# CHAOS_OUT (default build/chaos/SCENARIO-SEED). Exit 0 when the verdict is the one
+# wanted (VALID, or duplicates for dedupe-off), 1 otherwise.
+set -euo pipefail
+seed=${1:?usage: chaos.sh SEED SECONDS [SCENARIO]}
+secs=${2:?usage: chaos.sh SEED SECONDS [SCENARIO]}
+scenario=${3:-mixed}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
+tl_require_prog rdk_chaos
+tl_require_cmd python3
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+
+out=${CHAOS_OUT:-$TL_ROOT/build/chaos/$scenario-$seed}
+rm -rf "$out"
+mkdir -p "$out"
+hist=$TL_TMP/hist
+mkdir -p "$hist"
+topic=chaos
+tl_log "chaos: seed $seed, $secs s, scenario $scenario (replay: tests/chaos/chaos.sh $seed $secs $scenario)"
+
+# The test-only fault keys (test.fault.*) are refused without this.
+export TALLY_TEST_FAULTS=1
+extra=()
+# Dedupe off, and 2 % of produce responses dropped after the append so that producers
+# retry batches the log already holds.
+[ "$scenario" = dedupe-off ] &&
+	extra=(--override test.fault.dedupe.off=true --override test.fault.drop.produce.response.ratio=0.02)
+
+# The network: with CHAOS_NET=1 (the default for mixed and partition) each broker runs in
+# a network namespace of its own (10.77.N.I, port 9092) on a veth pair whose other end
+# is on a bridge in this namespace, where etcd and the clients are (10.77.N.254);
+# a partition is nft rules inside a broker's namespace.
+net=${CHAOS_NET:-}
+case $scenario in mixed | partition) net=${net:-1} ;; esac
+sub=$((($$ % 200) + 20))
+pre=tlc$sub
+br=$pre-br
+subnet=10.77.$sub
+net_up()
+{
+	local i
+	ip link add "$br" type bridge
+	ip addr add "$subnet.254/24" dev "$br"
+	ip link set "$br" up
+	for i in 1 2 3; do
+		ip netns add "$pre-b$i"
+		ip link add "$pre-v$i" type veth peer name "$pre-p$i"
+		ip link set "$pre-p$i" netns "$pre-b$i"
+		ip link set "$pre-v$i" master "$br" up
+		ip -n "$pre-b$i" addr add "$subnet.$i/24" dev "$pre-p$i"
+		ip -n "$pre-b$i" link set "$pre-p$i" up
+		ip -n "$pre-b$i" link set lo up
+	done
+}
+net_down()
+{
+	local i
+	for i in 1 2 3; do
+		ip netns del "$pre-b$i" 2>/dev/null || true
+		ip link del "$pre-v$i" 2>/dev/null || true
+	done
+	ip link del "$br" 2>/dev/null || true
+	return 0
+}
+# Replaces cluster.sh's: the broker runs in its namespace, on its address.
+tl_cbroker_start_net()
+{
+	local i=$1 log=$TL_TMP/tallyd-$1.log from deadline
+	tl_cbroker_alive "$i" && tl_fail "broker $i is already running"
+	mkdir -p "$TL_TMP/b$i"
+	printf '=== %s start broker %s\n' "$(date +%H:%M:%S.%3N)" "$i" >>"$log"
+	from=$(($(stat -c %s "$log") + 1))
+	ip netns exec "$pre-b$i" "$TL_TALLYD" --override "listeners=PLAINTEXT://$subnet.$i:9092" \
+		--override "log.dirs=$TL_TMP/b$i" --override "node.id=$i" \
+		--override "metadata.etcd.endpoints=$TL_ETCD" \
+		--override "broker.session.timeout.ms=3000" \
+		--override "replica.lag.time.max.ms=5000" \
+		--override "replica.fetch.backoff.ms=200" \
+		--override "leader.imbalance.check.interval.seconds=3600" \
+		"${TL_CARGS[@]}" >>"$log" 2>&1 &
+	TL_CPID[$i]=$!
+	deadline=$(($(date +%s) + 20))
+	until tail -c "+$from" "$log" | grep -q 'cluster: registered'; do
+		tl_cbroker_alive "$i" || { tail -n 20 "$log" >&2; tl_fail "broker $i exited at start"; }
+		[ "$(date +%s)" -lt "$deadline" ] || tl_fail "broker $i did not register within 20 s"
+		sleep 0.05
+	done
+}
+
+if [ "$net" = 1 ]; then
+	net_down
+	trap 'rc=$?; set +e; for p in "${TL_CPID[@]}" "$TL_ETCD_PID"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done; sleep 0.2; net_down; (exit $rc); tl_cluster_on_exit' EXIT
+	net_up
+	eval "$(declare -f tl_cbroker_start_net | sed '1s/tl_cbroker_start_net/tl_cbroker_start/')"
+	port=$(tl_pick_port) && pport=$(tl_pick_port) || tl_fail "no free port for etcd"
+	TL_ETCD=http://$subnet.254:$port
+	TL_ETCD_PEER=http://$subnet.254:$pport
+	mkdir -p "$TL_TMP/etcd"
+	TL_CN=3
+	TL_CARGS=(--override min.insync.replicas=2 "${extra[@]}")
+	tl_etcd_start
+	TL_BOOTSTRAP=$subnet.1:9092,$subnet.2:9092,$subnet.3:9092
+	export TL_BOOTSTRAP
+	for i in 1 2 3; do
+		TL_CPORT[$i]=9092
+		tl_cbroker_start "$i"
+	done
+else
+	tl_cluster_start 3 --override min.insync.replicas=2 "${extra[@]}"
+fi
+"$TL_TALLY" topic create "$topic" --partitions 3 --replication-factor 3 -b "$TL_BOOTSTRAP" ||
+	tl_fail "topic create failed"
+tl_cluster_wait_isr "$topic" 3 3
+# Seeded only now: cluster.sh draws free ports from RANDOM too.
+RANDOM=$seed
+
+now()
+{
+	date +%s.%N
+}
+
+nemesis()
+{
+	printf '{"t":%s,"process":"nemesis","type":"info","f":"nemesis","value":"%s"}\n' \
+		"$(now)" "$1" >>"$hist/nemesis.jsonl"
+	tl_log "nemesis: $1"
+}
+
+# A broker that is running, drawn from the seed; or the leader of a partition.
+pick_broker()
+{
+	local i tries=0
+	while [ $tries -lt 10 ]; do
+		i=$((RANDOM % 3 + 1))
+		tl_cbroker_alive "$i" && { echo "$i"; return 0; }
+		tries=$((tries + 1))
+	done
+	return 1
+}
+
+pick_leader()
+{
+	local p=$((RANDOM % 3)) l
+	l=$(tl_cluster_leader "$topic" "$p")
+	if [ -n "$l" ] && [ "$l" -ge 1 ] && tl_cbroker_alive "$l"; then
+		echo "$l"
+	else
+		pick_broker
+	fi
+}
+
+# Restarts a dead broker with the cluster's normal settings.
+restart_broker()
+{
+	local i=$1
+	tl_cbroker_alive "$i" && return 0
+	tl_cbroker_start "$i"
+}
+
+fault_kill()
+{
+	local b hold=$1 how=$2
+	if [ "$how" = leader ]; then b=$(pick_leader) || return 0; else b=$(pick_broker) || return 0; fi
+	nemesis "start kill -9 broker $b ($how)"
+	tl_cbroker_kill9 "$b"
+	sleep "$hold"
+	restart_broker "$b"
+	nemesis "stop kill -9 broker $b ($how)"
+}
+
+fault_pause()
+{
+	local b hold=$1
+	b=$(pick_leader) || return 0
+	nemesis "start SIGSTOP broker $b"
+	tl_cbroker_sigstop "$b"
+	sleep "$hold"
+	tl_cbroker_sigcont "$b"
+	nemesis "stop SIGSTOP broker $b"
+}
+
+fault_etcd()
+{
+	local hold=$1
+	nemesis "start kill -9 etcd"
+	tl_etcd_kill9
+	sleep "$hold"
+	tl_etcd_start
+	nemesis "stop kill -9 etcd"
+}
+
+# The broker comes back with every log failing its syncs after N more: it must stop
+# acknowledging (KAFKA_STORAGE_ERROR) and the others take over its partitions.
+fault_fsync()
+{
+	local b hold=$1 after=$((RANDOM % 20 + 1)) saved
+	b=$(pick_broker) || return 0
+	nemesis "start fsync failure broker $b (after $after syncs)"
+	tl_cbroker_kill9 "$b"
+	saved=("${TL_CARGS[@]}")
+	TL_CARGS+=(--override "test.fault.fdatasync.fail.after=$after")
+	tl_cbroker_start "$b"
+	TL_CARGS=("${saved[@]}")
+	sleep "$hold"
+	tl_cbroker_alive "$b" && tl_cbroker_kill9 "$b"
+	TL_CPID[$b]=
+	restart_broker "$b"
+	nemesis "stop fsync failure broker $b"
+}
+
+# nft in broker B's namespace drops what it exchanges with ADDRS (drop rules both ways).
+cut_off()
+{
+	local b=$1 addrs=$2 ns=$pre-b$1
+	ip netns exec "$ns" nft add table inet chaos 2>/dev/null || true
+	ip netns exec "$ns" nft add chain inet chaos in '{ type filter hook input priority 0; policy accept; }' 2>/dev/null || true
+	ip netns exec "$ns" nft add chain inet chaos out '{ type filter hook output priority 0; policy accept; }' 2>/dev/null || true
+	ip netns exec "$ns" nft add rule inet chaos in ip saddr "{ $addrs }" drop
+	ip netns exec "$ns" nft add rule inet chaos out ip daddr "{ $addrs }" drop
+}
+heal_net()
+{
+	local i
+	for i in 1 2 3; do
+		ip netns exec "$pre-b$i" nft delete table inet chaos 2>/dev/null || true
+	done
+}
+# isolate: the leader from everyone (brokers, etcd, clients): a zombie that keeps
+# running; peers: a broker from the other brokers only (its etcd session lives on);
+# bridge: two brokers cut from each other, both still reaching the third.
+fault_partition()
+{
+	local hold=$1 how=$2 b o1 o2
+	b=$(pick_leader) || return 0
+	o1=$((b % 3 + 1)) o2=$(((b + 1) % 3 + 1))
+	case $how in
+	isolate)
+		nemesis "start partition: broker $b isolated from all"
+		cut_off "$b" "$subnet.0/24"
+		;;
+	peers)
+		nemesis "start partition: broker $b cut from brokers $o1 $o2"
+		cut_off "$b" "$subnet.$o1, $subnet.$o2"
+		cut_off "$o1" "$subnet.$b"
+		cut_off "$o2" "$subnet.$b"
+		;;
+	bridge)
+		nemesis "start partition: broker $b and $o1 cut, $o2 bridges"
+		cut_off "$b" "$subnet.$o1"
+		cut_off "$o1" "$subnet.$b"
+		;;
+	esac
+	sleep "$hold"
+	heal_net
+	nemesis "stop partition ($how, broker $b)"
+}
+
+run_nemesis()
+{
+	local hold=$((RANDOM % 4 + 2)) kinds kind
+	case $scenario in
+	mixed) kinds=(kill-any kill-leader pause etcd fsync isolate peers bridge) ;;
+	partition) kinds=(isolate peers bridge) ;;
+	kill) kinds=(kill-any kill-leader) ;;
+	pause) kinds=(pause) ;;
+	etcd) kinds=(etcd) ;;
+	fsync) kinds=(fsync) ;;
+	dedupe-off) kinds=(pause) hold=$((RANDOM % 3 + 7)) ;;
+	*) tl_fail "unknown scenario $scenario" ;;
+	esac
+	kind=${kinds[$((RANDOM % ${#kinds[@]}))]}
+	case $kind in
+	kill-any) fault_kill "$hold" any ;;
+	kill-leader) fault_kill "$hold" leader ;;
+	pause) fault_pause "$hold" ;;
+	etcd) fault_etcd "$hold" ;;
+	fsync) fault_fsync "$hold" ;;
+	isolate | peers | bridge) fault_partition "$hold" "$kind" ;;
+	esac
+}
+
+rate=${CHAOS_RATE:-300}
+pids=()
+for w in 1 2; do
+	"$TL_PROGS/rdk_chaos" produce "$TL_BOOTSTRAP" "$topic" "producer-$w" "$secs" "$rate" \
+		"$hist/producer-$w.jsonl" 2>"$TL_TMP/producer-$w.err" &
+	pids+=($!)
+done
+"$TL_PROGS/rdk_chaos" txn "$TL_BOOTSTRAP" "$topic" txn-1 "$secs" "$hist/txn-1.jsonl" \
+	2>"$TL_TMP/txn-1.err" &
+pids+=($!)
+"$TL_PROGS/rdk_chaos" group "$TL_BOOTSTRAP" "$topic" group-1 "$secs" "$hist/group-1.jsonl" \
+	2>"$TL_TMP/group-1.err" &
+pids+=($!)
+
+start=$(date +%s)
+sleep 2
+while [ $(($(date +%s) - start)) -lt $((secs - 4)) ]; do
+	run_nemesis
+	sleep $((RANDOM % 3 + 1))
+done
+
+# Heal: everything running, then let the clients finish.
+[ "$net" = 1 ] && heal_net
+for b in 1 2 3; do
+	restart_broker "$b"
+done
+nemesis "healed"
+rc=0
+for pid in "${pids[@]}"; do
+	wait "$pid" || rc=$?
+done
+[ $rc -eq 0 ] || tl_log "a workload exited with status $rc"
+tl_cluster_wait_isr "$topic" 3 3 60
+"$TL_PROGS/rdk_chaos" read "$TL_BOOTSTRAP" "$topic" "$hist/reader.jsonl" read_committed \
+	2>"$TL_TMP/reader.err" || tl_log "the reader did not finish (see reader.err)"
+cat "$TL_TMP"/*.err >&2
+
+rc=0
+"$py" "$TL_ROOT/tests/chaos/check.py" --json "$out/report.json" --html "$out/report.html" \
+	"$hist"/*.jsonl >"$out/check.out" || rc=$?
+cp -r "$hist" "$TL_TMP"/*.err "$TL_TMP"/tallyd-*.log "$out/" 2>/dev/null || true
+cat "$out/check.out" >&2
+tl_log "results in $out"
+# A follower whose log failed (fsync nemesis) refuses every batch; its fetcher once
+# fetched again at once, tens of thousands of times a minute (fixed in fetcher.c).
+spins=$(cat "$TL_TMP"/tallyd-*.log | grep -c 'batch from leader refused' || true)
+tl_log "replica batches refused: $spins"
+[ "$spins" -lt 2000 ] || tl_fail "brokers logged $spins refused replica batches: a fetcher spins on a failed log"
+if [ "$scenario" = dedupe-off ]; then
+	grep -q '^FAIL duplicate ' "$out/check.out" ||
+		tl_fail "dedupe off, yet the checker found no duplicate: it cannot fail"
+	tl_log "ok: with dedupe off the checker reports duplicates, as it must"
+	exit 0
+fi
+[ $rc -eq 0 ] || tl_fail "seed $seed: the checker found anomalies (see $out)"
+tl_log "ok: seed $seed VALID"

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""plant.py - writes a recorded-style history for tests of check.py.
+
+    plant.py DIR [ANOMALY]
+
+DIR gets producer.jsonl, copier.jsonl, reader.jsonl, group.jsonl and nemesis.jsonl: a
+clean run (two idempotent producers on 3 partitions, a transactional writer with one
+aborted transaction, a read_committed reader that read everything, a group committing
+offsets, and a broker kill). ANOMALY plants one fault in it: lost, misplaced,
+duplicate, reorder, never-sent, failed-read, aborted-read, non-atomic, offsets-back."""
+import json
+import os
+import sys
+
+out, anomaly = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "")
+os.makedirs(out, exist_ok=True)
+t = 1700000000.0
+logs = {n: [] for n in ("producer", "copier", "reader", "group", "nemesis")}
+end = {0: 0, 1: 0, 2: 0}
+
+
+def ev(log, **kw):
+    global t
+    t += 0.003
+    kw.setdefault("t", t)
+    logs[log].append(kw)
+
+
+reads = []
+ev("nemesis", process="nemesis", type="info", f="nemesis", value="start kill -9 broker 2")
+for i in range(300):
+    for w in ("producer-1", "producer-2"):
+        v = "%s:%d" % (w, i)
+        p = i % 3
+        ev("producer", process=w, type="invoke", f="send", partition=p, value=v)
+        ev("producer", process=w, type="ok", f="send", partition=p, offset=end[p], value=v)
+        reads.append((p, end[p], v))
+        end[p] += 1
+    if i == 150:
+        ev("nemesis", process="nemesis", type="info", f="nemesis", value="stop kill -9 broker 2")
+for x in range(6):
+    ev("copier", process="copier", type="invoke", f="txn", txn=x)
+    for j in range(5):
+        v = "copier:%d" % (x * 5 + j)
+        p = j % 3
+        ev("copier", process="copier", type="invoke", f="send", partition=p, value=v, txn=x)
+        if x != 3:  # transaction 3 aborts: its records take offsets but stay invisible
+            reads.append((p, end[p], v))
+        end[p] += 1
+    end[0] += 1  # the marker
+    ev("copier", process="copier", type="fail" if x == 3 else "ok", f="txn", txn=x)
+for g in range(10):
+    ev("group", process="group", type="ok", f="commit", group="g", partition=g % 3, offset=g * 10)
+
+if anomaly == "lost":
+    reads = [r for r in reads if r[2] != "producer-1:77"]
+elif anomaly == "misplaced":
+    reads = [(p, o, "producer-2:5" if v == "producer-1:5" else
+              ("producer-1:5" if v == "producer-2:5" else v)) for p, o, v in reads]
+elif anomaly == "duplicate":
+    p, o, v = reads[40]
+    reads.append((p, end[p], v))
+elif anomaly == "reorder":
+    a = next(i for i, r in enumerate(reads) if r[2] == "producer-1:30")
+    b = next(i for i, r in enumerate(reads) if r[2] == "producer-1:33")
+    reads[a], reads[b] = (reads[a][0], reads[a][1], reads[b][2]), (reads[b][0], reads[b][1], reads[a][2])
+elif anomaly == "never-sent":
+    reads.append((1, end[1], "ghost:1"))
+elif anomaly == "failed-read":
+    ev("producer", process="producer-1", type="invoke", f="send", partition=2, value="producer-1:900")
+    ev("producer", process="producer-1", type="fail", f="send", partition=2, value="producer-1:900")
+    reads.append((2, end[2], "producer-1:900"))
+elif anomaly == "aborted-read":
+    reads.append((0, end[0] + 5, "copier:16"))
+elif anomaly == "non-atomic":
+    reads = [r for r in reads if r[2] != "copier:22"]
+elif anomaly == "offsets-back":
+    ev("group", process="group", type="ok", f="commit", group="g", partition=0, offset=3)
+
+for p, o, v in sorted(reads):
+    ev("reader", process="reader", type="ok", f="read", partition=p, offset=o, value=v,
+       isolation="read_committed")
+for name, evs in logs.items():
+    with open(os.path.join(out, name + ".jsonl"), "w") as f:
+        for e in evs:
+            f.write(json.dumps(e) + "\n")
