@@ -380,14 +380,8 @@ static void cluster_change_done(void *ctx, tl_err err, const char *message)
 	*change->error_code = (int16_t)err;
 	if (err != TL_OK && message[0])
 		*change->error_message = arena_str(&req->arena, message);
-	TL_ASSERT(req->waits > 0);
-	if (--req->waits > 0)
+	if (!tl_request_wait_end(req))
 		return;
-	if (req->conn->closed) {
-		req->state = TL_REQUEST_SILENT;
-		tl_request_finished(req);
-		return;
-	}
 	change->respond(req);
 }
 

@@ -221,6 +221,10 @@ void tl_conn_release(struct tl_conn *conn);
 void tl_conn_close(struct tl_conn *conn, const char *why);
 /* Called when a request reaches DONE or SILENT: sends what can be sent. */
 void tl_request_finished(struct tl_request *req);
+/* One of @req's waits (req->waits) ended: true when it was the last and the response
+ * is due now; when the client has gone meanwhile, finishes the request without one
+ * and returns false. */
+bool tl_request_wait_end(struct tl_request *req);
 void tl_conn_flush(struct tl_conn *conn);
 void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms);
 /* Quota: mutes @conn (no reads) until @until_ms; @req's response, if @hold, waits too. */

@@ -489,6 +489,19 @@ void tl_conn_flush(struct tl_conn *conn)
 	}
 }
 
+bool tl_request_wait_end(struct tl_request *req)
+{
+	TL_ASSERT(req->waits > 0);
+	if (--req->waits > 0)
+		return false;
+	if (req->conn->closed) {
+		req->state = TL_REQUEST_SILENT;
+		tl_request_finished(req);
+		return false;
+	}
+	return true;
+}
+
 void tl_request_finished(struct tl_request *req)
 {
 	TL_ASSERT(req->state != TL_REQUEST_WORKING);

@@ -312,14 +312,8 @@ static void alter_stored(void *ctx, tl_err err, const char *message)
 	*w->error_code = (int16_t)err;
 	if (err != TL_OK && message[0])
 		*w->message = arena_str(&req->arena, message);
-	TL_ASSERT(req->waits > 0);
-	if (--req->waits > 0)
+	if (!tl_request_wait_end(req))
 		return;
-	if (req->conn->closed) {
-		req->state = TL_REQUEST_SILENT;
-		tl_request_finished(req);
-		return;
-	}
 	alter_respond(req);
 }
 

@@ -1430,14 +1430,8 @@ static void marker_appended(void *ctx, tl_err err)
 	if (err == TL_OK && w->offsets_partition >= 0 && broker->groups)
 		tl_groups_txn_complete_partition(broker->groups, w->offsets_partition,
 						 w->producer_id, w->commit);
-	TL_ASSERT(req->waits > 0);
-	if (--req->waits > 0)
+	if (!tl_request_wait_end(req))
 		return;
-	if (req->conn->closed) {
-		req->state = TL_REQUEST_SILENT;
-		tl_request_finished(req);
-		return;
-	}
 	write_markers_respond(req);
 }
 

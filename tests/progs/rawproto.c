@@ -629,6 +629,8 @@ static void stored_push(struct stored_list *list, const struct tl_batch_header *
 
 /* The isolation level of Fetch requests: 0 read_uncommitted, 1 read_committed. */
 static int8_t fetch_isolation;
+/* The current_leader_epoch of Fetch requests (-1: none, as a client without KIP-320). */
+static int32_t fetch_leader_epoch = -1;
 
 static int32_t encode_fetch(struct client *c, struct tl_buf *frame, int16_t version,
 			    const char *topic, int32_t partition, int64_t offset, int32_t wait_ms)
@@ -636,7 +638,7 @@ static int32_t encode_fetch(struct client *c, struct tl_buf *frame, int16_t vers
 	struct tl_fetch_request_fetch_partition fp;
 	tl_fetch_request_fetch_partition_defaults(&fp);
 	fp.partition = partition;
-	fp.current_leader_epoch = -1;
+	fp.current_leader_epoch = fetch_leader_epoch;
 	fp.fetch_offset = offset;
 	fp.last_fetched_epoch = -1;
 	fp.log_start_offset = -1;
@@ -1146,12 +1148,16 @@ static int run_restart_check(const char *topic, int64_t pid)
 
 /* ListOffsets v8 for @timestamp on @topic partition 0; fails unless the answer is
  * (@want_offset, @want_timestamp). */
-static void expect_list_offsets(struct client *c, const char *topic, int64_t timestamp,
-				int64_t want_offset, int64_t want_timestamp)
+/* One ListOffsets v8 of @topic-0 at @timestamp carrying @leader_epoch (-1: none);
+ * returns the partition's error code and its offset and timestamp in @offset_out and
+ * @timestamp_out. */
+static int16_t list_offsets_one(struct client *c, const char *topic, int64_t timestamp,
+				int32_t leader_epoch, int64_t *offset_out, int64_t *timestamp_out)
 {
 	struct tl_list_offsets_request_list_offsets_partition part;
 	tl_list_offsets_request_list_offsets_partition_defaults(&part);
 	part.partition_index = 0;
+	part.current_leader_epoch = leader_epoch;
 	part.timestamp = timestamp;
 	struct tl_list_offsets_request_list_offsets_topic t;
 	tl_list_offsets_request_list_offsets_topic_defaults(&t);
@@ -1178,12 +1184,22 @@ static void expect_list_offsets(struct client *c, const char *topic, int64_t tim
 		fail("ListOffsets %" PRId64 ": not one partition in the answer", timestamp);
 	const struct tl_list_offsets_response_list_offsets_partition_response *p =
 		&resp.topics[0].partitions[0];
-	if (p->error_code != 0 || p->offset != want_offset || p->timestamp != want_timestamp)
+	int16_t code = p->error_code;
+	*offset_out = p->offset;
+	*timestamp_out = p->timestamp;
+	reply_free(&r);
+	return code;
+}
+
+static void expect_list_offsets(struct client *c, const char *topic, int64_t timestamp,
+				int64_t want_offset, int64_t want_timestamp)
+{
+	int64_t offset, ts;
+	int16_t code = list_offsets_one(c, topic, timestamp, -1, &offset, &ts);
+	if (code != 0 || offset != want_offset || ts != want_timestamp)
 		fail("ListOffsets %" PRId64 ": error %d offset %" PRId64 " timestamp %" PRId64
 		     ", want offset %" PRId64 " timestamp %" PRId64,
-		     timestamp, p->error_code, p->offset, p->timestamp, want_offset,
-		     want_timestamp);
-	reply_free(&r);
+		     timestamp, code, offset, ts, want_offset, want_timestamp);
 }
 
 /* Two batches; the largest timestamp is carried by offsets 1 and 3: MAX_TIMESTAMP is
@@ -1221,34 +1237,11 @@ static int run_list_offsets(const char *topic)
  * error code. */
 static int16_t fetch_with_epoch(struct client *c, const char *topic, int32_t leader_epoch)
 {
-	struct tl_fetch_request_fetch_partition fp;
-	tl_fetch_request_fetch_partition_defaults(&fp);
-	fp.partition = 0;
-	fp.current_leader_epoch = leader_epoch;
-	fp.fetch_offset = 0;
-	fp.last_fetched_epoch = -1;
-	fp.log_start_offset = -1;
-	fp.partition_max_bytes = FETCH_BYTES_MAX;
-	struct tl_fetch_request_fetch_topic ft;
-	tl_fetch_request_fetch_topic_defaults(&ft);
-	ft.topic = tl_str_of(topic);
-	ft.partitions_count = 1;
-	ft.partitions = &fp;
-	struct tl_fetch_request msg;
-	tl_fetch_request_defaults(&msg);
-	msg.replica_id = -1;
-	msg.max_wait_ms = 0;
-	msg.min_bytes = 1;
-	msg.max_bytes = FETCH_BYTES_MAX;
-	msg.session_id = 0;
-	msg.session_epoch = -1;
-	msg.topics_count = 1;
-	msg.topics = &ft;
-	msg.rack_id = tl_str_of("");
 	struct tl_buf frame;
 	tl_buf_init(&frame);
-	int32_t corr = request_begin(c, &frame, TL_API_FETCH, 12);
-	tl_fetch_request_encode(&frame, 12, &msg);
+	fetch_leader_epoch = leader_epoch;
+	int32_t corr = encode_fetch(c, &frame, 12, topic, 0, 0, 0);
+	fetch_leader_epoch = -1;
 	if (!request_send(c, &frame))
 		fail("Fetch: connection closed while sending");
 	tl_buf_deinit(&frame);
@@ -1267,37 +1260,8 @@ static int16_t fetch_with_epoch(struct client *c, const char *topic, int32_t lea
 /* One ListOffsets (latest) of @topic-0 carrying @leader_epoch; returns its error code. */
 static int16_t list_offsets_with_epoch(struct client *c, const char *topic, int32_t leader_epoch)
 {
-	struct tl_list_offsets_request_list_offsets_partition part;
-	tl_list_offsets_request_list_offsets_partition_defaults(&part);
-	part.partition_index = 0;
-	part.current_leader_epoch = leader_epoch;
-	part.timestamp = -1;
-	struct tl_list_offsets_request_list_offsets_topic t;
-	tl_list_offsets_request_list_offsets_topic_defaults(&t);
-	t.name = tl_str_of(topic);
-	t.partitions = &part;
-	t.partitions_count = 1;
-	struct tl_list_offsets_request msg;
-	tl_list_offsets_request_defaults(&msg);
-	msg.replica_id = -1;
-	msg.topics = &t;
-	msg.topics_count = 1;
-	struct tl_buf frame;
-	tl_buf_init(&frame);
-	int32_t corr = request_begin(c, &frame, TL_API_LIST_OFFSETS, 8);
-	tl_list_offsets_request_encode(&frame, 8, &msg);
-	if (!request_send(c, &frame))
-		fail("ListOffsets: connection closed while sending");
-	tl_buf_deinit(&frame);
-	struct reply r;
-	reply_must(c, TL_API_LIST_OFFSETS, 8, corr, &r);
-	struct tl_list_offsets_response resp;
-	decoded(tl_list_offsets_response_decode(&r.body, 8, &r.arena, &resp), &r, "ListOffsets");
-	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
-		fail("ListOffsets: not one partition in the answer");
-	int16_t code = resp.topics[0].partitions[0].error_code;
-	reply_free(&r);
-	return code;
+	int64_t offset, ts;
+	return list_offsets_one(c, topic, -1, leader_epoch, &offset, &ts);
 }
 
 /* Against the leader of @topic-0 at @epoch: the current epoch is served, an older one is
