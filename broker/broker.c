@@ -108,19 +108,12 @@ static tl_err epoll_add(struct tl_broker *broker, int fd, uint64_t source)
 	return TL_OK;
 }
 
-static tl_err broker_listen(struct tl_broker *broker)
+tl_err tl_tcp_listen(const char *host, int port, int backlog, int *fd_out,
+		     struct sockaddr_in *bound_out)
 {
-	/* tl_config_finish picked the served PLAINTEXT listener. */
-	const struct tl_config *config = &broker->config;
-	TL_ASSERT(config->listener_served >= 0 && config->listener_served < config->listener_count);
-	const struct tl_listener *listener = &config->listener_list[config->listener_served];
-	const char *host = listener->host[0] ? listener->host : "0.0.0.0";
-	int port = listener->port;
 	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
-	if (getaddrinfo(host, NULL, &hints, &ai) != 0) {
-		tl_crit("broker: cannot resolve listener host=%s", host);
+	if (getaddrinfo(host[0] ? host : "0.0.0.0", NULL, &hints, &ai) != 0)
 		return TL_ERR_INVALID;
-	}
 	struct sockaddr_in addr = *(struct sockaddr_in *)(void *)ai->ai_addr;
 	freeaddrinfo(ai);
 	addr.sin_port = htons((uint16_t)port);
@@ -129,14 +122,39 @@ static tl_err broker_listen(struct tl_broker *broker)
 		return TL_ERR_IO;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1 || listen(fd, 1024) == -1) {
-		tl_crit("broker: cannot listen listener=%s://%s:%d err=%s", listener->name, host,
-			port, strerrorname_np(errno));
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1 || listen(fd, backlog) == -1) {
+		int saved = errno;
 		close(fd);
+		errno = saved;
 		return TL_ERR_IO;
 	}
 	socklen_t len = sizeof(addr);
 	getsockname(fd, (struct sockaddr *)&addr, &len);
+	*fd_out = fd;
+	*bound_out = addr;
+	return TL_OK;
+}
+
+static tl_err broker_listen(struct tl_broker *broker)
+{
+	/* tl_config_finish picked the served PLAINTEXT listener. */
+	const struct tl_config *config = &broker->config;
+	TL_ASSERT(config->listener_served >= 0 && config->listener_served < config->listener_count);
+	const struct tl_listener *listener = &config->listener_list[config->listener_served];
+	const char *host = listener->host[0] ? listener->host : "0.0.0.0";
+	int port = listener->port;
+	int fd;
+	struct sockaddr_in addr;
+	tl_err err = tl_tcp_listen(host, port, 1024, &fd, &addr);
+	if (err == TL_ERR_INVALID) {
+		tl_crit("broker: cannot resolve listener host=%s", host);
+		return err;
+	}
+	if (err != TL_OK) {
+		tl_crit("broker: cannot listen listener=%s://%s:%d err=%s", listener->name, host,
+			port, strerrorname_np(errno));
+		return err;
+	}
 	broker->listen_fd = fd;
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));

@@ -202,6 +202,12 @@ struct tl_broker {
 };
 
 /* broker.c */
+/* A non-blocking IPv4 TCP listener on @host ("" = any) and @port (0 = any free one):
+ * its fd, and the address it bound. TL_ERR_INVALID when @host does not resolve,
+ * TL_ERR_IO with errno set when socket, bind or listen fails. */
+struct sockaddr_in;
+tl_err tl_tcp_listen(const char *host, int port, int backlog, int *fd_out,
+		     struct sockaddr_in *bound_out);
 tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config);
 tl_err tl_broker_run(struct tl_broker *broker);
 void tl_broker_deinit(struct tl_broker *broker);

@@ -85,27 +85,18 @@ static tl_err listener_open(struct tl_metrics_server *server, const char *spec)
 			spec);
 		return TL_ERR_INVALID;
 	}
-	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
-	if (getaddrinfo(host[0] ? host : "0.0.0.0", NULL, &hints, &ai) != 0) {
+	int fd;
+	struct sockaddr_in addr;
+	tl_err err = tl_tcp_listen(host, port, 64, &fd, &addr);
+	if (err == TL_ERR_INVALID) {
 		tl_crit("metrics: cannot resolve metrics.listener host=%s", host);
-		return TL_ERR_INVALID;
+		return err;
 	}
-	struct sockaddr_in addr = *(struct sockaddr_in *)(void *)ai->ai_addr;
-	freeaddrinfo(ai);
-	addr.sin_port = htons((uint16_t)port);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return TL_ERR_IO;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1 || listen(fd, 64) == -1) {
+	if (err != TL_OK) {
 		tl_crit("metrics: cannot listen metrics.listener=%s err=%s", spec,
 			strerrorname_np(errno));
-		close(fd);
-		return TL_ERR_IO;
+		return err;
 	}
-	socklen_t len = sizeof(addr);
-	getsockname(fd, (struct sockaddr *)&addr, &len);
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
 	tl_info("metrics: listening on http://%s:%d", ip, ntohs(addr.sin_port));
