@@ -18,6 +18,7 @@
 #ifndef TL_BROKER_BROKER_H
 #define TL_BROKER_BROKER_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -139,6 +140,10 @@ struct tl_conn {
 	int64_t throttled_until_ms;
 	struct tl_conn *throttle_prev, *throttle_next; /* broker->throttled */
 	int64_t last_active_ms;
+	/* KafkaPrincipal the authorizer checks: "User:ANONYMOUS" until SASL or a TLS
+	 * client certificate authenticates the connection (issue #16). */
+	char principal[128];
+	char peer_ip[INET6_ADDRSTRLEN]; /* the host an ACL names */
 	struct tl_conn *prev, *next;
 };
 

@@ -167,9 +167,9 @@ void tl_conn_accept(struct tl_broker *broker)
 		conn->rcap = CONN_RBUF_BYTES;
 		conn->refs = 1;
 		conn->last_active_ms = tl_mono_ms();
-		char ip[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
-		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", ip, ntohs(addr.sin_port));
+		inet_ntop(AF_INET, &addr.sin_addr, conn->peer_ip, sizeof(conn->peer_ip));
+		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", conn->peer_ip, ntohs(addr.sin_port));
+		snprintf(conn->principal, sizeof(conn->principal), "User:ANONYMOUS");
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = conn};
 		if (epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
 			tl_crit("broker: epoll_ctl add failed err=%s", strerrorname_np(errno));
