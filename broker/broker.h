@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/acl.h"
 #include "broker/cluster.h"
 #include "broker/config.h"
 #include "broker/metrics.h"
@@ -147,6 +148,16 @@ struct tl_conn {
 	struct tl_conn *prev, *next;
 };
 
+/* The authorizer (acl_admin.c, issue #16). */
+struct tl_authorizer {
+	bool enabled;          /* authorizer.class.name names one */
+	struct tl_acls acls;   /* as the .tally-meta/acls file has them */
+	int64_t denied_logged_ms; /* denial log lines: start of the current second */
+	int32_t denied_logged;    /* lines in that second */
+	uint64_t denied_suppressed; /* not logged since the last line (rate limit) */
+	uint64_t denied_total;
+};
+
 #define TL_BROKER_API_SLOTS 68 /* API keys 0..67 are timed */
 
 struct tl_broker {
@@ -198,6 +209,7 @@ struct tl_broker {
 	/* Client quotas (quota.h) and the connections they mute. */
 	struct tl_quotas quotas;
 	struct tl_conn *throttled;
+	struct tl_authorizer authz;
 	/* Produce's record validation: decompression contexts and buffer, reused. */
 	struct tl_batch_scratch batch_scratch;
 	/* Produce's recompression to a topic's compression.type: the batch being built
@@ -327,6 +339,38 @@ int32_t tl_quota_charge(struct tl_request *req, enum tl_quota_key key, int64_t b
 int64_t tl_quota_window_bytes(struct tl_request *req, enum tl_quota_key key);
 void tl_handle_describe_client_quotas(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *body);
+
+/* acl_admin.c: the authorizer */
+/* Turns the authorizer on per the configuration and loads the ACL file (single node). */
+tl_err tl_acl_start(struct tl_broker *broker);
+void tl_acl_stop(struct tl_broker *broker);
+/* TEST ONLY (tally.test.principal.from.client.id): takes @req's principal from its
+ * client.id when it starts with "User:". Called by tl_dispatch before every handler. */
+void tl_acl_request_principal(struct tl_request *req);
+/* May @req's principal (from its host) do @op on resource @type/@name? Always true with
+ * no authorizer or for a super user. tl_authorize logs a denial (rate-limited) at info;
+ * tl_authorize_quiet does not (Metadata filtering unnamed topics, as Kafka). */
+bool tl_authorize(struct tl_request *req, int8_t op, int8_t type, struct tl_str name);
+bool tl_authorize_quiet(struct tl_request *req, int8_t op, int8_t type, struct tl_str name);
+/* @op on the Cluster resource ("kafka-cluster"). */
+bool tl_authorize_cluster(struct tl_request *req, int8_t op);
+/* @op on some resource of @type (Kafka's authorizeByResourceType). */
+bool tl_authorize_any_of_type(struct tl_request *req, int8_t op, int8_t type);
+static inline bool tl_authorize_topic(struct tl_request *req, int8_t op, struct tl_str topic)
+{
+	return tl_authorize(req, op, TL_ACL_RESOURCE_TOPIC, topic);
+}
+static inline bool tl_authorize_group(struct tl_request *req, int8_t op, struct tl_str group)
+{
+	return tl_authorize(req, op, TL_ACL_RESOURCE_GROUP, group);
+}
+static inline bool tl_authorize_txn(struct tl_request *req, int8_t op, struct tl_str txn_id)
+{
+	return tl_authorize(req, op, TL_ACL_RESOURCE_TRANSACTIONAL_ID, txn_id);
+}
+void tl_handle_describe_acls(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_create_acls(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body);
 
 /* producer_ids.c */
 /* A fresh producer id: TL_OK, TL_ERR_COORDINATOR_LOAD_IN_PROGRESS (cluster mode, the

@@ -40,6 +40,8 @@ struct key_def {
 
 static const struct key_def broker_keys[] = {
 	{"advertised.listeners", STR(advertised_listeners)},
+	{"allow.everyone.if.no.acl.found", KEY_BOOL, OFF(allow_everyone_if_no_acl_found), 0, 1},
+	{"authorizer.class.name", STR(authorizer_class_name)},
 	{"auto.create.topics.enable", KEY_BOOL, OFF(auto_create_topics_enable), 0, 1},
 	{"auto.leader.rebalance.enable", KEY_BOOL, OFF(auto_leader_rebalance_enable), 0, 1},
 	{"broker.id", KEY_INT32, OFF(node_id), 0, INT32_MAX},
@@ -126,6 +128,10 @@ static const struct key_def broker_keys[] = {
 	{"replica.fetch.wait.max.ms", KEY_INT32, OFF(replica_fetch_wait_max_ms), 0, 600000},
 	{"replica.lag.time.max.ms", KEY_INT64, OFF(replica_lag_time_max_ms), 100, INT32_MAX},
 	{"socket.request.max.bytes", KEY_INT32, OFF(socket_request_max_bytes), 1, INT32_MAX},
+	{"super.users", STR(super_users)},
+	/* TEST ONLY: principal from client.id "User:..." on PLAINTEXT (acl_admin.c). */
+	{"tally.test.principal.from.client.id", KEY_BOOL,
+	 OFF(tally_test_principal_from_client_id), 0, 1},
 	{"test.fault.drop.produce.response.ratio", KEY_SPECIAL, 0, 0, 0},
 	/* Chaos harness (tests/chaos/): test-only faults in log/. */
 	{"test.fault.dedupe.off", KEY_BOOL, OFF(log.test_dedupe_off), 0, 1},
@@ -955,6 +961,12 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "socket.request.max.bytes=%d\n", config->socket_request_max_bytes);
 	fprintf(out, "unclean.leader.election.enable=%s\n",
 		config->unclean_leader_election_enable ? "true" : "false");
+	fprintf(out, "allow.everyone.if.no.acl.found=%s\n",
+		config->allow_everyone_if_no_acl_found ? "true" : "false");
+	fprintf(out, "authorizer.class.name=%s\n", config->authorizer_class_name);
+	fprintf(out, "super.users=%s\n", config->super_users);
+	if (config->tally_test_principal_from_client_id)
+		fprintf(out, "tally.test.principal.from.client.id=true\n");
 }
 
 /* ---- describing (DescribeConfigs) ---- */

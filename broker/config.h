@@ -111,6 +111,13 @@ struct tl_config {
 	int64_t controlled_shutdown_max_ms; /* how long SIGTERM waits for leadership to move */
 	bool auto_leader_rebalance_enable;  /* auto.leader.rebalance.enable */
 	int64_t leader_imbalance_check_interval_ms; /* leader.imbalance.check.interval.seconds */
+	/* Authorization (issue #16, acl_admin.c). */
+	char authorizer_class_name[256];     /* authorizer.class.name: "" = none */
+	char super_users[TL_CONFIG_STR_MAX]; /* super.users: "User:a;User:b" */
+	bool allow_everyone_if_no_acl_found; /* allow.everyone.if.no.acl.found */
+	/* tally.test.principal.from.client.id: TEST ONLY. A PLAINTEXT client whose
+	 * client.id starts with "User:" gets that principal. Off by default. */
+	bool tally_test_principal_from_client_id;
 };
 
 /* Cluster mode: partitions replicated, metadata in etcd. */

@@ -65,6 +65,9 @@ static const struct api_entry apis[] = {
 	{TL_API_DESCRIBE_TRANSACTIONS, 0, 0, tl_handle_describe_transactions},
 	{TL_API_LIST_TRANSACTIONS, 0, 1, tl_handle_list_transactions},
 	{TL_API_WRITE_TXN_MARKERS, 0, 1, tl_handle_write_txn_markers},
+	{TL_API_DESCRIBE_ACLS, 0, 3, tl_handle_describe_acls},
+	{TL_API_CREATE_ACLS, 0, 3, tl_handle_create_acls},
+	{TL_API_DELETE_ACLS, 0, 3, tl_handle_delete_acls},
 };
 
 static const struct api_entry *api_find(int16_t key)
@@ -192,5 +195,6 @@ void tl_dispatch(struct tl_request *req)
 		tl_conn_close(req->conn, "unsupported api or version"); /* frees req */
 		return;
 	}
+	tl_acl_request_principal(req);
 	api->handler(req, &body);
 }
