@@ -163,6 +163,10 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 	if (all) {
 		for (struct tl_topic *t = tl_topic_next(broker, NULL); t && n < count;
 		     t = tl_topic_next(broker, t)) {
+			/* Kafka leaves out, silently, the topics the client may not see. */
+			if (!tl_authorize_quiet(req, TL_ACL_OP_DESCRIBE, TL_ACL_RESOURCE_TOPIC,
+						tl_str_of(t->name)))
+				continue;
 			tl_metadata_response_metadata_response_topic_defaults(&resp.topics[n]);
 			metadata_topic(req, t, &resp.topics[n++]);
 		}
@@ -180,6 +184,20 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 					      : tl_topic_find_id(broker, &msg.topics[i].topic_id);
 			out->name = name;
 			out->topic_id = msg.topics[i].topic_id;
+			struct tl_str acl_name = topic ? tl_str_of(topic->name) : name;
+			if ((topic || name.len >= 0) &&
+			    !tl_authorize_topic(req, TL_ACL_OP_DESCRIBE, acl_name)) {
+				out->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+				continue;
+			}
+			/* Auto-creation needs Create on the Cluster or on the topic. */
+			if (!topic && name.len >= 0 && may_create &&
+			    !tl_authorize_quiet(req, TL_ACL_OP_CREATE, TL_ACL_RESOURCE_CLUSTER,
+						tl_str_of(TL_ACL_CLUSTER_NAME)) &&
+			    !tl_authorize_topic(req, TL_ACL_OP_CREATE, name)) {
+				out->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+				continue;
+			}
 			if (!topic && name.len >= 0 && may_create && broker->cluster) {
 				/* Kafka's answer while the new topic has no leader yet. */
 				if (!tl_topic_name_invalid(name))
@@ -330,11 +348,16 @@ void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body)
 			tl_request_reject(req, "ListOffsets request too large");
 			return;
 		}
+		bool topic_ok = tl_authorize_topic(req, TL_ACL_OP_DESCRIBE, in->name);
 		for (int32_t i = 0; i < in->partitions_count; i++) {
 			struct tl_list_offsets_response_list_offsets_partition_response *po =
 				&out->partitions[i];
 			tl_list_offsets_response_list_offsets_partition_response_defaults(po);
 			po->partition_index = in->partitions[i].partition_index;
+			if (!topic_ok) {
+				po->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+				continue;
+			}
 			struct tl_partition *p = tl_partition_find_any(
 				broker, in->name, in->partitions[i].partition_index);
 			if (!p || (!p->topic->cluster && !p->log)) {
@@ -542,6 +565,8 @@ void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "CreateTopics request too large");
 		return;
 	}
+	bool cluster_create = tl_authorize_quiet(req, TL_ACL_OP_CREATE, TL_ACL_RESOURCE_CLUSTER,
+						 tl_str_of(TL_ACL_CLUSTER_NAME));
 	for (int32_t i = 0; i < msg.topics_count; i++) {
 		struct tl_create_topics_response_creatable_topic_result *out = &resp.topics[i];
 		tl_create_topics_response_creatable_topic_result_defaults(out);
@@ -554,6 +579,13 @@ void tl_handle_create_topics(struct tl_request *req, struct tl_cursor *body)
 		if (duplicate) {
 			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
 			out->error_message = tl_str_of("Duplicate topic name in the request.");
+			continue;
+		}
+		/* Kafka: Create on the Cluster, or else on the topic. */
+		if (!cluster_create &&
+		    !tl_authorize_topic(req, TL_ACL_OP_CREATE, msg.topics[i].name)) {
+			out->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+			out->error_message = tl_str_of("Authorization failed.");
 			continue;
 		}
 		out->error_code = (int16_t)create_one(req, &msg, &msg.topics[i], out);
@@ -632,6 +664,11 @@ void tl_handle_delete_topics(struct tl_request *req, struct tl_cursor *body)
 		}
 		if (topic && version >= 6)
 			out->name = arena_str(&req->arena, topic->name);
+		struct tl_str acl_name = topic ? tl_str_of(topic->name) : out->name;
+		if (acl_name.len >= 0 && !tl_authorize_topic(req, TL_ACL_OP_DELETE, acl_name)) {
+			out->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+			continue;
+		}
 		out->error_code = (int16_t)delete_one(req, topic, out);
 	}
 	struct tl_delete_topics_response *respp = tl_arena_alloc(&req->arena, sizeof(*respp));
@@ -856,6 +893,16 @@ void tl_handle_describe_configs(struct tl_request *req, struct tl_cursor *body)
 		out->resource_type = in->resource_type;
 		out->resource_name = in->resource_name;
 		out->configs_count = 0;
+		if (in->resource_type == RESOURCE_TOPIC &&
+		    !tl_authorize_topic(req, TL_ACL_OP_DESCRIBE_CONFIGS, in->resource_name)) {
+			out->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+			continue;
+		}
+		if (in->resource_type == RESOURCE_BROKER &&
+		    !tl_authorize_cluster(req, TL_ACL_OP_DESCRIBE_CONFIGS)) {
+			out->error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+			continue;
+		}
 		if (in->resource_type == RESOURCE_TOPIC) {
 			struct tl_topic *topic = tl_topic_find(broker, in->resource_name);
 			if (!topic) {

@@ -20,6 +20,7 @@ struct fetch_state {
 	struct tl_fetch_response resp;
 	struct tl_fetch_watch *watches; /* while parked */
 	bool expired;                   /* deadline passed: answer whatever there is */
+	bool *denied;                   /* per topic: not authorized (decided once) */
 };
 
 static void fetch_release_reads(struct fetch_state *st)
@@ -113,6 +114,12 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			pd->records.len = 0;
 			if (msg->isolation_level == 1)
 				pd->aborted_transactions_count = 0;
+			if (st->denied && st->denied[t]) {
+				pd->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+				pd->high_watermark = -1;
+				*errors_out = true;
+				continue;
+			}
 			struct tl_partition *p =
 				tl_partition_find_any(broker, ft->topic, fp->partition);
 			if (!p || (!p->topic->cluster && !p->log)) {
@@ -330,6 +337,23 @@ void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "Fetch request too large to decode");
 		return;
 	}
+	/* Kafka: a follower needs ClusterAction on the Cluster (else every partition is
+	 * TOPIC_AUTHORIZATION_FAILED), a consumer Read on each topic. Decided once, not
+	 * on every long-poll wake-up. */
+	if (req->conn->broker->authz.enabled && msg->topics_count > 0) {
+		st->denied = tl_arena_array(&req->arena, (size_t)msg->topics_count,
+					    sizeof(*st->denied));
+		if (!st->denied) {
+			tl_request_reject(req, "Fetch request too large to decode");
+			return;
+		}
+		bool follower = msg->replica_id >= 0 || msg->replica_state.replica_id >= 0;
+		bool cluster_ok = !follower || tl_authorize_cluster(req, TL_ACL_OP_CLUSTER_ACTION);
+		for (int32_t t = 0; t < msg->topics_count; t++)
+			st->denied[t] = !cluster_ok ||
+					(!follower &&
+					 !tl_authorize_topic(req, TL_ACL_OP_READ, msg->topics[t].topic));
+	}
 	fetch_evaluate(req);
 }
 
@@ -409,6 +433,10 @@ void tl_handle_offset_for_leader_epoch(struct tl_request *req, struct tl_cursor 
 			&resp.topics[t];
 		tl_offset_for_leader_epoch_response_offset_for_leader_topic_result_defaults(out);
 		out->topic = in->topic;
+		/* Kafka: a follower (replica_id >= 0) needs ClusterAction, a client Describe. */
+		bool topic_ok = msg.replica_id >= 0
+					? tl_authorize_cluster(req, TL_ACL_OP_CLUSTER_ACTION)
+					: tl_authorize_topic(req, TL_ACL_OP_DESCRIBE, in->topic);
 		out->partitions_count = TL_MAX(in->partitions_count, 0);
 		out->partitions = tl_arena_array(&req->arena, (size_t)out->partitions_count,
 						 sizeof(*out->partitions));
@@ -425,6 +453,10 @@ void tl_handle_offset_for_leader_epoch(struct tl_request *req, struct tl_cursor 
 			op->partition = ip->partition;
 			op->leader_epoch = -1;
 			op->end_offset = -1;
+			if (!topic_ok) {
+				op->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+				continue;
+			}
 			struct tl_partition *p =
 				tl_partition_find_any(broker, in->topic, ip->partition);
 			int32_t leader_epoch = p && p->topic->cluster ? p->state.leader_epoch : 0;

@@ -1304,6 +1304,11 @@ static tl_err coordinator_of(struct tl_request *req, int8_t key_type, struct tl_
 	*port = broker->advertised_port;
 	if (key_type != 0 && key_type != 1)
 		return TL_ERR_INVALID_REQUEST;
+	/* Kafka: Describe on the group or the transactional id. */
+	if (key_type == 0 && !tl_authorize_group(req, TL_ACL_OP_DESCRIBE, key))
+		return TL_ERR_GROUP_AUTHORIZATION_FAILED;
+	if (key_type == 1 && !tl_authorize_txn(req, TL_ACL_OP_DESCRIBE, key))
+		return TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 	if (!broker->cluster)
 		return key_type == 0 && !tl_group_store_is_writable(req_groups(req)->store, key)
 			       ? TL_ERR_COORDINATOR_NOT_AVAILABLE
@@ -1626,7 +1631,9 @@ void tl_handle_join_group(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed JoinGroup request");
 		return;
 	}
-	tl_err err = join_check(req, &msg);
+	tl_err err = tl_authorize_group(req, TL_ACL_OP_READ, msg.group_id)
+			     ? join_check(req, &msg)
+			     : TL_ERR_GROUP_AUTHORIZATION_FAILED;
 	if (err == TL_OK)
 		err = coordinator_error(groups, msg.group_id);
 	if (err != TL_OK) {
@@ -1710,7 +1717,9 @@ void tl_handle_sync_group(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed SyncGroup request");
 		return;
 	}
-	tl_err err = coordinator_error(groups, msg.group_id);
+	tl_err err = tl_authorize_group(req, TL_ACL_OP_READ, msg.group_id)
+			     ? coordinator_error(groups, msg.group_id)
+			     : TL_ERR_GROUP_AUTHORIZATION_FAILED;
 	if (err != TL_OK) {
 		sync_respond(req, NULL, NULL, err);
 		return;
@@ -1755,7 +1764,9 @@ void tl_handle_heartbeat(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed Heartbeat request");
 		return;
 	}
-	tl_err err = coordinator_error(groups, msg.group_id);
+	tl_err err = tl_authorize_group(req, TL_ACL_OP_READ, msg.group_id)
+			     ? coordinator_error(groups, msg.group_id)
+			     : TL_ERR_GROUP_AUTHORIZATION_FAILED;
 	struct group *g = err == TL_OK ? group_find(groups, msg.group_id) : NULL;
 	struct member *m = NULL;
 	if (err == TL_OK)
@@ -1792,7 +1803,9 @@ void tl_handle_leave_group(struct tl_request *req, struct tl_cursor *body)
 	}
 	struct tl_leave_group_response resp;
 	tl_leave_group_response_defaults(&resp);
-	tl_err cerr = coordinator_error(groups, msg.group_id);
+	tl_err cerr = tl_authorize_group(req, TL_ACL_OP_READ, msg.group_id)
+			      ? coordinator_error(groups, msg.group_id)
+			      : TL_ERR_GROUP_AUTHORIZATION_FAILED;
 	struct group *g = group_find(groups, msg.group_id);
 	if (cerr != TL_OK) {
 		resp.error_code = (int16_t)cerr;
@@ -1952,6 +1965,10 @@ static bool commit_prepare(struct tl_request *req, struct commit_state *st, tl_e
 				       sizeof(*out->partitions));
 		if (in->partitions_count > 0 && !out->partitions)
 			return false;
+		tl_err topic_err = group_err == TL_OK &&
+					   !tl_authorize_topic(req, TL_ACL_OP_READ, in->name)
+				   ? TL_ERR_TOPIC_AUTHORIZATION_FAILED
+				   : group_err;
 		for (int32_t i = 0; i < in->partitions_count; i++) {
 			const struct tl_offset_commit_request_offset_commit_request_partition *p =
 				&in->partitions[i];
@@ -1959,7 +1976,7 @@ static bool commit_prepare(struct tl_request *req, struct commit_state *st, tl_e
 				&out->partitions[i];
 			tl_offset_commit_response_offset_commit_response_partition_defaults(r);
 			r->partition_index = p->partition_index;
-			tl_err err = group_err;
+			tl_err err = topic_err;
 			if (err == TL_OK)
 				err = commit_partition_check(broker, in->name, p->partition_index,
 							     p->committed_metadata);
@@ -1992,6 +2009,9 @@ void tl_handle_offset_commit(struct tl_request *req, struct tl_cursor *body)
 	struct group *g = st->msg.group_id.len > 0 ? group_find(groups, st->msg.group_id) : NULL;
 	tl_err group_err =
 		st->msg.group_id.len > 0 ? coordinator_error(groups, st->msg.group_id) : TL_OK;
+	/* Kafka: Read on the group first, then Read on each topic (commit_prepare). */
+	if (!tl_authorize_group(req, TL_ACL_OP_READ, st->msg.group_id))
+		group_err = TL_ERR_GROUP_AUTHORIZATION_FAILED;
 	if (group_err == TL_OK)
 		group_err = commit_check(g, &st->msg);
 	if (group_err == TL_OK && !g)
@@ -2112,6 +2132,11 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
 	struct group *g = msg->group_id.len > 0 ? group_find(groups, msg->group_id) : NULL;
 	tl_err group_err = msg->group_id.len > 0 ? coordinator_error(groups, msg->group_id)
 						 : TL_ERR_INVALID_GROUP_ID;
+	/* Kafka: Write on the transactional id, Read on the group, Read on each topic. */
+	if (!tl_authorize_txn(req, TL_ACL_OP_WRITE, msg->transactional_id))
+		group_err = TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+	else if (!tl_authorize_group(req, TL_ACL_OP_READ, msg->group_id))
+		group_err = TL_ERR_GROUP_AUTHORIZATION_FAILED;
 	if (group_err == TL_OK)
 		group_err = txn_commit_check(req, g, msg);
 	if (group_err == TL_OK && !g)
@@ -2135,12 +2160,16 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
 		out->partitions_count = TL_MAX(in->partitions_count, 0);
 		out->partitions = tl_arena_array(&req->arena, (size_t)out->partitions_count,
 						 sizeof(*out->partitions));
+		tl_err topic_err = group_err == TL_OK &&
+					   !tl_authorize_topic(req, TL_ACL_OP_READ, in->name)
+				   ? TL_ERR_TOPIC_AUTHORIZATION_FAILED
+				   : group_err;
 		for (int32_t i = 0; i < out->partitions_count && out->partitions; i++) {
 			const struct
 				tl_txn_offset_commit_request_txn_offset_commit_request_partition
 					*p = &in->partitions[i];
 			out->partitions[i].partition_index = p->partition_index;
-			tl_err err = group_err;
+			tl_err err = topic_err;
 			if (err == TL_OK)
 				err = commit_partition_check(broker, in->name, p->partition_index,
 							     p->committed_metadata);
@@ -2262,7 +2291,11 @@ static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, b
 	struct group *g = group_find(req_groups(req), group_id);
 	tl_offset_fetch_response_offset_fetch_response_group_defaults(out);
 	out->group_id = group_id;
-	tl_err cerr = coordinator_error(req_groups(req), group_id);
+	/* Kafka: Describe on the group, then on each topic: named ones answer
+	 * TOPIC_AUTHORIZATION_FAILED, the others are left out of an "all" answer. */
+	tl_err cerr = tl_authorize_group(req, TL_ACL_OP_DESCRIBE, group_id)
+			      ? coordinator_error(req_groups(req), group_id)
+			      : TL_ERR_GROUP_AUTHORIZATION_FAILED;
 	if (cerr != TL_OK) {
 		out->error_code = (int16_t)cerr;
 		out->topics_count = 0;
@@ -2275,10 +2308,18 @@ static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, b
 	out->topics_count = topic_count;
 	out->topics =
 		tl_arena_array(&req->arena, (size_t)TL_MAX(topic_count, 0), sizeof(*out->topics));
+	int32_t kept = 0;
 	for (int32_t t = 0; t < topic_count; t++) {
-		struct tl_offset_fetch_response_offset_fetch_response_topics *ot = &out->topics[t];
+		struct tl_str name = all ? all_names[t] : topic_names[t];
+		bool topic_ok = all ? tl_authorize_quiet(req, TL_ACL_OP_DESCRIBE,
+							 TL_ACL_RESOURCE_TOPIC, name)
+				    : tl_authorize_topic(req, TL_ACL_OP_DESCRIBE, name);
+		if (all && !topic_ok)
+			continue;
+		struct tl_offset_fetch_response_offset_fetch_response_topics *ot =
+			&out->topics[kept++];
 		tl_offset_fetch_response_offset_fetch_response_topics_defaults(ot);
-		ot->name = all ? all_names[t] : topic_names[t];
+		ot->name = name;
 		int32_t *parts;
 		int32_t count;
 		if (all) {
@@ -2295,6 +2336,11 @@ static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, b
 				&ot->partitions[i];
 			tl_offset_fetch_response_offset_fetch_response_partitions_defaults(op);
 			op->partition_index = parts[i];
+			if (!topic_ok) {
+				op->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+				op->committed_offset = -1;
+				continue;
+			}
 			fetch_one(g, ot->name, parts[i], &op->committed_offset,
 				  &op->committed_leader_epoch, &op->metadata);
 			if (require_stable && txn_offset_pending(g, ot->name, parts[i])) {
@@ -2303,6 +2349,7 @@ static void offset_fetch_group(struct tl_request *req, struct tl_str group_id, b
 			}
 		}
 	}
+	out->topics_count = kept;
 }
 
 /* Copies the v8 shape of one group's answer into the pre-v8 response. */
@@ -2430,9 +2477,16 @@ void tl_handle_list_groups(struct tl_request *req, struct tl_cursor *body)
 	bool classic_ok = msg.types_filter_count <= 0;
 	for (int32_t i = 0; i < msg.types_filter_count; i++)
 		classic_ok |= tl_str_eq_c(msg.types_filter[i], "classic");
+	/* Kafka: Describe on the Cluster lists every group, else those the principal may
+	 * Describe (silently). */
+	bool all_ok = tl_authorize_quiet(req, TL_ACL_OP_DESCRIBE, TL_ACL_RESOURCE_CLUSTER,
+					 tl_str_of(TL_ACL_CLUSTER_NAME));
 	for (int b = 0; b < GROUP_BUCKETS && classic_ok; b++)
 		for (struct group *g = groups->buckets[b]; g; g = g->next) {
 			if (!state_in_filter(&msg, g->state))
+				continue;
+			if (!all_ok && !tl_authorize_quiet(req, TL_ACL_OP_DESCRIBE,
+							   TL_ACL_RESOURCE_GROUP, ostr_view(g->id)))
 				continue;
 			struct tl_list_groups_response_listed_group *lg = &resp.groups[n++];
 			tl_list_groups_response_listed_group_defaults(lg);
@@ -2508,7 +2562,9 @@ void tl_handle_describe_groups(struct tl_request *req, struct tl_cursor *body)
 		struct tl_describe_groups_response_described_group *out = &resp.groups[i];
 		tl_describe_groups_response_described_group_defaults(out);
 		out->group_id = msg.groups[i];
-		tl_err cerr = coordinator_error(groups, msg.groups[i]);
+		tl_err cerr = tl_authorize_group(req, TL_ACL_OP_DESCRIBE, msg.groups[i])
+				      ? coordinator_error(groups, msg.groups[i])
+				      : TL_ERR_GROUP_AUTHORIZATION_FAILED;
 		if (cerr != TL_OK) {
 			out->error_code = (int16_t)cerr;
 			out->group_state = tl_str_of("");
@@ -2615,7 +2671,9 @@ void tl_handle_delete_groups(struct tl_request *req, struct tl_cursor *body)
 		struct tl_delete_groups_response_deletable_group_result *r = &st->resp.results[i];
 		tl_delete_groups_response_deletable_group_result_defaults(r);
 		r->group_id = msg.groups_names[i];
-		tl_err cerr = coordinator_error(groups, msg.groups_names[i]);
+		tl_err cerr = tl_authorize_group(req, TL_ACL_OP_DELETE, msg.groups_names[i])
+				      ? coordinator_error(groups, msg.groups_names[i])
+				      : TL_ERR_GROUP_AUTHORIZATION_FAILED;
 		struct group *g = group_find(groups, msg.groups_names[i]);
 		r->error_code = (int16_t)(cerr != TL_OK ? cerr : delete_one(req, g, r));
 	}
@@ -2688,11 +2746,16 @@ static bool offset_delete_prepare(struct tl_request *req, struct offset_delete_s
 			return false;
 		bool subscribed =
 			g->state != GROUP_EMPTY && group_subscribed(&req->arena, g, in->name);
+		bool topic_ok = tl_authorize_topic(req, TL_ACL_OP_READ, in->name);
 		for (int32_t i = 0; i < in->partitions_count; i++) {
 			struct tl_offset_delete_response_offset_delete_response_partition *r =
 				&out->partitions[i];
 			tl_offset_delete_response_offset_delete_response_partition_defaults(r);
 			r->partition_index = in->partitions[i].partition_index;
+			if (!topic_ok) {
+				r->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+				continue;
+			}
 			if (subscribed) {
 				r->error_code = (int16_t)TL_ERR_GROUP_SUBSCRIBED_TO_TOPIC;
 				continue;
@@ -2716,7 +2779,9 @@ void tl_handle_offset_delete(struct tl_request *req, struct tl_cursor *body)
 	}
 	st->req = req;
 	tl_offset_delete_response_defaults(&st->resp);
-	tl_err cerr = coordinator_error(groups, st->msg.group_id);
+	tl_err cerr = tl_authorize_group(req, TL_ACL_OP_DELETE, st->msg.group_id)
+			      ? coordinator_error(groups, st->msg.group_id)
+			      : TL_ERR_GROUP_AUTHORIZATION_FAILED;
 	struct group *g = group_find(groups, st->msg.group_id);
 	if (cerr != TL_OK || !g) {
 		st->resp.error_code = (int16_t)(cerr != TL_OK ? cerr : TL_ERR_GROUP_ID_NOT_FOUND);

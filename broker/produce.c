@@ -401,6 +401,10 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 	resp->responses = tl_arena_array(&req->arena, (size_t)TL_MAX(msg->topic_data_count, 0),
 					 sizeof(*resp->responses));
 	bool acks_ok = msg->acks == 0 || msg->acks == 1 || msg->acks == -1;
+	/* Kafka: a transactional produce needs Write on its TransactionalId, then every
+	 * topic Write, checked before the topic's existence is revealed. */
+	bool txn_ok = msg->transactional_id.len < 0 ||
+		      tl_authorize_txn(req, TL_ACL_OP_WRITE, msg->transactional_id);
 	for (int32_t t = 0; t < msg->topic_data_count; t++) {
 		const struct tl_produce_request_topic_produce_data *td = &msg->topic_data[t];
 		struct tl_produce_response_topic_produce_response *tr = &resp->responses[t];
@@ -415,6 +419,7 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 			return;
 		}
 		struct tl_topic *topic = tl_topic_find(broker, td->name);
+		bool topic_ok = txn_ok && tl_authorize_topic(req, TL_ACL_OP_WRITE, td->name);
 		for (int32_t i = 0; i < td->partition_data_count; i++) {
 			const struct tl_produce_request_partition_produce_data *pd =
 				&td->partition_data[i];
@@ -425,6 +430,15 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 			if (!acks_ok) {
 				partition_error(st, pr, TL_ERR_INVALID_REQUIRED_ACKS,
 						"acks must be 0, 1 or -1");
+				continue;
+			}
+			if (!txn_ok) {
+				partition_error(st, pr, TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+						NULL);
+				continue;
+			}
+			if (!topic_ok) {
+				partition_error(st, pr, TL_ERR_TOPIC_AUTHORIZATION_FAILED, NULL);
 				continue;
 			}
 			if (!topic || pd->index < 0 || pd->index >= topic->partition_count) {

@@ -167,8 +167,22 @@ void tl_handle_init_producer_id(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed InitProducerId request");
 		return;
 	}
+	/* Kafka: Write on the transactional id; an idempotent producer needs
+	 * IdempotentWrite on the Cluster or Write on some topic (Kafka 3.x). */
+	if (msg.transactional_id.len >= 0 &&
+	    !tl_authorize_txn(req, TL_ACL_OP_WRITE, msg.transactional_id)) {
+		init_pid_respond(req, TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1);
+		return;
+	}
 	if (msg.transactional_id.len >= 0) {
 		tl_txn_init_producer_id(req, &msg);
+		return;
+	}
+	if (!tl_authorize_quiet(req, TL_ACL_OP_IDEMPOTENT_WRITE, TL_ACL_RESOURCE_CLUSTER,
+				tl_str_of(TL_ACL_CLUSTER_NAME)) &&
+	    !tl_authorize_any_of_type(req, TL_ACL_OP_WRITE, TL_ACL_RESOURCE_TOPIC)) {
+		tl_authorize_cluster(req, TL_ACL_OP_IDEMPOTENT_WRITE); /* logs the denial */
+		init_pid_respond(req, TL_ERR_CLUSTER_AUTHORIZATION_FAILED, -1, -1);
 		return;
 	}
 	/* Idempotent only: always a fresh id at epoch 0, as Kafka does, also when the

@@ -267,7 +267,10 @@ void tl_handle_describe_client_quotas(struct tl_request *req, struct tl_cursor *
 	struct tl_describe_client_quotas_response resp;
 	tl_describe_client_quotas_response_defaults(&resp);
 	const char *why = describe_invalid(&msg);
-	if (why) {
+	if (!tl_authorize_cluster(req, TL_ACL_OP_DESCRIBE_CONFIGS)) {
+		resp.error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+		resp.entries_count = -1;
+	} else if (why) {
 		resp.error_code = (int16_t)TL_ERR_INVALID_REQUEST;
 		resp.error_message = tl_str_of(why);
 		resp.entries_count = -1;
@@ -382,6 +385,7 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 	}
 	char *before = NULL;
 	bool changed = false;
+	bool allowed = tl_authorize_cluster(req, TL_ACL_OP_ALTER_CONFIGS);
 	for (int32_t i = 0; i < resp.entries_count; i++) {
 		const struct tl_alter_client_quotas_request_entry_data *in = &msg.entries[i];
 		struct tl_alter_client_quotas_response_entry_data *out = &resp.entries[i];
@@ -398,6 +402,10 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 			tl_alter_client_quotas_response_entity_data_defaults(&out->entity[j]);
 			out->entity[j].entity_type = in->entity[j].entity_type;
 			out->entity[j].entity_name = in->entity[j].entity_name;
+		}
+		if (!allowed) {
+			out->error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+			continue;
 		}
 		struct tl_quota_part user, client;
 		struct tl_str why = alter_check(req, in, &user, &client);

@@ -120,6 +120,10 @@ void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body)
 			out->error_message = tl_str_of("Duplicate topic name in the request.");
 			continue;
 		}
+		if (!tl_authorize_topic(req, TL_ACL_OP_ALTER, out->name)) {
+			out->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+			continue;
+		}
 		out->error_code = create_partitions_one(req, msg.validate_only, &msg.topics[i],
 							&out->error_message);
 	}
@@ -260,6 +264,16 @@ static struct tl_topic *alter_target(struct tl_request *req, int8_t type, struct
 				     int16_t *error_code, const char **message)
 {
 	struct tl_broker *broker = req->conn->broker;
+	if (type == RESOURCE_BROKER && !tl_authorize_cluster(req, TL_ACL_OP_ALTER_CONFIGS)) {
+		*error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+		*message = NULL;
+		return NULL;
+	}
+	if (type == RESOURCE_TOPIC && !tl_authorize_topic(req, TL_ACL_OP_ALTER_CONFIGS, name)) {
+		*error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+		*message = NULL;
+		return NULL;
+	}
 	if (type == RESOURCE_BROKER) {
 		*error_code = (int16_t)TL_ERR_INVALID_REQUEST;
 		*message = "Tally has no dynamic broker configs: change server.properties and "
@@ -558,14 +572,17 @@ void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body)
 			tl_request_reject(req, "DeleteRecords request too large");
 			return;
 		}
+		bool topic_ok = tl_authorize_topic(req, TL_ACL_OP_DELETE, in->name);
 		for (int32_t i = 0; i < out->partitions_count; i++) {
 			struct tl_delete_records_response_delete_records_partition_result *po =
 				&out->partitions[i];
 			tl_delete_records_response_delete_records_partition_result_defaults(po);
 			po->partition_index = in->partitions[i].partition_index;
 			po->low_watermark = -1;
-			po->error_code = delete_records_one(req, in->name, &in->partitions[i],
-							    &po->low_watermark);
+			po->error_code =
+				topic_ok ? delete_records_one(req, in->name, &in->partitions[i],
+							      &po->low_watermark)
+					 : (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
 		}
 	}
 	tl_response_begin(req);
@@ -609,6 +626,15 @@ void tl_handle_describe_log_dirs(struct tl_request *req, struct tl_cursor *body)
 		&req->arena, (size_t)TL_MAX(broker->topics.count, 1), sizeof(*topics));
 	if (!dir || !topics) {
 		tl_request_reject(req, "DescribeLogDirs answer too large");
+		return;
+	}
+	if (!tl_authorize_cluster(req, TL_ACL_OP_DESCRIBE)) {
+		/* Kafka: an empty answer (with the error from v3). */
+		resp.error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+		resp.results_count = 0;
+		tl_response_begin(req);
+		tl_describe_log_dirs_response_encode(&req->response, version, &resp);
+		tl_response_end(req);
 		return;
 	}
 	tl_describe_log_dirs_response_describe_log_dirs_result_defaults(dir);

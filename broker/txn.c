@@ -1033,7 +1033,12 @@ static void add_partitions_respond_err(struct tl_request *req,
 		for (int32_t i = 0; i < n && out->results_by_partition; i++) {
 			out->results_by_partition[i].partition_index = in->partitions[i];
 			tl_err e = err;
-			if (unknown_err != TL_OK)
+			if (unknown_err == TL_ERR_TOPIC_AUTHORIZATION_FAILED)
+				e = tl_authorize_quiet(req, TL_ACL_OP_WRITE, TL_ACL_RESOURCE_TOPIC,
+						       in->name)
+					    ? TL_ERR_OPERATION_NOT_ATTEMPTED
+					    : unknown_err;
+			else if (unknown_err != TL_OK)
 				e = tl_partition_find(broker, in->name, in->partitions[i])
 					    ? TL_ERR_OPERATION_NOT_ATTEMPTED
 					    : unknown_err;
@@ -1066,6 +1071,21 @@ void tl_handle_add_partitions_to_txn(struct tl_request *req, struct tl_cursor *b
 	req->state_data = st;
 	const struct tl_add_partitions_to_txn_request *msg = &st->msg;
 	struct txn *txn = txn_find(broker->txns, msg->v3_and_below_transactional_id);
+	/* Kafka: Write on the transactional id, then on every topic (the others answer
+	 * OPERATION_NOT_ATTEMPTED). */
+	if (!tl_authorize_txn(req, TL_ACL_OP_WRITE, msg->v3_and_below_transactional_id)) {
+		add_partitions_respond_err(req, msg, TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+					   TL_OK);
+		return;
+	}
+	bool topics_ok = true;
+	for (int32_t t = 0; t < msg->v3_and_below_topics_count; t++)
+		topics_ok &= tl_authorize_topic(req, TL_ACL_OP_WRITE,
+						msg->v3_and_below_topics[t].name);
+	if (!topics_ok) {
+		add_partitions_respond_err(req, msg, TL_OK, TL_ERR_TOPIC_AUTHORIZATION_FAILED);
+		return;
+	}
 	tl_err err = coordinator_error(broker->txns, msg->v3_and_below_transactional_id);
 	if (err == TL_OK)
 		err = txn_check_producer(txn, msg->v3_and_below_producer_id,
@@ -1155,6 +1175,15 @@ void tl_handle_add_offsets_to_txn(struct tl_request *req, struct tl_cursor *body
 		return;
 	}
 	struct txn *txn = txn_find(broker->txns, msg.transactional_id);
+	/* Kafka: Write on the transactional id, Read on the group. */
+	if (!tl_authorize_txn(req, TL_ACL_OP_WRITE, msg.transactional_id)) {
+		simple_error_respond(req, TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+		return;
+	}
+	if (!tl_authorize_group(req, TL_ACL_OP_READ, msg.group_id)) {
+		simple_error_respond(req, TL_ERR_GROUP_AUTHORIZATION_FAILED);
+		return;
+	}
 	tl_err err = coordinator_error(broker->txns, msg.transactional_id);
 	if (err == TL_OK)
 		err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
@@ -1197,6 +1226,10 @@ void tl_handle_end_txn(struct tl_request *req, struct tl_cursor *body)
 		return;
 	}
 	struct txn *txn = txn_find(broker->txns, msg.transactional_id);
+	if (!tl_authorize_txn(req, TL_ACL_OP_WRITE, msg.transactional_id)) {
+		simple_error_respond(req, TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+		return;
+	}
 	tl_err err = coordinator_error(broker->txns, msg.transactional_id);
 	if (err == TL_OK)
 		err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
@@ -1244,7 +1277,9 @@ void tl_handle_describe_transactions(struct tl_request *req, struct tl_cursor *b
 		tl_describe_transactions_response_transaction_state_defaults(out);
 		out->transactional_id = msg.transactional_ids[i];
 		const struct txn *txn = txn_find(broker->txns, msg.transactional_ids[i]);
-		tl_err cerr = coordinator_error(broker->txns, msg.transactional_ids[i]);
+		tl_err cerr = tl_authorize_txn(req, TL_ACL_OP_DESCRIBE, msg.transactional_ids[i])
+				      ? coordinator_error(broker->txns, msg.transactional_ids[i])
+				      : TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 		if (cerr != TL_OK) {
 			out->error_code = (int16_t)cerr;
 			continue;
@@ -1326,6 +1361,11 @@ void tl_handle_list_transactions(struct tl_request *req, struct tl_cursor *body)
 		for (const struct txn *t = broker->txns->by_id[b]; t; t = t->next_id) {
 			if (!list_filter_match(&msg, t, now))
 				continue;
+			/* Kafka lists only the ids the principal may Describe. */
+			if (!tl_authorize_quiet(req, TL_ACL_OP_DESCRIBE,
+						TL_ACL_RESOURCE_TRANSACTIONAL_ID,
+						(struct tl_str){.ptr = t->id, .len = t->id_len}))
+				continue;
 			struct tl_list_transactions_response_transaction_state *out =
 				&resp.transaction_states[resp.transaction_states_count++];
 			tl_list_transactions_response_transaction_state_defaults(out);
@@ -1362,11 +1402,16 @@ void tl_handle_describe_producers(struct tl_request *req, struct tl_cursor *body
 		int32_t n = TL_MAX(in->partition_indexes_count, 0);
 		out->partitions_count = n;
 		out->partitions = tl_arena_array(&req->arena, (size_t)n, sizeof(*out->partitions));
+		bool topic_ok = tl_authorize_topic(req, TL_ACL_OP_READ, in->name);
 		for (int32_t i = 0; i < n && out->partitions; i++) {
 			struct tl_describe_producers_response_partition_response *pr =
 				&out->partitions[i];
 			tl_describe_producers_response_partition_response_defaults(pr);
 			pr->partition_index = in->partition_indexes[i];
+			if (!topic_ok) {
+				pr->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+				continue;
+			}
 			struct tl_partition *p =
 				tl_partition_find(broker, in->name, in->partition_indexes[i]);
 			if (!p) {
@@ -1488,6 +1533,8 @@ void tl_handle_write_txn_markers(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "WriteTxnMarkers request too large");
 		return;
 	}
+	/* Only brokers write markers: ClusterAction on the Cluster, as Kafka. */
+	bool cluster_ok = tl_authorize_cluster(req, TL_ACL_OP_CLUSTER_ACTION);
 	for (int32_t m = 0; m < markers; m++) {
 		const struct tl_write_txn_markers_request_writable_txn_marker *in = &msg.markers[m];
 		struct tl_write_txn_markers_response_writable_txn_marker_result *out =
@@ -1513,6 +1560,10 @@ void tl_handle_write_txn_markers(struct tl_request *req, struct tl_cursor *body)
 				tl_write_txn_markers_response_writable_txn_marker_partition_result_defaults(
 					op);
 				op->partition_index = it->partition_indexes[i];
+				if (!cluster_ok) {
+					op->error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+					continue;
+				}
 				tl_err err = marker_append_one(
 					req, in, it->name, op->partition_index, &op->error_code);
 				if (err != TL_OK)
