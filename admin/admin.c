@@ -176,6 +176,9 @@ enum admin_api_id {
 	API_DESCRIBE_LOG_DIRS,
 	API_DESCRIBE_CLIENT_QUOTAS,
 	API_ALTER_CLIENT_QUOTAS,
+	API_DESCRIBE_ACLS,
+	API_CREATE_ACLS,
+	API_DELETE_ACLS,
 };
 
 struct admin_api {
@@ -224,6 +227,9 @@ static const struct admin_api admin_apis[] = {
 	[API_DESCRIBE_LOG_DIRS] = {TL_CLIENT_API_DESCRIBE_LOG_DIRS, ROUTE_NODE, 0, NULL},
 	[API_DESCRIBE_CLIENT_QUOTAS] = {TL_CLIENT_API_DESCRIBE_CLIENT_QUOTAS, ROUTE_ANY, 0, NULL},
 	[API_ALTER_CLIENT_QUOTAS] = {TL_CLIENT_API_ALTER_CLIENT_QUOTAS, ROUTE_CONTROLLER, 0, NULL},
+	[API_DESCRIBE_ACLS] = {TL_CLIENT_API_DESCRIBE_ACLS, ROUTE_ANY, 0, NULL},
+	[API_CREATE_ACLS] = {TL_CLIENT_API_CREATE_ACLS, ROUTE_CONTROLLER, 0, NULL},
+	[API_DELETE_ACLS] = {TL_CLIENT_API_DELETE_ACLS, ROUTE_CONTROLLER, 0, NULL},
 };
 
 struct admin_call;
@@ -653,6 +659,7 @@ struct admin_result {
 		struct tl_admin_producers producers;
 		struct tl_admin_log_dirs log_dirs;
 		struct tl_admin_quotas quotas;
+		struct tl_admin_acls acls;
 	} pub;
 };
 
@@ -2288,4 +2295,205 @@ TL_EXPORT tl_err tl_admin_describe_client_quotas(struct tl_admin *admin,
 TL_EXPORT void tl_admin_quotas_destroy(struct tl_admin_quotas *quotas)
 {
 	result_destroy(quotas);
+}
+
+/* ---- ACLs (issue #16) ---- */
+
+static struct tl_str str_or_null(const char *s)
+{
+	return s ? tl_str_of(s) : (struct tl_str){NULL, -1};
+}
+
+static tl_err acl_error(struct tl_admin *admin, const char *what, tl_err err, struct tl_str msg)
+{
+	if (msg.len > 0) /* the broker's words say more than the code's generic text */
+		return admin_fail(admin, err, "%s: %s: %.*s", what, tl_err_name(err), (int)msg.len,
+				  msg.ptr);
+	return admin_fail(admin, err, "%s: %s: %s", what, tl_err_name(err), tl_err_message(err));
+}
+
+static tl_err create_acls_map(struct tl_admin *admin, const struct admin_call *call,
+			      const void *response)
+{
+	const struct tl_create_acls_response *resp = response;
+	const struct tl_create_acls_request *req = call->req;
+	if (resp->results_count != req->creations_count)
+		return admin_decode_fail(admin, "CreateAcls");
+	for (int32_t i = 0; i < resp->results_count; i++) {
+		tl_err err = (tl_err)resp->results[i].error_code;
+		if (err != TL_OK)
+			return acl_error(admin, "create ACLs", err, resp->results[i].error_message);
+	}
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_admin_create_acls(struct tl_admin *admin, const struct tl_admin_acl *acls,
+				      int32_t count, int timeout_ms)
+{
+	if (!acls || count <= 0 || count > 1000)
+		return admin_fail(admin, TL_ERR_INVALID, "create_acls: needs 1 to 1000 ACLs");
+	struct tl_create_acls_request_acl_creation *creations =
+		calloc((size_t)count, sizeof(*creations));
+	if (!creations)
+		return TL_ERR_NOMEM;
+	for (int32_t i = 0; i < count; i++) {
+		const struct tl_admin_acl *a = &acls[i];
+		struct tl_create_acls_request_acl_creation *c = &creations[i];
+		tl_create_acls_request_acl_creation_defaults(c);
+		c->resource_type = a->resource_type;
+		c->resource_name = str_or_null(a->resource_name);
+		c->resource_pattern_type = a->pattern_type;
+		c->principal = str_or_null(a->principal);
+		c->host = str_or_null(a->host ? a->host : "*");
+		c->operation = a->operation;
+		c->permission_type = a->permission;
+	}
+	struct tl_create_acls_request req;
+	tl_create_acls_request_defaults(&req);
+	req.creations = creations;
+	req.creations_count = count;
+	struct admin_call call = {API_CREATE_ACLS, &req, NULL, -1, create_acls_map, NULL};
+	tl_err err = admin_call(admin, &call, admin_deadline(timeout_ms));
+	free(creations);
+	return err;
+}
+
+static tl_err acl_copy(struct tl_arena *arena, struct tl_admin_acl *out, int8_t type,
+		       struct tl_str name, int8_t pattern, struct tl_str principal,
+		       struct tl_str host, int8_t op, int8_t permission)
+{
+	out->resource_type = type;
+	out->resource_name = arena_strdup_null(arena, name);
+	out->pattern_type = pattern;
+	out->principal = arena_strdup_null(arena, principal);
+	out->host = arena_strdup_null(arena, host);
+	out->operation = op;
+	out->permission = permission;
+	return (name.len >= 0 && !out->resource_name) || (principal.len >= 0 && !out->principal) ||
+			       (host.len >= 0 && !out->host)
+		       ? TL_ERR_NOMEM
+		       : TL_OK;
+}
+
+static tl_err describe_acls_map(struct tl_admin *admin, const struct admin_call *call,
+				const void *response)
+{
+	const struct tl_describe_acls_response *resp = response;
+	struct admin_result *result = call->arg;
+	tl_err err = (tl_err)resp->error_code;
+	if (err != TL_OK)
+		return acl_error(admin, "describe ACLs", err, resp->error_message);
+	int32_t total = 0;
+	for (int32_t r = 0; r < resp->resources_count; r++)
+		total += TL_MAX(resp->resources[r].acls_count, 0);
+	struct tl_admin_acl *acls =
+		tl_arena_array(&result->arena, (size_t)TL_MAX(total, 1), sizeof(*acls));
+	if (!acls)
+		return TL_ERR_NOMEM;
+	int32_t n = 0;
+	for (int32_t r = 0; r < resp->resources_count; r++) {
+		const struct tl_describe_acls_response_describe_acls_resource *res =
+			&resp->resources[r];
+		for (int32_t i = 0; i < res->acls_count; i++) {
+			const struct tl_describe_acls_response_acl_description *d = &res->acls[i];
+			if (acl_copy(&result->arena, &acls[n++], res->resource_type,
+				     res->resource_name, res->pattern_type, d->principal, d->host,
+				     d->operation, d->permission_type) != TL_OK)
+				return TL_ERR_NOMEM;
+		}
+	}
+	result->pub.acls.acls = acls;
+	result->pub.acls.count = n;
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_admin_describe_acls(struct tl_admin *admin, const struct tl_admin_acl *filter,
+					struct tl_admin_acls **out, int timeout_ms)
+{
+	if (!filter || !out)
+		return admin_fail(admin, TL_ERR_INVALID, "describe_acls: needs @filter and @out");
+	struct tl_describe_acls_request req;
+	tl_describe_acls_request_defaults(&req);
+	req.resource_type_filter = filter->resource_type;
+	req.resource_name_filter = str_or_null(filter->resource_name);
+	req.pattern_type_filter = filter->pattern_type;
+	req.principal_filter = str_or_null(filter->principal);
+	req.host_filter = str_or_null(filter->host);
+	req.operation = filter->operation;
+	req.permission_type = filter->permission;
+	struct admin_call call = {API_DESCRIBE_ACLS, &req, NULL, -1, describe_acls_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
+		return err;
+	*out = &result->pub.acls;
+	return TL_OK;
+}
+
+static tl_err delete_acls_map(struct tl_admin *admin, const struct admin_call *call,
+			      const void *response)
+{
+	const struct tl_delete_acls_response *resp = response;
+	struct admin_result *result = call->arg;
+	if (resp->filter_results_count != 1)
+		return admin_decode_fail(admin, "DeleteAcls");
+	const struct tl_delete_acls_response_delete_acls_filter_result *fr =
+		&resp->filter_results[0];
+	tl_err err = (tl_err)fr->error_code;
+	if (err != TL_OK)
+		return acl_error(admin, "delete ACLs", err, fr->error_message);
+	int32_t count = TL_MAX(fr->matching_acls_count, 0);
+	struct tl_admin_acl *acls =
+		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*acls));
+	if (!acls)
+		return TL_ERR_NOMEM;
+	for (int32_t i = 0; i < count; i++) {
+		const struct tl_delete_acls_response_delete_acls_matching_acl *m =
+			&fr->matching_acls[i];
+		if (m->error_code != 0)
+			return acl_error(admin, "delete ACLs", (tl_err)m->error_code,
+					 m->error_message);
+		if (acl_copy(&result->arena, &acls[i], m->resource_type, m->resource_name,
+			     m->pattern_type, m->principal, m->host, m->operation,
+			     m->permission_type) != TL_OK)
+			return TL_ERR_NOMEM;
+	}
+	result->pub.acls.acls = acls;
+	result->pub.acls.count = count;
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_admin_delete_acls(struct tl_admin *admin, const struct tl_admin_acl *filter,
+				      struct tl_admin_acls **out, int timeout_ms)
+{
+	if (!filter)
+		return admin_fail(admin, TL_ERR_INVALID, "delete_acls: needs @filter");
+	struct tl_delete_acls_request_delete_acls_filter f;
+	tl_delete_acls_request_delete_acls_filter_defaults(&f);
+	f.resource_type_filter = filter->resource_type;
+	f.resource_name_filter = str_or_null(filter->resource_name);
+	f.pattern_type_filter = filter->pattern_type;
+	f.principal_filter = str_or_null(filter->principal);
+	f.host_filter = str_or_null(filter->host);
+	f.operation = filter->operation;
+	f.permission_type = filter->permission;
+	struct tl_delete_acls_request req;
+	tl_delete_acls_request_defaults(&req);
+	req.filters = &f;
+	req.filters_count = 1;
+	struct admin_call call = {API_DELETE_ACLS, &req, NULL, -1, delete_acls_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
+		return err;
+	if (out)
+		*out = &result->pub.acls;
+	else
+		result_destroy(&result->pub.acls);
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_acls_destroy(struct tl_admin_acls *acls)
+{
+	result_destroy(acls);
 }

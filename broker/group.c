@@ -1349,6 +1349,9 @@ void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 	if (version < 4) {
 		resp.error_code = (int16_t)coordinator_of(req, msg.key_type, msg.key, &resp.node_id,
 							  &resp.host, &resp.port);
+		/* Kafka sends the error's text (librdkafka prints it). */
+		if (resp.error_code != 0)
+			resp.error_message = tl_str_of(tl_err_message((tl_err)resp.error_code));
 	} else {
 		resp.coordinators_count = msg.coordinator_keys_count;
 		resp.coordinators =
@@ -1364,6 +1367,9 @@ void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 			c->key = msg.coordinator_keys[i];
 			c->error_code = (int16_t)coordinator_of(req, msg.key_type, c->key,
 								&c->node_id, &c->host, &c->port);
+			if (c->error_code != 0)
+				c->error_message =
+					tl_str_of(tl_err_message((tl_err)c->error_code));
 		}
 	}
 	tl_response_begin(req);

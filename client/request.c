@@ -60,6 +60,9 @@ RPC_CODEC(delete_groups)
 RPC_CODEC(describe_producers)
 RPC_CODEC(describe_transactions)
 RPC_CODEC(list_transactions)
+RPC_CODEC(describe_acls)
+RPC_CODEC(create_acls)
+RPC_CODEC(delete_acls)
 
 static const struct tl_client_rpc rpcs[] = {
 	RPC_ROW(TL_CLIENT_API_LIST_OFFSETS, "ListOffsets", list_offsets),
@@ -78,6 +81,9 @@ static const struct tl_client_rpc rpcs[] = {
 	RPC_ROW(TL_CLIENT_API_END_TXN, "EndTxn", end_txn),
 	RPC_ROW(TL_CLIENT_API_WRITE_TXN_MARKERS, "WriteTxnMarkers", write_txn_markers),
 	RPC_ROW(TL_CLIENT_API_TXN_OFFSET_COMMIT, "TxnOffsetCommit", txn_offset_commit),
+	RPC_ROW(TL_CLIENT_API_DESCRIBE_ACLS, "DescribeAcls", describe_acls),
+	RPC_ROW(TL_CLIENT_API_CREATE_ACLS, "CreateAcls", create_acls),
+	RPC_ROW(TL_CLIENT_API_DELETE_ACLS, "DeleteAcls", delete_acls),
 	RPC_ROW(TL_CLIENT_API_DESCRIBE_LOG_DIRS, "DescribeLogDirs", describe_log_dirs),
 	RPC_ROW(TL_CLIENT_API_CREATE_PARTITIONS, "CreatePartitions", create_partitions),
 	RPC_ROW(TL_CLIENT_API_DELETE_GROUPS, "DeleteGroups", delete_groups),

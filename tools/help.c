@@ -17,6 +17,7 @@ static const char overview[] =
 	"  txn list|describe|producers|find-hanging|abort   transactions\n"
 	"  cluster info|log-dirs          brokers, controller, cluster id; partition sizes\n"
 	"  quota set|list|delete          client quotas (produce/fetch byte rates)\n"
+	"  acl add|list|remove            access control lists (who may do what)\n"
 	"  log dump|check PATH            inspect a (stopped) broker's data files offline\n"
 	"  top [-m URL]...                live throughput, latency and lag from /metrics\n"
 	"  help [COMMAND]                 this text, or a command's\n"
@@ -181,6 +182,26 @@ static const char quota_help[] =
 	"user+client-id, user+default client, user, default user+client-id, default\n"
 	"user+default client, default user, client-id, default client-id.\n";
 
+static const char acl_help[] =
+	"usage: tally acl add RESOURCE... PRINCIPAL... [--operation OP]... [HOST...]\n"
+	"       tally acl list [RESOURCE...] [--principal P]... [--resource-pattern-type T]\n"
+	"       tally acl remove RESOURCE... [PRINCIPAL...] [--operation OP]...\n"
+	"\n"
+	"ACLs (CreateAcls / DescribeAcls / DeleteAcls, as Kafka's kafka-acls.sh). The broker\n"
+	"needs authorizer.class.name set; the caller needs Alter (add, remove) or Describe\n"
+	"(list) on the cluster, or to be in super.users.\n"
+	"  RESOURCE   --topic NAME, --group NAME, --transactional-id ID, --cluster\n"
+	"  --resource-pattern-type literal|prefixed (add; default literal), also any|match\n"
+	"             (list, remove; list without a resource shows every pattern)\n"
+	"  PRINCIPAL  --allow-principal User:NAME, --deny-principal User:NAME (User:* is\n"
+	"             everyone)\n"
+	"  HOST       --allow-host ADDR, --deny-host ADDR (default *: any host)\n"
+	"  --operation All, Read, Write, Create, Delete, Alter, Describe, ClusterAction,\n"
+	"             DescribeConfigs, AlterConfigs, IdempotentWrite (add: default All)\n"
+	"remove without principals or operations removes every ACL of the resource; it\n"
+	"exits 3 when none matched. DENY wins over ALLOW; Read, Write, Delete and Alter\n"
+	"imply Describe, AlterConfigs implies DescribeConfigs.\n";
+
 static const char log_help[] =
 	"usage: tally log dump PATH [--records] [--json]\n"
 	"       tally log check PATH\n"
@@ -222,7 +243,7 @@ static const struct help_topic topics[] = {
 	{"tail", tail_help},    {"consume", tail_help}, {"group", group_help},
 	{"groups", group_help}, {"txn", txn_help},      {"cluster", cluster_help},
 	{"log", log_help},      {"top", top_help},      {"quota", quota_help},
-	{"quotas", quota_help},
+	{"quotas", quota_help}, {"acl", acl_help},       {"acls", acl_help},
 };
 
 bool cli_help(FILE *out, const char *topic)

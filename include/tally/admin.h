@@ -169,6 +169,49 @@ tl_err tl_admin_describe_client_quotas(struct tl_admin *admin, struct tl_admin_q
 				       int timeout_ms);
 void tl_admin_quotas_destroy(struct tl_admin_quotas *quotas);
 
+/* ---- ACLs (issue #16) ---- */
+
+/* Kafka's wire numbers (ResourceType, PatternType, AclOperation, AclPermissionType). */
+#define TL_ADMIN_ACL_ANY              1 /* filters: any resource type, operation, permission */
+#define TL_ADMIN_ACL_TOPIC            2
+#define TL_ADMIN_ACL_GROUP            3
+#define TL_ADMIN_ACL_CLUSTER          4
+#define TL_ADMIN_ACL_TRANSACTIONAL_ID 5
+#define TL_ADMIN_ACL_PATTERN_ANY      1 /* filters: any pattern type, exact name */
+#define TL_ADMIN_ACL_PATTERN_MATCH    2 /* filters: every pattern that matches the name */
+#define TL_ADMIN_ACL_LITERAL          3
+#define TL_ADMIN_ACL_PREFIXED         4
+#define TL_ADMIN_ACL_DENY             2
+#define TL_ADMIN_ACL_ALLOW            3
+/* One ACL binding, or a filter (NULL strings and the *_ANY values match anything).
+ * operation: 2 All, 3 Read, 4 Write, 5 Create, 6 Delete, 7 Alter, 8 Describe,
+ * 9 ClusterAction, 10 DescribeConfigs, 11 AlterConfigs, 12 IdempotentWrite. */
+struct tl_admin_acl {
+	int8_t resource_type;
+	const char *resource_name; /* the Cluster's is "kafka-cluster" */
+	int8_t pattern_type;
+	const char *principal; /* "User:alice", "User:*" */
+	const char *host;      /* "*" or an address */
+	int8_t operation;
+	int8_t permission;
+};
+struct tl_admin_acls {
+	int32_t count;
+	const struct tl_admin_acl *acls;
+};
+/* Creates @count ACLs (CreateAcls). The first refused one's error with the broker's
+ * message: SECURITY_DISABLED without an authorizer, CLUSTER_AUTHORIZATION_FAILED,
+ * INVALID_REQUEST. */
+tl_err tl_admin_create_acls(struct tl_admin *admin, const struct tl_admin_acl *acls,
+			    int32_t count, int timeout_ms);
+/* The ACLs matching @filter (DescribeAcls). */
+tl_err tl_admin_describe_acls(struct tl_admin *admin, const struct tl_admin_acl *filter,
+			      struct tl_admin_acls **out, int timeout_ms);
+/* Deletes the ACLs matching @filter (DeleteAcls); @out (may be NULL) gets those deleted. */
+tl_err tl_admin_delete_acls(struct tl_admin *admin, const struct tl_admin_acl *filter,
+			    struct tl_admin_acls **out, int timeout_ms);
+void tl_admin_acls_destroy(struct tl_admin_acls *acls);
+
 /* ---- offsets ---- */
 
 #define TL_ADMIN_OFFSET_EARLIEST (-2)

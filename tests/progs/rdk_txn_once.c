@@ -68,6 +68,8 @@ int main(int argc, char **argv)
 	set(conf, "bootstrap.servers", argv[1]);
 	set(conf, "transactional.id", argv[3]);
 	set(conf, "linger.ms", "5");
+	if (getenv("RDK_CLIENT_ID")) /* 122: the broker's test-only principal from client.id */
+		set(conf, "client.id", getenv("RDK_CLIENT_ID"));
 	char err[256];
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!rk) {
