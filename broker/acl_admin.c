@@ -9,9 +9,10 @@
  * of the class names below); with it off every request is allowed and the ACL APIs
  * answer SECURITY_DISABLED, as Kafka does.
  *
- * Cluster mode: ACLs would have to live in the metadata store (as topic configs do);
- * until they do, CreateAcls and DeleteAcls are refused there with INVALID_REQUEST and a
- * message, and each broker enforces its own (empty unless its file has some).
+ * Cluster mode: the ACLs live in the metadata store, one key (cluster.h: "acls"), and
+ * no file is read. CreateAcls and DeleteAcls send the change to the metadata thread,
+ * which merges it into the key by compare-and-swap, and answer once it is stored; every
+ * broker applies the key from its view (tl_acl_apply_view), this one at once too.
  *
  * TEST ONLY: tally.test.principal.from.client.id=true makes a PLAINTEXT connection's
  * principal the request header's client.id when it starts with "User:" (see
@@ -65,8 +66,10 @@ tl_err tl_acl_start(struct tl_broker *broker)
 	char dir[TL_CONFIG_STR_MAX + 32], path[TL_CONFIG_STR_MAX + 64];
 	meta_dir(broker, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/" ACL_FILE, dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1) {
+	/* Cluster mode: the view brings them (tl_acl_apply_view). */
+	int fd = tl_config_is_cluster(config) ? -2 : open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -2) {
+	} else if (fd == -1) {
 		if (errno != ENOENT) {
 			tl_crit("acl: cannot open path=%s err=%s", path, strerrorname_np(errno));
 			return TL_ERR_IO;
@@ -109,6 +112,30 @@ tl_err tl_acl_start(struct tl_broker *broker)
 void tl_acl_stop(struct tl_broker *broker)
 {
 	tl_acls_deinit(&broker->authz.acls);
+	free(broker->authz.view_text);
+	broker->authz.view_text = NULL;
+}
+
+void tl_acl_apply_view(struct tl_broker *broker, const char *text)
+{
+	struct tl_authorizer *authz = &broker->authz;
+	if (authz->view_text && strcmp(authz->view_text, text) == 0)
+		return;
+	struct tl_acls fresh;
+	tl_acls_init(&fresh);
+	char *copy = strdup(text);
+	if (!copy || tl_acls_parse(&fresh, text) != TL_OK) {
+		tl_crit("acl: cannot apply the cluster's ACLs, keeping the previous ones: %s",
+			copy ? fresh.why : "out of memory");
+		tl_acls_deinit(&fresh);
+		free(copy);
+		return;
+	}
+	tl_acls_deinit(&authz->acls);
+	authz->acls = fresh;
+	free(authz->view_text);
+	authz->view_text = copy;
+	tl_info("acl: applied the cluster's ACLs acls=%d", authz->acls.acl_count);
 }
 
 static tl_err acls_save(struct tl_broker *broker)
@@ -251,12 +278,6 @@ static struct tl_str security_disabled_message(void)
 	return tl_str_of("No Authorizer is configured on the broker");
 }
 
-static struct tl_str cluster_refused(void)
-{
-	return tl_str_of("ACLs cannot be changed in cluster mode yet: they must live in the "
-			 "metadata store");
-}
-
 void tl_handle_describe_acls(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
@@ -334,90 +355,6 @@ void tl_handle_describe_acls(struct tl_request *req, struct tl_cursor *body)
 	tl_response_end(req);
 }
 
-void tl_handle_create_acls(struct tl_request *req, struct tl_cursor *body)
-{
-	struct tl_broker *broker = req->conn->broker;
-	int16_t version = req->header.api_version;
-	struct tl_create_acls_request msg;
-	if (tl_create_acls_request_decode(body, version, &req->arena, &msg) != TL_OK) {
-		tl_request_reject(req, "malformed CreateAcls request");
-		return;
-	}
-	struct tl_create_acls_response resp;
-	tl_create_acls_response_defaults(&resp);
-	resp.results_count = TL_MAX(msg.creations_count, 0);
-	resp.results = tl_arena_array(&req->arena, (size_t)TL_MAX(resp.results_count, 1),
-				      sizeof(*resp.results));
-	if (!resp.results) {
-		tl_request_reject(req, "CreateAcls request too large");
-		return;
-	}
-	bool enabled = broker->authz.enabled;
-	bool allowed = enabled && tl_authorize_cluster(req, TL_ACL_OP_ALTER);
-	char *before = NULL;
-	int32_t added = 0;
-	for (int32_t i = 0; i < resp.results_count; i++) {
-		const struct tl_create_acls_request_acl_creation *in = &msg.creations[i];
-		struct tl_create_acls_response_acl_creation_result *out = &resp.results[i];
-		tl_create_acls_response_acl_creation_result_defaults(out);
-		struct tl_acl_binding b = {
-			.resource_type = in->resource_type,
-			.pattern_type = in->resource_pattern_type,
-			.resource_name = in->resource_name,
-			.principal = in->principal,
-			.host = in->host,
-			.operation = in->operation,
-			.permission = in->permission_type,
-		};
-		const char *why = tl_acl_binding_invalid(&b);
-		if (!enabled) {
-			out->error_code = (int16_t)TL_ERR_SECURITY_DISABLED;
-			out->error_message = security_disabled_message();
-		} else if (!allowed) {
-			out->error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
-		} else if (why) {
-			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
-			out->error_message = tl_str_of(why);
-		} else if (broker->cluster) {
-			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
-			out->error_message = cluster_refused();
-		} else {
-			if (added == 0) {
-				before = tl_acls_format(&broker->authz.acls);
-				if (!before) {
-					out->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
-					continue;
-				}
-			}
-			tl_err err = tl_acls_add(&broker->authz.acls, &b);
-			if (err != TL_OK) {
-				out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
-				out->error_message = tl_str_of(err == TL_ERR_LIMIT ? "too many ACLs"
-										   : "out of memory");
-				continue;
-			}
-			added++;
-		}
-	}
-	if (added > 0 && acls_save(broker) != TL_OK) {
-		acls_restore(broker, before);
-		for (int32_t i = 0; i < resp.results_count; i++) {
-			if (resp.results[i].error_code != 0)
-				continue;
-			resp.results[i].error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
-			resp.results[i].error_message =
-				tl_str_of("the ACLs could not be written to disk");
-		}
-	} else if (added > 0) {
-		tl_info("acl: created count=%d acls=%d principal=%s peer=%s", added,
-			broker->authz.acls.acl_count, req->conn->principal, req->conn->peer);
-	}
-	free(before);
-	tl_response_begin(req);
-	tl_create_acls_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
-}
-
 struct removed_list {
 	struct tl_arena *arena;
 	struct tl_delete_acls_response_delete_acls_filter_result *result;
@@ -464,6 +401,234 @@ static void removed_one(void *ctx, const struct tl_acl_resource *r, const struct
 	m->permission_type = e->permission;
 }
 
+/* Cluster mode: a CreateAcls or DeleteAcls change on its way to the metadata store. */
+struct acl_change {
+	struct tl_acls adds;
+	struct tl_acls removes;
+};
+
+static void acl_change_init(struct acl_change *change)
+{
+	tl_acls_init(&change->adds);
+	tl_acls_init(&change->removes);
+}
+
+static void acl_change_deinit(struct acl_change *change)
+{
+	tl_acls_deinit(&change->adds);
+	tl_acls_deinit(&change->removes);
+}
+
+/* Encodes the response kept in req->state_data. */
+static void acl_respond(struct tl_request *req)
+{
+	tl_response_begin(req);
+	if (req->header.api_key == TL_API_CREATE_ACLS)
+		tl_create_acls_response_encode(&req->response, req->header.api_version,
+					       req->state_data);
+	else
+		tl_delete_acls_response_encode(&req->response, req->header.api_version,
+					       req->state_data);
+	tl_response_end(req);
+}
+
+/* The results a change covers (those without an error yet) get @err and @message. */
+static void acl_results_fail(struct tl_request *req, tl_err err, const char *message)
+{
+	struct tl_str msg = arena_copy(&req->arena, message, (int32_t)strlen(message));
+	if (req->header.api_key == TL_API_CREATE_ACLS) {
+		struct tl_create_acls_response *resp = req->state_data;
+		for (int32_t i = 0; i < resp->results_count; i++) {
+			if (resp->results[i].error_code != 0)
+				continue;
+			resp->results[i].error_code = (int16_t)err;
+			resp->results[i].error_message = msg;
+		}
+	} else {
+		struct tl_delete_acls_response *resp = req->state_data;
+		for (int32_t i = 0; i < resp->filter_results_count; i++) {
+			struct tl_delete_acls_response_delete_acls_filter_result *out =
+				&resp->filter_results[i];
+			if (out->error_code != 0)
+				continue;
+			out->error_code = (int16_t)err;
+			out->error_message = msg;
+			out->matching_acls_count = 0;
+		}
+	}
+}
+
+struct acl_change_wait {
+	struct tl_request *req;
+	char *adds, *removes; /* text form, applied here once stored */
+};
+
+static void acl_change_done(void *ctx, tl_err err, const char *message)
+{
+	struct acl_change_wait *wait = ctx;
+	struct tl_request *req = wait->req;
+	struct tl_broker *broker = req->conn->broker;
+	if (err == TL_OK) {
+		/* Read your writes: this broker's table has the change before its view. */
+		struct tl_acls *acls = &broker->authz.acls;
+		if (tl_acls_parse(acls, wait->adds) != TL_OK)
+			tl_warn("acl: cannot apply created ACLs before the view: %s", acls->why);
+		struct tl_acls gone;
+		tl_acls_init(&gone);
+		if (tl_acls_parse(&gone, wait->removes) == TL_OK)
+			for (const struct tl_acl_resource *r = tl_acls_next(&gone, NULL); r;
+			     r = tl_acls_next(&gone, r))
+				for (int32_t i = 0; i < r->entry_count; i++) {
+					struct tl_acl_binding exact = {
+						.resource_type = r->type,
+						.pattern_type = r->pattern,
+						.resource_name = {r->name, r->name_len},
+						.principal = tl_str_of(r->entries[i].principal),
+						.host = tl_str_of(r->entries[i].host),
+						.operation = r->entries[i].operation,
+						.permission = r->entries[i].permission,
+					};
+					tl_acls_remove(acls, &exact, NULL, NULL);
+				}
+		tl_acls_deinit(&gone);
+		tl_info("acl: changed in the metadata store acls=%d principal=%s peer=%s",
+			acls->acl_count, req->conn->principal, req->conn->peer);
+	} else {
+		acl_results_fail(req, err == TL_ERR_NOMEM ? TL_ERR_UNKNOWN_SERVER_ERROR : err,
+				 message[0] ? message : "the metadata store did not take the change");
+	}
+	free(wait->adds);
+	free(wait->removes);
+	free(wait);
+	if (tl_request_wait_end(req))
+		acl_respond(req);
+}
+
+/* Sends @change to the metadata thread; the response waits for it (req->waits). */
+static void acl_change_post(struct tl_request *req, const struct acl_change *change)
+{
+	struct acl_change_wait *wait = calloc(1, sizeof(*wait));
+	if (wait) {
+		wait->req = req;
+		wait->adds = tl_acls_format(&change->adds);
+		wait->removes = tl_acls_format(&change->removes);
+	}
+	tl_err err = TL_ERR_NOMEM;
+	if (wait && wait->adds && wait->removes) {
+		req->waits++;
+		err = tl_cluster_change_acls(req->conn->broker, wait->adds, wait->removes,
+					     acl_change_done, wait);
+		if (err == TL_OK)
+			return;
+		req->waits--;
+	}
+	if (wait) {
+		free(wait->adds);
+		free(wait->removes);
+		free(wait);
+	}
+	acl_results_fail(req, err == TL_ERR_NOMEM ? TL_ERR_UNKNOWN_SERVER_ERROR : err,
+			 "the change could not be sent to the metadata store");
+}
+
+void tl_handle_create_acls(struct tl_request *req, struct tl_cursor *body)
+{
+	struct tl_broker *broker = req->conn->broker;
+	int16_t version = req->header.api_version;
+	struct tl_create_acls_request msg;
+	if (tl_create_acls_request_decode(body, version, &req->arena, &msg) != TL_OK) {
+		tl_request_reject(req, "malformed CreateAcls request");
+		return;
+	}
+	struct tl_create_acls_response resp;
+	tl_create_acls_response_defaults(&resp);
+	resp.results_count = TL_MAX(msg.creations_count, 0);
+	resp.results = tl_arena_array(&req->arena, (size_t)TL_MAX(resp.results_count, 1),
+				      sizeof(*resp.results));
+	if (!resp.results) {
+		tl_request_reject(req, "CreateAcls request too large");
+		return;
+	}
+	bool enabled = broker->authz.enabled;
+	bool allowed = enabled && tl_authorize_cluster(req, TL_ACL_OP_ALTER);
+	char *before = NULL;
+	int32_t added = 0;
+	struct acl_change change;
+	acl_change_init(&change);
+	for (int32_t i = 0; i < resp.results_count; i++) {
+		const struct tl_create_acls_request_acl_creation *in = &msg.creations[i];
+		struct tl_create_acls_response_acl_creation_result *out = &resp.results[i];
+		tl_create_acls_response_acl_creation_result_defaults(out);
+		struct tl_acl_binding b = {
+			.resource_type = in->resource_type,
+			.pattern_type = in->resource_pattern_type,
+			.resource_name = in->resource_name,
+			.principal = in->principal,
+			.host = in->host,
+			.operation = in->operation,
+			.permission = in->permission_type,
+		};
+		const char *why = tl_acl_binding_invalid(&b);
+		if (!enabled) {
+			out->error_code = (int16_t)TL_ERR_SECURITY_DISABLED;
+			out->error_message = security_disabled_message();
+		} else if (!allowed) {
+			out->error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+		} else if (why) {
+			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
+			out->error_message = tl_str_of(why);
+		} else if (broker->cluster) {
+			if (tl_acls_add(&change.adds, &b) != TL_OK) {
+				out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
+				out->error_message = tl_str_of("too many ACLs");
+			}
+		} else {
+			if (added == 0) {
+				before = tl_acls_format(&broker->authz.acls);
+				if (!before) {
+					out->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
+					continue;
+				}
+			}
+			tl_err err = tl_acls_add(&broker->authz.acls, &b);
+			if (err != TL_OK) {
+				out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
+				out->error_message = tl_str_of(err == TL_ERR_LIMIT ? "too many ACLs"
+										   : "out of memory");
+				continue;
+			}
+			added++;
+		}
+	}
+	if (added > 0 && acls_save(broker) != TL_OK) {
+		acls_restore(broker, before);
+		for (int32_t i = 0; i < resp.results_count; i++) {
+			if (resp.results[i].error_code != 0)
+				continue;
+			resp.results[i].error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
+			resp.results[i].error_message =
+				tl_str_of("the ACLs could not be written to disk");
+		}
+	} else if (added > 0) {
+		tl_info("acl: created count=%d acls=%d principal=%s peer=%s", added,
+			broker->authz.acls.acl_count, req->conn->principal, req->conn->peer);
+	}
+	free(before);
+	struct tl_create_acls_response *respp = tl_arena_alloc(&req->arena, sizeof(*respp));
+	if (!respp) {
+		acl_change_deinit(&change);
+		tl_request_reject(req, "CreateAcls request too large");
+		return;
+	}
+	*respp = resp;
+	req->state_data = respp;
+	if (change.adds.acl_count > 0)
+		acl_change_post(req, &change);
+	acl_change_deinit(&change);
+	if (req->waits == 0)
+		acl_respond(req);
+}
+
 void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
@@ -487,6 +652,8 @@ void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body)
 	bool allowed = enabled && tl_authorize_cluster(req, TL_ACL_OP_ALTER);
 	char *before = NULL;
 	int32_t removed = 0;
+	struct acl_change change;
+	acl_change_init(&change);
 	for (int32_t i = 0; i < resp.filter_results_count; i++) {
 		const struct tl_delete_acls_request_delete_acls_filter *in = &msg.filters[i];
 		struct tl_delete_acls_response_delete_acls_filter_result *out =
@@ -512,8 +679,34 @@ void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body)
 			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
 			out->error_message = tl_str_of(why);
 		} else if (broker->cluster) {
-			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
-			out->error_message = cluster_refused();
+			/* The matches as this broker's view has them; the store removes
+			 * exactly those. */
+			struct removed_list list = {&req->arena, out, 0, false};
+			for (const struct tl_acl_resource *r = tl_acls_next(&broker->authz.acls,
+									    NULL);
+			     r; r = tl_acls_next(&broker->authz.acls, r))
+				for (int32_t j = 0; j < r->entry_count; j++)
+					if (tl_acl_filter_matches(&filter, r, &r->entries[j]))
+						removed_one(&list, r, &r->entries[j]);
+			for (int32_t j = 0; j < out->matching_acls_count && !list.failed; j++) {
+				const struct tl_delete_acls_response_delete_acls_matching_acl *m =
+					&out->matching_acls[j];
+				struct tl_acl_binding exact = {
+					.resource_type = m->resource_type,
+					.pattern_type = m->pattern_type,
+					.resource_name = m->resource_name,
+					.principal = m->principal,
+					.host = m->host,
+					.operation = m->operation,
+					.permission = m->permission_type,
+				};
+				list.failed = tl_acls_add(&change.removes, &exact) != TL_OK;
+			}
+			if (list.failed) {
+				out->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
+				out->error_message = tl_str_of("out of memory listing the ACLs");
+				out->matching_acls_count = 0;
+			}
 		} else {
 			if (!before) {
 				before = tl_acls_format(&broker->authz.acls);
@@ -546,7 +739,17 @@ void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body)
 			broker->authz.acls.acl_count, req->conn->principal, req->conn->peer);
 	}
 	free(before);
-	tl_response_begin(req);
-	tl_delete_acls_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	struct tl_delete_acls_response *respp = tl_arena_alloc(&req->arena, sizeof(*respp));
+	if (!respp) {
+		acl_change_deinit(&change);
+		tl_request_reject(req, "DeleteAcls request too large");
+		return;
+	}
+	*respp = resp;
+	req->state_data = respp;
+	if (change.removes.acl_count > 0)
+		acl_change_post(req, &change);
+	acl_change_deinit(&change);
+	if (req->waits == 0)
+		acl_respond(req);
 }

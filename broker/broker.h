@@ -156,6 +156,7 @@ struct tl_authorizer {
 	int32_t denied_logged;    /* lines in that second */
 	uint64_t denied_suppressed; /* not logged since the last line (rate limit) */
 	uint64_t denied_total;
+	char *view_text; /* cluster mode: the view's acls text last applied */
 };
 
 #define TL_BROKER_API_SLOTS 68 /* API keys 0..67 are timed */
@@ -344,6 +345,8 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 /* Turns the authorizer on per the configuration and loads the ACL file (single node). */
 tl_err tl_acl_start(struct tl_broker *broker);
 void tl_acl_stop(struct tl_broker *broker);
+/* Cluster mode: makes @text (the view's acls key) the ACLs, when it changed. */
+void tl_acl_apply_view(struct tl_broker *broker, const char *text);
 /* TEST ONLY (tally.test.principal.from.client.id): takes @req's principal from its
  * client.id when it starts with "User:". Called by tl_dispatch before every handler. */
 void tl_acl_request_principal(struct tl_request *req);

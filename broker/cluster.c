@@ -47,6 +47,7 @@ enum command_type {
 	COMMAND_RESIGN = 3,
 	COMMAND_PID_BLOCK = 4,
 	COMMAND_ALTER_TOPIC = 5,
+	COMMAND_ACLS = 6,
 };
 
 struct command {
@@ -57,8 +58,8 @@ struct command {
 	struct tl_repl_state state;     /* COMMAND_ISR */
 	int32_t partitions;             /* COMMAND_CREATE_TOPIC */
 	int16_t replication_factor;     /* COMMAND_CREATE_TOPIC */
-	char *configs;                  /* COMMAND_CREATE_TOPIC, _ALTER_TOPIC; owned */
-	char *deletes;                  /* COMMAND_ALTER_TOPIC: keys to drop; owned */
+	char *configs;                  /* COMMAND_CREATE_TOPIC, _ALTER_TOPIC, _ACLS; owned */
+	char *deletes;                  /* COMMAND_ALTER_TOPIC: keys to drop, _ACLS; owned */
 	bool replace;                   /* COMMAND_ALTER_TOPIC: configs is the whole set */
 	int64_t block_start;            /* COMMAND_PID_BLOCK: the block's first id */
 	int64_t block_size;             /* COMMAND_PID_BLOCK */
@@ -384,6 +385,7 @@ static void view_free(struct tl_cluster_view *view)
 	}
 	free(view->topics);
 	free(view->brokers);
+	free(view->acls);
 	free(view);
 }
 
@@ -441,7 +443,20 @@ static struct tl_cluster_view *view_build(const struct tl_cluster *c)
 				view->topic_count++;
 			else
 				tl_warn("cluster: bad topic record ignored key=%s", kv->key);
+		} else if (strcmp(k, "acls") == 0 && !view->acls) {
+			view->acls = malloc(kv->value_len + 1);
+			if (!view->acls) {
+				view_free(view);
+				return NULL;
+			}
+			if (kv->value_len > 0)
+				memcpy(view->acls, kv->value, kv->value_len);
+			view->acls[kv->value_len] = '\0';
 		}
+	}
+	if (!view->acls && !(view->acls = strdup(""))) {
+		view_free(view);
+		return NULL;
 	}
 	/* The model is sorted by key, so topics come out sorted by name. */
 	for (size_t i = 0; i < m->count; i++) {
@@ -670,6 +685,102 @@ static void topic_alter(struct tl_cluster *c, struct command *cmd)
 	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
 		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
 						: "the topic kept changing");
+}
+
+/* Applies @text (ACL lines, acl.h's form) to @acls: adds them, or removes each exactly. */
+static tl_err acls_apply_lines(struct tl_acls *acls, const char *text, bool add)
+{
+	if (add)
+		return tl_acls_parse(acls, text);
+	struct tl_acls gone;
+	tl_acls_init(&gone);
+	tl_err err = tl_acls_parse(&gone, text);
+	for (const struct tl_acl_resource *r = tl_acls_next(&gone, NULL); r && err == TL_OK;
+	     r = tl_acls_next(&gone, r)) {
+		for (int32_t i = 0; i < r->entry_count; i++) {
+			const struct tl_acl_entry *e = &r->entries[i];
+			struct tl_acl_binding exact = {
+				.resource_type = r->type,
+				.pattern_type = r->pattern,
+				.resource_name = {r->name, r->name_len},
+				.principal = tl_str_of(e->principal),
+				.host = tl_str_of(e->host),
+				.operation = e->operation,
+				.permission = e->permission,
+			};
+			tl_acls_remove(acls, &exact, NULL, NULL);
+		}
+	}
+	tl_acls_deinit(&gone);
+	return err;
+}
+
+/* Merges a change of the ACLs into the acls key: read, apply, compare-and-swap on the
+ * key's revision, again if another broker changed it meanwhile (issue #16). */
+static void acls_change(struct tl_cluster *c, struct command *cmd)
+{
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/acls", c->prefix);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct tl_meta_result got;
+		memset(&got, 0, sizeof(got));
+		tl_err err = tl_meta_get(c->meta, key, &got);
+		if (err != TL_OK && err != TL_ERR_NOT_FOUND) {
+			tl_meta_result_deinit(&got);
+			break;
+		}
+		int64_t revision = got.count == 1 ? got.kvs[0].mod_revision : 0;
+		char *current = malloc(got.count == 1 ? got.kvs[0].value_len + 1 : 1);
+		if (!current) {
+			tl_meta_result_deinit(&got);
+			cmd->err = TL_ERR_NOMEM;
+			return;
+		}
+		size_t len = got.count == 1 ? got.kvs[0].value_len : 0;
+		if (len > 0)
+			memcpy(current, got.kvs[0].value, len);
+		current[len] = '\0';
+		tl_meta_result_deinit(&got);
+		struct tl_acls acls;
+		tl_acls_init(&acls);
+		err = tl_acls_parse(&acls, current);
+		free(current);
+		if (err == TL_OK)
+			err = acls_apply_lines(&acls, cmd->configs, true);
+		if (err == TL_OK)
+			err = acls_apply_lines(&acls, cmd->deletes, false);
+		char *text = err == TL_OK ? tl_acls_format(&acls) : NULL;
+		if (!text) {
+			cmd->err = err == TL_OK ? TL_ERR_NOMEM : TL_ERR_INVALID_REQUEST;
+			snprintf(cmd->message, sizeof(cmd->message), "the stored ACLs: %s",
+				 acls.why[0] ? acls.why : "out of memory");
+			tl_acls_deinit(&acls);
+			return;
+		}
+		int32_t count = acls.acl_count;
+		tl_acls_deinit(&acls);
+		if (strlen(text) > TL_META_VALUE_BYTES_MAX) {
+			free(text);
+			cmd->err = TL_ERR_INVALID_REQUEST;
+			snprintf(cmd->message, sizeof(cmd->message),
+				 "the ACLs would exceed the metadata store's value limit");
+			return;
+		}
+		bool swapped = false;
+		err = tl_meta_cas(c->meta, key, text, strlen(text), revision, 0, &swapped, NULL,
+				  NULL);
+		free(text);
+		if (err != TL_OK)
+			break;
+		if (swapped) {
+			tl_info("cluster: acls changed acls=%d", count);
+			return;
+		}
+	}
+	cmd->err = TL_ERR_REQUEST_TIMED_OUT;
+	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
+		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
+						: "the ACLs kept changing");
 }
 
 /* Producer ids are unique in the cluster (an idempotent partition dedupes by id): each
@@ -966,6 +1077,8 @@ static void run_commands(struct tl_cluster *c, struct tl_cluster_view *view, str
 			pid_block(c, cmd);
 		} else if (cmd->type == COMMAND_ALTER_TOPIC) {
 			topic_alter(c, cmd);
+		} else if (cmd->type == COMMAND_ACLS) {
+			acls_change(c, cmd);
 		}
 		result_post(c, cmd);
 		cmd = next;
@@ -1192,6 +1305,7 @@ void tl_cluster_on_event(struct tl_broker *broker)
 		struct tl_cluster_view *old = c->view;
 		c->view = view;
 		tl_replica_apply(broker, view);
+		tl_acl_apply_view(broker, view->acls);
 		view_free(old);
 		if (c->awaits)
 			awaits_check(c, tl_mono_ms());
@@ -1276,6 +1390,7 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 	}
 	c->model.changed = false;
 	tl_replica_apply(broker, c->view);
+	tl_acl_apply_view(broker, c->view->acls);
 	if (pthread_create(&c->thread, NULL, thread_main, c) != 0) {
 		err = TL_ERR_IO;
 		goto out_unset;
@@ -1401,6 +1516,29 @@ tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool 
 	cmd->replace = replace;
 	cmd->configs = strdup(sets);
 	cmd->deletes = strdup(deletes);
+	cmd->done = done;
+	cmd->ctx = ctx;
+	if (!cmd->configs || !cmd->deletes) {
+		free(cmd->configs);
+		free(cmd->deletes);
+		free(cmd);
+		return TL_ERR_NOMEM;
+	}
+	command_post(broker->cluster, cmd);
+	return TL_OK;
+}
+
+tl_err tl_cluster_change_acls(struct tl_broker *broker, const char *adds, const char *removes,
+			      tl_cluster_done_fn done, void *ctx)
+{
+	if (!broker->cluster)
+		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return TL_ERR_NOMEM;
+	cmd->type = COMMAND_ACLS;
+	cmd->configs = strdup(adds);
+	cmd->deletes = strdup(removes);
 	cmd->done = done;
 	cmd->ctx = ctx;
 	if (!cmd->configs || !cmd->deletes) {

@@ -8,6 +8,8 @@
  *   controller                 "<id>", bound to the controller's lease
  *   topics/<name>              "id=<hex> partitions=N replicas=1,2,3;2,3,1;...\nkey=value"
  *   partitions/<name>/<index>  "leader=1 leader_epoch=4 isr=1,2,3" (replication.h)
+ *   acls                       every ACL, one a line (acl.h's text form), changed by
+ *                              compare-and-swap on its mod_revision (issue #16)
  * A partition key is written only by compare-and-swap on its mod_revision: by the
  * controller (elections), by the partition's leader (ISR changes) and by a broker
  * moving its own leadership away (controlled shutdown). Its mod_revision is the
@@ -71,6 +73,7 @@ struct tl_cluster_view {
 	struct tl_cluster_broker *brokers; /* by id */
 	int32_t topic_count;
 	struct tl_cluster_topic *topics; /* by name */
+	char *acls; /* the acls key's text; "" when absent */
 };
 
 /* Connects to etcd, registers this broker, and starts the metadata thread. Returns
@@ -110,6 +113,12 @@ tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool 
 			      void *ctx);
 tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 			       tl_cluster_done_fn done, void *ctx);
+/* Changes the cluster's ACLs: adds the ACLs of @adds and removes those of @removes
+ * (both acl.h's text form, exact ACLs), merged into the acls key by compare-and-swap so
+ * that concurrent changes by other brokers are kept. Every broker applies the result
+ * from its view. Copies the strings. */
+tl_err tl_cluster_change_acls(struct tl_broker *broker, const char *adds, const char *removes,
+			      tl_cluster_done_fn done, void *ctx);
 /* Takes the next block of @size producer ids from the cluster-wide counter in etcd.
  * @done runs on the loop with TL_OK and the block's first id, or a retriable
  * COORDINATOR_LOAD_IN_PROGRESS (etcd away or contended) or KAFKA_STORAGE_ERROR. */
