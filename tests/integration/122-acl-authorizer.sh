@@ -72,6 +72,8 @@ kc bob -P -t app.secret <<<"s1" 2>"$TL_TMP/err" && tl_fail "bob produced to app.
 grep -qi 'Topic authorization failed' "$TL_TMP/err" || tl_fail "app.secret: $(cat "$TL_TMP/err")"
 
 tl_log "(4) transactional ids"
+# Describe finds the coordinator (FindCoordinator); InitProducerId needs Write.
+admin acl add --allow-principal User:carol --operation Describe --transactional-id tx1 || tl_fail "acl add txn Describe"
 RDK_CLIENT_ID=User:carol timeout 30 "$TL_PROGS/rdk_txn_once" "$TL_BROKER" t3 tx1 2 1 2>"$TL_TMP/err" &&
 	tl_fail "carol initialised transactional id tx1 without Write on it"
 grep -qi 'Transactional Id authorization failed' "$TL_TMP/err" || tl_fail "init_transactions: $(cat "$TL_TMP/err")"
@@ -81,11 +83,11 @@ RDK_CLIENT_ID=User:carol timeout 30 "$TL_PROGS/rdk_txn_once" "$TL_BROKER" t3 tx1
 
 tl_log "(5) restart"
 admin acl list >"$TL_TMP/before"
-[ "$(grep -c ALLOW "$TL_TMP/before")" = 5 ] && [ "$(grep -c DENY "$TL_TMP/before")" = 2 ] ||
+[ "$(grep -c ALLOW "$TL_TMP/before")" = 6 ] && [ "$(grep -c DENY "$TL_TMP/before")" = 2 ] ||
 	tl_fail "acl list before the restart: $(cat "$TL_TMP/before")"
 tl_stop_broker
 tl_start_broker
-tl_grep_log 'acl: authorizer on acls=7' || tl_fail "the ACLs did not come back"
+tl_grep_log 'acl: authorizer on acls=8' || tl_fail "the ACLs did not come back"
 admin acl list >"$TL_TMP/after"
 [ "$(sort "$TL_TMP/before")" = "$(sort "$TL_TMP/after")" ] || tl_fail "ACLs after the restart: $(cat "$TL_TMP/after")"
 kc alice -C -t t2 -o beginning -e -q >/dev/null 2>&1 && tl_fail "alice read t2 after the restart"
@@ -96,4 +98,6 @@ rc=0; admin acl remove --topic nothing-here 2>/dev/null || rc=$?
 [ $rc = 3 ] || tl_fail "removing ACLs that are not there exited $rc, want 3"
 tl_grep_log 'acl: denied principal=User:alice host=127.0.0.1 operation=Write resource=Topic:t1' ||
 	tl_fail "no denial line for alice's Write on t1"
+tl_grep_log 'acl: denied principal=User:carol .*operation=Write resource=TransactionalId:tx1 api=InitProducerId' ||
+	tl_fail "no denial line for carol's InitProducerId"
 tl_stop_broker

@@ -94,10 +94,19 @@ async function main() {
 		const p = kal.producer({ transactionalId: 'ktx-denied', maxInFlightRequests: 1, idempotent: true,
 			retry: { retries: 1, initialRetryTime: 50 } });
 		try {
+			await p.connect(); // the idempotent InitProducerId: Write on k3 suffices
+			await p.transaction(); // the transactional InitProducerId: refused here
+		} finally {
+			await p.disconnect();
+		}
+	});
+	// InitProducerId without a transactional id: IdempotentWrite on the cluster or Write
+	// on some topic (kal has Write on k3: his connect above initialised one).
+	await expectType('idempotent producer of User:nobody', 'CLUSTER_AUTHORIZATION_FAILED', async () => {
+		const p = as('nobody').producer({ idempotent: true, maxInFlightRequests: 1,
+			retry: { retries: 1, initialRetryTime: 50 } });
+		try {
 			await p.connect();
-			const t = await p.transaction();
-			await t.send({ topic: 'k3', messages: [{ value: 'x' }] });
-			await t.commit();
 		} finally {
 			await p.disconnect();
 		}
