@@ -46,6 +46,9 @@ kc alice -P -t t1 <<<"x" 2>"$TL_TMP/err" && tl_fail "alice produced to t1 with o
 grep -qi 'Topic authorization failed' "$TL_TMP/err" || tl_fail "produce to t1: $(cat "$TL_TMP/err")"
 kc alice -C -t t2 -o beginning -e -q >/dev/null 2>"$TL_TMP/err" && tl_fail "alice read t2"
 grep -qi 'Topic authorization failed' "$TL_TMP/err" || tl_fail "consume t2: $(cat "$TL_TMP/err")"
+# Describe on g1 lets FindCoordinator, DescribeGroups and OffsetFetch through; the
+# commit itself (OffsetCommit) and JoinGroup need Read.
+admin acl add --allow-principal User:alice --operation Describe --group g1 || tl_fail "acl add group Describe"
 rc=0; as alice group seek g1 -o beginning -t t1 --execute >/dev/null 2>"$TL_TMP/err" || rc=$?
 [ $rc != 0 ] || tl_fail "alice committed offsets for g1 without Read on it"
 grep -qi 'Group authorization failed' "$TL_TMP/err" || tl_fail "group seek: $(cat "$TL_TMP/err")"
@@ -83,11 +86,11 @@ RDK_CLIENT_ID=User:carol timeout 30 "$TL_PROGS/rdk_txn_once" "$TL_BROKER" t3 tx1
 
 tl_log "(5) restart"
 admin acl list >"$TL_TMP/before"
-[ "$(grep -c ALLOW "$TL_TMP/before")" = 6 ] && [ "$(grep -c DENY "$TL_TMP/before")" = 2 ] ||
+[ "$(grep -c ALLOW "$TL_TMP/before")" = 7 ] && [ "$(grep -c DENY "$TL_TMP/before")" = 2 ] ||
 	tl_fail "acl list before the restart: $(cat "$TL_TMP/before")"
 tl_stop_broker
 tl_start_broker
-tl_grep_log 'acl: authorizer on acls=8' || tl_fail "the ACLs did not come back"
+tl_grep_log 'acl: authorizer on acls=9' || tl_fail "the ACLs did not come back"
 admin acl list >"$TL_TMP/after"
 [ "$(sort "$TL_TMP/before")" = "$(sort "$TL_TMP/after")" ] || tl_fail "ACLs after the restart: $(cat "$TL_TMP/after")"
 kc alice -C -t t2 -o beginning -e -q >/dev/null 2>&1 && tl_fail "alice read t2 after the restart"
@@ -98,6 +101,8 @@ rc=0; admin acl remove --topic nothing-here 2>/dev/null || rc=$?
 [ $rc = 3 ] || tl_fail "removing ACLs that are not there exited $rc, want 3"
 tl_grep_log 'acl: denied principal=User:alice host=127.0.0.1 operation=Write resource=Topic:t1' ||
 	tl_fail "no denial line for alice's Write on t1"
+tl_grep_log 'acl: denied principal=User:alice .*operation=Read resource=Group:g1 api=OffsetCommit' ||
+	tl_fail "no denial line for alice's OffsetCommit"
 tl_grep_log 'acl: denied principal=User:carol .*operation=Write resource=TransactionalId:tx1 api=InitProducerId' ||
 	tl_fail "no denial line for carol's InitProducerId"
 tl_stop_broker
