@@ -15,9 +15,21 @@ static const char *const resource_names[] = {
 };
 static const char *const pattern_names[] = {"UNKNOWN", "ANY", "MATCH", "LITERAL", "PREFIXED"};
 static const char *const operation_names[] = {
-	"Unknown",  "Any",           "All",          "Read",           "Write",
-	"Create",   "Delete",        "Alter",        "Describe",       "ClusterAction",
-	"DescribeConfigs", "AlterConfigs", "IdempotentWrite", "CreateTokens", "DescribeTokens",
+	"Unknown",
+	"Any",
+	"All",
+	"Read",
+	"Write",
+	"Create",
+	"Delete",
+	"Alter",
+	"Describe",
+	"ClusterAction",
+	"DescribeConfigs",
+	"AlterConfigs",
+	"IdempotentWrite",
+	"CreateTokens",
+	"DescribeTokens",
 };
 static const char *const permission_names[] = {"UNKNOWN", "ANY", "DENY", "ALLOW"};
 
@@ -124,7 +136,8 @@ const char *tl_acl_binding_invalid(const struct tl_acl_binding *b)
 
 const char *tl_acl_filter_invalid(const struct tl_acl_binding *f)
 {
-	if (f->resource_type <= TL_ACL_RESOURCE_UNKNOWN || f->resource_type >= TL_ACL_RESOURCE_TYPES)
+	if (f->resource_type <= TL_ACL_RESOURCE_UNKNOWN ||
+	    f->resource_type >= TL_ACL_RESOURCE_TYPES)
 		return "Invalid resource type filter";
 	if (f->pattern_type <= TL_ACL_PATTERN_UNKNOWN || f->pattern_type > TL_ACL_PATTERN_PREFIXED)
 		return "Invalid pattern type filter";
@@ -233,11 +246,13 @@ static void prefix_lengths_rebuild(struct tl_acls *acls, int8_t type)
 				int32_t ncap = cap ? cap * 2 : 8;
 				int32_t *n = realloc(lengths, (size_t)ncap * sizeof(*n));
 				if (!n)
-					abort(); /* a few ints; the broker cannot authorize without */
+					abort(); /* a few ints; the broker cannot authorize without
+						  */
 				lengths = n;
 				cap = ncap;
 			}
-			memmove(&lengths[i + 1], &lengths[i], (size_t)(count - i) * sizeof(*lengths));
+			memmove(&lengths[i + 1], &lengths[i],
+				(size_t)(count - i) * sizeof(*lengths));
 			lengths[i] = r->name_len;
 			count++;
 		}
@@ -267,7 +282,8 @@ tl_err tl_acls_add(struct tl_acls *acls, const struct tl_acl_binding *b)
 		for (int32_t i = 0; i < r->entry_count; i++) {
 			const struct tl_acl_entry *e = &r->entries[i];
 			if (e->operation == b->operation && e->permission == b->permission &&
-			    tl_str_eq_c(b->principal, e->principal) && tl_str_eq_c(b->host, e->host))
+			    tl_str_eq_c(b->principal, e->principal) &&
+			    tl_str_eq_c(b->host, e->host))
 				return TL_OK;
 		}
 	}
@@ -462,8 +478,8 @@ struct verdict {
 	bool allowed;
 };
 
-static void verdict_add(struct verdict *v, const struct tl_acl_resource *r,
-			struct tl_str principal, struct tl_str host, int8_t op)
+static void verdict_add(struct verdict *v, const struct tl_acl_resource *r, struct tl_str principal,
+			struct tl_str host, int8_t op)
 {
 	if (!r)
 		return;
@@ -473,7 +489,8 @@ static void verdict_add(struct verdict *v, const struct tl_acl_resource *r,
 		if (!principal_matches(e->principal, principal) || !host_matches(e->host, host))
 			continue;
 		if (e->permission == TL_ACL_PERMISSION_DENY)
-			v->denied = v->denied || e->operation == op || e->operation == TL_ACL_OP_ALL;
+			v->denied =
+				v->denied || e->operation == op || e->operation == TL_ACL_OP_ALL;
 		else
 			v->allowed = v->allowed || allow_covers(e->operation, op);
 	}
@@ -635,8 +652,7 @@ static bool field_take(const char **pos, char *out)
 
 tl_err tl_acls_parse(struct tl_acls *acls, const char *text)
 {
-	char principal[TL_ACL_NAME_MAX + 1], host[TL_ACL_NAME_MAX + 1],
-		name[TL_ACL_NAME_MAX + 1];
+	char principal[TL_ACL_NAME_MAX + 1], host[TL_ACL_NAME_MAX + 1], name[TL_ACL_NAME_MAX + 1];
 	int line = 0;
 	const char *s = text;
 	while (*s) {

@@ -76,11 +76,11 @@ enum tl_acl_permission {
 	TL_ACL_PERMISSION_ALLOW = 3,
 };
 
-#define TL_ACL_WILDCARD          "*"
+#define TL_ACL_WILDCARD           "*"
 #define TL_ACL_WILDCARD_PRINCIPAL "User:*"
-#define TL_ACL_CLUSTER_NAME      "kafka-cluster"
-#define TL_ACL_MAX               100000 /* ACLs kept, all resources together */
-#define TL_ACL_NAME_MAX          1024   /* longest resource name, principal or host */
+#define TL_ACL_CLUSTER_NAME       "kafka-cluster"
+#define TL_ACL_MAX                100000 /* ACLs kept, all resources together */
+#define TL_ACL_NAME_MAX           1024   /* longest resource name, principal or host */
 
 /* One ACL as on the wire (strings borrowed) or in a filter (NULL = any). */
 struct tl_acl_binding {

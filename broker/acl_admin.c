@@ -31,9 +31,9 @@
 #include "common/diag.h"
 #include "common/time.h"
 
-#define ACL_FILE          "acls"
-#define ACL_FILE_MAX      (64 * 1024 * 1024)
-#define DENIED_LOG_PER_S  10 /* denial lines per second at most; the rest are counted */
+#define ACL_FILE         "acls"
+#define ACL_FILE_MAX     (64 * 1024 * 1024)
+#define DENIED_LOG_PER_S 10 /* denial lines per second at most; the rest are counted */
 
 static const char *const authorizer_classes[] = {
 	"org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -310,9 +310,9 @@ void tl_handle_describe_acls(struct tl_request *req, struct tl_cursor *body)
 		resp.error_message = tl_str_of(why);
 	} else {
 		const struct tl_acls *acls = &broker->authz.acls;
-		resp.resources = tl_arena_array(&req->arena,
-						(size_t)TL_MAX(acls->resource_count, 1),
-						sizeof(*resp.resources));
+		resp.resources =
+			tl_arena_array(&req->arena, (size_t)TL_MAX(acls->resource_count, 1),
+				       sizeof(*resp.resources));
 		if (!resp.resources) {
 			tl_request_reject(req, "DescribeAcls answer too large");
 			return;
@@ -495,7 +495,8 @@ static void acl_change_done(void *ctx, tl_err err, const char *message)
 			acls->acl_count, req->conn->principal, req->conn->peer);
 	} else {
 		acl_results_fail(req, err == TL_ERR_NOMEM ? TL_ERR_UNKNOWN_SERVER_ERROR : err,
-				 message[0] ? message : "the metadata store did not take the change");
+				 message[0] ? message
+					    : "the metadata store did not take the change");
 	}
 	free(wait->adds);
 	free(wait->removes);
@@ -593,8 +594,8 @@ void tl_handle_create_acls(struct tl_request *req, struct tl_cursor *body)
 			tl_err err = tl_acls_add(&broker->authz.acls, &b);
 			if (err != TL_OK) {
 				out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
-				out->error_message = tl_str_of(err == TL_ERR_LIMIT ? "too many ACLs"
-										   : "out of memory");
+				out->error_message = tl_str_of(
+					err == TL_ERR_LIMIT ? "too many ACLs" : "out of memory");
 				continue;
 			}
 			added++;
@@ -641,9 +642,9 @@ void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body)
 	struct tl_delete_acls_response resp;
 	tl_delete_acls_response_defaults(&resp);
 	resp.filter_results_count = TL_MAX(msg.filters_count, 0);
-	resp.filter_results = tl_arena_array(&req->arena,
-					     (size_t)TL_MAX(resp.filter_results_count, 1),
-					     sizeof(*resp.filter_results));
+	resp.filter_results =
+		tl_arena_array(&req->arena, (size_t)TL_MAX(resp.filter_results_count, 1),
+			       sizeof(*resp.filter_results));
 	if (!resp.filter_results) {
 		tl_request_reject(req, "DeleteAcls request too large");
 		return;
@@ -682,8 +683,8 @@ void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body)
 			/* The matches as this broker's view has them; the store removes
 			 * exactly those. */
 			struct removed_list list = {&req->arena, out, 0, false};
-			for (const struct tl_acl_resource *r = tl_acls_next(&broker->authz.acls,
-									    NULL);
+			for (const struct tl_acl_resource *r =
+				     tl_acls_next(&broker->authz.acls, NULL);
 			     r; r = tl_acls_next(&broker->authz.acls, r))
 				for (int32_t j = 0; j < r->entry_count; j++)
 					if (tl_acl_filter_matches(&filter, r, &r->entries[j]))

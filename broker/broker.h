@@ -150,10 +150,10 @@ struct tl_conn {
 
 /* The authorizer (acl_admin.c, issue #16). */
 struct tl_authorizer {
-	bool enabled;          /* authorizer.class.name names one */
-	struct tl_acls acls;   /* as the .tally-meta/acls file has them */
-	int64_t denied_logged_ms; /* denial log lines: start of the current second */
-	int32_t denied_logged;    /* lines in that second */
+	bool enabled;               /* authorizer.class.name names one */
+	struct tl_acls acls;        /* as the .tally-meta/acls file has them */
+	int64_t denied_logged_ms;   /* denial log lines: start of the current second */
+	int32_t denied_logged;      /* lines in that second */
 	uint64_t denied_suppressed; /* not logged since the last line (rate limit) */
 	uint64_t denied_total;
 	char *view_text; /* cluster mode: the view's acls text last applied */

@@ -73,7 +73,7 @@ struct tl_cluster_view {
 	struct tl_cluster_broker *brokers; /* by id */
 	int32_t topic_count;
 	struct tl_cluster_topic *topics; /* by name */
-	char *acls; /* the acls key's text; "" when absent */
+	char *acls;                      /* the acls key's text; "" when absent */
 };
 
 /* Connects to etcd, registers this broker, and starts the metadata thread. Returns

@@ -130,8 +130,8 @@ static const struct key_def broker_keys[] = {
 	{"socket.request.max.bytes", KEY_INT32, OFF(socket_request_max_bytes), 1, INT32_MAX},
 	{"super.users", STR(super_users)},
 	/* TEST ONLY: principal from client.id "User:..." on PLAINTEXT (acl_admin.c). */
-	{"tally.test.principal.from.client.id", KEY_BOOL,
-	 OFF(tally_test_principal_from_client_id), 0, 1},
+	{"tally.test.principal.from.client.id", KEY_BOOL, OFF(tally_test_principal_from_client_id),
+	 0, 1},
 	{"test.fault.drop.produce.response.ratio", KEY_SPECIAL, 0, 0, 0},
 	/* Chaos harness (tests/chaos/): test-only faults in log/. */
 	{"test.fault.dedupe.off", KEY_BOOL, OFF(log.test_dedupe_off), 0, 1},

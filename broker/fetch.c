@@ -341,8 +341,8 @@ void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body)
 	 * TOPIC_AUTHORIZATION_FAILED), a consumer Read on each topic. Decided once, not
 	 * on every long-poll wake-up. */
 	if (req->conn->broker->authz.enabled && msg->topics_count > 0) {
-		st->denied = tl_arena_array(&req->arena, (size_t)msg->topics_count,
-					    sizeof(*st->denied));
+		st->denied =
+			tl_arena_array(&req->arena, (size_t)msg->topics_count, sizeof(*st->denied));
 		if (!st->denied) {
 			tl_request_reject(req, "Fetch request too large to decode");
 			return;
@@ -351,8 +351,8 @@ void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body)
 		bool cluster_ok = !follower || tl_authorize_cluster(req, TL_ACL_OP_CLUSTER_ACTION);
 		for (int32_t t = 0; t < msg->topics_count; t++)
 			st->denied[t] = !cluster_ok ||
-					(!follower &&
-					 !tl_authorize_topic(req, TL_ACL_OP_READ, msg->topics[t].topic));
+					(!follower && !tl_authorize_topic(req, TL_ACL_OP_READ,
+									  msg->topics[t].topic));
 	}
 	fetch_evaluate(req);
 }

@@ -1368,8 +1368,7 @@ void tl_handle_find_coordinator(struct tl_request *req, struct tl_cursor *body)
 			c->error_code = (int16_t)coordinator_of(req, msg.key_type, c->key,
 								&c->node_id, &c->host, &c->port);
 			if (c->error_code != 0)
-				c->error_message =
-					tl_str_of(tl_err_message((tl_err)c->error_code));
+				c->error_message = tl_str_of(tl_err_message((tl_err)c->error_code));
 		}
 	}
 	tl_response_begin(req);
@@ -1971,10 +1970,10 @@ static bool commit_prepare(struct tl_request *req, struct commit_state *st, tl_e
 				       sizeof(*out->partitions));
 		if (in->partitions_count > 0 && !out->partitions)
 			return false;
-		tl_err topic_err = group_err == TL_OK &&
-					   !tl_authorize_topic(req, TL_ACL_OP_READ, in->name)
-				   ? TL_ERR_TOPIC_AUTHORIZATION_FAILED
-				   : group_err;
+		tl_err topic_err =
+			group_err == TL_OK && !tl_authorize_topic(req, TL_ACL_OP_READ, in->name)
+				? TL_ERR_TOPIC_AUTHORIZATION_FAILED
+				: group_err;
 		for (int32_t i = 0; i < in->partitions_count; i++) {
 			const struct tl_offset_commit_request_offset_commit_request_partition *p =
 				&in->partitions[i];
@@ -2166,10 +2165,10 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
 		out->partitions_count = TL_MAX(in->partitions_count, 0);
 		out->partitions = tl_arena_array(&req->arena, (size_t)out->partitions_count,
 						 sizeof(*out->partitions));
-		tl_err topic_err = group_err == TL_OK &&
-					   !tl_authorize_topic(req, TL_ACL_OP_READ, in->name)
-				   ? TL_ERR_TOPIC_AUTHORIZATION_FAILED
-				   : group_err;
+		tl_err topic_err =
+			group_err == TL_OK && !tl_authorize_topic(req, TL_ACL_OP_READ, in->name)
+				? TL_ERR_TOPIC_AUTHORIZATION_FAILED
+				: group_err;
 		for (int32_t i = 0; i < out->partitions_count && out->partitions; i++) {
 			const struct
 				tl_txn_offset_commit_request_txn_offset_commit_request_partition

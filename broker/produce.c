@@ -433,8 +433,8 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 				continue;
 			}
 			if (!txn_ok) {
-				partition_error(st, pr, TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-						NULL);
+				partition_error(st, pr,
+						TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, NULL);
 				continue;
 			}
 			if (!topic_ok) {

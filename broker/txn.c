@@ -1080,8 +1080,8 @@ void tl_handle_add_partitions_to_txn(struct tl_request *req, struct tl_cursor *b
 	}
 	bool topics_ok = true;
 	for (int32_t t = 0; t < msg->v3_and_below_topics_count; t++)
-		topics_ok &= tl_authorize_topic(req, TL_ACL_OP_WRITE,
-						msg->v3_and_below_topics[t].name);
+		topics_ok &=
+			tl_authorize_topic(req, TL_ACL_OP_WRITE, msg->v3_and_below_topics[t].name);
 	if (!topics_ok) {
 		add_partitions_respond_err(req, msg, TL_OK, TL_ERR_TOPIC_AUTHORIZATION_FAILED);
 		return;
@@ -1561,7 +1561,8 @@ void tl_handle_write_txn_markers(struct tl_request *req, struct tl_cursor *body)
 					op);
 				op->partition_index = it->partition_indexes[i];
 				if (!cluster_ok) {
-					op->error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+					op->error_code =
+						(int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
 					continue;
 				}
 				tl_err err = marker_append_one(

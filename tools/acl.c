@@ -47,16 +47,16 @@ struct acl_args {
 	const char *bad;
 };
 
-static const char *const type_names[] = {"Unknown", "Any", "Topic", "Group", "Cluster",
-					 "TransactionalId"};
+static const char *const type_names[] = {"Unknown", "Any",     "Topic",
+					 "Group",   "Cluster", "TransactionalId"};
 static const char *const pattern_names[] = {"UNKNOWN", "ANY", "MATCH", "LITERAL", "PREFIXED"};
 static const char *const op_names[] = {
-	"Unknown", "Any",    "All",      "Read",          "Write",
-	"Create",  "Delete", "Alter",    "Describe",      "ClusterAction",
-	"DescribeConfigs", "AlterConfigs", "IdempotentWrite",
+	"Unknown",         "Any",   "All",      "Read",          "Write",           "Create",
+	"Delete",          "Alter", "Describe", "ClusterAction", "DescribeConfigs", "AlterConfigs",
+	"IdempotentWrite",
 };
 
-#define NAME_OF(table, v) \
+#define NAME_OF(table, v)                                                                          \
 	((v) >= 0 && (size_t)(v) < sizeof(table) / sizeof(table[0]) ? table[v] : "Unknown")
 
 /* Kafka's spellings and kafka-acls.sh's: "Read", "read", "DESCRIBE_CONFIGS". */
@@ -120,8 +120,8 @@ static int acl_option(struct cli *cli, void *ctx, int opt, const char *arg)
 		list_add(a, &a->principals, arg);
 		return 0;
 	case OPT_OPERATION: {
-		int8_t op = find_name(op_names, (int)(sizeof(op_names) / sizeof(op_names[0])), 2,
-				      arg);
+		int8_t op =
+			find_name(op_names, (int)(sizeof(op_names) / sizeof(op_names[0])), 2, arg);
 		if (op < 0)
 			return cli_usage(cli, "acl",
 					 "unknown operation \"%s\"; one of All, Read, Write, "
@@ -165,9 +165,9 @@ static int acl_option(struct cli *cli, void *ctx, int opt, const char *arg)
 static void acl_print(const struct cli *cli, const struct tl_admin_acls *acls)
 {
 	if (cli->format == CLI_FORMAT_TEXT) {
-		static const char *const headers[] = {"PRINCIPAL",     "HOST", "OPERATION",
-						      "PERMISSION",    "RESOURCE-TYPE",
-						      "RESOURCE-NAME", "PATTERN"};
+		static const char *const headers[] = {
+			"PRINCIPAL",     "HOST",          "OPERATION", "PERMISSION",
+			"RESOURCE-TYPE", "RESOURCE-NAME", "PATTERN"};
 		struct cli_table *table = cli_table_create(7, headers);
 		for (int32_t i = 0; i < acls->count; i++) {
 			const struct tl_admin_acl *x = &acls->acls[i];
@@ -191,7 +191,8 @@ static void acl_print(const struct cli *cli, const struct tl_admin_acls *acls)
 		cli_add_str(o, "principal", x->principal);
 		cli_add_str(o, "host", x->host);
 		cli_add_str(o, "operation", NAME_OF(op_names, x->operation));
-		cli_add_str(o, "permission", x->permission == TL_ADMIN_ACL_ALLOW ? "ALLOW" : "DENY");
+		cli_add_str(o, "permission",
+			    x->permission == TL_ADMIN_ACL_ALLOW ? "ALLOW" : "DENY");
 		cli_add_str(o, "resource_type", NAME_OF(type_names, x->resource_type));
 		cli_add_str(o, "resource_name", x->resource_name);
 		cli_add_str(o, "pattern_type", NAME_OF(pattern_names, x->pattern_type));
@@ -214,8 +215,8 @@ static int acl_add(struct cli *cli, struct tl_admin *admin, const struct acl_arg
 	int n = 0;
 	for (int r = 0; r < a->resource_count; r++)
 		for (int allow = 1; allow >= 0; allow--) {
-			const struct name_list *ps = allow ? &a->allow_principals
-							   : &a->deny_principals;
+			const struct name_list *ps =
+				allow ? &a->allow_principals : &a->deny_principals;
 			const struct name_list *hs = allow ? &a->allow_hosts : &a->deny_hosts;
 			for (int p = 0; p < ps->count; p++)
 				for (int h = 0; h < MAX1(hs->count); h++)
@@ -223,9 +224,9 @@ static int acl_add(struct cli *cli, struct tl_admin *admin, const struct acl_arg
 						acls[n++] = (struct tl_admin_acl){
 							.resource_type = a->resources[r].type,
 							.resource_name = a->resources[r].name,
-							.pattern_type = a->pattern
-										? a->pattern
-										: TL_ADMIN_ACL_LITERAL,
+							.pattern_type =
+								a->pattern ? a->pattern
+									   : TL_ADMIN_ACL_LITERAL,
 							.principal = ps->items[p],
 							.host = hs->count ? hs->items[h] : "*",
 							.operation = a->op_count ? a->ops[o] : 2,
@@ -310,14 +311,16 @@ static int acl_remove(struct cli *cli, struct tl_admin *admin, const struct acl_
 					f.principal =
 						allow ? a->allow_principals.items[p]
 						      : a->deny_principals
-								.items[p - a->allow_principals.count];
+								.items[p -
+								       a->allow_principals.count];
 					f.permission =
 						allow ? TL_ADMIN_ACL_ALLOW : TL_ADMIN_ACL_DENY;
 				}
 				if (a->op_count)
 					f.operation = a->ops[o];
 				struct tl_admin_acls *gone;
-				tl_err err = tl_admin_delete_acls(admin, &f, &gone, cli->timeout_ms);
+				tl_err err =
+					tl_admin_delete_acls(admin, &f, &gone, cli->timeout_ms);
 				if (err != TL_OK)
 					return cli_admin_fail(cli, admin, err, "DeleteAcls");
 				removed += gone->count;
@@ -375,16 +378,17 @@ int cli_acl(struct cli *cli, int argc, char **argv)
 		return cli_usage(cli, "acl",
 				 "acl add needs --allow-principal or --deny-principal, e.g. "
 				 "User:alice");
-	if (add && (a.pattern == TL_ADMIN_ACL_PATTERN_ANY ||
-		    a.pattern == TL_ADMIN_ACL_PATTERN_MATCH))
-		return cli_usage(cli, "acl", "acl add takes --resource-pattern-type literal or "
-					     "prefixed");
+	if (add &&
+	    (a.pattern == TL_ADMIN_ACL_PATTERN_ANY || a.pattern == TL_ADMIN_ACL_PATTERN_MATCH))
+		return cli_usage(cli, "acl",
+				 "acl add takes --resource-pattern-type literal or "
+				 "prefixed");
 	struct tl_admin *admin;
 	if (cli_admin_create(cli, false, &admin) != TL_OK)
 		return CLI_EXIT_USAGE;
-	rc = add ? acl_add(cli, admin, &a)
-		 : list ? acl_list(cli, admin, &a)
-			: acl_remove(cli, admin, &a);
+	rc = add    ? acl_add(cli, admin, &a)
+	     : list ? acl_list(cli, admin, &a)
+		    : acl_remove(cli, admin, &a);
 	tl_admin_destroy(admin);
 	return rc;
 }

@@ -243,7 +243,7 @@ static const struct help_topic topics[] = {
 	{"tail", tail_help},    {"consume", tail_help}, {"group", group_help},
 	{"groups", group_help}, {"txn", txn_help},      {"cluster", cluster_help},
 	{"log", log_help},      {"top", top_help},      {"quota", quota_help},
-	{"quotas", quota_help}, {"acl", acl_help},       {"acls", acl_help},
+	{"quotas", quota_help}, {"acl", acl_help},      {"acls", acl_help},
 };
 
 bool cli_help(FILE *out, const char *topic)

@@ -77,11 +77,9 @@ START_TEST(implied_operations_are_kafkas)
 	ck_assert_int_eq(topic(&a, "User:u", "h", TL_ACL_OP_DESCRIBE, "c"), TL_ACL_DENIED);
 	ck_assert_int_eq(topic(&a, "User:u", "h", TL_ACL_OP_DESCRIBE_CONFIGS, "ac"),
 			 TL_ACL_ALLOWED);
-	ck_assert_int_eq(topic(&a, "User:u", "h", TL_ACL_OP_DESCRIBE_CONFIGS, "al"),
-			 TL_ACL_DENIED);
+	ck_assert_int_eq(topic(&a, "User:u", "h", TL_ACL_OP_DESCRIBE_CONFIGS, "al"), TL_ACL_DENIED);
 	ck_assert_int_eq(topic(&a, "User:u", "h", TL_ACL_OP_READ, "w"), TL_ACL_DENIED);
-	ck_assert_int_eq(topic(&a, "User:u", "h", TL_ACL_OP_CLUSTER_ACTION, "all"),
-			 TL_ACL_ALLOWED);
+	ck_assert_int_eq(topic(&a, "User:u", "h", TL_ACL_OP_CLUSTER_ACTION, "all"), TL_ACL_ALLOWED);
 	tl_acls_deinit(&a);
 }
 END_TEST
@@ -95,8 +93,7 @@ START_TEST(deny_wins_but_only_for_its_operation)
 	add(&a, acl(T, L, "hosted", "User:eve", "10.0.0.9", TL_ACL_OP_ALL, DN));
 	ck_assert_int_eq(topic(&a, "User:eve", "h", TL_ACL_OP_READ, "secret"), TL_ACL_DENIED);
 	/* DENY Read does not deny Describe (Kafka denies only the operation or All). */
-	ck_assert_int_eq(topic(&a, "User:eve", "h", TL_ACL_OP_DESCRIBE, "secret"),
-			 TL_ACL_ALLOWED);
+	ck_assert_int_eq(topic(&a, "User:eve", "h", TL_ACL_OP_DESCRIBE, "secret"), TL_ACL_ALLOWED);
 	ck_assert_int_eq(topic(&a, "User:bob", "h", TL_ACL_OP_READ, "secret"), TL_ACL_ALLOWED);
 	ck_assert_int_eq(topic(&a, "User:eve", "10.0.0.9", TL_ACL_OP_WRITE, "hosted"),
 			 TL_ACL_DENIED);
@@ -117,8 +114,7 @@ START_TEST(prefixed_patterns_match_by_prefix_only)
 	add(&a, acl(T, P, "app.", "User:app", "*", TL_ACL_OP_WRITE, AL));
 	add(&a, acl(T, P, "app.internal.", "User:app", "*", TL_ACL_OP_WRITE, DN));
 	add(&a, acl(T, P, "zzzzzzzzzz", "User:app", "*", TL_ACL_OP_WRITE, AL));
-	ck_assert_int_eq(topic(&a, "User:app", "h", TL_ACL_OP_WRITE, "app.orders"),
-			 TL_ACL_ALLOWED);
+	ck_assert_int_eq(topic(&a, "User:app", "h", TL_ACL_OP_WRITE, "app.orders"), TL_ACL_ALLOWED);
 	ck_assert_int_eq(topic(&a, "User:app", "h", TL_ACL_OP_WRITE, "app."), TL_ACL_ALLOWED);
 	ck_assert_int_eq(topic(&a, "User:app", "h", TL_ACL_OP_WRITE, "app"), TL_ACL_NO_ACLS);
 	ck_assert_int_eq(topic(&a, "User:app", "h", TL_ACL_OP_WRITE, "xapp.orders"),
@@ -131,8 +127,8 @@ START_TEST(prefixed_patterns_match_by_prefix_only)
 					   tl_str_of("app.g")),
 			 TL_ACL_NO_ACLS);
 	/* Removing the deny brings the longer prefix back to allowed. */
-	struct tl_acl_binding f = acl(T, P, "app.internal.", NULL, NULL, TL_ACL_OP_ANY,
-				      TL_ACL_PERMISSION_ANY);
+	struct tl_acl_binding f =
+		acl(T, P, "app.internal.", NULL, NULL, TL_ACL_OP_ANY, TL_ACL_PERMISSION_ANY);
 	ck_assert_int_eq(tl_acls_remove(&a, &f, NULL, NULL), 1);
 	ck_assert_int_eq(topic(&a, "User:app", "h", TL_ACL_OP_WRITE, "app.internal.x"),
 			 TL_ACL_ALLOWED);
@@ -176,8 +172,8 @@ START_TEST(filters_follow_acl_binding_filter)
 	struct tl_acl_binding bad = acl(TL_ACL_RESOURCE_UNKNOWN, TL_ACL_PATTERN_ANY, NULL, NULL,
 					NULL, TL_ACL_OP_ANY, TL_ACL_PERMISSION_ANY);
 	ck_assert_ptr_nonnull(tl_acl_filter_invalid(&bad));
-	struct tl_acl_binding nocluster = acl(TL_ACL_RESOURCE_CLUSTER, L, "c", "User:a", "*",
-					      TL_ACL_OP_ALTER, AL);
+	struct tl_acl_binding nocluster =
+		acl(TL_ACL_RESOURCE_CLUSTER, L, "c", "User:a", "*", TL_ACL_OP_ALTER, AL);
 	ck_assert_ptr_nonnull(tl_acl_binding_invalid(&nocluster));
 	struct tl_acl_binding noprincipal = acl(T, L, "t", "alice", "*", TL_ACL_OP_READ, AL);
 	ck_assert_ptr_nonnull(tl_acl_binding_invalid(&noprincipal));
@@ -210,8 +206,7 @@ START_TEST(the_text_form_round_trips_odd_names)
 	add(&a, acl(TL_ACL_RESOURCE_GROUP, P, "g 1%\n", "User:al ice", "*", TL_ACL_OP_READ, AL));
 	add(&a, acl(TL_ACL_RESOURCE_CLUSTER, L, TL_ACL_CLUSTER_NAME, "User:admin", "10.0.0.1",
 		    TL_ACL_OP_ALTER, DN));
-	add(&a, acl(TL_ACL_RESOURCE_TRANSACTIONAL_ID, L, "tx", "User:p", "*", TL_ACL_OP_WRITE,
-		    AL));
+	add(&a, acl(TL_ACL_RESOURCE_TRANSACTIONAL_ID, L, "tx", "User:p", "*", TL_ACL_OP_WRITE, AL));
 	char *text = tl_acls_format(&a);
 	ck_assert_ptr_nonnull(text);
 	struct tl_acls b;

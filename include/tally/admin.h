@@ -202,8 +202,8 @@ struct tl_admin_acls {
 /* Creates @count ACLs (CreateAcls). The first refused one's error with the broker's
  * message: SECURITY_DISABLED without an authorizer, CLUSTER_AUTHORIZATION_FAILED,
  * INVALID_REQUEST. */
-tl_err tl_admin_create_acls(struct tl_admin *admin, const struct tl_admin_acl *acls,
-			    int32_t count, int timeout_ms);
+tl_err tl_admin_create_acls(struct tl_admin *admin, const struct tl_admin_acl *acls, int32_t count,
+			    int timeout_ms);
 /* The ACLs matching @filter (DescribeAcls). */
 tl_err tl_admin_describe_acls(struct tl_admin *admin, const struct tl_admin_acl *filter,
 			      struct tl_admin_acls **out, int timeout_ms);
