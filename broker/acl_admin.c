@@ -66,9 +66,11 @@ tl_err tl_acl_start(struct tl_broker *broker)
 	char dir[TL_CONFIG_STR_MAX + 32], path[TL_CONFIG_STR_MAX + 64];
 	meta_dir(broker, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/" ACL_FILE, dir);
-	/* Cluster mode: the view brings them (tl_acl_apply_view). */
-	int fd = tl_config_is_cluster(config) ? -2 : open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -2) {
+	/* Cluster mode: no file; the view brings them (tl_acl_apply_view). */
+	bool from_file = !tl_config_is_cluster(config);
+	int fd = from_file ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (!from_file) {
+		TL_ASSERT(fd == -1);
 	} else if (fd == -1) {
 		if (errno != ENOENT) {
 			tl_crit("acl: cannot open path=%s err=%s", path, strerrorname_np(errno));
