@@ -167,7 +167,11 @@ static void acls_restore(struct tl_broker *broker, const char *before)
 void tl_acl_request_principal(struct tl_request *req)
 {
 	struct tl_conn *conn = req->conn;
-	if (!conn->broker->config.tally_test_principal_from_client_id)
+	const struct tl_config *config = &conn->broker->config;
+	if (!config->tally_test_principal_from_client_id)
+		return;
+	/* Never where a client authenticates (SSL, SASL_*): PLAINTEXT only. */
+	if (strcmp(config->listener_list[config->listener_served].protocol, "PLAINTEXT") != 0)
 		return;
 	struct tl_str id = req->header.client_id;
 	size_t len = (size_t)TL_MAX(id.len, 0);
