@@ -14,7 +14,7 @@
 #   (5) the ACLs survive a restart; denials are logged with principal and resource.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-tl_require_cmd kcat
+tl_require_cmd kcat curl
 tl_require_prog rdk_txn_once
 [ -x "$TL_BIN/tally" ] || tl_fail "$TL_BIN/tally is missing (make release)"
 
@@ -24,8 +24,14 @@ kc() { local who=$1; shift; timeout 20 kcat -b "$TL_BROKER" -X "client.id=User:$
 
 tl_start_broker --override authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer \
 	--override super.users='User:admin;User:root' --override tally.test.principal.from.client.id=true \
-	--override group.initial.rebalance.delay.ms=0
+	--override group.initial.rebalance.delay.ms=0 --override metrics.listener=http://127.0.0.1:0
 tl_grep_log 'acl: authorizer on acls=0' || tl_fail "the authorizer did not say it is on"
+denied_total() # tally_authorization_denied_total from /metrics
+{
+	local mport
+	mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" | tail -1 | sed 's/.*://')
+	curl -sf --max-time 5 "http://127.0.0.1:$mport/metrics" | awk '$1 == "tally_authorization_denied_total" { print $2 }'
+}
 
 tl_log "(1) who may change ACLs"
 for t in t1 t2 app.orders app.secret other t3; do admin topic create "$t" -p 1 >/dev/null || tl_fail "topic create $t"; done
@@ -83,6 +89,9 @@ grep -qi 'Transactional Id authorization failed' "$TL_TMP/err" || tl_fail "init_
 admin acl add --allow-principal User:carol --operation Write --transactional-id tx1 --topic t3 || tl_fail "acl add txn"
 RDK_CLIENT_ID=User:carol timeout 30 "$TL_PROGS/rdk_txn_once" "$TL_BROKER" t3 tx1 2 1 2>"$TL_TMP/err" ||
 	tl_fail "carol's transaction failed once allowed: $(cat "$TL_TMP/err")"
+
+d=$(denied_total)
+[ -n "$d" ] && [ "$d" -ge 8 ] || tl_fail "tally_authorization_denied_total=$d, want at least 8"
 
 tl_log "(5) restart"
 admin acl list >"$TL_TMP/before"
