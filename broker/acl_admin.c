@@ -590,7 +590,7 @@ void tl_handle_create_acls(struct tl_request *req, struct tl_cursor *body)
 				out->error_message = tl_str_of("too many ACLs");
 			}
 		} else {
-			if (added == 0) {
+			if (!before) {
 				before = tl_acls_format(&broker->authz.acls);
 				if (!before) {
 					out->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
