@@ -20,7 +20,7 @@ ARFLAGS  := rcsD
 
 # zlib, lz4 and snappy: the broker decompresses produced batches to validate them
 # (protocol/validate.c); Debian's libsnappy-dev ships no pkg-config file.
-PKGS     := liburing libzstd libcurl zlib liblz4
+PKGS     := liburing libzstd libcurl zlib liblz4 libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lsnappy -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
