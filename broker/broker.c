@@ -224,6 +224,8 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		       (int64_t)config->quota_window_size_seconds * 1000);
 	if ((err = tl_quotas_load(broker)) != TL_OK)
 		return err;
+	if ((err = tl_sasl_load(broker)) != TL_OK)
+		return err;
 	if ((err = tl_groups_create(broker, &broker->groups)) != TL_OK)
 		return err;
 	if ((err = tl_txns_open(broker, &broker->txns)) != TL_OK)
@@ -405,6 +407,7 @@ void tl_broker_deinit(struct tl_broker *broker)
 		close(broker->epoll_fd);
 	free(broker->dirty);
 	tl_quotas_deinit(&broker->quotas);
+	tl_sasl_deinit(broker);
 	tl_batch_scratch_deinit(&broker->batch_scratch);
 	tl_buf_deinit(&broker->recompress_buf);
 	ZSTD_freeCCtx(broker->recompress_zstd);

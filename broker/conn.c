@@ -37,6 +37,7 @@ static void conn_unref(struct tl_conn *conn)
 		return;
 	TL_ASSERT(conn->closed);
 	TL_ASSERT(!conn->head);
+	tl_sasl_conn_free(conn);
 	free(conn->rbuf);
 	free(conn);
 }
@@ -242,7 +243,7 @@ static void conn_update_events(struct tl_conn *conn)
 static bool conn_parse(struct tl_conn *conn)
 {
 	uint32_t pos = 0;
-	uint32_t max = (uint32_t)conn->broker->config.socket_request_max_bytes;
+	uint32_t max = tl_sasl_frame_max(conn);
 	while (!conn->closed && conn->rlen - pos >= 4) {
 		if (conn->throttled)
 			break; /* quota: muted, as Kafka mutes the channel */
@@ -252,9 +253,10 @@ static bool conn_parse(struct tl_conn *conn)
 		}
 		uint32_t size = tl_be32_get(conn->rbuf + pos);
 		if ((int32_t)size < 8 || size > max) {
-			char what[96];
+			char what[192];
 			snprintf(what, sizeof(what),
-				 "frame size %d outside [8, socket.request.max.bytes=%u]",
+				 "frame size %d outside [8, %u] (socket.request.max.bytes, or "
+				 "sasl.server.max.receive.size before SASL authentication)",
 				 (int32_t)size, max);
 			conn_malformed(conn, conn->rbuf + pos, conn->rlen - pos, what);
 			return false;

@@ -65,6 +65,10 @@ static const struct api_entry apis[] = {
 	{TL_API_DESCRIBE_TRANSACTIONS, 0, 0, tl_handle_describe_transactions},
 	{TL_API_LIST_TRANSACTIONS, 0, 1, tl_handle_list_transactions},
 	{TL_API_WRITE_TXN_MARKERS, 0, 1, tl_handle_write_txn_markers},
+	{TL_API_SASL_HANDSHAKE, 0, 1, tl_handle_sasl_handshake},
+	{TL_API_SASL_AUTHENTICATE, 0, 2, tl_handle_sasl_authenticate},
+	{TL_API_DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0, tl_handle_describe_user_scram_credentials},
+	{TL_API_ALTER_USER_SCRAM_CREDENTIALS, 0, 0, tl_handle_alter_user_scram_credentials},
 };
 
 static const struct api_entry *api_find(int16_t key)
@@ -192,5 +196,7 @@ void tl_dispatch(struct tl_request *req)
 		tl_conn_close(req->conn, "unsupported api or version"); /* frees req */
 		return;
 	}
+	if (!tl_sasl_allows(req))
+		return; /* closed */
 	api->handler(req, &body);
 }

@@ -120,6 +120,11 @@ bool tl_scram_random(uint8_t *out, size_t len)
 	return RAND_bytes(out, (int)len) == 1;
 }
 
+void tl_scram_wipe(void *p, size_t len)
+{
+	OPENSSL_cleanse(p, len);
+}
+
 bool tl_scram_equal(const uint8_t *a, const uint8_t *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;

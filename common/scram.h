@@ -62,6 +62,8 @@ void tl_scram_client_proof(enum tl_scram_mechanism mechanism, const uint8_t *sal
 			   uint8_t *signature_out);
 /* Fills @out with @len random bytes from OpenSSL's CSPRNG. False on failure. */
 bool tl_scram_random(uint8_t *out, size_t len);
+/* Zeroes @len bytes at @p where the compiler cannot drop it (keys, passwords). */
+void tl_scram_wipe(void *p, size_t len);
 /* Constant-time equality of @len bytes. */
 bool tl_scram_equal(const uint8_t *a, const uint8_t *b, size_t len);
 
