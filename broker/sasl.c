@@ -409,7 +409,8 @@ static tl_err store_upsert(struct tl_broker *broker, const char *name, size_t na
 tl_err tl_sasl_add_scram(struct tl_broker *broker, const char *spec, char *why, size_t why_size)
 {
 	/* Kafka's kafka-storage --add-scram form:
-	 * SCRAM-SHA-512=[name=alice,password=secret,iterations=8192] */
+	 * SCRAM-SHA-512=[name=alice,iterations=8192,password=secret]; password= comes last
+	 * and runs to the closing bracket (commas included), quotes around it dropped. */
 	const char *eq = strchr(spec, '=');
 	enum tl_scram_mechanism mechanism =
 		eq ? tl_scram_mechanism_of(spec, (size_t)(eq - spec)) : TL_SCRAM_UNKNOWN;
@@ -444,6 +445,13 @@ tl_err tl_sasl_add_scram(struct tl_broker *broker, const char *spec, char *why, 
 				break;
 			memcpy(password, item + 9, password_len);
 			password[password_len] = '\0';
+			if (password_len >= 2 && password[0] == '"' &&
+			    password[password_len - 1] == '"') {
+				/* kafka-storage's quoted form */
+				memmove(password, password + 1, password_len - 2);
+				password_len -= 2;
+				password[password_len] = '\0';
+			}
 			end = body_len;
 		} else if (item_len > 11 && memcmp(item, "iterations=", 11) == 0) {
 			iterations = atoi(item + 11);

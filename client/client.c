@@ -150,6 +150,7 @@ struct tl_client {
 	int64_t metadata_next_ns; /* periodic refresh */
 	char last_error[256];
 	struct tl_client_sasl_conf sasl_conf; /* mechanism NULL: no SASL */
+	tl_err sasl_failed; /* the broker refused our credentials: calls fail at once */
 };
 
 static void node_close(struct tl_client *client, struct client_node *node, tl_err err,
@@ -604,7 +605,11 @@ static void node_sasl_step(struct tl_client *client, struct client_node *node, i
 			node_close(client, node, TL_ERR_NOMEM, "out of memory");
 	} else if (err == TL_OK) {
 		node->state = CONN_READY;
+		client->sasl_failed = TL_OK;
 	} else {
+		/* Retrying cannot help (librdkafka calls it fatal too). */
+		if (err > 0)
+			client->sasl_failed = err;
 		node_close(client, node, err, why);
 	}
 	if (next.data)
@@ -1236,6 +1241,8 @@ tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key
 			target = tl_client_any_ready_node(client);
 		if (target != TL_CLIENT_NODE_ANY && tl_client_node_ready(client, target))
 			break;
+		if (client->sasl_failed != TL_OK)
+			return client->sasl_failed;
 		if (tl_mono_ns() >= deadline)
 			return TL_ERR_TIMED_OUT;
 		tl_client_poll(client, 20);
