@@ -66,6 +66,8 @@ static const struct {
 	/* v3 (flexible) carries KIP-447's generation and member id. */
 	{TL_CLIENT_API_TXN_OFFSET_COMMIT, 0, 3},
 	/* Flexible only (see client_api_flexible). */
+	{TL_CLIENT_API_DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0},
+	{TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS, 0, 0},
 	{TL_CLIENT_API_DESCRIBE_PRODUCERS, 0, 0},
 	{TL_CLIENT_API_DESCRIBE_TRANSACTIONS, 0, 0},
 	{TL_CLIENT_API_LIST_TRANSACTIONS, 0, 0},
@@ -76,6 +78,8 @@ static const struct {
 static bool client_api_flexible(int16_t api_key, int16_t version)
 {
 	return api_key == TL_CLIENT_API_DESCRIBE_PRODUCERS ||
+	       api_key == TL_CLIENT_API_DESCRIBE_USER_SCRAM_CREDENTIALS ||
+	       api_key == TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS ||
 	       api_key == TL_CLIENT_API_DESCRIBE_TRANSACTIONS ||
 	       api_key == TL_CLIENT_API_LIST_TRANSACTIONS ||
 	       (api_key == TL_CLIENT_API_TXN_OFFSET_COMMIT && version >= 3);

@@ -219,7 +219,7 @@ static const struct noun nouns[] = {
 	{"tail", cli_tail},    {"consume", cli_tail}, {"group", cli_group},
 	{"groups", cli_group}, {"txn", cli_txn},      {"cluster", cli_cluster},
 	{"log", cli_log},      {"top", cli_top},      {"quota", cli_quota},
-	{"quotas", cli_quota},
+	{"quotas", cli_quota},  {"user", cli_user},    {"users", cli_user},
 };
 
 static int version(void)
@@ -285,7 +285,7 @@ int main(int argc, char **argv)
 	}
 	return cli_usage(
 		&cli, NULL,
-		"unknown command \"%s\"; commands: topic, produce, tail, group, txn, cluster, quota, log, "
+		"unknown command \"%s\"; commands: topic, produce, tail, group, txn, cluster, quota, user, log, "
 		"top, help",
 		name);
 }
