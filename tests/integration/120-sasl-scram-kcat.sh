@@ -3,6 +3,7 @@
 #  - users made with tallyd --add-scram (SCRAM-SHA-512 alice, SCRAM-SHA-256 bob); kcat
 #    produces and consumes with SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN (PLAIN checks the
 #    password against the SCRAM credential); tally with SCRAM-SHA-512;
+#  - tally user create/list/delete: the new user logs in, and no longer once deleted;
 #  - a wrong password: SASL_AUTHENTICATION_FAILED, a diag line naming User:alice, and
 #    the password nowhere in the log;
 #  - an unauthenticated Produce and a 2 GB SASL frame each close the connection, and the
@@ -47,6 +48,15 @@ tally_sasl=(build/bin/tally -b "$TL_BROKER" --timeout 5s -X security.protocol=sa
 echo from-tally | "${tally_sasl[@]}" produce sasl || tl_fail "tally produce over SCRAM-SHA-512 failed"
 out=$("${tally_sasl[@]}" tail -o -1 -e sasl) || tl_fail "tally tail over SCRAM failed"
 [ "$out" = from-tally ] || tl_fail "tally tail read \"$out\", want from-tally"
+
+# tally user create/list/delete over SCRAM, as alice: a new user logs in, then not.
+"${tally_sasl[@]}" user create dave --mechanism SCRAM-SHA-256 --iterations 4096 --password dave-pw >/dev/null 2>&1 ||
+	tl_fail "tally user create failed"
+"${tally_sasl[@]}" user list | grep -Eq '^dave[[:space:]]+SCRAM-SHA-256[[:space:]]+4096$' ||
+	tl_fail "tally user list does not show dave: $("${tally_sasl[@]}" user list 2>&1)"
+kc SCRAM-SHA-256 dave dave-pw -L -m 5 >/dev/null 2>&1 || tl_fail "dave cannot log in after user create"
+"${tally_sasl[@]}" user delete dave >/dev/null 2>&1 || tl_fail "tally user delete failed"
+kc SCRAM-SHA-256 dave dave-pw -L -m 1 >/dev/null 2>&1 && tl_fail "dave still logs in after user delete"
 
 # Wrong password: refused with SASL_AUTHENTICATION_FAILED; the log names the principal,
 # never the password.
