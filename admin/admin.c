@@ -2352,8 +2352,8 @@ TL_EXPORT tl_err tl_admin_upsert_scram_credential(struct tl_admin *admin, const 
 	req.deletions_count = 0;
 	req.upsertions = &up;
 	req.upsertions_count = 1;
-	struct admin_call call = {API_ALTER_USER_SCRAM_CREDENTIALS, &req, NULL, -1,
-				  alter_scram_map, NULL};
+	struct admin_call call = {
+		API_ALTER_USER_SCRAM_CREDENTIALS, &req, NULL, -1, alter_scram_map, NULL};
 	tl_err err = admin_call(admin, &call, admin_deadline(timeout_ms));
 	tl_scram_wipe(salted, sizeof(salted));
 	return err;
@@ -2375,8 +2375,8 @@ TL_EXPORT tl_err tl_admin_delete_scram_credential(struct tl_admin *admin, const 
 	req.deletions = &del;
 	req.deletions_count = 1;
 	req.upsertions_count = 0;
-	struct admin_call call = {API_ALTER_USER_SCRAM_CREDENTIALS, &req, NULL, -1,
-				  alter_scram_map, NULL};
+	struct admin_call call = {
+		API_ALTER_USER_SCRAM_CREDENTIALS, &req, NULL, -1, alter_scram_map, NULL};
 	return admin_call(admin, &call, admin_deadline(timeout_ms));
 }
 
@@ -2395,8 +2395,9 @@ static tl_err describe_scram_map(struct tl_admin *admin, const struct admin_call
 	if (!users)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < count; i++) {
-		const struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result
-			*in = &resp->results[i];
+		const struct
+			tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result
+				*in = &resp->results[i];
 		int32_t n = TL_MAX(in->credential_infos_count, 0);
 		struct tl_admin_scram_credential *creds =
 			tl_arena_array(&result->arena, (size_t)TL_MAX(n, 1), sizeof(*creds));
@@ -2424,8 +2425,8 @@ TL_EXPORT tl_err tl_admin_describe_scram_credentials(struct tl_admin *admin,
 	struct tl_describe_user_scram_credentials_request req;
 	tl_describe_user_scram_credentials_request_defaults(&req);
 	req.users_count = -1; /* null: every user */
-	struct admin_call call = {API_DESCRIBE_USER_SCRAM_CREDENTIALS, &req, NULL, -1,
-				  describe_scram_map, NULL};
+	struct admin_call call = {
+		API_DESCRIBE_USER_SCRAM_CREDENTIALS, &req, NULL, -1, describe_scram_map, NULL};
 	struct admin_result *result;
 	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
 	if (err != TL_OK)

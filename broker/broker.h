@@ -216,7 +216,7 @@ struct tl_broker {
 	uint64_t slow_suppressed;  /* slow requests not logged (over the rate limit) */
 	struct tl_metrics_server *metrics_server; /* metrics.listener; NULL when unset */
 	uint64_t malformed_total;
-	uint64_t sasl_failed_total;       /* failed SASL authentications */
+	uint64_t sasl_failed_total;      /* failed SASL authentications */
 	struct tl_sasl_users sasl_users; /* SCRAM credentials (sasl.c) */
 	uint64_t connections_refused_total;
 	/* Client quotas (quota.h) and the connections they mute. */

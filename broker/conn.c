@@ -169,7 +169,8 @@ void tl_conn_accept(struct tl_broker *broker)
 		conn->refs = 1;
 		conn->last_active_ms = tl_mono_ms();
 		inet_ntop(AF_INET, &addr.sin_addr, conn->peer_ip, sizeof(conn->peer_ip));
-		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", conn->peer_ip, ntohs(addr.sin_port));
+		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", conn->peer_ip,
+			 ntohs(addr.sin_port));
 		snprintf(conn->principal, sizeof(conn->principal), "User:ANONYMOUS");
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = conn};
 		if (epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {

@@ -43,16 +43,16 @@
 
 #define SCRAM_FILE       "scram-credentials"
 #define SCRAM_FILE_MAX   (16 * 1024 * 1024)
-#define SCRAM_MSG_MAX    1024 /* a SCRAM message we keep for AuthMessage */
-#define SCRAM_NONCE_RAND 24   /* random bytes of the server's nonce part */
+#define SCRAM_MSG_MAX    1024                    /* a SCRAM message we keep for AuthMessage */
+#define SCRAM_NONCE_RAND 24                      /* random bytes of the server's nonce part */
 #define B64_SIZE(n)      (((n) + 2) / 3 * 4 + 1) /* base64 of n bytes, with its NUL */
 
 enum sasl_step {
-	SASL_STEP_START = 0,     /* no handshake yet */
-	SASL_STEP_HANDSHAKEN,    /* mechanism chosen; first token due */
-	SASL_STEP_SCRAM_FIRST,   /* server-first sent; client-final due */
-	SASL_STEP_DONE,          /* authenticated (a re-handshake may follow) */
-	SASL_STEP_FAILED,        /* a failed attempt: nothing more on this connection */
+	SASL_STEP_START = 0,   /* no handshake yet */
+	SASL_STEP_HANDSHAKEN,  /* mechanism chosen; first token due */
+	SASL_STEP_SCRAM_FIRST, /* server-first sent; client-final due */
+	SASL_STEP_DONE,        /* authenticated (a re-handshake may follow) */
+	SASL_STEP_FAILED,      /* a failed attempt: nothing more on this connection */
 };
 
 /* A SCRAM exchange in progress: what AuthMessage needs between the two tokens. */
@@ -158,7 +158,8 @@ static bool user_name_valid(const char *name, size_t len)
 static struct tl_sasl_user *user_find(struct tl_sasl_users *users, const char *name, size_t len)
 {
 	for (int32_t i = 0; i < users->count; i++)
-		if (strlen(users->users[i].name) == len && memcmp(users->users[i].name, name, len) == 0)
+		if (strlen(users->users[i].name) == len &&
+		    memcmp(users->users[i].name, name, len) == 0)
 			return &users->users[i];
 	return NULL;
 }
@@ -433,7 +434,8 @@ tl_err tl_sasl_add_scram(struct tl_broker *broker, const char *spec, char *why, 
 			end++;
 		const char *item = body + i;
 		size_t item_len = end - i;
-		if (item_len > 5 && memcmp(item, "name=", 5) == 0 && item_len - 5 <= TL_SASL_USER_MAX) {
+		if (item_len > 5 && memcmp(item, "name=", 5) == 0 &&
+		    item_len - 5 <= TL_SASL_USER_MAX) {
 			name_len = item_len - 5;
 			memcpy(name, item + 5, name_len);
 			name[name_len] = '\0';
@@ -462,8 +464,10 @@ tl_err tl_sasl_add_scram(struct tl_broker *broker, const char *spec, char *why, 
 	}
 	tl_err err = TL_ERR_INVALID;
 	if (!user_name_valid(name, name_len) || password_len == 0) {
-		snprintf(why, why_size, "--add-scram: needs name= (no spaces, 1-%d bytes) and "
-			 "password=", TL_SASL_USER_MAX);
+		snprintf(why, why_size,
+			 "--add-scram: needs name= (no spaces, 1-%d bytes) and "
+			 "password=",
+			 TL_SASL_USER_MAX);
 		goto out;
 	}
 	if (iterations < TL_SCRAM_ITERATIONS_MIN || iterations > TL_SCRAM_ITERATIONS_MAX) {
@@ -708,16 +712,16 @@ static void scram_first(struct tl_request *req, struct tl_bytes token,
 		if (msg[2] != 'a' || msg[3] != '=' ||
 		    !tl_scram_name_decode(msg + 4, gs2_len - 5, authzid, sizeof(authzid)) ||
 		    strcmp(authzid, name) != 0) {
-			authenticate_fail(req, name, "SCRAM authorization id differs from the user");
+			authenticate_fail(req, name,
+					  "SCRAM authorization id differs from the user");
 			return;
 		}
 	}
-	struct tl_sasl_user *entry =
-		user_find(&conn->broker->sasl_users, name, strlen(name));
+	struct tl_sasl_user *entry = user_find(&conn->broker->sasl_users, name, strlen(name));
 	const struct tl_scram_credential *cred = entry ? user_credential(entry, mechanism) : NULL;
 	if (!cred) {
-		authenticate_fail(req, name, entry ? "no credential for this mechanism"
-						   : "unknown user");
+		authenticate_fail(req, name,
+				  entry ? "no credential for this mechanism" : "unknown user");
 		return;
 	}
 	struct tl_sasl_exchange *ex = calloc(1, sizeof(*ex));
@@ -738,8 +742,7 @@ static void scram_first(struct tl_request *req, struct tl_bytes token,
 	ex->cred = *cred;
 	memcpy(ex->gs2_header, msg, gs2_len);
 	memcpy(ex->client_first_bare, bare, bare_len);
-	int n = snprintf(ex->nonce, sizeof(ex->nonce), "%.*s%s", (int)nonce_len, nonce,
-			 random_b64);
+	int n = snprintf(ex->nonce, sizeof(ex->nonce), "%.*s%s", (int)nonce_len, nonce, random_b64);
 	TL_ASSERT(n > 0 && (size_t)n < sizeof(ex->nonce));
 	n = snprintf(ex->server_first, sizeof(ex->server_first), "r=%s,s=%s,i=%d", ex->nonce,
 		     salt_b64, cred->iterations);
@@ -794,7 +797,8 @@ static void scram_final(struct tl_request *req, struct tl_bytes token)
 	uint8_t proof[TL_SCRAM_KEY_MAX + 8];
 	size_t proof_len = 0;
 	if (proof_b64_len != tl_base64_encoded_len(key_len) ||
-	    !tl_base64_decode(proof_b64, proof_b64_len, proof, &proof_len) || proof_len != key_len) {
+	    !tl_base64_decode(proof_b64, proof_b64_len, proof, &proof_len) ||
+	    proof_len != key_len) {
 		authenticate_fail(req, user, "SCRAM proof malformed");
 		return;
 	}
@@ -871,8 +875,10 @@ static struct tl_str arena_text(struct tl_arena *arena, const char *message, con
 	return (struct tl_str){copy, (int32_t)(head + arg_len + tail)};
 }
 
-static void describe_user(struct tl_arena *arena, const struct tl_sasl_user *user,
-			  struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result *out)
+static void describe_user(
+	struct tl_arena *arena, const struct tl_sasl_user *user,
+	struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result
+		*out)
 {
 	struct tl_describe_user_scram_credentials_response_credential_info *infos =
 		tl_arena_array(arena, 2, sizeof(*infos));
@@ -926,8 +932,8 @@ void tl_handle_describe_user_scram_credentials(struct tl_request *req, struct tl
 		for (int32_t j = 0; j < count; j++)
 			duplicate |= j != i && tl_str_eq(msg.users[j].name, name);
 		char name_c[TL_SASL_USER_MAX + 1];
-		snprintf(name_c, sizeof(name_c), "%.*s", TL_MIN(TL_MAX(name.len, 0), TL_SASL_USER_MAX),
-			 name.ptr ? name.ptr : "");
+		snprintf(name_c, sizeof(name_c), "%.*s",
+			 TL_MIN(TL_MAX(name.len, 0), TL_SASL_USER_MAX), name.ptr ? name.ptr : "");
 		const struct tl_sasl_user *user =
 			name.len > 0 ? user_find(users, name.ptr, (size_t)name.len) : NULL;
 		if (duplicate) {
@@ -991,8 +997,8 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 	}
 	int32_t deletions = TL_MAX(msg.deletions_count, 0);
 	int32_t upsertions = TL_MAX(msg.upsertions_count, 0);
-	struct alter_user *list = tl_arena_array(&req->arena, (size_t)(deletions + upsertions + 1),
-						  sizeof(*list));
+	struct alter_user *list =
+		tl_arena_array(&req->arena, (size_t)(deletions + upsertions + 1), sizeof(*list));
 	/* (user, mechanism) pairs seen, to refuse one altered twice. */
 	uint8_t *seen = tl_arena_array(&req->arena, (size_t)(deletions + upsertions + 1) * 3, 1);
 	if (!list || !seen) {
@@ -1003,8 +1009,8 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 	/* Pass 1: check everything; a user with any bad alteration gets none applied. */
 	for (int32_t i = 0; i < deletions + upsertions; i++) {
 		bool is_delete = i < deletions;
-		struct tl_str name = is_delete ? msg.deletions[i].name
-					       : msg.upsertions[i - deletions].name;
+		struct tl_str name =
+			is_delete ? msg.deletions[i].name : msg.upsertions[i - deletions].name;
 		int8_t mech = is_delete ? msg.deletions[i].mechanism
 					: msg.upsertions[i - deletions].mechanism;
 		struct alter_user *user = alter_user_of(list, &count, name);
@@ -1048,8 +1054,8 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 						"exist: %s");
 			continue;
 		}
-		const struct tl_alter_user_scram_credentials_request_scram_credential_upsertion *up =
-			&msg.upsertions[i - deletions];
+		const struct tl_alter_user_scram_credentials_request_scram_credential_upsertion
+			*up = &msg.upsertions[i - deletions];
 		if (up->iterations < TL_SCRAM_ITERATIONS_MIN)
 			alter_user_fail(user, TL_ERR_UNACCEPTABLE_CREDENTIAL,
 					"Too few iterations for user %s (at least 4096)");
@@ -1059,8 +1065,8 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 		else if (up->salt.len <= 0 || up->salt.len > TL_SCRAM_SALT_MAX)
 			alter_user_fail(user, TL_ERR_UNACCEPTABLE_CREDENTIAL,
 					"The salt for user %s must be 1 to 64 bytes");
-		else if (up->salted_password.len != (int32_t)tl_scram_key_len(
-							    (enum tl_scram_mechanism)mech))
+		else if (up->salted_password.len !=
+			 (int32_t)tl_scram_key_len((enum tl_scram_mechanism)mech))
 			alter_user_fail(user, TL_ERR_UNACCEPTABLE_CREDENTIAL,
 					"The salted password for user %s has the wrong length");
 	}
@@ -1068,8 +1074,8 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 	bool changed = false;
 	for (int32_t i = 0; i < deletions + upsertions; i++) {
 		bool is_delete = i < deletions;
-		struct tl_str name = is_delete ? msg.deletions[i].name
-					       : msg.upsertions[i - deletions].name;
+		struct tl_str name =
+			is_delete ? msg.deletions[i].name : msg.upsertions[i - deletions].name;
 		struct alter_user *user = alter_user_of(list, &count, name);
 		if (user->error != TL_OK)
 			continue;
@@ -1084,8 +1090,8 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 			user_remove_if_empty(&broker->sasl_users, entry);
 			continue;
 		}
-		const struct tl_alter_user_scram_credentials_request_scram_credential_upsertion *up =
-			&msg.upsertions[i - deletions];
+		const struct tl_alter_user_scram_credentials_request_scram_credential_upsertion
+			*up = &msg.upsertions[i - deletions];
 		if (store_upsert(broker, name.ptr, (size_t)name.len,
 				 (enum tl_scram_mechanism)up->mechanism, up->iterations,
 				 up->salt.ptr, (size_t)up->salt.len,

@@ -599,13 +599,12 @@ static void node_sasl_step(struct tl_client *client, struct client_node *node, i
 	struct tl_buf next;
 	tl_buf_init(&next);
 	char why[384];
-	tl_err err = tl_client_sasl_step(node->sasl, api_key, cursor, version, &next, why,
-					 sizeof(why));
+	tl_err err =
+		tl_client_sasl_step(node->sasl, api_key, cursor, version, &next, why, sizeof(why));
 	if (err == TL_ERR_AGAIN) {
-		if (next.failed ||
-		    node_enqueue(client, node, TL_API_SASL_AUTHENTICATE,
-				 TL_CLIENT_SASL_AUTHENTICATE_VERSION, &next, true,
-				 client->request_timeout_ms, NULL, NULL) != TL_OK)
+		if (next.failed || node_enqueue(client, node, TL_API_SASL_AUTHENTICATE,
+						TL_CLIENT_SASL_AUTHENTICATE_VERSION, &next, true,
+						client->request_timeout_ms, NULL, NULL) != TL_OK)
 			node_close(client, node, TL_ERR_NOMEM, "out of memory");
 	} else if (err == TL_OK) {
 		node->state = CONN_READY;

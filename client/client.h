@@ -90,18 +90,20 @@ struct tl_client_conf {
 
 /* The rows of the security keys in each client's table (producer, consumer, admin); fill
  * tl_client_conf's fields from them with TL_CLIENT_CONF_SECURITY. */
-#define TL_CLIENT_SECURITY_KEYS                                                              \
-	{"security.protocol", TL_CONF_STR, "plaintext", 0, 0, NULL, NULL},                   \
-		{"sasl.mechanisms", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                    \
-		{"sasl.mechanism", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                     \
-		{"sasl.username", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                      \
-		{"sasl.password", TL_CONF_STR, NULL, 0, 0, NULL, NULL}
-#define TL_CLIENT_CONF_SECURITY(conf)                                                        \
-	.security_protocol = tl_conf_str((conf), "security.protocol"),                       \
-	.sasl_mechanism = tl_conf_str((conf), "sasl.mechanisms")                             \
-				  ? tl_conf_str((conf), "sasl.mechanisms")                   \
-				  : tl_conf_str((conf), "sasl.mechanism"),                   \
-	.sasl_username = tl_conf_str((conf), "sasl.username"),                               \
+#define TL_CLIENT_SECURITY_KEYS                                                                    \
+	{"security.protocol", TL_CONF_STR, "plaintext", 0, 0, NULL, NULL},                         \
+		{"sasl.mechanisms", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                          \
+		{"sasl.mechanism", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                           \
+		{"sasl.username", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                            \
+	{                                                                                          \
+		"sasl.password", TL_CONF_STR, NULL, 0, 0, NULL, NULL                               \
+	}
+#define TL_CLIENT_CONF_SECURITY(conf)                                                              \
+	.security_protocol = tl_conf_str((conf), "security.protocol"),                             \
+	.sasl_mechanism = tl_conf_str((conf), "sasl.mechanisms")                                   \
+				  ? tl_conf_str((conf), "sasl.mechanisms")                         \
+				  : tl_conf_str((conf), "sasl.mechanism"),                         \
+	.sasl_username = tl_conf_str((conf), "sasl.username"),                                     \
 	.sasl_password = tl_conf_str((conf), "sasl.password")
 
 struct tl_client_partition {

@@ -12,14 +12,14 @@
 
 #define B64_SIZE(n) (((n) + 2) / 3 * 4 + 1)
 
-tl_err tl_client_sasl_conf_check(const struct tl_client_sasl_conf *conf, char *why,
-				 size_t why_size)
+tl_err tl_client_sasl_conf_check(const struct tl_client_sasl_conf *conf, char *why, size_t why_size)
 {
 	const char *m = conf->mechanism;
 	if (strcmp(m, "PLAIN") != 0 && tl_scram_mechanism_of(m, strlen(m)) == TL_SCRAM_UNKNOWN) {
-		snprintf(why, why_size,
-			 "sasl.mechanisms=%s is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)",
-			 m);
+		snprintf(
+			why, why_size,
+			"sasl.mechanisms=%s is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)",
+			m);
 		return TL_ERR_INVALID;
 	}
 	if (!conf->username || !conf->username[0] || !conf->password) {
@@ -127,8 +127,8 @@ static tl_err final_token(struct tl_client_sasl *sasl, struct tl_bytes in, struc
 	int wn = snprintf(without_proof, sizeof(without_proof), "c=biws,r=%.*s", (int)nonce_len,
 			  nonce);
 	char auth_message[2700];
-	int an = snprintf(auth_message, sizeof(auth_message), "%s,%.*s,%s",
-			  sasl->client_first_bare, (int)len, msg, without_proof);
+	int an = snprintf(auth_message, sizeof(auth_message), "%s,%.*s,%s", sasl->client_first_bare,
+			  (int)len, msg, without_proof);
 	TL_ASSERT(wn > 0 && an > 0 && (size_t)an < sizeof(auth_message));
 	uint8_t proof[TL_SCRAM_KEY_MAX];
 	tl_scram_client_proof(sasl->scram, salted, auth_message, (size_t)an, proof,
@@ -147,8 +147,8 @@ static tl_err check_server_final(struct tl_client_sasl *sasl, struct tl_bytes in
 				 size_t why_size)
 {
 	size_t v_len;
-	const char *v = tl_scram_attr((const char *)in.ptr, (size_t)(in.len > 0 ? in.len : 0), 'v',
-				      &v_len);
+	const char *v =
+		tl_scram_attr((const char *)in.ptr, (size_t)(in.len > 0 ? in.len : 0), 'v', &v_len);
 	uint8_t sig[TL_SCRAM_KEY_MAX + 4];
 	size_t sig_len = 0;
 	uint32_t key_len = tl_scram_key_len(sasl->scram);
@@ -204,7 +204,8 @@ tl_err tl_client_sasl_step(struct tl_client_sasl *sasl, int16_t api_key, struct 
 	}
 	if (resp.error_code != 0) {
 		snprintf(why, why_size, "SASL authentication failed for user %s: %.*s",
-			 sasl->conf->username, resp.error_message.len > 0 ? resp.error_message.len : 0,
+			 sasl->conf->username,
+			 resp.error_message.len > 0 ? resp.error_message.len : 0,
 			 resp.error_message.ptr ? resp.error_message.ptr : "");
 		err = (tl_err)resp.error_code;
 		goto out;
@@ -215,9 +216,9 @@ tl_err tl_client_sasl_step(struct tl_client_sasl *sasl, int16_t api_key, struct 
 		err = final_token(sasl, resp.auth_bytes, next, why, why_size);
 		goto out;
 	}
-	err = sasl->step == TL_CLIENT_SASL_FINAL ? check_server_final(sasl, resp.auth_bytes, why,
-								      why_size)
-						 : TL_OK;
+	err = sasl->step == TL_CLIENT_SASL_FINAL
+		      ? check_server_final(sasl, resp.auth_bytes, why, why_size)
+		      : TL_OK;
 	if (err == TL_OK)
 		sasl->step = TL_CLIENT_SASL_DONE;
 out:

@@ -106,8 +106,7 @@ void tl_scram_client_proof(enum tl_scram_mechanism mechanism, const uint8_t *sal
 	uint8_t client_key[TL_SCRAM_KEY_MAX], client_signature[TL_SCRAM_KEY_MAX];
 	scram_hmac(mechanism, salted, n, "Client Key", 10, client_key);
 	tl_scram_credential_from_salted(&cred, salted);
-	scram_hmac(mechanism, cred.stored_key, n, auth_message, auth_message_len,
-		   client_signature);
+	scram_hmac(mechanism, cred.stored_key, n, auth_message, auth_message_len, client_signature);
 	for (uint32_t i = 0; i < n; i++)
 		proof_out[i] = client_key[i] ^ client_signature[i];
 	scram_hmac(mechanism, cred.server_key, n, auth_message, auth_message_len, signature_out);

@@ -219,7 +219,7 @@ static const struct noun nouns[] = {
 	{"tail", cli_tail},    {"consume", cli_tail}, {"group", cli_group},
 	{"groups", cli_group}, {"txn", cli_txn},      {"cluster", cli_cluster},
 	{"log", cli_log},      {"top", cli_top},      {"quota", cli_quota},
-	{"quotas", cli_quota},  {"user", cli_user},    {"users", cli_user},
+	{"quotas", cli_quota}, {"user", cli_user},    {"users", cli_user},
 };
 
 static int version(void)

@@ -47,7 +47,7 @@ static int user_option(struct cli *cli, void *ctx, int opt, const char *arg)
 
 static const char *mechanism_text(int mechanism)
 {
-	return mechanism == TL_ADMIN_SCRAM_SHA_256	 ? "SCRAM-SHA-256"
+	return mechanism == TL_ADMIN_SCRAM_SHA_256   ? "SCRAM-SHA-256"
 	       : mechanism == TL_ADMIN_SCRAM_SHA_512 ? "SCRAM-SHA-512"
 						     : "unknown";
 }
@@ -113,8 +113,10 @@ int cli_user(struct cli *cli, int argc, char **argv)
 	int rest = argc - 1 - first;
 	char **args = argv + 1 + first;
 	if (list ? rest != 0 : rest != 1)
-		return cli_usage(cli, "user", list ? "user list takes no arguments"
-						   : "user %s wants one user name", verb);
+		return cli_usage(cli, "user",
+				 list ? "user list takes no arguments"
+				      : "user %s wants one user name",
+				 verb);
 	int mechanisms[2] = {TL_ADMIN_SCRAM_SHA_512, TL_ADMIN_SCRAM_SHA_256};
 	int mechanism_count = create ? 1 : 2;
 	if (o.mechanism) {
@@ -153,8 +155,8 @@ int cli_user(struct cli *cli, int argc, char **argv)
 	for (int i = 0; i < mechanism_count && rc == CLI_EXIT_OK; i++) {
 		tl_err err;
 		if (create) {
-			err = tl_admin_upsert_scram_credential(admin, name, mechanisms[i], o.password,
-							       (int32_t)o.iterations,
+			err = tl_admin_upsert_scram_credential(admin, name, mechanisms[i],
+							       o.password, (int32_t)o.iterations,
 							       cli->timeout_ms);
 		} else {
 			err = tl_admin_delete_scram_credential(admin, name, mechanisms[i],

@@ -9,7 +9,7 @@
 #include "common/tests/check_run.h"
 
 #define CLIENT_FIRST_BARE "n=user,r=rOprNGfwEbeRWgbNEkqO"
-#define SERVER_FIRST                                                                         \
+#define SERVER_FIRST                                                                               \
 	"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
 #define CLIENT_FINAL_NO_PROOF "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
 #define PROOF                 "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
@@ -56,8 +56,8 @@ START_TEST(server_verifies_rfc7677_proof_and_signs)
 	ck_assert(tl_base64_decode(PROOF, strlen(PROOF), proof, &n));
 	ck_assert_uint_eq(n, 32);
 	uint8_t signature[TL_SCRAM_KEY_MAX];
-	ck_assert(tl_scram_verify_proof(&cred, auth_message, strlen(auth_message), proof,
-					signature));
+	ck_assert(
+		tl_scram_verify_proof(&cred, auth_message, strlen(auth_message), proof, signature));
 	char text[100];
 	tl_base64_encode(signature, 32, text);
 	ck_assert_str_eq(text, SIGNATURE);
