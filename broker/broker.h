@@ -166,6 +166,7 @@ struct tl_conn {
 	uint32_t sasl_mechanism;
 	int64_t sasl_expiry_ms;
 	struct tl_sasl_exchange *sasl; /* a SCRAM exchange in progress; owned */
+	bool close_when_flushed;       /* a failed authentication: close once answered */
 	struct tl_conn *prev, *next;
 };
 

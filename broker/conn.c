@@ -486,6 +486,10 @@ void tl_conn_flush(struct tl_conn *conn)
 		if (conn->sent == total)
 			conn_pop_head(conn);
 	}
+	if (!conn->closed && conn->close_when_flushed && !conn->head) {
+		tl_conn_close(conn, "SASL authentication failed"); /* as Kafka, once answered */
+		return;
+	}
 	if (!conn->closed && conn->want_write) {
 		conn->want_write = false;
 		conn_update_events(conn);

@@ -23,8 +23,11 @@
  * re-authentication must keep the principal.
  *
  * Only SaslHandshake v1 (tokens in SaslAuthenticate requests) is served: v0's unframed
- * tokens close the connection with a warn line. PBKDF2 runs on the event loop (PLAIN
- * logins, AlterUserScramCredentials from --add-scram): 4096 iterations cost ~2-5 ms. */
+ * tokens close the connection with a warn line. A failed authentication is answered
+ * (SASL_AUTHENTICATION_FAILED with Kafka's message), then the connection is closed.
+ *
+ * PBKDF2 runs on the event loop for PLAIN logins (4096 iterations: ~2-5 ms each);
+ * SCRAM logins and AlterUserScramCredentials (salted by the client) need none. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -583,6 +586,7 @@ static void authenticate_fail(struct tl_request *req, const char *user, const ch
 		user, mechanism, conn->peer, reason);
 	tl_sasl_conn_free(conn);
 	conn->sasl_step = SASL_STEP_FAILED;
+	conn->close_when_flushed = true;
 	char message[160];
 	snprintf(message, sizeof(message),
 		 "Authentication failed during authentication due to invalid credentials with "

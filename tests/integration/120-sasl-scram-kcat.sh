@@ -6,8 +6,8 @@
 #  - tally user create/list/delete: the new user logs in, and no longer once deleted;
 #  - a wrong password: SASL_AUTHENTICATION_FAILED, a diag line naming User:alice, and
 #    the password nowhere in the log;
-#  - an unauthenticated Produce and a 2 GB SASL frame each close the connection, and the
-#    broker still serves;
+#  - an unauthenticated Produce, a 2 GB SASL frame, and a failed authentication (once
+#    answered) each close the connection, and the broker still serves;
 #  - the credentials file holds no password, and the users survive a restart (without
 #    --add-scram).
 set -euo pipefail
@@ -81,7 +81,26 @@ cat >"$TL_TMP/raw.py" <<'PY'
 import socket, struct, sys
 host, port, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 s = socket.create_connection((host, port), timeout=10)
-if what == "produce":
+def frame(key, version, corr, body):
+    head = struct.pack(">hhih", key, version, corr, 3) + b"raw"
+    return struct.pack(">i", len(head) + len(body)) + head + body
+def response():
+    size = s.recv(4, socket.MSG_WAITALL)
+    n = struct.unpack(">i", size)[0]
+    return s.recv(n, socket.MSG_WAITALL)
+if what == "wrongplain":
+    # PLAIN with a wrong password: SASL_AUTHENTICATION_FAILED (58) comes back, then the
+    # broker closes the connection.
+    s.sendall(frame(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
+    response()
+    token = b"\0alice\0nope"
+    s.sendall(frame(36, 1, 2, struct.pack(">i", len(token)) + token))
+    r = response()
+    code = struct.unpack(">h", r[4:6])[0]
+    if code != 58:
+        print("error code %d, want 58" % code)
+        sys.exit(0)
+elif what == "produce":
     # Produce v3: header (key 0, v3, correlation 1, client "raw"), null transactional
     # id, acks 1, timeout 1000, no topics.
     body = struct.pack(">hhih", 0, 3, 1, 3) + b"raw" + struct.pack(">hhii", -1, 1, 1000, 0)
@@ -94,7 +113,7 @@ except ConnectionResetError:
     data = b""
 print("closed" if data == b"" else "answered %r" % data)
 PY
-for what in produce bigframe; do
+for what in produce bigframe wrongplain; do
 	out=$(timeout 15 python3 "$TL_TMP/raw.py" 127.0.0.1 "$TL_PORT" "$what") || tl_fail "raw $what client failed"
 	[ "$out" = closed ] || tl_fail "$what before authentication: $out, want the connection closed"
 done
