@@ -80,7 +80,7 @@ _tally()
 		;;
 	esac
 	if [ -z "$noun" ]; then
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota log top help $globals" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota user log top help $globals" -- "$cur"))
 		return
 	fi
 	local opts=
@@ -120,6 +120,10 @@ _tally()
 		opts="--user --user-default --client-id --client-id-default"
 		[[ $cur != -* ]] && [ "$verb" != list ] && { COMPREPLY=($(compgen -W "producer_byte_rate= consumer_byte_rate= request_percentage= controller_mutation_rate=" -- "$cur")); compopt -o nospace 2>/dev/null; return; }
 		;;
+	user | users)
+		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "create delete list" -- "$cur")); return; }
+		opts="--mechanism --iterations --password"
+		;;
 	log)
 		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "dump check" -- "$cur")); return; }
 		opts="--records --json"
@@ -129,7 +133,7 @@ _tally()
 		opts="-m --metrics -i --interval --once"
 		;;
 	help)
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota log top" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota user log top" -- "$cur"))
 		return
 		;;
 	esac
