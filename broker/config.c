@@ -896,7 +896,7 @@ void tl_config_report(const struct tl_config *config)
 				l->name);
 		else
 			tl_warn("config: listener %s (%s) is not served: only one PLAINTEXT "
-				"listener is served",
+				"or SASL_PLAINTEXT listener is served",
 				l->name, l->protocol);
 	}
 }
