@@ -674,6 +674,9 @@ static void render_process(struct tl_broker *broker, struct tl_buf *out)
 		broker->connections_refused_total);
 	counter(out, "tally_malformed_requests_total",
 		"Malformed requests (each closed its connection).", broker->malformed_total);
+	counter(out, "tally_failed_authentication_total",
+		"Failed SASL authentications (Kafka's failed-authentication-total).",
+		broker->sasl_failed_total);
 	struct mallinfo2 mi = mallinfo2();
 	gauge(out, "tally_memory_heap_bytes", "Heap bytes in use (malloc's arenas and mmaps).",
 	      (double)(mi.uordblks + mi.hblkhd));
