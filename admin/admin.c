@@ -14,6 +14,7 @@
 
 #include "client/client.h"
 #include "common/assert.h"
+#include "common/scram.h"
 #include "common/time.h"
 #include "protocol/messages.h"
 
@@ -22,6 +23,7 @@
 
 static const struct tl_conf_key admin_keys[] = {
 	{"bootstrap.servers", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
+	TL_CLIENT_SECURITY_KEYS,
 	{"client.id", TL_CONF_STR, "libtally-admin", 0, 0, NULL, NULL},
 	{"request.timeout.ms", TL_CONF_INT, "30000", 1, INT32_MAX, NULL, NULL},
 	{"reconnect.backoff.ms", TL_CONF_INT, "50", 0, 3600000, NULL, NULL},
@@ -83,6 +85,7 @@ TL_EXPORT tl_err tl_admin_create(const struct tl_admin_conf *ac, struct tl_admin
 	struct tl_client_conf cc = {
 		.bootstrap_servers = tl_conf_str(&ac->conf, "bootstrap.servers"),
 		.client_id = tl_conf_str(&ac->conf, "client.id"),
+		TL_CLIENT_CONF_SECURITY(&ac->conf),
 		.request_timeout_ms = (int32_t)tl_conf_int(&ac->conf, "request.timeout.ms"),
 		.reconnect_backoff_ms = (int32_t)tl_conf_int(&ac->conf, "reconnect.backoff.ms"),
 		.metadata_max_age_ms = 300000,
@@ -179,6 +182,8 @@ enum admin_api_id {
 	API_DESCRIBE_ACLS,
 	API_CREATE_ACLS,
 	API_DELETE_ACLS,
+	API_DESCRIBE_USER_SCRAM_CREDENTIALS,
+	API_ALTER_USER_SCRAM_CREDENTIALS,
 };
 
 struct admin_api {
@@ -230,6 +235,10 @@ static const struct admin_api admin_apis[] = {
 	[API_DESCRIBE_ACLS] = {TL_CLIENT_API_DESCRIBE_ACLS, ROUTE_ANY, 0, NULL},
 	[API_CREATE_ACLS] = {TL_CLIENT_API_CREATE_ACLS, ROUTE_CONTROLLER, 0, NULL},
 	[API_DELETE_ACLS] = {TL_CLIENT_API_DELETE_ACLS, ROUTE_CONTROLLER, 0, NULL},
+	[API_DESCRIBE_USER_SCRAM_CREDENTIALS] = {TL_CLIENT_API_DESCRIBE_USER_SCRAM_CREDENTIALS,
+						 ROUTE_ANY, 0, NULL},
+	[API_ALTER_USER_SCRAM_CREDENTIALS] = {TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS,
+					      ROUTE_CONTROLLER, 0, NULL},
 };
 
 struct admin_call;
@@ -660,6 +669,7 @@ struct admin_result {
 		struct tl_admin_log_dirs log_dirs;
 		struct tl_admin_quotas quotas;
 		struct tl_admin_acls acls;
+		struct tl_admin_scram_users scram_users;
 	} pub;
 };
 
@@ -2496,4 +2506,144 @@ TL_EXPORT tl_err tl_admin_delete_acls(struct tl_admin *admin, const struct tl_ad
 TL_EXPORT void tl_admin_acls_destroy(struct tl_admin_acls *acls)
 {
 	result_destroy(acls);
+}
+
+/* ---- SCRAM credentials (KIP-554) ---- */
+
+static tl_err alter_scram_map(struct tl_admin *admin, const struct admin_call *call,
+			      const void *response)
+{
+	const struct tl_alter_user_scram_credentials_response *resp = response;
+	TL_UNUSED(call);
+	if (resp->results_count != 1)
+		return admin_decode_fail(admin, "AlterUserScramCredentials");
+	tl_err err = (tl_err)resp->results[0].error_code;
+	if (err == TL_OK)
+		return TL_OK;
+	struct tl_str msg = resp->results[0].error_message;
+	return admin_fail(admin, err, "alter SCRAM credentials: %s%s%.*s", tl_err_name(err),
+			  msg.len > 0 ? ": " : "", msg.len > 0 ? (int)msg.len : 0,
+			  msg.len > 0 ? msg.ptr : "");
+}
+
+static bool scram_args_ok(const char *user, int mechanism)
+{
+	return user && user[0] &&
+	       (mechanism == TL_ADMIN_SCRAM_SHA_256 || mechanism == TL_ADMIN_SCRAM_SHA_512);
+}
+
+TL_EXPORT tl_err tl_admin_upsert_scram_credential(struct tl_admin *admin, const char *user,
+						  int mechanism, const char *password,
+						  int32_t iterations, int timeout_ms)
+{
+	if (!scram_args_ok(user, mechanism) || !password)
+		return admin_fail(admin, TL_ERR_INVALID,
+				  "upsert_scram_credential: needs a user, a password and "
+				  "TL_ADMIN_SCRAM_SHA_256 or _512");
+	if (iterations == 0)
+		iterations = TL_SCRAM_ITERATIONS_MIN;
+	uint8_t salt[32], salted[TL_SCRAM_KEY_MAX];
+	enum tl_scram_mechanism m = (enum tl_scram_mechanism)mechanism;
+	if (!tl_scram_random(salt, sizeof(salt)) ||
+	    !tl_scram_salted_password(m, password, strlen(password), salt, sizeof(salt),
+				      TL_MAX(iterations, 1), salted))
+		return admin_fail(admin, TL_ERR_INVALID, "upsert_scram_credential: OpenSSL failed");
+	struct tl_alter_user_scram_credentials_request_scram_credential_upsertion up;
+	tl_alter_user_scram_credentials_request_scram_credential_upsertion_defaults(&up);
+	up.name = tl_str_of(user);
+	up.mechanism = (int8_t)mechanism;
+	up.iterations = iterations;
+	up.salt = (struct tl_bytes){salt, (int32_t)sizeof(salt)};
+	up.salted_password = (struct tl_bytes){salted, (int32_t)tl_scram_key_len(m)};
+	struct tl_alter_user_scram_credentials_request req;
+	tl_alter_user_scram_credentials_request_defaults(&req);
+	req.deletions_count = 0;
+	req.upsertions = &up;
+	req.upsertions_count = 1;
+	struct admin_call call = {
+		API_ALTER_USER_SCRAM_CREDENTIALS, &req, NULL, -1, alter_scram_map, NULL};
+	tl_err err = admin_call(admin, &call, admin_deadline(timeout_ms));
+	tl_scram_wipe(salted, sizeof(salted));
+	return err;
+}
+
+TL_EXPORT tl_err tl_admin_delete_scram_credential(struct tl_admin *admin, const char *user,
+						  int mechanism, int timeout_ms)
+{
+	if (!scram_args_ok(user, mechanism))
+		return admin_fail(admin, TL_ERR_INVALID,
+				  "delete_scram_credential: needs a user and "
+				  "TL_ADMIN_SCRAM_SHA_256 or _512");
+	struct tl_alter_user_scram_credentials_request_scram_credential_deletion del;
+	tl_alter_user_scram_credentials_request_scram_credential_deletion_defaults(&del);
+	del.name = tl_str_of(user);
+	del.mechanism = (int8_t)mechanism;
+	struct tl_alter_user_scram_credentials_request req;
+	tl_alter_user_scram_credentials_request_defaults(&req);
+	req.deletions = &del;
+	req.deletions_count = 1;
+	req.upsertions_count = 0;
+	struct admin_call call = {
+		API_ALTER_USER_SCRAM_CREDENTIALS, &req, NULL, -1, alter_scram_map, NULL};
+	return admin_call(admin, &call, admin_deadline(timeout_ms));
+}
+
+static tl_err describe_scram_map(struct tl_admin *admin, const struct admin_call *call,
+				 const void *response)
+{
+	const struct tl_describe_user_scram_credentials_response *resp = response;
+	struct admin_result *result = call->arg;
+	tl_err err = (tl_err)resp->error_code;
+	if (err != TL_OK)
+		return admin_fail(admin, err, "describe SCRAM credentials: %s",
+				  tl_err_message(err));
+	int32_t count = TL_MAX(resp->results_count, 0);
+	struct tl_admin_scram_user *users =
+		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*users));
+	if (!users)
+		return TL_ERR_NOMEM;
+	for (int32_t i = 0; i < count; i++) {
+		const struct
+			tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result
+				*in = &resp->results[i];
+		int32_t n = TL_MAX(in->credential_infos_count, 0);
+		struct tl_admin_scram_credential *creds =
+			tl_arena_array(&result->arena, (size_t)TL_MAX(n, 1), sizeof(*creds));
+		users[i].name = arena_strdup(&result->arena, in->user);
+		if (!creds || !users[i].name)
+			return TL_ERR_NOMEM;
+		for (int32_t j = 0; j < n; j++) {
+			creds[j].mechanism = in->credential_infos[j].mechanism;
+			creds[j].iterations = in->credential_infos[j].iterations;
+		}
+		users[i].credentials = creds;
+		users[i].credential_count = n;
+	}
+	result->pub.scram_users.users = users;
+	result->pub.scram_users.count = count;
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_admin_describe_scram_credentials(struct tl_admin *admin,
+						     struct tl_admin_scram_users **out,
+						     int timeout_ms)
+{
+	if (!out)
+		return admin_fail(admin, TL_ERR_INVALID, "describe_scram_credentials: needs @out");
+	struct tl_describe_user_scram_credentials_request req;
+	tl_describe_user_scram_credentials_request_defaults(&req);
+	req.users_count = -1; /* null: every user */
+	struct admin_call call = {
+		API_DESCRIBE_USER_SCRAM_CREDENTIALS, &req, NULL, -1, describe_scram_map, NULL};
+	struct admin_result *result;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	if (err != TL_OK)
+		return err;
+	*out = &result->pub.scram_users;
+	return TL_OK;
+}
+
+TL_EXPORT void tl_admin_scram_users_destroy(struct tl_admin_scram_users *users)
+{
+	result_destroy(users);
 }

@@ -226,6 +226,8 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		return err;
 	if ((err = tl_acl_start(broker)) != TL_OK)
 		return err;
+	if ((err = tl_sasl_load(broker)) != TL_OK)
+		return err;
 	if ((err = tl_groups_create(broker, &broker->groups)) != TL_OK)
 		return err;
 	if ((err = tl_txns_open(broker, &broker->txns)) != TL_OK)
@@ -408,6 +410,7 @@ void tl_broker_deinit(struct tl_broker *broker)
 	free(broker->dirty);
 	tl_quotas_deinit(&broker->quotas);
 	tl_acl_stop(broker);
+	tl_sasl_deinit(broker);
 	tl_batch_scratch_deinit(&broker->batch_scratch);
 	tl_buf_deinit(&broker->recompress_buf);
 	ZSTD_freeCCtx(broker->recompress_zstd);

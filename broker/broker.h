@@ -30,6 +30,7 @@
 #include "common/buf.h"
 #include "common/histogram.h"
 #include "common/ring.h"
+#include "common/scram.h"
 #include "log/log.h"
 #include "protocol/api.h"
 #include "protocol/messages.h"
@@ -121,6 +122,20 @@ struct tl_request {
 	int64_t hold_until_ms; /* quota: an old client's response waits until then (KIP-219) */
 };
 
+/* SCRAM credentials of one user (sasl.c): index mechanism - 1. */
+#define TL_SASL_USER_MAX 120 /* bytes of a user name; "User:" + it fits tl_conn.principal */
+struct tl_sasl_user {
+	char name[TL_SASL_USER_MAX + 1];
+	bool has[2];
+	struct tl_scram_credential cred[2];
+};
+struct tl_sasl_users {
+	struct tl_sasl_user *users;
+	int32_t count;
+	int32_t cap;
+};
+struct tl_sasl_exchange;
+
 struct tl_conn {
 	struct tl_broker *broker;
 	int fd;
@@ -145,6 +160,14 @@ struct tl_conn {
 	 * client certificate authenticates the connection (issue #16). */
 	char principal[128];
 	char peer_ip[INET6_ADDRSTRLEN]; /* the host an ACL names */
+	/* SASL (sasl.c): where the exchange stands, the mechanism the handshake chose
+	 * (TL_SASL_MECHANISM_*), and the session's end (KIP-368; 0 = none). */
+	bool sasl_authenticated;
+	uint8_t sasl_step;
+	uint32_t sasl_mechanism;
+	int64_t sasl_expiry_ms;
+	struct tl_sasl_exchange *sasl; /* a SCRAM exchange in progress; owned */
+	bool close_when_flushed;       /* a failed authentication: close once answered */
 	struct tl_conn *prev, *next;
 };
 
@@ -206,6 +229,8 @@ struct tl_broker {
 	uint64_t slow_suppressed;  /* slow requests not logged (over the rate limit) */
 	struct tl_metrics_server *metrics_server; /* metrics.listener; NULL when unset */
 	uint64_t malformed_total;
+	uint64_t sasl_failed_total;      /* failed SASL authentications */
+	struct tl_sasl_users sasl_users; /* SCRAM credentials (sasl.c) */
 	uint64_t connections_refused_total;
 	/* Client quotas (quota.h) and the connections they mute. */
 	struct tl_quotas quotas;
@@ -374,6 +399,30 @@ static inline bool tl_authorize_txn(struct tl_request *req, int8_t op, struct tl
 void tl_handle_describe_acls(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_create_acls(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body);
+/* sasl.c: SASL authentication and the SCRAM credential store (issue #16) */
+/* Whether @conn must authenticate with SASL before anything but ApiVersions,
+ * SaslHandshake and SaslAuthenticate: its listener's protocol is SASL_*. The one place
+ * that decides it (per-connection listeners will re-point it). */
+bool tl_conn_requires_sasl(const struct tl_conn *conn);
+/* Largest frame @conn may send now: sasl.server.max.receive.size until authenticated. */
+uint32_t tl_sasl_frame_max(const struct tl_conn *conn);
+/* Dispatch's gate: true when @req may be served; otherwise closes the connection
+ * (frees @req) and returns false. */
+bool tl_sasl_allows(struct tl_request *req);
+void tl_sasl_conn_free(struct tl_conn *conn);
+/* Loads .tally-meta/scram-credentials (none is fine). */
+tl_err tl_sasl_load(struct tl_broker *broker);
+void tl_sasl_deinit(struct tl_broker *broker);
+/* tallyd --add-scram 'SCRAM-SHA-512=[name=alice,password=secret(,iterations=N)]': sets
+ * and stores one credential (kafka-storage's format). */
+tl_err tl_sasl_add_scram(struct tl_broker *broker, const char *spec, char *why, size_t why_size);
+/* The credentials file's text, and back (exposed for tests). */
+char *tl_sasl_users_format(const struct tl_sasl_users *users);
+tl_err tl_sasl_users_parse(struct tl_sasl_users *users, char *text, int32_t *bad_line_out);
+void tl_handle_sasl_handshake(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_sasl_authenticate(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_describe_user_scram_credentials(struct tl_request *req, struct tl_cursor *body);
+void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cursor *body);
 
 /* producer_ids.c */
 /* A fresh producer id: TL_OK, TL_ERR_COORDINATOR_LOAD_IN_PROGRESS (cluster mode, the

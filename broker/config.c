@@ -49,6 +49,7 @@ static const struct key_def broker_keys[] = {
 	{"broker.session.timeout.ms", KEY_INT32, OFF(broker_session_timeout_ms), 1000, 3600000},
 	{"cluster.id", STR(cluster_id)},
 	{"connections.max.idle.ms", KEY_INT64, OFF(connections_max_idle_ms), -1, INT64_MAX},
+	{"connections.max.reauth.ms", KEY_INT64, OFF(connections_max_reauth_ms), 0, INT64_MAX},
 	{"controlled.shutdown.enable", KEY_BOOL, OFF(controlled_shutdown_enable), 0, 1},
 	{"controlled.shutdown.max.ms", KEY_INT64, OFF(controlled_shutdown_max_ms), 0, 3600000},
 	{"default.replication.factor", KEY_INT16, OFF(default_replication_factor), 1, INT16_MAX},
@@ -127,6 +128,9 @@ static const struct key_def broker_keys[] = {
 	 INT32_MAX},
 	{"replica.fetch.wait.max.ms", KEY_INT32, OFF(replica_fetch_wait_max_ms), 0, 600000},
 	{"replica.lag.time.max.ms", KEY_INT64, OFF(replica_lag_time_max_ms), 100, INT32_MAX},
+	{"sasl.enabled.mechanisms", STR(sasl_enabled_mechanisms)},
+	{"sasl.server.max.receive.size", KEY_INT32, OFF(sasl_server_max_receive_size), 8,
+	 INT32_MAX},
 	{"socket.request.max.bytes", KEY_INT32, OFF(socket_request_max_bytes), 1, INT32_MAX},
 	{"super.users", STR(super_users)},
 	/* TEST ONLY: principal from client.id "User:..." on PLAINTEXT (acl_admin.c). */
@@ -171,6 +175,11 @@ void tl_config_defaults(struct tl_config *config)
 	config->quota_window_num = 11;
 	config->quota_window_size_seconds = 1;
 	config->connections_max_idle_ms = 600000;
+	/* Kafka's default is GSSAPI, which Tally lacks; SCRAM sends no password, PLAIN
+	 * does (in clear on SASL_PLAINTEXT), so PLAIN is opt-in. */
+	snprintf(config->sasl_enabled_mechanisms, sizeof(config->sasl_enabled_mechanisms),
+		 "SCRAM-SHA-256,SCRAM-SHA-512");
+	config->sasl_server_max_receive_size = 524288;
 	config->io_engine = TL_RING_MODE_AUTO;
 	config->group_min_session_timeout_ms = 6000;
 	config->group_max_session_timeout_ms = 1800000;
@@ -578,6 +587,42 @@ tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why
 
 static tl_err config_finish_listeners(struct tl_config *config, char *why, size_t why_size);
 
+/* sasl.enabled.mechanisms: a comma list of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. */
+static tl_err config_finish_sasl(struct tl_config *config, char *why, size_t why_size)
+{
+	static const struct {
+		const char *name;
+		uint32_t bit;
+	} known[] = {
+		{"PLAIN", TL_SASL_MECHANISM_PLAIN},
+		{"SCRAM-SHA-256", TL_SASL_MECHANISM_SCRAM_SHA_256},
+		{"SCRAM-SHA-512", TL_SASL_MECHANISM_SCRAM_SHA_512},
+	};
+	config->sasl_mechanisms = 0;
+	const char *p = config->sasl_enabled_mechanisms;
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t len = strcspn(p, ", ");
+		if (len == 0)
+			break;
+		uint32_t bit = 0;
+		for (size_t i = 0; i < TL_ARRAY_SIZE(known); i++)
+			if (strlen(known[i].name) == len && strncasecmp(p, known[i].name, len) == 0)
+				bit = known[i].bit;
+		if (!bit) {
+			snprintf(why, why_size,
+				 "config sasl.enabled.mechanisms: \"%.*s\" is not supported "
+				 "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)",
+				 (int)len, p);
+			return TL_ERR_INVALID;
+		}
+		config->sasl_mechanisms |= bit;
+		p += len;
+	}
+	return TL_OK;
+}
+
 tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size)
 {
 	struct tl_config_precedence *p = &config->precedence;
@@ -595,6 +640,9 @@ tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size)
 		config->log.segment_ms = p->roll_hours * 3600000;
 
 	tl_err err = config_finish_listeners(config, why, why_size);
+	if (err != TL_OK)
+		return err;
+	err = config_finish_sasl(config, why, why_size);
 	if (err != TL_OK)
 		return err;
 	if (config->message_max_bytes > config->socket_request_max_bytes) {
@@ -784,13 +832,15 @@ static tl_err config_finish_listeners(struct tl_config *config, char *why, size_
 		bool wanted = config->inter_broker_listener_name[0]
 				      ? strcasecmp(l->name, config->inter_broker_listener_name) == 0
 				      : !name_in_list(config->controller_listener_names, l->name);
-		if (wanted && config->listener_served < 0 && strcmp(l->protocol, "PLAINTEXT") == 0)
+		if (wanted && config->listener_served < 0 &&
+		    (strcmp(l->protocol, "PLAINTEXT") == 0 ||
+		     strcmp(l->protocol, "SASL_PLAINTEXT") == 0))
 			config->listener_served = i;
 	}
 	if (config->listener_served < 0) {
 		snprintf(why, why_size,
-			 "config listeners: no PLAINTEXT listener to serve in \"%s\"%s%s (Tally "
-			 "serves one PLAINTEXT listener; SSL and SASL are not supported yet)",
+			 "config listeners: no PLAINTEXT or SASL_PLAINTEXT listener to serve in "
+			 "\"%s\"%s%s (Tally serves one; SSL is not supported yet)",
 			 config->listeners,
 			 config->inter_broker_listener_name[0]
 				 ? " named by inter.broker.listener.name="
@@ -852,7 +902,7 @@ void tl_config_report(const struct tl_config *config)
 				l->name);
 		else
 			tl_warn("config: listener %s (%s) is not served: only one PLAINTEXT "
-				"listener is served",
+				"or SASL_PLAINTEXT listener is served",
 				l->name, l->protocol);
 	}
 }
@@ -869,6 +919,7 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "broker.session.timeout.ms=%d\n", config->broker_session_timeout_ms);
 	fprintf(out, "cluster.id=%s\n", config->cluster_id);
 	fprintf(out, "connections.max.idle.ms=%" PRId64 "\n", config->connections_max_idle_ms);
+	fprintf(out, "connections.max.reauth.ms=%" PRId64 "\n", config->connections_max_reauth_ms);
 	fprintf(out, "controlled.shutdown.enable=%s\n",
 		config->controlled_shutdown_enable ? "true" : "false");
 	fprintf(out, "controlled.shutdown.max.ms=%" PRId64 "\n",
@@ -958,6 +1009,8 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "queued.max.requests=%d\n", config->queued_max_requests);
 	fprintf(out, "quota.window.num=%d\n", config->quota_window_num);
 	fprintf(out, "quota.window.size.seconds=%d\n", config->quota_window_size_seconds);
+	fprintf(out, "sasl.enabled.mechanisms=%s\n", config->sasl_enabled_mechanisms);
+	fprintf(out, "sasl.server.max.receive.size=%d\n", config->sasl_server_max_receive_size);
 	fprintf(out, "socket.request.max.bytes=%d\n", config->socket_request_max_bytes);
 	fprintf(out, "unclean.leader.election.enable=%s\n",
 		config->unclean_leader_election_enable ? "true" : "false");

@@ -54,6 +54,13 @@ struct tl_config {
 	int32_t quota_window_num;          /* quota.window.num: samples a client rate spans */
 	int32_t quota_window_size_seconds; /* quota.window.size.seconds: one sample */
 	int64_t connections_max_idle_ms;   /* connections.max.idle.ms */
+	/* SASL (issue #16): sasl.enabled.mechanisms as given, and parsed into
+	 * TL_SASL_MECHANISM_* bits by tl_config_finish. */
+	char sasl_enabled_mechanisms[128];
+	uint32_t sasl_mechanisms;
+	int64_t connections_max_reauth_ms;    /* connections.max.reauth.ms: 0 = never (KIP-368) */
+	int32_t sasl_server_max_receive_size; /* sasl.server.max.receive.size: frame cap before
+					       * a SASL connection is authenticated */
 	bool log_message_timestamp_log_append_time;  /* log.message.timestamp.type=LogAppendTime */
 	enum tl_ring_mode io_engine;                 /* log.io.engine: auto | io_uring | sync */
 	int32_t group_min_session_timeout_ms;        /* group.min.session.timeout.ms */
@@ -119,6 +126,11 @@ struct tl_config {
 	 * client.id starts with "User:" gets that principal. Off by default. */
 	bool tally_test_principal_from_client_id;
 };
+
+/* sasl.enabled.mechanisms bits. */
+#define TL_SASL_MECHANISM_PLAIN         (1u << 0)
+#define TL_SASL_MECHANISM_SCRAM_SHA_256 (1u << 1)
+#define TL_SASL_MECHANISM_SCRAM_SHA_512 (1u << 2)
 
 /* Cluster mode: partitions replicated, metadata in etcd. */
 static inline bool tl_config_is_cluster(const struct tl_config *config)

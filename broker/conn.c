@@ -37,6 +37,7 @@ static void conn_unref(struct tl_conn *conn)
 		return;
 	TL_ASSERT(conn->closed);
 	TL_ASSERT(!conn->head);
+	tl_sasl_conn_free(conn);
 	free(conn->rbuf);
 	free(conn);
 }
@@ -168,7 +169,8 @@ void tl_conn_accept(struct tl_broker *broker)
 		conn->refs = 1;
 		conn->last_active_ms = tl_mono_ms();
 		inet_ntop(AF_INET, &addr.sin_addr, conn->peer_ip, sizeof(conn->peer_ip));
-		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", conn->peer_ip, ntohs(addr.sin_port));
+		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", conn->peer_ip,
+			 ntohs(addr.sin_port));
 		snprintf(conn->principal, sizeof(conn->principal), "User:ANONYMOUS");
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = conn};
 		if (epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
@@ -242,7 +244,7 @@ static void conn_update_events(struct tl_conn *conn)
 static bool conn_parse(struct tl_conn *conn)
 {
 	uint32_t pos = 0;
-	uint32_t max = (uint32_t)conn->broker->config.socket_request_max_bytes;
+	uint32_t max = tl_sasl_frame_max(conn);
 	while (!conn->closed && conn->rlen - pos >= 4) {
 		if (conn->throttled)
 			break; /* quota: muted, as Kafka mutes the channel */
@@ -252,9 +254,10 @@ static bool conn_parse(struct tl_conn *conn)
 		}
 		uint32_t size = tl_be32_get(conn->rbuf + pos);
 		if ((int32_t)size < 8 || size > max) {
-			char what[96];
+			char what[192];
 			snprintf(what, sizeof(what),
-				 "frame size %d outside [8, socket.request.max.bytes=%u]",
+				 "frame size %d outside [8, %u] (socket.request.max.bytes, or "
+				 "sasl.server.max.receive.size before SASL authentication)",
 				 (int32_t)size, max);
 			conn_malformed(conn, conn->rbuf + pos, conn->rlen - pos, what);
 			return false;
@@ -482,6 +485,10 @@ void tl_conn_flush(struct tl_conn *conn)
 		conn->sent += n;
 		if (conn->sent == total)
 			conn_pop_head(conn);
+	}
+	if (!conn->closed && conn->close_when_flushed && !conn->head) {
+		tl_conn_close(conn, "SASL authentication failed"); /* as Kafka, once answered */
+		return;
 	}
 	if (!conn->closed && conn->want_write) {
 		conn->want_write = false;

@@ -68,6 +68,10 @@ static const struct api_entry apis[] = {
 	{TL_API_DESCRIBE_ACLS, 0, 3, tl_handle_describe_acls},
 	{TL_API_CREATE_ACLS, 0, 3, tl_handle_create_acls},
 	{TL_API_DELETE_ACLS, 0, 3, tl_handle_delete_acls},
+	{TL_API_SASL_HANDSHAKE, 0, 1, tl_handle_sasl_handshake},
+	{TL_API_SASL_AUTHENTICATE, 0, 2, tl_handle_sasl_authenticate},
+	{TL_API_DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0, tl_handle_describe_user_scram_credentials},
+	{TL_API_ALTER_USER_SCRAM_CREDENTIALS, 0, 0, tl_handle_alter_user_scram_credentials},
 };
 
 static const struct api_entry *api_find(int16_t key)
@@ -196,5 +200,7 @@ void tl_dispatch(struct tl_request *req)
 		return;
 	}
 	tl_acl_request_principal(req);
+	if (!tl_sasl_allows(req))
+		return; /* closed */
 	api->handler(req, &body);
 }

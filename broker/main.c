@@ -1,6 +1,9 @@
 /* main.c - the tallyd program: arguments, configuration, run.
- *   tallyd [--config FILE] [--override key=value ...] [--print-config] [--version]
- * Like kafka-server-start: the file first, then each override in order. */
+ *   tallyd [--config FILE] [--override key=value ...] [--add-scram SPEC ...]
+ *          [--print-config] [--version]
+ * Like kafka-server-start: the file first, then each override in order. --add-scram
+ * (kafka-storage's form, SCRAM-SHA-512=[name=alice,password=secret]) stores a SCRAM
+ * credential before serving: how the first user of a SASL-only broker is made. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +16,12 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: tallyd [--config FILE] [--override key=value ...] [--print-config]\n"
-		     "              [--version]\n"
+		     "              [--add-scram 'SCRAM-SHA-512=[name=N,password=P]' ...] "
+		     "[--version]\n"
 		     "Starts a Tally broker. Configuration keys are Kafka's server.properties "
-		     "keys;\nsee config/server.properties for the common ones.\n");
+		     "keys;\nsee config/server.properties for the common ones. --add-scram "
+		     "stores a SCRAM credential\n(salted; the password is not kept) before "
+		     "serving.\n");
 }
 
 static enum tl_diag_level level_of(const char *name)
@@ -28,6 +34,9 @@ static enum tl_diag_level level_of(const char *name)
 		return TL_DIAG_DEBUG;
 	return TL_DIAG_INFO;
 }
+
+static const char *add_scram[16];
+static int add_scram_count;
 
 static int config_from_args(int argc, char **argv, struct tl_config *config, bool *print_only)
 {
@@ -51,6 +60,12 @@ static int config_from_args(int argc, char **argv, struct tl_config *config, boo
 			*eq = '\0';
 			if (tl_config_set(config, kv, eq + 1, why, sizeof(why)) != TL_OK)
 				goto bad;
+		} else if (strcmp(arg, "--add-scram") == 0 && i + 1 < argc) {
+			if (add_scram_count == (int)(sizeof(add_scram) / sizeof(add_scram[0]))) {
+				snprintf(why, sizeof(why), "--add-scram: at most 16");
+				goto bad;
+			}
+			add_scram[add_scram_count++] = argv[++i];
 		} else if (strcmp(arg, "--print-config") == 0) {
 			*print_only = true;
 		} else if (strcmp(arg, "--version") == 0) {
@@ -105,6 +120,14 @@ int main(int argc, char **argv)
 		tl_broker_deinit(&broker);
 		return 1;
 	}
+	char why[512];
+	for (int i = 0; i < add_scram_count; i++) {
+		if (tl_sasl_add_scram(&broker, add_scram[i], why, sizeof(why)) != TL_OK) {
+			tl_crit("broker: %s", why);
+			tl_broker_deinit(&broker);
+			return 2;
+		}
+	}
 	char *text = NULL;
 	size_t text_len = 0;
 	FILE *mem = open_memstream(&text, &text_len);
@@ -116,7 +139,6 @@ int main(int argc, char **argv)
 		free(text);
 	}
 	/* Listening now: a service manager waiting on Type=notify may start what needs us. */
-	char why[512];
 	if (tl_broker_notify("READY=1", why, sizeof(why)) != TL_OK)
 		tl_warn("broker: readiness notification failed %s", why);
 	err = tl_broker_run(&broker);

@@ -677,6 +677,9 @@ static void render_process(struct tl_broker *broker, struct tl_buf *out)
 	counter(out, "tally_authorization_denied_total",
 		"Authorizations the ACLs denied (logged ones and rate-limited ones).",
 		broker->authz.denied_total);
+	counter(out, "tally_failed_authentication_total",
+		"Failed SASL authentications (Kafka's failed-authentication-total).",
+		broker->sasl_failed_total);
 	struct mallinfo2 mi = mallinfo2();
 	gauge(out, "tally_memory_heap_bytes", "Heap bytes in use (malloc's arenas and mmaps).",
 	      (double)(mi.uordblks + mi.hblkhd));

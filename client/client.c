@@ -16,12 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client/sasl.h"
 #include "common/assert.h"
 #include "common/time.h"
+#include "protocol/api.h"
+#include "protocol/messages.h"
 
 /* ---- tables and types ---- */
 
@@ -66,6 +70,8 @@ static const struct {
 	/* v3 (flexible) carries KIP-447's generation and member id. */
 	{TL_CLIENT_API_TXN_OFFSET_COMMIT, 0, 3},
 	/* Flexible only (see client_api_flexible). */
+	{TL_CLIENT_API_DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0},
+	{TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS, 0, 0},
 	{TL_CLIENT_API_DESCRIBE_PRODUCERS, 0, 0},
 	{TL_CLIENT_API_DESCRIBE_TRANSACTIONS, 0, 0},
 	{TL_CLIENT_API_LIST_TRANSACTIONS, 0, 0},
@@ -76,6 +82,8 @@ static const struct {
 static bool client_api_flexible(int16_t api_key, int16_t version)
 {
 	return api_key == TL_CLIENT_API_DESCRIBE_PRODUCERS ||
+	       api_key == TL_CLIENT_API_DESCRIBE_USER_SCRAM_CREDENTIALS ||
+	       api_key == TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS ||
 	       api_key == TL_CLIENT_API_DESCRIBE_TRANSACTIONS ||
 	       api_key == TL_CLIENT_API_LIST_TRANSACTIONS ||
 	       (api_key == TL_CLIENT_API_TXN_OFFSET_COMMIT && version >= 3);
@@ -90,6 +98,7 @@ enum conn_state {
 	CONN_DOWN,
 	CONN_CONNECTING,
 	CONN_HANDSHAKE,
+	CONN_SASL, /* SaslHandshake / SaslAuthenticate in flight (client/sasl.c) */
 	CONN_READY,
 };
 
@@ -122,6 +131,7 @@ struct client_node {
 	int32_t frame_correlation_id;
 	int16_t frame_api_key;
 	int16_t frame_version;
+	struct tl_client_sasl *sasl; /* the exchange while CONN_SASL; owned */
 };
 
 struct tl_client {
@@ -147,6 +157,8 @@ struct tl_client {
 	bool metadata_in_flight;
 	int64_t metadata_next_ns; /* periodic refresh */
 	char last_error[256];
+	struct tl_client_sasl_conf sasl_conf; /* mechanism NULL: no SASL */
+	tl_err sasl_failed; /* the broker refused our credentials: calls fail at once */
 };
 
 static void node_close(struct tl_client *client, struct client_node *node, tl_err err,
@@ -206,6 +218,7 @@ static tl_err node_add(struct tl_client *client, int32_t node_id, const char *ho
 static void node_free(struct tl_client *client, struct client_node *node)
 {
 	node_close(client, node, TL_ERR_CLOSED, "client destroyed");
+	free(node->sasl);
 	tl_buf_deinit(&node->out);
 	tl_buf_deinit(&node->in);
 	free(node->host);
@@ -259,6 +272,43 @@ static tl_err client_bootstrap(struct tl_client *client, const char *list, char 
 	return TL_OK;
 }
 
+/* security.protocol: plaintext, or sasl_plaintext with sasl.mechanisms, sasl.username and
+ * sasl.password (librdkafka's names); ssl and sasl_ssl need the TLS transport. */
+static tl_err client_security(struct tl_client *client, const struct tl_client_conf *conf,
+			      char *errstr, size_t errstr_size)
+{
+	const char *protocol = conf->security_protocol ? conf->security_protocol : "plaintext";
+	if (strcasecmp(protocol, "plaintext") == 0)
+		return TL_OK;
+	if (strcasecmp(protocol, "sasl_plaintext") != 0) {
+		tl_conf_errstr(errstr, errstr_size,
+			       "security.protocol=%s is not supported (plaintext, sasl_plaintext)",
+			       protocol);
+		return TL_ERR_INVALID;
+	}
+	if (!conf->sasl_mechanism) {
+		tl_conf_errstr(errstr, errstr_size,
+			       "security.protocol=sasl_plaintext needs sasl.mechanisms (PLAIN, "
+			       "SCRAM-SHA-256 or SCRAM-SHA-512)");
+		return TL_ERR_INVALID;
+	}
+	struct tl_client_sasl_conf check = {
+		.mechanism = (char *)(uintptr_t)conf->sasl_mechanism,
+		.username = (char *)(uintptr_t)conf->sasl_username,
+		.password = (char *)(uintptr_t)conf->sasl_password,
+	};
+	tl_err err = tl_client_sasl_conf_check(&check, errstr, errstr_size);
+	if (err != TL_OK)
+		return err;
+	client->sasl_conf.mechanism = strdup(conf->sasl_mechanism);
+	client->sasl_conf.username = strdup(conf->sasl_username);
+	client->sasl_conf.password = strdup(conf->sasl_password);
+	if (!client->sasl_conf.mechanism || !client->sasl_conf.username ||
+	    !client->sasl_conf.password)
+		return TL_ERR_NOMEM;
+	return TL_OK;
+}
+
 tl_err tl_client_create(const struct tl_client_conf *conf, struct tl_client **out, char *errstr,
 			size_t errstr_size)
 {
@@ -288,6 +338,9 @@ tl_err tl_client_create(const struct tl_client_conf *conf, struct tl_client **ou
 		goto out_free;
 	}
 	err = client_bootstrap(client, conf->bootstrap_servers, errstr, errstr_size);
+	if (err != TL_OK)
+		goto out_destroy;
+	err = client_security(client, conf, errstr, errstr_size);
 	if (err != TL_OK)
 		goto out_destroy;
 	*out = client;
@@ -325,6 +378,12 @@ void tl_client_destroy(struct tl_client *client)
 	if (client->wake_fd != -1)
 		close(client->wake_fd);
 	free(client->client_id);
+	free(client->sasl_conf.mechanism);
+	free(client->sasl_conf.username);
+	if (client->sasl_conf.password) {
+		tl_scram_wipe(client->sasl_conf.password, strlen(client->sasl_conf.password));
+		free(client->sasl_conf.password);
+	}
 	free(client);
 }
 
@@ -519,6 +578,54 @@ static void response_header_skip_tags(struct tl_cursor *cursor)
 	}
 }
 
+/* After ApiVersions: SaslHandshake goes out; the connection is READY once
+ * node_sasl_step has seen the exchange through. */
+static void node_sasl_start(struct tl_client *client, struct client_node *node)
+{
+	if (!node->sasl && !(node->sasl = malloc(sizeof(*node->sasl)))) {
+		node_close(client, node, TL_ERR_NOMEM, "out of memory");
+		return;
+	}
+	struct tl_buf body;
+	tl_buf_init(&body);
+	tl_client_sasl_start(node->sasl, &client->sasl_conf, &body);
+	node->state = CONN_SASL;
+	if (body.failed ||
+	    node_enqueue(client, node, TL_API_SASL_HANDSHAKE, TL_CLIENT_SASL_HANDSHAKE_VERSION,
+			 &body, true, client->request_timeout_ms, NULL, NULL) != TL_OK)
+		node_close(client, node, TL_ERR_NOMEM, "out of memory");
+	tl_buf_deinit(&body);
+}
+
+static void node_sasl_step(struct tl_client *client, struct client_node *node, int16_t api_key,
+			   int16_t version, struct tl_cursor *cursor)
+{
+	struct tl_buf next;
+	tl_buf_init(&next);
+	char why[384];
+	tl_err err =
+		tl_client_sasl_step(node->sasl, api_key, cursor, version, &next, why, sizeof(why));
+	if (err == TL_ERR_AGAIN) {
+		if (next.failed || node_enqueue(client, node, TL_API_SASL_AUTHENTICATE,
+						TL_CLIENT_SASL_AUTHENTICATE_VERSION, &next, true,
+						client->request_timeout_ms, NULL, NULL) != TL_OK)
+			node_close(client, node, TL_ERR_NOMEM, "out of memory");
+	} else if (err == TL_OK) {
+		node->state = CONN_READY;
+		client->sasl_failed = TL_OK;
+	} else {
+		/* Retrying cannot help (librdkafka calls it fatal too). */
+		if (err > 0)
+			client->sasl_failed = err;
+		node_close(client, node, err, why);
+	}
+	if (next.data)
+		tl_scram_wipe(next.data, next.cap); /* PLAIN's token holds the password */
+	tl_buf_deinit(&next);
+	if (err != TL_ERR_AGAIN)
+		tl_client_sasl_reset(node->sasl);
+}
+
 static void node_dispatch(struct tl_client *client, struct client_node *node)
 {
 	struct tl_cursor cursor;
@@ -541,8 +648,12 @@ static void node_dispatch(struct tl_client *client, struct client_node *node)
 		if (node->versions[TL_CLIENT_API_API_VERSIONS] == -2)
 			node_close(client, node, TL_ERR_UNSUPPORTED_VERSION,
 				   "ApiVersions failed; is this a Kafka-compatible broker?");
+		else if (client->sasl_conf.mechanism)
+			node_sasl_start(client, node);
 		else
 			node->state = CONN_READY;
+	} else if (node->state == CONN_SASL) {
+		node_sasl_step(client, node, req->api_key, req->version, &cursor);
 	} else if (req->fn) {
 		req->fn(req->arg, TL_OK, &cursor, req->version);
 	}
@@ -660,7 +771,8 @@ int32_t tl_client_any_ready_node(struct tl_client *client)
 		}
 	for (int i = 0; i < client->node_count; i++) {
 		struct client_node *node = client->nodes[i];
-		if (node->state == CONN_CONNECTING || node->state == CONN_HANDSHAKE)
+		if (node->state == CONN_CONNECTING || node->state == CONN_HANDSHAKE ||
+		    node->state == CONN_SASL)
 			return TL_CLIENT_NODE_ANY;
 	}
 	for (int i = 0; i < client->node_count; i++) {
@@ -1136,6 +1248,8 @@ tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key
 			target = tl_client_any_ready_node(client);
 		if (target != TL_CLIENT_NODE_ANY && tl_client_node_ready(client, target))
 			break;
+		if (client->sasl_failed != TL_OK)
+			return client->sasl_failed;
 		if (tl_mono_ns() >= deadline)
 			return TL_ERR_TIMED_OUT;
 		tl_client_poll(client, 20);

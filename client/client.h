@@ -65,6 +65,8 @@ enum tl_client_api {
 	TL_CLIENT_API_INCREMENTAL_ALTER_CONFIGS = 44,
 	TL_CLIENT_API_DESCRIBE_CLIENT_QUOTAS = 48,
 	TL_CLIENT_API_ALTER_CLIENT_QUOTAS = 49,
+	TL_CLIENT_API_DESCRIBE_USER_SCRAM_CREDENTIALS = 50,
+	TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS = 51,
 	TL_CLIENT_API_DESCRIBE_PRODUCERS = 61,
 	TL_CLIENT_API_DESCRIBE_TRANSACTIONS = 65,
 	TL_CLIENT_API_LIST_TRANSACTIONS = 66,
@@ -81,7 +83,31 @@ struct tl_client_conf {
 	int32_t reconnect_backoff_ms;
 	int32_t metadata_max_age_ms;
 	bool allow_auto_create_topics;
+	/* librdkafka's security.protocol (NULL = plaintext; sasl_plaintext), sasl.mechanisms,
+	 * sasl.username, sasl.password. */
+	const char *security_protocol;
+	const char *sasl_mechanism;
+	const char *sasl_username;
+	const char *sasl_password;
 };
+
+/* The rows of the security keys in each client's table (producer, consumer, admin); fill
+ * tl_client_conf's fields from them with TL_CLIENT_CONF_SECURITY. */
+#define TL_CLIENT_SECURITY_KEYS                                                                    \
+	{"security.protocol", TL_CONF_STR, "plaintext", 0, 0, NULL, NULL},                         \
+		{"sasl.mechanisms", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                          \
+		{"sasl.mechanism", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                           \
+		{"sasl.username", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                            \
+	{                                                                                          \
+		"sasl.password", TL_CONF_STR, NULL, 0, 0, NULL, NULL                               \
+	}
+#define TL_CLIENT_CONF_SECURITY(conf)                                                              \
+	.security_protocol = tl_conf_str((conf), "security.protocol"),                             \
+	.sasl_mechanism = tl_conf_str((conf), "sasl.mechanisms")                                   \
+				  ? tl_conf_str((conf), "sasl.mechanisms")                         \
+				  : tl_conf_str((conf), "sasl.mechanism"),                         \
+	.sasl_username = tl_conf_str((conf), "sasl.username"),                                     \
+	.sasl_password = tl_conf_str((conf), "sasl.password")
 
 struct tl_client_partition {
 	int32_t index;

@@ -57,6 +57,8 @@ RPC_CODEC(incremental_alter_configs)
 RPC_CODEC(describe_client_quotas)
 RPC_CODEC(alter_client_quotas)
 RPC_CODEC(delete_groups)
+RPC_CODEC(describe_user_scram_credentials)
+RPC_CODEC(alter_user_scram_credentials)
 RPC_CODEC(describe_producers)
 RPC_CODEC(describe_transactions)
 RPC_CODEC(list_transactions)
@@ -92,6 +94,10 @@ static const struct tl_client_rpc rpcs[] = {
 	RPC_ROW(TL_CLIENT_API_DESCRIBE_CLIENT_QUOTAS, "DescribeClientQuotas",
 		describe_client_quotas),
 	RPC_ROW(TL_CLIENT_API_ALTER_CLIENT_QUOTAS, "AlterClientQuotas", alter_client_quotas),
+	RPC_ROW(TL_CLIENT_API_DESCRIBE_USER_SCRAM_CREDENTIALS, "DescribeUserScramCredentials",
+		describe_user_scram_credentials),
+	RPC_ROW(TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS, "AlterUserScramCredentials",
+		alter_user_scram_credentials),
 	RPC_ROW(TL_CLIENT_API_DESCRIBE_PRODUCERS, "DescribeProducers", describe_producers),
 	RPC_ROW(TL_CLIENT_API_DESCRIBE_TRANSACTIONS, "DescribeTransactions", describe_transactions),
 	RPC_ROW(TL_CLIENT_API_LIST_TRANSACTIONS, "ListTransactions", list_transactions),

@@ -25,6 +25,7 @@
 
 static const struct tl_conf_key consumer_keys[] = {
 	{"bootstrap.servers", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
+	TL_CLIENT_SECURITY_KEYS,
 	{"client.id", TL_CONF_STR, "libtally", 0, 0, NULL, NULL},
 	{"group.id", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
 	{"group.instance.id", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
@@ -1720,6 +1721,7 @@ TL_EXPORT tl_err tl_consumer_create(const struct tl_consumer_conf *cc, struct tl
 	struct tl_client_conf client_conf = {
 		.bootstrap_servers = tl_conf_str(&cc->conf, "bootstrap.servers"),
 		.client_id = tl_conf_str(&cc->conf, "client.id"),
+		TL_CLIENT_CONF_SECURITY(&cc->conf),
 		.request_timeout_ms = consumer->request_timeout_ms,
 		.reconnect_backoff_ms = (int32_t)tl_conf_int(&cc->conf, "reconnect.backoff.ms"),
 		.metadata_max_age_ms = (int32_t)tl_conf_int(&cc->conf, "metadata.max.age.ms"),

@@ -61,6 +61,7 @@
 
 static const struct tl_conf_key producer_keys[] = {
 	{"bootstrap.servers", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
+	TL_CLIENT_SECURITY_KEYS,
 	{"client.id", TL_CONF_STR, "libtally", 0, 0, NULL, NULL},
 	{"acks", TL_CONF_ENUM, "all", 0, 0, "all|-1|0|1", NULL},
 	{"enable.idempotence", TL_CONF_BOOL, "true", 0, 0, NULL, NULL},
@@ -1919,6 +1920,7 @@ TL_EXPORT tl_err tl_producer_create(const struct tl_producer_conf *pc, struct tl
 	struct tl_client_conf cc = {
 		.bootstrap_servers = tl_conf_str(&pc->conf, "bootstrap.servers"),
 		.client_id = tl_conf_str(&pc->conf, "client.id"),
+		TL_CLIENT_CONF_SECURITY(&pc->conf),
 		.request_timeout_ms = producer->request_timeout_ms,
 		.reconnect_backoff_ms = (int32_t)tl_conf_int(&pc->conf, "reconnect.backoff.ms"),
 		.metadata_max_age_ms = (int32_t)tl_conf_int(&pc->conf, "metadata.max.age.ms"),

@@ -1628,6 +1628,385 @@ void tl_alter_configs_response_encode(struct tl_buf *buf, int16_t version, const
 	enc_tl_alter_configs_response(buf, version, in);
 }
 
+/* ---- AlterUserScramCredentialsRequest ---- */
+
+#undef is_flexible
+#define is_flexible(v) (true)
+
+void tl_alter_user_scram_credentials_request_scram_credential_deletion_defaults(struct tl_alter_user_scram_credentials_request_scram_credential_deletion *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->name.ptr = "";
+	s->name.len = 0;
+}
+
+void tl_alter_user_scram_credentials_request_scram_credential_upsertion_defaults(struct tl_alter_user_scram_credentials_request_scram_credential_upsertion *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->name.ptr = "";
+	s->name.len = 0;
+}
+
+void tl_alter_user_scram_credentials_request_defaults(struct tl_alter_user_scram_credentials_request *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static tl_err dec_tl_alter_user_scram_credentials_request_scram_credential_deletion(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_request_scram_credential_deletion *out);
+static void enc_tl_alter_user_scram_credentials_request_scram_credential_deletion(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_request_scram_credential_deletion *in);
+static tl_err dec_tl_alter_user_scram_credentials_request_scram_credential_upsertion(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_request_scram_credential_upsertion *out);
+static void enc_tl_alter_user_scram_credentials_request_scram_credential_upsertion(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_request_scram_credential_upsertion *in);
+static tl_err dec_tl_alter_user_scram_credentials_request(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_request *out);
+static void enc_tl_alter_user_scram_credentials_request(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_request *in);
+
+static tl_err dec_tl_alter_user_scram_credentials_request_scram_credential_deletion(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_request_scram_credential_deletion *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_user_scram_credentials_request_scram_credential_deletion_defaults(out);
+	if (true) {
+		out->name = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->mechanism = tl_cursor_i8(c);
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_user_scram_credentials_request_scram_credential_deletion(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_request_scram_credential_deletion *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->name, flex);
+	}
+	if (true) {
+		tl_buf_i8(b, in->mechanism);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_alter_user_scram_credentials_request_scram_credential_upsertion(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_request_scram_credential_upsertion *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_user_scram_credentials_request_scram_credential_upsertion_defaults(out);
+	if (true) {
+		out->name = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->mechanism = tl_cursor_i8(c);
+	}
+	if (true) {
+		out->iterations = tl_cursor_i32(c);
+	}
+	if (true) {
+		{
+			struct tl_bytes by = tl_cursor_bytes(c, flex, false);
+			out->salt.ptr = by.ptr;
+			out->salt.len = by.len;
+		}
+	}
+	if (true) {
+		{
+			struct tl_bytes by = tl_cursor_bytes(c, flex, false);
+			out->salted_password.ptr = by.ptr;
+			out->salted_password.len = by.len;
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_user_scram_credentials_request_scram_credential_upsertion(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_request_scram_credential_upsertion *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->name, flex);
+	}
+	if (true) {
+		tl_buf_i8(b, in->mechanism);
+	}
+	if (true) {
+		tl_buf_i32(b, in->iterations);
+	}
+	if (true) {
+		tl_buf_bytes(b, in->salt, flex);
+	}
+	if (true) {
+		tl_buf_bytes(b, in->salted_password, flex);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_alter_user_scram_credentials_request(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_request *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_user_scram_credentials_request_defaults(out);
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->deletions_count = n;
+			out->deletions = NULL;
+			if (n > 0) {
+				out->deletions = tl_arena_array(a, (size_t)n, sizeof(*out->deletions));
+				if (!out->deletions)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_alter_user_scram_credentials_request_scram_credential_deletion(c, v, a, &out->deletions[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->upsertions_count = n;
+			out->upsertions = NULL;
+			if (n > 0) {
+				out->upsertions = tl_arena_array(a, (size_t)n, sizeof(*out->upsertions));
+				if (!out->upsertions)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_alter_user_scram_credentials_request_scram_credential_upsertion(c, v, a, &out->upsertions[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_user_scram_credentials_request(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_request *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_array_len(b, in->deletions_count, flex);
+		for (int32_t i = 0; i < in->deletions_count; i++) {
+			enc_tl_alter_user_scram_credentials_request_scram_credential_deletion(b, v, &in->deletions[i]);
+		}
+	}
+	if (true) {
+		tl_buf_array_len(b, in->upsertions_count, flex);
+		for (int32_t i = 0; i < in->upsertions_count; i++) {
+			enc_tl_alter_user_scram_credentials_request_scram_credential_upsertion(b, v, &in->upsertions[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+tl_err tl_alter_user_scram_credentials_request_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_alter_user_scram_credentials_request *out)
+{
+	tl_err err = dec_tl_alter_user_scram_credentials_request(cursor, version, arena, out);
+	return cursor->failed ? TL_ERR_CORRUPT : err;
+}
+
+void tl_alter_user_scram_credentials_request_encode(struct tl_buf *buf, int16_t version, const struct tl_alter_user_scram_credentials_request *in)
+{
+	enc_tl_alter_user_scram_credentials_request(buf, version, in);
+}
+
+/* ---- AlterUserScramCredentialsResponse ---- */
+
+#undef is_flexible
+#define is_flexible(v) (true)
+
+void tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result_defaults(struct tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->user.ptr = "";
+	s->user.len = 0;
+	s->error_message.ptr = "";
+	s->error_message.len = 0;
+}
+
+void tl_alter_user_scram_credentials_response_defaults(struct tl_alter_user_scram_credentials_response *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static tl_err dec_tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result *out);
+static void enc_tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result *in);
+static tl_err dec_tl_alter_user_scram_credentials_response(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_response *out);
+static void enc_tl_alter_user_scram_credentials_response(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_response *in);
+
+static tl_err dec_tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result_defaults(out);
+	if (true) {
+		out->user = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->error_code = tl_cursor_i16(c);
+	}
+	if (true) {
+		out->error_message = tl_cursor_string(c, flex, (true));
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->user, flex);
+	}
+	if (true) {
+		tl_buf_i16(b, in->error_code);
+	}
+	if (true) {
+		tl_buf_string(b, in->error_message, flex);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_alter_user_scram_credentials_response(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_alter_user_scram_credentials_response *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_alter_user_scram_credentials_response_defaults(out);
+	if (true) {
+		out->throttle_time_ms = tl_cursor_i32(c);
+	}
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->results_count = n;
+			out->results = NULL;
+			if (n > 0) {
+				out->results = tl_arena_array(a, (size_t)n, sizeof(*out->results));
+				if (!out->results)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result(c, v, a, &out->results[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_alter_user_scram_credentials_response(struct tl_buf *b, int16_t v, const struct tl_alter_user_scram_credentials_response *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_i32(b, in->throttle_time_ms);
+	}
+	if (true) {
+		tl_buf_array_len(b, in->results_count, flex);
+		for (int32_t i = 0; i < in->results_count; i++) {
+			enc_tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result(b, v, &in->results[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+tl_err tl_alter_user_scram_credentials_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_alter_user_scram_credentials_response *out)
+{
+	tl_err err = dec_tl_alter_user_scram_credentials_response(cursor, version, arena, out);
+	return cursor->failed ? TL_ERR_CORRUPT : err;
+}
+
+void tl_alter_user_scram_credentials_response_encode(struct tl_buf *buf, int16_t version, const struct tl_alter_user_scram_credentials_response *in)
+{
+	enc_tl_alter_user_scram_credentials_response(buf, version, in);
+}
+
 /* ---- ApiVersionsRequest ---- */
 
 #undef is_flexible
@@ -8319,6 +8698,365 @@ tl_err tl_describe_transactions_response_decode(struct tl_cursor *cursor, int16_
 void tl_describe_transactions_response_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_transactions_response *in)
 {
 	enc_tl_describe_transactions_response(buf, version, in);
+}
+
+/* ---- DescribeUserScramCredentialsRequest ---- */
+
+#undef is_flexible
+#define is_flexible(v) (true)
+
+void tl_describe_user_scram_credentials_request_user_name_defaults(struct tl_describe_user_scram_credentials_request_user_name *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->name.ptr = "";
+	s->name.len = 0;
+}
+
+void tl_describe_user_scram_credentials_request_defaults(struct tl_describe_user_scram_credentials_request *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static tl_err dec_tl_describe_user_scram_credentials_request_user_name(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_request_user_name *out);
+static void enc_tl_describe_user_scram_credentials_request_user_name(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_request_user_name *in);
+static tl_err dec_tl_describe_user_scram_credentials_request(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_request *out);
+static void enc_tl_describe_user_scram_credentials_request(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_request *in);
+
+static tl_err dec_tl_describe_user_scram_credentials_request_user_name(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_request_user_name *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_user_scram_credentials_request_user_name_defaults(out);
+	if (true) {
+		out->name = tl_cursor_string(c, flex, false);
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_user_scram_credentials_request_user_name(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_request_user_name *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->name, flex);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_describe_user_scram_credentials_request(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_request *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_user_scram_credentials_request_defaults(out);
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, (true), INT32_MAX);
+			out->users_count = n;
+			out->users = NULL;
+			if (n > 0) {
+				out->users = tl_arena_array(a, (size_t)n, sizeof(*out->users));
+				if (!out->users)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_describe_user_scram_credentials_request_user_name(c, v, a, &out->users[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_user_scram_credentials_request(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_request *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_array_len(b, in->users_count, flex);
+		for (int32_t i = 0; i < in->users_count; i++) {
+			enc_tl_describe_user_scram_credentials_request_user_name(b, v, &in->users[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+tl_err tl_describe_user_scram_credentials_request_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_describe_user_scram_credentials_request *out)
+{
+	tl_err err = dec_tl_describe_user_scram_credentials_request(cursor, version, arena, out);
+	return cursor->failed ? TL_ERR_CORRUPT : err;
+}
+
+void tl_describe_user_scram_credentials_request_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_user_scram_credentials_request *in)
+{
+	enc_tl_describe_user_scram_credentials_request(buf, version, in);
+}
+
+/* ---- DescribeUserScramCredentialsResponse ---- */
+
+#undef is_flexible
+#define is_flexible(v) (true)
+
+void tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result_defaults(struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->user.ptr = "";
+	s->user.len = 0;
+	s->error_message.ptr = "";
+	s->error_message.len = 0;
+}
+
+void tl_describe_user_scram_credentials_response_credential_info_defaults(struct tl_describe_user_scram_credentials_response_credential_info *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void tl_describe_user_scram_credentials_response_defaults(struct tl_describe_user_scram_credentials_response *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->error_message.ptr = "";
+	s->error_message.len = 0;
+}
+
+static tl_err dec_tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result *out);
+static void enc_tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result *in);
+static tl_err dec_tl_describe_user_scram_credentials_response_credential_info(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_response_credential_info *out);
+static void enc_tl_describe_user_scram_credentials_response_credential_info(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_response_credential_info *in);
+static tl_err dec_tl_describe_user_scram_credentials_response(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_response *out);
+static void enc_tl_describe_user_scram_credentials_response(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_response *in);
+
+static tl_err dec_tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result_defaults(out);
+	if (true) {
+		out->user = tl_cursor_string(c, flex, false);
+	}
+	if (true) {
+		out->error_code = tl_cursor_i16(c);
+	}
+	if (true) {
+		out->error_message = tl_cursor_string(c, flex, (true));
+	}
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->credential_infos_count = n;
+			out->credential_infos = NULL;
+			if (n > 0) {
+				out->credential_infos = tl_arena_array(a, (size_t)n, sizeof(*out->credential_infos));
+				if (!out->credential_infos)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_describe_user_scram_credentials_response_credential_info(c, v, a, &out->credential_infos[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_string(b, in->user, flex);
+	}
+	if (true) {
+		tl_buf_i16(b, in->error_code);
+	}
+	if (true) {
+		tl_buf_string(b, in->error_message, flex);
+	}
+	if (true) {
+		tl_buf_array_len(b, in->credential_infos_count, flex);
+		for (int32_t i = 0; i < in->credential_infos_count; i++) {
+			enc_tl_describe_user_scram_credentials_response_credential_info(b, v, &in->credential_infos[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_describe_user_scram_credentials_response_credential_info(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_response_credential_info *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_user_scram_credentials_response_credential_info_defaults(out);
+	if (true) {
+		out->mechanism = tl_cursor_i8(c);
+	}
+	if (true) {
+		out->iterations = tl_cursor_i32(c);
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_user_scram_credentials_response_credential_info(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_response_credential_info *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_i8(b, in->mechanism);
+	}
+	if (true) {
+		tl_buf_i32(b, in->iterations);
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+static tl_err dec_tl_describe_user_scram_credentials_response(struct tl_cursor *c, int16_t v, struct tl_arena *a, struct tl_describe_user_scram_credentials_response *out)
+{
+	tl_err err = TL_OK;
+	bool flex = is_flexible(v);
+	(void)v;
+	tl_describe_user_scram_credentials_response_defaults(out);
+	if (true) {
+		out->throttle_time_ms = tl_cursor_i32(c);
+	}
+	if (true) {
+		out->error_code = tl_cursor_i16(c);
+	}
+	if (true) {
+		out->error_message = tl_cursor_string(c, flex, (true));
+	}
+	if (true) {
+		{
+			int32_t n = tl_cursor_array_len(c, flex, false, INT32_MAX);
+			out->results_count = n;
+			out->results = NULL;
+			if (n > 0) {
+				out->results = tl_arena_array(a, (size_t)n, sizeof(*out->results));
+				if (!out->results)
+					return TL_ERR_NOMEM;
+				for (int32_t i = 0; i < n && !c->failed; i++) {
+					if ((err = dec_tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result(c, v, a, &out->results[i])) != TL_OK)
+						return err;
+				}
+			}
+		}
+	}
+	if (flex) {
+		uint32_t tags = tl_cursor_uvarint(c);
+		int64_t prev = -1;
+		for (uint32_t t = 0; t < tags && !c->failed; t++) {
+			uint32_t tag = tl_cursor_uvarint(c);
+			uint32_t size = tl_cursor_uvarint(c);
+			const uint8_t *p = tl_cursor_take(c, size);
+			if (!p || (int64_t)tag <= prev)
+				return TL_ERR_CORRUPT;
+			prev = tag;
+		}
+	}
+	(void)a;
+	return c->failed ? TL_ERR_CORRUPT : err;
+}
+
+static void enc_tl_describe_user_scram_credentials_response(struct tl_buf *b, int16_t v, const struct tl_describe_user_scram_credentials_response *in)
+{
+	bool flex = is_flexible(v);
+	(void)v;
+	if (true) {
+		tl_buf_i32(b, in->throttle_time_ms);
+	}
+	if (true) {
+		tl_buf_i16(b, in->error_code);
+	}
+	if (true) {
+		tl_buf_string(b, in->error_message, flex);
+	}
+	if (true) {
+		tl_buf_array_len(b, in->results_count, flex);
+		for (int32_t i = 0; i < in->results_count; i++) {
+			enc_tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result(b, v, &in->results[i]);
+		}
+	}
+	if (flex) {
+		tl_buf_uvarint(b, 0);
+	}
+	(void)in;
+}
+
+tl_err tl_describe_user_scram_credentials_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_describe_user_scram_credentials_response *out)
+{
+	tl_err err = dec_tl_describe_user_scram_credentials_response(cursor, version, arena, out);
+	return cursor->failed ? TL_ERR_CORRUPT : err;
+}
+
+void tl_describe_user_scram_credentials_response_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_user_scram_credentials_response *in)
+{
+	enc_tl_describe_user_scram_credentials_response(buf, version, in);
 }
 
 /* ---- EndTxnRequest ---- */
@@ -17401,12 +18139,14 @@ const struct tl_api_spec tl_api_specs[] = {
 	{47, "OffsetDelete", 0, 0, -1},
 	{48, "DescribeClientQuotas", 0, 1, 1},
 	{49, "AlterClientQuotas", 0, 1, 1},
+	{50, "DescribeUserScramCredentials", 0, 0, 0},
+	{51, "AlterUserScramCredentials", 0, 0, 0},
 	{60, "DescribeCluster", 0, 1, 0},
 	{61, "DescribeProducers", 0, 0, 0},
 	{65, "DescribeTransactions", 0, 0, 0},
 	{66, "ListTransactions", 0, 1, 0},
 };
-const int tl_api_spec_count = 42;
+const int tl_api_spec_count = 44;
 
 tl_err tl_request_decode_any(int16_t api_key, int16_t version, struct tl_cursor *cursor,
 			      struct tl_arena *arena, void **msg_out)
@@ -17753,6 +18493,24 @@ tl_err tl_request_decode_any(int16_t api_key, int16_t version, struct tl_cursor 
 			return TL_ERR_NOMEM;
 		*msg_out = msg;
 		return tl_alter_client_quotas_request_decode(cursor, version, arena, msg);
+	}
+	case 50: {
+		if (version < 0 || version > 0)
+			return TL_ERR_UNSUPPORTED_VERSION;
+		struct tl_describe_user_scram_credentials_request *msg = tl_arena_alloc(arena, sizeof(*msg));
+		if (!msg)
+			return TL_ERR_NOMEM;
+		*msg_out = msg;
+		return tl_describe_user_scram_credentials_request_decode(cursor, version, arena, msg);
+	}
+	case 51: {
+		if (version < 0 || version > 0)
+			return TL_ERR_UNSUPPORTED_VERSION;
+		struct tl_alter_user_scram_credentials_request *msg = tl_arena_alloc(arena, sizeof(*msg));
+		if (!msg)
+			return TL_ERR_NOMEM;
+		*msg_out = msg;
+		return tl_alter_user_scram_credentials_request_decode(cursor, version, arena, msg);
 	}
 	case 60: {
 		if (version < 0 || version > 1)

@@ -256,6 +256,60 @@ tl_err tl_alter_configs_response_decode(struct tl_cursor *cursor, int16_t versio
 		struct tl_alter_configs_response *out);
 void tl_alter_configs_response_encode(struct tl_buf *buf, int16_t version, const struct tl_alter_configs_response *in);
 
+/* ---- AlterUserScramCredentialsRequest (api key 51) ---- */
+
+struct tl_alter_user_scram_credentials_request_scram_credential_deletion {
+	struct tl_str name;
+	int8_t mechanism;
+};
+
+void tl_alter_user_scram_credentials_request_scram_credential_deletion_defaults(struct tl_alter_user_scram_credentials_request_scram_credential_deletion *s);
+
+struct tl_alter_user_scram_credentials_request_scram_credential_upsertion {
+	struct tl_str name;
+	int8_t mechanism;
+	int32_t iterations;
+	struct tl_bytes salt;
+	struct tl_bytes salted_password;
+};
+
+void tl_alter_user_scram_credentials_request_scram_credential_upsertion_defaults(struct tl_alter_user_scram_credentials_request_scram_credential_upsertion *s);
+
+struct tl_alter_user_scram_credentials_request {
+	int32_t deletions_count; /* -1 = null */
+	struct tl_alter_user_scram_credentials_request_scram_credential_deletion *deletions;
+	int32_t upsertions_count; /* -1 = null */
+	struct tl_alter_user_scram_credentials_request_scram_credential_upsertion *upsertions;
+};
+
+void tl_alter_user_scram_credentials_request_defaults(struct tl_alter_user_scram_credentials_request *s);
+
+tl_err tl_alter_user_scram_credentials_request_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_alter_user_scram_credentials_request *out);
+void tl_alter_user_scram_credentials_request_encode(struct tl_buf *buf, int16_t version, const struct tl_alter_user_scram_credentials_request *in);
+
+/* ---- AlterUserScramCredentialsResponse (api key 51) ---- */
+
+struct tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result {
+	struct tl_str user;
+	int16_t error_code;
+	struct tl_str error_message;
+};
+
+void tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result_defaults(struct tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result *s);
+
+struct tl_alter_user_scram_credentials_response {
+	int32_t throttle_time_ms;
+	int32_t results_count; /* -1 = null */
+	struct tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result *results;
+};
+
+void tl_alter_user_scram_credentials_response_defaults(struct tl_alter_user_scram_credentials_response *s);
+
+tl_err tl_alter_user_scram_credentials_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_alter_user_scram_credentials_response *out);
+void tl_alter_user_scram_credentials_response_encode(struct tl_buf *buf, int16_t version, const struct tl_alter_user_scram_credentials_response *in);
+
 /* ---- ApiVersionsRequest (api key 18) ---- */
 
 struct tl_api_versions_request {
@@ -1198,6 +1252,58 @@ void tl_describe_transactions_response_defaults(struct tl_describe_transactions_
 tl_err tl_describe_transactions_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
 		struct tl_describe_transactions_response *out);
 void tl_describe_transactions_response_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_transactions_response *in);
+
+/* ---- DescribeUserScramCredentialsRequest (api key 50) ---- */
+
+struct tl_describe_user_scram_credentials_request_user_name {
+	struct tl_str name;
+};
+
+void tl_describe_user_scram_credentials_request_user_name_defaults(struct tl_describe_user_scram_credentials_request_user_name *s);
+
+struct tl_describe_user_scram_credentials_request {
+	int32_t users_count; /* -1 = null */
+	struct tl_describe_user_scram_credentials_request_user_name *users;
+};
+
+void tl_describe_user_scram_credentials_request_defaults(struct tl_describe_user_scram_credentials_request *s);
+
+tl_err tl_describe_user_scram_credentials_request_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_describe_user_scram_credentials_request *out);
+void tl_describe_user_scram_credentials_request_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_user_scram_credentials_request *in);
+
+/* ---- DescribeUserScramCredentialsResponse (api key 50) ---- */
+
+struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result {
+	struct tl_str user;
+	int16_t error_code;
+	struct tl_str error_message;
+	int32_t credential_infos_count; /* -1 = null */
+	struct tl_describe_user_scram_credentials_response_credential_info *credential_infos;
+};
+
+void tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result_defaults(struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result *s);
+
+struct tl_describe_user_scram_credentials_response_credential_info {
+	int8_t mechanism;
+	int32_t iterations;
+};
+
+void tl_describe_user_scram_credentials_response_credential_info_defaults(struct tl_describe_user_scram_credentials_response_credential_info *s);
+
+struct tl_describe_user_scram_credentials_response {
+	int32_t throttle_time_ms;
+	int16_t error_code;
+	struct tl_str error_message;
+	int32_t results_count; /* -1 = null */
+	struct tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result *results;
+};
+
+void tl_describe_user_scram_credentials_response_defaults(struct tl_describe_user_scram_credentials_response *s);
+
+tl_err tl_describe_user_scram_credentials_response_decode(struct tl_cursor *cursor, int16_t version, struct tl_arena *arena,
+		struct tl_describe_user_scram_credentials_response *out);
+void tl_describe_user_scram_credentials_response_encode(struct tl_buf *buf, int16_t version, const struct tl_describe_user_scram_credentials_response *in);
 
 /* ---- EndTxnRequest (api key 26) ---- */
 

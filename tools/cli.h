@@ -219,6 +219,7 @@ int cli_txn(struct cli *cli, int argc, char **argv);
 int cli_cluster(struct cli *cli, int argc, char **argv);
 int cli_quota(struct cli *cli, int argc, char **argv);
 int cli_acl(struct cli *cli, int argc, char **argv);
+int cli_user(struct cli *cli, int argc, char **argv);
 int cli_log(struct cli *cli, int argc, char **argv);
 int cli_top(struct cli *cli, int argc, char **argv);
 

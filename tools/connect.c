@@ -10,8 +10,10 @@
 #include "tally/consumer.h"
 #include "tally/producer.h"
 
-static const char *const admin_keys[] = {"bootstrap.servers", "client.id", "request.timeout.ms",
-					 "reconnect.backoff.ms"};
+static const char *const admin_keys[] = {
+	"bootstrap.servers",    "client.id",         "request.timeout.ms",
+	"reconnect.backoff.ms", "security.protocol", "sasl.mechanisms",
+	"sasl.mechanism",       "sasl.username",     "sasl.password"};
 
 static bool is_admin_key(const char *key)
 {

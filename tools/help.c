@@ -18,6 +18,7 @@ static const char overview[] =
 	"  cluster info|log-dirs          brokers, controller, cluster id; partition sizes\n"
 	"  quota set|list|delete          client quotas (produce/fetch byte rates)\n"
 	"  acl add|list|remove            access control lists (who may do what)\n"
+	"  user create|delete|list       SCRAM users (SASL credentials, salted)\n"
 	"  log dump|check PATH            inspect a (stopped) broker's data files offline\n"
 	"  top [-m URL]...                live throughput, latency and lag from /metrics\n"
 	"  help [COMMAND]                 this text, or a command's\n"
@@ -165,6 +166,22 @@ static const char cluster_help[] =
 	"whether it answers from here. log-dirs: each broker's log directory and the size of\n"
 	"every partition replica in it (DescribeLogDirs).\n";
 
+static const char user_help[] =
+	"usage: tally user create NAME [--mechanism SCRAM-SHA-512|SCRAM-SHA-256]\n"
+	"                              [--iterations N] [--password P]\n"
+	"       tally user delete NAME [--mechanism M]\n"
+	"       tally user list\n"
+	"\n"
+	"SCRAM credentials (AlterUserScramCredentials / DescribeUserScramCredentials, as\n"
+	"Kafka's kafka-configs --entity-type users). create salts the password here (a random\n"
+	"salt, --iterations rounds, 4096 to 16384, default 4096) and sends only the salted\n"
+	"password; the broker keeps StoredKey and ServerKey. The password comes from\n"
+	"--password, else TALLY_USER_PASSWORD, else the first line of stdin. delete without\n"
+	"--mechanism removes both. Against a SASL listener, authenticate with\n"
+	"-X security.protocol=sasl_plaintext -X sasl.mechanisms=SCRAM-SHA-512\n"
+	"-X sasl.username=... -X sasl.password=...; the first user of a SASL-only broker\n"
+	"comes from tallyd --add-scram 'SCRAM-SHA-512=[name=N,password=P]'.\n";
+
 static const char quota_help[] =
 	"usage: tally quota set ENTITY KEY=VALUE...\n"
 	"       tally quota list\n"
@@ -244,6 +261,7 @@ static const struct help_topic topics[] = {
 	{"groups", group_help}, {"txn", txn_help},      {"cluster", cluster_help},
 	{"log", log_help},      {"top", top_help},      {"quota", quota_help},
 	{"quotas", quota_help}, {"acl", acl_help},      {"acls", acl_help},
+	{"user", user_help},     {"users", user_help},
 };
 
 bool cli_help(FILE *out, const char *topic)

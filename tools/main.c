@@ -220,6 +220,7 @@ static const struct noun nouns[] = {
 	{"groups", cli_group}, {"txn", cli_txn},      {"cluster", cli_cluster},
 	{"log", cli_log},      {"top", cli_top},      {"quota", cli_quota},
 	{"quotas", cli_quota}, {"acl", cli_acl},      {"acls", cli_acl},
+	{"user", cli_user},     {"users", cli_user},
 };
 
 static int version(void)
@@ -286,6 +287,6 @@ int main(int argc, char **argv)
 	return cli_usage(
 		&cli, NULL,
 		"unknown command \"%s\"; commands: topic, produce, tail, group, txn, cluster, quota, acl, "
-		"log, top, help",
+		"user, log, top, help",
 		name);
 }

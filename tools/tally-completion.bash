@@ -80,7 +80,7 @@ _tally()
 		;;
 	esac
 	if [ -z "$noun" ]; then
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota acl log top help $globals" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota acl user log top help $globals" -- "$cur"))
 		return
 	fi
 	local opts=
@@ -124,6 +124,10 @@ _tally()
 		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "add list remove" -- "$cur")); return; }
 		opts="--allow-principal --deny-principal --allow-host --deny-host --operation --topic --group --transactional-id --cluster --resource-pattern-type --principal --force"
 		;;
+	user | users)
+		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "create delete list" -- "$cur")); return; }
+		opts="--mechanism --iterations --password"
+		;;
 	log)
 		[ -z "$verb" ] && { COMPREPLY=($(compgen -W "dump check" -- "$cur")); return; }
 		opts="--records --json"
@@ -133,7 +137,7 @@ _tally()
 		opts="-m --metrics -i --interval --once"
 		;;
 	help)
-		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota acl log top" -- "$cur"))
+		COMPREPLY=($(compgen -W "topic produce tail group txn cluster quota acl user log top" -- "$cur"))
 		return
 		;;
 	esac

@@ -154,7 +154,22 @@ START_TEST(several_listeners_parse_and_one_plaintext_is_served)
 	/* Only SSL: nothing Tally can serve yet, said plainly. */
 	setup();
 	ck_assert_int_eq(load_text("listeners=SSL://:9093\n"), TL_ERR_INVALID);
-	ck_assert_ptr_nonnull(strstr(why, "no PLAINTEXT listener"));
+	ck_assert_ptr_nonnull(strstr(why, "no PLAINTEXT or SASL_PLAINTEXT listener"));
+	/* SASL_PLAINTEXT is served (issue #16), with the mechanisms it enables. */
+	setup();
+	ck_assert_int_eq(load_text("listeners=SASL_PLAINTEXT://:9094\n"), TL_OK);
+	ck_assert_str_eq(config.listener_list[config.listener_served].protocol, "SASL_PLAINTEXT");
+	ck_assert_uint_eq(config.sasl_mechanisms,
+			  TL_SASL_MECHANISM_SCRAM_SHA_256 | TL_SASL_MECHANISM_SCRAM_SHA_512);
+	setup();
+	ck_assert_int_eq(load_text("listeners=SASL_PLAINTEXT://:9094\n"
+				   "sasl.enabled.mechanisms=PLAIN, SCRAM-SHA-512\n"),
+			 TL_OK);
+	ck_assert_uint_eq(config.sasl_mechanisms,
+			  TL_SASL_MECHANISM_PLAIN | TL_SASL_MECHANISM_SCRAM_SHA_512);
+	setup();
+	ck_assert_int_eq(load_text("sasl.enabled.mechanisms=GSSAPI\n"), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "\"GSSAPI\" is not supported"));
 	setup();
 	ck_assert_int_eq(load_text("listeners=PLAINTEXT://:1,PLAINTEXT://:2\n"), TL_ERR_INVALID);
 	ck_assert_ptr_nonnull(strstr(why, "twice"));

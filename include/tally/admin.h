@@ -211,6 +211,37 @@ tl_err tl_admin_describe_acls(struct tl_admin *admin, const struct tl_admin_acl 
 tl_err tl_admin_delete_acls(struct tl_admin *admin, const struct tl_admin_acl *filter,
 			    struct tl_admin_acls **out, int timeout_ms);
 void tl_admin_acls_destroy(struct tl_admin_acls *acls);
+/* ---- SCRAM credentials (KIP-554) ---- */
+
+/* Kafka's ScramMechanism ids. */
+#define TL_ADMIN_SCRAM_SHA_256 1
+#define TL_ADMIN_SCRAM_SHA_512 2
+
+/* Sets @user's credential for @mechanism (AlterUserScramCredentials): the password is
+ * salted here (a random salt, @iterations rounds of PBKDF2; 0 = 4096, Kafka's minimum)
+ * and only the salted password goes to the broker. */
+tl_err tl_admin_upsert_scram_credential(struct tl_admin *admin, const char *user, int mechanism,
+					const char *password, int32_t iterations, int timeout_ms);
+/* Removes @user's credential for @mechanism; TL_ERR_RESOURCE_NOT_FOUND when none. */
+tl_err tl_admin_delete_scram_credential(struct tl_admin *admin, const char *user, int mechanism,
+					int timeout_ms);
+struct tl_admin_scram_credential {
+	int mechanism; /* TL_ADMIN_SCRAM_SHA_* */
+	int32_t iterations;
+};
+struct tl_admin_scram_user {
+	const char *name;
+	int32_t credential_count;
+	const struct tl_admin_scram_credential *credentials;
+};
+struct tl_admin_scram_users {
+	int32_t count;
+	const struct tl_admin_scram_user *users;
+};
+/* Every user with SCRAM credentials (DescribeUserScramCredentials, all users). */
+tl_err tl_admin_describe_scram_credentials(struct tl_admin *admin,
+					   struct tl_admin_scram_users **out, int timeout_ms);
+void tl_admin_scram_users_destroy(struct tl_admin_scram_users *users);
 
 /* ---- offsets ---- */
 
