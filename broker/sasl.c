@@ -911,6 +911,15 @@ void tl_handle_describe_user_scram_credentials(struct tl_request *req, struct tl
 	}
 	struct tl_describe_user_scram_credentials_response resp;
 	tl_describe_user_scram_credentials_response_defaults(&resp);
+	if (!tl_authorize_cluster(req, TL_ACL_OP_DESCRIBE)) { /* Kafka: Describe on the Cluster */
+		resp.error_code = TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+		resp.error_message = tl_str_of("Not authorized to describe SCRAM credentials");
+		tl_response_begin(req);
+		tl_describe_user_scram_credentials_response_encode(
+			&req->response, req->header.api_version, &resp);
+		tl_response_end(req);
+		return;
+	}
 	bool all = msg.users_count <= 0;
 	int32_t count = all ? users->count : msg.users_count;
 	resp.results = tl_arena_array(&req->arena, (size_t)TL_MAX(count, 1), sizeof(*resp.results));
@@ -1010,6 +1019,8 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 		return;
 	}
 	int32_t count = 0;
+	/* Kafka: Alter on the Cluster, else every user gets CLUSTER_AUTHORIZATION_FAILED. */
+	bool allowed = tl_authorize_cluster(req, TL_ACL_OP_ALTER);
 	/* Pass 1: check everything; a user with any bad alteration gets none applied. */
 	for (int32_t i = 0; i < deletions + upsertions; i++) {
 		bool is_delete = i < deletions;
@@ -1019,6 +1030,11 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 					: msg.upsertions[i - deletions].mechanism;
 		struct alter_user *user = alter_user_of(list, &count, name);
 		int32_t index = (int32_t)(user - list);
+		if (!allowed) {
+			alter_user_fail(user, TL_ERR_CLUSTER_AUTHORIZATION_FAILED,
+					"Not authorized to alter the credentials of user %s");
+			continue;
+		}
 		if (name.len <= 0) {
 			alter_user_fail(user, TL_ERR_UNACCEPTABLE_CREDENTIAL,
 					"Username must not be empty%s");
