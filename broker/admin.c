@@ -143,8 +143,9 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 	struct tl_metadata_response_metadata_response_broker self;
 	tl_metadata_response_metadata_response_broker_defaults(&self);
 	self.node_id = broker->config.node_id;
-	self.host = tl_str_of(broker->advertised_host);
-	self.port = broker->advertised_port;
+	const char *advertised_host;
+	tl_conn_advertised(req->conn, &advertised_host, &self.port);
+	self.host = tl_str_of(advertised_host);
 	resp.brokers_count = 1;
 	resp.brokers = &self;
 	resp.cluster_id = tl_str_of(broker->config.cluster_id);
