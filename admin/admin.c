@@ -22,6 +22,7 @@
 
 static const struct tl_conf_key admin_keys[] = {
 	{"bootstrap.servers", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
+	TL_CLIENT_SECURITY_CONF_KEYS,
 	{"client.id", TL_CONF_STR, "libtally-admin", 0, 0, NULL, NULL},
 	{"request.timeout.ms", TL_CONF_INT, "30000", 1, INT32_MAX, NULL, NULL},
 	{"reconnect.backoff.ms", TL_CONF_INT, "50", 0, 3600000, NULL, NULL},
@@ -81,6 +82,7 @@ TL_EXPORT tl_err tl_admin_create(const struct tl_admin_conf *ac, struct tl_admin
 	if (!admin)
 		return TL_ERR_NOMEM;
 	struct tl_client_conf cc = {
+		.conf = &ac->conf,
 		.bootstrap_servers = tl_conf_str(&ac->conf, "bootstrap.servers"),
 		.client_id = tl_conf_str(&ac->conf, "client.id"),
 		.request_timeout_ms = (int32_t)tl_conf_int(&ac->conf, "request.timeout.ms"),

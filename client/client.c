@@ -12,6 +12,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 
 #include "common/assert.h"
 #include "common/time.h"
+#include "common/tls.h"
 
 /* ---- tables and types ---- */
 
@@ -85,7 +88,8 @@ static bool client_api_flexible(int16_t api_key, int16_t version)
 enum conn_state {
 	CONN_DOWN,
 	CONN_CONNECTING,
-	CONN_HANDSHAKE,
+	CONN_TLS,       /* TCP up, TLS handshake under way (security.protocol=ssl) */
+	CONN_HANDSHAKE, /* ApiVersions under way */
 	CONN_READY,
 };
 
@@ -105,7 +109,8 @@ struct client_node {
 	int32_t port;
 	enum conn_state state;
 	int fd;
-	int64_t retry_at_ns; /* no connect attempt before this */
+	struct tl_transport transport; /* the byte stream on fd: plain or TLS */
+	int64_t retry_at_ns;           /* no connect attempt before this */
 	struct tl_buf out;   /* frames not yet written */
 	size_t out_pos;      /* bytes of out already written */
 	struct tl_buf in;    /* the frame being read, size prefix included */
@@ -122,6 +127,7 @@ struct client_node {
 
 struct tl_client {
 	char *client_id;
+	struct ssl_ctx_st *ssl_ctx; /* security.protocol=ssl: every connection's TLS; else NULL */
 	int32_t request_timeout_ms;
 	int32_t reconnect_backoff_ms;
 	int32_t metadata_max_age_ms;
@@ -255,6 +261,43 @@ static tl_err client_bootstrap(struct tl_client *client, const char *list, char 
 	return TL_OK;
 }
 
+/* security.protocol and the ssl.* keys of @conf (NULL: plaintext): a TLS context for
+ * every connection. SASL is not spoken yet, so the sasl_* protocols are refused rather
+ * than sent unauthenticated. */
+static tl_err client_security(struct tl_client *client, const struct tl_conf *conf, char *errstr,
+			      size_t errstr_size)
+{
+	if (!conf)
+		return TL_OK;
+	const char *protocol = tl_conf_str(conf, "security.protocol");
+	if (strcmp(protocol, "plaintext") == 0)
+		return TL_OK;
+	if (strcmp(protocol, "ssl") != 0) {
+		tl_conf_errstr(errstr, errstr_size,
+			       "security.protocol=%s: SASL is not supported by this libtally",
+			       protocol);
+		return TL_ERR_INVALID;
+	}
+	const char *ca = tl_conf_str(conf, "ssl.ca.location");
+	const char *cert = tl_conf_str(conf, "ssl.certificate.location");
+	const char *key = tl_conf_str(conf, "ssl.key.location");
+	const char *password = tl_conf_str(conf, "ssl.key.password");
+	struct tl_tls_client_conf tls = {
+		.ca_location = ca ? ca : "",
+		.certificate_location = cert ? cert : "",
+		.key_location = key ? key : "",
+		.key_password = password ? password : "",
+		.verify = tl_conf_bool(conf, "enable.ssl.certificate.verification"),
+	};
+	char why[512];
+	client->ssl_ctx = tl_tls_client_ctx_create(&tls, why, sizeof(why));
+	if (!client->ssl_ctx) {
+		tl_conf_errstr(errstr, errstr_size, "security.protocol=ssl: %s", why);
+		return TL_ERR_INVALID;
+	}
+	return TL_OK;
+}
+
 tl_err tl_client_create(const struct tl_client_conf *conf, struct tl_client **out, char *errstr,
 			size_t errstr_size)
 {
@@ -284,6 +327,9 @@ tl_err tl_client_create(const struct tl_client_conf *conf, struct tl_client **ou
 		goto out_free;
 	}
 	err = client_bootstrap(client, conf->bootstrap_servers, errstr, errstr_size);
+	if (err != TL_OK)
+		goto out_destroy;
+	err = client_security(client, conf->conf, errstr, errstr_size);
 	if (err != TL_OK)
 		goto out_destroy;
 	*out = client;
@@ -320,6 +366,7 @@ void tl_client_destroy(struct tl_client *client)
 	free(client->pfds);
 	if (client->wake_fd != -1)
 		close(client->wake_fd);
+	tl_tls_ctx_free(client->ssl_ctx);
 	free(client->client_id);
 	free(client);
 }
@@ -335,6 +382,7 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 		       const char *why)
 {
 	if (node->fd != -1) {
+		tl_transport_deinit(&node->transport);
 		close(node->fd);
 		node->fd = -1;
 		snprintf(client->last_error, sizeof(client->last_error), "%s:%d: %s", node->host,
@@ -466,6 +514,7 @@ static void node_connect(struct tl_client *client, struct client_node *node)
 	int connect_errno = errno;
 	freeaddrinfo(ai);
 	node->fd = fd;
+	tl_transport_init_plain(&node->transport, fd);
 	node->state = CONN_CONNECTING;
 	if (rc == -1 && connect_errno != EINPROGRESS) {
 		node_close(client, node, TL_ERR_NETWORK_EXCEPTION, strerror(connect_errno));
@@ -549,7 +598,10 @@ static void node_dispatch(struct tl_client *client, struct client_node *node)
 /* Reads at most up to the end of the current frame (invariant 2). */
 static void node_read(struct tl_client *client, struct client_node *node)
 {
-	for (int rounds = 0; rounds < 64 && node->fd != -1; rounds++) {
+	/* TLS may hold decrypted bytes poll cannot see: drain them too. */
+	for (int rounds = 0;
+	     (rounds < 64 || tl_transport_has_pending(&node->transport)) && node->fd != -1;
+	     rounds++) {
 		size_t need = 4;
 		if (node->in.len >= 4) {
 			int32_t size = (int32_t)tl_be32_get(node->in.data);
@@ -567,7 +619,7 @@ static void node_read(struct tl_client *client, struct client_node *node)
 			node_close(client, node, TL_ERR_NOMEM, "out of memory");
 			return;
 		}
-		ssize_t n = read(node->fd, p, want);
+		ssize_t n = tl_transport_read(&node->transport, p, want);
 		if (n <= 0) {
 			node->in.len = at;
 			if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -595,15 +647,54 @@ static void node_compact(struct client_node *node)
 	node->out_pos = 0;
 }
 
+/* A library must not kill its host program: a TLS write goes through write(2), which
+ * raises SIGPIPE on a socket the broker closed, so SIGPIPE is blocked around it and a
+ * pending one taken back. */
+static void sigpipe_block(sigset_t *old)
+{
+	sigset_t pipe_set;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, old);
+}
+
+static void sigpipe_restore(const sigset_t *old, bool had_epipe)
+{
+	if (had_epipe && !sigismember(old, SIGPIPE)) {
+		sigset_t pipe_set;
+		sigemptyset(&pipe_set);
+		sigaddset(&pipe_set, SIGPIPE);
+		struct timespec zero = {0, 0};
+		(void)sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static ssize_t node_send(struct client_node *node, const uint8_t *data, size_t len)
+{
+	if (!node->transport.ssl)
+		return send(node->fd, data, len, MSG_NOSIGNAL);
+	struct iovec iov = {.iov_base = (void *)(uintptr_t)data, .iov_len = len};
+	sigset_t old;
+	sigpipe_block(&old);
+	ssize_t n = tl_transport_writev(&node->transport, &iov, 1);
+	int saved = errno;
+	sigpipe_restore(&old, n == -1 && saved == EPIPE);
+	errno = saved;
+	return n;
+}
+
 /* Writes what the socket takes. A failed write closes the node only with @may_close:
  * tl_client_send() passes false, because closing runs the callbacks of every request in
  * flight and its caller may hold a lock those callbacks take (the producer does); the
  * failure then shows at the next tl_client_poll() (POLLERR/POLLHUP), which closes. */
 static void node_write(struct tl_client *client, struct client_node *node, bool may_close)
 {
+	if (node->state == CONN_TLS)
+		return; /* nothing goes out before the TLS handshake is done */
 	while (node->out_pos < node->out.len) {
-		ssize_t n = send(node->fd, node->out.data + node->out_pos,
-				 node->out.len - node->out_pos, MSG_NOSIGNAL);
+		ssize_t n = node_send(node, node->out.data + node->out_pos,
+				      node->out.len - node->out_pos);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR || !may_close) {
 				node_compact(node);
@@ -618,6 +709,28 @@ static void node_write(struct tl_client *client, struct client_node *node, bool 
 	node->out_pos = 0;
 }
 
+/* Moves the TLS handshake on; once done, ApiVersions (queued at connect) goes out. */
+static void node_tls(struct tl_client *client, struct client_node *node)
+{
+	TL_ASSERT(node->state == CONN_TLS);
+	sigset_t old;
+	sigpipe_block(&old);
+	tl_err err = tl_transport_handshake(&node->transport);
+	int saved = errno;
+	sigpipe_restore(&old, err == TL_ERR_IO && saved == EPIPE);
+	if (err == TL_ERR_AGAIN)
+		return;
+	if (err != TL_OK) {
+		char detail[256], why[320];
+		tl_transport_error(&node->transport, detail, sizeof(detail));
+		snprintf(why, sizeof(why), "TLS handshake failed: %s", detail);
+		node_close(client, node, TL_ERR_NETWORK_EXCEPTION, why);
+		return;
+	}
+	node->state = CONN_HANDSHAKE;
+	node_write(client, node, true);
+}
+
 static void node_connected(struct tl_client *client, struct client_node *node)
 {
 	int so_error = 0;
@@ -628,7 +741,17 @@ static void node_connected(struct tl_client *client, struct client_node *node)
 		node_close(client, node, TL_ERR_NETWORK_EXCEPTION, strerror(so_error));
 		return;
 	}
-	node->state = CONN_HANDSHAKE;
+	if (!client->ssl_ctx) {
+		node->state = CONN_HANDSHAKE;
+		return;
+	}
+	if (tl_transport_init_tls(&node->transport, node->fd, client->ssl_ctx, false, node->host) !=
+	    TL_OK) {
+		node_close(client, node, TL_ERR_NOMEM, "out of memory for TLS");
+		return;
+	}
+	node->state = CONN_TLS;
+	node_tls(client, node);
 }
 
 /* ---- public connection API ---- */
@@ -800,7 +923,9 @@ void tl_client_poll(struct tl_client *client, int timeout_ms)
 			continue;
 		pfds[n].fd = node->fd;
 		pfds[n].events = POLLIN;
-		if (node->state == CONN_CONNECTING || node->out_pos < node->out.len)
+		if (node->state == CONN_TLS)
+			pfds[n].events = node->transport.want_write ? POLLOUT : POLLIN;
+		else if (node->state == CONN_CONNECTING || node->out_pos < node->out.len)
 			pfds[n].events |= POLLOUT;
 		pfds[n].revents = 0;
 		map[n++] = i;
@@ -821,7 +946,12 @@ void tl_client_poll(struct tl_client *client, int timeout_ms)
 				continue; /* closed by a callback meanwhile */
 			if (node->state == CONN_CONNECTING) {
 				node_connected(client, node);
-				if (node->fd == -1)
+				if (node->fd == -1 || node->state == CONN_TLS)
+					continue;
+			}
+			if (node->state == CONN_TLS) {
+				node_tls(client, node);
+				if (node->fd == -1 || node->state == CONN_TLS)
 					continue;
 			}
 			if (pfds[i].revents & (POLLOUT | POLLERR | POLLHUP))

@@ -71,7 +71,21 @@ enum tl_client_api {
 #define TL_CLIENT_NODE_ANY  INT32_MIN   /* tl_client_call: any ready broker */
 #define TL_CLIENT_FRAME_MAX (128 << 20) /* largest response frame accepted, bytes */
 
+/* librdkafka's security keys, in every client's key table (producer, consumer, admin);
+ * tl_client_create reads them from tl_client_conf.conf. */
+#define TL_CLIENT_SECURITY_CONF_KEYS                                                            \
+	{"security.protocol", TL_CONF_ENUM, "plaintext", 0, 0,                                  \
+	 "plaintext|ssl|sasl_plaintext|sasl_ssl", NULL},                                        \
+		{"ssl.ca.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                      \
+		{"ssl.certificate.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},             \
+		{"ssl.key.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                     \
+		{"ssl.key.password", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                     \
+		{"enable.ssl.certificate.verification", TL_CONF_BOOL, "true", 0, 0, NULL, NULL}
+
+struct tl_conf;
+
 struct tl_client_conf {
+	const struct tl_conf *conf;    /* the user's keys: security.protocol, ssl.*; NULL plain */
 	const char *bootstrap_servers; /* "host:port[,host:port...]" */
 	const char *client_id;
 	int32_t request_timeout_ms;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -366,8 +367,11 @@ ssize_t tl_transport_read(struct tl_transport *t, void *buf, size_t len)
 ssize_t tl_transport_writev(struct tl_transport *t, const struct iovec *iov, int count)
 {
 	TL_ASSERT(count > 0);
-	if (!t->ssl)
-		return writev(t->fd, iov, count);
+	if (!t->ssl) {
+		struct msghdr msg = {.msg_iov = (struct iovec *)(uintptr_t)iov,
+				     .msg_iovlen = (size_t)count};
+		return sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+	}
 	TL_ASSERT(t->handshake_done);
 	ERR_clear_error();
 	errno = 0;

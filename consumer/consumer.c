@@ -25,6 +25,7 @@
 
 static const struct tl_conf_key consumer_keys[] = {
 	{"bootstrap.servers", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
+	TL_CLIENT_SECURITY_CONF_KEYS,
 	{"client.id", TL_CONF_STR, "libtally", 0, 0, NULL, NULL},
 	{"group.id", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
 	{"group.instance.id", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
@@ -1718,6 +1719,7 @@ TL_EXPORT tl_err tl_consumer_create(const struct tl_consumer_conf *cc, struct tl
 	if (err != TL_OK)
 		goto out_free;
 	struct tl_client_conf client_conf = {
+		.conf = &cc->conf,
 		.bootstrap_servers = tl_conf_str(&cc->conf, "bootstrap.servers"),
 		.client_id = tl_conf_str(&cc->conf, "client.id"),
 		.request_timeout_ms = consumer->request_timeout_ms,

@@ -61,6 +61,7 @@
 
 static const struct tl_conf_key producer_keys[] = {
 	{"bootstrap.servers", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
+	TL_CLIENT_SECURITY_CONF_KEYS,
 	{"client.id", TL_CONF_STR, "libtally", 0, 0, NULL, NULL},
 	{"acks", TL_CONF_ENUM, "all", 0, 0, "all|-1|0|1", NULL},
 	{"enable.idempotence", TL_CONF_BOOL, "true", 0, 0, NULL, NULL},
@@ -1917,6 +1918,7 @@ TL_EXPORT tl_err tl_producer_create(const struct tl_producer_conf *pc, struct tl
 	if (err != TL_OK)
 		goto out_free;
 	struct tl_client_conf cc = {
+		.conf = &pc->conf,
 		.bootstrap_servers = tl_conf_str(&pc->conf, "bootstrap.servers"),
 		.client_id = tl_conf_str(&pc->conf, "client.id"),
 		.request_timeout_ms = producer->request_timeout_ms,
