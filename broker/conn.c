@@ -48,7 +48,7 @@ static void conn_unref(struct tl_conn *conn)
 }
 
 static void conn_unthrottle_unlink(struct tl_conn *conn);
-static void conn_ip_release(struct tl_broker *broker, struct tl_conn *conn);
+static void conn_ip_release(struct tl_broker *broker, struct tl_conn_ip **ip_ref);
 
 void tl_request_free(struct tl_request *req)
 {
@@ -91,7 +91,7 @@ void tl_conn_close(struct tl_conn *conn, const char *why)
 	tl_transport_deinit(&conn->transport);
 	close(conn->fd);
 	conn->fd = -1;
-	conn_ip_release(broker, conn);
+	conn_ip_release(broker, &conn->ip_count);
 	if (conn->prev)
 		conn->prev->next = conn->next;
 	else
@@ -171,12 +171,13 @@ static struct tl_conn_ip *conn_ip_take(struct tl_broker *broker, const struct in
 	return ip;
 }
 
-static void conn_ip_release(struct tl_broker *broker, struct tl_conn *conn)
+/* Uncounts the connection *@ip_ref counted (if any) and clears it. */
+static void conn_ip_release(struct tl_broker *broker, struct tl_conn_ip **ip_ref)
 {
-	struct tl_conn_ip *ip = conn->ip_count;
+	struct tl_conn_ip *ip = *ip_ref;
 	if (!ip)
 		return;
-	conn->ip_count = NULL;
+	*ip_ref = NULL;
 	TL_ASSERT(ip->count > 0);
 	if (--ip->count > 0)
 		return;
@@ -249,6 +250,7 @@ void tl_conn_accept(struct tl_broker *broker, struct tl_broker_listener *listene
 		struct tl_conn *conn = calloc(1, sizeof(*conn));
 		uint8_t *rbuf = malloc(CONN_RBUF_BYTES);
 		if (!conn || !rbuf || !ip) {
+			conn_ip_release(broker, &ip);
 			free(conn);
 			free(rbuf);
 			close(fd);
@@ -272,7 +274,7 @@ void tl_conn_accept(struct tl_broker *broker, struct tl_broker_listener *listene
 		    epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
 			tl_crit("broker: cannot set up a connection err=%s", strerrorname_np(errno));
 			tl_transport_deinit(&conn->transport);
-			conn_ip_release(broker, conn);
+			conn_ip_release(broker, &conn->ip_count);
 			close(fd);
 			free(rbuf);
 			free(conn);
