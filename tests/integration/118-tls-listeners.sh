@@ -2,7 +2,6 @@
 # TLS and several listeners (issue #16), with a CA and certificates made by openssl here.
 # One tallyd serves PLAINTEXT and SSL (ssl.client.auth=requested, encrypted key):
 # (1) Metadata on each listener names that listener's address, as Kafka answers;
-tl_log "(2)"
 # (2) kcat produces over SSL without a client certificate and reads back over mutual
 #     TLS, byte-exact; the principal is the certificate's subject in RFC 2253 form;
 # (3) the tally CLI produces and tails over mutual TLS;
@@ -10,7 +9,6 @@ tl_log "(2)"
 # (5) plaintext Kafka bytes and a truncated ClientHello on the TLS port, a silent
 #     connection (ssl.handshake.timeout.ms) and a frame never finished
 #     (socket.request.read.timeout.ms) are closed, and the broker still serves;
-tl_log "(6)"
 # (6) max.connections.per.ip holds.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -47,6 +45,7 @@ grep -q "broker 1 at 127.0.0.1:$TL_PORT" "$TL_TMP/meta.plain" || { cat "$TL_TMP/
 timeout 20 kcat -L -b "$tls_broker" "${ssl[@]}" >"$TL_TMP/meta.ssl" 2>&1 || { cat "$TL_TMP/meta.ssl" >&2; tl_fail "kcat -L over SSL failed"; }
 grep -q "broker 1 at localhost:$ssl_port" "$TL_TMP/meta.ssl" || { cat "$TL_TMP/meta.ssl" >&2; tl_fail "SSL Metadata does not name the SSL listener's advertised address"; }
 
+tl_log "(2)"
 # (2) kcat over SSL, then mutual TLS; records of 1..3000 bytes.
 awk 'BEGIN { srand(11); for (i = 0; i < 3000; i++) { n = 1 + int(rand() * 3000); s = ""; while (length(s) < n) s = s sprintf("%d-", i); print substr(s, 1, n) } }' >"$TL_TMP/sent"
 timeout 60 kcat -P -b "$tls_broker" "${ssl[@]}" -t tls-topic -X acks=all -l "$TL_TMP/sent" 2>"$TL_TMP/produce.err" ||
@@ -124,6 +123,7 @@ tl_grep_log 'TLS handshake timed out' || tl_fail "no log line for the handshake 
 tl_grep_log 'request frame not finished in time' || tl_fail "no log line for the frame timeout"
 timeout 20 kcat -L -b "$tls_broker" "${ssl[@]}" -t tls-topic >/dev/null 2>&1 || tl_fail "the broker no longer serves TLS"
 
+tl_log "(6)"
 # (6) max.connections.per.ip=40: of 50 connections, 40 stay. (All on PLAINTEXT: silent
 # ones on the TLS port would meet the 1 s handshake timeout.)
 python3 - "$ssl_port" "$TL_PORT" <<'EOF' || tl_fail "max.connections.per.ip did not hold"
