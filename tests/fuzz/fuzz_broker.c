@@ -203,6 +203,8 @@ static struct tl_conn *conn_attach(int fd)
 		fuzz_fail("out of memory");
 	conn->broker = &broker;
 	conn->fd = fd;
+	tl_transport_init_plain(&conn->transport, fd);
+	snprintf(conn->principal, sizeof(conn->principal), "User:ANONYMOUS");
 	conn->rbuf = rbuf;
 	conn->rcap = CONN_RBUF_BYTES;
 	conn->refs = 1;
