@@ -783,6 +783,7 @@ void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms)
 		struct tl_conn *next = conn->next;
 		if (conn->tls_handshaking) {
 			if (now_ms - conn->accepted_ms > config->ssl_handshake_timeout_ms) {
+				broker->tls_handshake_failed_total++;
 				tl_warn("broker: TLS handshake timed out, closing connection peer=%s "
 					"ssl.handshake.timeout.ms=%lld",
 					conn->peer, (long long)config->ssl_handshake_timeout_ms);
