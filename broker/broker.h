@@ -159,6 +159,7 @@ struct tl_conn {
 	enum tl_security_protocol security_protocol;
 	struct tl_transport transport;
 	bool tls_handshaking;        /* TLS handshake not finished: no request is read yet */
+	bool tls_read_wants_write;   /* a TLS read waits for the socket to take a write */
 	int64_t accepted_ms;         /* monotonic; ssl.handshake.timeout.ms counts from it */
 	int64_t frame_started_ms;    /* a frame is partly in since then; 0 none */
 	struct tl_conn_ip *ip_count; /* max.connections.per.ip bookkeeping */

@@ -351,7 +351,7 @@ static void conn_update_events(struct tl_conn *conn)
 	if (conn->closed)
 		return;
 	bool want_read = !conn->read_paused && !conn->throttled;
-	bool want_write = conn->want_write;
+	bool want_write = conn->want_write || conn->tls_read_wants_write;
 	if (conn->tls_handshaking) {
 		want_read = !conn->transport.want_write;
 		want_write = conn->transport.want_write;
@@ -442,6 +442,13 @@ static void conn_read(struct tl_conn *conn)
 		}
 		if (n == 0) {
 			tl_conn_close(conn, "peer closed");
+			return;
+		}
+		if (errno == EAGAIN && conn->transport.want_write) {
+			/* TLS must send before it can read on (a KeyUpdate answer): wake on
+			 * EPOLLOUT and read again then. */
+			conn->tls_read_wants_write = true;
+			conn_update_events(conn);
 			return;
 		}
 		if (errno == EAGAIN || errno == EINTR)
@@ -760,7 +767,12 @@ void tl_conn_on_event(struct tl_conn *conn, uint32_t events)
 	}
 	if (events & EPOLLOUT)
 		tl_conn_flush(conn);
-	if (!conn->closed && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+	bool read_now = conn->tls_read_wants_write && (events & EPOLLOUT);
+	if (read_now) {
+		conn->tls_read_wants_write = false;
+		conn_update_events(conn);
+	}
+	if (!conn->closed && (read_now || (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))))
 		conn_read(conn);
 	if (!conn->closed && (events & (EPOLLHUP | EPOLLERR)))
 		tl_conn_close(conn, "socket error");
