@@ -925,7 +925,8 @@ void tl_client_poll(struct tl_client *client, int timeout_ms)
 		pfds[n].events = POLLIN;
 		if (node->state == CONN_TLS)
 			pfds[n].events = node->transport.want_write ? POLLOUT : POLLIN;
-		else if (node->state == CONN_CONNECTING || node->out_pos < node->out.len)
+		else if (node->state == CONN_CONNECTING || node->out_pos < node->out.len ||
+			 node->transport.want_write) /* a TLS read may wait on a write */
 			pfds[n].events |= POLLOUT;
 		pfds[n].revents = 0;
 		map[n++] = i;
@@ -956,7 +957,9 @@ void tl_client_poll(struct tl_client *client, int timeout_ms)
 			}
 			if (pfds[i].revents & (POLLOUT | POLLERR | POLLHUP))
 				node_write(client, node, true);
-			if (node->fd != -1 && (pfds[i].revents & (POLLIN | POLLERR | POLLHUP)))
+			bool tls_read = node->transport.want_write && (pfds[i].revents & POLLOUT);
+			if (node->fd != -1 &&
+			    (tls_read || (pfds[i].revents & (POLLIN | POLLERR | POLLHUP))))
 				node_read(client, node);
 		}
 	}
