@@ -42,16 +42,16 @@
 #include "common/diag.h"
 #include "common/time.h"
 
-#define SOURCE_RING     2u
-#define SOURCE_SIGNAL   3u
-#define SOURCE_CLUSTER  4u /* the metadata thread published a view or results */
-#define SOURCE_FETCHERS 5u /* the replica fetchers' own epoll set */
-#define SOURCE_MARKERS  6u /* the txn marker sender thread has results */
-#define SOURCE_METRICS  7u /* metrics.listener, then its connection slots */
+#define SOURCE_RING      2u
+#define SOURCE_SIGNAL    3u
+#define SOURCE_CLUSTER   4u /* the metadata thread published a view or results */
+#define SOURCE_FETCHERS  5u /* the replica fetchers' own epoll set */
+#define SOURCE_MARKERS   6u /* the txn marker sender thread has results */
+#define SOURCE_METRICS   7u /* metrics.listener, then its connection slots */
 #define SOURCE_LISTENERS (SOURCE_METRICS + TL_METRICS_HTTP_CONNS + 1) /* one per listener */
 #define SOURCE_LAST      (SOURCE_LISTENERS + TL_CONFIG_LISTENERS_MAX - 1)
-#define TICK_MS         1000
-#define EPOLL_EVENTS    256
+#define TICK_MS          1000
+#define EPOLL_EVENTS     256
 
 /* An epoll event's data is one of the SOURCE_ tags or a struct tl_conn pointer. */
 static bool is_connection(uint64_t source)

@@ -163,7 +163,7 @@ struct tl_conn {
 	int64_t accepted_ms;         /* monotonic; ssl.handshake.timeout.ms counts from it */
 	int64_t frame_started_ms;    /* a frame is partly in since then; 0 none */
 	struct tl_conn_ip *ip_count; /* max.connections.per.ip bookkeeping */
-	uint8_t *rbuf; /* bytes read but not yet framed */
+	uint8_t *rbuf;               /* bytes read but not yet framed */
 	uint32_t rlen;
 	uint32_t rcap;
 	struct tl_request *reading; /* large frame being read straight into its buffer */

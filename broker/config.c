@@ -15,8 +15,8 @@
 #include <strings.h>
 
 #include "common/assert.h"
-#include "common/tls.h"
 #include "common/diag.h"
+#include "common/tls.h"
 
 enum key_type {
 	KEY_INT32,
@@ -851,9 +851,9 @@ static tl_err config_finish_protocols(struct tl_config *config, char *why, size_
 			first_any = i;
 		bool named = config->inter_broker_listener_name[0] &&
 			     strcasecmp(l->name, config->inter_broker_listener_name) == 0;
-		if (named || (!config->inter_broker_listener_name[0] &&
-			      config->listener_served < 0 &&
-			      l->security_protocol == TL_SECURITY_PLAINTEXT))
+		if (named ||
+		    (!config->inter_broker_listener_name[0] && config->listener_served < 0 &&
+		     l->security_protocol == TL_SECURITY_PLAINTEXT))
 			config->listener_served = i;
 	}
 	if (config->listener_served < 0 && !config->inter_broker_listener_name[0])

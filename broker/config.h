@@ -78,15 +78,15 @@ struct tl_config {
 	int32_t max_connections;                 /* max.connections */
 	int32_t max_connections_per_ip;          /* max.connections.per.ip */
 	/* TLS of the SSL and SASL_SSL listeners (Kafka's ssl.* keys, PEM files only). */
-	char ssl_keystore_type[16];                    /* ssl.keystore.type: PEM */
-	char ssl_keystore_location[TL_CONFIG_STR_MAX]; /* certificate chain + private key */
-	char ssl_key_password[256];                    /* ssl.key.password */
-	char ssl_truststore_type[16];                  /* ssl.truststore.type: PEM */
+	char ssl_keystore_type[16];                      /* ssl.keystore.type: PEM */
+	char ssl_keystore_location[TL_CONFIG_STR_MAX];   /* certificate chain + private key */
+	char ssl_key_password[256];                      /* ssl.key.password */
+	char ssl_truststore_type[16];                    /* ssl.truststore.type: PEM */
 	char ssl_truststore_location[TL_CONFIG_STR_MAX]; /* CAs of client certificates */
 	char ssl_client_auth[16];       /* ssl.client.auth: none | requested | required */
 	char ssl_enabled_protocols[64]; /* ssl.enabled.protocols: TLSv1.2,TLSv1.3 */
 	char ssl_cipher_suites[TL_CONFIG_STR_MAX]; /* ssl.cipher.suites; "" OpenSSL's */
-	bool ssl_ktls_enable;            /* ssl.ktls.enable: kernel TLS for sendfile (tally) */
+	bool ssl_ktls_enable;             /* ssl.ktls.enable: kernel TLS for sendfile (tally) */
 	int64_t ssl_handshake_timeout_ms; /* ssl.handshake.timeout.ms (tally) */
 	/* socket.request.read.timeout.ms: a frame begun must be whole within this (tally) */
 	int64_t socket_request_read_timeout_ms;

@@ -224,7 +224,8 @@ static tl_err conn_transport_init(struct tl_conn *conn, struct tl_broker_listene
 		tl_transport_init_plain(&conn->transport, conn->fd);
 		return TL_OK;
 	}
-	tl_err err = tl_transport_init_tls(&conn->transport, conn->fd, listener->ssl_ctx, true, NULL);
+	tl_err err =
+		tl_transport_init_tls(&conn->transport, conn->fd, listener->ssl_ctx, true, NULL);
 	conn->tls_handshaking = err == TL_OK;
 	return err;
 }
@@ -267,12 +268,14 @@ void tl_conn_accept(struct tl_broker *broker, struct tl_broker_listener *listene
 		conn->refs = 1;
 		conn->last_active_ms = conn->accepted_ms = tl_mono_ms();
 		inet_ntop(AF_INET, &addr.sin_addr, conn->peer_ip, sizeof(conn->peer_ip));
-		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", conn->peer_ip, ntohs(addr.sin_port));
+		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", conn->peer_ip,
+			 ntohs(addr.sin_port));
 		snprintf(conn->principal, sizeof(conn->principal), "User:ANONYMOUS");
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = conn};
 		if (conn_transport_init(conn, listener) != TL_OK ||
 		    epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-			tl_crit("broker: cannot set up a connection err=%s", strerrorname_np(errno));
+			tl_crit("broker: cannot set up a connection err=%s",
+				strerrorname_np(errno));
 			tl_transport_deinit(&conn->transport);
 			conn_ip_release(broker, &conn->ip_count);
 			close(fd);
@@ -356,8 +359,7 @@ static void conn_update_events(struct tl_conn *conn)
 		want_read = !conn->transport.want_write;
 		want_write = conn->transport.want_write;
 	}
-	uint32_t events =
-		EPOLLRDHUP | (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0);
+	uint32_t events = EPOLLRDHUP | (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0);
 	struct epoll_event ev = {.events = events, .data.ptr = conn};
 	epoll_ctl(conn->broker->epoll_fd, EPOLL_CTL_MOD, conn->fd, &ev);
 }
@@ -412,9 +414,8 @@ static bool conn_parse(struct tl_conn *conn)
 static void conn_read(struct tl_conn *conn)
 {
 	/* TLS may hold a decrypted record that epoll will not report: drain it. */
-	for (int rounds = 0;
-	     (rounds < 16 || tl_transport_has_pending(&conn->transport)) && !conn->closed &&
-	     !conn->read_paused && !conn->throttled;
+	for (int rounds = 0; (rounds < 16 || tl_transport_has_pending(&conn->transport)) &&
+			     !conn->closed && !conn->read_paused && !conn->throttled;
 	     rounds++) {
 		ssize_t n;
 		if (conn->reading) {
@@ -677,10 +678,9 @@ void tl_conn_flush(struct tl_conn *conn)
 		} else {
 			TL_ASSERT(span);
 			off_t off = (off_t)(span->offset + span_skip);
-			n = tl_transport_sendfile(&conn->transport, span->fd, off,
-						  (size_t)(span->bytes - span_skip),
-						  conn->broker->tls_scratch,
-						  sizeof(conn->broker->tls_scratch));
+			n = tl_transport_sendfile(
+				&conn->transport, span->fd, off, (size_t)(span->bytes - span_skip),
+				conn->broker->tls_scratch, sizeof(conn->broker->tls_scratch));
 			if (n == 0) {
 				/* The file is shorter than the span: never send a short frame. */
 				tl_crit("broker: sendfile hit end of file fd=%d offset=%lld",
@@ -802,7 +802,8 @@ void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms)
 				tl_conn_close(conn, "TLS handshake timeout");
 			}
 		} else if (conn->frame_started_ms && !conn->read_paused && !conn->throttled &&
-			   now_ms - conn->frame_started_ms > config->socket_request_read_timeout_ms) {
+			   now_ms - conn->frame_started_ms >
+				   config->socket_request_read_timeout_ms) {
 			tl_warn("broker: request frame not finished in time, closing connection "
 				"peer=%s socket.request.read.timeout.ms=%lld",
 				conn->peer, (long long)config->socket_request_read_timeout_ms);

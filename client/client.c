@@ -111,9 +111,9 @@ struct client_node {
 	int fd;
 	struct tl_transport transport; /* the byte stream on fd: plain or TLS */
 	int64_t retry_at_ns;           /* no connect attempt before this */
-	struct tl_buf out;   /* frames not yet written */
-	size_t out_pos;      /* bytes of out already written */
-	struct tl_buf in;    /* the frame being read, size prefix included */
+	struct tl_buf out;             /* frames not yet written */
+	size_t out_pos;                /* bytes of out already written */
+	struct tl_buf in;              /* the frame being read, size prefix included */
 	struct client_req *head;
 	struct client_req *tail;
 	int in_flight;

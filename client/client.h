@@ -73,14 +73,21 @@ enum tl_client_api {
 
 /* librdkafka's security keys, in every client's key table (producer, consumer, admin);
  * tl_client_create reads them from tl_client_conf.conf. */
-#define TL_CLIENT_SECURITY_CONF_KEYS                                                            \
-	{"security.protocol", TL_CONF_ENUM, "plaintext", 0, 0,                                  \
-	 "plaintext|ssl|sasl_plaintext|sasl_ssl", NULL},                                        \
-		{"ssl.ca.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                      \
-		{"ssl.certificate.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},             \
-		{"ssl.key.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                     \
-		{"ssl.key.password", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                     \
-		{"enable.ssl.certificate.verification", TL_CONF_BOOL, "true", 0, 0, NULL, NULL}
+#define TL_CLIENT_SECURITY_CONF_KEYS                                                               \
+	{"security.protocol",                                                                      \
+	 TL_CONF_ENUM,                                                                             \
+	 "plaintext",                                                                              \
+	 0,                                                                                        \
+	 0,                                                                                        \
+	 "plaintext|ssl|sasl_plaintext|sasl_ssl",                                                  \
+	 NULL},                                                                                    \
+		{"ssl.ca.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                          \
+		{"ssl.certificate.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                 \
+		{"ssl.key.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                         \
+		{"ssl.key.password", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                         \
+	{                                                                                          \
+		"enable.ssl.certificate.verification", TL_CONF_BOOL, "true", 0, 0, NULL, NULL      \
+	}
 
 struct tl_conf;
 

@@ -183,8 +183,7 @@ struct ssl_ctx_st *tl_tls_server_ctx_create(const struct tl_tls_server_conf *con
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	if (conf->truststore_location[0]) {
 		if (SSL_CTX_load_verify_locations(ctx, conf->truststore_location, NULL) != 1) {
-			ssl_why(why, why_size, "cannot load truststore",
-				conf->truststore_location);
+			ssl_why(why, why_size, "cannot load truststore", conf->truststore_location);
 			goto out_free;
 		}
 		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(conf->truststore_location);

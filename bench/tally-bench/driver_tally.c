@@ -348,8 +348,8 @@ static int tally_prepare(const struct tb_opts *o, const struct tb_target *t, cha
 	char why[512];
 	struct tl_admin_conf *conf = tl_admin_conf_create();
 	struct tl_admin *admin = NULL;
-	bool ok = conf &&
-		  tl_admin_conf_set(conf, "bootstrap.servers", t->bootstrap, why, sizeof(why)) == TL_OK;
+	bool ok = conf && tl_admin_conf_set(conf, "bootstrap.servers", t->bootstrap, why,
+					    sizeof(why)) == TL_OK;
 	/* The producer's security keys (-X security.protocol=ssl ...) are the admin's too. */
 	for (int i = 0; ok && i < o->producer_prop_count; i++) {
 		const char *kv = o->producer_props[i];

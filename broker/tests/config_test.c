@@ -157,8 +157,7 @@ START_TEST(several_listeners_parse_and_one_plaintext_is_served)
 	ck_assert_int_eq(load_text("listeners=SSL://:9093\n"), TL_ERR_INVALID);
 	ck_assert_ptr_nonnull(strstr(why, "ssl.keystore.location"));
 	setup();
-	ck_assert_int_eq(load_text("listeners=SSL://:9093\nssl.keystore.location=/k.pem\n"),
-			 TL_OK);
+	ck_assert_int_eq(load_text("listeners=SSL://:9093\nssl.keystore.location=/k.pem\n"), TL_OK);
 	ck_assert_int_eq(config.listener_served, 0);
 	ck_assert(config.has_tls_listener);
 	ck_assert_int_eq(config.listener_list[0].security_protocol, TL_SECURITY_SSL);

@@ -220,7 +220,8 @@ START_TEST(handshake_then_bytes_both_ways_and_the_client_principal)
 	tl_transport_describe(&p.server, version, sizeof(version));
 	ck_assert_ptr_nonnull(strstr(version, "TLSv1.3"));
 
-	struct iovec iov[2] = {{.iov_base = "hello ", .iov_len = 6}, {.iov_base = "x", .iov_len = 1}};
+	struct iovec iov[2] = {{.iov_base = "hello ", .iov_len = 6},
+			       {.iov_base = "x", .iov_len = 1}};
 	ck_assert_int_eq(tl_transport_writev(&p.client, iov, 2), 6); /* one piece a call */
 	uint8_t got[8] = {0};
 	read_all(&p.server, got, 6);
@@ -305,9 +306,8 @@ START_TEST(sendfile_under_tls_sends_the_span)
 	ck_assert_uint_eq(have, SPAN);
 	ck_assert_mem_eq(got, data + OFFSET, SPAN);
 	/* Past the end of the file: 0, never a short frame passed off as whole. */
-	ck_assert_int_eq(tl_transport_sendfile(&p.server, fd, FILE_BYTES, 10, scratch,
-					       sizeof(scratch)),
-			 0);
+	ck_assert_int_eq(
+		tl_transport_sendfile(&p.server, fd, FILE_BYTES, 10, scratch, sizeof(scratch)), 0);
 	close(fd);
 	pair_close(&p);
 }
