@@ -846,6 +846,15 @@ static tl_err config_finish_protocols(struct tl_config *config, char *why, size_
 		l->served = !name_in_list(config->controller_listener_names, l->name);
 		if (!l->served)
 			continue;
+		/* Until SaslHandshake/SaslAuthenticate exist (the sasl branch of #16 removes
+		 * this), a SASL listener would serve unauthenticated clients: refuse it. */
+		if (tl_security_protocol_is_sasl(l->security_protocol)) {
+			snprintf(why, why_size,
+				 "config listeners: listener %s is %s; SASL is not supported by "
+				 "this build",
+				 l->name, l->protocol);
+			return TL_ERR_INVALID;
+		}
 		config->has_tls_listener |= tl_security_protocol_is_tls(l->security_protocol);
 		if (first_any < 0)
 			first_any = i;

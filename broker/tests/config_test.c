@@ -171,6 +171,11 @@ START_TEST(several_listeners_parse_and_one_plaintext_is_served)
 				   "ssl.enabled.protocols=TLSv1.1\n"),
 			 TL_ERR_INVALID);
 
+	/* No SASL yet: a SASL listener would let anyone in. */
+	setup();
+	ck_assert_int_eq(load_text("listeners=SASL_PLAINTEXT://:9094\n"), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "SASL is not supported"));
+
 	/* Several listeners, each with its advertised address; the PLAINTEXT one is the
 	 * inter-broker listener wherever it stands. */
 	setup();
