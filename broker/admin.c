@@ -84,6 +84,13 @@ static void metadata_cluster_brokers(struct tl_request *req, struct tl_metadata_
 		brokers[i].node_id = view->brokers[i].id;
 		brokers[i].host = tl_str_of(view->brokers[i].host);
 		brokers[i].port = view->brokers[i].port;
+		/* This broker: the listener the client came in on (the others are known by
+		 * their registered inter-broker listener only, for now). */
+		if (view->brokers[i].id == req->conn->broker->config.node_id) {
+			const char *host;
+			tl_conn_advertised(req->conn, &host, &brokers[i].port);
+			brokers[i].host = tl_str_of(host);
+		}
 		if (view->brokers[i].rack[0])
 			brokers[i].rack = tl_str_of(view->brokers[i].rack);
 	}
