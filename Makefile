@@ -20,7 +20,7 @@ ARFLAGS  := rcsD
 
 # zlib, lz4 and snappy: the broker decompresses produced batches to validate them
 # (protocol/validate.c); Debian's libsnappy-dev ships no pkg-config file.
-PKGS     := liburing libzstd libcurl zlib liblz4 libcrypto
+PKGS     := liburing libzstd libcurl zlib liblz4 openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lsnappy -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
@@ -142,13 +142,12 @@ LIBTALLY_ABI       := $(LIBTALLY_ABI_MAJOR).0.0
 # API.
 LIBTALLY_SRCS := $(call src_of,client) $(call src_of,producer) $(call src_of,consumer) \
                  $(call src_of,admin) common/base64.c common/buf.c common/crc32c.c common/diag.c \
-                 common/error.c common/scram.c \
+                 common/error.c common/scram.c common/tls.c \
                  protocol/batch.c protocol/messages.c protocol/records.c protocol/validate.c
 LIBTALLY_OBJS := $(patsubst %.c,$(B)/pic/%.o,$(LIBTALLY_SRCS))
 LIBTALLY_MAP  := producer/libtally.map
 # The codecs of Kafka's batches: zstd, gzip (zlib), lz4 and snappy, both ways.
-LIBTALLY_LIBS := $(shell pkg-config --libs libzstd zlib liblz4 libcrypto 2>/dev/null) -lsnappy \
-                 -lpthread
+LIBTALLY_LIBS := $(shell pkg-config --libs libzstd zlib liblz4 openssl 2>/dev/null) -lsnappy -lpthread
 EXAMPLES      := $(patsubst %.c,$(B)/%,$(sort $(wildcard examples/*.c)))
 
 .PHONY: libtally examples

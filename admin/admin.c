@@ -83,6 +83,7 @@ TL_EXPORT tl_err tl_admin_create(const struct tl_admin_conf *ac, struct tl_admin
 	if (!admin)
 		return TL_ERR_NOMEM;
 	struct tl_client_conf cc = {
+		.conf = &ac->conf,
 		.bootstrap_servers = tl_conf_str(&ac->conf, "bootstrap.servers"),
 		.client_id = tl_conf_str(&ac->conf, "client.id"),
 		TL_CLIENT_CONF_SECURITY(&ac->conf),

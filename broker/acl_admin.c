@@ -171,7 +171,7 @@ void tl_acl_request_principal(struct tl_request *req)
 	if (!config->tally_test_principal_from_client_id)
 		return;
 	/* Never where a client authenticates (SSL, SASL_*): PLAINTEXT only. */
-	if (strcmp(config->listener_list[config->listener_served].protocol, "PLAINTEXT") != 0)
+	if (conn->security_protocol != TL_SECURITY_PLAINTEXT)
 		return;
 	struct tl_str id = req->header.client_id;
 	size_t len = (size_t)TL_MAX(id.len, 0);

@@ -84,6 +84,13 @@ static void metadata_cluster_brokers(struct tl_request *req, struct tl_metadata_
 		brokers[i].node_id = view->brokers[i].id;
 		brokers[i].host = tl_str_of(view->brokers[i].host);
 		brokers[i].port = view->brokers[i].port;
+		/* This broker: the listener the client came in on (the others are known by
+		 * their registered inter-broker listener only, for now). */
+		if (view->brokers[i].id == req->conn->broker->config.node_id) {
+			const char *host;
+			tl_conn_advertised(req->conn, &host, &brokers[i].port);
+			brokers[i].host = tl_str_of(host);
+		}
 		if (view->brokers[i].rack[0])
 			brokers[i].rack = tl_str_of(view->brokers[i].rack);
 	}
@@ -143,8 +150,9 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 	struct tl_metadata_response_metadata_response_broker self;
 	tl_metadata_response_metadata_response_broker_defaults(&self);
 	self.node_id = broker->config.node_id;
-	self.host = tl_str_of(broker->advertised_host);
-	self.port = broker->advertised_port;
+	const char *advertised_host;
+	tl_conn_advertised(req->conn, &advertised_host, &self.port);
+	self.host = tl_str_of(advertised_host);
 	resp.brokers_count = 1;
 	resp.brokers = &self;
 	resp.cluster_id = tl_str_of(broker->config.cluster_id);

@@ -42,16 +42,16 @@
 #include "common/diag.h"
 #include "common/time.h"
 
-#define SOURCE_LISTENER 1u
-#define SOURCE_RING     2u
-#define SOURCE_SIGNAL   3u
-#define SOURCE_CLUSTER  4u /* the metadata thread published a view or results */
-#define SOURCE_FETCHERS 5u /* the replica fetchers' own epoll set */
-#define SOURCE_MARKERS  6u /* the txn marker sender thread has results */
-#define SOURCE_METRICS  7u /* metrics.listener, then its connection slots */
-#define SOURCE_LAST     (SOURCE_METRICS + TL_METRICS_HTTP_CONNS)
-#define TICK_MS         1000
-#define EPOLL_EVENTS    256
+#define SOURCE_RING      2u
+#define SOURCE_SIGNAL    3u
+#define SOURCE_CLUSTER   4u /* the metadata thread published a view or results */
+#define SOURCE_FETCHERS  5u /* the replica fetchers' own epoll set */
+#define SOURCE_MARKERS   6u /* the txn marker sender thread has results */
+#define SOURCE_METRICS   7u /* metrics.listener, then its connection slots */
+#define SOURCE_LISTENERS (SOURCE_METRICS + TL_METRICS_HTTP_CONNS + 1) /* one per listener */
+#define SOURCE_LAST      (SOURCE_LISTENERS + TL_CONFIG_LISTENERS_MAX - 1)
+#define TICK_MS          1000
+#define EPOLL_EVENTS     256
 
 /* An epoll event's data is one of the SOURCE_ tags or a struct tl_conn pointer. */
 static bool is_connection(uint64_t source)
@@ -135,43 +135,111 @@ tl_err tl_tcp_listen(const char *host, int port, int backlog, int *fd_out,
 	return TL_OK;
 }
 
-static tl_err broker_listen(struct tl_broker *broker)
+/* Binds one served listener and, on SSL and SASL_SSL, loads its TLS context. */
+static tl_err listener_open(struct tl_broker *broker, const struct tl_listener *config,
+			    struct tl_broker_listener *listener)
 {
-	/* tl_config_finish picked the served PLAINTEXT listener. */
-	const struct tl_config *config = &broker->config;
-	TL_ASSERT(config->listener_served >= 0 && config->listener_served < config->listener_count);
-	const struct tl_listener *listener = &config->listener_list[config->listener_served];
-	const char *host = listener->host[0] ? listener->host : "0.0.0.0";
-	int port = listener->port;
-	int fd;
+	const char *host = config->host[0] ? config->host : "0.0.0.0";
 	struct sockaddr_in addr;
-	tl_err err = tl_tcp_listen(host, port, 1024, &fd, &addr);
+	listener->config = config;
+	listener->security_protocol = config->security_protocol;
+	tl_err err = tl_tcp_listen(host, config->port, 1024, &listener->fd, &addr);
 	if (err == TL_ERR_INVALID) {
 		tl_crit("broker: cannot resolve listener host=%s", host);
 		return err;
 	}
 	if (err != TL_OK) {
-		tl_crit("broker: cannot listen listener=%s://%s:%d err=%s", listener->name, host,
-			port, strerrorname_np(errno));
+		tl_crit("broker: cannot listen listener=%s://%s:%d err=%s", config->name, host,
+			config->port, strerrorname_np(errno));
+		listener->fd = -1;
 		return err;
 	}
-	broker->listen_fd = fd;
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
 	int bound_port = ntohs(addr.sin_port);
-	if (config->has_advertised && config->advertised.host[0]) {
-		snprintf(broker->advertised_host, sizeof(broker->advertised_host), "%s",
-			 config->advertised.host);
-		broker->advertised_port =
-			config->advertised.port ? config->advertised.port : bound_port;
+	if (config->has_advertised && config->advertised_host[0]) {
+		snprintf(listener->advertised_host, sizeof(listener->advertised_host), "%s",
+			 config->advertised_host);
+		listener->advertised_port =
+			config->advertised_port ? config->advertised_port : bound_port;
 	} else {
-		snprintf(broker->advertised_host, sizeof(broker->advertised_host), "%s",
+		snprintf(listener->advertised_host, sizeof(listener->advertised_host), "%s",
 			 strcmp(ip, "0.0.0.0") == 0 ? "localhost" : ip);
-		broker->advertised_port = bound_port;
+		listener->advertised_port = bound_port;
 	}
-	tl_info("broker: listening on %s:%d advertised=%s:%d", ip, bound_port,
-		broker->advertised_host, broker->advertised_port);
-	return epoll_add(broker, fd, SOURCE_LISTENER);
+	if (!tl_security_protocol_is_tls(config->security_protocol))
+		return TL_OK;
+	const struct tl_config *c = &broker->config;
+	struct tl_tls_server_conf tls = {
+		.keystore_location = c->ssl_keystore_location,
+		.key_password = c->ssl_key_password,
+		.truststore_location = c->ssl_truststore_location,
+		.enabled_protocols = c->ssl_enabled_protocols,
+		.cipher_suites = c->ssl_cipher_suites,
+		.ktls = c->ssl_ktls_enable,
+	};
+	if (!tl_tls_client_auth_parse(c->ssl_client_auth, &tls.client_auth))
+		TL_ASSERT(!"tl_config_finish checked ssl.client.auth");
+	char why[512];
+	listener->ssl_ctx = tl_tls_server_ctx_create(&tls, why, sizeof(why));
+	if (!listener->ssl_ctx) {
+		tl_crit("broker: cannot set up TLS listener=%s detail=\"%s\"", config->name, why);
+		return TL_ERR_INVALID;
+	}
+	return TL_OK;
+}
+
+/* Binds every served listener first, then logs them, so a client that saw the first
+ * "listening on" line finds them all bound. */
+static tl_err broker_listen(struct tl_broker *broker)
+{
+	const struct tl_config *config = &broker->config;
+	TL_ASSERT(config->listener_served >= 0 && config->listener_served < config->listener_count);
+	for (int32_t i = 0; i < config->listener_count; i++) {
+		const struct tl_listener *l = &config->listener_list[i];
+		if (!l->served)
+			continue;
+		struct tl_broker_listener *listener = &broker->listeners[broker->listener_count];
+		listener->fd = -1;
+		broker->listener_count++;
+		tl_err err = listener_open(broker, l, listener);
+		if (err != TL_OK)
+			return err;
+		if (i == config->listener_served) {
+			snprintf(broker->advertised_host, sizeof(broker->advertised_host), "%s",
+				 listener->advertised_host);
+			broker->advertised_port = listener->advertised_port;
+		}
+	}
+	TL_ASSERT(broker->advertised_host[0]);
+	for (int32_t i = 0; i < broker->listener_count; i++) {
+		struct tl_broker_listener *listener = &broker->listeners[i];
+		struct sockaddr_in addr;
+		socklen_t len = sizeof(addr);
+		getsockname(listener->fd, (struct sockaddr *)&addr, &len);
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+		tl_info("broker: listening on %s:%d advertised=%s:%d listener=%s "
+			"security.protocol=%s",
+			ip, ntohs(addr.sin_port), listener->advertised_host,
+			listener->advertised_port, listener->config->name,
+			listener->config->protocol);
+		tl_err err = epoll_add(broker, listener->fd, SOURCE_LISTENERS + (uint64_t)i);
+		if (err != TL_OK)
+			return err;
+	}
+	return TL_OK;
+}
+
+static void broker_listeners_close(struct tl_broker *broker)
+{
+	for (int32_t i = 0; i < broker->listener_count; i++) {
+		struct tl_broker_listener *listener = &broker->listeners[i];
+		if (listener->fd != -1) {
+			close(listener->fd);
+			listener->fd = -1;
+		}
+	}
 }
 
 static tl_err broker_signals(struct tl_broker *broker)
@@ -196,7 +264,7 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 	broker->config = *config;
 	tl_batch_scratch_init(&broker->batch_scratch, TL_RECORDS_DECOMPRESSED_MAX);
 	tl_buf_init(&broker->recompress_buf);
-	broker->listen_fd = broker->signal_fd = -1;
+	broker->signal_fd = -1;
 	broker->diag_level_saved = (int)TL_DIAG_INFO;
 	snprintf(broker->data_dir, sizeof(broker->data_dir), "%s", config->log_dirs);
 	if (getrandom(&broker->random_state, sizeof(broker->random_state), 0) !=
@@ -273,10 +341,7 @@ static void broker_shutdown(struct tl_broker *broker)
 	/* Controlled shutdown first, while still serving: leadership moves away. */
 	tl_cluster_stop(broker);
 	tl_info("broker: shutting down connections=%d", broker->conn_count);
-	if (broker->listen_fd != -1) {
-		close(broker->listen_fd);
-		broker->listen_fd = -1;
-	}
+	broker_listeners_close(broker);
 	/* Finish what was accepted: write and sync it, answer it. */
 	broker_group_commit(broker);
 	while (tl_ring_pending(broker->ring) > 0) {
@@ -343,8 +408,8 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 			tl_conn_hold(events[i].data.ptr);
 	for (int i = 0; i < n; i++) {
 		uint64_t source = events[i].data.u64;
-		if (source == SOURCE_LISTENER) {
-			tl_conn_accept(broker);
+		if (source >= SOURCE_LISTENERS && source <= SOURCE_LAST) {
+			tl_conn_accept(broker, &broker->listeners[source - SOURCE_LISTENERS]);
 		} else if (source == SOURCE_RING) {
 			tl_ring_reap(broker->ring);
 		} else if (source == SOURCE_SIGNAL) {
@@ -357,7 +422,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 			tl_fetchers_on_event(broker);
 		} else if (source == SOURCE_MARKERS) {
 			tl_markers_on_event(broker);
-		} else if (source >= SOURCE_METRICS && source <= SOURCE_LAST) {
+		} else if (source >= SOURCE_METRICS && source < SOURCE_LISTENERS) {
 			tl_metrics_on_event(broker, (uint32_t)(source - SOURCE_METRICS),
 					    events[i].events);
 		} else {
@@ -403,8 +468,9 @@ void tl_broker_deinit(struct tl_broker *broker)
 		tl_ring_destroy(broker->ring);
 	if (broker->signal_fd != -1)
 		close(broker->signal_fd);
-	if (broker->listen_fd != -1)
-		close(broker->listen_fd);
+	broker_listeners_close(broker);
+	for (int32_t i = 0; i < broker->listener_count; i++)
+		tl_tls_ctx_free(broker->listeners[i].ssl_ctx);
 	if (broker->epoll_fd != -1)
 		close(broker->epoll_fd);
 	free(broker->dirty);

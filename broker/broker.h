@@ -31,6 +31,7 @@
 #include "common/histogram.h"
 #include "common/ring.h"
 #include "common/scram.h"
+#include "common/tls.h"
 #include "log/log.h"
 #include "protocol/api.h"
 #include "protocol/messages.h"
@@ -135,12 +136,49 @@ struct tl_sasl_users {
 	int32_t cap;
 };
 struct tl_sasl_exchange;
+/* A listener tallyd serves (listeners=, all but KRaft controller listeners): its
+ * socket, the address Metadata answers to clients that connected on it (as Kafka
+ * does), and on SSL and SASL_SSL its TLS context. */
+struct tl_broker_listener {
+	const struct tl_listener *config; /* in broker->config.listener_list */
+	enum tl_security_protocol security_protocol;
+	int fd;
+	char advertised_host[256];
+	int32_t advertised_port;
+	struct ssl_ctx_st *ssl_ctx; /* NULL unless tl_security_protocol_is_tls */
+	bool ktls_logged;           /* "kTLS on/off" said once for this listener */
+	bool ktls_active;           /* the first TLS session's sends went through kTLS */
+};
+
+/* Connections from one IP address (max.connections.per.ip); freed at zero. */
+struct tl_conn_ip {
+	struct in6_addr addr; /* IPv4 as v4-mapped */
+	int32_t count;
+	struct tl_conn_ip *next;
+};
+
+#define TL_CONN_IP_BUCKETS 4096
+
+/* TLS scratch: the user-space fallback of sendfile reads this much of a file span per
+ * SSL_write (one TLS record). */
+#define TL_TLS_SENDFILE_SCRATCH_BYTES (16 * 1024)
 
 struct tl_conn {
 	struct tl_broker *broker;
 	int fd;
 	char peer[64];
-	uint8_t *rbuf; /* bytes read but not yet framed */
+	/* Transport: the listener it came in on and its protocol (SASL_* listeners require
+	 * SASL before any other request: the SASL code checks security_protocol), and the
+	 * byte stream, TLS on SSL and SASL_SSL listeners. */
+	struct tl_broker_listener *listener; /* NULL only for conns made by tests */
+	enum tl_security_protocol security_protocol;
+	struct tl_transport transport;
+	bool tls_handshaking;        /* TLS handshake not finished: no request is read yet */
+	bool tls_read_wants_write;   /* a TLS read waits for the socket to take a write */
+	int64_t accepted_ms;         /* monotonic; ssl.handshake.timeout.ms counts from it */
+	int64_t frame_started_ms;    /* a frame is partly in since then; 0 none */
+	struct tl_conn_ip *ip_count; /* max.connections.per.ip bookkeeping */
+	uint8_t *rbuf;               /* bytes read but not yet framed */
 	uint32_t rlen;
 	uint32_t rcap;
 	struct tl_request *reading; /* large frame being read straight into its buffer */
@@ -157,7 +195,8 @@ struct tl_conn {
 	struct tl_conn *throttle_prev, *throttle_next; /* broker->throttled */
 	int64_t last_active_ms;
 	/* KafkaPrincipal the authorizer checks: "User:ANONYMOUS" until SASL or a TLS
-	 * client certificate authenticates the connection (issue #16). */
+	 * client certificate authenticates the connection (issue #16); with a client
+	 * certificate "User:" + its subject DN in RFC 2253 form ("User:CN=app,O=Org"). */
 	char principal[128];
 	char peer_ip[INET6_ADDRSTRLEN]; /* the host an ACL names */
 	/* SASL (sasl.c): where the exchange stands, the mechanism the handshake chose
@@ -189,7 +228,8 @@ struct tl_broker {
 	char advertised_host[256];
 	int advertised_port;
 	int epoll_fd;
-	int listen_fd;
+	struct tl_broker_listener listeners[TL_CONFIG_LISTENERS_MAX];
+	int32_t listener_count;
 	int signal_fd;
 	struct tl_ring *ring;
 	struct tl_topics topics;
@@ -232,6 +272,13 @@ struct tl_broker {
 	uint64_t sasl_failed_total;      /* failed SASL authentications */
 	struct tl_sasl_users sasl_users; /* SCRAM credentials (sasl.c) */
 	uint64_t connections_refused_total;
+	uint64_t tls_handshake_failed_total;
+	int64_t tls_fail_logged_ms; /* handshake failure lines: start of the current second */
+	int32_t tls_fail_logged;    /* lines in that second */
+	/* Connections per peer IP, for max.connections.per.ip. */
+	struct tl_conn_ip *conn_ips[TL_CONN_IP_BUCKETS];
+	/* The sendfile fallback under user-space TLS: one loop, one buffer (re-read on retry). */
+	uint8_t tls_scratch[TL_TLS_SENDFILE_SCRATCH_BYTES];
 	/* Client quotas (quota.h) and the connections they mute. */
 	struct tl_quotas quotas;
 	struct tl_conn *throttled;
@@ -262,8 +309,11 @@ double tl_broker_random(struct tl_broker *broker);
 tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms);
 
 /* conn.c */
-void tl_conn_accept(struct tl_broker *broker);
+void tl_conn_accept(struct tl_broker *broker, struct tl_broker_listener *listener);
 void tl_conn_on_event(struct tl_conn *conn, uint32_t events);
+/* The address Metadata and FindCoordinator give a client on @conn: that of the listener
+ * it connected on, as Kafka answers. */
+void tl_conn_advertised(const struct tl_conn *conn, const char **host_out, int32_t *port_out);
 /* Keep a connection's memory valid (not its socket) across an epoll batch. */
 void tl_conn_hold(struct tl_conn *conn);
 void tl_conn_release(struct tl_conn *conn);
@@ -275,6 +325,8 @@ void tl_request_finished(struct tl_request *req);
  * and returns false. */
 bool tl_request_wait_end(struct tl_request *req);
 void tl_conn_flush(struct tl_conn *conn);
+/* Closes idle connections (connections.max.idle.ms), TLS handshakes past
+ * ssl.handshake.timeout.ms and frames begun longer than socket.request.read.timeout.ms. */
 void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms);
 /* Quota: mutes @conn (no reads) until @until_ms; @req's response, if @hold, waits too. */
 void tl_conn_throttle(struct tl_conn *conn, struct tl_request *req, int64_t until_ms, bool hold);

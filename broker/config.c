@@ -16,6 +16,7 @@
 
 #include "common/assert.h"
 #include "common/diag.h"
+#include "common/tls.h"
 
 enum key_type {
 	KEY_INT32,
@@ -98,6 +99,7 @@ static const struct key_def broker_keys[] = {
 	{"log.segment.bytes", KEY_INT64, OFF(log.segment_bytes), 14, INT32_MAX},
 	{"log.slow.request.ms", KEY_INT64, OFF(log_slow_request_ms), 0, INT32_MAX},
 	{"max.connections", KEY_INT32, OFF(max_connections), 1, 1000000},
+	{"max.connections.per.ip", KEY_INT32, OFF(max_connections_per_ip), 1, INT32_MAX},
 	{"message.max.bytes", KEY_INT32, OFF(message_max_bytes), 0, INT32_MAX},
 	{"metadata.etcd.endpoints", STR(metadata_etcd_endpoints)},
 	{"metadata.etcd.prefix", STR(metadata_etcd_prefix)},
@@ -136,6 +138,18 @@ static const struct key_def broker_keys[] = {
 	/* TEST ONLY: principal from client.id "User:..." on PLAINTEXT (acl_admin.c). */
 	{"tally.test.principal.from.client.id", KEY_BOOL, OFF(tally_test_principal_from_client_id),
 	 0, 1},
+	{"socket.request.read.timeout.ms", KEY_INT64, OFF(socket_request_read_timeout_ms), 100,
+	 INT32_MAX},
+	{"ssl.cipher.suites", STR(ssl_cipher_suites)},
+	{"ssl.client.auth", STR(ssl_client_auth)},
+	{"ssl.enabled.protocols", STR(ssl_enabled_protocols)},
+	{"ssl.handshake.timeout.ms", KEY_INT64, OFF(ssl_handshake_timeout_ms), 100, INT32_MAX},
+	{"ssl.key.password", STR(ssl_key_password)},
+	{"ssl.keystore.location", STR(ssl_keystore_location)},
+	{"ssl.keystore.type", STR(ssl_keystore_type)},
+	{"ssl.ktls.enable", KEY_BOOL, OFF(ssl_ktls_enable), 0, 1},
+	{"ssl.truststore.location", STR(ssl_truststore_location)},
+	{"ssl.truststore.type", STR(ssl_truststore_type)},
 	{"test.fault.drop.produce.response.ratio", KEY_SPECIAL, 0, 0, 0},
 	/* Chaos harness (tests/chaos/): test-only faults in log/. */
 	{"test.fault.dedupe.off", KEY_BOOL, OFF(log.test_dedupe_off), 0, 1},
@@ -171,6 +185,15 @@ void tl_config_defaults(struct tl_config *config)
 	config->message_max_bytes = 1048588;
 	config->socket_request_max_bytes = 104857600;
 	config->max_connections = 4096;
+	config->max_connections_per_ip = INT32_MAX;
+	snprintf(config->ssl_keystore_type, sizeof(config->ssl_keystore_type), "PEM");
+	snprintf(config->ssl_truststore_type, sizeof(config->ssl_truststore_type), "PEM");
+	snprintf(config->ssl_client_auth, sizeof(config->ssl_client_auth), "none");
+	snprintf(config->ssl_enabled_protocols, sizeof(config->ssl_enabled_protocols),
+		 "TLSv1.2,TLSv1.3");
+	config->ssl_ktls_enable = true;
+	config->ssl_handshake_timeout_ms = 10000;
+	config->socket_request_read_timeout_ms = 60000;
 	config->queued_max_requests = 500;
 	config->quota_window_num = 11;
 	config->quota_window_size_seconds = 1;
@@ -797,20 +820,66 @@ static bool name_in_list(const char *names, const char *name)
 	return false;
 }
 
-/* Parses listeners and advertised.listeners, gives each its protocol, and picks the
- * served one: inter.broker.listener.name if set, else the first PLAINTEXT listener
- * that is not a controller listener. Only PLAINTEXT is served for now; the others are
- * kept (the security work serves them) and tl_config_report says they are not served. */
-static tl_err config_finish_listeners(struct tl_config *config, char *why, size_t why_size)
+static bool security_protocol_parse(const char *text, enum tl_security_protocol *out)
 {
-	char detail[256];
-	if (tl_config_parse_listeners(config->listeners, config->listener_list,
-				      &config->listener_count, detail, sizeof(detail)) != TL_OK) {
-		snprintf(why, why_size, "config listeners: %s in \"%s\"", detail,
-			 config->listeners);
+	static const char *const names[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"};
+	for (size_t i = 0; i < TL_ARRAY_SIZE(names); i++)
+		if (strcmp(text, names[i]) == 0) {
+			*out = (enum tl_security_protocol)i;
+			return true;
+		}
+	return false;
+}
+
+/* The ssl.* keys, checked when an SSL or SASL_SSL listener is served; the files are
+ * read when the broker starts (common/tls.c). */
+static tl_err config_finish_ssl(const struct tl_config *config, char *why, size_t why_size)
+{
+	enum tl_tls_client_auth auth;
+	if (!config->ssl_keystore_location[0]) {
+		snprintf(why, why_size,
+			 "config ssl.keystore.location: an SSL or SASL_SSL listener needs a PEM "
+			 "file with the broker's certificate chain and private key");
 		return TL_ERR_INVALID;
 	}
+	if (strcasecmp(config->ssl_keystore_type, "PEM") != 0 ||
+	    strcasecmp(config->ssl_truststore_type, "PEM") != 0) {
+		snprintf(why, why_size,
+			 "config ssl.keystore.type / ssl.truststore.type: only PEM is supported "
+			 "(\"%s\" / \"%s\")",
+			 config->ssl_keystore_type, config->ssl_truststore_type);
+		return TL_ERR_INVALID;
+	}
+	if (!tl_tls_client_auth_parse(config->ssl_client_auth, &auth)) {
+		snprintf(why, why_size,
+			 "config ssl.client.auth: \"%s\" is not none, requested or required",
+			 config->ssl_client_auth);
+		return TL_ERR_INVALID;
+	}
+	if (auth != TL_TLS_CLIENT_AUTH_NONE && !config->ssl_truststore_location[0]) {
+		snprintf(why, why_size,
+			 "config ssl.client.auth=%s needs ssl.truststore.location (the CAs that "
+			 "sign client certificates)",
+			 config->ssl_client_auth);
+		return TL_ERR_INVALID;
+	}
+	if (!tl_tls_protocols_valid(config->ssl_enabled_protocols)) {
+		snprintf(why, why_size,
+			 "config ssl.enabled.protocols: \"%s\"; TLSv1.2 and TLSv1.3 are supported",
+			 config->ssl_enabled_protocols);
+		return TL_ERR_INVALID;
+	}
+	return TL_OK;
+}
+
+/* Gives each listener its protocol; picks the inter-broker one (registered in cluster
+ * mode): inter.broker.listener.name if set, else the first PLAINTEXT listener, else the
+ * first one, never a KRaft controller listener. */
+static tl_err config_finish_protocols(struct tl_config *config, char *why, size_t why_size)
+{
 	config->listener_served = -1;
+	config->has_tls_listener = false;
+	int32_t first_any = -1;
 	for (int32_t i = 0; i < config->listener_count; i++) {
 		struct tl_listener *l = &config->listener_list[i];
 		if (!protocol_of(config->listener_security_protocol_map, l->name, l->protocol,
@@ -821,26 +890,30 @@ static tl_err config_finish_listeners(struct tl_config *config, char *why, size_
 				 l->name, config->listener_security_protocol_map);
 			return TL_ERR_INVALID;
 		}
-		if (strcmp(l->protocol, "PLAINTEXT") && strcmp(l->protocol, "SSL") &&
-		    strcmp(l->protocol, "SASL_PLAINTEXT") && strcmp(l->protocol, "SASL_SSL")) {
+		if (!security_protocol_parse(l->protocol, &l->security_protocol)) {
 			snprintf(why, why_size,
 				 "config listener.security.protocol.map: \"%s\" (listener %s) is "
 				 "not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
 				 l->protocol, l->name);
 			return TL_ERR_INVALID;
 		}
-		bool wanted = config->inter_broker_listener_name[0]
-				      ? strcasecmp(l->name, config->inter_broker_listener_name) == 0
-				      : !name_in_list(config->controller_listener_names, l->name);
-		if (wanted && config->listener_served < 0 &&
-		    (strcmp(l->protocol, "PLAINTEXT") == 0 ||
-		     strcmp(l->protocol, "SASL_PLAINTEXT") == 0))
+		l->served = !name_in_list(config->controller_listener_names, l->name);
+		if (!l->served)
+			continue;
+		config->has_tls_listener |= tl_security_protocol_is_tls(l->security_protocol);
+		if (first_any < 0)
+			first_any = i;
+		bool named = config->inter_broker_listener_name[0] &&
+			     strcasecmp(l->name, config->inter_broker_listener_name) == 0;
+		if (named ||
+		    (!config->inter_broker_listener_name[0] && config->listener_served < 0 &&
+		     l->security_protocol == TL_SECURITY_PLAINTEXT))
 			config->listener_served = i;
 	}
+	if (config->listener_served < 0 && !config->inter_broker_listener_name[0])
+		config->listener_served = first_any;
 	if (config->listener_served < 0) {
-		snprintf(why, why_size,
-			 "config listeners: no PLAINTEXT or SASL_PLAINTEXT listener to serve in "
-			 "\"%s\"%s%s (Tally serves one; SSL is not supported yet)",
+		snprintf(why, why_size, "config listeners: no listener to serve in \"%s\"%s%s",
 			 config->listeners,
 			 config->inter_broker_listener_name[0]
 				 ? " named by inter.broker.listener.name="
@@ -848,36 +921,65 @@ static tl_err config_finish_listeners(struct tl_config *config, char *why, size_
 			 config->inter_broker_listener_name);
 		return TL_ERR_INVALID;
 	}
+	const struct tl_listener *inter = &config->listener_list[config->listener_served];
+	if (tl_config_is_cluster(config) && inter->security_protocol != TL_SECURITY_PLAINTEXT) {
+		snprintf(why, why_size,
+			 "config inter.broker.listener.name: listener %s is %s; replication "
+			 "between Tally brokers runs over PLAINTEXT only for now",
+			 inter->name, inter->protocol);
+		return TL_ERR_INVALID;
+	}
+	return TL_OK;
+}
+
+/* Parses listeners and advertised.listeners: each listener gets its protocol and its
+ * advertised address, and every one but KRaft controller listeners is served. */
+static tl_err config_finish_listeners(struct tl_config *config, char *why, size_t why_size)
+{
+	char detail[256];
+	if (tl_config_parse_listeners(config->listeners, config->listener_list,
+				      &config->listener_count, detail, sizeof(detail)) != TL_OK) {
+		snprintf(why, why_size, "config listeners: %s in \"%s\"", detail,
+			 config->listeners);
+		return TL_ERR_INVALID;
+	}
+	tl_err err = config_finish_protocols(config, why, why_size);
+	if (err != TL_OK)
+		return err;
+	if (config->has_tls_listener && (err = config_finish_ssl(config, why, why_size)) != TL_OK)
+		return err;
 	const struct tl_listener *served = &config->listener_list[config->listener_served];
 	config->has_advertised = false;
-	if (config->advertised_listeners[0]) {
-		struct tl_listener adv[TL_CONFIG_LISTENERS_MAX];
-		int32_t adv_count;
-		if (tl_config_parse_listeners(config->advertised_listeners, adv, &adv_count, detail,
-					      sizeof(detail)) != TL_OK) {
-			snprintf(why, why_size, "config advertised.listeners: %s in \"%s\"", detail,
-				 config->advertised_listeners);
+	if (!config->advertised_listeners[0])
+		return TL_OK;
+	struct tl_listener adv[TL_CONFIG_LISTENERS_MAX];
+	int32_t adv_count;
+	if (tl_config_parse_listeners(config->advertised_listeners, adv, &adv_count, detail,
+				      sizeof(detail)) != TL_OK) {
+		snprintf(why, why_size, "config advertised.listeners: %s in \"%s\"", detail,
+			 config->advertised_listeners);
+		return TL_ERR_INVALID;
+	}
+	for (int32_t i = 0; i < adv_count; i++) {
+		struct tl_listener *l = NULL;
+		for (int32_t j = 0; j < config->listener_count; j++)
+			if (strcasecmp(adv[i].name, config->listener_list[j].name) == 0)
+				l = &config->listener_list[j];
+		if (!l) {
+			snprintf(why, why_size,
+				 "config advertised.listeners: listener %s is not in listeners "
+				 "(\"%s\")",
+				 adv[i].name, config->listeners);
 			return TL_ERR_INVALID;
 		}
-		for (int32_t i = 0; i < adv_count; i++) {
-			bool known = false;
-			for (int32_t j = 0; j < config->listener_count; j++)
-				known |=
-					strcasecmp(adv[i].name, config->listener_list[j].name) == 0;
-			if (!known) {
-				snprintf(why, why_size,
-					 "config advertised.listeners: listener %s is not in "
-					 "listeners (\"%s\")",
-					 adv[i].name, config->listeners);
-				return TL_ERR_INVALID;
-			}
-			if (strcasecmp(adv[i].name, served->name) == 0) {
-				config->advertised = adv[i];
-				snprintf(config->advertised.protocol,
-					 sizeof(config->advertised.protocol), "%s",
-					 served->protocol);
-				config->has_advertised = true;
-			}
+		l->has_advertised = true;
+		snprintf(l->advertised_host, sizeof(l->advertised_host), "%s", adv[i].host);
+		l->advertised_port = adv[i].port;
+		if (l == served) {
+			config->advertised = adv[i];
+			snprintf(config->advertised.protocol, sizeof(config->advertised.protocol),
+				 "%s", served->protocol);
+			config->has_advertised = true;
 		}
 	}
 	return TL_OK;
@@ -894,16 +996,10 @@ void tl_config_report(const struct tl_config *config)
 			config->listener_prefixed_ignored);
 	for (int32_t i = 0; i < config->listener_count; i++) {
 		const struct tl_listener *l = &config->listener_list[i];
-		if (i == config->listener_served)
-			continue;
-		if (name_in_list(config->controller_listener_names, l->name))
+		if (!l->served)
 			tl_info("config: listener %s is a KRaft controller listener; not served "
 				"(Tally keeps its metadata in etcd)",
 				l->name);
-		else
-			tl_warn("config: listener %s (%s) is not served: only one PLAINTEXT "
-				"or SASL_PLAINTEXT listener is served",
-				l->name, l->protocol);
 	}
 }
 
@@ -971,6 +1067,7 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "log.segment.bytes=%" PRId64 "\n", config->log.segment_bytes);
 	fprintf(out, "log.slow.request.ms=%" PRId64 "\n", config->log_slow_request_ms);
 	fprintf(out, "max.connections=%d\n", config->max_connections);
+	fprintf(out, "max.connections.per.ip=%d\n", config->max_connections_per_ip);
 	fprintf(out, "message.max.bytes=%d\n", config->message_max_bytes);
 	fprintf(out, "metadata.etcd.endpoints=%s\n", config->metadata_etcd_endpoints);
 	fprintf(out, "metadata.etcd.prefix=%s\n", config->metadata_etcd_prefix);
@@ -1012,6 +1109,19 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "sasl.enabled.mechanisms=%s\n", config->sasl_enabled_mechanisms);
 	fprintf(out, "sasl.server.max.receive.size=%d\n", config->sasl_server_max_receive_size);
 	fprintf(out, "socket.request.max.bytes=%d\n", config->socket_request_max_bytes);
+	fprintf(out, "socket.request.read.timeout.ms=%" PRId64 "\n",
+		config->socket_request_read_timeout_ms);
+	fprintf(out, "ssl.cipher.suites=%s\n", config->ssl_cipher_suites);
+	fprintf(out, "ssl.client.auth=%s\n", config->ssl_client_auth);
+	fprintf(out, "ssl.enabled.protocols=%s\n", config->ssl_enabled_protocols);
+	fprintf(out, "ssl.handshake.timeout.ms=%" PRId64 "\n", config->ssl_handshake_timeout_ms);
+	/* A password never leaves the process, as Kafka's sensitive configs. */
+	fprintf(out, "ssl.key.password=%s\n", config->ssl_key_password[0] ? "[hidden]" : "");
+	fprintf(out, "ssl.keystore.location=%s\n", config->ssl_keystore_location);
+	fprintf(out, "ssl.keystore.type=%s\n", config->ssl_keystore_type);
+	fprintf(out, "ssl.ktls.enable=%s\n", config->ssl_ktls_enable ? "true" : "false");
+	fprintf(out, "ssl.truststore.location=%s\n", config->ssl_truststore_location);
+	fprintf(out, "ssl.truststore.type=%s\n", config->ssl_truststore_type);
 	fprintf(out, "unclean.leader.election.enable=%s\n",
 		config->unclean_leader_election_enable ? "true" : "false");
 	fprintf(out, "allow.everyone.if.no.acl.found=%s\n",

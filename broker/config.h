@@ -17,12 +17,38 @@
 /* Kafka 3.8 defines 313 broker keys (config_kafka.c); room for a few more. */
 #define TL_CONFIG_KAFKA_KEYS_MAX 384
 
+/* A listener's security protocol (listener.security.protocol.map), as Kafka's
+ * SecurityProtocol: TLS on SSL and SASL_SSL, SASL required on SASL_PLAINTEXT and
+ * SASL_SSL. */
+enum tl_security_protocol {
+	TL_SECURITY_PLAINTEXT = 0,
+	TL_SECURITY_SSL = 1,
+	TL_SECURITY_SASL_PLAINTEXT = 2,
+	TL_SECURITY_SASL_SSL = 3,
+};
+
+static inline bool tl_security_protocol_is_tls(enum tl_security_protocol p)
+{
+	return p == TL_SECURITY_SSL || p == TL_SECURITY_SASL_SSL;
+}
+
+static inline bool tl_security_protocol_is_sasl(enum tl_security_protocol p)
+{
+	return p == TL_SECURITY_SASL_PLAINTEXT || p == TL_SECURITY_SASL_SSL;
+}
+
 /* One entry of `listeners` / `advertised.listeners`: NAME://host:port. */
 struct tl_listener {
 	char name[32];     /* listener name, e.g. PLAINTEXT, CONTROLLER */
 	char protocol[16]; /* its security protocol, from listener.security.protocol.map */
-	char host[256];    /* "" in the text means every address (listen) / this host */
-	int32_t port;      /* 0 = any free port */
+	enum tl_security_protocol security_protocol; /* the same, parsed */
+	char host[256]; /* "" in the text means every address (listen) / this host */
+	int32_t port;   /* 0 = any free port */
+	bool served;    /* tallyd listens on it (not a KRaft controller listener) */
+	/* From advertised.listeners when it names this listener (has_advertised). */
+	bool has_advertised;
+	char advertised_host[256]; /* "": the bound address */
+	int32_t advertised_port;   /* 0: the bound port */
 };
 
 /* Which precedence-ordered keys were given while loading, so the stronger one wins
@@ -50,6 +76,20 @@ struct tl_config {
 	int32_t message_max_bytes;               /* message.max.bytes: largest batch accepted */
 	int32_t socket_request_max_bytes;        /* socket.request.max.bytes: largest frame */
 	int32_t max_connections;                 /* max.connections */
+	int32_t max_connections_per_ip;          /* max.connections.per.ip */
+	/* TLS of the SSL and SASL_SSL listeners (Kafka's ssl.* keys, PEM files only). */
+	char ssl_keystore_type[16];                      /* ssl.keystore.type: PEM */
+	char ssl_keystore_location[TL_CONFIG_STR_MAX];   /* certificate chain + private key */
+	char ssl_key_password[256];                      /* ssl.key.password */
+	char ssl_truststore_type[16];                    /* ssl.truststore.type: PEM */
+	char ssl_truststore_location[TL_CONFIG_STR_MAX]; /* CAs of client certificates */
+	char ssl_client_auth[16];       /* ssl.client.auth: none | requested | required */
+	char ssl_enabled_protocols[64]; /* ssl.enabled.protocols: TLSv1.2,TLSv1.3 */
+	char ssl_cipher_suites[TL_CONFIG_STR_MAX]; /* ssl.cipher.suites; "" OpenSSL's */
+	bool ssl_ktls_enable;             /* ssl.ktls.enable: kernel TLS for sendfile (tally) */
+	int64_t ssl_handshake_timeout_ms; /* ssl.handshake.timeout.ms (tally) */
+	/* socket.request.read.timeout.ms: a frame begun must be whole within this (tally) */
+	int64_t socket_request_read_timeout_ms;
 	int32_t queued_max_requests;       /* queued.max.requests: per connection, pipelined */
 	int32_t quota_window_num;          /* quota.window.num: samples a client rate spans */
 	int32_t quota_window_size_seconds; /* quota.window.size.seconds: one sample */
@@ -82,17 +122,19 @@ struct tl_config {
 	 * the environment has TALLY_TEST_FAULTS=1, so no production config can carry it. */
 	double test_fault_drop_produce_response;
 	struct tl_config_precedence precedence; /* private to config.c */
-	/* Set by tl_config_finish: every listener parsed, the one served (only one
-	 * PLAINTEXT listener is served for now) and the address advertised for it. */
+	/* Set by tl_config_finish: every listener parsed (each served but KRaft controller
+	 * ones, with its advertised address), the inter-broker one (registered in cluster
+	 * mode) and the address advertised for it. */
 	struct tl_listener listener_list[TL_CONFIG_LISTENERS_MAX];
 	int32_t listener_count;
-	int32_t listener_served;       /* index into listener_list */
+	int32_t listener_served;       /* the inter-broker listener: index into listener_list */
 	struct tl_listener advertised; /* port 0 / host "": the bound ones */
 	bool has_advertised;           /* advertised.listeners names the served listener */
+	bool has_tls_listener;         /* an SSL or SASL_SSL listener is served */
 	/* Kafka keys given that Tally does not implement, for tl_config_report. */
 	uint64_t kafka_keys_ignored[TL_CONFIG_KAFKA_KEYS_MAX / 64];
 	int32_t listener_prefixed_ignored; /* listener.name.<name>.<key> entries */
-	uint64_t keys_set[2]; /* bit per Tally key (config.c's table) given in file or override */
+	uint64_t keys_set[3]; /* bit per Tally key (config.c's table) given in file or override */
 	char cluster_id[64];  /* cluster.id (default: generated once, stored) */
 	char log_level[16];   /* log.level: crit|warn|info|debug (tally) */
 	char log_format[16];  /* log.format: text|logfmt|json (tally) */

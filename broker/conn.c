@@ -6,7 +6,12 @@
  *     request or a pending event can still reach it.
  * (3) A frame larger than socket.request.max.bytes, or a malformed header, closes the
  *     connection with one diag line naming the peer and the first bytes; nothing of it
- *     reaches a log. */
+ *     reaches a log.
+ * (4) Bytes move through conn->transport: plain TCP, or TLS on SSL and SASL_SSL
+ *     listeners. A TLS connection handshakes first (tls_handshaking: nothing is read as
+ *     a request until it is done) and is closed if that takes ssl.handshake.timeout.ms.
+ *     TLS may hold decrypted bytes epoll cannot see: whoever stops reading early
+ *     (rounds, pause, mute) reads again when it resumes (conn_resume_reading). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -23,6 +28,7 @@
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
+#include "common/tls.h"
 
 #define CONN_RBUF_BYTES   (64 * 1024)
 #define CONN_IOV_MAX      64
@@ -43,6 +49,7 @@ static void conn_unref(struct tl_conn *conn)
 }
 
 static void conn_unthrottle_unlink(struct tl_conn *conn);
+static void conn_ip_release(struct tl_broker *broker, struct tl_conn_ip **ip_ref);
 
 void tl_request_free(struct tl_request *req)
 {
@@ -82,8 +89,10 @@ void tl_conn_close(struct tl_conn *conn, const char *why)
 	tl_debug("broker: connection closed peer=%s why=\"%s\"", conn->peer, why);
 	conn->closed = true;
 	epoll_ctl(broker->epoll_fd, EPOLL_CTL_DEL, conn->fd, NULL);
+	tl_transport_deinit(&conn->transport);
 	close(conn->fd);
 	conn->fd = -1;
+	conn_ip_release(broker, &conn->ip_count);
 	if (conn->prev)
 		conn->prev->next = conn->next;
 	else
@@ -131,12 +140,103 @@ static void conn_unthrottle_unlink(struct tl_conn *conn)
 
 /* ---- accepting ---- */
 
-void tl_conn_accept(struct tl_broker *broker)
+static uint32_t ip_hash(const struct in6_addr *addr)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < sizeof(addr->s6_addr); i++)
+		h = (h ^ addr->s6_addr[i]) * 16777619u;
+	return h % TL_CONN_IP_BUCKETS;
+}
+
+/* Counts a connection from @addr unless max.connections.per.ip is reached: its entry,
+ * or NULL (refused, or out of memory). */
+static struct tl_conn_ip *conn_ip_take(struct tl_broker *broker, const struct in6_addr *addr,
+				       bool *refused_out)
+{
+	struct tl_conn_ip **head = &broker->conn_ips[ip_hash(addr)];
+	struct tl_conn_ip *ip = *head;
+	while (ip && memcmp(&ip->addr, addr, sizeof(*addr)) != 0)
+		ip = ip->next;
+	*refused_out = ip && ip->count >= broker->config.max_connections_per_ip;
+	if (*refused_out)
+		return NULL;
+	if (!ip) {
+		ip = calloc(1, sizeof(*ip));
+		if (!ip)
+			return NULL;
+		ip->addr = *addr;
+		ip->next = *head;
+		*head = ip;
+	}
+	ip->count++;
+	return ip;
+}
+
+/* Uncounts the connection *@ip_ref counted (if any) and clears it. */
+static void conn_ip_release(struct tl_broker *broker, struct tl_conn_ip **ip_ref)
+{
+	struct tl_conn_ip *ip = *ip_ref;
+	if (!ip)
+		return;
+	*ip_ref = NULL;
+	TL_ASSERT(ip->count > 0);
+	if (--ip->count > 0)
+		return;
+	struct tl_conn_ip **link = &broker->conn_ips[ip_hash(&ip->addr)];
+	while (*link != ip)
+		link = &(*link)->next;
+	*link = ip->next;
+	free(ip);
+}
+
+/* Whether a new connection from @addr may stay; counts it in *@ip_out when it may. */
+static bool accept_allowed(struct tl_broker *broker, const struct sockaddr_in *addr,
+			   struct tl_conn_ip **ip_out)
+{
+	*ip_out = NULL;
+	if (broker->conn_count >= broker->config.max_connections || broker->stopping) {
+		broker->connections_refused_total++;
+		tl_warn("broker: connection refused, max.connections reached count=%d",
+			broker->conn_count);
+		return false;
+	}
+	struct in6_addr v6 = {0};
+	v6.s6_addr[10] = v6.s6_addr[11] = 0xff;
+	memcpy(&v6.s6_addr[12], &addr->sin_addr, 4);
+	bool refused;
+	*ip_out = conn_ip_take(broker, &v6, &refused);
+	if (refused) {
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &addr->sin_addr, ip, sizeof(ip));
+		broker->connections_refused_total++;
+		tl_warn("broker: connection refused, max.connections.per.ip reached ip=%s limit=%d",
+			ip, broker->config.max_connections_per_ip);
+		return false;
+	}
+	return true;
+}
+
+/* Sets up @conn's byte stream for @listener: plain, or a TLS session to handshake. */
+static tl_err conn_transport_init(struct tl_conn *conn, struct tl_broker_listener *listener)
+{
+	conn->listener = listener;
+	conn->security_protocol = listener->security_protocol;
+	if (!listener->ssl_ctx) {
+		tl_transport_init_plain(&conn->transport, conn->fd);
+		return TL_OK;
+	}
+	tl_err err =
+		tl_transport_init_tls(&conn->transport, conn->fd, listener->ssl_ctx, true, NULL);
+	conn->tls_handshaking = err == TL_OK;
+	return err;
+}
+
+void tl_conn_accept(struct tl_broker *broker, struct tl_broker_listener *listener)
 {
 	for (;;) {
 		struct sockaddr_in addr;
 		socklen_t addr_len = sizeof(addr);
-		int fd = accept4(broker->listen_fd, (struct sockaddr *)&addr, &addr_len,
+		int fd = accept4(listener->fd, (struct sockaddr *)&addr, &addr_len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
@@ -144,16 +244,15 @@ void tl_conn_accept(struct tl_broker *broker)
 			tl_crit("broker: accept failed err=%s", strerrorname_np(errno));
 			return;
 		}
-		if (broker->conn_count >= broker->config.max_connections || broker->stopping) {
-			broker->connections_refused_total++;
-			tl_warn("broker: connection refused, max.connections reached count=%d",
-				broker->conn_count);
+		struct tl_conn_ip *ip;
+		if (!accept_allowed(broker, &addr, &ip)) {
 			close(fd);
 			continue;
 		}
 		struct tl_conn *conn = calloc(1, sizeof(*conn));
 		uint8_t *rbuf = malloc(CONN_RBUF_BYTES);
-		if (!conn || !rbuf) {
+		if (!conn || !rbuf || !ip) {
+			conn_ip_release(broker, &ip);
 			free(conn);
 			free(rbuf);
 			close(fd);
@@ -164,17 +263,22 @@ void tl_conn_accept(struct tl_broker *broker)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		conn->broker = broker;
 		conn->fd = fd;
+		conn->ip_count = ip;
 		conn->rbuf = rbuf;
 		conn->rcap = CONN_RBUF_BYTES;
 		conn->refs = 1;
-		conn->last_active_ms = tl_mono_ms();
+		conn->last_active_ms = conn->accepted_ms = tl_mono_ms();
 		inet_ntop(AF_INET, &addr.sin_addr, conn->peer_ip, sizeof(conn->peer_ip));
 		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", conn->peer_ip,
 			 ntohs(addr.sin_port));
 		snprintf(conn->principal, sizeof(conn->principal), "User:ANONYMOUS");
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = conn};
-		if (epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-			tl_crit("broker: epoll_ctl add failed err=%s", strerrorname_np(errno));
+		if (conn_transport_init(conn, listener) != TL_OK ||
+		    epoll_ctl(broker->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+			tl_crit("broker: cannot set up a connection err=%s",
+				strerrorname_np(errno));
+			tl_transport_deinit(&conn->transport);
+			conn_ip_release(broker, &conn->ip_count);
 			close(fd);
 			free(rbuf);
 			free(conn);
@@ -185,8 +289,16 @@ void tl_conn_accept(struct tl_broker *broker)
 			broker->conns->prev = conn;
 		broker->conns = conn;
 		broker->conn_count++;
-		tl_debug("broker: connection accepted peer=%s", conn->peer);
+		tl_debug("broker: connection accepted peer=%s listener=%s", conn->peer,
+			 listener->config->name);
 	}
+}
+
+void tl_conn_advertised(const struct tl_conn *conn, const char **host_out, int32_t *port_out)
+{
+	const struct tl_broker *broker = conn->broker;
+	*host_out = conn->listener ? conn->listener->advertised_host : broker->advertised_host;
+	*port_out = conn->listener ? conn->listener->advertised_port : broker->advertised_port;
 }
 
 /* ---- reading ---- */
@@ -228,13 +340,27 @@ static void conn_frame_ready(struct tl_conn *conn, struct tl_request *req)
 	tl_dispatch(req);
 }
 
+/* Starts or restarts the clock of a frame that is partly in (socket.request.read.timeout.ms);
+ * @progressed: a whole frame just came in, so the one in progress starts now. */
+static void conn_frame_clock(struct tl_conn *conn, bool progressed)
+{
+	if (!conn->reading && conn->rlen == 0)
+		conn->frame_started_ms = 0;
+	else if (progressed || !conn->frame_started_ms)
+		conn->frame_started_ms = tl_mono_ms();
+}
+
 static void conn_update_events(struct tl_conn *conn)
 {
 	if (conn->closed)
 		return;
 	bool want_read = !conn->read_paused && !conn->throttled;
-	uint32_t events =
-		EPOLLRDHUP | (want_read ? EPOLLIN : 0) | (conn->want_write ? EPOLLOUT : 0);
+	bool want_write = conn->want_write || conn->tls_read_wants_write;
+	if (conn->tls_handshaking) {
+		want_read = !conn->transport.want_write;
+		want_write = conn->transport.want_write;
+	}
+	uint32_t events = EPOLLRDHUP | (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0);
 	struct epoll_event ev = {.events = events, .data.ptr = conn};
 	epoll_ctl(conn->broker->epoll_fd, EPOLL_CTL_MOD, conn->fd, &ev);
 }
@@ -283,28 +409,33 @@ static bool conn_parse(struct tl_conn *conn)
 		return false;
 	memmove(conn->rbuf, conn->rbuf + pos, conn->rlen - pos);
 	conn->rlen -= pos;
+	conn_frame_clock(conn, pos > 0);
 	return true;
 }
 
 static void conn_read(struct tl_conn *conn)
 {
-	for (int rounds = 0; rounds < 16 && !conn->closed && !conn->read_paused && !conn->throttled;
+	/* TLS may hold a decrypted record that epoll will not report: drain it. */
+	for (int rounds = 0; (rounds < 16 || tl_transport_has_pending(&conn->transport)) &&
+			     !conn->closed && !conn->read_paused && !conn->throttled;
 	     rounds++) {
 		ssize_t n;
 		if (conn->reading) {
 			struct tl_request *req = conn->reading;
-			n = recv(conn->fd, req->frame + conn->reading_have,
-				 req->frame_len - conn->reading_have, 0);
+			n = tl_transport_read(&conn->transport, req->frame + conn->reading_have,
+					      req->frame_len - conn->reading_have);
 			if (n > 0) {
 				conn->reading_have += (uint32_t)n;
 				if (conn->reading_have == req->frame_len) {
 					conn->reading = NULL;
+					conn_frame_clock(conn, true);
 					conn_frame_ready(conn, req);
 				}
 				continue;
 			}
 		} else {
-			n = recv(conn->fd, conn->rbuf + conn->rlen, conn->rcap - conn->rlen, 0);
+			n = tl_transport_read(&conn->transport, conn->rbuf + conn->rlen,
+					      conn->rcap - conn->rlen);
 			if (n > 0) {
 				conn->rlen += (uint32_t)n;
 				if (!conn_parse(conn))
@@ -316,11 +447,98 @@ static void conn_read(struct tl_conn *conn)
 			tl_conn_close(conn, "peer closed");
 			return;
 		}
+		if (errno == EAGAIN && conn->transport.want_write) {
+			/* TLS must send before it can read on (a KeyUpdate answer): wake on
+			 * EPOLLOUT and read again then. */
+			conn->tls_read_wants_write = true;
+			conn_update_events(conn);
+			return;
+		}
 		if (errno == EAGAIN || errno == EINTR)
 			return;
+		if (errno == EPROTO) {
+			char detail[256];
+			tl_transport_error(&conn->transport, detail, sizeof(detail));
+			tl_warn("broker: TLS error, closing connection peer=%s detail=\"%s\"",
+				conn->peer, detail);
+		}
 		tl_conn_close(conn, strerrorname_np(errno));
 		return;
 	}
+}
+
+/* Reading resumes after a pause or a mute: frames already in rbuf first, then what
+ * TLS holds decrypted. */
+static void conn_resume_reading(struct tl_conn *conn)
+{
+	if (!conn_parse(conn))
+		return;
+	if (tl_transport_has_pending(&conn->transport))
+		conn_read(conn);
+}
+
+#define TLS_FAIL_LOG_PER_S 10 /* handshake failure lines per second at most */
+
+static void conn_tls_failed(struct tl_conn *conn)
+{
+	struct tl_broker *broker = conn->broker;
+	broker->tls_handshake_failed_total++;
+	int64_t now_ms = tl_mono_ms();
+	if (now_ms - broker->tls_fail_logged_ms >= 1000) {
+		broker->tls_fail_logged_ms = now_ms;
+		broker->tls_fail_logged = 0;
+	}
+	if (broker->tls_fail_logged++ < TLS_FAIL_LOG_PER_S) {
+		char detail[256];
+		tl_transport_error(&conn->transport, detail, sizeof(detail));
+		tl_warn("broker: TLS handshake failed, closing connection peer=%s listener=%s "
+			"detail=\"%s\" failed_total=%llu",
+			conn->peer, conn->listener->config->name, detail,
+			(unsigned long long)broker->tls_handshake_failed_total);
+	}
+	tl_conn_close(conn, "TLS handshake failed");
+}
+
+/* Says once per listener whether its TLS sends go through the kernel (sendfile stays
+ * zero-copy) or through OpenSSL (file spans are read into memory, then encrypted). */
+static void conn_tls_log_ktls(struct tl_conn *conn)
+{
+	struct tl_broker_listener *listener = conn->listener;
+	if (listener->ktls_logged)
+		return;
+	listener->ktls_logged = true;
+	listener->ktls_active = conn->transport.ktls_send;
+	char version[96];
+	tl_transport_describe(&conn->transport, version, sizeof(version));
+	const char *why = "";
+	if (!conn->transport.ktls_send)
+		why = conn->broker->config.ssl_ktls_enable
+			      ? " (kTLS unavailable for this session: is the kernel's tls module "
+				"loaded? modprobe tls; AES-GCM ciphers only)"
+			      : " (ssl.ktls.enable=false)";
+	tl_info("broker: TLS on listener=%s sendfile=%s tls=\"%s\"%s", listener->config->name,
+		conn->transport.ktls_send ? "kernel-tls" : "user-space-tls", version, why);
+}
+
+/* Drives a TLS handshake; true once it is done and requests may be read. */
+static bool conn_handshake(struct tl_conn *conn)
+{
+	tl_err err = tl_transport_handshake(&conn->transport);
+	if (err == TL_ERR_AGAIN) {
+		conn_update_events(conn);
+		return false;
+	}
+	if (err != TL_OK) {
+		conn_tls_failed(conn);
+		return false;
+	}
+	conn->tls_handshaking = false;
+	tl_transport_peer_principal(&conn->transport, conn->principal, sizeof(conn->principal));
+	conn_tls_log_ktls(conn);
+	tl_debug("broker: TLS handshake done peer=%s principal=\"%s\" ktls_send=%d", conn->peer,
+		 conn->principal, conn->transport.ktls_send);
+	conn_update_events(conn);
+	return true;
 }
 
 /* ---- writing ---- */
@@ -458,11 +676,13 @@ void tl_conn_flush(struct tl_conn *conn)
 					    &span_skip);
 		ssize_t n;
 		if (count > 0) {
-			n = writev(conn->fd, iov, count);
+			n = tl_transport_writev(&conn->transport, iov, count);
 		} else {
 			TL_ASSERT(span);
 			off_t off = (off_t)(span->offset + span_skip);
-			n = sendfile(conn->fd, span->fd, &off, (size_t)(span->bytes - span_skip));
+			n = tl_transport_sendfile(
+				&conn->transport, span->fd, off, (size_t)(span->bytes - span_skip),
+				conn->broker->tls_scratch, sizeof(conn->broker->tls_scratch));
 			if (n == 0) {
 				/* The file is shorter than the span: never send a short frame. */
 				tl_crit("broker: sendfile hit end of file fd=%d offset=%lld",
@@ -478,6 +698,12 @@ void tl_conn_flush(struct tl_conn *conn)
 					conn_update_events(conn);
 				}
 				return;
+			}
+			if (errno == EPROTO) {
+				char detail[256];
+				tl_transport_error(&conn->transport, detail, sizeof(detail));
+				tl_warn("broker: TLS error, closing connection peer=%s detail=\"%s\"",
+					conn->peer, detail);
 			}
 			tl_conn_close(conn, strerrorname_np(errno));
 			return;
@@ -539,9 +765,20 @@ void tl_conn_on_event(struct tl_conn *conn, uint32_t events)
 		return; /* closed by an earlier event of the same epoll batch */
 	conn->refs++;   /* keep conn valid across callbacks that may close it */
 	conn->last_active_ms = tl_mono_ms();
+	if (conn->tls_handshaking) {
+		/* Either direction may move it on; a request may follow the Finished. */
+		if (conn_handshake(conn))
+			conn_read(conn);
+		goto out;
+	}
 	if (events & EPOLLOUT)
 		tl_conn_flush(conn);
-	if (!conn->closed && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+	bool read_now = conn->tls_read_wants_write && (events & EPOLLOUT);
+	if (read_now) {
+		conn->tls_read_wants_write = false;
+		conn_update_events(conn);
+	}
+	if (!conn->closed && (read_now || (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))))
 		conn_read(conn);
 	if (!conn->closed && (events & (EPOLLHUP | EPOLLERR)))
 		tl_conn_close(conn, "socket error");
@@ -549,8 +786,7 @@ void tl_conn_on_event(struct tl_conn *conn, uint32_t events)
 	    conn->queued < conn->broker->config.queued_max_requests) {
 		conn->read_paused = false;
 		conn_update_events(conn);
-		if (!conn_parse(conn))
-			goto out;
+		conn_resume_reading(conn);
 	}
 out:
 	conn_unref(conn);
@@ -558,14 +794,29 @@ out:
 
 void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms)
 {
-	int64_t idle = broker->config.connections_max_idle_ms;
-	if (idle < 0)
-		return;
+	const struct tl_config *config = &broker->config;
+	int64_t idle = config->connections_max_idle_ms;
 	struct tl_conn *conn = broker->conns;
 	while (conn) {
 		struct tl_conn *next = conn->next;
-		if (!conn->head && now_ms - conn->last_active_ms > idle)
+		if (conn->tls_handshaking) {
+			if (now_ms - conn->accepted_ms > config->ssl_handshake_timeout_ms) {
+				broker->tls_handshake_failed_total++;
+				tl_warn("broker: TLS handshake timed out, closing connection peer=%s "
+					"ssl.handshake.timeout.ms=%lld",
+					conn->peer, (long long)config->ssl_handshake_timeout_ms);
+				tl_conn_close(conn, "TLS handshake timeout");
+			}
+		} else if (conn->frame_started_ms && !conn->read_paused && !conn->throttled &&
+			   now_ms - conn->frame_started_ms >
+				   config->socket_request_read_timeout_ms) {
+			tl_warn("broker: request frame not finished in time, closing connection "
+				"peer=%s socket.request.read.timeout.ms=%lld",
+				conn->peer, (long long)config->socket_request_read_timeout_ms);
+			tl_conn_close(conn, "frame read timeout");
+		} else if (idle >= 0 && !conn->head && now_ms - conn->last_active_ms > idle) {
 			tl_conn_close(conn, "idle");
+		}
 		conn = next;
 	}
 }
@@ -614,7 +865,7 @@ void tl_conn_unthrottle_due(struct tl_broker *broker, int64_t now_ms)
 		conn_update_events(conn);
 		tl_conn_flush(conn);
 		if (!conn->closed)
-			conn_parse(conn);
+			conn_resume_reading(conn);
 		conn_unref(conn);
 		conn = broker->throttled; /* the list may have changed; restart */
 	}

@@ -1300,8 +1300,9 @@ static tl_err coordinator_of(struct tl_request *req, int8_t key_type, struct tl_
 {
 	struct tl_broker *broker = req->conn->broker;
 	*node_id = broker->config.node_id;
-	*host = tl_str_of(broker->advertised_host);
-	*port = broker->advertised_port;
+	const char *advertised_host;
+	tl_conn_advertised(req->conn, &advertised_host, port);
+	*host = tl_str_of(advertised_host);
 	if (key_type != 0 && key_type != 1)
 		return TL_ERR_INVALID_REQUEST;
 	/* Kafka: Describe on the group or the transactional id. */

@@ -670,8 +670,11 @@ static void render_process(struct tl_broker *broker, struct tl_buf *out)
 	gauge(out, "tally_connections", "Open Kafka client connections.",
 	      (double)broker->conn_count);
 	counter(out, "tally_connections_refused_total",
-		"Connections refused at max.connections or while stopping.",
+		"Connections refused at max.connections, max.connections.per.ip or while stopping.",
 		broker->connections_refused_total);
+	counter(out, "tally_tls_handshakes_failed_total",
+		"TLS handshakes that failed (bad certificate, not TLS, cut short) or timed out.",
+		broker->tls_handshake_failed_total);
 	counter(out, "tally_malformed_requests_total",
 		"Malformed requests (each closed its connection).", broker->malformed_total);
 	counter(out, "tally_authorization_denied_total",

@@ -91,10 +91,7 @@ static const char *mechanism_name(uint32_t bit)
 
 bool tl_conn_requires_sasl(const struct tl_conn *conn)
 {
-	/* The one served listener for now; the TLS work records it per connection. */
-	const struct tl_config *config = &conn->broker->config;
-	const char *protocol = config->listener_list[config->listener_served].protocol;
-	return strncmp(protocol, "SASL_", 5) == 0;
+	return tl_security_protocol_is_sasl(conn->security_protocol);
 }
 
 uint32_t tl_sasl_frame_max(const struct tl_conn *conn)

@@ -700,8 +700,9 @@ void tl_handle_describe_cluster(struct tl_request *req, struct tl_cursor *body)
 	struct tl_describe_cluster_response_describe_cluster_broker self;
 	tl_describe_cluster_response_describe_cluster_broker_defaults(&self);
 	self.broker_id = broker->config.node_id;
-	self.host = tl_str_of(broker->advertised_host);
-	self.port = broker->advertised_port;
+	const char *advertised_host;
+	tl_conn_advertised(req->conn, &advertised_host, &self.port);
+	self.host = tl_str_of(advertised_host);
 	if (broker->config.broker_rack[0])
 		self.rack = tl_str_of(broker->config.broker_rack);
 	resp.brokers = &self;

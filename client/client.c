@@ -12,6 +12,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@
 #include "client/sasl.h"
 #include "common/assert.h"
 #include "common/time.h"
+#include "common/tls.h"
 #include "protocol/api.h"
 #include "protocol/messages.h"
 
@@ -97,8 +100,9 @@ static bool client_api_flexible(int16_t api_key, int16_t version)
 enum conn_state {
 	CONN_DOWN,
 	CONN_CONNECTING,
-	CONN_HANDSHAKE,
-	CONN_SASL, /* SaslHandshake / SaslAuthenticate in flight (client/sasl.c) */
+	CONN_TLS,       /* TCP up, TLS handshake under way (security.protocol=ssl) */
+	CONN_HANDSHAKE, /* ApiVersions under way */
+	CONN_SASL,      /* SaslHandshake / SaslAuthenticate in flight (client/sasl.c) */
 	CONN_READY,
 };
 
@@ -118,10 +122,11 @@ struct client_node {
 	int32_t port;
 	enum conn_state state;
 	int fd;
-	int64_t retry_at_ns; /* no connect attempt before this */
-	struct tl_buf out;   /* frames not yet written */
-	size_t out_pos;      /* bytes of out already written */
-	struct tl_buf in;    /* the frame being read, size prefix included */
+	struct tl_transport transport; /* the byte stream on fd: plain or TLS */
+	int64_t retry_at_ns;           /* no connect attempt before this */
+	struct tl_buf out;             /* frames not yet written */
+	size_t out_pos;                /* bytes of out already written */
+	struct tl_buf in;              /* the frame being read, size prefix included */
 	struct client_req *head;
 	struct client_req *tail;
 	int in_flight;
@@ -136,6 +141,7 @@ struct client_node {
 
 struct tl_client {
 	char *client_id;
+	struct ssl_ctx_st *ssl_ctx; /* security.protocol=ssl: every connection's TLS; else NULL */
 	int32_t request_timeout_ms;
 	int32_t reconnect_backoff_ms;
 	int32_t metadata_max_age_ms;
@@ -272,24 +278,54 @@ static tl_err client_bootstrap(struct tl_client *client, const char *list, char 
 	return TL_OK;
 }
 
-/* security.protocol: plaintext, or sasl_plaintext with sasl.mechanisms, sasl.username and
- * sasl.password (librdkafka's names); ssl and sasl_ssl need the TLS transport. */
+/* security.protocol: plaintext, ssl (the ssl.* keys of conf->conf: a TLS context for every
+ * connection), sasl_plaintext or sasl_ssl (sasl.mechanisms, sasl.username and sasl.password,
+ * librdkafka's names, spoken after ApiVersions). */
 static tl_err client_security(struct tl_client *client, const struct tl_client_conf *conf,
 			      char *errstr, size_t errstr_size)
 {
 	const char *protocol = conf->security_protocol ? conf->security_protocol : "plaintext";
-	if (strcasecmp(protocol, "plaintext") == 0)
-		return TL_OK;
-	if (strcasecmp(protocol, "sasl_plaintext") != 0) {
+	bool tls = strcasecmp(protocol, "ssl") == 0 || strcasecmp(protocol, "sasl_ssl") == 0;
+	bool sasl = strcasecmp(protocol, "sasl_plaintext") == 0 ||
+		    strcasecmp(protocol, "sasl_ssl") == 0;
+	if (!tls && !sasl) {
+		if (strcasecmp(protocol, "plaintext") == 0)
+			return TL_OK;
 		tl_conf_errstr(errstr, errstr_size,
-			       "security.protocol=%s is not supported (plaintext, sasl_plaintext)",
+			       "security.protocol=%s is not supported (plaintext, ssl, "
+			       "sasl_plaintext, sasl_ssl)",
 			       protocol);
 		return TL_ERR_INVALID;
 	}
+	if (tls) {
+		const struct tl_conf *keys = conf->conf;
+		const char *ca = keys ? tl_conf_str(keys, "ssl.ca.location") : NULL;
+		const char *cert = keys ? tl_conf_str(keys, "ssl.certificate.location") : NULL;
+		const char *key = keys ? tl_conf_str(keys, "ssl.key.location") : NULL;
+		const char *password = keys ? tl_conf_str(keys, "ssl.key.password") : NULL;
+		struct tl_tls_client_conf tls_conf = {
+			.ca_location = ca ? ca : "",
+			.certificate_location = cert ? cert : "",
+			.key_location = key ? key : "",
+			.key_password = password ? password : "",
+			.verify = keys ? tl_conf_bool(keys, "enable.ssl.certificate.verification")
+				       : true,
+		};
+		char why[512];
+		client->ssl_ctx = tl_tls_client_ctx_create(&tls_conf, why, sizeof(why));
+		if (!client->ssl_ctx) {
+			tl_conf_errstr(errstr, errstr_size, "security.protocol=%s: %s", protocol,
+				       why);
+			return TL_ERR_INVALID;
+		}
+	}
+	if (!sasl)
+		return TL_OK;
 	if (!conf->sasl_mechanism) {
 		tl_conf_errstr(errstr, errstr_size,
-			       "security.protocol=sasl_plaintext needs sasl.mechanisms (PLAIN, "
-			       "SCRAM-SHA-256 or SCRAM-SHA-512)");
+			       "security.protocol=%s needs sasl.mechanisms (PLAIN, "
+			       "SCRAM-SHA-256 or SCRAM-SHA-512)",
+			       protocol);
 		return TL_ERR_INVALID;
 	}
 	struct tl_client_sasl_conf check = {
@@ -377,6 +413,7 @@ void tl_client_destroy(struct tl_client *client)
 	free(client->pfds);
 	if (client->wake_fd != -1)
 		close(client->wake_fd);
+	tl_tls_ctx_free(client->ssl_ctx);
 	free(client->client_id);
 	free(client->sasl_conf.mechanism);
 	free(client->sasl_conf.username);
@@ -398,6 +435,7 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 		       const char *why)
 {
 	if (node->fd != -1) {
+		tl_transport_deinit(&node->transport);
 		close(node->fd);
 		node->fd = -1;
 		snprintf(client->last_error, sizeof(client->last_error), "%s:%d: %s", node->host,
@@ -529,6 +567,7 @@ static void node_connect(struct tl_client *client, struct client_node *node)
 	int connect_errno = errno;
 	freeaddrinfo(ai);
 	node->fd = fd;
+	tl_transport_init_plain(&node->transport, fd);
 	node->state = CONN_CONNECTING;
 	if (rc == -1 && connect_errno != EINPROGRESS) {
 		node_close(client, node, TL_ERR_NETWORK_EXCEPTION, strerror(connect_errno));
@@ -664,7 +703,10 @@ static void node_dispatch(struct tl_client *client, struct client_node *node)
 /* Reads at most up to the end of the current frame (invariant 2). */
 static void node_read(struct tl_client *client, struct client_node *node)
 {
-	for (int rounds = 0; rounds < 64 && node->fd != -1; rounds++) {
+	/* TLS may hold decrypted bytes poll cannot see: drain them too. */
+	for (int rounds = 0;
+	     (rounds < 64 || tl_transport_has_pending(&node->transport)) && node->fd != -1;
+	     rounds++) {
 		size_t need = 4;
 		if (node->in.len >= 4) {
 			int32_t size = (int32_t)tl_be32_get(node->in.data);
@@ -682,7 +724,7 @@ static void node_read(struct tl_client *client, struct client_node *node)
 			node_close(client, node, TL_ERR_NOMEM, "out of memory");
 			return;
 		}
-		ssize_t n = read(node->fd, p, want);
+		ssize_t n = tl_transport_read(&node->transport, p, want);
 		if (n <= 0) {
 			node->in.len = at;
 			if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -710,15 +752,54 @@ static void node_compact(struct client_node *node)
 	node->out_pos = 0;
 }
 
+/* A library must not kill its host program: a TLS write goes through write(2), which
+ * raises SIGPIPE on a socket the broker closed, so SIGPIPE is blocked around it and a
+ * pending one taken back. */
+static void sigpipe_block(sigset_t *old)
+{
+	sigset_t pipe_set;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, old);
+}
+
+static void sigpipe_restore(const sigset_t *old, bool had_epipe)
+{
+	if (had_epipe && !sigismember(old, SIGPIPE)) {
+		sigset_t pipe_set;
+		sigemptyset(&pipe_set);
+		sigaddset(&pipe_set, SIGPIPE);
+		struct timespec zero = {0, 0};
+		(void)sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static ssize_t node_send(struct client_node *node, const uint8_t *data, size_t len)
+{
+	if (!node->transport.ssl)
+		return send(node->fd, data, len, MSG_NOSIGNAL);
+	struct iovec iov = {.iov_base = (void *)(uintptr_t)data, .iov_len = len};
+	sigset_t old;
+	sigpipe_block(&old);
+	ssize_t n = tl_transport_writev(&node->transport, &iov, 1);
+	int saved = errno;
+	sigpipe_restore(&old, n == -1 && saved == EPIPE);
+	errno = saved;
+	return n;
+}
+
 /* Writes what the socket takes. A failed write closes the node only with @may_close:
  * tl_client_send() passes false, because closing runs the callbacks of every request in
  * flight and its caller may hold a lock those callbacks take (the producer does); the
  * failure then shows at the next tl_client_poll() (POLLERR/POLLHUP), which closes. */
 static void node_write(struct tl_client *client, struct client_node *node, bool may_close)
 {
+	if (node->state == CONN_TLS)
+		return; /* nothing goes out before the TLS handshake is done */
 	while (node->out_pos < node->out.len) {
-		ssize_t n = send(node->fd, node->out.data + node->out_pos,
-				 node->out.len - node->out_pos, MSG_NOSIGNAL);
+		ssize_t n = node_send(node, node->out.data + node->out_pos,
+				      node->out.len - node->out_pos);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR || !may_close) {
 				node_compact(node);
@@ -733,6 +814,28 @@ static void node_write(struct tl_client *client, struct client_node *node, bool 
 	node->out_pos = 0;
 }
 
+/* Moves the TLS handshake on; once done, ApiVersions (queued at connect) goes out. */
+static void node_tls(struct tl_client *client, struct client_node *node)
+{
+	TL_ASSERT(node->state == CONN_TLS);
+	sigset_t old;
+	sigpipe_block(&old);
+	tl_err err = tl_transport_handshake(&node->transport);
+	int saved = errno;
+	sigpipe_restore(&old, err == TL_ERR_IO && saved == EPIPE);
+	if (err == TL_ERR_AGAIN)
+		return;
+	if (err != TL_OK) {
+		char detail[256], why[320];
+		tl_transport_error(&node->transport, detail, sizeof(detail));
+		snprintf(why, sizeof(why), "TLS handshake failed: %s", detail);
+		node_close(client, node, TL_ERR_NETWORK_EXCEPTION, why);
+		return;
+	}
+	node->state = CONN_HANDSHAKE;
+	node_write(client, node, true);
+}
+
 static void node_connected(struct tl_client *client, struct client_node *node)
 {
 	int so_error = 0;
@@ -743,7 +846,17 @@ static void node_connected(struct tl_client *client, struct client_node *node)
 		node_close(client, node, TL_ERR_NETWORK_EXCEPTION, strerror(so_error));
 		return;
 	}
-	node->state = CONN_HANDSHAKE;
+	if (!client->ssl_ctx) {
+		node->state = CONN_HANDSHAKE;
+		return;
+	}
+	if (tl_transport_init_tls(&node->transport, node->fd, client->ssl_ctx, false, node->host) !=
+	    TL_OK) {
+		node_close(client, node, TL_ERR_NOMEM, "out of memory for TLS");
+		return;
+	}
+	node->state = CONN_TLS;
+	node_tls(client, node);
 }
 
 /* ---- public connection API ---- */
@@ -771,8 +884,8 @@ int32_t tl_client_any_ready_node(struct tl_client *client)
 		}
 	for (int i = 0; i < client->node_count; i++) {
 		struct client_node *node = client->nodes[i];
-		if (node->state == CONN_CONNECTING || node->state == CONN_HANDSHAKE ||
-		    node->state == CONN_SASL)
+		if (node->state == CONN_CONNECTING || node->state == CONN_TLS ||
+		    node->state == CONN_HANDSHAKE || node->state == CONN_SASL)
 			return TL_CLIENT_NODE_ANY;
 	}
 	for (int i = 0; i < client->node_count; i++) {
@@ -916,7 +1029,10 @@ void tl_client_poll(struct tl_client *client, int timeout_ms)
 			continue;
 		pfds[n].fd = node->fd;
 		pfds[n].events = POLLIN;
-		if (node->state == CONN_CONNECTING || node->out_pos < node->out.len)
+		if (node->state == CONN_TLS)
+			pfds[n].events = node->transport.want_write ? POLLOUT : POLLIN;
+		else if (node->state == CONN_CONNECTING || node->out_pos < node->out.len ||
+			 node->transport.want_write) /* a TLS read may wait on a write */
 			pfds[n].events |= POLLOUT;
 		pfds[n].revents = 0;
 		map[n++] = i;
@@ -937,12 +1053,19 @@ void tl_client_poll(struct tl_client *client, int timeout_ms)
 				continue; /* closed by a callback meanwhile */
 			if (node->state == CONN_CONNECTING) {
 				node_connected(client, node);
-				if (node->fd == -1)
+				if (node->fd == -1 || node->state == CONN_TLS)
+					continue;
+			}
+			if (node->state == CONN_TLS) {
+				node_tls(client, node);
+				if (node->fd == -1 || node->state == CONN_TLS)
 					continue;
 			}
 			if (pfds[i].revents & (POLLOUT | POLLERR | POLLHUP))
 				node_write(client, node, true);
-			if (node->fd != -1 && (pfds[i].revents & (POLLIN | POLLERR | POLLHUP)))
+			bool tls_read = node->transport.want_write && (pfds[i].revents & POLLOUT);
+			if (node->fd != -1 &&
+			    (tls_read || (pfds[i].revents & (POLLIN | POLLERR | POLLHUP))))
 				node_read(client, node);
 		}
 	}

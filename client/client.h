@@ -76,14 +76,17 @@ enum tl_client_api {
 #define TL_CLIENT_NODE_ANY  INT32_MIN   /* tl_client_call: any ready broker */
 #define TL_CLIENT_FRAME_MAX (128 << 20) /* largest response frame accepted, bytes */
 
+struct tl_conf;
+
 struct tl_client_conf {
+	const struct tl_conf *conf;    /* the user's keys: ssl.* (security.protocol=ssl|sasl_ssl) */
 	const char *bootstrap_servers; /* "host:port[,host:port...]" */
 	const char *client_id;
 	int32_t request_timeout_ms;
 	int32_t reconnect_backoff_ms;
 	int32_t metadata_max_age_ms;
 	bool allow_auto_create_topics;
-	/* librdkafka's security.protocol (NULL = plaintext; sasl_plaintext), sasl.mechanisms,
+	/* librdkafka's security.protocol (NULL = plaintext), sasl.mechanisms,
 	 * sasl.username, sasl.password. */
 	const char *security_protocol;
 	const char *sasl_mechanism;
@@ -91,10 +94,21 @@ struct tl_client_conf {
 	const char *sasl_password;
 };
 
-/* The rows of the security keys in each client's table (producer, consumer, admin); fill
- * tl_client_conf's fields from them with TL_CLIENT_CONF_SECURITY. */
+/* librdkafka's security keys, in every client's key table (producer, consumer, admin);
+ * fill tl_client_conf's fields from them with TL_CLIENT_CONF_SECURITY. */
 #define TL_CLIENT_SECURITY_KEYS                                                                    \
-	{"security.protocol", TL_CONF_STR, "plaintext", 0, 0, NULL, NULL},                         \
+	{"security.protocol",                                                                      \
+	 TL_CONF_ENUM,                                                                             \
+	 "plaintext",                                                                              \
+	 0,                                                                                        \
+	 0,                                                                                        \
+	 "plaintext|ssl|sasl_plaintext|sasl_ssl",                                                  \
+	 NULL},                                                                                    \
+		{"ssl.ca.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                          \
+		{"ssl.certificate.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                 \
+		{"ssl.key.location", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                         \
+		{"ssl.key.password", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                         \
+		{"enable.ssl.certificate.verification", TL_CONF_BOOL, "true", 0, 0, NULL, NULL},   \
 		{"sasl.mechanisms", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                          \
 		{"sasl.mechanism", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                           \
 		{"sasl.username", TL_CONF_STR, NULL, 0, 0, NULL, NULL},                            \

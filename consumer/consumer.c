@@ -1719,6 +1719,7 @@ TL_EXPORT tl_err tl_consumer_create(const struct tl_consumer_conf *cc, struct tl
 	if (err != TL_OK)
 		goto out_free;
 	struct tl_client_conf client_conf = {
+		.conf = &cc->conf,
 		.bootstrap_servers = tl_conf_str(&cc->conf, "bootstrap.servers"),
 		.client_id = tl_conf_str(&cc->conf, "client.id"),
 		TL_CLIENT_CONF_SECURITY(&cc->conf),

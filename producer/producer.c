@@ -1918,6 +1918,7 @@ TL_EXPORT tl_err tl_producer_create(const struct tl_producer_conf *pc, struct tl
 	if (err != TL_OK)
 		goto out_free;
 	struct tl_client_conf cc = {
+		.conf = &pc->conf,
 		.bootstrap_servers = tl_conf_str(&pc->conf, "bootstrap.servers"),
 		.client_id = tl_conf_str(&pc->conf, "client.id"),
 		TL_CLIENT_CONF_SECURITY(&pc->conf),

@@ -348,8 +348,21 @@ static int tally_prepare(const struct tb_opts *o, const struct tb_target *t, cha
 	char why[512];
 	struct tl_admin_conf *conf = tl_admin_conf_create();
 	struct tl_admin *admin = NULL;
-	if (!conf || tl_admin_conf_set(conf, "bootstrap.servers", t->bootstrap, why, sizeof(why)) ||
-	    tl_admin_create(conf, &admin, why, sizeof(why)) != TL_OK) {
+	bool ok = conf && tl_admin_conf_set(conf, "bootstrap.servers", t->bootstrap, why,
+					    sizeof(why)) == TL_OK;
+	/* The producer's security keys (-X security.protocol=ssl ...) are the admin's too. */
+	for (int i = 0; ok && i < o->producer_prop_count; i++) {
+		const char *kv = o->producer_props[i];
+		const char *eq = strchr(kv, '=');
+		char key[128];
+		if (!eq || (size_t)(eq - kv) >= sizeof(key))
+			continue;
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+		if (strncmp(key, "security.", 9) == 0 || strncmp(key, "ssl.", 4) == 0 ||
+		    strcmp(key, "enable.ssl.certificate.verification") == 0)
+			ok = tl_admin_conf_set(conf, key, eq + 1, why, sizeof(why)) == TL_OK;
+	}
+	if (!ok || tl_admin_create(conf, &admin, why, sizeof(why)) != TL_OK) {
 		snprintf(err, err_size, "admin client: %s", conf ? why : "out of memory");
 		if (conf)
 			tl_admin_conf_destroy(conf);

@@ -65,7 +65,7 @@ START_TEST(bad_values_are_start_up_errors_that_name_the_key)
 		tl_config_set(&config, "auto.create.topics.enable", "yes", why, sizeof(why)),
 		TL_ERR_INVALID);
 	ck_assert_int_eq(load_text("listeners=SSL://1.2.3.4:9093\n"), TL_ERR_INVALID);
-	ck_assert_ptr_nonnull(strstr(why, "listeners"));
+	ck_assert_ptr_nonnull(strstr(why, "ssl.keystore.location"));
 }
 END_TEST
 
@@ -129,6 +129,7 @@ START_TEST(several_listeners_parse_and_one_plaintext_is_served)
 				   "controller.listener.names=CONTROLLER\n"
 				   "listener.security.protocol.map=CONTROLLER:PLAINTEXT,"
 				   "PLAINTEXT:PLAINTEXT,SSL:SSL\n"
+				   "ssl.keystore.location=/k.pem\n"
 				   "advertised.listeners=PLAINTEXT://localhost:9192\n"),
 			 TL_OK);
 	ck_assert_int_eq(config.listener_count, 3);
@@ -151,10 +152,25 @@ START_TEST(several_listeners_parse_and_one_plaintext_is_served)
 			 TL_OK);
 	ck_assert_int_eq(config.listener_served, 1);
 
-	/* Only SSL: nothing Tally can serve yet, said plainly. */
+	/* Only SSL: served, but it needs a keystore. */
 	setup();
 	ck_assert_int_eq(load_text("listeners=SSL://:9093\n"), TL_ERR_INVALID);
-	ck_assert_ptr_nonnull(strstr(why, "no PLAINTEXT or SASL_PLAINTEXT listener"));
+	ck_assert_ptr_nonnull(strstr(why, "ssl.keystore.location"));
+	setup();
+	ck_assert_int_eq(load_text("listeners=SSL://:9093\nssl.keystore.location=/k.pem\n"), TL_OK);
+	ck_assert_int_eq(config.listener_served, 0);
+	ck_assert(config.has_tls_listener);
+	ck_assert_int_eq(config.listener_list[0].security_protocol, TL_SECURITY_SSL);
+	setup();
+	ck_assert_int_eq(load_text("listeners=SSL://:9093\nssl.keystore.location=/k.pem\n"
+				   "ssl.client.auth=required\n"),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "ssl.truststore.location"));
+	setup();
+	ck_assert_int_eq(load_text("listeners=SSL://:9093\nssl.keystore.location=/k.pem\n"
+				   "ssl.enabled.protocols=TLSv1.1\n"),
+			 TL_ERR_INVALID);
+
 	/* SASL_PLAINTEXT is served (issue #16), with the mechanisms it enables. */
 	setup();
 	ck_assert_int_eq(load_text("listeners=SASL_PLAINTEXT://:9094\n"), TL_OK);
@@ -170,6 +186,21 @@ START_TEST(several_listeners_parse_and_one_plaintext_is_served)
 	setup();
 	ck_assert_int_eq(load_text("sasl.enabled.mechanisms=GSSAPI\n"), TL_ERR_INVALID);
 	ck_assert_ptr_nonnull(strstr(why, "\"GSSAPI\" is not supported"));
+
+	/* Several listeners, each with its advertised address; the PLAINTEXT one is the
+	 * inter-broker listener wherever it stands. */
+	setup();
+	ck_assert_int_eq(load_text("listeners=SSL://:9093,PLAINTEXT://127.0.0.1:9092\n"
+				   "ssl.keystore.location=/k.pem\n"
+				   "advertised.listeners=SSL://tls.example:19093\n"),
+			 TL_OK);
+	ck_assert_int_eq(config.listener_served, 1);
+	ck_assert(config.listener_list[0].served && config.listener_list[1].served);
+	ck_assert(config.listener_list[0].has_advertised);
+	ck_assert_str_eq(config.listener_list[0].advertised_host, "tls.example");
+	ck_assert_int_eq(config.listener_list[0].advertised_port, 19093);
+	ck_assert(!config.listener_list[1].has_advertised);
+	ck_assert(!config.has_advertised);
 	setup();
 	ck_assert_int_eq(load_text("listeners=PLAINTEXT://:1,PLAINTEXT://:2\n"), TL_ERR_INVALID);
 	ck_assert_ptr_nonnull(strstr(why, "twice"));

@@ -142,7 +142,7 @@ static void broker_start(bool fresh)
 	memset(&broker, 0, sizeof(broker));
 	broker.config = config;
 	tl_batch_scratch_init(&broker.batch_scratch, TL_RECORDS_DECOMPRESSED_MAX);
-	broker.listen_fd = broker.signal_fd = -1;
+	broker.signal_fd = -1;
 	snprintf(broker.data_dir, sizeof(broker.data_dir), "%s", config.log_dirs);
 	snprintf(broker.advertised_host, sizeof(broker.advertised_host), "localhost");
 	broker.advertised_port = 9092;
@@ -203,6 +203,8 @@ static struct tl_conn *conn_attach(int fd)
 		fuzz_fail("out of memory");
 	conn->broker = &broker;
 	conn->fd = fd;
+	tl_transport_init_plain(&conn->transport, fd);
+	snprintf(conn->principal, sizeof(conn->principal), "User:ANONYMOUS");
 	conn->rbuf = rbuf;
 	conn->rcap = CONN_RBUF_BYTES;
 	conn->refs = 1;

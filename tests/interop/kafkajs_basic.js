@@ -9,7 +9,9 @@
 //   delete   deleteTopics, then listTopics must no longer list the topic
 // Prints one line per step; exits 0 when every step passed, 1 on the first failure.
 // The topic is TOPIC (env, default kafkajs-basic); COUNT (env, default 1000);
-// REPLICATION_FACTOR (env, default 1) for createTopics.
+// REPLICATION_FACTOR (env, default 1) for createTopics. With SSL_CA (env: a PEM file) it
+// connects over TLS, verifying the broker against that CA; SSL_CERT and SSL_KEY add a
+// client certificate (mutual TLS).
 'use strict';
 
 const { Kafka, logLevel, CompressionTypes } = require('kafkajs');
@@ -26,9 +28,17 @@ if (!broker) {
 	process.exit(2);
 }
 
+const fs = require('fs');
+const ssl = process.env.SSL_CA ? {
+	ca: [fs.readFileSync(process.env.SSL_CA)],
+	cert: process.env.SSL_CERT ? fs.readFileSync(process.env.SSL_CERT) : undefined,
+	key: process.env.SSL_KEY ? fs.readFileSync(process.env.SSL_KEY) : undefined,
+} : undefined;
+
 const kafka = new Kafka({
 	clientId: 'tally-kafkajs-basic',
 	brokers: [broker],
+	ssl,
 	logLevel: logLevel.WARN,
 	connectionTimeout: 3000,
 	requestTimeout: 10000,
