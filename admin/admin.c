@@ -183,7 +183,7 @@ struct admin_api {
 	enum admin_route route;
 	int16_t version_min;              /* lowest version the call can use; 0: any */
 	bool (*is_retriable)(tl_err err); /* answers worth asking again; NULL: none */
-	const char *what; /* the call in messages, before its key: "create topic" */
+	const char *what;                 /* the call in messages, before its key: "create topic" */
 };
 
 static bool err_is_coordinator_retriable(tl_err err)
@@ -202,8 +202,10 @@ static const struct admin_api admin_apis[] = {
 	[API_METADATA] = {TL_CLIENT_API_METADATA, ROUTE_ANY, 0, NULL},
 	[API_FIND_COORDINATOR] = {TL_CLIENT_API_FIND_COORDINATOR, ROUTE_ANY, 0,
 				  err_is_coordinator_retriable},
-	[API_CREATE_TOPICS] = {TL_CLIENT_API_CREATE_TOPICS, ROUTE_CONTROLLER, 0, NULL, "create topic"},
-	[API_DELETE_TOPICS] = {TL_CLIENT_API_DELETE_TOPICS, ROUTE_CONTROLLER, 0, NULL, "delete topic"},
+	[API_CREATE_TOPICS] = {TL_CLIENT_API_CREATE_TOPICS, ROUTE_CONTROLLER, 0, NULL,
+			       "create topic"},
+	[API_DELETE_TOPICS] = {TL_CLIENT_API_DELETE_TOPICS, ROUTE_CONTROLLER, 0, NULL,
+			       "delete topic"},
 	[API_CREATE_PARTITIONS] = {TL_CLIENT_API_CREATE_PARTITIONS, ROUTE_CONTROLLER, 0, NULL,
 				   "add partitions to"},
 	[API_LIST_OFFSETS] = {TL_CLIENT_API_LIST_OFFSETS, ROUTE_NODE, 0, NULL},
@@ -222,7 +224,8 @@ static const struct admin_api admin_apis[] = {
 				  err_is_init_retriable, "InitProducerId for"},
 	[API_INCREMENTAL_ALTER_CONFIGS] = {TL_CLIENT_API_INCREMENTAL_ALTER_CONFIGS,
 					   ROUTE_CONTROLLER, 0, NULL, "alter configs of"},
-	[API_DELETE_RECORDS] = {TL_CLIENT_API_DELETE_RECORDS, ROUTE_NODE, 0, NULL, "delete records of"},
+	[API_DELETE_RECORDS] = {TL_CLIENT_API_DELETE_RECORDS, ROUTE_NODE, 0, NULL,
+				"delete records of"},
 	[API_DESCRIBE_LOG_DIRS] = {TL_CLIENT_API_DESCRIBE_LOG_DIRS, ROUTE_NODE, 0, NULL},
 	[API_DESCRIBE_CLIENT_QUOTAS] = {TL_CLIENT_API_DESCRIBE_CLIENT_QUOTAS, ROUTE_ANY, 0, NULL,
 					"describe client quotas"},
@@ -436,7 +439,8 @@ static tl_err create_topic_map(struct tl_admin *admin, const struct admin_call *
 	const struct tl_create_topics_response *resp = response;
 	struct admin_entry entry = ADMIN_ONE_ENTRY(resp->topics_count, resp->topics);
 	return admin_entry_map(admin, call, entry,
-			       entry.err == TL_ERR_TOPIC_ALREADY_EXISTS ? "it already exists" : NULL);
+			       entry.err == TL_ERR_TOPIC_ALREADY_EXISTS ? "it already exists"
+									: NULL);
 }
 
 TL_EXPORT tl_err tl_admin_create_topic(struct tl_admin *admin, const char *topic,
@@ -483,9 +487,9 @@ static tl_err delete_topic_map(struct tl_admin *admin, const struct admin_call *
 {
 	const struct tl_delete_topics_response *resp = response;
 	struct admin_entry entry = ADMIN_ONE_ENTRY(resp->responses_count, resp->responses);
-	return admin_entry_map(
-		admin, call, entry,
-		entry.err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ? "it does not exist" : NULL);
+	return admin_entry_map(admin, call, entry,
+			       entry.err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ? "it does not exist"
+									      : NULL);
 }
 
 TL_EXPORT tl_err tl_admin_delete_topic(struct tl_admin *admin, const char *topic, int timeout_ms)
@@ -1950,8 +1954,8 @@ static tl_err alter_configs_map(struct tl_admin *admin, const struct admin_call 
 				const void *response)
 {
 	const struct tl_incremental_alter_configs_response *resp = response;
-	return admin_entry_map(admin, call,
-			       ADMIN_ONE_ENTRY(resp->responses_count, resp->responses), NULL);
+	return admin_entry_map(admin, call, ADMIN_ONE_ENTRY(resp->responses_count, resp->responses),
+			       NULL);
 }
 
 TL_EXPORT tl_err tl_admin_alter_topic_configs(struct tl_admin *admin, const char *topic,
