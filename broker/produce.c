@@ -41,15 +41,6 @@ struct produce_state {
 	bool any_error;
 };
 
-/* Error codes answered, for /metrics (errors by code). */
-static void produce_count_errors(struct tl_broker *broker, const struct tl_produce_response *resp)
-{
-	for (int32_t t = 0; t < resp->responses_count; t++)
-		for (int32_t i = 0; i < resp->responses[t].partition_responses_count; i++)
-			tl_metrics_error(&broker->metrics,
-					 resp->responses[t].partition_responses[i].error_code);
-}
-
 static void produce_respond(struct tl_request *req)
 {
 	struct produce_state *st = req->state_data;
@@ -72,7 +63,6 @@ static void produce_respond(struct tl_request *req)
 		tl_conn_close(req->conn, "test fault: produce response dropped");
 		return;
 	}
-	produce_count_errors(broker, &st->resp);
 	tl_response_begin(req);
 	tl_produce_response_encode(&req->response, req->header.api_version, &st->resp);
 	tl_response_end(req);

@@ -9,6 +9,14 @@
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
 #pragma GCC diagnostic ignored "-Wtype-limits"
 
+uint64_t *tl_proto_error_counts;
+
+static void error_count(int16_t code)
+{
+	if (tl_proto_error_counts && code > 0 && code < TL_PROTO_ERROR_CODES)
+		tl_proto_error_counts[code]++;
+}
+
 static void records_encode(struct tl_buf *b, const struct tl_records *r, bool flex)
 {
 	if (r->from_file) {
@@ -167,6 +175,7 @@ static void enc_tl_add_offsets_to_txn_response(struct tl_buf *b, int16_t v, cons
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -597,6 +606,7 @@ static void enc_tl_add_partitions_to_txn_response_add_partitions_to_txn_partitio
 	}
 	if (true) {
 		tl_buf_i16(b, in->partition_error_code);
+		error_count(in->partition_error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -733,6 +743,7 @@ static void enc_tl_add_partitions_to_txn_response(struct tl_buf *b, int16_t v, c
 	}
 	if (v >= 4) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 4) {
 		tl_buf_array_len(b, in->results_by_transaction_count, flex);
@@ -1129,6 +1140,7 @@ static void enc_tl_alter_client_quotas_response_entry_data(struct tl_buf *b, int
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -1540,6 +1552,7 @@ static void enc_tl_alter_configs_response_alter_configs_resource_response(struct
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -2012,6 +2025,7 @@ static void enc_tl_api_versions_response(struct tl_buf *b, int16_t v, const stru
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->api_keys_count, flex);
@@ -2685,6 +2699,7 @@ static void enc_tl_create_acls_response_acl_creation_result(struct tl_buf *b, in
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -3056,6 +3071,7 @@ static void enc_tl_create_partitions_response_create_partitions_topic_result(str
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -3580,6 +3596,7 @@ static void enc_tl_create_topics_response_creatable_topic_result(struct tl_buf *
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 1) {
 		tl_buf_string(b, in->error_message, flex);
@@ -3607,6 +3624,7 @@ static void enc_tl_create_topics_response_creatable_topic_result(struct tl_buf *
 			tl_buf_init(&tmp);
 			b = &tmp;
 			tl_buf_i16(b, in->topic_config_error_code);
+			error_count(in->topic_config_error_code);
 			b = outer;
 			tl_buf_uvarint(b, 0);
 			tl_buf_uvarint(b, (uint32_t)tmp.len);
@@ -4008,6 +4026,7 @@ static void enc_tl_delete_acls_response_delete_acls_filter_result(struct tl_buf 
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -4079,6 +4098,7 @@ static void enc_tl_delete_acls_response_delete_acls_matching_acl(struct tl_buf *
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -4319,6 +4339,7 @@ static void enc_tl_delete_groups_response_deletable_group_result(struct tl_buf *
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -4735,6 +4756,7 @@ static void enc_tl_delete_records_response_delete_records_partition_result(struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -5049,6 +5071,7 @@ static void enc_tl_delete_topics_response_deletable_topic_result(struct tl_buf *
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 5) {
 		tl_buf_string(b, in->error_message, flex);
@@ -5457,6 +5480,7 @@ static void enc_tl_describe_acls_response(struct tl_buf *b, int16_t v, const str
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -5893,6 +5917,7 @@ static void enc_tl_describe_client_quotas_response(struct tl_buf *b, int16_t v, 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -6144,6 +6169,7 @@ static void enc_tl_describe_cluster_response(struct tl_buf *b, int16_t v, const 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -6454,6 +6480,7 @@ static void enc_tl_describe_configs_response_describe_configs_result(struct tl_b
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -6889,6 +6916,7 @@ static void enc_tl_describe_groups_response_described_group(struct tl_buf *b, in
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->group_id, flex);
@@ -7308,6 +7336,7 @@ static void enc_tl_describe_log_dirs_response_describe_log_dirs_result(struct tl
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->log_dir, flex);
@@ -7499,6 +7528,7 @@ static void enc_tl_describe_log_dirs_response(struct tl_buf *b, int16_t v, const
 	}
 	if (v >= 3) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->results_count, flex);
@@ -7827,6 +7857,7 @@ static void enc_tl_describe_producers_response_partition_response(struct tl_buf 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -8159,6 +8190,7 @@ static void enc_tl_describe_transactions_response_transaction_state(struct tl_bu
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->transactional_id, flex);
@@ -8454,6 +8486,7 @@ static void enc_tl_end_txn_response(struct tl_buf *b, int16_t v, const struct tl
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -9394,6 +9427,7 @@ static void enc_tl_fetch_response_partition_data(struct tl_buf *b, int16_t v, co
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i64(b, in->high_watermark);
@@ -9656,6 +9690,7 @@ static void enc_tl_fetch_response(struct tl_buf *b, int16_t v, const struct tl_f
 	}
 	if (v >= 7) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 7) {
 		tl_buf_i32(b, in->session_id);
@@ -9884,6 +9919,7 @@ static void enc_tl_find_coordinator_response_coordinator(struct tl_buf *b, int16
 	}
 	if (v >= 4) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 4) {
 		tl_buf_string(b, in->error_message, flex);
@@ -9959,6 +9995,7 @@ static void enc_tl_find_coordinator_response(struct tl_buf *b, int16_t v, const 
 	}
 	if (v <= 3) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 1 && v <= 3) {
 		tl_buf_string(b, in->error_message, flex);
@@ -10132,6 +10169,7 @@ static void enc_tl_heartbeat_response(struct tl_buf *b, int16_t v, const struct 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -10436,6 +10474,7 @@ static void enc_tl_incremental_alter_configs_response_alter_configs_resource_res
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -10666,6 +10705,7 @@ static void enc_tl_init_producer_id_response(struct tl_buf *b, int16_t v, const 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i64(b, in->producer_id);
@@ -11034,6 +11074,7 @@ static void enc_tl_join_group_response(struct tl_buf *b, int16_t v, const struct
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i32(b, in->generation_id);
@@ -11300,6 +11341,7 @@ static void enc_tl_leave_group_response_member_response(struct tl_buf *b, int16_
 	}
 	if (v >= 3) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -11360,6 +11402,7 @@ static void enc_tl_leave_group_response(struct tl_buf *b, int16_t v, const struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 3) {
 		tl_buf_array_len(b, in->members_count, flex);
@@ -11621,6 +11664,7 @@ static void enc_tl_list_groups_response(struct tl_buf *b, int16_t v, const struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->groups_count, flex);
@@ -12024,6 +12068,7 @@ static void enc_tl_list_offsets_response_list_offsets_partition_response(struct 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v <= 0) {
 		tl_buf_array_len(b, in->old_style_offsets_count, flex);
@@ -12366,6 +12411,7 @@ static void enc_tl_list_transactions_response(struct tl_buf *b, int16_t v, const
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->unknown_state_filters_count, flex);
@@ -12715,6 +12761,7 @@ static void enc_tl_metadata_response_metadata_response_topic(struct tl_buf *b, i
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->name, flex);
@@ -12825,6 +12872,7 @@ static void enc_tl_metadata_response_metadata_response_partition(struct tl_buf *
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i32(b, in->partition_index);
@@ -13355,6 +13403,7 @@ static void enc_tl_offset_commit_response_offset_commit_response_partition(struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -13761,6 +13810,7 @@ static void enc_tl_offset_delete_response_offset_delete_response_partition(struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -13818,6 +13868,7 @@ static void enc_tl_offset_delete_response(struct tl_buf *b, int16_t v, const str
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i32(b, in->throttle_time_ms);
@@ -14355,6 +14406,7 @@ static void enc_tl_offset_fetch_response_offset_fetch_response_partition(struct 
 	}
 	if (v <= 7) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -14421,6 +14473,7 @@ static void enc_tl_offset_fetch_response_offset_fetch_response_group(struct tl_b
 	}
 	if (v >= 8) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -14543,6 +14596,7 @@ static void enc_tl_offset_fetch_response_offset_fetch_response_partitions(struct
 	}
 	if (v >= 8) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -14625,6 +14679,7 @@ static void enc_tl_offset_fetch_response(struct tl_buf *b, int16_t v, const stru
 	}
 	if (v >= 2 && v <= 7) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 8) {
 		tl_buf_array_len(b, in->groups_count, flex);
@@ -14994,6 +15049,7 @@ static void enc_tl_offset_for_leader_epoch_response_epoch_end_offset(struct tl_b
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i32(b, in->partition);
@@ -15557,6 +15613,7 @@ static void enc_tl_produce_response_partition_produce_response(struct tl_buf *b,
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i64(b, in->base_offset);
@@ -15946,6 +16003,7 @@ static void enc_tl_sasl_authenticate_response(struct tl_buf *b, int16_t v, const
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -16098,6 +16156,7 @@ static void enc_tl_sasl_handshake_response(struct tl_buf *b, int16_t v, const st
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->mechanisms_count, flex);
@@ -16367,6 +16426,7 @@ static void enc_tl_sync_group_response(struct tl_buf *b, int16_t v, const struct
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 5) {
 		tl_buf_string(b, in->protocol_type, flex);
@@ -16785,6 +16845,7 @@ static void enc_tl_txn_offset_commit_response_txn_offset_commit_response_partiti
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -17289,6 +17350,7 @@ static void enc_tl_write_txn_markers_response_writable_txn_marker_partition_resu
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);

@@ -48,11 +48,11 @@ awk -F: '{ last[$1] = NR - 1; val[$1] = ($2 == "" ? "-" : $2) }
 
 # Wait for a pass that covers most of the log.
 deadline=$((SECONDS + 15))
-until grep -q "log: compacted dir=.*/$topic-0 " "$TL_TMP/tallyd.log"; do
+until grep -q "log: compacted dir=.*/$topic-0 " <(tl_log_text "$TL_TMP/tallyd.log"); do
 	[ $SECONDS -lt $deadline ] || tl_fail "no compaction pass within 15 s"
 	sleep 0.2
 done
-tl_log "$(grep -o "log: compacted dir=.*/$topic-0 .*" "$TL_TMP/tallyd.log" | head -n 1)"
+tl_log "$(grep -o "log: compacted dir=.*/$topic-0 .*" <(tl_log_text "$TL_TMP/tallyd.log") | head -n 1)"
 
 # One more write after compaction: never lost.
 echo "k7:after" | timeout 30 kcat -P -q -b "$TL_BROKER" -t "$topic" -p 0 -K: -X acks=all ||
