@@ -152,6 +152,7 @@ static tl_err records_check(const struct tl_request *req, const struct tl_topic 
 			 * (TL_NO_RECORD_VALIDATION: a build without, only to measure the cost.) */
 #ifndef TL_NO_RECORD_VALIDATION
 		err = tl_batch_validate_records(p, (size_t)size, &h,
+						topic->config.log.cleanup_compact,
 						&req->conn->broker->batch_scratch, why);
 		if (err != TL_OK)
 			return err;

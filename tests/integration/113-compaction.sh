@@ -4,7 +4,8 @@
 # write a tombstone (NULL value). The cleaner runs from the broker's tick: a consumer from
 # offset 0 then sees, for every key, its latest value (or its tombstone, inside
 # delete.retention.ms) at its original offset, offsets strictly increasing, and far
-# fewer records than were written; a key written after compaction is never lost; DescribeConfigs
+# fewer records than were written; a key written after compaction is never lost; a record
+# without a key is refused with INVALID_RECORD, as Kafka refuses it; DescribeConfigs
 # shows the policy; `tally log check` passes on the compacted partition; and a restart
 # serves the same records.
 set -euo pipefail
@@ -58,6 +59,13 @@ tl_log "$(grep -o "log: compacted dir=.*/$topic-0 .*" <(tl_log_text "$TL_TMP/tal
 echo "k7:after" | timeout 30 kcat -P -q -b "$TL_BROKER" -t "$topic" -p 0 -K: -X acks=all ||
 	tl_fail "produce after compaction failed"
 echo "$written k7 after" >>"$TL_TMP/want"
+# A record without a key: refused with INVALID_RECORD (librdkafka: "Broker failed to
+# validate record"; Kafka: "Compacted topic cannot accept message without
+# key"), and not stored: the read below finds nothing after k7's.
+echo "keyless" | timeout 30 kcat -P -b "$TL_BROKER" -t "$topic" -p 0 -X acks=all \
+	-X message.send.max.retries=0 2>"$TL_TMP/keyless.err" || true
+grep -q 'Broker failed to validate record' "$TL_TMP/keyless.err" ||
+	tl_fail "a keyless record on a compacted topic was not refused: $(cat "$TL_TMP/keyless.err")"
 grep -v ' k7 ' "$TL_TMP/want" | sort -n >"$TL_TMP/want.sorted"
 
 # Reads every record from offset 0 as "offset key value", "-" for a NULL value, and
