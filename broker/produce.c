@@ -26,6 +26,7 @@
 #include "common/diag.h"
 #include "common/time.h"
 #include "protocol/batch.h"
+#include "protocol/records.h"
 #include "protocol/validate.h"
 
 struct produce_wait {
@@ -238,14 +239,9 @@ static tl_err recompress(struct tl_request *req, const struct tl_topic *topic, u
 	} else if (target == TL_COMPRESSION_ZSTD) {
 		if (!broker->recompress_zstd && !(broker->recompress_zstd = ZSTD_createCCtx()))
 			return TL_ERR_NOMEM;
-		size_t bound = ZSTD_compressBound(records_len);
-		uint8_t *dst = tl_buf_extend(out, bound);
-		size_t n = dst ? ZSTD_compressCCtx(broker->recompress_zstd, dst, bound, records,
-						   records_len, ZSTD_CLEVEL_DEFAULT)
-			       : 0;
-		if (!dst || ZSTD_isError(n))
-			return TL_ERR_NOMEM;
-		out->len = TL_BATCH_HEADER_BYTES + n;
+		size_t n;
+		err = tl_records_zstd_compress(broker->recompress_zstd, records, records_len, out,
+					       &n);
 	} else {
 		err = tl_batch_compress((enum tl_compression)target, records, records_len, out);
 	}

@@ -25,6 +25,7 @@
 #include "common/buf.h"
 #include "common/time.h"
 #include "protocol/batch.h"
+#include "protocol/records.h"
 #include "protocol/validate.h"
 
 #define READ_BUFFER_BYTES  (1 << 20)
@@ -299,16 +300,8 @@ static tl_err records_compress(struct codecs *cx, enum tl_compression codec)
 	}
 	if (!cx->zstd && !(cx->zstd = ZSTD_createCCtx()))
 		return TL_ERR_NOMEM;
-	size_t bound = ZSTD_compressBound(cx->kept.len);
-	uint8_t *dst = tl_buf_extend(&cx->body, bound);
-	if (!dst)
-		return TL_ERR_NOMEM;
-	size_t n = ZSTD_compressCCtx(cx->zstd, dst, bound, cx->kept.data, cx->kept.len,
-				     ZSTD_CLEVEL_DEFAULT);
-	if (ZSTD_isError(n))
-		return TL_ERR_NOMEM;
-	cx->body.len = n;
-	return TL_OK;
+	size_t n;
+	return tl_records_zstd_compress(cx->zstd, cx->kept.data, cx->kept.len, &cx->body, &n);
 }
 
 /* ---- the job ---- */
