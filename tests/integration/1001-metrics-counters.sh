@@ -68,7 +68,7 @@ while tl_pid_alive "$producer"; do
 done
 wait "$producer" || tl_fail "kcat could not produce"
 wait "$top" || tl_fail "tally top --once failed"
-top_rate=$(py -c 'import json,sys; d=json.load(open(sys.argv[1])); print([t["records_in_per_s"] for t in d["topics"] if t["topic"]=="m1"][0])' "$TL_TMP/top.json") ||
+top_rate=$(py -c 'import json,sys; d=json.load(open(sys.argv[1])); t=[t for t in d["topics"] if t["topic"]=="m1"][0]; assert t["records_out_per_s"] >= 0; print(t["records_in_per_s"])' "$TL_TMP/top.json") ||
 	tl_fail "tally top's JSON has no m1: $(cat "$TL_TMP/top.json")"
 [ "$top_rate" -gt 0 ] || tl_fail "tally top reports $top_rate records/s for m1 during the run"
 tl_log "$scrapes scrapes during the run parsed; records in rose to $prev; tally top saw $top_rate records/s"
