@@ -192,6 +192,7 @@ struct admin_api {
 	enum admin_route route;
 	int16_t version_min;              /* lowest version the call can use; 0: any */
 	bool (*is_retriable)(tl_err err); /* answers worth asking again; NULL: none */
+	const char *what;                 /* the call in messages, before its key: "create topic" */
 };
 
 static bool err_is_coordinator_retriable(tl_err err)
@@ -210,9 +211,12 @@ static const struct admin_api admin_apis[] = {
 	[API_METADATA] = {TL_CLIENT_API_METADATA, ROUTE_ANY, 0, NULL},
 	[API_FIND_COORDINATOR] = {TL_CLIENT_API_FIND_COORDINATOR, ROUTE_ANY, 0,
 				  err_is_coordinator_retriable},
-	[API_CREATE_TOPICS] = {TL_CLIENT_API_CREATE_TOPICS, ROUTE_CONTROLLER, 0, NULL},
-	[API_DELETE_TOPICS] = {TL_CLIENT_API_DELETE_TOPICS, ROUTE_CONTROLLER, 0, NULL},
-	[API_CREATE_PARTITIONS] = {TL_CLIENT_API_CREATE_PARTITIONS, ROUTE_CONTROLLER, 0, NULL},
+	[API_CREATE_TOPICS] = {TL_CLIENT_API_CREATE_TOPICS, ROUTE_CONTROLLER, 0, NULL,
+			       "create topic"},
+	[API_DELETE_TOPICS] = {TL_CLIENT_API_DELETE_TOPICS, ROUTE_CONTROLLER, 0, NULL,
+			       "delete topic"},
+	[API_CREATE_PARTITIONS] = {TL_CLIENT_API_CREATE_PARTITIONS, ROUTE_CONTROLLER, 0, NULL,
+				   "add partitions to"},
 	[API_LIST_OFFSETS] = {TL_CLIENT_API_LIST_OFFSETS, ROUTE_NODE, 0, NULL},
 	[API_LIST_GROUPS] = {TL_CLIENT_API_LIST_GROUPS, ROUTE_NODE, 0, NULL},
 	[API_DESCRIBE_GROUPS] = {TL_CLIENT_API_DESCRIBE_GROUPS, ROUTE_GROUP, 0, NULL},
@@ -220,26 +224,29 @@ static const struct admin_api admin_apis[] = {
 	/* Version 2 is the first that answers "every topic" (topics = null). */
 	[API_OFFSET_FETCH] = {TL_CLIENT_API_OFFSET_FETCH, ROUTE_GROUP, 2, NULL},
 	[API_OFFSET_COMMIT] = {TL_CLIENT_API_OFFSET_COMMIT, ROUTE_GROUP, 0, NULL},
-	[API_DELETE_GROUPS] = {TL_CLIENT_API_DELETE_GROUPS, ROUTE_GROUP, 0, NULL},
+	[API_DELETE_GROUPS] = {TL_CLIENT_API_DELETE_GROUPS, ROUTE_GROUP, 0, NULL, "delete group"},
 	[API_LIST_TRANSACTIONS] = {TL_CLIENT_API_LIST_TRANSACTIONS, ROUTE_NODE, 0, NULL},
 	[API_DESCRIBE_TRANSACTIONS] = {TL_CLIENT_API_DESCRIBE_TRANSACTIONS, ROUTE_TXN, 0, NULL},
 	[API_DESCRIBE_PRODUCERS] = {TL_CLIENT_API_DESCRIBE_PRODUCERS, ROUTE_NODE, 0, NULL},
 	[API_WRITE_TXN_MARKERS] = {TL_CLIENT_API_WRITE_TXN_MARKERS, ROUTE_NODE, 0, NULL},
 	[API_INIT_PRODUCER_ID] = {TL_CLIENT_API_INIT_PRODUCER_ID, ROUTE_TXN, 0,
-				  err_is_init_retriable},
+				  err_is_init_retriable, "InitProducerId for"},
 	[API_INCREMENTAL_ALTER_CONFIGS] = {TL_CLIENT_API_INCREMENTAL_ALTER_CONFIGS,
-					   ROUTE_CONTROLLER, 0, NULL},
-	[API_DELETE_RECORDS] = {TL_CLIENT_API_DELETE_RECORDS, ROUTE_NODE, 0, NULL},
+					   ROUTE_CONTROLLER, 0, NULL, "alter configs of"},
+	[API_DELETE_RECORDS] = {TL_CLIENT_API_DELETE_RECORDS, ROUTE_NODE, 0, NULL,
+				"delete records of"},
 	[API_DESCRIBE_LOG_DIRS] = {TL_CLIENT_API_DESCRIBE_LOG_DIRS, ROUTE_NODE, 0, NULL},
-	[API_DESCRIBE_CLIENT_QUOTAS] = {TL_CLIENT_API_DESCRIBE_CLIENT_QUOTAS, ROUTE_ANY, 0, NULL},
-	[API_ALTER_CLIENT_QUOTAS] = {TL_CLIENT_API_ALTER_CLIENT_QUOTAS, ROUTE_CONTROLLER, 0, NULL},
-	[API_DESCRIBE_ACLS] = {TL_CLIENT_API_DESCRIBE_ACLS, ROUTE_ANY, 0, NULL},
-	[API_CREATE_ACLS] = {TL_CLIENT_API_CREATE_ACLS, ROUTE_CONTROLLER, 0, NULL},
-	[API_DELETE_ACLS] = {TL_CLIENT_API_DELETE_ACLS, ROUTE_CONTROLLER, 0, NULL},
+	[API_DESCRIBE_CLIENT_QUOTAS] = {TL_CLIENT_API_DESCRIBE_CLIENT_QUOTAS, ROUTE_ANY, 0, NULL,
+					"describe client quotas"},
+	[API_ALTER_CLIENT_QUOTAS] = {TL_CLIENT_API_ALTER_CLIENT_QUOTAS, ROUTE_CONTROLLER, 0, NULL,
+				     "alter client quotas"},
+	[API_DESCRIBE_ACLS] = {TL_CLIENT_API_DESCRIBE_ACLS, ROUTE_ANY, 0, NULL, "describe ACLs"},
+	[API_CREATE_ACLS] = {TL_CLIENT_API_CREATE_ACLS, ROUTE_CONTROLLER, 0, NULL, "create ACLs"},
+	[API_DELETE_ACLS] = {TL_CLIENT_API_DELETE_ACLS, ROUTE_CONTROLLER, 0, NULL, "delete ACLs"},
 	[API_DESCRIBE_USER_SCRAM_CREDENTIALS] = {TL_CLIENT_API_DESCRIBE_USER_SCRAM_CREDENTIALS,
-						 ROUTE_ANY, 0, NULL},
+						 ROUTE_ANY, 0, NULL, "describe SCRAM credentials"},
 	[API_ALTER_USER_SCRAM_CREDENTIALS] = {TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS,
-					      ROUTE_CONTROLLER, 0, NULL},
+					      ROUTE_CONTROLLER, 0, NULL, "alter SCRAM credentials"},
 };
 
 struct admin_call;
@@ -269,6 +276,40 @@ static tl_err admin_decode_fail(struct tl_admin *admin, const char *what)
 {
 	return admin_fail(admin, TL_ERR_CORRUPT_MESSAGE, "%s: the response could not be decoded",
 			  what);
+}
+
+/* The error of the one entry that a response about one thing holds (a topic, a quota
+ * entity), and the broker's words about it. */
+struct admin_entry {
+	bool is_one; /* false: the response held another number of entries */
+	tl_err err;
+	struct tl_str message; /* null when the broker sent none */
+};
+
+/* The admin_entry of @entries, an array of @count generated response entries with the
+ * fields error_code and error_message. An expression; it hides no control flow. */
+#define ADMIN_ONE_ENTRY(count, entries)                                                            \
+	((count) == 1 ? (struct admin_entry){true, (tl_err)(entries)[0].error_code,                \
+					     (entries)[0].error_message}                           \
+		      : (struct admin_entry){false, TL_OK, {NULL, -1}})
+
+/* Maps @entry to @call's result: TL_OK, or the entry's error with the message
+ * "<what> <key>: <text>[: <the broker's words>]", where @text NULL is the code's own
+ * text. A response without exactly one entry is TL_ERR_CORRUPT_MESSAGE. */
+static tl_err admin_entry_map(struct tl_admin *admin, const struct admin_call *call,
+			      struct admin_entry entry, const char *text)
+{
+	const struct admin_api *api = &admin_apis[call->api];
+	TL_ASSERT(api->what);
+	if (!entry.is_one)
+		return admin_decode_fail(admin, tl_client_rpc_find(api->api_key)->name);
+	if (entry.err == TL_OK)
+		return TL_OK;
+	struct tl_str msg = entry.message;
+	return admin_fail(admin, entry.err, "%s%s%s: %s%s%.*s", api->what, call->key ? " " : "",
+			  call->key ? call->key : "", text ? text : tl_err_message(entry.err),
+			  msg.len > 0 ? ": " : "", msg.len > 0 ? (int)msg.len : 0,
+			  msg.len > 0 ? msg.ptr : "");
 }
 
 static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_t deadline_ns);
@@ -412,16 +453,10 @@ static tl_err create_topic_map(struct tl_admin *admin, const struct admin_call *
 			       const void *response)
 {
 	const struct tl_create_topics_response *resp = response;
-	bool one = resp->topics_count == 1;
-	tl_err err = one ? (tl_err)resp->topics[0].error_code : TL_ERR_CORRUPT_MESSAGE;
-	if (err == TL_OK)
-		return TL_OK;
-	struct tl_str msg = one ? resp->topics[0].error_message : tl_str_of(NULL);
-	return admin_fail(admin, err, "create topic %s: %s%s%.*s", call->key,
-			  err == TL_ERR_TOPIC_ALREADY_EXISTS ? "it already exists"
-							     : tl_err_message(err),
-			  msg.len > 0 ? ": " : "", msg.len > 0 ? (int)msg.len : 0,
-			  msg.len > 0 ? msg.ptr : "");
+	struct admin_entry entry = ADMIN_ONE_ENTRY(resp->topics_count, resp->topics);
+	return admin_entry_map(admin, call, entry,
+			       entry.err == TL_ERR_TOPIC_ALREADY_EXISTS ? "it already exists"
+									: NULL);
 }
 
 TL_EXPORT tl_err tl_admin_create_topic(struct tl_admin *admin, const char *topic,
@@ -467,13 +502,10 @@ static tl_err delete_topic_map(struct tl_admin *admin, const struct admin_call *
 			       const void *response)
 {
 	const struct tl_delete_topics_response *resp = response;
-	tl_err err = resp->responses_count == 1 ? (tl_err)resp->responses[0].error_code
-						: TL_ERR_CORRUPT_MESSAGE;
-	if (err != TL_OK)
-		admin_fail(admin, err, "delete topic %s: %s", call->key,
-			   err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ? "it does not exist"
-								    : tl_err_message(err));
-	return err;
+	struct admin_entry entry = ADMIN_ONE_ENTRY(resp->responses_count, resp->responses);
+	return admin_entry_map(admin, call, entry,
+			       entry.err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ? "it does not exist"
+									      : NULL);
 }
 
 TL_EXPORT tl_err tl_admin_delete_topic(struct tl_admin *admin, const char *topic, int timeout_ms)
@@ -693,10 +725,11 @@ static void result_destroy(void *pub)
 	free(result);
 }
 
-/* Runs @call with a new result as its mapper's argument; *@result_out gets the result
- * (the caller's to hand out) when the call succeeds, and it is freed when it fails. */
+/* Runs @call with a new result as its mapper's argument; *@pub_out gets the result's
+ * public part (the caller's to hand out, freed by result_destroy()) when the call
+ * succeeds, and the result is freed when it fails. */
 static tl_err admin_call_result(struct tl_admin *admin, struct admin_call *call, int timeout_ms,
-				struct admin_result **result_out)
+				void **pub_out)
 {
 	struct admin_result *result = result_create();
 	if (!result)
@@ -707,7 +740,7 @@ static tl_err admin_call_result(struct tl_admin *admin, struct admin_call *call,
 		result_destroy(&result->pub);
 		return err;
 	}
-	*result_out = result;
+	*pub_out = &result->pub;
 	return TL_OK;
 }
 
@@ -804,15 +837,8 @@ static tl_err create_partitions_map(struct tl_admin *admin, const struct admin_c
 				    const void *response)
 {
 	const struct tl_create_partitions_response *resp = response;
-	if (resp->results_count != 1)
-		return admin_decode_fail(admin, "CreatePartitions");
-	tl_err err = (tl_err)resp->results[0].error_code;
-	if (err == TL_OK)
-		return TL_OK;
-	struct tl_str msg = resp->results[0].error_message;
-	return admin_fail(admin, err, "add partitions to %s: %s%s%.*s", call->key,
-			  tl_err_message(err), msg.len > 0 ? ": " : "",
-			  msg.len > 0 ? (int)msg.len : 0, msg.len > 0 ? msg.ptr : "");
+	return admin_entry_map(admin, call, ADMIN_ONE_ENTRY(resp->results_count, resp->results),
+			       NULL);
 }
 
 TL_EXPORT tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *topic,
@@ -1051,17 +1077,11 @@ TL_EXPORT tl_err tl_admin_describe_cluster(struct tl_admin *admin, struct tl_adm
 	req.topics_count = -1;
 	req.allow_auto_topic_creation = false;
 	struct admin_call call = {API_METADATA, &req, NULL, -1, cluster_map, NULL};
-	struct admin_result *result;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
-	if (err != TL_OK)
-		return err;
-	*out = &result->pub.cluster;
-	return TL_OK;
-}
-
-TL_EXPORT void tl_admin_cluster_destroy(struct tl_admin_cluster *cluster)
-{
-	result_destroy(cluster);
+	void *pub;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
+	if (err == TL_OK)
+		*out = pub;
+	return err;
 }
 
 TL_EXPORT tl_err tl_admin_probe_broker(struct tl_admin *admin, int32_t node_id, int timeout_ms)
@@ -1274,11 +1294,6 @@ TL_EXPORT tl_err tl_admin_list_groups(struct tl_admin *admin, struct tl_admin_gr
 	return TL_OK;
 }
 
-TL_EXPORT void tl_admin_groups_destroy(struct tl_admin_groups *groups)
-{
-	result_destroy(groups);
-}
-
 /* Decodes a ConsumerProtocolAssignment (version, [topic, [partition]], user data) into
  * @member. False when malformed (the member then shows no assignment). */
 static bool assignment_decode(struct tl_arena *arena, struct tl_bytes bytes,
@@ -1361,6 +1376,7 @@ static tl_err describe_group_map(struct tl_admin *admin, const struct admin_call
 		return admin_decode_fail(admin, "DescribeGroups");
 	if (!group_copy(&result->arena, &resp->groups[0], &result->pub.group))
 		return TL_ERR_NOMEM;
+	result->pub.group.coordinator_id = call->node;
 	return TL_OK;
 }
 
@@ -1375,18 +1391,11 @@ TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *gro
 	req.groups_count = 1;
 	req.groups = &name;
 	struct admin_call call = {API_DESCRIBE_GROUPS, &req, group, -1, describe_group_map, NULL};
-	struct admin_result *result;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
-	if (err != TL_OK)
-		return err;
-	result->pub.group.coordinator_id = call.node;
-	*out = &result->pub.group;
-	return TL_OK;
-}
-
-TL_EXPORT void tl_admin_group_description_destroy(struct tl_admin_group_description *group)
-{
-	result_destroy(group);
+	void *pub;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
+	if (err == TL_OK)
+		*out = pub;
+	return err;
 }
 
 static int committed_cmp(const void *a, const void *b)
@@ -1455,17 +1464,11 @@ TL_EXPORT tl_err tl_admin_list_group_offsets(struct tl_admin *admin, const char 
 	req.group_id = tl_str_of(group);
 	req.topics_count = -1; /* every topic */
 	struct admin_call call = {API_OFFSET_FETCH, &req, group, -1, group_offsets_map, NULL};
-	struct admin_result *result;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
-	if (err != TL_OK)
-		return err;
-	*out = &result->pub.offsets;
-	return TL_OK;
-}
-
-TL_EXPORT void tl_admin_group_offsets_destroy(struct tl_admin_group_offsets *offsets)
-{
-	result_destroy(offsets);
+	void *pub;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
+	if (err == TL_OK)
+		*out = pub;
+	return err;
 }
 
 /* Builds the topics of an OffsetCommit from @offsets (runs of one topic are merged when
@@ -1664,11 +1667,6 @@ TL_EXPORT tl_err tl_admin_list_transactions(struct tl_admin *admin, struct tl_ad
 	return TL_OK;
 }
 
-TL_EXPORT void tl_admin_txns_destroy(struct tl_admin_txns *txns)
-{
-	result_destroy(txns);
-}
-
 static bool txn_copy(struct tl_arena *arena,
 		     const struct tl_describe_transactions_response_transaction_state *t,
 		     struct tl_admin_txn_description *out)
@@ -1712,6 +1710,7 @@ static tl_err describe_transaction_map(struct tl_admin *admin, const struct admi
 		return admin_decode_fail(admin, "DescribeTransactions");
 	if (!txn_copy(&result->arena, &resp->transaction_states[0], &result->pub.txn))
 		return TL_ERR_NOMEM;
+	result->pub.txn.coordinator_id = call->node;
 	return TL_OK;
 }
 
@@ -1729,18 +1728,11 @@ TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const cha
 	req.transactional_ids = &id;
 	struct admin_call call = {API_DESCRIBE_TRANSACTIONS, &req, transactional_id, -1,
 				  describe_transaction_map,  NULL};
-	struct admin_result *result;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
-	if (err != TL_OK)
-		return err;
-	result->pub.txn.coordinator_id = call.node;
-	*out = &result->pub.txn;
-	return TL_OK;
-}
-
-TL_EXPORT void tl_admin_txn_description_destroy(struct tl_admin_txn_description *txn)
-{
-	result_destroy(txn);
+	void *pub;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
+	if (err == TL_OK)
+		*out = pub;
+	return err;
 }
 
 /* Copies one DescribeProducers partition answer into the matching entries among @idx. */
@@ -1887,11 +1879,6 @@ out:
 	return TL_OK;
 }
 
-TL_EXPORT void tl_admin_producers_destroy(struct tl_admin_producers *producers)
-{
-	result_destroy(producers);
-}
-
 /* The partition a WriteTxnMarkers request is for, for its messages. */
 struct abort_arg {
 	const char *topic;
@@ -1958,10 +1945,8 @@ static tl_err fence_transaction_map(struct tl_admin *admin, const struct admin_c
 				    const void *response)
 {
 	const struct tl_init_producer_id_response *resp = response;
-	tl_err err = (tl_err)resp->error_code;
-	if (err != TL_OK)
-		admin_fail(admin, err, "InitProducerId for %s: %s", call->key, tl_err_message(err));
-	return err;
+	struct admin_entry entry = {true, (tl_err)resp->error_code, {NULL, -1}};
+	return admin_entry_map(admin, call, entry, NULL);
 }
 
 TL_EXPORT tl_err tl_admin_fence_transaction(struct tl_admin *admin, const char *transactional_id,
@@ -1987,15 +1972,8 @@ static tl_err alter_configs_map(struct tl_admin *admin, const struct admin_call 
 				const void *response)
 {
 	const struct tl_incremental_alter_configs_response *resp = response;
-	if (resp->responses_count != 1)
-		return admin_decode_fail(admin, "IncrementalAlterConfigs");
-	tl_err err = (tl_err)resp->responses[0].error_code;
-	if (err == TL_OK)
-		return TL_OK;
-	struct tl_str msg = resp->responses[0].error_message;
-	return admin_fail(admin, err, "alter configs of %s: %s%s%.*s", call->key,
-			  tl_err_message(err), msg.len > 0 ? ": " : "",
-			  msg.len > 0 ? (int)msg.len : 0, msg.len > 0 ? msg.ptr : "");
+	return admin_entry_map(admin, call, ADMIN_ONE_ENTRY(resp->responses_count, resp->responses),
+			       NULL);
 }
 
 TL_EXPORT tl_err tl_admin_alter_topic_configs(struct tl_admin *admin, const char *topic,
@@ -2046,16 +2024,15 @@ static tl_err delete_records_map(struct tl_admin *admin, const struct admin_call
 				 const void *response)
 {
 	const struct tl_delete_records_response *resp = response;
-	if (resp->topics_count != 1 || resp->topics[0].partitions_count != 1)
-		return admin_decode_fail(admin, "DeleteRecords");
 	const struct tl_delete_records_response_delete_records_partition_result *p =
-		&resp->topics[0].partitions[0];
-	tl_err err = (tl_err)p->error_code;
-	if (err != TL_OK)
-		return admin_fail(admin, err, "delete records of %s: %s", call->key,
-				  tl_err_message(err));
-	*(int64_t *)call->arg = p->low_watermark;
-	return TL_OK;
+		resp->topics_count == 1 && resp->topics[0].partitions_count == 1
+			? &resp->topics[0].partitions[0]
+			: NULL;
+	struct admin_entry entry = {p != NULL, p ? (tl_err)p->error_code : TL_OK, {NULL, -1}};
+	tl_err err = admin_entry_map(admin, call, entry, NULL);
+	if (err == TL_OK)
+		*(int64_t *)call->arg = p->low_watermark;
+	return err;
 }
 
 TL_EXPORT tl_err tl_admin_delete_records(struct tl_admin *admin, const char *topic,
@@ -2144,17 +2121,11 @@ TL_EXPORT tl_err tl_admin_describe_log_dirs(struct tl_admin *admin, int32_t node
 	tl_describe_log_dirs_request_defaults(&req);
 	req.topics_count = -1; /* every partition */
 	struct admin_call call = {API_DESCRIBE_LOG_DIRS, &req, NULL, node_id, log_dirs_map, NULL};
-	struct admin_result *result;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
-	if (err != TL_OK)
-		return err;
-	*out = &result->pub.log_dirs;
-	return TL_OK;
-}
-
-TL_EXPORT void tl_admin_log_dirs_destroy(struct tl_admin_log_dirs *log_dirs)
-{
-	result_destroy(log_dirs);
+	void *pub;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
+	if (err == TL_OK)
+		*out = pub;
+	return err;
 }
 
 /* ---- client quotas (KIP-546) ---- */
@@ -2174,17 +2145,10 @@ static tl_err alter_quotas_map(struct tl_admin *admin, const struct admin_call *
 			       const void *response)
 {
 	const struct tl_alter_client_quotas_response *resp = response;
-	TL_UNUSED(call);
-	if (resp->entries_count != 1)
-		return admin_decode_fail(admin, "AlterClientQuotas");
-	tl_err err = (tl_err)resp->entries[0].error_code;
-	if (err == TL_OK)
-		return TL_OK;
-	struct tl_str msg = resp->entries[0].error_message;
-	if (msg.len > 0) /* the broker's words say more than the code's generic text */
-		return admin_fail(admin, err, "alter client quotas: %s: %.*s", tl_err_name(err),
-				  (int)msg.len, msg.ptr);
-	return admin_fail(admin, err, "alter client quotas: %s", tl_err_message(err));
+	struct admin_entry entry = ADMIN_ONE_ENTRY(resp->entries_count, resp->entries);
+	/* The broker's words say more than the code's generic text: the code's name then. */
+	return admin_entry_map(admin, call, entry,
+			       entry.message.len > 0 ? tl_err_name(entry.err) : NULL);
 }
 
 TL_EXPORT tl_err tl_admin_alter_client_quotas(struct tl_admin *admin,
@@ -2240,13 +2204,9 @@ static tl_err describe_quotas_map(struct tl_admin *admin, const struct admin_cal
 	const struct tl_describe_client_quotas_response *resp = response;
 	struct admin_result *result = call->arg;
 	struct tl_admin_quotas *out = &result->pub.quotas;
-	tl_err err = (tl_err)resp->error_code;
-	if (err != TL_OK) {
-		struct tl_str msg = resp->error_message;
-		return admin_fail(admin, err, "describe client quotas: %s%s%.*s",
-				  tl_err_message(err), msg.len > 0 ? ": " : "",
-				  msg.len > 0 ? (int)msg.len : 0, msg.len > 0 ? msg.ptr : "");
-	}
+	struct admin_entry entry = {true, (tl_err)resp->error_code, resp->error_message};
+	if (entry.err != TL_OK)
+		return admin_entry_map(admin, call, entry, NULL);
 	int32_t count = TL_MAX(resp->entries_count, 0);
 	struct tl_admin_quota_entry *entries =
 		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*entries));
@@ -2295,12 +2255,53 @@ TL_EXPORT tl_err tl_admin_describe_client_quotas(struct tl_admin *admin,
 	req.strict = false;
 	struct admin_call call = {API_DESCRIBE_CLIENT_QUOTAS, &req, NULL, -1,
 				  describe_quotas_map,        NULL};
-	struct admin_result *result;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
-	if (err != TL_OK)
-		return err;
-	*out = &result->pub.quotas;
-	return TL_OK;
+	void *pub;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
+	if (err == TL_OK)
+		*out = pub;
+	return err;
+}
+
+/* ---- freeing results ---- */
+
+TL_EXPORT void tl_admin_cluster_destroy(struct tl_admin_cluster *cluster)
+{
+	result_destroy(cluster);
+}
+
+TL_EXPORT void tl_admin_groups_destroy(struct tl_admin_groups *groups)
+{
+	result_destroy(groups);
+}
+
+TL_EXPORT void tl_admin_group_description_destroy(struct tl_admin_group_description *group)
+{
+	result_destroy(group);
+}
+
+TL_EXPORT void tl_admin_group_offsets_destroy(struct tl_admin_group_offsets *offsets)
+{
+	result_destroy(offsets);
+}
+
+TL_EXPORT void tl_admin_txns_destroy(struct tl_admin_txns *txns)
+{
+	result_destroy(txns);
+}
+
+TL_EXPORT void tl_admin_txn_description_destroy(struct tl_admin_txn_description *txn)
+{
+	result_destroy(txn);
+}
+
+TL_EXPORT void tl_admin_producers_destroy(struct tl_admin_producers *producers)
+{
+	result_destroy(producers);
+}
+
+TL_EXPORT void tl_admin_log_dirs_destroy(struct tl_admin_log_dirs *log_dirs)
+{
+	result_destroy(log_dirs);
 }
 
 TL_EXPORT void tl_admin_quotas_destroy(struct tl_admin_quotas *quotas)
@@ -2433,12 +2434,11 @@ TL_EXPORT tl_err tl_admin_describe_acls(struct tl_admin *admin, const struct tl_
 	req.operation = filter->operation;
 	req.permission_type = filter->permission;
 	struct admin_call call = {API_DESCRIBE_ACLS, &req, NULL, -1, describe_acls_map, NULL};
-	struct admin_result *result;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
-	if (err != TL_OK)
-		return err;
-	*out = &result->pub.acls;
-	return TL_OK;
+	void *pub;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
+	if (err == TL_OK)
+		*out = pub;
+	return err;
 }
 
 static tl_err delete_acls_map(struct tl_admin *admin, const struct admin_call *call,
@@ -2493,14 +2493,14 @@ TL_EXPORT tl_err tl_admin_delete_acls(struct tl_admin *admin, const struct tl_ad
 	req.filters = &f;
 	req.filters_count = 1;
 	struct admin_call call = {API_DELETE_ACLS, &req, NULL, -1, delete_acls_map, NULL};
-	struct admin_result *result;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
+	void *pub;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
 	if (err != TL_OK)
 		return err;
 	if (out)
-		*out = &result->pub.acls;
+		*out = pub;
 	else
-		result_destroy(&result->pub.acls);
+		result_destroy(pub);
 	return TL_OK;
 }
 
@@ -2636,12 +2636,11 @@ TL_EXPORT tl_err tl_admin_describe_scram_credentials(struct tl_admin *admin,
 	req.users_count = -1; /* null: every user */
 	struct admin_call call = {
 		API_DESCRIBE_USER_SCRAM_CREDENTIALS, &req, NULL, -1, describe_scram_map, NULL};
-	struct admin_result *result;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &result);
-	if (err != TL_OK)
-		return err;
-	*out = &result->pub.scram_users;
-	return TL_OK;
+	void *pub;
+	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
+	if (err == TL_OK)
+		*out = pub;
+	return err;
 }
 
 TL_EXPORT void tl_admin_scram_users_destroy(struct tl_admin_scram_users *users)

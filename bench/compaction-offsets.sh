@@ -23,7 +23,7 @@ for phase in 1 2 3 4; do
 	n=$(echo "$out" | awk '{print $2}'); total=$((total + n))
 	sleep 2
 	size=$(du -sk $d/data/__consumer_offsets-0 | cut -f1)
-	echo "phase $phase: $out; commits so far $total; __consumer_offsets-0 on disk ${size} KiB; passes $(grep -c 'compacted dir=.*__consumer_offsets' $d/tallyd.log)"
+	echo "phase $phase: $out; commits so far $total; __consumer_offsets-0 on disk ${size} KiB; passes $(grep -c 'compacted.*dir=.*__consumer_offsets' $d/tallyd.log)"
 	kill -TERM $pid; wait $pid
 	start
 done

@@ -224,7 +224,7 @@ void tl_config_defaults(struct tl_config *config)
 	config->transaction_max_timeout_ms = 900000;
 	config->transactional_id_expiration_ms = 604800000;
 	snprintf(config->log_level, sizeof(config->log_level), "info");
-	snprintf(config->log_format, sizeof(config->log_format), "text");
+	snprintf(config->log_format, sizeof(config->log_format), "logfmt");
 	snprintf(config->metadata_etcd_prefix, sizeof(config->metadata_etcd_prefix), "/tally");
 	config->metadata_etcd_timeout_ms = 5000;
 	config->broker_session_timeout_ms = 9000;

@@ -106,6 +106,7 @@ static tl_err listener_open(struct tl_metrics_server *server, const char *spec)
 
 tl_err tl_metrics_start(struct tl_broker *broker, uint64_t source_base)
 {
+	tl_proto_error_counts = broker->metrics.errors; /* the response encoders count */
 	if (!broker->config.metrics_listener[0])
 		return TL_OK;
 	struct tl_metrics_server *server = calloc(1, sizeof(*server));
@@ -153,6 +154,8 @@ static void http_close(struct tl_broker *broker, struct http_conn *hc)
 
 void tl_metrics_stop(struct tl_broker *broker)
 {
+	if (tl_proto_error_counts == broker->metrics.errors)
+		tl_proto_error_counts = NULL;
 	struct tl_metrics_server *server = broker->metrics_server;
 	if (!server)
 		return;
@@ -422,6 +425,9 @@ static void render_topics(struct tl_broker *broker, struct tl_buf *out)
 		      "Record batch bytes appended by produce requests (Kafka BytesInPerSec).");
 	TOPIC_COUNTER("tally_broker_topic_bytes_out_total", bytes_out,
 		      "Record bytes sent to consumers (Kafka BytesOutPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_messages_out_total", messages_out,
+		      "Offsets of the record batches sent to consumers, from the offset each "
+		      "fetch asked for (records, and transaction markers).");
 	TOPIC_COUNTER("tally_broker_topic_replication_bytes_out_total", replication_bytes_out,
 		      "Record bytes sent to follower brokers (Kafka ReplicationBytesOutPerSec).");
 	TOPIC_COUNTER(
@@ -573,9 +579,9 @@ static void render_requests(struct tl_broker *broker, struct tl_buf *out)
 			    "ResponseSendTimeMs).",
 			    broker->request_send_us);
 	tl_prom_family(out, "tally_errors_total", "counter",
-		       "Partition error codes sent in produce and fetch responses, by Kafka "
-		       "error (Kafka ErrorsPerSec).");
-	for (int16_t code = 1; code < TL_METRICS_ERROR_CODES; code++) {
+		       "Error codes sent in responses (every ErrorCode field: request, topic "
+		       "and partition level), by Kafka error (Kafka ErrorsPerSec).");
+	for (int16_t code = 1; code < TL_PROTO_ERROR_CODES; code++) {
 		if (!broker->metrics.errors[code])
 			continue;
 		char labels[128] = "", num[8];

@@ -22,6 +22,7 @@
 
 #include "common/buf.h"
 #include "common/histogram.h"
+#include "protocol/messages.h"
 #include "tally/error.h"
 
 struct tl_broker;
@@ -29,13 +30,13 @@ struct tl_broker;
 #define TL_METRICS_HTTP_CONNS    8    /* scrapes served at once; more wait in the backlog */
 #define TL_METRICS_HTTP_HEAD_MAX 4096 /* bytes of request line + headers */
 #define TL_METRICS_HTTP_IDLE_MS  5000 /* to send the request; then between answer bytes */
-#define TL_METRICS_ERROR_CODES   130  /* Kafka error codes counted: 0 .. 129 */
 
 /* Kafka's BrokerTopicMetrics, per topic. */
 struct tl_topic_metrics {
 	uint64_t messages_in;             /* records appended by produce requests */
 	uint64_t bytes_in;                /* batch bytes appended by produce requests */
 	uint64_t bytes_out;               /* record bytes sent to consumers */
+	uint64_t messages_out;            /* offsets of the batches sent to consumers */
 	uint64_t replication_bytes_out;   /* record bytes sent to follower brokers */
 	uint64_t bytes_rejected;          /* produced bytes refused (invalid, too large) */
 	uint64_t produce_requests;        /* partition entries in produce requests */
@@ -46,8 +47,8 @@ struct tl_topic_metrics {
 
 /* Broker-wide counters that have no better home. */
 struct tl_metrics {
-	uint64_t errors[TL_METRICS_ERROR_CODES]; /* partition error codes sent, by code */
-	uint64_t isr_shrinks;                    /* ISR changes asked by this leader */
+	uint64_t errors[TL_PROTO_ERROR_CODES]; /* error codes sent in responses, by code */
+	uint64_t isr_shrinks;                  /* ISR changes asked by this leader */
 	uint64_t isr_expands;
 	uint64_t txn_committed; /* transactions this coordinator completed */
 	uint64_t txn_aborted;
@@ -57,13 +58,6 @@ struct tl_metrics {
 };
 
 struct tl_metrics_server;
-
-/* Counts a Kafka error code sent to a client (codes outside the table are dropped). */
-static inline void tl_metrics_error(struct tl_metrics *metrics, int16_t code)
-{
-	if (code > 0 && code < TL_METRICS_ERROR_CODES)
-		metrics->errors[code]++;
-}
 
 /* Opens metrics.listener when set and adds its socket to the broker's epoll set under
  * the tags @source_base .. @source_base + TL_METRICS_HTTP_CONNS. TL_OK when unset. */

@@ -26,6 +26,7 @@
 #include "common/diag.h"
 #include "common/time.h"
 #include "protocol/batch.h"
+#include "protocol/records.h"
 #include "protocol/validate.h"
 
 struct produce_wait {
@@ -40,15 +41,6 @@ struct produce_state {
 	struct tl_produce_response resp;
 	bool any_error;
 };
-
-/* Error codes answered, for /metrics (errors by code). */
-static void produce_count_errors(struct tl_broker *broker, const struct tl_produce_response *resp)
-{
-	for (int32_t t = 0; t < resp->responses_count; t++)
-		for (int32_t i = 0; i < resp->responses[t].partition_responses_count; i++)
-			tl_metrics_error(&broker->metrics,
-					 resp->responses[t].partition_responses[i].error_code);
-}
 
 static void produce_respond(struct tl_request *req)
 {
@@ -72,7 +64,6 @@ static void produce_respond(struct tl_request *req)
 		tl_conn_close(req->conn, "test fault: produce response dropped");
 		return;
 	}
-	produce_count_errors(broker, &st->resp);
 	tl_response_begin(req);
 	tl_produce_response_encode(&req->response, req->header.api_version, &st->resp);
 	tl_response_end(req);
@@ -162,6 +153,7 @@ static tl_err records_check(const struct tl_request *req, const struct tl_topic 
 			 * (TL_NO_RECORD_VALIDATION: a build without, only to measure the cost.) */
 #ifndef TL_NO_RECORD_VALIDATION
 		err = tl_batch_validate_records(p, (size_t)size, &h,
+						topic->config.log.cleanup_compact,
 						&req->conn->broker->batch_scratch, why);
 		if (err != TL_OK)
 			return err;
@@ -247,14 +239,9 @@ static tl_err recompress(struct tl_request *req, const struct tl_topic *topic, u
 	} else if (target == TL_COMPRESSION_ZSTD) {
 		if (!broker->recompress_zstd && !(broker->recompress_zstd = ZSTD_createCCtx()))
 			return TL_ERR_NOMEM;
-		size_t bound = ZSTD_compressBound(records_len);
-		uint8_t *dst = tl_buf_extend(out, bound);
-		size_t n = dst ? ZSTD_compressCCtx(broker->recompress_zstd, dst, bound, records,
-						   records_len, ZSTD_CLEVEL_DEFAULT)
-			       : 0;
-		if (!dst || ZSTD_isError(n))
-			return TL_ERR_NOMEM;
-		out->len = TL_BATCH_HEADER_BYTES + n;
+		size_t n;
+		err = tl_records_zstd_compress(broker->recompress_zstd, records, records_len, out,
+					       &n);
 	} else {
 		err = tl_batch_compress((enum tl_compression)target, records, records_len, out);
 	}

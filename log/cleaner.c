@@ -19,15 +19,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "common/assert.h"
 #include "common/buf.h"
 #include "common/time.h"
 #include "protocol/batch.h"
+#include "protocol/records.h"
+#include "protocol/validate.h"
 
 #define READ_BUFFER_BYTES  (1 << 20)
 #define WRITE_BUFFER_BYTES (1 << 20)
 #define BATCH_BYTES_MAX    (64 << 20) /* a stored batch larger than this is corrupt */
 #define MAP_SLOTS_MIN      16
+#define RECORDS_BYTES_MAX  (256 << 20) /* a compressed batch's records, decompressed */
 
 /* ---- the offset map ---- */
 
@@ -208,7 +213,7 @@ struct record {
 	int32_t value_len;
 };
 
-/* Decodes the next record of an uncompressed batch. False on malformed bytes. */
+/* Decodes the next record of a batch's records (decompressed). False on malformed bytes. */
 static bool record_next(struct tl_cursor *c, struct record *rec)
 {
 	const uint8_t *start = c->pos;
@@ -231,6 +236,72 @@ static bool record_next(struct tl_cursor *c, struct record *rec)
 	rec->raw = start;
 	rec->raw_len = (size_t)(c->pos - start);
 	return true;
+}
+
+/* ---- compressed batches ---- */
+
+/* What reading and writing compressed batches takes, for one pass; the cleaner's
+ * thread owns it. Buffers keep their memory from batch to batch. */
+struct codecs {
+	struct tl_batch_scratch scratch; /* a batch's records, decompressed */
+	struct tl_buf kept;              /* the records that survive, uncompressed */
+	struct tl_buf body;              /* ... compressed again with the batch's codec */
+	ZSTD_CCtx *zstd;                 /* created on first use */
+};
+
+static void codecs_init(struct codecs *cx)
+{
+	tl_batch_scratch_init(&cx->scratch, RECORDS_BYTES_MAX);
+	tl_buf_init(&cx->kept);
+	tl_buf_init(&cx->body);
+	cx->zstd = NULL;
+}
+
+static void codecs_deinit(struct codecs *cx)
+{
+	tl_batch_scratch_deinit(&cx->scratch);
+	tl_buf_deinit(&cx->kept);
+	tl_buf_deinit(&cx->body);
+	ZSTD_freeCCtx(cx->zstd);
+}
+
+/* The records of the batch @data (@len bytes, header @h): in place when uncompressed,
+ * else decompressed into cx->scratch (valid until the next call). TL_ERR_CORRUPT when
+ * they do not decompress: the batch passed its CRC, so the bytes are ours and wrong. */
+static tl_err batch_records(struct codecs *cx, const uint8_t *data, size_t len,
+			    const struct tl_batch_header *h, const uint8_t **records_out,
+			    size_t *records_len_out)
+{
+	const uint8_t *body = data + TL_BATCH_HEADER_BYTES;
+	size_t body_len = len - TL_BATCH_HEADER_BYTES;
+	enum tl_compression codec = tl_batch_compression(h);
+	if (codec == TL_COMPRESSION_NONE) {
+		*records_out = body;
+		*records_len_out = body_len;
+		return TL_OK;
+	}
+	tl_err err = tl_batch_decompress(&cx->scratch, codec, body, body_len, records_len_out);
+	if (err == TL_ERR_NOMEM)
+		return err;
+	if (err != TL_OK)
+		return TL_ERR_CORRUPT;
+	*records_out = cx->scratch.buf;
+	return TL_OK;
+}
+
+/* cx->kept compressed with @codec into cx->body (replaced). */
+static tl_err records_compress(struct codecs *cx, enum tl_compression codec)
+{
+	cx->body.len = 0;
+	cx->body.failed = false;
+	if (codec != TL_COMPRESSION_ZSTD) {
+		tl_err err = tl_batch_compress(codec, cx->kept.data, cx->kept.len, &cx->body);
+		return err != TL_OK || cx->body.failed ? TL_ERR_NOMEM : TL_OK;
+	}
+	if (!cx->zstd && !(cx->zstd = ZSTD_createCCtx()))
+		return TL_ERR_NOMEM;
+	size_t n;
+	return tl_records_zstd_compress(cx->zstd, cx->kept.data, cx->kept.len, &cx->body, &n);
 }
 
 /* ---- the job ---- */
@@ -295,7 +366,8 @@ static void throttle(const struct tl_cleaner_job *job, int64_t started_ns)
 }
 
 /* Pass 1: the map over [first_dirty, clean_end); sets map_end. */
-static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, int64_t started_ns)
+static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, struct codecs *cx,
+			int64_t started_ns)
 {
 	job->map_end = job->clean_end;
 	struct reader r = {.cap = READ_BUFFER_BYTES};
@@ -322,8 +394,7 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 			if (h.base_offset < job->first_dirty)
 				continue;
 			job->bytes_read += (int64_t)len;
-			if (tl_batch_compression(&h) != TL_COMPRESSION_NONE ||
-			    tl_batch_is_control(&h) || batch_is_aborted(job, &h))
+			if (tl_batch_is_control(&h) || batch_is_aborted(job, &h))
 				continue;
 			/* A batch bigger than the whole map still makes progress: what fits is
 			 * mapped and the pass ends after it. Safe: a record goes only when a
@@ -336,9 +407,13 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 				}
 				last_batch = true;
 			}
+			const uint8_t *records;
+			size_t records_len;
+			err = batch_records(cx, data, len, &h, &records, &records_len);
+			if (err != TL_OK)
+				break;
 			struct tl_cursor c;
-			tl_cursor_init(&c, data + TL_BATCH_HEADER_BYTES,
-				       len - TL_BATCH_HEADER_BYTES);
+			tl_cursor_init(&c, records, records_len);
 			for (int32_t k = 0; k < h.records_count; k++) {
 				struct record rec;
 				if (!record_next(&c, &rec)) {
@@ -406,39 +481,85 @@ static tl_err writer_reserve(struct writer *w, size_t need)
 	return TL_OK;
 }
 
-/* Writes what survives of the batch @data (header @h) to @w. @keep_empty: the batch
- * stays, header only, even when no record does. */
+/* Writes @data (@len bytes) to @w. */
+static tl_err writer_put(struct writer *w, const uint8_t *data, size_t len)
+{
+	tl_err err = writer_reserve(w, len);
+	if (err != TL_OK)
+		return err;
+	memcpy(w->buf + w->len, data, len);
+	w->len += len;
+	return TL_OK;
+}
+
+/* Writes the compressed batch @h whose surviving records are in cx->kept (@kept of
+ * them, fewer than its recordsCount) to @w: compressed again with its own codec, or,
+ * with none left, as a header-only batch without a codec (nothing to decompress). */
+static tl_err batch_recompress(struct codecs *cx, struct writer *w, const uint8_t *data,
+			       const struct tl_batch_header *h, int32_t kept)
+{
+	TL_ASSERT(kept < h->records_count);
+	enum tl_compression codec = tl_batch_compression(h);
+	cx->body.len = 0;
+	if (kept > 0) {
+		tl_err err = records_compress(cx, codec);
+		if (err != TL_OK)
+			return err;
+	} else {
+		codec = TL_COMPRESSION_NONE;
+	}
+	size_t out_len = TL_BATCH_HEADER_BYTES + cx->body.len;
+	tl_err err = writer_reserve(w, out_len);
+	if (err != TL_OK)
+		return err;
+	uint8_t *out = w->buf + w->len;
+	memcpy(out, data, TL_BATCH_HEADER_BYTES);
+	if (cx->body.len > 0)
+		memcpy(out + TL_BATCH_HEADER_BYTES, cx->body.data, cx->body.len);
+	uint16_t attributes = tl_be16_get(out + TL_BATCH_OFF_ATTRIBUTES);
+	attributes = (uint16_t)((attributes & ~TL_BATCH_ATTR_COMPRESSION_MASK) | (uint16_t)codec);
+	tl_be16_put(out + TL_BATCH_OFF_ATTRIBUTES, attributes);
+	tl_be32_put(out + TL_BATCH_OFF_LENGTH, (uint32_t)(out_len - TL_BATCH_LOG_OVERHEAD));
+	tl_be32_put(out + TL_BATCH_OFF_RECORDS_COUNT, (uint32_t)kept);
+	tl_batch_crc_update(out, out_len);
+	w->len += out_len;
+	return TL_OK;
+}
+
+/* Writes what survives of the batch @data (header @h) to @w; a compressed batch that
+ * loses records is compressed again with its own codec. @keep_empty: the batch stays,
+ * header only, even when no record does. */
 static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
-			  struct writer *w, const uint8_t *data, size_t len,
+			  struct codecs *cx, struct writer *w, const uint8_t *data, size_t len,
 			  const struct tl_batch_header *h, bool keep_empty)
 {
 	job->records_read += h->records_count;
-	bool compressed = tl_batch_compression(h) != TL_COMPRESSION_NONE;
-	/* Batches go by in offset order: a compressed one seen before a tombstone may hold
-	 * an older value of its key, which dropping the tombstone would bring back. */
-	job->seen_compressed |= compressed;
-	if (tl_batch_is_control(h) || compressed) {
-		tl_err err = writer_reserve(w, len);
-		if (err != TL_OK)
-			return err;
-		memcpy(w->buf + w->len, data, len);
-		w->len += len;
+	if (tl_batch_is_control(h)) {
 		job->records_kept += h->records_count;
-		return TL_OK;
+		return writer_put(w, data, len);
 	}
+	bool compressed = tl_batch_compression(h) != TL_COMPRESSION_NONE;
 	bool aborted = batch_is_aborted(job, h);
-	bool tombstone_expired = !job->seen_compressed && h->max_timestamp >= 0 &&
-				 h->max_timestamp < job->now_ms - job->delete_retention_ms;
-	/* Output at most len bytes: the header, then the surviving records' raw bytes. */
-	tl_err err = writer_reserve(w, len);
+	bool tombstone_expired =
+		h->max_timestamp >= 0 && h->max_timestamp < job->now_ms - job->delete_retention_ms;
+	const uint8_t *records;
+	size_t records_len;
+	tl_err err = batch_records(cx, data, len, h, &records, &records_len);
+	if (err != TL_OK)
+		return err;
+	/* Uncompressed: at most len bytes, the header then the surviving records' raw
+	 * bytes, straight into the writer. Compressed: the survivors gather in cx->kept. */
+	err = writer_reserve(w, len);
 	if (err != TL_OK)
 		return err;
 	uint8_t *out = w->buf + w->len;
 	memcpy(out, data, TL_BATCH_HEADER_BYTES);
 	size_t out_len = TL_BATCH_HEADER_BYTES;
+	cx->kept.len = 0;
+	cx->kept.failed = false;
 	int32_t kept = 0;
 	struct tl_cursor c;
-	tl_cursor_init(&c, data + TL_BATCH_HEADER_BYTES, len - TL_BATCH_HEADER_BYTES);
+	tl_cursor_init(&c, records, records_len);
 	for (int32_t k = 0; k < h->records_count && !aborted; k++) {
 		struct record rec;
 		if (!record_next(&c, &rec))
@@ -453,12 +574,22 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 		}
 		if (!keep)
 			continue;
-		memcpy(out + out_len, rec.raw, rec.raw_len);
-		out_len += rec.raw_len;
+		if (compressed) {
+			tl_buf_put(&cx->kept, rec.raw, rec.raw_len);
+		} else {
+			memcpy(out + out_len, rec.raw, rec.raw_len);
+			out_len += rec.raw_len;
+		}
 		kept++;
 	}
+	if (cx->kept.failed)
+		return TL_ERR_NOMEM;
 	if (kept == 0 && !keep_empty)
 		return TL_OK;
+	if (compressed && kept < h->records_count) {
+		job->records_kept += kept;
+		return batch_recompress(cx, w, data, h, kept);
+	}
 	if (kept == h->records_count) {
 		memcpy(out, data, len); /* untouched: byte for byte */
 		out_len = len;
@@ -475,7 +606,7 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 
 /* Rewrites one group into its .cleaned file (fsynced); unlinks it when nothing changed. */
 static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
-			  struct tl_cleaner_group *g, int64_t started_ns)
+			  struct codecs *cx, struct tl_cleaner_group *g, int64_t started_ns)
 {
 	char name[96];
 	tl_cleaner_file_name(name, sizeof(name), g->base_offset, g->end_offset, "cleaned");
@@ -507,7 +638,7 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 			bool first = i == 0 && h.base_offset == g->base_offset;
 			bool last = tl_batch_last_offset(&h) + 1 == g->end_offset;
 			bool keep_empty = first || last || batch_is_producers_last(job, &h);
-			err = batch_clean(job, map, &w, data, len, &h, keep_empty);
+			err = batch_clean(job, map, cx, &w, data, len, &h, keep_empty);
 			if (err != TL_OK)
 				break;
 			throttle(job, started_ns);
@@ -587,7 +718,9 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 		atomic_store(&job->done, true);
 		return;
 	}
-	tl_err err = map_build(job, &map, started_ns);
+	struct codecs cx;
+	codecs_init(&cx);
+	tl_err err = map_build(job, &map, &cx, started_ns);
 	if (err == TL_OK && job->map_end <= job->first_dirty) {
 		err = TL_ERR_LIMIT; /* not even one batch fits log.cleaner.dedupe.buffer.size */
 		job_error(job, err, "map", job->first_dirty);
@@ -595,8 +728,9 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 	if (err == TL_OK)
 		err = groups_plan(job);
 	for (uint32_t i = 0; err == TL_OK && i < job->group_count; i++)
-		err = group_write(job, &map, &job->groups[i], started_ns);
+		err = group_write(job, &map, &cx, &job->groups[i], started_ns);
 	tl_cleaner_map_deinit(&map);
+	codecs_deinit(&cx);
 	if (err != TL_OK && job->err == TL_OK)
 		job_error(job, err, "clean", job->first_dirty);
 	job->duration_ms = (tl_mono_ns() - started_ns) / 1000000;

@@ -6,16 +6,17 @@
  * A job reads only sealed segments through its own dup'ed descriptors, so it shares no
  * mutable state with the log: the log thread may append, roll and read meanwhile.
  * Rules (Kafka's LogCleaner, as far as they go here):
- *   - the map covers the dirty range [first_dirty, map_end): uncompressed, non-control,
- *     non-aborted batches' keyed records, newest offset wins. It holds at most
+ *   - the map covers the dirty range [first_dirty, map_end): non-control, non-aborted
+ *     batches' keyed records (compressed ones decompressed), newest offset wins. It holds at most
  *     dedupe_buffer_bytes / TL_CLEANER_SLOT_BYTES keys at a 0.9 load factor; when full
  *     map_end stops at a batch boundary and the next pass goes on from there (a first
  *     batch bigger than the map is mapped as far as it fits, map_end after it);
  *   - a record in a cleaned segment is kept if its key is null, not in the map, or
  *     mapped to an offset <= its own; a kept tombstone (null value) is dropped once its
- *     batch's maxTimestamp is older than delete_retention_ms, unless the pass met a
- *     compressed batch before it (whose keys are not read: it could hold an older value);
- *   - control batches (transaction markers) and compressed batches are kept whole;
+ *     batch's maxTimestamp is older than delete_retention_ms;
+ *   - control batches (transaction markers) are kept whole; a compressed batch that
+ *     loses records is compressed again with its own codec (one left with none becomes
+ *     a header-only batch without a codec);
  *   - a batch of an aborted transaction loses all its records;
  *   - a batch left with no record is dropped, except the last batch of its producer
  *     (idempotent dedupe and epochs are rebuilt from it) and the first and last batch of
@@ -123,7 +124,6 @@ struct tl_cleaner_job {
 	int64_t records_read;
 	int64_t records_kept;
 	int64_t duration_ms;
-	bool seen_compressed; /* the thread's: a compressed batch was met in this pass */
 };
 
 /* Runs @job to completion (or cancellation): builds the map, then writes a fsynced

@@ -2859,18 +2859,26 @@ out_fail:
 /* The file range of whole batches in @segment from @position that end below @max_offset
  * and, unless only the first fits and @min_one, within @max_bytes. */
 static int64_t read_extent(const struct tl_log_segment *segment, int64_t position,
-			   int64_t max_offset, int64_t max_bytes, bool min_one)
+			   int64_t max_offset, int64_t max_bytes, bool min_one,
+			   int64_t *next_offset_out)
 {
 	int64_t limit = segment->bytes_written;
+	int64_t limit_next = segment->next_offset_written; /* the offset after limit */
 	if (max_offset < segment->next_offset_written) {
 		/* Stop before the batch holding max_offset (read_committed). */
 		int64_t p = TL_MAX(index_lookup(segment, max_offset), position);
 		struct tl_batch_header h;
-		while (p < limit && header_read(segment, p, limit, &h) == TL_OK &&
-		       tl_batch_last_offset(&h) < max_offset)
+		limit_next = max_offset;
+		while (p < limit && header_read(segment, p, limit, &h) == TL_OK) {
+			if (tl_batch_last_offset(&h) >= max_offset) {
+				limit_next = TL_MIN(h.base_offset, max_offset);
+				break;
+			}
 			p += batch_bytes(&h);
+		}
 		limit = p;
 	}
+	*next_offset_out = limit_next;
 	if (limit - position <= max_bytes)
 		return limit - position;
 	/* Cut at a batch boundary: start from the last indexed batch inside the budget. */
@@ -2886,11 +2894,17 @@ static int64_t read_extent(const struct tl_log_segment *segment, int64_t positio
 		}
 	}
 	struct tl_batch_header h;
-	while (p < limit && header_read(segment, p, limit, &h) == TL_OK &&
-	       p + batch_bytes(&h) <= end)
+	while (p < limit && header_read(segment, p, limit, &h) == TL_OK) {
+		if (p + batch_bytes(&h) > end) {
+			*next_offset_out = h.base_offset; /* the first batch left out */
+			break;
+		}
 		p += batch_bytes(&h);
-	if (p == position && min_one && header_read(segment, p, limit, &h) == TL_OK)
+	}
+	if (p == position && min_one && header_read(segment, p, limit, &h) == TL_OK) {
 		p += batch_bytes(&h);
+		*next_offset_out = tl_batch_last_offset(&h) + 1;
+	}
 	return p - position;
 }
 
@@ -2930,7 +2944,9 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 	}
 	if (h.base_offset >= max_offset)
 		return TL_OK;
-	int64_t bytes = read_extent(segment, position, max_offset, max_bytes, min_one);
+	int64_t next_offset;
+	int64_t bytes =
+		read_extent(segment, position, max_offset, max_bytes, min_one, &next_offset);
 	if (bytes == 0)
 		return TL_OK;
 	segment->refs++;
@@ -2938,6 +2954,7 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 	out->position = position;
 	out->bytes = bytes;
 	out->first_offset = h.base_offset;
+	out->next_offset = TL_MAX(next_offset, h.base_offset);
 	out->segment = segment;
 	return TL_OK;
 }

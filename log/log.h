@@ -262,9 +262,10 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset);
  * so retention cannot close its file while a response is being sent. */
 struct tl_log_read {
 	int fd;
-	int64_t position;               /* file offset of the first byte */
-	int64_t bytes;                  /* 0 when there is nothing to read yet */
-	int64_t first_offset;           /* base offset of the first batch in the range */
+	int64_t position;     /* file offset of the first byte */
+	int64_t bytes;        /* 0 when there is nothing to read yet */
+	int64_t first_offset; /* base offset of the first batch in the range */
+	int64_t next_offset;  /* the offset after the range: the first batch's base left out */
 	struct tl_log_segment *segment; /* reference; NULL when bytes == 0 */
 };
 

@@ -991,6 +991,21 @@ static tl_err api_not_transactional(void)
 		"transactional.id is not set; set it in the configuration to use transactions");
 }
 
+/* The start of a transaction call: clears the last call's error and, for a producer
+ * without transactional.id, returns false with *@err_out set (the lock not taken).
+ * Otherwise takes the lock, sets *@err_out to api_check()'s verdict and returns true. */
+static bool api_enter(struct tl_producer *producer, tl_err *err_out)
+{
+	tl_producer_clear_call_error();
+	if (!producer->txn.id) {
+		*err_out = api_not_transactional();
+		return false;
+	}
+	pthread_mutex_lock(&producer->lock);
+	*err_out = api_check(producer);
+	return true;
+}
+
 static tl_err api_timed_out(struct tl_producer *producer, const char *what, int timeout_ms)
 {
 	const char *net = tl_client_last_error(producer->client);
@@ -1010,13 +1025,11 @@ static tl_err api_abortable(struct tl_producer *producer)
 
 TL_EXPORT tl_err tl_producer_init_transactions(struct tl_producer *producer, int timeout_ms)
 {
-	tl_producer_clear_call_error();
-	if (!producer->txn.id)
-		return api_not_transactional();
 	int64_t deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	pthread_mutex_lock(&producer->lock);
+	tl_err err;
+	if (!api_enter(producer, &err))
+		return err;
 	struct producer_txn *txn = &producer->txn;
-	tl_err err = api_check(producer);
 	if (err == TL_OK && txn->state == TXN_UNINIT) {
 		txn->state = TXN_INIT;
 		tl_client_wakeup(producer->client);
@@ -1038,12 +1051,10 @@ TL_EXPORT tl_err tl_producer_init_transactions(struct tl_producer *producer, int
 
 TL_EXPORT tl_err tl_producer_begin_transaction(struct tl_producer *producer)
 {
-	tl_producer_clear_call_error();
-	if (!producer->txn.id)
-		return api_not_transactional();
-	pthread_mutex_lock(&producer->lock);
+	tl_err err;
+	if (!api_enter(producer, &err))
+		return err;
 	struct producer_txn *txn = &producer->txn;
-	tl_err err = api_check(producer);
 	if (err == TL_OK) {
 		switch (txn->state) {
 		case TXN_READY:
@@ -1192,13 +1203,11 @@ static tl_err end_wait(struct tl_producer *producer, bool commit, int64_t deadli
 
 TL_EXPORT tl_err tl_producer_commit_transaction(struct tl_producer *producer, int timeout_ms)
 {
-	tl_producer_clear_call_error();
-	if (!producer->txn.id)
-		return api_not_transactional();
 	int64_t deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	pthread_mutex_lock(&producer->lock);
+	tl_err err;
+	if (!api_enter(producer, &err))
+		return err;
 	struct producer_txn *txn = &producer->txn;
-	tl_err err = api_check(producer);
 	if (err == TL_OK && txn->state == TXN_ABORTABLE) {
 		err = api_abortable(producer);
 	} else if (err == TL_OK && txn->state == TXN_OPEN) {
@@ -1220,13 +1229,11 @@ TL_EXPORT tl_err tl_producer_commit_transaction(struct tl_producer *producer, in
 
 TL_EXPORT tl_err tl_producer_abort_transaction(struct tl_producer *producer, int timeout_ms)
 {
-	tl_producer_clear_call_error();
-	if (!producer->txn.id)
-		return api_not_transactional();
 	int64_t deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	pthread_mutex_lock(&producer->lock);
+	tl_err err;
+	if (!api_enter(producer, &err))
+		return err;
 	struct producer_txn *txn = &producer->txn;
-	tl_err err = api_check(producer);
 	enum txn_state state = txn->state;
 	if (err != TL_OK) {
 		/* fatal: nothing to abort from here; a new instance's init aborts it */

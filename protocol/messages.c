@@ -9,6 +9,14 @@
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
 #pragma GCC diagnostic ignored "-Wtype-limits"
 
+uint64_t *tl_proto_error_counts;
+
+static void error_count(int16_t code)
+{
+	if (tl_proto_error_counts && code > 0 && code < TL_PROTO_ERROR_CODES)
+		tl_proto_error_counts[code]++;
+}
+
 static void records_encode(struct tl_buf *b, const struct tl_records *r, bool flex)
 {
 	if (r->from_file) {
@@ -167,6 +175,7 @@ static void enc_tl_add_offsets_to_txn_response(struct tl_buf *b, int16_t v, cons
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -597,6 +606,7 @@ static void enc_tl_add_partitions_to_txn_response_add_partitions_to_txn_partitio
 	}
 	if (true) {
 		tl_buf_i16(b, in->partition_error_code);
+		error_count(in->partition_error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -733,6 +743,7 @@ static void enc_tl_add_partitions_to_txn_response(struct tl_buf *b, int16_t v, c
 	}
 	if (v >= 4) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 4) {
 		tl_buf_array_len(b, in->results_by_transaction_count, flex);
@@ -1129,6 +1140,7 @@ static void enc_tl_alter_client_quotas_response_entry_data(struct tl_buf *b, int
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -1540,6 +1552,7 @@ static void enc_tl_alter_configs_response_alter_configs_resource_response(struct
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -2391,6 +2404,7 @@ static void enc_tl_api_versions_response(struct tl_buf *b, int16_t v, const stru
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->api_keys_count, flex);
@@ -3064,6 +3078,7 @@ static void enc_tl_create_acls_response_acl_creation_result(struct tl_buf *b, in
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -3435,6 +3450,7 @@ static void enc_tl_create_partitions_response_create_partitions_topic_result(str
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -3959,6 +3975,7 @@ static void enc_tl_create_topics_response_creatable_topic_result(struct tl_buf *
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 1) {
 		tl_buf_string(b, in->error_message, flex);
@@ -3986,6 +4003,7 @@ static void enc_tl_create_topics_response_creatable_topic_result(struct tl_buf *
 			tl_buf_init(&tmp);
 			b = &tmp;
 			tl_buf_i16(b, in->topic_config_error_code);
+			error_count(in->topic_config_error_code);
 			b = outer;
 			tl_buf_uvarint(b, 0);
 			tl_buf_uvarint(b, (uint32_t)tmp.len);
@@ -4387,6 +4405,7 @@ static void enc_tl_delete_acls_response_delete_acls_filter_result(struct tl_buf 
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -4458,6 +4477,7 @@ static void enc_tl_delete_acls_response_delete_acls_matching_acl(struct tl_buf *
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -4698,6 +4718,7 @@ static void enc_tl_delete_groups_response_deletable_group_result(struct tl_buf *
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -5114,6 +5135,7 @@ static void enc_tl_delete_records_response_delete_records_partition_result(struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -5428,6 +5450,7 @@ static void enc_tl_delete_topics_response_deletable_topic_result(struct tl_buf *
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 5) {
 		tl_buf_string(b, in->error_message, flex);
@@ -5836,6 +5859,7 @@ static void enc_tl_describe_acls_response(struct tl_buf *b, int16_t v, const str
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -6272,6 +6296,7 @@ static void enc_tl_describe_client_quotas_response(struct tl_buf *b, int16_t v, 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -6523,6 +6548,7 @@ static void enc_tl_describe_cluster_response(struct tl_buf *b, int16_t v, const 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -6833,6 +6859,7 @@ static void enc_tl_describe_configs_response_describe_configs_result(struct tl_b
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -7268,6 +7295,7 @@ static void enc_tl_describe_groups_response_described_group(struct tl_buf *b, in
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->group_id, flex);
@@ -7687,6 +7715,7 @@ static void enc_tl_describe_log_dirs_response_describe_log_dirs_result(struct tl
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->log_dir, flex);
@@ -7878,6 +7907,7 @@ static void enc_tl_describe_log_dirs_response(struct tl_buf *b, int16_t v, const
 	}
 	if (v >= 3) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->results_count, flex);
@@ -8206,6 +8236,7 @@ static void enc_tl_describe_producers_response_partition_response(struct tl_buf 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -8538,6 +8569,7 @@ static void enc_tl_describe_transactions_response_transaction_state(struct tl_bu
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->transactional_id, flex);
@@ -9192,6 +9224,7 @@ static void enc_tl_end_txn_response(struct tl_buf *b, int16_t v, const struct tl
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -10132,6 +10165,7 @@ static void enc_tl_fetch_response_partition_data(struct tl_buf *b, int16_t v, co
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i64(b, in->high_watermark);
@@ -10394,6 +10428,7 @@ static void enc_tl_fetch_response(struct tl_buf *b, int16_t v, const struct tl_f
 	}
 	if (v >= 7) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 7) {
 		tl_buf_i32(b, in->session_id);
@@ -10622,6 +10657,7 @@ static void enc_tl_find_coordinator_response_coordinator(struct tl_buf *b, int16
 	}
 	if (v >= 4) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 4) {
 		tl_buf_string(b, in->error_message, flex);
@@ -10697,6 +10733,7 @@ static void enc_tl_find_coordinator_response(struct tl_buf *b, int16_t v, const 
 	}
 	if (v <= 3) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 1 && v <= 3) {
 		tl_buf_string(b, in->error_message, flex);
@@ -10870,6 +10907,7 @@ static void enc_tl_heartbeat_response(struct tl_buf *b, int16_t v, const struct 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -11174,6 +11212,7 @@ static void enc_tl_incremental_alter_configs_response_alter_configs_resource_res
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -11404,6 +11443,7 @@ static void enc_tl_init_producer_id_response(struct tl_buf *b, int16_t v, const 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i64(b, in->producer_id);
@@ -11772,6 +11812,7 @@ static void enc_tl_join_group_response(struct tl_buf *b, int16_t v, const struct
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i32(b, in->generation_id);
@@ -12038,6 +12079,7 @@ static void enc_tl_leave_group_response_member_response(struct tl_buf *b, int16_
 	}
 	if (v >= 3) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -12098,6 +12140,7 @@ static void enc_tl_leave_group_response(struct tl_buf *b, int16_t v, const struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 3) {
 		tl_buf_array_len(b, in->members_count, flex);
@@ -12359,6 +12402,7 @@ static void enc_tl_list_groups_response(struct tl_buf *b, int16_t v, const struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->groups_count, flex);
@@ -12762,6 +12806,7 @@ static void enc_tl_list_offsets_response_list_offsets_partition_response(struct 
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v <= 0) {
 		tl_buf_array_len(b, in->old_style_offsets_count, flex);
@@ -13104,6 +13149,7 @@ static void enc_tl_list_transactions_response(struct tl_buf *b, int16_t v, const
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->unknown_state_filters_count, flex);
@@ -13453,6 +13499,7 @@ static void enc_tl_metadata_response_metadata_response_topic(struct tl_buf *b, i
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->name, flex);
@@ -13563,6 +13610,7 @@ static void enc_tl_metadata_response_metadata_response_partition(struct tl_buf *
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i32(b, in->partition_index);
@@ -14093,6 +14141,7 @@ static void enc_tl_offset_commit_response_offset_commit_response_partition(struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -14499,6 +14548,7 @@ static void enc_tl_offset_delete_response_offset_delete_response_partition(struc
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -14556,6 +14606,7 @@ static void enc_tl_offset_delete_response(struct tl_buf *b, int16_t v, const str
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i32(b, in->throttle_time_ms);
@@ -15093,6 +15144,7 @@ static void enc_tl_offset_fetch_response_offset_fetch_response_partition(struct 
 	}
 	if (v <= 7) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -15159,6 +15211,7 @@ static void enc_tl_offset_fetch_response_offset_fetch_response_group(struct tl_b
 	}
 	if (v >= 8) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -15281,6 +15334,7 @@ static void enc_tl_offset_fetch_response_offset_fetch_response_partitions(struct
 	}
 	if (v >= 8) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -15363,6 +15417,7 @@ static void enc_tl_offset_fetch_response(struct tl_buf *b, int16_t v, const stru
 	}
 	if (v >= 2 && v <= 7) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 8) {
 		tl_buf_array_len(b, in->groups_count, flex);
@@ -15732,6 +15787,7 @@ static void enc_tl_offset_for_leader_epoch_response_epoch_end_offset(struct tl_b
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i32(b, in->partition);
@@ -16295,6 +16351,7 @@ static void enc_tl_produce_response_partition_produce_response(struct tl_buf *b,
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_i64(b, in->base_offset);
@@ -16684,6 +16741,7 @@ static void enc_tl_sasl_authenticate_response(struct tl_buf *b, int16_t v, const
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_string(b, in->error_message, flex);
@@ -16836,6 +16894,7 @@ static void enc_tl_sasl_handshake_response(struct tl_buf *b, int16_t v, const st
 	(void)v;
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (true) {
 		tl_buf_array_len(b, in->mechanisms_count, flex);
@@ -17105,6 +17164,7 @@ static void enc_tl_sync_group_response(struct tl_buf *b, int16_t v, const struct
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (v >= 5) {
 		tl_buf_string(b, in->protocol_type, flex);
@@ -17523,6 +17583,7 @@ static void enc_tl_txn_offset_commit_response_txn_offset_commit_response_partiti
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);
@@ -18027,6 +18088,7 @@ static void enc_tl_write_txn_markers_response_writable_txn_marker_partition_resu
 	}
 	if (true) {
 		tl_buf_i16(b, in->error_code);
+		error_count(in->error_code);
 	}
 	if (flex) {
 		tl_buf_uvarint(b, 0);

@@ -13,6 +13,13 @@
 #include "common/buf.h"
 #include "tally/error.h"
 
+/* Where the response encoders count the ErrorCode values they write, by code (codes 1 ..
+ * TL_PROTO_ERROR_CODES - 1; others are not counted). NULL, the default and libtally's,
+ * counts nothing; tallyd points it at its metrics (Kafka's ErrorsPerSec). Thread: the
+ * one thread that encodes responses. */
+#define TL_PROTO_ERROR_CODES 130
+extern uint64_t *tl_proto_error_counts;
+
 struct tl_uuid {
 	uint8_t bytes[16];
 };

@@ -159,9 +159,8 @@ static void header_write(uint8_t *p, int32_t batch_length, int16_t attributes,
 	tl_be32_put(p + TL_BATCH_OFF_RECORDS_COUNT, (uint32_t)records_count);
 }
 
-/* Compresses @len bytes at @src into @out (appended) as one zstd frame. */
-static tl_err zstd_compress_into(ZSTD_CCtx *cctx, const uint8_t *src, size_t len,
-				 struct tl_buf *out, size_t *written_out)
+tl_err tl_records_zstd_compress(ZSTD_CCtx *cctx, const uint8_t *src, size_t len, struct tl_buf *out,
+				size_t *written_out)
 {
 	size_t bound = ZSTD_compressBound(len);
 	size_t at = out->len;
@@ -202,8 +201,8 @@ tl_err tl_records_builder_finish(const struct tl_records_builder *builder, ZSTD_
 		return TL_ERR_NOMEM;
 	size_t records_bytes = builder->records.len;
 	if (builder->compression == TL_COMPRESSION_ZSTD) {
-		tl_err err = zstd_compress_into(cctx, builder->records.data, builder->records.len,
-						out, &records_bytes);
+		tl_err err = tl_records_zstd_compress(cctx, builder->records.data,
+						      builder->records.len, out, &records_bytes);
 		if (err != TL_OK) {
 			out->len = start;
 			return err;

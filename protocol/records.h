@@ -98,6 +98,13 @@ void tl_records_builder_set_producer(struct tl_records_builder *builder, int64_t
 tl_err tl_records_builder_finish(const struct tl_records_builder *builder, ZSTD_CCtx *cctx,
 				 struct tl_buf *out);
 
+/* Appends @len bytes at @src to @out compressed as one zstd frame (default level);
+ * *@written_out gets its size. @cctx is a context to reuse (NULL: one is made for this
+ * call). TL_ERR_NOMEM; @out is then as it was. Also the broker's recompression and the
+ * log cleaner's. */
+tl_err tl_records_zstd_compress(ZSTD_CCtx *cctx, const uint8_t *src, size_t len, struct tl_buf *out,
+				size_t *written_out);
+
 /* Rewrites producer id, epoch and base sequence of the finished batch at @data (@len
  * bytes) and recomputes its CRC. For a producer whose id or epoch changed before the
  * batch was first sent. */

@@ -335,20 +335,23 @@ tl_err tl_batch_compress(enum tl_compression codec, const uint8_t *in, size_t le
 	}
 }
 
-/* Skips a varint-length byte string (-1: null, when @nullable). */
-static void skip_varbytes(struct tl_cursor *c, bool nullable)
+/* Skips a varint-length byte string (-1: null, when @nullable); returns its length. */
+static int32_t skip_varbytes(struct tl_cursor *c, bool nullable)
 {
 	int32_t len = tl_cursor_varint(c);
 	if (len < -1 || (len == -1 && !nullable)) {
 		tl_cursor_fail(c);
-		return;
+		return -1;
 	}
 	if (len > 0 && !tl_cursor_take(c, (size_t)len))
 		tl_cursor_fail(c);
+	return len;
 }
 
-/* Walks @count records in @len bytes at @p. */
-static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, const char **why)
+/* Walks @count records in @len bytes at @p; with @key_required a record with a null key
+ * is refused. */
+static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, bool key_required,
+			   const char **why)
 {
 	struct tl_cursor c;
 	tl_cursor_init(&c, p, len);
@@ -372,7 +375,7 @@ static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, const ch
 			*why = "a record's offsetDelta is not its position in the batch";
 			return TL_ERR_INVALID_RECORD;
 		}
-		skip_varbytes(&rec, true); /* key */
+		int32_t key_len = skip_varbytes(&rec, true);
 		skip_varbytes(&rec, true); /* value */
 		int32_t headers = tl_cursor_varint(&rec);
 		if (headers < 0 || (size_t)headers > tl_cursor_left(&rec))
@@ -385,6 +388,10 @@ static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, const ch
 			*why = "a record's fields do not match its length";
 			return TL_ERR_CORRUPT_MESSAGE;
 		}
+		if (key_required && key_len < 0) {
+			*why = "a compacted topic cannot accept a record without a key";
+			return TL_ERR_INVALID_RECORD;
+		}
 	}
 	if (tl_cursor_left(&c) != 0) {
 		*why = "bytes follow the last record of recordsCount";
@@ -394,14 +401,15 @@ static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, const ch
 }
 
 tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct tl_batch_header *h,
-				 struct tl_batch_scratch *scratch, const char **why_out)
+				 bool key_required, struct tl_batch_scratch *scratch,
+				 const char **why_out)
 {
 	TL_ASSERT(len >= TL_BATCH_HEADER_BYTES);
 	const uint8_t *body = data + TL_BATCH_HEADER_BYTES;
 	size_t body_len = len - TL_BATCH_HEADER_BYTES;
 	enum tl_compression codec = tl_batch_compression(h);
 	if (codec == TL_COMPRESSION_NONE)
-		return walk_records(body, body_len, h->records_count, why_out);
+		return walk_records(body, body_len, h->records_count, key_required, why_out);
 	size_t out_len = 0;
 	tl_err err = tl_batch_decompress(scratch, codec, body, body_len, &out_len);
 	if (err == TL_ERR_UNSUPPORTED_COMPRESSION_TYPE) {
@@ -420,5 +428,5 @@ tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct t
 		*why_out = "the compressed records do not decompress";
 		return TL_ERR_CORRUPT_MESSAGE;
 	}
-	return walk_records(scratch->buf, out_len, h->records_count, why_out);
+	return walk_records(scratch->buf, out_len, h->records_count, key_required, why_out);
 }

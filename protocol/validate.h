@@ -31,10 +31,12 @@ void tl_batch_scratch_deinit(struct tl_batch_scratch *scratch);
 /* Checks the records of the batch at @data (@len bytes) whose header @h passed
  * tl_batch_validate. TL_ERR_CORRUPT_MESSAGE when the compressed body does not
  * decompress or a record's framing overruns; TL_ERR_INVALID_RECORD when recordsCount or
- * an offsetDelta lies, or bytes follow the last record; *@why_out says which (static
- * text). Borrows @scratch. */
+ * an offsetDelta lies, bytes follow the last record, or, with @key_required (a compacted
+ * topic, as Kafka's LogValidator), a record has a null key; *@why_out says which
+ * (static text). Borrows @scratch. */
 tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct tl_batch_header *h,
-				 struct tl_batch_scratch *scratch, const char **why_out);
+				 bool key_required, struct tl_batch_scratch *scratch,
+				 const char **why_out);
 
 /* Decompresses @in_len bytes of @codec's framing into scratch->buf (*@out_len bytes).
  * TL_ERR_CORRUPT_MESSAGE when they do not decompress, TL_ERR_LIMIT past

@@ -73,7 +73,7 @@ tl_cbroker_alive()
 
 tl_cgrep()
 {
-	grep -Eq -- "$2" "$TL_TMP/tallyd-$1.log" 2>/dev/null
+	grep -Eq -- "$2" <(tl_log_text "$TL_TMP/tallyd-$1.log" 2>/dev/null)
 }
 
 tl_cbroker_start()
@@ -200,7 +200,7 @@ tl_cluster_on_exit()
 	if [ "$TL_FAILED" -ne 0 ] || { [ $rc -ne 0 ] && [ $rc -ne 77 ]; }; then
 		for i in $(seq 1 "$TL_CN"); do
 			echo "--- last 25 lines of tallyd-$i.log" >&2
-			grep -v ' info config: ' "$TL_TMP/tallyd-$i.log" 2>/dev/null | tail -n 25 >&2
+			tl_log_text "$TL_TMP/tallyd-$i.log" 2>/dev/null | grep -v ' info config: ' | tail -n 25 >&2
 		done
 	fi
 	(exit "$rc")

@@ -25,7 +25,11 @@
 #   tl_log MSG / tl_fail MSG / tl_skip MSG
 #   tl_require_cmd CMD...             skip unless each command is installed
 #   tl_require_prog NAME...           fail unless $TL_PROGS/NAME was built
-#   tl_grep_log ERE                   true when tallyd.log has a line matching ERE
+#   tl_grep_log ERE                   true when tallyd.log has a line matching ERE (in the
+#                                     text layout, see tl_log_text)
+#   tl_log_text FILE...               tallyd log lines in the text layout, whatever
+#                                     log.format wrote (logfmt, the default, is turned
+#                                     back: "TS LEVEL message key=value ...")
 #
 # On exit a trap kills the broker and any background job of the test, then removes
 # TL_TMP; when the test failed it keeps TL_TMP and prints the tail of tallyd.log.
@@ -87,9 +91,17 @@ tl_require_prog()
 	done
 }
 
+# logfmt's ts=, level= and msg="..." become "TS LEVEL message" (its \" and \\ unescaped),
+# so a pattern that follows a message with its key=value pairs matches either format.
+tl_log_text()
+{
+	sed -E 's/^ts=([^ ]+) level=([a-z]+) msg="(([^"\\]|\\.)*)"/\1 \2 \3/; T; s/\\(["\\])/\1/g' "$@"
+}
+
 tl_grep_log()
 {
-	grep -Eq -- "$1" "$TL_TMP/tallyd.log" 2>/dev/null
+	# Not a pipe: under pipefail, sed killed by grep -q's early exit would fail it.
+	grep -Eq -- "$1" <(tl_log_text "$TL_TMP/tallyd.log" 2>/dev/null)
 }
 
 # True while the process runs (a zombie, not yet reaped, counts as stopped).
@@ -242,7 +254,7 @@ tl_on_exit()
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ] || [ $TL_FAILED -ne 0 ]; then
 		if [ -s "$TL_TMP/tallyd.log" ]; then
 			echo "--- last 40 lines of $TL_TMP/tallyd.log (config lines left out)" >&2
-			grep -v ' info config: ' "$TL_TMP/tallyd.log" | tail -n 40 >&2
+			tl_log_text "$TL_TMP/tallyd.log" | grep -v ' info config: ' | tail -n 40 >&2
 			echo "---" >&2
 		fi
 		echo "[$TL_NAME] kept $TL_TMP" >&2

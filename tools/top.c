@@ -219,6 +219,7 @@ static double value_of(const struct scrape *s, const char *name, const char *lab
 struct topic_rate {
 	char topic[256];
 	double records_in;
+	double records_out;
 	double bytes_in;
 	double bytes_out;
 };
@@ -237,6 +238,7 @@ struct report {
 	struct topic_rate *topics;
 	int topic_count;
 	double records_in;
+	double records_out;
 	double bytes_in;
 	double bytes_out;
 };
@@ -373,6 +375,8 @@ static void report_build(struct report *r, const struct scrape *now, const struc
 	for (int b = 0; b < brokers; b++) {
 		add_topic_rates(r, &now[b], &before[b], "tally_broker_topic_messages_in_total",
 				offsetof(struct topic_rate, records_in));
+		add_topic_rates(r, &now[b], &before[b], "tally_broker_topic_messages_out_total",
+				offsetof(struct topic_rate, records_out));
 		add_topic_rates(r, &now[b], &before[b], "tally_broker_topic_bytes_in_total",
 				offsetof(struct topic_rate, bytes_in));
 		add_topic_rates(r, &now[b], &before[b], "tally_broker_topic_bytes_out_total",
@@ -380,6 +384,7 @@ static void report_build(struct report *r, const struct scrape *now, const struc
 	}
 	for (int i = 0; i < r->topic_count; i++) {
 		r->records_in += r->topics[i].records_in;
+		r->records_out += r->topics[i].records_out;
 		r->bytes_in += r->topics[i].bytes_in;
 		r->bytes_out += r->topics[i].bytes_out;
 	}
@@ -438,6 +443,7 @@ static void json_report(const struct cli *cli, const struct report *r, const str
 	}
 	struct cli_node *total = cli_add_object(doc, "total");
 	cli_add_int(total, "records_in_per_s", llround(r->records_in));
+	cli_add_int(total, "records_out_per_s", llround(r->records_out));
 	cli_add_int(total, "bytes_in_per_s", llround(r->bytes_in));
 	cli_add_int(total, "bytes_out_per_s", llround(r->bytes_out));
 	list = cli_add_array(doc, "topics");
@@ -445,6 +451,7 @@ static void json_report(const struct cli *cli, const struct report *r, const str
 		struct cli_node *n = cli_add_object(list, NULL);
 		cli_add_str(n, "topic", r->topics[i].topic);
 		cli_add_int(n, "records_in_per_s", llround(r->topics[i].records_in));
+		cli_add_int(n, "records_out_per_s", llround(r->topics[i].records_out));
 		cli_add_int(n, "bytes_in_per_s", llround(r->topics[i].bytes_in));
 		cli_add_int(n, "bytes_out_per_s", llround(r->topics[i].bytes_out));
 	}
@@ -521,8 +528,9 @@ static void text_report(const struct cli *cli, const struct report *r, const str
 	int rows = cli->stdout_tty ? TOP_ROWS_TTY : TOP_TOPICS_MAX;
 	printf("tally top - %s, %d broker%s, every %.1f s\n", clock, brokers,
 	       brokers == 1 ? "" : "s", r->dt_s);
-	printf("in %.0f records/s  %s/s   out %s/s\n\n", r->records_in,
-	       human_bytes(r->bytes_in, a, sizeof(a)), human_bytes(r->bytes_out, b2, sizeof(b2)));
+	printf("in %.0f records/s  %s/s   out %.0f records/s  %s/s\n\n", r->records_in,
+	       human_bytes(r->bytes_in, a, sizeof(a)), r->records_out,
+	       human_bytes(r->bytes_out, b2, sizeof(b2)));
 	printf("%-36s %5s %6s %7s %7s %9s %8s\n", "BROKER", "UP", "CONNS", "LEADERS", "UNDER-R",
 	       "OFFLINE", "HEAP");
 	for (int b = 0; b < brokers; b++) {
@@ -538,13 +546,14 @@ static void text_report(const struct cli *cli, const struct report *r, const str
 		       value_of(&now[b], "tally_replica_offline_partitions", ""),
 		       human_bytes(value_of(&now[b], "tally_memory_heap_bytes", ""), a, sizeof(a)));
 	}
-	printf("\n%-32s %12s %12s %12s\n", "TOPIC", "RECORDS/S", "IN/S", "OUT/S");
+	printf("\n%-32s %12s %12s %12s %12s\n", "TOPIC", "RECORDS IN/S", "IN/S", "RECORDS OUT/S",
+	       "OUT/S");
 	for (int i = 0; i < r->topic_count && i < rows; i++) {
 		const struct topic_rate *tr = &r->topics[i];
 		if (tr->bytes_in + tr->bytes_out == 0 && i > 0)
 			break;
-		printf("%-32.32s %12.0f %12s %12s\n", tr->topic, tr->records_in,
-		       human_bytes(tr->bytes_in, a, sizeof(a)),
+		printf("%-32.32s %12.0f %12s %13.0f %12s\n", tr->topic, tr->records_in,
+		       human_bytes(tr->bytes_in, a, sizeof(a)), tr->records_out,
 		       human_bytes(tr->bytes_out, b2, sizeof(b2)));
 	}
 	printf("\n%-24s %9s %10s %10s %10s\n", "REQUEST", "PER S", "P50", "P99", "P99.9");

@@ -161,6 +161,8 @@ struct seen {
 	int64_t offset_of[KEYS]; /* latest offset seen per key */
 	char value_of[KEYS][VALUE_BYTES];
 	bool aborted_key_seen;
+	unsigned codecs;     /* bit per codec of the batches holding records */
+	int64_t zstd_values; /* records whose value starts "zstd-" */
 };
 
 /* Reads the whole log from its start through Fetch's path (tl_log_read) and checks
@@ -188,6 +190,8 @@ static void read_all(struct tl_log *log, struct seen *seen)
 		struct tl_batch_header h;
 		while (tl_records_iter_next_batch(&it, &h, NULL, NULL) == TL_OK) {
 			seen->batches++;
+			if (h.records_count > 0)
+				seen->codecs |= 1u << tl_batch_compression(&h);
 			ck_assert_int_gt(h.base_offset, previous);
 			struct tl_record rec;
 			tl_err err;
@@ -203,6 +207,8 @@ static void read_all(struct tl_log *log, struct seen *seen)
 				if (tl_batch_is_transactional(&h) && rec.key.ptr[0] == 'k' &&
 				    rec.value.len > 0 && rec.value.ptr[0] == 'A')
 					seen->aborted_key_seen = true;
+				if (rec.value.len >= 5 && memcmp(rec.value.ptr, "zstd-", 5) == 0)
+					seen->zstd_values++;
 				if (rec.value.len < 0) {
 					seen->tombstones++;
 					seen->value_of[key][0] = '\0';
@@ -319,16 +325,20 @@ START_TEST(tombstones_go_once_delete_retention_has_passed)
 }
 END_TEST
 
-START_TEST(a_compressed_batch_keeps_later_tombstones_and_itself)
+/* Appends one batch compressed with @codec holding @count records: key k%03d of
+ * @keys[i], value @values[i]. Returns its base offset. */
+static int64_t put_compressed(struct tl_log *log, enum tl_compression codec, int64_t ts,
+			      const int *keys, const char *const *values, int count)
 {
-	config.delete_retention_ms = 1000;
-	struct tl_log *log = log_open();
-	int64_t old = tl_wall_ms() - 10000;
-	/* A zstd batch with k000's first value: its keys are not read by the cleaner. */
 	struct tl_records_builder b;
-	tl_records_builder_init(&b, TL_COMPRESSION_ZSTD);
-	struct tl_bytes key = {(const uint8_t *)"k000", 4}, value = {(const uint8_t *)"zstd", 4};
-	ck_assert_int_eq(tl_records_builder_append(&b, old, key, value, NULL, 0), TL_OK);
+	tl_records_builder_init(&b, codec);
+	for (int i = 0; i < count; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%03d", keys[i]);
+		struct tl_bytes kb = {(const uint8_t *)k, (int32_t)strlen(k)};
+		struct tl_bytes vb = {(const uint8_t *)values[i], (int32_t)strlen(values[i])};
+		ck_assert_int_eq(tl_records_builder_append(&b, ts, kb, vb, NULL, 0), TL_OK);
+	}
 	struct tl_buf buf;
 	tl_buf_init(&buf);
 	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &buf), TL_OK);
@@ -336,15 +346,44 @@ START_TEST(a_compressed_batch_keeps_later_tombstones_and_itself)
 	ck_assert_int_eq(append_raw(log, &buf, &result), TL_OK);
 	tl_buf_deinit(&buf);
 	tl_records_builder_deinit(&b);
+	for (int i = 0; i < count; i++) {
+		snprintf(latest[keys[i]], VALUE_BYTES, "%s", values[i]);
+		latest_offset[keys[i]] = result.base_offset + i;
+	}
+	return result.base_offset;
+}
+
+/* Compressed batches are read like the others: their keys are mapped, their overwritten
+ * records go, and what is left is compressed again with the batch's own codec (zstd here;
+ * 113 sees lz4 from kcat). An lz4 batch whose records are all overwritten no longer holds back the
+ * expired tombstone written after it. */
+START_TEST(compressed_batches_are_cleaned_and_compressed_again_with_their_codec)
+{
+	config.delete_retention_ms = 1000;
+	struct tl_log *log = log_open();
+	int64_t old = tl_wall_ms() - 10000;
+	const int lkeys[] = {0, 1, 2};
+	const char *const lvalues[] = {"l0", "l1", "l2"};
+	put_compressed(log, TL_COMPRESSION_LZ4, old, lkeys, lvalues, 3);
 	populate(log, old); /* k000's last write is an old tombstone */
+	/* zstd: k001 twice (the first goes), k002 once (stays). */
+	const int zkeys[] = {1, 2, 1};
+	const char *const zvalues[] = {"zstd-a", "zstd-b", "zstd-c"};
+	int64_t zstd_base =
+		put_compressed(log, TL_COMPRESSION_ZSTD, tl_wall_ms(), zkeys, zvalues, 3);
 	for (int i = 0; i < 20; i++)
 		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
 	ck_assert_int_eq(compact(log), TL_OK);
 	struct seen seen;
 	read_all(log, &seen);
-	/* The compressed batch stays whole, so k000's tombstone must stay after it. */
-	ck_assert_int_eq(seen.offset_of[0], latest_offset[0]);
-	ck_assert_str_eq(seen.value_of[0], "");
+	ck_assert_int_eq(seen.offset_of[0], -1); /* the expired tombstone went, and l0 */
+	ck_assert_int_eq(seen.offset_of[1], zstd_base + 2);
+	ck_assert_str_eq(seen.value_of[1], "zstd-c");
+	ck_assert_int_eq(seen.offset_of[2], zstd_base + 1);
+	ck_assert_str_eq(seen.value_of[2], "zstd-b");
+	ck_assert_uint_eq(seen.codecs & (1u << TL_COMPRESSION_ZSTD), 1u << TL_COMPRESSION_ZSTD);
+	ck_assert_uint_eq(seen.codecs & (1u << TL_COMPRESSION_LZ4), 0);
+	ck_assert_int_eq(seen.zstd_values, 2); /* zstd-a went: the batch was rewritten */
 	tl_log_close(log);
 }
 END_TEST
@@ -634,7 +673,7 @@ int main(void)
 	tcase_add_test(tc, the_offset_map_keeps_the_newest_offset_and_reports_full);
 	tcase_add_test(tc, compaction_keeps_the_latest_value_per_key_at_its_offset);
 	tcase_add_test(tc, tombstones_go_once_delete_retention_has_passed);
-	tcase_add_test(tc, a_compressed_batch_keeps_later_tombstones_and_itself);
+	tcase_add_test(tc, compressed_batches_are_cleaned_and_compressed_again_with_their_codec);
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
 	tcase_add_test(tc, a_batch_bigger_than_the_map_still_makes_progress);
 	tcase_add_test(tc, the_background_pass_runs_from_tick_beside_appends);

@@ -282,8 +282,9 @@ START_TEST(every_codec_round_trips)
 		struct tl_batch_scratch scratch;
 		tl_batch_scratch_init(&scratch, 8u << 20);
 		const char *why = NULL;
-		ck_assert_int_eq(tl_batch_validate_records(blob.data, blob.len, &h, &scratch, &why),
-				 TL_OK);
+		ck_assert_int_eq(
+			tl_batch_validate_records(blob.data, blob.len, &h, false, &scratch, &why),
+			TL_OK);
 		tl_batch_scratch_deinit(&scratch);
 		struct tl_records_iter it;
 		tl_records_iter_init(&it, blob.data, blob.len);
@@ -305,6 +306,49 @@ START_TEST(every_codec_round_trips)
 		ck_assert_int_ne(err, TL_ERR_NOT_FOUND); /* lz4/snappy/gzip/zstd all detect it */
 		tl_records_iter_deinit(&it);
 		tl_buf_deinit(&blob);
+	}
+}
+END_TEST
+
+/* A compacted topic refuses a record without a key, as Kafka's LogValidator does, in a
+ * plain and a compressed batch; keyed records pass, and other topics take null keys. */
+START_TEST(null_key_is_invalid_record_only_when_a_key_is_required)
+{
+	const enum tl_compression codecs[] = {TL_COMPRESSION_NONE, TL_COMPRESSION_LZ4};
+	for (size_t i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++) {
+		struct tl_records_builder b;
+		tl_records_builder_init(&b, codecs[i]);
+		struct tl_bytes v = bytes_of("v");
+		ck_assert_int_eq(tl_records_builder_append(&b, 1000, bytes_of("k"), v, NULL, 0),
+				 TL_OK);
+		ck_assert_int_eq(tl_records_builder_append(&b, 1001, (struct tl_bytes){NULL, -1}, v,
+							   NULL, 0),
+				 TL_OK);
+		struct tl_buf keyless, keyed;
+		tl_buf_init(&keyless);
+		tl_buf_init(&keyed);
+		ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &keyless), TL_OK);
+		tl_records_builder_deinit(&b);
+		build_numbered(&keyed, codecs[i], 10, 1, -1, -1);
+		struct tl_batch_header h, hk;
+		ck_assert_int_eq(tl_batch_validate(keyless.data, keyless.len, &h, NULL), TL_OK);
+		ck_assert_int_eq(tl_batch_validate(keyed.data, keyed.len, &hk, NULL), TL_OK);
+		struct tl_batch_scratch scratch;
+		tl_batch_scratch_init(&scratch, 1u << 20);
+		const char *why = NULL;
+		ck_assert_int_eq(tl_batch_validate_records(keyless.data, keyless.len, &h, true,
+							   &scratch, &why),
+				 TL_ERR_INVALID_RECORD);
+		ck_assert_ptr_nonnull(strstr(why, "without a key"));
+		ck_assert_int_eq(tl_batch_validate_records(keyless.data, keyless.len, &h, false,
+							   &scratch, &why),
+				 TL_OK);
+		ck_assert_int_eq(
+			tl_batch_validate_records(keyed.data, keyed.len, &hk, true, &scratch, &why),
+			TL_OK);
+		tl_batch_scratch_deinit(&scratch);
+		tl_buf_deinit(&keyless);
+		tl_buf_deinit(&keyed);
 	}
 }
 END_TEST
@@ -422,6 +466,7 @@ static Suite *records_suite(void)
 	tcase_add_test(tc, bad_crc_is_corrupt_message);
 	tcase_add_test(tc, every_codec_round_trips);
 	tcase_add_test(tc, zstd_bomb_stops_at_decompressed_max);
+	tcase_add_test(tc, null_key_is_invalid_record_only_when_a_key_is_required);
 	suite_add_tcase(s, tc);
 	return s;
 }

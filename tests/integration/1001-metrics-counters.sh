@@ -4,9 +4,11 @@
 # Prometheus' rules (tests/progs/prom_check.py: families, escaping, cumulative `le`
 # buckets ending in +Inf) and records-in must never go backwards. Then, exactly:
 #   records in = records produced, bytes in = the bytes the partition logs hold,
-#   bytes out = bytes in after one kcat read, produce batch sizes sum to bytes in,
-#   one committed and one aborted transaction (librdkafka), their 12 records in,
-#   one MESSAGE_TOO_LARGE: error counted by code, failed produce and rejected bytes.
+#   bytes out = bytes in and records out = records produced after one kcat read,
+#   produce batch sizes sum to bytes in, one committed and one aborted transaction
+#   (librdkafka), their 12 records in, one MESSAGE_TOO_LARGE: error counted by code,
+#   failed produce and rejected bytes; one TOPIC_ALREADY_EXISTS (a CreateTopics error:
+#   errors are counted in every response, not only Produce and Fetch).
 # `tally top --once --format json` during the run reports records/s above 0 for it.
 # The broker logs JSON (log.format=json) with log.slow.request.ms=1: every line parses,
 # the slow fetches at the log end are there with their API, and SIGUSR1 turns
@@ -66,7 +68,7 @@ while tl_pid_alive "$producer"; do
 done
 wait "$producer" || tl_fail "kcat could not produce"
 wait "$top" || tl_fail "tally top --once failed"
-top_rate=$(py -c 'import json,sys; d=json.load(open(sys.argv[1])); print([t["records_in_per_s"] for t in d["topics"] if t["topic"]=="m1"][0])' "$TL_TMP/top.json") ||
+top_rate=$(py -c 'import json,sys; d=json.load(open(sys.argv[1])); t=[t for t in d["topics"] if t["topic"]=="m1"][0]; assert t["records_out_per_s"] >= 0; print(t["records_in_per_s"])' "$TL_TMP/top.json") ||
 	tl_fail "tally top's JSON has no m1: $(cat "$TL_TMP/top.json")"
 [ "$top_rate" -gt 0 ] || tl_fail "tally top reports $top_rate records/s for m1 during the run"
 tl_log "$scrapes scrapes during the run parsed; records in rose to $prev; tally top saw $top_rate records/s"
@@ -86,6 +88,8 @@ tl_log "too large"
 # A batch larger than the topic's max.message.bytes: refused, and counted as such.
 "$TL_BIN/tally" topic create big -p 1 -c max.message.bytes=1000 -b "$TL_BROKER" >/dev/null ||
 	tl_fail "cannot create topic big"
+"$TL_BIN/tally" topic create big -p 1 -b "$TL_BROKER" >/dev/null 2>&1 &&
+	tl_fail "topic big was created twice"
 head -c 3000 /dev/zero | tr '\0' x | kcat -P -b "$TL_BROKER" -t big -X linger.ms=0 \
 	2>"$TL_TMP/big.log" || true
 
@@ -103,17 +107,23 @@ mapfile -t v < <(scrape "$TL_TMP/m1.txt" \
 	'tally_errors_total{error="MESSAGE_TOO_LARGE",code="10"}' \
 	'tally_broker_topic_failed_produce_requests_total{topic="big"}' \
 	'tally_broker_topic_bytes_rejected_total{topic="big"}' \
-	'tally_request_total_time_seconds_count{request="Produce"}')
-[ "${#v[@]}" = 12 ] || tl_fail "the final scrape did not parse"
+	'tally_request_total_time_seconds_count{request="Produce"}' \
+	'tally_broker_topic_messages_out_total{topic="m1"}' \
+	'tally_errors_total{error="TOPIC_ALREADY_EXISTS",code="36"}')
+[ "${#v[@]}" = 14 ] || tl_fail "the final scrape did not parse"
 m=$TL_TMP/m1.txt
 in_m1=${v[0]} bytes_m1=${v[1]} out_m1=${v[2]} in_tx=${v[3]} bytes_tx=${v[4]}
 batch_sum=${v[5]} commits=${v[6]} aborts=${v[7]} too_large=${v[8]}
 failed_big=${v[9]} rejected_big=${v[10]} produce_count=${v[11]}
-tl_log "m1: in=$in_m1 bytes_in=$bytes_m1 log_bytes=$log_bytes bytes_out=$out_m1; tx: in=$in_tx; txns: $commits committed, $aborts aborted; big: errors=$too_large failed=$failed_big rejected=$rejected_big"
+records_out_m1=${v[12]} exists=${v[13]}
+tl_log "m1: in=$in_m1 bytes_in=$bytes_m1 log_bytes=$log_bytes bytes_out=$out_m1 records_out=$records_out_m1; tx: in=$in_tx; txns: $commits committed, $aborts aborted; big: errors=$too_large failed=$failed_big rejected=$rejected_big"
 
 [ "$in_m1" = "$count" ] || tl_fail "records in for m1 = $in_m1, want $count"
 [ "$bytes_m1" = "$log_bytes" ] || tl_fail "bytes in for m1 = $bytes_m1, the logs hold $log_bytes"
 [ "$out_m1" = "$bytes_m1" ] || tl_fail "bytes out for m1 = $out_m1 after one read of $bytes_m1"
+[ "$records_out_m1" = "$count" ] ||
+	tl_fail "records out for m1 = $records_out_m1 after one read of $count records"
+[ "$exists" = 1 ] || tl_fail "TOPIC_ALREADY_EXISTS counted $exists times, want 1"
 [ "$in_tx" = 12 ] || tl_fail "records in for tx = $in_tx, want 7 committed + 5 aborted"
 [ "$batch_sum" = $((bytes_m1 + bytes_tx)) ] ||
 	tl_fail "produce batch sizes sum to $batch_sum, bytes in are $((bytes_m1 + bytes_tx))"

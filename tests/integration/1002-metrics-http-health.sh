@@ -10,6 +10,7 @@
 #      offline: /health, answering once the slots free, is 503 naming
 #      failed_partitions=1; tally_up is 0, tally_replica_offline_partitions 1.
 #   3. A restart without the limit recovers the log and /health is 200 again.
+# The broker runs without log.format: its lines are logfmt, the default.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat curl python3
@@ -33,6 +34,9 @@ metrics_port()
 		tail -1 | grep -oE '[0-9]+$'
 }
 url=http://127.0.0.1:$(metrics_port)
+grep -Eq '^ts=[0-9TZ:.-]+ level=info msg="broker: listening on 127\.0\.0\.1:[0-9]+" ' \
+	"$TL_TMP/tallyd.log" ||
+	tl_fail "the default log.format is not logfmt: $(grep -m1 'listening on' "$TL_TMP/tallyd.log")"
 # get_health [TIMEOUT_S]: the body and the status, "status=ok 200".
 get_health()
 {

@@ -20,11 +20,11 @@ if [ "${TALLY_IO_ENGINE:-}" = sync ]; then
 elif ! tl_grep_log 'disk I/O engine=io_uring'; then
 	if tl_grep_log 'io_uring_queue_init failed'; then
 		tl_stop_broker
-		tl_skip "io_uring is unavailable here: $(grep -o 'io_uring_queue_init failed.*' "$TL_TMP/tallyd.log" | head -n 1)"
+		tl_skip "io_uring is unavailable here: $(grep -o 'io_uring_queue_init failed.*' <(tl_log_text "$TL_TMP/tallyd.log") | head -n 1)"
 	fi
-	tl_fail "tallyd did not run the io_uring engine: $(grep -o 'disk I/O engine=.*' "$TL_TMP/tallyd.log" | tail -n 1)"
+	tl_fail "tallyd did not run the io_uring engine: $(grep -o 'disk I/O engine=.*' <(tl_log_text "$TL_TMP/tallyd.log") | tail -n 1)"
 fi
-tl_log "$(grep -o 'disk I/O engine=.*' "$TL_TMP/tallyd.log" | tail -n 1)"
+tl_log "$(grep -o 'disk I/O engine=.*' <(tl_log_text "$TL_TMP/tallyd.log") | tail -n 1)"
 
 # Record i: key "key-<i % 61>", value "<i>~" plus 1..200 printable bytes (no tab,
 # backslash or newline), with ':' among them: only the first ':' splits key and value.

@@ -80,7 +80,7 @@ roundtrip()
 tl_start_broker --config "$TL_TMP/zk.properties" \
 	--override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT" --override "log.dirs=$TL_DATA"
 for key in zookeeper.connect num.network.threads transaction.state.log.min.isr; do
-	[ "$(grep -c "config: ignored key=$key " "$TL_TMP/tallyd.log")" = 1 ] ||
+	[ "$(grep -c "config: ignored key=$key " <(tl_log_text "$TL_TMP/tallyd.log"))" = 1 ] ||
 		tl_fail "tallyd did not log once that it ignores $key"
 done
 tl_grep_log 'config: ignored key=num.partitions' && tl_fail "num.partitions is used, not ignored"

@@ -25,7 +25,7 @@ for seed in $seeds; do
 	tl_broker_alive || tl_fail "tallyd died during bad input (seed $seed)"
 done
 if tl_grep_log 'crit '; then
-	grep 'crit ' "$TL_TMP/tallyd.log" | head -n 5 >&2
+	tl_log_text "$TL_TMP/tallyd.log" | grep 'crit ' | head -n 5 >&2
 	tl_fail "tallyd logged crit lines on bad input"
 fi
 tl_stop_broker

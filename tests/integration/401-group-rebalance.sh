@@ -104,14 +104,14 @@ wait_for 20 "static consumer a owns all 4" owns a 4
 start_consumer b -i static-b
 wait_for 25 "static members split 2+2" split_2_2
 before=$(owned b)
-gen_lines=$(grep -c 'rebalance complete group=grp-static-g' "$TL_TMP/tallyd.log")
+gen_lines=$(grep -c 'rebalance complete group=grp-static-g' <(tl_log_text "$TL_TMP/tallyd.log"))
 kill -9 "$pid_b"
 wait "$pid_b" 2>/dev/null || true
 start_consumer b -i static-b
 wait_for 15 "restarted static member b is assigned" owns b 2
 [ "$(owned b)" = "$before" ] || tl_fail "static member b got $(owned b), had $before"
 owns a 2 || tl_fail "static member a lost partitions when b restarted: $(owned a)"
-now_lines=$(grep -c 'rebalance complete group=grp-static-g' "$TL_TMP/tallyd.log")
+now_lines=$(grep -c 'rebalance complete group=grp-static-g' <(tl_log_text "$TL_TMP/tallyd.log"))
 [ "$now_lines" -eq "$gen_lines" ] ||
 	tl_fail "the static member's restart caused a rebalance ($gen_lines -> $now_lines generations)"
 tl_grep_log 'static member returned group=grp-static-g instance=static-b' ||

@@ -17,9 +17,9 @@ timeout 30 "$TL_TALLYD" --override "listeners=PLAINTEXT://127.0.0.1:0" \
 	--override "log.dirs=$TL_TMP/lonely" --override "metadata.etcd.endpoints=http://127.0.0.1:$dead" \
 	--override metadata.etcd.timeout.ms=1000 >"$TL_TMP/lonely.log" 2>&1 || rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || tl_fail "tallyd without etcd: exit $rc, want a start-up error"
-grep -q "cannot reach the metadata store endpoints=http://127.0.0.1:$dead" "$TL_TMP/lonely.log" ||
+grep -q "cannot reach the metadata store endpoints=http://127.0.0.1:$dead" <(tl_log_text "$TL_TMP/lonely.log") ||
 	{ cat "$TL_TMP/lonely.log" >&2; tl_fail "the start-up error does not name the etcd endpoint"; }
-tl_log "(1) start-up without etcd refused: $(grep -o 'crit cluster: .*' "$TL_TMP/lonely.log" | head -c 200)"
+tl_log "(1) start-up without etcd refused: $(grep -o 'crit cluster: .*' <(tl_log_text "$TL_TMP/lonely.log") | head -c 200)"
 
 tl_cluster_start 3 --override min.insync.replicas=2 --override metadata.etcd.timeout.ms=1000
 "$TL_TALLY" topic create held --partitions 2 --replication-factor 3 -b "$TL_BOOTSTRAP" || tl_fail "topic create failed"
