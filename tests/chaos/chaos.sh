@@ -12,11 +12,16 @@
 #               lease expires), kill -9 of etcd, fsync failure (a broker restarted with
 #               test.fault.fdatasync.fail.after, whose logs fail their next syncs: it
 #               must stop acknowledging rather than ack what it could not sync),
-#               and the three network partitions of the partition scenario
+#               the three network partitions of the partition scenario, and a full disk
 #   kill        only kill -9 of brokers and leaders
 #   pause       only SIGSTOP/SIGCONT of leaders
 #   etcd        only kill -9 of etcd
 #   fsync       only fsync failure
+#   disk        full disks (2 of 3 draws) and fsync failures: each broker's log.dirs is
+#               a tmpfs of its own; the nemesis fills it with a ballast file (the
+#               broker's writes fail with ENOSPC), half the time restarts the broker on
+#               the full disk, removes the ballast, and restarts a broker whose logs
+#               failed (SIGTERM: a failed log stays offline until reopened)
 #   partition   only network partitions (brokers in network namespaces, see below):
 #               the leader isolated from everything, a broker cut from its peers but
 #               not from etcd, two brokers cut from each other with the third bridging
@@ -121,9 +126,65 @@ tl_cbroker_start_net()
 	done
 }
 
+# The disk: with CHAOS_DISK=1 (the default for mixed and disk) each broker's log.dirs is
+# a tmpfs of its own, CHAOS_DISK_MB (default 256) large, so that the full-disk nemesis
+# can fill it with a ballast file (.ballast: the broker skips dot files in log.dirs)
+# and the broker's next write fails with ENOSPC.
+disk=${CHAOS_DISK:-}
+case $scenario in mixed | disk) disk=${disk:-1} ;; esac
+disk_mb=${CHAOS_DISK_MB:-256}
+disk_up()
+{
+	local i
+	for i in 1 2 3; do
+		mkdir -p "$TL_TMP/b$i"
+		mount -t tmpfs -o "size=${disk_mb}m,mode=0755" "tally-chaos-b$i" "$TL_TMP/b$i" ||
+			tl_fail "cannot mount a tmpfs for broker $i (the full-disk nemesis needs root)"
+	done
+}
+disk_down()
+{
+	local i
+	for i in 1 2 3; do
+		mountpoint -q "$TL_TMP/b$i" || continue
+		# A failed run keeps TL_TMP: keep the logs the tmpfs held with it.
+		[ "$TL_FAILED" -ne 0 ] && cp -a "$TL_TMP/b$i" "$TL_TMP/b$i.kept" 2>/dev/null
+		umount "$TL_TMP/b$i" || umount -l "$TL_TMP/b$i"
+	done
+	return 0
+}
+
+# The clock: with CHAOS_CLOCK=1 (the default for mixed and clock) every broker runs
+# under libfaketime (Debian faketime) reading its wall-clock offset from
+# TL_TMP/clock-I, at most once a second; CLOCK_MONOTONIC is left alone, as an NTP step
+# leaves it. The clock nemesis writes "+N" or "-N" seconds there and "+0" to heal.
+clock=${CHAOS_CLOCK:-}
+case $scenario in mixed | clock) clock=${clock:-1} ;; esac
+faketime_lib=
+if [ "$clock" = 1 ]; then
+	for l in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1; do
+		[ -f "$l" ] && faketime_lib=$l && break
+	done
+	[ -n "$faketime_lib" ] || tl_skip "libfaketime is not installed (make deps: faketime)"
+	for i in 1 2 3; do echo "+0" >"$TL_TMP/clock-$i"; done
+	cat >"$TL_TMP/tallyd-faketime" <<-EOF
+		#!/bin/sh
+		# tallyd under libfaketime, its wall clock offset by TL_TMP/clock-<node.id>.
+		id=0
+		for a; do case \$a in node.id=*) id=\${a#node.id=} ;; esac; done
+		LD_PRELOAD=$faketime_lib FAKETIME_TIMESTAMP_FILE=$TL_TMP/clock-\$id
+		FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1
+		export LD_PRELOAD FAKETIME_TIMESTAMP_FILE FAKETIME_CACHE_DURATION FAKETIME_DONT_FAKE_MONOTONIC
+		exec "$TL_TALLYD" "\$@"
+	EOF
+	chmod +x "$TL_TMP/tallyd-faketime"
+	TL_TALLYD=$TL_TMP/tallyd-faketime
+fi
+
+[ "$net" = 1 ] && net_down
+trap 'rc=$?; set +e; for p in "${TL_CPID[@]}" "$TL_ETCD_PID"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done; sleep 0.2; [ "$net" = 1 ] && net_down; [ "$disk" = 1 ] && disk_down; (exit $rc); tl_cluster_on_exit' EXIT
+[ "$disk" = 1 ] && disk_up
 if [ "$net" = 1 ]; then
-	net_down
-	trap 'rc=$?; set +e; for p in "${TL_CPID[@]}" "$TL_ETCD_PID"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done; sleep 0.2; net_down; (exit $rc); tl_cluster_on_exit' EXIT
 	net_up
 	eval "$(declare -f tl_cbroker_start_net | sed '1s/tl_cbroker_start_net/tl_cbroker_start/')"
 	port=$(tl_pick_port) && pport=$(tl_pick_port) || tl_fail "no free port for etcd"
@@ -242,6 +303,77 @@ fault_fsync()
 	nemesis "stop fsync failure broker $b"
 }
 
+# Stops broker B with SIGTERM, as an operator would (kill -9 after 15 s); a status
+# other than 0 goes into the history.
+term_broker()
+{
+	local b=$1 pid=${TL_CPID[$1]:-} rc=0 deadline
+	[ -n "$pid" ] && tl_pid_alive "$pid" || return 0
+	kill -TERM "$pid"
+	deadline=$(($(date +%s) + 15))
+	while tl_pid_alive "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
+	tl_pid_alive "$pid" && { tl_log "broker $b ignored SIGTERM for 15 s: kill -9"; kill -9 "$pid"; }
+	wait "$pid" 2>/dev/null || rc=$?
+	TL_CPID[$b]=
+	[ $rc -eq 0 ] || nemesis "broker $b exited with status $rc after SIGTERM"
+	return 0
+}
+
+# The broker's tmpfs filled to the last page by a ballast file: its next write fails with
+# ENOSPC, and it must not acknowledge what it could not write. Half the time the broker
+# is then restarted while the disk is still full: it must start (recovery on a full
+# disk), not exit. After HOLD s the ballast goes; a partition log that failed stays
+# offline until its broker reopens it (as Kafka's offline log directory does until a
+# restart), so where the broker logged a failed log the nemesis restarts it with
+# SIGTERM, as an operator would, and it must come back with its logs intact.
+fault_disk()
+{
+	local b hold=$1 log from full_restart=$((RANDOM % 2))
+	b=$(pick_broker) || return 0
+	log=$TL_TMP/tallyd-$b.log
+	from=$(($(stat -c %s "$log") + 1))
+	nemesis "start disk full broker $b"
+	dd if=/dev/zero of="$TL_TMP/b$b/.ballast" bs=1M 2>/dev/null || true
+	dd if=/dev/zero of="$TL_TMP/b$b/.ballast" bs=4k oflag=append conv=notrunc 2>/dev/null || true
+	sleep "$hold"
+	if [ $full_restart = 1 ]; then
+		tl_log "restarting broker $b on its full disk"
+		term_broker "$b"
+		restart_broker "$b"
+		nemesis "broker $b restarted on a full disk"
+		sleep 1
+	fi
+	rm -f "$TL_TMP/b$b/.ballast"
+	# grep -c reads to the end: grep -q would leave tail a SIGPIPE, and pipefail a failure.
+	if tail -c "+$from" "$log" | grep -c 'offline\|cannot open partition log' >/dev/null; then
+		tl_log "broker $b failed a log on the full disk: restarting it"
+		term_broker "$b"
+		restart_broker "$b"
+	fi
+	nemesis "stop disk full broker $b"
+}
+
+# Broker B's wall clock jumps by J seconds (or every broker's, by the same J), for HOLD s,
+# then back: an NTP step. The jumps cross a transaction timeout (+-600 s), an hour, and
+# producer.id.expiration.ms (+-25 h; Kafka's default 24 h); the monotonic clock does not
+# move.
+fault_clock()
+{
+	local hold=$1 jumps=(+600 -600 +3600 -3600 +90000 -90000) j b who
+	j=${jumps[$((RANDOM % ${#jumps[@]}))]}
+	if [ $((RANDOM % 4)) -eq 0 ]; then
+		b="1 2 3" who="every broker"
+	else
+		b=$(pick_broker) || return 0
+		who="broker $b"
+	fi
+	nemesis "start clock jump $j s $who"
+	for i in $b; do echo "$j" >"$TL_TMP/clock-$i"; done
+	sleep "$hold"
+	for i in $b; do echo "+0" >"$TL_TMP/clock-$i"; done
+	nemesis "stop clock jump $j s $who"
+}
+
 # nft in broker B's namespace drops what it exchanges with ADDRS (drop rules both ways).
 cut_off()
 {
@@ -293,7 +425,9 @@ run_nemesis()
 {
 	local hold=$((RANDOM % 4 + 2)) kinds kind
 	case $scenario in
-	mixed) kinds=(kill-any kill-leader pause etcd fsync isolate peers bridge) ;;
+	mixed) kinds=(kill-any kill-leader pause etcd fsync isolate peers bridge disk) ;;
+	disk) kinds=(disk disk fsync) ;;
+	clock) kinds=(clock) ;;
 	partition) kinds=(isolate peers bridge) ;;
 	kill) kinds=(kill-any kill-leader) ;;
 	pause) kinds=(pause) ;;
@@ -310,6 +444,8 @@ run_nemesis()
 	etcd) fault_etcd "$hold" ;;
 	fsync) fault_fsync "$hold" ;;
 	isolate | peers | bridge) fault_partition "$hold" "$kind" ;;
+	disk) fault_disk "$hold" ;;
+	clock) fault_clock "$hold" ;;
 	esac
 }
 
@@ -336,6 +472,12 @@ done
 
 # Heal: everything running, then let the clients finish.
 [ "$net" = 1 ] && heal_net
+if [ "$disk" = 1 ]; then
+	for b in 1 2 3; do rm -f "$TL_TMP/b$b/.ballast"; done
+fi
+if [ "$clock" = 1 ]; then
+	for b in 1 2 3; do echo "+0" >"$TL_TMP/clock-$b"; done
+fi
 for b in 1 2 3; do
 	restart_broker "$b"
 done
