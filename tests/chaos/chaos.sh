@@ -12,16 +12,21 @@
 #               lease expires), kill -9 of etcd, fsync failure (a broker restarted with
 #               test.fault.fdatasync.fail.after, whose logs fail their next syncs: it
 #               must stop acknowledging rather than ack what it could not sync),
-#               the three network partitions of the partition scenario, and a full disk
+#               the three network partitions of the partition scenario, a full disk
+#               and a clock jump (see disk and clock)
 #   kill        only kill -9 of brokers and leaders
 #   pause       only SIGSTOP/SIGCONT of leaders
 #   etcd        only kill -9 of etcd
 #   fsync       only fsync failure
+#   clock       wall-clock jumps (libfaketime, Debian faketime) of one broker or of all,
+#               by +-10 min, +-1 h or +-25 h (past producer.id.expiration.ms), half the
+#               time with a kill -9 and restart of the broker while its clock is off
 #   disk        full disks (2 of 3 draws) and fsync failures: each broker's log.dirs is
 #               a tmpfs of its own; the nemesis fills it with a ballast file (the
 #               broker's writes fail with ENOSPC), half the time restarts the broker on
 #               the full disk, removes the ballast, and restarts a broker whose logs
 #               failed (SIGTERM: a failed log stays offline until reopened)
+# and mixed draws from all of the above but dedupe-off.
 #   partition   only network partitions (brokers in network namespaces, see below):
 #               the leader isolated from everything, a broker cut from its peers but
 #               not from etcd, two brokers cut from each other with the third bridging
@@ -356,19 +361,27 @@ fault_disk()
 # Broker B's wall clock jumps by J seconds (or every broker's, by the same J), for HOLD s,
 # then back: an NTP step. The jumps cross a transaction timeout (+-600 s), an hour, and
 # producer.id.expiration.ms (+-25 h; Kafka's default 24 h); the monotonic clock does not
-# move.
+# move. Half the time the one broker is also killed and restarted while its clock is
+# off, so that its log recovery (producer-state expiry, time index) runs on it.
 fault_clock()
 {
-	local hold=$1 jumps=(+600 -600 +3600 -3600 +90000 -90000) j b who
+	local hold=$1 jumps=(+600 -600 +3600 -3600 +90000 -90000) j b who restart
 	j=${jumps[$((RANDOM % ${#jumps[@]}))]}
+	restart=$((RANDOM % 2))
 	if [ $((RANDOM % 4)) -eq 0 ]; then
-		b="1 2 3" who="every broker"
+		b="1 2 3" who="every broker" restart=0
 	else
 		b=$(pick_broker) || return 0
 		who="broker $b"
 	fi
 	nemesis "start clock jump $j s $who"
 	for i in $b; do echo "$j" >"$TL_TMP/clock-$i"; done
+	if [ "$restart" = 1 ]; then
+		sleep 1.5 # libfaketime reads the file at most once a second
+		tl_cbroker_kill9 "$b"
+		restart_broker "$b"
+		nemesis "broker $b restarted (kill -9) with its clock $j s off"
+	fi
 	sleep "$hold"
 	for i in $b; do echo "+0" >"$TL_TMP/clock-$i"; done
 	nemesis "stop clock jump $j s $who"
@@ -425,7 +438,7 @@ run_nemesis()
 {
 	local hold=$((RANDOM % 4 + 2)) kinds kind
 	case $scenario in
-	mixed) kinds=(kill-any kill-leader pause etcd fsync isolate peers bridge disk) ;;
+	mixed) kinds=(kill-any kill-leader pause etcd fsync isolate peers bridge disk clock) ;;
 	disk) kinds=(disk disk fsync) ;;
 	clock) kinds=(clock) ;;
 	partition) kinds=(isolate peers bridge) ;;
