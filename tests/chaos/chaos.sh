@@ -36,8 +36,10 @@
 #               the checker MUST report duplicates; the run passes only if it does.
 # Workloads: two idempotent producers (rdk_chaos produce), a transactional writer that
 # aborts every 4th transaction (rdk_chaos txn) and a read_committed consumer in a group
-# committing its offsets (rdk_chaos group), all on topic "chaos" (3 partitions,
-# replication factor 3, min.insync.replicas 2).
+# committing its offsets (rdk_chaos group), all librdkafka; and, with kafkajs
+# (CHAOS_KAFKAJS=1, the default), an idempotent producer and a transactional writer
+# (tests/chaos/kjs_chaos.js); all on topic "chaos" (3 partitions, replication factor 3,
+# min.insync.replicas 2).
 # The same SEED gives the same schedule of faults (bash's RANDOM seeded with it); the
 # timing of the system under test is not replayable, so neither is the exact history.
 # Results (histories, broker logs, check.out, report.json, report.html) go to
@@ -463,6 +465,14 @@ run_nemesis()
 }
 
 rate=${CHAOS_RATE:-300}
+# kafkajs (tests/chaos/kjs_chaos.js) beside librdkafka: an idempotent producer and a
+# transactional writer, unless CHAOS_KAFKAJS=0 or kafkajs is not installed.
+kjs=${CHAOS_KAFKAJS:-1}
+kjs_modules=$TL_ROOT/tests/interop/node_modules
+if [ "$kjs" = 1 ] && { ! command -v node >/dev/null 2>&1 || [ ! -d "$kjs_modules/kafkajs" ]; }; then
+	tl_log "kafkajs workloads left out: node or tests/interop/node_modules/kafkajs missing (make deps)"
+	kjs=0
+fi
 pids=()
 for w in 1 2; do
 	"$TL_PROGS/rdk_chaos" produce "$TL_BOOTSTRAP" "$topic" "producer-$w" "$secs" "$rate" \
@@ -475,6 +485,15 @@ pids+=($!)
 "$TL_PROGS/rdk_chaos" group "$TL_BOOTSTRAP" "$topic" group-1 "$secs" "$hist/group-1.jsonl" \
 	2>"$TL_TMP/group-1.err" &
 pids+=($!)
+if [ "$kjs" = 1 ]; then
+	NODE_PATH=$kjs_modules node "$TL_ROOT/tests/chaos/kjs_chaos.js" produce "$TL_BOOTSTRAP" \
+		"$topic" kjs-producer "$secs" "${CHAOS_KJS_RATE:-100}" "$hist/kjs-producer.jsonl" \
+		2>"$TL_TMP/kjs-producer.err" &
+	pids+=($!)
+	NODE_PATH=$kjs_modules node "$TL_ROOT/tests/chaos/kjs_chaos.js" txn "$TL_BOOTSTRAP" \
+		"$topic" kjs-txn "$secs" "$hist/kjs-txn.jsonl" 2>"$TL_TMP/kjs-txn.err" &
+	pids+=($!)
+fi
 
 start=$(date +%s)
 sleep 2
