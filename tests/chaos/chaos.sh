@@ -535,6 +535,13 @@ tl_log "results in $out"
 spins=$(cat "$TL_TMP"/tallyd-*.log | grep -c 'batch from leader refused' || true)
 tl_log "replica batches refused: $spins"
 [ "$spins" -lt 2000 ] || tl_fail "brokers logged $spins refused replica batches: a fetcher spins on a failed log"
+# A replica whose log failed (full disk, fsync failure) must hand its leadership away or
+# leave the ISR rather than hold the partition until a restart.
+failed=$(cat "$TL_TMP"/tallyd-*.log | grep -c 'partition offline after an I/O error' || true)
+resigned=$(cat "$TL_TMP"/tallyd-*.log | grep -c 'replica: log failed, ' || true)
+tl_log "logs failed: $failed, replicas that gave them up: $resigned"
+[ "$failed" -eq 0 ] || [ "$resigned" -gt 0 ] ||
+	tl_fail "$failed logs failed and no replica handed its leadership away or left the ISR"
 if [ "$scenario" = dedupe-off ]; then
 	grep -q '^FAIL duplicate ' "$out/check.out" ||
 		tl_fail "dedupe off, yet the checker found no duplicate: it cannot fail"
