@@ -1219,7 +1219,16 @@ static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 	}
 	txnindexes_contradicted(log, from, read, read ? read_count : 0);
 	free(read);
-	tl_pstate_expire(&log->pstate, tl_wall_ms(), log->config.producer_id_expiration_ms);
+	/* Producers expire by the wall clock, as Kafka's do at load, but never counting
+	 * past the newest batch in this log: a broker restarted with its clock stepped
+	 * 25 h ahead (chaos test 916) dropped every producer's state, and as leader then
+	 * refused their next batches (UNKNOWN_PRODUCER_ID: librdkafka's idempotent
+	 * producers failed fatally). Keeping a producer longer is always safe. */
+	int64_t now = tl_wall_ms();
+	int64_t newest = tl_log_max_timestamp(log);
+	if (newest >= 0 && newest < now)
+		now = newest;
+	tl_pstate_expire(&log->pstate, now, log->config.producer_id_expiration_ms);
 	log->first_open_txn = -2;
 	snapshots_prune(log);
 	return TL_OK;
