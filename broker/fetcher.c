@@ -356,9 +356,10 @@ static void part_truncate(struct tl_partition *p,
 			p->index, tl_err_name(err));
 }
 
-/* Appends the whole batches of @records; returns the end offset appended, or -1. */
+/* Appends the whole batches of @records; returns the end offset appended, or -1.
+ * Sets *@refused when the log refused a batch. */
 static int64_t part_append(struct tl_broker *broker, struct tl_partition *p, uint8_t *data,
-			   int64_t len)
+			   int64_t len, bool *refused)
 {
 	int64_t appended = -1;
 	while (len >= TL_BATCH_LOG_OVERHEAD) {
@@ -380,6 +381,7 @@ static int64_t part_append(struct tl_broker *broker, struct tl_partition *p, uin
 				" err=%s why=\"%s\"",
 				p->topic->name, p->index, h.base_offset, tl_err_name(err),
 				why ? why : "");
+			*refused = true;
 			break;
 		}
 		appended = tl_batch_last_offset(&h) + 1;
@@ -467,20 +469,20 @@ static void session_on_response(struct tl_broker *broker, struct session *s)
 			p->leader_high_watermark = pd->high_watermark;
 			if (pd->records.len > 0) {
 				uint8_t *data = s->rbuf + (pd->records.ptr - s->rbuf);
-				int64_t end = part_append(broker, p, data, pd->records.len);
+				bool refused_here = false;
+				int64_t end =
+					part_append(broker, p, data, pd->records.len, &refused_here);
 				/* Refused with the log still writable (its leader-epoch
 				 * checkpoint could not be written: ENOSPC): unless another
 				 * partition advanced, the same batch is not fetched again
 				 * at once (a full disk made 11,000 refusals in 20 s). */
 				if (end >= 0) {
 					sp->wait_offset = end;
-					progress = advanced = true;
-				} else {
-					refused = true;
+					advanced = true;
 				}
-			} else {
-				progress = true;
+				refused = refused || (refused_here && end < 0);
 			}
+			progress = true;
 			follower_set_high_watermark(p);
 		}
 	}
