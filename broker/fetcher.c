@@ -470,8 +470,8 @@ static void session_on_response(struct tl_broker *broker, struct session *s)
 			if (pd->records.len > 0) {
 				uint8_t *data = s->rbuf + (pd->records.ptr - s->rbuf);
 				bool refused_here = false;
-				int64_t end =
-					part_append(broker, p, data, pd->records.len, &refused_here);
+				int64_t end = part_append(broker, p, data, pd->records.len,
+							  &refused_here);
 				/* Refused with the log still writable (its leader-epoch
 				 * checkpoint could not be written: ENOSPC): unless another
 				 * partition advanced, the same batch is not fetched again

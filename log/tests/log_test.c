@@ -650,7 +650,8 @@ START_TEST(producer_state_does_not_expire_past_the_newest_batch_at_open)
 	remove_marker(); /* a crash: the producer state comes from the replay */
 	log = log_open();
 	struct tl_log_append_result result;
-	ck_assert_int_eq(tl_log_append(log, b->bytes, sizeof(b->bytes), &b->header, &result), TL_OK);
+	ck_assert_int_eq(tl_log_append(log, b->bytes, sizeof(b->bytes), &b->header, &result),
+			 TL_OK);
 	ck_assert(result.duplicate);
 	ck_assert_int_eq(result.base_offset, 0);
 	tl_log_close(log);
