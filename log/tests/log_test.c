@@ -635,10 +635,10 @@ START_TEST(truncated_snapshots_fall_back_to_replay)
 }
 END_TEST
 
-/* A producer's state expires at open only counting up to the newest batch in the log,
- * not past it by the wall clock alone: a log whose every batch is two days old (or a
- * broker whose clock was stepped two days ahead, chaos test 916) keeps its producers,
- * so a retry is still a duplicate rather than a refusal of an unknown producer. */
+/* A producer's state expires (at open, at a tick) only counting up to the newest batch
+ * in the log, not past it by the wall clock alone: a log whose every batch is two days
+ * old, or a broker whose clock was stepped two days ahead (chaos test 916), keeps its
+ * producers, so a retry is still a duplicate, not a refusal of an unknown producer. */
 START_TEST(producer_state_does_not_expire_past_the_newest_batch_at_open)
 {
 	struct tl_log *log = log_open();
@@ -654,6 +654,11 @@ START_TEST(producer_state_does_not_expire_past_the_newest_batch_at_open)
 			 TL_OK);
 	ck_assert(result.duplicate);
 	ck_assert_int_eq(result.base_offset, 0);
+	/* Nor at a tick whose wall clock was stepped two more days ahead. */
+	tl_log_tick(log, tl_wall_ms() + 2 * 86400000LL);
+	ck_assert_int_eq(tl_log_append(log, b->bytes, sizeof(b->bytes), &b->header, &result),
+			 TL_OK);
+	ck_assert(result.duplicate);
 	tl_log_close(log);
 	free(b);
 }
