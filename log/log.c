@@ -1143,15 +1143,15 @@ static void txnindexes_contradicted(struct tl_log *log, int64_t from,
  * replayed; so is every marker at or past @closing_from. Expects an empty producer table
  * and closing list. */
 /* Producers expire by the wall clock @now_ms, as Kafka's do, but never counting past
- * the newest batch in this log: a broker whose clock was stepped 25 h ahead (chaos test
- * 916) dropped every producer's state, at its next tick or at a restart, and as leader
- * then refused their next batches (UNKNOWN_PRODUCER_ID: librdkafka's idempotent
- * producers failed fatally). Keeping a producer longer is always safe. */
+ * the newest producer's last data batch: a broker whose clock was stepped 25 h ahead
+ * (chaos test 916) dropped every producer's state, at its next tick or at a restart,
+ * and as leader then refused their next batches (UNKNOWN_PRODUCER_ID: librdkafka's
+ * idempotent producers failed fatally). Not the newest batch of the log: a marker
+ * carries its coordinator's clock, stepped ahead too. Keeping a producer longer is
+ * always safe. O(producers), as the expiry itself. */
 static void pstate_expire(struct tl_log *log, int64_t now_ms)
 {
-	int64_t newest = -1;
-	for (uint32_t s = log->segment_count; s > 0 && newest < 0; s--)
-		newest = log->segments[s - 1]->max_timestamp;
+	int64_t newest = tl_pstate_newest_timestamp(&log->pstate);
 	if (newest >= 0 && newest < now_ms)
 		now_ms = newest;
 	tl_pstate_expire(&log->pstate, now_ms, log->config.producer_id_expiration_ms);
