@@ -228,13 +228,16 @@ nemesis()
 	tl_log "nemesis: $1"
 }
 
-# A broker that is running, drawn from the seed; or the leader of a partition.
+# A broker that is running, drawn from the seed; or the leader of a partition. They set
+# $picked rather than print it: bash reseeds RANDOM in a $(...) subshell, so a pick made
+# there was not replayed by the seed.
+picked=
 pick_broker()
 {
 	local i tries=0
 	while [ $tries -lt 10 ]; do
 		i=$((RANDOM % 3 + 1))
-		tl_cbroker_alive "$i" && { echo "$i"; return 0; }
+		tl_cbroker_alive "$i" && { picked=$i; return 0; }
 		tries=$((tries + 1))
 	done
 	return 1
@@ -245,7 +248,7 @@ pick_leader()
 	local p=$((RANDOM % 3)) l
 	l=$(tl_cluster_leader "$topic" "$p")
 	if [ -n "$l" ] && [ "$l" -ge 1 ] && tl_cbroker_alive "$l"; then
-		echo "$l"
+		picked=$l
 	else
 		pick_broker
 	fi
@@ -262,7 +265,8 @@ restart_broker()
 fault_kill()
 {
 	local b hold=$1 how=$2
-	if [ "$how" = leader ]; then b=$(pick_leader) || return 0; else b=$(pick_broker) || return 0; fi
+	if [ "$how" = leader ]; then pick_leader || return 0; else pick_broker || return 0; fi
+	b=$picked
 	nemesis "start kill -9 broker $b ($how)"
 	tl_cbroker_kill9 "$b"
 	sleep "$hold"
@@ -273,7 +277,8 @@ fault_kill()
 fault_pause()
 {
 	local b hold=$1
-	b=$(pick_leader) || return 0
+	pick_leader || return 0
+	b=$picked
 	nemesis "start SIGSTOP broker $b"
 	tl_cbroker_sigstop "$b"
 	sleep "$hold"
@@ -296,7 +301,8 @@ fault_etcd()
 fault_fsync()
 {
 	local b hold=$1 after=$((RANDOM % 20 + 1)) saved
-	b=$(pick_broker) || return 0
+	pick_broker || return 0
+	b=$picked
 	nemesis "start fsync failure broker $b (after $after syncs)"
 	tl_cbroker_kill9 "$b"
 	saved=("${TL_CARGS[@]}")
@@ -336,7 +342,8 @@ term_broker()
 fault_disk()
 {
 	local b hold=$1 log from full_restart=$((RANDOM % 2))
-	b=$(pick_broker) || return 0
+	pick_broker || return 0
+	b=$picked
 	log=$TL_TMP/tallyd-$b.log
 	from=$(($(stat -c %s "$log") + 1))
 	nemesis "start disk full broker $b"
@@ -373,7 +380,8 @@ fault_clock()
 	if [ $((RANDOM % 4)) -eq 0 ]; then
 		b="1 2 3" who="every broker" restart=0
 	else
-		b=$(pick_broker) || return 0
+		pick_broker || return 0
+		b=$picked
 		who="broker $b"
 	fi
 	nemesis "start clock jump $j s $who"
@@ -412,7 +420,8 @@ heal_net()
 fault_partition()
 {
 	local hold=$1 how=$2 b o1 o2
-	b=$(pick_leader) || return 0
+	pick_leader || return 0
+	b=$picked
 	o1=$((b % 3 + 1)) o2=$(((b + 1) % 3 + 1))
 	case $how in
 	isolate)
