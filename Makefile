@@ -264,7 +264,7 @@ test-long: deps release
 # Jepsen-style fault runs (tests/chaos/): `make chaos` runs the fixed-seed set (long),
 # `make chaos SEED=n TIME=s [SCENARIO=name]` one run. Results under build/chaos/.
 CHAOS_SET := 1:120:mixed 2:120:kill 3:120:pause 4:90:etcd 5:90:fsync 11:90:partition \
-             6:60:dedupe-off 7:300:mixed
+             6:60:dedupe-off 7:300:mixed 22:90:disk 31:90:clock
 chaos: release
 ifdef SEED
 	@./tests/chaos/chaos.sh $(SEED) $(or $(TIME),60) $(or $(SCENARIO),mixed)

@@ -48,6 +48,7 @@ enum command_type {
 	COMMAND_PID_BLOCK = 4,
 	COMMAND_ALTER_TOPIC = 5,
 	COMMAND_ACLS = 6,
+	COMMAND_RESIGN_PARTITION = 7,
 };
 
 struct command {
@@ -859,40 +860,44 @@ static void topic_delete(struct tl_cluster *c, struct tl_cluster_view *view, str
 	}
 }
 
+/* Moves this broker's leadership of partition @i of @topic to another ISR member, or, on
+ * a follower, takes this broker out of its ISR (controlled shutdown, and a replica whose
+ * log failed). */
+static void resign_partition(struct tl_cluster *c, struct tl_cluster_view *view,
+			     struct tl_cluster_topic *topic, int32_t i)
+{
+	struct tl_cluster_partition *cp = &topic->partitions[i];
+	bool swapped;
+	if (cp->has_state && cp->state.leader >= 0 && cp->state.leader != c->self &&
+	    tl_repl_isr_contains(&cp->state, c->self)) {
+		/* A follower going away leaves the ISR now, as Kafka's controlled shutdown
+		 * does, so acks=all does not wait out the lag time. */
+		struct tl_repl_state next = cp->state;
+		next.isr_count = 0;
+		for (int32_t j = 0; j < cp->state.isr_count; j++)
+			if (cp->state.isr[j] != c->self)
+				next.isr[next.isr_count++] = cp->state.isr[j];
+		partition_cas(c, topic->name, i, cp->revision, &next, &swapped);
+		return;
+	}
+	if (!cp->has_state || cp->state.leader != c->self)
+		return;
+	int32_t leader = tl_repl_elect(cp->replicas, cp->replica_count, &cp->state, broker_alive,
+				       view, c->self, false);
+	if (leader < 0)
+		return; /* nobody else can lead: keep it (Kafka does) */
+	struct tl_repl_state next;
+	tl_repl_state_after_election(&cp->state, leader, broker_alive, view, c->self, &next);
+	partition_cas(c, topic->name, i, cp->revision, &next, &swapped);
+}
+
 /* Controlled shutdown: moves every leadership of this broker to another ISR member,
  * and takes this broker out of the ISR of the partitions it follows. */
 static void resign(struct tl_cluster *c, struct tl_cluster_view *view)
 {
-	for (int32_t t = 0; t < view->topic_count; t++) {
-		struct tl_cluster_topic *topic = &view->topics[t];
-		for (int32_t i = 0; i < topic->partition_count; i++) {
-			struct tl_cluster_partition *cp = &topic->partitions[i];
-			if (cp->has_state && cp->state.leader >= 0 && cp->state.leader != c->self &&
-			    tl_repl_isr_contains(&cp->state, c->self)) {
-				/* A follower going away leaves the ISR now, as Kafka's controlled
-				 * shutdown does, so acks=all does not wait out the lag time. */
-				struct tl_repl_state next = cp->state;
-				next.isr_count = 0;
-				for (int32_t j = 0; j < cp->state.isr_count; j++)
-					if (cp->state.isr[j] != c->self)
-						next.isr[next.isr_count++] = cp->state.isr[j];
-				bool swapped;
-				partition_cas(c, topic->name, i, cp->revision, &next, &swapped);
-				continue;
-			}
-			if (!cp->has_state || cp->state.leader != c->self)
-				continue;
-			int32_t leader = tl_repl_elect(cp->replicas, cp->replica_count, &cp->state,
-						       broker_alive, view, c->self, false);
-			if (leader < 0)
-				continue; /* nobody else can lead: keep it (Kafka does) */
-			struct tl_repl_state next;
-			tl_repl_state_after_election(&cp->state, leader, broker_alive, view,
-						     c->self, &next);
-			bool swapped;
-			partition_cas(c, topic->name, i, cp->revision, &next, &swapped);
-		}
-	}
+	for (int32_t t = 0; t < view->topic_count; t++)
+		for (int32_t i = 0; i < view->topics[t].partition_count; i++)
+			resign_partition(c, view, &view->topics[t], i);
 }
 
 /* ---- thread: the controller ---- */
@@ -1073,6 +1078,11 @@ static void run_commands(struct tl_cluster *c, struct tl_cluster_view *view, str
 			topic_delete(c, view, cmd);
 		} else if (cmd->type == COMMAND_RESIGN) {
 			resign(c, view);
+		} else if (cmd->type == COMMAND_RESIGN_PARTITION) {
+			for (int32_t t = 0; t < view->topic_count; t++)
+				if (strcmp(view->topics[t].name, cmd->topic) == 0 &&
+				    cmd->partition < view->topics[t].partition_count)
+					resign_partition(c, view, &view->topics[t], cmd->partition);
 		} else if (cmd->type == COMMAND_PID_BLOCK) {
 			pid_block(c, cmd);
 		} else if (cmd->type == COMMAND_ALTER_TOPIC) {
@@ -1599,6 +1609,22 @@ void tl_cluster_post_isr(struct tl_broker *broker, const char *topic, int32_t pa
 	cmd->partition = partition;
 	cmd->expected_revision = revision;
 	cmd->state = *state;
+	command_post(broker->cluster, cmd);
+}
+
+/* Called by replica.c: this broker's log of the partition failed (a write or sync error,
+ * e.g. ENOSPC): its leadership moves to another ISR member, or it leaves the ISR. */
+void tl_cluster_post_resign_partition(struct tl_broker *broker, const char *topic,
+				      int32_t partition)
+{
+	if (!broker->cluster)
+		return;
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return; /* the next tick asks again */
+	cmd->type = COMMAND_RESIGN_PARTITION;
+	snprintf(cmd->topic, sizeof(cmd->topic), "%s", topic);
+	cmd->partition = partition;
 	command_post(broker->cluster, cmd);
 }
 

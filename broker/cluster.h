@@ -176,5 +176,8 @@ void tl_fetchers_forget(struct tl_broker *broker, struct tl_partition *p);
 /* A leader asks the metadata thread for a new ISR (replica.c). */
 void tl_cluster_post_isr(struct tl_broker *broker, const char *topic, int32_t partition,
 			 int64_t revision, const struct tl_repl_state *state);
+/* This broker's log of a partition failed: it gives up leading it, or leaves its ISR. */
+void tl_cluster_post_resign_partition(struct tl_broker *broker, const char *topic,
+				      int32_t partition);
 
 #endif

@@ -356,9 +356,10 @@ static void part_truncate(struct tl_partition *p,
 			p->index, tl_err_name(err));
 }
 
-/* Appends the whole batches of @records; returns the end offset appended, or -1. */
+/* Appends the whole batches of @records; returns the end offset appended, or -1.
+ * Sets *@refused when the log refused a batch. */
 static int64_t part_append(struct tl_broker *broker, struct tl_partition *p, uint8_t *data,
-			   int64_t len)
+			   int64_t len, bool *refused)
 {
 	int64_t appended = -1;
 	while (len >= TL_BATCH_LOG_OVERHEAD) {
@@ -380,6 +381,7 @@ static int64_t part_append(struct tl_broker *broker, struct tl_partition *p, uin
 				" err=%s why=\"%s\"",
 				p->topic->name, p->index, h.base_offset, tl_err_name(err),
 				why ? why : "");
+			*refused = true;
 			break;
 		}
 		appended = tl_batch_last_offset(&h) + 1;
@@ -433,7 +435,7 @@ static void session_on_response(struct tl_broker *broker, struct session *s)
 		session_disconnect(broker->fetchers, s, broker->config.replica_fetch_backoff_ms);
 		return;
 	}
-	bool progress = false;
+	bool progress = false, advanced = false, refused = false;
 	for (int32_t t = 0; t < resp.responses_count; t++) {
 		const struct tl_fetch_response_fetchable_topic_response *tr = &resp.responses[t];
 		for (int32_t i = 0; i < tr->partitions_count; i++) {
@@ -459,18 +461,28 @@ static void session_on_response(struct tl_broker *broker, struct session *s)
 			 * it again at once would spin; it waits for a restart. */
 			if (!p->log || !tl_log_is_writable(p->log))
 				continue;
-			progress = true;
 			if (pd->diverging_epoch.epoch >= 0) {
 				part_truncate(p, &pd->diverging_epoch);
+				progress = advanced = true;
 				continue;
 			}
 			p->leader_high_watermark = pd->high_watermark;
 			if (pd->records.len > 0) {
 				uint8_t *data = s->rbuf + (pd->records.ptr - s->rbuf);
-				int64_t end = part_append(broker, p, data, pd->records.len);
-				if (end >= 0)
+				bool refused_here = false;
+				int64_t end = part_append(broker, p, data, pd->records.len,
+							  &refused_here);
+				/* Refused with the log still writable (its leader-epoch
+				 * checkpoint could not be written: ENOSPC): unless another
+				 * partition advanced, the same batch is not fetched again
+				 * at once (a full disk made 11,000 refusals in 20 s). */
+				if (end >= 0) {
 					sp->wait_offset = end;
+					advanced = true;
+				}
+				refused = refused || (refused_here && end < 0);
 			}
+			progress = true;
 			follower_set_high_watermark(p);
 		}
 	}
@@ -482,7 +494,7 @@ static void session_on_response(struct tl_broker *broker, struct session *s)
 	free(s->rbuf);
 	s->rbuf = NULL;
 	s->state = SESSION_READY;
-	if (progress)
+	if (progress && (advanced || !refused))
 		session_send(broker, s);
 	else
 		s->retry_at_ms = tl_mono_ms() + broker->config.replica_fetch_backoff_ms;

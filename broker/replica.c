@@ -62,6 +62,28 @@ static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t 
 	tl_cluster_post_isr(broker, p->topic->name, p->index, p->state_revision, &next);
 }
 
+/* A replica whose log failed (a write or sync error: EIO, ENOSPC) can neither append nor
+ * acknowledge until the broker reopens it at a restart. Kafka's broker takes such a
+ * log directory offline and the controller moves its leaderships away (KIP-112); here
+ * the broker asks for it itself: another ISR member leads, or this broker leaves the
+ * ISR, so the partition stays available and acks=all does not wait out the lag time. */
+static void failed_log_check(struct tl_broker *broker, struct tl_partition *p, int64_t now)
+{
+	if (!p->log || tl_log_is_writable(p->log) || !p->has_state ||
+	    !tl_repl_isr_contains(&p->state, broker->config.node_id) ||
+	    (p->role != TL_REPLICA_LEADER && p->role != TL_REPLICA_FOLLOWER))
+		return;
+	if (p->isr_change_ms && p->isr_change_revision == p->state_revision &&
+	    now - p->isr_change_ms < ISR_CHANGE_TIMEOUT_MS)
+		return;
+	tl_warn("replica: log failed, %s topic=%s partition=%d leader_epoch=%d",
+		p->role == TL_REPLICA_LEADER ? "moving leadership away" : "leaving the ISR",
+		p->topic->name, p->index, p->state.leader_epoch);
+	p->isr_change_ms = now;
+	p->isr_change_revision = p->state_revision;
+	tl_cluster_post_resign_partition(broker, p->topic->name, p->index);
+}
+
 /* The log's durable end moved (its durable listener). */
 static void on_durable(void *ctx, struct tl_log *log)
 {
@@ -283,8 +305,10 @@ void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms)
 {
 	for (struct tl_topic *topic = tl_topic_next(broker, NULL); topic;
 	     topic = tl_topic_next(broker, topic))
-		for (int32_t i = 0; topic->cluster && i < topic->partition_count; i++)
+		for (int32_t i = 0; topic->cluster && i < topic->partition_count; i++) {
+			failed_log_check(broker, &topic->partitions[i], now_ms);
 			isr_check(broker, &topic->partitions[i], now_ms, -1);
+		}
 	tl_fetchers_tick(broker, now_ms);
 	tl_cluster_awaits_tick(broker, now_ms);
 }

@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/group.h"
 #include "broker/group_store.h"
 #include "broker/internal.h"
@@ -568,6 +569,21 @@ static void marker_written(void *ctx, tl_err err)
 	markers_complete(txn);
 }
 
+/* True when @topic is gone for good: on a single node when the broker does not have
+ * it, in a cluster when the metadata view does not list it either. */
+static bool topic_gone(struct tl_broker *broker, const char *topic)
+{
+	if (!broker->cluster)
+		return true;
+	const struct tl_cluster_view *view = tl_cluster_view(broker->cluster);
+	if (!view)
+		return false;
+	for (int32_t t = 0; t < view->topic_count; t++)
+		if (strcmp(view->topics[t].name, topic) == 0)
+			return false;
+	return true;
+}
+
 /* Kafka's coordinator epoch: the leader epoch of the transaction's state partition. */
 static int32_t coordinator_epoch(const struct txn *txn)
 {
@@ -591,7 +607,15 @@ static void markers_write(struct txn *txn)
 		struct tl_partition *partition =
 			tl_partition_find(broker, tl_str_of(p->topic), p->index);
 		if (!partition) {
-			p->marked = true; /* the topic was deleted: nothing left to decide */
+			/* The topic was deleted: nothing left to decide. Not so when it is
+			 * only not attached yet: a restarted coordinator resumes a
+			 * PrepareCommit while it applies its first view, internal topics
+			 * first; marking those partitions done completed the commit with no
+			 * marker anywhere, and the next transaction's ABORT then aborted a
+			 * committed transaction's records (chaos seed 31, clock scenario). */
+			if (!topic_gone(broker, p->topic))
+				continue; /* the tick retries */
+			p->marked = true;
 			continue;
 		}
 		struct marker_ctx *m = malloc(sizeof(*m));

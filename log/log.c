@@ -1142,6 +1142,21 @@ static void txnindexes_contradicted(struct tl_log *log, int64_t from,
  * its .txnindex, since the replay must rebuild those; without one, the whole log is
  * replayed; so is every marker at or past @closing_from. Expects an empty producer table
  * and closing list. */
+/* Producers expire by the wall clock @now_ms, as Kafka's do, but never counting past
+ * the newest producer's last data batch: a broker whose clock was stepped 25 h ahead
+ * (chaos test 916) dropped every producer's state, at its next tick or at a restart,
+ * and as leader then refused their next batches (UNKNOWN_PRODUCER_ID: librdkafka's
+ * idempotent producers failed fatally). Not the newest batch of the log: a marker
+ * carries its coordinator's clock, stepped ahead too. Keeping a producer longer is
+ * always safe. O(producers), as the expiry itself. */
+static void pstate_expire(struct tl_log *log, int64_t now_ms)
+{
+	int64_t newest = tl_pstate_newest_timestamp(&log->pstate);
+	if (newest >= 0 && newest < now_ms)
+		now_ms = newest;
+	tl_pstate_expire(&log->pstate, now_ms, log->config.producer_id_expiration_ms);
+}
+
 static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 {
 	/* Markers at or past closing_from must be replayed to enter the closing list. */
@@ -1219,7 +1234,7 @@ static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 	}
 	txnindexes_contradicted(log, from, read, read ? read_count : 0);
 	free(read);
-	tl_pstate_expire(&log->pstate, tl_wall_ms(), log->config.producer_id_expiration_ms);
+	pstate_expire(log, tl_wall_ms());
 	log->first_open_txn = -2;
 	snapshots_prune(log);
 	return TL_OK;
@@ -3114,7 +3129,7 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 {
 	if (log->failed)
 		return 0;
-	tl_pstate_expire(&log->pstate, now_ms, log->config.producer_id_expiration_ms);
+	pstate_expire(log, now_ms);
 	struct tl_log_segment *active = active_segment(log);
 	if (active->bytes > 0 && log->config.segment_ms >= 0 && active->first_append_ms >= 0 &&
 	    now_ms - active->first_append_ms > log->config.segment_ms) {

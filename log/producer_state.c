@@ -155,7 +155,11 @@ tl_err tl_pstate_update(struct tl_pstate *ps, const struct tl_batch_header *h)
 		e->epoch = h->producer_epoch;
 		e->batch_count = 0;
 	}
-	e->last_timestamp = TL_MAX(e->last_timestamp, h->max_timestamp);
+	/* A marker carries its coordinator's clock, which may be stepped ahead of the
+	 * producers' (chaos test 916): data batches date a producer; a marker only one
+	 * that has no data batch yet (0: calloc'ed), so that it does not expire at once. */
+	if (!tl_batch_is_control(h) || e->last_timestamp == 0)
+		e->last_timestamp = TL_MAX(e->last_timestamp, h->max_timestamp);
 	if (tl_batch_is_control(h)) {
 		e->txn_first_offset = -1;
 		return TL_OK;
@@ -176,6 +180,15 @@ tl_err tl_pstate_update(struct tl_pstate *ps, const struct tl_batch_header *h)
 	b->last_offset = h->base_offset + h->last_offset_delta;
 	b->max_timestamp = h->max_timestamp;
 	return TL_OK;
+}
+
+int64_t tl_pstate_newest_timestamp(const struct tl_pstate *ps)
+{
+	int64_t newest = -1;
+	for (uint32_t b = 0; b < ps->bucket_count; b++)
+		for (const struct tl_pstate_entry *e = ps->buckets[b]; e; e = e->next)
+			newest = TL_MAX(newest, e->last_timestamp);
+	return newest;
 }
 
 uint32_t tl_pstate_expire(struct tl_pstate *ps, int64_t now_ms, int64_t expiration_ms)

@@ -74,6 +74,9 @@ tl_err tl_pstate_update(struct tl_pstate *ps, const struct tl_batch_header *h);
 /* Drops producers whose newest batch is older than @expiration_ms before @now_ms,
  * except those with an open transaction. Returns how many were dropped. */
 uint32_t tl_pstate_expire(struct tl_pstate *ps, int64_t now_ms, int64_t expiration_ms);
+/* The newest last_timestamp of any producer (a data batch's: markers do not move it),
+ * or -1 when there is none. */
+int64_t tl_pstate_newest_timestamp(const struct tl_pstate *ps);
 
 /* The smallest first offset of an open transaction, or -1 when none is open. */
 int64_t tl_pstate_first_open_txn(const struct tl_pstate *ps);

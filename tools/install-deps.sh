@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Tally needs on Debian 12, only if missing:
 # Debian packages (compiler toolchain, liburing, zstd, OpenSSL, check, test clients,
-# libcurl and etcd for the cluster metadata store, spin for the replication model)
+# libcurl and etcd for the cluster metadata store, spin for the replication model,
+# faketime and nftables for the chaos harness's clock-jump and partition nemeses)
 # and the npm lock of the kafkajs interop tests. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config liburing-dev libzstd-dev libssl-dev check
       librdkafka-dev kcat clang libclang-rt-dev fio tmux
       etcd-server etcd-client libcurl4-openssl-dev zlib1g-dev liblz4-dev libsnappy-dev
-      spin)
+      spin faketime nftables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

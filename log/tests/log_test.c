@@ -635,6 +635,35 @@ START_TEST(truncated_snapshots_fall_back_to_replay)
 }
 END_TEST
 
+/* A producer's state expires (at open, at a tick) only counting up to the newest batch
+ * in the log, not past it by the wall clock alone: a log whose every batch is two days
+ * old, or a broker whose clock was stepped two days ahead (chaos test 916), keeps its
+ * producers, so a retry is still a duplicate, not a refusal of an unknown producer. */
+START_TEST(producer_state_does_not_expire_past_the_newest_batch_at_open)
+{
+	struct tl_log *log = log_open();
+	int64_t then = tl_wall_ms() - 2 * 86400000LL; /* producer.id.expiration.ms is 1 day */
+	struct batch *b = batch_make(1, then, 7, 0, 0);
+	ck_assert_int_eq(append(log, b), 0);
+	drain(log);
+	tl_log_close(log);
+	remove_marker(); /* a crash: the producer state comes from the replay */
+	log = log_open();
+	struct tl_log_append_result result;
+	ck_assert_int_eq(tl_log_append(log, b->bytes, sizeof(b->bytes), &b->header, &result),
+			 TL_OK);
+	ck_assert(result.duplicate);
+	ck_assert_int_eq(result.base_offset, 0);
+	/* Nor at a tick whose wall clock was stepped two more days ahead. */
+	tl_log_tick(log, tl_wall_ms() + 2 * 86400000LL);
+	ck_assert_int_eq(tl_log_append(log, b->bytes, sizeof(b->bytes), &b->header, &result),
+			 TL_OK);
+	ck_assert(result.duplicate);
+	tl_log_close(log);
+	free(b);
+}
+END_TEST
+
 START_TEST(producer_state_outlives_retention_through_snapshots)
 {
 	config.segment_bytes = 700; /* 4 batches a segment */
@@ -1260,6 +1289,7 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, producer_dedupe_survives_a_crash);
 	tcase_add_test(tc, producer_dedupe_is_rebuilt_by_full_replay_without_snapshots);
 	tcase_add_test(tc, truncated_snapshots_fall_back_to_replay);
+	tcase_add_test(tc, producer_state_does_not_expire_past_the_newest_batch_at_open);
 	tcase_add_test(tc, producer_state_outlives_retention_through_snapshots);
 	tcase_add_test(tc, remove_deletes_the_partition_directory);
 	tcase_add_test(tc, lso_stops_at_the_oldest_open_transaction_until_its_marker_is_durable);

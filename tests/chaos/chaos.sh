@@ -12,11 +12,21 @@
 #               lease expires), kill -9 of etcd, fsync failure (a broker restarted with
 #               test.fault.fdatasync.fail.after, whose logs fail their next syncs: it
 #               must stop acknowledging rather than ack what it could not sync),
-#               and the three network partitions of the partition scenario
+#               the three network partitions of the partition scenario, a full disk
+#               and a clock jump (see disk and clock)
 #   kill        only kill -9 of brokers and leaders
 #   pause       only SIGSTOP/SIGCONT of leaders
 #   etcd        only kill -9 of etcd
 #   fsync       only fsync failure
+#   clock       wall-clock jumps (libfaketime, Debian faketime) of one broker or of all,
+#               by +-10 min, +-1 h or +-25 h (past producer.id.expiration.ms), half the
+#               time with a kill -9 and restart of the broker while its clock is off
+#   disk        full disks (2 of 3 draws) and fsync failures: each broker's log.dirs is
+#               a tmpfs of its own; the nemesis fills it with a ballast file (the
+#               broker's writes fail with ENOSPC), half the time restarts the broker on
+#               the full disk, removes the ballast, and restarts a broker whose logs
+#               failed (SIGTERM: a failed log stays offline until reopened)
+# and mixed draws from all of the above but dedupe-off.
 #   partition   only network partitions (brokers in network namespaces, see below):
 #               the leader isolated from everything, a broker cut from its peers but
 #               not from etcd, two brokers cut from each other with the third bridging
@@ -26,8 +36,10 @@
 #               the checker MUST report duplicates; the run passes only if it does.
 # Workloads: two idempotent producers (rdk_chaos produce), a transactional writer that
 # aborts every 4th transaction (rdk_chaos txn) and a read_committed consumer in a group
-# committing its offsets (rdk_chaos group), all on topic "chaos" (3 partitions,
-# replication factor 3, min.insync.replicas 2).
+# committing its offsets (rdk_chaos group), all librdkafka; and, with kafkajs
+# (CHAOS_KAFKAJS=1, the default), an idempotent producer and a transactional writer
+# (tests/chaos/kjs_chaos.js); all on topic "chaos" (3 partitions, replication factor 3,
+# min.insync.replicas 2).
 # The same SEED gives the same schedule of faults (bash's RANDOM seeded with it); the
 # timing of the system under test is not replayable, so neither is the exact history.
 # Results (histories, broker logs, check.out, report.json, report.html) go to
@@ -121,9 +133,65 @@ tl_cbroker_start_net()
 	done
 }
 
+# The disk: with CHAOS_DISK=1 (the default for mixed and disk) each broker's log.dirs is
+# a tmpfs of its own, CHAOS_DISK_MB (default 256) large, so that the full-disk nemesis
+# can fill it with a ballast file (.ballast: the broker skips dot files in log.dirs)
+# and the broker's next write fails with ENOSPC.
+disk=${CHAOS_DISK:-}
+case $scenario in mixed | disk) disk=${disk:-1} ;; esac
+disk_mb=${CHAOS_DISK_MB:-256}
+disk_up()
+{
+	local i
+	for i in 1 2 3; do
+		mkdir -p "$TL_TMP/b$i"
+		mount -t tmpfs -o "size=${disk_mb}m,mode=0755" "tally-chaos-b$i" "$TL_TMP/b$i" ||
+			tl_fail "cannot mount a tmpfs for broker $i (the full-disk nemesis needs root)"
+	done
+}
+disk_down()
+{
+	local i
+	for i in 1 2 3; do
+		mountpoint -q "$TL_TMP/b$i" || continue
+		# A failed run keeps TL_TMP: keep the logs the tmpfs held with it.
+		[ "$TL_FAILED" -ne 0 ] && cp -a "$TL_TMP/b$i" "$TL_TMP/b$i.kept" 2>/dev/null
+		umount "$TL_TMP/b$i" || umount -l "$TL_TMP/b$i"
+	done
+	return 0
+}
+
+# The clock: with CHAOS_CLOCK=1 (the default for mixed and clock) every broker runs
+# under libfaketime (Debian faketime) reading its wall-clock offset from
+# TL_TMP/clock-I, at most once a second; CLOCK_MONOTONIC is left alone, as an NTP step
+# leaves it. The clock nemesis writes "+N" or "-N" seconds there and "+0" to heal.
+clock=${CHAOS_CLOCK:-}
+case $scenario in mixed | clock) clock=${clock:-1} ;; esac
+faketime_lib=
+if [ "$clock" = 1 ]; then
+	for l in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1; do
+		[ -f "$l" ] && faketime_lib=$l && break
+	done
+	[ -n "$faketime_lib" ] || tl_skip "libfaketime is not installed (make deps: faketime)"
+	for i in 1 2 3; do echo "+0" >"$TL_TMP/clock-$i"; done
+	cat >"$TL_TMP/tallyd-faketime" <<-EOF
+		#!/bin/sh
+		# tallyd under libfaketime, its wall clock offset by TL_TMP/clock-<node.id>.
+		id=0
+		for a; do case \$a in node.id=*) id=\${a#node.id=} ;; esac; done
+		LD_PRELOAD=$faketime_lib FAKETIME_TIMESTAMP_FILE=$TL_TMP/clock-\$id
+		FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1
+		export LD_PRELOAD FAKETIME_TIMESTAMP_FILE FAKETIME_CACHE_DURATION FAKETIME_DONT_FAKE_MONOTONIC
+		exec "$TL_TALLYD" "\$@"
+	EOF
+	chmod +x "$TL_TMP/tallyd-faketime"
+	TL_TALLYD=$TL_TMP/tallyd-faketime
+fi
+
+[ "$net" = 1 ] && net_down
+trap 'rc=$?; set +e; for p in "${TL_CPID[@]}" "$TL_ETCD_PID"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done; sleep 0.2; [ "$net" = 1 ] && net_down; [ "$disk" = 1 ] && disk_down; (exit $rc); tl_cluster_on_exit' EXIT
+[ "$disk" = 1 ] && disk_up
 if [ "$net" = 1 ]; then
-	net_down
-	trap 'rc=$?; set +e; for p in "${TL_CPID[@]}" "$TL_ETCD_PID"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done; sleep 0.2; net_down; (exit $rc); tl_cluster_on_exit' EXIT
 	net_up
 	eval "$(declare -f tl_cbroker_start_net | sed '1s/tl_cbroker_start_net/tl_cbroker_start/')"
 	port=$(tl_pick_port) && pport=$(tl_pick_port) || tl_fail "no free port for etcd"
@@ -160,13 +228,16 @@ nemesis()
 	tl_log "nemesis: $1"
 }
 
-# A broker that is running, drawn from the seed; or the leader of a partition.
+# A broker that is running, drawn from the seed; or the leader of a partition. They set
+# $picked rather than print it: bash reseeds RANDOM in a $(...) subshell, so a pick made
+# there was not replayed by the seed.
+picked=
 pick_broker()
 {
 	local i tries=0
 	while [ $tries -lt 10 ]; do
 		i=$((RANDOM % 3 + 1))
-		tl_cbroker_alive "$i" && { echo "$i"; return 0; }
+		tl_cbroker_alive "$i" && { picked=$i; return 0; }
 		tries=$((tries + 1))
 	done
 	return 1
@@ -177,7 +248,7 @@ pick_leader()
 	local p=$((RANDOM % 3)) l
 	l=$(tl_cluster_leader "$topic" "$p")
 	if [ -n "$l" ] && [ "$l" -ge 1 ] && tl_cbroker_alive "$l"; then
-		echo "$l"
+		picked=$l
 	else
 		pick_broker
 	fi
@@ -194,7 +265,8 @@ restart_broker()
 fault_kill()
 {
 	local b hold=$1 how=$2
-	if [ "$how" = leader ]; then b=$(pick_leader) || return 0; else b=$(pick_broker) || return 0; fi
+	if [ "$how" = leader ]; then pick_leader || return 0; else pick_broker || return 0; fi
+	b=$picked
 	nemesis "start kill -9 broker $b ($how)"
 	tl_cbroker_kill9 "$b"
 	sleep "$hold"
@@ -205,7 +277,8 @@ fault_kill()
 fault_pause()
 {
 	local b hold=$1
-	b=$(pick_leader) || return 0
+	pick_leader || return 0
+	b=$picked
 	nemesis "start SIGSTOP broker $b"
 	tl_cbroker_sigstop "$b"
 	sleep "$hold"
@@ -228,7 +301,8 @@ fault_etcd()
 fault_fsync()
 {
 	local b hold=$1 after=$((RANDOM % 20 + 1)) saved
-	b=$(pick_broker) || return 0
+	pick_broker || return 0
+	b=$picked
 	nemesis "start fsync failure broker $b (after $after syncs)"
 	tl_cbroker_kill9 "$b"
 	saved=("${TL_CARGS[@]}")
@@ -240,6 +314,87 @@ fault_fsync()
 	TL_CPID[$b]=
 	restart_broker "$b"
 	nemesis "stop fsync failure broker $b"
+}
+
+# Stops broker B with SIGTERM, as an operator would (kill -9 after 15 s); a status
+# other than 0 goes into the history.
+term_broker()
+{
+	local b=$1 pid=${TL_CPID[$1]:-} rc=0 deadline
+	[ -n "$pid" ] && tl_pid_alive "$pid" || return 0
+	kill -TERM "$pid"
+	deadline=$(($(date +%s) + 15))
+	while tl_pid_alive "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
+	tl_pid_alive "$pid" && { tl_log "broker $b ignored SIGTERM for 15 s: kill -9"; kill -9 "$pid"; }
+	wait "$pid" 2>/dev/null || rc=$?
+	TL_CPID[$b]=
+	[ $rc -eq 0 ] || nemesis "broker $b exited with status $rc after SIGTERM"
+	return 0
+}
+
+# The broker's tmpfs filled to the last page by a ballast file: its next write fails with
+# ENOSPC, and it must not acknowledge what it could not write. Half the time the broker
+# is then restarted while the disk is still full: it must start (recovery on a full
+# disk), not exit. After HOLD s the ballast goes; a partition log that failed stays
+# offline until its broker reopens it (as Kafka's offline log directory does until a
+# restart), so where the broker logged a failed log the nemesis restarts it with
+# SIGTERM, as an operator would, and it must come back with its logs intact.
+fault_disk()
+{
+	local b hold=$1 log from full_restart=$((RANDOM % 2))
+	pick_broker || return 0
+	b=$picked
+	log=$TL_TMP/tallyd-$b.log
+	from=$(($(stat -c %s "$log") + 1))
+	nemesis "start disk full broker $b"
+	dd if=/dev/zero of="$TL_TMP/b$b/.ballast" bs=1M 2>/dev/null || true
+	dd if=/dev/zero of="$TL_TMP/b$b/.ballast" bs=4k oflag=append conv=notrunc 2>/dev/null || true
+	sleep "$hold"
+	if [ $full_restart = 1 ]; then
+		tl_log "restarting broker $b on its full disk"
+		term_broker "$b"
+		restart_broker "$b"
+		nemesis "broker $b restarted on a full disk"
+		sleep 1
+	fi
+	rm -f "$TL_TMP/b$b/.ballast"
+	# grep -c reads to the end: grep -q would leave tail a SIGPIPE, and pipefail a failure.
+	if tail -c "+$from" "$log" | grep -c 'offline\|cannot open partition log' >/dev/null; then
+		tl_log "broker $b failed a log on the full disk: restarting it"
+		term_broker "$b"
+		restart_broker "$b"
+	fi
+	nemesis "stop disk full broker $b"
+}
+
+# Broker B's wall clock jumps by J seconds (or every broker's, by the same J), for HOLD s,
+# then back: an NTP step. The jumps cross a transaction timeout (+-600 s), an hour, and
+# producer.id.expiration.ms (+-25 h; Kafka's default 24 h); the monotonic clock does not
+# move. Half the time the one broker is also killed and restarted while its clock is
+# off, so that its log recovery (producer-state expiry, time index) runs on it.
+fault_clock()
+{
+	local hold=$1 jumps=(+600 -600 +3600 -3600 +90000 -90000) j b who restart
+	j=${jumps[$((RANDOM % ${#jumps[@]}))]}
+	restart=$((RANDOM % 2))
+	if [ $((RANDOM % 4)) -eq 0 ]; then
+		b="1 2 3" who="every broker" restart=0
+	else
+		pick_broker || return 0
+		b=$picked
+		who="broker $b"
+	fi
+	nemesis "start clock jump $j s $who"
+	for i in $b; do echo "$j" >"$TL_TMP/clock-$i"; done
+	if [ "$restart" = 1 ]; then
+		sleep 1.5 # libfaketime reads the file at most once a second
+		tl_cbroker_kill9 "$b"
+		restart_broker "$b"
+		nemesis "broker $b restarted (kill -9) with its clock $j s off"
+	fi
+	sleep "$hold"
+	for i in $b; do echo "+0" >"$TL_TMP/clock-$i"; done
+	nemesis "stop clock jump $j s $who"
 }
 
 # nft in broker B's namespace drops what it exchanges with ADDRS (drop rules both ways).
@@ -265,7 +420,8 @@ heal_net()
 fault_partition()
 {
 	local hold=$1 how=$2 b o1 o2
-	b=$(pick_leader) || return 0
+	pick_leader || return 0
+	b=$picked
 	o1=$((b % 3 + 1)) o2=$(((b + 1) % 3 + 1))
 	case $how in
 	isolate)
@@ -293,7 +449,9 @@ run_nemesis()
 {
 	local hold=$((RANDOM % 4 + 2)) kinds kind
 	case $scenario in
-	mixed) kinds=(kill-any kill-leader pause etcd fsync isolate peers bridge) ;;
+	mixed) kinds=(kill-any kill-leader pause etcd fsync isolate peers bridge disk clock) ;;
+	disk) kinds=(disk disk fsync) ;;
+	clock) kinds=(clock) ;;
 	partition) kinds=(isolate peers bridge) ;;
 	kill) kinds=(kill-any kill-leader) ;;
 	pause) kinds=(pause) ;;
@@ -310,10 +468,20 @@ run_nemesis()
 	etcd) fault_etcd "$hold" ;;
 	fsync) fault_fsync "$hold" ;;
 	isolate | peers | bridge) fault_partition "$hold" "$kind" ;;
+	disk) fault_disk "$hold" ;;
+	clock) fault_clock "$hold" ;;
 	esac
 }
 
 rate=${CHAOS_RATE:-300}
+# kafkajs (tests/chaos/kjs_chaos.js) beside librdkafka: an idempotent producer and a
+# transactional writer, unless CHAOS_KAFKAJS=0 or kafkajs is not installed.
+kjs=${CHAOS_KAFKAJS:-1}
+kjs_modules=$TL_ROOT/tests/interop/node_modules
+if [ "$kjs" = 1 ] && { ! command -v node >/dev/null 2>&1 || [ ! -d "$kjs_modules/kafkajs" ]; }; then
+	tl_log "kafkajs workloads left out: node or tests/interop/node_modules/kafkajs missing (make deps)"
+	kjs=0
+fi
 pids=()
 for w in 1 2; do
 	"$TL_PROGS/rdk_chaos" produce "$TL_BOOTSTRAP" "$topic" "producer-$w" "$secs" "$rate" \
@@ -326,6 +494,15 @@ pids+=($!)
 "$TL_PROGS/rdk_chaos" group "$TL_BOOTSTRAP" "$topic" group-1 "$secs" "$hist/group-1.jsonl" \
 	2>"$TL_TMP/group-1.err" &
 pids+=($!)
+if [ "$kjs" = 1 ]; then
+	NODE_PATH=$kjs_modules node "$TL_ROOT/tests/chaos/kjs_chaos.js" produce "$TL_BOOTSTRAP" \
+		"$topic" kjs-producer "$secs" "${CHAOS_KJS_RATE:-100}" "$hist/kjs-producer.jsonl" \
+		2>"$TL_TMP/kjs-producer.err" &
+	pids+=($!)
+	NODE_PATH=$kjs_modules node "$TL_ROOT/tests/chaos/kjs_chaos.js" txn "$TL_BOOTSTRAP" \
+		"$topic" kjs-txn "$secs" "$hist/kjs-txn.jsonl" 2>"$TL_TMP/kjs-txn.err" &
+	pids+=($!)
+fi
 
 start=$(date +%s)
 sleep 2
@@ -336,6 +513,12 @@ done
 
 # Heal: everything running, then let the clients finish.
 [ "$net" = 1 ] && heal_net
+if [ "$disk" = 1 ]; then
+	for b in 1 2 3; do rm -f "$TL_TMP/b$b/.ballast"; done
+fi
+if [ "$clock" = 1 ]; then
+	for b in 1 2 3; do echo "+0" >"$TL_TMP/clock-$b"; done
+fi
 for b in 1 2 3; do
 	restart_broker "$b"
 done
@@ -361,6 +544,13 @@ tl_log "results in $out"
 spins=$(cat "$TL_TMP"/tallyd-*.log | grep -c 'batch from leader refused' || true)
 tl_log "replica batches refused: $spins"
 [ "$spins" -lt 2000 ] || tl_fail "brokers logged $spins refused replica batches: a fetcher spins on a failed log"
+# A replica whose log failed (full disk, fsync failure) must hand its leadership away or
+# leave the ISR rather than hold the partition until a restart.
+failed=$(cat "$TL_TMP"/tallyd-*.log | grep -c 'partition offline after an I/O error' || true)
+resigned=$(cat "$TL_TMP"/tallyd-*.log | grep -c 'replica: log failed, ' || true)
+tl_log "logs failed: $failed, replicas that gave them up: $resigned"
+[ "$failed" -eq 0 ] || [ "$resigned" -gt 0 ] ||
+	tl_fail "$failed logs failed and no replica handed its leadership away or left the ISR"
 if [ "$scenario" = dedupe-off ]; then
 	grep -q '^FAIL duplicate ' "$out/check.out" ||
 		tl_fail "dedupe off, yet the checker found no duplicate: it cannot fail"

@@ -6,6 +6,9 @@
 # tests/chaos/check.py must find no lost, duplicated, reordered, phantom or aborted
 # record and no torn transaction. The issue asked for about 3 minutes; the default
 # suite's budget on 2 cores allows well under one (make chaos runs the long set).
+# The mixed draws include full disks and clock jumps; the kafkajs workloads are left
+# out here (CHAOS_KAFKAJS=0: with them 913 took 30.6-35.6 s and once 62.7 s, without
+# them 30.6-35.5 s; it may take 35 s) and run in 915, 916 and make chaos.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CHAOS_OUT=${CHAOS_OUT:-$root/build/chaos/test-913} exec "$root/tests/chaos/chaos.sh" 913 25 mixed
+CHAOS_KAFKAJS=${CHAOS_KAFKAJS:-0} CHAOS_OUT=${CHAOS_OUT:-$root/build/chaos/test-913} exec "$root/tests/chaos/chaos.sh" 913 25 mixed
