@@ -59,7 +59,7 @@ cmp -s "$TL_TMP/sent" "$TL_TMP/got" || tl_fail "records read over mutual TLS dif
 tl_grep_log 'TLS handshake done .*principal="User:CN=app1,OU=eng,O=Tally"' ||
 	tl_fail "the mutual TLS connection's principal is not User:CN=app1,OU=eng,O=Tally"
 tl_grep_log 'TLS on listener=SSL sendfile=' || tl_fail "tallyd did not say which TLS send path is on"
-tl_log "$(grep -o 'TLS on listener=SSL sendfile=[a-z-]*' "$TL_TMP/tallyd.log" | head -n 1)"
+tl_log "$(tl_log_text "$TL_TMP/tallyd.log" | grep -o 'TLS on listener=SSL sendfile=[a-z-]*' | head -n 1)"
 
 tl_log "(3)"
 # (3) The CLI over mutual TLS.

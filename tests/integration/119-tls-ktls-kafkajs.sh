@@ -56,7 +56,7 @@ timeout 60 kcat -P -b "$TL_BROKER" -t big -X acks=all -X message.max.bytes=10000
 	tl_fail "kcat -P failed"
 consume plaintext "$TL_BROKER"
 consume tls-ktls-enabled "$tls_broker" "${ssl[@]}"
-path=$(grep -o 'TLS on listener=SSL sendfile=[a-z-]*' "$TL_TMP/tallyd.log" | tail -n 1)
+path=$(tl_log_text "$TL_TMP/tallyd.log" | grep -o 'TLS on listener=SSL sendfile=[a-z-]*' | tail -n 1)
 [ -n "$path" ] || tl_fail "tallyd did not log its TLS send path"
 tl_log "ssl.ktls.enable=true: $path"
 tl_stop_broker

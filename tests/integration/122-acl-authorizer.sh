@@ -29,7 +29,7 @@ tl_grep_log 'acl: authorizer on acls=0' || tl_fail "the authorizer did not say i
 denied_total() # tally_authorization_denied_total from /metrics
 {
 	local mport
-	mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" | tail -1 | sed 's/.*://')
+	mport=$(tl_log_text "$TL_TMP/tallyd.log" | grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' | tail -1 | sed 's/.*://')
 	curl -sf --max-time 5 "http://127.0.0.1:$mport/metrics" | awk '$1 == "tally_authorization_denied_total" { print $2 }'
 }
 
