@@ -411,8 +411,8 @@ static tl_err config_set_special(struct tl_config *config, const char *key, cons
 		if ((err = parse_int(key, value, 0, (int64_t)1 << 40, &v, why, why_size)) ==
 			    TL_OK &&
 		    v % 4096 != 0) {
-			snprintf(why, why_size,
-				 "config %s: %" PRId64 " is not a multiple of 4096", key, v);
+			snprintf(why, why_size, "config %s: %" PRId64 " is not a multiple of 4096",
+				 key, v);
 			err = TL_ERR_INVALID;
 		} else if (err == TL_OK) {
 			config->log.preallocate_bytes = v;

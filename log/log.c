@@ -116,8 +116,8 @@
 #define EPOCH_CHECKPOINT_MAX  100000 /* entries: a bigger file is garbage, rebuilt */
 #define START_CHECKPOINT      "log-start-offset-checkpoint" /* DeleteRecords' floor */
 #define CLEANER_CHECKPOINT    "cleaner-offset-checkpoint"   /* compaction's first dirty offset */
-#define CLEANER_SWAPS_MAX     1024 /* .swap files finished at open; more is garbage */
-#define DIO_ALIGN             4096 /* offset, length and memory of every O_DIRECT write */
+#define CLEANER_SWAPS_MAX     1024      /* .swap files finished at open; more is garbage */
+#define DIO_ALIGN             4096      /* offset, length and memory of every O_DIRECT write */
 #define STAGE_BYTES_MAX       (8 << 20) /* a direct round copies this much (or one batch) */
 
 TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
@@ -125,13 +125,13 @@ TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
 struct tl_log_segment {
 	int64_t base_offset;
 	int fd;
-	int dio_fd;        /* O_DIRECT descriptor for writes while it takes appends, else -1 */
-	int64_t file_end;  /* file size we made: bytes plus a direct write's padding and the
-			    * preallocated space; cut back to bytes once sealed and durable */
-	int refs;                    /* the log's own + one per read being sent and op queued */
-	int64_t bytes;               /* appended so far, queued included */
-	int64_t bytes_durable;       /* prefix known to be on stable storage */
-	int64_t next_offset;         /* offset after the last batch appended */
+	int dio_fd;            /* O_DIRECT descriptor for writes while it takes appends, else -1 */
+	int64_t file_end;      /* file size we made: bytes plus a direct write's padding and the
+				* preallocated space; cut back to bytes once sealed and durable */
+	int refs;              /* the log's own + one per read being sent and op queued */
+	int64_t bytes;         /* appended so far, queued included */
+	int64_t bytes_durable; /* prefix known to be on stable storage */
+	int64_t next_offset;   /* offset after the last batch appended */
 	int64_t next_offset_durable; /* offset after the last durable batch */
 	int64_t bytes_written;       /* prefix whose write completed (page cache) */
 	int64_t next_offset_written; /* offset after the last written batch */
@@ -230,9 +230,9 @@ struct tl_log {
 	int64_t write_end_offset;   /* end of writing; written_end_offset when no write runs */
 
 	/* Direct I/O (see "Direct I/O" below). */
-	bool direct;           /* segments are written with O_DIRECT from the stage */
-	bool preallocate_off;  /* fallocate failed once here: the writes extend the file */
-	uint8_t *stage;        /* DIO_ALIGN-aligned copy of the write round in flight */
+	bool direct;          /* segments are written with O_DIRECT from the stage */
+	bool preallocate_off; /* fallocate failed once here: the writes extend the file */
+	uint8_t *stage;       /* DIO_ALIGN-aligned copy of the write round in flight */
 	size_t stage_cap;
 	int64_t tail_base;     /* segment of the tail block below, -1 when not known */
 	int64_t tail_position; /* file offset of that block (DIO_ALIGN multiple) */
@@ -1018,8 +1018,8 @@ static void segment_trim(struct tl_log *log, struct tl_log_segment *segment)
 /* Fills @out with the @bytes written bytes of @segment's block at @position (the part of
  * the block a round rewrites): from memory when the last round left them there, else
  * from the file, where the last direct write (completed) put them. */
-static tl_err tail_fill(struct tl_log *log, const struct tl_log_segment *segment,
-			int64_t position, uint32_t bytes, uint8_t *out)
+static tl_err tail_fill(struct tl_log *log, const struct tl_log_segment *segment, int64_t position,
+			uint32_t bytes, uint8_t *out)
 {
 	TL_ASSERT(position % DIO_ALIGN == 0);
 	TL_ASSERT(bytes > 0 && bytes < DIO_ALIGN);
@@ -2557,8 +2557,8 @@ static tl_err pending_take(struct tl_log *log, uint32_t n)
 		log->queued.count = 0;
 		return TL_OK;
 	}
-	if (grow((void **)&log->writing.items, &log->writing.cap, n,
-		 sizeof(*log->writing.items)) != TL_OK)
+	if (grow((void **)&log->writing.items, &log->writing.cap, n, sizeof(*log->writing.items)) !=
+	    TL_OK)
 		return TL_ERR_NOMEM;
 	memcpy(log->writing.items, log->queued.items, n * sizeof(*log->queued.items));
 	memmove(log->queued.items, log->queued.items + n,

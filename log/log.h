@@ -64,10 +64,10 @@ struct tl_log_config {
 	int64_t cleaner_backoff_ms;          /* log.cleaner.backoff.ms between checks */
 	int32_t cleaner_threads;             /* log.cleaner.threads: passes at once, all logs */
 	/* Direct I/O (see "Direct I/O" in log.c). */
-	bool direct_io;             /* log.direct.io: O_DIRECT segment writes where the file
-				     * system takes them; false: buffered writes */
-	bool preallocate;           /* log.preallocate (Kafka's key): fallocate ahead */
-	int64_t preallocate_bytes;  /* log.preallocate.bytes: step of it, 4 KiB multiple */
+	bool direct_io;            /* log.direct.io: O_DIRECT segment writes where the file
+				    * system takes them; false: buffered writes */
+	bool preallocate;          /* log.preallocate (Kafka's key): fallocate ahead */
+	int64_t preallocate_bytes; /* log.preallocate.bytes: step of it, 4 KiB multiple */
 	/* Test-only faults for the chaos harness (tests/chaos/); off by default. */
 	bool test_dedupe_off; /* test.fault.dedupe.off: append producer retries again */
 	/* test.fault.fdatasync.fail.after: how many of a log's fdatasyncs succeed; every

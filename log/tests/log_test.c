@@ -6,12 +6,12 @@
  * The io_uring case runs only on io_uring: where it is unavailable the case is left
  * out and a SKIP line says so. */
 #include <dirent.h>
-#include <limits.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1527,7 +1527,8 @@ static TCase *direct_cases(void)
 {
 	TCase *tc = tcase_create("direct");
 	tcase_add_checked_fixture(tc, setup_uring, teardown);
-	tcase_add_test(tc, direct_writes_go_through_o_direct_and_clean_close_cuts_the_preallocation);
+	tcase_add_test(tc,
+		       direct_writes_go_through_o_direct_and_clean_close_cuts_the_preallocation);
 	tcase_add_test(tc, a_sealed_segment_is_cut_back_to_its_last_batch_once_durable);
 	tcase_add_test(tc, a_crash_finds_the_end_inside_preallocated_space);
 	tcase_add_test(tc, a_kill_at_any_point_of_a_direct_round_loses_no_acknowledged_batch);
