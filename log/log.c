@@ -2540,8 +2540,11 @@ static uint32_t direct_round_count(const struct tl_log *log)
 	int64_t bytes = 0;
 	uint32_t n = 0;
 	for (; n < log->queued.count; n++) {
-		bytes += (int64_t)log->queued.items[n].iov.iov_len;
-		if (n > 0 && bytes + 2 * DIO_ALIGN * (n + 1) > STAGE_BYTES_MAX)
+		const struct pending *p = &log->queued.items[n];
+		bytes += (int64_t)p->iov.iov_len;
+		if (n == 0 || p->segment != log->queued.items[n - 1].segment)
+			bytes += 2 * DIO_ALIGN;
+		if (n > 0 && bytes > STAGE_BYTES_MAX)
 			break;
 	}
 	return n;
