@@ -6,8 +6,8 @@
 # produce MB/s, its ratio to the buffered and to the O_DIRECT disk baseline (both at the
 # broker's own bytes per fdatasync), the broker's and the client's CPU-s per GB and the
 # other processes' CPU. Where tracefs is writable (root) it also counts, per run, the
-# broker's io_uring requests punted to io-wq workers (the io_uring_queue_async_work
-# tracepoint, a hist trigger keyed on pid and opcode: 2 = WRITEV, 3 = FSYNC).
+# broker's io_uring requests punted to io-wq workers (lines of the
+# io_uring_queue_async_work tracepoint from the broker's pid, by opcode).
 #
 #   bench/direct-io.sh [-n PAIRS] [-o DIR] [-- COMMON...]
 #   bench/direct-io.sh -n 5 -- -p 4 -P 4
@@ -30,24 +30,29 @@ settle=${SETTLE_S:-5}
 bench=build/bin/tally-bench
 [ -x $bench ] || { echo "direct-io.sh: $bench missing (make release)" >&2; exit 2; }
 
-ev=/sys/kernel/tracing/events/io_uring/io_uring_queue_async_work
+tr=/sys/kernel/tracing
+ev=$tr/events/io_uring/io_uring_queue_async_work
 trace=0
-if [ -w "$ev/trigger" ] && echo 'hist:keys=common_pid,opcode' >"$ev/trigger" 2>/dev/null; then
+if [ -w "$ev/enable" ] && echo 1 >"$ev/enable" 2>/dev/null; then
 	trace=1
-	trap 'echo "!hist:keys=common_pid,opcode" >"$ev/trigger" 2>/dev/null' EXIT
+	echo 16384 >"$tr/buffer_size_kb" 2>/dev/null
+	trap 'echo 0 >"$ev/enable" 2>/dev/null' EXIT
 fi
 
 run()
 {
 	local variant=$1 i=$2 extra=()
+	shift 2
 	[ "$variant" = buffered ] && extra=(--broker-arg log.direct.io=false)
 	sleep "$settle"
+	[ $trace = 1 ] && : >"$tr/trace"
 	$bench produce -d 10s -w 3s --baseline --quiet --json "$out/$variant-$i.json" "${extra[@]}" "$@" \
 		>"$out/$variant-$i.txt" 2>&1 || echo "run $variant-$i failed (see $out/$variant-$i.txt)" >&2
 	if [ $trace = 1 ]; then
 		pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['resources']['broker_pid'])" \
 			"$out/$variant-$i.json" 2>/dev/null)
-		grep -E "common_pid: +$pid," "$ev/hist" >"$out/$variant-$i.iowq" 2>/dev/null || true
+		grep -E "^ *tallyd-$pid .*io_uring_queue_async_work" "$tr/trace" |
+			grep -oE 'opcode [A-Z_]+' | sort | uniq -c >"$out/$variant-$i.iowq"
 	fi
 }
 
@@ -96,8 +101,8 @@ if trace:
         counts = {}
         for p in sorted(glob.glob(f"{out}/{v}-*.iowq")):
             for line in open(p):
-                m = re.search(r"opcode: +(\d+) \} hitcount: +(\d+)", line)
+                m = re.search(r"(\d+) opcode (\w+)", line)
                 if m:
-                    counts.setdefault(int(m.group(1)), []).append(int(m.group(2)))
+                    counts.setdefault(m.group(2), []).append(int(m.group(1)))
         print(f"io-wq punts ({v}), per run, by opcode: {counts}")
 PY

@@ -2571,11 +2571,34 @@ static tl_err pending_take(struct tl_log *log, uint32_t n)
 	return TL_OK;
 }
 
+/* Sets up @w to write @bytes of the stage at @at to @from of @segment. */
+static void direct_op_init(struct tl_log *log, struct flush_op *w, struct tl_log_segment *segment,
+			   uint32_t first, uint32_t count, int64_t from, uint8_t *at, size_t bytes)
+{
+	TL_ASSERT(!w->op.in_flight);
+	TL_ASSERT(from % DIO_ALIGN == 0);
+	TL_ASSERT(bytes > 0 && bytes % DIO_ALIGN == 0);
+	memset(w, 0, sizeof(*w));
+	w->log = log;
+	w->segment = segment;
+	w->first = first;
+	w->count = count;
+	w->from = from;
+	w->to = from + (int64_t)bytes;
+	w->iov.iov_base = at;
+	w->iov.iov_len = bytes;
+	w->op.done = write_done;
+}
+
 /* Copies the run of `writing` from @i (contiguous batches of one segment) into the stage
  * at @at, behind the written bytes of the block it starts in and padded with zeros to a
- * whole block; sets up @w to write it. Returns the index after the run. */
+ * whole block; sets up @w (room for two) to write it and sets *@ops_out to how many ops
+ * it takes. Two when the run rewrites a tail block and goes past it: ext4 writes a range
+ * of one kind of extent (written, or fallocated-unwritten) inline, but punts a range
+ * that mixes them to an io-wq worker (IOCB_NOWAIT needs its inode lock shared). Returns
+ * the index after the run. */
 static uint32_t direct_run_stage(struct tl_log *log, uint32_t i, uint8_t *at, struct flush_op *w,
-				 tl_err *err)
+				 uint32_t *ops_out, tl_err *err)
 {
 	const struct pending *first = &log->writing.items[i];
 	struct tl_log_segment *segment = first->segment;
@@ -2606,16 +2629,15 @@ static uint32_t direct_run_stage(struct tl_log *log, uint32_t i, uint8_t *at, st
 	log->tail_bytes = (uint32_t)(position - log->tail_position);
 	memcpy(log->tail, at + (log->tail_position - start), log->tail_bytes);
 	segment_preallocate(log, segment, start + (int64_t)padded);
-	memset(w, 0, sizeof(*w));
-	w->log = log;
-	w->segment = segment;
-	w->first = i;
-	w->count = j - i;
-	w->from = start;
-	w->to = start + (int64_t)padded;
-	w->iov.iov_base = at;
-	w->iov.iov_len = padded;
-	w->op.done = write_done;
+	if (prefix > 0 && padded > DIO_ALIGN) {
+		direct_op_init(log, &w[0], segment, i, j - i, start, at, DIO_ALIGN);
+		direct_op_init(log, &w[1], segment, i, j - i, start + DIO_ALIGN, at + DIO_ALIGN,
+			       padded - DIO_ALIGN);
+		*ops_out = 2;
+	} else {
+		direct_op_init(log, &w[0], segment, i, j - i, start, at, padded);
+		*ops_out = 1;
+	}
 	return j;
 }
 
@@ -2635,7 +2657,7 @@ static tl_err write_start_direct(struct tl_log *log)
 	}
 	stage_bytes += 2 * DIO_ALIGN * (size_t)segments;
 	if (stage_reserve(log, stage_bytes) != TL_OK ||
-	    grow_zeroed((void **)&log->write_ops, &log->write_ops_cap, segments,
+	    grow_zeroed((void **)&log->write_ops, &log->write_ops_cap, 2 * segments,
 			sizeof(struct flush_op)) != TL_OK ||
 	    pending_take(log, count) != TL_OK) {
 		snprintf(log->last_error, sizeof(log->last_error), "out of memory in flush");
@@ -2644,19 +2666,17 @@ static tl_err write_start_direct(struct tl_log *log)
 	uint32_t used = 0;
 	size_t off = 0;
 	for (uint32_t i = 0; i < count;) {
-		struct flush_op *w = &log->write_ops[used];
-		TL_ASSERT(!w->op.in_flight);
 		tl_err err;
-		i = direct_run_stage(log, i, log->stage + off, w, &err);
+		uint32_t ops = 0;
+		i = direct_run_stage(log, i, log->stage + off, &log->write_ops[used], &ops, &err);
 		if (err != TL_OK)
 			return err; /* FAILED: the pump drops `writing` with the rest */
-		TL_ASSERT(w->from % DIO_ALIGN == 0);
-		TL_ASSERT(w->iov.iov_len % DIO_ALIGN == 0);
-		off += w->iov.iov_len;
+		for (uint32_t k = 0; k < ops; k++)
+			off += log->write_ops[used + k].iov.iov_len;
 		TL_ASSERT(off <= log->stage_cap);
-		used++;
+		used += ops;
 	}
-	TL_ASSERT(used == segments);
+	TL_ASSERT(used >= segments && used <= 2 * segments);
 	log->write_started_ns = tl_mono_ns();
 	log->write_end_offset = log->writing.items[count - 1].last_offset + 1;
 	log->writes_left = used;
