@@ -81,6 +81,7 @@ static const struct key_def broker_keys[] = {
 	{"log.cleaner.threads", KEY_INT32, OFF(log.cleaner_threads), 1, 64},
 	{"log.cleanup.policy", KEY_SPECIAL, 0, 0, 0},
 	{"log.dir", KEY_SPECIAL, 0, 0, 0},
+	{"log.direct.io", KEY_BOOL, OFF(log.direct_io), 0, 1},
 	{"log.dirs", STR(log_dirs)},
 	{"log.format", KEY_SPECIAL, 0, 0, 0},
 	{"log.index.interval.bytes", KEY_INT32, OFF(log.index_interval_bytes), 0, INT32_MAX},
@@ -88,6 +89,8 @@ static const struct key_def broker_keys[] = {
 	{"log.io.engine", KEY_SPECIAL, 0, 0, 0},
 	{"log.level", KEY_SPECIAL, 0, 0, 0},
 	{"log.message.timestamp.type", KEY_SPECIAL, 0, 0, 0},
+	{"log.preallocate", KEY_BOOL, OFF(log.preallocate), 0, 1},
+	{"log.preallocate.bytes", KEY_SPECIAL, 0, 0, 0},
 	{"log.retention.bytes", KEY_INT64, OFF(log.retention_bytes), -1, INT64_MAX},
 	{"log.retention.check.interval.ms", KEY_INT64, OFF(log_retention_check_interval_ms), 1,
 	 INT64_MAX},
@@ -155,6 +158,9 @@ static const struct key_def broker_keys[] = {
 	{"test.fault.dedupe.off", KEY_BOOL, OFF(log.test_dedupe_off), 0, 1},
 	{"test.fault.fdatasync.fail.after", KEY_INT64, OFF(log.test_fdatasync_fail_after), 0,
 	 INT64_MAX},
+	{"test.fault.log.crash.point", KEY_INT32, OFF(log.test_crash_point), 0,
+	 TL_LOG_CRASH_POINT_MAX},
+	{"test.fault.log.crash.round", KEY_INT32, OFF(log.test_crash_round), 1, INT32_MAX},
 	{"transaction.max.timeout.ms", KEY_INT32, OFF(transaction_max_timeout_ms), 1, INT32_MAX},
 	{"transaction.state.log.replication.factor", KEY_INT16,
 	 OFF(transaction_state_log_replication_factor), 1, 16},
@@ -438,6 +444,17 @@ static tl_err config_set_special(struct tl_config *config, const char *key, cons
 	} else if (strcmp(key, "log.message.timestamp.type") == 0) {
 		err = parse_timestamp_type(
 			key, value, &config->log_message_timestamp_log_append_time, why, why_size);
+	} else if (strcmp(key, "log.preallocate.bytes") == 0) {
+		/* Tally's: the step of log.preallocate, whole 4 KiB blocks (direct writes). */
+		if ((err = parse_int(key, value, 0, (int64_t)1 << 40, &v, why, why_size)) ==
+			    TL_OK &&
+		    v % 4096 != 0) {
+			snprintf(why, why_size, "config %s: %" PRId64 " is not a multiple of 4096",
+				 key, v);
+			err = TL_ERR_INVALID;
+		} else if (err == TL_OK) {
+			config->log.preallocate_bytes = v;
+		}
 	} else if (strcmp(key, "log.retention.ms") == 0) {
 		if ((err = parse_int(key, value, -1, INT64_MAX, &v, why, why_size)) == TL_OK)
 			p->retention_ms =
@@ -1051,12 +1068,15 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->log.min_compaction_lag_ms);
 	fprintf(out, "log.cleaner.threads=%d\n", config->log.cleaner_threads);
 	fprintf(out, "log.cleanup.policy=%s\n", tl_config_cleanup_policy_name(&config->log));
+	fprintf(out, "log.direct.io=%s\n", config->log.direct_io ? "true" : "false");
 	fprintf(out, "log.dirs=%s\n", config->log_dirs);
 	fprintf(out, "log.index.interval.bytes=%d\n", config->log.index_interval_bytes);
 	fprintf(out, "log.index.size.max.bytes=%d\n", config->log.index_bytes_max);
 	fprintf(out, "log.io.engine=%s\n", engines[config->io_engine]);
 	fprintf(out, "log.format=%s\n", config->log_format);
 	fprintf(out, "log.level=%s\n", config->log_level);
+	fprintf(out, "log.preallocate=%s\n", config->log.preallocate ? "true" : "false");
+	fprintf(out, "log.preallocate.bytes=%" PRId64 "\n", config->log.preallocate_bytes);
 	fprintf(out, "log.message.timestamp.type=%s\n",
 		config->log_message_timestamp_log_append_time ? "LogAppendTime" : "CreateTime");
 	fprintf(out, "log.retention.bytes=%" PRId64 "\n", config->log.retention_bytes);

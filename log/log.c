@@ -88,6 +88,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,17 +116,22 @@
 #define EPOCH_CHECKPOINT_MAX  100000 /* entries: a bigger file is garbage, rebuilt */
 #define START_CHECKPOINT      "log-start-offset-checkpoint" /* DeleteRecords' floor */
 #define CLEANER_CHECKPOINT    "cleaner-offset-checkpoint"   /* compaction's first dirty offset */
-#define CLEANER_SWAPS_MAX     1024 /* .swap files finished at open; more is garbage */
+#define CLEANER_SWAPS_MAX     1024      /* .swap files finished at open; more is garbage */
+#define DIO_ALIGN             4096      /* offset, length and memory of every O_DIRECT write */
+#define STAGE_BYTES_MAX       (8 << 20) /* a direct round copies this much (or one batch) */
 
 TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
 
 struct tl_log_segment {
 	int64_t base_offset;
 	int fd;
-	int refs;                    /* the log's own + one per read being sent and op queued */
-	int64_t bytes;               /* appended so far, queued included */
-	int64_t bytes_durable;       /* prefix known to be on stable storage */
-	int64_t next_offset;         /* offset after the last batch appended */
+	int dio_fd;            /* O_DIRECT descriptor for writes while it takes appends, else -1 */
+	int64_t file_end;      /* file size we made: bytes plus a direct write's padding and the
+				* preallocated space; cut back to bytes once sealed and durable */
+	int refs;              /* the log's own + one per read being sent and op queued */
+	int64_t bytes;         /* appended so far, queued included */
+	int64_t bytes_durable; /* prefix known to be on stable storage */
+	int64_t next_offset;   /* offset after the last batch appended */
 	int64_t next_offset_durable; /* offset after the last durable batch */
 	int64_t bytes_written;       /* prefix whose write completed (page cache) */
 	int64_t next_offset_written; /* offset after the last written batch */
@@ -181,6 +187,7 @@ struct flush_op {
 	uint32_t count; /* of a write: how many batches */
 	int64_t from;   /* of a sync: the bytes of its batches in the segment */
 	int64_t to;
+	struct iovec iov; /* of a direct write: its block-aligned part of the stage */
 };
 
 struct tl_log {
@@ -221,6 +228,17 @@ struct tl_log {
 	int64_t sync_end_offset; /* end of syncing; the high watermark when no sync runs */
 	int64_t written_end_offset; /* end of the batches whose write completed */
 	int64_t write_end_offset;   /* end of writing; written_end_offset when no write runs */
+
+	/* Direct I/O (see "Direct I/O" below). */
+	bool direct;          /* segments are written with O_DIRECT from the stage */
+	bool preallocate_off; /* fallocate failed once here: the writes extend the file */
+	uint8_t *stage;       /* DIO_ALIGN-aligned copy of the write round in flight */
+	size_t stage_cap;
+	int64_t tail_base;     /* segment of the tail block below, -1 when not known */
+	int64_t tail_position; /* file offset of that block (DIO_ALIGN multiple) */
+	uint32_t tail_bytes;   /* its written bytes, < DIO_ALIGN; the rest is padding */
+	uint8_t tail[DIO_ALIGN];
+	int32_t direct_rounds; /* direct write rounds started, for test_crash_round */
 
 	struct tl_log_waiter *waiters; /* by offset */
 	struct tl_log_waiter *waiters_tail;
@@ -284,6 +302,9 @@ void tl_log_config_defaults(struct tl_log_config *config)
 	config->cleaner_io_bytes_per_sec = -1;
 	config->cleaner_backoff_ms = 15000;
 	config->cleaner_threads = 1;
+	config->direct_io = true;
+	config->preallocate = true;
+	config->preallocate_bytes = 32 << 20;
 }
 
 /* ---- small helpers ---- */
@@ -446,6 +467,7 @@ static struct tl_log_segment *segment_new(int64_t base_offset, int fd)
 		return NULL;
 	segment->base_offset = base_offset;
 	segment->fd = fd;
+	segment->dio_fd = -1;
 	segment->refs = 1;
 	segment->next_offset = base_offset;
 	segment->next_offset_durable = base_offset;
@@ -461,6 +483,8 @@ static void segment_put(struct tl_log_segment *segment)
 	if (--segment->refs > 0)
 		return;
 	close(segment->fd);
+	if (segment->dio_fd != -1)
+		close(segment->dio_fd);
 	free(segment->index);
 	free(segment->timeindex);
 	free(segment);
@@ -766,6 +790,20 @@ static const uint8_t *scan_at(const struct scan *scan, int64_t position)
 	return scan->buf + (position - scan->buf_pos);
 }
 
+/* True when the batch length field at @position (or what is left of it) is zero: the end
+ * of a direct write's padding or of preallocated space, not a torn batch. */
+static bool zeros_at(int fd, int64_t position, int64_t file_bytes)
+{
+	uint8_t head[TL_BATCH_LOG_OVERHEAD];
+	size_t want = (size_t)TL_MIN((int64_t)sizeof(head), file_bytes - position);
+	if (pread(fd, head, want, (off_t)position) != (ssize_t)want)
+		return false;
+	for (size_t i = 0; i < want; i++)
+		if (head[i] != 0)
+			return false;
+	return true;
+}
+
 /* Scans @segment from its start, checking each batch whole (length, magic, CRC-32C, base
  * offset continuity; a @sealed segment may have compaction's holes) and rebuilding its
  * indexes; cuts the file at the first bad byte. What survives is made durable: after a
@@ -825,10 +863,16 @@ static tl_err segment_recover(struct tl_log *log, struct tl_log_segment *segment
 		set_error(log, "read", name, err == TL_ERR_IO ? errno : ENOMEM);
 		return err;
 	}
-	if (position < file_bytes) {
+	if (position < file_bytes && zeros_at(segment->fd, position, file_bytes)) {
+		tl_info("log: end found in preallocated space, cutting it dir=%s segment=%s "
+			"position=%" PRId64 " bytes=%" PRId64,
+			log->dir, name, position, file_bytes);
+	} else if (position < file_bytes) {
 		tl_warn("log: truncating torn segment dir=%s segment=%s position=%" PRId64
 			" bytes=%" PRId64 " why=\"%s\"",
 			log->dir, name, position, file_bytes, why);
+	}
+	if (position < file_bytes) {
 		if (ftruncate(segment->fd, (off_t)position) == -1) {
 			set_error(log, "truncate", name, errno);
 			return TL_ERR_IO;
@@ -859,6 +903,8 @@ static struct tl_log_segment *active_segment(const struct tl_log *log)
 	return log->segments[log->segment_count - 1];
 }
 
+static tl_err segment_open_direct(struct tl_log *log, struct tl_log_segment *segment);
+
 /* Creates the file of a new segment at @base_offset and makes its directory entry
  * durable before anything in it can be acknowledged. */
 static tl_err segment_create(struct tl_log *log, int64_t base_offset)
@@ -876,7 +922,9 @@ static tl_err segment_create(struct tl_log *log, int64_t base_offset)
 		unlinkat(log->dir_fd, name, 0);
 		return TL_ERR_NOMEM;
 	}
-	tl_err err = sync_dir(log);
+	tl_err err = log->direct ? segment_open_direct(log, segment) : TL_OK;
+	if (err == TL_OK)
+		err = sync_dir(log);
 	if (err == TL_OK)
 		err = segments_push(log, segment);
 	if (err != TL_OK) {
@@ -884,6 +932,176 @@ static tl_err segment_create(struct tl_log *log, int64_t base_offset)
 		unlinkat(log->dir_fd, name, 0);
 	}
 	return err;
+}
+
+/* ---- direct I/O ----
+ *
+ * With log.direct.io (and a file system that takes O_DIRECT) the write stage copies each
+ * round's batches into one DIO_ALIGN-aligned stage and writes it through a second, O_DIRECT
+ * descriptor of the segment, in whole blocks: a round starts at the block holding its
+ * first byte, so that block's bytes already written (the tail, kept in memory from the
+ * round before, read back from the file after an open or a truncation) are written again,
+ * identical, ahead of the new ones; the round's last block is padded with zeros, which
+ * the next round overwrites. So a write torn anywhere, the tail block's rewrite included,
+ * changes no byte below the old end: acknowledged batches keep their bytes, and recovery
+ * cuts at the first batch whose length or CRC fails (the zeros after the end included).
+ * Reads, syncs and recovery keep using the buffered descriptor: a direct write drops the
+ * page cache's copy of the range it wrote.
+ * Space is fallocated ahead in steps of log.preallocate.bytes (the file size grows with
+ * it, so appends never change the size); a sealed segment is cut back to its last batch
+ * once durable, the active one at clean close, and recovery cuts zeros after a crash.
+ * Without O_DIRECT (tmpfs: EINVAL) or with log.direct.io=false the rounds are buffered
+ * writevs of the callers' bytes, as before. */
+
+static atomic_bool direct_off_logged; /* one line per process, not one per partition */
+
+/* Opens @segment's O_DIRECT write descriptor, once. */
+static tl_err segment_open_direct(struct tl_log *log, struct tl_log_segment *segment)
+{
+	if (segment->dio_fd != -1)
+		return TL_OK;
+	char name[NAME_BYTES];
+	segment_name(name, segment->base_offset, ".log");
+	segment->dio_fd = openat(log->dir_fd, name, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (segment->dio_fd == -1) {
+		set_error(log, "open O_DIRECT", name, errno);
+		return TL_ERR_IO;
+	}
+	return TL_OK;
+}
+
+/* Decides at open whether this log writes with O_DIRECT: asked for, and the file system
+ * of its active segment takes it. Says so once per process when it does not. */
+static void direct_setup(struct tl_log *log)
+{
+	log->tail_base = -1;
+	log->direct = false;
+	const char *why = "log.direct.io=false";
+	if (log->config.direct_io) {
+		if (segment_open_direct(log, active_segment(log)) == TL_OK) {
+			log->direct = true;
+			return;
+		}
+		why = log->last_error;
+	}
+	if (!atomic_exchange(&direct_off_logged, true))
+		tl_info("log: direct I/O off, segments are written through the page cache dir=%s "
+			"why=\"%s\"",
+			log->dir, why);
+}
+
+bool tl_log_is_direct(const struct tl_log *log)
+{
+	return log->direct;
+}
+
+/* Cuts @segment's file back to its last batch and drops its O_DIRECT descriptor: it is
+ * sealed and durable, no write of it is in flight. Not synced: if a crash brings the
+ * zeros back, recovery cuts them again. */
+static void segment_trim(struct tl_log *log, struct tl_log_segment *segment)
+{
+	TL_ASSERT(segment->bytes_durable == segment->bytes);
+	if (segment->dio_fd != -1) {
+		close(segment->dio_fd);
+		segment->dio_fd = -1;
+	}
+	if (segment->file_end <= segment->bytes)
+		return;
+	if (ftruncate(segment->fd, (off_t)segment->bytes) == -1) {
+		tl_warn("log: cannot cut preallocated space dir=%s segment=%020" PRId64 " err=%s",
+			log->dir, segment->base_offset, strerrorname_np(errno));
+		return;
+	}
+	segment->file_end = segment->bytes;
+}
+
+/* Fills @out with the @bytes written bytes of @segment's block at @position (the part of
+ * the block a round rewrites): from memory when the last round left them there, else
+ * from the file, where the last direct write (completed) put them. */
+static tl_err tail_fill(struct tl_log *log, const struct tl_log_segment *segment, int64_t position,
+			uint32_t bytes, uint8_t *out)
+{
+	TL_ASSERT(position % DIO_ALIGN == 0);
+	TL_ASSERT(bytes > 0 && bytes < DIO_ALIGN);
+	if (log->tail_base == segment->base_offset && log->tail_position == position &&
+	    log->tail_bytes == bytes) {
+		memcpy(out, log->tail, bytes);
+		return TL_OK;
+	}
+	ssize_t n = pread(segment->fd, out, bytes, (off_t)position);
+	if (n != (ssize_t)bytes) {
+		char name[NAME_BYTES];
+		segment_name(name, segment->base_offset, ".log");
+		set_error(log, "read tail block", name, n == -1 ? errno : EIO);
+		return TL_ERR_IO;
+	}
+	return TL_OK;
+}
+
+/* Makes @segment's file reach @end (a DIO_ALIGN multiple) before a direct write up to
+ * there: fallocates ahead in steps of log.preallocate.bytes, not much past
+ * log.segment.bytes. A failed fallocate is logged and turns preallocation off for this
+ * log; the write then extends the file itself. */
+static void segment_preallocate(struct tl_log *log, struct tl_log_segment *segment, int64_t end)
+{
+	if (end <= segment->file_end)
+		return;
+	int64_t step = log->config.preallocate ? log->config.preallocate_bytes : 0;
+	if (step > 0 && !log->preallocate_off) {
+		int64_t want = (end + step - 1) / step * step;
+		int64_t cap = (log->config.segment_bytes + DIO_ALIGN - 1) / DIO_ALIGN * DIO_ALIGN;
+		want = TL_MAX(TL_MIN(want, cap), end);
+		if (fallocate(segment->fd, 0, (off_t)segment->file_end,
+			      (off_t)(want - segment->file_end)) == 0) {
+			segment->file_end = want;
+			return;
+		}
+		tl_warn("log: fallocate failed, preallocation off for this partition dir=%s "
+			"err=%s",
+			log->dir, strerrorname_np(errno));
+		log->preallocate_off = true;
+	}
+	segment->file_end = end;
+}
+
+/* Room for @bytes in the stage; only between rounds. */
+static tl_err stage_reserve(struct tl_log *log, size_t bytes)
+{
+	TL_ASSERT(log->writes_left == 0);
+	if (bytes <= log->stage_cap)
+		return TL_OK;
+	size_t cap = (bytes + (1 << 20) - 1) & ~(size_t)((1 << 20) - 1);
+	void *stage;
+	if (posix_memalign(&stage, DIO_ALIGN, cap) != 0)
+		return TL_ERR_NOMEM;
+	free(log->stage);
+	log->stage = stage;
+	log->stage_cap = cap;
+	return TL_OK;
+}
+
+/* Test-only (test.fault.log.crash.point): dies like kill -9 at @point of the round
+ * configured, after doing the part of the round's writes that the point names. */
+static void direct_crash_point(struct tl_log *log, int point, int32_t round)
+{
+	if (log->config.test_crash_point != point || log->config.test_crash_round != round)
+		return;
+	ssize_t n = 0;
+	if (point == TL_LOG_CRASH_TORN_TAIL_BLOCK) {
+		/* Through the page cache, which outlives the process: the block reads back
+		 * half new, half as it was. */
+		const struct flush_op *first = &log->write_ops[0];
+		n = pwrite(first->segment->fd, first->iov.iov_base, DIO_ALIGN / 2,
+			   (off_t)first->from);
+	}
+	for (uint32_t k = 0; point == TL_LOG_CRASH_TORN_ROUND && k < log->writes_left; k++) {
+		const struct flush_op *w = &log->write_ops[k];
+		size_t bytes = w->iov.iov_len - (k + 1 == log->writes_left ? DIO_ALIGN : 0);
+		n = pwrite(w->segment->dio_fd, w->iov.iov_base, bytes, (off_t)w->from);
+	}
+	tl_crit("log: test fault, killing the process point=%d round=%d wrote=%zd", point, round,
+		n);
+	raise(SIGKILL);
 }
 
 /* ---- producer-state snapshots ---- */
@@ -1650,6 +1868,7 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 		segment->next_offset_durable = segment->next_offset;
 		segment->next_offset_written = segment->next_offset;
 		segment->bytes_written = segment->bytes;
+		segment->file_end = segment->bytes; /* recovery cut what lay past it */
 		if (segment->bytes > 0)
 			segment->first_append_ms = tl_wall_ms();
 	}
@@ -1776,6 +1995,7 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 		err = recover_segments(log, clean);
 	if (err != TL_OK)
 		goto out_close;
+	direct_setup(log);
 	struct tl_log_segment *active = active_segment(log);
 	log->end_offset = active->next_offset;
 	log->high_watermark = log->end_offset;
@@ -2099,6 +2319,7 @@ static void seal_durable_segments(struct tl_log *log)
 			break;
 		if (segment->bytes_durable != segment->bytes)
 			continue;
+		segment_trim(log, segment);
 		if (segment_write_indexes(log, segment, false) != TL_OK)
 			tl_warn("log: index write failed, recovery will rebuild it dir=%s "
 				"detail=\"%s\"",
@@ -2267,6 +2488,8 @@ static void write_done(struct tl_ring_op *op)
 		return;
 	/* From here on @fop may be reused. */
 	tl_hist_add(&log->write_us, (uint64_t)(tl_mono_ns() - log->write_started_ns) / 1000);
+	if (log->direct && !log->failed)
+		direct_crash_point(log, TL_LOG_CRASH_BEFORE_SYNC, log->direct_rounds);
 	if (!log->failed && write_round_complete(log) != TL_OK)
 		log_set_failed(log);
 	pipeline_pump(log);
@@ -2325,6 +2548,166 @@ static tl_err write_start(struct tl_log *log)
 	return TL_OK;
 }
 
+/* How many queued batches the next direct round takes: up to STAGE_BYTES_MAX of stage
+ * (a block of tail and one of padding per segment counted), one batch at least. */
+static uint32_t direct_round_count(const struct tl_log *log)
+{
+	int64_t bytes = 0;
+	uint32_t n = 0;
+	for (; n < log->queued.count; n++) {
+		const struct pending *p = &log->queued.items[n];
+		bytes += (int64_t)p->iov.iov_len;
+		if (n == 0 || p->segment != log->queued.items[n - 1].segment)
+			bytes += 2 * DIO_ALIGN;
+		if (n > 0 && bytes > STAGE_BYTES_MAX)
+			break;
+	}
+	return n;
+}
+
+/* Moves the first @n queued batches to `writing` (empty). */
+static tl_err pending_take(struct tl_log *log, uint32_t n)
+{
+	TL_ASSERT(log->writing.count == 0);
+	TL_ASSERT(n > 0 && n <= log->queued.count);
+	if (n == log->queued.count) {
+		pending_swap(&log->writing, &log->queued);
+		log->queued.count = 0;
+		return TL_OK;
+	}
+	if (grow((void **)&log->writing.items, &log->writing.cap, n, sizeof(*log->writing.items)) !=
+	    TL_OK)
+		return TL_ERR_NOMEM;
+	memcpy(log->writing.items, log->queued.items, n * sizeof(*log->queued.items));
+	memmove(log->queued.items, log->queued.items + n,
+		(log->queued.count - n) * sizeof(*log->queued.items));
+	log->writing.count = n;
+	log->queued.count -= n;
+	return TL_OK;
+}
+
+/* Sets up @w to write @bytes of the stage at @at to @from of @segment. */
+static void direct_op_init(struct tl_log *log, struct flush_op *w, struct tl_log_segment *segment,
+			   uint32_t first, uint32_t count, int64_t from, uint8_t *at, size_t bytes)
+{
+	TL_ASSERT(!w->op.in_flight);
+	TL_ASSERT(from % DIO_ALIGN == 0);
+	TL_ASSERT(bytes > 0 && bytes % DIO_ALIGN == 0);
+	memset(w, 0, sizeof(*w));
+	w->log = log;
+	w->segment = segment;
+	w->first = first;
+	w->count = count;
+	w->from = from;
+	w->to = from + (int64_t)bytes;
+	w->iov.iov_base = at;
+	w->iov.iov_len = bytes;
+	w->op.done = write_done;
+}
+
+/* Copies the run of `writing` from @i (contiguous batches of one segment) into the stage
+ * at @at, behind the written bytes of the block it starts in and padded with zeros to a
+ * whole block; sets up @w (room for two) to write it and sets *@ops_out to how many ops
+ * it takes. Two when the run rewrites a tail block and goes past it: ext4 writes a range
+ * of one kind of extent (written, or fallocated-unwritten) inline, but punts a range
+ * that mixes them to an io-wq worker (IOCB_NOWAIT needs its inode lock shared). Returns
+ * the index after the run. */
+static uint32_t direct_run_stage(struct tl_log *log, uint32_t i, uint8_t *at, struct flush_op *w,
+				 uint32_t *ops_out, tl_err *err)
+{
+	const struct pending *first = &log->writing.items[i];
+	struct tl_log_segment *segment = first->segment;
+	int64_t start = first->position / DIO_ALIGN * DIO_ALIGN;
+	uint32_t prefix = (uint32_t)(first->position - start);
+	TL_ASSERT(((uintptr_t)at % DIO_ALIGN) == 0);
+	*err = TL_OK;
+	if (prefix > 0 && (*err = tail_fill(log, segment, start, prefix, at)) != TL_OK)
+		return i;
+	if ((*err = segment_open_direct(log, segment)) != TL_OK)
+		return i;
+	size_t len = prefix;
+	int64_t position = first->position;
+	uint32_t j = i;
+	for (; j < log->writing.count && log->writing.items[j].segment == segment &&
+	       log->writing.items[j].position == position;
+	     j++) {
+		const struct pending *p = &log->writing.items[j];
+		memcpy(at + len, p->iov.iov_base, p->iov.iov_len);
+		len += p->iov.iov_len;
+		position += (int64_t)p->iov.iov_len;
+	}
+	size_t padded = (len + DIO_ALIGN - 1) / DIO_ALIGN * DIO_ALIGN;
+	memset(at + len, 0, padded - len);
+	/* The block the next round starts in, unless it starts a new block. */
+	log->tail_base = segment->base_offset;
+	log->tail_position = position / DIO_ALIGN * DIO_ALIGN;
+	log->tail_bytes = (uint32_t)(position - log->tail_position);
+	memcpy(log->tail, at + (log->tail_position - start), log->tail_bytes);
+	segment_preallocate(log, segment, start + (int64_t)padded);
+	if (prefix > 0 && padded > DIO_ALIGN) {
+		direct_op_init(log, &w[0], segment, i, j - i, start, at, DIO_ALIGN);
+		direct_op_init(log, &w[1], segment, i, j - i, start + DIO_ALIGN, at + DIO_ALIGN,
+			       padded - DIO_ALIGN);
+		*ops_out = 2;
+	} else {
+		direct_op_init(log, &w[0], segment, i, j - i, start, at, padded);
+		*ops_out = 1;
+	}
+	return j;
+}
+
+/* Starts a direct write round: the first queued batches (direct_round_count()) become
+ * `writing`, copied into the stage, one O_DIRECT write per run of one segment. */
+static tl_err write_start_direct(struct tl_log *log)
+{
+	TL_ASSERT(log->writes_left == 0);
+	TL_ASSERT(log->queued.count > 0);
+	uint32_t count = direct_round_count(log);
+	size_t stage_bytes = 0;
+	uint32_t segments = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		stage_bytes += log->queued.items[i].iov.iov_len;
+		if (i == 0 || log->queued.items[i].segment != log->queued.items[i - 1].segment)
+			segments++;
+	}
+	stage_bytes += 2 * DIO_ALIGN * (size_t)segments;
+	if (stage_reserve(log, stage_bytes) != TL_OK ||
+	    grow_zeroed((void **)&log->write_ops, &log->write_ops_cap, 2 * segments,
+			sizeof(struct flush_op)) != TL_OK ||
+	    pending_take(log, count) != TL_OK) {
+		snprintf(log->last_error, sizeof(log->last_error), "out of memory in flush");
+		return TL_ERR_NOMEM;
+	}
+	uint32_t used = 0;
+	size_t off = 0;
+	for (uint32_t i = 0; i < count;) {
+		tl_err err;
+		uint32_t ops = 0;
+		i = direct_run_stage(log, i, log->stage + off, &log->write_ops[used], &ops, &err);
+		if (err != TL_OK)
+			return err; /* FAILED: the pump drops `writing` with the rest */
+		for (uint32_t k = 0; k < ops; k++)
+			off += log->write_ops[used + k].iov.iov_len;
+		TL_ASSERT(off <= log->stage_cap);
+		used += ops;
+	}
+	TL_ASSERT(used >= segments && used <= 2 * segments);
+	log->write_started_ns = tl_mono_ns();
+	log->write_end_offset = log->writing.items[count - 1].last_offset + 1;
+	log->writes_left = used;
+	int32_t round = ++log->direct_rounds;
+	direct_crash_point(log, TL_LOG_CRASH_AFTER_PREALLOCATE, round);
+	direct_crash_point(log, TL_LOG_CRASH_TORN_TAIL_BLOCK, round);
+	direct_crash_point(log, TL_LOG_CRASH_TORN_ROUND, round);
+	pipeline_check(log);
+	for (uint32_t k = 0; k < used; k++) {
+		struct flush_op *w = &log->write_ops[k];
+		w->segment->refs++;
+		tl_ring_writev(log->ring, &w->op, w->segment->dio_fd, &w->iov, 1, w->from);
+	}
+	return TL_OK;
+}
+
 /* Starts each stage that is idle and has work: the sync first, as the longer of the two.
  * On a FAILED log, once neither round is in flight, drops every pending batch and fires
  * every waiter with KAFKA_STORAGE_ERROR; not before, as a write in flight still reads the
@@ -2336,7 +2719,7 @@ static void pipeline_pump(struct tl_log *log)
 	    sync_start(log) != TL_OK)
 		log_set_failed(log);
 	if (!log->failed && log->writes_left == 0 && log->queued.count > 0 &&
-	    write_start(log) != TL_OK)
+	    (log->direct ? write_start_direct(log) : write_start(log)) != TL_OK)
 		log_set_failed(log);
 	if (log->failed && log->writes_left == 0 && log->syncs_left == 0) {
 		log->queued.count = 0;
@@ -2476,6 +2859,7 @@ static void log_free(struct tl_log *log)
 	free(log->write_iov);
 	free(log->write_ops);
 	free(log->sync_ops);
+	free(log->stage);
 	free(log->aborted);
 	free(log->closing);
 	free(log->epochs);
@@ -2499,8 +2883,19 @@ void tl_log_close(struct tl_log *log)
 			tl_hist_quantile(&log->write_us, 0.5),
 			tl_hist_quantile(&log->write_us, 0.99), log->write_us.max);
 	if (!log->failed) {
-		/* Everything the marker vouches for must be durable before the marker. */
+		/* Everything the marker vouches for must be durable before the marker, the
+		 * files cut back to their last batch included (the index check wants it). */
 		tl_err err = TL_OK;
+		for (uint32_t i = 0; i < log->segment_count && err == TL_OK; i++) {
+			struct tl_log_segment *segment = log->segments[i];
+			if (segment->file_end <= segment->bytes)
+				continue;
+			segment_trim(log, segment);
+			if (segment->file_end > segment->bytes || fdatasync(segment->fd) == -1) {
+				set_error(log, "cut preallocated space of", "a segment", errno);
+				err = TL_ERR_IO;
+			}
+		}
 		for (uint32_t i = 0; i < log->segment_count && err == TL_OK; i++) {
 			struct tl_log_segment *segment = log->segments[i];
 			if (!segment->indexes_on_disk || i + 1 == log->segment_count)
@@ -2740,6 +3135,8 @@ static tl_err log_cut(struct tl_log *log, int64_t new_end)
 		set_error(log, "truncate", name, errno);
 		return TL_ERR_IO;
 	}
+	segment->file_end = position;
+	log->tail_base = -1; /* the next round reads the tail block back from the file */
 	if (fdatasync(segment->fd) == -1) {
 		set_error(log, "fdatasync", name, errno);
 		return TL_ERR_IO;
@@ -2848,6 +3245,7 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
 		segment_put(segment);
 		log->segment_count--;
 	}
+	log->tail_base = -1;
 	if (segment_create(log, new_start_offset) != TL_OK)
 		goto out_fail;
 	log->end_offset = new_start_offset;

@@ -63,11 +63,30 @@ struct tl_log_config {
 	int64_t cleaner_io_bytes_per_sec;    /* log.cleaner.io.max.bytes.per.second; <= 0 none */
 	int64_t cleaner_backoff_ms;          /* log.cleaner.backoff.ms between checks */
 	int32_t cleaner_threads;             /* log.cleaner.threads: passes at once, all logs */
+	/* Direct I/O (see "Direct I/O" in log.c). */
+	bool direct_io;            /* log.direct.io: O_DIRECT segment writes where the file
+				    * system takes them; false: buffered writes */
+	bool preallocate;          /* log.preallocate (Kafka's key): fallocate ahead */
+	int64_t preallocate_bytes; /* log.preallocate.bytes: step of it, 4 KiB multiple */
 	/* Test-only faults for the chaos harness (tests/chaos/); off by default. */
 	bool test_dedupe_off; /* test.fault.dedupe.off: append producer retries again */
 	/* test.fault.fdatasync.fail.after: how many of a log's fdatasyncs succeed; every
 	 * later one fails with EIO (the log goes FAILED); 0 = never */
 	int64_t test_fdatasync_fail_after;
+	/* test.fault.log.crash.point: a direct write round kills the process (SIGKILL) at
+	 * this point (TL_LOG_CRASH_*), on the round number test.fault.log.crash.round
+	 * (from 1) of the log; 0 = never. Crash tests only. */
+	int32_t test_crash_point;
+	int32_t test_crash_round;
+};
+
+enum {
+	TL_LOG_CRASH_NONE = 0,
+	TL_LOG_CRASH_AFTER_PREALLOCATE = 1, /* space allocated, nothing of the round written */
+	TL_LOG_CRASH_TORN_TAIL_BLOCK = 2,   /* half of the rewritten tail block written */
+	TL_LOG_CRASH_TORN_ROUND = 3,        /* all but the round's last block written */
+	TL_LOG_CRASH_BEFORE_SYNC = 4,       /* the round written, not yet fdatasynced */
+	TL_LOG_CRASH_POINT_MAX = 4,
 };
 
 /* Kafka's defaults. */
@@ -374,6 +393,9 @@ tl_err tl_log_compact(struct tl_log *log, int64_t now_ms);
 void tl_log_cleaner_fault_set(int point, bool exit_process);
 
 bool tl_log_is_writable(const struct tl_log *log);
+/* True when the log writes its segments with O_DIRECT (log.direct.io and a file system
+ * that takes it; decided at open). */
+bool tl_log_is_direct(const struct tl_log *log);
 /* "fdatasync 00000000000004096000.log: EIO", or "" when healthy. */
 const char *tl_log_last_error(const struct tl_log *log);
 

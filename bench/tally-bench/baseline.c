@@ -177,7 +177,7 @@ static void fio_parse(const char *text, struct tb_disk_baseline *out)
 }
 
 static void disk_fio(const char *dir, uint64_t block, int jobs, uint64_t bytes, double max_s,
-		     struct tb_disk_baseline *out)
+		     bool direct, struct tb_disk_baseline *out)
 {
 	char a_dir[600], a_bs[64], a_size[64], a_jobs[32], a_runtime[64];
 	snprintf(a_dir, sizeof(a_dir), "--directory=%s", dir);
@@ -188,22 +188,12 @@ static void disk_fio(const char *dir, uint64_t block, int jobs, uint64_t bytes, 
 	snprintf(a_size, sizeof(a_size), "--size=%llu", (unsigned long long)per_job);
 	snprintf(a_jobs, sizeof(a_jobs), "--numjobs=%d", jobs);
 	snprintf(a_runtime, sizeof(a_runtime), "--runtime=%.0fms", max_s * 1000);
-	char *argv[] = {"fio",
-			"--name=tally-bench-baseline",
-			a_dir,
-			"--rw=write",
-			a_bs,
-			a_size,
-			a_jobs,
-			"--ioengine=psync",
-			"--fdatasync=1",
-			"--fallocate=none",
-			"--end_fsync=1",
-			"--unlink=1",
-			"--group_reporting",
-			a_runtime,
-			"--output-format=json",
-			NULL};
+	char *argv[] = {"fio", "--name=tally-bench-baseline", a_dir, "--rw=write", a_bs, a_size,
+			a_jobs, "--ioengine=psync", "--fdatasync=1",
+			/* Direct: allocated ahead, as tallyd's direct log preallocates. */
+			direct ? "--fallocate=native" : "--fallocate=none",
+			direct ? "--direct=1" : "--direct=0", "--end_fsync=1", "--unlink=1",
+			"--group_reporting", a_runtime, "--output-format=json", NULL};
 	char err[256];
 	char *text = run_capture(argv, err, sizeof(err));
 	if (!text) {
@@ -234,6 +224,7 @@ static int pwrite_all(int fd, const void *buf, size_t n, uint64_t offset)
 
 struct writer {
 	char path[700];
+	bool direct;
 	uint64_t block;
 	uint64_t bytes;
 	int64_t deadline_ns;
@@ -246,8 +237,16 @@ struct writer {
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
-	uint8_t *buf = malloc(w->block);
-	int fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	void *mem = NULL;
+	if (posix_memalign(&mem, 4096, w->block) != 0)
+		mem = NULL;
+	uint8_t *buf = mem;
+	int fd = open(w->path,
+		      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (w->direct ? O_DIRECT : 0), 0600);
+	if (fd != -1 && w->direct && fallocate(fd, 0, 0, (off_t)w->bytes) != 0) {
+		close(fd);
+		fd = -1;
+	}
 	if (!buf || fd == -1) {
 		snprintf(w->error, sizeof(w->error), "open %.120s: %.60s", w->path,
 			 strerror(errno));
@@ -285,7 +284,7 @@ out:
 }
 
 static void disk_builtin(const char *dir, uint64_t block, int jobs, uint64_t bytes, double max_s,
-			 struct tb_disk_baseline *out)
+			 bool direct, struct tb_disk_baseline *out)
 {
 	struct writer *w = calloc((size_t)jobs, sizeof(*w));
 	struct tb_hist *all = calloc(1, sizeof(*all));
@@ -301,6 +300,7 @@ static void disk_builtin(const char *dir, uint64_t block, int jobs, uint64_t byt
 		snprintf(w[i].path, sizeof(w[i].path), "%s/tally-bench-baseline.%d.%d", dir,
 			 (int)getpid(), i);
 		w[i].block = block;
+		w[i].direct = direct;
 		w[i].bytes = bytes / (uint64_t)jobs;
 		w[i].deadline_ns = start + (int64_t)(max_s * 1e9);
 		w[i].hist = calloc(1, sizeof(struct tb_hist));
@@ -332,11 +332,12 @@ static void disk_builtin(const char *dir, uint64_t block, int jobs, uint64_t byt
 }
 
 void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, int copies,
-			  uint64_t bytes, double max_s, const char *engine,
+			  uint64_t bytes, double max_s, const char *engine, bool direct,
 			  struct tb_disk_baseline *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->present = true;
+	out->direct = direct;
 	block_bytes = (block_bytes + 4095) / 4096 * 4096;
 	if (block_bytes < 4096)
 		block_bytes = 4096;
@@ -357,9 +358,9 @@ void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, int c
 		strcmp(engine, "fio") == 0 || (strcmp(engine, "auto") == 0 && fio_installed());
 	tb_strlcpy(out->engine, sizeof(out->engine), use_fio ? "fio" : "builtin");
 	if (use_fio)
-		disk_fio(dir, block_bytes, jobs, bytes, max_s, out);
+		disk_fio(dir, block_bytes, jobs, bytes, max_s, direct, out);
 	else
-		disk_builtin(dir, block_bytes, jobs, bytes, max_s, out);
+		disk_builtin(dir, block_bytes, jobs, bytes, max_s, direct, out);
 	out->total_mb_per_s = out->mb_per_s;
 	out->mb_per_s = out->total_mb_per_s / copies;
 }

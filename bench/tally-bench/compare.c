@@ -40,6 +40,7 @@ static const struct metric metrics[] = {
 	{"broker fdatasync p99 ms", "broker.fdatasync_ms.p99", "lower"},
 	{"broker Produce p99 ms", "broker.produce_request_ms.p99", "lower"},
 	{"disk baseline MB/s", "baseline.disk.mb_per_s", ""},
+	{"disk O_DIRECT baseline MB/s", "baseline.disk_direct.mb_per_s", ""},
 	{"disk fdatasync p99 ms", "baseline.disk.fdatasync_ms.p99", ""},
 	{"group commit p99 ms", "baseline.group_commit.latency_ms.p99", ""},
 	{"loopback MB/s", "baseline.loopback.mb_per_s", ""},

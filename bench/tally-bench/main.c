@@ -369,8 +369,13 @@ static void run_baselines(const struct tb_opts *o, struct tb_report *rep)
 		       (unsigned long long)block, source, jobs, o->baseline_copies,
 		       o->baseline_copies == 1 ? "y" : "ies", dir);
 	tb_disk_baseline_run(dir, block, jobs, o->baseline_copies, bytes, disk_s,
-			     o->baseline_engine, &rep->disk);
+			     o->baseline_engine, false, &rep->disk);
 	tb_strlcpy(rep->disk.block_source, sizeof(rep->disk.block_source), source);
+	if (!o->quiet)
+		printf("baseline: disk with O_DIRECT, same writers, files fallocated\n");
+	tb_disk_baseline_run(dir, block, jobs, o->baseline_copies, bytes, disk_s,
+			     o->baseline_engine, true, &rep->disk_direct);
+	tb_strlcpy(rep->disk_direct.block_source, sizeof(rep->disk_direct.block_source), source);
 	/* Latency has a floor only where arrivals have a rate: open-loop phases. */
 	if (r && r->target_rate > 0 && r->produce.total_records > 0) {
 		uint64_t record_bytes = r->produce.total_bytes / r->produce.total_records;
@@ -392,6 +397,9 @@ static void run_baselines(const struct tb_opts *o, struct tb_report *rep)
 	if (r && r->target_rate == 0 && rep->disk.ok && rep->disk.mb_per_s > 0 &&
 	    r->produce.mb_per_s > 0)
 		rep->ratio_produce_vs_disk = r->produce.mb_per_s / rep->disk.mb_per_s;
+	if (r && r->target_rate == 0 && rep->disk_direct.ok && rep->disk_direct.mb_per_s > 0 &&
+	    r->produce.mb_per_s > 0)
+		rep->ratio_produce_vs_disk_direct = r->produce.mb_per_s / rep->disk_direct.mb_per_s;
 	if (r && rep->disk.ok && rep->disk.fdatasync.p99_ns > 0 && r->produce_latency.p99_ns > 0)
 		rep->ratio_p99_vs_fdatasync_p99 =
 			(double)r->produce_latency.p99_ns / (double)rep->disk.fdatasync.p99_ns;

@@ -385,6 +385,17 @@ static void baseline_print(FILE *out, const struct tb_report *rep)
 			ms(d->fdatasync.p999_ns));
 	else if (d->present)
 		fprintf(out, "  disk: failed: %s\n", d->error);
+	const struct tb_disk_baseline *dd = &rep->disk_direct;
+	if (dd->present && dd->ok)
+		fprintf(out,
+			"  disk O_DIRECT (fallocated): %.2f MB/s%s, %s per fdatasync, %d job(s) (%s);"
+			" fdatasync p50 %.3f p99 %.3f p99.9 %.3f ms\n",
+			dd->mb_per_s, dd->copies > 1 ? " of one copy" : "",
+			tb_fmt_bytes(a, sizeof(a), (double)dd->block_bytes), dd->jobs, dd->engine,
+			ms(dd->fdatasync.p50_ns), ms(dd->fdatasync.p99_ns),
+			ms(dd->fdatasync.p999_ns));
+	else if (dd->present)
+		fprintf(out, "  disk O_DIRECT: failed: %s\n", dd->error);
 	const struct tb_commit_baseline *c = &rep->commit;
 	if (c->present && c->ok)
 		fprintf(out,
@@ -409,6 +420,10 @@ static void baseline_print(FILE *out, const struct tb_report *rep)
 		fprintf(out,
 			"  ratio produce MB/s / disk MB/s%s at the same fdatasync cadence: %.3f\n",
 			d->copies > 1 ? " of one copy" : "", rep->ratio_produce_vs_disk);
+	if (rep->ratio_produce_vs_disk_direct > 0)
+		fprintf(out,
+			"  ratio produce MB/s / O_DIRECT disk MB/s at the same cadence: %.3f\n",
+			rep->ratio_produce_vs_disk_direct);
 	if (rep->ratio_consume_vs_loopback > 0)
 		fprintf(out, "  ratio consume MB/s / loopback TCP MB/s: %.3f\n",
 			rep->ratio_consume_vs_loopback);
@@ -642,9 +657,31 @@ static void json_env(struct tb_jw *w, const struct tb_env *e)
 	tb_jw_obj_end(w);
 }
 
+static void json_disk(struct tb_jw *w, const char *key, const struct tb_disk_baseline *d)
+{
+	if (!d->present)
+		return;
+	tb_jw_obj(w, key);
+	tb_jw_bool(w, "ok", d->ok);
+	tb_jw_str(w, "error", d->error[0] ? d->error : NULL);
+	tb_jw_str(w, "engine", d->engine);
+	tb_jw_bool(w, "direct", d->direct);
+	tb_jw_str(w, "dir", d->dir);
+	tb_jw_u64(w, "block_bytes", d->block_bytes);
+	tb_jw_u64(w, "jobs", (uint64_t)d->jobs);
+	tb_jw_u64(w, "copies", (uint64_t)d->copies);
+	tb_jw_u64(w, "bytes", d->bytes);
+	tb_jw_num(w, "seconds", d->seconds);
+	tb_jw_num(w, "mb_per_s", d->mb_per_s);
+	tb_jw_num(w, "total_mb_per_s", d->total_mb_per_s);
+	json_latency(w, "fdatasync_ms", &d->fdatasync);
+	tb_jw_obj_end(w);
+}
+
 static void json_baselines(struct tb_jw *w, const struct tb_report *rep)
 {
 	tb_jw_obj(w, "baseline");
+	json_disk(w, "disk_direct", &rep->disk_direct);
 	const struct tb_disk_baseline *d = &rep->disk;
 	if (d->present) {
 		tb_jw_obj(w, "disk");
@@ -697,6 +734,8 @@ static void json_baselines(struct tb_jw *w, const struct tb_report *rep)
 	tb_jw_obj(w, "ratios");
 	if (rep->ratio_produce_vs_disk > 0)
 		tb_jw_num(w, "produce_vs_disk", rep->ratio_produce_vs_disk);
+	if (rep->ratio_produce_vs_disk_direct > 0)
+		tb_jw_num(w, "produce_vs_disk_direct", rep->ratio_produce_vs_disk_direct);
 	if (rep->ratio_consume_vs_loopback > 0)
 		tb_jw_num(w, "consume_vs_loopback", rep->ratio_consume_vs_loopback);
 	if (rep->ratio_p99_vs_fdatasync_p99 > 0)

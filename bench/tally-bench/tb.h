@@ -221,6 +221,7 @@ struct tb_disk_baseline {
 	bool present;
 	bool ok;
 	char engine[16]; /* fio or builtin */
+	bool direct;     /* O_DIRECT writes into fallocated files, as tallyd's direct log */
 	char dir[512];
 	uint64_t block_bytes;  /* bytes written per fdatasync */
 	char block_source[48]; /* where block_bytes came from */
@@ -324,10 +325,12 @@ struct tb_report {
 	int knee_step; /* -1 none */
 	/* baselines */
 	struct tb_disk_baseline disk;
-	struct tb_commit_baseline commit; /* open-loop phases only */
+	struct tb_disk_baseline disk_direct; /* the same writers with O_DIRECT */
+	struct tb_commit_baseline commit;    /* open-loop phases only */
 	struct tb_net_baseline net;
 	/* ratios, 0 when not computable */
 	double ratio_produce_vs_disk;
+	double ratio_produce_vs_disk_direct;
 	double ratio_consume_vs_loopback;
 	double ratio_p99_vs_fdatasync_p99;
 	double ratio_p99_vs_commit_p99;
@@ -484,7 +487,7 @@ double tb_self_cpu_s(void);
 /* @jobs x @copies sequential writers at once, @bytes of one copy spread over @jobs;
  * out->mb_per_s is the bandwidth of one copy (all writers' bytes / @copies / seconds). */
 void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, int copies,
-			  uint64_t bytes, double max_s, const char *engine,
+			  uint64_t bytes, double max_s, const char *engine, bool direct,
 			  struct tb_disk_baseline *out);
 /* Group commit of @rate records/s of @record_bytes spread over @jobs files for @seconds,
  * with up to @syncs_in_flight fdatasyncs per file, appending or (@overwrite) rewriting

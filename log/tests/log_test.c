@@ -7,10 +7,13 @@
  * out and a SKIP line says so. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -185,6 +188,21 @@ static int64_t file_size(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The size of @path without the zeros at its end (a direct write's padding and the
+ * preallocated space); the first MiB only. */
+static int64_t file_data_bytes(const char *path)
+{
+	static uint8_t data[1 << 20];
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ssize_t n = pread(fd, data, sizeof(data), 0);
+	close(fd);
+	ck_assert_int_ge(n, 0);
+	while (n > 0 && data[n - 1] == 0)
+		n--;
+	return n;
 }
 
 static void remove_marker(void)
@@ -1004,7 +1022,7 @@ struct probe {
 	int order; /* 1 for the first probe to fire, 2 for the next, ... */
 	tl_err err;
 	int64_t hw;         /* the high watermark then */
-	int64_t file_bytes; /* the size of segment 0's file then */
+	int64_t file_bytes; /* segment 0's file then, up to its last non-zero byte */
 };
 
 static void on_probe(struct tl_log_waiter *waiter, tl_err err)
@@ -1016,7 +1034,7 @@ static void on_probe(struct tl_log_waiter *waiter, tl_err err)
 	probe->hw = tl_log_high_watermark(probe->log);
 	char path[400];
 	path_of(path, sizeof(path), 0, ".log");
-	probe->file_bytes = file_size(path);
+	probe->file_bytes = file_data_bytes(path);
 }
 
 static void probe_wait(struct tl_log *log, struct probe *probe, int64_t offset)
@@ -1269,6 +1287,285 @@ START_TEST(a_roll_during_a_sync_keeps_the_old_segment_until_it_is_durable)
 }
 END_TEST
 
+/* ---- direct I/O ---- */
+
+static void setup_buffered(void)
+{
+	setup_mode(TL_RING_MODE_URING);
+	config.direct_io = false;
+}
+
+/* Every batch of @all (one record each, at offsets 0..) in [@from, @to) reads back
+ * byte for byte. */
+static void expect_batches(struct tl_log *log, struct batch **all, int64_t from, int64_t to)
+{
+	for (int64_t o = from; o < to; o++) {
+		struct tl_log_read read;
+		ck_assert_int_eq(tl_log_read(log, o, tl_log_high_watermark(log),
+					     (int32_t)sizeof(all[0]->bytes), true, &read),
+				 TL_OK);
+		ck_assert_int_eq(read.first_offset, o);
+		ck_assert_int_eq(read.bytes, (int64_t)sizeof(all[0]->bytes));
+		uint8_t got[sizeof(all[0]->bytes)];
+		ck_assert_int_eq(pread(read.fd, got, sizeof(got), (off_t)read.position),
+				 (ssize_t)sizeof(got));
+		ck_assert_mem_eq(got, all[o]->bytes, sizeof(got));
+		tl_log_read_release(read.segment);
+	}
+}
+
+/* The fdinfo flags of this process's descriptor of @path opened with O_DIRECT, or -1. */
+static bool has_direct_fd(const char *path)
+{
+	DIR *d = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(d);
+	struct dirent *de;
+	bool found = false;
+	while ((de = readdir(d)) && !found) {
+		char link[300], target[600] = "", info[300];
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0 || strcmp(target, path) != 0)
+			continue;
+		snprintf(info, sizeof(info), "/proc/self/fdinfo/%s", de->d_name);
+		FILE *f = fopen(info, "r");
+		unsigned long flags = 0;
+		char line[200];
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "flags: %lo", &flags) == 1)
+				break;
+		if (f)
+			fclose(f);
+		found = (flags & O_DIRECT) != 0;
+	}
+	closedir(d);
+	return found;
+}
+
+/* A forked child's own ring: the parent's is shared memory the child must not move. */
+static struct tl_ring *child_ring(void)
+{
+	tl_err err;
+	struct tl_ring *own = tl_ring_create(64, TL_RING_MODE_URING, &err);
+	if (!own)
+		_exit(4);
+	return own;
+}
+
+/* Appends @count one-record batches to @all from @first, @per_round per drain. */
+static void append_rounds(struct tl_log *log, struct batch **all, int first, int count,
+			  int per_round)
+{
+	for (int i = first; i < first + count; i++) {
+		if (!all[i])
+			all[i] = batch_make(1, 1000 + i, -1, -1, -1);
+		ck_assert_int_eq(append(log, all[i]), i);
+		if ((i - first + 1) % per_round == 0)
+			drain(log);
+	}
+	drain(log);
+}
+
+START_TEST(direct_writes_go_through_o_direct_and_clean_close_cuts_the_preallocation)
+{
+	struct tl_log *log = log_open();
+	ck_assert(tl_log_is_direct(log));
+	char path[400], real[PATH_MAX];
+	path_of(path, sizeof(path), 0, ".log");
+	ck_assert_ptr_nonnull(realpath(path, real));
+	ck_assert(has_direct_fd(real));
+	struct batch *all[103] = {0};
+	append_rounds(log, all, 0, 100, 7); /* 7 x 161 bytes: rounds start mid-block */
+	ck_assert_int_eq(file_size(path), config.preallocate_bytes);
+	expect_batches(log, all, 0, 100);
+	tl_log_close(log);
+	ck_assert_int_eq(file_size(path), 100 * ONE_BATCH_BYTES);
+	log = log_open();
+	ck_assert_int_eq(tl_log_end_offset(log), 100);
+	expect_batches(log, all, 0, 100);
+	append_rounds(log, all, 100, 3, 1); /* the tail block comes back from the file */
+	expect_batches(log, all, 0, 103);
+	tl_log_close(log);
+	for (int i = 0; i < 103; i++)
+		free(all[i]);
+}
+END_TEST
+
+START_TEST(a_sealed_segment_is_cut_back_to_its_last_batch_once_durable)
+{
+	config.segment_bytes = 30 * ONE_BATCH_BYTES;
+	struct tl_log *log = log_open();
+	struct batch *all[70] = {0};
+	append_rounds(log, all, 0, 70, 4);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".log");
+	ck_assert_int_eq(file_size(path), 30 * ONE_BATCH_BYTES);
+	path_of(path, sizeof(path), 30, ".log");
+	ck_assert_int_eq(file_size(path), 30 * ONE_BATCH_BYTES);
+	path_of(path, sizeof(path), 60, ".log");
+	ck_assert_int_gt(file_size(path), 10 * ONE_BATCH_BYTES); /* padded, preallocated */
+	expect_batches(log, all, 0, 70);
+	tl_log_close(log);
+	log = log_open();
+	expect_batches(log, all, 0, 70);
+	tl_log_close(log);
+	for (int i = 0; i < 70; i++)
+		free(all[i]);
+}
+END_TEST
+
+START_TEST(a_crash_finds_the_end_inside_preallocated_space)
+{
+	struct batch *all[60] = {0};
+	for (int i = 0; i < 60; i++)
+		all[i] = batch_make(1, 1000 + i, -1, -1, -1);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		ring = child_ring();
+		struct tl_log *log = log_open();
+		append_rounds(log, all, 0, 50, 9);
+		_exit(tl_log_high_watermark(log) == 50 ? 0 : 1); /* no close: as kill -9 */
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".log");
+	ck_assert_int_eq(file_size(path), config.preallocate_bytes);
+	struct tl_log *log = log_open();
+	ck_assert_int_eq(tl_log_end_offset(log), 50);
+	ck_assert_int_eq(file_size(path), 50 * ONE_BATCH_BYTES);
+	for (int i = 0; i < 50; i++) /* the child assigned offsets in its own copies */
+		tl_batch_assign(all[i]->bytes, i, 0);
+	expect_batches(log, all, 0, 50);
+	append_rounds(log, all, 50, 10, 3);
+	expect_batches(log, all, 0, 60);
+	tl_log_close(log);
+	for (int i = 0; i < 60; i++)
+		free(all[i]);
+}
+END_TEST
+
+/* A child appends rounds of 30 batches (4830 bytes: every round rewrites a tail block)
+ * and dies by SIGKILL at test.fault.log.crash.point @point of round 3: the reopened log
+ * holds every batch of rounds 1 and 2 (acknowledged), maybe some of round 3, each byte
+ * for byte, and nothing else. */
+static void crash_at(int point)
+{
+	enum { PER_ROUND = 30, ROUNDS = 4 };
+	struct batch *all[PER_ROUND * ROUNDS] = {0};
+	for (int i = 0; i < PER_ROUND * ROUNDS; i++)
+		all[i] = batch_make(1, 1000 + i, -1, -1, -1);
+	config.test_crash_point = point;
+	config.test_crash_round = 3;
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		ring = child_ring();
+		struct tl_log *log = log_open();
+		append_rounds(log, all, 0, PER_ROUND * ROUNDS, PER_ROUND);
+		_exit(3); /* the crash point was not reached */
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "point %d: status %d",
+		      point, status);
+	config.test_crash_point = 0;
+	struct tl_log *log = log_open();
+	int64_t end = tl_log_end_offset(log);
+	ck_assert_int_ge(end, 2 * PER_ROUND);
+	ck_assert_int_le(end, 3 * PER_ROUND);
+	for (int i = 0; i < end; i++)
+		tl_batch_assign(all[i]->bytes, i, 0);
+	expect_batches(log, all, 0, end);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".log");
+	ck_assert_int_eq(file_size(path), end * ONE_BATCH_BYTES); /* nothing after the end */
+	tl_log_close(log);
+	for (int i = 0; i < PER_ROUND * ROUNDS; i++)
+		free(all[i]);
+}
+
+START_TEST(a_kill_at_any_point_of_a_direct_round_loses_no_acknowledged_batch)
+{
+	for (int point = 1; point <= TL_LOG_CRASH_POINT_MAX; point++) {
+		crash_at(point);
+		teardown();
+		setup_uring();
+	}
+}
+END_TEST
+
+START_TEST(a_truncation_mid_block_rewrites_the_tail_from_the_file)
+{
+	struct tl_log *log = log_open();
+	struct batch *all[40] = {0};
+	append_rounds(log, all, 0, 30, 30);
+	ck_assert_int_eq(tl_log_truncate_to(log, 17), TL_OK);
+	for (int i = 17; i < 40; i++) { /* other bytes than the batches cut */
+		free(all[i]);
+		all[i] = batch_make(1, 5000 + i, -1, -1, -1);
+	}
+	append_rounds(log, all, 17, 23, 5);
+	expect_batches(log, all, 0, 40);
+	tl_log_close(log);
+	log = log_open();
+	expect_batches(log, all, 0, 40);
+	tl_log_close(log);
+	for (int i = 0; i < 40; i++)
+		free(all[i]);
+}
+END_TEST
+
+START_TEST(log_direct_io_false_writes_through_the_page_cache)
+{
+	config.direct_io = false;
+	struct tl_log *log = log_open();
+	ck_assert(!tl_log_is_direct(log));
+	struct batch *all[20] = {0};
+	append_rounds(log, all, 0, 20, 6);
+	char path[400], real[PATH_MAX];
+	path_of(path, sizeof(path), 0, ".log");
+	ck_assert_ptr_nonnull(realpath(path, real));
+	ck_assert(!has_direct_fd(real));
+	ck_assert_int_eq(file_size(path), 20 * ONE_BATCH_BYTES);
+	tl_log_close(log);
+	for (int i = 0; i < 20; i++)
+		free(all[i]);
+}
+END_TEST
+
+/* True when /tmp takes O_DIRECT (not tmpfs). */
+static bool direct_is_available(void)
+{
+	char path[] = "/tmp/tally-log-dio-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd == -1)
+		return false;
+	close(fd);
+	fd = open(path, O_WRONLY | O_DIRECT);
+	unlink(path);
+	if (fd == -1)
+		return false;
+	close(fd);
+	return true;
+}
+
+static TCase *direct_cases(void)
+{
+	TCase *tc = tcase_create("direct");
+	tcase_add_checked_fixture(tc, setup_uring, teardown);
+	tcase_add_test(tc,
+		       direct_writes_go_through_o_direct_and_clean_close_cuts_the_preallocation);
+	tcase_add_test(tc, a_sealed_segment_is_cut_back_to_its_last_batch_once_durable);
+	tcase_add_test(tc, a_crash_finds_the_end_inside_preallocated_space);
+	tcase_add_test(tc, a_kill_at_any_point_of_a_direct_round_loses_no_acknowledged_batch);
+	tcase_add_test(tc, a_truncation_mid_block_rewrites_the_tail_from_the_file);
+	tcase_add_test(tc, log_direct_io_false_writes_through_the_page_cache);
+	return tc;
+}
+
 static TCase *cases(const char *name, void (*setup)(void))
 {
 	TCase *tc = tcase_create(name);
@@ -1323,9 +1620,15 @@ static bool uring_is_available(void)
 int main(void)
 {
 	Suite *s = suite_create("log");
-	if (uring_is_available())
+	if (uring_is_available()) {
 		suite_add_tcase(s, cases("io_uring", setup_uring));
-	else
+		/* log.direct.io=false: the fallback passes the same cases. */
+		suite_add_tcase(s, cases("io_uring-buffered", setup_buffered));
+		if (direct_is_available())
+			suite_add_tcase(s, direct_cases());
+		else
+			printf("SKIP: log direct case: /tmp does not take O_DIRECT\n");
+	} else
 		/* tests/run-unit.sh shows this line and fails on it in CI. */
 		printf("SKIP: log io_uring case: io_uring is unavailable here\n");
 	suite_add_tcase(s, cases("sync", setup_sync));
