@@ -912,8 +912,8 @@ void tl_handle_describe_user_scram_credentials(struct tl_request *req, struct tl
 		resp.error_code = TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
 		resp.error_message = tl_str_of("Not authorized to describe SCRAM credentials");
 		tl_response_begin(req);
-		tl_describe_user_scram_credentials_response_encode(
-			&req->response, req->header.api_version, &resp);
+		tl_describe_user_scram_credentials_response_encode(&req->response,
+								   req->header.api_version, &resp);
 		tl_response_end(req);
 		return;
 	}
