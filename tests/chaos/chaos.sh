@@ -532,6 +532,20 @@ tl_cluster_wait_isr "$topic" 3 3 60
 "$TL_PROGS/rdk_chaos" read "$TL_BOOTSTRAP" "$topic" "$hist/reader.jsonl" read_committed \
 	2>"$TL_TMP/reader.err" || tl_log "the reader did not finish (see reader.err)"
 cat "$TL_TMP"/*.err >&2
+# The stored batches' producer sessions (id, epoch, base sequence), from broker 1's
+# replicas (in the ISR again, nothing writes any more): check.py tells a broker's failed
+# dedupe from a client's re-send under a bumped epoch by them (finding 10).
+for d in "$TL_TMP/b1/$topic"-*; do
+	[ -d "$d" ] || continue
+	"$TL_TALLY" log dump "$d" 2>/dev/null | awk -v p="${d##*-}" '
+		$1 == "baseOffset" {
+			for (i = 1; i < NF; i++) f[$i] = $(i + 1)
+			printf "{\"t\":0,\"process\":\"log\",\"type\":\"info\",\"f\":\"batch\","
+			printf "\"partition\":%d,\"offset\":%s,\"last_offset\":%s,", p, f["baseOffset"], f["lastOffset"]
+			printf "\"producer_id\":%s,\"producer_epoch\":%s,\"base_sequence\":%s}\n",
+				f["producerId"], f["producerEpoch"], f["baseSequence"]
+		}'
+done >"$hist/batches.jsonl" || tl_log "tally log dump failed: duplicates are judged without batches"
 
 rc=0
 "$py" "$TL_ROOT/tests/chaos/check.py" --json "$out/report.json" --html "$out/report.html" \
