@@ -43,7 +43,11 @@
 # The same SEED gives the same schedule of faults (bash's RANDOM seeded with it); the
 # timing of the system under test is not replayable, so neither is the exact history.
 # Results (histories, broker logs, check.out, report.json, report.html) go to
-# CHAOS_OUT (default build/chaos/SCENARIO-SEED). Exit 0 when the verdict is the one
+# CHAOS_OUT (default build/chaos/SCENARIO-SEED). The history includes the stored
+# batches' producer sessions (batches.jsonl, from `tally log dump`), by which the
+# checker tells a failed dedupe from a client's re-send under a bumped epoch.
+# RDK_CHAOS_DEBUG=eos,msg,protocol (librdkafka debug contexts) makes the librdkafka
+# workloads log to their .err files, kept in CHAOS_OUT. Exit 0 when the verdict is the one
 # wanted (VALID, or duplicates for dedupe-off), 1 otherwise.
 set -euo pipefail
 seed=${1:?usage: chaos.sh SEED SECONDS [SCENARIO]}
