@@ -10,10 +10,11 @@ offsets, and a broker kill), and batch.jsonl: the stored batches as chaos.sh tak
 from `tally log dump` (producer id, epoch, base sequence). ANOMALY plants one fault in
 it: lost, misplaced, duplicate, reorder, never-sent, failed-read, aborted-read,
 non-atomic, offsets-back; or one of the copies check.py tells apart by their batches:
-dup-same-epoch (a second copy in the same producer session: the broker failed to
-dedupe its retry, acknowledged at the second copy: a duplicate), resent (a second copy under the next epoch, acknowledged there:
-librdkafka's re-send after an epoch bump, a NOTE, still VALID), resent-acked (the same
-but the first copy was the acknowledged one: a duplicate)."""
+dup-same-epoch (a second copy in the same producer session, acknowledged at the second
+copy: the broker failed to dedupe its retry, a duplicate), resent (a second copy under
+the next epoch, acknowledged there: librdkafka's re-send after an epoch bump, a NOTE,
+still VALID), resent-acked (the same but the first copy was the acknowledged one: a
+duplicate)."""
 import json
 import os
 import sys
