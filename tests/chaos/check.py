@@ -43,7 +43,9 @@ Not a property (a NOTE line, the verdict stands):
                   broker can see the copy as a retry (librdkafka 2.0.2 does this after
                   message timeouts: docs/reliability.md finding 10). A copy in the same
                   session as another, or an acknowledged copy followed by another, is a
-                  duplicate. The later copies are left out of the reorder check.
+                  duplicate, and so is any copy of a transaction's value (the
+                  transactional writers never re-send one). The later copies are left
+                  out of the reorder check.
 Exit status: 0 every property holds, 1 some anomaly, 2 bad input.
 """
 import bisect
@@ -161,6 +163,8 @@ def check(events):
         return None
 
     def is_resend(v, copies):
+        if sent.get(v, {}).get("txn") is not None:
+            return None   # a transactional writer never re-sends: a zombie's batch
         if len({w[:2] for w in copies}) > 1:
             return None   # a re-send goes to the same partition
         infos = [batch_at(w) for w in copies]

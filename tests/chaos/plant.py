@@ -14,7 +14,8 @@ dup-same-epoch (a second copy in the same producer session, acknowledged at the 
 copy: the broker failed to dedupe its retry, a duplicate), resent (a second copy under
 the next epoch, acknowledged there: librdkafka's re-send after an epoch bump, a NOTE,
 still VALID), resent-acked (the same but the first copy was the acknowledged one: a
-duplicate)."""
+duplicate), resent-txn (a committed transaction's value stored again under a later
+epoch: a duplicate, as transactional writers never re-send)."""
 import json
 import os
 import sys
@@ -85,6 +86,11 @@ elif anomaly in ("dup-same-epoch", "resent", "resent-acked"):
                             if not (e["type"] == "ok" and e.get("value") == v)]
         ev("producer", process="producer-1", type="ok", f="send", partition=p, offset=end[p],
            value=v)
+elif anomaly == "resent-txn":
+    # copier:7 (transaction 1, epoch 1) stored again under epoch 4, as a zombie would.
+    p, o, v = next(r for r in reads if r[2] == "copier:7")
+    batch[(p, end[p])] = (pids["copier"], 4, 0)
+    reads.append((p, end[p], v))
 elif anomaly == "reorder":
     a = next(i for i, r in enumerate(reads) if r[2] == "producer-1:30")
     b = next(i for i, r in enumerate(reads) if r[2] == "producer-1:33")

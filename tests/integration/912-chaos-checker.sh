@@ -6,9 +6,9 @@
 # VALID; each planted one must fail exactly the property it breaks, and the JSON and
 # HTML reports must be written. Duplicates are told apart by the stored batches'
 # producer sessions (docs/reliability.md finding 10): a copy in the same producer id
-# and epoch, or a copy written after the acknowledged one, is a duplicate; a copy
-# re-sent under a later epoch and acknowledged there (librdkafka's re-send after an
-# epoch bump) is only a NOTE.
+# and epoch, a copy written after the acknowledged one, or any second copy of a
+# transaction's value, is a duplicate; a copy re-sent under a later epoch and
+# acknowledged there (librdkafka's re-send after an epoch bump) is only a NOTE.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd python3
@@ -31,7 +31,7 @@ grep -q 'kill -9 broker 2' "$TL_TMP/clean.html" || tl_fail "the timeline does no
 
 # anomaly:property it must fail
 for pair in lost:lost misplaced:lost duplicate:duplicate dup-same-epoch:duplicate \
-	resent-acked:duplicate reorder:reorder \
+	resent-acked:duplicate resent-txn:duplicate reorder:reorder \
 	never-sent:never-sent failed-read:never-sent aborted-read:aborted-read \
 	non-atomic:non-atomic offsets-back:offsets-back; do
 	anomaly=${pair%%:*} prop=${pair#*:}
