@@ -725,11 +725,20 @@ static void result_destroy(void *pub)
 	free(result);
 }
 
-/* Runs @call with a new result as its mapper's argument; *@pub_out gets the result's
- * public part (the caller's to hand out, freed by result_destroy()) when the call
- * succeeds, and the result is freed when it fails. */
+/* Hands the public part of @result to the caller: @out is the address of the caller's
+ * pointer to one of the structs of result->pub (struct tl_admin_cluster **, ...), which
+ * all start at &result->pub. Through memcpy, as the pointer's type is the caller's. */
+static void result_publish(struct admin_result *result, void *out)
+{
+	void *pub = &result->pub;
+	memcpy(out, &pub, sizeof(pub));
+}
+
+/* Runs @call with a new result as its mapper's argument; when the call succeeds, the
+ * pointer at @out (see result_publish()) gets the result's public part, the caller's to
+ * free with result_destroy(); when it fails, the result is freed and @out left alone. */
 static tl_err admin_call_result(struct tl_admin *admin, struct admin_call *call, int timeout_ms,
-				void **pub_out)
+				void *out)
 {
 	struct admin_result *result = result_create();
 	if (!result)
@@ -740,7 +749,7 @@ static tl_err admin_call_result(struct tl_admin *admin, struct admin_call *call,
 		result_destroy(&result->pub);
 		return err;
 	}
-	*pub_out = &result->pub;
+	result_publish(result, out);
 	return TL_OK;
 }
 
@@ -1077,11 +1086,7 @@ TL_EXPORT tl_err tl_admin_describe_cluster(struct tl_admin *admin, struct tl_adm
 	req.topics_count = -1;
 	req.allow_auto_topic_creation = false;
 	struct admin_call call = {API_METADATA, &req, NULL, -1, cluster_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 TL_EXPORT tl_err tl_admin_probe_broker(struct tl_admin *admin, int32_t node_id, int timeout_ms)
@@ -1391,11 +1396,7 @@ TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *gro
 	req.groups_count = 1;
 	req.groups = &name;
 	struct admin_call call = {API_DESCRIBE_GROUPS, &req, group, -1, describe_group_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 static int committed_cmp(const void *a, const void *b)
@@ -1464,11 +1465,7 @@ TL_EXPORT tl_err tl_admin_list_group_offsets(struct tl_admin *admin, const char 
 	req.group_id = tl_str_of(group);
 	req.topics_count = -1; /* every topic */
 	struct admin_call call = {API_OFFSET_FETCH, &req, group, -1, group_offsets_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 /* Builds the topics of an OffsetCommit from @offsets (runs of one topic are merged when
@@ -1728,11 +1725,7 @@ TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const cha
 	req.transactional_ids = &id;
 	struct admin_call call = {API_DESCRIBE_TRANSACTIONS, &req, transactional_id, -1,
 				  describe_transaction_map,  NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 /* Copies one DescribeProducers partition answer into the matching entries among @idx. */
@@ -2121,11 +2114,7 @@ TL_EXPORT tl_err tl_admin_describe_log_dirs(struct tl_admin *admin, int32_t node
 	tl_describe_log_dirs_request_defaults(&req);
 	req.topics_count = -1; /* every partition */
 	struct admin_call call = {API_DESCRIBE_LOG_DIRS, &req, NULL, node_id, log_dirs_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 /* ---- client quotas (KIP-546) ---- */
@@ -2255,59 +2244,30 @@ TL_EXPORT tl_err tl_admin_describe_client_quotas(struct tl_admin *admin,
 	req.strict = false;
 	struct admin_call call = {API_DESCRIBE_CLIENT_QUOTAS, &req, NULL, -1,
 				  describe_quotas_map,        NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 /* ---- freeing results ---- */
 
-TL_EXPORT void tl_admin_cluster_destroy(struct tl_admin_cluster *cluster)
-{
-	result_destroy(cluster);
-}
+/* Defines the exported tl_admin_<name>_destroy(struct tl_admin_<name> *) of a result kept
+ * in a struct admin_result: it frees the whole result. */
+#define ADMIN_RESULT_DESTROY(name)                                                                 \
+	TL_EXPORT void tl_admin_##name##_destroy(struct tl_admin_##name *name)                     \
+	{                                                                                          \
+		result_destroy(name);                                                              \
+	}
 
-TL_EXPORT void tl_admin_groups_destroy(struct tl_admin_groups *groups)
-{
-	result_destroy(groups);
-}
-
-TL_EXPORT void tl_admin_group_description_destroy(struct tl_admin_group_description *group)
-{
-	result_destroy(group);
-}
-
-TL_EXPORT void tl_admin_group_offsets_destroy(struct tl_admin_group_offsets *offsets)
-{
-	result_destroy(offsets);
-}
-
-TL_EXPORT void tl_admin_txns_destroy(struct tl_admin_txns *txns)
-{
-	result_destroy(txns);
-}
-
-TL_EXPORT void tl_admin_txn_description_destroy(struct tl_admin_txn_description *txn)
-{
-	result_destroy(txn);
-}
-
-TL_EXPORT void tl_admin_producers_destroy(struct tl_admin_producers *producers)
-{
-	result_destroy(producers);
-}
-
-TL_EXPORT void tl_admin_log_dirs_destroy(struct tl_admin_log_dirs *log_dirs)
-{
-	result_destroy(log_dirs);
-}
-
-TL_EXPORT void tl_admin_quotas_destroy(struct tl_admin_quotas *quotas)
-{
-	result_destroy(quotas);
-}
+ADMIN_RESULT_DESTROY(cluster)
+ADMIN_RESULT_DESTROY(groups)
+ADMIN_RESULT_DESTROY(group_description)
+ADMIN_RESULT_DESTROY(group_offsets)
+ADMIN_RESULT_DESTROY(txns)
+ADMIN_RESULT_DESTROY(txn_description)
+ADMIN_RESULT_DESTROY(producers)
+ADMIN_RESULT_DESTROY(log_dirs)
+ADMIN_RESULT_DESTROY(quotas)
+ADMIN_RESULT_DESTROY(acls)
+ADMIN_RESULT_DESTROY(scram_users)
 
 /* ---- ACLs (issue #16) ---- */
 
@@ -2434,11 +2394,7 @@ TL_EXPORT tl_err tl_admin_describe_acls(struct tl_admin *admin, const struct tl_
 	req.operation = filter->operation;
 	req.permission_type = filter->permission;
 	struct admin_call call = {API_DESCRIBE_ACLS, &req, NULL, -1, describe_acls_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 static tl_err delete_acls_map(struct tl_admin *admin, const struct admin_call *call,
@@ -2502,11 +2458,6 @@ TL_EXPORT tl_err tl_admin_delete_acls(struct tl_admin *admin, const struct tl_ad
 	else
 		result_destroy(pub);
 	return TL_OK;
-}
-
-TL_EXPORT void tl_admin_acls_destroy(struct tl_admin_acls *acls)
-{
-	result_destroy(acls);
 }
 
 /* ---- SCRAM credentials (KIP-554) ---- */
@@ -2636,14 +2587,5 @@ TL_EXPORT tl_err tl_admin_describe_scram_credentials(struct tl_admin *admin,
 	req.users_count = -1; /* null: every user */
 	struct admin_call call = {
 		API_DESCRIBE_USER_SCRAM_CREDENTIALS, &req, NULL, -1, describe_scram_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
-}
-
-TL_EXPORT void tl_admin_scram_users_destroy(struct tl_admin_scram_users *users)
-{
-	result_destroy(users);
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
