@@ -1153,34 +1153,87 @@ static void *listing_add(struct broker_listing *list)
 	return (char *)list->items + (size_t)list->count++ * list->size;
 }
 
-/* Asks one broker for its part of a listing. */
+/* Asks one broker for more of a listing. */
 typedef tl_err (*admin_broker_fn)(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
 				  struct broker_listing *list);
 
-/* Runs @at at every broker in turn (Metadata names them) into the listing @list of
- * @size-byte items, kept in a new result, and sorts it with @cmp. *@result_out gets the
- * result on success. */
-static tl_err admin_list_brokers(struct tl_admin *admin, int timeout_ms, admin_broker_fn at,
-				 size_t size, int (*cmp)(const void *, const void *),
-				 struct broker_listing *list, struct admin_result **result_out)
+/* A listing gathered from every broker (ListGroups, ListTransactions). Its public struct
+ * is { int32_t count; const T *items; } and each item starts with its id, a const char *
+ * (asserted below). */
+struct listing_kind {
+	enum admin_api_id api;
+	admin_map_fn map;     /* adds one broker's answer to the listing, call->arg */
+	admin_broker_fn then; /* NULL, or what else to ask the same broker */
+	size_t size;          /* of an item */
+};
+
+#define LISTING_ITEMS_AT offsetof(struct tl_admin_groups, groups)
+TL_STATIC_ASSERT(offsetof(struct tl_admin_groups, count) == 0 &&
+			 offsetof(struct tl_admin_txns, count) == 0 &&
+			 offsetof(struct tl_admin_txns, txns) == LISTING_ITEMS_AT,
+		 "listing results share one layout");
+TL_STATIC_ASSERT(offsetof(struct tl_admin_group_listing, group_id) == 0 &&
+			 offsetof(struct tl_admin_txn_listing, transactional_id) == 0,
+		 "listing items start with their id");
+
+/* Orders listing items by the id each starts with. */
+static int listing_id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Adds the @count items at @items (@stride bytes apart) of one broker's answer to the
+ * listing call->arg, each copied by @add into a new listing item (false: out of memory),
+ * after the answer's top-level error @code: TL_OK, or @code
+ * with the message "<API> at broker <node>: <text>". */
+static tl_err listing_fill(struct tl_admin *admin, const struct admin_call *call, int16_t code,
+			   const void *items, int32_t count, size_t stride,
+			   bool (*add)(struct tl_arena *arena, void *out, const void *item))
+{
+	tl_err err = (tl_err)code;
+	if (err != TL_OK)
+		return admin_fail(admin, err, "%s at broker %d: %s",
+				  tl_client_rpc_find(admin_apis[call->api].api_key)->name,
+				  call->node, tl_err_message(err));
+	struct broker_listing *list = call->arg;
+	for (int32_t i = 0; i < count; i++) {
+		void *out = listing_add(list);
+		if (!out || !add(list->arena, out, (const char *)items + (size_t)i * stride))
+			return TL_ERR_NOMEM;
+	}
+	return TL_OK;
+}
+
+/* Asks every broker in turn (Metadata names them) with @req, @kind's request, into a
+ * listing kept in a new result, sorted by id; on success the pointer at @out (see
+ * result_publish()) gets the result's public part. */
+static tl_err admin_list_brokers(struct tl_admin *admin, int timeout_ms,
+				 const struct listing_kind *kind, const void *req, void *out)
 {
 	int64_t deadline = admin_deadline(timeout_ms);
 	struct admin_result *result = result_create();
 	if (!result)
 		return TL_ERR_NOMEM;
-	*list = (struct broker_listing){&result->arena, NULL, size, 0, 0, 0};
+	struct broker_listing list = {&result->arena, NULL, kind->size, 0, 0, 0};
 	int32_t *nodes = NULL, node_count = 0;
 	tl_err err = admin_all_brokers(admin, deadline, &nodes, &node_count);
-	for (int32_t i = 0; err == TL_OK && i < node_count; i++)
-		err = at(admin, nodes[i], deadline, list);
+	for (int32_t i = 0; err == TL_OK && i < node_count; i++) {
+		list.from = list.count;
+		struct admin_call call = {kind->api, req, NULL, nodes[i], kind->map, &list};
+		err = admin_call(admin, &call, deadline);
+		if (err == TL_OK && kind->then)
+			err = kind->then(admin, nodes[i], deadline, &list);
+	}
 	free(nodes);
 	if (err != TL_OK) {
 		result_destroy(&result->pub);
 		return err;
 	}
-	if (list->count > 0)
-		qsort(list->items, (size_t)list->count, size, cmp);
-	*result_out = result;
+	if (list.count > 0)
+		qsort(list.items, (size_t)list.count, kind->size, listing_id_cmp);
+	memcpy(&result->pub, &list.count, sizeof(list.count));
+	memcpy((char *)&result->pub + LISTING_ITEMS_AT, &list.items, sizeof(list.items));
+	result_publish(result, out);
 	return TL_OK;
 }
 
@@ -1194,13 +1247,12 @@ static struct tl_admin_group_listing *group_listing(const struct broker_listing 
 	return (struct tl_admin_group_listing *)list->items + index;
 }
 
-static bool group_list_add(struct broker_listing *list, struct tl_str id, struct tl_str type)
+static bool group_list_add(struct tl_arena *arena, void *out, const void *item)
 {
-	struct tl_admin_group_listing *g = listing_add(list);
-	if (!g)
-		return false;
-	g->group_id = arena_strdup(list->arena, id);
-	g->protocol_type = arena_strdup(list->arena, type);
+	const struct tl_list_groups_response_listed_group *in = item;
+	struct tl_admin_group_listing *g = out;
+	g->group_id = arena_strdup(arena, in->group_id);
+	g->protocol_type = arena_strdup(arena, in->protocol_type);
 	g->state = "";
 	return g->group_id && g->protocol_type;
 }
@@ -1226,8 +1278,8 @@ static tl_err group_states_map(struct tl_admin *admin, const struct admin_call *
 }
 
 /* Fills in the states of @list's entries [from, count) with one DescribeGroups to @node. */
-static tl_err group_list_states(struct tl_admin *admin, struct broker_listing *list, int32_t node,
-				int64_t deadline_ns)
+static tl_err group_list_states(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
+				struct broker_listing *list)
 {
 	int32_t n = list->count - list->from;
 	if (n <= 0)
@@ -1251,52 +1303,22 @@ static tl_err list_groups_map(struct tl_admin *admin, const struct admin_call *c
 			      const void *response)
 {
 	const struct tl_list_groups_response *resp = response;
-	struct broker_listing *list = call->arg;
-	if (resp->error_code != 0)
-		return admin_fail(admin, (tl_err)resp->error_code, "ListGroups at broker %d: %s",
-				  call->node, tl_err_message((tl_err)resp->error_code));
-	for (int32_t i = 0; i < resp->groups_count; i++)
-		if (!group_list_add(list, resp->groups[i].group_id, resp->groups[i].protocol_type))
-			return TL_ERR_NOMEM;
-	return TL_OK;
+	return listing_fill(admin, call, resp->error_code, resp->groups, resp->groups_count,
+			    sizeof(resp->groups[0]), group_list_add);
 }
 
-/* ListGroups (then DescribeGroups for the states) at one broker. */
-static tl_err list_groups_at(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
-			     struct broker_listing *list)
+/* ListGroups, then DescribeGroups at the same broker for the states. */
+TL_EXPORT tl_err tl_admin_list_groups(struct tl_admin *admin, struct tl_admin_groups **out,
+				      int timeout_ms)
 {
+	static const struct listing_kind groups = {API_LIST_GROUPS, list_groups_map,
+						   group_list_states,
+						   sizeof(struct tl_admin_group_listing)};
 	struct tl_list_groups_request req;
 	tl_list_groups_request_defaults(&req);
 	req.states_filter_count = 0;
 	req.types_filter_count = 0;
-	list->from = list->count;
-	struct admin_call call = {API_LIST_GROUPS, &req, NULL, node, list_groups_map, list};
-	tl_err err = admin_call(admin, &call, deadline_ns);
-	if (err == TL_OK)
-		err = group_list_states(admin, list, node, deadline_ns);
-	return err;
-}
-
-static int group_listing_cmp(const void *a, const void *b)
-{
-	const struct tl_admin_group_listing *x = a, *y = b;
-	return strcmp(x->group_id, y->group_id);
-}
-
-TL_EXPORT tl_err tl_admin_list_groups(struct tl_admin *admin, struct tl_admin_groups **out,
-				      int timeout_ms)
-{
-	struct broker_listing list;
-	struct admin_result *result;
-	tl_err err = admin_list_brokers(admin, timeout_ms, list_groups_at,
-					sizeof(struct tl_admin_group_listing), group_listing_cmp,
-					&list, &result);
-	if (err != TL_OK)
-		return err;
-	result->pub.groups.count = list.count;
-	result->pub.groups.groups = list.items;
-	*out = &result->pub.groups;
-	return TL_OK;
+	return admin_list_brokers(admin, timeout_ms, &groups, &req, out);
 }
 
 /* Decodes a ConsumerProtocolAssignment (version, [topic, [partition]], user data) into
@@ -1602,15 +1624,13 @@ TL_EXPORT tl_err tl_admin_delete_group(struct tl_admin *admin, const char *group
 
 /* ---- transactions ---- */
 
-static bool txn_list_add(struct broker_listing *list,
-			 const struct tl_list_transactions_response_transaction_state *t)
+static bool txn_list_add(struct tl_arena *arena, void *item_out, const void *item)
 {
-	struct tl_admin_txn_listing *out = listing_add(list);
-	if (!out)
-		return false;
-	out->transactional_id = arena_strdup(list->arena, t->transactional_id);
+	const struct tl_list_transactions_response_transaction_state *t = item;
+	struct tl_admin_txn_listing *out = item_out;
+	out->transactional_id = arena_strdup(arena, t->transactional_id);
 	out->producer_id = t->producer_id;
-	out->state = arena_strdup(list->arena, t->transaction_state);
+	out->state = arena_strdup(arena, t->transaction_state);
 	return out->transactional_id && out->state;
 }
 
@@ -1618,50 +1638,22 @@ static tl_err list_transactions_map(struct tl_admin *admin, const struct admin_c
 				    const void *response)
 {
 	const struct tl_list_transactions_response *resp = response;
-	struct broker_listing *list = call->arg;
-	if (resp->error_code != 0)
-		return admin_fail(admin, (tl_err)resp->error_code,
-				  "ListTransactions at broker %d: %s", call->node,
-				  tl_err_message((tl_err)resp->error_code));
-	for (int32_t i = 0; i < resp->transaction_states_count; i++)
-		if (!txn_list_add(list, &resp->transaction_states[i]))
-			return TL_ERR_NOMEM;
-	return TL_OK;
-}
-
-static tl_err list_transactions_at(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
-				   struct broker_listing *list)
-{
-	struct tl_list_transactions_request req;
-	tl_list_transactions_request_defaults(&req);
-	req.state_filters_count = 0;
-	req.producer_id_filters_count = 0;
-	req.duration_filter = -1;
-	struct admin_call call = {API_LIST_TRANSACTIONS, &req, NULL, node,
-				  list_transactions_map, list};
-	return admin_call(admin, &call, deadline_ns);
-}
-
-static int txn_listing_cmp(const void *a, const void *b)
-{
-	const struct tl_admin_txn_listing *x = a, *y = b;
-	return strcmp(x->transactional_id, y->transactional_id);
+	return listing_fill(admin, call, resp->error_code, resp->transaction_states,
+			    resp->transaction_states_count, sizeof(resp->transaction_states[0]),
+			    txn_list_add);
 }
 
 TL_EXPORT tl_err tl_admin_list_transactions(struct tl_admin *admin, struct tl_admin_txns **out,
 					    int timeout_ms)
 {
-	struct broker_listing list;
-	struct admin_result *result;
-	tl_err err = admin_list_brokers(admin, timeout_ms, list_transactions_at,
-					sizeof(struct tl_admin_txn_listing), txn_listing_cmp, &list,
-					&result);
-	if (err != TL_OK)
-		return err;
-	result->pub.txns.count = list.count;
-	result->pub.txns.txns = list.items;
-	*out = &result->pub.txns;
-	return TL_OK;
+	static const struct listing_kind txns = {API_LIST_TRANSACTIONS, list_transactions_map, NULL,
+						 sizeof(struct tl_admin_txn_listing)};
+	struct tl_list_transactions_request req;
+	tl_list_transactions_request_defaults(&req);
+	req.state_filters_count = 0;
+	req.producer_id_filters_count = 0;
+	req.duration_filter = -1;
+	return admin_list_brokers(admin, timeout_ms, &txns, &req, out);
 }
 
 static bool txn_copy(struct tl_arena *arena,
