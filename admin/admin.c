@@ -193,6 +193,8 @@ struct admin_api {
 	int16_t version_min;              /* lowest version the call can use; 0: any */
 	bool (*is_retriable)(tl_err err); /* answers worth asking again; NULL: none */
 	const char *what;                 /* the call in messages, before its key: "create topic" */
+	tl_err known_err;                 /* an answer said in the call's own words: */
+	const char *known_text;           /* "it already exists" for TOPIC_ALREADY_EXISTS */
 };
 
 static bool err_is_coordinator_retriable(tl_err err)
@@ -212,9 +214,10 @@ static const struct admin_api admin_apis[] = {
 	[API_FIND_COORDINATOR] = {TL_CLIENT_API_FIND_COORDINATOR, ROUTE_ANY, 0,
 				  err_is_coordinator_retriable},
 	[API_CREATE_TOPICS] = {TL_CLIENT_API_CREATE_TOPICS, ROUTE_CONTROLLER, 0, NULL,
-			       "create topic"},
+			       "create topic", TL_ERR_TOPIC_ALREADY_EXISTS, "it already exists"},
 	[API_DELETE_TOPICS] = {TL_CLIENT_API_DELETE_TOPICS, ROUTE_CONTROLLER, 0, NULL,
-			       "delete topic"},
+			       "delete topic", TL_ERR_UNKNOWN_TOPIC_OR_PARTITION,
+			       "it does not exist"},
 	[API_CREATE_PARTITIONS] = {TL_CLIENT_API_CREATE_PARTITIONS, ROUTE_CONTROLLER, 0, NULL,
 				   "add partitions to"},
 	[API_LIST_OFFSETS] = {TL_CLIENT_API_LIST_OFFSETS, ROUTE_NODE, 0, NULL},
@@ -294,8 +297,9 @@ struct admin_entry {
 		      : (struct admin_entry){false, TL_OK, {NULL, -1}})
 
 /* Maps @entry to @call's result: TL_OK, or the entry's error with the message
- * "<what> <key>: <text>[: <the broker's words>]", where @text NULL is the code's own
- * text. A response without exactly one entry is TL_ERR_CORRUPT_MESSAGE. */
+ * "<what> <key>: <text>[: <the broker's words>]", where @text NULL is the row's
+ * known_text for its known_err, else the code's own text. A response without exactly
+ * one entry is TL_ERR_CORRUPT_MESSAGE. */
 static tl_err admin_entry_map(struct tl_admin *admin, const struct admin_call *call,
 			      struct admin_entry entry, const char *text)
 {
@@ -305,12 +309,25 @@ static tl_err admin_entry_map(struct tl_admin *admin, const struct admin_call *c
 		return admin_decode_fail(admin, tl_client_rpc_find(api->api_key)->name);
 	if (entry.err == TL_OK)
 		return TL_OK;
+	if (!text && api->known_text && entry.err == api->known_err)
+		text = api->known_text;
 	struct tl_str msg = entry.message;
 	return admin_fail(admin, entry.err, "%s%s%s: %s%s%.*s", api->what, call->key ? " " : "",
 			  call->key ? call->key : "", text ? text : tl_err_message(entry.err),
 			  msg.len > 0 ? ": " : "", msg.len > 0 ? (int)msg.len : 0,
 			  msg.len > 0 ? msg.ptr : "");
 }
+
+/* Defines @name, the mapper of a call about one thing whose response, a struct @type,
+ * holds @count entries at @entries: admin_entry_map() of the one entry. */
+#define ADMIN_ONE_ENTRY_MAPPER(name, type, count, entries)                                         \
+	static tl_err name(struct tl_admin *admin, const struct admin_call *call,                  \
+			   const void *response)                                                   \
+	{                                                                                          \
+		const struct type *resp = response;                                                \
+		return admin_entry_map(admin, call, ADMIN_ONE_ENTRY(resp->count, resp->entries),   \
+				       NULL);                                                      \
+	}
 
 static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_t deadline_ns);
 
@@ -449,15 +466,7 @@ static int64_t admin_deadline(int timeout_ms)
 
 /* ---- create and delete ---- */
 
-static tl_err create_topic_map(struct tl_admin *admin, const struct admin_call *call,
-			       const void *response)
-{
-	const struct tl_create_topics_response *resp = response;
-	struct admin_entry entry = ADMIN_ONE_ENTRY(resp->topics_count, resp->topics);
-	return admin_entry_map(admin, call, entry,
-			       entry.err == TL_ERR_TOPIC_ALREADY_EXISTS ? "it already exists"
-									: NULL);
-}
+ADMIN_ONE_ENTRY_MAPPER(create_topic_map, tl_create_topics_response, topics_count, topics)
 
 TL_EXPORT tl_err tl_admin_create_topic(struct tl_admin *admin, const char *topic,
 				       int32_t partitions, int16_t replication_factor,
@@ -498,15 +507,7 @@ TL_EXPORT tl_err tl_admin_create_topic(struct tl_admin *admin, const char *topic
 	return err;
 }
 
-static tl_err delete_topic_map(struct tl_admin *admin, const struct admin_call *call,
-			       const void *response)
-{
-	const struct tl_delete_topics_response *resp = response;
-	struct admin_entry entry = ADMIN_ONE_ENTRY(resp->responses_count, resp->responses);
-	return admin_entry_map(admin, call, entry,
-			       entry.err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ? "it does not exist"
-									      : NULL);
-}
+ADMIN_ONE_ENTRY_MAPPER(delete_topic_map, tl_delete_topics_response, responses_count, responses)
 
 TL_EXPORT tl_err tl_admin_delete_topic(struct tl_admin *admin, const char *topic, int timeout_ms)
 {
@@ -734,6 +735,12 @@ static void result_publish(struct admin_result *result, void *out)
 	memcpy(out, &pub, sizeof(pub));
 }
 
+/* An array of @count items of @size bytes (at least one) from @result's arena, or NULL. */
+static void *result_array(struct admin_result *result, int32_t count, size_t size)
+{
+	return tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), size);
+}
+
 /* Runs @call with a new result as its mapper's argument; when the call succeeds, the
  * pointer at @out (see result_publish()) gets the result's public part, the caller's to
  * free with result_destroy(); when it fails, the result is freed and @out left alone. */
@@ -842,13 +849,7 @@ static tl_err admin_by_leader(struct tl_admin *admin, const int32_t *leaders,
 
 /* ---- add partitions ---- */
 
-static tl_err create_partitions_map(struct tl_admin *admin, const struct admin_call *call,
-				    const void *response)
-{
-	const struct tl_create_partitions_response *resp = response;
-	return admin_entry_map(admin, call, ADMIN_ONE_ENTRY(resp->results_count, resp->results),
-			       NULL);
-}
+ADMIN_ONE_ENTRY_MAPPER(create_partitions_map, tl_create_partitions_response, results_count, results)
 
 TL_EXPORT tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *topic,
 					    int32_t total, int timeout_ms)
@@ -1953,13 +1954,8 @@ TL_EXPORT tl_err tl_admin_fence_transaction(struct tl_admin *admin, const char *
 
 /* ---- topic configs ---- */
 
-static tl_err alter_configs_map(struct tl_admin *admin, const struct admin_call *call,
-				const void *response)
-{
-	const struct tl_incremental_alter_configs_response *resp = response;
-	return admin_entry_map(admin, call, ADMIN_ONE_ENTRY(resp->responses_count, resp->responses),
-			       NULL);
-}
+ADMIN_ONE_ENTRY_MAPPER(alter_configs_map, tl_incremental_alter_configs_response, responses_count,
+		       responses)
 
 TL_EXPORT tl_err tl_admin_alter_topic_configs(struct tl_admin *admin, const char *topic,
 					      const struct tl_admin_config_change *changes,
@@ -2068,8 +2064,7 @@ static tl_err log_dirs_map(struct tl_admin *admin, const struct admin_call *call
 	for (int32_t d = 0; d < resp->results_count; d++)
 		for (int32_t t = 0; t < resp->results[d].topics_count; t++)
 			count += TL_MAX(resp->results[d].topics[t].partitions_count, 0);
-	struct tl_admin_log_dir_entry *entries =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*entries));
+	struct tl_admin_log_dir_entry *entries = result_array(result, count, sizeof(*entries));
 	if (!entries)
 		return TL_ERR_NOMEM;
 	int32_t n = 0;
@@ -2189,8 +2184,7 @@ static tl_err describe_quotas_map(struct tl_admin *admin, const struct admin_cal
 	if (entry.err != TL_OK)
 		return admin_entry_map(admin, call, entry, NULL);
 	int32_t count = TL_MAX(resp->entries_count, 0);
-	struct tl_admin_quota_entry *entries =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*entries));
+	struct tl_admin_quota_entry *entries = result_array(result, count, sizeof(*entries));
 	if (!entries)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < count; i++) {
@@ -2208,8 +2202,8 @@ static tl_err describe_quotas_map(struct tl_admin *admin, const struct admin_cal
 				e->entity.client_id_default = name.len < 0;
 			}
 		}
-		struct tl_admin_quota_value *values = tl_arena_array(
-			&result->arena, (size_t)TL_MAX(in->values_count, 1), sizeof(*values));
+		struct tl_admin_quota_value *values =
+			result_array(result, in->values_count, sizeof(*values));
 		if (!values)
 			return TL_ERR_NOMEM;
 		for (int32_t j = 0; j < in->values_count; j++) {
@@ -2267,6 +2261,16 @@ static struct tl_str str_or_null(const char *s)
 {
 	return s ? tl_str_of(s) : (struct tl_str){NULL, -1};
 }
+
+/* Sets the filter fields of @dst from @filter (a const struct tl_admin_acl *): DescribeAcls'
+ * request and each of DeleteAcls' filters name them alike. An expression. */
+#define ACL_FILTER_SET(dst, filter)                                                                \
+	((dst).resource_type_filter = (filter)->resource_type,                                     \
+	 (dst).resource_name_filter = str_or_null((filter)->resource_name),                        \
+	 (dst).pattern_type_filter = (filter)->pattern_type,                                       \
+	 (dst).principal_filter = str_or_null((filter)->principal),                                \
+	 (dst).host_filter = str_or_null((filter)->host), (dst).operation = (filter)->operation,   \
+	 (dst).permission_type = (filter)->permission)
 
 static tl_err acl_error(struct tl_admin *admin, const char *what, tl_err err, struct tl_str msg)
 {
@@ -2350,8 +2354,7 @@ static tl_err describe_acls_map(struct tl_admin *admin, const struct admin_call 
 	int32_t total = 0;
 	for (int32_t r = 0; r < resp->resources_count; r++)
 		total += TL_MAX(resp->resources[r].acls_count, 0);
-	struct tl_admin_acl *acls =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(total, 1), sizeof(*acls));
+	struct tl_admin_acl *acls = result_array(result, total, sizeof(*acls));
 	if (!acls)
 		return TL_ERR_NOMEM;
 	int32_t n = 0;
@@ -2378,13 +2381,7 @@ TL_EXPORT tl_err tl_admin_describe_acls(struct tl_admin *admin, const struct tl_
 		return admin_fail(admin, TL_ERR_INVALID, "describe_acls: needs @filter and @out");
 	struct tl_describe_acls_request req;
 	tl_describe_acls_request_defaults(&req);
-	req.resource_type_filter = filter->resource_type;
-	req.resource_name_filter = str_or_null(filter->resource_name);
-	req.pattern_type_filter = filter->pattern_type;
-	req.principal_filter = str_or_null(filter->principal);
-	req.host_filter = str_or_null(filter->host);
-	req.operation = filter->operation;
-	req.permission_type = filter->permission;
+	ACL_FILTER_SET(req, filter);
 	struct admin_call call = {API_DESCRIBE_ACLS, &req, NULL, -1, describe_acls_map, NULL};
 	return admin_call_result(admin, &call, timeout_ms, out);
 }
@@ -2402,8 +2399,7 @@ static tl_err delete_acls_map(struct tl_admin *admin, const struct admin_call *c
 	if (err != TL_OK)
 		return acl_error(admin, "delete ACLs", err, fr->error_message);
 	int32_t count = TL_MAX(fr->matching_acls_count, 0);
-	struct tl_admin_acl *acls =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*acls));
+	struct tl_admin_acl *acls = result_array(result, count, sizeof(*acls));
 	if (!acls)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < count; i++) {
@@ -2429,13 +2425,7 @@ TL_EXPORT tl_err tl_admin_delete_acls(struct tl_admin *admin, const struct tl_ad
 		return admin_fail(admin, TL_ERR_INVALID, "delete_acls: needs @filter");
 	struct tl_delete_acls_request_delete_acls_filter f;
 	tl_delete_acls_request_delete_acls_filter_defaults(&f);
-	f.resource_type_filter = filter->resource_type;
-	f.resource_name_filter = str_or_null(filter->resource_name);
-	f.pattern_type_filter = filter->pattern_type;
-	f.principal_filter = str_or_null(filter->principal);
-	f.host_filter = str_or_null(filter->host);
-	f.operation = filter->operation;
-	f.permission_type = filter->permission;
+	ACL_FILTER_SET(f, filter);
 	struct tl_delete_acls_request req;
 	tl_delete_acls_request_defaults(&req);
 	req.filters = &f;
@@ -2542,8 +2532,7 @@ static tl_err describe_scram_map(struct tl_admin *admin, const struct admin_call
 		return admin_fail(admin, err, "describe SCRAM credentials: %s",
 				  tl_err_message(err));
 	int32_t count = TL_MAX(resp->results_count, 0);
-	struct tl_admin_scram_user *users =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*users));
+	struct tl_admin_scram_user *users = result_array(result, count, sizeof(*users));
 	if (!users)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < count; i++) {
@@ -2551,8 +2540,7 @@ static tl_err describe_scram_map(struct tl_admin *admin, const struct admin_call
 			tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result
 				*in = &resp->results[i];
 		int32_t n = TL_MAX(in->credential_infos_count, 0);
-		struct tl_admin_scram_credential *creds =
-			tl_arena_array(&result->arena, (size_t)TL_MAX(n, 1), sizeof(*creds));
+		struct tl_admin_scram_credential *creds = result_array(result, n, sizeof(*creds));
 		users[i].name = arena_strdup(&result->arena, in->user);
 		if (!creds || !users[i].name)
 			return TL_ERR_NOMEM;
