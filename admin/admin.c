@@ -329,6 +329,21 @@ static tl_err admin_entry_map(struct tl_admin *admin, const struct admin_call *c
 				       NULL);                                                      \
 	}
 
+/* Defines the mapper of a call that describes one thing at its coordinator
+ * (DescribeGroups, DescribeTransactions), @fn: the response, a struct @type, holds @count
+ * entries at @entries; @copy copies the one entry into the result, call->arg, with the
+ * coordinator's id, call->node. */
+#define ADMIN_DESCRIBE_MAPPER(fn, type, count, entries, copy)                                      \
+	static tl_err fn(struct tl_admin *admin, const struct admin_call *call,                    \
+			 const void *response)                                                     \
+	{                                                                                          \
+		const struct type *resp = response;                                                \
+		if (resp->count != 1)                                                              \
+			return admin_decode_fail(                                                  \
+				admin, tl_client_rpc_find(admin_apis[call->api].api_key)->name);   \
+		return copy(call->arg, &resp->entries[0], call->node) ? TL_OK : TL_ERR_NOMEM;      \
+	}
+
 static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_t deadline_ns);
 
 /* The controller's node id after a metadata refresh. */
@@ -847,6 +862,70 @@ static tl_err admin_by_leader(struct tl_admin *admin, const int32_t *leaders,
 	return err;
 }
 
+/* Entries that a call asks partition leaders about (struct tl_admin_offset_query, struct
+ * tl_admin_partition_producers) start as a struct tl_admin_topic_partition does. */
+TL_STATIC_ASSERT(offsetof(struct tl_admin_offset_query, topic) == 0 &&
+			 offsetof(struct tl_admin_offset_query, partition) ==
+				 offsetof(struct tl_admin_topic_partition, partition) &&
+			 offsetof(struct tl_admin_partition_producers, topic) == 0 &&
+			 offsetof(struct tl_admin_partition_producers, partition) ==
+				 offsetof(struct tl_admin_topic_partition, partition),
+		 "leader entries start with topic and partition");
+
+/* Asks the leader of each of @count entries at @entries (@stride bytes apart, each
+ * starting with a topic and a partition, see above): looks the leaders up
+ * (admin_leaders()), writes each entry's lookup error into its tl_err at @err_at (TL_OK
+ * where it has a leader), then calls @fn once per leader (admin_by_leader()). */
+static tl_err admin_to_leaders(struct tl_admin *admin, void *entries, int32_t count, size_t stride,
+			       size_t err_at, int64_t deadline_ns, admin_leader_fn fn, void *arg)
+{
+	const char **topics = calloc((size_t)count, sizeof(*topics));
+	int32_t *partitions = calloc((size_t)count, sizeof(*partitions));
+	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
+	tl_err *errs = calloc((size_t)count, sizeof(*errs));
+	tl_err err = TL_ERR_NOMEM;
+	if (!topics || !partitions || !leaders || !errs)
+		goto out;
+	for (int32_t i = 0; i < count; i++) {
+		const char *entry = (const char *)entries + (size_t)i * stride;
+		memcpy(&topics[i], entry, sizeof(topics[i]));
+		memcpy(&partitions[i], entry + offsetof(struct tl_admin_topic_partition, partition),
+		       sizeof(partitions[i]));
+	}
+	err = admin_leaders(admin, topics, partitions, count, deadline_ns, leaders, errs);
+	if (err != TL_OK)
+		goto out;
+	for (int32_t i = 0; i < count; i++)
+		memcpy((char *)entries + (size_t)i * stride + err_at, &errs[i], sizeof(errs[i]));
+	err = admin_by_leader(admin, leaders, topics, partitions, count, deadline_ns, fn, arg);
+out:
+	free(topics);
+	free(partitions);
+	free(leaders);
+	free(errs);
+	return err;
+}
+
+/* The next of the entries @idx[*k..n) of @entries (@stride bytes apart, each starting
+ * with a topic and a partition) that is @topic's @partition, with *k moved past it; NULL
+ * when none is left. */
+static void *leader_entry_next(void *entries, size_t stride, const int32_t *idx, int32_t n,
+			       int32_t *k, struct tl_str topic, int32_t partition)
+{
+	while (*k < n) {
+		char *entry = (char *)entries + (size_t)idx[(*k)++] * stride;
+		const char *entry_topic;
+		int32_t entry_partition;
+		memcpy(&entry_topic, entry, sizeof(entry_topic));
+		memcpy(&entry_partition,
+		       entry + offsetof(struct tl_admin_topic_partition, partition),
+		       sizeof(entry_partition));
+		if (entry_partition == partition && tl_str_eq_c(topic, entry_topic))
+			return entry;
+	}
+	return NULL;
+}
+
 /* ---- add partitions ---- */
 
 ADMIN_ONE_ENTRY_MAPPER(create_partitions_map, tl_create_partitions_response, results_count, results)
@@ -880,10 +959,10 @@ list_offsets_apply(struct tl_admin_offset_query *queries, const int32_t *idx, in
 		   struct tl_str topic,
 		   const struct tl_list_offsets_response_list_offsets_partition_response *p)
 {
-	for (int32_t k = 0; k < n; k++) {
-		struct tl_admin_offset_query *q = &queries[idx[k]];
-		if (q->partition != p->partition_index || !tl_str_eq_c(topic, q->topic))
-			continue;
+	struct tl_admin_offset_query *q;
+	int32_t k = 0;
+	while ((q = leader_entry_next(queries, sizeof(*q), idx, n, &k, topic,
+				      p->partition_index))) {
 		q->err = (tl_err)p->error_code;
 		q->offset = p->offset;
 		q->offset_timestamp = q->timestamp >= 0 ? p->timestamp : -1;
@@ -1000,32 +1079,10 @@ TL_EXPORT tl_err tl_admin_list_offsets(struct tl_admin *admin,
 		queries[i].offset = -1;
 		queries[i].offset_timestamp = -1;
 	}
-	int64_t deadline = admin_deadline(timeout_ms);
-	const char **topics = calloc((size_t)count, sizeof(*topics));
-	int32_t *partitions = calloc((size_t)count, sizeof(*partitions));
-	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
-	tl_err *errs = calloc((size_t)count, sizeof(*errs));
-	tl_err err = TL_ERR_NOMEM;
-	if (!topics || !partitions || !leaders || !errs)
-		goto out;
-	for (int32_t i = 0; i < count; i++) {
-		topics[i] = queries[i].topic;
-		partitions[i] = queries[i].partition;
-	}
-	err = admin_leaders(admin, topics, partitions, count, deadline, leaders, errs);
-	if (err != TL_OK)
-		goto out;
-	for (int32_t i = 0; i < count; i++)
-		queries[i].err = errs[i];
 	struct list_offsets_arg arg = {queries, NULL, count, isolation_level};
-	err = admin_by_leader(admin, leaders, topics, partitions, count, deadline,
-			      list_offsets_leader, &arg);
-out:
-	free(topics);
-	free(partitions);
-	free(leaders);
-	free(errs);
-	return err;
+	return admin_to_leaders(admin, queries, count, sizeof(*queries),
+				offsetof(struct tl_admin_offset_query, err),
+				admin_deadline(timeout_ms), list_offsets_leader, &arg);
 }
 
 /* ---- cluster ---- */
@@ -1364,10 +1421,13 @@ static bool assignment_decode(struct tl_arena *arena, struct tl_bytes bytes,
 	return !c.failed;
 }
 
-static bool group_copy(struct tl_arena *arena,
-		       const struct tl_describe_groups_response_described_group *g,
-		       struct tl_admin_group_description *out)
+/* Copies the described group @g, at coordinator @node, into @result. */
+static bool group_copy(struct admin_result *result,
+		       const struct tl_describe_groups_response_described_group *g, int32_t node)
 {
+	struct tl_arena *arena = &result->arena;
+	struct tl_admin_group_description *out = &result->pub.group;
+	out->coordinator_id = node;
 	out->group_id = arena_strdup(arena, g->group_id);
 	out->err = (tl_err)g->error_code;
 	out->state = arena_strdup(arena, g->group_state);
@@ -1395,18 +1455,8 @@ static bool group_copy(struct tl_arena *arena,
 	return true;
 }
 
-static tl_err describe_group_map(struct tl_admin *admin, const struct admin_call *call,
-				 const void *response)
-{
-	const struct tl_describe_groups_response *resp = response;
-	struct admin_result *result = call->arg;
-	if (resp->groups_count != 1)
-		return admin_decode_fail(admin, "DescribeGroups");
-	if (!group_copy(&result->arena, &resp->groups[0], &result->pub.group))
-		return TL_ERR_NOMEM;
-	result->pub.group.coordinator_id = call->node;
-	return TL_OK;
-}
+ADMIN_DESCRIBE_MAPPER(describe_group_map, tl_describe_groups_response, groups_count, groups,
+		      group_copy)
 
 TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *group,
 					 struct tl_admin_group_description **out, int timeout_ms)
@@ -1657,10 +1707,14 @@ TL_EXPORT tl_err tl_admin_list_transactions(struct tl_admin *admin, struct tl_ad
 	return admin_list_brokers(admin, timeout_ms, &txns, &req, out);
 }
 
-static bool txn_copy(struct tl_arena *arena,
+/* Copies the described transaction @t, at coordinator @node, into @result. */
+static bool txn_copy(struct admin_result *result,
 		     const struct tl_describe_transactions_response_transaction_state *t,
-		     struct tl_admin_txn_description *out)
+		     int32_t node)
 {
+	struct tl_arena *arena = &result->arena;
+	struct tl_admin_txn_description *out = &result->pub.txn;
+	out->coordinator_id = node;
 	out->transactional_id = arena_strdup(arena, t->transactional_id);
 	out->err = (tl_err)t->error_code;
 	out->state = arena_strdup(arena, t->transaction_state);
@@ -1691,18 +1745,8 @@ static bool txn_copy(struct tl_arena *arena,
 	return true;
 }
 
-static tl_err describe_transaction_map(struct tl_admin *admin, const struct admin_call *call,
-				       const void *response)
-{
-	const struct tl_describe_transactions_response *resp = response;
-	struct admin_result *result = call->arg;
-	if (resp->transaction_states_count != 1)
-		return admin_decode_fail(admin, "DescribeTransactions");
-	if (!txn_copy(&result->arena, &resp->transaction_states[0], &result->pub.txn))
-		return TL_ERR_NOMEM;
-	result->pub.txn.coordinator_id = call->node;
-	return TL_OK;
-}
+ADMIN_DESCRIBE_MAPPER(describe_transaction_map, tl_describe_transactions_response,
+		      transaction_states_count, transaction_states, txn_copy)
 
 TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const char *transactional_id,
 					       struct tl_admin_txn_description **out,
@@ -1726,10 +1770,10 @@ static bool producers_apply(struct tl_arena *arena, struct tl_admin_partition_pr
 			    const int32_t *idx, int32_t n, struct tl_str topic,
 			    const struct tl_describe_producers_response_partition_response *r)
 {
-	for (int32_t k = 0; k < n; k++) {
-		struct tl_admin_partition_producers *out = &parts[idx[k]];
-		if (out->partition != r->partition_index || !tl_str_eq_c(topic, out->topic))
-			continue;
+	struct tl_admin_partition_producers *out;
+	int32_t k = 0;
+	while ((out = leader_entry_next(parts, sizeof(*out), idx, n, &k, topic,
+					r->partition_index))) {
 		out->err = (tl_err)r->error_code;
 		int32_t count = TL_MAX(r->active_producers_count, 0);
 		struct tl_admin_producer_state *ps =
@@ -1825,43 +1869,27 @@ TL_EXPORT tl_err tl_admin_describe_producers(struct tl_admin *admin,
 					  "describe_producers: entry %d has no topic", i);
 	int64_t deadline = admin_deadline(timeout_ms);
 	struct admin_result *result = result_create();
-	const char **topics = calloc((size_t)count, sizeof(*topics));
-	int32_t *parts_idx = calloc((size_t)count, sizeof(*parts_idx));
-	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
-	tl_err *errs = calloc((size_t)count, sizeof(*errs));
+	if (!result)
+		return TL_ERR_NOMEM;
 	struct tl_admin_partition_producers *parts =
-		result ? tl_arena_array(&result->arena, (size_t)count, sizeof(*parts)) : NULL;
-	tl_err err = TL_ERR_NOMEM;
-	if (!topics || !parts_idx || !leaders || !errs || !parts)
-		goto out;
-	for (int32_t i = 0; i < count; i++) {
+		tl_arena_array(&result->arena, (size_t)count, sizeof(*parts));
+	tl_err err = parts ? TL_OK : TL_ERR_NOMEM;
+	for (int32_t i = 0; err == TL_OK && i < count; i++) {
 		parts[i].topic = arena_strdup(&result->arena, tl_str_of(partitions[i].topic));
-		if (!parts[i].topic)
-			goto out;
 		parts[i].partition = partitions[i].partition;
-		topics[i] = parts[i].topic;
-		parts_idx[i] = partitions[i].partition;
+		err = parts[i].topic ? TL_OK : TL_ERR_NOMEM;
 	}
-	err = admin_leaders(admin, topics, parts_idx, count, deadline, leaders, errs);
-	if (err != TL_OK)
-		goto out;
-	for (int32_t i = 0; i < count; i++)
-		parts[i].err = errs[i];
 	struct producers_arg arg = {&result->arena, parts, NULL, count};
-	err = admin_by_leader(admin, leaders, topics, parts_idx, count, deadline,
-			      describe_producers_at, &arg);
-out:
-	free(topics);
-	free(parts_idx);
-	free(leaders);
-	free(errs);
+	if (err == TL_OK)
+		err = admin_to_leaders(admin, parts, count, sizeof(*parts),
+				       offsetof(struct tl_admin_partition_producers, err), deadline,
+				       describe_producers_at, &arg);
 	if (err != TL_OK) {
-		result_destroy(result ? &result->pub : NULL);
+		result_destroy(&result->pub);
 		return err;
 	}
-	result->pub.producers.count = count;
-	result->pub.producers.partitions = parts;
-	*out = &result->pub.producers;
+	result->pub.producers = (struct tl_admin_producers){count, parts};
+	result_publish(result, out);
 	return TL_OK;
 }
 
