@@ -926,6 +926,53 @@ static void *leader_entry_next(void *entries, size_t stride, const int32_t *idx,
 	return NULL;
 }
 
+/* What a request to one partition leader is for. */
+struct leader_arg {
+	void *entries;          /* the call's, as admin_to_leaders() takes them */
+	const int32_t *idx;     /* this request's: indexes into @entries */
+	int32_t n;              /* how many */
+	int8_t isolation_level; /* ListOffsets' */
+	struct tl_arena *arena; /* DescribeProducers': the result's */
+};
+
+/* Defines @fn, the mapper of a request to one partition leader: for each partition
+ * answer in the response, a struct @type with topics[].name and topics[].partitions[],
+ * calls @apply(arg, entry, answer) for each of the request's entries (a struct
+ * leader_arg, call->arg; struct @entry_type each) that it answers; @apply returns false
+ * when out of memory. */
+#define ADMIN_LEADER_MAPPER(fn, type, entry_type, apply)                                           \
+	static tl_err fn(struct tl_admin *admin, const struct admin_call *call,                    \
+			 const void *response)                                                     \
+	{                                                                                          \
+		const struct type *resp = response;                                                \
+		const struct leader_arg *arg = call->arg;                                          \
+		TL_UNUSED(admin);                                                                  \
+		for (int32_t t = 0; t < resp->topics_count; t++) {                                 \
+			for (int32_t p = 0; p < resp->topics[t].partitions_count; p++) {           \
+				struct entry_type *e;                                              \
+				int32_t k = 0;                                                     \
+				while ((e = leader_entry_next(                                     \
+						arg->entries, sizeof(*e), arg->idx, arg->n, &k,    \
+						resp->topics[t].name,                              \
+						resp->topics[t].partitions[p].partition_index)))   \
+					if (!apply(arg, e, &resp->topics[t].partitions[p]))        \
+						return TL_ERR_NOMEM;                               \
+			}                                                                          \
+		}                                                                                  \
+		return TL_OK;                                                                      \
+	}
+
+/* Frees @a and @b unless both are there (two arrays a request is built in): true when
+ * both are. */
+static bool both_or_free(void *a, void *b)
+{
+	if (a && b)
+		return true;
+	free(a);
+	free(b);
+	return false;
+}
+
 /* ---- add partitions ---- */
 
 ADMIN_ONE_ENTRY_MAPPER(create_partitions_map, tl_create_partitions_response, results_count, results)
@@ -953,57 +1000,33 @@ TL_EXPORT tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *
 
 /* ---- offsets ---- */
 
-/* Copies one ListOffsets answer into the matching query among @idx. */
-static void
-list_offsets_apply(struct tl_admin_offset_query *queries, const int32_t *idx, int32_t n,
-		   struct tl_str topic,
+/* Copies the ListOffsets answer @p into the query @q it answers. */
+static bool
+list_offsets_apply(const struct leader_arg *arg, struct tl_admin_offset_query *q,
 		   const struct tl_list_offsets_response_list_offsets_partition_response *p)
 {
-	struct tl_admin_offset_query *q;
-	int32_t k = 0;
-	while ((q = leader_entry_next(queries, sizeof(*q), idx, n, &k, topic,
-				      p->partition_index))) {
-		q->err = (tl_err)p->error_code;
-		q->offset = p->offset;
-		q->offset_timestamp = q->timestamp >= 0 ? p->timestamp : -1;
-		if (q->err == TL_OK && q->offset < 0 && q->timestamp < 0)
-			q->err = TL_ERR_CORRUPT_MESSAGE;
-	}
+	TL_UNUSED(arg);
+	q->err = (tl_err)p->error_code;
+	q->offset = p->offset;
+	q->offset_timestamp = q->timestamp >= 0 ? p->timestamp : -1;
+	if (q->err == TL_OK && q->offset < 0 && q->timestamp < 0)
+		q->err = TL_ERR_CORRUPT_MESSAGE;
+	return true;
 }
 
-/* The queries one ListOffsets request is for. */
-struct list_offsets_arg {
-	struct tl_admin_offset_query *queries;
-	const int32_t *idx;
-	int32_t n;
-	int8_t isolation_level;
-};
-
-static tl_err list_offsets_map(struct tl_admin *admin, const struct admin_call *call,
-			       const void *response)
-{
-	const struct tl_list_offsets_response *resp = response;
-	const struct list_offsets_arg *arg = call->arg;
-	TL_UNUSED(admin);
-	for (int32_t t = 0; t < resp->topics_count; t++)
-		for (int32_t p = 0; p < resp->topics[t].partitions_count; p++)
-			list_offsets_apply(arg->queries, arg->idx, arg->n, resp->topics[t].name,
-					   &resp->topics[t].partitions[p]);
-	return TL_OK;
-}
+ADMIN_LEADER_MAPPER(list_offsets_map, tl_list_offsets_response, tl_admin_offset_query,
+		    list_offsets_apply)
 
 /* One ListOffsets request to @node for the queries @arg->idx[0..n) (sorted by topic). */
-static tl_err list_offsets_at(struct tl_admin *admin, int32_t node, struct list_offsets_arg *arg,
+static tl_err list_offsets_at(struct tl_admin *admin, int32_t node, struct leader_arg *arg,
 			      int64_t deadline_ns)
 {
+	const struct tl_admin_offset_query *queries = arg->entries;
 	int32_t n = arg->n;
 	struct tl_list_offsets_request_list_offsets_topic *ts = calloc((size_t)n, sizeof(*ts));
 	struct tl_list_offsets_request_list_offsets_partition *ps = calloc((size_t)n, sizeof(*ps));
-	if (!ts || !ps) {
-		free(ts);
-		free(ps);
+	if (!both_or_free(ts, ps))
 		return TL_ERR_NOMEM;
-	}
 	struct tl_list_offsets_request req;
 	tl_list_offsets_request_defaults(&req);
 	req.replica_id = -1;
@@ -1011,8 +1034,8 @@ static tl_err list_offsets_at(struct tl_admin *admin, int32_t node, struct list_
 	req.topics = ts;
 	req.topics_count = 0;
 	for (int32_t k = 0; k < n; k++) {
-		const struct tl_admin_offset_query *q = &arg->queries[arg->idx[k]];
-		if (k == 0 || strcmp(q->topic, arg->queries[arg->idx[k - 1]].topic) != 0) {
+		const struct tl_admin_offset_query *q = &queries[arg->idx[k]];
+		if (k == 0 || strcmp(q->topic, queries[arg->idx[k - 1]].topic) != 0) {
 			tl_list_offsets_request_list_offsets_topic_defaults(&ts[req.topics_count]);
 			ts[req.topics_count].name = tl_str_of(q->topic);
 			ts[req.topics_count].partitions = &ps[k];
@@ -1039,8 +1062,8 @@ static tl_err list_offsets_at(struct tl_admin *admin, int32_t node, struct list_
 static tl_err list_offsets_leader(struct tl_admin *admin, int32_t node, int32_t *idx, int32_t n,
 				  int64_t deadline_ns, void *varg)
 {
-	const struct list_offsets_arg *all = varg;
-	struct tl_admin_offset_query *queries = all->queries;
+	const struct leader_arg *all = varg;
+	struct tl_admin_offset_query *queries = all->entries;
 	int32_t *round = calloc((size_t)n, sizeof(*round));
 	bool *sent = calloc((size_t)n, sizeof(*sent));
 	tl_err err = round && sent ? TL_OK : TL_ERR_NOMEM;
@@ -1056,7 +1079,7 @@ static tl_err list_offsets_leader(struct tl_admin *admin, int32_t node, int32_t 
 			round[k++] = idx[i];
 			sent[i] = true;
 		}
-		struct list_offsets_arg arg = {queries, round, k, all->isolation_level};
+		struct leader_arg arg = {queries, round, k, all->isolation_level, NULL};
 		err = list_offsets_at(admin, node, &arg, deadline_ns);
 		left -= k;
 	}
@@ -1079,7 +1102,7 @@ TL_EXPORT tl_err tl_admin_list_offsets(struct tl_admin *admin,
 		queries[i].offset = -1;
 		queries[i].offset_timestamp = -1;
 	}
-	struct list_offsets_arg arg = {queries, NULL, count, isolation_level};
+	struct leader_arg arg = {queries, NULL, count, isolation_level, NULL};
 	return admin_to_leaders(admin, queries, count, sizeof(*queries),
 				offsetof(struct tl_admin_offset_query, err),
 				admin_deadline(timeout_ms), list_offsets_leader, &arg);
@@ -1550,11 +1573,8 @@ static tl_err commit_request_build(const struct tl_admin_offset_commit *offsets,
 		calloc((size_t)count, sizeof(*ts));
 	struct tl_offset_commit_request_offset_commit_request_partition *ps =
 		calloc((size_t)count, sizeof(*ps));
-	if (!ts || !ps) {
-		free(ts);
-		free(ps);
+	if (!both_or_free(ts, ps))
 		return TL_ERR_NOMEM;
-	}
 	req->topics = ts;
 	req->topics_count = 0;
 	for (int32_t i = 0; i < count; i++) {
@@ -1765,72 +1785,44 @@ TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const cha
 	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
-/* Copies one DescribeProducers partition answer into the matching entries among @idx. */
-static bool producers_apply(struct tl_arena *arena, struct tl_admin_partition_producers *parts,
-			    const int32_t *idx, int32_t n, struct tl_str topic,
+/* Copies the DescribeProducers answer @r into the entry @out it answers. */
+static bool producers_apply(const struct leader_arg *arg, struct tl_admin_partition_producers *out,
 			    const struct tl_describe_producers_response_partition_response *r)
 {
-	struct tl_admin_partition_producers *out;
-	int32_t k = 0;
-	while ((out = leader_entry_next(parts, sizeof(*out), idx, n, &k, topic,
-					r->partition_index))) {
-		out->err = (tl_err)r->error_code;
-		int32_t count = TL_MAX(r->active_producers_count, 0);
-		struct tl_admin_producer_state *ps =
-			tl_arena_array(arena, (size_t)count + 1, sizeof(*ps));
-		if (!ps)
-			return false;
-		for (int32_t i = 0; i < count; i++) {
-			const struct tl_describe_producers_response_producer_state *s =
-				&r->active_producers[i];
-			ps[i].producer_id = s->producer_id;
-			ps[i].producer_epoch = s->producer_epoch;
-			ps[i].last_sequence = s->last_sequence;
-			ps[i].last_timestamp = s->last_timestamp;
-			ps[i].coordinator_epoch = s->coordinator_epoch;
-			ps[i].txn_start_offset = s->current_txn_start_offset;
-		}
-		out->count = count;
-		out->producers = ps;
+	out->err = (tl_err)r->error_code;
+	int32_t count = TL_MAX(r->active_producers_count, 0);
+	struct tl_admin_producer_state *ps =
+		tl_arena_array(arg->arena, (size_t)count + 1, sizeof(*ps));
+	if (!ps)
+		return false;
+	for (int32_t i = 0; i < count; i++) {
+		const struct tl_describe_producers_response_producer_state *s =
+			&r->active_producers[i];
+		ps[i].producer_id = s->producer_id;
+		ps[i].producer_epoch = s->producer_epoch;
+		ps[i].last_sequence = s->last_sequence;
+		ps[i].last_timestamp = s->last_timestamp;
+		ps[i].coordinator_epoch = s->coordinator_epoch;
+		ps[i].txn_start_offset = s->current_txn_start_offset;
 	}
+	out->count = count;
+	out->producers = ps;
 	return true;
 }
 
-/* The partitions one DescribeProducers request is for. */
-struct producers_arg {
-	struct tl_arena *arena;
-	struct tl_admin_partition_producers *parts;
-	const int32_t *idx;
-	int32_t n;
-};
-
-static tl_err describe_producers_map(struct tl_admin *admin, const struct admin_call *call,
-				     const void *response)
-{
-	const struct tl_describe_producers_response *resp = response;
-	const struct producers_arg *arg = call->arg;
-	TL_UNUSED(admin);
-	for (int32_t t = 0; t < resp->topics_count; t++)
-		for (int32_t p = 0; p < resp->topics[t].partitions_count; p++)
-			if (!producers_apply(arg->arena, arg->parts, arg->idx, arg->n,
-					     resp->topics[t].name, &resp->topics[t].partitions[p]))
-				return TL_ERR_NOMEM;
-	return TL_OK;
-}
+ADMIN_LEADER_MAPPER(describe_producers_map, tl_describe_producers_response,
+		    tl_admin_partition_producers, producers_apply)
 
 /* One DescribeProducers to @node for the partitions @idx[0..n) (sorted by topic). */
 static tl_err describe_producers_at(struct tl_admin *admin, int32_t node, int32_t *idx, int32_t n,
 				    int64_t deadline_ns, void *varg)
 {
-	const struct producers_arg *all = varg;
-	const struct tl_admin_partition_producers *parts = all->parts;
+	const struct leader_arg *all = varg;
+	const struct tl_admin_partition_producers *parts = all->entries;
 	struct tl_describe_producers_request_topic_request *ts = calloc((size_t)n, sizeof(*ts));
 	int32_t *ps = calloc((size_t)n, sizeof(*ps));
-	if (!ts || !ps) {
-		free(ts);
-		free(ps);
+	if (!both_or_free(ts, ps))
 		return TL_ERR_NOMEM;
-	}
 	struct tl_describe_producers_request req;
 	tl_describe_producers_request_defaults(&req);
 	req.topics = ts;
@@ -1847,7 +1839,7 @@ static tl_err describe_producers_at(struct tl_admin *admin, int32_t node, int32_
 		ps[k] = p->partition;
 		ts[req.topics_count - 1].partition_indexes_count++;
 	}
-	struct producers_arg arg = {all->arena, all->parts, idx, n};
+	struct leader_arg arg = {all->entries, idx, n, 0, all->arena};
 	struct admin_call call = {API_DESCRIBE_PRODUCERS, &req, NULL, node,
 				  describe_producers_map, &arg};
 	tl_err err = admin_call(admin, &call, deadline_ns);
@@ -1879,7 +1871,7 @@ TL_EXPORT tl_err tl_admin_describe_producers(struct tl_admin *admin,
 		parts[i].partition = partitions[i].partition;
 		err = parts[i].topic ? TL_OK : TL_ERR_NOMEM;
 	}
-	struct producers_arg arg = {&result->arena, parts, NULL, count};
+	struct leader_arg arg = {parts, NULL, count, 0, &result->arena};
 	if (err == TL_OK)
 		err = admin_to_leaders(admin, parts, count, sizeof(*parts),
 				       offsetof(struct tl_admin_partition_producers, err), deadline,
