@@ -331,17 +331,21 @@ static tl_err admin_entry_map(struct tl_admin *admin, const struct admin_call *c
 
 /* Defines the mapper of a call that describes one thing at its coordinator
  * (DescribeGroups, DescribeTransactions), @fn: the response, a struct @type, holds @count
- * entries at @entries; @copy copies the one entry into the result, call->arg, with the
- * coordinator's id, call->node. */
-#define ADMIN_DESCRIBE_MAPPER(fn, type, count, entries, copy)                                      \
+ * entries at @entries; @copy(arena, entry, out) copies the one entry into the result,
+ * call->arg, at pub.@member, whose coordinator_id is then call->node. */
+#define ADMIN_DESCRIBE_MAPPER(fn, type, count, entries, copy, member)                              \
 	static tl_err fn(struct tl_admin *admin, const struct admin_call *call,                    \
 			 const void *response)                                                     \
 	{                                                                                          \
 		const struct type *resp = response;                                                \
+		struct admin_result *result = call->arg;                                           \
 		if (resp->count != 1)                                                              \
 			return admin_decode_fail(                                                  \
 				admin, tl_client_rpc_find(admin_apis[call->api].api_key)->name);   \
-		return copy(call->arg, &resp->entries[0], call->node) ? TL_OK : TL_ERR_NOMEM;      \
+		if (!copy(&result->arena, &resp->entries[0], &result->pub.member))                 \
+			return TL_ERR_NOMEM;                                                       \
+		result->pub.member.coordinator_id = call->node;                                    \
+		return TL_OK;                                                                      \
 	}
 
 static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_t deadline_ns);
@@ -1444,13 +1448,10 @@ static bool assignment_decode(struct tl_arena *arena, struct tl_bytes bytes,
 	return !c.failed;
 }
 
-/* Copies the described group @g, at coordinator @node, into @result. */
-static bool group_copy(struct admin_result *result,
-		       const struct tl_describe_groups_response_described_group *g, int32_t node)
+static bool group_copy(struct tl_arena *arena,
+		       const struct tl_describe_groups_response_described_group *g,
+		       struct tl_admin_group_description *out)
 {
-	struct tl_arena *arena = &result->arena;
-	struct tl_admin_group_description *out = &result->pub.group;
-	out->coordinator_id = node;
 	out->group_id = arena_strdup(arena, g->group_id);
 	out->err = (tl_err)g->error_code;
 	out->state = arena_strdup(arena, g->group_state);
@@ -1479,7 +1480,7 @@ static bool group_copy(struct admin_result *result,
 }
 
 ADMIN_DESCRIBE_MAPPER(describe_group_map, tl_describe_groups_response, groups_count, groups,
-		      group_copy)
+		      group_copy, group)
 
 TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *group,
 					 struct tl_admin_group_description **out, int timeout_ms)
@@ -1727,14 +1728,10 @@ TL_EXPORT tl_err tl_admin_list_transactions(struct tl_admin *admin, struct tl_ad
 	return admin_list_brokers(admin, timeout_ms, &txns, &req, out);
 }
 
-/* Copies the described transaction @t, at coordinator @node, into @result. */
-static bool txn_copy(struct admin_result *result,
+static bool txn_copy(struct tl_arena *arena,
 		     const struct tl_describe_transactions_response_transaction_state *t,
-		     int32_t node)
+		     struct tl_admin_txn_description *out)
 {
-	struct tl_arena *arena = &result->arena;
-	struct tl_admin_txn_description *out = &result->pub.txn;
-	out->coordinator_id = node;
 	out->transactional_id = arena_strdup(arena, t->transactional_id);
 	out->err = (tl_err)t->error_code;
 	out->state = arena_strdup(arena, t->transaction_state);
@@ -1766,7 +1763,7 @@ static bool txn_copy(struct admin_result *result,
 }
 
 ADMIN_DESCRIBE_MAPPER(describe_transaction_map, tl_describe_transactions_response,
-		      transaction_states_count, transaction_states, txn_copy)
+		      transaction_states_count, transaction_states, txn_copy, txn)
 
 TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const char *transactional_id,
 					       struct tl_admin_txn_description **out,
