@@ -334,8 +334,8 @@ void tl_buf_array_len(struct tl_buf *buf, int32_t count, bool compact)
 	buf_len(buf, count < 0 ? -1 : count, compact, true);
 }
 
-static void buf_span(struct tl_buf *buf, int fd, const uint8_t *mem, int64_t offset,
-		     int64_t bytes, void (*release)(void *ref), void *ref)
+static void buf_span(struct tl_buf *buf, int fd, const uint8_t *mem, int64_t offset, int64_t bytes,
+		     void (*release)(void *ref), void *ref)
 {
 	if (!buf->failed && buf->span_count == buf->span_cap) {
 		uint32_t cap = buf->span_cap ? buf->span_cap * 2 : 8;

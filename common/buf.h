@@ -130,7 +130,7 @@ struct tl_file_span {
 	size_t at; /* offset in the buf's memory bytes where the span is inserted */
 	int fd;
 	const uint8_t *mem; /* a memory span's bytes; NULL for a file span */
-	int64_t offset; /* file position */
+	int64_t offset;     /* file position */
 	int64_t bytes;
 	void (*release)(void *ref);
 	void *ref;

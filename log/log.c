@@ -3483,15 +3483,15 @@ static bool cache_read(struct tl_log *log, int64_t offset, int64_t max_offset, i
 	return true;
 }
 
-tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset,
-			  int32_t max_bytes, bool min_one, struct tl_log_read *out)
+tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
+			  bool min_one, struct tl_log_read *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
 	if (!(log->failed && log->segment_count == 0) && offset >= tl_log_start_offset(log) &&
 	    offset < TL_MIN(max_offset, log->written_end_offset) &&
-	    cache_read(log, offset, TL_MIN(max_offset, log->written_end_offset), max_bytes,
-		       min_one, out))
+	    cache_read(log, offset, TL_MIN(max_offset, log->written_end_offset), max_bytes, min_one,
+		       out))
 		return TL_OK;
 	tl_err err = tl_log_read(log, offset, max_offset, max_bytes, min_one, out);
 	if (err == TL_OK && out->bytes > 0 && cache_chunk_bytes(log) > 0)

@@ -316,8 +316,8 @@ void tl_log_read_release(void *segment);
  * chunk it starts in, and no file is read. Same rules as tl_log_read (@max_offset, the
  * written end, KIP-74's @min_one). Falls back to the file otherwise. The caller sends
  * @data or the file range and calls out->release(out->ref). */
-tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset,
-			  int32_t max_bytes, bool min_one, struct tl_log_read *out);
+tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
+			  bool min_one, struct tl_log_read *out);
 
 /* Reads of tl_log_read_cached() since open: served from memory (hits, with their bytes)
  * or from the file (misses; only counted while the cache is on). */
