@@ -368,7 +368,8 @@ static int64_t part_append(struct tl_broker *broker, struct tl_partition *p, uin
 			break; /* a partial batch at the end of a response: fetched again */
 		struct tl_batch_header h;
 		const char *why = NULL;
-		tl_err err = tl_batch_validate(data, (size_t)size, &h, &why);
+		/* Stored, not produced: the leader's cleaner may have thinned it. */
+		tl_err err = tl_batch_validate_stored(data, (size_t)size, &h, &why);
 		if (err == TL_OK && h.base_offset < tl_log_end_offset(p->log)) {
 			data += size; /* already have it (a fetch raced a truncation) */
 			len -= size;

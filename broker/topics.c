@@ -523,7 +523,10 @@ tl_err tl_partition_open_log(struct tl_broker *broker, struct tl_partition *p)
 {
 	char dir[TL_CONFIG_STR_MAX + 300];
 	partition_dir(broker, p->topic->name, p->index, dir, sizeof(dir));
-	tl_err err = tl_log_open(dir, &p->topic->config.log, broker->ring, &p->log);
+	/* A cluster topic's replica takes the offset holes its leader's cleaner leaves. */
+	struct tl_log_config config = p->topic->config.log;
+	config.offset_holes = p->topic->cluster;
+	tl_err err = tl_log_open(dir, &config, broker->ring, &p->log);
 	if (err != TL_OK) {
 		tl_crit("broker: cannot open partition log dir=%s err=%s", dir, tl_err_name(err));
 		p->log = NULL;

@@ -167,6 +167,9 @@ struct pending {
 	struct tl_log_segment *segment;
 	struct iovec iov; /* the caller's bytes, borrowed until the batch's waiter fires */
 	int64_t position; /* in the segment file */
+	/* The first offset it covers: the log end when it was queued, so the lists stay
+	 * contiguous; below the batch's own base offset when a follower's batch came after
+	 * an offset hole the leader's cleaner left (see tl_log_append_replica). */
 	int64_t base_offset;
 	int64_t last_offset;
 };
@@ -236,6 +239,7 @@ struct tl_log {
 	int64_t hw_limit;       /* cap on the automatic high watermark; INT64_MAX but while
 				 * truncating */
 	bool replicated;        /* the high watermark moves only by set_high_watermark */
+	bool offset_holes;      /* config.offset_holes at open: a replica's log */
 	bool failed;
 	bool failure_reported; /* the durable listener heard of the failure */
 	char last_error[160];
@@ -879,10 +883,13 @@ static tl_err segment_recover(struct tl_log *log, struct tl_log_segment *segment
 			break;
 		/* Compaction leaves holes (h.base_offset above next_offset) in sealed
 		 * segments, never in the active one (where a jump is damage), and never
-		 * moves a segment's first batch or an offset backwards. */
+		 * moves a segment's first batch or an offset backwards. A replica's log
+		 * also takes holes wherever a leader's compacted range fell in it (the
+		 * active segment, a segment's start): there only backwards is damage. */
+		bool holes = log->offset_holes;
 		if (h.base_offset < segment->next_offset ||
-		    (h.base_offset > segment->next_offset && !sealed) ||
-		    (position == 0 && h.base_offset != segment->base_offset)) {
+		    (h.base_offset > segment->next_offset && !sealed && !holes) ||
+		    (position == 0 && h.base_offset != segment->base_offset && !holes)) {
 			why = "batch offset does not follow the previous batch";
 			break;
 		}
@@ -2011,6 +2018,7 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 		return TL_ERR_NOMEM;
 	log->dir = strdup(dir);
 	log->config = *config;
+	log->offset_holes = config->offset_holes;
 	log->ring = ring;
 	for (size_t i = 0; i < TL_ARRAY_SIZE(log->snapshots); i++)
 		log->snapshots[i] = -1;
@@ -2173,16 +2181,20 @@ static bool needs_roll(const struct tl_log *log, const struct tl_log_segment *se
 	return segment->bytes + (int64_t)len > log->config.segment_bytes ||
 	       (int64_t)(segment->index_count + 1) * INDEX_ENTRY_BYTES >
 		       log->config.index_bytes_max ||
-	       log->end_offset + h->last_offset_delta - segment->base_offset > INT32_MAX;
+	       tl_batch_last_offset(h) - segment->base_offset > INT32_MAX;
 }
 
-/* Queues a batch whose offsets are set in @data and @h (base_offset == end_offset):
- * rolls first when needed, then accounts for it in the segment, the producer state and
- * the transaction lists, as a leader and a follower append alike. */
+/* Queues a batch whose offsets are set in @data and @h (base_offset == end_offset, or
+ * above it after a compacted range on a replica): rolls first when needed, then accounts
+ * for it in the segment, the producer state and the transaction lists, as a leader and a
+ * follower append alike. A roll before a hole makes a segment based at the old end, so
+ * that segments still follow one another; its first batch starts past its base. */
 static tl_err append_queue(struct tl_log *log, uint8_t *data, size_t len,
 			   const struct tl_batch_header *h)
 {
-	TL_ASSERT(h->base_offset == log->end_offset);
+	TL_ASSERT(h->base_offset >= log->end_offset);
+	if (h->base_offset > log->end_offset)
+		TL_ASSERT(log->offset_holes);
 	bool control = tl_batch_is_control(h);
 	struct tl_log_segment *segment = active_segment(log);
 	if (needs_roll(log, segment, h, len)) {
@@ -2204,14 +2216,15 @@ static tl_err append_queue(struct tl_log *log, uint8_t *data, size_t len,
 	if ((h->producer_id >= 0 || control) &&
 	    txn_track(log, h, marker_parse(h, data, len), true) != TL_OK)
 		tl_warn("log: producer state update failed (out of memory) dir=%s", log->dir);
-	log->end_offset = tl_batch_last_offset(h) + 1;
 	struct pending *p = &log->queued.items[log->queued.count++];
 	p->segment = segment;
 	p->iov.iov_base = data;
 	p->iov.iov_len = len;
 	p->position = position;
-	p->base_offset = h->base_offset;
+	p->base_offset = log->end_offset; /* the hole before the batch, if any, included */
 	p->last_offset = tl_batch_last_offset(h);
+	log->end_offset = tl_batch_last_offset(h) + 1;
+	TL_ASSERT(segment->next_offset == log->end_offset);
 	return TL_OK;
 }
 
@@ -2279,8 +2292,11 @@ tl_err tl_log_append_replica(struct tl_log *log, uint8_t *data, size_t len,
 	if (log->failed)
 		return TL_ERR_KAFKA_STORAGE_ERROR;
 	TL_ASSERT_DEBUG(len == (size_t)batch_bytes(header));
-	/* The leader's offsets are kept: the batch must start exactly at the log end. */
-	if (header->base_offset != log->end_offset)
+	/* The leader's offsets are kept: the batch starts at the log end, or past it where
+	 * the leader's cleaner removed every batch between (Kafka's followers take such a
+	 * hole too; offsets still never go backwards). */
+	if (header->base_offset < log->end_offset ||
+	    (header->base_offset > log->end_offset && !log->offset_holes))
 		return TL_ERR_OFFSET_OUT_OF_RANGE;
 	if (tl_batch_is_control(header) && tl_batch_control_type(data, len) < 0)
 		return TL_ERR_INVALID_RECORD;
@@ -3026,7 +3042,10 @@ static const struct pending *pending_find(const struct tl_log *log, int64_t offs
 	return NULL;
 }
 
-/* The base offset of the batch holding @offset (start <= @offset < end). */
+/* Where a truncation to @offset (start <= @offset < end) cuts: the base offset of the
+ * batch holding it, or, when @offset is in an offset hole (a compacted range), the end of
+ * the batch before the hole (the segment's base when none is before it), so that the
+ * log end stays a batch end. */
 static tl_err batch_start_find(const struct tl_log *log, int64_t offset, int64_t *base_out)
 {
 	const struct pending *p = pending_find(log, offset);
@@ -3037,15 +3056,25 @@ static tl_err batch_start_find(const struct tl_log *log, int64_t offset, int64_t
 	TL_ASSERT(offset < log->durable_offset);
 	const struct tl_log_segment *segment = log->segments[segment_index_for(log, offset)];
 	int64_t position = index_lookup(segment, offset);
+	int64_t before = segment->base_offset; /* the end of the batch before position */
+	if (position > 0) {
+		struct tl_batch_header h;
+		tl_err err = header_read(segment, position, segment->bytes_durable, &h);
+		if (err != TL_OK)
+			return err;
+		before = h.base_offset; /* an indexed batch: it starts at or below @offset */
+	}
 	while (position < segment->bytes_durable) {
 		struct tl_batch_header h;
 		tl_err err = header_read(segment, position, segment->bytes_durable, &h);
 		if (err != TL_OK)
 			return err;
 		if (tl_batch_last_offset(&h) >= offset) {
-			*base_out = h.base_offset;
+			*base_out = h.base_offset <= offset ? h.base_offset : before;
+			TL_ASSERT(*base_out <= offset);
 			return TL_OK;
 		}
+		before = tl_batch_last_offset(&h) + 1;
 		position += batch_bytes(&h);
 	}
 	return TL_ERR_CORRUPT;
@@ -4279,13 +4308,11 @@ static void cleaner_tick(struct tl_log *log, int64_t now_ms)
 		log->cleaner_next_ms = now_ms + log->config.cleaner_backoff_ms;
 		return;
 	}
-	/* A replicated log is not compacted yet: a follower appends the leader's batches
-	 * only at its exact log end (tl_log_append_replica), so one that fell behind a
-	 * compacted range would stall at its first gap, and recovery cuts a gap in the
-	 * active segment. Until followers take gaps, cluster topics keep every record
-	 * (cleanup.policy=compact alone deletes nothing by time or size either). */
+	/* A replicated log is compacted too, each replica its own (as in Kafka): a
+	 * follower takes the holes its leader's cleaner left (tl_log_append_replica), and
+	 * the cleanable range never passes the high watermark (the LSO is below it). */
 	if (!log->config.cleanup_compact || !log->config.cleaner_enable || log->failed ||
-	    log->replicated || now_ms < log->cleaner_next_ms)
+	    now_ms < log->cleaner_next_ms)
 		return;
 	log->cleaner_next_ms = now_ms + log->config.cleaner_backoff_ms;
 	uint32_t n = cleanable_count(log, now_ms);

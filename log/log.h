@@ -63,6 +63,10 @@ struct tl_log_config {
 	int64_t cleaner_io_bytes_per_sec;    /* log.cleaner.io.max.bytes.per.second; <= 0 none */
 	int64_t cleaner_backoff_ms;          /* log.cleaner.backoff.ms between checks */
 	int32_t cleaner_threads;             /* log.cleaner.threads: passes at once, all logs */
+	/* A replica's log (cluster mode): it takes a leader's batch past its end, over the
+	 * offset hole the leader's cleaner left, and recovery accepts such holes in the
+	 * active segment and before a segment's first batch. Read by tl_log_open only. */
+	bool offset_holes;
 	/* Direct I/O (see "Direct I/O" in log.c). */
 	bool direct_io;            /* log.direct.io: O_DIRECT segment writes where the file
 				    * system takes them; false: buffered writes */
@@ -173,8 +177,10 @@ void tl_log_set_listener(struct tl_log *log, tl_log_listener_fn fn, void *ctx);
 
 /* Appends a batch fetched from the leader as is: @header->base_offset and
  * partitionLeaderEpoch were set by the leader and are not rewritten; the batch must
- * start exactly at end_offset (TL_ERR_OFFSET_OUT_OF_RANGE otherwise: the caller
- * truncates or fetches from the end). No dedupe check, but producer state, transactions
+ * start at end_offset, or past it when the log was opened with offset_holes (the
+ * leader's cleaner removed the offsets between, as Kafka's followers allow), else
+ * TL_ERR_OFFSET_OUT_OF_RANGE (the caller truncates or fetches from the end); the log
+ * end becomes the batch's last offset + 1. No dedupe check, but producer state, transactions
  * (closing list, aborted index, LSO), indexes and snapshots are updated as by
  * tl_log_append(), so this replica can lead and dedupe retries. A batch whose epoch is
  * above the latest cached one first adds (epoch, base offset) to the leader-epoch cache

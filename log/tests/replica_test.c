@@ -673,6 +673,88 @@ static void expect_consistent_reopen(int64_t end, const char *epochs)
 	tl_log_close(log);
 }
 
+/* A leader's batch placed at @base in epoch @epoch, as a compacted leader serves it. */
+static struct batch *batch_at(int64_t base, int32_t epoch)
+{
+	struct batch *b = batch_plain(2);
+	tl_batch_assign(b->bytes, base, epoch);
+	b->header.base_offset = base;
+	b->header.partition_leader_epoch = epoch;
+	return b;
+}
+
+/* The first batch a read at @offset returns starts at @want. */
+static void expect_read_from(struct tl_log *log, int64_t offset, int64_t want)
+{
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read(log, offset, tl_log_written_offset(log), 1 << 20, true, &read),
+			 TL_OK);
+	ck_assert_int_gt(read.bytes, 0);
+	ck_assert_int_eq(read.first_offset, want);
+	tl_log_read_release(read.segment);
+}
+
+/* Issue 17: a follower of a compacted leader takes batches past its log end (offset
+ * holes), in the active segment and at a roll; recovery keeps them; a truncation into a
+ * hole cuts at the batch end before it; epochs start at the batches' own offsets. */
+START_TEST(issue17_a_replica_takes_the_offset_holes_of_a_compacted_leader)
+{
+	config.offset_holes = true;
+	config.segment_bytes = 2 * BATCH_BYTES;
+	struct tl_log *log = log_open();
+	int64_t bases[] = {0, 5, 10, 15, 30};
+	int32_t epochs[] = {3, 3, 4, 4, 4};
+	struct batch *b[5];
+	for (int i = 0; i < 5; i++) {
+		b[i] = batch_at(bases[i], epochs[i]);
+		ck_assert_int_eq(tl_log_append_replica(log, b[i]->bytes, BATCH_BYTES, &b[i]->header),
+				 TL_OK);
+		ck_assert_int_eq(tl_log_end_offset(log), bases[i] + 2);
+	}
+	/* Offsets never go backwards. */
+	ck_assert_int_eq(tl_log_append_replica(log, b[2]->bytes, BATCH_BYTES, &b[2]->header),
+			 TL_ERR_OFFSET_OUT_OF_RANGE);
+	drain(log);
+	/* Segments 0 (0, 5), 7 (10, 15; a roll before a hole), 17 (30). */
+	char path[400];
+	path_of(path, sizeof(path), 7, ".log");
+	ck_assert_int_eq(access(path, F_OK), 0);
+	path_of(path, sizeof(path), 17, ".log");
+	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert_str_eq(epochs_text(log), "3@0 4@10");
+	expect_read_from(log, 3, 5);
+	expect_read_from(log, 8, 10);
+	expect_read_from(log, 20, 30);
+	tl_log_close(log);
+	remove_marker(); /* as after a kill -9: every segment is scanned */
+	log = log_open();
+	ck_assert_int_eq(tl_log_end_offset(log), 32);
+	ck_assert_str_eq(epochs_text(log), "3@0 4@10");
+	expect_read_from(log, 12, 15);
+	/* Into the hole before 15: the end becomes 12, the end of the batch before. */
+	ck_assert_int_eq(tl_log_truncate_to(log, 13), TL_OK);
+	ck_assert_int_eq(tl_log_end_offset(log), 12);
+	ck_assert_int_le(tl_log_high_watermark(log), 12);
+	/* Into the hole at the start of segment 7: it is left empty. */
+	ck_assert_int_eq(tl_log_truncate_to(log, 9), TL_OK);
+	ck_assert_int_eq(tl_log_end_offset(log), 7);
+	ck_assert_str_eq(epochs_text(log), "3@0");
+	ck_assert_int_eq(tl_log_append_replica(log, b[2]->bytes, BATCH_BYTES, &b[2]->header),
+			 TL_OK);
+	drain(log);
+	tl_log_close(log);
+	expect_consistent_reopen(12, "3@0 4@10");
+	/* Without offset_holes (one node) a hole is refused, and is damage in recovery. */
+	config.offset_holes = false;
+	log = log_open_at(dir2);
+	ck_assert_int_eq(tl_log_append_replica(log, b[1]->bytes, BATCH_BYTES, &b[1]->header),
+			 TL_ERR_OFFSET_OUT_OF_RANGE);
+	tl_log_close(log);
+	for (int i = 0; i < 5; i++)
+		free(b[i]);
+}
+END_TEST
+
 START_TEST(truncate_to_cuts_mid_segment_at_a_batch_start)
 {
 	struct tl_log *log = log_open();
@@ -938,6 +1020,7 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, end_offset_for_epoch_follows_kafka);
 	tcase_add_test(tc, follower_append_keeps_the_leaders_bytes_and_dedupes_after_failover);
 	tcase_add_test(tc, follower_append_of_a_newer_epoch_fences_the_old_leader);
+	tcase_add_test(tc, issue17_a_replica_takes_the_offset_holes_of_a_compacted_leader);
 	tcase_add_test(tc, replicated_waiters_fire_on_the_high_watermark_not_on_durability);
 	tcase_add_test(tc, replicated_close_fails_the_waiters_above_the_high_watermark);
 	tcase_add_test(tc, the_lso_never_passes_a_marker_above_the_high_watermark);
