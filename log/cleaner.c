@@ -440,6 +440,92 @@ out:
 	return err;
 }
 
+/* ---- transactions met by a pass ----
+ * The producers whose transactional batches the pass met since their last marker (an
+ * open-addressing set of producer ids, grown by doubling): a marker whose producer is
+ * not in it closes a transaction with no batch left. */
+
+#define TXNS_EMPTY   (-1)
+#define TXNS_REMOVED (-2)
+
+struct txns {
+	int64_t *ids;
+	uint32_t cap; /* power of two */
+	uint32_t used; /* ids and REMOVED slots */
+};
+
+static uint32_t txns_slot(const struct txns *t, int64_t producer_id, bool for_insert)
+{
+	uint32_t mask = t->cap - 1;
+	uint32_t i = (uint32_t)mix64((uint64_t)producer_id) & mask;
+	uint32_t free_slot = UINT32_MAX;
+	for (uint32_t n = 0; n < t->cap; n++, i = (i + 1) & mask) {
+		if (t->ids[i] == producer_id)
+			return i;
+		if (t->ids[i] == TXNS_REMOVED && free_slot == UINT32_MAX)
+			free_slot = i;
+		if (t->ids[i] == TXNS_EMPTY)
+			return for_insert && free_slot != UINT32_MAX ? free_slot : i;
+	}
+	return free_slot; /* full of REMOVED: the caller grows first, so never UINT32_MAX */
+}
+
+static tl_err txns_grow(struct txns *t)
+{
+	struct txns bigger = {.cap = t->cap ? t->cap * 2 : 64};
+	bigger.ids = malloc(bigger.cap * sizeof(*bigger.ids));
+	if (!bigger.ids)
+		return TL_ERR_NOMEM;
+	for (uint32_t i = 0; i < bigger.cap; i++)
+		bigger.ids[i] = TXNS_EMPTY;
+	for (uint32_t i = 0; i < t->cap; i++)
+		if (t->ids[i] >= 0) {
+			bigger.ids[txns_slot(&bigger, t->ids[i], true)] = t->ids[i];
+			bigger.used++;
+		}
+	free(t->ids);
+	*t = bigger;
+	return TL_OK;
+}
+
+/* A transactional batch of @producer_id was met. */
+static tl_err txns_begin(struct txns *t, int64_t producer_id)
+{
+	TL_ASSERT(producer_id >= 0);
+	if (t->cap == 0 || (t->used + 1) * 2 > t->cap) {
+		tl_err err = txns_grow(t);
+		if (err != TL_OK)
+			return err;
+	}
+	uint32_t i = txns_slot(t, producer_id, true);
+	TL_ASSERT(i != UINT32_MAX);
+	if (t->ids[i] != producer_id) {
+		if (t->ids[i] == TXNS_EMPTY)
+			t->used++;
+		t->ids[i] = producer_id;
+	}
+	return TL_OK;
+}
+
+/* A marker of @producer_id: whether a batch of its transaction was met (then forgotten). */
+static bool txns_end(struct txns *t, int64_t producer_id)
+{
+	if (t->cap == 0 || producer_id < 0)
+		return false;
+	uint32_t i = txns_slot(t, producer_id, false);
+	if (i == UINT32_MAX || t->ids[i] != producer_id)
+		return false;
+	t->ids[i] = TXNS_REMOVED;
+	return true;
+}
+
+/* What stays of a batch left with no record. */
+enum keep_empty {
+	KEEP_NONE,     /* dropped */
+	KEEP_BOUNDARY, /* header only, stripped of its producer: a group's first or last */
+	KEEP_PRODUCER, /* header only, producer fields kept: its producer's last batch */
+};
+
 struct writer {
 	int fd;
 	uint8_t *buf;
@@ -495,8 +581,20 @@ static tl_err writer_put(struct writer *w, const uint8_t *data, size_t len)
 /* Writes the compressed batch @h whose surviving records are in cx->kept (@kept of
  * them, fewer than its recordsCount) to @w: compressed again with its own codec, or,
  * with none left, as a header-only batch without a codec (nothing to decompress). */
+/* A header-only batch kept for its offsets alone: no producer, no transaction. */
+static void placeholder_strip(uint8_t *out)
+{
+	uint16_t attributes = tl_be16_get(out + TL_BATCH_OFF_ATTRIBUTES);
+	TL_ASSERT(!(attributes & TL_BATCH_ATTR_CONTROL));
+	tl_be16_put(out + TL_BATCH_OFF_ATTRIBUTES,
+		    (uint16_t)(attributes & TL_BATCH_ATTR_LOG_APPEND_TIME));
+	tl_be64_put(out + TL_BATCH_OFF_PRODUCER_ID, (uint64_t)-1);
+	tl_be16_put(out + TL_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)-1);
+	tl_be32_put(out + TL_BATCH_OFF_BASE_SEQUENCE, (uint32_t)-1);
+}
+
 static tl_err batch_recompress(struct codecs *cx, struct writer *w, const uint8_t *data,
-			       const struct tl_batch_header *h, int32_t kept)
+			       const struct tl_batch_header *h, int32_t kept, bool strip)
 {
 	TL_ASSERT(kept < h->records_count);
 	enum tl_compression codec = tl_batch_compression(h);
@@ -521,20 +619,29 @@ static tl_err batch_recompress(struct codecs *cx, struct writer *w, const uint8_
 	tl_be16_put(out + TL_BATCH_OFF_ATTRIBUTES, attributes);
 	tl_be32_put(out + TL_BATCH_OFF_LENGTH, (uint32_t)(out_len - TL_BATCH_LOG_OVERHEAD));
 	tl_be32_put(out + TL_BATCH_OFF_RECORDS_COUNT, (uint32_t)kept);
+	if (strip)
+		placeholder_strip(out);
 	tl_batch_crc_update(out, out_len);
 	w->len += out_len;
 	return TL_OK;
 }
 
 /* Writes what survives of the batch @data (header @h) to @w; a compressed batch that
- * loses records is compressed again with its own codec. @keep_empty: the batch stays,
- * header only, even when no record does. */
+ * loses records is compressed again with its own codec. @empty: whether the batch stays
+ * when no record does, and as what. A control batch is written whole unless
+ * @drop_marker. */
 static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
 			  struct codecs *cx, struct writer *w, const uint8_t *data, size_t len,
-			  const struct tl_batch_header *h, bool keep_empty)
+			  const struct tl_batch_header *h, enum keep_empty empty, bool drop_marker)
 {
 	job->records_read += h->records_count;
 	if (tl_batch_is_control(h)) {
+		if (drop_marker) {
+			TL_ASSERT(empty == KEEP_NONE);
+			job->markers_removed++;
+			job->marker_removed_last = tl_batch_last_offset(h);
+			return TL_OK;
+		}
 		job->records_kept += h->records_count;
 		return writer_put(w, data, len);
 	}
@@ -584,11 +691,12 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	}
 	if (cx->kept.failed)
 		return TL_ERR_NOMEM;
-	if (kept == 0 && !keep_empty)
+	if (kept == 0 && empty == KEEP_NONE)
 		return TL_OK;
+	bool strip = kept == 0 && empty == KEEP_BOUNDARY;
 	if (compressed && kept < h->records_count) {
 		job->records_kept += kept;
-		return batch_recompress(cx, w, data, h, kept);
+		return batch_recompress(cx, w, data, h, kept, strip);
 	}
 	if (kept == h->records_count) {
 		memcpy(out, data, len); /* untouched: byte for byte */
@@ -596,6 +704,8 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	} else {
 		tl_be32_put(out + TL_BATCH_OFF_LENGTH, (uint32_t)(out_len - TL_BATCH_LOG_OVERHEAD));
 		tl_be32_put(out + TL_BATCH_OFF_RECORDS_COUNT, (uint32_t)kept);
+		if (strip)
+			placeholder_strip(out);
 		tl_batch_crc_update(out, out_len);
 	}
 	TL_ASSERT(out_len <= len);
@@ -606,7 +716,8 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 
 /* Rewrites one group into its .cleaned file (fsynced); unlinks it when nothing changed. */
 static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
-			  struct codecs *cx, struct tl_cleaner_group *g, int64_t started_ns)
+			  struct codecs *cx, struct txns *txns, struct tl_cleaner_group *g,
+			  int64_t started_ns)
 {
 	char name[96];
 	tl_cleaner_file_name(name, sizeof(name), g->base_offset, g->end_offset, "cleaned");
@@ -637,8 +748,22 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 			job->bytes_read += (int64_t)len;
 			bool first = i == 0 && h.base_offset == g->base_offset;
 			bool last = tl_batch_last_offset(&h) + 1 == g->end_offset;
-			bool keep_empty = first || last || batch_is_producers_last(job, &h);
-			err = batch_clean(job, map, cx, &w, data, len, &h, keep_empty);
+			enum keep_empty keep = batch_is_producers_last(job, &h) ? KEEP_PRODUCER
+					       : first || last                ? KEEP_BOUNDARY
+									      : KEEP_NONE;
+			bool drop_marker = false;
+			if (tl_batch_is_control(&h)) {
+				bool had_batches = txns_end(txns, h.producer_id);
+				drop_marker = !had_batches && keep == KEEP_NONE &&
+					      h.max_timestamp >= 0 &&
+					      h.max_timestamp <
+						      job->now_ms - job->delete_retention_ms;
+			} else if (tl_batch_is_transactional(&h) && h.producer_id >= 0) {
+				err = txns_begin(txns, h.producer_id);
+				if (err != TL_OK)
+					break;
+			}
+			err = batch_clean(job, map, cx, &w, data, len, &h, keep, drop_marker);
 			if (err != TL_OK)
 				break;
 			throttle(job, started_ns);
@@ -727,8 +852,13 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 	}
 	if (err == TL_OK)
 		err = groups_plan(job);
+	/* Groups run from the log start in order, so every batch of a transaction is met
+	 * before its marker. */
+	struct txns txns = {0};
+	job->marker_removed_last = -1;
 	for (uint32_t i = 0; err == TL_OK && i < job->group_count; i++)
-		err = group_write(job, &map, &cx, &job->groups[i], started_ns);
+		err = group_write(job, &map, &cx, &txns, &job->groups[i], started_ns);
+	free(txns.ids);
 	tl_cleaner_map_deinit(&map);
 	codecs_deinit(&cx);
 	if (err != TL_OK && job->err == TL_OK)

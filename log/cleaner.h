@@ -14,14 +14,22 @@
  *   - a record in a cleaned segment is kept if its key is null, not in the map, or
  *     mapped to an offset <= its own; a kept tombstone (null value) is dropped once its
  *     batch's maxTimestamp is older than delete_retention_ms;
- *   - control batches (transaction markers) are kept whole; a compressed batch that
- *     loses records is compressed again with its own codec (one left with none becomes
- *     a header-only batch without a codec);
  *   - a batch of an aborted transaction loses all its records;
+ *   - a control batch (transaction marker) is kept whole, or removed once no batch of
+ *     its transaction is left (Kafka's rule: the pass, which reads from the log start,
+ *     met none of that producer's transactional batches since its previous marker, so
+ *     a transaction's marker goes one pass after its last batch) and its maxTimestamp
+ *     is older than delete_retention_ms; never when it is its producer's last batch or
+ *     the first or last batch of its output segment (then it stays whole);
+ *   - a compressed batch that loses records is compressed again with its own codec (one
+ *     left with none becomes a header-only batch without a codec);
  *   - a batch left with no record is dropped, except the last batch of its producer
- *     (idempotent dedupe and epochs are rebuilt from it) and the first and last batch of
- *     each output segment (the segment keeps its base offset and ends where the next
- *     one starts): those stay as header-only batches with recordsCount 0;
+ *     (idempotent dedupe and epochs are rebuilt from it; Kafka keeps it too) and the
+ *     first and last batch of each output segment (the segment keeps its base offset
+ *     and ends where the next one starts): those stay as header-only batches with
+ *     recordsCount 0; a boundary one that is not its producer's last also loses its
+ *     producer id, epoch, sequence and transactional flag, so that it no longer holds
+ *     its transaction's marker in the log;
  *   - a kept batch keeps baseOffset, lastOffsetDelta, timestamps, producer id, epoch and
  *     base sequence; only recordsCount, batchLength and the CRC change. */
 #ifndef TL_LOG_CLEANER_H
@@ -123,6 +131,8 @@ struct tl_cleaner_job {
 	int64_t bytes_written;
 	int64_t records_read;
 	int64_t records_kept;
+	int64_t markers_removed;
+	int64_t marker_removed_last; /* offset of the newest marker removed; -1: none */
 	int64_t duration_ms;
 };
 

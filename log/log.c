@@ -4249,6 +4249,31 @@ out_fail:
 }
 
 /* Swaps a finished pass in, writes the checkpoint and logs the figures. */
+/* A pass removed transaction markers up to @offset: a producer snapshot at or below it
+ * may hold a transaction open whose marker is gone, and a recovery that replayed the log
+ * from it would never see the transaction close (the LSO would stay behind it). Such
+ * snapshots go; the one at the active segment's base, above every cleaned offset, stays.
+ * A crash before this leaves them, used only when every newer snapshot is unusable. */
+static void snapshots_drop_below_marker(struct tl_log *log, int64_t offset)
+{
+	TL_ASSERT(offset < active_segment(log)->base_offset);
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < TL_ARRAY_SIZE(log->snapshots); i++) {
+		int64_t at = log->snapshots[i];
+		if (at < 0)
+			break;
+		if (at <= offset) {
+			char name[NAME_BYTES];
+			snapshot_name(name, at);
+			unlinkat(log->dir_fd, name, 0);
+			continue;
+		}
+		log->snapshots[kept++] = at;
+	}
+	for (uint32_t i = kept; i < TL_ARRAY_SIZE(log->snapshots); i++)
+		log->snapshots[i] = -1;
+}
+
 static tl_err cleaner_finish(struct tl_log *log)
 {
 	struct tl_cleaner_job *job = log->cleaner_job;
@@ -4260,6 +4285,8 @@ static tl_err cleaner_finish(struct tl_log *log)
 	}
 	if (err == TL_OK)
 		err = cleaner_swap(log, job, &swapped);
+	if (err == TL_OK && swapped > 0 && job->marker_removed_last >= 0)
+		snapshots_drop_below_marker(log, job->marker_removed_last);
 	if (err == TL_OK && job->map_end > log->cleaner_first_dirty) {
 		char text[32];
 		int n = snprintf(text, sizeof(text), "%" PRId64 "\n", job->map_end);
@@ -4276,14 +4303,16 @@ static tl_err cleaner_finish(struct tl_log *log)
 	st->bytes_written += job->bytes_written;
 	st->records_read += job->records_read;
 	st->records_kept += job->records_kept;
+	st->markers_removed += job->markers_removed;
 	st->duration_ms += job->duration_ms;
 	st->first_dirty = log->cleaner_first_dirty;
 	if (job->err == TL_OK)
 		tl_info("log: compacted dir=%s segments=%u groups=%u swapped=%u bytes_read=%" PRId64
 			" bytes_written=%" PRId64 " records_read=%" PRId64 " records_kept=%" PRId64
-			" ratio=%.3f ms=%" PRId64 " first_dirty=%" PRId64,
+			" markers_removed=%" PRId64 " ratio=%.3f ms=%" PRId64 " first_dirty=%" PRId64,
 			log->dir, job->input_count, job->group_count, swapped, job->bytes_read,
 			job->bytes_written, job->records_read, job->records_kept,
+			job->markers_removed,
 			job->records_read ? (double)job->records_kept / (double)job->records_read
 					  : 1.0,
 			job->duration_ms, log->cleaner_first_dirty);

@@ -158,6 +158,7 @@ struct seen {
 	int64_t records;
 	int64_t tombstones;
 	int64_t batches;
+	int64_t markers; /* control batches */
 	int64_t offset_of[KEYS]; /* latest offset seen per key */
 	char value_of[KEYS][VALUE_BYTES];
 	bool aborted_key_seen;
@@ -190,6 +191,8 @@ static void read_all(struct tl_log *log, struct seen *seen)
 		struct tl_batch_header h;
 		while (tl_records_iter_next_batch(&it, &h, NULL, NULL) == TL_OK) {
 			seen->batches++;
+			if (tl_batch_is_control(&h))
+				seen->markers++;
 			if (h.records_count > 0)
 				seen->codecs |= 1u << tl_batch_compression(&h);
 			ck_assert_int_gt(h.base_offset, previous);
@@ -562,6 +565,91 @@ START_TEST(aborted_transactions_lose_their_records_and_keep_their_marker)
 }
 END_TEST
 
+/* Appends a COMMIT or ABORT marker of producer 2000 (epoch 0) stamped @ts. */
+static void put_marker(struct tl_log *log, bool commit, int64_t ts)
+{
+	struct tl_buf marker;
+	tl_buf_init(&marker);
+	ck_assert_int_eq(tl_records_control_marker_build(&marker, commit, 2000, 0, 0, ts), TL_OK);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(append_raw(log, &marker, &result), TL_OK);
+	tl_buf_deinit(&marker);
+}
+
+/* Issue 17: as Kafka's cleaner, a marker goes once a pass met no batch of its
+ * transaction (aborted records go first, superseded committed ones too) and it is older
+ * than delete.retention.ms; C's marker stays, since C's batch is its producer's last
+ * (kept for dedupe) and so always met;
+ * read_committed state (the LSO), the latest values and the producer's sequence survive
+ * a restart. */
+START_TEST(issue17_markers_go_once_their_transaction_is_empty_and_retention_passed)
+{
+	struct tl_log *log = log_open();
+	int64_t old = tl_wall_ms() - 60000;
+	populate(log, tl_wall_ms());
+	for (int k = 0; k < 5; k++) /* A: aborted */
+		put(log, k, "ABORTED", tl_wall_ms(), 2000, k, true);
+	put_marker(log, false, old);
+	for (int k = 5; k < 10; k++) /* B: committed, then every key written again */
+		put(log, k, "B", tl_wall_ms(), 2000, k, true);
+	put_marker(log, true, old);
+	populate(log, tl_wall_ms());
+	int64_t c = put(log, 10, "C", tl_wall_ms(), 2000, 10, true); /* C: stays the latest */
+	snprintf(latest[10], VALUE_BYTES, "C");
+	latest_offset[10] = c;
+	put_marker(log, true, old);
+	populate(log, tl_wall_ms());
+	struct seen seen;
+	read_all(log, &seen);
+	ck_assert_int_eq(seen.markers, 3);
+	/* Pass 1 drops A's and B's records, but met their batches: the markers stay. */
+	ck_assert_int_eq(compact(log), TL_OK);
+	expect_latest(log, &seen);
+	ck_assert(!seen.aborted_key_seen);
+	ck_assert_int_eq(seen.markers, 3);
+	/* Pass 2 meets no batch of A or B, but delete.retention.ms has not passed. */
+	populate(log, tl_wall_ms());
+	ck_assert_int_eq(compact(log), TL_OK);
+	expect_latest(log, &seen);
+	ck_assert_int_eq(seen.markers, 3);
+	/* Pass 3 with a shorter delete.retention.ms: A's and B's markers go, C's stays. */
+	config.delete_retention_ms = 1000;
+	tl_log_set_config(log, &config);
+	populate(log, tl_wall_ms());
+	ck_assert_int_eq(compact(log), TL_OK);
+	expect_latest(log, &seen);
+	ck_assert_int_eq(seen.markers, 1);
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.markers_removed, 2);
+	ck_assert_int_eq(tl_log_last_stable_offset(log), tl_log_end_offset(log));
+	tl_log_close(log);
+	/* A crash-like restart replays the compacted log: no transaction is left open. */
+	char path[400];
+	snprintf(path, sizeof(path), "%s/.clean-shutdown", dir);
+	unlink(path);
+	log = log_open();
+	ck_assert_int_eq(tl_log_last_stable_offset(log), tl_log_end_offset(log));
+	expect_latest(log, &seen);
+	ck_assert_int_eq(seen.markers, 1);
+	/* The producer's sequence is still known: 11 follows, 13 is out of order. */
+	put(log, 11, "D", tl_wall_ms(), 2000, 11, true);
+	struct tl_records_builder b;
+	tl_records_builder_init(&b, TL_COMPRESSION_NONE);
+	struct tl_bytes kb = {(const uint8_t *)"k012", 4}, vb = {(const uint8_t *)"x", 1};
+	ck_assert_int_eq(tl_records_builder_append(&b, tl_wall_ms(), kb, vb, NULL, 0), TL_OK);
+	tl_records_builder_set_producer(&b, 2000, 0, 13, true);
+	struct tl_buf buf;
+	tl_buf_init(&buf);
+	ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &buf), TL_OK);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(append_raw(log, &buf, &result), TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+	tl_buf_deinit(&buf);
+	tl_records_builder_deinit(&b);
+	tl_log_close(log);
+}
+END_TEST
+
 /* Populates and closes the log, then compacts it in a child that dies at @point. */
 static void crash_at(int point)
 {
@@ -679,6 +767,7 @@ int main(void)
 	tcase_add_test(tc, the_background_pass_runs_from_tick_beside_appends);
 	tcase_add_test(tc, the_last_batch_of_each_producer_survives_for_dedupe);
 	tcase_add_test(tc, aborted_transactions_lose_their_records_and_keep_their_marker);
+	tcase_add_test(tc, issue17_markers_go_once_their_transaction_is_empty_and_retention_passed);
 	tcase_add_loop_test(tc, a_crash_at_any_point_of_the_swap_recovers_every_latest_value, 1, 6);
 	tcase_add_test(tc, a_failed_swap_takes_the_log_offline_and_a_reopen_finishes_it);
 	tcase_add_test(tc, an_offset_jump_in_the_active_segment_is_still_damage);
