@@ -638,6 +638,19 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	if (tl_batch_is_control(h)) {
 		if (drop_marker) {
 			TL_ASSERT(empty == KEEP_NONE);
+			if (tl_batch_control_type(data, len) == TL_BATCH_CONTROL_ABORT) {
+				if (job->aborts_removed_count == job->aborts_removed_cap) {
+					uint32_t cap = job->aborts_removed_cap ? job->aborts_removed_cap * 2
+									       : 16;
+					int64_t *grown = realloc(job->aborts_removed,
+								 cap * sizeof(*grown));
+					if (!grown)
+						return TL_ERR_NOMEM;
+					job->aborts_removed = grown;
+					job->aborts_removed_cap = cap;
+				}
+				job->aborts_removed[job->aborts_removed_count++] = h->base_offset;
+			}
 			job->markers_removed++;
 			job->marker_removed_last = tl_batch_last_offset(h);
 			return TL_OK;
@@ -877,6 +890,9 @@ void tl_cleaner_job_deinit(struct tl_cleaner_job *job)
 	free(job->aborted);
 	free(job->lasts);
 	free(job->groups);
+	free(job->aborts_removed);
+	job->aborts_removed = NULL;
+	job->aborts_removed_count = 0;
 	job->inputs = NULL;
 	job->aborted = NULL;
 	job->lasts = NULL;

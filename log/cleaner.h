@@ -133,6 +133,14 @@ struct tl_cleaner_job {
 	int64_t records_kept;
 	int64_t markers_removed;
 	int64_t marker_removed_last; /* offset of the newest marker removed; -1: none */
+	/* The offsets of the ABORT markers removed, ascending: their aborted transactions
+	 * leave the log's index when their group is swapped in (Kafka's cleaner rebuilds
+	 * the .txnindex without them), or a read_committed consumer, told of an aborted
+	 * transaction whose marker is gone, would skip that producer's batches up to its
+	 * next ABORT marker, committed ones included. */
+	int64_t *aborts_removed;
+	uint32_t aborts_removed_count;
+	uint32_t aborts_removed_cap;
 	int64_t duration_ms;
 };
 

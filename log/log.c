@@ -4166,6 +4166,25 @@ static tl_err group_install(struct tl_log *log, const struct tl_cleaner_group *g
 	return TL_OK;
 }
 
+/* Forgets the aborted transactions whose ABORT marker the pass removed from @g (now on
+ * disk): group_install() then writes the group's .txnindex without them, and
+ * read_committed fetches stop listing them (see tl_cleaner_job.aborts_removed). */
+static void aborted_drop_removed(struct tl_log *log, const struct tl_cleaner_job *job,
+				 const struct tl_cleaner_group *g)
+{
+	uint32_t kept = 0, r = 0;
+	for (uint32_t i = 0; i < log->aborted_count; i++) {
+		int64_t marker = log->aborted[i].last_offset;
+		while (r < job->aborts_removed_count && job->aborts_removed[r] < marker)
+			r++;
+		bool removed = r < job->aborts_removed_count && job->aborts_removed[r] == marker &&
+			       marker >= g->base_offset && marker < g->end_offset;
+		if (!removed)
+			log->aborted[kept++] = log->aborted[i];
+	}
+	log->aborted_count = kept;
+}
+
 /* Swaps every rewritten group in, each step for all groups at once so that a pass costs
  * three directory fsyncs (steps 1-4 of the section comment). A group whose segments
  * changed meanwhile is discarded before step 1. Sets *swapped_out; an error after step 1
@@ -4232,6 +4251,7 @@ static tl_err cleaner_swap(struct tl_log *log, struct tl_cleaner_job *job, uint3
 	what = "install";
 	for (uint32_t i = 0; i < job->group_count && err == TL_OK; i++)
 		if (job->groups[i].swapping) {
+			aborted_drop_removed(log, job, &job->groups[i]);
 			err = group_install(log, &job->groups[i]);
 			(*swapped_out)++;
 		}

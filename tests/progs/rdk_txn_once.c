@@ -4,7 +4,9 @@
  *   rdk_txn_once BROKERS TOPIC TXN_ID COMMIT_RECORDS ABORT_RECORDS
  *       Initialises a transactional producer, writes COMMIT_RECORDS records to TOPIC
  *       (partition 0) and commits, then ABORT_RECORDS records and aborts. Values are
- *       "txn-commit-N" and "txn-abort-N". Exits 0 when both ends succeeded. */
+ *       "txn-commit-N" and "txn-abort-N"; with RDK_TXN_KEY_PREFIX set, record N has the key
+ *       "<prefix>N" (a compacted topic refuses records without one; 128). Exits 0 when both
+ *       ends succeeded. */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +40,14 @@ static int one(rd_kafka_t *rk, const char *topic, int count, int commit)
 		char value[64];
 		int len =
 			snprintf(value, sizeof(value), "txn-%s-%d", commit ? "commit" : "abort", i);
-		rd_kafka_resp_err_t e =
-			rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-					  RD_KAFKA_V_VALUE(value, (size_t)len),
-					  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		const char *prefix = getenv("RDK_TXN_KEY_PREFIX");
+		char key[64];
+		int key_len = prefix ? snprintf(key, sizeof(key), "%s%d", prefix, i) : 0;
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+			RD_KAFKA_V_KEY(prefix ? key : NULL, (size_t)key_len),
+			RD_KAFKA_V_VALUE(value, (size_t)len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_END);
 		if (e) {
 			fprintf(stderr, "txn_once: produce: %s\n", rd_kafka_err2str(e));
 			return 1;
