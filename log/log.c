@@ -2298,6 +2298,10 @@ tl_err tl_log_append_replica(struct tl_log *log, uint8_t *data, size_t len,
 	if (header->base_offset < log->end_offset ||
 	    (header->base_offset > log->end_offset && !log->offset_holes))
 		return TL_ERR_OFFSET_OUT_OF_RANGE;
+	/* Even a segment rolled at the log end could not index it (relative offsets are
+	 * 32-bit): over 2^31 offsets compacted away in one segment, refused, not handled. */
+	if (tl_batch_last_offset(header) - log->end_offset > INT32_MAX)
+		return TL_ERR_CORRUPT_MESSAGE;
 	if (tl_batch_is_control(header) && tl_batch_control_type(data, len) < 0)
 		return TL_ERR_INVALID_RECORD;
 	if (epochs_assign(log, header->partition_leader_epoch, header->base_offset) != TL_OK)

@@ -9,7 +9,9 @@
 # kill -9 would. A plain tallyd then restarts on what is left: no .cleaned or .swap file
 # may remain, a consumer from offset 0 sees every key's latest value at its original
 # offset with offsets increasing, a new record gets the next offset, and after a clean
-# stop `tally log check` passes.
+# stop `tally log check` passes. The base is written uncompressed and, for the compressed
+# path (batches that lose records are compressed again with their codec), with lz4 and
+# zstd batches: the fast suite runs one (point, codec) pair, make test-long every one.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat
@@ -20,34 +22,47 @@ topic=kv
 part=$topic-0
 overrides=(--override num.partitions=1 --override log.cleaner.backoff.ms=100)
 
-tl_start_broker "${overrides[@]}" --override log.cleaner.enable=false
-"$TL_BIN/tally" -b "$TL_BROKER" topic create "$topic" -p 1 --config cleanup.policy=compact \
-	--config segment.bytes=4096 --config min.cleanable.dirty.ratio=0.1 >/dev/null ||
-	tl_fail "topic create failed"
 awk -v keys=$keys -v rounds=$rounds 'BEGIN {
 	for (r = 0; r < rounds; r++)
 		for (k = 0; k < keys; k++) print "k" k ":v" k "-" r
 }' >"$TL_TMP/input"
-timeout 60 kcat -P -q -b "$TL_BROKER" -t "$topic" -p 0 -K: -X batch.num.messages=10 \
-	-X linger.ms=1 <"$TL_TMP/input" || tl_fail "kcat -P failed"
 written=$(wc -l <"$TL_TMP/input")
-tl_stop_broker
-cp -a "$TL_DATA" "$TL_TMP/base"
+
+# make_base CODEC: the data dir written with the cleaner off, kept as base-CODEC.
+make_base()
+{
+	rm -rf "$TL_DATA"
+	tl_start_broker "${overrides[@]}" --override log.cleaner.enable=false
+	"$TL_BIN/tally" -b "$TL_BROKER" topic create "$topic" -p 1 --config cleanup.policy=compact \
+		--config segment.bytes=4096 --config min.cleanable.dirty.ratio=0.1 >/dev/null ||
+		tl_fail "topic create failed"
+	timeout 60 kcat -P -q -b "$TL_BROKER" -t "$topic" -p 0 -K: -X batch.num.messages=10 \
+		-X linger.ms=1 -z "$1" <"$TL_TMP/input" || tl_fail "kcat -P -z $1 failed"
+	tl_stop_broker
+	if [ "$1" != none ]; then
+		"$TL_BIN/tally" log dump "$TL_DATA/$part" | grep -q "codec $1" ||
+			tl_fail "no $1 batch in the base written with kcat -z $1"
+	fi
+	cp -a "$TL_DATA" "$TL_TMP/base-$1"
+}
 # Latest per key: "offset key value", by offset.
 awk -F: '{ last[$1] = NR - 1; val[$1] = $2 } END { for (k in last) print last[k], k, val[k] }' \
 	"$TL_TMP/input" | sort -n >"$TL_TMP/want"
 
 # The fast suite (20 s budget) runs one point after the commit point: 3 (old files gone,
-# swap not yet renamed) or 4 (renamed, no index yet), by the clock's parity, or
-# TL_POINTS; all five run under make test-long. log/tests/cleaner_test.c covers every
-# point on every run.
+# swap not yet renamed) uncompressed, or 4 (renamed, no index yet) with lz4, by the
+# clock's parity, or TL_POINTS and TL_CODECS; all five points with every codec run under
+# make test-long. log/tests/cleaner_test.c covers every point on every run.
 points=${TL_POINTS:-$((3 + $(date +%s) % 2))}
-[ "$TL_LONG" = 1 ] && points=${TL_POINTS:-"1 2 3 4 5"}
-tl_log "crash points: $points"
+codecs=${TL_CODECS:-$([ "$points" = 4 ] && echo lz4 || echo none)}
+[ "$TL_LONG" = 1 ] && points=${TL_POINTS:-"1 2 3 4 5"} && codecs=${TL_CODECS:-"none lz4 zstd"}
+tl_log "crash points: $points; codecs: $codecs"
+for codec in $codecs; do
+make_base "$codec"
 for point in $points; do
 	rm -rf "$TL_DATA"
-	cp -a "$TL_TMP/base" "$TL_DATA"
-	echo "=== crash point $point" >>"$TL_TMP/tallyd.log"
+	cp -a "$TL_TMP/base-$codec" "$TL_DATA"
+	echo "=== crash point $point codec $codec" >>"$TL_TMP/tallyd.log"
 	TALLY_TEST_FAULTS=1 TALLY_TEST_CLEANER_CRASH_POINT=$point tl_start_broker "${overrides[@]}"
 	deadline=$((SECONDS + 10))
 	while tl_pid_alive "$TL_PID"; do
@@ -82,5 +97,6 @@ for point in $points; do
 		cat "$TL_TMP/check" >&2
 		tl_fail "point $point: tally log check fails"
 	}
-	tl_log "point $point: $(wc -l <"$TL_TMP/got") records read; files after the crash: $(echo $left | tr '\n' ' ' | cut -c1-200)"
+	tl_log "point $point ($codec): $(wc -l <"$TL_TMP/got") records read; files after the crash: $(echo $left | tr '\n' ' ' | cut -c1-200)"
+done
 done
