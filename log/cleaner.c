@@ -450,7 +450,7 @@ out:
 
 struct txns {
 	int64_t *ids;
-	uint32_t cap; /* power of two */
+	uint32_t cap;  /* power of two */
 	uint32_t used; /* ids and REMOVED slots */
 };
 
@@ -626,6 +626,23 @@ static tl_err batch_recompress(struct codecs *cx, struct writer *w, const uint8_
 	return TL_OK;
 }
 
+/* Records the removed ABORT marker at @offset (ascending: the pass reads in order). */
+static tl_err aborts_removed_push(struct tl_cleaner_job *job, int64_t offset)
+{
+	if (job->aborts_removed_count == job->aborts_removed_cap) {
+		uint32_t cap = job->aborts_removed_cap ? job->aborts_removed_cap * 2 : 16;
+		int64_t *grown = realloc(job->aborts_removed, cap * sizeof(*grown));
+		if (!grown)
+			return TL_ERR_NOMEM;
+		job->aborts_removed = grown;
+		job->aborts_removed_cap = cap;
+	}
+	if (job->aborts_removed_count > 0)
+		TL_ASSERT(job->aborts_removed[job->aborts_removed_count - 1] < offset);
+	job->aborts_removed[job->aborts_removed_count++] = offset;
+	return TL_OK;
+}
+
 /* Writes what survives of the batch @data (header @h) to @w; a compressed batch that
  * loses records is compressed again with its own codec. @empty: whether the batch stays
  * when no record does, and as what. A control batch is written whole unless
@@ -638,19 +655,9 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	if (tl_batch_is_control(h)) {
 		if (drop_marker) {
 			TL_ASSERT(empty == KEEP_NONE);
-			if (tl_batch_control_type(data, len) == TL_BATCH_CONTROL_ABORT) {
-				if (job->aborts_removed_count == job->aborts_removed_cap) {
-					uint32_t cap = job->aborts_removed_cap ? job->aborts_removed_cap * 2
-									       : 16;
-					int64_t *grown = realloc(job->aborts_removed,
-								 cap * sizeof(*grown));
-					if (!grown)
-						return TL_ERR_NOMEM;
-					job->aborts_removed = grown;
-					job->aborts_removed_cap = cap;
-				}
-				job->aborts_removed[job->aborts_removed_count++] = h->base_offset;
-			}
+			if (tl_batch_control_type(data, len) == TL_BATCH_CONTROL_ABORT &&
+			    aborts_removed_push(job, h->base_offset) != TL_OK)
+				return TL_ERR_NOMEM;
 			job->markers_removed++;
 			job->marker_removed_last = tl_batch_last_offset(h);
 			return TL_OK;
@@ -762,15 +769,14 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 			bool first = i == 0 && h.base_offset == g->base_offset;
 			bool last = tl_batch_last_offset(&h) + 1 == g->end_offset;
 			enum keep_empty keep = batch_is_producers_last(job, &h) ? KEEP_PRODUCER
-					       : first || last                ? KEEP_BOUNDARY
-									      : KEEP_NONE;
+					       : first || last                  ? KEEP_BOUNDARY
+										: KEEP_NONE;
 			bool drop_marker = false;
 			if (tl_batch_is_control(&h)) {
 				bool had_batches = txns_end(txns, h.producer_id);
-				drop_marker = !had_batches && keep == KEEP_NONE &&
-					      h.max_timestamp >= 0 &&
-					      h.max_timestamp <
-						      job->now_ms - job->delete_retention_ms;
+				drop_marker =
+					!had_batches && keep == KEEP_NONE && h.max_timestamp >= 0 &&
+					h.max_timestamp < job->now_ms - job->delete_retention_ms;
 			} else if (tl_batch_is_transactional(&h) && h.producer_id >= 0) {
 				err = txns_begin(txns, h.producer_id);
 				if (err != TL_OK)

@@ -4333,7 +4333,8 @@ static tl_err cleaner_finish(struct tl_log *log)
 	if (job->err == TL_OK)
 		tl_info("log: compacted dir=%s segments=%u groups=%u swapped=%u bytes_read=%" PRId64
 			" bytes_written=%" PRId64 " records_read=%" PRId64 " records_kept=%" PRId64
-			" markers_removed=%" PRId64 " ratio=%.3f ms=%" PRId64 " first_dirty=%" PRId64,
+			" markers_removed=%" PRId64 " ratio=%.3f ms=%" PRId64
+			" first_dirty=%" PRId64,
 			log->dir, job->input_count, job->group_count, swapped, job->bytes_read,
 			job->bytes_written, job->records_read, job->records_kept,
 			job->markers_removed,

@@ -407,9 +407,9 @@ struct tl_log_cleaner_stats {
 	int64_t records_read;
 	int64_t records_kept;
 	int64_t markers_removed; /* transaction markers, once their transaction had no batch */
-	int64_t duration_ms; /* in the cleaner thread */
-	int64_t first_dirty; /* where the next pass starts */
-	bool running;        /* a pass is in flight */
+	int64_t duration_ms;     /* in the cleaner thread */
+	int64_t first_dirty;     /* where the next pass starts */
+	bool running;            /* a pass is in flight */
 };
 void tl_log_cleaner_stats(const struct tl_log *log, struct tl_log_cleaner_stats *out);
 

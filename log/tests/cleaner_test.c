@@ -158,7 +158,7 @@ struct seen {
 	int64_t records;
 	int64_t tombstones;
 	int64_t batches;
-	int64_t markers; /* control batches */
+	int64_t markers;         /* control batches */
 	int64_t offset_of[KEYS]; /* latest offset seen per key */
 	char value_of[KEYS][VALUE_BYTES];
 	bool aborted_key_seen;

@@ -707,8 +707,8 @@ START_TEST(issue17_a_replica_takes_the_offset_holes_of_a_compacted_leader)
 	struct batch *b[5];
 	for (int i = 0; i < 5; i++) {
 		b[i] = batch_at(bases[i], epochs[i]);
-		ck_assert_int_eq(tl_log_append_replica(log, b[i]->bytes, BATCH_BYTES, &b[i]->header),
-				 TL_OK);
+		ck_assert_int_eq(
+			tl_log_append_replica(log, b[i]->bytes, BATCH_BYTES, &b[i]->header), TL_OK);
 		ck_assert_int_eq(tl_log_end_offset(log), bases[i] + 2);
 	}
 	/* Offsets never go backwards. */

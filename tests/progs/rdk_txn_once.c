@@ -43,11 +43,11 @@ static int one(rd_kafka_t *rk, const char *topic, int count, int commit)
 		const char *prefix = getenv("RDK_TXN_KEY_PREFIX");
 		char key[64];
 		int key_len = prefix ? snprintf(key, sizeof(key), "%s%d", prefix, i) : 0;
-		rd_kafka_resp_err_t e = rd_kafka_producev(
-			rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-			RD_KAFKA_V_KEY(prefix ? key : NULL, (size_t)key_len),
-			RD_KAFKA_V_VALUE(value, (size_t)len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e =
+			rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+					  RD_KAFKA_V_KEY(prefix ? key : NULL, (size_t)key_len),
+					  RD_KAFKA_V_VALUE(value, (size_t)len),
+					  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		if (e) {
 			fprintf(stderr, "txn_once: produce: %s\n", rd_kafka_err2str(e));
 			return 1;
