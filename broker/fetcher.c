@@ -370,11 +370,16 @@ static int64_t part_append(struct tl_broker *broker, struct tl_partition *p, uin
 		const char *why = NULL;
 		/* Stored, not produced: the leader's cleaner may have thinned it. */
 		tl_err err = tl_batch_validate_stored(data, (size_t)size, &h, &why);
-		if (err == TL_OK && h.base_offset < tl_log_end_offset(p->log)) {
+		int64_t end = tl_log_end_offset(p->log);
+		if (err == TL_OK && h.base_offset < end && tl_batch_last_offset(&h) < end) {
 			data += size; /* already have it (a fetch raced a truncation) */
 			len -= size;
 			continue;
 		}
+		/* A leader's batch across our end: the logs differ there. Refused, never
+		 * skipped, or the next batch would pass for one after a compacted hole. */
+		if (err == TL_OK && h.base_offset < end)
+			err = TL_ERR_OFFSET_OUT_OF_RANGE;
 		if (err == TL_OK)
 			err = tl_log_append_replica(p->log, data, (size_t)size, &h);
 		if (err != TL_OK) {
