@@ -324,6 +324,7 @@ struct tl_log {
 
 void tl_log_config_defaults(struct tl_log_config *config)
 {
+	config->offset_holes = false; /* one node; tl_partition_open_log sets it for replicas */
 	config->producer_id_expiration_ms = 86400000;
 	config->segment_bytes = 1073741824;
 	config->segment_ms = 604800000;
