@@ -42,7 +42,7 @@ deadline=$((SECONDS + 15))
 while [ "$(markers_removed)" -lt 4 ]; do
 	[ $SECONDS -lt $deadline ] ||
 		tl_fail "the cleaner removed $(markers_removed) markers within 15 s (want 4)"
-	awk -v r=$round 'BEGIN { for (k = 0; k < 50; k++) print "z" k ":z" k "-" r }' |
+	awk -v r=$round 'BEGIN { for (k = 0; k < 150; k++) print "z" k ":z" k "-" r }' |
 		timeout 30 kcat -P -q -b "$TL_BROKER" -t "$topic" -p 0 -K: -X linger.ms=1 ||
 		tl_fail "kcat -P failed"
 	round=$((round + 1))
@@ -62,7 +62,7 @@ check_read()
 	awk '{ last[$2] = $3 } END { for (k in last) print k, last[k] }' "$TL_TMP/got" | sort >"$TL_TMP/latest"
 	{
 		for k in 0 1 2 3 4; do echo "t$k txn-commit-$k"; done
-		for k in $(seq 0 49); do echo "z$k z$k-$((round - 1))"; done
+		for k in $(seq 0 149); do echo "z$k z$k-$((round - 1))"; done
 	} | sort >"$TL_TMP/want"
 	cmp -s "$TL_TMP/want" "$TL_TMP/latest" || {
 		diff "$TL_TMP/want" "$TL_TMP/latest" | head -n 10 >&2
