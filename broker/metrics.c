@@ -431,6 +431,9 @@ static void render_topics(struct tl_broker *broker, struct tl_buf *out)
 		      "fetch asked for (records, and transaction markers).");
 	TOPIC_COUNTER("tally_broker_topic_replication_bytes_out_total", replication_bytes_out,
 		      "Record bytes sent to follower brokers (Kafka ReplicationBytesOutPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_replication_bytes_in_total", replication_bytes_in,
+		      "Record batch bytes this broker appended as a follower, fetched from the "
+		      "leader (Kafka ReplicationBytesInPerSec).");
 	TOPIC_COUNTER(
 		"tally_broker_topic_bytes_rejected_total", bytes_rejected,
 		"Produced bytes refused as invalid or too large (Kafka BytesRejectedPerSec).");
@@ -546,10 +549,12 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 	gauge(out, "tally_log_cache_bytes", "Bytes held in the logs' read caches.",
 	      (double)c.cache.bytes);
 	counter(out, "tally_replica_isr_shrinks_total",
-		"ISR shrinks this broker asked for as leader (Kafka IsrShrinksPerSec).",
+		"ISR shrinks committed while this broker led the partition (Kafka "
+		"IsrShrinksPerSec).",
 		broker->metrics.isr_shrinks);
 	counter(out, "tally_replica_isr_expands_total",
-		"ISR expansions this broker asked for as leader (Kafka IsrExpandsPerSec).",
+		"ISR expansions committed while this broker led the partition (Kafka "
+		"IsrExpandsPerSec).",
 		broker->metrics.isr_expands);
 	char labels[TL_CONFIG_STR_MAX + 32] = "";
 	tl_prom_label(labels, sizeof(labels), "log_dir", broker->data_dir);
