@@ -131,8 +131,8 @@ struct tl_request {
 	void (*on_abandon)(struct tl_request *req);
 	int64_t deadline_ms; /* parked fetch: when to answer anyway; 0 = not parked */
 	struct tl_request *parked_next, *parked_prev;
-	uint64_t wake_gen;     /* the partition wake-up that last retried this fetch */
-	/* Request times (conn.c, "request times"; Kafka's RequestMetrics), monotonic ns.
+	uint64_t wake_gen; /* the partition wake-up that last retried this fetch */
+	/* Request times (conn.c, request_split(); Kafka's RequestMetrics), monotonic ns.
 	 * received <= started <= done <= send_started <= last byte written; remote_ns is
 	 * the part of started..done spent waiting on others (the ISR, a fetch's max_wait). */
 	int64_t received_ns;     /* the read that brought the frame's last byte returned */

@@ -637,8 +637,7 @@ static void hist_add_ns(struct tl_hist *h, int64_t ns)
 /* Kafka's split of an answered (or silent) request's time, see struct
  * tl_request_metrics. The response queue time starts when the response was DONE, or at
  * the end of a KIP-219 hold, whichever is later: a hold is throttle time. */
-static void request_split(struct tl_request_metrics *m, const struct tl_request *req,
-			  int64_t now)
+static void request_split(struct tl_request_metrics *m, const struct tl_request *req, int64_t now)
 {
 	TL_ASSERT_DEBUG(req->remote_since_ns == 0);
 	TL_ASSERT_DEBUG(req->started_ns >= req->received_ns);

@@ -1340,8 +1340,8 @@ static int run_pipeline(const char *topic, int32_t count, int32_t wait_ms)
 		expect_code("pipelined Fetch", resp.error_code, 0);
 		if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
 			fail("Fetch: expected one topic with one partition in the answer");
-		expect_code("pipelined Fetch partition",
-			    resp.responses[0].partitions[0].error_code, 0);
+		expect_code("pipelined Fetch partition", resp.responses[0].partitions[0].error_code,
+			    0);
 		reply_free(&r);
 	}
 	free(corr);
