@@ -9,8 +9,11 @@
 # pair's on/off ratio, and the median ratio with min-max.
 #
 #   bench/metrics-instr.sh [PAIRS] [RECORDS] [SIZE]      default 7 20000 512
+#   PRODUCE_ARGS="-X batch.num.messages=1 -X linger.ms=0" bench/metrics-instr.sh 3 5000 100
+#                                     one record a request: the per-request worst case
 # Manual, not part of make test.
 set -euo pipefail
+# shellcheck disable=SC2086 # PRODUCE_ARGS is split into words on purpose
 cd "$(dirname "$0")/.."
 pairs=${1:-7}
 records=${2:-20000}
@@ -33,18 +36,23 @@ run() { # SIDE PAIR
 		"${args[@]}" >"$dir/tallyd.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 1 600); do
-		port=$(grep -oE 'broker: listening on [0-9.]+:[0-9]+' "$dir/tallyd.log" |
+		port=$(grep -oE 'broker: listening on [0-9.]+:[0-9]+' "$dir/tallyd.log" 2>/dev/null |
 			grep -oE '[0-9]+$' || true)
 		[ -n "$port" ] && break
 		sleep 0.1
 	done
 	[ -n "$port" ] || { echo "tallyd did not start: $dir/tallyd.log" >&2; kill -9 "$pid"; exit 1; }
-	kcat -P -q -b "127.0.0.1:$port" -t m -X acks=all -X linger.ms=5 <"$out/records"
+	kcat -P -q -b "127.0.0.1:$port" -t m -X acks=all -X linger.ms=5 \
+		${PRODUCE_ARGS:-} <"$out/records"
 	kcat -C -q -b "127.0.0.1:$port" -t m -o beginning -e >/dev/null
 	kill -TERM "$pid"
 	wait "$pid" || true
 	sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$dir/callgrind.out" | head -1 >"$dir/ir"
 	rm -rf "$dir/data"
+	# Where the difference lies: the request path's functions, inclusive.
+	callgrind_annotate --inclusive=yes --threshold=100 "$dir/callgrind.out" 2>/dev/null |
+		grep -E 'conn_frame_ready|conn_pop_head|tl_conn_flush|tl_hist_add|request_split' \
+		>"$dir/functions" || true
 	printf '  %-3s pair %d: %s instructions, %.1f G instructions per GB\n' "$side" "$pair" \
 		"$(cat "$dir/ir")" "$(echo "$(cat "$dir/ir") / $bytes" | bc -l)"
 }
