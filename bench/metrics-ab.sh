@@ -10,7 +10,7 @@
 #
 # OTHER_CPU_MAX (default: keep every run) is passed to ab.sh. Manual, not in make test.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 pairs=${1:-9}
 shift || true
 [ $# -gt 0 ] || set -- -d 5s -w 1s

@@ -13,15 +13,14 @@
 #                                     one record a request: the per-request worst case
 # Manual, not part of make test.
 set -euo pipefail
-# shellcheck disable=SC2086 # PRODUCE_ARGS is split into words on purpose
 cd "$(dirname "$0")/.."
 pairs=${1:-7}
 records=${2:-20000}
 size=${3:-512}
-command -v valgrind >/dev/null && command -v kcat >/dev/null || {
+if ! command -v valgrind >/dev/null || ! command -v kcat >/dev/null; then
 	echo "metrics-instr.sh: needs valgrind and kcat" >&2
 	exit 2
-}
+fi
 out=$(mktemp -d /var/tmp/tally-metrics-instr.XXXXXX)
 python3 -c "import sys; sys.stdout.write(('x' * $size + '\n') * $records)" >"$out/records"
 bytes=$((records * size))
@@ -42,6 +41,7 @@ run() { # SIDE PAIR
 		sleep 0.1
 	done
 	[ -n "$port" ] || { echo "tallyd did not start: $dir/tallyd.log" >&2; kill -9 "$pid"; exit 1; }
+	# shellcheck disable=SC2086 # PRODUCE_ARGS is split into words on purpose
 	kcat -P -q -b "127.0.0.1:$port" -t m -X acks=all -X linger.ms=5 \
 		${PRODUCE_ARGS:-} <"$out/records"
 	kcat -C -q -b "127.0.0.1:$port" -t m -o beginning -e >/dev/null
