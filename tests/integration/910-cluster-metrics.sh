@@ -44,7 +44,7 @@ sums()
 			tl_fail "GET /metrics of broker $b failed"
 		files+=("$TL_TMP/s$b.txt")
 	done
-	"$py_bin" -I -S - "$check" "$@" -- "${files[@]}" <<'PY' || tl_fail "a scrape does not parse"
+	"$py_bin" -I -S -B - "$check" "$@" -- "${files[@]}" <<'PY' || tl_fail "a scrape does not parse"
 import importlib.util, sys
 args = sys.argv[1:]
 cut = args.index("--")
