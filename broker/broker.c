@@ -332,7 +332,8 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 static void request_times_log(const struct tl_broker *broker)
 {
 	for (int16_t key = 0; key < TL_BROKER_API_SLOTS; key++) {
-		const struct tl_hist *h = broker->request_us[key];
+		const struct tl_hist *h =
+			broker->request_metrics[key] ? &broker->request_metrics[key]->total : NULL;
 		if (!h || h->count == 0)
 			continue;
 		const struct tl_api_info *info = tl_api_info(key);
@@ -492,9 +493,6 @@ void tl_broker_deinit(struct tl_broker *broker)
 	tl_buf_deinit(&broker->recompress_buf);
 	ZSTD_freeCCtx(broker->recompress_zstd);
 	tl_metrics_stop(broker);
-	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++) {
-		free(broker->request_us[key]);
-		free(broker->request_local_us[key]);
-		free(broker->request_send_us[key]);
-	}
+	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++)
+		free(broker->request_metrics[key]);
 }

@@ -101,6 +101,20 @@ enum tl_request_state {
 	TL_REQUEST_SILENT = 2,  /* finished, no response (acks=0) */
 };
 
+/* Kafka's RequestMetrics for one API key, in microseconds. For an answered request
+ * total = queue + local + remote + response_queue + response_send (+ a KIP-219 hold,
+ * which is throttle time); a request with no response (acks=0) counts its response
+ * queue time up to its turn in the connection's FIFO and a send time of 0. */
+struct tl_request_metrics {
+	struct tl_hist total;          /* TotalTimeMs: frame in to its last byte written */
+	struct tl_hist queue;          /* RequestQueueTimeMs: frame in to handler start */
+	struct tl_hist local;          /* LocalTimeMs: handler start to DONE, less remote */
+	struct tl_hist remote;         /* RemoteTimeMs: waiting on the ISR, or in max_wait */
+	struct tl_hist throttle;       /* ThrottleTimeMs: quota throttle applied */
+	struct tl_hist response_queue; /* ResponseQueueTimeMs: DONE to its first write */
+	struct tl_hist response_send;  /* ResponseSendTimeMs: first write to last byte */
+};
+
 struct tl_request {
 	struct tl_conn *conn;
 	struct tl_request *next; /* connection FIFO */
@@ -118,10 +132,18 @@ struct tl_request {
 	void (*on_abandon)(struct tl_request *req);
 	int64_t deadline_ms; /* parked fetch: when to answer anyway; 0 = not parked */
 	struct tl_request *parked_next, *parked_prev;
-	uint64_t wake_gen;     /* the partition wake-up that last retried this fetch */
-	int64_t received_ns;   /* when the whole frame was in */
-	int64_t done_ns;       /* when the response was encoded (DONE) */
-	int64_t hold_until_ms; /* quota: an old client's response waits until then (KIP-219) */
+	uint64_t wake_gen; /* the partition wake-up that last retried this fetch */
+	/* Request times (conn.c, request_split(); Kafka's RequestMetrics), monotonic ns.
+	 * received <= started <= done <= send_started <= last byte written; remote_ns is
+	 * the part of started..done spent waiting on others (the ISR, a fetch's max_wait). */
+	int64_t received_ns;     /* the read that brought the frame's last byte returned */
+	int64_t started_ns;      /* the handler was called */
+	int64_t remote_since_ns; /* waiting on others since then; 0 when not waiting */
+	int64_t remote_ns;       /* time waited on others so far */
+	int64_t done_ns;         /* the response was encoded (DONE), or SILENT was decided */
+	int64_t send_started_ns; /* the first write of its response was tried; 0 not yet */
+	int64_t throttle_ms;     /* quota throttle applied to this request (ThrottleTimeMs) */
+	int64_t hold_until_ms;   /* quota: an old client's response waits until then (KIP-219) */
 };
 
 /* SCRAM credentials of one user (sasl.c): index mechanism - 1. */
@@ -177,6 +199,7 @@ struct tl_conn {
 	bool tls_handshaking;        /* TLS handshake not finished: no request is read yet */
 	bool tls_read_wants_write;   /* a TLS read waits for the socket to take a write */
 	int64_t accepted_ms;         /* monotonic; ssl.handshake.timeout.ms counts from it */
+	int64_t read_ns;             /* the last read that returned bytes ended then */
 	int64_t frame_started_ms;    /* a frame is partly in since then; 0 none */
 	struct tl_conn_ip *ip_count; /* max.connections.per.ip bookkeeping */
 	uint8_t *rbuf;               /* bytes read but not yet framed */
@@ -257,13 +280,14 @@ struct tl_broker {
 	uint64_t topic_id_seed;
 	/* Counters (exported later through metrics). */
 	uint64_t requests_total;
-	/* Request time by API key, frame in to response written (Kafka's RequestMetrics
-	 * TotalTimeMs); allocated on first use, logged at shutdown. */
-	struct tl_hist *request_us[TL_BROKER_API_SLOTS];
-	/* The same split in two: frame in to DONE (handler, log and replicas: Kafka's
-	 * LocalTimeMs + RemoteTimeMs), and DONE to written (ResponseQueue + Send). */
-	struct tl_hist *request_local_us[TL_BROKER_API_SLOTS];
-	struct tl_hist *request_send_us[TL_BROKER_API_SLOTS];
+	/* Request times by API key (Kafka's RequestMetrics); allocated on an API's first
+	 * request, total time logged at shutdown. The split past total is kept only while
+	 * metrics_on. */
+	struct tl_request_metrics *request_metrics[TL_BROKER_API_SLOTS];
+	/* metrics.listener is set: the hot-path counting (request time split, topic
+	 * counters, error codes, batch sizes) is done. Unset, only what the shutdown log
+	 * and the broker itself need is kept. Fixed at start-up. */
+	bool metrics_on;
 	struct tl_metrics metrics; /* the rest of /metrics' counters */
 	int diag_level_saved;      /* log level to go back to when SIGUSR1 turns debug off */
 	int64_t slow_logged_ms;    /* log.slow.request.ms: start of the current second */
@@ -328,6 +352,10 @@ void tl_request_finished(struct tl_request *req);
  * is due now; when the client has gone meanwhile, finishes the request without one
  * and returns false. */
 bool tl_request_wait_end(struct tl_request *req);
+/* @req starts (ends) waiting on others: the ISR for a replicated produce, new data for
+ * a fetch in long-poll (Kafka's RemoteTimeMs). Pairs; a request may wait several times. */
+void tl_request_remote_begin(struct tl_request *req);
+void tl_request_remote_end(struct tl_request *req);
 void tl_conn_flush(struct tl_conn *conn);
 /* Closes idle connections (connections.max.idle.ms), TLS handshakes past
  * ssl.handshake.timeout.ms and frames begun longer than socket.request.read.timeout.ms. */

@@ -340,7 +340,14 @@ static void conn_frame_ready(struct tl_conn *conn, struct tl_request *req)
 	conn->tail = req;
 	conn->queued++;
 	conn->broker->requests_total++;
-	req->received_ns = tl_mono_ns();
+	/* Every read stops at a frame boundary's worth of unparsed bytes (conn_parse frames
+	 * all it can before the next read), so the last read completed this frame: its
+	 * queue time counts from then, including any wait for the requests ahead of it in
+	 * this read or for the connection's pause (queued.max.requests, quota mute). */
+	TL_ASSERT_DEBUG(conn->read_ns > 0);
+	req->received_ns = conn->read_ns;
+	if (conn->broker->metrics_on)
+		req->started_ns = tl_mono_ns();
 	tl_dispatch(req);
 }
 
@@ -430,6 +437,7 @@ static void conn_read(struct tl_conn *conn)
 			n = tl_transport_read(&conn->transport, req->frame + conn->reading_have,
 					      req->frame_len - conn->reading_have);
 			if (n > 0) {
+				conn->read_ns = tl_mono_ns();
 				conn->reading_have += (uint32_t)n;
 				if (conn->reading_have == req->frame_len) {
 					conn->reading = NULL;
@@ -442,6 +450,7 @@ static void conn_read(struct tl_conn *conn)
 			n = tl_transport_read(&conn->transport, conn->rbuf + conn->rlen,
 					      conn->rcap - conn->rlen);
 			if (n > 0) {
+				conn->read_ns = tl_mono_ns();
 				conn->rlen += (uint32_t)n;
 				if (!conn_parse(conn))
 					return;
@@ -625,23 +634,41 @@ static void request_slow(struct tl_broker *broker, const struct tl_request *req,
 	broker->slow_suppressed = 0;
 }
 
-static void hist_add(struct tl_hist **h, int64_t ns)
+static void hist_add_ns(struct tl_hist *h, int64_t ns)
 {
-	if (!*h && !(*h = calloc(1, sizeof(**h))))
-		return; /* the figure is lost, nothing else */
-	tl_hist_add(*h, (uint64_t)TL_MAX(ns, (int64_t)0) / 1000);
+	tl_hist_add(h, (uint64_t)TL_MAX(ns, (int64_t)0) / 1000);
+}
+
+/* Kafka's split of an answered (or silent) request's time, see struct
+ * tl_request_metrics. The response queue time starts when the response was DONE, or at
+ * the end of a KIP-219 hold, whichever is later: a hold is throttle time. */
+static void request_split(struct tl_request_metrics *m, const struct tl_request *req, int64_t now)
+{
+	TL_ASSERT_DEBUG(req->remote_since_ns == 0);
+	TL_ASSERT_DEBUG(req->started_ns >= req->received_ns);
+	int64_t send_started = req->send_started_ns ? req->send_started_ns : now;
+	int64_t queued_from = TL_MAX(req->done_ns, req->hold_until_ms * 1000000);
+	hist_add_ns(&m->queue, req->started_ns - req->received_ns);
+	hist_add_ns(&m->local, req->done_ns - req->started_ns - req->remote_ns);
+	hist_add_ns(&m->remote, req->remote_ns);
+	hist_add_ns(&m->throttle, req->throttle_ms * 1000000);
+	hist_add_ns(&m->response_queue, send_started - queued_from);
+	hist_add_ns(&m->response_send, now - send_started);
 }
 
 /* Request time, frame in to the response's last byte written (or, for a request that
- * is not answered, to its end); for answered ones also split at the response's
- * encoding. */
+ * is not answered, to its turn in the FIFO); with metrics on, also split as Kafka's
+ * RequestMetrics. */
 static void request_timed(struct tl_broker *broker, const struct tl_request *req)
 {
 	int16_t key = req->header.api_key;
 	if (key < 0 || key >= TL_BROKER_API_SLOTS)
 		return;
+	struct tl_request_metrics *m = broker->request_metrics[key];
+	if (!m && !(m = broker->request_metrics[key] = calloc(1, sizeof(*m))))
+		return; /* the figures are lost, nothing else */
 	int64_t now = tl_mono_ns();
-	hist_add(&broker->request_us[key], now - req->received_ns);
+	hist_add_ns(&m->total, now - req->received_ns);
 	if (tl_diag_level() == TL_DIAG_DEBUG) {
 		const struct tl_api_info *info = tl_api_info(key);
 		tl_debug("broker: request done api=%s api_version=%d correlation_id=%d "
@@ -653,10 +680,23 @@ static void request_timed(struct tl_broker *broker, const struct tl_request *req
 	if (broker->config.log_slow_request_ms > 0 &&
 	    now - req->received_ns >= broker->config.log_slow_request_ms * 1000000)
 		request_slow(broker, req, now);
-	if (req->state != TL_REQUEST_DONE)
-		return;
-	hist_add(&broker->request_local_us[key], req->done_ns - req->received_ns);
-	hist_add(&broker->request_send_us[key], now - req->done_ns);
+	if (broker->metrics_on)
+		request_split(m, req, now);
+}
+
+void tl_request_remote_begin(struct tl_request *req)
+{
+	TL_ASSERT(req->remote_since_ns == 0);
+	if (req->conn->broker->metrics_on)
+		req->remote_since_ns = tl_mono_ns();
+}
+
+void tl_request_remote_end(struct tl_request *req)
+{
+	if (req->remote_since_ns == 0)
+		return; /* metrics off, or not waiting */
+	req->remote_ns += tl_mono_ns() - req->remote_since_ns;
+	req->remote_since_ns = 0;
 }
 
 static void conn_pop_head(struct tl_conn *conn)
@@ -687,6 +727,8 @@ void tl_conn_flush(struct tl_conn *conn)
 			conn_pop_head(conn);
 			continue;
 		}
+		if (req->send_started_ns == 0 && conn->broker->metrics_on)
+			req->send_started_ns = tl_mono_ns();
 		int64_t total = tl_buf_total(&req->response);
 		struct iovec iov[CONN_IOV_MAX];
 		const struct tl_file_span *span;
@@ -758,6 +800,9 @@ void tl_request_finished(struct tl_request *req)
 {
 	TL_ASSERT(req->state != TL_REQUEST_WORKING);
 	struct tl_conn *conn = req->conn;
+	tl_request_remote_end(req);
+	if (req->done_ns == 0 && conn->broker->metrics_on)
+		req->done_ns = tl_mono_ns(); /* SILENT: no response was encoded */
 	if (conn->closed) {
 		/* Detached by tl_conn_close: nobody will send it. */
 		if (req->waits == 0)

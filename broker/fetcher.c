@@ -385,6 +385,8 @@ static int64_t part_append(struct tl_broker *broker, struct tl_partition *p, uin
 			break;
 		}
 		appended = tl_batch_last_offset(&h) + 1;
+		if (broker->metrics_on)
+			p->topic->metrics.replication_bytes_in += (uint64_t)size;
 		data += size;
 		len -= size;
 	}

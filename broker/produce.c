@@ -40,6 +40,7 @@ struct produce_state {
 	struct tl_produce_request msg;
 	struct tl_produce_response resp;
 	bool any_error;
+	bool waits_remote; /* a wait is on a replicated partition's ISR (RemoteTimeMs) */
 };
 
 static void produce_respond(struct tl_request *req)
@@ -338,7 +339,7 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 			partition_error(st, result, err, append_error_message(err));
 			break;
 		}
-		if (!appended.duplicate) {
+		if (!appended.duplicate && req->conn->broker->metrics_on) {
 			metrics->messages_in += (uint64_t)TL_MAX(h.records_count, 0);
 			metrics->bytes_in += (uint64_t)size;
 			tl_hist_add(&req->conn->broker->metrics.produce_batch_bytes,
@@ -363,6 +364,10 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 	wait->result = result;
 	wait->waiter.offset = last_offset;
 	wait->waiter.done = produce_durable;
+	/* A replicated partition's high watermark waits for every ISR member: Kafka's
+	 * purgatory wait. One replica's wait is for its own fdatasync: local time. */
+	if (topic->cluster && partition->replica_count > 1)
+		st->waits_remote = true;
 	req->waits++;
 	tl_log_wait_durable(partition->log, &wait->waiter);
 }
@@ -463,4 +468,6 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 	}
 	if (req->waits == 0)
 		produce_respond(req);
+	else if (st->waits_remote)
+		tl_request_remote_begin(req);
 }

@@ -91,6 +91,7 @@ int32_t tl_quota_charge(struct tl_request *req, enum tl_quota_key key, int64_t b
 	int16_t version = req->header.api_version;
 	bool backs_off = (req->header.api_key == TL_API_PRODUCE && version >= 6) ||
 			 (req->header.api_key == TL_API_FETCH && version >= 8);
+	req->throttle_ms = TL_MAX(req->throttle_ms, (int64_t)ms);
 	tl_conn_throttle(req->conn, req, now + ms, !backs_off);
 	tl_debug("quota: throttled peer=%s client_id=%.*s key=%s throttle_ms=%d", req->conn->peer,
 		 client.len, client.ptr, tl_quota_key_name(key), ms);

@@ -53,10 +53,6 @@ static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t 
 	tl_info("replica: asking for an ISR change topic=%s partition=%d isr_from=%d "
 		"isr_to=%d",
 		p->topic->name, p->index, p->state.isr_count, next.isr_count);
-	if (next.isr_count < p->state.isr_count)
-		broker->metrics.isr_shrinks++;
-	else
-		broker->metrics.isr_expands++;
 	p->isr_change_ms = now;
 	p->isr_change_revision = p->state_revision;
 	tl_cluster_post_isr(broker, p->topic->name, p->index, p->state_revision, &next);
@@ -124,6 +120,20 @@ static void become_leader(struct tl_broker *broker, struct tl_partition *p)
 	leader_advance(p);
 }
 
+/* A new state in this leader's epoch: the ISR change it asked for (or the controller
+ * made) is committed. Counted here, once, rather than when asked: a request asked again
+ * after ISR_CHANGE_TIMEOUT_MS, or refused, is no change (Kafka IsrShrinksPerSec). */
+static void leader_isr_changed(struct tl_broker *broker, struct tl_partition *p,
+			       int32_t old_isr_count)
+{
+	TL_ASSERT(p->role == TL_REPLICA_LEADER);
+	tl_repl_leader_set_state(p->leader, &p->state);
+	if (p->state.isr_count < old_isr_count)
+		broker->metrics.isr_shrinks++;
+	else if (p->state.isr_count > old_isr_count)
+		broker->metrics.isr_expands++;
+}
+
 static void stop_leading(struct tl_partition *p)
 {
 	free(p->leader);
@@ -152,6 +162,7 @@ static void partition_apply_state(struct tl_broker *broker, struct tl_partition 
 	int32_t old_epoch = p->state.leader_epoch;
 	int32_t old_leader = p->state.leader;
 	bool had_state = p->has_state;
+	int32_t old_isr_count = p->state.isr_count;
 	p->replica_count = cp->replica_count;
 	memcpy(p->replicas, cp->replicas, sizeof(p->replicas));
 	p->has_state = cp->has_state;
@@ -167,7 +178,7 @@ static void partition_apply_state(struct tl_broker *broker, struct tl_partition 
 		if (!was_leader || old_epoch != cp->state.leader_epoch || !had_state)
 			become_leader(broker, p);
 		else
-			tl_repl_leader_set_state(p->leader, &cp->state);
+			leader_isr_changed(broker, p, old_isr_count);
 		if (p->role == TL_REPLICA_LEADER)
 			leader_advance(p);
 	} else {

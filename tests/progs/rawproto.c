@@ -28,6 +28,9 @@
  *                                            UNKNOWN_LEADER_EPOCH
  *   rawproto BROKER not-leader TOPIC         Produce and Fetch of TOPIC-0 on a follower:
  *                                            NOT_LEADER_OR_FOLLOWER
+ *   rawproto BROKER pipeline TOPIC N WAIT_MS  N pipelined Produce (acks=1), then N
+ *                                            pipelined Fetch at the log end that wait
+ *                                            out WAIT_MS (request time split, #18)
  *   rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR]
  *                                           seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -1291,6 +1294,65 @@ static int run_leader_epoch(const char *topic, int32_t epoch)
 	return 0;
 }
 
+/* Request time split (issue #18): @count Produce requests (acks=1, one record each)
+ * written in one send, so each waits behind the ones before it, then @count Fetch
+ * requests at the log end with max_wait @wait_ms, written in one send, so each waits
+ * out its max_wait (Kafka's RemoteTimeMs). Every answer is checked. Prints "pipeline:
+ * produce N fetch N". */
+static int run_pipeline(const char *topic, int32_t count, int32_t wait_ms)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, topic, 1);
+	struct tl_buf batch, frame, all;
+	build_batch(&batch, "pipelined", 1, TL_COMPRESSION_NONE, -1, -1, -1);
+	tl_buf_init(&frame);
+	tl_buf_init(&all);
+	int32_t *corr = calloc((size_t)count, sizeof(*corr));
+	if (!corr)
+		fail("out of memory");
+	for (int32_t i = 0; i < count; i++) {
+		corr[i] = encode_produce(&c, &frame, 9, 1, topic, 0, batch.data, batch.len);
+		request_finish(&frame);
+		tl_buf_put(&all, frame.data, frame.len);
+	}
+	if (all.failed || !send_all(c.fd, all.data, all.len))
+		fail("Produce: connection closed while sending the pipeline");
+	int64_t end = -1;
+	for (int32_t i = 0; i < count; i++) {
+		int64_t base;
+		expect_code("pipelined Produce", produce_recv(&c, 9, corr[i], topic, 0, &base), 0);
+		end = base + 1;
+	}
+	tl_buf_reset(&all);
+	for (int32_t i = 0; i < count; i++) {
+		corr[i] = encode_fetch(&c, &frame, 12, topic, 0, end, wait_ms);
+		request_finish(&frame);
+		tl_buf_put(&all, frame.data, frame.len);
+	}
+	if (all.failed || !send_all(c.fd, all.data, all.len))
+		fail("Fetch: connection closed while sending the pipeline");
+	for (int32_t i = 0; i < count; i++) {
+		struct reply r;
+		reply_must(&c, TL_API_FETCH, 12, corr[i], &r);
+		struct tl_fetch_response resp;
+		decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
+		expect_code("pipelined Fetch", resp.error_code, 0);
+		if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
+			fail("Fetch: expected one topic with one partition in the answer");
+		expect_code("pipelined Fetch partition", resp.responses[0].partitions[0].error_code,
+			    0);
+		reply_free(&r);
+	}
+	free(corr);
+	tl_buf_deinit(&all);
+	tl_buf_deinit(&frame);
+	tl_buf_deinit(&batch);
+	client_close(&c);
+	printf("pipeline: produce %d fetch %d\n", count, count);
+	return 0;
+}
+
 /* Against a broker that follows @topic-0: Produce and a consumer's Fetch are
  * NOT_LEADER_OR_FOLLOWER, so that clients refresh their metadata. */
 static int run_not_leader(const char *topic)
@@ -2324,6 +2386,11 @@ int main(int argc, char **argv)
 	if (argc >= 5 && strcmp(argv[2], "leader-epoch") == 0) {
 		broker_addr = argv[1];
 		return run_leader_epoch(argv[3], (int32_t)strtol(argv[4], NULL, 10));
+	}
+	if (argc >= 6 && strcmp(argv[2], "pipeline") == 0) {
+		broker_addr = argv[1];
+		return run_pipeline(argv[3], (int32_t)strtol(argv[4], NULL, 10),
+				    (int32_t)strtol(argv[5], NULL, 10));
 	}
 	if (argc >= 4 && strcmp(argv[2], "not-leader") == 0) {
 		broker_addr = argv[1];
