@@ -215,6 +215,10 @@ static void topic_apply(struct tl_broker *broker, const struct tl_cluster_topic 
 	}
 	if (!topic->cluster)
 		return; /* a local-only topic (coordinators' on this broker) */
+	if (ct->partition_count > topic->partition_count &&
+	    tl_topic_grow(topic, ct->partition_count) != TL_OK)
+		tl_crit("replica: cannot add the new partitions topic=%s partitions=%d",
+			topic->name, ct->partition_count);
 	tl_topic_apply_cluster_configs(broker, topic, ct->configs);
 	int32_t self = broker->config.node_id;
 	for (int32_t i = 0; i < topic->partition_count && i < ct->partition_count; i++) {

@@ -3,9 +3,13 @@
  * One node: topic changes are made here, durably (topics.c writes the metadata file
  * before anything is answered) and take effect at once. Cluster mode: topic configs are
  * written to the metadata store (compare-and-swap on the topic's key) and answered once
- * written; every broker applies them from its view (replica.c). CreatePartitions and
- * DeleteRecords are not taken in cluster mode yet: INVALID_REQUEST with a message saying
- * so, nothing changed. */
+ * written; every broker applies them from its view (replica.c). CreatePartitions in
+ * cluster mode rewrites the topic's key (the new partitions' replicas assigned by the
+ * metadata thread) and is answered once this broker's view has a leader for each new
+ * partition; every broker opens the logs it hosts from its view. DeleteRecords is
+ * served by each partition's leader (NOT_LEADER_OR_FOLLOWER elsewhere); followers take
+ * the new log start from the log_start_offset of the leader's fetch responses
+ * (fetcher.c), as Kafka's do. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +29,7 @@
 #define OP_APPEND   2
 #define OP_SUBTRACT 3
 
-#define CLUSTER_UNSUPPORTED                                                                        \
-	"not supported in cluster mode yet: topics there are changed by the controller"
+#define CREATE_AWAIT_MS 10000 /* longest wait for the new partitions' leaders */
 
 static struct tl_str arena_str(struct tl_arena *arena, const char *s)
 {
@@ -39,19 +42,95 @@ static struct tl_str arena_str(struct tl_arena *arena, const char *s)
 
 /* ---- CreatePartitions ---- */
 
-static int16_t
-create_partitions_one(struct tl_request *req, bool validate_only,
+/* A CreatePartitions request in flight (cluster mode: each topic's change waits for the
+ * metadata store, then for the new partitions' leaders in the view). */
+struct partitions_wait {
+	struct tl_request *req;
+	struct tl_create_partitions_response *resp;
+	struct tl_create_partitions_response_create_partitions_topic_result *out;
+	char topic[TL_TOPIC_NAME_MAX + 1];
+	int32_t count;
+};
+
+static void create_partitions_respond(struct tl_request *req,
+				      const struct tl_create_partitions_response *resp)
+{
+	tl_response_begin(req);
+	tl_create_partitions_response_encode(&req->response, req->header.api_version, resp);
+	tl_response_end(req);
+}
+
+static void partitions_led(void *ctx, tl_err err, const char *message)
+{
+	struct partitions_wait *w = ctx;
+	struct tl_request *req = w->req;
+	w->out->error_code = (int16_t)err;
+	if (err != TL_OK && message[0])
+		w->out->error_message = arena_str(&req->arena, message);
+	if (tl_request_wait_end(req))
+		create_partitions_respond(req, w->resp);
+}
+
+/* Stored: answer once this broker's view leads every new partition (as CreateTopics). */
+static void partitions_stored(void *ctx, tl_err err, const char *message)
+{
+	struct partitions_wait *w = ctx;
+	if (err != TL_OK) {
+		partitions_led(ctx, err, message);
+		return;
+	}
+	tl_cluster_await_partitions(w->req->conn->broker, w->topic, w->count, CREATE_AWAIT_MS,
+				    partitions_led, w);
+}
+
+/* Cluster mode: posts the change of @topic to the metadata thread, which checks the
+ * count and the assignments against the store's record. */
+static tl_err create_partitions_cluster(
+	struct tl_request *req, struct tl_create_partitions_response *resp,
+	const struct tl_create_partitions_request_create_partitions_topic *in,
+	struct tl_create_partitions_response_create_partitions_topic_result *out, char *why,
+	size_t why_size)
+{
+	struct partitions_wait *w = tl_arena_alloc(&req->arena, sizeof(*w));
+	size_t text_size = (size_t)TL_MAX(in->assignments_count, 0) * TL_REPL_REPLICAS_MAX * 12 + 1;
+	char *text = tl_arena_alloc(&req->arena, text_size);
+	if (!w || !text)
+		return TL_ERR_NOMEM;
+	size_t n = 0;
+	text[0] = '\0';
+	for (int32_t i = 0; i < in->assignments_count; i++) {
+		const struct tl_create_partitions_request_create_partitions_assignment *a =
+			&in->assignments[i];
+		if (a->broker_ids_count < 1 || a->broker_ids_count > TL_REPL_REPLICAS_MAX) {
+			snprintf(why, why_size, "Assignment %d has %d replicas.", i,
+				 a->broker_ids_count);
+			return TL_ERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		for (int32_t j = 0; j < a->broker_ids_count; j++)
+			n += (size_t)snprintf(text + n, text_size - n, "%s%d",
+					      j ? "," : (i ? ";" : ""), a->broker_ids[j]);
+	}
+	*w = (struct partitions_wait){.req = req, .resp = resp, .out = out, .count = in->count};
+	snprintf(w->topic, sizeof(w->topic), "%.*s", in->name.len, in->name.ptr);
+	req->waits++;
+	tl_err err = tl_cluster_add_partitions(req->conn->broker, w->topic, in->count, text,
+					       partitions_stored, w);
+	if (err != TL_OK)
+		req->waits--;
+	return err;
+}
+
+static void
+create_partitions_one(struct tl_request *req, struct tl_create_partitions_response *resp,
+		      bool validate_only,
 		      const struct tl_create_partitions_request_create_partitions_topic *in,
-		      struct tl_str *message_out)
+		      struct tl_create_partitions_response_create_partitions_topic_result *out)
 {
 	struct tl_broker *broker = req->conn->broker;
 	char why[512] = "";
 	tl_err err = TL_OK;
 	struct tl_topic *topic = tl_topic_find(broker, in->name);
-	if (broker->cluster) {
-		snprintf(why, sizeof(why), "CreatePartitions is " CLUSTER_UNSUPPORTED);
-		err = TL_ERR_INVALID_REQUEST;
-	} else if (!topic) {
+	if (!topic) {
 		snprintf(why, sizeof(why), "The topic '%.*s' does not exist.", in->name.len,
 			 in->name.ptr);
 		err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -60,7 +139,11 @@ create_partitions_one(struct tl_request *req, bool validate_only,
 		snprintf(why, sizeof(why), "Cannot add partitions to the internal topic %s.",
 			 topic->name);
 		err = TL_ERR_INVALID_REQUEST;
-	} else if (in->count <= topic->partition_count || in->count > TL_TOPIC_PARTITIONS_MAX) {
+	} else if (in->count > TL_TOPIC_PARTITIONS_MAX) {
+		snprintf(why, sizeof(why), "number of partitions must be at most %d",
+			 TL_TOPIC_PARTITIONS_MAX);
+		err = TL_ERR_INVALID_PARTITIONS;
+	} else if (in->count <= topic->partition_count && !topic->cluster) {
 		err = tl_topic_add_partitions(broker, topic, in->count, why, sizeof(why));
 		TL_ASSERT(err != TL_OK);
 	} else if (in->assignments_count >= 0 &&
@@ -69,6 +152,16 @@ create_partitions_one(struct tl_request *req, bool validate_only,
 			 "Increasing the number of partitions by %d but %d assignments provided.",
 			 in->count - topic->partition_count, in->assignments_count);
 		err = TL_ERR_INVALID_REPLICA_ASSIGNMENT;
+	} else if (topic->cluster && validate_only) {
+		if (in->count <= topic->partition_count) {
+			snprintf(why, sizeof(why),
+				 "Topic currently has %d partitions, which is not lower than the "
+				 "requested %d.",
+				 topic->partition_count, in->count);
+			err = TL_ERR_INVALID_PARTITIONS;
+		}
+	} else if (topic->cluster) {
+		err = create_partitions_cluster(req, resp, in, out, why, sizeof(why));
 	} else {
 		/* One node: every new partition's only replica is this broker. */
 		for (int32_t i = 0; i < in->assignments_count && err == TL_OK; i++) {
@@ -85,9 +178,9 @@ create_partitions_one(struct tl_request *req, bool validate_only,
 		if (err == TL_OK && !validate_only)
 			err = tl_topic_add_partitions(broker, topic, in->count, why, sizeof(why));
 	}
+	out->error_code = (int16_t)err;
 	if (err != TL_OK && why[0])
-		*message_out = arena_str(&req->arena, why);
-	return (int16_t)err;
+		out->error_message = arena_str(&req->arena, why);
 }
 
 void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body)
@@ -98,18 +191,22 @@ void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed CreatePartitions request");
 		return;
 	}
-	struct tl_create_partitions_response resp;
-	tl_create_partitions_response_defaults(&resp);
-	resp.results_count = TL_MAX(msg.topics_count, 0);
-	resp.results =
-		tl_arena_array(&req->arena, (size_t)resp.results_count, sizeof(*resp.results));
-	if (resp.results_count > 0 && !resp.results) {
+	struct tl_create_partitions_response *resp = tl_arena_alloc(&req->arena, sizeof(*resp));
+	if (!resp) {
 		tl_request_reject(req, "CreatePartitions request too large");
 		return;
 	}
-	for (int32_t i = 0; i < resp.results_count; i++) {
+	tl_create_partitions_response_defaults(resp);
+	resp->results_count = TL_MAX(msg.topics_count, 0);
+	resp->results =
+		tl_arena_array(&req->arena, (size_t)resp->results_count, sizeof(*resp->results));
+	if (resp->results_count > 0 && !resp->results) {
+		tl_request_reject(req, "CreatePartitions request too large");
+		return;
+	}
+	for (int32_t i = 0; i < resp->results_count; i++) {
 		struct tl_create_partitions_response_create_partitions_topic_result *out =
-			&resp.results[i];
+			&resp->results[i];
 		tl_create_partitions_response_create_partitions_topic_result_defaults(out);
 		out->name = msg.topics[i].name;
 		bool duplicate = false;
@@ -124,12 +221,10 @@ void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body)
 			out->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
 			continue;
 		}
-		out->error_code = create_partitions_one(req, msg.validate_only, &msg.topics[i],
-							&out->error_message);
+		create_partitions_one(req, resp, msg.validate_only, &msg.topics[i], out);
 	}
-	tl_response_begin(req);
-	tl_create_partitions_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	if (req->waits == 0)
+		create_partitions_respond(req, resp);
 }
 
 /* ---- AlterConfigs and IncrementalAlterConfigs ---- */
@@ -532,10 +627,14 @@ delete_records_one(struct tl_request *req, struct tl_str topic_name,
 		   int64_t *low_out)
 {
 	struct tl_broker *broker = req->conn->broker;
-	if (broker->cluster)
-		return (int16_t)TL_ERR_INVALID_REQUEST; /* the followers' start is not replicated */
-	struct tl_partition *p = tl_partition_find(broker, topic_name, in->partition_index);
-	if (!p || !p->log)
+	struct tl_partition *p = tl_partition_find_any(broker, topic_name, in->partition_index);
+	if (!p)
+		return (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+	/* Cluster mode: the leader's start is the partition's; followers take it from
+	 * the leader's fetch responses. */
+	if (p->topic->cluster && tl_replica_check_client(p, -1) != TL_OK)
+		return (int16_t)TL_ERR_NOT_LEADER_OR_FOLLOWER;
+	if (!p->log)
 		return (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 	tl_err err = tl_log_delete_records(p->log, in->offset, low_out);
 	if (err == TL_OK)
