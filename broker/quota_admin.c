@@ -397,9 +397,15 @@ static void alter_stored(void *ctx, tl_err err, const char *message)
 			tl_warn("quota: the change is stored, applied here with the next view");
 		free(sets);
 		free(removes);
+		/* A view with this change (and maybe a later one of another broker) may have
+		 * been applied already: the next view is applied whatever its text. */
+		free(broker->quotas.view_text);
+		broker->quotas.view_text = NULL;
 		tl_info("quota: altered in the metadata store entries=%d peer=%s",
 			w->resp.entries_count, req->conn->peer);
 	}
+	if (err <= TL_ERR_IO)
+		err = TL_ERR_UNKNOWN_SERVER_ERROR; /* an internal code (out of memory) */
 	for (int32_t i = 0; err != TL_OK && i < w->resp.entries_count; i++) {
 		struct tl_alter_client_quotas_response_entry_data *out = &w->resp.entries[i];
 		if (out->error_code != 0)

@@ -64,6 +64,8 @@ static void partitions_led(void *ctx, tl_err err, const char *message)
 {
 	struct partitions_wait *w = ctx;
 	struct tl_request *req = w->req;
+	if (err <= TL_ERR_IO)
+		err = TL_ERR_UNKNOWN_SERVER_ERROR; /* an internal code (out of memory) */
 	w->out->error_code = (int16_t)err;
 	if (err != TL_OK && message[0])
 		w->out->error_message = arena_str(&req->arena, message);
@@ -162,6 +164,8 @@ create_partitions_one(struct tl_request *req, struct tl_create_partitions_respon
 		}
 	} else if (topic->cluster) {
 		err = create_partitions_cluster(req, resp, in, out, why, sizeof(why));
+		if (err == TL_ERR_NOMEM)
+			err = TL_ERR_UNKNOWN_SERVER_ERROR; /* a Kafka code on the wire */
 	} else {
 		/* One node: every new partition's only replica is this broker. */
 		for (int32_t i = 0; i < in->assignments_count && err == TL_OK; i++) {
