@@ -63,8 +63,8 @@ struct command {
 	struct tl_repl_state state; /* COMMAND_ISR */
 	int32_t partitions;         /* COMMAND_CREATE_TOPIC, _ADD_PARTITIONS: the new count */
 	int16_t replication_factor; /* COMMAND_CREATE_TOPIC */
-	char *configs; /* COMMAND_CREATE_TOPIC, _ALTER_TOPIC, _ACLS, _QUOTAS; owned;
-			* _ADD_PARTITIONS: the new partitions' replicas ("" to assign) */
+	char *configs;              /* COMMAND_CREATE_TOPIC, _ALTER_TOPIC, _ACLS, _QUOTAS; owned;
+				     * _ADD_PARTITIONS: the new partitions' replicas ("" to assign) */
 	char *deletes;              /* COMMAND_ALTER_TOPIC: keys to drop, _ACLS; owned */
 	bool replace;        /* COMMAND_ALTER_TOPIC: configs is the whole set; _SCRAM: overwrite */
 	int64_t block_start; /* COMMAND_PID_BLOCK: the block's first id */
@@ -789,8 +789,8 @@ static tl_err add_rows(const struct tl_cluster_view *view, const struct tl_repl_
 	int32_t *fresh = &rows[old * rf];
 	*rf_out = rf;
 	if (!cmd->configs[0]) {
-		if (tl_repl_assign(brokers, view->broker_count, added, rf, assign_start(),
-				   fresh) == TL_OK)
+		if (tl_repl_assign(brokers, view->broker_count, added, rf, assign_start(), fresh) ==
+		    TL_OK)
 			return TL_OK;
 		snprintf(cmd->message, sizeof(cmd->message),
 			 "Replication factor: %d larger than available brokers: %d.", rf,

@@ -223,11 +223,11 @@ static tl_err recompress(struct tl_request *req, const struct tl_topic *topic, u
 	size_t records_len = (size_t)*size - TL_BATCH_HEADER_BYTES;
 	/* Validation decompressed this very batch just before: its records are still in
 	 * the scratch buffer. */
-	const uint8_t *validated = codec == TL_COMPRESSION_NONE
-					   ? NULL
-					   : tl_batch_scratch_records(&broker->batch_scratch,
-								      records, records_len,
-								      &records_len);
+	const uint8_t *validated =
+		codec == TL_COMPRESSION_NONE
+			? NULL
+			: tl_batch_scratch_records(&broker->batch_scratch, records, records_len,
+						   &records_len);
 	if (validated) {
 		records = validated;
 	} else if (codec != TL_COMPRESSION_NONE) {

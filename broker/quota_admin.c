@@ -375,7 +375,8 @@ struct alter_wait {
 	struct tl_quotas removes; /* the keys it removes (values unused) */
 };
 
-static void alter_respond(struct tl_request *req, const struct tl_alter_client_quotas_response *resp)
+static void alter_respond(struct tl_request *req,
+			  const struct tl_alter_client_quotas_response *resp)
 {
 	tl_response_begin(req);
 	tl_alter_client_quotas_response_encode(&req->response, req->header.api_version, resp);
@@ -506,10 +507,11 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 		for (int32_t j = 0; j < in->ops_count; j++) {
 			const struct tl_alter_client_quotas_request_op_data *op = &in->ops[j];
 			enum tl_quota_key key = (enum tl_quota_key)tl_quota_key_find(op->key);
-			tl_err err = cluster && op->remove
-					     ? tl_quotas_set(&w->removes, &user, &client, key, 1, false)
-					     : tl_quotas_set(sets, &user, &client, key, op->value,
-							     op->remove);
+			tl_err err =
+				cluster && op->remove
+					? tl_quotas_set(&w->removes, &user, &client, key, 1, false)
+					: tl_quotas_set(sets, &user, &client, key, op->value,
+							op->remove);
 			if (err != TL_OK) {
 				out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
 				out->error_message = tl_str_of("too many quota entities");

@@ -87,11 +87,11 @@ static void partitions_stored(void *ctx, tl_err err, const char *message)
 
 /* Cluster mode: posts the change of @topic to the metadata thread, which checks the
  * count and the assignments against the store's record. */
-static tl_err create_partitions_cluster(
-	struct tl_request *req, struct tl_create_partitions_response *resp,
-	const struct tl_create_partitions_request_create_partitions_topic *in,
-	struct tl_create_partitions_response_create_partitions_topic_result *out, char *why,
-	size_t why_size)
+static tl_err
+create_partitions_cluster(struct tl_request *req, struct tl_create_partitions_response *resp,
+			  const struct tl_create_partitions_request_create_partitions_topic *in,
+			  struct tl_create_partitions_response_create_partitions_topic_result *out,
+			  char *why, size_t why_size)
 {
 	struct partitions_wait *w = tl_arena_alloc(&req->arena, sizeof(*w));
 	size_t text_size = (size_t)TL_MAX(in->assignments_count, 0) * TL_REPL_REPLICAS_MAX * 12 + 1;

@@ -454,9 +454,8 @@ tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct t
 	return err;
 }
 
-const uint8_t *tl_batch_scratch_records(const struct tl_batch_scratch *scratch,
-					const uint8_t *body, size_t body_bytes,
-					size_t *records_bytes_out)
+const uint8_t *tl_batch_scratch_records(const struct tl_batch_scratch *scratch, const uint8_t *body,
+					size_t body_bytes, size_t *records_bytes_out)
 {
 	if (!scratch->body || scratch->body != body || scratch->body_bytes != body_bytes)
 		return NULL;

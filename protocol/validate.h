@@ -46,9 +46,8 @@ tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct t
  * the last tl_batch_validate_records() of @scratch validated exactly those bytes and
  * nothing has decompressed since (recompression then decompresses nothing again);
  * NULL otherwise. The caller must not have changed the bytes at @body since. */
-const uint8_t *tl_batch_scratch_records(const struct tl_batch_scratch *scratch,
-					const uint8_t *body, size_t body_bytes,
-					size_t *records_bytes_out);
+const uint8_t *tl_batch_scratch_records(const struct tl_batch_scratch *scratch, const uint8_t *body,
+					size_t body_bytes, size_t *records_bytes_out);
 
 /* Decompresses @in_len bytes of @codec's framing into scratch->buf (*@out_len bytes).
  * TL_ERR_CORRUPT_MESSAGE when they do not decompress, TL_ERR_LIMIT past

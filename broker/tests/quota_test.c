@@ -204,8 +204,9 @@ START_TEST(cluster_changes_merge_and_a_replace_keeps_the_sensors)
 	/* The metadata thread's merge: removals then sets, other entities kept. */
 	struct tl_quotas q;
 	tl_quotas_init(&q, 11, 1000);
-	ck_assert_int_eq(tl_quotas_parse(&q, "client-id=slow producer_byte_rate=100 "
-					     "request_percentage=5\nuser=alice consumer_byte_rate=7\n"),
+	ck_assert_int_eq(tl_quotas_parse(&q,
+					 "client-id=slow producer_byte_rate=100 "
+					 "request_percentage=5\nuser=alice consumer_byte_rate=7\n"),
 			 TL_OK);
 	ck_assert_int_eq(tl_quotas_apply_text(&q, "client-id=slow request_percentage=1\n", true),
 			 TL_OK);

@@ -409,7 +409,8 @@ START_TEST(zstd_sized_unsized_and_split_frames_validate_alike)
 		ck_assert_ptr_nonnull(got);
 		ck_assert_uint_eq(got_len, records_len);
 		ck_assert_int_eq(memcmp(got, records, records_len), 0);
-		ck_assert_ptr_null(tl_batch_scratch_records(&scratch, body, body_len - 1, &got_len));
+		ck_assert_ptr_null(
+			tl_batch_scratch_records(&scratch, body, body_len - 1, &got_len));
 		size_t n;
 		ck_assert_int_eq(
 			tl_batch_decompress(&scratch, TL_COMPRESSION_ZSTD, body, body_len, &n),

@@ -64,7 +64,8 @@ int main(int argc, char **argv)
 	double gb = (double)(nb.len - TL_BATCH_HEADER_BYTES) * rounds / 1e9;
 	double t0 = cpu_s();
 	for (int i = 0; i < rounds; i++)
-		if (tl_batch_validate_records(zb.data, zb.len, &h, false, &scratch, &why) != TL_OK) {
+		if (tl_batch_validate_records(zb.data, zb.len, &h, false, &scratch, &why) !=
+		    TL_OK) {
 			fprintf(stderr, "refused: %s\n", why);
 			return 1;
 		}
