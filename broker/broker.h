@@ -70,6 +70,11 @@ struct tl_partition {
 	int64_t isr_change_ms;         /* when the ISR change in flight was asked, 0: none */
 	int64_t isr_change_revision;   /* the state revision it was asked against */
 	int64_t leader_high_watermark; /* FOLLOWER: the leader's, from its last response */
+	/* LEADER: each replica's log start as its last fetch said (-1: not known yet), by
+	 * position in replicas; DeleteRecords waits on the smallest (Kafka's low
+	 * watermark). */
+	int64_t replica_log_start[TL_REPL_REPLICAS_MAX];
+	struct tl_delete_wait *delete_waits; /* DeleteRecords waiting for the followers */
 };
 
 struct tl_topic {

@@ -178,7 +178,25 @@ void tl_replica_apply(struct tl_broker *broker, const struct tl_cluster_view *vi
 /* A follower fetch reached the leader: records its progress, advances the high
  * watermark and maybe asks for an ISR expansion. */
 tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partition *p,
-				    int32_t replica_id, int64_t fetch_offset);
+				    int32_t replica_id, int64_t fetch_offset, int64_t log_start);
+/* A DeleteRecords of @p waiting until every live replica's log start reaches @offset
+ * (Kafka's DelayedDeleteRecords). Lives in the request's arena. */
+struct tl_delete_wait;
+typedef void (*tl_delete_wait_fn)(struct tl_delete_wait *wait, tl_err err, int64_t low_watermark);
+struct tl_delete_wait {
+	int64_t offset;
+	int64_t deadline_ms;
+	tl_delete_wait_fn done; /* TL_OK with the low watermark, REQUEST_TIMED_OUT or
+				 * NOT_LEADER_OR_FOLLOWER (leadership moved) */
+	void *ctx;
+	struct tl_delete_wait *next;
+};
+/* Leader: the smallest log start of its own log and of the live replicas that told it
+ * theirs. */
+int64_t tl_replica_low_watermark(struct tl_broker *broker, const struct tl_partition *p);
+/* Parks @wait on @p (a partition this broker leads) until the low watermark reaches
+ * wait->offset, its deadline passes, or this broker stops leading @p. */
+void tl_replica_wait_low_watermark(struct tl_partition *p, struct tl_delete_wait *wait);
 /* A client's request for @p in cluster mode (KIP-320): this broker must lead it, at
  * the epoch the client knows (-1: any). Returns TL_OK, NOT_LEADER_OR_FOLLOWER,
  * UNKNOWN_LEADER_EPOCH (the client knows a newer one) or FENCED_LEADER_EPOCH (an older

@@ -625,25 +625,86 @@ void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_curso
 
 /* ---- DeleteRecords ---- */
 
-static int16_t
-delete_records_one(struct tl_request *req, struct tl_str topic_name,
-		   const struct tl_delete_records_request_delete_records_partition *in,
-		   int64_t *low_out)
+/* A DeleteRecords in flight: cluster mode answers a partition once every live replica's
+ * log start has reached the new one (Kafka's DelayedDeleteRecords), so that no leader
+ * elected after the answer serves the deleted records again. */
+struct delete_state {
+	struct tl_request *req;
+	struct tl_delete_records_response resp;
+};
+
+struct delete_partition_wait {
+	struct tl_delete_wait wait; /* first: the callback gets it */
+	struct delete_state *st;
+	struct tl_delete_records_response_delete_records_partition_result *out;
+};
+
+static void delete_records_respond(struct tl_request *req,
+				   const struct tl_delete_records_response *resp)
+{
+	tl_response_begin(req);
+	tl_delete_records_response_encode(&req->response, req->header.api_version, resp);
+	tl_response_end(req);
+}
+
+static void delete_waited(struct tl_delete_wait *wait, tl_err err, int64_t low_watermark)
+{
+	struct delete_partition_wait *w = (struct delete_partition_wait *)wait;
+	w->out->error_code = (int16_t)err;
+	w->out->low_watermark = err == TL_OK ? low_watermark : -1;
+	struct tl_request *req = w->st->req;
+	if (tl_request_wait_end(req))
+		delete_records_respond(req, &w->st->resp);
+}
+
+static void delete_records_one(struct tl_request *req, struct delete_state *st,
+			       int32_t timeout_ms, struct tl_str topic_name,
+			       const struct tl_delete_records_request_delete_records_partition *in,
+			       struct tl_delete_records_response_delete_records_partition_result *out)
 {
 	struct tl_broker *broker = req->conn->broker;
 	struct tl_partition *p = tl_partition_find_any(broker, topic_name, in->partition_index);
-	if (!p)
-		return (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+	if (!p) {
+		out->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+		return;
+	}
 	/* Cluster mode: the leader's start is the partition's; followers take it from
 	 * the leader's fetch responses. */
-	if (p->topic->cluster && tl_replica_check_client(p, -1) != TL_OK)
-		return (int16_t)TL_ERR_NOT_LEADER_OR_FOLLOWER;
-	if (!p->log)
-		return (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-	tl_err err = tl_log_delete_records(p->log, in->offset, low_out);
-	if (err == TL_OK)
-		tl_log_tick(p->log, tl_wall_ms()); /* drop the segments wholly below now */
-	return (int16_t)err;
+	if (p->topic->cluster && tl_replica_check_client(p, -1) != TL_OK) {
+		out->error_code = (int16_t)TL_ERR_NOT_LEADER_OR_FOLLOWER;
+		return;
+	}
+	if (!p->log) {
+		out->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+		return;
+	}
+	int64_t start = -1;
+	tl_err err = tl_log_delete_records(p->log, in->offset, &start);
+	out->error_code = (int16_t)err;
+	if (err != TL_OK)
+		return;
+	tl_log_tick(p->log, tl_wall_ms()); /* drop the segments wholly below now */
+	out->low_watermark = start;
+	if (!p->topic->cluster)
+		return;
+	int64_t low = tl_replica_low_watermark(broker, p);
+	if (low >= start) {
+		out->low_watermark = low;
+		return;
+	}
+	struct delete_partition_wait *w = tl_arena_alloc(&req->arena, sizeof(*w));
+	if (!w) {
+		out->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
+		return;
+	}
+	memset(w, 0, sizeof(*w));
+	w->wait.offset = start;
+	w->wait.deadline_ms = tl_mono_ms() + TL_MAX(timeout_ms, 0);
+	w->wait.done = delete_waited;
+	w->st = st;
+	w->out = out;
+	req->waits++;
+	tl_replica_wait_low_watermark(p, &w->wait);
 }
 
 void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body)
@@ -654,43 +715,58 @@ void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed DeleteRecords request");
 		return;
 	}
-	struct tl_delete_records_response resp;
-	tl_delete_records_response_defaults(&resp);
-	resp.topics_count = TL_MAX(msg.topics_count, 0);
-	resp.topics = tl_arena_array(&req->arena, (size_t)resp.topics_count, sizeof(*resp.topics));
-	if (resp.topics_count > 0 && !resp.topics) {
+	struct delete_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st) {
 		tl_request_reject(req, "DeleteRecords request too large");
 		return;
 	}
-	for (int32_t t = 0; t < resp.topics_count; t++) {
+	st->req = req;
+	struct tl_delete_records_response *resp = &st->resp;
+	tl_delete_records_response_defaults(resp);
+	resp->topics_count = TL_MAX(msg.topics_count, 0);
+	resp->topics =
+		tl_arena_array(&req->arena, (size_t)resp->topics_count, sizeof(*resp->topics));
+	if (resp->topics_count > 0 && !resp->topics) {
+		tl_request_reject(req, "DeleteRecords request too large");
+		return;
+	}
+	for (int32_t t = 0; t < resp->topics_count; t++) {
 		const struct tl_delete_records_request_delete_records_topic *in = &msg.topics[t];
 		struct tl_delete_records_response_delete_records_topic_result *out =
-			&resp.topics[t];
+			&resp->topics[t];
 		tl_delete_records_response_delete_records_topic_result_defaults(out);
 		out->name = in->name;
 		out->partitions_count = TL_MAX(in->partitions_count, 0);
 		out->partitions = tl_arena_array(&req->arena, (size_t)out->partitions_count,
 						 sizeof(*out->partitions));
 		if (out->partitions_count > 0 && !out->partitions) {
+			/* Nothing waits yet: a wait is only parked after every array exists. */
 			tl_request_reject(req, "DeleteRecords request too large");
 			return;
 		}
-		bool topic_ok = tl_authorize_topic(req, TL_ACL_OP_DELETE, in->name);
 		for (int32_t i = 0; i < out->partitions_count; i++) {
-			struct tl_delete_records_response_delete_records_partition_result *po =
-				&out->partitions[i];
-			tl_delete_records_response_delete_records_partition_result_defaults(po);
-			po->partition_index = in->partitions[i].partition_index;
-			po->low_watermark = -1;
-			po->error_code =
-				topic_ok ? delete_records_one(req, in->name, &in->partitions[i],
-							      &po->low_watermark)
-					 : (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+			tl_delete_records_response_delete_records_partition_result_defaults(
+				&out->partitions[i]);
+			out->partitions[i].partition_index = in->partitions[i].partition_index;
+			out->partitions[i].low_watermark = -1;
 		}
 	}
-	tl_response_begin(req);
-	tl_delete_records_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	for (int32_t t = 0; t < resp->topics_count; t++) {
+		const struct tl_delete_records_request_delete_records_topic *in = &msg.topics[t];
+		struct tl_delete_records_response_delete_records_topic_result *out =
+			&resp->topics[t];
+		bool topic_ok = tl_authorize_topic(req, TL_ACL_OP_DELETE, in->name);
+		for (int32_t i = 0; i < out->partitions_count; i++) {
+			if (topic_ok)
+				delete_records_one(req, st, msg.timeout_ms, in->name,
+						   &in->partitions[i], &out->partitions[i]);
+			else
+				out->partitions[i].error_code =
+					(int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+		}
+	}
+	if (req->waits == 0)
+		delete_records_respond(req, resp);
 }
 
 /* ---- DescribeLogDirs ---- */
