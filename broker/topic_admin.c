@@ -9,7 +9,8 @@
  * partition; every broker opens the logs it hosts from its view. DeleteRecords is
  * served by each partition's leader (NOT_LEADER_OR_FOLLOWER elsewhere); followers take
  * the new log start from the log_start_offset of the leader's fetch responses
- * (fetcher.c), as Kafka's do. */
+ * (fetcher.c), as Kafka's do, and the leader answers once every live replica's start
+ * has reached it (replica.c's low watermark). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
