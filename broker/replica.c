@@ -121,8 +121,8 @@ static void delete_waits_check(struct tl_broker *broker, struct tl_partition *p,
 	struct tl_delete_wait **pp = &p->delete_waits;
 	while (*pp) {
 		struct tl_delete_wait *w = *pp;
-		tl_err outcome = err != TL_OK		 ? err
-				 : low >= w->offset	 ? TL_OK
+		tl_err outcome = err != TL_OK               ? err
+				 : low >= w->offset         ? TL_OK
 				 : now_ms >= w->deadline_ms ? TL_ERR_REQUEST_TIMED_OUT
 							    : TL_ERR_AGAIN;
 		if (outcome == TL_ERR_AGAIN) {

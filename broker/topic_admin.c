@@ -658,10 +658,11 @@ static void delete_waited(struct tl_delete_wait *wait, tl_err err, int64_t low_w
 		delete_records_respond(req, &w->st->resp);
 }
 
-static void delete_records_one(struct tl_request *req, struct delete_state *st,
-			       int32_t timeout_ms, struct tl_str topic_name,
-			       const struct tl_delete_records_request_delete_records_partition *in,
-			       struct tl_delete_records_response_delete_records_partition_result *out)
+static void
+delete_records_one(struct tl_request *req, struct delete_state *st, int32_t timeout_ms,
+		   struct tl_str topic_name,
+		   const struct tl_delete_records_request_delete_records_partition *in,
+		   struct tl_delete_records_response_delete_records_partition_result *out)
 {
 	struct tl_broker *broker = req->conn->broker;
 	struct tl_partition *p = tl_partition_find_any(broker, topic_name, in->partition_index);
