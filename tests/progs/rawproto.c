@@ -28,10 +28,11 @@
  *                                            UNKNOWN_LEADER_EPOCH
  *   rawproto BROKER not-leader TOPIC         Produce and Fetch of TOPIC-0 on a follower:
  *                                            NOT_LEADER_OR_FOLLOWER
- *   rawproto BROKER delete-records TOPIC PARTITION OFFSET
+ *   rawproto BROKER delete-records TOPIC PARTITION OFFSET [TIMEOUT_MS]
  *                                            one DeleteRecords v1 on BROKER itself (no
- *                                            routing to the leader, unlike librdkafka);
- *                                            prints "error CODE low-watermark N"
+ *                                            routing to the leader, unlike librdkafka;
+ *                                            timeout_ms 10000 unless given); prints
+ *                                            "error CODE low-watermark N"
  *   rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR]
  *                                           seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -1297,7 +1298,8 @@ static int run_leader_epoch(const char *topic, int32_t epoch)
 
 /* One DeleteRecords v1 of @topic-@partition to @offset, on the broker given, whatever
  * it leads: prints its error code and low watermark. */
-static int run_delete_records(const char *topic, int32_t partition, int64_t offset)
+static int run_delete_records(const char *topic, int32_t partition, int64_t offset,
+			      int32_t timeout_ms)
 {
 	struct client c;
 	client_open(&c);
@@ -1314,7 +1316,7 @@ static int run_delete_records(const char *topic, int32_t partition, int64_t offs
 	tl_delete_records_request_defaults(&msg);
 	msg.topics = &t;
 	msg.topics_count = 1;
-	msg.timeout_ms = 10000;
+	msg.timeout_ms = timeout_ms;
 	struct tl_buf frame;
 	tl_buf_init(&frame);
 	int32_t corr = request_begin(&c, &frame, TL_API_DELETE_RECORDS, 1);
@@ -2364,7 +2366,8 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 6 && strcmp(argv[2], "delete-records") == 0) {
 		broker_addr = argv[1];
-		return run_delete_records(argv[3], atoi(argv[4]), atoll(argv[5]));
+		return run_delete_records(argv[3], atoi(argv[4]), atoll(argv[5]),
+					  argc >= 7 ? atoi(argv[6]) : 10000);
 	}
 	if (argc >= 4 && strcmp(argv[2], "list-offsets") == 0) {
 		broker_addr = argv[1];
