@@ -71,6 +71,11 @@ struct tl_partition {
 	int64_t isr_change_ms;         /* when the ISR change in flight was asked, 0: none */
 	int64_t isr_change_revision;   /* the state revision it was asked against */
 	int64_t leader_high_watermark; /* FOLLOWER: the leader's, from its last response */
+	/* LEADER: each replica's log start as its last fetch said (-1: not known yet), by
+	 * position in replicas; DeleteRecords waits on the smallest (Kafka's low
+	 * watermark). */
+	int64_t replica_log_start[TL_REPL_REPLICAS_MAX];
+	struct tl_delete_wait *delete_waits; /* DeleteRecords waiting for the followers */
 };
 
 struct tl_topic {
@@ -409,6 +414,10 @@ void tl_topic_apply_cluster_configs(struct tl_broker *broker, struct tl_topic *t
 				    const char *configs);
 struct tl_topic *tl_topic_attach(struct tl_broker *broker, const char *name,
 				 const struct tl_uuid *id, int32_t partitions, const char *configs);
+/* Cluster mode: the view has more partitions of @topic (CreatePartitions): adds them,
+ * without logs (replica.c opens those this broker hosts). TL_ERR_NOMEM when they cannot
+ * be mapped. */
+tl_err tl_topic_grow(struct tl_topic *topic, int32_t partitions);
 /* Cluster mode: drops a topic and removes its local logs (deleted in the view). */
 void tl_topic_remove_local(struct tl_broker *broker, struct tl_topic *topic);
 /* Opens (creating) the local log of @p, as tl_topic_create does for every partition. */
@@ -449,6 +458,9 @@ void tl_handle_describe_log_dirs(struct tl_request *req, struct tl_cursor *body)
 /* quota_admin.c */
 /* Loads the persisted quotas (single node); TL_OK when there are none. */
 tl_err tl_quotas_load(struct tl_broker *broker);
+/* Cluster mode: makes @text (the view's client-quotas key) the quotas, when it changed;
+ * the sensors and their rates stay. */
+void tl_quota_apply_view(struct tl_broker *broker, const char *text);
 /* Records @bytes of @req's client against @key's quota; over it, mutes the connection
  * (and holds the response of clients older than KIP-219) and returns throttle_time_ms.
  * @refund: a throttled request is answered empty, so its bytes are taken back. */

@@ -86,7 +86,8 @@ static tl_err fetch_cluster_check(struct tl_request *req, const struct fetch_sta
 			return TL_ERR_AGAIN;
 		}
 	}
-	err = tl_replica_on_follower_fetch(req->conn->broker, p, replica, fp->fetch_offset);
+	err = tl_replica_on_follower_fetch(req->conn->broker, p, replica, fp->fetch_offset,
+					   fp->log_start_offset);
 	if (err != TL_OK)
 		return err;
 	*max_offset = tl_log_written_offset(p->log);

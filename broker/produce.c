@@ -222,7 +222,16 @@ static tl_err recompress(struct tl_request *req, const struct tl_topic *topic, u
 	struct tl_broker *broker = req->conn->broker;
 	const uint8_t *records = *data + TL_BATCH_HEADER_BYTES;
 	size_t records_len = (size_t)*size - TL_BATCH_HEADER_BYTES;
-	if (codec != TL_COMPRESSION_NONE) {
+	/* Validation decompressed this very batch just before: its records are still in
+	 * the scratch buffer. */
+	const uint8_t *validated =
+		codec == TL_COMPRESSION_NONE
+			? NULL
+			: tl_batch_scratch_records(&broker->batch_scratch, records, records_len,
+						   &records_len);
+	if (validated) {
+		records = validated;
+	} else if (codec != TL_COMPRESSION_NONE) {
 		tl_err err = tl_batch_decompress(&broker->batch_scratch, codec, records,
 						 records_len, &records_len);
 		if (err != TL_OK)

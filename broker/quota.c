@@ -150,6 +150,7 @@ void tl_quotas_deinit(struct tl_quotas *quotas)
 		part_free(&quotas->entities[i].client);
 	}
 	free(quotas->entities);
+	free(quotas->view_text);
 	if (quotas->buckets) {
 		for (int32_t b = 0; b < SENSOR_BUCKETS; b++) {
 			struct tl_quota_sensor *s = quotas->buckets[b];
@@ -524,4 +525,46 @@ tl_err tl_quotas_parse(struct tl_quotas *quotas, const char *text)
 bad:
 	snprintf(quotas->why, sizeof(quotas->why), "line %d is not a quota entity", line_no);
 	return TL_ERR_CORRUPT;
+}
+
+tl_err tl_quotas_apply_text(struct tl_quotas *quotas, const char *text, bool remove)
+{
+	struct tl_quotas change;
+	tl_quotas_init(&change, 2, 1000);
+	tl_err err = tl_quotas_parse(&change, text);
+	for (int32_t i = 0; err == TL_OK && i < change.entity_count; i++) {
+		const struct tl_quota_entity *e = &change.entities[i];
+		for (int k = 0; k < TL_QUOTA_KEYS && err == TL_OK; k++)
+			if (e->has[k])
+				err = tl_quotas_set(quotas, &e->user, &e->client,
+						    (enum tl_quota_key)k, e->value[k], remove);
+	}
+	if (err == TL_ERR_CORRUPT)
+		snprintf(quotas->why, sizeof(quotas->why), "%s", change.why);
+	tl_quotas_deinit(&change);
+	return err;
+}
+
+tl_err tl_quotas_replace(struct tl_quotas *quotas, const char *text)
+{
+	struct tl_quotas fresh;
+	tl_quotas_init(&fresh, quotas->window_num, quotas->window_ms);
+	tl_err err = tl_quotas_parse(&fresh, text);
+	if (err != TL_OK) {
+		snprintf(quotas->why, sizeof(quotas->why), "%s", fresh.why);
+		tl_quotas_deinit(&fresh);
+		return err;
+	}
+	for (int32_t i = 0; i < quotas->entity_count; i++) {
+		part_free(&quotas->entities[i].user);
+		part_free(&quotas->entities[i].client);
+	}
+	free(quotas->entities);
+	quotas->entities = fresh.entities;
+	quotas->entity_count = fresh.entity_count;
+	quotas->entity_cap = fresh.entity_cap;
+	fresh.entities = NULL;
+	fresh.entity_count = fresh.entity_cap = 0;
+	tl_quotas_deinit(&fresh);
+	return TL_OK;
 }

@@ -31,6 +31,11 @@
  *   rawproto BROKER pipeline TOPIC N WAIT_MS  N pipelined Produce (acks=1), then N
  *                                            pipelined Fetch at the log end that wait
  *                                            out WAIT_MS (request time split, #18)
+ *   rawproto BROKER delete-records TOPIC PARTITION OFFSET [TIMEOUT_MS]
+ *                                            one DeleteRecords v1 on BROKER itself (no
+ *                                            routing to the leader, unlike librdkafka;
+ *                                            timeout_ms 10000 unless given); prints
+ *                                            "error CODE low-watermark N"
  *   rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR]
  *                                           seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -1353,6 +1358,48 @@ static int run_pipeline(const char *topic, int32_t count, int32_t wait_ms)
 	return 0;
 }
 
+/* One DeleteRecords v1 of @topic-@partition to @offset, on the broker given, whatever
+ * it leads: prints its error code and low watermark. */
+static int run_delete_records(const char *topic, int32_t partition, int64_t offset,
+			      int32_t timeout_ms)
+{
+	struct client c;
+	client_open(&c);
+	struct tl_delete_records_request_delete_records_partition part;
+	tl_delete_records_request_delete_records_partition_defaults(&part);
+	part.partition_index = partition;
+	part.offset = offset;
+	struct tl_delete_records_request_delete_records_topic t;
+	tl_delete_records_request_delete_records_topic_defaults(&t);
+	t.name = tl_str_of(topic);
+	t.partitions = &part;
+	t.partitions_count = 1;
+	struct tl_delete_records_request msg;
+	tl_delete_records_request_defaults(&msg);
+	msg.topics = &t;
+	msg.topics_count = 1;
+	msg.timeout_ms = timeout_ms;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(&c, &frame, TL_API_DELETE_RECORDS, 1);
+	tl_delete_records_request_encode(&frame, 1, &msg);
+	if (!request_send(&c, &frame))
+		fail("DeleteRecords: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(&c, TL_API_DELETE_RECORDS, 1, corr, &r);
+	struct tl_delete_records_response resp;
+	decoded(tl_delete_records_response_decode(&r.body, 1, &r.arena, &resp), &r,
+		"DeleteRecords");
+	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
+		fail("DeleteRecords: not one partition in the answer");
+	printf("error %d low-watermark %" PRId64 "\n", resp.topics[0].partitions[0].error_code,
+	       resp.topics[0].partitions[0].low_watermark);
+	reply_free(&r);
+	client_close(&c);
+	return 0;
+}
+
 /* Against a broker that follows @topic-0: Produce and a consumer's Fetch are
  * NOT_LEADER_OR_FOLLOWER, so that clients refresh their metadata. */
 static int run_not_leader(const char *topic)
@@ -2378,6 +2425,11 @@ int main(int argc, char **argv)
 	if (argc >= 4 && strcmp(argv[2], "bad-records") == 0) {
 		broker_addr = argv[1];
 		return run_bad_records(argv[3]);
+	}
+	if (argc >= 6 && strcmp(argv[2], "delete-records") == 0) {
+		broker_addr = argv[1];
+		return run_delete_records(argv[3], atoi(argv[4]), atoll(argv[5]),
+					  argc >= 7 ? atoi(argv[6]) : 10000);
 	}
 	if (argc >= 4 && strcmp(argv[2], "list-offsets") == 0) {
 		broker_addr = argv[1];
