@@ -121,6 +121,9 @@ struct tl_request {
 	int64_t received_ns;   /* when the whole frame was in */
 	int64_t done_ns;       /* when the response was encoded (DONE) */
 	int64_t hold_until_ms; /* quota: an old client's response waits until then (KIP-219) */
+	/* A Metadata request that arrived behind unanswered requests of its connection:
+	 * dispatched only once it heads the FIFO (conn.c, invariant 5). */
+	bool deferred;
 };
 
 /* SCRAM credentials of one user (sasl.c): index mechanism - 1. */

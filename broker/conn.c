@@ -11,7 +11,16 @@
  *     listeners. A TLS connection handshakes first (tls_handshaking: nothing is read as
  *     a request until it is done) and is closed if that takes ssl.handshake.timeout.ms.
  *     TLS may hold decrypted bytes epoll cannot see: whoever stops reading early
- *     (rounds, pause, mute) reads again when it resumes (conn_resume_reading). */
+ *     (rounds, pause, mute) reads again when it resumes (conn_resume_reading).
+ * (5) A Metadata request that arrives while earlier requests of its connection are
+ *     still unanswered (a Produce waiting for the ISR) is deferred: it is dispatched
+ *     when it heads the FIFO, so its answer describes the cluster when it is sent.
+ *     Kafka reads a connection's next request only after the previous response went
+ *     out, so its answers are never older than the ones before them. Computed on
+ *     arrival, an answer held seconds behind a Produce (a dead follower stays in the
+ *     ISR for replica.lag.time.max.ms) names the leader of before a failover, and
+ *     arriving after fresher answers from other brokers it moves librdkafka 2.0.2's
+ *     partition back to the old leader, where it stays (test 902, issue 15). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -337,6 +346,10 @@ static void conn_frame_ready(struct tl_conn *conn, struct tl_request *req)
 	conn->queued++;
 	conn->broker->requests_total++;
 	req->received_ns = tl_mono_ns();
+	if (req->header.api_key == TL_API_METADATA && conn->head != req) {
+		req->deferred = true; /* invariant (5): tl_conn_flush dispatches it */
+		return;
+	}
 	tl_dispatch(req);
 }
 
@@ -674,8 +687,21 @@ static void conn_pop_head(struct tl_conn *conn)
 /* Writes finished responses from the head of the FIFO until the socket would block. */
 void tl_conn_flush(struct tl_conn *conn)
 {
-	while (!conn->closed && conn->head && conn->head->state != TL_REQUEST_WORKING) {
+	while (!conn->closed && conn->head &&
+	       (conn->head->state != TL_REQUEST_WORKING || conn->head->deferred)) {
 		struct tl_request *req = conn->head;
+		if (req->deferred) {
+			/* Invariant (5): its turn. The handler may answer at once, and
+			 * answering flushes (re-entering here) or closes the connection. */
+			req->deferred = false;
+			tl_conn_hold(conn);
+			tl_dispatch(req);
+			bool closed = conn->closed;
+			tl_conn_release(conn);
+			if (closed)
+				return;
+			continue;
+		}
 		if (req->hold_until_ms && tl_mono_ms() < req->hold_until_ms)
 			break; /* quota: sent when the connection is unmuted */
 		if (req->state == TL_REQUEST_SILENT) {
