@@ -98,6 +98,8 @@ enum tl_request_state {
 	TL_REQUEST_WORKING = 0, /* being handled or waiting for the log / data */
 	TL_REQUEST_DONE = 1,    /* response encoded, waiting its turn to be sent */
 	TL_REQUEST_SILENT = 2,  /* finished, no response (acks=0) */
+	TL_REQUEST_SENT = 3,    /* answered before its log waits ended (a Produce past its
+				 * timeout_ms): off the FIFO, freed when the last one ends */
 };
 
 struct tl_request {
@@ -243,6 +245,9 @@ struct tl_broker {
 	int32_t dirty_count;
 	int32_t dirty_cap;
 	struct tl_request *parked;    /* fetches in long-poll */
+	/* Produce requests waiting for the ISR, by deadline (their timeout_ms); produce.c */
+	struct tl_produce_state *produce_timers;
+	struct tl_produce_state *produce_timers_tail;
 	struct tl_groups *groups;     /* consumer group coordinator */
 	struct tl_txns *txns;         /* transaction coordinator */
 	struct tl_cluster *cluster;   /* cluster mode: metadata thread and view; else NULL */
@@ -258,6 +263,7 @@ struct tl_broker {
 	uint64_t topic_id_seed;
 	/* Counters (exported later through metrics). */
 	uint64_t requests_total;
+	uint64_t produce_timeouts; /* Produce requests answered REQUEST_TIMED_OUT */
 	/* Request time by API key, frame in to response written (Kafka's RequestMetrics
 	 * TotalTimeMs); allocated on first use, logged at shutdown. */
 	struct tl_hist *request_us[TL_BROKER_API_SLOTS];
@@ -399,6 +405,11 @@ struct tl_topic *tl_topic_next(struct tl_broker *broker, struct tl_topic *prev);
 
 /* produce.c, fetch.c, admin.c: handlers */
 void tl_handle_produce(struct tl_request *req, struct tl_cursor *body);
+/* Answers REQUEST_TIMED_OUT for the partitions of every Produce whose timeout_ms ran out
+ * at @now_ms while waiting for the ISR (Kafka's DelayedProduce expiry). */
+void tl_produce_expire(struct tl_broker *broker, int64_t now_ms);
+/* The earliest such deadline, or INT64_MAX. */
+int64_t tl_produce_next_deadline(const struct tl_broker *broker);
 void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_offset_for_leader_epoch(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body);

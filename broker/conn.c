@@ -677,7 +677,10 @@ static void conn_pop_head(struct tl_conn *conn)
 	conn->queued--;
 	conn->sent = 0;
 	req->next = NULL;
-	tl_request_free(req);
+	if (req->waits == 0)
+		tl_request_free(req);
+	else
+		req->state = TL_REQUEST_SENT; /* its last wait frees it (produce.c) */
 	if (conn->read_paused && conn->queued < conn->broker->config.queued_max_requests) {
 		conn->read_paused = false;
 		conn_update_events(conn);
