@@ -244,7 +244,7 @@ struct tl_broker {
 	struct tl_partition **dirty; /* partitions appended to this turn */
 	int32_t dirty_count;
 	int32_t dirty_cap;
-	struct tl_request *parked;    /* fetches in long-poll */
+	struct tl_request *parked; /* fetches in long-poll */
 	/* Produce requests waiting for the ISR, by deadline (their timeout_ms); produce.c */
 	struct tl_produce_state *produce_timers;
 	struct tl_produce_state *produce_timers_tail;
