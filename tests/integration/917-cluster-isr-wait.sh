@@ -13,7 +13,9 @@
 #     such answers named the pre-failover leader seconds after a failover and stalled
 #     librdkafka's producer on the old leader (test 902).
 # Then the followers resume and rejoin the ISR, and both batches are in the log: a
-# timed-out Produce's records stay, as in Kafka.
+# timed-out Produce's records stay, as in Kafka. Last, every broker stops on SIGTERM
+# with exit 0 (under TALLYD=build/asan/tallyd, LeakSanitizer then checks that the
+# request answered before its waits ended was freed).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
@@ -42,4 +44,5 @@ tl_cluster_wait_isr "$topic" 1 3 30
 cat "$TL_TMP/records" >&2
 printf 'isr-wait-timed-out-0\nisr-wait-late-0\n' | cmp -s - "$TL_TMP/records" ||
 	tl_fail "the log does not hold exactly the timed-out batch, then the late one"
+for b in 1 2 3; do tl_cbroker_stop "$b"; done
 tl_log "ok"
