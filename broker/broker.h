@@ -263,7 +263,7 @@ struct tl_broker {
 	uint64_t topic_id_seed;
 	/* Counters (exported later through metrics). */
 	uint64_t requests_total;
-	uint64_t produce_timeouts; /* Produce requests answered REQUEST_TIMED_OUT */
+	uint64_t produce_timeouts; /* Produce requests answered REQUEST_TIMED_OUT (metrics) */
 	/* Request time by API key, frame in to response written (Kafka's RequestMetrics
 	 * TotalTimeMs); allocated on first use, logged at shutdown. */
 	struct tl_hist *request_us[TL_BROKER_API_SLOTS];
