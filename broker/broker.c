@@ -402,6 +402,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 	int64_t wake = TL_MIN(broker->next_tick_ms, tl_fetch_next_deadline(broker));
 	wake = TL_MIN(wake, tl_groups_next_deadline(broker->groups));
 	wake = TL_MIN(wake, tl_conn_next_unthrottle(broker));
+	wake = TL_MIN(wake, tl_produce_next_deadline(broker));
 	int timeout = (int)TL_MAX(TL_MIN(wake - now, (int64_t)max_wait_ms), (int64_t)0);
 	if (broker->dirty_count > 0)
 		timeout = 0; /* appended after the last group commit (timers): flush now */
@@ -446,6 +447,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 	broker_group_commit(broker);
 	now = tl_mono_ms();
 	tl_fetch_expire(broker, now);
+	tl_produce_expire(broker, now);
 	tl_conn_unthrottle_due(broker, now);
 	tl_groups_tick(broker->groups, now);
 	if (broker->cluster)

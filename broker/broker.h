@@ -104,6 +104,8 @@ enum tl_request_state {
 	TL_REQUEST_WORKING = 0, /* being handled or waiting for the log / data */
 	TL_REQUEST_DONE = 1,    /* response encoded, waiting its turn to be sent */
 	TL_REQUEST_SILENT = 2,  /* finished, no response (acks=0) */
+	TL_REQUEST_SENT = 3,    /* answered before its log waits ended (a Produce past its
+				 * timeout_ms): off the FIFO, freed when the last one ends */
 };
 
 /* Kafka's RequestMetrics for one API key, in microseconds. For an answered request
@@ -149,6 +151,9 @@ struct tl_request {
 	int64_t send_started_ns; /* the first write of its response was tried; 0 not yet */
 	int64_t throttle_ms;     /* quota throttle applied to this request (ThrottleTimeMs) */
 	int64_t hold_until_ms;   /* quota: an old client's response waits until then (KIP-219) */
+	/* A Metadata request that arrived behind unanswered requests of its connection:
+	 * dispatched only once it heads the FIFO (conn.c, invariant 6). */
+	bool deferred;
 };
 
 /* SCRAM credentials of one user (sasl.c): index mechanism - 1. */
@@ -269,7 +274,10 @@ struct tl_broker {
 	struct tl_partition **dirty; /* partitions appended to this turn */
 	int32_t dirty_count;
 	int32_t dirty_cap;
-	struct tl_request *parked;    /* fetches in long-poll */
+	struct tl_request *parked; /* fetches in long-poll */
+	/* Produce requests waiting for the ISR, by deadline (their timeout_ms); produce.c */
+	struct tl_produce_state *produce_timers;
+	struct tl_produce_state *produce_timers_tail;
 	struct tl_groups *groups;     /* consumer group coordinator */
 	struct tl_txns *txns;         /* transaction coordinator */
 	struct tl_cluster *cluster;   /* cluster mode: metadata thread and view; else NULL */
@@ -285,6 +293,7 @@ struct tl_broker {
 	uint64_t topic_id_seed;
 	/* Counters (exported later through metrics). */
 	uint64_t requests_total;
+	uint64_t produce_timeouts; /* Produce requests answered REQUEST_TIMED_OUT (metrics) */
 	/* Request times by API key (Kafka's RequestMetrics); allocated on an API's first
 	 * request, total time logged at shutdown. The split past total is kept only while
 	 * metrics_on. */
@@ -440,6 +449,11 @@ struct tl_topic *tl_topic_next(struct tl_broker *broker, struct tl_topic *prev);
 
 /* produce.c, fetch.c, admin.c: handlers */
 void tl_handle_produce(struct tl_request *req, struct tl_cursor *body);
+/* Answers REQUEST_TIMED_OUT for the partitions of every Produce whose timeout_ms ran out
+ * at @now_ms while waiting for the ISR (Kafka's DelayedProduce expiry). */
+void tl_produce_expire(struct tl_broker *broker, int64_t now_ms);
+/* The earliest such deadline, or INT64_MAX. */
+int64_t tl_produce_next_deadline(const struct tl_broker *broker);
 void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_offset_for_leader_epoch(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body);

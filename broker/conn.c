@@ -15,7 +15,16 @@
  *     (conn_resume_reading).
  * (5) A connection whose reads are suspended (tl_conn_suspend_reads: its PLAIN login
  *     runs on a worker thread) reads no request until they resume: the next request
- *     must see the login's outcome. */
+ *     must see the login's outcome.
+ * (6) A Metadata request that arrives while earlier requests of its connection are
+ *     still unanswered (a Produce waiting for the ISR) is deferred: it is dispatched
+ *     when it heads the FIFO, so its answer describes the cluster when it is sent.
+ *     Kafka reads a connection's next request only after the previous response went
+ *     out, so its answers are never older than the ones before them. Computed on
+ *     arrival, an answer held seconds behind a Produce (a dead follower stays in the
+ *     ISR for replica.lag.time.max.ms) names the leader of before a failover, and
+ *     arriving after fresher answers from other brokers it moves librdkafka 2.0.2's
+ *     partition back to the old leader, where it stays (test 902, issue 15). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -346,6 +355,10 @@ static void conn_frame_ready(struct tl_conn *conn, struct tl_request *req)
 	 * this read or for the connection's pause (queued.max.requests, quota mute). */
 	TL_ASSERT_DEBUG(conn->read_ns > 0);
 	req->received_ns = conn->read_ns;
+	if (req->header.api_key == TL_API_METADATA && conn->head != req) {
+		req->deferred = true; /* invariant (6): tl_conn_flush dispatches it */
+		return;
+	}
 	if (conn->broker->metrics_on)
 		req->started_ns = tl_mono_ns();
 	tl_dispatch(req);
@@ -709,7 +722,10 @@ static void conn_pop_head(struct tl_conn *conn)
 	conn->queued--;
 	conn->sent = 0;
 	req->next = NULL;
-	tl_request_free(req);
+	if (req->waits == 0)
+		tl_request_free(req);
+	else
+		req->state = TL_REQUEST_SENT; /* its last wait frees it (produce.c) */
 	if (conn->read_paused && conn->queued < conn->broker->config.queued_max_requests) {
 		conn->read_paused = false;
 		conn_update_events(conn);
@@ -719,8 +735,24 @@ static void conn_pop_head(struct tl_conn *conn)
 /* Writes finished responses from the head of the FIFO until the socket would block. */
 void tl_conn_flush(struct tl_conn *conn)
 {
-	while (!conn->closed && conn->head && conn->head->state != TL_REQUEST_WORKING) {
+	while (!conn->closed && conn->head &&
+	       (conn->head->state != TL_REQUEST_WORKING || conn->head->deferred)) {
 		struct tl_request *req = conn->head;
+		if (req->deferred) {
+			/* Invariant (6): its turn. The handler may answer at once, and
+			 * answering flushes (re-entering here) or closes the connection.
+			 * Its queue time ran from its frame until now. */
+			req->deferred = false;
+			if (conn->broker->metrics_on)
+				req->started_ns = tl_mono_ns();
+			tl_conn_hold(conn);
+			tl_dispatch(req);
+			bool closed = conn->closed;
+			tl_conn_release(conn);
+			if (closed)
+				return;
+			continue;
+		}
 		if (req->hold_until_ms && tl_mono_ms() < req->hold_until_ms)
 			break; /* quota: sent when the connection is unmuted */
 		if (req->state == TL_REQUEST_SILENT) {

@@ -595,6 +595,10 @@ static void render_requests(struct tl_broker *broker, struct tl_buf *out)
 {
 	counter(out, "tally_requests_total", "Requests received, all APIs.",
 		broker->requests_total);
+	counter(out, "tally_produce_timeouts_total",
+		"Produce requests answered REQUEST_TIMED_OUT at their timeout_ms while waiting "
+		"for the ISR.",
+		broker->produce_timeouts);
 	REQUEST_HIST("tally_request_total_time_seconds", total,
 		     "Frame in to the response's last byte written, by API (Kafka RequestMetrics "
 		     "TotalTimeMs).");
