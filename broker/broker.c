@@ -38,10 +38,12 @@
 #include "broker/group.h"
 #include "broker/markers.h"
 #include "broker/txn.h"
+#include "broker/workers.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
 
+#define SOURCE_SASL      1u /* the PLAIN login threads have results */
 #define SOURCE_RING      2u
 #define SOURCE_SIGNAL    3u
 #define SOURCE_CLUSTER   4u /* the metadata thread published a view or results */
@@ -296,6 +298,11 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		return err;
 	if ((err = tl_sasl_load(broker)) != TL_OK)
 		return err;
+	if ((err = tl_sasl_workers_start(broker)) != TL_OK)
+		return err;
+	if (broker->sasl_workers &&
+	    (err = epoll_add(broker, tl_workers_fd(broker->sasl_workers), SOURCE_SASL)) != TL_OK)
+		return err;
 	if ((err = tl_groups_create(broker, &broker->groups)) != TL_OK)
 		return err;
 	if ((err = tl_txns_open(broker, &broker->txns)) != TL_OK)
@@ -325,7 +332,8 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 static void request_times_log(const struct tl_broker *broker)
 {
 	for (int16_t key = 0; key < TL_BROKER_API_SLOTS; key++) {
-		const struct tl_hist *h = broker->request_us[key];
+		const struct tl_hist *h =
+			broker->request_metrics[key] ? &broker->request_metrics[key]->total : NULL;
 		if (!h || h->count == 0)
 			continue;
 		const struct tl_api_info *info = tl_api_info(key);
@@ -353,6 +361,7 @@ static void broker_shutdown(struct tl_broker *broker)
 		tl_conn_flush(conn);
 	while (broker->conns)
 		tl_conn_close(broker->conns, "shutdown");
+	tl_sasl_workers_stop(broker); /* logins still pending end with their connections */
 	request_times_log(broker);
 	tl_metrics_stop(broker);
 	/* Before the coordinator: markers in flight call back into it. */
@@ -393,6 +402,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 	int64_t wake = TL_MIN(broker->next_tick_ms, tl_fetch_next_deadline(broker));
 	wake = TL_MIN(wake, tl_groups_next_deadline(broker->groups));
 	wake = TL_MIN(wake, tl_conn_next_unthrottle(broker));
+	wake = TL_MIN(wake, tl_produce_next_deadline(broker));
 	int timeout = (int)TL_MAX(TL_MIN(wake - now, (int64_t)max_wait_ms), (int64_t)0);
 	if (broker->dirty_count > 0)
 		timeout = 0; /* appended after the last group commit (timers): flush now */
@@ -422,6 +432,8 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 			tl_fetchers_on_event(broker);
 		} else if (source == SOURCE_MARKERS) {
 			tl_markers_on_event(broker);
+		} else if (source == SOURCE_SASL) {
+			tl_workers_on_event(broker->sasl_workers);
 		} else if (source >= SOURCE_METRICS && source < SOURCE_LISTENERS) {
 			tl_metrics_on_event(broker, (uint32_t)(source - SOURCE_METRICS),
 					    events[i].events);
@@ -435,6 +447,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 	broker_group_commit(broker);
 	now = tl_mono_ms();
 	tl_fetch_expire(broker, now);
+	tl_produce_expire(broker, now);
 	tl_conn_unthrottle_due(broker, now);
 	tl_groups_tick(broker->groups, now);
 	if (broker->cluster)
@@ -476,14 +489,12 @@ void tl_broker_deinit(struct tl_broker *broker)
 	free(broker->dirty);
 	tl_quotas_deinit(&broker->quotas);
 	tl_acl_stop(broker);
+	tl_sasl_workers_stop(broker);
 	tl_sasl_deinit(broker);
 	tl_batch_scratch_deinit(&broker->batch_scratch);
 	tl_buf_deinit(&broker->recompress_buf);
 	ZSTD_freeCCtx(broker->recompress_zstd);
 	tl_metrics_stop(broker);
-	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++) {
-		free(broker->request_us[key]);
-		free(broker->request_local_us[key]);
-		free(broker->request_send_us[key]);
-	}
+	for (int32_t key = 0; key < TL_BROKER_API_SLOTS; key++)
+		free(broker->request_metrics[key]);
 }

@@ -44,6 +44,7 @@ struct tl_broker;
 struct tl_conn;
 struct tl_request;
 struct tl_fetch_watch;
+struct tl_workers;
 
 /* One parked fetch waiting on one partition; lives in the request's arena. */
 struct tl_fetch_watch {
@@ -70,6 +71,11 @@ struct tl_partition {
 	int64_t isr_change_ms;         /* when the ISR change in flight was asked, 0: none */
 	int64_t isr_change_revision;   /* the state revision it was asked against */
 	int64_t leader_high_watermark; /* FOLLOWER: the leader's, from its last response */
+	/* LEADER: each replica's log start as its last fetch said (-1: not known yet), by
+	 * position in replicas; DeleteRecords waits on the smallest (Kafka's low
+	 * watermark). */
+	int64_t replica_log_start[TL_REPL_REPLICAS_MAX];
+	struct tl_delete_wait *delete_waits; /* DeleteRecords waiting for the followers */
 };
 
 struct tl_topic {
@@ -98,6 +104,22 @@ enum tl_request_state {
 	TL_REQUEST_WORKING = 0, /* being handled or waiting for the log / data */
 	TL_REQUEST_DONE = 1,    /* response encoded, waiting its turn to be sent */
 	TL_REQUEST_SILENT = 2,  /* finished, no response (acks=0) */
+	TL_REQUEST_SENT = 3,    /* answered before its log waits ended (a Produce past its
+				 * timeout_ms): off the FIFO, freed when the last one ends */
+};
+
+/* Kafka's RequestMetrics for one API key, in microseconds. For an answered request
+ * total = queue + local + remote + response_queue + response_send (+ a KIP-219 hold,
+ * which is throttle time); a request with no response (acks=0) counts its response
+ * queue time up to its turn in the connection's FIFO and a send time of 0. */
+struct tl_request_metrics {
+	struct tl_hist total;          /* TotalTimeMs: frame in to its last byte written */
+	struct tl_hist queue;          /* RequestQueueTimeMs: frame in to handler start */
+	struct tl_hist local;          /* LocalTimeMs: handler start to DONE, less remote */
+	struct tl_hist remote;         /* RemoteTimeMs: waiting on the ISR, or in max_wait */
+	struct tl_hist throttle;       /* ThrottleTimeMs: quota throttle applied */
+	struct tl_hist response_queue; /* ResponseQueueTimeMs: DONE to its first write */
+	struct tl_hist response_send;  /* ResponseSendTimeMs: first write to last byte */
 };
 
 struct tl_request {
@@ -117,10 +139,21 @@ struct tl_request {
 	void (*on_abandon)(struct tl_request *req);
 	int64_t deadline_ms; /* parked fetch: when to answer anyway; 0 = not parked */
 	struct tl_request *parked_next, *parked_prev;
-	uint64_t wake_gen;     /* the partition wake-up that last retried this fetch */
-	int64_t received_ns;   /* when the whole frame was in */
-	int64_t done_ns;       /* when the response was encoded (DONE) */
-	int64_t hold_until_ms; /* quota: an old client's response waits until then (KIP-219) */
+	uint64_t wake_gen; /* the partition wake-up that last retried this fetch */
+	/* Request times (conn.c, request_split(); Kafka's RequestMetrics), monotonic ns.
+	 * received <= started <= done <= send_started <= last byte written; remote_ns is
+	 * the part of started..done spent waiting on others (the ISR, a fetch's max_wait). */
+	int64_t received_ns;     /* the read that brought the frame's last byte returned */
+	int64_t started_ns;      /* the handler was called */
+	int64_t remote_since_ns; /* waiting on others since then; 0 when not waiting */
+	int64_t remote_ns;       /* time waited on others so far */
+	int64_t done_ns;         /* the response was encoded (DONE), or SILENT was decided */
+	int64_t send_started_ns; /* the first write of its response was tried; 0 not yet */
+	int64_t throttle_ms;     /* quota throttle applied to this request (ThrottleTimeMs) */
+	int64_t hold_until_ms;   /* quota: an old client's response waits until then (KIP-219) */
+	/* A Metadata request that arrived behind unanswered requests of its connection:
+	 * dispatched only once it heads the FIFO (conn.c, invariant 6). */
+	bool deferred;
 };
 
 /* SCRAM credentials of one user (sasl.c): index mechanism - 1. */
@@ -176,6 +209,7 @@ struct tl_conn {
 	bool tls_handshaking;        /* TLS handshake not finished: no request is read yet */
 	bool tls_read_wants_write;   /* a TLS read waits for the socket to take a write */
 	int64_t accepted_ms;         /* monotonic; ssl.handshake.timeout.ms counts from it */
+	int64_t read_ns;             /* the last read that returned bytes ended then */
 	int64_t frame_started_ms;    /* a frame is partly in since then; 0 none */
 	struct tl_conn_ip *ip_count; /* max.connections.per.ip bookkeeping */
 	uint8_t *rbuf;               /* bytes read but not yet framed */
@@ -188,9 +222,10 @@ struct tl_conn {
 	int64_t sent;                   /* bytes of head's response already written */
 	int32_t refs; /* FIFO requests + requests detached with pending waits + 1 while open */
 	bool closed;
-	bool want_write;  /* EPOLLOUT armed */
-	bool read_paused; /* queue full: stop reading until it drains */
-	bool throttled;   /* quota: muted (not read) until throttled_until_ms */
+	bool want_write;      /* EPOLLOUT armed */
+	bool read_paused;     /* queue full: stop reading until it drains */
+	bool throttled;       /* quota: muted (not read) until throttled_until_ms */
+	bool reads_suspended; /* not read until tl_conn_resume_reads: a PLAIN login runs */
 	int64_t throttled_until_ms;
 	struct tl_conn *throttle_prev, *throttle_next; /* broker->throttled */
 	int64_t last_active_ms;
@@ -239,7 +274,10 @@ struct tl_broker {
 	struct tl_partition **dirty; /* partitions appended to this turn */
 	int32_t dirty_count;
 	int32_t dirty_cap;
-	struct tl_request *parked;    /* fetches in long-poll */
+	struct tl_request *parked; /* fetches in long-poll */
+	/* Produce requests waiting for the ISR, by deadline (their timeout_ms); produce.c */
+	struct tl_produce_state *produce_timers;
+	struct tl_produce_state *produce_timers_tail;
 	struct tl_groups *groups;     /* consumer group coordinator */
 	struct tl_txns *txns;         /* transaction coordinator */
 	struct tl_cluster *cluster;   /* cluster mode: metadata thread and view; else NULL */
@@ -255,13 +293,15 @@ struct tl_broker {
 	uint64_t topic_id_seed;
 	/* Counters (exported later through metrics). */
 	uint64_t requests_total;
-	/* Request time by API key, frame in to response written (Kafka's RequestMetrics
-	 * TotalTimeMs); allocated on first use, logged at shutdown. */
-	struct tl_hist *request_us[TL_BROKER_API_SLOTS];
-	/* The same split in two: frame in to DONE (handler, log and replicas: Kafka's
-	 * LocalTimeMs + RemoteTimeMs), and DONE to written (ResponseQueue + Send). */
-	struct tl_hist *request_local_us[TL_BROKER_API_SLOTS];
-	struct tl_hist *request_send_us[TL_BROKER_API_SLOTS];
+	uint64_t produce_timeouts; /* Produce requests answered REQUEST_TIMED_OUT (metrics) */
+	/* Request times by API key (Kafka's RequestMetrics); allocated on an API's first
+	 * request, total time logged at shutdown. The split past total is kept only while
+	 * metrics_on. */
+	struct tl_request_metrics *request_metrics[TL_BROKER_API_SLOTS];
+	/* metrics.listener is set: the hot-path counting (request time split, topic
+	 * counters, error codes, batch sizes) is done. Unset, only what the shutdown log
+	 * and the broker itself need is kept. Fixed at start-up. */
+	bool metrics_on;
 	struct tl_metrics metrics; /* the rest of /metrics' counters */
 	int diag_level_saved;      /* log level to go back to when SIGUSR1 turns debug off */
 	int64_t slow_logged_ms;    /* log.slow.request.ms: start of the current second */
@@ -271,6 +311,7 @@ struct tl_broker {
 	uint64_t malformed_total;
 	uint64_t sasl_failed_total;      /* failed SASL authentications */
 	struct tl_sasl_users sasl_users; /* SCRAM credentials (sasl.c) */
+	struct tl_workers *sasl_workers; /* PBKDF2 of PLAIN logins, off the loop; or NULL */
 	char *sasl_view_text;            /* cluster mode: the store's text last applied */
 	uint64_t connections_refused_total;
 	uint64_t tls_handshake_failed_total;
@@ -325,10 +366,18 @@ void tl_request_finished(struct tl_request *req);
  * is due now; when the client has gone meanwhile, finishes the request without one
  * and returns false. */
 bool tl_request_wait_end(struct tl_request *req);
+/* @req starts (ends) waiting on others: the ISR for a replicated produce, new data for
+ * a fetch in long-poll (Kafka's RemoteTimeMs). Pairs; a request may wait several times. */
+void tl_request_remote_begin(struct tl_request *req);
+void tl_request_remote_end(struct tl_request *req);
 void tl_conn_flush(struct tl_conn *conn);
 /* Closes idle connections (connections.max.idle.ms), TLS handshakes past
  * ssl.handshake.timeout.ms and frames begun longer than socket.request.read.timeout.ms. */
 void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms);
+/* Stops reading requests from @conn until tl_conn_resume_reads (a no-op once it is closed),
+ * which reads on from the bytes already in. */
+void tl_conn_suspend_reads(struct tl_conn *conn);
+void tl_conn_resume_reads(struct tl_conn *conn);
 /* Quota: mutes @conn (no reads) until @until_ms; @req's response, if @hold, waits too. */
 void tl_conn_throttle(struct tl_conn *conn, struct tl_request *req, int64_t until_ms, bool hold);
 /* When the next muted connection is due, or INT64_MAX. */
@@ -374,6 +423,10 @@ void tl_topic_apply_cluster_configs(struct tl_broker *broker, struct tl_topic *t
 				    const char *configs);
 struct tl_topic *tl_topic_attach(struct tl_broker *broker, const char *name,
 				 const struct tl_uuid *id, int32_t partitions, const char *configs);
+/* Cluster mode: the view has more partitions of @topic (CreatePartitions): adds them,
+ * without logs (replica.c opens those this broker hosts). TL_ERR_NOMEM when they cannot
+ * be mapped. */
+tl_err tl_topic_grow(struct tl_topic *topic, int32_t partitions);
 /* Cluster mode: drops a topic and removes its local logs (deleted in the view). */
 void tl_topic_remove_local(struct tl_broker *broker, struct tl_topic *topic);
 /* Opens (creating) the local log of @p, as tl_topic_create does for every partition. */
@@ -396,6 +449,11 @@ struct tl_topic *tl_topic_next(struct tl_broker *broker, struct tl_topic *prev);
 
 /* produce.c, fetch.c, admin.c: handlers */
 void tl_handle_produce(struct tl_request *req, struct tl_cursor *body);
+/* Answers REQUEST_TIMED_OUT for the partitions of every Produce whose timeout_ms ran out
+ * at @now_ms while waiting for the ISR (Kafka's DelayedProduce expiry). */
+void tl_produce_expire(struct tl_broker *broker, int64_t now_ms);
+/* The earliest such deadline, or INT64_MAX. */
+int64_t tl_produce_next_deadline(const struct tl_broker *broker);
 void tl_handle_fetch(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_offset_for_leader_epoch(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body);
@@ -414,6 +472,9 @@ void tl_handle_describe_log_dirs(struct tl_request *req, struct tl_cursor *body)
 /* quota_admin.c */
 /* Loads the persisted quotas (single node); TL_OK when there are none. */
 tl_err tl_quotas_load(struct tl_broker *broker);
+/* Cluster mode: makes @text (the view's client-quotas key) the quotas, when it changed;
+ * the sensors and their rates stay. */
+void tl_quota_apply_view(struct tl_broker *broker, const char *text);
 /* Records @bytes of @req's client against @key's quota; over it, mutes the connection
  * (and holds the response of clients older than KIP-219) and returns throttle_time_ms.
  * @refund: a throttled request is answered empty, so its bytes are taken back. */
@@ -470,6 +531,11 @@ bool tl_sasl_allows(struct tl_request *req);
 void tl_sasl_conn_free(struct tl_conn *conn);
 /* Loads .tally-meta/scram-credentials (none is fine). */
 tl_err tl_sasl_load(struct tl_broker *broker);
+/* With PLAIN enabled, starts the threads that check PLAIN passwords
+ * (broker->sasl_workers; the loop watches tl_workers_fd). Stop calls back every login
+ * still pending (the connections are closed by then); NULL-safe, idempotent. */
+tl_err tl_sasl_workers_start(struct tl_broker *broker);
+void tl_sasl_workers_stop(struct tl_broker *broker);
 void tl_sasl_deinit(struct tl_broker *broker);
 /* tallyd --add-scram 'SCRAM-SHA-512=[name=alice,password=secret(,iterations=N)]': sets
  * and stores one credential (kafka-storage's format). */

@@ -51,6 +51,8 @@ enum command_type {
 	COMMAND_ACLS = 6,
 	COMMAND_RESIGN_PARTITION = 7,
 	COMMAND_SCRAM = 8,
+	COMMAND_ADD_PARTITIONS = 9,
+	COMMAND_QUOTAS = 10,
 };
 
 struct command {
@@ -59,9 +61,10 @@ struct command {
 	int32_t partition;
 	int64_t expected_revision;  /* COMMAND_ISR */
 	struct tl_repl_state state; /* COMMAND_ISR */
-	int32_t partitions;         /* COMMAND_CREATE_TOPIC */
+	int32_t partitions;         /* COMMAND_CREATE_TOPIC, _ADD_PARTITIONS: the new count */
 	int16_t replication_factor; /* COMMAND_CREATE_TOPIC */
-	char *configs;              /* COMMAND_CREATE_TOPIC, _ALTER_TOPIC, _ACLS; owned */
+	char *configs;              /* COMMAND_CREATE_TOPIC, _ALTER_TOPIC, _ACLS, _QUOTAS; owned;
+				     * _ADD_PARTITIONS: the new partitions' replicas ("" to assign) */
 	char *deletes;              /* COMMAND_ALTER_TOPIC: keys to drop, _ACLS; owned */
 	bool replace;        /* COMMAND_ALTER_TOPIC: configs is the whole set; _SCRAM: overwrite */
 	int64_t block_start; /* COMMAND_PID_BLOCK: the block's first id */
@@ -83,9 +86,11 @@ struct model {
 	bool changed; /* since the last published view */
 };
 
-/* A CreateTopics waiting for its topic's leaders in the view (loop side). */
+/* A CreateTopics or CreatePartitions waiting for its topic's leaders in the view (loop
+ * side). */
 struct await_topic {
 	char topic[TL_TOPIC_NAME_MAX + 1];
+	int32_t partitions; /* at least this many, each with a leader */
 	int64_t deadline_ms;
 	tl_cluster_done_fn done;
 	void *ctx;
@@ -389,6 +394,7 @@ static void view_free(struct tl_cluster_view *view)
 	free(view->topics);
 	free(view->brokers);
 	free(view->acls);
+	free(view->quotas);
 	if (view->scram)
 		tl_scram_wipe(view->scram, strlen(view->scram));
 	free(view->scram);
@@ -458,6 +464,15 @@ static struct tl_cluster_view *view_build(const struct tl_cluster *c)
 			if (kv->value_len > 0)
 				memcpy(view->scram, kv->value, kv->value_len);
 			view->scram[kv->value_len] = '\0';
+		} else if (strcmp(k, "client-quotas") == 0 && !view->quotas) {
+			view->quotas = malloc(kv->value_len + 1);
+			if (!view->quotas) {
+				view_free(view);
+				return NULL;
+			}
+			if (kv->value_len > 0)
+				memcpy(view->quotas, kv->value, kv->value_len);
+			view->quotas[kv->value_len] = '\0';
 		} else if (strcmp(k, "acls") == 0 && !view->acls) {
 			view->acls = malloc(kv->value_len + 1);
 			if (!view->acls) {
@@ -470,6 +485,7 @@ static struct tl_cluster_view *view_build(const struct tl_cluster *c)
 		}
 	}
 	if ((!view->acls && !(view->acls = strdup(""))) ||
+	    (!view->quotas && !(view->quotas = strdup(""))) ||
 	    (!view->scram && !(view->scram = strdup("")))) {
 		view_free(view);
 		return NULL;
@@ -533,6 +549,44 @@ static tl_err partition_cas(struct tl_cluster *c, const char *topic, int32_t ind
 	return err;
 }
 
+/* Writes a topic key's value into @value (VALUE_MAX bytes): "id=<hex> partitions=N
+ * replicas=...\n" then @configs, @rf replicas a partition from @rows. Returns its length;
+ * VALUE_MAX or more when it does not fit. */
+static size_t topic_value(char *value, const uint8_t id[16], int32_t partitions,
+			  const int32_t *rows, int32_t rf, const char *configs)
+{
+	size_t n = (size_t)snprintf(value, VALUE_MAX, "id=");
+	for (int i = 0; i < 16; i++)
+		n += (size_t)snprintf(value + n, VALUE_MAX - n, "%02x", id[i]);
+	n += (size_t)snprintf(value + n, VALUE_MAX - n, " partitions=%d replicas=", partitions);
+	for (int32_t p = 0; p < partitions && n < VALUE_MAX; p++)
+		for (int32_t r = 0; r < rf && n < VALUE_MAX; r++)
+			n += (size_t)snprintf(value + n, VALUE_MAX - n, "%s%d",
+					      r ? "," : (p ? ";" : ""), rows[p * rf + r]);
+	if (n < VALUE_MAX)
+		n += (size_t)snprintf(value + n, VALUE_MAX - n, "\n%s", configs);
+	return n;
+}
+
+/* The live brokers of @view for tl_repl_assign; NULL when out of memory. */
+static struct tl_repl_broker *assign_brokers(const struct tl_cluster_view *view)
+{
+	struct tl_repl_broker *brokers = calloc((size_t)view->broker_count + 1, sizeof(*brokers));
+	for (int32_t i = 0; brokers && i < view->broker_count; i++) {
+		brokers[i].id = view->brokers[i].id;
+		snprintf(brokers[i].rack, sizeof(brokers[i].rack), "%s", view->brokers[i].rack);
+	}
+	return brokers;
+}
+
+static uint32_t assign_start(void)
+{
+	uint32_t start = 0;
+	if (getrandom(&start, sizeof(start), 0) != sizeof(start))
+		start = (uint32_t)tl_mono_ns();
+	return start;
+}
+
 static void topic_create(struct tl_cluster *c, struct tl_cluster_view *view, struct command *cmd)
 {
 	if (view_topic(view, cmd->topic)) {
@@ -541,7 +595,7 @@ static void topic_create(struct tl_cluster *c, struct tl_cluster_view *view, str
 			 cmd->topic);
 		return;
 	}
-	struct tl_repl_broker *brokers = calloc((size_t)view->broker_count + 1, sizeof(*brokers));
+	struct tl_repl_broker *brokers = assign_brokers(view);
 	int32_t *rows = calloc((size_t)cmd->partitions * (size_t)TL_MAX(cmd->replication_factor, 1),
 			       sizeof(*rows));
 	char *value = malloc(VALUE_MAX);
@@ -549,15 +603,8 @@ static void topic_create(struct tl_cluster *c, struct tl_cluster_view *view, str
 		cmd->err = TL_ERR_NOMEM;
 		goto out;
 	}
-	for (int32_t i = 0; i < view->broker_count; i++) {
-		brokers[i].id = view->brokers[i].id;
-		snprintf(brokers[i].rack, sizeof(brokers[i].rack), "%s", view->brokers[i].rack);
-	}
-	uint32_t start = 0;
-	if (getrandom(&start, sizeof(start), 0) != sizeof(start))
-		start = (uint32_t)tl_mono_ns();
 	cmd->err = tl_repl_assign(brokers, view->broker_count, cmd->partitions,
-				  cmd->replication_factor, start, rows);
+				  cmd->replication_factor, assign_start(), rows);
 	if (cmd->err != TL_OK) {
 		snprintf(cmd->message, sizeof(cmd->message),
 			 "replication factor %d is larger than the %d live brokers",
@@ -569,17 +616,8 @@ static void topic_create(struct tl_cluster *c, struct tl_cluster_view *view, str
 		cmd->err = TL_ERR_KAFKA_STORAGE_ERROR;
 		goto out;
 	}
-	size_t n = (size_t)snprintf(value, VALUE_MAX, "id=");
-	for (int i = 0; i < 16; i++)
-		n += (size_t)snprintf(value + n, VALUE_MAX - n, "%02x", id[i]);
-	n += (size_t)snprintf(value + n, VALUE_MAX - n,
-			      " partitions=%d replicas=", cmd->partitions);
-	for (int32_t p = 0; p < cmd->partitions && n < VALUE_MAX; p++)
-		for (int32_t r = 0; r < cmd->replication_factor && n < VALUE_MAX; r++)
-			n += (size_t)snprintf(value + n, VALUE_MAX - n, "%s%d",
-					      r ? "," : (p ? ";" : ""),
-					      rows[p * cmd->replication_factor + r]);
-	n += (size_t)snprintf(value + n, VALUE_MAX - n, "\n%s", cmd->configs ? cmd->configs : "");
+	size_t n = topic_value(value, id, cmd->partitions, rows, cmd->replication_factor,
+			       cmd->configs ? cmd->configs : "");
 	if (n >= VALUE_MAX) {
 		cmd->err = TL_ERR_INVALID_PARTITIONS;
 		snprintf(cmd->message, sizeof(cmd->message), "too many partitions for one record");
@@ -701,6 +739,159 @@ static void topic_alter(struct tl_cluster *c, struct command *cmd)
 	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
 		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
 						: "the topic kept changing");
+}
+
+/* Parses @text ("1,2,3;2,3,1": @count rows of @rf broker ids) into @rows. */
+static bool rows_parse(const char *text, int32_t count, int32_t rf, int32_t *rows)
+{
+	const char *p = text, *end = text + strlen(text);
+	for (int32_t i = 0; i < count * rf; i++) {
+		const char *q = p;
+		while (q < end && *q != ',' && *q != ';')
+			q++;
+		int64_t id;
+		if (!parse_int(p, q, 0, INT32_MAX, &id))
+			return false;
+		rows[i] = (int32_t)id;
+		bool last = i + 1 == count * rf;
+		char want = (i + 1) % rf == 0 ? ';' : ',';
+		if (last ? q != end : (q == end || *q != want))
+			return false;
+		p = q + !last;
+	}
+	return true;
+}
+
+/* The replicas of @t's partitions after @cmd: the existing rows, then the new
+ * partitions' rows (from @cmd->configs, or assigned over the live brokers), @rf each. */
+static tl_err add_rows(const struct tl_cluster_view *view, const struct tl_repl_broker *brokers,
+		       const struct tl_cluster_topic *t, struct command *cmd, int32_t *rows,
+		       int32_t *rf_out)
+{
+	int32_t old = t->partition_count, rf = t->partitions[0].replica_count;
+	if (cmd->partitions <= old) {
+		snprintf(cmd->message, sizeof(cmd->message),
+			 cmd->partitions == old ? "Topic already has %d partitions."
+						: "Topic currently has %d partitions, which is "
+						  "higher than the requested %d.",
+			 old, cmd->partitions);
+		return TL_ERR_INVALID_PARTITIONS;
+	}
+	for (int32_t i = 0; i < old; i++) {
+		if (t->partitions[i].replica_count != rf) {
+			snprintf(cmd->message, sizeof(cmd->message),
+				 "Inconsistent replication factor between partitions.");
+			return TL_ERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		memcpy(&rows[i * rf], t->partitions[i].replicas, (size_t)rf * sizeof(*rows));
+	}
+	int32_t added = cmd->partitions - old;
+	int32_t *fresh = &rows[old * rf];
+	*rf_out = rf;
+	if (!cmd->configs[0]) {
+		if (tl_repl_assign(brokers, view->broker_count, added, rf, assign_start(), fresh) ==
+		    TL_OK)
+			return TL_OK;
+		snprintf(cmd->message, sizeof(cmd->message),
+			 "Replication factor: %d larger than available brokers: %d.", rf,
+			 view->broker_count);
+		return TL_ERR_INVALID_REPLICATION_FACTOR;
+	}
+	if (!rows_parse(cmd->configs, added, rf, fresh)) {
+		snprintf(cmd->message, sizeof(cmd->message),
+			 "Inconsistent replication factor between partitions, partition 0 has "
+			 "%d.",
+			 rf);
+		return TL_ERR_INVALID_REPLICA_ASSIGNMENT;
+	}
+	for (int32_t i = 0; i < added * rf; i++) {
+		bool twice = false;
+		for (int32_t j = i - i % rf; j < i; j++)
+			twice |= fresh[j] == fresh[i];
+		if (twice || !tl_cluster_find_broker(view, fresh[i])) {
+			snprintf(cmd->message, sizeof(cmd->message),
+				 "%s broker %d in the assignment of partition %d.",
+				 twice ? "Duplicate" : "Unknown", fresh[i], old + i / rf);
+			return TL_ERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+	}
+	return TL_OK;
+}
+
+/* CreatePartitions: rewrites the topic key with @cmd->partitions partitions, the
+ * existing ones unchanged, compare-and-swap on its revision. The controller then writes
+ * the new partitions' states (their first live replica leads), and each broker opens the
+ * logs it hosts when its view has them (replica.c). */
+static void topic_add_partitions(struct tl_cluster *c, struct tl_cluster_view *view,
+				 struct command *cmd)
+{
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/topics/%s", c->prefix, cmd->topic);
+	struct tl_repl_broker *brokers = assign_brokers(view);
+	int32_t *rows = calloc((size_t)cmd->partitions * TL_REPL_REPLICAS_MAX, sizeof(*rows));
+	char *value = malloc(VALUE_MAX);
+	if (!brokers || !rows || !value) {
+		cmd->err = TL_ERR_NOMEM;
+		goto out;
+	}
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct tl_meta_result got;
+		memset(&got, 0, sizeof(got));
+		tl_err err = tl_meta_get(c->meta, key, &got);
+		if (err != TL_OK && err != TL_ERR_NOT_FOUND) {
+			tl_meta_result_deinit(&got);
+			break;
+		}
+		if (got.count != 1) {
+			tl_meta_result_deinit(&got);
+			cmd->err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+			snprintf(cmd->message, sizeof(cmd->message),
+				 "The topic '%s' does not exist.", cmd->topic);
+			goto out;
+		}
+		struct tl_cluster_topic t;
+		bool readable = topic_decode(&got.kvs[0], cmd->topic, &t);
+		int64_t revision = got.kvs[0].mod_revision;
+		tl_meta_result_deinit(&got);
+		if (!readable) {
+			cmd->err = TL_ERR_KAFKA_STORAGE_ERROR;
+			snprintf(cmd->message, sizeof(cmd->message),
+				 "the topic's record in the metadata store is unreadable");
+			goto out;
+		}
+		int32_t rf = 0;
+		cmd->err = add_rows(view, brokers, &t, cmd, rows, &rf);
+		size_t n = cmd->err == TL_OK ? topic_value(value, t.id.bytes, cmd->partitions, rows,
+							   rf, t.configs)
+					     : 0;
+		free(t.partitions);
+		free(t.configs);
+		if (cmd->err != TL_OK)
+			goto out;
+		if (n >= VALUE_MAX) {
+			cmd->err = TL_ERR_INVALID_PARTITIONS;
+			snprintf(cmd->message, sizeof(cmd->message),
+				 "too many partitions for one record");
+			goto out;
+		}
+		bool swapped = false;
+		err = tl_meta_cas(c->meta, key, value, n, revision, 0, &swapped, NULL, NULL);
+		if (err != TL_OK)
+			break;
+		if (swapped) {
+			tl_info("cluster: partitions added topic=%s partitions=%d", cmd->topic,
+				cmd->partitions);
+			goto out;
+		}
+	}
+	cmd->err = TL_ERR_REQUEST_TIMED_OUT;
+	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
+		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
+						: "the topic kept changing");
+out:
+	free(value);
+	free(rows);
+	free(brokers);
 }
 
 /* Applies @text (ACL lines, acl.h's form) to @acls: adds them, or removes each exactly. */
@@ -891,6 +1082,76 @@ out:
 		tl_scram_wipe(work, strlen(cmd->configs));
 	free(work);
 	tl_sasl_users_deinit(&change);
+}
+
+/* Merges a change of the client quotas into the client-quotas key (quota.h's text
+ * form): read, apply, compare-and-swap on the key's revision, again if another broker
+ * changed it meanwhile, as for the ACLs. */
+static void quotas_change(struct tl_cluster *c, struct command *cmd)
+{
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/client-quotas", c->prefix);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct tl_meta_result got;
+		memset(&got, 0, sizeof(got));
+		tl_err err = tl_meta_get(c->meta, key, &got);
+		if (err != TL_OK && err != TL_ERR_NOT_FOUND) {
+			tl_meta_result_deinit(&got);
+			break;
+		}
+		int64_t revision = got.count == 1 ? got.kvs[0].mod_revision : 0;
+		size_t len = got.count == 1 ? got.kvs[0].value_len : 0;
+		char *current = malloc(len + 1);
+		if (!current) {
+			tl_meta_result_deinit(&got);
+			cmd->err = TL_ERR_NOMEM;
+			return;
+		}
+		if (len > 0)
+			memcpy(current, got.kvs[0].value, len);
+		current[len] = '\0';
+		tl_meta_result_deinit(&got);
+		struct tl_quotas quotas;
+		tl_quotas_init(&quotas, 2, 1000);
+		err = tl_quotas_parse(&quotas, current);
+		free(current);
+		if (err == TL_OK)
+			err = tl_quotas_apply_text(&quotas, cmd->deletes, true);
+		if (err == TL_OK)
+			err = tl_quotas_apply_text(&quotas, cmd->configs, false);
+		char *text = err == TL_OK ? tl_quotas_format(&quotas) : NULL;
+		int32_t count = quotas.entity_count;
+		tl_quotas_deinit(&quotas);
+		if (!text) {
+			cmd->err = err == TL_ERR_CORRUPT ? TL_ERR_KAFKA_STORAGE_ERROR
+							 : TL_ERR_INVALID_REQUEST;
+			snprintf(cmd->message, sizeof(cmd->message), "%s",
+				 err == TL_ERR_CORRUPT ? "the stored client quotas are corrupt"
+						       : "too many quota entities");
+			return;
+		}
+		if (strlen(text) > TL_META_VALUE_BYTES_MAX) {
+			free(text);
+			cmd->err = TL_ERR_INVALID_REQUEST;
+			snprintf(cmd->message, sizeof(cmd->message),
+				 "the quotas would exceed the metadata store's value limit");
+			return;
+		}
+		bool swapped = false;
+		err = tl_meta_cas(c->meta, key, text, strlen(text), revision, 0, &swapped, NULL,
+				  NULL);
+		free(text);
+		if (err != TL_OK)
+			break;
+		if (swapped) {
+			tl_info("cluster: client quotas changed entities=%d", count);
+			return;
+		}
+	}
+	cmd->err = TL_ERR_REQUEST_TIMED_OUT;
+	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
+		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
+						: "the quotas kept changing");
 }
 
 /* Producer ids are unique in the cluster (an idempotent partition dedupes by id): each
@@ -1200,6 +1461,10 @@ static void run_commands(struct tl_cluster *c, struct tl_cluster_view *view, str
 			acls_change(c, cmd);
 		} else if (cmd->type == COMMAND_SCRAM) {
 			scram_change(c, cmd);
+		} else if (cmd->type == COMMAND_ADD_PARTITIONS) {
+			topic_add_partitions(c, view, cmd);
+		} else if (cmd->type == COMMAND_QUOTAS) {
+			quotas_change(c, cmd);
 		}
 		result_post(c, cmd);
 		cmd = next;
@@ -1354,12 +1619,14 @@ static void cluster_free(struct tl_cluster *c)
 	free(c);
 }
 
-static bool topic_led(const struct tl_cluster_view *view, const char *name)
+static bool topic_led(const struct tl_cluster_view *view, const char *name, int32_t partitions)
 {
 	for (int32_t t = 0; view && t < view->topic_count; t++) {
 		const struct tl_cluster_topic *topic = &view->topics[t];
 		if (strcmp(topic->name, name) != 0)
 			continue;
+		if (topic->partition_count < partitions)
+			return false;
 		for (int32_t i = 0; i < topic->partition_count; i++)
 			if (!topic->partitions[i].has_state ||
 			    topic->partitions[i].state.leader < 0)
@@ -1375,7 +1642,7 @@ static void awaits_check(struct tl_cluster *c, int64_t now_ms)
 	struct await_topic **pp = &c->awaits;
 	while (*pp) {
 		struct await_topic *a = *pp;
-		if (!topic_led(c->view, a->topic) && now_ms < a->deadline_ms) {
+		if (!topic_led(c->view, a->topic, a->partitions) && now_ms < a->deadline_ms) {
 			pp = &a->next;
 			continue;
 		}
@@ -1388,6 +1655,12 @@ static void awaits_check(struct tl_cluster *c, int64_t now_ms)
 void tl_cluster_await_topic(struct tl_broker *broker, const char *topic, int64_t max_wait_ms,
 			    tl_cluster_done_fn done, void *ctx)
 {
+	tl_cluster_await_partitions(broker, topic, 1, max_wait_ms, done, ctx);
+}
+
+void tl_cluster_await_partitions(struct tl_broker *broker, const char *topic, int32_t partitions,
+				 int64_t max_wait_ms, tl_cluster_done_fn done, void *ctx)
+{
 	struct tl_cluster *c = broker->cluster;
 	struct await_topic *a = calloc(1, sizeof(*a));
 	if (!a) {
@@ -1395,6 +1668,7 @@ void tl_cluster_await_topic(struct tl_broker *broker, const char *topic, int64_t
 		return;
 	}
 	snprintf(a->topic, sizeof(a->topic), "%s", topic);
+	a->partitions = partitions;
 	a->deadline_ms = tl_mono_ms() + max_wait_ms;
 	a->done = done;
 	a->ctx = ctx;
@@ -1428,6 +1702,7 @@ void tl_cluster_on_event(struct tl_broker *broker)
 		tl_replica_apply(broker, view);
 		tl_acl_apply_view(broker, view->acls);
 		tl_sasl_apply_view(broker, view->scram);
+		tl_quota_apply_view(broker, view->quotas);
 		view_free(old);
 		if (c->awaits)
 			awaits_check(c, tl_mono_ms());
@@ -1516,6 +1791,7 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 	tl_replica_apply(broker, c->view);
 	tl_acl_apply_view(broker, c->view->acls);
 	tl_sasl_apply_view(broker, c->view->scram);
+	tl_quota_apply_view(broker, c->view->quotas);
 	if (pthread_create(&c->thread, NULL, thread_main, c) != 0) {
 		err = TL_ERR_IO;
 		goto out_unset;
@@ -1627,35 +1903,11 @@ tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int
 	return TL_OK;
 }
 
-tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool replace,
-			      const char *sets, const char *deletes, tl_cluster_done_fn done,
-			      void *ctx)
-{
-	if (!broker->cluster)
-		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
-	struct command *cmd = calloc(1, sizeof(*cmd));
-	if (!cmd)
-		return TL_ERR_NOMEM;
-	cmd->type = COMMAND_ALTER_TOPIC;
-	snprintf(cmd->topic, sizeof(cmd->topic), "%s", topic);
-	cmd->replace = replace;
-	cmd->configs = strdup(sets);
-	cmd->deletes = strdup(deletes);
-	cmd->done = done;
-	cmd->ctx = ctx;
-	if (!cmd->configs || !cmd->deletes) {
-		free(cmd->configs);
-		free(cmd->deletes);
-		free(cmd);
-		return TL_ERR_NOMEM;
-	}
-	command_post(broker->cluster, cmd);
-	return TL_OK;
-}
-
-/* Posts a command carrying two texts (sets and deletes) to the metadata thread. */
-static tl_err post_texts(struct tl_broker *broker, enum command_type type, const char *sets,
-			 const char *deletes, bool replace, tl_cluster_done_fn done, void *ctx)
+/* Posts a command carrying two texts (sets and deletes), and @topic unless NULL, to the
+ * metadata thread. */
+static tl_err post_texts(struct tl_broker *broker, enum command_type type, const char *topic,
+			 const char *sets, const char *deletes, bool replace,
+			 tl_cluster_done_fn done, void *ctx)
 {
 	if (!broker->cluster)
 		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
@@ -1663,6 +1915,8 @@ static tl_err post_texts(struct tl_broker *broker, enum command_type type, const
 	if (!cmd)
 		return TL_ERR_NOMEM;
 	cmd->type = type;
+	if (topic)
+		snprintf(cmd->topic, sizeof(cmd->topic), "%s", topic);
 	cmd->configs = strdup(sets);
 	cmd->deletes = strdup(deletes);
 	cmd->replace = replace;
@@ -1678,16 +1932,51 @@ static tl_err post_texts(struct tl_broker *broker, enum command_type type, const
 	return TL_OK;
 }
 
+tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool replace,
+			      const char *sets, const char *deletes, tl_cluster_done_fn done,
+			      void *ctx)
+{
+	return post_texts(broker, COMMAND_ALTER_TOPIC, topic, sets, deletes, replace, done, ctx);
+}
+
 tl_err tl_cluster_change_acls(struct tl_broker *broker, const char *adds, const char *removes,
 			      tl_cluster_done_fn done, void *ctx)
 {
-	return post_texts(broker, COMMAND_ACLS, adds, removes, false, done, ctx);
+	return post_texts(broker, COMMAND_ACLS, NULL, adds, removes, false, done, ctx);
 }
 
 tl_err tl_cluster_change_scram(struct tl_broker *broker, const char *upserts, const char *deletes,
 			       bool replace, tl_cluster_done_fn done, void *ctx)
 {
-	return post_texts(broker, COMMAND_SCRAM, upserts, deletes, replace, done, ctx);
+	return post_texts(broker, COMMAND_SCRAM, NULL, upserts, deletes, replace, done, ctx);
+}
+
+tl_err tl_cluster_add_partitions(struct tl_broker *broker, const char *topic, int32_t count,
+				 const char *assignments, tl_cluster_done_fn done, void *ctx)
+{
+	if (!broker->cluster)
+		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return TL_ERR_NOMEM;
+	cmd->type = COMMAND_ADD_PARTITIONS;
+	snprintf(cmd->topic, sizeof(cmd->topic), "%s", topic);
+	cmd->partitions = count;
+	cmd->configs = strdup(assignments);
+	cmd->done = done;
+	cmd->ctx = ctx;
+	if (!cmd->configs) {
+		free(cmd);
+		return TL_ERR_NOMEM;
+	}
+	command_post(broker->cluster, cmd);
+	return TL_OK;
+}
+
+tl_err tl_cluster_change_quotas(struct tl_broker *broker, const char *sets, const char *removes,
+				tl_cluster_done_fn done, void *ctx)
+{
+	return post_texts(broker, COMMAND_QUOTAS, NULL, sets, removes, false, done, ctx);
 }
 
 tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,

@@ -13,6 +13,8 @@
  *   scram-credentials          every SCRAM credential, one a line (sasl.c's file form:
  *                              salt, iterations, StoredKey, ServerKey; never a password),
  *                              changed by compare-and-swap as acls (issue #16)
+ *   client-quotas              every client quota entity, one a line (quota.h's text
+ *                              form), changed by compare-and-swap as acls (issue #20)
  * A partition key is written only by compare-and-swap on its mod_revision: by the
  * controller (elections), by the partition's leader (ISR changes) and by a broker
  * moving its own leadership away (controlled shutdown). Its mod_revision is the
@@ -78,6 +80,7 @@ struct tl_cluster_view {
 	struct tl_cluster_topic *topics; /* by name */
 	char *acls;                      /* the acls key's text; "" when absent */
 	char *scram;                     /* the scram-credentials key's text; "" when absent */
+	char *quotas;                    /* the client-quotas key's text; "" when absent */
 };
 
 /* Connects to etcd, registers this broker, and starts the metadata thread. Returns
@@ -115,6 +118,19 @@ tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int
 tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool replace,
 			      const char *sets, const char *deletes, tl_cluster_done_fn done,
 			      void *ctx);
+/* CreatePartitions: gives @topic @count partitions in the metadata store; the new ones
+ * get @assignments' replicas ("1,2,3;2,3,1", one row a new partition) or, with "",
+ * replicas assigned over the live brokers at the topic's replication factor. @done gets
+ * TL_OK, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR,
+ * UNKNOWN_TOPIC_OR_PARTITION or a retriable REQUEST_TIMED_OUT. Copies the strings. */
+tl_err tl_cluster_add_partitions(struct tl_broker *broker, const char *topic, int32_t count,
+				 const char *assignments, tl_cluster_done_fn done, void *ctx);
+/* Changes the cluster's client quotas: sets the keys of @sets' entities and drops those
+ * of @removes' (both quota.h's text form; removes' values are ignored), merged into the
+ * client-quotas key by compare-and-swap. Every broker applies the result from its view.
+ * Copies the strings. */
+tl_err tl_cluster_change_quotas(struct tl_broker *broker, const char *sets, const char *removes,
+				tl_cluster_done_fn done, void *ctx);
 tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
 			       tl_cluster_done_fn done, void *ctx);
 /* Changes the cluster's ACLs: adds the ACLs of @adds and removes those of @removes
@@ -140,6 +156,10 @@ tl_err tl_cluster_allocate_pid_block(struct tl_broker *broker, int64_t size,
  * Copies @topic. */
 void tl_cluster_await_topic(struct tl_broker *broker, const char *topic, int64_t max_wait_ms,
 			    tl_cluster_done_fn done, void *ctx);
+/* The same, once the view has at least @partitions partitions of @topic, each led
+ * (CreatePartitions). */
+void tl_cluster_await_partitions(struct tl_broker *broker, const char *topic, int32_t partitions,
+				 int64_t max_wait_ms, tl_cluster_done_fn done, void *ctx);
 void tl_cluster_awaits_tick(struct tl_broker *broker, int64_t now_ms);
 
 /* ---- partition roles (replica.c) ---- */
@@ -158,7 +178,25 @@ void tl_replica_apply(struct tl_broker *broker, const struct tl_cluster_view *vi
 /* A follower fetch reached the leader: records its progress, advances the high
  * watermark and maybe asks for an ISR expansion. */
 tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partition *p,
-				    int32_t replica_id, int64_t fetch_offset);
+				    int32_t replica_id, int64_t fetch_offset, int64_t log_start);
+/* A DeleteRecords of @p waiting until every live replica's log start reaches @offset
+ * (Kafka's DelayedDeleteRecords). Lives in the request's arena. */
+struct tl_delete_wait;
+typedef void (*tl_delete_wait_fn)(struct tl_delete_wait *wait, tl_err err, int64_t low_watermark);
+struct tl_delete_wait {
+	int64_t offset;
+	int64_t deadline_ms;
+	tl_delete_wait_fn done; /* TL_OK with the low watermark, REQUEST_TIMED_OUT or
+				 * NOT_LEADER_OR_FOLLOWER (leadership moved) */
+	void *ctx;
+	struct tl_delete_wait *next;
+};
+/* Leader: the smallest log start of its own log and of the live replicas that told it
+ * theirs. */
+int64_t tl_replica_low_watermark(struct tl_broker *broker, const struct tl_partition *p);
+/* Parks @wait on @p (a partition this broker leads) until the low watermark reaches
+ * wait->offset, its deadline passes, or this broker stops leading @p. */
+void tl_replica_wait_low_watermark(struct tl_partition *p, struct tl_delete_wait *wait);
 /* A client's request for @p in cluster mode (KIP-320): this broker must lead it, at
  * the epoch the client knows (-1: any). Returns TL_OK, NOT_LEADER_OR_FOLLOWER,
  * UNKNOWN_LEADER_EPOCH (the client knows a newer one) or FENCED_LEADER_EPOCH (an older

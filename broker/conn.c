@@ -11,7 +11,20 @@
  *     listeners. A TLS connection handshakes first (tls_handshaking: nothing is read as
  *     a request until it is done) and is closed if that takes ssl.handshake.timeout.ms.
  *     TLS may hold decrypted bytes epoll cannot see: whoever stops reading early
- *     (rounds, pause, mute) reads again when it resumes (conn_resume_reading). */
+ *     (rounds, pause, mute, suspension) reads again when it resumes
+ *     (conn_resume_reading).
+ * (5) A connection whose reads are suspended (tl_conn_suspend_reads: its PLAIN login
+ *     runs on a worker thread) reads no request until they resume: the next request
+ *     must see the login's outcome.
+ * (6) A Metadata request that arrives while earlier requests of its connection are
+ *     still unanswered (a Produce waiting for the ISR) is deferred: it is dispatched
+ *     when it heads the FIFO, so its answer describes the cluster when it is sent.
+ *     Kafka reads a connection's next request only after the previous response went
+ *     out, so its answers are never older than the ones before them. Computed on
+ *     arrival, an answer held seconds behind a Produce (a dead follower stays in the
+ *     ISR for replica.lag.time.max.ms) names the leader of before a failover, and
+ *     arriving after fresher answers from other brokers it moves librdkafka 2.0.2's
+ *     partition back to the old leader, where it stays (test 902, issue 15). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -336,7 +349,18 @@ static void conn_frame_ready(struct tl_conn *conn, struct tl_request *req)
 	conn->tail = req;
 	conn->queued++;
 	conn->broker->requests_total++;
-	req->received_ns = tl_mono_ns();
+	/* Every read stops at a frame boundary's worth of unparsed bytes (conn_parse frames
+	 * all it can before the next read), so the last read completed this frame: its
+	 * queue time counts from then, including any wait for the requests ahead of it in
+	 * this read or for the connection's pause (queued.max.requests, quota mute). */
+	TL_ASSERT_DEBUG(conn->read_ns > 0);
+	req->received_ns = conn->read_ns;
+	if (req->header.api_key == TL_API_METADATA && conn->head != req) {
+		req->deferred = true; /* invariant (6): tl_conn_flush dispatches it */
+		return;
+	}
+	if (conn->broker->metrics_on)
+		req->started_ns = tl_mono_ns();
 	tl_dispatch(req);
 }
 
@@ -354,7 +378,7 @@ static void conn_update_events(struct tl_conn *conn)
 {
 	if (conn->closed)
 		return;
-	bool want_read = !conn->read_paused && !conn->throttled;
+	bool want_read = !conn->read_paused && !conn->throttled && !conn->reads_suspended;
 	bool want_write = conn->want_write || conn->tls_read_wants_write;
 	if (conn->tls_handshaking) {
 		want_read = !conn->transport.want_write;
@@ -372,8 +396,8 @@ static bool conn_parse(struct tl_conn *conn)
 	uint32_t pos = 0;
 	uint32_t max = tl_sasl_frame_max(conn);
 	while (!conn->closed && conn->rlen - pos >= 4) {
-		if (conn->throttled)
-			break; /* quota: muted, as Kafka mutes the channel */
+		if (conn->throttled || conn->reads_suspended)
+			break; /* quota: muted, as Kafka mutes the channel; or a login runs */
 		if (conn->queued >= conn->broker->config.queued_max_requests) {
 			conn->read_paused = true;
 			break;
@@ -416,8 +440,9 @@ static bool conn_parse(struct tl_conn *conn)
 static void conn_read(struct tl_conn *conn)
 {
 	/* TLS may hold a decrypted record that epoll will not report: drain it. */
-	for (int rounds = 0; (rounds < 16 || tl_transport_has_pending(&conn->transport)) &&
-			     !conn->closed && !conn->read_paused && !conn->throttled;
+	for (int rounds = 0;
+	     (rounds < 16 || tl_transport_has_pending(&conn->transport)) && !conn->closed &&
+	     !conn->read_paused && !conn->throttled && !conn->reads_suspended;
 	     rounds++) {
 		ssize_t n;
 		if (conn->reading) {
@@ -425,6 +450,7 @@ static void conn_read(struct tl_conn *conn)
 			n = tl_transport_read(&conn->transport, req->frame + conn->reading_have,
 					      req->frame_len - conn->reading_have);
 			if (n > 0) {
+				conn->read_ns = tl_mono_ns();
 				conn->reading_have += (uint32_t)n;
 				if (conn->reading_have == req->frame_len) {
 					conn->reading = NULL;
@@ -437,6 +463,7 @@ static void conn_read(struct tl_conn *conn)
 			n = tl_transport_read(&conn->transport, conn->rbuf + conn->rlen,
 					      conn->rcap - conn->rlen);
 			if (n > 0) {
+				conn->read_ns = tl_mono_ns();
 				conn->rlen += (uint32_t)n;
 				if (!conn_parse(conn))
 					return;
@@ -620,23 +647,41 @@ static void request_slow(struct tl_broker *broker, const struct tl_request *req,
 	broker->slow_suppressed = 0;
 }
 
-static void hist_add(struct tl_hist **h, int64_t ns)
+static void hist_add_ns(struct tl_hist *h, int64_t ns)
 {
-	if (!*h && !(*h = calloc(1, sizeof(**h))))
-		return; /* the figure is lost, nothing else */
-	tl_hist_add(*h, (uint64_t)TL_MAX(ns, (int64_t)0) / 1000);
+	tl_hist_add(h, (uint64_t)TL_MAX(ns, (int64_t)0) / 1000);
+}
+
+/* Kafka's split of an answered (or silent) request's time, see struct
+ * tl_request_metrics. The response queue time starts when the response was DONE, or at
+ * the end of a KIP-219 hold, whichever is later: a hold is throttle time. */
+static void request_split(struct tl_request_metrics *m, const struct tl_request *req, int64_t now)
+{
+	TL_ASSERT_DEBUG(req->remote_since_ns == 0);
+	TL_ASSERT_DEBUG(req->started_ns >= req->received_ns);
+	int64_t send_started = req->send_started_ns ? req->send_started_ns : now;
+	int64_t queued_from = TL_MAX(req->done_ns, req->hold_until_ms * 1000000);
+	hist_add_ns(&m->queue, req->started_ns - req->received_ns);
+	hist_add_ns(&m->local, req->done_ns - req->started_ns - req->remote_ns);
+	hist_add_ns(&m->remote, req->remote_ns);
+	hist_add_ns(&m->throttle, req->throttle_ms * 1000000);
+	hist_add_ns(&m->response_queue, send_started - queued_from);
+	hist_add_ns(&m->response_send, now - send_started);
 }
 
 /* Request time, frame in to the response's last byte written (or, for a request that
- * is not answered, to its end); for answered ones also split at the response's
- * encoding. */
+ * is not answered, to its turn in the FIFO); with metrics on, also split as Kafka's
+ * RequestMetrics. */
 static void request_timed(struct tl_broker *broker, const struct tl_request *req)
 {
 	int16_t key = req->header.api_key;
 	if (key < 0 || key >= TL_BROKER_API_SLOTS)
 		return;
+	struct tl_request_metrics *m = broker->request_metrics[key];
+	if (!m && !(m = broker->request_metrics[key] = calloc(1, sizeof(*m))))
+		return; /* the figures are lost, nothing else */
 	int64_t now = tl_mono_ns();
-	hist_add(&broker->request_us[key], now - req->received_ns);
+	hist_add_ns(&m->total, now - req->received_ns);
 	if (tl_diag_level() == TL_DIAG_DEBUG) {
 		const struct tl_api_info *info = tl_api_info(key);
 		tl_debug("broker: request done api=%s api_version=%d correlation_id=%d "
@@ -648,10 +693,23 @@ static void request_timed(struct tl_broker *broker, const struct tl_request *req
 	if (broker->config.log_slow_request_ms > 0 &&
 	    now - req->received_ns >= broker->config.log_slow_request_ms * 1000000)
 		request_slow(broker, req, now);
-	if (req->state != TL_REQUEST_DONE)
-		return;
-	hist_add(&broker->request_local_us[key], req->done_ns - req->received_ns);
-	hist_add(&broker->request_send_us[key], now - req->done_ns);
+	if (broker->metrics_on)
+		request_split(m, req, now);
+}
+
+void tl_request_remote_begin(struct tl_request *req)
+{
+	TL_ASSERT(req->remote_since_ns == 0);
+	if (req->conn->broker->metrics_on)
+		req->remote_since_ns = tl_mono_ns();
+}
+
+void tl_request_remote_end(struct tl_request *req)
+{
+	if (req->remote_since_ns == 0)
+		return; /* metrics off, or not waiting */
+	req->remote_ns += tl_mono_ns() - req->remote_since_ns;
+	req->remote_since_ns = 0;
 }
 
 static void conn_pop_head(struct tl_conn *conn)
@@ -664,7 +722,10 @@ static void conn_pop_head(struct tl_conn *conn)
 	conn->queued--;
 	conn->sent = 0;
 	req->next = NULL;
-	tl_request_free(req);
+	if (req->waits == 0)
+		tl_request_free(req);
+	else
+		req->state = TL_REQUEST_SENT; /* its last wait frees it (produce.c) */
 	if (conn->read_paused && conn->queued < conn->broker->config.queued_max_requests) {
 		conn->read_paused = false;
 		conn_update_events(conn);
@@ -674,14 +735,32 @@ static void conn_pop_head(struct tl_conn *conn)
 /* Writes finished responses from the head of the FIFO until the socket would block. */
 void tl_conn_flush(struct tl_conn *conn)
 {
-	while (!conn->closed && conn->head && conn->head->state != TL_REQUEST_WORKING) {
+	while (!conn->closed && conn->head &&
+	       (conn->head->state != TL_REQUEST_WORKING || conn->head->deferred)) {
 		struct tl_request *req = conn->head;
+		if (req->deferred) {
+			/* Invariant (6): its turn. The handler may answer at once, and
+			 * answering flushes (re-entering here) or closes the connection.
+			 * Its queue time ran from its frame until now. */
+			req->deferred = false;
+			if (conn->broker->metrics_on)
+				req->started_ns = tl_mono_ns();
+			tl_conn_hold(conn);
+			tl_dispatch(req);
+			bool closed = conn->closed;
+			tl_conn_release(conn);
+			if (closed)
+				return;
+			continue;
+		}
 		if (req->hold_until_ms && tl_mono_ms() < req->hold_until_ms)
 			break; /* quota: sent when the connection is unmuted */
 		if (req->state == TL_REQUEST_SILENT) {
 			conn_pop_head(conn);
 			continue;
 		}
+		if (req->send_started_ns == 0 && conn->broker->metrics_on)
+			req->send_started_ns = tl_mono_ns();
 		int64_t total = tl_buf_total(&req->response);
 		struct iovec iov[CONN_IOV_MAX];
 		const struct tl_file_span *span;
@@ -753,6 +832,9 @@ void tl_request_finished(struct tl_request *req)
 {
 	TL_ASSERT(req->state != TL_REQUEST_WORKING);
 	struct tl_conn *conn = req->conn;
+	tl_request_remote_end(req);
+	if (req->done_ns == 0 && conn->broker->metrics_on)
+		req->done_ns = tl_mono_ns(); /* SILENT: no response was encoded */
 	if (conn->closed) {
 		/* Detached by tl_conn_close: nobody will send it. */
 		if (req->waits == 0)
@@ -822,6 +904,7 @@ void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms)
 				tl_conn_close(conn, "TLS handshake timeout");
 			}
 		} else if (conn->frame_started_ms && !conn->read_paused && !conn->throttled &&
+			   !conn->reads_suspended &&
 			   now_ms - conn->frame_started_ms >
 				   config->socket_request_read_timeout_ms) {
 			tl_warn("broker: request frame not finished in time, closing connection "
@@ -833,6 +916,29 @@ void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms)
 		}
 		conn = next;
 	}
+}
+
+/* ---- suspended reads ---- */
+
+void tl_conn_suspend_reads(struct tl_conn *conn)
+{
+	TL_ASSERT(!conn->reads_suspended);
+	TL_ASSERT(!conn->closed);
+	conn->reads_suspended = true;
+	conn_update_events(conn);
+}
+
+void tl_conn_resume_reads(struct tl_conn *conn)
+{
+	if (conn->closed)
+		return;
+	TL_ASSERT(conn->reads_suspended);
+	conn->reads_suspended = false;
+	conn_update_events(conn);
+	conn->refs++; /* parsing may close it */
+	if (!conn->throttled && !conn->read_paused)
+		conn_resume_reading(conn);
+	conn_unref(conn);
 }
 
 /* ---- quota throttling (KIP-219) ---- */

@@ -103,6 +103,7 @@ void tl_response_end(struct tl_request *req)
 	int64_t total = tl_buf_total(&req->response);
 	TL_ASSERT(total - 4 <= INT32_MAX);
 	tl_be32_put(req->response.data, (uint32_t)(total - 4));
+	tl_request_remote_end(req);
 	req->done_ns = tl_mono_ns();
 	req->state = TL_REQUEST_DONE;
 	tl_request_finished(req);

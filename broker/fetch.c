@@ -86,7 +86,8 @@ static tl_err fetch_cluster_check(struct tl_request *req, const struct fetch_sta
 			return TL_ERR_AGAIN;
 		}
 	}
-	err = tl_replica_on_follower_fetch(req->conn->broker, p, replica, fp->fetch_offset);
+	err = tl_replica_on_follower_fetch(req->conn->broker, p, replica, fp->fetch_offset,
+					   fp->log_start_offset);
 	if (err != TL_OK)
 		return err;
 	*max_offset = tl_log_written_offset(p->log);
@@ -216,6 +217,7 @@ static void fetch_park(struct tl_request *req, struct fetch_state *st)
 	if (req->deadline_ms == 0)
 		req->deadline_ms = tl_mono_ms() + TL_MAX(msg->max_wait_ms, 0);
 	req->on_abandon = fetch_abandon;
+	tl_request_remote_begin(req);
 	req->parked_prev = NULL;
 	req->parked_next = broker->parked;
 	if (broker->parked)
@@ -244,6 +246,7 @@ void tl_fetch_unpark(struct tl_request *req)
 		req->parked_next->parked_prev = req->parked_prev;
 	req->parked_next = req->parked_prev = NULL;
 	req->on_abandon = NULL;
+	tl_request_remote_end(req);
 	/* deadline_ms stays set until the fetch answers, so a retry keeps the original one */
 }
 
@@ -299,7 +302,8 @@ static void fetch_evaluate(struct tl_request *req)
 			st->resp.responses_count = 0;
 		}
 	}
-	fetch_count(req->conn->broker, st);
+	if (req->conn->broker->metrics_on)
+		fetch_count(req->conn->broker, st);
 	tl_response_begin(req);
 	/* The encoder hands each file span's reference to the response buffer. */
 	tl_fetch_response_encode(&req->response, req->header.api_version, &st->resp);

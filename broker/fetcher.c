@@ -329,6 +329,24 @@ static void follower_set_high_watermark(struct tl_partition *p)
 		tl_log_set_high_watermark(p->log, hw);
 }
 
+/* DeleteRecords on the leader: its log start comes in every fetch response and a
+ * follower moves its own up to it (Kafka's maybeIncrementLogStartOffset), no further
+ * than its high watermark; a follower still behind gets the rest with a later fetch. */
+static void follower_set_start(struct tl_partition *p, int64_t leader_start)
+{
+	int64_t to = TL_MIN(leader_start, tl_log_high_watermark(p->log));
+	if (to <= tl_log_start_offset(p->log))
+		return;
+	int64_t start;
+	tl_err err = tl_log_delete_records(p->log, to, &start);
+	if (err == TL_OK)
+		tl_log_tick(p->log, tl_wall_ms()); /* drop the segments wholly below now */
+	else
+		tl_warn("fetcher: cannot move the log start to the leader's topic=%s "
+			"partition=%d start=%" PRId64 " err=%s",
+			p->topic->name, p->index, to, tl_err_name(err));
+}
+
 /* KIP-595 truncation: the leader says our log diverged at (epoch, end_offset). */
 static void part_truncate(struct tl_partition *p,
 			  const struct tl_fetch_response_epoch_end_offset *d)
@@ -391,6 +409,8 @@ static int64_t part_append(struct tl_broker *broker, struct tl_partition *p, uin
 			break;
 		}
 		appended = tl_batch_last_offset(&h) + 1;
+		if (broker->metrics_on)
+			p->topic->metrics.replication_bytes_in += (uint64_t)size;
 		data += size;
 		len -= size;
 	}
@@ -490,6 +510,7 @@ static void session_on_response(struct tl_broker *broker, struct session *s)
 			}
 			progress = true;
 			follower_set_high_watermark(p);
+			follower_set_start(p, pd->log_start_offset);
 		}
 	}
 	tl_arena_deinit(&arena);

@@ -106,9 +106,10 @@ static tl_err listener_open(struct tl_metrics_server *server, const char *spec)
 
 tl_err tl_metrics_start(struct tl_broker *broker, uint64_t source_base)
 {
-	tl_proto_error_counts = broker->metrics.errors; /* the response encoders count */
 	if (!broker->config.metrics_listener[0])
-		return TL_OK;
+		return TL_OK; /* nobody can read the counts: do not count (metrics_on) */
+	broker->metrics_on = true;
+	tl_proto_error_counts = broker->metrics.errors; /* the response encoders count */
 	struct tl_metrics_server *server = calloc(1, sizeof(*server));
 	if (!server)
 		return TL_ERR_NOMEM;
@@ -430,6 +431,9 @@ static void render_topics(struct tl_broker *broker, struct tl_buf *out)
 		      "fetch asked for (records, and transaction markers).");
 	TOPIC_COUNTER("tally_broker_topic_replication_bytes_out_total", replication_bytes_out,
 		      "Record bytes sent to follower brokers (Kafka ReplicationBytesOutPerSec).");
+	TOPIC_COUNTER("tally_broker_topic_replication_bytes_in_total", replication_bytes_in,
+		      "Record batch bytes this broker appended as a follower, fetched from the "
+		      "leader (Kafka ReplicationBytesInPerSec).");
 	TOPIC_COUNTER(
 		"tally_broker_topic_bytes_rejected_total", bytes_rejected,
 		"Produced bytes refused as invalid or too large (Kafka BytesRejectedPerSec).");
@@ -545,10 +549,12 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 	gauge(out, "tally_log_cache_bytes", "Bytes held in the logs' read caches.",
 	      (double)c.cache.bytes);
 	counter(out, "tally_replica_isr_shrinks_total",
-		"ISR shrinks this broker asked for as leader (Kafka IsrShrinksPerSec).",
+		"ISR shrinks committed while this broker led the partition (Kafka "
+		"IsrShrinksPerSec).",
 		broker->metrics.isr_shrinks);
 	counter(out, "tally_replica_isr_expands_total",
-		"ISR expansions this broker asked for as leader (Kafka IsrExpandsPerSec).",
+		"ISR expansions committed while this broker led the partition (Kafka "
+		"IsrExpandsPerSec).",
 		broker->metrics.isr_expands);
 	char labels[TL_CONFIG_STR_MAX + 32] = "";
 	tl_prom_label(labels, sizeof(labels), "log_dir", broker->data_dir);
@@ -564,40 +570,57 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 		     25);
 }
 
-/* Request metrics by API, as Kafka's RequestMetrics (TotalTimeMs, LocalTimeMs,
- * ResponseSendTimeMs); only APIs seen since start-up. */
+/* One histogram family of Kafka's RequestMetrics, by API (@field of struct
+ * tl_request_metrics); only APIs seen since start-up. */
 static void render_request_hist(struct tl_broker *broker, struct tl_buf *out, const char *name,
-				const char *help, struct tl_hist *const *hists)
+				const char *help, size_t field)
 {
 	tl_prom_family(out, name, "histogram", help);
 	for (int16_t key = 0; key < TL_BROKER_API_SLOTS; key++) {
-		if (!hists[key])
+		const struct tl_request_metrics *m = broker->request_metrics[key];
+		if (!m)
 			continue;
 		const struct tl_api_info *info = tl_api_info(key);
 		char labels[128] = "";
 		tl_prom_label(labels, sizeof(labels), "request", info ? info->name : "Unknown");
-		tl_prom_hist(out, name, labels, hists[key], 1e-6, false, 4, 25);
+		const struct tl_hist *hist = (const struct tl_hist *)((const char *)m + field);
+		tl_prom_hist(out, name, labels, hist, 1e-6, false, 4, 25);
 	}
-	TL_UNUSED(broker);
 }
+
+#define REQUEST_HIST(name, field, help)                                                            \
+	render_request_hist(broker, out, name, help, offsetof(struct tl_request_metrics, field))
 
 static void render_requests(struct tl_broker *broker, struct tl_buf *out)
 {
 	counter(out, "tally_requests_total", "Requests received, all APIs.",
 		broker->requests_total);
-	render_request_hist(broker, out, "tally_request_total_time_seconds",
-			    "Frame in to the response's last byte written, by API (Kafka "
-			    "RequestMetrics TotalTimeMs).",
-			    broker->request_us);
-	render_request_hist(broker, out, "tally_request_local_time_seconds",
-			    "Frame in to the response encoded, waiting on the log and replicas "
-			    "included, by API (Kafka LocalTimeMs + RemoteTimeMs).",
-			    broker->request_local_us);
-	render_request_hist(broker, out, "tally_request_response_send_time_seconds",
-			    "Response encoded to its last byte written, its turn in the "
-			    "connection's FIFO included, by API (Kafka ResponseQueueTimeMs + "
-			    "ResponseSendTimeMs).",
-			    broker->request_send_us);
+	counter(out, "tally_produce_timeouts_total",
+		"Produce requests answered REQUEST_TIMED_OUT at their timeout_ms while waiting "
+		"for the ISR.",
+		broker->produce_timeouts);
+	REQUEST_HIST("tally_request_total_time_seconds", total,
+		     "Frame in to the response's last byte written, by API (Kafka RequestMetrics "
+		     "TotalTimeMs).");
+	REQUEST_HIST("tally_request_queue_time_seconds", queue,
+		     "Frame in (the read that completed it) to its handler's start, waiting "
+		     "behind the requests ahead of it or a paused connection included, by API "
+		     "(Kafka RequestQueueTimeMs).");
+	REQUEST_HIST("tally_request_local_time_seconds", local,
+		     "Handler start to the response encoded, less the remote time: decoding, "
+		     "the log, and one replica's own fdatasync, by API (Kafka LocalTimeMs).");
+	REQUEST_HIST("tally_request_remote_time_seconds", remote,
+		     "Waiting on others: a produce to a replicated partition for its ISR, a "
+		     "fetch in its max_wait for data, by API (Kafka RemoteTimeMs).");
+	REQUEST_HIST("tally_request_throttle_time_seconds", throttle,
+		     "Quota throttle time applied to the request, by API (Kafka "
+		     "ThrottleTimeMs).");
+	REQUEST_HIST("tally_request_response_queue_time_seconds", response_queue,
+		     "Response encoded (or its quota hold over) to its first write: its turn in "
+		     "the connection's FIFO, by API (Kafka ResponseQueueTimeMs).");
+	REQUEST_HIST("tally_request_response_send_time_seconds", response_send,
+		     "First write of the response to its last byte written, by API (Kafka "
+		     "ResponseSendTimeMs).");
 	tl_prom_family(out, "tally_errors_total", "counter",
 		       "Error codes sent in responses (every ErrorCode field: request, topic "
 		       "and partition level), by Kafka error (Kafka ErrorsPerSec).");

@@ -38,6 +38,7 @@ struct tl_topic_metrics {
 	uint64_t bytes_out;               /* record bytes sent to consumers */
 	uint64_t messages_out;            /* offsets of the batches sent to consumers */
 	uint64_t replication_bytes_out;   /* record bytes sent to follower brokers */
+	uint64_t replication_bytes_in;    /* batch bytes a follower appended from its leader */
 	uint64_t bytes_rejected;          /* produced bytes refused (invalid, too large) */
 	uint64_t produce_requests;        /* partition entries in produce requests */
 	uint64_t failed_produce_requests; /* ... answered with an error */
@@ -48,7 +49,7 @@ struct tl_topic_metrics {
 /* Broker-wide counters that have no better home. */
 struct tl_metrics {
 	uint64_t errors[TL_PROTO_ERROR_CODES]; /* error codes sent in responses, by code */
-	uint64_t isr_shrinks;                  /* ISR changes asked by this leader */
+	uint64_t isr_shrinks; /* ISR changes committed while this broker led the partition */
 	uint64_t isr_expands;
 	uint64_t txn_committed; /* transactions this coordinator completed */
 	uint64_t txn_aborted;

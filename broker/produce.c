@@ -15,7 +15,20 @@
  * for the leader: "acknowledged means durable" must hold across a failover, and an
  * acks=1 write on the leader alone is lost when the leader dies before replicating
  * it. acks=-1 also refuses to start below min.insync.replicas (NOT_ENOUGH_REPLICAS)
- * and reports NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank meanwhile. */
+ * and reports NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank meanwhile.
+ * Timeout (Kafka's DelayedProduce): a request waiting for the ISR of a replicated
+ * partition is answered at its timeout_ms at the latest; the partitions still waiting
+ * get REQUEST_TIMED_OUT. Their batches stay in the leader's log and may still be
+ * committed, as in Kafka, and the log keeps borrowing them from the request's frame, so
+ * the request outlives its answer (TL_REQUEST_SENT) until its last waiter fires. The
+ * timers are a list on the broker sorted by deadline, linked through the request's
+ * state in its arena: no allocation. One node does not time out: there the wait is the
+ * local fdatasync, which Kafka does not wait for at all.
+ * Invariants:
+ * (1) A request is on broker->produce_timers exactly while its timer is armed: it has
+ *     waits left and has not timed out.
+ * (2) Once timed out, no waiter changes the answer; the last one frees the request if
+ *     the answer already left (SENT) or the connection closed. */
 #include <string.h>
 
 #include <zstd.h>
@@ -34,17 +47,28 @@ struct produce_wait {
 	struct tl_request *req;
 	struct tl_partition *partition;
 	struct tl_produce_response_partition_produce_response *result;
+	struct produce_wait *next; /* the request's other waits */
+	bool pending;              /* its waiter has not fired yet */
 };
 
-struct produce_state {
+struct tl_produce_state {
 	struct tl_produce_request msg;
 	struct tl_produce_response resp;
 	bool any_error;
+	bool waits_remote; /* a wait is on a replicated partition's ISR (RemoteTimeMs) */
+	bool replicated;            /* some wait is for a replicated partition's ISR */
+	struct produce_wait *waits; /* one per partition appended to */
+	struct tl_request *req;
+	int64_t deadline_ms; /* monotonic: answer by then */
+	bool timer_armed;    /* on broker->produce_timers */
+	bool timed_out;      /* answered at the deadline (invariant 2) */
+	struct tl_produce_state *timer_prev;
+	struct tl_produce_state *timer_next;
 };
 
 static void produce_respond(struct tl_request *req)
 {
-	struct produce_state *st = req->state_data;
+	struct tl_produce_state *st = req->state_data;
 	if (req->conn->closed) {
 		req->state = TL_REQUEST_SILENT;
 		tl_request_finished(req);
@@ -71,14 +95,105 @@ static void produce_respond(struct tl_request *req)
 
 static bool st_acks_all(const struct tl_request *req)
 {
-	const struct produce_state *st = req->state_data;
+	const struct tl_produce_state *st = req->state_data;
 	return st->msg.acks == -1;
 }
+
+/* ---- timeout ---- */
+
+static void timer_arm(struct tl_broker *broker, struct tl_produce_state *st)
+{
+	TL_ASSERT(!st->timer_armed);
+	TL_ASSERT(!st->timed_out);
+	/* Clients send one timeout_ms, so a new deadline is almost always the latest. */
+	struct tl_produce_state *after = broker->produce_timers_tail;
+	while (after && after->deadline_ms > st->deadline_ms)
+		after = after->timer_prev;
+	st->timer_prev = after;
+	st->timer_next = after ? after->timer_next : broker->produce_timers;
+	if (st->timer_next)
+		st->timer_next->timer_prev = st;
+	else
+		broker->produce_timers_tail = st;
+	if (after)
+		after->timer_next = st;
+	else
+		broker->produce_timers = st;
+	st->timer_armed = true;
+}
+
+static void timer_disarm(struct tl_broker *broker, struct tl_produce_state *st)
+{
+	if (!st->timer_armed)
+		return;
+	if (st->timer_prev)
+		st->timer_prev->timer_next = st->timer_next;
+	else
+		broker->produce_timers = st->timer_next;
+	if (st->timer_next)
+		st->timer_next->timer_prev = st->timer_prev;
+	else
+		broker->produce_timers_tail = st->timer_prev;
+	st->timer_prev = st->timer_next = NULL;
+	st->timer_armed = false;
+}
+
+/* The deadline passed with waits left: answer now (invariant 2). */
+static void produce_time_out(struct tl_produce_state *st)
+{
+	struct tl_request *req = st->req;
+	TL_ASSERT(req->waits > 0);
+	TL_ASSERT(req->state == TL_REQUEST_WORKING);
+	st->timed_out = true;
+	int32_t partitions = 0;
+	for (struct produce_wait *wait = st->waits; wait; wait = wait->next) {
+		if (!wait->pending)
+			continue;
+		wait->result->error_code = (int16_t)TL_ERR_REQUEST_TIMED_OUT;
+		wait->result->base_offset = -1;
+		wait->result->error_message =
+			tl_str_of("the ISR did not replicate the batch within timeout_ms; it stays "
+				  "in the leader's log and may still be committed");
+		partitions++;
+	}
+	TL_ASSERT(partitions > 0);
+	req->conn->broker->produce_timeouts++;
+	tl_debug("broker: produce timed out waiting for the ISR partitions=%d timeout_ms=%d "
+		 "peer=%s",
+		 partitions, st->msg.timeout_ms, req->conn->peer);
+	produce_respond(req);
+}
+
+void tl_produce_expire(struct tl_broker *broker, int64_t now_ms)
+{
+	while (broker->produce_timers && broker->produce_timers->deadline_ms <= now_ms) {
+		struct tl_produce_state *st = broker->produce_timers;
+		timer_disarm(broker, st);
+		produce_time_out(st);
+	}
+}
+
+int64_t tl_produce_next_deadline(const struct tl_broker *broker)
+{
+	return broker->produce_timers ? broker->produce_timers->deadline_ms : INT64_MAX;
+}
+
+/* ---- waiting for the log ---- */
 
 static void produce_durable(struct tl_log_waiter *waiter, tl_err err)
 {
 	struct produce_wait *wait = (struct produce_wait *)waiter;
 	struct tl_request *req = wait->req;
+	struct tl_produce_state *st = req->state_data;
+	TL_ASSERT(wait->pending);
+	wait->pending = false;
+	if (st->timed_out) {
+		/* Invariant (2): answered already; only the request's lifetime is left. */
+		TL_ASSERT(req->waits > 0);
+		if (--req->waits == 0 && (req->conn->closed || req->state == TL_REQUEST_SENT))
+			tl_request_free(req);
+		return;
+	}
 	if (err != TL_OK) {
 		wait->result->error_code = (int16_t)TL_ERR_KAFKA_STORAGE_ERROR;
 		wait->result->base_offset = -1;
@@ -99,11 +214,13 @@ static void produce_durable(struct tl_log_waiter *waiter, tl_err err)
 			tl_str_of("the ISR shrank below min.insync.replicas after the append");
 	}
 	TL_ASSERT(req->waits > 0);
-	if (--req->waits == 0)
-		produce_respond(req);
+	if (--req->waits > 0)
+		return;
+	timer_disarm(req->conn->broker, st);
+	produce_respond(req);
 }
 
-static void partition_error(struct produce_state *st,
+static void partition_error(struct tl_produce_state *st,
 			    struct tl_produce_response_partition_produce_response *result,
 			    tl_err err, const char *message)
 {
@@ -221,7 +338,16 @@ static tl_err recompress(struct tl_request *req, const struct tl_topic *topic, u
 	struct tl_broker *broker = req->conn->broker;
 	const uint8_t *records = *data + TL_BATCH_HEADER_BYTES;
 	size_t records_len = (size_t)*size - TL_BATCH_HEADER_BYTES;
-	if (codec != TL_COMPRESSION_NONE) {
+	/* Validation decompressed this very batch just before: its records are still in
+	 * the scratch buffer. */
+	const uint8_t *validated =
+		codec == TL_COMPRESSION_NONE
+			? NULL
+			: tl_batch_scratch_records(&broker->batch_scratch, records, records_len,
+						   &records_len);
+	if (validated) {
+		records = validated;
+	} else if (codec != TL_COMPRESSION_NONE) {
 		tl_err err = tl_batch_decompress(&broker->batch_scratch, codec, records,
 						 records_len, &records_len);
 		if (err != TL_OK)
@@ -264,7 +390,7 @@ static tl_err recompress(struct tl_request *req, const struct tl_topic *topic, u
 	return TL_OK;
 }
 
-static void produce_partition(struct tl_request *req, struct produce_state *st,
+static void produce_partition(struct tl_request *req, struct tl_produce_state *st,
 			      const struct tl_topic *topic, struct tl_partition *partition,
 			      const struct tl_produce_request_partition_produce_data *data,
 			      struct tl_produce_response_partition_produce_response *result)
@@ -338,7 +464,7 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 			partition_error(st, result, err, append_error_message(err));
 			break;
 		}
-		if (!appended.duplicate) {
+		if (!appended.duplicate && req->conn->broker->metrics_on) {
 			metrics->messages_in += (uint64_t)TL_MAX(h.records_count, 0);
 			metrics->bytes_in += (uint64_t)size;
 			tl_hist_add(&req->conn->broker->metrics.produce_batch_bytes,
@@ -363,6 +489,14 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 	wait->result = result;
 	wait->waiter.offset = last_offset;
 	wait->waiter.done = produce_durable;
+	/* A replicated partition's high watermark waits for every ISR member: Kafka's
+	 * purgatory wait. One replica's wait is for its own fdatasync: local time. */
+	if (topic->cluster && partition->replica_count > 1)
+		st->waits_remote = true;
+	wait->pending = true;
+	wait->next = st->waits;
+	st->waits = wait;
+	st->replicated |= partition->topic->cluster;
 	req->waits++;
 	tl_log_wait_durable(partition->log, &wait->waiter);
 }
@@ -370,13 +504,19 @@ static void produce_partition(struct tl_request *req, struct produce_state *st,
 void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
-	struct produce_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	struct tl_produce_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
 	if (!st || tl_produce_request_decode(body, req->header.api_version, &req->arena,
 					     &st->msg) != TL_OK) {
 		tl_request_reject(req, "malformed Produce request");
 		return;
 	}
 	req->state_data = st;
+	st->req = req;
+	st->waits = NULL;
+	st->replicated = false;
+	st->timer_armed = false;
+	st->timed_out = false;
+	st->timer_prev = st->timer_next = NULL;
 	struct tl_produce_request *msg = &st->msg;
 	struct tl_produce_response *resp = &st->resp;
 	tl_produce_response_defaults(resp);
@@ -461,6 +601,15 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 		tl_conn_close(req->conn, "acks=0 produce error");
 		return;
 	}
-	if (req->waits == 0)
+	if (req->waits == 0) {
 		produce_respond(req);
+		return;
+	}
+	if (st->waits_remote)
+		tl_request_remote_begin(req);
+	if (st->replicated && msg->acks != 0) {
+		/* Waiters never fire from tl_log_wait_durable, so all are still pending. */
+		st->deadline_ms = tl_mono_ms() + TL_MAX(msg->timeout_ms, 0);
+		timer_arm(broker, st);
+	}
 }

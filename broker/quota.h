@@ -105,7 +105,8 @@ struct tl_quotas {
 	struct tl_quota_sensor **buckets; /* NULL until the first sensor */
 	int32_t sensor_count;
 	int64_t next_expire_ms;
-	char why[256]; /* last load/save failure */
+	char why[256];   /* last load/save failure */
+	char *view_text; /* cluster mode: the client-quotas key last applied; owned */
 };
 
 void tl_quotas_init(struct tl_quotas *quotas, int32_t window_num, int64_t window_ms);
@@ -128,6 +129,12 @@ bool tl_quotas_resolve(const struct tl_quotas *quotas, struct tl_str user, struc
  * percent-encoded, `<default>` for the default. */
 char *tl_quotas_format(const struct tl_quotas *quotas);
 tl_err tl_quotas_parse(struct tl_quotas *quotas, const char *text);
+/* Applies @text's entities (the text form) to @quotas: sets every key they carry, or
+ * with @remove drops it (the values are then ignored). TL_ERR_CORRUPT when @text does
+ * not parse, TL_ERR_LIMIT when too many entities. */
+tl_err tl_quotas_apply_text(struct tl_quotas *quotas, const char *text, bool remove);
+/* Makes @text's entities the whole set, keeping the sensors (their rates go on). */
+tl_err tl_quotas_replace(struct tl_quotas *quotas, const char *text);
 
 /* Records @bytes against (@user, @client)'s sensor for @key and returns the throttle
  * time in ms (0: within quota, or no quota). */

@@ -10,9 +10,11 @@
  * instead. A throttled Fetch is answered with no records and its bytes are not counted
  * (KafkaApis.handleFetchRequest).
  *
- * Cluster mode: quotas would have to be the same on every broker, i.e. live in the
- * metadata store; until they do, AlterClientQuotas is refused there with
- * INVALID_REQUEST and a message, as other single-node-only admin APIs are. */
+ * Cluster mode: the quotas live in the metadata store (the client-quotas key, see
+ * cluster.h), the same on every broker; there is no file. AlterClientQuotas sends the
+ * request's sets and removals to the metadata thread, which merges them into the key by
+ * compare-and-swap, and answers once stored; this broker applies the change at once,
+ * every broker (this one too) the key from its view (tl_quota_apply_view). */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -44,6 +46,8 @@ static void meta_dir(const struct tl_broker *broker, char *out, size_t out_size)
 
 tl_err tl_quotas_load(struct tl_broker *broker)
 {
+	if (tl_config_is_cluster(&broker->config))
+		return TL_OK; /* the view brings them (tl_quota_apply_view) */
 	char dir[TL_CONFIG_STR_MAX + 32], path[TL_CONFIG_STR_MAX + 64];
 	meta_dir(broker, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/" QUOTA_FILE, dir);
@@ -60,6 +64,24 @@ tl_err tl_quotas_load(struct tl_broker *broker)
 	}
 	tl_info("quota: loaded entities=%d", broker->quotas.entity_count);
 	return TL_OK;
+}
+
+void tl_quota_apply_view(struct tl_broker *broker, const char *text)
+{
+	struct tl_quotas *quotas = &broker->quotas;
+	if (quotas->view_text && strcmp(quotas->view_text, text) == 0)
+		return;
+	char *copy = strdup(text);
+	if (!copy || tl_quotas_replace(quotas, text) != TL_OK) {
+		tl_crit("quota: cannot apply the cluster's client quotas, keeping the previous "
+			"ones problem=\"%s\"",
+			copy ? quotas->why : "out of memory");
+		free(copy);
+		return;
+	}
+	free(quotas->view_text);
+	quotas->view_text = copy;
+	tl_info("quota: applied the cluster's client quotas entities=%d", quotas->entity_count);
 }
 
 static tl_err quotas_save(struct tl_broker *broker)
@@ -91,6 +113,7 @@ int32_t tl_quota_charge(struct tl_request *req, enum tl_quota_key key, int64_t b
 	int16_t version = req->header.api_version;
 	bool backs_off = (req->header.api_key == TL_API_PRODUCE && version >= 6) ||
 			 (req->header.api_key == TL_API_FETCH && version >= 8);
+	req->throttle_ms = TL_MAX(req->throttle_ms, (int64_t)ms);
 	tl_conn_throttle(req->conn, req, now + ms, !backs_off);
 	tl_debug("quota: throttled peer=%s client_id=%.*s key=%s throttle_ms=%d", req->conn->peer,
 		 client.len, client.ptr, tl_quota_key_name(key), ms);
@@ -286,9 +309,6 @@ static struct tl_str alter_check(struct tl_request *req,
 	struct tl_arena *arena = &req->arena;
 	memset(user, 0, sizeof(*user));
 	memset(client, 0, sizeof(*client));
-	if (req->conn->broker->cluster)
-		return tl_str_of("AlterClientQuotas is not supported in cluster mode yet: quotas "
-				 "there must live in the metadata store");
 	if (in->entity_count <= 0)
 		return tl_str_of("The quota entity is empty.");
 	for (int32_t i = 0; i < in->entity_count; i++) {
@@ -348,6 +368,76 @@ static struct tl_str alter_check(struct tl_request *req,
 	return (struct tl_str){NULL, -1};
 }
 
+/* An AlterClientQuotas request in flight to the metadata store (cluster mode). */
+struct alter_wait {
+	struct tl_request *req;
+	struct tl_alter_client_quotas_response resp;
+	struct tl_quotas sets;    /* the request's sets, as entities */
+	struct tl_quotas removes; /* the keys it removes (values unused) */
+};
+
+static void alter_respond(struct tl_request *req,
+			  const struct tl_alter_client_quotas_response *resp)
+{
+	tl_response_begin(req);
+	tl_alter_client_quotas_response_encode(&req->response, req->header.api_version, resp);
+	tl_response_end(req);
+}
+
+/* The metadata store took the change (or not): apply it here at once (read your
+ * writes; the view brings the merged key to every broker) and answer. */
+static void alter_stored(void *ctx, tl_err err, const char *message)
+{
+	struct alter_wait *w = ctx;
+	struct tl_request *req = w->req;
+	struct tl_broker *broker = req->conn->broker;
+	if (err == TL_OK) {
+		char *sets = tl_quotas_format(&w->sets), *removes = tl_quotas_format(&w->removes);
+		if (!sets || !removes ||
+		    tl_quotas_apply_text(&broker->quotas, removes, true) != TL_OK ||
+		    tl_quotas_apply_text(&broker->quotas, sets, false) != TL_OK)
+			tl_warn("quota: the change is stored, applied here with the next view");
+		free(sets);
+		free(removes);
+		/* A view with this change (and maybe a later one of another broker) may have
+		 * been applied already: the next view is applied whatever its text. */
+		free(broker->quotas.view_text);
+		broker->quotas.view_text = NULL;
+		tl_info("quota: altered in the metadata store entries=%d peer=%s",
+			w->resp.entries_count, req->conn->peer);
+	}
+	if (err <= TL_ERR_IO)
+		err = TL_ERR_UNKNOWN_SERVER_ERROR; /* an internal code (out of memory) */
+	for (int32_t i = 0; err != TL_OK && i < w->resp.entries_count; i++) {
+		struct tl_alter_client_quotas_response_entry_data *out = &w->resp.entries[i];
+		if (out->error_code != 0)
+			continue;
+		out->error_code = (int16_t)err;
+		out->error_message = arena_printf(&req->arena, "%s", message);
+	}
+	tl_quotas_deinit(&w->sets);
+	tl_quotas_deinit(&w->removes);
+	if (tl_request_wait_end(req))
+		alter_respond(req, &w->resp);
+}
+
+/* Cluster mode: posts @w's change to the metadata thread; false when it could not. */
+static bool alter_post(struct alter_wait *w)
+{
+	struct tl_request *req = w->req;
+	char *sets = tl_quotas_format(&w->sets), *removes = tl_quotas_format(&w->removes);
+	tl_err err = TL_ERR_NOMEM;
+	req->waits++;
+	if (sets && removes)
+		err = tl_cluster_change_quotas(req->conn->broker, sets, removes, alter_stored, w);
+	free(sets);
+	free(removes);
+	if (err == TL_OK)
+		return true;
+	req->waits--;
+	return false;
+}
+
 void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
@@ -357,6 +447,12 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 		tl_request_reject(req, "malformed AlterClientQuotas request");
 		return;
 	}
+	struct alter_wait *w = tl_arena_alloc(&req->arena, sizeof(*w));
+	if (!w) {
+		tl_request_reject(req, "AlterClientQuotas request too large");
+		return;
+	}
+	w->req = req;
 	struct tl_alter_client_quotas_response resp;
 	tl_alter_client_quotas_response_defaults(&resp);
 	resp.entries_count = TL_MAX(msg.entries_count, 0);
@@ -366,6 +462,11 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 		tl_request_reject(req, "AlterClientQuotas request too large");
 		return;
 	}
+	bool cluster = broker->cluster != NULL;
+	/* Cluster mode: the change is gathered here and applied once stored. */
+	struct tl_quotas *sets = cluster ? &w->sets : &broker->quotas;
+	tl_quotas_init(&w->sets, 2, 1000);
+	tl_quotas_init(&w->removes, 2, 1000);
 	char *before = NULL;
 	bool changed = false;
 	bool allowed = tl_authorize_cluster(req, TL_ACL_OP_ALTER_CONFIGS);
@@ -379,6 +480,8 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 		if (!out->entity) {
 			tl_request_reject(req, "AlterClientQuotas request too large");
 			free(before);
+			tl_quotas_deinit(&w->sets);
+			tl_quotas_deinit(&w->removes);
 			return;
 		}
 		for (int32_t j = 0; j < out->entity_count; j++) {
@@ -399,14 +502,17 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 		}
 		if (msg.validate_only || in->ops_count <= 0)
 			continue;
-		if (!changed)
+		if (!changed && !cluster)
 			before = tl_quotas_format(&broker->quotas);
 		changed = true;
 		for (int32_t j = 0; j < in->ops_count; j++) {
 			const struct tl_alter_client_quotas_request_op_data *op = &in->ops[j];
-			tl_err err = tl_quotas_set(&broker->quotas, &user, &client,
-						   (enum tl_quota_key)tl_quota_key_find(op->key),
-						   op->value, op->remove);
+			enum tl_quota_key key = (enum tl_quota_key)tl_quota_key_find(op->key);
+			tl_err err =
+				cluster && op->remove
+					? tl_quotas_set(&w->removes, &user, &client, key, 1, false)
+					: tl_quotas_set(sets, &user, &client, key, op->value,
+							op->remove);
 			if (err != TL_OK) {
 				out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
 				out->error_message = tl_str_of("too many quota entities");
@@ -414,7 +520,16 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 			}
 		}
 	}
-	if (changed && quotas_save(broker) != TL_OK) {
+	if (changed && cluster) {
+		w->resp = resp;
+		if (alter_post(w))
+			return; /* alter_stored answers */
+		for (int32_t i = 0; i < resp.entries_count; i++)
+			if (resp.entries[i].error_code == 0) {
+				resp.entries[i].error_code = (int16_t)TL_ERR_BROKER_NOT_AVAILABLE;
+				resp.entries[i].error_message = tl_str_of("the broker is stopping");
+			}
+	} else if (changed && quotas_save(broker) != TL_OK) {
 		/* Not durable: back to what the file holds, and say so. */
 		tl_quotas_deinit(&broker->quotas);
 		tl_quotas_init(&broker->quotas, broker->config.quota_window_num,
@@ -433,7 +548,7 @@ void tl_handle_alter_client_quotas(struct tl_request *req, struct tl_cursor *bod
 			broker->quotas.entity_count, req->conn->peer);
 	}
 	free(before);
-	tl_response_begin(req);
-	tl_alter_client_quotas_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	tl_quotas_deinit(&w->sets);
+	tl_quotas_deinit(&w->removes);
+	alter_respond(req, &resp);
 }

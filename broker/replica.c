@@ -53,10 +53,6 @@ static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t 
 	tl_info("replica: asking for an ISR change topic=%s partition=%d isr_from=%d "
 		"isr_to=%d",
 		p->topic->name, p->index, p->state.isr_count, next.isr_count);
-	if (next.isr_count < p->state.isr_count)
-		broker->metrics.isr_shrinks++;
-	else
-		broker->metrics.isr_expands++;
 	p->isr_change_ms = now;
 	p->isr_change_revision = p->state_revision;
 	tl_cluster_post_isr(broker, p->topic->name, p->index, p->state_revision, &next);
@@ -99,6 +95,48 @@ static void on_durable(void *ctx, struct tl_log *log)
 	}
 }
 
+/* ---- DeleteRecords waiting for the followers' log start ---- */
+
+int64_t tl_replica_low_watermark(struct tl_broker *broker, const struct tl_partition *p)
+{
+	const struct tl_cluster_view *view = tl_cluster_view(broker->cluster);
+	int64_t low = tl_log_start_offset(p->log);
+	for (int32_t i = 0; i < p->replica_count; i++)
+		if (p->replicas[i] != broker->config.node_id && p->replica_log_start[i] >= 0 &&
+		    tl_cluster_find_broker(view, p->replicas[i]))
+			low = TL_MIN(low, p->replica_log_start[i]);
+	return low;
+}
+
+/* Ends the waits the low watermark satisfied, whose deadline passed (@now_ms), or all
+ * of them with @err (leadership lost: NOT_LEADER_OR_FOLLOWER). */
+static void delete_waits_check(struct tl_broker *broker, struct tl_partition *p, int64_t now_ms,
+			       tl_err err)
+{
+	int64_t low = err == TL_OK && p->log ? tl_replica_low_watermark(broker, p) : -1;
+	struct tl_delete_wait **pp = &p->delete_waits;
+	while (*pp) {
+		struct tl_delete_wait *w = *pp;
+		tl_err outcome = err != TL_OK               ? err
+				 : low >= w->offset         ? TL_OK
+				 : now_ms >= w->deadline_ms ? TL_ERR_REQUEST_TIMED_OUT
+							    : TL_ERR_AGAIN;
+		if (outcome == TL_ERR_AGAIN) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->done(w, outcome, low);
+	}
+}
+
+void tl_replica_wait_low_watermark(struct tl_partition *p, struct tl_delete_wait *wait)
+{
+	TL_ASSERT(p->role == TL_REPLICA_LEADER);
+	wait->next = p->delete_waits;
+	p->delete_waits = wait;
+}
+
 static void become_leader(struct tl_broker *broker, struct tl_partition *p)
 {
 	tl_err err = tl_log_assign_epoch(p->log, p->state.leader_epoch);
@@ -117,6 +155,8 @@ static void become_leader(struct tl_broker *broker, struct tl_partition *p)
 			    tl_mono_ms());
 	p->role = TL_REPLICA_LEADER;
 	p->isr_change_ms = 0;
+	for (int32_t i = 0; i < TL_REPL_REPLICAS_MAX; i++)
+		p->replica_log_start[i] = -1; /* until each follower fetches */
 	tl_info("replica: leading topic=%s partition=%d leader_epoch=%d log_end=%" PRId64
 		" high_watermark=%" PRId64,
 		p->topic->name, p->index, p->state.leader_epoch, tl_log_end_offset(p->log),
@@ -124,10 +164,25 @@ static void become_leader(struct tl_broker *broker, struct tl_partition *p)
 	leader_advance(p);
 }
 
-static void stop_leading(struct tl_partition *p)
+/* A new state in this leader's epoch: the ISR change it asked for (or the controller
+ * made) is committed. Counted here, once, rather than when asked: a request asked again
+ * after ISR_CHANGE_TIMEOUT_MS, or refused, is no change (Kafka IsrShrinksPerSec). */
+static void leader_isr_changed(struct tl_broker *broker, struct tl_partition *p,
+			       int32_t old_isr_count)
+{
+	TL_ASSERT(p->role == TL_REPLICA_LEADER);
+	tl_repl_leader_set_state(p->leader, &p->state);
+	if (p->state.isr_count < old_isr_count)
+		broker->metrics.isr_shrinks++;
+	else if (p->state.isr_count > old_isr_count)
+		broker->metrics.isr_expands++;
+}
+
+static void stop_leading(struct tl_broker *broker, struct tl_partition *p)
 {
 	free(p->leader);
 	p->leader = NULL;
+	delete_waits_check(broker, p, 0, TL_ERR_NOT_LEADER_OR_FOLLOWER);
 }
 
 /* The coordinators follow the leadership of their internal topics' partitions:
@@ -152,6 +207,7 @@ static void partition_apply_state(struct tl_broker *broker, struct tl_partition 
 	int32_t old_epoch = p->state.leader_epoch;
 	int32_t old_leader = p->state.leader;
 	bool had_state = p->has_state;
+	int32_t old_isr_count = p->state.isr_count;
 	p->replica_count = cp->replica_count;
 	memcpy(p->replicas, cp->replicas, sizeof(p->replicas));
 	p->has_state = cp->has_state;
@@ -167,12 +223,12 @@ static void partition_apply_state(struct tl_broker *broker, struct tl_partition 
 		if (!was_leader || old_epoch != cp->state.leader_epoch || !had_state)
 			become_leader(broker, p);
 		else
-			tl_repl_leader_set_state(p->leader, &cp->state);
+			leader_isr_changed(broker, p, old_isr_count);
 		if (p->role == TL_REPLICA_LEADER)
 			leader_advance(p);
 	} else {
 		if (was_leader)
-			stop_leading(p);
+			stop_leading(broker, p);
 		p->role = cp->state.leader >= 0 ? TL_REPLICA_FOLLOWER : TL_REPLICA_OFFLINE;
 		if (old_leader != cp->state.leader || old_epoch != cp->state.leader_epoch ||
 		    was_leader)
@@ -215,6 +271,10 @@ static void topic_apply(struct tl_broker *broker, const struct tl_cluster_topic 
 	}
 	if (!topic->cluster)
 		return; /* a local-only topic (coordinators' on this broker) */
+	if (ct->partition_count > topic->partition_count &&
+	    tl_topic_grow(topic, ct->partition_count) != TL_OK)
+		tl_crit("replica: cannot add the new partitions topic=%s partitions=%d",
+			topic->name, ct->partition_count);
 	tl_topic_apply_cluster_configs(broker, topic, ct->configs);
 	int32_t self = broker->config.node_id;
 	for (int32_t i = 0; i < topic->partition_count && i < ct->partition_count; i++) {
@@ -260,11 +320,16 @@ void tl_replica_apply(struct tl_broker *broker, const struct tl_cluster_view *vi
 }
 
 tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partition *p,
-				    int32_t replica_id, int64_t fetch_offset)
+				    int32_t replica_id, int64_t fetch_offset, int64_t log_start)
 {
 	if (p->role != TL_REPLICA_LEADER)
 		return TL_ERR_NOT_LEADER_OR_FOLLOWER;
 	int64_t now = tl_mono_ms();
+	for (int32_t i = 0; i < p->replica_count; i++)
+		if (p->replicas[i] == replica_id)
+			p->replica_log_start[i] = log_start;
+	if (p->delete_waits)
+		delete_waits_check(broker, p, now, TL_OK);
 	tl_err err = tl_repl_leader_on_fetch(p->leader, replica_id, fetch_offset,
 					     tl_log_end_offset(p->log), now);
 	if (err != TL_OK)
@@ -296,7 +361,7 @@ void tl_replica_close(struct tl_broker *broker, struct tl_partition *p)
 	bool was_leader = p->role == TL_REPLICA_LEADER;
 	if (broker->fetchers)
 		tl_fetchers_forget(broker, p);
-	stop_leading(p);
+	stop_leading(broker, p);
 	p->role = TL_REPLICA_NONE;
 	coordinators_follow(broker, p, was_leader);
 }
@@ -308,6 +373,8 @@ void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms)
 		for (int32_t i = 0; topic->cluster && i < topic->partition_count; i++) {
 			failed_log_check(broker, &topic->partitions[i], now_ms);
 			isr_check(broker, &topic->partitions[i], now_ms, -1);
+			if (topic->partitions[i].delete_waits)
+				delete_waits_check(broker, &topic->partitions[i], now_ms, TL_OK);
 		}
 	tl_fetchers_tick(broker, now_ms);
 	tl_cluster_awaits_tick(broker, now_ms);

@@ -3,9 +3,14 @@
  * One node: topic changes are made here, durably (topics.c writes the metadata file
  * before anything is answered) and take effect at once. Cluster mode: topic configs are
  * written to the metadata store (compare-and-swap on the topic's key) and answered once
- * written; every broker applies them from its view (replica.c). CreatePartitions and
- * DeleteRecords are not taken in cluster mode yet: INVALID_REQUEST with a message saying
- * so, nothing changed. */
+ * written; every broker applies them from its view (replica.c). CreatePartitions in
+ * cluster mode rewrites the topic's key (the new partitions' replicas assigned by the
+ * metadata thread) and is answered once this broker's view has a leader for each new
+ * partition; every broker opens the logs it hosts from its view. DeleteRecords is
+ * served by each partition's leader (NOT_LEADER_OR_FOLLOWER elsewhere); followers take
+ * the new log start from the log_start_offset of the leader's fetch responses
+ * (fetcher.c), as Kafka's do, and the leader answers once every live replica's start
+ * has reached it (replica.c's low watermark). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +30,7 @@
 #define OP_APPEND   2
 #define OP_SUBTRACT 3
 
-#define CLUSTER_UNSUPPORTED                                                                        \
-	"not supported in cluster mode yet: topics there are changed by the controller"
+#define CREATE_AWAIT_MS 10000 /* longest wait for the new partitions' leaders */
 
 static struct tl_str arena_str(struct tl_arena *arena, const char *s)
 {
@@ -39,19 +43,97 @@ static struct tl_str arena_str(struct tl_arena *arena, const char *s)
 
 /* ---- CreatePartitions ---- */
 
-static int16_t
-create_partitions_one(struct tl_request *req, bool validate_only,
+/* A CreatePartitions request in flight (cluster mode: each topic's change waits for the
+ * metadata store, then for the new partitions' leaders in the view). */
+struct partitions_wait {
+	struct tl_request *req;
+	struct tl_create_partitions_response *resp;
+	struct tl_create_partitions_response_create_partitions_topic_result *out;
+	char topic[TL_TOPIC_NAME_MAX + 1];
+	int32_t count;
+};
+
+static void create_partitions_respond(struct tl_request *req,
+				      const struct tl_create_partitions_response *resp)
+{
+	tl_response_begin(req);
+	tl_create_partitions_response_encode(&req->response, req->header.api_version, resp);
+	tl_response_end(req);
+}
+
+static void partitions_led(void *ctx, tl_err err, const char *message)
+{
+	struct partitions_wait *w = ctx;
+	struct tl_request *req = w->req;
+	if (err <= TL_ERR_IO)
+		err = TL_ERR_UNKNOWN_SERVER_ERROR; /* an internal code (out of memory) */
+	w->out->error_code = (int16_t)err;
+	if (err != TL_OK && message[0])
+		w->out->error_message = arena_str(&req->arena, message);
+	if (tl_request_wait_end(req))
+		create_partitions_respond(req, w->resp);
+}
+
+/* Stored: answer once this broker's view leads every new partition (as CreateTopics). */
+static void partitions_stored(void *ctx, tl_err err, const char *message)
+{
+	struct partitions_wait *w = ctx;
+	if (err != TL_OK) {
+		partitions_led(ctx, err, message);
+		return;
+	}
+	tl_cluster_await_partitions(w->req->conn->broker, w->topic, w->count, CREATE_AWAIT_MS,
+				    partitions_led, w);
+}
+
+/* Cluster mode: posts the change of @topic to the metadata thread, which checks the
+ * count and the assignments against the store's record. */
+static tl_err
+create_partitions_cluster(struct tl_request *req, struct tl_create_partitions_response *resp,
+			  const struct tl_create_partitions_request_create_partitions_topic *in,
+			  struct tl_create_partitions_response_create_partitions_topic_result *out,
+			  char *why, size_t why_size)
+{
+	struct partitions_wait *w = tl_arena_alloc(&req->arena, sizeof(*w));
+	size_t text_size = (size_t)TL_MAX(in->assignments_count, 0) * TL_REPL_REPLICAS_MAX * 12 + 1;
+	char *text = tl_arena_alloc(&req->arena, text_size);
+	if (!w || !text)
+		return TL_ERR_NOMEM;
+	size_t n = 0;
+	text[0] = '\0';
+	for (int32_t i = 0; i < in->assignments_count; i++) {
+		const struct tl_create_partitions_request_create_partitions_assignment *a =
+			&in->assignments[i];
+		if (a->broker_ids_count < 1 || a->broker_ids_count > TL_REPL_REPLICAS_MAX) {
+			snprintf(why, why_size, "Assignment %d has %d replicas.", i,
+				 a->broker_ids_count);
+			return TL_ERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		for (int32_t j = 0; j < a->broker_ids_count; j++)
+			n += (size_t)snprintf(text + n, text_size - n, "%s%d",
+					      j ? "," : (i ? ";" : ""), a->broker_ids[j]);
+	}
+	*w = (struct partitions_wait){.req = req, .resp = resp, .out = out, .count = in->count};
+	snprintf(w->topic, sizeof(w->topic), "%.*s", in->name.len, in->name.ptr);
+	req->waits++;
+	tl_err err = tl_cluster_add_partitions(req->conn->broker, w->topic, in->count, text,
+					       partitions_stored, w);
+	if (err != TL_OK)
+		req->waits--;
+	return err;
+}
+
+static void
+create_partitions_one(struct tl_request *req, struct tl_create_partitions_response *resp,
+		      bool validate_only,
 		      const struct tl_create_partitions_request_create_partitions_topic *in,
-		      struct tl_str *message_out)
+		      struct tl_create_partitions_response_create_partitions_topic_result *out)
 {
 	struct tl_broker *broker = req->conn->broker;
 	char why[512] = "";
 	tl_err err = TL_OK;
 	struct tl_topic *topic = tl_topic_find(broker, in->name);
-	if (broker->cluster) {
-		snprintf(why, sizeof(why), "CreatePartitions is " CLUSTER_UNSUPPORTED);
-		err = TL_ERR_INVALID_REQUEST;
-	} else if (!topic) {
+	if (!topic) {
 		snprintf(why, sizeof(why), "The topic '%.*s' does not exist.", in->name.len,
 			 in->name.ptr);
 		err = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -60,7 +142,11 @@ create_partitions_one(struct tl_request *req, bool validate_only,
 		snprintf(why, sizeof(why), "Cannot add partitions to the internal topic %s.",
 			 topic->name);
 		err = TL_ERR_INVALID_REQUEST;
-	} else if (in->count <= topic->partition_count || in->count > TL_TOPIC_PARTITIONS_MAX) {
+	} else if (in->count > TL_TOPIC_PARTITIONS_MAX) {
+		snprintf(why, sizeof(why), "number of partitions must be at most %d",
+			 TL_TOPIC_PARTITIONS_MAX);
+		err = TL_ERR_INVALID_PARTITIONS;
+	} else if (in->count <= topic->partition_count && !topic->cluster) {
 		err = tl_topic_add_partitions(broker, topic, in->count, why, sizeof(why));
 		TL_ASSERT(err != TL_OK);
 	} else if (in->assignments_count >= 0 &&
@@ -69,6 +155,18 @@ create_partitions_one(struct tl_request *req, bool validate_only,
 			 "Increasing the number of partitions by %d but %d assignments provided.",
 			 in->count - topic->partition_count, in->assignments_count);
 		err = TL_ERR_INVALID_REPLICA_ASSIGNMENT;
+	} else if (topic->cluster && validate_only) {
+		if (in->count <= topic->partition_count) {
+			snprintf(why, sizeof(why),
+				 "Topic currently has %d partitions, which is not lower than the "
+				 "requested %d.",
+				 topic->partition_count, in->count);
+			err = TL_ERR_INVALID_PARTITIONS;
+		}
+	} else if (topic->cluster) {
+		err = create_partitions_cluster(req, resp, in, out, why, sizeof(why));
+		if (err == TL_ERR_NOMEM)
+			err = TL_ERR_UNKNOWN_SERVER_ERROR; /* a Kafka code on the wire */
 	} else {
 		/* One node: every new partition's only replica is this broker. */
 		for (int32_t i = 0; i < in->assignments_count && err == TL_OK; i++) {
@@ -85,9 +183,9 @@ create_partitions_one(struct tl_request *req, bool validate_only,
 		if (err == TL_OK && !validate_only)
 			err = tl_topic_add_partitions(broker, topic, in->count, why, sizeof(why));
 	}
+	out->error_code = (int16_t)err;
 	if (err != TL_OK && why[0])
-		*message_out = arena_str(&req->arena, why);
-	return (int16_t)err;
+		out->error_message = arena_str(&req->arena, why);
 }
 
 void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body)
@@ -98,18 +196,22 @@ void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed CreatePartitions request");
 		return;
 	}
-	struct tl_create_partitions_response resp;
-	tl_create_partitions_response_defaults(&resp);
-	resp.results_count = TL_MAX(msg.topics_count, 0);
-	resp.results =
-		tl_arena_array(&req->arena, (size_t)resp.results_count, sizeof(*resp.results));
-	if (resp.results_count > 0 && !resp.results) {
+	struct tl_create_partitions_response *resp = tl_arena_alloc(&req->arena, sizeof(*resp));
+	if (!resp) {
 		tl_request_reject(req, "CreatePartitions request too large");
 		return;
 	}
-	for (int32_t i = 0; i < resp.results_count; i++) {
+	tl_create_partitions_response_defaults(resp);
+	resp->results_count = TL_MAX(msg.topics_count, 0);
+	resp->results =
+		tl_arena_array(&req->arena, (size_t)resp->results_count, sizeof(*resp->results));
+	if (resp->results_count > 0 && !resp->results) {
+		tl_request_reject(req, "CreatePartitions request too large");
+		return;
+	}
+	for (int32_t i = 0; i < resp->results_count; i++) {
 		struct tl_create_partitions_response_create_partitions_topic_result *out =
-			&resp.results[i];
+			&resp->results[i];
 		tl_create_partitions_response_create_partitions_topic_result_defaults(out);
 		out->name = msg.topics[i].name;
 		bool duplicate = false;
@@ -124,12 +226,10 @@ void tl_handle_create_partitions(struct tl_request *req, struct tl_cursor *body)
 			out->error_code = (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
 			continue;
 		}
-		out->error_code = create_partitions_one(req, msg.validate_only, &msg.topics[i],
-							&out->error_message);
+		create_partitions_one(req, resp, msg.validate_only, &msg.topics[i], out);
 	}
-	tl_response_begin(req);
-	tl_create_partitions_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	if (req->waits == 0)
+		create_partitions_respond(req, resp);
 }
 
 /* ---- AlterConfigs and IncrementalAlterConfigs ---- */
@@ -526,21 +626,87 @@ void tl_handle_incremental_alter_configs(struct tl_request *req, struct tl_curso
 
 /* ---- DeleteRecords ---- */
 
-static int16_t
-delete_records_one(struct tl_request *req, struct tl_str topic_name,
+/* A DeleteRecords in flight: cluster mode answers a partition once every live replica's
+ * log start has reached the new one (Kafka's DelayedDeleteRecords), so that no leader
+ * elected after the answer serves the deleted records again. */
+struct delete_state {
+	struct tl_request *req;
+	struct tl_delete_records_response resp;
+};
+
+struct delete_partition_wait {
+	struct tl_delete_wait wait; /* first: the callback gets it */
+	struct delete_state *st;
+	struct tl_delete_records_response_delete_records_partition_result *out;
+};
+
+static void delete_records_respond(struct tl_request *req,
+				   const struct tl_delete_records_response *resp)
+{
+	tl_response_begin(req);
+	tl_delete_records_response_encode(&req->response, req->header.api_version, resp);
+	tl_response_end(req);
+}
+
+static void delete_waited(struct tl_delete_wait *wait, tl_err err, int64_t low_watermark)
+{
+	struct delete_partition_wait *w = (struct delete_partition_wait *)wait;
+	w->out->error_code = (int16_t)err;
+	w->out->low_watermark = err == TL_OK ? low_watermark : -1;
+	struct tl_request *req = w->st->req;
+	if (tl_request_wait_end(req))
+		delete_records_respond(req, &w->st->resp);
+}
+
+static void
+delete_records_one(struct tl_request *req, struct delete_state *st, int32_t timeout_ms,
+		   struct tl_str topic_name,
 		   const struct tl_delete_records_request_delete_records_partition *in,
-		   int64_t *low_out)
+		   struct tl_delete_records_response_delete_records_partition_result *out)
 {
 	struct tl_broker *broker = req->conn->broker;
-	if (broker->cluster)
-		return (int16_t)TL_ERR_INVALID_REQUEST; /* the followers' start is not replicated */
-	struct tl_partition *p = tl_partition_find(broker, topic_name, in->partition_index);
-	if (!p || !p->log)
-		return (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-	tl_err err = tl_log_delete_records(p->log, in->offset, low_out);
-	if (err == TL_OK)
-		tl_log_tick(p->log, tl_wall_ms()); /* drop the segments wholly below now */
-	return (int16_t)err;
+	struct tl_partition *p = tl_partition_find_any(broker, topic_name, in->partition_index);
+	if (!p) {
+		out->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+		return;
+	}
+	/* Cluster mode: the leader's start is the partition's; followers take it from
+	 * the leader's fetch responses. */
+	if (p->topic->cluster && tl_replica_check_client(p, -1) != TL_OK) {
+		out->error_code = (int16_t)TL_ERR_NOT_LEADER_OR_FOLLOWER;
+		return;
+	}
+	if (!p->log) {
+		out->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+		return;
+	}
+	int64_t start = -1;
+	tl_err err = tl_log_delete_records(p->log, in->offset, &start);
+	out->error_code = (int16_t)err;
+	if (err != TL_OK)
+		return;
+	tl_log_tick(p->log, tl_wall_ms()); /* drop the segments wholly below now */
+	out->low_watermark = start;
+	if (!p->topic->cluster)
+		return;
+	int64_t low = tl_replica_low_watermark(broker, p);
+	if (low >= start) {
+		out->low_watermark = low;
+		return;
+	}
+	struct delete_partition_wait *w = tl_arena_alloc(&req->arena, sizeof(*w));
+	if (!w) {
+		out->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
+		return;
+	}
+	memset(w, 0, sizeof(*w));
+	w->wait.offset = start;
+	w->wait.deadline_ms = tl_mono_ms() + TL_MAX(timeout_ms, 0);
+	w->wait.done = delete_waited;
+	w->st = st;
+	w->out = out;
+	req->waits++;
+	tl_replica_wait_low_watermark(p, &w->wait);
 }
 
 void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body)
@@ -551,43 +717,58 @@ void tl_handle_delete_records(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "malformed DeleteRecords request");
 		return;
 	}
-	struct tl_delete_records_response resp;
-	tl_delete_records_response_defaults(&resp);
-	resp.topics_count = TL_MAX(msg.topics_count, 0);
-	resp.topics = tl_arena_array(&req->arena, (size_t)resp.topics_count, sizeof(*resp.topics));
-	if (resp.topics_count > 0 && !resp.topics) {
+	struct delete_state *st = tl_arena_alloc(&req->arena, sizeof(*st));
+	if (!st) {
 		tl_request_reject(req, "DeleteRecords request too large");
 		return;
 	}
-	for (int32_t t = 0; t < resp.topics_count; t++) {
+	st->req = req;
+	struct tl_delete_records_response *resp = &st->resp;
+	tl_delete_records_response_defaults(resp);
+	resp->topics_count = TL_MAX(msg.topics_count, 0);
+	resp->topics =
+		tl_arena_array(&req->arena, (size_t)resp->topics_count, sizeof(*resp->topics));
+	if (resp->topics_count > 0 && !resp->topics) {
+		tl_request_reject(req, "DeleteRecords request too large");
+		return;
+	}
+	for (int32_t t = 0; t < resp->topics_count; t++) {
 		const struct tl_delete_records_request_delete_records_topic *in = &msg.topics[t];
 		struct tl_delete_records_response_delete_records_topic_result *out =
-			&resp.topics[t];
+			&resp->topics[t];
 		tl_delete_records_response_delete_records_topic_result_defaults(out);
 		out->name = in->name;
 		out->partitions_count = TL_MAX(in->partitions_count, 0);
 		out->partitions = tl_arena_array(&req->arena, (size_t)out->partitions_count,
 						 sizeof(*out->partitions));
 		if (out->partitions_count > 0 && !out->partitions) {
+			/* Nothing waits yet: a wait is only parked after every array exists. */
 			tl_request_reject(req, "DeleteRecords request too large");
 			return;
 		}
-		bool topic_ok = tl_authorize_topic(req, TL_ACL_OP_DELETE, in->name);
 		for (int32_t i = 0; i < out->partitions_count; i++) {
-			struct tl_delete_records_response_delete_records_partition_result *po =
-				&out->partitions[i];
-			tl_delete_records_response_delete_records_partition_result_defaults(po);
-			po->partition_index = in->partitions[i].partition_index;
-			po->low_watermark = -1;
-			po->error_code =
-				topic_ok ? delete_records_one(req, in->name, &in->partitions[i],
-							      &po->low_watermark)
-					 : (int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+			tl_delete_records_response_delete_records_partition_result_defaults(
+				&out->partitions[i]);
+			out->partitions[i].partition_index = in->partitions[i].partition_index;
+			out->partitions[i].low_watermark = -1;
 		}
 	}
-	tl_response_begin(req);
-	tl_delete_records_response_encode(&req->response, version, &resp);
-	tl_response_end(req);
+	for (int32_t t = 0; t < resp->topics_count; t++) {
+		const struct tl_delete_records_request_delete_records_topic *in = &msg.topics[t];
+		struct tl_delete_records_response_delete_records_topic_result *out =
+			&resp->topics[t];
+		bool topic_ok = tl_authorize_topic(req, TL_ACL_OP_DELETE, in->name);
+		for (int32_t i = 0; i < out->partitions_count; i++) {
+			if (topic_ok)
+				delete_records_one(req, st, msg.timeout_ms, in->name,
+						   &in->partitions[i], &out->partitions[i]);
+			else
+				out->partitions[i].error_code =
+					(int16_t)TL_ERR_TOPIC_AUTHORIZATION_FAILED;
+		}
+	}
+	if (req->waits == 0)
+		delete_records_respond(req, resp);
 }
 
 /* ---- DescribeLogDirs ---- */

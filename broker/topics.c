@@ -519,6 +519,25 @@ struct tl_topic *tl_topic_attach(struct tl_broker *broker, const char *name,
 	return topic;
 }
 
+tl_err tl_topic_grow(struct tl_topic *topic, int32_t partitions)
+{
+	TL_ASSERT(topic->cluster);
+	TL_ASSERT(partitions > topic->partition_count);
+	if (partitions > TL_TOPIC_PARTITIONS_MAX ||
+	    partitions_grow(topic->partitions, partitions) != TL_OK)
+		return TL_ERR_NOMEM;
+	for (int32_t i = topic->partition_count; i < partitions; i++) {
+		struct tl_partition *p = &topic->partitions[i];
+		memset(p, 0, sizeof(*p));
+		p->topic = topic;
+		p->index = i;
+	}
+	tl_info("broker: partitions added topic=%s partitions=%d was=%d", topic->name, partitions,
+		topic->partition_count);
+	topic->partition_count = partitions;
+	return TL_OK;
+}
+
 tl_err tl_partition_open_log(struct tl_broker *broker, struct tl_partition *p)
 {
 	char dir[TL_CONFIG_STR_MAX + 300];

@@ -115,6 +115,22 @@ static tl_err decompress_zstd(struct tl_batch_scratch *scratch, const uint8_t *i
 	if (!scratch->zstd && !(scratch->zstd = ZSTD_createDCtx()))
 		return TL_ERR_NOMEM;
 	ZSTD_DCtx_reset(scratch->zstd, ZSTD_reset_session_only);
+	/* One frame that states its size (libtally's and librdkafka's do): decoded in one
+	 * call straight into the buffer, without the streaming decoder's window buffer
+	 * and its copy out. A size that lies fails the decode. Anything else (several
+	 * frames, no size: Java's ZstdOutputStream) streams. */
+	unsigned long long size = ZSTD_getFrameContentSize(in, in_len);
+	if (size <= scratch->max_bytes && ZSTD_findFrameCompressedSize(in, in_len) == in_len) {
+		tl_err err = scratch_reserve(scratch, (size_t)size + 1);
+		if (err != TL_OK)
+			return err;
+		size_t n = ZSTD_decompressDCtx(scratch->zstd, scratch->buf, (size_t)size + 1, in,
+					       in_len);
+		if (ZSTD_isError(n) || n != size)
+			return TL_ERR_CORRUPT_MESSAGE;
+		*out_len = n;
+		return TL_OK;
+	}
 	ZSTD_inBuffer zin = {in, in_len, 0};
 	size_t used = 0;
 	for (;;) {
@@ -219,6 +235,7 @@ tl_err tl_batch_decompress(struct tl_batch_scratch *scratch, enum tl_compression
 			   const uint8_t *in, size_t in_len, size_t *out_len)
 {
 	*out_len = 0;
+	scratch->body = NULL; /* the buffer is overwritten */
 	switch (codec) {
 	case TL_COMPRESSION_GZIP:
 		return inflate_gzip(scratch, in, in_len, out_len);
@@ -428,5 +445,20 @@ tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct t
 		*why_out = "the compressed records do not decompress";
 		return TL_ERR_CORRUPT_MESSAGE;
 	}
-	return walk_records(scratch->buf, out_len, h->records_count, key_required, why_out);
+	err = walk_records(scratch->buf, out_len, h->records_count, key_required, why_out);
+	if (err == TL_OK) {
+		scratch->body = body;
+		scratch->body_bytes = body_len;
+		scratch->records_bytes = out_len;
+	}
+	return err;
+}
+
+const uint8_t *tl_batch_scratch_records(const struct tl_batch_scratch *scratch, const uint8_t *body,
+					size_t body_bytes, size_t *records_bytes_out)
+{
+	if (!scratch->body || scratch->body != body || scratch->body_bytes != body_bytes)
+		return NULL;
+	*records_bytes_out = scratch->records_bytes;
+	return scratch->buf;
 }

@@ -22,6 +22,10 @@ struct tl_batch_scratch {
 	void *zstd;       /* ZSTD_DCtx, created on first use */
 	void *lz4;        /* LZ4F_dctx, created on first use */
 	void *zlib;       /* z_stream, created on first use */
+	/* The compressed body whose records buf holds, as validated last (NULL: none). */
+	const uint8_t *body;
+	size_t body_bytes;
+	size_t records_bytes; /* its decompressed records at buf */
 };
 
 /* @max_bytes bounds a batch's decompressed records (a zip bomb costs no more). */
@@ -37,6 +41,13 @@ void tl_batch_scratch_deinit(struct tl_batch_scratch *scratch);
 tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct tl_batch_header *h,
 				 bool key_required, struct tl_batch_scratch *scratch,
 				 const char **why_out);
+
+/* The decompressed records of the compressed batch body at @body (@body_bytes), when
+ * the last tl_batch_validate_records() of @scratch validated exactly those bytes and
+ * nothing has decompressed since (recompression then decompresses nothing again);
+ * NULL otherwise. The caller must not have changed the bytes at @body since. */
+const uint8_t *tl_batch_scratch_records(const struct tl_batch_scratch *scratch, const uint8_t *body,
+					size_t body_bytes, size_t *records_bytes_out);
 
 /* Decompresses @in_len bytes of @codec's framing into scratch->buf (*@out_len bytes).
  * TL_ERR_CORRUPT_MESSAGE when they do not decompress, TL_ERR_LIMIT past

@@ -199,6 +199,40 @@ START_TEST(the_text_form_round_trips_odd_names_and_defaults)
 }
 END_TEST
 
+START_TEST(cluster_changes_merge_and_a_replace_keeps_the_sensors)
+{
+	/* The metadata thread's merge: removals then sets, other entities kept. */
+	struct tl_quotas q;
+	tl_quotas_init(&q, 11, 1000);
+	ck_assert_int_eq(tl_quotas_parse(&q,
+					 "client-id=slow producer_byte_rate=100 "
+					 "request_percentage=5\nuser=alice consumer_byte_rate=7\n"),
+			 TL_OK);
+	ck_assert_int_eq(tl_quotas_apply_text(&q, "client-id=slow request_percentage=1\n", true),
+			 TL_OK);
+	ck_assert_int_eq(tl_quotas_apply_text(&q, "user=bob producer_byte_rate=9\n", false), TL_OK);
+	ck_assert_int_eq(q.entity_count, 3);
+	struct tl_quota_part slow = {.present = true, .name = "slow"};
+	struct tl_quota_entity *e = tl_quotas_find(&q, &absent, &slow);
+	ck_assert_ptr_nonnull(e);
+	ck_assert(e->has[TL_QUOTA_PRODUCER_BYTE_RATE] && !e->has[TL_QUOTA_REQUEST_PERCENTAGE]);
+	ck_assert_int_eq(tl_quotas_apply_text(&q, "user=x bogus=1\n", false), TL_ERR_CORRUPT);
+	/* A view's replace: the entities are the text's, a sensor's rate goes on. */
+	ck_assert_int_eq(tl_quotas_record(&q, TL_QUOTA_PRODUCER_BYTE_RATE, tl_str_of("u"),
+					  tl_str_of("slow"), 60, 0),
+			 0);
+	ck_assert_int_eq(tl_quotas_replace(&q, "client-id=slow producer_byte_rate=100\n"), TL_OK);
+	ck_assert_int_eq(q.entity_count, 1);
+	ck_assert_int_eq(q.sensor_count, 1);
+	ck_assert_int_gt(tl_quotas_record(&q, TL_QUOTA_PRODUCER_BYTE_RATE, tl_str_of("u"),
+					  tl_str_of("slow"), 60, 0),
+			 0);
+	ck_assert_int_eq(tl_quotas_replace(&q, "nonsense\n"), TL_ERR_CORRUPT);
+	ck_assert_int_eq(q.entity_count, 1);
+	tl_quotas_deinit(&q);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("broker_quota");
@@ -210,6 +244,7 @@ int main(void)
 	tcase_add_test(tc, a_user_quota_is_shared_by_its_clients_a_default_one_is_not);
 	tcase_add_test(tc, a_client_held_to_its_throttle_averages_the_quota);
 	tcase_add_test(tc, the_text_form_round_trips_odd_names_and_defaults);
+	tcase_add_test(tc, cluster_changes_merge_and_a_replace_keeps_the_sensors);
 	suite_add_tcase(s, tc);
 	return tl_check_run(s);
 }

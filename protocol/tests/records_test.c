@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <check.h>
+#include <zstd.h>
 
 #include "common/buf.h"
 #include "common/tests/check_run.h"
@@ -353,6 +354,81 @@ START_TEST(null_key_is_invalid_record_only_when_a_key_is_required)
 }
 END_TEST
 
+/* zstd bodies decode to the same records whether the frame states its size (one call)
+ * or not (streamed), or comes as two frames; the records validation decompressed stay
+ * available for recompression until the scratch decompresses something else. */
+START_TEST(zstd_sized_unsized_and_split_frames_validate_alike)
+{
+	struct tl_buf plain, zipped;
+	tl_buf_init(&plain);
+	tl_buf_init(&zipped);
+	build_numbered(&plain, TL_COMPRESSION_NONE, 3000, 30, -1, -1);
+	build_numbered(&zipped, TL_COMPRESSION_ZSTD, 3000, 30, -1, -1);
+	const uint8_t *records = plain.data + TL_BATCH_HEADER_BYTES;
+	size_t records_len = plain.len - TL_BATCH_HEADER_BYTES;
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	ck_assert_ptr_nonnull(cctx);
+	ck_assert(!ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0)));
+	size_t bound = ZSTD_compressBound(records_len) * 2 + 64;
+	for (int variant = 0; variant < 3; variant++) {
+		struct tl_buf blob;
+		tl_buf_init(&blob);
+		tl_buf_put(&blob, zipped.data, TL_BATCH_HEADER_BYTES);
+		if (variant == 0) {
+			tl_buf_put(&blob, zipped.data + TL_BATCH_HEADER_BYTES,
+				   zipped.len - TL_BATCH_HEADER_BYTES);
+		} else {
+			uint8_t *dst = malloc(bound);
+			ck_assert_ptr_nonnull(dst);
+			size_t half = variant == 2 ? records_len / 2 : records_len;
+			size_t n = ZSTD_compress2(cctx, dst, bound, records, half);
+			ck_assert(!ZSTD_isError(n));
+			if (variant == 2) {
+				size_t m = ZSTD_compress2(cctx, dst + n, bound - n, records + half,
+							  records_len - half);
+				ck_assert(!ZSTD_isError(m));
+				n += m;
+			}
+			tl_buf_put(&blob, dst, n);
+			free(dst);
+		}
+		tl_be32_put(blob.data + TL_BATCH_OFF_LENGTH,
+			    (uint32_t)(blob.len - TL_BATCH_LOG_OVERHEAD));
+		tl_batch_crc_update(blob.data, blob.len);
+		struct tl_batch_header h;
+		ck_assert_int_eq(tl_batch_validate(blob.data, blob.len, &h, NULL), TL_OK);
+		struct tl_batch_scratch scratch;
+		tl_batch_scratch_init(&scratch, 8u << 20);
+		const char *why = NULL;
+		ck_assert_int_eq(
+			tl_batch_validate_records(blob.data, blob.len, &h, false, &scratch, &why),
+			TL_OK);
+		const uint8_t *body = blob.data + TL_BATCH_HEADER_BYTES;
+		size_t body_len = blob.len - TL_BATCH_HEADER_BYTES, got_len = 0;
+		const uint8_t *got = tl_batch_scratch_records(&scratch, body, body_len, &got_len);
+		ck_assert_ptr_nonnull(got);
+		ck_assert_uint_eq(got_len, records_len);
+		ck_assert_int_eq(memcmp(got, records, records_len), 0);
+		ck_assert_ptr_null(
+			tl_batch_scratch_records(&scratch, body, body_len - 1, &got_len));
+		size_t n;
+		ck_assert_int_eq(
+			tl_batch_decompress(&scratch, TL_COMPRESSION_ZSTD, body, body_len, &n),
+			TL_OK);
+		ck_assert_ptr_null(tl_batch_scratch_records(&scratch, body, body_len, &got_len));
+		/* Truncated: the one-call and the streamed decoders both refuse it. */
+		ck_assert_int_eq(
+			tl_batch_decompress(&scratch, TL_COMPRESSION_ZSTD, body, body_len - 3, &n),
+			TL_ERR_CORRUPT_MESSAGE);
+		tl_batch_scratch_deinit(&scratch);
+		tl_buf_deinit(&blob);
+	}
+	ZSTD_freeCCtx(cctx);
+	tl_buf_deinit(&plain);
+	tl_buf_deinit(&zipped);
+}
+END_TEST
+
 START_TEST(zstd_bomb_stops_at_decompressed_max)
 {
 	struct tl_buf blob;
@@ -466,6 +542,7 @@ static Suite *records_suite(void)
 	tcase_add_test(tc, bad_crc_is_corrupt_message);
 	tcase_add_test(tc, every_codec_round_trips);
 	tcase_add_test(tc, zstd_bomb_stops_at_decompressed_max);
+	tcase_add_test(tc, zstd_sized_unsized_and_split_frames_validate_alike);
 	tcase_add_test(tc, null_key_is_invalid_record_only_when_a_key_is_required);
 	suite_add_tcase(s, tc);
 	return s;

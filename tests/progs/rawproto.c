@@ -26,8 +26,22 @@
  *                                            leader at EPOCH: served; at EPOCH-1
  *                                            FENCED_LEADER_EPOCH; at EPOCH+1
  *                                            UNKNOWN_LEADER_EPOCH
+ *   rawproto BROKER isr-wait TOPIC LEADER TIMEOUT_MS LAG_MS
+ *                                            on TOPIC-0's leader, followers paused: a
+ *                                            Produce past TIMEOUT_MS gets
+ *                                            REQUEST_TIMED_OUT; a Metadata request behind
+ *                                            a waiting Produce is answered with the ISR
+ *                                            of its answer time (see run_isr_wait)
  *   rawproto BROKER not-leader TOPIC         Produce and Fetch of TOPIC-0 on a follower:
  *                                            NOT_LEADER_OR_FOLLOWER
+ *   rawproto BROKER pipeline TOPIC N WAIT_MS  N pipelined Produce (acks=1), then N
+ *                                            pipelined Fetch at the log end that wait
+ *                                            out WAIT_MS (request time split, #18)
+ *   rawproto BROKER delete-records TOPIC PARTITION OFFSET [TIMEOUT_MS]
+ *                                            one DeleteRecords v1 on BROKER itself (no
+ *                                            routing to the leader, unlike librdkafka;
+ *                                            timeout_ms 10000 unless given); prints
+ *                                            "error CODE low-watermark N"
  *   rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR]
  *                                           seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -459,6 +473,7 @@ static void init_producer_id(struct client *c, int64_t *pid_out, int16_t *epoch_
 /* Encodes a Produce of @len bytes of records to one partition into @frame. */
 /* The transactional.id Produce requests carry (NULL: none); set by the txn-* modes. */
 static const char *produce_txn_id;
+static int32_t produce_timeout_ms = 10000; /* the Produce requests' timeout_ms */
 
 static int32_t encode_produce(struct client *c, struct tl_buf *frame, int16_t version, int16_t acks,
 			      const char *topic, int32_t partition, const uint8_t *data, size_t len)
@@ -480,7 +495,7 @@ static int32_t encode_produce(struct client *c, struct tl_buf *frame, int16_t ve
 	if (produce_txn_id)
 		msg.transactional_id = tl_str_of(produce_txn_id);
 	msg.acks = acks;
-	msg.timeout_ms = 10000;
+	msg.timeout_ms = produce_timeout_ms;
 	msg.topic_data_count = 1;
 	msg.topic_data = &td;
 	int32_t corr = request_begin(c, frame, TL_API_PRODUCE, version);
@@ -1288,6 +1303,212 @@ static int run_leader_epoch(const char *topic, int32_t epoch)
 		    list_offsets_with_epoch(&c, topic, epoch + 1), TL_ERR_UNKNOWN_LEADER_EPOCH);
 	client_close(&c);
 	printf("leader-epoch: ok\n");
+	return 0;
+}
+
+/* Request time split (issue #18): @count Produce requests (acks=1, one record each)
+ * written in one send, so each waits behind the ones before it, then @count Fetch
+ * requests at the log end with max_wait @wait_ms, written in one send, so each waits
+ * out its max_wait (Kafka's RemoteTimeMs). Every answer is checked. Prints "pipeline:
+ * produce N fetch N". */
+static int run_pipeline(const char *topic, int32_t count, int32_t wait_ms)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, topic, 1);
+	struct tl_buf batch, frame, all;
+	build_batch(&batch, "pipelined", 1, TL_COMPRESSION_NONE, -1, -1, -1);
+	tl_buf_init(&frame);
+	tl_buf_init(&all);
+	int32_t *corr = calloc((size_t)count, sizeof(*corr));
+	if (!corr)
+		fail("out of memory");
+	for (int32_t i = 0; i < count; i++) {
+		corr[i] = encode_produce(&c, &frame, 9, 1, topic, 0, batch.data, batch.len);
+		request_finish(&frame);
+		tl_buf_put(&all, frame.data, frame.len);
+	}
+	if (all.failed || !send_all(c.fd, all.data, all.len))
+		fail("Produce: connection closed while sending the pipeline");
+	int64_t end = -1;
+	for (int32_t i = 0; i < count; i++) {
+		int64_t base;
+		expect_code("pipelined Produce", produce_recv(&c, 9, corr[i], topic, 0, &base), 0);
+		end = base + 1;
+	}
+	tl_buf_reset(&all);
+	for (int32_t i = 0; i < count; i++) {
+		corr[i] = encode_fetch(&c, &frame, 12, topic, 0, end, wait_ms);
+		request_finish(&frame);
+		tl_buf_put(&all, frame.data, frame.len);
+	}
+	if (all.failed || !send_all(c.fd, all.data, all.len))
+		fail("Fetch: connection closed while sending the pipeline");
+	for (int32_t i = 0; i < count; i++) {
+		struct reply r;
+		reply_must(&c, TL_API_FETCH, 12, corr[i], &r);
+		struct tl_fetch_response resp;
+		decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
+		expect_code("pipelined Fetch", resp.error_code, 0);
+		if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
+			fail("Fetch: expected one topic with one partition in the answer");
+		expect_code("pipelined Fetch partition", resp.responses[0].partitions[0].error_code,
+			    0);
+		reply_free(&r);
+	}
+	free(corr);
+	tl_buf_deinit(&all);
+	tl_buf_deinit(&frame);
+	tl_buf_deinit(&batch);
+	client_close(&c);
+	printf("pipeline: produce %d fetch %d\n", count, count);
+	return 0;
+}
+
+/* One DeleteRecords v1 of @topic-@partition to @offset, on the broker given, whatever
+ * it leads: prints its error code and low watermark. */
+static int run_delete_records(const char *topic, int32_t partition, int64_t offset,
+			      int32_t timeout_ms)
+{
+	struct client c;
+	client_open(&c);
+	struct tl_delete_records_request_delete_records_partition part;
+	tl_delete_records_request_delete_records_partition_defaults(&part);
+	part.partition_index = partition;
+	part.offset = offset;
+	struct tl_delete_records_request_delete_records_topic t;
+	tl_delete_records_request_delete_records_topic_defaults(&t);
+	t.name = tl_str_of(topic);
+	t.partitions = &part;
+	t.partitions_count = 1;
+	struct tl_delete_records_request msg;
+	tl_delete_records_request_defaults(&msg);
+	msg.topics = &t;
+	msg.topics_count = 1;
+	msg.timeout_ms = timeout_ms;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(&c, &frame, TL_API_DELETE_RECORDS, 1);
+	tl_delete_records_request_encode(&frame, 1, &msg);
+	if (!request_send(&c, &frame))
+		fail("DeleteRecords: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(&c, TL_API_DELETE_RECORDS, 1, corr, &r);
+	struct tl_delete_records_response resp;
+	decoded(tl_delete_records_response_decode(&r.body, 1, &r.arena, &resp), &r,
+		"DeleteRecords");
+	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
+		fail("DeleteRecords: not one partition in the answer");
+	printf("error %d low-watermark %" PRId64 "\n", resp.topics[0].partitions[0].error_code,
+	       resp.topics[0].partitions[0].low_watermark);
+	reply_free(&r);
+	client_close(&c);
+	return 0;
+}
+
+/* The ISR of @topic-@partition in a Metadata v12 answer on @c, answering @corr; -1 when
+ * the answer lacks the partition. Copies at most @max node ids into @isr. */
+static int32_t metadata_isr_recv(struct client *c, int32_t corr, const char *topic,
+				 int32_t partition, int32_t *isr, int32_t max)
+{
+	struct reply r;
+	reply_must(c, TL_API_METADATA, 12, corr, &r);
+	struct tl_metadata_response resp;
+	decoded(tl_metadata_response_decode(&r.body, 12, &r.arena, &resp), &r, "Metadata");
+	int32_t count = -1;
+	for (int32_t t = 0; t < resp.topics_count; t++) {
+		const struct tl_metadata_response_metadata_response_topic *mt = &resp.topics[t];
+		if (!tl_str_eq_c(mt->name, topic))
+			continue;
+		for (int32_t i = 0; i < mt->partitions_count; i++) {
+			if (mt->partitions[i].partition_index != partition)
+				continue;
+			count = mt->partitions[i].isr_nodes_count;
+			for (int32_t k = 0; k < count && k < max; k++)
+				isr[k] = mt->partitions[i].isr_nodes[k];
+		}
+	}
+	reply_free(&r);
+	return count;
+}
+
+static int32_t metadata_send(struct client *c, const char *topic)
+{
+	struct tl_metadata_request_metadata_request_topic mt;
+	tl_metadata_request_metadata_request_topic_defaults(&mt);
+	mt.name = tl_str_of(topic);
+	struct tl_metadata_request md;
+	tl_metadata_request_defaults(&md);
+	md.topics_count = 1;
+	md.topics = &mt;
+	md.allow_auto_topic_creation = false;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_METADATA, 12);
+	tl_metadata_request_encode(&frame, 12, &md);
+	if (!request_send(c, &frame))
+		fail("Metadata: connection closed while sending");
+	tl_buf_deinit(&frame);
+	return corr;
+}
+
+/* Against LEADER, the leader of @topic-0, whose followers are paused (SIGSTOP) so that
+ * acks=all waits until replica.lag.time.max.ms (@lag_ms) drops them from the ISR:
+ * (1) a Produce with timeout_ms @timeout_ms is answered REQUEST_TIMED_OUT, no sooner
+ *     than @timeout_ms and before the ISR shrinks (Kafka's DelayedProduce expiry);
+ * (2) a Produce with a timeout past the lag, then on the same connection a Metadata
+ *     request: the Produce succeeds once the ISR shrank, and the Metadata answer, sent
+ *     after it, lists @leader alone in the ISR: it describes the cluster when it is
+ *     answered, not when it arrived behind the Produce (issue 15, test 902's stall).
+ * Both batches stay in the log ("isr-wait-timed-out-0", "isr-wait-late-0"). */
+static int run_isr_wait(const char *topic, int32_t leader, int32_t timeout_ms, int32_t lag_ms)
+{
+	struct client c;
+	client_open(&c);
+	struct tl_buf batch;
+	int64_t base;
+	build_batch(&batch, "isr-wait-timed-out", 1, TL_COMPRESSION_NONE, -1, -1, -1);
+	produce_timeout_ms = timeout_ms;
+	int64_t start = tl_mono_ms();
+	int16_t code = produce(&c, 9, topic, 0, &batch, &base);
+	int64_t took = tl_mono_ms() - start;
+	tl_buf_deinit(&batch);
+	expect_code("Produce acks=all past timeout_ms with the followers paused", code,
+		    TL_ERR_REQUEST_TIMED_OUT);
+	if (took < timeout_ms - 5) /* the monotonic clocks' milliseconds round apart */
+		fail("REQUEST_TIMED_OUT after %" PRId64 " ms, before timeout_ms %d", took,
+		     timeout_ms);
+	if (took >= lag_ms)
+		fail("REQUEST_TIMED_OUT after %" PRId64 " ms, not before the ISR shrinks (%d ms)",
+		     took, lag_ms);
+	printf("isr-wait: REQUEST_TIMED_OUT after %" PRId64 " ms (timeout_ms %d)\n", took,
+	       timeout_ms);
+
+	build_batch(&batch, "isr-wait-late", 1, TL_COMPRESSION_NONE, -1, -1, -1);
+	produce_timeout_ms = 4 * lag_ms;
+	start = tl_mono_ms();
+	int32_t produce_corr = produce_send(&c, 9, -1, topic, 0, &batch);
+	int32_t metadata_corr = metadata_send(&c, topic);
+	code = produce_recv(&c, 9, produce_corr, topic, 0, &base);
+	took = tl_mono_ms() - start;
+	tl_buf_deinit(&batch);
+	expect_code("Produce acks=all waiting for the ISR to shrink", code, 0);
+	int32_t isr[8];
+	int32_t isr_count = metadata_isr_recv(&c, metadata_corr, topic, 0, isr, 8);
+	if (isr_count != 1 || isr[0] != leader) {
+		char text[64] = "";
+		for (int32_t k = 0, n = 0; k < isr_count && k < 8; k++)
+			n += snprintf(text + n, sizeof(text) - (size_t)n, "%s%d", k ? "," : "",
+				      isr[k]);
+		fail("Metadata answered after the Produce (%" PRId64 " ms) lists ISR [%s] for "
+		     "%s-0, expected [%d]: computed when it arrived, not when it was answered",
+		     took, text, topic, leader);
+	}
+	printf("isr-wait: Produce answered after %" PRId64 " ms, then Metadata with ISR [%d]\n",
+	       took, leader);
+	client_close(&c);
+	printf("isr-wait: ok\n");
 	return 0;
 }
 
@@ -2317,6 +2538,11 @@ int main(int argc, char **argv)
 		broker_addr = argv[1];
 		return run_bad_records(argv[3]);
 	}
+	if (argc >= 6 && strcmp(argv[2], "delete-records") == 0) {
+		broker_addr = argv[1];
+		return run_delete_records(argv[3], atoi(argv[4]), atoll(argv[5]),
+					  argc >= 7 ? atoi(argv[6]) : 10000);
+	}
 	if (argc >= 4 && strcmp(argv[2], "list-offsets") == 0) {
 		broker_addr = argv[1];
 		return run_list_offsets(argv[3]);
@@ -2324,6 +2550,17 @@ int main(int argc, char **argv)
 	if (argc >= 5 && strcmp(argv[2], "leader-epoch") == 0) {
 		broker_addr = argv[1];
 		return run_leader_epoch(argv[3], (int32_t)strtol(argv[4], NULL, 10));
+	}
+	if (argc >= 6 && strcmp(argv[2], "pipeline") == 0) {
+		broker_addr = argv[1];
+		return run_pipeline(argv[3], (int32_t)strtol(argv[4], NULL, 10),
+				    (int32_t)strtol(argv[5], NULL, 10));
+	}
+	if (argc >= 7 && strcmp(argv[2], "isr-wait") == 0) {
+		broker_addr = argv[1];
+		return run_isr_wait(argv[3], (int32_t)strtol(argv[4], NULL, 10),
+				    (int32_t)strtol(argv[5], NULL, 10),
+				    (int32_t)strtol(argv[6], NULL, 10));
 	}
 	if (argc >= 4 && strcmp(argv[2], "not-leader") == 0) {
 		broker_addr = argv[1];

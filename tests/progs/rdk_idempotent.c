@@ -15,6 +15,8 @@
  *     no loss, per-partition order = send order.
  * -r paces production (0: as fast as possible); -P writes the number of delivered
  * records to a file about every 2% (for tests that kill the broker mid-run).
+ * RDK_IDEMPOTENT_DEBUG, when set, is the producer's librdkafka `debug` (e.g.
+ * broker,topic,metadata,msg,eos); its lines go to stderr.
  * Exit status: 0 all checks passed, 1 a check failed, 2 usage. */
 #include <errno.h>
 #include <inttypes.h>
@@ -145,6 +147,9 @@ static bool produce_all(const char *brokers, const char *topic, struct state *st
 		  conf_set(conf, "reconnect.backoff.max.ms", "500") &&
 		  conf_set(conf, "log.connection.close", "false") &&
 		  conf_set(conf, "queue.buffering.max.messages", "100000");
+	const char *debug = getenv("RDK_IDEMPOTENT_DEBUG");
+	if (ok && debug && *debug)
+		ok = conf_set(conf, "debug", debug);
 	if (!ok)
 		return false;
 	rd_kafka_conf_set_opaque(conf, st);
