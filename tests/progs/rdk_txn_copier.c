@@ -41,8 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TXN_RECORDS_MAX 500
-#define TIMEOUT_MS      10000
+#define TXN_RECORDS_MAX  500
+#define TIMEOUT_MS       10000
+#define REWIND_TRIES_MAX 6
 
 static double now_s(void)
 {
@@ -122,20 +123,33 @@ static rd_kafka_t *consumer_new(const char *brokers, const char *group, const ch
 	return rk;
 }
 
-/* Moves the consumer back to the group's committed offsets (after an abort). */
+/* Moves the consumer back to the group's committed offsets (after an abort). A
+ * failed fetch or seek is retried: going on from the current position would skip the
+ * aborted records (eos906: a committed() that timed out was ignored, and 500 records
+ * were never copied). Exits after REWIND_TRIES_MAX failures. */
 static void rewind_to_committed(rd_kafka_t *consumer)
 {
 	rd_kafka_topic_partition_list_t *assigned = NULL;
 	if (rd_kafka_assignment(consumer, &assigned) || !assigned)
 		return;
-	if (rd_kafka_committed(consumer, assigned, TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		for (int i = 0; i < assigned->cnt; i++)
-			if (assigned->elems[i].offset < 0)
-				assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-		rd_kafka_error_t *error = rd_kafka_seek_partitions(consumer, assigned, TIMEOUT_MS);
-		if (error) {
-			fprintf(stderr, "copier: seek: %s\n", rd_kafka_error_string(error));
+	for (int attempt = 1;; attempt++) {
+		rd_kafka_resp_err_t e = rd_kafka_committed(consumer, assigned, TIMEOUT_MS);
+		rd_kafka_error_t *error = NULL;
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			for (int i = 0; i < assigned->cnt; i++)
+				if (assigned->elems[i].offset < 0)
+					assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+			error = rd_kafka_seek_partitions(consumer, assigned, TIMEOUT_MS);
+			if (!error)
+				break;
+		}
+		fprintf(stderr, "copier: rewind: %s (attempt %d)\n",
+			error ? rd_kafka_error_string(error) : rd_kafka_err2str(e), attempt);
+		if (error)
 			rd_kafka_error_destroy(error);
+		if (attempt == REWIND_TRIES_MAX) {
+			fprintf(stderr, "copier: cannot rewind to the committed offsets\n");
+			exit(1);
 		}
 	}
 	rd_kafka_topic_partition_list_destroy(assigned);
@@ -460,10 +474,10 @@ static int straddle(const char *brokers, const char *topic, const char *group, c
 			fprintf(stderr, "copier: begin: %s\n", rd_kafka_error_string(error));
 			return 1;
 		}
-		rd_kafka_resp_err_t e = rd_kafka_producev(
-			producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-			RD_KAFKA_V_VALUE("straddle", 8), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e =
+			rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic),
+					  RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("straddle", 8),
+					  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		if (e || straddle_send_offset(producer, topic, group, step == 0 ? 5 : 10))
 			return 1;
 		if (step == 0) {
@@ -485,8 +499,8 @@ static int straddle(const char *brokers, const char *topic, const char *group, c
 	int64_t want = commit ? 10 : 5;
 	int64_t got = straddle_committed(brokers, topic, group);
 	if (got != want) {
-		fprintf(stderr, "copier: committed offset after %s is %" PRId64 ", want %" PRId64
-				"\n",
+		fprintf(stderr,
+			"copier: committed offset after %s is %" PRId64 ", want %" PRId64 "\n",
 			commit ? "commit" : "abort", got, want);
 		return 1;
 	}
