@@ -11,12 +11,19 @@
 # the offsets stayed pending for good, OffsetFetch answered UNSTABLE_OFFSET_COMMIT
 # until librdkafka's timeout, and 906's copier, failing to rewind after its abort,
 # skipped a whole transaction of input.
+# Then, on the wire (rawproto): AddOffsetsToTxn before a restart, TxnOffsetCommit and
+# EndTxn after it. The check that the group is in the transaction must survive the
+# restart too; it asked the same lost list and answered INVALID_TXN_STATE.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-tl_require_prog rdk_txn_copier
+tl_require_prog rdk_txn_copier rawproto
 tl_start_broker
 "$TL_BIN/tally" topic create straddle --partitions 1 -b "$TL_BROKER" >/dev/null ||
 	tl_fail "topic create failed"
+# Opened now, decided after the first restart.
+"$TL_PROGS/rawproto" "$TL_BROKER" txn-offsets-open straddle t-raw g-raw >"$TL_TMP/raw-open.out" \
+	2>&1 || tl_fail "could not open the raw transaction: $(tail -3 "$TL_TMP/raw-open.out")"
+read -r raw_pid raw_epoch <"$TL_TMP/raw-open.out"
 
 for action in abort commit; do
 	go=$TL_TMP/go-$action
@@ -34,6 +41,11 @@ for action in abort commit; do
 	tl_stop_broker
 	tl_start_broker
 	touch "$go"
+	if [ "$action" = abort ]; then
+		"$TL_PROGS/rawproto" "$TL_BROKER" txn-offsets-commit straddle t-raw g-raw "$raw_pid" \
+			"$raw_epoch" >"$TL_TMP/raw-commit.out" 2>&1 ||
+			tl_fail "raw transaction after a restart: $(tail -3 "$TL_TMP/raw-commit.out")"
+	fi
 	wait "$prog" || tl_fail "$action after a restart: $(grep -v '^%' "$log" | tail -3 | tr '\n' ' ')"
 	tl_log "$action: $(grep 'committed offset' "$log" | tail -1)"
 done

@@ -62,6 +62,7 @@ static void set(rd_kafka_conf_t *conf, const char *key, const char *value)
 }
 
 static const char *txn_timeout_ms = "10000";
+static const char *reconnect_backoff_max_ms = "10000"; /* librdkafka's default */
 
 static rd_kafka_t *producer_new(const char *brokers, const char *txn_id)
 {
@@ -69,6 +70,7 @@ static rd_kafka_t *producer_new(const char *brokers, const char *txn_id)
 	set(conf, "bootstrap.servers", brokers);
 	set(conf, "transactional.id", txn_id);
 	set(conf, "transaction.timeout.ms", txn_timeout_ms);
+	set(conf, "reconnect.backoff.max.ms", reconnect_backoff_max_ms);
 	set(conf, "linger.ms", "5");
 	char err[256];
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
@@ -465,6 +467,11 @@ static int64_t straddle_committed(const char *brokers, const char *topic, const 
 static int straddle(const char *brokers, const char *topic, const char *group, const char *txn_id,
 		    int commit, const char *go_file)
 {
+	/* The transaction must outlive the restart and the client's reconnection: no
+	 * timeout abort, and no reconnect backoff grown to seconds while the broker is
+	 * down. */
+	txn_timeout_ms = "60000";
+	reconnect_backoff_max_ms = "500";
 	rd_kafka_t *producer = producer_new(brokers, txn_id);
 	producer_init(producer);
 	int fatal = 0;
