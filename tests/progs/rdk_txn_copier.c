@@ -134,7 +134,9 @@ static void rewind_to_committed(rd_kafka_t *consumer)
 	rd_kafka_topic_partition_list_t *assigned = NULL;
 	if (rd_kafka_assignment(consumer, &assigned) || !assigned)
 		return;
-	for (int attempt = 1;; attempt++) {
+	/* Nothing assigned (a rebalance is on): the next assignment starts at the
+	 * committed offsets anyway. */
+	for (int attempt = 1; assigned->cnt > 0; attempt++) {
 		rd_kafka_resp_err_t e = rd_kafka_committed(consumer, assigned, TIMEOUT_MS);
 		rd_kafka_error_t *error = NULL;
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
