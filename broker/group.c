@@ -2210,14 +2210,6 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
 	txn_commit_respond(req, st);
 }
 
-void tl_groups_txn_complete(struct tl_groups *groups, struct tl_str group_id, int64_t producer_id,
-			    bool commit)
-{
-	struct group *g = group_find(groups, group_id);
-	if (g)
-		txn_offsets_end(g, producer_id, commit);
-}
-
 void tl_groups_txn_complete_partition(struct tl_groups *groups, int32_t partition,
 				      int64_t producer_id, bool commit)
 {

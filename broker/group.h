@@ -42,13 +42,12 @@ void tl_handle_heartbeat(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_leave_group(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_offset_commit(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body);
-/* The transaction coordinator's word that @producer_id's transaction is decided and its
- * markers are durable: offsets it committed for @group_id become visible (@commit) or
- * are dropped. */
-void tl_groups_txn_complete(struct tl_groups *groups, struct tl_str group_id, int64_t producer_id,
-			    bool commit);
-/* The same for every group of offsets partition @partition: its marker, sent by a
- * coordinator on another broker (WriteTxnMarkers), is durable. */
+/* @producer_id's COMMIT (@commit) or ABORT marker is durable in offsets partition
+ * @partition: the offsets its transaction staged for every group of that partition
+ * become committed offsets or are dropped. Called for every marker appended to
+ * __consumer_offsets, whether the transaction coordinator is this broker or another
+ * (WriteTxnMarkers), as Kafka's group coordinator does; replay applies the markers
+ * it reads the same way. */
 void tl_groups_txn_complete_partition(struct tl_groups *groups, int32_t partition,
 				      int64_t producer_id, bool commit);
 void tl_handle_offset_fetch(struct tl_request *req, struct tl_cursor *body);

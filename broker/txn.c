@@ -27,6 +27,8 @@
  * markers of those deciding) and drops them when it stops (tl_txns_on_leadership).
  * Markers for partitions led by other brokers go there as WriteTxnMarkers
  * (markers.c); a broker appends the markers it is sent (tl_handle_write_txn_markers).
+ * A marker appended to __consumer_offsets, here or there, decides the offsets the
+ * transaction staged for the groups of that partition (tl_groups_txn_complete_partition).
  *
  * Invariants:
  * (1) At most one state record of a transaction is in flight (txn->writing); requests
@@ -82,8 +84,6 @@ struct txn {
 	struct txn_partition *partitions;
 	uint32_t partition_count;
 	uint32_t partition_cap;
-	char **groups; /* AddOffsetsToTxn's group ids (NUL-terminated copies) */
-	uint32_t group_count;
 	bool writing;          /* a state record is in flight */
 	uint32_t markers_left; /* markers in flight */
 	struct tl_request *waiting;
@@ -235,15 +235,11 @@ static struct txn *txn_create(struct tl_txns *txns, struct tl_str id)
 static void txn_clear_partitions(struct txn *txn)
 {
 	txn->partition_count = 0;
-	for (uint32_t i = 0; i < txn->group_count; i++)
-		free(txn->groups[i]);
-	txn->group_count = 0;
 }
 
 static void txn_free(struct txn *txn)
 {
 	txn_clear_partitions(txn);
-	free(txn->groups);
 	free(txn->partitions);
 	free(txn->id);
 	free(txn);
@@ -293,29 +289,24 @@ static tl_err txn_add_partition(struct txn *txn, struct tl_str topic, int32_t in
 	return TL_OK;
 }
 
-static bool txn_has_group(const struct txn *txn, struct tl_str group)
+/* The partition of __consumer_offsets that holds @group's records, or -1 while the
+ * topic is not known here. */
+static int32_t offsets_partition_of(struct tl_broker *broker, struct tl_str group)
 {
-	for (uint32_t i = 0; i < txn->group_count; i++)
-		if (tl_str_eq_c(group, txn->groups[i]))
-			return true;
-	return false;
+	const struct tl_topic *offsets = tl_topic_find(broker, tl_str_of(TL_GROUP_STORE_TOPIC));
+	if (!offsets || offsets->partition_count <= 0 || group.len <= 0)
+		return -1;
+	return tl_group_store_partition_of(group, offsets->partition_count);
 }
 
-static tl_err txn_add_group(struct txn *txn, struct tl_str group)
+/* Did AddOffsetsToTxn add @group to the transaction? Asked of the durable partition
+ * list (as Kafka's KIP-890 verification does), not of a list of group ids: a
+ * coordinator that reloads the transaction after a restart or a move must give the
+ * same answer (eos906). */
+static bool txn_has_group(const struct txn *txn, struct tl_str group)
 {
-	if (txn_has_group(txn, group))
-		return TL_OK;
-	char **groups = realloc(txn->groups, (txn->group_count + 1) * sizeof(*groups));
-	if (!groups)
-		return TL_ERR_NOMEM;
-	txn->groups = groups;
-	char *copy = malloc((size_t)group.len + 1);
-	if (!copy)
-		return TL_ERR_NOMEM;
-	memcpy(copy, group.ptr, (size_t)group.len);
-	copy[group.len] = '\0';
-	txn->groups[txn->group_count++] = copy;
-	return TL_OK;
+	int32_t index = offsets_partition_of(txn->txns->broker, group);
+	return index >= 0 && txn_has_partition(txn, tl_str_of(TL_GROUP_STORE_TOPIC), index);
 }
 
 static bool is_deciding(const struct txn *txn)
@@ -507,9 +498,6 @@ static void markers_complete(struct txn *txn)
 		txn->txns->broker->metrics.txn_committed++;
 	else
 		txn->txns->broker->metrics.txn_aborted++;
-	for (uint32_t i = 0; i < txn->group_count; i++)
-		tl_groups_txn_complete(txn->txns->broker->groups, tl_str_of(txn->groups[i]),
-				       txn->producer_id, commit);
 	struct tl_txn_step step = tl_txn_step(txn->state, false, TL_TXN_EV_MARKERS_DONE);
 	TL_ASSERT(step.change && step.err == TL_OK);
 	txn->state = step.next;
@@ -522,6 +510,8 @@ static void markers_complete(struct txn *txn)
 struct marker_ctx {
 	struct txn *txn;
 	uint32_t index;
+	int32_t offsets_partition; /* >= 0: appended here to __consumer_offsets, for its groups */
+	bool commit;
 };
 
 /* An unloaded transaction goes once its last write or marker in flight is back. */
@@ -542,6 +532,13 @@ static void marker_written(void *ctx, tl_err err)
 	struct txn *txn = m->txn;
 	/* The partition array does not move while markers are in flight (invariant 2). */
 	struct txn_partition *p = &txn->partitions[m->index];
+	/* The marker in the offsets log decides the offsets the transaction staged there,
+	 * as it does in a replay of the log (group.c load_record) and on a broker that
+	 * gets it by WriteTxnMarkers (marker_appended): whatever this coordinator
+	 * remembers of the transaction, and even once it no longer coordinates it. */
+	if (err == TL_OK && m->offsets_partition >= 0 && txn->txns->broker->groups)
+		tl_groups_txn_complete_partition(txn->txns->broker->groups, m->offsets_partition,
+						 txn->producer_id, m->commit);
 	free(m);
 	if (txn->unloaded) {
 		txn->markers_left--;
@@ -623,6 +620,8 @@ static void markers_write(struct txn *txn)
 		if (m) {
 			m->txn = txn;
 			m->index = i;
+			m->offsets_partition = -1;
+			m->commit = commit;
 		}
 		if (err == TL_OK && partition->topic->cluster &&
 		    partition->role != TL_REPLICA_LEADER) {
@@ -632,6 +631,8 @@ static void markers_write(struct txn *txn)
 					      txn->epoch, commit, coordinator_epoch(txn),
 					      marker_written, m);
 		} else if (err == TL_OK) {
+			if (strcmp(p->topic, TL_GROUP_STORE_TOPIC) == 0)
+				m->offsets_partition = p->index;
 			struct tl_buf marker;
 			tl_buf_init(&marker);
 			err = tl_records_control_marker_build(&marker, commit, txn->producer_id,
@@ -1220,7 +1221,8 @@ void tl_handle_add_offsets_to_txn(struct tl_request *req, struct tl_cursor *body
 		return;
 	}
 	int32_t partition = tl_group_store_partition_of(msg.group_id, offsets->partition_count);
-	bool known = txn->state == TL_TXN_ONGOING && txn_has_group(txn, msg.group_id);
+	bool known = txn->state == TL_TXN_ONGOING &&
+		     txn_has_partition(txn, tl_str_of(TL_GROUP_STORE_TOPIC), partition);
 	if (!known)
 		err = txn_begin(txn);
 	if (known || err != TL_OK) {
@@ -1228,8 +1230,6 @@ void tl_handle_add_offsets_to_txn(struct tl_request *req, struct tl_cursor *body
 		return;
 	}
 	err = txn_add_partition(txn, tl_str_of(TL_GROUP_STORE_TOPIC), partition);
-	if (err == TL_OK)
-		err = txn_add_group(txn, msg.group_id);
 	if (err == TL_OK)
 		err = txn_persist(txn);
 	if (err != TL_OK) {

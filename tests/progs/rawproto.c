@@ -1119,6 +1119,107 @@ static int run_txn_fenced(const char *topic, const char *txn_id, int64_t pid, in
 	return 0;
 }
 
+/* AddOffsetsToTxn of @group to @pid/@epoch's transaction; returns its error code. */
+static int16_t add_offsets_to_txn(struct client *c, const char *txn_id, int64_t pid, int16_t epoch,
+				  const char *group)
+{
+	struct tl_add_offsets_to_txn_request msg;
+	tl_add_offsets_to_txn_request_defaults(&msg);
+	msg.transactional_id = tl_str_of(txn_id);
+	msg.producer_id = pid;
+	msg.producer_epoch = epoch;
+	msg.group_id = tl_str_of(group);
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_ADD_OFFSETS_TO_TXN, 3);
+	tl_add_offsets_to_txn_request_encode(&frame, 3, &msg);
+	if (!request_send(c, &frame))
+		fail("AddOffsetsToTxn: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_ADD_OFFSETS_TO_TXN, 3, corr, &r);
+	struct tl_add_offsets_to_txn_response resp;
+	decoded(tl_add_offsets_to_txn_response_decode(&r.body, 3, &r.arena, &resp), &r,
+		"AddOffsetsToTxn");
+	int16_t code = resp.error_code;
+	reply_free(&r);
+	return code;
+}
+
+/* TxnOffsetCommit (v3, no member: a producer outside the group) of @offset for
+ * @topic partition 0; returns the partition's error code. */
+static int16_t txn_offset_commit(struct client *c, const char *txn_id, int64_t pid, int16_t epoch,
+				 const char *group, const char *topic, int64_t offset)
+{
+	struct tl_txn_offset_commit_request_txn_offset_commit_request_partition part;
+	tl_txn_offset_commit_request_txn_offset_commit_request_partition_defaults(&part);
+	part.partition_index = 0;
+	part.committed_offset = offset;
+	struct tl_txn_offset_commit_request_txn_offset_commit_request_topic topic_msg;
+	tl_txn_offset_commit_request_txn_offset_commit_request_topic_defaults(&topic_msg);
+	topic_msg.name = tl_str_of(topic);
+	topic_msg.partitions_count = 1;
+	topic_msg.partitions = &part;
+	struct tl_txn_offset_commit_request msg;
+	tl_txn_offset_commit_request_defaults(&msg);
+	msg.transactional_id = tl_str_of(txn_id);
+	msg.group_id = tl_str_of(group);
+	msg.producer_id = pid;
+	msg.producer_epoch = epoch;
+	msg.generation_id = -1;
+	msg.member_id = tl_str_of("");
+	msg.topics_count = 1;
+	msg.topics = &topic_msg;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_TXN_OFFSET_COMMIT, 3);
+	tl_txn_offset_commit_request_encode(&frame, 3, &msg);
+	if (!request_send(c, &frame))
+		fail("TxnOffsetCommit: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(c, TL_API_TXN_OFFSET_COMMIT, 3, corr, &r);
+	struct tl_txn_offset_commit_response resp;
+	decoded(tl_txn_offset_commit_response_decode(&r.body, 3, &r.arena, &resp), &r,
+		"TxnOffsetCommit");
+	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
+		fail("TxnOffsetCommit: expected one topic with one partition in the answer");
+	int16_t code = resp.topics[0].partitions[0].error_code;
+	reply_free(&r);
+	return code;
+}
+
+/* Opens a transaction holding only @group (AddOffsetsToTxn), leaves it open for the
+ * test to restart the broker, and prints "PID EPOCH" (eos906). */
+static int run_txn_offsets_open(const char *topic, const char *txn_id, const char *group)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, topic, 1);
+	int64_t pid;
+	int16_t epoch;
+	init_producer_id_for(&c, txn_id, 60000, &pid, &epoch);
+	expect_code("AddOffsetsToTxn", add_offsets_to_txn(&c, txn_id, pid, epoch, group), 0);
+	printf("%" PRId64 " %d\n", pid, epoch);
+	client_close(&c);
+	return 0;
+}
+
+/* Goes on with the transaction txn-offsets-open opened, after a restart: the group's
+ * offset and the commit are accepted, whatever the coordinator kept in memory. */
+static int run_txn_offsets_commit(const char *topic, const char *txn_id, const char *group,
+				  int64_t pid, int16_t epoch)
+{
+	struct client c;
+	client_open(&c);
+	expect_code("TxnOffsetCommit after a restart",
+		    txn_offset_commit(&c, txn_id, pid, epoch, group, topic, 7), 0);
+	expect_code("EndTxn after a restart", end_txn(&c, txn_id, pid, epoch), 0);
+	note("TxnOffsetCommit and EndTxn of a transaction opened before the restart: accepted");
+	client_close(&c);
+	return 0;
+}
+
 /* After a restart: retries of both batches are recognised (original offsets, nothing
  * appended), a gap is still refused, and the log still holds the 15 records. */
 static int run_restart_check(const char *topic, int64_t pid)
@@ -2530,6 +2631,15 @@ int main(int argc, char **argv)
 		return run_txn_fenced(argv[3], argv[4], strtoll(argv[5], NULL, 10),
 				      (int16_t)strtol(argv[6], NULL, 10));
 	}
+	if (argc >= 6 && strcmp(argv[2], "txn-offsets-open") == 0) {
+		broker_addr = argv[1];
+		return run_txn_offsets_open(argv[3], argv[4], argv[5]);
+	}
+	if (argc >= 8 && strcmp(argv[2], "txn-offsets-commit") == 0) {
+		broker_addr = argv[1];
+		return run_txn_offsets_commit(argv[3], argv[4], argv[5], strtoll(argv[6], NULL, 10),
+					      (int16_t)strtol(argv[7], NULL, 10));
+	}
 	if (argc >= 4 && strcmp(argv[2], "describe-broker") == 0) {
 		broker_addr = argv[1];
 		return run_describe_broker(argv[3]);
@@ -2577,6 +2687,8 @@ int main(int argc, char **argv)
 		"       rawproto BROKER restart-check TOPIC PID\n"
 		"       rawproto BROKER txn-open TOPIC TXN_ID      (prints PID EPOCH)\n"
 		"       rawproto BROKER txn-fenced TOPIC TXN_ID PID EPOCH\n"
+		"       rawproto BROKER txn-offsets-open TOPIC TXN_ID GROUP  (prints PID EPOCH)\n"
+		"       rawproto BROKER txn-offsets-commit TOPIC TXN_ID GROUP PID EPOCH\n"
 		"       rawproto BROKER badinput [SEED]\n"
 		"       rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR] (fuzz corpus seeds)\n");
 	return 2;

@@ -22,6 +22,15 @@
  *   rdk_txn_copier abandon BROKERS TOPIC TXN_ID
  *       Opens a transaction (timeout 3 s), writes 10 records to TOPIC and exits without
  *       ending it, as a crashed service would; the coordinator must abort it.
+ *   rdk_txn_copier straddle BROKERS TOPIC GROUP TXN_ID commit|abort GO_FILE
+ *       A transaction that outlives its coordinator (eos906): commits offset 5 of
+ *       TOPIC partition 0 for GROUP in a first transaction; opens a second one with a
+ *       record to TOPIC and offset 10 sent to the transaction, prints "staged" and
+ *       waits for GO_FILE to exist (the test restarts or moves the coordinators
+ *       meanwhile); then commits or aborts it and reads the group's committed offset
+ *       the way a read_committed consumer does (OffsetFetch with require_stable).
+ *       Exits 0 when that answer comes within 10 s and is 10 after commit, 5 after
+ *       abort.
  * Progress goes to stderr. */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -32,8 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TXN_RECORDS_MAX 500
-#define TIMEOUT_MS      10000
+#define TXN_RECORDS_MAX  500
+#define TIMEOUT_MS       10000
+#define REWIND_TRIES_MAX 6
 
 static double now_s(void)
 {
@@ -52,6 +62,7 @@ static void set(rd_kafka_conf_t *conf, const char *key, const char *value)
 }
 
 static const char *txn_timeout_ms = "10000";
+static const char *reconnect_backoff_max_ms = "10000"; /* librdkafka's default */
 
 static rd_kafka_t *producer_new(const char *brokers, const char *txn_id)
 {
@@ -59,6 +70,7 @@ static rd_kafka_t *producer_new(const char *brokers, const char *txn_id)
 	set(conf, "bootstrap.servers", brokers);
 	set(conf, "transactional.id", txn_id);
 	set(conf, "transaction.timeout.ms", txn_timeout_ms);
+	set(conf, "reconnect.backoff.max.ms", reconnect_backoff_max_ms);
 	set(conf, "linger.ms", "5");
 	char err[256];
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
@@ -113,20 +125,35 @@ static rd_kafka_t *consumer_new(const char *brokers, const char *group, const ch
 	return rk;
 }
 
-/* Moves the consumer back to the group's committed offsets (after an abort). */
+/* Moves the consumer back to the group's committed offsets (after an abort). A
+ * failed fetch or seek is retried: going on from the current position would skip the
+ * aborted records (eos906: a committed() that timed out was ignored, and 500 records
+ * were never copied). Exits after REWIND_TRIES_MAX failures. */
 static void rewind_to_committed(rd_kafka_t *consumer)
 {
 	rd_kafka_topic_partition_list_t *assigned = NULL;
 	if (rd_kafka_assignment(consumer, &assigned) || !assigned)
 		return;
-	if (rd_kafka_committed(consumer, assigned, TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		for (int i = 0; i < assigned->cnt; i++)
-			if (assigned->elems[i].offset < 0)
-				assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-		rd_kafka_error_t *error = rd_kafka_seek_partitions(consumer, assigned, TIMEOUT_MS);
-		if (error) {
-			fprintf(stderr, "copier: seek: %s\n", rd_kafka_error_string(error));
+	/* Nothing assigned (a rebalance is on): the next assignment starts at the
+	 * committed offsets anyway. */
+	for (int attempt = 1; assigned->cnt > 0; attempt++) {
+		rd_kafka_resp_err_t e = rd_kafka_committed(consumer, assigned, TIMEOUT_MS);
+		rd_kafka_error_t *error = NULL;
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			for (int i = 0; i < assigned->cnt; i++)
+				if (assigned->elems[i].offset < 0)
+					assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+			error = rd_kafka_seek_partitions(consumer, assigned, TIMEOUT_MS);
+			if (!error)
+				break;
+		}
+		fprintf(stderr, "copier: rewind: %s (attempt %d)\n",
+			error ? rd_kafka_error_string(error) : rd_kafka_err2str(e), attempt);
+		if (error)
 			rd_kafka_error_destroy(error);
+		if (attempt == REWIND_TRIES_MAX) {
+			fprintf(stderr, "copier: cannot rewind to the committed offsets\n");
+			exit(1);
 		}
 	}
 	rd_kafka_topic_partition_list_destroy(assigned);
@@ -392,6 +419,103 @@ static int abandon(const char *brokers, const char *topic, const char *txn_id)
 	_exit(0); /* no commit, no abort, no goodbye */
 }
 
+/* Sends @offset of @topic partition 0 for @group inside the open transaction. */
+static int straddle_send_offset(rd_kafka_t *producer, const char *topic, const char *group,
+				int64_t offset)
+{
+	rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(offsets, topic, 0)->offset = offset;
+	rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata_new(group);
+	rd_kafka_error_t *error =
+		rd_kafka_send_offsets_to_transaction(producer, offsets, cgmd, TIMEOUT_MS);
+	rd_kafka_consumer_group_metadata_destroy(cgmd);
+	rd_kafka_topic_partition_list_destroy(offsets);
+	if (error) {
+		fprintf(stderr, "copier: send_offsets: %s\n", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+		return 1;
+	}
+	return 0;
+}
+
+/* The group's committed offset of @topic partition 0 as a read_committed consumer
+ * fetches it (require_stable: a pending transactional offset is retried, not
+ * answered); -2 when no answer came within TIMEOUT_MS. */
+static int64_t straddle_committed(const char *brokers, const char *topic, const char *group)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	set(conf, "bootstrap.servers", brokers);
+	set(conf, "group.id", group);
+	set(conf, "isolation.level", "read_committed");
+	set(conf, "enable.auto.commit", "false");
+	char err[256];
+	rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (!consumer) {
+		fprintf(stderr, "copier: %s\n", err);
+		exit(2);
+	}
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(list, topic, 0);
+	double start = now_s();
+	rd_kafka_resp_err_t e = rd_kafka_committed(consumer, list, TIMEOUT_MS);
+	int64_t offset = e ? -2 : list->elems[0].err ? -2 : list->elems[0].offset;
+	fprintf(stderr, "copier: committed offset %" PRId64 " (%s) after %.1f s\n", offset,
+		rd_kafka_err2str(e ? e : list->elems[0].err), now_s() - start);
+	rd_kafka_topic_partition_list_destroy(list);
+	rd_kafka_destroy(consumer);
+	return offset;
+}
+
+static int straddle(const char *brokers, const char *topic, const char *group, const char *txn_id,
+		    int commit, const char *go_file)
+{
+	/* The transaction must outlive the restart and the client's reconnection: no
+	 * timeout abort, and no reconnect backoff grown to seconds while the broker is
+	 * down. */
+	txn_timeout_ms = "60000";
+	reconnect_backoff_max_ms = "500";
+	rd_kafka_t *producer = producer_new(brokers, txn_id);
+	producer_init(producer);
+	int fatal = 0;
+	for (int step = 0; step < 2; step++) {
+		rd_kafka_error_t *error = rd_kafka_begin_transaction(producer);
+		if (error) {
+			fprintf(stderr, "copier: begin: %s\n", rd_kafka_error_string(error));
+			return 1;
+		}
+		rd_kafka_resp_err_t e =
+			rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic),
+					  RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("straddle", 8),
+					  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (e || straddle_send_offset(producer, topic, group, step == 0 ? 5 : 10))
+			return 1;
+		if (step == 0) {
+			if (!txn_end(producer, 1, &fatal))
+				return 1;
+			if (straddle_committed(brokers, topic, group) != 5)
+				return 1;
+		}
+	}
+	fprintf(stderr, "copier: staged\n");
+	while (access(go_file, F_OK) != 0)
+		usleep(20000);
+	if (txn_end(producer, commit, &fatal) != commit || fatal) {
+		fprintf(stderr, "copier: the second transaction did not %s\n",
+			commit ? "commit" : "abort");
+		return 1;
+	}
+	rd_kafka_destroy(producer);
+	int64_t want = commit ? 10 : 5;
+	int64_t got = straddle_committed(brokers, topic, group);
+	if (got != want) {
+		fprintf(stderr,
+			"copier: committed offset after %s is %" PRId64 ", want %" PRId64 "\n",
+			commit ? "commit" : "abort", got, want);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -402,6 +526,9 @@ int main(int argc, char **argv)
 		return fence(argv[2], argv[3], argv[4]);
 	if (argc == 7 && strcmp(argv[1], "plain") == 0)
 		return plain(argv[2], argv[3], argv[4], argv[5], atof(argv[6]));
+	if (argc == 8 && strcmp(argv[1], "straddle") == 0)
+		return straddle(argv[2], argv[3], argv[4], argv[5], strcmp(argv[6], "commit") == 0,
+				argv[7]);
 	if (argc == 5 && strcmp(argv[1], "abandon") == 0)
 		return abandon(argv[2], argv[3], argv[4]);
 	fprintf(stderr, "usage: rdk_txn_copier copy BROKERS IN OUT GROUP TXN_ID ABORT_EVERY "
