@@ -271,6 +271,7 @@ struct tl_broker {
 	uint64_t malformed_total;
 	uint64_t sasl_failed_total;      /* failed SASL authentications */
 	struct tl_sasl_users sasl_users; /* SCRAM credentials (sasl.c) */
+	char *sasl_view_text;            /* cluster mode: the store's text last applied */
 	uint64_t connections_refused_total;
 	uint64_t tls_handshake_failed_total;
 	int64_t tls_fail_logged_ms; /* handshake failure lines: start of the current second */
@@ -471,6 +472,17 @@ tl_err tl_sasl_add_scram(struct tl_broker *broker, const char *spec, char *why, 
 /* The credentials file's text, and back (exposed for tests). */
 char *tl_sasl_users_format(const struct tl_sasl_users *users);
 tl_err tl_sasl_users_parse(struct tl_sasl_users *users, char *text, int32_t *bad_line_out);
+/* Cluster mode (issue #16): the credentials live in the metadata store, key
+ * "scram-credentials" (cluster.h), in the file's text form. These run on any thread. */
+void tl_sasl_users_deinit(struct tl_sasl_users *users);
+/* Copies every credential of @from into @users: all of them with @replace, else only
+ * those (user, mechanism) @users lacks. Returns the number copied, -1 out of memory. */
+int32_t tl_sasl_users_merge(struct tl_sasl_users *users, const struct tl_sasl_users *from,
+			    bool replace);
+/* Removes the credentials named by @text's "<user> <mechanism>" lines; false if malformed. */
+bool tl_sasl_users_remove_lines(struct tl_sasl_users *users, const char *text);
+/* Every broker applies the store's text from its view (the loop's thread). */
+void tl_sasl_apply_view(struct tl_broker *broker, const char *text);
 void tl_handle_sasl_handshake(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_sasl_authenticate(struct tl_request *req, struct tl_cursor *body);
 void tl_handle_describe_user_scram_credentials(struct tl_request *req, struct tl_cursor *body);

@@ -33,6 +33,7 @@
 #include "broker/metastore.h"
 #include "common/assert.h"
 #include "common/diag.h"
+#include "common/scram.h"
 #include "common/time.h"
 
 #define KEY_MAX           512
@@ -49,21 +50,22 @@ enum command_type {
 	COMMAND_ALTER_TOPIC = 5,
 	COMMAND_ACLS = 6,
 	COMMAND_RESIGN_PARTITION = 7,
+	COMMAND_SCRAM = 8,
 };
 
 struct command {
 	enum command_type type;
 	char topic[TL_TOPIC_NAME_MAX + 1];
 	int32_t partition;
-	int64_t expected_revision;      /* COMMAND_ISR */
-	struct tl_repl_state state;     /* COMMAND_ISR */
-	int32_t partitions;             /* COMMAND_CREATE_TOPIC */
-	int16_t replication_factor;     /* COMMAND_CREATE_TOPIC */
-	char *configs;                  /* COMMAND_CREATE_TOPIC, _ALTER_TOPIC, _ACLS; owned */
-	char *deletes;                  /* COMMAND_ALTER_TOPIC: keys to drop, _ACLS; owned */
-	bool replace;                   /* COMMAND_ALTER_TOPIC: configs is the whole set */
-	int64_t block_start;            /* COMMAND_PID_BLOCK: the block's first id */
-	int64_t block_size;             /* COMMAND_PID_BLOCK */
+	int64_t expected_revision;  /* COMMAND_ISR */
+	struct tl_repl_state state; /* COMMAND_ISR */
+	int32_t partitions;         /* COMMAND_CREATE_TOPIC */
+	int16_t replication_factor; /* COMMAND_CREATE_TOPIC */
+	char *configs;              /* COMMAND_CREATE_TOPIC, _ALTER_TOPIC, _ACLS; owned */
+	char *deletes;              /* COMMAND_ALTER_TOPIC: keys to drop, _ACLS; owned */
+	bool replace;        /* COMMAND_ALTER_TOPIC: configs is the whole set; _SCRAM: overwrite */
+	int64_t block_start; /* COMMAND_PID_BLOCK: the block's first id */
+	int64_t block_size;  /* COMMAND_PID_BLOCK */
 	tl_cluster_block_fn block_done; /* COMMAND_PID_BLOCK, instead of done */
 	tl_cluster_done_fn done;        /* runs on the loop with the outcome */
 	void *ctx;
@@ -387,6 +389,9 @@ static void view_free(struct tl_cluster_view *view)
 	free(view->topics);
 	free(view->brokers);
 	free(view->acls);
+	if (view->scram)
+		tl_scram_wipe(view->scram, strlen(view->scram));
+	free(view->scram);
 	free(view);
 }
 
@@ -444,6 +449,15 @@ static struct tl_cluster_view *view_build(const struct tl_cluster *c)
 				view->topic_count++;
 			else
 				tl_warn("cluster: bad topic record ignored key=%s", kv->key);
+		} else if (strcmp(k, "scram-credentials") == 0 && !view->scram) {
+			view->scram = malloc(kv->value_len + 1);
+			if (!view->scram) {
+				view_free(view);
+				return NULL;
+			}
+			if (kv->value_len > 0)
+				memcpy(view->scram, kv->value, kv->value_len);
+			view->scram[kv->value_len] = '\0';
 		} else if (strcmp(k, "acls") == 0 && !view->acls) {
 			view->acls = malloc(kv->value_len + 1);
 			if (!view->acls) {
@@ -455,7 +469,8 @@ static struct tl_cluster_view *view_build(const struct tl_cluster *c)
 			view->acls[kv->value_len] = '\0';
 		}
 	}
-	if (!view->acls && !(view->acls = strdup(""))) {
+	if ((!view->acls && !(view->acls = strdup(""))) ||
+	    (!view->scram && !(view->scram = strdup("")))) {
 		view_free(view);
 		return NULL;
 	}
@@ -784,6 +799,100 @@ static void acls_change(struct tl_cluster *c, struct command *cmd)
 						: "the ACLs kept changing");
 }
 
+/* Merges a change of the SCRAM credentials into the scram-credentials key (sasl.c's
+ * file form: salted credentials, never a password): read, apply, compare-and-swap on
+ * the key's revision, again if another broker changed it meanwhile, as for the ACLs. */
+static void scram_change(struct tl_cluster *c, struct command *cmd)
+{
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/scram-credentials", c->prefix);
+	struct tl_sasl_users change = {0};
+	char *work = strdup(cmd->configs);
+	int32_t bad_line = 0;
+	if (!work || tl_sasl_users_parse(&change, work, &bad_line) != TL_OK) {
+		cmd->err = work ? TL_ERR_INVALID_REQUEST : TL_ERR_NOMEM;
+		snprintf(cmd->message, sizeof(cmd->message), "bad credentials line=%d", bad_line);
+		goto out;
+	}
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct tl_meta_result got;
+		memset(&got, 0, sizeof(got));
+		tl_err err = tl_meta_get(c->meta, key, &got);
+		if (err != TL_OK && err != TL_ERR_NOT_FOUND) {
+			tl_meta_result_deinit(&got);
+			break;
+		}
+		int64_t revision = got.count == 1 ? got.kvs[0].mod_revision : 0;
+		size_t len = got.count == 1 ? got.kvs[0].value_len : 0;
+		char *current = malloc(len + 1);
+		if (!current) {
+			tl_meta_result_deinit(&got);
+			cmd->err = TL_ERR_NOMEM;
+			goto out;
+		}
+		if (len > 0)
+			memcpy(current, got.kvs[0].value, len);
+		current[len] = '\0';
+		tl_meta_result_deinit(&got);
+		struct tl_sasl_users users = {0};
+		err = tl_sasl_users_parse(&users, current, &bad_line);
+		tl_scram_wipe(current, len);
+		free(current);
+		if (err != TL_OK) {
+			tl_sasl_users_deinit(&users);
+			cmd->err = TL_ERR_KAFKA_STORAGE_ERROR;
+			snprintf(cmd->message, sizeof(cmd->message),
+				 "the stored SCRAM credentials are corrupt line=%d", bad_line);
+			goto out;
+		}
+		int32_t copied = tl_sasl_users_merge(&users, &change, cmd->replace);
+		bool removed_ok = tl_sasl_users_remove_lines(&users, cmd->deletes);
+		char *text = copied >= 0 && removed_ok ? tl_sasl_users_format(&users) : NULL;
+		int32_t count = users.count;
+		tl_sasl_users_deinit(&users);
+		if (!text) {
+			cmd->err = removed_ok ? TL_ERR_NOMEM : TL_ERR_INVALID_REQUEST;
+			goto out;
+		}
+		if (copied == 0 && !cmd->deletes[0]) {
+			/* --add-scram of a credential the store has: nothing to write. */
+			tl_scram_wipe(text, strlen(text));
+			free(text);
+			snprintf(cmd->message, sizeof(cmd->message), "kept (already in the store)");
+			goto out;
+		}
+		if (strlen(text) > TL_META_VALUE_BYTES_MAX) {
+			tl_scram_wipe(text, strlen(text));
+			free(text);
+			cmd->err = TL_ERR_INVALID_REQUEST;
+			snprintf(cmd->message, sizeof(cmd->message),
+				 "the credentials would exceed the metadata store's value limit");
+			goto out;
+		}
+		bool swapped = false;
+		err = tl_meta_cas(c->meta, key, text, strlen(text), revision, 0, &swapped, NULL,
+				  NULL);
+		tl_scram_wipe(text, strlen(text));
+		free(text);
+		if (err != TL_OK)
+			break;
+		if (swapped) {
+			tl_info("cluster: SCRAM credentials changed users=%d", count);
+			snprintf(cmd->message, sizeof(cmd->message), "stored");
+			goto out;
+		}
+	}
+	cmd->err = TL_ERR_REQUEST_TIMED_OUT;
+	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
+		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
+						: "the credentials kept changing");
+out:
+	if (work)
+		tl_scram_wipe(work, strlen(cmd->configs));
+	free(work);
+	tl_sasl_users_deinit(&change);
+}
+
 /* Producer ids are unique in the cluster (an idempotent partition dedupes by id): each
  * broker takes blocks of them from one counter in etcd, "<prefix>/producer-id-block"
  * (the next block's first id), advanced by compare-and-swap (Kafka's KIP-730 blocks,
@@ -1089,6 +1198,8 @@ static void run_commands(struct tl_cluster *c, struct tl_cluster_view *view, str
 			topic_alter(c, cmd);
 		} else if (cmd->type == COMMAND_ACLS) {
 			acls_change(c, cmd);
+		} else if (cmd->type == COMMAND_SCRAM) {
+			scram_change(c, cmd);
 		}
 		result_post(c, cmd);
 		cmd = next;
@@ -1316,6 +1427,7 @@ void tl_cluster_on_event(struct tl_broker *broker)
 		c->view = view;
 		tl_replica_apply(broker, view);
 		tl_acl_apply_view(broker, view->acls);
+		tl_sasl_apply_view(broker, view->scram);
 		view_free(old);
 		if (c->awaits)
 			awaits_check(c, tl_mono_ms());
@@ -1330,6 +1442,8 @@ void tl_cluster_on_event(struct tl_broker *broker)
 			results->block_done(results->ctx, results->err, results->block_start);
 		else if (results->done)
 			results->done(results->ctx, results->err, results->message);
+		if (results->type == COMMAND_SCRAM && results->configs)
+			tl_scram_wipe(results->configs, strlen(results->configs));
 		free(results->configs);
 		free(results->deletes);
 		free(results);
@@ -1401,6 +1515,7 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 	c->model.changed = false;
 	tl_replica_apply(broker, c->view);
 	tl_acl_apply_view(broker, c->view->acls);
+	tl_sasl_apply_view(broker, c->view->scram);
 	if (pthread_create(&c->thread, NULL, thread_main, c) != 0) {
 		err = TL_ERR_IO;
 		goto out_unset;
@@ -1549,6 +1664,30 @@ tl_err tl_cluster_change_acls(struct tl_broker *broker, const char *adds, const 
 	cmd->type = COMMAND_ACLS;
 	cmd->configs = strdup(adds);
 	cmd->deletes = strdup(removes);
+	cmd->done = done;
+	cmd->ctx = ctx;
+	if (!cmd->configs || !cmd->deletes) {
+		free(cmd->configs);
+		free(cmd->deletes);
+		free(cmd);
+		return TL_ERR_NOMEM;
+	}
+	command_post(broker->cluster, cmd);
+	return TL_OK;
+}
+
+tl_err tl_cluster_change_scram(struct tl_broker *broker, const char *upserts, const char *deletes,
+			       bool replace, tl_cluster_done_fn done, void *ctx)
+{
+	if (!broker->cluster)
+		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return TL_ERR_NOMEM;
+	cmd->type = COMMAND_SCRAM;
+	cmd->configs = strdup(upserts);
+	cmd->deletes = strdup(deletes);
+	cmd->replace = replace;
 	cmd->done = done;
 	cmd->ctx = ctx;
 	if (!cmd->configs || !cmd->deletes) {

@@ -10,6 +10,9 @@
  *   partitions/<name>/<index>  "leader=1 leader_epoch=4 isr=1,2,3" (replication.h)
  *   acls                       every ACL, one a line (acl.h's text form), changed by
  *                              compare-and-swap on its mod_revision (issue #16)
+ *   scram-credentials          every SCRAM credential, one a line (sasl.c's file form:
+ *                              salt, iterations, StoredKey, ServerKey; never a password),
+ *                              changed by compare-and-swap as acls (issue #16)
  * A partition key is written only by compare-and-swap on its mod_revision: by the
  * controller (elections), by the partition's leader (ISR changes) and by a broker
  * moving its own leadership away (controlled shutdown). Its mod_revision is the
@@ -74,6 +77,7 @@ struct tl_cluster_view {
 	int32_t topic_count;
 	struct tl_cluster_topic *topics; /* by name */
 	char *acls;                      /* the acls key's text; "" when absent */
+	char *scram;                     /* the scram-credentials key's text; "" when absent */
 };
 
 /* Connects to etcd, registers this broker, and starts the metadata thread. Returns
@@ -119,6 +123,12 @@ tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,
  * from its view. Copies the strings. */
 tl_err tl_cluster_change_acls(struct tl_broker *broker, const char *adds, const char *removes,
 			      tl_cluster_done_fn done, void *ctx);
+/* Changes the cluster's SCRAM credentials: sets those of @upserts (sasl.c's file form)
+ * -- all of them with @replace, else only those the store lacks (--add-scram) -- and
+ * removes those of @deletes ("<user> <mechanism>" lines), merged into the key by
+ * compare-and-swap. @done's message says "kept" when nothing needed writing. */
+tl_err tl_cluster_change_scram(struct tl_broker *broker, const char *upserts, const char *deletes,
+			       bool replace, tl_cluster_done_fn done, void *ctx);
 /* Takes the next block of @size producer ids from the cluster-wide counter in etcd.
  * @done runs on the loop with TL_OK and the block's first id, or a retriable
  * COORDINATOR_LOAD_IN_PROGRESS (etcd away or contended) or KAFKA_STORAGE_ERROR. */

@@ -297,6 +297,92 @@ char *tl_sasl_users_format(const struct tl_sasl_users *users)
 	return text;
 }
 
+void tl_sasl_users_deinit(struct tl_sasl_users *users)
+{
+	if (users->users)
+		tl_scram_wipe(users->users, (size_t)users->cap * sizeof(*users->users));
+	free(users->users);
+	memset(users, 0, sizeof(*users));
+}
+
+int32_t tl_sasl_users_merge(struct tl_sasl_users *users, const struct tl_sasl_users *from,
+			    bool replace)
+{
+	int32_t copied = 0;
+	for (int32_t i = 0; i < from->count; i++) {
+		const struct tl_sasl_user *src = &from->users[i];
+		for (int m = 0; m < 2; m++) {
+			if (!src->has[m])
+				continue;
+			struct tl_sasl_user *dst = user_find(users, src->name, strlen(src->name));
+			if (dst && dst->has[m] && !replace)
+				continue;
+			if (!dst && !(dst = user_get(users, src->name, strlen(src->name))))
+				return -1;
+			dst->cred[m] = src->cred[m];
+			dst->has[m] = true;
+			copied++;
+		}
+	}
+	return copied;
+}
+
+bool tl_sasl_users_remove_lines(struct tl_sasl_users *users, const char *text)
+{
+	const char *p = text;
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		const char *space = memchr(p, ' ', len);
+		if (len > 0) {
+			if (!space)
+				return false;
+			enum tl_scram_mechanism mech =
+				tl_scram_mechanism_of(space + 1, (size_t)(p + len - space - 1));
+			if (mech == TL_SCRAM_UNKNOWN)
+				return false;
+			struct tl_sasl_user *user = user_find(users, p, (size_t)(space - p));
+			if (user) {
+				tl_scram_wipe(&user->cred[mech - 1], sizeof(user->cred[mech - 1]));
+				user->has[mech - 1] = false;
+				user_remove_if_empty(users, user);
+			}
+		}
+		p += len + (eol ? 1 : 0);
+	}
+	return true;
+}
+
+void tl_sasl_apply_view(struct tl_broker *broker, const char *text)
+{
+	if (broker->sasl_view_text && strcmp(broker->sasl_view_text, text) == 0)
+		return;
+	struct tl_sasl_users fresh = {0};
+	char *copy = strdup(text);
+	char *work = strdup(text);
+	int32_t bad_line = 0;
+	if (!copy || !work || tl_sasl_users_parse(&fresh, work, &bad_line) != TL_OK) {
+		tl_crit("sasl: cannot apply the cluster's SCRAM credentials, keeping the previous "
+			"ones line=%d",
+			bad_line);
+		tl_sasl_users_deinit(&fresh);
+		free(copy);
+		if (work)
+			tl_scram_wipe(work, strlen(text));
+		free(work);
+		return;
+	}
+	tl_scram_wipe(work, strlen(text));
+	free(work);
+	tl_sasl_users_deinit(&broker->sasl_users);
+	broker->sasl_users = fresh;
+	if (broker->sasl_view_text)
+		tl_scram_wipe(broker->sasl_view_text, strlen(broker->sasl_view_text));
+	free(broker->sasl_view_text);
+	broker->sasl_view_text = copy;
+	tl_info("sasl: applied the cluster's SCRAM credentials users=%d", fresh.count);
+}
+
 tl_err tl_sasl_load(struct tl_broker *broker)
 {
 	struct tl_sasl_users *users = &broker->sasl_users;
@@ -304,6 +390,14 @@ tl_err tl_sasl_load(struct tl_broker *broker)
 	char dir[TL_CONFIG_STR_MAX + 32], path[TL_CONFIG_STR_MAX + 64];
 	meta_dir(broker, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/" SCRAM_FILE, dir);
+	if (tl_config_is_cluster(&broker->config)) {
+		/* Cluster mode: the metadata store holds them; the view brings them. */
+		if (access(path, F_OK) == 0)
+			tl_warn("sasl: cluster mode ignores the local credentials file path=%s "
+				"(credentials live in the metadata store)",
+				path);
+		return TL_OK;
+	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1) {
 		if (errno == ENOENT)
@@ -380,20 +474,20 @@ out_err:
 
 void tl_sasl_deinit(struct tl_broker *broker)
 {
-	struct tl_sasl_users *users = &broker->sasl_users;
-	if (users->users)
-		tl_scram_wipe(users->users, (size_t)users->cap * sizeof(*users->users));
-	free(users->users);
-	memset(users, 0, sizeof(*users));
+	tl_sasl_users_deinit(&broker->sasl_users);
+	if (broker->sasl_view_text)
+		tl_scram_wipe(broker->sasl_view_text, strlen(broker->sasl_view_text));
+	free(broker->sasl_view_text);
+	broker->sasl_view_text = NULL;
 }
 
 /* Sets @user's credential for @mechanism from @salted. */
-static tl_err store_upsert(struct tl_broker *broker, const char *name, size_t name_len,
+static tl_err store_upsert(struct tl_sasl_users *users, const char *name, size_t name_len,
 			   enum tl_scram_mechanism mechanism, int32_t iterations,
 			   const uint8_t *salt, size_t salt_len, const uint8_t *salted)
 {
 	TL_ASSERT(salt_len > 0 && salt_len <= TL_SCRAM_SALT_MAX);
-	struct tl_sasl_user *user = user_get(&broker->sasl_users, name, name_len);
+	struct tl_sasl_user *user = user_get(users, name, name_len);
 	if (!user)
 		return TL_ERR_IO;
 	struct tl_scram_credential *cred = &user->cred[mechanism - 1];
@@ -405,6 +499,47 @@ static tl_err store_upsert(struct tl_broker *broker, const char *name, size_t na
 	tl_scram_credential_from_salted(cred, salted);
 	user->has[mechanism - 1] = true;
 	return TL_OK;
+}
+
+static void add_scram_done(void *ctx, tl_err err, const char *message)
+{
+	char *label = ctx;
+	if (err == TL_OK)
+		tl_info("sasl: --add-scram in the metadata store %s outcome=%s", label,
+			message[0] ? message : "stored");
+	else
+		tl_warn("sasl: --add-scram not stored in the metadata store %s err=%s detail=\"%s\"",
+			label, tl_err_name(err), message);
+	free(label);
+}
+
+/* Cluster mode: --add-scram bootstraps a credential the store lacks (kafka-storage's
+ * --add-scram only acts when a cluster is formatted): one the store already has, set
+ * since by AlterUserScramCredentials perhaps, is kept. Asynchronous: the loop logs the
+ * outcome and every broker applies the store's view. */
+static tl_err add_scram_cluster(struct tl_broker *broker, const char *name, size_t name_len,
+				enum tl_scram_mechanism mechanism, int32_t iterations,
+				const uint8_t *salt, size_t salt_len, const uint8_t *salted)
+{
+	struct tl_sasl_users one = {0};
+	tl_err err =
+		store_upsert(&one, name, name_len, mechanism, iterations, salt, salt_len, salted);
+	char *text = err == TL_OK ? tl_sasl_users_format(&one) : NULL;
+	tl_sasl_users_deinit(&one);
+	char *label = malloc(TL_SASL_USER_MAX + 64);
+	if (!text || !label) {
+		free(text);
+		free(label);
+		return TL_ERR_NOMEM;
+	}
+	snprintf(label, TL_SASL_USER_MAX + 64, "user=%.*s mechanism=%s", (int)name_len, name,
+		 tl_scram_mechanism_name(mechanism));
+	err = tl_cluster_change_scram(broker, text, "", false, add_scram_done, label);
+	tl_scram_wipe(text, strlen(text));
+	free(text);
+	if (err != TL_OK)
+		free(label);
+	return err;
 }
 
 tl_err tl_sasl_add_scram(struct tl_broker *broker, const char *spec, char *why, size_t why_size)
@@ -482,8 +617,18 @@ tl_err tl_sasl_add_scram(struct tl_broker *broker, const char *spec, char *why, 
 		snprintf(why, why_size, "--add-scram: OpenSSL failed");
 		goto out;
 	}
-	err = store_upsert(broker, name, name_len, mechanism, iterations, salt, sizeof(salt),
-			   salted);
+	if (broker->cluster) {
+		err = add_scram_cluster(broker, name, name_len, mechanism, iterations, salt,
+					sizeof(salt), salted);
+		tl_scram_wipe(salted, sizeof(salted));
+		if (err != TL_OK)
+			snprintf(why, why_size,
+				 "--add-scram: cannot send the credential to the "
+				 "metadata store");
+		goto out;
+	}
+	err = store_upsert(&broker->sasl_users, name, name_len, mechanism, iterations, salt,
+			   sizeof(salt), salted);
 	tl_scram_wipe(salted, sizeof(salted));
 	if (err == TL_OK)
 		err = store_save(broker);
@@ -912,8 +1057,8 @@ void tl_handle_describe_user_scram_credentials(struct tl_request *req, struct tl
 		resp.error_code = TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
 		resp.error_message = tl_str_of("Not authorized to describe SCRAM credentials");
 		tl_response_begin(req);
-		tl_describe_user_scram_credentials_response_encode(
-			&req->response, req->header.api_version, &resp);
+		tl_describe_user_scram_credentials_response_encode(&req->response,
+								   req->header.api_version, &resp);
 		tl_response_end(req);
 		return;
 	}
@@ -995,6 +1140,162 @@ static void alter_user_fail(struct alter_user *user, tl_err error, const char *m
 	}
 }
 
+struct alter_state {
+	struct alter_user *list;
+	int32_t count;
+};
+
+struct alter_wait {
+	struct tl_request *req;
+	char *upserts; /* the file's text form: salted credentials only */
+	char *deletes; /* "<user> <mechanism>" lines */
+};
+
+static void alter_respond(struct tl_request *req);
+
+static void alter_wait_free(struct alter_wait *wait)
+{
+	if (wait->upserts)
+		tl_scram_wipe(wait->upserts, strlen(wait->upserts));
+	free(wait->upserts);
+	free(wait->deletes);
+	free(wait);
+}
+
+static void alter_fail_passed(struct tl_request *req, tl_err err, const char *message)
+{
+	const struct alter_state *state = req->state_data;
+	for (int32_t i = 0; i < state->count; i++)
+		alter_user_fail(&state->list[i], err, message);
+}
+
+static void alter_cluster_done(void *ctx, tl_err err, const char *message)
+{
+	struct alter_wait *wait = ctx;
+	struct tl_request *req = wait->req;
+	struct tl_broker *broker = req->conn->broker;
+	if (err == TL_OK) {
+		/* Read your writes: this broker has the change before its view brings it. */
+		struct tl_sasl_users ups = {0};
+		int32_t bad_line = 0;
+		if (tl_sasl_users_parse(&ups, wait->upserts, &bad_line) != TL_OK ||
+		    tl_sasl_users_merge(&broker->sasl_users, &ups, true) < 0 ||
+		    !tl_sasl_users_remove_lines(&broker->sasl_users, wait->deletes))
+			tl_warn("sasl: cannot apply altered credentials before the view");
+		tl_sasl_users_deinit(&ups);
+	} else {
+		tl_warn("sasl: credentials not stored in the metadata store err=%s detail=\"%s\"",
+			tl_err_name(err), message);
+		alter_fail_passed(req, err == TL_ERR_NOMEM ? TL_ERR_UNKNOWN_SERVER_ERROR : err,
+				  "The metadata store did not take the change; %s unchanged");
+	}
+	alter_wait_free(wait);
+	if (tl_request_wait_end(req))
+		alter_respond(req);
+}
+
+/* Cluster mode: the alterations of the users that passed go to the metadata thread,
+ * merged into the store's key by compare-and-swap (cluster.c); the response waits. */
+static void alter_post_cluster(struct tl_request *req,
+			       const struct tl_alter_user_scram_credentials_request *msg,
+			       struct alter_user *list, int32_t count)
+{
+	int32_t deletions = TL_MAX(msg->deletions_count, 0);
+	int32_t upsertions = TL_MAX(msg->upsertions_count, 0);
+	struct tl_sasl_users ups = {0};
+	char *deletes = NULL;
+	size_t deletes_len = 0;
+	FILE *out = open_memstream(&deletes, &deletes_len);
+	bool any = false, ok = out != NULL;
+	for (int32_t i = 0; ok && i < deletions + upsertions; i++) {
+		bool is_delete = i < deletions;
+		struct tl_str name =
+			is_delete ? msg->deletions[i].name : msg->upsertions[i - deletions].name;
+		struct alter_user *user = alter_user_of(list, &count, name);
+		if (user->error != TL_OK)
+			continue;
+		any = true;
+		if (is_delete) {
+			fprintf(out, "%.*s %s\n", name.len, name.ptr,
+				tl_scram_mechanism_name(
+					(enum tl_scram_mechanism)msg->deletions[i].mechanism));
+			continue;
+		}
+		const struct tl_alter_user_scram_credentials_request_scram_credential_upsertion
+			*up = &msg->upsertions[i - deletions];
+		ok = store_upsert(&ups, name.ptr, (size_t)name.len,
+				  (enum tl_scram_mechanism)up->mechanism, up->iterations,
+				  up->salt.ptr, (size_t)up->salt.len,
+				  up->salted_password.ptr) == TL_OK;
+	}
+	if (out && fclose(out) != 0)
+		ok = false;
+	if (!any) {
+		tl_sasl_users_deinit(&ups);
+		free(deletes);
+		return;
+	}
+	struct alter_wait *wait = ok ? calloc(1, sizeof(*wait)) : NULL;
+	tl_err err = TL_ERR_NOMEM;
+	if (wait) {
+		wait->req = req;
+		wait->upserts = tl_sasl_users_format(&ups);
+		wait->deletes = deletes;
+		deletes = NULL;
+		if (wait->upserts && wait->deletes) {
+			req->waits++;
+			err = tl_cluster_change_scram(req->conn->broker, wait->upserts,
+						      wait->deletes, true, alter_cluster_done,
+						      wait);
+			if (err != TL_OK)
+				req->waits--;
+		}
+		if (err != TL_OK)
+			alter_wait_free(wait);
+	}
+	tl_sasl_users_deinit(&ups);
+	free(deletes);
+	if (err != TL_OK)
+		alter_fail_passed(
+			req, err == TL_ERR_NOMEM ? TL_ERR_UNKNOWN_SERVER_ERROR : err,
+			"The change could not be sent to the metadata store; %s unchanged");
+}
+
+static void alter_respond(struct tl_request *req)
+{
+	const struct alter_state *state = req->state_data;
+	struct alter_user *list = state->list;
+	int32_t count = state->count;
+	struct tl_alter_user_scram_credentials_response resp;
+	tl_alter_user_scram_credentials_response_defaults(&resp);
+	resp.results = tl_arena_array(&req->arena, (size_t)TL_MAX(count, 1), sizeof(*resp.results));
+	if (!resp.results) {
+		tl_conn_close(req->conn, "out of memory"); /* frees req */
+		return;
+	}
+	resp.results_count = count;
+	for (int32_t i = 0; i < count; i++) {
+		tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result_defaults(
+			&resp.results[i]);
+		resp.results[i].user = list[i].name;
+		resp.results[i].error_code = (int16_t)list[i].error;
+		char name_c[TL_SASL_USER_MAX + 1];
+		snprintf(name_c, sizeof(name_c), "%.*s",
+			 TL_MIN(TL_MAX(list[i].name.len, 0), TL_SASL_USER_MAX),
+			 list[i].name.ptr ? list[i].name.ptr : "");
+		if (list[i].error != TL_OK)
+			resp.results[i].error_message =
+				arena_text(&req->arena, list[i].message, name_c);
+		else
+			tl_info("sasl: SCRAM credentials altered user=%s principal=%s peer=%s",
+				name_c, req->conn->principal, req->conn->peer);
+	}
+	tl_response_begin(req);
+	tl_alter_user_scram_credentials_response_encode(&req->response, req->header.api_version,
+							&resp);
+	tl_response_end(req);
+}
+
 void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
@@ -1056,12 +1357,6 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 			continue;
 		}
 		seen[index * 3 + mech] = 1;
-		if (broker->cluster) {
-			alter_user_fail(user, TL_ERR_UNSUPPORTED_VERSION,
-					"SCRAM credentials are not kept in the cluster's metadata "
-					"store yet; user %s unchanged");
-			continue;
-		}
 		struct tl_sasl_user *entry =
 			user_find(&broker->sasl_users, name.ptr, (size_t)name.len);
 		if (is_delete) {
@@ -1087,6 +1382,19 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 			alter_user_fail(user, TL_ERR_UNACCEPTABLE_CREDENTIAL,
 					"The salted password for user %s has the wrong length");
 	}
+	struct alter_state *state = tl_arena_alloc(&req->arena, sizeof(*state));
+	if (!state) {
+		tl_conn_close(req->conn, "out of memory"); /* frees req */
+		return;
+	}
+	*state = (struct alter_state){.list = list, .count = count};
+	req->state_data = state;
+	if (broker->cluster) {
+		alter_post_cluster(req, &msg, list, count);
+		if (req->waits == 0)
+			alter_respond(req);
+		return;
+	}
 	/* Pass 2: apply the users that passed, then store once. */
 	bool changed = false;
 	for (int32_t i = 0; i < deletions + upsertions; i++) {
@@ -1109,7 +1417,7 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 		}
 		const struct tl_alter_user_scram_credentials_request_scram_credential_upsertion
 			*up = &msg.upsertions[i - deletions];
-		if (store_upsert(broker, name.ptr, (size_t)name.len,
+		if (store_upsert(&broker->sasl_users, name.ptr, (size_t)name.len,
 				 (enum tl_scram_mechanism)up->mechanism, up->iterations,
 				 up->salt.ptr, (size_t)up->salt.len,
 				 up->salted_password.ptr) != TL_OK)
@@ -1125,32 +1433,5 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 			alter_user_fail(&list[i], TL_ERR_KAFKA_STORAGE_ERROR,
 					"The credential store could not be written; %s unchanged");
 	}
-	struct tl_alter_user_scram_credentials_response resp;
-	tl_alter_user_scram_credentials_response_defaults(&resp);
-	resp.results = tl_arena_array(&req->arena, (size_t)TL_MAX(count, 1), sizeof(*resp.results));
-	if (!resp.results) {
-		tl_conn_close(req->conn, "out of memory"); /* frees req */
-		return;
-	}
-	resp.results_count = count;
-	for (int32_t i = 0; i < count; i++) {
-		tl_alter_user_scram_credentials_response_alter_user_scram_credentials_result_defaults(
-			&resp.results[i]);
-		resp.results[i].user = list[i].name;
-		resp.results[i].error_code = (int16_t)list[i].error;
-		char name_c[TL_SASL_USER_MAX + 1];
-		snprintf(name_c, sizeof(name_c), "%.*s",
-			 TL_MIN(TL_MAX(list[i].name.len, 0), TL_SASL_USER_MAX),
-			 list[i].name.ptr ? list[i].name.ptr : "");
-		if (list[i].error != TL_OK)
-			resp.results[i].error_message =
-				arena_text(&req->arena, list[i].message, name_c);
-		else
-			tl_info("sasl: SCRAM credentials altered user=%s principal=%s peer=%s",
-				name_c, req->conn->principal, req->conn->peer);
-	}
-	tl_response_begin(req);
-	tl_alter_user_scram_credentials_response_encode(&req->response, req->header.api_version,
-							&resp);
-	tl_response_end(req);
+	alter_respond(req);
 }

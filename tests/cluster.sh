@@ -11,6 +11,9 @@
 #   TL_ETCD          http://127.0.0.1:PORT, the etcd client URL
 #   TL_BOOTSTRAP     127.0.0.1:P1,127.0.0.1:P2,... for -b / bootstrap.servers
 #   TL_CPORT[i]      broker i's port;  TL_CPID[i] its pid (empty when stopped)
+#   TL_CPORT2[i]     broker i's second port, when TL_CLISTENER2 names a second listener
+#                    (e.g. TL_CLISTENER2=SASL_PLAINTEXT before tl_cluster_start): each
+#                    broker then serves PLAINTEXT on TL_CPORT[i] and it on TL_CPORT2[i]
 # Functions:
 #   tl_etcd_start / tl_etcd_kill9 / tl_etcd_restart
 #   tl_cluster_start N [tallyd args...]   etcd, then N brokers; waits until each registered
@@ -28,6 +31,8 @@ TL_ETCD_PID=
 TL_ETCD_PEER=
 TL_BOOTSTRAP=
 TL_CPORT=()
+TL_CPORT2=()
+TL_CLISTENER2=${TL_CLISTENER2:-}
 TL_CPID=()
 TL_CARGS=()
 TL_CN=0
@@ -83,7 +88,9 @@ tl_cbroker_start()
 	mkdir -p "$TL_TMP/b$i"
 	printf '=== %s start broker %s\n' "$(date +%H:%M:%S.%3N)" "$i" >>"$log"
 	from=$(($(stat -c %s "$log") + 1))
-	"$TL_TALLYD" --override "listeners=PLAINTEXT://127.0.0.1:${TL_CPORT[$i]}" \
+	local listeners=PLAINTEXT://127.0.0.1:${TL_CPORT[$i]}
+	[ -z "$TL_CLISTENER2" ] || listeners=$listeners,$TL_CLISTENER2://127.0.0.1:${TL_CPORT2[$i]}
+	"$TL_TALLYD" --override "listeners=$listeners" \
 		--override "log.dirs=$TL_TMP/b$i" --override "node.id=$i" \
 		--override "metadata.etcd.endpoints=$TL_ETCD" \
 		--override "broker.session.timeout.ms=3000" \
@@ -115,6 +122,10 @@ tl_cluster_start()
 	for i in $(seq 1 "$n"); do
 		port=$(tl_pick_port) || tl_fail "no free port"
 		TL_CPORT[$i]=$port
+		if [ -n "$TL_CLISTENER2" ]; then
+			port=$(tl_pick_port) || tl_fail "no free port"
+			TL_CPORT2[$i]=$port
+		fi
 		TL_BOOTSTRAP=${TL_BOOTSTRAP:+$TL_BOOTSTRAP,}127.0.0.1:$port
 	done
 	export TL_BOOTSTRAP
