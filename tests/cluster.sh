@@ -126,7 +126,7 @@ tl_cluster_start()
 			port=$(tl_pick_port) || tl_fail "no free port"
 			TL_CPORT2[$i]=$port
 		fi
-		TL_BOOTSTRAP=${TL_BOOTSTRAP:+$TL_BOOTSTRAP,}127.0.0.1:$port
+		TL_BOOTSTRAP=${TL_BOOTSTRAP:+$TL_BOOTSTRAP,}127.0.0.1:${TL_CPORT[$i]}
 	done
 	export TL_BOOTSTRAP
 	for i in $(seq 1 "$n"); do
