@@ -7,7 +7,8 @@
 #      broker 2 locks the user out of broker 1.
 #  (2) Metadata per listener: a client on the SASL listener is given the SASL ports of
 #      both brokers (never the PLAINTEXT ones), and produce/consume through the SASL
-#      listener works across brokers (partitions led by each).
+#      listener works across brokers (partitions led by each), a consumer group too
+#      (FindCoordinator answers the coordinator's SASL port).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
@@ -17,6 +18,7 @@ ADMIN_PW='admin-Secret-1'
 CAROL_PW='carol,pw=2'
 TL_CLISTENER2=SASL_PLAINTEXT
 tl_cluster_start 2 --override sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512 \
+	--override offsets.topic.replication.factor=2 \
 	--add-scram "SCRAM-SHA-512=[name=admin,password=$ADMIN_PW]"
 S1=127.0.0.1:${TL_CPORT2[1]}
 S2=127.0.0.1:${TL_CPORT2[2]}
@@ -86,6 +88,9 @@ n=$(kc carol "$CAROL_PW" -b "$S1" -C -q -t s1 -o beginning -e | wc -l)
 [ "$n" = 200 ] || tl_fail "consumed $n records through the SASL listener, want 200"
 leaders=$(tl_cluster_leader s1 0),$(tl_cluster_leader s1 1)
 tl_log "leaders of s1: $leaders"
+# A group through the SASL listener: FindCoordinator must name the coordinator's SASL port.
+n=$({ kc carol "$CAROL_PW" -b "$S2" -G g909 -X auto.offset.reset=earliest -q -c 200 s1 2>"$TL_TMP/g.err" || true; } | wc -l)
+[ "$n" = 200 ] || { cat "$TL_TMP/g.err" >&2; tl_fail "group consumer read $n records through the SASL listener, want 200"; }
 
 tl_log "(1b) a deletion through broker 2 reaches broker 1"
 tally2=("${tally_admin[@]}")
