@@ -193,6 +193,8 @@ struct admin_api {
 	int16_t version_min;              /* lowest version the call can use; 0: any */
 	bool (*is_retriable)(tl_err err); /* answers worth asking again; NULL: none */
 	const char *what;                 /* the call in messages, before its key: "create topic" */
+	tl_err known_err;                 /* an answer said in the call's own words: */
+	const char *known_text;           /* "it already exists" for TOPIC_ALREADY_EXISTS */
 };
 
 static bool err_is_coordinator_retriable(tl_err err)
@@ -212,9 +214,10 @@ static const struct admin_api admin_apis[] = {
 	[API_FIND_COORDINATOR] = {TL_CLIENT_API_FIND_COORDINATOR, ROUTE_ANY, 0,
 				  err_is_coordinator_retriable},
 	[API_CREATE_TOPICS] = {TL_CLIENT_API_CREATE_TOPICS, ROUTE_CONTROLLER, 0, NULL,
-			       "create topic"},
+			       "create topic", TL_ERR_TOPIC_ALREADY_EXISTS, "it already exists"},
 	[API_DELETE_TOPICS] = {TL_CLIENT_API_DELETE_TOPICS, ROUTE_CONTROLLER, 0, NULL,
-			       "delete topic"},
+			       "delete topic", TL_ERR_UNKNOWN_TOPIC_OR_PARTITION,
+			       "it does not exist"},
 	[API_CREATE_PARTITIONS] = {TL_CLIENT_API_CREATE_PARTITIONS, ROUTE_CONTROLLER, 0, NULL,
 				   "add partitions to"},
 	[API_LIST_OFFSETS] = {TL_CLIENT_API_LIST_OFFSETS, ROUTE_NODE, 0, NULL},
@@ -294,8 +297,9 @@ struct admin_entry {
 		      : (struct admin_entry){false, TL_OK, {NULL, -1}})
 
 /* Maps @entry to @call's result: TL_OK, or the entry's error with the message
- * "<what> <key>: <text>[: <the broker's words>]", where @text NULL is the code's own
- * text. A response without exactly one entry is TL_ERR_CORRUPT_MESSAGE. */
+ * "<what> <key>: <text>[: <the broker's words>]", where @text NULL is the row's
+ * known_text for its known_err, else the code's own text. A response without exactly
+ * one entry is TL_ERR_CORRUPT_MESSAGE. */
 static tl_err admin_entry_map(struct tl_admin *admin, const struct admin_call *call,
 			      struct admin_entry entry, const char *text)
 {
@@ -305,12 +309,44 @@ static tl_err admin_entry_map(struct tl_admin *admin, const struct admin_call *c
 		return admin_decode_fail(admin, tl_client_rpc_find(api->api_key)->name);
 	if (entry.err == TL_OK)
 		return TL_OK;
+	if (!text && api->known_text && entry.err == api->known_err)
+		text = api->known_text;
 	struct tl_str msg = entry.message;
 	return admin_fail(admin, entry.err, "%s%s%s: %s%s%.*s", api->what, call->key ? " " : "",
 			  call->key ? call->key : "", text ? text : tl_err_message(entry.err),
 			  msg.len > 0 ? ": " : "", msg.len > 0 ? (int)msg.len : 0,
 			  msg.len > 0 ? msg.ptr : "");
 }
+
+/* Defines @name, the mapper of a call about one thing whose response, a struct @type,
+ * holds @count entries at @entries: admin_entry_map() of the one entry. */
+#define ADMIN_ONE_ENTRY_MAPPER(name, type, count, entries)                                         \
+	static tl_err name(struct tl_admin *admin, const struct admin_call *call,                  \
+			   const void *response)                                                   \
+	{                                                                                          \
+		const struct type *resp = response;                                                \
+		return admin_entry_map(admin, call, ADMIN_ONE_ENTRY(resp->count, resp->entries),   \
+				       NULL);                                                      \
+	}
+
+/* Defines the mapper of a call that describes one thing at its coordinator
+ * (DescribeGroups, DescribeTransactions), @fn: the response, a struct @type, holds @count
+ * entries at @entries; @copy(arena, entry, out) copies the one entry into the result,
+ * call->arg, at pub.@member, whose coordinator_id is then call->node. */
+#define ADMIN_DESCRIBE_MAPPER(fn, type, count, entries, copy, member)                              \
+	static tl_err fn(struct tl_admin *admin, const struct admin_call *call,                    \
+			 const void *response)                                                     \
+	{                                                                                          \
+		const struct type *resp = response;                                                \
+		struct admin_result *result = call->arg;                                           \
+		if (resp->count != 1)                                                              \
+			return admin_decode_fail(                                                  \
+				admin, tl_client_rpc_find(admin_apis[call->api].api_key)->name);   \
+		if (!copy(&result->arena, &resp->entries[0], &result->pub.member))                 \
+			return TL_ERR_NOMEM;                                                       \
+		result->pub.member.coordinator_id = call->node;                                    \
+		return TL_OK;                                                                      \
+	}
 
 static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_t deadline_ns);
 
@@ -449,15 +485,7 @@ static int64_t admin_deadline(int timeout_ms)
 
 /* ---- create and delete ---- */
 
-static tl_err create_topic_map(struct tl_admin *admin, const struct admin_call *call,
-			       const void *response)
-{
-	const struct tl_create_topics_response *resp = response;
-	struct admin_entry entry = ADMIN_ONE_ENTRY(resp->topics_count, resp->topics);
-	return admin_entry_map(admin, call, entry,
-			       entry.err == TL_ERR_TOPIC_ALREADY_EXISTS ? "it already exists"
-									: NULL);
-}
+ADMIN_ONE_ENTRY_MAPPER(create_topic_map, tl_create_topics_response, topics_count, topics)
 
 TL_EXPORT tl_err tl_admin_create_topic(struct tl_admin *admin, const char *topic,
 				       int32_t partitions, int16_t replication_factor,
@@ -498,15 +526,7 @@ TL_EXPORT tl_err tl_admin_create_topic(struct tl_admin *admin, const char *topic
 	return err;
 }
 
-static tl_err delete_topic_map(struct tl_admin *admin, const struct admin_call *call,
-			       const void *response)
-{
-	const struct tl_delete_topics_response *resp = response;
-	struct admin_entry entry = ADMIN_ONE_ENTRY(resp->responses_count, resp->responses);
-	return admin_entry_map(admin, call, entry,
-			       entry.err == TL_ERR_UNKNOWN_TOPIC_OR_PARTITION ? "it does not exist"
-									      : NULL);
-}
+ADMIN_ONE_ENTRY_MAPPER(delete_topic_map, tl_delete_topics_response, responses_count, responses)
 
 TL_EXPORT tl_err tl_admin_delete_topic(struct tl_admin *admin, const char *topic, int timeout_ms)
 {
@@ -725,11 +745,26 @@ static void result_destroy(void *pub)
 	free(result);
 }
 
-/* Runs @call with a new result as its mapper's argument; *@pub_out gets the result's
- * public part (the caller's to hand out, freed by result_destroy()) when the call
- * succeeds, and the result is freed when it fails. */
+/* Hands the public part of @result to the caller: @out is the address of the caller's
+ * pointer to one of the structs of result->pub (struct tl_admin_cluster **, ...), which
+ * all start at &result->pub. Through memcpy, as the pointer's type is the caller's. */
+static void result_publish(struct admin_result *result, void *out)
+{
+	void *pub = &result->pub;
+	memcpy(out, &pub, sizeof(pub));
+}
+
+/* An array of @count items of @size bytes (at least one) from @result's arena, or NULL. */
+static void *result_array(struct admin_result *result, int32_t count, size_t size)
+{
+	return tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), size);
+}
+
+/* Runs @call with a new result as its mapper's argument; when the call succeeds, the
+ * pointer at @out (see result_publish()) gets the result's public part, the caller's to
+ * free with result_destroy(); when it fails, the result is freed and @out left alone. */
 static tl_err admin_call_result(struct tl_admin *admin, struct admin_call *call, int timeout_ms,
-				void **pub_out)
+				void *out)
 {
 	struct admin_result *result = result_create();
 	if (!result)
@@ -740,7 +775,7 @@ static tl_err admin_call_result(struct tl_admin *admin, struct admin_call *call,
 		result_destroy(&result->pub);
 		return err;
 	}
-	*pub_out = &result->pub;
+	result_publish(result, out);
 	return TL_OK;
 }
 
@@ -831,15 +866,120 @@ static tl_err admin_by_leader(struct tl_admin *admin, const int32_t *leaders,
 	return err;
 }
 
+/* Entries that a call asks partition leaders about (struct tl_admin_offset_query, struct
+ * tl_admin_partition_producers) start as a struct tl_admin_topic_partition does. */
+TL_STATIC_ASSERT(offsetof(struct tl_admin_offset_query, topic) == 0 &&
+			 offsetof(struct tl_admin_offset_query, partition) ==
+				 offsetof(struct tl_admin_topic_partition, partition) &&
+			 offsetof(struct tl_admin_partition_producers, topic) == 0 &&
+			 offsetof(struct tl_admin_partition_producers, partition) ==
+				 offsetof(struct tl_admin_topic_partition, partition),
+		 "leader entries start with topic and partition");
+
+/* Asks the leader of each of @count entries at @entries (@stride bytes apart, each
+ * starting with a topic and a partition, see above): looks the leaders up
+ * (admin_leaders()), writes each entry's lookup error into its tl_err at @err_at (TL_OK
+ * where it has a leader), then calls @fn once per leader (admin_by_leader()). */
+static tl_err admin_to_leaders(struct tl_admin *admin, void *entries, int32_t count, size_t stride,
+			       size_t err_at, int64_t deadline_ns, admin_leader_fn fn, void *arg)
+{
+	const char **topics = calloc((size_t)count, sizeof(*topics));
+	int32_t *partitions = calloc((size_t)count, sizeof(*partitions));
+	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
+	tl_err *errs = calloc((size_t)count, sizeof(*errs));
+	tl_err err = TL_ERR_NOMEM;
+	if (!topics || !partitions || !leaders || !errs)
+		goto out;
+	for (int32_t i = 0; i < count; i++) {
+		const char *entry = (const char *)entries + (size_t)i * stride;
+		memcpy(&topics[i], entry, sizeof(topics[i]));
+		memcpy(&partitions[i], entry + offsetof(struct tl_admin_topic_partition, partition),
+		       sizeof(partitions[i]));
+	}
+	err = admin_leaders(admin, topics, partitions, count, deadline_ns, leaders, errs);
+	if (err != TL_OK)
+		goto out;
+	for (int32_t i = 0; i < count; i++)
+		memcpy((char *)entries + (size_t)i * stride + err_at, &errs[i], sizeof(errs[i]));
+	err = admin_by_leader(admin, leaders, topics, partitions, count, deadline_ns, fn, arg);
+out:
+	free(topics);
+	free(partitions);
+	free(leaders);
+	free(errs);
+	return err;
+}
+
+/* The next of the entries @idx[*k..n) of @entries (@stride bytes apart, each starting
+ * with a topic and a partition) that is @topic's @partition, with *k moved past it; NULL
+ * when none is left. */
+static void *leader_entry_next(void *entries, size_t stride, const int32_t *idx, int32_t n,
+			       int32_t *k, struct tl_str topic, int32_t partition)
+{
+	while (*k < n) {
+		char *entry = (char *)entries + (size_t)idx[(*k)++] * stride;
+		const char *entry_topic;
+		int32_t entry_partition;
+		memcpy(&entry_topic, entry, sizeof(entry_topic));
+		memcpy(&entry_partition,
+		       entry + offsetof(struct tl_admin_topic_partition, partition),
+		       sizeof(entry_partition));
+		if (entry_partition == partition && tl_str_eq_c(topic, entry_topic))
+			return entry;
+	}
+	return NULL;
+}
+
+/* What a request to one partition leader is for. */
+struct leader_arg {
+	void *entries;          /* the call's, as admin_to_leaders() takes them */
+	const int32_t *idx;     /* this request's: indexes into @entries */
+	int32_t n;              /* how many */
+	int8_t isolation_level; /* ListOffsets' */
+	struct tl_arena *arena; /* DescribeProducers': the result's */
+};
+
+/* Defines @fn, the mapper of a request to one partition leader: for each partition
+ * answer in the response, a struct @type with topics[].name and topics[].partitions[],
+ * calls @apply(arg, entry, answer) for each of the request's entries (a struct
+ * leader_arg, call->arg; struct @entry_type each) that it answers; @apply returns false
+ * when out of memory. */
+#define ADMIN_LEADER_MAPPER(fn, type, entry_type, apply)                                           \
+	static tl_err fn(struct tl_admin *admin, const struct admin_call *call,                    \
+			 const void *response)                                                     \
+	{                                                                                          \
+		const struct type *resp = response;                                                \
+		const struct leader_arg *arg = call->arg;                                          \
+		TL_UNUSED(admin);                                                                  \
+		for (int32_t t = 0; t < resp->topics_count; t++) {                                 \
+			for (int32_t p = 0; p < resp->topics[t].partitions_count; p++) {           \
+				struct entry_type *e;                                              \
+				int32_t k = 0;                                                     \
+				while ((e = leader_entry_next(                                     \
+						arg->entries, sizeof(*e), arg->idx, arg->n, &k,    \
+						resp->topics[t].name,                              \
+						resp->topics[t].partitions[p].partition_index)))   \
+					if (!apply(arg, e, &resp->topics[t].partitions[p]))        \
+						return TL_ERR_NOMEM;                               \
+			}                                                                          \
+		}                                                                                  \
+		return TL_OK;                                                                      \
+	}
+
+/* Frees @a and @b unless both are there (two arrays a request is built in): true when
+ * both are. */
+static bool both_or_free(void *a, void *b)
+{
+	if (a && b)
+		return true;
+	free(a);
+	free(b);
+	return false;
+}
+
 /* ---- add partitions ---- */
 
-static tl_err create_partitions_map(struct tl_admin *admin, const struct admin_call *call,
-				    const void *response)
-{
-	const struct tl_create_partitions_response *resp = response;
-	return admin_entry_map(admin, call, ADMIN_ONE_ENTRY(resp->results_count, resp->results),
-			       NULL);
-}
+ADMIN_ONE_ENTRY_MAPPER(create_partitions_map, tl_create_partitions_response, results_count, results)
 
 TL_EXPORT tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *topic,
 					    int32_t total, int timeout_ms)
@@ -864,57 +1004,33 @@ TL_EXPORT tl_err tl_admin_create_partitions(struct tl_admin *admin, const char *
 
 /* ---- offsets ---- */
 
-/* Copies one ListOffsets answer into the matching query among @idx. */
-static void
-list_offsets_apply(struct tl_admin_offset_query *queries, const int32_t *idx, int32_t n,
-		   struct tl_str topic,
+/* Copies the ListOffsets answer @p into the query @q it answers. */
+static bool
+list_offsets_apply(const struct leader_arg *arg, struct tl_admin_offset_query *q,
 		   const struct tl_list_offsets_response_list_offsets_partition_response *p)
 {
-	for (int32_t k = 0; k < n; k++) {
-		struct tl_admin_offset_query *q = &queries[idx[k]];
-		if (q->partition != p->partition_index || !tl_str_eq_c(topic, q->topic))
-			continue;
-		q->err = (tl_err)p->error_code;
-		q->offset = p->offset;
-		q->offset_timestamp = q->timestamp >= 0 ? p->timestamp : -1;
-		if (q->err == TL_OK && q->offset < 0 && q->timestamp < 0)
-			q->err = TL_ERR_CORRUPT_MESSAGE;
-	}
+	TL_UNUSED(arg);
+	q->err = (tl_err)p->error_code;
+	q->offset = p->offset;
+	q->offset_timestamp = q->timestamp >= 0 ? p->timestamp : -1;
+	if (q->err == TL_OK && q->offset < 0 && q->timestamp < 0)
+		q->err = TL_ERR_CORRUPT_MESSAGE;
+	return true;
 }
 
-/* The queries one ListOffsets request is for. */
-struct list_offsets_arg {
-	struct tl_admin_offset_query *queries;
-	const int32_t *idx;
-	int32_t n;
-	int8_t isolation_level;
-};
-
-static tl_err list_offsets_map(struct tl_admin *admin, const struct admin_call *call,
-			       const void *response)
-{
-	const struct tl_list_offsets_response *resp = response;
-	const struct list_offsets_arg *arg = call->arg;
-	TL_UNUSED(admin);
-	for (int32_t t = 0; t < resp->topics_count; t++)
-		for (int32_t p = 0; p < resp->topics[t].partitions_count; p++)
-			list_offsets_apply(arg->queries, arg->idx, arg->n, resp->topics[t].name,
-					   &resp->topics[t].partitions[p]);
-	return TL_OK;
-}
+ADMIN_LEADER_MAPPER(list_offsets_map, tl_list_offsets_response, tl_admin_offset_query,
+		    list_offsets_apply)
 
 /* One ListOffsets request to @node for the queries @arg->idx[0..n) (sorted by topic). */
-static tl_err list_offsets_at(struct tl_admin *admin, int32_t node, struct list_offsets_arg *arg,
+static tl_err list_offsets_at(struct tl_admin *admin, int32_t node, struct leader_arg *arg,
 			      int64_t deadline_ns)
 {
+	const struct tl_admin_offset_query *queries = arg->entries;
 	int32_t n = arg->n;
 	struct tl_list_offsets_request_list_offsets_topic *ts = calloc((size_t)n, sizeof(*ts));
 	struct tl_list_offsets_request_list_offsets_partition *ps = calloc((size_t)n, sizeof(*ps));
-	if (!ts || !ps) {
-		free(ts);
-		free(ps);
+	if (!both_or_free(ts, ps))
 		return TL_ERR_NOMEM;
-	}
 	struct tl_list_offsets_request req;
 	tl_list_offsets_request_defaults(&req);
 	req.replica_id = -1;
@@ -922,8 +1038,8 @@ static tl_err list_offsets_at(struct tl_admin *admin, int32_t node, struct list_
 	req.topics = ts;
 	req.topics_count = 0;
 	for (int32_t k = 0; k < n; k++) {
-		const struct tl_admin_offset_query *q = &arg->queries[arg->idx[k]];
-		if (k == 0 || strcmp(q->topic, arg->queries[arg->idx[k - 1]].topic) != 0) {
+		const struct tl_admin_offset_query *q = &queries[arg->idx[k]];
+		if (k == 0 || strcmp(q->topic, queries[arg->idx[k - 1]].topic) != 0) {
 			tl_list_offsets_request_list_offsets_topic_defaults(&ts[req.topics_count]);
 			ts[req.topics_count].name = tl_str_of(q->topic);
 			ts[req.topics_count].partitions = &ps[k];
@@ -950,8 +1066,8 @@ static tl_err list_offsets_at(struct tl_admin *admin, int32_t node, struct list_
 static tl_err list_offsets_leader(struct tl_admin *admin, int32_t node, int32_t *idx, int32_t n,
 				  int64_t deadline_ns, void *varg)
 {
-	const struct list_offsets_arg *all = varg;
-	struct tl_admin_offset_query *queries = all->queries;
+	const struct leader_arg *all = varg;
+	struct tl_admin_offset_query *queries = all->entries;
 	int32_t *round = calloc((size_t)n, sizeof(*round));
 	bool *sent = calloc((size_t)n, sizeof(*sent));
 	tl_err err = round && sent ? TL_OK : TL_ERR_NOMEM;
@@ -967,7 +1083,7 @@ static tl_err list_offsets_leader(struct tl_admin *admin, int32_t node, int32_t 
 			round[k++] = idx[i];
 			sent[i] = true;
 		}
-		struct list_offsets_arg arg = {queries, round, k, all->isolation_level};
+		struct leader_arg arg = {queries, round, k, all->isolation_level, NULL};
 		err = list_offsets_at(admin, node, &arg, deadline_ns);
 		left -= k;
 	}
@@ -990,32 +1106,10 @@ TL_EXPORT tl_err tl_admin_list_offsets(struct tl_admin *admin,
 		queries[i].offset = -1;
 		queries[i].offset_timestamp = -1;
 	}
-	int64_t deadline = admin_deadline(timeout_ms);
-	const char **topics = calloc((size_t)count, sizeof(*topics));
-	int32_t *partitions = calloc((size_t)count, sizeof(*partitions));
-	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
-	tl_err *errs = calloc((size_t)count, sizeof(*errs));
-	tl_err err = TL_ERR_NOMEM;
-	if (!topics || !partitions || !leaders || !errs)
-		goto out;
-	for (int32_t i = 0; i < count; i++) {
-		topics[i] = queries[i].topic;
-		partitions[i] = queries[i].partition;
-	}
-	err = admin_leaders(admin, topics, partitions, count, deadline, leaders, errs);
-	if (err != TL_OK)
-		goto out;
-	for (int32_t i = 0; i < count; i++)
-		queries[i].err = errs[i];
-	struct list_offsets_arg arg = {queries, NULL, count, isolation_level};
-	err = admin_by_leader(admin, leaders, topics, partitions, count, deadline,
-			      list_offsets_leader, &arg);
-out:
-	free(topics);
-	free(partitions);
-	free(leaders);
-	free(errs);
-	return err;
+	struct leader_arg arg = {queries, NULL, count, isolation_level, NULL};
+	return admin_to_leaders(admin, queries, count, sizeof(*queries),
+				offsetof(struct tl_admin_offset_query, err),
+				admin_deadline(timeout_ms), list_offsets_leader, &arg);
 }
 
 /* ---- cluster ---- */
@@ -1077,11 +1171,7 @@ TL_EXPORT tl_err tl_admin_describe_cluster(struct tl_admin *admin, struct tl_adm
 	req.topics_count = -1;
 	req.allow_auto_topic_creation = false;
 	struct admin_call call = {API_METADATA, &req, NULL, -1, cluster_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 TL_EXPORT tl_err tl_admin_probe_broker(struct tl_admin *admin, int32_t node_id, int timeout_ms)
@@ -1148,34 +1238,87 @@ static void *listing_add(struct broker_listing *list)
 	return (char *)list->items + (size_t)list->count++ * list->size;
 }
 
-/* Asks one broker for its part of a listing. */
+/* Asks one broker for more of a listing. */
 typedef tl_err (*admin_broker_fn)(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
 				  struct broker_listing *list);
 
-/* Runs @at at every broker in turn (Metadata names them) into the listing @list of
- * @size-byte items, kept in a new result, and sorts it with @cmp. *@result_out gets the
- * result on success. */
-static tl_err admin_list_brokers(struct tl_admin *admin, int timeout_ms, admin_broker_fn at,
-				 size_t size, int (*cmp)(const void *, const void *),
-				 struct broker_listing *list, struct admin_result **result_out)
+/* A listing gathered from every broker (ListGroups, ListTransactions). Its public struct
+ * is { int32_t count; const T *items; } and each item starts with its id, a const char *
+ * (asserted below). */
+struct listing_kind {
+	enum admin_api_id api;
+	admin_map_fn map;     /* adds one broker's answer to the listing, call->arg */
+	admin_broker_fn then; /* NULL, or what else to ask the same broker */
+	size_t size;          /* of an item */
+};
+
+#define LISTING_ITEMS_AT offsetof(struct tl_admin_groups, groups)
+TL_STATIC_ASSERT(offsetof(struct tl_admin_groups, count) == 0 &&
+			 offsetof(struct tl_admin_txns, count) == 0 &&
+			 offsetof(struct tl_admin_txns, txns) == LISTING_ITEMS_AT,
+		 "listing results share one layout");
+TL_STATIC_ASSERT(offsetof(struct tl_admin_group_listing, group_id) == 0 &&
+			 offsetof(struct tl_admin_txn_listing, transactional_id) == 0,
+		 "listing items start with their id");
+
+/* Orders listing items by the id each starts with. */
+static int listing_id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Adds the @count items at @items (@stride bytes apart) of one broker's answer to the
+ * listing call->arg, each copied by @add into a new listing item (false: out of memory),
+ * after the answer's top-level error @code: TL_OK, or @code
+ * with the message "<API> at broker <node>: <text>". */
+static tl_err listing_fill(struct tl_admin *admin, const struct admin_call *call, int16_t code,
+			   const void *items, int32_t count, size_t stride,
+			   bool (*add)(struct tl_arena *arena, void *out, const void *item))
+{
+	tl_err err = (tl_err)code;
+	if (err != TL_OK)
+		return admin_fail(admin, err, "%s at broker %d: %s",
+				  tl_client_rpc_find(admin_apis[call->api].api_key)->name,
+				  call->node, tl_err_message(err));
+	struct broker_listing *list = call->arg;
+	for (int32_t i = 0; i < count; i++) {
+		void *out = listing_add(list);
+		if (!out || !add(list->arena, out, (const char *)items + (size_t)i * stride))
+			return TL_ERR_NOMEM;
+	}
+	return TL_OK;
+}
+
+/* Asks every broker in turn (Metadata names them) with @req, @kind's request, into a
+ * listing kept in a new result, sorted by id; on success the pointer at @out (see
+ * result_publish()) gets the result's public part. */
+static tl_err admin_list_brokers(struct tl_admin *admin, int timeout_ms,
+				 const struct listing_kind *kind, const void *req, void *out)
 {
 	int64_t deadline = admin_deadline(timeout_ms);
 	struct admin_result *result = result_create();
 	if (!result)
 		return TL_ERR_NOMEM;
-	*list = (struct broker_listing){&result->arena, NULL, size, 0, 0, 0};
+	struct broker_listing list = {&result->arena, NULL, kind->size, 0, 0, 0};
 	int32_t *nodes = NULL, node_count = 0;
 	tl_err err = admin_all_brokers(admin, deadline, &nodes, &node_count);
-	for (int32_t i = 0; err == TL_OK && i < node_count; i++)
-		err = at(admin, nodes[i], deadline, list);
+	for (int32_t i = 0; err == TL_OK && i < node_count; i++) {
+		list.from = list.count;
+		struct admin_call call = {kind->api, req, NULL, nodes[i], kind->map, &list};
+		err = admin_call(admin, &call, deadline);
+		if (err == TL_OK && kind->then)
+			err = kind->then(admin, nodes[i], deadline, &list);
+	}
 	free(nodes);
 	if (err != TL_OK) {
 		result_destroy(&result->pub);
 		return err;
 	}
-	if (list->count > 0)
-		qsort(list->items, (size_t)list->count, size, cmp);
-	*result_out = result;
+	if (list.count > 0)
+		qsort(list.items, (size_t)list.count, kind->size, listing_id_cmp);
+	memcpy(&result->pub, &list.count, sizeof(list.count));
+	memcpy((char *)&result->pub + LISTING_ITEMS_AT, &list.items, sizeof(list.items));
+	result_publish(result, out);
 	return TL_OK;
 }
 
@@ -1189,13 +1332,12 @@ static struct tl_admin_group_listing *group_listing(const struct broker_listing 
 	return (struct tl_admin_group_listing *)list->items + index;
 }
 
-static bool group_list_add(struct broker_listing *list, struct tl_str id, struct tl_str type)
+static bool group_list_add(struct tl_arena *arena, void *out, const void *item)
 {
-	struct tl_admin_group_listing *g = listing_add(list);
-	if (!g)
-		return false;
-	g->group_id = arena_strdup(list->arena, id);
-	g->protocol_type = arena_strdup(list->arena, type);
+	const struct tl_list_groups_response_listed_group *in = item;
+	struct tl_admin_group_listing *g = out;
+	g->group_id = arena_strdup(arena, in->group_id);
+	g->protocol_type = arena_strdup(arena, in->protocol_type);
 	g->state = "";
 	return g->group_id && g->protocol_type;
 }
@@ -1221,8 +1363,8 @@ static tl_err group_states_map(struct tl_admin *admin, const struct admin_call *
 }
 
 /* Fills in the states of @list's entries [from, count) with one DescribeGroups to @node. */
-static tl_err group_list_states(struct tl_admin *admin, struct broker_listing *list, int32_t node,
-				int64_t deadline_ns)
+static tl_err group_list_states(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
+				struct broker_listing *list)
 {
 	int32_t n = list->count - list->from;
 	if (n <= 0)
@@ -1246,52 +1388,22 @@ static tl_err list_groups_map(struct tl_admin *admin, const struct admin_call *c
 			      const void *response)
 {
 	const struct tl_list_groups_response *resp = response;
-	struct broker_listing *list = call->arg;
-	if (resp->error_code != 0)
-		return admin_fail(admin, (tl_err)resp->error_code, "ListGroups at broker %d: %s",
-				  call->node, tl_err_message((tl_err)resp->error_code));
-	for (int32_t i = 0; i < resp->groups_count; i++)
-		if (!group_list_add(list, resp->groups[i].group_id, resp->groups[i].protocol_type))
-			return TL_ERR_NOMEM;
-	return TL_OK;
+	return listing_fill(admin, call, resp->error_code, resp->groups, resp->groups_count,
+			    sizeof(resp->groups[0]), group_list_add);
 }
 
-/* ListGroups (then DescribeGroups for the states) at one broker. */
-static tl_err list_groups_at(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
-			     struct broker_listing *list)
+/* ListGroups, then DescribeGroups at the same broker for the states. */
+TL_EXPORT tl_err tl_admin_list_groups(struct tl_admin *admin, struct tl_admin_groups **out,
+				      int timeout_ms)
 {
+	static const struct listing_kind groups = {API_LIST_GROUPS, list_groups_map,
+						   group_list_states,
+						   sizeof(struct tl_admin_group_listing)};
 	struct tl_list_groups_request req;
 	tl_list_groups_request_defaults(&req);
 	req.states_filter_count = 0;
 	req.types_filter_count = 0;
-	list->from = list->count;
-	struct admin_call call = {API_LIST_GROUPS, &req, NULL, node, list_groups_map, list};
-	tl_err err = admin_call(admin, &call, deadline_ns);
-	if (err == TL_OK)
-		err = group_list_states(admin, list, node, deadline_ns);
-	return err;
-}
-
-static int group_listing_cmp(const void *a, const void *b)
-{
-	const struct tl_admin_group_listing *x = a, *y = b;
-	return strcmp(x->group_id, y->group_id);
-}
-
-TL_EXPORT tl_err tl_admin_list_groups(struct tl_admin *admin, struct tl_admin_groups **out,
-				      int timeout_ms)
-{
-	struct broker_listing list;
-	struct admin_result *result;
-	tl_err err = admin_list_brokers(admin, timeout_ms, list_groups_at,
-					sizeof(struct tl_admin_group_listing), group_listing_cmp,
-					&list, &result);
-	if (err != TL_OK)
-		return err;
-	result->pub.groups.count = list.count;
-	result->pub.groups.groups = list.items;
-	*out = &result->pub.groups;
-	return TL_OK;
+	return admin_list_brokers(admin, timeout_ms, &groups, &req, out);
 }
 
 /* Decodes a ConsumerProtocolAssignment (version, [topic, [partition]], user data) into
@@ -1367,18 +1479,8 @@ static bool group_copy(struct tl_arena *arena,
 	return true;
 }
 
-static tl_err describe_group_map(struct tl_admin *admin, const struct admin_call *call,
-				 const void *response)
-{
-	const struct tl_describe_groups_response *resp = response;
-	struct admin_result *result = call->arg;
-	if (resp->groups_count != 1)
-		return admin_decode_fail(admin, "DescribeGroups");
-	if (!group_copy(&result->arena, &resp->groups[0], &result->pub.group))
-		return TL_ERR_NOMEM;
-	result->pub.group.coordinator_id = call->node;
-	return TL_OK;
-}
+ADMIN_DESCRIBE_MAPPER(describe_group_map, tl_describe_groups_response, groups_count, groups,
+		      group_copy, group)
 
 TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *group,
 					 struct tl_admin_group_description **out, int timeout_ms)
@@ -1391,11 +1493,7 @@ TL_EXPORT tl_err tl_admin_describe_group(struct tl_admin *admin, const char *gro
 	req.groups_count = 1;
 	req.groups = &name;
 	struct admin_call call = {API_DESCRIBE_GROUPS, &req, group, -1, describe_group_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 static int committed_cmp(const void *a, const void *b)
@@ -1464,11 +1562,7 @@ TL_EXPORT tl_err tl_admin_list_group_offsets(struct tl_admin *admin, const char 
 	req.group_id = tl_str_of(group);
 	req.topics_count = -1; /* every topic */
 	struct admin_call call = {API_OFFSET_FETCH, &req, group, -1, group_offsets_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 /* Builds the topics of an OffsetCommit from @offsets (runs of one topic are merged when
@@ -1480,11 +1574,8 @@ static tl_err commit_request_build(const struct tl_admin_offset_commit *offsets,
 		calloc((size_t)count, sizeof(*ts));
 	struct tl_offset_commit_request_offset_commit_request_partition *ps =
 		calloc((size_t)count, sizeof(*ps));
-	if (!ts || !ps) {
-		free(ts);
-		free(ps);
+	if (!both_or_free(ts, ps))
 		return TL_ERR_NOMEM;
-	}
 	req->topics = ts;
 	req->topics_count = 0;
 	for (int32_t i = 0; i < count; i++) {
@@ -1605,15 +1696,13 @@ TL_EXPORT tl_err tl_admin_delete_group(struct tl_admin *admin, const char *group
 
 /* ---- transactions ---- */
 
-static bool txn_list_add(struct broker_listing *list,
-			 const struct tl_list_transactions_response_transaction_state *t)
+static bool txn_list_add(struct tl_arena *arena, void *item_out, const void *item)
 {
-	struct tl_admin_txn_listing *out = listing_add(list);
-	if (!out)
-		return false;
-	out->transactional_id = arena_strdup(list->arena, t->transactional_id);
+	const struct tl_list_transactions_response_transaction_state *t = item;
+	struct tl_admin_txn_listing *out = item_out;
+	out->transactional_id = arena_strdup(arena, t->transactional_id);
 	out->producer_id = t->producer_id;
-	out->state = arena_strdup(list->arena, t->transaction_state);
+	out->state = arena_strdup(arena, t->transaction_state);
 	return out->transactional_id && out->state;
 }
 
@@ -1621,50 +1710,22 @@ static tl_err list_transactions_map(struct tl_admin *admin, const struct admin_c
 				    const void *response)
 {
 	const struct tl_list_transactions_response *resp = response;
-	struct broker_listing *list = call->arg;
-	if (resp->error_code != 0)
-		return admin_fail(admin, (tl_err)resp->error_code,
-				  "ListTransactions at broker %d: %s", call->node,
-				  tl_err_message((tl_err)resp->error_code));
-	for (int32_t i = 0; i < resp->transaction_states_count; i++)
-		if (!txn_list_add(list, &resp->transaction_states[i]))
-			return TL_ERR_NOMEM;
-	return TL_OK;
-}
-
-static tl_err list_transactions_at(struct tl_admin *admin, int32_t node, int64_t deadline_ns,
-				   struct broker_listing *list)
-{
-	struct tl_list_transactions_request req;
-	tl_list_transactions_request_defaults(&req);
-	req.state_filters_count = 0;
-	req.producer_id_filters_count = 0;
-	req.duration_filter = -1;
-	struct admin_call call = {API_LIST_TRANSACTIONS, &req, NULL, node,
-				  list_transactions_map, list};
-	return admin_call(admin, &call, deadline_ns);
-}
-
-static int txn_listing_cmp(const void *a, const void *b)
-{
-	const struct tl_admin_txn_listing *x = a, *y = b;
-	return strcmp(x->transactional_id, y->transactional_id);
+	return listing_fill(admin, call, resp->error_code, resp->transaction_states,
+			    resp->transaction_states_count, sizeof(resp->transaction_states[0]),
+			    txn_list_add);
 }
 
 TL_EXPORT tl_err tl_admin_list_transactions(struct tl_admin *admin, struct tl_admin_txns **out,
 					    int timeout_ms)
 {
-	struct broker_listing list;
-	struct admin_result *result;
-	tl_err err = admin_list_brokers(admin, timeout_ms, list_transactions_at,
-					sizeof(struct tl_admin_txn_listing), txn_listing_cmp, &list,
-					&result);
-	if (err != TL_OK)
-		return err;
-	result->pub.txns.count = list.count;
-	result->pub.txns.txns = list.items;
-	*out = &result->pub.txns;
-	return TL_OK;
+	static const struct listing_kind txns = {API_LIST_TRANSACTIONS, list_transactions_map, NULL,
+						 sizeof(struct tl_admin_txn_listing)};
+	struct tl_list_transactions_request req;
+	tl_list_transactions_request_defaults(&req);
+	req.state_filters_count = 0;
+	req.producer_id_filters_count = 0;
+	req.duration_filter = -1;
+	return admin_list_brokers(admin, timeout_ms, &txns, &req, out);
 }
 
 static bool txn_copy(struct tl_arena *arena,
@@ -1701,18 +1762,8 @@ static bool txn_copy(struct tl_arena *arena,
 	return true;
 }
 
-static tl_err describe_transaction_map(struct tl_admin *admin, const struct admin_call *call,
-				       const void *response)
-{
-	const struct tl_describe_transactions_response *resp = response;
-	struct admin_result *result = call->arg;
-	if (resp->transaction_states_count != 1)
-		return admin_decode_fail(admin, "DescribeTransactions");
-	if (!txn_copy(&result->arena, &resp->transaction_states[0], &result->pub.txn))
-		return TL_ERR_NOMEM;
-	result->pub.txn.coordinator_id = call->node;
-	return TL_OK;
-}
+ADMIN_DESCRIBE_MAPPER(describe_transaction_map, tl_describe_transactions_response,
+		      transaction_states_count, transaction_states, txn_copy, txn)
 
 TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const char *transactional_id,
 					       struct tl_admin_txn_description **out,
@@ -1728,79 +1779,47 @@ TL_EXPORT tl_err tl_admin_describe_transaction(struct tl_admin *admin, const cha
 	req.transactional_ids = &id;
 	struct admin_call call = {API_DESCRIBE_TRANSACTIONS, &req, transactional_id, -1,
 				  describe_transaction_map,  NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
-/* Copies one DescribeProducers partition answer into the matching entries among @idx. */
-static bool producers_apply(struct tl_arena *arena, struct tl_admin_partition_producers *parts,
-			    const int32_t *idx, int32_t n, struct tl_str topic,
+/* Copies the DescribeProducers answer @r into the entry @out it answers. */
+static bool producers_apply(const struct leader_arg *arg, struct tl_admin_partition_producers *out,
 			    const struct tl_describe_producers_response_partition_response *r)
 {
-	for (int32_t k = 0; k < n; k++) {
-		struct tl_admin_partition_producers *out = &parts[idx[k]];
-		if (out->partition != r->partition_index || !tl_str_eq_c(topic, out->topic))
-			continue;
-		out->err = (tl_err)r->error_code;
-		int32_t count = TL_MAX(r->active_producers_count, 0);
-		struct tl_admin_producer_state *ps =
-			tl_arena_array(arena, (size_t)count + 1, sizeof(*ps));
-		if (!ps)
-			return false;
-		for (int32_t i = 0; i < count; i++) {
-			const struct tl_describe_producers_response_producer_state *s =
-				&r->active_producers[i];
-			ps[i].producer_id = s->producer_id;
-			ps[i].producer_epoch = s->producer_epoch;
-			ps[i].last_sequence = s->last_sequence;
-			ps[i].last_timestamp = s->last_timestamp;
-			ps[i].coordinator_epoch = s->coordinator_epoch;
-			ps[i].txn_start_offset = s->current_txn_start_offset;
-		}
-		out->count = count;
-		out->producers = ps;
+	out->err = (tl_err)r->error_code;
+	int32_t count = TL_MAX(r->active_producers_count, 0);
+	struct tl_admin_producer_state *ps =
+		tl_arena_array(arg->arena, (size_t)count + 1, sizeof(*ps));
+	if (!ps)
+		return false;
+	for (int32_t i = 0; i < count; i++) {
+		const struct tl_describe_producers_response_producer_state *s =
+			&r->active_producers[i];
+		ps[i].producer_id = s->producer_id;
+		ps[i].producer_epoch = s->producer_epoch;
+		ps[i].last_sequence = s->last_sequence;
+		ps[i].last_timestamp = s->last_timestamp;
+		ps[i].coordinator_epoch = s->coordinator_epoch;
+		ps[i].txn_start_offset = s->current_txn_start_offset;
 	}
+	out->count = count;
+	out->producers = ps;
 	return true;
 }
 
-/* The partitions one DescribeProducers request is for. */
-struct producers_arg {
-	struct tl_arena *arena;
-	struct tl_admin_partition_producers *parts;
-	const int32_t *idx;
-	int32_t n;
-};
-
-static tl_err describe_producers_map(struct tl_admin *admin, const struct admin_call *call,
-				     const void *response)
-{
-	const struct tl_describe_producers_response *resp = response;
-	const struct producers_arg *arg = call->arg;
-	TL_UNUSED(admin);
-	for (int32_t t = 0; t < resp->topics_count; t++)
-		for (int32_t p = 0; p < resp->topics[t].partitions_count; p++)
-			if (!producers_apply(arg->arena, arg->parts, arg->idx, arg->n,
-					     resp->topics[t].name, &resp->topics[t].partitions[p]))
-				return TL_ERR_NOMEM;
-	return TL_OK;
-}
+ADMIN_LEADER_MAPPER(describe_producers_map, tl_describe_producers_response,
+		    tl_admin_partition_producers, producers_apply)
 
 /* One DescribeProducers to @node for the partitions @idx[0..n) (sorted by topic). */
 static tl_err describe_producers_at(struct tl_admin *admin, int32_t node, int32_t *idx, int32_t n,
 				    int64_t deadline_ns, void *varg)
 {
-	const struct producers_arg *all = varg;
-	const struct tl_admin_partition_producers *parts = all->parts;
+	const struct leader_arg *all = varg;
+	const struct tl_admin_partition_producers *parts = all->entries;
 	struct tl_describe_producers_request_topic_request *ts = calloc((size_t)n, sizeof(*ts));
 	int32_t *ps = calloc((size_t)n, sizeof(*ps));
-	if (!ts || !ps) {
-		free(ts);
-		free(ps);
+	if (!both_or_free(ts, ps))
 		return TL_ERR_NOMEM;
-	}
 	struct tl_describe_producers_request req;
 	tl_describe_producers_request_defaults(&req);
 	req.topics = ts;
@@ -1817,7 +1836,7 @@ static tl_err describe_producers_at(struct tl_admin *admin, int32_t node, int32_
 		ps[k] = p->partition;
 		ts[req.topics_count - 1].partition_indexes_count++;
 	}
-	struct producers_arg arg = {all->arena, all->parts, idx, n};
+	struct leader_arg arg = {all->entries, idx, n, 0, all->arena};
 	struct admin_call call = {API_DESCRIBE_PRODUCERS, &req, NULL, node,
 				  describe_producers_map, &arg};
 	tl_err err = admin_call(admin, &call, deadline_ns);
@@ -1839,43 +1858,27 @@ TL_EXPORT tl_err tl_admin_describe_producers(struct tl_admin *admin,
 					  "describe_producers: entry %d has no topic", i);
 	int64_t deadline = admin_deadline(timeout_ms);
 	struct admin_result *result = result_create();
-	const char **topics = calloc((size_t)count, sizeof(*topics));
-	int32_t *parts_idx = calloc((size_t)count, sizeof(*parts_idx));
-	int32_t *leaders = calloc((size_t)count, sizeof(*leaders));
-	tl_err *errs = calloc((size_t)count, sizeof(*errs));
+	if (!result)
+		return TL_ERR_NOMEM;
 	struct tl_admin_partition_producers *parts =
-		result ? tl_arena_array(&result->arena, (size_t)count, sizeof(*parts)) : NULL;
-	tl_err err = TL_ERR_NOMEM;
-	if (!topics || !parts_idx || !leaders || !errs || !parts)
-		goto out;
-	for (int32_t i = 0; i < count; i++) {
+		tl_arena_array(&result->arena, (size_t)count, sizeof(*parts));
+	tl_err err = parts ? TL_OK : TL_ERR_NOMEM;
+	for (int32_t i = 0; err == TL_OK && i < count; i++) {
 		parts[i].topic = arena_strdup(&result->arena, tl_str_of(partitions[i].topic));
-		if (!parts[i].topic)
-			goto out;
 		parts[i].partition = partitions[i].partition;
-		topics[i] = parts[i].topic;
-		parts_idx[i] = partitions[i].partition;
+		err = parts[i].topic ? TL_OK : TL_ERR_NOMEM;
 	}
-	err = admin_leaders(admin, topics, parts_idx, count, deadline, leaders, errs);
-	if (err != TL_OK)
-		goto out;
-	for (int32_t i = 0; i < count; i++)
-		parts[i].err = errs[i];
-	struct producers_arg arg = {&result->arena, parts, NULL, count};
-	err = admin_by_leader(admin, leaders, topics, parts_idx, count, deadline,
-			      describe_producers_at, &arg);
-out:
-	free(topics);
-	free(parts_idx);
-	free(leaders);
-	free(errs);
+	struct leader_arg arg = {parts, NULL, count, 0, &result->arena};
+	if (err == TL_OK)
+		err = admin_to_leaders(admin, parts, count, sizeof(*parts),
+				       offsetof(struct tl_admin_partition_producers, err), deadline,
+				       describe_producers_at, &arg);
 	if (err != TL_OK) {
-		result_destroy(result ? &result->pub : NULL);
+		result_destroy(&result->pub);
 		return err;
 	}
-	result->pub.producers.count = count;
-	result->pub.producers.partitions = parts;
-	*out = &result->pub.producers;
+	result->pub.producers = (struct tl_admin_producers){count, parts};
+	result_publish(result, out);
 	return TL_OK;
 }
 
@@ -1968,13 +1971,8 @@ TL_EXPORT tl_err tl_admin_fence_transaction(struct tl_admin *admin, const char *
 
 /* ---- topic configs ---- */
 
-static tl_err alter_configs_map(struct tl_admin *admin, const struct admin_call *call,
-				const void *response)
-{
-	const struct tl_incremental_alter_configs_response *resp = response;
-	return admin_entry_map(admin, call, ADMIN_ONE_ENTRY(resp->responses_count, resp->responses),
-			       NULL);
-}
+ADMIN_ONE_ENTRY_MAPPER(alter_configs_map, tl_incremental_alter_configs_response, responses_count,
+		       responses)
 
 TL_EXPORT tl_err tl_admin_alter_topic_configs(struct tl_admin *admin, const char *topic,
 					      const struct tl_admin_config_change *changes,
@@ -2083,8 +2081,7 @@ static tl_err log_dirs_map(struct tl_admin *admin, const struct admin_call *call
 	for (int32_t d = 0; d < resp->results_count; d++)
 		for (int32_t t = 0; t < resp->results[d].topics_count; t++)
 			count += TL_MAX(resp->results[d].topics[t].partitions_count, 0);
-	struct tl_admin_log_dir_entry *entries =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*entries));
+	struct tl_admin_log_dir_entry *entries = result_array(result, count, sizeof(*entries));
 	if (!entries)
 		return TL_ERR_NOMEM;
 	int32_t n = 0;
@@ -2121,11 +2118,7 @@ TL_EXPORT tl_err tl_admin_describe_log_dirs(struct tl_admin *admin, int32_t node
 	tl_describe_log_dirs_request_defaults(&req);
 	req.topics_count = -1; /* every partition */
 	struct admin_call call = {API_DESCRIBE_LOG_DIRS, &req, NULL, node_id, log_dirs_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 /* ---- client quotas (KIP-546) ---- */
@@ -2208,8 +2201,7 @@ static tl_err describe_quotas_map(struct tl_admin *admin, const struct admin_cal
 	if (entry.err != TL_OK)
 		return admin_entry_map(admin, call, entry, NULL);
 	int32_t count = TL_MAX(resp->entries_count, 0);
-	struct tl_admin_quota_entry *entries =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*entries));
+	struct tl_admin_quota_entry *entries = result_array(result, count, sizeof(*entries));
 	if (!entries)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < count; i++) {
@@ -2227,8 +2219,8 @@ static tl_err describe_quotas_map(struct tl_admin *admin, const struct admin_cal
 				e->entity.client_id_default = name.len < 0;
 			}
 		}
-		struct tl_admin_quota_value *values = tl_arena_array(
-			&result->arena, (size_t)TL_MAX(in->values_count, 1), sizeof(*values));
+		struct tl_admin_quota_value *values =
+			result_array(result, in->values_count, sizeof(*values));
 		if (!values)
 			return TL_ERR_NOMEM;
 		for (int32_t j = 0; j < in->values_count; j++) {
@@ -2255,59 +2247,30 @@ TL_EXPORT tl_err tl_admin_describe_client_quotas(struct tl_admin *admin,
 	req.strict = false;
 	struct admin_call call = {API_DESCRIBE_CLIENT_QUOTAS, &req, NULL, -1,
 				  describe_quotas_map,        NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 /* ---- freeing results ---- */
 
-TL_EXPORT void tl_admin_cluster_destroy(struct tl_admin_cluster *cluster)
-{
-	result_destroy(cluster);
-}
+/* Defines the exported tl_admin_<name>_destroy(struct tl_admin_<name> *) of a result kept
+ * in a struct admin_result: it frees the whole result. */
+#define ADMIN_RESULT_DESTROY(name)                                                                 \
+	TL_EXPORT void tl_admin_##name##_destroy(struct tl_admin_##name *name)                     \
+	{                                                                                          \
+		result_destroy(name);                                                              \
+	}
 
-TL_EXPORT void tl_admin_groups_destroy(struct tl_admin_groups *groups)
-{
-	result_destroy(groups);
-}
-
-TL_EXPORT void tl_admin_group_description_destroy(struct tl_admin_group_description *group)
-{
-	result_destroy(group);
-}
-
-TL_EXPORT void tl_admin_group_offsets_destroy(struct tl_admin_group_offsets *offsets)
-{
-	result_destroy(offsets);
-}
-
-TL_EXPORT void tl_admin_txns_destroy(struct tl_admin_txns *txns)
-{
-	result_destroy(txns);
-}
-
-TL_EXPORT void tl_admin_txn_description_destroy(struct tl_admin_txn_description *txn)
-{
-	result_destroy(txn);
-}
-
-TL_EXPORT void tl_admin_producers_destroy(struct tl_admin_producers *producers)
-{
-	result_destroy(producers);
-}
-
-TL_EXPORT void tl_admin_log_dirs_destroy(struct tl_admin_log_dirs *log_dirs)
-{
-	result_destroy(log_dirs);
-}
-
-TL_EXPORT void tl_admin_quotas_destroy(struct tl_admin_quotas *quotas)
-{
-	result_destroy(quotas);
-}
+ADMIN_RESULT_DESTROY(cluster)
+ADMIN_RESULT_DESTROY(groups)
+ADMIN_RESULT_DESTROY(group_description)
+ADMIN_RESULT_DESTROY(group_offsets)
+ADMIN_RESULT_DESTROY(txns)
+ADMIN_RESULT_DESTROY(txn_description)
+ADMIN_RESULT_DESTROY(producers)
+ADMIN_RESULT_DESTROY(log_dirs)
+ADMIN_RESULT_DESTROY(quotas)
+ADMIN_RESULT_DESTROY(acls)
+ADMIN_RESULT_DESTROY(scram_users)
 
 /* ---- ACLs (issue #16) ---- */
 
@@ -2315,6 +2278,16 @@ static struct tl_str str_or_null(const char *s)
 {
 	return s ? tl_str_of(s) : (struct tl_str){NULL, -1};
 }
+
+/* Sets the filter fields of @dst from @filter (a const struct tl_admin_acl *): DescribeAcls'
+ * request and each of DeleteAcls' filters name them alike. An expression. */
+#define ACL_FILTER_SET(dst, filter)                                                                \
+	((dst).resource_type_filter = (filter)->resource_type,                                     \
+	 (dst).resource_name_filter = str_or_null((filter)->resource_name),                        \
+	 (dst).pattern_type_filter = (filter)->pattern_type,                                       \
+	 (dst).principal_filter = str_or_null((filter)->principal),                                \
+	 (dst).host_filter = str_or_null((filter)->host), (dst).operation = (filter)->operation,   \
+	 (dst).permission_type = (filter)->permission)
 
 static tl_err acl_error(struct tl_admin *admin, const char *what, tl_err err, struct tl_str msg)
 {
@@ -2398,8 +2371,7 @@ static tl_err describe_acls_map(struct tl_admin *admin, const struct admin_call 
 	int32_t total = 0;
 	for (int32_t r = 0; r < resp->resources_count; r++)
 		total += TL_MAX(resp->resources[r].acls_count, 0);
-	struct tl_admin_acl *acls =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(total, 1), sizeof(*acls));
+	struct tl_admin_acl *acls = result_array(result, total, sizeof(*acls));
 	if (!acls)
 		return TL_ERR_NOMEM;
 	int32_t n = 0;
@@ -2426,19 +2398,9 @@ TL_EXPORT tl_err tl_admin_describe_acls(struct tl_admin *admin, const struct tl_
 		return admin_fail(admin, TL_ERR_INVALID, "describe_acls: needs @filter and @out");
 	struct tl_describe_acls_request req;
 	tl_describe_acls_request_defaults(&req);
-	req.resource_type_filter = filter->resource_type;
-	req.resource_name_filter = str_or_null(filter->resource_name);
-	req.pattern_type_filter = filter->pattern_type;
-	req.principal_filter = str_or_null(filter->principal);
-	req.host_filter = str_or_null(filter->host);
-	req.operation = filter->operation;
-	req.permission_type = filter->permission;
+	ACL_FILTER_SET(req, filter);
 	struct admin_call call = {API_DESCRIBE_ACLS, &req, NULL, -1, describe_acls_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
+	return admin_call_result(admin, &call, timeout_ms, out);
 }
 
 static tl_err delete_acls_map(struct tl_admin *admin, const struct admin_call *call,
@@ -2454,8 +2416,7 @@ static tl_err delete_acls_map(struct tl_admin *admin, const struct admin_call *c
 	if (err != TL_OK)
 		return acl_error(admin, "delete ACLs", err, fr->error_message);
 	int32_t count = TL_MAX(fr->matching_acls_count, 0);
-	struct tl_admin_acl *acls =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*acls));
+	struct tl_admin_acl *acls = result_array(result, count, sizeof(*acls));
 	if (!acls)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < count; i++) {
@@ -2481,13 +2442,7 @@ TL_EXPORT tl_err tl_admin_delete_acls(struct tl_admin *admin, const struct tl_ad
 		return admin_fail(admin, TL_ERR_INVALID, "delete_acls: needs @filter");
 	struct tl_delete_acls_request_delete_acls_filter f;
 	tl_delete_acls_request_delete_acls_filter_defaults(&f);
-	f.resource_type_filter = filter->resource_type;
-	f.resource_name_filter = str_or_null(filter->resource_name);
-	f.pattern_type_filter = filter->pattern_type;
-	f.principal_filter = str_or_null(filter->principal);
-	f.host_filter = str_or_null(filter->host);
-	f.operation = filter->operation;
-	f.permission_type = filter->permission;
+	ACL_FILTER_SET(f, filter);
 	struct tl_delete_acls_request req;
 	tl_delete_acls_request_defaults(&req);
 	req.filters = &f;
@@ -2502,11 +2457,6 @@ TL_EXPORT tl_err tl_admin_delete_acls(struct tl_admin *admin, const struct tl_ad
 	else
 		result_destroy(pub);
 	return TL_OK;
-}
-
-TL_EXPORT void tl_admin_acls_destroy(struct tl_admin_acls *acls)
-{
-	result_destroy(acls);
 }
 
 /* ---- SCRAM credentials (KIP-554) ---- */
@@ -2599,8 +2549,7 @@ static tl_err describe_scram_map(struct tl_admin *admin, const struct admin_call
 		return admin_fail(admin, err, "describe SCRAM credentials: %s",
 				  tl_err_message(err));
 	int32_t count = TL_MAX(resp->results_count, 0);
-	struct tl_admin_scram_user *users =
-		tl_arena_array(&result->arena, (size_t)TL_MAX(count, 1), sizeof(*users));
+	struct tl_admin_scram_user *users = result_array(result, count, sizeof(*users));
 	if (!users)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < count; i++) {
@@ -2608,8 +2557,7 @@ static tl_err describe_scram_map(struct tl_admin *admin, const struct admin_call
 			tl_describe_user_scram_credentials_response_describe_user_scram_credentials_result
 				*in = &resp->results[i];
 		int32_t n = TL_MAX(in->credential_infos_count, 0);
-		struct tl_admin_scram_credential *creds =
-			tl_arena_array(&result->arena, (size_t)TL_MAX(n, 1), sizeof(*creds));
+		struct tl_admin_scram_credential *creds = result_array(result, n, sizeof(*creds));
 		users[i].name = arena_strdup(&result->arena, in->user);
 		if (!creds || !users[i].name)
 			return TL_ERR_NOMEM;
@@ -2636,14 +2584,5 @@ TL_EXPORT tl_err tl_admin_describe_scram_credentials(struct tl_admin *admin,
 	req.users_count = -1; /* null: every user */
 	struct admin_call call = {
 		API_DESCRIBE_USER_SCRAM_CREDENTIALS, &req, NULL, -1, describe_scram_map, NULL};
-	void *pub;
-	tl_err err = admin_call_result(admin, &call, timeout_ms, &pub);
-	if (err == TL_OK)
-		*out = pub;
-	return err;
-}
-
-TL_EXPORT void tl_admin_scram_users_destroy(struct tl_admin_scram_users *users)
-{
-	result_destroy(users);
+	return admin_call_result(admin, &call, timeout_ms, out);
 }

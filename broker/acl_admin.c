@@ -68,30 +68,14 @@ tl_err tl_acl_start(struct tl_broker *broker)
 	snprintf(path, sizeof(path), "%s/" ACL_FILE, dir);
 	/* Cluster mode: no file; the view brings them (tl_acl_apply_view). */
 	bool from_file = !tl_config_is_cluster(config);
-	int fd = from_file ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	if (!from_file) {
-		TL_ASSERT(fd == -1);
-	} else if (fd == -1) {
-		if (errno != ENOENT) {
-			tl_crit("acl: cannot open path=%s err=%s", path, strerrorname_np(errno));
-			return TL_ERR_IO;
-		}
-	} else {
-		struct stat st;
-		if (fstat(fd, &st) != 0 || st.st_size > ACL_FILE_MAX) {
-			close(fd);
-			tl_crit("acl: cannot read path=%s (too large or unreadable)", path);
-			return TL_ERR_IO;
-		}
-		char *text = malloc((size_t)st.st_size + 1);
-		ssize_t n = text ? read(fd, text, (size_t)st.st_size) : -1;
-		close(fd);
-		if (n != st.st_size) {
-			free(text);
-			tl_crit("acl: cannot read path=%s", path);
-			return TL_ERR_IO;
-		}
-		text[n] = '\0';
+	char *text = NULL;
+	size_t len = 0;
+	if (from_file) {
+		tl_err err = tl_broker_read_file(path, ACL_FILE_MAX, "acl", &text, &len);
+		if (err != TL_OK)
+			return err;
+	}
+	if (text) {
 		tl_err err = tl_acls_parse(&authz->acls, text);
 		free(text);
 		if (err != TL_OK) {

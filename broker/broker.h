@@ -386,6 +386,11 @@ struct tl_partition *tl_partition_find_any(struct tl_broker *broker, struct tl_s
 /* Replaces @dir/@name with @text atomically and durably (temp file, fsync, rename,
  * fsync of @dir), as the topic metadata files are written. */
 tl_err tl_broker_write_file_atomic(const char *dir, const char *name, const char *text);
+/* Reads @path whole into *@text_out (malloc'd, NUL-terminated, *@len_out bytes); a missing
+ * file is TL_OK with *@text_out NULL. Larger than @max_bytes or unreadable: TL_ERR_IO,
+ * logged (crit) under @who ("acl", "quota", "sasl"). */
+tl_err tl_broker_read_file(const char *path, size_t max_bytes, const char *who, char **text_out,
+			   size_t *len_out);
 /* Iteration over all topics, in no particular order. */
 struct tl_topic *tl_topic_next(struct tl_broker *broker, struct tl_topic *prev);
 

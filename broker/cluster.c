@@ -1709,39 +1709,17 @@ tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool 
 	return TL_OK;
 }
 
-tl_err tl_cluster_change_acls(struct tl_broker *broker, const char *adds, const char *removes,
-			      tl_cluster_done_fn done, void *ctx)
+/* Posts a command carrying two texts (sets and deletes) to the metadata thread. */
+static tl_err post_texts(struct tl_broker *broker, enum command_type type, const char *sets,
+			 const char *deletes, bool replace, tl_cluster_done_fn done, void *ctx)
 {
 	if (!broker->cluster)
 		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
 	struct command *cmd = calloc(1, sizeof(*cmd));
 	if (!cmd)
 		return TL_ERR_NOMEM;
-	cmd->type = COMMAND_ACLS;
-	cmd->configs = strdup(adds);
-	cmd->deletes = strdup(removes);
-	cmd->done = done;
-	cmd->ctx = ctx;
-	if (!cmd->configs || !cmd->deletes) {
-		free(cmd->configs);
-		free(cmd->deletes);
-		free(cmd);
-		return TL_ERR_NOMEM;
-	}
-	command_post(broker->cluster, cmd);
-	return TL_OK;
-}
-
-tl_err tl_cluster_change_scram(struct tl_broker *broker, const char *upserts, const char *deletes,
-			       bool replace, tl_cluster_done_fn done, void *ctx)
-{
-	if (!broker->cluster)
-		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
-	struct command *cmd = calloc(1, sizeof(*cmd));
-	if (!cmd)
-		return TL_ERR_NOMEM;
-	cmd->type = COMMAND_SCRAM;
-	cmd->configs = strdup(upserts);
+	cmd->type = type;
+	cmd->configs = strdup(sets);
 	cmd->deletes = strdup(deletes);
 	cmd->replace = replace;
 	cmd->done = done;
@@ -1754,6 +1732,18 @@ tl_err tl_cluster_change_scram(struct tl_broker *broker, const char *upserts, co
 	}
 	command_post(broker->cluster, cmd);
 	return TL_OK;
+}
+
+tl_err tl_cluster_change_acls(struct tl_broker *broker, const char *adds, const char *removes,
+			      tl_cluster_done_fn done, void *ctx)
+{
+	return post_texts(broker, COMMAND_ACLS, adds, removes, false, done, ctx);
+}
+
+tl_err tl_cluster_change_scram(struct tl_broker *broker, const char *upserts, const char *deletes,
+			       bool replace, tl_cluster_done_fn done, void *ctx)
+{
+	return post_texts(broker, COMMAND_SCRAM, upserts, deletes, replace, done, ctx);
 }
 
 tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,

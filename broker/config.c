@@ -67,6 +67,7 @@ static const struct key_def broker_keys[] = {
 	{"leader.imbalance.check.interval.seconds", KEY_SPECIAL, 0, 0, 0},
 	{"listener.security.protocol.map", STR(listener_security_protocol_map)},
 	{"listeners", STR(listeners)},
+	{"log.cache.bytes", KEY_INT64, OFF(log.cache_bytes), 0, (int64_t)1 << 40},
 	{"log.cleaner.backoff.ms", KEY_INT64, OFF(log.cleaner_backoff_ms), 0, INT64_MAX},
 	{"log.cleaner.dedupe.buffer.size", KEY_INT64, OFF(log.cleaner_dedupe_buffer_bytes), 1024,
 	 INT64_MAX},
@@ -1069,6 +1070,7 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "log.cleaner.threads=%d\n", config->log.cleaner_threads);
 	fprintf(out, "log.cleanup.policy=%s\n", tl_config_cleanup_policy_name(&config->log));
 	fprintf(out, "log.direct.io=%s\n", config->log.direct_io ? "true" : "false");
+	fprintf(out, "log.cache.bytes=%" PRId64 "\n", config->log.cache_bytes);
 	fprintf(out, "log.dirs=%s\n", config->log_dirs);
 	fprintf(out, "log.index.interval.bytes=%d\n", config->log.index_interval_bytes);
 	fprintf(out, "log.index.size.max.bytes=%d\n", config->log.index_bytes_max);

@@ -543,9 +543,10 @@ static bool conn_handshake(struct tl_conn *conn)
 
 /* ---- writing ---- */
 
-/* Splits a response into wire pieces: memory runs and file spans, in order. Fills @iov
- * with up to @iov_max memory pieces starting at wire position @from; stops at the first
- * file span (returned in *span_out) or the end. Returns the number of iovecs. */
+/* Splits a response into wire pieces: memory runs (the buf's own and memory spans) and
+ * file spans, in order. Fills @iov with up to @iov_max memory pieces starting at wire
+ * position @from; stops at the first file span (returned in *span_out) or the end.
+ * Returns the number of iovecs. */
 static int response_pieces(const struct tl_buf *buf, int64_t from, struct iovec *iov, int iov_max,
 			   const struct tl_file_span **span_out, int64_t *span_skip_out)
 {
@@ -556,7 +557,7 @@ static int response_pieces(const struct tl_buf *buf, int64_t from, struct iovec 
 	for (uint32_t i = 0; i <= buf->span_count && count < iov_max; i++) {
 		size_t mem_end = i < buf->span_count ? buf->spans[i].at : buf->len;
 		int64_t run = (int64_t)(mem_end - mem);
-		if (from < wire + run) {
+		if (run > 0 && from < wire + run) {
 			int64_t skip = TL_MAX(from - wire, (int64_t)0);
 			iov[count].iov_base = buf->data + mem + skip;
 			iov[count].iov_len = (size_t)(run - skip);
@@ -567,6 +568,19 @@ static int response_pieces(const struct tl_buf *buf, int64_t from, struct iovec 
 		if (i == buf->span_count)
 			break;
 		const struct tl_file_span *span = &buf->spans[i];
+		if (span->mem) {
+			/* A memory span goes out with the memory around it. */
+			if (from < wire + span->bytes) {
+				if (count == iov_max)
+					break;
+				int64_t skip = TL_MAX(from - wire, (int64_t)0);
+				iov[count].iov_base = (void *)(uintptr_t)(span->mem + skip);
+				iov[count].iov_len = (size_t)(span->bytes - skip);
+				count++;
+			}
+			wire += span->bytes;
+			continue;
+		}
 		if (from < wire + span->bytes) {
 			if (count == 0) {
 				*span_out = span;

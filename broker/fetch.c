@@ -155,8 +155,8 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			struct tl_log_read read;
 			if (max_offset < 0)
 				max_offset = committed ? lso : hw;
-			tl_err err = tl_log_read(p->log, fp->fetch_offset, max_offset,
-						 TL_MAX(max, 0), total == 0, &read);
+			tl_err err = tl_log_read_cached(p->log, fp->fetch_offset, max_offset,
+							TL_MAX(max, 0), total == 0, &read);
 			if (err != TL_OK) {
 				pd->error_code = (int16_t)err;
 				*errors_out = true;
@@ -167,11 +167,12 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			if (committed)
 				fetch_aborted(req, p, fp->fetch_offset, lso, pd);
 			pd->records.from_file = true;
-			pd->records.fd = read.fd;
+			pd->records.fd = read.fd; /* -1: memory at ptr (the log's read cache) */
+			pd->records.ptr = read.data;
 			pd->records.file_offset = read.position;
 			pd->records.len = (int32_t)read.bytes;
-			pd->records.release = tl_log_read_release;
-			pd->records.ref = read.segment;
+			pd->records.release = read.release;
+			pd->records.ref = read.ref;
 			total += read.bytes;
 			/* Records out, without parsing what sendfile sends: the offsets of the
 			 * range from the one asked for (transaction markers count too). */

@@ -451,6 +451,7 @@ struct partition_counts {
 	int64_t under_min_isr;
 	int64_t offline;
 	int64_t log_bytes;
+	struct tl_log_cache_stats cache; /* summed over the open logs */
 };
 
 static void count_partitions(struct tl_broker *broker, struct tl_metrics_server *server,
@@ -468,6 +469,12 @@ static void count_partitions(struct tl_broker *broker, struct tl_metrics_server 
 				continue;
 			c->partitions++;
 			c->log_bytes += tl_log_size_bytes(p->log);
+			struct tl_log_cache_stats cs;
+			tl_log_cache_stats(p->log, &cs);
+			c->cache.hits += cs.hits;
+			c->cache.misses += cs.misses;
+			c->cache.hit_bytes += cs.hit_bytes;
+			c->cache.bytes += cs.bytes;
 			tl_hist_merge(&server->sync_us, tl_log_sync_hist(p->log));
 			tl_hist_merge(&server->write_us, tl_log_write_hist(p->log));
 			if (!tl_log_is_writable(p->log)) {
@@ -524,6 +531,19 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 	      (double)c.offline);
 	gauge(out, "tally_log_size_bytes",
 	      "Bytes of the partition logs on this broker (Kafka Size).", (double)c.log_bytes);
+	counter(out, "tally_log_cache_hits_total",
+		"Fetch reads served from the logs' read cache (log.cache.bytes), summed over the "
+		"open logs.",
+		c.cache.hits);
+	counter(out, "tally_log_cache_misses_total",
+		"Fetch reads of a cached (direct I/O) log that went to the file, summed over the "
+		"open logs.",
+		c.cache.misses);
+	counter(out, "tally_log_cache_hit_bytes_total",
+		"Bytes sent from the logs' read cache, summed over the open logs.",
+		c.cache.hit_bytes);
+	gauge(out, "tally_log_cache_bytes", "Bytes held in the logs' read caches.",
+	      (double)c.cache.bytes);
 	counter(out, "tally_replica_isr_shrinks_total",
 		"ISR shrinks this broker asked for as leader (Kafka IsrShrinksPerSec).",
 		broker->metrics.isr_shrinks);

@@ -47,29 +47,12 @@ tl_err tl_quotas_load(struct tl_broker *broker)
 	char dir[TL_CONFIG_STR_MAX + 32], path[TL_CONFIG_STR_MAX + 64];
 	meta_dir(broker, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/" QUOTA_FILE, dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1) {
-		if (errno == ENOENT)
-			return TL_OK;
-		tl_crit("quota: cannot open path=%s err=%s", path, strerrorname_np(errno));
-		return TL_ERR_IO;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || st.st_size > QUOTA_FILE_MAX) {
-		close(fd);
-		tl_crit("quota: cannot read path=%s (too large or unreadable)", path);
-		return TL_ERR_IO;
-	}
-	char *text = malloc((size_t)st.st_size + 1);
-	ssize_t n = text ? read(fd, text, (size_t)st.st_size) : -1;
-	close(fd);
-	if (n != st.st_size) {
-		free(text);
-		tl_crit("quota: cannot read path=%s", path);
-		return TL_ERR_IO;
-	}
-	text[n] = '\0';
-	tl_err err = tl_quotas_parse(&broker->quotas, text);
+	char *text;
+	size_t len;
+	tl_err err = tl_broker_read_file(path, QUOTA_FILE_MAX, "quota", &text, &len);
+	if (err != TL_OK || !text)
+		return err;
+	err = tl_quotas_parse(&broker->quotas, text);
 	free(text);
 	if (err != TL_OK) {
 		tl_crit("quota: corrupt file path=%s problem=\"%s\"", path, broker->quotas.why);

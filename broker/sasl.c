@@ -398,31 +398,14 @@ tl_err tl_sasl_load(struct tl_broker *broker)
 				path);
 		return TL_OK;
 	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1) {
-		if (errno == ENOENT)
-			return TL_OK;
-		tl_crit("sasl: cannot open path=%s err=%s", path, strerrorname_np(errno));
-		return TL_ERR_IO;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || st.st_size > SCRAM_FILE_MAX) {
-		close(fd);
-		tl_crit("sasl: cannot read path=%s (too large or unreadable)", path);
-		return TL_ERR_IO;
-	}
-	char *text = malloc((size_t)st.st_size + 1);
-	ssize_t n = text ? read(fd, text, (size_t)st.st_size) : -1;
-	close(fd);
-	if (n != st.st_size) {
-		free(text);
-		tl_crit("sasl: cannot read path=%s", path);
-		return TL_ERR_IO;
-	}
-	text[n] = '\0';
+	char *text;
+	size_t n;
+	tl_err err = tl_broker_read_file(path, SCRAM_FILE_MAX, "sasl", &text, &n);
+	if (err != TL_OK || !text)
+		return err;
 	int32_t bad_line = 0;
-	tl_err err = tl_sasl_users_parse(users, text, &bad_line);
-	tl_scram_wipe(text, (size_t)n);
+	err = tl_sasl_users_parse(users, text, &bad_line);
+	tl_scram_wipe(text, n);
 	free(text);
 	if (err != TL_OK) {
 		tl_crit("sasl: corrupt credentials file path=%s line=%d", path, bad_line);

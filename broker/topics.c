@@ -782,3 +782,35 @@ tl_err tl_broker_write_file_atomic(const char *dir, const char *name, const char
 {
 	return write_file_atomic(dir, name, text);
 }
+
+tl_err tl_broker_read_file(const char *path, size_t max_bytes, const char *who, char **text_out,
+			   size_t *len_out)
+{
+	*text_out = NULL;
+	*len_out = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return TL_OK;
+		tl_crit("%s: cannot open path=%s err=%s", who, path, strerrorname_np(errno));
+		return TL_ERR_IO;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > max_bytes) {
+		close(fd);
+		tl_crit("%s: cannot read path=%s (too large or unreadable)", who, path);
+		return TL_ERR_IO;
+	}
+	char *text = malloc((size_t)st.st_size + 1);
+	ssize_t n = text ? read(fd, text, (size_t)st.st_size) : -1;
+	close(fd);
+	if (n != st.st_size) {
+		free(text);
+		tl_crit("%s: cannot read path=%s", who, path);
+		return TL_ERR_IO;
+	}
+	text[n] = '\0';
+	*text_out = text;
+	*len_out = (size_t)n;
+	return TL_OK;
+}

@@ -334,8 +334,8 @@ void tl_buf_array_len(struct tl_buf *buf, int32_t count, bool compact)
 	buf_len(buf, count < 0 ? -1 : count, compact, true);
 }
 
-void tl_buf_file_span(struct tl_buf *buf, int fd, int64_t offset, int64_t bytes,
-		      void (*release)(void *ref), void *ref)
+static void buf_span(struct tl_buf *buf, int fd, const uint8_t *mem, int64_t offset, int64_t bytes,
+		     void (*release)(void *ref), void *ref)
 {
 	if (!buf->failed && buf->span_count == buf->span_cap) {
 		uint32_t cap = buf->span_cap ? buf->span_cap * 2 : 8;
@@ -355,11 +355,25 @@ void tl_buf_file_span(struct tl_buf *buf, int fd, int64_t offset, int64_t bytes,
 	struct tl_file_span *span = &buf->spans[buf->span_count++];
 	span->at = buf->len;
 	span->fd = fd;
+	span->mem = mem;
 	span->offset = offset;
 	span->bytes = bytes;
 	span->release = release;
 	span->ref = ref;
 	buf->span_bytes += bytes;
+}
+
+void tl_buf_file_span(struct tl_buf *buf, int fd, int64_t offset, int64_t bytes,
+		      void (*release)(void *ref), void *ref)
+{
+	buf_span(buf, fd, NULL, offset, bytes, release, ref);
+}
+
+void tl_buf_mem_span(struct tl_buf *buf, const uint8_t *mem, int64_t bytes,
+		     void (*release)(void *ref), void *ref)
+{
+	TL_ASSERT(mem || bytes == 0);
+	buf_span(buf, -1, mem, 0, bytes, release, ref);
 }
 
 size_t tl_uvarint_size(uint32_t v)

@@ -122,12 +122,15 @@ int32_t tl_cursor_array_len(struct tl_cursor *cursor, bool compact, bool nullabl
 
 /* ---- buf (encoding) ---- */
 
-/* A range of an open file, sent with sendfile(2). The holder of @ref keeps the file
- * open until @release runs (once, when the buf is reset or freed). */
+/* A range of an open file, sent with sendfile(2), or (@mem set, @fd -1) a run of memory
+ * the buf does not own, sent in place with writev. The holder of @ref keeps the file
+ * open (the memory alive and unchanged) until @release runs (once, when the buf is
+ * reset or freed). */
 struct tl_file_span {
 	size_t at; /* offset in the buf's memory bytes where the span is inserted */
 	int fd;
-	int64_t offset; /* file position */
+	const uint8_t *mem; /* a memory span's bytes; NULL for a file span */
+	int64_t offset;     /* file position */
 	int64_t bytes;
 	void (*release)(void *ref);
 	void *ref;
@@ -174,6 +177,11 @@ void tl_buf_array_len(struct tl_buf *buf, int32_t count, bool compact);
  * failure. */
 void tl_buf_file_span(struct tl_buf *buf, int fd, int64_t offset, int64_t bytes,
 		      void (*release)(void *ref), void *ref);
+
+/* Appends a memory span at the current end: @bytes at @mem, borrowed until @release
+ * runs; takes @ref like tl_buf_file_span. */
+void tl_buf_mem_span(struct tl_buf *buf, const uint8_t *mem, int64_t bytes,
+		     void (*release)(void *ref), void *ref);
 
 /* Bytes a uvarint / zig-zag varint takes. */
 size_t tl_uvarint_size(uint32_t v);

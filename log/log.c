@@ -190,6 +190,34 @@ struct flush_op {
 	struct iovec iov; /* of a direct write: its block-aligned part of the stage */
 };
 
+/* ---- read cache (types; see "Read cache" below) ---- */
+
+#define CACHE_CHUNKS 4 /* log.cache.bytes is split into this many chunks */
+
+/* Memory of one cache chunk, shared by the log and the reads being sent from it. */
+struct cache_block {
+	int refs;   /* the log's own (while a chunk uses it) + one per read being sent */
+	size_t cap; /* bytes of data */
+	uint8_t data[];
+};
+
+/* One batch in a chunk. */
+struct cache_entry {
+	int64_t base_offset;
+	int64_t last_offset;
+	uint32_t at; /* in the chunk's block */
+	uint32_t len;
+};
+
+/* Consecutive batches of the active segment, back to back in @block. */
+struct cache_chunk {
+	struct cache_block *block;
+	size_t used;
+	struct cache_entry *entries; /* by offset */
+	uint32_t count;
+	uint32_t cap;
+};
+
 struct tl_log {
 	char *dir;
 	int dir_fd;
@@ -239,6 +267,14 @@ struct tl_log {
 	uint32_t tail_bytes;   /* its written bytes, < DIO_ALIGN; the rest is padding */
 	uint8_t tail[DIO_ALIGN];
 	int32_t direct_rounds; /* direct write rounds started, for test_crash_round */
+
+	/* Read cache: the newest written batches of cache_segment, in up to CACHE_CHUNKS
+	 * chunks from cache_first (a ring), offsets contiguous across them. */
+	struct cache_chunk cache[CACHE_CHUNKS];
+	uint32_t cache_first;
+	uint32_t cache_count;
+	const struct tl_log_segment *cache_segment; /* the active one, or NULL when empty */
+	struct tl_log_cache_stats cache_stats;
 
 	struct tl_log_waiter *waiters; /* by offset */
 	struct tl_log_waiter *waiters_tail;
@@ -305,6 +341,7 @@ void tl_log_config_defaults(struct tl_log_config *config)
 	config->direct_io = true;
 	config->preallocate = true;
 	config->preallocate_bytes = 32 << 20;
+	config->cache_bytes = 4 << 20;
 }
 
 /* ---- small helpers ---- */
@@ -2090,6 +2127,9 @@ void tl_log_set_listener(struct tl_log *log, tl_log_listener_fn fn, void *ctx)
 /* ---- appending and group commit ---- */
 
 static void pipeline_pump(struct tl_log *log);
+static void cache_add(struct tl_log *log, const struct pending *p);
+static void cache_clear(struct tl_log *log);
+static void cache_free(struct tl_log *log);
 
 /* Puts the log in FAILED (once, with a crit line) and drops what no round holds yet. The
  * waiters fire from pipeline_pump() once no round is in flight. */
@@ -2115,6 +2155,7 @@ static tl_err segment_roll(struct tl_log *log)
 	tl_err err = segment_create(log, log->end_offset);
 	if (err != TL_OK)
 		return err;
+	cache_clear(log); /* it holds the active segment only */
 	tl_debug("log: rolled dir=%s base=%" PRId64, log->dir, log->end_offset);
 	/* The snapshot may describe batches not yet durable: a crash that loses them leaves
 	 * the log end below its offset, and recovery then deletes it. */
@@ -2455,6 +2496,7 @@ static tl_err write_round_complete(struct tl_log *log)
 		const struct pending *p = &log->writing.items[i];
 		p->segment->bytes_written = p->position + (int64_t)p->iov.iov_len;
 		p->segment->next_offset_written = p->last_offset + 1;
+		cache_add(log, p);
 	}
 	if (log->written.count == 0) {
 		pending_swap(&log->written, &log->writing);
@@ -2860,6 +2902,7 @@ static void log_free(struct tl_log *log)
 	free(log->write_ops);
 	free(log->sync_ops);
 	free(log->stage);
+	cache_free(log);
 	free(log->aborted);
 	free(log->closing);
 	free(log->epochs);
@@ -3181,6 +3224,7 @@ tl_err tl_log_truncate_to(struct tl_log *log, int64_t offset)
 	}
 	int64_t old_end = log->end_offset;
 	tl_err err = truncate_drain(log, new_end);
+	cache_clear(log);
 	if (err == TL_OK)
 		err = log_cut(log, new_end);
 	if (err != TL_OK) {
@@ -3224,6 +3268,7 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
 		return TL_ERR_INVALID;
 	cleaner_cancel(log);
 	tl_err err = truncate_drain(log, log->high_watermark);
+	cache_clear(log);
 	if (err != TL_OK)
 		return err;
 	log->epoch_count = 0;
@@ -3265,6 +3310,198 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
 out_fail:
 	log_fail(log);
 	return TL_ERR_KAFKA_STORAGE_ERROR;
+}
+
+/* ---- read cache ----
+ * Direct writes leave nothing in the page cache, so a consumer that keeps up (a tail,
+ * a follower) would read every batch back from the disk. The log keeps the newest
+ * written batches of its active segment in memory instead: log.cache.bytes split into
+ * CACHE_CHUNKS chunks, filled in order (a batch never straddles two), the oldest chunk
+ * reused when the newest is full. A read whose first batch is cached is answered from
+ * memory, up to the end of that chunk: the response holds a reference on the chunk's
+ * block, and a chunk reused while a response still holds its block gets a new block
+ * (the old one is freed by the last release). So memory is bounded by log.cache.bytes
+ * plus blocks still being sent, and there is no allocation per batch: blocks and entry
+ * arrays are reused. Batches enter when their write completes (what the file holds),
+ * and reads obey the same limits as the file's (the caller's @max_offset: the high
+ * watermark, the LSO, or the written end for a follower). Roll and truncation empty
+ * the cache; a batch larger than a chunk empties it too (offsets must stay contiguous).
+ * Buffered logs do not cache: the page cache does it. */
+
+static void cache_block_put(void *ref)
+{
+	struct cache_block *block = ref;
+	TL_ASSERT(block->refs > 0);
+	if (--block->refs == 0)
+		free(block);
+}
+
+static size_t cache_chunk_bytes(const struct tl_log *log)
+{
+	if (!log->direct || log->config.cache_bytes <= 0)
+		return 0;
+	return (size_t)TL_MIN(log->config.cache_bytes / CACHE_CHUNKS, (int64_t)UINT32_MAX);
+}
+
+static void cache_clear(struct tl_log *log)
+{
+	log->cache_first = 0;
+	log->cache_count = 0;
+	log->cache_segment = NULL;
+	log->cache_stats.bytes = 0;
+}
+
+static void cache_free(struct tl_log *log)
+{
+	cache_clear(log);
+	for (uint32_t i = 0; i < CACHE_CHUNKS; i++) {
+		if (log->cache[i].block)
+			cache_block_put(log->cache[i].block);
+		free(log->cache[i].entries);
+		memset(&log->cache[i], 0, sizeof(log->cache[i]));
+	}
+}
+
+static struct cache_chunk *cache_chunk_at(struct tl_log *log, uint32_t i)
+{
+	return &log->cache[(log->cache_first + i) % CACHE_CHUNKS];
+}
+
+/* Starts a new newest chunk (dropping the oldest when all are in use) with a block of
+ * @bytes that no read holds. NULL when out of memory (the cache is then empty). */
+static struct cache_chunk *cache_chunk_open(struct tl_log *log, size_t bytes)
+{
+	if (log->cache_count == CACHE_CHUNKS) {
+		log->cache_stats.bytes -= (int64_t)cache_chunk_at(log, 0)->used;
+		log->cache_first = (log->cache_first + 1) % CACHE_CHUNKS;
+		log->cache_count--;
+	}
+	struct cache_chunk *chunk = cache_chunk_at(log, log->cache_count);
+	if (chunk->block && (chunk->block->refs > 1 || chunk->block->cap != bytes)) {
+		cache_block_put(chunk->block); /* a response still sends it: it frees it */
+		chunk->block = NULL;
+	}
+	if (!chunk->block) {
+		chunk->block = malloc(sizeof(*chunk->block) + bytes);
+		if (!chunk->block) {
+			cache_clear(log);
+			return NULL;
+		}
+		chunk->block->refs = 1;
+		chunk->block->cap = bytes;
+	}
+	chunk->used = 0;
+	chunk->count = 0;
+	log->cache_count++;
+	return chunk;
+}
+
+/* Called for each batch whose write completed, in offset order. */
+static void cache_add(struct tl_log *log, const struct pending *p)
+{
+	size_t chunk_bytes = cache_chunk_bytes(log);
+	if (chunk_bytes == 0)
+		return;
+	size_t len = p->iov.iov_len;
+	struct cache_chunk *last =
+		log->cache_count > 0 ? cache_chunk_at(log, log->cache_count - 1) : NULL;
+	if (p->segment != log->cache_segment || len > chunk_bytes ||
+	    (last && last->entries[last->count - 1].last_offset + 1 != p->base_offset)) {
+		cache_clear(log);
+		last = NULL;
+		if (len > chunk_bytes)
+			return;
+	}
+	if (!last || last->used + len > last->block->cap) {
+		if (!(last = cache_chunk_open(log, chunk_bytes)))
+			return;
+	}
+	if (grow((void **)&last->entries, &last->cap, last->count + 1, sizeof(*last->entries)) !=
+	    TL_OK) {
+		cache_clear(log);
+		return;
+	}
+	memcpy(last->block->data + last->used, p->iov.iov_base, len);
+	last->entries[last->count++] = (struct cache_entry){
+		.base_offset = p->base_offset,
+		.last_offset = p->last_offset,
+		.at = (uint32_t)last->used,
+		.len = (uint32_t)len,
+	};
+	last->used += len;
+	log->cache_segment = p->segment;
+	log->cache_stats.bytes += (int64_t)len;
+}
+
+/* Answers a read from the cache: false when the batch holding @offset is not there.
+ * @offset < @max_offset <= the written end. */
+static bool cache_read(struct tl_log *log, int64_t offset, int64_t max_offset, int64_t max_bytes,
+		       bool min_one, struct tl_log_read *out)
+{
+	if (log->cache_count == 0)
+		return false;
+	const struct cache_chunk *first = cache_chunk_at(log, 0);
+	const struct cache_chunk *newest = cache_chunk_at(log, log->cache_count - 1);
+	if (offset < first->entries[0].base_offset ||
+	    offset > newest->entries[newest->count - 1].last_offset)
+		return false;
+	const struct cache_chunk *chunk = NULL;
+	for (uint32_t i = 0; i < log->cache_count; i++) {
+		chunk = cache_chunk_at(log, i);
+		if (chunk->entries[chunk->count - 1].last_offset >= offset)
+			break;
+	}
+	uint32_t lo = 0, hi = chunk->count - 1; /* the first entry with last_offset >= offset */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (chunk->entries[mid].last_offset >= offset)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	const struct cache_entry *e = &chunk->entries[lo];
+	TL_ASSERT(e->base_offset <= offset && offset <= e->last_offset);
+	int64_t bytes = 0;
+	uint32_t j = lo;
+	for (; j < chunk->count && chunk->entries[j].last_offset < max_offset; j++) {
+		if (bytes + chunk->entries[j].len > max_bytes && !(j == lo && min_one))
+			break;
+		TL_ASSERT(chunk->entries[j].at == e->at + bytes);
+		bytes += chunk->entries[j].len;
+	}
+	if (bytes == 0)
+		return true; /* as the file would answer: nothing whole below the limits */
+	chunk->block->refs++;
+	out->data = chunk->block->data + e->at;
+	out->bytes = bytes;
+	out->first_offset = e->base_offset;
+	out->next_offset = chunk->entries[j - 1].last_offset + 1;
+	out->release = cache_block_put;
+	out->ref = chunk->block;
+	log->cache_stats.hits++;
+	log->cache_stats.hit_bytes += (uint64_t)bytes;
+	return true;
+}
+
+tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
+			  bool min_one, struct tl_log_read *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	if (!(log->failed && log->segment_count == 0) && offset >= tl_log_start_offset(log) &&
+	    offset < TL_MIN(max_offset, log->written_end_offset) &&
+	    cache_read(log, offset, TL_MIN(max_offset, log->written_end_offset), max_bytes, min_one,
+		       out))
+		return TL_OK;
+	tl_err err = tl_log_read(log, offset, max_offset, max_bytes, min_one, out);
+	if (err == TL_OK && out->bytes > 0 && cache_chunk_bytes(log) > 0)
+		log->cache_stats.misses++;
+	return err;
+}
+
+void tl_log_cache_stats(const struct tl_log *log, struct tl_log_cache_stats *out)
+{
+	*out = log->cache_stats;
 }
 
 /* ---- reading ---- */
@@ -3364,6 +3601,8 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 		return TL_OK;
 	segment->refs++;
 	out->fd = segment->fd;
+	out->release = tl_log_read_release;
+	out->ref = segment;
 	out->position = position;
 	out->bytes = bytes;
 	out->first_offset = h.base_offset;

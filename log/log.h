@@ -68,6 +68,9 @@ struct tl_log_config {
 				    * system takes them; false: buffered writes */
 	bool preallocate;          /* log.preallocate (Kafka's key): fallocate ahead */
 	int64_t preallocate_bytes; /* log.preallocate.bytes: step of it, 4 KiB multiple */
+	/* log.cache.bytes: the newest written batches of a direct log's active segment kept
+	 * in memory for reads (tl_log_read_cached); 0 = off. See "Read cache" in log.c. */
+	int64_t cache_bytes;
 	/* Test-only faults for the chaos harness (tests/chaos/); off by default. */
 	bool test_dedupe_off; /* test.fault.dedupe.off: append producer retries again */
 	/* test.fault.fdatasync.fail.after: how many of a log's fdatasyncs succeed; every
@@ -278,14 +281,20 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset);
 /* ---- reading ---- */
 
 /* A range of one segment file holding whole batches. Holds a reference on the segment
- * so retention cannot close its file while a response is being sent. */
+ * so retention cannot close its file while a response is being sent. From
+ * tl_log_read_cached() it may instead be a run of the read cache: @data set, @fd -1,
+ * @segment NULL, and @ref holds the memory unchanged until released. Either way
+ * @release(@ref) drops what the read holds (NULL when bytes == 0). */
 struct tl_log_read {
 	int fd;
 	int64_t position;     /* file offset of the first byte */
 	int64_t bytes;        /* 0 when there is nothing to read yet */
 	int64_t first_offset; /* base offset of the first batch in the range */
 	int64_t next_offset;  /* the offset after the range: the first batch's base left out */
-	struct tl_log_segment *segment; /* reference; NULL when bytes == 0 */
+	struct tl_log_segment *segment; /* reference; NULL when bytes == 0 or from memory */
+	const uint8_t *data;            /* the bytes, when they come from the read cache */
+	void (*release)(void *ref);
+	void *ref;
 };
 
 /* Finds the batch holding @offset (or the first batch after it) and returns a file range
@@ -300,6 +309,25 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 		   bool min_one, struct tl_log_read *out);
 /* Drops the reference taken by tl_log_read (signature fits tl_buf_file_span's release). */
 void tl_log_read_release(void *segment);
+
+/* As tl_log_read(), but served from the log's read cache (log.cache.bytes: the newest
+ * written batches of a direct log's active segment) when the batch holding @offset is
+ * there: then the range is memory (@data) of whole batches, cut at the end of the cache
+ * chunk it starts in, and no file is read. Same rules as tl_log_read (@max_offset, the
+ * written end, KIP-74's @min_one). Falls back to the file otherwise. The caller sends
+ * @data or the file range and calls out->release(out->ref). */
+tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
+			  bool min_one, struct tl_log_read *out);
+
+/* Reads of tl_log_read_cached() since open: served from memory (hits, with their bytes)
+ * or from the file (misses; only counted while the cache is on). */
+struct tl_log_cache_stats {
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t hit_bytes;
+	int64_t bytes; /* held now */
+};
+void tl_log_cache_stats(const struct tl_log *log, struct tl_log_cache_stats *out);
 
 int64_t tl_log_start_offset(const struct tl_log *log);
 /* DeleteRecords: raises the log start to @offset (-1: the high watermark) durably;

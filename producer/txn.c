@@ -293,6 +293,13 @@ struct txn_call;
 typedef void (*txn_map_fn)(struct tl_producer *producer, const struct txn_call *call, tl_err err,
 			   const void *response);
 
+/* Sets the fields of @req that name the transaction (AddOffsetsToTxn, TxnOffsetCommit and
+ * EndTxn name them alike) from @producer. An expression. */
+#define TXN_REQ_IDS(req, producer)                                                                 \
+	((req).transactional_id = tl_str_of((producer)->txn.id),                                   \
+	 (req).producer_id = (producer)->producer_id,                                              \
+	 (req).producer_epoch = (producer)->producer_epoch)
+
 #define TXN_NO_ERROR_CODE SIZE_MAX /* txn_api.error_code_at: errors are per partition */
 
 struct txn_api {
@@ -680,9 +687,7 @@ static void add_offsets_send(struct tl_producer *producer)
 	struct producer_txn *txn = &producer->txn;
 	struct tl_add_offsets_to_txn_request req;
 	tl_add_offsets_to_txn_request_defaults(&req);
-	req.transactional_id = tl_str_of(txn->id);
-	req.producer_id = producer->producer_id;
-	req.producer_epoch = producer->producer_epoch;
+	TXN_REQ_IDS(req, producer);
 	req.group_id = tl_str_of(txn->group_id);
 	txn_request(producer, txn->coordinator, TXN_API_ADD_OFFSETS, &req, &txn->request_in_flight,
 		    NULL, 0);
@@ -759,10 +764,8 @@ static void offset_commit_send(struct tl_producer *producer)
 		return;
 	struct tl_txn_offset_commit_request req;
 	tl_txn_offset_commit_request_defaults(&req);
-	req.transactional_id = tl_str_of(txn->id);
+	TXN_REQ_IDS(req, producer);
 	req.group_id = tl_str_of(txn->group_id);
-	req.producer_id = producer->producer_id;
-	req.producer_epoch = producer->producer_epoch;
 	req.generation_id = txn->generation_id;
 	req.member_id = tl_str_of(txn->member_id ? txn->member_id : "");
 	req.group_instance_id = tl_str_of(txn->group_instance_id);
@@ -853,9 +856,7 @@ static void end_send(struct tl_producer *producer, bool commit)
 	struct producer_txn *txn = &producer->txn;
 	struct tl_end_txn_request req;
 	tl_end_txn_request_defaults(&req);
-	req.transactional_id = tl_str_of(txn->id);
-	req.producer_id = producer->producer_id;
-	req.producer_epoch = producer->producer_epoch;
+	TXN_REQ_IDS(req, producer);
 	req.committed = commit;
 	if (txn_request(producer, txn->coordinator, TXN_API_END, &req, &txn->request_in_flight,
 			NULL, 0))
@@ -1023,22 +1024,60 @@ static tl_err api_abortable(struct tl_producer *producer)
 		producer->txn.abort_msg);
 }
 
-TL_EXPORT tl_err tl_producer_init_transactions(struct tl_producer *producer, int timeout_ms)
+/* Waits for the commit or abort under way: runs delivery callbacks meanwhile. */
+static tl_err end_wait(struct tl_producer *producer, bool commit, int64_t deadline_ns,
+		       int timeout_ms)
+{
+	struct producer_txn *txn = &producer->txn;
+	for (;;) {
+		pthread_mutex_lock(&producer->lock);
+		tl_err err = api_check(producer);
+		enum txn_state state = txn->state;
+		if (err == TL_OK && state == TXN_ABORTABLE)
+			err = api_abortable(producer);
+		pthread_mutex_unlock(&producer->lock);
+		if (err != TL_OK) {
+			(void)tl_producer_poll(producer, 0); /* the reports of what failed */
+			return err;
+		}
+		if (state == TXN_READY)
+			break;
+		if (tl_mono_ns() >= deadline_ns)
+			return api_timed_out(producer,
+					     commit ? "tl_producer_commit_transaction()"
+						    : "tl_producer_abort_transaction()",
+					     timeout_ms);
+		(void)tl_producer_poll(producer, 10);
+	}
+	(void)tl_producer_poll(producer, 0);
+	return TL_OK;
+}
+
+/* How a public call waits once its step is done. */
+enum api_wait {
+	API_WAIT_NONE,   /* begin: not at all */
+	API_WAIT_INIT,   /* init: under the lock, while the producer id is being fetched */
+	API_WAIT_COMMIT, /* commit, abort: outside the lock, end_wait() */
+	API_WAIT_ABORT,
+};
+
+/* A public call's change of state, under the lock, once api_check() has passed: TL_OK, or
+ * the call's error. */
+typedef tl_err (*api_step_fn)(struct tl_producer *producer, struct producer_txn *txn);
+
+/* Runs the public call @step: api_enter(), @step, then waits as @wait says, until
+ * @timeout_ms from now. */
+static tl_err api_run(struct tl_producer *producer, api_step_fn step, enum api_wait wait,
+		      int timeout_ms)
 {
 	int64_t deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
 	tl_err err;
 	if (!api_enter(producer, &err))
 		return err;
 	struct producer_txn *txn = &producer->txn;
-	if (err == TL_OK && txn->state == TXN_UNINIT) {
-		txn->state = TXN_INIT;
-		tl_client_wakeup(producer->client);
-	} else if (err == TL_OK && txn->state != TXN_INIT && txn->state != TXN_READY) {
-		err = tl_producer_fail_call(
-			TL_ERR_INVALID_TXN_STATE,
-			"init_transactions was already done and a transaction is open");
-	}
-	while (err == TL_OK && txn->state == TXN_INIT) {
+	if (err == TL_OK)
+		err = step(producer, txn);
+	while (wait == API_WAIT_INIT && err == TL_OK && txn->state == TXN_INIT) {
 		if (tl_producer_wait(producer, deadline_ns))
 			err = api_check(producer);
 		else
@@ -1046,36 +1085,52 @@ TL_EXPORT tl_err tl_producer_init_transactions(struct tl_producer *producer, int
 					    timeout_ms);
 	}
 	pthread_mutex_unlock(&producer->lock);
-	return err;
+	if (err != TL_OK || wait == API_WAIT_NONE || wait == API_WAIT_INIT)
+		return err;
+	return end_wait(producer, wait == API_WAIT_COMMIT, deadline_ns, timeout_ms);
+}
+
+static tl_err init_step(struct tl_producer *producer, struct producer_txn *txn)
+{
+	if (txn->state == TXN_UNINIT) {
+		txn->state = TXN_INIT;
+		tl_client_wakeup(producer->client);
+	} else if (txn->state != TXN_INIT && txn->state != TXN_READY) {
+		return tl_producer_fail_call(
+			TL_ERR_INVALID_TXN_STATE,
+			"init_transactions was already done and a transaction is open");
+	}
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_producer_init_transactions(struct tl_producer *producer, int timeout_ms)
+{
+	return api_run(producer, init_step, API_WAIT_INIT, timeout_ms);
+}
+
+static tl_err begin_step(struct tl_producer *producer, struct producer_txn *txn)
+{
+	TL_UNUSED(producer);
+	switch (txn->state) {
+	case TXN_READY:
+		txn->state = TXN_OPEN;
+		txn->offsets_step = OFFSETS_NONE;
+		return TL_OK;
+	case TXN_UNINIT:
+	case TXN_INIT:
+		return tl_producer_fail_call(
+			TL_ERR_INVALID_TXN_STATE,
+			"call tl_producer_init_transactions() first (or, after an abort that timed out, tl_producer_abort_transaction() again)");
+	default:
+		return tl_producer_fail_call(
+			TL_ERR_INVALID_TXN_STATE,
+			"a transaction is already open; commit or abort it first");
+	}
 }
 
 TL_EXPORT tl_err tl_producer_begin_transaction(struct tl_producer *producer)
 {
-	tl_err err;
-	if (!api_enter(producer, &err))
-		return err;
-	struct producer_txn *txn = &producer->txn;
-	if (err == TL_OK) {
-		switch (txn->state) {
-		case TXN_READY:
-			txn->state = TXN_OPEN;
-			txn->offsets_step = OFFSETS_NONE;
-			break;
-		case TXN_UNINIT:
-		case TXN_INIT:
-			err = tl_producer_fail_call(
-				TL_ERR_INVALID_TXN_STATE,
-				"call tl_producer_init_transactions() first (or, after an abort that timed out, tl_producer_abort_transaction() again)");
-			break;
-		default:
-			err = tl_producer_fail_call(
-				TL_ERR_INVALID_TXN_STATE,
-				"a transaction is already open; commit or abort it first");
-			break;
-		}
-	}
-	pthread_mutex_unlock(&producer->lock);
-	return err;
+	return api_run(producer, begin_step, API_WAIT_NONE, 0);
 }
 
 /* Copies the offsets and the group of a send_offsets call. Lock held. */
@@ -1172,73 +1227,35 @@ TL_EXPORT tl_err tl_producer_send_offsets_to_transaction(
 	return err;
 }
 
-/* Waits for the commit or abort under way: runs delivery callbacks meanwhile. */
-static tl_err end_wait(struct tl_producer *producer, bool commit, int64_t deadline_ns,
-		       int timeout_ms)
+static tl_err commit_step(struct tl_producer *producer, struct producer_txn *txn)
 {
-	struct producer_txn *txn = &producer->txn;
-	for (;;) {
-		pthread_mutex_lock(&producer->lock);
-		tl_err err = api_check(producer);
-		enum txn_state state = txn->state;
-		if (err == TL_OK && state == TXN_ABORTABLE)
-			err = api_abortable(producer);
-		pthread_mutex_unlock(&producer->lock);
-		if (err != TL_OK) {
-			(void)tl_producer_poll(producer, 0); /* the reports of what failed */
-			return err;
-		}
-		if (state == TXN_READY)
-			break;
-		if (tl_mono_ns() >= deadline_ns)
-			return api_timed_out(producer,
-					     commit ? "tl_producer_commit_transaction()"
-						    : "tl_producer_abort_transaction()",
-					     timeout_ms);
-		(void)tl_producer_poll(producer, 10);
-	}
-	(void)tl_producer_poll(producer, 0);
-	return TL_OK;
-}
-
-TL_EXPORT tl_err tl_producer_commit_transaction(struct tl_producer *producer, int timeout_ms)
-{
-	int64_t deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	tl_err err;
-	if (!api_enter(producer, &err))
-		return err;
-	struct producer_txn *txn = &producer->txn;
-	if (err == TL_OK && txn->state == TXN_ABORTABLE) {
-		err = api_abortable(producer);
-	} else if (err == TL_OK && txn->state == TXN_OPEN) {
+	if (txn->state == TXN_ABORTABLE)
+		return api_abortable(producer);
+	if (txn->state == TXN_OPEN) {
 		txn->state = TXN_COMMITTING;
 		txn->end_sent = false;
 		tl_client_wakeup(producer->client);
-	} else if (err == TL_OK && txn->state != TXN_COMMITTING) {
-		err = tl_producer_fail_call(
+	} else if (txn->state != TXN_COMMITTING) {
+		return tl_producer_fail_call(
 			TL_ERR_INVALID_TXN_STATE,
 			txn->state == TXN_ABORTING
 				? "the transaction is being aborted; call tl_producer_abort_transaction() again"
 				: "no transaction is open: call tl_producer_begin_transaction() first");
 	}
-	pthread_mutex_unlock(&producer->lock);
-	if (err != TL_OK)
-		return err;
-	return end_wait(producer, true, deadline_ns, timeout_ms);
+	return TL_OK;
 }
 
-TL_EXPORT tl_err tl_producer_abort_transaction(struct tl_producer *producer, int timeout_ms)
+TL_EXPORT tl_err tl_producer_commit_transaction(struct tl_producer *producer, int timeout_ms)
 {
-	int64_t deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	tl_err err;
-	if (!api_enter(producer, &err))
-		return err;
-	struct producer_txn *txn = &producer->txn;
+	return api_run(producer, commit_step, API_WAIT_COMMIT, timeout_ms);
+}
+
+/* A fatal error skips this: nothing to abort from here; a new instance's init aborts it. */
+static tl_err abort_step(struct tl_producer *producer, struct producer_txn *txn)
+{
 	enum txn_state state = txn->state;
-	if (err != TL_OK) {
-		/* fatal: nothing to abort from here; a new instance's init aborts it */
-	} else if (state == TXN_OPEN || state == TXN_ABORTABLE ||
-		   (state == TXN_COMMITTING && !txn->end_sent)) {
+	if (state == TXN_OPEN || state == TXN_ABORTABLE ||
+	    (state == TXN_COMMITTING && !txn->end_sent)) {
 		txn->state = TXN_ABORTING;
 		txn->end_sent = false;
 		if (txn->offsets_step != OFFSETS_DONE)
@@ -1247,14 +1264,16 @@ TL_EXPORT tl_err tl_producer_abort_transaction(struct tl_producer *producer, int
 					"not sent: the transaction was aborted");
 		tl_client_wakeup(producer->client);
 	} else if (state == TXN_COMMITTING) {
-		err = tl_producer_fail_call(
+		return tl_producer_fail_call(
 			TL_ERR_INVALID_TXN_STATE,
 			"the commit was already sent to the coordinator; call tl_producer_commit_transaction() again to learn its outcome");
 	} else if (state != TXN_ABORTING && state != TXN_INIT) {
-		err = tl_producer_fail_call(TL_ERR_INVALID_TXN_STATE, "no transaction is open");
+		return tl_producer_fail_call(TL_ERR_INVALID_TXN_STATE, "no transaction is open");
 	}
-	pthread_mutex_unlock(&producer->lock);
-	if (err != TL_OK)
-		return err;
-	return end_wait(producer, false, deadline_ns, timeout_ms);
+	return TL_OK;
+}
+
+TL_EXPORT tl_err tl_producer_abort_transaction(struct tl_producer *producer, int timeout_ms)
+{
+	return api_run(producer, abort_step, API_WAIT_ABORT, timeout_ms);
 }

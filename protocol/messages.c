@@ -24,7 +24,10 @@ static void records_encode(struct tl_buf *b, const struct tl_records *r, bool fl
 			tl_buf_uvarint(b, (uint32_t)r->len + 1);
 		else
 			tl_buf_i32(b, r->len);
-		tl_buf_file_span(b, r->fd, r->file_offset, r->len, r->release, r->ref);
+		if (r->fd < 0)
+			tl_buf_mem_span(b, r->ptr, r->len, r->release, r->ref);
+		else
+			tl_buf_file_span(b, r->fd, r->file_offset, r->len, r->release, r->ref);
 		return;
 	}
 	struct tl_bytes by = {r->ptr, r->len};

@@ -25,7 +25,8 @@ struct tl_uuid {
 };
 
 /* Record batches as a field. On encode, from_file sends @len bytes of @fd at
- * @file_offset with sendfile (tl_buf_file_span, which takes @ref); otherwise @ptr. */
+ * @file_offset with sendfile (tl_buf_file_span, which takes @ref), or with @fd -1 the
+ * @len bytes at @ptr held by @ref (tl_buf_mem_span: the log's cache); otherwise @ptr. */
 struct tl_records {
 	const uint8_t *ptr;
 	int32_t len; /* -1 = null */

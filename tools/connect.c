@@ -10,14 +10,20 @@
 #include "tally/consumer.h"
 #include "tally/producer.h"
 
-static const char *const admin_keys[] = {
-	"bootstrap.servers",        "client.id",
-	"request.timeout.ms",       "reconnect.backoff.ms",
-	"security.protocol",        "ssl.ca.location",
-	"ssl.certificate.location", "ssl.key.location",
-	"ssl.key.password",         "enable.ssl.certificate.verification",
-	"sasl.mechanisms",         "sasl.mechanism",
-	"sasl.username",           "sasl.password"};
+static const char *const admin_keys[] = {"bootstrap.servers",
+					 "client.id",
+					 "request.timeout.ms",
+					 "reconnect.backoff.ms",
+					 "security.protocol",
+					 "ssl.ca.location",
+					 "ssl.certificate.location",
+					 "ssl.key.location",
+					 "ssl.key.password",
+					 "enable.ssl.certificate.verification",
+					 "sasl.mechanisms",
+					 "sasl.mechanism",
+					 "sasl.username",
+					 "sasl.password"};
 
 static bool is_admin_key(const char *key)
 {

@@ -262,7 +262,7 @@ static const struct help_topic topics[] = {
 	{"groups", group_help}, {"txn", txn_help},      {"cluster", cluster_help},
 	{"log", log_help},      {"top", top_help},      {"quota", quota_help},
 	{"quotas", quota_help}, {"acl", acl_help},      {"acls", acl_help},
-	{"user", user_help},     {"users", user_help},
+	{"user", user_help},    {"users", user_help},
 };
 
 bool cli_help(FILE *out, const char *topic)

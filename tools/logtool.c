@@ -379,6 +379,17 @@ static void seen_push(struct logtool *lt, const struct tl_batch_header *h, bool 
 	};
 }
 
+/* True when the batch length field at @at (or what is left of it) is zero: log/log.c's
+ * recovery ends the log there (preallocated space, a direct write's padding). */
+static bool zero_head(const uint8_t *at, size_t left)
+{
+	size_t n = left < TL_BATCH_LOG_OVERHEAD ? left : TL_BATCH_LOG_OVERHEAD;
+	for (size_t i = 0; i < n; i++)
+		if (at[i] != 0)
+			return false;
+	return true;
+}
+
 /* Scans (and in dump mode prints) every batch of one .log file. */
 static void segment_scan(struct logtool *lt, const char *path, const struct mapped *m,
 			 struct segment_scan *scan, struct cli_node *batches)
@@ -391,6 +402,9 @@ static void segment_scan(struct logtool *lt, const char *path, const struct mapp
 	while ((size_t)pos < m->len) {
 		size_t left = m->len - (size_t)pos;
 		const uint8_t *at = m->data + pos;
+		if (zero_head(at, left))
+			break; /* preallocated space (log.preallocate) or a direct round's padding:
+				* the end of the log, as recovery reads it, not damage */
 		if (left < TL_BATCH_LOG_OVERHEAD) {
 			problem(lt, path, -1, pos,
 				"%zu trailing bytes, too few for a batch header (a torn write; recovery truncates here)",

@@ -220,7 +220,7 @@ static const struct noun nouns[] = {
 	{"groups", cli_group}, {"txn", cli_txn},      {"cluster", cli_cluster},
 	{"log", cli_log},      {"top", cli_top},      {"quota", cli_quota},
 	{"quotas", cli_quota}, {"acl", cli_acl},      {"acls", cli_acl},
-	{"user", cli_user},     {"users", cli_user},
+	{"user", cli_user},    {"users", cli_user},
 };
 
 static int version(void)

@@ -276,7 +276,9 @@ int tb_broker_start(const struct tb_opts *o, struct tb_broker *b, const char *co
 	char a_dirs[700], a_parts[64];
 	snprintf(a_dirs, sizeof(a_dirs), "log.dirs=%s", b->data);
 	snprintf(a_parts, sizeof(a_parts), "num.partitions=%d", o->partitions);
-	char *argv[8 + 2 * (TB_PROPS_MAX + TB_BROKER_EXTRA_MAX)];
+	/* Its shutdown statistics are read from its log in the text format. */
+	char a_format[] = "log.format=text";
+	char *argv[10 + 2 * (TB_PROPS_MAX + TB_BROKER_EXTRA_MAX)];
 	int argc = 0;
 	char override[] = "--override";
 	argv[argc++] = tallyd;
@@ -286,6 +288,8 @@ int tb_broker_start(const struct tb_opts *o, struct tb_broker *b, const char *co
 	argv[argc++] = a_dirs;
 	argv[argc++] = override;
 	argv[argc++] = a_parts;
+	argv[argc++] = override;
+	argv[argc++] = a_format;
 	for (int i = 0; i < extra_count && i < TB_BROKER_EXTRA_MAX; i++) {
 		argv[argc++] = override;
 		argv[argc++] = (char *)(uintptr_t)extra[i];

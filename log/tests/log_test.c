@@ -1536,6 +1536,149 @@ START_TEST(log_direct_io_false_writes_through_the_page_cache)
 }
 END_TEST
 
+/* ---- read cache (log.cache.bytes) ---- */
+
+/* tl_log_read_cached() at @offset: checks that it came from memory (@from_memory) or the
+ * file, that it starts at @offset's batch and holds exactly the bytes of all[first..]
+ * for @count batches. */
+static void expect_cached(struct tl_log *log, struct batch **all, int64_t offset,
+			  int64_t max_offset, int32_t max_bytes, bool min_one, bool from_memory,
+			  int64_t first, int count)
+{
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read_cached(log, offset, max_offset, max_bytes, min_one, &read),
+			 TL_OK);
+	ck_assert_int_eq(read.bytes, (int64_t)count * ONE_BATCH_BYTES);
+	if (count == 0) {
+		ck_assert_ptr_null(read.release);
+		return;
+	}
+	ck_assert_msg(from_memory == (read.data != NULL), "offset %lld: from %s, want %s",
+		      (long long)offset, read.data ? "memory" : "file",
+		      from_memory ? "memory" : "file");
+	ck_assert_int_eq(read.first_offset, first);
+	ck_assert_int_eq(read.next_offset, first + count);
+	uint8_t *got = malloc((size_t)read.bytes);
+	if (read.data) {
+		ck_assert_int_eq(read.fd, -1);
+		ck_assert_ptr_null(read.segment);
+		memcpy(got, read.data, (size_t)read.bytes);
+	} else {
+		ck_assert_int_eq(pread(read.fd, got, (size_t)read.bytes, (off_t)read.position),
+				 (ssize_t)read.bytes);
+	}
+	for (int i = 0; i < count; i++)
+		ck_assert_mem_eq(got + i * ONE_BATCH_BYTES, all[first + i]->bytes, ONE_BATCH_BYTES);
+	free(got);
+	read.release(read.ref);
+}
+
+/* Chunks of ten batches: the cache holds the newest 31..40 batches. */
+#define CACHE_TEST_BYTES (4 * 10 * ONE_BATCH_BYTES)
+
+START_TEST(recent_reads_come_from_memory_and_older_ones_from_the_file)
+{
+	config.cache_bytes = CACHE_TEST_BYTES;
+	struct tl_log *log = log_open();
+	struct batch *all[120] = {0};
+	append_rounds(log, all, 0, 100, 7);
+	struct tl_log_cache_stats st;
+	tl_log_cache_stats(log, &st);
+	ck_assert_int_eq(st.bytes, 40 * ONE_BATCH_BYTES); /* chunks 60-69 .. 90-99 */
+	expect_cached(log, all, 99, 100, 1 << 20, true, true, 99, 1);
+	expect_cached(log, all, 70, 100, 1 << 20, true, true, 70, 10); /* to the chunk's end */
+	expect_cached(log, all, 60, 100, 1 << 20, true, true, 60, 10);
+	expect_cached(log, all, 59, 100, 1 << 20, true, false, 59, 41); /* evicted: the file */
+	expect_cached(log, all, 0, 100, 1 << 20, true, false, 0, 100);
+	/* The same limits as the file: max_offset, max_bytes, KIP-74's min_one. */
+	expect_cached(log, all, 93, 97, 1 << 20, true, true, 93, 4);
+	expect_cached(log, all, 93, 93, 1 << 20, true, true, 93, 0);
+	expect_cached(log, all, 75, 100, 3 * ONE_BATCH_BYTES + 5, false, true, 75, 3);
+	expect_cached(log, all, 75, 100, 5, true, true, 75, 1);
+	expect_cached(log, all, 75, 100, 5, false, true, 75, 0);
+	expect_cached(log, all, 100, 100, 1 << 20, true, true, 100, 0);
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.hits, 6);
+	ck_assert_uint_eq(st.misses, 2);
+	ck_assert_uint_eq(st.hit_bytes, (1 + 10 + 10 + 4 + 3 + 1) * ONE_BATCH_BYTES);
+	/* A read being sent keeps its bytes while the chunk is reused. */
+	struct tl_log_read held;
+	ck_assert_int_eq(tl_log_read_cached(log, 60, 100, 1 << 20, true, &held), TL_OK);
+	ck_assert_ptr_nonnull(held.data);
+	append_rounds(log, all, 100, 20, 3); /* 100-119: chunks 60-69, 70-79 reused */
+	for (int i = 0; i < 10; i++)
+		ck_assert_mem_eq(held.data + i * ONE_BATCH_BYTES, all[60 + i]->bytes,
+				 ONE_BATCH_BYTES);
+	held.release(held.ref);
+	expect_cached(log, all, 75, 120, 1 << 20, true, false, 75, 45);
+	expect_cached(log, all, 80, 120, 1 << 20, true, true, 80, 10);
+	expect_cached(log, all, 110, 120, 1 << 20, true, true, 110, 10);
+	tl_log_close(log);
+	/* Reopened: the cache starts empty, the file answers. */
+	log = log_open();
+	expect_cached(log, all, 110, 120, 1 << 20, true, false, 110, 10);
+	tl_log_close(log);
+	for (int i = 0; i < 120; i++)
+		free(all[i]);
+}
+END_TEST
+
+START_TEST(truncation_and_roll_empty_the_read_cache)
+{
+	config.cache_bytes = CACHE_TEST_BYTES;
+	config.segment_bytes = 50 * ONE_BATCH_BYTES;
+	struct tl_log *log = log_open();
+	struct batch *all[70] = {0};
+	append_rounds(log, all, 0, 30, 30);
+	expect_cached(log, all, 25, 30, 1 << 20, true, true, 25, 5);
+	ck_assert_int_eq(tl_log_truncate_to(log, 17), TL_OK);
+	struct tl_log_cache_stats st;
+	tl_log_cache_stats(log, &st);
+	ck_assert_int_eq(st.bytes, 0);
+	for (int i = 17; i < 30; i++) { /* other bytes at the same offsets */
+		free(all[i]);
+		all[i] = batch_make(1, 5000 + i, -1, -1, -1);
+	}
+	append_rounds(log, all, 17, 13, 13);
+	expect_cached(log, all, 10, 30, 1 << 20, true, false, 10, 20);
+	expect_cached(log, all, 17, 30, 1 << 20, true, true, 17, 10);
+	expect_cached(log, all, 29, 30, 1 << 20, true, true, 29, 1);
+	/* Roll at 50: the new segment's batches only. */
+	append_rounds(log, all, 30, 25, 25);
+	expect_cached(log, all, 49, 55, 1 << 20, true, false, 49, 1);
+	expect_cached(log, all, 50, 55, 1 << 20, true, true, 50, 5);
+	/* A follower's whole truncation. */
+	ck_assert_int_eq(tl_log_truncate_fully(log, 200), TL_OK);
+	tl_log_cache_stats(log, &st);
+	ck_assert_int_eq(st.bytes, 0);
+	tl_log_close(log);
+	for (int i = 0; i < 70; i++)
+		free(all[i]);
+}
+END_TEST
+
+START_TEST(log_cache_bytes_0_and_buffered_logs_read_the_file)
+{
+	config.cache_bytes = 0;
+	struct tl_log *log = log_open();
+	struct batch *all[40] = {0};
+	append_rounds(log, all, 0, 20, 20);
+	expect_cached(log, all, 15, 20, 1 << 20, true, false, 15, 5);
+	struct tl_log_cache_stats st;
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.hits + st.misses + (uint64_t)st.bytes, 0);
+	tl_log_close(log);
+	config.cache_bytes = CACHE_TEST_BYTES;
+	config.direct_io = false;
+	log = log_open();
+	append_rounds(log, all, 20, 20, 20);
+	expect_cached(log, all, 35, 40, 1 << 20, true, false, 35, 5);
+	tl_log_close(log);
+	for (int i = 0; i < 40; i++)
+		free(all[i]);
+}
+END_TEST
+
 /* True when /tmp takes O_DIRECT (not tmpfs). */
 static bool direct_is_available(void)
 {
@@ -1563,6 +1706,9 @@ static TCase *direct_cases(void)
 	tcase_add_test(tc, a_kill_at_any_point_of_a_direct_round_loses_no_acknowledged_batch);
 	tcase_add_test(tc, a_truncation_mid_block_rewrites_the_tail_from_the_file);
 	tcase_add_test(tc, log_direct_io_false_writes_through_the_page_cache);
+	tcase_add_test(tc, recent_reads_come_from_memory_and_older_ones_from_the_file);
+	tcase_add_test(tc, truncation_and_roll_empty_the_read_cache);
+	tcase_add_test(tc, log_cache_bytes_0_and_buffered_logs_read_the_file);
 	return tc;
 }
 

@@ -487,7 +487,8 @@ struct tl_uuid {
 };
 
 /* Record batches as a field. On encode, from_file sends @len bytes of @fd at
- * @file_offset with sendfile (tl_buf_file_span, which takes @ref); otherwise @ptr. */
+ * @file_offset with sendfile (tl_buf_file_span, which takes @ref), or with @fd -1 the
+ * @len bytes at @ptr held by @ref (tl_buf_mem_span: the log's cache); otherwise @ptr. */
 struct tl_records {
 	const uint8_t *ptr;
 	int32_t len; /* -1 = null */
@@ -526,7 +527,10 @@ static void records_encode(struct tl_buf *b, const struct tl_records *r, bool fl
 			tl_buf_uvarint(b, (uint32_t)r->len + 1);
 		else
 			tl_buf_i32(b, r->len);
-		tl_buf_file_span(b, r->fd, r->file_offset, r->len, r->release, r->ref);
+		if (r->fd < 0)
+			tl_buf_mem_span(b, r->ptr, r->len, r->release, r->ref);
+		else
+			tl_buf_file_span(b, r->fd, r->file_offset, r->len, r->release, r->ref);
 		return;
 	}
 	struct tl_bytes by = {r->ptr, r->len};

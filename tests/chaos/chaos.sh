@@ -43,7 +43,11 @@
 # The same SEED gives the same schedule of faults (bash's RANDOM seeded with it); the
 # timing of the system under test is not replayable, so neither is the exact history.
 # Results (histories, broker logs, check.out, report.json, report.html) go to
-# CHAOS_OUT (default build/chaos/SCENARIO-SEED). Exit 0 when the verdict is the one
+# CHAOS_OUT (default build/chaos/SCENARIO-SEED). The history includes the stored
+# batches' producer sessions (batches.jsonl, from `tally log dump`), by which the
+# checker tells a failed dedupe from a client's re-send under a bumped epoch.
+# RDK_CHAOS_DEBUG=eos,msg,protocol (librdkafka debug contexts) makes the librdkafka
+# workloads log to their .err files, kept in CHAOS_OUT. Exit 0 when the verdict is the one
 # wanted (VALID, or duplicates for dedupe-off), 1 otherwise.
 set -euo pipefail
 seed=${1:?usage: chaos.sh SEED SECONDS [SCENARIO]}
@@ -532,6 +536,26 @@ tl_cluster_wait_isr "$topic" 3 3 60
 "$TL_PROGS/rdk_chaos" read "$TL_BOOTSTRAP" "$topic" "$hist/reader.jsonl" read_committed \
 	2>"$TL_TMP/reader.err" || tl_log "the reader did not finish (see reader.err)"
 cat "$TL_TMP"/*.err >&2
+# The stored batches' producer sessions (id, epoch, base sequence), from broker 1's
+# replicas (in the ISR again, nothing writes any more): check.py tells a broker's failed
+# dedupe from a client's re-send under a bumped epoch by them (finding 10).
+for d in "$TL_TMP/b1/$topic"-*; do
+	[ -d "$d" ] || continue
+	# dump exits 1 on any problem; on a running broker it always finds one, the zeroes
+	# of the active segment's preallocated tail ("bad batch length 0"). Every batch
+	# before them is printed; a value outside them is judged as a duplicate.
+	if ! "$TL_TALLY" log dump "$d" >"$TL_TMP/dump" 2>/dev/null; then
+		grep -F "$d/" "$TL_TMP/dump" | grep -v '^==' | head -20 >>"$out/dump-problems.txt" || true
+	fi
+	awk -v p="${d##*-}" '
+		$1 == "baseOffset" {
+			for (i = 1; i < NF; i++) f[$i] = $(i + 1)
+			printf "{\"t\":0,\"process\":\"log\",\"type\":\"info\",\"f\":\"batch\","
+			printf "\"partition\":%d,\"offset\":%s,\"last_offset\":%s,", p, f["baseOffset"], f["lastOffset"]
+			printf "\"producer_id\":%s,\"producer_epoch\":%s,\"base_sequence\":%s}\n",
+				f["producerId"], f["producerEpoch"], f["baseSequence"]
+		}' "$TL_TMP/dump"
+done >"$hist/batches.jsonl"
 
 rc=0
 "$py" "$TL_ROOT/tests/chaos/check.py" --json "$out/report.json" --html "$out/report.html" \

@@ -14,6 +14,9 @@ writes one too). Fields:
     group      for f=commit: the consumer group
     isolation  for f=read: read_committed or read_uncommitted
     topic      optional; partitions of different topics are kept apart
+A "batch" event (f=batch, written by chaos.sh from `tally log dump` of one replica after
+the run) describes one stored batch: partition, offset (its base offset), last_offset,
+producer_id, producer_epoch, base_sequence. Without them every duplicate fails.
 A send's ok carries the offset the broker acknowledged. A read ok is one record a
 consumer saw. A txn ok is a commit acknowledged, a txn fail an abort. A commit ok is an
 offset commit acknowledged (offset = the next offset to read). A nemesis info with
@@ -23,7 +26,7 @@ Properties, one verdict line each:
     lost          an acknowledged write (a send ok outside transactions, or every send of
                   a committed transaction) that no read saw, or that a read found at an
                   offset holding another value
-    duplicate     one value stored at two offsets
+    duplicate     one value stored at two offsets, unless it is a re-send (below)
     reorder       two values of one writer (values "WRITER:SEQ") in one partition whose
                   offsets are in the opposite order of their sequence numbers
     never-sent    a read of a value nobody tried to write, or whose write definitely
@@ -31,8 +34,21 @@ Properties, one verdict line each:
     aborted-read  a read_committed read of a value written in an aborted transaction
     non-atomic    a committed transaction of which some values were read and others not
     offsets-back  a consumer group's committed offset for a partition that went down
+Not a property (a NOTE line, the verdict stands):
+    resent        a value stored twice by one producer in two producer sessions (id and
+                  epoch), each copy under a later session than the one before, and not
+                  acknowledged at any copy but the last: the client re-sent, under a
+                  bumped epoch (KIP-360), a batch whose earlier send had been appended
+                  but not acknowledged. A new epoch starts a new sequence space, so no
+                  broker can see the copy as a retry (librdkafka 2.0.2 does this after
+                  message timeouts: docs/reliability.md finding 10). A copy in the same
+                  session as another, or an acknowledged copy followed by another, is a
+                  duplicate, and so is any copy of a transaction's value (the
+                  transactional writers never re-send one). The later copies are left
+                  out of the reorder check.
 Exit status: 0 every property holds, 1 some anomaly, 2 bad input.
 """
+import bisect
 import json
 import re
 import sys
@@ -80,10 +96,16 @@ def check(events):
     committed_reads = set()         # values seen by read_committed readers
     commits = defaultdict(list)     # (group, topic, partition) -> [event]
     anomalies = {p: [] for p in PROPERTIES}
+    batches = defaultdict(list)     # (topic, partition) -> [(base, last, pid, epoch, seq)]
+    resent = []
 
     for ev in events:
         f, ty, v = ev.get("f"), ev.get("type"), ev.get("value")
-        if f == "send":
+        if f == "batch":
+            batches[key(ev)].append((ev.get("offset"), ev.get("last_offset"),
+                                     ev.get("producer_id"), ev.get("producer_epoch"),
+                                     ev.get("base_sequence")))
+        elif f == "send":
             if ty == "invoke":
                 sent.setdefault(v, ev)
                 if ev.get("txn") is not None:
@@ -128,9 +150,51 @@ def check(events):
                 {"txn": t, "read": len(seen), "written": len(vals),
                  "missing": [v for v in vals if v not in stored][:EXAMPLES_MAX]})
 
+    for b in batches.values():
+        b.sort()
+    bases = {k: [b[0] for b in bs] for k, bs in batches.items()}
+
+    def batch_at(where):
+        """The stored batch holding (topic, partition, offset), or None."""
+        k, off = where[:2], where[2]
+        i = bisect.bisect_right(bases.get(k, []), off) - 1
+        if i >= 0 and batches[k][i][0] <= off <= batches[k][i][1]:
+            return batches[k][i]
+        return None
+
+    def is_resend(v, copies):
+        if sent.get(v, {}).get("txn") is not None:
+            return None   # a transactional writer never re-sends: a zombie's batch
+        if len({w[:2] for w in copies}) > 1:
+            return None   # a re-send goes to the same partition
+        infos = [batch_at(w) for w in copies]
+        if any(b is None or b[2] is None or b[2] < 0 for b in infos):
+            return None   # unknown or not idempotent: a duplicate
+        sessions = [(b[2], b[3]) for b in infos]
+        for a, b in zip(sessions, sessions[1:]):
+            if a == b or (a[0] == b[0] and b[1] < a[1]):
+                return None   # one session twice, or back to an older epoch
+        ack = acked.get(v)
+        if ack is not None and ack.get("offset") is not None and ack["offset"] >= 0 and \
+                key(ack) + (ack["offset"],) != copies[-1]:
+            return None   # an acknowledged copy was written again
+        return [{"at": list(w), "producer_id": b[2], "producer_epoch": b[3],
+                 "base_sequence": b[4]} for w, b in zip(copies, infos)]
+
+    later_copies = set()
     for v, wheres in stored.items():
         if len(wheres) > 1:
-            anomalies["duplicate"].append({"value": v, "at": sorted(list(w) for w in wheres)})
+            copies = sorted(wheres, key=lambda w: (w[0] or "", w[1], w[2]))
+            how = is_resend(v, copies)
+            if how is not None:
+                resent.append({"value": v, "copies": how})
+                later_copies.update(copies[1:])
+                continue
+            dup = {"value": v, "at": sorted(list(w) for w in wheres)}
+            infos = [batch_at(w) for w in copies]
+            if any(infos):
+                dup["sessions"] = [None if b is None else [b[2], b[3], b[4]] for b in infos]
+            anomalies["duplicate"].append(dup)
         if v not in sent:
             anomalies["never-sent"].append({"value": v, "at": sorted(list(w) for w in wheres)})
         elif v in failed:
@@ -147,6 +211,8 @@ def check(events):
     # reorder: per partition and writer, sequence numbers rise with the offset.
     by_part = defaultdict(list)
     for (topic, part, off), v in at.items():
+        if (topic, part, off) in later_copies:
+            continue
         m = VALUE_RE.match(v or "")
         if m and off is not None:
             by_part[(topic, part, m.group(1))].append((off, int(m.group(2)), v))
@@ -170,8 +236,9 @@ def check(events):
         "read": sum(len(w) for w in stored.values()), "distinct_read": len(stored),
         "txn_committed": len(committed_txns), "txn_aborted": len(aborted),
         "commits": sum(len(e) for e in commits.values()),
+        "resent": len(resent),
     }
-    return anomalies, counts
+    return anomalies, counts, resent
 
 
 def timeline(events):
@@ -273,13 +340,16 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     events = load(paths)
-    anomalies, counts = check(events)
+    anomalies, counts, resent = check(events)
+    events = [ev for ev in events if ev.get("f") != "batch"]
     for p in PROPERTIES:
         a = anomalies[p]
         line = "%s %-12s %d" % ("PASS" if not a else "FAIL", p, len(a))
         if a:
             line += "  e.g. " + json.dumps(a[0])
         print(line)
+    if resent:
+        print("NOTE resent       %d  e.g. %s" % (len(resent), json.dumps(resent[0])))
     bad = [p for p in PROPERTIES if anomalies[p]]
     verdict = ("VALID" if not bad else "INVALID (%s)" % ", ".join(bad)) + \
         " - sent %(sent)d acked %(acked)d read %(distinct_read)d txn %(txn_committed)d/" \
@@ -289,7 +359,8 @@ def main(argv):
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump({"valid": not bad, "counts": counts,
                        "anomalies": {p: a[:100] for p, a in anomalies.items()},
-                       "anomaly_counts": {p: len(a) for p, a in anomalies.items()}},
+                       "anomaly_counts": {p: len(a) for p, a in anomalies.items()},
+                       "resent": resent[:100]},
                       f, indent=1)
     if html_path:
         with open(html_path, "w", encoding="utf-8") as f:

@@ -6,8 +6,16 @@
 DIR gets producer.jsonl, copier.jsonl, reader.jsonl, group.jsonl and nemesis.jsonl: a
 clean run (two idempotent producers on 3 partitions, a transactional writer with one
 aborted transaction, a read_committed reader that read everything, a group committing
-offsets, and a broker kill). ANOMALY plants one fault in it: lost, misplaced,
-duplicate, reorder, never-sent, failed-read, aborted-read, non-atomic, offsets-back."""
+offsets, and a broker kill), and batch.jsonl: the stored batches as chaos.sh takes them
+from `tally log dump` (producer id, epoch, base sequence). ANOMALY plants one fault in
+it: lost, misplaced, duplicate, reorder, never-sent, failed-read, aborted-read,
+non-atomic, offsets-back; or one of the copies check.py tells apart by their batches:
+dup-same-epoch (a second copy in the same producer session, acknowledged at the second
+copy: the broker failed to dedupe its retry, a duplicate), resent (a second copy under
+the next epoch, acknowledged there: librdkafka's re-send after an epoch bump, a NOTE,
+still VALID), resent-acked (the same but the first copy was the acknowledged one: a
+duplicate), resent-txn (a committed transaction's value stored again under a later
+epoch: a duplicate, as transactional writers never re-send)."""
 import json
 import os
 import sys
@@ -15,7 +23,9 @@ import sys
 out, anomaly = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "")
 os.makedirs(out, exist_ok=True)
 t = 1700000000.0
-logs = {n: [] for n in ("producer", "copier", "reader", "group", "nemesis")}
+logs = {n: [] for n in ("producer", "copier", "reader", "group", "nemesis", "batch")}
+pids = {"producer-1": 1000, "producer-2": 1001, "copier": 2000}
+batch = {}  # (partition, offset) -> (producer id, epoch, base sequence)
 end = {0: 0, 1: 0, 2: 0}
 
 
@@ -33,7 +43,9 @@ for i in range(300):
         v = "%s:%d" % (w, i)
         p = i % 3
         ev("producer", process=w, type="invoke", f="send", partition=p, value=v)
-        ev("producer", process=w, type="ok", f="send", partition=p, offset=end[p], value=v)
+        if not (anomaly == "resent-acked" and v == "producer-1:40"):
+            ev("producer", process=w, type="ok", f="send", partition=p, offset=end[p], value=v)
+        batch[(p, end[p])] = (pids[w], 0, i // 3)
         reads.append((p, end[p], v))
         end[p] += 1
     if i == 150:
@@ -46,6 +58,7 @@ for x in range(6):
         ev("copier", process="copier", type="invoke", f="send", partition=p, value=v, txn=x)
         if x != 3:  # transaction 3 aborts: its records take offsets but stay invisible
             reads.append((p, end[p], v))
+        batch[(p, end[p])] = (pids["copier"], x, j // 3)
         end[p] += 1
     end[0] += 1  # the marker
     ev("copier", process="copier", type="fail" if x == 3 else "ok", f="txn", txn=x)
@@ -59,6 +72,24 @@ elif anomaly == "misplaced":
               ("producer-1:5" if v == "producer-2:5" else v)) for p, o, v in reads]
 elif anomaly == "duplicate":
     p, o, v = reads[40]
+    reads.append((p, end[p], v))
+elif anomaly in ("dup-same-epoch", "resent", "resent-acked"):
+    # producer-1:40 (partition 1) appended, then stored again after everything else.
+    p, o, v = next(r for r in reads if r[2] == "producer-1:40")
+    epoch = 0 if anomaly == "dup-same-epoch" else 1
+    batch[(p, end[p])] = (pids["producer-1"], epoch, 0 if epoch else 13)
+    reads.append((p, end[p], v))
+    if anomaly == "resent-acked":  # acknowledged at the first copy, stored again
+        ev("producer", process="producer-1", type="ok", f="send", partition=p, offset=o, value=v)
+    else:  # acknowledged at the second copy only, as a retry that was not deduped
+        logs["producer"] = [e for e in logs["producer"]
+                            if not (e["type"] == "ok" and e.get("value") == v)]
+        ev("producer", process="producer-1", type="ok", f="send", partition=p, offset=end[p],
+           value=v)
+elif anomaly == "resent-txn":
+    # copier:7 (transaction 1, epoch 1) stored again under epoch 4, as a zombie would.
+    p, o, v = next(r for r in reads if r[2] == "copier:7")
+    batch[(p, end[p])] = (pids["copier"], 4, 0)
     reads.append((p, end[p], v))
 elif anomaly == "reorder":
     a = next(i for i, r in enumerate(reads) if r[2] == "producer-1:30")
@@ -80,6 +111,9 @@ elif anomaly == "offsets-back":
 for p, o, v in sorted(reads):
     ev("reader", process="reader", type="ok", f="read", partition=p, offset=o, value=v,
        isolation="read_committed")
+for (p, o), (pid, epoch, seq) in sorted(batch.items()):
+    ev("batch", process="log", type="info", f="batch", partition=p, offset=o, last_offset=o,
+       producer_id=pid, producer_epoch=epoch, base_sequence=seq)
 for name, evs in logs.items():
     with open(os.path.join(out, name + ".jsonl"), "w") as f:
         for e in evs:

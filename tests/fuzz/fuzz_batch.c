@@ -172,8 +172,20 @@ static void check_built(const uint8_t *batch, size_t len, const struct expected 
 		fprintf(stderr, "fuzz_batch: built batch invalid: %s\n", why ? why : "?");
 		abort();
 	}
-	if (validate_records(batch, len, &h) != TL_OK)
+	if (!scratch_ready) {
+		tl_batch_scratch_init(&scratch, DECOMPRESSED_BYTES_MAX);
+		scratch_ready = true;
+	}
+	if (tl_batch_validate_records(batch, len, &h, false, &scratch, &why) != TL_OK)
 		fuzz_fail("a built batch's records fail validation");
+	/* A compacted topic's rule (a key on every record) refuses exactly the batches
+	 * holding a null key. */
+	bool keyless = false;
+	for (int32_t i = 0; i < count; i++)
+		keyless |= want[i].key.len < 0;
+	tl_err keyed = tl_batch_validate_records(batch, len, &h, true, &scratch, &why);
+	if (keyless ? keyed != TL_ERR_INVALID_RECORD : keyed != TL_OK)
+		fuzz_fail("the compacted topic's key rule misjudged a built batch");
 	if (h.records_count != count || h.producer_id != pid)
 		fuzz_fail("built batch header does not match");
 	struct tl_records_iter iter;

@@ -94,7 +94,9 @@ head -c 3000 /dev/zero | tr '\0' x | kcat -P -b "$TL_BROKER" -t big -X linger.ms
 	2>"$TL_TMP/big.log" || true
 
 tl_log "final scrape"
-log_bytes=$(cat "$TL_DATA"/m1-*/*.log | wc -c)
+# The batches' bytes, not the files' (log.preallocate grows them ahead with zeros).
+log_bytes=$("$TL_BIN/tally" log dump --json "$TL_DATA"/m1-*/*.log |
+	python3 -c 'import json,sys; print(sum(b["size"] for f in json.load(sys.stdin)["files"] for b in f.get("batches", [])))')
 mapfile -t v < <(scrape "$TL_TMP/m1.txt" \
 	'tally_broker_topic_messages_in_total{topic="m1"}' \
 	'tally_broker_topic_bytes_in_total{topic="m1"}' \

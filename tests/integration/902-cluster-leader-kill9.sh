@@ -1,4 +1,9 @@
 #!/usr/bin/env bash
+# tally-test: long-only
+# Long-only since stop 28: in about 1 run in 5 librdkafka's producer stops sending
+# partition 0 after the failover (deliveries time out, no broker error; the stall of
+# docs/reliability.md finding 8, not yet diagnosed). It stays in make test-long until
+# that is understood; 903 (the SIGSTOP variant) stays in the default suite.
 # Leader failover under idempotent produce: the librdkafka idempotent producer
 # (tests/progs/rdk_idempotent.c: acks=all, retries, gapless) writes 200,000 records to
 # a 3-partition topic with replication factor 3 and min.insync.replicas 2. When 30 %

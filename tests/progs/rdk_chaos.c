@@ -136,6 +136,11 @@ static int do_produce(const char *brokers, const char *topic, double seconds, do
 	set(conf, "linger.ms", "5");
 	set(conf, "message.timeout.ms", "30000");
 	set(conf, "request.timeout.ms", "5000");
+	/* RDK_CHAOS_DEBUG=eos,msg,protocol follows each batch through its epochs and
+	 * sequences; librdkafka logs to stderr, which chaos.sh keeps as producer-N.err. */
+	const char *debug = getenv("RDK_CHAOS_DEBUG");
+	if (debug && *debug)
+		set(conf, "debug", debug);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!rk) {
