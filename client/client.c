@@ -23,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client/sasl.h"
+#include "protocol/sasl_client.h"
 #include "common/assert.h"
 #include "common/time.h"
 #include "common/tls.h"
@@ -102,7 +102,7 @@ enum conn_state {
 	CONN_CONNECTING,
 	CONN_TLS,       /* TCP up, TLS handshake under way (security.protocol=ssl) */
 	CONN_HANDSHAKE, /* ApiVersions under way */
-	CONN_SASL,      /* SaslHandshake / SaslAuthenticate in flight (client/sasl.c) */
+	CONN_SASL,      /* SaslHandshake / SaslAuthenticate in flight (protocol/sasl_client.c) */
 	CONN_READY,
 };
 
