@@ -6,12 +6,16 @@
 # authorizer on and User:broker holding only ClusterAction on the Cluster, as Kafka needs.
 #  - an rf=3 topic gets all three replicas in its ISR (followers fetch over SASL_SSL);
 #  - kcat over SASL_SSL produces with acks=all; kill -9 of the leader; every record is
-#    consumed back, byte for byte, from the new leader.
+#    consumed back, byte for byte, from the new leader;
+#  - a librdkafka transaction over SASL_SSL on a partition led by another broker than
+#    its coordinator: read_committed sees exactly the committed records, so the marker
+#    went broker to broker (the marker sender, as User:broker over SASL_SSL).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
 . "$TL_ROOT/tests/certs.sh"
 tl_require_cmd kcat etcdctl openssl
+tl_require_prog rdk_txn_once
 
 certs=$TL_TMP/certs
 tl_make_certs "$certs" || tl_fail "cannot make test certificates"
@@ -38,6 +42,7 @@ tl_cluster_start 3 --override inter.broker.listener.name=SASL_SSL \
 	--override super.users=User:admin \
 	--override offsets.topic.replication.factor=3 \
 	--override transaction.state.log.replication.factor=3 \
+	--override transaction.state.log.num.partitions=1 \
 	--add-scram "SCRAM-SHA-512=[name=admin,password=$ADMIN_PW]" \
 	--add-scram "SCRAM-SHA-512=[name=broker,password=$BROKER_PW]"
 for i in 1 2 3; do
@@ -62,6 +67,32 @@ for i in 1 2 3; do
 	tl_cgrep "$i" 'fetcher: connected to leader leader=[0-9]+ security.protocol=SASL_SSL principal=User:broker' ||
 		tl_fail "broker $i: the fetcher did not log in over SASL_SSL"
 done
+
+tl_log "a transaction whose marker goes to another broker"
+tally topic create t921tx --partitions 3 --replication-factor 3 >/dev/null || tl_fail "topic create t921tx"
+tl_cluster_wait_isr t921tx 3 3 30
+export RDK_CONF="security.protocol=sasl_ssl ssl.ca.location=$certs/ca.pem sasl.mechanisms=SCRAM-SHA-512 sasl.username=admin sasl.password=$ADMIN_PW"
+# __transaction_state has 1 partition here, so its leader coordinates every
+# transaction; it exists once the first transaction ran. If that one's partition was
+# led by the coordinator itself (its marker stayed local), run one on another.
+txn_on() # partition: 5 committed and 3 aborted records there, read back read_committed
+{
+	RDK_PARTITION=$1 timeout 30 "$TL_PROGS/rdk_txn_once" "$TL_BOOTSTRAP" t921tx tx921 5 3 2>"$TL_TMP/tx.err" ||
+		{ cat "$TL_TMP/tx.err" >&2; tl_fail "the transaction on partition $1 failed"; }
+	timeout 30 kcat -b "$TL_BOOTSTRAP" "${as_admin[@]}" -X isolation.level=read_committed -C -q -t t921tx \
+		-p "$1" -o beginning -e >"$TL_TMP/tx.got" 2>"$TL_TMP/txc.err" || { cat "$TL_TMP/txc.err" >&2; tl_fail "read_committed consume failed"; }
+	[ "$(grep -c '^txn-commit-' "$TL_TMP/tx.got")" = 5 ] && ! grep -q '^txn-abort-' "$TL_TMP/tx.got" ||
+		tl_fail "read_committed on t921tx/$1 (leader $(tl_cluster_leader t921tx "$1"), coordinator $(tl_cluster_leader __transaction_state 0)) got: $(tr '\n' ' ' <"$TL_TMP/tx.got"), want txn-commit-0..4 only"
+}
+txn_on 0
+coord=$(tl_cluster_leader __transaction_state 0)
+if [ "$(tl_cluster_leader t921tx 0)" = "$coord" ]; then
+	p=
+	for q in 1 2; do [ "$(tl_cluster_leader t921tx "$q")" != "$coord" ] && { p=$q; break; }; done
+	[ -n "$p" ] || tl_fail "every partition of t921tx is led by the coordinator (broker $coord)"
+	txn_on "$p"
+fi
+unset RDK_CONF
 
 tl_log "produce $N records with acks=all over SASL_SSL"
 seq 1 "$N" | sed 's/^/rec-921-/' >"$TL_TMP/want"
