@@ -37,7 +37,8 @@ static struct tl_str arena_str(struct tl_arena *arena, const char *s)
 /* ---- Metadata ---- */
 
 /* Cluster mode: leaders, replicas and ISR as the view has them (LEADER_NOT_AVAILABLE
- * while a partition has no leader, as Kafka answers). */
+ * while a partition has no leader, LISTENER_NOT_FOUND when its leader has no endpoint
+ * of the client's listener, as Kafka answers). */
 static void metadata_cluster_partitions(struct tl_request *req, struct tl_topic *topic,
 					struct tl_metadata_response_metadata_response_topic *out)
 {
@@ -72,9 +73,14 @@ static void metadata_cluster_partitions(struct tl_request *req, struct tl_topic 
 		int32_t port;
 		if (mp->leader_id < 0)
 			mp->error_code = (int16_t)TL_ERR_LEADER_NOT_AVAILABLE;
-		else if (leader && !tl_cluster_broker_address(leader, req->conn, &host, &port))
-			/* Kafka: the leader lacks the client's listener */
-			mp->error_code = (int16_t)TL_ERR_LEADER_NOT_AVAILABLE;
+		else if (leader && !tl_cluster_broker_address(leader, req->conn, &host, &port)) {
+			/* Kafka's MetadataCache: the leader is alive but lacks the client's
+			 * listener, so no leader is named; LISTENER_NOT_FOUND from v6. */
+			mp->error_code = (int16_t)(req->header.api_version >= 6
+							   ? TL_ERR_LISTENER_NOT_FOUND
+							   : TL_ERR_LEADER_NOT_AVAILABLE);
+			mp->leader_id = -1;
+		}
 		else if (p->log && p->role == TL_REPLICA_LEADER && !tl_log_is_writable(p->log))
 			mp->error_code = (int16_t)TL_ERR_KAFKA_STORAGE_ERROR;
 	}

@@ -540,7 +540,8 @@ bool tl_cluster_broker_address(const struct tl_cluster_broker *b, const struct t
 	if (b->endpoint_count == 0)
 		return true;
 	for (int32_t i = 0; i < b->endpoint_count; i++) {
-		if (strcmp(b->endpoints[i].listener, conn->listener->config->name) == 0) {
+		/* Kafka's listener names are case-insensitive (ListenerName upper-cases). */
+		if (strcasecmp(b->endpoints[i].listener, conn->listener->config->name) == 0) {
 			*host_out = b->endpoints[i].host;
 			*port_out = b->endpoints[i].port;
 			return true;

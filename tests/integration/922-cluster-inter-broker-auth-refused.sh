@@ -7,6 +7,12 @@
 #  (2) a follower restarted with a wrong inter.broker.sasl.password cannot log in: it
 #      stays out of the ISR, it logs SASL_AUTHENTICATION_FAILED naming User:broker, the
 #      leader logs the failed login naming User:broker, and neither logs the password.
+#  (3) Metadata per listener with a broker lacking a listener: the restarted follower
+#      also serves PLAINTEXT, which the leader lacks. A PLAINTEXT client is given the
+#      follower alone and, for the partition the leader leads, no leader with
+#      LISTENER_NOT_FOUND (Metadata v6+; LEADER_NOT_AVAILABLE before, which kcat's
+#      librdkafka 2.0.2 gets), as Kafka's MetadataCache; a SASL_SSL client is given both brokers'
+#      SASL_SSL ports.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
@@ -83,13 +89,42 @@ done
 args=()
 for a in "${TL_CARGS[@]}"; do args+=("${a/inter.broker.sasl.password=$BROKER_PW/inter.broker.sasl.password=$WRONG_PW}"); done
 TL_CARGS=("${args[@]}")
+tally acl add --allow-principal User:ANONYMOUS --operation Describe --topic t922 >/dev/null ||
+	tl_fail "acl add Describe for User:ANONYMOUS"
+TL_CLISTENER2=PLAINTEXT
+TL_CPORT2[$follower]=$(tl_pick_port) || tl_fail "no free port"
 tl_cbroker_start "$follower"
 wait_log "$follower" "fetcher: cannot connect to the leader over the inter-broker listener leader=$leader principal=User:broker security.protocol=SASL_SSL err=SASL_AUTHENTICATION_FAILED" 15
 wait_log "$leader" "SASL authentication failed principal=User:broker " 5
-sleep 1 # a second of retries (every replica.fetch.backoff.ms=200): still refused
 isr=$(isr_of)
 [ "$isr" = "$leader" ] || tl_fail "ISR is '$isr' with a wrong inter-broker password, want '$leader'"
+
+tl_log "(3) Metadata on a listener the leader lacks"
+plain=127.0.0.1:${TL_CPORT2[$follower]}
+deadline=$((SECONDS + 10))
+while :; do
+	timeout 20 kcat -b "$plain" -L -J -t t922 >"$TL_TMP/md-plain.json" 2>"$TL_TMP/md.err" || true
+	grep -Eq '"error":"Broker: (Listener not found|Leader not available)"' "$TL_TMP/md-plain.json" && break
+	[ $SECONDS -lt $deadline ] || tl_fail "Metadata on PLAINTEXT: t922/0 has no error: $(cat "$TL_TMP/md-plain.json" "$TL_TMP/md.err")"
+	sleep 0.3
+done
+python3 - "$TL_TMP/md-plain.json" "$leader" "$follower" "${TL_CPORT2[$follower]}" <<'PY' || tl_fail "Metadata on PLAINTEXT: $(cat "$TL_TMP/md-plain.json")"
+import json, sys
+md = json.load(open(sys.argv[1]))
+leader, follower, port = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ids = {b["id"]: b["name"] for b in md["brokers"]}
+assert ids == {follower: "127.0.0.1:" + port}, ids
+p = md["topics"][0]["partitions"][0]
+assert p["leader"] == -1, p
+PY
+timeout 20 kcat -b "127.0.0.1:${TL_CPORT[$leader]}" "${as_admin[@]}" -L -J >"$TL_TMP/md-sasl.json" 2>/dev/null ||
+	tl_fail "kcat -L over SASL_SSL failed"
+for i in 1 2; do
+	grep -q "{\"id\":$i,\"name\":\"127.0.0.1:${TL_CPORT[$i]}\"}" "$TL_TMP/md-sasl.json" ||
+		tl_fail "Metadata on SASL_SSL lacks broker $i's SASL_SSL port: $(cat "$TL_TMP/md-sasl.json")"
+done
+grep -q ":${TL_CPORT2[$follower]}\"" "$TL_TMP/md-sasl.json" && tl_fail "Metadata on SASL_SSL names a PLAINTEXT port"
 for i in 1 2; do
 	grep -qF -e "$WRONG_PW" -e "$BROKER_PW" "$TL_TMP/tallyd-$i.log" && tl_fail "broker $i logged an inter-broker password"
 done
-tl_log "ok: ClusterAction and the inter-broker login are enforced, failures logged by principal"
+tl_log "ok: ClusterAction and the inter-broker login are enforced, failures logged by principal; Metadata leaves out a broker lacking the listener"
