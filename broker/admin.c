@@ -80,8 +80,7 @@ static void metadata_cluster_partitions(struct tl_request *req, struct tl_topic 
 							   ? TL_ERR_LISTENER_NOT_FOUND
 							   : TL_ERR_LEADER_NOT_AVAILABLE);
 			mp->leader_id = -1;
-		}
-		else if (p->log && p->role == TL_REPLICA_LEADER && !tl_log_is_writable(p->log))
+		} else if (p->log && p->role == TL_REPLICA_LEADER && !tl_log_is_writable(p->log))
 			mp->error_code = (int16_t)TL_ERR_KAFKA_STORAGE_ERROR;
 	}
 }

@@ -905,11 +905,12 @@ static tl_err config_finish_inter_broker_sasl(const struct tl_config *config,
 	const char *mech = config->sasl_mechanism_inter_broker_protocol;
 	if (strcmp(mech, "PLAIN") != 0 && strcmp(mech, "SCRAM-SHA-256") != 0 &&
 	    strcmp(mech, "SCRAM-SHA-512") != 0) {
-		snprintf(why, why_size,
-			 "config sasl.mechanism.inter.broker.protocol: \"%s\"; the inter-broker "
-			 "listener %s is %s, so name PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Kafka's "
-			 "default GSSAPI is not supported)",
-			 mech, inter->name, inter->protocol);
+		snprintf(
+			why, why_size,
+			"config sasl.mechanism.inter.broker.protocol: \"%s\"; the inter-broker "
+			"listener %s is %s, so name PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Kafka's "
+			"default GSSAPI is not supported)",
+			mech, inter->name, inter->protocol);
 		return TL_ERR_INVALID;
 	}
 	if (!config->inter_broker_sasl_username[0] || !config->inter_broker_sasl_password[0]) {
@@ -965,9 +966,8 @@ static tl_err config_finish_protocols(struct tl_config *config, char *why, size_
 		if (first_any < 0)
 			first_any = i;
 		bool named = inter_name[0] && strcasecmp(l->name, inter_name) == 0;
-		if (named ||
-		    (!inter_name[0] && config->listener_served < 0 &&
-		     l->security_protocol == TL_SECURITY_PLAINTEXT))
+		if (named || (!inter_name[0] && config->listener_served < 0 &&
+			      l->security_protocol == TL_SECURITY_PLAINTEXT))
 			config->listener_served = i;
 	}
 	if (config->listener_served < 0 && !inter_name[0])

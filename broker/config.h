@@ -80,12 +80,12 @@ struct tl_config {
 	 * inter-broker TLS client check the peer certificate's name against the registered
 	 * host; "" checks only its chain. */
 	char ssl_endpoint_identification_algorithm[16];
-	char log_dirs[TL_CONFIG_STR_MAX];    /* log.dirs (alias log.dir); first dir is used */
-	int32_t num_partitions;              /* num.partitions */
-	int16_t default_replication_factor;  /* default.replication.factor */
-	bool auto_create_topics_enable;      /* auto.create.topics.enable */
-	bool delete_topic_enable;            /* delete.topic.enable */
-	struct tl_log_config log; /* log.segment.bytes, log.roll.*, log.retention.* ... */
+	char log_dirs[TL_CONFIG_STR_MAX];   /* log.dirs (alias log.dir); first dir is used */
+	int32_t num_partitions;             /* num.partitions */
+	int16_t default_replication_factor; /* default.replication.factor */
+	bool auto_create_topics_enable;     /* auto.create.topics.enable */
+	bool delete_topic_enable;           /* delete.topic.enable */
+	struct tl_log_config log;           /* log.segment.bytes, log.roll.*, log.retention.* ... */
 	int64_t log_retention_check_interval_ms; /* log.retention.check.interval.ms */
 	int32_t message_max_bytes;               /* message.max.bytes: largest batch accepted */
 	int32_t socket_request_max_bytes;        /* socket.request.max.bytes: largest frame */

@@ -4,9 +4,9 @@
  *
  * A session's cycle:
  *   CONNECTING (TCP) -> SECURING (TLS and SASL of the inter-broker listener, peer.c,
- *   never blocking the loop) -> READY -> send Fetch (replica_id = node.id, fetch offset = log end, the epoch of
- *   the last batch as last_fetched_epoch, the leader epoch we know as
- *   current_leader_epoch) -> IN_FLIGHT -> response: per partition, truncate where
+ *   never blocking the loop) -> READY -> send Fetch (replica_id = node.id, fetch
+ *   offset = log end, the epoch of the last batch as last_fetched_epoch, the leader
+ *   epoch we know as current_leader_epoch) -> IN_FLIGHT -> response: per partition, truncate where
  *   the leader reports a diverging epoch (KIP-595's truncation on fetch, which
  *   replaces the separate OffsetsForLeaderEpoch round of KIP-101), else append the
  *   batches as the leader wrote them (tl_log_append_replica) -> DURABLE_WAIT until
@@ -78,8 +78,8 @@ struct session {
 	uint8_t size_prefix[4];
 	int32_t correlation_id;
 	int64_t retry_at_ms;
-	int64_t sent_ms; /* when the request in flight was sent */
-	int64_t login_warn_ms;      /* the last login failure's warn line */
+	int64_t sent_ms;             /* when the request in flight was sent */
+	int64_t login_warn_ms;       /* the last login failure's warn line */
 	int32_t login_fail_unlogged; /* failures since it */
 	struct session *next;
 };
@@ -230,8 +230,8 @@ static void session_secure_start(struct tl_broker *broker, struct session *s)
 {
 	const struct tl_cluster_broker *leader =
 		tl_cluster_find_broker(tl_cluster_view(broker->cluster), s->leader_id);
-	if (!leader || tl_peer_link_init(&s->link, &broker->peer_security, s->fd,
-					 leader->host) != TL_OK) {
+	if (!leader ||
+	    tl_peer_link_init(&s->link, &broker->peer_security, s->fd, leader->host) != TL_OK) {
 		session_disconnect(broker->fetchers, s, broker->config.replica_fetch_backoff_ms);
 		return;
 	}
@@ -247,8 +247,8 @@ static void session_login_failed(struct tl_broker *broker, struct session *s)
 		tl_warn("fetcher: cannot connect to the leader over the inter-broker listener "
 			"leader=%d principal=%s security.protocol=%s err=%s failures=%d why=\"%s\"",
 			s->leader_id, broker->peer_security.principal,
-			broker->peer_security.protocol_name,
-			tl_err_name(s->link.failure), s->login_fail_unlogged, s->link.why);
+			broker->peer_security.protocol_name, tl_err_name(s->link.failure),
+			s->login_fail_unlogged, s->link.why);
 		s->login_warn_ms = now;
 		s->login_fail_unlogged = 0;
 	}
@@ -272,8 +272,7 @@ static void session_secure(struct tl_broker *broker, struct session *s)
 		return;
 	}
 	tl_info("fetcher: connected to leader leader=%d security.protocol=%s principal=%s",
-		s->leader_id, broker->peer_security.protocol_name,
-		broker->peer_security.principal);
+		s->leader_id, broker->peer_security.protocol_name, broker->peer_security.principal);
 	s->login_warn_ms = 0;
 	s->login_fail_unlogged = 0;
 	session_want_write(broker->fetchers, s, false);
@@ -652,9 +651,8 @@ void tl_fetchers_on_event(struct tl_broker *broker)
 		bool read_wants_out = s->link.transport.want_write && !s->wbuf;
 		if ((events[i].events & EPOLLOUT) && s->wbuf)
 			session_flush(broker, s);
-		if (s->fd != -1 &&
-		    ((events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
-		     (read_wants_out && (events[i].events & EPOLLOUT)))) {
+		if (s->fd != -1 && ((events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+				    (read_wants_out && (events[i].events & EPOLLOUT)))) {
 			if (read_wants_out)
 				session_want_write(f, s, false);
 			session_read(broker, s);

@@ -23,12 +23,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "protocol/sasl_client.h"
 #include "common/assert.h"
 #include "common/time.h"
 #include "common/tls.h"
 #include "protocol/api.h"
 #include "protocol/messages.h"
+#include "protocol/sasl_client.h"
 
 /* ---- tables and types ---- */
 

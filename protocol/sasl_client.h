@@ -26,7 +26,7 @@ struct tl_client_sasl_conf {
 };
 
 enum tl_client_sasl_step {
-	TL_CLIENT_SASL_HANDSHAKE = 0,      /* SaslHandshake in flight */
+	TL_CLIENT_SASL_HANDSHAKE = 0, /* SaslHandshake in flight */
 	TL_CLIENT_SASL_FIRST,         /* first SaslAuthenticate in flight */
 	TL_CLIENT_SASL_FINAL,         /* SCRAM client-final in flight */
 	TL_CLIENT_SASL_DONE,

@@ -43,10 +43,10 @@ static int one(rd_kafka_t *rk, const char *topic, int count, int commit)
 		char value[64];
 		int len =
 			snprintf(value, sizeof(value), "txn-%s-%d", commit ? "commit" : "abort", i);
-		rd_kafka_resp_err_t e =
-			rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-					  RD_KAFKA_V_VALUE(value, (size_t)len),
-					  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+			RD_KAFKA_V_VALUE(value, (size_t)len),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		if (e) {
 			fprintf(stderr, "txn_once: produce: %s\n", rd_kafka_err2str(e));
 			return 1;
