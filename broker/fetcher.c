@@ -236,6 +236,7 @@ static void session_secure_start(struct tl_broker *broker, struct session *s)
 		return;
 	}
 	s->state = SESSION_SECURING;
+	s->sent_ms = tl_mono_ms(); /* a peer that never finishes the login is given up on */
 	session_secure(broker, s);
 }
 
@@ -806,6 +807,14 @@ void tl_fetchers_tick(struct tl_broker *broker, int64_t now_ms)
 			tl_warn("fetcher: no answer from leader, reconnecting leader=%d",
 				s->leader_id);
 			session_disconnect(f, s, 0);
+			continue;
+		}
+		if (s->state == SESSION_SECURING &&
+		    now_ms - s->sent_ms > broker->config.ssl_handshake_timeout_ms) {
+			tl_warn("fetcher: TLS handshake or SASL login with the leader not done in "
+				"time, reconnecting leader=%d timeout_ms=%lld",
+				s->leader_id, (long long)broker->config.ssl_handshake_timeout_ms);
+			session_disconnect(f, s, broker->config.replica_fetch_backoff_ms);
 			continue;
 		}
 		if (s->retry_at_ms > now_ms)
