@@ -4,12 +4,13 @@
 # fetchers and the marker sender log in with SCRAM-SHA-512 over TLS as User:broker
 # (sasl.mechanism.inter.broker.protocol, inter.broker.sasl.username/.password), with the
 # authorizer on and User:broker holding only ClusterAction on the Cluster, as Kafka needs.
-#  - an rf=3 topic gets all three replicas in its ISR (followers fetch over SASL_SSL);
-#  - kcat over SASL_SSL produces with acks=all; kill -9 of the leader; every record is
-#    consumed back, byte for byte, from the new leader;
-#  - a librdkafka transaction over SASL_SSL on a partition led by another broker than
-#    its coordinator: read_committed sees exactly the committed records, so the marker
-#    went broker to broker (the marker sender, as User:broker over SASL_SSL).
+#  - an rf=3 topic of 3 partitions gets all three replicas in every ISR (followers
+#    fetch over SASL_SSL);
+#  - a librdkafka transaction over SASL_SSL on partition 1 or 2, whichever is led by
+#    another broker than its coordinator: read_committed sees exactly the committed records, so the marker
+#    went broker to broker (the marker sender, as User:broker over SASL_SSL);
+#  - kcat over SASL_SSL produces to partition 0 with acks=all; kill -9 of its leader;
+#    every record is consumed back, byte for byte, from the new leader.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
@@ -60,8 +61,9 @@ until tally acl add --allow-principal User:broker --operation ClusterAction --cl
 	[ $SECONDS -lt $deadline ] || { cat "$TL_TMP/acl.out" >&2; tl_fail "acl add ClusterAction for User:broker"; }
 	sleep 0.3 # admin's credential reaches the views asynchronously (--add-scram)
 done
-tally topic create t921 --partitions 1 --replication-factor 3 >/dev/null || tl_fail "topic create over SASL_SSL"
-tl_cluster_wait_isr t921 1 3 30
+# Partition 0 carries the acks=all records and the failover; 1 and 2 the transaction.
+tally topic create t921 --partitions 3 --replication-factor 3 >/dev/null || tl_fail "topic create over SASL_SSL"
+tl_cluster_wait_isr t921 3 3 30
 for i in 1 2 3; do
 	[ "$(tl_cluster_leader t921 0)" = "$i" ] && continue
 	tl_cgrep "$i" 'fetcher: connected to leader leader=[0-9]+ security.protocol=SASL_SSL principal=User:broker' ||
@@ -69,36 +71,33 @@ for i in 1 2 3; do
 done
 
 tl_log "a transaction whose marker goes to another broker"
-tally topic create t921tx --partitions 3 --replication-factor 3 >/dev/null || tl_fail "topic create t921tx"
-tl_cluster_wait_isr t921tx 3 3 30
 export RDK_CONF="security.protocol=sasl_ssl ssl.ca.location=$certs/ca.pem sasl.mechanisms=SCRAM-SHA-512 sasl.username=admin sasl.password=$ADMIN_PW"
 # __transaction_state has 1 partition here, so its leader coordinates every
 # transaction; it exists once the first transaction ran. If that one's partition was
 # led by the coordinator itself (its marker stayed local), run one on another.
 txn_on() # partition: 5 committed and 3 aborted records there, read back read_committed
 {
-	RDK_PARTITION=$1 timeout 30 "$TL_PROGS/rdk_txn_once" "$TL_BOOTSTRAP" t921tx tx921 5 3 2>"$TL_TMP/tx.err" ||
+	RDK_PARTITION=$1 timeout 30 "$TL_PROGS/rdk_txn_once" "$TL_BOOTSTRAP" t921 tx921 5 3 2>"$TL_TMP/tx.err" ||
 		{ cat "$TL_TMP/tx.err" >&2; tl_fail "the transaction on partition $1 failed"; }
-	timeout 30 kcat -b "$TL_BOOTSTRAP" "${as_admin[@]}" -X isolation.level=read_committed -C -q -t t921tx \
+	timeout 30 kcat -b "$TL_BOOTSTRAP" "${as_admin[@]}" -X isolation.level=read_committed -C -q -t t921 \
 		-p "$1" -o beginning -e >"$TL_TMP/tx.got" 2>"$TL_TMP/txc.err" || { cat "$TL_TMP/txc.err" >&2; tl_fail "read_committed consume failed"; }
 	[ "$(grep -c '^txn-commit-' "$TL_TMP/tx.got")" = 5 ] && ! grep -q '^txn-abort-' "$TL_TMP/tx.got" ||
-		tl_fail "read_committed on t921tx/$1 (leader $(tl_cluster_leader t921tx "$1"), coordinator $(tl_cluster_leader __transaction_state 0)) got: $(tr '\n' ' ' <"$TL_TMP/tx.got"), want txn-commit-0..4 only"
+		tl_fail "read_committed on t921/$1 (leader $(tl_cluster_leader t921 "$1"), coordinator $(tl_cluster_leader __transaction_state 0)) got: $(tr '\n' ' ' <"$TL_TMP/tx.got"), want txn-commit-0..4 only"
 }
-txn_on 0
+txn_on 1
 coord=$(tl_cluster_leader __transaction_state 0)
-if [ "$(tl_cluster_leader t921tx 0)" = "$coord" ]; then
-	p=
-	for q in 1 2; do [ "$(tl_cluster_leader t921tx "$q")" != "$coord" ] && { p=$q; break; }; done
-	[ -n "$p" ] || tl_fail "every partition of t921tx is led by the coordinator (broker $coord)"
-	txn_on "$p"
+if [ "$(tl_cluster_leader t921 1)" = "$coord" ]; then
+	[ "$(tl_cluster_leader t921 2)" != "$coord" ] ||
+		tl_fail "partitions 1 and 2 of t921 are both led by the coordinator (broker $coord)"
+	txn_on 2
 fi
 unset RDK_CONF
 
 tl_log "produce $N records with acks=all over SASL_SSL"
 seq 1 "$N" | sed 's/^/rec-921-/' >"$TL_TMP/want"
-kc -P -t t921 -X acks=all <"$TL_TMP/want" 2>"$TL_TMP/p.err" || { cat "$TL_TMP/p.err" >&2; tl_fail "kcat produce failed"; }
+kc -P -t t921 -p 0 -X acks=all <"$TL_TMP/want" 2>"$TL_TMP/p.err" || { cat "$TL_TMP/p.err" >&2; tl_fail "kcat produce failed"; }
 grep -Eq 'ERROR|Delivery failed' "$TL_TMP/p.err" && { cat "$TL_TMP/p.err" >&2; tl_fail "produce reported errors"; }
-tl_cluster_wait_isr t921 1 3 30
+tl_cluster_wait_isr t921 3 3 30
 
 leader=$(tl_cluster_leader t921 0)
 tl_log "kill -9 the leader (broker $leader)"
@@ -114,7 +113,7 @@ tl_log "new leader: broker $now"
 # Only the survivors in the bootstrap list.
 boot=
 for i in 1 2 3; do [ "$i" = "$leader" ] || boot=${boot:+$boot,}127.0.0.1:${TL_CPORT[$i]}; done
-timeout 30 kcat -b "$boot" "${as_admin[@]}" -C -q -t t921 -o beginning -e >"$TL_TMP/got" 2>"$TL_TMP/c.err" ||
+timeout 30 kcat -b "$boot" "${as_admin[@]}" -C -q -t t921 -p 0 -o beginning -e >"$TL_TMP/got" 2>"$TL_TMP/c.err" ||
 	{ cat "$TL_TMP/c.err" >&2; tl_fail "consume from the new leader failed"; }
 cmp -s "$TL_TMP/want" "$TL_TMP/got" ||
 	tl_fail "consumed $(wc -l <"$TL_TMP/got") records from the new leader, want the $N produced in order"
