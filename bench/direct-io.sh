@@ -15,20 +15,9 @@
 # Manual, not part of make test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-pairs=5 out=
-while [ $# -gt 0 ]; do
-	case $1 in
-	-n) pairs=$2; shift 2 ;;
-	-o) out=$2; shift 2 ;;
-	--) shift; break ;;
-	*) echo "direct-io.sh: unknown option $1 (see the header)" >&2; exit 2 ;;
-	esac
-done
-out=${out:-$(mktemp -d /var/tmp/tally-bench-dio.XXXXXX)}
-mkdir -p "$out"
-settle=${SETTLE_S:-5}
-bench=build/bin/tally-bench
-[ -x $bench ] || { echo "direct-io.sh: $bench missing (make release)" >&2; exit 2; }
+. bench/pairs-lib.sh
+pairs_options dio "$@"
+set -- "${pairs_rest[@]}"
 
 tr=/sys/kernel/tracing
 ev=$tr/events/io_uring/io_uring_queue_async_work
@@ -56,15 +45,7 @@ run()
 	fi
 }
 
-for i in $(seq 1 "$pairs"); do
-	if [ $((i % 2)) = 1 ]; then
-		run direct "$i" "$@"
-		run buffered "$i" "$@"
-	else
-		run buffered "$i" "$@"
-		run direct "$i" "$@"
-	fi
-done
+pairs_alternate direct buffered "$@"
 
 python3 - "$out" "$trace" <<'PY'
 import glob, json, re, statistics, sys

@@ -13,21 +13,10 @@
 # Manual, not part of make test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-pairs=5 out=
-while [ $# -gt 0 ]; do
-	case $1 in
-	-n) pairs=$2; shift 2 ;;
-	-o) out=$2; shift 2 ;;
-	--) shift; break ;;
-	*) echo "read-cache.sh: unknown option $1 (see the header)" >&2; exit 2 ;;
-	esac
-done
+. bench/pairs-lib.sh
+pairs_options cache "$@"
+set -- "${pairs_rest[@]}"
 [ $# -gt 0 ] || set -- e2e -r 50k -d 10s -w 3s
-out=${out:-$(mktemp -d /var/tmp/tally-bench-cache.XXXXXX)}
-mkdir -p "$out"
-settle=${SETTLE_S:-5}
-bench=build/bin/tally-bench
-[ -x $bench ] || { echo "read-cache.sh: $bench missing (make release)" >&2; exit 2; }
 
 run()
 {
@@ -39,13 +28,7 @@ run()
 		>"$out/$variant-$i.txt" 2>&1 || echo "run $variant-$i failed (see $out/$variant-$i.txt)" >&2
 }
 
-for i in $(seq 1 "$pairs"); do
-	if [ $((i % 2)) = 1 ]; then
-		run cache "$i" "$@"; run nocache "$i" "$@"
-	else
-		run nocache "$i" "$@"; run cache "$i" "$@"
-	fi
-done
+pairs_alternate cache nocache "$@"
 
 python3 - "$out" <<'PY'
 import glob, json, statistics, sys

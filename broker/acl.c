@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "common/assert.h"
+#include "common/percent.h"
 
 #define BUCKETS_INITIAL 64
 
@@ -554,33 +555,15 @@ bool tl_acls_allow_any_of_type(const struct tl_acls *acls, struct tl_str princip
 
 /* ---- text form ---- */
 
-static bool needs_escape(unsigned char c)
-{
-	return c <= ' ' || c == '%' || c >= 0x7f;
-}
-
+/* Names in the file: every byte outside '!'..'~', and '%', as %XX. */
 static size_t escaped_len(const char *s)
 {
-	size_t n = 0;
-	for (; *s; s++)
-		n += needs_escape((unsigned char)*s) ? 3 : 1;
-	return n;
+	return tl_percent_encoded_len(TL_PERCENT_PLAIN_PRINTABLE, s, strlen(s));
 }
 
-static char *escape_to(char *out, const char *s)
+static size_t escape_to(char *out, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (needs_escape(c)) {
-			*out++ = '%';
-			*out++ = hex[c >> 4];
-			*out++ = hex[c & 15];
-		} else {
-			*out++ = (char)c;
-		}
-	}
-	return out;
+	return tl_percent_encode(TL_PERCENT_PLAIN_PRINTABLE, s, strlen(s), out);
 }
 
 char *tl_acls_format(const struct tl_acls *acls)
@@ -601,11 +584,11 @@ char *tl_acls_format(const struct tl_acls *acls)
 			const struct tl_acl_entry *e = &r->entries[i];
 			p += sprintf(p, "%d %d %d %d ", r->type, r->pattern, e->operation,
 				     e->permission);
-			p = escape_to(p, e->principal);
+			p += escape_to(p, e->principal);
 			*p++ = ' ';
-			p = escape_to(p, e->host);
+			p += escape_to(p, e->host);
 			*p++ = ' ';
-			p = escape_to(p, r->name);
+			p += escape_to(p, r->name);
 			*p++ = '\n';
 		}
 	}
@@ -614,36 +597,14 @@ char *tl_acls_format(const struct tl_acls *acls)
 	return text;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decodes one space-ended field at *@pos into @out (of TL_ACL_NAME_MAX + 1). */
 static bool field_take(const char **pos, char *out)
 {
 	const char *s = *pos;
-	size_t n = 0;
-	while (*s && *s != ' ' && *s != '\n') {
-		if (n >= TL_ACL_NAME_MAX)
-			return false;
-		if (*s == '%') {
-			int hi = hex_value(s[1]), lo = hi < 0 ? -1 : hex_value(s[2]);
-			if (lo < 0)
-				return false;
-			out[n++] = (char)(hi * 16 + lo);
-			s += 3;
-		} else {
-			out[n++] = *s++;
-		}
-	}
-	out[n] = '\0';
+	size_t len = strcspn(s, " \n"), n = 0;
+	if (!tl_percent_decode(s, len, out, TL_ACL_NAME_MAX + 1, &n))
+		return false;
+	s += len;
 	if (*s == ' ')
 		s++;
 	*pos = s;

@@ -522,6 +522,46 @@ static void acl_change_post(struct tl_request *req, const struct acl_change *cha
 			 "the change could not be sent to the metadata store");
 }
 
+/* Where one CreateAcls creation or DeleteAcls filter goes. */
+enum acl_route {
+	ACL_ROUTE_REFUSED = 0, /* answered with the error set */
+	ACL_ROUTE_CLUSTER = 1, /* to the metadata store */
+	ACL_ROUTE_LOCAL = 2,   /* to this broker's table, then the file */
+};
+
+/* The per-entry ladder both APIs share: authorizer on, cluster Alter allowed (@allowed,
+ * asked once per request), the entry valid (@why is its problem), then cluster or local.
+ * Local: *@before keeps the table's text for a failed save (made on first use). Sets
+ * *@error_code_out and *@error_message_out when refused. Thread: the loop. */
+static enum acl_route acl_route(struct tl_broker *broker, bool allowed, const char *why,
+				char **before, int16_t *error_code_out,
+				struct tl_str *error_message_out)
+{
+	if (!broker->authz.enabled) {
+		*error_code_out = (int16_t)TL_ERR_SECURITY_DISABLED;
+		*error_message_out = security_disabled_message();
+		return ACL_ROUTE_REFUSED;
+	}
+	if (!allowed) {
+		*error_code_out = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
+		return ACL_ROUTE_REFUSED;
+	}
+	if (why) {
+		*error_code_out = (int16_t)TL_ERR_INVALID_REQUEST;
+		*error_message_out = tl_str_of(why);
+		return ACL_ROUTE_REFUSED;
+	}
+	if (broker->cluster)
+		return ACL_ROUTE_CLUSTER;
+	if (!*before)
+		*before = tl_acls_format(&broker->authz.acls);
+	if (!*before) {
+		*error_code_out = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
+		return ACL_ROUTE_REFUSED;
+	}
+	return ACL_ROUTE_LOCAL;
+}
+
 void tl_handle_create_acls(struct tl_request *req, struct tl_cursor *body)
 {
 	struct tl_broker *broker = req->conn->broker;
@@ -540,8 +580,7 @@ void tl_handle_create_acls(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "CreateAcls request too large");
 		return;
 	}
-	bool enabled = broker->authz.enabled;
-	bool allowed = enabled && tl_authorize_cluster(req, TL_ACL_OP_ALTER);
+	bool allowed = broker->authz.enabled && tl_authorize_cluster(req, TL_ACL_OP_ALTER);
 	char *before = NULL;
 	int32_t added = 0;
 	struct acl_change change;
@@ -559,28 +598,14 @@ void tl_handle_create_acls(struct tl_request *req, struct tl_cursor *body)
 			.operation = in->operation,
 			.permission = in->permission_type,
 		};
-		const char *why = tl_acl_binding_invalid(&b);
-		if (!enabled) {
-			out->error_code = (int16_t)TL_ERR_SECURITY_DISABLED;
-			out->error_message = security_disabled_message();
-		} else if (!allowed) {
-			out->error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
-		} else if (why) {
-			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
-			out->error_message = tl_str_of(why);
-		} else if (broker->cluster) {
+		enum acl_route route = acl_route(broker, allowed, tl_acl_binding_invalid(&b),
+						 &before, &out->error_code, &out->error_message);
+		if (route == ACL_ROUTE_CLUSTER) {
 			if (tl_acls_add(&change.adds, &b) != TL_OK) {
 				out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
 				out->error_message = tl_str_of("too many ACLs");
 			}
-		} else {
-			if (!before) {
-				before = tl_acls_format(&broker->authz.acls);
-				if (!before) {
-					out->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
-					continue;
-				}
-			}
+		} else if (route == ACL_ROUTE_LOCAL) {
 			tl_err err = tl_acls_add(&broker->authz.acls, &b);
 			if (err != TL_OK) {
 				out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
@@ -639,8 +664,7 @@ void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body)
 		tl_request_reject(req, "DeleteAcls request too large");
 		return;
 	}
-	bool enabled = broker->authz.enabled;
-	bool allowed = enabled && tl_authorize_cluster(req, TL_ACL_OP_ALTER);
+	bool allowed = broker->authz.enabled && tl_authorize_cluster(req, TL_ACL_OP_ALTER);
 	char *before = NULL;
 	int32_t removed = 0;
 	struct acl_change change;
@@ -660,16 +684,9 @@ void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body)
 			.operation = in->operation,
 			.permission = in->permission_type,
 		};
-		const char *why = tl_acl_filter_invalid(&filter);
-		if (!enabled) {
-			out->error_code = (int16_t)TL_ERR_SECURITY_DISABLED;
-			out->error_message = security_disabled_message();
-		} else if (!allowed) {
-			out->error_code = (int16_t)TL_ERR_CLUSTER_AUTHORIZATION_FAILED;
-		} else if (why) {
-			out->error_code = (int16_t)TL_ERR_INVALID_REQUEST;
-			out->error_message = tl_str_of(why);
-		} else if (broker->cluster) {
+		enum acl_route route = acl_route(broker, allowed, tl_acl_filter_invalid(&filter),
+						 &before, &out->error_code, &out->error_message);
+		if (route == ACL_ROUTE_CLUSTER) {
 			/* The matches as this broker's view has them; the store removes
 			 * exactly those. */
 			struct removed_list list = {&req->arena, out, 0, false};
@@ -698,14 +715,7 @@ void tl_handle_delete_acls(struct tl_request *req, struct tl_cursor *body)
 				out->error_message = tl_str_of("out of memory listing the ACLs");
 				out->matching_acls_count = 0;
 			}
-		} else {
-			if (!before) {
-				before = tl_acls_format(&broker->authz.acls);
-				if (!before) {
-					out->error_code = (int16_t)TL_ERR_UNKNOWN_SERVER_ERROR;
-					continue;
-				}
-			}
+		} else if (route == ACL_ROUTE_LOCAL) {
 			struct removed_list list = {&req->arena, out, 0, false};
 			removed += tl_acls_remove(&broker->authz.acls, &filter, removed_one, &list);
 			if (list.failed) {

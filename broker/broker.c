@@ -38,10 +38,12 @@
 #include "broker/group.h"
 #include "broker/markers.h"
 #include "broker/txn.h"
+#include "broker/workers.h"
 #include "common/assert.h"
 #include "common/diag.h"
 #include "common/time.h"
 
+#define SOURCE_SASL      1u /* the PLAIN login threads have results */
 #define SOURCE_RING      2u
 #define SOURCE_SIGNAL    3u
 #define SOURCE_CLUSTER   4u /* the metadata thread published a view or results */
@@ -296,6 +298,11 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		return err;
 	if ((err = tl_sasl_load(broker)) != TL_OK)
 		return err;
+	if ((err = tl_sasl_workers_start(broker)) != TL_OK)
+		return err;
+	if (broker->sasl_workers &&
+	    (err = epoll_add(broker, tl_workers_fd(broker->sasl_workers), SOURCE_SASL)) != TL_OK)
+		return err;
 	if ((err = tl_groups_create(broker, &broker->groups)) != TL_OK)
 		return err;
 	if ((err = tl_txns_open(broker, &broker->txns)) != TL_OK)
@@ -364,6 +371,7 @@ static void broker_shutdown(struct tl_broker *broker)
 		tl_conn_flush(conn);
 	while (broker->conns)
 		tl_conn_close(broker->conns, "shutdown");
+	tl_sasl_workers_stop(broker); /* logins still pending end with their connections */
 	request_times_log(broker);
 	tl_metrics_stop(broker);
 	/* Before the coordinator: markers in flight call back into it. */
@@ -434,6 +442,8 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 			tl_fetchers_on_event(broker);
 		} else if (source == SOURCE_MARKERS) {
 			tl_markers_on_event(broker);
+		} else if (source == SOURCE_SASL) {
+			tl_workers_on_event(broker->sasl_workers);
 		} else if (source >= SOURCE_METRICS && source < SOURCE_LISTENERS) {
 			tl_metrics_on_event(broker, (uint32_t)(source - SOURCE_METRICS),
 					    events[i].events);
@@ -488,6 +498,7 @@ void tl_broker_deinit(struct tl_broker *broker)
 	free(broker->dirty);
 	tl_quotas_deinit(&broker->quotas);
 	tl_acl_stop(broker);
+	tl_sasl_workers_stop(broker);
 	tl_sasl_deinit(broker);
 	tl_batch_scratch_deinit(&broker->batch_scratch);
 	tl_buf_deinit(&broker->recompress_buf);

@@ -45,6 +45,7 @@ struct tl_broker;
 struct tl_conn;
 struct tl_request;
 struct tl_fetch_watch;
+struct tl_workers;
 
 /* One parked fetch waiting on one partition; lives in the request's arena. */
 struct tl_fetch_watch {
@@ -189,9 +190,10 @@ struct tl_conn {
 	int64_t sent;                   /* bytes of head's response already written */
 	int32_t refs; /* FIFO requests + requests detached with pending waits + 1 while open */
 	bool closed;
-	bool want_write;  /* EPOLLOUT armed */
-	bool read_paused; /* queue full: stop reading until it drains */
-	bool throttled;   /* quota: muted (not read) until throttled_until_ms */
+	bool want_write;      /* EPOLLOUT armed */
+	bool read_paused;     /* queue full: stop reading until it drains */
+	bool throttled;       /* quota: muted (not read) until throttled_until_ms */
+	bool reads_suspended; /* not read until tl_conn_resume_reads: a PLAIN login runs */
 	int64_t throttled_until_ms;
 	struct tl_conn *throttle_prev, *throttle_next; /* broker->throttled */
 	int64_t last_active_ms;
@@ -274,6 +276,7 @@ struct tl_broker {
 	uint64_t malformed_total;
 	uint64_t sasl_failed_total;      /* failed SASL authentications */
 	struct tl_sasl_users sasl_users; /* SCRAM credentials (sasl.c) */
+	struct tl_workers *sasl_workers; /* PBKDF2 of PLAIN logins, off the loop; or NULL */
 	char *sasl_view_text;            /* cluster mode: the store's text last applied */
 	uint64_t connections_refused_total;
 	uint64_t tls_handshake_failed_total;
@@ -332,6 +335,10 @@ void tl_conn_flush(struct tl_conn *conn);
 /* Closes idle connections (connections.max.idle.ms), TLS handshakes past
  * ssl.handshake.timeout.ms and frames begun longer than socket.request.read.timeout.ms. */
 void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms);
+/* Stops reading requests from @conn until tl_conn_resume_reads (a no-op once it is closed),
+ * which reads on from the bytes already in. */
+void tl_conn_suspend_reads(struct tl_conn *conn);
+void tl_conn_resume_reads(struct tl_conn *conn);
 /* Quota: mutes @conn (no reads) until @until_ms; @req's response, if @hold, waits too. */
 void tl_conn_throttle(struct tl_conn *conn, struct tl_request *req, int64_t until_ms, bool hold);
 /* When the next muted connection is due, or INT64_MAX. */
@@ -473,6 +480,11 @@ bool tl_sasl_allows(struct tl_request *req);
 void tl_sasl_conn_free(struct tl_conn *conn);
 /* Loads .tally-meta/scram-credentials (none is fine). */
 tl_err tl_sasl_load(struct tl_broker *broker);
+/* With PLAIN enabled, starts the threads that check PLAIN passwords
+ * (broker->sasl_workers; the loop watches tl_workers_fd). Stop calls back every login
+ * still pending (the connections are closed by then); NULL-safe, idempotent. */
+tl_err tl_sasl_workers_start(struct tl_broker *broker);
+void tl_sasl_workers_stop(struct tl_broker *broker);
 void tl_sasl_deinit(struct tl_broker *broker);
 /* tallyd --add-scram 'SCRAM-SHA-512=[name=alice,password=secret(,iterations=N)]': sets
  * and stores one credential (kafka-storage's format). */

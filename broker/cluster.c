@@ -1684,35 +1684,11 @@ tl_err tl_cluster_create_topic(struct tl_broker *broker, struct tl_str name, int
 	return TL_OK;
 }
 
-tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool replace,
-			      const char *sets, const char *deletes, tl_cluster_done_fn done,
-			      void *ctx)
-{
-	if (!broker->cluster)
-		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
-	struct command *cmd = calloc(1, sizeof(*cmd));
-	if (!cmd)
-		return TL_ERR_NOMEM;
-	cmd->type = COMMAND_ALTER_TOPIC;
-	snprintf(cmd->topic, sizeof(cmd->topic), "%s", topic);
-	cmd->replace = replace;
-	cmd->configs = strdup(sets);
-	cmd->deletes = strdup(deletes);
-	cmd->done = done;
-	cmd->ctx = ctx;
-	if (!cmd->configs || !cmd->deletes) {
-		free(cmd->configs);
-		free(cmd->deletes);
-		free(cmd);
-		return TL_ERR_NOMEM;
-	}
-	command_post(broker->cluster, cmd);
-	return TL_OK;
-}
-
-/* Posts a command carrying two texts (sets and deletes) to the metadata thread. */
-static tl_err post_texts(struct tl_broker *broker, enum command_type type, const char *sets,
-			 const char *deletes, bool replace, tl_cluster_done_fn done, void *ctx)
+/* Posts a command carrying two texts (sets and deletes), and @topic unless NULL, to the
+ * metadata thread. */
+static tl_err post_texts(struct tl_broker *broker, enum command_type type, const char *topic,
+			 const char *sets, const char *deletes, bool replace,
+			 tl_cluster_done_fn done, void *ctx)
 {
 	if (!broker->cluster)
 		return TL_ERR_BROKER_NOT_AVAILABLE; /* after tl_cluster_stop: shutting down */
@@ -1720,6 +1696,8 @@ static tl_err post_texts(struct tl_broker *broker, enum command_type type, const
 	if (!cmd)
 		return TL_ERR_NOMEM;
 	cmd->type = type;
+	if (topic)
+		snprintf(cmd->topic, sizeof(cmd->topic), "%s", topic);
 	cmd->configs = strdup(sets);
 	cmd->deletes = strdup(deletes);
 	cmd->replace = replace;
@@ -1735,16 +1713,23 @@ static tl_err post_texts(struct tl_broker *broker, enum command_type type, const
 	return TL_OK;
 }
 
+tl_err tl_cluster_alter_topic(struct tl_broker *broker, const char *topic, bool replace,
+			      const char *sets, const char *deletes, tl_cluster_done_fn done,
+			      void *ctx)
+{
+	return post_texts(broker, COMMAND_ALTER_TOPIC, topic, sets, deletes, replace, done, ctx);
+}
+
 tl_err tl_cluster_change_acls(struct tl_broker *broker, const char *adds, const char *removes,
 			      tl_cluster_done_fn done, void *ctx)
 {
-	return post_texts(broker, COMMAND_ACLS, adds, removes, false, done, ctx);
+	return post_texts(broker, COMMAND_ACLS, NULL, adds, removes, false, done, ctx);
 }
 
 tl_err tl_cluster_change_scram(struct tl_broker *broker, const char *upserts, const char *deletes,
 			       bool replace, tl_cluster_done_fn done, void *ctx)
 {
-	return post_texts(broker, COMMAND_SCRAM, upserts, deletes, replace, done, ctx);
+	return post_texts(broker, COMMAND_SCRAM, NULL, upserts, deletes, replace, done, ctx);
 }
 
 tl_err tl_cluster_delete_topic(struct tl_broker *broker, struct tl_str name,

@@ -11,7 +11,11 @@
  *     listeners. A TLS connection handshakes first (tls_handshaking: nothing is read as
  *     a request until it is done) and is closed if that takes ssl.handshake.timeout.ms.
  *     TLS may hold decrypted bytes epoll cannot see: whoever stops reading early
- *     (rounds, pause, mute) reads again when it resumes (conn_resume_reading). */
+ *     (rounds, pause, mute, suspension) reads again when it resumes
+ *     (conn_resume_reading).
+ * (5) A connection whose reads are suspended (tl_conn_suspend_reads: its PLAIN login
+ *     runs on a worker thread) reads no request until they resume: the next request
+ *     must see the login's outcome. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -354,7 +358,7 @@ static void conn_update_events(struct tl_conn *conn)
 {
 	if (conn->closed)
 		return;
-	bool want_read = !conn->read_paused && !conn->throttled;
+	bool want_read = !conn->read_paused && !conn->throttled && !conn->reads_suspended;
 	bool want_write = conn->want_write || conn->tls_read_wants_write;
 	if (conn->tls_handshaking) {
 		want_read = !conn->transport.want_write;
@@ -372,8 +376,8 @@ static bool conn_parse(struct tl_conn *conn)
 	uint32_t pos = 0;
 	uint32_t max = tl_sasl_frame_max(conn);
 	while (!conn->closed && conn->rlen - pos >= 4) {
-		if (conn->throttled)
-			break; /* quota: muted, as Kafka mutes the channel */
+		if (conn->throttled || conn->reads_suspended)
+			break; /* quota: muted, as Kafka mutes the channel; or a login runs */
 		if (conn->queued >= conn->broker->config.queued_max_requests) {
 			conn->read_paused = true;
 			break;
@@ -416,8 +420,9 @@ static bool conn_parse(struct tl_conn *conn)
 static void conn_read(struct tl_conn *conn)
 {
 	/* TLS may hold a decrypted record that epoll will not report: drain it. */
-	for (int rounds = 0; (rounds < 16 || tl_transport_has_pending(&conn->transport)) &&
-			     !conn->closed && !conn->read_paused && !conn->throttled;
+	for (int rounds = 0;
+	     (rounds < 16 || tl_transport_has_pending(&conn->transport)) && !conn->closed &&
+	     !conn->read_paused && !conn->throttled && !conn->reads_suspended;
 	     rounds++) {
 		ssize_t n;
 		if (conn->reading) {
@@ -822,6 +827,7 @@ void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms)
 				tl_conn_close(conn, "TLS handshake timeout");
 			}
 		} else if (conn->frame_started_ms && !conn->read_paused && !conn->throttled &&
+			   !conn->reads_suspended &&
 			   now_ms - conn->frame_started_ms >
 				   config->socket_request_read_timeout_ms) {
 			tl_warn("broker: request frame not finished in time, closing connection "
@@ -833,6 +839,29 @@ void tl_conn_close_idle(struct tl_broker *broker, int64_t now_ms)
 		}
 		conn = next;
 	}
+}
+
+/* ---- suspended reads ---- */
+
+void tl_conn_suspend_reads(struct tl_conn *conn)
+{
+	TL_ASSERT(!conn->reads_suspended);
+	TL_ASSERT(!conn->closed);
+	conn->reads_suspended = true;
+	conn_update_events(conn);
+}
+
+void tl_conn_resume_reads(struct tl_conn *conn)
+{
+	if (conn->closed)
+		return;
+	TL_ASSERT(conn->reads_suspended);
+	conn->reads_suspended = false;
+	conn_update_events(conn);
+	conn->refs++; /* parsing may close it */
+	if (!conn->throttled && !conn->read_paused)
+		conn_resume_reading(conn);
+	conn_unref(conn);
 }
 
 /* ---- quota throttling (KIP-219) ---- */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/percent.h"
 
 #define SENSOR_BUCKETS 4096
 
@@ -404,12 +405,6 @@ void tl_quotas_expire(struct tl_quotas *quotas, int64_t now_ms)
 
 /* ---- text form ---- */
 
-static bool name_char_plain(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-';
-}
-
 static size_t part_format(const char *label, const struct tl_quota_part *part, char *out,
 			  size_t out_size)
 {
@@ -418,14 +413,10 @@ static size_t part_format(const char *label, const struct tl_quota_part *part, c
 	size_t n = (size_t)snprintf(out, out_size, "%s=", label);
 	if (part->is_default)
 		return n + (size_t)snprintf(out + n, out_size - n, "<default> ");
-	for (const unsigned char *p = (const unsigned char *)part->name; *p; p++) {
-		if (n + 4 >= out_size)
-			return n;
-		if (name_char_plain(*p))
-			out[n++] = (char)*p;
-		else
-			n += (size_t)snprintf(out + n, out_size - n, "%%%02X", *p);
-	}
+	size_t len = strlen(part->name);
+	TL_ASSERT(n + tl_percent_encoded_len(TL_PERCENT_PLAIN_NAME, part->name, len) + 2 <=
+		  out_size);
+	n += tl_percent_encode(TL_PERCENT_PLAIN_NAME, part->name, len, out + n);
 	out[n++] = ' ';
 	out[n] = '\0';
 	return n;
@@ -453,17 +444,6 @@ char *tl_quotas_format(const struct tl_quotas *quotas)
 	return text;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 static bool part_parse(const char *value, size_t len, struct tl_quota_part *part, char *buf)
 {
 	part->present = true;
@@ -472,21 +452,9 @@ static bool part_parse(const char *value, size_t len, struct tl_quota_part *part
 		part->name = NULL;
 		return true;
 	}
-	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (value[i] == '%') {
-			if (i + 2 >= len)
-				return false;
-			int hi = hex_digit(value[i + 1]), lo = hex_digit(value[i + 2]);
-			if (hi < 0 || lo < 0)
-				return false;
-			buf[n++] = (char)(hi * 16 + lo);
-			i += 2;
-		} else {
-			buf[n++] = value[i];
-		}
-	}
-	buf[n] = '\0';
+	size_t n;
+	if (!tl_percent_decode(value, len, buf, TL_QUOTA_NAME_MAX + 1, &n))
+		return false;
 	part->is_default = false;
 	part->name = buf;
 	return true;

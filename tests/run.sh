@@ -11,6 +11,10 @@
 # TALLY_TEST_TIMEOUT_S overrides the per-test limit (default 300 s, 1800 s when
 # TALLY_TEST_LONG=1). The output of a test is shown only when it fails, or always
 # with TALLY_TEST_VERBOSE=1.
+# TALLY_TEST_JOBS tests run at once (default 2: most of a test's time is waiting on
+# brokers, clients and timers, so two share this 2-core machine well; every test picks
+# its own ports, temp dir and namespaces). A test marked "# tally-test: serial" runs
+# alone, after the others. Lines are printed as tests end, so their order varies.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,27 +43,19 @@ selected()
 	return 1
 }
 
+jobs_max=${TALLY_TEST_JOBS:-2}
+[ "$jobs_max" -ge 1 ] 2>/dev/null || jobs_max=1
+
 passed=0
 failed=0
 skipped=0
 failed_names=()
 skipped_names=()
-start_all=$(date +%s%N)
-for t in tests/integration/*.sh; do
-	[ -f "$t" ] && [ -x "$t" ] || continue
-	name=$(basename "$t" .sh)
-	selected "$name" "$@" || continue
-	# A test marked "# tally-test: long-only" (minutes of soak or packaging) belongs to
-	# make test-long; the fast suite lists it without running it (not a skip).
-	if [ "${TALLY_TEST_LONG:-0}" != 1 ] && grep -q '^# tally-test: long-only' "$t"; then
-		printf 'LONG  %-40s          runs under make test-long\n' "$name"
-		continue
-	fi
-	out=$out_dir/$name.out
-	start=$(date +%s%N)
-	timeout --kill-after=15 "$limit" "$t" >"$out" 2>&1 </dev/null
-	rc=$?
-	secs=$(awk -v ns=$(($(date +%s%N) - start)) 'BEGIN { printf "%.1f", ns / 1e9 }')
+
+# Prints a finished test's line (and its output when it failed) and counts it.
+report()
+{
+	local name=$1 rc=$2 secs=$3 out=$out_dir/$1.out lines why
 	case $rc in
 	0)
 		passed=$((passed + 1))
@@ -74,7 +70,7 @@ for t in tests/integration/*.sh; do
 	*)
 		failed=$((failed + 1))
 		failed_names+=("$name")
-		if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 			printf 'FAIL  %-40s %7ss  (timed out after %ss)\n' "$name" "$secs" "$limit"
 		else
 			printf 'FAIL  %-40s %7ss  (exit %d)\n' "$name" "$secs" "$rc"
@@ -84,9 +80,68 @@ for t in tests/integration/*.sh; do
 		tail -n 300 "$out" | sed 's/^/    | /'
 		;;
 	esac
-	if [ "${TALLY_TEST_VERBOSE:-0}" = 1 ] && [ $rc -eq 0 ]; then
+	if [ "${TALLY_TEST_VERBOSE:-0}" = 1 ] && [ "$rc" -eq 0 ]; then
 		sed 's/^/    | /' "$out"
 	fi
+}
+
+# Runs one test in the background; its exit status and time land in $out_dir/NAME.rc.
+declare -A running=()
+start_test()
+{
+	local t=$1 name
+	name=$(basename "$t" .sh)
+	(
+		start=$(date +%s%N)
+		timeout --kill-after=15 "$limit" "$t" >"$out_dir/$name.out" 2>&1 </dev/null
+		rc=$?
+		echo "$rc $(awk -v ns=$(($(date +%s%N) - start)) 'BEGIN { printf "%.1f", ns / 1e9 }')" \
+			>"$out_dir/$name.rc"
+	) &
+	running[$!]=$name
+}
+
+# Waits for one running test to end and reports it.
+reap_one()
+{
+	local pid name rc secs
+	wait -n -p pid "${!running[@]}"
+	name=${running[$pid]}
+	unset "running[$pid]"
+	read -r rc secs <"$out_dir/$name.rc"
+	report "$name" "$rc" "$secs"
+}
+
+parallel=()
+serial=()
+for t in tests/integration/*.sh; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	name=$(basename "$t" .sh)
+	selected "$name" "$@" || continue
+	# A test marked "# tally-test: long-only" (minutes of soak or packaging) belongs to
+	# make test-long; the fast suite lists it without running it (not a skip).
+	if [ "${TALLY_TEST_LONG:-0}" != 1 ] && grep -q '^# tally-test: long-only' "$t"; then
+		printf 'LONG  %-40s          runs under make test-long\n' "$name"
+		continue
+	fi
+	if grep -q '^# tally-test: serial' "$t"; then
+		serial+=("$t")
+	else
+		parallel+=("$t")
+	fi
+done
+
+start_all=$(date +%s%N)
+for t in "${parallel[@]}"; do
+	[ ${#running[@]} -lt "$jobs_max" ] || reap_one
+	start_test "$t"
+done
+while [ ${#running[@]} -gt 0 ]; do
+	reap_one
+done
+for t in "${serial[@]}"; do
+	start_test "$t"
+	reap_one
 done
 total=$(awk -v ns=$(($(date +%s%N) - start_all)) 'BEGIN { printf "%.1f", ns / 1e9 }')
 if [ $failed -ne 0 ]; then

@@ -230,8 +230,12 @@ static int cluster_start_broker(const struct tb_opts *o, struct tb_cluster *c, i
 		snprintf(err, err_size, "mkdir %s: %s", b->workdir, strerror(errno));
 		return -1;
 	}
-	snprintf(b->data, sizeof(b->data), "%s/data", b->workdir);
-	snprintf(b->log_path, sizeof(b->log_path), "%s/tallyd.log", b->workdir);
+	/* Through a copy: at -O1 (make asan) GCC's -Wrestrict takes b->workdir and b->data,
+	 * both inside *c, for overlapping objects. */
+	char workdir[sizeof(b->workdir)];
+	memcpy(workdir, b->workdir, (size_t)len + 1);
+	snprintf(b->data, sizeof(b->data), "%s/data", workdir);
+	snprintf(b->log_path, sizeof(b->log_path), "%s/tallyd.log", workdir);
 	char a_node[32], a_etcd[100], a_rf[48], a_isr[48];
 	snprintf(a_node, sizeof(a_node), "node.id=%d", i + 1);
 	snprintf(a_etcd, sizeof(a_etcd), "metadata.etcd.endpoints=%s", c->etcd_url);

@@ -1,4 +1,5 @@
-/* codec_test.c - base64 round trips and refusals; the JSON reader on etcd gateway shapes. */
+/* codec_test.c - base64 round trips and refusals; the JSON reader on etcd gateway shapes;
+ * percent-hex names as the ACL and quota files write them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,6 +7,7 @@
 
 #include "common/base64.h"
 #include "common/json.h"
+#include "common/percent.h"
 #include "common/tests/check_run.h"
 
 START_TEST(base64_round_trips_every_length_and_byte)
@@ -95,6 +97,62 @@ START_TEST(json_refuses_truncated_and_too_deep_documents)
 }
 END_TEST
 
+START_TEST(percent_writes_each_file_format_as_before)
+{
+	/* The ACL file escapes white space, controls, '%' and bytes above '~'; the quota
+	 * file everything outside A-Z a-z 0-9 . _ - (files written before this codec). */
+	const char name[] = "User:a b%c\x01\xc3\xa9";
+	char out[64];
+	size_t n = tl_percent_encode(TL_PERCENT_PLAIN_PRINTABLE, name, strlen(name), out);
+	ck_assert_str_eq(out, "User:a%20b%25c%01%C3%A9");
+	ck_assert_uint_eq(n, strlen(out));
+	ck_assert_uint_eq(tl_percent_encoded_len(TL_PERCENT_PLAIN_PRINTABLE, name, strlen(name)),
+			  n);
+	n = tl_percent_encode(TL_PERCENT_PLAIN_NAME, "app.v1_x-y/z:w", 14, out);
+	ck_assert_str_eq(out, "app.v1_x-y%2Fz%3Aw");
+	ck_assert_uint_eq(n, 18);
+	ck_assert_uint_eq(tl_percent_encoded_len(TL_PERCENT_PLAIN_NAME, "app.v1_x-y/z:w", 14), 18);
+}
+END_TEST
+
+START_TEST(percent_round_trips_every_byte_in_both_sets)
+{
+	char name[255];
+	for (size_t i = 0; i < sizeof(name); i++)
+		name[i] = (char)(i + 1);
+	enum tl_percent_plain sets[] = {TL_PERCENT_PLAIN_PRINTABLE, TL_PERCENT_PLAIN_NAME};
+	for (size_t s = 0; s < 2; s++) {
+		char text[3 * sizeof(name) + 1];
+		size_t n = tl_percent_encode(sets[s], name, sizeof(name), text);
+		ck_assert_uint_eq(n, tl_percent_encoded_len(sets[s], name, sizeof(name)));
+		ck_assert(strpbrk(text, " \n") == NULL); /* the files split on these */
+		char back[sizeof(name) + 1];
+		size_t back_len = 0;
+		ck_assert(tl_percent_decode(text, n, back, sizeof(back), &back_len));
+		ck_assert_uint_eq(back_len, sizeof(name));
+		ck_assert(memcmp(back, name, sizeof(name)) == 0);
+		ck_assert_int_eq(back[back_len], '\0');
+	}
+}
+END_TEST
+
+START_TEST(percent_refuses_bad_escapes_nul_and_overlong_names)
+{
+	char out[4];
+	size_t n = 99;
+	ck_assert(!tl_percent_decode("a%4", 3, out, sizeof(out), &n));  /* cut short */
+	ck_assert(!tl_percent_decode("%G0", 3, out, sizeof(out), &n));  /* not hex */
+	ck_assert(!tl_percent_decode("a%00", 4, out, sizeof(out), &n)); /* a NUL in a name */
+	ck_assert(!tl_percent_decode("abcd", 4, out, sizeof(out), &n)); /* 4 bytes, room for 3 */
+	ck_assert_uint_eq(n, 99);
+	ck_assert(tl_percent_decode("a%2fb", 5, out, sizeof(out), &n)); /* either case */
+	ck_assert_str_eq(out, "a/b");
+	ck_assert_uint_eq(n, 3);
+	ck_assert(tl_percent_decode("", 0, out, sizeof(out), &n));
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
 	Suite *s = suite_create("codec");
@@ -106,6 +164,11 @@ static Suite *codec_suite(void)
 	tc = tcase_create("json");
 	tcase_add_test(tc, json_reads_an_etcd_range_response);
 	tcase_add_test(tc, json_refuses_truncated_and_too_deep_documents);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("percent");
+	tcase_add_test(tc, percent_writes_each_file_format_as_before);
+	tcase_add_test(tc, percent_round_trips_every_byte_in_both_sets);
+	tcase_add_test(tc, percent_refuses_bad_escapes_nul_and_overlong_names);
 	suite_add_tcase(s, tc);
 	return s;
 }

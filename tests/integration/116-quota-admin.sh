@@ -85,5 +85,8 @@ read -r n_fast ms_fast < <(consume fastc)
 tl_log "slowc: $n_slow records in $ms_slow ms; fastc: $n_fast records in $ms_fast ms"
 [ "$n_slow" = 400 ] && [ "$n_fast" = 400 ] || tl_fail "consumers read $n_slow and $n_fast records, not 400"
 [ "$ms_slow" -ge 900 ] || tl_fail "the throttled consumer read 400 kB in $ms_slow ms (quota 200000 B/s)"
-[ "$ms_fast" -lt $((ms_slow / 2)) ] || tl_fail "the unthrottled consumer took $ms_fast ms"
+# kcat's start-up is in both times and grows with the machine's load (1.9 s with other
+# tests beside it): compare the difference, which the throttle alone makes.
+[ $((ms_slow - ms_fast)) -ge 900 ] ||
+	tl_fail "the unthrottled consumer took $ms_fast ms, the throttled one $ms_slow ms"
 tl_stop_broker

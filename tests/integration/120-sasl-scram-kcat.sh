@@ -8,6 +8,10 @@
 #    the password nowhere in the log;
 #  - an unauthenticated Produce, a 2 GB SASL frame, and a failed authentication (once
 #    answered) each close the connection, and the broker still serves;
+#  - the loop stays responsive while PLAIN logins run PBKDF2 (on worker threads): 50
+#    parallel PLAIN logins at 16384 SHA-256 iterations, and Metadata round trips on
+#    another connection meanwhile stay short next to the whole storm; of 200 at once,
+#    those past the 128 being checked are refused at once, as busy;
 #  - the credentials file holds no password, and the users survive a restart (without
 #    --add-scram).
 set -euo pipefail
@@ -16,11 +20,13 @@ tl_require_cmd kcat python3
 
 A_PW='alice-Secret-77'
 B_PW='bob,pw=9'
+C_PW='carol-slow-16384'
 sasl_args=(--override listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT
 	--override sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512)
 tl_start_broker "${sasl_args[@]}" \
 	--add-scram "SCRAM-SHA-512=[name=alice,password=$A_PW]" \
-	--add-scram "SCRAM-SHA-256=[name=bob,iterations=8192,password=$B_PW]"
+	--add-scram "SCRAM-SHA-256=[name=bob,iterations=8192,password=$B_PW]" \
+	--add-scram "SCRAM-SHA-256=[name=carol,iterations=16384,password=$C_PW]"
 
 kc()
 {
@@ -70,7 +76,7 @@ tl_grep_log 'SASL authentication failed principal=User:alice mechanism=SCRAM-SHA
 tl_grep_log 'SASL authentication failed principal=User:alice mechanism=PLAIN' ||
 	tl_fail "no PLAIN failure line naming User:alice"
 # (lib.sh's "=== tl_start_broker ... args=" lines show the --add-scram arguments.)
-for pw in "$BAD_PW" "$A_PW" "$B_PW"; do
+for pw in "$BAD_PW" "$A_PW" "$B_PW" "$C_PW"; do
 	! grep -v '^=== ' "$TL_TMP/tallyd.log" | grep -qF -- "$pw" || tl_fail "a password appears in tallyd.log"
 done
 "${tally_sasl[@]/$A_PW/$BAD_PW}" topic list >"$TL_TMP/t.out" 2>&1 && tl_fail "tally with a wrong password succeeded"
@@ -123,11 +129,95 @@ tl_grep_log 'frame size 2147483632 outside \[8, 524288\]' || tl_fail "no diag li
 tl_broker_alive || tl_fail "tallyd died"
 kc SCRAM-SHA-512 alice "$A_PW" -L -m 5 >/dev/null 2>&1 || tl_fail "broker unusable after the raw clients"
 
+# PLAIN logins check the password with PBKDF2 off the event loop: while 50 logins at
+# 16384 SHA-256 iterations (~11 ms of CPU each) are checked, Metadata round trips on an
+# authenticated connection keep coming back quickly. Were the PBKDF2 on the loop, a
+# Metadata request would wait behind every login already read (about the whole storm).
+cat >"$TL_TMP/storm.py" <<'PY'
+import selectors, socket, statistics, struct, sys, time
+host, port, a_pw, c_pw = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4].encode()
+N = 50
+def frame(key, version, corr, body):
+    head = struct.pack(">hhih", key, version, corr, 3) + b"raw"
+    return struct.pack(">i", len(head) + len(body)) + head + body
+def response(s):
+    n = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+    return s.recv(n, socket.MSG_WAITALL)
+def code(r):
+    return struct.unpack(">h", r[4:6])[0]
+def connect_plain():
+    s = socket.create_connection((host, port), timeout=60)
+    s.sendall(frame(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
+    assert code(response(s)) == 0, "SaslHandshake PLAIN refused"
+    return s
+def plain(user, pw):
+    token = b"\0" + user + b"\0" + pw
+    return frame(36, 1, 2, struct.pack(">i", len(token)) + token)
+probe = connect_plain()
+probe.sendall(plain(b"alice", a_pw))
+assert code(response(probe)) == 0, "probe login failed"
+storm = [connect_plain() for _ in range(N)]
+sel = selectors.DefaultSelector()
+for s in storm:
+    sel.register(s, selectors.EVENT_READ)
+start = time.monotonic()
+for s in storm:
+    s.sendall(plain(b"carol", c_pw))
+pending, rtts, corr, last = N, [], 100, start
+while pending:
+    corr += 1
+    sent = time.monotonic()
+    probe.sendall(frame(3, 1, corr, struct.pack(">i", 0)))  # Metadata v1, no topics
+    response(probe)
+    now = time.monotonic()
+    for key, _ in sel.select(0):
+        r = response(key.fileobj)
+        assert code(r) == 0, "a storm login failed: error %d" % code(r)
+        sel.unregister(key.fileobj)
+        pending, last = pending - 1, now
+    if pending:
+        rtts.append(now - sent)
+storm_s = last - start
+print("storm_ms=%.1f metadata_round_trips=%d p50_ms=%.2f max_ms=%.2f" % (
+    storm_s * 1e3, len(rtts), statistics.median(rtts) * 1e3 if rtts else -1,
+    max(rtts) * 1e3 if rtts else -1))
+# Loop stalled: a few round trips, each about as long as the storm. Not the max: a
+# loaded machine may deschedule the loop for a while.
+ok = len(rtts) >= 10 and statistics.median(rtts) < storm_s / 10
+print("responsive" if ok else "stalled")
+# A burst past the 128 logins the broker checks at once: the rest are refused at once
+# (SASL_AUTHENTICATION_FAILED saying so), never queued without bound.
+burst = [connect_plain() for _ in range(200)]
+for s in burst:
+    s.sendall(plain(b"carol", c_pw))
+accepted = refused = 0
+for s in burst:
+    r = response(s)
+    if code(r) == 0:
+        accepted += 1
+    elif code(r) == 58 and b"too many PLAIN logins" in r:
+        refused += 1
+print("burst accepted=%d refused=%d" % (accepted, refused))
+# Clients that hang up while their login is being checked (after the burst, so as not to
+# hold its slots): the broker answers nobody, and shuts down cleanly below.
+for s in [connect_plain() for _ in range(10)]:
+    s.sendall(plain(b"carol", c_pw))
+    s.close()
+PY
+out=$(timeout 60 python3 "$TL_TMP/storm.py" 127.0.0.1 "$TL_PORT" "$A_PW" "$C_PW") || tl_fail "PLAIN storm client failed: $out"
+tl_log "PLAIN storm: $out"
+grep -q '^responsive$' <<<"$out" || tl_fail "Metadata stalled behind PLAIN logins: $out"
+read -r accepted refused < <(sed -n 's/^burst accepted=\([0-9]*\) refused=\([0-9]*\)$/\1 \2/p' <<<"$out")
+[ "${accepted:-0}" -ge 128 ] && [ "${refused:-0}" -ge 1 ] && [ $((accepted + refused)) -eq 200 ] ||
+	tl_fail "200 PLAIN logins at once: want >= 128 accepted and the rest refused as busy: $out"
+tl_grep_log 'SASL authentication failed principal=User:carol mechanism=PLAIN .*reason="too many PLAIN logins being checked"' ||
+	tl_fail "no diag line for a PLAIN login refused as busy"
+
 # At rest: salted keys only, mode 0600; users come back after a restart.
 cred=$TL_DATA/.tally-meta/scram-credentials
 [ -f "$cred" ] || tl_fail "no credentials file at $cred"
 [ "$(stat -c %a "$cred")" = 600 ] || tl_fail "credentials file mode $(stat -c %a "$cred"), want 600"
-for pw in "$A_PW" "$B_PW"; do
+for pw in "$A_PW" "$B_PW" "$C_PW"; do
 	! grep -qF -- "$pw" "$cred" || tl_fail "a clear password is in $cred"
 done
 grep -Eq '^bob SCRAM-SHA-256 8192 ' "$cred" || tl_fail "bob's iterations=8192 not kept: $(cat "$cred")"
