@@ -150,7 +150,8 @@ LIBTALLY_ABI       := $(LIBTALLY_ABI_MAJOR).0.0
 LIBTALLY_SRCS := $(call src_of,client) $(call src_of,producer) $(call src_of,consumer) \
                  $(call src_of,admin) common/base64.c common/buf.c common/crc32c.c common/diag.c \
                  common/error.c common/scram.c common/tls.c \
-                 protocol/batch.c protocol/messages.c protocol/records.c protocol/validate.c
+                 protocol/batch.c protocol/messages.c protocol/records.c protocol/sasl_client.c \
+                 protocol/validate.c
 LIBTALLY_OBJS := $(patsubst %.c,$(B)/pic/%.o,$(LIBTALLY_SRCS))
 LIBTALLY_MAP  := producer/libtally.map
 # The codecs of Kafka's batches: zstd, gzip (zlib), lz4 and snappy, both ways.

@@ -37,7 +37,8 @@ static struct tl_str arena_str(struct tl_arena *arena, const char *s)
 /* ---- Metadata ---- */
 
 /* Cluster mode: leaders, replicas and ISR as the view has them (LEADER_NOT_AVAILABLE
- * while a partition has no leader, as Kafka answers). */
+ * while a partition has no leader, LISTENER_NOT_FOUND when its leader has no endpoint
+ * of the client's listener, as Kafka answers). */
 static void metadata_cluster_partitions(struct tl_request *req, struct tl_topic *topic,
 					struct tl_metadata_response_metadata_response_topic *out)
 {
@@ -62,9 +63,24 @@ static void metadata_cluster_partitions(struct tl_request *req, struct tl_topic 
 		mp->isr_nodes = ids + TL_REPL_REPLICAS_MAX;
 		mp->isr_nodes_count = p->state.isr_count;
 		mp->offline_replicas_count = 0;
+		const struct tl_cluster_broker *leader =
+			mp->leader_id < 0 || mp->leader_id == req->conn->broker->config.node_id
+				? NULL
+				: tl_cluster_find_broker(
+					  tl_cluster_view(req->conn->broker->cluster),
+					  mp->leader_id);
+		const char *host;
+		int32_t port;
 		if (mp->leader_id < 0)
 			mp->error_code = (int16_t)TL_ERR_LEADER_NOT_AVAILABLE;
-		else if (p->log && p->role == TL_REPLICA_LEADER && !tl_log_is_writable(p->log))
+		else if (leader && !tl_cluster_broker_address(leader, req->conn, &host, &port)) {
+			/* Kafka's MetadataCache: the leader is alive but lacks the client's
+			 * listener, so no leader is named; LISTENER_NOT_FOUND from v6. */
+			mp->error_code = (int16_t)(req->header.api_version >= 6
+							   ? TL_ERR_LISTENER_NOT_FOUND
+							   : TL_ERR_LEADER_NOT_AVAILABLE);
+			mp->leader_id = -1;
+		} else if (p->log && p->role == TL_REPLICA_LEADER && !tl_log_is_writable(p->log))
 			mp->error_code = (int16_t)TL_ERR_KAFKA_STORAGE_ERROR;
 	}
 }
@@ -79,23 +95,24 @@ static void metadata_cluster_brokers(struct tl_request *req, struct tl_metadata_
 		tl_arena_array(&req->arena, (size_t)view->broker_count, sizeof(*brokers));
 	if (!brokers)
 		return;
+	int32_t count = 0;
 	for (int32_t i = 0; i < view->broker_count; i++) {
-		tl_metadata_response_metadata_response_broker_defaults(&brokers[i]);
-		brokers[i].node_id = view->brokers[i].id;
-		brokers[i].host = tl_str_of(view->brokers[i].host);
-		brokers[i].port = view->brokers[i].port;
-		/* This broker: the listener the client came in on (the others are known by
-		 * their registered inter-broker listener only, for now). */
-		if (view->brokers[i].id == req->conn->broker->config.node_id) {
-			const char *host;
-			tl_conn_advertised(req->conn, &host, &brokers[i].port);
-			brokers[i].host = tl_str_of(host);
-		}
+		/* Each broker's endpoint of the listener the client came in on; one without
+		 * that listener is left out, as Kafka does. */
+		const char *host;
+		int32_t port;
+		if (!tl_cluster_broker_address(&view->brokers[i], req->conn, &host, &port))
+			continue;
+		struct tl_metadata_response_metadata_response_broker *b = &brokers[count++];
+		tl_metadata_response_metadata_response_broker_defaults(b);
+		b->node_id = view->brokers[i].id;
+		b->host = tl_str_of(host);
+		b->port = port;
 		if (view->brokers[i].rack[0])
-			brokers[i].rack = tl_str_of(view->brokers[i].rack);
+			b->rack = tl_str_of(view->brokers[i].rack);
 	}
 	resp->brokers = brokers;
-	resp->brokers_count = view->broker_count;
+	resp->brokers_count = count;
 	resp->controller_id = view->controller;
 }
 

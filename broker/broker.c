@@ -317,6 +317,17 @@ tl_err tl_broker_init(struct tl_broker *broker, const struct tl_config *config)
 		return TL_OK;
 	/* Cluster mode: the listener is bound (its address is registered), then the view
 	 * says what this broker hosts; requests wait in the backlog until the loop runs. */
+	char why[512];
+	if ((err = tl_peer_security_init(&broker->peer_security, config, why, sizeof(why))) !=
+	    TL_OK) {
+		tl_crit("broker: cannot set up the inter-broker client listener=%s why=\"%s\"",
+			config->listener_list[config->listener_served].name, why);
+		return err;
+	}
+	tl_info("broker: inter-broker connections listener=%s security.protocol=%s principal=%s",
+		config->listener_list[config->listener_served].name,
+		config->listener_list[config->listener_served].protocol,
+		broker->peer_security.principal);
 	if ((err = tl_fetchers_create(broker, &broker->fetchers)) != TL_OK ||
 	    (err = epoll_add(broker, tl_fetchers_fd(broker->fetchers), SOURCE_FETCHERS)) != TL_OK)
 		return err;
@@ -374,6 +385,7 @@ static void broker_shutdown(struct tl_broker *broker)
 	tl_topics_close_all(broker);
 	tl_fetchers_destroy(broker->fetchers);
 	broker->fetchers = NULL;
+	tl_peer_security_deinit(&broker->peer_security);
 }
 
 /* SIGTERM, SIGINT: stop. SIGUSR1: request-level debug logging on, or back off (to

@@ -26,6 +26,7 @@
 #include "broker/cluster.h"
 #include "broker/config.h"
 #include "broker/metrics.h"
+#include "broker/peer.h"
 #include "broker/quota.h"
 #include "common/buf.h"
 #include "common/histogram.h"
@@ -283,11 +284,13 @@ struct tl_broker {
 	struct tl_cluster *cluster;   /* cluster mode: metadata thread and view; else NULL */
 	struct tl_fetchers *fetchers; /* cluster mode: replica fetchers; else NULL */
 	struct tl_markers *markers;   /* cluster mode: txn markers to other brokers; else NULL */
-	int64_t pid_next;             /* next producer id to hand out */
-	int64_t pid_block_end;        /* end of the durable block; pid_next < pid_block_end */
-	int64_t pid_spare_start;      /* cluster mode: the next block, asked ahead; -1 none */
-	bool pid_block_asked;         /* cluster mode: a block request is in flight */
-	uint64_t random_state;        /* xorshift64*, for test faults */
+	/* Cluster mode: how the fetchers and the marker sender log in to other brokers. */
+	struct tl_peer_security peer_security;
+	int64_t pid_next;        /* next producer id to hand out */
+	int64_t pid_block_end;   /* end of the durable block; pid_next < pid_block_end */
+	int64_t pid_spare_start; /* cluster mode: the next block, asked ahead; -1 none */
+	bool pid_block_asked;    /* cluster mode: a block request is in flight */
+	uint64_t random_state;   /* xorshift64*, for test faults */
 	int64_t next_tick_ms;
 	bool stopping;
 	uint64_t topic_id_seed;

@@ -107,7 +107,7 @@ struct tl_cluster {
 	/* Copies of what the thread needs from the config, so it never reads the broker. */
 	int32_t self;
 	char prefix[128];
-	char registration[512];
+	char registration[3072];
 	int64_t lease;
 	int64_t lease_ttl_ms;
 	bool unclean;
@@ -282,7 +282,7 @@ static bool broker_decode(const struct tl_meta_kv *kv, int32_t id, struct tl_clu
 {
 	memset(out, 0, sizeof(*out));
 	out->id = id;
-	char text[1024];
+	char text[4096];
 	if (kv->value_len >= sizeof(text))
 		return false;
 	memcpy(text, kv->value, kv->value_len);
@@ -297,6 +297,24 @@ static bool broker_decode(const struct tl_meta_kv *kv, int32_t id, struct tl_clu
 			out->port = (int32_t)v;
 		else if (strncmp(f, "rack=", 5) == 0)
 			snprintf(out->rack, sizeof(out->rack), "%s", f + 5);
+		else if (strncmp(f, "listener.", 9) == 0 &&
+			 out->endpoint_count < TL_CLUSTER_ENDPOINTS_MAX) {
+			/* listener.NAME=HOST:PORT (the last colon: HOST may be IPv6) */
+			char *eq = strchr(f + 9, '=');
+			char *colon = eq ? strrchr(eq + 1, ':') : NULL;
+			struct tl_cluster_endpoint *e = &out->endpoints[out->endpoint_count];
+			if (!eq || !colon || eq == f + 9 ||
+			    (size_t)(eq - f - 9) >= sizeof(e->listener) ||
+			    (size_t)(colon - eq - 1) >= sizeof(e->host) ||
+			    !parse_int(colon + 1, f + strlen(f), 1, 65535, &v))
+				return false;
+			memcpy(e->listener, f + 9, (size_t)(eq - f - 9));
+			e->listener[eq - f - 9] = '\0';
+			memcpy(e->host, eq + 1, (size_t)(colon - eq - 1));
+			e->host[colon - eq - 1] = '\0';
+			e->port = (int32_t)v;
+			out->endpoint_count++;
+		}
 	}
 	return out->host[0] && out->port > 0;
 }
@@ -424,7 +442,13 @@ static struct tl_cluster_view *view_build(const struct tl_cluster *c)
 		return NULL;
 	view->revision = m->revision;
 	view->controller = -1;
-	view->brokers = calloc(m->count + 1, sizeof(*view->brokers));
+	size_t broker_keys = 0;
+	for (size_t i = 0; i < m->count; i++) {
+		const char *slash = strrchr(m->kvs[i].key, '/');
+		if (slash && slash - m->kvs[i].key >= 8 && strncmp(slash - 8, "/brokers", 8) == 0)
+			broker_keys++;
+	}
+	view->brokers = calloc(broker_keys + 1, sizeof(*view->brokers));
 	view->topics = calloc(m->count + 1, sizeof(*view->topics));
 	if (!view->brokers || !view->topics) {
 		view_free(view);
@@ -516,6 +540,30 @@ static struct tl_cluster_view *view_build(const struct tl_cluster *c)
 		cp->revision = kv->mod_revision;
 	}
 	return view;
+}
+
+bool tl_cluster_broker_address(const struct tl_cluster_broker *b, const struct tl_conn *conn,
+			       const char **host_out, int32_t *port_out)
+{
+	*host_out = b->host;
+	*port_out = b->port;
+	if (!conn || !conn->listener)
+		return true;
+	if (b->id == conn->broker->config.node_id) {
+		tl_conn_advertised(conn, host_out, port_out);
+		return true;
+	}
+	if (b->endpoint_count == 0)
+		return true;
+	for (int32_t i = 0; i < b->endpoint_count; i++) {
+		/* Kafka's listener names are case-insensitive (ListenerName upper-cases). */
+		if (strcasecmp(b->endpoints[i].listener, conn->listener->config->name) == 0) {
+			*host_out = b->endpoints[i].host;
+			*port_out = b->endpoints[i].port;
+			return true;
+		}
+	}
+	return false;
 }
 
 const struct tl_cluster_broker *tl_cluster_find_broker(const struct tl_cluster_view *view,
@@ -1754,9 +1802,18 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 	c->rebalance = config->auto_leader_rebalance_enable;
 	c->rebalance_interval_ms = config->leader_imbalance_check_interval_ms;
 	c->next_rebalance_ms = tl_mono_ms() + c->rebalance_interval_ms;
-	snprintf(c->registration, sizeof(c->registration), "host=%s port=%d%s%s",
-		 broker->advertised_host, broker->advertised_port,
-		 config->broker_rack[0] ? " rack=" : "", config->broker_rack);
+	int reg = snprintf(c->registration, sizeof(c->registration), "host=%s port=%d%s%s",
+			   broker->advertised_host, broker->advertised_port,
+			   config->broker_rack[0] ? " rack=" : "", config->broker_rack);
+	_Static_assert(TL_CLUSTER_ENDPOINTS_MAX == TL_CONFIG_LISTENERS_MAX, "one endpoint each");
+	for (int32_t i = 0; i < broker->listener_count; i++) {
+		const struct tl_broker_listener *l = &broker->listeners[i];
+		TL_ASSERT(reg > 0 && (size_t)reg < sizeof(c->registration));
+		reg += snprintf(c->registration + reg, sizeof(c->registration) - (size_t)reg,
+				" listener.%s=%s:%d", l->config->name, l->advertised_host,
+				l->advertised_port);
+	}
+	TL_ASSERT((size_t)reg < sizeof(c->registration));
 	char why[1024];
 	tl_err err = tl_meta_open(config->metadata_etcd_endpoints, config->metadata_etcd_timeout_ms,
 				  &c->meta, why, sizeof(why));

@@ -4,7 +4,9 @@
  *
  * Keys under metadata.etcd.prefix (default /tally):
  *   cluster_id                 the cluster id, created once by the first broker
- *   brokers/<id>               "host=H port=P rack=R", bound to the broker's lease
+ *   brokers/<id>               "host=H port=P rack=R listener.NAME=HOST:PORT ...", bound
+ *                              to the broker's lease: host/port is the inter-broker
+ *                              listener, then one advertised endpoint per served listener
  *   controller                 "<id>", bound to the controller's lease
  *   topics/<name>              "id=<hex> partitions=N replicas=1,2,3;2,3,1;...\nkey=value"
  *   partitions/<name>/<index>  "leader=1 leader_epoch=4 isr=1,2,3" (replication.h)
@@ -47,11 +49,21 @@ struct tl_broker;
 struct tl_partition;
 struct tl_cluster;
 
-struct tl_cluster_broker {
-	int32_t id;
+/* One advertised endpoint of a broker, by listener name (Kafka's endpoints map). */
+#define TL_CLUSTER_ENDPOINTS_MAX 8 /* TL_CONFIG_LISTENERS_MAX */
+struct tl_cluster_endpoint {
+	char listener[32];
 	char host[256];
 	int32_t port;
+};
+
+struct tl_cluster_broker {
+	int32_t id;
+	char host[256]; /* the inter-broker listener's address (replication, txn markers) */
+	int32_t port;
 	char rack[TL_REPL_RACK_MAX];
+	int32_t endpoint_count; /* 0: registered by a build that had no listener.NAME= */
+	struct tl_cluster_endpoint endpoints[TL_CLUSTER_ENDPOINTS_MAX];
 };
 
 struct tl_cluster_partition {
@@ -100,6 +112,14 @@ void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms);
 const struct tl_cluster_view *tl_cluster_view(const struct tl_cluster *cluster);
 const struct tl_cluster_broker *tl_cluster_find_broker(const struct tl_cluster_view *view,
 						       int32_t id);
+struct tl_conn;
+/* The address of @b for a client connected on @conn's listener, as Kafka answers
+ * Metadata, FindCoordinator and DescribeCluster: this broker's own is the listener's
+ * advertised address; another's is its endpoint of the same listener name. False when
+ * @b has no such listener (the caller leaves it out, as Kafka does). A broker that
+ * registered no endpoints (an older build) is given by its inter-broker address. */
+bool tl_cluster_broker_address(const struct tl_cluster_broker *b, const struct tl_conn *conn,
+			       const char **host_out, int32_t *port_out);
 /* Controlled shutdown began: followers stop fetching, so they stay out of the ISR. */
 bool tl_cluster_is_shutting_down(const struct tl_cluster *cluster);
 

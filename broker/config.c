@@ -64,6 +64,8 @@ static const struct key_def broker_keys[] = {
 	{"group.min.session.timeout.ms", KEY_INT32, OFF(group_min_session_timeout_ms), 1,
 	 INT32_MAX},
 	{"inter.broker.listener.name", STR(inter_broker_listener_name)},
+	{"inter.broker.sasl.password", STR(inter_broker_sasl_password)},
+	{"inter.broker.sasl.username", STR(inter_broker_sasl_username)},
 	{"leader.imbalance.check.interval.seconds", KEY_SPECIAL, 0, 0, 0},
 	{"listener.security.protocol.map", STR(listener_security_protocol_map)},
 	{"listeners", STR(listeners)},
@@ -135,8 +137,10 @@ static const struct key_def broker_keys[] = {
 	{"replica.fetch.wait.max.ms", KEY_INT32, OFF(replica_fetch_wait_max_ms), 0, 600000},
 	{"replica.lag.time.max.ms", KEY_INT64, OFF(replica_lag_time_max_ms), 100, INT32_MAX},
 	{"sasl.enabled.mechanisms", STR(sasl_enabled_mechanisms)},
+	{"sasl.mechanism.inter.broker.protocol", STR(sasl_mechanism_inter_broker_protocol)},
 	{"sasl.server.max.receive.size", KEY_INT32, OFF(sasl_server_max_receive_size), 8,
 	 INT32_MAX},
+	{"security.inter.broker.protocol", STR(security_inter_broker_protocol)},
 	{"socket.request.max.bytes", KEY_INT32, OFF(socket_request_max_bytes), 1, INT32_MAX},
 	{"super.users", STR(super_users)},
 	/* TEST ONLY: principal from client.id "User:..." on PLAINTEXT (acl_admin.c). */
@@ -147,6 +151,7 @@ static const struct key_def broker_keys[] = {
 	{"ssl.cipher.suites", STR(ssl_cipher_suites)},
 	{"ssl.client.auth", STR(ssl_client_auth)},
 	{"ssl.enabled.protocols", STR(ssl_enabled_protocols)},
+	{"ssl.endpoint.identification.algorithm", STR(ssl_endpoint_identification_algorithm)},
 	{"ssl.handshake.timeout.ms", KEY_INT64, OFF(ssl_handshake_timeout_ms), 100, INT32_MAX},
 	{"ssl.key.password", STR(ssl_key_password)},
 	{"ssl.keystore.location", STR(ssl_keystore_location)},
@@ -196,6 +201,8 @@ void tl_config_defaults(struct tl_config *config)
 	snprintf(config->ssl_keystore_type, sizeof(config->ssl_keystore_type), "PEM");
 	snprintf(config->ssl_truststore_type, sizeof(config->ssl_truststore_type), "PEM");
 	snprintf(config->ssl_client_auth, sizeof(config->ssl_client_auth), "none");
+	snprintf(config->ssl_endpoint_identification_algorithm,
+		 sizeof(config->ssl_endpoint_identification_algorithm), "https");
 	snprintf(config->ssl_enabled_protocols, sizeof(config->ssl_enabled_protocols),
 		 "TLSv1.2,TLSv1.3");
 	config->ssl_ktls_enable = true;
@@ -890,6 +897,33 @@ static tl_err config_finish_ssl(const struct tl_config *config, char *why, size_
 	return TL_OK;
 }
 
+/* The broker's own SASL login toward the other brokers' inter-broker listener. */
+static tl_err config_finish_inter_broker_sasl(const struct tl_config *config,
+					      const struct tl_listener *inter, char *why,
+					      size_t why_size)
+{
+	const char *mech = config->sasl_mechanism_inter_broker_protocol;
+	if (strcmp(mech, "PLAIN") != 0 && strcmp(mech, "SCRAM-SHA-256") != 0 &&
+	    strcmp(mech, "SCRAM-SHA-512") != 0) {
+		snprintf(
+			why, why_size,
+			"config sasl.mechanism.inter.broker.protocol: \"%s\"; the inter-broker "
+			"listener %s is %s, so name PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Kafka's "
+			"default GSSAPI is not supported)",
+			mech, inter->name, inter->protocol);
+		return TL_ERR_INVALID;
+	}
+	if (!config->inter_broker_sasl_username[0] || !config->inter_broker_sasl_password[0]) {
+		snprintf(why, why_size,
+			 "config inter.broker.sasl.username / inter.broker.sasl.password: the "
+			 "inter-broker listener %s is %s; the broker logs in to the others with "
+			 "these credentials (where Kafka reads the listener's JAAS login module)",
+			 inter->name, inter->protocol);
+		return TL_ERR_INVALID;
+	}
+	return TL_OK;
+}
+
 /* Gives each listener its protocol; picks the inter-broker one (registered in cluster
  * mode): inter.broker.listener.name if set, else the first PLAINTEXT listener, else the
  * first one, never a KRaft controller listener. */
@@ -898,6 +932,16 @@ static tl_err config_finish_protocols(struct tl_config *config, char *why, size_
 	config->listener_served = -1;
 	config->has_tls_listener = false;
 	int32_t first_any = -1;
+	if (config->security_inter_broker_protocol[0] && config->inter_broker_listener_name[0]) {
+		snprintf(why, why_size,
+			 "config: only one of inter.broker.listener.name and "
+			 "security.inter.broker.protocol may be set (as in Kafka)");
+		return TL_ERR_INVALID;
+	}
+	/* security.inter.broker.protocol: Kafka takes the listener named after it. */
+	const char *inter_name = config->inter_broker_listener_name[0]
+					 ? config->inter_broker_listener_name
+					 : config->security_inter_broker_protocol;
 	for (int32_t i = 0; i < config->listener_count; i++) {
 		struct tl_listener *l = &config->listener_list[i];
 		if (!protocol_of(config->listener_security_protocol_map, l->name, l->protocol,
@@ -921,32 +965,25 @@ static tl_err config_finish_protocols(struct tl_config *config, char *why, size_
 		config->has_tls_listener |= tl_security_protocol_is_tls(l->security_protocol);
 		if (first_any < 0)
 			first_any = i;
-		bool named = config->inter_broker_listener_name[0] &&
-			     strcasecmp(l->name, config->inter_broker_listener_name) == 0;
-		if (named ||
-		    (!config->inter_broker_listener_name[0] && config->listener_served < 0 &&
-		     l->security_protocol == TL_SECURITY_PLAINTEXT))
+		bool named = inter_name[0] && strcasecmp(l->name, inter_name) == 0;
+		if (named || (!inter_name[0] && config->listener_served < 0 &&
+			      l->security_protocol == TL_SECURITY_PLAINTEXT))
 			config->listener_served = i;
 	}
-	if (config->listener_served < 0 && !config->inter_broker_listener_name[0])
+	if (config->listener_served < 0 && !inter_name[0])
 		config->listener_served = first_any;
 	if (config->listener_served < 0) {
 		snprintf(why, why_size, "config listeners: no listener to serve in \"%s\"%s%s",
 			 config->listeners,
-			 config->inter_broker_listener_name[0]
-				 ? " named by inter.broker.listener.name="
-				 : "",
-			 config->inter_broker_listener_name);
+			 inter_name[0] ? " named by inter.broker.listener.name / "
+					 "security.inter.broker.protocol="
+				       : "",
+			 inter_name);
 		return TL_ERR_INVALID;
 	}
 	const struct tl_listener *inter = &config->listener_list[config->listener_served];
-	if (tl_config_is_cluster(config) && inter->security_protocol != TL_SECURITY_PLAINTEXT) {
-		snprintf(why, why_size,
-			 "config inter.broker.listener.name: listener %s is %s; replication "
-			 "between Tally brokers runs over PLAINTEXT only for now",
-			 inter->name, inter->protocol);
-		return TL_ERR_INVALID;
-	}
+	if (tl_config_is_cluster(config) && tl_security_protocol_is_sasl(inter->security_protocol))
+		return config_finish_inter_broker_sasl(config, inter, why, why_size);
 	return TL_OK;
 }
 
@@ -1047,6 +1084,9 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "group.max.size=%d\n", config->group_max_size);
 	fprintf(out, "group.min.session.timeout.ms=%d\n", config->group_min_session_timeout_ms);
 	fprintf(out, "inter.broker.listener.name=%s\n", config->inter_broker_listener_name);
+	fprintf(out, "inter.broker.sasl.password=%s\n",
+		config->inter_broker_sasl_password[0] ? "[hidden]" : "");
+	fprintf(out, "inter.broker.sasl.username=%s\n", config->inter_broker_sasl_username);
 	fprintf(out, "leader.imbalance.check.interval.seconds=%" PRId64 "\n",
 		config->leader_imbalance_check_interval_ms / 1000);
 	fprintf(out, "listener.security.protocol.map=%s\n", config->listener_security_protocol_map);
@@ -1129,6 +1169,9 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "quota.window.num=%d\n", config->quota_window_num);
 	fprintf(out, "quota.window.size.seconds=%d\n", config->quota_window_size_seconds);
 	fprintf(out, "sasl.enabled.mechanisms=%s\n", config->sasl_enabled_mechanisms);
+	fprintf(out, "sasl.mechanism.inter.broker.protocol=%s\n",
+		config->sasl_mechanism_inter_broker_protocol);
+	fprintf(out, "security.inter.broker.protocol=%s\n", config->security_inter_broker_protocol);
 	fprintf(out, "sasl.server.max.receive.size=%d\n", config->sasl_server_max_receive_size);
 	fprintf(out, "socket.request.max.bytes=%d\n", config->socket_request_max_bytes);
 	fprintf(out, "socket.request.read.timeout.ms=%" PRId64 "\n",
@@ -1136,6 +1179,8 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "ssl.cipher.suites=%s\n", config->ssl_cipher_suites);
 	fprintf(out, "ssl.client.auth=%s\n", config->ssl_client_auth);
 	fprintf(out, "ssl.enabled.protocols=%s\n", config->ssl_enabled_protocols);
+	fprintf(out, "ssl.endpoint.identification.algorithm=%s\n",
+		config->ssl_endpoint_identification_algorithm);
 	fprintf(out, "ssl.handshake.timeout.ms=%" PRId64 "\n", config->ssl_handshake_timeout_ms);
 	/* A password never leaves the process, as Kafka's sensitive configs. */
 	fprintf(out, "ssl.key.password=%s\n", config->ssl_key_password[0] ? "[hidden]" : "");

@@ -66,12 +66,26 @@ struct tl_config {
 	char listener_security_protocol_map[TL_CONFIG_STR_MAX]; /* listener.security.protocol.map */
 	char controller_listener_names[128]; /* controller.listener.names: never served */
 	char inter_broker_listener_name[32]; /* inter.broker.listener.name: the served one */
-	char log_dirs[TL_CONFIG_STR_MAX];    /* log.dirs (alias log.dir); first dir is used */
-	int32_t num_partitions;              /* num.partitions */
-	int16_t default_replication_factor;  /* default.replication.factor */
-	bool auto_create_topics_enable;      /* auto.create.topics.enable */
-	bool delete_topic_enable;            /* delete.topic.enable */
-	struct tl_log_config log; /* log.segment.bytes, log.roll.*, log.retention.* ... */
+	/* security.inter.broker.protocol: the listener named after this protocol is the
+	 * inter-broker one (Kafka's older key; exclusive with inter.broker.listener.name). */
+	char security_inter_broker_protocol[32];
+	/* The broker's own client side toward other brokers (fetcher, marker sender), when
+	 * the inter-broker listener is SASL_*: sasl.mechanism.inter.broker.protocol (Kafka's
+	 * key; PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and, where Kafka reads the listener's
+	 * JAAS login module, two Tally keys: inter.broker.sasl.username / .password. */
+	char sasl_mechanism_inter_broker_protocol[32];
+	char inter_broker_sasl_username[256];
+	char inter_broker_sasl_password[256];
+	/* ssl.endpoint.identification.algorithm: "https" (Kafka's default) makes the
+	 * inter-broker TLS client check the peer certificate's name against the registered
+	 * host; "" checks only its chain. */
+	char ssl_endpoint_identification_algorithm[16];
+	char log_dirs[TL_CONFIG_STR_MAX];   /* log.dirs (alias log.dir); first dir is used */
+	int32_t num_partitions;             /* num.partitions */
+	int16_t default_replication_factor; /* default.replication.factor */
+	bool auto_create_topics_enable;     /* auto.create.topics.enable */
+	bool delete_topic_enable;           /* delete.topic.enable */
+	struct tl_log_config log;           /* log.segment.bytes, log.roll.*, log.retention.* ... */
 	int64_t log_retention_check_interval_ms; /* log.retention.check.interval.ms */
 	int32_t message_max_bytes;               /* message.max.bytes: largest batch accepted */
 	int32_t socket_request_max_bytes;        /* socket.request.max.bytes: largest frame */

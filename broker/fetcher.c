@@ -3,9 +3,10 @@
  * (Kafka's ReplicaFetcherThread, on the event loop instead of a thread).
  *
  * A session's cycle:
- *   READY -> send Fetch (replica_id = node.id, fetch offset = log end, the epoch of
- *   the last batch as last_fetched_epoch, the leader epoch we know as
- *   current_leader_epoch) -> IN_FLIGHT -> response: per partition, truncate where
+ *   CONNECTING (TCP) -> SECURING (TLS and SASL of the inter-broker listener, peer.c,
+ *   never blocking the loop) -> READY -> send Fetch (replica_id = node.id, fetch
+ *   offset = log end, the epoch of the last batch as last_fetched_epoch, the leader
+ *   epoch we know as current_leader_epoch) -> IN_FLIGHT -> response: per partition, truncate where
  *   the leader reports a diverging epoch (KIP-595's truncation on fetch, which
  *   replaces the separate OffsetsForLeaderEpoch round of KIP-101), else append the
  *   batches as the leader wrote them (tl_log_append_replica) -> DURABLE_WAIT until
@@ -46,7 +47,12 @@ enum session_state {
 	SESSION_READY = 2, /* connected, nothing in flight */
 	SESSION_IN_FLIGHT = 3,
 	SESSION_DURABLE_WAIT = 4,
+	SESSION_SECURING = 5, /* TCP connected; TLS handshake and SASL login under way */
 };
+
+/* A refused login is retried every replica.fetch.backoff.ms; its warn line at most
+ * this often per leader, with the count of failures in between. */
+#define LOGIN_WARN_INTERVAL_MS 10000
 
 struct session_part {
 	struct tl_partition *partition;
@@ -58,6 +64,7 @@ struct session_part {
 struct session {
 	int32_t leader_id;
 	int fd;
+	struct tl_peer_link link; /* valid while fd != -1 */
 	enum session_state state;
 	struct session_part *parts;
 	int32_t part_count;
@@ -71,7 +78,9 @@ struct session {
 	uint8_t size_prefix[4];
 	int32_t correlation_id;
 	int64_t retry_at_ms;
-	int64_t sent_ms; /* when the request in flight was sent */
+	int64_t sent_ms;             /* when the request in flight was sent */
+	int64_t login_warn_ms;       /* the last login failure's warn line */
+	int32_t login_fail_unlogged; /* failures since it */
 	struct session *next;
 };
 
@@ -104,6 +113,8 @@ static void session_disconnect(struct tl_fetchers *f, struct session *s, int64_t
 {
 	if (s->fd != -1) {
 		epoll_ctl(f->epoll_fd, EPOLL_CTL_DEL, s->fd, NULL);
+		tl_peer_link_deinit(&s->link);
+		memset(&s->link, 0, sizeof(s->link));
 		close(s->fd);
 		s->fd = -1;
 	}
@@ -212,6 +223,64 @@ static void session_connect(struct tl_broker *broker, struct session *s)
 		 leader->host, leader->port);
 }
 
+static void session_secure(struct tl_broker *broker, struct session *s);
+
+/* The TCP connect finished: TLS and SASL of the inter-broker listener next. */
+static void session_secure_start(struct tl_broker *broker, struct session *s)
+{
+	const struct tl_cluster_broker *leader =
+		tl_cluster_find_broker(tl_cluster_view(broker->cluster), s->leader_id);
+	if (!leader ||
+	    tl_peer_link_init(&s->link, &broker->peer_security, s->fd, leader->host) != TL_OK) {
+		session_disconnect(broker->fetchers, s, broker->config.replica_fetch_backoff_ms);
+		return;
+	}
+	s->state = SESSION_SECURING;
+	s->sent_ms = tl_mono_ms(); /* a peer that never finishes the login is given up on */
+	session_secure(broker, s);
+}
+
+static void session_login_failed(struct tl_broker *broker, struct session *s)
+{
+	int64_t now = tl_mono_ms();
+	s->login_fail_unlogged++;
+	if (s->login_warn_ms == 0 || now - s->login_warn_ms >= LOGIN_WARN_INTERVAL_MS) {
+		tl_warn("fetcher: cannot connect to the leader over the inter-broker listener "
+			"leader=%d principal=%s security.protocol=%s err=%s failures=%d why=\"%s\"",
+			s->leader_id, broker->peer_security.principal,
+			broker->peer_security.protocol_name, tl_err_name(s->link.failure),
+			s->login_fail_unlogged, s->link.why);
+		s->login_warn_ms = now;
+		s->login_fail_unlogged = 0;
+	}
+	session_disconnect(broker->fetchers, s, broker->config.replica_fetch_backoff_ms);
+}
+
+static void session_send(struct tl_broker *broker, struct session *s);
+static void session_want_write(struct tl_fetchers *f, struct session *s, bool on);
+
+/* Drives TLS and SASL; READY and the first Fetch once both are through. */
+static void session_secure(struct tl_broker *broker, struct session *s)
+{
+	TL_ASSERT(s->state == SESSION_SECURING);
+	tl_err err = tl_peer_link_advance(&s->link);
+	if (err == TL_ERR_AGAIN) {
+		session_want_write(broker->fetchers, s, s->link.transport.want_write);
+		return;
+	}
+	if (err != TL_OK) {
+		session_login_failed(broker, s);
+		return;
+	}
+	tl_info("fetcher: connected to leader leader=%d security.protocol=%s principal=%s",
+		s->leader_id, broker->peer_security.protocol_name, broker->peer_security.principal);
+	s->login_warn_ms = 0;
+	s->login_fail_unlogged = 0;
+	session_want_write(broker->fetchers, s, false);
+	s->state = SESSION_READY;
+	session_send(broker, s);
+}
+
 /* ---- requests ---- */
 
 static void session_want_write(struct tl_fetchers *f, struct session *s, bool on)
@@ -223,7 +292,8 @@ static void session_want_write(struct tl_fetchers *f, struct session *s, bool on
 static void session_flush(struct tl_broker *broker, struct session *s)
 {
 	while (s->wsent < s->wlen) {
-		ssize_t n = send(s->fd, s->wbuf + s->wsent, s->wlen - s->wsent, MSG_NOSIGNAL);
+		struct iovec iov = {.iov_base = s->wbuf + s->wsent, .iov_len = s->wlen - s->wsent};
+		ssize_t n = tl_transport_writev(&s->link.transport, &iov, 1);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -539,11 +609,15 @@ static void session_read(struct tl_broker *broker, struct session *s)
 			dst = s->rbuf + (s->rhave - 4);
 			want = s->rlen - (s->rhave - 4);
 		}
-		ssize_t n = recv(s->fd, dst, want, 0);
+		ssize_t n = tl_transport_read(&s->link.transport, dst, want);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* TLS may need to write to read on (a key update). */
+			if (s->link.transport.want_write)
+				session_want_write(broker->fetchers, s, true);
 			return;
+		}
 		if (n <= 0) {
 			tl_info("fetcher: connection to leader lost leader=%d", s->leader_id);
 			session_disconnect(broker->fetchers, s,
@@ -595,16 +669,22 @@ void tl_fetchers_on_event(struct tl_broker *broker)
 				session_disconnect(f, s, broker->config.replica_fetch_backoff_ms);
 				continue;
 			}
-			tl_info("fetcher: connected to leader leader=%d", s->leader_id);
-			session_want_write(f, s, false);
-			s->state = SESSION_READY;
-			session_send(broker, s);
+			session_secure_start(broker, s);
 			continue;
 		}
+		if (s->state == SESSION_SECURING) {
+			session_secure(broker, s);
+			continue;
+		}
+		bool read_wants_out = s->link.transport.want_write && !s->wbuf;
 		if ((events[i].events & EPOLLOUT) && s->wbuf)
 			session_flush(broker, s);
-		if (s->fd != -1 && (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		if (s->fd != -1 && ((events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+				    (read_wants_out && (events[i].events & EPOLLOUT)))) {
+			if (read_wants_out)
+				session_want_write(f, s, false);
 			session_read(broker, s);
+		}
 	}
 }
 
@@ -754,6 +834,14 @@ void tl_fetchers_tick(struct tl_broker *broker, int64_t now_ms)
 			tl_warn("fetcher: no answer from leader, reconnecting leader=%d",
 				s->leader_id);
 			session_disconnect(f, s, 0);
+			continue;
+		}
+		if (s->state == SESSION_SECURING &&
+		    now_ms - s->sent_ms > broker->config.ssl_handshake_timeout_ms) {
+			tl_warn("fetcher: TLS handshake or SASL login with the leader not done in "
+				"time, reconnecting leader=%d timeout_ms=%lld",
+				s->leader_id, (long long)broker->config.ssl_handshake_timeout_ms);
+			session_disconnect(f, s, broker->config.replica_fetch_backoff_ms);
 			continue;
 		}
 		if (s->retry_at_ms > now_ms)

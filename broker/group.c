@@ -1329,11 +1329,13 @@ static tl_err coordinator_of(struct tl_request *req, int8_t key_type, struct tl_
 			coordinator = tl_cluster_find_broker(tl_cluster_view(broker->cluster),
 							     p->state.leader);
 	}
-	if (!coordinator)
+	const char *coordinator_host;
+	/* The coordinator's endpoint of the client's listener; none: not available (Kafka) */
+	if (!coordinator ||
+	    !tl_cluster_broker_address(coordinator, req->conn, &coordinator_host, port))
 		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
 	*node_id = coordinator->id;
-	*host = tl_str_of(coordinator->host);
-	*port = coordinator->port;
+	*host = tl_str_of(coordinator_host);
 	return TL_OK;
 }
 

@@ -1,7 +1,8 @@
 /* markers.c - see markers.h.
  * One thread sends every marker bound for another broker, one WriteTxnMarkers request
- * at a time per job, over a cached blocking connection per broker with send and
- * receive timeouts; a failed connection is dropped and the job answers
+ * at a time per job, over a cached connection per broker, secured as the inter-broker
+ * listener says (peer.c: TLS, SASL), every wait bounded by poll timeouts; a failed
+ * connection is dropped and the job answers
  * TL_ERR_NETWORK_EXCEPTION (the coordinator retries on its tick). Results go back to the loop
  * through an eventfd. Markers are rare (one per partition per transaction), so a
  * thread with plain blocking I/O is simpler than a second non-blocking client in the
@@ -30,6 +31,7 @@
 #include "broker/cluster.h"
 #include "common/assert.h"
 #include "common/diag.h"
+#include "common/time.h"
 #include "protocol/api.h"
 #include "protocol/messages.h"
 
@@ -60,6 +62,7 @@ struct conn {
 	char host[256];
 	int32_t port;
 	int fd;
+	struct tl_peer_link link; /* valid while fd != -1 */
 };
 
 struct tl_markers {
@@ -75,14 +78,19 @@ struct tl_markers {
 	int32_t conn_count;
 	int32_t correlation_id;
 	int32_t node_id;
+	const struct tl_peer_security *security; /* the broker's, read-only while running */
+	int64_t login_warn_ms;                   /* the last login failure's warn line */
 };
 
 /* ---- the thread ---- */
 
 static void conn_drop(struct conn *c)
 {
-	if (c->fd != -1)
+	if (c->fd != -1) {
+		tl_peer_link_deinit(&c->link);
+		memset(&c->link, 0, sizeof(c->link));
 		close(c->fd);
+	}
 	c->fd = -1;
 }
 
@@ -107,18 +115,40 @@ static int connect_to(const char *host, int32_t port)
 			return -1;
 		}
 	}
-	/* Blocking from here, bounded by timeouts. */
-	int flags = fcntl(fd, F_GETFL);
-	if (flags == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
-		close(fd);
-		return -1;
-	}
-	struct timeval tv = {.tv_sec = IO_TIMEOUT_MS / 1000, .tv_usec = 0};
+	/* Non-blocking from here (the TLS layer needs it); waits are polls with timeouts. */
 	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+/* TLS and SASL of the inter-broker listener on a fresh connection: true once ready. */
+static bool conn_secure(struct tl_markers *m, struct conn *c)
+{
+	if (tl_peer_link_init(&c->link, m->security, c->fd, c->host) == TL_OK) {
+		for (;;) {
+			tl_err err = tl_peer_link_advance(&c->link);
+			if (err == TL_OK)
+				return true;
+			if (err != TL_ERR_AGAIN)
+				break;
+			if (!tl_peer_link_wait(&c->link, IO_TIMEOUT_MS)) {
+				snprintf(c->link.why, sizeof(c->link.why), "timed out");
+				c->link.failure = TL_ERR_REQUEST_TIMED_OUT;
+				break;
+			}
+		}
+	}
+	/* The thread owns login_warn_ms; markers are rare, one line per 10 s is plenty. */
+	int64_t now = tl_mono_ms();
+	if (m->login_warn_ms == 0 || now - m->login_warn_ms >= 10000) {
+		tl_warn("txn: cannot connect to a broker over the inter-broker listener broker=%d "
+			"principal=%s security.protocol=%s err=%s why=\"%s\"",
+			c->broker_id, m->security->principal, m->security->protocol_name,
+			tl_err_name(c->link.failure), c->link.why);
+		m->login_warn_ms = now;
+	}
+	conn_drop(c);
+	return false;
 }
 
 static struct conn *conn_for(struct tl_markers *m, const struct job *job)
@@ -140,16 +170,32 @@ static struct conn *conn_for(struct tl_markers *m, const struct job *job)
 		c->fd = connect_to(job->host, job->port);
 		snprintf(c->host, sizeof(c->host), "%s", job->host);
 		c->port = job->port;
+		if (c->fd != -1 && !conn_secure(m, c))
+			return NULL;
 	}
 	return c->fd == -1 ? NULL : c;
 }
 
-static bool send_all(int fd, const uint8_t *p, size_t len)
+/* Plain sockets say nothing of a direction; a would-block send waits for POLLOUT. */
+static bool conn_wait(struct conn *c, bool sending)
+{
+	if (!c->link.transport.ssl)
+		c->link.transport.want_write = sending;
+	return tl_peer_link_wait(&c->link, IO_TIMEOUT_MS);
+}
+
+static bool send_all(struct conn *c, const uint8_t *p, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = len};
+		ssize_t n = tl_transport_writev(&c->link.transport, &iov, 1);
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && errno == EAGAIN) {
+			if (!conn_wait(c, true))
+				return false;
+			continue;
+		}
 		if (n <= 0)
 			return false;
 		p += n;
@@ -158,12 +204,17 @@ static bool send_all(int fd, const uint8_t *p, size_t len)
 	return true;
 }
 
-static bool recv_all(int fd, uint8_t *p, size_t len)
+static bool recv_all(struct conn *c, uint8_t *p, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
+		ssize_t n = tl_transport_read(&c->link.transport, p, len);
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && errno == EAGAIN) {
+			if (!conn_wait(c, false))
+				return false;
+			continue;
+		}
 		if (n <= 0)
 			return false;
 		p += n;
@@ -205,16 +256,16 @@ static tl_err job_run(struct tl_markers *m, struct job *job)
 		return TL_ERR_NOMEM;
 	}
 	tl_be32_put(buf.data, (uint32_t)(buf.len - 4));
-	bool sent = send_all(c->fd, buf.data, buf.len);
+	bool sent = send_all(c, buf.data, buf.len);
 	tl_buf_deinit(&buf);
 	uint8_t size_bytes[4];
-	if (!sent || !recv_all(c->fd, size_bytes, 4)) {
+	if (!sent || !recv_all(c, size_bytes, 4)) {
 		conn_drop(c);
 		return TL_ERR_NETWORK_EXCEPTION;
 	}
 	uint32_t size = tl_be32_get(size_bytes);
 	uint8_t *body = size >= 4 && size <= RESPONSE_BYTES_MAX ? malloc(size) : NULL;
-	if (!body || !recv_all(c->fd, body, size)) {
+	if (!body || !recv_all(c, body, size)) {
 		free(body);
 		conn_drop(c);
 		return TL_ERR_NETWORK_EXCEPTION;
@@ -282,6 +333,7 @@ tl_err tl_markers_create(struct tl_broker *broker, struct tl_markers **out)
 	if (!m)
 		return TL_ERR_NOMEM;
 	m->node_id = broker->config.node_id;
+	m->security = &broker->peer_security;
 	m->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (m->event_fd == -1) {
 		free(m);

@@ -894,17 +894,25 @@ void tl_handle_describe_cluster(struct tl_request *req, struct tl_cursor *body)
 		struct tl_describe_cluster_response_describe_cluster_broker *brokers =
 			tl_arena_array(&req->arena, (size_t)view->broker_count, sizeof(*brokers));
 		if (brokers) {
+			int32_t count = 0;
 			for (int32_t i = 0; i < view->broker_count; i++) {
+				/* The client's listener's endpoint; none: left out (Kafka) */
+				const char *host;
+				int32_t port;
+				if (!tl_cluster_broker_address(&view->brokers[i], req->conn, &host,
+							       &port))
+					continue;
 				tl_describe_cluster_response_describe_cluster_broker_defaults(
-					&brokers[i]);
-				brokers[i].broker_id = view->brokers[i].id;
-				brokers[i].host = tl_str_of(view->brokers[i].host);
-				brokers[i].port = view->brokers[i].port;
+					&brokers[count]);
+				brokers[count].broker_id = view->brokers[i].id;
+				brokers[count].host = tl_str_of(host);
+				brokers[count].port = port;
 				if (view->brokers[i].rack[0])
-					brokers[i].rack = tl_str_of(view->brokers[i].rack);
+					brokers[count].rack = tl_str_of(view->brokers[i].rack);
+				count++;
 			}
 			resp.brokers = brokers;
-			resp.brokers_count = view->broker_count;
+			resp.brokers_count = count;
 		}
 		resp.controller_id = view->controller;
 	}

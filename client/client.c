@@ -23,12 +23,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client/sasl.h"
 #include "common/assert.h"
 #include "common/time.h"
 #include "common/tls.h"
 #include "protocol/api.h"
 #include "protocol/messages.h"
+#include "protocol/sasl_client.h"
 
 /* ---- tables and types ---- */
 
@@ -102,7 +102,7 @@ enum conn_state {
 	CONN_CONNECTING,
 	CONN_TLS,       /* TCP up, TLS handshake under way (security.protocol=ssl) */
 	CONN_HANDSHAKE, /* ApiVersions under way */
-	CONN_SASL,      /* SaslHandshake / SaslAuthenticate in flight (client/sasl.c) */
+	CONN_SASL,      /* SaslHandshake / SaslAuthenticate in flight (protocol/sasl_client.c) */
 	CONN_READY,
 };
 

@@ -414,13 +414,9 @@ bool tl_transport_has_pending(const struct tl_transport *t)
 	return t->ssl && t->handshake_done && SSL_pending(t->ssl) > 0;
 }
 
-bool tl_transport_peer_principal(const struct tl_transport *t, char *out, size_t out_size)
+/* "User:" + @cert's subject in RFC 2253 form into @out; false when it does not fit. */
+static bool cert_principal(X509 *cert, char *out, size_t out_size)
 {
-	if (!t->ssl)
-		return false;
-	X509 *cert = SSL_get1_peer_certificate(t->ssl);
-	if (!cert)
-		return false;
 	bool ok = false;
 	BIO *bio = BIO_new(BIO_s_mem());
 	if (bio && X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
@@ -432,8 +428,25 @@ bool tl_transport_peer_principal(const struct tl_transport *t, char *out, size_t
 		}
 	}
 	BIO_free(bio);
+	return ok;
+}
+
+bool tl_transport_peer_principal(const struct tl_transport *t, char *out, size_t out_size)
+{
+	if (!t->ssl)
+		return false;
+	X509 *cert = SSL_get1_peer_certificate(t->ssl);
+	if (!cert)
+		return false;
+	bool ok = cert_principal(cert, out, out_size);
 	X509_free(cert);
 	return ok;
+}
+
+bool tl_tls_ctx_principal(struct ssl_ctx_st *ctx, char *out, size_t out_size)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ctx); /* borrowed from @ctx */
+	return cert && cert_principal(cert, out, out_size);
 }
 
 void tl_transport_describe(const struct tl_transport *t, char *out, size_t out_size)

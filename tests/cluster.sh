@@ -14,6 +14,9 @@
 #   TL_CPORT2[i]     broker i's second port, when TL_CLISTENER2 names a second listener
 #                    (e.g. TL_CLISTENER2=SASL_PLAINTEXT before tl_cluster_start): each
 #                    broker then serves PLAINTEXT on TL_CPORT[i] and it on TL_CPORT2[i]
+#   TL_CLISTENER1    the listener name on TL_CPORT[i] (default PLAINTEXT; set before
+#                    tl_cluster_start, e.g. SASL_SSL for a cluster with no PLAINTEXT port)
+#   TL_CTALLY_ARGS   array of tally CLI options the helpers pass (security.protocol, ...)
 # Functions:
 #   tl_etcd_start / tl_etcd_kill9 / tl_etcd_restart
 #   tl_cluster_start N [tallyd args...]   etcd, then N brokers; waits until each registered
@@ -33,6 +36,8 @@ TL_BOOTSTRAP=
 TL_CPORT=()
 TL_CPORT2=()
 TL_CLISTENER2=${TL_CLISTENER2:-}
+TL_CLISTENER1=${TL_CLISTENER1:-PLAINTEXT}
+[ -n "${TL_CTALLY_ARGS+x}" ] || TL_CTALLY_ARGS=()
 TL_CPID=()
 TL_CARGS=()
 TL_CN=0
@@ -88,7 +93,7 @@ tl_cbroker_start()
 	mkdir -p "$TL_TMP/b$i"
 	printf '=== %s start broker %s\n' "$(date +%H:%M:%S.%3N)" "$i" >>"$log"
 	from=$(($(stat -c %s "$log") + 1))
-	local listeners=PLAINTEXT://127.0.0.1:${TL_CPORT[$i]}
+	local listeners=$TL_CLISTENER1://127.0.0.1:${TL_CPORT[$i]}
 	[ -z "$TL_CLISTENER2" ] || listeners=$listeners,$TL_CLISTENER2://127.0.0.1:${TL_CPORT2[$i]}
 	"$TL_TALLYD" --override "listeners=$listeners" \
 		--override "log.dirs=$TL_TMP/b$i" --override "node.id=$i" \
@@ -167,7 +172,7 @@ tl_cbroker_sigcont()
 # Prints "leader isr_count" per partition of TOPIC, from tally topic describe.
 tl_cluster_describe()
 {
-	"$TL_TALLY" topic describe "$1" -b "$TL_BOOTSTRAP" 2>/dev/null || true
+	"$TL_TALLY" topic describe "$1" -b "$TL_BOOTSTRAP" "${TL_CTALLY_ARGS[@]}" 2>/dev/null || true
 }
 
 # From etcd itself: the CLI would add its own metadata refresh delays.

@@ -216,6 +216,48 @@ START_TEST(several_listeners_parse_and_one_plaintext_is_served)
 }
 END_TEST
 
+/* Issue #16: the inter-broker listener may be TLS or SASL; a SASL one needs the broker's
+ * own login, and security.inter.broker.protocol names the listener as Kafka does. */
+START_TEST(inter_broker_security_keys_are_checked_at_start)
+{
+	const char *base = "metadata.etcd.endpoints=http://127.0.0.1:2379\n"
+			   "listeners=PLAINTEXT://:9092,SASL_SSL://:9093\n"
+			   "ssl.keystore.location=/k.pem\n"
+			   "inter.broker.listener.name=SASL_SSL\n";
+	char text[1024];
+	ck_assert_int_eq(load_text(base), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "sasl.mechanism.inter.broker.protocol"));
+	setup();
+	snprintf(text, sizeof(text), "%ssasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n",
+		 base);
+	ck_assert_int_eq(load_text(text), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "inter.broker.sasl.username"));
+	setup();
+	snprintf(text, sizeof(text),
+		 "%ssasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n"
+		 "inter.broker.sasl.username=broker\ninter.broker.sasl.password=pw\n",
+		 base);
+	ck_assert_int_eq(load_text(text), TL_OK);
+	ck_assert_str_eq(config.listener_list[config.listener_served].name, "SASL_SSL");
+	ck_assert_str_eq(config.ssl_endpoint_identification_algorithm, "https");
+
+	/* Kafka's older key: the listener named after the protocol; not with the new one. */
+	setup();
+	ck_assert_int_eq(load_text("listeners=PLAINTEXT://:9092,SSL://:9093\n"
+				   "ssl.keystore.location=/k.pem\n"
+				   "security.inter.broker.protocol=SSL\n"),
+			 TL_OK);
+	ck_assert_int_eq(config.listener_served, 1);
+	setup();
+	ck_assert_int_eq(load_text("listeners=PLAINTEXT://:9092,SSL://:9093\n"
+				   "ssl.keystore.location=/k.pem\n"
+				   "security.inter.broker.protocol=SSL\n"
+				   "inter.broker.listener.name=PLAINTEXT\n"),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "only one of"));
+}
+END_TEST
+
 START_TEST(test_fault_switch_is_refused_without_the_environment)
 {
 	unsetenv("TALLY_TEST_FAULTS");
@@ -312,6 +354,7 @@ int main(void)
 	tcase_add_test(tc, test_fault_switch_is_refused_without_the_environment);
 	tcase_add_test(tc, kafka_keys_tally_does_not_use_are_accepted_and_remembered);
 	tcase_add_test(tc, several_listeners_parse_and_one_plaintext_is_served);
+	tcase_add_test(tc, inter_broker_security_keys_are_checked_at_start);
 	tcase_add_test(tc, topic_configs_validate_and_remember_what_was_set);
 	suite_add_tcase(s, tc);
 	return tl_check_run(s);

@@ -6,8 +6,11 @@
  *       (partition 0) and commits, then ABORT_RECORDS records and aborts. Values are
  *       "txn-commit-N" and "txn-abort-N"; with RDK_TXN_KEY_PREFIX set, record N has the key
  *       "<prefix>N" (a compacted topic refuses records without one; 128). Exits 0 when both
- *       ends succeeded. */
+ *       ends succeeded.
+ *   Environment: RDK_PARTITION writes that partition instead of 0; RDK_CONF adds
+ *   librdkafka properties, "key=value" separated by spaces (921: SASL_SSL). */
 #include <librdkafka/rdkafka.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,8 @@ static int check(rd_kafka_error_t *error, const char *what)
 	return 1;
 }
 
+static int32_t partition;
+
 static int one(rd_kafka_t *rk, const char *topic, int count, int commit)
 {
 	if (check(rd_kafka_begin_transaction(rk), "begin"))
@@ -43,11 +48,11 @@ static int one(rd_kafka_t *rk, const char *topic, int count, int commit)
 		const char *prefix = getenv("RDK_TXN_KEY_PREFIX");
 		char key[64];
 		int key_len = prefix ? snprintf(key, sizeof(key), "%s%d", prefix, i) : 0;
-		rd_kafka_resp_err_t e =
-			rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-					  RD_KAFKA_V_KEY(prefix ? key : NULL, (size_t)key_len),
-					  RD_KAFKA_V_VALUE(value, (size_t)len),
-					  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+			RD_KAFKA_V_KEY(prefix ? key : NULL, (size_t)key_len),
+			RD_KAFKA_V_VALUE(value, (size_t)len),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		if (e) {
 			fprintf(stderr, "txn_once: produce: %s\n", rd_kafka_err2str(e));
 			return 1;
@@ -76,6 +81,20 @@ int main(int argc, char **argv)
 	set(conf, "linger.ms", "5");
 	if (getenv("RDK_CLIENT_ID")) /* 122: the broker's test-only principal from client.id */
 		set(conf, "client.id", getenv("RDK_CLIENT_ID"));
+	if (getenv("RDK_PARTITION"))
+		partition = atoi(getenv("RDK_PARTITION"));
+	char extra[1024];
+	snprintf(extra, sizeof(extra), "%s", getenv("RDK_CONF") ? getenv("RDK_CONF") : "");
+	char *save = NULL;
+	for (char *kv = strtok_r(extra, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(kv, '=');
+		if (!eq) {
+			fprintf(stderr, "txn_once: RDK_CONF: \"%s\" is not key=value\n", kv);
+			return 2;
+		}
+		*eq = '\0';
+		set(conf, kv, eq + 1);
+	}
 	char err[256];
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!rk) {

@@ -1,5 +1,5 @@
-/* sasl.c - the client side of SASL PLAIN and SCRAM, see sasl.h. */
-#include "client/sasl.h"
+/* sasl_client.c - the client side of SASL PLAIN and SCRAM, see sasl_client.h. */
+#include "protocol/sasl_client.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,11 @@
-/* sasl.h - the client side of SASL (KIP-152): SaslHandshake v1, then SaslAuthenticate
- * v1 tokens for PLAIN (RFC 4616) or SCRAM-SHA-256/512 (RFC 5802/7677). A state machine
- * with no I/O: client.c sends the request it builds, right after ApiVersions on a fresh
- * connection, and feeds it each response; the connection is READY when it says so.
- * Private to client/. */
-#ifndef TL_CLIENT_SASL_H
-#define TL_CLIENT_SASL_H
+/* sasl_client.h - the client side of SASL (KIP-152): SaslHandshake v1, then
+ * SaslAuthenticate v1 tokens for PLAIN (RFC 4616) or SCRAM-SHA-256/512 (RFC 5802/7677).
+ * A state machine with no I/O, shared by libtally (client/client.c, right after
+ * ApiVersions on a fresh connection) and tallyd's inter-broker connections
+ * (broker/peer.c): the caller sends the request it builds and feeds it each response;
+ * the connection is ready when it says so. */
+#ifndef TL_PROTOCOL_SASL_CLIENT_H
+#define TL_PROTOCOL_SASL_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
