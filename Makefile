@@ -4,10 +4,11 @@
 
 VERSION := $(shell cat VERSION)
 
-# Every build uses all the cores unless the caller chose (-jN on the command line):
+# Every build uses all the cores unless the caller chose (-jN on the command line wins):
 # `make test` in CI is called bare, and a serial build of the release, ASan and fuzz
-# trees took minutes of its 20.
-ifeq ($(filter -j%,$(MAKEFLAGS))$(filter j%,$(firstword $(MAKEFLAGS))),)
+# trees took minutes of its 20. Set at the top level only: sub-makes share its jobserver
+# (make 4.3 shows no -j in MAKEFLAGS while parsing, so that cannot be the test).
+ifeq ($(MAKELEVEL),0)
 MAKEFLAGS += -j$(shell nproc)
 endif
 CC      ?= cc

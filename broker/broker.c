@@ -160,8 +160,11 @@ static tl_err listener_open(struct tl_broker *broker, const struct tl_listener *
 	inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
 	int bound_port = ntohs(addr.sin_port);
 	if (config->has_advertised && config->advertised_host[0]) {
-		snprintf(listener->advertised_host, sizeof(listener->advertised_host), "%s",
-			 config->advertised_host);
+		/* memmove, not snprintf: config may be the broker's own copy, which GCC's
+		 * -Wrestrict (make asan, -O1) takes for an overlap with the listener. */
+		size_t n = strnlen(config->advertised_host, sizeof(listener->advertised_host) - 1);
+		memmove(listener->advertised_host, config->advertised_host, n);
+		listener->advertised_host[n] = '\0';
 		listener->advertised_port =
 			config->advertised_port ? config->advertised_port : bound_port;
 	} else {

@@ -55,7 +55,7 @@ struct tl_produce_state {
 	struct tl_produce_request msg;
 	struct tl_produce_response resp;
 	bool any_error;
-	bool waits_remote; /* a wait is on a replicated partition's ISR (RemoteTimeMs) */
+	bool waits_remote;          /* a wait is on a replicated partition's ISR (RemoteTimeMs) */
 	bool replicated;            /* some wait is for a replicated partition's ISR */
 	struct produce_wait *waits; /* one per partition appended to */
 	struct tl_request *req;
