@@ -14,7 +14,8 @@
 # TALLY_TEST_JOBS tests run at once (default 2: most of a test's time is waiting on
 # brokers, clients and timers, so two share this 2-core machine well; every test picks
 # its own ports, temp dir and namespaces). A test marked "# tally-test: serial" runs
-# alone, after the others. Lines are printed as tests end, so their order varies.
+# alone, after the others; one marked "# tally-test: slow" starts before the others.
+# Lines are printed as tests end, so their order varies.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -113,6 +114,7 @@ reap_one()
 }
 
 parallel=()
+slow=()
 serial=()
 for t in tests/integration/*.sh; do
 	[ -f "$t" ] && [ -x "$t" ] || continue
@@ -126,10 +128,15 @@ for t in tests/integration/*.sh; do
 	fi
 	if grep -q '^# tally-test: serial' "$t"; then
 		serial+=("$t")
+	elif grep -q '^# tally-test: slow' "$t"; then
+		slow+=("$t")
 	else
 		parallel+=("$t")
 	fi
 done
+# Tests marked "# tally-test: slow" (a minute or more, mostly waiting) start first, so
+# none of them is left running alone at the end.
+parallel=("${slow[@]}" "${parallel[@]}")
 
 start_all=$(date +%s%N)
 for t in "${parallel[@]}"; do

@@ -8,6 +8,7 @@
 #       passed (issue #23: checked any earlier, a broker that expires a live group's
 #       offsets on the same clock as an empty group's passes by chance).
 # Takes about 70 s, nearly all of it waiting out the retention.
+# tally-test: slow
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat

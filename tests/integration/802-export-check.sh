@@ -3,6 +3,7 @@
 # a scratch copy of it when a TL_EXPORT function is added without a line in
 # producer/libtally.map, or when the map names a function the library does not export.
 # The copy carries build/release's libtally objects, so each case recompiles one file.
+# tally-test: slow
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd readelf perl
