@@ -104,6 +104,7 @@ struct cluster {
 	int fd;          /* the connection, -1 none */
 	int32_t fd_node; /* whom fd is connected to (-1: a bootstrap broker) */
 	int32_t correlation_id;
+	int next_try; /* which broker conn_to(-1) tries first: a paused one must not stick */
 };
 
 /* A connected socket to @b, or -1 after CONNECT_WAIT_MS or an error. */
@@ -274,7 +275,9 @@ static bool conn_to(struct cluster *cl, int32_t node_id)
 		cl->fd_node = cl->fd == -1 ? -1 : node_id;
 		return cl->fd != -1;
 	}
-	for (int i = 0; i < cl->broker_count + cl->bootstrap_count && cl->fd == -1; i++) {
+	int count = cl->broker_count + cl->bootstrap_count;
+	for (int k = 0; k < count && cl->fd == -1; k++) {
+		int i = (cl->next_try + k) % count;
 		const struct broker *b = i < cl->broker_count ? &cl->brokers[i]
 							      : &cl->bootstrap[i - cl->broker_count];
 		cl->fd = connect_to(b);
@@ -331,8 +334,10 @@ static bool metadata_refresh(struct cluster *cl)
 	struct reply r;
 	bool ok = round_trip(cl, &frame, TL_API_METADATA, METADATA_VERSION, corr, &r);
 	tl_buf_deinit(&frame);
-	if (!ok)
+	if (!ok) {
+		cl->next_try++; /* that broker did not answer: start at the next one */
 		return false;
+	}
 	struct tl_metadata_response resp;
 	ok = tl_metadata_response_decode(&r.body, METADATA_VERSION, &r.arena, &resp) == TL_OK;
 	if (ok)
@@ -527,6 +532,7 @@ static bool producer_start(struct cluster *cl, int32_t *seq, int64_t *pid, int16
 		if (tl_mono_ms() > give_up_ms)
 			return false;
 		conn_close(cl);
+		cl->next_try++;
 		usleep(500 * 1000);
 	}
 	for (int p = 0; p < PARTITIONS_MAX; p++)
