@@ -48,11 +48,11 @@
 #define PARTITIONS_MAX     64
 #define BROKERS_MAX        16
 #define HOST_BYTES_MAX     128
-#define CONNECT_WAIT_MS    2000  /* a partitioned broker drops SYNs: do not wait for TCP's */
-#define ANSWER_WAIT_MS     6000  /* past the Produce's own timeout_ms: then re-send */
-#define PRODUCE_TIMEOUT_MS 5000  /* the Produce requests' timeout_ms */
+#define CONNECT_WAIT_MS    2000 /* a partitioned broker drops SYNs: do not wait for TCP's */
+#define ANSWER_WAIT_MS     6000 /* past the Produce's own timeout_ms: then re-send */
+#define PRODUCE_TIMEOUT_MS 5000 /* the Produce requests' timeout_ms */
 #define RETRY_BACKOFF_MS   100
-#define GIVE_UP_S          60    /* after the run's end, for the batch in flight */
+#define GIVE_UP_S          60 /* after the run's end, for the batch in flight */
 #define RESPONSE_BYTES_MAX (16u << 20)
 #define ARENA_BYTES_MAX    (16u << 20)
 #define PRODUCE_VERSION    9
@@ -278,8 +278,9 @@ static bool conn_to(struct cluster *cl, int32_t node_id)
 	int count = cl->broker_count + cl->bootstrap_count;
 	for (int k = 0; k < count && cl->fd == -1; k++) {
 		int i = (cl->next_try + k) % count;
-		const struct broker *b = i < cl->broker_count ? &cl->brokers[i]
-							      : &cl->bootstrap[i - cl->broker_count];
+		const struct broker *b = i < cl->broker_count
+						 ? &cl->brokers[i]
+						 : &cl->bootstrap[i - cl->broker_count];
 		cl->fd = connect_to(b);
 		cl->fd_node = cl->fd == -1 ? -1 : b->node_id;
 	}
@@ -382,12 +383,13 @@ static bool init_producer_id(struct cluster *cl, int64_t *pid_out, int16_t *epoc
 /* ---- Produce ---- */
 
 /* Sends @batch (kept byte for byte across re-sends) to @partition's leader; returns the
- * partition's error code, or -1 when no answer came (not sent, dropped, timed out). */
+ * partition's error code, -1 when no answer came (dropped, timed out), -2 when it was
+ * not sent (no leader known, no connection). */
 static int produce_once(struct cluster *cl, int32_t partition, const struct tl_buf *batch,
 			int64_t *base_offset_out)
 {
 	if (cl->leader[partition] < 0 || !conn_to(cl, cl->leader[partition]))
-		return -1;
+		return -2;
 	struct tl_produce_request_partition_produce_data pd;
 	tl_produce_request_partition_produce_data_defaults(&pd);
 	pd.index = partition;
@@ -452,7 +454,8 @@ static bool is_retriable(int code)
 
 struct stats {
 	uint64_t batches;
-	uint64_t resends;    /* identical batches sent again */
+	uint64_t resends;    /* identical batches sent again (written to a socket) */
+	uint64_t unanswered; /* sends without an answer (timed out, connection dropped) */
 	uint64_t duplicates; /* DUPLICATE_SEQUENCE_NUMBER answers */
 	uint64_t fatal;      /* producers ended by an error */
 	uint64_t unknown;    /* batches given up on */
@@ -461,21 +464,22 @@ struct stats {
 /* Sends @batch until an answer says where it is or @give_up_ms (monotonic) passes.
  * Returns the final error code (0, DUPLICATE_SEQUENCE_NUMBER or a fatal one), or -1
  * when it gave up. */
-static int produce_until_answered(struct cluster *cl, int32_t partition,
-				  const struct tl_buf *batch, int64_t give_up_ms,
-				  int64_t *base_offset_out, struct stats *stats)
+static int produce_until_answered(struct cluster *cl, int32_t partition, const struct tl_buf *batch,
+				  int64_t give_up_ms, int64_t *base_offset_out, struct stats *stats)
 {
-	for (bool first = true;; first = false) {
+	for (bool sent = false;;) {
 		if (tl_mono_ms() > give_up_ms)
 			return -1;
-		if (!first)
-			stats->resends++;
 		int code = produce_once(cl, partition, batch, base_offset_out);
+		if (code != -2 && sent)
+			stats->resends++;
+		sent |= code != -2;
+		stats->unanswered += code == -1;
 		if (code == 0 || code == TL_ERR_DUPLICATE_SEQUENCE_NUMBER)
 			return code;
-		if (code != -1 && !is_retriable(code))
+		if (code >= 0 && !is_retriable(code))
 			return code;
-		if (code != -1)
+		if (code >= 0)
 			fprintf(stderr, "raw_resend: %s: partition %d: %s, re-sending\n", name,
 				partition, tl_err_name((tl_err)code));
 		/* The leader may have moved: ask again, then re-send the same bytes. */
@@ -620,7 +624,8 @@ static int run(const char *brokers, double seconds, double rate)
 		} else {
 			/* The producer is done: a new one, with new values, takes over. */
 			stats.fatal++;
-			fprintf(stderr, "raw_resend: %s: partition %d: %s ends producer %" PRId64 "\n",
+			fprintf(stderr,
+				"raw_resend: %s: partition %d: %s ends producer %" PRId64 "\n",
 				name, p, tl_err_name((tl_err)code), pid);
 			record_outcome("info", p, value, -1, tl_err_name((tl_err)code));
 			value += BATCH_RECORDS;
@@ -633,8 +638,10 @@ static int run(const char *brokers, double seconds, double rate)
 	conn_close(&cl);
 	fprintf(stderr,
 		"raw_resend: %s: %" PRIu64 " batches, %" PRIu64 " re-sent, %" PRIu64
-		" DUPLICATE_SEQUENCE_NUMBER, %" PRIu64 " producers ended, %" PRIu64 " unknown\n",
-		name, stats.batches, stats.resends, stats.duplicates, stats.fatal, stats.unknown);
+		" sends unanswered, %" PRIu64 " DUPLICATE_SEQUENCE_NUMBER, %" PRIu64
+		" producers ended, %" PRIu64 " unknown\n",
+		name, stats.batches, stats.resends, stats.unanswered, stats.duplicates, stats.fatal,
+		stats.unknown);
 	fflush(history);
 	return 0;
 }

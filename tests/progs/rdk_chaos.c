@@ -48,14 +48,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PARTITIONS_MAX  64
-#define TXN_RECORDS     5
-#define TXN_ABORT_EVERY 4
-#define FLUSH_MS        60000
-#define IDLE_MS         60000
-#define TIMEOUT_MS      15000
-#define COPY_WINDOW_MS  200
-#define COPY_RECORDS    500
+#define PARTITIONS_MAX   64
+#define TXN_RECORDS      5
+#define TXN_ABORT_EVERY  4
+#define FLUSH_MS         60000
+#define IDLE_MS          60000
+#define TIMEOUT_MS       15000
+#define COPY_WINDOW_MS   200
+#define COPY_RECORDS     500
 #define COPY_ABORT_EVERY 5
 #define REWIND_TRIES_MAX 6
 
@@ -319,8 +319,7 @@ static int do_txn(const char *brokers, const char *topic, double seconds)
 	return 0;
 }
 
-static int do_read(const char *brokers, const char *topic, const char *isolation,
-		   bool topic_field)
+static int do_read(const char *brokers, const char *topic, const char *isolation, bool topic_field)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char err[256], extra[192];
@@ -547,7 +546,8 @@ static bool copy_rewind(rd_kafka_t *consumer)
 		}
 		if (!ok)
 			fprintf(stderr, "rdk_chaos: %s: rewind: %s (attempt %d)\n", name,
-				error ? rd_kafka_error_string(error) : rd_kafka_err2str(e), attempt);
+				error ? rd_kafka_error_string(error) : rd_kafka_err2str(e),
+				attempt);
 		if (error)
 			rd_kafka_error_destroy(error);
 	}
@@ -731,7 +731,8 @@ int main(int argc, char **argv)
 	if ((argc == 6 || argc == 7) && strcmp(argv[1], "read") == 0) {
 		name = "reader";
 		history = open_history(argv[4]);
-		return do_read(argv[2], argv[3], argv[5], argc == 7 && strcmp(argv[6], "topic") == 0);
+		return do_read(argv[2], argv[3], argv[5],
+			       argc == 7 && strcmp(argv[6], "topic") == 0);
 	}
 	if (argc == 8 && strcmp(argv[1], "copy") == 0) {
 		name = argv[5];
