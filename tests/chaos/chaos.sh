@@ -38,8 +38,15 @@
 # aborts every 4th transaction (rdk_chaos txn) and a read_committed consumer in a group
 # committing its offsets (rdk_chaos group), all librdkafka; and, with kafkajs
 # (CHAOS_KAFKAJS=1, the default), an idempotent producer and a transactional writer
-# (tests/chaos/kjs_chaos.js); all on topic "chaos" (3 partitions, replication factor 3,
-# min.insync.replicas 2).
+# (tests/chaos/kjs_chaos.js); with CHAOS_RESEND=1 (the default) an idempotent producer
+# on the raw protocol codec that re-sends the identical batch (same producer id, epoch,
+# base sequence, records) after a timeout, a dropped connection or a retriable error,
+# beyond any client's own retries (tests/progs/raw_resend.c); with CHAOS_COPY=1 (the
+# default) a transactional consume-transform-produce copier (rdk_chaos copy) whose
+# input is topic "chaos" as the other workloads fill it while the faults run, and
+# whose output is topic "chaos-copy" (read after the run with read_committed, judged
+# by check.py's copy-once); all on topic "chaos" (3 partitions, replication factor 3,
+# min.insync.replicas 2), chaos-copy likewise.
 # The same SEED gives the same schedule of faults (bash's RANDOM seeded with it); the
 # timing of the system under test is not replayable, so neither is the exact history.
 # Results (histories, broker logs, check.out, report.json, report.html) go to
@@ -56,6 +63,7 @@ scenario=${3:-mixed}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
 tl_require_prog rdk_chaos
+tl_require_prog raw_resend
 tl_require_cmd python3
 py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
@@ -217,6 +225,13 @@ fi
 "$TL_TALLY" topic create "$topic" --partitions 3 --replication-factor 3 -b "$TL_BOOTSTRAP" ||
 	tl_fail "topic create failed"
 tl_cluster_wait_isr "$topic" 3 3
+copy_topic=$topic-copy
+copy=${CHAOS_COPY:-1}
+if [ "$copy" = 1 ]; then
+	"$TL_TALLY" topic create "$copy_topic" --partitions 3 --replication-factor 3 \
+		-b "$TL_BOOTSTRAP" || tl_fail "topic create $copy_topic failed"
+	tl_cluster_wait_isr "$copy_topic" 3 3
+fi
 # Seeded only now: cluster.sh draws free ports from RANDOM too.
 RANDOM=$seed
 
@@ -498,6 +513,16 @@ pids+=($!)
 "$TL_PROGS/rdk_chaos" group "$TL_BOOTSTRAP" "$topic" group-1 "$secs" "$hist/group-1.jsonl" \
 	2>"$TL_TMP/group-1.err" &
 pids+=($!)
+if [ "${CHAOS_RESEND:-1}" = 1 ]; then
+	"$TL_PROGS/raw_resend" "$TL_BOOTSTRAP" "$topic" resend-1 "$secs" \
+		"${CHAOS_RESEND_RATE:-100}" "$hist/resend-1.jsonl" 2>"$TL_TMP/resend-1.err" &
+	pids+=($!)
+fi
+if [ "$copy" = 1 ]; then
+	"$TL_PROGS/rdk_chaos" copy "$TL_BOOTSTRAP" "$topic" "$copy_topic" copier-1 "$secs" \
+		"$hist/copier-1.jsonl" 2>"$TL_TMP/copier-1.err" &
+	pids+=($!)
+fi
 if [ "$kjs" = 1 ]; then
 	NODE_PATH=$kjs_modules node "$TL_ROOT/tests/chaos/kjs_chaos.js" produce "$TL_BOOTSTRAP" \
 		"$topic" kjs-producer "$secs" "${CHAOS_KJS_RATE:-100}" "$hist/kjs-producer.jsonl" \
@@ -533,13 +558,24 @@ for pid in "${pids[@]}"; do
 done
 [ $rc -eq 0 ] || tl_log "a workload exited with status $rc"
 tl_cluster_wait_isr "$topic" 3 3 60
+# The copier's output is read beside the input, not after it: 913's time.
+copy_reader=
+if [ "$copy" = 1 ]; then
+	tl_cluster_wait_isr "$copy_topic" 3 3 60
+	"$TL_PROGS/rdk_chaos" read "$TL_BOOTSTRAP" "$copy_topic" "$hist/copy-reader.jsonl" \
+		read_committed topic 2>"$TL_TMP/copy-reader.err" &
+	copy_reader=$!
+fi
 "$TL_PROGS/rdk_chaos" read "$TL_BOOTSTRAP" "$topic" "$hist/reader.jsonl" read_committed \
 	2>"$TL_TMP/reader.err" || tl_log "the reader did not finish (see reader.err)"
+if [ -n "$copy_reader" ]; then
+	wait "$copy_reader" || tl_log "the copy reader did not finish (see copy-reader.err)"
+fi
 cat "$TL_TMP"/*.err >&2
 # The stored batches' producer sessions (id, epoch, base sequence), from broker 1's
 # replicas (in the ISR again, nothing writes any more): check.py tells a broker's failed
 # dedupe from a client's re-send under a bumped epoch by them (finding 10).
-for d in "$TL_TMP/b1/$topic"-*; do
+for d in "$TL_TMP/b1/$topic"-[0-9]*; do
 	[ -d "$d" ] || continue
 	# dump exits 1 on any problem; on a running broker it always finds one, the zeroes
 	# of the active segment's preallocated tail ("bad batch length 0"). Every batch

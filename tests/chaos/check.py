@@ -14,6 +14,10 @@ writes one too). Fields:
     group      for f=commit: the consumer group
     isolation  for f=read: read_committed or read_uncommitted
     topic      optional; partitions of different topics are kept apart
+    retry      "identical" on a send invoke: the writer (tests/progs/raw_resend.c)
+               re-sends only the identical batch, in its one producer session
+A "copier" event (f=copier, written by rdk_chaos copy) names a copier's group and its
+output topic: reads of that topic are the copier's output, judged by copy-once only.
 A "batch" event (f=batch, written by chaos.sh from `tally log dump` of one replica after
 the run) describes one stored batch: partition, offset (its base offset), last_offset,
 producer_id, producer_epoch, base_sequence. Without them every duplicate fails.
@@ -34,6 +38,13 @@ Properties, one verdict line each:
     aborted-read  a read_committed read of a value written in an aborted transaction
     non-atomic    a committed transaction of which some values were read and others not
     offsets-back  a consumer group's committed offset for a partition that went down
+    copy-once     a transactional copier (rdk_chaos copy) broke exactly-once: an input
+                  record below its group's committed offsets (the highest commit ok of
+                  the group, "final" ones included) that its read_committed output holds
+                  fewer times than the input does (skipped) or more (doubled), or an
+                  output value that is nowhere in the input (not in the input). The
+                  input is the read_committed reads of the topic without "topic"; the
+                  output, the reads whose "topic" a copier event names as its output.
 Not a property (a NOTE line, the verdict stands):
     resent        a value stored twice by one producer in two producer sessions (id and
                   epoch), each copy under a later session than the one before, and not
@@ -45,7 +56,9 @@ Not a property (a NOTE line, the verdict stands):
                   session as another, or an acknowledged copy followed by another, is a
                   duplicate, and so is any copy of a transaction's value (the
                   transactional writers never re-send one). The later copies are left
-                  out of the reorder check.
+                  out of the reorder check. A value whose writer re-sends only the
+                  identical batch (retry "identical") is never a re-send: every copy
+                  after the first is a duplicate, the broker's dedupe having failed.
 Exit status: 0 every property holds, 1 some anomaly, 2 bad input.
 """
 import bisect
@@ -55,7 +68,7 @@ import sys
 from collections import defaultdict
 
 PROPERTIES = ["lost", "duplicate", "reorder", "never-sent", "aborted-read",
-              "non-atomic", "offsets-back"]
+              "non-atomic", "offsets-back", "copy-once"]
 EXAMPLES_MAX = 10
 VALUE_RE = re.compile(r"^(.*):(\d+)$")
 
@@ -98,6 +111,10 @@ def check(events):
     anomalies = {p: [] for p in PROPERTIES}
     batches = defaultdict(list)     # (topic, partition) -> [(base, last, pid, epoch, seq)]
     resent = []
+    copy_outputs = {ev.get("output"): ev.get("group") for ev in events
+                    if ev.get("f") == "copier" and ev.get("output")}
+    copied = defaultdict(int)       # value -> copies in a copier's output
+    input_at = {}        # (topic, partition, offset) -> value read read_committed
 
     for ev in events:
         f, ty, v = ev.get("f"), ev.get("type"), ev.get("value")
@@ -116,8 +133,12 @@ def check(events):
                 failed.add(v)
         elif f == "txn" and ty in ("ok", "fail", "info"):
             txn_outcome[ev.get("txn")] = ty
+        elif f == "read" and ty == "ok" and ev.get("topic") in copy_outputs:
+            copied[v] += 1
         elif f == "read" and ty == "ok":
             where = key(ev) + (ev.get("offset"),)
+            if ev.get("isolation") == "read_committed":
+                input_at[where] = v
             stored[v].add(where)
             if where in at and at[where] != v:
                 anomalies["duplicate"].append(
@@ -165,6 +186,8 @@ def check(events):
     def is_resend(v, copies):
         if sent.get(v, {}).get("txn") is not None:
             return None   # a transactional writer never re-sends: a zombie's batch
+        if sent.get(v, {}).get("retry") == "identical":
+            return None   # only ever the same batch in the same session: dedupe failed
         if len({w[:2] for w in copies}) > 1:
             return None   # a re-send goes to the same partition
         infos = [batch_at(w) for w in copies]
@@ -231,12 +254,37 @@ def check(events):
                     {"group": k[0], "partition": list(k[1:]), "from": a.get("offset"),
                      "to": b.get("offset"), "t": b.get("t")})
 
+    # copy-once: per copier, the input below its committed offsets, once each in the output.
+    for group in set(copy_outputs.values()):
+        final = {}
+        for k, evs in commits.items():
+            if k[0] == group:
+                final[k[1:]] = max(e.get("offset", 0) for e in evs)
+        want = defaultdict(int)      # value -> input copies the committed offsets passed
+        anywhere = defaultdict(int)  # value -> input copies
+        for (topic, part, off), v in input_at.items():
+            anywhere[v] += 1
+            if off is not None and off < final.get((topic, part), 0):
+                want[v] += 1
+        for v, n in want.items():
+            if copied.get(v, 0) != n:
+                anomalies["copy-once"].append(
+                    {"group": group, "value": v, "input_copies": n,
+                     "output_copies": copied.get(v, 0),
+                     "why": "skipped" if copied.get(v, 0) < n else "doubled"})
+        for v, n in copied.items():
+            if v not in want and (v not in anywhere or n > anywhere[v]):
+                anomalies["copy-once"].append(
+                    {"group": group, "value": v, "output_copies": n,
+                     "why": "not in the input" if v not in anywhere else "doubled"})
+
     counts = {
         "sent": len(sent), "acked": len(acked), "failed": len(failed),
         "read": sum(len(w) for w in stored.values()), "distinct_read": len(stored),
         "txn_committed": len(committed_txns), "txn_aborted": len(aborted),
         "commits": sum(len(e) for e in commits.values()),
         "resent": len(resent),
+        "copied": sum(copied.values()),
     }
     return anomalies, counts, resent
 
@@ -353,7 +401,7 @@ def main(argv):
     bad = [p for p in PROPERTIES if anomalies[p]]
     verdict = ("VALID" if not bad else "INVALID (%s)" % ", ".join(bad)) + \
         " - sent %(sent)d acked %(acked)d read %(distinct_read)d txn %(txn_committed)d/" \
-        "%(txn_aborted)d commits %(commits)d" % counts
+        "%(txn_aborted)d commits %(commits)d copied %(copied)d" % counts
     print(verdict)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:

@@ -15,7 +15,14 @@ copy: the broker failed to dedupe its retry, a duplicate), resent (a second copy
 the next epoch, acknowledged there: librdkafka's re-send after an epoch bump, a NOTE,
 still VALID), resent-acked (the same but the first copy was the acknowledged one: a
 duplicate), resent-txn (a committed transaction's value stored again under a later
-epoch: a duplicate, as transactional writers never re-send)."""
+epoch: a duplicate, as transactional writers never re-send), resent-identical (the
+resent case for producer-2, whose invokes say retry "identical" as raw_resend's do: a
+duplicate, since that writer never changes session for a batch).
+The clean run also has a transactional copier (group copy-1, output chaos-copy,
+copy.jsonl) whose committed offsets passed the first COPY_CUT offsets of each
+partition, each copied once; the anomalies copy-skipped (one of them missing from the
+output), copy-doubled (one there twice) and copy-phantom (an output value not in the
+input) break copy-once."""
 import json
 import os
 import sys
@@ -23,7 +30,8 @@ import sys
 out, anomaly = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "")
 os.makedirs(out, exist_ok=True)
 t = 1700000000.0
-logs = {n: [] for n in ("producer", "copier", "reader", "group", "nemesis", "batch")}
+logs = {n: [] for n in ("producer", "copier", "reader", "group", "nemesis", "batch", "copy")}
+COPY_CUT = 60
 pids = {"producer-1": 1000, "producer-2": 1001, "copier": 2000}
 batch = {}  # (partition, offset) -> (producer id, epoch, base sequence)
 end = {0: 0, 1: 0, 2: 0}
@@ -42,7 +50,11 @@ for i in range(300):
     for w in ("producer-1", "producer-2"):
         v = "%s:%d" % (w, i)
         p = i % 3
-        ev("producer", process=w, type="invoke", f="send", partition=p, value=v)
+        if w == "producer-2":
+            ev("producer", process=w, type="invoke", f="send", partition=p, value=v,
+               retry="identical")
+        else:
+            ev("producer", process=w, type="invoke", f="send", partition=p, value=v)
         if not (anomaly == "resent-acked" and v == "producer-1:40"):
             ev("producer", process=w, type="ok", f="send", partition=p, offset=end[p], value=v)
         batch[(p, end[p])] = (pids[w], 0, i // 3)
@@ -73,18 +85,19 @@ elif anomaly == "misplaced":
 elif anomaly == "duplicate":
     p, o, v = reads[40]
     reads.append((p, end[p], v))
-elif anomaly in ("dup-same-epoch", "resent", "resent-acked"):
+elif anomaly in ("dup-same-epoch", "resent", "resent-acked", "resent-identical"):
     # producer-1:40 (partition 1) appended, then stored again after everything else.
-    p, o, v = next(r for r in reads if r[2] == "producer-1:40")
+    w = "producer-2" if anomaly == "resent-identical" else "producer-1"
+    p, o, v = next(r for r in reads if r[2] == w + ":40")
     epoch = 0 if anomaly == "dup-same-epoch" else 1
-    batch[(p, end[p])] = (pids["producer-1"], epoch, 0 if epoch else 13)
+    batch[(p, end[p])] = (pids[w], epoch, 0 if epoch else 13)
     reads.append((p, end[p], v))
     if anomaly == "resent-acked":  # acknowledged at the first copy, stored again
-        ev("producer", process="producer-1", type="ok", f="send", partition=p, offset=o, value=v)
+        ev("producer", process=w, type="ok", f="send", partition=p, offset=o, value=v)
     else:  # acknowledged at the second copy only, as a retry that was not deduped
         logs["producer"] = [e for e in logs["producer"]
                             if not (e["type"] == "ok" and e.get("value") == v)]
-        ev("producer", process="producer-1", type="ok", f="send", partition=p, offset=end[p],
+        ev("producer", process=w, type="ok", f="send", partition=p, offset=end[p],
            value=v)
 elif anomaly == "resent-txn":
     # copier:7 (transaction 1, epoch 1) stored again under epoch 4, as a zombie would.
@@ -108,9 +121,29 @@ elif anomaly == "non-atomic":
 elif anomaly == "offsets-back":
     ev("group", process="group", type="ok", f="commit", group="g", partition=0, offset=3)
 
+# The copier: committed offsets COPY_CUT on every partition, every input record below
+# them copied once (to the same partition of chaos-copy).
+ev("copy", process="copy-1", type="info", f="copier", group="copy-1", output="chaos-copy")
+for p in range(3):
+    ev("copy", process="copy-1", type="ok", f="commit", group="copy-1", partition=p,
+       offset=COPY_CUT // 2)
+    ev("copy", process="copy-1", type="ok", f="commit", group="copy-1", partition=p,
+       offset=COPY_CUT, final=True)
+out_reads = [(p, v) for p, o, v in sorted(reads) if o < COPY_CUT]
+if anomaly == "copy-skipped":
+    out_reads = [r for r in out_reads if r[1] != "producer-1:9"]
+elif anomaly == "copy-doubled":
+    out_reads.append(next(r for r in out_reads if r[1] == "producer-2:12"))
+elif anomaly == "copy-phantom":
+    out_reads.append((0, "ghost:2"))
 for p, o, v in sorted(reads):
     ev("reader", process="reader", type="ok", f="read", partition=p, offset=o, value=v,
        isolation="read_committed")
+copy_end = {0: 0, 1: 0, 2: 0}
+for p, v in out_reads:
+    ev("reader", process="reader", type="ok", f="read", partition=p, offset=copy_end[p], value=v,
+       isolation="read_committed", topic="chaos-copy")
+    copy_end[p] += 1
 for (p, o), (pid, epoch, seq) in sorted(batch.items()):
     ev("batch", process="log", type="info", f="batch", partition=p, offset=o, last_offset=o,
        producer_id=pid, producer_epoch=epoch, base_sequence=seq)

@@ -8,7 +8,11 @@
 # producer sessions (docs/reliability.md finding 10): a copy in the same producer id
 # and epoch, a copy written after the acknowledged one, or any second copy of a
 # transaction's value, is a duplicate; a copy re-sent under a later epoch and
-# acknowledged there (librdkafka's re-send after an epoch bump) is only a NOTE.
+# acknowledged there (librdkafka's re-send after an epoch bump) is only a NOTE, except
+# for a writer that re-sends only the identical batch (retry "identical", raw_resend):
+# any second copy of its value is a duplicate. A transactional copier's output must
+# hold each input record below its committed offsets exactly once (copy-once): a
+# skipped record, a doubled one and one not in the input are each reported.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd python3
@@ -33,7 +37,8 @@ grep -q 'kill -9 broker 2' "$TL_TMP/clean.html" || tl_fail "the timeline does no
 for pair in lost:lost misplaced:lost duplicate:duplicate dup-same-epoch:duplicate \
 	resent-acked:duplicate resent-txn:duplicate reorder:reorder \
 	never-sent:never-sent failed-read:never-sent aborted-read:aborted-read \
-	non-atomic:non-atomic offsets-back:offsets-back; do
+	non-atomic:non-atomic offsets-back:offsets-back resent-identical:duplicate \
+	copy-skipped:copy-once copy-doubled:copy-once copy-phantom:copy-once; do
 	anomaly=${pair%%:*} prop=${pair#*:}
 	"$py" "$chaos/plant.py" "$TL_TMP/$anomaly" "$anomaly"
 	rc=0

@@ -18,10 +18,25 @@
  *       service sees them) records each record as a read ok and commits its position
  *       synchronously about every 200 ms, recording each partition's committed offset
  *       as a commit ok (or the error as info).
- *   rdk_chaos read BROKERS TOPIC HISTORY ISOLATION
+ *   rdk_chaos copy BROKERS IN OUT NAME SECONDS HISTORY
+ *       A transactional consume-transform-produce copier (tests/progs/rdk_txn_copier.c's
+ *       loop): a read_committed consumer of IN in group NAME and a producer with
+ *       transactional.id NAME copy each record's value to the same partition of OUT,
+ *       and send the consumed positions with send_offsets_to_transaction, in
+ *       transactions of up to COPY_WINDOW_MS; every COPY_ABORT_EVERY-th is aborted on
+ *       purpose. After an abort, or a fatal error (a new producer), the consumer
+ *       rewinds to the group's committed offsets; a rewind that fails is retried and
+ *       then the consumer is made anew (it starts at the committed offsets), never
+ *       skipped. History: first {"f":"copier","group":NAME,"output":OUT}, then txn
+ *       invoke/ok/fail/info, a commit ok (group NAME, partition of IN, offset = next to
+ *       read) per partition of each committed transaction, and at the end the group's
+ *       committed offsets as commit ok with "final":true (these count the transactions
+ *       whose commit had an unknown outcome).
+ *   rdk_chaos read BROKERS TOPIC HISTORY ISOLATION [topic]
  *       Reads every partition of TOPIC from its start to its end (the end offsets read
  *       when it starts), with isolation.level ISOLATION, and records each record as a
- *       read ok. Gives up after 60 s without progress (exit 1).
+ *       read ok, with "topic":TOPIC when the last argument is "topic" (a copier's
+ *       output, kept apart by check.py). Gives up after 60 s without progress (exit 1).
  * Exit status: 0 done, 1 could not finish, 2 usage. */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -33,12 +48,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PARTITIONS_MAX  64
-#define TXN_RECORDS     5
-#define TXN_ABORT_EVERY 4
-#define FLUSH_MS        60000
-#define IDLE_MS         60000
-#define TIMEOUT_MS      15000
+#define PARTITIONS_MAX   64
+#define TXN_RECORDS      5
+#define TXN_ABORT_EVERY  4
+#define FLUSH_MS         60000
+#define IDLE_MS          60000
+#define TIMEOUT_MS       15000
+#define COPY_WINDOW_MS   200
+#define COPY_RECORDS     500
+#define COPY_ABORT_EVERY 5
+#define REWIND_TRIES_MAX 6
 
 static FILE *history;
 static const char *name;
@@ -300,10 +319,10 @@ static int do_txn(const char *brokers, const char *topic, double seconds)
 	return 0;
 }
 
-static int do_read(const char *brokers, const char *topic, const char *isolation)
+static int do_read(const char *brokers, const char *topic, const char *isolation, bool topic_field)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char err[256], extra[64];
+	char err[256], extra[192];
 	set(conf, "bootstrap.servers", brokers);
 	set(conf, "group.id", "rdk-chaos-reader");
 	set(conf, "enable.auto.commit", "false");
@@ -332,7 +351,11 @@ static int do_read(const char *brokers, const char *topic, const char *isolation
 	}
 	rd_kafka_assign(rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
-	snprintf(extra, sizeof(extra), "\"isolation\":\"%s\"", isolation);
+	if (topic_field)
+		snprintf(extra, sizeof(extra), "\"isolation\":\"%s\",\"topic\":\"%s\"", isolation,
+			 topic);
+	else
+		snprintf(extra, sizeof(extra), "\"isolation\":\"%s\"", isolation);
 	double last = mono_s();
 	int done = 0;
 	bool at_end[PARTITIONS_MAX] = {0};
@@ -456,6 +479,228 @@ static int do_group(const char *brokers, const char *topic, double seconds)
 	return 0;
 }
 
+/* ---- copy: the transactional copier ---- */
+
+static rd_kafka_t *copy_consumer(const char *brokers, const char *in)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char err[256];
+	set(conf, "bootstrap.servers", brokers);
+	set(conf, "group.id", name);
+	set(conf, "isolation.level", "read_committed");
+	set(conf, "enable.auto.commit", "false");
+	set(conf, "auto.offset.reset", "earliest");
+	set(conf, "session.timeout.ms", "10000");
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (!rk) {
+		fprintf(stderr, "rdk_chaos: %s\n", err);
+		exit(1);
+	}
+	rd_kafka_poll_set_consumer(rk);
+	rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(subs, in, RD_KAFKA_PARTITION_UA);
+	rd_kafka_subscribe(rk, subs);
+	rd_kafka_topic_partition_list_destroy(subs);
+	return rk;
+}
+
+/* A transactional producer whose init_transactions succeeded; retries (a new producer
+ * after a fatal error) until @deadline (monotonic s); NULL past it. */
+static rd_kafka_t *copy_producer(const char *brokers, double deadline)
+{
+	while (mono_s() < deadline) {
+		rd_kafka_t *rk = txn_producer(brokers);
+		for (int attempt = 0; attempt < 10 && mono_s() < deadline; attempt++) {
+			rd_kafka_error_t *error = rd_kafka_init_transactions(rk, TIMEOUT_MS);
+			if (!error)
+				return rk;
+			bool fatal = rd_kafka_error_is_fatal(error);
+			txn_try(error, "copy init");
+			if (fatal)
+				break;
+		}
+		rd_kafka_destroy(rk);
+		sleep(1);
+	}
+	return NULL;
+}
+
+/* Moves the consumer back to the group's committed offsets. False when that failed
+ * REWIND_TRIES_MAX times: going on from the current position would skip the records of
+ * the aborted transaction (eos906), so the caller makes a new consumer instead. */
+static bool copy_rewind(rd_kafka_t *consumer)
+{
+	rd_kafka_topic_partition_list_t *assigned = NULL;
+	if (rd_kafka_assignment(consumer, &assigned) || !assigned)
+		return false;
+	bool ok = assigned->cnt == 0; /* a rebalance is on: the next assignment starts there */
+	for (int attempt = 1; !ok && attempt <= REWIND_TRIES_MAX; attempt++) {
+		rd_kafka_resp_err_t e = rd_kafka_committed(consumer, assigned, TIMEOUT_MS);
+		rd_kafka_error_t *error = NULL;
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			for (int i = 0; i < assigned->cnt; i++)
+				if (assigned->elems[i].offset < 0)
+					assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+			error = rd_kafka_seek_partitions(consumer, assigned, TIMEOUT_MS);
+			ok = error == NULL;
+		}
+		if (!ok)
+			fprintf(stderr, "rdk_chaos: %s: rewind: %s (attempt %d)\n", name,
+				error ? rd_kafka_error_string(error) : rd_kafka_err2str(e),
+				attempt);
+		if (error)
+			rd_kafka_error_destroy(error);
+	}
+	rd_kafka_topic_partition_list_destroy(assigned);
+	return ok;
+}
+
+/* Records @positions (next offsets to read) as commit ok of group NAME. */
+static void copy_record_commits(const rd_kafka_topic_partition_list_t *positions, bool final)
+{
+	char extra[128];
+	snprintf(extra, sizeof(extra), "\"group\":\"%s\"%s", name, final ? ",\"final\":true" : "");
+	for (int i = 0; i < positions->cnt; i++)
+		if (positions->elems[i].offset >= 0)
+			record("ok", "commit", positions->elems[i].partition,
+			       positions->elems[i].offset, NULL, -1, extra);
+}
+
+/* Copies what one transaction takes from @consumer to @out; returns the records copied,
+ * -1 when a produce failed (the transaction must abort). */
+static int copy_batch(rd_kafka_t *consumer, rd_kafka_t *producer, const char *out)
+{
+	int n = 0;
+	double until = mono_s() + COPY_WINDOW_MS / 1000.0;
+	while (n < COPY_RECORDS && mono_s() < until) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 50);
+		if (!m)
+			continue;
+		if (m->err) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				fprintf(stderr, "rdk_chaos: %s: consume: %s\n", name,
+					rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+			producer, RD_KAFKA_V_TOPIC(out), RD_KAFKA_V_PARTITION(m->partition),
+			RD_KAFKA_V_VALUE(m->payload, m->len),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		rd_kafka_message_destroy(m);
+		if (e) {
+			fprintf(stderr, "rdk_chaos: %s: produce: %s\n", name, rd_kafka_err2str(e));
+			return -1;
+		}
+		n++;
+	}
+	return n;
+}
+
+/* Ends the open transaction: commit (when @commit) or abort. Returns "ok" (committed),
+ * "fail" (aborted) or "info" (unknown: the producer must be replaced). */
+static const char *copy_end(rd_kafka_t *producer, bool commit)
+{
+	for (int attempt = 0; attempt < 10; attempt++) {
+		rd_kafka_error_t *error = commit ? rd_kafka_commit_transaction(producer, TIMEOUT_MS)
+						 : rd_kafka_abort_transaction(producer, TIMEOUT_MS);
+		if (!error)
+			return commit ? "ok" : "fail";
+		bool fatal = rd_kafka_error_is_fatal(error);
+		if (rd_kafka_error_txn_requires_abort(error))
+			commit = false;
+		txn_try(error, commit ? "copy commit" : "copy abort");
+		if (fatal)
+			return "info";
+	}
+	return "info";
+}
+
+/* The positions one transaction consumed, sent to it; false on an error. */
+static bool copy_send_offsets(rd_kafka_t *consumer, rd_kafka_t *producer,
+			      rd_kafka_topic_partition_list_t **positions_out)
+{
+	rd_kafka_topic_partition_list_t *positions = NULL;
+	if (rd_kafka_assignment(consumer, &positions) || !positions)
+		return false;
+	rd_kafka_position(consumer, positions);
+	rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(consumer);
+	rd_kafka_error_t *error =
+		rd_kafka_send_offsets_to_transaction(producer, positions, cgmd, TIMEOUT_MS);
+	rd_kafka_consumer_group_metadata_destroy(cgmd);
+	*positions_out = positions;
+	return txn_try(error, "copy send_offsets");
+}
+
+/* The group's committed offsets of every partition of @in, recorded as final. */
+static void copy_final(rd_kafka_t *consumer, const char *in, int parts)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
+	for (int p = 0; p < parts; p++)
+		rd_kafka_topic_partition_list_add(list, in, p);
+	for (int attempt = 0; attempt < 10; attempt++) {
+		if (rd_kafka_committed(consumer, list, TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			copy_record_commits(list, true);
+			break;
+		}
+		sleep(1);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+static int do_copy(const char *brokers, const char *in, const char *out, double seconds)
+{
+	char extra[256];
+	snprintf(extra, sizeof(extra), "\"group\":\"%s\",\"output\":\"%s\"", name, out);
+	record("info", "copier", -1, -1, NULL, -1, extra);
+	double start = mono_s();
+	rd_kafka_t *consumer = copy_consumer(brokers, in);
+	rd_kafka_t *producer = copy_producer(brokers, start + seconds);
+	int parts = partition_count(consumer, in);
+	int64_t txn = 0, copied = 0;
+	while (producer && mono_s() - start < seconds) {
+		if (!txn_try(rd_kafka_begin_transaction(producer), "copy begin")) {
+			rd_kafka_destroy(producer);
+			producer = copy_producer(brokers, start + seconds);
+			continue;
+		}
+		record("invoke", "txn", -1, -1, NULL, txn, NULL);
+		rd_kafka_topic_partition_list_t *positions = NULL;
+		int n = copy_batch(consumer, producer, out);
+		bool sent = n > 0 && copy_send_offsets(consumer, producer, &positions);
+		bool commit = n == 0 || (sent && txn % COPY_ABORT_EVERY != COPY_ABORT_EVERY - 1);
+		const char *outcome = copy_end(producer, commit);
+		record(outcome, "txn", -1, -1, NULL, txn, NULL);
+		if (strcmp(outcome, "ok") == 0 && sent) {
+			copy_record_commits(positions, false);
+			copied += n;
+		}
+		if (positions)
+			rd_kafka_topic_partition_list_destroy(positions);
+		txn++;
+		if (strcmp(outcome, "info") == 0) {
+			rd_kafka_destroy(producer);
+			producer = copy_producer(brokers, start + seconds);
+		}
+		if (strcmp(outcome, "ok") != 0 && !copy_rewind(consumer)) {
+			fprintf(stderr, "rdk_chaos: %s: cannot rewind: a new consumer\n", name);
+			rd_kafka_consumer_close(consumer);
+			rd_kafka_destroy(consumer);
+			consumer = copy_consumer(brokers, in);
+		}
+	}
+	if (parts > 0)
+		copy_final(consumer, in, parts);
+	fprintf(stderr, "rdk_chaos: %s: %" PRId64 " transactions, %" PRId64 " records copied\n",
+		name, txn, copied);
+	fflush(history);
+	if (producer)
+		rd_kafka_destroy(producer);
+	rd_kafka_consumer_close(consumer);
+	rd_kafka_destroy(consumer);
+	return 0;
+}
+
 static FILE *open_history(const char *path)
 {
 	FILE *f = fopen(path, "a");
@@ -483,14 +728,21 @@ int main(int argc, char **argv)
 		history = open_history(argv[6]);
 		return do_group(argv[2], argv[3], atof(argv[5]));
 	}
-	if (argc == 6 && strcmp(argv[1], "read") == 0) {
+	if ((argc == 6 || argc == 7) && strcmp(argv[1], "read") == 0) {
 		name = "reader";
 		history = open_history(argv[4]);
-		return do_read(argv[2], argv[3], argv[5]);
+		return do_read(argv[2], argv[3], argv[5],
+			       argc == 7 && strcmp(argv[6], "topic") == 0);
+	}
+	if (argc == 8 && strcmp(argv[1], "copy") == 0) {
+		name = argv[5];
+		history = open_history(argv[7]);
+		return do_copy(argv[2], argv[3], argv[4], atof(argv[6]));
 	}
 	fprintf(stderr, "usage: rdk_chaos produce BROKERS TOPIC NAME SECONDS RATE HISTORY\n"
 			"       rdk_chaos txn BROKERS TOPIC NAME SECONDS HISTORY\n"
 			"       rdk_chaos group BROKERS TOPIC NAME SECONDS HISTORY\n"
-			"       rdk_chaos read BROKERS TOPIC HISTORY ISOLATION\n");
+			"       rdk_chaos copy BROKERS IN OUT NAME SECONDS HISTORY\n"
+			"       rdk_chaos read BROKERS TOPIC HISTORY ISOLATION [topic]\n");
 	return 2;
 }
