@@ -30,7 +30,7 @@ run() { # SIDE PAIR
 	mkdir -p "$dir/data"
 	[ "$side" = on ] && args=(--override metrics.listener=http://127.0.0.1:0)
 	valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
-		build/bin/tallyd --override listeners=PLAINTEXT://127.0.0.1:0 \
+		"${TALLYD:-build/bin/tallyd}" --override listeners=PLAINTEXT://127.0.0.1:0 \
 		--override "log.dirs=$dir/data" --override log.io.engine=sync \
 		"${args[@]}" >"$dir/tallyd.log" 2>&1 &
 	pid=$!
