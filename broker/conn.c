@@ -702,7 +702,8 @@ static int64_t request_timed(struct tl_broker *broker, const struct tl_request *
 		return 0; /* the figures are lost, nothing else */
 	int64_t now = tl_mono_ns();
 	hist_add_ns(&m->total, now - req->received_ns);
-	if (tl_diag_level() == TL_DIAG_DEBUG) {
+	bool logged = tl_diag_level() == TL_DIAG_DEBUG;
+	if (logged) {
 		const struct tl_api_info *info = tl_api_info(key);
 		tl_debug("broker: request done api=%s api_version=%d correlation_id=%d "
 			 "total_us=%lld response_bytes=%lld peer=%s",
@@ -710,7 +711,6 @@ static int64_t request_timed(struct tl_broker *broker, const struct tl_request *
 			 req->header.correlation_id, (long long)(now - req->received_ns) / 1000,
 			 (long long)tl_buf_total(&req->response), req->conn->peer);
 	}
-	bool logged = tl_diag_level() == TL_DIAG_DEBUG;
 	if (broker->config.log_slow_request_ms > 0 &&
 	    now - req->received_ns >= broker->config.log_slow_request_ms * 1000000) {
 		request_slow(broker, req, now);
