@@ -309,7 +309,8 @@ struct tl_broker {
 	/* tl_response_end's DONE reading while it calls tl_request_finished, else 0: a flush
 	 * run from there starts the send then (conn.c, tl_conn_flush). */
 	int64_t fresh_ns;
-	struct tl_hist metrics_scratch_hist; /* metrics.c: a split family with its zeros */
+	/* metrics.c: a split family's histogram with its zeros, while it is rendered */
+	struct tl_hist metrics_scratch_hist;
 	struct tl_metrics metrics; /* the rest of /metrics' counters */
 	int diag_level_saved;      /* log level to go back to when SIGUSR1 turns debug off */
 	int64_t slow_logged_ms;    /* log.slow.request.ms: start of the current second */
