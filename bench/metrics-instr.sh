@@ -11,6 +11,7 @@
 #   bench/metrics-instr.sh [PAIRS] [RECORDS] [SIZE]      default 7 20000 512
 #   PRODUCE_ARGS="-X batch.num.messages=1 -X linger.ms=0" bench/metrics-instr.sh 3 5000 100
 #                                     one record a request: the per-request worst case
+#   TALLYD=/path/to/tallyd ...        measure another build (default build/bin/tallyd)
 # Manual, not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
