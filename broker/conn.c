@@ -464,6 +464,7 @@ static void conn_read(struct tl_conn *conn)
 					conn_frame_clock(conn, true);
 					conn_frame_ready(conn, req);
 				}
+				conn->read_fresh = false;
 				continue;
 			}
 		} else {
@@ -473,7 +474,11 @@ static void conn_read(struct tl_conn *conn)
 				conn->read_ns = tl_mono_ns();
 				conn->read_fresh = true;
 				conn->rlen += (uint32_t)n;
-				if (!conn_parse(conn))
+				bool open = conn_parse(conn);
+				/* A frame left for after a pause or a mute waited: it reads
+				 * the clock when it is parsed (conn_resume_reading). */
+				conn->read_fresh = false;
+				if (!open)
 					return;
 				continue;
 			}
