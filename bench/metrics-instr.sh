@@ -11,6 +11,7 @@
 #   bench/metrics-instr.sh [PAIRS] [RECORDS] [SIZE]      default 7 20000 512
 #   PRODUCE_ARGS="-X batch.num.messages=1 -X linger.ms=0" bench/metrics-instr.sh 3 5000 100
 #                                     one record a request: the per-request worst case
+#   TALLYD=/path/to/tallyd ...        measure another build (default build/bin/tallyd)
 # Manual, not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ run() { # SIDE PAIR
 	mkdir -p "$dir/data"
 	[ "$side" = on ] && args=(--override metrics.listener=http://127.0.0.1:0)
 	valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
-		build/bin/tallyd --override listeners=PLAINTEXT://127.0.0.1:0 \
+		"${TALLYD:-build/bin/tallyd}" --override listeners=PLAINTEXT://127.0.0.1:0 \
 		--override "log.dirs=$dir/data" --override log.io.engine=sync \
 		"${args[@]}" >"$dir/tallyd.log" 2>&1 &
 	pid=$!

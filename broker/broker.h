@@ -211,6 +211,7 @@ struct tl_conn {
 	bool tls_read_wants_write;   /* a TLS read waits for the socket to take a write */
 	int64_t accepted_ms;         /* monotonic; ssl.handshake.timeout.ms counts from it */
 	int64_t read_ns;             /* the last read that returned bytes ended then */
+	bool read_fresh;             /* no frame of that read dispatched yet (its first's start) */
 	int64_t frame_started_ms;    /* a frame is partly in since then; 0 none */
 	struct tl_conn_ip *ip_count; /* max.connections.per.ip bookkeeping */
 	uint8_t *rbuf;               /* bytes read but not yet framed */
@@ -305,6 +306,11 @@ struct tl_broker {
 	 * counters, error codes, batch sizes) is done. Unset, only what the shutdown log
 	 * and the broker itself need is kept. Fixed at start-up. */
 	bool metrics_on;
+	/* tl_response_end's DONE reading while it calls tl_request_finished, else 0: a flush
+	 * run from there starts the send then (conn.c, tl_conn_flush). */
+	int64_t fresh_ns;
+	/* metrics.c: a split family's histogram with its zeros, while it is rendered */
+	struct tl_hist metrics_scratch_hist;
 	struct tl_metrics metrics; /* the rest of /metrics' counters */
 	int diag_level_saved;      /* log level to go back to when SIGUSR1 turns debug off */
 	int64_t slow_logged_ms;    /* log.slow.request.ms: start of the current second */

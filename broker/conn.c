@@ -359,8 +359,14 @@ static void conn_frame_ready(struct tl_conn *conn, struct tl_request *req)
 		req->deferred = true; /* invariant (6): tl_conn_flush dispatches it */
 		return;
 	}
-	if (conn->broker->metrics_on)
-		req->started_ns = tl_mono_ns();
+	if (conn->broker->metrics_on) {
+		/* The first frame of a read starts at the read's own clock reading: its
+		 * queue time is 0, its framing (header decode, the copy out of the 64 KiB
+		 * read buffer) counts as local time. Later frames of the same read waited
+		 * for the handlers ahead of them: read the clock. */
+		req->started_ns = conn->read_fresh ? conn->read_ns : tl_mono_ns();
+		conn->read_fresh = false;
+	}
 	tl_dispatch(req);
 }
 
@@ -451,12 +457,14 @@ static void conn_read(struct tl_conn *conn)
 					      req->frame_len - conn->reading_have);
 			if (n > 0) {
 				conn->read_ns = tl_mono_ns();
+				conn->read_fresh = true;
 				conn->reading_have += (uint32_t)n;
 				if (conn->reading_have == req->frame_len) {
 					conn->reading = NULL;
 					conn_frame_clock(conn, true);
 					conn_frame_ready(conn, req);
 				}
+				conn->read_fresh = false;
 				continue;
 			}
 		} else {
@@ -464,8 +472,13 @@ static void conn_read(struct tl_conn *conn)
 					      conn->rcap - conn->rlen);
 			if (n > 0) {
 				conn->read_ns = tl_mono_ns();
+				conn->read_fresh = true;
 				conn->rlen += (uint32_t)n;
-				if (!conn_parse(conn))
+				bool open = conn_parse(conn);
+				/* A frame left for after a pause or a mute waited: it reads
+				 * the clock when it is parsed (conn_resume_reading). */
+				conn->read_fresh = false;
+				if (!open)
 					return;
 				continue;
 			}
@@ -652,6 +665,17 @@ static void hist_add_ns(struct tl_hist *h, int64_t ns)
 	tl_hist_add(h, (uint64_t)TL_MAX(ns, (int64_t)0) / 1000);
 }
 
+/* Adds @ns to a split family unless it is under 1 us: the zeros of the split families
+ * are not added one by one but derived when rendered, as the total family's count less
+ * theirs (metrics.c, render_request_hist; every request counted in total is counted in
+ * every split family). Most parts of most requests are 0 (remote, throttle, and with
+ * the clock reuse queue and response queue), and this is the per-request hot path. */
+static inline void split_add_ns(struct tl_hist *h, int64_t ns)
+{
+	if (ns >= 1000)
+		tl_hist_add(h, (uint64_t)ns / 1000);
+}
+
 /* Kafka's split of an answered (or silent) request's time, see struct
  * tl_request_metrics. The response queue time starts when the response was DONE, or at
  * the end of a KIP-219 hold, whichever is later: a hold is throttle time. */
@@ -661,28 +685,30 @@ static void request_split(struct tl_request_metrics *m, const struct tl_request 
 	TL_ASSERT_DEBUG(req->started_ns >= req->received_ns);
 	int64_t send_started = req->send_started_ns ? req->send_started_ns : now;
 	int64_t queued_from = TL_MAX(req->done_ns, req->hold_until_ms * 1000000);
-	hist_add_ns(&m->queue, req->started_ns - req->received_ns);
-	hist_add_ns(&m->local, req->done_ns - req->started_ns - req->remote_ns);
-	hist_add_ns(&m->remote, req->remote_ns);
-	hist_add_ns(&m->throttle, req->throttle_ms * 1000000);
-	hist_add_ns(&m->response_queue, send_started - queued_from);
-	hist_add_ns(&m->response_send, now - send_started);
+	split_add_ns(&m->queue, req->started_ns - req->received_ns);
+	split_add_ns(&m->local, req->done_ns - req->started_ns - req->remote_ns);
+	split_add_ns(&m->remote, req->remote_ns);
+	if (req->throttle_ms > 0)
+		tl_hist_add(&m->throttle, (uint64_t)req->throttle_ms * 1000);
+	split_add_ns(&m->response_queue, send_started - queued_from);
+	split_add_ns(&m->response_send, now - send_started);
 }
 
 /* Request time, frame in to the response's last byte written (or, for a request that
  * is not answered, to its turn in the FIFO); with metrics on, also split as Kafka's
- * RequestMetrics. */
-static void request_timed(struct tl_broker *broker, const struct tl_request *req)
+ * RequestMetrics. Returns the clock reading it took, 0 if none. */
+static int64_t request_timed(struct tl_broker *broker, const struct tl_request *req)
 {
 	int16_t key = req->header.api_key;
 	if (key < 0 || key >= TL_BROKER_API_SLOTS)
-		return;
+		return 0;
 	struct tl_request_metrics *m = broker->request_metrics[key];
 	if (!m && !(m = broker->request_metrics[key] = calloc(1, sizeof(*m))))
-		return; /* the figures are lost, nothing else */
+		return 0; /* the figures are lost, nothing else */
 	int64_t now = tl_mono_ns();
 	hist_add_ns(&m->total, now - req->received_ns);
-	if (tl_diag_level() == TL_DIAG_DEBUG) {
+	bool logged = tl_diag_level() == TL_DIAG_DEBUG;
+	if (logged) {
 		const struct tl_api_info *info = tl_api_info(key);
 		tl_debug("broker: request done api=%s api_version=%d correlation_id=%d "
 			 "total_us=%lld response_bytes=%lld peer=%s",
@@ -691,10 +717,13 @@ static void request_timed(struct tl_broker *broker, const struct tl_request *req
 			 (long long)tl_buf_total(&req->response), req->conn->peer);
 	}
 	if (broker->config.log_slow_request_ms > 0 &&
-	    now - req->received_ns >= broker->config.log_slow_request_ms * 1000000)
+	    now - req->received_ns >= broker->config.log_slow_request_ms * 1000000) {
 		request_slow(broker, req, now);
+		logged = true;
+	}
 	if (broker->metrics_on)
 		request_split(m, req, now);
+	return logged ? 0 : now; /* a diag line was written since the reading */
 }
 
 void tl_request_remote_begin(struct tl_request *req)
@@ -712,10 +741,11 @@ void tl_request_remote_end(struct tl_request *req)
 	req->remote_since_ns = 0;
 }
 
-static void conn_pop_head(struct tl_conn *conn)
+/* Retires the head request; returns the clock reading that timed it, 0 if none. */
+static int64_t conn_pop_head(struct tl_conn *conn)
 {
 	struct tl_request *req = conn->head;
-	request_timed(conn->broker, req);
+	int64_t now = request_timed(conn->broker, req);
 	conn->head = req->next;
 	if (!conn->head)
 		conn->tail = NULL;
@@ -729,12 +759,20 @@ static void conn_pop_head(struct tl_conn *conn)
 	if (conn->read_paused && conn->queued < conn->broker->config.queued_max_requests) {
 		conn->read_paused = false;
 		conn_update_events(conn);
+		return 0; /* epoll_ctl: the reading is no longer now */
 	}
+	return now;
 }
 
 /* Writes finished responses from the head of the FIFO until the socket would block. */
 void tl_conn_flush(struct tl_conn *conn)
 {
+	/* A clock reading taken just before, with no I/O or handler since (tl_response_end's
+	 * DONE, the previous response's last byte): a response's send starts then, so
+	 * one written in the pass that finished it has a response queue time of 0 (< 1 us
+	 * in truth). 0: read the clock. */
+	int64_t fresh_ns = conn->broker->fresh_ns;
+	conn->broker->fresh_ns = 0;
 	while (!conn->closed && conn->head &&
 	       (conn->head->state != TL_REQUEST_WORKING || conn->head->deferred)) {
 		struct tl_request *req = conn->head;
@@ -744,7 +782,8 @@ void tl_conn_flush(struct tl_conn *conn)
 			 * Its queue time ran from its frame until now. */
 			req->deferred = false;
 			if (conn->broker->metrics_on)
-				req->started_ns = tl_mono_ns();
+				req->started_ns = fresh_ns ? fresh_ns : tl_mono_ns();
+			fresh_ns = 0; /* the handler runs */
 			tl_conn_hold(conn);
 			tl_dispatch(req);
 			bool closed = conn->closed;
@@ -756,11 +795,12 @@ void tl_conn_flush(struct tl_conn *conn)
 		if (req->hold_until_ms && tl_mono_ms() < req->hold_until_ms)
 			break; /* quota: sent when the connection is unmuted */
 		if (req->state == TL_REQUEST_SILENT) {
-			conn_pop_head(conn);
+			fresh_ns = conn_pop_head(conn);
 			continue;
 		}
 		if (req->send_started_ns == 0 && conn->broker->metrics_on)
-			req->send_started_ns = tl_mono_ns();
+			req->send_started_ns = fresh_ns ? fresh_ns : tl_mono_ns();
+		fresh_ns = 0; /* the write below takes time */
 		int64_t total = tl_buf_total(&req->response);
 		struct iovec iov[CONN_IOV_MAX];
 		const struct tl_file_span *span;
@@ -803,7 +843,7 @@ void tl_conn_flush(struct tl_conn *conn)
 		}
 		conn->sent += n;
 		if (conn->sent == total)
-			conn_pop_head(conn);
+			fresh_ns = conn_pop_head(conn);
 	}
 	if (!conn->closed && conn->close_when_flushed && !conn->head) {
 		tl_conn_close(conn, "SASL authentication failed"); /* as Kafka, once answered */

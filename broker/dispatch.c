@@ -106,7 +106,10 @@ void tl_response_end(struct tl_request *req)
 	tl_request_remote_end(req);
 	req->done_ns = tl_mono_ns();
 	req->state = TL_REQUEST_DONE;
+	struct tl_broker *broker = req->conn->broker;
+	broker->fresh_ns = req->done_ns; /* for tl_conn_flush, if it runs now */
 	tl_request_finished(req);
+	broker->fresh_ns = 0;
 }
 
 static void api_versions_respond(struct tl_request *req, int16_t version, tl_err error)

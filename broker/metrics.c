@@ -584,7 +584,17 @@ static void render_request_hist(struct tl_broker *broker, struct tl_buf *out, co
 		char labels[128] = "";
 		tl_prom_label(labels, sizeof(labels), "request", info ? info->name : "Unknown");
 		const struct tl_hist *hist = (const struct tl_hist *)((const char *)m + field);
-		tl_prom_hist(out, name, labels, hist, 1e-6, false, 4, 25);
+		if (field == offsetof(struct tl_request_metrics, total)) {
+			tl_prom_hist(out, name, labels, hist, 1e-6, false, 4, 25);
+			continue;
+		}
+		/* A split family holds only its values of 1 us and more (conn.c,
+		 * split_add_ns): every other request of this API counted 0. */
+		TL_ASSERT(hist->count <= m->total.count);
+		struct tl_hist *split = &broker->metrics_scratch_hist;
+		*split = *hist;
+		tl_hist_add_zeros(split, m->total.count - hist->count);
+		tl_prom_hist(out, name, labels, split, 1e-6, false, 4, 25);
 	}
 }
 

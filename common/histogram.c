@@ -1,5 +1,5 @@
 /* histogram.c - see histogram.h.
- * (1) bucket_of(v) = v below 2 * SUB; else, with e = msb(v) - SUB_BITS,
+ * (1) tl_hist_bucket_of(v) = v below 2 * SUB; else, with e = msb(v) - SUB_BITS,
  *     e * SUB + (v >> e), where v >> e lies in [SUB, 2 SUB).
  * (2) count == the sum of the buckets. */
 #include "common/histogram.h"
@@ -10,16 +10,6 @@ _Static_assert((TL_HIST_VALUE_BITS - 1 - TL_HIST_SUB_BITS) * TL_HIST_SUB + 2 * T
 		       TL_HIST_BUCKETS,
 	       "the top value's bucket is inside the array");
 
-static uint32_t bucket_of(uint64_t value)
-{
-	if (value > TL_HIST_VALUE_MAX)
-		value = TL_HIST_VALUE_MAX;
-	if (value < 2 * TL_HIST_SUB)
-		return (uint32_t)value;
-	uint32_t e = 63u - (uint32_t)__builtin_clzll(value) - TL_HIST_SUB_BITS;
-	return e * TL_HIST_SUB + (uint32_t)(value >> e);
-}
-
 static uint64_t bucket_high(uint32_t index)
 {
 	if (index < 2 * TL_HIST_SUB)
@@ -29,15 +19,10 @@ static uint64_t bucket_high(uint32_t index)
 	return ((m + 1) << e) - 1;
 }
 
-void tl_hist_add(struct tl_hist *h, uint64_t value_us)
+void tl_hist_add_zeros(struct tl_hist *h, uint64_t count)
 {
-	uint32_t index = bucket_of(value_us);
-	TL_ASSERT_DEBUG(index < TL_HIST_BUCKETS);
-	h->buckets[index]++;
-	h->count++;
-	h->sum += value_us;
-	if (value_us > h->max)
-		h->max = value_us;
+	h->buckets[0] += count;
+	h->count += count;
 }
 
 uint64_t tl_hist_quantile(const struct tl_hist *h, double q)
@@ -65,7 +50,7 @@ uint64_t tl_hist_count_below(const struct tl_hist *h, uint64_t bound)
 {
 	if (bound > TL_HIST_VALUE_MAX)
 		return h->count;
-	uint32_t end = bucket_of(bound);
+	uint32_t end = tl_hist_bucket_of(bound);
 	uint64_t seen = 0;
 	for (uint32_t i = 0; i < end; i++)
 		seen += h->buckets[i];

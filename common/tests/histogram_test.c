@@ -100,6 +100,20 @@ START_TEST(merge_adds_counts_sums_and_keeps_the_larger_max)
 }
 END_TEST
 
+START_TEST(zeros_added_at_once_equal_zeros_added_one_by_one)
+{
+	struct tl_hist one_by_one;
+	memset(&one_by_one, 0, sizeof(one_by_one));
+	tl_hist_add(&h, 40);
+	tl_hist_add(&one_by_one, 40);
+	tl_hist_add_zeros(&h, 5);
+	for (int i = 0; i < 5; i++)
+		tl_hist_add(&one_by_one, 0);
+	ck_assert_mem_eq(&h, &one_by_one, sizeof(h));
+	ck_assert_uint_eq(tl_hist_count_below(&h, 1), 5);
+}
+END_TEST
+
 static Suite *hist_suite(void)
 {
 	Suite *s = suite_create("histogram");
@@ -112,6 +126,7 @@ static Suite *hist_suite(void)
 	tcase_add_test(tc, values_past_the_top_count_in_the_last_bucket);
 	tcase_add_test(tc, counts_below_powers_of_two_are_exact);
 	tcase_add_test(tc, merge_adds_counts_sums_and_keeps_the_larger_max);
+	tcase_add_test(tc, zeros_added_at_once_equal_zeros_added_one_by_one);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -70,6 +70,12 @@ if fetch_remote < 0.8 * n * wait_s:
     bad.append(f"Fetch remote time {fetch_remote:.3f} s, want >= {0.8 * n * wait_s:.3f}")
 if get("remote", "Produce", "sum") != 0:
     bad.append("Produce on one node has remote time")
+# Zeros are rendered from the total's count (conn.c, split_add_ns): every bucket of a
+# family whose values are all 0 holds all n, its first bucket included.
+for api, fam in (("Produce", "remote"), ("Produce", "throttle"), ("Fetch", "throttle")):
+    low = [c for le, c in get(fam, api, "bucket") if c != n]
+    if low:
+        bad.append(f"{api} {fam}: buckets {low}, want every bucket = {n} (all values 0)")
 for b in bad:
     print("FAIL:", b, file=sys.stderr)
 sys.exit(1 if bad else 0)
