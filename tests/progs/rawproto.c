@@ -2781,10 +2781,9 @@ int main(int argc, char **argv)
 	if (argc >= 7 && strcmp(argv[2], "compact-check") == 0) {
 		broker_addr = argv[1];
 		const char *when = argv[6];
-		return run_compact_check(argv[3], strtoll(argv[4], NULL, 10),
-					 (int32_t)strtol(argv[5], NULL, 10),
-					 strncmp(when, "restarted", 9) == 0,
-					 strstr(when, "next") != NULL);
+		return run_compact_check(
+			argv[3], strtoll(argv[4], NULL, 10), (int32_t)strtol(argv[5], NULL, 10),
+			strncmp(when, "restarted", 9) == 0, strstr(when, "next") != NULL);
 	}
 	if (argc >= 5 && strcmp(argv[2], "txn-open") == 0) {
 		broker_addr = argv[1];
