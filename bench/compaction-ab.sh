@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # PAIRS (default 5) pairs, alternating order: A = cleaner off, B = cleaner on; same compacted topic config.
-# B_ARGS adds tally-bench options to B only, e.g. B_ARGS="--broker-arg log.cleaner.backoff.ms=15000"
-# (the later --broker-arg wins).
+# B_ARGS adds tally-bench options to B only, e.g. B_ARGS="--broker-arg log.cleaner.backoff.ms=2000"
+# (the later --broker-arg wins; a backoff longer than the run means no pass at all).
 cd "$(dirname "$0")/.."
 out=${OUT:-$(mktemp -d /var/tmp/compaction-ab.XXXXXX)}
 common=(produce -k 1000 -s 200 -d 6s -w 2s --broker-arg log.cleanup.policy=compact
