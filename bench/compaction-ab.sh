@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# 5 pairs, alternating order: A = cleaner off, B = cleaner on; same compacted topic config.
+# PAIRS (default 5) pairs, alternating order: A = cleaner off, B = cleaner on; same compacted topic config.
+# B_ARGS adds tally-bench options to B only, e.g. B_ARGS="--broker-arg log.cleaner.backoff.ms=2000"
+# (the later --broker-arg wins; a backoff longer than the run means no pass at all).
 cd "$(dirname "$0")/.."
 out=${OUT:-$(mktemp -d /var/tmp/compaction-ab.XXXXXX)}
 common=(produce -k 1000 -s 200 -d 6s -w 2s --broker-arg log.cleanup.policy=compact
 	--broker-arg log.segment.bytes=1048576 --broker-arg log.cleaner.backoff.ms=100
 	--broker-arg log.cleaner.min.cleanable.ratio=0.1 -q --keep-data)
-for i in 1 2 3 4 5; do
+for i in $(seq 1 "${PAIRS:-5}"); do
 	if [ $((i % 2)) -eq 1 ]; then order="A B"; else order="B A"; fi
 	for side in $order; do
-		[ $side = A ] && extra=(--broker-arg log.cleaner.enable=false) || extra=(--broker-arg log.cleaner.enable=true)
+		[ $side = A ] && extra=(--broker-arg log.cleaner.enable=false) || extra=(--broker-arg log.cleaner.enable=true ${B_ARGS:-})
 		d=/var/tmp/compact-bench-$side-$i
 		rm -rf $d; mkdir -p $d
 		sleep 3

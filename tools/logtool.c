@@ -48,6 +48,7 @@
 /* One framed batch of a partition, in offset order, for the checkpoint check. */
 struct seen_batch {
 	int64_t base_offset;
+	int64_t last_offset;
 	int32_t epoch;
 	bool ok; /* passed its checks: its header is trusted */
 };
@@ -374,6 +375,7 @@ static void seen_push(struct logtool *lt, const struct tl_batch_header *h, bool 
 	}
 	lt->seen[lt->seen_count++] = (struct seen_batch){
 		.base_offset = h->base_offset,
+		.last_offset = tl_batch_last_offset(h),
 		.epoch = h->partition_leader_epoch,
 		.ok = ok,
 	};
@@ -758,8 +760,10 @@ static void names_free(char **names, size_t count)
 
 /* ---- leader-epoch checkpoint ---- */
 
-/* Is @offset the base offset of a framed batch of the partition? */
-static bool seen_has(const struct logtool *lt, int64_t offset)
+/* Does @offset lie inside a framed batch of the partition, past its base offset? An
+ * offset in a hole the cleaner left is not: the batch that started an epoch may be
+ * compacted away (issue 17), as in Kafka, and the entry then starts in the hole. */
+static bool seen_inside(const struct logtool *lt, int64_t offset)
 {
 	size_t lo = 0, hi = lt->seen_count;
 	while (lo < hi) {
@@ -769,7 +773,8 @@ static bool seen_has(const struct logtool *lt, int64_t offset)
 		else
 			hi = mid;
 	}
-	return lo < lt->seen_count && lt->seen[lo].base_offset == offset;
+	/* lo: the first batch at or past @offset; the one before starts below it. */
+	return lo > 0 && lt->seen[lo - 1].last_offset >= offset;
 }
 
 /* Each trusted batch carries the epoch of the entry covering it; each entry inside the
@@ -816,11 +821,11 @@ static void epochs_check(struct logtool *lt, const char *path,
 	int64_t first = lt->seen[0].base_offset;
 	for (size_t k = 0; k < count; k++) {
 		int64_t start = entries[k].start_offset;
-		if (start > first && !seen_has(lt, start) &&
+		if (start > first && seen_inside(lt, start) &&
 		    start <= lt->seen[lt->seen_count - 1].base_offset)
 			problem(lt, path, start, -1,
 				"checkpoint entry of epoch %d starts at %" PRId64
-				", which is not the start of a batch",
+				", inside a batch, not at its start",
 				entries[k].epoch, start);
 	}
 }

@@ -3,7 +3,7 @@
 # exits 0; one garbled byte inside a batch is reported with the segment file, the batch's
 # offset and position and a CRC error, and exits non-zero, for the whole log.dirs, the
 # partition directory and the segment file alike; a torn tail (a cut last batch) and a
-# corrupt producer snapshot are reported too. dump shows batch headers with producer
+# corrupt producer snapshot are reported too, and a leader-epoch entry inside a batch. dump shows batch headers with producer
 # id/epoch/base sequence and transactional/control flags, index entries, snapshots, and
 # --json parses.
 set -euo pipefail
@@ -62,6 +62,18 @@ assert not d["ok"] and len(d["problems"]) == 1 and "CRC" in d["problems"][0]["er
 	tl_fail "check --json"
 cp "$TL_TMP/seg.bak" "$seg"
 "$TL_BIN/tally" log check "$TL_DATA" >/dev/null || tl_fail "restored data not clean"
+
+tl_log "leader-epoch entry inside a batch"
+# (Inside a hole the cleaner left is fine, tests/integration/808; inside a batch is not.)
+ck=$TL_DATA/data-0/leader-epoch-checkpoint
+cp "$ck" "$TL_TMP/ck.bak"
+printf '0\n2\n0 0\n1 1\n' >"$ck"
+rc=0
+"$TL_BIN/tally" log check "$TL_DATA/data-0" >"$TL_TMP/epoch" || rc=$?
+[ $rc -ne 0 ] || tl_fail "log check exited 0 on an epoch starting inside a batch"
+grep -q 'epoch 1 starts at 1, inside a batch' "$TL_TMP/epoch" ||
+	tl_fail "epoch inside a batch not reported: $(head -n 5 "$TL_TMP/epoch")"
+cp "$TL_TMP/ck.bak" "$ck"
 
 tl_log "torn tail and corrupt snapshot"
 last=${segs[${#segs[@]} - 1]}

@@ -2,6 +2,12 @@
  *   rawproto BROKER dedupe TOPIC             idempotent producer rules, on the wire
  *   rawproto BROKER restart-write TOPIC      two idempotent batches; prints the pid
  *   rawproto BROKER restart-check TOPIC PID  after a restart, their retries dedupe
+ *   rawproto BROKER compact-write TOPIC N    N idempotent batches on keys k0-k3 (batch b:
+ *                                            values p<b>-0..3, seq 4b); prints the pid
+ *   rawproto BROKER compact-check TOPIC PID N live|restarted[-next]
+ *                                            after compaction removed older batches of
+ *                                            that producer: retries dedupe with their
+ *                                            original offsets, a gap is refused
  *   rawproto BROKER txn-open TOPIC TXN_ID    opens a transaction (timeout 3 s) with one
  *                                            batch in it on a new TOPIC, checks that a
  *                                            read_committed Fetch stops before it, and
@@ -553,6 +559,9 @@ static int16_t produce(struct client *c, int16_t version, const char *topic, int
 /* A batch of @count records whose values are "<prefix>-<i>". */
 /* Whether build_batch() marks its batches transactional; set by the txn-* modes. */
 static bool batch_transactional;
+/* With N > 0, build_batch() gives record i the key "k<i % N>" (a compacted topic
+ * refuses keyless records); 0: null keys. Set by the compact-* modes. */
+static int32_t batch_key_count;
 
 static void build_batch(struct tl_buf *out, const char *prefix, int32_t count,
 			enum tl_compression compression, int64_t pid, int16_t epoch, int32_t seq)
@@ -563,7 +572,12 @@ static void build_batch(struct tl_buf *out, const char *prefix, int32_t count,
 	for (int32_t i = 0; i < count; i++) {
 		char value[STORED_VALUE_MAX];
 		int n = snprintf(value, sizeof(value), "%s-%d", prefix, i);
+		char key_text[16];
 		struct tl_bytes key = {NULL, -1};
+		if (batch_key_count > 0) {
+			key.len = snprintf(key_text, sizeof(key_text), "k%d", i % batch_key_count);
+			key.ptr = (const uint8_t *)key_text;
+		}
 		struct tl_bytes v = {(const uint8_t *)value, n};
 		if (tl_records_builder_append(&builder, now, key, v, NULL, 0) != TL_OK)
 			fail("builder append failed");
@@ -642,6 +656,9 @@ static void stored_push(struct stored_list *list, const struct tl_batch_header *
 	}
 }
 
+/* Whether fetch_all() accepts offset holes (a compacted log); set by compact-*. */
+static bool fetch_holes;
+
 /* The isolation level of Fetch requests: 0 read_uncommitted, 1 read_committed. */
 static int8_t fetch_isolation;
 /* The current_leader_epoch of Fetch requests (-1: none, as a client without KIP-320). */
@@ -698,7 +715,7 @@ static int64_t collect_records(const struct tl_records *records, int64_t offset,
 		while ((err = tl_records_iter_next(&iter, &rec)) == TL_OK) {
 			if (rec.offset < offset)
 				continue;
-			if (rec.offset != offset && offset >= 0)
+			if (rec.offset != offset && offset >= 0 && !fetch_holes)
 				fail("fetched record at offset %" PRId64 ", expected %" PRId64
 				     " (gap or disorder in the log)",
 				     rec.offset, offset);
@@ -752,7 +769,7 @@ static void fetch_all(struct client *c, const char *topic, int32_t partition,
 		offset = next;
 	}
 	tl_buf_deinit(&frame);
-	if ((int64_t)list->count != list->high_watermark)
+	if (!fetch_holes && (int64_t)list->count != list->high_watermark)
 		fail("Fetch %s-%d: %zu records below high watermark %" PRId64, topic, partition,
 		     list->count, list->high_watermark);
 }
@@ -947,6 +964,141 @@ static int run_restart_write(const char *topic)
 	tl_buf_deinit(&batch);
 	client_close(&c);
 	printf("%" PRId64 "\n", pid);
+	return 0;
+}
+
+/* ---- compact: idempotent producer rules over a compacted topic (issue 17) ---- */
+
+/* Four keys a batch, so each batch supersedes its producer's previous one whole. */
+#define COMPACT_KEYS 4
+
+/* Writes @batches batches of a fresh idempotent producer to the compacted @topic
+ * (empty): batch b holds "p<b>-0".."p<b>-3" on keys k0-k3, at sequence and offset 4b.
+ * Prints the producer id. */
+static int run_compact_write(const char *topic, int32_t batches)
+{
+	batch_key_count = COMPACT_KEYS;
+	struct client c;
+	client_open(&c);
+	int64_t pid, base;
+	int16_t epoch;
+	init_producer_id(&c, &pid, &epoch);
+	for (int32_t b = 0; b < batches; b++) {
+		char prefix[16];
+		snprintf(prefix, sizeof(prefix), "p%d", b);
+		struct tl_buf batch;
+		build_batch(&batch, prefix, COMPACT_KEYS, TL_COMPRESSION_NONE, pid, epoch,
+			    b * COMPACT_KEYS);
+		expect_code("compact-write", produce(&c, 9, topic, 0, &batch, &base), 0);
+		if (base != (int64_t)b * COMPACT_KEYS)
+			fail("compact-write: batch %d at offset %" PRId64 ", expected %d", b, base,
+			     b * COMPACT_KEYS);
+		tl_buf_deinit(&batch);
+	}
+	client_close(&c);
+	printf("%" PRId64 "\n", pid);
+	return 0;
+}
+
+/* Sends batch @b of run_compact_write's producer again; returns the error code and
+ * the answered base offset in @base_out. */
+static int16_t compact_retry(struct client *c, const char *topic, int64_t pid, int32_t b,
+			     int32_t seq, int64_t *base_out)
+{
+	char prefix[16];
+	snprintf(prefix, sizeof(prefix), "p%d", b);
+	struct tl_buf batch;
+	build_batch(&batch, prefix, COMPACT_KEYS, TL_COMPRESSION_NONE, pid, 0, seq);
+	*base_out = -1;
+	int16_t code = produce(c, 9, topic, 0, &batch, base_out);
+	tl_buf_deinit(&batch);
+	return code;
+}
+
+/* Fails unless @a and @b hold the same records at the same offsets. */
+static void compact_same(const struct stored_list *a, const struct stored_list *b)
+{
+	if (a->high_watermark != b->high_watermark || a->count != b->count)
+		fail("the retries changed the log: %zu records below %" PRId64 " before, %zu "
+		     "below %" PRId64 " after",
+		     a->count, a->high_watermark, b->count, b->high_watermark);
+	for (size_t i = 0; i < a->count; i++)
+		if (a->items[i].offset != b->items[i].offset ||
+		    strcmp(a->items[i].value, b->items[i].value) != 0)
+			fail("the retries changed offset %" PRId64, a->items[i].offset);
+}
+
+/* After a compaction pass removed the older batches of run_compact_write's producer
+ * @pid (@batches of them): exact retries of its last batch are answered with the
+ * original offset and not stored, an older retry is a duplicate or OUT_OF_ORDER (never
+ * stored), a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER. @restarted: the broker was
+ * restarted since the writes (its producer state came from the compacted log). With
+ * @next, then sends the next batch in order and expects it at the log end. */
+static int run_compact_check(const char *topic, int64_t pid, int32_t batches, bool restarted,
+			     bool next)
+{
+	batch_key_count = COMPACT_KEYS;
+	fetch_holes = true;
+	struct client c;
+	client_open(&c);
+	struct stored_list before;
+	fetch_all(&c, topic, 0, &before);
+	for (size_t i = 0; i < before.count; i++)
+		if (strcmp(before.items[i].value, "p0-0") == 0)
+			fail("offset %" PRId64 " still holds p0-0: no compaction pass removed "
+			     "the producer's first batch, nothing is tested",
+			     before.items[i].offset);
+	int32_t last = batches - 1;
+	int64_t base;
+	for (int i = 0; i < 2; i++) {
+		expect_code("exact retry of the producer's last batch",
+			    compact_retry(&c, topic, pid, last, last * COMPACT_KEYS, &base), 0);
+		if (base != (int64_t)last * COMPACT_KEYS)
+			fail("retry of the last batch (seq %d) answered base offset %" PRId64
+			     ", the original has %d",
+			     last * COMPACT_KEYS, base, last * COMPACT_KEYS);
+	}
+	/* Batches compacted away: a duplicate while the producer's cache still has it
+	 * (no restart: the last five), else OUT_OF_ORDER as in Kafka; never stored. */
+	int32_t older[2] = {last - 1, 0};
+	for (int i = 0; i < 2; i++) {
+		int32_t b = older[i];
+		int16_t code = compact_retry(&c, topic, pid, b, b * COMPACT_KEYS, &base);
+		if (!restarted && b >= last - 4) {
+			expect_code("retry of a cached batch compacted away", code, 0);
+			if (base != (int64_t)b * COMPACT_KEYS)
+				fail("retry of batch %d answered base offset %" PRId64
+				     ", the original has %d",
+				     b, base, b * COMPACT_KEYS);
+		} else if (code == 0) {
+			if (base != (int64_t)b * COMPACT_KEYS)
+				fail("retry of compacted batch %d answered base offset %" PRId64
+				     ", the original has %d",
+				     b, base, b * COMPACT_KEYS);
+		} else {
+			expect_code("retry of a batch compacted away", code,
+				    TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+		}
+	}
+	expect_code("sequence gap after compaction",
+		    compact_retry(&c, topic, pid, batches + 1, (batches + 1) * COMPACT_KEYS, &base),
+		    TL_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+	struct stored_list after;
+	fetch_all(&c, topic, 0, &after);
+	compact_same(&before, &after);
+	note("compact: %zu records below %" PRId64 "; retries deduplicated, gap refused%s",
+	     after.count, after.high_watermark, restarted ? " (after restart)" : "");
+	if (next) {
+		expect_code("the next batch in order",
+			    compact_retry(&c, topic, pid, batches, batches * COMPACT_KEYS, &base),
+			    0);
+		if (base != after.high_watermark)
+			fail("the next batch got base offset %" PRId64 ", the log end was %" PRId64,
+			     base, after.high_watermark);
+	}
+	stored_free(&before);
+	stored_free(&after);
+	client_close(&c);
 	return 0;
 }
 
@@ -2622,6 +2774,17 @@ int main(int argc, char **argv)
 		broker_addr = argv[1];
 		return run_restart_check(argv[3], strtoll(argv[4], NULL, 10));
 	}
+	if (argc >= 5 && strcmp(argv[2], "compact-write") == 0) {
+		broker_addr = argv[1];
+		return run_compact_write(argv[3], (int32_t)strtol(argv[4], NULL, 10));
+	}
+	if (argc >= 7 && strcmp(argv[2], "compact-check") == 0) {
+		broker_addr = argv[1];
+		const char *when = argv[6];
+		return run_compact_check(
+			argv[3], strtoll(argv[4], NULL, 10), (int32_t)strtol(argv[5], NULL, 10),
+			strncmp(when, "restarted", 9) == 0, strstr(when, "next") != NULL);
+	}
 	if (argc >= 5 && strcmp(argv[2], "txn-open") == 0) {
 		broker_addr = argv[1];
 		return run_txn_open(argv[3], argv[4]);
@@ -2685,6 +2848,8 @@ int main(int argc, char **argv)
 		"usage: rawproto BROKER dedupe TOPIC\n"
 		"       rawproto BROKER restart-write TOPIC      (prints the producer id)\n"
 		"       rawproto BROKER restart-check TOPIC PID\n"
+		"       rawproto BROKER compact-write TOPIC N     (prints the producer id)\n"
+		"       rawproto BROKER compact-check TOPIC PID N live|restarted[-next]\n"
 		"       rawproto BROKER txn-open TOPIC TXN_ID      (prints PID EPOCH)\n"
 		"       rawproto BROKER txn-fenced TOPIC TXN_ID PID EPOCH\n"
 		"       rawproto BROKER txn-offsets-open TOPIC TXN_ID GROUP  (prints PID EPOCH)\n"
