@@ -970,12 +970,38 @@ static tl_err acls_apply_lines(struct tl_acls *acls, const char *text, bool add)
 	return err;
 }
 
-/* Merges a change of the ACLs into the acls key: read, apply, compare-and-swap on the
- * key's revision, again if another broker changed it meanwhile (issue #16). */
-static void acls_change(struct tl_cluster *c, struct command *cmd)
+/* One store kept as a text key in etcd (ACLs, SCRAM credentials, client quotas): parses
+ * @current (the key's value, NUL-terminated, "" when absent; the parser may cut it up), applies
+ * @cmd's change and returns the new text (malloc'd; *count = what it holds, for the log). NULL
+ * gives up: cmd->err and cmd->message say why, or, with cmd->err TL_OK, there is nothing to write
+ * (cmd->message says so). */
+typedef char *(*text_change_fn)(struct command *cmd, char *current, int32_t *count);
+
+struct text_store {
+	const char *key;  /* below the prefix */
+	const char *what; /* for messages: "the ACLs" */
+	const char *log;  /* "cluster: acls changed" */
+	const char *unit; /* the log's count key: "acls" */
+	bool secret;      /* wipe every copy of the text (salted credentials) */
+	text_change_fn apply;
+};
+
+static void text_free(const struct text_store *store, char *text, size_t len)
+{
+	if (store->secret)
+		tl_scram_wipe(text, len);
+	free(text);
+}
+
+/* Merges @cmd's change into @store's key: read, apply, compare-and-swap on the key's
+ * revision, again if another broker changed it meanwhile (issue #16: ACLs and SCRAM;
+ * issue #20: quotas). The answer waits for the store; the view then brings the new
+ * text to every broker. */
+static void text_key_change(struct tl_cluster *c, struct command *cmd,
+			    const struct text_store *store)
 {
 	char key[KEY_MAX];
-	snprintf(key, sizeof(key), "%s/acls", c->prefix);
+	snprintf(key, sizeof(key), "%s/%s", c->prefix, store->key);
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct tl_meta_result got;
 		memset(&got, 0, sizeof(got));
@@ -985,222 +1011,157 @@ static void acls_change(struct tl_cluster *c, struct command *cmd)
 			break;
 		}
 		int64_t revision = got.count == 1 ? got.kvs[0].mod_revision : 0;
-		char *current = malloc(got.count == 1 ? got.kvs[0].value_len + 1 : 1);
+		size_t len = got.count == 1 ? got.kvs[0].value_len : 0;
+		char *current = malloc(len + 1);
 		if (!current) {
 			tl_meta_result_deinit(&got);
 			cmd->err = TL_ERR_NOMEM;
 			return;
 		}
-		size_t len = got.count == 1 ? got.kvs[0].value_len : 0;
 		if (len > 0)
 			memcpy(current, got.kvs[0].value, len);
 		current[len] = '\0';
 		tl_meta_result_deinit(&got);
-		struct tl_acls acls;
-		tl_acls_init(&acls);
-		err = tl_acls_parse(&acls, current);
-		free(current);
-		if (err == TL_OK)
-			err = acls_apply_lines(&acls, cmd->configs, true);
-		if (err == TL_OK)
-			err = acls_apply_lines(&acls, cmd->deletes, false);
-		char *text = err == TL_OK ? tl_acls_format(&acls) : NULL;
-		if (!text) {
-			cmd->err = err == TL_OK ? TL_ERR_NOMEM : TL_ERR_INVALID_REQUEST;
-			snprintf(cmd->message, sizeof(cmd->message), "the stored ACLs: %s",
-				 acls.why[0] ? acls.why : "out of memory");
-			tl_acls_deinit(&acls);
+		int32_t count = 0;
+		char *text = store->apply(cmd, current, &count);
+		text_free(store, current, len);
+		if (!text)
 			return;
-		}
-		int32_t count = acls.acl_count;
-		tl_acls_deinit(&acls);
-		if (strlen(text) > TL_META_VALUE_BYTES_MAX) {
-			free(text);
+		size_t text_len = strlen(text);
+		if (text_len > TL_META_VALUE_BYTES_MAX) {
+			text_free(store, text, text_len);
 			cmd->err = TL_ERR_INVALID_REQUEST;
 			snprintf(cmd->message, sizeof(cmd->message),
-				 "the ACLs would exceed the metadata store's value limit");
+				 "%s would exceed the metadata store's value limit", store->what);
 			return;
 		}
 		bool swapped = false;
-		err = tl_meta_cas(c->meta, key, text, strlen(text), revision, 0, &swapped, NULL,
-				  NULL);
-		free(text);
+		err = tl_meta_cas(c->meta, key, text, text_len, revision, 0, &swapped, NULL, NULL);
+		text_free(store, text, text_len);
 		if (err != TL_OK)
 			break;
 		if (swapped) {
-			tl_info("cluster: acls changed acls=%d", count);
+			tl_info("%s %s=%d", store->log, store->unit, count);
+			snprintf(cmd->message, sizeof(cmd->message), "stored");
 			return;
 		}
 	}
 	cmd->err = TL_ERR_REQUEST_TIMED_OUT;
-	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
-		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
-						: "the ACLs kept changing");
+	const char *why = tl_meta_last_error(c->meta);
+	if (why[0])
+		snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s", why);
+	else
+		snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s kept changing",
+			 store->what);
 }
 
-/* Merges a change of the SCRAM credentials into the scram-credentials key (sasl.c's
- * file form: salted credentials, never a password): read, apply, compare-and-swap on
- * the key's revision, again if another broker changed it meanwhile, as for the ACLs. */
-static void scram_change(struct tl_cluster *c, struct command *cmd)
+static char *acls_apply(struct command *cmd, char *current, int32_t *count)
 {
-	char key[KEY_MAX];
-	snprintf(key, sizeof(key), "%s/scram-credentials", c->prefix);
-	struct tl_sasl_users change = {0};
-	char *work = strdup(cmd->configs);
+	struct tl_acls acls;
+	tl_acls_init(&acls);
+	tl_err err = tl_acls_parse(&acls, current);
+	if (err == TL_OK)
+		err = acls_apply_lines(&acls, cmd->configs, true);
+	if (err == TL_OK)
+		err = acls_apply_lines(&acls, cmd->deletes, false);
+	char *text = err == TL_OK ? tl_acls_format(&acls) : NULL;
+	if (!text) {
+		cmd->err = err == TL_OK ? TL_ERR_NOMEM : TL_ERR_INVALID_REQUEST;
+		snprintf(cmd->message, sizeof(cmd->message), "the stored ACLs: %s",
+			 acls.why[0] ? acls.why : "out of memory");
+	}
+	*count = acls.acl_count;
+	tl_acls_deinit(&acls);
+	return text;
+}
+
+static const struct text_store acls_store = {
+	.key = "acls",
+	.what = "the ACLs",
+	.log = "cluster: acls changed",
+	.unit = "acls",
+	.apply = acls_apply,
+};
+
+/* SCRAM credentials in sasl.c's file form: salted credentials, never a password. */
+static char *scram_apply(struct command *cmd, char *current, int32_t *count)
+{
+	struct tl_sasl_users change = {0}, users = {0};
+	char *text = NULL;
 	int32_t bad_line = 0;
+	char *work = strdup(cmd->configs);
 	if (!work || tl_sasl_users_parse(&change, work, &bad_line) != TL_OK) {
 		cmd->err = work ? TL_ERR_INVALID_REQUEST : TL_ERR_NOMEM;
 		snprintf(cmd->message, sizeof(cmd->message), "bad credentials line=%d", bad_line);
 		goto out;
 	}
-	for (int attempt = 0; attempt < 5; attempt++) {
-		struct tl_meta_result got;
-		memset(&got, 0, sizeof(got));
-		tl_err err = tl_meta_get(c->meta, key, &got);
-		if (err != TL_OK && err != TL_ERR_NOT_FOUND) {
-			tl_meta_result_deinit(&got);
-			break;
-		}
-		int64_t revision = got.count == 1 ? got.kvs[0].mod_revision : 0;
-		size_t len = got.count == 1 ? got.kvs[0].value_len : 0;
-		char *current = malloc(len + 1);
-		if (!current) {
-			tl_meta_result_deinit(&got);
-			cmd->err = TL_ERR_NOMEM;
-			goto out;
-		}
-		if (len > 0)
-			memcpy(current, got.kvs[0].value, len);
-		current[len] = '\0';
-		tl_meta_result_deinit(&got);
-		struct tl_sasl_users users = {0};
-		err = tl_sasl_users_parse(&users, current, &bad_line);
-		tl_scram_wipe(current, len);
-		free(current);
-		if (err != TL_OK) {
-			tl_sasl_users_deinit(&users);
-			cmd->err = TL_ERR_KAFKA_STORAGE_ERROR;
-			snprintf(cmd->message, sizeof(cmd->message),
-				 "the stored SCRAM credentials are corrupt line=%d", bad_line);
-			goto out;
-		}
-		int32_t copied = tl_sasl_users_merge(&users, &change, cmd->replace);
-		bool removed_ok = tl_sasl_users_remove_lines(&users, cmd->deletes);
-		char *text = copied >= 0 && removed_ok ? tl_sasl_users_format(&users) : NULL;
-		int32_t count = users.count;
-		tl_sasl_users_deinit(&users);
-		if (!text) {
-			cmd->err = removed_ok ? TL_ERR_NOMEM : TL_ERR_INVALID_REQUEST;
-			goto out;
-		}
-		if (copied == 0 && !cmd->deletes[0]) {
-			/* --add-scram of a credential the store has: nothing to write. */
-			tl_scram_wipe(text, strlen(text));
-			free(text);
-			snprintf(cmd->message, sizeof(cmd->message), "kept (already in the store)");
-			goto out;
-		}
-		if (strlen(text) > TL_META_VALUE_BYTES_MAX) {
-			tl_scram_wipe(text, strlen(text));
-			free(text);
-			cmd->err = TL_ERR_INVALID_REQUEST;
-			snprintf(cmd->message, sizeof(cmd->message),
-				 "the credentials would exceed the metadata store's value limit");
-			goto out;
-		}
-		bool swapped = false;
-		err = tl_meta_cas(c->meta, key, text, strlen(text), revision, 0, &swapped, NULL,
-				  NULL);
+	if (tl_sasl_users_parse(&users, current, &bad_line) != TL_OK) {
+		cmd->err = TL_ERR_KAFKA_STORAGE_ERROR;
+		snprintf(cmd->message, sizeof(cmd->message),
+			 "the stored SCRAM credentials are corrupt line=%d", bad_line);
+		goto out;
+	}
+	int32_t copied = tl_sasl_users_merge(&users, &change, cmd->replace);
+	bool removed_ok = tl_sasl_users_remove_lines(&users, cmd->deletes);
+	text = copied >= 0 && removed_ok ? tl_sasl_users_format(&users) : NULL;
+	*count = users.count;
+	if (!text) {
+		cmd->err = removed_ok ? TL_ERR_NOMEM : TL_ERR_INVALID_REQUEST;
+	} else if (copied == 0 && !cmd->deletes[0]) {
+		/* --add-scram of a credential the store has: nothing to write. */
 		tl_scram_wipe(text, strlen(text));
 		free(text);
-		if (err != TL_OK)
-			break;
-		if (swapped) {
-			tl_info("cluster: SCRAM credentials changed users=%d", count);
-			snprintf(cmd->message, sizeof(cmd->message), "stored");
-			goto out;
-		}
+		text = NULL;
+		snprintf(cmd->message, sizeof(cmd->message), "kept (already in the store)");
 	}
-	cmd->err = TL_ERR_REQUEST_TIMED_OUT;
-	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
-		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
-						: "the credentials kept changing");
 out:
 	if (work)
 		tl_scram_wipe(work, strlen(cmd->configs));
 	free(work);
+	tl_sasl_users_deinit(&users);
 	tl_sasl_users_deinit(&change);
+	return text;
 }
 
-/* Merges a change of the client quotas into the client-quotas key (quota.h's text
- * form): read, apply, compare-and-swap on the key's revision, again if another broker
- * changed it meanwhile, as for the ACLs. */
-static void quotas_change(struct tl_cluster *c, struct command *cmd)
+static const struct text_store scram_store = {
+	.key = "scram-credentials",
+	.what = "the credentials",
+	.log = "cluster: SCRAM credentials changed",
+	.unit = "users",
+	.secret = true,
+	.apply = scram_apply,
+};
+
+/* Client quotas in quota.h's text form. */
+static char *quotas_apply(struct command *cmd, char *current, int32_t *count)
 {
-	char key[KEY_MAX];
-	snprintf(key, sizeof(key), "%s/client-quotas", c->prefix);
-	for (int attempt = 0; attempt < 5; attempt++) {
-		struct tl_meta_result got;
-		memset(&got, 0, sizeof(got));
-		tl_err err = tl_meta_get(c->meta, key, &got);
-		if (err != TL_OK && err != TL_ERR_NOT_FOUND) {
-			tl_meta_result_deinit(&got);
-			break;
-		}
-		int64_t revision = got.count == 1 ? got.kvs[0].mod_revision : 0;
-		size_t len = got.count == 1 ? got.kvs[0].value_len : 0;
-		char *current = malloc(len + 1);
-		if (!current) {
-			tl_meta_result_deinit(&got);
-			cmd->err = TL_ERR_NOMEM;
-			return;
-		}
-		if (len > 0)
-			memcpy(current, got.kvs[0].value, len);
-		current[len] = '\0';
-		tl_meta_result_deinit(&got);
-		struct tl_quotas quotas;
-		tl_quotas_init(&quotas, 2, 1000);
-		err = tl_quotas_parse(&quotas, current);
-		free(current);
-		if (err == TL_OK)
-			err = tl_quotas_apply_text(&quotas, cmd->deletes, true);
-		if (err == TL_OK)
-			err = tl_quotas_apply_text(&quotas, cmd->configs, false);
-		char *text = err == TL_OK ? tl_quotas_format(&quotas) : NULL;
-		int32_t count = quotas.entity_count;
-		tl_quotas_deinit(&quotas);
-		if (!text) {
-			cmd->err = err == TL_ERR_CORRUPT ? TL_ERR_KAFKA_STORAGE_ERROR
-							 : TL_ERR_INVALID_REQUEST;
-			snprintf(cmd->message, sizeof(cmd->message), "%s",
-				 err == TL_ERR_CORRUPT ? "the stored client quotas are corrupt"
-						       : "too many quota entities");
-			return;
-		}
-		if (strlen(text) > TL_META_VALUE_BYTES_MAX) {
-			free(text);
-			cmd->err = TL_ERR_INVALID_REQUEST;
-			snprintf(cmd->message, sizeof(cmd->message),
-				 "the quotas would exceed the metadata store's value limit");
-			return;
-		}
-		bool swapped = false;
-		err = tl_meta_cas(c->meta, key, text, strlen(text), revision, 0, &swapped, NULL,
-				  NULL);
-		free(text);
-		if (err != TL_OK)
-			break;
-		if (swapped) {
-			tl_info("cluster: client quotas changed entities=%d", count);
-			return;
-		}
+	struct tl_quotas quotas;
+	tl_quotas_init(&quotas, 2, 1000);
+	tl_err err = tl_quotas_parse(&quotas, current);
+	if (err == TL_OK)
+		err = tl_quotas_apply_text(&quotas, cmd->deletes, true);
+	if (err == TL_OK)
+		err = tl_quotas_apply_text(&quotas, cmd->configs, false);
+	char *text = err == TL_OK ? tl_quotas_format(&quotas) : NULL;
+	*count = quotas.entity_count;
+	tl_quotas_deinit(&quotas);
+	if (!text) {
+		cmd->err =
+			err == TL_ERR_CORRUPT ? TL_ERR_KAFKA_STORAGE_ERROR : TL_ERR_INVALID_REQUEST;
+		snprintf(cmd->message, sizeof(cmd->message), "%s",
+			 err == TL_ERR_CORRUPT ? "the stored client quotas are corrupt"
+					       : "too many quota entities");
 	}
-	cmd->err = TL_ERR_REQUEST_TIMED_OUT;
-	snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
-		 tl_meta_last_error(c->meta)[0] ? tl_meta_last_error(c->meta)
-						: "the quotas kept changing");
+	return text;
 }
+
+static const struct text_store quotas_store = {
+	.key = "client-quotas",
+	.what = "the quotas",
+	.log = "cluster: client quotas changed",
+	.unit = "entities",
+	.apply = quotas_apply,
+};
 
 /* Producer ids are unique in the cluster (an idempotent partition dedupes by id): each
  * broker takes blocks of them from one counter in etcd, "<prefix>/producer-id-block"
@@ -1506,13 +1467,13 @@ static void run_commands(struct tl_cluster *c, struct tl_cluster_view *view, str
 		} else if (cmd->type == COMMAND_ALTER_TOPIC) {
 			topic_alter(c, cmd);
 		} else if (cmd->type == COMMAND_ACLS) {
-			acls_change(c, cmd);
+			text_key_change(c, cmd, &acls_store);
 		} else if (cmd->type == COMMAND_SCRAM) {
-			scram_change(c, cmd);
+			text_key_change(c, cmd, &scram_store);
 		} else if (cmd->type == COMMAND_ADD_PARTITIONS) {
 			topic_add_partitions(c, view, cmd);
 		} else if (cmd->type == COMMAND_QUOTAS) {
-			quotas_change(c, cmd);
+			text_key_change(c, cmd, &quotas_store);
 		}
 		result_post(c, cmd);
 		cmd = next;
