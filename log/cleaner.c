@@ -32,6 +32,7 @@
 #define WRITE_BUFFER_BYTES (1 << 20)
 #define BATCH_BYTES_MAX    (64 << 20) /* a stored batch larger than this is corrupt */
 #define MAP_SLOTS_MIN      16
+#define MAP_SLOTS_START    (1 << 14) /* 384 KiB; tl_cleaner_map_reserve grows it */
 #define RECORDS_BYTES_MAX  (256 << 20) /* a compressed batch's records, decompressed */
 
 /* ---- the offset map ---- */
@@ -61,10 +62,20 @@ static void key_hash(const uint8_t *key, size_t len, uint64_t *h1, uint64_t *h2)
 	*h2 = mix64(b);
 }
 
+/* Empty slots for @n slots at @slots. */
+static void slots_clear(struct tl_cleaner_slot *slots, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		slots[i].offset = -1;
+}
+
 tl_err tl_cleaner_map_init(struct tl_cleaner_map *map, uint64_t keys_hint, int64_t buffer_bytes)
 {
 	uint64_t max_slots = buffer_bytes > 0 ? (uint64_t)buffer_bytes / TL_CLEANER_SLOT_BYTES : 0;
-	uint64_t want = keys_hint + keys_hint / 8 + 16;
+	/* The hint is an upper bound (every record a new key); start at most at
+	 * MAP_SLOTS_START and grow by doubling (tl_cleaner_map_reserve), so that a pass over
+	 * few keys neither allocates nor clears a buffer sized for a record per key. */
+	uint64_t want = TL_MIN(keys_hint + keys_hint / 8 + 16, (uint64_t)MAP_SLOTS_START);
 	uint64_t n = MAP_SLOTS_MIN;
 	while (n < want && n * 2 <= max_slots)
 		n *= 2;
@@ -72,9 +83,9 @@ tl_err tl_cleaner_map_init(struct tl_cleaner_map *map, uint64_t keys_hint, int64
 	map->slots = malloc(n * sizeof(*map->slots));
 	if (!map->slots)
 		return TL_ERR_NOMEM;
-	for (uint64_t i = 0; i < n; i++)
-		map->slots[i].offset = -1;
+	slots_clear(map->slots, n);
 	map->slot_count = n;
+	map->slot_count_max = TL_MAX(n, max_slots);
 	map->used_max = n / 10 * 9;
 	return TL_OK;
 }
@@ -98,6 +109,35 @@ static struct tl_cleaner_slot *map_find(const struct tl_cleaner_map *map, uint64
 bool tl_cleaner_map_has_room(const struct tl_cleaner_map *map, uint64_t count)
 {
 	return map->used + count <= map->used_max;
+}
+
+/* Doubles the slots until @count more keys fit, within the buffer. */
+tl_err tl_cleaner_map_reserve(struct tl_cleaner_map *map, uint64_t count)
+{
+	uint64_t n = map->slot_count;
+	while (map->used + count > n / 10 * 9 && n * 2 <= map->slot_count_max)
+		n *= 2;
+	if (n == map->slot_count)
+		return tl_cleaner_map_has_room(map, count) ? TL_OK : TL_ERR_LIMIT;
+	struct tl_cleaner_slot *slots = malloc(n * sizeof(*slots));
+	if (!slots)
+		return TL_ERR_NOMEM;
+	slots_clear(slots, n);
+	struct tl_cleaner_map bigger = {.slots = slots, .slot_count = n, .used_max = n / 10 * 9};
+	for (uint64_t i = 0; i < map->slot_count; i++) {
+		const struct tl_cleaner_slot *old = &map->slots[i];
+		if (old->offset < 0)
+			continue;
+		struct tl_cleaner_slot *slot = map_find(&bigger, old->h1, old->h2);
+		TL_ASSERT(slot->offset < 0);
+		*slot = *old;
+		bigger.used++;
+	}
+	TL_ASSERT(bigger.used == map->used);
+	bigger.slot_count_max = map->slot_count_max;
+	free(map->slots);
+	*map = bigger;
+	return tl_cleaner_map_has_room(map, count) ? TL_OK : TL_ERR_LIMIT;
 }
 
 bool tl_cleaner_map_put(struct tl_cleaner_map *map, const uint8_t *key, size_t len, int64_t offset)
@@ -158,10 +198,14 @@ struct reader {
 	size_t cap;
 	int64_t buf_pos;
 	size_t buf_len;
+	bool header_only; /* skip the CRC check: the map pass (see reader_next) */
 };
 
 /* The next whole batch: TL_OK with *data and *h set, TL_ERR_NOT_FOUND at the end,
- * TL_ERR_CORRUPT or TL_ERR_IO. @data stays valid until the next call. */
+ * TL_ERR_CORRUPT or TL_ERR_IO. @data stays valid until the next call. A header_only
+ * reader checks the header, not the CRC: the map pass reads no byte that the rewrite
+ * pass (a full reader, over every batch below map_end) does not check before any output
+ * is used, and decoding untrusted records is bounded by the cursor. */
 static tl_err reader_next(struct reader *r, const uint8_t **data, size_t *len,
 			  struct tl_batch_header *h)
 {
@@ -177,7 +221,10 @@ static tl_err reader_next(struct reader *r, const uint8_t **data, size_t *len,
 				return TL_ERR_CORRUPT;
 			if (have >= size) {
 				const char *why;
-				if (tl_batch_validate_stored(p, (size_t)size, h, &why) != TL_OK)
+				tl_err checked = r->header_only
+							 ? tl_batch_header_decode(p, (size_t)size, h)
+							 : tl_batch_validate_stored(p, (size_t)size, h, &why);
+				if (checked != TL_OK || h->records_count < 0)
 					return TL_ERR_CORRUPT;
 				*data = p;
 				*len = (size_t)size;
@@ -370,7 +417,7 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 			int64_t started_ns)
 {
 	job->map_end = job->clean_end;
-	struct reader r = {.cap = READ_BUFFER_BYTES};
+	struct reader r = {.cap = READ_BUFFER_BYTES, .header_only = true};
 	r.buf = malloc(r.cap);
 	if (!r.buf)
 		return TL_ERR_NOMEM;
@@ -400,7 +447,11 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 			 * mapped and the pass ends after it. Safe: a record goes only when a
 			 * mapped (hence kept) newer record of its key exists. */
 			bool last_batch = false;
-			if (!tl_cleaner_map_has_room(map, (uint64_t)h.records_count)) {
+			err = tl_cleaner_map_reserve(map, (uint64_t)h.records_count);
+			if (err == TL_ERR_NOMEM)
+				break;
+			if (err == TL_ERR_LIMIT) {
+				err = TL_OK;
 				if (map->used > 0) {
 					job->map_end = h.base_offset;
 					goto out;
