@@ -298,7 +298,7 @@ START_TEST(the_offset_map_grows_within_its_buffer)
 		snprintf(key, sizeof(key), "key-%d", i);
 		ck_assert(tl_cleaner_map_put(&map, (const uint8_t *)key, strlen(key), i));
 	}
-	ck_assert_int_eq(map.slot_count, 65536);
+	ck_assert_uint_eq(map.slot_count, 65536);
 	ck_assert_int_eq(i, 65536 / 10 * 9);
 	for (int k = 0; k < i; k += 997) {
 		snprintf(key, sizeof(key), "key-%d", k);
