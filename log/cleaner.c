@@ -785,13 +785,34 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	return TL_OK;
 }
 
-/* Rewrites one group into its .cleaned file (fsynced); unlinks it when nothing changed. */
+/* Whether group @g, whose output so far is @bytes_out, goes on with the next input: one
+ * below map_end that fits in segment_bytes_max even if nothing of it goes. Grouping by
+ * output (Kafka groups by input) lets the small files a pass leaves behind merge at once,
+ * so a pass swaps in a few files, not one per dirty segment. */
+static bool group_takes_next(const struct tl_cleaner_job *job, const struct tl_cleaner_group *g,
+			     int64_t bytes_out)
+{
+	uint32_t next = g->first + g->count;
+	if (next >= job->input_count)
+		return false;
+	const struct tl_cleaner_input *in = &job->inputs[next];
+	return in->base_offset < job->map_end && bytes_out + in->bytes <= job->segment_bytes_max &&
+	       in->next_offset - g->base_offset <= INT32_MAX;
+}
+
+/* Rewrites one group, from input g->first on, into its .cleaned file (fsynced); sets
+ * its count, bytes_in and end_offset (group_takes_next() decides, as the output grows);
+ * unlinks the file when nothing changed. The last batch of every input is kept as if it
+ * ended the group (its end is not yet known): an empty header at worst, which the next
+ * pass drops. */
 static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
 			  struct codecs *cx, struct txns *txns, struct tl_cleaner_group *g,
 			  int64_t started_ns)
 {
+	/* Named <base>.<base>.cleaned until the group's end is known, then renamed; a
+	 * crash leaves either name, and recovery deletes both. */
 	char name[96];
-	tl_cleaner_file_name(name, sizeof(name), g->base_offset, g->end_offset, "cleaned");
+	tl_cleaner_file_name(name, sizeof(name), g->base_offset, g->base_offset, "cleaned");
 	struct writer w = {.buf = malloc(WRITE_BUFFER_BYTES)};
 	struct reader r = {.cap = READ_BUFFER_BYTES, .buf = malloc(READ_BUFFER_BYTES)};
 	tl_err err = TL_ERR_NOMEM;
@@ -802,8 +823,11 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	if (w.fd == -1)
 		goto out_free;
 	err = TL_OK;
-	for (uint32_t i = 0; i < g->count && err == TL_OK; i++) {
+	for (uint32_t i = 0; err == TL_OK; i++) {
 		const struct tl_cleaner_input *in = &job->inputs[g->first + i];
+		g->bytes_in += in->bytes;
+		g->end_offset = in->next_offset;
+		g->count++;
 		r.fd = in->fd;
 		r.file_bytes = in->bytes;
 		r.position = 0;
@@ -840,12 +864,23 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 		}
 		if (err == TL_ERR_NOT_FOUND)
 			err = TL_OK;
+		if (!group_takes_next(job, g, w.position + (int64_t)w.len))
+			break;
 	}
 	if (err == TL_OK)
 		err = writer_flush(&w);
 	g->bytes_out = w.position;
 	g->written = err == TL_OK && g->bytes_out < g->bytes_in;
-	if (g->written && fdatasync(w.fd) == -1)
+	if (g->written) {
+		char final[96];
+		tl_cleaner_file_name(final, sizeof(final), g->base_offset, g->end_offset,
+				     "cleaned");
+		if (renameat(job->dir_fd, name, job->dir_fd, final) == -1)
+			err = TL_ERR_IO;
+		else
+			memcpy(name, final, sizeof(name));
+	}
+	if (err == TL_OK && g->written && fdatasync(w.fd) == -1)
 		err = TL_ERR_IO;
 	if (err != TL_OK)
 		job_error(job, err, "clean", g->base_offset);
@@ -864,29 +899,27 @@ out_free:
 	return err;
 }
 
-/* Splits the inputs below map_end into groups of at most segment_bytes_max bytes. */
-static tl_err groups_plan(struct tl_cleaner_job *job)
+/* Writes the inputs below map_end as groups (see group_write) from the log start, in
+ * order, so every batch of a transaction is met before its marker. */
+static tl_err groups_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
+			   struct codecs *cx, struct txns *txns, int64_t started_ns)
 {
 	job->groups = calloc(job->input_count ? job->input_count : 1, sizeof(*job->groups));
 	if (!job->groups)
 		return TL_ERR_NOMEM;
-	for (uint32_t i = 0; i < job->input_count;) {
-		const struct tl_cleaner_input *in = &job->inputs[i];
-		if (in->base_offset >= job->map_end)
+	tl_err err = TL_OK;
+	for (uint32_t i = 0; err == TL_OK && i < job->input_count;) {
+		if (job->inputs[i].base_offset >= job->map_end)
 			break;
 		struct tl_cleaner_group *g = &job->groups[job->group_count++];
 		g->first = i;
-		g->base_offset = in->base_offset;
-		do {
-			g->bytes_in += job->inputs[i].bytes;
-			g->end_offset = job->inputs[i].next_offset;
-			g->count++;
-			i++;
-		} while (i < job->input_count && job->inputs[i].base_offset < job->map_end &&
-			 g->bytes_in + job->inputs[i].bytes <= job->segment_bytes_max &&
-			 job->inputs[i].next_offset - g->base_offset <= INT32_MAX);
+		g->base_offset = job->inputs[i].base_offset;
+		err = group_write(job, map, cx, txns, g, started_ns);
+		if (err == TL_OK)
+			TL_ASSERT(g->count >= 1);
+		i += g->count;
 	}
-	return TL_OK;
+	return err;
 }
 
 /* Counts the records of the dirty range from the batch headers, to size the map. */
@@ -920,14 +953,10 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 		err = TL_ERR_LIMIT; /* not even one batch fits log.cleaner.dedupe.buffer.size */
 		job_error(job, err, "map", job->first_dirty);
 	}
-	if (err == TL_OK)
-		err = groups_plan(job);
-	/* Groups run from the log start in order, so every batch of a transaction is met
-	 * before its marker. */
 	struct txns txns = {0};
 	job->marker_removed_last = -1;
-	for (uint32_t i = 0; err == TL_OK && i < job->group_count; i++)
-		err = group_write(job, &map, &cx, &txns, &job->groups[i], started_ns);
+	if (err == TL_OK)
+		err = groups_write(job, &map, &cx, &txns, started_ns);
 	free(txns.ids);
 	tl_cleaner_map_deinit(&map);
 	codecs_deinit(&cx);
