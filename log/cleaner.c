@@ -32,7 +32,7 @@
 #define WRITE_BUFFER_BYTES (1 << 20)
 #define BATCH_BYTES_MAX    (64 << 20) /* a stored batch larger than this is corrupt */
 #define MAP_SLOTS_MIN      16
-#define MAP_SLOTS_START    (1 << 14) /* 384 KiB; tl_cleaner_map_reserve grows it */
+#define MAP_SLOTS_START    (1 << 14)   /* 384 KiB; tl_cleaner_map_reserve grows it */
 #define RECORDS_BYTES_MAX  (256 << 20) /* a compressed batch's records, decompressed */
 
 /* ---- the offset map ---- */
@@ -221,9 +221,10 @@ static tl_err reader_next(struct reader *r, const uint8_t **data, size_t *len,
 				return TL_ERR_CORRUPT;
 			if (have >= size) {
 				const char *why;
-				tl_err checked = r->header_only
-							 ? tl_batch_header_decode(p, (size_t)size, h)
-							 : tl_batch_validate_stored(p, (size_t)size, h, &why);
+				tl_err checked =
+					r->header_only ? tl_batch_header_decode(p, (size_t)size, h)
+						       : tl_batch_validate_stored(p, (size_t)size,
+										  h, &why);
 				if (checked != TL_OK || h->records_count < 0)
 					return TL_ERR_CORRUPT;
 				*data = p;
