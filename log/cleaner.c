@@ -32,6 +32,7 @@
 #define WRITE_BUFFER_BYTES (1 << 20)
 #define BATCH_BYTES_MAX    (64 << 20) /* a stored batch larger than this is corrupt */
 #define MAP_SLOTS_MIN      16
+#define MAP_SLOTS_START    (1 << 14)   /* 384 KiB; tl_cleaner_map_reserve grows it */
 #define RECORDS_BYTES_MAX  (256 << 20) /* a compressed batch's records, decompressed */
 
 /* ---- the offset map ---- */
@@ -61,10 +62,20 @@ static void key_hash(const uint8_t *key, size_t len, uint64_t *h1, uint64_t *h2)
 	*h2 = mix64(b);
 }
 
+/* Empty slots for @n slots at @slots. */
+static void slots_clear(struct tl_cleaner_slot *slots, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		slots[i].offset = -1;
+}
+
 tl_err tl_cleaner_map_init(struct tl_cleaner_map *map, uint64_t keys_hint, int64_t buffer_bytes)
 {
 	uint64_t max_slots = buffer_bytes > 0 ? (uint64_t)buffer_bytes / TL_CLEANER_SLOT_BYTES : 0;
-	uint64_t want = keys_hint + keys_hint / 8 + 16;
+	/* The hint is an upper bound (every record a new key); start at most at
+	 * MAP_SLOTS_START and grow by doubling (tl_cleaner_map_reserve), so that a pass over
+	 * few keys neither allocates nor clears a buffer sized for a record per key. */
+	uint64_t want = TL_MIN(keys_hint + keys_hint / 8 + 16, (uint64_t)MAP_SLOTS_START);
 	uint64_t n = MAP_SLOTS_MIN;
 	while (n < want && n * 2 <= max_slots)
 		n *= 2;
@@ -72,9 +83,9 @@ tl_err tl_cleaner_map_init(struct tl_cleaner_map *map, uint64_t keys_hint, int64
 	map->slots = malloc(n * sizeof(*map->slots));
 	if (!map->slots)
 		return TL_ERR_NOMEM;
-	for (uint64_t i = 0; i < n; i++)
-		map->slots[i].offset = -1;
+	slots_clear(map->slots, n);
 	map->slot_count = n;
+	map->slot_count_max = TL_MAX(n, max_slots);
 	map->used_max = n / 10 * 9;
 	return TL_OK;
 }
@@ -98,6 +109,35 @@ static struct tl_cleaner_slot *map_find(const struct tl_cleaner_map *map, uint64
 bool tl_cleaner_map_has_room(const struct tl_cleaner_map *map, uint64_t count)
 {
 	return map->used + count <= map->used_max;
+}
+
+/* Doubles the slots until @count more keys fit, within the buffer. */
+tl_err tl_cleaner_map_reserve(struct tl_cleaner_map *map, uint64_t count)
+{
+	uint64_t n = map->slot_count;
+	while (map->used + count > n / 10 * 9 && n * 2 <= map->slot_count_max)
+		n *= 2;
+	if (n == map->slot_count)
+		return tl_cleaner_map_has_room(map, count) ? TL_OK : TL_ERR_LIMIT;
+	struct tl_cleaner_slot *slots = malloc(n * sizeof(*slots));
+	if (!slots)
+		return TL_ERR_NOMEM;
+	slots_clear(slots, n);
+	struct tl_cleaner_map bigger = {.slots = slots, .slot_count = n, .used_max = n / 10 * 9};
+	for (uint64_t i = 0; i < map->slot_count; i++) {
+		const struct tl_cleaner_slot *old = &map->slots[i];
+		if (old->offset < 0)
+			continue;
+		struct tl_cleaner_slot *slot = map_find(&bigger, old->h1, old->h2);
+		TL_ASSERT(slot->offset < 0);
+		*slot = *old;
+		bigger.used++;
+	}
+	TL_ASSERT(bigger.used == map->used);
+	bigger.slot_count_max = map->slot_count_max;
+	free(map->slots);
+	*map = bigger;
+	return tl_cleaner_map_has_room(map, count) ? TL_OK : TL_ERR_LIMIT;
 }
 
 bool tl_cleaner_map_put(struct tl_cleaner_map *map, const uint8_t *key, size_t len, int64_t offset)
@@ -158,10 +198,14 @@ struct reader {
 	size_t cap;
 	int64_t buf_pos;
 	size_t buf_len;
+	bool header_only; /* skip the CRC check: the map pass (see reader_next) */
 };
 
 /* The next whole batch: TL_OK with *data and *h set, TL_ERR_NOT_FOUND at the end,
- * TL_ERR_CORRUPT or TL_ERR_IO. @data stays valid until the next call. */
+ * TL_ERR_CORRUPT or TL_ERR_IO. @data stays valid until the next call. A header_only
+ * reader checks the header, not the CRC: the map pass reads no byte that the rewrite
+ * pass (a full reader, over every batch below map_end) does not check before any output
+ * is used, and decoding untrusted records is bounded by the cursor. */
 static tl_err reader_next(struct reader *r, const uint8_t **data, size_t *len,
 			  struct tl_batch_header *h)
 {
@@ -177,7 +221,11 @@ static tl_err reader_next(struct reader *r, const uint8_t **data, size_t *len,
 				return TL_ERR_CORRUPT;
 			if (have >= size) {
 				const char *why;
-				if (tl_batch_validate_stored(p, (size_t)size, h, &why) != TL_OK)
+				tl_err checked =
+					r->header_only ? tl_batch_header_decode(p, (size_t)size, h)
+						       : tl_batch_validate_stored(p, (size_t)size,
+										  h, &why);
+				if (checked != TL_OK || h->records_count < 0)
 					return TL_ERR_CORRUPT;
 				*data = p;
 				*len = (size_t)size;
@@ -370,7 +418,7 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 			int64_t started_ns)
 {
 	job->map_end = job->clean_end;
-	struct reader r = {.cap = READ_BUFFER_BYTES};
+	struct reader r = {.cap = READ_BUFFER_BYTES, .header_only = true};
 	r.buf = malloc(r.cap);
 	if (!r.buf)
 		return TL_ERR_NOMEM;
@@ -400,7 +448,11 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 			 * mapped and the pass ends after it. Safe: a record goes only when a
 			 * mapped (hence kept) newer record of its key exists. */
 			bool last_batch = false;
-			if (!tl_cleaner_map_has_room(map, (uint64_t)h.records_count)) {
+			err = tl_cleaner_map_reserve(map, (uint64_t)h.records_count);
+			if (err == TL_ERR_NOMEM)
+				break;
+			if (err == TL_ERR_LIMIT) {
+				err = TL_OK;
 				if (map->used > 0) {
 					job->map_end = h.base_offset;
 					goto out;
@@ -734,13 +786,34 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	return TL_OK;
 }
 
-/* Rewrites one group into its .cleaned file (fsynced); unlinks it when nothing changed. */
+/* Whether group @g, whose output so far is @bytes_out, goes on with the next input: one
+ * below map_end that fits in segment_bytes_max even if nothing of it goes. Grouping by
+ * output (Kafka groups by input) lets the small files a pass leaves behind merge at once,
+ * so a pass swaps in a few files, not one per dirty segment. */
+static bool group_takes_next(const struct tl_cleaner_job *job, const struct tl_cleaner_group *g,
+			     int64_t bytes_out)
+{
+	uint32_t next = g->first + g->count;
+	if (next >= job->input_count)
+		return false;
+	const struct tl_cleaner_input *in = &job->inputs[next];
+	return in->base_offset < job->map_end && bytes_out + in->bytes <= job->segment_bytes_max &&
+	       in->next_offset - g->base_offset <= INT32_MAX;
+}
+
+/* Rewrites one group, from input g->first on, into its .cleaned file (fsynced); sets
+ * its count, bytes_in and end_offset (group_takes_next() decides, as the output grows);
+ * unlinks the file when nothing changed. The last batch of every input is kept as if it
+ * ended the group (its end is not yet known): an empty header at worst, which the next
+ * pass drops. */
 static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
 			  struct codecs *cx, struct txns *txns, struct tl_cleaner_group *g,
 			  int64_t started_ns)
 {
+	/* Named <base>.<base>.cleaned until the group's end is known, then renamed; a
+	 * crash leaves either name, and recovery deletes both. */
 	char name[96];
-	tl_cleaner_file_name(name, sizeof(name), g->base_offset, g->end_offset, "cleaned");
+	tl_cleaner_file_name(name, sizeof(name), g->base_offset, g->base_offset, "cleaned");
 	struct writer w = {.buf = malloc(WRITE_BUFFER_BYTES)};
 	struct reader r = {.cap = READ_BUFFER_BYTES, .buf = malloc(READ_BUFFER_BYTES)};
 	tl_err err = TL_ERR_NOMEM;
@@ -751,8 +824,11 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	if (w.fd == -1)
 		goto out_free;
 	err = TL_OK;
-	for (uint32_t i = 0; i < g->count && err == TL_OK; i++) {
+	for (uint32_t i = 0; err == TL_OK; i++) {
 		const struct tl_cleaner_input *in = &job->inputs[g->first + i];
+		g->bytes_in += in->bytes;
+		g->end_offset = in->next_offset;
+		g->count++;
 		r.fd = in->fd;
 		r.file_bytes = in->bytes;
 		r.position = 0;
@@ -789,12 +865,23 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 		}
 		if (err == TL_ERR_NOT_FOUND)
 			err = TL_OK;
+		if (!group_takes_next(job, g, w.position + (int64_t)w.len))
+			break;
 	}
 	if (err == TL_OK)
 		err = writer_flush(&w);
 	g->bytes_out = w.position;
 	g->written = err == TL_OK && g->bytes_out < g->bytes_in;
-	if (g->written && fdatasync(w.fd) == -1)
+	if (g->written) {
+		char final[96];
+		tl_cleaner_file_name(final, sizeof(final), g->base_offset, g->end_offset,
+				     "cleaned");
+		if (renameat(job->dir_fd, name, job->dir_fd, final) == -1)
+			err = TL_ERR_IO;
+		else
+			memcpy(name, final, sizeof(name));
+	}
+	if (err == TL_OK && g->written && fdatasync(w.fd) == -1)
 		err = TL_ERR_IO;
 	if (err != TL_OK)
 		job_error(job, err, "clean", g->base_offset);
@@ -813,29 +900,27 @@ out_free:
 	return err;
 }
 
-/* Splits the inputs below map_end into groups of at most segment_bytes_max bytes. */
-static tl_err groups_plan(struct tl_cleaner_job *job)
+/* Writes the inputs below map_end as groups (see group_write) from the log start, in
+ * order, so every batch of a transaction is met before its marker. */
+static tl_err groups_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
+			   struct codecs *cx, struct txns *txns, int64_t started_ns)
 {
 	job->groups = calloc(job->input_count ? job->input_count : 1, sizeof(*job->groups));
 	if (!job->groups)
 		return TL_ERR_NOMEM;
-	for (uint32_t i = 0; i < job->input_count;) {
-		const struct tl_cleaner_input *in = &job->inputs[i];
-		if (in->base_offset >= job->map_end)
+	tl_err err = TL_OK;
+	for (uint32_t i = 0; err == TL_OK && i < job->input_count;) {
+		if (job->inputs[i].base_offset >= job->map_end)
 			break;
 		struct tl_cleaner_group *g = &job->groups[job->group_count++];
 		g->first = i;
-		g->base_offset = in->base_offset;
-		do {
-			g->bytes_in += job->inputs[i].bytes;
-			g->end_offset = job->inputs[i].next_offset;
-			g->count++;
-			i++;
-		} while (i < job->input_count && job->inputs[i].base_offset < job->map_end &&
-			 g->bytes_in + job->inputs[i].bytes <= job->segment_bytes_max &&
-			 job->inputs[i].next_offset - g->base_offset <= INT32_MAX);
+		g->base_offset = job->inputs[i].base_offset;
+		err = group_write(job, map, cx, txns, g, started_ns);
+		if (err == TL_OK)
+			TL_ASSERT(g->count >= 1);
+		i += g->count;
 	}
-	return TL_OK;
+	return err;
 }
 
 /* Counts the records of the dirty range from the batch headers, to size the map. */
@@ -869,14 +954,10 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 		err = TL_ERR_LIMIT; /* not even one batch fits log.cleaner.dedupe.buffer.size */
 		job_error(job, err, "map", job->first_dirty);
 	}
-	if (err == TL_OK)
-		err = groups_plan(job);
-	/* Groups run from the log start in order, so every batch of a transaction is met
-	 * before its marker. */
 	struct txns txns = {0};
 	job->marker_removed_last = -1;
-	for (uint32_t i = 0; err == TL_OK && i < job->group_count; i++)
-		err = group_write(job, &map, &cx, &txns, &job->groups[i], started_ns);
+	if (err == TL_OK)
+		err = groups_write(job, &map, &cx, &txns, started_ns);
 	free(txns.ids);
 	tl_cleaner_map_deinit(&map);
 	codecs_deinit(&cx);

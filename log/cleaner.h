@@ -56,7 +56,8 @@ struct tl_cleaner_map {
 	struct tl_cleaner_slot *slots;
 	uint64_t slot_count; /* power of two */
 	uint64_t used;
-	uint64_t used_max; /* 90% of slot_count */
+	uint64_t used_max;       /* 90% of slot_count */
+	uint64_t slot_count_max; /* log.cleaner.dedupe.buffer.size / TL_CLEANER_SLOT_BYTES */
 };
 
 /* Sizes the map for @keys_hint keys, within @buffer_bytes. TL_ERR_NOMEM or TL_OK. */
@@ -68,6 +69,9 @@ bool tl_cleaner_map_put(struct tl_cleaner_map *map, const uint8_t *key, size_t l
 int64_t tl_cleaner_map_get(const struct tl_cleaner_map *map, const uint8_t *key, size_t len);
 /* Room for @count more keys. */
 bool tl_cleaner_map_has_room(const struct tl_cleaner_map *map, uint64_t count);
+/* Grows the map (doubling, within its buffer) until @count more keys fit: TL_OK,
+ * TL_ERR_LIMIT (the buffer is full) or TL_ERR_NOMEM. */
+tl_err tl_cleaner_map_reserve(struct tl_cleaner_map *map, uint64_t count);
 
 /* ---- jobs ---- */
 

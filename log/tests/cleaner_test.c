@@ -281,6 +281,33 @@ START_TEST(the_offset_map_keeps_the_newest_offset_and_reports_full)
 }
 END_TEST
 
+/* The map starts small whatever the hint (a pass over few keys must not allocate and
+ * clear a slot per dirty record) and grows within log.cleaner.dedupe.buffer.size. */
+START_TEST(the_offset_map_grows_within_its_buffer)
+{
+	struct tl_cleaner_map map;
+	ck_assert_int_eq(tl_cleaner_map_init(&map, 100000000, 24 * 65536), TL_OK);
+	ck_assert_uint_le(map.slot_count, 1 << 14);
+	char key[16];
+	int i = 0;
+	for (; i < 100000; i++) {
+		tl_err err = tl_cleaner_map_reserve(&map, 1);
+		if (err == TL_ERR_LIMIT)
+			break;
+		ck_assert_int_eq(err, TL_OK);
+		snprintf(key, sizeof(key), "key-%d", i);
+		ck_assert(tl_cleaner_map_put(&map, (const uint8_t *)key, strlen(key), i));
+	}
+	ck_assert_uint_eq(map.slot_count, 65536);
+	ck_assert_int_eq(i, 65536 / 10 * 9);
+	for (int k = 0; k < i; k += 997) {
+		snprintf(key, sizeof(key), "key-%d", k);
+		ck_assert_int_eq(tl_cleaner_map_get(&map, (const uint8_t *)key, strlen(key)), k);
+	}
+	tl_cleaner_map_deinit(&map);
+}
+END_TEST
+
 START_TEST(compaction_keeps_the_latest_value_per_key_at_its_offset)
 {
 	struct tl_log *log = log_open();
@@ -765,6 +792,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, the_offset_map_keeps_the_newest_offset_and_reports_full);
+	tcase_add_test(tc, the_offset_map_grows_within_its_buffer);
 	tcase_add_test(tc, compaction_keeps_the_latest_value_per_key_at_its_offset);
 	tcase_add_test(tc, tombstones_go_once_delete_retention_has_passed);
 	tcase_add_test(tc, compressed_batches_are_cleaned_and_compressed_again_with_their_codec);
