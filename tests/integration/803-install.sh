@@ -58,7 +58,7 @@ diff -u "$TL_TMP/outside.before" "$TL_TMP/outside.after" >&2 ||
 diff -u "$TL_TMP/want" "$TL_TMP/files" >&2 || tl_fail "installed files differ from the list above"
 
 lib=$dest/usr/lib
-readelf -d "$lib/libtally.so.1.0.0" | grep -q 'Library soname: \[libtally\.so\.1\]' ||
+grep -q 'Library soname: \[libtally\.so\.1\]' <<<"$(readelf -d "$lib/libtally.so.1.0.0")" ||
 	tl_fail "installed library's SONAME: $(readelf -d "$lib/libtally.so.1.0.0" | grep SONAME)"
 [ "$(readlink "$lib/libtally.so.1")" = libtally.so.1.0.0 ] || tl_fail "libtally.so.1 link wrong"
 [ "$(readlink "$lib/libtally.so")" = libtally.so.1 ] || tl_fail "libtally.so link wrong"
@@ -82,9 +82,13 @@ tl_log "pkg-config --cflags --libs tally: $flags"
 [ "$(pkg-config --modversion tally)" = "$(cat VERSION)" ] || tl_fail "tally.pc's version is not VERSION"
 (cd "$app" && cc -std=c11 -Wall -Wextra -Werror hello_tally.c $flags -o hello_tally) ||
 	tl_fail "the README example does not build against the installed tree"
-readelf -d "$app/hello_tally" | grep -q 'Shared library: \[libtally\.so\.1\]' ||
+# Outputs captured first: with pipefail, grep -q quitting at its first match can kill
+# the writer with SIGPIPE and fail the pipeline (CI run 8 failed here that way).
+needed=$(readelf -d "$app/hello_tally")
+grep -q 'Shared library: \[libtally\.so\.1\]' <<<"$needed" ||
 	tl_fail "the example does not need libtally.so.1: $(readelf -d "$app/hello_tally" | grep NEEDED)"
-LD_LIBRARY_PATH=$lib ldd "$app/hello_tally" | grep -q "libtally.so.1 => $lib/libtally.so.1 " ||
+loaded=$(LD_LIBRARY_PATH=$lib ldd "$app/hello_tally")
+grep -q "libtally.so.1 => $lib/libtally.so.1 " <<<"$loaded" ||
 	tl_fail "the example would not load the installed library: $(LD_LIBRARY_PATH=$lib ldd "$app/hello_tally")"
 
 TL_TALLYD=$dest/usr/bin/tallyd
