@@ -182,6 +182,19 @@ static tl_err kv_copy(struct tl_meta_kv *dst, const struct tl_meta_kv *src)
 	return TL_OK;
 }
 
+/* A value as a NUL-terminated string (malloc'd), for the text-valued keys (ACLs, SCRAM
+ * credentials, quotas); NULL when out of memory. */
+static char *kv_text(const uint8_t *value, size_t len)
+{
+	char *text = malloc(len + 1);
+	if (!text)
+		return NULL;
+	if (len > 0)
+		memcpy(text, value, len);
+	text[len] = '\0';
+	return text;
+}
+
 static void model_put(struct model *m, const struct tl_meta_kv *kv)
 {
 	bool found;
@@ -434,6 +447,18 @@ static struct tl_cluster_topic *view_topic(struct tl_cluster_view *view, const c
 
 /* Builds a view from the model: brokers, topics, then partition states. Keys that do
  * not parse are skipped with a warning (the store is not trusted). */
+/* Where the view keeps the text-valued key @k, or NULL for any other key. */
+static char **view_text_slot(struct tl_cluster_view *view, const char *k)
+{
+	if (strcmp(k, "scram-credentials") == 0)
+		return &view->scram;
+	if (strcmp(k, "client-quotas") == 0)
+		return &view->quotas;
+	if (strcmp(k, "acls") == 0)
+		return &view->acls;
+	return NULL;
+}
+
 static struct tl_cluster_view *view_build(const struct tl_cluster *c)
 {
 	const struct model *m = &c->model;
@@ -479,33 +504,12 @@ static struct tl_cluster_view *view_build(const struct tl_cluster *c)
 				view->topic_count++;
 			else
 				tl_warn("cluster: bad topic record ignored key=%s", kv->key);
-		} else if (strcmp(k, "scram-credentials") == 0 && !view->scram) {
-			view->scram = malloc(kv->value_len + 1);
-			if (!view->scram) {
+		} else {
+			char **text = view_text_slot(view, k);
+			if (text && !*text && !(*text = kv_text(kv->value, kv->value_len))) {
 				view_free(view);
 				return NULL;
 			}
-			if (kv->value_len > 0)
-				memcpy(view->scram, kv->value, kv->value_len);
-			view->scram[kv->value_len] = '\0';
-		} else if (strcmp(k, "client-quotas") == 0 && !view->quotas) {
-			view->quotas = malloc(kv->value_len + 1);
-			if (!view->quotas) {
-				view_free(view);
-				return NULL;
-			}
-			if (kv->value_len > 0)
-				memcpy(view->quotas, kv->value, kv->value_len);
-			view->quotas[kv->value_len] = '\0';
-		} else if (strcmp(k, "acls") == 0 && !view->acls) {
-			view->acls = malloc(kv->value_len + 1);
-			if (!view->acls) {
-				view_free(view);
-				return NULL;
-			}
-			if (kv->value_len > 0)
-				memcpy(view->acls, kv->value, kv->value_len);
-			view->acls[kv->value_len] = '\0';
 		}
 	}
 	if ((!view->acls && !(view->acls = strdup(""))) ||
@@ -1012,16 +1016,12 @@ static void text_key_change(struct tl_cluster *c, struct command *cmd,
 		}
 		int64_t revision = got.count == 1 ? got.kvs[0].mod_revision : 0;
 		size_t len = got.count == 1 ? got.kvs[0].value_len : 0;
-		char *current = malloc(len + 1);
+		char *current = kv_text(len > 0 ? got.kvs[0].value : NULL, len);
+		tl_meta_result_deinit(&got);
 		if (!current) {
-			tl_meta_result_deinit(&got);
 			cmd->err = TL_ERR_NOMEM;
 			return;
 		}
-		if (len > 0)
-			memcpy(current, got.kvs[0].value, len);
-		current[len] = '\0';
-		tl_meta_result_deinit(&got);
 		int32_t count = 0;
 		char *text = store->apply(cmd, current, &count);
 		text_free(store, current, len);
