@@ -75,7 +75,8 @@ for point in $points; do
 	[ $rc -eq 86 ] || tl_fail "point $point: tallyd exited with $rc, want 86 (the fault switch)"
 	left=$(cd "$TL_DATA/$part" && ls)
 	tl_start_broker "${overrides[@]}" --override log.cleaner.enable=false
-	if ls "$TL_DATA/$part" | grep -qE '\.(cleaned|swap)$'; then
+	# (ls captured: under pipefail, ls killed by SIGPIPE after a match would hide it.)
+	if grep -qE '\.(cleaned|swap)$' <<<"$(ls "$TL_DATA/$part")"; then
 		tl_fail "point $point: a .cleaned or .swap file survived the restart"
 	fi
 	echo "k1:new" | timeout 30 kcat -P -q -b "$TL_BROKER" -t "$topic" -p 0 -K: -X acks=all ||

@@ -134,7 +134,8 @@ tl_log "leader $leader: $(wc -l <"$TL_TMP/got") records read of $((written + 1))
 
 for b in 1 2 3; do tl_cbroker_stop "$b"; done
 for b in 1 2 3; do
-	if ls "$TL_TMP/b$b/$topic-0" | grep -qE '\.(cleaned|swap)$'; then
+	# (ls captured: under pipefail, ls killed by SIGPIPE after a match would hide it.)
+	if grep -qE '\.(cleaned|swap)$' <<<"$(ls "$TL_TMP/b$b/$topic-0")"; then
 		tl_fail "broker $b: a .cleaned or .swap file is left after a clean stop"
 	fi
 	"$TL_TALLY" log check "$TL_TMP/b$b/$topic-0" >"$TL_TMP/check-$b" 2>&1 || {
