@@ -138,7 +138,9 @@ tl_cbroker_start_net()
 		"${TL_CARGS[@]}" >>"$log" 2>&1 &
 	TL_CPID[$i]=$!
 	deadline=$(($(date +%s) + 20))
-	until tail -c "+$from" "$log" | grep -q 'cluster: registered'; do
+	# grep -c reads all its input, as in lib.sh: grep -q's early exit could SIGPIPE tail
+	# and, under pipefail, fail the check with the line there.
+	until tail -c "+$from" "$log" | grep -c 'cluster: registered' >/dev/null; do
 		tl_cbroker_alive "$i" || { tail -n 20 "$log" >&2; tl_fail "broker $i exited at start"; }
 		[ "$(date +%s)" -lt "$deadline" ] || tl_fail "broker $i did not register within 20 s"
 		sleep 0.05

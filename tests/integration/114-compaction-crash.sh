@@ -40,7 +40,9 @@ make_base()
 		-X linger.ms=1 -z "$1" <"$TL_TMP/input" || tl_fail "kcat -P -z $1 failed"
 	tl_stop_broker
 	if [ "$1" != none ]; then
-		"$TL_BIN/tally" log dump "$TL_DATA/$part" | grep -q "codec $1" ||
+		# (Captured, not piped to grep -q: see 803.)
+		dump=$("$TL_BIN/tally" log dump "$TL_DATA/$part") &&
+			grep -q "codec $1" <<<"$dump" ||
 			tl_fail "no $1 batch in the base written with kcat -z $1"
 	fi
 	cp -a "$TL_DATA" "$TL_TMP/base-$1"

@@ -32,7 +32,7 @@ printf '2 3 3 3 User:a * t\n2 9 3 3 User:a * t\n' >"$TL_DATA/.tally-meta/acls"
 rc=0; "$TL_TALLYD" --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT" --override "log.dirs=$TL_DATA" \
 	--override authorizer.class.name=kafka.security.authorizer.AclAuthorizer >"$TL_TMP/corrupt.log" 2>&1 || rc=$?
 [ $rc != 0 ] || tl_fail "tallyd started with a corrupt ACL file"
-tl_log_text "$TL_TMP/corrupt.log" | grep -q 'acl: corrupt file .*acls problem="line 2' || tl_fail "corrupt file: $(tail -3 "$TL_TMP/corrupt.log")"
+grep -q 'acl: corrupt file .*acls problem="line 2' <(tl_log_text "$TL_TMP/corrupt.log") || tl_fail "corrupt file: $(tail -3 "$TL_TMP/corrupt.log")"
 rm "$TL_DATA/.tally-meta/acls"
 
 tl_log "(4) cluster mode"

@@ -32,7 +32,9 @@ grep -q 'producerId [0-9]* producerEpoch 0 baseSequence 0' "$TL_TMP/dump" || tl_
 grep -q 'transactional control=COMMIT' "$TL_TMP/dump" || tl_fail "dump lacks the COMMIT marker: $(cat "$TL_TMP/dump")"
 grep -q '^offset 0 position 0$' "$TL_TMP/dump" || tl_fail "dump lacks index entries"
 grep -q '^producerId .* batches \[seq 0..9' "$TL_TMP/dump" || tl_fail "dump lacks the producer snapshot"
-"$TL_BIN/tally" log dump "$TL_DATA/txn-0" --records | grep -q '| offset 9 .* value 10$' || tl_fail "dump --records"
+# (Captured, not piped to grep -q: see 803.)
+dump=$("$TL_BIN/tally" log dump "$TL_DATA/txn-0" --records) &&
+	grep -q '| offset 9 .* value 10$' <<<"$dump" || tl_fail "dump --records"
 "$TL_BIN/tally" log dump "$TL_DATA/data-0" --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)

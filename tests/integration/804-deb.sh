@@ -52,7 +52,8 @@ grep -q '^tl_producer_create@LIBTALLY_1.0 ' "$TL_TMP/libtally1.control/symbols" 
 root=$TL_TMP/root
 dpkg-deb -x "build/deb/libtally1_${version}_${arch}.deb" "$root"
 dpkg-deb -x "build/deb/tally_${version}_${arch}.deb" "$root"
-readelf -d "$root/usr/lib/$multiarch/libtally.so.1.0.0" | grep -q 'Library soname: \[libtally\.so\.1\]' ||
+# (readelf captured first: grep -q quitting at its first match can SIGPIPE it, see 803.)
+grep -q 'Library soname: \[libtally\.so\.1\]' <<<"$(readelf -d "$root/usr/lib/$multiarch/libtally.so.1.0.0")" ||
 	tl_fail "packaged library's SONAME is not libtally.so.1"
 
 tl_log "systemd-analyze verify tallyd.service"
