@@ -22,18 +22,11 @@
  * was the same batch in the same producer session, so that a second stored copy is a
  * duplicate whatever the stored sessions say.
  * Exit status: 0 done, 1 could not start, 2 usage. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +35,7 @@
 #include "protocol/api.h"
 #include "protocol/messages.h"
 #include "protocol/records.h"
+#include "rawclient.h"
 #include "tally/error.h"
 
 #define BATCH_RECORDS      5
@@ -112,37 +106,9 @@ static int connect_to(const struct broker *b)
 {
 	char port[16];
 	snprintf(port, sizeof(port), "%" PRId32, b->port);
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
-	if (getaddrinfo(b->host, port, &hints, &res) != 0)
-		return -1;
-	int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-			res->ai_protocol);
-	if (fd == -1) {
-		freeaddrinfo(res);
-		return -1;
-	}
-	int rc = connect(fd, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	if (rc == -1 && errno != EINPROGRESS)
-		goto out_close;
-	if (rc == -1) {
-		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-		int soerr = 0;
-		socklen_t len = sizeof(soerr);
-		if (poll(&pfd, 1, CONNECT_WAIT_MS) != 1 ||
-		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1 || soerr != 0)
-			goto out_close;
-	}
-	int flags = fcntl(fd, F_GETFL);
-	if (flags == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1)
-		goto out_close;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-out_close:
-	close(fd);
-	return -1;
+	const char *call = NULL;
+	int gai = 0;
+	return raw_connect(b->host, port, CONNECT_WAIT_MS, &call, &gai);
 }
 
 static void conn_close(struct cluster *cl)
@@ -153,105 +119,40 @@ static void conn_close(struct cluster *cl)
 	cl->fd_node = -1;
 }
 
-static bool send_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool recv_exact(int fd, uint8_t *p, size_t len, int64_t deadline_ms)
-{
-	size_t have = 0;
-	while (have < len) {
-		int64_t left = deadline_ms - tl_mono_ms();
-		if (left <= 0)
-			return false;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int n = poll(&pfd, 1, (int)left);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		ssize_t r = recv(fd, p + have, len - have, 0);
-		if (r == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (r <= 0)
-			return false;
-		have += (size_t)r;
-	}
-	return true;
-}
-
-struct reply {
-	uint8_t *frame;
-	struct tl_cursor body; /* after the response header */
-	struct tl_arena arena;
-};
-
-static int32_t request_begin(struct cluster *cl, struct tl_buf *frame, int16_t key, int16_t version)
-{
-	tl_buf_reset(frame);
-	tl_buf_i32(frame, 0);
-	struct tl_request_header header = {
-		.api_key = key,
-		.api_version = version,
-		.correlation_id = cl->correlation_id++,
-		.client_id = tl_str_of("raw_resend"),
-	};
-	tl_request_header_encode(frame, &header);
-	return header.correlation_id;
-}
-
 /* Sends @frame on cl->fd and reads its answer into @r. False (connection closed) when
  * sending fails, the answer does not come within ANSWER_WAIT_MS, or it is malformed. */
 static bool round_trip(struct cluster *cl, struct tl_buf *frame, int16_t key, int16_t version,
-		       int32_t corr, struct reply *r)
+		       int32_t corr, struct raw_reply *r)
 {
 	memset(r, 0, sizeof(*r));
-	if (frame->failed) {
+	uint8_t *frame_in = NULL;
+	if (!raw_request_finish(frame)) {
 		fprintf(stderr, "raw_resend: out of memory encoding a request\n");
 		exit(1);
 	}
-	tl_be32_put(frame->data, (uint32_t)(frame->len - 4));
 	int64_t deadline = tl_mono_ms() + ANSWER_WAIT_MS;
+	const char *call = NULL;
 	uint8_t size[4];
-	if (!send_all(cl->fd, frame->data, frame->len) || !recv_exact(cl->fd, size, 4, deadline))
+	if (raw_send_all(cl->fd, frame->data, frame->len) != RAW_IO_OK ||
+	    raw_recv_exact(cl->fd, size, 4, deadline, &call) != RAW_IO_OK)
 		goto out_close;
 	uint32_t len = tl_be32_get(size);
 	if (len < 4 || len > RESPONSE_BYTES_MAX)
 		goto out_close;
-	r->frame = malloc(len);
-	if (!r->frame || !recv_exact(cl->fd, r->frame, len, deadline))
+	frame_in = malloc(len);
+	if (!frame_in || raw_recv_exact(cl->fd, frame_in, len, deadline, &call) != RAW_IO_OK)
 		goto out_free;
-	tl_cursor_init(&r->body, r->frame, len);
 	int32_t got = -1;
-	if (tl_response_header_decode(&r->body, key, version, &got) != TL_OK || got != corr)
+	if (!raw_reply_open(r, frame_in, len, key, version, &got) || got != corr)
 		goto out_free;
 	tl_arena_init(&r->arena, ARENA_BYTES_MAX);
 	return true;
 out_free:
-	free(r->frame);
+	free(frame_in);
 	r->frame = NULL;
 out_close:
 	conn_close(cl);
 	return false;
-}
-
-static void reply_free(struct reply *r)
-{
-	if (!r->frame)
-		return;
-	free(r->frame);
-	r->frame = NULL;
-	tl_arena_deinit(&r->arena);
 }
 
 static const struct broker *broker_of(const struct cluster *cl, int32_t node_id)
@@ -320,19 +221,11 @@ static bool metadata_refresh(struct cluster *cl)
 {
 	if (!conn_to(cl, -1))
 		return false;
-	struct tl_metadata_request_metadata_request_topic mt;
-	tl_metadata_request_metadata_request_topic_defaults(&mt);
-	mt.name = tl_str_of(topic);
-	struct tl_metadata_request md;
-	tl_metadata_request_defaults(&md);
-	md.topics_count = 1;
-	md.topics = &mt;
-	md.allow_auto_topic_creation = false;
 	struct tl_buf frame;
 	tl_buf_init(&frame);
-	int32_t corr = request_begin(cl, &frame, TL_API_METADATA, METADATA_VERSION);
-	tl_metadata_request_encode(&frame, METADATA_VERSION, &md);
-	struct reply r;
+	int32_t corr = raw_encode_metadata(&frame, &cl->correlation_id, "raw_resend",
+					   METADATA_VERSION, topic);
+	struct raw_reply r;
 	bool ok = round_trip(cl, &frame, TL_API_METADATA, METADATA_VERSION, corr, &r);
 	tl_buf_deinit(&frame);
 	if (!ok) {
@@ -343,7 +236,7 @@ static bool metadata_refresh(struct cluster *cl)
 	ok = tl_metadata_response_decode(&r.body, METADATA_VERSION, &r.arena, &resp) == TL_OK;
 	if (ok)
 		metadata_apply(cl, &resp);
-	reply_free(&r);
+	raw_reply_free(&r);
 	return ok;
 }
 
@@ -352,18 +245,11 @@ static bool init_producer_id(struct cluster *cl, int64_t *pid_out, int16_t *epoc
 {
 	if (!conn_to(cl, -1))
 		return false;
-	struct tl_init_producer_id_request msg;
-	tl_init_producer_id_request_defaults(&msg);
-	msg.transactional_id.ptr = NULL;
-	msg.transactional_id.len = -1;
-	msg.transaction_timeout_ms = 60000;
-	msg.producer_id = -1;
-	msg.producer_epoch = -1;
 	struct tl_buf frame;
 	tl_buf_init(&frame);
-	int32_t corr = request_begin(cl, &frame, TL_API_INIT_PRODUCER_ID, INIT_PID_VERSION);
-	tl_init_producer_id_request_encode(&frame, INIT_PID_VERSION, &msg);
-	struct reply r;
+	int32_t corr = raw_encode_init_producer_id(&frame, &cl->correlation_id, "raw_resend",
+						   INIT_PID_VERSION, NULL, 60000);
+	struct raw_reply r;
 	bool ok = round_trip(cl, &frame, TL_API_INIT_PRODUCER_ID, INIT_PID_VERSION, corr, &r);
 	tl_buf_deinit(&frame);
 	if (!ok)
@@ -376,7 +262,7 @@ static bool init_producer_id(struct cluster *cl, int64_t *pid_out, int16_t *epoc
 		*pid_out = resp.producer_id;
 		*epoch_out = resp.producer_epoch;
 	}
-	reply_free(&r);
+	raw_reply_free(&r);
 	return ok;
 }
 
@@ -390,29 +276,12 @@ static int produce_once(struct cluster *cl, int32_t partition, const struct tl_b
 {
 	if (cl->leader[partition] < 0 || !conn_to(cl, cl->leader[partition]))
 		return -2;
-	struct tl_produce_request_partition_produce_data pd;
-	tl_produce_request_partition_produce_data_defaults(&pd);
-	pd.index = partition;
-	pd.records.ptr = batch->data;
-	pd.records.len = (int32_t)batch->len;
-	struct tl_produce_request_topic_produce_data td;
-	tl_produce_request_topic_produce_data_defaults(&td);
-	td.name = tl_str_of(topic);
-	td.partition_data_count = 1;
-	td.partition_data = &pd;
-	struct tl_produce_request msg;
-	tl_produce_request_defaults(&msg);
-	msg.transactional_id.ptr = NULL;
-	msg.transactional_id.len = -1;
-	msg.acks = -1;
-	msg.timeout_ms = PRODUCE_TIMEOUT_MS;
-	msg.topic_data_count = 1;
-	msg.topic_data = &td;
 	struct tl_buf frame;
 	tl_buf_init(&frame);
-	int32_t corr = request_begin(cl, &frame, TL_API_PRODUCE, PRODUCE_VERSION);
-	tl_produce_request_encode(&frame, PRODUCE_VERSION, &msg);
-	struct reply r;
+	int32_t corr = raw_encode_produce(&frame, &cl->correlation_id, "raw_resend",
+					  PRODUCE_VERSION, NULL, -1, PRODUCE_TIMEOUT_MS, topic,
+					  partition, batch->data, batch->len);
+	struct raw_reply r;
 	bool ok = round_trip(cl, &frame, TL_API_PRODUCE, PRODUCE_VERSION, corr, &r);
 	tl_buf_deinit(&frame);
 	if (!ok)
@@ -425,7 +294,7 @@ static int produce_once(struct cluster *cl, int32_t partition, const struct tl_b
 		code = resp.responses[0].partition_responses[0].error_code;
 		*base_offset_out = resp.responses[0].partition_responses[0].base_offset;
 	}
-	reply_free(&r);
+	raw_reply_free(&r);
 	if (code == -1)
 		conn_close(cl);
 	return code;

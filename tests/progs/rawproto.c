@@ -58,8 +58,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -75,6 +73,7 @@
 #include "protocol/batch.h"
 #include "protocol/messages.h"
 #include "protocol/records.h"
+#include "rawclient.h"
 #include "tally/error.h"
 
 #define IO_TIMEOUT_MS      15000       /* one request's answer, fsync included */
@@ -137,17 +136,11 @@ static uint32_t rng_below(uint32_t n)
 	return n ? (uint32_t)(rng_next() % n) : 0;
 }
 
-/* ---- connection ---- */
+/* ---- connection (rawclient.h; here every failure but a closed peer fails the run) ---- */
 
 struct client {
 	int fd;
 	int32_t correlation_id;
-};
-
-enum io_result {
-	IO_OK,
-	IO_CLOSED,
-	IO_TIMEOUT,
 };
 
 static int connect_fd(void)
@@ -158,24 +151,13 @@ static int connect_fd(void)
 	if (!colon)
 		fail("broker address \"%s\" is not HOST:PORT", broker_addr);
 	*colon = '\0';
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(host, colon + 1, &hints, &res);
-	if (rc != 0)
-		fail("getaddrinfo %s: %s", broker_addr, gai_strerror(rc));
-	int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-	if (fd == -1)
+	const char *call = NULL;
+	int gai = 0;
+	int fd = raw_connect(host, colon + 1, -1, &call, &gai);
+	if (fd == -1 && gai != 0)
+		fail("getaddrinfo %s: %s", broker_addr, gai_strerror(gai));
+	if (fd == -1 && strcmp(call, "socket") == 0)
 		fail("socket: %s", strerror(errno));
-	if (connect(fd, res->ai_addr, res->ai_addrlen) == -1) {
-		int e = errno;
-		freeaddrinfo(res);
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	freeaddrinfo(res);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
 
@@ -197,61 +179,29 @@ static void client_close(struct client *c)
 /* False when the peer has closed (EPIPE, ECONNRESET). */
 static bool send_all(int fd, const void *data, size_t len)
 {
-	const uint8_t *p = data;
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EPIPE || errno == ECONNRESET)
-				return false;
-			fail("send: %s", strerror(errno));
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
+	enum raw_io io = raw_send_all(fd, data, len);
+	if (io == RAW_IO_ERROR)
+		fail("send: %s", strerror(errno));
+	return io == RAW_IO_OK;
 }
 
-static enum io_result recv_exact(int fd, uint8_t *p, size_t len, int timeout_ms)
+static enum raw_io recv_exact(int fd, uint8_t *p, size_t len, int timeout_ms)
 {
-	size_t have = 0;
-	int64_t deadline = tl_mono_ms() + timeout_ms;
-	while (have < len) {
-		int64_t left = deadline - tl_mono_ms();
-		if (left <= 0)
-			return IO_TIMEOUT;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int n = poll(&pfd, 1, (int)left);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			fail("poll: %s", strerror(errno));
-		if (n == 0)
-			return IO_TIMEOUT;
-		ssize_t r = recv(fd, p + have, len - have, 0);
-		if (r == 0)
-			return IO_CLOSED;
-		if (r == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			if (errno == ECONNRESET)
-				return IO_CLOSED;
-			fail("recv: %s", strerror(errno));
-		}
-		have += (size_t)r;
-	}
-	return IO_OK;
+	const char *call = NULL;
+	enum raw_io io = raw_recv_exact(fd, p, len, tl_mono_ms() + timeout_ms, &call);
+	if (io == RAW_IO_ERROR)
+		fail("%s: %s", call, strerror(errno));
+	return io;
 }
 
 /* The broker must close the connection (Kafka's answer to a frame it cannot serve). */
 static void expect_closed(struct client *c, const char *what)
 {
 	uint8_t byte;
-	enum io_result io = recv_exact(c->fd, &byte, 1, IO_TIMEOUT_MS);
-	if (io == IO_OK)
+	enum raw_io io = recv_exact(c->fd, &byte, 1, IO_TIMEOUT_MS);
+	if (io == RAW_IO_OK)
 		fail("%s: the broker answered; expected it to close the connection", what);
-	if (io == IO_TIMEOUT)
+	if (io == RAW_IO_TIMEOUT)
 		fail("%s: the connection stayed open %d ms; expected the broker to close it", what,
 		     IO_TIMEOUT_MS);
 	client_close(c);
@@ -259,32 +209,15 @@ static void expect_closed(struct client *c, const char *what)
 
 /* ---- requests and responses ---- */
 
-struct reply {
-	uint8_t *frame;
-	uint32_t len;
-	struct tl_cursor body; /* after the response header */
-	struct tl_arena arena;
-};
-
 static int32_t request_begin(struct client *c, struct tl_buf *frame, int16_t key, int16_t version)
 {
-	tl_buf_reset(frame);
-	tl_buf_i32(frame, 0);
-	struct tl_request_header header = {
-		.api_key = key,
-		.api_version = version,
-		.correlation_id = c->correlation_id++,
-		.client_id = tl_str_of("rawproto"),
-	};
-	tl_request_header_encode(frame, &header);
-	return header.correlation_id;
+	return raw_request_begin(frame, &c->correlation_id, "rawproto", key, version);
 }
 
 static void request_finish(struct tl_buf *frame)
 {
-	if (frame->failed)
+	if (!raw_request_finish(frame))
 		fail("out of memory encoding a request");
-	tl_be32_put(frame->data, (uint32_t)(frame->len - 4));
 }
 
 static bool request_send(struct client *c, struct tl_buf *frame)
@@ -293,54 +226,45 @@ static bool request_send(struct client *c, struct tl_buf *frame)
 	return send_all(c->fd, frame->data, frame->len);
 }
 
-static enum io_result reply_recv(struct client *c, int16_t key, int16_t version,
-				 int32_t correlation_id, struct reply *r)
+static enum raw_io reply_recv(struct client *c, int16_t key, int16_t version,
+			      int32_t correlation_id, struct raw_reply *r)
 {
 	uint8_t size[4];
 	memset(r, 0, sizeof(*r));
-	enum io_result io = recv_exact(c->fd, size, 4, IO_TIMEOUT_MS);
-	if (io != IO_OK)
+	enum raw_io io = recv_exact(c->fd, size, 4, IO_TIMEOUT_MS);
+	if (io != RAW_IO_OK)
 		return io;
 	uint32_t len = tl_be32_get(size);
 	if (len < 4 || len > RESPONSE_BYTES_MAX)
 		fail("api %d: response size %" PRIu32 " out of range", key, len);
-	r->frame = malloc(len);
-	if (!r->frame)
+	uint8_t *frame = malloc(len);
+	if (!frame)
 		fail("out of memory");
-	r->len = len;
-	io = recv_exact(c->fd, r->frame, len, IO_TIMEOUT_MS);
-	if (io != IO_OK)
+	io = recv_exact(c->fd, frame, len, IO_TIMEOUT_MS);
+	if (io != RAW_IO_OK)
 		fail("api %d: response of %" PRIu32 " bytes cut short", key, len);
-	tl_cursor_init(&r->body, r->frame, len);
 	int32_t got = -1;
-	if (tl_response_header_decode(&r->body, key, version, &got) != TL_OK)
+	if (!raw_reply_open(r, frame, len, key, version, &got))
 		fail("api %d v%d: response header does not decode", key, version);
 	if (got != correlation_id)
 		fail("api %d v%d: correlation id %d, expected %d (answers out of order?)", key,
 		     version, got, correlation_id);
 	tl_arena_init(&r->arena, ARENA_BYTES_MAX);
-	return IO_OK;
+	return RAW_IO_OK;
 }
 
 static void reply_must(struct client *c, int16_t key, int16_t version, int32_t correlation_id,
-		       struct reply *r)
+		       struct raw_reply *r)
 {
-	enum io_result io = reply_recv(c, key, version, correlation_id, r);
-	if (io == IO_CLOSED)
+	enum raw_io io = reply_recv(c, key, version, correlation_id, r);
+	if (io == RAW_IO_CLOSED)
 		fail("api %d v%d: the broker closed the connection instead of answering", key,
 		     version);
-	if (io == IO_TIMEOUT)
+	if (io == RAW_IO_TIMEOUT)
 		fail("api %d v%d: no answer within %d ms", key, version, IO_TIMEOUT_MS);
 }
 
-static void reply_free(struct reply *r)
-{
-	free(r->frame);
-	r->frame = NULL;
-	tl_arena_deinit(&r->arena);
-}
-
-static void decoded(tl_err err, const struct reply *r, const char *what)
+static void decoded(tl_err err, const struct raw_reply *r, const char *what)
 {
 	if (err != TL_OK)
 		fail("%s response does not decode (%s)", what, tl_err_name(err));
@@ -374,7 +298,7 @@ static int16_t check_api_versions(struct client *c, const char *when)
 	if (!request_send(c, &frame))
 		fail("ApiVersions %s: connection closed while sending", when);
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_API_VERSIONS, 3, corr, &r);
 	struct tl_api_versions_response resp;
 	decoded(tl_api_versions_response_decode(&r.body, 3, &r.arena, &resp), &r, "ApiVersions");
@@ -395,7 +319,7 @@ static int16_t check_api_versions(struct client *c, const char *when)
 		if (!served)
 			unserved = tl_api_specs[i].key;
 	}
-	reply_free(&r);
+	raw_reply_free(&r);
 	return unserved;
 }
 
@@ -420,14 +344,14 @@ static int16_t create_topic(struct client *c, const char *name, int32_t partitio
 	if (!request_send(c, &frame))
 		fail("CreateTopics: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_CREATE_TOPICS, 7, corr, &r);
 	struct tl_create_topics_response resp;
 	decoded(tl_create_topics_response_decode(&r.body, 7, &r.arena, &resp), &r, "CreateTopics");
 	if (resp.topics_count != 1)
 		fail("CreateTopics: %d topic results, expected 1", resp.topics_count);
 	int16_t code = resp.topics[0].error_code;
-	reply_free(&r);
+	raw_reply_free(&r);
 	return code;
 }
 
@@ -441,23 +365,14 @@ static void ensure_topic(struct client *c, const char *name, int32_t partitions)
 static void init_producer_id_for(struct client *c, const char *txn_id, int32_t timeout_ms,
 				 int64_t *pid_out, int16_t *epoch_out)
 {
-	struct tl_init_producer_id_request msg;
-	tl_init_producer_id_request_defaults(&msg);
-	msg.transactional_id.ptr = NULL;
-	msg.transactional_id.len = -1;
-	if (txn_id)
-		msg.transactional_id = tl_str_of(txn_id);
-	msg.transaction_timeout_ms = timeout_ms;
-	msg.producer_id = -1;
-	msg.producer_epoch = -1;
 	struct tl_buf frame;
 	tl_buf_init(&frame);
-	int32_t corr = request_begin(c, &frame, TL_API_INIT_PRODUCER_ID, 4);
-	tl_init_producer_id_request_encode(&frame, 4, &msg);
+	int32_t corr = raw_encode_init_producer_id(&frame, &c->correlation_id, "rawproto", 4,
+						   txn_id, timeout_ms);
 	if (!request_send(c, &frame))
 		fail("InitProducerId: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_INIT_PRODUCER_ID, 4, corr, &r);
 	struct tl_init_producer_id_response resp;
 	decoded(tl_init_producer_id_response_decode(&r.body, 4, &r.arena, &resp), &r,
@@ -468,7 +383,7 @@ static void init_producer_id_for(struct client *c, const char *txn_id, int32_t t
 		     resp.producer_epoch);
 	*pid_out = resp.producer_id;
 	*epoch_out = resp.producer_epoch;
-	reply_free(&r);
+	raw_reply_free(&r);
 }
 
 static void init_producer_id(struct client *c, int64_t *pid_out, int16_t *epoch_out)
@@ -484,29 +399,8 @@ static int32_t produce_timeout_ms = 10000; /* the Produce requests' timeout_ms *
 static int32_t encode_produce(struct client *c, struct tl_buf *frame, int16_t version, int16_t acks,
 			      const char *topic, int32_t partition, const uint8_t *data, size_t len)
 {
-	struct tl_produce_request_partition_produce_data pd;
-	tl_produce_request_partition_produce_data_defaults(&pd);
-	pd.index = partition;
-	pd.records.ptr = data;
-	pd.records.len = (int32_t)len;
-	struct tl_produce_request_topic_produce_data td;
-	tl_produce_request_topic_produce_data_defaults(&td);
-	td.name = tl_str_of(topic);
-	td.partition_data_count = 1;
-	td.partition_data = &pd;
-	struct tl_produce_request msg;
-	tl_produce_request_defaults(&msg);
-	msg.transactional_id.ptr = NULL;
-	msg.transactional_id.len = -1;
-	if (produce_txn_id)
-		msg.transactional_id = tl_str_of(produce_txn_id);
-	msg.acks = acks;
-	msg.timeout_ms = produce_timeout_ms;
-	msg.topic_data_count = 1;
-	msg.topic_data = &td;
-	int32_t corr = request_begin(c, frame, TL_API_PRODUCE, version);
-	tl_produce_request_encode(frame, version, &msg);
-	return corr;
+	return raw_encode_produce(frame, &c->correlation_id, "rawproto", version, produce_txn_id,
+				  acks, produce_timeout_ms, topic, partition, data, len);
 }
 
 static int32_t produce_send(struct client *c, int16_t version, int16_t acks, const char *topic,
@@ -526,7 +420,7 @@ static int32_t produce_send(struct client *c, int16_t version, int16_t acks, con
 static int16_t produce_recv(struct client *c, int16_t version, int32_t corr, const char *topic,
 			    int32_t partition, int64_t *base_offset_out)
 {
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_PRODUCE, version, corr, &r);
 	struct tl_produce_response resp;
 	decoded(tl_produce_response_decode(&r.body, version, &r.arena, &resp), &r, "Produce");
@@ -543,7 +437,7 @@ static int16_t produce_recv(struct client *c, int16_t version, int32_t corr, con
 	*base_offset_out = p->base_offset;
 	if (code == 0 && p->base_offset < 0)
 		fail("Produce: no error but base offset %" PRId64, p->base_offset);
-	reply_free(&r);
+	raw_reply_free(&r);
 	return code;
 }
 
@@ -748,7 +642,7 @@ static void fetch_all(struct client *c, const char *topic, int32_t partition,
 		int32_t corr = encode_fetch(c, &frame, 12, topic, partition, offset, 0);
 		if (!request_send(c, &frame))
 			fail("Fetch: connection closed while sending");
-		struct reply r;
+		struct raw_reply r;
 		reply_must(c, TL_API_FETCH, 12, corr, &r);
 		struct tl_fetch_response resp;
 		decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
@@ -759,7 +653,7 @@ static void fetch_all(struct client *c, const char *topic, int32_t partition,
 		expect_code("Fetch partition", p->error_code, 0);
 		list->high_watermark = p->high_watermark;
 		int64_t next = collect_records(&p->records, offset, list);
-		reply_free(&r);
+		raw_reply_free(&r);
 		if (next >= list->high_watermark)
 			break;
 		if (next == offset)
@@ -1127,7 +1021,7 @@ static void add_partition_to_txn(struct client *c, const char *txn_id, int64_t p
 	if (!request_send(c, &frame))
 		fail("AddPartitionsToTxn: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_ADD_PARTITIONS_TO_TXN, 3, corr, &r);
 	struct tl_add_partitions_to_txn_response resp;
 	decoded(tl_add_partitions_to_txn_response_decode(&r.body, 3, &r.arena, &resp), &r,
@@ -1139,7 +1033,7 @@ static void add_partition_to_txn(struct client *c, const char *txn_id, int64_t p
 		"AddPartitionsToTxn",
 		resp.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
 		0);
-	reply_free(&r);
+	raw_reply_free(&r);
 }
 
 /* Sends EndTxn (commit) for @pid/@epoch; returns its error code. */
@@ -1158,12 +1052,12 @@ static int16_t end_txn(struct client *c, const char *txn_id, int64_t pid, int16_
 	if (!request_send(c, &frame))
 		fail("EndTxn: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_END_TXN, 3, corr, &r);
 	struct tl_end_txn_response resp;
 	decoded(tl_end_txn_response_decode(&r.body, 3, &r.arena, &resp), &r, "EndTxn");
 	int16_t code = resp.error_code;
-	reply_free(&r);
+	raw_reply_free(&r);
 	return code;
 }
 
@@ -1186,7 +1080,7 @@ static void expect_fetch_stops_at_lso(struct client *c, const char *topic)
 	if (!request_send(c, &frame))
 		fail("Fetch: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_FETCH, 12, corr, &r);
 	struct tl_fetch_response resp;
 	decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
@@ -1202,7 +1096,7 @@ static void expect_fetch_stops_at_lso(struct client *c, const char *topic)
 		fail("read_committed Fetch returned %d bytes of records past the last stable "
 		     "offset 0",
 		     p->records.len);
-	reply_free(&r);
+	raw_reply_free(&r);
 }
 
 /* Opens a transaction on partition 0 of @topic holding one batch of 10 records, checks
@@ -1288,13 +1182,13 @@ static int16_t add_offsets_to_txn(struct client *c, const char *txn_id, int64_t 
 	if (!request_send(c, &frame))
 		fail("AddOffsetsToTxn: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_ADD_OFFSETS_TO_TXN, 3, corr, &r);
 	struct tl_add_offsets_to_txn_response resp;
 	decoded(tl_add_offsets_to_txn_response_decode(&r.body, 3, &r.arena, &resp), &r,
 		"AddOffsetsToTxn");
 	int16_t code = resp.error_code;
-	reply_free(&r);
+	raw_reply_free(&r);
 	return code;
 }
 
@@ -1329,7 +1223,7 @@ static int16_t txn_offset_commit(struct client *c, const char *txn_id, int64_t p
 	if (!request_send(c, &frame))
 		fail("TxnOffsetCommit: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_TXN_OFFSET_COMMIT, 3, corr, &r);
 	struct tl_txn_offset_commit_response resp;
 	decoded(tl_txn_offset_commit_response_decode(&r.body, 3, &r.arena, &resp), &r,
@@ -1337,7 +1231,7 @@ static int16_t txn_offset_commit(struct client *c, const char *txn_id, int64_t p
 	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
 		fail("TxnOffsetCommit: expected one topic with one partition in the answer");
 	int16_t code = resp.topics[0].partitions[0].error_code;
-	reply_free(&r);
+	raw_reply_free(&r);
 	return code;
 }
 
@@ -1444,7 +1338,7 @@ static int16_t list_offsets_one(struct client *c, const char *topic, int64_t tim
 	if (!request_send(c, &frame))
 		fail("ListOffsets: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_LIST_OFFSETS, 8, corr, &r);
 	struct tl_list_offsets_response resp;
 	decoded(tl_list_offsets_response_decode(&r.body, 8, &r.arena, &resp), &r, "ListOffsets");
@@ -1455,7 +1349,7 @@ static int16_t list_offsets_one(struct client *c, const char *topic, int64_t tim
 	int16_t code = p->error_code;
 	*offset_out = p->offset;
 	*timestamp_out = p->timestamp;
-	reply_free(&r);
+	raw_reply_free(&r);
 	return code;
 }
 
@@ -1513,7 +1407,7 @@ static int16_t fetch_with_epoch(struct client *c, const char *topic, int32_t lea
 	if (!request_send(c, &frame))
 		fail("Fetch: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_FETCH, 12, corr, &r);
 	struct tl_fetch_response resp;
 	decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
@@ -1521,7 +1415,7 @@ static int16_t fetch_with_epoch(struct client *c, const char *topic, int32_t lea
 	if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
 		fail("Fetch: expected one topic with one partition in the answer");
 	int16_t code = resp.responses[0].partitions[0].error_code;
-	reply_free(&r);
+	raw_reply_free(&r);
 	return code;
 }
 
@@ -1598,7 +1492,7 @@ static int run_pipeline(const char *topic, int32_t count, int32_t wait_ms)
 	if (all.failed || !send_all(c.fd, all.data, all.len))
 		fail("Fetch: connection closed while sending the pipeline");
 	for (int32_t i = 0; i < count; i++) {
-		struct reply r;
+		struct raw_reply r;
 		reply_must(&c, TL_API_FETCH, 12, corr[i], &r);
 		struct tl_fetch_response resp;
 		decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
@@ -1607,7 +1501,7 @@ static int run_pipeline(const char *topic, int32_t count, int32_t wait_ms)
 			fail("Fetch: expected one topic with one partition in the answer");
 		expect_code("pipelined Fetch partition", resp.responses[0].partitions[0].error_code,
 			    0);
-		reply_free(&r);
+		raw_reply_free(&r);
 	}
 	free(corr);
 	tl_buf_deinit(&all);
@@ -1646,7 +1540,7 @@ static int run_delete_records(const char *topic, int32_t partition, int64_t offs
 	if (!request_send(&c, &frame))
 		fail("DeleteRecords: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(&c, TL_API_DELETE_RECORDS, 1, corr, &r);
 	struct tl_delete_records_response resp;
 	decoded(tl_delete_records_response_decode(&r.body, 1, &r.arena, &resp), &r,
@@ -1655,7 +1549,7 @@ static int run_delete_records(const char *topic, int32_t partition, int64_t offs
 		fail("DeleteRecords: not one partition in the answer");
 	printf("error %d low-watermark %" PRId64 "\n", resp.topics[0].partitions[0].error_code,
 	       resp.topics[0].partitions[0].low_watermark);
-	reply_free(&r);
+	raw_reply_free(&r);
 	client_close(&c);
 	return 0;
 }
@@ -1665,7 +1559,7 @@ static int run_delete_records(const char *topic, int32_t partition, int64_t offs
 static int32_t metadata_isr_recv(struct client *c, int32_t corr, const char *topic,
 				 int32_t partition, int32_t *isr, int32_t max)
 {
-	struct reply r;
+	struct raw_reply r;
 	reply_must(c, TL_API_METADATA, 12, corr, &r);
 	struct tl_metadata_response resp;
 	decoded(tl_metadata_response_decode(&r.body, 12, &r.arena, &resp), &r, "Metadata");
@@ -1682,24 +1576,15 @@ static int32_t metadata_isr_recv(struct client *c, int32_t corr, const char *top
 				isr[k] = mt->partitions[i].isr_nodes[k];
 		}
 	}
-	reply_free(&r);
+	raw_reply_free(&r);
 	return count;
 }
 
 static int32_t metadata_send(struct client *c, const char *topic)
 {
-	struct tl_metadata_request_metadata_request_topic mt;
-	tl_metadata_request_metadata_request_topic_defaults(&mt);
-	mt.name = tl_str_of(topic);
-	struct tl_metadata_request md;
-	tl_metadata_request_defaults(&md);
-	md.topics_count = 1;
-	md.topics = &mt;
-	md.allow_auto_topic_creation = false;
 	struct tl_buf frame;
 	tl_buf_init(&frame);
-	int32_t corr = request_begin(c, &frame, TL_API_METADATA, 12);
-	tl_metadata_request_encode(&frame, 12, &md);
+	int32_t corr = raw_encode_metadata(&frame, &c->correlation_id, "rawproto", 12, topic);
 	if (!request_send(c, &frame))
 		fail("Metadata: connection closed while sending");
 	tl_buf_deinit(&frame);
@@ -1806,7 +1691,7 @@ static int run_describe_broker(const char *id)
 	if (!request_send(&c, &frame))
 		fail("DescribeConfigs: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(&c, TL_API_DESCRIBE_CONFIGS, 4, corr, &r);
 	struct tl_describe_configs_response resp;
 	decoded(tl_describe_configs_response_decode(&r.body, 4, &r.arena, &resp), &r,
@@ -1814,7 +1699,7 @@ static int run_describe_broker(const char *id)
 	if (resp.results_count != 1)
 		fail("DescribeConfigs: %d results, want 1", resp.results_count);
 	printf("error %d configs %d\n", resp.results[0].error_code, resp.results[0].configs_count);
-	reply_free(&r);
+	raw_reply_free(&r);
 	client_close(&c);
 	return 0;
 }
@@ -1986,7 +1871,7 @@ static void bad_versions(void)
 	tl_be16_put(frame.data + 6, 99); /* api_version field of the header */
 	if (!request_send(&c, &frame))
 		fail("ApiVersions v99: connection closed while sending");
-	struct reply r;
+	struct raw_reply r;
 	reply_must(&c, TL_API_API_VERSIONS, 0, corr, &r);
 	struct tl_api_versions_response resp;
 	decoded(tl_api_versions_response_decode(&r.body, 0, &r.arena, &resp), &r,
@@ -1998,7 +1883,7 @@ static void bad_versions(void)
 			  resp.api_keys[i].min_version == 0 && resp.api_keys[i].max_version >= 3;
 	if (!listed)
 		fail("ApiVersions v99: the answer does not give the supported ApiVersions range");
-	reply_free(&r);
+	raw_reply_free(&r);
 	check_api_versions(&c, "on the connection that sent ApiVersions v99");
 	client_close(&c);
 	/* A known request whose body does not decode. */
@@ -2124,18 +2009,8 @@ static void templates_build(struct templates *t, const char *topic)
 	encode_fetch(&fake, &t->frames[t->count++], 12, topic, 0, 0, 5);
 	encode_fetch(&fake, &t->frames[t->count++], 4, topic, 0, 0, 5);
 
-	struct tl_metadata_request_metadata_request_topic mt;
-	tl_metadata_request_metadata_request_topic_defaults(&mt);
-	mt.name = tl_str_of(topic);
-	struct tl_metadata_request md;
-	tl_metadata_request_defaults(&md);
-	md.topics_count = 1;
-	md.topics = &mt;
-	md.allow_auto_topic_creation = false;
-	request_begin(&fake, &t->frames[t->count], TL_API_METADATA, 12);
-	tl_metadata_request_encode(&t->frames[t->count++], 12, &md);
-	request_begin(&fake, &t->frames[t->count], TL_API_METADATA, 1);
-	tl_metadata_request_encode(&t->frames[t->count++], 1, &md);
+	raw_encode_metadata(&t->frames[t->count++], &fake.correlation_id, "rawproto", 12, topic);
+	raw_encode_metadata(&t->frames[t->count++], &fake.correlation_id, "rawproto", 1, topic);
 
 	struct tl_list_offsets_request_list_offsets_partition lp;
 	tl_list_offsets_request_list_offsets_partition_defaults(&lp);
