@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inter-broker re-authentication (issue #16, KIP-368): 2 brokers whose only listener,
-# also the inter-broker one, is SASL_PLAINTEXT (SCRAM-SHA-256, User:broker) with
-# connections.max.reauth.ms=3000. A broker closes a connection whose session ended at
+# also the inter-broker one, is SASL_PLAINTEXT (SCRAM-SHA-256, User:broker, its login
+# given as Kafka's JAAS text in listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config)
+# with connections.max.reauth.ms=3000. A broker closes a connection whose session ended at
 # its next request other than SaslHandshake/SaslAuthenticate/ApiVersions; the replica
 # fetcher and the marker sender must log in again (85-95% into the session lifetime
 # SaslAuthenticate gave them) on the same connection instead.
@@ -27,8 +28,7 @@ TL_CTALLY_ARGS=(--timeout 10s "${as_admin[@]}")
 tl_cluster_start 2 --override inter.broker.listener.name=SASL_PLAINTEXT \
 	--override sasl.enabled.mechanisms=SCRAM-SHA-256 \
 	--override sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256 \
-	--override inter.broker.sasl.username=broker \
-	--override "inter.broker.sasl.password=$BROKER_PW" \
+	--override "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"$BROKER_PW\";" \
 	--override connections.max.reauth.ms=3000 \
 	--override offsets.topic.replication.factor=2 \
 	--override transaction.state.log.replication.factor=2 \
