@@ -606,8 +606,7 @@ static int jaas_next(struct jaas_lexer *lx, char *why, size_t why_size)
 	return 'w';
 }
 
-tl_err tl_config_jaas_parse(const char *text, struct tl_jaas_login *out, char *why,
-			    size_t why_size)
+tl_err tl_config_jaas_parse(const char *text, struct tl_jaas_login *out, char *why, size_t why_size)
 {
 	memset(out, 0, sizeof(*out));
 	struct jaas_lexer lx = {.p = text};
@@ -615,9 +614,10 @@ tl_err tl_config_jaas_parse(const char *text, struct tl_jaas_login *out, char *w
 	char detail[160];
 	int t = jaas_next(&lx, detail, sizeof(detail));
 	if (t == 0) {
-		snprintf(why, why_size, "no login module (want e.g. "
-					"org.apache.kafka.common.security.scram.ScramLoginModule "
-					"required username=\"...\" password=\"...\";)");
+		snprintf(why, why_size,
+			 "no login module (want e.g. "
+			 "org.apache.kafka.common.security.scram.ScramLoginModule "
+			 "required username=\"...\" password=\"...\";)");
 		goto out;
 	}
 	if (t != 'w' || lx.quoted) {
@@ -672,8 +672,8 @@ tl_err tl_config_jaas_parse(const char *text, struct tl_jaas_login *out, char *w
 		}
 		t = jaas_next(&lx, detail, sizeof(detail));
 		if (t != 'w') {
-			snprintf(why, why_size, "%s: option %s has no value%s%s", out->module,
-				 name, t < 0 ? ": " : "", t < 0 ? detail : "");
+			snprintf(why, why_size, "%s: option %s has no value%s%s", out->module, name,
+				 t < 0 ? ": " : "", t < 0 ? detail : "");
 			goto out;
 		}
 		char *field = NULL;
@@ -722,7 +722,8 @@ tl_err tl_config_set(struct tl_config *config, const char *key, const char *valu
 		if (strcmp(broker_keys[i].name, key) == 0)
 			def = &broker_keys[i];
 	if (!def && is_jaas_key(key)) {
-		if (strlen(value) >= TL_CONFIG_JAAS_TEXT_MAX || strlen(key) >= sizeof(config->jaas[0].key)) {
+		if (strlen(value) >= TL_CONFIG_JAAS_TEXT_MAX ||
+		    strlen(key) >= sizeof(config->jaas[0].key)) {
 			snprintf(why, why_size, "config %s: longer than %d bytes", key,
 				 TL_CONFIG_JAAS_TEXT_MAX - 1);
 			return TL_ERR_INVALID;
@@ -817,6 +818,23 @@ static char *trim(char *s)
 	return s;
 }
 
+/* A physical line ending in an odd number of backslashes goes on on the next one, whose
+ * leading white space is dropped, as in Java's .properties (Kafka's JAAS examples are
+ * written so). Other backslash escapes are kept as they are. */
+static bool line_continues(char *line)
+{
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	size_t backslashes = 0;
+	while (backslashes < n && line[n - 1 - backslashes] == '\\')
+		backslashes++;
+	if (backslashes % 2 == 0)
+		return false;
+	line[n - 1] = '\0';
+	return true;
+}
+
 tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why, size_t why_size)
 {
 	FILE *f = fopen(path, "r");
@@ -825,16 +843,41 @@ tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why
 		return TL_ERR_IO;
 	}
 	char line[2048];
-	int line_no = 0;
+	char logical[8192];
+	size_t logical_len = 0;
+	bool continued = false;
+	int line_no = 0, first_line_no = 0;
 	tl_err err = TL_OK;
 	while (err == TL_OK && fgets(line, sizeof(line), f)) {
 		line_no++;
-		char *s = trim(line);
-		if (*s == '\0' || *s == '#' || *s == '!')
+		char *part = line;
+		if (!continued) {
+			first_line_no = line_no;
+			logical_len = 0;
+			char *s = trim(line);
+			if (*s == '\0' || *s == '#' || *s == '!')
+				continue;
+		} else {
+			while (isspace((unsigned char)*part))
+				part++;
+		}
+		continued = line_continues(part);
+		size_t n = strlen(part);
+		if (logical_len + n >= sizeof(logical)) {
+			snprintf(why, why_size, "config %s:%d: a line longer than %zu bytes", path,
+				 first_line_no, sizeof(logical) - 1);
+			err = TL_ERR_INVALID;
+			break;
+		}
+		memcpy(logical + logical_len, part, n + 1);
+		logical_len += n;
+		if (continued)
 			continue;
+		char *s = trim(logical);
 		char *sep = strpbrk(s, "=:");
 		if (!sep) {
-			snprintf(why, why_size, "config %s:%d: expected key=value", path, line_no);
+			snprintf(why, why_size, "config %s:%d: expected key=value", path,
+				 first_line_no);
 			err = TL_ERR_INVALID;
 			break;
 		}
@@ -842,10 +885,18 @@ tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why
 		char *key = trim(s), *value = trim(sep + 1);
 		err = tl_config_set(config, key, value, why, why_size);
 		if (err != TL_OK) {
-			size_t n = strlen(why);
-			snprintf(why + n, why_size - n, " (%s:%d)", path, line_no);
+			size_t len = strlen(why);
+			snprintf(why + len, why_size - len, " (%s:%d)", path, first_line_no);
 		}
 	}
+	if (err == TL_OK && continued) {
+		snprintf(why, why_size,
+			 "config %s:%d: the last line ends in a '\\' with no line after it", path,
+			 first_line_no);
+		err = TL_ERR_INVALID;
+	}
+	explicit_bzero(logical, sizeof(logical)); /* JAAS text holds passwords */
+	explicit_bzero(line, sizeof(line));
 	fclose(f);
 	return err;
 }
@@ -1117,8 +1168,8 @@ static tl_err config_finish_ssl(const struct tl_config *config, char *why, size_
 /* The JAAS text Kafka would use for the broker's login on @listener with @mechanism:
  * listener.name.<listener>.<mechanism>.sasl.jaas.config (lower case in Kafka; any
  * case here), else sasl.jaas.config; NULL when neither is given. */
-static const struct tl_config_jaas *jaas_for(const struct tl_config *config,
-					     const char *listener, const char *mechanism)
+static const struct tl_config_jaas *jaas_for(const struct tl_config *config, const char *listener,
+					     const char *mechanism)
 {
 	char key[160];
 	snprintf(key, sizeof(key), "listener.name.%s.%s.sasl.jaas.config", listener, mechanism);

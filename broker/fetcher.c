@@ -647,9 +647,10 @@ static void session_read(struct tl_broker *broker, struct session *s)
 			 * its certificate: a refused one shows here, as the server's alert. */
 			char detail[200];
 			tl_transport_error(&s->link.transport, detail, sizeof(detail));
-			snprintf(s->link.why, sizeof(s->link.why),
-				 "TLS: the leader closed the connection before its first answer: %s",
-				 detail);
+			snprintf(
+				s->link.why, sizeof(s->link.why),
+				"TLS: the leader closed the connection before its first answer: %s",
+				detail);
 			s->link.failure = TL_ERR_IO;
 			session_login_failed(broker, s);
 			return;

@@ -186,8 +186,8 @@ static struct conn *conn_for(struct tl_markers *m, const struct job *job)
 		tl_peer_link_reauth_start(&c->link);
 		if (!conn_secure(m, c, false))
 			return NULL;
-		tl_info("txn: re-authenticated with broker=%d principal=%s logins=%d",
-			c->broker_id, m->security->principal, c->link.logins);
+		tl_info("txn: re-authenticated with broker=%d principal=%s logins=%d", c->broker_id,
+			m->security->principal, c->link.logins);
 	}
 	return c->fd == -1 ? NULL : c;
 }

@@ -62,12 +62,12 @@ struct tl_peer_link {
 	uint8_t size_prefix[4];
 	uint8_t *in; /* the SASL response being read */
 	size_t in_bytes;
-	size_t in_have; /* counts the size prefix too */
+	size_t in_have;              /* counts the size prefix too */
 	int64_t session_lifetime_ms; /* the peer's, from the last login; 0: unlimited */
 	int64_t reauth_at_ms;        /* tl_mono_ms() time to log in again; 0: never */
 	int32_t logins;              /* SASL logins completed on this link */
-	tl_err failure; /* why the link failed: a Kafka code or TL_ERR_IO */
-	char why[320];  /* the same, in words */
+	tl_err failure;              /* why the link failed: a Kafka code or TL_ERR_IO */
+	char why[320];               /* the same, in words */
 };
 
 /* Builds @sec from the inter-broker listener of @config: the TLS client context

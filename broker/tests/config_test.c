@@ -262,19 +262,21 @@ END_TEST
 START_TEST(jaas_text_parses_quotes_escapes_and_refuses_bad_syntax)
 {
 	struct tl_jaas_login login;
-	ck_assert_int_eq(tl_config_jaas_parse(
-				 "org.apache.kafka.common.security.scram.ScramLoginModule required\n"
-				 "  username=\"broker\" password=\"p w\\\"q\\\\r;=\" user_alice=\"x\";  ",
-				 &login, why, sizeof(why)),
-			 TL_OK);
+	ck_assert_int_eq(
+		tl_config_jaas_parse(
+			"org.apache.kafka.common.security.scram.ScramLoginModule required\n"
+			"  username=\"broker\" password=\"p w\\\"q\\\\r;=\" user_alice=\"x\";  ",
+			&login, why, sizeof(why)),
+		TL_OK);
 	ck_assert_str_eq(login.module, "org.apache.kafka.common.security.scram.ScramLoginModule");
 	ck_assert_str_eq(login.username, "broker");
 	ck_assert_str_eq(login.password, "p w\"q\\r;=");
 	/* Bare words as values, any case of the flag, no options at all. */
-	ck_assert_int_eq(tl_config_jaas_parse("org.apache.kafka.common.security.plain.PlainLoginModule "
-					      "REQUIRED username=bob password=s3cret-x;",
-					      &login, why, sizeof(why)),
-			 TL_OK);
+	ck_assert_int_eq(
+		tl_config_jaas_parse("org.apache.kafka.common.security.plain.PlainLoginModule "
+				     "REQUIRED username=bob password=s3cret-x;",
+				     &login, why, sizeof(why)),
+		TL_OK);
 	ck_assert_str_eq(login.password, "s3cret-x");
 	ck_assert_int_eq(tl_config_jaas_parse("a.B optional;", &login, why, sizeof(why)), TL_OK);
 	ck_assert(!login.has_username && !login.has_password);
@@ -299,7 +301,8 @@ START_TEST(jaas_text_parses_quotes_escapes_and_refuses_bad_syntax)
 				 TL_ERR_INVALID);
 		ck_assert_msg(strstr(why, bad[i].why), "case %zu: \"%s\" lacks \"%s\"", i, why,
 			      bad[i].why);
-		ck_assert_msg(!strstr(why, "secret-1"), "case %zu printed the password: %s", i, why);
+		ck_assert_msg(!strstr(why, "secret-1"), "case %zu printed the password: %s", i,
+			      why);
 	}
 }
 END_TEST
@@ -347,13 +350,13 @@ START_TEST(inter_broker_login_from_jaas)
 		 base, scram);
 	ck_assert_int_eq(load_text(text), TL_OK);
 	setup();
-	snprintf(text, sizeof(text),
-		 "%ssasl.jaas.config=%s\ninter.broker.sasl.username=other\n", base, scram);
+	snprintf(text, sizeof(text), "%ssasl.jaas.config=%s\ninter.broker.sasl.username=other\n",
+		 base, scram);
 	ck_assert_int_eq(load_text(text), TL_ERR_INVALID);
 	ck_assert_ptr_nonnull(strstr(why, "disagree on the user"));
 	setup();
-	snprintf(text, sizeof(text),
-		 "%ssasl.jaas.config=%s\ninter.broker.sasl.password=pw-other\n", base, scram);
+	snprintf(text, sizeof(text), "%ssasl.jaas.config=%s\ninter.broker.sasl.password=pw-other\n",
+		 base, scram);
 	ck_assert_int_eq(load_text(text), TL_ERR_INVALID);
 	ck_assert_ptr_nonnull(strstr(why, "disagree on the password"));
 	ck_assert(!strstr(why, "pw-1") && !strstr(why, "pw-other"));
@@ -375,6 +378,23 @@ START_TEST(inter_broker_login_from_jaas)
 	ck_assert_ptr_nonnull(strstr(why, "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"));
 	ck_assert_ptr_nonnull(strstr(why, "missing ';'"));
 	ck_assert(!strstr(why, "pw-1"));
+	/* Written as Kafka's documentation does, over lines ending in '\'. */
+	setup();
+	snprintf(text, sizeof(text),
+		 "%slistener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+		 "org.apache.kafka.common.security.scram.ScramLoginModule required \\\n"
+		 "    username=\"broker\" \\\r\n"
+		 "\tpassword=\"pw-\\\\1\";\n"
+		 "log.retention.hours=5\n",
+		 base);
+	ck_assert_int_eq(load_text(text), TL_OK);
+	ck_assert_str_eq(config.inter_broker_sasl_username, "broker");
+	ck_assert_str_eq(config.inter_broker_sasl_password,
+			 "pw-\\1"); /* JAAS unescaped it; Java properties would first */
+	setup();
+	snprintf(text, sizeof(text), "%ssasl.jaas.config=x \\\n", base);
+	ck_assert_int_eq(load_text(text), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "no line after it"));
 	/* Neither way: the message names both. */
 	setup();
 	ck_assert_int_eq(load_text(base), TL_ERR_INVALID);

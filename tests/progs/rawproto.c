@@ -1747,8 +1747,9 @@ static int run_metadata(const char *topic, int16_t version)
 		if (rt->error_code != 0)
 			printf("topic error %d\n", rt->error_code);
 		for (int32_t i = 0; i < rt->partitions_count; i++)
-			printf("partition %d leader %d error %d\n", rt->partitions[i].partition_index,
-			       rt->partitions[i].leader_id, rt->partitions[i].error_code);
+			printf("partition %d leader %d error %d\n",
+			       rt->partitions[i].partition_index, rt->partitions[i].leader_id,
+			       rt->partitions[i].error_code);
 	}
 	reply_free(&r);
 	client_close(&c);
