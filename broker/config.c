@@ -955,6 +955,17 @@ tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size)
 	else if (p->roll_hours)
 		config->log.segment_ms = p->roll_hours * 3600000;
 
+	/* Every JAAS text given must parse, used or not, as Kafka refuses a broken one. */
+	for (int32_t i = 0; i < config->jaas_count; i++) {
+		struct tl_jaas_login login;
+		char detail[320];
+		if (tl_config_jaas_parse(config->jaas[i].text, &login, detail, sizeof(detail)) !=
+		    TL_OK) {
+			snprintf(why, why_size, "config %s: %s", config->jaas[i].key, detail);
+			return TL_ERR_INVALID;
+		}
+		explicit_bzero(&login, sizeof(login));
+	}
 	tl_err err = config_finish_listeners(config, why, why_size);
 	if (err != TL_OK)
 		return err;
