@@ -628,7 +628,7 @@ tl_err tl_config_jaas_parse(const char *text, struct tl_jaas_login *out, char *w
 		snprintf(why, why_size, "the login module class name is too long");
 		goto out;
 	}
-	snprintf(out->module, sizeof(out->module), "%s", lx.token);
+	memcpy(out->module, lx.token, strlen(lx.token) + 1); /* length checked above */
 	t = jaas_next(&lx, detail, sizeof(detail));
 	if (t != 'w' || lx.quoted ||
 	    (strcasecmp(lx.token, "required") != 0 && strcasecmp(lx.token, "requisite") != 0 &&
@@ -663,7 +663,7 @@ tl_err tl_config_jaas_parse(const char *text, struct tl_jaas_login *out, char *w
 			snprintf(why, why_size, "%s: an option name is too long", out->module);
 			goto out;
 		}
-		snprintf(name, sizeof(name), "%s", lx.token);
+		memcpy(name, lx.token, strlen(lx.token) + 1); /* length checked above */
 		t = jaas_next(&lx, detail, sizeof(detail));
 		if (t != '=') {
 			snprintf(why, why_size, "%s: option %s has no '=' and value%s%s",
@@ -695,7 +695,7 @@ tl_err tl_config_jaas_parse(const char *text, struct tl_jaas_login *out, char *w
 				 out->module, name, field_size - 1);
 			goto out;
 		}
-		snprintf(field, field_size, "%s", lx.token);
+		memcpy(field, lx.token, strlen(lx.token) + 1); /* length checked above */
 		*has = true;
 	}
 	t = jaas_next(&lx, detail, sizeof(detail));
