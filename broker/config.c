@@ -518,6 +518,202 @@ static void unknown_key_message(const char *key, char *why, size_t why_size)
 		snprintf(why, why_size, "config: unknown key \"%s\"", key);
 }
 
+static bool is_jaas_key(const char *key)
+{
+	static const char suffix[] = ".sasl.jaas.config";
+	size_t len = strlen(key);
+	if (strcmp(key, "sasl.jaas.config") == 0)
+		return true;
+	return strncmp(key, "listener.name.", strlen("listener.name.")) == 0 &&
+	       len > strlen("listener.name.") + strlen(suffix) &&
+	       strcmp(key + len - strlen(suffix), suffix) == 0;
+}
+
+/* ---- JAAS text (sasl.jaas.config) ---- */
+
+struct jaas_lexer {
+	const char *p;
+	char token[TL_CONFIG_JAAS_TEXT_MAX];
+	bool quoted;
+};
+
+static bool jaas_word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-' || c == '$' ||
+	       c == '/' || c == ':' || c == '@' || c == '+' || c == '*';
+}
+
+/* The next token into lexer->token: a word, a quoted string, or one of '=' ';'.
+ * 0 at the end, 'w' a word or string, '=' or ';', or -1 with a reason in @why. */
+static int jaas_next(struct jaas_lexer *lx, char *why, size_t why_size)
+{
+	while (isspace((unsigned char)*lx->p))
+		lx->p++;
+	lx->quoted = false;
+	lx->token[0] = '\0';
+	char c = *lx->p;
+	if (c == '\0')
+		return 0;
+	if (c == '=' || c == ';') {
+		lx->p++;
+		lx->token[0] = c;
+		lx->token[1] = '\0';
+		return c;
+	}
+	size_t n = 0;
+	if (c == '"') {
+		lx->quoted = true;
+		lx->p++;
+		for (;;) {
+			c = *lx->p++;
+			if (c == '\0') {
+				snprintf(why, why_size, "a quoted value has no closing '\"'");
+				return -1;
+			}
+			if (c == '"')
+				break;
+			if (c == '\\') {
+				c = *lx->p++;
+				if (c == '\0') {
+					snprintf(why, why_size,
+						 "a quoted value ends in a lone '\\'");
+					return -1;
+				}
+				c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c;
+			}
+			if (n + 1 >= sizeof(lx->token)) {
+				snprintf(why, why_size, "a value is too long");
+				return -1;
+			}
+			lx->token[n++] = c;
+		}
+		lx->token[n] = '\0';
+		return 'w';
+	}
+	if (!jaas_word_char(c)) {
+		snprintf(why, why_size, "unexpected character '%c' (quote values with \"...\")",
+			 isprint((unsigned char)c) ? c : '?');
+		return -1;
+	}
+	while (jaas_word_char(*lx->p)) {
+		if (n + 1 >= sizeof(lx->token)) {
+			snprintf(why, why_size, "a word is too long");
+			return -1;
+		}
+		lx->token[n++] = *lx->p++;
+	}
+	lx->token[n] = '\0';
+	return 'w';
+}
+
+tl_err tl_config_jaas_parse(const char *text, struct tl_jaas_login *out, char *why, size_t why_size)
+{
+	memset(out, 0, sizeof(*out));
+	struct jaas_lexer lx = {.p = text};
+	tl_err err = TL_ERR_INVALID;
+	char detail[160];
+	int t = jaas_next(&lx, detail, sizeof(detail));
+	if (t == 0) {
+		snprintf(why, why_size,
+			 "no login module (want e.g. "
+			 "org.apache.kafka.common.security.scram.ScramLoginModule "
+			 "required username=\"...\" password=\"...\";)");
+		goto out;
+	}
+	if (t != 'w' || lx.quoted) {
+		snprintf(why, why_size, "%s", t < 0 ? detail : "a login module class name first");
+		goto out;
+	}
+	if (strlen(lx.token) >= sizeof(out->module)) {
+		snprintf(why, why_size, "the login module class name is too long");
+		goto out;
+	}
+	memcpy(out->module, lx.token, strlen(lx.token) + 1); /* length checked above */
+	t = jaas_next(&lx, detail, sizeof(detail));
+	if (t != 'w' || lx.quoted ||
+	    (strcasecmp(lx.token, "required") != 0 && strcasecmp(lx.token, "requisite") != 0 &&
+	     strcasecmp(lx.token, "sufficient") != 0 && strcasecmp(lx.token, "optional") != 0)) {
+		snprintf(why, why_size,
+			 "%s: after the login module a control flag: required, requisite, "
+			 "sufficient or optional",
+			 t < 0 ? detail : out->module);
+		goto out;
+	}
+	for (;;) {
+		t = jaas_next(&lx, detail, sizeof(detail));
+		if (t < 0) {
+			snprintf(why, why_size, "%s: %s", out->module, detail);
+			goto out;
+		}
+		if (t == ';')
+			break;
+		if (t == 0) {
+			snprintf(why, why_size,
+				 "%s: missing ';' at the end of the login module's options",
+				 out->module);
+			goto out;
+		}
+		if (t != 'w' || lx.quoted) {
+			snprintf(why, why_size, "%s: an option name expected, not '%s'",
+				 out->module, lx.token);
+			goto out;
+		}
+		char name[64];
+		if (strlen(lx.token) >= sizeof(name)) {
+			snprintf(why, why_size, "%s: an option name is too long", out->module);
+			goto out;
+		}
+		memcpy(name, lx.token, strlen(lx.token) + 1); /* length checked above */
+		t = jaas_next(&lx, detail, sizeof(detail));
+		if (t != '=') {
+			snprintf(why, why_size, "%s: option %s has no '=' and value%s%s",
+				 out->module, name, t < 0 ? ": " : "", t < 0 ? detail : "");
+			goto out;
+		}
+		t = jaas_next(&lx, detail, sizeof(detail));
+		if (t != 'w') {
+			snprintf(why, why_size, "%s: option %s has no value%s%s", out->module, name,
+				 t < 0 ? ": " : "", t < 0 ? detail : "");
+			goto out;
+		}
+		char *field = NULL;
+		bool *has = NULL;
+		size_t field_size = 0;
+		if (strcmp(name, "username") == 0) {
+			field = out->username;
+			has = &out->has_username;
+			field_size = sizeof(out->username);
+		} else if (strcmp(name, "password") == 0) {
+			field = out->password;
+			has = &out->has_password;
+			field_size = sizeof(out->password);
+		}
+		if (!field)
+			continue; /* user_<name>, serviceName, ...: not Tally's */
+		if (strlen(lx.token) >= field_size) {
+			snprintf(why, why_size, "%s: option %s is longer than %zu bytes",
+				 out->module, name, field_size - 1);
+			goto out;
+		}
+		memcpy(field, lx.token, strlen(lx.token) + 1); /* length checked above */
+		*has = true;
+	}
+	t = jaas_next(&lx, detail, sizeof(detail));
+	if (t != 0) {
+		snprintf(why, why_size,
+			 "%s: text after its ';': one login module only (as Kafka's "
+			 "sasl.jaas.config)",
+			 out->module);
+		goto out;
+	}
+	err = TL_OK;
+out:
+	explicit_bzero(lx.token, sizeof(lx.token));
+	if (err != TL_OK)
+		explicit_bzero(out, sizeof(*out));
+	return err;
+}
+
 tl_err tl_config_set(struct tl_config *config, const char *key, const char *value, char *why,
 		     size_t why_size)
 {
@@ -525,6 +721,28 @@ tl_err tl_config_set(struct tl_config *config, const char *key, const char *valu
 	for (size_t i = 0; i < TL_ARRAY_SIZE(broker_keys); i++)
 		if (strcmp(broker_keys[i].name, key) == 0)
 			def = &broker_keys[i];
+	if (!def && is_jaas_key(key)) {
+		if (strlen(value) >= TL_CONFIG_JAAS_TEXT_MAX ||
+		    strlen(key) >= sizeof(config->jaas[0].key)) {
+			snprintf(why, why_size, "config %s: longer than %d bytes", key,
+				 TL_CONFIG_JAAS_TEXT_MAX - 1);
+			return TL_ERR_INVALID;
+		}
+		struct tl_config_jaas *j = NULL;
+		for (int32_t i = 0; i < config->jaas_count && !j; i++)
+			if (strcasecmp(config->jaas[i].key, key) == 0)
+				j = &config->jaas[i]; /* given again: the last one counts */
+		if (!j && config->jaas_count == TL_CONFIG_JAAS_MAX) {
+			snprintf(why, why_size, "config %s: more than %d JAAS entries", key,
+				 TL_CONFIG_JAAS_MAX);
+			return TL_ERR_INVALID;
+		}
+		if (!j)
+			j = &config->jaas[config->jaas_count++];
+		snprintf(j->key, sizeof(j->key), "%s", key);
+		snprintf(j->text, sizeof(j->text), "%s", value);
+		return TL_OK;
+	}
 	if (!def) {
 		/* Kafka's keys that Tally does not implement start the broker (a stock
 		 * server.properties must), and tl_config_report names them once. */
@@ -600,6 +818,23 @@ static char *trim(char *s)
 	return s;
 }
 
+/* A physical line ending in an odd number of backslashes goes on on the next one, whose
+ * leading white space is dropped, as in Java's .properties (Kafka's JAAS examples are
+ * written so). Other backslash escapes are kept as they are. */
+static bool line_continues(char *line)
+{
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	size_t backslashes = 0;
+	while (backslashes < n && line[n - 1 - backslashes] == '\\')
+		backslashes++;
+	if (backslashes % 2 == 0)
+		return false;
+	line[n - 1] = '\0';
+	return true;
+}
+
 tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why, size_t why_size)
 {
 	FILE *f = fopen(path, "r");
@@ -608,16 +843,41 @@ tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why
 		return TL_ERR_IO;
 	}
 	char line[2048];
-	int line_no = 0;
+	char logical[8192];
+	size_t logical_len = 0;
+	bool continued = false;
+	int line_no = 0, first_line_no = 0;
 	tl_err err = TL_OK;
 	while (err == TL_OK && fgets(line, sizeof(line), f)) {
 		line_no++;
-		char *s = trim(line);
-		if (*s == '\0' || *s == '#' || *s == '!')
+		char *part = line;
+		if (!continued) {
+			first_line_no = line_no;
+			logical_len = 0;
+			char *s = trim(line);
+			if (*s == '\0' || *s == '#' || *s == '!')
+				continue;
+		} else {
+			while (isspace((unsigned char)*part))
+				part++;
+		}
+		continued = line_continues(part);
+		size_t n = strlen(part);
+		if (logical_len + n >= sizeof(logical)) {
+			snprintf(why, why_size, "config %s:%d: a line longer than %zu bytes", path,
+				 first_line_no, sizeof(logical) - 1);
+			err = TL_ERR_INVALID;
+			break;
+		}
+		memcpy(logical + logical_len, part, n + 1);
+		logical_len += n;
+		if (continued)
 			continue;
+		char *s = trim(logical);
 		char *sep = strpbrk(s, "=:");
 		if (!sep) {
-			snprintf(why, why_size, "config %s:%d: expected key=value", path, line_no);
+			snprintf(why, why_size, "config %s:%d: expected key=value", path,
+				 first_line_no);
 			err = TL_ERR_INVALID;
 			break;
 		}
@@ -625,10 +885,18 @@ tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why
 		char *key = trim(s), *value = trim(sep + 1);
 		err = tl_config_set(config, key, value, why, why_size);
 		if (err != TL_OK) {
-			size_t n = strlen(why);
-			snprintf(why + n, why_size - n, " (%s:%d)", path, line_no);
+			size_t len = strlen(why);
+			snprintf(why + len, why_size - len, " (%s:%d)", path, first_line_no);
 		}
 	}
+	if (err == TL_OK && continued) {
+		snprintf(why, why_size,
+			 "config %s:%d: the last line ends in a '\\' with no line after it", path,
+			 first_line_no);
+		err = TL_ERR_INVALID;
+	}
+	explicit_bzero(logical, sizeof(logical)); /* JAAS text holds passwords */
+	explicit_bzero(line, sizeof(line));
 	fclose(f);
 	return err;
 }
@@ -687,6 +955,17 @@ tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size)
 	else if (p->roll_hours)
 		config->log.segment_ms = p->roll_hours * 3600000;
 
+	/* Every JAAS text given must parse, used or not, as Kafka refuses a broken one. */
+	for (int32_t i = 0; i < config->jaas_count; i++) {
+		struct tl_jaas_login login;
+		char detail[320];
+		if (tl_config_jaas_parse(config->jaas[i].text, &login, detail, sizeof(detail)) !=
+		    TL_OK) {
+			snprintf(why, why_size, "config %s: %s", config->jaas[i].key, detail);
+			return TL_ERR_INVALID;
+		}
+		explicit_bzero(&login, sizeof(login));
+	}
 	tl_err err = config_finish_listeners(config, why, why_size);
 	if (err != TL_OK)
 		return err;
@@ -897,8 +1176,86 @@ static tl_err config_finish_ssl(const struct tl_config *config, char *why, size_
 	return TL_OK;
 }
 
+/* The JAAS text Kafka would use for the broker's login on @listener with @mechanism:
+ * listener.name.<listener>.<mechanism>.sasl.jaas.config (lower case in Kafka; any
+ * case here), else sasl.jaas.config; NULL when neither is given. */
+static const struct tl_config_jaas *jaas_for(const struct tl_config *config, const char *listener,
+					     const char *mechanism)
+{
+	char key[160];
+	snprintf(key, sizeof(key), "listener.name.%s.%s.sasl.jaas.config", listener, mechanism);
+	for (int32_t i = 0; i < config->jaas_count; i++)
+		if (strcasecmp(config->jaas[i].key, key) == 0)
+			return &config->jaas[i];
+	for (int32_t i = 0; i < config->jaas_count; i++)
+		if (strcmp(config->jaas[i].key, "sasl.jaas.config") == 0)
+			return &config->jaas[i];
+	return NULL;
+}
+
+/* The inter-broker login from the listener's JAAS text, where given: its module must
+ * fit the mechanism, and inter.broker.sasl.username / .password, if also given, must
+ * say the same. */
+static tl_err config_finish_jaas(struct tl_config *config, const struct tl_listener *inter,
+				 const char *mech, char *why, size_t why_size)
+{
+	const struct tl_config_jaas *j = jaas_for(config, inter->name, mech);
+	if (!j)
+		return TL_OK;
+	struct tl_jaas_login login;
+	char detail[320];
+	tl_err err = tl_config_jaas_parse(j->text, &login, detail, sizeof(detail));
+	if (err != TL_OK) {
+		snprintf(why, why_size, "config %s: %s", j->key, detail);
+		return err;
+	}
+	err = TL_ERR_INVALID;
+	const char *want = strcmp(mech, "PLAIN") == 0
+				   ? "org.apache.kafka.common.security.plain.PlainLoginModule"
+				   : "org.apache.kafka.common.security.scram.ScramLoginModule";
+	if (strcmp(login.module, want) != 0) {
+		snprintf(why, why_size,
+			 "config %s: login module %s does not log in with %s "
+			 "(sasl.mechanism.inter.broker.protocol); want %s",
+			 j->key, login.module, mech, want);
+		goto out;
+	}
+	if (!login.has_username || !login.has_password || !login.username[0] ||
+	    !login.password[0]) {
+		snprintf(why, why_size,
+			 "config %s: the broker's inter-broker login needs username=\"...\" and "
+			 "password=\"...\" options",
+			 j->key);
+		goto out;
+	}
+	if (config->inter_broker_sasl_username[0] &&
+	    strcmp(config->inter_broker_sasl_username, login.username) != 0) {
+		snprintf(why, why_size,
+			 "config %s and inter.broker.sasl.username disagree on the user (\"%s\" "
+			 "vs \"%s\"): give one of them",
+			 j->key, login.username, config->inter_broker_sasl_username);
+		goto out;
+	}
+	if (config->inter_broker_sasl_password[0] &&
+	    strcmp(config->inter_broker_sasl_password, login.password) != 0) {
+		snprintf(why, why_size,
+			 "config %s and inter.broker.sasl.password disagree on the password: "
+			 "give one of them",
+			 j->key);
+		goto out;
+	}
+	snprintf(config->inter_broker_sasl_username, sizeof(config->inter_broker_sasl_username),
+		 "%s", login.username);
+	snprintf(config->inter_broker_sasl_password, sizeof(config->inter_broker_sasl_password),
+		 "%s", login.password);
+	err = TL_OK;
+out:
+	explicit_bzero(&login, sizeof(login));
+	return err;
+}
+
 /* The broker's own SASL login toward the other brokers' inter-broker listener. */
-static tl_err config_finish_inter_broker_sasl(const struct tl_config *config,
+static tl_err config_finish_inter_broker_sasl(struct tl_config *config,
 					      const struct tl_listener *inter, char *why,
 					      size_t why_size)
 {
@@ -913,12 +1270,20 @@ static tl_err config_finish_inter_broker_sasl(const struct tl_config *config,
 			mech, inter->name, inter->protocol);
 		return TL_ERR_INVALID;
 	}
+	tl_err err = config_finish_jaas(config, inter, mech, why, why_size);
+	if (err != TL_OK)
+		return err;
 	if (!config->inter_broker_sasl_username[0] || !config->inter_broker_sasl_password[0]) {
+		char prefix[96]; /* Kafka writes the key's listener and mechanism in lower case */
+		snprintf(prefix, sizeof(prefix), "%s.%s", inter->name, mech);
+		for (char *c = prefix; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
 		snprintf(why, why_size,
 			 "config inter.broker.sasl.username / inter.broker.sasl.password: the "
 			 "inter-broker listener %s is %s; the broker logs in to the others with "
-			 "these credentials (where Kafka reads the listener's JAAS login module)",
-			 inter->name, inter->protocol);
+			 "these credentials, or with username and password of Kafka's JAAS text "
+			 "in listener.name.%s.sasl.jaas.config or sasl.jaas.config",
+			 inter->name, inter->protocol, prefix);
 		return TL_ERR_INVALID;
 	}
 	return TL_OK;

@@ -59,6 +59,27 @@ struct tl_config_precedence {
 	bool has_log_dirs;
 };
 
+#define TL_CONFIG_JAAS_MAX      8
+#define TL_CONFIG_JAAS_TEXT_MAX 1024
+
+struct tl_config_jaas {
+	char key[160]; /* as given: sasl.jaas.config or listener.name.*.sasl.jaas.config */
+	char text[TL_CONFIG_JAAS_TEXT_MAX];
+};
+
+/* One JAAS login module entry, as Kafka's sasl.jaas.config holds it:
+ *   <LoginModuleClass> <required|requisite|sufficient|optional> [name=value ...];
+ * values bare words or "quoted" (\" \\ \n \t \r escapes). Only username and password
+ * are kept; other options (user_<name> accounts of Kafka's PLAIN server side,
+ * serviceName, ...) are skipped. */
+struct tl_jaas_login {
+	char module[160];
+	char username[256];
+	char password[256];
+	bool has_username;
+	bool has_password;
+};
+
 struct tl_config {
 	int32_t node_id;                              /* node.id (alias broker.id) */
 	char listeners[TL_CONFIG_STR_MAX];            /* listeners: PLAINTEXT://host:port */
@@ -76,6 +97,12 @@ struct tl_config {
 	char sasl_mechanism_inter_broker_protocol[32];
 	char inter_broker_sasl_username[256];
 	char inter_broker_sasl_password[256];
+	/* Kafka's JAAS text, the other way to give that login: sasl.jaas.config and
+	 * listener.name.<listener>.<mechanism>.sasl.jaas.config, kept as given (never
+	 * printed); tl_config_finish reads the inter-broker listener's into the two keys
+	 * above (both given and disagreeing: a start-up error). */
+	struct tl_config_jaas jaas[TL_CONFIG_JAAS_MAX];
+	int32_t jaas_count;
 	/* ssl.endpoint.identification.algorithm: "https" (Kafka's default) makes the
 	 * inter-broker TLS client check the peer certificate's name against the registered
 	 * host; "" checks only its chain. */
@@ -204,6 +231,10 @@ tl_err tl_config_set(struct tl_config *config, const char *key, const char *valu
 tl_err tl_config_load_file(struct tl_config *config, const char *path, char *why, size_t why_size);
 /* Cross-key checks after everything is loaded. */
 tl_err tl_config_finish(struct tl_config *config, char *why, size_t why_size);
+/* Parses @text, exactly one JAAS login module entry ending in ';'. On error a reason
+ * in @why that never quotes an option's value (a password may be one). */
+tl_err tl_config_jaas_parse(const char *text, struct tl_jaas_login *out, char *why,
+			    size_t why_size);
 /* Prints the effective configuration, one `key=value` per line, sorted. */
 void tl_config_print(const struct tl_config *config, FILE *out);
 

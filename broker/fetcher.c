@@ -4,7 +4,8 @@
  *
  * A session's cycle:
  *   CONNECTING (TCP) -> SECURING (TLS and SASL of the inter-broker listener, peer.c,
- *   never blocking the loop) -> READY -> send Fetch (replica_id = node.id, fetch
+ *   never blocking the loop; again from READY when the leader's SASL session is due for
+ *   re-authentication, KIP-368) -> READY -> send Fetch (replica_id = node.id, fetch
  *   offset = log end, the epoch of the last batch as last_fetched_epoch, the leader
  *   epoch we know as current_leader_epoch) -> IN_FLIGHT -> response: per partition, truncate where
  *   the leader reports a diverging epoch (KIP-595's truncation on fetch, which
@@ -81,6 +82,7 @@ struct session {
 	int64_t sent_ms;             /* when the request in flight was sent */
 	int64_t login_warn_ms;       /* the last login failure's warn line */
 	int32_t login_fail_unlogged; /* failures since it */
+	bool answered;               /* a response came on this connection */
 	struct session *next;
 };
 
@@ -236,6 +238,7 @@ static void session_secure_start(struct tl_broker *broker, struct session *s)
 		return;
 	}
 	s->state = SESSION_SECURING;
+	s->answered = false;
 	s->sent_ms = tl_mono_ms(); /* a peer that never finishes the login is given up on */
 	session_secure(broker, s);
 }
@@ -272,10 +275,16 @@ static void session_secure(struct tl_broker *broker, struct session *s)
 		session_login_failed(broker, s);
 		return;
 	}
-	tl_info("fetcher: connected to leader leader=%d security.protocol=%s principal=%s",
-		s->leader_id, broker->peer_security.protocol_name, broker->peer_security.principal);
-	s->login_warn_ms = 0;
-	s->login_fail_unlogged = 0;
+	if (s->link.logins > 1)
+		tl_info("fetcher: re-authenticated with leader leader=%d principal=%s "
+			"session_lifetime_ms=%lld logins=%d",
+			s->leader_id, broker->peer_security.principal,
+			(long long)s->link.session_lifetime_ms, s->link.logins);
+	else if (s->login_warn_ms == 0) /* quiet while failures are being counted */
+		tl_info("fetcher: connected to leader leader=%d security.protocol=%s principal=%s "
+			"session_lifetime_ms=%lld",
+			s->leader_id, broker->peer_security.protocol_name,
+			broker->peer_security.principal, (long long)s->link.session_lifetime_ms);
 	session_want_write(broker->fetchers, s, false);
 	s->state = SESSION_READY;
 	session_send(broker, s);
@@ -318,6 +327,15 @@ static void session_send(struct tl_broker *broker, struct session *s)
 	TL_ASSERT(s->state == SESSION_READY);
 	if (tl_cluster_is_shutting_down(broker->cluster))
 		return;
+	if (tl_peer_link_reauth_due(&s->link, tl_mono_ms())) {
+		/* KIP-368: the leader would close the connection at our first request after
+		 * the session's end; log in again between two fetches instead. */
+		tl_peer_link_reauth_start(&s->link);
+		s->state = SESSION_SECURING;
+		s->sent_ms = tl_mono_ms();
+		session_secure(broker, s);
+		return;
+	}
 	int32_t followed = 0;
 	for (int32_t i = 0; i < s->part_count; i++)
 		followed += !s->parts[i].detached;
@@ -516,6 +534,12 @@ static void session_after_durable(struct tl_broker *broker, struct session *s)
 
 static void session_on_response(struct tl_broker *broker, struct session *s)
 {
+	if (!s->answered) {
+		/* The login held (TLS 1.3 tells a refused certificate only now). */
+		s->answered = true;
+		s->login_warn_ms = 0;
+		s->login_fail_unlogged = 0;
+	}
 	struct tl_cursor cursor;
 	tl_cursor_init(&cursor, s->rbuf, s->rlen);
 	int32_t correlation_id;
@@ -616,6 +640,19 @@ static void session_read(struct tl_broker *broker, struct session *s)
 			/* TLS may need to write to read on (a key update). */
 			if (s->link.transport.want_write)
 				session_want_write(broker->fetchers, s, true);
+			return;
+		}
+		if (n <= 0 && !s->answered && s->link.transport.ssl) {
+			/* Under TLS 1.3 the client's handshake ends before the server checked
+			 * its certificate: a refused one shows here, as the server's alert. */
+			char detail[200];
+			tl_transport_error(&s->link.transport, detail, sizeof(detail));
+			snprintf(
+				s->link.why, sizeof(s->link.why),
+				"TLS: the leader closed the connection before its first answer: %s",
+				detail);
+			s->link.failure = TL_ERR_IO;
+			session_login_failed(broker, s);
 			return;
 		}
 		if (n <= 0) {

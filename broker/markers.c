@@ -121,23 +121,31 @@ static int connect_to(const char *host, int32_t port)
 	return fd;
 }
 
-/* TLS and SASL of the inter-broker listener on a fresh connection: true once ready. */
-static bool conn_secure(struct tl_markers *m, struct conn *c)
+/* Drives the link to READY, waiting on the socket: true once there. */
+static bool conn_login(struct conn *c)
 {
-	if (tl_peer_link_init(&c->link, m->security, c->fd, c->host) == TL_OK) {
-		for (;;) {
-			tl_err err = tl_peer_link_advance(&c->link);
-			if (err == TL_OK)
-				return true;
-			if (err != TL_ERR_AGAIN)
-				break;
-			if (!tl_peer_link_wait(&c->link, IO_TIMEOUT_MS)) {
-				snprintf(c->link.why, sizeof(c->link.why), "timed out");
-				c->link.failure = TL_ERR_REQUEST_TIMED_OUT;
-				break;
-			}
+	for (;;) {
+		tl_err err = tl_peer_link_advance(&c->link);
+		if (err == TL_OK)
+			return true;
+		if (err != TL_ERR_AGAIN)
+			return false;
+		if (!tl_peer_link_wait(&c->link, IO_TIMEOUT_MS)) {
+			snprintf(c->link.why, sizeof(c->link.why), "timed out");
+			c->link.failure = TL_ERR_REQUEST_TIMED_OUT;
+			return false;
 		}
 	}
+}
+
+/* TLS and SASL of the inter-broker listener on a fresh connection (@fresh), or SASL
+ * again on one whose session is due (KIP-368): true once ready. */
+static bool conn_secure(struct tl_markers *m, struct conn *c, bool fresh)
+{
+	if (fresh && tl_peer_link_init(&c->link, m->security, c->fd, c->host) != TL_OK)
+		c->link.failure = TL_ERR_NOMEM;
+	else if (conn_login(c))
+		return true;
 	/* The thread owns login_warn_ms; markers are rare, one line per 10 s is plenty. */
 	int64_t now = tl_mono_ms();
 	if (m->login_warn_ms == 0 || now - m->login_warn_ms >= 10000) {
@@ -170,8 +178,16 @@ static struct conn *conn_for(struct tl_markers *m, const struct job *job)
 		c->fd = connect_to(job->host, job->port);
 		snprintf(c->host, sizeof(c->host), "%s", job->host);
 		c->port = job->port;
-		if (c->fd != -1 && !conn_secure(m, c))
+		if (c->fd != -1 && !conn_secure(m, c, true))
 			return NULL;
+	} else if (tl_peer_link_reauth_due(&c->link, tl_mono_ms())) {
+		/* Nothing is in flight between two jobs: the peer would close the connection
+		 * at our next request once the session ended. */
+		tl_peer_link_reauth_start(&c->link);
+		if (!conn_secure(m, c, false))
+			return NULL;
+		tl_info("txn: re-authenticated with broker=%d principal=%s logins=%d", c->broker_id,
+			m->security->principal, c->link.logins);
 	}
 	return c->fd == -1 ? NULL : c;
 }

@@ -13,6 +13,7 @@
 
 #include "common/assert.h"
 #include "common/scram.h"
+#include "common/time.h"
 #include "protocol/api.h"
 
 /* ---- the broker's login ---- */
@@ -260,6 +261,38 @@ static tl_err link_sasl(struct tl_peer_link *link)
 	}
 }
 
+/* KIP-368: log in again at 85-95% of @lifetime_ms (spread so that links opened together
+ * do not all re-authenticate at once), as Kafka's client does. */
+static void link_session_start(struct tl_peer_link *link, int64_t lifetime_ms)
+{
+	link->logins++;
+	link->session_lifetime_ms = lifetime_ms > 0 ? lifetime_ms : 0;
+	link->reauth_at_ms = 0;
+	if (lifetime_ms <= 0)
+		return;
+	uint16_t r = 0;
+	if (!tl_scram_random((uint8_t *)&r, sizeof(r)))
+		r = (uint16_t)(tl_mono_ms() & 0xffff);
+	double share = 0.85 + 0.10 * (double)r / 65536.0;
+	int64_t after = (int64_t)((double)lifetime_ms * share);
+	link->reauth_at_ms = tl_mono_ms() + TL_MAX(after, 1);
+}
+
+bool tl_peer_link_reauth_due(const struct tl_peer_link *link, int64_t now_ms)
+{
+	return link->state == TL_PEER_READY && link->reauth_at_ms != 0 &&
+	       now_ms >= link->reauth_at_ms;
+}
+
+void tl_peer_link_reauth_start(struct tl_peer_link *link)
+{
+	TL_ASSERT(link->state == TL_PEER_READY && link->security->sasl.mechanism);
+	TL_ASSERT(!link->in && link->out_sent == link->out.len);
+	memset(&link->sasl, 0, sizeof(link->sasl)); /* conf NULL: link_sasl starts over */
+	link->reauth_at_ms = 0;
+	link->state = TL_PEER_SASL;
+}
+
 tl_err tl_peer_link_advance(struct tl_peer_link *link)
 {
 	if (link->state == TL_PEER_TLS) {
@@ -274,6 +307,7 @@ tl_err tl_peer_link_advance(struct tl_peer_link *link)
 		tl_err err = link_sasl(link);
 		if (err != TL_OK)
 			return err;
+		link_session_start(link, link->sasl.session_lifetime_ms);
 		tl_client_sasl_reset(&link->sasl);
 		out_reset(link);
 		link->state = TL_PEER_READY;

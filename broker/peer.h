@@ -7,7 +7,15 @@
  *
  * A link's states: TLS (handshake, only on SSL and SASL_SSL) -> SASL (SaslHandshake
  * v1 and SaslAuthenticate v1 requests, only on SASL_*) -> READY. A failure in any state
- * is final for the link: the caller closes the socket and reconnects later. */
+ * is final for the link: the caller closes the socket and reconnects later.
+ *
+ * Re-authentication (KIP-368): a peer whose listener has connections.max.reauth.ms
+ * answers the login with a session lifetime and closes the connection at the first
+ * request after it ends. The link picks a time at 85-95% of that lifetime, as Kafka's
+ * client does; once tl_peer_link_reauth_due says so, the caller (with nothing in flight)
+ * calls tl_peer_link_reauth_start and drives the link back to READY with
+ * tl_peer_link_advance: SaslHandshake and SaslAuthenticate again on the same
+ * connection (and TLS session), the principal unchanged. */
 #ifndef TL_BROKER_PEER_H
 #define TL_BROKER_PEER_H
 
@@ -54,9 +62,12 @@ struct tl_peer_link {
 	uint8_t size_prefix[4];
 	uint8_t *in; /* the SASL response being read */
 	size_t in_bytes;
-	size_t in_have; /* counts the size prefix too */
-	tl_err failure; /* why the link failed: a Kafka code or TL_ERR_IO */
-	char why[320];  /* the same, in words */
+	size_t in_have;              /* counts the size prefix too */
+	int64_t session_lifetime_ms; /* the peer's, from the last login; 0: unlimited */
+	int64_t reauth_at_ms;        /* tl_mono_ms() time to log in again; 0: never */
+	int32_t logins;              /* SASL logins completed on this link */
+	tl_err failure;              /* why the link failed: a Kafka code or TL_ERR_IO */
+	char why[320];               /* the same, in words */
 };
 
 /* Builds @sec from the inter-broker listener of @config: the TLS client context
@@ -76,6 +87,11 @@ tl_err tl_peer_link_init(struct tl_peer_link *link, const struct tl_peer_securit
  * for writing when link->transport.want_write, else reading), another code when it
  * failed (link->failure, link->why). */
 tl_err tl_peer_link_advance(struct tl_peer_link *link);
+/* True when the link is READY and its SASL session is due to be re-authenticated. */
+bool tl_peer_link_reauth_due(const struct tl_peer_link *link, int64_t now_ms);
+/* Takes a READY link with no request in flight back to SASL; drive it with
+ * tl_peer_link_advance as a fresh link. */
+void tl_peer_link_reauth_start(struct tl_peer_link *link);
 /* Frees the TLS session and buffers, not the socket. */
 void tl_peer_link_deinit(struct tl_peer_link *link);
 /* Waits up to @timeout_ms for the socket in the direction the link asked for; for the

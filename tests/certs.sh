@@ -8,6 +8,7 @@
 #   client.crt client.key  a client certificate of the CA, subject O=Tally,OU=eng,CN=app1
 #                          (principal "User:CN=app1,OU=eng,O=Tally")
 #   rogue-ca.pem rogue.crt rogue.key   a client certificate from another CA
+#   rogue-broker.pem       a broker keystore like broker.pem (same names) from that CA
 tl_make_certs()
 {
 	local d=$1
@@ -29,5 +30,7 @@ tl_make_certs()
 		q openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.crt -days 2
 		q openssl req "${ec[@]}" -keyout rogue.key -out rogue.csr -subj "/CN=mallory"
 		q openssl x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -out rogue.crt -days 2
+		q openssl x509 -req -in broker.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -out rogue-broker.crt -days 2 -extfile san.ext
+		cat rogue-broker.crt broker.key >rogue-broker.pem
 	)
 }

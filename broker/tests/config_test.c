@@ -103,7 +103,7 @@ END_TEST
 START_TEST(kafka_keys_tally_does_not_use_are_accepted_and_remembered)
 {
 	ck_assert_int_eq(load_text("num.network.threads=3\nzookeeper.connect=localhost:2181\n"
-				   "listener.name.sasl_ssl.plain.sasl.jaas.config=x\n"),
+				   "listener.name.sasl_ssl.ssl.cipher.suites=x\n"),
 			 TL_OK);
 	int index = tl_config_kafka_key_index("zookeeper.connect");
 	ck_assert_int_ge(index, 0);
@@ -258,6 +258,150 @@ START_TEST(inter_broker_security_keys_are_checked_at_start)
 }
 END_TEST
 
+/* Issue #16: Kafka's JAAS text for the broker's own login (sasl.jaas.config). */
+START_TEST(jaas_text_parses_quotes_escapes_and_refuses_bad_syntax)
+{
+	struct tl_jaas_login login;
+	ck_assert_int_eq(
+		tl_config_jaas_parse(
+			"org.apache.kafka.common.security.scram.ScramLoginModule required\n"
+			"  username=\"broker\" password=\"p w\\\"q\\\\r;=\" user_alice=\"x\";  ",
+			&login, why, sizeof(why)),
+		TL_OK);
+	ck_assert_str_eq(login.module, "org.apache.kafka.common.security.scram.ScramLoginModule");
+	ck_assert_str_eq(login.username, "broker");
+	ck_assert_str_eq(login.password, "p w\"q\\r;=");
+	/* Bare words as values, any case of the flag, no options at all. */
+	ck_assert_int_eq(
+		tl_config_jaas_parse("org.apache.kafka.common.security.plain.PlainLoginModule "
+				     "REQUIRED username=bob password=s3cret-x;",
+				     &login, why, sizeof(why)),
+		TL_OK);
+	ck_assert_str_eq(login.password, "s3cret-x");
+	ck_assert_int_eq(tl_config_jaas_parse("a.B optional;", &login, why, sizeof(why)), TL_OK);
+	ck_assert(!login.has_username && !login.has_password);
+
+	struct {
+		const char *text;
+		const char *why;
+	} bad[] = {
+		{"org.x.M required username=\"u\" password=\"secret-1\"", "missing ';'"},
+		{"org.x.M required username=\"u\" password=\"secret-1;", "no closing"},
+		{"org.x.M username=\"u\";", "control flag"},
+		{"org.x.M required username \"u\";", "has no '='"},
+		{"org.x.M required username=;", "has no value"},
+		{"org.x.M required password=\"secret-1\"; org.y.N required;", "one login module"},
+		{"", "no login module"},
+		{"\"org.x.M\" required;", "class name"},
+		{"org.x.M required username=\"u\\", "lone"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		ck_assert_int_eq(tl_config_jaas_parse(bad[i].text, &login, why, sizeof(why)),
+				 TL_ERR_INVALID);
+		ck_assert_msg(strstr(why, bad[i].why), "case %zu: \"%s\" lacks \"%s\"", i, why,
+			      bad[i].why);
+		ck_assert_msg(!strstr(why, "secret-1"), "case %zu printed the password: %s", i,
+			      why);
+	}
+}
+END_TEST
+
+/* The inter-broker login from listener.name.<l>.<mech>.sasl.jaas.config or
+ * sasl.jaas.config, instead of (or agreeing with) inter.broker.sasl.*. */
+START_TEST(inter_broker_login_from_jaas)
+{
+	const char *base = "metadata.etcd.endpoints=http://127.0.0.1:2379\n"
+			   "listeners=PLAINTEXT://:9092,SASL_SSL://:9093\n"
+			   "ssl.keystore.location=/k.pem\n"
+			   "inter.broker.listener.name=SASL_SSL\n"
+			   "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n";
+	const char *scram = "org.apache.kafka.common.security.scram.ScramLoginModule required "
+			    "username=\"broker\" password=\"pw-1\";";
+	char text[2048];
+	snprintf(text, sizeof(text), "%slistener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=%s\n",
+		 base, scram);
+	ck_assert_int_eq(load_text(text), TL_OK);
+	ck_assert_str_eq(config.inter_broker_sasl_username, "broker");
+	ck_assert_str_eq(config.inter_broker_sasl_password, "pw-1");
+	ck_assert_int_eq(config.listener_prefixed_ignored, 0);
+	/* The listener's entry beats sasl.jaas.config; another listener's is not used. */
+	setup();
+	snprintf(text, sizeof(text),
+		 "%ssasl.jaas.config=%s\n"
+		 "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+		 "org.apache.kafka.common.security.scram.ScramLoginModule required "
+		 "username=\"b2\" password=\"pw-2\";\n"
+		 "listener.name.plaintext.scram-sha-512.sasl.jaas.config="
+		 "org.apache.kafka.common.security.scram.ScramLoginModule required "
+		 "username=\"b3\" password=\"pw-3\";\n",
+		 base, scram);
+	ck_assert_int_eq(load_text(text), TL_OK);
+	ck_assert_str_eq(config.inter_broker_sasl_username, "b2");
+	setup();
+	snprintf(text, sizeof(text), "%ssasl.jaas.config=%s\n", base, scram);
+	ck_assert_int_eq(load_text(text), TL_OK);
+	ck_assert_str_eq(config.inter_broker_sasl_username, "broker");
+	/* Both ways given: they must agree. */
+	setup();
+	snprintf(text, sizeof(text),
+		 "%ssasl.jaas.config=%s\ninter.broker.sasl.username=broker\n"
+		 "inter.broker.sasl.password=pw-1\n",
+		 base, scram);
+	ck_assert_int_eq(load_text(text), TL_OK);
+	setup();
+	snprintf(text, sizeof(text), "%ssasl.jaas.config=%s\ninter.broker.sasl.username=other\n",
+		 base, scram);
+	ck_assert_int_eq(load_text(text), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "disagree on the user"));
+	setup();
+	snprintf(text, sizeof(text), "%ssasl.jaas.config=%s\ninter.broker.sasl.password=pw-other\n",
+		 base, scram);
+	ck_assert_int_eq(load_text(text), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "disagree on the password"));
+	ck_assert(!strstr(why, "pw-1") && !strstr(why, "pw-other"));
+	/* The module must fit the mechanism; a syntax error names the key. */
+	setup();
+	snprintf(text, sizeof(text),
+		 "%ssasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule "
+		 "required username=\"broker\" password=\"pw-1\";\n",
+		 base);
+	ck_assert_int_eq(load_text(text), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "does not log in with SCRAM-SHA-512"));
+	setup();
+	snprintf(text, sizeof(text),
+		 "%slistener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+		 "org.apache.kafka.common.security.scram.ScramLoginModule required "
+		 "username=\"broker\" password=\"pw-1\"\n",
+		 base);
+	ck_assert_int_eq(load_text(text), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"));
+	ck_assert_ptr_nonnull(strstr(why, "missing ';'"));
+	ck_assert(!strstr(why, "pw-1"));
+	/* Written as Kafka's documentation does, over lines ending in '\'. */
+	setup();
+	snprintf(text, sizeof(text),
+		 "%slistener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+		 "org.apache.kafka.common.security.scram.ScramLoginModule required \\\n"
+		 "    username=\"broker\" \\\r\n"
+		 "\tpassword=\"pw-\\\\1\";\n"
+		 "log.retention.hours=5\n",
+		 base);
+	ck_assert_int_eq(load_text(text), TL_OK);
+	ck_assert_str_eq(config.inter_broker_sasl_username, "broker");
+	ck_assert_str_eq(config.inter_broker_sasl_password,
+			 "pw-\\1"); /* JAAS unescaped it; Java properties would first */
+	setup();
+	snprintf(text, sizeof(text), "%ssasl.jaas.config=x \\\n", base);
+	ck_assert_int_eq(load_text(text), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "no line after it"));
+	/* Neither way: the message names both. */
+	setup();
+	ck_assert_int_eq(load_text(base), TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"));
+}
+END_TEST
+
 START_TEST(test_fault_switch_is_refused_without_the_environment)
 {
 	unsetenv("TALLY_TEST_FAULTS");
@@ -355,6 +499,8 @@ int main(void)
 	tcase_add_test(tc, kafka_keys_tally_does_not_use_are_accepted_and_remembered);
 	tcase_add_test(tc, several_listeners_parse_and_one_plaintext_is_served);
 	tcase_add_test(tc, inter_broker_security_keys_are_checked_at_start);
+	tcase_add_test(tc, jaas_text_parses_quotes_escapes_and_refuses_bad_syntax);
+	tcase_add_test(tc, inter_broker_login_from_jaas);
 	tcase_add_test(tc, topic_configs_validate_and_remember_what_was_set);
 	suite_add_tcase(s, tc);
 	return tl_check_run(s);

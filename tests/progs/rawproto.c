@@ -48,6 +48,9 @@
  *                                            routing to the leader, unlike librdkafka;
  *                                            timeout_ms 10000 unless given); prints
  *                                            "error CODE low-watermark N"
+ *   rawproto BROKER metadata TOPIC VERSION   one Metadata request at VERSION (1..12) for
+ *                                            TOPIC; prints "broker ID HOST:PORT" for each
+ *                                            broker, then "partition I leader L error E"
  *   rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR]
  *                                           seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -1591,6 +1594,53 @@ static int32_t metadata_send(struct client *c, const char *topic)
 	return corr;
 }
 
+/* One Metadata request at @version for @topic on BROKER; prints its brokers and each
+ * partition's leader and error code (issue #16: LISTENER_NOT_FOUND needs v6+, which
+ * kcat's librdkafka never asks). */
+static int run_metadata(const char *topic, int16_t version)
+{
+	if (version < 1 || version > 12)
+		fail("metadata: version %d is not in 1..12", version);
+	struct client c;
+	client_open(&c);
+	struct tl_metadata_request_metadata_request_topic mt;
+	tl_metadata_request_metadata_request_topic_defaults(&mt);
+	mt.name = tl_str_of(topic);
+	struct tl_metadata_request md;
+	tl_metadata_request_defaults(&md);
+	md.topics_count = 1;
+	md.topics = &mt;
+	md.allow_auto_topic_creation = false;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(&c, &frame, TL_API_METADATA, version);
+	tl_metadata_request_encode(&frame, version, &md);
+	if (!request_send(&c, &frame))
+		fail("Metadata: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct reply r;
+	reply_must(&c, TL_API_METADATA, version, corr, &r);
+	struct tl_metadata_response resp;
+	decoded(tl_metadata_response_decode(&r.body, version, &r.arena, &resp), &r, "Metadata");
+	for (int32_t b = 0; b < resp.brokers_count; b++)
+		printf("broker %d %.*s:%d\n", resp.brokers[b].node_id, resp.brokers[b].host.len,
+		       resp.brokers[b].host.ptr, resp.brokers[b].port);
+	for (int32_t t = 0; t < resp.topics_count; t++) {
+		const struct tl_metadata_response_metadata_response_topic *rt = &resp.topics[t];
+		if (!tl_str_eq_c(rt->name, topic))
+			continue;
+		if (rt->error_code != 0)
+			printf("topic error %d\n", rt->error_code);
+		for (int32_t i = 0; i < rt->partitions_count; i++)
+			printf("partition %d leader %d error %d\n",
+			       rt->partitions[i].partition_index, rt->partitions[i].leader_id,
+			       rt->partitions[i].error_code);
+	}
+	reply_free(&r);
+	client_close(&c);
+	return 0;
+}
+
 /* Against LEADER, the leader of @topic-0, whose followers are paused (SIGSTOP) so that
  * acks=all waits until replica.lag.time.max.ms (@lag_ms) drops them from the ISR:
  * (1) a Produce with timeout_ms @timeout_ms is answered REQUEST_TIMED_OUT, no sooner
@@ -2709,6 +2759,10 @@ int main(int argc, char **argv)
 		return run_isr_wait(argv[3], (int32_t)strtol(argv[4], NULL, 10),
 				    (int32_t)strtol(argv[5], NULL, 10),
 				    (int32_t)strtol(argv[6], NULL, 10));
+	}
+	if (argc >= 5 && strcmp(argv[2], "metadata") == 0) {
+		broker_addr = argv[1];
+		return run_metadata(argv[3], (int16_t)strtol(argv[4], NULL, 10));
 	}
 	if (argc >= 4 && strcmp(argv[2], "not-leader") == 0) {
 		broker_addr = argv[1];
