@@ -41,7 +41,14 @@ tl_cluster_start 2 --override inter.broker.listener.name=SASL_SSL \
 	--add-scram "SCRAM-SHA-512=[name=admin,password=$ADMIN_PW]" \
 	--add-scram "SCRAM-SHA-512=[name=broker,password=$BROKER_PW]"
 tally() { "$TL_TALLY" -b "$TL_BOOTSTRAP" "${TL_CTALLY_ARGS[@]}" "$@"; }
-isr_of() { tl_cluster_describe t922 | awk '$2 == 0 { print $6 }'; }
+# The ISR as etcd holds it: a Metadata answer comes from one broker's view, which may
+# lag the leader's own write (a run saw '2' from one broker right after the kill while
+# etcd, and the next broker asked, still had '2,1').
+isr_of()
+{
+	ETCDCTL_API=3 etcdctl --endpoints "$TL_ETCD" get /tally/partitions/t922/0 \
+		--print-value-only 2>/dev/null | sed -n 's/.* isr=\([0-9,]*\).*/\1/p'
+}
 
 # Polls until broker $1's log matches ERE $2, up to $3 seconds.
 wait_log()
