@@ -18,8 +18,15 @@
 #include "common/time.h"
 #include "protocol/messages.h"
 
-#define ADMIN_ARENA_MAX  (64u << 20)
-#define ADMIN_CONFIG_MAX 1000
+#define ADMIN_ARENA_MAX       (64u << 20)
+#define ADMIN_CONFIG_MAX      1000
+/* A call that goes elsewhere when a try fails (admin_call()): a try waits this long for
+ * a given broker's connection (a stopped broker never finishes the handshake), a broker
+ * whose connection failed is not asked again for ADMIN_NODE_BACKOFF_MS, and the next
+ * try starts ADMIN_RETRY_MS after the failed one. */
+#define ADMIN_CONNECT_TRY_MS  3000
+#define ADMIN_NODE_BACKOFF_MS 500
+#define ADMIN_RETRY_MS        100
 
 static const struct tl_conf_key admin_keys[] = {
 	{"bootstrap.servers", TL_CONF_STR, NULL, 0, 0, NULL, NULL},
@@ -147,7 +154,12 @@ static tl_err admin_call_fail(struct tl_admin *admin, tl_err err, const char *wh
  * error (its message written with admin_fail()). A new API is a row here, a row in
  * client/request.c and a mapper. */
 
-/* Where a request goes. */
+/* Where a request goes. ROUTE_ANY and ROUTE_CONTROLLER go elsewhere when a try fails
+ * (admin_call()), as Kafka's AdminClient: its least-loaded-node and controller calls.
+ * Writes that any broker can make, because every broker posts them to the cluster's
+ * metadata store (ACLs, client quotas, SCRAM credentials: broker/acl_admin.c,
+ * quota_admin.c, sasl.c), are ROUTE_ANY, as Kafka sends them; topic changes go to the
+ * controller. */
 enum admin_route {
 	ROUTE_ANY,        /* any ready broker */
 	ROUTE_CONTROLLER, /* the controller, as a metadata refresh names it */
@@ -241,15 +253,15 @@ static const struct admin_api admin_apis[] = {
 	[API_DESCRIBE_LOG_DIRS] = {TL_CLIENT_API_DESCRIBE_LOG_DIRS, ROUTE_NODE, 0, NULL},
 	[API_DESCRIBE_CLIENT_QUOTAS] = {TL_CLIENT_API_DESCRIBE_CLIENT_QUOTAS, ROUTE_ANY, 0, NULL,
 					"describe client quotas"},
-	[API_ALTER_CLIENT_QUOTAS] = {TL_CLIENT_API_ALTER_CLIENT_QUOTAS, ROUTE_CONTROLLER, 0, NULL,
+	[API_ALTER_CLIENT_QUOTAS] = {TL_CLIENT_API_ALTER_CLIENT_QUOTAS, ROUTE_ANY, 0, NULL,
 				     "alter client quotas"},
 	[API_DESCRIBE_ACLS] = {TL_CLIENT_API_DESCRIBE_ACLS, ROUTE_ANY, 0, NULL, "describe ACLs"},
-	[API_CREATE_ACLS] = {TL_CLIENT_API_CREATE_ACLS, ROUTE_CONTROLLER, 0, NULL, "create ACLs"},
-	[API_DELETE_ACLS] = {TL_CLIENT_API_DELETE_ACLS, ROUTE_CONTROLLER, 0, NULL, "delete ACLs"},
+	[API_CREATE_ACLS] = {TL_CLIENT_API_CREATE_ACLS, ROUTE_ANY, 0, NULL, "create ACLs"},
+	[API_DELETE_ACLS] = {TL_CLIENT_API_DELETE_ACLS, ROUTE_ANY, 0, NULL, "delete ACLs"},
 	[API_DESCRIBE_USER_SCRAM_CREDENTIALS] = {TL_CLIENT_API_DESCRIBE_USER_SCRAM_CREDENTIALS,
 						 ROUTE_ANY, 0, NULL, "describe SCRAM credentials"},
-	[API_ALTER_USER_SCRAM_CREDENTIALS] = {TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS,
-					      ROUTE_CONTROLLER, 0, NULL, "alter SCRAM credentials"},
+	[API_ALTER_USER_SCRAM_CREDENTIALS] = {TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS, ROUTE_ANY,
+					      0, NULL, "alter SCRAM credentials"},
 };
 
 struct admin_call;
@@ -425,11 +437,17 @@ static tl_err admin_route(struct tl_admin *admin, const struct admin_api *api,
 	return TL_ERR_INVALID;
 }
 
-/* One try of @call at @node: send, wait, decode, map. */
+/* One try of @call at @node: send, wait, decode, map. A try of a call that goes
+ * elsewhere when it fails (@is_try) waits at most ADMIN_CONNECT_TRY_MS for a given
+ * node's connection and ends as soon as connecting to it fails, and its request waits
+ * at most until @deadline_ns; *@transport_out says whether the try failed for want of
+ * an answer (a connection failed or was lost, a wait ran out) rather than with one. */
 static tl_err admin_send(struct tl_admin *admin, const struct admin_api *api,
-			 const struct admin_call *call, int32_t node, int64_t deadline_ns)
+			 const struct admin_call *call, int32_t node, int64_t deadline_ns,
+			 bool is_try, bool *transport_out)
 {
 	const struct tl_client_rpc *rpc = tl_client_rpc_find(api->api_key);
+	*transport_out = false;
 	if (api->version_min > 0 && tl_client_node_ready(admin->client, node) &&
 	    tl_client_api_version(admin->client, node, api->api_key) < api->version_min)
 		return admin_fail(admin, TL_ERR_UNSUPPORTED_VERSION,
@@ -438,8 +456,15 @@ static tl_err admin_send(struct tl_admin *admin, const struct admin_api *api,
 	struct tl_arena arena;
 	tl_arena_init(&arena, ADMIN_ARENA_MAX);
 	void *response;
-	tl_err err = tl_client_rpc_call(admin->client, node, rpc, call->req,
-					admin_left_ms(deadline_ns), &arena, &response, NULL);
+	int left_ms = admin_left_ms(deadline_ns);
+	int connect_ms =
+		node == TL_CLIENT_NODE_ANY ? left_ms : TL_MIN(left_ms, ADMIN_CONNECT_TRY_MS);
+	tl_err err = is_try ? tl_client_rpc_try(admin->client, node, rpc, call->req, connect_ms,
+						left_ms, &arena, &response, NULL)
+			    : tl_client_rpc_call(admin->client, node, rpc, call->req, left_ms,
+						 &arena, &response, NULL);
+	*transport_out = err == TL_ERR_NETWORK_EXCEPTION || err == TL_ERR_REQUEST_TIMED_OUT ||
+			 err == TL_ERR_TIMED_OUT;
 	if (err == TL_OK)
 		err = call->map(admin, call, response);
 	else if (err == TL_ERR_CORRUPT_MESSAGE)
@@ -455,20 +480,64 @@ static tl_err admin_send(struct tl_admin *admin, const struct admin_api *api,
 	return err;
 }
 
-/* Sends @call where its row routes it and maps the answer; asks again, after 100 ms,
- * while the answer is one the row retries and @deadline_ns has not passed (a coordinator
- * that moved is looked up again). call->node is left at the node asked last. */
+/* Where @api's request goes after a failed try: any broker, or the controller that a
+ * metadata refresh from a broker that answers names, after ADMIN_RETRY_MS. While it
+ * names a broker whose connection just failed (etcd keeps a killed controller named
+ * until its lease ends), asks again. TL_ERR_TIMED_OUT once @deadline_ns passes. */
+static tl_err admin_reroute(struct tl_admin *admin, const struct admin_api *api,
+			    int64_t deadline_ns, int32_t *node_out)
+{
+	for (;;) {
+		tl_client_poll(admin->client, TL_MIN(ADMIN_RETRY_MS, admin_left_ms(deadline_ns)));
+		if (tl_mono_ns() >= deadline_ns)
+			return TL_ERR_TIMED_OUT;
+		if (api->route == ROUTE_ANY) {
+			*node_out = TL_CLIENT_NODE_ANY;
+			return TL_OK;
+		}
+		TL_ASSERT(api->route == ROUTE_CONTROLLER);
+		if (tl_client_metadata_refresh_sync(admin->client, false,
+						    admin_left_ms(deadline_ns)) != TL_OK)
+			continue;
+		int32_t node = tl_client_controller(admin->client);
+		if (node >= 0 && tl_client_node_is_backing_off(admin->client, node))
+			continue;
+		*node_out = node >= 0 ? node : TL_CLIENT_NODE_ANY;
+		return TL_OK;
+	}
+}
+
+/* Sends @call where its row routes it and maps the answer, until @deadline_ns:
+ * - a call to any broker or the controller whose try got no answer (the broker died,
+ *   is stopped, cannot be reached), or got NOT_CONTROLLER, goes elsewhere
+ *   (admin_reroute(): metadata is asked again for the controller);
+ *   a broker whose connection failed is not asked again for ADMIN_NODE_BACKOFF_MS;
+ * - an answer the row retries is asked again after 100 ms (a coordinator that moved is
+ *   looked up again).
+ * call->node is left at the node asked last. */
 static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_t deadline_ns)
 {
 	const struct admin_api *api = &admin_apis[call->api];
 	TL_ASSERT(call->map);
+	bool reroutes = api->route == ROUTE_ANY || api->route == ROUTE_CONTROLLER;
 	int32_t node = TL_CLIENT_NODE_ANY;
 	tl_err err = admin_route(admin, api, call, deadline_ns, &node);
 	while (err == TL_OK) {
 		call->node = node;
-		err = admin_send(admin, api, call, node, deadline_ns);
-		if (err == TL_OK || !api->is_retriable || !api->is_retriable(err) ||
-		    tl_mono_ns() >= deadline_ns)
+		bool transport;
+		err = admin_send(admin, api, call, node, deadline_ns, reroutes, &transport);
+		if (err == TL_OK || tl_mono_ns() >= deadline_ns)
+			return err;
+		if (reroutes && (transport || err == TL_ERR_NOT_CONTROLLER)) {
+			if (node != TL_CLIENT_NODE_ANY)
+				tl_client_node_backoff(admin->client, node, ADMIN_NODE_BACKOFF_MS);
+			err = admin_reroute(admin, api, deadline_ns, &node);
+			if (err != TL_OK)
+				return admin_call_fail(admin, err,
+						       tl_client_rpc_find(api->api_key)->name);
+			continue;
+		}
+		if (!api->is_retriable || !api->is_retriable(err))
 			return err;
 		tl_client_poll(admin->client, 100);
 		bool moved = err == TL_ERR_NOT_COORDINATOR &&

@@ -137,6 +137,7 @@ struct client_node {
 	int16_t frame_api_key;
 	int16_t frame_version;
 	struct tl_client_sasl *sasl; /* the exchange while CONN_SASL; owned */
+	uint32_t failures; /* connection attempts that failed and connections lost, ever */
 };
 
 struct tl_client {
@@ -441,8 +442,10 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 		snprintf(client->last_error, sizeof(client->last_error), "%s:%d: %s", node->host,
 			 node->port, why);
 	}
-	if (node->state != CONN_DOWN)
+	if (node->state != CONN_DOWN) {
 		node->retry_at_ns = tl_mono_ns() + (int64_t)client->reconnect_backoff_ms * 1000000;
+		node->failures++;
+	}
 	node->state = CONN_DOWN;
 	TL_ASSERT(node->frame_at == SIZE_MAX);
 	tl_buf_reset(&node->out);
@@ -550,6 +553,7 @@ static void node_connect(struct tl_client *client, struct client_node *node)
 			 "%s:%d: cannot resolve host: %s", node->host, node->port,
 			 gai_strerror(rc));
 		node->retry_at_ns = tl_mono_ns() + (int64_t)client->reconnect_backoff_ms * 1000000;
+		node->failures++;
 		return;
 	}
 	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -559,6 +563,7 @@ static void node_connect(struct tl_client *client, struct client_node *node)
 		snprintf(client->last_error, sizeof(client->last_error), "socket: %s",
 			 strerror(errno));
 		node->retry_at_ns = tl_mono_ns() + (int64_t)client->reconnect_backoff_ms * 1000000;
+		node->failures++;
 		return;
 	}
 	int one = 1;
@@ -1360,11 +1365,19 @@ static void call_done(void *arg, tl_err err, struct tl_cursor *body, int16_t ver
 	}
 }
 
-tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key,
-		      tl_client_encode_fn encode, const void *arg, int timeout_ms,
-		      struct tl_buf *response, int16_t *version_out)
+/* tl_client_call() and tl_client_call_try(): waits up to @connect_timeout_ms for
+ * @node_id (or any node) to be READY, ending the wait at once when @fail_fast and a
+ * connection attempt to @node_id fails meanwhile; the request, once sent, has its own
+ * deadline of @request_timeout_ms. */
+static tl_err client_call(struct tl_client *client, int32_t node_id, int16_t api_key,
+			  tl_client_encode_fn encode, const void *arg, int connect_timeout_ms,
+			  int32_t request_timeout_ms, bool fail_fast, struct tl_buf *response,
+			  int16_t *version_out)
 {
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
+	int64_t deadline = tl_mono_ns() + (int64_t)connect_timeout_ms * 1000000;
+	const struct client_node *node =
+		node_id == TL_CLIENT_NODE_ANY ? NULL : node_find(client, node_id);
+	uint32_t failures = node ? node->failures : 0;
 	int32_t target = node_id;
 	for (;;) {
 		if (node_id == TL_CLIENT_NODE_ANY)
@@ -1373,6 +1386,8 @@ tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key
 			break;
 		if (client->sasl_failed != TL_OK)
 			return client->sasl_failed;
+		if (fail_fast && node && node->failures != failures)
+			return TL_ERR_NETWORK_EXCEPTION;
 		if (tl_mono_ns() >= deadline)
 			return TL_ERR_TIMED_OUT;
 		tl_client_poll(client, 20);
@@ -1384,18 +1399,47 @@ tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key
 	tl_buf_init(&body);
 	encode(&body, version, arg);
 	struct call_state state = {false, TL_OK, response};
-	tl_err err =
-		tl_client_send(client, target, api_key, version, &body, true, call_done, &state);
+	tl_err err = tl_client_send_timeout(client, target, api_key, version, &body, true,
+					    request_timeout_ms, call_done, &state);
 	tl_buf_deinit(&body);
 	if (err != TL_OK)
 		return err;
-	while (!state.done) {
-		int64_t left_ms = (deadline - tl_mono_ns()) / 1000000;
-		/* The request keeps its own deadline (request.timeout.ms); @timeout_ms only
-		 * bounds how long we wait to send. */
-		tl_client_poll(client, (int)TL_MAX(TL_MIN(left_ms, 100), 10));
-	}
+	while (!state.done)
+		tl_client_poll(client, 100); /* the request's deadline ends the wait */
 	if (version_out)
 		*version_out = version;
 	return state.err;
+}
+
+tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key,
+		      tl_client_encode_fn encode, const void *arg, int timeout_ms,
+		      struct tl_buf *response, int16_t *version_out)
+{
+	/* The request keeps its own deadline (request.timeout.ms); @timeout_ms only
+	 * bounds how long we wait to send. */
+	return client_call(client, node_id, api_key, encode, arg, timeout_ms,
+			   client->request_timeout_ms, false, response, version_out);
+}
+
+tl_err tl_client_call_try(struct tl_client *client, int32_t node_id, int16_t api_key,
+			  tl_client_encode_fn encode, const void *arg, int connect_timeout_ms,
+			  int timeout_ms, struct tl_buf *response, int16_t *version_out)
+{
+	return client_call(client, node_id, api_key, encode, arg, connect_timeout_ms,
+			   TL_MAX(TL_MIN(timeout_ms, client->request_timeout_ms), 1), true,
+			   response, version_out);
+}
+
+void tl_client_node_backoff(struct tl_client *client, int32_t node_id, int backoff_ms)
+{
+	struct client_node *node = node_find(client, node_id);
+	int64_t until = tl_mono_ns() + (int64_t)backoff_ms * 1000000;
+	if (node && node->state == CONN_DOWN && node->retry_at_ns < until)
+		node->retry_at_ns = until;
+}
+
+bool tl_client_node_is_backing_off(const struct tl_client *client, int32_t node_id)
+{
+	const struct client_node *node = node_find(client, node_id);
+	return node && node->state == CONN_DOWN && tl_mono_ns() < node->retry_at_ns;
 }

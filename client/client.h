@@ -204,6 +204,22 @@ tl_err tl_client_call(struct tl_client *client, int32_t node_id, int16_t api_key
 		      tl_client_encode_fn encode, const void *arg, int timeout_ms,
 		      struct tl_buf *response, int16_t *version_out);
 
+/* One bounded try, for a caller that sends the request elsewhere when a broker fails
+ * (the admin client): tl_client_call() that waits at most @connect_timeout_ms for
+ * @node_id's connection and returns TL_ERR_NETWORK_EXCEPTION as soon as an attempt to
+ * connect to it fails (TL_ERR_TIMED_OUT when it is still not ready); the request, once
+ * sent, waits at most @timeout_ms (request.timeout.ms if less): its deadline closes the
+ * connection and returns TL_ERR_REQUEST_TIMED_OUT, as request.timeout.ms does. */
+tl_err tl_client_call_try(struct tl_client *client, int32_t node_id, int16_t api_key,
+			  tl_client_encode_fn encode, const void *arg, int connect_timeout_ms,
+			  int timeout_ms, struct tl_buf *response, int16_t *version_out);
+/* Keeps @node_id's connection down for @backoff_ms (longer than reconnect.backoff.ms)
+ * when it is down now: no attempt to connect to it before, and tl_client_any_ready_node()
+ * passes it over meanwhile. */
+void tl_client_node_backoff(struct tl_client *client, int32_t node_id, int backoff_ms);
+/* True while @node_id's connection is down and waits out its backoff. */
+bool tl_client_node_is_backing_off(const struct tl_client *client, int32_t node_id);
+
 /* ---- requests by table row (request.c) ---- */
 
 /* Decodes a response body at @version into @response (storage from @arena). */
@@ -233,6 +249,10 @@ const struct tl_client_rpc *tl_client_rpc_find(int16_t api_key);
 tl_err tl_client_rpc_call(struct tl_client *client, int32_t node_id,
 			  const struct tl_client_rpc *rpc, const void *request, int timeout_ms,
 			  struct tl_arena *arena, void **response_out, int16_t *version_out);
+/* The same through tl_client_call_try(). */
+tl_err tl_client_rpc_try(struct tl_client *client, int32_t node_id, const struct tl_client_rpc *rpc,
+			 const void *request, int connect_timeout_ms, int timeout_ms,
+			 struct tl_arena *arena, void **response_out, int16_t *version_out);
 
 /* Runs once with the decoded response (borrowed for the call), or with err != TL_OK and
  * a NULL response: the request failed locally (timeout, disconnect), the response did not

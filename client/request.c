@@ -130,17 +130,23 @@ static tl_err rpc_decode(const struct tl_client_rpc *rpc, struct tl_cursor *body
 	return TL_OK;
 }
 
-tl_err tl_client_rpc_call(struct tl_client *client, int32_t node_id,
-			  const struct tl_client_rpc *rpc, const void *request, int timeout_ms,
-			  struct tl_arena *arena, void **response_out, int16_t *version_out)
+/* tl_client_rpc_call() and tl_client_rpc_try(): through tl_client_call_try() when
+ * @connect_timeout_ms >= 0, else tl_client_call() with @timeout_ms. */
+static tl_err rpc_call(struct tl_client *client, int32_t node_id, const struct tl_client_rpc *rpc,
+		       const void *request, int connect_timeout_ms, int timeout_ms,
+		       struct tl_arena *arena, void **response_out, int16_t *version_out)
 {
 	TL_ASSERT(rpc);
 	*response_out = NULL;
 	struct tl_buf bytes;
 	tl_buf_init(&bytes);
 	int16_t version = -1;
-	tl_err err = tl_client_call(client, node_id, rpc->api_key, rpc->encode, request, timeout_ms,
-				    &bytes, &version);
+	tl_err err =
+		connect_timeout_ms >= 0
+			? tl_client_call_try(client, node_id, rpc->api_key, rpc->encode, request,
+					     connect_timeout_ms, timeout_ms, &bytes, &version)
+			: tl_client_call(client, node_id, rpc->api_key, rpc->encode, request,
+					 timeout_ms, &bytes, &version);
 	/* The decoded response points into its bytes: they move into @arena with it. */
 	uint8_t *copy = err == TL_OK ? tl_arena_alloc(arena, bytes.len + 1) : NULL;
 	if (err == TL_OK && !copy)
@@ -155,6 +161,22 @@ tl_err tl_client_rpc_call(struct tl_client *client, int32_t node_id,
 	if (version_out)
 		*version_out = version;
 	return err;
+}
+
+tl_err tl_client_rpc_call(struct tl_client *client, int32_t node_id,
+			  const struct tl_client_rpc *rpc, const void *request, int timeout_ms,
+			  struct tl_arena *arena, void **response_out, int16_t *version_out)
+{
+	return rpc_call(client, node_id, rpc, request, -1, timeout_ms, arena, response_out,
+			version_out);
+}
+
+tl_err tl_client_rpc_try(struct tl_client *client, int32_t node_id, const struct tl_client_rpc *rpc,
+			 const void *request, int connect_timeout_ms, int timeout_ms,
+			 struct tl_arena *arena, void **response_out, int16_t *version_out)
+{
+	return rpc_call(client, node_id, rpc, request, TL_MAX(connect_timeout_ms, 0), timeout_ms,
+			arena, response_out, version_out);
 }
 
 /* What a response to tl_client_rpc_send() needs to reach its caller. */

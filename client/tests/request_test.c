@@ -1,9 +1,15 @@
 /* request_test.c - the request table of the client core (client/request.c): every API
  * key the producer's transactions and the admin client send has a row, and a row's
  * request goes out and comes back decoded, blocking and with a callback, against the
- * scripted fake broker (client/tests/fake_broker.h). */
+ * scripted fake broker (client/tests/fake_broker.h); a try (tl_client_rpc_try, the admin
+ * client's) ends at once when connecting fails, and at its own bound when the broker
+ * never answers. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -183,6 +189,80 @@ START_TEST(a_send_to_a_node_that_is_not_ready_is_again_and_never_calls_back)
 }
 END_TEST
 
+/* ---- one bounded try (tl_client_rpc_try) ---- */
+
+/* A loopback port: listening without ever accepting (@listen), or closed. */
+static int loopback_port(bool listen_on, int *fd_out)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ne(fd, -1);
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(addr);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+	if (listen_on)
+		ck_assert_int_eq(listen(fd, 8), 0);
+	else
+		close(fd);
+	*fd_out = listen_on ? fd : -1;
+	return ntohs(addr.sin_port);
+}
+
+/* FindCoordinator at @node through tl_client_rpc_try (@try) or tl_client_rpc_call;
+ * *@ms_out gets how long it took. */
+static tl_err find_coordinator_at(int32_t node, bool try, int timeout_ms, int64_t *ms_out)
+{
+	struct tl_find_coordinator_request req;
+	tl_find_coordinator_request_defaults(&req);
+	req.key = tl_str_of("g");
+	struct tl_arena arena;
+	tl_arena_init(&arena, TEST_ARENA_MAX);
+	void *response = NULL;
+	const struct tl_client_rpc *rpc = tl_client_rpc_find(TL_CLIENT_API_FIND_COORDINATOR);
+	int64_t start = tl_mono_ns();
+	tl_err err = try ? tl_client_rpc_try(client, node, rpc, &req, timeout_ms, timeout_ms,
+					     &arena, &response, NULL)
+			 : tl_client_rpc_call(client, node, rpc, &req, timeout_ms, &arena,
+					      &response, NULL);
+	*ms_out = (tl_mono_ns() - start) / 1000000;
+	tl_arena_deinit(&arena);
+	return err;
+}
+
+START_TEST(a_try_at_a_broker_that_refuses_connections_ends_at_once)
+{
+	int fd;
+	int port = loopback_port(false, &fd);
+	ck_assert_int_eq(tl_client_broker_add(client, 9, "127.0.0.1", 9, port), TL_OK);
+	int64_t ms;
+	ck_assert_int_eq(find_coordinator_at(9, true, 3000, &ms), TL_ERR_NETWORK_EXCEPTION);
+	ck_assert_int_lt(ms, 1000);
+	/* The caller keeps the broker down longer than reconnect.backoff.ms. */
+	tl_client_node_backoff(client, 9, 400);
+	tl_client_poll(client, 100);
+	ck_assert(tl_client_node_is_backing_off(client, 9));
+	/* A plain call still waits out its timeout, reconnecting meanwhile. */
+	ck_assert_int_eq(find_coordinator_at(9, false, 600, &ms), TL_ERR_TIMED_OUT);
+	ck_assert_int_ge(ms, 550);
+	/* The fake broker still answers a try. */
+	ck_assert_int_eq(find_coordinator_at(ready_node(), true, 3000, &ms), TL_OK);
+}
+END_TEST
+
+START_TEST(a_try_at_a_broker_that_never_answers_ends_at_its_connect_timeout)
+{
+	int fd;
+	int port = loopback_port(true, &fd); /* the handshake completes; ApiVersions waits */
+	ck_assert_int_eq(tl_client_broker_add(client, 9, "127.0.0.1", 9, port), TL_OK);
+	int64_t ms;
+	ck_assert_int_eq(find_coordinator_at(9, true, 300, &ms), TL_ERR_TIMED_OUT);
+	ck_assert_int_ge(ms, 250);
+	ck_assert_int_lt(ms, 2000); /* not request.timeout.ms (5 s) */
+	close(fd);
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
 	Suite *s = suite_create("client_request");
@@ -196,6 +276,8 @@ static Suite *request_suite(void)
 		       a_blocking_call_leaves_the_response_and_its_strings_in_the_callers_arena);
 	tcase_add_test(tc, a_callback_send_hands_the_decoded_response_to_the_callback_once);
 	tcase_add_test(tc, a_send_to_a_node_that_is_not_ready_is_again_and_never_calls_back);
+	tcase_add_test(tc, a_try_at_a_broker_that_refuses_connections_ends_at_once);
+	tcase_add_test(tc, a_try_at_a_broker_that_never_answers_ends_at_its_connect_timeout);
 	suite_add_tcase(s, tc);
 	return s;
 }

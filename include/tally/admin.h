@@ -10,7 +10,14 @@
  * @timeout_ms and does its own I/O. Configuration keys: bootstrap.servers, client.id,
  * request.timeout.ms, reconnect.backoff.ms, allow.auto.create.topics (false; true lets
  * tl_admin_describe_topics ask the broker to auto-create missing topics, as a producer's
- * metadata request does). Unknown keys are errors. */
+ * metadata request does). Unknown keys are errors.
+ *
+ * Routing, as Kafka's AdminClient: topic changes (create, delete, add partitions, alter
+ * configs) go to the controller; a try there that gets no answer (the broker died or
+ * cannot be reached: a try waits at most 3 s for its connection) or NOT_CONTROLLER
+ * asks metadata again from another broker and goes to the controller it names, until
+ * @timeout_ms. ACL, client quota and SCRAM credential writes go to any broker that
+ * answers. */
 #ifndef TALLY_ADMIN_H
 #define TALLY_ADMIN_H
 

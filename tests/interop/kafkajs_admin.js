@@ -1,19 +1,34 @@
 // kafkajs_admin.js - kafkajs 2.2.4's admin against tallyd, and what consumers see after:
-//   node tests/interop/kafkajs_admin.js BROKER TOPIC
+//   node tests/interop/kafkajs_admin.js BROKER TOPIC [BROKERS]
+// BROKERS (default 1): a cluster of that many brokers (BROKER a comma-separated list):
+// the topic is created with that replication factor, and what one broker changed is
+// waited for on the others (each applies the metadata store's change when its view has it).
 // createPartitions 1 -> 3, then a producer with keys spreads records over all three and
 // a consumer reads from each; alterConfigs sets retention.ms and describeConfigs shows it
 // as DYNAMIC_TOPIC_CONFIG (source 1); deleteTopicRecords moves partition 0's start to 5,
 // after which fetchTopicOffsets reports low 5 and a consumer from the beginning gets
-// offset 5 first; describeCluster names this broker as the controller. Exits 0 on success.
+// offset 5 first; describeCluster names every broker, the controller one of them. Exits 0
+// on success.
 'use strict';
 
 const { Kafka, logLevel, ConfigResourceTypes } = require('kafkajs');
 
-const [broker, topic] = process.argv.slice(2);
-const kafka = new Kafka({ clientId: 'tally-admin', brokers: [broker], logLevel: logLevel.WARN });
+const [broker, topic, brokersArg] = process.argv.slice(2);
+const brokers = Number(brokersArg || 1);
+const kafka = new Kafka({ clientId: 'tally-admin', brokers: broker.split(','), logLevel: logLevel.WARN });
 
 function check(cond, what) {
 	if (!cond) throw new Error(what);
+}
+
+// Calls @get until @ok(its result) holds, up to 10 s; returns the last result.
+async function until(get, ok) {
+	const deadline = Date.now() + 10000;
+	for (;;) {
+		const got = await get();
+		if (ok(got) || Date.now() >= deadline) return got;
+		await new Promise((resolve) => setTimeout(resolve, 200));
+	}
 }
 
 async function consumeAll(groupId, want) {
@@ -42,9 +57,15 @@ async function consumeAll(groupId, want) {
 async function main() {
 	const admin = kafka.admin();
 	await admin.connect();
-	await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+	const spec = brokers > 1 ? { topic, numPartitions: 1, replicationFactor: brokers } : { topic, numPartitions: 1 };
+	await admin.createTopics({ topics: [spec], waitForLeaders: true });
 	await admin.createPartitions({ topicPartitions: [{ topic, count: 3 }] });
-	const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+	const [meta] = (
+		await until(
+			() => admin.fetchTopicMetadata({ topics: [topic] }),
+			(m) => m.topics[0].partitions.length === 3 && m.topics[0].partitions.every((p) => p.leader >= 0)
+		)
+	).topics;
 	check(meta.partitions.length === 3, `after createPartitions: ${meta.partitions.length} partitions`);
 
 	const producer = kafka.producer();
@@ -61,10 +82,14 @@ async function main() {
 		validateOnly: false,
 		resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'retention.ms', value: '86400000' }] }],
 	});
-	const described = await admin.describeConfigs({
-		includeSynonyms: false,
-		resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['retention.ms'] }],
-	});
+	const described = await until(
+		() =>
+			admin.describeConfigs({
+				includeSynonyms: false,
+				resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['retention.ms'] }],
+			}),
+		(d) => d.resources[0].configEntries[0].configValue === '86400000'
+	);
 	const entry = described.resources[0].configEntries[0];
 	check(entry.configValue === '86400000' && entry.configSource === 1,
 		`retention.ms after alterConfigs: ${JSON.stringify(entry)}`);
@@ -80,7 +105,7 @@ async function main() {
 	check(first0 === 5, `a new consumer's first offset of partition 0 is ${first0}, want 5`);
 
 	const cluster = await admin.describeCluster();
-	check(cluster.brokers.length === 1 && cluster.controller === cluster.brokers[0].nodeId,
+	check(cluster.brokers.length === brokers && cluster.brokers.some((b) => b.nodeId === cluster.controller),
 		`describeCluster: ${JSON.stringify(cluster)}`);
 	await admin.disconnect();
 	console.log('kafkajs admin: createPartitions, alterConfigs, deleteTopicRecords, describeCluster ok');

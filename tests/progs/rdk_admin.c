@@ -3,8 +3,9 @@
  *       DescribeConfigs: "config NAME=VALUE source S default D readonly R" per key
  *       (VALUE "(null)" for none), then "synonym NAME=VALUE source S" per synonym of it
  *       when asked; or "error CODE MESSAGE" for the resource.
- *   rdk_admin BROKER create-partitions TOPIC TOTAL
- *       CreatePartitions: "ok" or "error CODE MESSAGE".
+ *   rdk_admin BROKER create-partitions TOPIC TOTAL [ASSIGNMENT]
+ *       CreatePartitions: "ok" or "error CODE MESSAGE". ASSIGNMENT gives each new
+ *       partition's replicas, rows apart by ';': "1,2,3;2,3,1".
  *   rdk_admin BROKER alter-configs TOPIC KEY=VALUE...
  *       AlterConfigs (the whole set of the topic's overrides): "ok" or "error ...".
  *   rdk_admin BROKER delete-records TOPIC PARTITION OFFSET
@@ -120,12 +121,40 @@ static int describe_configs(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char 
 	return 0;
 }
 
-static int create_partitions(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *topic, int total)
+/* Sets @np's replica assignment from @text ("1,2,3;2,3,1": one row per new partition);
+ * false on a bad row. */
+static bool assignment_set(rd_kafka_NewPartitions_t *np, const char *text, char *errstr,
+			   size_t errstr_size)
+{
+	for (int row = 0; *text; row++) {
+		int32_t ids[16];
+		size_t n = 0;
+		char *end;
+		while (n < 16) {
+			ids[n++] = (int32_t)strtol(text, &end, 10);
+			text = end;
+			if (*text != ',')
+				break;
+			text++;
+		}
+		if (rd_kafka_NewPartitions_set_replica_assignment(np, row, ids, n, errstr,
+								  errstr_size))
+			return false;
+		if (*text == ';')
+			text++;
+		else if (*text)
+			return snprintf(errstr, errstr_size, "bad assignment near '%s'", text) < 0;
+	}
+	return true;
+}
+
+static int create_partitions(rd_kafka_t *rk, rd_kafka_queue_t *queue, const char *topic, int total,
+			     const char *assignment)
 {
 	char errstr[256];
 	rd_kafka_NewPartitions_t *np =
 		rd_kafka_NewPartitions_new(topic, (size_t)total, errstr, sizeof(errstr));
-	if (!np) {
+	if (!np || (assignment && !assignment_set(np, assignment, errstr, sizeof(errstr)))) {
 		fprintf(stderr, "rdk_admin: %s\n", errstr);
 		return 2;
 	}
@@ -224,7 +253,8 @@ int main(int argc, char **argv)
 		rc = describe_configs(rk, queue, argv[3], argv[4],
 				      argc >= 6 && strcmp(argv[5], "include-synonyms") == 0);
 	else if (strcmp(verb, "create-partitions") == 0 && argc >= 5)
-		rc = create_partitions(rk, queue, argv[3], atoi(argv[4]));
+		rc = create_partitions(rk, queue, argv[3], atoi(argv[4]),
+				       argc >= 6 ? argv[5] : NULL);
 	else if (strcmp(verb, "alter-configs") == 0 && argc >= 4)
 		rc = alter_configs(rk, queue, argv[3], argv + 4, argc - 4);
 	else if (strcmp(verb, "delete-records") == 0 && argc >= 6)
