@@ -358,6 +358,8 @@ void tl_ring_submit(struct tl_ring *ring)
 	if (!ring->uring) {
 		struct tl_ring_op *op;
 		while ((op = list_pop(&ring->backlog_head, &ring->backlog_tail))) {
+			if (op->kind == TL_RING_OP_WRITEV)
+				ring->stats.writes++;
 			sync_perform(op);
 			list_push(&ring->done_head, &ring->done_tail, op);
 		}
