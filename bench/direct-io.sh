@@ -21,6 +21,10 @@ set -- "${pairs_rest[@]}"
 
 tr=/sys/kernel/tracing
 ev=$tr/events/io_uring/io_uring_queue_async_work
+# tracefs is not always mounted (this VM after boot): mount it where root may.
+if [ ! -e "$tr/events" ] && [ "$(id -u)" = 0 ]; then
+	mount -t tracefs nodev "$tr" 2>/dev/null || true
+fi
 trace=0
 if [ -w "$ev/enable" ] && echo 1 >"$ev/enable" 2>/dev/null; then
 	trace=1

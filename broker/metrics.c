@@ -548,6 +548,19 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 		c.cache.hit_bytes);
 	gauge(out, "tally_log_cache_bytes", "Bytes held in the logs' read caches.",
 	      (double)c.cache.bytes);
+	struct tl_ring_stats ring = {0};
+	if (broker->ring)
+		tl_ring_stats(broker->ring, &ring);
+	counter(out, "tally_log_ring_writes_total",
+		"Log write ops sent to the kernel by the broker's ring (resubmits of short "
+		"writes included).",
+		ring.writes);
+	counter(out, "tally_log_ring_fixed_writes_total",
+		"Of those, direct writes from registered buffers (io_uring WRITE_FIXED).",
+		ring.fixed_writes);
+	gauge(out, "tally_log_ring_fixed_buffer_bytes",
+	      "Bytes of the logs' write stages registered with the ring (pinned).",
+	      (double)ring.fixed_bytes);
 	counter(out, "tally_replica_isr_shrinks_total",
 		"ISR shrinks committed while this broker led the partition (Kafka "
 		"IsrShrinksPerSec).",

@@ -39,6 +39,9 @@ struct tl_ring {
 	struct tl_ring_op *backlog_head, *backlog_tail;
 	struct tl_ring_op *done_head, *done_tail;
 	struct ring_fault faults[TL_RING_OP_KIND_COUNT];
+	size_t *fixed_used; /* bytes per slot (0: free), once the sparse table is registered */
+	bool fixed_off;   /* the kernel refused the table: never ask again */
+	struct tl_ring_stats stats;
 };
 
 static void list_push(struct tl_ring_op **head, struct tl_ring_op **tail, struct tl_ring_op *op)
@@ -182,9 +185,84 @@ void tl_ring_writev(struct tl_ring *ring, struct tl_ring_op *op, int fd, struct 
 	op->fd = fd;
 	op->iov = iov;
 	op->iov_count = iov_count;
+	op->buf_index = -1;
 	op->offset = offset;
 	op->bytes_want = iov_bytes(iov, iov_count);
 	ring_queue(ring, op);
+}
+
+void tl_ring_write_fixed(struct tl_ring *ring, struct tl_ring_op *op, int fd, struct iovec *iov,
+			 int slot, int64_t offset)
+{
+	TL_ASSERT(ring->uring && ring->fixed_used && slot >= 0 && slot < TL_RING_FIXED_SLOTS &&
+		  ring->fixed_used[slot]);
+	tl_ring_writev(ring, op, fd, iov, 1, offset);
+	op->buf_index = slot;
+}
+
+tl_err tl_ring_buffer_register(struct tl_ring *ring, void *base, size_t bytes, int *slot_out)
+{
+	*slot_out = -1;
+	if (!ring->uring || ring->fixed_off) {
+		errno = EOPNOTSUPP;
+		return TL_ERR_IO;
+	}
+	if (bytes == 0 || bytes > TL_RING_FIXED_BYTES_MAX - ring->stats.fixed_bytes) {
+		errno = ENOBUFS;
+		return TL_ERR_LIMIT;
+	}
+	if (!ring->fixed_used) {
+		size_t *used = calloc(TL_RING_FIXED_SLOTS, sizeof(*used));
+		if (!used)
+			return TL_ERR_NOMEM;
+		int rc = io_uring_register_buffers_sparse(&ring->io, TL_RING_FIXED_SLOTS);
+		if (rc < 0) {
+			free(used);
+			ring->fixed_off = true;
+			errno = -rc;
+			return TL_ERR_IO;
+		}
+		ring->fixed_used = used;
+	}
+	int slot = 0;
+	while (slot < TL_RING_FIXED_SLOTS && ring->fixed_used[slot])
+		slot++;
+	if (slot == TL_RING_FIXED_SLOTS) {
+		errno = ENOBUFS;
+		return TL_ERR_LIMIT;
+	}
+	struct iovec iov = {.iov_base = base, .iov_len = bytes};
+	int rc = io_uring_register_buffers_update_tag(&ring->io, (unsigned)slot, &iov, NULL, 1);
+	if (rc < 0) {
+		errno = -rc;
+		return TL_ERR_IO;
+	}
+	ring->fixed_used[slot] = bytes;
+	ring->stats.fixed_bytes += bytes;
+	ring->stats.fixed_count++;
+	*slot_out = slot;
+	return TL_OK;
+}
+
+void tl_ring_buffer_unregister(struct tl_ring *ring, int slot)
+{
+	TL_ASSERT(ring->fixed_used && slot >= 0 && slot < TL_RING_FIXED_SLOTS &&
+		  ring->fixed_used[slot]);
+	struct iovec iov = {0};
+	int rc = io_uring_register_buffers_update_tag(&ring->io, (unsigned)slot, &iov, NULL, 1);
+	/* On failure the slot stays taken, never reused for another buffer; its bytes leave
+	 * the count either way (the caller frees the memory). */
+	if (rc < 0)
+		tl_warn("ring: cannot unregister a fixed buffer err=%s", strerrorname_np(-rc));
+	ring->stats.fixed_bytes -= ring->fixed_used[slot];
+	ring->stats.fixed_count--;
+	if (rc >= 0)
+		ring->fixed_used[slot] = 0;
+}
+
+void tl_ring_stats(const struct tl_ring *ring, struct tl_ring_stats *out)
+{
+	*out = ring->stats;
 }
 
 void tl_ring_fdatasync(struct tl_ring *ring, struct tl_ring_op *op, int fd, int64_t offset,
@@ -195,6 +273,7 @@ void tl_ring_fdatasync(struct tl_ring *ring, struct tl_ring_op *op, int fd, int6
 	op->fd = fd;
 	op->iov = NULL;
 	op->iov_count = 0;
+	op->buf_index = -1;
 	op->offset = offset;
 	op->bytes_want = bytes; /* the range; never a short transfer */
 	ring_queue(ring, op);
@@ -209,6 +288,7 @@ void tl_ring_read(struct tl_ring *ring, struct tl_ring_op *op, int fd, void *buf
 	op->one.iov_len = bytes;
 	op->iov = &op->one;
 	op->iov_count = 1;
+	op->buf_index = -1;
 	op->offset = offset;
 	op->bytes_want = bytes;
 	ring_queue(ring, op);
@@ -278,6 +358,8 @@ void tl_ring_submit(struct tl_ring *ring)
 	if (!ring->uring) {
 		struct tl_ring_op *op;
 		while ((op = list_pop(&ring->backlog_head, &ring->backlog_tail))) {
+			if (op->kind == TL_RING_OP_WRITEV)
+				ring->stats.writes++;
 			sync_perform(op);
 			list_push(&ring->done_head, &ring->done_tail, op);
 		}
@@ -291,9 +373,18 @@ void tl_ring_submit(struct tl_ring *ring)
 			break;
 		struct tl_ring_op *op = list_pop(&ring->backlog_head, &ring->backlog_tail);
 		off_t at = (off_t)(op->offset + op->bytes_done);
-		if (op->kind == TL_RING_OP_WRITEV)
+		if (op->kind == TL_RING_OP_WRITEV && op->buf_index >= 0) {
+			TL_ASSERT_DEBUG(op->iov_count == 1);
+			io_uring_prep_write_fixed(sqe, op->fd, op->iov[0].iov_base,
+						  (unsigned)op->iov[0].iov_len, (uint64_t)at,
+						  op->buf_index);
+			ring->stats.fixed_writes++;
+			ring->stats.writes++;
+		} else if (op->kind == TL_RING_OP_WRITEV) {
 			io_uring_prep_writev(sqe, op->fd, op->iov, (unsigned)op->iov_count,
 					     (uint64_t)at);
+			ring->stats.writes++;
+		}
 		else if (op->kind == TL_RING_OP_READ)
 			io_uring_prep_readv(sqe, op->fd, op->iov, (unsigned)op->iov_count,
 					    (uint64_t)at);
@@ -393,7 +484,8 @@ void tl_ring_destroy(struct tl_ring *ring)
 		if (tl_ring_wait(ring) == 0 && !ring->uring)
 			break;
 	if (ring->uring)
-		io_uring_queue_exit(&ring->io);
+		io_uring_queue_exit(&ring->io); /* drops the registered buffers */
+	free(ring->fixed_used);
 	close(ring->event_fd);
 	free(ring);
 }

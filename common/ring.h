@@ -48,6 +48,7 @@ struct tl_ring_op {
 	int64_t offset;
 	struct iovec *iov;
 	int iov_count;
+	int buf_index; /* registered buffer of a fixed write, else -1 */
 	int64_t bytes_done;
 	int64_t bytes_want;
 	struct iovec one; /* the single buffer of a read */
@@ -67,6 +68,11 @@ bool tl_ring_is_uring(const struct tl_ring *ring);
  * write. Ops beyond the ring's room wait in a backlog and go out as room frees. */
 void tl_ring_writev(struct tl_ring *ring, struct tl_ring_op *op, int fd, struct iovec *iov,
 		    int iov_count, int64_t offset);
+/* As tl_ring_writev with one iovec, which lies wholly inside the buffer registered as
+ * @slot (tl_ring_buffer_register): io_uring's WRITE_FIXED, so the kernel does not pin
+ * and unpin the pages for each write. */
+void tl_ring_write_fixed(struct tl_ring *ring, struct tl_ring_op *op, int fd, struct iovec *iov,
+			 int slot, int64_t offset);
 /* Makes [@offset, @offset + @bytes) of @fd and the metadata needed to read it durable
  * (@bytes 0: the whole file). io_uring writes back and waits for that range only, so
  * pages written meanwhile beyond it are left to the next sync; the sync engine syncs
@@ -75,6 +81,26 @@ void tl_ring_fdatasync(struct tl_ring *ring, struct tl_ring_op *op, int fd, int6
 		       int64_t bytes);
 void tl_ring_read(struct tl_ring *ring, struct tl_ring_op *op, int fd, void *buf, uint32_t bytes,
 		  int64_t offset);
+
+/* Registered (fixed) buffers. The kernel pins @bytes at @base once (RLIMIT_MEMLOCK
+ * counts them unless the process has CAP_IPC_LOCK) until unregistered or the ring is
+ * destroyed. A ring registers at most TL_RING_FIXED_BYTES_MAX in all. Returns TL_OK and
+ * the slot; TL_ERR_LIMIT when the ring's slots or bytes are used up; TL_ERR_IO when the
+ * engine is not io_uring or the kernel refuses (errno says why: ENOMEM for the memlock
+ * limit). The caller writes with plain writev then. Unregister a slot only when no op
+ * of it is queued or in flight (a queued op reads the slot when it is submitted). */
+#define TL_RING_FIXED_SLOTS     1024
+#define TL_RING_FIXED_BYTES_MAX ((size_t)1 << 30)
+tl_err tl_ring_buffer_register(struct tl_ring *ring, void *base, size_t bytes, int *slot_out);
+void tl_ring_buffer_unregister(struct tl_ring *ring, int slot);
+
+struct tl_ring_stats {
+	uint64_t fixed_writes; /* write ops sent as WRITE_FIXED (resubmits included) */
+	uint64_t writes;       /* all write ops sent, fixed or not */
+	uint64_t fixed_bytes;  /* registered now */
+	uint32_t fixed_count;  /* slots in use */
+};
+void tl_ring_stats(const struct tl_ring *ring, struct tl_ring_stats *out);
 
 /* Hands queued ops to the kernel (sync mode: performs them). Call once per loop turn. */
 void tl_ring_submit(struct tl_ring *ring);

@@ -137,12 +137,54 @@ TL_EXPORT void tl_producer_conf_set_delivery_cb(struct tl_producer_conf *pc,
 
 /* ---- batches ---- */
 
+#define SPARE_BYTES_MIN (64 << 10) /* smaller buffers are left to malloc */
+
+/* Gives empty @buf the memory of a spare buffer, when there is one. */
+static void spare_take(struct tl_producer *producer, struct tl_buf *buf)
+{
+	TL_ASSERT(buf->len == 0 && buf->span_count == 0);
+	if (buf->data)
+		return;
+	pthread_mutex_lock(&producer->spare_lock);
+	if (producer->spare_count > 0) {
+		struct spare_buf *spare = &producer->spares[--producer->spare_count];
+		buf->data = spare->data;
+		buf->cap = spare->cap;
+	}
+	pthread_mutex_unlock(&producer->spare_lock);
+}
+
+/* Frees @buf, keeping its memory as a spare when it is big and there is room. */
+static void spare_give(struct tl_producer *producer, struct tl_buf *buf)
+{
+	if (buf->cap >= SPARE_BYTES_MIN && buf->span_count == 0 && !buf->failed) {
+		pthread_mutex_lock(&producer->spare_lock);
+		if (producer->spare_count < (int)TL_ARRAY_SIZE(producer->spares)) {
+			producer->spares[producer->spare_count++] =
+				(struct spare_buf){buf->data, buf->cap};
+			buf->data = NULL;
+			buf->cap = 0;
+			buf->len = 0;
+		}
+		pthread_mutex_unlock(&producer->spare_lock);
+	}
+	tl_buf_deinit(buf);
+}
+
+static void spares_free(struct tl_producer *producer)
+{
+	for (int i = 0; i < producer->spare_count; i++)
+		free(producer->spares[i].data);
+	producer->spare_count = 0;
+}
+
 static struct batch *batch_create(struct tl_producer *producer, struct partition_state *part)
 {
 	struct batch *batch = calloc(1, sizeof(*batch));
 	if (!batch)
 		return NULL;
 	tl_records_builder_init(&batch->builder, producer->compression);
+	spare_take(producer, &batch->builder.records);
 	tl_buf_init(&batch->wire);
 	batch->part = part;
 	batch->created_ns = tl_mono_ns();
@@ -152,10 +194,11 @@ static struct batch *batch_create(struct tl_producer *producer, struct partition
 	return batch;
 }
 
-static void batch_free(struct batch *batch)
+static void batch_free(struct tl_producer *producer, struct batch *batch)
 {
+	spare_give(producer, &batch->builder.records);
 	tl_records_builder_deinit(&batch->builder);
-	tl_buf_deinit(&batch->wire);
+	spare_give(producer, &batch->wire);
 	free(batch->records);
 	free(batch);
 }
@@ -338,7 +381,7 @@ void tl_producer_batch_complete(struct tl_producer *producer, struct batch *batc
 		ssize_t n = write(producer->event_fd, &one, sizeof(one));
 		TL_UNUSED(n);
 	} else {
-		batch_free(batch);
+		batch_free(producer, batch);
 	}
 	pthread_cond_broadcast(&producer->cond);
 }
@@ -824,7 +867,7 @@ TL_EXPORT int tl_producer_poll(struct tl_producer *producer, int timeout_ms)
 			producer->cb(&d, producer->cb_opaque);
 			ran++;
 		}
-		batch_free(batch);
+		batch_free(producer, batch);
 	}
 	if (reported) {
 		pthread_mutex_lock(&producer->lock);
@@ -1280,6 +1323,7 @@ static tl_err batch_prepare(struct tl_producer *producer, struct batch *batch)
 					producer->producer_epoch, base_sequence,
 					producer->txn.state != TXN_NONE);
 	batch->sequenced = true;
+	spare_take(producer, &batch->wire);
 	tl_err err = tl_records_builder_finish(&batch->builder, producer->cctx, &batch->wire);
 	if (err != TL_OK) {
 		tl_buf_reset(&batch->wire);
@@ -1432,7 +1476,7 @@ static void spool_drop_recovered(struct tl_producer *producer, struct partition_
 		TL_ASSERT(producer->buffered_bytes >= batch->bytes);
 		producer->buffered_bytes -= batch->bytes;
 		producer->outstanding -= batch->record_count;
-		batch_free(batch);
+		batch_free(producer, batch);
 	}
 }
 
@@ -1481,7 +1525,7 @@ static void spool_resync(struct tl_producer *producer, struct partition_state *p
 			ctx.head = b->next;
 			producer->buffered_bytes -= b->bytes;
 			producer->outstanding -= b->record_count;
-			batch_free(b);
+			batch_free(producer, b);
 		}
 		tl_producer_set_fatal(producer, TL_ERR_FATAL, msg);
 		return;
@@ -1941,6 +1985,7 @@ TL_EXPORT tl_err tl_producer_create(const struct tl_producer_conf *pc, struct tl
 	if (!producer->cctx)
 		goto out_eventfd;
 	pthread_mutex_init(&producer->lock, NULL);
+	pthread_mutex_init(&producer->spare_lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -1968,6 +2013,8 @@ out_sync:
 	topics_free(producer);
 	pthread_cond_destroy(&producer->cond);
 	pthread_mutex_destroy(&producer->lock);
+	spares_free(producer);
+	pthread_mutex_destroy(&producer->spare_lock);
 	ZSTD_freeCCtx(producer->cctx);
 out_eventfd:
 	close(producer->event_fd);
@@ -2026,5 +2073,7 @@ TL_EXPORT void tl_producer_destroy(struct tl_producer *producer)
 	close(producer->event_fd);
 	pthread_cond_destroy(&producer->cond);
 	pthread_mutex_destroy(&producer->lock);
+	spares_free(producer);
+	pthread_mutex_destroy(&producer->spare_lock);
 	free(producer);
 }
