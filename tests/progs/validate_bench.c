@@ -10,6 +10,11 @@
  *       largest frame header) against tl_batch_validate_records, each warm
  *       (batch after batch) and cold (8 MiB of other memory touched between
  *       batches, as the broker's socket and page cache traffic does; not timed).
+ *   validate_bench instr floor|validate [ROUNDS]
+ *       for callgrind (test 133): one ~1 MB zstd batch of JSON-like 1 KiB records,
+ *       then only ZSTD_decompressDCtx (floor) or only tl_batch_validate_records
+ *       (validate), ROUNDS times, inside run_floor / run_validate: count them with
+ *       valgrind --tool=callgrind --collect-atstart=no --toggle-collect=run_*.
  * Prints CPU-s per GB of uncompressed records for each, process CPU time. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +23,7 @@
 
 #include <zstd.h>
 
+#include "common/assert.h"
 #include "protocol/batch.h"
 #include "protocol/records.h"
 #include "protocol/validate.h"
@@ -30,16 +36,34 @@ static double cpu_s(void)
 }
 
 static void build(enum tl_compression codec, size_t record_bytes, size_t batch_bytes,
-		  struct tl_buf *out)
+		  bool json, struct tl_buf *out)
 {
 	struct tl_records_builder b;
 	tl_records_builder_init(&b, codec);
 	uint64_t rng = 0x243f6a8885a308d3ULL;
 	uint8_t *value = malloc(record_bytes);
 	while (tl_records_builder_bytes(&b) + record_bytes + 16 < batch_bytes) {
-		for (size_t i = 0; i < record_bytes; i++) {
+		for (size_t i = 0; i < record_bytes && !json; i++) {
 			rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
 			value[i] = (uint8_t)('a' + (rng >> 33) % 26);
+		}
+		for (size_t i = 0; i < record_bytes && json;) {
+			/* Event-like JSON lines, as tally-bench --payload json (~5x in zstd). */
+			char line[256];
+			rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+			uint64_t r = rng;
+			rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+			int n = snprintf(line, sizeof(line),
+					 "{\"ts\":%llu,\"event\":\"e%llu\",\"user_id\":%llu,"
+					 "\"trace\":\"%016llx\",\"country\":\"C%llu\","
+					 "\"path\":\"/products/%llu\",\"ok\":true}\n",
+					 1700000000000ULL + (r >> 40), (unsigned long long)(r % 8),
+					 (unsigned long long)((r >> 8) % 100000),
+					 (unsigned long long)rng, (unsigned long long)((r >> 20) % 10),
+					 (unsigned long long)((r >> 24) % 5000));
+			size_t take = TL_MIN((size_t)(n > 0 ? n : 0), record_bytes - i);
+			memcpy(value + i, line, take);
+			i += take;
 		}
 		struct tl_bytes key = {NULL, -1};
 		struct tl_bytes v = {value, (int32_t)record_bytes};
@@ -192,16 +216,69 @@ static int log_mode(int argc, char **argv)
 	return 0;
 }
 
+static __attribute__((noinline)) int run_floor(const struct tl_buf *zb, int rounds, uint8_t *out,
+						size_t cap)
+{
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	for (int i = 0; i < rounds; i++) {
+		size_t n = ZSTD_decompressDCtx(dctx, out, cap, zb->data + TL_BATCH_HEADER_BYTES,
+					       zb->len - TL_BATCH_HEADER_BYTES);
+		if (ZSTD_isError(n))
+			return 1;
+	}
+	ZSTD_freeDCtx(dctx);
+	return 0;
+}
+
+static __attribute__((noinline)) int run_validate(const struct tl_buf *zb, int rounds,
+						   const struct tl_batch_header *h)
+{
+	struct tl_batch_scratch scratch;
+	tl_batch_scratch_init(&scratch, 64 << 20);
+	const char *why = "";
+	for (int i = 0; i < rounds; i++)
+		if (tl_batch_validate_records(zb->data, zb->len, h, false, &scratch, &why) != TL_OK) {
+			fprintf(stderr, "refused: %s\n", why);
+			return 1;
+		}
+	tl_batch_scratch_deinit(&scratch);
+	return 0;
+}
+
+static int instr_mode(int argc, char **argv)
+{
+	int rounds = argc > 3 ? atoi(argv[3]) : 4;
+	struct tl_buf zb;
+	build(TL_COMPRESSION_ZSTD, 1024, 1000000, true, &zb);
+	struct tl_batch_header h;
+	const char *why = "";
+	if (tl_batch_validate(zb.data, zb.len, &h, &why) != TL_OK)
+		return 1;
+	size_t cap = (size_t)ZSTD_getFrameContentSize(zb.data + TL_BATCH_HEADER_BYTES,
+						       zb.len - TL_BATCH_HEADER_BYTES) +
+		     1;
+	uint8_t *out = malloc(cap);
+	int rc = strcmp(argv[2], "floor") == 0 ? run_floor(&zb, rounds, out, cap)
+						: run_validate(&zb, rounds, &h);
+	printf("%s: %d rounds of a %zu B zstd batch, ratio %.2f\n", argv[2], rounds, zb.len,
+	       (double)(cap - 1) / (double)(zb.len - TL_BATCH_HEADER_BYTES));
+	free(out);
+	tl_buf_deinit(&zb);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 2 && strcmp(argv[1], "instr") == 0)
+		return instr_mode(argc, argv);
 	if (argc > 2 && strcmp(argv[1], "log") == 0)
 		return log_mode(argc, argv);
 	int rounds = argc > 1 ? atoi(argv[1]) : 300;
 	size_t record_bytes = argc > 2 ? (size_t)atol(argv[2]) : 1024;
 	size_t batch_bytes = argc > 3 ? (size_t)atol(argv[3]) : 1000000;
 	struct tl_buf zb, nb;
-	build(TL_COMPRESSION_ZSTD, record_bytes, batch_bytes, &zb);
-	build(TL_COMPRESSION_NONE, record_bytes, batch_bytes, &nb);
+	build(TL_COMPRESSION_ZSTD, record_bytes, batch_bytes, false, &zb);
+	build(TL_COMPRESSION_NONE, record_bytes, batch_bytes, false, &nb);
 	struct tl_batch_header h, hn;
 	const char *why = "";
 	if (tl_batch_validate(zb.data, zb.len, &h, &why) != TL_OK ||
