@@ -231,8 +231,7 @@ static void workload_line(FILE *out, const struct tb_opts *o)
 		tb_system_name(o->system), o->producers,
 		o->mode == TB_MODE_PRODUCE || o->mode == TB_MODE_SWEEP ? 0 : o->consumers,
 		o->processes ? "processes" : "threads", o->partitions, o->size.text,
-		tb_payload_name(o->payload),
-		keys, client, rate);
+		tb_payload_name(o->payload), keys, client, rate);
 	if (o->replication_factor > 1)
 		fprintf(out, "  replication: factor %d, min.insync.replicas %d, %s\n",
 			o->replication_factor, o->min_insync_replicas,

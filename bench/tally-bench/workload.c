@@ -173,31 +173,30 @@ static uint32_t draw_size(const struct tb_size_dist *d, uint64_t *rng)
 
 /* Appends one event-like JSON line (a click stream's: fixed field names, values from
  * small vocabularies, ids, counters and a random session) at @p, at most @room bytes;
- * returns its length. zstd compresses a stream of them about 4-5x (JSON event logs: 3-10x), as real event
- * payloads. */
+ * returns its length. zstd compresses a stream of them about 4-5x (JSON event logs: 3-10x), as real
+ * event payloads. */
 static size_t json_event(uint64_t *rng, char *p, size_t room)
 {
 	static const char *const events[] = {"page_view", "add_to_cart", "search", "click",
-					     "purchase", "login", "scroll", "video_play"};
+					     "purchase",  "login",       "scroll", "video_play"};
 	static const char *const countries[] = {"DE", "US", "FR", "GB", "JP",
 						"BR", "IN", "NL", "SE", "ES"};
 	static const char *const devices[] = {"mobile", "desktop", "tablet"};
-	static const char *const paths[] = {"/products/", "/category/", "/search?q=item",
-					    "/cart", "/checkout/step", "/account/orders/"};
+	static const char *const paths[] = {"/products/", "/category/",     "/search?q=item",
+					    "/cart",      "/checkout/step", "/account/orders/"};
 	uint64_t r = rng_next(rng), s = rng_next(rng);
-	int n = snprintf(p, room,
-			 "{\"ts\":%llu,\"event\":\"%s\",\"user_id\":%llu,\"session\":"
-			 "\"%08llx%04llx\",\"trace\":\"%016llx\",\"country\":\"%s\",\"device\":\"%s\",\"path\":"
-			 "\"%s%llu\",\"referrer\":\"https://www.example.com/\",\"items\":%llu,"
-			 "\"amount\":%llu.%02llu,\"ok\":%s}\n",
-			 1700000000000ULL + (r >> 40), events[r % 8],
-			 (unsigned long long)(s % 100000), (unsigned long long)(s >> 32),
-			 (unsigned long long)((r >> 8) & 0xffff),
-			 (unsigned long long)rng_next(rng), countries[(r >> 3) % 10],
-			 devices[(r >> 7) % 3], paths[(r >> 9) % 6],
-			 (unsigned long long)((r >> 12) % 5000), (unsigned long long)((r >> 24) % 7),
-			 (unsigned long long)((s >> 17) % 500), (unsigned long long)((s >> 9) % 100),
-			 (r >> 30) & 1 ? "true" : "false");
+	int n = snprintf(
+		p, room,
+		"{\"ts\":%llu,\"event\":\"%s\",\"user_id\":%llu,\"session\":"
+		"\"%08llx%04llx\",\"trace\":\"%016llx\",\"country\":\"%s\",\"device\":\"%s\",\"path\":"
+		"\"%s%llu\",\"referrer\":\"https://www.example.com/\",\"items\":%llu,"
+		"\"amount\":%llu.%02llu,\"ok\":%s}\n",
+		1700000000000ULL + (r >> 40), events[r % 8], (unsigned long long)(s % 100000),
+		(unsigned long long)(s >> 32), (unsigned long long)((r >> 8) & 0xffff),
+		(unsigned long long)rng_next(rng), countries[(r >> 3) % 10], devices[(r >> 7) % 3],
+		paths[(r >> 9) % 6], (unsigned long long)((r >> 12) % 5000),
+		(unsigned long long)((r >> 24) % 7), (unsigned long long)((s >> 17) % 500),
+		(unsigned long long)((s >> 9) % 100), (r >> 30) & 1 ? "true" : "false");
 	return n < 0 ? 0 : (size_t)n < room ? (size_t)n : room - 1;
 }
 

@@ -35,8 +35,8 @@ static double cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void build(enum tl_compression codec, size_t record_bytes, size_t batch_bytes,
-		  bool json, struct tl_buf *out)
+static void build(enum tl_compression codec, size_t record_bytes, size_t batch_bytes, bool json,
+		  struct tl_buf *out)
 {
 	struct tl_records_builder b;
 	tl_records_builder_init(&b, codec);
@@ -59,7 +59,8 @@ static void build(enum tl_compression codec, size_t record_bytes, size_t batch_b
 					 "\"path\":\"/products/%llu\",\"ok\":true}\n",
 					 1700000000000ULL + (r >> 40), (unsigned long long)(r % 8),
 					 (unsigned long long)((r >> 8) % 100000),
-					 (unsigned long long)rng, (unsigned long long)((r >> 20) % 10),
+					 (unsigned long long)rng,
+					 (unsigned long long)((r >> 20) % 10),
 					 (unsigned long long)((r >> 24) % 5000));
 			size_t take = TL_MIN((size_t)(n > 0 ? n : 0), record_bytes - i);
 			memcpy(value + i, line, take);
@@ -217,7 +218,7 @@ static int log_mode(int argc, char **argv)
 }
 
 static __attribute__((noinline)) int run_floor(const struct tl_buf *zb, int rounds, uint8_t *out,
-						size_t cap)
+					       size_t cap)
 {
 	ZSTD_DCtx *dctx = ZSTD_createDCtx();
 	for (int i = 0; i < rounds; i++) {
@@ -231,13 +232,14 @@ static __attribute__((noinline)) int run_floor(const struct tl_buf *zb, int roun
 }
 
 static __attribute__((noinline)) int run_validate(const struct tl_buf *zb, int rounds,
-						   const struct tl_batch_header *h)
+						  const struct tl_batch_header *h)
 {
 	struct tl_batch_scratch scratch;
 	tl_batch_scratch_init(&scratch, 64 << 20);
 	const char *why = "";
 	for (int i = 0; i < rounds; i++)
-		if (tl_batch_validate_records(zb->data, zb->len, h, false, &scratch, &why) != TL_OK) {
+		if (tl_batch_validate_records(zb->data, zb->len, h, false, &scratch, &why) !=
+		    TL_OK) {
 			fprintf(stderr, "refused: %s\n", why);
 			return 1;
 		}
@@ -255,11 +257,11 @@ static int instr_mode(int argc, char **argv)
 	if (tl_batch_validate(zb.data, zb.len, &h, &why) != TL_OK)
 		return 1;
 	size_t cap = (size_t)ZSTD_getFrameContentSize(zb.data + TL_BATCH_HEADER_BYTES,
-						       zb.len - TL_BATCH_HEADER_BYTES) +
+						      zb.len - TL_BATCH_HEADER_BYTES) +
 		     1;
 	uint8_t *out = malloc(cap);
 	int rc = strcmp(argv[2], "floor") == 0 ? run_floor(&zb, rounds, out, cap)
-						: run_validate(&zb, rounds, &h);
+					       : run_validate(&zb, rounds, &h);
 	printf("%s: %d rounds of a %zu B zstd batch, ratio %.2f\n", argv[2], rounds, zb.len,
 	       (double)(cap - 1) / (double)(zb.len - TL_BATCH_HEADER_BYTES));
 	free(out);
