@@ -231,10 +231,7 @@ static void workload_line(FILE *out, const struct tb_opts *o)
 		tb_system_name(o->system), o->producers,
 		o->mode == TB_MODE_PRODUCE || o->mode == TB_MODE_SWEEP ? 0 : o->consumers,
 		o->processes ? "processes" : "threads", o->partitions, o->size.text,
-		o->payload == TB_PAYLOAD_TEXT     ? "text"
-		: o->payload == TB_PAYLOAD_RANDOM ? "random"
-						  : "zeros",
-		keys, client, rate);
+		tb_payload_name(o->payload), keys, client, rate);
 	if (o->replication_factor > 1)
 		fprintf(out, "  replication: factor %d, min.insync.replicas %d, %s\n",
 			o->replication_factor, o->min_insync_replicas,
@@ -612,10 +609,7 @@ static void json_config(struct tb_jw *w, const struct tb_opts *o)
 	tb_jw_u64(w, "replication_factor", (uint64_t)o->replication_factor);
 	tb_jw_u64(w, "min_insync_replicas", (uint64_t)o->min_insync_replicas);
 	tb_jw_str(w, "record_size", o->size.text);
-	tb_jw_str(w, "payload",
-		  o->payload == TB_PAYLOAD_TEXT     ? "text"
-		  : o->payload == TB_PAYLOAD_RANDOM ? "random"
-						    : "zeros");
+	tb_jw_str(w, "payload", tb_payload_name(o->payload));
 	tb_jw_u64(w, "keys", o->keys);
 	tb_jw_u64(w, "producers", (uint64_t)o->producers);
 	tb_jw_u64(w, "consumers", (uint64_t)o->consumers);

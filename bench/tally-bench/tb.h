@@ -91,7 +91,8 @@ void tb_latency_from_hist(struct tb_latency *out, const struct tb_hist *h);
 enum tb_mode { TB_MODE_PRODUCE, TB_MODE_CONSUME, TB_MODE_E2E, TB_MODE_SWEEP };
 enum tb_system { TB_SYSTEM_TALLY, TB_SYSTEM_REDIS, TB_SYSTEM_NATS };
 enum tb_size_kind { TB_SIZE_FIXED, TB_SIZE_UNIFORM, TB_SIZE_NORMAL, TB_SIZE_EXP };
-enum tb_payload { TB_PAYLOAD_TEXT, TB_PAYLOAD_RANDOM, TB_PAYLOAD_ZEROS };
+enum tb_payload { TB_PAYLOAD_TEXT, TB_PAYLOAD_RANDOM, TB_PAYLOAD_ZEROS, TB_PAYLOAD_JSON };
+const char *tb_payload_name(enum tb_payload payload);
 
 struct tb_size_dist {
 	enum tb_size_kind kind;

@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <check.h>
 #include <zstd.h>
@@ -488,6 +489,49 @@ START_TEST(record_size_matches_appended_bytes)
 }
 END_TEST
 
+/* Validates one uncompressed record whose body is @rec (@len bytes) behind a zeroed
+ * batch header claiming one record; returns the verdict. */
+static tl_err walk_one(const uint8_t *rec, size_t len)
+{
+	uint8_t data[TL_BATCH_HEADER_BYTES + 64] = {0};
+	ck_assert_uint_le(len, 64);
+	memcpy(data + TL_BATCH_HEADER_BYTES, rec, len);
+	struct tl_batch_header h;
+	memset(&h, 0, sizeof(h));
+	h.records_count = 1;
+	struct tl_batch_scratch scratch;
+	tl_batch_scratch_init(&scratch, 1 << 20);
+	const char *why = NULL;
+	tl_err err = tl_batch_validate_records(data, TL_BATCH_HEADER_BYTES + len, &h, false,
+					       &scratch, &why);
+	tl_batch_scratch_deinit(&scratch);
+	return err;
+}
+
+/* The walk's inlined varint readers keep the cursor's limits: a varint of 5 bytes
+ * (offsetDelta 0 written long) passes, one of 6 bytes does not; a varlong (timestamp
+ * delta) of 10 bytes passes, of 11 does not; a 5-byte varint above 32 bits does not. */
+START_TEST(record_walk_varints_keep_the_cursor_limits)
+{
+	/* length, attributes, timestampDelta, offsetDelta, key -1, value 0, headers 0 */
+	const uint8_t ok5[] = {2 * 10, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01, 0x00, 0x00};
+	const uint8_t long6[] = {2 * 11, 0,    0,    0x80, 0x80, 0x80,
+				 0x80,   0x80, 0x00, 0x01, 0x00, 0x00};
+	const uint8_t wide5[] = {2 * 10, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0x01, 0x00, 0x00};
+	const uint8_t ok10[] = {2 * 15, 0,    0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+				0x80,   0x80, 0x80, 0x00, 0,    0x01, 0x00, 0x00};
+	const uint8_t long11[] = {2 * 16, 0,    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+				  0x80,   0x80, 0x80, 0x00, 0,    0x01, 0x00, 0x00};
+	const uint8_t plain[] = {2 * 6, 0, 0, 0, 0x01, 0x00, 0x00};
+	ck_assert_int_eq(walk_one(plain, sizeof(plain)), TL_OK);
+	ck_assert_int_eq(walk_one(ok5, sizeof(ok5)), TL_OK);
+	ck_assert_int_eq(walk_one(long6, sizeof(long6)), TL_ERR_CORRUPT_MESSAGE);
+	ck_assert_int_eq(walk_one(wide5, sizeof(wide5)), TL_ERR_CORRUPT_MESSAGE);
+	ck_assert_int_eq(walk_one(ok10, sizeof(ok10)), TL_OK);
+	ck_assert_int_eq(walk_one(long11, sizeof(long11)), TL_ERR_CORRUPT_MESSAGE);
+}
+END_TEST
+
 START_TEST(zigzag_varints_round_trip_at_the_extremes)
 {
 	/* Protobuf's zig-zag: 0 -> 0, -1 -> 1, 1 -> 2, -2 -> 3, ... (one byte up to 63). */
@@ -529,6 +573,7 @@ static Suite *records_suite(void)
 	TCase *tc = tcase_create("vectors");
 	tcase_add_test(tc, builder_matches_kafkajs_vector_byte_for_byte);
 	tcase_add_test(tc, zigzag_varints_round_trip_at_the_extremes);
+	tcase_add_test(tc, record_walk_varints_keep_the_cursor_limits);
 	tcase_add_test(tc, iterator_decodes_kafkajs_vector);
 	tcase_add_test(tc, control_marker_matches_vector);
 	suite_add_tcase(s, tc);

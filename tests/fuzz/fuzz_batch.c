@@ -75,6 +75,56 @@ static void walk(const uint8_t *data, size_t size, bool verify_crc)
 	tl_records_iter_deinit(&iter);
 }
 
+/* The record walk as it was written on common/buf.c's cursor readers, before
+ * protocol/validate.c inlined its own (issue #20's cost): both must give every
+ * uncompressed record list the same verdict. */
+static int32_t ref_skip_varbytes(struct tl_cursor *c, bool nullable)
+{
+	int32_t len = tl_cursor_varint(c);
+	if (len < -1 || (len == -1 && !nullable)) {
+		tl_cursor_fail(c);
+		return -1;
+	}
+	if (len > 0 && !tl_cursor_take(c, (size_t)len))
+		tl_cursor_fail(c);
+	return len;
+}
+
+static tl_err ref_walk(const uint8_t *p, size_t len, int32_t count, bool key_required)
+{
+	struct tl_cursor c;
+	tl_cursor_init(&c, p, len);
+	for (int32_t i = 0; i < count; i++) {
+		if (tl_cursor_left(&c) == 0)
+			return TL_ERR_INVALID_RECORD;
+		int32_t length = tl_cursor_varint(&c);
+		if (c.failed || length <= 0 || (size_t)length > tl_cursor_left(&c))
+			return TL_ERR_CORRUPT_MESSAGE;
+		struct tl_cursor rec;
+		tl_cursor_init(&rec, c.pos, (size_t)length);
+		tl_cursor_skip(&c, (size_t)length);
+		(void)tl_cursor_i8(&rec);
+		(void)tl_cursor_varlong(&rec);
+		int32_t offset_delta = tl_cursor_varint(&rec);
+		if (!rec.failed && offset_delta != i)
+			return TL_ERR_INVALID_RECORD;
+		int32_t key_len = ref_skip_varbytes(&rec, true);
+		ref_skip_varbytes(&rec, true);
+		int32_t headers = tl_cursor_varint(&rec);
+		if (headers < 0 || (size_t)headers > tl_cursor_left(&rec))
+			tl_cursor_fail(&rec);
+		for (int32_t h = 0; h < headers && !rec.failed; h++) {
+			ref_skip_varbytes(&rec, false);
+			ref_skip_varbytes(&rec, true);
+		}
+		if (rec.failed || tl_cursor_left(&rec) != 0)
+			return TL_ERR_CORRUPT_MESSAGE;
+		if (key_required && key_len < 0)
+			return TL_ERR_INVALID_RECORD;
+	}
+	return tl_cursor_left(&c) != 0 ? TL_ERR_INVALID_RECORD : TL_OK;
+}
+
 /* One scratch for every input, as the broker keeps one per loop. */
 static struct tl_batch_scratch scratch;
 static bool scratch_ready;
@@ -90,6 +140,10 @@ static tl_err validate_records(const uint8_t *data, size_t size, const struct tl
 	tl_err err = tl_batch_validate_records(data, size, h, size % 2 == 0, &scratch, &why);
 	if (err != TL_OK && !why)
 		fuzz_fail("tl_batch_validate_records refused without saying why");
+	if (tl_batch_compression(h) == TL_COMPRESSION_NONE &&
+	    ref_walk(data + TL_BATCH_HEADER_BYTES, size - TL_BATCH_HEADER_BYTES, h->records_count,
+		     size % 2 == 0) != err)
+		fuzz_fail("the record walk and the cursor-based reference walk disagree");
 	return err;
 }
 
