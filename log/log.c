@@ -3997,6 +3997,8 @@ static void cleaner_cancel(struct tl_log *log)
 		return;
 	atomic_store(&log->cleaner_job->cancel, true);
 	cleaner_join(log);
+	tl_info("log: compaction pass cancelled dir=%s bytes_read=%" PRId64 " cpu_us=%" PRId64,
+		log->dir, log->cleaner_job->bytes_read, log->cleaner_job->cpu_us);
 	cleaner_job_free(log);
 }
 
