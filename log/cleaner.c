@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -937,9 +938,20 @@ static uint64_t dirty_records(const struct tl_cleaner_job *job)
 	return count;
 }
 
+/* CPU time the calling thread has used, in microseconds (0 if unknown). */
+static int64_t thread_cpu_us(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_THREAD, &ru) == -1)
+		return 0;
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
 void tl_cleaner_run(struct tl_cleaner_job *job)
 {
 	int64_t started_ns = tl_mono_ns();
+	int64_t started_cpu_us = thread_cpu_us();
 	struct tl_cleaner_map map;
 	job->err = tl_cleaner_map_init(&map, dirty_records(job), job->dedupe_buffer_bytes);
 	if (job->err != TL_OK) {
@@ -964,6 +976,7 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 	if (err != TL_OK && job->err == TL_OK)
 		job_error(job, err, "clean", job->first_dirty);
 	job->duration_ms = (tl_mono_ns() - started_ns) / 1000000;
+	job->cpu_us += thread_cpu_us() - started_cpu_us;
 	atomic_store(&job->done, true);
 }
 

@@ -146,6 +146,7 @@ struct tl_cleaner_job {
 	uint32_t aborts_removed_count;
 	uint32_t aborts_removed_cap;
 	int64_t duration_ms;
+	int64_t cpu_us; /* the pass's thread CPU time (user + system) */
 };
 
 /* Runs @job to completion (or cancellation): builds the map, then writes a fsynced

@@ -4061,6 +4061,8 @@ static void cleaner_cancel(struct tl_log *log)
 		return;
 	atomic_store(&log->cleaner_job->cancel, true);
 	cleaner_join(log);
+	tl_info("log: compaction pass cancelled dir=%s bytes_read=%" PRId64 " cpu_us=%" PRId64,
+		log->dir, log->cleaner_job->bytes_read, log->cleaner_job->cpu_us);
 	cleaner_job_free(log);
 }
 
@@ -4399,13 +4401,13 @@ static tl_err cleaner_finish(struct tl_log *log)
 		tl_info("log: compacted dir=%s segments=%u groups=%u swapped=%u bytes_read=%" PRId64
 			" bytes_written=%" PRId64 " records_read=%" PRId64 " records_kept=%" PRId64
 			" markers_removed=%" PRId64 " ratio=%.3f ms=%" PRId64
-			" first_dirty=%" PRId64,
+			" cpu_us=%" PRId64 " first_dirty=%" PRId64,
 			log->dir, job->input_count, job->group_count, swapped, job->bytes_read,
 			job->bytes_written, job->records_read, job->records_kept,
 			job->markers_removed,
 			job->records_read ? (double)job->records_kept / (double)job->records_read
 					  : 1.0,
-			job->duration_ms, log->cleaner_first_dirty);
+			job->duration_ms, job->cpu_us, log->cleaner_first_dirty);
 	cleaner_job_free(log);
 	return err == TL_ERR_LIMIT ? TL_OK : err;
 }
