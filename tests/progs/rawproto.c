@@ -1618,7 +1618,7 @@ static int run_metadata(const char *topic, int16_t version)
 	if (!request_send(&c, &frame))
 		fail("Metadata: connection closed while sending");
 	tl_buf_deinit(&frame);
-	struct reply r;
+	struct raw_reply r;
 	reply_must(&c, TL_API_METADATA, version, corr, &r);
 	struct tl_metadata_response resp;
 	decoded(tl_metadata_response_decode(&r.body, version, &r.arena, &resp), &r, "Metadata");
@@ -1636,7 +1636,7 @@ static int run_metadata(const char *topic, int16_t version)
 			       rt->partitions[i].partition_index, rt->partitions[i].leader_id,
 			       rt->partitions[i].error_code);
 	}
-	reply_free(&r);
+	raw_reply_free(&r);
 	client_close(&c);
 	return 0;
 }
