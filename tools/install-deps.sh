@@ -2,7 +2,8 @@
 # Installs what building and testing Tally needs on Debian 12, only if missing:
 # Debian packages (compiler toolchain, liburing, zstd, OpenSSL, check, test clients,
 # libcurl and etcd for the cluster metadata store, spin for the replication model,
-# faketime and nftables for the chaos harness's clock-jump and partition nemeses)
+# faketime and nftables for the chaos harness's clock-jump and partition nemeses, valgrind
+# for test 133's instruction counts)
 # and the npm lock of the kafkajs interop tests. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config liburing-dev libzstd-dev libssl-dev check
       librdkafka-dev kcat clang libclang-rt-dev fio tmux
       etcd-server etcd-client libcurl4-openssl-dev zlib1g-dev liblz4-dev libsnappy-dev
-      spin faketime nftables)
+      spin faketime nftables valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
