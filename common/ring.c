@@ -40,7 +40,7 @@ struct tl_ring {
 	struct tl_ring_op *done_head, *done_tail;
 	struct ring_fault faults[TL_RING_OP_KIND_COUNT];
 	size_t *fixed_used; /* bytes per slot (0: free), once the sparse table is registered */
-	bool fixed_off;   /* the kernel refused the table: never ask again */
+	bool fixed_off;     /* the kernel refused the table: never ask again */
 	struct tl_ring_stats stats;
 };
 
@@ -384,8 +384,7 @@ void tl_ring_submit(struct tl_ring *ring)
 			io_uring_prep_writev(sqe, op->fd, op->iov, (unsigned)op->iov_count,
 					     (uint64_t)at);
 			ring->stats.writes++;
-		}
-		else if (op->kind == TL_RING_OP_READ)
+		} else if (op->kind == TL_RING_OP_READ)
 			io_uring_prep_readv(sqe, op->fd, op->iov, (unsigned)op->iov_count,
 					    (uint64_t)at);
 		else

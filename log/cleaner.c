@@ -944,8 +944,8 @@ static int64_t thread_cpu_us(void)
 	struct rusage ru;
 	if (getrusage(RUSAGE_THREAD, &ru) == -1)
 		return 0;
-	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
-	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+	       ru.ru_stime.tv_usec;
 }
 
 void tl_cleaner_run(struct tl_cleaner_job *job)

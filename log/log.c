@@ -267,8 +267,8 @@ struct tl_log {
 	bool preallocate_off; /* fallocate failed once here: the writes extend the file */
 	uint8_t *stage;       /* DIO_ALIGN-aligned copy of the write round in flight */
 	size_t stage_cap;
-	int stage_slot;       /* the stage's registered-buffer slot in the ring, else -1 */
-	bool stage_fixed_off; /* the ring refused to register it: plain writes from now on */
+	int stage_slot;        /* the stage's registered-buffer slot in the ring, else -1 */
+	bool stage_fixed_off;  /* the ring refused to register it: plain writes from now on */
 	int64_t tail_base;     /* segment of the tail block below, -1 when not known */
 	int64_t tail_position; /* file offset of that block (DIO_ALIGN multiple) */
 	uint32_t tail_bytes;   /* its written bytes, < DIO_ALIGN; the rest is padding */
@@ -1136,8 +1136,8 @@ static void stage_register(struct tl_log *log)
 {
 	if (log->stage_fixed_off)
 		return;
-	tl_err err = tl_ring_buffer_register(log->ring, log->stage, log->stage_cap,
-					     &log->stage_slot);
+	tl_err err =
+		tl_ring_buffer_register(log->ring, log->stage, log->stage_cap, &log->stage_slot);
 	if (err == TL_OK) {
 		if (!atomic_exchange(&fixed_on_logged, true))
 			tl_info("log: direct writes from registered buffers dir=%s bytes=%zu",
@@ -1149,7 +1149,8 @@ static void stage_register(struct tl_log *log)
 	if (!atomic_exchange(&fixed_off_logged, true))
 		tl_info("log: registered buffers off, direct writes are plain writevs dir=%s "
 			"bytes=%zu err=%s%s",
-			log->dir, log->stage_cap, err == TL_ERR_NOMEM ? "ENOMEM" : strerrorname_np(e),
+			log->dir, log->stage_cap,
+			err == TL_ERR_NOMEM ? "ENOMEM" : strerrorname_np(e),
 			e == ENOMEM ? " (RLIMIT_MEMLOCK?)" : "");
 }
 
@@ -4400,8 +4401,8 @@ static tl_err cleaner_finish(struct tl_log *log)
 	if (job->err == TL_OK)
 		tl_info("log: compacted dir=%s segments=%u groups=%u swapped=%u bytes_read=%" PRId64
 			" bytes_written=%" PRId64 " records_read=%" PRId64 " records_kept=%" PRId64
-			" markers_removed=%" PRId64 " ratio=%.3f ms=%" PRId64
-			" cpu_us=%" PRId64 " first_dirty=%" PRId64,
+			" markers_removed=%" PRId64 " ratio=%.3f ms=%" PRId64 " cpu_us=%" PRId64
+			" first_dirty=%" PRId64,
 			log->dir, job->input_count, job->group_count, swapped, job->bytes_read,
 			job->bytes_written, job->records_read, job->records_kept,
 			job->markers_removed,
