@@ -414,9 +414,90 @@ static void throttle(const struct tl_cleaner_job *job, int64_t started_ns)
 	}
 }
 
+/* ---- the survivors ----
+ * The offsets the rewrite pass keeps in the mapped range [first_dirty, map_end): each
+ * map slot's (the newest record of its key) and those of the records the map pass could
+ * not map (null key, map full), ascending. A mapped batch holding none of them loses
+ * every record, so the rewrite pass drops it from its header alone, without
+ * decompressing it and hashing its keys a second time. That is most batches of a log
+ * whose keys are rewritten often, the case compaction is for. 8 bytes per key (a third
+ * of its map slot); without them (no memory, or more unmapped records than the map has
+ * slots) every batch is walked record by record, with the same result. */
+struct survivors {
+	int64_t *offsets;
+	size_t count;
+	size_t cap;
+	size_t cap_max;
+	size_t next;        /* first offset not below the last batch asked about */
+	int64_t asked_last; /* that batch's last offset (asks come in order) */
+	bool usable;
+};
+
+static void survivors_drop(struct survivors *sv)
+{
+	free(sv->offsets);
+	sv->offsets = NULL;
+	sv->count = sv->cap = 0;
+	sv->usable = false;
+}
+
+static bool survivors_grow(struct survivors *sv, size_t need)
+{
+	if (need <= sv->cap)
+		return true;
+	size_t cap = sv->cap ? sv->cap : 1024;
+	while (cap < need)
+		cap *= 2;
+	int64_t *grown = need <= sv->cap_max ? realloc(sv->offsets, cap * sizeof(*grown)) : NULL;
+	if (!grown) {
+		survivors_drop(sv);
+		return false;
+	}
+	sv->offsets = grown;
+	sv->cap = cap;
+	return true;
+}
+
+/* A record the map pass could not map: kept by the rewrite pass whatever the map says. */
+static void survivors_push(struct survivors *sv, int64_t offset)
+{
+	if (sv->usable && survivors_grow(sv, sv->count + 1))
+		sv->offsets[sv->count++] = offset;
+}
+
+static int offset_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Adds the map's offsets and sorts; after this the set is only asked. */
+static void survivors_seal(struct survivors *sv, const struct tl_cleaner_map *map)
+{
+	if (!sv->usable || !survivors_grow(sv, sv->count + map->used))
+		return;
+	for (uint64_t i = 0; i < map->slot_count; i++)
+		if (map->slots[i].offset >= 0)
+			sv->offsets[sv->count++] = map->slots[i].offset;
+	qsort(sv->offsets, sv->count, sizeof(*sv->offsets), offset_cmp);
+}
+
+/* Whether the mapped batch [@base, @last] holds no survivor (false when unknown). Asked
+ * for batches in offset order. */
+static bool survivors_none_in(struct survivors *sv, int64_t base, int64_t last)
+{
+	if (!sv->usable)
+		return false;
+	TL_ASSERT(base > sv->asked_last);
+	sv->asked_last = last;
+	while (sv->next < sv->count && sv->offsets[sv->next] < base)
+		sv->next++;
+	return sv->next == sv->count || sv->offsets[sv->next] > last;
+}
+
 /* Pass 1: the map over [first_dirty, clean_end); sets map_end. */
 static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, struct codecs *cx,
-			int64_t started_ns)
+			struct survivors *sv, int64_t started_ns)
 {
 	job->map_end = job->clean_end;
 	struct reader r = {.cap = READ_BUFFER_BYTES, .header_only = true};
@@ -473,9 +554,10 @@ static tl_err map_build(struct tl_cleaner_job *job, struct tl_cleaner_map *map, 
 					err = TL_ERR_CORRUPT;
 					break;
 				}
-				if (rec.key_len >= 0)
-					tl_cleaner_map_put(map, rec.key, (size_t)rec.key_len,
-							   h.base_offset + rec.offset_delta);
+				int64_t offset = h.base_offset + rec.offset_delta;
+				if (rec.key_len < 0 ||
+				    !tl_cleaner_map_put(map, rec.key, (size_t)rec.key_len, offset))
+					survivors_push(sv, offset);
 			}
 			throttle(job, started_ns);
 			if (last_batch && err == TL_OK) {
@@ -701,8 +783,9 @@ static tl_err aborts_removed_push(struct tl_cleaner_job *job, int64_t offset)
  * when no record does, and as what. A control batch is written whole unless
  * @drop_marker. */
 static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
-			  struct codecs *cx, struct writer *w, const uint8_t *data, size_t len,
-			  const struct tl_batch_header *h, enum keep_empty empty, bool drop_marker)
+			  struct survivors *sv, struct codecs *cx, struct writer *w,
+			  const uint8_t *data, size_t len, const struct tl_batch_header *h,
+			  enum keep_empty empty, bool drop_marker)
 {
 	job->records_read += h->records_count;
 	if (tl_batch_is_control(h)) {
@@ -720,6 +803,15 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	}
 	bool compressed = tl_batch_compression(h) != TL_COMPRESSION_NONE;
 	bool aborted = batch_is_aborted(job, h);
+	/* Dropped whole, from the header: an aborted batch, or a mapped one with no
+	 * survivor (see struct survivors); the walk below would keep none of its records. */
+	if (empty == KEEP_NONE &&
+	    (aborted ||
+	     (h->base_offset >= job->first_dirty && tl_batch_last_offset(h) < job->map_end &&
+	      survivors_none_in(sv, h->base_offset, tl_batch_last_offset(h))))) {
+		job->batches_dropped_unread++;
+		return TL_OK;
+	}
 	bool tombstone_expired =
 		h->max_timestamp >= 0 && h->max_timestamp < job->now_ms - job->delete_retention_ms;
 	const uint8_t *records;
@@ -808,8 +900,8 @@ static bool group_takes_next(const struct tl_cleaner_job *job, const struct tl_c
  * ended the group (its end is not yet known): an empty header at worst, which the next
  * pass drops. */
 static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
-			  struct codecs *cx, struct txns *txns, struct tl_cleaner_group *g,
-			  int64_t started_ns)
+			  struct survivors *sv, struct codecs *cx, struct txns *txns,
+			  struct tl_cleaner_group *g, int64_t started_ns)
 {
 	/* Named <base>.<base>.cleaned until the group's end is known, then renamed; a
 	 * crash leaves either name, and recovery deletes both. */
@@ -859,7 +951,7 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 				if (err != TL_OK)
 					break;
 			}
-			err = batch_clean(job, map, cx, &w, data, len, &h, keep, drop_marker);
+			err = batch_clean(job, map, sv, cx, &w, data, len, &h, keep, drop_marker);
 			if (err != TL_OK)
 				break;
 			throttle(job, started_ns);
@@ -904,7 +996,8 @@ out_free:
 /* Writes the inputs below map_end as groups (see group_write) from the log start, in
  * order, so every batch of a transaction is met before its marker. */
 static tl_err groups_write(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
-			   struct codecs *cx, struct txns *txns, int64_t started_ns)
+			   struct survivors *sv, struct codecs *cx, struct txns *txns,
+			   int64_t started_ns)
 {
 	job->groups = calloc(job->input_count ? job->input_count : 1, sizeof(*job->groups));
 	if (!job->groups)
@@ -916,7 +1009,7 @@ static tl_err groups_write(struct tl_cleaner_job *job, const struct tl_cleaner_m
 		struct tl_cleaner_group *g = &job->groups[job->group_count++];
 		g->first = i;
 		g->base_offset = job->inputs[i].base_offset;
-		err = group_write(job, map, cx, txns, g, started_ns);
+		err = group_write(job, map, sv, cx, txns, g, started_ns);
 		if (err == TL_OK)
 			TL_ASSERT(g->count >= 1);
 		i += g->count;
@@ -961,15 +1054,22 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 	}
 	struct codecs cx;
 	codecs_init(&cx);
-	tl_err err = map_build(job, &map, &cx, started_ns);
+	/* The survivors take at most a third of the map's buffer (8 of 24 bytes a key). */
+	struct survivors sv = {.usable = true,
+			       .asked_last = -1,
+			       .cap_max = TL_MAX(map.slot_count_max, (uint64_t)1024)};
+	tl_err err = map_build(job, &map, &cx, &sv, started_ns);
 	if (err == TL_OK && job->map_end <= job->first_dirty) {
 		err = TL_ERR_LIMIT; /* not even one batch fits log.cleaner.dedupe.buffer.size */
 		job_error(job, err, "map", job->first_dirty);
 	}
 	struct txns txns = {0};
 	job->marker_removed_last = -1;
-	if (err == TL_OK)
-		err = groups_write(job, &map, &cx, &txns, started_ns);
+	if (err == TL_OK) {
+		survivors_seal(&sv, &map);
+		err = groups_write(job, &map, &sv, &cx, &txns, started_ns);
+	}
+	survivors_drop(&sv);
 	free(txns.ids);
 	tl_cleaner_map_deinit(&map);
 	codecs_deinit(&cx);

@@ -164,6 +164,8 @@ struct seen {
 	bool aborted_key_seen;
 	unsigned codecs;     /* bit per codec of the batches holding records */
 	int64_t zstd_values; /* records whose value starts "zstd-" */
+	int64_t null_keys;   /* records without a key */
+	char null_key_value[VALUE_BYTES];
 };
 
 /* Reads the whole log from its start through Fetch's path (tl_log_read) and checks
@@ -205,6 +207,12 @@ static void read_all(struct tl_log *log, struct seen *seen)
 				if (tl_batch_is_control(&h))
 					continue;
 				seen->records++;
+				if (rec.key.len < 0) {
+					seen->null_keys++;
+					snprintf(seen->null_key_value, VALUE_BYTES, "%.*s",
+						 rec.value.len, (const char *)rec.value.ptr);
+					continue;
+				}
 				int key = atoi((const char *)rec.key.ptr + 1);
 				ck_assert(key >= 0 && key < KEYS);
 				if (tl_batch_is_transactional(&h) && rec.key.ptr[0] == 'k' &&
@@ -356,7 +364,7 @@ START_TEST(tombstones_go_once_delete_retention_has_passed)
 END_TEST
 
 /* Appends one batch compressed with @codec holding @count records: key k%03d of
- * @keys[i], value @values[i]. Returns its base offset. */
+ * @keys[i] (-1: no key), value @values[i]. Returns its base offset. */
 static int64_t put_compressed(struct tl_log *log, enum tl_compression codec, int64_t ts,
 			      const int *keys, const char *const *values, int count)
 {
@@ -365,7 +373,7 @@ static int64_t put_compressed(struct tl_log *log, enum tl_compression codec, int
 	for (int i = 0; i < count; i++) {
 		char k[16];
 		snprintf(k, sizeof(k), "k%03d", keys[i]);
-		struct tl_bytes kb = {(const uint8_t *)k, (int32_t)strlen(k)};
+		struct tl_bytes kb = {(const uint8_t *)k, keys[i] < 0 ? -1 : (int32_t)strlen(k)};
 		struct tl_bytes vb = {(const uint8_t *)values[i], (int32_t)strlen(values[i])};
 		ck_assert_int_eq(tl_records_builder_append(&b, ts, kb, vb, NULL, 0), TL_OK);
 	}
@@ -377,11 +385,81 @@ static int64_t put_compressed(struct tl_log *log, enum tl_compression codec, int
 	tl_buf_deinit(&buf);
 	tl_records_builder_deinit(&b);
 	for (int i = 0; i < count; i++) {
+		if (keys[i] < 0)
+			continue;
 		snprintf(latest[keys[i]], VALUE_BYTES, "%s", values[i]);
 		latest_offset[keys[i]] = result.base_offset + i;
 	}
 	return result.base_offset;
 }
+
+/* A mapped batch none of whose records is the newest of its key goes from its header
+ * alone (not decompressed, its keys not hashed again); one holding a record the map
+ * could not take (here: without a key, which only a topic made compacted after the
+ * write can hold) is walked and keeps it, its superseded neighbours dropped. */
+START_TEST(batches_with_no_survivor_go_from_their_header)
+{
+	struct tl_log *log = log_open();
+	const int dead_keys[] = {7, 8, 9};
+	const char *const dead_values[] = {"zstd-7", "zstd-8", "zstd-9"};
+	put_compressed(log, TL_COMPRESSION_ZSTD, tl_wall_ms(), dead_keys, dead_values, 3);
+	const int orphan_keys[] = {5, -1, 6};
+	const char *const orphan_values[] = {"zstd-5", "orphan", "zstd-6"};
+	put_compressed(log, TL_COMPRESSION_ZSTD, tl_wall_ms(), orphan_keys, orphan_values, 3);
+	populate(log, tl_wall_ms()); /* rewrites every key ROUNDS times */
+	ck_assert_int_eq(compact(log), TL_OK);
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	/* Most of the first ROUNDS - 1 rounds' batches (the first and last batch of each
+	 * 1 KiB group stay as empty headers, walked). */
+	ck_assert_int_ge(st.batches_dropped_unread, (ROUNDS - 1) * KEYS / 2);
+	ck_assert_int_lt(st.records_kept, st.records_read);
+	struct seen seen;
+	expect_latest(log, &seen);
+	ck_assert_int_eq(seen.null_keys, 1);
+	ck_assert_str_eq(seen.null_key_value, "orphan");
+	ck_assert_int_eq(seen.zstd_values, 0);
+	/* A second pass over a few keys: the clean head before it holds the other keys'
+	 * latest values, which this pass's survivors do not name; they stay. */
+	for (int k = 0; k < 5; k++)
+		put(log, k, "second-pass", tl_wall_ms(), -1, -1, false);
+	for (int i = 0; i < 20; i++)
+		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
+	ck_assert_int_eq(compact(log), TL_OK);
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq((int64_t)st.passes, 2);
+	expect_latest(log, &seen);
+	ck_assert_int_eq(seen.null_keys, 1);
+	tl_log_close(log);
+}
+END_TEST
+
+/* A pass whose map fills stops at map_end, inside a segment: the batches after it in
+ * that segment were not mapped, so the survivors say nothing of them and they stay. */
+START_TEST(batches_past_a_full_map_stay)
+{
+	/* 32 slots: 27 records' keys (the map reserves a slot per record); the two rounds
+	 * of keys 0-8 and keys 20-28 fill it, map_end is key 29's offset. */
+	config.cleaner_dedupe_buffer_bytes = 24 * 32;
+	struct tl_log *log = log_open();
+	for (int r = 0; r < 2; r++)
+		for (int k = 0; k < 9; k++)
+			put(log, k, r ? "second" : "first", tl_wall_ms(), -1, -1, false);
+	for (int k = 20; k < KEYS; k++)
+		put(log, k, "once", tl_wall_ms(), -1, -1, false);
+	for (int i = 0; i < 20; i++)
+		put(log, 0, "filler", tl_wall_ms(), -1, -1, false);
+	ck_assert_int_eq(compact(log), TL_OK);
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq((int64_t)st.passes, 1);
+	ck_assert_int_lt(st.first_dirty, latest_offset[KEYS - 1]); /* the map filled */
+	ck_assert_int_gt(st.batches_dropped_unread, 0);
+	struct seen seen;
+	expect_latest(log, &seen);
+	tl_log_close(log);
+}
+END_TEST
 
 /* Compressed batches are read like the others: their keys are mapped, their overwritten
  * records go, and what is left is compressed again with the batch's own codec (zstd here;
@@ -797,6 +875,8 @@ int main(void)
 	tcase_add_test(tc, tombstones_go_once_delete_retention_has_passed);
 	tcase_add_test(tc, compressed_batches_are_cleaned_and_compressed_again_with_their_codec);
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
+	tcase_add_test(tc, batches_with_no_survivor_go_from_their_header);
+	tcase_add_test(tc, batches_past_a_full_map_stay);
 	tcase_add_test(tc, a_batch_bigger_than_the_map_still_makes_progress);
 	tcase_add_test(tc, the_background_pass_runs_from_tick_beside_appends);
 	tcase_add_test(tc, the_last_batch_of_each_producer_survives_for_dedupe);
