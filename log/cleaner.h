@@ -135,7 +135,8 @@ struct tl_cleaner_job {
 	int64_t bytes_written;
 	int64_t records_read;
 	int64_t records_kept;
-	int64_t batches_dropped_unread; /* dropped from their header: no survivor inside */
+	int64_t batches_emptied_unread; /* no survivor inside: dropped or left a header,
+					 * decided from the header alone */
 	int64_t markers_removed;
 	int64_t marker_removed_last; /* offset of the newest marker removed; -1: none */
 	/* The offsets of the ABORT markers removed, ascending: their aborted transactions

@@ -4395,18 +4395,18 @@ static tl_err cleaner_finish(struct tl_log *log)
 	st->bytes_written += job->bytes_written;
 	st->records_read += job->records_read;
 	st->records_kept += job->records_kept;
-	st->batches_dropped_unread += job->batches_dropped_unread;
+	st->batches_emptied_unread += job->batches_emptied_unread;
 	st->markers_removed += job->markers_removed;
 	st->duration_ms += job->duration_ms;
 	st->first_dirty = log->cleaner_first_dirty;
 	if (job->err == TL_OK)
 		tl_info("log: compacted dir=%s segments=%u groups=%u swapped=%u bytes_read=%" PRId64
 			" bytes_written=%" PRId64 " records_read=%" PRId64 " records_kept=%" PRId64
-			" batches_dropped_unread=%" PRId64 " markers_removed=%" PRId64
+			" batches_emptied_unread=%" PRId64 " markers_removed=%" PRId64
 			" ratio=%.3f ms=%" PRId64 " cpu_us=%" PRId64 " first_dirty=%" PRId64,
 			log->dir, job->input_count, job->group_count, swapped, job->bytes_read,
 			job->bytes_written, job->records_read, job->records_kept,
-			job->batches_dropped_unread, job->markers_removed,
+			job->batches_emptied_unread, job->markers_removed,
 			job->records_read ? (double)job->records_kept / (double)job->records_read
 					  : 1.0,
 			job->duration_ms, job->cpu_us, log->cleaner_first_dirty);

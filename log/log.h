@@ -406,7 +406,7 @@ struct tl_log_cleaner_stats {
 	int64_t bytes_written;
 	int64_t records_read;
 	int64_t records_kept;
-	int64_t batches_dropped_unread; /* dropped from the header: no record of theirs kept */
+	int64_t batches_emptied_unread; /* all records gone, decided from the header alone */
 	int64_t markers_removed; /* transaction markers, once their transaction had no batch */
 	int64_t duration_ms;     /* in the cleaner thread */
 	int64_t first_dirty;     /* where the next pass starts */

@@ -316,6 +316,32 @@ START_TEST(the_offset_map_grows_within_its_buffer)
 }
 END_TEST
 
+/* The key hash reads words: keys that differ only in trailing zero bytes (the padding
+ * of the last word) or in length are still different keys. */
+START_TEST(the_offset_map_tells_apart_keys_padded_alike)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+	} keys[] = {{"", 0},         {"\0", 1},         {"\0\0", 2},
+		    {"ab", 2},       {"ab\0", 3},       {"ab\0\0\0\0\0\0", 8},
+		    {"abcdefgh", 8}, {"abcdefgh\0", 9}, {"abcdefgh\0\0", 10},
+		    {"abcdefghi", 9}};
+	size_t n = sizeof(keys) / sizeof(keys[0]);
+	struct tl_cleaner_map map;
+	ck_assert_int_eq(tl_cleaner_map_init(&map, n, 1 << 20), TL_OK);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(tl_cleaner_map_put(&map, (const uint8_t *)keys[i].bytes, keys[i].len,
+					     (int64_t)i));
+	ck_assert_uint_eq(map.used, n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(
+			tl_cleaner_map_get(&map, (const uint8_t *)keys[i].bytes, keys[i].len),
+			(int64_t)i);
+	tl_cleaner_map_deinit(&map);
+}
+END_TEST
+
 START_TEST(compaction_keeps_the_latest_value_per_key_at_its_offset)
 {
 	struct tl_log *log = log_open();
@@ -410,9 +436,10 @@ START_TEST(batches_with_no_survivor_go_from_their_header)
 	ck_assert_int_eq(compact(log), TL_OK);
 	struct tl_log_cleaner_stats st;
 	tl_log_cleaner_stats(log, &st);
-	/* Most of the first ROUNDS - 1 rounds' batches (the first and last batch of each
-	 * 1 KiB group stay as empty headers, walked). */
-	ck_assert_int_ge(st.batches_dropped_unread, (ROUNDS - 1) * KEYS / 2);
+	/* The zstd batch of dead keys and the batches of the first ROUNDS - 2 rounds at
+	 * least (the pass stops short of the newest sealed segment): a group's first and
+	 * last batch, left as empty headers, are written from the header too. */
+	ck_assert_int_ge(st.batches_emptied_unread, 1 + (ROUNDS - 2) * KEYS);
 	ck_assert_int_lt(st.records_kept, st.records_read);
 	struct seen seen;
 	expect_latest(log, &seen);
@@ -454,7 +481,7 @@ START_TEST(batches_past_a_full_map_stay)
 	tl_log_cleaner_stats(log, &st);
 	ck_assert_int_eq((int64_t)st.passes, 1);
 	ck_assert_int_lt(st.first_dirty, latest_offset[KEYS - 1]); /* the map filled */
-	ck_assert_int_gt(st.batches_dropped_unread, 0);
+	ck_assert_int_gt(st.batches_emptied_unread, 0);
 	struct seen seen;
 	expect_latest(log, &seen);
 	tl_log_close(log);
@@ -877,6 +904,7 @@ int main(void)
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
 	tcase_add_test(tc, batches_with_no_survivor_go_from_their_header);
 	tcase_add_test(tc, batches_past_a_full_map_stay);
+	tcase_add_test(tc, the_offset_map_tells_apart_keys_padded_alike);
 	tcase_add_test(tc, a_batch_bigger_than_the_map_still_makes_progress);
 	tcase_add_test(tc, the_background_pass_runs_from_tick_beside_appends);
 	tcase_add_test(tc, the_last_batch_of_each_producer_survives_for_dedupe);
