@@ -2,13 +2,15 @@
 # PAIRS (default 5) pairs, alternating order: A = cleaner off, B = cleaner on; same compacted topic config.
 # B_ARGS adds tally-bench options to B only, e.g. B_ARGS="--broker-arg log.cleaner.backoff.ms=2000"
 # (the later --broker-arg wins; a backoff longer than the run means no pass at all).
+# SEGMENT_BYTES (default 1 MiB: a roll and a pass about every second at full speed, the
+# worst case) sets log.segment.bytes on both sides.
 # Ends with the pairs' B/A of records/s and of broker CPU-s per GB, median [min-max], and
 # the other processes' CPU-s per run (what ran beside the bench).
 cd "$(dirname "$0")/.."
 out=${OUT:-$(mktemp -d /var/tmp/compaction-ab.XXXXXX)}
 mkdir -p "$out"
 common=(produce -k 1000 -s 200 -d 6s -w 2s --broker-arg log.cleanup.policy=compact
-	--broker-arg log.segment.bytes=1048576 --broker-arg log.cleaner.backoff.ms=100
+	--broker-arg log.segment.bytes=${SEGMENT_BYTES:-1048576} --broker-arg log.cleaner.backoff.ms=100
 	--broker-arg log.cleaner.min.cleanable.ratio=0.1 -q --keep-data)
 for i in $(seq 1 "${PAIRS:-5}"); do
 	if [ $((i % 2)) -eq 1 ]; then order="A B"; else order="B A"; fi

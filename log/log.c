@@ -127,6 +127,7 @@ struct tl_log_segment {
 	int64_t base_offset;
 	int fd;
 	int dio_fd;            /* O_DIRECT descriptor for writes while it takes appends, else -1 */
+	int dio_read_fd;       /* O_DIRECT reopening of fd for cold reads (see direct_read); -1 */
 	int64_t file_end;      /* file size we made: bytes plus a direct write's padding and the
 				* preallocated space; cut back to bytes once sealed and durable */
 	int refs;              /* the log's own + one per read being sent and op queued */
@@ -513,6 +514,7 @@ static struct tl_log_segment *segment_new(int64_t base_offset, int fd)
 	segment->base_offset = base_offset;
 	segment->fd = fd;
 	segment->dio_fd = -1;
+	segment->dio_read_fd = -1;
 	segment->refs = 1;
 	segment->next_offset = base_offset;
 	segment->next_offset_durable = base_offset;
@@ -530,6 +532,8 @@ static void segment_put(struct tl_log_segment *segment)
 	close(segment->fd);
 	if (segment->dio_fd != -1)
 		close(segment->dio_fd);
+	if (segment->dio_read_fd != -1)
+		close(segment->dio_read_fd);
 	free(segment->index);
 	free(segment->timeindex);
 	free(segment);
@@ -3582,6 +3586,70 @@ static bool cache_read(struct tl_log *log, int64_t offset, int64_t max_offset, i
 	return true;
 }
 
+/* ---- cold reads of a direct log ----
+ * A direct log's batches never pass through the page cache, so a read that misses the
+ * read cache finds none of its pages there: sendfile would fill the cache page by page
+ * (readahead) on the event loop and leave the consumer copying out of freshly filled
+ * pages. Such a range is read instead with one aligned O_DIRECT pread into a buffer
+ * (malloc'd, so reused once freed) and sent from memory, as the read cache's bytes are:
+ * the device's large-read speed, no page cache. A range over DIRECT_READ_BYTES_MAX, or
+ * any failure (no O_DIRECT reopen, a short read), keeps the file range. */
+
+#define DIRECT_READ_BYTES_MAX (8 << 20)
+
+static void direct_read_free(void *buf)
+{
+	free(buf);
+}
+
+/* Turns @out, a file range of @log, into memory; false (out unchanged) when it cannot. */
+static bool direct_read(struct tl_log *log, struct tl_log_read *out)
+{
+	struct tl_log_segment *segment = out->segment;
+	if (out->bytes > DIRECT_READ_BYTES_MAX || !segment)
+		return false;
+	if (segment->dio_read_fd == -1) {
+		/* The same inode as segment->fd (its name may since belong to a swapped-in
+		 * file), opened again with O_DIRECT. */
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", segment->fd);
+		segment->dio_read_fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+		if (segment->dio_read_fd == -1)
+			return false;
+	}
+	int64_t start = out->position & ~(int64_t)(DIO_ALIGN - 1);
+	int64_t end = (out->position + out->bytes + DIO_ALIGN - 1) & ~(int64_t)(DIO_ALIGN - 1);
+	uint8_t *buf = aligned_alloc(DIO_ALIGN, (size_t)(end - start));
+	if (!buf)
+		return false;
+	int64_t need = out->position + out->bytes - start;
+	int64_t got = 0;
+	while (got < need) {
+		ssize_t n = pread(segment->dio_read_fd, buf + got, (size_t)(end - start - got),
+				  (off_t)(start + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += n;
+		if (got % DIO_ALIGN)
+			break; /* end of file */
+	}
+	if (got < need) {
+		free(buf);
+		return false;
+	}
+	out->release(out->ref); /* the segment: the bytes are ours now */
+	out->segment = NULL;
+	out->fd = -1;
+	out->data = buf + (out->position - start);
+	out->release = direct_read_free;
+	out->ref = buf;
+	log->cache_stats.direct_reads++;
+	log->cache_stats.direct_read_bytes += (uint64_t)out->bytes;
+	return true;
+}
+
 tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
 			  bool min_one, struct tl_log_read *out)
 {
@@ -3595,6 +3663,8 @@ tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset
 	tl_err err = tl_log_read(log, offset, max_offset, max_bytes, min_one, out);
 	if (err == TL_OK && out->bytes > 0 && cache_chunk_bytes(log) > 0)
 		log->cache_stats.misses++;
+	if (err == TL_OK && out->bytes > 0 && log->direct)
+		direct_read(log, out);
 	return err;
 }
 

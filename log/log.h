@@ -331,6 +331,8 @@ struct tl_log_cache_stats {
 	uint64_t hits;
 	uint64_t misses;
 	uint64_t hit_bytes;
+	uint64_t direct_reads; /* misses of a direct log read with O_DIRECT into memory */
+	uint64_t direct_read_bytes;
 	int64_t bytes; /* held now */
 };
 void tl_log_cache_stats(const struct tl_log *log, struct tl_log_cache_stats *out);

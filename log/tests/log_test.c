@@ -1538,13 +1538,16 @@ END_TEST
 
 /* ---- read cache (log.cache.bytes) ---- */
 
-/* tl_log_read_cached() at @offset: checks that it came from memory (@from_memory) or the
- * file, that it starts at @offset's batch and holds exactly the bytes of all[first..]
- * for @count batches. */
+/* tl_log_read_cached() at @offset: checks that it came from the read cache (@from_memory)
+ * or not (then, on a direct log, an O_DIRECT read into memory, else a file range), that
+ * it starts at @offset's batch and holds exactly the bytes of all[first..] for @count
+ * batches. */
 static void expect_cached(struct tl_log *log, struct batch **all, int64_t offset,
 			  int64_t max_offset, int32_t max_bytes, bool min_one, bool from_memory,
 			  int64_t first, int count)
 {
+	struct tl_log_cache_stats before, after;
+	tl_log_cache_stats(log, &before);
 	struct tl_log_read read;
 	ck_assert_int_eq(tl_log_read_cached(log, offset, max_offset, max_bytes, min_one, &read),
 			 TL_OK);
@@ -1553,9 +1556,12 @@ static void expect_cached(struct tl_log *log, struct batch **all, int64_t offset
 		ck_assert_ptr_null(read.release);
 		return;
 	}
-	ck_assert_msg(from_memory == (read.data != NULL), "offset %lld: from %s, want %s",
-		      (long long)offset, read.data ? "memory" : "file",
-		      from_memory ? "memory" : "file");
+	tl_log_cache_stats(log, &after);
+	bool hit = after.hits > before.hits;
+	ck_assert_msg(from_memory == hit, "offset %lld: from %s, want %s", (long long)offset,
+		      hit ? "the cache" : "the file", from_memory ? "the cache" : "the file");
+	if (!hit)
+		ck_assert_uint_eq(after.direct_reads - before.direct_reads, read.data != NULL);
 	ck_assert_int_eq(read.first_offset, first);
 	ck_assert_int_eq(read.next_offset, first + count);
 	uint8_t *got = malloc((size_t)read.bytes);
@@ -1667,12 +1673,21 @@ START_TEST(log_cache_bytes_0_and_buffered_logs_read_the_file)
 	struct tl_log_cache_stats st;
 	tl_log_cache_stats(log, &st);
 	ck_assert_uint_eq(st.hits + st.misses + (uint64_t)st.bytes, 0);
+	/* A direct log's file read is an O_DIRECT read into memory, from any offset. */
+	ck_assert_uint_eq(st.direct_reads, 1);
+	ck_assert_uint_eq(st.direct_read_bytes, 5 * ONE_BATCH_BYTES);
+	expect_cached(log, all, 3, 20, 1 << 20, true, false, 3, 17);
+	expect_cached(log, all, 19, 20, 1 << 20, true, false, 19, 1);
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.direct_reads, 3);
 	tl_log_close(log);
 	config.cache_bytes = CACHE_TEST_BYTES;
 	config.direct_io = false;
 	log = log_open();
 	append_rounds(log, all, 20, 20, 20);
 	expect_cached(log, all, 35, 40, 1 << 20, true, false, 35, 5);
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.direct_reads, 0); /* a buffered log sends the file range */
 	tl_log_close(log);
 	for (int i = 0; i < 40; i++)
 		free(all[i]);
