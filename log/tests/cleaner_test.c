@@ -551,7 +551,7 @@ END_TEST
 
 START_TEST(a_batch_bigger_than_the_map_still_makes_progress)
 {
-	config.cleaner_dedupe_buffer_bytes = 24 * 16; /* 16 slots: 14 keys */
+	config.cleaner_dedupe_buffer_bytes = 24 * 16; /* 16 slots: 9 keys (16 / 10 * 9) */
 	struct tl_log *log = log_open();
 	/* Batches of 30 records, each with every key once. */
 	for (int r = 0; r < 6; r++) {
