@@ -3592,13 +3592,29 @@ static bool cache_read(struct tl_log *log, int64_t offset, int64_t max_offset, i
  * (readahead) on the event loop and leave the consumer copying out of freshly filled
  * pages. Such a range is read instead with one aligned O_DIRECT pread into a buffer
  * (malloc'd, so reused once freed) and sent from memory, as the read cache's bytes are:
- * the device's large-read speed, no page cache. A range over DIRECT_READ_BYTES_MAX, or
- * any failure (no O_DIRECT reopen, a short read), keeps the file range. */
+ * the device's large-read speed, no page cache. A range over DIRECT_READ_BYTES_MAX, one
+ * past the process's limit on bytes so held, or any failure (no O_DIRECT reopen, a short
+ * read) keeps the file range. */
 
 #define DIRECT_READ_BYTES_MAX (8 << 20)
 
+/* Bytes held by cold reads being sent, all logs of the process: past the limit a read
+ * keeps its file range, so many consumers far behind cannot pin unbounded memory
+ * (sendfile's ranges hold none). */
+static _Atomic int64_t direct_read_held;
+static _Atomic int64_t direct_read_held_max = (int64_t)256 << 20;
+
+void tl_log_direct_read_limit_set(int64_t bytes)
+{
+	atomic_store(&direct_read_held_max, bytes);
+}
+
+/* The buffer's first DIO_ALIGN bytes hold its size, the read's bytes follow. */
 static void direct_read_free(void *buf)
 {
+	int64_t size;
+	memcpy(&size, buf, sizeof(size));
+	atomic_fetch_sub(&direct_read_held, size);
 	free(buf);
 }
 
@@ -3619,9 +3635,18 @@ static bool direct_read(struct tl_log *log, struct tl_log_read *out)
 	}
 	int64_t start = out->position & ~(int64_t)(DIO_ALIGN - 1);
 	int64_t end = (out->position + out->bytes + DIO_ALIGN - 1) & ~(int64_t)(DIO_ALIGN - 1);
-	uint8_t *buf = aligned_alloc(DIO_ALIGN, (size_t)(end - start));
-	if (!buf)
+	int64_t size = DIO_ALIGN + end - start;
+	if (atomic_fetch_add(&direct_read_held, size) + size > atomic_load(&direct_read_held_max)) {
+		atomic_fetch_sub(&direct_read_held, size);
 		return false;
+	}
+	uint8_t *base = aligned_alloc(DIO_ALIGN, (size_t)size);
+	if (!base) {
+		atomic_fetch_sub(&direct_read_held, size);
+		return false;
+	}
+	memcpy(base, &size, sizeof(size));
+	uint8_t *buf = base + DIO_ALIGN;
 	int64_t need = out->position + out->bytes - start;
 	int64_t got = 0;
 	while (got < need) {
@@ -3636,7 +3661,7 @@ static bool direct_read(struct tl_log *log, struct tl_log_read *out)
 			break; /* end of file */
 	}
 	if (got < need) {
-		free(buf);
+		direct_read_free(base);
 		return false;
 	}
 	out->release(out->ref); /* the segment: the bytes are ours now */
@@ -3644,7 +3669,7 @@ static bool direct_read(struct tl_log *log, struct tl_log_read *out)
 	out->fd = -1;
 	out->data = buf + (out->position - start);
 	out->release = direct_read_free;
-	out->ref = buf;
+	out->ref = base;
 	log->cache_stats.direct_reads++;
 	log->cache_stats.direct_read_bytes += (uint64_t)out->bytes;
 	return true;

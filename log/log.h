@@ -429,6 +429,9 @@ tl_err tl_log_compact(struct tl_log *log, int64_t now_ms);
  * would: with @exit_process the process _exit()s there, otherwise the log goes FAILED
  * and stops. 0 turns it off. Process-wide. */
 void tl_log_cleaner_fault_set(int point, bool exit_process);
+/* The most bytes cold reads of direct logs may hold in memory at once, process-wide
+ * (default 256 MiB; past it a read is a file range, sent with sendfile). For tests. */
+void tl_log_direct_read_limit_set(int64_t bytes);
 
 bool tl_log_is_writable(const struct tl_log *log);
 /* True when the log writes its segments with O_DIRECT (log.direct.io and a file system

@@ -1680,6 +1680,21 @@ START_TEST(log_cache_bytes_0_and_buffered_logs_read_the_file)
 	expect_cached(log, all, 19, 20, 1 << 20, true, false, 19, 1);
 	tl_log_cache_stats(log, &st);
 	ck_assert_uint_eq(st.direct_reads, 3);
+	/* Past the process's limit on bytes held by cold reads: the file range. A read holds
+	 * 4 KiB (its size) plus its 4 KiB-aligned span: 20 batches of 161 bytes 8-12 KiB,
+	 * 10 batches 8-12 KiB. Under 16 KiB - 1 the second fits only once the first is
+	 * released. */
+	ck_assert_int_eq(ONE_BATCH_BYTES, 161);
+	struct tl_log_read held;
+	ck_assert_int_eq(tl_log_read_cached(log, 0, 20, 1 << 20, true, &held), TL_OK);
+	ck_assert_ptr_nonnull(held.data);
+	tl_log_direct_read_limit_set(16383);
+	expect_cached(log, all, 10, 20, 1 << 20, true, false, 10, 10); /* no room: file */
+	held.release(held.ref);
+	expect_cached(log, all, 10, 20, 1 << 20, true, false, 10, 10); /* room again */
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.direct_reads, 5);
+	tl_log_direct_read_limit_set((int64_t)256 << 20);
 	tl_log_close(log);
 	config.cache_bytes = CACHE_TEST_BYTES;
 	config.direct_io = false;
