@@ -478,6 +478,8 @@ static void count_partitions(struct tl_broker *broker, struct tl_metrics_server 
 			c->cache.hits += cs.hits;
 			c->cache.misses += cs.misses;
 			c->cache.hit_bytes += cs.hit_bytes;
+			c->cache.direct_reads += cs.direct_reads;
+			c->cache.direct_read_bytes += cs.direct_read_bytes;
 			c->cache.bytes += cs.bytes;
 			tl_hist_merge(&server->sync_us, tl_log_sync_hist(p->log));
 			tl_hist_merge(&server->write_us, tl_log_write_hist(p->log));
@@ -548,6 +550,13 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 		c.cache.hit_bytes);
 	gauge(out, "tally_log_cache_bytes", "Bytes held in the logs' read caches.",
 	      (double)c.cache.bytes);
+	counter(out, "tally_log_direct_reads_total",
+		"Fetch reads of a direct I/O log that missed the read cache and were read with "
+		"O_DIRECT into memory, summed over the open logs.",
+		c.cache.direct_reads);
+	counter(out, "tally_log_direct_read_bytes_total",
+		"Bytes sent from such O_DIRECT reads, summed over the open logs.",
+		c.cache.direct_read_bytes);
 	struct tl_ring_stats ring = {0};
 	if (broker->ring)
 		tl_ring_stats(broker->ring, &ring);

@@ -4,9 +4,11 @@
 #   (1) cache on (the default): a tailing consumer reads every record, byte for byte,
 #       while /metrics counts its fetch reads as cache hits and none as misses, and
 #       tallyd's read_bytes (/proc/PID/io) does not grow by the data's size;
-#   (2) log.cache.bytes=0, same run, as a control: no hits, and tallyd reads the data
-#       back from storage (read_bytes grows by about its size; not checked where the
-#       test directory is tmpfs, which takes O_DIRECT since Linux 6.6 but has no disk).
+#   (2) log.cache.bytes=0, same run, as a control: no hits, every fetch read is an
+#       O_DIRECT read into memory (tally_log_direct_reads_total; none in (1)), and tallyd
+#       reads the data back from storage (read_bytes grows by about its size; not checked
+#       where the test directory is tmpfs, which takes O_DIRECT since Linux 6.6 but has
+#       no disk).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat curl
@@ -58,13 +60,14 @@ run()
 	read=$(($(read_bytes) - before))
 	hits=$(metric tally_log_cache_hits_total)
 	misses=$(metric tally_log_cache_misses_total)
+	direct=$(metric tally_log_direct_reads_total)
 	tl_stop_broker
 	{
 		echo "0 start"
 		awk -v n=$count 'BEGIN { v = sprintf("%090d", 0); for (i = 1; i <= n; i++) printf "%d r%08d-%s\n", i, i, v }'
 	} >"$TL_TMP/want"
 	cmp -s "$TL_TMP/want" "$TL_TMP/got-$name" || tl_fail "records differ ($name)"
-	tl_log "$name: hits=$hits misses=$misses read_bytes=$read"
+	tl_log "$name: hits=$hits misses=$misses direct_reads=$direct read_bytes=$read"
 }
 
 # (1)
@@ -72,10 +75,12 @@ run on 4194304
 [ "${hits:-0}" -gt 0 ] || tl_fail "no cache hits with the cache on"
 [ "${misses:-x}" = 0 ] || tl_fail "$misses fetch reads went to the file with the cache on"
 [ "$read" -lt 1048576 ] || tl_fail "tallyd read $read bytes from storage with the cache on"
+[ "${direct:-x}" = 0 ] || tl_fail "$direct O_DIRECT reads with the cache on"
 
 # (2)
 run off 0
 [ "${hits:-x}" = 0 ] || tl_fail "$hits cache hits with log.cache.bytes=0"
+[ "${direct:-0}" -gt 0 ] || tl_fail "no O_DIRECT reads with log.cache.bytes=0 (direct_reads=${direct:-none})"
 if [ "$(stat -f -c %T "$TL_TMP")" = tmpfs ]; then
 	tl_log "tmpfs: read_bytes of the control not checked"
 else
