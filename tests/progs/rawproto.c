@@ -1583,11 +1583,11 @@ static int32_t metadata_isr_recv(struct client *c, int32_t corr, const char *top
 	return count;
 }
 
-static int32_t metadata_send(struct client *c, const char *topic)
+static int32_t metadata_send(struct client *c, const char *topic, int16_t version)
 {
 	struct tl_buf frame;
 	tl_buf_init(&frame);
-	int32_t corr = raw_encode_metadata(&frame, &c->correlation_id, "rawproto", 12, topic);
+	int32_t corr = raw_encode_metadata(&frame, &c->correlation_id, "rawproto", version, topic);
 	if (!request_send(c, &frame))
 		fail("Metadata: connection closed while sending");
 	tl_buf_deinit(&frame);
@@ -1603,21 +1603,7 @@ static int run_metadata(const char *topic, int16_t version)
 		fail("metadata: version %d is not in 1..12", version);
 	struct client c;
 	client_open(&c);
-	struct tl_metadata_request_metadata_request_topic mt;
-	tl_metadata_request_metadata_request_topic_defaults(&mt);
-	mt.name = tl_str_of(topic);
-	struct tl_metadata_request md;
-	tl_metadata_request_defaults(&md);
-	md.topics_count = 1;
-	md.topics = &mt;
-	md.allow_auto_topic_creation = false;
-	struct tl_buf frame;
-	tl_buf_init(&frame);
-	int32_t corr = request_begin(&c, &frame, TL_API_METADATA, version);
-	tl_metadata_request_encode(&frame, version, &md);
-	if (!request_send(&c, &frame))
-		fail("Metadata: connection closed while sending");
-	tl_buf_deinit(&frame);
+	int32_t corr = metadata_send(&c, topic, version);
 	struct raw_reply r;
 	reply_must(&c, TL_API_METADATA, version, corr, &r);
 	struct tl_metadata_response resp;
@@ -1677,7 +1663,7 @@ static int run_isr_wait(const char *topic, int32_t leader, int32_t timeout_ms, i
 	produce_timeout_ms = 4 * lag_ms;
 	start = tl_mono_ms();
 	int32_t produce_corr = produce_send(&c, 9, -1, topic, 0, &batch);
-	int32_t metadata_corr = metadata_send(&c, topic);
+	int32_t metadata_corr = metadata_send(&c, topic, 12);
 	code = produce_recv(&c, 9, produce_corr, topic, 0, &base);
 	took = tl_mono_ms() - start;
 	tl_buf_deinit(&batch);
