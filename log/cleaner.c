@@ -739,10 +739,14 @@ static void placeholder_strip(uint8_t *out)
 	tl_be32_put(out + TL_BATCH_OFF_BASE_SEQUENCE, (uint32_t)-1);
 }
 
-/* Writes at @out the header of batch @data as a batch with no record (no codec, the
+/* Writes to @w the header of batch @data as a batch with no record (no codec, the
  * length and count set, the CRC again), stripped of its producer when @strip. */
-static void batch_header_only(uint8_t *out, const uint8_t *data, bool strip)
+static tl_err writer_put_header_only(struct writer *w, const uint8_t *data, bool strip)
 {
+	tl_err err = writer_reserve(w, TL_BATCH_HEADER_BYTES);
+	if (err != TL_OK)
+		return err;
+	uint8_t *out = w->buf + w->len;
 	memcpy(out, data, TL_BATCH_HEADER_BYTES);
 	uint16_t attributes = tl_be16_get(out + TL_BATCH_OFF_ATTRIBUTES);
 	tl_be16_put(out + TL_BATCH_OFF_ATTRIBUTES,
@@ -753,29 +757,28 @@ static void batch_header_only(uint8_t *out, const uint8_t *data, bool strip)
 	if (strip)
 		placeholder_strip(out);
 	tl_batch_crc_update(out, TL_BATCH_HEADER_BYTES);
+	w->len += TL_BATCH_HEADER_BYTES;
+	return TL_OK;
 }
 
 static tl_err batch_recompress(struct codecs *cx, struct writer *w, const uint8_t *data,
 			       const struct tl_batch_header *h, int32_t kept, bool strip)
 {
 	TL_ASSERT(kept < h->records_count);
+	if (kept == 0)
+		return writer_put_header_only(w, data, strip);
 	enum tl_compression codec = tl_batch_compression(h);
 	cx->body.len = 0;
-	if (kept > 0) {
-		tl_err err = records_compress(cx, codec);
-		if (err != TL_OK)
-			return err;
-	} else {
-		codec = TL_COMPRESSION_NONE;
-	}
+	tl_err err = records_compress(cx, codec);
+	if (err != TL_OK)
+		return err;
 	size_t out_len = TL_BATCH_HEADER_BYTES + cx->body.len;
-	tl_err err = writer_reserve(w, out_len);
+	err = writer_reserve(w, out_len);
 	if (err != TL_OK)
 		return err;
 	uint8_t *out = w->buf + w->len;
 	memcpy(out, data, TL_BATCH_HEADER_BYTES);
-	if (cx->body.len > 0)
-		memcpy(out + TL_BATCH_HEADER_BYTES, cx->body.data, cx->body.len);
+	memcpy(out + TL_BATCH_HEADER_BYTES, cx->body.data, cx->body.len);
 	uint16_t attributes = tl_be16_get(out + TL_BATCH_OFF_ATTRIBUTES);
 	attributes = (uint16_t)((attributes & ~TL_BATCH_ATTR_COMPRESSION_MASK) | (uint16_t)codec);
 	tl_be16_put(out + TL_BATCH_OFF_ATTRIBUTES, attributes);
@@ -839,14 +842,8 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 		     survivors_none_in(sv, h->base_offset, tl_batch_last_offset(h)));
 	if (none && (empty == KEEP_NONE || h->records_count > 0)) {
 		job->batches_emptied_unread++;
-		if (empty == KEEP_NONE)
-			return TL_OK;
-		tl_err err = writer_reserve(w, TL_BATCH_HEADER_BYTES);
-		if (err != TL_OK)
-			return err;
-		batch_header_only(w->buf + w->len, data, empty == KEEP_BOUNDARY);
-		w->len += TL_BATCH_HEADER_BYTES;
-		return TL_OK;
+		return empty == KEEP_NONE ? TL_OK
+					  : writer_put_header_only(w, data, empty == KEEP_BOUNDARY);
 	}
 	bool tombstone_expired =
 		h->max_timestamp >= 0 && h->max_timestamp < job->now_ms - job->delete_retention_ms;
