@@ -18,11 +18,6 @@ const uint8_t *tl_cursor_take(struct tl_cursor *cursor, size_t len)
 	return p;
 }
 
-void tl_cursor_skip(struct tl_cursor *cursor, size_t len)
-{
-	(void)tl_cursor_take(cursor, len);
-}
-
 int8_t tl_cursor_i8(struct tl_cursor *cursor)
 {
 	const uint8_t *p = tl_cursor_take(cursor, 1);
@@ -57,14 +52,17 @@ double tl_cursor_f64(struct tl_cursor *cursor)
 
 static uint64_t cursor_uvar(struct tl_cursor *cursor, unsigned max_bytes)
 {
+	if (cursor->failed)
+		return 0;
+	const uint8_t *p = cursor->pos;
+	size_t left = (size_t)(cursor->end - p);
 	uint64_t v = 0;
-	for (unsigned i = 0; i < max_bytes; i++) {
-		const uint8_t *p = tl_cursor_take(cursor, 1);
-		if (!p)
-			return 0;
-		v |= (uint64_t)(p[0] & 0x7f) << (7 * i);
-		if (!(p[0] & 0x80))
+	for (unsigned i = 0; i < max_bytes && i < left; i++) {
+		v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			cursor->pos = p + i + 1;
 			return v;
+		}
 	}
 	tl_cursor_fail(cursor);
 	return 0;
@@ -83,18 +81,6 @@ uint32_t tl_cursor_uvarint(struct tl_cursor *cursor)
 uint64_t tl_cursor_uvarlong(struct tl_cursor *cursor)
 {
 	return cursor_uvar(cursor, 10);
-}
-
-int32_t tl_cursor_varint(struct tl_cursor *cursor)
-{
-	uint32_t v = tl_cursor_uvarint(cursor);
-	return (int32_t)((v >> 1) ^ (~(v & 1) + 1));
-}
-
-int64_t tl_cursor_varlong(struct tl_cursor *cursor)
-{
-	uint64_t v = tl_cursor_uvarlong(cursor);
-	return (int64_t)((v >> 1) ^ (~(v & 1) + 1));
 }
 
 /* Reads a length prefix: classic int16/int32 or compact uvarint N+1. Returns -1 for null. */

@@ -105,13 +105,37 @@ int64_t tl_cursor_i64(struct tl_cursor *cursor);
 double tl_cursor_f64(struct tl_cursor *cursor);
 /* Returns a pointer to @len bytes and advances, or NULL (and fails) on overrun. */
 const uint8_t *tl_cursor_take(struct tl_cursor *cursor, size_t len);
-void tl_cursor_skip(struct tl_cursor *cursor, size_t len);
+static inline void tl_cursor_skip(struct tl_cursor *cursor, size_t len)
+{
+	if (cursor->failed || (size_t)(cursor->end - cursor->pos) < len)
+		tl_cursor_fail(cursor);
+	else
+		cursor->pos += len;
+}
 /* Protobuf-style unsigned varint, at most 5 bytes (uvarint) or 10 (uvarlong). */
 uint32_t tl_cursor_uvarint(struct tl_cursor *cursor);
 uint64_t tl_cursor_uvarlong(struct tl_cursor *cursor);
-/* Zig-zag signed varint / varlong (record batch fields). */
-int32_t tl_cursor_varint(struct tl_cursor *cursor);
-int64_t tl_cursor_varlong(struct tl_cursor *cursor);
+/* Zig-zag signed varint / varlong (record batch fields). Inline for the one-byte case,
+ * most of a record's fields: the record walks of validation and compaction read
+ * several per record. */
+static inline int32_t tl_cursor_varint(struct tl_cursor *cursor)
+{
+	uint32_t v;
+	if (!cursor->failed && cursor->pos < cursor->end && cursor->pos[0] < 0x80)
+		v = *cursor->pos++;
+	else
+		v = tl_cursor_uvarint(cursor);
+	return (int32_t)((v >> 1) ^ (~(v & 1) + 1));
+}
+static inline int64_t tl_cursor_varlong(struct tl_cursor *cursor)
+{
+	uint64_t v;
+	if (!cursor->failed && cursor->pos < cursor->end && cursor->pos[0] < 0x80)
+		v = *cursor->pos++;
+	else
+		v = tl_cursor_uvarlong(cursor);
+	return (int64_t)((v >> 1) ^ (~(v & 1) + 1));
+}
 /* Kafka strings and bytes. @compact selects the flexible-version encoding. A null
  * where !@nullable fails the cursor. */
 struct tl_str tl_cursor_string(struct tl_cursor *cursor, bool compact, bool nullable);

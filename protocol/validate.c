@@ -352,67 +352,16 @@ tl_err tl_batch_compress(enum tl_compression codec, const uint8_t *in, size_t le
 	}
 }
 
-/* The record walk's readers: the cursor's semantics (a varint of at most 5 bytes and
- * 32 bits, a varlong of at most 10; an overrun or a longer one fails the cursor, and a
- * failed cursor reads 0), inlined here because they run a few times per record on
- * every byte a producer sends (common/buf.c's out-of-line readers took ~5 % of the
- * zstd decoder's instructions on top of it). */
-static inline uint64_t walk_uvar(struct tl_cursor *c, unsigned max_bytes)
-{
-	if (c->failed)
-		return 0;
-	const uint8_t *p = c->pos;
-	size_t left = (size_t)(c->end - p);
-	if (left > 0 && p[0] < 0x80) { /* the common case: one byte */
-		c->pos = p + 1;
-		return p[0];
-	}
-	uint64_t v = 0;
-	for (unsigned i = 0; i < max_bytes && i < left; i++) {
-		v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-		if (!(p[i] & 0x80)) {
-			c->pos = p + i + 1;
-			return v;
-		}
-	}
-	tl_cursor_fail(c);
-	return 0;
-}
-
-static inline int32_t walk_varint(struct tl_cursor *c)
-{
-	uint64_t v = walk_uvar(c, 5);
-	if (v > UINT32_MAX) {
-		tl_cursor_fail(c);
-		return 0;
-	}
-	return (int32_t)(((uint32_t)v >> 1) ^ (~((uint32_t)v & 1) + 1));
-}
-
-static inline int64_t walk_varlong(struct tl_cursor *c)
-{
-	uint64_t v = walk_uvar(c, 10);
-	return (int64_t)((v >> 1) ^ (~(v & 1) + 1));
-}
-
-static inline void walk_skip(struct tl_cursor *c, size_t len)
-{
-	if (c->failed || (size_t)(c->end - c->pos) < len)
-		tl_cursor_fail(c);
-	else
-		c->pos += len;
-}
-
 /* Skips a varint-length byte string (-1: null, when @nullable); returns its length. */
 static inline int32_t skip_varbytes(struct tl_cursor *c, bool nullable)
 {
-	int32_t len = walk_varint(c);
+	int32_t len = tl_cursor_varint(c);
 	if (len < -1 || (len == -1 && !nullable)) {
 		tl_cursor_fail(c);
 		return -1;
 	}
 	if (len > 0)
-		walk_skip(c, (size_t)len);
+		tl_cursor_skip(c, (size_t)len);
 	return len;
 }
 
@@ -428,7 +377,7 @@ static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, bool key
 			*why = "the batch holds fewer records than its recordsCount";
 			return TL_ERR_INVALID_RECORD;
 		}
-		int32_t length = walk_varint(&c);
+		int32_t length = tl_cursor_varint(&c);
 		if (c.failed || length <= 0 || (size_t)length > tl_cursor_left(&c)) {
 			*why = "a record's length runs past the batch";
 			return TL_ERR_CORRUPT_MESSAGE;
@@ -436,16 +385,16 @@ static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, bool key
 		struct tl_cursor rec;
 		tl_cursor_init(&rec, c.pos, (size_t)length);
 		c.pos += length;
-		walk_skip(&rec, 1); /* attributes: none defined for records */
-		(void)walk_varlong(&rec);
-		int32_t offset_delta = walk_varint(&rec);
+		tl_cursor_skip(&rec, 1); /* attributes: none defined for records */
+		(void)tl_cursor_varlong(&rec);
+		int32_t offset_delta = tl_cursor_varint(&rec);
 		if (!rec.failed && offset_delta != i) {
 			*why = "a record's offsetDelta is not its position in the batch";
 			return TL_ERR_INVALID_RECORD;
 		}
 		int32_t key_len = skip_varbytes(&rec, true);
 		skip_varbytes(&rec, true); /* value */
-		int32_t headers = walk_varint(&rec);
+		int32_t headers = tl_cursor_varint(&rec);
 		if (headers < 0 || (size_t)headers > tl_cursor_left(&rec))
 			tl_cursor_fail(&rec);
 		for (int32_t h = 0; h < headers && !rec.failed; h++) {
