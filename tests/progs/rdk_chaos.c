@@ -24,7 +24,8 @@
  *       transactional.id NAME copy each record's value to the same partition of OUT,
  *       and send the consumed positions with send_offsets_to_transaction, in
  *       transactions of up to COPY_WINDOW_MS; every COPY_ABORT_EVERY-th is aborted on
- *       purpose. After an abort, or a fatal error (a new producer), the consumer
+ *       purpose, and one during which partitions were revoked (rdk_revoke.h) is aborted
+ *       too. After an abort, or a fatal error (a new producer), the consumer
  *       rewinds to the group's committed offsets; a rewind that fails is retried and
  *       then the consumer is made anew (it starts at the committed offsets), never
  *       skipped. History: first {"f":"copier","group":NAME,"output":OUT}, then txn
@@ -47,6 +48,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "rdk_revoke.h"
 
 #define PARTITIONS_MAX   64
 #define TXN_RECORDS      5
@@ -440,6 +443,7 @@ static int do_group(const char *brokers, const char *topic, double seconds)
 	set(conf, "auto.offset.reset", "earliest");
 	set(conf, "isolation.level", "read_committed");
 	set(conf, "session.timeout.ms", "10000");
+	rdk_revoke_conf(conf);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!rk) {
 		fprintf(stderr, "rdk_chaos: %s\n", err);
@@ -666,8 +670,14 @@ static int do_copy(const char *brokers, const char *in, const char *out, double 
 		}
 		record("invoke", "txn", -1, -1, NULL, txn, NULL);
 		rd_kafka_topic_partition_list_t *positions = NULL;
+		rdk_revoked = false;
 		int n = copy_batch(consumer, producer, out);
-		bool sent = n > 0 && copy_send_offsets(consumer, producer, &positions);
+		if (n > 0 && rdk_revoked)
+			fprintf(stderr,
+				"rdk_chaos: %s: partitions revoked during the transaction: abort\n",
+				name);
+		bool sent =
+			n > 0 && !rdk_revoked && copy_send_offsets(consumer, producer, &positions);
 		bool commit = n == 0 || (sent && txn % COPY_ABORT_EVERY != COPY_ABORT_EVERY - 1);
 		const char *outcome = copy_end(producer, commit);
 		record(outcome, "txn", -1, -1, NULL, txn, NULL);

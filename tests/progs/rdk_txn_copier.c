@@ -6,7 +6,8 @@
  *   rdk_txn_copier copy BROKERS IN OUT GROUP TXN_ID ABORT_EVERY SECONDS
  *       Copies IN to OUT in transactions of up to 500 records; every ABORT_EVERY-th
  *       transaction is aborted on purpose (0 = never) and the consumer rewinds to the
- *       group's committed offsets, so those records are copied again. Errors from a
+ *       group's committed offsets, so those records are copied again; so is one during
+ *       which partitions were revoked (rdk_revoke.h). Errors from a
  *       broker that restarts are handled as a service would: abortable errors abort
  *       and rewind, fatal ones (fenced) make a new producer. Exits 0 once the group's
  *       committed offsets equal IN's end offsets, 1 after SECONDS.
@@ -40,6 +41,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "rdk_revoke.h"
 
 #define TXN_RECORDS_MAX  500
 #define TIMEOUT_MS       10000
@@ -107,6 +110,7 @@ static rd_kafka_t *consumer_new(const char *brokers, const char *group, const ch
 	set(conf, "enable.auto.commit", "false");
 	set(conf, "auto.offset.reset", "earliest");
 	set(conf, "session.timeout.ms", "10000");
+	rdk_revoke_conf(conf);
 	char err[256];
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!rk) {
@@ -242,6 +246,7 @@ static int copy(const char *brokers, const char *in, const char *out, const char
 			return 1;
 		}
 		int n = 0, failed = 0;
+		rdk_revoked = false;
 		double until = now_s() + window_s();
 		int max = txn_records_max();
 		while (n < max && now_s() < until) {
@@ -269,6 +274,11 @@ static int copy(const char *brokers, const char *in, const char *out, const char
 			n++;
 		}
 		int fatal = 0;
+		if (n > 0 && !failed && rdk_revoked) {
+			fprintf(stderr,
+				"copier: partitions revoked during the transaction: abort\n");
+			failed = 1;
+		}
 		if (n > 0 && !failed) {
 			rd_kafka_topic_partition_list_t *positions = NULL;
 			rd_kafka_assignment(consumer, &positions);

@@ -7,7 +7,8 @@
  *       Copies IN to OUT in transactions of up to 500 records; every ABORT_EVERY-th
  *       transaction is flushed (its copies reach the log) and aborted on purpose
  *       (0 = never), and the consumer goes back to where the transaction started, so
- *       those records are copied again. Abortable
+ *       those records are copied again; so is one during which the group's generation
+ *       changed (a rebalance). Abortable
  *       errors abort, fatal ones (fenced) make a new producer. Once COUNT records were
  *       copied in committed transactions, checks (with librdkafka) that the group's
  *       committed offsets reached IN's end offsets. Exits 0 if so, 1 otherwise or after
@@ -157,6 +158,19 @@ static void snapshot_rewind(struct tl_consumer *consumer, const struct snapshot 
 	}
 }
 
+/* After a rebalance the snapshot may name partitions no longer assigned, or none (the
+ * first transaction starts before the first assignment): every partition assigned now
+ * goes back to the group's committed offset (libtally waits out an offset a transaction
+ * still holds, UNSTABLE_OFFSET_COMMIT). */
+static void rewind_to_committed(struct tl_consumer *consumer)
+{
+	struct snapshot now;
+	snapshot_take(consumer, &now);
+	for (int32_t i = 0; i < now.count; i++)
+		now.parts[i].offset = -1;
+	snapshot_rewind(consumer, &now);
+}
+
 /* Commits or aborts; returns true if committed. Retries what may be retried; an
  * abortable error aborts; a fatal one sets *fatal. */
 static bool txn_end(struct tl_producer *producer, bool commit, bool *fatal)
@@ -264,14 +278,26 @@ static int copy(const char *brokers, const char *in, const char *out, const char
 		if (tl_producer_begin_transaction(producer) != TL_OK)
 			die("begin", tl_producer_last_error(producer));
 		snapshot_take(consumer, &snap);
-		bool failed = false, fatal = false;
+		struct tl_consumer_group_metadata gm;
+		if (tl_consumer_group_metadata(consumer, &gm) != TL_OK)
+			die("group metadata", tl_consumer_last_error(consumer));
+		int32_t generation = gm.generation_id;
+		bool failed = false, fatal = false, rebalanced = false;
 		int n = copy_batch(consumer, producer, out, &failed);
+		if (tl_consumer_group_metadata(consumer, &gm) != TL_OK)
+			die("group metadata", tl_consumer_last_error(consumer));
+		if (n > 0 && !failed && gm.generation_id != generation) {
+			/* A rebalance during the batch: the positions are no longer those of
+			 * the records copied (see rdk_revoke.h). */
+			fprintf(stderr,
+				"copier: generation %" PRId32 " -> %" PRId32
+				" during the transaction: abort\n",
+				generation, gm.generation_id);
+			failed = rebalanced = true;
+		}
 		if (n > 0 && !failed) {
 			struct tl_consumer_partition positions[PARTS_MAX];
 			int32_t parts = tl_consumer_assignment(consumer, positions, PARTS_MAX);
-			struct tl_consumer_group_metadata gm;
-			if (tl_consumer_group_metadata(consumer, &gm) != TL_OK)
-				die("group metadata", tl_consumer_last_error(consumer));
 			tl_err err = tl_producer_send_offsets_to_transaction(
 				producer, positions, parts > PARTS_MAX ? PARTS_MAX : parts, &gm,
 				TIMEOUT_MS);
@@ -295,7 +321,10 @@ static int copy(const char *brokers, const char *in, const char *out, const char
 			copied += n;
 		} else {
 			aborted++;
-			snapshot_rewind(consumer, &snap);
+			if (rebalanced)
+				rewind_to_committed(consumer);
+			else
+				snapshot_rewind(consumer, &snap);
 		}
 		if (fatal) {
 			fprintf(stderr,
