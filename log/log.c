@@ -199,6 +199,23 @@ struct flush_op {
 
 #define CACHE_CHUNKS 4 /* log.cache.bytes is split into this many chunks */
 
+/* One chunk of a cold read-ahead (see "read-ahead of cold reads"). */
+struct readahead {
+	struct tl_ring_op op;
+	struct tl_log *log;
+	struct tl_log_segment *segment; /* a reference; NULL: the slot is free */
+	uint8_t *base;                  /* direct_buf_new()'s: header, then the bytes */
+	int64_t start;                  /* file position of the first byte (DIO_ALIGN multiple) */
+	int64_t valid;    /* bytes that are log: what the segment held when the read went out */
+	int64_t used_ms;  /* monotonic: last served from (or issued) */
+	bool in_flight;   /* the ring owns base */
+	bool ready;       /* read: serves fetches */
+	bool stale;       /* dropped while in flight: freed when the read completes */
+	bool next_issued; /* the read of the chunk after it went out (or there is none) */
+};
+
+#define READAHEAD_SLOTS 4
+
 /* Memory of one cache chunk, shared by the log and the reads being sent from it. */
 struct cache_block {
 	int refs;   /* the log's own (while a chunk uses it) + one per read being sent */
@@ -283,6 +300,9 @@ struct tl_log {
 	uint32_t cache_count;
 	const struct tl_log_segment *cache_segment; /* the active one, or NULL when empty */
 	struct tl_log_cache_stats cache_stats;
+	/* Cold reads of a direct log: chunks read ahead asynchronously (readahead_read). */
+	struct readahead readahead[READAHEAD_SLOTS];
+	bool readahead_off; /* an asynchronous read failed: synchronous reads from then on */
 
 	struct tl_log_waiter *waiters; /* by offset */
 	struct tl_log_waiter *waiters_tail;
@@ -2974,9 +2994,13 @@ static void log_drain(struct tl_log *log)
 	waiters_fire(log, true, log->failed ? TL_ERR_KAFKA_STORAGE_ERROR : TL_OK);
 }
 
+static void readahead_drain(struct tl_log *log);
+static void readahead_clear(struct tl_log *log);
+
 static void log_free(struct tl_log *log)
 {
 	cleaner_cancel(log);
+	readahead_drain(log);
 	TL_ASSERT(log->writes_left == 0);
 	TL_ASSERT(log->syncs_left == 0);
 	for (uint32_t i = 0; i < log->segment_count; i++)
@@ -3314,6 +3338,7 @@ tl_err tl_log_truncate_to(struct tl_log *log, int64_t offset)
 	if (log->failed)
 		return TL_ERR_KAFKA_STORAGE_ERROR;
 	cleaner_cancel(log);
+	readahead_clear(log);
 	offset = TL_MAX(offset, tl_log_start_offset(log));
 	if (offset >= log->end_offset) {
 		epochs_truncate(log, offset);
@@ -3370,6 +3395,7 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
 	if (new_start_offset < 0)
 		return TL_ERR_INVALID;
 	cleaner_cancel(log);
+	readahead_clear(log);
 	tl_err err = truncate_drain(log, log->high_watermark);
 	cache_clear(log);
 	if (err != TL_OK)
@@ -3590,17 +3616,38 @@ static bool cache_read(struct tl_log *log, int64_t offset, int64_t max_offset, i
  * A direct log's batches never pass through the page cache, so a read that misses the
  * read cache finds none of its pages there: sendfile would fill the cache page by page
  * (readahead) on the event loop and leave the consumer copying out of freshly filled
- * pages. Such a range is read instead with one aligned O_DIRECT pread into a buffer
- * (malloc'd, so reused once freed) and sent from memory, as the read cache's bytes are:
- * the device's large-read speed, no page cache. A range over DIRECT_READ_BYTES_MAX, one
- * past the process's limit on bytes so held, or any failure (no O_DIRECT reopen, a short
- * read) keeps the file range. */
+ * pages. Such ranges are read instead with aligned O_DIRECT reads into memory (malloc'd,
+ * so reused once freed) and sent from there, as the read cache's bytes are: the device's
+ * large-read speed, no page cache.
+ *
+ * Read-ahead. A consumer far behind would wait for each fetch's read, and the disk would
+ * idle while the answer is sent and the client works. So a cold range starts an
+ * asynchronous read (the log's ring) of a chunk (4 MiB) from it and the fetch
+ * waits for it as for new data (the answer leaves the partition empty; the log's
+ * listener wakes parked fetches when the read completes). Fetches inside a read chunk are
+ * answered from its memory, cut to the whole batches it holds, and the first of them
+ * sends the read of the next chunk, from the first batch the chunk holds only part of.
+ * The disk reads the next chunk while this one is sent; the event loop never waits for
+ * the disk. A chunk idle for READAHEAD_IDLE_MS, or of a segment the log dropped, is
+ * freed at the next tick; a truncation drops them all.
+ *
+ * Fallback: a range over DIRECT_READ_BYTES_MAX, past the process's limit on bytes so
+ * held, or when an asynchronous read failed once (readahead_off, logged): one
+ * synchronous O_DIRECT pread (direct_read), and if that fails too, the file range. */
 
 #define DIRECT_READ_BYTES_MAX (8 << 20)
+#define READAHEAD_IDLE_MS     2000
 
-/* Bytes held by cold reads being sent, all logs of the process: past the limit a read
- * keeps its file range, so many consumers far behind cannot pin unbounded memory
- * (sendfile's ranges hold none). */
+static _Atomic int64_t readahead_bytes = (int64_t)4 << 20; /* a chunk */
+
+void tl_log_readahead_bytes_set(int64_t bytes)
+{
+	atomic_store(&readahead_bytes, bytes);
+}
+
+/* Bytes held by cold reads (chunks and reads being sent), all logs of the process: past
+ * the limit a read keeps its file range, so many consumers far behind cannot pin
+ * unbounded memory (sendfile's ranges hold none). */
 static _Atomic int64_t direct_read_held;
 static _Atomic int64_t direct_read_held_max = (int64_t)256 << 20;
 
@@ -3609,43 +3656,80 @@ void tl_log_direct_read_limit_set(int64_t bytes)
 	atomic_store(&direct_read_held_max, bytes);
 }
 
-/* The buffer's first DIO_ALIGN bytes hold its size, the read's bytes follow. */
-static void direct_read_free(void *buf)
-{
+/* A cold read's buffer: this header in its first DIO_ALIGN bytes, the bytes after. Its
+ * references are taken and dropped on the log's thread only (as the read cache's). */
+struct direct_buf_head {
 	int64_t size;
-	memcpy(&size, buf, sizeof(size));
-	atomic_fetch_sub(&direct_read_held, size);
-	free(buf);
-}
+	int32_t refs;
+};
 
-/* Turns @out, a file range of @log, into memory; false (out unchanged) when it cannot. */
-static bool direct_read(struct tl_log *log, struct tl_log_read *out)
+static uint8_t *direct_buf_new(int64_t bytes)
 {
-	struct tl_log_segment *segment = out->segment;
-	if (out->bytes > DIRECT_READ_BYTES_MAX || !segment)
-		return false;
-	if (segment->dio_read_fd == -1) {
-		/* The same inode as segment->fd (its name may since belong to a swapped-in
-		 * file), opened again with O_DIRECT. */
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", segment->fd);
-		segment->dio_read_fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
-		if (segment->dio_read_fd == -1)
-			return false;
-	}
-	int64_t start = out->position & ~(int64_t)(DIO_ALIGN - 1);
-	int64_t end = (out->position + out->bytes + DIO_ALIGN - 1) & ~(int64_t)(DIO_ALIGN - 1);
-	int64_t size = DIO_ALIGN + end - start;
+	int64_t size = DIO_ALIGN + bytes;
 	if (atomic_fetch_add(&direct_read_held, size) + size > atomic_load(&direct_read_held_max)) {
 		atomic_fetch_sub(&direct_read_held, size);
-		return false;
+		return NULL;
 	}
 	uint8_t *base = aligned_alloc(DIO_ALIGN, (size_t)size);
 	if (!base) {
 		atomic_fetch_sub(&direct_read_held, size);
-		return false;
+		return NULL;
 	}
-	memcpy(base, &size, sizeof(size));
+	struct direct_buf_head head = {.size = size, .refs = 1};
+	memcpy(base, &head, sizeof(head));
+	return base;
+}
+
+static void direct_buf_put(void *base)
+{
+	struct direct_buf_head *head = base;
+	TL_ASSERT(head->refs > 0);
+	if (--head->refs > 0)
+		return;
+	atomic_fetch_sub(&direct_read_held, head->size);
+	free(base);
+}
+
+static void direct_buf_get(uint8_t *base)
+{
+	((struct direct_buf_head *)(void *)base)->refs++;
+}
+
+/* The segment's O_DIRECT read descriptor: the same inode as segment->fd (its name may
+ * since belong to a swapped-in file), opened again. -1 when that fails. */
+static int dio_read_fd(struct tl_log_segment *segment)
+{
+	if (segment->dio_read_fd == -1) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", segment->fd);
+		segment->dio_read_fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	}
+	return segment->dio_read_fd;
+}
+
+/* @out (a file range) now points at @bytes from @data, a reference on @base. */
+static void read_from_buf(struct tl_log_read *out, uint8_t *base, const uint8_t *data)
+{
+	out->release(out->ref); /* the segment: the bytes are ours now */
+	out->segment = NULL;
+	out->fd = -1;
+	out->data = data;
+	out->release = direct_buf_put;
+	out->ref = base;
+}
+
+/* Turns @out, a file range of @log, into memory with one synchronous pread; false (out
+ * unchanged) when it cannot. */
+static bool direct_read(struct tl_log *log, struct tl_log_read *out)
+{
+	struct tl_log_segment *segment = out->segment;
+	if (out->bytes > DIRECT_READ_BYTES_MAX || !segment || dio_read_fd(segment) == -1)
+		return false;
+	int64_t start = out->position & ~(int64_t)(DIO_ALIGN - 1);
+	int64_t end = (out->position + out->bytes + DIO_ALIGN - 1) & ~(int64_t)(DIO_ALIGN - 1);
+	uint8_t *base = direct_buf_new(end - start);
+	if (!base)
+		return false;
 	uint8_t *buf = base + DIO_ALIGN;
 	int64_t need = out->position + out->bytes - start;
 	int64_t got = 0;
@@ -3661,18 +3745,209 @@ static bool direct_read(struct tl_log *log, struct tl_log_read *out)
 			break; /* end of file */
 	}
 	if (got < need) {
-		direct_read_free(base);
+		direct_buf_put(base);
 		return false;
 	}
-	out->release(out->ref); /* the segment: the bytes are ours now */
-	out->segment = NULL;
-	out->fd = -1;
-	out->data = buf + (out->position - start);
-	out->release = direct_read_free;
-	out->ref = base;
+	read_from_buf(out, base, buf + (out->position - start));
 	log->cache_stats.direct_reads++;
 	log->cache_stats.direct_read_bytes += (uint64_t)out->bytes;
 	return true;
+}
+
+/* Frees @ra's chunk, or marks it for freeing when its read completes. */
+static void readahead_drop(struct readahead *ra)
+{
+	if (!ra->segment)
+		return;
+	if (ra->in_flight) {
+		ra->stale = true;
+		return;
+	}
+	direct_buf_put(ra->base);
+	segment_put(ra->segment);
+	ra->segment = NULL;
+	ra->base = NULL;
+	ra->ready = ra->stale = ra->next_issued = false;
+}
+
+static void readahead_clear(struct tl_log *log)
+{
+	for (int i = 0; i < READAHEAD_SLOTS; i++)
+		readahead_drop(&log->readahead[i]);
+}
+
+/* Runs the ring until no chunk read of @log is in flight (before the log is freed);
+ * their completions free them without waking anyone. */
+static void readahead_drain(struct tl_log *log)
+{
+	readahead_clear(log);
+	for (int i = 0; i < READAHEAD_SLOTS; i++) {
+		while (log->readahead[i].in_flight) {
+			tl_ring_submit(log->ring);
+			tl_ring_wait(log->ring);
+		}
+	}
+	readahead_clear(log);
+}
+
+static void readahead_done(struct tl_ring_op *op)
+{
+	struct readahead *ra = op->ctx;
+	struct tl_log *log = ra->log;
+	ra->in_flight = false;
+	if (ra->stale) {
+		readahead_drop(ra);
+		return;
+	}
+	if (op->res < ra->valid) {
+		if (!log->readahead_off)
+			tl_warn("log: read-ahead failed, cold reads are synchronous from now on "
+				"dir=%s position=%" PRId64 " error=\"%s\"",
+				log->dir, ra->start,
+				op->res < 0 ? strerror((int)-op->res) : "short read");
+		log->readahead_off = true;
+		readahead_drop(ra);
+	} else {
+		ra->ready = true;
+		log->cache_stats.direct_reads++;
+		log->cache_stats.direct_read_bytes += (uint64_t)ra->valid;
+	}
+	if (log->listener) /* fetches parked on this read retry */
+		log->listener(log->listener_ctx, log);
+}
+
+/* Sends the read of the chunk of @segment from @start (a DIO_ALIGN multiple), at least
+ * @want bytes when the segment has them. False when nothing was sent: the segment ends
+ * there, no slot is free, or no memory within the limit. */
+static bool readahead_issue(struct tl_log *log, struct tl_log_segment *segment, int64_t start,
+			    int64_t want)
+{
+	int64_t valid =
+		TL_MIN(segment->bytes_written - start, TL_MAX(want, atomic_load(&readahead_bytes)));
+	if (valid <= 0 || valid > DIRECT_READ_BYTES_MAX || dio_read_fd(segment) == -1)
+		return false;
+	/* A free slot, else the one served from longest ago (not in flight). */
+	struct readahead *ra = NULL;
+	for (int i = 0; i < READAHEAD_SLOTS; i++) {
+		struct readahead *r = &log->readahead[i];
+		if (!r->segment) {
+			ra = r;
+			break;
+		}
+		if (!r->in_flight && (!ra || r->used_ms < ra->used_ms))
+			ra = r;
+	}
+	if (!ra)
+		return false;
+	readahead_drop(ra);
+	int64_t bytes = (valid + DIO_ALIGN - 1) & ~(int64_t)(DIO_ALIGN - 1);
+	uint8_t *base = direct_buf_new(bytes);
+	if (!base)
+		return false;
+	segment->refs++;
+	*ra = (struct readahead){.log = log,
+				 .segment = segment,
+				 .base = base,
+				 .start = start,
+				 .valid = valid,
+				 .used_ms = tl_mono_ms(),
+				 .in_flight = true};
+	ra->op.done = readahead_done;
+	ra->op.ctx = ra;
+	tl_ring_read(log->ring, &ra->op, segment->dio_read_fd, base + DIO_ALIGN, (uint32_t)bytes,
+		     start);
+	return true;
+}
+
+/* The position after the whole batches of @ra's chunk from @position (a batch start in
+ * it), at most @limit; *next_offset_out the offset after the last of them. */
+static int64_t readahead_whole(const struct readahead *ra, int64_t position, int64_t limit,
+			       int64_t *next_offset_out)
+{
+	const uint8_t *bytes = ra->base + DIO_ALIGN;
+	int64_t end = TL_MIN(ra->start + ra->valid, limit);
+	int64_t at = position;
+	struct tl_batch_header h;
+	while (at + TL_BATCH_HEADER_BYTES <= end &&
+	       tl_batch_header_decode(bytes + (at - ra->start), TL_BATCH_HEADER_BYTES, &h) ==
+		       TL_OK &&
+	       h.batch_length >= TL_BATCH_HEADER_BYTES - TL_BATCH_LOG_OVERHEAD &&
+	       at + batch_bytes(&h) <= end) {
+		*next_offset_out = tl_batch_last_offset(&h) + 1;
+		at += batch_bytes(&h);
+	}
+	return at;
+}
+
+/* Empties @out (a file range): the fetch waits for a chunk being read. */
+static void read_pending(struct tl_log_read *out)
+{
+	out->release(out->ref);
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+}
+
+/* Serves @out, a cold file range of @log, through the read-ahead: from a read chunk's
+ * memory, or pending on a chunk read. False when it cannot (direct_read then). */
+static bool readahead_read(struct tl_log *log, struct tl_log_read *out)
+{
+	struct tl_log_segment *segment = out->segment;
+	if (log->readahead_off || !segment)
+		return false;
+	int64_t position = out->position;
+	for (int i = 0; i < READAHEAD_SLOTS; i++) {
+		struct readahead *ra = &log->readahead[i];
+		if (ra->segment != segment || ra->stale || position < ra->start ||
+		    position >= ra->start + ra->valid)
+			continue;
+		if (!ra->ready) {
+			read_pending(out);
+			log->cache_stats.readahead_waits++;
+			return true;
+		}
+		int64_t next_offset = out->next_offset;
+		int64_t end = readahead_whole(ra, position, position + out->bytes, &next_offset);
+		if (end == position)
+			continue; /* its first batch goes past the chunk: the next one has it */
+		ra->used_ms = tl_mono_ms();
+		if (!ra->next_issued) {
+			/* The next chunk starts at the first batch this one holds only part of. */
+			int64_t ignored;
+			int64_t next = readahead_whole(ra, end, INT64_MAX, &ignored);
+			ra->next_issued = true;
+			if (next < segment->bytes_written) /* else the segment ends with it */
+				readahead_issue(log, segment, next & ~(int64_t)(DIO_ALIGN - 1), 0);
+		}
+		direct_buf_get(ra->base);
+		read_from_buf(out, ra->base, ra->base + DIO_ALIGN + (position - ra->start));
+		out->bytes = end - position;
+		out->next_offset = next_offset;
+		log->cache_stats.readahead_hits++;
+		return true;
+	}
+	int64_t start = position & ~(int64_t)(DIO_ALIGN - 1);
+	if (!readahead_issue(log, segment, start, position + out->bytes - start))
+		return false;
+	read_pending(out);
+	log->cache_stats.readahead_waits++;
+	return true;
+}
+
+/* At each tick: frees chunks idle for READAHEAD_IDLE_MS or of segments no longer in
+ * the log (deleted by retention, replaced by the cleaner). */
+static void readahead_expire(struct tl_log *log)
+{
+	int64_t now = tl_mono_ms();
+	for (int i = 0; i < READAHEAD_SLOTS; i++) {
+		struct readahead *ra = &log->readahead[i];
+		if (!ra->segment || ra->in_flight)
+			continue;
+		bool held = false;
+		for (uint32_t j = 0; j < log->segment_count && !held; j++)
+			held = log->segments[j] == ra->segment;
+		if (!held || now - ra->used_ms > READAHEAD_IDLE_MS)
+			readahead_drop(ra);
+	}
 }
 
 tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
@@ -3686,10 +3961,12 @@ tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset
 		       out))
 		return TL_OK;
 	tl_err err = tl_log_read(log, offset, max_offset, max_bytes, min_one, out);
-	if (err == TL_OK && out->bytes > 0 && cache_chunk_bytes(log) > 0)
-		log->cache_stats.misses++;
-	if (err == TL_OK && out->bytes > 0 && log->direct)
+	if (err != TL_OK || out->bytes == 0)
+		return err;
+	if (log->direct && !readahead_read(log, out))
 		direct_read(log, out);
+	if (out->bytes > 0 && cache_chunk_bytes(log) > 0) /* not a wait for a chunk */
+		log->cache_stats.misses++;
 	return err;
 }
 
@@ -3960,6 +4237,7 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 {
 	if (log->failed)
 		return 0;
+	readahead_expire(log);
 	pstate_expire(log, now_ms);
 	struct tl_log_segment *active = active_segment(log);
 	if (active->bytes > 0 && log->config.segment_ms >= 0 && active->first_append_ms >= 0 &&

@@ -333,7 +333,9 @@ struct tl_log_cache_stats {
 	uint64_t hit_bytes;
 	uint64_t direct_reads; /* misses of a direct log read with O_DIRECT into memory */
 	uint64_t direct_read_bytes;
-	int64_t bytes; /* held now */
+	uint64_t readahead_hits;  /* cold reads answered from a chunk read ahead */
+	uint64_t readahead_waits; /* cold reads answered empty: their chunk is being read */
+	int64_t bytes;            /* held now */
 };
 void tl_log_cache_stats(const struct tl_log *log, struct tl_log_cache_stats *out);
 
@@ -432,6 +434,8 @@ void tl_log_cleaner_fault_set(int point, bool exit_process);
 /* The most bytes cold reads of direct logs may hold in memory at once, process-wide
  * (default 256 MiB; past it a read is a file range, sent with sendfile). For tests. */
 void tl_log_direct_read_limit_set(int64_t bytes);
+/* Test hook: the bytes of a cold read-ahead chunk (default 4 MiB). */
+void tl_log_readahead_bytes_set(int64_t bytes);
 
 bool tl_log_is_writable(const struct tl_log *log);
 /* True when the log writes its segments with O_DIRECT (log.direct.io and a file system

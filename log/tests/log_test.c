@@ -6,6 +6,7 @@
  * The io_uring case runs only on io_uring: where it is unavailable the case is left
  * out and a SKIP line says so. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -1538,9 +1539,36 @@ END_TEST
 
 /* ---- read cache (log.cache.bytes) ---- */
 
-/* tl_log_read_cached() at @offset: checks that it came from the read cache (@from_memory)
- * or not (then, on a direct log, an O_DIRECT read into memory, else a file range), that
- * it starts at @offset's batch and holds exactly the bytes of all[first..] for @count
+/* Runs the ring until no op is queued or in flight (a cold read's chunk included). */
+static void ring_drain(void)
+{
+	while (tl_ring_pending(ring) > 0) {
+		tl_ring_submit(ring);
+		tl_ring_wait(ring);
+	}
+}
+
+/* tl_log_read_cached() as a parked fetch sees it: an empty answer while a cold read's
+ * chunk is being read, then the read again once the ring ran. */
+static tl_err read_cached(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
+			  bool min_one, struct tl_log_read *out)
+{
+	struct tl_log_cache_stats before, after;
+	tl_log_cache_stats(log, &before);
+	tl_err err = tl_log_read_cached(log, offset, max_offset, max_bytes, min_one, out);
+	tl_log_cache_stats(log, &after);
+	if (err == TL_OK && after.readahead_waits > before.readahead_waits) {
+		ck_assert_int_eq(out->bytes, 0);
+		ck_assert_ptr_null(out->release);
+		ring_drain();
+		err = tl_log_read_cached(log, offset, max_offset, max_bytes, min_one, out);
+	}
+	return err;
+}
+
+/* read_cached() at @offset: checks that it came from the read cache (@from_memory) or
+ * not (then, on a direct log, an O_DIRECT read into memory, else a file range), that it
+ * starts at @offset's batch and holds exactly the bytes of all[first..] for @count
  * batches. */
 static void expect_cached(struct tl_log *log, struct batch **all, int64_t offset,
 			  int64_t max_offset, int32_t max_bytes, bool min_one, bool from_memory,
@@ -1549,8 +1577,7 @@ static void expect_cached(struct tl_log *log, struct batch **all, int64_t offset
 	struct tl_log_cache_stats before, after;
 	tl_log_cache_stats(log, &before);
 	struct tl_log_read read;
-	ck_assert_int_eq(tl_log_read_cached(log, offset, max_offset, max_bytes, min_one, &read),
-			 TL_OK);
+	ck_assert_int_eq(read_cached(log, offset, max_offset, max_bytes, min_one, &read), TL_OK);
 	ck_assert_int_eq(read.bytes, (int64_t)count * ONE_BATCH_BYTES);
 	if (count == 0) {
 		ck_assert_ptr_null(read.release);
@@ -1560,8 +1587,12 @@ static void expect_cached(struct tl_log *log, struct batch **all, int64_t offset
 	bool hit = after.hits > before.hits;
 	ck_assert_msg(from_memory == hit, "offset %lld: from %s, want %s", (long long)offset,
 		      hit ? "the cache" : "the file", from_memory ? "the cache" : "the file");
+	/* Not the cache: from a chunk read ahead or a synchronous O_DIRECT read (memory),
+	 * else the file range. */
+	bool cold_memory = after.readahead_hits > before.readahead_hits ||
+			   after.direct_reads > before.direct_reads;
 	if (!hit)
-		ck_assert_uint_eq(after.direct_reads - before.direct_reads, read.data != NULL);
+		ck_assert_int_eq(cold_memory, read.data != NULL);
 	ck_assert_int_eq(read.first_offset, first);
 	ck_assert_int_eq(read.next_offset, first + count);
 	uint8_t *got = malloc((size_t)read.bytes);
@@ -1616,7 +1647,8 @@ START_TEST(recent_reads_come_from_memory_and_older_ones_from_the_file)
 		ck_assert_mem_eq(held.data + i * ONE_BATCH_BYTES, all[60 + i]->bytes,
 				 ONE_BATCH_BYTES);
 	held.release(held.ref);
-	expect_cached(log, all, 75, 120, 1 << 20, true, false, 75, 45);
+	/* From the chunk the read at 0 left (batches 0-99): cut at its end. */
+	expect_cached(log, all, 75, 120, 1 << 20, true, false, 75, 25);
 	expect_cached(log, all, 80, 120, 1 << 20, true, true, 80, 10);
 	expect_cached(log, all, 110, 120, 1 << 20, true, true, 110, 10);
 	tl_log_close(log);
@@ -1663,6 +1695,29 @@ START_TEST(truncation_and_roll_empty_the_read_cache)
 }
 END_TEST
 
+/* A truncation drops the chunks read ahead: the offsets it cut are written again with
+ * other bytes at the same positions, and a read sees those. */
+START_TEST(truncation_drops_the_chunks_read_ahead)
+{
+	config.cache_bytes = 0;
+	struct tl_log *log = log_open();
+	struct batch *all[30] = {0};
+	append_rounds(log, all, 0, 30, 30);
+	expect_cached(log, all, 5, 30, 1 << 20, true, false, 5, 25);
+	ck_assert_int_eq(tl_log_truncate_to(log, 17), TL_OK);
+	for (int i = 17; i < 30; i++) {
+		free(all[i]);
+		all[i] = batch_make(1, 5000 + i, -1, -1, -1);
+	}
+	append_rounds(log, all, 17, 13, 13);
+	expect_cached(log, all, 10, 30, 1 << 20, true, false, 10, 20);
+	ck_assert_int_eq(tl_log_truncate_fully(log, 100), TL_OK);
+	tl_log_close(log);
+	for (int i = 0; i < 30; i++)
+		free(all[i]);
+}
+END_TEST
+
 START_TEST(log_cache_bytes_0_and_buffered_logs_read_the_file)
 {
 	config.cache_bytes = 0;
@@ -1673,27 +1728,42 @@ START_TEST(log_cache_bytes_0_and_buffered_logs_read_the_file)
 	struct tl_log_cache_stats st;
 	tl_log_cache_stats(log, &st);
 	ck_assert_uint_eq(st.hits + st.misses + (uint64_t)st.bytes, 0);
-	/* A direct log's file read is an O_DIRECT read into memory, from any offset. */
+	/* A direct log's cold read is an O_DIRECT read into memory, from any offset: one
+	 * chunk from the read's block (0) to the segment's end, read ahead while the first
+	 * read waited; the reads after it come from that chunk. */
 	ck_assert_uint_eq(st.direct_reads, 1);
-	ck_assert_uint_eq(st.direct_read_bytes, 5 * ONE_BATCH_BYTES);
+	ck_assert_uint_eq(st.direct_read_bytes, 20 * ONE_BATCH_BYTES);
+	ck_assert_uint_eq(st.readahead_waits, 1);
 	expect_cached(log, all, 3, 20, 1 << 20, true, false, 3, 17);
 	expect_cached(log, all, 19, 20, 1 << 20, true, false, 19, 1);
 	tl_log_cache_stats(log, &st);
-	ck_assert_uint_eq(st.direct_reads, 3);
-	/* Past the process's limit on bytes held by cold reads: the file range. A read holds
-	 * 4 KiB (its size) plus its 4 KiB-aligned span: 20 batches of 161 bytes 8-12 KiB,
-	 * 10 batches 8-12 KiB. Under 16 KiB - 1 the second fits only once the first is
-	 * released. */
+	ck_assert_uint_eq(st.direct_reads, 1);
+	ck_assert_uint_eq(st.readahead_hits, 3);
+	ck_assert_uint_eq(st.readahead_waits, 1);
+	tl_log_close(log); /* frees the chunk: its bytes go back to the process's limit */
+	/* Past the process's limit on bytes held by cold reads: the file range. A chunk of
+	 * the 20 batches holds 4 KiB (its size) plus 4 KiB. */
 	ck_assert_int_eq(ONE_BATCH_BYTES, 161);
-	struct tl_log_read held;
-	ck_assert_int_eq(tl_log_read_cached(log, 0, 20, 1 << 20, true, &held), TL_OK);
-	ck_assert_ptr_nonnull(held.data);
-	tl_log_direct_read_limit_set(16383);
+	log = log_open();
+	tl_log_direct_read_limit_set(8191);
 	expect_cached(log, all, 10, 20, 1 << 20, true, false, 10, 10); /* no room: file */
-	held.release(held.ref);
-	expect_cached(log, all, 10, 20, 1 << 20, true, false, 10, 10); /* room again */
+	tl_log_direct_read_limit_set(8192);
+	expect_cached(log, all, 10, 20, 1 << 20, true, false, 10, 10); /* room: a chunk */
+	tl_log_close(log);
+	log = log_open();
+	expect_cached(log, all, 0, 20, 1 << 20, true, false, 0, 20); /* room again */
 	tl_log_cache_stats(log, &st);
-	ck_assert_uint_eq(st.direct_reads, 5);
+	ck_assert_uint_eq(st.direct_reads, 1);
+	/* An asynchronous read that fails: synchronous O_DIRECT reads from then on. */
+	tl_log_close(log);
+	log = log_open();
+	tl_ring_fault_set(ring, TL_RING_OP_READ, EIO, 1, false);
+	expect_cached(log, all, 7, 20, 1 << 20, true, false, 7, 13);
+	expect_cached(log, all, 9, 20, 1 << 20, true, false, 9, 11);
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.readahead_hits, 0);
+	ck_assert_uint_eq(st.direct_reads, 2);
+	ck_assert_uint_eq(st.direct_read_bytes, 24 * ONE_BATCH_BYTES);
 	tl_log_direct_read_limit_set((int64_t)256 << 20);
 	tl_log_close(log);
 	config.cache_bytes = CACHE_TEST_BYTES;
@@ -1705,6 +1775,61 @@ START_TEST(log_cache_bytes_0_and_buffered_logs_read_the_file)
 	ck_assert_uint_eq(st.direct_reads, 0); /* a buffered log sends the file range */
 	tl_log_close(log);
 	for (int i = 0; i < 40; i++)
+		free(all[i]);
+}
+END_TEST
+
+/* A consumer far behind reads a direct log in fetches of up to 20 batches. Chunks of
+ * 16 KiB (101 whole batches of 161 bytes and part of the next): only its first read
+ * waits; each chunk's first read sends the next chunk's read, which completes while the
+ * consumer works (the ring runs between reads), from the batch the chunk cut (a read
+ * reaching a chunk's end is cut to its whole batches). Every byte is the log's. */
+START_TEST(cold_reads_are_read_ahead)
+{
+	config.cache_bytes = 0;
+	tl_log_readahead_bytes_set(16384);
+	struct tl_log *log = log_open();
+	enum { COUNT = 300 };
+	struct batch *all[COUNT] = {0};
+	append_rounds(log, all, 0, COUNT, 50);
+	int64_t offset = 0;
+	int reads = 0, cut = 0;
+	while (offset < COUNT) {
+		struct tl_log_read read;
+		ck_assert_int_eq(
+			read_cached(log, offset, COUNT, 20 * ONE_BATCH_BYTES + 5, true, &read),
+			TL_OK);
+		ck_assert_msg(read.data != NULL, "offset %lld: bytes %lld", (long long)offset,
+			      (long long)read.bytes);
+		ck_assert_int_eq(read.first_offset, offset);
+		ck_assert_int_eq(read.bytes % ONE_BATCH_BYTES, 0);
+		int64_t count = read.bytes / ONE_BATCH_BYTES;
+		ck_assert_int_gt(count, 0);
+		ck_assert_int_le(count, 20);
+		ck_assert_int_eq(read.next_offset, offset + count);
+		for (int64_t i = 0; i < count; i++)
+			ck_assert_mem_eq(read.data + i * ONE_BATCH_BYTES, all[offset + i]->bytes,
+					 ONE_BATCH_BYTES);
+		if (count < 20 && offset + count < COUNT)
+			cut++;
+		offset = read.next_offset;
+		read.release(read.ref);
+		reads++;
+		ring_drain(); /* the consumer's turn: the next chunk's read completes */
+	}
+	struct tl_log_cache_stats st;
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.readahead_waits, 1);
+	ck_assert_uint_eq(st.readahead_hits, (uint64_t)reads);
+	ck_assert_int_gt(cut, 0);
+	/* 48,300 bytes in chunks of 16 KiB, each from the block of the batch its elder cut:
+	 * four reads, the blocks they share read twice. */
+	ck_assert_msg(st.direct_reads == 4, "%llu reads of %llu bytes",
+		      (unsigned long long)st.direct_reads, (unsigned long long)st.direct_read_bytes);
+	ck_assert_uint_le(st.direct_read_bytes, COUNT * ONE_BATCH_BYTES + 3 * 4096);
+	tl_log_close(log);
+	tl_log_readahead_bytes_set((int64_t)4 << 20);
+	for (int i = 0; i < COUNT; i++)
 		free(all[i]);
 }
 END_TEST
@@ -1739,6 +1864,8 @@ static TCase *direct_cases(void)
 	tcase_add_test(tc, recent_reads_come_from_memory_and_older_ones_from_the_file);
 	tcase_add_test(tc, truncation_and_roll_empty_the_read_cache);
 	tcase_add_test(tc, log_cache_bytes_0_and_buffered_logs_read_the_file);
+	tcase_add_test(tc, cold_reads_are_read_ahead);
+	tcase_add_test(tc, truncation_drops_the_chunks_read_ahead);
 	return tc;
 }
 
