@@ -1825,7 +1825,8 @@ START_TEST(cold_reads_are_read_ahead)
 	/* 48,300 bytes in chunks of 16 KiB, each from the block of the batch its elder cut:
 	 * four reads, the blocks they share read twice. */
 	ck_assert_msg(st.direct_reads == 4, "%llu reads of %llu bytes",
-		      (unsigned long long)st.direct_reads, (unsigned long long)st.direct_read_bytes);
+		      (unsigned long long)st.direct_reads,
+		      (unsigned long long)st.direct_read_bytes);
 	ck_assert_uint_le(st.direct_read_bytes, COUNT * ONE_BATCH_BYTES + 3 * 4096);
 	tl_log_close(log);
 	tl_log_readahead_bytes_set((int64_t)4 << 20);
