@@ -1746,7 +1746,12 @@ START_TEST(log_cache_bytes_0_and_buffered_logs_read_the_file)
 	ck_assert_int_eq(ONE_BATCH_BYTES, 161);
 	log = log_open();
 	tl_log_direct_read_limit_set(8191);
-	expect_cached(log, all, 10, 20, 1 << 20, true, false, 10, 10); /* no room: file */
+	expect_cached(log, all, 10, 20, 1 << 20, true, false, 10, 10);
+	struct tl_log_read file;
+	ck_assert_int_eq(tl_log_read_cached(log, 10, 20, 1 << 20, true, &file), TL_OK);
+	ck_assert_ptr_null(file.data); /* no room: the file range */
+	ck_assert_int_ge(file.fd, 0);
+	file.release(file.ref);
 	tl_log_direct_read_limit_set(8192);
 	expect_cached(log, all, 10, 20, 1 << 20, true, false, 10, 10); /* room: a chunk */
 	tl_log_close(log);
