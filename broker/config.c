@@ -81,6 +81,7 @@ static const struct key_def broker_keys[] = {
 	{"log.cleaner.min.cleanable.ratio", KEY_SPECIAL, 0, 0, 0},
 	{"log.cleaner.min.compaction.lag.ms", KEY_INT64, OFF(log.min_compaction_lag_ms), 0,
 	 INT64_MAX},
+	{"log.cleaner.nice", KEY_INT32, OFF(log.cleaner_nice), 0, 19},
 	{"log.cleaner.threads", KEY_INT32, OFF(log.cleaner_threads), 1, 64},
 	{"log.cleanup.policy", KEY_SPECIAL, 0, 0, 0},
 	{"log.dir", KEY_SPECIAL, 0, 0, 0},
@@ -1472,6 +1473,7 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 	fprintf(out, "log.cleaner.min.cleanable.ratio=%g\n", config->log.min_cleanable_dirty_ratio);
 	fprintf(out, "log.cleaner.min.compaction.lag.ms=%" PRId64 "\n",
 		config->log.min_compaction_lag_ms);
+	fprintf(out, "log.cleaner.nice=%d\n", config->log.cleaner_nice);
 	fprintf(out, "log.cleaner.threads=%d\n", config->log.cleaner_threads);
 	fprintf(out, "log.cleanup.policy=%s\n", tl_config_cleanup_policy_name(&config->log));
 	fprintf(out, "log.direct.io=%s\n", config->log.direct_io ? "true" : "false");

@@ -116,6 +116,7 @@ struct tl_cleaner_job {
 	int64_t segment_bytes_max;
 	int64_t dedupe_buffer_bytes;
 	int64_t io_bytes_per_sec; /* <= 0: no throttle */
+	int nice; /* in: the thread's nice value (log.c's thread sets it); out: what it ran at */
 	int64_t delete_retention_ms;
 	int64_t now_ms;
 	struct tl_cleaner_aborted *aborted; /* by last_offset */

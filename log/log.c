@@ -93,7 +93,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/assert.h"
@@ -367,6 +369,7 @@ void tl_log_config_defaults(struct tl_log_config *config)
 	config->cleaner_io_bytes_per_sec = -1;
 	config->cleaner_backoff_ms = 15000;
 	config->cleaner_threads = 1;
+	config->cleaner_nice = 19;
 	config->direct_io = true;
 	config->preallocate = true;
 	config->preallocate_bytes = 32 << 20;
@@ -4459,7 +4462,13 @@ static uint32_t cleanable_count(struct tl_log *log, int64_t now_ms)
 }
 
 /* Whether the first @n segments are dirty enough for a pass. */
-static bool cleaner_is_due(const struct tl_log *log, uint32_t n, int64_t now_ms)
+enum cleaner_due {
+	CLEANER_NOT_DUE = 0,
+	CLEANER_DUE_RATIO,   /* min.cleanable.dirty.ratio: spare CPU will do */
+	CLEANER_DUE_MAX_LAG, /* max.compaction.lag.ms passed: a promise to keep */
+};
+
+static enum cleaner_due cleaner_is_due(const struct tl_log *log, uint32_t n, int64_t now_ms)
 {
 	int64_t clean = 0, dirty = 0, oldest_dirty = -1;
 	for (uint32_t i = 0; i < n; i++) {
@@ -4473,11 +4482,13 @@ static bool cleaner_is_due(const struct tl_log *log, uint32_t n, int64_t now_ms)
 			oldest_dirty = segment->max_timestamp;
 	}
 	if (dirty == 0)
-		return false;
+		return CLEANER_NOT_DUE;
 	if (log->config.max_compaction_lag_ms < INT64_MAX && oldest_dirty >= 0 &&
 	    oldest_dirty < now_ms - log->config.max_compaction_lag_ms)
-		return true;
-	return (double)dirty / (double)(clean + dirty) >= log->config.min_cleanable_dirty_ratio;
+		return CLEANER_DUE_MAX_LAG;
+	return (double)dirty / (double)(clean + dirty) >= log->config.min_cleanable_dirty_ratio
+		       ? CLEANER_DUE_RATIO
+		       : CLEANER_NOT_DUE;
 }
 
 static int cmp_last(const void *a, const void *b)
@@ -4772,24 +4783,33 @@ static tl_err cleaner_finish(struct tl_log *log)
 	st->markers_removed += job->markers_removed;
 	st->duration_ms += job->duration_ms;
 	st->first_dirty = log->cleaner_first_dirty;
+	st->nice = job->nice;
 	if (job->err == TL_OK)
 		tl_info("log: compacted dir=%s segments=%u groups=%u swapped=%u bytes_read=%" PRId64
 			" bytes_written=%" PRId64 " records_read=%" PRId64 " records_kept=%" PRId64
 			" batches_emptied_unread=%" PRId64 " markers_removed=%" PRId64
-			" ratio=%.3f ms=%" PRId64 " cpu_us=%" PRId64 " first_dirty=%" PRId64,
+			" ratio=%.3f ms=%" PRId64 " cpu_us=%" PRId64
+			" nice=%d first_dirty=%" PRId64,
 			log->dir, job->input_count, job->group_count, swapped, job->bytes_read,
 			job->bytes_written, job->records_read, job->records_kept,
 			job->batches_emptied_unread, job->markers_removed,
 			job->records_read ? (double)job->records_kept / (double)job->records_read
 					  : 1.0,
-			job->duration_ms, job->cpu_us, log->cleaner_first_dirty);
+			job->duration_ms, job->cpu_us, job->nice, log->cleaner_first_dirty);
 	cleaner_job_free(log);
 	return err == TL_ERR_LIMIT ? TL_OK : err;
 }
 
 static void *cleaner_main(void *arg)
 {
-	tl_cleaner_run(arg);
+	struct tl_cleaner_job *job = arg;
+	/* The thread's own nice value (Linux: setpriority of a thread id). */
+	errno = 0;
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), job->nice) == 0)
+		job->nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+	else
+		job->nice = getpriority(PRIO_PROCESS, 0); /* the process's, inherited */
+	tl_cleaner_run(job);
 	atomic_fetch_sub(&cleaners_running, 1);
 	return NULL;
 }
@@ -4812,7 +4832,8 @@ static void cleaner_tick(struct tl_log *log, int64_t now_ms)
 		return;
 	log->cleaner_next_ms = now_ms + log->config.cleaner_backoff_ms;
 	uint32_t n = cleanable_count(log, now_ms);
-	if (n == 0 || !cleaner_is_due(log, n, now_ms))
+	enum cleaner_due due = n > 0 ? cleaner_is_due(log, n, now_ms) : CLEANER_NOT_DUE;
+	if (due == CLEANER_NOT_DUE)
 		return;
 	if (atomic_fetch_add(&cleaners_running, 1) >= TL_MAX(log->config.cleaner_threads, 1)) {
 		atomic_fetch_sub(&cleaners_running, 1);
@@ -4820,6 +4841,8 @@ static void cleaner_tick(struct tl_log *log, int64_t now_ms)
 		return;
 	}
 	log->cleaner_job = cleaner_job_create(log, n, now_ms);
+	if (log->cleaner_job)
+		log->cleaner_job->nice = due == CLEANER_DUE_MAX_LAG ? 0 : log->config.cleaner_nice;
 	if (log->cleaner_job &&
 	    pthread_create(&log->cleaner_thread, NULL, cleaner_main, log->cleaner_job) == 0) {
 		log->cleaner_threaded = true;
@@ -4848,6 +4871,7 @@ tl_err tl_log_compact(struct tl_log *log, int64_t now_ms)
 	log->cleaner_job = cleaner_job_create(log, n, now_ms);
 	if (!log->cleaner_job)
 		return TL_ERR_NOMEM;
+	log->cleaner_job->nice = getpriority(PRIO_PROCESS, 0); /* this thread's, as it is */
 	tl_cleaner_run(log->cleaner_job);
 	return cleaner_finish(log);
 }

@@ -63,6 +63,7 @@ struct tl_log_config {
 	int64_t cleaner_io_bytes_per_sec;    /* log.cleaner.io.max.bytes.per.second; <= 0 none */
 	int64_t cleaner_backoff_ms;          /* log.cleaner.backoff.ms between checks */
 	int32_t cleaner_threads;             /* log.cleaner.threads: passes at once, all logs */
+	int32_t cleaner_nice; /* log.cleaner.nice: of a pass the dirty ratio starts (0-19) */
 	/* A replica's log (cluster mode): it takes a leader's batch past its end, over the
 	 * offset hole the leader's cleaner left, and recovery accepts such holes in the
 	 * active segment and before a segment's first batch. Read by tl_log_open only. */
@@ -414,6 +415,7 @@ struct tl_log_cleaner_stats {
 	int64_t markers_removed; /* transaction markers, once their transaction had no batch */
 	int64_t duration_ms;     /* in the cleaner thread */
 	int64_t first_dirty;     /* where the next pass starts */
+	int32_t nice;            /* the last pass's thread ran at this nice value */
 	bool running;            /* a pass is in flight */
 };
 void tl_log_cleaner_stats(const struct tl_log *log, struct tl_log_cleaner_stats *out);

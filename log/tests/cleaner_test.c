@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -612,8 +613,30 @@ START_TEST(the_background_pass_runs_from_tick_beside_appends)
 	} while (st.passes == 0 && tl_mono_ms() < deadline);
 	ck_assert_int_ge((int64_t)st.passes, 1);
 	ck_assert_int_gt(st.bytes_read, 0);
+	ck_assert_int_eq(st.nice, 19); /* log.cleaner.nice: spare CPU only */
 	struct seen seen;
 	expect_latest(log, &seen);
+	tl_log_close(log);
+}
+END_TEST
+
+/* A pass that max.compaction.lag.ms makes due keeps a promise: it runs at the process's
+ * own priority, not log.cleaner.nice. */
+START_TEST(a_pass_past_the_max_compaction_lag_runs_at_normal_priority)
+{
+	config.min_cleanable_dirty_ratio = 0.1;
+	config.max_compaction_lag_ms = 1;
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms() - 1000);
+	struct tl_log_cleaner_stats st;
+	int64_t deadline = tl_mono_ms() + 10000;
+	do {
+		tl_log_tick(log, tl_wall_ms());
+		tl_log_cleaner_stats(log, &st);
+		usleep(1000);
+	} while (st.passes == 0 && tl_mono_ms() < deadline);
+	ck_assert_int_ge((int64_t)st.passes, 1);
+	ck_assert_int_eq(st.nice, getpriority(PRIO_PROCESS, 0));
 	tl_log_close(log);
 }
 END_TEST
@@ -907,6 +930,7 @@ int main(void)
 	tcase_add_test(tc, the_offset_map_tells_apart_keys_padded_alike);
 	tcase_add_test(tc, a_batch_bigger_than_the_map_still_makes_progress);
 	tcase_add_test(tc, the_background_pass_runs_from_tick_beside_appends);
+	tcase_add_test(tc, a_pass_past_the_max_compaction_lag_runs_at_normal_priority);
 	tcase_add_test(tc, the_last_batch_of_each_producer_survives_for_dedupe);
 	tcase_add_test(tc, aborted_transactions_lose_their_records_and_keep_their_marker);
 	tcase_add_test(tc, issue17_markers_go_once_their_transaction_is_empty_and_retention_passed);
