@@ -105,6 +105,9 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 		budget = TL_MIN(budget, tl_quota_window_bytes(req, TL_QUOTA_CONSUMER_BYTE_RATE));
 	int64_t total = 0;
 	*errors_out = false;
+	/* A cold read may park this fetch only if it can wait at all. */
+	bool may_wait = !st->expired && msg->max_wait_ms > 0 && msg->min_bytes > 0 &&
+			!(req->deadline_ms && tl_mono_ms() >= req->deadline_ms);
 	for (int32_t t = 0; t < msg->topics_count; t++) {
 		const struct tl_fetch_request_fetch_topic *ft = &msg->topics[t];
 		struct tl_fetch_response_fetchable_topic_response *tr = &st->resp.responses[t];
@@ -156,8 +159,9 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 			struct tl_log_read read;
 			if (max_offset < 0)
 				max_offset = committed ? lso : hw;
-			tl_err err = tl_log_read_cached(p->log, fp->fetch_offset, max_offset,
-							TL_MAX(max, 0), total == 0, &read);
+			tl_err err =
+				tl_log_read_cached(p->log, fp->fetch_offset, max_offset,
+						   TL_MAX(max, 0), total == 0, may_wait, &read);
 			if (err != TL_OK) {
 				pd->error_code = (int16_t)err;
 				*errors_out = true;

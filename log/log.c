@@ -3891,8 +3891,9 @@ static void read_pending(struct tl_log_read *out)
 }
 
 /* Serves @out, a cold file range of @log, through the read-ahead: from a read chunk's
- * memory, or pending on a chunk read. False when it cannot (direct_read then). */
-static bool readahead_read(struct tl_log *log, struct tl_log_read *out)
+ * memory, or (@may_wait) pending on a chunk read. False when it cannot (direct_read
+ * then). */
+static bool readahead_read(struct tl_log *log, struct tl_log_read *out, bool may_wait)
 {
 	struct tl_log_segment *segment = out->segment;
 	if (log->readahead_off || !segment)
@@ -3904,6 +3905,8 @@ static bool readahead_read(struct tl_log *log, struct tl_log_read *out)
 		    position >= ra->start + ra->valid)
 			continue;
 		if (!ra->ready) {
+			if (!may_wait)
+				return false;
 			read_pending(out);
 			log->cache_stats.readahead_waits++;
 			return true;
@@ -3929,7 +3932,7 @@ static bool readahead_read(struct tl_log *log, struct tl_log_read *out)
 		return true;
 	}
 	int64_t start = position & ~(int64_t)(DIO_ALIGN - 1);
-	if (!readahead_issue(log, segment, start, position + out->bytes - start))
+	if (!may_wait || !readahead_issue(log, segment, start, position + out->bytes - start))
 		return false;
 	read_pending(out);
 	log->cache_stats.readahead_waits++;
@@ -3954,7 +3957,7 @@ static void readahead_expire(struct tl_log *log)
 }
 
 tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
-			  bool min_one, struct tl_log_read *out)
+			  bool min_one, bool may_wait, struct tl_log_read *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
@@ -3966,7 +3969,7 @@ tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset
 	tl_err err = tl_log_read(log, offset, max_offset, max_bytes, min_one, out);
 	if (err != TL_OK || out->bytes == 0)
 		return err;
-	if (log->direct && !readahead_read(log, out))
+	if (log->direct && !readahead_read(log, out, may_wait))
 		direct_read(log, out);
 	if (out->bytes > 0 && cache_chunk_bytes(log) > 0) /* not a wait for a chunk */
 		log->cache_stats.misses++;

@@ -322,9 +322,13 @@ void tl_log_read_release(void *segment);
  * there: then the range is memory (@data) of whole batches, cut at the end of the cache
  * chunk it starts in, and no file is read. Same rules as tl_log_read (@max_offset, the
  * written end, KIP-74's @min_one). Falls back to the file otherwise. The caller sends
- * @data or the file range and calls out->release(out->ref). */
+ * @data or the file range and calls out->release(out->ref).
+ * A direct log's cold range (not in the cache) is read into memory with O_DIRECT. With
+ * @may_wait (a fetch that can park) it may come back empty while a chunk holding it is
+ * read asynchronously: the log's listener runs when that read completes, and the same
+ * call then answers from memory. Without @may_wait it is read now, synchronously. */
 tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
-			  bool min_one, struct tl_log_read *out);
+			  bool min_one, bool may_wait, struct tl_log_read *out);
 
 /* Reads of tl_log_read_cached() since open: served from memory (hits, with their bytes)
  * or from the file (misses; only counted while the cache is on). */

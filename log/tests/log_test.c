@@ -1555,13 +1555,13 @@ static tl_err read_cached(struct tl_log *log, int64_t offset, int64_t max_offset
 {
 	struct tl_log_cache_stats before, after;
 	tl_log_cache_stats(log, &before);
-	tl_err err = tl_log_read_cached(log, offset, max_offset, max_bytes, min_one, out);
+	tl_err err = tl_log_read_cached(log, offset, max_offset, max_bytes, min_one, true, out);
 	tl_log_cache_stats(log, &after);
 	if (err == TL_OK && after.readahead_waits > before.readahead_waits) {
 		ck_assert_int_eq(out->bytes, 0);
 		ck_assert_ptr_null(out->release);
 		ring_drain();
-		err = tl_log_read_cached(log, offset, max_offset, max_bytes, min_one, out);
+		err = tl_log_read_cached(log, offset, max_offset, max_bytes, min_one, true, out);
 	}
 	return err;
 }
@@ -1640,7 +1640,7 @@ START_TEST(recent_reads_come_from_memory_and_older_ones_from_the_file)
 	ck_assert_uint_eq(st.hit_bytes, (1 + 10 + 10 + 4 + 3 + 1) * ONE_BATCH_BYTES);
 	/* A read being sent keeps its bytes while the chunk is reused. */
 	struct tl_log_read held;
-	ck_assert_int_eq(tl_log_read_cached(log, 60, 100, 1 << 20, true, &held), TL_OK);
+	ck_assert_int_eq(tl_log_read_cached(log, 60, 100, 1 << 20, true, true, &held), TL_OK);
 	ck_assert_ptr_nonnull(held.data);
 	append_rounds(log, all, 100, 20, 3); /* 100-119: chunks 60-69, 70-79 reused */
 	for (int i = 0; i < 10; i++)
@@ -1691,6 +1691,41 @@ START_TEST(truncation_and_roll_empty_the_read_cache)
 	ck_assert_int_eq(st.bytes, 0);
 	tl_log_close(log);
 	for (int i = 0; i < 70; i++)
+		free(all[i]);
+}
+END_TEST
+
+/* A read that may not wait (a fetch with max_wait_ms 0, or at its deadline) is read now,
+ * synchronously: with no chunk at all, and while a chunk holding it is still being
+ * read. */
+START_TEST(a_read_that_may_not_wait_is_read_now)
+{
+	config.cache_bytes = 0;
+	struct tl_log *log = log_open();
+	struct batch *all[20] = {0};
+	append_rounds(log, all, 0, 20, 20);
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read_cached(log, 4, 20, 1 << 20, true, false, &read), TL_OK);
+	ck_assert_int_eq(read.bytes, 16 * ONE_BATCH_BYTES);
+	ck_assert_ptr_nonnull(read.data);
+	ck_assert_mem_eq(read.data, all[4]->bytes, ONE_BATCH_BYTES);
+	read.release(read.ref);
+	/* A waiting read sends a chunk's read; before it completes, one that cannot wait. */
+	ck_assert_int_eq(tl_log_read_cached(log, 2, 20, 1 << 20, true, true, &read), TL_OK);
+	ck_assert_int_eq(read.bytes, 0);
+	ck_assert_int_eq(tl_log_read_cached(log, 3, 20, 1 << 20, true, false, &read), TL_OK);
+	ck_assert_int_eq(read.bytes, 17 * ONE_BATCH_BYTES);
+	ck_assert_ptr_nonnull(read.data);
+	ck_assert_mem_eq(read.data, all[3]->bytes, ONE_BATCH_BYTES);
+	read.release(read.ref);
+	struct tl_log_cache_stats st;
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.readahead_waits, 1);
+	ck_assert_uint_eq(st.readahead_hits, 0);
+	ck_assert_uint_eq(st.direct_reads, 2); /* the two synchronous reads */
+	ring_drain();
+	tl_log_close(log);
+	for (int i = 0; i < 20; i++)
 		free(all[i]);
 }
 END_TEST
@@ -1748,7 +1783,7 @@ START_TEST(log_cache_bytes_0_and_buffered_logs_read_the_file)
 	tl_log_direct_read_limit_set(8191);
 	expect_cached(log, all, 10, 20, 1 << 20, true, false, 10, 10);
 	struct tl_log_read file;
-	ck_assert_int_eq(tl_log_read_cached(log, 10, 20, 1 << 20, true, &file), TL_OK);
+	ck_assert_int_eq(tl_log_read_cached(log, 10, 20, 1 << 20, true, true, &file), TL_OK);
 	ck_assert_ptr_null(file.data); /* no room: the file range */
 	ck_assert_int_ge(file.fd, 0);
 	file.release(file.ref);
@@ -1872,6 +1907,7 @@ static TCase *direct_cases(void)
 	tcase_add_test(tc, log_cache_bytes_0_and_buffered_logs_read_the_file);
 	tcase_add_test(tc, cold_reads_are_read_ahead);
 	tcase_add_test(tc, truncation_drops_the_chunks_read_ahead);
+	tcase_add_test(tc, a_read_that_may_not_wait_is_read_now);
 	return tc;
 }
 
