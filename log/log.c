@@ -3820,10 +3820,10 @@ static void readahead_done(struct tl_ring_op *op)
 }
 
 /* Sends the read of the chunk of @segment from @start (a DIO_ALIGN multiple), at least
- * @want bytes when the segment has them. False when nothing was sent: the segment ends
- * there, no slot is free, or no memory within the limit. */
+ * @want bytes when the segment has them, in a slot other than @keep. False when nothing
+ * was sent: the segment ends there, no slot is free, or no memory within the limit. */
 static bool readahead_issue(struct tl_log *log, struct tl_log_segment *segment, int64_t start,
-			    int64_t want)
+			    int64_t want, const struct readahead *keep)
 {
 	int64_t valid =
 		TL_MIN(segment->bytes_written - start, TL_MAX(want, atomic_load(&readahead_bytes)));
@@ -3837,7 +3837,7 @@ static bool readahead_issue(struct tl_log *log, struct tl_log_segment *segment, 
 			ra = r;
 			break;
 		}
-		if (!r->in_flight && (!ra || r->used_ms < ra->used_ms))
+		if (r != keep && !r->in_flight && (!ra || r->used_ms < ra->used_ms))
 			ra = r;
 	}
 	if (!ra)
@@ -3916,23 +3916,24 @@ static bool readahead_read(struct tl_log *log, struct tl_log_read *out, bool may
 		if (end == position)
 			continue; /* its first batch goes past the chunk: the next one has it */
 		ra->used_ms = tl_mono_ms();
+		direct_buf_get(ra->base);
+		read_from_buf(out, ra->base, ra->base + DIO_ALIGN + (position - ra->start));
+		out->bytes = end - position;
+		out->next_offset = next_offset;
+		log->cache_stats.readahead_hits++;
 		if (!ra->next_issued) {
 			/* The next chunk starts at the first batch this one holds only part of. */
 			int64_t ignored;
 			int64_t next = readahead_whole(ra, end, INT64_MAX, &ignored);
 			ra->next_issued = true;
 			if (next < segment->bytes_written) /* else the segment ends with it */
-				readahead_issue(log, segment, next & ~(int64_t)(DIO_ALIGN - 1), 0);
+				readahead_issue(log, segment, next & ~(int64_t)(DIO_ALIGN - 1), 0,
+						ra);
 		}
-		direct_buf_get(ra->base);
-		read_from_buf(out, ra->base, ra->base + DIO_ALIGN + (position - ra->start));
-		out->bytes = end - position;
-		out->next_offset = next_offset;
-		log->cache_stats.readahead_hits++;
 		return true;
 	}
 	int64_t start = position & ~(int64_t)(DIO_ALIGN - 1);
-	if (!may_wait || !readahead_issue(log, segment, start, position + out->bytes - start))
+	if (!may_wait || !readahead_issue(log, segment, start, position + out->bytes - start, NULL))
 		return false;
 	read_pending(out);
 	log->cache_stats.readahead_waits++;

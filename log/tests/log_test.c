@@ -1695,6 +1695,44 @@ START_TEST(truncation_and_roll_empty_the_read_cache)
 }
 END_TEST
 
+/* Consumers at four places hold the four slots (chunks of 16 KiB, about 101 batches):
+ * the chunk being served from is not the one its next chunk's read takes when the others
+ * are in flight, so it keeps serving. */
+START_TEST(the_chunk_being_served_keeps_its_slot)
+{
+	config.cache_bytes = 0;
+	tl_log_readahead_bytes_set(16384);
+	struct tl_log *log = log_open();
+	enum { COUNT = 500 };
+	struct batch *all[COUNT] = {0};
+	append_rounds(log, all, 0, COUNT, 50);
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read_cached(log, 0, COUNT, 10 * ONE_BATCH_BYTES, true, true, &read),
+			 TL_OK);
+	ck_assert_int_eq(read.bytes, 0);
+	ring_drain(); /* the chunk of batches 0-100 is read, nothing served from it yet */
+	int64_t far[] = {190, 290, 390}; /* three more chunks, left in flight */
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(tl_log_read_cached(log, far[i], COUNT, 10 * ONE_BATCH_BYTES, true,
+						    true, &read),
+				 TL_OK);
+		ck_assert_int_eq(read.bytes, 0);
+	}
+	struct tl_log_cache_stats before, after;
+	tl_log_cache_stats(log, &before);
+	expect_cached(log, all, 0, COUNT, 10 * ONE_BATCH_BYTES, true, false, 0, 10);
+	expect_cached(log, all, 10, COUNT, 10 * ONE_BATCH_BYTES, true, false, 10, 10);
+	tl_log_cache_stats(log, &after);
+	ck_assert_uint_eq(after.readahead_hits - before.readahead_hits, 2);
+	ck_assert_uint_eq(after.readahead_waits, before.readahead_waits);
+	ring_drain();
+	tl_log_close(log);
+	tl_log_readahead_bytes_set((int64_t)4 << 20);
+	for (int i = 0; i < COUNT; i++)
+		free(all[i]);
+}
+END_TEST
+
 /* A read that may not wait (a fetch with max_wait_ms 0, or at its deadline) is read now,
  * synchronously: with no chunk at all, and while a chunk holding it is still being
  * read. */
@@ -1908,6 +1946,7 @@ static TCase *direct_cases(void)
 	tcase_add_test(tc, cold_reads_are_read_ahead);
 	tcase_add_test(tc, truncation_drops_the_chunks_read_ahead);
 	tcase_add_test(tc, a_read_that_may_not_wait_is_read_now);
+	tcase_add_test(tc, the_chunk_being_served_keeps_its_slot);
 	return tc;
 }
 
