@@ -3882,6 +3882,146 @@ static int64_t readahead_whole(const struct readahead *ra, int64_t position, int
 	return at;
 }
 
+/* The header of the batch at @position when the whole batch lies in @ra's chunk. */
+static bool chunk_batch(const struct readahead *ra, int64_t position, struct tl_batch_header *h)
+{
+	int64_t end = ra->start + ra->valid;
+	return position >= ra->start && position + TL_BATCH_HEADER_BYTES <= end &&
+	       tl_batch_header_decode(ra->base + DIO_ALIGN + (position - ra->start),
+				      TL_BATCH_HEADER_BYTES, h) == TL_OK &&
+	       h->batch_length >= TL_BATCH_HEADER_BYTES - TL_BATCH_LOG_OVERHEAD &&
+	       position + batch_bytes(h) <= end;
+}
+
+/* Points @out (empty or a file range) at [@position, @end) of @ra's chunk, the batches
+ * from @first_offset to before @next_offset; sends the next chunk's read the first time
+ * the chunk serves. */
+static void readahead_serve(struct tl_log *log, struct readahead *ra, struct tl_log_read *out,
+			    int64_t position, int64_t end, int64_t first_offset,
+			    int64_t next_offset)
+{
+	ra->used_ms = tl_mono_ms();
+	direct_buf_get(ra->base);
+	if (out->release)
+		out->release(out->ref); /* a file range's segment: the bytes are ours now */
+	out->segment = NULL;
+	out->fd = -1;
+	out->data = ra->base + DIO_ALIGN + (position - ra->start);
+	out->release = direct_buf_put;
+	out->ref = ra->base;
+	out->position = position;
+	out->bytes = end - position;
+	out->first_offset = first_offset;
+	out->next_offset = TL_MAX(next_offset, first_offset);
+	log->cache_stats.readahead_hits++;
+	if (!ra->next_issued) {
+		/* The next chunk starts at the first batch this one holds only part of. */
+		int64_t ignored;
+		int64_t next = readahead_whole(ra, end, INT64_MAX, &ignored);
+		ra->next_issued = true;
+		if (next < ra->segment->bytes_written) /* else the segment ends with it */
+			readahead_issue(log, ra->segment, next & ~(int64_t)(DIO_ALIGN - 1), 0, ra);
+	}
+}
+
+/* The chunk of @segment that holds @position: one read that holds the whole batch
+ * there, else one being read, else one read that holds only its start (of equals, the
+ * one reaching furthest); NULL if none. */
+static struct readahead *readahead_at(struct tl_log *log, const struct tl_log_segment *segment,
+				      int64_t position)
+{
+	struct readahead *best = NULL;
+	int best_rank = -1;
+	for (int i = 0; i < READAHEAD_SLOTS; i++) {
+		struct readahead *ra = &log->readahead[i];
+		if (ra->segment != segment || ra->stale || position < ra->start ||
+		    position >= ra->start + ra->valid)
+			continue;
+		struct tl_batch_header h;
+		int rank = !ra->ready ? 1 : chunk_batch(ra, position, &h) ? 2 : 0;
+		if (rank > best_rank ||
+		    (rank == best_rank && ra->start + ra->valid > best->start + best->valid)) {
+			best = ra;
+			best_rank = rank;
+		}
+	}
+	return best;
+}
+
+/* Answers a read of a direct log from the read-ahead without touching the file:
+ * @offset's batch and the range's end are found by walking the batch headers in
+ * chunks' memory (tl_log_read preads them through the page cache, which a direct log
+ * never fills: a synchronous disk read or two on the event loop for every fetch, most
+ * of a cold fetch's time). With @may_wait, when the walk needs a chunk not read yet,
+ * sends its read (or finds it in flight) and leaves @out empty (pending). Same limits as
+ * tl_log_read (@max_offset, the written end, @max_bytes with KIP-74's @min_one), cut at
+ * the chunk's end. False when it cannot answer (tl_log_read then). */
+static bool readahead_lookup(struct tl_log *log, int64_t offset, int64_t max_offset,
+			     int32_t max_bytes, bool min_one, bool may_wait,
+			     struct tl_log_read *out)
+{
+	if (log->readahead_off || log->segment_count == 0 || offset < tl_log_start_offset(log) ||
+	    offset > log->end_offset)
+		return false;
+	max_offset = TL_MIN(max_offset, log->written_end_offset);
+	if (offset >= max_offset)
+		return false;
+	uint32_t s = segment_index_for(log, offset);
+	struct tl_log_segment *segment = log->segments[s];
+	while (offset >= segment->next_offset_written && s + 1 < log->segment_count)
+		segment = log->segments[++s];
+	int64_t position = index_lookup(segment, offset);
+	struct tl_batch_header h;
+	struct readahead *ra;
+	/* Walk to the batch holding offset, chunk by chunk. */
+	for (;;) {
+		if (position >= segment->bytes_written)
+			return false;
+		ra = readahead_at(log, segment, position);
+		if (!ra || !ra->ready)
+			break;
+		if (!chunk_batch(ra, position, &h)) {
+			if (ra->start == (position & ~(int64_t)(DIO_ALIGN - 1)))
+				return false; /* a batch longer than a chunk from its block */
+			ra = NULL;            /* the batch there goes past every chunk read */
+			break;
+		}
+		if (tl_batch_last_offset(&h) >= offset)
+			break;
+		position += batch_bytes(&h);
+	}
+	if (!ra || !ra->ready) {
+		if (!may_wait)
+			return false;
+		int64_t start = position & ~(int64_t)(DIO_ALIGN - 1);
+		if (!ra && !readahead_issue(log, segment, start,
+					    (int64_t)max_bytes + (position - start), NULL))
+			return false;
+		log->cache_stats.readahead_waits++;
+		return true;
+	}
+	if (h.base_offset >= max_offset)
+		return false; /* nothing below the limit: tl_log_read answers empty */
+	int64_t first_offset = h.base_offset, next_offset = first_offset;
+	int64_t p = position;
+	while (chunk_batch(ra, p, &h)) {
+		if (tl_batch_last_offset(&h) >= max_offset) {
+			next_offset = TL_MIN(h.base_offset, max_offset);
+			break;
+		}
+		if (p + batch_bytes(&h) - position > max_bytes && !(p == position && min_one)) {
+			next_offset = h.base_offset;
+			break;
+		}
+		p += batch_bytes(&h);
+		next_offset = tl_batch_last_offset(&h) + 1;
+	}
+	if (p == position)
+		return false; /* the first batch over max_bytes without min_one: empty */
+	readahead_serve(log, ra, out, position, p, first_offset, next_offset);
+	return true;
+}
+
 /* Empties @out (a file range): the fetch waits for a chunk being read. */
 static void read_pending(struct tl_log_read *out)
 {
@@ -3915,21 +4055,7 @@ static bool readahead_read(struct tl_log *log, struct tl_log_read *out, bool may
 		int64_t end = readahead_whole(ra, position, position + out->bytes, &next_offset);
 		if (end == position)
 			continue; /* its first batch goes past the chunk: the next one has it */
-		ra->used_ms = tl_mono_ms();
-		direct_buf_get(ra->base);
-		read_from_buf(out, ra->base, ra->base + DIO_ALIGN + (position - ra->start));
-		out->bytes = end - position;
-		out->next_offset = next_offset;
-		log->cache_stats.readahead_hits++;
-		if (!ra->next_issued) {
-			/* The next chunk starts at the first batch this one holds only part of. */
-			int64_t ignored;
-			int64_t next = readahead_whole(ra, end, INT64_MAX, &ignored);
-			ra->next_issued = true;
-			if (next < segment->bytes_written) /* else the segment ends with it */
-				readahead_issue(log, segment, next & ~(int64_t)(DIO_ALIGN - 1), 0,
-						ra);
-		}
+		readahead_serve(log, ra, out, position, end, out->first_offset, next_offset);
 		return true;
 	}
 	int64_t start = position & ~(int64_t)(DIO_ALIGN - 1);
@@ -3967,6 +4093,12 @@ tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset
 	    cache_read(log, offset, TL_MIN(max_offset, log->written_end_offset), max_bytes, min_one,
 		       out))
 		return TL_OK;
+	if (log->direct && !log->failed &&
+	    readahead_lookup(log, offset, max_offset, max_bytes, min_one, may_wait, out)) {
+		if (out->bytes > 0 && cache_chunk_bytes(log) > 0)
+			log->cache_stats.misses++;
+		return TL_OK;
+	}
 	tl_err err = tl_log_read(log, offset, max_offset, max_bytes, min_one, out);
 	if (err != TL_OK || out->bytes == 0)
 		return err;

@@ -1733,6 +1733,44 @@ START_TEST(the_chunk_being_served_keeps_its_slot)
 }
 END_TEST
 
+/* The batch that a chunk holds only the start of is read from the next chunk: while that
+ * one is in flight the read waits for it. */
+START_TEST(a_batch_across_a_chunk_end_waits_for_the_next_chunk)
+{
+	config.cache_bytes = 0;
+	tl_log_readahead_bytes_set(16384);
+	struct tl_log *log = log_open();
+	enum { COUNT = 300 };
+	struct batch *all[COUNT] = {0};
+	append_rounds(log, all, 0, COUNT, 50);
+	struct tl_log_read read;
+	ck_assert_int_eq(tl_log_read_cached(log, 0, COUNT, 10 * ONE_BATCH_BYTES, true, true, &read),
+			 TL_OK);
+	ck_assert_int_eq(read.bytes, 0);
+	ring_drain();
+	/* Served from the chunk of batches 0-100 (101 from byte 16,261 goes past 16,384);
+	 * the next chunk's read goes out and is left in flight. */
+	ck_assert_int_eq(tl_log_read_cached(log, 0, COUNT, 10 * ONE_BATCH_BYTES, true, true, &read),
+			 TL_OK);
+	ck_assert_int_eq(read.bytes, 10 * ONE_BATCH_BYTES);
+	read.release(read.ref);
+	ck_assert_int_eq(
+		tl_log_read_cached(log, 101, COUNT, 10 * ONE_BATCH_BYTES, true, true, &read),
+		TL_OK);
+	ck_assert_int_eq(read.bytes, 0);
+	ring_drain();
+	expect_cached(log, all, 101, COUNT, 10 * ONE_BATCH_BYTES, true, false, 101, 10);
+	struct tl_log_cache_stats st;
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.readahead_waits, 2);
+	ck_assert_uint_eq(st.direct_reads, 2);
+	tl_log_close(log);
+	tl_log_readahead_bytes_set((int64_t)4 << 20);
+	for (int i = 0; i < COUNT; i++)
+		free(all[i]);
+}
+END_TEST
+
 /* A read that may not wait (a fetch with max_wait_ms 0, or at its deadline) is read now,
  * synchronously: with no chunk at all, and while a chunk holding it is still being
  * read. */
@@ -1860,8 +1898,8 @@ END_TEST
 /* A consumer far behind reads a direct log in fetches of up to 20 batches. Chunks of
  * 16 KiB (101 whole batches of 161 bytes and part of the next): only its first read
  * waits; each chunk's first read sends the next chunk's read, which completes while the
- * consumer works (the ring runs between reads), from the batch the chunk cut (a read
- * reaching a chunk's end is cut to its whole batches). Every byte is the log's. */
+ * consumer works (the ring runs between reads), from the batch the chunk cut, so a read
+ * across a chunk's end is answered whole from the next one. Every byte is the log's. */
 START_TEST(cold_reads_are_read_ahead)
 {
 	config.cache_bytes = 0;
@@ -1899,13 +1937,22 @@ START_TEST(cold_reads_are_read_ahead)
 	tl_log_cache_stats(log, &st);
 	ck_assert_uint_eq(st.readahead_waits, 1);
 	ck_assert_uint_eq(st.readahead_hits, (uint64_t)reads);
-	ck_assert_int_gt(cut, 0);
+	ck_assert_int_eq(cut, 0); /* across a boundary: from the next chunk, whole */
 	/* 48,300 bytes in chunks of 16 KiB, each from the block of the batch its elder cut:
 	 * four reads, the blocks they share read twice. */
 	ck_assert_msg(st.direct_reads == 4, "%llu reads of %llu bytes",
 		      (unsigned long long)st.direct_reads,
 		      (unsigned long long)st.direct_read_bytes);
 	ck_assert_uint_le(st.direct_read_bytes, COUNT * ONE_BATCH_BYTES + 3 * 4096);
+	/* From the chunks in memory, the same limits as the file: max_offset (the high
+	 * watermark, the LSO), max_bytes, KIP-74's min_one. */
+	expect_cached(log, all, 250, 255, 1 << 20, true, false, 250, 5);
+	expect_cached(log, all, 250, 250, 1 << 20, true, false, 250, 0);
+	expect_cached(log, all, 260, COUNT, 3 * ONE_BATCH_BYTES + 5, false, false, 260, 3);
+	expect_cached(log, all, 260, COUNT, 5, true, false, 260, 1);
+	expect_cached(log, all, 260, COUNT, 5, false, false, 260, 0);
+	tl_log_cache_stats(log, &st);
+	ck_assert_uint_eq(st.readahead_waits, 1);
 	tl_log_close(log);
 	tl_log_readahead_bytes_set((int64_t)4 << 20);
 	for (int i = 0; i < COUNT; i++)
@@ -1947,6 +1994,7 @@ static TCase *direct_cases(void)
 	tcase_add_test(tc, truncation_drops_the_chunks_read_ahead);
 	tcase_add_test(tc, a_read_that_may_not_wait_is_read_now);
 	tcase_add_test(tc, the_chunk_being_served_keeps_its_slot);
+	tcase_add_test(tc, a_batch_across_a_chunk_end_waits_for_the_next_chunk);
 	return tc;
 }
 
