@@ -3631,8 +3631,11 @@ static bool cache_read(struct tl_log *log, int64_t offset, int64_t max_offset, i
  * answered from its memory, cut to the whole batches it holds, and the first of them
  * sends the read of the next chunk, from the first batch the chunk holds only part of.
  * The disk reads the next chunk while this one is sent; the event loop never waits for
- * the disk. A chunk idle for READAHEAD_IDLE_MS, or of a segment the log dropped, is
- * freed at the next tick; a truncation drops them all.
+ * the disk. The range itself is found in the chunks (readahead_lookup: the batch headers
+ * walked in memory), not with tl_log_read's preads of headers through a page cache that
+ * a direct log never fills. A chunk idle for READAHEAD_IDLE_MS, or of a segment the log
+ * dropped, is freed at the next tick; a truncation drops them all. A fetch that cannot
+ * wait (tl_log_read_cached's may_wait) reads synchronously instead.
  *
  * Fallback: a range over DIRECT_READ_BYTES_MAX, past the process's limit on bytes so
  * held, or when an asynchronous read failed once (readahead_off, logged): one
