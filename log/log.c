@@ -1369,6 +1369,17 @@ static uint32_t segment_index_for(const struct tl_log *log, int64_t offset)
 	return lo;
 }
 
+/* The segment a read of @offset starts in: its own, or the next one when @offset lies
+ * past what its own has written (a batch not written yet, or a hole the cleaner left at
+ * its end). */
+static struct tl_log_segment *read_segment(const struct tl_log *log, int64_t offset)
+{
+	uint32_t s = segment_index_for(log, offset);
+	while (offset >= log->segments[s]->next_offset_written && s + 1 < log->segment_count)
+		s++;
+	return log->segments[s];
+}
+
 /* The file position of the indexed batch at or before @offset in @segment. */
 static int64_t index_lookup(const struct tl_log_segment *segment, int64_t offset)
 {
@@ -3969,10 +3980,7 @@ static bool readahead_lookup(struct tl_log *log, int64_t offset, int64_t max_off
 	max_offset = TL_MIN(max_offset, log->written_end_offset);
 	if (offset >= max_offset)
 		return false;
-	uint32_t s = segment_index_for(log, offset);
-	struct tl_log_segment *segment = log->segments[s];
-	while (offset >= segment->next_offset_written && s + 1 < log->segment_count)
-		segment = log->segments[++s];
+	struct tl_log_segment *segment = read_segment(log, offset);
 	int64_t position = index_lookup(segment, offset);
 	struct tl_batch_header h;
 	struct readahead *ra;
@@ -4184,10 +4192,7 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 	max_offset = TL_MIN(max_offset, log->written_end_offset);
 	if (offset >= max_offset)
 		return TL_OK;
-	uint32_t s = segment_index_for(log, offset);
-	struct tl_log_segment *segment = log->segments[s];
-	while (offset >= segment->next_offset_written && s + 1 < log->segment_count)
-		segment = log->segments[++s];
+	struct tl_log_segment *segment = read_segment(log, offset);
 	/* Find the batch holding offset, from the nearest index entry below it. */
 	int64_t position = index_lookup(segment, offset);
 	struct tl_batch_header h;

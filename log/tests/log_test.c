@@ -1610,6 +1610,26 @@ static void expect_cached(struct tl_log *log, struct batch **all, int64_t offset
 	read.release(read.ref);
 }
 
+/* A direct log without the read cache, so every read is cold, holding @count one-record
+ * batches (all[]) appended in rounds of up to 50; read-ahead chunks of @chunk bytes. */
+static struct tl_log *cold_log(struct batch **all, int count, int64_t chunk)
+{
+	config.cache_bytes = 0;
+	tl_log_readahead_bytes_set(chunk);
+	struct tl_log *log = log_open();
+	append_rounds(log, all, 0, count, count < 50 ? count : 50);
+	return log;
+}
+
+static void cold_log_close(struct tl_log *log, struct batch **all, int count)
+{
+	ring_drain();
+	tl_log_close(log);
+	tl_log_readahead_bytes_set((int64_t)4 << 20);
+	for (int i = 0; i < count; i++)
+		free(all[i]);
+}
+
 /* Chunks of ten batches: the cache holds the newest 31..40 batches. */
 #define CACHE_TEST_BYTES (4 * 10 * ONE_BATCH_BYTES)
 
@@ -1700,12 +1720,9 @@ END_TEST
  * are in flight, so it keeps serving. */
 START_TEST(the_chunk_being_served_keeps_its_slot)
 {
-	config.cache_bytes = 0;
-	tl_log_readahead_bytes_set(16384);
-	struct tl_log *log = log_open();
 	enum { COUNT = 500 };
 	struct batch *all[COUNT] = {0};
-	append_rounds(log, all, 0, COUNT, 50);
+	struct tl_log *log = cold_log(all, COUNT, 16384);
 	struct tl_log_read read;
 	ck_assert_int_eq(tl_log_read_cached(log, 0, COUNT, 10 * ONE_BATCH_BYTES, true, true, &read),
 			 TL_OK);
@@ -1725,11 +1742,7 @@ START_TEST(the_chunk_being_served_keeps_its_slot)
 	tl_log_cache_stats(log, &after);
 	ck_assert_uint_eq(after.readahead_hits - before.readahead_hits, 2);
 	ck_assert_uint_eq(after.readahead_waits, before.readahead_waits);
-	ring_drain();
-	tl_log_close(log);
-	tl_log_readahead_bytes_set((int64_t)4 << 20);
-	for (int i = 0; i < COUNT; i++)
-		free(all[i]);
+	cold_log_close(log, all, COUNT);
 }
 END_TEST
 
@@ -1737,12 +1750,9 @@ END_TEST
  * one is in flight the read waits for it. */
 START_TEST(a_batch_across_a_chunk_end_waits_for_the_next_chunk)
 {
-	config.cache_bytes = 0;
-	tl_log_readahead_bytes_set(16384);
-	struct tl_log *log = log_open();
 	enum { COUNT = 300 };
 	struct batch *all[COUNT] = {0};
-	append_rounds(log, all, 0, COUNT, 50);
+	struct tl_log *log = cold_log(all, COUNT, 16384);
 	struct tl_log_read read;
 	ck_assert_int_eq(tl_log_read_cached(log, 0, COUNT, 10 * ONE_BATCH_BYTES, true, true, &read),
 			 TL_OK);
@@ -1764,10 +1774,7 @@ START_TEST(a_batch_across_a_chunk_end_waits_for_the_next_chunk)
 	tl_log_cache_stats(log, &st);
 	ck_assert_uint_eq(st.readahead_waits, 2);
 	ck_assert_uint_eq(st.direct_reads, 2);
-	tl_log_close(log);
-	tl_log_readahead_bytes_set((int64_t)4 << 20);
-	for (int i = 0; i < COUNT; i++)
-		free(all[i]);
+	cold_log_close(log, all, COUNT);
 }
 END_TEST
 
@@ -1776,10 +1783,8 @@ END_TEST
  * read. */
 START_TEST(a_read_that_may_not_wait_is_read_now)
 {
-	config.cache_bytes = 0;
-	struct tl_log *log = log_open();
 	struct batch *all[20] = {0};
-	append_rounds(log, all, 0, 20, 20);
+	struct tl_log *log = cold_log(all, 20, (int64_t)4 << 20);
 	struct tl_log_read read;
 	ck_assert_int_eq(tl_log_read_cached(log, 4, 20, 1 << 20, true, false, &read), TL_OK);
 	ck_assert_int_eq(read.bytes, 16 * ONE_BATCH_BYTES);
@@ -1799,10 +1804,7 @@ START_TEST(a_read_that_may_not_wait_is_read_now)
 	ck_assert_uint_eq(st.readahead_waits, 1);
 	ck_assert_uint_eq(st.readahead_hits, 0);
 	ck_assert_uint_eq(st.direct_reads, 2); /* the two synchronous reads */
-	ring_drain();
-	tl_log_close(log);
-	for (int i = 0; i < 20; i++)
-		free(all[i]);
+	cold_log_close(log, all, 20);
 }
 END_TEST
 
@@ -1810,10 +1812,8 @@ END_TEST
  * other bytes at the same positions, and a read sees those. */
 START_TEST(truncation_drops_the_chunks_read_ahead)
 {
-	config.cache_bytes = 0;
-	struct tl_log *log = log_open();
 	struct batch *all[30] = {0};
-	append_rounds(log, all, 0, 30, 30);
+	struct tl_log *log = cold_log(all, 30, (int64_t)4 << 20);
 	expect_cached(log, all, 5, 30, 1 << 20, true, false, 5, 25);
 	ck_assert_int_eq(tl_log_truncate_to(log, 17), TL_OK);
 	for (int i = 17; i < 30; i++) {
@@ -1823,9 +1823,7 @@ START_TEST(truncation_drops_the_chunks_read_ahead)
 	append_rounds(log, all, 17, 13, 13);
 	expect_cached(log, all, 10, 30, 1 << 20, true, false, 10, 20);
 	ck_assert_int_eq(tl_log_truncate_fully(log, 100), TL_OK);
-	tl_log_close(log);
-	for (int i = 0; i < 30; i++)
-		free(all[i]);
+	cold_log_close(log, all, 30);
 }
 END_TEST
 
@@ -1902,12 +1900,9 @@ END_TEST
  * across a chunk's end is answered whole from the next one. Every byte is the log's. */
 START_TEST(cold_reads_are_read_ahead)
 {
-	config.cache_bytes = 0;
-	tl_log_readahead_bytes_set(16384);
-	struct tl_log *log = log_open();
 	enum { COUNT = 300 };
 	struct batch *all[COUNT] = {0};
-	append_rounds(log, all, 0, COUNT, 50);
+	struct tl_log *log = cold_log(all, COUNT, 16384);
 	int64_t offset = 0;
 	int reads = 0, cut = 0;
 	while (offset < COUNT) {
@@ -1953,10 +1948,7 @@ START_TEST(cold_reads_are_read_ahead)
 	expect_cached(log, all, 260, COUNT, 5, false, false, 260, 0);
 	tl_log_cache_stats(log, &st);
 	ck_assert_uint_eq(st.readahead_waits, 1);
-	tl_log_close(log);
-	tl_log_readahead_bytes_set((int64_t)4 << 20);
-	for (int i = 0; i < COUNT; i++)
-		free(all[i]);
+	cold_log_close(log, all, COUNT);
 }
 END_TEST
 
