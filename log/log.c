@@ -95,7 +95,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/assert.h"
@@ -302,7 +301,7 @@ struct tl_log {
 	uint32_t cache_count;
 	const struct tl_log_segment *cache_segment; /* the active one, or NULL when empty */
 	struct tl_log_cache_stats cache_stats;
-	/* Cold reads of a direct log: chunks read ahead asynchronously (readahead_read). */
+	/* Cold reads of a direct log: chunks read ahead asynchronously (readahead_lookup). */
 	struct readahead readahead[READAHEAD_SLOTS];
 	bool readahead_off; /* an asynchronous read failed: synchronous reads from then on */
 
@@ -3648,9 +3647,10 @@ static bool cache_read(struct tl_log *log, int64_t offset, int64_t max_offset, i
  * dropped, is freed at the next tick; a truncation drops them all. A fetch that cannot
  * wait (tl_log_read_cached's may_wait) reads synchronously instead.
  *
- * Fallback: a range over DIRECT_READ_BYTES_MAX, past the process's limit on bytes so
- * held, or when an asynchronous read failed once (readahead_off, logged): one
- * synchronous O_DIRECT pread (direct_read), and if that fails too, the file range. */
+ * Fallback (readahead_lookup cannot answer): a range over DIRECT_READ_BYTES_MAX, no slot
+ * free or past the process's limit on bytes so held, or when an asynchronous read failed
+ * once (readahead_off, logged): tl_log_read's range and one synchronous O_DIRECT pread
+ * of it (direct_read), and if that fails too, the file range. */
 
 #define DIRECT_READ_BYTES_MAX (8 << 20)
 #define READAHEAD_IDLE_MS     2000
@@ -3724,17 +3724,6 @@ static int dio_read_fd(struct tl_log_segment *segment)
 	return segment->dio_read_fd;
 }
 
-/* @out (a file range) now points at @bytes from @data, a reference on @base. */
-static void read_from_buf(struct tl_log_read *out, uint8_t *base, const uint8_t *data)
-{
-	out->release(out->ref); /* the segment: the bytes are ours now */
-	out->segment = NULL;
-	out->fd = -1;
-	out->data = data;
-	out->release = direct_buf_put;
-	out->ref = base;
-}
-
 /* Turns @out, a file range of @log, into memory with one synchronous pread; false (out
  * unchanged) when it cannot. */
 static bool direct_read(struct tl_log *log, struct tl_log_read *out)
@@ -3765,7 +3754,12 @@ static bool direct_read(struct tl_log *log, struct tl_log_read *out)
 		direct_buf_put(base);
 		return false;
 	}
-	read_from_buf(out, base, buf + (out->position - start));
+	out->release(out->ref); /* the segment: the bytes are ours now */
+	out->segment = NULL;
+	out->fd = -1;
+	out->data = buf + (out->position - start);
+	out->release = direct_buf_put;
+	out->ref = base;
 	log->cache_stats.direct_reads++;
 	log->cache_stats.direct_read_bytes += (uint64_t)out->bytes;
 	return true;
@@ -3876,50 +3870,30 @@ static bool readahead_issue(struct tl_log *log, struct tl_log_segment *segment, 
 	return true;
 }
 
-/* The position after the whole batches of @ra's chunk from @position (a batch start in
- * it), at most @limit; *next_offset_out the offset after the last of them. */
-static int64_t readahead_whole(const struct readahead *ra, int64_t position, int64_t limit,
-			       int64_t *next_offset_out)
+/* The header of the batch at @position when the header lies in @ra's chunk. */
+static bool chunk_header(const struct readahead *ra, int64_t position, struct tl_batch_header *h)
 {
-	const uint8_t *bytes = ra->base + DIO_ALIGN;
-	int64_t end = TL_MIN(ra->start + ra->valid, limit);
-	int64_t at = position;
-	struct tl_batch_header h;
-	while (at + TL_BATCH_HEADER_BYTES <= end &&
-	       tl_batch_header_decode(bytes + (at - ra->start), TL_BATCH_HEADER_BYTES, &h) ==
-		       TL_OK &&
-	       h.batch_length >= TL_BATCH_HEADER_BYTES - TL_BATCH_LOG_OVERHEAD &&
-	       at + batch_bytes(&h) <= end) {
-		*next_offset_out = tl_batch_last_offset(&h) + 1;
-		at += batch_bytes(&h);
-	}
-	return at;
+	return position >= ra->start && position + TL_BATCH_HEADER_BYTES <= ra->start + ra->valid &&
+	       tl_batch_header_decode(ra->base + DIO_ALIGN + (position - ra->start),
+				      TL_BATCH_HEADER_BYTES, h) == TL_OK &&
+	       h->batch_length >= TL_BATCH_HEADER_BYTES - TL_BATCH_LOG_OVERHEAD;
 }
 
 /* The header of the batch at @position when the whole batch lies in @ra's chunk. */
 static bool chunk_batch(const struct readahead *ra, int64_t position, struct tl_batch_header *h)
 {
-	int64_t end = ra->start + ra->valid;
-	return position >= ra->start && position + TL_BATCH_HEADER_BYTES <= end &&
-	       tl_batch_header_decode(ra->base + DIO_ALIGN + (position - ra->start),
-				      TL_BATCH_HEADER_BYTES, h) == TL_OK &&
-	       h->batch_length >= TL_BATCH_HEADER_BYTES - TL_BATCH_LOG_OVERHEAD &&
-	       position + batch_bytes(h) <= end;
+	return chunk_header(ra, position, h) && position + batch_bytes(h) <= ra->start + ra->valid;
 }
 
-/* Points @out (empty or a file range) at [@position, @end) of @ra's chunk, the batches
- * from @first_offset to before @next_offset; sends the next chunk's read the first time
- * the chunk serves. */
+/* Points @out (empty) at [@position, @end) of @ra's chunk, the batches from
+ * @first_offset to before @next_offset; sends the next chunk's read the first time the
+ * chunk serves. */
 static void readahead_serve(struct tl_log *log, struct readahead *ra, struct tl_log_read *out,
 			    int64_t position, int64_t end, int64_t first_offset,
 			    int64_t next_offset)
 {
 	ra->used_ms = tl_mono_ms();
 	direct_buf_get(ra->base);
-	if (out->release)
-		out->release(out->ref); /* a file range's segment: the bytes are ours now */
-	out->segment = NULL;
-	out->fd = -1;
 	out->data = ra->base + DIO_ALIGN + (position - ra->start);
 	out->release = direct_buf_put;
 	out->ref = ra->base;
@@ -3930,8 +3904,10 @@ static void readahead_serve(struct tl_log *log, struct readahead *ra, struct tl_
 	log->cache_stats.readahead_hits++;
 	if (!ra->next_issued) {
 		/* The next chunk starts at the first batch this one holds only part of. */
-		int64_t ignored;
-		int64_t next = readahead_whole(ra, end, INT64_MAX, &ignored);
+		int64_t next = end;
+		struct tl_batch_header h;
+		while (chunk_batch(ra, next, &h))
+			next += batch_bytes(&h);
 		ra->next_issued = true;
 		if (next < ra->segment->bytes_written) /* else the segment ends with it */
 			readahead_issue(log, ra->segment, next & ~(int64_t)(DIO_ALIGN - 1), 0, ra);
@@ -3984,6 +3960,7 @@ static bool readahead_lookup(struct tl_log *log, int64_t offset, int64_t max_off
 	int64_t position = index_lookup(segment, offset);
 	struct tl_batch_header h;
 	struct readahead *ra;
+	int64_t want = 0; /* where a chunk to read must reach, beyond max_bytes */
 	/* Walk to the batch holding offset, chunk by chunk. */
 	for (;;) {
 		if (position >= segment->bytes_written)
@@ -3992,9 +3969,11 @@ static bool readahead_lookup(struct tl_log *log, int64_t offset, int64_t max_off
 		if (!ra || !ra->ready)
 			break;
 		if (!chunk_batch(ra, position, &h)) {
-			if (ra->start == (position & ~(int64_t)(DIO_ALIGN - 1)))
-				return false; /* a batch longer than a chunk from its block */
-			ra = NULL;            /* the batch there goes past every chunk read */
+			/* The batch there goes past every chunk read: a chunk from its block,
+			 * long enough for it when its header says how long it is. */
+			if (chunk_header(ra, position, &h))
+				want = position + batch_bytes(&h);
+			ra = NULL;
 			break;
 		}
 		if (tl_batch_last_offset(&h) >= offset)
@@ -4005,8 +3984,8 @@ static bool readahead_lookup(struct tl_log *log, int64_t offset, int64_t max_off
 		if (!may_wait)
 			return false;
 		int64_t start = position & ~(int64_t)(DIO_ALIGN - 1);
-		if (!ra && !readahead_issue(log, segment, start,
-					    (int64_t)max_bytes + (position - start), NULL))
+		want = TL_MAX(want, position + max_bytes) - start;
+		if (!ra && !readahead_issue(log, segment, start, want, NULL))
 			return false;
 		log->cache_stats.readahead_waits++;
 		return true;
@@ -4030,50 +4009,6 @@ static bool readahead_lookup(struct tl_log *log, int64_t offset, int64_t max_off
 	if (p == position)
 		return false; /* the first batch over max_bytes without min_one: empty */
 	readahead_serve(log, ra, out, position, p, first_offset, next_offset);
-	return true;
-}
-
-/* Empties @out (a file range): the fetch waits for a chunk being read. */
-static void read_pending(struct tl_log_read *out)
-{
-	out->release(out->ref);
-	memset(out, 0, sizeof(*out));
-	out->fd = -1;
-}
-
-/* Serves @out, a cold file range of @log, through the read-ahead: from a read chunk's
- * memory, or (@may_wait) pending on a chunk read. False when it cannot (direct_read
- * then). */
-static bool readahead_read(struct tl_log *log, struct tl_log_read *out, bool may_wait)
-{
-	struct tl_log_segment *segment = out->segment;
-	if (log->readahead_off || !segment)
-		return false;
-	int64_t position = out->position;
-	for (int i = 0; i < READAHEAD_SLOTS; i++) {
-		struct readahead *ra = &log->readahead[i];
-		if (ra->segment != segment || ra->stale || position < ra->start ||
-		    position >= ra->start + ra->valid)
-			continue;
-		if (!ra->ready) {
-			if (!may_wait)
-				return false;
-			read_pending(out);
-			log->cache_stats.readahead_waits++;
-			return true;
-		}
-		int64_t next_offset = out->next_offset;
-		int64_t end = readahead_whole(ra, position, position + out->bytes, &next_offset);
-		if (end == position)
-			continue; /* its first batch goes past the chunk: the next one has it */
-		readahead_serve(log, ra, out, position, end, out->first_offset, next_offset);
-		return true;
-	}
-	int64_t start = position & ~(int64_t)(DIO_ALIGN - 1);
-	if (!may_wait || !readahead_issue(log, segment, start, position + out->bytes - start, NULL))
-		return false;
-	read_pending(out);
-	log->cache_stats.readahead_waits++;
 	return true;
 }
 
@@ -4113,9 +4048,9 @@ tl_err tl_log_read_cached(struct tl_log *log, int64_t offset, int64_t max_offset
 	tl_err err = tl_log_read(log, offset, max_offset, max_bytes, min_one, out);
 	if (err != TL_OK || out->bytes == 0)
 		return err;
-	if (log->direct && !readahead_read(log, out, may_wait))
+	if (log->direct)
 		direct_read(log, out);
-	if (out->bytes > 0 && cache_chunk_bytes(log) > 0) /* not a wait for a chunk */
+	if (cache_chunk_bytes(log) > 0)
 		log->cache_stats.misses++;
 	return err;
 }
@@ -4947,12 +4882,10 @@ static tl_err cleaner_finish(struct tl_log *log)
 static void *cleaner_main(void *arg)
 {
 	struct tl_cleaner_job *job = arg;
-	/* The thread's own nice value (Linux: setpriority of a thread id). */
-	errno = 0;
-	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), job->nice) == 0)
-		job->nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
-	else
-		job->nice = getpriority(PRIO_PROCESS, 0); /* the process's, inherited */
+	/* The thread's own nice value (Linux: setpriority of a thread id); what it runs at,
+	 * the requested one or, refused, the one it inherited. */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), job->nice);
+	job->nice = getpriority(PRIO_PROCESS, (id_t)gettid());
 	tl_cleaner_run(job);
 	atomic_fetch_sub(&cleaners_running, 1);
 	return NULL;
