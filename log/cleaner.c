@@ -1116,7 +1116,8 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 void tl_cleaner_job_deinit(struct tl_cleaner_job *job)
 {
 	for (uint32_t i = 0; i < job->input_count; i++)
-		close(job->inputs[i].fd);
+		if (job->inputs[i].fd >= 0)
+			close(job->inputs[i].fd);
 	if (job->dir_fd >= 0)
 		close(job->dir_fd);
 	free(job->inputs);

@@ -87,6 +87,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/ioprio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -95,6 +96,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/assert.h"
@@ -144,6 +146,7 @@ struct tl_log_segment {
 	int64_t bytes_since_index; /* since the last offset index entry */
 	bool indexes_on_disk;      /* index files describe this (sealed) segment */
 	bool txns_trusted;         /* its aborted transactions came from its .txnindex */
+	bool gone;                 /* its file was unlinked or renamed over: see close_later */
 	uint8_t *index;            /* INDEX_ENTRY_BYTES each */
 	uint32_t index_count;
 	uint32_t index_cap;
@@ -452,6 +455,166 @@ static int64_t batch_bytes(const struct tl_batch_header *h)
 	return TL_BATCH_LOG_OVERHEAD + (int64_t)h->batch_length;
 }
 
+/* ---- closing the files of deleted segments ----
+ * The last close of an unlinked file frees its blocks, and on ext4 mounted with
+ * `discard` and no journal (the build VM's root) it also discards them and waits: closing
+ * the ten 64 MiB segments a compaction pass replaced took the log thread 250-300 ms, a
+ * stall of every produce request (docs/bench.md, issue 17). Retention and truncation
+ * delete segments too, and DeleteTopics whole logs. So the descriptors of a gone segment, and the
+ * cleaner's dups of its inputs, are closed by one background thread; the unlink, which is what a
+ * crash sees, stays where it was, in order with the directory fsyncs (a crash before the close
+ * leaves an orphan inode, which the file system frees at mount). Off the log thread is not enough:
+ * a burst of discards (a pass frees ~1 GB at once) still held the disk's queue, and the log's
+ * fdatasyncs behind it, for 100-250 ms. So the thread also frees a gone segment's blocks gradually:
+ * it shrinks the file by CLOSER_STEP_BYTES at a time (on ext4 without a journal each step's discard
+ * is synchronous) and after each step waits three times as long as the step took, at least
+ * CLOSER_PAUSE_NS: the disk spends at most a quarter of its time on them. It runs at nice 19 in the
+ * idle I/O class. Until then the blocks stay allocated, as while a read holds the file; with more
+ * than CLOSER_BACKLOG_MAX descriptors waiting it closes without pauses, so space is never held back
+ * without bound. */
+
+#define CLOSER_STEP_BYTES  (16 << 20)
+#define CLOSER_PAUSE_NS    2000000
+#define CLOSER_BACKLOG_MAX 256 /* descriptors waiting: beyond, no pauses */
+
+struct closing {
+	int fd;
+	bool shrink; /* a gone segment's read-write descriptor: free its blocks in steps */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct closing *fds;
+	size_t count, cap;
+	size_t busy;          /* taken by the thread, not yet closed */
+	atomic_ullong handed; /* descriptors handed over since start (tests) */
+	bool started, failed;
+} closer = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+/* Frees @fd's blocks CLOSER_STEP_BYTES at a time from the end, pausing between steps. */
+static void closer_shrink(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return;
+	for (off_t size = st.st_size; size > 0;) {
+		size = size > CLOSER_STEP_BYTES ? size - CLOSER_STEP_BYTES : 0;
+		int64_t started = tl_mono_ns();
+		if (ftruncate(fd, size) != 0)
+			return; /* the close frees the rest at once */
+		int64_t pause = TL_MAX(3 * (tl_mono_ns() - started), (int64_t)CLOSER_PAUSE_NS);
+		struct timespec ts = {.tv_sec = pause / 1000000000, .tv_nsec = pause % 1000000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void *closer_main(void *arg)
+{
+	(void)arg;
+	/* Its discards queue behind the log's writes where the I/O scheduler has classes
+	 * (mq-deadline, bfq; any user may take the idle class). */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
+	(void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, (int)gettid(),
+		      IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0));
+	struct closing fds[64];
+	pthread_mutex_lock(&closer.lock);
+	for (;;) {
+		while (closer.count == 0)
+			pthread_cond_wait(&closer.wake, &closer.lock);
+		size_t n = TL_MIN(closer.count, TL_ARRAY_SIZE(fds));
+		bool hurry = closer.count > CLOSER_BACKLOG_MAX; /* then free space first */
+		memcpy(fds, closer.fds, n * sizeof(*fds));
+		memmove(closer.fds, closer.fds + n, (closer.count - n) * sizeof(*fds));
+		closer.count -= n;
+		closer.busy = n;
+		pthread_mutex_unlock(&closer.lock);
+		for (size_t i = 0; i < n; i++) {
+			if (fds[i].shrink && !hurry)
+				closer_shrink(fds[i].fd);
+			close(fds[i].fd);
+		}
+		pthread_mutex_lock(&closer.lock);
+		closer.busy = 0;
+		pthread_cond_broadcast(&closer.wake);
+	}
+	return NULL;
+}
+
+/* A forked child has no closer thread: it starts its own if it needs one. */
+static void closer_fork_prepare(void)
+{
+	pthread_mutex_lock(&closer.lock);
+}
+
+static void closer_fork_parent(void)
+{
+	pthread_mutex_unlock(&closer.lock);
+}
+
+static void closer_fork_child(void)
+{
+	closer.count = 0; /* the parent closes its own */
+	closer.busy = 0;
+	closer.started = false;
+	pthread_cond_init(&closer.wake, NULL);
+	pthread_mutex_init(&closer.lock, NULL);
+}
+
+/* Closes @fd (-1: nothing) in the closer thread, after freeing its blocks in steps with
+ * @shrink (the file must be gone); inline if that thread cannot be had. */
+static void close_later(int fd, bool shrink)
+{
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&closer.lock);
+	if (!closer.started && !closer.failed) {
+		pthread_t thread;
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old); /* it takes no signal */
+		closer.started = pthread_create(&thread, NULL, closer_main, NULL) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		closer.failed = !closer.started;
+		if (closer.started)
+			pthread_detach(thread);
+		static bool fork_handlers;
+		if (!fork_handlers)
+			fork_handlers = pthread_atfork(closer_fork_prepare, closer_fork_parent,
+						       closer_fork_child) == 0;
+	}
+	if (closer.started && closer.count == closer.cap) {
+		size_t cap = closer.cap ? closer.cap * 2 : 64;
+		struct closing *fds = realloc(closer.fds, cap * sizeof(*fds));
+		if (fds) {
+			closer.fds = fds;
+			closer.cap = cap;
+		}
+	}
+	bool queued = closer.started && closer.count < closer.cap;
+	if (queued) {
+		closer.fds[closer.count++] = (struct closing){.fd = fd, .shrink = shrink};
+		atomic_fetch_add(&closer.handed, 1);
+		pthread_cond_signal(&closer.wake);
+	}
+	pthread_mutex_unlock(&closer.lock);
+	if (!queued)
+		close(fd);
+}
+
+uint64_t tl_log_closes_handed(void)
+{
+	return atomic_load(&closer.handed);
+}
+
+void tl_log_closes_drain(void)
+{
+	pthread_mutex_lock(&closer.lock);
+	while (closer.count > 0 || closer.busy > 0)
+		pthread_cond_wait(&closer.wake, &closer.lock);
+	pthread_mutex_unlock(&closer.lock);
+}
+
 /* ---- segments and their indexes ---- */
 
 static uint32_t index_rel(const struct tl_log_segment *segment, uint32_t i)
@@ -551,11 +714,17 @@ static void segment_put(struct tl_log_segment *segment)
 	TL_ASSERT(segment->refs > 0);
 	if (--segment->refs > 0)
 		return;
-	close(segment->fd);
-	if (segment->dio_fd != -1)
-		close(segment->dio_fd);
-	if (segment->dio_read_fd != -1)
-		close(segment->dio_read_fd);
+	if (segment->gone) {
+		close_later(segment->fd, true); /* before the others: one of them may be last */
+		close_later(segment->dio_fd, false);
+		close_later(segment->dio_read_fd, false);
+	} else {
+		close(segment->fd);
+		if (segment->dio_fd != -1)
+			close(segment->dio_fd);
+		if (segment->dio_read_fd != -1)
+			close(segment->dio_read_fd);
+	}
 	free(segment->index);
 	free(segment->timeindex);
 	free(segment);
@@ -3114,6 +3283,8 @@ tl_err tl_log_remove(struct tl_log *log)
 	if (err != TL_OK)
 		tl_warn("log: cannot remove partition directory dir=%s err=%s", log->dir,
 			strerrorname_np(errno));
+	for (uint32_t i = 0; err == TL_OK && i < log->segment_count; i++)
+		log->segments[i]->gone = true; /* every file unlinked: closed by the closer */
 	log_free(log);
 	return err;
 }
@@ -3295,6 +3466,7 @@ static tl_err log_cut(struct tl_log *log, int64_t new_end)
 	uint32_t keep = segment_index_for(log, new_end);
 	for (uint32_t i = log->segment_count; i-- > keep + 1;) {
 		segment_unlink(log, log->segments[i]->base_offset);
+		log->segments[i]->gone = true;
 		segment_put(log->segments[i]);
 		log->segment_count--;
 	}
@@ -3429,6 +3601,7 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
 	while (log->segment_count > 0) {
 		struct tl_log_segment *segment = log->segments[log->segment_count - 1];
 		segment_unlink(log, segment->base_offset);
+		segment->gone = true;
 		segment_put(segment);
 		log->segment_count--;
 	}
@@ -4344,6 +4517,7 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 			name, segment->bytes);
 		total -= segment->bytes;
 		segment_unlink(log, segment->base_offset);
+		segment->gone = true;
 		memmove(log->segments, log->segments + 1,
 			(log->segment_count - 1) * sizeof(*log->segments));
 		log->segment_count--;
@@ -4496,6 +4670,10 @@ static void cleaner_job_free(struct tl_log *log)
 		tl_cleaner_file_name(name, sizeof(name), job->groups[i].base_offset,
 				     job->groups[i].end_offset, "cleaned");
 		unlinkat(log->dir_fd, name, 0);
+	}
+	for (uint32_t i = 0; i < job->input_count; i++) {
+		close_later(job->inputs[i].fd, false); /* may be the last of a replaced segment */
+		job->inputs[i].fd = -1;
 	}
 	tl_cleaner_job_deinit(job);
 	free(job);
@@ -4692,8 +4870,10 @@ static tl_err group_install(struct tl_log *log, const struct tl_cleaner_group *g
 	segment->bytes_written = segment->bytes;
 	segment->indexes_on_disk = true;
 	segment->txns_trusted = true;
-	for (uint32_t i = 0; i < g->count; i++)
+	for (uint32_t i = 0; i < g->count; i++) {
+		log->segments[k + i]->gone = true; /* unlinked, the first renamed over */
 		segment_put(log->segments[k + i]); /* reads being sent keep the old files */
+	}
 	log->segments[k] = segment;
 	memmove(log->segments + k + 1, log->segments + k + g->count,
 		(log->segment_count - k - g->count) * sizeof(*log->segments));

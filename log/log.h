@@ -424,6 +424,13 @@ struct tl_log_cleaner_stats {
 };
 void tl_log_cleaner_stats(const struct tl_log *log, struct tl_log_cleaner_stats *out);
 
+/* The descriptors of deleted segments (retention, truncation, compaction) are closed by
+ * a background thread, off the log's thread (log.c "closing the files of deleted
+ * segments"). For tests: how many were handed to it since start, and a wait until it
+ * has closed every one. */
+uint64_t tl_log_closes_handed(void);
+void tl_log_closes_drain(void);
+
 /* Runs one compaction pass now, in the calling thread, whatever the dirty ratio (the
  * topic must have cleanup.policy=compact), and swaps the result in: for tests and
  * offline tools. Waits for a pass already in flight first. Returns TL_OK (also when

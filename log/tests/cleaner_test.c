@@ -368,6 +368,29 @@ START_TEST(compaction_keeps_the_latest_value_per_key_at_its_offset)
 }
 END_TEST
 
+/* The segments a pass replaced are closed off the log thread, by the closer thread: the
+ * log's descriptor of each and the pass's dup of it (log.c "closing the files of deleted
+ * segments"); a close there may free ~1 GB of blocks. */
+START_TEST(the_replaced_segments_are_closed_by_the_closer_thread)
+{
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms());
+	int before = count_files(".log");
+	uint64_t handed = tl_log_closes_handed();
+	ck_assert_int_eq(compact(log), TL_OK);
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	/* Each output replaced its group: one file renamed over, the others unlinked. */
+	int gone = before - count_files(".log") + (int)st.segments_cleaned;
+	ck_assert_int_gt(gone, 1);
+	ck_assert_uint_ge(tl_log_closes_handed() - handed, 2 * (uint64_t)gone);
+	tl_log_closes_drain();
+	struct seen seen;
+	expect_latest(log, &seen);
+	tl_log_close(log);
+}
+END_TEST
+
 START_TEST(tombstones_go_once_delete_retention_has_passed)
 {
 	config.delete_retention_ms = 1000;
@@ -922,6 +945,7 @@ int main(void)
 	tcase_add_test(tc, the_offset_map_keeps_the_newest_offset_and_reports_full);
 	tcase_add_test(tc, the_offset_map_grows_within_its_buffer);
 	tcase_add_test(tc, compaction_keeps_the_latest_value_per_key_at_its_offset);
+	tcase_add_test(tc, the_replaced_segments_are_closed_by_the_closer_thread);
 	tcase_add_test(tc, tombstones_go_once_delete_retention_has_passed);
 	tcase_add_test(tc, compressed_batches_are_cleaned_and_compressed_again_with_their_codec);
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);

@@ -464,6 +464,73 @@ START_TEST(retention_deletes_whole_old_segments_but_not_the_active_one)
 }
 END_TEST
 
+/* Descriptors of this process open on deleted files of the log's directory. */
+static int deleted_fds(void)
+{
+	DIR *fds = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(fds);
+	int count = 0;
+	struct dirent *de;
+	while ((de = readdir(fds)) != NULL) {
+		char link[300], target[512];
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		count += strncmp(target, dir, strlen(dir)) == 0 &&
+			 strstr(target, " (deleted)") != NULL;
+	}
+	closedir(fds);
+	return count;
+}
+
+/* The descriptors of a deleted segment go to the closer thread (log.c "closing the
+ * files of deleted segments"), which frees the file's blocks before the last close;
+ * the segments that stay are never cut. */
+START_TEST(a_deleted_segment_is_freed_and_closed_by_the_closer_thread)
+{
+	config.segment_bytes = 2000;
+	struct tl_log *log = log_open();
+	struct batch **all = append_many(log, 60, 1); /* 12 batches a segment: 5 segments */
+	int64_t total = tl_log_size_bytes(log);
+	struct tl_log_read held;
+	ck_assert_int_eq(tl_log_read(log, 0, 60, 1 << 20, true, &held), TL_OK);
+	int mine = dup(held.fd); /* to watch the file after the log lets it go */
+	ck_assert_int_ge(mine, 0);
+	uint64_t handed = tl_log_closes_handed();
+	config.retention_bytes = total / 2;
+	config.retention_ms = -1;
+	tl_log_set_config(log, &config);
+	int deleted = tl_log_tick(log, 2000);
+	ck_assert_int_ge(deleted, 2);
+	struct stat st;
+	ck_assert_int_eq(fstat(mine, &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 0);
+	ck_assert_int_gt(st.st_size, 0); /* the read holds it: nothing freed yet */
+	/* The segments nobody held went at once (their descriptors, not the first's). */
+	ck_assert_uint_ge(tl_log_closes_handed() - handed, (uint64_t)(deleted - 1));
+	tl_log_read_release(held.segment);
+	ck_assert_uint_ge(tl_log_closes_handed() - handed, (uint64_t)deleted);
+	tl_log_closes_drain();
+	ck_assert_int_eq(fstat(mine, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);    /* freed by the closer before its close */
+	ck_assert_int_eq(deleted_fds(), 1); /* only mine is left open */
+	close(mine);
+	ck_assert_int_eq(deleted_fds(), 0);
+	int64_t start = tl_log_start_offset(log);
+	int64_t kept = tl_log_size_bytes(log);
+	tl_log_close(log);
+	tl_log_closes_drain();
+	log = log_open(); /* a clean close cut nothing of what stayed */
+	ck_assert_int_eq(tl_log_start_offset(log), start);
+	ck_assert_int_eq(tl_log_end_offset(log), 60);
+	ck_assert_int_eq(tl_log_size_bytes(log), kept);
+	tl_log_close(log);
+	batches_free(all, 60);
+}
+END_TEST
+
 START_TEST(delete_records_moves_the_start_durably_and_retention_drops_whole_segments)
 {
 	config.segment_bytes = 2000;
@@ -724,8 +791,11 @@ START_TEST(remove_deletes_the_partition_directory)
 	struct batch **all = append_many(log, 9, 1);
 	tl_log_close(log);
 	log = log_open();
+	uint64_t handed = tl_log_closes_handed();
 	ck_assert_int_eq(tl_log_remove(log), TL_OK);
 	ck_assert_int_eq(access(dir, F_OK), -1);
+	ck_assert_uint_ge(tl_log_closes_handed() - handed, 2); /* its segments: not inline */
+	tl_log_closes_drain();
 	batches_free(all, 9);
 }
 END_TEST
@@ -2001,6 +2071,7 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, garbled_byte_cuts_the_log_at_its_batch);
 	tcase_add_test(tc, a_torn_sealed_segment_removes_the_segments_after_it);
 	tcase_add_test(tc, retention_deletes_whole_old_segments_but_not_the_active_one);
+	tcase_add_test(tc, a_deleted_segment_is_freed_and_closed_by_the_closer_thread);
 	tcase_add_test(tc, failed_fdatasync_takes_the_partition_offline);
 	tcase_add_test(tc,
 		       delete_records_moves_the_start_durably_and_retention_drops_whole_segments);
