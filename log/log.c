@@ -492,11 +492,13 @@ static struct {
 	bool started, failed;
 } closer = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
-/* Frees @fd's blocks CLOSER_STEP_BYTES at a time from the end, pausing between steps. */
+/* Frees @fd's blocks CLOSER_STEP_BYTES at a time from the end, pausing between steps;
+ * only when no name is left to the file: an unlink that failed, or a hard link an
+ * operator's backup made, keeps it whole. */
 static void closer_shrink(int fd)
 {
 	struct stat st;
-	if (fstat(fd, &st) != 0)
+	if (fstat(fd, &st) != 0 || st.st_nlink != 0)
 		return;
 	for (off_t size = st.st_size; size > 0;) {
 		size = size > CLOSER_STEP_BYTES ? size - CLOSER_STEP_BYTES : 0;

@@ -498,6 +498,13 @@ START_TEST(a_deleted_segment_is_freed_and_closed_by_the_closer_thread)
 	ck_assert_int_eq(tl_log_read(log, 0, 60, 1 << 20, true, &held), TL_OK);
 	int mine = dup(held.fd); /* to watch the file after the log lets it go */
 	ck_assert_int_ge(mine, 0);
+	/* A second name for the next segment (a backup's hard link): it must keep its bytes. */
+	char path[400], linked[400];
+	path_of(path, sizeof(path), 12, ".log");
+	snprintf(linked, sizeof(linked), "%s/backup-12.log", dir);
+	ck_assert_int_eq(link(path, linked), 0);
+	int64_t linked_bytes = file_size(linked);
+	ck_assert_int_gt(linked_bytes, 0);
 	uint64_t handed = tl_log_closes_handed();
 	config.retention_bytes = total / 2;
 	config.retention_ms = -1;
@@ -514,7 +521,9 @@ START_TEST(a_deleted_segment_is_freed_and_closed_by_the_closer_thread)
 	ck_assert_uint_ge(tl_log_closes_handed() - handed, (uint64_t)deleted);
 	tl_log_closes_drain();
 	ck_assert_int_eq(fstat(mine, &st), 0);
-	ck_assert_int_eq(st.st_size, 0);    /* freed by the closer before its close */
+	ck_assert_int_eq(st.st_size, 0); /* freed by the closer before its close */
+	ck_assert_int_eq(file_size(linked), linked_bytes); /* still named: not cut */
+	ck_assert_int_eq(unlink(linked), 0);
 	ck_assert_int_eq(deleted_fds(), 1); /* only mine is left open */
 	close(mine);
 	ck_assert_int_eq(deleted_fds(), 0);
