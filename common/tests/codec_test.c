@@ -1,14 +1,65 @@
 /* codec_test.c - base64 round trips and refusals; the JSON reader on etcd gateway shapes;
- * percent-hex names as the ACL and quota files write them. */
+ * percent-hex names as the ACL and quota files write them; CRC-32C's two paths. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
 
 #include "common/base64.h"
+#include "common/crc32c.h"
 #include "common/json.h"
 #include "common/percent.h"
 #include "common/tests/check_run.h"
+
+START_TEST(crc32c_matches_the_standard_check_value)
+{
+	ck_assert_uint_eq(tl_crc32c(0, "123456789", 9), 0xe3069283u);
+	ck_assert_uint_eq(tl_crc32c_sw(0, "123456789", 9), 0xe3069283u);
+	ck_assert_uint_eq(tl_crc32c(0, "", 0), 0);
+}
+END_TEST
+
+/* The hardware path (three interleaved streams over long buffers, see crc32c.c) gives
+ * the table's CRC at every length around its block sizes, every alignment, any start
+ * value, and in pieces. */
+START_TEST(crc32c_hardware_path_matches_the_table_at_every_block_boundary)
+{
+	if (!tl_crc32c_is_hw())
+		return; /* then both are the table */
+	enum { BYTES = 3 * 3 * 8192 + 3 * 256 + 64 };
+	uint8_t *data = malloc(BYTES + 8);
+	ck_assert_ptr_nonnull(data);
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < BYTES + 8; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		data[i] = (uint8_t)x;
+	}
+	size_t lens[200];
+	size_t n = 0;
+	for (size_t len = 0; len <= 64; len++)
+		lens[n++] = len;
+	const size_t blocks[] = {
+		3 * 256,      2 * 3 * 256,           3 * 8192, 3 * 8192 + 3 * 256, 2 * 3 * 8192,
+		3 * 3 * 8192, 3 * 3 * 8192 + 3 * 256};
+	for (size_t b = 0; b < sizeof(blocks) / sizeof(blocks[0]); b++)
+		for (int d = -9; d <= 9; d += 3)
+			lens[n++] = (size_t)((int)blocks[b] + d);
+	lens[n++] = BYTES;
+	for (size_t i = 0; i < n; i++)
+		for (size_t align = 0; align < 8; align += 3)
+			for (uint32_t start = 0; start < 2; start++) {
+				uint32_t init = start ? 0xdeadbeefu : 0;
+				const uint8_t *p = data + align;
+				uint32_t want = tl_crc32c_sw(init, p, lens[i]);
+				ck_assert_uint_eq(tl_crc32c(init, p, lens[i]), want);
+				size_t half = lens[i] / 3;
+				uint32_t split = tl_crc32c(tl_crc32c(init, p, half), p + half,
+							   lens[i] - half);
+				ck_assert_uint_eq(split, want);
+			}
+	free(data);
+}
+END_TEST
 
 START_TEST(base64_round_trips_every_length_and_byte)
 {
@@ -164,6 +215,10 @@ static Suite *codec_suite(void)
 	tc = tcase_create("json");
 	tcase_add_test(tc, json_reads_an_etcd_range_response);
 	tcase_add_test(tc, json_refuses_truncated_and_too_deep_documents);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("crc32c");
+	tcase_add_test(tc, crc32c_matches_the_standard_check_value);
+	tcase_add_test(tc, crc32c_hardware_path_matches_the_table_at_every_block_boundary);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("percent");
 	tcase_add_test(tc, percent_writes_each_file_format_as_before);
