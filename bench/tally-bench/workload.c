@@ -457,10 +457,11 @@ static uint64_t consumed_total(struct phase *ph)
 	return total;
 }
 
-static void on_record(struct worker *w, const void *value, uint32_t value_len, uint32_t key_len)
+/* @now: read just after the record was handed over. */
+static void on_record(struct worker *w, const void *value, uint32_t value_len, uint32_t key_len,
+		      int64_t now)
 {
 	struct phase *ph = w->ph;
-	int64_t now = tb_now_ns();
 	uint64_t bytes = (uint64_t)value_len + key_len;
 	st(&w->records, w->records + 1);
 	st(&w->bytes, w->bytes + bytes);
@@ -499,7 +500,7 @@ static void consumer_loop(struct worker *w, struct tb_consumer_driver *cd)
 		}
 		int64_t now = tb_now_ns();
 		if (rc == 1) {
-			on_record(w, value, value_len, key_len);
+			on_record(w, value, value_len, key_len, now);
 			last_record = now;
 			if (++n % 256 != 0)
 				continue;

@@ -433,14 +433,24 @@ START_TEST(a_torn_sealed_segment_removes_the_segments_after_it)
 }
 END_TEST
 
-START_TEST(retention_deletes_whole_old_segments_but_not_the_active_one)
+/* 60 one-record batches in 2000-byte segments (12 a segment: 5 segments), and a read
+ * of the first one held open in @held; returns the log's size in bytes. */
+static int64_t five_segments_first_held(struct tl_log **log, struct batch ***all,
+					struct tl_log_read *held)
 {
 	config.segment_bytes = 2000;
-	struct tl_log *log = log_open();
-	struct batch **all = append_many(log, 60, 1); /* 12 batches a segment: 5 segments */
-	int64_t total = tl_log_size_bytes(log);
+	*log = log_open();
+	*all = append_many(*log, 60, 1);
+	ck_assert_int_eq(tl_log_read(*log, 0, 60, 1 << 20, true, held), TL_OK);
+	return tl_log_size_bytes(*log);
+}
+
+START_TEST(retention_deletes_whole_old_segments_but_not_the_active_one)
+{
+	struct tl_log *log;
+	struct batch **all;
 	struct tl_log_read held;
-	ck_assert_int_eq(tl_log_read(log, 0, 60, 1 << 20, true, &held), TL_OK);
+	int64_t total = five_segments_first_held(&log, &all, &held);
 	config.retention_bytes = total / 2;
 	config.retention_ms = -1;
 	tl_log_set_config(log, &config);
@@ -490,12 +500,10 @@ static int deleted_fds(void)
  * the segments that stay are never cut. */
 START_TEST(a_deleted_segment_is_freed_and_closed_by_the_closer_thread)
 {
-	config.segment_bytes = 2000;
-	struct tl_log *log = log_open();
-	struct batch **all = append_many(log, 60, 1); /* 12 batches a segment: 5 segments */
-	int64_t total = tl_log_size_bytes(log);
+	struct tl_log *log;
+	struct batch **all;
 	struct tl_log_read held;
-	ck_assert_int_eq(tl_log_read(log, 0, 60, 1 << 20, true, &held), TL_OK);
+	int64_t total = five_segments_first_held(&log, &all, &held);
 	int mine = dup(held.fd); /* to watch the file after the log lets it go */
 	ck_assert_int_ge(mine, 0);
 	/* A second name for the next segment (a backup's hard link): it must keep its bytes. */

@@ -17,8 +17,8 @@ static double cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double rate(uint32_t (*fn)(uint32_t, const void *, size_t), const uint8_t *data,
-		   size_t len, double seconds, uint32_t *sink)
+static double rate(uint32_t (*fn)(uint32_t, const void *, size_t), const uint8_t *data, size_t len,
+		   double seconds, uint32_t *sink)
 {
 	double start = cpu_s(), bytes = 0;
 	uint32_t crc = 0;
