@@ -457,21 +457,23 @@ static int64_t batch_bytes(const struct tl_batch_header *h)
 
 /* ---- closing the files of deleted segments ----
  * The last close of an unlinked file frees its blocks, and on ext4 mounted with
- * `discard` and no journal (the build VM's root) it also discards them and waits: closing
- * the ten 64 MiB segments a compaction pass replaced took the log thread 250-300 ms, a
- * stall of every produce request (docs/bench.md, issue 17). Retention and truncation
- * delete segments too, and DeleteTopics whole logs. So the descriptors of a gone segment, and the
- * cleaner's dups of its inputs, are closed by one background thread; the unlink, which is what a
- * crash sees, stays where it was, in order with the directory fsyncs (a crash before the close
- * leaves an orphan inode, which the file system frees at mount). Off the log thread is not enough:
- * a burst of discards (a pass frees ~1 GB at once) still held the disk's queue, and the log's
- * fdatasyncs behind it, for 100-250 ms. So the thread also frees a gone segment's blocks gradually:
- * it shrinks the file by CLOSER_STEP_BYTES at a time (on ext4 without a journal each step's discard
- * is synchronous) and after each step waits three times as long as the step took, at least
- * CLOSER_PAUSE_NS: the disk spends at most a quarter of its time on them. It runs at nice 19 in the
- * idle I/O class. Until then the blocks stay allocated, as while a read holds the file; with more
- * than CLOSER_BACKLOG_MAX descriptors waiting it closes without pauses, so space is never held back
- * without bound. */
+ * `discard` and no journal (the build VM's root) it also discards them and waits:
+ * closing the ten 64 MiB segments a compaction pass replaced took the log thread
+ * 250-300 ms, a stall of every produce request (docs/bench.md, issue 17). Retention and
+ * truncation delete segments too, and DeleteTopics whole logs. So the descriptors of a
+ * gone segment, and the cleaner's dups of its inputs, are closed by one background
+ * thread; the unlink, which is what a crash sees, stays where it was, in order with the
+ * directory fsyncs (a crash before the close leaves an orphan inode, which the file
+ * system frees at mount).
+ * Off the log thread is not enough: a burst of discards (a pass frees ~1 GB at once)
+ * still held the disk's queue, and the log's fdatasyncs behind it, for 100-250 ms. So
+ * the thread also frees a gone segment's blocks gradually: it shrinks the file by
+ * CLOSER_STEP_BYTES at a time (on ext4 without a journal each step's discard is
+ * synchronous) and after each step waits three times as long as the step took, at
+ * least CLOSER_PAUSE_NS: the disk spends about a quarter of its time on them at most.
+ * It runs at nice 19 in the idle I/O class. Until then the blocks stay allocated, as
+ * while a read holds the file; with more than CLOSER_BACKLOG_MAX descriptors waiting it
+ * closes without pauses, so space is never held back without bound. */
 
 #define CLOSER_STEP_BYTES  (16 << 20)
 #define CLOSER_PAUSE_NS    2000000
