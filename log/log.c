@@ -343,6 +343,10 @@ struct tl_log {
 
 	/* Compaction: at most one pass in flight, in cleaner_thread. */
 	struct tl_cleaner_job *cleaner_job;
+	/* The job's inputs, a reference on each while it runs: retention may delete one
+	 * meanwhile, and the closer must not cut a file the pass still reads. */
+	struct tl_log_segment **cleaner_held;
+	uint32_t cleaner_held_count;
 	pthread_t cleaner_thread;
 	bool cleaner_threaded;       /* cleaner_thread must be joined */
 	int64_t cleaner_first_dirty; /* from CLEANER_CHECKPOINT; 0 = the log start */
@@ -558,8 +562,10 @@ static void closer_fork_parent(void)
 
 static void closer_fork_child(void)
 {
-	closer.count = 0; /* the parent closes its own */
-	closer.busy = 0;
+	for (size_t i = 0; i < closer.count; i++)
+		close(closer.fds[i].fd); /* the child's copies; the parent closes its own */
+	closer.count = 0;
+	closer.busy = 0; /* (the child keeps its copies of those until it exits or execs) */
 	closer.started = false;
 	pthread_cond_init(&closer.wake, NULL);
 	pthread_mutex_init(&closer.lock, NULL);
@@ -4682,6 +4688,12 @@ static void cleaner_job_free(struct tl_log *log)
 	tl_cleaner_job_deinit(job);
 	free(job);
 	log->cleaner_job = NULL;
+	/* Last: a gone input's own descriptor then goes to the closer, which may cut it. */
+	for (uint32_t i = 0; i < log->cleaner_held_count; i++)
+		segment_put(log->cleaner_held[i]);
+	free(log->cleaner_held);
+	log->cleaner_held = NULL;
+	log->cleaner_held_count = 0;
 }
 
 static void cleaner_join(struct tl_log *log)
@@ -4783,11 +4795,18 @@ static struct tl_cleaner_job *cleaner_job_create(struct tl_log *log, uint32_t n,
 			.next_offset = segment->next_offset,
 		};
 	}
-	if (!ok) {
+	TL_ASSERT(!log->cleaner_held);
+	log->cleaner_held = ok ? calloc(n, sizeof(*log->cleaner_held)) : NULL;
+	if (!log->cleaner_held) {
 		tl_cleaner_job_deinit(job);
 		free(job);
 		return NULL;
 	}
+	for (uint32_t i = 0; i < n; i++) {
+		log->cleaner_held[i] = log->segments[i];
+		log->segments[i]->refs++;
+	}
+	log->cleaner_held_count = n;
 	for (uint32_t i = 0; i < log->aborted_count; i++)
 		job->aborted[job->aborted_count++] = (struct tl_cleaner_aborted){
 			.producer_id = log->aborted[i].producer_id,

@@ -924,6 +924,42 @@ START_TEST(an_offset_jump_in_the_active_segment_is_still_damage)
 }
 END_TEST
 
+/* cleanup.policy=compact,delete: retention deletes the first segments while a pass still
+ * reads them. The pass keeps its inputs (a reference each), so the closer does not cut a
+ * file under it: it ends well, dropping the groups of the deleted segments. */
+START_TEST(retention_beside_a_running_pass_does_not_fail_it)
+{
+	config.min_cleanable_dirty_ratio = 0.1;
+	config.cleanup_delete = true;
+	config.retention_ms = -1;
+	config.retention_bytes = -1;
+	config.cleaner_io_bytes_per_sec = 20000; /* a pass of a few seconds */
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms());
+	struct tl_log_cleaner_stats st;
+	int64_t deadline = tl_mono_ms() + 10000;
+	do {
+		tl_log_tick(log, tl_wall_ms());
+		tl_log_cleaner_stats(log, &st);
+		usleep(1000);
+	} while (!st.running && tl_mono_ms() < deadline);
+	ck_assert(st.running);
+	config.retention_bytes = tl_log_size_bytes(log) / 2;
+	tl_log_set_config(log, &config);
+	ck_assert_int_gt(tl_log_tick(log, tl_wall_ms()), 0); /* inputs of the pass go */
+	deadline = tl_mono_ms() + 40000;
+	do {
+		usleep(10000);
+		tl_log_tick(log, tl_wall_ms());
+		tl_log_cleaner_stats(log, &st);
+	} while (st.running && tl_mono_ms() < deadline);
+	ck_assert(!st.running);
+	ck_assert_uint_eq(st.passes, 1); /* a failed pass (a cut input) does not count */
+	tl_log_closes_drain();
+	tl_log_close(log);
+}
+END_TEST
+
 START_TEST(a_policy_without_delete_ignores_retention)
 {
 	config.retention_ms = 1;
@@ -962,6 +998,7 @@ int main(void)
 	tcase_add_test(tc, a_failed_swap_takes_the_log_offline_and_a_reopen_finishes_it);
 	tcase_add_test(tc, an_offset_jump_in_the_active_segment_is_still_damage);
 	tcase_add_test(tc, a_policy_without_delete_ignores_retention);
+	tcase_add_test(tc, retention_beside_a_running_pass_does_not_fail_it);
 	suite_add_tcase(s, tc);
 	return tl_check_run(s);
 }
