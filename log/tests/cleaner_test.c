@@ -251,6 +251,28 @@ static void expect_latest(struct tl_log *log, struct seen *seen)
 	}
 }
 
+/* Ticks @log about every millisecond, for at most 10 s, until @done holds of its stats. */
+static void tick_until(struct tl_log *log, struct tl_log_cleaner_stats *st,
+		       bool (*done)(const struct tl_log_cleaner_stats *))
+{
+	int64_t deadline = tl_mono_ms() + 10000;
+	do {
+		tl_log_tick(log, tl_wall_ms());
+		tl_log_cleaner_stats(log, st);
+		usleep(1000);
+	} while (!done(st) && tl_mono_ms() < deadline);
+}
+
+static bool has_passed(const struct tl_log_cleaner_stats *st)
+{
+	return st->passes > 0;
+}
+
+static bool is_running(const struct tl_log_cleaner_stats *st)
+{
+	return st->running;
+}
+
 static int count_files(const char *suffix)
 {
 	DIR *d = opendir(dir);
@@ -652,12 +674,7 @@ START_TEST(a_pass_past_the_max_compaction_lag_runs_at_normal_priority)
 	struct tl_log *log = log_open();
 	populate(log, tl_wall_ms() - 1000);
 	struct tl_log_cleaner_stats st;
-	int64_t deadline = tl_mono_ms() + 10000;
-	do {
-		tl_log_tick(log, tl_wall_ms());
-		tl_log_cleaner_stats(log, &st);
-		usleep(1000);
-	} while (st.passes == 0 && tl_mono_ms() < deadline);
+	tick_until(log, &st, has_passed);
 	ck_assert_int_ge((int64_t)st.passes, 1);
 	ck_assert_int_eq(st.nice, getpriority(PRIO_PROCESS, 0));
 	tl_log_close(log);
@@ -937,17 +954,12 @@ START_TEST(retention_beside_a_running_pass_does_not_fail_it)
 	struct tl_log *log = log_open();
 	populate(log, tl_wall_ms());
 	struct tl_log_cleaner_stats st;
-	int64_t deadline = tl_mono_ms() + 10000;
-	do {
-		tl_log_tick(log, tl_wall_ms());
-		tl_log_cleaner_stats(log, &st);
-		usleep(1000);
-	} while (!st.running && tl_mono_ms() < deadline);
+	tick_until(log, &st, is_running);
 	ck_assert(st.running);
 	config.retention_bytes = tl_log_size_bytes(log) / 2;
 	tl_log_set_config(log, &config);
 	ck_assert_int_gt(tl_log_tick(log, tl_wall_ms()), 0); /* inputs of the pass go */
-	deadline = tl_mono_ms() + 40000;
+	int64_t deadline = tl_mono_ms() + 40000;
 	do {
 		usleep(10000);
 		tl_log_tick(log, tl_wall_ms());
