@@ -134,9 +134,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 	c = crc32c_hw_blocks(c, &p, &len, STREAM_LONG, advance_long);
 	c = crc32c_hw_blocks(c, &p, &len, STREAM_SHORT, advance_short);
 	while (len >= 8) {
-		uint64_t word;
-		memcpy(&word, p, 8);
-		c = __builtin_ia32_crc32di(c, word);
+		c = __builtin_ia32_crc32di(c, load64(p));
 		p += 8;
 		len -= 8;
 	}

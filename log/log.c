@@ -1575,6 +1575,21 @@ static int64_t index_lookup(const struct tl_log_segment *segment, int64_t offset
 	return index_pos(segment, lo);
 }
 
+/* Where a read of @offset (in range) starts: *@max_offset cut to the written end (a
+ * follower may read up to it, never past what the file holds), the segment holding
+ * @offset and the position of the nearest index entry below it. False when nothing lies
+ * below *@max_offset from @offset. */
+static bool read_start(struct tl_log *log, int64_t offset, int64_t *max_offset,
+		       struct tl_log_segment **segment, int64_t *position)
+{
+	*max_offset = TL_MIN(*max_offset, log->written_end_offset);
+	if (offset >= *max_offset)
+		return false;
+	*segment = read_segment(log, offset);
+	*position = index_lookup(*segment, offset);
+	return true;
+}
+
 /* What the marker batch at @position says (type -1 when unreadable). */
 static struct marker_info marker_read(const struct tl_log_segment *segment, int64_t position,
 				      const struct tl_batch_header *h)
@@ -4136,11 +4151,10 @@ static bool readahead_lookup(struct tl_log *log, int64_t offset, int64_t max_off
 	if (log->readahead_off || log->segment_count == 0 || offset < tl_log_start_offset(log) ||
 	    offset > log->end_offset)
 		return false;
-	max_offset = TL_MIN(max_offset, log->written_end_offset);
-	if (offset >= max_offset)
+	struct tl_log_segment *segment;
+	int64_t position;
+	if (!read_start(log, offset, &max_offset, &segment, &position))
 		return false;
-	struct tl_log_segment *segment = read_segment(log, offset);
-	int64_t position = index_lookup(segment, offset);
 	struct tl_batch_header h;
 	struct readahead *ra;
 	int64_t want = 0; /* where a chunk to read must reach, beyond max_bytes */
@@ -4306,13 +4320,10 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 		return TL_ERR_KAFKA_STORAGE_ERROR;
 	if (offset < tl_log_start_offset(log) || offset > log->end_offset)
 		return TL_ERR_OFFSET_OUT_OF_RANGE;
-	/* Never past what the file holds: a follower may read up to the written end. */
-	max_offset = TL_MIN(max_offset, log->written_end_offset);
-	if (offset >= max_offset)
+	struct tl_log_segment *segment;
+	int64_t position;
+	if (!read_start(log, offset, &max_offset, &segment, &position))
 		return TL_OK;
-	struct tl_log_segment *segment = read_segment(log, offset);
-	/* Find the batch holding offset, from the nearest index entry below it. */
-	int64_t position = index_lookup(segment, offset);
 	struct tl_batch_header h;
 	for (;;) {
 		if (position >= segment->bytes_written)
