@@ -2107,20 +2107,27 @@ static void txn_commit_durable(void *ctx, tl_err err)
 		txn_commit_respond(req, st);
 }
 
-/* The group-side check of KIP-447 (v3+): a copier's commit names its member and
- * generation, so a zombie member of an older generation is refused. */
+/* The group-side check of KIP-447 (v3+), as Kafka's coordinator makes it: a copier's
+ * commit names its member and generation, so a zombie member of an older generation is
+ * refused, and so is a member this coordinator does not know - also when it holds no
+ * such group or an Empty one: that member joined elsewhere (a coordinator since
+ * replaced, whose membership record never reached this one), and its consumer may
+ * still read that coordinator's offsets. A producer outside the group (no member id,
+ * generation -1) is not checked. */
 static tl_err txn_commit_check(struct tl_request *req, struct group *g,
 			       const struct tl_txn_offset_commit_request *msg)
 {
 	tl_err err = tl_txn_verify_offsets(req->conn->broker->txns, msg->transactional_id,
 					   msg->producer_id, msg->producer_epoch, msg->group_id);
-	if (err != TL_OK || req->header.api_version < 3 || msg->generation_id < 0 || !g ||
-	    g->state == GROUP_EMPTY)
+	if (err != TL_OK || req->header.api_version < 3)
 		return err;
-	struct member *m = member_lookup(g, msg->member_id, msg->group_instance_id, &err);
-	if (!m)
+	if (msg->member_id.len > 0 &&
+	    !member_lookup(g, msg->member_id, msg->group_instance_id, &err))
 		return err;
-	return msg->generation_id == g->generation_id ? TL_OK : TL_ERR_ILLEGAL_GENERATION;
+	int32_t generation = g ? g->generation_id : 0; /* Kafka's new group starts at 0 */
+	if (msg->generation_id >= 0 && msg->generation_id != generation)
+		return TL_ERR_ILLEGAL_GENERATION;
+	return TL_OK;
 }
 
 void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)

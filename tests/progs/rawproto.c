@@ -1195,10 +1195,11 @@ static int16_t add_offsets_to_txn(struct client *c, const char *txn_id, int64_t 
 	return code;
 }
 
-/* TxnOffsetCommit (v3, no member: a producer outside the group) of @offset for
- * @topic partition 0; returns the partition's error code. */
-static int16_t txn_offset_commit(struct client *c, const char *txn_id, int64_t pid, int16_t epoch,
-				 const char *group, const char *topic, int64_t offset)
+/* TxnOffsetCommit (v3) of @offset for @topic partition 0 by @member of @generation
+ * ("" and -1: a producer outside the group); returns the partition's error code. */
+static int16_t txn_offset_commit_as(struct client *c, const char *txn_id, int64_t pid,
+				    int16_t epoch, const char *group, const char *topic,
+				    int64_t offset, const char *member, int32_t generation)
 {
 	struct tl_txn_offset_commit_request_txn_offset_commit_request_partition part;
 	tl_txn_offset_commit_request_txn_offset_commit_request_partition_defaults(&part);
@@ -1215,8 +1216,8 @@ static int16_t txn_offset_commit(struct client *c, const char *txn_id, int64_t p
 	msg.group_id = tl_str_of(group);
 	msg.producer_id = pid;
 	msg.producer_epoch = epoch;
-	msg.generation_id = -1;
-	msg.member_id = tl_str_of("");
+	msg.generation_id = generation;
+	msg.member_id = tl_str_of(member);
 	msg.topics_count = 1;
 	msg.topics = &topic_msg;
 	struct tl_buf frame;
@@ -1238,6 +1239,12 @@ static int16_t txn_offset_commit(struct client *c, const char *txn_id, int64_t p
 	return code;
 }
 
+static int16_t txn_offset_commit(struct client *c, const char *txn_id, int64_t pid, int16_t epoch,
+				 const char *group, const char *topic, int64_t offset)
+{
+	return txn_offset_commit_as(c, txn_id, pid, epoch, group, topic, offset, "", -1);
+}
+
 /* Opens a transaction holding only @group (AddOffsetsToTxn), leaves it open for the
  * test to restart the broker, and prints "PID EPOCH" (eos906). */
 static int run_txn_offsets_open(const char *topic, const char *txn_id, const char *group)
@@ -1249,6 +1256,16 @@ static int run_txn_offsets_open(const char *topic, const char *txn_id, const cha
 	int16_t epoch;
 	init_producer_id_for(&c, txn_id, 60000, &pid, &epoch);
 	expect_code("AddOffsetsToTxn", add_offsets_to_txn(&c, txn_id, pid, epoch, group), 0);
+	/* KIP-447 as Kafka checks it: a member the coordinator does not know, or a
+	 * generation the group does not have, is refused even though the group has no
+	 * members here (chaos 914: a member of a replaced coordinator's group). */
+	expect_code(
+		"TxnOffsetCommit by a member the coordinator does not know",
+		txn_offset_commit_as(&c, txn_id, pid, epoch, group, topic, 3, "ghost-member", 1),
+		TL_ERR_UNKNOWN_MEMBER_ID);
+	expect_code("TxnOffsetCommit of a generation the group does not have",
+		    txn_offset_commit_as(&c, txn_id, pid, epoch, group, topic, 3, "", 4),
+		    TL_ERR_ILLEGAL_GENERATION);
 	printf("%" PRId64 " %d\n", pid, epoch);
 	client_close(&c);
 	return 0;
