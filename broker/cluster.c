@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,9 +126,16 @@ struct tl_cluster {
 
 	struct tl_cluster_view *view; /* the loop's current view */
 
+	/* Written by the thread, read by the loop (tl_cluster_leaderships_current), in this
+	 * order: a lapse's revision before the renewed lease. */
+	_Atomic int64_t current_from_revision; /* after a lapse: the view to wait for */
+	_Atomic int64_t
+		lease_until_ms; /* monotonic: renewal sent + TTL; the lease is ours till then */
+
 	/* Thread side. */
 	struct model model;
 	int64_t last_keepalive_ms;
+	int64_t catch_up_revision; /* after a lapse: publish once the model is this new */
 	int64_t next_rebalance_ms;
 	bool reclaimed;    /* leaderships left from a previous incarnation got a new epoch */
 	bool store_down;   /* the last round failed: said once, not every round */
@@ -1375,16 +1383,47 @@ static tl_err campaign(struct tl_cluster *c)
 	return err;
 }
 
+/* The lease is ours again (renewed, or granted anew when @lost), by a request sent at
+ * @sent_ms when the store was at @revision. Past lease_until_ms the controller may have
+ * taken this broker's leaderships while its view was not watched (an isolated broker
+ * whose lease ran out), so after such a lapse the loop trusts its leaderships again
+ * only from a view at least that new (tl_cluster_leaderships_current); the thread
+ * publishes one as soon as its model has caught up. The TTL runs at etcd from the
+ * request's arrival, after @sent_ms: this side's lease ends first. */
+static tl_err lease_renewed(struct tl_cluster *c, int64_t sent_ms, int64_t revision, bool lost)
+{
+	if (lost || sent_ms >= atomic_load(&c->lease_until_ms)) {
+		if (revision <= 0) {
+			/* The answer had no header: ask the store where it is. */
+			char key[KEY_MAX];
+			snprintf(key, sizeof(key), "%s/brokers/%d", c->prefix, c->self);
+			struct tl_meta_result now = {0};
+			tl_err err = tl_meta_get(c->meta, key, &now);
+			revision = now.revision;
+			tl_meta_result_deinit(&now);
+			if (err != TL_OK)
+				return err; /* still lapsed; the next round renews again */
+		}
+		tl_info("cluster: lease renewed after a lapse, leaderships trusted again from "
+			"revision %" PRId64 " node_id=%d",
+			revision, c->self);
+		c->catch_up_revision = revision;
+		atomic_store(&c->current_from_revision, revision);
+	}
+	c->last_keepalive_ms = sent_ms;
+	atomic_store(&c->lease_until_ms, sent_ms + c->lease_ttl_ms);
+	return TL_OK;
+}
+
 static tl_err lease_renew(struct tl_cluster *c)
 {
 	int64_t now = tl_mono_ms();
 	if (now - c->last_keepalive_ms < c->lease_ttl_ms / 3)
 		return TL_OK;
-	tl_err err = tl_meta_lease_keepalive(c->meta, c->lease, NULL);
-	if (err == TL_OK) {
-		c->last_keepalive_ms = now;
-		return TL_OK;
-	}
+	int64_t revision = 0;
+	tl_err err = tl_meta_lease_keepalive(c->meta, c->lease, NULL, &revision);
+	if (err == TL_OK)
+		return lease_renewed(c, now, revision, false);
 	if (err != TL_ERR_NOT_FOUND)
 		return err;
 	/* Expired (etcd was away longer than the TTL): the controller may have moved our
@@ -1395,10 +1434,11 @@ static tl_err lease_renew(struct tl_cluster *c)
 		return err;
 	char key[KEY_MAX];
 	snprintf(key, sizeof(key), "%s/brokers/%d", c->prefix, c->self);
-	err = tl_meta_put(c->meta, key, c->registration, strlen(c->registration), c->lease, NULL);
-	if (err == TL_OK)
-		c->last_keepalive_ms = now;
-	return err;
+	err = tl_meta_put(c->meta, key, c->registration, strlen(c->registration), c->lease,
+			  &revision);
+	if (err != TL_OK)
+		return err;
+	return lease_renewed(c, now, revision, true);
 }
 
 static struct command *commands_take(struct tl_cluster *c)
@@ -1513,6 +1553,10 @@ static void *thread_main(void *arg)
 		/* One view of the model per round serves the commands, the controller and the
 		 * loop: writes made here come back through the watch, not into the model. */
 		struct command *cmds = commands_take(c);
+		if (c->catch_up_revision && c->model.revision >= c->catch_up_revision) {
+			c->model.changed = true; /* the loop waits for a view this new */
+			c->catch_up_revision = 0;
+		}
 		bool controller = err == TL_OK && is_controller_now(c);
 		bool controller_due = controller && (c->model.changed || c->write_failed ||
 						     tl_mono_ms() >= c->next_rebalance_ms);
@@ -1566,6 +1610,7 @@ static void *thread_main(void *arg)
 
 static tl_err register_broker(struct tl_cluster *c, char *why, size_t why_size)
 {
+	int64_t granted_ms = tl_mono_ms();
 	tl_err err = tl_meta_lease_grant(c->meta, (c->lease_ttl_ms + 999) / 1000, &c->lease);
 	if (err != TL_OK)
 		goto out_store;
@@ -1590,7 +1635,8 @@ static tl_err register_broker(struct tl_cluster *c, char *why, size_t why_size)
 			 c->self);
 		return TL_ERR_EXISTS;
 	}
-	c->last_keepalive_ms = tl_mono_ms();
+	c->last_keepalive_ms = granted_ms;
+	atomic_store(&c->lease_until_ms, granted_ms + c->lease_ttl_ms);
 	return TL_OK;
 out_store:
 	snprintf(why, why_size, "cannot register with the metadata store: %s",
@@ -2067,4 +2113,13 @@ void tl_cluster_post_resign_partition(struct tl_broker *broker, const char *topi
 bool tl_cluster_is_shutting_down(const struct tl_cluster *cluster)
 {
 	return cluster && cluster->shutting_down;
+}
+
+bool tl_cluster_leaderships_current(const struct tl_cluster *c, int64_t now_ms)
+{
+	if (!c)
+		return true;
+	if (now_ms >= atomic_load(&c->lease_until_ms))
+		return false;
+	return c->view && c->view->revision >= atomic_load(&c->current_from_revision);
 }

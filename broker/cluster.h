@@ -122,6 +122,14 @@ bool tl_cluster_broker_address(const struct tl_cluster_broker *b, const struct t
 			       const char **host_out, int32_t *port_out);
 /* Controlled shutdown began: followers stop fetching, so they stay out of the ISR. */
 bool tl_cluster_is_shutting_down(const struct tl_cluster *cluster);
+/* Whether this broker can trust the leaderships in its view at @now_ms (monotonic):
+ * its lease, renewed by a request sent less than broker.session.timeout.ms ago, and
+ * after a lapse a view read once the lease was back. False while it may have been
+ * replaced without knowing it: an isolated broker whose lease ran out still leads in
+ * its last view until etcd answers again. Coordinators answer NOT_COORDINATOR then,
+ * rather than serve reads of state a new coordinator may have moved past. True on a
+ * single node (@cluster NULL). */
+bool tl_cluster_leaderships_current(const struct tl_cluster *cluster, int64_t now_ms);
 
 /* Asks the controller side to create a topic: the thread assigns replicas (rack-aware,
  * over the live brokers) and writes the topic key if absent. @done runs on the loop

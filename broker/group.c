@@ -144,7 +144,8 @@ struct tl_groups {
 	struct group *buckets[GROUP_BUCKETS];
 	int32_t count;
 	int64_t next_tick_ms;
-	int64_t next_expiry_ms; /* monotonic: next offsets.retention check */
+	int64_t next_expiry_ms;  /* monotonic: next offsets.retention check */
+	int64_t paused_since_ms; /* 0, or when leaderships stopped being current (see tick) */
 };
 
 /* ---- small helpers ---- */
@@ -549,8 +550,12 @@ static struct tl_groups *req_groups(struct tl_request *req)
 
 /* Is this broker @group_id's coordinator? Always on one node. In cluster mode only while
  * it leads the group's partition of __consumer_offsets, whose groups it loaded when it
- * became leader (tl_groups_on_leadership): NOT_COORDINATOR sends the client back to
- * FindCoordinator; COORDINATOR_NOT_AVAILABLE while the topic does not exist yet. */
+ * became leader (tl_groups_on_leadership), and while that leadership is current: a
+ * broker cut off from etcd past its lease may have been replaced, and its answers
+ * (an OffsetFetch of offsets the new coordinator has since moved on) would send a
+ * consumer back over records a transaction already committed (chaos 914). So
+ * NOT_COORDINATOR sends the client back to FindCoordinator;
+ * COORDINATOR_NOT_AVAILABLE while the topic does not exist yet. */
 static tl_err coordinator_error(const struct tl_groups *groups, struct tl_str group_id)
 {
 	if (!groups->broker->cluster)
@@ -558,7 +563,10 @@ static tl_err coordinator_error(const struct tl_groups *groups, struct tl_str gr
 	const struct tl_partition *p = tl_group_store_partition(groups->store, group_id);
 	if (!p)
 		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
-	return p->role == TL_REPLICA_LEADER ? TL_OK : TL_ERR_NOT_COORDINATOR;
+	if (p->role != TL_REPLICA_LEADER ||
+	    !tl_cluster_leaderships_current(groups->broker->cluster, tl_mono_ms()))
+		return TL_ERR_NOT_COORDINATOR;
+	return TL_OK;
 }
 
 /* Parked requests carry the group and member they wait for. */
@@ -1044,11 +1052,36 @@ static void group_tick(struct tl_groups *groups, struct group *g, int64_t now_ms
 		maybe_complete_join(groups, g);
 }
 
+/* Moves every session and rebalance deadline @paused_ms later. */
+static void groups_resume(struct tl_groups *groups, int64_t paused_ms)
+{
+	for (int b = 0; b < GROUP_BUCKETS; b++)
+		for (struct group *g = groups->buckets[b]; g; g = g->next) {
+			for (struct pending_member *p = g->pending; p; p = p->next)
+				p->expires_ms += paused_ms;
+			for (struct member *m = g->members; m; m = m->next)
+				m->expires_ms += paused_ms;
+			g->rebalance_deadline_ms += paused_ms;
+		}
+}
+
 void tl_groups_tick(struct tl_groups *groups, int64_t now_ms)
 {
 	if (now_ms < groups->next_tick_ms)
 		return;
 	groups->next_tick_ms = now_ms + TICK_INTERVAL_MS;
+	/* While this broker is not sure it still coordinates (no current leaderships), its
+	 * members cannot reach it, so their sessions stand still: no expiry then, and the
+	 * deadlines move on by the pause once it is sure again. */
+	if (!tl_cluster_leaderships_current(groups->broker->cluster, now_ms)) {
+		if (!groups->paused_since_ms)
+			groups->paused_since_ms = now_ms;
+		return;
+	}
+	if (groups->paused_since_ms) {
+		groups_resume(groups, now_ms - groups->paused_since_ms);
+		groups->paused_since_ms = 0;
+	}
 	bool expire = now_ms >= groups->next_expiry_ms;
 	if (expire)
 		groups->next_expiry_ms =

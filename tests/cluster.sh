@@ -17,8 +17,15 @@
 #   TL_CLISTENER1    the listener name on TL_CPORT[i] (default PLAINTEXT; set before
 #                    tl_cluster_start, e.g. SASL_SSL for a cluster with no PLAINTEXT port)
 #   TL_CTALLY_ARGS   array of tally CLI options the helpers pass (security.protocol, ...)
+#   TL_CETCD[i]      broker i's metadata.etcd.endpoints when set (default TL_ETCD); see
+#                    tl_etcd_cuttable
 # Functions:
 #   tl_etcd_start / tl_etcd_kill9 / tl_etcd_restart
+#   tl_etcd_cuttable N                    etcd, and each broker 1..N reaching it through
+#                                         its own forwarder (tests/progs/tcp_cut.py): call
+#                                         before tl_cluster_start
+#   tl_etcd_cut I / tl_etcd_heal I        cut broker I off etcd (clients and the other
+#                                         brokers still reach it) / reconnect it
 #   tl_cluster_start N [tallyd args...]   etcd, then N brokers; waits until each registered
 #   tl_cbroker_start I                    (re)start broker I with the same args
 #   tl_cbroker_kill9 I / tl_cbroker_stop I (SIGTERM; fails unless it exits 0)
@@ -39,6 +46,8 @@ TL_CLISTENER2=${TL_CLISTENER2:-}
 TL_CLISTENER1=${TL_CLISTENER1:-PLAINTEXT}
 [ -n "${TL_CTALLY_ARGS+x}" ] || TL_CTALLY_ARGS=()
 TL_CPID=()
+TL_CETCD=()
+TL_CETCD_CONTROL=
 TL_CARGS=()
 TL_CN=0
 TL_TALLY=$TL_BIN/tally
@@ -69,6 +78,29 @@ tl_etcd_start()
 	export TL_ETCD
 }
 
+tl_etcd_cuttable()
+{
+	local n=$1 i port ports=()
+	tl_etcd_start
+	TL_CETCD_CONTROL=$TL_TMP/etcd-cut
+	for i in $(seq 1 "$n"); do
+		port=$(tl_pick_port) || tl_fail "no free port for an etcd forwarder"
+		ports+=("$port")
+		TL_CETCD[$i]=http://127.0.0.1:$port
+	done
+	python3 "$TL_ROOT/tests/progs/tcp_cut.py" "${TL_ETCD##*:}" "$TL_CETCD_CONTROL" \
+		"${ports[@]}" >>"$TL_TMP/tcp_cut.log" 2>&1 &
+	for port in "${ports[@]}"; do
+		for _ in $(seq 100); do
+			ss -Htln "sport = :$port" | grep -q . && break
+			sleep 0.05
+		done
+	done
+}
+
+tl_etcd_cut() { : >"$TL_CETCD_CONTROL.${TL_CETCD[$1]##*:}"; }
+tl_etcd_heal() { rm -f "$TL_CETCD_CONTROL.${TL_CETCD[$1]##*:}"; }
+
 tl_etcd_kill9()
 {
 	kill -9 "$TL_ETCD_PID" 2>/dev/null || true
@@ -97,7 +129,7 @@ tl_cbroker_start()
 	[ -z "$TL_CLISTENER2" ] || listeners=$listeners,$TL_CLISTENER2://127.0.0.1:${TL_CPORT2[$i]}
 	"$TL_TALLYD" --override "listeners=$listeners" \
 		--override "log.dirs=$TL_TMP/b$i" --override "node.id=$i" \
-		--override "metadata.etcd.endpoints=$TL_ETCD" \
+		--override "metadata.etcd.endpoints=${TL_CETCD[$i]:-$TL_ETCD}" \
 		--override "broker.session.timeout.ms=3000" \
 		--override "replica.lag.time.max.ms=5000" \
 		--override "replica.fetch.backoff.ms=200" \
@@ -122,7 +154,7 @@ tl_cluster_start()
 	TL_CN=$n
 	TL_CARGS=("$@")
 	[ -x "$TL_TALLYD" ] || tl_fail "$TL_TALLYD is missing (make release)"
-	tl_etcd_start
+	tl_pid_alive "$TL_ETCD_PID" || tl_etcd_start
 	TL_BOOTSTRAP=
 	for i in $(seq 1 "$n"); do
 		port=$(tl_pick_port) || tl_fail "no free port"
