@@ -20,7 +20,11 @@
  * allocated blocks (what a log with preallocated, zero-filled segments would do).
  *
  * Network: loopback TCP, @streams sender/receiver thread pairs writing and reading
- * 256 KiB chunks for the given seconds. */
+ * 256 KiB chunks for the given seconds.
+ *
+ * Disk reads (consume): a file written with O_DIRECT and read back with O_DIRECT, in
+ * blocks of tallyd's cold-read chunk, one read at a time: the ceiling of a consume of
+ * data in no cache. Built in (no fio needed): one writer, one reader, no latencies. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -329,6 +333,88 @@ static void disk_builtin(const char *dir, uint64_t block, int jobs, uint64_t byt
 	}
 	free(w);
 	free(all);
+}
+
+/* ---- disk reads ---- */
+
+/* Reads all @n bytes at @offset: 0, or the errno (EIO for a short file). */
+static int pread_all(int fd, void *buf, size_t n, uint64_t offset)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t r = pread(fd, (uint8_t *)buf + done, n - done, (off_t)(offset + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? errno : EIO;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+void tb_disk_read_baseline_run(const char *dir, uint64_t bytes, uint64_t block_bytes, double max_s,
+			       struct tb_disk_read_baseline *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->present = true;
+	tb_strlcpy(out->dir, sizeof(out->dir), dir);
+	uint64_t block = (block_bytes + 4095) / 4096 * 4096;
+	if (block < 4096)
+		block = 4096;
+	out->block_bytes = block;
+	bytes = bytes / block * block;
+	if (bytes < block)
+		bytes = block;
+	char path[700];
+	snprintf(path, sizeof(path), "%s/tally-bench-read.%d", dir, (int)getpid());
+	void *mem = NULL;
+	if (posix_memalign(&mem, 4096, block) != 0) {
+		snprintf(out->error, sizeof(out->error), "out of memory");
+		return;
+	}
+	uint8_t *buf = mem;
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	for (uint64_t i = 0; i < block; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (uint8_t)x;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+	if (fd == -1) {
+		snprintf(out->error, sizeof(out->error), "open %.120s with O_DIRECT: %.60s", path,
+			 strerror(errno));
+		free(buf);
+		return;
+	}
+	(void)fallocate(fd, 0, 0, (off_t)bytes); /* as tallyd's segments; optional */
+	int rc = 0;
+	for (uint64_t off = 0; off < bytes && rc == 0; off += block)
+		rc = pwrite_all(fd, buf, block, off);
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = errno;
+	if (rc != 0) {
+		snprintf(out->error, sizeof(out->error), "writing the file: %s", strerror(rc));
+		goto out;
+	}
+	int64_t start = tb_now_ns();
+	int64_t deadline = start + (int64_t)(max_s * 1e9);
+	while (out->bytes < bytes && tb_now_ns() < deadline) {
+		rc = pread_all(fd, buf, block, out->bytes);
+		if (rc != 0) {
+			snprintf(out->error, sizeof(out->error), "pread: %s", strerror(rc));
+			goto out;
+		}
+		out->bytes += block;
+	}
+	out->seconds = (double)(tb_now_ns() - start) / 1e9;
+	if (out->seconds > 0 && out->bytes > 0) {
+		out->mb_per_s = (double)out->bytes / out->seconds / 1e6;
+		out->ok = true;
+	}
+out:
+	close(fd);
+	unlink(path);
+	free(buf);
 }
 
 void tb_disk_baseline_run(const char *dir, uint64_t block_bytes, int jobs, int copies,

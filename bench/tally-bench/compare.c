@@ -44,8 +44,11 @@ static const struct metric metrics[] = {
 	{"disk fdatasync p99 ms", "baseline.disk.fdatasync_ms.p99", ""},
 	{"group commit p99 ms", "baseline.group_commit.latency_ms.p99", ""},
 	{"loopback MB/s", "baseline.loopback.mb_per_s", ""},
+	{"disk read baseline MB/s", "baseline.disk_read.mb_per_s", ""},
 	{"produce / disk", "ratios.produce_vs_disk", "higher"},
 	{"consume / loopback", "ratios.consume_vs_loopback", "higher"},
+	{"consume / disk read", "ratios.consume_vs_disk_read", "higher"},
+	{"consume / min(loopback, disk read)", "ratios.consume_vs_limit", "higher"},
 	{"produce p99 / fdatasync p99", "ratios.produce_p99_vs_fdatasync_p99", "lower"},
 	{"produce p99 / group commit p99", "ratios.produce_p99_vs_group_commit_p99", "lower"},
 };

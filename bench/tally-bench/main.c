@@ -9,13 +9,17 @@
 
 #include "tb.h"
 
-#define DISK_BASELINE_MIN_BYTES (256ULL << 20)
-#define DISK_BASELINE_MAX_BYTES (16ULL << 30)
-#define NET_BASELINE_S          5.0
-#define DISK_BASELINE_JOBS_MAX  16
-#define DEFAULT_FSYNC_BYTES     (1u << 20)
-#define KNEE_RATE_SHARE         0.95 /* a step keeps up when it achieves this share */
-#define KNEE_P99_FACTOR         5    /* default latency bound: 5x the reference p99 */
+#define DISK_BASELINE_MIN_BYTES      (256ULL << 20)
+#define DISK_BASELINE_MAX_BYTES      (16ULL << 30)
+/* The disk read baseline of consume: tallyd's cold-read chunk (log.c's read-ahead),
+ * and at most this much written first. */
+#define DISK_READ_BLOCK_BYTES        (4ULL << 20)
+#define DISK_READ_BASELINE_MAX_BYTES (4ULL << 30)
+#define NET_BASELINE_S               5.0
+#define DISK_BASELINE_JOBS_MAX       16
+#define DEFAULT_FSYNC_BYTES          (1u << 20)
+#define KNEE_RATE_SHARE              0.95 /* a step keeps up when it achieves this share */
+#define KNEE_P99_FACTOR              5    /* default latency bound: 5x the reference p99 */
 
 volatile sig_atomic_t tb_stop_requested;
 
@@ -393,6 +397,20 @@ static void run_baselines(const struct tb_opts *o, struct tb_report *rep)
 	if (!o->quiet)
 		printf("baseline: loopback TCP, %d stream(s)\n", streams);
 	tb_net_baseline_run(streams, net_s, &rep->net);
+	if (o->mode == TB_MODE_CONSUME) {
+		/* The consume read what the fill wrote: as many bytes, read back cold. */
+		uint64_t read_bytes = rep->fill.produce.total_bytes;
+		if (read_bytes < DISK_BASELINE_MIN_BYTES)
+			read_bytes = DISK_BASELINE_MIN_BYTES;
+		if (read_bytes > DISK_READ_BASELINE_MAX_BYTES)
+			read_bytes = DISK_READ_BASELINE_MAX_BYTES;
+		if (!o->quiet)
+			printf("baseline: disk reads, O_DIRECT, %llu bytes in %llu-byte reads\n",
+			       (unsigned long long)read_bytes,
+			       (unsigned long long)DISK_READ_BLOCK_BYTES);
+		tb_disk_read_baseline_run(dir, read_bytes, DISK_READ_BLOCK_BYTES, disk_s,
+					  &rep->disk_read);
+	}
 	/* Throughput ratios compare peaks: only closed-loop phases have them. */
 	if (r && r->target_rate == 0 && rep->disk.ok && rep->disk.mb_per_s > 0 &&
 	    r->produce.mb_per_s > 0)
@@ -409,6 +427,15 @@ static void run_baselines(const struct tb_opts *o, struct tb_report *rep)
 	if (o->mode == TB_MODE_CONSUME && rep->net.ok && rep->net.mb_per_s > 0 &&
 	    rep->main.consume.present)
 		rep->ratio_consume_vs_loopback = rep->main.consume.mb_per_s / rep->net.mb_per_s;
+	if (o->mode == TB_MODE_CONSUME && rep->disk_read.ok && rep->disk_read.mb_per_s > 0 &&
+	    rep->main.consume.present) {
+		rep->ratio_consume_vs_disk_read =
+			rep->main.consume.mb_per_s / rep->disk_read.mb_per_s;
+		double limit = rep->disk_read.mb_per_s;
+		if (rep->net.ok && rep->net.mb_per_s > 0 && rep->net.mb_per_s < limit)
+			limit = rep->net.mb_per_s;
+		rep->ratio_consume_vs_limit = rep->main.consume.mb_per_s / limit;
+	}
 }
 
 /* ---- main ---- */

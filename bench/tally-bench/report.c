@@ -421,9 +421,20 @@ static void baseline_print(FILE *out, const struct tb_report *rep)
 		fprintf(out,
 			"  ratio produce MB/s / O_DIRECT disk MB/s at the same cadence: %.3f\n",
 			rep->ratio_produce_vs_disk_direct);
+	const struct tb_disk_read_baseline *dr = &rep->disk_read;
+	if (dr->present && dr->ok)
+		fprintf(out, "  disk reads (O_DIRECT, %s reads, one at a time): %.2f MB/s\n",
+			tb_fmt_bytes(a, sizeof(a), (double)dr->block_bytes), dr->mb_per_s);
+	else if (dr->present)
+		fprintf(out, "  disk reads: failed: %s\n", dr->error);
 	if (rep->ratio_consume_vs_loopback > 0)
 		fprintf(out, "  ratio consume MB/s / loopback TCP MB/s: %.3f\n",
 			rep->ratio_consume_vs_loopback);
+	if (rep->ratio_consume_vs_disk_read > 0)
+		fprintf(out,
+			"  ratio consume MB/s / disk read MB/s: %.3f (/ the lower of the two: "
+			"%.3f)\n",
+			rep->ratio_consume_vs_disk_read, rep->ratio_consume_vs_limit);
 	if (rep->ratio_p99_vs_fdatasync_p99 > 0)
 		fprintf(out, "  ratio produce p99 / fdatasync p99: %.2f\n",
 			rep->ratio_p99_vs_fdatasync_p99);
@@ -724,6 +735,18 @@ static void json_baselines(struct tb_jw *w, const struct tb_report *rep)
 		tb_jw_num(w, "mb_per_s", n->mb_per_s);
 		tb_jw_obj_end(w);
 	}
+	const struct tb_disk_read_baseline *dr = &rep->disk_read;
+	if (dr->present) {
+		tb_jw_obj(w, "disk_read");
+		tb_jw_bool(w, "ok", dr->ok);
+		tb_jw_str(w, "error", dr->error[0] ? dr->error : NULL);
+		tb_jw_str(w, "dir", dr->dir);
+		tb_jw_u64(w, "block_bytes", dr->block_bytes);
+		tb_jw_u64(w, "bytes", dr->bytes);
+		tb_jw_num(w, "seconds", dr->seconds);
+		tb_jw_num(w, "mb_per_s", dr->mb_per_s);
+		tb_jw_obj_end(w);
+	}
 	tb_jw_obj_end(w);
 	tb_jw_obj(w, "ratios");
 	if (rep->ratio_produce_vs_disk > 0)
@@ -732,6 +755,10 @@ static void json_baselines(struct tb_jw *w, const struct tb_report *rep)
 		tb_jw_num(w, "produce_vs_disk_direct", rep->ratio_produce_vs_disk_direct);
 	if (rep->ratio_consume_vs_loopback > 0)
 		tb_jw_num(w, "consume_vs_loopback", rep->ratio_consume_vs_loopback);
+	if (rep->ratio_consume_vs_disk_read > 0) {
+		tb_jw_num(w, "consume_vs_disk_read", rep->ratio_consume_vs_disk_read);
+		tb_jw_num(w, "consume_vs_limit", rep->ratio_consume_vs_limit);
+	}
 	if (rep->ratio_p99_vs_fdatasync_p99 > 0)
 		tb_jw_num(w, "produce_p99_vs_fdatasync_p99", rep->ratio_p99_vs_fdatasync_p99);
 	if (rep->ratio_p99_vs_commit_p99 > 0)
@@ -1252,6 +1279,12 @@ static void html_baselines(FILE *f, const struct tb_report *rep)
 	if (rep->ratio_consume_vs_loopback > 0)
 		fprintf(f, "<li><b>consume / loopback = %.3f</b></li>\n",
 			rep->ratio_consume_vs_loopback);
+	if (rep->ratio_consume_vs_disk_read > 0)
+		fprintf(f,
+			"<li>Disk reads (O_DIRECT): %.2f MB/s; <b>consume / disk read = %.3f</b>,"
+			" / the lower of disk read and loopback = %.3f</li>\n",
+			rep->disk_read.mb_per_s, rep->ratio_consume_vs_disk_read,
+			rep->ratio_consume_vs_limit);
 	if (rep->ratio_p99_vs_fdatasync_p99 > 0)
 		fprintf(f, "<li><b>produce p99 / fdatasync p99 = %.2f</b></li>\n",
 			rep->ratio_p99_vs_fdatasync_p99);

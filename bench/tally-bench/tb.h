@@ -236,6 +236,21 @@ struct tb_disk_baseline {
 	char error[256];
 };
 
+/* The disk's sequential read limit, for consume: a file written with O_DIRECT (so in no
+ * cache, as a direct log's older segments are) read back with O_DIRECT reads of
+ * block_bytes (tallyd's cold-read chunk), one after another. What a consumer of data no
+ * longer in memory can get at most, whatever the broker does. */
+struct tb_disk_read_baseline {
+	bool present;
+	bool ok;
+	char dir[512];
+	uint64_t block_bytes;
+	uint64_t bytes; /* read */
+	double seconds;
+	double mb_per_s;
+	char error[256];
+};
+
 /* An ideal broker on this disk: records arrive open loop at the workload's rate and size,
  * are written as they arrive, and are acknowledged when the fdatasync that covers them
  * (and every earlier one) returns, with one fdatasync in flight per file by default (the
@@ -329,10 +344,13 @@ struct tb_report {
 	struct tb_disk_baseline disk_direct; /* the same writers with O_DIRECT */
 	struct tb_commit_baseline commit;    /* open-loop phases only */
 	struct tb_net_baseline net;
+	struct tb_disk_read_baseline disk_read; /* consume mode only */
 	/* ratios, 0 when not computable */
 	double ratio_produce_vs_disk;
 	double ratio_produce_vs_disk_direct;
 	double ratio_consume_vs_loopback;
+	double ratio_consume_vs_disk_read;
+	double ratio_consume_vs_limit; /* against the lower of loopback and disk read */
 	double ratio_p99_vs_fdatasync_p99;
 	double ratio_p99_vs_commit_p99;
 	bool ok;
@@ -498,6 +516,10 @@ void tb_commit_baseline_run(const char *dir, double rate, uint64_t record_bytes,
 			    int syncs_in_flight, bool overwrite, double seconds, double warmup_s,
 			    struct tb_commit_baseline *out);
 void tb_net_baseline_run(int streams, double seconds, struct tb_net_baseline *out);
+/* Writes @bytes (whole @block_bytes) to a file in @dir with O_DIRECT, then times reading
+ * it back with O_DIRECT, for at most @max_s; the file is removed. */
+void tb_disk_read_baseline_run(const char *dir, uint64_t bytes, uint64_t block_bytes, double max_s,
+			       struct tb_disk_read_baseline *out);
 
 /* ---- reports (report.c) ---- */
 void tb_report_print(FILE *out, const struct tb_report *rep);

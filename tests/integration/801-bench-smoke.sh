@@ -70,11 +70,13 @@ tl_stop_broker
 
 tl_log "consume with a tallyd started by tally-bench"
 timeout 120 "$bench" consume --tallyd "$TL_BIN/tallyd" --data-dir "$TL_TMP" --fill 8m \
-	-s 1k -l smoke-consume --json "$TL_TMP/consume.json" --html "$TL_TMP/consume.html" \
-	>"$TL_TMP/consume.out" 2>&1 ||
+	-s 1k -l smoke-consume --baseline --baseline-time 500ms --json "$TL_TMP/consume.json" \
+	--html "$TL_TMP/consume.html" >"$TL_TMP/consume.out" 2>&1 ||
 	{ cat "$TL_TMP/consume.out" >&2; tl_fail "tally-bench consume failed"; }
 json_ok "$TL_TMP/consume.json" fill.produce.mb_per_s consume.records_per_s fill.broker.fdatasyncs \
-	fill.broker.fdatasync_ms.p99 fill.broker.write_ms.max fill.broker.produce_request_ms.p99
+	fill.broker.fdatasync_ms.p99 fill.broker.write_ms.max fill.broker.produce_request_ms.p99 \
+	baseline.loopback.mb_per_s baseline.disk_read.mb_per_s ratios.consume_vs_loopback \
+	ratios.consume_vs_disk_read ratios.consume_vs_limit
 html_ok "$TL_TMP/consume.html"
 if ls -d "$TL_TMP"/tally-bench.* >/dev/null 2>&1; then
 	tl_fail "tally-bench left its broker's data behind"
