@@ -51,6 +51,13 @@
  *   rawproto BROKER metadata TOPIC VERSION   one Metadata request at VERSION (1..12) for
  *                                            TOPIC; prints "broker ID HOST:PORT" for each
  *                                            broker, then "partition I leader L error E"
+ *   rawproto BROKER hold-member GROUP SESSION_MS SECONDS
+ *                                            joins GROUP on BROKER (its coordinator) as
+ *                                            its one member and heartbeats every 500 ms
+ *                                            for SECONDS: NOT_COORDINATOR is counted and
+ *                                            waited out, any other error fails (the
+ *                                            member's session was lost); prints
+ *                                            "heartbeats ok N not-coordinator M"
  *   rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR]
  *                                           seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -1267,6 +1274,141 @@ static int run_txn_offsets_open(const char *topic, const char *txn_id, const cha
 		    txn_offset_commit_as(&c, txn_id, pid, epoch, group, topic, 3, "", 4),
 		    TL_ERR_ILLEGAL_GENERATION);
 	printf("%" PRId64 " %d\n", pid, epoch);
+	client_close(&c);
+	return 0;
+}
+
+/* JoinGroup v5 of @group as @member ("" first: the coordinator answers
+ * MEMBER_ID_REQUIRED with the id to use); returns the error code, the generation and
+ * the member id (copied into @member_out). */
+static int16_t hold_join(struct client *c, const char *group, const char *member,
+			 int32_t session_ms, int32_t *generation, char *member_out, size_t size)
+{
+	static const uint8_t meta[] = {0,   0,   0,   0,   0,    1,    0,    4,
+				       'h', 'e', 'l', 'd', 0xff, 0xff, 0xff, 0xff};
+	struct tl_join_group_request_join_group_request_protocol jp;
+	tl_join_group_request_join_group_request_protocol_defaults(&jp);
+	jp.name = tl_str_of("range");
+	jp.metadata.ptr = meta;
+	jp.metadata.len = (int32_t)sizeof(meta);
+	struct tl_join_group_request jg;
+	tl_join_group_request_defaults(&jg);
+	jg.group_id = tl_str_of(group);
+	jg.session_timeout_ms = session_ms;
+	jg.rebalance_timeout_ms = session_ms;
+	jg.member_id = tl_str_of(member);
+	jg.group_instance_id.ptr = NULL;
+	jg.group_instance_id.len = -1;
+	jg.protocol_type = tl_str_of("consumer");
+	jg.protocols_count = 1;
+	jg.protocols = &jp;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_JOIN_GROUP, 5);
+	tl_join_group_request_encode(&frame, 5, &jg);
+	if (!request_send(c, &frame))
+		fail("JoinGroup: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct raw_reply r;
+	reply_must(c, TL_API_JOIN_GROUP, 5, corr, &r);
+	struct tl_join_group_response resp;
+	decoded(tl_join_group_response_decode(&r.body, 5, &r.arena, &resp), &r, "JoinGroup");
+	*generation = resp.generation_id;
+	snprintf(member_out, size, "%.*s", resp.member_id.len > 0 ? (int)resp.member_id.len : 0,
+		 resp.member_id.ptr ? resp.member_id.ptr : "");
+	int16_t code = resp.error_code;
+	raw_reply_free(&r);
+	return code;
+}
+
+static int16_t hold_request(struct client *c, int16_t key, const char *group, const char *member,
+			    int32_t generation)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr;
+	if (key == TL_API_SYNC_GROUP) {
+		struct tl_sync_group_request sg;
+		tl_sync_group_request_defaults(&sg);
+		sg.group_id = tl_str_of(group);
+		sg.generation_id = generation;
+		sg.member_id = tl_str_of(member);
+		sg.group_instance_id.ptr = NULL;
+		sg.group_instance_id.len = -1;
+		sg.protocol_type = tl_str_of("consumer");
+		sg.protocol_name = tl_str_of("range");
+		corr = request_begin(c, &frame, TL_API_SYNC_GROUP, 5);
+		tl_sync_group_request_encode(&frame, 5, &sg);
+	} else {
+		struct tl_heartbeat_request hb;
+		tl_heartbeat_request_defaults(&hb);
+		hb.group_id = tl_str_of(group);
+		hb.generation_id = generation;
+		hb.member_id = tl_str_of(member);
+		hb.group_instance_id.ptr = NULL;
+		hb.group_instance_id.len = -1;
+		corr = request_begin(c, &frame, TL_API_HEARTBEAT, 4);
+		tl_heartbeat_request_encode(&frame, 4, &hb);
+	}
+	if (!request_send(c, &frame))
+		fail("group request: connection closed while sending");
+	tl_buf_deinit(&frame);
+	struct raw_reply r;
+	int16_t code;
+	if (key == TL_API_SYNC_GROUP) {
+		reply_must(c, TL_API_SYNC_GROUP, 5, corr, &r);
+		struct tl_sync_group_response resp;
+		decoded(tl_sync_group_response_decode(&r.body, 5, &r.arena, &resp), &r,
+			"SyncGroup");
+		code = resp.error_code;
+	} else {
+		reply_must(c, TL_API_HEARTBEAT, 4, corr, &r);
+		struct tl_heartbeat_response resp;
+		decoded(tl_heartbeat_response_decode(&r.body, 4, &r.arena, &resp), &r, "Heartbeat");
+		code = resp.error_code;
+	}
+	raw_reply_free(&r);
+	return code;
+}
+
+/* One member that keeps its session across a time its coordinator cannot vouch for
+ * itself (etcd away: NOT_COORDINATOR): the sessions stand still meanwhile, so when the
+ * coordinator answers again the member is still there (stop 33). */
+static int run_hold_member(const char *group, int32_t session_ms, int32_t seconds)
+{
+	struct client c;
+	client_open(&c);
+	char member[256] = "";
+	int32_t generation = -1;
+	int16_t code = TL_ERR_NOT_COORDINATOR;
+	for (int attempt = 0; attempt < 100 && code != 0; attempt++) {
+		code = hold_join(&c, group, member, session_ms, &generation, member,
+				 sizeof(member));
+		if (code == TL_ERR_MEMBER_ID_REQUIRED)
+			continue;
+		if (code == TL_ERR_NOT_COORDINATOR || code == TL_ERR_COORDINATOR_NOT_AVAILABLE ||
+		    code == TL_ERR_COORDINATOR_LOAD_IN_PROGRESS)
+			usleep(200 * 1000);
+		else if (code != 0)
+			fail("JoinGroup: error code %d (%s)", code, tl_err_name((tl_err)code));
+	}
+	expect_code("JoinGroup", code, 0);
+	expect_code("SyncGroup", hold_request(&c, TL_API_SYNC_GROUP, group, member, generation), 0);
+	int64_t ok = 0, refused = 0;
+	int64_t end = tl_mono_ms() + (int64_t)seconds * 1000;
+	while (tl_mono_ms() < end) {
+		code = hold_request(&c, TL_API_HEARTBEAT, group, member, generation);
+		if (code == 0)
+			ok++;
+		else if (code == TL_ERR_NOT_COORDINATOR)
+			refused++;
+		else
+			fail("Heartbeat after %" PRId64 " ok and %" PRId64
+			     " NOT_COORDINATOR: error code %d (%s): the member lost its session",
+			     ok, refused, code, tl_err_name((tl_err)code));
+		usleep(500 * 1000);
+	}
+	printf("heartbeats ok %" PRId64 " not-coordinator %" PRId64 "\n", ok, refused);
 	client_close(&c);
 	return 0;
 }
@@ -2731,6 +2873,11 @@ int main(int argc, char **argv)
 		return run_txn_offsets_commit(argv[3], argv[4], argv[5], strtoll(argv[6], NULL, 10),
 					      (int16_t)strtol(argv[7], NULL, 10));
 	}
+	if (argc >= 6 && strcmp(argv[2], "hold-member") == 0) {
+		broker_addr = argv[1];
+		return run_hold_member(argv[3], (int32_t)strtol(argv[4], NULL, 10),
+				       (int32_t)strtol(argv[5], NULL, 10));
+	}
 	if (argc >= 4 && strcmp(argv[2], "describe-broker") == 0) {
 		broker_addr = argv[1];
 		return run_describe_broker(argv[3]);
@@ -2785,6 +2932,7 @@ int main(int argc, char **argv)
 		"       rawproto BROKER txn-open TOPIC TXN_ID      (prints PID EPOCH)\n"
 		"       rawproto BROKER txn-fenced TOPIC TXN_ID PID EPOCH\n"
 		"       rawproto BROKER txn-offsets-open TOPIC TXN_ID GROUP  (prints PID EPOCH)\n"
+		"       rawproto BROKER hold-member GROUP SESSION_MS SECONDS\n"
 		"       rawproto BROKER txn-offsets-commit TOPIC TXN_ID GROUP PID EPOCH\n"
 		"       rawproto BROKER badinput [SEED]\n"
 		"       rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR] (fuzz corpus seeds)\n");
