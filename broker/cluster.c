@@ -136,6 +136,8 @@ struct tl_cluster {
 	struct model model;
 	int64_t last_keepalive_ms;
 	int64_t catch_up_revision; /* after a lapse: publish once the model is this new */
+	bool relist;       /* after a lapse: read the whole prefix again (the watch may lag) */
+	bool unregistered; /* a lease granted again whose brokers/<id> key is not written yet */
 	int64_t next_rebalance_ms;
 	bool reclaimed;    /* leaderships left from a previous incarnation got a new epoch */
 	bool store_down;   /* the last round failed: said once, not every round */
@@ -594,9 +596,12 @@ static bool broker_alive(void *ctx, int32_t id)
 
 /* ---- thread: writes ---- */
 
+static void lease_touch(struct tl_cluster *c);
+
 static tl_err partition_cas(struct tl_cluster *c, const char *topic, int32_t index,
 			    int64_t expected, const struct tl_repl_state *state, bool *swapped)
 {
+	lease_touch(c); /* a round may write many partitions */
 	char key[KEY_MAX], value[256];
 	snprintf(key, sizeof(key), "%s/partitions/%s/%d", c->prefix, topic, index);
 	int len = tl_repl_state_encode(state, value, sizeof(value));
@@ -1407,7 +1412,10 @@ static tl_err lease_renewed(struct tl_cluster *c, int64_t sent_ms, int64_t revis
 		tl_info("cluster: lease renewed after a lapse, leaderships trusted again from "
 			"revision %" PRId64 " node_id=%d",
 			revision, c->self);
+		/* @revision counts every key of the store; only a list moves the model to it
+		 * for sure (the watch sees only this prefix). */
 		c->catch_up_revision = revision;
+		c->relist = true;
 		atomic_store(&c->current_from_revision, revision);
 	}
 	c->last_keepalive_ms = sent_ms;
@@ -1418,27 +1426,47 @@ static tl_err lease_renewed(struct tl_cluster *c, int64_t sent_ms, int64_t revis
 static tl_err lease_renew(struct tl_cluster *c)
 {
 	int64_t now = tl_mono_ms();
-	if (now - c->last_keepalive_ms < c->lease_ttl_ms / 3)
+	if (!c->unregistered && now - c->last_keepalive_ms < c->lease_ttl_ms / 3)
 		return TL_OK;
 	int64_t revision = 0;
-	tl_err err = tl_meta_lease_keepalive(c->meta, c->lease, NULL, &revision);
-	if (err == TL_OK)
-		return lease_renewed(c, now, revision, false);
-	if (err != TL_ERR_NOT_FOUND)
-		return err;
-	/* Expired (etcd was away longer than the TTL): the controller may have moved our
-	 * leaderships already. Register again; the views tell the rest. */
-	tl_warn("cluster: lease expired, registering again node_id=%d", c->self);
-	err = tl_meta_lease_grant(c->meta, (c->lease_ttl_ms + 999) / 1000, &c->lease);
-	if (err != TL_OK)
-		return err;
+	tl_err err;
+	if (!c->unregistered) {
+		err = tl_meta_lease_keepalive(c->meta, c->lease, NULL, &revision);
+		if (err == TL_OK)
+			return lease_renewed(c, now, revision, false);
+		if (err != TL_ERR_NOT_FOUND)
+			return err;
+		/* Expired (etcd was away longer than the TTL): the controller may have moved
+		 * our leaderships already. Register again; the views tell the rest. */
+		tl_warn("cluster: lease expired, registering again node_id=%d", c->self);
+		err = tl_meta_lease_grant(c->meta, (c->lease_ttl_ms + 999) / 1000, &c->lease);
+		if (err != TL_OK)
+			return err;
+		c->unregistered = true;
+	}
 	char key[KEY_MAX];
 	snprintf(key, sizeof(key), "%s/brokers/%d", c->prefix, c->self);
 	err = tl_meta_put(c->meta, key, c->registration, strlen(c->registration), c->lease,
 			  &revision);
+	if (err == TL_ERR_NOT_FOUND)
+		c->unregistered = false; /* that lease ran out too: the next round grants one */
 	if (err != TL_OK)
-		return err;
+		return err; /* the next round writes the key again, not just renews the lease */
+	c->unregistered = false;
 	return lease_renewed(c, now, revision, true);
+}
+
+/* Renews the lease from inside a long round (the controller's elections, a topic's
+ * partitions) once a third of its TTL has passed, so that a slow round does not look
+ * like a lapse. Expiry and registration are left to the round's start (lease_renew). */
+static void lease_touch(struct tl_cluster *c)
+{
+	int64_t now = tl_mono_ms();
+	if (c->unregistered || now - c->last_keepalive_ms < c->lease_ttl_ms / 3)
+		return;
+	int64_t revision = 0;
+	if (tl_meta_lease_keepalive(c->meta, c->lease, NULL, &revision) == TL_OK)
+		(void)lease_renewed(c, now, revision, false);
 }
 
 static struct command *commands_take(struct tl_cluster *c)
@@ -1548,6 +1576,8 @@ static void *thread_main(void *arg)
 			need_list = false;
 		if (err == TL_OK)
 			err = lease_renew(c);
+		if (err == TL_OK && c->relist && (err = model_load(c)) == TL_OK)
+			c->relist = false;
 		if (err == TL_OK)
 			err = campaign(c);
 		/* One view of the model per round serves the commands, the controller and the

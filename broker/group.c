@@ -2140,13 +2140,13 @@ static void txn_commit_durable(void *ctx, tl_err err)
 		txn_commit_respond(req, st);
 }
 
-/* The group-side check of KIP-447 (v3+), as Kafka's coordinator makes it: a copier's
- * commit names its member and generation, so a zombie member of an older generation is
- * refused, and so is a member this coordinator does not know - also when it holds no
- * such group or an Empty one: that member joined elsewhere (a coordinator since
- * replaced, whose membership record never reached this one), and its consumer may
- * still read that coordinator's offsets. A producer outside the group (no member id,
- * generation -1) is not checked. */
+/* The group-side check of KIP-447 (v3+), as Kafka's coordinator (3.x,
+ * GroupCoordinator.doTxnCommitOffsets) makes it: a static member's instance id held by
+ * another member id is fenced; a named member must be one this coordinator knows - also
+ * when it holds no such group or an Empty one: that member joined elsewhere (a
+ * coordinator since replaced, whose membership record never reached this one), and its
+ * consumer may still read that coordinator's offsets; a generation (>= 0) must be the
+ * group's. A producer outside the group (no member id, generation -1) is not checked. */
 static tl_err txn_commit_check(struct tl_request *req, struct group *g,
 			       const struct tl_txn_offset_commit_request *msg)
 {
@@ -2154,9 +2154,12 @@ static tl_err txn_commit_check(struct tl_request *req, struct group *g,
 					   msg->producer_id, msg->producer_epoch, msg->group_id);
 	if (err != TL_OK || req->header.api_version < 3)
 		return err;
-	if (msg->member_id.len > 0 &&
-	    !member_lookup(g, msg->member_id, msg->group_instance_id, &err))
-		return err;
+	const struct member *by_instance =
+		g ? member_find_instance(g, msg->group_instance_id) : NULL;
+	if (by_instance && !ostr_eq(by_instance->id, msg->member_id))
+		return TL_ERR_FENCED_INSTANCE_ID;
+	if (msg->member_id.len > 0 && !(g && member_find(g, msg->member_id)))
+		return TL_ERR_UNKNOWN_MEMBER_ID;
 	int32_t generation = g ? g->generation_id : 0; /* Kafka's new group starts at 0 */
 	if (msg->generation_id >= 0 && msg->generation_id != generation)
 		return TL_ERR_ILLEGAL_GENERATION;

@@ -80,7 +80,8 @@ tl_etcd_start()
 
 tl_etcd_cuttable()
 {
-	local n=$1 i port ports=()
+	local n=$1 i port ports=() up
+	tl_require_cmd python3 ss
 	tl_etcd_start
 	TL_CETCD_CONTROL=$TL_TMP/etcd-cut
 	for i in $(seq 1 "$n"); do
@@ -91,10 +92,12 @@ tl_etcd_cuttable()
 	python3 "$TL_ROOT/tests/progs/tcp_cut.py" "${TL_ETCD##*:}" "$TL_CETCD_CONTROL" \
 		"${ports[@]}" >>"$TL_TMP/tcp_cut.log" 2>&1 &
 	for port in "${ports[@]}"; do
+		up=0
 		for _ in $(seq 100); do
-			ss -Htln "sport = :$port" | grep -q . && break
+			ss -Htln "sport = :$port" | grep -q . && up=1 && break
 			sleep 0.05
 		done
+		[ $up = 1 ] || tl_fail "the etcd forwarder does not listen on $port: $(tail -3 "$TL_TMP/tcp_cut.log")"
 	done
 }
 

@@ -69,11 +69,12 @@ tl_log "(1) broker $c coordinates the group; committed 3"
 
 tl_etcd_cut "$c"
 deadline=$(($(date +%s) + 30))
-while [ "$(tl_cluster_leader __consumer_offsets 0)" = "$c" ]; do
+new=
+while [ -z "$new" ] || [ "$new" = "$c" ]; do
 	[ "$(date +%s)" -lt "$deadline" ] || tl_fail "the offsets partition did not move off broker $c"
 	sleep 0.2
+	new=$(tl_cluster_leader __consumer_offsets 0)
 done
-new=$(tl_cluster_leader __consumer_offsets 0)
 tl_log "(2) broker $c cut off etcd; broker $new leads __consumer_offsets-0 now"
 
 seek 7 "$others"

@@ -57,7 +57,9 @@
  *                                            for SECONDS: NOT_COORDINATOR is counted and
  *                                            waited out, any other error fails (the
  *                                            member's session was lost); prints
- *                                            "heartbeats ok N not-coordinator M"
+ *                                            "heartbeats ok N not-coordinator M
+ *                                            ok-after K" (K: answered after the last
+ *                                            refusal)
  *   rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR]
  *                                           seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -1394,21 +1396,24 @@ static int run_hold_member(const char *group, int32_t session_ms, int32_t second
 	}
 	expect_code("JoinGroup", code, 0);
 	expect_code("SyncGroup", hold_request(&c, TL_API_SYNC_GROUP, group, member, generation), 0);
-	int64_t ok = 0, refused = 0;
+	int64_t ok = 0, refused = 0, ok_after = 0; /* ok_after: answered since the last refusal */
 	int64_t end = tl_mono_ms() + (int64_t)seconds * 1000;
 	while (tl_mono_ms() < end) {
 		code = hold_request(&c, TL_API_HEARTBEAT, group, member, generation);
-		if (code == 0)
+		if (code == 0) {
 			ok++;
-		else if (code == TL_ERR_NOT_COORDINATOR)
+			ok_after++;
+		} else if (code == TL_ERR_NOT_COORDINATOR) {
 			refused++;
-		else
+			ok_after = 0;
+		} else
 			fail("Heartbeat after %" PRId64 " ok and %" PRId64
 			     " NOT_COORDINATOR: error code %d (%s): the member lost its session",
 			     ok, refused, code, tl_err_name((tl_err)code));
 		usleep(500 * 1000);
 	}
-	printf("heartbeats ok %" PRId64 " not-coordinator %" PRId64 "\n", ok, refused);
+	printf("heartbeats ok %" PRId64 " not-coordinator %" PRId64 " ok-after %" PRId64 "\n", ok,
+	       refused, ok_after);
 	client_close(&c);
 	return 0;
 }

@@ -57,7 +57,7 @@ def main():
                 port = key.data[1]
                 try:
                     client, _ = sock.accept()
-                except BlockingIOError:
+                except OSError:  # EAGAIN, ECONNABORTED, EMFILE: the client retries
                     continue
                 if is_cut(port):
                     client.close()
