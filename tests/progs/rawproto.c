@@ -276,6 +276,17 @@ static void reply_must(struct client *c, int16_t key, int16_t version, int32_t c
 		fail("api %d v%d: no answer within %d ms", key, version, IO_TIMEOUT_MS);
 }
 
+/* Sends the request in @frame (begun with request_begin, which gave @correlation_id),
+ * frees it and waits for its answer; fails the run naming @what if either goes wrong. */
+static void roundtrip(struct client *c, struct tl_buf *frame, int16_t key, int16_t version,
+		      int32_t correlation_id, const char *what, struct raw_reply *r)
+{
+	if (!request_send(c, frame))
+		fail("%s: connection closed while sending", what);
+	tl_buf_deinit(frame);
+	reply_must(c, key, version, correlation_id, r);
+}
+
 static void decoded(tl_err err, const struct raw_reply *r, const char *what)
 {
 	if (err != TL_OK)
@@ -353,11 +364,8 @@ static int16_t create_topic(struct client *c, const char *name, int32_t partitio
 	tl_buf_init(&frame);
 	int32_t corr = request_begin(c, &frame, TL_API_CREATE_TOPICS, 7);
 	tl_create_topics_request_encode(&frame, 7, &msg);
-	if (!request_send(c, &frame))
-		fail("CreateTopics: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_CREATE_TOPICS, 7, corr, &r);
+	roundtrip(c, &frame, TL_API_CREATE_TOPICS, 7, corr, "CreateTopics", &r);
 	struct tl_create_topics_response resp;
 	decoded(tl_create_topics_response_decode(&r.body, 7, &r.arena, &resp), &r, "CreateTopics");
 	if (resp.topics_count != 1)
@@ -381,11 +389,8 @@ static void init_producer_id_for(struct client *c, const char *txn_id, int32_t t
 	tl_buf_init(&frame);
 	int32_t corr = raw_encode_init_producer_id(&frame, &c->correlation_id, "rawproto", 4,
 						   txn_id, timeout_ms);
-	if (!request_send(c, &frame))
-		fail("InitProducerId: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_INIT_PRODUCER_ID, 4, corr, &r);
+	roundtrip(c, &frame, TL_API_INIT_PRODUCER_ID, 4, corr, "InitProducerId", &r);
 	struct tl_init_producer_id_response resp;
 	decoded(tl_init_producer_id_response_decode(&r.body, 4, &r.arena, &resp), &r,
 		"InitProducerId");
@@ -1030,11 +1035,8 @@ static void add_partition_to_txn(struct client *c, const char *txn_id, int64_t p
 	tl_buf_init(&frame);
 	int32_t corr = request_begin(c, &frame, TL_API_ADD_PARTITIONS_TO_TXN, 3);
 	tl_add_partitions_to_txn_request_encode(&frame, 3, &msg);
-	if (!request_send(c, &frame))
-		fail("AddPartitionsToTxn: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_ADD_PARTITIONS_TO_TXN, 3, corr, &r);
+	roundtrip(c, &frame, TL_API_ADD_PARTITIONS_TO_TXN, 3, corr, "AddPartitionsToTxn", &r);
 	struct tl_add_partitions_to_txn_response resp;
 	decoded(tl_add_partitions_to_txn_response_decode(&r.body, 3, &r.arena, &resp), &r,
 		"AddPartitionsToTxn");
@@ -1061,11 +1063,8 @@ static int16_t end_txn(struct client *c, const char *txn_id, int64_t pid, int16_
 	tl_buf_init(&frame);
 	int32_t corr = request_begin(c, &frame, TL_API_END_TXN, 3);
 	tl_end_txn_request_encode(&frame, 3, &msg);
-	if (!request_send(c, &frame))
-		fail("EndTxn: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_END_TXN, 3, corr, &r);
+	roundtrip(c, &frame, TL_API_END_TXN, 3, corr, "EndTxn", &r);
 	struct tl_end_txn_response resp;
 	decoded(tl_end_txn_response_decode(&r.body, 3, &r.arena, &resp), &r, "EndTxn");
 	int16_t code = resp.error_code;
@@ -1089,11 +1088,8 @@ static void expect_fetch_stops_at_lso(struct client *c, const char *topic)
 	fetch_isolation = 1;
 	int32_t corr = encode_fetch(c, &frame, 12, topic, 0, 0, 0);
 	fetch_isolation = 0;
-	if (!request_send(c, &frame))
-		fail("Fetch: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_FETCH, 12, corr, &r);
+	roundtrip(c, &frame, TL_API_FETCH, 12, corr, "Fetch", &r);
 	struct tl_fetch_response resp;
 	decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
 	if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
@@ -1191,11 +1187,8 @@ static int16_t add_offsets_to_txn(struct client *c, const char *txn_id, int64_t 
 	tl_buf_init(&frame);
 	int32_t corr = request_begin(c, &frame, TL_API_ADD_OFFSETS_TO_TXN, 3);
 	tl_add_offsets_to_txn_request_encode(&frame, 3, &msg);
-	if (!request_send(c, &frame))
-		fail("AddOffsetsToTxn: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_ADD_OFFSETS_TO_TXN, 3, corr, &r);
+	roundtrip(c, &frame, TL_API_ADD_OFFSETS_TO_TXN, 3, corr, "AddOffsetsToTxn", &r);
 	struct tl_add_offsets_to_txn_response resp;
 	decoded(tl_add_offsets_to_txn_response_decode(&r.body, 3, &r.arena, &resp), &r,
 		"AddOffsetsToTxn");
@@ -1233,11 +1226,8 @@ static int16_t txn_offset_commit_as(struct client *c, const char *txn_id, int64_
 	tl_buf_init(&frame);
 	int32_t corr = request_begin(c, &frame, TL_API_TXN_OFFSET_COMMIT, 3);
 	tl_txn_offset_commit_request_encode(&frame, 3, &msg);
-	if (!request_send(c, &frame))
-		fail("TxnOffsetCommit: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_TXN_OFFSET_COMMIT, 3, corr, &r);
+	roundtrip(c, &frame, TL_API_TXN_OFFSET_COMMIT, 3, corr, "TxnOffsetCommit", &r);
 	struct tl_txn_offset_commit_response resp;
 	decoded(tl_txn_offset_commit_response_decode(&r.body, 3, &r.arena, &resp), &r,
 		"TxnOffsetCommit");
@@ -1308,11 +1298,8 @@ static int16_t hold_join(struct client *c, const char *group, const char *member
 	tl_buf_init(&frame);
 	int32_t corr = request_begin(c, &frame, TL_API_JOIN_GROUP, 5);
 	tl_join_group_request_encode(&frame, 5, &jg);
-	if (!request_send(c, &frame))
-		fail("JoinGroup: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_JOIN_GROUP, 5, corr, &r);
+	roundtrip(c, &frame, TL_API_JOIN_GROUP, 5, corr, "JoinGroup", &r);
 	struct tl_join_group_response resp;
 	decoded(tl_join_group_response_decode(&r.body, 5, &r.arena, &resp), &r, "JoinGroup");
 	*generation = resp.generation_id;
@@ -1502,11 +1489,8 @@ static int16_t list_offsets_one(struct client *c, const char *topic, int64_t tim
 	tl_buf_init(&frame);
 	int32_t corr = request_begin(c, &frame, TL_API_LIST_OFFSETS, 8);
 	tl_list_offsets_request_encode(&frame, 8, &msg);
-	if (!request_send(c, &frame))
-		fail("ListOffsets: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_LIST_OFFSETS, 8, corr, &r);
+	roundtrip(c, &frame, TL_API_LIST_OFFSETS, 8, corr, "ListOffsets", &r);
 	struct tl_list_offsets_response resp;
 	decoded(tl_list_offsets_response_decode(&r.body, 8, &r.arena, &resp), &r, "ListOffsets");
 	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
@@ -1571,11 +1555,8 @@ static int16_t fetch_with_epoch(struct client *c, const char *topic, int32_t lea
 	fetch_leader_epoch = leader_epoch;
 	int32_t corr = encode_fetch(c, &frame, 12, topic, 0, 0, 0);
 	fetch_leader_epoch = -1;
-	if (!request_send(c, &frame))
-		fail("Fetch: connection closed while sending");
-	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(c, TL_API_FETCH, 12, corr, &r);
+	roundtrip(c, &frame, TL_API_FETCH, 12, corr, "Fetch", &r);
 	struct tl_fetch_response resp;
 	decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
 	expect_code("Fetch", resp.error_code, 0);
