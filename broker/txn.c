@@ -1264,6 +1264,15 @@ void tl_handle_end_txn(struct tl_request *req, struct tl_cursor *body)
 				   msg.committed ? TL_TXN_EV_COMMIT : TL_TXN_EV_ABORT);
 	if (step.err != TL_OK || !step.change) {
 		/* Also a retry of the decision just completed: it succeeds again. */
+		/* Said at info, as Kafka's coordinator logs an invalid transition: mostly
+		 * librdkafka's abort racing its own AddPartitionsToTxn retry (its issue
+		 * 4849: EndTxn(abort) while the coordinator still holds the last commit). */
+		if (step.err == TL_ERR_INVALID_TXN_STATE)
+			tl_info("txn: EndTxn refused id=%s producer_id=%" PRId64 " epoch=%d "
+				"decision=%s state=%s partitions=%u: INVALID_TXN_STATE",
+				txn->id, txn->producer_id, txn->epoch,
+				msg.committed ? "commit" : "abort", tl_txn_state_name(txn->state),
+				txn->partition_count);
 		simple_error_respond(req, step.err);
 		return;
 	}
