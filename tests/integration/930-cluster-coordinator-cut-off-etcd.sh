@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A group coordinator cut off from etcd, while clients and the other brokers still reach
 # it (chaos 914, stop 32: a broker isolated and healed; before it heard that its lease
-# had run out, it answered a copier's OffsetFetch from the group it still held, an
-# offset three transactional commits older than the new coordinator's, and the copier
+# had run out, it answered a copier's OffsetFetch from the group it still held - no
+# offset, where the new coordinator had four transactional commits - and the copier
 # copied those records again). A broker whose lease may have lapsed must not act as
 # coordinator: the controller may have given its partitions to another broker, which
 # takes commits it never sees.
