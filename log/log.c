@@ -612,6 +612,15 @@ static void close_later(int fd, bool shrink)
 		close(fd);
 }
 
+/* A segment's descriptor (-1: none): a gone segment's through the closer. */
+static void close_segment_fd(int fd, bool gone, bool shrink)
+{
+	if (gone)
+		close_later(fd, shrink);
+	else if (fd != -1)
+		close(fd);
+}
+
 uint64_t tl_log_closes_handed(void)
 {
 	return atomic_load(&closer.handed);
@@ -724,17 +733,10 @@ static void segment_put(struct tl_log_segment *segment)
 	TL_ASSERT(segment->refs > 0);
 	if (--segment->refs > 0)
 		return;
-	if (segment->gone) {
-		close_later(segment->fd, true); /* before the others: one of them may be last */
-		close_later(segment->dio_fd, false);
-		close_later(segment->dio_read_fd, false);
-	} else {
-		close(segment->fd);
-		if (segment->dio_fd != -1)
-			close(segment->dio_fd);
-		if (segment->dio_read_fd != -1)
-			close(segment->dio_read_fd);
-	}
+	/* The read-write descriptor first: one of the others may be the file's last. */
+	close_segment_fd(segment->fd, segment->gone, true);
+	close_segment_fd(segment->dio_fd, segment->gone, false);
+	close_segment_fd(segment->dio_read_fd, segment->gone, false);
 	free(segment->index);
 	free(segment->timeindex);
 	free(segment);
@@ -939,6 +941,14 @@ static void segment_unlink(struct tl_log *log, int64_t base_offset)
 	segment_name(name, base_offset, ".log");
 	unlinkat(log->dir_fd, name, 0);
 	segment_unlink_indexes(log, base_offset);
+}
+
+/* Unlinks @segment's files; its descriptors go to the closer once its last reference
+ * drops (segment_put). */
+static void segment_delete(struct tl_log *log, struct tl_log_segment *segment)
+{
+	segment_unlink(log, segment->base_offset);
+	segment->gone = true;
 }
 
 /* Loads and checks a sealed segment's index files against its file of @file_bytes: whole
@@ -3490,8 +3500,7 @@ static tl_err log_cut(struct tl_log *log, int64_t new_end)
 {
 	uint32_t keep = segment_index_for(log, new_end);
 	for (uint32_t i = log->segment_count; i-- > keep + 1;) {
-		segment_unlink(log, log->segments[i]->base_offset);
-		log->segments[i]->gone = true;
+		segment_delete(log, log->segments[i]);
 		segment_put(log->segments[i]);
 		log->segment_count--;
 	}
@@ -3625,8 +3634,7 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
 	}
 	while (log->segment_count > 0) {
 		struct tl_log_segment *segment = log->segments[log->segment_count - 1];
-		segment_unlink(log, segment->base_offset);
-		segment->gone = true;
+		segment_delete(log, segment);
 		segment_put(segment);
 		log->segment_count--;
 	}
@@ -4537,8 +4545,7 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 		tl_info("log: retention deletes segment dir=%s segment=%s bytes=%" PRId64, log->dir,
 			name, segment->bytes);
 		total -= segment->bytes;
-		segment_unlink(log, segment->base_offset);
-		segment->gone = true;
+		segment_delete(log, segment);
 		memmove(log->segments, log->segments + 1,
 			(log->segment_count - 1) * sizeof(*log->segments));
 		log->segment_count--;
