@@ -127,7 +127,7 @@ struct tl_cluster {
 	struct tl_cluster_view *view; /* the loop's current view */
 
 	/* Written by the thread, read by the loop (tl_cluster_leaderships_current), in this
-	 * order: a lapse's revision before the renewed lease. */
+	 * order: a lapse's fence before the renewed lease. */
 	_Atomic int64_t current_from_revision; /* after a lapse: the view to wait for */
 	_Atomic int64_t
 		lease_until_ms; /* monotonic: renewal sent + TTL; the lease is ours till then */
@@ -135,7 +135,6 @@ struct tl_cluster {
 	/* Thread side. */
 	struct model model;
 	int64_t last_keepalive_ms;
-	int64_t catch_up_revision; /* after a lapse: publish once the model is this new */
 	bool relist;       /* after a lapse: read the whole prefix again (the watch may lag) */
 	bool unregistered; /* a lease granted again whose brokers/<id> key is not written yet */
 	int64_t next_rebalance_ms;
@@ -1389,38 +1388,22 @@ static tl_err campaign(struct tl_cluster *c)
 }
 
 /* The lease is ours again (renewed, or granted anew when @lost), by a request sent at
- * @sent_ms when the store was at @revision. Past lease_until_ms the controller may have
- * taken this broker's leaderships while its view was not watched (an isolated broker
- * whose lease ran out), so after such a lapse the loop trusts its leaderships again
- * only from a view at least that new (tl_cluster_leaderships_current); the thread
- * publishes one as soon as its model has caught up. The TTL runs at etcd from the
- * request's arrival, after @sent_ms: this side's lease ends first. */
-static tl_err lease_renewed(struct tl_cluster *c, int64_t sent_ms, int64_t revision, bool lost)
+ * @sent_ms. Past lease_until_ms the controller may have taken this broker's leaderships
+ * while its view was not watched (an isolated broker whose lease ran out), so after such
+ * a lapse the loop trusts its leaderships again only once the thread has listed the
+ * prefix again and published that view (tl_cluster_leaderships_current). The TTL runs
+ * at etcd from the request's arrival, after @sent_ms: this side's lease ends first. */
+static void lease_renewed(struct tl_cluster *c, int64_t sent_ms, bool lost)
 {
 	if (lost || sent_ms >= atomic_load(&c->lease_until_ms)) {
-		if (revision <= 0) {
-			/* The answer had no header: ask the store where it is. */
-			char key[KEY_MAX];
-			snprintf(key, sizeof(key), "%s/brokers/%d", c->prefix, c->self);
-			struct tl_meta_result now = {0};
-			tl_err err = tl_meta_get(c->meta, key, &now);
-			revision = now.revision;
-			tl_meta_result_deinit(&now);
-			if (err != TL_OK)
-				return err; /* still lapsed; the next round renews again */
-		}
-		tl_info("cluster: lease renewed after a lapse, leaderships trusted again from "
-			"revision %" PRId64 " node_id=%d",
-			revision, c->self);
-		/* @revision counts every key of the store; only a list moves the model to it
-		 * for sure (the watch sees only this prefix). */
-		c->catch_up_revision = revision;
+		tl_info("cluster: lease renewed after a lapse, reading the cluster state again "
+			"node_id=%d",
+			c->self);
 		c->relist = true;
-		atomic_store(&c->current_from_revision, revision);
+		atomic_store(&c->current_from_revision, INT64_MAX);
 	}
 	c->last_keepalive_ms = sent_ms;
 	atomic_store(&c->lease_until_ms, sent_ms + c->lease_ttl_ms);
-	return TL_OK;
 }
 
 static tl_err lease_renew(struct tl_cluster *c)
@@ -1428,12 +1411,13 @@ static tl_err lease_renew(struct tl_cluster *c)
 	int64_t now = tl_mono_ms();
 	if (!c->unregistered && now - c->last_keepalive_ms < c->lease_ttl_ms / 3)
 		return TL_OK;
-	int64_t revision = 0;
 	tl_err err;
 	if (!c->unregistered) {
-		err = tl_meta_lease_keepalive(c->meta, c->lease, NULL, &revision);
-		if (err == TL_OK)
-			return lease_renewed(c, now, revision, false);
+		err = tl_meta_lease_keepalive(c->meta, c->lease, NULL);
+		if (err == TL_OK) {
+			lease_renewed(c, now, false);
+			return TL_OK;
+		}
 		if (err != TL_ERR_NOT_FOUND)
 			return err;
 		/* Expired (etcd was away longer than the TTL): the controller may have moved
@@ -1446,14 +1430,14 @@ static tl_err lease_renew(struct tl_cluster *c)
 	}
 	char key[KEY_MAX];
 	snprintf(key, sizeof(key), "%s/brokers/%d", c->prefix, c->self);
-	err = tl_meta_put(c->meta, key, c->registration, strlen(c->registration), c->lease,
-			  &revision);
+	err = tl_meta_put(c->meta, key, c->registration, strlen(c->registration), c->lease, NULL);
 	if (err == TL_ERR_NOT_FOUND)
 		c->unregistered = false; /* that lease ran out too: the next round grants one */
 	if (err != TL_OK)
 		return err; /* the next round writes the key again, not just renews the lease */
 	c->unregistered = false;
-	return lease_renewed(c, now, revision, true);
+	lease_renewed(c, now, true);
+	return TL_OK;
 }
 
 /* Renews the lease from inside a long round (the controller's elections, a topic's
@@ -1464,9 +1448,8 @@ static void lease_touch(struct tl_cluster *c)
 	int64_t now = tl_mono_ms();
 	if (c->unregistered || now - c->last_keepalive_ms < c->lease_ttl_ms / 3)
 		return;
-	int64_t revision = 0;
-	if (tl_meta_lease_keepalive(c->meta, c->lease, NULL, &revision) == TL_OK)
-		(void)lease_renewed(c, now, revision, false);
+	if (tl_meta_lease_keepalive(c->meta, c->lease, NULL) == TL_OK)
+		lease_renewed(c, now, false);
 }
 
 static struct command *commands_take(struct tl_cluster *c)
@@ -1576,17 +1559,16 @@ static void *thread_main(void *arg)
 			need_list = false;
 		if (err == TL_OK)
 			err = lease_renew(c);
-		if (err == TL_OK && c->relist && (err = model_load(c)) == TL_OK)
+		if (err == TL_OK && c->relist && (err = model_load(c)) == TL_OK) {
 			c->relist = false;
+			c->model.changed = true; /* published this round: the loop waits for it */
+			atomic_store(&c->current_from_revision, c->model.revision);
+		}
 		if (err == TL_OK)
 			err = campaign(c);
 		/* One view of the model per round serves the commands, the controller and the
 		 * loop: writes made here come back through the watch, not into the model. */
 		struct command *cmds = commands_take(c);
-		if (c->catch_up_revision && c->model.revision >= c->catch_up_revision) {
-			c->model.changed = true; /* the loop waits for a view this new */
-			c->catch_up_revision = 0;
-		}
 		bool controller = err == TL_OK && is_controller_now(c);
 		bool controller_due = controller && (c->model.changed || c->write_failed ||
 						     tl_mono_ms() >= c->next_rebalance_ms);

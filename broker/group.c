@@ -2154,12 +2154,9 @@ static tl_err txn_commit_check(struct tl_request *req, struct group *g,
 					   msg->producer_id, msg->producer_epoch, msg->group_id);
 	if (err != TL_OK || req->header.api_version < 3)
 		return err;
-	const struct member *by_instance =
-		g ? member_find_instance(g, msg->group_instance_id) : NULL;
-	if (by_instance && !ostr_eq(by_instance->id, msg->member_id))
-		return TL_ERR_FENCED_INSTANCE_ID;
-	if (msg->member_id.len > 0 && !(g && member_find(g, msg->member_id)))
-		return TL_ERR_UNKNOWN_MEMBER_ID;
+	const struct member *m = member_lookup(g, msg->member_id, msg->group_instance_id, &err);
+	if (err == TL_ERR_FENCED_INSTANCE_ID || (!m && msg->member_id.len > 0))
+		return err;
 	int32_t generation = g ? g->generation_id : 0; /* Kafka's new group starts at 0 */
 	if (msg->generation_id >= 0 && msg->generation_id != generation)
 		return TL_ERR_ILLEGAL_GENERATION;

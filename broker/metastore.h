@@ -135,12 +135,10 @@ void tl_meta_kv_deinit(struct tl_meta_kv *kv);
 
 /* Grants a lease of @ttl_s seconds (etcd raises it to its minimum, about 2 s). */
 tl_err tl_meta_lease_grant(struct tl_meta *meta, int64_t ttl_s, int64_t *lease_out);
-/* Renews @lease once. @ttl_left_s_out (may be NULL) gets its TTL after renewal and
- * @revision_out (may be NULL) the store's revision when it was renewed (0 if the answer
- * had none). TL_ERR_NOT_FOUND when the lease is gone (expired or revoked): the keys
- * bound to it are gone too. */
-tl_err tl_meta_lease_keepalive(struct tl_meta *meta, int64_t lease, int64_t *ttl_left_s_out,
-			       int64_t *revision_out);
+/* Renews @lease once. @ttl_left_s_out (may be NULL) gets its TTL after renewal.
+ * TL_ERR_NOT_FOUND when the lease is gone (expired or revoked): the keys bound to it
+ * are gone too. */
+tl_err tl_meta_lease_keepalive(struct tl_meta *meta, int64_t lease, int64_t *ttl_left_s_out);
 /* Revokes @lease and deletes its keys. TL_ERR_NOT_FOUND when it was already gone. */
 tl_err tl_meta_lease_revoke(struct tl_meta *meta, int64_t lease);
 

@@ -1093,8 +1093,7 @@ tl_err tl_meta_lease_grant(struct tl_meta *meta, int64_t ttl_s, int64_t *lease_o
 	return err;
 }
 
-tl_err tl_meta_lease_keepalive(struct tl_meta *meta, int64_t lease, int64_t *ttl_left_s_out,
-			       int64_t *revision_out)
+tl_err tl_meta_lease_keepalive(struct tl_meta *meta, int64_t lease, int64_t *ttl_left_s_out)
 {
 	struct jbuf body = {0};
 	jb_str(&body, "{");
@@ -1120,11 +1119,8 @@ tl_err tl_meta_lease_keepalive(struct tl_meta *meta, int64_t lease, int64_t *ttl
 		set_error(meta, "etcd: lease %lld not found (expired or revoked)",
 			  (long long)lease);
 		err = TL_ERR_NOT_FOUND;
-	} else {
-		if (ttl_left_s_out)
-			*ttl_left_s_out = ttl;
-		if (revision_out)
-			*revision_out = header_revision(result);
+	} else if (ttl_left_s_out) {
+		*ttl_left_s_out = ttl;
 	}
 	tl_json_free(&doc);
 	return err;
