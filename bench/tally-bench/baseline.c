@@ -208,6 +208,18 @@ static void disk_fio(const char *dir, uint64_t block, int jobs, uint64_t bytes, 
 	free(text);
 }
 
+/* Bytes no device or file system compresses or dedupes away (xorshift). */
+static void fill_noise(uint8_t *buf, uint64_t n)
+{
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+	for (uint64_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (uint8_t)x;
+	}
+}
+
 /* ---- built-in writer ---- */
 
 /* Writes all @n bytes at @offset. 0, or the errno of the failure (EIO for a write that
@@ -259,13 +271,7 @@ static void *writer_main(void *arg)
 			close(fd);
 		return NULL;
 	}
-	uint64_t x = 0x2545f4914f6cdd1dULL;
-	for (uint64_t i = 0; i < w->block; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (uint8_t)x;
-	}
+	fill_noise(buf, w->block);
 	while (w->written < w->bytes && tb_now_ns() < w->deadline_ns) {
 		int rc = pwrite_all(fd, buf, w->block, w->written);
 		if (rc != 0) {
@@ -372,13 +378,7 @@ void tb_disk_read_baseline_run(const char *dir, uint64_t bytes, uint64_t block_b
 		return;
 	}
 	uint8_t *buf = mem;
-	uint64_t x = 0x9e3779b97f4a7c15ULL;
-	for (uint64_t i = 0; i < block; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (uint8_t)x;
-	}
+	fill_noise(buf, block);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
 	if (fd == -1) {
 		snprintf(out->error, sizeof(out->error), "open %.120s with O_DIRECT: %.60s", path,
