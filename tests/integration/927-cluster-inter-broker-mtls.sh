@@ -124,7 +124,16 @@ wait_log "$now" "broker: TLS handshake failed, closing connection peer=127\.0\.0
 # TLS 1.3: the client's handshake ends before the server checks its certificate, so the
 # refusal reaches the fetcher as the server's alert on its first read.
 wait_log "$leader" "fetcher: cannot connect to the leader over the inter-broker listener leader=$now principal=User:CN=localhost,O=Tally security.protocol=SSL err=IO_ERROR .*why=\"TLS.*alert unknown ca" 5
-# Several fetch rounds (backoff 200 ms) refused; it must still be out of every ISR.
+# The leaders drop the killed broker from their ISRs only replica.lag.time.max.ms (5 s)
+# after its last fetch, which can be after the restart: wait for that first (the test
+# raced it and failed about one run in three), then several fetch rounds (backoff 200
+# ms) refused: it must still be out of every ISR.
+in_isr() { for p in 0 1 2; do case ",$(isr_of $p)," in *",$leader,"*) return 0 ;; esac; done; return 1; }
+deadline=$((SECONDS + 15))
+while in_isr; do
+	[ $SECONDS -lt $deadline ] || break
+	sleep 0.2
+done
 sleep 2
 for p in 0 1 2; do
 	case ",$(isr_of $p)," in
