@@ -233,7 +233,8 @@ static const struct admin_api admin_apis[] = {
 	[API_CREATE_PARTITIONS] = {TL_CLIENT_API_CREATE_PARTITIONS, ROUTE_CONTROLLER, 0, NULL,
 				   "add partitions to"},
 	[API_LIST_OFFSETS] = {TL_CLIENT_API_LIST_OFFSETS, ROUTE_NODE, 0, NULL},
-	[API_LIST_GROUPS] = {TL_CLIENT_API_LIST_GROUPS, ROUTE_NODE, 0, NULL},
+	[API_LIST_GROUPS] = {TL_CLIENT_API_LIST_GROUPS, ROUTE_NODE, 0,
+			     err_is_coordinator_retriable},
 	[API_DESCRIBE_GROUPS] = {TL_CLIENT_API_DESCRIBE_GROUPS, ROUTE_GROUP, 0, NULL},
 	[API_DESCRIBE_GROUPS_AT] = {TL_CLIENT_API_DESCRIBE_GROUPS, ROUTE_NODE, 0, NULL},
 	/* Version 2 is the first that answers "every topic" (topics = null). */

@@ -1347,6 +1347,13 @@ static tl_err coordinator_of(struct tl_request *req, int8_t key_type, struct tl_
 		return key_type == 0 && !tl_group_store_is_writable(req_groups(req)->store, key)
 			       ? TL_ERR_COORDINATOR_NOT_AVAILABLE
 			       : TL_OK;
+	/* A broker whose leaderships are not current (its lease may have lapsed) knows no
+	 * more than that its view may be stale: it points a group's members nowhere rather
+	 * than at a coordinator that answers NOT_COORDINATOR (itself) or that another broker
+	 * has since replaced. Clients retry COORDINATOR_NOT_AVAILABLE (Kafka's answer while
+	 * the coordinator is unknown) and ask the other brokers meanwhile. */
+	if (key_type == 0 && !tl_cluster_leaderships_current(broker->cluster, tl_mono_ms()))
+		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
 	const struct tl_cluster_broker *coordinator = NULL;
 	if (key_type == 0) {
 		struct tl_group_store *store = req_groups(req)->store;
@@ -2514,6 +2521,14 @@ void tl_handle_list_groups(struct tl_request *req, struct tl_cursor *body)
 		tl_arena_array(&req->arena, (size_t)TL_MAX(groups->count, 1), sizeof(*resp.groups));
 	TL_ASSERT(resp.groups);
 	int32_t n = 0;
+	/* The groups held here may have moved to another coordinator meanwhile (see
+	 * coordinator_error): an admin client merging every broker's list would show them
+	 * twice. Kafka answers COORDINATOR_NOT_AVAILABLE while its coordinator is inactive;
+	 * the client retries. */
+	bool listable = !groups->broker->cluster ||
+			tl_cluster_leaderships_current(groups->broker->cluster, tl_mono_ms());
+	if (!listable)
+		resp.error_code = TL_ERR_COORDINATOR_NOT_AVAILABLE;
 	bool classic_ok = msg.types_filter_count <= 0;
 	for (int32_t i = 0; i < msg.types_filter_count; i++)
 		classic_ok |= tl_str_eq_c(msg.types_filter[i], "classic");
@@ -2521,7 +2536,7 @@ void tl_handle_list_groups(struct tl_request *req, struct tl_cursor *body)
 	 * Describe (silently). */
 	bool all_ok = tl_authorize_quiet(req, TL_ACL_OP_DESCRIBE, TL_ACL_RESOURCE_CLUSTER,
 					 tl_str_of(TL_ACL_CLUSTER_NAME));
-	for (int b = 0; b < GROUP_BUCKETS && classic_ok; b++)
+	for (int b = 0; b < GROUP_BUCKETS && classic_ok && listable; b++)
 		for (struct group *g = groups->buckets[b]; g; g = g->next) {
 			if (!state_in_filter(&msg, g->state))
 				continue;

@@ -106,6 +106,16 @@ int cli_admin_fail(const struct cli *cli, struct tl_admin *admin, tl_err err, co
 {
 	const char *detail = admin ? tl_admin_last_error(admin) : "";
 	int rc = cli_exit_for(err);
+	/* The broker answered, but the cluster has no leader or coordinator for this yet
+	 * (being elected, or the broker cannot vouch for its view): not a connection
+	 * problem, and retrying later is the remedy. */
+	if (err == TL_ERR_COORDINATOR_NOT_AVAILABLE || err == TL_ERR_LEADER_NOT_AVAILABLE) {
+		cli_error(cli,
+			  "%s: %s (still so after %d ms); the brokers answer, so retry later or "
+			  "see their logs",
+			  what, detail[0] ? detail : tl_err_message(err), cli->timeout_ms);
+		return rc;
+	}
 	if (rc == CLI_EXIT_UNREACHABLE) {
 		char conn[512];
 		connect_detail(detail, conn, sizeof(conn));

@@ -58,8 +58,14 @@
  *                                            waited out, any other error fails (the
  *                                            member's session was lost); prints
  *                                            "heartbeats ok N not-coordinator M
- *                                            ok-after K" (K: answered after the last
- *                                            refusal)
+ *                                            ok-after K unavailable U" (K: answered
+ *                                            after the last refusal; U: refusals after
+ *                                            which FindCoordinator and ListGroups were
+ *                                            COORDINATOR_NOT_AVAILABLE too)
+ *   rawproto BROKER offset-fetch GROUP TOPIC PARTITION
+ *                                            one OffsetFetch v7 (require_stable) sent
+ *                                            straight to BROKER, no FindCoordinator;
+ *                                            prints "committed N" or "error NAME"
  *   rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR]
  *                                           seed corpora for tests/fuzz/ targets
  * Requests are built with the generated codec (protocol/messages.h) and batches with
@@ -1360,6 +1366,40 @@ static int16_t hold_request(struct client *c, int16_t key, const char *group, co
 	return code;
 }
 
+/* While its leaderships are not current, does the broker also keep clients from its
+ * stale view: FindCoordinator of @group and ListGroups both COORDINATOR_NOT_AVAILABLE? */
+static bool hold_probe_unavailable(struct client *c, const char *group)
+{
+	struct tl_buf frame;
+	struct raw_reply r;
+	struct tl_find_coordinator_request fc;
+	tl_find_coordinator_request_defaults(&fc);
+	fc.key = tl_str_of(group);
+	fc.key_type = 0;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_FIND_COORDINATOR, 3);
+	tl_find_coordinator_request_encode(&frame, 3, &fc);
+	roundtrip(c, &frame, TL_API_FIND_COORDINATOR, 3, corr, "FindCoordinator", &r);
+	struct tl_find_coordinator_response fresp;
+	decoded(tl_find_coordinator_response_decode(&r.body, 3, &r.arena, &fresp), &r,
+		"FindCoordinator");
+	int16_t find_code = fresp.error_code;
+	raw_reply_free(&r);
+	struct tl_list_groups_request lg;
+	tl_list_groups_request_defaults(&lg);
+	tl_buf_init(&frame);
+	corr = request_begin(c, &frame, TL_API_LIST_GROUPS, 4);
+	tl_list_groups_request_encode(&frame, 4, &lg);
+	roundtrip(c, &frame, TL_API_LIST_GROUPS, 4, corr, "ListGroups", &r);
+	struct tl_list_groups_response lresp;
+	decoded(tl_list_groups_response_decode(&r.body, 4, &r.arena, &lresp), &r, "ListGroups");
+	bool unavailable = find_code == TL_ERR_COORDINATOR_NOT_AVAILABLE &&
+			   lresp.error_code == TL_ERR_COORDINATOR_NOT_AVAILABLE &&
+			   lresp.groups_count == 0;
+	raw_reply_free(&r);
+	return unavailable;
+}
+
 /* One member that keeps its session across a time its coordinator cannot vouch for
  * itself (etcd away: NOT_COORDINATOR): the sessions stand still meanwhile, so when the
  * coordinator answers again the member is still there (stop 33). */
@@ -1384,6 +1424,7 @@ static int run_hold_member(const char *group, int32_t session_ms, int32_t second
 	expect_code("JoinGroup", code, 0);
 	expect_code("SyncGroup", hold_request(&c, TL_API_SYNC_GROUP, group, member, generation), 0);
 	int64_t ok = 0, refused = 0, ok_after = 0; /* ok_after: answered since the last refusal */
+	int64_t unavailable = 0; /* refusals while FindCoordinator and ListGroups also refused */
 	int64_t end = tl_mono_ms() + (int64_t)seconds * 1000;
 	while (tl_mono_ms() < end) {
 		code = hold_request(&c, TL_API_HEARTBEAT, group, member, generation);
@@ -1393,14 +1434,63 @@ static int run_hold_member(const char *group, int32_t session_ms, int32_t second
 		} else if (code == TL_ERR_NOT_COORDINATOR) {
 			refused++;
 			ok_after = 0;
+			unavailable += hold_probe_unavailable(&c, group);
 		} else
 			fail("Heartbeat after %" PRId64 " ok and %" PRId64
 			     " NOT_COORDINATOR: error code %d (%s): the member lost its session",
 			     ok, refused, code, tl_err_name((tl_err)code));
 		usleep(500 * 1000);
 	}
-	printf("heartbeats ok %" PRId64 " not-coordinator %" PRId64 " ok-after %" PRId64 "\n", ok,
-	       refused, ok_after);
+	printf("heartbeats ok %" PRId64 " not-coordinator %" PRId64 " ok-after %" PRId64
+	       " unavailable %" PRId64 "\n",
+	       ok, refused, ok_after, unavailable);
+	client_close(&c);
+	return 0;
+}
+
+/* What BROKER itself answers to an OffsetFetch of @group's @topic-@partition, whoever
+ * FindCoordinator would name: a broker cut off etcd must not answer from its stale
+ * state (test 930). */
+static int run_offset_fetch(const char *group, const char *topic, int32_t partition)
+{
+	struct client c;
+	client_open(&c);
+	struct tl_offset_fetch_request_offset_fetch_request_topic ft;
+	tl_offset_fetch_request_offset_fetch_request_topic_defaults(&ft);
+	ft.name = tl_str_of(topic);
+	ft.partition_indexes_count = 1;
+	ft.partition_indexes = &partition;
+	struct tl_offset_fetch_request of;
+	tl_offset_fetch_request_defaults(&of);
+	of.group_id = tl_str_of(group);
+	of.topics_count = 1;
+	of.topics = &ft;
+	of.require_stable = true;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(&c, &frame, TL_API_OFFSET_FETCH, 7);
+	tl_offset_fetch_request_encode(&frame, 7, &of);
+	struct raw_reply r;
+	roundtrip(&c, &frame, TL_API_OFFSET_FETCH, 7, corr, "OffsetFetch", &r);
+	struct tl_offset_fetch_response resp;
+	decoded(tl_offset_fetch_response_decode(&r.body, 7, &r.arena, &resp), &r, "OffsetFetch");
+	int16_t code = resp.error_code;
+	int64_t committed = -1;
+	for (int32_t t = 0; t < resp.topics_count; t++)
+		for (int32_t p = 0; p < resp.topics[t].partitions_count; p++) {
+			const struct tl_offset_fetch_response_offset_fetch_response_partition *pr =
+				&resp.topics[t].partitions[p];
+			if (pr->partition_index != partition)
+				continue;
+			if (code == 0)
+				code = pr->error_code;
+			committed = pr->committed_offset;
+		}
+	if (code != 0)
+		printf("error %s\n", tl_err_name((tl_err)code));
+	else
+		printf("committed %" PRId64 "\n", committed);
+	raw_reply_free(&r);
 	client_close(&c);
 	return 0;
 }
@@ -2864,6 +2954,10 @@ int main(int argc, char **argv)
 		return run_hold_member(argv[3], (int32_t)strtol(argv[4], NULL, 10),
 				       (int32_t)strtol(argv[5], NULL, 10));
 	}
+	if (argc >= 6 && strcmp(argv[2], "offset-fetch") == 0) {
+		broker_addr = argv[1];
+		return run_offset_fetch(argv[3], argv[4], (int32_t)strtol(argv[5], NULL, 10));
+	}
 	if (argc >= 4 && strcmp(argv[2], "describe-broker") == 0) {
 		broker_addr = argv[1];
 		return run_describe_broker(argv[3]);
@@ -2920,6 +3014,7 @@ int main(int argc, char **argv)
 		"       rawproto BROKER txn-offsets-open TOPIC TXN_ID GROUP  (prints PID EPOCH)\n"
 		"       rawproto BROKER hold-member GROUP SESSION_MS SECONDS\n"
 		"       rawproto BROKER txn-offsets-commit TOPIC TXN_ID GROUP PID EPOCH\n"
+		"       rawproto BROKER offset-fetch GROUP TOPIC PARTITION\n"
 		"       rawproto BROKER badinput [SEED]\n"
 		"       rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR] (fuzz corpus seeds)\n");
 	return 2;
