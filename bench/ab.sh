@@ -10,6 +10,11 @@
 #   bench/ab.sh [-n PAIRS] [-o DIR] -A "A's options" -B "B's options" -- COMMON...
 #   bench/ab.sh -n 20 -A "--idempotence on" -B "--idempotence off" -- produce -d 8s -w 2s
 #
+# A and B may also be two builds: BENCH_A and BENCH_B name their tally-bench (default
+# build/bin/tally-bench for both; -A and -B may then be ""). Works for produce and for
+# consume (whose runs have no latency: those rows stay empty).
+#   BENCH_A=/work/base/build/bin/tally-bench bench/ab.sh -n 5 -A "" -B "" -- consume --fill 4g
+#
 # A run whose "other processes" took over 10 % of a CPU (OTHER_CPU_MAX, a fraction of
 # the run's wall time) is reported and left out, with its partner; on a machine shared
 # with other work, raise it and say so next to the figures. Manual, not part of make test.
@@ -31,16 +36,18 @@ out=${out:-$(mktemp -d /var/tmp/tally-bench-ab.XXXXXX)}
 mkdir -p "$out"
 bench=build/bin/tally-bench
 [ -x "$bench" ] || make -s release >/dev/null
+bench_a=${BENCH_A:-$bench} bench_b=${BENCH_B:-$bench}
 settle=${SETTLE_S:-5}
 
 run() { # SIDE PAIR TALLY-BENCH-ARGS...
-	local name=$1-$2
+	local name=$1-$2 tool=$bench_a
+	[ "$1" = b ] && tool=$bench_b
 	shift 2
 	sleep "$settle"
-	"$bench" "$@" -q -l "$name" --json "$out/$name.json" >"$out/$name.txt" 2>&1 </dev/null
+	"$tool" "$@" -q -l "$name" --json "$out/$name.json" >"$out/$name.txt" 2>&1 </dev/null
 }
 
-echo "ab.sh: $pairs pairs; A: $a_args; B: $b_args; common: $*; reports in $out"
+echo "ab.sh: $pairs pairs; A: $bench_a $a_args; B: $bench_b $b_args; common: $*; reports in $out"
 for ((i = 1; i <= pairs; i++)); do
 	# shellcheck disable=SC2086 # a side's options are split into words on purpose
 	if ((i % 2)); then
@@ -73,8 +80,9 @@ def load(side, i):
     if res.get("other_cpu_s", 0) > other_max * res.get("wall_s", 0):
         return None, f"{path}: machine not idle ({res['other_cpu_s']:.2f} CPU-s of others)"
     broker = j.get("broker", {})
-    return {"mb": j["produce"]["mb_per_s"],
-            "p99": j["produce"]["latency_ms"]["p99"],
+    side = j.get("produce") or j["consume"]
+    return {"mb": side["mb_per_s"],
+            "p99": side.get("latency_ms", {}).get("p99"),
             "req_p99": broker.get("produce_request_ms", {}).get("p99"),
             "sync_p99": broker.get("fdatasync_ms", {}).get("p99"),
             "broker": res.get("broker_cpu_s_per_gb"),
@@ -109,12 +117,13 @@ def ms(v):
 
 print(f"{'pair':>4} {'A MB/s':>8} {'B MB/s':>8} {'B/A':>6} {'A p99':>7} {'B p99':>7}"
       f" {'A brk p99':>9} {'B brk p99':>9} {'A sync p99':>10} {'B sync p99':>10}"
-      f" {'A CPU-s/GB':>10} {'B':>6}")
+      f" {'A brk CPU/GB':>10} {'B':>6} {'A cli CPU/GB':>10} {'B':>6}")
 for i, a, b in rows:
     print(f"{i:>4} {a['mb']:>8.1f} {b['mb']:>8.1f} {b['mb'] / a['mb']:>6.3f}"
           f" {ms(a['p99']):>7} {ms(b['p99']):>7} {ms(a['req_p99']):>9} {ms(b['req_p99']):>9}"
           f" {ms(a['sync_p99']):>10} {ms(b['sync_p99']):>10}"
-          f" {a['broker'] or 0:>10.3f} {b['broker'] or 0:>6.3f}")
+          f" {a['broker'] or 0:>10.3f} {b['broker'] or 0:>6.3f}"
+          f" {a['client'] or 0:>10.3f} {b['client'] or 0:>6.3f}")
 summary("throughput (MB/s)", "mb")
 summary("produce p99 (client)", "p99")
 summary("Produce request p99 (broker)", "req_p99")

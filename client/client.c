@@ -166,6 +166,7 @@ struct tl_client {
 	char last_error[256];
 	struct tl_client_sasl_conf sasl_conf; /* mechanism NULL: no SASL */
 	tl_err sasl_failed; /* the broker refused our credentials: calls fail at once */
+	struct client_node *dispatching; /* whose response a callback is reading, or NULL */
 };
 
 static void node_close(struct tl_client *client, struct client_node *node, tl_err err,
@@ -699,10 +700,21 @@ static void node_dispatch(struct tl_client *client, struct client_node *node)
 	} else if (node->state == CONN_SASL) {
 		node_sasl_step(client, node, req->api_key, req->version, &cursor);
 	} else if (req->fn) {
+		struct client_node *outer = client->dispatching;
+		client->dispatching = node;
 		req->fn(req->arg, TL_OK, &cursor, req->version);
+		client->dispatching = outer;
 	}
 	free(req);
 	tl_buf_reset(&node->in);
+}
+
+void *tl_client_response_take(struct tl_client *client)
+{
+	struct client_node *node = client->dispatching;
+	if (!node || !node->in.data)
+		return NULL;
+	return tl_buf_release(&node->in);
 }
 
 /* Reads at most up to the end of the current frame (invariant 2). */
@@ -721,6 +733,12 @@ static void node_read(struct tl_client *client, struct client_node *node)
 				return;
 			}
 			need = 4 + (size_t)size;
+			/* The frame's whole size at once: growing it by doubling would copy
+			 * what was read so far, and a taken frame starts from nothing. */
+			if (node->in.cap < need && !tl_buf_reserve(&node->in, need)) {
+				node_close(client, node, TL_ERR_NOMEM, "out of memory");
+				return;
+			}
 		}
 		size_t want = TL_MIN(need - node->in.len, (size_t)CLIENT_READ_CHUNK);
 		size_t at = node->in.len;

@@ -190,6 +190,11 @@ struct tl_buf *tl_client_frame_begin(struct tl_client *client, int32_t node_id, 
 				     int16_t version);
 tl_err tl_client_frame_end(struct tl_client *client, int32_t node_id, bool expect_response,
 			   tl_client_response_fn fn, void *arg);
+/* Inside a response callback only (NULL elsewhere): hands the callback the memory that
+ * holds the response being dispatched. Every pointer its cursor yields stays valid
+ * until the caller free()s what this returns, so records can be kept without a copy
+ * (the consumer's fetched batches). The client reads its next frame into new memory. */
+void *tl_client_response_take(struct tl_client *client);
 /* Bytes queued for @node_id that its socket has not taken yet (backpressure for requests
  * without a response). */
 size_t tl_client_unsent(struct tl_client *client, int32_t node_id);

@@ -174,6 +174,30 @@ void tl_buf_deinit(struct tl_buf *buf)
 	memset(buf, 0, sizeof(*buf));
 }
 
+uint8_t *tl_buf_release(struct tl_buf *buf)
+{
+	uint8_t *data = buf->data;
+	buf->data = NULL;
+	tl_buf_deinit(buf);
+	return data;
+}
+
+bool tl_buf_reserve(struct tl_buf *buf, size_t cap)
+{
+	if (buf->failed)
+		return false;
+	if (buf->cap >= cap)
+		return true;
+	uint8_t *data = realloc(buf->data, cap);
+	if (!data) {
+		buf->failed = true;
+		return false;
+	}
+	buf->data = data;
+	buf->cap = cap;
+	return true;
+}
+
 void tl_buf_reset(struct tl_buf *buf)
 {
 	buf_release_spans(buf);
@@ -189,13 +213,8 @@ uint8_t *tl_buf_extend(struct tl_buf *buf, size_t len)
 		size_t cap = buf->cap ? buf->cap : 256;
 		while (cap - buf->len < len)
 			cap *= 2;
-		uint8_t *data = realloc(buf->data, cap);
-		if (!data) {
-			buf->failed = true;
+		if (!tl_buf_reserve(buf, cap))
 			return NULL;
-		}
-		buf->data = data;
-		buf->cap = cap;
 	}
 	uint8_t *p = buf->data + buf->len;
 	buf->len += len;

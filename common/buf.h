@@ -173,6 +173,12 @@ struct tl_buf {
 
 void tl_buf_init(struct tl_buf *buf);
 void tl_buf_deinit(struct tl_buf *buf);
+/* Hands the buf's memory to the caller (who free()s it) and leaves the buf empty, as
+ * after tl_buf_init. */
+uint8_t *tl_buf_release(struct tl_buf *buf);
+/* Makes the buf's capacity at least @cap bytes, in one allocation. False (and `failed`
+ * set) if memory runs out. */
+bool tl_buf_reserve(struct tl_buf *buf, size_t cap);
 /* Empties the buf (releasing spans) but keeps its memory. */
 void tl_buf_reset(struct tl_buf *buf);
 /* Total bytes the buf will put on the wire: memory plus file spans. */

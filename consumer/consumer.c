@@ -178,11 +178,22 @@ static void part_retry_later(struct tl_consumer *consumer, struct consumer_part 
 
 /* ---- assignment ---- */
 
+static void frame_unref(struct fetch_frame *frame)
+{
+	if (!frame)
+		return;
+	TL_ASSERT(frame->refs > 0);
+	if (--frame->refs == 0) {
+		free(frame->data);
+		free(frame);
+	}
+}
+
 static void chunk_free(struct fetch_chunk *chunk)
 {
 	if (chunk->started)
 		tl_records_iter_deinit(&chunk->iter);
-	free(chunk->data);
+	frame_unref(chunk->frame);
 	free(chunk->aborted);
 	free(chunk->open_aborts);
 	free(chunk);
@@ -865,25 +876,44 @@ static int aborted_cmp(const void *a, const void *b)
 	return x->first_offset < y->first_offset ? -1 : x->first_offset > y->first_offset;
 }
 
-/* Queues the records of one partition's answer. */
+/* The response being dispatched, as a frame @fetch_done holds one reference to (*@frame
+ * until then NULL: taken only once some partition keeps records). */
+static tl_err fetch_frame_take(struct tl_consumer *consumer, struct fetch_frame **frame)
+{
+	if (*frame)
+		return TL_OK;
+	struct fetch_frame *f = malloc(sizeof(*f));
+	if (!f)
+		return TL_ERR_NOMEM;
+	f->data = tl_client_response_take(consumer->client);
+	TL_ASSERT(f->data); /* fetch_done runs as the response's callback */
+	f->refs = 1;
+	*frame = f;
+	return TL_OK;
+}
+
+/* Queues the records of one partition's answer: they stay where the response put them
+ * (in *@frame), no copy. */
 static tl_err fetch_queue_chunk(struct tl_consumer *consumer, int32_t index,
-				const struct tl_fetch_response_partition_data *pd)
+				const struct tl_fetch_response_partition_data *pd,
+				struct fetch_frame **frame)
 {
 	struct consumer_part *part = &consumer->parts[index];
 	size_t len = (size_t)pd->records.len;
+	if (fetch_frame_take(consumer, frame) != TL_OK)
+		return TL_ERR_NOMEM;
 	struct fetch_chunk *chunk = calloc(1, sizeof(*chunk));
 	if (!chunk)
 		return TL_ERR_NOMEM;
-	chunk->data = malloc(len);
 	int32_t aborted = pd->aborted_transactions_count > 0 ? pd->aborted_transactions_count : 0;
 	chunk->aborted = calloc((size_t)aborted + 1, sizeof(*chunk->aborted));
-	if (!chunk->data || !chunk->aborted) {
-		free(chunk->data);
-		free(chunk->aborted);
+	if (!chunk->aborted) {
 		free(chunk);
 		return TL_ERR_NOMEM;
 	}
-	memcpy(chunk->data, pd->records.ptr, len);
+	chunk->frame = *frame;
+	chunk->frame->refs++;
+	chunk->data = pd->records.ptr;
 	chunk->len = len;
 	for (int32_t i = 0; i < aborted; i++) {
 		chunk->aborted[i].producer_id = pd->aborted_transactions[i].producer_id;
@@ -929,7 +959,8 @@ static void fetch_partition_error(struct tl_consumer *consumer, struct consumer_
 }
 
 static void fetch_apply_partition(struct tl_consumer *consumer, struct fetch_req *freq,
-				  int32_t entry, const struct tl_fetch_response_partition_data *pd)
+				  int32_t entry, const struct tl_fetch_response_partition_data *pd,
+				  struct fetch_frame **frame)
 {
 	struct part_req *req = freq->parts;
 	struct consumer_part *part = part_req_current(req, req->indexes[entry]);
@@ -953,7 +984,7 @@ static void fetch_apply_partition(struct tl_consumer *consumer, struct fetch_req
 	}
 	if (next == part->fetch_offset)
 		return;
-	if (fetch_queue_chunk(consumer, req->indexes[entry], pd) != TL_OK) {
+	if (fetch_queue_chunk(consumer, req->indexes[entry], pd, frame) != TL_OK) {
 		part_retry_later(consumer, part);
 		return;
 	}
@@ -971,6 +1002,7 @@ static void fetch_done(void *arg, tl_err err, struct tl_cursor *body, int16_t ve
 		consumer->parts[req->indexes[i]].fetch_in_flight = false;
 	struct tl_arena arena;
 	tl_arena_init(&arena, CONSUMER_ARENA_MAX);
+	struct fetch_frame *frame = NULL; /* the response, once a chunk keeps records */
 	struct tl_fetch_response resp;
 	if (err == TL_OK)
 		err = tl_fetch_response_decode(body, version, &arena, &resp);
@@ -991,9 +1023,10 @@ static void fetch_done(void *arg, tl_err err, struct tl_cursor *body, int16_t ve
 			int32_t index = part_find_str(consumer, topic->topic, pd->partition_index);
 			for (int32_t i = 0; index >= 0 && i < req->count; i++)
 				if (req->indexes[i] == index)
-					fetch_apply_partition(consumer, freq, i, pd);
+					fetch_apply_partition(consumer, freq, i, pd, &frame);
 		}
 	}
+	frame_unref(frame);
 	tl_arena_deinit(&arena);
 	part_req_free(req);
 	free(freq->offsets);

@@ -55,12 +55,21 @@ struct aborted_txn {
 };
 
 /* One partition's records from one Fetch response. */
+/* A Fetch response's memory, taken from the client (tl_client_response_take): the
+ * chunks cut from it point into it instead of copying their records; freed with the
+ * last of them. */
+struct fetch_frame {
+	int32_t refs;
+	void *data;
+};
+
 struct fetch_chunk {
 	struct fetch_chunk *next;
 	int32_t part_index;
 	uint32_t part_epoch;
 	uint32_t assign_gen;
-	uint8_t *data; /* owned copy of the records field */
+	struct fetch_frame *frame; /* the response the records lie in (a reference) */
+	const uint8_t *data;       /* the records field, inside frame */
 	size_t len;
 	struct tl_records_iter iter;
 	bool started;
