@@ -384,11 +384,17 @@ void tl_log_config_defaults(struct tl_log_config *config)
 
 /* ---- small helpers ---- */
 
+/* A copy of @fd that an exec does not inherit (as every descriptor the log opens). */
+static int dup_cloexec(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
 /* A directory stream over @dir_fd from its first entry. The dup shares the file
  * position with @dir_fd, so an earlier listing would otherwise leave it at the end. */
 static DIR *dir_open(int dir_fd)
 {
-	int fd = dup(dir_fd);
+	int fd = dup_cloexec(dir_fd);
 	if (fd == -1)
 		return NULL;
 	DIR *d = fdopendir(fd);
@@ -4794,14 +4800,14 @@ static struct tl_cleaner_job *cleaner_job_create(struct tl_log *log, uint32_t n,
 	struct tl_cleaner_job *job = calloc(1, sizeof(*job));
 	if (!job)
 		return NULL;
-	job->dir_fd = dup(log->dir_fd);
+	job->dir_fd = dup_cloexec(log->dir_fd);
 	job->inputs = calloc(n, sizeof(*job->inputs));
 	job->aborted = calloc(log->aborted_count + 1, sizeof(*job->aborted));
 	job->lasts = calloc(log->pstate.count + 1, sizeof(*job->lasts));
 	bool ok = job->dir_fd >= 0 && job->inputs && job->aborted && job->lasts;
 	for (uint32_t i = 0; ok && i < n; i++) {
 		const struct tl_log_segment *segment = log->segments[i];
-		int fd = dup(segment->fd);
+		int fd = dup_cloexec(segment->fd);
 		if (fd == -1) {
 			ok = false;
 			break;
