@@ -121,6 +121,18 @@ tl_cgrep()
 	grep -Eq -- "$2" <(tl_log_text "$TL_TMP/tallyd-$1.log" 2>/dev/null)
 }
 
+# tl_cwait_log I ERE SECONDS [WHY]: waits until broker I's log has a line matching ERE;
+# fails the test after SECONDS with WHY (default: which broker logged what not).
+tl_cwait_log()
+{
+	local deadline=$((SECONDS + $3))
+	until tl_cgrep "$1" "$2"; do
+		[ $SECONDS -lt $deadline ] ||
+			tl_fail "${4:-broker $1 logged no line matching '$2' within $3 s}"
+		sleep 0.1
+	done
+}
+
 tl_cbroker_start()
 {
 	local i=$1 log=$TL_TMP/tallyd-$1.log from deadline

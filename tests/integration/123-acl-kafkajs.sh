@@ -42,11 +42,8 @@ if command -v etcd >/dev/null 2>&1 && command -v kcat >/dev/null 2>&1; then
 	cadmin() { timeout 20 "$TL_BIN/tally" -b "$TL_BOOTSTRAP" --timeout 10s -X client.id=User:admin "$@"; }
 	applied() # BROKER COUNT: waits until broker BROKER applied COUNT ACLs from its view
 	{
-		local deadline=$((SECONDS + 10))
-		until tl_cgrep "$1" "acl: applied the cluster.s ACLs acls=$2\$"; do
-			[ $SECONDS -lt $deadline ] || tl_fail "broker $1 did not apply $2 ACLs from etcd"
-			sleep 0.05
-		done
+		tl_cwait_log "$1" "acl: applied the cluster.s ACLs acls=$2\$" 10 \
+			"broker $1 did not apply $2 ACLs from etcd"
 	}
 	cadmin topic create c1 -p 2 --replication-factor 2 >/dev/null || tl_fail "cluster topic create"
 	tl_cluster_wait_isr c1 2 2

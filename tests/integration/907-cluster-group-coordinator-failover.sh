@@ -92,11 +92,8 @@ while :; do
 	sleep 0.2
 done
 tl_log "new coordinator: broker $leader"
-deadline=$(($(date +%s) + 20))
-until tl_cgrep "$leader" "group: coordinating partition=$gpart "; do
-	[ "$(date +%s)" -lt "$deadline" ] || tl_fail "broker $leader did not load partition $gpart"
-	sleep 0.1
-done
+tl_cwait_log "$leader" "group: coordinating partition=$gpart " 20 \
+	"broker $leader did not load partition $gpart"
 
 # (4) A second member joins at the new coordinator: a rebalance there.
 consume 4 -I 15000 &

@@ -50,16 +50,6 @@ isr_of()
 		--print-value-only 2>/dev/null | sed -n 's/.* isr=\([0-9,]*\).*/\1/p'
 }
 
-# Polls until broker $1's log matches ERE $2, up to $3 seconds.
-wait_log()
-{
-	local deadline=$((SECONDS + $3))
-	until tl_cgrep "$1" "$2"; do
-		[ $SECONDS -lt $deadline ] || tl_fail "broker $1 logged no line matching '$2' within $3 s"
-		sleep 0.2
-	done
-}
-
 tl_log "(1) no ClusterAction for User:broker: the follower's Fetch is denied"
 deadline=$((SECONDS + 15))
 until tally topic create t922 --partitions 1 --replication-factor 2 >"$TL_TMP/tc.out" 2>&1; do
@@ -72,8 +62,8 @@ until leader=$(tl_cluster_leader t922 0) && [ -n "$leader" ] && [ "$leader" -ge 
 	sleep 0.2
 done
 follower=$((3 - leader))
-wait_log "$leader" "acl: denied principal=User:broker .*operation=ClusterAction" 15
-wait_log "$follower" "fetcher: connected to leader leader=$leader security.protocol=SASL_SSL principal=User:broker" 5
+tl_cwait_log "$leader" "acl: denied principal=User:broker .*operation=ClusterAction" 15
+tl_cwait_log "$follower" "fetcher: connected to leader leader=$leader security.protocol=SASL_SSL principal=User:broker" 5
 # A new topic starts with every replica in its ISR; one that cannot fetch drops out
 # after replica.lag.time.max.ms (2 s here).
 deadline=$((SECONDS + 15))
@@ -104,8 +94,8 @@ tally acl add --allow-principal User:ANONYMOUS --operation Describe --topic t922
 TL_CLISTENER2=PLAINTEXT
 TL_CPORT2[$follower]=$(tl_pick_port) || tl_fail "no free port"
 tl_cbroker_start "$follower"
-wait_log "$follower" "fetcher: cannot connect to the leader over the inter-broker listener leader=$leader principal=User:broker security.protocol=SASL_SSL err=SASL_AUTHENTICATION_FAILED" 15
-wait_log "$leader" "SASL authentication failed principal=User:broker " 5
+tl_cwait_log "$follower" "fetcher: cannot connect to the leader over the inter-broker listener leader=$leader principal=User:broker security.protocol=SASL_SSL err=SASL_AUTHENTICATION_FAILED" 15
+tl_cwait_log "$leader" "SASL authentication failed principal=User:broker " 5
 isr=$(isr_of)
 [ "$isr" = "$leader" ] || tl_fail "ISR is '$isr' with a wrong inter-broker password, want '$leader'"
 

@@ -112,18 +112,10 @@ TL_CARGS=("${good[@]/ssl.keystore.location=$certs\/broker.pem/ssl.keystore.locat
 [ "$leader" != 1 ] || TL_CLISTENER2=PLAINTEXT
 tl_cbroker_start "$leader"
 TL_CLISTENER2=
-wait_log() # broker ERE seconds
-{
-	local deadline=$((SECONDS + $3))
-	until tl_cgrep "$1" "$2"; do
-		[ $SECONDS -lt $deadline ] || tl_fail "broker $1 logged no line matching '$2' within $3 s"
-		sleep 0.2
-	done
-}
-wait_log "$now" "broker: TLS handshake failed, closing connection peer=127\.0\.0\.1:[0-9]+ listener=SSL detail=\"certificate verify failed" 10
+tl_cwait_log "$now" "broker: TLS handshake failed, closing connection peer=127\.0\.0\.1:[0-9]+ listener=SSL detail=\"certificate verify failed" 10
 # TLS 1.3: the client's handshake ends before the server checks its certificate, so the
 # refusal reaches the fetcher as the server's alert on its first read.
-wait_log "$leader" "fetcher: cannot connect to the leader over the inter-broker listener leader=$now principal=User:CN=localhost,O=Tally security.protocol=SSL err=IO_ERROR .*why=\"TLS.*alert unknown ca" 5
+tl_cwait_log "$leader" "fetcher: cannot connect to the leader over the inter-broker listener leader=$now principal=User:CN=localhost,O=Tally security.protocol=SSL err=IO_ERROR .*why=\"TLS.*alert unknown ca" 5
 # The leaders drop the killed broker from their ISRs only replica.lag.time.max.ms (5 s)
 # after its last fetch, which can be after the restart: wait for that first (the test
 # raced it and failed about one run in three), then several fetch rounds (backoff 200

@@ -106,11 +106,8 @@ tl_cgrep "$c" 'group: resigned as coordinator' &&
 tl_log "(4) broker $c, cut off, refuses the group: OffsetFetch $raw; tally: $got"
 
 tl_etcd_heal "$c"
-deadline=$(($(date +%s) + 30))
-until tl_cgrep "$c" 'group: resigned as coordinator'; do
-	[ "$(date +%s)" -lt "$deadline" ] || tl_fail "broker $c did not give the group up after reconnecting"
-	sleep 0.2
-done
+tl_cwait_log "$c" 'group: resigned as coordinator' 30 \
+	"broker $c did not give the group up after reconnecting"
 tl_cgrep "$c" 'lease (renewed after a lapse|expired, registering again)' ||
 	tl_fail "broker $c's log does not say its lease lapsed"
 for b in "$at_c" "$TL_BOOTSTRAP"; do
