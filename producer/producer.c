@@ -316,8 +316,7 @@ static void part_window_check(struct partition_state *part)
 		for (struct batch *b = part->head; b && b->sequenced; b = b->next) {
 			if (b->sent && b->send_order < part->resequence_order)
 				continue;
-			b->sequenced = false;
-			tl_buf_reset(&b->wire);
+			b->sequenced = false; /* renumbered at its next send */
 		}
 		part->next_sequence = part->resequence_from;
 		part->resequence = false;
@@ -957,10 +956,8 @@ void tl_producer_pid_adopt(struct tl_producer *producer, int64_t producer_id, in
 			struct partition_state *part = topic->parts[p];
 			part->next_sequence =
 				part->spool ? tl_spool_part_next_sequence(part->spool) : 0;
-			for (struct batch *b = part->head; b; b = b->next) {
-				b->sequenced = false;
-				tl_buf_reset(&b->wire);
-			}
+			for (struct batch *b = part->head; b; b = b->next)
+				b->sequenced = false; /* renumbered at its next send */
 		}
 	}
 }
@@ -1305,10 +1302,11 @@ static void produce_done(void *arg, tl_err err, struct tl_cursor *body, int16_t 
 	free(req);
 }
 
-/* Makes the wire bytes of @batch at its first send (invariant 2). I/O thread, lock held. */
+/* Makes the wire bytes of @batch at its first send, or renumbers them for a send after
+ * one of invariant 2's exceptions. I/O thread, lock held. */
 static tl_err batch_prepare(struct tl_producer *producer, struct batch *batch)
 {
-	if (batch->wire.len > 0)
+	if (batch->sequenced)
 		return TL_OK;
 	struct partition_state *part = batch->part;
 	int32_t base_sequence = TL_RECORDS_NO_SEQUENCE;
@@ -1319,12 +1317,26 @@ static tl_err batch_prepare(struct tl_producer *producer, struct batch *batch)
 		int64_t next = (int64_t)base_sequence + batch->record_count;
 		part->next_sequence = (int32_t)(next % 2147483648LL);
 	}
+	batch->sequenced = true;
+	if (batch->wire.len > 0) {
+		/* Made for an earlier send and numbered anew since (a new producer id, or a
+		 * failed batch ahead): only the header's producer fields and CRC change. */
+		TL_ASSERT_DEBUG(((tl_be16_get(batch->wire.data + TL_BATCH_OFF_ATTRIBUTES) &
+				  TL_BATCH_ATTR_TRANSACTIONAL) != 0) ==
+				(producer->txn.state != TXN_NONE));
+		tl_records_batch_set_producer(batch->wire.data, batch->wire.len,
+					      producer->producer_id, producer->producer_epoch,
+					      base_sequence);
+		return TL_OK;
+	}
 	tl_records_builder_set_producer(&batch->builder, producer->producer_id,
 					producer->producer_epoch, base_sequence,
 					producer->txn.state != TXN_NONE);
-	batch->sequenced = true;
-	spare_take(producer, &batch->wire);
-	tl_err err = tl_records_builder_finish(&batch->builder, producer->cctx, &batch->wire);
+	/* An uncompressed batch becomes the wire bytes where it was built (no copy); a
+	 * compressed one goes into a spare buffer. */
+	if (producer->compression != TL_COMPRESSION_NONE)
+		spare_take(producer, &batch->wire);
+	tl_err err = tl_records_builder_finish_move(&batch->builder, producer->cctx, &batch->wire);
 	if (err != TL_OK) {
 		tl_buf_reset(&batch->wire);
 		batch->sequenced = false;

@@ -104,9 +104,12 @@ tl_err tl_records_builder_append(struct tl_records_builder *builder, int64_t tim
 		record_body_size(timestamp_delta, offset_delta, key, value, headers, header_count);
 	if (body > INT32_MAX)
 		return TL_ERR_LIMIT;
-	size_t len_before = builder->records.len;
-
 	struct tl_buf *buf = &builder->records;
+	/* The batch header's room, so that tl_records_builder_finish_move can write the
+	 * header in front of the records where they are. */
+	if (buf->len == 0 && !tl_buf_extend(buf, TL_BATCH_HEADER_BYTES))
+		return TL_ERR_NOMEM;
+	size_t len_before = buf->len;
 	tl_buf_varint(buf, (int32_t)body);
 	tl_buf_i8(buf, 0);
 	tl_buf_varlong(buf, timestamp_delta);
@@ -187,8 +190,24 @@ tl_err tl_records_zstd_compress(ZSTD_CCtx *cctx, const uint8_t *src, size_t len,
 	return TL_OK;
 }
 
-tl_err tl_records_builder_finish(const struct tl_records_builder *builder, ZSTD_CCtx *cctx,
-				 struct tl_buf *out)
+/* Writes the header of @builder's batch of @total bytes at @p (its records follow it)
+ * and its CRC. */
+static tl_err builder_header_put(const struct tl_records_builder *builder, uint8_t *p, size_t total)
+{
+	if (total - TL_BATCH_LOG_OVERHEAD > INT32_MAX)
+		return TL_ERR_LIMIT;
+	int16_t attributes = (int16_t)builder->compression;
+	if (builder->transactional)
+		attributes |= TL_BATCH_ATTR_TRANSACTIONAL;
+	header_write(p, (int32_t)(total - TL_BATCH_LOG_OVERHEAD), attributes,
+		     builder->record_count - 1, builder->base_timestamp, builder->max_timestamp,
+		     builder->producer_id, builder->producer_epoch, builder->base_sequence,
+		     builder->record_count);
+	tl_batch_crc_update(p, total);
+	return TL_OK;
+}
+
+static tl_err builder_finish_check(const struct tl_records_builder *builder)
 {
 	if (builder->record_count == 0)
 		return TL_ERR_INVALID;
@@ -196,44 +215,59 @@ tl_err tl_records_builder_finish(const struct tl_records_builder *builder, ZSTD_
 		return TL_ERR_UNSUPPORTED_COMPRESSION_TYPE;
 	if (builder->records.failed)
 		return TL_ERR_NOMEM;
+	TL_ASSERT(builder->records.len > TL_BATCH_HEADER_BYTES);
+	return TL_OK;
+}
+
+tl_err tl_records_builder_finish(const struct tl_records_builder *builder, ZSTD_CCtx *cctx,
+				 struct tl_buf *out)
+{
+	tl_err err = builder_finish_check(builder);
+	if (err != TL_OK)
+		return err;
+	const uint8_t *records = builder->records.data + TL_BATCH_HEADER_BYTES;
+	size_t records_len = builder->records.len - TL_BATCH_HEADER_BYTES;
 	size_t start = out->len;
 	if (!tl_buf_extend(out, TL_BATCH_HEADER_BYTES))
 		return TL_ERR_NOMEM;
-	size_t records_bytes = builder->records.len;
+	size_t records_bytes = records_len;
 	if (builder->compression == TL_COMPRESSION_ZSTD) {
-		tl_err err = tl_records_zstd_compress(cctx, builder->records.data,
-						      builder->records.len, out, &records_bytes);
-		if (err != TL_OK) {
-			out->len = start;
-			return err;
-		}
+		err = tl_records_zstd_compress(cctx, records, records_len, out, &records_bytes);
 	} else if (builder->compression != TL_COMPRESSION_NONE) {
-		tl_err err = tl_batch_compress(builder->compression, builder->records.data,
-					       builder->records.len, out);
-		if (err != TL_OK) {
-			out->len = start;
-			return err;
-		}
+		err = tl_batch_compress(builder->compression, records, records_len, out);
 		records_bytes = out->len - start - TL_BATCH_HEADER_BYTES;
 	} else {
-		tl_buf_put(out, builder->records.data, builder->records.len);
-		if (out->failed)
-			return TL_ERR_NOMEM;
+		tl_buf_put(out, records, records_len);
+		err = out->failed ? TL_ERR_NOMEM : TL_OK;
 	}
-	size_t total = TL_BATCH_HEADER_BYTES + records_bytes;
-	if (total - TL_BATCH_LOG_OVERHEAD > INT32_MAX) {
+	if (err == TL_OK)
+		err = builder_header_put(builder, out->data + start,
+					 TL_BATCH_HEADER_BYTES + records_bytes);
+	if (err != TL_OK)
 		out->len = start;
-		return TL_ERR_LIMIT;
+	return err;
+}
+
+tl_err tl_records_builder_finish_move(struct tl_records_builder *builder, ZSTD_CCtx *cctx,
+				      struct tl_buf *out)
+{
+	TL_ASSERT(out->len == 0 && out->span_count == 0);
+	if (builder->compression != TL_COMPRESSION_NONE) {
+		tl_err err = tl_records_builder_finish(builder, cctx, out);
+		if (err == TL_OK)
+			tl_records_builder_reset(builder);
+		return err;
 	}
-	int16_t attributes = (int16_t)builder->compression;
-	if (builder->transactional)
-		attributes |= TL_BATCH_ATTR_TRANSACTIONAL;
-	uint8_t *p = out->data + start;
-	header_write(p, (int32_t)(total - TL_BATCH_LOG_OVERHEAD), attributes,
-		     builder->record_count - 1, builder->base_timestamp, builder->max_timestamp,
-		     builder->producer_id, builder->producer_epoch, builder->base_sequence,
-		     builder->record_count);
-	tl_batch_crc_update(p, total);
+	tl_err err = builder_finish_check(builder);
+	if (err != TL_OK)
+		return err;
+	err = builder_header_put(builder, builder->records.data, builder->records.len);
+	if (err != TL_OK)
+		return err;
+	tl_buf_deinit(out);
+	*out = builder->records;
+	tl_buf_init(&builder->records);
+	tl_records_builder_reset(builder);
 	return TL_OK;
 }
 

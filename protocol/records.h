@@ -51,7 +51,8 @@ struct tl_record_header {
 /* ---- builder ---- */
 
 struct tl_records_builder {
-	struct tl_buf records; /* encoded records, uncompressed */
+	struct tl_buf records; /* room for the batch header, then the encoded records,
+				  uncompressed (empty before the first record) */
 	enum tl_compression compression;
 	int32_t record_count;
 	int64_t base_timestamp; /* first record's timestamp, ms */
@@ -80,10 +81,11 @@ tl_err tl_records_builder_append(struct tl_records_builder *builder, int64_t tim
 				 struct tl_bytes key, struct tl_bytes value,
 				 const struct tl_record_header *headers, int32_t header_count);
 
-/* Uncompressed size the finished batch would have now: header plus records. */
+/* Uncompressed size the finished batch would have now: header plus records. (Once a
+ * record is in, `records` starts with the header's room.) */
 static inline size_t tl_records_builder_bytes(const struct tl_records_builder *builder)
 {
-	return TL_BATCH_HEADER_BYTES + builder->records.len;
+	return builder->records.len > 0 ? builder->records.len : TL_BATCH_HEADER_BYTES;
 }
 
 void tl_records_builder_set_producer(struct tl_records_builder *builder, int64_t producer_id,
@@ -97,6 +99,13 @@ void tl_records_builder_set_producer(struct tl_records_builder *builder, int64_t
  * TL_ERR_NOMEM. */
 tl_err tl_records_builder_finish(const struct tl_records_builder *builder, ZSTD_CCtx *cctx,
 				 struct tl_buf *out);
+/* The same into an empty @out, without copying an uncompressed batch: its header is
+ * written in the room the builder left before the records, and the builder's memory
+ * becomes @out's. A compressed batch is written to @out as tl_records_builder_finish
+ * does. Either way the builder is then empty, as after reset (an uncompressed one
+ * holding no memory). */
+tl_err tl_records_builder_finish_move(struct tl_records_builder *builder, ZSTD_CCtx *cctx,
+				      struct tl_buf *out);
 
 /* Appends @len bytes at @src to @out compressed as one zstd frame (default level);
  * *@written_out gets its size. @cctx is a context to reuse (NULL: one is made for this

@@ -85,6 +85,61 @@ START_TEST(builder_matches_kafkajs_vector_byte_for_byte)
 }
 END_TEST
 
+/* The same two records as the kafkajs vector, with @compression. */
+static void builder_of_vector(struct tl_records_builder *b, enum tl_compression compression)
+{
+	tl_records_builder_init(b, compression);
+	struct tl_record_header h = {{"h", 1}, {(const uint8_t *)"v", 1}};
+	struct tl_bytes null_key = {NULL, -1};
+	ck_assert_int_eq(
+		tl_records_builder_append(b, 1700000000000, bytes_of("k"), bytes_of("hi"), &h, 1),
+		TL_OK);
+	ck_assert_int_eq(
+		tl_records_builder_append(b, 1700000000005, null_key, bytes_of("yo"), NULL, 0),
+		TL_OK);
+	tl_records_builder_set_producer(b, 5, 1, 7, false);
+}
+
+/* finish_move gives the bytes finish gives; uncompressed, in the builder's own memory
+ * (no copy), leaving the builder empty and reusable. */
+START_TEST(finish_move_equals_finish)
+{
+	static const enum tl_compression codecs[] = {TL_COMPRESSION_NONE, TL_COMPRESSION_ZSTD};
+	for (size_t i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++) {
+		struct tl_records_builder b;
+		builder_of_vector(&b, codecs[i]);
+		struct tl_buf copied, moved;
+		tl_buf_init(&copied);
+		tl_buf_init(&moved);
+		ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &copied), TL_OK);
+		const uint8_t *built = b.records.data;
+		ck_assert_int_eq(tl_records_builder_finish_move(&b, NULL, &moved), TL_OK);
+		ck_assert_uint_eq(moved.len, copied.len);
+		ck_assert_mem_eq(moved.data, copied.data, copied.len);
+		if (codecs[i] == TL_COMPRESSION_NONE)
+			ck_assert_ptr_eq(moved.data, built);
+		ck_assert_int_eq(b.record_count, 0);
+		ck_assert_uint_eq(tl_records_builder_bytes(&b), TL_BATCH_HEADER_BYTES);
+		struct tl_batch_header hdr;
+		ck_assert_int_eq(tl_batch_validate(moved.data, moved.len, &hdr, NULL), TL_OK);
+		ck_assert_int_eq(hdr.producer_id, 5);
+		ck_assert_int_eq(hdr.base_sequence, 7);
+		ck_assert_int_eq(hdr.records_count, 2);
+		/* The emptied builder takes records again. */
+		ck_assert_int_eq(
+			tl_records_builder_append(&b, 1, bytes_of("a"), bytes_of("b"), NULL, 0),
+			TL_OK);
+		tl_buf_reset(&copied);
+		ck_assert_int_eq(tl_records_builder_finish(&b, NULL, &copied), TL_OK);
+		ck_assert_int_eq(tl_batch_validate(copied.data, copied.len, &hdr, NULL), TL_OK);
+		ck_assert_int_eq(hdr.records_count, 1);
+		tl_buf_deinit(&copied);
+		tl_buf_deinit(&moved);
+		tl_records_builder_deinit(&b);
+	}
+}
+END_TEST
+
 START_TEST(iterator_decodes_kafkajs_vector)
 {
 	uint8_t data[128];
@@ -477,11 +532,12 @@ START_TEST(record_size_matches_appended_bytes)
 	struct tl_records_builder b;
 	tl_records_builder_init(&b, TL_COMPRESSION_NONE);
 	struct tl_record_header h = {{"hk", 2}, {(const uint8_t *)"hv", 2}};
-	size_t before = b.records.len;
+	size_t before = tl_records_builder_bytes(&b);
+	ck_assert_uint_eq(before, TL_BATCH_HEADER_BYTES);
 	size_t want = tl_records_record_size(0, 0, bytes_of("key"), bytes_of("value"), &h, 1);
 	ck_assert_int_eq(
 		tl_records_builder_append(&b, 5, bytes_of("key"), bytes_of("value"), &h, 1), TL_OK);
-	ck_assert_uint_eq(b.records.len - before, want);
+	ck_assert_uint_eq(tl_records_builder_bytes(&b) - before, want);
 	struct tl_record_header bad = {{NULL, -1}, {NULL, -1}};
 	ck_assert_int_eq(tl_records_builder_append(&b, 5, bytes_of("k"), bytes_of("v"), &bad, 1),
 			 TL_ERR_INVALID);
@@ -582,6 +638,7 @@ static Suite *records_suite(void)
 	tcase_add_test(tc, partial_trailing_batch_ends_iteration);
 	tcase_add_test(tc, set_producer_patches_header_and_crc);
 	tcase_add_test(tc, record_size_matches_appended_bytes);
+	tcase_add_test(tc, finish_move_equals_finish);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("errors");
 	tcase_add_test(tc, bad_crc_is_corrupt_message);
