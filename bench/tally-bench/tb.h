@@ -399,7 +399,8 @@ struct tb_driver_ops {
 	int (*producer_open)(const struct tb_opts *o, const struct tb_target *t, int index,
 			     tb_ack_fn ack, void *ctx, struct tb_producer_driver **out, char *err,
 			     size_t err_size);
-	/* 0 sent; -1 failed (err filled). May block while the window is full. */
+	/* 0 sent; -1 failed (err filled). May block while the window is full. The key
+	 * and value are the caller's again once it returns (a driver copies them). */
 	int (*send)(struct tb_producer_driver *d, const struct tb_send *s, char *err,
 		    size_t err_size);
 	/* Runs acknowledgements that arrived, waiting up to @timeout_ms for one. */

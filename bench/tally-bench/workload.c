@@ -70,7 +70,12 @@ struct worker {
 	bool failed;
 	/* producer */
 	struct tb_producer_driver *pd;
-	uint8_t *value;
+	/* This worker's copy of the payload pool: a record's value is a slice of it, its
+	 * first TB_RECORD_HEADER bytes overwritten with the header while the record is
+	 * sent (every driver copies the value before send returns) and put back after. */
+	uint8_t *pool;
+	uint8_t *patched; /* the slice whose header bytes are in saved, or NULL */
+	uint8_t saved[TB_RECORD_HEADER];
 	uint64_t rng;
 	uint64_t quota; /* records to send; UINT64_MAX = until the deadline */
 	/* sampler's previous snapshot */
@@ -339,11 +344,13 @@ static void build_record(struct worker *w, struct tb_send *s, char *key, size_t 
 	if (w->ph->kind == TB_PHASE_E2E && size < TB_RECORD_HEADER)
 		size = TB_RECORD_HEADER;
 	size_t at = (size_t)(rng_next(&w->rng) % POOL_BYTES);
-	memcpy(w->value, w->ph->pool + at, size);
+	uint8_t *value = w->pool + at; /* no copy: the client's own is the one measured */
 	if (size >= TB_RECORD_HEADER) {
 		uint64_t magic = TB_RECORD_MAGIC;
-		memcpy(w->value, &magic, 8);
-		memcpy(w->value + 8, &intended, 8);
+		memcpy(w->saved, value, TB_RECORD_HEADER);
+		w->patched = value;
+		memcpy(value, &magic, 8);
+		memcpy(value + 8, &intended, 8);
 	}
 	s->partition = -1;
 	s->key = NULL;
@@ -354,7 +361,7 @@ static void build_record(struct worker *w, struct tb_send *s, char *key, size_t 
 		s->key = key;
 		s->key_len = (uint32_t)n;
 	}
-	s->value = w->value;
+	s->value = value;
 	s->value_len = size;
 	s->intended_ns = intended;
 }
@@ -391,7 +398,12 @@ static void producer_loop(struct worker *w)
 		}
 		struct tb_send s;
 		build_record(w, &s, key, sizeof(key), intended);
-		if (ops->send(w->pd, &s, err, sizeof(err))) {
+		int failed = ops->send(w->pd, &s, err, sizeof(err));
+		if (w->patched) {
+			memcpy(w->patched, w->saved, TB_RECORD_HEADER);
+			w->patched = NULL;
+		}
+		if (failed) {
 			worker_fail(w, err);
 			return;
 		}
@@ -424,8 +436,10 @@ static void *producer_main(void *arg)
 	struct worker *w = arg;
 	struct phase *ph = w->ph;
 	char err[512];
-	w->value = malloc(TB_RECORD_MAX + TB_RECORD_HEADER);
-	bool ok = w->value != NULL;
+	w->pool = malloc(POOL_BYTES + TB_RECORD_MAX);
+	bool ok = w->pool != NULL;
+	if (ok)
+		memcpy(w->pool, ph->pool, POOL_BYTES + TB_RECORD_MAX);
 	if (!ok)
 		worker_fail(w, "out of memory");
 	if (ok && ph->ops->producer_open(ph->o, ph->t, w->index, on_ack, w, &w->pd, err,
@@ -441,7 +455,7 @@ static void *producer_main(void *arg)
 	}
 	if (w->pd)
 		ph->ops->producer_close(w->pd);
-	free(w->value);
+	free(w->pool);
 	__atomic_store_n(&w->finished, true, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&ph->workers_done, 1, __ATOMIC_ACQ_REL);
 	return NULL;
