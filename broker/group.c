@@ -1351,7 +1351,8 @@ static tl_err coordinator_of(struct tl_request *req, int8_t key_type, struct tl_
 	 * more than that its view may be stale: it points a group's members nowhere rather
 	 * than at a coordinator that answers NOT_COORDINATOR (itself) or that another broker
 	 * has since replaced. Clients retry COORDINATOR_NOT_AVAILABLE (Kafka's answer while
-	 * the coordinator is unknown) and ask the other brokers meanwhile. */
+	 * the coordinator is unknown); one that asks only this broker waits until it has
+	 * read the cluster's state again, as it would have looped on NOT_COORDINATOR. */
 	if (key_type == 0 && !tl_cluster_leaderships_current(broker->cluster, tl_mono_ms()))
 		return TL_ERR_COORDINATOR_NOT_AVAILABLE;
 	const struct tl_cluster_broker *coordinator = NULL;

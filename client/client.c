@@ -96,6 +96,7 @@ static bool client_api_flexible(int16_t api_key, int16_t version)
 #define CLIENT_TOPICS_MAX     100000
 #define CLIENT_PARTITIONS_MAX 100000 /* per topic */
 #define CLIENT_READ_CHUNK     (1 << 20)
+#define CLIENT_RESERVE_MAX    (16 << 20) /* a frame's memory reserved before its bytes come */
 
 enum conn_state {
 	CONN_DOWN,
@@ -456,6 +457,10 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 	struct client_req *req = node->head;
 	node->head = node->tail = NULL;
 	node->in_flight = 0;
+	/* These callbacks have no response: none of them may take the one being
+	 * dispatched (when a response's callback closed this node, or another). */
+	struct client_node *dispatching = client->dispatching;
+	client->dispatching = NULL;
 	while (req) {
 		struct client_req *next = req->next;
 		if (req->fn)
@@ -463,6 +468,7 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 		free(req);
 		req = next;
 	}
+	client->dispatching = dispatching;
 }
 
 /* Starts a request frame (size placeholder, header v1 or v2) at the end of the node's
@@ -733,9 +739,12 @@ static void node_read(struct tl_client *client, struct client_node *node)
 				return;
 			}
 			need = 4 + (size_t)size;
-			/* The frame's whole size at once: growing it by doubling would copy
-			 * what was read so far, and a taken frame starts from nothing. */
-			if (node->in.cap < need && !tl_buf_reserve(&node->in, need)) {
+			/* The frame's size at once (up to CLIENT_RESERVE_MAX, so that a
+			 * size prefix alone cannot claim TL_CLIENT_FRAME_MAX): growing by
+			 * doubling would copy what was read so far, and a taken frame starts
+			 * from nothing. */
+			size_t reserve = TL_MIN(need, (size_t)CLIENT_RESERVE_MAX);
+			if (node->in.cap < reserve && !tl_buf_reserve(&node->in, reserve)) {
 				node_close(client, node, TL_ERR_NOMEM, "out of memory");
 				return;
 			}

@@ -315,6 +315,16 @@ static void mode_build(const uint8_t *data, size_t size)
 		if (tl_records_builder_finish(&builder, NULL, &out) != TL_OK)
 			fuzz_fail("builder finish failed");
 		check_built(out.data, out.len, want, count, pid);
+		/* The same batch without the copy: byte for byte what finish wrote. */
+		struct tl_buf moved;
+		tl_buf_init(&moved);
+		if (tl_records_builder_finish_move(&builder, NULL, &moved) != TL_OK)
+			fuzz_fail("builder finish_move failed");
+		if (moved.len != out.len || memcmp(moved.data, out.data, out.len) != 0)
+			fuzz_fail("finish_move wrote another batch than finish");
+		if (tl_records_builder_bytes(&builder) != TL_BATCH_HEADER_BYTES)
+			fuzz_fail("finish_move left records in the builder");
+		tl_buf_deinit(&moved);
 		if (pid >= 0) {
 			tl_records_batch_set_producer(out.data, out.len, pid + 1, 3, 100);
 			struct tl_batch_header h;
