@@ -522,8 +522,17 @@ static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_
 	TL_ASSERT(call->map);
 	bool reroutes = api->route == ROUTE_ANY || api->route == ROUTE_CONTROLLER;
 	int32_t node = TL_CLIENT_NODE_ANY;
+	/* FindCoordinator goes round the brokers: one that cannot vouch for its view
+	 * answers COORDINATOR_NOT_AVAILABLE until it can, another may know. */
+	bool rotates = call->api == API_FIND_COORDINATOR, listed = false;
+	int32_t asked = TL_CLIENT_NODE_ANY;
 	tl_err err = admin_route(admin, api, call, deadline_ns, &node);
 	while (err == TL_OK) {
+		if (rotates) {
+			node = tl_client_next_ready_node(admin->client, asked);
+			if (node != TL_CLIENT_NODE_ANY)
+				asked = node;
+		}
 		call->node = node;
 		bool transport;
 		err = admin_send(admin, api, call, node, deadline_ns, reroutes, &transport);
@@ -540,6 +549,12 @@ static tl_err admin_call(struct tl_admin *admin, struct admin_call *call, int64_
 		}
 		if (!api->is_retriable || !api->is_retriable(err))
 			return err;
+		if (rotates && !listed) {
+			/* The brokers to go round (once: any of them may answer it). */
+			(void)tl_client_metadata_refresh_sync(admin->client, false,
+							      admin_left_ms(deadline_ns));
+			listed = true;
+		}
 		tl_client_poll(admin->client, 100);
 		bool moved = err == TL_ERR_NOT_COORDINATOR &&
 			     (api->route == ROUTE_GROUP || api->route == ROUTE_TXN);

@@ -903,6 +903,28 @@ bool tl_client_node_ready(struct tl_client *client, int32_t node_id)
 	return node->state == CONN_READY;
 }
 
+int32_t tl_client_next_ready_node(struct tl_client *client, int32_t after)
+{
+	int start = 0;
+	for (int i = 0; i < client->node_count; i++)
+		if (after != TL_CLIENT_NODE_ANY && client->nodes[i]->node_id == after)
+			start = i + 1;
+	bool connecting = false;
+	for (int k = 0; k < client->node_count; k++) {
+		struct client_node *node = client->nodes[(start + k) % client->node_count];
+		if (node->node_id < 0)
+			continue;
+		if (node->state == CONN_READY)
+			return node->node_id;
+		/* Connect the next one that is down, so that the retry can go there. */
+		if (!connecting && node->state == CONN_DOWN && tl_mono_ns() >= node->retry_at_ns) {
+			node_connect(client, node);
+			connecting = true;
+		}
+	}
+	return tl_client_any_ready_node(client);
+}
+
 int32_t tl_client_any_ready_node(struct tl_client *client)
 {
 	/* Prefer brokers learned from metadata over bootstrap entries. */

@@ -162,6 +162,14 @@ void tl_client_wakeup(struct tl_client *client);
 bool tl_client_node_ready(struct tl_client *client, int32_t node_id);
 /* Any READY node, connecting to one if none is; TL_CLIENT_NODE_ANY if none yet. */
 int32_t tl_client_any_ready_node(struct tl_client *client);
+/* The same, but the first READY broker after @after in the client's order, round robin
+ * (@after TL_CLIENT_NODE_ANY or unknown: from the first): a question that one broker
+ * cannot answer yet (FindCoordinator answered COORDINATOR_NOT_AVAILABLE by a broker
+ * that cannot vouch for its view) goes to the next one at the retry, as Kafka's
+ * clients ask their least loaded node. The first learned broker after @after that is
+ * down starts connecting, for the retry. Bootstrap entries only when no broker learned
+ * from metadata is READY. */
+int32_t tl_client_next_ready_node(struct tl_client *client, int32_t after);
 /* The version to use for @api_key on @node_id, or -1 when the node does not support any
  * version this client speaks (or is not READY). */
 int16_t tl_client_api_version(struct tl_client *client, int32_t node_id, int16_t api_key);

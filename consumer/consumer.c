@@ -397,13 +397,15 @@ bool tl_consumer_coordinator_ready(struct tl_consumer *consumer)
 		return tl_client_node_ready(consumer->client, consumer->coordinator);
 	if (consumer->coordinator_in_flight || tl_mono_ns() < consumer->coordinator_retry_ns)
 		return false;
-	int32_t node = tl_client_any_ready_node(consumer->client);
+	int32_t node = tl_client_next_ready_node(consumer->client, consumer->coordinator_asked);
 	if (node == TL_CLIENT_NODE_ANY)
 		return false;
 	if (tl_consumer_send(consumer, node, TL_CLIENT_API_FIND_COORDINATOR,
 			     find_coordinator_encode, consumer, find_coordinator_done,
-			     consumer) == TL_OK)
+			     consumer) == TL_OK) {
 		consumer->coordinator_in_flight = true;
+		consumer->coordinator_asked = node;
+	}
 	return false;
 }
 
@@ -1745,6 +1747,7 @@ TL_EXPORT tl_err tl_consumer_create(const struct tl_consumer_conf *cc, struct tl
 	if (!consumer)
 		return TL_ERR_NOMEM;
 	consumer->coordinator = -1;
+	consumer->coordinator_asked = TL_CLIENT_NODE_ANY;
 	consumer->fetch_nodes = calloc(CONSUMER_FETCH_NODES_MAX, sizeof(*consumer->fetch_nodes));
 	tl_err err = TL_ERR_NOMEM;
 	if (!consumer->fetch_nodes)

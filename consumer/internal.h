@@ -166,6 +166,7 @@ struct tl_consumer {
 	int32_t coordinator; /* -1 unknown */
 	bool coordinator_in_flight;
 	int64_t coordinator_retry_ns;
+	int32_t coordinator_asked; /* the broker asked last for the coordinator: next, the next */
 	bool offset_fetch_in_flight;
 	int32_t commits_in_flight;
 	int64_t next_auto_commit_ns;

@@ -140,6 +140,7 @@ struct producer_txn {
 	int32_t timeout_ms;
 	enum txn_state state;
 	int32_t coordinator; /* node id, -1 while unknown */
+	int32_t find_asked;  /* the broker asked last for a coordinator: next, the next */
 	bool find_in_flight;
 	bool request_in_flight; /* one coordinator request at a time */
 	int64_t retry_at_ns;    /* no coordinator request before this */

@@ -49,6 +49,7 @@ tl_err tl_producer_txn_settings(struct tl_producer *producer, const struct tl_co
 {
 	struct producer_txn *txn = &producer->txn;
 	txn->coordinator = -1;
+	txn->find_asked = TL_CLIENT_NODE_ANY;
 	txn->group_coordinator = -1;
 	txn->state = TXN_NONE;
 	const char *id = tl_conf_str(conf, "transactional.id");
@@ -448,9 +449,10 @@ static void find_map(struct tl_producer *producer, const struct txn_call *call, 
 static void find_send(struct tl_producer *producer, const char *key, int8_t key_type)
 {
 	struct producer_txn *txn = &producer->txn;
-	int32_t node = tl_client_any_ready_node(producer->client);
+	int32_t node = tl_client_next_ready_node(producer->client, txn->find_asked);
 	if (node == TL_CLIENT_NODE_ANY)
 		return;
+	txn->find_asked = node;
 	int16_t version =
 		tl_client_api_version(producer->client, node, TL_CLIENT_API_FIND_COORDINATOR);
 	if (version < 1) {

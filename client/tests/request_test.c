@@ -175,6 +175,28 @@ START_TEST(a_callback_send_hands_the_decoded_response_to_the_callback_once)
 }
 END_TEST
 
+/* FindCoordinator's retries go round the brokers (a broker that cannot vouch for its
+ * view answers COORDINATOR_NOT_AVAILABLE until it can): learned brokers in turn,
+ * wrapping, never the bootstrap entry while one of them is READY. */
+START_TEST(next_ready_node_goes_round_the_learned_brokers)
+{
+	(void)ready_node(); /* the bootstrap entry */
+	for (int32_t id = 1; id <= 3; id++)
+		ck_assert_int_eq(tl_client_broker_add(client, id, "127.0.0.1", 9, fb.port), TL_OK);
+	int64_t deadline = tl_mono_ns() + 5000 * 1000000LL;
+	while (!(tl_client_node_ready(client, 1) && tl_client_node_ready(client, 2) &&
+		 tl_client_node_ready(client, 3))) {
+		ck_assert(tl_mono_ns() < deadline);
+		tl_client_poll(client, 20);
+	}
+	ck_assert_int_eq(tl_client_next_ready_node(client, TL_CLIENT_NODE_ANY), 1);
+	ck_assert_int_eq(tl_client_next_ready_node(client, 1), 2);
+	ck_assert_int_eq(tl_client_next_ready_node(client, 2), 3);
+	ck_assert_int_eq(tl_client_next_ready_node(client, 3), 1);
+	ck_assert_int_eq(tl_client_next_ready_node(client, 77), 1); /* unknown: from the start */
+}
+END_TEST
+
 START_TEST(a_send_to_a_node_that_is_not_ready_is_again_and_never_calls_back)
 {
 	(void)ready_node();
@@ -276,6 +298,7 @@ static Suite *request_suite(void)
 		       a_blocking_call_leaves_the_response_and_its_strings_in_the_callers_arena);
 	tcase_add_test(tc, a_callback_send_hands_the_decoded_response_to_the_callback_once);
 	tcase_add_test(tc, a_send_to_a_node_that_is_not_ready_is_again_and_never_calls_back);
+	tcase_add_test(tc, next_ready_node_goes_round_the_learned_brokers);
 	tcase_add_test(tc, a_try_at_a_broker_that_refuses_connections_ends_at_once);
 	tcase_add_test(tc, a_try_at_a_broker_that_never_answers_ends_at_its_connect_timeout);
 	suite_add_tcase(s, tc);
