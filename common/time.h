@@ -21,6 +21,15 @@ static inline int64_t tl_mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The same clock at its tick (1-4 ms here) for a fraction of the cost (3 ns instead of
+ * 27 under kvm-clock): for per-record checks of millisecond intervals. */
+static inline int64_t tl_mono_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static inline int64_t tl_mono_ms(void)
 {
 	return tl_mono_ns() / 1000000;

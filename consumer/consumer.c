@@ -1615,7 +1615,7 @@ static void consumer_io(struct tl_consumer *consumer, int timeout_ms)
 	auto_commit_maybe(consumer, tl_mono_ns());
 	tl_client_poll(consumer->client, timeout_ms);
 	consumer_requests(consumer);
-	consumer->last_io_ns = tl_mono_ns();
+	consumer->last_io_ns = tl_mono_coarse_ns();
 }
 
 TL_EXPORT tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
@@ -1626,10 +1626,11 @@ TL_EXPORT tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
 		chunk_free(consumer->chunk_done);
 		consumer->chunk_done = NULL;
 	}
-	int64_t now = tl_mono_ns(); /* one clock reading a record on the fast path */
-	int64_t deadline = now + (int64_t)TL_MAX(timeout_ms, 0) * 1000000;
-	if (now - consumer->last_io_ns > CONSUMER_IO_INTERVAL_NS)
+	/* One coarse clock reading a record on the fast path: the I/O interval is a
+	 * millisecond, the coarse clock's tick at most a few. */
+	if (tl_mono_coarse_ns() - consumer->last_io_ns > CONSUMER_IO_INTERVAL_NS)
 		consumer_io(consumer, 0);
+	int64_t deadline = 0; /* read once no record is ready */
 	for (;;) {
 		tl_err err = records_next(consumer, out);
 		if (err == TL_OK)
@@ -1647,6 +1648,8 @@ TL_EXPORT tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
 		err = pending_error(consumer);
 		if (err != TL_OK)
 			return err;
+		if (deadline == 0)
+			deadline = tl_mono_ns() + (int64_t)TL_MAX(timeout_ms, 0) * 1000000;
 		int64_t left_ms = (deadline - tl_mono_ns()) / 1000000;
 		if (left_ms <= 0 && tl_mono_ns() >= deadline) {
 			consumer_io(consumer, 0);
