@@ -2,7 +2,11 @@
  * (1) A node's requests in flight form a FIFO in send order; Kafka answers in order, so
  *     every response must carry the head's correlation id or the connection is broken.
  * (2) node->in holds at most one frame: reads never go past the frame being assembled.
- * (3) versions[] of a node is meaningful only in CONN_READY.
+ * (3) versions[] of a node is meaningful only in CONN_READY and CONN_REAUTH, and in
+ *     CONN_SASL once the connection has been READY (a re-authentication).
+ * (5) SaslHandshake goes out only when no request waits for its answer: while
+ *     CONN_SASL every response is taken for the exchange's (KIP-368 re-authentication
+ *     drains the connection first).
  * (4) Each request's callback runs exactly once: on its response, on its deadline, on
  *     disconnect, or at destroy. */
 #include "client.h"
@@ -105,6 +109,8 @@ enum conn_state {
 	CONN_HANDSHAKE, /* ApiVersions under way */
 	CONN_SASL,      /* SaslHandshake / SaslAuthenticate in flight (protocol/sasl_client.c) */
 	CONN_READY,
+	CONN_REAUTH, /* KIP-368: the session nears its end; no new requests, SaslHandshake
+		      * once the answers in flight are in (invariant 5) */
 };
 
 struct client_req {
@@ -138,6 +144,7 @@ struct client_node {
 	int16_t frame_api_key;
 	int16_t frame_version;
 	struct tl_client_sasl *sasl; /* the exchange while CONN_SASL; owned */
+	int64_t reauth_at_ns;        /* KIP-368: re-authenticate from then on; 0 = never */
 	uint32_t failures; /* connection attempts that failed and connections lost, ever */
 };
 
@@ -449,6 +456,7 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 		node->failures++;
 	}
 	node->state = CONN_DOWN;
+	node->reauth_at_ns = 0;
 	TL_ASSERT(node->frame_at == SIZE_MAX);
 	tl_buf_reset(&node->out);
 	node->out_pos = 0;
@@ -648,6 +656,31 @@ static void node_sasl_start(struct tl_client *client, struct client_node *node)
 	tl_buf_deinit(&body);
 }
 
+/* When to re-authenticate a session the broker gave @lifetime_ms (SaslAuthenticate v1's
+ * session_lifetime_ms; 0 = no limit): at 85-95 % of it, as Java's client, so that the
+ * connections a client opened together do not all drain at once. */
+static int64_t reauth_at(int64_t lifetime_ms)
+{
+	if (lifetime_ms <= 0)
+		return 0;
+	int64_t now = tl_mono_ns();
+	int64_t permille = 850 + (now / 1000) % 100; /* the microseconds: jitter enough */
+	return now + lifetime_ms * 1000 * permille;
+}
+
+/* KIP-368: a READY connection whose session is due stops taking requests (REAUTH) and
+ * re-authenticates on the same connection once no answer is owed (invariant 5); the
+ * broker closes a connection whose session ended at its next request. */
+static void node_reauth_maybe(struct tl_client *client, struct client_node *node, int64_t now)
+{
+	if (node->state == CONN_READY && node->reauth_at_ns != 0 && now >= node->reauth_at_ns)
+		node->state = CONN_REAUTH;
+	if (node->state == CONN_REAUTH && !node->head) {
+		node->reauth_at_ns = 0;
+		node_sasl_start(client, node);
+	}
+}
+
 static void node_sasl_step(struct tl_client *client, struct client_node *node, int16_t api_key,
 			   int16_t version, struct tl_cursor *cursor)
 {
@@ -664,6 +697,7 @@ static void node_sasl_step(struct tl_client *client, struct client_node *node, i
 	} else if (err == TL_OK) {
 		node->state = CONN_READY;
 		client->sasl_failed = TL_OK;
+		node->reauth_at_ns = reauth_at(node->sasl->session_lifetime_ms);
 	} else {
 		/* Retrying cannot help (librdkafka calls it fatal too). */
 		if (err > 0)
@@ -939,7 +973,8 @@ int32_t tl_client_any_ready_node(struct tl_client *client)
 	for (int i = 0; i < client->node_count; i++) {
 		struct client_node *node = client->nodes[i];
 		if (node->state == CONN_CONNECTING || node->state == CONN_TLS ||
-		    node->state == CONN_HANDSHAKE || node->state == CONN_SASL)
+		    node->state == CONN_HANDSHAKE || node->state == CONN_SASL ||
+		    node->state == CONN_REAUTH)
 			return TL_CLIENT_NODE_ANY;
 	}
 	for (int i = 0; i < client->node_count; i++) {
@@ -955,7 +990,8 @@ int32_t tl_client_any_ready_node(struct tl_client *client)
 int16_t tl_client_api_version(struct tl_client *client, int32_t node_id, int16_t api_key)
 {
 	struct client_node *node = node_find(client, node_id);
-	if (!node || node->state != CONN_READY || api_key < 0 || api_key >= TL_CLIENT_API_KEY_MAX)
+	if (!node || (node->state != CONN_READY && node->state != CONN_REAUTH) || api_key < 0 ||
+	    api_key >= TL_CLIENT_API_KEY_MAX)
 		return -1;
 	return node->versions[api_key];
 }
@@ -1053,6 +1089,9 @@ static int client_poll_timeout(struct tl_client *client, int timeout_ms)
 		struct client_node *node = client->nodes[i];
 		if (node->head && node->head->deadline_ns < until)
 			until = node->head->deadline_ns;
+		if (node->state == CONN_READY && node->reauth_at_ns != 0 &&
+		    node->reauth_at_ns < until)
+			until = node->reauth_at_ns;
 	}
 	if (until <= now)
 		return 0;
@@ -1124,6 +1163,9 @@ void tl_client_poll(struct tl_client *client, int timeout_ms)
 		}
 	}
 	client_expire(client);
+	int64_t now = tl_mono_ns();
+	for (int i = 0; i < client->node_count; i++)
+		node_reauth_maybe(client, client->nodes[i], now);
 	metadata_maybe_request(client);
 }
 
