@@ -71,7 +71,7 @@ TEST_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard tests/progs/*.c)))
 BENCH_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard bench/*.c)))
 
 .PHONY: all release debug asan bins unit-bins test-progs test test-unit test-fuzz-build test-integration \
-        test-long test-asan test-asan-smoke mutation-check chaos model fuzz format format-check check-deps \
+        test-long test-asan test-asan-clients test-asan-smoke mutation-check chaos model fuzz format format-check check-deps \
         deps run cluster clean gen analyze repro-check
 
 all: release
@@ -267,6 +267,13 @@ test-asan: release
 # (603). The sanitized module libraries are those test-unit built, so this links only
 # tallyd.
 ASAN_SMOKE_TESTS := 101 301 302 402 505 603
+# The clients under ASan+UBSan: the libtally and CLI tests with the tally CLI and the
+# test programs built with them, against the release tallyd (part of test-long).
+test-asan-clients: release
+	@$(MAKE) --no-print-directory MODE=asan bins
+	@TL_BIN_DIR=$(CURDIR)/build/asan TL_PROGS_DIR=$(CURDIR)/build/asan/tests/progs \
+	  TALLYD=$(CURDIR)/build/bin/tallyd ./tests/run.sh libtally cli- 132-
+
 test-asan-smoke:
 	@$(MAKE) --no-print-directory MODE=asan build/asan/tallyd
 	@TALLYD=build/asan/tallyd ./tests/run.sh $(ASAN_SMOKE_TESTS)
@@ -274,6 +281,7 @@ test-asan-smoke:
 test-long: deps release
 	@TALLY_TEST_LONG=1 ./tests/run.sh
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-asan-clients
 	@$(MAKE) --no-print-directory fuzz
 	@./tests/fuzz/run.sh 120
 	@$(MAKE) --no-print-directory mutation-check

@@ -2,10 +2,11 @@
 #   . "$(dirname "$0")/../lib.sh"
 # It changes to the repository root and sets:
 #   TL_ROOT    the repository root
-#   TL_BIN     build/bin (tallyd)
+#   TL_BIN     build/bin (tallyd, tally, tally-bench), or $TL_BIN_DIR if set
 #   TL_TALLYD  the tallyd binary the tests start: $TALLYD if set (e.g. build/asan/tallyd
 #              to run a suite under ASan+UBSan), else $TL_BIN/tallyd
-#   TL_PROGS   build/release/tests/progs (tests/progs/*.c, built by `make release`)
+#   TL_PROGS   build/release/tests/progs (tests/progs/*.c, built by `make release`), or
+#              $TL_PROGS_DIR if set (make test-asan-clients: the clients under ASan)
 #   TL_NAME    the test's name (script name without .sh)
 #   TL_TMP     a fresh per-test temp dir; removed on exit unless the test failed
 #   TL_LONG    1 under `make test-long` (TALLY_TEST_LONG=1), else 0: scale up with it
@@ -37,9 +38,9 @@
 
 TL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$TL_ROOT" || exit 1
-TL_BIN=$TL_ROOT/build/bin
+TL_BIN=${TL_BIN_DIR:-$TL_ROOT/build/bin}
 TL_TALLYD=${TALLYD:-$TL_BIN/tallyd}
-TL_PROGS=$TL_ROOT/build/release/tests/progs
+TL_PROGS=${TL_PROGS_DIR:-$TL_ROOT/build/release/tests/progs}
 TL_NAME=$(basename "$0" .sh)
 case "${TALLY_TEST_LONG:-0}" in
 1 | yes | true) TL_LONG=1 ;;

@@ -41,7 +41,7 @@ enum cli_format {
 #define CLI_TIMEOUT_DEFAULT_MS 10000 /* --timeout */
 
 struct cli_conf_entry {
-	const char *key;
+	char *key; /* owned: strndup of the -X argument up to its = */
 	const char *value;
 };
 

@@ -229,11 +229,9 @@ static int version(void)
 	return CLI_EXIT_OK;
 }
 
-int main(int argc, char **argv)
+static int cli_main(struct cli *cli, int argc, char **argv)
 {
-	struct cli cli;
-	memset(&cli, 0, sizeof(cli));
-	cli.timeout_ms = CLI_TIMEOUT_DEFAULT_MS;
+	cli->timeout_ms = CLI_TIMEOUT_DEFAULT_MS;
 	signals_install();
 	static const struct option globals[] = {
 		CLI_GLOBAL_LONG_OPTS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
@@ -248,16 +246,16 @@ int main(int argc, char **argv)
 			return CLI_EXIT_OK;
 		}
 		if (opt == '?' || opt == ':') {
-			cli_finish_globals(&cli);
-			return cli_usage(&cli, NULL, "%s option %s",
+			cli_finish_globals(cli);
+			return cli_usage(cli, NULL, "%s option %s",
 					 opt == ':' ? "missing value for" : "unknown",
 					 argv[optind - 1]);
 		}
-		int rc = cli_global_option(&cli, opt, optarg);
+		int rc = cli_global_option(cli, opt, optarg);
 		if (rc != 0)
 			return rc;
 	}
-	cli_finish_globals(&cli);
+	cli_finish_globals(cli);
 	if (optind >= argc) {
 		cli_help(stderr, NULL);
 		return CLI_EXIT_USAGE;
@@ -266,27 +264,37 @@ int main(int argc, char **argv)
 	if (strcmp(name, "help") == 0) {
 		const char *topic = optind + 1 < argc ? argv[optind + 1] : NULL;
 		if (!cli_help(stdout, topic))
-			return cli_usage(&cli, NULL, "no help for \"%s\"", topic);
+			return cli_usage(cli, NULL, "no help for \"%s\"", topic);
 		return CLI_EXIT_OK;
 	}
 	if (strcmp(name, "version") == 0)
 		return version();
 	for (size_t i = 0; i < sizeof(nouns) / sizeof(nouns[0]); i++) {
 		if (strcmp(nouns[i].name, name) == 0) {
-			cli.noun = nouns[i].name;
-			int rc = nouns[i].run(&cli, argc - optind, argv + optind);
+			cli->noun = nouns[i].name;
+			int rc = nouns[i].run(cli, argc - optind, argv + optind);
 			if (cli_interrupted && rc == CLI_EXIT_OK)
 				rc = CLI_EXIT_INTERRUPTED;
 			if (fflush(stdout) != 0 && errno != EPIPE && rc == CLI_EXIT_OK) {
-				cli_error(&cli, "writing to stdout failed: %s", strerror(errno));
+				cli_error(cli, "writing to stdout failed: %s", strerror(errno));
 				rc = CLI_EXIT_ERROR;
 			}
 			return rc;
 		}
 	}
 	return cli_usage(
-		&cli, NULL,
+		cli, NULL,
 		"unknown command \"%s\"; commands: topic, produce, tail, group, txn, cluster, quota, acl, "
 		"user, log, top, help",
 		name);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli;
+	memset(&cli, 0, sizeof(cli));
+	int rc = cli_main(&cli, argc, argv);
+	for (int i = 0; i < cli.conf_count; i++)
+		free(cli.conf[i].key); /* -X keys (cli_global_option) */
+	return rc;
 }
