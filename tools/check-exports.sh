@@ -8,6 +8,11 @@
 #                TL_EXPORT marks, plus common/error.c's tl_err_* functions);
 #   the library  every defined dynamic symbol of LIBRARY.so, each of which must carry a
 #                version node of MAP (name@@LIBTALLY_x.y).
+# With SYMBOLS=FILE (a dpkg symbols file, debian/libtally1.symbols), its name@NODE
+# entries must also be the library's versioned symbols, node symbols included, so the
+# Debian package's ABI record cannot fall behind the map.
+# With ABI=MAJOR.MINOR.PATCH (the Makefile's LIBTALLY_ABI), MAJOR.MINOR must be the map's
+# newest node: each node adds functions, so it raises the library's minor version.
 # Prints `export-check: ok N symbols` or each difference with what to do; exits 1 on any.
 set -euo pipefail
 
@@ -87,6 +92,14 @@ report()
 		fail=1
 	fi
 }
+if [ -n "${SYMBOLS:-}" ]; then
+	# dpkg's entries are " name@VERSION MINVER"; the library's name@@VERSION.
+	awk '/^ / { print $1 }' "$SYMBOLS" | sort -u >"$tmp/dpkg"
+	# (a node's own symbol is listed bare: NODE, in dpkg's file NODE@NODE)
+	sed -E 's/@@/@/; /@/!s/^(.*)$/\1@\1/' "$tmp/dyn" | sort -u >"$tmp/versioned"
+	comm -13 "$tmp/dpkg" "$tmp/versioned" >"$tmp/dpkg-missing"
+	comm -23 "$tmp/dpkg" "$tmp/versioned" >"$tmp/dpkg-extra"
+fi
 comm -13 "$tmp/map" "$tmp/objects" >"$tmp/unlisted"
 comm -23 "$tmp/map" "$tmp/objects" >"$tmp/unmarked"
 comm -13 "$tmp/map" "$tmp/library" >"$tmp/extra"
@@ -95,5 +108,16 @@ report "marked for export (TL_EXPORT or default visibility) but not in $map; add
 report "listed in $map but no object defines it with default visibility (TL_EXPORT missing, or the function is gone: that breaks the ABI)" "$tmp/unmarked"
 report "exported by $lib but not listed in $map" "$tmp/extra"
 report "listed in $map but not exported by $lib" "$tmp/missing"
+if [ -n "${SYMBOLS:-}" ]; then
+	report "exported by $lib but not in $SYMBOLS; add \" name@NODE VERSION\" lines (the package version that first has it)" "$tmp/dpkg-missing"
+	report "in $SYMBOLS but not exported by $lib (dropping an exported symbol breaks the ABI)" "$tmp/dpkg-extra"
+fi
+if [ -n "${ABI:-}" ]; then
+	newest=$(sed 's/^LIBTALLY_//' <<<"$nodes" | sort -t. -k1,1n -k2,2n | tail -n 1)
+	if [ "${ABI%.*}" != "$newest" ]; then
+		echo "export-check: LIBTALLY_ABI is $ABI but the newest node of $map is LIBTALLY_$newest; set it to $newest.0 (docs/libtally.md, \"ABI promise\")" >&2
+		fail=1
+	fi
+fi
 [ $fail -eq 0 ] || exit 1
 echo "export-check: ok $(wc -l <"$tmp/map") symbols in ${nodes//$'\n'/ }"

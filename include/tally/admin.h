@@ -449,7 +449,7 @@ void tl_admin_producers_destroy(struct tl_admin_producers *producers);
 /* Writes an ABORT marker for @producer_id/@producer_epoch into one partition
  * (WriteTxnMarkers at its leader), closing a hanging transaction the coordinator no
  * longer knows. TL_ERR_UNSUPPORTED_VERSION when the broker lacks WriteTxnMarkers
- * (tallyd does: its coordinator writes markers itself). */
+ * (tallyd serves it, v0-1). */
 tl_err tl_admin_abort_transaction(struct tl_admin *admin, const char *topic, int32_t partition,
 				  int64_t producer_id, int16_t producer_epoch,
 				  int32_t coordinator_epoch, int timeout_ms);
