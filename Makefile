@@ -72,7 +72,7 @@ BENCH_PROGS := $(patsubst %.c,$(B)/%,$(sort $(wildcard bench/*.c)))
 
 .PHONY: all release debug asan bins unit-bins test-progs test test-unit test-fuzz-build test-integration \
         test-long test-asan test-asan-clients test-asan-smoke mutation-check chaos model fuzz format format-check check-deps \
-        deps run cluster clean gen analyze repro-check
+        deps deps-long run cluster clean gen analyze repro-check
 
 all: release
 
@@ -223,6 +223,9 @@ $(B)/tally-bench: $(TALLY_BENCH_OBJS) $(B)/lib/libtally.a
 deps:
 	@./tools/install-deps.sh
 
+deps-long:
+	@./tools/install-deps.sh --long
+
 run: deps release
 	@mkdir -p tally-data
 	./build/bin/tallyd --config config/server.properties
@@ -278,7 +281,7 @@ test-asan-smoke:
 	@$(MAKE) --no-print-directory MODE=asan build/asan/tallyd
 	@TALLYD=build/asan/tallyd ./tests/run.sh $(ASAN_SMOKE_TESTS)
 
-test-long: deps release
+test-long: deps-long release
 	@TALLY_TEST_LONG=1 ./tests/run.sh
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-asan-clients

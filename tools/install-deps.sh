@@ -5,6 +5,8 @@
 # faketime and nftables for the chaos harness's clock-jump and partition nemeses, valgrind
 # for test 133's instruction counts)
 # and the npm lock of the kafkajs interop tests. Safe to run repeatedly.
+# With --long also what only `make test-long` uses: debhelper and lintian for the
+# Debian packages (test 804).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,7 @@ pkgs=(build-essential pkg-config liburing-dev libzstd-dev libssl-dev check
       librdkafka-dev kcat clang libclang-rt-dev fio tmux
       etcd-server etcd-client libcurl4-openssl-dev zlib1g-dev liblz4-dev libsnappy-dev
       spin faketime nftables valgrind)
+if [ "${1:-}" = --long ]; then pkgs+=(debhelper lintian dpkg-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,7 +7,7 @@
 # `systemd-analyze verify` (systemd need not be PID 1 for that).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-tl_require_cmd dpkg-buildpackage dh lintian dpkg-deb systemd-analyze readelf
+tl_require_cmd dpkg-buildpackage dh lintian dpkg-deb systemd-analyze readelf # make deps-long
 
 nice make --no-print-directory deb >"$TL_TMP/deb.out" 2>&1 ||
 	tl_fail "make deb failed: $(tail -40 "$TL_TMP/deb.out")"
