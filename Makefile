@@ -271,11 +271,12 @@ test-asan: release
 # tallyd.
 ASAN_SMOKE_TESTS := 101 301 302 402 505 603
 # The clients under ASan+UBSan: the libtally and CLI tests with the tally CLI and the
-# test programs built with them, against the release tallyd (part of test-long).
+# test programs built with them, against the release tallyd, and the tests whose CLI
+# calls cover the admin, quota, ACL and SCRAM verbs (part of test-long; about 2 min).
 test-asan-clients: release
 	@$(MAKE) --no-print-directory MODE=asan bins
 	@TL_BIN_DIR=$(CURDIR)/build/asan TL_PROGS_DIR=$(CURDIR)/build/asan/tests/progs \
-	  TALLYD=$(CURDIR)/build/bin/tallyd ./tests/run.sh libtally cli- 132-
+	  TALLYD=$(CURDIR)/build/bin/tallyd ./tests/run.sh libtally cli- 132- 107- 111- 113- 116- 120- 122-
 
 test-asan-smoke:
 	@$(MAKE) --no-print-directory MODE=asan build/asan/tallyd
