@@ -272,11 +272,12 @@ test-asan: release
 ASAN_SMOKE_TESTS := 101 301 302 402 505 603
 # The clients under ASan+UBSan: the libtally and CLI tests with the tally CLI and the
 # test programs built with them, against the release tallyd, and the tests whose CLI
-# calls cover the admin, quota, ACL and SCRAM verbs (part of test-long; about 2 min).
+# calls cover the admin, quota, ACL and SCRAM verbs, and tally-bench's smoke (801)
+# (part of test-long; about 2 min).
 test-asan-clients: release
 	@$(MAKE) --no-print-directory MODE=asan bins
 	@TL_BIN_DIR=$(CURDIR)/build/asan TL_PROGS_DIR=$(CURDIR)/build/asan/tests/progs \
-	  TALLYD=$(CURDIR)/build/bin/tallyd ./tests/run.sh libtally cli- 132- 107- 111- 113- 116- 120- 122-
+	  TALLYD=$(CURDIR)/build/bin/tallyd ./tests/run.sh libtally cli- 132- 107- 111- 113- 116- 120- 122- 801-
 
 test-asan-smoke:
 	@$(MAKE) --no-print-directory MODE=asan build/asan/tallyd

@@ -493,10 +493,12 @@ int main(int argc, char **argv)
 	}
 	struct tb_opts *o = calloc(1, sizeof(*o));
 	struct tb_report *rep = calloc(1, sizeof(*rep));
-	if (!o || !rep)
-		return 1;
-	if (tb_opts_parse(o, mode, argc - 1, argv + 1) != 0)
-		return 2;
+	if (!o || !rep || tb_opts_parse(o, mode, argc - 1, argv + 1) != 0) {
+		int rc = o && rep ? 2 : 1;
+		free(rep);
+		free(o);
+		return rc;
+	}
 	char topic[256];
 	if (!o->topic) {
 		snprintf(topic, sizeof(topic), "tally-bench-%s-%d", tb_mode_name(mode),
