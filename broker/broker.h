@@ -319,6 +319,9 @@ struct tl_broker {
 	struct tl_metrics_server *metrics_server; /* metrics.listener; NULL when unset */
 	uint64_t malformed_total;
 	uint64_t sasl_failed_total;      /* failed SASL authentications */
+	uint64_t sasl_auth_total;        /* first logins of connections */
+	uint64_t sasl_reauth_total;      /* re-authentications (KIP-368) */
+	uint64_t sasl_expired_total;     /* connections closed for a session that ended */
 	struct tl_sasl_users sasl_users; /* SCRAM credentials (sasl.c) */
 	struct tl_workers *sasl_workers; /* PBKDF2 of PLAIN logins, off the loop; or NULL */
 	char *sasl_view_text;            /* cluster mode: the store's text last applied */

@@ -764,6 +764,17 @@ static void render_process(struct tl_broker *broker, struct tl_buf *out)
 	counter(out, "tally_failed_authentication_total",
 		"Failed SASL authentications (Kafka's failed-authentication-total).",
 		broker->sasl_failed_total);
+	counter(out, "tally_successful_authentication_total",
+		"SASL logins of new connections (Kafka's successful-authentication-total).",
+		broker->sasl_auth_total);
+	counter(out, "tally_successful_reauthentication_total",
+		"SASL re-authentications on live connections (KIP-368; Kafka's "
+		"successful-reauthentication-total).",
+		broker->sasl_reauth_total);
+	counter(out, "tally_expired_connections_killed_total",
+		"Connections closed at a request after their SASL session ended "
+		"(connections.max.reauth.ms; Kafka's expired-connections-killed-count).",
+		broker->sasl_expired_total);
 	struct mallinfo2 mi = mallinfo2();
 	gauge(out, "tally_memory_heap_bytes", "Heap bytes in use (malloc's arenas and mmaps).",
 	      (double)(mi.uordblks + mi.hblkhd));

@@ -141,6 +141,7 @@ bool tl_sasl_allows(struct tl_request *req)
 		tl_info("broker: SASL session expired, closing connection principal=%s peer=%s "
 			"api_key=%d (connections.max.reauth.ms, KIP-368)",
 			conn->principal, conn->peer, key);
+		conn->broker->sasl_expired_total++;
 		tl_conn_close(conn, "SASL session expired"); /* frees req */
 		return false;
 	}
@@ -768,6 +769,10 @@ static bool authenticate_done(struct tl_request *req, const char *user, int64_t 
 		return false;
 	}
 	bool reauth = conn->sasl_authenticated;
+	if (reauth)
+		conn->broker->sasl_reauth_total++;
+	else
+		conn->broker->sasl_auth_total++;
 	memcpy(conn->principal, principal, sizeof(principal));
 	conn->sasl_authenticated = true;
 	conn->sasl_step = SASL_STEP_DONE;

@@ -7,13 +7,14 @@
 # after the session ends, while one before it is served.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-tl_require_cmd node python3
+tl_require_cmd node python3 curl
 [ -d tests/interop/node_modules/kafkajs ] || tl_skip "kafkajs is not installed (make deps runs npm ci in tests/interop)"
 
 PW='carol-pw-5150'
 tl_start_broker --override listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT \
 	--override sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 \
 	--override connections.max.reauth.ms=1500 --override group.initial.rebalance.delay.ms=0 \
+	--override metrics.listener=http://127.0.0.1:0 \
 	--add-scram "SCRAM-SHA-512=[name=carol,password=$PW]" \
 	--add-scram "SCRAM-SHA-256=[name=carol,password=$PW]"
 js=tests/interop/kafkajs_sasl.js
@@ -77,5 +78,10 @@ PY
 out=$(timeout 20 python3 "$TL_TMP/reauth.py" 127.0.0.1 "$TL_PORT" "$PW" 2>&1) || tl_fail "raw session-expiry client: $out"
 tl_grep_log 'SASL session expired, closing connection principal=User:carol' ||
 	tl_fail "no 'SASL session expired' line"
+mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
+	tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port"
+killed=$(curl -sf "http://127.0.0.1:$mport/metrics" | awk '$1 == "tally_expired_connections_killed_total" { print $2 }')
+[ "${killed:-0}" -ge 1 ] ||
+	tl_fail "tally_expired_connections_killed_total is '$killed' after the raw client's expired session, want >= 1"
 tl_stop_broker
 tl_log "ok"

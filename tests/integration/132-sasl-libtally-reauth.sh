@@ -5,11 +5,11 @@
 # 75 ms for 6 s and a tally tail following the topic meanwhile drain their connections
 # and re-authenticate on them before each session ends: every record arrives once and
 # in order, the broker logs re-authentications of User:dave, and never a session that
-# expired.
+# expired; /metrics counts as many re-authentications and no expired connection.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$TL_ROOT/tests/certs.sh"
-tl_require_cmd openssl
+tl_require_cmd openssl curl
 [ -x "$TL_BIN/tally" ] || tl_fail "$TL_BIN/tally is missing (make release)"
 now_ms() { date +%s%3N; }
 
@@ -26,8 +26,12 @@ tl_start_broker --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT,SASL_SSL://
 	--override listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL \
 	--override "ssl.keystore.location=$certs/broker.pem" \
 	--override sasl.enabled.mechanisms=SCRAM-SHA-512 \
-	--override connections.max.reauth.ms=1500 \
+	--override connections.max.reauth.ms=1500 --override metrics.listener=http://127.0.0.1:0 \
 	--add-scram "SCRAM-SHA-512=[name=dave,password=$PW]"
+
+mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
+	tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port"
+metric() { curl -sf "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
 reauths() { tl_log_text "$TL_TMP/tallyd.log" | grep -c 'SASL re-authenticated principal=User:dave' || true; }
 
@@ -70,4 +74,13 @@ round plain "$TL_BROKER" security.protocol=sasl_plaintext sasl.mechanisms=SCRAM-
 	sasl.username=dave "sasl.password=$PW"
 round tls "localhost:$ssl_port" security.protocol=sasl_ssl "ssl.ca.location=$certs/ca.pem" \
 	sasl.mechanisms=SCRAM-SHA-512 sasl.username=dave "sasl.password=$PW"
+# /metrics counts them too, and no connection closed for an ended session.
+logged=$(reauths)
+counted=$(metric tally_successful_reauthentication_total)
+[ "$counted" = "$logged" ] ||
+	tl_fail "tally_successful_reauthentication_total is '$counted', the log has $logged"
+[ "$(metric tally_expired_connections_killed_total)" = 0 ] ||
+	tl_fail "tally_expired_connections_killed_total is '$(metric tally_expired_connections_killed_total)', want 0"
+[ "$(metric tally_successful_authentication_total)" -ge 4 ] ||
+	tl_fail "tally_successful_authentication_total is '$(metric tally_successful_authentication_total)', want >= 4"
 tl_stop_broker
