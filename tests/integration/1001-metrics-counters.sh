@@ -43,6 +43,14 @@ scrape()
 }
 
 [ "$(scrape "$TL_TMP/m0.txt" tally_up)" = 1 ] || tl_fail "tally_up is not 1"
+# docs/metrics.md lists every metric a single broker exports from the start (its tables
+# name them in backquotes); a metric added without a line there fails here.
+undocumented=$(awk '$1 == "#" && $2 == "TYPE" { print $3 }' "$TL_TMP/m0.txt" | sort -u |
+	while read -r name; do
+		grep -qE "\`$name(\`|\{)" docs/metrics.md ||
+			echo "$name"
+	done)
+[ -z "$undocumented" ] || tl_fail "metrics missing from docs/metrics.md: $(echo $undocumented)"
 
 tl_log "producing $count records while scraping"
 # Ten bursts 0.1 s apart, so the scrapes land in the middle of the run.
