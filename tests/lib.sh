@@ -18,6 +18,7 @@
 #
 # Functions:
 #   tl_start_broker [tallyd args...]  start (or restart) tallyd; waits for "listening on"
+#   tl_pick_two_ports                 TL_PORT, TL_BROKER and TL_PORT2 (a second listener's)
 #   tl_stop_broker                    SIGTERM, wait; fails unless tallyd exits 0
 #   tl_kill9_broker                   kill -9 and reap; fails unless tallyd was running and
 #                                     died of that SIGKILL
@@ -136,6 +137,17 @@ tl_pick_port()
 }
 
 # Starts tallyd once; returns 0 when it listens, 2 when the port was taken, 1 otherwise.
+# Fixes TL_PORT and TL_BROKER (exported) before tl_start_broker, for a test whose broker
+# listens twice, and sets TL_PORT2 to a second free port for the other listener.
+tl_pick_two_ports()
+{
+	TL_PORT=$(tl_pick_port) || tl_fail "no free port"
+	TL_PORT2=$(tl_pick_port) || tl_fail "no free port"
+	[ "$TL_PORT2" != "$TL_PORT" ] || TL_PORT2=$((TL_PORT + 1))
+	TL_BROKER=127.0.0.1:$TL_PORT
+	export TL_PORT TL_BROKER TL_PORT2
+}
+
 tl_start_once()
 {
 	local log=$TL_TMP/tallyd.log from deadline

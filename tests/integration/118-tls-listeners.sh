@@ -19,11 +19,8 @@ tl_require_cmd kcat openssl python3
 certs=$TL_TMP/certs
 tl_make_certs "$certs" || tl_fail "cannot make test certificates"
 
-TL_PORT=$(tl_pick_port) || tl_fail "no free port"
-ssl_port=$(tl_pick_port) || tl_fail "no free port"
-[ "$ssl_port" != "$TL_PORT" ] || ssl_port=$((TL_PORT + 1))
-TL_BROKER=127.0.0.1:$TL_PORT
-export TL_PORT TL_BROKER
+tl_pick_two_ports
+ssl_port=$TL_PORT2
 tls_broker=localhost:$ssl_port
 tl_start_broker --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT,SSL://127.0.0.1:$ssl_port" \
 	--override "advertised.listeners=SSL://localhost:$ssl_port" \

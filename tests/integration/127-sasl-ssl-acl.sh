@@ -18,11 +18,8 @@ certs=$TL_TMP/certs
 tl_make_certs "$certs" || tl_fail "cannot make test certificates"
 A_PW='alice-over-tls-1'
 B_PW='bob-over-tls-2'
-TL_PORT=$(tl_pick_port) || tl_fail "no free port"
-sasl_port=$(tl_pick_port) || tl_fail "no free port"
-[ "$sasl_port" != "$TL_PORT" ] || sasl_port=$((TL_PORT + 1))
-TL_BROKER=127.0.0.1:$TL_PORT
-export TL_PORT TL_BROKER
+tl_pick_two_ports
+sasl_port=$TL_PORT2
 tl_start_broker --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT,SASL_SSL://127.0.0.1:$sasl_port" \
 	--override "advertised.listeners=SASL_SSL://localhost:$sasl_port" \
 	--override "ssl.keystore.location=$certs/broker.pem" \

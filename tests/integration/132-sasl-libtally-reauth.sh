@@ -16,11 +16,8 @@ now_ms() { date +%s%3N; }
 certs=$TL_TMP/certs
 tl_make_certs "$certs" || tl_fail "cannot make test certificates"
 PW='dave-pw-368'
-TL_PORT=$(tl_pick_port) || tl_fail "no free port"
-ssl_port=$(tl_pick_port) || tl_fail "no free port"
-[ "$ssl_port" != "$TL_PORT" ] || ssl_port=$((TL_PORT + 1))
-TL_BROKER=127.0.0.1:$TL_PORT
-export TL_PORT TL_BROKER
+tl_pick_two_ports
+ssl_port=$TL_PORT2
 tl_start_broker --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT,SASL_SSL://127.0.0.1:$ssl_port" \
 	--override "advertised.listeners=PLAINTEXT://127.0.0.1:$TL_PORT,SASL_SSL://localhost:$ssl_port" \
 	--override listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL \

@@ -25,11 +25,8 @@ cat "$TL_TMP/bench.out" >&2
 tl_log "(2) 10,000 idle connections"
 certs=$TL_TMP/certs
 tl_make_certs "$certs" || tl_fail "cannot make test certificates"
-TL_PORT=$(tl_pick_port) || tl_fail "no free port"
-ssl_port=$(tl_pick_port) || tl_fail "no free port"
-[ "$ssl_port" != "$TL_PORT" ] || ssl_port=$((TL_PORT + 1))
-TL_BROKER=127.0.0.1:$TL_PORT
-export TL_PORT TL_BROKER
+tl_pick_two_ports
+ssl_port=$TL_PORT2
 tl_start_broker --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT,SSL://127.0.0.1:$ssl_port" \
 	--override "ssl.keystore.location=$certs/broker.pem" --override max.connections=10000 \
 	--override connections.max.idle.ms=60000
