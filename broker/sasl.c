@@ -777,7 +777,10 @@ static bool authenticate_done(struct tl_request *req, const char *user, int64_t 
 	conn->sasl_authenticated = true;
 	conn->sasl_step = SASL_STEP_DONE;
 	int64_t lifetime = conn->broker->config.connections_max_reauth_ms;
-	conn->sasl_expiry_ms = lifetime > 0 ? tl_mono_ms() + lifetime : 0;
+	int64_t now_ms = tl_mono_ms();
+	/* 0: no limit; a lifetime past the clock's range is none either (no overflow) */
+	conn->sasl_expiry_ms =
+		lifetime > 0 && lifetime < INT64_MAX - now_ms ? now_ms + lifetime : 0;
 	*lifetime_out = lifetime;
 	tl_sasl_conn_free(conn);
 	tl_info("broker: SASL %s principal=%s mechanism=%s peer=%s session_lifetime_ms=%lld",

@@ -6,7 +6,9 @@
  *     CONN_SASL once the connection has been READY (a re-authentication).
  * (5) SaslHandshake goes out only when no request waits for its answer: while
  *     CONN_SASL every response is taken for the exchange's (KIP-368 re-authentication
- *     drains the connection first).
+ *     drains the connection first). Requests sent while a node re-authenticates wait
+ *     in held/held_head, out of the FIFO, and go out after the login: to callers the
+ *     node stays ready (node_usable) and re-authentication is invisible.
  * (4) Each request's callback runs exactly once: on its response, on its deadline, on
  *     disconnect, or at destroy. */
 #include "client.h"
@@ -109,8 +111,8 @@ enum conn_state {
 	CONN_HANDSHAKE, /* ApiVersions under way */
 	CONN_SASL,      /* SaslHandshake / SaslAuthenticate in flight (protocol/sasl_client.c) */
 	CONN_READY,
-	CONN_REAUTH, /* KIP-368: the session nears its end; no new requests, SaslHandshake
-		      * once the answers in flight are in (invariant 5) */
+	CONN_REAUTH, /* KIP-368: the session nears its end; new requests are held,
+		      * SaslHandshake once the answers in flight are in (invariant 5) */
 };
 
 struct client_req {
@@ -143,9 +145,14 @@ struct client_node {
 	int32_t frame_correlation_id;
 	int16_t frame_api_key;
 	int16_t frame_version;
-	struct tl_client_sasl *sasl; /* the exchange while CONN_SASL; owned */
-	int64_t reauth_at_ns;        /* KIP-368: re-authenticate from then on; 0 = never */
-	uint32_t failures; /* connection attempts that failed and connections lost, ever */
+	struct tl_client_sasl *sasl;  /* the exchange while CONN_SASL; owned */
+	int64_t reauth_at_ns;         /* KIP-368: re-authenticate from then on; 0 = never */
+	bool reauthing;               /* REAUTH, or SASL again after READY: requests held */
+	struct tl_buf held;           /* frames sent while reauthing, written after the login */
+	struct client_req *held_head; /* their requests, in order; in_flight counts them */
+	struct client_req *held_tail;
+	struct tl_buf *frame_buf; /* out or held: where the open frame is */
+	uint32_t failures;        /* connection attempts that failed and connections lost, ever */
 };
 
 struct tl_client {
@@ -227,6 +234,7 @@ static tl_err node_add(struct tl_client *client, int32_t node_id, const char *ho
 	node->frame_at = SIZE_MAX;
 	tl_buf_init(&node->out);
 	tl_buf_init(&node->in);
+	tl_buf_init(&node->held);
 	client->nodes[client->node_count++] = node;
 	return TL_OK;
 }
@@ -237,6 +245,7 @@ static void node_free(struct tl_client *client, struct client_node *node)
 	free(node->sasl);
 	tl_buf_deinit(&node->out);
 	tl_buf_deinit(&node->in);
+	tl_buf_deinit(&node->held);
 	free(node->host);
 	free(node);
 }
@@ -457,13 +466,21 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 	}
 	node->state = CONN_DOWN;
 	node->reauth_at_ns = 0;
+	node->reauthing = false;
 	TL_ASSERT(node->frame_at == SIZE_MAX);
 	tl_buf_reset(&node->out);
 	node->out_pos = 0;
 	tl_buf_reset(&node->in);
-	/* Detach the list first: a callback may send again (to another node). */
+	tl_buf_reset(&node->held);
+	/* Detach the lists first (the held after the sent): a callback may send again (to
+	 * another node). */
 	struct client_req *req = node->head;
+	if (node->tail)
+		node->tail->next = node->held_head;
+	else
+		req = node->held_head;
 	node->head = node->tail = NULL;
+	node->held_head = node->held_tail = NULL;
 	node->in_flight = 0;
 	/* These callbacks have no response: none of them may take the one being
 	 * dispatched (when a response's callback closed this node, or another). */
@@ -479,25 +496,37 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 	client->dispatching = dispatching;
 }
 
+static void frame_start_in(struct tl_client *client, struct client_node *node, struct tl_buf *buf,
+			   int16_t api_key, int16_t version);
+
 /* Starts a request frame (size placeholder, header v1 or v2) at the end of the node's
  * output; the body is appended after it and frame_finish() completes it. */
 static void frame_start(struct tl_client *client, struct client_node *node, int16_t api_key,
 			int16_t version)
 {
+	frame_start_in(client, node, &node->out, api_key, version);
+}
+
+/* frame_start into @buf: node->out, or node->held for a caller's request while the
+ * node re-authenticates (invariant 5). */
+static void frame_start_in(struct tl_client *client, struct client_node *node, struct tl_buf *buf,
+			   int16_t api_key, int16_t version)
+{
 	TL_ASSERT(node->frame_at == SIZE_MAX);
-	node->frame_at = node->out.len;
+	node->frame_buf = buf;
+	node->frame_at = buf->len;
 	node->frame_correlation_id = client->next_correlation_id++;
 	if (client->next_correlation_id == INT32_MAX)
 		client->next_correlation_id = 1;
 	node->frame_api_key = api_key;
 	node->frame_version = version;
-	tl_buf_i32(&node->out, 0); /* the size, once the body is known */
-	tl_buf_i16(&node->out, api_key);
-	tl_buf_i16(&node->out, version);
-	tl_buf_i32(&node->out, node->frame_correlation_id);
-	tl_buf_string(&node->out, tl_str_of(client->client_id), false);
+	tl_buf_i32(buf, 0); /* the size, once the body is known */
+	tl_buf_i16(buf, api_key);
+	tl_buf_i16(buf, version);
+	tl_buf_i32(buf, node->frame_correlation_id);
+	tl_buf_string(buf, tl_str_of(client->client_id), false);
 	if (client_api_flexible(api_key, version))
-		tl_buf_uvarint(&node->out, 0); /* header v2: no tagged fields */
+		tl_buf_uvarint(buf, 0); /* header v2: no tagged fields */
 }
 
 /* Completes the frame frame_start() began: its size, and the request awaiting an answer
@@ -508,17 +537,19 @@ static tl_err frame_finish(struct client_node *node, bool expect_response, int32
 	size_t at = node->frame_at;
 	TL_ASSERT(at != SIZE_MAX);
 	node->frame_at = SIZE_MAX;
+	struct tl_buf *buf = node->frame_buf;
+	bool held = buf == &node->held;
 	struct client_req *req = NULL;
-	if (expect_response && !node->out.failed)
+	if (expect_response && !buf->failed)
 		req = calloc(1, sizeof(*req));
-	size_t size = node->out.len - at - 4;
-	if (node->out.failed || (expect_response && !req) || size > INT32_MAX) {
-		node->out.failed = false;
-		node->out.len = at;
+	size_t size = buf->len - at - 4;
+	if (buf->failed || (expect_response && !req) || size > INT32_MAX) {
+		buf->failed = false;
+		buf->len = at;
 		free(req);
 		return TL_ERR_NOMEM;
 	}
-	tl_be32_put(node->out.data + at, (uint32_t)size);
+	tl_be32_put(buf->data + at, (uint32_t)size);
 	if (req) {
 		req->correlation_id = node->frame_correlation_id;
 		req->api_key = node->frame_api_key;
@@ -526,11 +557,13 @@ static tl_err frame_finish(struct client_node *node, bool expect_response, int32
 		req->deadline_ns = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
 		req->fn = fn;
 		req->arg = arg;
-		if (node->tail)
-			node->tail->next = req;
+		struct client_req **head = held ? &node->held_head : &node->head;
+		struct client_req **tail = held ? &node->held_tail : &node->tail;
+		if (*tail)
+			(*tail)->next = req;
 		else
-			node->head = req;
-		node->tail = req;
+			*head = req;
+		*tail = req;
 		node->in_flight++;
 	}
 	return TL_OK;
@@ -661,11 +694,44 @@ static void node_sasl_start(struct tl_client *client, struct client_node *node)
  * connections a client opened together do not all drain at once. */
 static int64_t reauth_at(int64_t lifetime_ms)
 {
-	if (lifetime_ms <= 0)
+	if (lifetime_ms <= 0 || lifetime_ms > INT64_MAX / 2000000) /* 0, or over a century */
 		return 0;
 	int64_t now = tl_mono_ns();
 	int64_t permille = 850 + (now / 1000) % 100; /* the microseconds: jitter enough */
 	return now + lifetime_ms * 1000 * permille;
+}
+
+static void node_reauth_maybe(struct tl_client *client, struct client_node *node, int64_t now);
+
+/* After a re-authentication: the requests held meanwhile go out, behind the exchange's
+ * (invariant 5); in_flight already counts them. */
+static void node_release_held(struct tl_client *client, struct client_node *node)
+{
+	node->reauthing = false;
+	tl_buf_put(&node->out, node->held.data, node->held.len);
+	if (node->out.failed) {
+		node->out.failed = false;
+		node_close(client, node, TL_ERR_NOMEM, "out of memory"); /* fails them all */
+		return;
+	}
+	tl_buf_reset(&node->held);
+	if (node->tail)
+		node->tail->next = node->held_head;
+	else
+		node->head = node->held_head;
+	if (node->held_tail)
+		node->tail = node->held_tail;
+	node->held_head = node->held_tail = NULL;
+}
+
+/* Whether callers may send to @node: READY, or re-authenticating (their requests are
+ * held until the login is through). A READY node past its re-authentication time
+ * starts it here, so that nothing is sent on a session that may have ended. */
+static bool node_usable(struct tl_client *client, struct client_node *node)
+{
+	if (node->state == CONN_READY && node->reauth_at_ns != 0)
+		node_reauth_maybe(client, node, tl_mono_ns());
+	return node->state == CONN_READY || node->reauthing;
 }
 
 /* KIP-368: a READY connection whose session is due stops taking requests (REAUTH) and
@@ -673,8 +739,10 @@ static int64_t reauth_at(int64_t lifetime_ms)
  * broker closes a connection whose session ended at its next request. */
 static void node_reauth_maybe(struct tl_client *client, struct client_node *node, int64_t now)
 {
-	if (node->state == CONN_READY && node->reauth_at_ns != 0 && now >= node->reauth_at_ns)
+	if (node->state == CONN_READY && node->reauth_at_ns != 0 && now >= node->reauth_at_ns) {
 		node->state = CONN_REAUTH;
+		node->reauthing = true;
+	}
 	if (node->state == CONN_REAUTH && !node->head) {
 		node->reauth_at_ns = 0;
 		node_sasl_start(client, node);
@@ -698,6 +766,8 @@ static void node_sasl_step(struct tl_client *client, struct client_node *node, i
 		node->state = CONN_READY;
 		client->sasl_failed = TL_OK;
 		node->reauth_at_ns = reauth_at(node->sasl->session_lifetime_ms);
+		if (node->reauthing)
+			node_release_held(client, node);
 	} else {
 		/* Retrying cannot help (librdkafka calls it fatal too). */
 		if (err > 0)
@@ -934,7 +1004,7 @@ bool tl_client_node_ready(struct tl_client *client, int32_t node_id)
 		return false;
 	if (node->state == CONN_DOWN)
 		node_connect(client, node);
-	return node->state == CONN_READY;
+	return node_usable(client, node);
 }
 
 int32_t tl_client_next_ready_node(struct tl_client *client, int32_t after)
@@ -948,7 +1018,7 @@ int32_t tl_client_next_ready_node(struct tl_client *client, int32_t after)
 		struct client_node *node = client->nodes[(start + k) % client->node_count];
 		if (node->node_id < 0)
 			continue;
-		if (node->state == CONN_READY)
+		if (node_usable(client, node))
 			return node->node_id;
 		/* Connect the next one that is down, so that the retry can go there. */
 		if (!connecting && node->state == CONN_DOWN && tl_mono_ns() >= node->retry_at_ns) {
@@ -967,7 +1037,7 @@ int32_t tl_client_any_ready_node(struct tl_client *client)
 			struct client_node *node = client->nodes[i];
 			if ((pass == 0) != (node->node_id >= 0))
 				continue;
-			if (node->state == CONN_READY)
+			if (node_usable(client, node))
 				return node->node_id;
 		}
 	for (int i = 0; i < client->node_count; i++) {
@@ -990,7 +1060,7 @@ int32_t tl_client_any_ready_node(struct tl_client *client)
 int16_t tl_client_api_version(struct tl_client *client, int32_t node_id, int16_t api_key)
 {
 	struct client_node *node = node_find(client, node_id);
-	if (!node || (node->state != CONN_READY && node->state != CONN_REAUTH) || api_key < 0 ||
+	if (!node || (node->state != CONN_READY && !node->reauthing) || api_key < 0 ||
 	    api_key >= TL_CLIENT_API_KEY_MAX)
 		return -1;
 	return node->versions[api_key];
@@ -1015,12 +1085,15 @@ tl_err tl_client_send_timeout(struct tl_client *client, int32_t node_id, int16_t
 			      int32_t timeout_ms, tl_client_response_fn fn, void *arg)
 {
 	struct client_node *node = node_find(client, node_id);
-	if (!node || node->state != CONN_READY)
+	if (!node || !node_usable(client, node))
 		return TL_ERR_AGAIN;
 	if (body && body->failed)
 		return TL_ERR_NOMEM;
-	tl_err err = node_enqueue(client, node, api_key, version, body, expect_response, timeout_ms,
-				  fn, arg);
+	struct tl_buf *buf = node->reauthing ? &node->held : &node->out;
+	frame_start_in(client, node, buf, api_key, version);
+	if (body)
+		tl_buf_put(buf, body->data, body->len);
+	tl_err err = frame_finish(node, expect_response, timeout_ms, fn, arg);
 	if (err != TL_OK)
 		return err;
 	node_write(client, node, false);
@@ -1033,17 +1106,17 @@ struct tl_buf *tl_client_frame_begin(struct tl_client *client, int32_t node_id, 
 				     int16_t version)
 {
 	struct client_node *node = node_find(client, node_id);
-	if (!node || node->state != CONN_READY)
+	if (!node || !node_usable(client, node))
 		return NULL;
-	frame_start(client, node, api_key, version);
-	return &node->out;
+	frame_start_in(client, node, node->reauthing ? &node->held : &node->out, api_key, version);
+	return node->frame_buf;
 }
 
 tl_err tl_client_frame_end(struct tl_client *client, int32_t node_id, bool expect_response,
 			   tl_client_response_fn fn, void *arg)
 {
 	struct client_node *node = node_find(client, node_id);
-	TL_ASSERT(node && node->state == CONN_READY);
+	TL_ASSERT(node && (node->state == CONN_READY || node->reauthing));
 	tl_err err = frame_finish(node, expect_response, client->request_timeout_ms, fn, arg);
 	if (err != TL_OK)
 		return err;
@@ -1056,7 +1129,7 @@ tl_err tl_client_frame_end(struct tl_client *client, int32_t node_id, bool expec
 size_t tl_client_unsent(struct tl_client *client, int32_t node_id)
 {
 	struct client_node *node = node_find(client, node_id);
-	return node ? node->out.len - node->out_pos : 0;
+	return node ? node->out.len - node->out_pos + node->held.len : 0;
 }
 
 void tl_client_wakeup(struct tl_client *client)
@@ -1075,7 +1148,8 @@ static void client_expire(struct tl_client *client)
 	int64_t now = tl_mono_ns();
 	for (int i = 0; i < client->node_count; i++) {
 		struct client_node *node = client->nodes[i];
-		if (node->head && node->head->deadline_ns <= now)
+		if ((node->head && node->head->deadline_ns <= now) ||
+		    (node->held_head && node->held_head->deadline_ns <= now))
 			node_close(client, node, TL_ERR_REQUEST_TIMED_OUT,
 				   "request timed out (request.timeout.ms)");
 	}
@@ -1089,6 +1163,8 @@ static int client_poll_timeout(struct tl_client *client, int timeout_ms)
 		struct client_node *node = client->nodes[i];
 		if (node->head && node->head->deadline_ns < until)
 			until = node->head->deadline_ns;
+		if (node->held_head && node->held_head->deadline_ns < until)
+			until = node->held_head->deadline_ns;
 		if (node->state == CONN_READY && node->reauth_at_ns != 0 &&
 		    node->reauth_at_ns < until)
 			until = node->reauth_at_ns;

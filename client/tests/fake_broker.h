@@ -10,7 +10,8 @@
  * partition not added answers INVALID_TXN_STATE, as tallyd does), AddOffsetsToTxn,
  * TxnOffsetCommit (v3 is flexible: header v2, response header v1) and EndTxn, each with
  * a script of error codes for its next answers; DescribeProducers (flexible v0) answers
- * producer 42's last sequence per partition, from describe_last or a script.
+ * producer 42's last sequence per partition, from describe_last or a script;
+ * SaslHandshake and SaslAuthenticate v1 (PLAIN, any password, sasl_lifetime_ms).
  * With check_sequences, Produce checks producer 42's sequences as a broker does (a
  * batch that does not follow the last stored one is OUT_OF_ORDER_SEQUENCE_NUMBER, a
  * resent last batch DUPLICATE_SEQUENCE_NUMBER); with produce_gate = N, Produce answers
@@ -21,6 +22,7 @@
 #define TL_CLIENT_TESTS_FAKE_BROKER_H
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/assert.h"
@@ -119,6 +122,11 @@ struct fake_broker {
 	int32_t describe_script[FAKE_SCRIPT_MAX];
 	int describe_script_count;
 	int describe_requests;
+	/* SASL (PLAIN, any credentials): SaslAuthenticate v1 reports this lifetime */
+	int64_t sasl_lifetime_ms;
+	int sasl_handshakes;
+	int64_t sasl_until_ns[1024]; /* per connection (fd): when its session ends; 0 none */
+	int sasl_expired_requests;   /* requests other than the SASL ones after it */
 };
 
 /* Pops the next scripted error code (0 once the script is empty). */
@@ -172,8 +180,9 @@ static bool fake_is_flexible(int16_t api_key, int16_t version)
 static void fake_api_versions(struct tl_buf *out)
 {
 	static const int16_t apis[][3] = {
-		{0, 3, 8},  {1, 4, 11}, {2, 1, 5},  {3, 1, 8},  {8, 2, 7},  {9, 1, 5},  {10, 0, 2},
-		{18, 0, 0}, {22, 0, 1}, {24, 0, 2}, {25, 0, 2}, {26, 0, 2}, {28, 0, 3}, {61, 0, 0},
+		{0, 3, 8},  {1, 4, 11}, {2, 1, 5},  {3, 1, 8},  {8, 2, 7},  {9, 1, 5},
+		{10, 0, 2}, {18, 0, 0}, {22, 0, 1}, {24, 0, 2}, {25, 0, 2}, {26, 0, 2},
+		{28, 0, 3}, {61, 0, 0}, {17, 0, 1}, {36, 0, 1},
 	};
 	enum { FAKE_APIS = sizeof(apis) / sizeof(apis[0]) };
 	struct tl_api_versions_response_api_version keys[FAKE_APIS];
@@ -669,6 +678,33 @@ static void fake_describe_producers(struct fake_broker *fb, struct tl_cursor *bo
 }
 
 /* Handles one request frame; false closes the connection. */
+/* SaslHandshake: PLAIN is offered; SaslAuthenticate: any token logs in, for
+ * fb->sasl_lifetime_ms (KIP-368). */
+static void fake_sasl(struct fake_broker *fb, int fd, int16_t api_key, int16_t version,
+		      struct tl_buf *out)
+{
+	if (api_key == 17) {
+		fb->sasl_handshakes++;
+		struct tl_str plain = tl_str_of("PLAIN");
+		struct tl_sasl_handshake_response resp;
+		tl_sasl_handshake_response_defaults(&resp);
+		resp.mechanisms_count = 1;
+		resp.mechanisms = &plain;
+		tl_sasl_handshake_response_encode(out, version, &resp);
+		return;
+	}
+	struct tl_sasl_authenticate_response resp;
+	tl_sasl_authenticate_response_defaults(&resp);
+	resp.session_lifetime_ms = fb->sasl_lifetime_ms;
+	if (fd >= 0 && fd < 1024 && fb->sasl_lifetime_ms > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		fb->sasl_until_ns[fd] = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
+					fb->sasl_lifetime_ms * 1000000;
+	}
+	tl_sasl_authenticate_response_encode(out, version, &resp);
+}
+
 static bool fake_handle(struct fake_broker *fb, int fd)
 {
 	uint8_t size_bytes[4];
@@ -694,6 +730,13 @@ static bool fake_handle(struct fake_broker *fb, int fd)
 	tl_buf_init(&out);
 	bool answer = true;
 	pthread_mutex_lock(&fb->lock);
+	if (api_key != 17 && api_key != 36 && api_key != 18 && fd >= 0 && fd < 1024 &&
+	    fb->sasl_until_ns[fd] != 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec > fb->sasl_until_ns[fd])
+			fb->sasl_expired_requests++; /* tallyd would close the connection */
+	}
 	switch (api_key) {
 	case 18:
 		fake_api_versions(&out);
@@ -736,6 +779,10 @@ static bool fake_handle(struct fake_broker *fb, int fd)
 		break;
 	case 61:
 		fake_describe_producers(fb, &c, version, &out);
+		break;
+	case 17:
+	case 36:
+		fake_sasl(fb, fd, api_key, version, &out);
 		break;
 	default:
 		answer = false;
@@ -797,8 +844,13 @@ static void *fake_main(void *arg)
 		}
 		if ((pfds[0].revents & POLLIN) && nconns < FAKE_CONNS_MAX) {
 			int fd = accept(fb->listen_fd, NULL, NULL);
-			if (fd != -1)
+			if (fd != -1) {
+				/* As tallyd: a size then a body in two writes must not wait
+				 * for the client's delayed ACK (Nagle). */
+				int one = 1;
+				(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 				conns[nconns++] = fd;
+			}
 		}
 	}
 	for (int i = 0; i < nconns; i++)

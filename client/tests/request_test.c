@@ -197,6 +197,91 @@ START_TEST(next_ready_node_goes_round_the_learned_brokers)
 }
 END_TEST
 
+/* KIP-368: a SASL connection re-authenticates before each 600 ms session ends, and the
+ * node stays usable throughout: sends during the drain and the login are held and go
+ * out after it (none refused, each answered once), so callers never see it not ready. */
+static void count_done(void *arg, tl_err err, const void *response)
+{
+	(void)response;
+	ck_assert_int_eq(err, TL_OK);
+	(*(int *)arg)++;
+}
+
+START_TEST(a_node_that_re_authenticates_stays_usable_and_answers_every_request)
+{
+	pthread_mutex_lock(&fb.lock);
+	fb.sasl_lifetime_ms = 600;
+	pthread_mutex_unlock(&fb.lock);
+	char bootstrap[64];
+	fake_broker_address(&fb, bootstrap, sizeof(bootstrap));
+	struct tl_client_conf conf = {
+		.bootstrap_servers = bootstrap,
+		.client_id = "reauth_test",
+		.request_timeout_ms = 5000,
+		.reconnect_backoff_ms = 50,
+		.metadata_max_age_ms = 300000,
+		.security_protocol = "sasl_plaintext",
+		.sasl_mechanism = "PLAIN",
+		.sasl_username = "u",
+		.sasl_password = "p",
+	};
+	char errstr[256];
+	struct tl_client *sc;
+	ck_assert_int_eq(tl_client_create(&conf, &sc, errstr, sizeof(errstr)), TL_OK);
+	int64_t deadline = tl_mono_ns() + 5000 * 1000000LL;
+	int32_t node;
+	while ((node = tl_client_any_ready_node(sc)) == TL_CLIENT_NODE_ANY) {
+		ck_assert(tl_mono_ns() < deadline);
+		tl_client_poll(sc, 20);
+	}
+	struct tl_init_producer_id_request req;
+	tl_init_producer_id_request_defaults(&req);
+	req.transactional_id = tl_str_of("txn-r");
+	req.transaction_timeout_ms = 60000;
+	int sent = 0, answered = 0;
+	int64_t end = tl_mono_ns() + 2000 * 1000000LL;
+	while (tl_mono_ns() < end) {
+		ck_assert(tl_client_node_ready(sc, node));
+		/* Up to four in flight: a fake that fell behind would see the requests sent
+		 * just before a re-authentication after the session it gave had ended. */
+		if (sent - answered < 4) {
+			ck_assert_int_eq(tl_client_rpc_send(
+						 sc, node,
+						 tl_client_rpc_find(TL_CLIENT_API_INIT_PRODUCER_ID),
+						 &req, TEST_ARENA_MAX, count_done, &answered),
+					 TL_OK);
+			sent++;
+		}
+		tl_client_poll(sc, 2);
+	}
+	deadline = tl_mono_ns() + 5000 * 1000000LL;
+	while (answered < sent && tl_mono_ns() < deadline)
+		tl_client_poll(sc, 20);
+	ck_assert_int_eq(answered, sent);
+	/* A caller that did not poll past the re-authentication time: its next send waits
+	 * for a new login instead of going out on the session that ended. */
+	usleep(700 * 1000);
+	int late = 0;
+	ck_assert(tl_client_node_ready(sc, node));
+	ck_assert_int_eq(tl_client_rpc_send(sc, node,
+					    tl_client_rpc_find(TL_CLIENT_API_INIT_PRODUCER_ID),
+					    &req, TEST_ARENA_MAX, count_done, &late),
+			 TL_OK);
+	deadline = tl_mono_ns() + 5000 * 1000000LL;
+	while (late == 0 && tl_mono_ns() < deadline)
+		tl_client_poll(sc, 20);
+	ck_assert_int_eq(late, 1);
+	pthread_mutex_lock(&fb.lock);
+	int handshakes = fb.sasl_handshakes;
+	int expired = fb.sasl_expired_requests;
+	pthread_mutex_unlock(&fb.lock);
+	/* The first login and one every 510-570 ms of the 2 s, and the late one. */
+	ck_assert_int_ge(handshakes, 4);
+	ck_assert_int_eq(expired, 0);
+	tl_client_destroy(sc);
+}
+END_TEST
+
 START_TEST(a_send_to_a_node_that_is_not_ready_is_again_and_never_calls_back)
 {
 	(void)ready_node();
@@ -299,6 +384,7 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, a_callback_send_hands_the_decoded_response_to_the_callback_once);
 	tcase_add_test(tc, a_send_to_a_node_that_is_not_ready_is_again_and_never_calls_back);
 	tcase_add_test(tc, next_ready_node_goes_round_the_learned_brokers);
+	tcase_add_test(tc, a_node_that_re_authenticates_stays_usable_and_answers_every_request);
 	tcase_add_test(tc, a_try_at_a_broker_that_refuses_connections_ends_at_once);
 	tcase_add_test(tc, a_try_at_a_broker_that_never_answers_ends_at_its_connect_timeout);
 	suite_add_tcase(s, tc);

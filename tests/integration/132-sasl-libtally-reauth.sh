@@ -5,7 +5,8 @@
 # 75 ms for 6 s and a tally tail following the topic meanwhile drain their connections
 # and re-authenticate on them before each session ends: every record arrives once and
 # in order, the broker logs re-authentications of User:dave, and never a session that
-# expired; /metrics counts as many re-authentications and no expired connection.
+# expired; /metrics counts as many re-authentications and no expired connection. A
+# group tail paused for two lifetimes (stdout blocked) logs in again before it sends.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$TL_ROOT/tests/certs.sh"
@@ -71,6 +72,21 @@ round plain "$TL_BROKER" security.protocol=sasl_plaintext sasl.mechanisms=SCRAM-
 	sasl.username=dave "sasl.password=$PW"
 round tls "localhost:$ssl_port" security.protocol=sasl_ssl "ssl.ca.location=$certs/ca.pem" \
 	sasl.mechanisms=SCRAM-SHA-512 sasl.username=dave "sasl.password=$PW"
+# A consumer that stops polling past its re-authentication time (its stdout blocked on
+# a full pipe) must log in again before its next request, not send it on the session
+# that ended; as a group member it then commits where it stopped.
+x=(-X security.protocol=sasl_plaintext -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=dave
+	-X "sasl.password=$PW")
+"$TL_BIN/tally" -b "$TL_BROKER" --timeout 10s "${x[@]}" topic create slow -p 1
+head -c 1000 /dev/zero | tr '\0' s >"$TL_TMP/rec"
+for i in $(seq 1 300); do echo "$i $(cat "$TL_TMP/rec")"; done |
+	"$TL_BIN/tally" -b "$TL_BROKER" --timeout 10s "${x[@]}" produce slow
+"$TL_BIN/tally" -b "$TL_BROKER" --timeout 20s "${x[@]}" tail slow -g slow-readers -o beginning -n 300 |
+	(sleep 3; cat) >"$TL_TMP/slow.out" || tl_fail "the paused group tail failed"
+[ "$(wc -l <"$TL_TMP/slow.out")" = 300 ] || tl_fail "the paused tail printed $(wc -l <"$TL_TMP/slow.out") of 300"
+rest=$("$TL_BIN/tally" -b "$TL_BROKER" --timeout 10s "${x[@]}" tail slow -g slow-readers -e | wc -l)
+[ "$rest" = 0 ] || tl_fail "the group resumed $rest records before its end (its commit was lost)"
+
 # /metrics counts them too, and no connection closed for an ended session.
 logged=$(reauths)
 counted=$(metric tally_successful_reauthentication_total)
