@@ -23,10 +23,11 @@
 static struct fake_broker fb;
 static struct tl_client *client;
 
-static void setup(void)
+static char bootstrap[64];
+
+/* A client of the fake broker; @sasl_mechanism NULL: plaintext, else SASL with it. */
+static struct tl_client *client_of_fake(const char *sasl_mechanism)
 {
-	fake_broker_start(&fb, 1);
-	char bootstrap[64];
 	fake_broker_address(&fb, bootstrap, sizeof(bootstrap));
 	struct tl_client_conf conf = {
 		.bootstrap_servers = bootstrap,
@@ -35,9 +36,21 @@ static void setup(void)
 		.reconnect_backoff_ms = 50,
 		.metadata_max_age_ms = 300000,
 		.allow_auto_create_topics = false,
+		.security_protocol = sasl_mechanism ? "sasl_plaintext" : NULL,
+		.sasl_mechanism = sasl_mechanism,
+		.sasl_username = "u",
+		.sasl_password = "p",
 	};
 	char errstr[256];
-	ck_assert_int_eq(tl_client_create(&conf, &client, errstr, sizeof(errstr)), TL_OK);
+	struct tl_client *c;
+	ck_assert_int_eq(tl_client_create(&conf, &c, errstr, sizeof(errstr)), TL_OK);
+	return c;
+}
+
+static void setup(void)
+{
+	fake_broker_start(&fb, 1);
+	client = client_of_fake(NULL);
 }
 
 static void teardown(void)
@@ -212,22 +225,7 @@ START_TEST(a_node_that_re_authenticates_stays_usable_and_answers_every_request)
 	pthread_mutex_lock(&fb.lock);
 	fb.sasl_lifetime_ms = 600;
 	pthread_mutex_unlock(&fb.lock);
-	char bootstrap[64];
-	fake_broker_address(&fb, bootstrap, sizeof(bootstrap));
-	struct tl_client_conf conf = {
-		.bootstrap_servers = bootstrap,
-		.client_id = "reauth_test",
-		.request_timeout_ms = 5000,
-		.reconnect_backoff_ms = 50,
-		.metadata_max_age_ms = 300000,
-		.security_protocol = "sasl_plaintext",
-		.sasl_mechanism = "PLAIN",
-		.sasl_username = "u",
-		.sasl_password = "p",
-	};
-	char errstr[256];
-	struct tl_client *sc;
-	ck_assert_int_eq(tl_client_create(&conf, &sc, errstr, sizeof(errstr)), TL_OK);
+	struct tl_client *sc = client_of_fake("PLAIN");
 	int64_t deadline = tl_mono_ns() + 5000 * 1000000LL;
 	int32_t node;
 	while ((node = tl_client_any_ready_node(sc)) == TL_CLIENT_NODE_ANY) {
