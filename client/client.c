@@ -4,13 +4,13 @@
  * (2) node->in holds at most one frame: reads never go past the frame being assembled.
  * (3) versions[] of a node is meaningful only in CONN_READY and CONN_REAUTH, and in
  *     CONN_SASL once the connection has been READY (a re-authentication).
+ * (4) Each request's callback runs exactly once: on its response, on its deadline, on
+ *     disconnect, or at destroy.
  * (5) SaslHandshake goes out only when no request waits for its answer: while
  *     CONN_SASL every response is taken for the exchange's (KIP-368 re-authentication
  *     drains the connection first). Requests sent while a node re-authenticates wait
  *     in held/held_head, out of the FIFO, and go out after the login: to callers the
- *     node stays ready (node_usable) and re-authentication is invisible.
- * (4) Each request's callback runs exactly once: on its response, on its deadline, on
- *     disconnect, or at destroy. */
+ *     node stays ready (node_usable) and re-authentication is invisible. */
 #include "client.h"
 
 #include <errno.h>
@@ -496,21 +496,19 @@ static void node_close(struct tl_client *client, struct client_node *node, tl_er
 	client->dispatching = dispatching;
 }
 
-static void frame_start_in(struct tl_client *client, struct client_node *node, struct tl_buf *buf,
-			   int16_t api_key, int16_t version);
-
-/* Starts a request frame (size placeholder, header v1 or v2) at the end of the node's
- * output; the body is appended after it and frame_finish() completes it. */
-static void frame_start(struct tl_client *client, struct client_node *node, int16_t api_key,
-			int16_t version)
+/* Where a caller's request goes: the node's output, or while it re-authenticates the
+ * held frames (invariant 5). The client's own ApiVersions and SASL frames always go to
+ * the output. */
+static struct tl_buf *node_sink(struct client_node *node)
 {
-	frame_start_in(client, node, &node->out, api_key, version);
+	return node->reauthing ? &node->held : &node->out;
 }
 
-/* frame_start into @buf: node->out, or node->held for a caller's request while the
- * node re-authenticates (invariant 5). */
-static void frame_start_in(struct tl_client *client, struct client_node *node, struct tl_buf *buf,
-			   int16_t api_key, int16_t version)
+/* Starts a request frame (size placeholder, header v1 or v2) at the end of @buf
+ * (node->out or node->held); the body is appended after it and frame_finish() completes
+ * it. */
+static void frame_start(struct tl_client *client, struct client_node *node, struct tl_buf *buf,
+			int16_t api_key, int16_t version)
 {
 	TL_ASSERT(node->frame_at == SIZE_MAX);
 	node->frame_buf = buf;
@@ -569,14 +567,15 @@ static tl_err frame_finish(struct client_node *node, bool expect_response, int32
 	return TL_OK;
 }
 
-/* Appends one request frame (size, header, @body) to the node's output. */
-static tl_err node_enqueue(struct tl_client *client, struct client_node *node, int16_t api_key,
-			   int16_t version, const struct tl_buf *body, bool expect_response,
-			   int32_t timeout_ms, tl_client_response_fn fn, void *arg)
+/* Appends one request frame (size, header, @body) to @buf, as frame_start(). */
+static tl_err node_enqueue(struct tl_client *client, struct client_node *node, struct tl_buf *buf,
+			   int16_t api_key, int16_t version, const struct tl_buf *body,
+			   bool expect_response, int32_t timeout_ms, tl_client_response_fn fn,
+			   void *arg)
 {
-	frame_start(client, node, api_key, version);
+	frame_start(client, node, buf, api_key, version);
 	if (body)
-		tl_buf_put(&node->out, body->data, body->len);
+		tl_buf_put(buf, body->data, body->len);
 	return frame_finish(node, expect_response, timeout_ms, fn, arg);
 }
 
@@ -629,7 +628,7 @@ static void node_connect(struct tl_client *client, struct client_node *node)
 	for (int i = 0; i < TL_CLIENT_API_KEY_MAX; i++)
 		node->versions[i] = -1;
 	/* ApiVersions v0 goes first; every broker answers it. */
-	if (node_enqueue(client, node, TL_CLIENT_API_API_VERSIONS, 0, NULL, true,
+	if (node_enqueue(client, node, &node->out, TL_CLIENT_API_API_VERSIONS, 0, NULL, true,
 			 client->request_timeout_ms, api_versions_done, node) != TL_OK)
 		node_close(client, node, TL_ERR_NOMEM, "out of memory");
 }
@@ -682,9 +681,9 @@ static void node_sasl_start(struct tl_client *client, struct client_node *node)
 	tl_buf_init(&body);
 	tl_client_sasl_start(node->sasl, &client->sasl_conf, &body);
 	node->state = CONN_SASL;
-	if (body.failed ||
-	    node_enqueue(client, node, TL_API_SASL_HANDSHAKE, TL_CLIENT_SASL_HANDSHAKE_VERSION,
-			 &body, true, client->request_timeout_ms, NULL, NULL) != TL_OK)
+	if (body.failed || node_enqueue(client, node, &node->out, TL_API_SASL_HANDSHAKE,
+					TL_CLIENT_SASL_HANDSHAKE_VERSION, &body, true,
+					client->request_timeout_ms, NULL, NULL) != TL_OK)
 		node_close(client, node, TL_ERR_NOMEM, "out of memory");
 	tl_buf_deinit(&body);
 }
@@ -734,7 +733,7 @@ static bool node_usable(struct tl_client *client, struct client_node *node)
 	return node->state == CONN_READY || node->reauthing;
 }
 
-/* KIP-368: a READY connection whose session is due stops taking requests (REAUTH) and
+/* KIP-368: a READY connection whose session is due holds new requests (REAUTH) and
  * re-authenticates on the same connection once no answer is owed (invariant 5); the
  * broker closes a connection whose session ended at its next request. */
 static void node_reauth_maybe(struct tl_client *client, struct client_node *node, int64_t now)
@@ -758,7 +757,7 @@ static void node_sasl_step(struct tl_client *client, struct client_node *node, i
 	tl_err err =
 		tl_client_sasl_step(node->sasl, api_key, cursor, version, &next, why, sizeof(why));
 	if (err == TL_ERR_AGAIN) {
-		if (next.failed || node_enqueue(client, node, TL_API_SASL_AUTHENTICATE,
+		if (next.failed || node_enqueue(client, node, &node->out, TL_API_SASL_AUTHENTICATE,
 						TL_CLIENT_SASL_AUTHENTICATE_VERSION, &next, true,
 						client->request_timeout_ms, NULL, NULL) != TL_OK)
 			node_close(client, node, TL_ERR_NOMEM, "out of memory");
@@ -1043,8 +1042,7 @@ int32_t tl_client_any_ready_node(struct tl_client *client)
 	for (int i = 0; i < client->node_count; i++) {
 		struct client_node *node = client->nodes[i];
 		if (node->state == CONN_CONNECTING || node->state == CONN_TLS ||
-		    node->state == CONN_HANDSHAKE || node->state == CONN_SASL ||
-		    node->state == CONN_REAUTH)
+		    node->state == CONN_HANDSHAKE || node->state == CONN_SASL)
 			return TL_CLIENT_NODE_ANY;
 	}
 	for (int i = 0; i < client->node_count; i++) {
@@ -1089,11 +1087,8 @@ tl_err tl_client_send_timeout(struct tl_client *client, int32_t node_id, int16_t
 		return TL_ERR_AGAIN;
 	if (body && body->failed)
 		return TL_ERR_NOMEM;
-	struct tl_buf *buf = node->reauthing ? &node->held : &node->out;
-	frame_start_in(client, node, buf, api_key, version);
-	if (body)
-		tl_buf_put(buf, body->data, body->len);
-	tl_err err = frame_finish(node, expect_response, timeout_ms, fn, arg);
+	tl_err err = node_enqueue(client, node, node_sink(node), api_key, version, body,
+				  expect_response, timeout_ms, fn, arg);
 	if (err != TL_OK)
 		return err;
 	node_write(client, node, false);
@@ -1108,7 +1103,7 @@ struct tl_buf *tl_client_frame_begin(struct tl_client *client, int32_t node_id, 
 	struct client_node *node = node_find(client, node_id);
 	if (!node || !node_usable(client, node))
 		return NULL;
-	frame_start_in(client, node, node->reauthing ? &node->held : &node->out, api_key, version);
+	frame_start(client, node, node_sink(node), api_key, version);
 	return node->frame_buf;
 }
 
