@@ -1648,10 +1648,11 @@ TL_EXPORT tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
 		err = pending_error(consumer);
 		if (err != TL_OK)
 			return err;
+		int64_t now = tl_mono_ns();
 		if (deadline == 0)
-			deadline = tl_mono_ns() + (int64_t)TL_MAX(timeout_ms, 0) * 1000000;
-		int64_t left_ms = (deadline - tl_mono_ns()) / 1000000;
-		if (left_ms <= 0 && tl_mono_ns() >= deadline) {
+			deadline = now + (int64_t)TL_MAX(timeout_ms, 0) * 1000000;
+		int64_t left_ms = (deadline - now) / 1000000;
+		if (left_ms <= 0 && now >= deadline) {
 			consumer_io(consumer, 0);
 			if (consumer->chunk_head)
 				continue;

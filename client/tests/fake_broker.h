@@ -30,11 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/assert.h"
 #include "common/buf.h"
+#include "common/time.h"
 #include "protocol/messages.h"
 
 #define FAKE_CONNS_MAX      16
@@ -696,12 +696,8 @@ static void fake_sasl(struct fake_broker *fb, int fd, int16_t api_key, int16_t v
 	struct tl_sasl_authenticate_response resp;
 	tl_sasl_authenticate_response_defaults(&resp);
 	resp.session_lifetime_ms = fb->sasl_lifetime_ms;
-	if (fd >= 0 && fd < 1024 && fb->sasl_lifetime_ms > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		fb->sasl_until_ns[fd] = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
-					fb->sasl_lifetime_ms * 1000000;
-	}
+	if (fd >= 0 && fd < 1024 && fb->sasl_lifetime_ms > 0)
+		fb->sasl_until_ns[fd] = tl_mono_ns() + fb->sasl_lifetime_ms * 1000000;
 	tl_sasl_authenticate_response_encode(out, version, &resp);
 }
 
@@ -731,12 +727,8 @@ static bool fake_handle(struct fake_broker *fb, int fd)
 	bool answer = true;
 	pthread_mutex_lock(&fb->lock);
 	if (api_key != 17 && api_key != 36 && api_key != 18 && fd >= 0 && fd < 1024 &&
-	    fb->sasl_until_ns[fd] != 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		if ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec > fb->sasl_until_ns[fd])
-			fb->sasl_expired_requests++; /* tallyd would close the connection */
-	}
+	    fb->sasl_until_ns[fd] != 0 && tl_mono_ns() > fb->sasl_until_ns[fd])
+		fb->sasl_expired_requests++; /* tallyd would close the connection */
 	switch (api_key) {
 	case 18:
 		fake_api_versions(&out);
