@@ -32,6 +32,12 @@
 #   tl_log_text FILE...               tallyd log lines in the text layout, whatever
 #                                     log.format wrote (logfmt, the default, is turned
 #                                     back: "TS LEVEL message key=value ...")
+#   tl_metrics_port [LOG]             sets TL_MPORT to the metrics port the newest start
+#                                     logged in LOG (tallyd.log); fails when none was
+#                                     (start with metrics.listener=http://127.0.0.1:0)
+#   tl_metric SERIES [PORT]           prints SERIES' value from /metrics on PORT
+#                                     ($TL_MPORT), nothing when absent; false when the
+#                                     scrape fails
 #
 # On exit a trap kills the broker and any background job of the test, then removes
 # TL_TMP; when the test failed it keeps TL_TMP and prints the tail of tallyd.log.
@@ -53,6 +59,7 @@ TL_STOP_TIMEOUT_S=${TL_STOP_TIMEOUT_S:-30}
 export TL_ROOT TL_BIN TL_PROGS TL_NAME TL_LONG TL_TMP
 
 TL_PID=
+TL_MPORT=
 TL_DATA=
 TL_PORT=
 TL_BROKER=
@@ -104,6 +111,20 @@ tl_grep_log()
 {
 	# Not a pipe: under pipefail, sed killed by grep -q's early exit would fail it.
 	grep -Eq -- "$1" <(tl_log_text "$TL_TMP/tallyd.log" 2>/dev/null)
+}
+
+tl_metrics_port()
+{
+	local log=${1:-$TL_TMP/tallyd.log}
+	TL_MPORT=$(tl_log_text "$log" | grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' |
+		tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port in $log"
+}
+
+tl_metric()
+{
+	local out
+	out=$(curl -sf --max-time 5 "http://127.0.0.1:${2:-$TL_MPORT}/metrics") || return 1
+	awk -v n="$1" '$1 == n { print $2 }' <<<"$out"
 }
 
 # True while the process runs (a zombie, not yet reaped, counts as stopped).

@@ -27,9 +27,8 @@ count=10000
 
 tl_start_broker --override num.partitions=3 --override metrics.listener=http://127.0.0.1:0 \
 	--override log.format=json --override log.slow.request.ms=1
-mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
-	tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port"
-url=http://127.0.0.1:$mport
+tl_metrics_port
+url=http://127.0.0.1:$TL_MPORT
 
 # scrape FILE [SERIES...]: fetch /metrics, check it parses (one python3 run: its start
 # is slow on a loaded machine) and print each SERIES' value, one a line ("absent").
@@ -62,7 +61,7 @@ done |
 producer=$!
 # tally top, as a script would run it, sees the records flow (in the background: the
 # scrapes below go on meanwhile).
-"$TL_BIN/tally" top -m "127.0.0.1:$mport" --once -i 500ms --format json >"$TL_TMP/top.json" &
+"$TL_BIN/tally" top -m "127.0.0.1:$TL_MPORT" --once -i 500ms --format json >"$TL_TMP/top.json" &
 top=$!
 prev=0
 scrapes=0

@@ -28,12 +28,8 @@ trap '' XFSZ
 ulimit -S -f 4096 # KiB
 tl_start_broker --override metrics.listener=http://127.0.0.1:0 \
 	--override log.index.size.max.bytes=4096
-metrics_port()
-{
-	grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
-		tail -1 | grep -oE '[0-9]+$'
-}
-url=http://127.0.0.1:$(metrics_port)
+tl_metrics_port
+url=http://127.0.0.1:$TL_MPORT
 grep -Eq '^ts=[0-9TZ:.-]+ level=info msg="broker: listening on 127\.0\.0\.1:[0-9]+" ' \
 	"$TL_TMP/tallyd.log" ||
 	tl_fail "the default log.format is not logfmt: $(grep -m1 'listening on' "$TL_TMP/tallyd.log")"
@@ -51,7 +47,7 @@ sock=$TL_TMP/tmux.sock
 tmux_up=0
 if command -v tmux >/dev/null 2>&1; then
 	tmux -S "$sock" -f /dev/null new-session -d -x 120 -y 40 \
-		"env TERM=xterm $TL_BIN/tally top -m 127.0.0.1:$(metrics_port) -i 300ms"
+		"env TERM=xterm $TL_BIN/tally top -m 127.0.0.1:$TL_MPORT -i 300ms"
 	trap 'st=$?; tmux -S "$sock" kill-server 2>/dev/null || true; (exit $st); tl_on_exit' EXIT
 	tmux_up=1
 else
@@ -69,7 +65,7 @@ pane()
 }
 
 # ---- 1. bad requests ----
-py - "$(metrics_port)" <<'EOF' || tl_fail "the metrics port mishandled a bad request"
+py - "$TL_MPORT" <<'EOF' || tl_fail "the metrics port mishandled a bad request"
 import socket, sys
 port = int(sys.argv[1])
 
@@ -124,7 +120,7 @@ fi
 # ---- 2. silent connections hold every slot; meanwhile a log fails ----
 # Eight silent connections take every slot (bash's /dev/tcp: held open, never written).
 for i in 3 4 5 6 7 8 9 10; do
-	eval "exec $i<>/dev/tcp/127.0.0.1/$(metrics_port)"
+	eval "exec $i<>/dev/tcp/127.0.0.1/$TL_MPORT"
 done
 start=$(date +%s%N)
 seq 1 100 | kcat -P -q -b "$TL_BROKER" -t alive -X acks=all ||
@@ -158,7 +154,8 @@ ulimit -S -f unlimited
 
 # ---- 3. a restart without the limit recovers the log ----
 tl_start_broker
-url=http://127.0.0.1:$(metrics_port)
+tl_metrics_port
+url=http://127.0.0.1:$TL_MPORT
 health=$(get_health)
 [ "$health" = "status=ok 200" ] || tl_fail "/health after the restart answered '$health'"
 tl_stop_broker

@@ -20,12 +20,11 @@ n=20
 wait_ms=200
 
 tl_start_broker --override metrics.listener=http://127.0.0.1:0
-mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
-	tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port"
+tl_metrics_port
 
 timeout 60 "$TL_PROGS/rawproto" "$TL_BROKER" pipeline split "$n" "$wait_ms" >&2 ||
 	tl_fail "rawproto pipeline failed"
-curl -sf --max-time 5 "http://127.0.0.1:$mport/metrics" >"$TL_TMP/m.txt" ||
+curl -sf --max-time 5 "http://127.0.0.1:$TL_MPORT/metrics" >"$TL_TMP/m.txt" ||
 	tl_fail "GET /metrics failed"
 py "$check" "$TL_TMP/m.txt" >/dev/null 2>"$TL_TMP/check.err" ||
 	tl_fail "/metrics does not parse: $(cat "$TL_TMP/check.err")"

@@ -78,9 +78,8 @@ PY
 out=$(timeout 20 python3 "$TL_TMP/reauth.py" 127.0.0.1 "$TL_PORT" "$PW" 2>&1) || tl_fail "raw session-expiry client: $out"
 tl_grep_log 'SASL session expired, closing connection principal=User:carol' ||
 	tl_fail "no 'SASL session expired' line"
-mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
-	tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port"
-killed=$(curl -sf "http://127.0.0.1:$mport/metrics" | awk '$1 == "tally_expired_connections_killed_total" { print $2 }')
+tl_metrics_port
+killed=$(tl_metric tally_expired_connections_killed_total)
 [ "${killed:-0}" -ge 1 ] ||
 	tl_fail "tally_expired_connections_killed_total is '$killed' after the raw client's expired session, want >= 1"
 tl_stop_broker

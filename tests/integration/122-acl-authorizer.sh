@@ -26,12 +26,8 @@ tl_start_broker --override authorizer.class.name=org.apache.kafka.metadata.autho
 	--override super.users='User:admin;User:root' --override tally.test.principal.from.client.id=true \
 	--override group.initial.rebalance.delay.ms=0 --override metrics.listener=http://127.0.0.1:0
 tl_grep_log 'acl: authorizer on acls=0' || tl_fail "the authorizer did not say it is on"
-denied_total() # tally_authorization_denied_total from /metrics
-{
-	local mport
-	mport=$(tl_log_text "$TL_TMP/tallyd.log" | grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' | tail -1 | sed 's/.*://')
-	curl -sf --max-time 5 "http://127.0.0.1:$mport/metrics" | awk '$1 == "tally_authorization_denied_total" { print $2 }'
-}
+tl_metrics_port
+denied_total() { tl_metric tally_authorization_denied_total; }
 
 tl_log "(1) who may change ACLs"
 for t in t1 t2 app.orders app.secret other t3; do admin topic create "$t" -p 1 >/dev/null || tl_fail "topic create $t"; done

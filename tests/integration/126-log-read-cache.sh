@@ -20,13 +20,6 @@ if ! dd if=/dev/zero of="$TL_TMP/dio-probe" bs=4096 count=1 oflag=direct status=
 	tl_skip "$TL_TMP does not take O_DIRECT"
 fi
 count=20000 # 100-byte values: ~2.3 MB on disk, within the 4 MiB cache
-url=
-
-metric()
-{
-	curl -sf --max-time 5 "$url/metrics" | awk -v n="$1" '$1 == n { print $2 }'
-}
-
 read_bytes()
 {
 	awk '$1 == "read_bytes:" { print $2 }' "/proc/$TL_PID/io"
@@ -40,10 +33,7 @@ run()
 	local name=$1 topic=cache-$1
 	tl_start_broker --override num.partitions=1 --override log.cache.bytes="$2" \
 		--override metrics.listener=http://127.0.0.1:0
-	local mport
-	mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
-		tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port"
-	url=http://127.0.0.1:$mport
+	tl_metrics_port
 	echo start | timeout 30 kcat -P -q -b "$TL_BROKER" -t "$topic" || tl_fail "kcat -P failed"
 	local before
 	before=$(read_bytes)
@@ -69,9 +59,9 @@ run()
 			tl_fail "a cold read again from the start did not finish in 15 s (fetch.wait.max.ms=20000)"
 		cmp -s "$TL_TMP/got-$name" "$TL_TMP/again-$name" || tl_fail "records differ when read again"
 	fi
-	hits=$(metric tally_log_cache_hits_total)
-	misses=$(metric tally_log_cache_misses_total)
-	direct=$(metric tally_log_direct_reads_total)
+	hits=$(tl_metric tally_log_cache_hits_total)
+	misses=$(tl_metric tally_log_cache_misses_total)
+	direct=$(tl_metric tally_log_direct_reads_total)
 	tl_stop_broker
 	{
 		echo "0 start"

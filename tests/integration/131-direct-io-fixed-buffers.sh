@@ -24,15 +24,6 @@ fi
 if [ "${TALLY_IO_ENGINE:-}" = sync ]; then
 	tl_skip "TALLY_IO_ENGINE=sync: no io_uring, no registered buffers"
 fi
-url=
-
-metric()
-{
-	local out
-	out=$(curl -sf --max-time 5 "$url/metrics") || return 1
-	awk -v n="$1" '$1 == n { print $2 }' <<<"$out"
-}
-
 # One line each: small, small, a 3 MiB line (one record, one batch, one round), small.
 head -c 2359296 /dev/urandom | base64 -w0 >"$TL_TMP/big"
 echo >>"$TL_TMP/big"
@@ -51,10 +42,7 @@ run()
 	local name=$1 topic=fixed-$1
 	tl_start_broker --override num.partitions=1 --override message.max.bytes=8388608 \
 		--override metrics.listener=http://127.0.0.1:0
-	local mport
-	mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
-		tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port"
-	url=http://127.0.0.1:$mport
+	tl_metrics_port
 	local line
 	while IFS= read -r line; do
 		printf '%s\n' "$line" | timeout 30 kcat -P -q -b "$TL_BROKER" -t "$topic" \
@@ -66,9 +54,9 @@ run()
 		-X receive.message.max.bytes=16777216 \
 		>"$TL_TMP/got-$name" || tl_fail "kcat -C failed ($name)"
 	cmp -s "$TL_TMP/want" "$TL_TMP/got-$name" || tl_fail "records differ ($name)"
-	fixed=$(metric tally_log_ring_fixed_writes_total) || tl_fail "no /metrics ($name)"
-	writes=$(metric tally_log_ring_writes_total)
-	fixed_bytes=$(metric tally_log_ring_fixed_buffer_bytes)
+	fixed=$(tl_metric tally_log_ring_fixed_writes_total) || tl_fail "no /metrics ($name)"
+	writes=$(tl_metric tally_log_ring_writes_total)
+	fixed_bytes=$(tl_metric tally_log_ring_fixed_buffer_bytes)
 	tl_stop_broker
 	tl_log "$name: ring writes=$writes fixed=$fixed fixed_buffer_bytes=$fixed_bytes"
 }

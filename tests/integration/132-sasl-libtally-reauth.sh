@@ -27,9 +27,7 @@ tl_start_broker --override "listeners=PLAINTEXT://127.0.0.1:$TL_PORT,SASL_SSL://
 	--override connections.max.reauth.ms=1500 --override metrics.listener=http://127.0.0.1:0 \
 	--add-scram "SCRAM-SHA-512=[name=dave,password=$PW]"
 
-mport=$(grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' "$TL_TMP/tallyd.log" |
-	tail -1 | grep -oE '[0-9]+$') || tl_fail "tallyd did not log its metrics port"
-metric() { curl -sf "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+tl_metrics_port
 
 reauths() { tl_log_text "$TL_TMP/tallyd.log" | grep -c 'SASL re-authenticated principal=User:dave' || true; }
 
@@ -89,11 +87,11 @@ rest=$("$TL_BIN/tally" -b "$TL_BROKER" --timeout 10s "${x[@]}" tail slow -g slow
 
 # /metrics counts them too, and no connection closed for an ended session.
 logged=$(reauths)
-counted=$(metric tally_successful_reauthentication_total)
+counted=$(tl_metric tally_successful_reauthentication_total)
 [ "$counted" = "$logged" ] ||
 	tl_fail "tally_successful_reauthentication_total is '$counted', the log has $logged"
-[ "$(metric tally_expired_connections_killed_total)" = 0 ] ||
-	tl_fail "tally_expired_connections_killed_total is '$(metric tally_expired_connections_killed_total)', want 0"
-[ "$(metric tally_successful_authentication_total)" -ge 4 ] ||
-	tl_fail "tally_successful_authentication_total is '$(metric tally_successful_authentication_total)', want >= 4"
+[ "$(tl_metric tally_expired_connections_killed_total)" = 0 ] ||
+	tl_fail "tally_expired_connections_killed_total is '$(tl_metric tally_expired_connections_killed_total)', want 0"
+[ "$(tl_metric tally_successful_authentication_total)" -ge 4 ] ||
+	tl_fail "tally_successful_authentication_total is '$(tl_metric tally_successful_authentication_total)', want >= 4"
 tl_stop_broker

@@ -25,9 +25,8 @@ tl_cluster_start 3 --override metrics.listener=http://127.0.0.1:0 \
 	--override broker.session.timeout.ms=20000 --override replica.lag.time.max.ms=1000
 declare -a mport
 for b in 1 2 3; do
-	mport[b]=$(tl_log_text "$TL_TMP/tallyd-$b.log" |
-		grep -oE 'metrics: listening on http://127\.0\.0\.1:[0-9]+' | tail -1 |
-		grep -oE '[0-9]+$') || tl_fail "broker $b did not log its metrics port"
+	tl_metrics_port "$TL_TMP/tallyd-$b.log"
+	mport[b]=$TL_MPORT
 done
 "$TL_TALLY" topic create "$topic" --partitions "$parts" --replication-factor 3 \
 	-b "$TL_BOOTSTRAP" || tl_fail "topic create failed"
