@@ -11,7 +11,8 @@ writes one too). Fields:
     f          send | read | txn | commit | nemesis
     partition, offset, value    as the operation had them (value a string)
     txn        for a send inside a transaction, and for f=txn: the transaction's id
-    group      for f=commit: the consumer group
+    group      for f=commit: the consumer group; for f=read: the group of the consumer
+               that read it, when it reads as a member of one
     isolation  for f=read: read_committed or read_uncommitted
     topic      optional; partitions of different topics are kept apart
     retry      "identical" on a send invoke: the writer (tests/progs/raw_resend.c)
@@ -38,6 +39,10 @@ Properties, one verdict line each:
     aborted-read  a read_committed read of a value written in an aborted transaction
     non-atomic    a committed transaction of which some values were read and others not
     offsets-back  a consumer group's committed offset for a partition that went down
+    group-skip    a consumer group whose members' reads name it committed an offset past
+                  a record none of them read: the group's highest commit ok for a
+                  partition is above the offset of a record read_committed readers saw
+                  there (at-least-once: a group never commits past what it was given)
     copy-once     a transactional copier (rdk_chaos copy) broke exactly-once: an input
                   record below its group's committed offsets (the highest commit ok of
                   the group, "final" ones included) that its read_committed output holds
@@ -68,7 +73,7 @@ import sys
 from collections import defaultdict
 
 PROPERTIES = ["lost", "duplicate", "reorder", "never-sent", "aborted-read",
-              "non-atomic", "offsets-back", "copy-once"]
+              "non-atomic", "offsets-back", "group-skip", "copy-once"]
 EXAMPLES_MAX = 10
 VALUE_RE = re.compile(r"^(.*):(\d+)$")
 
@@ -115,6 +120,7 @@ def check(events):
                     if ev.get("f") == "copier" and ev.get("output")}
     copied = defaultdict(int)       # value -> copies in a copier's output
     input_at = {}        # (topic, partition, offset) -> value read read_committed
+    group_read = defaultdict(set)   # group -> {(topic, partition, offset)} its members read
 
     for ev in events:
         f, ty, v = ev.get("f"), ev.get("type"), ev.get("value")
@@ -139,6 +145,8 @@ def check(events):
             where = key(ev) + (ev.get("offset"),)
             if ev.get("isolation") == "read_committed":
                 input_at[where] = v
+            if ev.get("group") is not None:
+                group_read[ev["group"]].add(where)
             stored[v].add(where)
             if where in at and at[where] != v:
                 anomalies["duplicate"].append(
@@ -253,6 +261,15 @@ def check(events):
                 anomalies["offsets-back"].append(
                     {"group": k[0], "partition": list(k[1:]), "from": a.get("offset"),
                      "to": b.get("offset"), "t": b.get("t")})
+
+    # group-skip: below a group's highest commit, every committed record was read by it.
+    for group, seen in group_read.items():
+        final = {k[1:]: max(e.get("offset", 0) for e in evs)
+                 for k, evs in commits.items() if k[0] == group}
+        for w in sorted(input_at):
+            if w[2] is not None and w[2] < final.get(w[:2], 0) and w not in seen:
+                anomalies["group-skip"].append({"group": group, "at": list(w),
+                                                "value": input_at[w], "committed": final[w[:2]]})
 
     # copy-once: per copier, the input below its committed offsets, once each in the output.
     for group in set(copy_outputs.values()):

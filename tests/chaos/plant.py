@@ -6,10 +6,11 @@
 DIR gets producer.jsonl, copier.jsonl, reader.jsonl, group.jsonl and nemesis.jsonl: a
 clean run (two idempotent producers on 3 partitions, a transactional writer with one
 aborted transaction, a read_committed reader that read everything, a group committing
-offsets, and a broker kill), and batch.jsonl: the stored batches as chaos.sh takes them
+offsets whose member read every record below them, and a broker kill), and batch.jsonl: the stored batches as chaos.sh takes them
 from `tally log dump` (producer id, epoch, base sequence). ANOMALY plants one fault in
 it: lost, misplaced, duplicate, reorder, never-sent, failed-read, aborted-read,
-non-atomic, offsets-back; or one of the copies check.py tells apart by their batches:
+non-atomic, offsets-back, group-skip (a record below the group's committed offsets
+that no member of the group read); or one of the copies check.py tells apart by their batches:
 dup-same-epoch (a second copy in the same producer session, acknowledged at the second
 copy: the broker failed to dedupe its retry, a duplicate), resent (a second copy under
 the next epoch, acknowledged there: librdkafka's re-send after an epoch bump, a NOTE,
@@ -136,6 +137,13 @@ elif anomaly == "copy-doubled":
     out_reads.append(next(r for r in out_reads if r[1] == "producer-2:12"))
 elif anomaly == "copy-phantom":
     out_reads.append((0, "ghost:2"))
+final = {}
+for e in logs["group"]:
+    final[e["partition"]] = max(final.get(e["partition"], 0), e["offset"])
+for p, o, v in sorted(reads):
+    if o < final.get(p, 0) and not (anomaly == "group-skip" and v == "producer-2:31"):
+        ev("group", process="group", type="ok", f="read", partition=p, offset=o, value=v,
+           isolation="read_committed", group="g")
 for p, o, v in sorted(reads):
     ev("reader", process="reader", type="ok", f="read", partition=p, offset=o, value=v,
        isolation="read_committed")

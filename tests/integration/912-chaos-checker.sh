@@ -12,7 +12,8 @@
 # for a writer that re-sends only the identical batch (retry "identical", raw_resend):
 # any second copy of its value is a duplicate. A transactional copier's output must
 # hold each input record below its committed offsets exactly once (copy-once): a
-# skipped record, a doubled one and one not in the input are each reported.
+# skipped record, a doubled one and one not in the input are each reported. A group must
+# not commit past a record none of its members read (group-skip).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd python3
@@ -37,7 +38,7 @@ grep -q 'kill -9 broker 2' "$TL_TMP/clean.html" || tl_fail "the timeline does no
 for pair in lost:lost misplaced:lost duplicate:duplicate dup-same-epoch:duplicate \
 	resent-acked:duplicate resent-txn:duplicate reorder:reorder \
 	never-sent:never-sent failed-read:never-sent aborted-read:aborted-read \
-	non-atomic:non-atomic offsets-back:offsets-back resent-identical:duplicate \
+	non-atomic:non-atomic offsets-back:offsets-back group-skip:group-skip resent-identical:duplicate \
 	copy-skipped:copy-once copy-doubled:copy-once copy-phantom:copy-once; do
 	anomaly=${pair%%:*} prop=${pair#*:}
 	"$py" "$chaos/plant.py" "$TL_TMP/$anomaly" "$anomaly"

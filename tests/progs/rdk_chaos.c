@@ -15,9 +15,10 @@
  *       recorded as info when not even that is known. Fatal errors make a new producer.
  *   rdk_chaos group BROKERS TOPIC NAME SECONDS HISTORY
  *       A read_committed consumer in group "chaos-group" (subscribe, rebalances as a
- *       service sees them) records each record as a read ok and commits its position
- *       synchronously about every 200 ms, recording each partition's committed offset
- *       as a commit ok (or the error as info).
+ *       service sees them) records each record as a read ok (with its group, for the
+ *       checker's group-skip) and commits its position synchronously about every
+ *       200 ms, recording each partition's committed offset as a commit ok (or the
+ *       error as info).
  *   rdk_chaos copy BROKERS IN OUT NAME SECONDS HISTORY
  *       A transactional consume-transform-produce copier (tests/progs/rdk_txn_copier.c's
  *       loop): a read_committed consumer of IN in group NAME and a producer with
@@ -465,7 +466,7 @@ static int do_group(const char *brokers, const char *topic, double seconds)
 				memcpy(value, m->payload, n);
 				value[n] = '\0';
 				record("ok", "read", m->partition, m->offset, value, -1,
-				       "\"isolation\":\"read_committed\"");
+				       "\"isolation\":\"read_committed\",\"group\":\"chaos-group\"");
 				reads++;
 			}
 			rd_kafka_message_destroy(m);
