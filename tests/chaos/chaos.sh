@@ -37,8 +37,9 @@
 # Workloads: two idempotent producers (rdk_chaos produce), a transactional writer that
 # aborts every 4th transaction (rdk_chaos txn) and a read_committed consumer in a group
 # committing its offsets (rdk_chaos group), all librdkafka; and, with kafkajs
-# (CHAOS_KAFKAJS=1, the default), an idempotent producer and a transactional writer
-# (tests/chaos/kjs_chaos.js); with CHAOS_RESEND=1 (the default) an idempotent producer
+# (CHAOS_KAFKAJS=1, the default), an idempotent producer, a transactional writer and two
+# members of a read_committed consumer group on kafkajs' auto-commit, whose partitions
+# move between them at each rebalance (tests/chaos/kjs_chaos.js); with CHAOS_RESEND=1 (the default) an idempotent producer
 # on the raw protocol codec that re-sends the identical batch (same producer id, epoch,
 # base sequence, records) after a timeout, a dropped connection or a retriable error,
 # beyond any client's own retries (tests/progs/raw_resend.c); with CHAOS_COPY=1 (the
@@ -495,8 +496,8 @@ run_nemesis()
 }
 
 rate=${CHAOS_RATE:-300}
-# kafkajs (tests/chaos/kjs_chaos.js) beside librdkafka: an idempotent producer and a
-# transactional writer, unless CHAOS_KAFKAJS=0 or kafkajs is not installed.
+# kafkajs (tests/chaos/kjs_chaos.js) beside librdkafka: an idempotent producer, a
+# transactional writer and two group members, unless CHAOS_KAFKAJS=0 or kafkajs is not installed.
 kjs=${CHAOS_KAFKAJS:-1}
 kjs_modules=$TL_ROOT/tests/interop/node_modules
 if [ "$kjs" = 1 ] && { ! command -v node >/dev/null 2>&1 || [ ! -d "$kjs_modules/kafkajs" ]; }; then
@@ -533,6 +534,12 @@ if [ "$kjs" = 1 ]; then
 	NODE_PATH=$kjs_modules node "$TL_ROOT/tests/chaos/kjs_chaos.js" txn "$TL_BOOTSTRAP" \
 		"$topic" kjs-txn "$secs" "$hist/kjs-txn.jsonl" 2>"$TL_TMP/kjs-txn.err" &
 	pids+=($!)
+	for m in 1 2; do
+		NODE_PATH=$kjs_modules node "$TL_ROOT/tests/chaos/kjs_chaos.js" group "$TL_BOOTSTRAP" \
+			"$topic" "kjs-group-$m" "$secs" "$hist/kjs-group-$m.jsonl" \
+			2>"$TL_TMP/kjs-group-$m.err" &
+		pids+=($!)
+	done
 fi
 
 start=$(date +%s)

@@ -20,6 +20,13 @@
 //       commit that rejects is followed by an abort attempt: fail when it succeeds,
 //       info when not even that is known; then a new producer (same transactionalId,
 //       which fences the old one).
+//   node kjs_chaos.js group BROKERS TOPIC NAME SECONDS HISTORY
+//       A member of consumer group "kjs-group" (read_committed, from the beginning,
+//       kafkajs' auto-commit every 500 ms; chaos.sh starts two, so partitions move
+//       between them at each rebalance) records each record it is given as a read ok
+//       with its group, and each commit kafkajs reports done (its commit_offsets
+//       event, emitted only when every partition of the OffsetCommit succeeded) as a
+//       commit ok per partition: the checker's offsets-back and group-skip judge them.
 // Brokers are "host:port,host:port". Exit status: 0 done, 1 error, 2 usage.
 'use strict';
 
@@ -30,10 +37,11 @@ const BATCH = 10;
 const TXN_RECORDS = 5;
 const TXN_ABORT_EVERY = 4;
 const TIMEOUT_MS = 15000;
+const GROUP = 'kjs-group';
 
 const [mode, brokers, topic, name, secondsArg, ...rest] = process.argv.slice(2);
-if (!['produce', 'txn'].includes(mode) || !brokers || !topic || !name || !secondsArg) {
-	console.error('usage: node kjs_chaos.js produce|txn BROKERS TOPIC NAME SECONDS [RATE] HISTORY');
+if (!['produce', 'txn', 'group'].includes(mode) || !brokers || !topic || !name || !secondsArg) {
+	console.error('usage: node kjs_chaos.js produce|txn|group BROKERS TOPIC NAME SECONDS [RATE] HISTORY');
 	process.exit(2);
 }
 const seconds = Number(secondsArg);
@@ -215,6 +223,52 @@ async function txn(parts, deadline) {
 	console.error(`kjs_chaos: ${name}: ${n} transactions, ${committed} committed`);
 }
 
+async function group(deadline) {
+	const consumer = kafka.consumer({
+		groupId: GROUP,
+		sessionTimeout: 10000,
+		heartbeatInterval: 1000,
+		maxWaitTimeInMs: 500,
+		readUncommitted: false,
+	});
+	let reads = 0;
+	let commits = 0;
+	let crashes = 0;
+	consumer.on(consumer.events.COMMIT_OFFSETS, ({ payload }) => {
+		for (const t of payload.topics) {
+			for (const p of t.partitions) {
+				record({ type: 'ok', f: 'commit', group: GROUP, partition: Number(p.partition), offset: Number(p.offset) });
+				commits++;
+			}
+		}
+	});
+	// kafkajs restarts a crashed consumer itself (retry.restartOnFailure).
+	consumer.on(consumer.events.CRASH, ({ payload }) => {
+		crashes++;
+		console.error(`kjs_chaos: ${name}: consumer crashed: ${payload.error && (payload.error.type || payload.error.name)}`);
+	});
+	for (;;) {
+		try {
+			await consumer.connect();
+			break;
+		} catch (e) {
+			await sleep(500);
+		}
+	}
+	await consumer.subscribe({ topic, fromBeginning: true });
+	await consumer.run({
+		autoCommitInterval: 500,
+		eachMessage: async ({ partition, message }) => {
+			const value = message.value === null ? null : message.value.toString();
+			record({ type: 'ok', f: 'read', partition, offset: Number(message.offset), value, isolation: 'read_committed', group: GROUP });
+			reads++;
+		},
+	});
+	await sleep(deadline - Date.now());
+	await consumer.disconnect().catch(() => {});
+	console.error(`kjs_chaos: ${name}: ${reads} records read, ${commits} partition commits, ${crashes} crashes`);
+}
+
 async function main() {
 	const deadline = Date.now() + seconds * 1000;
 	// A send can retry for a long time against brokers that do not answer: the run
@@ -223,6 +277,7 @@ async function main() {
 		console.error(`kjs_chaos: ${name}: still busy 60 s after the end, giving up`);
 		process.exit(1);
 	}, (seconds + 60) * 1000).unref();
+	if (mode === 'group') return group(deadline);
 	const parts = await partitionCount();
 	if (mode === 'produce') await produce(parts, deadline);
 	else await txn(parts, deadline);
