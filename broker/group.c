@@ -1922,11 +1922,12 @@ static tl_err commit_check(struct group *g, const struct tl_offset_commit_reques
 	return TL_OK;
 }
 
-/* Whether one partition of an OffsetCommit or TxnOffsetCommit may be stored. */
+/* Whether one partition of an OffsetCommit or TxnOffsetCommit may be stored: it must
+ * exist, not be hosted here (a coordinator stores offsets of any partition). */
 static tl_err commit_partition_check(struct tl_broker *broker, struct tl_str topic,
 				     int32_t partition, struct tl_str metadata)
 {
-	if (!tl_partition_find(broker, topic, partition))
+	if (!tl_partition_find_any(broker, topic, partition))
 		return TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 	if (metadata.len > broker->config.offset_metadata_max_bytes)
 		return TL_ERR_OFFSET_METADATA_TOO_LARGE;

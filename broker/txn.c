@@ -601,8 +601,10 @@ static void markers_write(struct txn *txn)
 		struct txn_partition *p = &txn->partitions[i];
 		if (p->marked || p->marking)
 			continue;
+		/* Any partition of the topic: in a cluster the coordinator hosts only some;
+		 * the others' markers go to their leaders. */
 		struct tl_partition *partition =
-			tl_partition_find(broker, tl_str_of(p->topic), p->index);
+			tl_partition_find_any(broker, tl_str_of(p->topic), p->index);
 		if (!partition) {
 			/* The topic was deleted: nothing left to decide. Not so when it is
 			 * only not attached yet: a restarted coordinator resumes a
@@ -624,7 +626,7 @@ static void markers_write(struct txn *txn)
 			m->commit = commit;
 		}
 		if (err == TL_OK && partition->topic->cluster &&
-		    partition->role != TL_REPLICA_LEADER) {
+		    (partition->role != TL_REPLICA_LEADER || !partition->log)) {
 			/* Led elsewhere (or by nobody yet: markers.c answers retriably). */
 			int32_t leader = partition->has_state ? partition->state.leader : -1;
 			err = tl_markers_send(broker, leader, p->topic, p->index, txn->producer_id,
@@ -1064,7 +1066,7 @@ static void add_partitions_respond_err(struct tl_request *req,
 					    ? TL_ERR_OPERATION_NOT_ATTEMPTED
 					    : unknown_err;
 			else if (unknown_err != TL_OK)
-				e = tl_partition_find(broker, in->name, in->partitions[i])
+				e = tl_partition_find_any(broker, in->name, in->partitions[i])
 					    ? TL_ERR_OPERATION_NOT_ATTEMPTED
 					    : unknown_err;
 			out->results_by_partition[i].partition_error_code = (int16_t)e;
@@ -1120,13 +1122,14 @@ void tl_handle_add_partitions_to_txn(struct tl_request *req, struct tl_cursor *b
 		add_partitions_respond_err(req, msg, err, TL_OK);
 		return;
 	}
-	/* Every partition must exist, or none is added. */
+	/* Every partition must exist, or none is added (anywhere in the cluster: the
+	 * coordinator need not host it). */
 	bool unknown = false, added = false;
 	for (int32_t t = 0; t < msg->v3_and_below_topics_count; t++) {
 		const struct tl_add_partitions_to_txn_request_add_partitions_to_txn_topic *in =
 			&msg->v3_and_below_topics[t];
 		for (int32_t i = 0; i < in->partitions_count; i++)
-			if (!tl_partition_find(broker, in->name, in->partitions[i]))
+			if (!tl_partition_find_any(broker, in->name, in->partitions[i]))
 				unknown = true;
 	}
 	if (unknown) {
