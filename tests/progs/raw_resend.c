@@ -524,6 +524,8 @@ int main(int argc, char **argv)
 	topic = argv[2];
 	name = argv[3];
 	history = fopen(argv[6], "a");
+	if (history) /* line by line: a workload chaos.sh kills as hung keeps its history */
+		setvbuf(history, NULL, _IOLBF, 0);
 	if (!history) {
 		perror(argv[6]);
 		return 2;

@@ -719,6 +719,8 @@ static FILE *open_history(const char *path)
 		perror(path);
 		exit(2);
 	}
+	/* Line by line: a workload chaos.sh kills as hung leaves its whole history. */
+	setvbuf(f, NULL, _IOLBF, 0);
 	return f;
 }
 
