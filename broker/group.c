@@ -134,6 +134,7 @@ struct group {
 	struct offset_entry *offsets[OFFSET_BUCKETS];
 	int32_t offset_count;
 	struct txn_offsets *txn_offsets;
+	bool delayed_join; /* this rebalance started Empty: waits out the initial delay */
 	int32_t refs; /* see (4) */
 	struct group *next;
 };
@@ -732,8 +733,11 @@ static void prepare_rebalance(struct tl_groups *groups, struct group *g, const c
 	}
 	int64_t now = tl_mono_ms();
 	int64_t delay = max_rebalance_timeout(g);
-	if (g->state == GROUP_EMPTY)
-		/* Let more of a starting fleet arrive before the first generation. */
+	g->delayed_join = g->state == GROUP_EMPTY;
+	if (g->delayed_join)
+		/* Let more of a starting fleet arrive before the generation: a new group's
+		 * first, or an existing group's after all its members had left (Kafka's
+		 * InitialDelayedJoin, whenever the group was Empty). */
 		delay = TL_MIN(delay,
 			       (int64_t)groups->broker->config.group_initial_rebalance_delay_ms);
 	g->rebalance_deadline_ms = now + delay;
@@ -820,8 +824,8 @@ static void maybe_complete_join(struct tl_groups *groups, struct group *g)
 	for (struct member *m = g->members; m; m = m->next)
 		if (!m->join)
 			return;
-	/* Everyone is here; a new group still waits out its initial delay. */
-	if (g->generation_id == 0 && tl_mono_ms() < g->rebalance_deadline_ms)
+	/* Everyone is here; a group that was Empty still waits out its initial delay. */
+	if (g->delayed_join && tl_mono_ms() < g->rebalance_deadline_ms)
 		return;
 	complete_join(groups, g);
 }
@@ -952,7 +956,7 @@ static int64_t offset_expires_ms(struct tl_arena *arena, struct group *g,
 }
 
 /* Tombstones @g's expired offsets (dropping them from memory now), and removes the
- * group once it is Empty with no offsets left. Skips a group with writes in flight:
+ * group once it is Empty with no offsets left, committed or staged. Skips a group with writes in flight:
  * their records precede these tombstones in the log, so memory and log agree. */
 static void group_expire(struct tl_groups *groups, struct group *g, int64_t now_ms)
 {
@@ -979,7 +983,9 @@ static void group_expire(struct tl_groups *groups, struct group *g, int64_t now_
 			e = next;
 		}
 	}
-	bool remove = g->state == GROUP_EMPTY && g->offset_count == expired;
+	/* Offsets staged by an undecided transaction keep the group, as Kafka's
+	 * hasOffsets counts them: its COMMIT marker must find them. */
+	bool remove = g->state == GROUP_EMPTY && g->offset_count == expired && !g->txn_offsets;
 	if (remove) {
 		rec.type = TL_GROUP_RECORD_GROUP;
 		tl_group_store_batch_add(&batch, &rec);
@@ -1036,8 +1042,9 @@ static void group_tick(struct tl_groups *groups, struct group *g, int64_t now_ms
 	struct member *m = g->members;
 	while (m) {
 		struct member *next = m->next;
-		/* A member waiting in a join is alive by definition. */
-		if (!m->join && m->expires_ms <= now_ms) {
+		/* A member waiting in a join or a sync is alive by definition (clients do not
+		 * heartbeat meanwhile). */
+		if (!m->join && !m->sync && m->expires_ms <= now_ms) {
 			tl_info("group: member session expired group=%s member=%s", g->id.ptr,
 				m->id.ptr);
 			member_leave(groups, g, m, "session timeout");
@@ -1625,6 +1632,21 @@ static void join_new_member(struct tl_groups *groups, struct group *g, struct tl
 	join_rebalance(groups, g, m, req, "new member joined");
 }
 
+/* Whether a new member may join under group.max.size, as Kafka's acceptJoiningMember:
+ * counted by the members, or while a rebalance gathers joins by those that rejoined
+ * (the others leave when it completes). Checked when a member is added, also one that
+ * comes back with the id KIP-394 handed it. */
+static bool accepts_new_member(const struct tl_request *req, const struct group *g)
+{
+	int32_t n = g->member_count;
+	if (g->state == GROUP_PREPARING_REBALANCE) {
+		n = 0;
+		for (const struct member *m = g->members; m; m = m->next)
+			n += m->join != NULL;
+	}
+	return n < req->conn->broker->config.group_max_size;
+}
+
 /* KIP-394: an unknown member without an id is handed one and must join again with it. */
 static void join_require_member_id(struct group *g, struct tl_request *req,
 				   const struct tl_join_group_request *msg)
@@ -1668,6 +1690,11 @@ static void join_with_member_id(struct tl_groups *groups, struct group *g, struc
 	*pp = p->next;
 	struct ostr id = p->id;
 	free(p);
+	if (!accepts_new_member(req, g)) {
+		ostr_free(&id);
+		join_respond(req, NULL, NULL, TL_ERR_GROUP_MAX_SIZE_REACHED, false);
+		return;
+	}
 	join_new_member(groups, g, req, msg, id);
 }
 
@@ -1713,7 +1740,7 @@ void tl_handle_join_group(struct tl_request *req, struct tl_cursor *body)
 		join_static_return(groups, g, old, req, &msg);
 		return;
 	}
-	if (g->member_count >= req->conn->broker->config.group_max_size) {
+	if (!accepts_new_member(req, g)) {
 		join_respond(req, NULL, NULL, TL_ERR_GROUP_MAX_SIZE_REACHED, false);
 		return;
 	}
@@ -1750,10 +1777,13 @@ static void sync_complete(struct tl_groups *groups, struct group *g,
 	tl_info("group: stable group=%s generation=%d members=%d", g->id.ptr, g->generation_id,
 		g->member_count);
 	group_persist(groups, g);
+	int64_t now = tl_mono_ms();
 	for (struct member *x = g->members; x; x = x->next) {
 		struct tl_request *parked = unpark(&x->sync);
-		if (parked)
+		if (parked) {
+			x->expires_ms = now + x->session_timeout_ms;
 			sync_respond(parked, g, x, TL_OK);
+		}
 	}
 }
 

@@ -62,6 +62,11 @@
  *                                            after the last refusal; U: refusals after
  *                                            which FindCoordinator and ListGroups were
  *                                            COORDINATOR_NOT_AVAILABLE too)
+ *   rawproto BROKER group-rules TOPIC PREFIX  group coordinator rules (run_group_rules):
+ *                                            group.max.size with KIP-394 ids, the
+ *                                            initial delay of an emptied group, a
+ *                                            member parked in SyncGroup, staged
+ *                                            transaction offsets and the expiry check
  *   rawproto BROKER offset-fetch GROUP TOPIC PARTITION
  *                                            one OffsetFetch v7 (require_stable) sent
  *                                            straight to BROKER, no FindCoordinator;
@@ -1276,11 +1281,10 @@ static int run_txn_offsets_open(const char *topic, const char *txn_id, const cha
 	return 0;
 }
 
-/* JoinGroup v5 of @group as @member ("" first: the coordinator answers
- * MEMBER_ID_REQUIRED with the id to use); returns the error code, the generation and
- * the member id (copied into @member_out). */
-static int16_t hold_join(struct client *c, const char *group, const char *member,
-			 int32_t session_ms, int32_t *generation, char *member_out, size_t size)
+/* Sends JoinGroup v5 of @group as @member ("" first: the coordinator answers
+ * MEMBER_ID_REQUIRED with the id to use); returns the correlation id for join_recv. */
+static int32_t join_send(struct client *c, const char *group, const char *member,
+			 int32_t session_ms, int32_t rebalance_ms)
 {
 	static const uint8_t meta[] = {0,   0,   0,   0,   0,    1,    0,    4,
 				       'h', 'e', 'l', 'd', 0xff, 0xff, 0xff, 0xff};
@@ -1293,7 +1297,7 @@ static int16_t hold_join(struct client *c, const char *group, const char *member
 	tl_join_group_request_defaults(&jg);
 	jg.group_id = tl_str_of(group);
 	jg.session_timeout_ms = session_ms;
-	jg.rebalance_timeout_ms = session_ms;
+	jg.rebalance_timeout_ms = rebalance_ms;
 	jg.member_id = tl_str_of(member);
 	jg.group_instance_id.ptr = NULL;
 	jg.group_instance_id.len = -1;
@@ -1304,20 +1308,42 @@ static int16_t hold_join(struct client *c, const char *group, const char *member
 	tl_buf_init(&frame);
 	int32_t corr = request_begin(c, &frame, TL_API_JOIN_GROUP, 5);
 	tl_join_group_request_encode(&frame, 5, &jg);
+	if (!request_send(c, &frame))
+		fail("JoinGroup: connection closed while sending");
+	tl_buf_deinit(&frame);
+	return corr;
+}
+
+/* The answer to join_send's request: the error code, the generation, the member id
+ * (copied into @member_out) and whether this member leads. */
+static int16_t join_recv(struct client *c, int32_t corr, int32_t *generation, char *member_out,
+			 size_t size, bool *leader)
+{
 	struct raw_reply r;
-	roundtrip(c, &frame, TL_API_JOIN_GROUP, 5, corr, "JoinGroup", &r);
+	reply_must(c, TL_API_JOIN_GROUP, 5, corr, &r);
 	struct tl_join_group_response resp;
 	decoded(tl_join_group_response_decode(&r.body, 5, &r.arena, &resp), &r, "JoinGroup");
 	*generation = resp.generation_id;
 	snprintf(member_out, size, "%.*s", resp.member_id.len > 0 ? (int)resp.member_id.len : 0,
 		 resp.member_id.ptr ? resp.member_id.ptr : "");
+	if (leader)
+		*leader = resp.member_id.len > 0 && resp.leader.len == resp.member_id.len &&
+			  memcmp(resp.leader.ptr, resp.member_id.ptr, (size_t)resp.leader.len) == 0;
 	int16_t code = resp.error_code;
 	raw_reply_free(&r);
 	return code;
 }
 
-static int16_t hold_request(struct client *c, int16_t key, const char *group, const char *member,
-			    int32_t generation)
+static int16_t hold_join(struct client *c, const char *group, const char *member,
+			 int32_t session_ms, int32_t *generation, char *member_out, size_t size)
+{
+	return join_recv(c, join_send(c, group, member, session_ms, session_ms), generation,
+			 member_out, size, NULL);
+}
+
+/* Sends SyncGroup v5 (no assignments) or Heartbeat v4; returns the correlation id. */
+static int32_t group_request_send(struct client *c, int16_t key, const char *group,
+				  const char *member, int32_t generation)
 {
 	struct tl_buf frame;
 	tl_buf_init(&frame);
@@ -1348,6 +1374,11 @@ static int16_t hold_request(struct client *c, int16_t key, const char *group, co
 	if (!request_send(c, &frame))
 		fail("group request: connection closed while sending");
 	tl_buf_deinit(&frame);
+	return corr;
+}
+
+static int16_t group_request_recv(struct client *c, int16_t key, int32_t corr)
+{
 	struct raw_reply r;
 	int16_t code;
 	if (key == TL_API_SYNC_GROUP) {
@@ -1364,6 +1395,12 @@ static int16_t hold_request(struct client *c, int16_t key, const char *group, co
 	}
 	raw_reply_free(&r);
 	return code;
+}
+
+static int16_t hold_request(struct client *c, int16_t key, const char *group, const char *member,
+			    int32_t generation)
+{
+	return group_request_recv(c, key, group_request_send(c, key, group, member, generation));
 }
 
 /* While its leaderships are not current, does the broker also keep clients from its
@@ -1492,6 +1529,185 @@ static int run_offset_fetch(const char *group, const char *topic, int32_t partit
 		printf("committed %" PRId64 "\n", committed);
 	raw_reply_free(&r);
 	client_close(&c);
+	return 0;
+}
+
+#define RULES_SESSION_MS   1000
+#define RULES_REBALANCE_MS 5000 /* the leader may take 1.8 s to sync */
+#define RULES_MEMBER_MAX 128
+
+/* @count members join @group at once (KIP-394: each is handed an id, then all join with
+ * theirs, answered together); fills @code, @generation, @member and @leader per member. */
+static void join_together(struct client *c, int count, const char *group,
+			  int16_t *code, int32_t *generation, char (*member)[RULES_MEMBER_MAX],
+			  bool *leader)
+{
+	for (int i = 0; i < count; i++) {
+		int16_t e = join_recv(&c[i], join_send(&c[i], group, "", RULES_SESSION_MS, RULES_REBALANCE_MS),
+				      &generation[i], member[i], RULES_MEMBER_MAX, NULL);
+		expect_code("JoinGroup without a member id", e, TL_ERR_MEMBER_ID_REQUIRED);
+	}
+	int32_t corr[3];
+	if (count > 3)
+		fail("join_together: at most 3 members");
+	for (int i = 0; i < count; i++)
+		corr[i] = join_send(&c[i], group, member[i], RULES_SESSION_MS, RULES_REBALANCE_MS);
+	for (int i = 0; i < count; i++)
+		code[i] = join_recv(&c[i], corr[i], &generation[i], member[i], RULES_MEMBER_MAX,
+				    &leader[i]);
+}
+
+static int16_t leave_group(struct client *c, const char *group, const char *member)
+{
+	struct tl_leave_group_request msg;
+	tl_leave_group_request_defaults(&msg);
+	msg.group_id = tl_str_of(group);
+	msg.member_id = tl_str_of(member);
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_LEAVE_GROUP, 1);
+	tl_leave_group_request_encode(&frame, 1, &msg);
+	struct raw_reply r;
+	roundtrip(c, &frame, TL_API_LEAVE_GROUP, 1, corr, "LeaveGroup", &r);
+	struct tl_leave_group_response resp;
+	decoded(tl_leave_group_response_decode(&r.body, 1, &r.arena, &resp), &r, "LeaveGroup");
+	int16_t code = resp.error_code;
+	raw_reply_free(&r);
+	return code;
+}
+
+static int64_t offset_fetch_one(struct client *c, const char *group, const char *topic)
+{
+	int32_t partition = 0;
+	struct tl_offset_fetch_request_offset_fetch_request_topic ft;
+	tl_offset_fetch_request_offset_fetch_request_topic_defaults(&ft);
+	ft.name = tl_str_of(topic);
+	ft.partition_indexes_count = 1;
+	ft.partition_indexes = &partition;
+	struct tl_offset_fetch_request of;
+	tl_offset_fetch_request_defaults(&of);
+	of.group_id = tl_str_of(group);
+	of.topics_count = 1;
+	of.topics = &ft;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_OFFSET_FETCH, 5);
+	tl_offset_fetch_request_encode(&frame, 5, &of);
+	struct raw_reply r;
+	roundtrip(c, &frame, TL_API_OFFSET_FETCH, 5, corr, "OffsetFetch", &r);
+	struct tl_offset_fetch_response resp;
+	decoded(tl_offset_fetch_response_decode(&r.body, 5, &r.arena, &resp), &r, "OffsetFetch");
+	expect_code("OffsetFetch", resp.error_code, 0);
+	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
+		fail("OffsetFetch: expected one topic with one partition in the answer");
+	expect_code("OffsetFetch partition", resp.topics[0].partitions[0].error_code, 0);
+	int64_t committed = resp.topics[0].partitions[0].committed_offset;
+	raw_reply_free(&r);
+	return committed;
+}
+
+/* Group coordinator rules a review found broken (stop 36), against a broker started with
+ * group.max.size=2, group.initial.rebalance.delay.ms=1000 and
+ * offsets.retention.check.interval.ms=100:
+ * (1) three members joining at once, each with the id KIP-394 handed it: the third gets
+ *     GROUP_MAX_SIZE_REACHED (the limit held only for joins without an id);
+ * (2) after both members left (Empty), a member joining again waits out the initial
+ *     delay, as Kafka's InitialDelayedJoin does whenever the group is Empty (it did
+ *     only for generation 0);
+ * (3) a follower parked in SyncGroup past its 1 s session while the leader heartbeats
+ *     and syncs after 1.8 s is not expired: both syncs succeed (a member waiting for its
+ *     sync was expired, answered UNKNOWN_MEMBER_ID);
+ * (4) a group holding only offsets staged by an open transaction is not removed by the
+ *     expiry check: after EndTxn(commit) OffsetFetch gives the staged offset (it gave
+ *     -1: the group was gone when the marker came). */
+static int run_group_rules(const char *topic, const char *prefix)
+{
+	struct client c[3];
+	for (int i = 0; i < 3; i++)
+		client_open(&c[i]);
+	ensure_topic(&c[0], topic, 1);
+	char group[128];
+	int16_t code[3];
+	int32_t gen[3];
+	char member[3][RULES_MEMBER_MAX];
+	bool leader[3];
+
+	snprintf(group, sizeof(group), "%s-max", prefix);
+	join_together(c, 3, group, code, gen, member, leader);
+	/* The connections' joins arrive in any order: one of the three is refused. */
+	int joined = 0, refused = -1;
+	for (int i = 0; i < 3; i++) {
+		if (code[i] == 0)
+			joined++;
+		else if (code[i] == TL_ERR_GROUP_MAX_SIZE_REACHED)
+			refused = i;
+		else
+			expect_code("JoinGroup of a group with group.max.size 2", code[i], 0);
+	}
+	if (joined != 2 || refused < 0)
+		fail("three members joining a group of group.max.size 2: %d joined, want 2 and "
+		     "one GROUP_MAX_SIZE_REACHED",
+		     joined);
+	note("(1) the third member joining with its KIP-394 id: GROUP_MAX_SIZE_REACHED");
+
+	for (int i = 0; i < 3; i++)
+		if (i != refused)
+			expect_code("LeaveGroup", leave_group(&c[i], group, member[i]), 0);
+	int64_t t0 = tl_mono_ms();
+	join_together(c, 1, group, code, gen, member, leader);
+	int64_t waited = tl_mono_ms() - t0;
+	expect_code("JoinGroup after the group emptied", code[0], 0);
+	if (waited < 800)
+		fail("a join to a group that was Empty completed after %" PRId64
+		     " ms: the 1000 ms initial delay applies whenever the group is Empty",
+		     waited);
+	note("(2) a join to the emptied group waited out the initial delay (%" PRId64 " ms)",
+	     waited);
+	expect_code("LeaveGroup", leave_group(&c[0], group, member[0]), 0);
+
+	snprintf(group, sizeof(group), "%s-sync", prefix);
+	join_together(c, 2, group, code, gen, member, leader);
+	expect_code("JoinGroup", code[0], 0);
+	expect_code("JoinGroup", code[1], 0);
+	int l = leader[0] ? 0 : 1, f = 1 - l;
+	if (!leader[l])
+		fail("neither member of %s leads", group);
+	int32_t parked = group_request_send(&c[f], TL_API_SYNC_GROUP, group, member[f], gen[f]);
+	for (int i = 0; i < 3; i++) {
+		usleep(600 * 1000);
+		expect_code("the leader's Heartbeat while the follower waits in SyncGroup",
+			    hold_request(&c[l], TL_API_HEARTBEAT, group, member[l], gen[l]), 0);
+	}
+	expect_code("the leader's SyncGroup 1.8 s later",
+		    hold_request(&c[l], TL_API_SYNC_GROUP, group, member[l], gen[l]), 0);
+	expect_code("the follower's SyncGroup, parked past its session timeout",
+		    group_request_recv(&c[f], TL_API_SYNC_GROUP, parked), 0);
+	note("(3) a follower waiting 1.8 s in SyncGroup with a 1 s session was kept");
+
+	snprintf(group, sizeof(group), "%s-txn", prefix);
+	char txn_id[160];
+	snprintf(txn_id, sizeof(txn_id), "%s-txn-id", prefix);
+	int64_t pid;
+	int16_t epoch;
+	init_producer_id_for(&c[2], txn_id, 60000, &pid, &epoch);
+	expect_code("AddOffsetsToTxn", add_offsets_to_txn(&c[2], txn_id, pid, epoch, group), 0);
+	expect_code("TxnOffsetCommit", txn_offset_commit(&c[2], txn_id, pid, epoch, group, topic, 42),
+		    0);
+	usleep(1000 * 1000); /* ten expiry checks */
+	expect_code("EndTxn(commit)", end_txn(&c[2], txn_id, pid, epoch), 0);
+	int64_t committed = -1;
+	for (int attempt = 0; attempt < 50 && committed != 42; attempt++) {
+		committed = offset_fetch_one(&c[2], group, topic);
+		if (committed != 42)
+			usleep(100 * 1000); /* the marker is written after EndTxn answers */
+	}
+	if (committed != 42)
+		fail("OffsetFetch after the transaction committed offset 42 gives %" PRId64
+		     ": the expiry check removed the group holding its staged offsets",
+		     committed);
+	note("(4) staged transaction offsets survived the expiry check and became committed");
+	for (int i = 0; i < 3; i++)
+		client_close(&c[i]);
 	return 0;
 }
 
@@ -2954,6 +3170,10 @@ int main(int argc, char **argv)
 		return run_hold_member(argv[3], (int32_t)strtol(argv[4], NULL, 10),
 				       (int32_t)strtol(argv[5], NULL, 10));
 	}
+	if (argc >= 5 && strcmp(argv[2], "group-rules") == 0) {
+		broker_addr = argv[1];
+		return run_group_rules(argv[3], argv[4]);
+	}
 	if (argc >= 6 && strcmp(argv[2], "offset-fetch") == 0) {
 		broker_addr = argv[1];
 		return run_offset_fetch(argv[3], argv[4], (int32_t)strtol(argv[5], NULL, 10));
@@ -3015,6 +3235,7 @@ int main(int argc, char **argv)
 		"       rawproto BROKER hold-member GROUP SESSION_MS SECONDS\n"
 		"       rawproto BROKER txn-offsets-commit TOPIC TXN_ID GROUP PID EPOCH\n"
 		"       rawproto BROKER offset-fetch GROUP TOPIC PARTITION\n"
+		"       rawproto BROKER group-rules TOPIC PREFIX\n"
 		"       rawproto BROKER badinput [SEED]\n"
 		"       rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR] (fuzz corpus seeds)\n");
 	return 2;
