@@ -1604,17 +1604,22 @@ static void join_static_return(struct tl_groups *groups, struct group *g, struct
 	bool leader = ostr_eq(g->leader_id, ostr_view(m->id));
 	ostr_free(&m->id);
 	m->id = member_id_new(req->header.client_id);
-	if (leader)
-		ostr_set(&g->leader_id, ostr_view(m->id));
 	member_set_client(m, req);
 	tl_info("group: static member returned group=%s instance=%s member=%s", g->id.ptr,
 		m->instance_id.ptr, m->id.ptr);
 	if (g->state == GROUP_STABLE && protocols_match(m, msg)) {
 		member_set_timeouts(m, req, msg);
-		join_respond(req, g, m, TL_OK, leader);
+		/* As Kafka answers: the old leader id and no members, so a returning leader
+		 * does not assign (a Stable group would ignore its SyncGroup's assignment);
+		 * it gets its stored one. The group's leader is its new id from now on. */
+		join_respond(req, g, m, TL_OK, false);
+		if (leader)
+			ostr_set(&g->leader_id, ostr_view(m->id));
 		group_persist(groups, g);
 		return;
 	}
+	if (leader)
+		ostr_set(&g->leader_id, ostr_view(m->id));
 	if (g->state == GROUP_COMPLETING_REBALANCE) {
 		/* The leader assigns to the old id: run the rebalance again. */
 		member_set_timeouts(m, req, msg);

@@ -1284,7 +1284,7 @@ static int run_txn_offsets_open(const char *topic, const char *txn_id, const cha
 /* Sends JoinGroup v5 of @group as @member ("" first: the coordinator answers
  * MEMBER_ID_REQUIRED with the id to use); returns the correlation id for join_recv. */
 static int32_t join_send(struct client *c, const char *group, const char *member,
-			 int32_t session_ms, int32_t rebalance_ms)
+			 const char *instance, int32_t session_ms, int32_t rebalance_ms)
 {
 	static const uint8_t meta[] = {0,   0,   0,   0,   0,    1,    0,    4,
 				       'h', 'e', 'l', 'd', 0xff, 0xff, 0xff, 0xff};
@@ -1299,8 +1299,7 @@ static int32_t join_send(struct client *c, const char *group, const char *member
 	jg.session_timeout_ms = session_ms;
 	jg.rebalance_timeout_ms = rebalance_ms;
 	jg.member_id = tl_str_of(member);
-	jg.group_instance_id.ptr = NULL;
-	jg.group_instance_id.len = -1;
+	jg.group_instance_id = instance ? tl_str_of(instance) : (struct tl_str){NULL, -1};
 	jg.protocol_type = tl_str_of("consumer");
 	jg.protocols_count = 1;
 	jg.protocols = &jp;
@@ -1337,7 +1336,7 @@ static int16_t join_recv(struct client *c, int32_t corr, int32_t *generation, ch
 static int16_t hold_join(struct client *c, const char *group, const char *member,
 			 int32_t session_ms, int32_t *generation, char *member_out, size_t size)
 {
-	return join_recv(c, join_send(c, group, member, session_ms, session_ms), generation,
+	return join_recv(c, join_send(c, group, member, NULL, session_ms, session_ms), generation,
 			 member_out, size, NULL);
 }
 
@@ -1543,7 +1542,7 @@ static void join_together(struct client *c, int count, const char *group,
 			  bool *leader)
 {
 	for (int i = 0; i < count; i++) {
-		int16_t e = join_recv(&c[i], join_send(&c[i], group, "", RULES_SESSION_MS, RULES_REBALANCE_MS),
+		int16_t e = join_recv(&c[i], join_send(&c[i], group, "", NULL, RULES_SESSION_MS, RULES_REBALANCE_MS),
 				      &generation[i], member[i], RULES_MEMBER_MAX, NULL);
 		expect_code("JoinGroup without a member id", e, TL_ERR_MEMBER_ID_REQUIRED);
 	}
@@ -1551,7 +1550,8 @@ static void join_together(struct client *c, int count, const char *group,
 	if (count > 3)
 		fail("join_together: at most 3 members");
 	for (int i = 0; i < count; i++)
-		corr[i] = join_send(&c[i], group, member[i], RULES_SESSION_MS, RULES_REBALANCE_MS);
+		corr[i] = join_send(&c[i], group, member[i], NULL, RULES_SESSION_MS,
+				    RULES_REBALANCE_MS);
 	for (int i = 0; i < count; i++)
 		code[i] = join_recv(&c[i], corr[i], &generation[i], member[i], RULES_MEMBER_MAX,
 				    &leader[i]);
@@ -1619,7 +1619,10 @@ static int64_t offset_fetch_one(struct client *c, const char *group, const char 
  *     sync was expired, answered UNKNOWN_MEMBER_ID);
  * (4) a group holding only offsets staged by an open transaction is not removed by the
  *     expiry check: after EndTxn(commit) OffsetFetch gives the staged offset (it gave
- *     -1: the group was gone when the marker came). */
+ *     -1: the group was gone when the marker came);
+ * (5) the static leader of a Stable group, restarting (JoinGroup without a member id,
+ *     its group.instance.id), is not told it leads, so it does not assign (a Stable
+ *     group ignores that assignment), and the group does not rebalance. */
 static int run_group_rules(const char *topic, const char *prefix)
 {
 	struct client c[3];
@@ -1706,6 +1709,42 @@ static int run_group_rules(const char *topic, const char *prefix)
 		     ": the expiry check removed the group holding its staged offsets",
 		     committed);
 	note("(4) staged transaction offsets survived the expiry check and became committed");
+
+	snprintf(group, sizeof(group), "%s-static", prefix);
+	const char *instance[2] = {"instance-a", "instance-b"};
+	int32_t corr[2];
+	for (int i = 0; i < 2; i++)
+		corr[i] = join_send(&c[i], group, "", instance[i], 30000, RULES_REBALANCE_MS);
+	for (int i = 0; i < 2; i++)
+		expect_code("a static member's JoinGroup",
+			    join_recv(&c[i], corr[i], &gen[i], member[i], RULES_MEMBER_MAX,
+				      &leader[i]),
+			    0);
+	l = leader[0] ? 0 : 1;
+	f = 1 - l;
+	parked = group_request_send(&c[f], TL_API_SYNC_GROUP, group, member[f], gen[f]);
+	expect_code("the static leader's SyncGroup",
+		    hold_request(&c[l], TL_API_SYNC_GROUP, group, member[l], gen[l]), 0);
+	expect_code("the static follower's SyncGroup",
+		    group_request_recv(&c[f], TL_API_SYNC_GROUP, parked), 0);
+	int32_t back_gen;
+	char back[RULES_MEMBER_MAX];
+	bool back_leads = true;
+	expect_code("the static leader's JoinGroup after a restart",
+		    join_recv(&c[2],
+			      join_send(&c[2], group, "", instance[l], 30000, RULES_REBALANCE_MS),
+			      &back_gen, back, sizeof(back), &back_leads),
+		    0);
+	if (back_leads)
+		fail("a static leader returning to its Stable group was told it leads: it would "
+		     "assign, and the group would ignore the assignment");
+	if (back_gen != gen[l] || strcmp(back, member[l]) == 0)
+		fail("the returning static leader got generation %d member %s, want generation %d "
+		     "and a new member id",
+		     back_gen, back, gen[l]);
+	expect_code("the other member's Heartbeat after the leader returned",
+		    hold_request(&c[f], TL_API_HEARTBEAT, group, member[f], gen[f]), 0);
+	note("(5) a returning static leader of a Stable group is not told to assign");
 	for (int i = 0; i < 3; i++)
 		client_close(&c[i]);
 	return 0;
