@@ -108,6 +108,9 @@ struct offset_entry {
 	int32_t leader_epoch;
 	struct ostr metadata;
 	int64_t commit_ms; /* wall clock */
+	/* Where its record stands in the offsets log, as an order (tl_groups.append_seq):
+	 * a transaction's offset replaces a committed one only if appended after it. */
+	uint64_t seq;
 	struct offset_entry *next;
 };
 
@@ -147,6 +150,7 @@ struct tl_groups {
 	int64_t next_tick_ms;
 	int64_t next_expiry_ms;  /* monotonic: next offsets.retention check */
 	int64_t paused_since_ms; /* 0, or when leaderships stopped being current (see tick) */
+	uint64_t append_seq;     /* counts offset records in log order: written or replayed */
 };
 
 /* ---- small helpers ---- */
@@ -281,7 +285,9 @@ static void offsets_clear(struct group *g)
 }
 
 static void offset_store(struct group *g, struct tl_str topic, int32_t partition, int64_t offset,
-			 int32_t leader_epoch, struct tl_str metadata, int64_t commit_ms);
+			 int32_t leader_epoch, struct tl_str metadata, int64_t commit_ms,
+			 uint64_t seq);
+static struct offset_entry **offset_slot(struct group *g, struct tl_str topic, int32_t partition);
 
 static void offset_entry_free(struct offset_entry *e)
 {
@@ -291,7 +297,9 @@ static void offset_entry_free(struct offset_entry *e)
 }
 
 /* Ends @producer_id's transaction for @g: with @commit its offsets become committed
- * offsets, oldest first, else they are dropped. */
+ * offsets, oldest first, else they are dropped. As Kafka, a committed offset whose
+ * record was appended after the transaction's stays (a plain OffsetCommit made while the
+ * transaction was open is newer). */
 static void txn_offsets_end(struct group *g, int64_t producer_id, bool commit)
 {
 	struct txn_offsets **pp = &g->txn_offsets;
@@ -312,9 +320,11 @@ static void txn_offsets_end(struct group *g, int64_t producer_id, bool commit)
 	while (oldest) {
 		struct offset_entry *e = oldest;
 		oldest = e->next;
-		if (commit && g->state != GROUP_DEAD)
+		const struct offset_entry *cur =
+			*offset_slot(g, ostr_view(e->topic), e->partition);
+		if (commit && g->state != GROUP_DEAD && (!cur || cur->seq < e->seq))
 			offset_store(g, ostr_view(e->topic), e->partition, e->offset,
-				     e->leader_epoch, ostr_view(e->metadata), e->commit_ms);
+				     e->leader_epoch, ostr_view(e->metadata), e->commit_ms, e->seq);
 		offset_entry_free(e);
 	}
 	free(t);
@@ -322,7 +332,7 @@ static void txn_offsets_end(struct group *g, int64_t producer_id, bool commit)
 
 static void txn_offsets_add(struct group *g, int64_t producer_id, struct tl_str topic,
 			    int32_t partition, int64_t offset, int32_t leader_epoch,
-			    struct tl_str metadata, int64_t commit_ms)
+			    struct tl_str metadata, int64_t commit_ms, uint64_t seq)
 {
 	struct txn_offsets *t = g->txn_offsets;
 	while (t && t->producer_id != producer_id)
@@ -342,6 +352,7 @@ static void txn_offsets_add(struct group *g, int64_t producer_id, struct tl_str 
 	e->leader_epoch = leader_epoch;
 	e->metadata = ostr_dup(metadata.len >= 0 ? metadata : tl_str_of(""));
 	e->commit_ms = commit_ms;
+	e->seq = seq;
 	e->next = t->entries;
 	t->entries = e;
 }
@@ -881,7 +892,8 @@ static struct offset_entry **offset_slot(struct group *g, struct tl_str topic, i
 }
 
 static void offset_store(struct group *g, struct tl_str topic, int32_t partition, int64_t offset,
-			 int32_t leader_epoch, struct tl_str metadata, int64_t commit_ms)
+			 int32_t leader_epoch, struct tl_str metadata, int64_t commit_ms,
+			 uint64_t seq)
 {
 	struct offset_entry **pp = offset_slot(g, topic, partition);
 	struct offset_entry *e = *pp;
@@ -899,6 +911,7 @@ static void offset_store(struct group *g, struct tl_str topic, int32_t partition
 	e->leader_epoch = leader_epoch;
 	e->metadata = ostr_dup(metadata.len >= 0 ? metadata : tl_str_of(""));
 	e->commit_ms = commit_ms;
+	e->seq = seq;
 }
 
 static void offset_drop(struct group *g, struct tl_str topic, int32_t partition)
@@ -1226,10 +1239,11 @@ static void load_record(void *ctx, const struct tl_group_record *rec)
 	}
 	if (rec->type == TL_GROUP_RECORD_OFFSET && rec->producer_id >= 0)
 		txn_offsets_add(g, rec->producer_id, rec->topic, rec->partition, rec->offset,
-				rec->leader_epoch, rec->metadata, rec->commit_ms);
+				rec->leader_epoch, rec->metadata, rec->commit_ms,
+				++groups->append_seq);
 	else if (rec->type == TL_GROUP_RECORD_OFFSET)
 		offset_store(g, rec->topic, rec->partition, rec->offset, rec->leader_epoch,
-			     rec->metadata, rec->commit_ms);
+			     rec->metadata, rec->commit_ms, ++groups->append_seq);
 	else
 		load_group(g, rec);
 }
@@ -1975,6 +1989,7 @@ struct commit_state {
 	struct tl_offset_commit_response resp;
 	struct group *group; /* held while the write is in flight */
 	int64_t commit_ms;
+	uint64_t seq; /* the batch's place in the offsets log (tl_groups.append_seq) */
 };
 
 static void commit_respond(struct tl_request *req, struct commit_state *st)
@@ -2005,7 +2020,7 @@ static void commit_each_accepted(struct commit_state *st, tl_err set_error)
 			else if (st->group->state != GROUP_DEAD)
 				offset_store(st->group, in->name, p->partition_index,
 					     p->committed_offset, p->committed_leader_epoch,
-					     p->committed_metadata, st->commit_ms);
+					     p->committed_metadata, st->commit_ms, st->seq);
 		}
 	}
 }
@@ -2109,6 +2124,7 @@ void tl_handle_offset_commit(struct tl_request *req, struct tl_cursor *body)
 		return;
 	}
 	tl_err err = TL_OK;
+	st->seq = ++groups->append_seq;
 	if (tl_group_store_batch_count(&batch) > 0)
 		err = tl_group_store_write(groups->store, st->msg.group_id, &batch, commit_durable,
 					   st);
@@ -2138,6 +2154,7 @@ struct txn_commit_state {
 	struct tl_txn_offset_commit_response resp;
 	struct group *group; /* held while the write is in flight */
 	int64_t commit_ms;
+	uint64_t seq; /* as commit_state's */
 };
 
 static void txn_commit_respond(struct tl_request *req, struct txn_commit_state *st)
@@ -2168,7 +2185,7 @@ static void txn_commit_each_accepted(struct txn_commit_state *st, tl_err set_err
 				txn_offsets_add(st->group, st->msg.producer_id, in->name,
 						p->partition_index, p->committed_offset,
 						p->committed_leader_epoch, p->committed_metadata,
-						st->commit_ms);
+						st->commit_ms, st->seq);
 		}
 	}
 }
@@ -2278,6 +2295,7 @@ void tl_handle_txn_offset_commit(struct tl_request *req, struct tl_cursor *body)
 	}
 	tl_err err = TL_OK;
 	bool writing = tl_group_store_batch_count(&batch) > 0;
+	st->seq = ++groups->append_seq;
 	if (writing)
 		err = tl_group_store_write(groups->store, msg->group_id, &batch, txn_commit_durable,
 					   st);

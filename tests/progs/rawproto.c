@@ -1576,6 +1576,45 @@ static int16_t leave_group(struct client *c, const char *group, const char *memb
 	return code;
 }
 
+/* OffsetCommit v7 of @topic-0 at @offset for @group, as a client outside the group
+ * (generation -1, no member id); returns the partition's error code. */
+static int16_t offset_commit_one(struct client *c, const char *group, const char *topic,
+				 int64_t offset)
+{
+	struct tl_offset_commit_request_offset_commit_request_partition part;
+	tl_offset_commit_request_offset_commit_request_partition_defaults(&part);
+	part.partition_index = 0;
+	part.committed_offset = offset;
+	struct tl_offset_commit_request_offset_commit_request_topic topic_msg;
+	tl_offset_commit_request_offset_commit_request_topic_defaults(&topic_msg);
+	topic_msg.name = tl_str_of(topic);
+	topic_msg.partitions_count = 1;
+	topic_msg.partitions = &part;
+	struct tl_offset_commit_request msg;
+	tl_offset_commit_request_defaults(&msg);
+	msg.group_id = tl_str_of(group);
+	msg.generation_id_or_member_epoch = -1;
+	msg.member_id = tl_str_of("");
+	msg.topics_count = 1;
+	msg.topics = &topic_msg;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_OFFSET_COMMIT, 7);
+	tl_offset_commit_request_encode(&frame, 7, &msg);
+	struct raw_reply r;
+	roundtrip(c, &frame, TL_API_OFFSET_COMMIT, 7, corr, "OffsetCommit", &r);
+	struct tl_offset_commit_response resp;
+	decoded(tl_offset_commit_response_decode(&r.body, 7, &r.arena, &resp), &r, "OffsetCommit");
+	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
+		fail("OffsetCommit: expected one topic with one partition in the answer");
+	int16_t code = resp.topics[0].partitions[0].error_code;
+	raw_reply_free(&r);
+	return code;
+}
+
+/* The committed offset of @group's @topic-0, asked with require_stable (OffsetFetch v7)
+ * until no transaction's offset of it is pending (the COMMIT marker is written after
+ * EndTxn answers), for up to 5 s. */
 static int64_t offset_fetch_one(struct client *c, const char *group, const char *topic)
 {
 	int32_t partition = 0;
@@ -1589,21 +1628,30 @@ static int64_t offset_fetch_one(struct client *c, const char *group, const char 
 	of.group_id = tl_str_of(group);
 	of.topics_count = 1;
 	of.topics = &ft;
-	struct tl_buf frame;
-	tl_buf_init(&frame);
-	int32_t corr = request_begin(c, &frame, TL_API_OFFSET_FETCH, 5);
-	tl_offset_fetch_request_encode(&frame, 5, &of);
-	struct raw_reply r;
-	roundtrip(c, &frame, TL_API_OFFSET_FETCH, 5, corr, "OffsetFetch", &r);
-	struct tl_offset_fetch_response resp;
-	decoded(tl_offset_fetch_response_decode(&r.body, 5, &r.arena, &resp), &r, "OffsetFetch");
-	expect_code("OffsetFetch", resp.error_code, 0);
-	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
-		fail("OffsetFetch: expected one topic with one partition in the answer");
-	expect_code("OffsetFetch partition", resp.topics[0].partitions[0].error_code, 0);
-	int64_t committed = resp.topics[0].partitions[0].committed_offset;
-	raw_reply_free(&r);
-	return committed;
+	of.require_stable = true;
+	for (int attempt = 0;; attempt++) {
+		struct tl_buf frame;
+		tl_buf_init(&frame);
+		int32_t corr = request_begin(c, &frame, TL_API_OFFSET_FETCH, 7);
+		tl_offset_fetch_request_encode(&frame, 7, &of);
+		struct raw_reply r;
+		roundtrip(c, &frame, TL_API_OFFSET_FETCH, 7, corr, "OffsetFetch", &r);
+		struct tl_offset_fetch_response resp;
+		decoded(tl_offset_fetch_response_decode(&r.body, 7, &r.arena, &resp), &r,
+			"OffsetFetch");
+		expect_code("OffsetFetch", resp.error_code, 0);
+		if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
+			fail("OffsetFetch: expected one topic with one partition in the answer");
+		int16_t code = resp.topics[0].partitions[0].error_code;
+		int64_t committed = resp.topics[0].partitions[0].committed_offset;
+		raw_reply_free(&r);
+		if (code == TL_ERR_UNSTABLE_OFFSET_COMMIT && attempt < 50) {
+			usleep(100 * 1000);
+			continue;
+		}
+		expect_code("OffsetFetch partition (require_stable)", code, 0);
+		return committed;
+	}
 }
 
 /* Group coordinator rules a review found broken (stop 36), against a broker started with
@@ -1622,7 +1670,10 @@ static int64_t offset_fetch_one(struct client *c, const char *group, const char 
  *     -1: the group was gone when the marker came);
  * (5) the static leader of a Stable group, restarting (JoinGroup without a member id,
  *     its group.instance.id), is not told it leads, so it does not assign (a Stable
- *     group ignores that assignment), and the group does not rebalance. */
+ *     group ignores that assignment), and the group does not rebalance;
+ * (6) a plain OffsetCommit made while a transaction holds a staged offset of the same
+ *     partition stays when the transaction commits (Kafka keeps the record appended
+ *     last; the transaction's offset replaced it). */
 static int run_group_rules(const char *topic, const char *prefix)
 {
 	struct client c[3];
@@ -1698,12 +1749,7 @@ static int run_group_rules(const char *topic, const char *prefix)
 		    0);
 	usleep(1000 * 1000); /* ten expiry checks */
 	expect_code("EndTxn(commit)", end_txn(&c[2], txn_id, pid, epoch), 0);
-	int64_t committed = -1;
-	for (int attempt = 0; attempt < 50 && committed != 42; attempt++) {
-		committed = offset_fetch_one(&c[2], group, topic);
-		if (committed != 42)
-			usleep(100 * 1000); /* the marker is written after EndTxn answers */
-	}
+	int64_t committed = offset_fetch_one(&c[2], group, topic);
 	if (committed != 42)
 		fail("OffsetFetch after the transaction committed offset 42 gives %" PRId64
 		     ": the expiry check removed the group holding its staged offsets",
@@ -1745,6 +1791,22 @@ static int run_group_rules(const char *topic, const char *prefix)
 	expect_code("the other member's Heartbeat after the leader returned",
 		    hold_request(&c[f], TL_API_HEARTBEAT, group, member[f], gen[f]), 0);
 	note("(5) a returning static leader of a Stable group is not told to assign");
+
+	snprintf(group, sizeof(group), "%s-order", prefix);
+	snprintf(txn_id, sizeof(txn_id), "%s-order-id", prefix);
+	init_producer_id_for(&c[2], txn_id, 60000, &pid, &epoch);
+	expect_code("AddOffsetsToTxn", add_offsets_to_txn(&c[2], txn_id, pid, epoch, group), 0);
+	expect_code("TxnOffsetCommit of 42",
+		    txn_offset_commit(&c[2], txn_id, pid, epoch, group, topic, 42), 0);
+	expect_code("OffsetCommit of 100 meanwhile", offset_commit_one(&c[0], group, topic, 100),
+		    0);
+	expect_code("EndTxn(commit)", end_txn(&c[2], txn_id, pid, epoch), 0);
+	committed = offset_fetch_one(&c[0], group, topic);
+	if (committed != 100)
+		fail("OffsetFetch gives %" PRId64 " after a transaction staged 42 and a plain "
+		     "commit of 100 came after it: the later record must stay",
+		     committed);
+	note("(6) a plain commit appended after a transaction's offset stays when it commits");
 	for (int i = 0; i < 3; i++)
 		client_close(&c[i]);
 	return 0;
