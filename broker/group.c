@@ -797,13 +797,23 @@ static void become_empty(struct tl_groups *groups, struct group *g)
 static void complete_join(struct tl_groups *groups, struct group *g)
 {
 	TL_ASSERT(g->state == GROUP_PREPARING_REBALANCE);
-	/* Members that did not rejoin in time are out. */
-	struct member *m = g->members;
+	/* Dynamic members that did not rejoin in time are out. Static ones stay, as Kafka
+	 * keeps them (their session decides): one restarting within its session gets its
+	 * assignment back without another rebalance. */
+	struct member *m = g->members, *joined = NULL;
 	while (m) {
 		struct member *next = m->next;
-		if (!m->join)
+		if (!m->join && m->instance_id.len < 0)
 			member_remove(g, m, TL_ERR_UNKNOWN_MEMBER_ID);
+		else if (m->join && !joined)
+			joined = m;
 		m = next;
+	}
+	if (g->members && !joined) {
+		/* Only absent static members: no generation nobody would hear of; wait
+		 * another rebalance timeout, their sessions end meanwhile. */
+		g->rebalance_deadline_ms = tl_mono_ms() + max_rebalance_timeout(g);
+		return;
 	}
 	g->generation_id++;
 	if (!g->members) {
@@ -812,8 +822,11 @@ static void complete_join(struct tl_groups *groups, struct group *g)
 	}
 	/* Joins are refused unless they share a protocol with every member. */
 	TL_ASSERT(select_protocol(g));
-	if (g->leader_id.len < 0)
-		g->leader_id = ostr_dup(ostr_view(g->members->id));
+	/* The leader is one that rejoined: it assigns. */
+	struct member *lead =
+		g->leader_id.len >= 0 ? member_find(g, ostr_view(g->leader_id)) : NULL;
+	if (!lead || !lead->join)
+		ostr_set(&g->leader_id, ostr_view(joined->id));
 	group_set_state(g, GROUP_COMPLETING_REBALANCE);
 	int64_t now = tl_mono_ms();
 	/* Members that never send SyncGroup must not stall the group forever. */
@@ -822,6 +835,8 @@ static void complete_join(struct tl_groups *groups, struct group *g)
 		g->id.ptr, g->generation_id, g->member_count, g->protocol_name.ptr);
 	for (m = g->members; m; m = m->next) {
 		struct tl_request *req = unpark(&m->join);
+		if (!req)
+			continue; /* an absent static member: it learns the generation on return */
 		m->expires_ms = now + m->session_timeout_ms;
 		bool leader = ostr_eq(g->leader_id, ostr_view(m->id));
 		join_respond(req, g, m, TL_OK, leader);

@@ -1673,7 +1673,11 @@ static int64_t offset_fetch_one(struct client *c, const char *group, const char 
  *     group ignores that assignment), and the group does not rebalance;
  * (6) a plain OffsetCommit made while a transaction holds a staged offset of the same
  *     partition stays when the transaction commits (Kafka keeps the record appended
- *     last; the transaction's offset replaced it). */
+ *     last; the transaction's offset replaced it);
+ * (7) a static member silent through a rebalance (the dynamic member left and joined
+ *     again) stays in the group for its session: returning, it gets the new
+ *     generation at once, without another rebalance (it was removed when the join
+ *     completed, and its return started a rebalance of its own). */
 static int run_group_rules(const char *topic, const char *prefix)
 {
 	struct client c[3];
@@ -1807,6 +1811,57 @@ static int run_group_rules(const char *topic, const char *prefix)
 		     "commit of 100 came after it: the later record must stay",
 		     committed);
 	note("(6) a plain commit appended after a transaction's offset stays when it commits");
+
+	/* (7): S static, D dynamic, both with 10 s sessions and 2 s rebalance timeouts. */
+	snprintf(group, sizeof(group), "%s-absent", prefix);
+	const int32_t session = 10000, rebalance = 2000;
+	struct client *cs = &c[0], *cd = &c[1];
+	char ms[RULES_MEMBER_MAX], md[RULES_MEMBER_MAX];
+	int32_t gs, gd;
+	bool ls, ld;
+	int32_t cs_corr = join_send(cs, group, "", "instance-s", session, rebalance);
+	expect_code("JoinGroup of the dynamic member without an id",
+		    join_recv(cd, join_send(cd, group, "", NULL, session, rebalance), &gd, md,
+			      sizeof(md), NULL),
+		    TL_ERR_MEMBER_ID_REQUIRED);
+	int32_t cd_corr = join_send(cd, group, md, NULL, session, rebalance);
+	expect_code("JoinGroup of the static member",
+		    join_recv(cs, cs_corr, &gs, ms, sizeof(ms), &ls), 0);
+	expect_code("JoinGroup of the dynamic member",
+		    join_recv(cd, cd_corr, &gd, md, sizeof(md), &ld), 0);
+	struct client *cl = ls ? cs : cd, *cf = ls ? cd : cs;
+	const char *ml = ls ? ms : md, *mf = ls ? md : ms;
+	parked = group_request_send(cf, TL_API_SYNC_GROUP, group, mf, gs);
+	expect_code("the leader's SyncGroup", hold_request(cl, TL_API_SYNC_GROUP, group, ml, gs),
+		    0);
+	expect_code("the follower's SyncGroup", group_request_recv(cf, TL_API_SYNC_GROUP, parked),
+		    0);
+	/* The static member falls silent; the dynamic one leaves and joins again (as a new
+	 * member: a rebalance the static member does not take part in). */
+	expect_code("LeaveGroup of the dynamic member", leave_group(cd, group, md), 0);
+	expect_code("JoinGroup of the returning dynamic member without an id",
+		    join_recv(cd, join_send(cd, group, "", NULL, session, rebalance), &gd, md,
+			      sizeof(md), NULL),
+		    TL_ERR_MEMBER_ID_REQUIRED);
+	expect_code("JoinGroup of the returning dynamic member",
+		    join_recv(cd, join_send(cd, group, md, NULL, session, rebalance), &gd, md,
+			      sizeof(md), &ld),
+		    0);
+	if (!ld)
+		fail("the only member that rejoined does not lead generation %d of %s", gd, group);
+	expect_code("the new leader's SyncGroup",
+		    hold_request(cd, TL_API_SYNC_GROUP, group, md, gd), 0);
+	int64_t t1 = tl_mono_ms();
+	expect_code("the static member's JoinGroup on its return",
+		    join_recv(cs, join_send(cs, group, "", "instance-s", session, rebalance), &gs,
+			      ms, sizeof(ms), &ls),
+		    0);
+	if (gs != gd)
+		fail("the static member returning within its session got generation %d after %" PRId64
+		     " ms, want %d at once: it was dropped when the join completed",
+		     gs, tl_mono_ms() - t1, gd);
+	note("(7) a static member silent through a rebalance kept its place (generation %d)",
+	     gd);
 	for (int i = 0; i < 3; i++)
 		client_close(&c[i]);
 	return 0;
