@@ -1449,9 +1449,15 @@ void tl_handle_describe_producers(struct tl_request *req, struct tl_cursor *body
 				continue;
 			}
 			struct tl_partition *p =
-				tl_partition_find(broker, in->name, in->partition_indexes[i]);
+				tl_partition_find_any(broker, in->name, in->partition_indexes[i]);
 			if (!p) {
 				pr->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			/* The leader's producer state, as Kafka: a follower's or a broker
+			 * without the partition sends the admin to the leader. */
+			if (!p->log || (p->topic->cluster && p->role != TL_REPLICA_LEADER)) {
+				pr->error_code = (int16_t)TL_ERR_NOT_LEADER_OR_FOLLOWER;
 				continue;
 			}
 			uint32_t count = tl_log_producers(p->log, NULL, 0);

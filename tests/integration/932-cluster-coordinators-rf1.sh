@@ -8,6 +8,7 @@
 #   (1) a libtally producer (tally produce --txn-id) writes 60 keyed records over the
 #       three partitions in three transactions; a read_committed kcat reads all 60 (a
 #       partition whose COMMIT marker never came would stop at its open transaction);
+#       `tally txn producers` lists the producer on each partition (from its leader);
 #   (2) a librdkafka consumer group (kcat -G) reads the topic and commits at close; for
 #       six more groups (so several coordinators) `tally group seek --execute` commits
 #       offsets of all three partitions; `tally group describe` shows each group's
@@ -36,6 +37,14 @@ parts=$(cut -d' ' -f1 "$TL_TMP/read" | sort -u | wc -l)
 [ "$n" = 60 ] || tl_fail "read_committed read $n of 60 committed records (per partition: $(cut -d' ' -f1 "$TL_TMP/read" | sort | uniq -c | tr '\n' ' '))"
 [ "$parts" = 3 ] || tl_fail "the records landed on $parts partitions, want 3"
 tl_log "60 records in 3 transactions read back read_committed from 3 partitions"
+# DescribeProducers is answered by each partition's leader (the admin routes it there;
+# another broker answers NOT_LEADER_OR_FOLLOWER): the transactional producer on all three.
+"$TL_TALLY" txn producers "$topic" -b "$TL_BOOTSTRAP" >"$TL_TMP/producers" 2>&1 ||
+	tl_fail "tally txn producers failed: $(cat "$TL_TMP/producers")"
+for p in 0 1 2; do
+	awk -v p=$p '$1 == "'"$topic"'" && $2 == p { ok = 1 } END { exit !ok }' "$TL_TMP/producers" ||
+		tl_fail "no producer listed on partition $p: $(cat "$TL_TMP/producers")"
+done
 
 tl_log "(2) offsets committed for partitions the coordinator does not host"
 # librdkafka's consumer commits at close what it read (kcat -G -e: to the end).
