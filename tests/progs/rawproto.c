@@ -1484,13 +1484,11 @@ static int run_hold_member(const char *group, int32_t session_ms, int32_t second
 	return 0;
 }
 
-/* What BROKER itself answers to an OffsetFetch of @group's @topic-@partition, whoever
- * FindCoordinator would name: a broker cut off etcd must not answer from its stale
- * state (test 930). */
-static int run_offset_fetch(const char *group, const char *topic, int32_t partition)
+/* One OffsetFetch v7 (require_stable) of @group's @topic-@partition: the error code (the
+ * group's, else the partition's) and the committed offset in @committed. */
+static int16_t offset_fetch_stable(struct client *c, const char *group, const char *topic,
+				   int32_t partition, int64_t *committed)
 {
-	struct client c;
-	client_open(&c);
 	struct tl_offset_fetch_request_offset_fetch_request_topic ft;
 	tl_offset_fetch_request_offset_fetch_request_topic_defaults(&ft);
 	ft.name = tl_str_of(topic);
@@ -1504,14 +1502,14 @@ static int run_offset_fetch(const char *group, const char *topic, int32_t partit
 	of.require_stable = true;
 	struct tl_buf frame;
 	tl_buf_init(&frame);
-	int32_t corr = request_begin(&c, &frame, TL_API_OFFSET_FETCH, 7);
+	int32_t corr = request_begin(c, &frame, TL_API_OFFSET_FETCH, 7);
 	tl_offset_fetch_request_encode(&frame, 7, &of);
 	struct raw_reply r;
-	roundtrip(&c, &frame, TL_API_OFFSET_FETCH, 7, corr, "OffsetFetch", &r);
+	roundtrip(c, &frame, TL_API_OFFSET_FETCH, 7, corr, "OffsetFetch", &r);
 	struct tl_offset_fetch_response resp;
 	decoded(tl_offset_fetch_response_decode(&r.body, 7, &r.arena, &resp), &r, "OffsetFetch");
 	int16_t code = resp.error_code;
-	int64_t committed = -1;
+	*committed = -1;
 	for (int32_t t = 0; t < resp.topics_count; t++)
 		for (int32_t p = 0; p < resp.topics[t].partitions_count; p++) {
 			const struct tl_offset_fetch_response_offset_fetch_response_partition *pr =
@@ -1520,13 +1518,25 @@ static int run_offset_fetch(const char *group, const char *topic, int32_t partit
 				continue;
 			if (code == 0)
 				code = pr->error_code;
-			committed = pr->committed_offset;
+			*committed = pr->committed_offset;
 		}
+	raw_reply_free(&r);
+	return code;
+}
+
+/* What BROKER itself answers to an OffsetFetch of @group's @topic-@partition, whoever
+ * FindCoordinator would name: a broker cut off etcd must not answer from its stale
+ * state (test 930). */
+static int run_offset_fetch(const char *group, const char *topic, int32_t partition)
+{
+	struct client c;
+	client_open(&c);
+	int64_t committed;
+	int16_t code = offset_fetch_stable(&c, group, topic, partition, &committed);
 	if (code != 0)
 		printf("error %s\n", tl_err_name((tl_err)code));
 	else
 		printf("committed %" PRId64 "\n", committed);
-	raw_reply_free(&r);
 	client_close(&c);
 	return 0;
 }
@@ -1612,46 +1622,21 @@ static int16_t offset_commit_one(struct client *c, const char *group, const char
 	return code;
 }
 
-/* The committed offset of @group's @topic-0, asked with require_stable (OffsetFetch v7)
- * until no transaction's offset of it is pending (the COMMIT marker is written after
- * EndTxn answers), for up to 5 s. */
+/* The committed offset of @group's @topic-0, asked with require_stable until no
+ * transaction's offset of it is pending (the COMMIT marker is written after EndTxn
+ * answers), for up to 5 s. */
 static int64_t offset_fetch_one(struct client *c, const char *group, const char *topic)
 {
-	int32_t partition = 0;
-	struct tl_offset_fetch_request_offset_fetch_request_topic ft;
-	tl_offset_fetch_request_offset_fetch_request_topic_defaults(&ft);
-	ft.name = tl_str_of(topic);
-	ft.partition_indexes_count = 1;
-	ft.partition_indexes = &partition;
-	struct tl_offset_fetch_request of;
-	tl_offset_fetch_request_defaults(&of);
-	of.group_id = tl_str_of(group);
-	of.topics_count = 1;
-	of.topics = &ft;
-	of.require_stable = true;
-	for (int attempt = 0;; attempt++) {
-		struct tl_buf frame;
-		tl_buf_init(&frame);
-		int32_t corr = request_begin(c, &frame, TL_API_OFFSET_FETCH, 7);
-		tl_offset_fetch_request_encode(&frame, 7, &of);
-		struct raw_reply r;
-		roundtrip(c, &frame, TL_API_OFFSET_FETCH, 7, corr, "OffsetFetch", &r);
-		struct tl_offset_fetch_response resp;
-		decoded(tl_offset_fetch_response_decode(&r.body, 7, &r.arena, &resp), &r,
-			"OffsetFetch");
-		expect_code("OffsetFetch", resp.error_code, 0);
-		if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
-			fail("OffsetFetch: expected one topic with one partition in the answer");
-		int16_t code = resp.topics[0].partitions[0].error_code;
-		int64_t committed = resp.topics[0].partitions[0].committed_offset;
-		raw_reply_free(&r);
-		if (code == TL_ERR_UNSTABLE_OFFSET_COMMIT && attempt < 50) {
-			usleep(100 * 1000);
-			continue;
-		}
-		expect_code("OffsetFetch partition (require_stable)", code, 0);
-		return committed;
-	}
+	int64_t committed;
+	int16_t code;
+	for (int attempt = 0;
+	     (code = offset_fetch_stable(c, group, topic, 0, &committed)) ==
+		     TL_ERR_UNSTABLE_OFFSET_COMMIT &&
+	     attempt < 50;
+	     attempt++)
+		usleep(100 * 1000);
+	expect_code("OffsetFetch (require_stable)", code, 0);
+	return committed;
 }
 
 /* Group coordinator rules a review found broken (stop 36), against a broker started with
