@@ -265,36 +265,48 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 
 /* ---- ListOffsets ---- */
 
-/* Kafka answers the first *record* whose timestamp is at or after @target; the log finds
- * the batch (@offset, whose maxTimestamp qualifies). Reads that one batch and walks its
- * records; an unreadable or undecodable batch keeps the batch's answer. Not a hot path:
- * ListOffsets by time is rare and reads one batch. */
-static void list_offsets_in_batch(struct tl_log *log, int64_t target, int64_t *offset,
-				  int64_t *timestamp)
+#define LIST_OFFSETS_SCAN_BYTES (1 << 20)
+
+/* Kafka answers the first *record* at or after the log start whose timestamp is at or
+ * after @target, below @bound (what a consumer may fetch: the high watermark, or the
+ * LSO for read_committed), with its batch's leader epoch. The log names the first batch
+ * whose maxTimestamp qualifies (@from); this reads on from there (or from the log start,
+ * when that batch began before it: DeleteRecords) and walks the records. Returns false
+ * when none qualifies in the first LIST_OFFSETS_SCAN_BYTES. Not a hot path: ListOffsets
+ * by time is rare. */
+static bool list_offsets_scan(struct tl_log *log, int64_t target, int64_t from, int64_t bound,
+			      int64_t *offset, int64_t *timestamp, int32_t *epoch)
 {
+	int64_t start = tl_log_start_offset(log);
 	struct tl_log_read range;
-	if (tl_log_read(log, *offset, tl_log_high_watermark(log), 1, true, &range) != TL_OK ||
+	if (tl_log_read(log, TL_MAX(from, start), bound, LIST_OFFSETS_SCAN_BYTES, true, &range) !=
+		    TL_OK ||
 	    range.bytes == 0)
-		return;
+		return false;
 	uint8_t *data = malloc((size_t)range.bytes);
 	bool ok = data && pread(range.fd, data, (size_t)range.bytes, (off_t)range.position) ==
 				  (ssize_t)range.bytes;
 	tl_log_read_release(range.segment);
+	bool found = false;
 	if (ok) {
 		struct tl_records_iter iter;
 		struct tl_batch_header h;
 		struct tl_record record;
 		tl_records_iter_init(&iter, data, (size_t)range.bytes);
-		if (tl_records_iter_next_batch(&iter, &h, NULL, NULL) == TL_OK)
+		while (!found && tl_records_iter_next_batch(&iter, &h, NULL, NULL) == TL_OK)
 			while (tl_records_iter_next(&iter, &record) == TL_OK)
-				if (record.timestamp_ms >= target) {
+				if (record.offset >= start && record.offset < bound &&
+				    record.timestamp_ms >= target) {
 					*offset = record.offset;
 					*timestamp = record.timestamp_ms;
+					*epoch = h.partition_leader_epoch;
+					found = true;
 					break;
 				}
 		tl_records_iter_deinit(&iter);
 	}
 	free(data);
+	return found;
 }
 
 static void
@@ -304,33 +316,25 @@ list_offsets_partition(struct tl_request *req, struct tl_partition *p, int64_t t
 {
 	int16_t version = req->header.api_version;
 	int64_t offset = -1, ts = -1;
+	int32_t epoch = -1;
+	/* What a consumer of this isolation level can fetch ends here. */
+	int64_t bound = isolation_level == 1 ? tl_log_last_stable_offset(p->log)
+					     : tl_log_high_watermark(p->log);
 	if (timestamp == LIST_OFFSETS_LATEST) {
-		offset = isolation_level == 1 ? tl_log_last_stable_offset(p->log)
-					      : tl_log_high_watermark(p->log);
+		offset = bound;
+		epoch = tl_log_latest_epoch(p->log);
 	} else if (timestamp == LIST_OFFSETS_EARLIEST || timestamp == LIST_OFFSETS_EARLIEST_LOCAL) {
 		offset = tl_log_start_offset(p->log);
-	} else if (timestamp == LIST_OFFSETS_MAX_TS) {
-		/* The first record carrying the largest timestamp, as Kafka 3.8 answers;
-		 * only what a consumer could fetch (below the high watermark) counts. */
-		int64_t max_ts = tl_log_max_timestamp(p->log);
-		if (max_ts >= 0 &&
-		    tl_log_offset_for_timestamp(p->log, max_ts, &offset, &ts) == TL_OK) {
-			list_offsets_in_batch(p->log, max_ts, &offset, &ts);
-			if (offset >= tl_log_high_watermark(p->log))
-				offset = ts = -1;
-		} else {
-			offset = ts = -1;
-		}
-	} else if (timestamp < 0) {
-		offset = -1;
-	} else {
-		tl_err err = tl_log_offset_for_timestamp(p->log, timestamp, &offset, &ts);
-		if (err == TL_OK) {
-			list_offsets_in_batch(p->log, timestamp, &offset, &ts);
-		} else {
-			offset = -1;
-			ts = -1;
-		}
+		epoch = tl_log_epoch_at(p->log, offset);
+	} else if (timestamp >= 0 || timestamp == LIST_OFFSETS_MAX_TS) {
+		/* By time, or the first record carrying the largest timestamp (KIP-734), as
+		 * Kafka 3.8 answers: only what a consumer could fetch counts. */
+		int64_t target = timestamp >= 0 ? timestamp : tl_log_max_timestamp(p->log);
+		int64_t from, batch_ts;
+		if (target < 0 ||
+		    tl_log_offset_for_timestamp(p->log, target, &from, &batch_ts) != TL_OK ||
+		    !list_offsets_scan(p->log, target, from, bound, &offset, &ts, &epoch))
+			offset = ts = epoch = -1;
 	}
 	if (version == 0) {
 		int64_t *old = tl_arena_alloc(&req->arena, sizeof(*old));
@@ -343,7 +347,7 @@ list_offsets_partition(struct tl_request *req, struct tl_partition *p, int64_t t
 	}
 	out->offset = offset;
 	out->timestamp = ts;
-	out->leader_epoch = 0;
+	out->leader_epoch = epoch;
 }
 
 void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body)

@@ -2077,6 +2077,19 @@ tl_err tl_log_end_offset_for_epoch(const struct tl_log *log, int32_t epoch, int3
 	return TL_OK;
 }
 
+int32_t tl_log_epoch_at(const struct tl_log *log, int64_t offset)
+{
+	uint32_t lo = 0, hi = log->epoch_count; /* entries [0, lo) start at or before it */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (log->epochs[mid].start_offset <= offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 ? log->epochs[lo - 1].epoch : -1;
+}
+
 uint32_t tl_log_epochs(const struct tl_log *log, struct tl_log_epoch_entry *out, uint32_t max)
 {
 	for (uint32_t i = 0; i < log->epoch_count && i < max; i++)

@@ -262,6 +262,10 @@ int32_t tl_log_latest_epoch(const struct tl_log *log);
 tl_err tl_log_end_offset_for_epoch(const struct tl_log *log, int32_t epoch, int32_t *epoch_out,
 				   int64_t *end_offset_out);
 
+/* The epoch of the cache entry covering @offset (the last starting at or before it),
+ * -1 when none does (Kafka's epochForOffset, for ListOffsets' leader_epoch). */
+int32_t tl_log_epoch_at(const struct tl_log *log, int64_t offset);
+
 /* Copies up to @max cache entries, oldest first, into @out; returns how many there are. */
 uint32_t tl_log_epochs(const struct tl_log *log, struct tl_log_epoch_entry *out, uint32_t max);
 

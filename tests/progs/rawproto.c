@@ -1914,6 +1914,12 @@ static int run_restart_check(const char *topic, int64_t pid)
 /* One ListOffsets v8 of @topic-0 at @timestamp carrying @leader_epoch (-1: none);
  * returns the partition's error code and its offset and timestamp in @offset_out and
  * @timestamp_out. */
+static int16_t delete_records_one(struct client *c, const char *topic, int32_t partition,
+				  int64_t offset, int32_t timeout_ms, int64_t *low);
+
+static int8_t list_offsets_isolation; /* the next list_offsets_one's isolation_level */
+static int32_t list_offsets_epoch;    /* the last list_offsets_one's answered leader_epoch */
+
 static int16_t list_offsets_one(struct client *c, const char *topic, int64_t timestamp,
 				int32_t leader_epoch, int64_t *offset_out, int64_t *timestamp_out)
 {
@@ -1930,6 +1936,7 @@ static int16_t list_offsets_one(struct client *c, const char *topic, int64_t tim
 	struct tl_list_offsets_request msg;
 	tl_list_offsets_request_defaults(&msg);
 	msg.replica_id = -1;
+	msg.isolation_level = list_offsets_isolation;
 	msg.topics = &t;
 	msg.topics_count = 1;
 	struct tl_buf frame;
@@ -1947,6 +1954,7 @@ static int16_t list_offsets_one(struct client *c, const char *topic, int64_t tim
 	int16_t code = p->error_code;
 	*offset_out = p->offset;
 	*timestamp_out = p->timestamp;
+	list_offsets_epoch = p->leader_epoch;
 	raw_reply_free(&r);
 	return code;
 }
@@ -1986,6 +1994,36 @@ static int run_list_offsets(const char *topic)
 	expect_list_offsets(&c, topic, -4, 0, -1);
 	expect_list_offsets(&c, topic, t0 + 1500, 1, t0 + 5000);
 	expect_list_offsets(&c, topic, t0 + 5001, -1, -1);
+	/* By time after DeleteRecords: the first record at or after the new log start
+	 * (offset 2, t0+1000), not one of the deleted records of its batch. */
+	int64_t low;
+	expect_code("DeleteRecords to 2", delete_records_one(&c, topic, 0, 2, 10000, &low), 0);
+	expect_list_offsets(&c, topic, t0, 2, t0 + 1000);
+	expect_list_offsets(&c, topic, -2, 2, -1);
+	/* Only what a consumer may fetch: an open transaction's records (offsets 5-6, stamped
+	 * now) are found read_uncommitted, not read_committed (they are at the LSO). */
+	int64_t pid;
+	int16_t epoch;
+	init_producer_id_for(&c, "list-offsets-txn", 60000, &pid, &epoch);
+	add_partition_to_txn(&c, "list-offsets-txn", pid, epoch, topic);
+	produce_txn_id = "list-offsets-txn";
+	batch_transactional = true;
+	struct tl_buf open_txn;
+	build_batch(&open_txn, "lo-txn", 2, TL_COMPRESSION_NONE, pid, epoch, 0);
+	expect_code("Produce in a transaction", produce(&c, 9, topic, 0, &open_txn, &base), 0);
+	tl_buf_deinit(&open_txn);
+	produce_txn_id = NULL;
+	batch_transactional = false;
+	int64_t offset, ts;
+	expect_code("ListOffsets by time read_uncommitted",
+		    list_offsets_one(&c, topic, t0 + 30000, -1, &offset, &ts), 0);
+	if (offset != 5)
+		fail("ListOffsets by time read_uncommitted: offset %" PRId64 ", want 5", offset);
+	list_offsets_isolation = 1;
+	expect_list_offsets(&c, topic, t0 + 30000, -1, -1);
+	expect_list_offsets(&c, topic, -3, -1, -1); /* the largest timestamp is the txn's */
+	expect_list_offsets(&c, topic, -1, 5, -1);
+	list_offsets_isolation = 0;
 	client_close(&c);
 	printf("list-offsets: ok\n");
 	return 0;
@@ -2037,6 +2075,10 @@ static int run_leader_epoch(const char *topic, int32_t epoch)
 		    TL_ERR_UNKNOWN_LEADER_EPOCH);
 	expect_code("ListOffsets at the current leader epoch",
 		    list_offsets_with_epoch(&c, topic, epoch), 0);
+	if (list_offsets_epoch != epoch)
+		fail("ListOffsets (latest) at leader epoch %d answered leader_epoch %d (KIP-320: the "
+		     "epoch a consumer validates its position with)",
+		     epoch, list_offsets_epoch);
 	if (epoch > 0)
 		expect_code("ListOffsets at an older leader epoch",
 			    list_offsets_with_epoch(&c, topic, epoch - 1),
@@ -2109,11 +2151,10 @@ static int run_pipeline(const char *topic, int32_t count, int32_t wait_ms)
 
 /* One DeleteRecords v1 of @topic-@partition to @offset, on the broker given, whatever
  * it leads: prints its error code and low watermark. */
-static int run_delete_records(const char *topic, int32_t partition, int64_t offset,
-			      int32_t timeout_ms)
+/* One DeleteRecords v1 on @c itself; returns the error code, the low watermark in @low. */
+static int16_t delete_records_one(struct client *c, const char *topic, int32_t partition,
+				  int64_t offset, int32_t timeout_ms, int64_t *low)
 {
-	struct client c;
-	client_open(&c);
 	struct tl_delete_records_request_delete_records_partition part;
 	tl_delete_records_request_delete_records_partition_defaults(&part);
 	part.partition_index = partition;
@@ -2130,21 +2171,32 @@ static int run_delete_records(const char *topic, int32_t partition, int64_t offs
 	msg.timeout_ms = timeout_ms;
 	struct tl_buf frame;
 	tl_buf_init(&frame);
-	int32_t corr = request_begin(&c, &frame, TL_API_DELETE_RECORDS, 1);
+	int32_t corr = request_begin(c, &frame, TL_API_DELETE_RECORDS, 1);
 	tl_delete_records_request_encode(&frame, 1, &msg);
-	if (!request_send(&c, &frame))
+	if (!request_send(c, &frame))
 		fail("DeleteRecords: connection closed while sending");
 	tl_buf_deinit(&frame);
 	struct raw_reply r;
-	reply_must(&c, TL_API_DELETE_RECORDS, 1, corr, &r);
+	reply_must(c, TL_API_DELETE_RECORDS, 1, corr, &r);
 	struct tl_delete_records_response resp;
 	decoded(tl_delete_records_response_decode(&r.body, 1, &r.arena, &resp), &r,
 		"DeleteRecords");
 	if (resp.topics_count != 1 || resp.topics[0].partitions_count != 1)
 		fail("DeleteRecords: not one partition in the answer");
-	printf("error %d low-watermark %" PRId64 "\n", resp.topics[0].partitions[0].error_code,
-	       resp.topics[0].partitions[0].low_watermark);
+	int16_t code = resp.topics[0].partitions[0].error_code;
+	*low = resp.topics[0].partitions[0].low_watermark;
 	raw_reply_free(&r);
+	return code;
+}
+
+static int run_delete_records(const char *topic, int32_t partition, int64_t offset,
+			      int32_t timeout_ms)
+{
+	struct client c;
+	client_open(&c);
+	int64_t low;
+	int16_t code = delete_records_one(&c, topic, partition, offset, timeout_ms, &low);
+	printf("error %d low-watermark %" PRId64 "\n", code, low);
 	client_close(&c);
 	return 0;
 }
