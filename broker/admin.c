@@ -393,12 +393,10 @@ void tl_handle_list_offsets(struct tl_request *req, struct tl_cursor *body)
 				po->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 				continue;
 			}
-			/* Cluster mode: only the leader answers, at the client's epoch
+			/* Only the leader answers (cluster mode), at the client's epoch
 			 * (KIP-320), as Fetch. */
-			tl_err check = p->topic->cluster
-					       ? tl_replica_check_client(
-							 p, in->partitions[i].current_leader_epoch)
-					       : TL_OK;
+			tl_err check =
+				tl_replica_check_client(p, in->partitions[i].current_leader_epoch);
 			if (check != TL_OK) {
 				po->error_code = (int16_t)check;
 				continue;

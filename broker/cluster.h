@@ -225,8 +225,8 @@ int64_t tl_replica_low_watermark(struct tl_broker *broker, const struct tl_parti
 /* Parks @wait on @p (a partition this broker leads) until the low watermark reaches
  * wait->offset, its deadline passes, or this broker stops leading @p. */
 void tl_replica_wait_low_watermark(struct tl_partition *p, struct tl_delete_wait *wait);
-/* A client's request for @p in cluster mode (KIP-320): this broker must lead it, at
- * the epoch the client knows (-1: any). Returns TL_OK, NOT_LEADER_OR_FOLLOWER,
+/* A client's request for @p (KIP-320): in cluster mode this broker must lead it; the
+ * client's epoch (-1: any) must be the leader's (0 on a single node). Returns TL_OK, NOT_LEADER_OR_FOLLOWER,
  * UNKNOWN_LEADER_EPOCH (the client knows a newer one) or FENCED_LEADER_EPOCH (an older
  * one: its metadata is stale). */
 tl_err tl_replica_check_client(const struct tl_partition *p, int32_t current_leader_epoch);

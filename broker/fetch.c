@@ -100,7 +100,8 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 {
 	struct tl_broker *broker = req->conn->broker;
 	const struct tl_fetch_request *msg = &st->msg;
-	int64_t budget = msg->max_bytes > 0 ? msg->max_bytes : INT32_MAX;
+	/* As Kafka: 0 (or less) still returns the first batch (KIP-74), nothing more. */
+	int64_t budget = TL_MAX(msg->max_bytes, 0);
 	if (msg->replica_id < 0 && msg->replica_state.replica_id < 0) /* quota: as Kafka */
 		budget = TL_MIN(budget, tl_quota_window_bytes(req, TL_QUOTA_CONSUMER_BYTE_RATE));
 	int64_t total = 0;
@@ -135,18 +136,18 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 				continue;
 			}
 			int64_t max_offset = -1;
-			if (p->topic->cluster) {
-				tl_err err = fetch_cluster_check(req, st, p, fp, pd, &max_offset);
-				if (err == TL_ERR_AGAIN) {
-					*errors_out = true; /* answer now: the follower truncates */
-					continue;
-				}
-				if (err != TL_OK) {
-					pd->error_code = (int16_t)err;
-					pd->high_watermark = -1;
-					*errors_out = true;
-					continue;
-				}
+			tl_err check = p->topic->cluster
+					       ? fetch_cluster_check(req, st, p, fp, pd, &max_offset)
+					       : tl_replica_check_client(p, fp->current_leader_epoch);
+			if (check == TL_ERR_AGAIN) {
+				*errors_out = true; /* answer now: the follower truncates */
+				continue;
+			}
+			if (check != TL_OK) {
+				pd->error_code = (int16_t)check;
+				pd->high_watermark = -1;
+				*errors_out = true;
+				continue;
 			}
 			int64_t hw = tl_log_high_watermark(p->log);
 			int64_t lso = tl_log_last_stable_offset(p->log);
@@ -288,7 +289,7 @@ static void fetch_evaluate(struct tl_request *req)
 	bool errors;
 	int64_t bytes = fetch_collect(req, st, &errors);
 	bool ready = st->expired || errors || st->msg.max_wait_ms <= 0 ||
-		     bytes >= TL_MAX(st->msg.min_bytes, 1) || st->msg.topics_count == 0;
+		     bytes >= st->msg.min_bytes || st->msg.topics_count == 0;
 	if (!ready && req->deadline_ms && tl_mono_ms() >= req->deadline_ms)
 		ready = true;
 	if (!ready) {
@@ -477,17 +478,11 @@ void tl_handle_offset_for_leader_epoch(struct tl_request *req, struct tl_cursor 
 			}
 			struct tl_partition *p =
 				tl_partition_find_any(broker, in->topic, ip->partition);
-			int32_t leader_epoch = p && p->topic->cluster ? p->state.leader_epoch : 0;
-			if (!p || (!p->topic->cluster && !p->log))
-				op->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-			else if (p->topic->cluster && (!p->log || p->role != TL_REPLICA_LEADER))
-				op->error_code = (int16_t)TL_ERR_NOT_LEADER_OR_FOLLOWER;
-			else if (ip->current_leader_epoch >= 0 &&
-				 ip->current_leader_epoch > leader_epoch)
-				op->error_code = (int16_t)TL_ERR_UNKNOWN_LEADER_EPOCH;
-			else if (ip->current_leader_epoch >= 0 &&
-				 ip->current_leader_epoch < leader_epoch)
-				op->error_code = (int16_t)TL_ERR_FENCED_LEADER_EPOCH;
+			tl_err check = TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+			if (p && (p->topic->cluster || p->log))
+				check = tl_replica_check_client(p, ip->current_leader_epoch);
+			if (check != TL_OK)
+				op->error_code = (int16_t)check;
 			else
 				tl_log_end_offset_for_epoch(p->log, ip->leader_epoch,
 							    &op->leader_epoch, &op->end_offset);

@@ -341,11 +341,15 @@ tl_err tl_replica_on_follower_fetch(struct tl_broker *broker, struct tl_partitio
 
 tl_err tl_replica_check_client(const struct tl_partition *p, int32_t current_leader_epoch)
 {
-	if (!p->log || p->role != TL_REPLICA_LEADER)
-		return TL_ERR_NOT_LEADER_OR_FOLLOWER;
-	if (current_leader_epoch >= 0 && current_leader_epoch > p->state.leader_epoch)
+	int32_t leader_epoch = 0; /* a single node leads its partitions at epoch 0 */
+	if (p->topic->cluster) {
+		if (!p->log || p->role != TL_REPLICA_LEADER)
+			return TL_ERR_NOT_LEADER_OR_FOLLOWER;
+		leader_epoch = p->state.leader_epoch;
+	}
+	if (current_leader_epoch >= 0 && current_leader_epoch > leader_epoch)
 		return TL_ERR_UNKNOWN_LEADER_EPOCH;
-	if (current_leader_epoch >= 0 && current_leader_epoch < p->state.leader_epoch)
+	if (current_leader_epoch >= 0 && current_leader_epoch < leader_epoch)
 		return TL_ERR_FENCED_LEADER_EPOCH;
 	return TL_OK;
 }

@@ -585,6 +585,9 @@ static bool fetch_holes;
 static int8_t fetch_isolation;
 /* The current_leader_epoch of Fetch requests (-1: none, as a client without KIP-320). */
 static int32_t fetch_leader_epoch = -1;
+/* The Fetch's min_bytes and max_bytes encode_fetch sends (1 and FETCH_BYTES_MAX). */
+static int32_t fetch_min_bytes = 1;
+static int32_t fetch_max_bytes = FETCH_BYTES_MAX;
 
 static int32_t encode_fetch(struct client *c, struct tl_buf *frame, int16_t version,
 			    const char *topic, int32_t partition, int64_t offset, int32_t wait_ms)
@@ -606,8 +609,8 @@ static int32_t encode_fetch(struct client *c, struct tl_buf *frame, int16_t vers
 	tl_fetch_request_defaults(&msg);
 	msg.replica_id = -1;
 	msg.max_wait_ms = wait_ms;
-	msg.min_bytes = 1;
-	msg.max_bytes = FETCH_BYTES_MAX;
+	msg.min_bytes = fetch_min_bytes;
+	msg.max_bytes = fetch_max_bytes;
 	msg.isolation_level = fetch_isolation;
 	msg.session_id = 0;
 	msg.session_epoch = -1;
@@ -1970,6 +1973,8 @@ static void expect_list_offsets(struct client *c, const char *topic, int64_t tim
 		     timestamp, code, offset, ts, want_offset, want_timestamp);
 }
 
+static void check_read_rules(struct client *c, const char *topic, int64_t end);
+
 /* Two batches; the largest timestamp is carried by offsets 1 and 3: MAX_TIMESTAMP is
  * the first of them, whatever the batches' order. */
 static int run_list_offsets(const char *topic)
@@ -2024,6 +2029,7 @@ static int run_list_offsets(const char *topic)
 	expect_list_offsets(&c, topic, -3, -1, -1); /* the largest timestamp is the txn's */
 	expect_list_offsets(&c, topic, -1, 5, -1);
 	list_offsets_isolation = 0;
+	check_read_rules(&c, topic, 7);
 	client_close(&c);
 	printf("list-offsets: ok\n");
 	return 0;
@@ -2057,6 +2063,62 @@ static int16_t list_offsets_with_epoch(struct client *c, const char *topic, int3
 {
 	int64_t offset, ts;
 	return list_offsets_one(c, topic, -1, leader_epoch, &offset, &ts);
+}
+
+/* One Fetch v12 of @topic-0 at @offset (max_wait @wait_ms, min_bytes and max_bytes as
+ * fetch_min_bytes and fetch_max_bytes say); returns the error code, the records' bytes
+ * in @bytes and the size of their first batch in @first (0 when none). */
+static int16_t fetch_sized(struct client *c, const char *topic, int64_t offset, int32_t wait_ms,
+			   int32_t *bytes, int64_t *first)
+{
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = encode_fetch(c, &frame, 12, topic, 0, offset, wait_ms);
+	struct raw_reply r;
+	roundtrip(c, &frame, TL_API_FETCH, 12, corr, "Fetch", &r);
+	struct tl_fetch_response resp;
+	decoded(tl_fetch_response_decode(&r.body, 12, &r.arena, &resp), &r, "Fetch");
+	expect_code("Fetch", resp.error_code, 0);
+	if (resp.responses_count != 1 || resp.responses[0].partitions_count != 1)
+		fail("Fetch: expected one topic with one partition in the answer");
+	const struct tl_fetch_response_partition_data *pd = &resp.responses[0].partitions[0];
+	*bytes = pd->records.len > 0 ? pd->records.len : 0;
+	*first = *bytes >= 12 ? tl_batch_size(pd->records.ptr, (size_t)*bytes) : 0;
+	int16_t code = pd->error_code;
+	raw_reply_free(&r);
+	return code;
+}
+
+/* Read-path rules of a single node (a review of the read path, stop 36), on @topic-0
+ * whose log starts at 2 and holds batches [2..]: Fetch with min_bytes 0 is answered at
+ * once, not after max_wait; max_bytes 0 returns the first batch only (KIP-74); a
+ * current_leader_epoch above the node's (0) is UNKNOWN_LEADER_EPOCH for Fetch and
+ * ListOffsets, as OffsetForLeaderEpoch answered. */
+static void check_read_rules(struct client *c, const char *topic, int64_t end)
+{
+	int32_t bytes;
+	int64_t first;
+	fetch_min_bytes = 0;
+	int64_t t0 = tl_mono_ms();
+	expect_code("Fetch at the end, min_bytes 0, max_wait 3000",
+		    fetch_sized(c, topic, end, 3000, &bytes, &first), 0);
+	int64_t waited = tl_mono_ms() - t0;
+	fetch_min_bytes = 1;
+	if (waited >= 1500)
+		fail("Fetch with min_bytes 0 was answered after %" PRId64
+		     " ms: nothing to wait for, Kafka answers at once",
+		     waited);
+	fetch_max_bytes = 0;
+	expect_code("Fetch with max_bytes 0", fetch_sized(c, topic, 2, 0, &bytes, &first), 0);
+	fetch_max_bytes = FETCH_BYTES_MAX;
+	if (bytes <= 0 || first != bytes)
+		fail("Fetch with max_bytes 0 returned %d bytes (first batch %" PRId64
+		     "): want exactly the first batch",
+		     bytes, first);
+	expect_code("Fetch at leader epoch 1 of a single node", fetch_with_epoch(c, topic, 1),
+		    TL_ERR_UNKNOWN_LEADER_EPOCH);
+	expect_code("ListOffsets at leader epoch 1 of a single node",
+		    list_offsets_with_epoch(c, topic, 1), TL_ERR_UNKNOWN_LEADER_EPOCH);
 }
 
 /* Against the leader of @topic-0 at @epoch: the current epoch is served, an older one is
