@@ -77,6 +77,11 @@ struct txn {
 	int32_t id_len;
 	int64_t producer_id;
 	int16_t epoch;
+	/* The epoch before the last bump a running instance asked for (KIP-360, its id and
+	 * epoch in InitProducerId), -1 if none: a retry of that call, whose answer was
+	 * lost, gets the current epoch again instead of PRODUCER_FENCED, as Kafka's
+	 * lastProducerEpoch. Memory only, as Kafka's. */
+	int16_t last_epoch;
 	int32_t timeout_ms;
 	enum tl_txn_state state;
 	int64_t start_ms;  /* wall clock when the transaction became Ongoing */
@@ -224,6 +229,7 @@ static struct txn *txn_create(struct tl_txns *txns, struct tl_str id)
 	txn->id_len = id.len;
 	txn->producer_id = -1;
 	txn->epoch = -1;
+	txn->last_epoch = -1;
 	txn->txns = txns;
 	uint32_t b = id_hash(id.ptr, id.len);
 	txn->next_id = txns->by_id[b];
@@ -686,6 +692,7 @@ static tl_err txn_fence_abort(struct txn *txn, const struct tl_txn_step *step, c
 	tl_info("txn: aborting id=%s producer_id=%" PRId64 " epoch=%d why=\"%s\"", txn->id,
 		txn->producer_id, txn->epoch, why);
 	txn->epoch++;
+	txn->last_epoch = -1; /* a fence, not the instance's own bump: no retry of it */
 	txn->state = step->next;
 	for (uint32_t i = 0; i < txn->partition_count; i++)
 		txn->partitions[i].marked = false;
@@ -958,7 +965,8 @@ void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_produc
 	struct txn *txn = id.len > 0 ? txn_find(txns, id) : NULL;
 	struct tl_txn_step step =
 		tl_txn_step(txn ? txn->state : TL_TXN_EMPTY, txn && is_busy(txn), TL_TXN_EV_INIT);
-	if (id.len <= 0) {
+	if (id.len <= 0 || (msg->producer_id < 0) != (msg->producer_epoch < 0)) {
+		/* No transactional id, or only one of producer id and epoch (Kafka's check). */
 		err = TL_ERR_INVALID_REQUEST;
 	} else if ((err = coordinator_error(txns, id)) != TL_OK) {
 		/* err says where to go */
@@ -967,6 +975,13 @@ void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_produc
 		err = TL_ERR_INVALID_TRANSACTION_TIMEOUT;
 	} else if (!step.change) {
 		err = step.err;
+	} else if (txn && msg->producer_id >= 0 && msg->producer_id == txn->producer_id &&
+		   txn->last_epoch >= 0 && msg->producer_epoch == txn->last_epoch &&
+		   step.next != TL_TXN_PREPARE_ABORT) {
+		/* KIP-360: a retry of the bump this instance asked for, its answer lost: the
+		 * current epoch again, not a second bump (Kafka's lastProducerEpoch rule). */
+		init_respond(req, txn, TL_OK);
+		return;
 	} else if (txn && msg->producer_id >= 0 &&
 		   (msg->producer_id != txn->producer_id || msg->producer_epoch != txn->epoch)) {
 		/* KIP-360: the caller names the instance it was; a newer one took over. */
@@ -1001,8 +1016,11 @@ void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_produc
 			pid_unlink(txns, txn);
 		txn->producer_id = pid;
 		txn->epoch = 0;
+		txn->last_epoch = -1;
 		pid_link(txns, txn);
 	} else {
+		/* Remembered only for a running instance's own bump (it named its epoch). */
+		txn->last_epoch = msg->producer_id >= 0 ? txn->epoch : -1;
 		txn->epoch++;
 	}
 	txn->timeout_ms = msg->transaction_timeout_ms;

@@ -62,6 +62,8 @@
  *                                            after the last refusal; U: refusals after
  *                                            which FindCoordinator and ListGroups were
  *                                            COORDINATOR_NOT_AVAILABLE too)
+ *   rawproto BROKER txn-bump TXN_ID          KIP-360 epoch bumps by a running instance,
+ *                                            a retried one, a fenced one (run_txn_bump)
  *   rawproto BROKER group-rules TOPIC PREFIX  group coordinator rules (run_group_rules):
  *                                            group.max.size with KIP-394 ids, the
  *                                            initial delay of an emptied group, a
@@ -412,6 +414,69 @@ static void init_producer_id_for(struct client *c, const char *txn_id, int32_t t
 	*pid_out = resp.producer_id;
 	*epoch_out = resp.producer_epoch;
 	raw_reply_free(&r);
+}
+
+/* InitProducerId v4 for @txn_id naming the instance it was (@pid, @epoch: KIP-360);
+ * returns the error code, the answer in @pid_out and @epoch_out. */
+static int16_t init_producer_id_as(struct client *c, const char *txn_id, int64_t pid,
+				   int16_t epoch, int64_t *pid_out, int16_t *epoch_out)
+{
+	struct tl_init_producer_id_request msg;
+	tl_init_producer_id_request_defaults(&msg);
+	msg.transactional_id = tl_str_of(txn_id);
+	msg.transaction_timeout_ms = 60000;
+	msg.producer_id = pid;
+	msg.producer_epoch = epoch;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(c, &frame, TL_API_INIT_PRODUCER_ID, 4);
+	tl_init_producer_id_request_encode(&frame, 4, &msg);
+	struct raw_reply r;
+	roundtrip(c, &frame, TL_API_INIT_PRODUCER_ID, 4, corr, "InitProducerId", &r);
+	struct tl_init_producer_id_response resp;
+	decoded(tl_init_producer_id_response_decode(&r.body, 4, &r.arena, &resp), &r,
+		"InitProducerId");
+	*pid_out = resp.producer_id;
+	*epoch_out = resp.producer_epoch;
+	int16_t code = resp.error_code;
+	raw_reply_free(&r);
+	return code;
+}
+
+/* KIP-360 bumps of @txn_id's epoch by its running instance, as Kafka answers them: a
+ * bump naming the current epoch bumps; a retry naming the epoch before the last bump
+ * (its answer lost) gets the current epoch again, no second bump; an older epoch is
+ * PRODUCER_FENCED; a producer id without an epoch is INVALID_REQUEST. */
+static int run_txn_bump(const char *txn_id)
+{
+	struct client c;
+	client_open(&c);
+	int64_t pid, got_pid;
+	int16_t epoch, got;
+	init_producer_id_for(&c, txn_id, 60000, &pid, &epoch);
+	expect_code("InitProducerId naming the current epoch",
+		    init_producer_id_as(&c, txn_id, pid, epoch, &got_pid, &got), 0);
+	if (got_pid != pid || got != epoch + 1)
+		fail("a bump of epoch %d gave producer %" PRId64 " epoch %d", epoch, got_pid, got);
+	expect_code("the same InitProducerId again (its answer lost)",
+		    init_producer_id_as(&c, txn_id, pid, epoch, &got_pid, &got), 0);
+	if (got_pid != pid || got != epoch + 1)
+		fail("a retried bump of epoch %d gave producer %" PRId64 " epoch %d, want epoch %d "
+		     "again",
+		     epoch, got_pid, got, epoch + 1);
+	expect_code("InitProducerId naming the new epoch",
+		    init_producer_id_as(&c, txn_id, pid, (int16_t)(epoch + 1), &got_pid, &got), 0);
+	if (got != epoch + 2)
+		fail("a bump of epoch %d gave epoch %d", epoch + 1, got);
+	expect_code("InitProducerId naming an epoch two bumps old",
+		    init_producer_id_as(&c, txn_id, pid, epoch, &got_pid, &got),
+		    TL_ERR_PRODUCER_FENCED);
+	expect_code("InitProducerId with a producer id and no epoch",
+		    init_producer_id_as(&c, txn_id, pid, -1, &got_pid, &got),
+		    TL_ERR_INVALID_REQUEST);
+	client_close(&c);
+	printf("txn-bump: ok\n");
+	return 0;
 }
 
 static void init_producer_id(struct client *c, int64_t *pid_out, int16_t *epoch_out)
@@ -3425,6 +3490,10 @@ int main(int argc, char **argv)
 		return run_hold_member(argv[3], (int32_t)strtol(argv[4], NULL, 10),
 				       (int32_t)strtol(argv[5], NULL, 10));
 	}
+	if (argc >= 4 && strcmp(argv[2], "txn-bump") == 0) {
+		broker_addr = argv[1];
+		return run_txn_bump(argv[3]);
+	}
 	if (argc >= 5 && strcmp(argv[2], "group-rules") == 0) {
 		broker_addr = argv[1];
 		return run_group_rules(argv[3], argv[4]);
@@ -3491,6 +3560,7 @@ int main(int argc, char **argv)
 		"       rawproto BROKER txn-offsets-commit TOPIC TXN_ID GROUP PID EPOCH\n"
 		"       rawproto BROKER offset-fetch GROUP TOPIC PARTITION\n"
 		"       rawproto BROKER group-rules TOPIC PREFIX\n"
+		"       rawproto BROKER txn-bump TXN_ID\n"
 		"       rawproto BROKER badinput [SEED]\n"
 		"       rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR] (fuzz corpus seeds)\n");
 	return 2;
