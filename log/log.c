@@ -2555,6 +2555,10 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 		if (e && marker.coordinator_epoch >= 0 &&
 		    marker.coordinator_epoch < e->coordinator_epoch)
 			return TL_ERR_TRANSACTION_COORDINATOR_FENCED;
+		/* A marker for an older epoch than the producer's: it cannot decide the
+		 * transaction of the current one (Kafka's checkProducerEpoch). */
+		if (e && h.producer_epoch < e->epoch)
+			return TL_ERR_INVALID_PRODUCER_EPOCH;
 	}
 	/* A replica of a newer leader's batches: this leader is stale. */
 	if (log->leader_epoch < epoch_latest(log))

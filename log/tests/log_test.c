@@ -99,13 +99,18 @@ static struct batch *batch_make(int32_t records, int64_t timestamp, int64_t pid,
 }
 
 /* A transactional batch of one record from @pid/@epoch at sequence @seq. */
-static struct batch *batch_txn(int64_t pid, int32_t seq)
+static struct batch *batch_txn_at(int64_t pid, int16_t epoch, int32_t seq)
 {
-	struct batch *b = batch_make(1, tl_wall_ms(), pid, 0, seq);
+	struct batch *b = batch_make(1, tl_wall_ms(), pid, epoch, seq);
 	tl_be16_put(b->bytes + TL_BATCH_OFF_ATTRIBUTES, TL_BATCH_ATTR_TRANSACTIONAL);
 	tl_batch_crc_update(b->bytes, sizeof(b->bytes));
 	b->header.attributes = TL_BATCH_ATTR_TRANSACTIONAL;
 	return b;
+}
+
+static struct batch *batch_txn(int64_t pid, int32_t seq)
+{
+	return batch_txn_at(pid, 0, seq);
 }
 
 /* A COMMIT or ABORT marker, as the transaction coordinator writes it. */
@@ -114,16 +119,22 @@ struct marker {
 	struct tl_batch_header header;
 };
 
-static struct marker *marker_make_by(int64_t pid, bool commit, int32_t coordinator_epoch)
+static struct marker *marker_make_at(int64_t pid, int16_t epoch, bool commit,
+				     int32_t coordinator_epoch)
 {
 	struct marker *m = calloc(1, sizeof(*m));
 	tl_buf_init(&m->buf);
-	ck_assert_int_eq(tl_records_control_marker_build(&m->buf, commit, pid, 0, coordinator_epoch,
-							 tl_wall_ms()),
+	ck_assert_int_eq(tl_records_control_marker_build(&m->buf, commit, pid, epoch,
+							 coordinator_epoch, tl_wall_ms()),
 			 TL_OK);
 	const char *why;
 	ck_assert_int_eq(tl_batch_validate(m->buf.data, m->buf.len, &m->header, &why), TL_OK);
 	return m;
+}
+
+static struct marker *marker_make_by(int64_t pid, bool commit, int32_t coordinator_epoch)
+{
+	return marker_make_at(pid, 0, commit, coordinator_epoch);
 }
 
 static struct marker *marker_make(int64_t pid, bool commit)
@@ -936,6 +947,33 @@ START_TEST(a_marker_of_an_older_coordinator_is_fenced)
 	marker_free(commit5);
 	marker_free(abort4);
 	marker_free(abort5);
+}
+END_TEST
+
+/* A marker carrying an older producer epoch than the producer's batches cannot decide
+ * its transaction (Kafka's checkProducerEpoch): refused, nothing appended, the
+ * transaction still open until a marker of its epoch comes. */
+START_TEST(a_marker_of_an_older_producer_epoch_is_refused)
+{
+	struct tl_log *log = log_open();
+	struct batch *b = batch_txn_at(9, 1, 0);
+	struct marker *old = marker_make_at(9, 0, true, 0);
+	struct marker *current = marker_make_at(9, 1, true, 0);
+	append(log, b);
+	drain(log);
+	int64_t end = tl_log_end_offset(log);
+	struct tl_log_append_result result;
+	ck_assert_int_eq(tl_log_append(log, old->buf.data, old->buf.len, &old->header, &result),
+			 TL_ERR_INVALID_PRODUCER_EPOCH);
+	ck_assert_int_eq(tl_log_end_offset(log), end);
+	ck_assert_int_lt(tl_log_last_stable_offset(log), end);
+	append_marker(log, current);
+	drain(log);
+	ck_assert_int_eq(tl_log_last_stable_offset(log), tl_log_end_offset(log));
+	tl_log_close(log);
+	free(b);
+	marker_free(old);
+	marker_free(current);
 }
 END_TEST
 
@@ -2105,6 +2143,7 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, aborted_index_and_open_transactions_are_rebuilt_after_a_crash);
 	tcase_add_test(tc, aborted_index_is_rebuilt_by_full_replay_without_snapshots);
 	tcase_add_test(tc, a_marker_of_an_older_coordinator_is_fenced);
+	tcase_add_test(tc, a_marker_of_an_older_producer_epoch_is_refused);
 	tcase_add_test(tc, a_damaged_txnindex_is_rebuilt_and_written_back);
 	tcase_add_test(tc, garbled_offsets_in_a_trusted_segment_fail_the_replay_cleanly);
 	tcase_add_test(tc,
