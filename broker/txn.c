@@ -1234,14 +1234,20 @@ void tl_handle_add_offsets_to_txn(struct tl_request *req, struct tl_cursor *body
 	if (err == TL_OK)
 		err = txn_check_producer(txn, msg.producer_id, msg.producer_epoch,
 					 req->header.api_version, 2);
-	struct tl_topic *offsets = tl_topic_find(broker, tl_str_of(TL_GROUP_STORE_TOPIC));
-	if (err == TL_OK && (msg.group_id.len <= 0 || !offsets))
+	if (err == TL_OK && msg.group_id.len <= 0)
 		err = TL_ERR_INVALID_REQUEST;
 	if (err != TL_OK) {
 		simple_error_respond(req, err);
 		return;
 	}
-	int32_t partition = tl_group_store_partition_of(msg.group_id, offsets->partition_count);
+	/* The group's offsets partition. In a cluster the offsets topic is created by the
+	 * first FindCoordinator of a group, which may not have come yet (a consumer that
+	 * assigns its partitions): as Kafka, the configured count decides, and the
+	 * TxnOffsetCommit that follows finds the coordinator (creating the topic). */
+	struct tl_topic *offsets = tl_topic_find(broker, tl_str_of(TL_GROUP_STORE_TOPIC));
+	int32_t partition = tl_group_store_partition_of(
+		msg.group_id, offsets ? offsets->partition_count
+				      : broker->config.offsets_topic_num_partitions);
 	bool known = txn->state == TL_TXN_ONGOING &&
 		     txn_has_partition(txn, tl_str_of(TL_GROUP_STORE_TOPIC), partition);
 	if (!known)

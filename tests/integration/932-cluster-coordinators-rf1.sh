@@ -5,6 +5,9 @@
 # partition) lack at least two of its three partitions. Kafka's coordinators store
 # offsets of any partition and send markers to each partition's leader; Tally's once
 # answered UNKNOWN_TOPIC_OR_PARTITION for a partition without a local log.
+#   (0) a librdkafka transaction sends offsets for a group never coordinated before (no
+#       __consumer_offsets yet: AddOffsetsToTxn once answered INVALID_REQUEST), and the
+#       group's offset is 5 after the commit;
 #   (1) a libtally producer (tally produce --txn-id) writes 60 keyed records over the
 #       three partitions in three transactions; a read_committed kcat reads all 60 (a
 #       partition whose COMMIT marker never came would stop at its open transaction);
@@ -17,6 +20,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
 tl_require_cmd kcat
+tl_require_prog rdk_txn_once
 
 topic=rf1
 tl_cluster_start 3 --override group.initial.rebalance.delay.ms=0
@@ -26,6 +30,13 @@ tl_cluster_wait_isr "$topic" 3 1
 tl_cluster_describe "$topic" >&2
 
 tl_log "(1) transactions over partitions on three brokers"
+# First, before any group was ever coordinated (no __consumer_offsets yet): offsets sent
+# inside a transaction for a group, as a consumer that assigns its partitions does.
+"$TL_TALLY" topic create rf1-in --partitions 1 --replication-factor 1 -b "$TL_BOOTSTRAP" ||
+	tl_fail "topic create rf1-in failed"
+RDK_TXN_OFFSETS_GROUP=rf1-assigned timeout 60 "$TL_PROGS/rdk_txn_once" "$TL_BOOTSTRAP" rf1-in \
+	rf1-offsets-txn 5 0 2>"$TL_TMP/txn-offsets.err" ||
+	tl_fail "offsets in a transaction before the offsets topic existed: $(cat "$TL_TMP/txn-offsets.err")"
 seq 1 60 | sed 's/.*/k&:v&/' | timeout 60 "$TL_TALLY" produce "$topic" -K: --txn-id rf1-txn \
 	--txn-every 20 -b "$TL_BOOTSTRAP" 2>"$TL_TMP/produce.err" ||
 	tl_fail "transactional produce failed: $(cat "$TL_TMP/produce.err")"
@@ -53,6 +64,11 @@ timeout 60 kcat -b "$TL_BOOTSTRAP" -G rf1-kcat "$topic" -o beginning -e -q -f '%
 	tl_fail "kcat -G failed: $(cat "$TL_TMP/kcat-g.err")"
 grep -q 'Commit failed\|UNKNOWN_TOPIC_OR_PART' "$TL_TMP/kcat-g.err" &&
 	tl_fail "kcat -G could not commit: $(cat "$TL_TMP/kcat-g.err")"
+"$TL_TALLY" group describe rf1-assigned -b "$TL_BOOTSTRAP" >"$TL_TMP/describe-assigned" 2>&1 ||
+	tl_fail "group describe rf1-assigned failed: $(cat "$TL_TMP/describe-assigned")"
+awk -F'\t' '$1 == "rf1-in" && $2 == 0 && $3 == 5 { ok = 1 } END { exit !ok }' \
+	"$TL_TMP/describe-assigned" ||
+	tl_fail "the offset committed in the transaction is not 5: $(cat "$TL_TMP/describe-assigned")"
 for g in rf1-kcat rf1-a rf1-b rf1-c rf1-d rf1-e rf1-f; do
 	if [ "$g" != rf1-kcat ]; then
 		"$TL_TALLY" group seek "$g" -o end -t "$topic" --execute -b "$TL_BOOTSTRAP" \

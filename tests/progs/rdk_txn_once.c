@@ -8,7 +8,10 @@
  *       "<prefix>N" (a compacted topic refuses records without one; 128). Exits 0 when both
  *       ends succeeded.
  *   Environment: RDK_PARTITION writes that partition instead of 0; RDK_CONF adds
- *   librdkafka properties, "key=value" separated by spaces (921: SASL_SSL). */
+ *   librdkafka properties, "key=value" separated by spaces (921: SASL_SSL);
+ *   RDK_TXN_OFFSETS_GROUP=G also sends offset COMMIT_RECORDS of the partition for group
+ *   G inside the committed transaction, as a consumer with assigned partitions would
+ *   (no group membership, no FindCoordinator of G before: 932). */
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +60,19 @@ static int one(rd_kafka_t *rk, const char *topic, int count, int commit)
 			fprintf(stderr, "txn_once: produce: %s\n", rd_kafka_err2str(e));
 			return 1;
 		}
+	}
+	const char *group = getenv("RDK_TXN_OFFSETS_GROUP");
+	if (commit && group) {
+		rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(offsets, topic, partition)->offset = count;
+		rd_kafka_consumer_group_metadata_t *cgmd =
+			rd_kafka_consumer_group_metadata_new(group);
+		int rc = check(rd_kafka_send_offsets_to_transaction(rk, offsets, cgmd, TIMEOUT_MS),
+			       "send_offsets_to_transaction");
+		rd_kafka_consumer_group_metadata_destroy(cgmd);
+		rd_kafka_topic_partition_list_destroy(offsets);
+		if (rc)
+			return rc;
 	}
 	if (commit)
 		return check(rd_kafka_commit_transaction(rk, TIMEOUT_MS), "commit");
