@@ -1413,6 +1413,19 @@ void tl_handle_list_transactions(struct tl_request *req, struct tl_cursor *body)
 	}
 	struct tl_list_transactions_response resp;
 	tl_list_transactions_response_defaults(&resp);
+	/* Filters naming no state Kafka knows are echoed back (Kafka's UnknownStateFilters). */
+	resp.unknown_state_filters = tl_arena_array(
+		&req->arena, (size_t)TL_MAX(msg.state_filters_count, 1), sizeof(struct tl_str));
+	resp.unknown_state_filters_count = 0;
+	for (int32_t i = 0; i < msg.state_filters_count && resp.unknown_state_filters; i++) {
+		bool known = false;
+		for (int st = 0; st < TL_TXN_STATE_COUNT && !known; st++)
+			known = tl_str_eq_c(msg.state_filters[i],
+					    tl_txn_state_name((enum tl_txn_state)st));
+		if (!known)
+			resp.unknown_state_filters[resp.unknown_state_filters_count++] =
+				msg.state_filters[i];
+	}
 	resp.transaction_states = tl_arena_array(&req->arena, broker->txns->count + 1,
 						 sizeof(*resp.transaction_states));
 	resp.transaction_states_count = 0;

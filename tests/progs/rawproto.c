@@ -446,7 +446,8 @@ static int16_t init_producer_id_as(struct client *c, const char *txn_id, int64_t
 /* KIP-360 bumps of @txn_id's epoch by its running instance, as Kafka answers them: a
  * bump naming the current epoch bumps; a retry naming the epoch before the last bump
  * (its answer lost) gets the current epoch again, no second bump; an older epoch is
- * PRODUCER_FENCED; a producer id without an epoch is INVALID_REQUEST. */
+ * PRODUCER_FENCED; a producer id without an epoch is INVALID_REQUEST. And ListTransactions
+ * names the state filters it does not know. */
 static int run_txn_bump(const char *txn_id)
 {
 	struct client c;
@@ -474,6 +475,28 @@ static int run_txn_bump(const char *txn_id)
 	expect_code("InitProducerId with a producer id and no epoch",
 		    init_producer_id_as(&c, txn_id, pid, -1, &got_pid, &got),
 		    TL_ERR_INVALID_REQUEST);
+	/* ListTransactions echoes a state filter naming no state (UnknownStateFilters). */
+	struct tl_str filters[2] = {tl_str_of("Bogus"), tl_str_of("Ongoing")};
+	struct tl_list_transactions_request lt;
+	tl_list_transactions_request_defaults(&lt);
+	lt.state_filters = filters;
+	lt.state_filters_count = 2;
+	struct tl_buf frame;
+	tl_buf_init(&frame);
+	int32_t corr = request_begin(&c, &frame, TL_API_LIST_TRANSACTIONS, 1);
+	tl_list_transactions_request_encode(&frame, 1, &lt);
+	struct raw_reply r;
+	roundtrip(&c, &frame, TL_API_LIST_TRANSACTIONS, 1, corr, "ListTransactions", &r);
+	struct tl_list_transactions_response resp;
+	decoded(tl_list_transactions_response_decode(&r.body, 1, &r.arena, &resp), &r,
+		"ListTransactions");
+	expect_code("ListTransactions", resp.error_code, 0);
+	if (resp.unknown_state_filters_count != 1 ||
+	    !tl_str_eq_c(resp.unknown_state_filters[0], "Bogus"))
+		fail("ListTransactions with state filters Bogus and Ongoing: %d unknown filters, "
+		     "want Bogus alone",
+		     resp.unknown_state_filters_count);
+	raw_reply_free(&r);
 	client_close(&c);
 	printf("txn-bump: ok\n");
 	return 0;
