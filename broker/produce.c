@@ -269,11 +269,20 @@ static tl_err records_check(const struct tl_request *req, const struct tl_topic 
 			 * right but whose records lie is refused, and nothing of it is stored.
 			 * (TL_NO_RECORD_VALIDATION: a build without, only to measure the cost.) */
 #ifndef TL_NO_RECORD_VALIDATION
+		struct tl_batch_scratch *scratch = &req->conn->broker->batch_scratch;
 		err = tl_batch_validate_records(p, (size_t)size, &h,
-						topic->config.log.cleanup_compact,
-						&req->conn->broker->batch_scratch, why);
+						topic->config.log.cleanup_compact, scratch, why);
 		if (err != TL_OK)
 			return err;
+		/* CreateTime: the header says what the records say, as Kafka's LogValidator
+		 * sets it (the time index, ListOffsets by time and retention read it). A
+		 * client's maxTimestamp or LogAppendTime bit is not trusted; a correct
+		 * batch is not rewritten. The request owns its frame (see below). */
+		if (!topic->config.log_append_time && h.records_count > 0 &&
+		    (h.max_timestamp != scratch->max_timestamp ||
+		     (h.attributes & TL_BATCH_ATTR_LOG_APPEND_TIME)))
+			tl_batch_set_create_time(req->frame + (p - req->frame), (size_t)size,
+						 scratch->max_timestamp);
 #endif
 		if (tl_batch_is_control(&h)) {
 			*why = "clients may not write control batches";
@@ -470,14 +479,19 @@ static void produce_partition(struct tl_request *req, struct tl_produce_state *s
 			tl_hist_add(&req->conn->broker->metrics.produce_batch_bytes,
 				    (uint64_t)size);
 		}
-		if (first)
+		if (first) {
 			result->base_offset = appended.base_offset;
+			/* A duplicate's is the original's append time, as Kafka answers. */
+			if (topic->config.log_append_time)
+				result->log_append_time_ms = appended.max_timestamp;
+		}
 		first = false;
 		last_offset = appended.last_offset;
 		p += size;
 		left -= size;
 	}
-	result->log_append_time_ms = topic->config.log_append_time ? now : -1;
+	if (!topic->config.log_append_time)
+		result->log_append_time_ms = -1;
 	result->log_start_offset = tl_log_start_offset(partition->log);
 	if (last_offset < 0)
 		return;

@@ -2574,6 +2574,7 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 		if (err == TL_ERR_EXISTS) {
 			out->base_offset = dup.first_offset;
 			out->last_offset = dup.last_offset;
+			out->max_timestamp = dup.max_timestamp;
 			out->duplicate = true;
 			return TL_OK;
 		}
@@ -2594,6 +2595,7 @@ tl_err tl_log_append(struct tl_log *log, uint8_t *data, size_t len,
 		return err;
 	out->base_offset = h.base_offset;
 	out->last_offset = tl_batch_last_offset(&h);
+	out->max_timestamp = h.max_timestamp;
 	out->duplicate = false;
 	return TL_OK;
 }

@@ -126,6 +126,7 @@ void tl_log_set_config(struct tl_log *log, const struct tl_log_config *config);
 struct tl_log_append_result {
 	int64_t base_offset; /* of the batch appended, or of the original for a duplicate */
 	int64_t last_offset;
+	int64_t max_timestamp; /* the stored batch's (the original's for a duplicate) */
 	bool duplicate; /* a producer retry of a cached batch: nothing was appended */
 };
 

@@ -108,6 +108,15 @@ void tl_batch_set_log_append_time(uint8_t *data, size_t len, int64_t timestamp_m
 	tl_batch_crc_update(data, len);
 }
 
+void tl_batch_set_create_time(uint8_t *data, size_t len, int64_t max_timestamp_ms)
+{
+	uint16_t attributes = tl_be16_get(data + TL_BATCH_OFF_ATTRIBUTES);
+	tl_be16_put(data + TL_BATCH_OFF_ATTRIBUTES,
+		    (uint16_t)(attributes & ~TL_BATCH_ATTR_LOG_APPEND_TIME));
+	tl_be64_put(data + TL_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)max_timestamp_ms);
+	tl_batch_crc_update(data, len);
+}
+
 int tl_batch_control_type(const uint8_t *data, size_t len)
 {
 	int32_t coordinator_epoch;

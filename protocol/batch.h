@@ -94,6 +94,9 @@ void tl_batch_assign(uint8_t *data, int64_t base_offset, int32_t leader_epoch);
 /* Sets maxTimestamp and the LogAppendTime attribute bit, and recomputes the CRC
  * (both are covered by it). For topics with message.timestamp.type=LogAppendTime. */
 void tl_batch_set_log_append_time(uint8_t *data, size_t len, int64_t timestamp_ms);
+/* Sets maxTimestamp, clears the LogAppendTime bit and recomputes the CRC: a CreateTime
+ * topic's batch says what its records say (Kafka's LogValidator). */
+void tl_batch_set_create_time(uint8_t *data, size_t len, int64_t max_timestamp_ms);
 
 /* The control type of a control batch (0 ABORT, 1 COMMIT: the key of its first record,
  * which is never compressed), or -1 when @data holds no readable control record. Reads

@@ -368,8 +368,9 @@ static inline int32_t skip_varbytes(struct tl_cursor *c, bool nullable)
 /* Walks @count records in @len bytes at @p; with @key_required a record with a null key
  * is refused. */
 static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, bool key_required,
-			   const char **why)
+			   int64_t *max_delta, const char **why)
 {
+	*max_delta = INT64_MIN;
 	struct tl_cursor c;
 	tl_cursor_init(&c, p, len);
 	for (int32_t i = 0; i < count; i++) {
@@ -386,7 +387,9 @@ static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, bool key
 		tl_cursor_init(&rec, c.pos, (size_t)length);
 		c.pos += length;
 		tl_cursor_skip(&rec, 1); /* attributes: none defined for records */
-		(void)tl_cursor_varlong(&rec);
+		int64_t timestamp_delta = tl_cursor_varlong(&rec);
+		if (!rec.failed && timestamp_delta > *max_delta)
+			*max_delta = timestamp_delta;
 		int32_t offset_delta = tl_cursor_varint(&rec);
 		if (!rec.failed && offset_delta != i) {
 			*why = "a record's offsetDelta is not its position in the batch";
@@ -417,6 +420,17 @@ static tl_err walk_records(const uint8_t *p, size_t len, int32_t count, bool key
 	return TL_OK;
 }
 
+/* baseTimestamp + the largest delta (-1 without records), saturating: the header's
+ * values come from the client. */
+static int64_t timestamp_add(int64_t base, int64_t delta)
+{
+	if (delta == INT64_MIN)
+		return -1;
+	if ((delta > 0 && base > INT64_MAX - delta) || (delta < 0 && base < INT64_MIN - delta))
+		return delta > 0 ? INT64_MAX : INT64_MIN;
+	return base + delta;
+}
+
 tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct tl_batch_header *h,
 				 bool key_required, struct tl_batch_scratch *scratch,
 				 const char **why_out)
@@ -425,8 +439,13 @@ tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct t
 	const uint8_t *body = data + TL_BATCH_HEADER_BYTES;
 	size_t body_len = len - TL_BATCH_HEADER_BYTES;
 	enum tl_compression codec = tl_batch_compression(h);
-	if (codec == TL_COMPRESSION_NONE)
-		return walk_records(body, body_len, h->records_count, key_required, why_out);
+	int64_t max_delta;
+	if (codec == TL_COMPRESSION_NONE) {
+		tl_err err = walk_records(body, body_len, h->records_count, key_required,
+					  &max_delta, why_out);
+		scratch->max_timestamp = timestamp_add(h->base_timestamp, max_delta);
+		return err;
+	}
 	size_t out_len = 0;
 	tl_err err = tl_batch_decompress(scratch, codec, body, body_len, &out_len);
 	if (err == TL_ERR_UNSUPPORTED_COMPRESSION_TYPE) {
@@ -445,7 +464,9 @@ tl_err tl_batch_validate_records(const uint8_t *data, size_t len, const struct t
 		*why_out = "the compressed records do not decompress";
 		return TL_ERR_CORRUPT_MESSAGE;
 	}
-	err = walk_records(scratch->buf, out_len, h->records_count, key_required, why_out);
+	err = walk_records(scratch->buf, out_len, h->records_count, key_required, &max_delta,
+			   why_out);
+	scratch->max_timestamp = timestamp_add(h->base_timestamp, max_delta);
 	if (err == TL_OK) {
 		scratch->body = body;
 		scratch->body_bytes = body_len;

@@ -26,6 +26,10 @@ struct tl_batch_scratch {
 	const uint8_t *body;
 	size_t body_bytes;
 	size_t records_bytes; /* its decompressed records at buf */
+	/* The largest record timestamp (baseTimestamp + timestampDelta) of the batch
+	 * tl_batch_validate_records() last passed: what its header's maxTimestamp must say
+	 * under CreateTime (Kafka's LogValidator sets it from the records). */
+	int64_t max_timestamp;
 };
 
 /* @max_bytes bounds a batch's decompressed records (a zip bomb costs no more). */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ListOffsets' special timestamps (tests/progs/rawproto.c list-offsets): -3 answers the
-# first record with the largest timestamp (KIP-734), -4 the log start (no remote tier).
+# first record with the largest timestamp (KIP-734), -4 the log start (no remote tier);
+# batch timestamps as the records say (rawproto timestamps).
 # DescribeConfigs through librdkafka (tests/progs/rdk_admin.c): the broker resource
 # answers Kafka's broker key names with their sources (STATIC_BROKER_CONFIG for what the
 # configuration gave, DEFAULT_CONFIG otherwise) and synonyms in Kafka's order, and only
@@ -14,6 +15,12 @@ tl_start_broker --override node.id=7 --override log.retention.hours=100 \
 	--override log.segment.bytes=1048576
 timeout 60 "$TL_PROGS/rawproto" "$TL_BROKER" list-offsets special >&2 ||
 	tl_fail "ListOffsets special timestamps"
+# Batch timestamps as Kafka's LogValidator sets them: a client's maxTimestamp or
+# LogAppendTime bit on a CreateTime topic, and a LogAppendTime topic's duplicate.
+"$TL_BIN/tally" topic create lat -p 1 -c message.timestamp.type=LogAppendTime -b "$TL_BROKER" ||
+	tl_fail "topic create lat failed"
+timeout 60 "$TL_PROGS/rawproto" "$TL_BROKER" timestamps created lat >&2 ||
+	tl_fail "batch timestamps"
 
 want()
 {

@@ -62,6 +62,8 @@
  *                                            after the last refusal; U: refusals after
  *                                            which FindCoordinator and ListGroups were
  *                                            COORDINATOR_NOT_AVAILABLE too)
+ *   rawproto BROKER timestamps CT_TOPIC LAT_TOPIC  batch timestamps as Kafka's
+ *                                            LogValidator sets them (run_timestamps)
  *   rawproto BROKER txn-bump TXN_ID          KIP-360 epoch bumps by a running instance,
  *                                            a retried one, a fenced one (run_txn_bump)
  *   rawproto BROKER group-rules TOPIC PREFIX  group coordinator rules (run_group_rules):
@@ -533,6 +535,8 @@ static int32_t produce_send(struct client *c, int16_t version, int16_t acks, con
 }
 
 /* Reads one single-partition Produce answer; returns its error code. */
+static int64_t produce_log_append_time; /* the last Produce answer's log_append_time_ms */
+
 static int16_t produce_recv(struct client *c, int16_t version, int32_t corr, const char *topic,
 			    int32_t partition, int64_t *base_offset_out)
 {
@@ -551,6 +555,7 @@ static int16_t produce_recv(struct client *c, int16_t version, int32_t corr, con
 		fail("Produce: answer for partition %d, expected %d", p->index, partition);
 	int16_t code = p->error_code;
 	*base_offset_out = p->base_offset;
+	produce_log_append_time = p->log_append_time_ms;
 	if (code == 0 && p->base_offset < 0)
 		fail("Produce: no error but base offset %" PRId64, p->base_offset);
 	raw_reply_free(&r);
@@ -2063,6 +2068,62 @@ static void expect_list_offsets(struct client *c, const char *topic, int64_t tim
 
 static void check_read_rules(struct client *c, const char *topic, int64_t end);
 
+/* The batch header's maxTimestamp under CreateTime is what the records say, whatever the
+ * client wrote (Kafka's LogValidator): on @ct_topic (new) a batch claiming maxTimestamp 1
+ * and one setting the LogAppendTime bit with a time 10^9 ms ahead, both of records
+ * stamped now, are found by ListOffsets by time and MAX_TIMESTAMP at their records'
+ * time. On @lat_topic (message.timestamp.type=LogAppendTime) an idempotent batch sent
+ * again 1.1 s later is answered with the first append's time, as Kafka answers a
+ * duplicate. (A review of the produce path, stop 36.) */
+static int run_timestamps(const char *ct_topic, const char *lat_topic)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, ct_topic, 1);
+	int64_t now = tl_wall_ms();
+	const int64_t at[] = {now};
+	struct tl_buf low, ahead;
+	build_batch_at(&low, "ts-low", 1, at);
+	tl_be64_put(low.data + TL_BATCH_OFF_MAX_TIMESTAMP, 1);
+	tl_batch_crc_update(low.data, low.len);
+	build_batch_at(&ahead, "ts-ahead", 1, at);
+	tl_be16_put(ahead.data + TL_BATCH_OFF_ATTRIBUTES,
+		    (uint16_t)(tl_be16_get(ahead.data + TL_BATCH_OFF_ATTRIBUTES) |
+			       TL_BATCH_ATTR_LOG_APPEND_TIME));
+	tl_be64_put(ahead.data + TL_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)(now + 1000000000));
+	tl_batch_crc_update(ahead.data, ahead.len);
+	int64_t base;
+	expect_code("Produce of a batch claiming maxTimestamp 1",
+		    produce(&c, 9, ct_topic, 0, &low, &base), 0);
+	expect_code("Produce of a batch claiming LogAppendTime",
+		    produce(&c, 9, ct_topic, 0, &ahead, &base), 0);
+	tl_buf_deinit(&low);
+	tl_buf_deinit(&ahead);
+	expect_list_offsets(&c, ct_topic, now - 60000, 0, now);
+	expect_list_offsets(&c, ct_topic, -3, 0, now);
+
+	int64_t pid;
+	int16_t epoch;
+	init_producer_id(&c, &pid, &epoch);
+	struct tl_buf batch;
+	build_batch(&batch, "lat", 1, TL_COMPRESSION_NONE, pid, epoch, 0);
+	int64_t first_base, again_base;
+	expect_code("Produce to a LogAppendTime topic", produce(&c, 9, lat_topic, 0, &batch, &first_base),
+		    0);
+	int64_t first_time = produce_log_append_time;
+	usleep(1100 * 1000);
+	expect_code("the same idempotent batch again",
+		    produce(&c, 9, lat_topic, 0, &batch, &again_base), 0);
+	tl_buf_deinit(&batch);
+	if (again_base != first_base || produce_log_append_time != first_time)
+		fail("a duplicate on a LogAppendTime topic was answered base %" PRId64
+		     " time %" PRId64 ", want the original's base %" PRId64 " time %" PRId64,
+		     again_base, produce_log_append_time, first_base, first_time);
+	client_close(&c);
+	printf("timestamps: ok\n");
+	return 0;
+}
+
 /* Two batches; the largest timestamp is carried by offsets 1 and 3: MAX_TIMESTAMP is
  * the first of them, whatever the batches' order. */
 static int run_list_offsets(const char *topic)
@@ -3513,6 +3574,10 @@ int main(int argc, char **argv)
 		return run_hold_member(argv[3], (int32_t)strtol(argv[4], NULL, 10),
 				       (int32_t)strtol(argv[5], NULL, 10));
 	}
+	if (argc >= 5 && strcmp(argv[2], "timestamps") == 0) {
+		broker_addr = argv[1];
+		return run_timestamps(argv[3], argv[4]);
+	}
 	if (argc >= 4 && strcmp(argv[2], "txn-bump") == 0) {
 		broker_addr = argv[1];
 		return run_txn_bump(argv[3]);
@@ -3584,6 +3649,7 @@ int main(int argc, char **argv)
 		"       rawproto BROKER offset-fetch GROUP TOPIC PARTITION\n"
 		"       rawproto BROKER group-rules TOPIC PREFIX\n"
 		"       rawproto BROKER txn-bump TXN_ID\n"
+		"       rawproto BROKER timestamps CT_TOPIC LAT_TOPIC\n"
 		"       rawproto BROKER badinput [SEED]\n"
 		"       rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR] (fuzz corpus seeds)\n");
 	return 2;
