@@ -445,26 +445,49 @@ static void produce_partition(struct tl_request *req, struct tl_produce_state *s
 	uint8_t *p = req->frame + (data->records.ptr - req->frame);
 	int64_t left = data->records.len;
 	int64_t now = tl_wall_ms();
-	bool first = true;
-	int64_t last_offset = -1;
-	while (left > 0) {
-		int64_t size = tl_batch_size(p, (size_t)left);
+	/* Every batch is made ready (recompressed, stamped) before any is appended: a
+	 * partition takes all its batches or none, as Kafka validates a partition's
+	 * records whole (several batches come only from Produce v0-2 clients). */
+	int32_t count = 0;
+	for (int64_t at = 0; at < left; at += tl_batch_size(p + at, (size_t)(left - at)))
+		count++;
+	struct ready_batch {
+		uint8_t *data;
+		int64_t size, wire_size;
 		struct tl_batch_header h;
-		tl_batch_header_decode(p, (size_t)size, &h);
-		uint8_t *batch = p;
-		int64_t batch_size = size;
-		err = recompress(req, topic, &batch, &batch_size, &h);
+	} *ready = tl_arena_array(&req->arena, (size_t)count, sizeof(*ready));
+	if (!ready) { /* the request's memory limit: millions of tiny batches */
+		partition_error(st, result, TL_ERR_INVALID_RECORD,
+				"too many record batches for one partition");
+		return;
+	}
+	for (int32_t i = 0; i < count; i++) {
+		struct ready_batch *rb = &ready[i];
+		rb->wire_size = tl_batch_size(p, (size_t)left);
+		tl_batch_header_decode(p, (size_t)rb->wire_size, &rb->h);
+		rb->data = p;
+		rb->size = rb->wire_size;
+		err = recompress(req, topic, &rb->data, &rb->size, &rb->h);
 		if (err != TL_OK) {
 			partition_error(st, result, err,
 					"cannot recompress the batch to the topic's "
 					"compression.type");
-			break;
+			return;
 		}
 		if (topic->config.log_append_time) {
-			tl_batch_set_log_append_time(batch, (size_t)batch_size, now);
-			h.max_timestamp = now;
-			h.attributes |= TL_BATCH_ATTR_LOG_APPEND_TIME;
+			tl_batch_set_log_append_time(rb->data, (size_t)rb->size, now);
+			rb->h.max_timestamp = now;
+			rb->h.attributes |= TL_BATCH_ATTR_LOG_APPEND_TIME;
 		}
+		p += rb->wire_size;
+		left -= rb->wire_size;
+	}
+	bool first = true;
+	int64_t last_offset = -1;
+	for (int32_t i = 0; i < count; i++) {
+		uint8_t *batch = ready[i].data;
+		int64_t batch_size = ready[i].size, size = ready[i].wire_size;
+		struct tl_batch_header h = ready[i].h;
 		struct tl_log_append_result appended;
 		err = tl_log_append(partition->log, batch, (size_t)batch_size, &h, &appended);
 		if (err != TL_OK) {
@@ -487,8 +510,6 @@ static void produce_partition(struct tl_request *req, struct tl_produce_state *s
 		}
 		first = false;
 		last_offset = appended.last_offset;
-		p += size;
-		left -= size;
 	}
 	if (!topic->config.log_append_time)
 		result->log_append_time_ms = -1;

@@ -8,10 +8,13 @@
 # (3) A topic's compression.type recompresses as Kafka's LogValidator does: kcat's gzip
 #     batches are stored as zstd (or uncompressed), idempotence intact, and a changed
 #     compression.type (tally topic alter) takes effect for the next batch; a codec
-#     Kafka does not know is refused with INVALID_CONFIG naming the choices.
+#     Kafka does not know is refused with INVALID_CONFIG naming the choices; a Produce
+#     v2 whose second batch is too large once recompressed stores neither (rawproto
+#     batches-whole).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat
+tl_require_prog rawproto
 tally() { "$TL_BIN/tally" -b "$TL_BROKER" --timeout 10s "$@"; }
 
 tl_start_broker --override num.partitions=1
@@ -62,4 +65,9 @@ cat "$TL_TMP/bad.out" >&2
 [ $rc -ne 0 ] && grep -q "producer, uncompressed, gzip, snappy, lz4, zstd" "$TL_TMP/bad.out" ||
 	tl_fail "compression.type=brotli was not refused with the list of codecs"
 tl_log "compression.type recompresses: gzip -> zstd, lz4 -> uncompressed after an alter"
+# A Produce v2 of two batches whose second, stored uncompressed, passes
+# max.message.bytes: MESSAGE_TOO_LARGE and nothing of it stored (all or none).
+tally topic create whole -c compression.type=uncompressed -c max.message.bytes=4000 >&2
+timeout 60 "$TL_PROGS/rawproto" "$TL_BROKER" batches-whole whole >&2 ||
+	tl_fail "a partition kept part of a refused request's batches"
 tl_log "ok"

@@ -62,6 +62,8 @@
  *                                            after the last refusal; U: refusals after
  *                                            which FindCoordinator and ListGroups were
  *                                            COORDINATOR_NOT_AVAILABLE too)
+ *   rawproto BROKER batches-whole TOPIC    a partition takes a request's batches all or
+ *                                            none (run_batches_whole)
  *   rawproto BROKER timestamps CT_TOPIC LAT_TOPIC  batch timestamps as Kafka's
  *                                            LogValidator sets them (run_timestamps)
  *   rawproto BROKER txn-bump TXN_ID          KIP-360 epoch bumps by a running instance,
@@ -2068,6 +2070,43 @@ static void expect_list_offsets(struct client *c, const char *topic, int64_t tim
 
 static void check_read_rules(struct client *c, const char *topic, int64_t end);
 
+/* A partition takes all the batches of a Produce v2 request or none (Kafka validates
+ * them whole): on @topic (compression.type=uncompressed, max.message.bytes=4000, new)
+ * a small gzip batch then one whose 100 KB of records compress to a few hundred bytes
+ * but stored uncompressed exceed the limit: MESSAGE_TOO_LARGE, and the log stays empty
+ * (the first batch was appended, and a client's retry would duplicate it). */
+static int run_batches_whole(const char *topic)
+{
+	struct client c;
+	client_open(&c);
+	static uint8_t big[100 * 1024];
+	memset(big, 'A', sizeof(big));
+	struct tl_buf small, large, both;
+	build_batch(&small, "small", 1, TL_COMPRESSION_GZIP, -1, -1, -1);
+	struct tl_records_builder builder;
+	tl_records_builder_init(&builder, TL_COMPRESSION_GZIP);
+	struct tl_bytes key = {NULL, -1}, value = {big, (int32_t)sizeof(big)};
+	if (tl_records_builder_append(&builder, tl_wall_ms(), key, value, NULL, 0) != TL_OK)
+		fail("builder append failed");
+	tl_buf_init(&large);
+	if (tl_records_builder_finish(&builder, NULL, &large) != TL_OK)
+		fail("builder finish failed");
+	tl_records_builder_deinit(&builder);
+	tl_buf_init(&both);
+	tl_buf_put(&both, small.data, small.len);
+	tl_buf_put(&both, large.data, large.len);
+	int64_t base;
+	expect_code("Produce v2 of two batches, the second too large once uncompressed",
+		    produce(&c, 2, topic, 0, &both, &base), TL_ERR_MESSAGE_TOO_LARGE);
+	tl_buf_deinit(&small);
+	tl_buf_deinit(&large);
+	tl_buf_deinit(&both);
+	expect_list_offsets(&c, topic, -1, 0, -1);
+	client_close(&c);
+	printf("batches-whole: ok\n");
+	return 0;
+}
+
 /* The batch header's maxTimestamp under CreateTime is what the records say, whatever the
  * client wrote (Kafka's LogValidator): on @ct_topic (new) a batch claiming maxTimestamp 1
  * and one setting the LogAppendTime bit with a time 10^9 ms ahead, both of records
@@ -3574,6 +3613,10 @@ int main(int argc, char **argv)
 		return run_hold_member(argv[3], (int32_t)strtol(argv[4], NULL, 10),
 				       (int32_t)strtol(argv[5], NULL, 10));
 	}
+	if (argc >= 4 && strcmp(argv[2], "batches-whole") == 0) {
+		broker_addr = argv[1];
+		return run_batches_whole(argv[3]);
+	}
 	if (argc >= 5 && strcmp(argv[2], "timestamps") == 0) {
 		broker_addr = argv[1];
 		return run_timestamps(argv[3], argv[4]);
@@ -3650,6 +3693,7 @@ int main(int argc, char **argv)
 		"       rawproto BROKER group-rules TOPIC PREFIX\n"
 		"       rawproto BROKER txn-bump TXN_ID\n"
 		"       rawproto BROKER timestamps CT_TOPIC LAT_TOPIC\n"
+		"       rawproto BROKER batches-whole TOPIC\n"
 		"       rawproto BROKER badinput [SEED]\n"
 		"       rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR] (fuzz corpus seeds)\n");
 	return 2;
