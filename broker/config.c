@@ -127,7 +127,9 @@ static const struct key_def broker_keys[] = {
 	 OFF(transaction_state_log_num_partitions), 1, 1000},
 	{"offsets.topic.replication.factor", KEY_INT16, OFF(offsets_topic_replication_factor), 1,
 	 16},
-	{"producer.id.expiration.ms", KEY_INT64, OFF(producer_id_expiration_ms), 1, INT64_MAX},
+	{"producer.id.expiration.check.interval.ms", KEY_INT64,
+	 OFF(log.producer_id_expiration_check_interval_ms), 1, INT64_MAX},
+	{"producer.id.expiration.ms", KEY_INT64, OFF(log.producer_id_expiration_ms), 1, INT64_MAX},
 	{"queued.max.requests", KEY_INT32, OFF(queued_max_requests), 1, 100000},
 	{"quota.window.num", KEY_INT32, OFF(quota_window_num), 2, 64},
 	{"quota.window.size.seconds", KEY_INT32, OFF(quota_window_size_seconds), 1, 3600},
@@ -235,7 +237,6 @@ void tl_config_defaults(struct tl_config *config)
 	config->transaction_state_log_num_partitions = 8;
 	config->offsets_topic_segment_bytes = 104857600;
 	config->transaction_state_log_segment_bytes = 104857600;
-	config->producer_id_expiration_ms = 86400000;
 	config->transaction_max_timeout_ms = 900000;
 	config->transactional_id_expiration_ms = 604800000;
 	snprintf(config->log_level, sizeof(config->log_level), "info");
@@ -1517,7 +1518,9 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->transaction_state_log_segment_bytes);
 	fprintf(out, "offsets.topic.replication.factor=%d\n",
 		config->offsets_topic_replication_factor);
-	fprintf(out, "producer.id.expiration.ms=%" PRId64 "\n", config->producer_id_expiration_ms);
+	fprintf(out, "producer.id.expiration.ms=%" PRId64 "\n", config->log.producer_id_expiration_ms);
+	fprintf(out, "producer.id.expiration.check.interval.ms=%" PRId64 "\n",
+		config->log.producer_id_expiration_check_interval_ms);
 	fprintf(out, "replica.fetch.backoff.ms=%d\n", config->replica_fetch_backoff_ms);
 	fprintf(out, "replica.fetch.max.bytes=%d\n", config->replica_fetch_max_bytes);
 	fprintf(out, "replica.fetch.response.max.bytes=%d\n",

@@ -155,7 +155,6 @@ struct tl_config {
 	int32_t transaction_state_log_num_partitions; /* cluster mode, at creation */
 	int32_t offsets_topic_segment_bytes;         /* offsets.topic.segment.bytes (at creation) */
 	int32_t transaction_state_log_segment_bytes; /* transaction.state.log.segment.bytes */
-	int64_t producer_id_expiration_ms;           /* producer.id.expiration.ms */
 	int32_t transaction_max_timeout_ms;          /* transaction.max.timeout.ms */
 	int64_t transactional_id_expiration_ms;      /* transactional.id.expiration.ms */
 	/* test.fault.drop.produce.response.ratio: after a produce is durable, close the

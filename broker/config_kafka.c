@@ -177,7 +177,6 @@ static const char *const kafka_keys[] = {
 	"password.encoder.secret",
 	"principal.builder.class",
 	"process.roles",
-	"producer.id.expiration.check.interval.ms",
 	"producer.id.expiration.ms",
 	"producer.purgatory.purge.interval.requests",
 	"queued.max.request.bytes",

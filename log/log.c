@@ -330,6 +330,7 @@ struct tl_log {
 	struct tl_hist sync_us;  /* sync rounds (fdatasync), likewise */
 
 	struct tl_pstate pstate;
+	int64_t next_pstate_expire_ms; /* wall clock of the tick's next expiry; 0: unset */
 	int64_t snapshots[SNAPSHOTS_KEPT + 1]; /* snapshot files' offsets, newest first, -1 */
 
 	/* Transactions. */
@@ -358,6 +359,7 @@ void tl_log_config_defaults(struct tl_log_config *config)
 {
 	config->offset_holes = false; /* one node; tl_partition_open_log sets it for replicas */
 	config->producer_id_expiration_ms = 86400000;
+	config->producer_id_expiration_check_interval_ms = 600000;
 	config->segment_bytes = 1073741824;
 	config->segment_ms = 604800000;
 	config->retention_bytes = -1;
@@ -4547,7 +4549,15 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 	if (log->failed)
 		return 0;
 	readahead_expire(log);
-	pstate_expire(log, now_ms);
+	/* As Kafka, every producer.id.expiration.check.interval.ms, not each tick: a
+	 * producer writing old CreateTime timestamps beside a current one would lose its
+	 * dedupe state within seconds of a write. */
+	if (now_ms >= log->next_pstate_expire_ms) {
+		if (log->next_pstate_expire_ms > 0)
+			pstate_expire(log, now_ms);
+		log->next_pstate_expire_ms =
+			now_ms + log->config.producer_id_expiration_check_interval_ms;
+	}
 	struct tl_log_segment *active = active_segment(log);
 	if (active->bytes > 0 && log->config.segment_ms >= 0 && active->first_append_ms >= 0 &&
 	    now_ms - active->first_append_ms > log->config.segment_ms) {

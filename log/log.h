@@ -45,6 +45,9 @@
 
 struct tl_log_config {
 	int64_t producer_id_expiration_ms; /* producer.id.expiration.ms */
+	/* producer.id.expiration.check.interval.ms: how often the tick expires producers
+	 * (Kafka's 10 min; at open always) */
+	int64_t producer_id_expiration_check_interval_ms;
 	int64_t segment_bytes;   /* log.segment.bytes: roll when the next batch would pass it */
 	int64_t segment_ms;      /* log.roll.ms: roll a non-empty segment older than this */
 	int64_t retention_bytes; /* log.retention.bytes: -1 = no size limit */

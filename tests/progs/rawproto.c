@@ -62,6 +62,9 @@
  *                                            after the last refusal; U: refusals after
  *                                            which FindCoordinator and ListGroups were
  *                                            COORDINATOR_NOT_AVAILABLE too)
+ *   rawproto BROKER pid-expiry TOPIC write|restarted [PID EPOCH]
+ *                                            producer.id.expiration.ms and its check
+ *                                            interval (run_pid_expiry)
  *   rawproto BROKER batches-whole TOPIC    a partition takes a request's batches all or
  *                                            none (run_batches_whole)
  *   rawproto BROKER timestamps CT_TOPIC LAT_TOPIC  batch timestamps as Kafka's
@@ -2070,6 +2073,65 @@ static void expect_list_offsets(struct client *c, const char *topic, int64_t tim
 
 static void check_read_rules(struct client *c, const char *topic, int64_t end);
 
+/* One idempotent record of @pid/@epoch at sequence @seq stamped @timestamp_ms. */
+static int16_t produce_idempotent_at(struct client *c, const char *topic, int64_t pid,
+				     int16_t epoch, int32_t seq, int64_t timestamp_ms)
+{
+	struct tl_records_builder builder;
+	tl_records_builder_init(&builder, TL_COMPRESSION_NONE);
+	struct tl_bytes key = {NULL, -1}, value = {(const uint8_t *)"expiry", 6};
+	if (tl_records_builder_append(&builder, timestamp_ms, key, value, NULL, 0) != TL_OK)
+		fail("builder append failed");
+	tl_records_builder_set_producer(&builder, pid, epoch, seq, false);
+	struct tl_buf batch;
+	tl_buf_init(&batch);
+	if (tl_records_builder_finish(&builder, NULL, &batch) != TL_OK)
+		fail("builder finish failed");
+	tl_records_builder_deinit(&builder);
+	int64_t base;
+	int16_t code = produce(c, 9, topic, 0, &batch, &base);
+	tl_buf_deinit(&batch);
+	return code;
+}
+
+/* Producer expiry on a broker with producer.id.expiration.ms=2000 (and the default
+ * 10 min check interval). "write": producer A writes sequence 0 stamped 10 s ago (old
+ * CreateTime, as a mirror of old data), producer B a record stamped now (so A's last
+ * batch is past the expiration against the newest one); 2.5 s later A's sequence 1
+ * (stamped as old) is still taken: expiry runs every
+ * producer.id.expiration.check.interval.ms, not at each tick (it ran each tick: a
+ * producer beside a newer-stamped one lost its state within seconds). Prints A's "PID
+ * EPOCH". "restarted PID EPOCH": after a restart (expiry at open), A's sequence 2 is
+ * UNKNOWN_PRODUCER_ID: producer.id.expiration.ms is applied (the key was parsed and
+ * ignored). */
+static int run_pid_expiry(const char *topic, const char *phase, int64_t pid, int16_t epoch)
+{
+	struct client c;
+	client_open(&c);
+	if (strcmp(phase, "write") == 0) {
+		ensure_topic(&c, topic, 1);
+		int64_t b_pid;
+		int16_t b_epoch;
+		init_producer_id(&c, &pid, &epoch);
+		init_producer_id(&c, &b_pid, &b_epoch);
+		int64_t now = tl_wall_ms();
+		expect_code("A's sequence 0 stamped 10 s ago",
+			    produce_idempotent_at(&c, topic, pid, epoch, 0, now - 10000), 0);
+		expect_code("B's record stamped now",
+			    produce_idempotent_at(&c, topic, b_pid, b_epoch, 0, now), 0);
+		usleep(2500 * 1000); /* two ticks (1 s apart) at least: each expired, once */
+		expect_code("A's sequence 1, 2.5 s later (before the next expiry check)",
+			    produce_idempotent_at(&c, topic, pid, epoch, 1, now - 10000), 0);
+		printf("%" PRId64 " %d\n", pid, epoch);
+	} else {
+		expect_code("A's sequence 2 after a restart (expired at open)",
+			    produce_idempotent_at(&c, topic, pid, epoch, 2, tl_wall_ms()),
+			    TL_ERR_UNKNOWN_PRODUCER_ID);
+	}
+	client_close(&c);
+	return 0;
+}
+
 /* A partition takes all the batches of a Produce v2 request or none (Kafka validates
  * them whole): on @topic (compression.type=uncompressed, max.message.bytes=4000, new)
  * a small gzip batch then one whose 100 KB of records compress to a few hundred bytes
@@ -3613,6 +3675,11 @@ int main(int argc, char **argv)
 		return run_hold_member(argv[3], (int32_t)strtol(argv[4], NULL, 10),
 				       (int32_t)strtol(argv[5], NULL, 10));
 	}
+	if (argc >= 5 && strcmp(argv[2], "pid-expiry") == 0) {
+		broker_addr = argv[1];
+		return run_pid_expiry(argv[3], argv[4], argc >= 7 ? strtoll(argv[5], NULL, 10) : -1,
+				      argc >= 7 ? (int16_t)strtol(argv[6], NULL, 10) : -1);
+	}
 	if (argc >= 4 && strcmp(argv[2], "batches-whole") == 0) {
 		broker_addr = argv[1];
 		return run_batches_whole(argv[3]);
@@ -3694,6 +3761,7 @@ int main(int argc, char **argv)
 		"       rawproto BROKER txn-bump TXN_ID\n"
 		"       rawproto BROKER timestamps CT_TOPIC LAT_TOPIC\n"
 		"       rawproto BROKER batches-whole TOPIC\n"
+		"       rawproto BROKER pid-expiry TOPIC write|restarted [PID EPOCH]\n"
 		"       rawproto BROKER badinput [SEED]\n"
 		"       rawproto seeds REQUEST_DIR BATCH_DIR [BROKER_DIR] (fuzz corpus seeds)\n");
 	return 2;
