@@ -402,36 +402,18 @@ static void ensure_topic(struct client *c, const char *name, int32_t partitions)
 		fail("CreateTopics %s: error %d (%s)", name, code, tl_err_name((tl_err)code));
 }
 
-static void init_producer_id_for(struct client *c, const char *txn_id, int32_t timeout_ms,
-				 int64_t *pid_out, int16_t *epoch_out)
-{
-	struct tl_buf frame;
-	tl_buf_init(&frame);
-	int32_t corr = raw_encode_init_producer_id(&frame, &c->correlation_id, "rawproto", 4,
-						   txn_id, timeout_ms);
-	struct raw_reply r;
-	roundtrip(c, &frame, TL_API_INIT_PRODUCER_ID, 4, corr, "InitProducerId", &r);
-	struct tl_init_producer_id_response resp;
-	decoded(tl_init_producer_id_response_decode(&r.body, 4, &r.arena, &resp), &r,
-		"InitProducerId");
-	expect_code("InitProducerId", resp.error_code, 0);
-	if (resp.producer_id < 0 || resp.producer_epoch < 0)
-		fail("InitProducerId: producer id %" PRId64 " epoch %d", resp.producer_id,
-		     resp.producer_epoch);
-	*pid_out = resp.producer_id;
-	*epoch_out = resp.producer_epoch;
-	raw_reply_free(&r);
-}
 
-/* InitProducerId v4 for @txn_id naming the instance it was (@pid, @epoch: KIP-360);
- * returns the error code, the answer in @pid_out and @epoch_out. */
-static int16_t init_producer_id_as(struct client *c, const char *txn_id, int64_t pid,
-				   int16_t epoch, int64_t *pid_out, int16_t *epoch_out)
+/* InitProducerId v4 for @txn_id (NULL: idempotent only) with @timeout_ms, naming the
+ * instance it was (@pid, @epoch: KIP-360; -1 and -1 for none); returns the error code,
+ * the answer in @pid_out and @epoch_out. */
+static int16_t init_producer_id_with(struct client *c, const char *txn_id, int32_t timeout_ms,
+				     int64_t pid, int16_t epoch, int64_t *pid_out,
+				     int16_t *epoch_out)
 {
 	struct tl_init_producer_id_request msg;
 	tl_init_producer_id_request_defaults(&msg);
-	msg.transactional_id = tl_str_of(txn_id);
-	msg.transaction_timeout_ms = 60000;
+	msg.transactional_id = txn_id ? tl_str_of(txn_id) : (struct tl_str){NULL, -1};
+	msg.transaction_timeout_ms = timeout_ms;
 	msg.producer_id = pid;
 	msg.producer_epoch = epoch;
 	struct tl_buf frame;
@@ -448,6 +430,21 @@ static int16_t init_producer_id_as(struct client *c, const char *txn_id, int64_t
 	int16_t code = resp.error_code;
 	raw_reply_free(&r);
 	return code;
+}
+
+static int16_t init_producer_id_as(struct client *c, const char *txn_id, int64_t pid,
+				   int16_t epoch, int64_t *pid_out, int16_t *epoch_out)
+{
+	return init_producer_id_with(c, txn_id, 60000, pid, epoch, pid_out, epoch_out);
+}
+
+static void init_producer_id_for(struct client *c, const char *txn_id, int32_t timeout_ms,
+				 int64_t *pid_out, int16_t *epoch_out)
+{
+	expect_code("InitProducerId",
+		    init_producer_id_with(c, txn_id, timeout_ms, -1, -1, pid_out, epoch_out), 0);
+	if (*pid_out < 0 || *epoch_out < 0)
+		fail("InitProducerId: producer id %" PRId64 " epoch %d", *pid_out, *epoch_out);
 }
 
 /* KIP-360 bumps of @txn_id's epoch by its running instance, as Kafka answers them: a
