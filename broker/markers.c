@@ -1,14 +1,17 @@
 /* markers.c - see markers.h.
- * One thread sends every marker bound for another broker, one WriteTxnMarkers request
- * at a time per job, over a cached connection per broker, secured as the inter-broker
- * listener says (peer.c: TLS, SASL), every wait bounded by poll timeouts; a failed
- * connection is dropped and the job answers
- * TL_ERR_NETWORK_EXCEPTION (the coordinator retries on its tick). Results go back to the loop
- * through an eventfd. Markers are rare (one per partition per transaction), so a
- * thread with plain blocking I/O is simpler than a second non-blocking client in the
- * loop, and never makes the loop wait.
- * Invariants: (1) a job is on exactly one list (queue, in the thread's hands, results);
- * (2) a job's callback runs exactly once, on the loop thread. */
+ * One lane per destination broker (Kafka's per-broker queues of its
+ * TransactionMarkerChannelManager): a thread, started at the first marker for that
+ * broker, sends its markers one WriteTxnMarkers request at a time over a cached
+ * connection, secured as the inter-broker listener says (peer.c: TLS, SASL), every wait
+ * bounded by poll timeouts; a failed connection is dropped and the job answers
+ * TL_ERR_NETWORK_EXCEPTION (the coordinator retries on its tick). A broker that stops
+ * answering holds up only its own lane: with one thread for all, every transaction's
+ * markers waited behind its 3-15 s timeouts (a review measured a healthy partition's LSO
+ * 14.6 s late). Results go back to the loop through an eventfd. Markers are rare (one
+ * per partition per transaction), so threads with plain blocking I/O are simpler than a
+ * second non-blocking client in the loop, and never make the loop wait.
+ * Invariants: (1) a job is on exactly one list (a lane's queue, in its thread's hands,
+ * results); (2) a job's callback runs exactly once, on the loop thread. */
 #include "broker/markers.h"
 
 #include <arpa/inet.h>
@@ -38,7 +41,7 @@
 #define MARKERS_VERSION    1
 #define IO_TIMEOUT_MS      15000 /* the leader answers once the ISR has the marker */
 #define CONNECT_TIMEOUT_MS 3000
-#define CONNS_MAX          64
+#define LANES_MAX          64 /* destination brokers */
 #define RESPONSE_BYTES_MAX (1 << 20)
 
 struct job {
@@ -65,21 +68,27 @@ struct conn {
 	struct tl_peer_link link; /* valid while fd != -1 */
 };
 
-struct tl_markers {
+struct lane {
+	struct tl_markers *markers;
+	int32_t broker_id;
 	pthread_t thread;
-	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	struct job *queue, *queue_tail; /* lock */
-	struct job *results;            /* lock */
-	bool stopping;                  /* lock */
-	int event_fd;
-	/* The thread's own. */
-	struct conn conns[CONNS_MAX];
-	int32_t conn_count;
+	struct job *queue, *queue_tail; /* markers->lock */
+	/* The lane's thread's own. */
+	struct conn conn;
 	int32_t correlation_id;
+	int64_t login_warn_ms; /* the last login failure's warn line */
+};
+
+struct tl_markers {
+	pthread_mutex_t lock;
+	struct job *results; /* lock */
+	bool stopping;       /* lock */
+	int event_fd;
+	struct lane *lanes[LANES_MAX]; /* created by the loop, under lock */
+	int32_t lane_count;
 	int32_t node_id;
 	const struct tl_peer_security *security; /* the broker's, read-only while running */
-	int64_t login_warn_ms;                   /* the last login failure's warn line */
 };
 
 /* ---- the thread ---- */
@@ -140,54 +149,45 @@ static bool conn_login(struct conn *c)
 
 /* TLS and SASL of the inter-broker listener on a fresh connection (@fresh), or SASL
  * again on one whose session is due (KIP-368): true once ready. */
-static bool conn_secure(struct tl_markers *m, struct conn *c, bool fresh)
+static bool conn_secure(struct lane *l, struct conn *c, bool fresh)
 {
+	const struct tl_markers *m = l->markers;
 	if (fresh && tl_peer_link_init(&c->link, m->security, c->fd, c->host) != TL_OK)
 		c->link.failure = TL_ERR_NOMEM;
 	else if (conn_login(c))
 		return true;
-	/* The thread owns login_warn_ms; markers are rare, one line per 10 s is plenty. */
+	/* The lane owns login_warn_ms; markers are rare, one line per 10 s is plenty. */
 	int64_t now = tl_mono_ms();
-	if (m->login_warn_ms == 0 || now - m->login_warn_ms >= 10000) {
+	if (l->login_warn_ms == 0 || now - l->login_warn_ms >= 10000) {
 		tl_warn("txn: cannot connect to a broker over the inter-broker listener broker=%d "
 			"principal=%s security.protocol=%s err=%s why=\"%s\"",
 			c->broker_id, m->security->principal, m->security->protocol_name,
 			tl_err_name(c->link.failure), c->link.why);
-		m->login_warn_ms = now;
+		l->login_warn_ms = now;
 	}
 	conn_drop(c);
 	return false;
 }
 
-static struct conn *conn_for(struct tl_markers *m, const struct job *job)
+static struct conn *conn_for(struct lane *l, const struct job *job)
 {
-	struct conn *c = NULL;
-	for (int32_t i = 0; i < m->conn_count && !c; i++)
-		if (m->conns[i].broker_id == job->leader)
-			c = &m->conns[i];
-	if (!c && m->conn_count < CONNS_MAX) {
-		c = &m->conns[m->conn_count++];
-		c->broker_id = job->leader;
-		c->fd = -1;
-	}
-	if (!c)
-		return NULL;
+	struct conn *c = &l->conn;
 	if (c->fd != -1 && (c->port != job->port || strcmp(c->host, job->host) != 0))
 		conn_drop(c); /* the broker moved */
 	if (c->fd == -1) {
 		c->fd = connect_to(job->host, job->port);
 		snprintf(c->host, sizeof(c->host), "%s", job->host);
 		c->port = job->port;
-		if (c->fd != -1 && !conn_secure(m, c, true))
+		if (c->fd != -1 && !conn_secure(l, c, true))
 			return NULL;
 	} else if (tl_peer_link_reauth_due(&c->link, tl_mono_ms())) {
 		/* Nothing is in flight between two jobs: the peer would close the connection
 		 * at our next request once the session ended. */
 		tl_peer_link_reauth_start(&c->link);
-		if (!conn_secure(m, c, false))
+		if (!conn_secure(l, c, false))
 			return NULL;
 		tl_info("txn: re-authenticated with broker=%d principal=%s logins=%d", c->broker_id,
-			m->security->principal, c->link.logins);
+			l->markers->security->principal, c->link.logins);
 	}
 	return c->fd == -1 ? NULL : c;
 }
@@ -240,9 +240,9 @@ static bool recv_all(struct conn *c, uint8_t *p, size_t len)
 }
 
 /* One request, one answer: the partition's error code, or TL_ERR_NETWORK_EXCEPTION. */
-static tl_err job_run(struct tl_markers *m, struct job *job)
+static tl_err job_run(struct lane *l, struct job *job)
 {
-	struct conn *c = conn_for(m, job);
+	struct conn *c = conn_for(l, job);
 	if (!c)
 		return TL_ERR_NETWORK_EXCEPTION;
 	int32_t partition = job->partition;
@@ -263,7 +263,7 @@ static tl_err job_run(struct tl_markers *m, struct job *job)
 	tl_buf_i32(&buf, 0);
 	struct tl_request_header header = {.api_key = TL_API_WRITE_TXN_MARKERS,
 					   .api_version = MARKERS_VERSION,
-					   .correlation_id = ++m->correlation_id,
+					   .correlation_id = ++l->correlation_id,
 					   .client_id = tl_str_of("tallyd-txn-markers")};
 	tl_request_header_encode(&buf, &header);
 	tl_write_txn_markers_request_encode(&buf, MARKERS_VERSION, &req);
@@ -295,7 +295,7 @@ static tl_err job_run(struct tl_markers *m, struct job *job)
 	tl_err err = TL_ERR_NETWORK_EXCEPTION;
 	if (tl_response_header_decode(&cursor, TL_API_WRITE_TXN_MARKERS, MARKERS_VERSION,
 				      &correlation_id) == TL_OK &&
-	    correlation_id == m->correlation_id &&
+	    correlation_id == l->correlation_id &&
 	    tl_write_txn_markers_response_decode(&cursor, MARKERS_VERSION, &arena, &resp) ==
 		    TL_OK &&
 	    resp.markers_count == 1 && resp.markers[0].topics_count == 1 &&
@@ -315,30 +315,56 @@ static void signal_loop(struct tl_markers *m)
 	TL_UNUSED(n); /* a full counter is still readable */
 }
 
-static void *thread_main(void *arg)
+static void *lane_main(void *arg)
 {
-	struct tl_markers *m = arg;
+	struct lane *l = arg;
+	struct tl_markers *m = l->markers;
 	pthread_mutex_lock(&m->lock);
 	for (;;) {
-		while (!m->queue && !m->stopping)
-			pthread_cond_wait(&m->wake, &m->lock);
+		while (!l->queue && !m->stopping)
+			pthread_cond_wait(&l->wake, &m->lock);
 		if (m->stopping)
 			break;
-		struct job *job = m->queue;
-		m->queue = job->next;
-		if (!m->queue)
-			m->queue_tail = NULL;
+		struct job *job = l->queue;
+		l->queue = job->next;
+		if (!l->queue)
+			l->queue_tail = NULL;
 		pthread_mutex_unlock(&m->lock);
-		job->err = job_run(m, job);
+		job->err = job_run(l, job);
 		pthread_mutex_lock(&m->lock);
 		job->next = m->results;
 		m->results = job;
 		signal_loop(m);
 	}
 	pthread_mutex_unlock(&m->lock);
-	for (int32_t i = 0; i < m->conn_count; i++)
-		conn_drop(&m->conns[i]);
+	conn_drop(&l->conn);
 	return NULL;
+}
+
+/* The lane of broker @leader, started on first use (the loop's thread; @m->lock held).
+ * NULL when LANES_MAX brokers have one or no thread can start. */
+static struct lane *lane_for(struct tl_markers *m, int32_t leader)
+{
+	for (int32_t i = 0; i < m->lane_count; i++)
+		if (m->lanes[i]->broker_id == leader)
+			return m->lanes[i];
+	if (m->lane_count == LANES_MAX)
+		return NULL;
+	struct lane *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->markers = m;
+	l->broker_id = leader;
+	l->conn.broker_id = leader;
+	l->conn.fd = -1;
+	pthread_cond_init(&l->wake, NULL);
+	if (pthread_create(&l->thread, NULL, lane_main, l) != 0) {
+		pthread_cond_destroy(&l->wake);
+		free(l);
+		return NULL;
+	}
+	m->lanes[m->lane_count++] = l;
+	return l;
 }
 
 /* ---- the loop's side ---- */
@@ -356,12 +382,6 @@ tl_err tl_markers_create(struct tl_broker *broker, struct tl_markers **out)
 		return TL_ERR_IO;
 	}
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->wake, NULL);
-	if (pthread_create(&m->thread, NULL, thread_main, m) != 0) {
-		close(m->event_fd);
-		free(m);
-		return TL_ERR_IO;
-	}
 	*out = m;
 	return TL_OK;
 }
@@ -405,16 +425,22 @@ void tl_markers_destroy(struct tl_broker *broker, struct tl_markers *markers)
 		return;
 	pthread_mutex_lock(&markers->lock);
 	markers->stopping = true;
-	pthread_cond_signal(&markers->wake);
+	for (int32_t i = 0; i < markers->lane_count; i++)
+		pthread_cond_signal(&markers->lanes[i]->wake);
 	pthread_mutex_unlock(&markers->lock);
-	pthread_join(markers->thread, NULL);
+	for (int32_t i = 0; i < markers->lane_count; i++)
+		pthread_join(markers->lanes[i]->thread, NULL);
 	results_run(markers->results);
-	for (struct job *j = markers->queue; j; j = j->next)
-		j->err = TL_ERR_NETWORK_EXCEPTION;
-	results_run(markers->queue);
+	for (int32_t i = 0; i < markers->lane_count; i++) {
+		struct lane *l = markers->lanes[i];
+		for (struct job *j = l->queue; j; j = j->next)
+			j->err = TL_ERR_NETWORK_EXCEPTION;
+		results_run(l->queue);
+		pthread_cond_destroy(&l->wake);
+		free(l);
+	}
 	close(markers->event_fd);
 	pthread_mutex_destroy(&markers->lock);
-	pthread_cond_destroy(&markers->wake);
 	free(markers);
 }
 
@@ -443,12 +469,18 @@ tl_err tl_markers_send(struct tl_broker *broker, int32_t leader, const char *top
 	job->done = done;
 	job->ctx = ctx;
 	pthread_mutex_lock(&m->lock);
-	if (m->queue_tail)
-		m->queue_tail->next = job;
+	struct lane *l = lane_for(m, leader);
+	if (!l) {
+		pthread_mutex_unlock(&m->lock);
+		free(job);
+		return TL_ERR_NOMEM;
+	}
+	if (l->queue_tail)
+		l->queue_tail->next = job;
 	else
-		m->queue = job;
-	m->queue_tail = job;
-	pthread_cond_signal(&m->wake);
+		l->queue = job;
+	l->queue_tail = job;
+	pthread_cond_signal(&l->wake);
 	pthread_mutex_unlock(&m->lock);
 	return TL_OK;
 }

@@ -1,7 +1,7 @@
 /* markers.h - transaction markers for partitions led by other brokers (Kafka's
  * TransactionMarkerChannelManager): the coordinator's COMMIT/ABORT markers travel as
  * WriteTxnMarkers requests to each partition's leader. Thread: the broker's event
- * loop, except the sender thread inside markers.c. */
+ * loop, except the sender threads (one per destination broker) inside markers.c. */
 #ifndef TL_BROKER_MARKERS_H
 #define TL_BROKER_MARKERS_H
 
@@ -13,10 +13,11 @@
 struct tl_broker;
 struct tl_markers;
 
-/* Starts the sender thread. Cluster mode only. */
+/* Sets up the senders (a thread per destination broker starts with its first marker).
+ * Cluster mode only. */
 tl_err tl_markers_create(struct tl_broker *broker, struct tl_markers **out);
-/* Stops the thread; markers still queued or in flight complete with TL_ERR_NETWORK_EXCEPTION
- * (their callbacks run here). */
+/* Stops the threads; markers still queued or in flight complete with
+ * TL_ERR_NETWORK_EXCEPTION (their callbacks run here). */
 void tl_markers_destroy(struct tl_broker *broker, struct tl_markers *markers);
 /* The eventfd the loop watches; when readable call tl_markers_on_event(). */
 int tl_markers_fd(const struct tl_markers *markers);
