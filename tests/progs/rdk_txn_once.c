@@ -11,12 +11,15 @@
  *   librdkafka properties, "key=value" separated by spaces (921: SASL_SSL);
  *   RDK_TXN_OFFSETS_GROUP=G also sends offset COMMIT_RECORDS of the partition for group
  *   G inside the committed transaction, as a consumer with assigned partitions would
- *   (no group membership, no FindCoordinator of G before: 932). */
+ *   (no group membership, no FindCoordinator of G before: 932);
+ *   RDK_TXN_PAUSE=FILE holds the committed transaction open after its records are
+ *   flushed: prints "ready" on stdout and commits once FILE exists (933). */
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TIMEOUT_MS 10000
 
@@ -60,6 +63,17 @@ static int one(rd_kafka_t *rk, const char *topic, int count, int commit)
 			fprintf(stderr, "txn_once: produce: %s\n", rd_kafka_err2str(e));
 			return 1;
 		}
+	}
+	const char *pause = getenv("RDK_TXN_PAUSE");
+	if (commit && pause) {
+		if (rd_kafka_flush(rk, TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			fprintf(stderr, "txn_once: flush timed out\n");
+			return 1;
+		}
+		printf("ready\n");
+		fflush(stdout);
+		while (access(pause, F_OK) != 0)
+			usleep(50 * 1000);
 	}
 	const char *group = getenv("RDK_TXN_OFFSETS_GROUP");
 	if (commit && group) {
