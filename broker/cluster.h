@@ -226,9 +226,9 @@ int64_t tl_replica_low_watermark(struct tl_broker *broker, const struct tl_parti
  * wait->offset, its deadline passes, or this broker stops leading @p. */
 void tl_replica_wait_low_watermark(struct tl_partition *p, struct tl_delete_wait *wait);
 /* A client's request for @p (KIP-320): in cluster mode this broker must lead it; the
- * client's epoch (-1: any) must be the leader's (0 on a single node). Returns TL_OK, NOT_LEADER_OR_FOLLOWER,
- * UNKNOWN_LEADER_EPOCH (the client knows a newer one) or FENCED_LEADER_EPOCH (an older
- * one: its metadata is stale). */
+ * client's epoch (-1: any) must be the leader's (0 on a single node). Returns TL_OK,
+ * NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH (the client knows a newer one) or
+ * FENCED_LEADER_EPOCH (an older one: its metadata is stale). */
 tl_err tl_replica_check_client(const struct tl_partition *p, int32_t current_leader_epoch);
 /* Leader: the ISR as it stands is big enough for acks=all. */
 bool tl_replica_has_min_isr(const struct tl_partition *p);

@@ -1518,7 +1518,8 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->transaction_state_log_segment_bytes);
 	fprintf(out, "offsets.topic.replication.factor=%d\n",
 		config->offsets_topic_replication_factor);
-	fprintf(out, "producer.id.expiration.ms=%" PRId64 "\n", config->log.producer_id_expiration_ms);
+	fprintf(out, "producer.id.expiration.ms=%" PRId64 "\n",
+		config->log.producer_id_expiration_ms);
 	fprintf(out, "producer.id.expiration.check.interval.ms=%" PRId64 "\n",
 		config->log.producer_id_expiration_check_interval_ms);
 	fprintf(out, "replica.fetch.backoff.ms=%d\n", config->replica_fetch_backoff_ms);

@@ -136,9 +136,10 @@ static int64_t fetch_collect(struct tl_request *req, struct fetch_state *st, boo
 				continue;
 			}
 			int64_t max_offset = -1;
-			tl_err check = p->topic->cluster
-					       ? fetch_cluster_check(req, st, p, fp, pd, &max_offset)
-					       : tl_replica_check_client(p, fp->current_leader_epoch);
+			tl_err check =
+				p->topic->cluster
+					? fetch_cluster_check(req, st, p, fp, pd, &max_offset)
+					: tl_replica_check_client(p, fp->current_leader_epoch);
 			if (check == TL_ERR_AGAIN) {
 				*errors_out = true; /* answer now: the follower truncates */
 				continue;

@@ -138,7 +138,7 @@ struct group {
 	int32_t offset_count;
 	struct txn_offsets *txn_offsets;
 	bool delayed_join; /* this rebalance started Empty: waits out the initial delay */
-	int32_t refs; /* see (4) */
+	int32_t refs;      /* see (4) */
 	struct group *next;
 };
 
@@ -320,8 +320,7 @@ static void txn_offsets_end(struct group *g, int64_t producer_id, bool commit)
 	while (oldest) {
 		struct offset_entry *e = oldest;
 		oldest = e->next;
-		const struct offset_entry *cur =
-			*offset_slot(g, ostr_view(e->topic), e->partition);
+		const struct offset_entry *cur = *offset_slot(g, ostr_view(e->topic), e->partition);
 		if (commit && g->state != GROUP_DEAD && (!cur || cur->seq < e->seq))
 			offset_store(g, ostr_view(e->topic), e->partition, e->offset,
 				     e->leader_epoch, ostr_view(e->metadata), e->commit_ms, e->seq);
@@ -984,8 +983,9 @@ static int64_t offset_expires_ms(struct tl_arena *arena, struct group *g,
 }
 
 /* Tombstones @g's expired offsets (dropping them from memory now), and removes the
- * group once it is Empty with no offsets left, committed or staged. Skips a group with writes in flight:
- * their records precede these tombstones in the log, so memory and log agree. */
+ * group once it is Empty with no offsets left, committed or staged. Skips a group with
+ * writes in flight: their records precede these tombstones in the log, so memory and
+ * log agree. */
 static void group_expire(struct tl_groups *groups, struct group *g, int64_t now_ms)
 {
 	if (g->refs > 1 || g->pending)
@@ -1987,7 +1987,7 @@ static tl_err commit_check(struct group *g, const struct tl_offset_commit_reques
 }
 
 /* Whether one partition of an OffsetCommit or TxnOffsetCommit may be stored: it must
- * exist, not be hosted here (a coordinator stores offsets of any partition). */
+ * exist, hosted by this broker or not (a coordinator stores offsets of any partition). */
 static tl_err commit_partition_check(struct tl_broker *broker, struct tl_str topic,
 				     int32_t partition, struct tl_str metadata)
 {

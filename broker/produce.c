@@ -281,8 +281,8 @@ static tl_err records_check(const struct tl_request *req, const struct tl_topic 
 		if (!topic->config.log_append_time && h.records_count > 0 &&
 		    (h.max_timestamp != scratch->max_timestamp ||
 		     (h.attributes & TL_BATCH_ATTR_LOG_APPEND_TIME)))
-			tl_batch_set_create_time(req->frame + (p - req->frame), (size_t)size,
-						 scratch->max_timestamp);
+			tl_batch_set_max_timestamp(req->frame + (p - req->frame), (size_t)size,
+						   scratch->max_timestamp, false);
 #endif
 		if (tl_batch_is_control(&h)) {
 			*why = "clients may not write control batches";
@@ -475,7 +475,7 @@ static void produce_partition(struct tl_request *req, struct tl_produce_state *s
 			return;
 		}
 		if (topic->config.log_append_time) {
-			tl_batch_set_log_append_time(rb->data, (size_t)rb->size, now);
+			tl_batch_set_max_timestamp(rb->data, (size_t)rb->size, now, true);
 			rb->h.max_timestamp = now;
 			rb->h.attributes |= TL_BATCH_ATTR_LOG_APPEND_TIME;
 		}

@@ -1246,8 +1246,8 @@ void tl_handle_add_offsets_to_txn(struct tl_request *req, struct tl_cursor *body
 	 * TxnOffsetCommit that follows finds the coordinator (creating the topic). */
 	struct tl_topic *offsets = tl_topic_find(broker, tl_str_of(TL_GROUP_STORE_TOPIC));
 	int32_t partition = tl_group_store_partition_of(
-		msg.group_id, offsets ? offsets->partition_count
-				      : broker->config.offsets_topic_num_partitions);
+		msg.group_id,
+		offsets ? offsets->partition_count : broker->config.offsets_topic_num_partitions);
 	bool known = txn->state == TL_TXN_ONGOING &&
 		     txn_has_partition(txn, tl_str_of(TL_GROUP_STORE_TOPIC), partition);
 	if (!known)
@@ -1493,8 +1493,11 @@ void tl_handle_describe_producers(struct tl_request *req, struct tl_cursor *body
 			}
 			/* The leader's producer state, as Kafka: a follower's or a broker
 			 * without the partition sends the admin to the leader. */
-			if (!p->log || (p->topic->cluster && p->role != TL_REPLICA_LEADER)) {
-				pr->error_code = (int16_t)TL_ERR_NOT_LEADER_OR_FOLLOWER;
+			tl_err check = p->log || p->topic->cluster
+					       ? tl_replica_check_client(p, -1)
+					       : TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+			if (check != TL_OK) {
+				pr->error_code = (int16_t)check;
 				continue;
 			}
 			uint32_t count = tl_log_producers(p->log, NULL, 0);

@@ -330,7 +330,7 @@ struct tl_log {
 	struct tl_hist sync_us;  /* sync rounds (fdatasync), likewise */
 
 	struct tl_pstate pstate;
-	int64_t next_pstate_expire_ms; /* wall clock of the tick's next expiry; 0: unset */
+	int64_t next_pstate_expire_ms;         /* wall clock of the tick's next expiry; 0: unset */
 	int64_t snapshots[SNAPSHOTS_KEPT + 1]; /* snapshot files' offsets, newest first, -1 */
 
 	/* Transactions. */

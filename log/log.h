@@ -130,7 +130,7 @@ struct tl_log_append_result {
 	int64_t base_offset; /* of the batch appended, or of the original for a duplicate */
 	int64_t last_offset;
 	int64_t max_timestamp; /* the stored batch's (the original's for a duplicate) */
-	bool duplicate; /* a producer retry of a cached batch: nothing was appended */
+	bool duplicate;        /* a producer retry of a cached batch: nothing was appended */
 };
 
 /* Appends one batch that passed tl_batch_validate(): @data holds exactly @len bytes and

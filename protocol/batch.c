@@ -100,19 +100,13 @@ void tl_batch_crc_update(uint8_t *data, size_t len)
 	tl_be32_put(data + TL_BATCH_OFF_CRC, crc);
 }
 
-void tl_batch_set_log_append_time(uint8_t *data, size_t len, int64_t timestamp_ms)
+void tl_batch_set_max_timestamp(uint8_t *data, size_t len, int64_t max_timestamp_ms,
+				bool log_append_time)
 {
 	uint16_t attributes = tl_be16_get(data + TL_BATCH_OFF_ATTRIBUTES);
-	tl_be16_put(data + TL_BATCH_OFF_ATTRIBUTES, attributes | TL_BATCH_ATTR_LOG_APPEND_TIME);
-	tl_be64_put(data + TL_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)timestamp_ms);
-	tl_batch_crc_update(data, len);
-}
-
-void tl_batch_set_create_time(uint8_t *data, size_t len, int64_t max_timestamp_ms)
-{
-	uint16_t attributes = tl_be16_get(data + TL_BATCH_OFF_ATTRIBUTES);
-	tl_be16_put(data + TL_BATCH_OFF_ATTRIBUTES,
-		    (uint16_t)(attributes & ~TL_BATCH_ATTR_LOG_APPEND_TIME));
+	attributes = log_append_time ? (uint16_t)(attributes | TL_BATCH_ATTR_LOG_APPEND_TIME)
+				     : (uint16_t)(attributes & ~TL_BATCH_ATTR_LOG_APPEND_TIME);
+	tl_be16_put(data + TL_BATCH_OFF_ATTRIBUTES, attributes);
 	tl_be64_put(data + TL_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)max_timestamp_ms);
 	tl_batch_crc_update(data, len);
 }

@@ -91,12 +91,12 @@ tl_err tl_batch_validate_stored(const uint8_t *data, size_t len, struct tl_batch
 /* Sets baseOffset (and partitionLeaderEpoch) in place; neither is covered by the CRC. */
 void tl_batch_assign(uint8_t *data, int64_t base_offset, int32_t leader_epoch);
 
-/* Sets maxTimestamp and the LogAppendTime attribute bit, and recomputes the CRC
- * (both are covered by it). For topics with message.timestamp.type=LogAppendTime. */
-void tl_batch_set_log_append_time(uint8_t *data, size_t len, int64_t timestamp_ms);
-/* Sets maxTimestamp, clears the LogAppendTime bit and recomputes the CRC: a CreateTime
- * topic's batch says what its records say (Kafka's LogValidator). */
-void tl_batch_set_create_time(uint8_t *data, size_t len, int64_t max_timestamp_ms);
+/* Sets maxTimestamp and the timestamp type (the LogAppendTime attribute bit when
+ * @log_append_time, else CreateTime) and recomputes the CRC (both are covered by it):
+ * the broker's stamp on a LogAppendTime topic, or on a CreateTime topic what the
+ * records say (Kafka's LogValidator). */
+void tl_batch_set_max_timestamp(uint8_t *data, size_t len, int64_t max_timestamp_ms,
+				bool log_append_time);
 
 /* The control type of a control batch (0 ABORT, 1 COMMIT: the key of its first record,
  * which is never compressed), or -1 when @data holds no readable control record. Reads

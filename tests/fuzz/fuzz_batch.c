@@ -7,7 +7,7 @@
  *   1  the same bytes with the batch length and CRC fixed up, so validation passes the
  *      framing and the semantic checks and the iterator run on "valid" batches; a
  *      batch that validates must still validate after tl_batch_assign and
- *      tl_batch_set_log_append_time;
+ *      tl_batch_set_max_timestamp (both timestamp types);
  *   2  a record list: built with the builder (uncompressed or zstd), the finished batch
  *      must validate and iterate back to exactly the records appended.
  * Any crash, overrun, leak or failed property aborts. */
@@ -179,12 +179,17 @@ static void mode_fixed(const uint8_t *input, size_t size)
 			fuzz_fail("tl_batch_assign broke a valid batch");
 		if (h.base_offset != 1234567 || h.partition_leader_epoch != 7)
 			fuzz_fail("tl_batch_assign did not set offset and epoch");
-		tl_batch_set_log_append_time(data, size, 1700000000000);
+		tl_batch_set_max_timestamp(data, size, 1700000000000, true);
 		if (tl_batch_validate(data, size, &h, &why) != TL_OK)
-			fuzz_fail("tl_batch_set_log_append_time broke a valid batch");
+			fuzz_fail("tl_batch_set_max_timestamp broke a valid batch");
 		if (h.max_timestamp != 1700000000000 ||
 		    !(h.attributes & TL_BATCH_ATTR_LOG_APPEND_TIME))
-			fuzz_fail("tl_batch_set_log_append_time did not set the timestamp");
+			fuzz_fail("tl_batch_set_max_timestamp did not set LogAppendTime");
+		tl_batch_set_max_timestamp(data, size, 1600000000000, false);
+		if (tl_batch_validate(data, size, &h, &why) != TL_OK ||
+		    h.max_timestamp != 1600000000000 ||
+		    (h.attributes & TL_BATCH_ATTR_LOG_APPEND_TIME))
+			fuzz_fail("tl_batch_set_max_timestamp did not set CreateTime");
 	}
 	walk(data, size, true);
 	free(data);

@@ -402,7 +402,6 @@ static void ensure_topic(struct client *c, const char *name, int32_t partitions)
 		fail("CreateTopics %s: error %d (%s)", name, code, tl_err_name((tl_err)code));
 }
 
-
 /* InitProducerId v4 for @txn_id (NULL: idempotent only) with @timeout_ms, naming the
  * instance it was (@pid, @epoch: KIP-360; -1 and -1 for none); returns the error code,
  * the answer in @pid_out and @epoch_out. */
@@ -432,8 +431,8 @@ static int16_t init_producer_id_with(struct client *c, const char *txn_id, int32
 	return code;
 }
 
-static int16_t init_producer_id_as(struct client *c, const char *txn_id, int64_t pid,
-				   int16_t epoch, int64_t *pid_out, int16_t *epoch_out)
+static int16_t init_producer_id_as(struct client *c, const char *txn_id, int64_t pid, int16_t epoch,
+				   int64_t *pid_out, int16_t *epoch_out)
 {
 	return init_producer_id_with(c, txn_id, 60000, pid, epoch, pid_out, epoch_out);
 }
@@ -1641,17 +1640,18 @@ static int run_offset_fetch(const char *group, const char *topic, int32_t partit
 
 #define RULES_SESSION_MS   1000
 #define RULES_REBALANCE_MS 5000 /* the leader may take 1.8 s to sync */
-#define RULES_MEMBER_MAX 128
+#define RULES_MEMBER_MAX   128
 
 /* @count members join @group at once (KIP-394: each is handed an id, then all join with
  * theirs, answered together); fills @code, @generation, @member and @leader per member. */
-static void join_together(struct client *c, int count, const char *group,
-			  int16_t *code, int32_t *generation, char (*member)[RULES_MEMBER_MAX],
-			  bool *leader)
+static void join_together(struct client *c, int count, const char *group, int16_t *code,
+			  int32_t *generation, char (*member)[RULES_MEMBER_MAX], bool *leader)
 {
 	for (int i = 0; i < count; i++) {
-		int16_t e = join_recv(&c[i], join_send(&c[i], group, "", NULL, RULES_SESSION_MS, RULES_REBALANCE_MS),
-				      &generation[i], member[i], RULES_MEMBER_MAX, NULL);
+		int16_t e = join_recv(
+			&c[i],
+			join_send(&c[i], group, "", NULL, RULES_SESSION_MS, RULES_REBALANCE_MS),
+			&generation[i], member[i], RULES_MEMBER_MAX, NULL);
 		expect_code("JoinGroup without a member id", e, TL_ERR_MEMBER_ID_REQUIRED);
 	}
 	int32_t corr[3];
@@ -1727,10 +1727,9 @@ static int64_t offset_fetch_one(struct client *c, const char *group, const char 
 {
 	int64_t committed;
 	int16_t code;
-	for (int attempt = 0;
-	     (code = offset_fetch_stable(c, group, topic, 0, &committed)) ==
-		     TL_ERR_UNSTABLE_OFFSET_COMMIT &&
-	     attempt < 50;
+	for (int attempt = 0; (code = offset_fetch_stable(c, group, topic, 0, &committed)) ==
+				      TL_ERR_UNSTABLE_OFFSET_COMMIT &&
+			      attempt < 50;
 	     attempt++)
 		usleep(100 * 1000);
 	expect_code("OffsetFetch (require_stable)", code, 0);
@@ -1832,8 +1831,8 @@ static int run_group_rules(const char *topic, const char *prefix)
 	int16_t epoch;
 	init_producer_id_for(&c[2], txn_id, 60000, &pid, &epoch);
 	expect_code("AddOffsetsToTxn", add_offsets_to_txn(&c[2], txn_id, pid, epoch, group), 0);
-	expect_code("TxnOffsetCommit", txn_offset_commit(&c[2], txn_id, pid, epoch, group, topic, 42),
-		    0);
+	expect_code("TxnOffsetCommit",
+		    txn_offset_commit(&c[2], txn_id, pid, epoch, group, topic, 42), 0);
 	usleep(1000 * 1000); /* ten expiry checks */
 	expect_code("EndTxn(commit)", end_txn(&c[2], txn_id, pid, epoch), 0);
 	int64_t committed = offset_fetch_one(&c[2], group, topic);
@@ -1849,10 +1848,10 @@ static int run_group_rules(const char *topic, const char *prefix)
 	for (int i = 0; i < 2; i++)
 		corr[i] = join_send(&c[i], group, "", instance[i], 30000, RULES_REBALANCE_MS);
 	for (int i = 0; i < 2; i++)
-		expect_code("a static member's JoinGroup",
-			    join_recv(&c[i], corr[i], &gen[i], member[i], RULES_MEMBER_MAX,
-				      &leader[i]),
-			    0);
+		expect_code(
+			"a static member's JoinGroup",
+			join_recv(&c[i], corr[i], &gen[i], member[i], RULES_MEMBER_MAX, &leader[i]),
+			0);
 	l = leader[0] ? 0 : 1;
 	f = 1 - l;
 	parked = group_request_send(&c[f], TL_API_SYNC_GROUP, group, member[f], gen[f]);
@@ -1943,8 +1942,7 @@ static int run_group_rules(const char *topic, const char *prefix)
 		fail("the static member returning within its session got generation %d after %" PRId64
 		     " ms, want %d at once: it was dropped when the join completed",
 		     gs, tl_mono_ms() - t1, gd);
-	note("(7) a static member silent through a rebalance kept its place (generation %d)",
-	     gd);
+	note("(7) a static member silent through a rebalance kept its place (generation %d)", gd);
 	for (int i = 0; i < 3; i++)
 		client_close(&c[i]);
 	return 0;
@@ -2206,8 +2204,8 @@ static int run_timestamps(const char *ct_topic, const char *lat_topic)
 	struct tl_buf batch;
 	build_batch(&batch, "lat", 1, TL_COMPRESSION_NONE, pid, epoch, 0);
 	int64_t first_base, again_base;
-	expect_code("Produce to a LogAppendTime topic", produce(&c, 9, lat_topic, 0, &batch, &first_base),
-		    0);
+	expect_code("Produce to a LogAppendTime topic",
+		    produce(&c, 9, lat_topic, 0, &batch, &first_base), 0);
 	int64_t first_time = produce_log_append_time;
 	usleep(1100 * 1000);
 	expect_code("the same idempotent batch again",

@@ -26,16 +26,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/time.h"
 #include "tally/admin.h"
 #include "tally/consumer.h"
 #include "tally/producer.h"
 
-#define PARTITIONS_MAX   64
-#define TIMEOUT_MS       15000
-#define FLUSH_MS         60000
-#define COMMIT_EVERY_S   0.2
-#define GROUP            "lt-group"
-#define VALUE_BYTES_MAX  64
+#define PARTITIONS_MAX  64
+#define TIMEOUT_MS      15000
+#define FLUSH_MS        60000
+#define COMMIT_EVERY_S  0.2
+#define GROUP           "lt-group"
+#define VALUE_BYTES_MAX 64
 
 static FILE *history;
 static const char *name;
@@ -43,16 +44,12 @@ static char writer[VALUE_BYTES_MAX / 2]; /* NAME.G, the prefix of the values */
 
 static double wall_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)tl_clock_ns(CLOCK_REALTIME) / 1e9;
 }
 
 static double mono_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)tl_mono_ns() / 1e9;
 }
 
 /* One history line; partition/offset < 0 are left out; @extra is more JSON members. */
@@ -100,7 +97,7 @@ static int32_t partition_count(const char *brokers, const char *topic)
 			n = topics->topics[0].partition_count;
 		tl_admin_topics_destroy(topics);
 		if (n <= 0)
-			nanosleep(&(struct timespec){ .tv_sec = 1 }, NULL);
+			nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
 	}
 	tl_admin_destroy(admin);
 	return n > PARTITIONS_MAX ? PARTITIONS_MAX : n;
@@ -125,10 +122,10 @@ static void on_delivery(const struct tl_producer_delivery *d, void *opaque)
 static struct tl_producer *new_producer(const char *brokers)
 {
 	static const char *const keys[][2] = {
-		{ "linger.ms", "5" },
-		{ "request.timeout.ms", "5000" },
-		{ "delivery.timeout.ms", "30000" },
-		{ "max.block.ms", "1000" },
+		{"linger.ms", "5"},
+		{"request.timeout.ms", "5000"},
+		{"delivery.timeout.ms", "30000"},
+		{"max.block.ms", "1000"},
 	};
 	struct tl_producer_conf *conf = tl_producer_conf_create();
 	struct tl_producer *producer = NULL;
@@ -187,8 +184,8 @@ static int do_produce(const char *brokers, const char *topic, double seconds, do
 		}
 		tl_producer_poll(producer, 5);
 		if (fatal != TL_OK) {
-			fprintf(stderr, "tally_chaos: %s: fatal: %s: %s\n", writer, tl_err_name(fatal),
-				tl_producer_last_error(producer));
+			fprintf(stderr, "tally_chaos: %s: fatal: %s: %s\n", writer,
+				tl_err_name(fatal), tl_producer_last_error(producer));
 			tl_producer_flush(producer, FLUSH_MS);
 			tl_producer_destroy(producer);
 			snprintf(writer, sizeof(writer), "%s.%d", name, ++gen);
@@ -303,8 +300,9 @@ int main(int argc, char **argv)
 	bool produce = strcmp(mode, "produce") == 0 && argc == 8;
 	bool group = strcmp(mode, "group") == 0 && argc == 7;
 	if (!produce && !group) {
-		fprintf(stderr, "usage: tally_chaos produce BROKERS TOPIC NAME SECONDS RATE HISTORY\n"
-				"       tally_chaos group BROKERS TOPIC NAME SECONDS HISTORY\n");
+		fprintf(stderr,
+			"usage: tally_chaos produce BROKERS TOPIC NAME SECONDS RATE HISTORY\n"
+			"       tally_chaos group BROKERS TOPIC NAME SECONDS HISTORY\n");
 		return 2;
 	}
 	name = argv[4];
