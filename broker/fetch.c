@@ -83,8 +83,21 @@ static tl_err fetch_cluster_check(struct tl_request *req, const struct fetch_sta
 		    (epoch != fp->last_fetched_epoch || end < fp->fetch_offset)) {
 			pd->diverging_epoch.epoch = epoch;
 			pd->diverging_epoch.end_offset = end;
+			pd->log_start_offset = tl_log_start_offset(p->log);
 			return TL_ERR_AGAIN;
 		}
+	}
+	/* Past our end: the follower holds records we never had (an unclean election,
+	 * or a log it started afresh at an old leader's log start, with no epochs to
+	 * compare). Kafka's follower would ask ListOffsets for our end after
+	 * OFFSET_OUT_OF_RANGE; ours learns it here, as a divergence at our end. */
+	int64_t end = tl_log_end_offset(p->log);
+	int32_t latest = tl_log_latest_epoch(p->log);
+	if (fp->fetch_offset > end && latest >= 0) {
+		pd->diverging_epoch.epoch = latest;
+		pd->diverging_epoch.end_offset = end;
+		pd->log_start_offset = tl_log_start_offset(p->log);
+		return TL_ERR_AGAIN;
 	}
 	err = tl_replica_on_follower_fetch(req->conn->broker, p, replica, fp->fetch_offset,
 					   fp->log_start_offset);

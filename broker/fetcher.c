@@ -435,9 +435,10 @@ static void follower_set_start(struct tl_partition *p, int64_t leader_start)
 			p->topic->name, p->index, to, tl_err_name(err));
 }
 
-/* KIP-595 truncation: the leader says our log diverged at (epoch, end_offset). */
+/* KIP-595 truncation: the leader says our log diverged at (epoch, end_offset); its
+ * log starts at @leader_start. */
 static void part_truncate(struct tl_partition *p,
-			  const struct tl_fetch_response_epoch_end_offset *d)
+			  const struct tl_fetch_response_epoch_end_offset *d, int64_t leader_start)
 {
 	int64_t end = tl_log_end_offset(p->log);
 	int64_t to;
@@ -456,7 +457,16 @@ static void part_truncate(struct tl_partition *p,
 	tl_info("fetcher: truncating a diverged log topic=%s partition=%d leader_epoch=%d "
 		"leader_end_offset=%" PRId64 " log_end=%" PRId64 " truncate_to=%" PRId64,
 		p->topic->name, p->index, d->epoch, d->end_offset, end, to);
-	tl_err err = tl_log_truncate_to(p->log, to);
+	/* Below our log start (the leader was elected uncleanly and never had what a
+	 * DeleteRecords removed): nothing we hold is the leader's, and a truncation that
+	 * stopped at our log start would diverge again at once. Kafka's follower starts
+	 * afresh at the divergence; ours at the leader's log start, to copy all it has. */
+	tl_err err;
+	if (to < tl_log_start_offset(p->log))
+		err = tl_log_truncate_fully(p->log, leader_start >= 0 ? TL_MIN(leader_start, to)
+								     : to);
+	else
+		err = tl_log_truncate_to(p->log, to);
 	if (err != TL_OK)
 		tl_crit("fetcher: truncation failed topic=%s partition=%d err=%s", p->topic->name,
 			p->index, tl_err_name(err));
@@ -582,7 +592,7 @@ static void session_on_response(struct tl_broker *broker, struct session *s)
 			if (!p->log || !tl_log_is_writable(p->log))
 				continue;
 			if (pd->diverging_epoch.epoch >= 0) {
-				part_truncate(p, &pd->diverging_epoch);
+				part_truncate(p, &pd->diverging_epoch, pd->log_start_offset);
 				progress = advanced = true;
 				continue;
 			}
