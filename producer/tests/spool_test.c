@@ -79,7 +79,7 @@ static int fake_get(const int *field)
 /* The batches of partition @partition's spool files, in order. */
 static int read_spool(int32_t partition, struct tl_batch_header *out, int max)
 {
-	char dir[512];
+	char dir[sizeof(spool_dir) + 16]; /* spool_dir, "/t-", the partition */
 	snprintf(dir, sizeof(dir), "%s/t-%d", spool_dir, partition);
 	DIR *d = opendir(dir);
 	if (!d)
@@ -95,7 +95,8 @@ static int read_spool(int32_t partition, struct tl_batch_header *out, int max)
 	int n = 0;
 	for (int f = 0; f < files; f++) {
 		char path[sizeof(dir) + 1 + sizeof(names[0])]; /* room for any dir/name */
-		snprintf(path, sizeof(path), "%s/%s", dir, names[f]);
+		int w = snprintf(path, sizeof(path), "%s/%s", dir, names[f]);
+		ck_assert(w > 0 && (size_t)w < sizeof(path));
 		FILE *fp = fopen(path, "rb");
 		ck_assert_ptr_nonnull(fp);
 		static uint8_t data[1 << 20];
