@@ -50,6 +50,8 @@ struct batch {
 	int32_t attempts;
 	bool sequenced;        /* base_sequence assigned (invariant 2) */
 	bool sent;             /* went on the wire at least once */
+	bool maybe_stored;     /* an answer left it unknown whether it is stored */
+	tl_err maybe_err;      /* that answer */
 	uint64_t send_order;   /* its partition's count of first sends, at its first send */
 	bool recovered;        /* spool: records an earlier producer spooled, resent */
 	int32_t base_sequence; /* spool: the first record's, fixed when it was spooled */

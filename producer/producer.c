@@ -945,6 +945,30 @@ static void pid_fail(struct tl_producer *producer, tl_err err, const char *msg)
 	tl_producer_set_fatal(producer, TL_ERR_FATAL, text);
 }
 
+/* Lock held. Fails the batches of list @head..@tail that may be stored under the
+ * producer id being given up: numbered anew they would be stored again (Java's producer
+ * does not retry a batch of an earlier producer id either). */
+static void fail_maybe_stored(struct tl_producer *producer, struct batch **head,
+			      struct batch **tail)
+{
+	struct batch **link = head, *prev = NULL;
+	while (*link) {
+		struct batch *b = *link;
+		if (!b->maybe_stored) {
+			prev = b;
+			link = &b->next;
+			continue;
+		}
+		*link = b->next;
+		if (*tail == b)
+			*tail = prev;
+		b->next = NULL;
+		tl_producer_batch_complete(
+			producer, b, b->maybe_err,
+			"not sent again: an earlier try may be stored, and the producer id it was numbered under was given up when another batch failed (a retry could store it twice)");
+	}
+}
+
 void tl_producer_pid_adopt(struct tl_producer *producer, int64_t producer_id, int16_t epoch)
 {
 	producer->producer_id = producer_id;
@@ -956,6 +980,12 @@ void tl_producer_pid_adopt(struct tl_producer *producer, int64_t producer_id, in
 			struct partition_state *part = topic->parts[p];
 			part->next_sequence =
 				part->spool ? tl_spool_part_next_sequence(part->spool) : 0;
+			/* New ids come only once nothing is in flight (pid_maybe_request). */
+			TL_ASSERT_DEBUG(part->in_flight_count == 0);
+			if (!part->spool) {
+				fail_maybe_stored(producer, &part->head, &part->tail);
+				fail_maybe_stored(producer, &part->retry_head, &part->retry_tail);
+			}
 			for (struct batch *b = part->head; b; b = b->next)
 				b->sequenced = false; /* renumbered at its next send */
 		}
@@ -1209,6 +1239,12 @@ static void produce_settle(struct tl_producer *producer, struct batch *batch, tl
 		return;
 	}
 	if (tl_producer_is_retriable(err)) {
+		/* Refused before any append (the rest may come after one: a lost answer, a
+		 * leader that lost its place while waiting for the ISR). */
+		if (err != TL_ERR_NOT_ENOUGH_REPLICAS && err != TL_ERR_UNKNOWN_TOPIC_OR_PARTITION) {
+			batch->maybe_stored = true;
+			batch->maybe_err = err;
+		}
 		batch_retry(producer, batch, err);
 		return;
 	}

@@ -2,7 +2,7 @@
  * with headers, then consume them back with the libtally consumer and check every one.
  *   tally_roundtrip -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS] [-s VALUE_BYTES]
  *                   [-z none|zstd] [-m both|produce|consume] [-B BATCH_BYTES] [-L LINGER_MS]
- *                   [-X producer.key=value]... [-R RECORDS_PER_S] [-x] [-C] [-G]
+ *                   [-X producer.key=value]... [-R RECORDS_PER_S] [-x] [-C] [-G] [-F]
  * Record i has key "k<i>" (8 digits), a value computed from i alone (record_value()) and
  * three headers: "seq" (i in decimal), "src" ("libtally") and "nul" (null value). The
  * producer creates the topic with PARTITIONS (tl_admin) unless it exists; the default
@@ -14,6 +14,9 @@
  *     is the exactly-once check of a run with the broker's fault switch on. Once all have
  *     arrived it reads on to each partition's high watermark (tally_tail.h), so a
  *     duplicate after the last original record counts too.
+ * -F (with -m both: a producer with finite retries under faults): a record whose delivery
+ * failed may be stored once or not at all; (4) holds for the delivered ones, none is
+ * stored twice, and the consumer reads to the high watermarks from the start.
  * -C uses tl_producer_send_sync for the first 100 records. -G consumes through a group
  * (tl_consumer_subscribe) instead of tl_consumer_assign. -R paces the producer (for tests
  * that restart the broker meanwhile). Exit status: 0 all checks
@@ -49,12 +52,14 @@ struct options {
 	uint32_t value_bytes;
 	bool sync_first;
 	bool group;
+	bool failures_allowed;
 	const char *extra[16]; /* -X key=value for the producer */
 	int extra_count;
 	uint32_t rate; /* records per second, 0 = as fast as possible */
 };
 
 static uint64_t delivered, failed;
+static uint8_t *delivery_failed; /* [count]: -F's record of which ones failed */
 static int errors_shown;
 
 static double now_s(void)
@@ -102,6 +107,8 @@ static void on_delivery(const struct tl_producer_delivery *d, void *opaque)
 		return;
 	}
 	failed++;
+	if (delivery_failed)
+		delivery_failed[(uintptr_t)d->opaque] = 1;
 	if (errors_shown++ < ERRORS_SHOWN_MAX)
 		fprintf(stderr, "delivery failed: %s: %s\n", tl_err_name(d->err),
 			d->detail ? d->detail : "");
@@ -183,6 +190,7 @@ static int produce(const struct options *o)
 			.value_len = (int32_t)len,
 			.headers = headers,
 			.header_count = 3,
+			.opaque = (void *)(uintptr_t)i,
 		};
 		tl_err e;
 		if (o->sync_first && i < 100) {
@@ -219,7 +227,8 @@ static int produce(const struct options *o)
 	double secs = now_s() - start;
 	fprintf(stderr, "produced %" PRIu64 " records (%" PRIu64 " failed) in %.2fs, %.0f/s\n",
 		delivered, failed, secs, (double)delivered / secs);
-	if (failed || delivered != o->count)
+	if (o->failures_allowed ? delivered + failed != o->count
+				: failed || delivered != o->count)
 		rc = 1;
 	return rc;
 }
@@ -335,7 +344,7 @@ static int consume(const struct options *o)
 	int64_t end[TAIL_PARTITIONS_MAX];
 	bool tail = false; /* every record arrived; reading on to the high watermarks */
 	for (;;) {
-		if (received == o->count && !tail) {
+		if ((received == o->count || o->failures_allowed) && !tail) {
 			if (!tail_end_offsets(o->brokers, o->topic, o->partitions, end)) {
 				bad++;
 				break;
@@ -389,7 +398,7 @@ static int consume(const struct options *o)
 	double secs = now_s() - start;
 	uint64_t missing = 0;
 	for (uint32_t i = 0; i < o->count; i++)
-		missing += !seen[i];
+		missing += !seen[i] && !(delivery_failed && delivery_failed[i]);
 	fprintf(stderr,
 		"consumed %" PRIu64 " records in %.2fs, %.0f/s: %" PRIu64 " bad, %" PRIu64
 		" duplicate, %" PRIu64 " out of order, %" PRIu64 " missing\n",
@@ -410,7 +419,7 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: tally_roundtrip -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS] "
 		"[-s VALUE_BYTES] [-z none|zstd] [-m both|produce|consume] [-B BATCH_BYTES] "
-		"[-L LINGER_MS] [-x] [-C] [-G]\n");
+		"[-L LINGER_MS] [-x] [-C] [-G] [-F]\n");
 	return 2;
 }
 
@@ -424,7 +433,7 @@ int main(int argc, char **argv)
 			    .partitions = 4,
 			    .value_bytes = 100};
 	int c;
-	while ((c = getopt(argc, argv, "b:t:n:p:s:z:m:B:L:X:R:xCG")) != -1) {
+	while ((c = getopt(argc, argv, "b:t:n:p:s:z:m:B:L:X:R:xCGF")) != -1) {
 		switch (c) {
 		case 'b':
 			o.brokers = optarg;
@@ -466,6 +475,9 @@ int main(int argc, char **argv)
 		case 'C':
 			o.sync_first = true;
 			break;
+		case 'F':
+			o.failures_allowed = true;
+			break;
 		case 'G':
 			o.group = true;
 			break;
@@ -476,6 +488,10 @@ int main(int argc, char **argv)
 	if (!o.brokers || !o.topic || o.count == 0 || o.partitions <= 0 ||
 	    o.partitions > TAIL_PARTITIONS_MAX || o.value_bytes > VALUE_BYTES_MAX)
 		return usage();
+	if (o.failures_allowed && strcmp(o.mode, "both") != 0)
+		return usage(); /* which ones failed is known only to this process */
+	if (o.failures_allowed && !(delivery_failed = calloc(o.count, 1)))
+		return 1;
 	int rc = 0;
 	if (strcmp(o.mode, "both") == 0 || strcmp(o.mode, "produce") == 0)
 		rc = produce(&o);
