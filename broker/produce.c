@@ -220,6 +220,31 @@ static void produce_durable(struct tl_log_waiter *waiter, tl_err err)
 	produce_respond(req);
 }
 
+/* Kafka's ProduceRequest.hasTransactionalRecords: any batch with the transactional
+ * attribute (only headers are read; the batches are validated later). */
+static bool has_transactional_records(const struct tl_produce_request *msg)
+{
+	for (int32_t t = 0; t < msg->topic_data_count; t++) {
+		const struct tl_produce_request_topic_produce_data *td = &msg->topic_data[t];
+		for (int32_t i = 0; i < td->partition_data_count; i++) {
+			const uint8_t *at = td->partition_data[i].records.ptr;
+			int64_t left = td->partition_data[i].records.len;
+			while (left >= TL_BATCH_OFF_ATTRIBUTES + 2) {
+				if (at[TL_BATCH_OFF_MAGIC] == 2 &&
+				    (tl_be16_get(at + TL_BATCH_OFF_ATTRIBUTES) &
+				     TL_BATCH_ATTR_TRANSACTIONAL))
+					return true;
+				int64_t size = tl_batch_size(at, (size_t)left);
+				if (size <= 0 || size > left)
+					break;
+				at += size;
+				left -= size;
+			}
+		}
+	}
+	return false;
+}
+
 static void partition_error(struct tl_produce_state *st,
 			    struct tl_produce_response_partition_produce_response *result,
 			    tl_err err, const char *message)
@@ -427,14 +452,17 @@ static void produce_partition(struct tl_request *req, struct tl_produce_state *s
 	if (tl_batch_is_transactional(&head)) {
 		/* KIP-890: only for a transaction the coordinator added this partition to,
 		 * so a late batch of a finished transaction cannot open a hanging one. */
-		err = tl_txn_verify(req->conn->broker->txns, head.producer_id, head.producer_epoch,
-				    tl_str_of(topic->name), partition->index);
+		err = tl_txn_verify(req->conn->broker->txns, st->msg.transactional_id,
+				    head.producer_id, head.producer_epoch, tl_str_of(topic->name),
+				    partition->index);
 		if (err != TL_OK) {
 			metrics->failed_produce_requests++;
 			partition_error(st, result, err,
 					err == TL_ERR_INVALID_PRODUCER_EPOCH
 						? "producer epoch is older than the transaction's: "
 						  "fenced"
+					: err == TL_ERR_INVALID_PRODUCER_ID_MAPPING
+						? "the producer id is not the transactional.id's"
 						: "no ongoing transaction added this partition "
 						  "(AddPartitionsToTxn first)");
 			return;
@@ -563,10 +591,13 @@ void tl_handle_produce(struct tl_request *req, struct tl_cursor *body)
 	resp->responses = tl_arena_array(&req->arena, (size_t)TL_MAX(msg->topic_data_count, 0),
 					 sizeof(*resp->responses));
 	bool acks_ok = msg->acks == 0 || msg->acks == 1 || msg->acks == -1;
-	/* Kafka: a transactional produce needs Write on its TransactionalId, then every
-	 * topic Write, checked before the topic's existence is revealed. */
-	bool txn_ok = msg->transactional_id.len < 0 ||
-		      tl_authorize_txn(req, TL_ACL_OP_WRITE, msg->transactional_id);
+	/* Kafka: transactional records need a transactional_id and Write on it, whatever
+	 * the request names (so no one writes into another's transaction by leaving it
+	 * out), then every topic Write, checked before the topic's existence is revealed.
+	 * An id with plain records is not checked, as Kafka. */
+	bool txn_ok = !has_transactional_records(msg) ||
+		      (msg->transactional_id.len >= 0 &&
+		       tl_authorize_txn(req, TL_ACL_OP_WRITE, msg->transactional_id));
 	for (int32_t t = 0; t < msg->topic_data_count; t++) {
 		const struct tl_produce_request_topic_produce_data *td = &msg->topic_data[t];
 		struct tl_produce_response_topic_produce_response *tr = &resp->responses[t];

@@ -905,10 +905,12 @@ static tl_err txn_check_producer(const struct txn *txn, int64_t pid, int16_t epo
 	return TL_OK;
 }
 
-tl_err tl_txn_verify(struct tl_txns *txns, int64_t producer_id, int16_t producer_epoch,
-		     struct tl_str topic, int32_t partition)
+tl_err tl_txn_verify(struct tl_txns *txns, struct tl_str transactional_id, int64_t producer_id,
+		     int16_t producer_epoch, struct tl_str topic, int32_t partition)
 {
 	const struct txn *txn = txn_find_pid(txns, producer_id);
+	if (txn && !tl_str_eq(tl_str_of(txn->id), transactional_id))
+		return TL_ERR_INVALID_PRODUCER_ID_MAPPING; /* another id's producer */
 	/* Cluster mode: the producer's coordinator may be another broker, which this
 	 * partition cannot ask yet (KIP-890's verification round trip is not built): the
 	 * batch is taken as Kafka before 3.6 takes it. */

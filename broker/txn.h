@@ -39,12 +39,14 @@ void tl_txns_on_leadership(struct tl_txns *txns, int32_t partition, bool leading
  * transactional ids, retries markers that failed. About once a second. */
 void tl_txns_tick(struct tl_txns *txns, int64_t now_ms);
 
-/* May a transactional batch of @producer_id/@producer_epoch be appended to @topic's
- * @partition? TL_OK when the coordinator added that partition to the producer's ongoing
- * transaction; INVALID_PRODUCER_EPOCH for an older epoch; INVALID_TXN_STATE otherwise
+/* May a transactional batch of @producer_id/@producer_epoch, sent under
+ * @transactional_id, be appended to @topic's @partition? TL_OK when the coordinator
+ * added that partition to that id's ongoing transaction; INVALID_PRODUCER_ID_MAPPING
+ * when the producer id is another id's; INVALID_PRODUCER_EPOCH for an older epoch;
+ * INVALID_TXN_STATE otherwise
  * (a late batch of a finished transaction would otherwise open a hanging one). */
-tl_err tl_txn_verify(struct tl_txns *txns, int64_t producer_id, int16_t producer_epoch,
-		     struct tl_str topic, int32_t partition);
+tl_err tl_txn_verify(struct tl_txns *txns, struct tl_str transactional_id, int64_t producer_id,
+		     int16_t producer_epoch, struct tl_str topic, int32_t partition);
 
 /* Handlers. InitProducerId's transactional path is called by producer_ids.c. */
 void tl_txn_init_producer_id(struct tl_request *req, const struct tl_init_producer_id_request *msg);

@@ -3,7 +3,11 @@
 # next call fails fatally; the first's open transaction is aborted (a read_uncommitted
 # reader sees its record, a read_committed one does not), and the new instance commits.
 # InitProducerId naming the instance (KIP-360) bumps its epoch, answers a retry of that
-# bump with the same epoch, and fences an older one (rawproto txn-bump).
+# bump with the same epoch, and fences an older one (rawproto txn-bump). Transactional
+# records need their own transactional_id in the Produce request: none is refused
+# (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka even without an authorizer), another
+# id's is INVALID_PRODUCER_ID_MAPPING, so nobody writes into another's transaction
+# (rawproto txn-ids).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat
@@ -19,4 +23,5 @@ tl_grep_log 'txn: aborting id=txn-fence .*newer instance' || tl_fail "no abort o
 # KIP-360 on the wire: a running instance's bump, its retry (the same epoch back, no
 # second bump), an older epoch fenced, a producer id without an epoch refused.
 "$TL_PROGS/rawproto" "$TL_BROKER" txn-bump txn-bump >&2 || tl_fail "rawproto txn-bump failed"
+"$TL_PROGS/rawproto" "$TL_BROKER" txn-ids txn-ids txn-ids >&2 || tl_fail "rawproto txn-ids failed"
 tl_stop_broker

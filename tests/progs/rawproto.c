@@ -71,6 +71,8 @@
  *                                            LogValidator sets them (run_timestamps)
  *   rawproto BROKER txn-bump TXN_ID          KIP-360 epoch bumps by a running instance,
  *                                            a retried one, a fenced one (run_txn_bump)
+ *   rawproto BROKER txn-ids TOPIC TXN_ID     a transaction's batches need its own id in
+ *                                            the Produce request (run_txn_ids)
  *   rawproto BROKER group-rules TOPIC PREFIX  group coordinator rules (run_group_rules):
  *                                            group.max.size with KIP-394 ids, the
  *                                            initial delay of an emptied group, a
@@ -1240,6 +1242,59 @@ static int run_txn_open(const char *topic, const char *txn_id)
 	expect_fetch_stops_at_lso(&c, topic);
 	printf("%" PRId64 " %d\n", pid, epoch);
 	client_close(&c);
+	return 0;
+}
+
+/* Transactional records need the request's transactional_id (Kafka's
+ * TRANSACTIONAL_ID_AUTHORIZATION_FAILED without one, with or without an authorizer), and
+ * it must be the id whose producer wrote them (INVALID_PRODUCER_ID_MAPPING): else anyone
+ * allowed to write the topic could write into another's open transaction. Plain records
+ * under an id pass. Then the transaction commits holding only its own batch. */
+static int run_txn_ids(const char *topic, const char *txn_id)
+{
+	struct client c;
+	client_open(&c);
+	ensure_topic(&c, topic, 1);
+	int64_t pid;
+	int16_t epoch;
+	init_producer_id_for(&c, txn_id, 60000, &pid, &epoch);
+	add_partition_to_txn(&c, txn_id, pid, epoch, topic);
+	struct tl_buf batch;
+	int64_t base;
+	batch_transactional = true;
+	build_batch(&batch, "no-id", 3, TL_COMPRESSION_NONE, pid, epoch, 0);
+	produce_txn_id = NULL;
+	expect_code("transactional records without a transactional_id",
+		    produce(&c, 9, topic, 0, &batch, &base),
+		    TL_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+	tl_buf_deinit(&batch);
+	build_batch(&batch, "other-id", 3, TL_COMPRESSION_NONE, pid, epoch, 0);
+	produce_txn_id = "rawproto-another-id";
+	expect_code("transactional records under another transactional_id",
+		    produce(&c, 9, topic, 0, &batch, &base),
+		    TL_ERR_INVALID_PRODUCER_ID_MAPPING);
+	tl_buf_deinit(&batch);
+	batch_transactional = false;
+	build_batch(&batch, "plain", 2, TL_COMPRESSION_NONE, -1, -1, -1);
+	produce_txn_id = txn_id;
+	expect_code("plain records under a transactional_id",
+		    produce(&c, 9, topic, 0, &batch, &base), 0);
+	tl_buf_deinit(&batch);
+	batch_transactional = true;
+	build_batch(&batch, "own", 3, TL_COMPRESSION_NONE, pid, epoch, 0);
+	expect_code("the transaction's own records", produce(&c, 9, topic, 0, &batch, &base), 0);
+	tl_buf_deinit(&batch);
+	expect_code("EndTxn commit", end_txn(&c, txn_id, pid, epoch), 0);
+	struct stored_list got = {0};
+	fetch_all(&c, topic, 0, &got);
+	if (got.count != 5)
+		fail("txn-ids: the log holds %zu records, want 5 (2 plain, 3 of the transaction)",
+		     got.count);
+	expect_values(&got, 0, "plain", 2);
+	expect_values(&got, 2, "own", 3);
+	stored_free(&got);
+	client_close(&c);
+	printf("txn-ids: ok\n");
 	return 0;
 }
 
@@ -3686,6 +3741,10 @@ int main(int argc, char **argv)
 	if (argc >= 4 && strcmp(argv[2], "txn-bump") == 0) {
 		broker_addr = argv[1];
 		return run_txn_bump(argv[3]);
+	}
+	if (argc >= 5 && strcmp(argv[2], "txn-ids") == 0) {
+		broker_addr = argv[1];
+		return run_txn_ids(argv[3], argv[4]);
 	}
 	if (argc >= 5 && strcmp(argv[2], "group-rules") == 0) {
 		broker_addr = argv[1];
