@@ -158,6 +158,7 @@ struct tl_request {
 };
 
 /* SCRAM credentials of one user (sasl.c): index mechanism - 1. */
+#define TL_PRINCIPAL_MAX TL_ACL_NAME_MAX /* bytes of a principal, as an ACL's may be */
 #define TL_SASL_USER_MAX 120 /* bytes of a user name; "User:" + it fits tl_conn.principal */
 struct tl_sasl_user {
 	char name[TL_SASL_USER_MAX + 1];
@@ -233,8 +234,9 @@ struct tl_conn {
 	int64_t last_active_ms;
 	/* KafkaPrincipal the authorizer checks: "User:ANONYMOUS" until SASL or a TLS
 	 * client certificate authenticates the connection (issue #16); with a client
-	 * certificate "User:" + its subject DN in RFC 2253 form ("User:CN=app,O=Org"). */
-	char principal[128];
+	 * certificate "User:" + its subject DN in RFC 2253 form ("User:CN=app,O=Org"), as
+	 * long as an ACL's principal may be; a longer one is refused, never anonymous. */
+	char principal[TL_PRINCIPAL_MAX + 1];
 	char peer_ip[INET6_ADDRSTRLEN]; /* the host an ACL names */
 	/* SASL (sasl.c): where the exchange stands, the mechanism the handshake chose
 	 * (TL_SASL_MECHANISM_*), and the session's end (KIP-368; 0 = none). */

@@ -573,7 +573,15 @@ static bool conn_handshake(struct tl_conn *conn)
 		return false;
 	}
 	conn->tls_handshaking = false;
-	tl_transport_peer_principal(&conn->transport, conn->principal, sizeof(conn->principal));
+	if (tl_transport_peer_principal(&conn->transport, conn->principal,
+					sizeof(conn->principal)) < 0) {
+		/* Anonymous would skip every DENY on the real name (and its super user). */
+		tl_warn("broker: TLS client certificate refused: its subject is longer than a "
+			"principal may be (%d bytes) peer=%s",
+			TL_PRINCIPAL_MAX, conn->peer);
+		tl_conn_close(conn, "client certificate subject too long");
+		return false;
+	}
 	conn_tls_log_ktls(conn);
 	tl_debug("broker: TLS handshake done peer=%s principal=\"%s\" ktls_send=%d", conn->peer,
 		 conn->principal, conn->transport.ktls_send);

@@ -431,16 +431,16 @@ static bool cert_principal(X509 *cert, char *out, size_t out_size)
 	return ok;
 }
 
-bool tl_transport_peer_principal(const struct tl_transport *t, char *out, size_t out_size)
+int tl_transport_peer_principal(const struct tl_transport *t, char *out, size_t out_size)
 {
 	if (!t->ssl)
-		return false;
+		return 0;
 	X509 *cert = SSL_get1_peer_certificate(t->ssl);
 	if (!cert)
-		return false;
+		return 0;
 	bool ok = cert_principal(cert, out, out_size);
 	X509_free(cert);
-	return ok;
+	return ok ? 1 : -1;
 }
 
 bool tl_tls_ctx_principal(struct ssl_ctx_st *ctx, char *out, size_t out_size)

@@ -91,8 +91,9 @@ ssize_t tl_transport_sendfile(struct tl_transport *t, int file_fd, off_t offset,
 /* Decrypted bytes waiting inside the TLS layer, which poll cannot see. */
 bool tl_transport_has_pending(const struct tl_transport *t);
 /* "User:" + the peer certificate's subject in RFC 2253 form, as Kafka's default
- * principal builder makes it; false when the peer sent no certificate. */
-bool tl_transport_peer_principal(const struct tl_transport *t, char *out, size_t out_size);
+ * principal builder makes it: 1, or 0 when the peer sent no certificate, -1 when its
+ * subject does not fit @out_size (@out is then untouched). */
+int tl_transport_peer_principal(const struct tl_transport *t, char *out, size_t out_size);
 /* The same for the certificate a context presents (a client's for mutual TLS). */
 bool tl_tls_ctx_principal(struct ssl_ctx_st *ctx, char *out, size_t out_size);
 /* The negotiated version and cipher ("TLSv1.3 TLS_AES_256_GCM_SHA384"). */

@@ -7,6 +7,8 @@
 #   broker-enc.pem         the same with the key encrypted under password "brokerpw"
 #   client.crt client.key  a client certificate of the CA, subject O=Tally,OU=eng,CN=app1
 #                          (principal "User:CN=app1,OU=eng,O=Tally")
+#   long.crt long.key      a client certificate of the CA whose subject is 144 bytes
+#   huge.crt huge.key      one whose subject is longer than a principal may be (1024)
 #   rogue-ca.pem rogue.crt rogue.key   a client certificate from another CA
 #   rogue-broker.pem       a broker keystore like broker.pem (same names) from that CA
 tl_make_certs()
@@ -28,6 +30,12 @@ tl_make_certs()
 		cat broker.crt broker-enc.key >broker-enc.pem
 		q openssl req "${ec[@]}" -keyout client.key -out client.csr -subj "/O=Tally/OU=eng/CN=app1"
 		q openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.crt -days 2
+		long="/C=US/ST=California/L=San Francisco/O=Example Corporation Incorporated/OU=Platform Engineering Department/CN=svc-orders-consumer.prod.example.com"
+		q openssl req "${ec[@]}" -keyout long.key -out long.csr -subj "$long"
+		q openssl x509 -req -in long.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out long.crt -days 2
+		huge=$(for i in $(seq 1 20); do printf '/OU=unit-%02d-of-a-very-deep-organisation-chart-for-testing-only' "$i"; done)
+		q openssl req "${ec[@]}" -keyout huge.key -out huge.csr -subj "$huge/CN=huge"
+		q openssl x509 -req -in huge.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out huge.crt -days 2
 		q openssl req "${ec[@]}" -keyout rogue.key -out rogue.csr -subj "/CN=mallory"
 		q openssl x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -out rogue.crt -days 2
 		q openssl x509 -req -in broker.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -out rogue-broker.crt -days 2 -extfile san.ext

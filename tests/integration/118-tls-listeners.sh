@@ -3,7 +3,8 @@
 # One tallyd serves PLAINTEXT and SSL (ssl.client.auth=requested, encrypted key):
 # (1) Metadata on each listener names that listener's address, as Kafka answers;
 # (2) kcat produces over SSL without a client certificate and reads back over mutual
-#     TLS, byte-exact; the principal is the certificate's subject in RFC 2253 form;
+#     TLS, byte-exact; the principal is the certificate's subject in RFC 2253 form,
+#     whole (144 bytes); a subject longer than a principal may be is refused;
 # (3) the tally CLI produces and tails over mutual TLS;
 # (4) a client certificate from another CA is refused at the handshake (kcat and tally);
 # (5) plaintext Kafka bytes and a truncated ClientHello on the TLS port, a silent
@@ -55,6 +56,24 @@ kill -USR1 "$TL_PID"
 cmp -s "$TL_TMP/sent" "$TL_TMP/got" || tl_fail "records read over mutual TLS differ from those sent ($(wc -l <"$TL_TMP/got") lines)"
 tl_grep_log 'TLS handshake done .*principal="User:CN=app1,OU=eng,O=Tally"' ||
 	tl_fail "the mutual TLS connection's principal is not User:CN=app1,OU=eng,O=Tally"
+# A subject longer than the old 128-byte principal is the principal whole; one longer
+# than a principal may be (1024 bytes, as an ACL's) is refused: never User:ANONYMOUS,
+# which would skip every DENY on the real name.
+long_dn=$(openssl x509 -in "$certs/long.crt" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
+kill -USR1 "$TL_PID"
+timeout 20 kcat -L -b "$tls_broker" "${ssl[@]}" -X "ssl.certificate.location=$certs/long.crt" \
+	-X "ssl.key.location=$certs/long.key" -m 5 >/dev/null 2>&1 || tl_fail "kcat -L with a long subject failed"
+if timeout 20 kcat -L -b "$tls_broker" "${ssl[@]}" -X "ssl.certificate.location=$certs/huge.crt" \
+	-X "ssl.key.location=$certs/huge.key" -m 2 >"$TL_TMP/huge.out" 2>&1; then
+	tl_fail "kcat with a 1247-byte subject got metadata"
+fi
+kill -USR1 "$TL_PID"
+tl_grep_log "TLS handshake done .*principal=\"User:${long_dn}\"" ||
+	tl_fail "the principal of a ${#long_dn}-byte subject is not User:<subject>"
+tl_grep_log 'TLS client certificate refused: its subject is longer than a principal may be' ||
+	tl_fail "no refusal logged for the 1247-byte subject"
+tl_grep_log 'TLS handshake done .*principal="User:ANONYMOUS"' &&
+	tl_fail "a client certificate's connection became User:ANONYMOUS"
 tl_grep_log 'TLS on listener=SSL sendfile=' || tl_fail "tallyd did not say which TLS send path is on"
 tl_log "$(tl_log_text "$TL_TMP/tallyd.log" | grep -o 'TLS on listener=SSL sendfile=[a-z-]*' | head -n 1)"
 
