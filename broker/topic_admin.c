@@ -670,6 +670,16 @@ delete_records_one(struct tl_request *req, struct delete_state *st, int32_t time
 		out->error_code = (int16_t)TL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 		return;
 	}
+	/* As Kafka: the coordinators' state is not for deleting (committed offsets and
+	 * transactions would be gone after a restart), nor a topic only compacted. */
+	if (p->topic->internal) {
+		out->error_code = (int16_t)TL_ERR_INVALID_TOPIC_EXCEPTION;
+		return;
+	}
+	if (!p->topic->config.log.cleanup_delete) {
+		out->error_code = (int16_t)TL_ERR_POLICY_VIOLATION;
+		return;
+	}
 	/* Cluster mode: the leader's start is the partition's; followers take it from
 	 * the leader's fetch responses. */
 	if (p->topic->cluster && tl_replica_check_client(p, -1) != TL_OK) {

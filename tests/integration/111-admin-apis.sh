@@ -6,7 +6,9 @@
 #   retention check deletes them, without a restart; the setting survives a restart and
 #   DescribeConfigs shows it as DYNAMIC_TOPIC_CONFIG; an unknown key is INVALID_CONFIG.
 #   DeleteRecords to offset 50: a consumer from the beginning starts at 50, also after a
-#   restart; past the high watermark is OFFSET_OUT_OF_RANGE; `tally log check` passes.
+#   restart; past the high watermark is OFFSET_OUT_OF_RANGE; `tally log check` passes;
+#   refused on a compact-only topic (POLICY_VIOLATION) and __consumer_offsets
+#   (INVALID_TOPIC_EXCEPTION).
 #   tally topic alter (-c, --delete-config), topic delete-records, cluster log-dirs.
 #   kafkajs: createPartitions, alterConfigs, deleteTopicRecords, describeCluster (exits 77
 #   after the librdkafka part when kafkajs is not installed).
@@ -44,6 +46,17 @@ tl_log "DeleteRecords"
 grep -q '^error 1 ' <<<"$(admin delete-records adm 0 1000)" || tl_fail "delete-records past the end"
 [ "$(first_offset adm 0)" = 50 ] || tl_fail "after DeleteRecords a consumer starts at $(first_offset adm 0), want 50"
 [ ! -e "$TL_DATA/adm-0/00000000000000000000.log" ] || tl_fail "the first segment, wholly deleted, remains"
+# As Kafka: not on a topic only compacted (POLICY_VIOLATION), nor on an internal one
+# (INVALID_TOPIC_EXCEPTION: committed offsets would be gone after a restart).
+"$TL_BIN/tally" -b "$TL_BROKER" topic create adm-compact -p 1 -c cleanup.policy=compact >/dev/null 2>&1 ||
+	tl_fail "topic create adm-compact"
+printf 'k1:a\nk2:b\n' | kcat -P -b "$TL_BROKER" -t adm-compact -K: || tl_fail "produce to adm-compact"
+grep -q '^error 44 ' <<<"$(admin delete-records adm-compact 0 1)" || tl_fail "delete-records on a compacted topic"
+[ "$(first_offset adm-compact 0)" = 0 ] || tl_fail "a refused DeleteRecords moved the compacted topic's start"
+timeout 30 kcat -C -q -b "$TL_BROKER" -G adm-group adm-compact -c 2 -X auto.offset.reset=earliest >/dev/null ||
+	tl_fail "kcat -G adm-group"
+grep -q '^error 17 ' <<<"$(admin delete-records __consumer_offsets 0 1)" ||
+	tl_fail "delete-records on __consumer_offsets"
 
 tl_stop_broker
 "$TL_BIN/tally" log check "$TL_DATA/adm-0" >"$TL_TMP/check" || tl_fail "log check after DeleteRecords: $(cat "$TL_TMP/check")"
