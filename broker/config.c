@@ -531,6 +531,16 @@ static bool is_jaas_key(const char *key)
 	       strcmp(key + len - strlen(suffix), suffix) == 0;
 }
 
+/* A per-listener key (listener.name.<listener>.@suffix) that sets how clients are
+ * authenticated or encrypted: Kafka's ssl.*, sasl.*, <mechanism>.sasl.* and
+ * connections.max.reauth.ms. */
+static bool listener_key_is_security(const char *suffix)
+{
+	return strncmp(suffix, "ssl.", 4) == 0 || strncmp(suffix, "sasl.", 5) == 0 ||
+	       strstr(suffix, ".sasl.") != NULL || strcmp(suffix, "connections.max.reauth.ms") == 0 ||
+	       strcmp(suffix, "principal.builder.class") == 0;
+}
+
 /* ---- JAAS text (sasl.jaas.config) ---- */
 
 struct jaas_lexer {
@@ -753,8 +763,21 @@ tl_err tl_config_set(struct tl_config *config, const char *key, const char *valu
 			config->kafka_keys_ignored[kafka_index / 64] |= 1ull << (kafka_index % 64);
 			return TL_OK;
 		}
-		if (strncmp(key, "listener.name.", strlen("listener.name.")) == 0 &&
-		    strchr(key + strlen("listener.name."), '.')) {
+		const char *rest = strncmp(key, "listener.name.", strlen("listener.name.")) == 0
+					   ? strchr(key + strlen("listener.name."), '.')
+					   : NULL;
+		if (rest && listener_key_is_security(rest + 1)) {
+			/* Ignored, a listener would run with weaker settings than its
+			 * operator wrote (no client certificate asked for, say). */
+			snprintf(why, why_size,
+				 "config %s: per-listener security settings are not supported; "
+				 "set %s for the whole broker (only "
+				 "listener.name.<listener>.<mechanism>.sasl.jaas.config is per "
+				 "listener)",
+				 key, rest + 1);
+			return TL_ERR_INVALID;
+		}
+		if (rest) {
 			config->listener_prefixed_ignored++;
 			return TL_OK;
 		}

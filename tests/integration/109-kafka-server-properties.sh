@@ -107,3 +107,18 @@ out=$("$TL_TALLYD" --config "$TL_TMP/zk.properties" 2>&1) || rc=$?
 [ $rc -eq 2 ] || tl_fail "a misspelt key: tallyd exited $rc, want 2: $out"
 grep -q 'unknown key "num.netwrk.threads"; did you mean "num.network.threads"' <<<"$out" ||
 	tl_fail "a misspelt key: $out"
+
+# Per-listener keys: one Tally does not implement is ignored (logged), but one that sets
+# how a listener authenticates or encrypts is refused: ignored, that listener would run
+# with weaker settings than written (no client certificate asked for, say).
+rc=0
+out=$("$TL_TALLYD" --print-config --override listener.name.external.max.connections=10 2>&1) || rc=$?
+[ $rc -eq 0 ] || tl_fail "listener.name.external.max.connections: tallyd exited $rc: $out"
+for key in listener.name.ssl.ssl.client.auth listener.name.sasl_ssl.sasl.enabled.mechanisms \
+	listener.name.sasl_ssl.scram-sha-256.sasl.server.callback.handler.class; do
+	rc=0
+	out=$("$TL_TALLYD" --print-config --override "$key=required" 2>&1) || rc=$?
+	[ $rc -eq 2 ] || tl_fail "$key: tallyd exited $rc, want 2: $out"
+	grep -q "config $key: per-listener security settings are not supported" <<<"$out" ||
+		tl_fail "$key: $out"
+done
