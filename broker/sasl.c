@@ -135,6 +135,16 @@ bool tl_sasl_allows(struct tl_request *req)
 	int16_t key = req->header.api_key;
 	if (api_is_sasl(key))
 		return true;
+	if (conn->sasl_authenticated && conn->sasl_step != SASL_STEP_DONE) {
+		/* Kafka's SaslServerAuthenticator: between a re-authentication's handshake and
+		 * its end only SASL requests; the client must have paused (KIP-368). */
+		const struct tl_api_info *info = tl_api_info(key);
+		tl_warn("broker: request during SASL re-authentication, closing connection "
+			"principal=%s peer=%s api=%s",
+			conn->principal, conn->peer, info ? info->name : "unknown");
+		tl_conn_close(conn, "request during SASL re-authentication"); /* frees req */
+		return false;
+	}
 	if (conn->sasl_authenticated) {
 		if (conn->sasl_expiry_ms == 0 || tl_mono_ms() < conn->sasl_expiry_ms)
 			return true;
@@ -697,11 +707,15 @@ void tl_handle_sasl_handshake(struct tl_request *req, struct tl_cursor *body)
 	for (size_t i = 0; i < TL_ARRAY_SIZE(mechanisms); i++)
 		if (tl_str_eq_c(msg.mechanism, mechanisms[i].name))
 			bit = mechanisms[i].bit;
-	if (!(bit & conn->broker->config.sasl_mechanisms)) {
-		tl_warn("broker: SASL mechanism not enabled peer=%s mechanism=\"%.*s\"", conn->peer,
-			TL_MIN(TL_MAX(msg.mechanism.len, 0), 64), msg.mechanism.ptr);
-		if (!conn->sasl_authenticated)
-			conn->sasl_step = SASL_STEP_FAILED;
+	/* As Kafka, the connection closes after the answer: a client may not try another
+	 * mechanism, nor re-authenticate with another than it logged in with (KIP-368). */
+	bool other = conn->sasl_authenticated && bit != 0 && bit != conn->sasl_mechanism;
+	if (!(bit & conn->broker->config.sasl_mechanisms) || other) {
+		tl_warn("broker: SASL mechanism %s, closing connection peer=%s mechanism=\"%.*s\"",
+			other ? "differs from the session's (re-authentication)" : "not enabled",
+			conn->peer, TL_MIN(TL_MAX(msg.mechanism.len, 0), 64), msg.mechanism.ptr);
+		conn->sasl_step = SASL_STEP_FAILED;
+		conn->close_when_flushed = true;
 		handshake_respond(req, TL_ERR_UNSUPPORTED_SASL_MECHANISM);
 		return;
 	}

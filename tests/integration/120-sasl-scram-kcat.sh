@@ -6,8 +6,10 @@
 #  - tally user create/list/delete: the new user logs in, and no longer once deleted;
 #  - a wrong password: SASL_AUTHENTICATION_FAILED, a diag line naming User:alice, and
 #    the password nowhere in the log;
-#  - an unauthenticated Produce, a 2 GB SASL frame, and a failed authentication (once
-#    answered) each close the connection, and the broker still serves;
+#  - an unauthenticated Produce, a 2 GB SASL frame, a failed authentication and a
+#    mechanism not enabled (once answered), a re-authentication (KIP-368) with another
+#    mechanism, and a request between a re-authentication's handshake and its end each
+#    close the connection, as Kafka's, and the broker still serves;
 #  - the loop stays responsive while PLAIN logins run PBKDF2 (on worker threads): 50
 #    parallel PLAIN logins at 16384 SHA-256 iterations, and Metadata round trips on
 #    another connection meanwhile stay short next to the whole storm; of 200 at once,
@@ -88,6 +90,7 @@ grep -q 'SASL authentication failed for user alice' "$TL_TMP/t.out" || tl_fail "
 cat >"$TL_TMP/raw.py" <<'PY'
 import socket, struct, sys
 host, port, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+pw = sys.argv[4].encode() if len(sys.argv) > 4 else b""
 s = socket.create_connection((host, port), timeout=10)
 def frame(key, version, corr, body):
     head = struct.pack(">hhih", key, version, corr, 3) + b"raw"
@@ -108,6 +111,33 @@ if what == "wrongplain":
     if code != 58:
         print("error code %d, want 58" % code)
         sys.exit(0)
+elif what == "badmech":
+    # A mechanism not enabled: UNSUPPORTED_SASL_MECHANISM (33), then closed.
+    s.sendall(frame(17, 1, 1, struct.pack(">h", 6) + b"GSSAPI"))
+    code = struct.unpack(">h", response()[4:6])[0]
+    if code != 33:
+        print("error code %d, want 33" % code)
+        sys.exit(0)
+elif what in ("reauthmech", "reauthrequest"):
+    # Logged in with PLAIN; re-authenticating (KIP-368) with another mechanism is 33,
+    # then closed; a Metadata between a re-authentication's handshake and its
+    # SaslAuthenticate closes the connection (Kafka's SaslServerAuthenticator).
+    s.sendall(frame(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
+    response()
+    token = b"\0alice\0" + pw
+    s.sendall(frame(36, 1, 2, struct.pack(">i", len(token)) + token))
+    code = struct.unpack(">h", response()[4:6])[0]
+    if code != 0:
+        print("login error code %d" % code)
+        sys.exit(0)
+    mech = b"SCRAM-SHA-512" if what == "reauthmech" else b"PLAIN"
+    s.sendall(frame(17, 1, 3, struct.pack(">h", len(mech)) + mech))
+    code = struct.unpack(">h", response()[4:6])[0]
+    if code != (33 if what == "reauthmech" else 0):
+        print("re-authentication handshake error code %d" % code)
+        sys.exit(0)
+    if what == "reauthrequest":
+        s.sendall(frame(3, 1, 4, struct.pack(">i", 0)))
 elif what == "produce":
     # Produce v3: header (key 0, v3, correlation 1, client "raw"), null transactional
     # id, acks 1, timeout 1000, no topics.
@@ -121,10 +151,14 @@ except ConnectionResetError:
     data = b""
 print("closed" if data == b"" else "answered %r" % data)
 PY
-for what in produce bigframe wrongplain; do
-	out=$(timeout 15 python3 "$TL_TMP/raw.py" 127.0.0.1 "$TL_PORT" "$what") || tl_fail "raw $what client failed"
-	[ "$out" = closed ] || tl_fail "$what before authentication: $out, want the connection closed"
+for what in produce bigframe wrongplain badmech reauthmech reauthrequest; do
+	out=$(timeout 15 python3 "$TL_TMP/raw.py" 127.0.0.1 "$TL_PORT" "$what" "$A_PW") || tl_fail "raw $what client failed"
+	[ "$out" = closed ] || tl_fail "$what: $out, want the connection closed"
 done
+tl_grep_log 'SASL mechanism differs from the session.s \(re-authentication\), closing' ||
+	tl_fail "no diag line for the re-authentication with another mechanism"
+tl_grep_log 'request during SASL re-authentication, closing connection principal=User:alice .*api=Metadata' ||
+	tl_fail "no diag line for the Metadata during a re-authentication"
 tl_grep_log 'request before SASL authentication, closing connection .*api=Produce' ||
 	tl_fail "no diag line for the unauthenticated Produce"
 tl_grep_log 'frame size 2147483632 outside \[8, 524288\]' || tl_fail "no diag line for the 2 GB frame"
