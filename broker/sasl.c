@@ -169,7 +169,8 @@ bool tl_sasl_allows(struct tl_request *req)
 
 static bool user_name_valid(const char *name, size_t len)
 {
-	if (len == 0 || len > TL_SASL_USER_MAX)
+	/* '#' first would read back from the credentials file as a comment. */
+	if (len == 0 || len > TL_SASL_USER_MAX || name[0] == '#')
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)name[i] <= ' ' || name[i] == 0x7f)
@@ -621,7 +622,7 @@ tl_err tl_sasl_add_scram(struct tl_broker *broker, const char *spec, char *why, 
 	tl_err err = TL_ERR_INVALID;
 	if (!user_name_valid(name, name_len) || password_len == 0) {
 		snprintf(why, why_size,
-			 "--add-scram: needs name= (no spaces, 1-%d bytes) and "
+			 "--add-scram: needs name= (no spaces, not '#' first, 1-%d bytes) and "
 			 "password=",
 			 TL_SASL_USER_MAX);
 		goto out;
@@ -1463,8 +1464,8 @@ void tl_handle_alter_user_scram_credentials(struct tl_request *req, struct tl_cu
 		}
 		if (!user_name_valid(name.ptr, (size_t)name.len)) {
 			alter_user_fail(user, TL_ERR_UNACCEPTABLE_CREDENTIAL,
-					"Username %s is too long or holds white space or control "
-					"characters");
+					"Username %s is too long, starts with '#' or holds white "
+					"space or control characters");
 			continue;
 		}
 		if (mech != TL_SCRAM_SHA_256 && mech != TL_SCRAM_SHA_512) {

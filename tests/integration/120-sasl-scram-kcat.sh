@@ -65,6 +65,11 @@ out=$("${tally_sasl[@]}" tail -o -1 -e sasl) || tl_fail "tally tail over SCRAM f
 kc SCRAM-SHA-256 dave dave-pw -L -m 5 >/dev/null 2>&1 || tl_fail "dave cannot log in after user create"
 "${tally_sasl[@]}" user delete dave >/dev/null 2>&1 || tl_fail "tally user delete failed"
 kc SCRAM-SHA-256 dave dave-pw -L -m 1 >/dev/null 2>&1 && tl_fail "dave still logs in after user delete"
+# A name the credentials file would read back as a comment is refused, not lost at the
+# next restart.
+out=$("${tally_sasl[@]}" user create '#hash' --mechanism SCRAM-SHA-256 --password p 2>&1) &&
+	tl_fail "tally user create '#hash' succeeded"
+grep -q "starts with '#'" <<<"$out" || tl_fail "user create '#hash': $out"
 
 # Wrong password: refused with SASL_AUTHENTICATION_FAILED; the log names the principal,
 # never the password.
