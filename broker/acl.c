@@ -530,25 +530,75 @@ enum tl_acl_decision tl_acls_authorize(const struct tl_acls *acls, struct tl_str
 	return v.allowed ? TL_ACL_ALLOWED : TL_ACL_DENIED;
 }
 
+/* An entry of Kafka's authorizeByResourceType: its operation exactly (or All), no
+ * implied ones. */
+static bool by_type_applies(const struct tl_acl_entry *e, int8_t permission,
+			    struct tl_str principal, struct tl_str host, int8_t operation)
+{
+	return e->permission == permission && principal_matches(e->principal, principal) &&
+	       host_matches(e->host, host) &&
+	       (e->operation == operation || e->operation == TL_ACL_OP_ALL);
+}
+
+static bool resource_has(const struct tl_acl_resource *r, int8_t permission,
+			 struct tl_str principal, struct tl_str host, int8_t operation)
+{
+	for (int32_t i = 0; i < r->entry_count; i++)
+		if (by_type_applies(&r->entries[i], permission, principal, host, operation))
+			return true;
+	return false;
+}
+
+static bool is_wildcard(const struct tl_acl_resource *r)
+{
+	return r->pattern == TL_ACL_PATTERN_LITERAL && r->name_len == 1 && r->name[0] == '*';
+}
+
+/* Does a DENY dominate the ALLOW on @allow: a LITERAL one of the same name over a
+ * LITERAL allow, or a PREFIXED one whose prefix starts the allowed name? */
+static bool by_type_denied(const struct tl_acls *acls, const struct tl_acl_resource *allow,
+			   struct tl_str principal, struct tl_str host, int8_t operation)
+{
+	for (const struct tl_acl_resource *d = tl_acls_next(acls, NULL); d;
+	     d = tl_acls_next(acls, d)) {
+		if (d->type != allow->type ||
+		    !resource_has(d, TL_ACL_PERMISSION_DENY, principal, host, operation))
+			continue;
+		bool same = d->name_len == allow->name_len &&
+			    memcmp(d->name, allow->name, (size_t)d->name_len) == 0;
+		if (d->pattern == TL_ACL_PATTERN_LITERAL && allow->pattern == TL_ACL_PATTERN_LITERAL &&
+		    same)
+			return true;
+		if (d->pattern == TL_ACL_PATTERN_PREFIXED && d->name_len <= allow->name_len &&
+		    memcmp(d->name, allow->name, (size_t)d->name_len) == 0)
+			return true;
+	}
+	return false;
+}
+
 bool tl_acls_allow_any_of_type(const struct tl_acls *acls, struct tl_str principal,
 			       struct tl_str host, int8_t operation, int8_t resource_type)
 {
+	bool wildcard_allow = false;
 	for (const struct tl_acl_resource *r = tl_acls_next(acls, NULL); r;
 	     r = tl_acls_next(acls, r)) {
-		if (r->type != resource_type)
+		if (r->type != resource_type || !is_wildcard(r))
 			continue;
-		for (int32_t i = 0; i < r->entry_count; i++) {
-			const struct tl_acl_entry *e = &r->entries[i];
-			if (e->permission != TL_ACL_PERMISSION_ALLOW ||
-			    !principal_matches(e->principal, principal) ||
-			    !host_matches(e->host, host) || !allow_covers(e->operation, operation))
-				continue;
-			/* Allowed on this pattern's own name, denials included. */
-			struct tl_str name = {r->name, r->name_len};
-			if (tl_acls_authorize(acls, principal, host, operation, resource_type,
-					      name) == TL_ACL_ALLOWED)
-				return true;
-		}
+		if (resource_has(r, TL_ACL_PERMISSION_DENY, principal, host, operation))
+			return false;
+		wildcard_allow =
+			wildcard_allow ||
+			resource_has(r, TL_ACL_PERMISSION_ALLOW, principal, host, operation);
+	}
+	if (wildcard_allow)
+		return true;
+	for (const struct tl_acl_resource *r = tl_acls_next(acls, NULL); r;
+	     r = tl_acls_next(acls, r)) {
+		if (r->type != resource_type || is_wildcard(r) ||
+		    !resource_has(r, TL_ACL_PERMISSION_ALLOW, principal, host, operation))
+			continue;
+		if (!by_type_denied(acls, r, principal, host, operation))
+			return true;
 	}
 	return false;
 }

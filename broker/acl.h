@@ -167,10 +167,10 @@ enum tl_acl_decision {
 enum tl_acl_decision tl_acls_authorize(const struct tl_acls *acls, struct tl_str principal,
 				       struct tl_str host, int8_t operation, int8_t resource_type,
 				       struct tl_str resource_name);
-/* True when some ALLOW ACL could let @principal do @operation on a resource of @type
- * whatever its name (Kafka's authorizeByResourceType, for the idempotent producer's
- * "Write on any topic"): an ALLOW for the principal matching no DENY of the same
- * pattern. */
+/* The ACL part of Kafka's authorizeByResourceType (the idempotent producer's "Write on
+ * some topic"): entries of @operation or All only; a wildcard DENY refuses, a wildcard
+ * ALLOW allows; else some ALLOW that no DENY dominates (a LITERAL DENY of the same name
+ * over a LITERAL ALLOW, a PREFIXED DENY whose prefix starts the allowed name). */
 bool tl_acls_allow_any_of_type(const struct tl_acls *acls, struct tl_str principal,
 			       struct tl_str host, int8_t operation, int8_t resource_type);
 

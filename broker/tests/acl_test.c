@@ -199,6 +199,36 @@ START_TEST(write_on_any_topic_counts_for_the_idempotent_producer)
 }
 END_TEST
 
+/* Kafka's authorizeByResourceType, case by case. */
+START_TEST(write_on_any_topic_follows_kafkas_dominance_rules)
+{
+	struct tl_acls a;
+	tl_acls_init(&a);
+	struct tl_str p = tl_str_of("User:p"), h = tl_str_of("h");
+	/* A LITERAL deny does not hide a PREFIXED allow of the same name. */
+	add(&a, acl(T, P, "app", "User:p", "*", TL_ACL_OP_WRITE, AL));
+	add(&a, acl(T, L, "app", "User:p", "*", TL_ACL_OP_WRITE, DN));
+	ck_assert(tl_acls_allow_any_of_type(&a, p, h, TL_ACL_OP_WRITE, T));
+	/* A PREFIXED deny starting the allowed prefix does. */
+	add(&a, acl(T, P, "ap", "User:*", "*", TL_ACL_OP_ALL, DN));
+	ck_assert(!tl_acls_allow_any_of_type(&a, p, h, TL_ACL_OP_WRITE, T));
+	/* A LITERAL allow under another name is not dominated by it... */
+	add(&a, acl(T, L, "orders", "User:p", "h", TL_ACL_OP_ALL, AL));
+	ck_assert(tl_acls_allow_any_of_type(&a, p, h, TL_ACL_OP_WRITE, T));
+	ck_assert(!tl_acls_allow_any_of_type(&a, p, tl_str_of("other-host"), TL_ACL_OP_WRITE, T));
+	/* ...but a LITERAL deny of its name is. */
+	add(&a, acl(T, L, "orders", "User:p", "*", TL_ACL_OP_WRITE, DN));
+	ck_assert(!tl_acls_allow_any_of_type(&a, p, h, TL_ACL_OP_WRITE, T));
+	/* No implied operations: Read does not count for Write. */
+	add(&a, acl(T, L, "books", "User:p", "*", TL_ACL_OP_READ, AL));
+	ck_assert(!tl_acls_allow_any_of_type(&a, p, h, TL_ACL_OP_WRITE, T));
+	/* A wildcard allow allows, whatever else is denied. */
+	add(&a, acl(T, L, "*", "User:*", "*", TL_ACL_OP_WRITE, AL));
+	ck_assert(tl_acls_allow_any_of_type(&a, p, h, TL_ACL_OP_WRITE, T));
+	tl_acls_deinit(&a);
+}
+END_TEST
+
 START_TEST(the_text_form_round_trips_odd_names)
 {
 	struct tl_acls a;
@@ -260,6 +290,7 @@ int main(void)
 	tcase_add_test(tc, prefixed_patterns_match_by_prefix_only);
 	tcase_add_test(tc, filters_follow_acl_binding_filter);
 	tcase_add_test(tc, write_on_any_topic_counts_for_the_idempotent_producer);
+	tcase_add_test(tc, write_on_any_topic_follows_kafkas_dominance_rules);
 	tcase_add_test(tc, the_text_form_round_trips_odd_names);
 	tcase_add_test(tc, many_acls_are_indexed);
 	suite_add_tcase(s, tc);

@@ -11,7 +11,10 @@
 #   (4) a denied transactional id cannot InitProducerId (librdkafka's
 #       init_transactions fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and
 #       succeeds once allowed;
-#   (5) the ACLs survive a restart; denials are logged with principal and resource.
+#   (5) the ACLs survive a restart; denials are logged with principal and resource;
+#   (6) with allow.everyone.if.no.acl.found=true the idempotent producer may write an
+#       ACL-less topic although the cluster and other topics have ACLs (Kafka's
+#       authorizeByResourceType; its ACL rules in acl_test).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat curl
@@ -110,4 +113,23 @@ tl_grep_log 'acl: denied principal=User:alice .*operation=Read resource=Group:g1
 	tl_fail "no denial line for alice's OffsetCommit"
 tl_grep_log 'acl: denied principal=User:carol .*operation=Write resource=TransactionalId:tx1 api=InitProducerId' ||
 	tl_fail "no denial line for carol's InitProducerId"
+tl_stop_broker
+
+tl_log "(6) allow.everyone.if.no.acl.found=true and the idempotent producer"
+# IdempotentWrite on the cluster is denied to dave (the cluster has ACLs, none his);
+# Kafka's fallback, Write on some topic (authorizeByResourceType), first checks a
+# made-up topic name, which no ACL covers, so allow.everyone lets him through, as it
+# lets him write the ACL-less topic itself. An ACL on some other topic must not change
+# that.
+tl_start_broker --override authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer \
+	--override super.users=User:admin --override tally.test.principal.from.client.id=true \
+	--override allow.everyone.if.no.acl.found=true
+admin acl add --allow-principal User:ops --operation Alter --cluster >/dev/null || tl_fail "acl add cluster"
+admin acl add --allow-principal User:bob --operation Read --topic t1 >/dev/null || tl_fail "acl add topic"
+admin topic create free -p 1 >/dev/null || tl_fail "topic create free"
+echo one | kc dave -P -t free -X enable.idempotence=true 2>"$TL_TMP/err" ||
+	tl_fail "dave's idempotent produce to an ACL-less topic failed: $(cat "$TL_TMP/err")"
+grep -qi 'authorization failed' "$TL_TMP/err" && tl_fail "dave's idempotent produce: $(cat "$TL_TMP/err")"
+n=$(kc dave -C -t free -o beginning -e -q | wc -l)
+[ "$n" = 1 ] || tl_fail "topic free holds $n records, want 1"
 tl_stop_broker
