@@ -132,6 +132,11 @@ const char *tl_acl_binding_invalid(const struct tl_acl_binding *b)
 		return "Invalid operation";
 	if (b->permission != TL_ACL_PERMISSION_ALLOW && b->permission != TL_ACL_PERMISSION_DENY)
 		return "Invalid permission type";
+	/* Stored and matched as C strings: "User:a\0x" would act as "User:a". */
+	if (memchr(b->resource_name.ptr, '\0', (size_t)b->resource_name.len) ||
+	    memchr(b->principal.ptr, '\0', (size_t)b->principal.len) ||
+	    memchr(b->host.ptr, '\0', (size_t)b->host.len))
+		return "Resource name, principal and host must not hold NUL bytes";
 	return NULL;
 }
 

@@ -177,6 +177,14 @@ START_TEST(filters_follow_acl_binding_filter)
 	ck_assert_ptr_nonnull(tl_acl_binding_invalid(&nocluster));
 	struct tl_acl_binding noprincipal = acl(T, L, "t", "alice", "*", TL_ACL_OP_READ, AL);
 	ck_assert_ptr_nonnull(tl_acl_binding_invalid(&noprincipal));
+	struct tl_acl_binding nul = acl(T, L, "t", "User:a", "*", TL_ACL_OP_READ, DN);
+	nul.principal.len = 8; /* "User:a\0x": stored, it would deny User:a */
+	nul.principal.ptr = "User:a\0x";
+	ck_assert_ptr_nonnull(tl_acl_binding_invalid(&nul));
+	nul.principal = tl_str_of("User:a");
+	ck_assert_ptr_null(tl_acl_binding_invalid(&nul));
+	nul.resource_name = (struct tl_str){"t\0u", 3};
+	ck_assert_ptr_nonnull(tl_acl_binding_invalid(&nul));
 	tl_acls_deinit(&a);
 }
 END_TEST
