@@ -236,6 +236,33 @@ bool tl_authorize(struct tl_request *req, int8_t op, int8_t type, struct tl_str 
 	return false;
 }
 
+int32_t tl_authorized_operations(struct tl_request *req, int8_t type, struct tl_str name)
+{
+	/* Kafka's AclEntry.supportedOperations, per resource type. */
+	static const int8_t topic[] = {TL_ACL_OP_READ,	      TL_ACL_OP_WRITE,
+				       TL_ACL_OP_CREATE,      TL_ACL_OP_DESCRIBE,
+				       TL_ACL_OP_DELETE,      TL_ACL_OP_ALTER,
+				       TL_ACL_OP_DESCRIBE_CONFIGS, TL_ACL_OP_ALTER_CONFIGS};
+	static const int8_t group[] = {TL_ACL_OP_READ, TL_ACL_OP_DESCRIBE, TL_ACL_OP_DELETE};
+	static const int8_t cluster[] = {TL_ACL_OP_CREATE,	   TL_ACL_OP_CLUSTER_ACTION,
+					 TL_ACL_OP_DESCRIBE_CONFIGS, TL_ACL_OP_ALTER_CONFIGS,
+					 TL_ACL_OP_IDEMPOTENT_WRITE, TL_ACL_OP_ALTER,
+					 TL_ACL_OP_DESCRIBE};
+	const int8_t *ops = type == TL_ACL_RESOURCE_TOPIC   ? topic
+			    : type == TL_ACL_RESOURCE_GROUP ? group
+							    : cluster;
+	size_t count = type == TL_ACL_RESOURCE_TOPIC   ? TL_ARRAY_SIZE(topic)
+		       : type == TL_ACL_RESOURCE_GROUP ? TL_ARRAY_SIZE(group)
+						       : TL_ARRAY_SIZE(cluster);
+	TL_ASSERT(type == TL_ACL_RESOURCE_TOPIC || type == TL_ACL_RESOURCE_GROUP ||
+		  type == TL_ACL_RESOURCE_CLUSTER);
+	uint32_t bits = 0;
+	for (size_t i = 0; i < count; i++)
+		if (tl_authorize_quiet(req, ops[i], type, name))
+			bits |= 1u << ops[i];
+	return (int32_t)bits;
+}
+
 bool tl_authorize_cluster(struct tl_request *req, int8_t op)
 {
 	return tl_authorize(req, op, TL_ACL_RESOURCE_CLUSTER, tl_str_of(TL_ACL_CLUSTER_NAME));

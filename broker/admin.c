@@ -193,7 +193,12 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 						tl_str_of(t->name)))
 				continue;
 			tl_metadata_response_metadata_response_topic_defaults(&resp.topics[n]);
-			metadata_topic(req, t, &resp.topics[n++]);
+			metadata_topic(req, t, &resp.topics[n]);
+			if (msg.include_topic_authorized_operations)
+				resp.topics[n].topic_authorized_operations =
+					tl_authorized_operations(req, TL_ACL_RESOURCE_TOPIC,
+								 tl_str_of(t->name));
+			n++;
 		}
 	} else {
 		/* allow_auto_topic_creation defaults to true before v4, as Kafka reads it. */
@@ -255,9 +260,15 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 				continue;
 			}
 			metadata_topic(req, topic, out);
+			if (msg.include_topic_authorized_operations)
+				out->topic_authorized_operations = tl_authorized_operations(
+					req, TL_ACL_RESOURCE_TOPIC, tl_str_of(topic->name));
 		}
 	}
 	resp.topics_count = n;
+	if (msg.include_cluster_authorized_operations)
+		resp.cluster_authorized_operations = tl_authorized_operations(
+			req, TL_ACL_RESOURCE_CLUSTER, tl_str_of(TL_ACL_CLUSTER_NAME));
 	tl_response_begin(req);
 	tl_metadata_response_encode(&req->response, version, &resp);
 	tl_response_end(req);

@@ -517,6 +517,10 @@ bool tl_authorize_quiet(struct tl_request *req, int8_t op, int8_t type, struct t
 bool tl_authorize_cluster(struct tl_request *req, int8_t op);
 /* @op on some resource of @type (Kafka's authorizeByResourceType). */
 bool tl_authorize_any_of_type(struct tl_request *req, int8_t op, int8_t type);
+/* The bit field (1 << operation) of the operations @req's principal may do on
+ * @type/@name, among those Kafka supports for @type: the authorized_operations of
+ * Metadata, DescribeCluster and DescribeGroups, when the client asks. */
+int32_t tl_authorized_operations(struct tl_request *req, int8_t type, struct tl_str name);
 static inline bool tl_authorize_topic(struct tl_request *req, int8_t op, struct tl_str topic)
 {
 	return tl_authorize(req, op, TL_ACL_RESOURCE_TOPIC, topic);

@@ -2698,6 +2698,9 @@ void tl_handle_describe_groups(struct tl_request *req, struct tl_cursor *body)
 			out->members_count = 0;
 			continue;
 		}
+		if (msg.include_authorized_operations)
+			out->authorized_operations =
+				tl_authorized_operations(req, TL_ACL_RESOURCE_GROUP, msg.groups[i]);
 		struct group *g = group_find(groups, msg.groups[i]);
 		if (!g) {
 			/* Kafka describes an unknown group as Dead, without an error. */

@@ -887,7 +887,11 @@ void tl_handle_describe_cluster(struct tl_request *req, struct tl_cursor *body)
 	tl_describe_cluster_response_defaults(&resp);
 	resp.cluster_id = tl_str_of(broker->config.cluster_id);
 	resp.controller_id = broker->config.node_id;
-	resp.cluster_authorized_operations = INT32_MIN; /* not asked or not known */
+	resp.cluster_authorized_operations =
+		msg.include_cluster_authorized_operations
+			? tl_authorized_operations(req, TL_ACL_RESOURCE_CLUSTER,
+						   tl_str_of(TL_ACL_CLUSTER_NAME))
+			: INT32_MIN; /* not asked */
 	struct tl_describe_cluster_response_describe_cluster_broker self;
 	tl_describe_cluster_response_describe_cluster_broker_defaults(&self);
 	self.broker_id = broker->config.node_id;

@@ -6,7 +6,9 @@
 #       (CLUSTER_AUTHORIZATION_FAILED); the super user adds and lists ACLs;
 #   (2) alice, with only Read on t1, consumes t1 but cannot produce to it
 #       (TOPIC_AUTHORIZATION_FAILED), read t2, or join/commit for group g1
-#       (GROUP_AUTHORIZATION_FAILED) until she gets Read on g1;
+#       (GROUP_AUTHORIZATION_FAILED) until she gets Read on g1; the authorized_operations
+#       of Metadata, DescribeCluster and DescribeGroups show what she and a super user
+#       may do;
 #   (3) a DENY overrides her ALLOW; PREFIXED patterns allow app.* and not others;
 #   (4) a denied transactional id cannot InitProducerId (librdkafka's
 #       init_transactions fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and
@@ -61,6 +63,15 @@ kc alice -G g1 -c 5 -q -X auto.offset.reset=earliest -X session.timeout.ms=6000 
 	tl_fail "alice consumed in group g1 without Read on it"
 grep -qi 'Group authorization failed' "$TL_TMP/err" || tl_fail "kcat -G g1: $(cat "$TL_TMP/err")"
 admin acl add --allow-principal User:alice --operation Read --group g1 || tl_fail "acl add group"
+# The authorized_operations bit fields (1 << operation), as Kafka's clients show them:
+# Read(3) and the Describe(8) it implies on t1 and g1, nothing on the cluster; the super
+# user every operation Kafka supports for each type.
+got=$(RAWPROTO_CLIENT_ID=User:alice timeout 20 "$TL_PROGS/rawproto" "$TL_BROKER" authorized-ops t1 g1) ||
+	tl_fail "rawproto authorized-ops as alice failed"
+[ "$got" = "topic 264 cluster 0 describe-cluster 0 group 264" ] || tl_fail "alice's authorized operations: $got"
+got=$(RAWPROTO_CLIENT_ID=User:admin timeout 20 "$TL_PROGS/rawproto" "$TL_BROKER" authorized-ops t1 g1) ||
+	tl_fail "rawproto authorized-ops as admin failed"
+[ "$got" = "topic 3576 cluster 8096 describe-cluster 8096 group 328" ] || tl_fail "admin's authorized operations: $got"
 n=$(kc alice -G g1 -c 5 -q -X auto.offset.reset=earliest -X session.timeout.ms=6000 t1 | wc -l)
 [ "$n" = 5 ] || tl_fail "alice read $n records in group g1, want 5"
 as alice group seek g1 -o beginning -t t1 --execute >/dev/null || tl_fail "alice could not commit offsets for g1 once allowed"

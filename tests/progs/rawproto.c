@@ -73,6 +73,10 @@
  *                                            a retried one, a fenced one (run_txn_bump)
  *   rawproto BROKER txn-ids TOPIC TXN_ID     a transaction's batches need its own id in
  *                                            the Produce request (run_txn_ids)
+ *   rawproto BROKER authorized-ops TOPIC GROUP  the authorized_operations bit fields of
+ *                                            Metadata, DescribeCluster, DescribeGroups
+ *                                            (run_authorized_ops; RAWPROTO_CLIENT_ID
+ *                                            sets the client.id)
  *   rawproto BROKER group-rules TOPIC PREFIX  group coordinator rules (run_group_rules):
  *                                            group.max.size with KIP-394 ids, the
  *                                            initial delay of an emptied group, a
@@ -243,9 +247,13 @@ static void expect_closed(struct client *c, const char *what)
 
 /* ---- requests and responses ---- */
 
+/* The client.id of requests made with request_begin(): RAWPROTO_CLIENT_ID, for the
+ * broker's test-only principal hook, or "rawproto". */
+static const char *client_id = "rawproto";
+
 static int32_t request_begin(struct client *c, struct tl_buf *frame, int16_t key, int16_t version)
 {
-	return raw_request_begin(frame, &c->correlation_id, "rawproto", key, version);
+	return raw_request_begin(frame, &c->correlation_id, client_id, key, version);
 }
 
 static void request_finish(struct tl_buf *frame)
@@ -2633,6 +2641,84 @@ static int run_metadata(const char *topic, int16_t version)
 	return 0;
 }
 
+/* The authorized_operations bit fields of @topic (Metadata v10), the cluster (Metadata
+ * v10 and DescribeCluster v0) and @group (DescribeGroups v5), asked for and not: prints
+ * "topic T cluster C describe-cluster D group G", then fails unless the fields not asked
+ * for are INT32_MIN, as Kafka answers. */
+static int run_authorized_ops(const char *topic, const char *group)
+{
+	struct client c;
+	client_open(&c);
+	int32_t ops[4];
+	for (int ask = 1; ask >= 0; ask--) {
+		struct tl_buf frame;
+		tl_buf_init(&frame);
+		struct tl_metadata_request_metadata_request_topic mt;
+		tl_metadata_request_metadata_request_topic_defaults(&mt);
+		mt.name = tl_str_of(topic);
+		struct tl_metadata_request md;
+		tl_metadata_request_defaults(&md);
+		md.topics_count = 1;
+		md.topics = &mt;
+		md.allow_auto_topic_creation = false;
+		md.include_cluster_authorized_operations = ask;
+		md.include_topic_authorized_operations = ask;
+		int32_t corr = request_begin(&c, &frame, TL_API_METADATA, 10);
+		tl_metadata_request_encode(&frame, 10, &md);
+		struct raw_reply r;
+		roundtrip(&c, &frame, TL_API_METADATA, 10, corr, "Metadata", &r);
+		struct tl_metadata_response mresp;
+		decoded(tl_metadata_response_decode(&r.body, 10, &r.arena, &mresp), &r, "Metadata");
+		if (mresp.topics_count != 1)
+			fail("Metadata: %d topics in the answer, want 1", mresp.topics_count);
+		ops[0] = mresp.topics[0].topic_authorized_operations;
+		ops[1] = mresp.cluster_authorized_operations;
+		raw_reply_free(&r);
+
+		struct tl_describe_cluster_request dc;
+		tl_describe_cluster_request_defaults(&dc);
+		dc.include_cluster_authorized_operations = ask;
+		corr = request_begin(&c, &frame, TL_API_DESCRIBE_CLUSTER, 0);
+		tl_describe_cluster_request_encode(&frame, 0, &dc);
+		roundtrip(&c, &frame, TL_API_DESCRIBE_CLUSTER, 0, corr, "DescribeCluster", &r);
+		struct tl_describe_cluster_response dresp;
+		decoded(tl_describe_cluster_response_decode(&r.body, 0, &r.arena, &dresp), &r,
+			"DescribeCluster");
+		ops[2] = dresp.cluster_authorized_operations;
+		raw_reply_free(&r);
+
+		struct tl_str groups[1] = {tl_str_of(group)};
+		struct tl_describe_groups_request dg;
+		tl_describe_groups_request_defaults(&dg);
+		dg.groups_count = 1;
+		dg.groups = groups;
+		dg.include_authorized_operations = ask;
+		corr = request_begin(&c, &frame, TL_API_DESCRIBE_GROUPS, 5);
+		tl_describe_groups_request_encode(&frame, 5, &dg);
+		roundtrip(&c, &frame, TL_API_DESCRIBE_GROUPS, 5, corr, "DescribeGroups", &r);
+		struct tl_describe_groups_response gresp;
+		decoded(tl_describe_groups_response_decode(&r.body, 5, &r.arena, &gresp), &r,
+			"DescribeGroups");
+		if (gresp.groups_count != 1)
+			fail("DescribeGroups: %d groups in the answer, want 1", gresp.groups_count);
+		ops[3] = gresp.groups[0].authorized_operations;
+		raw_reply_free(&r);
+		tl_buf_deinit(&frame);
+		if (ask) {
+			printf("topic %d cluster %d describe-cluster %d group %d\n", ops[0], ops[1],
+			       ops[2], ops[3]);
+			continue;
+		}
+		for (int i = 0; i < 4; i++)
+			if (ops[i] != INT32_MIN)
+				fail("authorized operations not asked for, answer %d is %d, want "
+				     "INT32_MIN",
+				     i, ops[i]);
+	}
+	client_close(&c);
+	return 0;
+}
+
 /* Against LEADER, the leader of @topic-0, whose followers are paused (SIGSTOP) so that
  * acks=all waits until replica.lag.time.max.ms (@lag_ms) drops them from the ISR:
  * (1) a Produce with timeout_ms @timeout_ms is answered REQUEST_TIMED_OUT, no sooner
@@ -3664,6 +3750,8 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
+	if (getenv("RAWPROTO_CLIENT_ID"))
+		client_id = getenv("RAWPROTO_CLIENT_ID");
 	if (argc >= 4 && strcmp(argv[2], "dedupe") == 0) {
 		broker_addr = argv[1];
 		return run_dedupe(argv[3]);
@@ -3741,6 +3829,10 @@ int main(int argc, char **argv)
 	if (argc >= 4 && strcmp(argv[2], "txn-bump") == 0) {
 		broker_addr = argv[1];
 		return run_txn_bump(argv[3]);
+	}
+	if (argc >= 5 && strcmp(argv[2], "authorized-ops") == 0) {
+		broker_addr = argv[1];
+		return run_authorized_ops(argv[3], argv[4]);
 	}
 	if (argc >= 5 && strcmp(argv[2], "txn-ids") == 0) {
 		broker_addr = argv[1];
