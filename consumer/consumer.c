@@ -199,6 +199,33 @@ static void chunk_free(struct fetch_chunk *chunk)
 	free(chunk);
 }
 
+static void parts_free(struct consumer_part *parts, int32_t count);
+
+/* Puts @chunk aside until the next poll: the record handed out last may point into it
+ * (invariant 4). */
+static void chunk_park(struct tl_consumer *consumer, struct fetch_chunk *chunk)
+{
+	chunk->next = consumer->chunk_done;
+	consumer->chunk_done = chunk;
+}
+
+/* Frees what the previous poll's record could point into; called by poll before it
+ * hands out another record. */
+static void retired_free(struct tl_consumer *consumer)
+{
+	while (consumer->chunk_done) {
+		struct fetch_chunk *next = consumer->chunk_done->next;
+		chunk_free(consumer->chunk_done);
+		consumer->chunk_done = next;
+	}
+	while (consumer->parts_done) {
+		struct parts_retired *next = consumer->parts_done->next;
+		parts_free(consumer->parts_done->parts, consumer->parts_done->count);
+		free(consumer->parts_done);
+		consumer->parts_done = next;
+	}
+}
+
 static void chunks_drop_all(struct tl_consumer *consumer)
 {
 	struct fetch_chunk *chunk = consumer->chunk_head;
@@ -218,6 +245,23 @@ static void parts_free(struct consumer_part *parts, int32_t count)
 	free(parts);
 }
 
+/* Drops the buffered chunks and the assignment, keeping what the record handed out last
+ * points into until the next poll: the head chunk, once records came from it, and the
+ * topic names (invariant 4). */
+static void assignment_retire(struct tl_consumer *consumer, struct parts_retired *retired)
+{
+	struct fetch_chunk *head = consumer->chunk_head;
+	if (head && head->started) {
+		consumer->chunk_head = head->next;
+		chunk_park(consumer, head);
+	}
+	chunks_drop_all(consumer);
+	retired->parts = consumer->parts;
+	retired->count = consumer->part_count;
+	retired->next = consumer->parts_done;
+	consumer->parts_done = retired;
+}
+
 static int part_sort_cmp(const void *a, const void *b)
 {
 	const struct consumer_part *pa = a, *pb = b;
@@ -232,8 +276,12 @@ tl_err tl_consumer_assignment_set(struct tl_consumer *consumer,
 					"assign: between 0 and %d partitions, got %d",
 					CONSUMER_PARTS_MAX, count);
 	struct consumer_part *next = calloc((size_t)count + 1, sizeof(*next));
-	if (!next)
+	struct parts_retired *retired = calloc(1, sizeof(*retired));
+	if (!next || !retired) {
+		free(next);
+		free(retired);
 		return TL_ERR_NOMEM;
+	}
 	for (int32_t i = 0; i < count; i++) {
 		const struct tl_consumer_partition *p = &parts[i];
 		bool start_ok = p->offset >= 0 || p->offset == TL_CONSUMER_OFFSET_BEGINNING ||
@@ -242,6 +290,7 @@ tl_err tl_consumer_assignment_set(struct tl_consumer *consumer,
 				p->offset == TL_CONSUMER_OFFSET_TIMESTAMP;
 		if (!p->topic || !p->topic[0] || p->partition < 0 || !start_ok) {
 			parts_free(next, i);
+			free(retired);
 			return tl_consumer_fail(
 				consumer, TL_ERR_INVALID,
 				"assign: entry %d needs a topic, a partition >= 0 and an offset >= 0 or TL_CONSUMER_OFFSET_*",
@@ -250,6 +299,7 @@ tl_err tl_consumer_assignment_set(struct tl_consumer *consumer,
 		next[i].topic = strdup(p->topic);
 		if (!next[i].topic) {
 			parts_free(next, i);
+			free(retired);
 			return TL_ERR_NOMEM;
 		}
 		next[i].partition = p->partition;
@@ -268,16 +318,17 @@ tl_err tl_consumer_assignment_set(struct tl_consumer *consumer,
 						      "assign: %s [%d] is listed twice",
 						      next[i].topic, next[i].partition);
 			parts_free(next, count);
+			free(retired);
 			return err;
 		}
 	}
 	for (int32_t i = 0; i < count; i++)
 		if (tl_client_want_topic(consumer->client, next[i].topic) != TL_OK) {
 			parts_free(next, count);
+			free(retired);
 			return TL_ERR_NOMEM;
 		}
-	chunks_drop_all(consumer);
-	parts_free(consumer->parts, consumer->part_count);
+	assignment_retire(consumer, retired);
 	consumer->parts = next;
 	consumer->part_count = count;
 	consumer->assign_gen++; /* invariant 1: responses for the old assignment are dropped */
@@ -1252,9 +1303,7 @@ static void chunk_retire(struct tl_consumer *consumer, struct fetch_chunk *chunk
 		TL_ASSERT(part->buffered_bytes >= chunk->len);
 		part->buffered_bytes -= chunk->len;
 	}
-	TL_ASSERT(!consumer->chunk_done);
-	chunk->next = NULL;
-	consumer->chunk_done = chunk;
+	chunk_park(consumer, chunk);
 }
 
 /* The next record of @chunk at or past its partition's position: TL_OK, TL_ERR_NOT_FOUND
@@ -1622,10 +1671,7 @@ TL_EXPORT tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
 				  const struct tl_consumer_record **out)
 {
 	*out = NULL;
-	if (consumer->chunk_done) {
-		chunk_free(consumer->chunk_done);
-		consumer->chunk_done = NULL;
-	}
+	retired_free(consumer);
 	/* One coarse clock reading a record on the fast path: the I/O interval is a
 	 * millisecond, the coarse clock's tick at most a few. */
 	if (tl_mono_coarse_ns() - consumer->last_io_ns > CONSUMER_IO_INTERVAL_NS)
@@ -1637,10 +1683,7 @@ TL_EXPORT tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
 			return TL_OK;
 		if (err == TL_ERR_AGAIN) {
 			consumer_io(consumer, 0);
-			if (consumer->chunk_done) {
-				chunk_free(consumer->chunk_done);
-				consumer->chunk_done = NULL;
-			}
+			retired_free(consumer);
 			continue;
 		}
 		if (err != TL_ERR_NOT_FOUND)
@@ -1794,8 +1837,7 @@ TL_EXPORT void tl_consumer_destroy(struct tl_consumer *consumer)
 	/* Requests in flight fail here (TL_ERR_CLOSED) while the state still exists. */
 	tl_client_destroy(consumer->client);
 	chunks_drop_all(consumer);
-	if (consumer->chunk_done)
-		chunk_free(consumer->chunk_done);
+	retired_free(consumer);
 	parts_free(consumer->parts, consumer->part_count);
 	tl_consumer_group_deinit(&consumer->group);
 	free(consumer->headers);

@@ -12,7 +12,11 @@
  * (2) At most one Fetch per partition is in flight, and chunks of one partition are
  *     queued in fetch order: records come out in offset order.
  * (3) position <= fetch_offset while FETCHING: fetch_offset runs ahead by the chunks
- *     buffered (pipelining), position follows the records handed out. */
+ *     buffered (pipelining), position follows the records handed out.
+ * (4) What the record handed out last points into (its chunk's response and iterator, its
+ *     partition's topic) is freed only by the next poll or destroy, whatever happens in
+ *     between (a commit, a rebalance answered meanwhile, a new assignment): chunks and
+ *     assignments put aside wait in chunk_done and parts_done until then. */
 #ifndef TL_CONSUMER_INTERNAL_H
 #define TL_CONSUMER_INTERNAL_H
 
@@ -81,6 +85,13 @@ struct fetch_chunk {
 	int32_t aborted_next;
 	int64_t *open_aborts; /* producers whose aborted transaction is being skipped */
 	int32_t open_abort_count;
+};
+
+/* An assignment replaced since the last poll (invariant 4). */
+struct parts_retired {
+	struct parts_retired *next;
+	struct consumer_part *parts;
+	int32_t count;
 };
 
 /* A member's subscription from JoinGroup, kept by the leader. */
@@ -157,7 +168,8 @@ struct tl_consumer {
 	/* fetched data, oldest first (invariant 2) */
 	struct fetch_chunk *chunk_head;
 	struct fetch_chunk *chunk_tail;
-	struct fetch_chunk *chunk_done; /* exhausted; freed at the next poll */
+	struct fetch_chunk *chunk_done;   /* put aside, a list; freed at the next poll */
+	struct parts_retired *parts_done; /* replaced assignments; freed at the next poll */
 	size_t buffered_bytes;
 	int32_t *fetch_nodes; /* nodes with a Fetch in flight */
 	int32_t fetch_node_count;

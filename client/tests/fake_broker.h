@@ -4,7 +4,8 @@
  * (producer id 42, epoch 0), Produce (answers from a script, remembering each batch's
  * producer id and base sequence), ListOffsets (earliest 0, latest fetch_end), Fetch
  * (the same records blob at any offset, plus an aborted-transactions list) and
- * FindCoordinator / OffsetFetch / OffsetCommit (committed offsets kept per partition),
+ * FindCoordinator / OffsetFetch / OffsetCommit (committed offsets kept per partition;
+ * OffsetCommit with a script of error codes for its next answers),
  * and a transaction coordinator: InitProducerId with a transactional id (the epoch goes
  * up by one per call), AddPartitionsToTxn (Produce of a transactional batch to a
  * partition not added answers INVALID_TXN_STATE, as tallyd does), AddOffsetsToTxn,
@@ -83,6 +84,8 @@ struct fake_broker {
 	/* group coordinator */
 	int64_t committed[FAKE_PARTITIONS_MAX]; /* -1: none */
 	int commit_requests;
+	int16_t commit_script[FAKE_SCRIPT_MAX]; /* OffsetCommit: error codes of the next answers */
+	int commit_script_count;
 	/* transaction coordinator: scripts of error codes, then 0 */
 	int16_t init_script[FAKE_SCRIPT_MAX];
 	int init_script_count;
@@ -462,6 +465,7 @@ static void fake_offset_commit(struct fake_broker *fb, struct tl_cursor *body, i
 	if (tl_offset_commit_request_decode(body, version, &arena, &req) != TL_OK)
 		return;
 	fb->commit_requests++;
+	int16_t code = fake_script_pop(fb->commit_script, &fb->commit_script_count);
 	struct tl_offset_commit_response resp;
 	tl_offset_commit_response_defaults(&resp);
 	resp.topics_count = req.topics_count;
@@ -475,7 +479,8 @@ static void fake_offset_commit(struct fake_broker *fb, struct tl_cursor *body, i
 		for (int32_t p = 0; p < resp.topics[t].partitions_count; p++) {
 			int32_t index = req.topics[t].partitions[p].partition_index;
 			resp.topics[t].partitions[p].partition_index = index;
-			if (index >= 0 && index < FAKE_PARTITIONS_MAX)
+			resp.topics[t].partitions[p].error_code = code;
+			if (code == 0 && index >= 0 && index < FAKE_PARTITIONS_MAX)
 				fb->committed[index] = req.topics[t].partitions[p].committed_offset;
 		}
 	}

@@ -2,7 +2,8 @@
  * against the scripted fake broker (client/tests/fake_broker.h): records and headers
  * decoded from plain and zstd batches with the next Fetch in flight meanwhile
  * (pipelining), read_committed skipping an aborted transaction and control batches,
- * start from committed offsets, sync and async commits, start from the end, seek. */
+ * start from committed offsets, sync and async commits, start from the end, seek, and the
+ * last record staying valid until the next poll across a rejoin and a new assignment. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +313,69 @@ START_TEST(offset_end_waits_for_new_records)
 }
 END_TEST
 
+/* Polls until a record comes (5 s at most). */
+static const struct tl_consumer_record *poll_one(struct tl_consumer *consumer)
+{
+	for (int round = 0; round < 50; round++) {
+		const struct tl_consumer_record *r;
+		tl_err err = tl_consumer_poll(consumer, 100, &r);
+		if (err == TL_OK)
+			return r;
+		ck_assert_msg(err == TL_ERR_TIMED_OUT, "poll: %s",
+			      tl_consumer_last_error(consumer));
+	}
+	ck_abort_msg("no record within 5 s");
+	return NULL;
+}
+
+static void record_is_offset_zero(const struct tl_consumer_record *r)
+{
+	ck_assert_str_eq(r->topic, "t");
+	ck_assert_int_eq(r->offset, 0);
+	ck_assert_int_eq(r->key_len, 2);
+	ck_assert_int_eq(memcmp(r->key, "k0", 2), 0);
+	ck_assert_int_eq(r->value_len, 2);
+	ck_assert_int_eq(memcmp(r->value, "v0", 2), 0);
+	ck_assert_int_eq(r->header_count, 1);
+	ck_assert_int_eq(memcmp(r->headers[0].value, "0", 1), 0);
+}
+
+/* Review finding: a commit answered UNKNOWN_MEMBER_ID (the member expired while the
+ * application worked) made the consumer rejoin inside tl_consumer_commit(), which dropped
+ * the assignment and freed the response and the topic name the record handed out last
+ * points into; consumer.h promises the record until the next poll. ASan reports a read of
+ * freed memory here if anything frees them early. */
+START_TEST(the_last_record_stays_valid_across_a_rejoin_and_a_new_assignment)
+{
+	blob_batch(0, 5, TL_COMPRESSION_NONE, -1, false);
+	const char *kv[] = {"group.id", "g", "enable.auto.commit", "false", NULL};
+	struct tl_consumer *consumer = consumer_on(fb_address, kv);
+	struct tl_consumer_partition part = {"t", 0, 0, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	const struct tl_consumer_record *r = poll_one(consumer);
+	record_is_offset_zero(r);
+	/* White box: a member of a stable generation, as after subscribe, whose commit the
+	 * coordinator refuses because the member expired. */
+	consumer->group.state = GROUP_STABLE;
+	consumer->group.generation_id = 1;
+	consumer->group.member_id = strdup("m");
+	pthread_mutex_lock(&fb.lock);
+	fb.commit_script[fb.commit_script_count++] = TL_ERR_UNKNOWN_MEMBER_ID;
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_ERR_UNKNOWN_MEMBER_ID);
+	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 0); /* it rejoins */
+	record_is_offset_zero(r);
+	/* The same for the application's own new assignment. */
+	consumer->group.state = GROUP_NONE;
+	struct tl_consumer_partition other = {"t", 0, 3, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &other, 1), TL_OK);
+	record_is_offset_zero(r);
+	r = poll_one(consumer);
+	ck_assert_int_eq(r->offset, 3);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
 static Suite *consumer_suite(void)
 {
 	Suite *s = suite_create("consumer");
@@ -327,6 +391,7 @@ static Suite *consumer_suite(void)
 	tcase_add_test(tc, read_uncommitted_returns_aborted_records_but_no_markers);
 	tcase_add_test(tc, committed_offsets_start_and_commits_store_the_position);
 	tcase_add_test(tc, offset_end_waits_for_new_records);
+	tcase_add_test(tc, the_last_record_stays_valid_across_a_rejoin_and_a_new_assignment);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -7,7 +7,8 @@
  * Threads: a consumer is used by one thread at a time; it has no background thread.
  * tl_consumer_poll() does all network I/O and runs the commit callback. A record
  * returned by poll stays valid until the next tl_consumer_poll() or
- * tl_consumer_destroy().
+ * tl_consumer_destroy(), whatever is called in between (a commit that finds the group
+ * rebalanced, tl_consumer_assign(), tl_consumer_seek()).
  *
  * Two ways to get partitions: tl_consumer_assign() names them (no group membership;
  * group.id is then only used for commits), or tl_consumer_subscribe() joins group.id
