@@ -49,7 +49,8 @@ static const struct {
 	{TL_CLIENT_API_LIST_OFFSETS, 1, 5},
 	{TL_CLIENT_API_METADATA, 1, 8},
 	{TL_CLIENT_API_OFFSET_COMMIT, 2, 7},
-	{TL_CLIENT_API_OFFSET_FETCH, 1, 5},
+	/* v7 (flexible) carries require_stable (KIP-447). */
+	{TL_CLIENT_API_OFFSET_FETCH, 1, 7},
 	{TL_CLIENT_API_FIND_COORDINATOR, 0, 2},
 	{TL_CLIENT_API_API_VERSIONS, 0, 0},
 	{TL_CLIENT_API_CREATE_TOPICS, 0, 4},
@@ -95,7 +96,8 @@ static bool client_api_flexible(int16_t api_key, int16_t version)
 	       api_key == TL_CLIENT_API_ALTER_USER_SCRAM_CREDENTIALS ||
 	       api_key == TL_CLIENT_API_DESCRIBE_TRANSACTIONS ||
 	       api_key == TL_CLIENT_API_LIST_TRANSACTIONS ||
-	       (api_key == TL_CLIENT_API_TXN_OFFSET_COMMIT && version >= 3);
+	       (api_key == TL_CLIENT_API_TXN_OFFSET_COMMIT && version >= 3) ||
+	       (api_key == TL_CLIENT_API_OFFSET_FETCH && version >= 6);
 }
 
 #define CLIENT_NODES_MAX      1024 /* brokers we keep addresses for */

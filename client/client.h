@@ -12,7 +12,8 @@
  * Wire versions: the client speaks non-flexible versions of each API (request header
  * v1, response header v0), choosing per API the highest version both it and the broker
  * support; DescribeProducers, DescribeTransactions and ListTransactions exist only as
- * flexible versions, sent with request header v2 and read with response header v1. The ranges are
+ * flexible versions, sent with request header v2 and read with response header v1, as are
+ * TxnOffsetCommit v3 and OffsetFetch v6-7. The ranges are
  * in client.c's `client_apis`. When protocol/messages.h (the generated codec) is complete these
  * hand-written encoders can move onto it.
  *

@@ -692,6 +692,11 @@ static void offset_fetch_encode(struct tl_buf *body, int16_t version, void *arg)
 	struct tl_offset_fetch_request of;
 	tl_offset_fetch_request_defaults(&of);
 	of.group_id = tl_str_of(consumer->group_id);
+	/* KIP-447: a read_committed consumer must not start from a committed offset that an
+	 * open transaction is about to replace, or it processes again what the transaction
+	 * already accounted for. The coordinator answers UNSTABLE_OFFSET_COMMIT until the
+	 * transaction ends; offset_fetch_apply retries it. Below v7 the field is dropped. */
+	of.require_stable = consumer->isolation_level == 1;
 	of.topics_count = topic_count;
 	of.topics = calloc((size_t)topic_count + 1, sizeof(*of.topics));
 	int32_t *indexes = calloc((size_t)req->count + 1, sizeof(*indexes));

@@ -4,7 +4,8 @@
  * (producer id 42, epoch 0), Produce (answers from a script, remembering each batch's
  * producer id and base sequence), ListOffsets (earliest 0, latest fetch_end), Fetch
  * (the same records blob at any offset, plus an aborted-transactions list) and
- * FindCoordinator / OffsetFetch / OffsetCommit (committed offsets kept per partition;
+ * FindCoordinator / OffsetFetch (v7: UNSTABLE_OFFSET_COMMIT for an offset_unstable
+ * partition when asked require_stable) / OffsetCommit (committed offsets kept per partition;
  * OffsetCommit with a script of error codes for its next answers),
  * and a transaction coordinator: InitProducerId with a transactional id (the epoch goes
  * up by one per call), AddPartitionsToTxn (Produce of a transactional batch to a
@@ -82,7 +83,10 @@ struct fake_broker {
 	int8_t seen_isolation_level;
 	int fetch_requests;
 	/* group coordinator */
-	int64_t committed[FAKE_PARTITIONS_MAX]; /* -1: none */
+	int64_t committed[FAKE_PARTITIONS_MAX];    /* -1: none */
+	bool offset_unstable[FAKE_PARTITIONS_MAX]; /* a transaction staged an offset (KIP-447) */
+	int16_t seen_offset_fetch_version;
+	bool seen_require_stable;
 	int commit_requests;
 	int16_t commit_script[FAKE_SCRIPT_MAX]; /* OffsetCommit: error codes of the next answers */
 	int commit_script_count;
@@ -177,13 +181,13 @@ static void fake_send(int fd, int32_t correlation_id, bool flexible, const struc
 /* True for the flexible versions the fake speaks (header v2 / response header v1). */
 static bool fake_is_flexible(int16_t api_key, int16_t version)
 {
-	return (api_key == 28 && version >= 3) || api_key == 61;
+	return (api_key == 28 && version >= 3) || (api_key == 9 && version >= 6) || api_key == 61;
 }
 
 static void fake_api_versions(struct tl_buf *out)
 {
 	static const int16_t apis[][3] = {
-		{0, 3, 8},  {1, 4, 11}, {2, 1, 5},  {3, 1, 8},  {8, 2, 7},  {9, 1, 5},
+		{0, 3, 8},  {1, 4, 11}, {2, 1, 5},  {3, 1, 8},  {8, 2, 7},  {9, 1, 7},
 		{10, 0, 2}, {18, 0, 0}, {22, 0, 1}, {24, 0, 2}, {25, 0, 2}, {26, 0, 2},
 		{28, 0, 3}, {61, 0, 0}, {17, 0, 1}, {36, 0, 1},
 	};
@@ -432,6 +436,8 @@ static void fake_offset_fetch(struct fake_broker *fb, struct tl_cursor *body, in
 	struct tl_offset_fetch_request req;
 	if (tl_offset_fetch_request_decode(body, version, &arena, &req) != TL_OK)
 		return;
+	fb->seen_offset_fetch_version = version;
+	fb->seen_require_stable = req.require_stable;
 	struct tl_offset_fetch_response resp;
 	tl_offset_fetch_response_defaults(&resp);
 	resp.topics_count = req.topics_count;
@@ -450,6 +456,12 @@ static void fake_offset_fetch(struct fake_broker *fb, struct tl_cursor *body, in
 									  : -1;
 			resp.topics[t].partitions[p].committed_leader_epoch = -1;
 			resp.topics[t].partitions[p].metadata = tl_str_of("");
+			if (req.require_stable && index >= 0 && index < FAKE_PARTITIONS_MAX &&
+			    fb->offset_unstable[index]) {
+				resp.topics[t].partitions[p].error_code =
+					(int16_t)TL_ERR_UNSTABLE_OFFSET_COMMIT;
+				resp.topics[t].partitions[p].committed_offset = -1;
+			}
 		}
 	}
 	tl_offset_fetch_response_encode(out, version, &resp);

@@ -2,7 +2,8 @@
  * against the scripted fake broker (client/tests/fake_broker.h): records and headers
  * decoded from plain and zstd batches with the next Fetch in flight meanwhile
  * (pipelining), read_committed skipping an aborted transaction and control batches,
- * start from committed offsets, sync and async commits, start from the end, seek, and the
+ * start from committed offsets (waiting, under read_committed, for one a transaction
+ * staged), sync and async commits, start from the end, seek, and the
  * last record staying valid until the next poll across a rejoin and a new assignment. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,6 +377,52 @@ START_TEST(the_last_record_stays_valid_across_a_rejoin_and_a_new_assignment)
 }
 END_TEST
 
+/* Review finding: OffsetFetch stopped at v5, so a read_committed consumer never asked
+ * require_stable (v7, KIP-447) and started from the committed offset that an open
+ * transaction was about to replace, processing again what the transaction accounted for.
+ * Java waits (UNSTABLE_OFFSET_COMMIT is retried) until the transaction ends. */
+START_TEST(read_committed_waits_for_an_offset_a_transaction_staged)
+{
+	blob_batch(0, 20, TL_COMPRESSION_NONE, -1, false);
+	pthread_mutex_lock(&fb.lock);
+	fb.committed[0] = 5;
+	fb.offset_unstable[0] = true;
+	pthread_mutex_unlock(&fb.lock);
+	const char *kv[] = {"group.id", "g", "enable.auto.commit", "false", NULL};
+	struct tl_consumer *consumer = consumer_on(fb_address, kv);
+	struct tl_consumer_partition part = {"t", 0, TL_CONSUMER_OFFSET_COMMITTED, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	const struct tl_consumer_record *r;
+	ck_assert_int_eq(tl_consumer_poll(consumer, 500, &r), TL_ERR_TIMED_OUT);
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), -1);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.seen_offset_fetch_version, 7);
+	ck_assert(fb.seen_require_stable);
+	fb.committed[0] = 15; /* the transaction commits its offset */
+	fb.offset_unstable[0] = false;
+	pthread_mutex_unlock(&fb.lock);
+	int64_t offsets[4];
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	ck_assert_int_eq(offsets[0], 15);
+	tl_consumer_destroy(consumer);
+	/* read_uncommitted does not ask for stable offsets, as Java. */
+	pthread_mutex_lock(&fb.lock);
+	fb.offset_unstable[0] = true;
+	pthread_mutex_unlock(&fb.lock);
+	const char *dirty[] = {
+		"group.id",         "g", "enable.auto.commit", "false", "isolation.level",
+		"read_uncommitted", NULL};
+	consumer = consumer_on(fb_address, dirty);
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	ck_assert_int_eq(offsets[0], 15);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert(!fb.seen_require_stable);
+	pthread_mutex_unlock(&fb.lock);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
 static Suite *consumer_suite(void)
 {
 	Suite *s = suite_create("consumer");
@@ -392,6 +439,7 @@ static Suite *consumer_suite(void)
 	tcase_add_test(tc, committed_offsets_start_and_commits_store_the_position);
 	tcase_add_test(tc, offset_end_waits_for_new_records);
 	tcase_add_test(tc, the_last_record_stays_valid_across_a_rejoin_and_a_new_assignment);
+	tcase_add_test(tc, read_committed_waits_for_an_offset_a_transaction_staged);
 	suite_add_tcase(s, tc);
 	return s;
 }
