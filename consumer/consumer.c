@@ -171,6 +171,18 @@ static void part_pause(struct tl_consumer *consumer, struct consumer_part *part,
 	tl_consumer_fail(consumer, err, "%s [%d]: %s", part->topic, part->partition, detail);
 }
 
+/* Sets where @part starts: an offset (>= 0) is the position at once, as Java's seek(),
+ * so position() and a commit see it before the next poll; TL_CONSUMER_OFFSET_* are
+ * resolved by the next polls (ListOffsets, OffsetFetch), the position -1 until then. */
+static void part_start_at(struct consumer_part *part, int64_t offset, int64_t timestamp_ms)
+{
+	part->start = offset;
+	part->start_timestamp_ms = timestamp_ms;
+	part->state = offset >= 0 ? PART_FETCHING : PART_NEED_OFFSET;
+	part->position = offset >= 0 ? offset : -1;
+	part->fetch_offset = offset >= 0 ? offset : -1;
+}
+
 static void part_retry_later(struct tl_consumer *consumer, struct consumer_part *part)
 {
 	part->retry_at_ns = tl_mono_ns() + consumer->retry_backoff_ns;
@@ -303,11 +315,7 @@ tl_err tl_consumer_assignment_set(struct tl_consumer *consumer,
 			return TL_ERR_NOMEM;
 		}
 		next[i].partition = p->partition;
-		next[i].start = p->offset;
-		next[i].start_timestamp_ms = p->timestamp_ms;
-		next[i].state = PART_NEED_OFFSET;
-		next[i].position = -1;
-		next[i].fetch_offset = -1;
+		part_start_at(&next[i], p->offset, p->timestamp_ms);
 		next[i].committed = -1;
 		next[i].skip_before_ms = -1;
 	}
@@ -373,12 +381,9 @@ TL_EXPORT tl_err tl_consumer_seek(struct tl_consumer *consumer, const char *topi
 		return tl_consumer_fail(consumer, TL_ERR_INVALID,
 					"seek: offset must be >= 0 or TL_CONSUMER_OFFSET_*");
 	struct consumer_part *part = &consumer->parts[index];
-	part->start = offset;
-	part->start_timestamp_ms = timestamp_ms;
-	part->state = PART_NEED_OFFSET;
+	part_start_at(part, offset, timestamp_ms);
 	part->error = TL_OK;
 	part->error_reported = false;
-	part->position = -1;
 	part->retry_at_ns = 0;
 	part->skip_before_ms = -1;
 	part->epoch++; /* invariant 1 */
@@ -1142,11 +1147,6 @@ static void consumer_requests(struct tl_consumer *consumer)
 	offsets_fetch_committed(consumer, now);
 	for (int32_t i = 0; i < consumer->part_count; i++) {
 		struct consumer_part *part = &consumer->parts[i];
-		if (part->state == PART_NEED_OFFSET && part->start >= 0) {
-			part->position = part->start;
-			part->fetch_offset = part->start;
-			part->state = PART_FETCHING;
-		}
 		bool wants = (part->state == PART_NEED_OFFSET && part->retry_at_ns <= now &&
 			      part->start != TL_CONSUMER_OFFSET_COMMITTED) ||
 			     part_wants_fetch(consumer, part, now);

@@ -4,7 +4,8 @@
  * Partition states: NEED_OFFSET (start offset to resolve) -> RESOLVING (ListOffsets or
  * OffsetFetch in flight) -> FETCHING (position known; fetches are sent) -> PAUSED (an
  * error was reported; only tl_consumer_seek() leaves it). An offset reset moves
- * FETCHING back to NEED_OFFSET.
+ * FETCHING back to NEED_OFFSET; an assignment or seek to an offset >= 0 starts in
+ * FETCHING, with that offset as the position.
  * Invariants:
  * (1) Every request in flight records consumer->assign_gen and each partition's epoch
  *     when sent; a response whose generation or epoch no longer matches is dropped, so a

@@ -3,8 +3,9 @@
  * decoded from plain and zstd batches with the next Fetch in flight meanwhile
  * (pipelining), read_committed skipping an aborted transaction and control batches,
  * start from committed offsets (waiting, under read_committed, for one a transaction
- * staged), sync and async commits, start from the end, seek, and the
- * last record staying valid until the next poll across a rejoin and a new assignment. */
+ * staged), sync and async commits, start from the end, seek (an offset is at once the
+ * position a commit stores), and the last record staying valid until the next poll
+ * across a rejoin and a new assignment. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,6 +424,39 @@ START_TEST(read_committed_waits_for_an_offset_a_transaction_staged)
 }
 END_TEST
 
+/* Review finding: tl_consumer_seek(7) left the position at -1 until a poll resolved it,
+ * so tl_consumer_commit() right after returned TL_OK having committed nothing. Java's
+ * seek(tp, 7) makes position() 7 and commitSync() commit 7. */
+START_TEST(seek_to_an_offset_is_the_position_a_commit_stores)
+{
+	blob_batch(0, 10, TL_COMPRESSION_NONE, -1, false);
+	const char *kv[] = {"group.id", "g", "enable.auto.commit", "false", NULL};
+	struct tl_consumer *consumer = consumer_on(fb_address, kv);
+	struct tl_consumer_partition part = {"t", 0, 2, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), 2);
+	int64_t offsets[4];
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	ck_assert_int_eq(offsets[0], 2);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_OK);
+	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 0, 7, 0), TL_OK);
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), 7);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_OK);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.committed[0], 7);
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	ck_assert_int_eq(offsets[0], 7);
+	/* A symbolic offset is resolved by the polls. */
+	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 0, TL_CONSUMER_OFFSET_BEGINNING, 0),
+			 TL_OK);
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), -1);
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	ck_assert_int_eq(offsets[0], 0);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
 static Suite *consumer_suite(void)
 {
 	Suite *s = suite_create("consumer");
@@ -440,6 +474,7 @@ static Suite *consumer_suite(void)
 	tcase_add_test(tc, offset_end_waits_for_new_records);
 	tcase_add_test(tc, the_last_record_stays_valid_across_a_rejoin_and_a_new_assignment);
 	tcase_add_test(tc, read_committed_waits_for_an_offset_a_transaction_staged);
+	tcase_add_test(tc, seek_to_an_offset_is_the_position_a_commit_stores);
 	suite_add_tcase(s, tc);
 	return s;
 }

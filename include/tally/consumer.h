@@ -129,7 +129,10 @@ tl_err tl_consumer_assign(struct tl_consumer *consumer, const struct tl_consumer
 tl_err tl_consumer_subscribe(struct tl_consumer *consumer, const char *const *topics,
 			     int32_t count);
 /* Moves an assigned partition to @offset (>= 0 or TL_CONSUMER_OFFSET_*, with
- * @timestamp_ms for TL_CONSUMER_OFFSET_TIMESTAMP); clears its error. */
+ * @timestamp_ms for TL_CONSUMER_OFFSET_TIMESTAMP); clears its error. An offset >= 0 is
+ * the position at once, as Java's seek(): tl_consumer_position() returns it and
+ * tl_consumer_commit() commits it; TL_CONSUMER_OFFSET_* are resolved by the next polls
+ * (the position is -1 until then). */
 tl_err tl_consumer_seek(struct tl_consumer *consumer, const char *topic, int32_t partition,
 			int64_t offset, int64_t timestamp_ms);
 
