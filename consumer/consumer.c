@@ -1435,12 +1435,20 @@ static tl_err pending_error(struct tl_consumer *consumer)
 
 /* ---- commit ---- */
 
+/* A tl_consumer_commit() waiting for its answer. Shared by the waiter and the callback;
+ * whoever comes last frees it: a commit that timed out returns first and leaves it
+ * abandoned to the late answer. */
+struct commit_wait {
+	bool done;
+	bool abandoned;
+	tl_err result;
+};
+
 struct commit_req {
 	struct part_req *parts;
 	int64_t *offsets;
 	bool async;
-	bool *done_flag; /* sync: set when answered */
-	tl_err *err_out;
+	struct commit_wait *wait; /* sync only */
 };
 
 static void commit_encode(struct tl_buf *body, int16_t version, void *arg)
@@ -1545,9 +1553,11 @@ static void commit_done(void *arg, tl_err err, struct tl_cursor *body, int16_t v
 		if (consumer->commit_cb && err != TL_ERR_CLOSED)
 			consumer->commit_cb(first, first == TL_OK ? NULL : consumer->last_error,
 					    consumer->commit_opaque);
+	} else if (creq->wait->abandoned) {
+		free(creq->wait);
 	} else {
-		*creq->done_flag = true;
-		*creq->err_out = first;
+		creq->wait->done = true;
+		creq->wait->result = first;
 	}
 	tl_arena_deinit(&arena);
 	part_req_free(req);
@@ -1558,7 +1568,7 @@ static void commit_done(void *arg, tl_err err, struct tl_cursor *body, int16_t v
 /* Sends one OffsetCommit of every resolved position. TL_ERR_AGAIN: coordinator not ready;
  * TL_ERR_NOT_FOUND: nothing to commit. */
 static tl_err commit_send(struct tl_consumer *consumer, bool async, bool only_changed,
-			  bool *done_flag, tl_err *err_out)
+			  struct commit_wait *wait)
 {
 	if (!consumer->group_id)
 		return tl_consumer_fail(consumer, TL_ERR_INVALID,
@@ -1584,8 +1594,7 @@ static tl_err commit_send(struct tl_consumer *consumer, bool async, bool only_ch
 	if (creq->parts->count == 0)
 		goto out_free;
 	creq->async = async;
-	creq->done_flag = done_flag;
-	creq->err_out = err_out;
+	creq->wait = wait;
 	err = tl_consumer_send(consumer, consumer->coordinator, TL_CLIENT_API_OFFSET_COMMIT,
 			       commit_encode, creq, commit_done, creq);
 	if (err != TL_OK)
@@ -1601,38 +1610,57 @@ out_free:
 	return err;
 }
 
+static tl_err commit_timed_out(struct tl_consumer *consumer)
+{
+	return tl_consumer_fail(consumer, TL_ERR_TIMED_OUT, "commit: %s%s%s",
+				commit_detail(TL_ERR_TIMED_OUT),
+				tl_client_last_error(consumer->client)[0] ? "; " : "",
+				tl_client_last_error(consumer->client));
+}
+
 TL_EXPORT tl_err tl_consumer_commit(struct tl_consumer *consumer, int timeout_ms)
 {
-	int64_t deadline = tl_mono_ns() + (int64_t)timeout_ms * 1000000;
-	bool done = false;
-	tl_err result = TL_OK;
+	int64_t deadline = tl_mono_ns() + (int64_t)TL_MAX(timeout_ms, 0) * 1000000;
+	struct commit_wait *wait = calloc(1, sizeof(*wait));
+	if (!wait)
+		return TL_ERR_NOMEM;
 	for (;;) {
-		tl_err err = commit_send(consumer, false, false, &done, &result);
-		if (err == TL_ERR_NOT_FOUND)
-			return TL_OK;
+		tl_err err = commit_send(consumer, false, false, wait);
 		if (err == TL_OK)
 			break;
-		if (err != TL_ERR_AGAIN)
-			return err;
-		if (tl_mono_ns() >= deadline)
-			return tl_consumer_fail(consumer, TL_ERR_TIMED_OUT, "commit: %s%s%s",
-						commit_detail(TL_ERR_TIMED_OUT),
-						tl_client_last_error(consumer->client)[0] ? "; "
-											  : "",
-						tl_client_last_error(consumer->client));
+		if (err != TL_ERR_AGAIN) {
+			free(wait);
+			return err == TL_ERR_NOT_FOUND ? TL_OK : err;
+		}
+		if (tl_mono_ns() >= deadline) {
+			free(wait);
+			return commit_timed_out(consumer);
+		}
 		tl_client_poll(consumer->client, 10);
 		consumer_requests(consumer);
 	}
-	/* The request has its own deadline (request.timeout.ms); wait for its answer. */
-	while (!done)
-		tl_client_poll(consumer->client, 100);
-	return result;
+	/* The caller's deadline bounds the wait, as Java's commitSync(Duration): the answer
+	 * may come later (or the request time out after request.timeout.ms); commit_done
+	 * then frees the abandoned wait. */
+	for (;;) {
+		if (wait->done) {
+			tl_err result = wait->result;
+			free(wait);
+			return result;
+		}
+		int64_t left_ms = (deadline - tl_mono_ns()) / 1000000;
+		if (left_ms <= 0) {
+			wait->abandoned = true;
+			return commit_timed_out(consumer);
+		}
+		tl_client_poll(consumer->client, (int)TL_MIN(left_ms, 100));
+	}
 }
 
 TL_EXPORT tl_err tl_consumer_commit_async(struct tl_consumer *consumer)
 {
 	for (int tries = 0; tries < 2; tries++) {
-		tl_err err = commit_send(consumer, true, false, NULL, NULL);
+		tl_err err = commit_send(consumer, true, false, NULL);
 		if (err == TL_ERR_NOT_FOUND)
 			return TL_OK;
 		if (err != TL_ERR_AGAIN)
@@ -1647,7 +1675,7 @@ TL_EXPORT tl_err tl_consumer_commit_async(struct tl_consumer *consumer)
 void tl_consumer_commit_for_rebalance(struct tl_consumer *consumer)
 {
 	if (consumer->auto_commit)
-		(void)commit_send(consumer, true, true, NULL, NULL);
+		(void)commit_send(consumer, true, true, NULL);
 }
 
 static void auto_commit_maybe(struct tl_consumer *consumer, int64_t now)
@@ -1655,7 +1683,7 @@ static void auto_commit_maybe(struct tl_consumer *consumer, int64_t now)
 	if (!consumer->auto_commit || !consumer->group_id || now < consumer->next_auto_commit_ns ||
 	    consumer->commits_in_flight > 0)
 		return;
-	tl_err err = commit_send(consumer, true, true, NULL, NULL);
+	tl_err err = commit_send(consumer, true, true, NULL);
 	if (err == TL_OK || err == TL_ERR_NOT_FOUND)
 		consumer->next_auto_commit_ns = now + consumer->auto_commit_interval_ns;
 }

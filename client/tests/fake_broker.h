@@ -6,7 +6,7 @@
  * (the same records blob at any offset, plus an aborted-transactions list) and
  * FindCoordinator / OffsetFetch (v7: UNSTABLE_OFFSET_COMMIT for an offset_unstable
  * partition when asked require_stable) / OffsetCommit (committed offsets kept per partition;
- * OffsetCommit with a script of error codes for its next answers),
+ * OffsetCommit with a script of error codes for its next answers, or held unanswered),
  * and a transaction coordinator: InitProducerId with a transactional id (the epoch goes
  * up by one per call), AddPartitionsToTxn (Produce of a transactional batch to a
  * partition not added answers INVALID_TXN_STATE, as tallyd does), AddOffsetsToTxn,
@@ -89,6 +89,7 @@ struct fake_broker {
 	bool seen_require_stable;
 	int commit_requests;
 	int16_t commit_script[FAKE_SCRIPT_MAX]; /* OffsetCommit: error codes of the next answers */
+	bool commit_hold;                       /* never answer OffsetCommit */
 	int commit_script_count;
 	/* transaction coordinator: scripts of error codes, then 0 */
 	int16_t init_script[FAKE_SCRIPT_MAX];
@@ -770,6 +771,7 @@ static bool fake_handle(struct fake_broker *fb, int fd)
 		break;
 	case 8:
 		fake_offset_commit(fb, &c, version, &out);
+		answer = !fb->commit_hold;
 		break;
 	case 22:
 		fake_init_producer_id(fb, &c, version, &out);

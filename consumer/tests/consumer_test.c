@@ -3,9 +3,9 @@
  * decoded from plain and zstd batches with the next Fetch in flight meanwhile
  * (pipelining), read_committed skipping an aborted transaction and control batches,
  * start from committed offsets (waiting, under read_committed, for one a transaction
- * staged), sync and async commits, start from the end, seek (an offset is at once the
- * position a commit stores), and the last record staying valid until the next poll
- * across a rejoin and a new assignment. */
+ * staged), sync and async commits (a sync one returning at its deadline), start from the
+ * end, seek (an offset is at once the position a commit stores), and the last record
+ * staying valid until the next poll across a rejoin and a new assignment. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,6 +457,46 @@ START_TEST(seek_to_an_offset_is_the_position_a_commit_stores)
 }
 END_TEST
 
+/* Review finding: once its request was sent, tl_consumer_commit() waited for the answer
+ * up to request.timeout.ms (30 s by default) whatever its timeout_ms. Java's
+ * commitSync(Duration) fails at the deadline. The answer that comes later (here: the
+ * request timing out) must land on no freed state. */
+START_TEST(commit_returns_at_its_deadline_with_the_request_in_flight)
+{
+	blob_batch(0, 5, TL_COMPRESSION_NONE, -1, false);
+	const char *kv[] = {"group.id", "g", "enable.auto.commit", "false", "request.timeout.ms",
+			    "1500",     NULL};
+	struct tl_consumer *consumer = consumer_on(fb_address, kv);
+	struct tl_consumer_partition part = {"t", 0, 0, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[4];
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_OK); /* coordinator known */
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	pthread_mutex_lock(&fb.lock);
+	fb.commit_hold = true;
+	pthread_mutex_unlock(&fb.lock);
+	int64_t start_ns = tl_mono_ns();
+	ck_assert_int_eq(tl_consumer_commit(consumer, 200), TL_ERR_TIMED_OUT);
+	int64_t took_ms = (tl_mono_ns() - start_ns) / 1000000;
+	ck_assert_msg(took_ms >= 190 && took_ms < 1000, "commit took %lld ms", (long long)took_ms);
+	ck_assert_ptr_nonnull(strstr(tl_consumer_last_error(consumer), "timeout"));
+	/* The abandoned request times out meanwhile (request.timeout.ms); a commit after it
+	 * is answered again. */
+	pthread_mutex_lock(&fb.lock);
+	fb.commit_hold = false;
+	pthread_mutex_unlock(&fb.lock);
+	const struct tl_consumer_record *r;
+	while (tl_mono_ns() - start_ns < 2500 * 1000000LL)
+		(void)tl_consumer_poll(consumer, 100, &r);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_OK);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.committed[0], tl_consumer_position(consumer, "t", 0));
+	pthread_mutex_unlock(&fb.lock);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
 static Suite *consumer_suite(void)
 {
 	Suite *s = suite_create("consumer");
@@ -475,6 +515,7 @@ static Suite *consumer_suite(void)
 	tcase_add_test(tc, the_last_record_stays_valid_across_a_rejoin_and_a_new_assignment);
 	tcase_add_test(tc, read_committed_waits_for_an_offset_a_transaction_staged);
 	tcase_add_test(tc, seek_to_an_offset_is_the_position_a_commit_stores);
+	tcase_add_test(tc, commit_returns_at_its_deadline_with_the_request_in_flight);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -152,7 +152,9 @@ int32_t tl_consumer_assignment(struct tl_consumer *consumer, struct tl_consumer_
 			       int32_t out_count);
 /* Commits the positions of all assigned partitions for group.id (OffsetCommit, with
  * the group's generation when subscribed, else generation -1). Blocks up to
- * @timeout_ms. */
+ * @timeout_ms: TL_OK once every offset is stored, TL_ERR_TIMED_OUT when no answer came
+ * in time (the offsets may still be stored later: commit again), or the first partition
+ * error, with the detail in tl_consumer_last_error(). */
 tl_err tl_consumer_commit(struct tl_consumer *consumer, int timeout_ms);
 /* Same, without waiting: the commit callback reports the result from a later poll. */
 tl_err tl_consumer_commit_async(struct tl_consumer *consumer);
