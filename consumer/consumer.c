@@ -1500,8 +1500,9 @@ static const char *commit_detail(tl_err err)
 	case TL_ERR_ILLEGAL_GENERATION:
 	case TL_ERR_UNKNOWN_MEMBER_ID:
 	case TL_ERR_REBALANCE_IN_PROGRESS:
-	case TL_ERR_FENCED_INSTANCE_ID:
 		return "the group rebalanced; the partitions may belong to another member now, so records since the last commit may be delivered again";
+	case TL_ERR_FENCED_INSTANCE_ID:
+		return "another consumer joined with the same group.instance.id and fenced this one; give each consumer its own group.instance.id and destroy this one";
 	case TL_ERR_COORDINATOR_NOT_AVAILABLE:
 	case TL_ERR_NOT_COORDINATOR:
 	case TL_ERR_NETWORK_EXCEPTION:
@@ -1544,7 +1545,7 @@ static void commit_done(void *arg, tl_err err, struct tl_cursor *body, int16_t v
 	if (err_is_coordinator_moved(first))
 		tl_consumer_coordinator_lost(consumer);
 	if (first == TL_ERR_ILLEGAL_GENERATION || first == TL_ERR_UNKNOWN_MEMBER_ID ||
-	    first == TL_ERR_REBALANCE_IN_PROGRESS)
+	    first == TL_ERR_REBALANCE_IN_PROGRESS || first == TL_ERR_FENCED_INSTANCE_ID)
 		tl_consumer_group_rejoin(consumer, first);
 	if (first != TL_OK)
 		tl_consumer_fail(consumer, first, "commit for group.id=%s failed: %s (%s)",
@@ -1573,6 +1574,8 @@ static tl_err commit_send(struct tl_consumer *consumer, bool async, bool only_ch
 	if (!consumer->group_id)
 		return tl_consumer_fail(consumer, TL_ERR_INVALID,
 					"commit needs group.id; set group.id in the configuration");
+	if (consumer->group.fatal)
+		return tl_consumer_group_fatal(consumer);
 	if (!tl_consumer_coordinator_ready(consumer))
 		return TL_ERR_AGAIN;
 	struct commit_req *creq = calloc(1, sizeof(*creq));
@@ -1705,6 +1708,9 @@ TL_EXPORT tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
 {
 	*out = NULL;
 	retired_free(consumer);
+	tl_err fatal = tl_consumer_group_fatal(consumer);
+	if (fatal != TL_OK)
+		return fatal;
 	/* One coarse clock reading a record on the fast path: the I/O interval is a
 	 * millisecond, the coarse clock's tick at most a few. */
 	if (tl_mono_coarse_ns() - consumer->last_io_ns > CONSUMER_IO_INTERVAL_NS)

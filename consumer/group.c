@@ -8,6 +8,8 @@
  * subscribed topic) -> SYNCING (SyncGroup in flight) -> STABLE (heartbeats). A
  * rebalance signal (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID) goes
  * back to JOIN after committing (enable.auto.commit) and dropping the assignment.
+ * FENCED_INSTANCE_ID (another consumer joined with our group.instance.id) goes to NONE
+ * for good: the group is fatal, and poll, commit and subscribe return the error.
  * Invariants:
  * (1) At most one JoinGroup/SyncGroup is in flight (request_in_flight), and one
  *     Heartbeat (heartbeat_in_flight).
@@ -87,11 +89,42 @@ static void group_rebalance(struct tl_consumer *consumer, bool commit)
 	group->assign_pending = false;
 }
 
+/* FENCED_INSTANCE_ID: another consumer with our group.instance.id took our place. Fatal
+ * for this one, as in Java and librdkafka: rejoining would fence the other in turn, and
+ * the two would take the partitions from each other for ever. No commit: the partitions
+ * are the other's now. */
+static void group_fenced(struct tl_consumer *consumer)
+{
+	struct consumer_group *group = &consumer->group;
+	(void)tl_consumer_assignment_set(consumer, NULL, 0);
+	group->state = GROUP_NONE;
+	group->assign_pending = false;
+	group->fatal = true;
+	group->error = TL_ERR_FENCED_INSTANCE_ID;
+	group->error_reported = false;
+	(void)tl_consumer_group_fatal(consumer);
+}
+
+tl_err tl_consumer_group_fatal(struct tl_consumer *consumer)
+{
+	if (!consumer->group.fatal)
+		return TL_OK;
+	return tl_consumer_fail(
+		consumer, consumer->group.error,
+		"group %s: another consumer joined with group.instance.id=%s and fenced this one; give each consumer its own group.instance.id and destroy this one (%s)",
+		consumer->group_id, consumer->group_instance_id ? consumer->group_instance_id : "",
+		tl_err_name(consumer->group.error));
+}
+
 void tl_consumer_group_rejoin(struct tl_consumer *consumer, tl_err why)
 {
 	struct consumer_group *group = &consumer->group;
 	if (group->state == GROUP_NONE)
 		return;
+	if (why == TL_ERR_FENCED_INSTANCE_ID) {
+		group_fenced(consumer);
+		return;
+	}
 	if (why == TL_ERR_UNKNOWN_MEMBER_ID)
 		(void)str_set(&group->member_id, tl_str_of(""));
 	if (group->state == GROUP_STABLE)
@@ -112,6 +145,9 @@ static void group_error(struct tl_consumer *consumer, tl_err err, bool commit)
 	case TL_ERR_ILLEGAL_GENERATION:
 		group_rebalance(consumer, commit && err == TL_ERR_REBALANCE_IN_PROGRESS);
 		return;
+	case TL_ERR_FENCED_INSTANCE_ID:
+		group_fenced(consumer);
+		return;
 	case TL_ERR_NOT_COORDINATOR:
 	case TL_ERR_COORDINATOR_NOT_AVAILABLE:
 	case TL_ERR_COORDINATOR_LOAD_IN_PROGRESS:
@@ -131,8 +167,6 @@ static void group_error(struct tl_consumer *consumer, tl_err err, bool commit)
 				? "session.timeout.ms is outside the broker's group.min/max.session.timeout.ms"
 			: err == TL_ERR_INCONSISTENT_GROUP_PROTOCOL
 				? "other members of this group use another assignor or protocol type; use partition.assignment.strategy=range in all of them"
-			: err == TL_ERR_FENCED_INSTANCE_ID
-				? "another consumer uses the same group.instance.id; give each one its own"
 				: "the group coordinator refused this member");
 		return;
 	}
@@ -148,6 +182,8 @@ TL_EXPORT tl_err tl_consumer_subscribe(struct tl_consumer *consumer, const char 
 		return tl_consumer_fail(
 			consumer, TL_ERR_INVALID,
 			"subscribe needs group.id; set group.id in the configuration");
+	if (group->fatal)
+		return tl_consumer_group_fatal(consumer);
 	if (count <= 0 || count > GROUP_TOPICS_MAX || !topics)
 		return tl_consumer_fail(consumer, TL_ERR_INVALID,
 					"subscribe: between 1 and %d topics", GROUP_TOPICS_MAX);

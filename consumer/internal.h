@@ -130,6 +130,7 @@ struct consumer_group {
 	int32_t *partition_counts; /* per subscribed topic, as last assigned; rejoin on change */
 	tl_err error;              /* a group failure the next poll reports */
 	bool error_reported;
+	bool fatal; /* fenced (FENCED_INSTANCE_ID): error is returned by every poll and commit */
 };
 
 struct tl_consumer_conf {
@@ -219,7 +220,11 @@ void tl_consumer_commit_for_rebalance(struct tl_consumer *consumer);
 void tl_consumer_group_io(struct tl_consumer *consumer);
 void tl_consumer_group_leave(struct tl_consumer *consumer);
 void tl_consumer_group_deinit(struct consumer_group *group);
-/* A commit or fetch learned that the group moved on (rebalance, unknown member). */
+/* A commit or fetch learned that the group moved on (rebalance, unknown member), or
+ * that another member with our group.instance.id fenced us (FENCED_INSTANCE_ID: the group
+ * becomes fatal, no rejoin). */
 void tl_consumer_group_rejoin(struct tl_consumer *consumer, tl_err why);
+/* TL_OK, or the fatal group error with its detail in last_error. */
+tl_err tl_consumer_group_fatal(struct tl_consumer *consumer);
 
 #endif

@@ -5,7 +5,8 @@
  * start from committed offsets (waiting, under read_committed, for one a transaction
  * staged), sync and async commits (a sync one returning at its deadline), start from the
  * end, seek (an offset is at once the position a commit stores), and the last record
- * staying valid until the next poll across a rejoin and a new assignment. */
+ * staying valid until the next poll across a rejoin and a new assignment, and a static
+ * member fenced for good. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,6 +498,53 @@ START_TEST(commit_returns_at_its_deadline_with_the_request_in_flight)
 }
 END_TEST
 
+/* Review finding: FENCED_INSTANCE_ID (another consumer joined with our
+ * group.instance.id) made the member rebalance and rejoin every second for ever; Java
+ * and librdkafka make it fatal. Here it comes as the answer to a commit (604 has it from
+ * the group protocol against tallyd). */
+START_TEST(a_fenced_static_member_stops_for_good)
+{
+	blob_batch(0, 5, TL_COMPRESSION_NONE, -1, false);
+	const char *kv[] = {"group.id", "g", "group.instance.id", "i", "enable.auto.commit",
+			    "false",    NULL};
+	struct tl_consumer *consumer = consumer_on(fb_address, kv);
+	struct tl_consumer_partition part = {"t", 0, 0, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[4];
+	ck_assert_int_eq(poll_offsets(consumer, 1, offsets), 1);
+	/* White box: a member of a stable generation, as after subscribe. */
+	consumer->subscribed = true;
+	consumer->group.state = GROUP_STABLE;
+	consumer->group.generation_id = 1;
+	consumer->group.member_id = strdup("m");
+	pthread_mutex_lock(&fb.lock);
+	fb.commit_script[fb.commit_script_count++] = TL_ERR_FENCED_INSTANCE_ID;
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_ERR_FENCED_INSTANCE_ID);
+	ck_assert(tl_err_is_fatal(TL_ERR_FENCED_INSTANCE_ID));
+	ck_assert_ptr_nonnull(strstr(tl_consumer_last_error(consumer), "group.instance.id"));
+	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 0);
+	const struct tl_consumer_record *r;
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(tl_consumer_poll(consumer, 100, &r), TL_ERR_FENCED_INSTANCE_ID);
+		ck_assert_ptr_nonnull(
+			strstr(tl_consumer_last_error(consumer), "group.instance.id=i"));
+	}
+	pthread_mutex_lock(&fb.lock);
+	int commits = fb.commit_requests;
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 1000), TL_ERR_FENCED_INSTANCE_ID);
+	ck_assert_int_eq(tl_consumer_commit_async(consumer), TL_ERR_FENCED_INSTANCE_ID);
+	const char *topics[] = {"t"};
+	ck_assert_int_eq(tl_consumer_subscribe(consumer, topics, 1), TL_ERR_FENCED_INSTANCE_ID);
+	ck_assert_int_eq(consumer->group.state, GROUP_NONE); /* no JoinGroup */
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.commit_requests, commits);
+	pthread_mutex_unlock(&fb.lock);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
 static Suite *consumer_suite(void)
 {
 	Suite *s = suite_create("consumer");
@@ -516,6 +564,7 @@ static Suite *consumer_suite(void)
 	tcase_add_test(tc, read_committed_waits_for_an_offset_a_transaction_staged);
 	tcase_add_test(tc, seek_to_an_offset_is_the_position_a_commit_stores);
 	tcase_add_test(tc, commit_returns_at_its_deadline_with_the_request_in_flight);
+	tcase_add_test(tc, a_fenced_static_member_stops_for_good);
 	suite_add_tcase(s, tc);
 	return s;
 }

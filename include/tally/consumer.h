@@ -140,7 +140,10 @@ tl_err tl_consumer_seek(struct tl_consumer *consumer, const char *topic, int32_t
  * @timeout_ms, or a partition error (TL_ERR_OFFSET_OUT_OF_RANGE with
  * auto.offset.reset=none, TL_ERR_CORRUPT_MESSAGE, TL_ERR_UNSUPPORTED_COMPRESSION_TYPE,
  * TL_ERR_UNKNOWN_TOPIC_OR_PARTITION...) with the detail in tl_consumer_last_error().
- * A partition that reported an error is paused until tl_consumer_seek(). */
+ * A partition that reported an error is paused until tl_consumer_seek().
+ * TL_ERR_FENCED_INSTANCE_ID (tl_err_is_fatal()) says another consumer joined the group
+ * with the same group.instance.id: this one left the group for good, and every later
+ * poll, commit and subscribe returns it; destroy it. */
 tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
 			const struct tl_consumer_record **out);
 /* The next offset the consumer will return for @topic/@partition, or -1. */

@@ -4,6 +4,9 @@
 # together they read 20,000 records exactly once, each from its own partitions, commit
 # and leave; a third member then reads exactly the 20,000 records produced after the
 # commit, starting from the committed offsets.
+# Then static membership (-S): a second consumer joining with the first one's
+# group.instance.id fences it (FENCED_INSTANCE_ID), which is fatal for the first: it stops
+# rejoining, its polls and commits return the error, and the second keeps the partitions.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_prog tally_group
@@ -13,5 +16,7 @@ timeout 120 "$TL_PROGS/tally_group" -b "$TL_BROKER" -t libtally-group -n 20000 -
 	tl_fail "libtally group members did not share the topic exactly once"
 tl_grep_log 'group: stable group=group-libtally-group generation=[0-9]+ members=2' ||
 	tl_fail "tallyd never saw a stable generation with both members"
+timeout 120 "$TL_PROGS/tally_group" -b "$TL_BROKER" -t libtally-static -p 2 -S same >&2 ||
+	tl_fail "a libtally member fenced by its group.instance.id did not stop"
 tl_stop_broker
 tl_log "ok"

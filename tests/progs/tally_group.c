@@ -1,5 +1,5 @@
 /* tally_group.c - libtally consumers sharing a group (tl_consumer_subscribe).
- *   tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS]
+ *   tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS] [-S INSTANCE]
  * Two consumers A and B subscribe to TOPIC (PARTITIONS partitions, created here) in one
  * group, polled in turn on this thread, until their assignments are disjoint, non-empty
  * and cover every partition. Then COUNT records are produced; A and B together must read
@@ -7,6 +7,11 @@
  * more records are produced; a third member C must read exactly those (it starts from
  * the committed offsets), then leave. Each read goes on to every partition's high
  * watermark (tally_tail.h), so a duplicate after the last original record counts too.
+ * -S instead checks static membership's fencing: A joins with group.instance.id=INSTANCE
+ * and gets every partition; B joins with the same group.instance.id and the coordinator
+ * fences A (FENCED_INSTANCE_ID). As in Java and librdkafka that is fatal for A: it must
+ * not rejoin (the two would take the partitions from each other for ever), every later
+ * poll and commit of A returns the error, and B keeps every partition.
  * Exit status: 0 ok, 1 a check failed, 2 usage. */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -25,7 +30,7 @@
 #define PARTITIONS_MAX 64
 #define WAIT_S         30
 
-static const char *brokers, *topic;
+static const char *brokers, *topic, *instance;
 static uint32_t count = 10000;
 static int32_t partitions = 4;
 
@@ -74,7 +79,9 @@ static struct tl_consumer *member(const char *group)
 {
 	char err[512];
 	struct tl_consumer_conf *conf = tl_consumer_conf_create();
-	if (tl_consumer_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) ||
+	if ((instance &&
+	     tl_consumer_conf_set(conf, "group.instance.id", instance, err, sizeof(err))) ||
+	    tl_consumer_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) ||
 	    tl_consumer_conf_set(conf, "group.id", group, err, sizeof(err)) ||
 	    tl_consumer_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err)) ||
 	    tl_consumer_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
@@ -139,6 +146,53 @@ static int poll_one(struct tl_consumer *consumer, uint64_t mask, uint8_t *seen, 
 	return 1;
 }
 
+/* -S: see the top of the file. */
+static int run_fenced(const char *group)
+{
+	uint64_t all = partitions == 64 ? ~0ull : (1ull << partitions) - 1;
+	const struct tl_consumer_record *r;
+	struct tl_consumer *a = member(group);
+	if (!a)
+		return 1;
+	double start = now_s();
+	while (now_s() - start < WAIT_S && assigned_mask(a) != all)
+		(void)tl_consumer_poll(a, 10, &r);
+	if (assigned_mask(a) != all)
+		return fail("A did not get every partition");
+	struct tl_consumer *b = member(group);
+	if (!b)
+		return 1;
+	tl_err ea = TL_OK;
+	start = now_s();
+	while (now_s() - start < WAIT_S && ea != TL_ERR_FENCED_INSTANCE_ID) {
+		ea = tl_consumer_poll(a, 10, &r);
+		(void)tl_consumer_poll(b, 10, &r);
+	}
+	fprintf(stderr, "tally_group: A: %s after %.1fs\n", tl_consumer_last_error(a),
+		now_s() - start);
+	if (ea != TL_ERR_FENCED_INSTANCE_ID || !tl_err_is_fatal(ea))
+		return fail("A was not fenced");
+	/* Longer than A's rejoin backoff (1 s) and many of B's heartbeats. */
+	uint32_t polls = 0, fenced = 0;
+	start = now_s();
+	while (now_s() - start < 3.0) {
+		polls++;
+		fenced += tl_consumer_poll(a, 10, &r) == TL_ERR_FENCED_INSTANCE_ID;
+		(void)tl_consumer_poll(b, 10, &r);
+	}
+	uint64_t ma = assigned_mask(a), mb = assigned_mask(b);
+	tl_err commit = tl_consumer_commit(a, 1000);
+	fprintf(stderr,
+		"tally_group: afterwards A fenced in %" PRIu32 " of %" PRIu32
+		" polls, commit %s; A has 0x%" PRIx64 ", B has 0x%" PRIx64 "\n",
+		fenced, polls, tl_err_name(commit), ma, mb);
+	tl_consumer_destroy(a);
+	tl_consumer_destroy(b);
+	if (fenced != polls || commit != TL_ERR_FENCED_INSTANCE_ID || ma != 0 || mb != all)
+		return fail("the fenced member A did not stop");
+	return 0;
+}
+
 static int run(void)
 {
 	char err[512];
@@ -154,6 +208,8 @@ static int run(void)
 
 	char group[256];
 	snprintf(group, sizeof(group), "group-%s", topic);
+	if (instance)
+		return run_fenced(group);
 	struct tl_consumer *a = member(group), *b = member(group);
 	if (!a || !b)
 		return 1;
@@ -245,7 +301,7 @@ static int run(void)
 int main(int argc, char **argv)
 {
 	int opt;
-	while ((opt = getopt(argc, argv, "b:t:n:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:t:n:p:S:")) != -1) {
 		switch (opt) {
 		case 'b':
 			brokers = optarg;
@@ -259,13 +315,16 @@ int main(int argc, char **argv)
 		case 'p':
 			partitions = (int32_t)strtol(optarg, NULL, 10);
 			break;
+		case 'S':
+			instance = optarg;
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (!brokers || !topic || count == 0 || partitions < 2 || partitions > PARTITIONS_MAX) {
 		fprintf(stderr,
-			"usage: tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS]\n");
+			"usage: tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS] [-S INSTANCE]\n");
 		return 2;
 	}
 	return run();
