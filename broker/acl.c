@@ -571,8 +571,8 @@ static bool by_type_denied(const struct tl_acls *acls, const struct tl_acl_resou
 			continue;
 		bool same = d->name_len == allow->name_len &&
 			    memcmp(d->name, allow->name, (size_t)d->name_len) == 0;
-		if (d->pattern == TL_ACL_PATTERN_LITERAL && allow->pattern == TL_ACL_PATTERN_LITERAL &&
-		    same)
+		if (d->pattern == TL_ACL_PATTERN_LITERAL &&
+		    allow->pattern == TL_ACL_PATTERN_LITERAL && same)
 			return true;
 		if (d->pattern == TL_ACL_PATTERN_PREFIXED && d->name_len <= allow->name_len &&
 		    memcmp(d->name, allow->name, (size_t)d->name_len) == 0)
@@ -591,9 +591,8 @@ bool tl_acls_allow_any_of_type(const struct tl_acls *acls, struct tl_str princip
 			continue;
 		if (resource_has(r, TL_ACL_PERMISSION_DENY, principal, host, operation))
 			return false;
-		wildcard_allow =
-			wildcard_allow ||
-			resource_has(r, TL_ACL_PERMISSION_ALLOW, principal, host, operation);
+		wildcard_allow = wildcard_allow || resource_has(r, TL_ACL_PERMISSION_ALLOW,
+								principal, host, operation);
 	}
 	if (wildcard_allow)
 		return true;

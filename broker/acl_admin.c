@@ -239,12 +239,16 @@ bool tl_authorize(struct tl_request *req, int8_t op, int8_t type, struct tl_str 
 int32_t tl_authorized_operations(struct tl_request *req, int8_t type, struct tl_str name)
 {
 	/* Kafka's AclEntry.supportedOperations, per resource type. */
-	static const int8_t topic[] = {TL_ACL_OP_READ,	      TL_ACL_OP_WRITE,
-				       TL_ACL_OP_CREATE,      TL_ACL_OP_DESCRIBE,
-				       TL_ACL_OP_DELETE,      TL_ACL_OP_ALTER,
-				       TL_ACL_OP_DESCRIBE_CONFIGS, TL_ACL_OP_ALTER_CONFIGS};
+	static const int8_t topic[] = {TL_ACL_OP_READ,
+				       TL_ACL_OP_WRITE,
+				       TL_ACL_OP_CREATE,
+				       TL_ACL_OP_DESCRIBE,
+				       TL_ACL_OP_DELETE,
+				       TL_ACL_OP_ALTER,
+				       TL_ACL_OP_DESCRIBE_CONFIGS,
+				       TL_ACL_OP_ALTER_CONFIGS};
 	static const int8_t group[] = {TL_ACL_OP_READ, TL_ACL_OP_DESCRIBE, TL_ACL_OP_DELETE};
-	static const int8_t cluster[] = {TL_ACL_OP_CREATE,	   TL_ACL_OP_CLUSTER_ACTION,
+	static const int8_t cluster[] = {TL_ACL_OP_CREATE,           TL_ACL_OP_CLUSTER_ACTION,
 					 TL_ACL_OP_DESCRIBE_CONFIGS, TL_ACL_OP_ALTER_CONFIGS,
 					 TL_ACL_OP_IDEMPOTENT_WRITE, TL_ACL_OP_ALTER,
 					 TL_ACL_OP_DESCRIBE};

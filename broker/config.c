@@ -537,7 +537,8 @@ static bool is_jaas_key(const char *key)
 static bool listener_key_is_security(const char *suffix)
 {
 	return strncmp(suffix, "ssl.", 4) == 0 || strncmp(suffix, "sasl.", 5) == 0 ||
-	       strstr(suffix, ".sasl.") != NULL || strcmp(suffix, "connections.max.reauth.ms") == 0 ||
+	       strstr(suffix, ".sasl.") != NULL ||
+	       strcmp(suffix, "connections.max.reauth.ms") == 0 ||
 	       strcmp(suffix, "principal.builder.class") == 0;
 }
 

@@ -463,8 +463,8 @@ static void part_truncate(struct tl_partition *p,
 	 * afresh at the divergence; ours at the leader's log start, to copy all it has. */
 	tl_err err;
 	if (to < tl_log_start_offset(p->log))
-		err = tl_log_truncate_fully(p->log, leader_start >= 0 ? TL_MIN(leader_start, to)
-								     : to);
+		err = tl_log_truncate_fully(p->log,
+					    leader_start >= 0 ? TL_MIN(leader_start, to) : to);
 	else
 		err = tl_log_truncate_to(p->log, to);
 	if (err != TL_OK)

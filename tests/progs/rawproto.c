@@ -1279,8 +1279,7 @@ static int run_txn_ids(const char *topic, const char *txn_id)
 	build_batch(&batch, "other-id", 3, TL_COMPRESSION_NONE, pid, epoch, 0);
 	produce_txn_id = "rawproto-another-id";
 	expect_code("transactional records under another transactional_id",
-		    produce(&c, 9, topic, 0, &batch, &base),
-		    TL_ERR_INVALID_PRODUCER_ID_MAPPING);
+		    produce(&c, 9, topic, 0, &batch, &base), TL_ERR_INVALID_PRODUCER_ID_MAPPING);
 	tl_buf_deinit(&batch);
 	batch_transactional = false;
 	build_batch(&batch, "plain", 2, TL_COMPRESSION_NONE, -1, -1, -1);

@@ -227,8 +227,7 @@ static int produce(const struct options *o)
 	double secs = now_s() - start;
 	fprintf(stderr, "produced %" PRIu64 " records (%" PRIu64 " failed) in %.2fs, %.0f/s\n",
 		delivered, failed, secs, (double)delivered / secs);
-	if (o->failures_allowed ? delivered + failed != o->count
-				: failed || delivered != o->count)
+	if (o->failures_allowed ? delivered + failed != o->count : failed || delivered != o->count)
 		rc = 1;
 	return rc;
 }
