@@ -1404,7 +1404,7 @@ static tl_err records_next(struct tl_consumer *consumer, const struct tl_consume
 			part_pause(
 				consumer, part, err,
 				err == TL_ERR_UNSUPPORTED_COMPRESSION_TYPE
-					? "records use a compression libtally cannot read (it reads zstd and none)"
+					? "records use a compression libtally cannot read (it reads none, gzip, snappy, lz4 and zstd)"
 					: "a fetched record batch is corrupt or too large");
 			part->error_reported = true;
 			return err;
