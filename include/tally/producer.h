@@ -95,8 +95,9 @@ void tl_producer_conf_set_delivery_cb(struct tl_producer_conf *conf, tl_producer
 tl_err tl_producer_create(const struct tl_producer_conf *conf, struct tl_producer **out,
 			  char *errstr, size_t errstr_size);
 /* Fails every record not yet delivered with TL_ERR_CLOSED (their callbacks run here),
- * stops the I/O thread and frees the producer. Call tl_producer_flush() first to
- * deliver instead. */
+ * stops the I/O thread and frees the producer. Records already sent and not yet
+ * answered may be stored all the same (as Java's close without a timeout). Call
+ * tl_producer_flush() first to deliver instead. */
 void tl_producer_destroy(struct tl_producer *producer);
 
 /* Queues @record for sending. Blocks up to max.block.ms when buffer.memory is full or
