@@ -4568,7 +4568,10 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 	}
 	int deleted = 0;
 	int64_t total = tl_log_size_bytes(log);
-	while (log->segment_count > 1) {
+	/* Not while a pass is in flight (Kafka's retention skips a log being cleaned too):
+	 * deleting the first segments of a group the pass rewrote would discard the group,
+	 * and with it the pass's work on the dirty records it holds (see cleaner_swap). */
+	while (log->segment_count > 1 && !log->cleaner_job) {
 		struct tl_log_segment *segment = log->segments[0];
 		/* A sealed segment with writes still in flight stays until they are durable. */
 		bool deleted_records = log->segments[1]->base_offset <= log->start_floor;
@@ -4620,8 +4623,10 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
  * Open (cleaner_recover) deletes every `.cleaned` file (before 1 the old segments are
  * whole) and finishes every `.swap` file: it redoes 2 and 3 for the segments whose
  * base lies in [base, end), which is idempotent. A lost checkpoint only makes the next
- * pass read more. A group whose segments changed meanwhile (retention, truncation) is
- * discarded before 1. Holes: offsets the cleaner removed are skipped by reads (the batch
+ * pass read more. Retention waits while a pass is in flight and truncation cancels it,
+ * so a group whose segments changed meanwhile (or whose rename to .swap fails) is rare;
+ * it is discarded before 1 with every group after it, and the checkpoint stops at its
+ * base. Holes: offsets the cleaner removed are skipped by reads (the batch
  * holding an offset or the first after it is returned); every output segment keeps its
  * first and last batch, so segment bases and ends are unchanged. */
 
@@ -4978,17 +4983,26 @@ static void aborted_drop_removed(struct tl_log *log, const struct tl_cleaner_job
 
 /* Swaps every rewritten group in, each step for all groups at once so that a pass costs
  * three directory fsyncs (steps 1-4 of the section comment). A group whose segments
- * changed meanwhile is discarded before step 1. Sets *swapped_out; an error after step 1
- * fails the log. */
-static tl_err cleaner_swap(struct tl_log *log, struct tl_cleaner_job *job, uint32_t *swapped_out)
+ * changed meanwhile, or whose rename fails, is discarded before step 1, and every group
+ * after it with it: a later group may have dropped a tombstone, or a transaction's
+ * marker, whose older records the discarded one still holds. Sets *swapped_out and
+ * *kept_end_out, the offset below which the pass's output is in (map_end, or the
+ * first discarded group's base); an error after step 1 fails the log. */
+static tl_err cleaner_swap(struct tl_log *log, struct tl_cleaner_job *job, uint32_t *swapped_out,
+			   int64_t *kept_end_out)
 {
 	*swapped_out = 0;
+	*kept_end_out = job->map_end;
 	uint32_t count = 0;
 	for (uint32_t i = 0; i < job->group_count; i++) {
 		struct tl_cleaner_group *g = &job->groups[i];
 		uint32_t k;
-		if (!g->written || !group_is_current(log, job, g, &k))
-			continue; /* a discarded .cleaned file is unlinked with the job */
+		if (!g->written)
+			continue; /* nothing changed: the log already holds its output */
+		if (!group_is_current(log, job, g, &k)) {
+			*kept_end_out = g->base_offset; /* its .cleaned file goes with the job */
+			break;
+		}
 		if (cleaner_fault(log, 1))
 			return TL_ERR_KAFKA_STORAGE_ERROR;
 		char cleaned[NAME_BYTES], swap[NAME_BYTES];
@@ -4997,12 +5011,17 @@ static tl_err cleaner_swap(struct tl_log *log, struct tl_cleaner_job *job, uint3
 		tl_cleaner_file_name(swap, sizeof(swap), g->base_offset, g->end_offset, "swap");
 		if (renameat(log->dir_fd, cleaned, log->dir_fd, swap) == -1) {
 			set_error(log, "rename", cleaned, errno);
-			continue;
+			*kept_end_out = g->base_offset;
+			break;
 		}
 		g->written = false;
 		g->swapping = true;
 		count++;
 	}
+	if (*kept_end_out < job->map_end)
+		tl_warn("log: compaction groups discarded, their records stay dirty dir=%s "
+			"from=%" PRId64,
+			log->dir, *kept_end_out);
 	if (count == 0)
 		return TL_OK;
 	const char *what = "rename to .swap";
@@ -5090,20 +5109,25 @@ static tl_err cleaner_finish(struct tl_log *log)
 	struct tl_cleaner_job *job = log->cleaner_job;
 	tl_err err = job->err;
 	uint32_t swapped = 0;
+	int64_t kept_end = -1;
 	if (err != TL_OK) {
 		tl_warn("log: compaction pass failed dir=%s err=%s detail=\"%s\"", log->dir,
 			tl_err_name(err), job->error);
 	}
 	if (err == TL_OK)
-		err = cleaner_swap(log, job, &swapped);
+		err = cleaner_swap(log, job, &swapped, &kept_end);
 	if (err == TL_OK && swapped > 0 && job->marker_removed_last >= 0)
 		snapshots_drop_below_marker(log, job->marker_removed_last);
-	if (err == TL_OK && job->map_end > log->cleaner_first_dirty) {
+	/* Only as far as the output went in (Kafka checkpoints what it swapped): the dirty
+	 * records of a discarded group were compared with no key yet, and a later pass that
+	 * took them for clean would drop an expired tombstone and keep its key's older
+	 * value. */
+	if (err == TL_OK && kept_end > log->cleaner_first_dirty) {
 		char text[32];
-		int n = snprintf(text, sizeof(text), "%" PRId64 "\n", job->map_end);
+		int n = snprintf(text, sizeof(text), "%" PRId64 "\n", kept_end);
 		if (file_replace(log, CLEANER_CHECKPOINT, text, (size_t)n, true) == TL_OK &&
 		    sync_dir(log) == TL_OK)
-			log->cleaner_first_dirty = job->map_end;
+			log->cleaner_first_dirty = kept_end;
 	}
 	struct tl_log_cleaner_stats *st = &log->cleaner_stats;
 	if (job->err == TL_OK) {
