@@ -123,6 +123,7 @@
 #define DIO_ALIGN             4096      /* offset, length and memory of every O_DIRECT write */
 #define STAGE_BYTES_MAX       (8 << 20) /* a direct round copies this much (or one batch) */
 #define DIRECT_RUN_OPS_MAX    4         /* writes per segment in a direct round */
+#define PLACEHOLDERS_BYTES    (1 << 18) /* a read skips this much of them at least */
 
 TL_STATIC_ASSERT(TL_BATCH_HEADER_BYTES == 61, "RecordBatch v2 header");
 
@@ -1591,6 +1592,14 @@ static int64_t index_lookup(const struct tl_log_segment *segment, int64_t offset
 			hi = mid;
 	}
 	return index_pos(segment, lo);
+}
+
+/* Whether @h is a placeholder a compaction pass left: no record and no producer (the
+ * first or last batch of an output segment; see cleaner.h). It holds nothing a reader
+ * or a follower needs but its offsets, which a hole serves as well. */
+static bool batch_is_placeholder(const struct tl_batch_header *h)
+{
+	return h->records_count == 0 && h->producer_id < 0 && !tl_batch_is_control(h);
 }
 
 /* Where a read of @offset (in range) starts: *@max_offset cut to the written end (a
@@ -4224,6 +4233,8 @@ static bool readahead_lookup(struct tl_log *log, int64_t offset, int64_t max_off
 	}
 	if (h.base_offset >= max_offset)
 		return false; /* nothing below the limit: tl_log_read answers empty */
+	if (batch_is_placeholder(&h))
+		return false; /* tl_log_read skips placeholders, from the file */
 	int64_t first_offset = h.base_offset, next_offset = first_offset;
 	int64_t p = position;
 	while (chunk_batch(ra, p, &h)) {
@@ -4346,6 +4357,48 @@ static int64_t read_extent(const struct tl_log_segment *segment, int64_t positio
 	return p - position;
 }
 
+/* Moves a read that starts at the placeholder @h (at *@position of *@segment) past the
+ * placeholders that follow it, into later segments too, when a batch with records (or
+ * a marker) comes after them below @max_offset, within @max_bytes of them or
+ * PLACEHOLDERS_BYTES (a consumer's fetch size may be smaller than a run of them;
+ * the bound keeps the header reads of one read to a few thousand). A fetch
+ * answered with placeholders alone holds no record, and librdkafka then takes the
+ * partition for one whose next record is too large; Kafka's cleaner leaves no such
+ * batches, and its read goes on to the next segment when one yields nothing. Leaves
+ * the read where it is otherwise: a follower at the end still gets them and reaches
+ * the log end, and a consumer that asks for more bytes gets further. */
+static void placeholders_skip(const struct tl_log *log, struct tl_log_segment **segment,
+			      int64_t *position, struct tl_batch_header *h, int64_t max_offset,
+			      int64_t max_bytes)
+{
+	struct tl_log_segment *at = *segment;
+	uint32_t s = segment_index_for(log, at->base_offset);
+	TL_ASSERT(log->segments[s] == at);
+	int64_t p = *position, skipped = 0;
+	int64_t skip_max = TL_MAX(max_bytes, (int64_t)PLACEHOLDERS_BYTES);
+	struct tl_batch_header next = *h;
+	while (batch_is_placeholder(&next)) {
+		skipped += batch_bytes(&next);
+		if (skipped > skip_max || tl_batch_last_offset(&next) + 1 >= max_offset)
+			return;
+		p += batch_bytes(&next);
+		if (p >= at->bytes_written) {
+			/* Only from a sealed segment, whole: the next starts where it ends. */
+			if (at->bytes_written != at->bytes || s + 1 >= log->segment_count)
+				return;
+			at = log->segments[++s];
+			p = 0;
+			if (at->bytes_written == 0)
+				return;
+		}
+		if (header_read(at, p, at->bytes_written, &next) != TL_OK)
+			return;
+	}
+	*segment = at;
+	*position = p;
+	*h = next;
+}
+
 tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32_t max_bytes,
 		   bool min_one, struct tl_log_read *out)
 {
@@ -4374,6 +4427,8 @@ tl_err tl_log_read(struct tl_log *log, int64_t offset, int64_t max_offset, int32
 			break;
 		position += batch_bytes(&h);
 	}
+	if (batch_is_placeholder(&h))
+		placeholders_skip(log, &segment, &position, &h, max_offset, max_bytes);
 	if (h.base_offset >= max_offset)
 		return TL_OK;
 	int64_t next_offset;
