@@ -277,23 +277,21 @@ void tl_handle_metadata(struct tl_request *req, struct tl_cursor *body)
 /* ---- ListOffsets ---- */
 
 #define LIST_OFFSETS_SCAN_BYTES (1 << 20)
+#define LIST_OFFSETS_SCAN_READS 16 /* of up to LIST_OFFSETS_SCAN_BYTES each */
 
-/* Kafka answers the first *record* at or after the log start whose timestamp is at or
- * after @target, below @bound (what a consumer may fetch: the high watermark, or the
- * LSO for read_committed), with its batch's leader epoch. The log names the first batch
- * whose maxTimestamp qualifies (@from); this reads on from there (or from the log start,
- * when that batch began before it: DeleteRecords) and walks the records. Returns false
- * when none qualifies in the first LIST_OFFSETS_SCAN_BYTES. Not a hot path: ListOffsets
- * by time is rare. */
-static bool list_offsets_scan(struct tl_log *log, int64_t target, int64_t from, int64_t bound,
-			      int64_t *offset, int64_t *timestamp, int32_t *epoch)
+/* One read of list_offsets_scan() from *@next, which it moves to the read's end (-1
+ * when nothing was read). */
+static bool list_offsets_scan_read(struct tl_log *log, int64_t target, int64_t bound, int64_t *next,
+				   int64_t *offset, int64_t *timestamp, int32_t *epoch)
 {
 	int64_t start = tl_log_start_offset(log);
 	struct tl_log_read range;
-	if (tl_log_read(log, TL_MAX(from, start), bound, LIST_OFFSETS_SCAN_BYTES, true, &range) !=
-		    TL_OK ||
-	    range.bytes == 0)
+	if (tl_log_read(log, *next, bound, LIST_OFFSETS_SCAN_BYTES, true, &range) != TL_OK ||
+	    range.bytes == 0) {
+		*next = -1;
 		return false;
+	}
+	*next = range.next_offset;
 	uint8_t *data = malloc((size_t)range.bytes);
 	bool ok = data && pread(range.fd, data, (size_t)range.bytes, (off_t)range.position) ==
 				  (ssize_t)range.bytes;
@@ -317,6 +315,26 @@ static bool list_offsets_scan(struct tl_log *log, int64_t target, int64_t from, 
 		tl_records_iter_deinit(&iter);
 	}
 	free(data);
+	return found;
+}
+
+/* Kafka answers the first *record* at or after the log start whose timestamp is at or
+ * after @target, below @bound (what a consumer may fetch: the high watermark, or the
+ * LSO for read_committed), with its batch's leader epoch. The log names the first batch
+ * whose maxTimestamp qualifies (@from); this reads on from there (or from the log start,
+ * when that batch began before it: DeleteRecords) and walks the records, read after read
+ * (each answers from one segment): a batch compaction thinned keeps the maxTimestamp of
+ * the records it lost, so the answer may lie segments later. Returns false when none
+ * qualifies in the first LIST_OFFSETS_SCAN_READS reads. Not a hot path: ListOffsets by
+ * time is rare. */
+static bool list_offsets_scan(struct tl_log *log, int64_t target, int64_t from, int64_t bound,
+			      int64_t *offset, int64_t *timestamp, int32_t *epoch)
+{
+	int64_t next = TL_MAX(from, tl_log_start_offset(log));
+	bool found = false;
+	for (int reads = 0; !found && next >= 0 && next < bound && reads < LIST_OFFSETS_SCAN_READS;
+	     reads++)
+		found = list_offsets_scan_read(log, target, bound, &next, offset, timestamp, epoch);
 	return found;
 }
 

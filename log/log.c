@@ -4492,7 +4492,8 @@ tl_err tl_log_offset_for_timestamp(struct tl_log *log, int64_t timestamp_ms, int
 		struct tl_batch_header h;
 		while (position < segment->bytes_durable &&
 		       header_read(segment, position, segment->bytes_durable, &h) == TL_OK) {
-			if (h.max_timestamp >= timestamp_ms) {
+			/* A batch compaction emptied keeps its maxTimestamp, and no record. */
+			if (h.max_timestamp >= timestamp_ms && h.records_count > 0) {
 				*offset_out = h.base_offset;
 				*timestamp_out = h.max_timestamp;
 				return TL_OK;

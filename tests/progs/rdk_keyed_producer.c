@@ -1,9 +1,10 @@
 /* rdk_keyed_producer.c - produces keyed records with chosen timestamps, one batch each.
- *   rdk_keyed_producer BROKER TOPIC
+ *   rdk_keyed_producer BROKER TOPIC [idempotent]
  * Reads lines "KEY VALUE [TIMESTAMP_MS]" from stdin and sends each to partition 0 of
  * TOPIC as its own batch (a flush after each), so that the tests decide what each batch
  * holds: VALUE "-" is a tombstone (null value); TIMESTAMP_MS, when given and not 0, is
- * the record's CreateTime (kcat cannot set one per record). Prints each record's offset.
+ * the record's CreateTime (kcat cannot set one per record). With "idempotent", the
+ * producer is (enable.idempotence=true). Prints each record's offset.
  * Exit status: 0 every record delivered, 1 one failed, 2 usage. */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -30,14 +31,16 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: rdk_keyed_producer BROKER TOPIC\n");
+	if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "idempotent") != 0)) {
+		fprintf(stderr, "usage: rdk_keyed_producer BROKER TOPIC [idempotent]\n");
 		return 2;
 	}
 	char errstr[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)) ||
-	    rd_kafka_conf_set(conf, "linger.ms", "0", errstr, sizeof(errstr))) {
+	    rd_kafka_conf_set(conf, "linger.ms", "0", errstr, sizeof(errstr)) ||
+	    rd_kafka_conf_set(conf, "enable.idempotence", argc == 4 ? "true" : "false", errstr,
+			      sizeof(errstr))) {
 		fprintf(stderr, "rdk_keyed_producer: %s\n", errstr);
 		return 2;
 	}
