@@ -4600,6 +4600,24 @@ static bool segment_expired(const struct tl_log *log, const struct tl_log_segmen
 	return false;
 }
 
+/* Whether the non-empty @active segment rolls at this tick: it is older than
+ * log.roll.ms, or retention would delete it whole (Kafka's deletableSegments
+ * takes a non-empty active segment once all of it is below the high watermark, and
+ * rolls first), the deletion loop below then taking it. */
+static bool active_roll_due(const struct tl_log *log, const struct tl_log_segment *active,
+			    int64_t total_bytes, int64_t now_ms)
+{
+	if (active->bytes == 0)
+		return false;
+	int64_t roll_ms = log->config.segment_ms;
+	if (roll_ms >= 0 && active->first_append_ms >= 0 &&
+	    now_ms - active->first_append_ms > roll_ms)
+		return true;
+	return !log->cleaner_job && active->bytes_durable == active->bytes &&
+	       active->next_offset <= log->high_watermark &&
+	       segment_expired(log, active, total_bytes, now_ms);
+}
+
 int tl_log_tick(struct tl_log *log, int64_t now_ms)
 {
 	if (log->failed)
@@ -4614,16 +4632,13 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 		log->next_pstate_expire_ms =
 			now_ms + log->config.producer_id_expiration_check_interval_ms;
 	}
-	struct tl_log_segment *active = active_segment(log);
-	if (active->bytes > 0 && log->config.segment_ms >= 0 && active->first_append_ms >= 0 &&
-	    now_ms - active->first_append_ms > log->config.segment_ms) {
-		if (segment_roll(log) != TL_OK) {
-			log_fail(log);
-			return 0;
-		}
+	int64_t total = tl_log_size_bytes(log);
+	if (active_roll_due(log, active_segment(log), total, now_ms) &&
+	    segment_roll(log) != TL_OK) {
+		log_fail(log);
+		return 0;
 	}
 	int deleted = 0;
-	int64_t total = tl_log_size_bytes(log);
 	/* Not while a pass is in flight (Kafka's retention skips a log being cleaned too):
 	 * deleting the first segments of a group the pass rewrote would discard the group,
 	 * and with it the pass's work on the dirty records it holds (see cleaner_swap). */
