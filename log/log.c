@@ -4601,7 +4601,9 @@ static bool segment_expired(const struct tl_log *log, const struct tl_log_segmen
 }
 
 /* Whether the non-empty @active segment rolls at this tick: it is older than
- * log.roll.ms, or retention would delete it whole (Kafka's deletableSegments
+ * log.roll.ms, or on a compacted log than max.compaction.lag.ms (Kafka's maxSegmentMs,
+ * KIP-354: the cleaner takes only sealed segments, so an active one would hold its dirt
+ * past the promised lag); or retention would delete it whole (Kafka's deletableSegments
  * takes a non-empty active segment once all of it is below the high watermark, and
  * rolls first), the deletion loop below then taking it. */
 static bool active_roll_due(const struct tl_log *log, const struct tl_log_segment *active,
@@ -4610,6 +4612,10 @@ static bool active_roll_due(const struct tl_log *log, const struct tl_log_segmen
 	if (active->bytes == 0)
 		return false;
 	int64_t roll_ms = log->config.segment_ms;
+	int64_t lag_ms = log->config.max_compaction_lag_ms;
+	if (log->config.cleanup_compact && lag_ms >= 0 && lag_ms < INT64_MAX &&
+	    (roll_ms < 0 || lag_ms < roll_ms))
+		roll_ms = lag_ms;
 	if (roll_ms >= 0 && active->first_append_ms >= 0 &&
 	    now_ms - active->first_append_ms > roll_ms)
 		return true;
