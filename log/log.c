@@ -119,7 +119,6 @@
 #define EPOCH_CHECKPOINT_MAX  100000 /* entries: a bigger file is garbage, rebuilt */
 #define START_CHECKPOINT      "log-start-offset-checkpoint" /* DeleteRecords' floor */
 #define CLEANER_CHECKPOINT    "cleaner-offset-checkpoint"   /* compaction's first dirty offset */
-#define CLEANER_SWAPS_MAX     1024      /* .swap files finished at open; more is garbage */
 #define DIO_ALIGN             4096      /* offset, length and memory of every O_DIRECT write */
 #define STAGE_BYTES_MAX       (8 << 20) /* a direct round copies this much (or one batch) */
 #define DIRECT_RUN_OPS_MAX    4         /* writes per segment in a direct round */
@@ -4729,6 +4728,12 @@ static bool cleaner_fault(struct tl_log *log, int point)
 	return true;
 }
 
+/* A `<base>.<end>.swap` file found at open; base first, so that cmp_asc sorts them. */
+struct cleaner_swap_file {
+	int64_t base;
+	int64_t end;
+};
+
 /* Finishes or discards the swaps a crash interrupted; see the section comment. */
 static tl_err cleaner_recover(struct tl_log *log)
 {
@@ -4737,32 +4742,41 @@ static tl_err cleaner_recover(struct tl_log *log)
 		set_error(log, "opendir", log->dir, errno);
 		return TL_ERR_IO;
 	}
-	int64_t swaps[CLEANER_SWAPS_MAX][2];
-	uint32_t swap_count = 0;
+	/* Every one of them: a pass may swap in any number of groups, and a .swap left
+	 * behind would be applied by a later open to segments later passes rewrote. */
+	struct cleaner_swap_file *swaps = NULL;
+	uint32_t swap_count = 0, swap_cap = 0;
 	bool removed = false;
+	tl_err err = TL_OK;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		int64_t base, end;
 		if (tl_cleaner_file_parse(de->d_name, "cleaned", &base, &end)) {
 			unlinkat(log->dir_fd, de->d_name, 0);
 			removed = true;
-		} else if (tl_cleaner_file_parse(de->d_name, "swap", &base, &end) &&
-			   swap_count < CLEANER_SWAPS_MAX) {
-			swaps[swap_count][0] = base;
-			swaps[swap_count][1] = end;
-			swap_count++;
+		} else if (tl_cleaner_file_parse(de->d_name, "swap", &base, &end)) {
+			err = grow((void **)&swaps, &swap_cap, swap_count + 1, sizeof(*swaps));
+			if (err != TL_OK)
+				break;
+			swaps[swap_count++] = (struct cleaner_swap_file){.base = base, .end = end};
 		}
 	}
 	closedir(d);
-	if (swap_count == 0)
-		return removed ? sync_dir(log) : TL_OK;
+	if (err != TL_OK || swap_count == 0) {
+		free(swaps);
+		return err != TL_OK ? err : removed ? sync_dir(log) : TL_OK;
+	}
+	/* In base order, as the pass wrote them (readdir's order is the filesystem's). */
+	qsort(swaps, swap_count, sizeof(*swaps), cmp_asc);
 	int64_t *bases;
 	uint32_t count;
-	tl_err err = list_segments(log, &bases, &count);
-	if (err != TL_OK)
+	err = list_segments(log, &bases, &count);
+	if (err != TL_OK) {
+		free(swaps);
 		return err;
+	}
 	for (uint32_t i = 0; i < swap_count && err == TL_OK; i++) {
-		int64_t base = swaps[i][0], end = swaps[i][1];
+		int64_t base = swaps[i].base, end = swaps[i].end;
 		tl_warn("log: finishing an interrupted compaction swap dir=%s base=%" PRId64
 			" end=%" PRId64,
 			log->dir, base, end);
@@ -4782,6 +4796,7 @@ static tl_err cleaner_recover(struct tl_log *log)
 			err = sync_dir(log);
 	}
 	free(bases);
+	free(swaps);
 	return err;
 }
 
