@@ -456,7 +456,7 @@ static int64_t five_segments_first_held(struct tl_log **log, struct batch ***all
 	return tl_log_size_bytes(*log);
 }
 
-START_TEST(retention_deletes_whole_old_segments_but_not_the_active_one)
+START_TEST(retention_deletes_whole_segments_the_active_one_once_rolled)
 {
 	struct tl_log *log;
 	struct batch **all;
@@ -479,7 +479,10 @@ START_TEST(retention_deletes_whole_old_segments_but_not_the_active_one)
 	config.retention_ms = 1;
 	tl_log_set_config(log, &config);
 	tl_log_tick(log, 1000000);
-	ck_assert_int_eq(tl_log_start_offset(log), 48); /* only the active segment is left */
+	/* Every batch expired: as Kafka, the active segment is rolled and goes too, and the
+	 * log goes on at its end. */
+	ck_assert_int_eq(tl_log_start_offset(log), 60);
+	ck_assert_int_eq(tl_log_end_offset(log), 60);
 	tl_log_close(log);
 	batches_free(all, 60);
 }
@@ -1387,8 +1390,8 @@ START_TEST(a_roll_during_a_sync_keeps_the_old_segment_until_it_is_durable)
 	if (tl_ring_is_uring(ring))
 		ck_assert_int_eq(tl_ring_pending(ring), 2);
 	/* Retention cannot take segment 0, nor its index files be written, before its
-	 * bytes are durable. */
-	config.retention_bytes = 0;
+	 * bytes are durable. (One batch kept: the active segment stays.) */
+	config.retention_bytes = ONE_BATCH_BYTES;
 	config.retention_ms = -1;
 	tl_log_set_config(log, &config);
 	ck_assert_int_eq(tl_log_tick(log, tl_wall_ms()), 0);
@@ -2125,7 +2128,7 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, torn_tail_is_cut_at_the_last_whole_batch);
 	tcase_add_test(tc, garbled_byte_cuts_the_log_at_its_batch);
 	tcase_add_test(tc, a_torn_sealed_segment_removes_the_segments_after_it);
-	tcase_add_test(tc, retention_deletes_whole_old_segments_but_not_the_active_one);
+	tcase_add_test(tc, retention_deletes_whole_segments_the_active_one_once_rolled);
 	tcase_add_test(tc, a_deleted_segment_is_freed_and_closed_by_the_closer_thread);
 	tcase_add_test(tc, failed_fdatasync_takes_the_partition_offline);
 	tcase_add_test(tc,
