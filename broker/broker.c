@@ -375,6 +375,7 @@ static void broker_shutdown(struct tl_broker *broker)
 		tl_conn_flush(conn);
 	while (broker->conns)
 		tl_conn_close(broker->conns, "shutdown");
+	tl_conn_resume_due(broker);   /* all closed: only drops their references */
 	tl_sasl_workers_stop(broker); /* logins still pending end with their connections */
 	request_times_log(broker);
 	tl_metrics_stop(broker);
@@ -459,6 +460,7 @@ tl_err tl_broker_poll(struct tl_broker *broker, int max_wait_ms)
 	for (int i = 0; i < n; i++)
 		if (is_connection(events[i].data.u64))
 			tl_conn_release(events[i].data.ptr);
+	tl_conn_resume_due(broker); /* before the commit: their appends join this turn's */
 	broker_group_commit(broker);
 	now = tl_mono_ms();
 	tl_fetch_expire(broker, now);

@@ -225,8 +225,13 @@ struct tl_conn {
 	int64_t sent;                   /* bytes of head's response already written */
 	int32_t refs; /* FIFO requests + requests detached with pending waits + 1 while open */
 	bool closed;
-	bool want_write;      /* EPOLLOUT armed */
-	bool read_paused;     /* queue full: stop reading until it drains */
+	bool want_write;  /* EPOLLOUT armed */
+	bool read_paused; /* queue full: stop reading until it drains */
+	/* Unpaused by a response sent outside its own event (a disk completion): the
+	 * frames already read wait in rbuf, which no EPOLLIN will report, so the loop parses
+	 * them at the end of its turn (broker->resume_head, tl_conn_resume_due). */
+	bool resume_queued;
+	struct tl_conn *resume_next;
 	bool throttled;       /* quota: muted (not read) until throttled_until_ms */
 	bool reads_suspended; /* not read until tl_conn_resume_reads: a PLAIN login runs */
 	int64_t throttled_until_ms;
@@ -338,6 +343,7 @@ struct tl_broker {
 	/* Client quotas (quota.h) and the connections they mute. */
 	struct tl_quotas quotas;
 	struct tl_conn *throttled;
+	struct tl_conn *resume_head; /* connections to parse on (tl_conn.resume_queued) */
 	struct tl_authorizer authz;
 	/* Produce's record validation: decompression contexts and buffer, reused. */
 	struct tl_batch_scratch batch_scratch;
@@ -398,6 +404,8 @@ void tl_conn_throttle(struct tl_conn *conn, struct tl_request *req, int64_t unti
 int64_t tl_conn_next_unthrottle(const struct tl_broker *broker);
 /* Unmutes the connections due at @now_ms: reads resume, held responses go. */
 void tl_conn_unthrottle_due(struct tl_broker *broker, int64_t now_ms);
+/* Parses on the connections whose pause lifted outside their own event. */
+void tl_conn_resume_due(struct tl_broker *broker);
 
 /* dispatch.c */
 void tl_dispatch(struct tl_request *req);

@@ -767,9 +767,30 @@ static int64_t conn_pop_head(struct tl_conn *conn)
 	if (conn->read_paused && conn->queued < conn->broker->config.queued_max_requests) {
 		conn->read_paused = false;
 		conn_update_events(conn);
+		/* Not parsed here, inside a flush: at the end of the loop's turn. */
+		if (!conn->resume_queued) {
+			conn->resume_queued = true;
+			conn->refs++;
+			conn->resume_next = conn->broker->resume_head;
+			conn->broker->resume_head = conn;
+		}
 		return 0; /* epoll_ctl: the reading is no longer now */
 	}
 	return now;
+}
+
+void tl_conn_resume_due(struct tl_broker *broker)
+{
+	while (broker->resume_head) {
+		struct tl_conn *conn = broker->resume_head;
+		broker->resume_head = conn->resume_next;
+		conn->resume_next = NULL;
+		conn->resume_queued = false;
+		if (!conn->closed && !conn->read_paused && !conn->throttled &&
+		    !conn->reads_suspended && !conn->tls_handshaking)
+			conn_resume_reading(conn);
+		conn_unref(conn);
+	}
 }
 
 /* Writes finished responses from the head of the FIFO until the socket would block. */
