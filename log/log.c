@@ -1780,6 +1780,12 @@ static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 		unlinkat(log->dir_fd, name, 0);
 		found[i] = -1;
 	}
+	/* As Kafka's loadFromSnapshot: producers of the snapshot that expired go; those the
+	 * replay below brings back stay until the next periodic check, so a retry coming
+	 * right after a crash is still recognised (expired at once, a producer stamping
+	 * old CreateTimes had its retried sequence 0 appended a second time). */
+	if (loaded)
+		pstate_expire(log, tl_wall_ms());
 	uint32_t kept = 0;
 	for (uint32_t i = 0; i < count && kept < TL_ARRAY_SIZE(log->snapshots); i++)
 		if (found[i] >= 0)
@@ -1800,7 +1806,6 @@ static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 	}
 	txnindexes_contradicted(log, from, read, read ? read_count : 0);
 	free(read);
-	pstate_expire(log, tl_wall_ms());
 	log->first_open_txn = -2;
 	snapshots_prune(log);
 	return TL_OK;

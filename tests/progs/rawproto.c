@@ -62,7 +62,7 @@
  *                                            after the last refusal; U: refusals after
  *                                            which FindCoordinator and ListGroups were
  *                                            COORDINATOR_NOT_AVAILABLE too)
- *   rawproto BROKER pid-expiry TOPIC write|restarted [PID EPOCH]
+ *   rawproto BROKER pid-expiry TOPIC write|restarted|crash-write|crash-retry [PID EPOCH [BASE]]
  *                                            producer.id.expiration.ms and its check
  *                                            interval (run_pid_expiry)
  *   rawproto BROKER batches-whole TOPIC    a partition takes a request's batches all or
@@ -2132,7 +2132,8 @@ static void check_read_rules(struct client *c, const char *topic, int64_t end);
 
 /* One idempotent record of @pid/@epoch at sequence @seq stamped @timestamp_ms. */
 static int16_t produce_idempotent_at(struct client *c, const char *topic, int64_t pid,
-				     int16_t epoch, int32_t seq, int64_t timestamp_ms)
+				     int16_t epoch, int32_t seq, int64_t timestamp_ms,
+				     int64_t *base_out)
 {
 	struct tl_records_builder builder;
 	tl_records_builder_init(&builder, TL_COMPRESSION_NONE);
@@ -2148,6 +2149,8 @@ static int16_t produce_idempotent_at(struct client *c, const char *topic, int64_
 	int64_t base;
 	int16_t code = produce(c, 9, topic, 0, &batch, &base);
 	tl_buf_deinit(&batch);
+	if (base_out)
+		*base_out = base;
 	return code;
 }
 
@@ -2160,29 +2163,54 @@ static int16_t produce_idempotent_at(struct client *c, const char *topic, int64_
  * producer beside a newer-stamped one lost its state within seconds). Prints A's "PID
  * EPOCH". "restarted PID EPOCH": after a restart (expiry at open), A's sequence 2 is
  * UNKNOWN_PRODUCER_ID: producer.id.expiration.ms is applied (the key was parsed and
- * ignored). */
-static int run_pid_expiry(const char *topic, const char *phase, int64_t pid, int16_t epoch)
+ * ignored). "crash-write": on a new @topic, A's sequence 0 stamped 10 s ago, then B's
+ * record stamped now; prints "PID EPOCH BASE". "crash-retry PID EPOCH BASE", after a
+ * kill -9: A's retry of sequence 0 (its first answer lost in the crash) is answered
+ * with BASE, not appended again: a producer the recovery replayed stays until the next
+ * periodic check, as in Kafka (it was expired at open). */
+static int run_pid_expiry(const char *topic, const char *phase, int64_t pid, int16_t epoch,
+			  int64_t base)
 {
 	struct client c;
 	client_open(&c);
-	if (strcmp(phase, "write") == 0) {
+	int64_t now = tl_wall_ms();
+	if (strcmp(phase, "crash-write") == 0) {
+		ensure_topic(&c, topic, 1);
+		int64_t b_pid, a_base;
+		int16_t b_epoch;
+		init_producer_id(&c, &pid, &epoch);
+		init_producer_id(&c, &b_pid, &b_epoch);
+		expect_code("A's sequence 0 stamped 10 s ago",
+			    produce_idempotent_at(&c, topic, pid, epoch, 0, now - 10000, &a_base),
+			    0);
+		expect_code("B's record stamped now",
+			    produce_idempotent_at(&c, topic, b_pid, b_epoch, 0, now, NULL), 0);
+		printf("%" PRId64 " %d %" PRId64 "\n", pid, epoch, a_base);
+	} else if (strcmp(phase, "crash-retry") == 0) {
+		int64_t got = -1;
+		expect_code("A's retried sequence 0 after kill -9",
+			    produce_idempotent_at(&c, topic, pid, epoch, 0, now - 10000, &got), 0);
+		if (got != base)
+			fail("A's retried sequence 0 after kill -9 was appended again at %" PRId64
+			     " (first at %" PRId64 "): the recovery expired a replayed producer",
+			     got, base);
+	} else if (strcmp(phase, "write") == 0) {
 		ensure_topic(&c, topic, 1);
 		int64_t b_pid;
 		int16_t b_epoch;
 		init_producer_id(&c, &pid, &epoch);
 		init_producer_id(&c, &b_pid, &b_epoch);
-		int64_t now = tl_wall_ms();
 		expect_code("A's sequence 0 stamped 10 s ago",
-			    produce_idempotent_at(&c, topic, pid, epoch, 0, now - 10000), 0);
+			    produce_idempotent_at(&c, topic, pid, epoch, 0, now - 10000, NULL), 0);
 		expect_code("B's record stamped now",
-			    produce_idempotent_at(&c, topic, b_pid, b_epoch, 0, now), 0);
+			    produce_idempotent_at(&c, topic, b_pid, b_epoch, 0, now, NULL), 0);
 		usleep(2500 * 1000); /* two ticks (1 s apart) at least: each expired, once */
 		expect_code("A's sequence 1, 2.5 s later (before the next expiry check)",
-			    produce_idempotent_at(&c, topic, pid, epoch, 1, now - 10000), 0);
+			    produce_idempotent_at(&c, topic, pid, epoch, 1, now - 10000, NULL), 0);
 		printf("%" PRId64 " %d\n", pid, epoch);
 	} else {
 		expect_code("A's sequence 2 after a restart (expired at open)",
-			    produce_idempotent_at(&c, topic, pid, epoch, 2, tl_wall_ms()),
+			    produce_idempotent_at(&c, topic, pid, epoch, 2, tl_wall_ms(), NULL),
 			    TL_ERR_UNKNOWN_PRODUCER_ID);
 	}
 	client_close(&c);
@@ -3815,7 +3843,8 @@ int main(int argc, char **argv)
 	if (argc >= 5 && strcmp(argv[2], "pid-expiry") == 0) {
 		broker_addr = argv[1];
 		return run_pid_expiry(argv[3], argv[4], argc >= 7 ? strtoll(argv[5], NULL, 10) : -1,
-				      argc >= 7 ? (int16_t)strtol(argv[6], NULL, 10) : -1);
+				      argc >= 7 ? (int16_t)strtol(argv[6], NULL, 10) : -1,
+				      argc >= 8 ? strtoll(argv[7], NULL, 10) : -1);
 	}
 	if (argc >= 4 && strcmp(argv[2], "batches-whole") == 0) {
 		broker_addr = argv[1];
