@@ -1236,14 +1236,13 @@ static void topic_delete(struct tl_cluster *c, struct tl_cluster_view *view, str
 			 cmd->topic);
 		return;
 	}
-	/* The topic key first: a view with partition states but no topic ignores them. */
-	char key[KEY_MAX];
+	/* The topic key and its partition states in one transaction: deleted one after the
+	 * other, a controller dying between the two left states a topic re-created under
+	 * the name took over (stale leaders and epochs: its partitions never served). */
+	char key[KEY_MAX], prefix[KEY_MAX];
 	snprintf(key, sizeof(key), "%s/topics/%s", c->prefix, cmd->topic);
-	tl_err err = tl_meta_delete(c->meta, key, NULL);
-	if (err == TL_OK) {
-		snprintf(key, sizeof(key), "%s/partitions/%s/", c->prefix, cmd->topic);
-		err = tl_meta_delete_prefix(c->meta, key, NULL);
-	}
+	snprintf(prefix, sizeof(prefix), "%s/partitions/%s/", c->prefix, cmd->topic);
+	tl_err err = tl_meta_delete_key_and_prefix(c->meta, key, prefix);
 	if (err != TL_OK) {
 		cmd->err = TL_ERR_REQUEST_TIMED_OUT;
 		snprintf(cmd->message, sizeof(cmd->message), "metadata store: %s",
@@ -1494,6 +1493,9 @@ static void run_commands(struct tl_cluster *c, struct tl_cluster_view *view, str
 		struct command *next = cmd->next;
 		bool swapped = false;
 		cmd->err = TL_OK;
+		/* A batch of commands (CreateTopics of 1,500 topics) took 8 s against a 3 s
+		 * lease: renewed between them, as inside a round's partition writes. */
+		lease_touch(c);
 		if (!view) {
 			cmd->err = TL_ERR_NOMEM;
 		} else if (cmd->type == COMMAND_ISR) {

@@ -109,6 +109,9 @@ tl_err tl_meta_put(struct tl_meta *meta, const char *key, const void *value, siz
 tl_err tl_meta_delete(struct tl_meta *meta, const char *key, int64_t *deleted_count_out);
 /* Deletes every key under @prefix, which must not be empty. */
 tl_err tl_meta_delete_prefix(struct tl_meta *meta, const char *prefix, int64_t *deleted_count_out);
+/* Deletes @key and every key under @prefix (not empty) in one transaction: both go, or
+ * neither. */
+tl_err tl_meta_delete_key_and_prefix(struct tl_meta *meta, const char *key, const char *prefix);
 
 /* Compare-and-swap: writes @key only if its mod_revision is @expected_mod_revision
  * (0: only if it does not exist), in one etcd transaction. TL_OK whether or not it

@@ -934,6 +934,33 @@ tl_err tl_meta_delete_prefix(struct tl_meta *meta, const char *prefix, int64_t *
 	return err;
 }
 
+tl_err tl_meta_delete_key_and_prefix(struct tl_meta *meta, const char *key, const char *prefix)
+{
+	TL_ASSERT(prefix);
+	tl_err err = key_check(meta, key);
+	if (err != TL_OK)
+		return err;
+	if (prefix[0] == '\0') {
+		set_error(meta, "etcd: refusing to delete every key (empty prefix)");
+		return TL_ERR_INVALID;
+	}
+	struct jbuf body = {0};
+	jb_str(&body, "{\"success\":[{\"request_delete_range\":{");
+	jb_bytes(&body, "key", key, strlen(key));
+	jb_str(&body, "}},{\"request_delete_range\":{");
+	jb_prefix_range(&body, prefix);
+	jb_str(&body, "}}]}");
+	struct tl_json_value doc;
+	err = call_unary(meta, "/v3/kv/txn", &body, false, &doc);
+	free(body.data);
+	if (err != TL_OK)
+		return err;
+	if (!json_bool(&doc, "succeeded"))
+		err = malformed(meta, "/v3/kv/txn", "succeeded");
+	tl_json_free(&doc);
+	return err;
+}
+
 /* ---- compare-and-swap ---- */
 
 /* The txn: compare every key's mod_revision (0 also matches a key that does not

@@ -256,6 +256,18 @@ START_TEST(delete_and_delete_prefix_remove_only_their_keys)
 	ck_assert_int_eq(tl_meta_delete_prefix(meta, "/d/", &deleted), TL_OK);
 	ck_assert_int_eq(deleted, 1);
 	ck_assert_int_eq(tl_meta_delete_prefix(meta, "", &deleted), TL_ERR_INVALID);
+	put_str("/f", "topic");
+	put_str("/f/0", "p0");
+	put_str("/f/1", "p1");
+	put_str("/fg", "another topic");
+	ck_assert_int_eq(tl_meta_delete_key_and_prefix(meta, "/f", "/f/"), TL_OK);
+	ck_assert_int_eq(tl_meta_delete_key_and_prefix(meta, "/f", ""), TL_ERR_INVALID);
+	struct tl_meta_result left;
+	ck_assert_int_eq(tl_meta_list(meta, "/f", &left), TL_OK);
+	ck_assert_uint_eq(left.count, 1); /* the key and its prefix went together, not /fg */
+	ck_assert_str_eq(left.kvs[0].key, "/fg");
+	tl_meta_result_deinit(&left);
+	ck_assert_int_eq(tl_meta_delete(meta, "/fg", NULL), TL_OK);
 	struct tl_meta_result result;
 	ck_assert_int_eq(tl_meta_list(meta, "", &result), TL_OK);
 	ck_assert_uint_eq(result.count, 1);

@@ -4,7 +4,8 @@
 # acks=all through any broker and consumes everything back exactly once, in order per
 # partition; each follower's log ends where the leader's does (the batches were
 # replicated byte for byte, checked with tally log dump's offsets and CRCs). Producer
-# ids handed out by different brokers never collide (every replica dedupes by id).
+# ids handed out by different brokers never collide (every replica dedupes by id). A
+# deleted topic leaves no partition state in etcd; re-created, it starts afresh.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
@@ -99,6 +100,18 @@ for b in 1 2 3; do
 	done
 done
 tl_log "topic configs altered through two brokers, shown by all three"
+
+# DeleteTopics: the topic key and its partition states go together (one etcd
+# transaction); re-created, the topic starts afresh (epoch 0) and serves.
+"$TL_TALLY" topic create doomed -p 2 -r 3 -b "$TL_BOOTSTRAP" >/dev/null || tl_fail "create doomed"
+tl_cluster_wait_isr doomed 2 3
+"$TL_TALLY" topic delete doomed -b "$TL_BOOTSTRAP" >/dev/null || tl_fail "delete doomed"
+left=$(ETCDCTL_API=3 etcdctl --endpoints "$TL_ETCD" get --prefix --keys-only /tally/partitions/doomed/ | grep -c . || true)
+[ "$left" = 0 ] || tl_fail "$left partition states of a deleted topic are left in etcd"
+"$TL_TALLY" topic create doomed -p 2 -r 3 -b "$TL_BOOTSTRAP" >/dev/null || tl_fail "re-create doomed"
+tl_cluster_wait_isr doomed 2 3
+[ "$(tl_cluster_epoch doomed 0)" = 0 ] || tl_fail "a re-created topic's partition has epoch $(tl_cluster_epoch doomed 0)"
+echo again | timeout 30 kcat -P -b "$TL_BOOTSTRAP" -t doomed -p 1 -X acks=all || tl_fail "produce to the re-created topic"
 
 # kafkajs: createTopics with replication factor 3, produce with acks=-1 and a
 # consumer group reading everything back, against one broker of the cluster.
