@@ -2306,6 +2306,28 @@ tl_err tl_log_delete_records(struct tl_log *log, int64_t offset, int64_t *start_
 	return TL_OK;
 }
 
+/* fsync of the directory holding @path (a partition directory just made). */
+static int parent_dir_sync(const char *path)
+{
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", path);
+	char *slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0'; /* "/name": the root */
+	else if (slash)
+		*slash = '\0';
+	else
+		snprintf(parent, sizeof(parent), ".");
+	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	int rc = fsync(fd);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
 /* A sealed segment whose index files loaded but whose .txnindex did not (missing or
  * damaged) had its aborted transactions rebuilt by the replay: writes them back, since
  * nothing else rewrites a sealed segment's index files and every later open would
@@ -2330,9 +2352,18 @@ static void txnindexes_repair(struct tl_log *log)
 tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct tl_ring *ring,
 		   struct tl_log **log_out)
 {
-	if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+	bool created = mkdir(dir, 0755) == 0;
+	if (!created && errno != EEXIST) {
 		tl_warn("log: cannot create partition directory dir=%s err=%s", dir,
 			strerrorname_np(errno));
+		return TL_ERR_IO;
+	}
+	/* Its entry in log.dirs made durable before anything is acknowledged in it: the
+	 * segments' fdatasync does not cover the parent, and a power loss could take the
+	 * whole directory with records already acked. */
+	if (created && parent_dir_sync(dir) != 0) {
+		tl_warn("log: cannot sync the parent of a new partition directory dir=%s err=%s",
+			dir, strerrorname_np(errno));
 		return TL_ERR_IO;
 	}
 	struct tl_log *log = calloc(1, sizeof(*log));
