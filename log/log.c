@@ -26,8 +26,18 @@
  * big-endian, 8 bytes) and time index ((i64 timestamp, u32 relative offset), 12 bytes)
  * in memory; they are written to `.index` / `.timeindex` files (tmp + rename) only when a
  * sealed segment's last byte is durable, and at clean close. So an index file on disk
- * always describes bytes that were fsynced before it was written, and the first batch of
- * every segment has an entry, which makes an empty or zeroed file detectably bad.
+ * always describes bytes that were fsynced before it was written. Those writes of
+ * sealed segments have no fsync (none on the event loop's roll path) and a clean close
+ * does not re-sync them, so after a power loss one may be empty, cut short at a block
+ * boundary or zero-filled, even with `.clean-shutdown` present. Each index file (.txnindex
+ * included) therefore ends with a trailer (log.h, tl_log_index_check: magic, kind,
+ * entry count, the segment's end offset when written, CRC-32C), checked at every open:
+ * a file whose trailer is missing, wrong, inconsistent with its length, or naming
+ * another end than the segment's batches reach is bad. Bad .index/.timeindex: the
+ * segment is rescanned; bad .txnindex: its aborted transactions are left to the
+ * producer-state replay. Either way indexes_repair()/txnindexes_repair() write the
+ * files back. Files of the format before trailers are bad too: the first open after
+ * an upgrade rescans every sealed segment once.
  *
  * Recovery (tl_log_open). With `.clean-shutdown` present, the index files are trusted
  * after a sanity check. Otherwise the last segment, and every segment whose index files
@@ -101,6 +111,7 @@
 
 #include "common/assert.h"
 #include "common/buf.h"
+#include "common/crc32c.h"
 #include "common/diag.h"
 #include "common/histogram.h"
 #include "common/time.h"
@@ -110,6 +121,8 @@
 #define INDEX_ENTRY_BYTES     8
 #define TIMEINDEX_ENTRY_BYTES 12
 #define TXNINDEX_ENTRY_BYTES  34
+#define INDEX_TRAILER_MAGIC   0x544c4958u /* "TLIX": see tl_log_index_check */
+#define INDEX_TRAILER_VERSION 1
 #define CLEAN_MARKER          ".clean-shutdown"
 #define SNAPSHOTS_KEPT        3
 #define SCAN_BUFFER_BYTES     (1 << 20)
@@ -755,10 +768,11 @@ void tl_log_read_release(void *segment)
 	segment_put(segment);
 }
 
-/* Writes @len bytes to @name in the log directory through a temporary file and a rename.
- * With @durable the file is fsynced first (the caller syncs the directory). */
-static tl_err file_replace(struct tl_log *log, const char *name, const void *data, size_t len,
-			   bool durable)
+/* Writes @len bytes, then @tail_len bytes of @tail, to @name in the log directory through
+ * a temporary file and a rename. With @durable the file is fsynced first (the caller
+ * syncs the directory). */
+static tl_err file_replace_tail(struct tl_log *log, const char *name, const void *data, size_t len,
+				const void *tail, size_t tail_len, bool durable)
 {
 	char tmp[NAME_BYTES + 8];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
@@ -767,18 +781,22 @@ static tl_err file_replace(struct tl_log *log, const char *name, const void *dat
 		set_error(log, "open", tmp, errno);
 		return TL_ERR_IO;
 	}
-	const uint8_t *p = data;
-	size_t left = len;
-	while (left > 0) {
-		ssize_t n = write(fd, p, left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			set_error(log, "write", tmp, n < 0 ? errno : EIO);
-			goto out_unlink;
+	const void *parts[2] = {data, tail};
+	size_t lens[2] = {len, tail_len};
+	for (int i = 0; i < 2; i++) {
+		const uint8_t *p = parts[i];
+		size_t left = lens[i];
+		while (left > 0) {
+			ssize_t n = write(fd, p, left);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				set_error(log, "write", tmp, n < 0 ? errno : EIO);
+				goto out_unlink;
+			}
+			p += n;
+			left -= (size_t)n;
 		}
-		p += n;
-		left -= (size_t)n;
 	}
 	if (durable && fdatasync(fd) == -1) {
 		set_error(log, "fdatasync", tmp, errno);
@@ -795,6 +813,83 @@ out_unlink:
 	close(fd);
 	unlinkat(log->dir_fd, tmp, 0);
 	return TL_ERR_IO;
+}
+
+static tl_err file_replace(struct tl_log *log, const char *name, const void *data, size_t len,
+			   bool durable)
+{
+	return file_replace_tail(log, name, data, len, NULL, 0, durable);
+}
+
+size_t tl_log_index_entry_bytes(enum tl_log_index_kind kind)
+{
+	switch (kind) {
+	case TL_LOG_INDEX_OFFSET:
+		return INDEX_ENTRY_BYTES;
+	case TL_LOG_INDEX_TIME:
+		return TIMEINDEX_ENTRY_BYTES;
+	case TL_LOG_INDEX_TXN:
+		return TXNINDEX_ENTRY_BYTES;
+	}
+	return 0;
+}
+
+void tl_log_index_trailer_put(uint8_t *trailer, enum tl_log_index_kind kind, const void *entries,
+			      uint32_t count, int64_t end_offset)
+{
+	tl_be32_put(trailer, INDEX_TRAILER_MAGIC);
+	trailer[4] = (uint8_t)kind;
+	trailer[5] = INDEX_TRAILER_VERSION;
+	tl_be16_put(trailer + 6, 0);
+	tl_be32_put(trailer + 8, count);
+	tl_be64_put(trailer + 12, (uint64_t)end_offset);
+	uint32_t crc = tl_crc32c(0, entries, (size_t)count * tl_log_index_entry_bytes(kind));
+	tl_be32_put(trailer + 20, tl_crc32c(crc, trailer, 20));
+}
+
+tl_err tl_log_index_check(const uint8_t *data, size_t len, enum tl_log_index_kind kind,
+			  uint32_t *count_out, int64_t *end_offset_out, const char **why)
+{
+	size_t entry = tl_log_index_entry_bytes(kind);
+	if (len < TL_LOG_INDEX_TRAILER_BYTES) {
+		*why = len == 0 ? "empty: no trailer" : "shorter than its trailer";
+		return TL_ERR_CORRUPT;
+	}
+	const uint8_t *t = data + len - TL_LOG_INDEX_TRAILER_BYTES;
+	if (tl_be32_get(t) != INDEX_TRAILER_MAGIC) {
+		*why = "no trailer (cut short, zero-filled, or written before trailers)";
+		return TL_ERR_CORRUPT;
+	}
+	if (t[4] != (uint8_t)kind || t[5] != INDEX_TRAILER_VERSION || tl_be16_get(t + 6) != 0) {
+		*why = "trailer of another kind or version";
+		return TL_ERR_CORRUPT;
+	}
+	uint32_t count = tl_be32_get(t + 8);
+	if ((uint64_t)count * entry != len - TL_LOG_INDEX_TRAILER_BYTES) {
+		*why = "trailer's entry count does not match the file's size";
+		return TL_ERR_CORRUPT;
+	}
+	if (tl_crc32c(tl_crc32c(0, data, len - TL_LOG_INDEX_TRAILER_BYTES), t, 20) !=
+	    tl_be32_get(t + 20)) {
+		*why = "CRC-32C mismatch";
+		return TL_ERR_CORRUPT;
+	}
+	*count_out = count;
+	*end_offset_out = (int64_t)tl_be64_get(t + 12);
+	return TL_OK;
+}
+
+/* Writes @count entries of @kind as @segment's index file with @suffix, with its trailer. */
+static tl_err index_file_replace(struct tl_log *log, const struct tl_log_segment *segment,
+				 const char *suffix, enum tl_log_index_kind kind,
+				 const void *entries, uint32_t count, bool durable)
+{
+	char name[NAME_BYTES];
+	uint8_t trailer[TL_LOG_INDEX_TRAILER_BYTES];
+	segment_name(name, segment->base_offset, suffix);
+	tl_log_index_trailer_put(trailer, kind, entries, count, segment->next_offset);
+	return file_replace_tail(log, name, entries, (size_t)count * tl_log_index_entry_bytes(kind),
+				 trailer, sizeof(trailer), durable);
 }
 
 /* Reads a whole small file into a malloc'd buffer. TL_ERR_NOT_FOUND when absent. */
@@ -822,6 +917,33 @@ static tl_err file_slurp(struct tl_log *log, const char *name, uint8_t **data_ou
 	}
 	*data_out = data;
 	*len_out = len;
+	return TL_OK;
+}
+
+/* Reads @segment's index file with @suffix and checks its trailer (tl_log_index_check):
+ * on TL_OK *data_out (malloc'd, the entries first) holds *count_out entries of a segment
+ * that ended at *end_out. TL_ERR_NOT_FOUND when absent, TL_ERR_CORRUPT when bad. */
+static tl_err index_file_load(struct tl_log *log, const struct tl_log_segment *segment,
+			      const char *suffix, enum tl_log_index_kind kind, uint8_t **data_out,
+			      uint32_t *count_out, int64_t *end_out)
+{
+	char name[NAME_BYTES];
+	uint8_t *data;
+	size_t len;
+	segment_name(name, segment->base_offset, suffix);
+	tl_err err = file_slurp(log, name, &data, &len);
+	if (err != TL_OK)
+		return err;
+	const char *why = NULL;
+	err = tl_log_index_check(data, len, kind, count_out, end_out, &why);
+	if (err != TL_OK) {
+		tl_warn("log: bad index file, rebuilding it from the segment dir=%s file=%s "
+			"bytes=%zu why=\"%s\"",
+			log->dir, name, len, why);
+		free(data);
+		return err;
+	}
+	*data_out = data;
 	return TL_OK;
 }
 
@@ -856,9 +978,8 @@ static tl_err segment_write_txnindex(struct tl_log *log, const struct tl_log_seg
 		tl_be64_put(e + 18, (uint64_t)a->last_offset);
 		tl_be64_put(e + 26, (uint64_t)a->lso);
 	}
-	char name[NAME_BYTES];
-	segment_name(name, segment->base_offset, ".txnindex");
-	tl_err err = file_replace(log, name, data, (size_t)count * TXNINDEX_ENTRY_BYTES, durable);
+	tl_err err = index_file_replace(log, segment, ".txnindex", TL_LOG_INDEX_TXN, data, count,
+					durable);
 	free(data);
 	return err;
 }
@@ -874,20 +995,24 @@ static tl_err aborted_push(struct tl_log *log, const struct aborted_txn *a)
 	return TL_OK;
 }
 
-/* Loads @segment's .txnindex into the log's aborted list (segments load in order).
- * Entries must have increasing marker offsets inside the segment. */
+/* Loads @segment's .txnindex into the log's aborted list (segments load in order). Its
+ * trailer must hold and name @next_offset, the segment's end; entries must have
+ * increasing marker offsets inside the segment. Else txns_trusted stays false, so the
+ * producer-state replay rebuilds them (and txnindexes_repair() writes them back). */
 static tl_err segment_load_txnindex(struct tl_log *log, struct tl_log_segment *segment,
 				    int64_t next_offset)
 {
-	char name[NAME_BYTES];
 	uint8_t *data;
-	size_t len;
-	segment_name(name, segment->base_offset, ".txnindex");
-	tl_err err = file_slurp(log, name, &data, &len);
+	uint32_t count;
+	int64_t end;
+	segment->txns_trusted = false;
+	tl_err err =
+		index_file_load(log, segment, ".txnindex", TL_LOG_INDEX_TXN, &data, &count, &end);
 	if (err != TL_OK)
 		return err;
+	size_t len = (size_t)count * TXNINDEX_ENTRY_BYTES;
 	uint32_t keep = log->aborted_count;
-	err = len % TXNINDEX_ENTRY_BYTES == 0 ? TL_OK : TL_ERR_CORRUPT;
+	err = end == next_offset ? TL_OK : TL_ERR_CORRUPT;
 	for (size_t at = 0; err == TL_OK && at < len; at += TXNINDEX_ENTRY_BYTES) {
 		struct aborted_txn a = {
 			.producer_id = (int64_t)tl_be64_get(data + at + 2),
@@ -915,18 +1040,15 @@ static tl_err segment_load_txnindex(struct tl_log *log, struct tl_log_segment *s
 static tl_err segment_write_indexes(struct tl_log *log, struct tl_log_segment *segment,
 				    bool durable)
 {
-	char name[NAME_BYTES];
 	if (segment->max_timestamp >= 0 &&
 	    timeindex_push(segment, segment->max_timestamp, segment->max_timestamp_offset) != TL_OK)
 		return TL_ERR_NOMEM;
-	segment_name(name, segment->base_offset, ".index");
-	tl_err err = file_replace(log, name, segment->index,
-				  (size_t)segment->index_count * INDEX_ENTRY_BYTES, durable);
+	tl_err err = index_file_replace(log, segment, ".index", TL_LOG_INDEX_OFFSET, segment->index,
+					segment->index_count, durable);
 	if (err != TL_OK)
 		return err;
-	segment_name(name, segment->base_offset, ".timeindex");
-	err = file_replace(log, name, segment->timeindex,
-			   (size_t)segment->timeindex_count * TIMEINDEX_ENTRY_BYTES, durable);
+	err = index_file_replace(log, segment, ".timeindex", TL_LOG_INDEX_TIME, segment->timeindex,
+				 segment->timeindex_count, durable);
 	if (err != TL_OK)
 		return err;
 	return segment_write_txnindex(log, segment, durable);
@@ -959,26 +1081,27 @@ static void segment_delete(struct tl_log *log, struct tl_log_segment *segment)
 	segment->gone = true;
 }
 
-/* Loads and checks a sealed segment's index files against its file of @file_bytes: whole
- * entries, the first at (0, 0), strictly increasing offsets and positions inside the
- * file, non-decreasing timestamps, and the last entry naming a real batch header.
- * TL_ERR_CORRUPT (or NOT_FOUND) sends the caller to a rescan. */
+/* Loads and checks a sealed segment's index files against its file of @file_bytes: each
+ * file's trailer (whole, matching its CRC-32C, both naming the same end offset, which
+ * goes to *end_out for the caller to check against the batches), the first entry at
+ * (0, 0), strictly increasing offsets and positions inside the file, non-decreasing
+ * timestamps, and the last entry naming a real batch header. TL_ERR_CORRUPT (or
+ * NOT_FOUND) sends the caller to a rescan. */
 static tl_err segment_load_indexes(struct tl_log *log, struct tl_log_segment *segment,
-				   int64_t file_bytes)
+				   int64_t file_bytes, int64_t *end_out)
 {
-	char name[NAME_BYTES];
 	uint8_t *data;
-	size_t len;
-	segment_name(name, segment->base_offset, ".index");
-	tl_err err = file_slurp(log, name, &data, &len);
+	uint32_t count;
+	int64_t end;
+	tl_err err = index_file_load(log, segment, ".index", TL_LOG_INDEX_OFFSET, &data, &count,
+				     end_out);
 	if (err != TL_OK)
 		return err;
 	free(segment->index);
 	segment->index = data;
-	segment->index_count = (uint32_t)(len / INDEX_ENTRY_BYTES);
+	segment->index_count = count;
 	segment->index_cap = segment->index_count;
-	if (len % INDEX_ENTRY_BYTES != 0 || segment->index_count == 0 ||
-	    index_rel(segment, 0) != 0 || index_pos(segment, 0) != 0)
+	if (segment->index_count == 0 || index_rel(segment, 0) != 0 || index_pos(segment, 0) != 0)
 		return TL_ERR_CORRUPT;
 	for (uint32_t i = 1; i < segment->index_count; i++)
 		if (index_rel(segment, i) <= index_rel(segment, i - 1) ||
@@ -990,15 +1113,14 @@ static tl_err segment_load_indexes(struct tl_log *log, struct tl_log_segment *se
 	    h.base_offset != segment->base_offset + index_rel(segment, last))
 		return TL_ERR_CORRUPT;
 
-	segment_name(name, segment->base_offset, ".timeindex");
-	err = file_slurp(log, name, &data, &len);
+	err = index_file_load(log, segment, ".timeindex", TL_LOG_INDEX_TIME, &data, &count, &end);
 	if (err != TL_OK)
 		return err;
 	free(segment->timeindex);
 	segment->timeindex = data;
-	segment->timeindex_count = (uint32_t)(len / TIMEINDEX_ENTRY_BYTES);
+	segment->timeindex_count = count;
 	segment->timeindex_cap = segment->timeindex_count;
-	if (len % TIMEINDEX_ENTRY_BYTES != 0)
+	if (end != *end_out)
 		return TL_ERR_CORRUPT;
 	for (uint32_t i = 1; i < segment->timeindex_count; i++)
 		if (timeindex_ts(segment, i) < timeindex_ts(segment, i - 1))
@@ -2207,7 +2329,9 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 		bool cut = false;
 		/* Sealed segments' index files were written after their data was durable;
 		 * the active one's only vouch for it after a clean shutdown. */
-		if ((clean || !last) && segment_load_indexes(log, segment, file_bytes) == TL_OK) {
+		int64_t indexed_end = -1;
+		if ((clean || !last) &&
+		    segment_load_indexes(log, segment, file_bytes, &indexed_end) == TL_OK) {
 			/* The batches after the last index entry must fill the file and, in a
 			 * sealed segment, end where the next segment starts (a file cut by a
 			 * truncation is rescanned, and the segments after it dropped). */
@@ -2218,13 +2342,14 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
 				segment->next_offset = tl_batch_last_offset(&h) + 1;
 				position += batch_bytes(&h);
 			}
-			if (position != file_bytes ||
+			/* ... and end where the index files say the segment ended when they
+			 * were written (a stale file describes another segment). */
+			if (position != file_bytes || segment->next_offset != indexed_end ||
 			    (!last && segment->next_offset != bases[i + 1])) {
 				err = segment_recover(log, segment, file_bytes, !last, &cut);
 			} else {
 				segment->indexes_on_disk = !last;
-				segment_load_txnindex(log, segment,
-						      last ? INT64_MAX : segment->next_offset);
+				segment_load_txnindex(log, segment, segment->next_offset);
 			}
 		} else {
 			err = segment_recover(log, segment, file_bytes, !last, &cut);
@@ -2328,6 +2453,27 @@ static int parent_dir_sync(const char *path)
 	return rc;
 }
 
+/* A sealed segment that recovery rescanned (its index files missing or bad: cut short or
+ * zero-filled by a power loss, or of the format before trailers) gets them rewritten,
+ * as seal_durable_segments() writes them (without fsync: a torn one is found bad and
+ * rebuilt again), so that the next open trusts them instead of rescanning it again. */
+static void indexes_repair(struct tl_log *log)
+{
+	for (uint32_t i = 0; i + 1 < log->segment_count; i++) {
+		struct tl_log_segment *segment = log->segments[i];
+		if (segment->indexes_on_disk)
+			continue;
+		TL_ASSERT(segment->bytes_durable == segment->bytes);
+		if (segment_write_indexes(log, segment, false) != TL_OK) {
+			tl_warn("log: cannot write back rebuilt index files dir=%s detail=\"%s\"",
+				log->dir, log->last_error);
+			continue;
+		}
+		segment->indexes_on_disk = true;
+		segment->txns_trusted = true;
+	}
+}
+
 /* A sealed segment whose index files loaded but whose .txnindex did not (missing or
  * damaged) had its aborted transactions rebuilt by the replay: writes them back, since
  * nothing else rewrites a sealed segment's index files and every later open would
@@ -2406,6 +2552,7 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	err = pstate_recover(log, INT64_MAX);
 	if (err != TL_OK)
 		goto out_close;
+	indexes_repair(log);
 	txnindexes_repair(log);
 	err = epochs_recover(log);
 	if (err != TL_OK)

@@ -6,6 +6,8 @@
  *   <20-digit base offset>.txnindex   aborted transactions whose ABORT marker is in the
  *                                     segment: (u16 version 0, i64 producer id, i64 first
  *                                     offset, i64 marker offset, i64 LSO then)
+ *                                     (each index file ends with a trailer that Kafka's
+ *                                     do not have: see tl_log_index_check)
  *   <20-digit offset>.snapshot        producer state as of that offset
  *   leader-epoch-checkpoint           the leader-epoch cache, Kafka's text format:
  *                                     "0\n<count>\n<epoch> <start offset>\n..."
@@ -37,6 +39,7 @@
 #define TL_LOG_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/ring.h"
@@ -239,6 +242,39 @@ struct tl_log_epoch_entry {
  * reason in *why. Used by recovery and by `tally log check`. */
 tl_err tl_log_epochs_decode(const uint8_t *data, size_t len, struct tl_log_epoch_entry **out,
 			    uint32_t *count_out, const char **why);
+
+/* ---- index files ----
+ * The entries of a `.index`, `.timeindex` or `.txnindex` file (Kafka's layouts, above)
+ * are followed by a trailer of TL_LOG_INDEX_TRAILER_BYTES, big-endian:
+ *   u32 magic "TLIX", u8 kind (enum tl_log_index_kind), u8 version 1, u16 0,
+ *   u32 entry count, i64 end offset (the segment's next offset when it was written),
+ *   u32 CRC-32C of the entries and the trailer's first 20 bytes.
+ * Index files of sealed segments are written without fsync, so a power loss can leave
+ * one empty, cut short or zero-filled: the trailer makes any of those detectably bad,
+ * and recovery then rebuilds the file from the segment. A file without a trailer (the
+ * format before it) is bad too: it is rebuilt once. */
+#define TL_LOG_INDEX_TRAILER_BYTES 24
+
+enum tl_log_index_kind {
+	TL_LOG_INDEX_OFFSET = 1, /* .index */
+	TL_LOG_INDEX_TIME = 2,   /* .timeindex */
+	TL_LOG_INDEX_TXN = 3,    /* .txnindex */
+};
+
+/* The size of one entry of @kind: 8, 12 or 34. */
+size_t tl_log_index_entry_bytes(enum tl_log_index_kind kind);
+
+/* Fills @trailer (TL_LOG_INDEX_TRAILER_BYTES) for the @count entries of @kind at
+ * @entries, of a segment whose next offset is @end_offset. */
+void tl_log_index_trailer_put(uint8_t *trailer, enum tl_log_index_kind kind, const void *entries,
+			      uint32_t count, int64_t end_offset);
+
+/* Checks @data, the @len bytes of a whole index file of @kind: a trailer is at its end,
+ * of that kind and version, its entry count fills the rest exactly and its CRC matches.
+ * Then sets *count_out and *end_offset_out and returns TL_OK; else TL_ERR_CORRUPT with a
+ * static reason in *why. Used by recovery and by `tally log check`. */
+tl_err tl_log_index_check(const uint8_t *data, size_t len, enum tl_log_index_kind kind,
+			  uint32_t *count_out, int64_t *end_offset_out, const char **why);
 
 /* Sets the epoch stamped (partitionLeaderEpoch) on the batches tl_log_append() writes
  * from now on (this broker leads with @epoch). If @epoch is above the latest cached

@@ -1022,7 +1022,7 @@ START_TEST(a_damaged_txnindex_is_rebuilt_and_written_back)
 	/* The first segment's .txnindex holds pid 10's abort (first 0, marker 2). */
 	char path[400];
 	path_of(path, sizeof(path), 0, ".txnindex");
-	ck_assert_int_eq(file_size(path), 34);
+	ck_assert_int_eq(file_size(path), 34 + TL_LOG_INDEX_TRAILER_BYTES);
 	uint8_t garbage[34];
 	memset(garbage, 0x4e, sizeof(garbage));
 	FILE *f = fopen(path, "wb");
@@ -1035,7 +1035,7 @@ START_TEST(a_damaged_txnindex_is_rebuilt_and_written_back)
 	ck_assert_int_eq(aborted[0].producer_id, 10);
 	ck_assert_int_eq(aborted[0].last_offset, 2);
 	/* Written back at open, not only held in memory. */
-	uint8_t back[34];
+	uint8_t back[34 + TL_LOG_INDEX_TRAILER_BYTES];
 	f = fopen(path, "rb");
 	ck_assert_ptr_nonnull(f);
 	ck_assert_uint_eq(fread(back, 1, sizeof(back), f), sizeof(back));
@@ -1045,20 +1045,275 @@ START_TEST(a_damaged_txnindex_is_rebuilt_and_written_back)
 	ck_assert_int_eq((int64_t)tl_be64_get(back + 2), 10);
 	ck_assert_int_eq((int64_t)tl_be64_get(back + 10), 0);
 	ck_assert_int_eq((int64_t)tl_be64_get(back + 18), 2);
+	uint32_t count;
+	int64_t end;
+	const char *why;
+	ck_assert_int_eq(
+		tl_log_index_check(back, sizeof(back), TL_LOG_INDEX_TXN, &count, &end, &why),
+		TL_OK);
+	ck_assert_int_eq(count, 1);
 	tl_log_close(log);
-	/* Cut to whole entries (here none) it still loads, but a replay (the snapshots
-	 * gone) finds the abort: the replay wins and the file is written again. */
+	/* Emptied, it no longer loads (no trailer) even with the snapshots gone: the
+	 * replay finds the abort and the file is written again. */
 	ck_assert_int_eq(truncate(path, 0), 0);
 	delete_snapshots(false);
 	log = log_open();
 	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 100, aborted, 4), 2);
-	ck_assert_int_eq(file_size(path), 34);
+	ck_assert_int_eq(file_size(path), 34 + TL_LOG_INDEX_TRAILER_BYTES);
 	tl_log_close(log);
 	for (int i = 0; i < 4; i++)
 		free(b[i]);
 	for (int i = 0; i < 2; i++)
 		marker_free(m[i]);
 	batches_free(more, 8);
+}
+END_TEST
+
+/* Two aborted transactions (pids 10 and 11) whose markers lie in the first segment, sealed
+ * by more batches; closed cleanly. @b, @m and @more to free with txns_sealed_free(). */
+struct txns_sealed {
+	struct batch *b[4];
+	struct marker *m[2];
+	struct batch **more;
+};
+
+static void txns_sealed_make(struct txns_sealed *t)
+{
+	config.segment_bytes = 2000;
+	struct tl_log *log = log_open();
+	for (int i = 0; i < 2; i++) {
+		t->b[2 * i] = batch_txn(10 + i, 0);
+		t->b[2 * i + 1] = batch_txn(10 + i, 1);
+		append(log, t->b[2 * i]);
+		append(log, t->b[2 * i + 1]);
+		t->m[i] = marker_make(10 + i, false);
+		append_marker(log, t->m[i]);
+		drain(log);
+	}
+	t->more = append_many(log, 24, 1);
+	tl_log_close(log);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".txnindex");
+	ck_assert_int_eq(file_size(path), 2 * 34 + TL_LOG_INDEX_TRAILER_BYTES);
+}
+
+static void txns_sealed_free(struct txns_sealed *t)
+{
+	for (int i = 0; i < 4; i++)
+		free(t->b[i]);
+	for (int i = 0; i < 2; i++)
+		marker_free(t->m[i]);
+	batches_free(t->more, 24);
+}
+
+/* After a crash (no marker) with the first segment's .txnindex cut to @len bytes: the
+ * file is bad, the replay rebuilds both aborts and the file is written back whole,
+ * although the snapshots lie above that segment. */
+static void txnindex_cut_and_recovered(off_t len)
+{
+	struct txns_sealed t;
+	txns_sealed_make(&t);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".txnindex");
+	ck_assert_int_eq(truncate(path, len), 0);
+	remove_marker();
+	struct tl_log *log = log_open();
+	struct tl_log_aborted_txn aborted[4];
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 1000, aborted, 4), 2);
+	ck_assert_int_eq(aborted[0].producer_id, 10);
+	ck_assert_int_eq(aborted[1].producer_id, 11);
+	ck_assert_int_eq(file_size(path), 2 * 34 + TL_LOG_INDEX_TRAILER_BYTES);
+	tl_log_close(log);
+	log = log_open(); /* from the file written back */
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 1000, aborted, 4), 2);
+	tl_log_close(log);
+	txns_sealed_free(&t);
+}
+
+/* Review r2: a power loss left a sealed segment's new .txnindex empty (written without
+ * fsync); it was trusted as "no aborted transaction", and read_committed consumers
+ * saw the aborted records. */
+START_TEST(an_empty_txnindex_after_a_crash_is_rebuilt)
+{
+	txnindex_cut_and_recovered(0);
+}
+END_TEST
+
+/* ... or cut short at a whole entry: the second abort was lost. */
+START_TEST(a_cut_short_txnindex_after_a_crash_is_rebuilt)
+{
+	txnindex_cut_and_recovered(34);
+}
+END_TEST
+
+/* The first segment's batches carry timestamps 3000..3011, the next segments' 1000 on:
+ * the log's max timestamp is the first segment's, known after a restart only from its
+ * .timeindex (or a rescan). */
+static struct batch **timestamps_sealed_make(int *count)
+{
+	config.segment_bytes = 2000;
+	config.index_interval_bytes = 0;
+	struct tl_log *log = log_open();
+	*count = 36;
+	struct batch **all = calloc((size_t)*count, sizeof(*all));
+	for (int i = 0; i < *count; i++) {
+		all[i] = batch_make(1, i < 12 ? 3000 + i : 1000 + i, -1, -1, -1);
+		append(log, all[i]);
+	}
+	drain(log);
+	ck_assert_int_eq(tl_log_max_timestamp(log), 3011);
+	tl_log_close(log);
+	char path[400];
+	path_of(path, sizeof(path), 24, ".log"); /* 12 a segment, the first sealed */
+	ck_assert_int_eq(access(path, F_OK), 0);
+	return all;
+}
+
+static void timestamps_recovered(void)
+{
+	struct tl_log *log = log_open();
+	ck_assert_int_eq(tl_log_max_timestamp(log), 3011);
+	int64_t offset, ts;
+	ck_assert_int_eq(tl_log_offset_for_timestamp(log, 3005, &offset, &ts), TL_OK);
+	ck_assert_int_eq(offset, 5);
+	tl_log_close(log);
+}
+
+/* Review r3b: a sealed segment's .timeindex cut short by a power loss gave the segment
+ * the last surviving entry as its max timestamp, so retention deleted it early. */
+START_TEST(a_cut_short_timeindex_after_a_crash_is_rebuilt)
+{
+	int count;
+	struct batch **all = timestamps_sealed_make(&count);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".timeindex");
+	int64_t whole = file_size(path);
+	ck_assert_int_gt(whole, 2 * 12 + TL_LOG_INDEX_TRAILER_BYTES);
+	ck_assert_int_eq(truncate(path, 2 * 12), 0); /* two entries left, no trailer */
+	remove_marker();
+	timestamps_recovered();
+	ck_assert_int_eq(file_size(path), whole); /* written back at open */
+	remove_marker();
+	timestamps_recovered();
+	batches_free(all, count);
+}
+END_TEST
+
+/* Review r3: zero-filled (XFS, ext4 data=writeback after a power loss), every timestamp
+ * was 0 and the segment's max timestamp with them. */
+START_TEST(a_zero_filled_timeindex_after_a_crash_is_rebuilt)
+{
+	int count;
+	struct batch **all = timestamps_sealed_make(&count);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".timeindex");
+	int64_t whole = file_size(path);
+	uint8_t zeros[4096] = {0};
+	ck_assert_int_le(whole, (int64_t)sizeof(zeros));
+	int fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, zeros, (size_t)whole, 0), whole);
+	close(fd);
+	remove_marker();
+	timestamps_recovered();
+	ck_assert_int_eq(file_size(path), whole);
+	batches_free(all, count);
+}
+END_TEST
+
+/* The offset index too: zero-filled or cut short it fails its trailer, and a stale one
+ * (another segment's end offset) is refused even where its entries would do. */
+START_TEST(a_zero_filled_or_cut_short_offset_index_is_rebuilt)
+{
+	int count;
+	struct batch **all = timestamps_sealed_make(&count);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".index");
+	int64_t whole = file_size(path);
+	ck_assert_int_eq(truncate(path, 8 * 3), 0);
+	path_of(path, sizeof(path), 12, ".index");
+	ck_assert_int_eq(truncate(path, 0), 0);
+	ck_assert_int_eq(truncate(path, whole), 0);
+	remove_marker();
+	timestamps_recovered();
+	ck_assert_int_eq(file_size(path), whole);
+	path_of(path, sizeof(path), 0, ".index");
+	ck_assert_int_eq(file_size(path), whole);
+	batches_free(all, count);
+}
+END_TEST
+
+/* Rewrites @path as its first @count entries of @kind under a valid trailer that names
+ * @end as the segment's end: a stale file, as if written for another segment. */
+static void index_file_stale(const char *path, enum tl_log_index_kind kind, uint32_t count,
+			     int64_t end)
+{
+	uint8_t data[4096];
+	int fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	size_t len = count * tl_log_index_entry_bytes(kind);
+	ck_assert_int_eq(pread(fd, data, len, 0), (ssize_t)len);
+	tl_log_index_trailer_put(data + len, kind, data, count, end);
+	ck_assert_int_eq(pwrite(fd, data, len + TL_LOG_INDEX_TRAILER_BYTES, 0),
+			 (ssize_t)(len + TL_LOG_INDEX_TRAILER_BYTES));
+	ck_assert_int_eq(ftruncate(fd, (off_t)(len + TL_LOG_INDEX_TRAILER_BYTES)), 0);
+	close(fd);
+}
+
+/* Whole files that name another end than the segment's (stale: describing what the
+ * segment was when they were written) are refused, even at a clean open. */
+START_TEST(index_files_naming_another_segment_end_are_rebuilt)
+{
+	int count;
+	struct batch **all = timestamps_sealed_make(&count);
+	char path[400];
+	path_of(path, sizeof(path), 0, ".index");
+	index_file_stale(path, TL_LOG_INDEX_OFFSET, 3, 3);
+	path_of(path, sizeof(path), 0, ".timeindex");
+	index_file_stale(path, TL_LOG_INDEX_TIME, 3, 3);
+	timestamps_recovered();
+	batches_free(all, count);
+}
+END_TEST
+
+/* Index files of the format before trailers: bad, so even a clean open rescans their
+ * segments once and writes them back with trailers. */
+START_TEST(index_files_without_a_trailer_are_rebuilt_once)
+{
+	struct txns_sealed t;
+	txns_sealed_make(&t);
+	static const char *const suffixes[] = {".index", ".timeindex", ".txnindex"};
+	int64_t sizes[3];
+	char path[400];
+	for (int i = 0; i < 3; i++) {
+		path_of(path, sizeof(path), 0, suffixes[i]);
+		sizes[i] = file_size(path);
+		ck_assert_int_eq(truncate(path, sizes[i] - TL_LOG_INDEX_TRAILER_BYTES), 0);
+	}
+	struct tl_log *log = log_open(); /* clean: the marker is there */
+	struct tl_log_aborted_txn aborted[4];
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 1000, aborted, 4), 2);
+	for (int i = 0; i < 3; i++) {
+		path_of(path, sizeof(path), 0, suffixes[i]);
+		ck_assert_int_eq(file_size(path), sizes[i]);
+		uint8_t data[1024];
+		int fd = open(path, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(read(fd, data, sizeof(data)), sizes[i]);
+		close(fd);
+		uint32_t n;
+		int64_t end;
+		const char *why;
+		ck_assert_int_eq(tl_log_index_check(data, (size_t)sizes[i],
+						    (enum tl_log_index_kind)(i + 1), &n, &end,
+						    &why),
+				 TL_OK);
+		char next[400];
+		path_of(next, sizeof(next), end, ".log"); /* the segment's end, the next base */
+		ck_assert_int_eq(access(next, F_OK), 0);
+	}
+	tl_log_close(log);
+	txns_sealed_free(&t);
 }
 END_TEST
 
@@ -2148,6 +2403,13 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, a_marker_of_an_older_coordinator_is_fenced);
 	tcase_add_test(tc, a_marker_of_an_older_producer_epoch_is_refused);
 	tcase_add_test(tc, a_damaged_txnindex_is_rebuilt_and_written_back);
+	tcase_add_test(tc, an_empty_txnindex_after_a_crash_is_rebuilt);
+	tcase_add_test(tc, a_cut_short_txnindex_after_a_crash_is_rebuilt);
+	tcase_add_test(tc, a_cut_short_timeindex_after_a_crash_is_rebuilt);
+	tcase_add_test(tc, a_zero_filled_timeindex_after_a_crash_is_rebuilt);
+	tcase_add_test(tc, a_zero_filled_or_cut_short_offset_index_is_rebuilt);
+	tcase_add_test(tc, index_files_without_a_trailer_are_rebuilt_once);
+	tcase_add_test(tc, index_files_naming_another_segment_end_are_rebuilt);
 	tcase_add_test(tc, garbled_offsets_in_a_trusted_segment_fail_the_replay_cleanly);
 	tcase_add_test(tc,
 		       an_append_during_a_sync_is_written_at_once_but_durable_after_the_next_sync);
