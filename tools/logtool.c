@@ -6,6 +6,11 @@
  *                     name a batch that starts at that position with that offset
  *   <base>.timeindex  (i64 timestamp, u32 relative offset): non-decreasing timestamps
  *   <base>.txnindex   34-byte aborted-transaction entries, markers inside the segment
+ *                     Each index file ends with a trailer (log.h, tl_log_index_check:
+ *                     entry count, the segment's end offset, CRC-32C): dump shows it,
+ *                     check verifies it and its end offset against the segment. A file
+ *                     without one (cut short, zero-filled, or from before trailers) is
+ *                     reported; the broker rebuilds it at its next open.
  *   <offset>.snapshot producer state, decoded with tl_pstate_decode (CRC-32C)
  *   leader-epoch-checkpoint  "0\n<count>\n<epoch> <start offset>\n...": strictly
  *                     increasing; checked against the batches' partitionLeaderEpoch
@@ -471,13 +476,58 @@ static int64_t scan_find(const struct segment_scan *scan, int64_t position)
 	return lo < scan->count && scan->positions[lo] == position ? (int64_t)lo : -1;
 }
 
-static void index_file(struct logtool *lt, const char *path, const struct mapped *m,
-		       const struct segment_scan *scan, struct cli_node *entries)
+/* Checks (check) or shows (dump, into @node with --json) the trailer of an index file of
+ * @kind; returns how many bytes of entries to read: those the trailer counts, or with a
+ * bad trailer the whole file, read as entries for what they are worth. */
+static size_t index_trailer(struct logtool *lt, const char *path, const struct mapped *m,
+			    enum tl_log_index_kind kind, const struct segment_scan *scan,
+			    struct cli_node *node)
 {
-	if (m->len % INDEX_ENTRY_BYTES != 0)
-		problem(lt, path, -1, -1, "size %zu is not a multiple of %d", m->len,
-			INDEX_ENTRY_BYTES);
-	size_t count = m->len / INDEX_ENTRY_BYTES;
+	uint32_t count = 0;
+	int64_t end = -1;
+	const char *why = NULL;
+	size_t entry = tl_log_index_entry_bytes(kind);
+	bool ok = tl_log_index_check(m->data, m->len, kind, &count, &end, &why) == TL_OK;
+	if (node) {
+		struct cli_node *t = cli_add_object(node, "trailer");
+		cli_add_bool(t, "ok", ok);
+		if (ok) {
+			cli_add_int(t, "entries", count);
+			cli_add_int(t, "end_offset", end);
+		} else {
+			cli_add_str(t, "error", why);
+		}
+	} else if (!lt->check && ok) {
+		printf("trailer: %u entries, segment end offset %" PRId64 ", CRC-32C ok\n", count,
+		       end);
+	} else if (!lt->check) {
+		printf("trailer: bad (%s): the broker rebuilds this file at its next open\n", why);
+	}
+	if (!ok) {
+		if (lt->check)
+			problem(lt, path, -1, -1,
+				"bad trailer: %s (the broker rebuilds this file from its segment "
+				"at its next open)",
+				why);
+		if (m->len % entry != 0 && lt->check)
+			problem(lt, path, -1, -1, "size %zu is not a multiple of %zu", m->len,
+				entry);
+		return m->len - m->len % entry;
+	}
+	if (lt->check && scan && scan->scanned && end != scan->next_offset)
+		problem(lt, path, end, -1,
+			"trailer names end offset %" PRId64 " but the segment ends at %" PRId64
+			" (a stale file: the broker rebuilds it)",
+			end, scan->next_offset);
+	return (size_t)count * entry;
+}
+
+static void index_file(struct logtool *lt, const char *path, const struct mapped *m,
+		       const struct segment_scan *scan, struct cli_node *node,
+		       struct cli_node *entries)
+{
+	size_t count =
+		index_trailer(lt, path, m, TL_LOG_INDEX_OFFSET, scan, node) / INDEX_ENTRY_BYTES;
 	int64_t base = name_offset(path);
 	for (size_t i = 0; i < count; i++) {
 		uint32_t rel = tl_be32_get(m->data + i * INDEX_ENTRY_BYTES);
@@ -515,12 +565,11 @@ static void index_file(struct logtool *lt, const char *path, const struct mapped
 }
 
 static void timeindex_file(struct logtool *lt, const char *path, const struct mapped *m,
-			   const struct segment_scan *scan, struct cli_node *entries)
+			   const struct segment_scan *scan, struct cli_node *node,
+			   struct cli_node *entries)
 {
-	if (m->len % TIMEINDEX_ENTRY_BYTES != 0)
-		problem(lt, path, -1, -1, "size %zu is not a multiple of %d", m->len,
-			TIMEINDEX_ENTRY_BYTES);
-	size_t count = m->len / TIMEINDEX_ENTRY_BYTES;
+	size_t count =
+		index_trailer(lt, path, m, TL_LOG_INDEX_TIME, scan, node) / TIMEINDEX_ENTRY_BYTES;
 	int64_t base = name_offset(path);
 	int64_t prev_ts = INT64_MIN;
 	for (size_t i = 0; i < count; i++) {
@@ -546,12 +595,11 @@ static void timeindex_file(struct logtool *lt, const char *path, const struct ma
 }
 
 static void txnindex_file(struct logtool *lt, const char *path, const struct mapped *m,
-			  const struct segment_scan *scan, struct cli_node *entries)
+			  const struct segment_scan *scan, struct cli_node *node,
+			  struct cli_node *entries)
 {
-	if (m->len % TXNINDEX_ENTRY_BYTES != 0)
-		problem(lt, path, -1, -1, "size %zu is not a multiple of %d", m->len,
-			TXNINDEX_ENTRY_BYTES);
-	size_t count = m->len / TXNINDEX_ENTRY_BYTES;
+	size_t count =
+		index_trailer(lt, path, m, TL_LOG_INDEX_TXN, scan, node) / TXNINDEX_ENTRY_BYTES;
 	int64_t base = name_offset(path);
 	for (size_t i = 0; i < count; i++) {
 		const uint8_t *e = m->data + i * TXNINDEX_ENTRY_BYTES;
@@ -697,13 +745,13 @@ static void one_file(struct logtool *lt, const char *path, struct segment_scan *
 		segment_scan(lt, path, &m, scan, items);
 		break;
 	case FILE_INDEX:
-		index_file(lt, path, &m, scan, items);
+		index_file(lt, path, &m, scan, node, items);
 		break;
 	case FILE_TIMEINDEX:
-		timeindex_file(lt, path, &m, scan, items);
+		timeindex_file(lt, path, &m, scan, node, items);
 		break;
 	case FILE_TXNINDEX:
-		txnindex_file(lt, path, &m, scan, items);
+		txnindex_file(lt, path, &m, scan, node, items);
 		break;
 	case FILE_SNAPSHOT:
 		snapshot_file(lt, path, &m, node);
