@@ -28,10 +28,11 @@
  *   - after a clean close each segment's .txnindex holds exactly its aborted
  *     transactions (a rebuilt index is written back), and a second open gives the same
  *     state: offsets, LSO, aborted transactions, producers, epochs, max timestamp.
- *     (Neither after bytes changed in place inside a .log or .txnindex file: a
- *     .txnindex has no checksum, as in Kafka, so the replay and a trusted one may
- *     then disagree.) An aborted transaction's first offset counts only from the log
- * start on: a replay finds it at the first batch left, the .txnindex keeps the one it had. Any
+ *     (Not after bytes changed in place inside a .log file: a garbled batch in a
+ *     trusted segment is read as it stands. A garbled .txnindex fails its trailer's
+ *     CRC-32C and is rebuilt by the replay.) An aborted transaction's first offset
+ *     counts only from the log start on: a replay finds it at the first batch left,
+ *     the .txnindex keeps the one it had. Any
  * crash, sanitizer report, leak or failed property aborts. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -81,9 +82,8 @@ static struct tl_log_config config;
 static struct file tpl[FILES_MAX];
 static int tpl_count;
 static int64_t tpl_end;
-static bool verbose;          /* FUZZ_LOG_VERBOSE set: the edits are printed */
-static bool log_garbled;      /* this input changed bytes inside a .log file */
-static bool txnindex_garbled; /* ... inside a .txnindex file */
+static bool verbose;     /* FUZZ_LOG_VERBOSE set: the edits are printed */
+static bool log_garbled; /* this input changed bytes inside a .log file */
 
 static void cleanup(void)
 {
@@ -242,7 +242,8 @@ static void template_build(void)
 	for (int i = 0; i < tpl_count; i++) {
 		const char *dot = strrchr(tpl[i].name, '.');
 		segments += dot && strcmp(dot, ".log") == 0;
-		has_txnindex |= dot && strcmp(dot, ".txnindex") == 0 && tpl[i].len > 0;
+		has_txnindex |= dot && strcmp(dot, ".txnindex") == 0 &&
+				tpl[i].len > TL_LOG_INDEX_TRAILER_BYTES;
 		has_snapshot |= dot && strcmp(dot, ".snapshot") == 0;
 		has_epochs |= strcmp(tpl[i].name, "leader-epoch-checkpoint") == 0;
 	}
@@ -327,10 +328,8 @@ static void damage(const uint8_t *data, size_t size)
 			fprintf(stderr,
 				"fuzz_log: edit %s kind %d position %zu value %d length %zu\n",
 				f->name, e[1] % 5, pos, value, len);
-		if ((e[1] % 5 == 0 || e[1] % 5 == 3) && f->len > 0) {
+		if ((e[1] % 5 == 0 || e[1] % 5 == 3) && f->len > 0)
 			log_garbled |= has_suffix(f->name, ".log");
-			txnindex_garbled |= has_suffix(f->name, ".txnindex");
-		}
 		switch (e[1] % 5) {
 		case 0:
 			if (f->len > 0)
@@ -565,8 +564,17 @@ static void txnindexes_check(const struct state *s)
 		size_t len = 0;
 		if (!slurp(path, &data, &len))
 			len = 0;
-		if (len % 34 != 0)
-			fuzz_fail("a .txnindex after a clean close is not whole entries");
+		uint32_t count = 0;
+		int64_t end = -1;
+		const char *why = NULL;
+		if (data &&
+		    tl_log_index_check(data, len, TL_LOG_INDEX_TXN, &count, &end, &why) != TL_OK) {
+			fprintf(stderr, "fuzz_log: %s: %s\n", path, why);
+			fuzz_fail("a .txnindex after a clean close fails its trailer");
+		}
+		if (data && end != next && next != INT64_MAX)
+			fuzz_fail("a .txnindex after a clean close names another segment end");
+		len = (size_t)count * 34;
 		for (size_t at = 0; at < len; at += 34, seen++) {
 			const uint8_t *e = data + at;
 			if (seen >= s->aborted_count ||
@@ -611,7 +619,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 1 + EDIT_BYTES * 64)
 		return 0;
 	struct tl_log *log = NULL;
-	log_garbled = txnindex_garbled = false;
+	log_garbled = false;
 	damage(data, size);
 	tl_err err = tl_log_open(work_dir, &config, ring, &log);
 	if (err == TL_ERR_CORRUPT && log_garbled)
@@ -632,10 +640,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	state_read(log, &before);
 	state_check(&before);
 	tl_log_close(log);
-	/* Garbled batches inside a trusted segment, or a garbled .txnindex that still
-	 * parses (it has no checksum, as in Kafka), can make the replay and a .txnindex
-	 * disagree; which one the next open believes depends on the snapshot. */
-	bool garbled = log_garbled || txnindex_garbled;
+	/* Garbled batches inside a trusted segment can make the replay and a .txnindex
+	 * disagree; which one the next open believes depends on the snapshot. (A garbled
+	 * .txnindex fails its CRC-32C: the replay rebuilds it.) */
+	bool garbled = log_garbled;
 	if (!garbled)
 		txnindexes_check(&before);
 	if (tl_log_open(work_dir, &config, ring, &log) != TL_OK)
