@@ -1243,6 +1243,45 @@ START_TEST(a_zero_filled_or_cut_short_offset_index_is_rebuilt)
 }
 END_TEST
 
+/* The trailer alone: a changed entry byte, another count or kind, a cut or a missing
+ * trailer each make the file bad. */
+START_TEST(an_index_trailer_refuses_changed_entries_counts_and_kinds)
+{
+	uint8_t file[3 * 12 + TL_LOG_INDEX_TRAILER_BYTES];
+	for (size_t i = 0; i < 3 * 12; i++)
+		file[i] = (uint8_t)(i * 7 + 1);
+	tl_log_index_trailer_put(file + 3 * 12, TL_LOG_INDEX_TIME, file, 3, 42);
+	uint32_t count;
+	int64_t end;
+	const char *why;
+	ck_assert_int_eq(
+		tl_log_index_check(file, sizeof(file), TL_LOG_INDEX_TIME, &count, &end, &why),
+		TL_OK);
+	ck_assert_int_eq(count, 3);
+	ck_assert_int_eq(end, 42);
+	ck_assert_int_eq(
+		tl_log_index_check(file, sizeof(file), TL_LOG_INDEX_OFFSET, &count, &end, &why),
+		TL_ERR_CORRUPT);
+	ck_assert_int_eq(
+		tl_log_index_check(file, sizeof(file) - 12, TL_LOG_INDEX_TIME, &count, &end, &why),
+		TL_ERR_CORRUPT);
+	ck_assert_int_eq(tl_log_index_check(file, 3 * 12, TL_LOG_INDEX_TIME, &count, &end, &why),
+			 TL_ERR_CORRUPT);
+	ck_assert_int_eq(tl_log_index_check(file, 0, TL_LOG_INDEX_TIME, &count, &end, &why),
+			 TL_ERR_CORRUPT);
+	file[13] ^= 0x10; /* an entry's byte */
+	ck_assert_int_eq(
+		tl_log_index_check(file, sizeof(file), TL_LOG_INDEX_TIME, &count, &end, &why),
+		TL_ERR_CORRUPT);
+	ck_assert_str_eq(why, "CRC-32C mismatch");
+	file[13] ^= 0x10;
+	file[3 * 12 + 19] ^= 0x01; /* the end offset */
+	ck_assert_int_eq(
+		tl_log_index_check(file, sizeof(file), TL_LOG_INDEX_TIME, &count, &end, &why),
+		TL_ERR_CORRUPT);
+}
+END_TEST
+
 /* Rewrites @path as its first @count entries of @kind under a valid trailer that names
  * @end as the segment's end: a stale file, as if written for another segment. */
 static void index_file_stale(const char *path, enum tl_log_index_kind kind, uint32_t count,
@@ -2410,6 +2449,7 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, a_zero_filled_or_cut_short_offset_index_is_rebuilt);
 	tcase_add_test(tc, index_files_without_a_trailer_are_rebuilt_once);
 	tcase_add_test(tc, index_files_naming_another_segment_end_are_rebuilt);
+	tcase_add_test(tc, an_index_trailer_refuses_changed_entries_counts_and_kinds);
 	tcase_add_test(tc, garbled_offsets_in_a_trusted_segment_fail_the_replay_cleanly);
 	tcase_add_test(tc,
 		       an_append_during_a_sync_is_written_at_once_but_durable_after_the_next_sync);
