@@ -1053,9 +1053,22 @@ START_TEST(a_damaged_txnindex_is_rebuilt_and_written_back)
 		TL_OK);
 	ck_assert_int_eq(count, 1);
 	tl_log_close(log);
-	/* Emptied, it no longer loads (no trailer) even with the snapshots gone: the
-	 * replay finds the abort and the file is written again. */
+	/* Emptied, it no longer loads (no trailer): the replay finds the abort and the
+	 * file is written again. */
 	ck_assert_int_eq(truncate(path, 0), 0);
+	log = log_open();
+	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 100, aborted, 4), 2);
+	ck_assert_int_eq(file_size(path), 34 + TL_LOG_INDEX_TRAILER_BYTES);
+	tl_log_close(log);
+	/* A whole file (a valid trailer naming the segment's end) that lacks the abort
+	 * still loads; but a replay (the snapshots gone) finds the abort: the replay wins
+	 * and the file is written again. */
+	uint8_t none[TL_LOG_INDEX_TRAILER_BYTES];
+	tl_log_index_trailer_put(none, TL_LOG_INDEX_TXN, NULL, 0, end);
+	f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(none, 1, sizeof(none), f), sizeof(none));
+	fclose(f);
 	delete_snapshots(false);
 	log = log_open();
 	ck_assert_int_eq(tl_log_aborted_txns(log, 0, 100, aborted, 4), 2);
