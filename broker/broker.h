@@ -39,7 +39,8 @@
 #include "protocol/records.h"
 #include "protocol/validate.h"
 
-#define TL_TOPIC_NAME_MAX 249
+#define TL_TOPIC_NAME_MAX   249
+#define TL_DIRECTORY_ID_LEN 22 /* meta.properties' directory.id, as Kafka's Uuid in base64 */
 
 struct tl_broker;
 struct tl_conn;
@@ -278,6 +279,7 @@ struct tl_broker {
 	struct tl_ring *ring;
 	struct tl_topics topics;
 	char data_dir[TL_CONFIG_STR_MAX];
+	char directory_id[TL_DIRECTORY_ID_LEN + 1]; /* meta.properties' directory.id */
 	struct tl_conn *conns;
 	int32_t conn_count;
 	struct tl_partition **dirty; /* partitions appended to this turn */

@@ -1,6 +1,6 @@
 /* topics.c - the topic registry and its durable metadata.
  * On disk, under log.dirs:
- *   meta.properties                       cluster.id and node.id (as Kafka's)
+ *   meta.properties                       cluster.id, node.id, directory.id (as Kafka's)
  *   .tally-meta/topics/<topic>.properties topic.id, partitions, explicit topic configs
  *   <topic>-<partition>/                  one tl_log per partition
  * Ordering makes every crash point recoverable:
@@ -583,10 +583,30 @@ void tl_topic_remove_local(struct tl_broker *broker, struct tl_topic *topic)
 
 /* ---- start-up ---- */
 
+static tl_err random_id(char *out, size_t len)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	uint8_t rnd[64];
+	TL_ASSERT(len <= sizeof(rnd));
+	if (getrandom(rnd, len, 0) != (ssize_t)len)
+		return TL_ERR_IO;
+	for (size_t i = 0; i < len; i++)
+		out[i] = alphabet[rnd[i] & 63];
+	out[len] = '\0';
+	return TL_OK;
+}
+
+/* meta.properties: cluster.id, node.id and directory.id, the identity of this log
+ * directory (Kafka's KIP-858): drawn at random when the file has none (a new or wiped
+ * directory, or one written by a build without it) and written durably before the
+ * broker registers, so that a registration names the log it serves (cluster.c). */
 static tl_err load_meta_properties(struct tl_broker *broker)
 {
 	char path[TL_CONFIG_STR_MAX + 64];
 	snprintf(path, sizeof(path), "%s/meta.properties", broker->data_dir);
+	char text[1024] = "";
+	size_t n = 0;
 	FILE *f = fopen(path, "r");
 	if (f) {
 		char line[256];
@@ -595,23 +615,27 @@ static tl_err load_meta_properties(struct tl_broker *broker)
 			if (strncmp(line, "cluster.id=", 11) == 0 && !broker->config.cluster_id[0])
 				snprintf(broker->config.cluster_id,
 					 sizeof(broker->config.cluster_id), "%.63s", line + 11);
+			else if (strncmp(line, "directory.id=", 13) == 0 && line[13])
+				snprintf(broker->directory_id, sizeof(broker->directory_id), "%.*s",
+					 TL_DIRECTORY_ID_LEN, line + 13);
+			if (n < sizeof(text))
+				n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\n", line);
 		}
 		fclose(f);
-		return TL_OK;
-	}
-	if (!broker->config.cluster_id[0]) {
-		static const char alphabet[] =
-			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-		uint8_t rnd[22];
-		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		if (broker->directory_id[0])
+			return TL_OK;
+		if (n >= sizeof(text) - 64)
 			return TL_ERR_IO;
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			broker->config.cluster_id[i] = alphabet[rnd[i] & 63];
-		broker->config.cluster_id[sizeof(rnd)] = '\0';
+	} else {
+		if (!broker->config.cluster_id[0] &&
+		    random_id(broker->config.cluster_id, 22) != TL_OK)
+			return TL_ERR_IO;
+		n = (size_t)snprintf(text, sizeof(text), "version=1\ncluster.id=%s\nnode.id=%d\n",
+				     broker->config.cluster_id, broker->config.node_id);
 	}
-	char text[256];
-	snprintf(text, sizeof(text), "version=1\ncluster.id=%s\nnode.id=%d\n",
-		 broker->config.cluster_id, broker->config.node_id);
+	if (random_id(broker->directory_id, TL_DIRECTORY_ID_LEN) != TL_OK)
+		return TL_ERR_IO;
+	snprintf(text + n, sizeof(text) - n, "directory.id=%s\n", broker->directory_id);
 	return write_file_atomic(broker->data_dir, "meta.properties", text);
 }
 
