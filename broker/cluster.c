@@ -20,14 +20,19 @@
 #include "broker/cluster.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "broker/broker.h"
@@ -109,6 +114,8 @@ struct tl_cluster {
 	int32_t self;
 	char prefix[128];
 	char registration[3072];
+	char directory_id[TL_DIRECTORY_ID_LEN + 1]; /* this log's, in the registration */
+	int dir_lock_fd; /* flock on log.dirs: one broker process per log directory */
 	int64_t lease;
 	int64_t lease_ttl_ms;
 	bool unclean;
@@ -139,6 +146,8 @@ struct tl_cluster {
 	bool unregistered; /* a lease granted again whose brokers/<id> key is not written yet */
 	int64_t next_rebalance_ms;
 	bool reclaimed;    /* leaderships left from a previous incarnation got a new epoch */
+	bool same_log;     /* the registration replaced at start named this log directory */
+	bool other_log;    /* node.id last served another log: its ISR places are void */
 	bool store_down;   /* the last round failed: said once, not every round */
 	bool write_failed; /* a partition write failed: the controller reruns next round */
 };
@@ -1351,9 +1360,12 @@ static void controller_round(struct tl_cluster *c, struct tl_cluster_view *view)
 /* Partitions this broker led in a previous incarnation (killed, restarted before its
  * lease expired): lead on with a new epoch, so that followers that took writes this
  * broker's log lost truncate them (KIP-101). Its log holds everything acknowledged: the
- * high watermark never passes the leader's own durable end. */
-static void reclaim(struct tl_cluster *c, struct tl_cluster_view *view)
+ * high watermark never passes the leader's own durable end. Only for the same log
+ * (same_log: the registration it replaced named this log directory); a broker that
+ * comes back with another log gave its places up at start instead (disown). */
+static bool reclaim(struct tl_cluster *c, struct tl_cluster_view *view)
 {
+	bool done = true;
 	for (int32_t t = 0; t < view->topic_count; t++) {
 		struct tl_cluster_topic *topic = &view->topics[t];
 		for (int32_t i = 0; i < topic->partition_count; i++) {
@@ -1362,13 +1374,34 @@ static void reclaim(struct tl_cluster *c, struct tl_cluster_view *view)
 				continue;
 			struct tl_repl_state next = cp->state;
 			next.leader_epoch++;
-			bool swapped;
-			partition_cas(c, topic->name, i, cp->revision, &next, &swapped);
+			bool swapped = false;
+			/* Not written (store error, or the key moved on): the next round retries
+			 * from its view; still led by this broker, it gets its new epoch then. */
+			if (partition_cas(c, topic->name, i, cp->revision, &next, &swapped) !=
+				    TL_OK ||
+			    !swapped)
+				done = false;
 		}
 	}
+	return done;
 }
 
 /* ---- thread: lease, controller election, the loop ---- */
+
+/* The "dir=" field of a broker registration @value: the directory.id of the log that
+ * broker serves ("" when none: a registration by a build without directory ids). */
+static void registration_dir(const void *value, size_t len, char *out, size_t size)
+{
+	char text[4096];
+	out[0] = '\0';
+	snprintf(text, sizeof(text), "%.*s", (int)TL_MIN(len, sizeof(text) - 1),
+		 (const char *)value);
+	for (char *f = text; (f = strstr(f, "dir=")) != NULL; f += 4)
+		if (f == text || f[-1] == ' ') {
+			snprintf(out, size, "%.*s", (int)strcspn(f + 4, " "), f + 4);
+			return;
+		}
+}
 
 static tl_err campaign(struct tl_cluster *c)
 {
@@ -1429,7 +1462,24 @@ static tl_err lease_renew(struct tl_cluster *c)
 	}
 	char key[KEY_MAX];
 	snprintf(key, sizeof(key), "%s/brokers/%d", c->prefix, c->self);
-	err = tl_meta_put(c->meta, key, c->registration, strlen(c->registration), c->lease, NULL);
+	/* Create-if-absent, never over another's key: while this lease was lapsed another
+	 * broker may have registered with this node.id (register_broker waits for ours to
+	 * lapse). Then this one must not serve on: it stops, as a duplicate start would. */
+	bool swapped = false;
+	struct tl_meta_kv current = {0};
+	err = tl_meta_cas(c->meta, key, c->registration, strlen(c->registration), 0, c->lease,
+			  &swapped, NULL, &current);
+	if (err == TL_OK && !swapped && current.key && current.lease != c->lease) {
+		char dir[TL_DIRECTORY_ID_LEN + 1];
+		registration_dir(current.value, current.value_len, dir, sizeof(dir));
+		tl_crit("cluster: node.id %d was registered by another broker while this broker's "
+			"lease was lapsed (its log directory.id=%s, ours %s); stopping",
+			c->self, dir[0] ? dir : "none", c->directory_id);
+		tl_meta_kv_deinit(&current);
+		kill(getpid(), SIGTERM); /* the loop's signalfd: a controlled shutdown */
+		return TL_ERR_EXISTS;
+	}
+	tl_meta_kv_deinit(&current);
 	if (err == TL_ERR_NOT_FOUND)
 		c->unregistered = false; /* that lease ran out too: the next round grants one */
 	if (err != TL_OK)
@@ -1582,9 +1632,8 @@ static void *thread_main(void *arg)
 			c->write_failed = false;
 			if (cmds)
 				run_commands(c, view, cmds);
-			if (reclaim_due)
-				reclaim(c, view);
-			c->reclaimed |= reclaim_due;
+			if (reclaim_due && reclaim(c, view))
+				c->reclaimed = true;
 			if (controller_due)
 				controller_round(c, view);
 			if (c->model.changed)
@@ -1622,40 +1671,186 @@ static void *thread_main(void *arg)
 
 /* ---- loop side ---- */
 
-static tl_err register_broker(struct tl_cluster *c, char *why, size_t why_size)
+/* Waits up to @ms for SIGTERM or SIGINT on @signal_fd (blocked, read by the loop once
+ * it runs): true when one came, so that a broker waiting at start can be stopped. */
+static bool stop_requested(int signal_fd, int ms)
 {
-	int64_t granted_ms = tl_mono_ms();
-	tl_err err = tl_meta_lease_grant(c->meta, (c->lease_ttl_ms + 999) / 1000, &c->lease);
-	if (err != TL_OK)
-		goto out_store;
+	struct pollfd pfd = {.fd = signal_fd, .events = POLLIN};
+	if (signal_fd < 0) {
+		usleep((useconds_t)ms * 1000);
+		return false;
+	}
+	if (poll(&pfd, 1, ms) <= 0)
+		return false;
+	struct signalfd_siginfo si;
+	if (read(signal_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return false;
+	return si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT;
+}
+
+/* Registers brokers/<node.id> under a new lease. A registration left by this broker's
+ * previous incarnation (killed, restarted within the session timeout) names this log
+ * directory: its lease is revoked and the partitions it led are reclaimed (same_log).
+ * One naming another log directory belongs to another broker process, live (the same
+ * node.id configured twice) or not yet timed out (this broker restarted on a new or
+ * wiped disk): never taken over. This broker waits, saying so, until it lapses, as a
+ * KRaft broker does (a ZooKeeper one exits; waiting also lets a restart on a new disk
+ * come up by itself once the old session ends), and then gives up the old log's places
+ * (other_log). */
+static tl_err register_broker(struct tl_cluster *c, int signal_fd, char *why, size_t why_size)
+{
 	char key[KEY_MAX];
 	snprintf(key, sizeof(key), "%s/brokers/%d", c->prefix, c->self);
-	struct tl_meta_result old = {0};
-	err = tl_meta_get(c->meta, key, &old);
-	if (err == TL_OK && old.count == 1 && old.kvs[0].lease != 0) {
-		/* Our own previous incarnation (kill -9, restart within the TTL). */
-		tl_warn("cluster: revoking the lease of a previous registration node_id=%d",
-			c->self);
-		tl_meta_lease_revoke(c->meta, old.kvs[0].lease);
+	int64_t next_say_ms = 0;
+	for (;;) {
+		struct tl_meta_result old = {0};
+		tl_err err = tl_meta_get(c->meta, key, &old);
+		if (err != TL_OK && err != TL_ERR_NOT_FOUND)
+			goto out_store;
+		int64_t old_lease = old.count == 1 ? old.kvs[0].lease : 0;
+		bool present = old.count == 1;
+		char old_dir[TL_DIRECTORY_ID_LEN + 1] = "";
+		if (present)
+			registration_dir(old.kvs[0].value, old.kvs[0].value_len, old_dir,
+					 sizeof(old_dir));
+		tl_meta_result_deinit(&old);
+		bool same = present && old_lease != 0 && strcmp(old_dir, c->directory_id) == 0;
+		if (present && old_lease != 0 && !same) {
+			c->other_log = true;
+			if (tl_mono_ms() >= next_say_ms) {
+				tl_warn("cluster: node.id %d is registered by another broker process "
+					"(log directory.id=%s, ours %s): not taking it over, waiting "
+					"for its session to end",
+					c->self, old_dir[0] ? old_dir : "none", c->directory_id);
+				next_say_ms = tl_mono_ms() + 10000;
+			}
+			if (stop_requested(signal_fd, 500)) {
+				snprintf(
+					why, why_size,
+					"stopped while node.id %d was registered by another broker",
+					c->self);
+				return TL_ERR_EXISTS;
+			}
+			continue;
+		}
+		if (same) {
+			tl_warn("cluster: revoking the lease of this log directory's previous "
+				"registration node_id=%d directory_id=%s",
+				c->self, c->directory_id);
+			tl_meta_lease_revoke(c->meta, old_lease);
+		}
+		int64_t granted_ms = tl_mono_ms();
+		err = tl_meta_lease_grant(c->meta, (c->lease_ttl_ms + 999) / 1000, &c->lease);
+		if (err != TL_OK)
+			goto out_store;
+		bool swapped = false;
+		err = tl_meta_cas(c->meta, key, c->registration, strlen(c->registration), 0,
+				  c->lease, &swapped, NULL, NULL);
+		if (err != TL_OK)
+			goto out_store;
+		if (swapped) {
+			c->same_log = same;
+			c->last_keepalive_ms = granted_ms;
+			atomic_store(&c->lease_until_ms, granted_ms + c->lease_ttl_ms);
+			return TL_OK;
+		}
+		tl_meta_lease_revoke(c->meta, c->lease);
+		if (present && old_lease == 0) {
+			snprintf(why, why_size, "node.id %d has a registration with no lease",
+				 c->self);
+			return TL_ERR_EXISTS;
+		}
+		/* Another process registered between the read and the write: look again. */
 	}
-	tl_meta_result_deinit(&old);
-	bool swapped = false;
-	err = tl_meta_cas(c->meta, key, c->registration, strlen(c->registration), 0, c->lease,
-			  &swapped, NULL, NULL);
-	if (err != TL_OK)
-		goto out_store;
-	if (!swapped) {
-		snprintf(why, why_size, "node.id %d is already registered by another live broker",
-			 c->self);
-		return TL_ERR_EXISTS;
-	}
-	c->last_keepalive_ms = granted_ms;
-	atomic_store(&c->lease_until_ms, granted_ms + c->lease_ttl_ms);
-	return TL_OK;
 out_store:
 	snprintf(why, why_size, "cannot register with the metadata store: %s",
 		 tl_meta_last_error(c->meta));
-	return err;
+	return TL_ERR_IO;
+}
+
+/* This broker came back with a log other than the one its node.id last served (other_log:
+ * a new or wiped disk, or the same node.id on another host): the ISR places and the
+ * leaderships of that node.id were earned by a log that is gone. Leave every ISR, and
+ * hand each leadership to another ISR member, or, none alive, leave the partition
+ * offline for them (an ISR of this broker alone keeps it: nothing else holds its data).
+ * Done before the loop serves a view, so that this log never leads nor counts for
+ * acks=all until it caught up and the leader takes it back into the ISR. False when a
+ * write failed or lost a race: the caller reads the state again and retries. */
+static bool disown(struct tl_cluster *c, struct tl_cluster_view *view)
+{
+	bool done = true;
+	for (int32_t t = 0; t < view->topic_count; t++) {
+		struct tl_cluster_topic *topic = &view->topics[t];
+		for (int32_t i = 0; i < topic->partition_count; i++) {
+			struct tl_cluster_partition *cp = &topic->partitions[i];
+			if (!cp->has_state || (cp->state.leader != c->self &&
+					       !tl_repl_isr_contains(&cp->state, c->self)))
+				continue;
+			struct tl_repl_state next = cp->state;
+			next.isr_count = 0;
+			for (int32_t j = 0; j < cp->state.isr_count; j++)
+				if (cp->state.isr[j] != c->self)
+					next.isr[next.isr_count++] = cp->state.isr[j];
+			if (next.isr_count == 0)
+				continue;
+			if (cp->state.leader == c->self) {
+				struct tl_repl_state without = next;
+				int32_t leader =
+					tl_repl_elect(cp->replicas, cp->replica_count, &without,
+						      broker_alive, view, c->self, false);
+				tl_repl_state_after_election(&without, leader, broker_alive, view,
+							     c->self, &next);
+			}
+			tl_info("cluster: leaving the ISR, this log is not the one it was earned "
+				"by topic=%s partition=%d",
+				topic->name, i);
+			bool swapped = false;
+			if (partition_cas(c, topic->name, i, cp->revision, &next, &swapped) !=
+				    TL_OK ||
+			    !swapped)
+				done = false;
+		}
+	}
+	return done;
+}
+
+/* Sets other_log when brokers-dirs/<node.id>, the directory.id this node.id last
+ * registered with, names another directory (a registration that already lapsed tells
+ * register_broker nothing); gives the places up (disown) and records this directory. */
+static tl_err own_directory(struct tl_cluster *c)
+{
+	char key[KEY_MAX];
+	snprintf(key, sizeof(key), "%s/broker-dirs/%d", c->prefix, c->self);
+	const struct tl_meta_kv *kv = model_get(&c->model, key);
+	size_t len = strlen(c->directory_id);
+	bool recorded = kv && kv->value_len == len && memcmp(kv->value, c->directory_id, len) == 0;
+	if (kv && !recorded)
+		c->other_log = true;
+	if (c->other_log) {
+		tl_warn("cluster: this log directory is not the one node.id %d served before, "
+			"rejoining as a new replica directory_id=%s",
+			c->self, c->directory_id);
+		c->same_log = false;
+		for (int attempt = 0;; attempt++) {
+			struct tl_cluster_view *view = view_build(c);
+			if (!view)
+				return TL_ERR_NOMEM;
+			bool done = disown(c, view);
+			view_free(view);
+			tl_err err = model_load(c);
+			if (err != TL_OK)
+				return err;
+			if (done)
+				break;
+			if (attempt == 20)
+				return TL_ERR_IO;
+			usleep(ROUND_BACKOFF_MS * 1000);
+		}
+	}
+	if (recorded)
+		return TL_OK;
+	tl_err err = tl_meta_put(c->meta, key, c->directory_id, len, 0, NULL);
+	return err == TL_OK ? model_load(c) : err;
 }
 
 static tl_err cluster_id_agree(struct tl_cluster *c, char *cluster_id, size_t size)
@@ -1679,6 +1874,8 @@ static void cluster_free(struct tl_cluster *c)
 {
 	if (c->event_fd != -1)
 		close(c->event_fd);
+	if (c->dir_lock_fd != -1)
+		close(c->dir_lock_fd);
 	tl_meta_close(c->meta);
 	model_clear(&c->model);
 	free(c->model.kvs);
@@ -1814,6 +2011,7 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 	if (!c)
 		return TL_ERR_NOMEM;
 	c->event_fd = -1;
+	c->dir_lock_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	c->broker = broker;
 	c->self = config->node_id;
@@ -1834,7 +2032,19 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 				" listener.%s=%s:%d", l->config->name, l->advertised_host,
 				l->advertised_port);
 	}
+	snprintf(c->directory_id, sizeof(c->directory_id), "%s", broker->directory_id);
 	TL_ASSERT((size_t)reg < sizeof(c->registration));
+	reg += snprintf(c->registration + reg, sizeof(c->registration) - (size_t)reg, " dir=%s",
+			c->directory_id);
+	TL_ASSERT((size_t)reg < sizeof(c->registration));
+	/* One process per log directory: two on one log would both take it for theirs. */
+	c->dir_lock_fd = open(broker->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->dir_lock_fd == -1 || flock(c->dir_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		tl_crit("cluster: log.dirs is in use by another broker process dir=%s err=%s",
+			broker->data_dir, strerrorname_np(errno));
+		cluster_free(c);
+		return TL_ERR_EXISTS;
+	}
 	char why[1024];
 	tl_err err = tl_meta_open(config->metadata_etcd_endpoints, config->metadata_etcd_timeout_ms,
 				  &c->meta, why, sizeof(why));
@@ -1843,13 +2053,13 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 			config->metadata_etcd_endpoints, why);
 		goto out_free;
 	}
-	if ((err = register_broker(c, why, sizeof(why))) != TL_OK) {
+	if ((err = register_broker(c, broker->signal_fd, why, sizeof(why))) != TL_OK) {
 		tl_crit("cluster: %s endpoints=%s", why, config->metadata_etcd_endpoints);
 		goto out_free;
 	}
 	if ((err = cluster_id_agree(c, broker->config.cluster_id,
 				    sizeof(broker->config.cluster_id))) != TL_OK ||
-	    (err = model_load(c)) != TL_OK) {
+	    (err = model_load(c)) != TL_OK || (err = own_directory(c)) != TL_OK) {
 		tl_crit("cluster: cannot read the cluster metadata endpoints=%s detail=\"%s\"",
 			config->metadata_etcd_endpoints, tl_meta_last_error(c->meta));
 		goto out_free;
@@ -1866,6 +2076,7 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 		goto out_unset;
 	}
 	c->model.changed = false;
+	c->reclaimed = !c->same_log;
 	tl_replica_apply(broker, c->view);
 	tl_acl_apply_view(broker, c->view->acls);
 	tl_sasl_apply_view(broker, c->view->scram);
