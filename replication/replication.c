@@ -289,6 +289,17 @@ void tl_repl_leader_set_state(struct tl_repl_leader *leader, const struct tl_rep
 {
 	TL_ASSERT(state->leader == leader->self);
 	leader->state = *state;
+	leader->pending_count = 0;
+}
+
+bool tl_repl_leader_in_maximal_isr(const struct tl_repl_leader *leader, int32_t broker_id)
+{
+	if (tl_repl_isr_contains(&leader->state, broker_id))
+		return true;
+	for (int32_t i = 0; i < leader->pending_count; i++)
+		if (leader->pending[i] == broker_id)
+			return true;
+	return false;
 }
 
 static struct tl_repl_follower *follower_find(struct tl_repl_leader *leader, int32_t id)
@@ -319,18 +330,43 @@ tl_err tl_repl_leader_on_fetch(struct tl_repl_leader *leader, int32_t broker_id,
 	return TL_OK;
 }
 
-int64_t tl_repl_leader_advance(struct tl_repl_leader *leader, int64_t durable_end)
+void tl_repl_leader_proposed(struct tl_repl_leader *leader, const struct tl_repl_state *next)
 {
-	int64_t hw = durable_end;
-	for (int32_t i = 0; i < leader->state.isr_count; i++) {
-		int32_t id = leader->state.isr[i];
-		if (id == leader->self)
+	TL_ASSERT(next->leader == leader->self && next->leader_epoch == leader->leader_epoch);
+	for (int32_t i = 0; i < next->isr_count; i++) {
+		int32_t id = next->isr[i];
+		if (tl_repl_leader_in_maximal_isr(leader, id))
 			continue;
+		/* Only a follower that has what is committed joins (invariant 4 needs it:
+		 * from now on it holds the high watermark). */
 		const struct tl_repl_follower *f = follower_find(leader, id);
+		TL_ASSERT(f && f->fetch_offset >= leader->high_watermark);
+		TL_ASSERT(leader->pending_count < TL_REPL_REPLICAS_MAX);
+		leader->pending[leader->pending_count++] = id;
+	}
+}
+
+/* The slowest of @ids' fetch offsets, capped at @hw; the leader itself does not count. */
+static int64_t slowest(const struct tl_repl_leader *leader, const int32_t *ids, int32_t count,
+		       int64_t hw)
+{
+	for (int32_t i = 0; i < count; i++) {
+		if (ids[i] == leader->self)
+			continue;
 		/* An ISR member we know nothing of yet (just became leader) holds it. */
-		int64_t at = f && f->fetch_offset >= 0 ? f->fetch_offset : -1;
+		int64_t at = -1;
+		for (int32_t j = 0; j < leader->follower_count; j++)
+			if (leader->followers[j].broker_id == ids[i])
+				at = TL_MAX(leader->followers[j].fetch_offset, -1);
 		hw = TL_MIN(hw, at);
 	}
+	return hw;
+}
+
+int64_t tl_repl_leader_advance(struct tl_repl_leader *leader, int64_t durable_end)
+{
+	int64_t hw = slowest(leader, leader->state.isr, leader->state.isr_count, durable_end);
+	hw = slowest(leader, leader->pending, leader->pending_count, hw);
 	if (hw > leader->high_watermark)
 		leader->high_watermark = hw;
 	return leader->high_watermark;
@@ -343,6 +379,11 @@ bool tl_repl_leader_isr_change(const struct tl_repl_leader *leader, int64_t now_
 	for (int32_t i = 0; i < leader->follower_count; i++) {
 		const struct tl_repl_follower *f = &leader->followers[i];
 		bool in = tl_repl_isr_contains(state, f->broker_id);
+		if (!in && now_ms - f->last_caught_up_ms > lag_ms &&
+		    tl_repl_leader_in_maximal_isr(leader, f->broker_id)) {
+			*out = *state; /* see the header: ends the pending addition */
+			return true;
+		}
 		if (in && now_ms - f->last_caught_up_ms > lag_ms) {
 			*out = *state;
 			out->isr_count = 0;

@@ -18,6 +18,13 @@
  * (1) A leader is always in its ISR; ISR members are assigned replicas, each at most once.
  * (2) The high watermark only grows, and is <= every ISR member's durable end.
  * (3) An election picks only an ISR member unless unclean election is enabled.
+ * (4) Maximal ISR (Kafka's KIP-497): the high watermark counts every replica of any ISR
+ *     the store may hold for this leader's epoch: the applied ISR plus the additions
+ *     the leader asked for since (tl_repl_leader_proposed), until a newer state is
+ *     applied. An expansion can commit while the leader does not yet know it (its
+ *     watch is late, or it is cut off from the store), and then an election may pick
+ *     the added replica; it must hold everything acknowledged. A shrink needs nothing:
+ *     the applied, larger ISR keeps counting until the shrink comes back.
  * Thread: none of this is thread-safe; each object belongs to one thread. */
 #ifndef TL_REPLICATION_REPLICATION_H
 #define TL_REPLICATION_REPLICATION_H
@@ -99,6 +106,10 @@ struct tl_repl_leader {
 	int64_t epoch_start_offset; /* log end when this broker became leader (KIP-101) */
 	int64_t high_watermark;
 	struct tl_repl_state state; /* leader, epoch, ISR as last written to the store */
+	/* Replicas the leader asked to add to state's ISR since it was applied (invariant
+	 * 4): the store may hold them in the ISR already. Cleared by a newer state. */
+	int32_t pending_count;
+	int32_t pending[TL_REPL_REPLICAS_MAX];
 	int32_t follower_count;
 	struct tl_repl_follower followers[TL_REPL_REPLICAS_MAX]; /* the other replicas */
 };
@@ -110,8 +121,19 @@ void tl_repl_leader_init(struct tl_repl_leader *leader, int32_t self, const int3
 			 int32_t replica_count, const struct tl_repl_state *state, int64_t log_end,
 			 int64_t high_watermark, int64_t now_ms);
 
-/* The ISR changed in the store (the leader's own CAS, or another writer). */
+/* A newer state was applied (the leader's own CAS came back, or another writer's won):
+ * it replaces the ISR and ends the pending additions. Call it only for a newer state
+ * (a newer store revision), never for the same one seen again: a pending addition
+ * must outlive views that do not carry the answer to it. */
 void tl_repl_leader_set_state(struct tl_repl_leader *leader, const struct tl_repl_state *state);
+
+/* The leader is about to ask the store for @next (what tl_repl_leader_isr_change gave):
+ * its additions count in the high watermark from now on (invariant 4), until
+ * tl_repl_leader_set_state. Call it before the request is sent. */
+void tl_repl_leader_proposed(struct tl_repl_leader *leader, const struct tl_repl_state *next);
+
+/* Is @broker_id in the maximal ISR (the applied ISR plus the pending additions)? */
+bool tl_repl_leader_in_maximal_isr(const struct tl_repl_leader *leader, int32_t broker_id);
 
 /* A follower fetched at @fetch_offset while the leader's log end is @log_end. Returns
  * TL_OK, NOT_LEADER_OR_FOLLOWER when @broker_id is not a replica, or
@@ -120,19 +142,27 @@ void tl_repl_leader_set_state(struct tl_repl_leader *leader, const struct tl_rep
 tl_err tl_repl_leader_on_fetch(struct tl_repl_leader *leader, int32_t broker_id,
 			       int64_t fetch_offset, int64_t log_end, int64_t now_ms);
 
-/* Recomputes the high watermark from @durable_end (the leader's own) and the ISR
- * followers' fetch offsets. Returns the new value (>= the old one). */
+/* Recomputes the high watermark from @durable_end (the leader's own) and the fetch
+ * offsets of the followers in the maximal ISR (invariant 4). Returns the new value
+ * (>= the old one). */
 int64_t tl_repl_leader_advance(struct tl_repl_leader *leader, int64_t durable_end);
 
 /* The ISR the leader should write next, or false when it is right as it is: without the
  * followers not caught up for @lag_ms, plus (with @expand, which a caller passes right
  * after that follower's fetch, as Kafka expands only on a fetch) those out of it whose
  * fetch offset reached the high watermark and this epoch's start. -1: shrink only. One
- * change at a time is enough: each is a CAS, and the next call sees its result. */
+ * change at a time is enough: each is a CAS, and the next call sees its result.
+ * A pending addition that is no longer caught up for @lag_ms gives @out = the applied
+ * state unchanged: written, it is a newer state that ends the pending addition (or it
+ * fails because the addition or another change committed, which comes back too), so
+ * the high watermark does not wait forever on a replica the leader cannot drop. */
 bool tl_repl_leader_isr_change(const struct tl_repl_leader *leader, int64_t now_ms, int64_t lag_ms,
 			       int32_t expand, struct tl_repl_state *out);
 
-/* acks=all precondition: is the ISR at least @min_insync replicas? */
+/* acks=all precondition: is the ISR at least @min_insync replicas? The applied ISR, not
+ * the maximal one, as Kafka's NOT_ENOUGH_REPLICAS: an addition not yet committed does
+ * not make the partition safer to write. (acks=all itself waits for the high watermark,
+ * which counts the maximal ISR.) */
 bool tl_repl_leader_has_min_isr(const struct tl_repl_leader *leader, int32_t min_insync);
 
 #endif

@@ -235,6 +235,102 @@ START_TEST(a_follower_behind_but_keeping_pace_stays_in_the_isr)
 }
 END_TEST
 
+/* Leader of {1,2,3} whose ISR is {1,2} (3 was dropped), everyone at @at. */
+static void leader_with_3_out(int64_t at, int64_t now)
+{
+	struct tl_repl_state two = {.leader = 1, .leader_epoch = 2, .isr_count = 2, .isr = {1, 2}};
+	tl_repl_leader_set_state(&leader, &two);
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 2, at, at, now), TL_OK);
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 3, at, at, now), TL_OK);
+	ck_assert_int_eq(tl_repl_leader_advance(&leader, at), at);
+}
+
+/* Review R5: an expansion committed in the store but not yet back at the leader (late
+ * watch, or the leader cut off) lets an election pick the added replica; what the
+ * leader acknowledged meanwhile must be on it (Kafka's maximal ISR, KIP-497). */
+START_TEST(an_isr_addition_counts_in_the_high_watermark_from_the_moment_it_is_asked)
+{
+	struct tl_repl_state next;
+	leader_with_3_out(100, 1001);
+	ck_assert(tl_repl_leader_isr_change(&leader, 1002, 30000, 3, &next));
+	ck_assert_int_eq(next.isr_count, 3);
+	tl_repl_leader_proposed(&leader, &next);
+	ck_assert(tl_repl_leader_in_maximal_isr(&leader, 3));
+	/* 2 has 150, 3 does not: nothing past 100 is committed, though the applied ISR
+	 * {1,2} has it all. */
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 2, 150, 150, 1003), TL_OK);
+	ck_assert_int_eq(tl_repl_leader_advance(&leader, 150), 100);
+	/* min.insync.replicas counts the applied ISR, as Kafka's NOT_ENOUGH_REPLICAS. */
+	ck_assert(tl_repl_leader_has_min_isr(&leader, 2));
+	ck_assert(!tl_repl_leader_has_min_isr(&leader, 3));
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 3, 150, 150, 1004), TL_OK);
+	ck_assert_int_eq(tl_repl_leader_advance(&leader, 150), 150);
+	/* The change comes back: 3 is in the applied ISR now. */
+	tl_repl_leader_set_state(&leader, &next);
+	ck_assert_int_eq(leader.pending_count, 0);
+	ck_assert(tl_repl_leader_has_min_isr(&leader, 3));
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 2, 160, 160, 1005), TL_OK);
+	ck_assert_int_eq(tl_repl_leader_advance(&leader, 160), 150);
+}
+END_TEST
+
+START_TEST(a_refused_isr_addition_ends_with_the_newer_state)
+{
+	struct tl_repl_state next;
+	leader_with_3_out(100, 1001);
+	ck_assert(tl_repl_leader_isr_change(&leader, 1002, 30000, 3, &next));
+	tl_repl_leader_proposed(&leader, &next);
+	/* Asked again (a timeout): still one pending addition. */
+	tl_repl_leader_proposed(&leader, &next);
+	ck_assert_int_eq(leader.pending_count, 1);
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 2, 150, 150, 1003), TL_OK);
+	ck_assert_int_eq(tl_repl_leader_advance(&leader, 150), 100);
+	/* Another writer won the CAS with {1,2}: the addition never committed. */
+	struct tl_repl_state two = {.leader = 1, .leader_epoch = 2, .isr_count = 2, .isr = {1, 2}};
+	tl_repl_leader_set_state(&leader, &two);
+	ck_assert(!tl_repl_leader_in_maximal_isr(&leader, 3));
+	ck_assert_int_eq(tl_repl_leader_advance(&leader, 150), 150);
+}
+END_TEST
+
+START_TEST(a_lagging_pending_addition_is_ended_by_writing_the_state_again)
+{
+	struct tl_repl_state next, again;
+	leader_with_3_out(100, 1001);
+	ck_assert(tl_repl_leader_isr_change(&leader, 1002, 30000, 3, &next));
+	tl_repl_leader_proposed(&leader, &next);
+	/* 3 stops fetching; the answer to the addition never comes (the store was
+	 * unreachable). The high watermark cannot wait on it forever: the leader writes
+	 * its applied state again, a newer revision that ends the addition. */
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 2, 100, 100, 40000), TL_OK);
+	ck_assert(tl_repl_leader_isr_change(&leader, 40000, 30000, -1, &again));
+	ck_assert_int_eq(again.isr_count, 2);
+	ck_assert(!tl_repl_isr_contains(&again, 3));
+	tl_repl_leader_proposed(&leader, &again);
+	ck_assert(tl_repl_leader_in_maximal_isr(&leader, 3)); /* until it comes back */
+	tl_repl_leader_set_state(&leader, &again);
+	ck_assert(!tl_repl_leader_in_maximal_isr(&leader, 3));
+	ck_assert(!tl_repl_leader_isr_change(&leader, 40001, 30000, -1, &again));
+}
+END_TEST
+
+/* Shrinks are safe the other way round: the applied, larger ISR counts until the shrink
+ * comes back. */
+START_TEST(an_isr_shrink_counts_only_once_applied)
+{
+	struct tl_repl_state next;
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 2, 100, 100, 31000), TL_OK);
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 3, 100, 100, 1000), TL_OK);
+	ck_assert(tl_repl_leader_isr_change(&leader, 31001, 30000, -1, &next));
+	ck_assert_int_eq(next.isr_count, 2);
+	tl_repl_leader_proposed(&leader, &next);
+	ck_assert_int_eq(tl_repl_leader_on_fetch(&leader, 2, 150, 150, 31002), TL_OK);
+	ck_assert_int_eq(tl_repl_leader_advance(&leader, 150), 100);
+	tl_repl_leader_set_state(&leader, &next);
+	ck_assert_int_eq(tl_repl_leader_advance(&leader, 150), 150);
+}
+END_TEST
+
 static Suite *replication_suite(void)
 {
 	Suite *s = suite_create("replication");
@@ -255,6 +351,11 @@ static Suite *replication_suite(void)
 	tcase_add_test(tc, fetch_from_a_non_replica_or_past_the_end_is_refused);
 	tcase_add_test(tc, a_lagging_follower_leaves_the_isr_and_rejoins_when_caught_up);
 	tcase_add_test(tc, a_follower_behind_but_keeping_pace_stays_in_the_isr);
+	tcase_add_test(tc,
+		       an_isr_addition_counts_in_the_high_watermark_from_the_moment_it_is_asked);
+	tcase_add_test(tc, a_refused_isr_addition_ends_with_the_newer_state);
+	tcase_add_test(tc, a_lagging_pending_addition_is_ended_by_writing_the_state_again);
+	tcase_add_test(tc, an_isr_shrink_counts_only_once_applied);
 	suite_add_tcase(s, tc);
 	return s;
 }
