@@ -14,7 +14,11 @@
  * (1) A partition has a leader state (p->leader) exactly while its role is LEADER.
  * (2) At most one ISR change per partition is in flight; it is asked against the
  *     state revision it was computed from, so a newer state (another leader, the
- *     controller) wins. */
+ *     controller) wins.
+ * (3) From the moment a leader asks to add a replica to the ISR until it applies a
+ *     newer state, the high watermark counts that replica (the maximal ISR,
+ *     replication.h invariant 4): the change may commit, and an election pick the added
+ *     replica, before this broker hears of it. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +59,7 @@ static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t 
 		p->topic->name, p->index, p->state.isr_count, next.isr_count);
 	p->isr_change_ms = now;
 	p->isr_change_revision = p->state_revision;
+	tl_repl_leader_proposed(p->leader, &next); /* before it can commit: invariant 3 */
 	tl_cluster_post_isr(broker, p->topic->name, p->index, p->state_revision, &next);
 }
 
@@ -164,8 +169,10 @@ static void become_leader(struct tl_broker *broker, struct tl_partition *p)
 	leader_advance(p);
 }
 
-/* A new state in this leader's epoch: the ISR change it asked for (or the controller
- * made) is committed. Counted here, once, rather than when asked: a request asked again
+/* A newer state in this leader's epoch (a newer revision; a view that carries the
+ * same one again changes nothing): the ISR change it asked for (or the controller made)
+ * is committed, or it failed and this is what won; either way its pending additions
+ * end here (invariant 3). Counted here, once, rather than when asked: a request asked again
  * after ISR_CHANGE_TIMEOUT_MS, or refused, is no change (Kafka IsrShrinksPerSec). */
 static void leader_isr_changed(struct tl_broker *broker, struct tl_partition *p,
 			       int32_t old_isr_count)
@@ -208,6 +215,7 @@ static void partition_apply_state(struct tl_broker *broker, struct tl_partition 
 	int32_t old_leader = p->state.leader;
 	bool had_state = p->has_state;
 	int32_t old_isr_count = p->state.isr_count;
+	int64_t old_revision = p->state_revision;
 	p->replica_count = cp->replica_count;
 	memcpy(p->replicas, cp->replicas, sizeof(p->replicas));
 	p->has_state = cp->has_state;
@@ -222,7 +230,7 @@ static void partition_apply_state(struct tl_broker *broker, struct tl_partition 
 	if (cp->state.leader == self) {
 		if (!was_leader || old_epoch != cp->state.leader_epoch || !had_state)
 			become_leader(broker, p);
-		else
+		else if (cp->revision != old_revision)
 			leader_isr_changed(broker, p, old_isr_count);
 		if (p->role == TL_REPLICA_LEADER)
 			leader_advance(p);
