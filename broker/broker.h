@@ -301,6 +301,7 @@ struct tl_broker {
 	int64_t pid_spare_start; /* cluster mode: the next block, asked ahead; -1 none */
 	bool pid_block_asked;    /* cluster mode: a block request is in flight */
 	uint64_t random_state;   /* xorshift64*, for test faults */
+	bool test_isr_echo_held; /* test.fault.isr.echo.ignore.ms left a state unapplied */
 	int64_t next_tick_ms;
 	bool stopping;
 	uint64_t topic_id_seed;

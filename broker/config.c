@@ -163,6 +163,8 @@ static const struct key_def broker_keys[] = {
 	{"ssl.truststore.location", STR(ssl_truststore_location)},
 	{"ssl.truststore.type", STR(ssl_truststore_type)},
 	{"test.fault.drop.produce.response.ratio", KEY_SPECIAL, 0, 0, 0},
+	{"test.fault.isr.echo.ignore.ms", KEY_INT32, OFF(test_fault_isr_echo_ignore_ms), 0,
+	 INT32_MAX},
 	/* Chaos harness (tests/chaos/): test-only faults in log/. */
 	{"test.fault.dedupe.off", KEY_BOOL, OFF(log.test_dedupe_off), 0, 1},
 	{"test.fault.fdatasync.fail.after", KEY_INT64, OFF(log.test_fdatasync_fail_after), 0,

@@ -161,6 +161,11 @@ struct tl_config {
 	 * connection instead of answering with this probability. Refused at start-up unless
 	 * the environment has TALLY_TEST_FAULTS=1, so no production config can carry it. */
 	double test_fault_drop_produce_response;
+	/* test.fault.isr.echo.ignore.ms: a leader leaves a newer state of its own epoch
+	 * unapplied for this long after it asked for an ISR change, as if its watch were
+	 * late or it were cut off the store right after its change committed (test 935).
+	 * Refused like the one above without TALLY_TEST_FAULTS=1. */
+	int32_t test_fault_isr_echo_ignore_ms;
 	struct tl_config_precedence precedence; /* private to config.c */
 	/* Set by tl_config_finish: every listener parsed (each served but KRaft controller
 	 * ones, with its advertised address), the inter-broker one (registered in cluster

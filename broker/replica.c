@@ -216,6 +216,13 @@ static void partition_apply_state(struct tl_broker *broker, struct tl_partition 
 	bool had_state = p->has_state;
 	int32_t old_isr_count = p->state.isr_count;
 	int64_t old_revision = p->state_revision;
+	if (was_leader && cp->has_state && had_state && cp->state.leader == self &&
+	    cp->state.leader_epoch == old_epoch && cp->revision != old_revision &&
+	    broker->config.test_fault_isr_echo_ignore_ms > 0 && p->isr_change_ms &&
+	    tl_mono_ms() - p->isr_change_ms < broker->config.test_fault_isr_echo_ignore_ms) {
+		broker->test_isr_echo_held = true; /* tl_cluster_tick applies it later */
+		return;
+	}
 	p->replica_count = cp->replica_count;
 	memcpy(p->replicas, cp->replicas, sizeof(p->replicas));
 	p->has_state = cp->has_state;
@@ -380,6 +387,10 @@ void tl_replica_close(struct tl_broker *broker, struct tl_partition *p)
 
 void tl_cluster_tick(struct tl_broker *broker, int64_t now_ms)
 {
+	if (broker->test_isr_echo_held && tl_cluster_view(broker->cluster)) { /* test fault */
+		broker->test_isr_echo_held = false;
+		tl_replica_apply(broker, tl_cluster_view(broker->cluster));
+	}
 	for (struct tl_topic *topic = tl_topic_next(broker, NULL); topic;
 	     topic = tl_topic_next(broker, topic))
 		for (int32_t i = 0; topic->cluster && i < topic->partition_count; i++) {
