@@ -5,9 +5,11 @@
 #   -DTRUNCATE_BY_HW (the KIP-101 bug) must give a counterexample;
 #   -DNO_DEDUPE (no producer sequence check) must give a counterexample;
 #   -DHW_FROM_LOG_END (a restarted replica's HW = its log end, no checkpoint: the bug
-#   behind chaos seed 914) must give a counterexample.
+#   behind chaos seed 914) must give a counterexample;
+#   -DNO_MAXIMAL_ISR (the HW counts the leader's applied ISR, not the additions it
+#   asked for that the store may hold already: review R5) must give a counterexample.
 # Prints one line per variant and the counterexample's steps (breadth-first search, so
-# the shortest); exit 0 when all three come out as they must.
+# the shortest); exit 0 when all four come out as they must.
 set -euo pipefail
 model=$(cd "$(dirname "$0")" && pwd)/replication.pml
 command -v spin >/dev/null || { echo "check.sh: spin is not installed (apt install spin)" >&2; exit 77; }
@@ -50,4 +52,5 @@ run "" pass
 run -DTRUNCATE_BY_HW counterexample
 run -DNO_DEDUPE counterexample
 run -DHW_FROM_LOG_END counterexample
+run -DNO_MAXIMAL_ISR counterexample
 exit $fail

@@ -20,6 +20,12 @@
  * -DNO_DEDUPE turns that off. -DHW_FROM_LOG_END makes a restarted replica take its log
  * end as its HW, as Tally did when the chaos harness's seed 914 lost acknowledged
  * records (docs/reliability.md, finding 0).
+ * The ISR the store holds (inisr, which elections read) and the one the leader has
+ * applied (lisr) differ between the leader's ISR change committing and its echo coming
+ * back (a late watch, or a leader cut off the store). The leader asks for a change only
+ * with the store's ISR applied (its CAS on the revision), and its HW counts the maximal
+ * ISR: lisr plus the additions it asked for (pend; Kafka's KIP-497). -DNO_MAXIMAL_ISR
+ * counts lisr alone, as Tally did before review R5.
  * Checked in every reachable state (the monitor): no acknowledged value is missing from
  * the live leader's log; no log holds a value twice; every replica's log agrees with
  * the live leader's below that replica's HW. */
@@ -38,7 +44,10 @@ byte leo[R];       /* log end offset */
 byte hw[R];        /* high watermark as the replica knows it */
 byte seen[R];      /* leader's view of each follower's log end, from its last fetch */
 bool alive[R];
-bool inisr[R];
+bool inisr[R];      /* the ISR in the store: what elections read */
+bool lisr[R];       /* the ISR the leader has applied */
+bool pend[R];       /* additions the leader asked for since it applied lisr */
+bool synced = true; /* the leader has applied the store's ISR (its CAS may go) */
 bool needtrunc[R]; /* must truncate before it fetches */
 byte leader = 0;
 byte epoch = 0;
@@ -111,7 +120,7 @@ active proctype cluster()
 	int r;
 	r = 0;
 	do
-	:: r < R -> alive[r] = true; inisr[r] = true; r++
+	:: r < R -> alive[r] = true; inisr[r] = true; lisr[r] = true; r++
 	:: else -> break
 	od;
 end_loop:
@@ -167,19 +176,37 @@ end_loop:
 		UP(leader) ->
 		m = leo[leader]; i = 0;
 		do
-		:: i < R -> if :: inisr[i] && i != leader -> m = MIN(m, seen[i]) :: else fi; i++
+#ifdef NO_MAXIMAL_ISR
+		:: i < R -> if :: lisr[i] && i != leader -> m = MIN(m, seen[i]) :: else fi; i++
+#else
+		:: i < R -> if :: (lisr[i] || pend[i]) && i != leader -> m = MIN(m, seen[i]) :: else fi; i++
+#endif
 		:: else -> break
 		od;
 		if :: m > hw[leader] -> hw[leader] = m; printf("r%d (leader) HW -> %d\n", leader, m) :: else fi
 	}
-	/* the ISR shrinks by a lagging follower, or takes back one that caught up */
+	/* the leader's CAS: the ISR shrinks by a lagging follower, or takes back one that
+	 * caught up; committed in the store, applied by the leader only at its echo */
 	:: atomic {
-		UP(leader) && f != leader ->
+		UP(leader) && f != leader && synced ->
 		if
-		:: inisr[f] && seen[f] < leo[leader] -> inisr[f] = false; printf("r%d leaves the ISR\n", f)
-		:: !inisr[f] && alive[f] && !needtrunc[f] && seen[f] == leo[leader] -> inisr[f] = true; printf("r%d joins the ISR\n", f)
+		:: lisr[f] && seen[f] < leo[leader] -> inisr[f] = false; synced = false;
+			printf("r%d leaves the ISR (store)\n", f)
+		:: !lisr[f] && alive[f] && !needtrunc[f] && seen[f] == leo[leader] -> inisr[f] = true;
+			pend[f] = true; synced = false; printf("r%d joins the ISR (store)\n", f)
 		:: else
 		fi
+	}
+	/* the echo: the leader applies the store's ISR, which ends its pending additions */
+	:: atomic {
+		UP(leader) && !synced ->
+		i = 0;
+		do
+		:: i < R -> lisr[i] = inisr[i]; pend[i] = false; i++
+		:: else -> break
+		od;
+		synced = true;
+		printf("r%d (leader) applies the store's ISR\n", leader)
 	}
 	/* a replica crashes (kill -9): its log and HW checkpoint stay on disk */
 	:: atomic { alive[f] -> alive[f] = false; printf("r%d crashes\n", f) }
@@ -207,9 +234,10 @@ end_loop:
 		leader = f;
 		printf("r%d elected leader, epoch %d (log end %d)\n", f, epoch, leo[f]);
 		needtrunc[f] = false;
+		synced = true;
 		i = 0;
 		do
-		:: i < R -> seen[i] = 0;
+		:: i < R -> seen[i] = 0; lisr[i] = inisr[i]; pend[i] = false;
 			if :: i != f && alive[i] && i != leader -> become_follower(i) :: else fi;
 			i++
 		:: else -> break

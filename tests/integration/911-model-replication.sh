@@ -6,7 +6,9 @@
 # watermark" in the protocol as Tally runs it (truncation by leader epoch, sequence
 # dedupe), and must produce a counterexample for truncation by high watermark (the
 # KIP-101 bug), for a leader without dedupe, and for a restarted replica taking its
-# log end as its high watermark (the bug chaos seed 914 found).
+# log end as its high watermark (the bug chaos seed 914 found), and for a leader whose
+# high watermark counts only the ISR it has applied, not the additions it asked for
+# that the store (and so an election) may already hold (review R5).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd spin gcc
@@ -21,4 +23,6 @@ grep -q '^model -DTRUNCATE_BY_HW: counterexample' "$TL_TMP/model.out" ||
 grep -q '^model -DNO_DEDUPE: counterexample' "$TL_TMP/model.out" || tl_fail "no counterexample without dedupe"
 grep -q '^model -DHW_FROM_LOG_END: counterexample' "$TL_TMP/model.out" ||
 	tl_fail "no counterexample for a high watermark restored as the log end"
+grep -q '^model -DNO_MAXIMAL_ISR: counterexample' "$TL_TMP/model.out" ||
+	tl_fail "no counterexample for a high watermark without the pending ISR additions"
 tl_log "ok"
