@@ -55,8 +55,11 @@ static void isr_check(struct tl_broker *broker, struct tl_partition *p, int64_t 
 				       fetched, &next))
 		return;
 	tl_info("replica: asking for an ISR change topic=%s partition=%d isr_from=%d "
-		"isr_to=%d",
-		p->topic->name, p->index, p->state.isr_count, next.isr_count);
+		"isr_to=%d%s",
+		p->topic->name, p->index, p->state.isr_count, next.isr_count,
+		next.isr_count == p->state.isr_count
+			? " (rewritten to end a lagging pending addition)"
+			: "");
 	p->isr_change_ms = now;
 	p->isr_change_revision = p->state_revision;
 	tl_repl_leader_proposed(p->leader, &next); /* before it can commit: invariant 3 */
