@@ -566,7 +566,11 @@ static int check_offsets(struct options *o)
 		return 1;
 	}
 	tl_producer_conf_destroy(conf);
-	const int64_t base_ms = 1000000000000LL;
+	/* An hour ago: timestamps of 2001 would be past retention.ms (7 days), and the
+	 * broker deletes a wholly expired log, its active segment too (as Kafka). */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	const int64_t base_ms = ((int64_t)ts.tv_sec - 3600) * 1000;
 	for (uint32_t i = 0; i < o->count; i++) {
 		struct tl_producer_record rec = {.topic = o->topic,
 						 .partition = 0,
