@@ -103,7 +103,7 @@ END_TEST
 START_TEST(kafka_keys_tally_does_not_use_are_accepted_and_remembered)
 {
 	ck_assert_int_eq(load_text("num.network.threads=3\nzookeeper.connect=localhost:2181\n"
-				   "listener.name.sasl_ssl.ssl.cipher.suites=x\n"),
+				   "listener.name.sasl_ssl.max.connections=100\n"),
 			 TL_OK);
 	int index = tl_config_kafka_key_index("zookeeper.connect");
 	ck_assert_int_ge(index, 0);
@@ -111,6 +111,13 @@ START_TEST(kafka_keys_tally_does_not_use_are_accepted_and_remembered)
 	index = tl_config_kafka_key_index("num.io.threads");
 	ck_assert(!(config.kafka_keys_ignored[index / 64] >> (index % 64) & 1));
 	ck_assert_int_eq(config.listener_prefixed_ignored, 1);
+	/* A per-listener security key is refused, not ignored: the listener would run
+	 * weaker than written. */
+	setup();
+	ck_assert_int_eq(tl_config_set(&config, "listener.name.sasl_ssl.ssl.cipher.suites", "x",
+				       why, sizeof(why)),
+			 TL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(why, "per-listener security settings are not supported"));
 	/* Sorted for bsearch: every name is found at its own index. */
 	for (int i = 0; i < tl_config_kafka_key_count(); i++)
 		ck_assert_int_eq(tl_config_kafka_key_index(tl_config_kafka_key_name(i)), i);
