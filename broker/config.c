@@ -96,7 +96,7 @@ static const struct key_def broker_keys[] = {
 	{"log.preallocate", KEY_BOOL, OFF(log.preallocate), 0, 1},
 	{"log.preallocate.bytes", KEY_SPECIAL, 0, 0, 0},
 	{"log.retention.bytes", KEY_INT64, OFF(log.retention_bytes), -1, INT64_MAX},
-	{"log.retention.check.interval.ms", KEY_INT64, OFF(log_retention_check_interval_ms), 1,
+	{"log.retention.check.interval.ms", KEY_INT64, OFF(log.retention_check_interval_ms), 1,
 	 INT64_MAX},
 	{"log.retention.hours", KEY_SPECIAL, 0, 0, 0},
 	{"log.retention.minutes", KEY_SPECIAL, 0, 0, 0},
@@ -198,7 +198,7 @@ void tl_config_defaults(struct tl_config *config)
 	config->auto_create_topics_enable = true;
 	config->delete_topic_enable = true;
 	tl_log_config_defaults(&config->log);
-	config->log_retention_check_interval_ms = 300000;
+	config->log.retention_check_interval_ms = 300000;
 	config->message_max_bytes = 1048588;
 	config->socket_request_max_bytes = 104857600;
 	config->max_connections = 4096;
@@ -1517,7 +1517,7 @@ void tl_config_print(const struct tl_config *config, FILE *out)
 		config->log_message_timestamp_log_append_time ? "LogAppendTime" : "CreateTime");
 	fprintf(out, "log.retention.bytes=%" PRId64 "\n", config->log.retention_bytes);
 	fprintf(out, "log.retention.check.interval.ms=%" PRId64 "\n",
-		config->log_retention_check_interval_ms);
+		config->log.retention_check_interval_ms);
 	fprintf(out, "log.retention.ms=%" PRId64 "\n", config->log.retention_ms);
 	fprintf(out, "log.roll.ms=%" PRId64 "\n", config->log.segment_ms);
 	fprintf(out, "log.segment.bytes=%" PRId64 "\n", config->log.segment_bytes);

@@ -113,11 +113,10 @@ struct tl_config {
 	bool auto_create_topics_enable;     /* auto.create.topics.enable */
 	bool delete_topic_enable;           /* delete.topic.enable */
 	struct tl_log_config log;           /* log.segment.bytes, log.roll.*, log.retention.* ... */
-	int64_t log_retention_check_interval_ms; /* log.retention.check.interval.ms */
-	int32_t message_max_bytes;               /* message.max.bytes: largest batch accepted */
-	int32_t socket_request_max_bytes;        /* socket.request.max.bytes: largest frame */
-	int32_t max_connections;                 /* max.connections */
-	int32_t max_connections_per_ip;          /* max.connections.per.ip */
+	int32_t message_max_bytes;          /* message.max.bytes: largest batch accepted */
+	int32_t socket_request_max_bytes;   /* socket.request.max.bytes: largest frame */
+	int32_t max_connections;            /* max.connections */
+	int32_t max_connections_per_ip;     /* max.connections.per.ip */
 	/* TLS of the SSL and SASL_SSL listeners (Kafka's ssl.* keys, PEM files only). */
 	char ssl_keystore_type[16];                      /* ssl.keystore.type: PEM */
 	char ssl_keystore_location[TL_CONFIG_STR_MAX];   /* certificate chain + private key */

@@ -344,6 +344,7 @@ struct tl_log {
 
 	struct tl_pstate pstate;
 	int64_t next_pstate_expire_ms;         /* wall clock of the tick's next expiry; 0: unset */
+	int64_t next_retention_ms;             /* the tick's next retention check; 0: unset */
 	int64_t snapshots[SNAPSHOTS_KEPT + 1]; /* snapshot files' offsets, newest first, -1 */
 
 	/* Transactions. */
@@ -4789,7 +4790,7 @@ static bool segment_expired(const struct tl_log *log, const struct tl_log_segmen
  * takes a non-empty active segment once all of it is below the high watermark, and
  * rolls first), the deletion loop below then taking it. */
 static bool active_roll_due(const struct tl_log *log, const struct tl_log_segment *active,
-			    int64_t total_bytes, int64_t now_ms)
+			    int64_t total_bytes, int64_t now_ms, bool retention_due)
 {
 	if (active->bytes == 0)
 		return false;
@@ -4801,7 +4802,7 @@ static bool active_roll_due(const struct tl_log *log, const struct tl_log_segmen
 	if (roll_ms >= 0 && active->first_append_ms >= 0 &&
 	    now_ms - active->first_append_ms > roll_ms)
 		return true;
-	return !log->cleaner_job && active->bytes_durable == active->bytes &&
+	return retention_due && !log->cleaner_job && active->bytes_durable == active->bytes &&
 	       active->next_offset <= log->high_watermark &&
 	       segment_expired(log, active, total_bytes, now_ms);
 }
@@ -4820,8 +4821,17 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 		log->next_pstate_expire_ms =
 			now_ms + log->config.producer_id_expiration_check_interval_ms;
 	}
+	/* As Kafka, retention.ms and retention.bytes every log.retention.check.interval.ms
+	 * (the first check one interval after open), not at each tick. */
+	bool retention_due = true;
+	int64_t interval = log->config.retention_check_interval_ms;
+	if (interval > 0) {
+		retention_due = log->next_retention_ms > 0 && now_ms >= log->next_retention_ms;
+		if (log->next_retention_ms == 0 || retention_due)
+			log->next_retention_ms = now_ms + interval;
+	}
 	int64_t total = tl_log_size_bytes(log);
-	if (active_roll_due(log, active_segment(log), total, now_ms) &&
+	if (active_roll_due(log, active_segment(log), total, now_ms, retention_due) &&
 	    segment_roll(log) != TL_OK) {
 		log_fail(log);
 		return 0;
@@ -4835,7 +4845,8 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 		/* A sealed segment with writes still in flight stays until they are durable. */
 		bool deleted_records = log->segments[1]->base_offset <= log->start_floor;
 		if (segment->bytes_durable != segment->bytes ||
-		    (!deleted_records && !segment_expired(log, segment, total, now_ms)))
+		    (!deleted_records &&
+		     !(retention_due && segment_expired(log, segment, total, now_ms))))
 			break;
 		char name[NAME_BYTES];
 		segment_name(name, segment->base_offset, ".log");

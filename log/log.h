@@ -55,6 +55,9 @@ struct tl_log_config {
 	int64_t segment_ms;      /* log.roll.ms: roll a non-empty segment older than this */
 	int64_t retention_bytes; /* log.retention.bytes: -1 = no size limit */
 	int64_t retention_ms;    /* log.retention.ms: -1 = keep forever */
+	/* log.retention.check.interval.ms: how often the tick applies retention.ms and
+	 * retention.bytes (0: every tick); segments below a DeleteRecords start go at once */
+	int64_t retention_check_interval_ms;
 	int32_t index_interval_bytes; /* log.index.interval.bytes: bytes between index entries */
 	int32_t index_bytes_max; /* log.index.size.max.bytes: roll when an index is this full */
 	/* Compaction (cleanup.policy and the cleaner's keys; see "Compaction" in log.c). */
