@@ -622,6 +622,16 @@ static tl_err partition_cas(struct tl_cluster *c, const char *topic, int32_t ind
 	return err;
 }
 
+/* partition_cas() for a caller that only needs to know whether the state was written
+ * (false on a store error or a key that moved on: its next round retries). */
+static bool partition_cas_swapped(struct tl_cluster *c, const char *topic, int32_t index,
+				  int64_t expected_revision, const struct tl_repl_state *state)
+{
+	bool swapped = false;
+	return partition_cas(c, topic, index, expected_revision, state, &swapped) == TL_OK &&
+	       swapped;
+}
+
 /* Writes a topic key's value into @value (VALUE_MAX bytes): "id=<hex> partitions=N
  * replicas=...\n" then @configs, @rf replicas a partition from @rows. Returns its length;
  * VALUE_MAX or more when it does not fit. */
@@ -1374,12 +1384,9 @@ static bool reclaim(struct tl_cluster *c, struct tl_cluster_view *view)
 				continue;
 			struct tl_repl_state next = cp->state;
 			next.leader_epoch++;
-			bool swapped = false;
 			/* Not written (store error, or the key moved on): the next round retries
 			 * from its view; still led by this broker, it gets its new epoch then. */
-			if (partition_cas(c, topic->name, i, cp->revision, &next, &swapped) !=
-				    TL_OK ||
-			    !swapped)
+			if (!partition_cas_swapped(c, topic->name, i, cp->revision, &next))
 				done = false;
 		}
 	}
@@ -1804,10 +1811,7 @@ static bool disown(struct tl_cluster *c, struct tl_cluster_view *view)
 			tl_info("cluster: leaving the ISR, this log is not the one it was earned "
 				"by topic=%s partition=%d",
 				topic->name, i);
-			bool swapped = false;
-			if (partition_cas(c, topic->name, i, cp->revision, &next, &swapped) !=
-				    TL_OK ||
-			    !swapped)
+			if (!partition_cas_swapped(c, topic->name, i, cp->revision, &next))
 				done = false;
 		}
 	}
