@@ -407,6 +407,11 @@ static void op_complete(struct tl_ring *ring, struct tl_ring_op *op)
 {
 	TL_ASSERT(op->in_flight);
 	TL_ASSERT(ring->pending > 0);
+	/* A write that stopped making progress without an error (a 0-byte completion; the
+	 * rest of a short transfer is resubmitted) must not tell its caller that every byte
+	 * was written: it fails as an I/O error. A short read is an end of file. */
+	if (op->kind == TL_RING_OP_WRITEV && op->res >= 0 && op->res < op->bytes_want)
+		op->res = -EIO;
 	op->in_flight = false;
 	ring->pending--;
 	op->done(op);

@@ -114,7 +114,8 @@ unsigned tl_ring_wait(struct tl_ring *ring);
 unsigned tl_ring_pending(const struct tl_ring *ring);
 
 /* Test hook: the @nth (from 1) op of @kind after this call completes with -@errno_value
- * instead of running; with @persistent every later op of that kind fails too. */
+ * instead of running (@errno_value 0: having transferred nothing); with @persistent
+ * every later op of that kind fails too. */
 void tl_ring_fault_set(struct tl_ring *ring, enum tl_ring_op_kind kind, int errno_value,
 		       unsigned nth, bool persistent);
 

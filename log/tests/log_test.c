@@ -1625,6 +1625,32 @@ START_TEST(a_failed_write_during_a_sync_fails_every_waiter)
 }
 END_TEST
 
+/* A write completing with 0 bytes and no error (the ring resubmits only a transfer that
+ * made progress) is a failed write, not a written batch: nothing is acknowledged and
+ * the log stops taking writes, as for EIO. */
+START_TEST(a_write_that_transfers_nothing_fails)
+{
+	struct tl_log *log = log_open();
+	struct batch *a = batch_make(1, 1, -1, -1, -1);
+	struct probe pa;
+	tl_ring_fault_set(ring, TL_RING_OP_WRITEV, 0 /* 0 bytes, no error */, 1, false);
+	append(log, a);
+	probe_wait(log, &pa, 0);
+	tl_log_flush(log);
+	settle();
+	ck_assert_int_eq(probes_fired, 1);
+	ck_assert_int_eq(pa.err, TL_ERR_KAFKA_STORAGE_ERROR);
+	ck_assert_int_eq(tl_log_high_watermark(log), 0);
+	ck_assert(!tl_log_is_writable(log));
+	ck_assert_int_eq(strncmp(tl_log_last_error(log), "write ", 6), 0);
+	tl_log_close(log);
+	log = log_open();
+	ck_assert_int_eq(tl_log_end_offset(log), 0);
+	tl_log_close(log);
+	free(a);
+}
+END_TEST
+
 /* Appends three batches so that the first one's sync, the second one's write and the
  * third one's queueing are all pending, and probes each. */
 static void three_in_three_stages(struct tl_log *log, struct batch **b, struct probe *probe,
@@ -2468,6 +2494,7 @@ static TCase *cases(const char *name, void (*setup)(void))
 		       an_append_during_a_sync_is_written_at_once_but_durable_after_the_next_sync);
 	tcase_add_test(tc, the_high_watermark_moves_in_offset_order_across_overlapped_rounds);
 	tcase_add_test(tc, a_failed_write_during_a_sync_fails_every_waiter);
+	tcase_add_test(tc, a_write_that_transfers_nothing_fails);
 	tcase_add_test(tc, close_and_remove_wait_for_both_stages);
 	tcase_add_test(tc, a_roll_during_a_sync_keeps_the_old_segment_until_it_is_durable);
 	return tc;
