@@ -1779,7 +1779,8 @@ out_store:
  * a new or wiped disk, or the same node.id on another host): the ISR places and the
  * leaderships of that node.id were earned by a log that is gone. Leave every ISR, and
  * hand each leadership to another ISR member, or, none alive, leave the partition
- * offline for them (an ISR of this broker alone keeps it: nothing else holds its data).
+ * offline for them; where this broker was the whole ISR the ISR becomes empty and the
+ * partition offline (or led uncleanly, where the operator allows it).
  * Done before the loop serves a view, so that this log never leads nor counts for
  * acks=all until it caught up and the leader takes it back into the ISR. False when a
  * write failed or lost a race: the caller reads the state again and retries. */
@@ -1798,9 +1799,32 @@ static bool disown(struct tl_cluster *c, struct tl_cluster_view *view)
 			for (int32_t j = 0; j < cp->state.isr_count; j++)
 				if (cp->state.isr[j] != c->self)
 					next.isr[next.isr_count++] = cp->state.isr[j];
-			if (next.isr_count == 0)
-				continue;
-			if (cp->state.leader == c->self) {
+			if (next.isr_count == 0) {
+				/* This node was the only in-sync replica: what it acknowledged
+				 * alone is gone with its log, and no other replica is known to
+				 * hold the rest. Leading with this log would truncate every
+				 * follower to nothing; the partition goes offline with an empty
+				 * ISR instead (Kafka's KIP-966 keeps such a replica out too),
+				 * unless unclean.leader.election.enable lets an out-of-sync
+				 * replica lead with what it has. */
+				int32_t leader =
+					c->unclean ? tl_repl_elect(cp->replicas, cp->replica_count,
+								   &next, broker_alive, view,
+								   c->self, true)
+						   : -1;
+				next.leader = leader;
+				next.leader_epoch = cp->state.leader_epoch + 1;
+				if (leader >= 0)
+					next.isr[next.isr_count++] = leader;
+				tl_warn("cluster: this log directory replaces the only in-sync "
+					"replica's log: %s topic=%s partition=%d leader=%d",
+					leader >= 0
+						? "unclean election"
+						: "the partition stays offline (set "
+						  "unclean.leader.election.enable=true to elect "
+						  "an out-of-sync replica)",
+					topic->name, i, leader);
+			} else if (cp->state.leader == c->self) {
 				struct tl_repl_state without = next;
 				int32_t leader =
 					tl_repl_elect(cp->replicas, cp->replica_count, &without,
