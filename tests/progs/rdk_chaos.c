@@ -444,7 +444,6 @@ static int do_group(const char *brokers, const char *topic, double seconds)
 	set(conf, "auto.offset.reset", "earliest");
 	set(conf, "isolation.level", "read_committed");
 	set(conf, "session.timeout.ms", "10000");
-	rdk_revoke_conf(conf);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!rk) {
 		fprintf(stderr, "rdk_chaos: %s\n", err);
@@ -496,6 +495,7 @@ static rd_kafka_t *copy_consumer(const char *brokers, const char *in)
 	set(conf, "enable.auto.commit", "false");
 	set(conf, "auto.offset.reset", "earliest");
 	set(conf, "session.timeout.ms", "10000");
+	rdk_revoke_conf(conf); /* a transaction during which partitions were revoked aborts */
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!rk) {
 		fprintf(stderr, "rdk_chaos: %s\n", err);
