@@ -1756,8 +1756,13 @@ TL_EXPORT tl_err tl_consumer_group_metadata(struct tl_consumer *consumer,
 	/* Only a member of the current generation names it: that is what lets the group
 	 * coordinator refuse a zombie's transactional commit (KIP-447). */
 	if (consumer->group.state == GROUP_STABLE && consumer->group.member_id) {
+		char *copy = strdup(consumer->group.member_id);
+		if (!copy)
+			return TL_ERR_NOMEM;
+		free(consumer->metadata_member_id);
+		consumer->metadata_member_id = copy;
 		out->generation_id = consumer->group.generation_id;
-		out->member_id = consumer->group.member_id;
+		out->member_id = copy;
 	}
 	return TL_OK;
 }
@@ -1883,5 +1888,6 @@ TL_EXPORT void tl_consumer_destroy(struct tl_consumer *consumer)
 	free(consumer->fetch_nodes);
 	free(consumer->group_id);
 	free(consumer->group_instance_id);
+	free(consumer->metadata_member_id);
 	free(consumer);
 }

@@ -143,6 +143,9 @@ struct tl_consumer {
 	/* settings */
 	char *group_id; /* NULL: none */
 	char *group_instance_id;
+	/* The member id tl_consumer_group_metadata() handed out last: its own copy, so that
+	 * a rejoin (which frees group.member_id) cannot pull it from under the caller. */
+	char *metadata_member_id;
 	int8_t isolation_level; /* 0 read_uncommitted, 1 read_committed */
 	int64_t reset_to;       /* TL_CONSUMER_OFFSET_BEGINNING/END, or 0 for none */
 	bool auto_commit;

@@ -347,7 +347,8 @@ static void record_is_offset_zero(const struct tl_consumer_record *r)
  * application worked) made the consumer rejoin inside tl_consumer_commit(), which dropped
  * the assignment and freed the response and the topic name the record handed out last
  * points into; consumer.h promises the record until the next poll. ASan reports a read of
- * freed memory here if anything frees them early. */
+ * freed memory here if anything frees them early; likewise for the member id of the
+ * group metadata taken before the commit (stop 38). */
 START_TEST(the_last_record_stays_valid_across_a_rejoin_and_a_new_assignment)
 {
 	blob_batch(0, 5, TL_COMPRESSION_NONE, -1, false);
@@ -362,12 +363,19 @@ START_TEST(the_last_record_stays_valid_across_a_rejoin_and_a_new_assignment)
 	consumer->group.state = GROUP_STABLE;
 	consumer->group.generation_id = 1;
 	consumer->group.member_id = strdup("m");
+	struct tl_consumer_group_metadata gm;
+	ck_assert_int_eq(tl_consumer_group_metadata(consumer, &gm), TL_OK);
+	ck_assert_str_eq(gm.member_id, "m");
 	pthread_mutex_lock(&fb.lock);
 	fb.commit_script[fb.commit_script_count++] = TL_ERR_UNKNOWN_MEMBER_ID;
 	pthread_mutex_unlock(&fb.lock);
 	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_ERR_UNKNOWN_MEMBER_ID);
 	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 0); /* it rejoins */
 	record_is_offset_zero(r);
+	/* The group metadata taken before it, too (consumer.h): the rejoin freed the
+	 * group's member id, not the copy handed out. */
+	ck_assert_str_eq(gm.member_id, "m");
+	ck_assert_int_eq(gm.generation_id, 1);
 	/* The same for the application's own new assignment. */
 	consumer->group.state = GROUP_NONE;
 	struct tl_consumer_partition other = {"t", 0, 3, 0};
