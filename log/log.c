@@ -2239,6 +2239,7 @@ uint32_t tl_log_epochs(const struct tl_log *log, struct tl_log_epoch_entry *out,
 
 static tl_err cleaner_recover(struct tl_log *log);
 static void cleaner_checkpoint_recover(struct tl_log *log);
+static tl_err cleaner_checkpoint_lower(struct tl_log *log, int64_t new_end);
 static void cleaner_cancel(struct tl_log *log);
 
 static int cmp_asc(const void *a, const void *b)
@@ -3765,6 +3766,8 @@ static tl_err log_cut(struct tl_log *log, int64_t new_end)
 	epochs_truncate(log, new_end);
 	if ((err = epochs_sync(log)) != TL_OK)
 		return err;
+	if ((err = cleaner_checkpoint_lower(log, new_end)) != TL_OK)
+		return err;
 	log->first_open_txn = -2;
 	if ((err = pstate_rebuild(log)) != TL_OK)
 		set_error(log, "read", "batch headers for producer state", EIO);
@@ -3858,7 +3861,8 @@ tl_err tl_log_truncate_fully(struct tl_log *log, int64_t new_start_offset)
 		log->segment_count--;
 	}
 	log->tail_base = -1;
-	if (segment_create(log, new_start_offset) != TL_OK)
+	if (segment_create(log, new_start_offset) != TL_OK ||
+	    cleaner_checkpoint_lower(log, new_start_offset) != TL_OK)
 		goto out_fail;
 	log->end_offset = new_start_offset;
 	log->durable_offset = new_start_offset;
@@ -4994,6 +4998,32 @@ static tl_err cleaner_recover(struct tl_log *log)
 	return err;
 }
 
+/* Writes @offset to CLEANER_CHECKPOINT durably (file and directory). */
+static tl_err cleaner_checkpoint_write(struct tl_log *log, int64_t offset)
+{
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%" PRId64 "\n", offset);
+	tl_err err = file_replace(log, CLEANER_CHECKPOINT, text, (size_t)n, true);
+	return err == TL_OK ? sync_dir(log) : err;
+}
+
+/* A cut to @new_end below the first dirty offset: the records written there next are
+ * dirty, so the checkpoint comes down with the log (Kafka's maybeTruncateCheckpoint),
+ * durably before anything is appended past @new_end again; left above, the next pass
+ * took them for cleaned and they were never compacted. A crash before the write is
+ * safe: an open takes the checkpoint only up to the log's end. */
+static tl_err cleaner_checkpoint_lower(struct tl_log *log, int64_t new_end)
+{
+	if (log->cleaner_first_dirty <= new_end)
+		return TL_OK;
+	log->cleaner_first_dirty = new_end;
+	log->cleaner_stats.first_dirty = new_end;
+	tl_err err = cleaner_checkpoint_write(log, new_end);
+	if (err != TL_OK)
+		set_error(log, "write", CLEANER_CHECKPOINT, EIO);
+	return err;
+}
+
 /* Reads CLEANER_CHECKPOINT ("<offset>\n"); absent or unreadable means the log start. */
 static void cleaner_checkpoint_recover(struct tl_log *log)
 {
@@ -5408,13 +5438,9 @@ static tl_err cleaner_finish(struct tl_log *log)
 	 * records of a discarded group were compared with no key yet, and a later pass that
 	 * took them for clean would drop an expired tombstone and keep its key's older
 	 * value. */
-	if (err == TL_OK && kept_end > log->cleaner_first_dirty) {
-		char text[32];
-		int n = snprintf(text, sizeof(text), "%" PRId64 "\n", kept_end);
-		if (file_replace(log, CLEANER_CHECKPOINT, text, (size_t)n, true) == TL_OK &&
-		    sync_dir(log) == TL_OK)
-			log->cleaner_first_dirty = kept_end;
-	}
+	if (err == TL_OK && kept_end > log->cleaner_first_dirty &&
+	    cleaner_checkpoint_write(log, kept_end) == TL_OK)
+		log->cleaner_first_dirty = kept_end;
 	struct tl_log_cleaner_stats *st = &log->cleaner_stats;
 	if (job->err == TL_OK) {
 		st->passes++;

@@ -569,6 +569,37 @@ START_TEST(compressed_batches_are_cleaned_and_compressed_again_with_their_codec)
 }
 END_TEST
 
+/* A truncation (a follower's) below the first dirty offset lowers the checkpoint,
+ * durably: left above it, the records written there next were taken for cleaned, and
+ * no pass ever compacted them (stop 37's review, left then). */
+START_TEST(a_truncation_below_the_first_dirty_offset_lowers_the_checkpoint)
+{
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms());
+	populate(log, tl_wall_ms());
+	ck_assert_int_eq(compact(log), TL_OK);
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	int64_t cleaned = st.first_dirty;
+	ck_assert_int_gt(cleaned, KEYS);
+	ck_assert_int_eq(tl_log_truncate_to(log, cleaned - KEYS / 2), TL_OK);
+	int64_t end = tl_log_end_offset(log);
+	ck_assert_int_lt(end, cleaned);
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.first_dirty, end);
+	populate(log, tl_wall_ms()); /* past the old checkpoint again */
+	ck_assert_int_gt(tl_log_end_offset(log), cleaned);
+	tl_log_close(log);
+	log = log_open();
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.first_dirty, end); /* durable */
+	ck_assert_int_eq(compact(log), TL_OK);
+	struct seen seen;
+	expect_latest(log, &seen);
+	tl_log_close(log);
+}
+END_TEST
+
 START_TEST(a_small_dedupe_buffer_spills_into_several_passes)
 {
 	config.cleaner_dedupe_buffer_bytes = 24 * 32; /* 32 slots: 28 keys a pass */
@@ -1006,6 +1037,7 @@ int main(void)
 	tcase_add_test(tc, tombstones_go_once_delete_retention_has_passed);
 	tcase_add_test(tc, compressed_batches_are_cleaned_and_compressed_again_with_their_codec);
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
+	tcase_add_test(tc, a_truncation_below_the_first_dirty_offset_lowers_the_checkpoint);
 	tcase_add_test(tc, batches_with_no_survivor_go_from_their_header);
 	tcase_add_test(tc, batches_past_a_full_map_stay);
 	tcase_add_test(tc, the_offset_map_tells_apart_keys_padded_alike);
