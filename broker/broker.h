@@ -333,6 +333,7 @@ struct tl_broker {
 	uint64_t sasl_reauth_total;      /* re-authentications (KIP-368) */
 	uint64_t sasl_expired_total;     /* connections closed for a session that ended */
 	struct tl_sasl_users sasl_users; /* SCRAM credentials (sasl.c) */
+	uint8_t sasl_mock_secret[32];    /* keys the credentials shown for unknown users */
 	struct tl_workers *sasl_workers; /* PBKDF2 of PLAIN logins, off the loop; or NULL */
 	char *sasl_view_text;            /* cluster mode: the store's text last applied */
 	uint64_t connections_refused_total;

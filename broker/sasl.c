@@ -74,6 +74,7 @@ struct tl_sasl_exchange {
 	enum tl_scram_mechanism mechanism;
 	char user[TL_SASL_USER_MAX + 1];
 	struct tl_scram_credential cred;
+	const char *refuse; /* set for an unknown user: why its final message fails */
 	char gs2_header[SCRAM_MSG_MAX];
 	char client_first_bare[SCRAM_MSG_MAX];
 	char server_first[SCRAM_MSG_MAX];
@@ -410,6 +411,10 @@ tl_err tl_sasl_load(struct tl_broker *broker)
 {
 	struct tl_sasl_users *users = &broker->sasl_users;
 	users->count = 0;
+	if (!tl_scram_random(broker->sasl_mock_secret, sizeof(broker->sasl_mock_secret))) {
+		tl_crit("sasl: no randomness for the unknown-user secret");
+		return TL_ERR_IO;
+	}
 	char dir[TL_CONFIG_STR_MAX + 32], path[TL_CONFIG_STR_MAX + 64];
 	meta_dir(broker, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/" SCRAM_FILE, dir);
@@ -815,6 +820,7 @@ struct plain_login {
 	int32_t cred_count;
 	struct tl_scram_credential creds[2]; /* copies: the store may change meanwhile */
 	int32_t matched;                     /* index of the credential the password gives; -1 */
+	bool unknown; /* no such user: creds[0] is made up, the login fails after the work */
 };
 TL_STATIC_ASSERT(offsetof(struct plain_login, work) == 0, "the pool hands back &login->work");
 
@@ -846,6 +852,8 @@ static const char *plain_login_verdict(struct tl_broker *broker, const struct pl
 {
 	if (!ran)
 		return "broker stopping";
+	if (login->unknown)
+		return "unknown user";
 	if (login->matched < 0)
 		return "wrong password";
 	const struct tl_scram_credential *used = &login->creds[login->matched];
@@ -911,10 +919,6 @@ static void authenticate_plain(struct tl_request *req, struct tl_bytes token)
 		return;
 	}
 	struct tl_sasl_user *entry = user_find(&broker->sasl_users, user, user_len);
-	if (!entry) {
-		authenticate_fail(req, name, "unknown user");
-		return;
-	}
 	struct plain_login *login = calloc(1, sizeof(*login));
 	if (!login) {
 		authenticate_fail(req, name, "out of memory");
@@ -926,9 +930,18 @@ static void authenticate_plain(struct tl_request *req, struct tl_bytes token)
 	login->password = password;
 	login->password_len = password_len;
 	memcpy(login->user, name, sizeof(name));
-	for (int m = 1; m >= 0; m--)
-		if (entry->has[m])
-			login->creds[login->cred_count++] = entry->cred[m];
+	if (entry) {
+		for (int m = 1; m >= 0; m--)
+			if (entry->has[m])
+				login->creds[login->cred_count++] = entry->cred[m];
+	} else {
+		/* The same PBKDF2 as a known user's, on a made-up credential: a quick
+		 * refusal told who has no account. */
+		login->unknown = true;
+		tl_scram_mock_credential(broker->sasl_mock_secret, sizeof(broker->sasl_mock_secret),
+					 TL_SCRAM_SHA_512, name, &login->creds[0]);
+		login->cred_count = 1;
+	}
 	TL_ASSERT(broker->sasl_workers); /* started with PLAIN enabled */
 	if (tl_workers_submit(broker->sasl_workers, &login->work) != TL_OK) {
 		tl_scram_wipe(login, sizeof(*login));
@@ -989,10 +1002,16 @@ static void scram_first(struct tl_request *req, struct tl_bytes token,
 	}
 	struct tl_sasl_user *entry = user_find(&conn->broker->sasl_users, name, strlen(name));
 	const struct tl_scram_credential *cred = entry ? user_credential(entry, mechanism) : NULL;
+	/* A user without this credential gets a made-up one and fails at the proof, as a
+	 * wrong password does (RFC 5802 5.1): failing here told who has an account. */
+	struct tl_scram_credential mock;
+	const char *refuse = NULL;
 	if (!cred) {
-		authenticate_fail(req, name,
-				  entry ? "no credential for this mechanism" : "unknown user");
-		return;
+		refuse = entry ? "no credential for this mechanism" : "unknown user";
+		tl_scram_mock_credential(conn->broker->sasl_mock_secret,
+					 sizeof(conn->broker->sasl_mock_secret), mechanism, name,
+					 &mock);
+		cred = &mock;
 	}
 	struct tl_sasl_exchange *ex = calloc(1, sizeof(*ex));
 	uint8_t random[SCRAM_NONCE_RAND];
@@ -1010,12 +1029,14 @@ static void scram_first(struct tl_request *req, struct tl_bytes token,
 	ex->mechanism = mechanism;
 	snprintf(ex->user, sizeof(ex->user), "%s", name);
 	ex->cred = *cred;
+	ex->refuse = refuse;
+	tl_scram_wipe(&mock, sizeof(mock));
 	memcpy(ex->gs2_header, msg, gs2_len);
 	memcpy(ex->client_first_bare, bare, bare_len);
 	int n = snprintf(ex->nonce, sizeof(ex->nonce), "%.*s%s", (int)nonce_len, nonce, random_b64);
 	TL_ASSERT(n > 0 && (size_t)n < sizeof(ex->nonce));
 	n = snprintf(ex->server_first, sizeof(ex->server_first), "r=%s,s=%s,i=%d", ex->nonce,
-		     salt_b64, cred->iterations);
+		     salt_b64, ex->cred.iterations);
 	if (n <= 0 || (size_t)n >= sizeof(ex->server_first)) {
 		free(ex);
 		authenticate_fail(req, name, "SCRAM nonce too long");
@@ -1077,8 +1098,9 @@ static void scram_final(struct tl_request *req, struct tl_bytes token)
 			 ex->server_first, (int)without_proof_len, msg);
 	TL_ASSERT(n > 0 && (size_t)n < sizeof(auth_message));
 	uint8_t signature[TL_SCRAM_KEY_MAX];
-	if (!tl_scram_verify_proof(&ex->cred, auth_message, (size_t)n, proof, signature)) {
-		authenticate_fail(req, user, "wrong password");
+	if (!tl_scram_verify_proof(&ex->cred, auth_message, (size_t)n, proof, signature) ||
+	    ex->refuse) {
+		authenticate_fail(req, user, ex->refuse ? ex->refuse : "wrong password");
 		return;
 	}
 	int64_t lifetime;

@@ -1,6 +1,7 @@
 /* scram.c - SCRAM arithmetic on OpenSSL's libcrypto, see scram.h. */
 #include "common/scram.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -66,6 +67,30 @@ bool tl_scram_salted_password(enum tl_scram_mechanism mechanism, const char *pas
 		return false;
 	return PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len, iterations,
 				 scram_md(mechanism), (int)tl_scram_key_len(mechanism), out) == 1;
+}
+
+void tl_scram_mock_credential(const uint8_t *secret, size_t secret_len,
+			      enum tl_scram_mechanism mechanism, const char *user,
+			      struct tl_scram_credential *out)
+{
+	TL_ASSERT(mechanism == TL_SCRAM_SHA_256 || mechanism == TL_SCRAM_SHA_512);
+	memset(out, 0, sizeof(*out));
+	out->mechanism = mechanism;
+	out->iterations = TL_SCRAM_ITERATIONS_MIN;
+	char label[16 + 256];
+	int n = snprintf(label, sizeof(label), "salt %d %s", (int)mechanism, user);
+	TL_ASSERT(n > 0);
+	uint8_t digest[TL_SCRAM_KEY_MAX];
+	scram_hmac(TL_SCRAM_SHA_256, secret, secret_len, label,
+		   (size_t)TL_MIN(n, (int)sizeof(label) - 1), digest);
+	out->salt_len = 32;
+	memcpy(out->salt, digest, out->salt_len);
+	/* StoredKey and ServerKey from a SaltedPassword only @secret gives. */
+	n = snprintf(label, sizeof(label), "keys %d %s", (int)mechanism, user);
+	scram_hmac(mechanism, secret, secret_len, label, (size_t)TL_MIN(n, (int)sizeof(label) - 1),
+		   digest);
+	tl_scram_credential_from_salted(out, digest);
+	OPENSSL_cleanse(digest, sizeof(digest));
 }
 
 void tl_scram_credential_from_salted(struct tl_scram_credential *cred, const uint8_t *salted)

@@ -60,6 +60,14 @@ bool tl_scram_verify_proof(const struct tl_scram_credential *cred, const char *a
 void tl_scram_client_proof(enum tl_scram_mechanism mechanism, const uint8_t *salted,
 			   const char *auth_message, size_t auth_message_len, uint8_t *proof_out,
 			   uint8_t *signature_out);
+/* Server: the credential shown for a user the store lacks (RFC 5802 5.1's advice), so
+ * that an exchange looks the same, and takes the same work, as for a real user with
+ * the wrong password: a 32-byte salt derived from @secret, @mechanism and @user (the
+ * same on every attempt while @secret stays), TL_SCRAM_ITERATIONS_MIN iterations and
+ * keys nobody can match without @secret. The caller still refuses the login. */
+void tl_scram_mock_credential(const uint8_t *secret, size_t secret_len,
+			      enum tl_scram_mechanism mechanism, const char *user,
+			      struct tl_scram_credential *out);
 /* Fills @out with @len random bytes from OpenSSL's CSPRNG. False on failure. */
 bool tl_scram_random(uint8_t *out, size_t len);
 /* Zeroes @len bytes at @p where the compiler cannot drop it (keys, passwords). */
