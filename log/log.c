@@ -44,7 +44,9 @@
  * are missing or bad, is scanned batch by batch (length, magic, CRC-32C, baseOffset
  * continuity) and cut at the first bad byte; segments after a cut are deleted, since the
  * offsets they hold no longer follow. The marker is removed (and the directory synced)
- * before the first append, and the active segment's stale index files with it.
+ * before the first append, and the active segment's stale index files with it. A
+ * FAILED_MARKER (written when a write or sync failed) cuts the recovered log back to the
+ * durable end it names: the page cache may have kept what the disk refused.
  *
  * Producer state. `<offset>.snapshot` holds the table as of that offset (written at each
  * roll without fsync: a torn snapshot fails its CRC and the previous one is used, and at
@@ -132,6 +134,7 @@
 #define EPOCH_CHECKPOINT_MAX  100000 /* entries: a bigger file is garbage, rebuilt */
 #define START_CHECKPOINT      "log-start-offset-checkpoint" /* DeleteRecords' floor */
 #define CLEANER_CHECKPOINT    "cleaner-offset-checkpoint"   /* compaction's first dirty offset */
+#define FAILED_MARKER         "log-failed-durable-offset" /* the durable end when I/O failed */
 #define DIO_ALIGN             4096      /* offset, length and memory of every O_DIRECT write */
 #define STAGE_BYTES_MAX       (8 << 20) /* a direct round copies this much (or one batch) */
 #define DIRECT_RUN_OPS_MAX    4         /* writes per segment in a direct round */
@@ -2240,6 +2243,7 @@ uint32_t tl_log_epochs(const struct tl_log *log, struct tl_log_epoch_entry *out,
 static tl_err cleaner_recover(struct tl_log *log);
 static void cleaner_checkpoint_recover(struct tl_log *log);
 static tl_err cleaner_checkpoint_lower(struct tl_log *log, int64_t new_end);
+static tl_err failed_marker_apply(struct tl_log *log);
 static void cleaner_cancel(struct tl_log *log);
 
 static int cmp_asc(const void *a, const void *b)
@@ -2561,6 +2565,8 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 		goto out_close;
 	start_floor_recover(log);
 	cleaner_checkpoint_recover(log);
+	if ((err = failed_marker_apply(log)) != TL_OK)
+		goto out_close;
 	if (clean) {
 		/* From here on a crash must rerun recovery. */
 		if (unlinkat(log->dir_fd, CLEAN_MARKER, 0) == -1 || sync_dir(log) != TL_OK) {
@@ -2878,6 +2884,44 @@ static void op_failed(struct tl_log *log, const char *what, const struct tl_log_
 	segment_name(name, segment->base_offset, ".log");
 	set_error(log, what, name, (int)-res);
 	log_set_failed(log);
+	/* After a failed write or sync the page cache may still hold bytes the disk never
+	 * took (Linux marks them clean after a failed fsync), and a restart would read them
+	 * back as a whole, committed tail. The marker names the durable end, and the next
+	 * open cuts the log there: nothing past it was acknowledged. No sync: it matters
+	 * while that page cache lives; a power loss takes both. Best effort. */
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%" PRId64 "\n", log->durable_offset);
+	if (file_replace(log, FAILED_MARKER, text, (size_t)n, false) != TL_OK)
+		tl_warn("log: cannot record the durable end after an I/O error dir=%s", log->dir);
+}
+
+/* At open: a FAILED_MARKER left by op_failed cuts the recovered log back to the durable
+ * end it names (a later write or sync failed), then goes. */
+static tl_err failed_marker_apply(struct tl_log *log)
+{
+	uint8_t *data;
+	size_t len;
+	if (file_slurp(log, FAILED_MARKER, &data, &len) != TL_OK)
+		return TL_OK; /* none */
+	char text[32] = "";
+	memcpy(text, data, TL_MIN(len, sizeof(text) - 1));
+	free(data);
+	char *end;
+	long long durable = strtoll(text, &end, 10);
+	if (end == text || *end != '\n' || durable < 0) {
+		tl_warn("log: unreadable %s ignored dir=%s", FAILED_MARKER, log->dir);
+	} else if (durable < log->end_offset) {
+		tl_warn("log: an I/O error stopped this log before; dropping what was never "
+			"durable dir=%s durable_end=%lld end=%" PRId64,
+			log->dir, durable, log->end_offset);
+		if (tl_log_truncate_to(log, (int64_t)durable) != TL_OK)
+			return TL_ERR_IO;
+	}
+	if (unlinkat(log->dir_fd, FAILED_MARKER, 0) == -1 || sync_dir(log) != TL_OK) {
+		set_error(log, "unlink", FAILED_MARKER, errno);
+		return TL_ERR_IO;
+	}
+	return TL_OK;
 }
 
 /* Sealed segments whose last byte just became durable get their index files. */
