@@ -13,6 +13,7 @@ set -euo pipefail
 topic=soleisr
 E() { ETCDCTL_API=3 etcdctl --endpoints "$TL_ETCD" "$@"; }
 state() { E get "/tally/partitions/$topic/0" --print-value-only; }
+offline() { case "$1" in "leader=-1 "*" isr=") true ;; *) false ;; esac; }
 
 tl_cluster_start 3 --override min.insync.replicas=1
 "$TL_TALLY" topic create "$topic" --partitions 1 --replication-factor 3 -b "$TL_BOOTSTRAP" ||
@@ -34,12 +35,17 @@ tl_cbroker_kill9 "$L"
 rm -rf "$TL_TMP/b$L"
 for b in "${F[@]}"; do tl_cbroker_start "$b"; done
 tl_cbroker_start "$L" # once its previous registration lapsed
-sleep 4 # its start-up and a few controller rounds: nothing may elect it
+# It gives its place up before it serves; nothing may elect it, then or later.
+deadline=$((SECONDS + 20))
+until st=$(state) && offline "$st"; do
+	case "$st" in "leader=$L "*) tl_fail "the wiped broker $L leads: $st" ;; esac
+	[ $SECONDS -lt $deadline ] ||
+		tl_fail "expected an offline partition with an empty ISR, etcd has: $st"
+	sleep 0.2
+done
+sleep 3 # a few controller rounds
 st=$(state)
-case "$st" in
-"leader=-1 "*" isr=") ;;
-*) tl_fail "expected an offline partition with an empty ISR, etcd has: $st" ;;
-esac
+offline "$st" || tl_fail "expected the partition to stay offline with an empty ISR, etcd has: $st"
 for b in 1 2 3; do
 	! tl_cgrep "$b" "truncate_to=0( |$)" || tl_fail "broker $b truncated its log to 0"
 done
