@@ -1799,6 +1799,12 @@ static bool disown(struct tl_cluster *c, struct tl_cluster_view *view)
 			for (int32_t j = 0; j < cp->state.isr_count; j++)
 				if (cp->state.isr[j] != c->self)
 					next.isr[next.isr_count++] = cp->state.isr[j];
+			if (next.isr_count == 0 && cp->replica_count == 1) {
+				/* Its only replica: no other log can hold the records, so an
+				 * offline partition would protect nothing and never come back
+				 * (the controller would elect it again anyway). It leads on. */
+				continue;
+			}
 			if (next.isr_count == 0) {
 				/* This node was the only in-sync replica: what it acknowledged
 				 * alone is gone with its log, and no other replica is known to
