@@ -935,12 +935,14 @@ static void authenticate_plain(struct tl_request *req, struct tl_bytes token)
 			if (entry->has[m])
 				login->creds[login->cred_count++] = entry->cred[m];
 	} else {
-		/* The same PBKDF2 as a known user's, on a made-up credential: a quick
-		 * refusal told who has no account. */
+		/* The PBKDF2 of a known user with both credentials (the usual set), on
+		 * made-up ones: a quick refusal told who has no account. */
 		login->unknown = true;
 		tl_scram_mock_credential(broker->sasl_mock_secret, sizeof(broker->sasl_mock_secret),
 					 TL_SCRAM_SHA_512, name, &login->creds[0]);
-		login->cred_count = 1;
+		tl_scram_mock_credential(broker->sasl_mock_secret, sizeof(broker->sasl_mock_secret),
+					 TL_SCRAM_SHA_256, name, &login->creds[1]);
+		login->cred_count = 2;
 	}
 	TL_ASSERT(broker->sasl_workers); /* started with PLAIN enabled */
 	if (tl_workers_submit(broker->sasl_workers, &login->work) != TL_OK) {
