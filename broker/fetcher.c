@@ -355,7 +355,10 @@ static void session_send(struct tl_broker *broker, struct session *s)
 	req.topics_count = 0;
 	for (int32_t i = 0; i < s->part_count; i++) {
 		struct tl_partition *p = s->parts[i].partition;
-		if (s->parts[i].detached)
+		/* A failed log's end is past what it made durable: asked for, it would count
+		 * for the leader's high watermark while this replica is still in the ISR, and
+		 * the next open cuts it back to the durable end (log-failed-durable-offset). */
+		if (s->parts[i].detached || !tl_log_is_writable(p->log))
 			continue;
 		struct tl_fetch_request_fetch_topic *ft = NULL;
 		for (int32_t t = 0; t < req.topics_count && !ft; t++)

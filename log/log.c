@@ -134,7 +134,7 @@
 #define EPOCH_CHECKPOINT_MAX  100000 /* entries: a bigger file is garbage, rebuilt */
 #define START_CHECKPOINT      "log-start-offset-checkpoint" /* DeleteRecords' floor */
 #define CLEANER_CHECKPOINT    "cleaner-offset-checkpoint"   /* compaction's first dirty offset */
-#define FAILED_MARKER         "log-failed-durable-offset" /* the durable end when I/O failed */
+#define FAILED_MARKER         "log-failed-durable-offset"   /* the durable end when I/O failed */
 #define DIO_ALIGN             4096      /* offset, length and memory of every O_DIRECT write */
 #define STAGE_BYTES_MAX       (8 << 20) /* a direct round copies this much (or one batch) */
 #define DIRECT_RUN_OPS_MAX    4         /* writes per segment in a direct round */
@@ -280,6 +280,8 @@ struct tl_log {
 	bool replicated;        /* the high watermark moves only by set_high_watermark */
 	bool offset_holes;      /* config.offset_holes at open: a replica's log */
 	bool failed;
+	bool opened;         /* tl_log_open finished: a failure from here on leaves FAILED_MARKER */
+	bool marker_written; /* FAILED_MARKER holds this failure's durable end */
 	bool failure_reported; /* the durable listener heard of the failure */
 	char last_error[160];
 
@@ -2241,7 +2243,7 @@ uint32_t tl_log_epochs(const struct tl_log *log, struct tl_log_epoch_entry *out,
 /* ---- open and close ---- */
 
 static tl_err cleaner_recover(struct tl_log *log);
-static void cleaner_checkpoint_recover(struct tl_log *log);
+static tl_err cleaner_checkpoint_recover(struct tl_log *log);
 static tl_err cleaner_checkpoint_lower(struct tl_log *log, int64_t new_end);
 static tl_err failed_marker_apply(struct tl_log *log);
 static void cleaner_cancel(struct tl_log *log);
@@ -2564,8 +2566,8 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	if (err != TL_OK)
 		goto out_close;
 	start_floor_recover(log);
-	cleaner_checkpoint_recover(log);
-	if ((err = failed_marker_apply(log)) != TL_OK)
+	if ((err = cleaner_checkpoint_recover(log)) != TL_OK ||
+	    (err = failed_marker_apply(log)) != TL_OK)
 		goto out_close;
 	if (clean) {
 		/* From here on a crash must rerun recovery. */
@@ -2574,6 +2576,7 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 			goto out_close;
 		}
 	}
+	log->opened = true;
 	tl_debug("log: opened dir=%s segments=%u start=%" PRId64 " end=%" PRId64
 		 " clean=%d producers=%u ms=%" PRId64,
 		 dir, log->segment_count, log->segments[0]->base_offset, log->end_offset, clean,
@@ -2650,6 +2653,8 @@ static void cache_free(struct tl_log *log);
 
 /* Puts the log in FAILED (once, with a crit line) and drops what no round holds yet. The
  * waiters fire from pipeline_pump() once no round is in flight. */
+static void failed_marker_write(struct tl_log *log);
+
 static void log_set_failed(struct tl_log *log)
 {
 	if (!log->failed)
@@ -2657,6 +2662,7 @@ static void log_set_failed(struct tl_log *log)
 			log->last_error);
 	log->failed = true;
 	log->queued.count = 0;
+	failed_marker_write(log);
 }
 
 static void log_fail(struct tl_log *log)
@@ -2884,11 +2890,22 @@ static void op_failed(struct tl_log *log, const char *what, const struct tl_log_
 	segment_name(name, segment->base_offset, ".log");
 	set_error(log, what, name, (int)-res);
 	log_set_failed(log);
-	/* After a failed write or sync the page cache may still hold bytes the disk never
-	 * took (Linux marks them clean after a failed fsync), and a restart would read them
-	 * back as a whole, committed tail. The marker names the durable end, and the next
-	 * open cuts the log there: nothing past it was acknowledged. No sync: it matters
-	 * while that page cache lives; a power loss takes both. Best effort. */
+}
+
+/* After a failed write or sync the page cache may still hold bytes the disk never took
+ * (Linux marks them clean after a failed fsync), and a restart would read them back as
+ * a whole, committed tail. So every failure of an opened log (whatever failed first:
+ * an op still in flight may fail next) records the durable end, which nothing passes
+ * once the log failed, and the next open cuts the log there: nothing past it was
+ * acknowledged (a follower of a failed log stops fetching, see session_send). Once per
+ * failure; not during open, whose own failure leaves any marker as it was. No sync: it
+ * matters while that page cache lives; a power loss takes both. Best effort: a disk
+ * that refuses even this file has refused the segment too. */
+static void failed_marker_write(struct tl_log *log)
+{
+	if (!log->opened || log->marker_written)
+		return;
+	log->marker_written = true;
 	char text[32];
 	int n = snprintf(text, sizeof(text), "%" PRId64 "\n", log->durable_offset);
 	if (file_replace(log, FAILED_MARKER, text, (size_t)n, false) != TL_OK)
@@ -2901,8 +2918,13 @@ static tl_err failed_marker_apply(struct tl_log *log)
 {
 	uint8_t *data;
 	size_t len;
-	if (file_slurp(log, FAILED_MARKER, &data, &len) != TL_OK)
+	tl_err err = file_slurp(log, FAILED_MARKER, &data, &len);
+	if (err == TL_ERR_NOT_FOUND)
 		return TL_OK; /* none */
+	if (err != TL_OK) {   /* not ignored: the next open that reads it would cut later data */
+		set_error(log, "read", FAILED_MARKER, err == TL_ERR_NOMEM ? ENOMEM : EIO);
+		return err;
+	}
 	char text[32] = "";
 	memcpy(text, data, TL_MIN(len, sizeof(text) - 1));
 	free(data);
@@ -5051,39 +5073,61 @@ static tl_err cleaner_checkpoint_write(struct tl_log *log, int64_t offset)
 	return err == TL_OK ? sync_dir(log) : err;
 }
 
+/* Sets the first dirty offset to @offset, in memory and durably; where the file cannot
+ * be written (a full disk), removes it: the log start then, everything dirty once
+ * (Kafka resets a checkpoint it cannot use to the log start too). */
+static tl_err cleaner_checkpoint_set_lower(struct tl_log *log, int64_t offset)
+{
+	log->cleaner_first_dirty = offset;
+	if (cleaner_checkpoint_write(log, offset) != TL_OK) {
+		tl_warn("log: cannot lower the cleaner checkpoint, removing it dir=%s", log->dir);
+		log->cleaner_first_dirty = 0;
+		if ((unlinkat(log->dir_fd, CLEANER_CHECKPOINT, 0) == -1 && errno != ENOENT) ||
+		    sync_dir(log) != TL_OK) {
+			set_error(log, "unlink", CLEANER_CHECKPOINT, errno);
+			return TL_ERR_IO;
+		}
+	}
+	log->cleaner_stats.first_dirty = log->cleaner_first_dirty;
+	return TL_OK;
+}
+
 /* A cut to @new_end below the first dirty offset: the records written there next are
  * dirty, so the checkpoint comes down with the log (Kafka's maybeTruncateCheckpoint),
  * durably before anything is appended past @new_end again; left above, the next pass
- * took them for cleaned and they were never compacted. A crash before the write is
- * safe: an open takes the checkpoint only up to the log's end. */
+ * took them for cleaned and they were never compacted. A crash before the write leaves
+ * the file above the end: the open lowers it then (cleaner_checkpoint_recover). */
 static tl_err cleaner_checkpoint_lower(struct tl_log *log, int64_t new_end)
 {
 	if (log->cleaner_first_dirty <= new_end)
 		return TL_OK;
-	log->cleaner_first_dirty = new_end;
-	log->cleaner_stats.first_dirty = new_end;
-	tl_err err = cleaner_checkpoint_write(log, new_end);
-	if (err != TL_OK)
-		set_error(log, "write", CLEANER_CHECKPOINT, EIO);
-	return err;
+	return cleaner_checkpoint_set_lower(log, new_end);
 }
 
-/* Reads CLEANER_CHECKPOINT ("<offset>\n"); absent or unreadable means the log start. */
-static void cleaner_checkpoint_recover(struct tl_log *log)
+/* Reads CLEANER_CHECKPOINT ("<offset>\n"); absent or unreadable means the log start.
+ * One past the log's end (a crash cut the log, or came between a truncation and its
+ * lowering) is lowered in the file too: kept there, it came back as the first dirty
+ * offset once the log grew past it again. */
+static tl_err cleaner_checkpoint_recover(struct tl_log *log)
 {
 	uint8_t *data;
 	size_t len;
 	log->cleaner_first_dirty = 0;
+	log->cleaner_stats.first_dirty = 0;
 	if (file_slurp(log, CLEANER_CHECKPOINT, &data, &len) != TL_OK)
-		return;
+		return TL_OK;
 	char text[32] = "";
 	memcpy(text, data, TL_MIN(len, sizeof(text) - 1));
 	free(data);
 	char *end;
 	long long offset = strtoll(text, &end, 10);
-	if (end != text && *end == '\n' && offset >= 0)
-		log->cleaner_first_dirty = TL_MIN((int64_t)offset, log->end_offset);
+	if (end != text && *end == '\n' && offset >= 0) {
+		if (offset > log->end_offset)
+			return cleaner_checkpoint_set_lower(log, log->end_offset);
+		log->cleaner_first_dirty = offset;
+	}
 	log->cleaner_stats.first_dirty = log->cleaner_first_dirty;
+	return TL_OK;
 }
 
 static void cleaner_job_free(struct tl_log *log)
