@@ -1756,13 +1756,17 @@ TL_EXPORT tl_err tl_consumer_group_metadata(struct tl_consumer *consumer,
 	/* Only a member of the current generation names it: that is what lets the group
 	 * coordinator refuse a zombie's transactional commit (KIP-447). */
 	if (consumer->group.state == GROUP_STABLE && consumer->group.member_id) {
-		char *copy = strdup(consumer->group.member_id);
-		if (!copy)
-			return TL_ERR_NOMEM;
-		free(consumer->metadata_member_id);
-		consumer->metadata_member_id = copy;
+		/* The same member id: the copy handed out before stays (and stays valid). */
+		if (!consumer->metadata_member_id ||
+		    strcmp(consumer->metadata_member_id, consumer->group.member_id) != 0) {
+			char *copy = strdup(consumer->group.member_id);
+			if (!copy)
+				return TL_ERR_NOMEM;
+			free(consumer->metadata_member_id);
+			consumer->metadata_member_id = copy;
+		}
 		out->generation_id = consumer->group.generation_id;
-		out->member_id = copy;
+		out->member_id = consumer->metadata_member_id;
 	}
 	return TL_OK;
 }

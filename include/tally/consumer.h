@@ -85,8 +85,9 @@ struct tl_consumer_record {
 #define TL_CONSUMER_CONTROL_OTHER  2 /* a control batch of a type this library does not know */
 
 /* The consumer's place in its group, for tl_producer_send_offsets_to_transaction().
- * Strings stay valid until the next tl_consumer_group_metadata() on this consumer or
- * tl_consumer_destroy(), whatever the group does meanwhile (a rejoin inside a commit). */
+ * Strings stay valid until tl_consumer_destroy(), or until a tl_consumer_group_metadata()
+ * call finds another member id (after a rejoin), whatever the group does meanwhile (a
+ * rejoin inside a commit frees nothing handed out). */
 struct tl_consumer_group_metadata {
 	const char *group_id;
 	int32_t generation_id;         /* -1: not a member (tl_consumer_assign()) */
