@@ -49,6 +49,7 @@
 #define LOG_DIR_ENTRIES_MAX   1000000
 #define EPOCH_CHECKPOINT      "leader-epoch-checkpoint"
 #define CLEANER_CHECKPOINT    "cleaner-offset-checkpoint"
+#define FAILED_MARKER         "log-failed-durable-offset"
 
 /* One framed batch of a partition, in offset order, for the checkpoint check. */
 struct seen_batch {
@@ -957,6 +958,41 @@ static void cleaner_checkpoint(struct logtool *lt, const char *dir)
 	}
 }
 
+/* The marker a failed write or sync leaves (log.c, op_failed): the next open cuts the
+ * log at the durable end it names. Not a problem of the files: a note (stderr in check
+ * mode, so that check's verdict stays about the bytes). */
+static void failed_marker(struct logtool *lt, const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, FAILED_MARKER);
+	if (access(path, F_OK) != 0)
+		return;
+	struct mapped m;
+	if (!map_file(lt, path, &m))
+		return;
+	lt->file_count++;
+	char text[32] = "";
+	memcpy(text, m.data, m.len < sizeof(text) - 1 ? m.len : sizeof(text) - 1);
+	unmap_file(&m);
+	char *end;
+	long long offset = strtoll(text, &end, 10);
+	if (end == text || *end != '\n' || offset < 0) {
+		problem(lt, path, -1, -1, "not \"<offset>\\n\"; the broker will not open this log");
+		return;
+	}
+	if (lt->json && !lt->check) {
+		struct cli_node *node = cli_add_object(lt->files, NULL);
+		cli_add_str(node, "path", path);
+		cli_add_str(node, "type", "log-failed-durable-offset");
+		cli_add_int(node, "durable_end_offset", offset);
+	} else {
+		fprintf(lt->check ? stderr : stdout,
+			"%s%s (log-failed-durable-offset)\ndurableEndOffset %lld: a write or sync "
+			"failed; the next open cuts the log there\n",
+			lt->check ? "note: " : "== ", path, offset);
+	}
+}
+
 /* A partition directory: each segment first, then its index files against it. */
 static void partition_dir(struct logtool *lt, const char *dir, char **names, size_t count)
 {
@@ -984,6 +1020,7 @@ static void partition_dir(struct logtool *lt, const char *dir, char **names, siz
 	lt->seeing = false;
 	epoch_checkpoint(lt, dir);
 	cleaner_checkpoint(lt, dir);
+	failed_marker(lt, dir);
 	for (size_t i = 0; i < count; i++) {
 		if (file_kind(names[i]) != FILE_SNAPSHOT)
 			continue;

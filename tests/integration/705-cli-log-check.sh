@@ -5,7 +5,8 @@
 # partition directory and the segment file alike; a torn tail (a cut last batch) and a
 # corrupt producer snapshot are reported too, and a leader-epoch entry inside a batch. dump shows batch headers with producer
 # id/epoch/base sequence and transactional/control flags, index entries, snapshots, and
-# --json parses.
+# --json parses. A failed log's marker (log-failed-durable-offset) is shown by dump and
+# noted on stderr by check, which still exits 0.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 [ -x "$TL_BIN/tally" ] || tl_fail "$TL_BIN/tally is missing (make release)"
@@ -25,6 +26,17 @@ grep -q '^ok: .* 0 problems' "$TL_TMP/clean" || tl_fail "clean summary: $(cat "$
 segs=("$TL_DATA"/data-0/*.log)
 segments=${#segs[@]}
 [ "$segments" -ge 3 ] || tl_fail "want several segments, got $segments"
+
+tl_log "a failed log's marker: dump shows it, check notes it and stays ok"
+printf '1000\n' >"$TL_DATA/data-0/log-failed-durable-offset"
+"$TL_BIN/tally" log dump "$TL_DATA/data-0" >"$TL_TMP/marker" 2>/dev/null || true
+grep -q '^durableEndOffset 1000: a write or sync failed' "$TL_TMP/marker" ||
+	tl_fail "dump does not show the failed-log marker"
+"$TL_BIN/tally" log check "$TL_DATA/data-0" >/dev/null 2>"$TL_TMP/marker.err" ||
+	tl_fail "check failed on a failed-log marker"
+grep -q '^note: .*log-failed-durable-offset' "$TL_TMP/marker.err" ||
+	tl_fail "check does not note the failed-log marker: $(cat "$TL_TMP/marker.err")"
+rm "$TL_DATA/data-0/log-failed-durable-offset"
 
 tl_log "dump"
 "$TL_BIN/tally" log dump "$TL_DATA/txn-0" >"$TL_TMP/dump"
