@@ -926,6 +926,26 @@ static tl_err file_slurp(struct tl_log *log, const char *name, uint8_t **data_ou
 	return TL_OK;
 }
 
+/* A file holding "<offset>\n": TL_OK with *@out, TL_ERR_NOT_FOUND when absent,
+ * TL_ERR_CORRUPT when it holds anything else, or file_slurp()'s error. */
+static tl_err offset_file_read(struct tl_log *log, const char *name, int64_t *out)
+{
+	uint8_t *data;
+	size_t len;
+	tl_err err = file_slurp(log, name, &data, &len);
+	if (err != TL_OK)
+		return err;
+	char text[32] = "";
+	memcpy(text, data, TL_MIN(len, sizeof(text) - 1));
+	free(data);
+	char *end;
+	long long offset = strtoll(text, &end, 10);
+	if (end == text || *end != '\n' || offset < 0)
+		return TL_ERR_CORRUPT;
+	*out = (int64_t)offset;
+	return TL_OK;
+}
+
 /* Reads @segment's index file with @suffix and checks its trailer (tl_log_index_check):
  * on TL_OK *data_out (malloc'd, the entries first) holds *count_out entries of a segment
  * that ended at *end_out. TL_ERR_NOT_FOUND when absent, TL_ERR_CORRUPT when bad. */
@@ -2395,23 +2415,15 @@ static tl_err recover_segments(struct tl_log *log, bool clean)
  * (logged), a floor past the end is capped there. */
 static void start_floor_recover(struct tl_log *log)
 {
-	uint8_t *data;
-	size_t len;
-	tl_err err = file_slurp(log, START_CHECKPOINT, &data, &len);
+	int64_t floor;
+	tl_err err = offset_file_read(log, START_CHECKPOINT, &floor);
 	if (err == TL_ERR_NOT_FOUND)
 		return;
-	char text[32] = "";
-	if (err == TL_OK) {
-		memcpy(text, data, TL_MIN(len, sizeof(text) - 1));
-		free(data);
-	}
-	char *end;
-	long long floor = strtoll(text, &end, 10);
-	if (err != TL_OK || end == text || *end != '\n' || floor < 0) {
+	if (err != TL_OK) {
 		tl_warn("log: ignoring unreadable %s dir=%s", START_CHECKPOINT, log->dir);
 		return;
 	}
-	log->start_floor = TL_MIN((int64_t)floor, log->end_offset);
+	log->start_floor = TL_MIN(floor, log->end_offset);
 }
 
 tl_err tl_log_delete_records(struct tl_log *log, int64_t offset, int64_t *start_out)
@@ -2916,27 +2928,20 @@ static void failed_marker_write(struct tl_log *log)
  * end it names (a later write or sync failed), then goes. */
 static tl_err failed_marker_apply(struct tl_log *log)
 {
-	uint8_t *data;
-	size_t len;
-	tl_err err = file_slurp(log, FAILED_MARKER, &data, &len);
+	int64_t durable;
+	tl_err err = offset_file_read(log, FAILED_MARKER, &durable);
 	if (err == TL_ERR_NOT_FOUND)
 		return TL_OK; /* none */
-	if (err != TL_OK) {   /* not ignored: the next open that reads it would cut later data */
+	if (err == TL_ERR_CORRUPT) {
+		tl_warn("log: unreadable %s ignored dir=%s", FAILED_MARKER, log->dir);
+	} else if (err != TL_OK) { /* not ignored: the next open reading it would cut later data */
 		set_error(log, "read", FAILED_MARKER, err == TL_ERR_NOMEM ? ENOMEM : EIO);
 		return err;
-	}
-	char text[32] = "";
-	memcpy(text, data, TL_MIN(len, sizeof(text) - 1));
-	free(data);
-	char *end;
-	long long durable = strtoll(text, &end, 10);
-	if (end == text || *end != '\n' || durable < 0) {
-		tl_warn("log: unreadable %s ignored dir=%s", FAILED_MARKER, log->dir);
 	} else if (durable < log->end_offset) {
 		tl_warn("log: an I/O error stopped this log before; dropping what was never "
-			"durable dir=%s durable_end=%lld end=%" PRId64,
+			"durable dir=%s durable_end=%" PRId64 " end=%" PRId64,
 			log->dir, durable, log->end_offset);
-		if (tl_log_truncate_to(log, (int64_t)durable) != TL_OK)
+		if (tl_log_truncate_to(log, durable) != TL_OK)
 			return TL_ERR_IO;
 	}
 	if (unlinkat(log->dir_fd, FAILED_MARKER, 0) == -1 || sync_dir(log) != TL_OK) {
@@ -5110,23 +5115,15 @@ static tl_err cleaner_checkpoint_lower(struct tl_log *log, int64_t new_end)
  * offset once the log grew past it again. */
 static tl_err cleaner_checkpoint_recover(struct tl_log *log)
 {
-	uint8_t *data;
-	size_t len;
 	log->cleaner_first_dirty = 0;
 	log->cleaner_stats.first_dirty = 0;
-	if (file_slurp(log, CLEANER_CHECKPOINT, &data, &len) != TL_OK)
-		return TL_OK;
-	char text[32] = "";
-	memcpy(text, data, TL_MIN(len, sizeof(text) - 1));
-	free(data);
-	char *end;
-	long long offset = strtoll(text, &end, 10);
-	if (end != text && *end == '\n' && offset >= 0) {
-		if (offset > log->end_offset)
-			return cleaner_checkpoint_set_lower(log, log->end_offset);
-		log->cleaner_first_dirty = offset;
-	}
-	log->cleaner_stats.first_dirty = log->cleaner_first_dirty;
+	int64_t offset;
+	if (offset_file_read(log, CLEANER_CHECKPOINT, &offset) != TL_OK)
+		return TL_OK; /* absent or unusable: the log start */
+	if (offset > log->end_offset)
+		return cleaner_checkpoint_set_lower(log, log->end_offset);
+	log->cleaner_first_dirty = offset;
+	log->cleaner_stats.first_dirty = offset;
 	return TL_OK;
 }
 

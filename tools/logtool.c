@@ -926,26 +926,40 @@ static void epoch_checkpoint(struct logtool *lt, const char *dir)
 	free(entries);
 }
 
-/* The compaction checkpoint: "<first dirty offset>\n" (log.c, "Compaction"). */
-static void cleaner_checkpoint(struct logtool *lt, const char *dir)
+/* A file of @dir holding "<offset>\n" (log.c's checkpoints): false when absent or
+ * unreadable, and, with @bad_why, a problem when it holds anything else; else the
+ * offset in *@out and the path in @path. */
+static bool offset_file(struct logtool *lt, const char *dir, const char *name, const char *bad_why,
+			char *path, size_t path_size, long long *out)
 {
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", dir, CLEANER_CHECKPOINT);
+	snprintf(path, path_size, "%s/%s", dir, name);
 	if (access(path, F_OK) != 0)
-		return; /* never compacted */
+		return false;
 	struct mapped m;
 	if (!map_file(lt, path, &m))
-		return;
+		return false;
 	lt->file_count++;
 	char text[32] = "";
 	memcpy(text, m.data, m.len < sizeof(text) - 1 ? m.len : sizeof(text) - 1);
 	unmap_file(&m);
 	char *end;
-	long long offset = strtoll(text, &end, 10);
-	if (end == text || *end != '\n' || offset < 0) {
-		problem(lt, path, -1, -1, "not \"<offset>\\n\"; the broker starts compaction over");
-		return;
+	*out = strtoll(text, &end, 10);
+	if (end == text || *end != '\n' || *out < 0) {
+		problem(lt, path, -1, -1, "%s", bad_why);
+		return false;
 	}
+	return true;
+}
+
+/* The compaction checkpoint: "<first dirty offset>\n" (log.c, "Compaction"). */
+static void cleaner_checkpoint(struct logtool *lt, const char *dir)
+{
+	char path[4096];
+	long long offset;
+	if (!offset_file(lt, dir, CLEANER_CHECKPOINT,
+			 "not \"<offset>\\n\"; the broker starts compaction over", path,
+			 sizeof(path), &offset))
+		return; /* never compacted, or reported */
 	if (lt->json && !lt->check) {
 		struct cli_node *node = cli_add_object(lt->files, NULL);
 		cli_add_str(node, "path", path);
@@ -964,22 +978,11 @@ static void cleaner_checkpoint(struct logtool *lt, const char *dir)
 static void failed_marker(struct logtool *lt, const char *dir)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", dir, FAILED_MARKER);
-	if (access(path, F_OK) != 0)
+	long long offset;
+	if (!offset_file(lt, dir, FAILED_MARKER,
+			 "not \"<offset>\\n\"; the broker ignores it and keeps the tail", path,
+			 sizeof(path), &offset))
 		return;
-	struct mapped m;
-	if (!map_file(lt, path, &m))
-		return;
-	lt->file_count++;
-	char text[32] = "";
-	memcpy(text, m.data, m.len < sizeof(text) - 1 ? m.len : sizeof(text) - 1);
-	unmap_file(&m);
-	char *end;
-	long long offset = strtoll(text, &end, 10);
-	if (end == text || *end != '\n' || offset < 0) {
-		problem(lt, path, -1, -1, "not \"<offset>\\n\"; the broker will not open this log");
-		return;
-	}
 	if (lt->json && !lt->check) {
 		struct cli_node *node = cli_add_object(lt->files, NULL);
 		cli_add_str(node, "path", path);
