@@ -2920,8 +2920,14 @@ static void failed_marker_write(struct tl_log *log)
 	log->marker_written = true;
 	char text[32];
 	int n = snprintf(text, sizeof(text), "%" PRId64 "\n", log->durable_offset);
-	if (file_replace(log, FAILED_MARKER, text, (size_t)n, false) != TL_OK)
-		tl_warn("log: cannot record the durable end after an I/O error dir=%s", log->dir);
+	char first[sizeof(log->last_error)]; /* the failure the log reports stays the first */
+	memcpy(first, log->last_error, sizeof(first));
+	if (file_replace(log, FAILED_MARKER, text, (size_t)n, false) != TL_OK) {
+		tl_warn("log: cannot record the durable end after an I/O error dir=%s "
+			"detail=\"%s\"",
+			log->dir, log->last_error);
+		memcpy(log->last_error, first, sizeof(first));
+	}
 }
 
 /* At open: a FAILED_MARKER left by op_failed cuts the recovered log back to the durable
