@@ -355,9 +355,9 @@ static void session_send(struct tl_broker *broker, struct session *s)
 	req.topics_count = 0;
 	for (int32_t i = 0; i < s->part_count; i++) {
 		struct tl_partition *p = s->parts[i].partition;
-		/* A failed log's end is past what it made durable: asked for, it would count
-		 * for the leader's high watermark while this replica is still in the ISR, and
-		 * the next open cuts it back to the durable end (log-failed-durable-offset). */
+		/* A failed log takes nothing more, and its end may be past what the disk
+		 * took: asked for, it would go on counting for the leader's high watermark
+		 * while this replica is still in the ISR. The lag check drops it instead. */
 		if (s->parts[i].detached || !tl_log_is_writable(p->log))
 			continue;
 		struct tl_fetch_request_fetch_topic *ft = NULL;

@@ -2909,13 +2909,17 @@ static void op_failed(struct tl_log *log, const char *what, const struct tl_log_
  * a whole, committed tail. So every failure of an opened log (whatever failed first:
  * an op still in flight may fail next) records the durable end, which nothing passes
  * once the log failed, and the next open cuts the log there: nothing past it was
- * acknowledged (a follower of a failed log stops fetching, see session_send). Once per
+ * acknowledged (one node: an ack waits for the sync). Once per
  * failure; not during open, whose own failure leaves any marker as it was. No sync: it
  * matters while that page cache lives; a power loss takes both. Best effort: a disk
  * that refuses even this file has refused the segment too. */
 static void failed_marker_write(struct tl_log *log)
 {
-	if (!log->opened || log->marker_written)
+	/* A replicated log is left alone: a follower acknowledges what it wrote, not what it
+	 * synced (as Kafka's do), so a cut could drop records the ISR acknowledged while the
+	 * other copies are down; and its open resets the high watermark to the log start
+	 * (replica.c), so nothing unconfirmed is served as committed. */
+	if (!log->opened || log->marker_written || log->replicated)
 		return;
 	log->marker_written = true;
 	char text[32];

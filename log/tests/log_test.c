@@ -634,6 +634,30 @@ START_TEST(failed_fdatasync_takes_the_partition_offline)
 }
 END_TEST
 
+/* A replicated log's failure leaves no marker: its followers acknowledge on write, so
+ * the tail past the durable end may hold records the ISR acknowledged; the open keeps
+ * it (the broker resets a replicated log's high watermark at open). */
+START_TEST(failed_fdatasync_of_a_replicated_log_keeps_the_tail)
+{
+	struct tl_log *log = log_open();
+	tl_log_set_replicated(log, true);
+	struct batch *b = batch_make(1, 1, -1, -1, -1);
+	struct tl_log_waiter w = {.offset = 0, .done = on_durable};
+	waiter_calls = 0;
+	tl_ring_fault_set(ring, TL_RING_OP_FDATASYNC, 5 /* EIO */, 1, false);
+	append(log, b);
+	tl_log_wait_durable(log, &w);
+	drain(log);
+	ck_assert_int_eq(waiter_err, TL_ERR_KAFKA_STORAGE_ERROR);
+	ck_assert(!tl_log_is_writable(log));
+	tl_log_close(log);
+	log = log_open();
+	ck_assert_int_eq(tl_log_end_offset(log), 1);
+	tl_log_close(log);
+	free(b);
+}
+END_TEST
+
 START_TEST(offset_for_timestamp_finds_the_first_batch_at_or_after)
 {
 	config.segment_bytes = 2000;
@@ -2475,6 +2499,7 @@ static TCase *cases(const char *name, void (*setup)(void))
 	tcase_add_test(tc, retention_deletes_whole_segments_the_active_one_once_rolled);
 	tcase_add_test(tc, a_deleted_segment_is_freed_and_closed_by_the_closer_thread);
 	tcase_add_test(tc, failed_fdatasync_takes_the_partition_offline);
+	tcase_add_test(tc, failed_fdatasync_of_a_replicated_log_keeps_the_tail);
 	tcase_add_test(tc,
 		       delete_records_moves_the_start_durably_and_retention_drops_whole_segments);
 	tcase_add_test(tc, offset_for_timestamp_finds_the_first_batch_at_or_after);
