@@ -1805,38 +1805,30 @@ static bool disown(struct tl_cluster *c, struct tl_cluster_view *view)
 				 * (the controller would elect it again anyway). It leads on. */
 				continue;
 			}
-			if (next.isr_count == 0) {
-				/* This node was the only in-sync replica: what it acknowledged
-				 * alone is gone with its log, and no other replica is known to
-				 * hold the rest. Leading with this log would truncate every
-				 * follower to nothing; the partition goes offline with an empty
-				 * ISR instead (Kafka's KIP-966 keeps such a replica out too),
-				 * unless unclean.leader.election.enable lets an out-of-sync
-				 * replica lead with what it has. */
-				int32_t leader =
-					c->unclean ? tl_repl_elect(cp->replicas, cp->replica_count,
-								   &next, broker_alive, view,
-								   c->self, true)
-						   : -1;
-				next.leader = leader;
-				next.leader_epoch = cp->state.leader_epoch + 1;
-				if (leader >= 0)
-					next.isr[next.isr_count++] = leader;
-				tl_warn("cluster: this log directory replaces the only in-sync "
-					"replica's log: %s topic=%s partition=%d leader=%d",
-					leader >= 0
-						? "unclean election"
-						: "the partition stays offline (set "
-						  "unclean.leader.election.enable=true to elect "
-						  "an out-of-sync replica)",
-					topic->name, i, leader);
-			} else if (cp->state.leader == c->self) {
+			/* Where this node was the only in-sync replica, what it acknowledged
+			 * alone is gone with its log and no other replica is known to hold the
+			 * rest: leading with this log would truncate every follower to nothing.
+			 * The election then finds no ISR member and the partition goes offline
+			 * with an empty ISR (Kafka's KIP-966 keeps such a replica out too),
+			 * unless unclean.leader.election.enable lets an out-of-sync replica
+			 * lead with what it has. */
+			bool sole = next.isr_count == 0;
+			if (sole || cp->state.leader == c->self) {
 				struct tl_repl_state without = next;
-				int32_t leader =
-					tl_repl_elect(cp->replicas, cp->replica_count, &without,
-						      broker_alive, view, c->self, false);
+				int32_t leader = tl_repl_elect(cp->replicas, cp->replica_count,
+							       &without, broker_alive, view,
+							       c->self, sole && c->unclean);
 				tl_repl_state_after_election(&without, leader, broker_alive, view,
 							     c->self, &next);
+				if (sole)
+					tl_warn("cluster: this log directory replaces the only "
+						"in-sync replica's log: %s topic=%s partition=%d "
+						"leader=%d",
+						leader >= 0 ? "unclean election"
+							    : "the partition stays offline (set "
+							      "unclean.leader.election.enable=true "
+							      "to elect an out-of-sync replica)",
+						topic->name, i, leader);
 			}
 			tl_info("cluster: leaving the ISR, this log is not the one it was earned "
 				"by topic=%s partition=%d",
