@@ -4915,7 +4915,8 @@ int tl_log_tick(struct tl_log *log, int64_t now_ms)
 		if (log->next_retention_ms == 0 || retention_due)
 			log->next_retention_ms = now_ms + interval;
 	}
-	int64_t total = tl_log_size_bytes(log);
+	/* Read only by the retention checks: not summed over the segments at every tick. */
+	int64_t total = retention_due ? tl_log_size_bytes(log) : 0;
 	if (active_roll_due(log, active_segment(log), total, now_ms, retention_due) &&
 	    segment_roll(log) != TL_OK) {
 		log_fail(log);
