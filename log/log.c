@@ -45,7 +45,7 @@
  * continuity) and cut at the first bad byte; segments after a cut are deleted, since the
  * offsets they hold no longer follow. The marker is removed (and the directory synced)
  * before the first append, and the active segment's stale index files with it. A
- * FAILED_MARKER (written when a write or sync failed) cuts the recovered log back to the
+ * FAILED_MARKER (written when a single-node log failed) cuts the recovered log back to the
  * durable end it names: the page cache may have kept what the disk refused.
  *
  * Producer state. `<offset>.snapshot` holds the table as of that offset (written at each
@@ -2934,7 +2934,7 @@ static void failed_marker_write(struct tl_log *log)
 	}
 }
 
-/* At open: a FAILED_MARKER left by op_failed cuts the recovered log back to the durable
+/* At open: a FAILED_MARKER (failed_marker_write) cuts the recovered log back to the durable
  * end it names (a later write or sync failed), then goes. */
 static tl_err failed_marker_apply(struct tl_log *log)
 {

@@ -972,9 +972,9 @@ static void cleaner_checkpoint(struct logtool *lt, const char *dir)
 	}
 }
 
-/* The marker a failed write or sync leaves (log.c, op_failed): the next open cuts the
- * log at the durable end it names. Not a problem of the files: a note (stderr in check
- * mode, so that check's verdict stays about the bytes). */
+/* The marker a failed single-node log leaves (log.c, failed_marker_write): the next
+ * open cuts the log at the durable end it names. Not a problem of the files: a note
+ * (stderr in check mode, so that check's verdict stays about the bytes). */
 static void failed_marker(struct logtool *lt, const char *dir)
 {
 	char path[4096];
