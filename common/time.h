@@ -13,6 +13,14 @@ static inline int64_t tl_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* @ms + @delta_ms (delta >= 0), saturating at INT64_MAX: a time plus a configured
+ * interval, which may be "forever". */
+static inline int64_t tl_ms_after(int64_t ms, int64_t delta_ms)
+{
+	int64_t sum;
+	return __builtin_add_overflow(ms, delta_ms, &sum) ? INT64_MAX : sum;
+}
+
 static inline int64_t tl_clock_ns(clockid_t clock)
 {
 	struct timespec ts;

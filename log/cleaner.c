@@ -267,6 +267,9 @@ static tl_err reader_next(struct reader *r, const uint8_t **data, size_t *len,
 struct record {
 	const uint8_t *raw; /* length varint included */
 	size_t raw_len;
+	int8_t attributes;
+	int64_t timestamp_delta;
+	const uint8_t *tail; /* from offsetDelta to the record's end */
 	int32_t offset_delta;
 	const uint8_t *key;
 	int32_t key_len; /* -1: null */
@@ -283,8 +286,9 @@ static bool record_next(struct tl_cursor *c, struct record *rec)
 	struct tl_cursor body;
 	tl_cursor_init(&body, c->pos, (size_t)len);
 	tl_cursor_skip(c, (size_t)len);
-	tl_cursor_i8(&body);      /* attributes */
-	tl_cursor_varlong(&body); /* timestamp delta */
+	rec->attributes = tl_cursor_i8(&body);
+	rec->timestamp_delta = tl_cursor_varlong(&body);
+	rec->tail = body.pos;
 	rec->offset_delta = tl_cursor_varint(&body);
 	rec->key_len = tl_cursor_varint(&body);
 	rec->key = NULL;
@@ -298,6 +302,54 @@ static bool record_next(struct tl_cursor *c, struct record *rec)
 	return true;
 }
 
+/* ---- the delete horizon (KIP-534) ----
+ * A tombstone must outlive, by delete.retention.ms, the pass that removed the older values
+ * of its key: a consumer that read one of them before that pass must still find the
+ * tombstone after it. Its own timestamp says nothing of that (a producer sets it, and a
+ * pass may come much later), so, as Kafka does, the first pass that keeps a batch holding
+ * tombstones (or the marker of a transaction with no batch left) writes the batch again
+ * with attribute bit 6 set and the horizon, now + delete.retention.ms, as its
+ * baseTimestamp; every record's timestamp delta is re-expressed against it, so readers
+ * (baseTimestamp + delta) see the timestamps they saw before. A later pass at or past the
+ * horizon drops the tombstones and the marker. */
+
+/* Whether batch @h holds a delete horizon that @now_ms has reached. */
+static bool horizon_passed(const struct tl_batch_header *h, int64_t now_ms)
+{
+	return (h->attributes & TL_BATCH_ATTR_DELETE_HORIZON) && h->base_timestamp <= now_ms;
+}
+
+/* Appends to @out (emptied first) the @count records at @records (@len bytes, as a batch
+ * holds them uncompressed) with each timestamp delta taken against @new_base instead of
+ * @old_base. TL_ERR_LIMIT when a timestamp cannot be expressed so (int64 overflow: a
+ * client's absurd timestamps), TL_ERR_NOMEM, TL_ERR_CORRUPT on malformed records. */
+static tl_err records_rebase(const uint8_t *records, size_t len, int32_t count, int64_t old_base,
+			     int64_t new_base, struct tl_buf *out)
+{
+	out->len = 0;
+	out->failed = false;
+	struct tl_cursor c;
+	tl_cursor_init(&c, records, len);
+	for (int32_t k = 0; k < count; k++) {
+		struct record rec;
+		if (!record_next(&c, &rec))
+			return TL_ERR_CORRUPT;
+		int64_t timestamp, delta;
+		if (__builtin_add_overflow(old_base, rec.timestamp_delta, &timestamp) ||
+		    __builtin_sub_overflow(timestamp, new_base, &delta))
+			return TL_ERR_LIMIT;
+		size_t tail_len = (size_t)(rec.raw + rec.raw_len - rec.tail);
+		size_t body_len = 1 + tl_varlong_size(delta) + tail_len;
+		if (body_len > INT32_MAX)
+			return TL_ERR_LIMIT;
+		tl_buf_varint(out, (int32_t)body_len);
+		tl_buf_put(out, &rec.attributes, 1);
+		tl_buf_varlong(out, delta);
+		tl_buf_put(out, rec.tail, tail_len);
+	}
+	return out->failed ? TL_ERR_NOMEM : TL_OK;
+}
+
 /* ---- compressed batches ---- */
 
 /* What reading and writing compressed batches takes, for one pass; the cleaner's
@@ -305,6 +357,7 @@ static bool record_next(struct tl_cursor *c, struct record *rec)
 struct codecs {
 	struct tl_batch_scratch scratch; /* a batch's records, decompressed */
 	struct tl_buf kept;              /* the records that survive, uncompressed */
+	struct tl_buf rebased;           /* ... their timestamps against a delete horizon */
 	struct tl_buf body;              /* ... compressed again with the batch's codec */
 	ZSTD_CCtx *zstd;                 /* created on first use */
 };
@@ -313,6 +366,7 @@ static void codecs_init(struct codecs *cx)
 {
 	tl_batch_scratch_init(&cx->scratch, RECORDS_BYTES_MAX);
 	tl_buf_init(&cx->kept);
+	tl_buf_init(&cx->rebased);
 	tl_buf_init(&cx->body);
 	cx->zstd = NULL;
 }
@@ -321,6 +375,7 @@ static void codecs_deinit(struct codecs *cx)
 {
 	tl_batch_scratch_deinit(&cx->scratch);
 	tl_buf_deinit(&cx->kept);
+	tl_buf_deinit(&cx->rebased);
 	tl_buf_deinit(&cx->body);
 	ZSTD_freeCCtx(cx->zstd);
 }
@@ -349,19 +404,20 @@ static tl_err batch_records(struct codecs *cx, const uint8_t *data, size_t len,
 	return TL_OK;
 }
 
-/* cx->kept compressed with @codec into cx->body (replaced). */
-static tl_err records_compress(struct codecs *cx, enum tl_compression codec)
+/* @records (@len bytes) compressed with @codec into cx->body (replaced). */
+static tl_err records_compress(struct codecs *cx, enum tl_compression codec, const uint8_t *records,
+			       size_t len)
 {
 	cx->body.len = 0;
 	cx->body.failed = false;
 	if (codec != TL_COMPRESSION_ZSTD) {
-		tl_err err = tl_batch_compress(codec, cx->kept.data, cx->kept.len, &cx->body);
+		tl_err err = tl_batch_compress(codec, records, len, &cx->body);
 		return err != TL_OK || cx->body.failed ? TL_ERR_NOMEM : TL_OK;
 	}
 	if (!cx->zstd && !(cx->zstd = ZSTD_createCCtx()))
 		return TL_ERR_NOMEM;
 	size_t n;
-	return tl_records_zstd_compress(cx->zstd, cx->kept.data, cx->kept.len, &cx->body, &n);
+	return tl_records_zstd_compress(cx->zstd, records, len, &cx->body, &n);
 }
 
 /* ---- the job ---- */
@@ -490,7 +546,8 @@ static void survivors_seal(struct survivors *sv, const struct tl_cleaner_map *ma
 	for (uint64_t i = 0; i < map->slot_count; i++)
 		if (map->slots[i].offset >= 0)
 			sv->offsets[sv->count++] = map->slots[i].offset;
-	qsort(sv->offsets, sv->count, sizeof(*sv->offsets), offset_cmp);
+	if (sv->count > 1) /* none: a pass with nothing dirty */
+		qsort(sv->offsets, sv->count, sizeof(*sv->offsets), offset_cmp);
 }
 
 /* Whether the mapped batch [@base, @last] holds no survivor (false when unknown). Asked
@@ -677,6 +734,7 @@ struct writer {
 	uint8_t *buf;
 	size_t len;
 	int64_t position;
+	bool changed; /* something was not copied byte for byte */
 };
 
 static tl_err writer_flush(struct writer *w)
@@ -724,16 +782,14 @@ static tl_err writer_put(struct writer *w, const uint8_t *data, size_t len)
 	return TL_OK;
 }
 
-/* Writes the compressed batch @h whose surviving records are in cx->kept (@kept of
- * them, fewer than its recordsCount) to @w: compressed again with its own codec, or,
- * with none left, as a header-only batch without a codec (nothing to decompress). */
 /* A header-only batch kept for its offsets alone: no producer, no transaction. */
 static void placeholder_strip(uint8_t *out)
 {
 	uint16_t attributes = tl_be16_get(out + TL_BATCH_OFF_ATTRIBUTES);
 	TL_ASSERT(!(attributes & TL_BATCH_ATTR_CONTROL));
 	tl_be16_put(out + TL_BATCH_OFF_ATTRIBUTES,
-		    (uint16_t)(attributes & TL_BATCH_ATTR_LOG_APPEND_TIME));
+		    (uint16_t)(attributes &
+			       (TL_BATCH_ATTR_LOG_APPEND_TIME | TL_BATCH_ATTR_DELETE_HORIZON)));
 	tl_be64_put(out + TL_BATCH_OFF_PRODUCER_ID, (uint64_t)-1);
 	tl_be16_put(out + TL_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)-1);
 	tl_be32_put(out + TL_BATCH_OFF_BASE_SEQUENCE, (uint32_t)-1);
@@ -761,34 +817,73 @@ static tl_err writer_put_header_only(struct writer *w, const uint8_t *data, bool
 	return TL_OK;
 }
 
-static tl_err batch_recompress(struct codecs *cx, struct writer *w, const uint8_t *data,
-			       const struct tl_batch_header *h, int32_t kept, bool strip)
+/* Writes to @w batch @data (header @h) with @count records, @records (@len bytes,
+ * uncompressed; none: a header-only batch without a codec): compressed again with the
+ * batch's own codec, stripped of its producer when @strip, with @horizon as its delete
+ * horizon when >= 0 (see "the delete horizon"). */
+static tl_err batch_write(struct codecs *cx, struct writer *w, const uint8_t *data,
+			  const struct tl_batch_header *h, const uint8_t *records, size_t len,
+			  int32_t count, bool strip, int64_t horizon)
 {
-	TL_ASSERT(kept < h->records_count);
-	if (kept == 0)
+	TL_ASSERT(count > 0 || horizon < 0);
+	w->changed = true;
+	if (count == 0)
 		return writer_put_header_only(w, data, strip);
 	enum tl_compression codec = tl_batch_compression(h);
-	cx->body.len = 0;
-	tl_err err = records_compress(cx, codec);
-	if (err != TL_OK)
-		return err;
-	size_t out_len = TL_BATCH_HEADER_BYTES + cx->body.len;
-	err = writer_reserve(w, out_len);
+	if (codec != TL_COMPRESSION_NONE) {
+		tl_err err = records_compress(cx, codec, records, len);
+		if (err != TL_OK)
+			return err;
+		records = cx->body.data;
+		len = cx->body.len;
+	}
+	size_t out_len = TL_BATCH_HEADER_BYTES + len;
+	tl_err err = writer_reserve(w, out_len);
 	if (err != TL_OK)
 		return err;
 	uint8_t *out = w->buf + w->len;
 	memcpy(out, data, TL_BATCH_HEADER_BYTES);
-	memcpy(out + TL_BATCH_HEADER_BYTES, cx->body.data, cx->body.len);
-	uint16_t attributes = tl_be16_get(out + TL_BATCH_OFF_ATTRIBUTES);
-	attributes = (uint16_t)((attributes & ~TL_BATCH_ATTR_COMPRESSION_MASK) | (uint16_t)codec);
-	tl_be16_put(out + TL_BATCH_OFF_ATTRIBUTES, attributes);
+	memcpy(out + TL_BATCH_HEADER_BYTES, records, len);
 	tl_be32_put(out + TL_BATCH_OFF_LENGTH, (uint32_t)(out_len - TL_BATCH_LOG_OVERHEAD));
-	tl_be32_put(out + TL_BATCH_OFF_RECORDS_COUNT, (uint32_t)kept);
+	tl_be32_put(out + TL_BATCH_OFF_RECORDS_COUNT, (uint32_t)count);
+	if (horizon >= 0) {
+		uint16_t attributes = tl_be16_get(out + TL_BATCH_OFF_ATTRIBUTES);
+		tl_be16_put(out + TL_BATCH_OFF_ATTRIBUTES,
+			    (uint16_t)(attributes | TL_BATCH_ATTR_DELETE_HORIZON));
+		tl_be64_put(out + TL_BATCH_OFF_BASE_TIMESTAMP, (uint64_t)horizon);
+	}
 	if (strip)
 		placeholder_strip(out);
 	tl_batch_crc_update(out, out_len);
 	w->len += out_len;
 	return TL_OK;
+}
+
+/* Notes that a batch with @horizon stays: the pass at that time may drop something. */
+static void horizon_note(struct tl_cleaner_job *job, int64_t horizon)
+{
+	if (horizon > job->now_ms && horizon < job->horizon_next)
+		job->horizon_next = horizon;
+}
+
+/* Writes batch @data (header @h), whose @count records at @records (@len bytes,
+ * uncompressed, not in @w's buffer) survive, some of them tombstones (or its marker, when
+ * a control batch), with a new delete horizon. TL_ERR_LIMIT, nothing written, when a
+ * timestamp cannot be expressed against it: the caller writes the batch as it would
+ * without one, and its tombstones stay until a newer record of their key. */
+static tl_err batch_write_with_horizon(struct tl_cleaner_job *job, struct codecs *cx,
+				       struct writer *w, const uint8_t *data,
+				       const struct tl_batch_header *h, const uint8_t *records,
+				       size_t len, int32_t count)
+{
+	int64_t horizon = tl_ms_after(job->now_ms, job->delete_retention_ms);
+	tl_err err = records_rebase(records, len, count, h->base_timestamp, horizon, &cx->rebased);
+	if (err != TL_OK)
+		return err;
+	job->horizons_set++;
+	horizon_note(job, horizon);
+	return batch_write(cx, w, data, h, cx->rebased.data, cx->rebased.len, count, false,
+			   horizon);
 }
 
 /* Records the removed ABORT marker at @offset (ascending: the pass reads in order). */
@@ -808,27 +903,43 @@ static tl_err aborts_removed_push(struct tl_cleaner_job *job, int64_t offset)
 	return TL_OK;
 }
 
+/* What a pass does with a transaction marker (a control batch). */
+enum marker_action {
+	MARKER_KEEP,    /* written whole */
+	MARKER_HORIZON, /* its transaction has no batch left: written with a delete horizon */
+	MARKER_DROP,    /* ... and its horizon has passed: removed */
+};
+
 /* Writes what survives of the batch @data (header @h) to @w; a compressed batch that
- * loses records is compressed again with its own codec. @empty: whether the batch stays
- * when no record does, and as what. A control batch is written whole unless
- * @drop_marker. */
+ * loses records is compressed again with its own codec; one that keeps a tombstone and
+ * has no delete horizon gets one. @empty: whether the batch stays when no record does,
+ * and as what. A control batch is handled as @marker says. */
 static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_map *map,
 			  struct survivors *sv, struct codecs *cx, struct writer *w,
 			  const uint8_t *data, size_t len, const struct tl_batch_header *h,
-			  enum keep_empty empty, bool drop_marker)
+			  enum keep_empty empty, enum marker_action marker)
 {
 	job->records_read += h->records_count;
 	if (tl_batch_is_control(h)) {
-		if (drop_marker) {
+		if (marker == MARKER_DROP) {
 			TL_ASSERT(empty == KEEP_NONE);
 			if (tl_batch_control_type(data, len) == TL_BATCH_CONTROL_ABORT &&
 			    aborts_removed_push(job, h->base_offset) != TL_OK)
 				return TL_ERR_NOMEM;
 			job->markers_removed++;
 			job->marker_removed_last = tl_batch_last_offset(h);
+			w->changed = true;
 			return TL_OK;
 		}
 		job->records_kept += h->records_count;
+		if (marker == MARKER_HORIZON && tl_batch_compression(h) == TL_COMPRESSION_NONE &&
+		    h->records_count > 0) {
+			tl_err err = batch_write_with_horizon(
+				job, cx, w, data, h, data + TL_BATCH_HEADER_BYTES,
+				len - TL_BATCH_HEADER_BYTES, h->records_count);
+			if (err != TL_ERR_LIMIT)
+				return err;
+		}
 		return writer_put(w, data, len);
 	}
 	bool compressed = tl_batch_compression(h) != TL_COMPRESSION_NONE;
@@ -842,11 +953,12 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 		     survivors_none_in(sv, h->base_offset, tl_batch_last_offset(h)));
 	if (none && (empty == KEEP_NONE || h->records_count > 0)) {
 		job->batches_emptied_unread++;
+		w->changed = true;
 		return empty == KEEP_NONE ? TL_OK
 					  : writer_put_header_only(w, data, empty == KEEP_BOUNDARY);
 	}
-	bool tombstone_expired =
-		h->max_timestamp >= 0 && h->max_timestamp < job->now_ms - job->delete_retention_ms;
+	bool has_horizon = (h->attributes & TL_BATCH_ATTR_DELETE_HORIZON) != 0;
+	bool tombstones_go = horizon_passed(h, job->now_ms);
 	const uint8_t *records;
 	size_t records_len;
 	tl_err err = batch_records(cx, data, len, h, &records, &records_len);
@@ -862,7 +974,7 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	size_t out_len = TL_BATCH_HEADER_BYTES;
 	cx->kept.len = 0;
 	cx->kept.failed = false;
-	int32_t kept = 0;
+	int32_t kept = 0, tombstones = 0;
 	struct tl_cursor c;
 	tl_cursor_init(&c, records, records_len);
 	for (int32_t k = 0; k < h->records_count && !aborted; k++) {
@@ -874,8 +986,10 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 		if (rec.key_len >= 0) {
 			int64_t latest = tl_cleaner_map_get(map, rec.key, (size_t)rec.key_len);
 			keep = latest < 0 || latest <= offset;
-			if (keep && rec.value_len < 0 && tombstone_expired)
-				keep = false;
+			if (keep && rec.value_len < 0) {
+				keep = !tombstones_go;
+				tombstones += keep;
+			}
 		}
 		if (!keep)
 			continue;
@@ -889,13 +1003,25 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	}
 	if (cx->kept.failed)
 		return TL_ERR_NOMEM;
+	if (kept < h->records_count || (kept == 0 && empty == KEEP_NONE))
+		w->changed = true;
 	if (kept == 0 && empty == KEEP_NONE)
 		return TL_OK;
-	bool strip = kept == 0 && empty == KEEP_BOUNDARY;
-	if (compressed && kept < h->records_count) {
-		job->records_kept += kept;
-		return batch_recompress(cx, w, data, h, kept, strip);
+	job->records_kept += kept;
+	if (tombstones > 0 && has_horizon)
+		horizon_note(job, h->base_timestamp);
+	if (tombstones > 0 && !has_horizon) {
+		err = compressed ? batch_write_with_horizon(job, cx, w, data, h, cx->kept.data,
+							    cx->kept.len, kept)
+				 : batch_write_with_horizon(job, cx, w, data, h,
+							    out + TL_BATCH_HEADER_BYTES,
+							    out_len - TL_BATCH_HEADER_BYTES, kept);
+		if (err != TL_ERR_LIMIT)
+			return err;
 	}
+	bool strip = kept == 0 && empty == KEEP_BOUNDARY;
+	if (compressed && kept < h->records_count)
+		return batch_write(cx, w, data, h, cx->kept.data, cx->kept.len, kept, strip, -1);
 	if (kept == h->records_count) {
 		memcpy(out, data, len); /* untouched: byte for byte */
 		out_len = len;
@@ -908,7 +1034,6 @@ static tl_err batch_clean(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	}
 	TL_ASSERT(out_len <= len);
 	w->len += out_len;
-	job->records_kept += kept;
 	return TL_OK;
 }
 
@@ -973,18 +1098,28 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 			enum keep_empty keep = batch_is_producers_last(job, &h) ? KEEP_PRODUCER
 					       : first || last                  ? KEEP_BOUNDARY
 										: KEEP_NONE;
-			bool drop_marker = false;
+			enum marker_action marker = MARKER_KEEP;
 			if (tl_batch_is_control(&h)) {
+				/* Kafka's rule: a marker whose transaction has no batch left gets
+				 * a horizon, and goes once it has passed. */
 				bool had_batches = txns_end(txns, h.producer_id);
-				drop_marker =
-					!had_batches && keep == KEEP_NONE && h.max_timestamp >= 0 &&
-					h.max_timestamp < job->now_ms - job->delete_retention_ms;
+				bool has_horizon = h.attributes & TL_BATCH_ATTR_DELETE_HORIZON;
+				if (!had_batches && !has_horizon)
+					marker = MARKER_HORIZON;
+				else if (!had_batches && horizon_passed(&h, job->now_ms) &&
+					 keep == KEEP_NONE)
+					marker = MARKER_DROP;
+				else if (!had_batches)
+					horizon_note(job, h.base_timestamp);
 			} else if (tl_batch_is_transactional(&h) && h.producer_id >= 0) {
 				err = txns_begin(txns, h.producer_id);
 				if (err != TL_OK)
 					break;
 			}
-			err = batch_clean(job, map, sv, cx, &w, data, len, &h, keep, drop_marker);
+			err = batch_clean(job, map, sv, cx, &w, data, len, &h, keep, marker);
+			if (err == TL_OK && w.position + (int64_t)w.len > UINT32_MAX)
+				err = TL_ERR_LIMIT; /* the index holds u32 positions; only new
+						     * horizons make a group's output grow */
 			if (err != TL_OK)
 				break;
 			throttle(job, started_ns);
@@ -997,7 +1132,9 @@ static tl_err group_write(struct tl_cleaner_job *job, const struct tl_cleaner_ma
 	if (err == TL_OK)
 		err = writer_flush(&w);
 	g->bytes_out = w.position;
-	g->written = err == TL_OK && g->bytes_out < g->bytes_in;
+	if (err == TL_OK)
+		TL_ASSERT(w.changed || g->bytes_out == g->bytes_in);
+	g->written = err == TL_OK && w.changed;
 	if (g->written) {
 		char final[96];
 		tl_cleaner_file_name(final, sizeof(final), g->base_offset, g->end_offset,
@@ -1091,8 +1228,10 @@ void tl_cleaner_run(struct tl_cleaner_job *job)
 	struct survivors sv = {.usable = true,
 			       .asked_last = -1,
 			       .cap_max = TL_MAX(map.slot_count_max, (uint64_t)1024)};
+	job->horizon_next = INT64_MAX;
 	tl_err err = map_build(job, &map, &cx, &sv, started_ns);
-	if (err == TL_OK && job->map_end <= job->first_dirty) {
+	/* A pass with no dirty record (one a delete horizon is due for) maps nothing. */
+	if (err == TL_OK && job->map_end <= job->first_dirty && job->first_dirty < job->clean_end) {
 		err = TL_ERR_LIMIT; /* not even one batch fits log.cleaner.dedupe.buffer.size */
 		job_error(job, err, "map", job->first_dirty);
 	}

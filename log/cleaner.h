@@ -13,13 +13,16 @@
  *     batch bigger than the map is mapped as far as it fits, map_end after it);
  *   - a record in a cleaned segment is kept if its key is null, not in the map, or
  *     mapped to an offset <= its own; a kept tombstone (null value) is dropped once its
- *     batch's maxTimestamp is older than delete_retention_ms;
+ *     batch's delete horizon has passed (KIP-534): the first pass that keeps a tombstone
+ *     writes its batch with the horizon, the pass's time + delete_retention_ms (see "the
+ *     delete horizon" in cleaner.c); job->horizon_next tells the log when a pass with
+ *     nothing dirty is due for one;
  *   - a batch of an aborted transaction loses all its records;
  *   - a control batch (transaction marker) is kept whole, or removed once no batch of
  *     its transaction is left (Kafka's rule: the pass, which reads from the log start,
  *     met none of that producer's transactional batches since its previous marker, so
- *     a transaction's marker goes one pass after its last batch) and its maxTimestamp
- *     is older than delete_retention_ms; never when it is its producer's last batch or
+ *     a transaction's marker goes one pass after its last batch) and the horizon the
+ *     first such pass gave it has passed; never when it is its producer's last batch or
  *     the first or last batch of its output segment (then it stays whole);
  *   - a compressed batch that loses records is compressed again with its own codec (one
  *     left with none becomes a header-only batch without a codec);
@@ -31,7 +34,9 @@
  *     producer id, epoch, sequence and transactional flag, so that it no longer holds
  *     its transaction's marker in the log;
  *   - a kept batch keeps baseOffset, lastOffsetDelta, timestamps, producer id, epoch and
- *     base sequence; only recordsCount, batchLength and the CRC change. */
+ *     base sequence; only recordsCount, batchLength and the CRC change, and, when it
+ *     gets a delete horizon, attribute bit 6, baseTimestamp and the records' timestamp
+ *     deltas (every record's timestamp stays what it was). */
 #ifndef TL_LOG_CLEANER_H
 #define TL_LOG_CLEANER_H
 
@@ -140,6 +145,9 @@ struct tl_cleaner_job {
 					 * decided from the header alone */
 	int64_t markers_removed;
 	int64_t marker_removed_last; /* offset of the newest marker removed; -1: none */
+	int64_t horizons_set;        /* batches written with a new delete horizon */
+	int64_t horizon_next;        /* the earliest future horizon of a batch that stays with a
+				      * tombstone or marker it may drop then; INT64_MAX: none */
 	/* The offsets of the ABORT markers removed, ascending: their aborted transactions
 	 * leave the log's index when their group is swapped in (Kafka's cleaner rebuilds
 	 * the .txnindex without them), or a read_committed consumer, told of an aborted

@@ -368,9 +368,11 @@ struct tl_log {
 	struct tl_log_segment **cleaner_held;
 	uint32_t cleaner_held_count;
 	pthread_t cleaner_thread;
-	bool cleaner_threaded;       /* cleaner_thread must be joined */
-	int64_t cleaner_first_dirty; /* from CLEANER_CHECKPOINT; 0 = the log start */
-	int64_t cleaner_next_ms;     /* no new pass before this wall time */
+	bool cleaner_threaded;        /* cleaner_thread must be joined */
+	int64_t cleaner_first_dirty;  /* from CLEANER_CHECKPOINT; 0 = the log start */
+	int64_t cleaner_next_ms;      /* no new pass before this wall time */
+	int64_t cleaner_horizon_next; /* a pass is due at this wall time, dirty or not: a
+				       * delete horizon passes (see cleaner.c) */
 	struct tl_log_cleaner_stats cleaner_stats;
 };
 
@@ -2578,6 +2580,9 @@ tl_err tl_log_open(const char *dir, const struct tl_log_config *config, struct t
 	if (err != TL_OK)
 		goto out_close;
 	start_floor_recover(log);
+	/* Every horizon set before this open has passed by then (as long as
+	 * delete.retention.ms is the same); the passes after it know theirs. */
+	log->cleaner_horizon_next = tl_ms_after(tl_wall_ms(), config->delete_retention_ms);
 	if ((err = cleaner_checkpoint_recover(log)) != TL_OK ||
 	    (err = failed_marker_apply(log)) != TL_OK)
 		goto out_close;
@@ -5208,6 +5213,7 @@ static uint32_t cleanable_count(struct tl_log *log, int64_t now_ms)
 enum cleaner_due {
 	CLEANER_NOT_DUE = 0,
 	CLEANER_DUE_RATIO,   /* min.cleanable.dirty.ratio: spare CPU will do */
+	CLEANER_DUE_HORIZON, /* a delete horizon passed: spare CPU will do */
 	CLEANER_DUE_MAX_LAG, /* max.compaction.lag.ms passed: a promise to keep */
 };
 
@@ -5224,14 +5230,13 @@ static enum cleaner_due cleaner_is_due(const struct tl_log *log, uint32_t n, int
 		if (oldest_dirty < 0)
 			oldest_dirty = segment->max_timestamp;
 	}
-	if (dirty == 0)
-		return CLEANER_NOT_DUE;
-	if (log->config.max_compaction_lag_ms < INT64_MAX && oldest_dirty >= 0 &&
+	if (dirty > 0 && log->config.max_compaction_lag_ms < INT64_MAX && oldest_dirty >= 0 &&
 	    oldest_dirty < now_ms - log->config.max_compaction_lag_ms)
 		return CLEANER_DUE_MAX_LAG;
-	return (double)dirty / (double)(clean + dirty) >= log->config.min_cleanable_dirty_ratio
-		       ? CLEANER_DUE_RATIO
-		       : CLEANER_NOT_DUE;
+	if (dirty > 0 &&
+	    (double)dirty / (double)(clean + dirty) >= log->config.min_cleanable_dirty_ratio)
+		return CLEANER_DUE_RATIO;
+	return now_ms >= log->cleaner_horizon_next ? CLEANER_DUE_HORIZON : CLEANER_NOT_DUE;
 }
 
 static int cmp_last(const void *a, const void *b)
@@ -5537,6 +5542,14 @@ static tl_err cleaner_finish(struct tl_log *log)
 	if (err == TL_OK && kept_end > log->cleaner_first_dirty &&
 	    cleaner_checkpoint_write(log, kept_end) == TL_OK)
 		log->cleaner_first_dirty = kept_end;
+	/* A discarded group's horizons are not in the log yet, nor its dropped tombstones
+	 * gone: a pass within delete.retention.ms sees to them, dirty records or not. */
+	if (err == TL_OK)
+		log->cleaner_horizon_next =
+			kept_end < job->map_end
+				? TL_MIN(job->horizon_next,
+					 tl_ms_after(job->now_ms, job->delete_retention_ms))
+				: job->horizon_next;
 	struct tl_log_cleaner_stats *st = &log->cleaner_stats;
 	if (job->err == TL_OK) {
 		st->passes++;
@@ -5548,6 +5561,7 @@ static tl_err cleaner_finish(struct tl_log *log)
 	st->records_kept += job->records_kept;
 	st->batches_emptied_unread += job->batches_emptied_unread;
 	st->markers_removed += job->markers_removed;
+	st->horizons_set += job->horizons_set;
 	st->duration_ms += job->duration_ms;
 	st->first_dirty = log->cleaner_first_dirty;
 	st->nice = job->nice;
@@ -5555,11 +5569,11 @@ static tl_err cleaner_finish(struct tl_log *log)
 		tl_info("log: compacted dir=%s segments=%u groups=%u swapped=%u bytes_read=%" PRId64
 			" bytes_written=%" PRId64 " records_read=%" PRId64 " records_kept=%" PRId64
 			" batches_emptied_unread=%" PRId64 " markers_removed=%" PRId64
-			" ratio=%.3f ms=%" PRId64 " cpu_us=%" PRId64
+			" horizons_set=%" PRId64 " ratio=%.3f ms=%" PRId64 " cpu_us=%" PRId64
 			" nice=%d first_dirty=%" PRId64,
 			log->dir, job->input_count, job->group_count, swapped, job->bytes_read,
 			job->bytes_written, job->records_read, job->records_kept,
-			job->batches_emptied_unread, job->markers_removed,
+			job->batches_emptied_unread, job->markers_removed, job->horizons_set,
 			job->records_read ? (double)job->records_kept / (double)job->records_read
 					  : 1.0,
 			job->duration_ms, job->cpu_us, job->nice, log->cleaner_first_dirty);
@@ -5645,6 +5659,7 @@ void tl_log_cleaner_stats(const struct tl_log *log, struct tl_log_cleaner_stats 
 {
 	*out = log->cleaner_stats;
 	out->running = log->cleaner_job != NULL;
+	out->horizon_next = log->cleaner_horizon_next;
 }
 
 bool tl_log_is_writable(const struct tl_log *log)

@@ -464,6 +464,8 @@ struct tl_log_cleaner_stats {
 	int64_t records_kept;
 	int64_t batches_emptied_unread; /* all records gone, decided from the header alone */
 	int64_t markers_removed; /* transaction markers, once their transaction had no batch */
+	int64_t horizons_set;    /* batches given a delete horizon (KIP-534) */
+	int64_t horizon_next;    /* a pass is due then, dirty records or not; INT64_MAX: none */
 	int64_t duration_ms;     /* in the cleaner thread */
 	int64_t first_dirty;     /* where the next pass starts */
 	int32_t nice;            /* the last pass's thread ran at this nice value */

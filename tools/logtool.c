@@ -278,7 +278,7 @@ static void dump_batch(struct logtool *lt, const struct tl_batch_header *h, cons
 	cli_format_time(h->max_timestamp, max_ts, sizeof(max_ts));
 	printf("baseOffset %" PRId64 " lastOffset %" PRId64 " count %d position %" PRId64
 	       " size %zu magic %d crc 0x%08x%s codec %s%s%s%s%s producerId %" PRId64
-	       " producerEpoch %d baseSequence %d leaderEpoch %d baseTimestamp %s maxTimestamp %s\n",
+	       " producerEpoch %d baseSequence %d leaderEpoch %d %s %s maxTimestamp %s\n",
 	       h->base_offset, tl_batch_last_offset(h), h->records_count, position, size, h->magic,
 	       h->crc, crc_ok ? "" : " (BAD)", codec_name(tl_batch_compression(h)),
 	       tl_batch_is_transactional(h) ? " transactional" : "",
@@ -286,6 +286,7 @@ static void dump_batch(struct logtool *lt, const struct tl_batch_header *h, cons
 	       tl_batch_is_control(h) ? control_name : "",
 	       (h->attributes & TL_BATCH_ATTR_LOG_APPEND_TIME) ? " logAppendTime" : "",
 	       h->producer_id, h->producer_epoch, h->base_sequence, h->partition_leader_epoch,
+	       (h->attributes & TL_BATCH_ATTR_DELETE_HORIZON) ? "deleteHorizon" : "baseTimestamp",
 	       base_ts, max_ts);
 	if (lt->records && !tl_batch_is_control(h))
 		dump_records(lt, NULL, data, size);
@@ -319,6 +320,8 @@ static void dump_batch_json(struct logtool *lt, struct cli_node *batches,
 	cli_add_int(b, "base_sequence", h->base_sequence);
 	cli_add_int(b, "partition_leader_epoch", h->partition_leader_epoch);
 	cli_add_int(b, "base_timestamp", h->base_timestamp);
+	cli_add_int(b, "delete_horizon", /* KIP-534: baseTimestamp holds it */
+		    (h->attributes & TL_BATCH_ATTR_DELETE_HORIZON) ? h->base_timestamp : -1);
 	cli_add_int(b, "max_timestamp", h->max_timestamp);
 	if (lt->records && !tl_batch_is_control(h))
 		dump_records(lt, b, data, size);

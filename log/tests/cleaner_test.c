@@ -38,6 +38,7 @@ static size_t owned_cap;
 /* The model: the latest value per key ("" for a tombstone), and its offset. */
 static char latest[KEYS][VALUE_BYTES];
 static int64_t latest_offset[KEYS];
+static int64_t latest_ts[KEYS]; /* its timestamp; INT64_MIN: not checked */
 
 static void setup(void)
 {
@@ -53,8 +54,10 @@ static void setup(void)
 	config.cleanup_delete = false;
 	config.cleaner_backoff_ms = 0;
 	memset(latest, 0, sizeof(latest));
-	for (int k = 0; k < KEYS; k++)
+	for (int k = 0; k < KEYS; k++) {
 		latest_offset[k] = -1;
+		latest_ts[k] = INT64_MIN;
+	}
 	tl_log_cleaner_fault_set(0, false);
 }
 
@@ -132,6 +135,7 @@ static int64_t put(struct tl_log *log, int key, const char *value, int64_t ts, i
 	if (!transactional) {
 		snprintf(latest[key], VALUE_BYTES, "%s", value ? value : "");
 		latest_offset[key] = result.base_offset;
+		latest_ts[key] = ts;
 	}
 	return result.base_offset;
 }
@@ -162,6 +166,8 @@ struct seen {
 	int64_t batches;
 	int64_t markers;         /* control batches */
 	int64_t offset_of[KEYS]; /* latest offset seen per key */
+	int64_t timestamp_of[KEYS];
+	int64_t horizons; /* batches with a delete horizon */
 	char value_of[KEYS][VALUE_BYTES];
 	bool aborted_key_seen;
 	unsigned codecs;     /* bit per codec of the batches holding records */
@@ -195,6 +201,8 @@ static void read_all(struct tl_log *log, struct seen *seen)
 		struct tl_batch_header h;
 		while (tl_records_iter_next_batch(&it, &h, NULL, NULL) == TL_OK) {
 			seen->batches++;
+			if (h.attributes & TL_BATCH_ATTR_DELETE_HORIZON)
+				seen->horizons++;
 			if (tl_batch_is_control(&h))
 				seen->markers++;
 			if (h.records_count > 0)
@@ -230,6 +238,7 @@ static void read_all(struct tl_log *log, struct seen *seen)
 						 rec.value.len, (const char *)rec.value.ptr);
 				}
 				seen->offset_of[key] = rec.offset;
+				seen->timestamp_of[key] = rec.timestamp_ms;
 			}
 			ck_assert_int_eq(err, TL_ERR_NOT_FOUND);
 			previous = tl_batch_last_offset(&h);
@@ -249,6 +258,8 @@ static void expect_latest(struct tl_log *log, struct seen *seen)
 			continue;
 		ck_assert_int_eq(seen->offset_of[k], latest_offset[k]);
 		ck_assert_str_eq(seen->value_of[k], latest[k]);
+		if (latest_ts[k] != INT64_MIN) /* a delete horizon keeps timestamps */
+			ck_assert_int_eq(seen->timestamp_of[k], latest_ts[k]);
 	}
 }
 
@@ -414,17 +425,51 @@ START_TEST(the_replaced_segments_are_closed_by_the_closer_thread)
 }
 END_TEST
 
-START_TEST(tombstones_go_once_delete_retention_has_passed)
+/* Ticks @log at @now_ms (a clock of the test's) until a pass more than @passes has ended,
+ * for at most 10 s of real time. */
+static void tick_at_until_pass(struct tl_log *log, int64_t now_ms, uint64_t passes)
+{
+	struct tl_log_cleaner_stats st;
+	int64_t deadline = tl_mono_ms() + 10000;
+	do {
+		tl_log_tick(log, now_ms);
+		tl_log_cleaner_stats(log, &st);
+		usleep(1000);
+	} while (st.passes <= passes && tl_mono_ms() < deadline);
+	ck_assert_uint_gt(st.passes, passes);
+}
+
+/* KIP-534: a tombstone outlives by delete.retention.ms the pass that first keeps it, not
+ * its own timestamp. Tombstones ten times delete.retention.ms old stay through the first
+ * pass, which writes their batches with a delete horizon (bit 6, baseTimestamp) and
+ * every record's timestamp as it was; a pass before the horizon changes nothing; once it
+ * has passed, the tick starts a pass with nothing dirty, and that pass drops them. */
+START_TEST(tombstones_go_once_their_delete_horizon_has_passed)
 {
 	config.delete_retention_ms = 1000;
 	struct tl_log *log = log_open();
-	int64_t old = tl_wall_ms() - 10000;
-	populate(log, old);
+	populate(log, tl_wall_ms() - 10000);
 	/* Roll so that every tombstone is in a sealed segment. */
 	for (int i = 0; i < 20; i++)
 		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
-	ck_assert_int_eq(compact(log), TL_OK);
+	drain(log);
+	int64_t now = tl_wall_ms();
+	ck_assert_int_eq(tl_log_compact(log, now), TL_OK);
 	struct seen seen;
+	expect_latest(log, &seen);
+	int64_t tombstones = (KEYS + 6) / 7;
+	ck_assert_int_eq(seen.tombstones, tombstones);
+	ck_assert_int_eq(seen.horizons, tombstones); /* a batch each */
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.horizons_set, tombstones);
+	ck_assert_int_eq(st.horizon_next, now + 1000);
+	ck_assert_int_eq(tl_log_compact(log, now + 999), TL_OK);
+	expect_latest(log, &seen);
+	ck_assert_int_eq(seen.tombstones, tombstones);
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.horizons_set, tombstones); /* not set again */
+	tick_at_until_pass(log, now + 1000, st.passes);
 	read_all(log, &seen);
 	ck_assert_int_eq(seen.tombstones, 0);
 	for (int k = 0; k < KEYS; k++)
@@ -432,6 +477,8 @@ START_TEST(tombstones_go_once_delete_retention_has_passed)
 			ck_assert_int_eq(seen.offset_of[k], -1); /* the key is gone */
 		else
 			ck_assert_str_eq(seen.value_of[k], latest[k]);
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.horizon_next, INT64_MAX); /* nothing left to wait for */
 	tl_log_close(log);
 }
 END_TEST
@@ -447,7 +494,8 @@ static int64_t put_compressed(struct tl_log *log, enum tl_compression codec, int
 		char k[16];
 		snprintf(k, sizeof(k), "k%03d", keys[i]);
 		struct tl_bytes kb = {(const uint8_t *)k, keys[i] < 0 ? -1 : (int32_t)strlen(k)};
-		struct tl_bytes vb = {(const uint8_t *)values[i], (int32_t)strlen(values[i])};
+		struct tl_bytes vb = {(const uint8_t *)values[i],
+				      values[i] ? (int32_t)strlen(values[i]) : -1};
 		ck_assert_int_eq(tl_records_builder_append(&b, ts, kb, vb, NULL, 0), TL_OK);
 	}
 	struct tl_buf buf;
@@ -460,8 +508,9 @@ static int64_t put_compressed(struct tl_log *log, enum tl_compression codec, int
 	for (int i = 0; i < count; i++) {
 		if (keys[i] < 0)
 			continue;
-		snprintf(latest[keys[i]], VALUE_BYTES, "%s", values[i]);
+		snprintf(latest[keys[i]], VALUE_BYTES, "%s", values[i] ? values[i] : "");
 		latest_offset[keys[i]] = result.base_offset + i;
+		latest_ts[keys[i]] = ts;
 	}
 	return result.base_offset;
 }
@@ -537,8 +586,10 @@ END_TEST
 
 /* Compressed batches are read like the others: their keys are mapped, their overwritten
  * records go, and what is left is compressed again with the batch's own codec (zstd here;
- * 113 sees lz4 from kcat). An lz4 batch whose records are all overwritten no longer holds back the
- * expired tombstone written after it. */
+ * 113 sees lz4 from kcat), with a delete horizon when a tombstone stays (the records'
+ * timestamps re-expressed against it inside the compressed stream). An lz4 batch whose
+ * records are all overwritten no longer holds back the tombstone written after it once
+ * its horizon has passed. */
 START_TEST(compressed_batches_are_cleaned_and_compressed_again_with_their_codec)
 {
 	config.delete_retention_ms = 1000;
@@ -548,24 +599,33 @@ START_TEST(compressed_batches_are_cleaned_and_compressed_again_with_their_codec)
 	const char *const lvalues[] = {"l0", "l1", "l2"};
 	put_compressed(log, TL_COMPRESSION_LZ4, old, lkeys, lvalues, 3);
 	populate(log, old); /* k000's last write is an old tombstone */
-	/* zstd: k001 twice (the first goes), k002 once (stays). */
-	const int zkeys[] = {1, 2, 1};
-	const char *const zvalues[] = {"zstd-a", "zstd-b", "zstd-c"};
+	/* zstd: k001 twice (the first goes), k002 once (stays), k003's tombstone. */
+	const int zkeys[] = {1, 2, 1, 3};
+	const char *const zvalues[] = {"zstd-a", "zstd-b", "zstd-c", NULL};
 	int64_t zstd_base =
-		put_compressed(log, TL_COMPRESSION_ZSTD, tl_wall_ms(), zkeys, zvalues, 3);
+		put_compressed(log, TL_COMPRESSION_ZSTD, tl_wall_ms() - 5000, zkeys, zvalues, 4);
 	for (int i = 0; i < 20; i++)
 		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
-	ck_assert_int_eq(compact(log), TL_OK);
+	drain(log);
+	int64_t now = tl_wall_ms();
+	ck_assert_int_eq(tl_log_compact(log, now), TL_OK);
 	struct seen seen;
+	expect_latest(log, &seen); /* both tombstones stay, every timestamp as written */
+	ck_assert_int_eq(seen.offset_of[3], zstd_base + 3);
+	ck_assert_uint_eq(seen.codecs & (1u << TL_COMPRESSION_LZ4), 0);
+	ck_assert_int_eq(seen.zstd_values, 2); /* zstd-a went: the batch was rewritten */
+	ck_assert_int_ge(seen.horizons, 2);
+	ck_assert_int_eq(tl_log_compact(log, now + 1000), TL_OK);
 	read_all(log, &seen);
-	ck_assert_int_eq(seen.offset_of[0], -1); /* the expired tombstone went, and l0 */
+	ck_assert_int_eq(seen.offset_of[0], -1); /* the tombstone went, and l0 */
+	ck_assert_int_eq(seen.offset_of[3], -1);
 	ck_assert_int_eq(seen.offset_of[1], zstd_base + 2);
 	ck_assert_str_eq(seen.value_of[1], "zstd-c");
+	ck_assert_int_eq(seen.timestamp_of[1], latest_ts[1]);
 	ck_assert_int_eq(seen.offset_of[2], zstd_base + 1);
 	ck_assert_str_eq(seen.value_of[2], "zstd-b");
 	ck_assert_uint_eq(seen.codecs & (1u << TL_COMPRESSION_ZSTD), 1u << TL_COMPRESSION_ZSTD);
-	ck_assert_uint_eq(seen.codecs & (1u << TL_COMPRESSION_LZ4), 0);
-	ck_assert_int_eq(seen.zstd_values, 2); /* zstd-a went: the batch was rewritten */
+	ck_assert_int_eq(seen.zstd_values, 2);
 	tl_log_close(log);
 }
 END_TEST
@@ -665,6 +725,7 @@ START_TEST(a_batch_bigger_than_the_map_still_makes_progress)
 		for (int k = 0; k < 30; k++) {
 			snprintf(latest[k], VALUE_BYTES, "big-%d-%d", k, r);
 			latest_offset[k] = result.base_offset + k;
+			latest_ts[k] = INT64_MIN;
 		}
 		tl_buf_deinit(&buf);
 		tl_records_builder_deinit(&b);
@@ -836,6 +897,7 @@ START_TEST(issue17_markers_go_once_their_transaction_is_empty_and_retention_pass
 	int64_t c = put(log, 10, "C", tl_wall_ms(), 2000, 10, true); /* C: stays the latest */
 	snprintf(latest[10], VALUE_BYTES, "C");
 	latest_offset[10] = c;
+	latest_ts[10] = INT64_MIN;
 	put_marker(log, true, old);
 	populate(log, tl_wall_ms());
 	struct seen seen;
@@ -846,20 +908,31 @@ START_TEST(issue17_markers_go_once_their_transaction_is_empty_and_retention_pass
 	expect_latest(log, &seen);
 	ck_assert(!seen.aborted_key_seen);
 	ck_assert_int_eq(seen.markers, 3);
-	/* Pass 2 meets no batch of A or B, but delete.retention.ms has not passed. */
+	/* Pass 2 meets no batch of A or B: their markers get a delete horizon (Kafka's
+	 * rule: a marker's horizon starts once its transaction is empty, not from its own
+	 * timestamp, a minute old here), and stay. */
 	populate(log, tl_wall_ms());
-	ck_assert_int_eq(compact(log), TL_OK);
+	drain(log);
+	int64_t now = tl_wall_ms();
+	ck_assert_int_eq(tl_log_compact(log, now), TL_OK);
 	expect_latest(log, &seen);
 	ck_assert_int_eq(seen.markers, 3);
-	/* Pass 3 with a shorter delete.retention.ms: A's and B's markers (a minute old) go,
-	 * C's stays; the fresh tombstones stay too, however slow this machine. */
-	config.delete_retention_ms = 30000;
-	tl_log_set_config(log, &config);
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.markers_removed, 0);
+	int64_t horizon = now + config.delete_retention_ms;
+	ck_assert_int_le(st.horizon_next, horizon);
+	/* Pass 3 just before the horizon: nothing goes. */
+	ck_assert_int_eq(tl_log_compact(log, horizon - 1), TL_OK);
+	read_all(log, &seen);
+	ck_assert_int_eq(seen.markers, 3);
+	/* Pass 4 at the horizon: A's and B's markers go, C's stays; the fresh tombstones
+	 * stay too (this pass gives them their horizon). */
 	populate(log, tl_wall_ms());
-	ck_assert_int_eq(compact(log), TL_OK);
+	drain(log);
+	ck_assert_int_eq(tl_log_compact(log, horizon), TL_OK);
 	expect_latest(log, &seen);
 	ck_assert_int_eq(seen.markers, 1);
-	struct tl_log_cleaner_stats st;
 	tl_log_cleaner_stats(log, &st);
 	ck_assert_int_eq(st.markers_removed, 2);
 	ck_assert_int_eq(tl_log_last_stable_offset(log), tl_log_end_offset(log));
@@ -1047,7 +1120,7 @@ int main(void)
 	tcase_add_test(tc, the_offset_map_grows_within_its_buffer);
 	tcase_add_test(tc, compaction_keeps_the_latest_value_per_key_at_its_offset);
 	tcase_add_test(tc, the_replaced_segments_are_closed_by_the_closer_thread);
-	tcase_add_test(tc, tombstones_go_once_delete_retention_has_passed);
+	tcase_add_test(tc, tombstones_go_once_their_delete_horizon_has_passed);
 	tcase_add_test(tc, compressed_batches_are_cleaned_and_compressed_again_with_their_codec);
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
 	tcase_add_test(tc, a_truncation_below_the_first_dirty_offset_lowers_the_checkpoint);
