@@ -268,6 +268,10 @@ struct tl_authorizer {
 
 #define TL_BROKER_API_SLOTS 68 /* API keys 0..67 are timed */
 
+/* The secret unknown users' made-up SCRAM credentials derive from (sasl.c). */
+#define TL_SASL_MOCK_SECRET_BYTES 32
+#define TL_SASL_MOCK_SECRET_TEXT  48
+
 struct tl_broker {
 	struct tl_config config;
 	char advertised_host[256];
@@ -333,7 +337,8 @@ struct tl_broker {
 	uint64_t sasl_reauth_total;      /* re-authentications (KIP-368) */
 	uint64_t sasl_expired_total;     /* connections closed for a session that ended */
 	struct tl_sasl_users sasl_users; /* SCRAM credentials (sasl.c) */
-	uint8_t sasl_mock_secret[32];    /* keys the credentials shown for unknown users */
+	uint8_t sasl_mock_secret[TL_SASL_MOCK_SECRET_BYTES]; /* keys the credentials shown
+							      * for unknown users */
 	struct tl_workers *sasl_workers; /* PBKDF2 of PLAIN logins, off the loop; or NULL */
 	char *sasl_view_text;            /* cluster mode: the store's text last applied */
 	uint64_t connections_refused_total;
@@ -559,6 +564,10 @@ uint32_t tl_sasl_frame_max(const struct tl_conn *conn);
  * (frees @req) and returns false. */
 bool tl_sasl_allows(struct tl_request *req);
 void tl_sasl_conn_free(struct tl_conn *conn);
+/* The unknown-user secret as stored (.tally-meta, the metadata store): base64 and a
+ * newline, TL_SASL_MOCK_SECRET_TEXT bytes with the NUL at most. */
+void tl_sasl_mock_secret_format(const uint8_t *secret, char *out);
+bool tl_sasl_mock_secret_parse(const char *text, size_t len, uint8_t *secret);
 /* Loads .tally-meta/scram-credentials (none is fine). */
 tl_err tl_sasl_load(struct tl_broker *broker);
 /* With PLAIN enabled, starts the threads that check PLAIN passwords

@@ -1896,6 +1896,28 @@ static tl_err cluster_id_agree(struct tl_cluster *c, char *cluster_id, size_t si
 	return TL_OK;
 }
 
+/* The cluster's unknown-user secret (sasl.c): the first broker's, kept in the store, so
+ * that an unknown user's made-up salt is the same on every broker and after restarts,
+ * as a real user's is. */
+static tl_err sasl_mock_secret_agree(struct tl_cluster *c, struct tl_broker *broker)
+{
+	char key[KEY_MAX], text[TL_SASL_MOCK_SECRET_TEXT];
+	snprintf(key, sizeof(key), "%s/sasl_mock_secret", c->prefix);
+	tl_sasl_mock_secret_format(broker->sasl_mock_secret, text);
+	bool swapped;
+	struct tl_meta_kv current = {0};
+	tl_err err = tl_meta_cas(c->meta, key, text, strlen(text), 0, 0, &swapped, NULL, &current);
+	tl_scram_wipe(text, sizeof(text));
+	if (err == TL_OK && !swapped && current.key &&
+	    !tl_sasl_mock_secret_parse((const char *)current.value, current.value_len,
+				       broker->sasl_mock_secret))
+		tl_warn("cluster: unreadable unknown-user secret in the store, this broker keeps "
+			"its own key=%s",
+			key);
+	tl_meta_kv_deinit(&current);
+	return err;
+}
+
 static void cluster_free(struct tl_cluster *c)
 {
 	if (c->event_fd != -1)
@@ -2085,7 +2107,8 @@ tl_err tl_cluster_start(struct tl_broker *broker)
 	}
 	if ((err = cluster_id_agree(c, broker->config.cluster_id,
 				    sizeof(broker->config.cluster_id))) != TL_OK ||
-	    (err = model_load(c)) != TL_OK || (err = own_directory(c)) != TL_OK) {
+	    (err = sasl_mock_secret_agree(c, broker)) != TL_OK || (err = model_load(c)) != TL_OK ||
+	    (err = own_directory(c)) != TL_OK) {
 		tl_crit("cluster: cannot read the cluster metadata endpoints=%s detail=\"%s\"",
 			config->metadata_etcd_endpoints, tl_meta_last_error(c->meta));
 		goto out_free;

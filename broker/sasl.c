@@ -16,6 +16,13 @@
  *                                   (temp file, fsync, rename, fsync of the directory):
  *   <user> <mechanism> <iterations> <salt b64> <StoredKey b64> <ServerKey b64>
  * User names are 1..TL_SASL_USER_MAX bytes without white space or control characters.
+ *   .tally-meta/sasl-mock-secret    the base64 of 32 random bytes (mode 0600, written
+ *                                   the same way), made at the first start with a SASL
+ *                                   listener: the made-up credentials of unknown users
+ *                                   derive from it (scram_first), so that a name's salt
+ *                                   stays the same across restarts, as a real user's does.
+ *                                   In cluster mode the metadata store holds the
+ *                                   cluster's one, shared by every broker (cluster.c).
  *
  * Re-authentication (KIP-368): with connections.max.reauth.ms > 0, SaslAuthenticate v1+
  * tells the client its session lifetime; a request other than SaslHandshake,
@@ -51,6 +58,7 @@
 
 #define SCRAM_FILE       "scram-credentials"
 #define SCRAM_FILE_MAX   (16 * 1024 * 1024)
+#define MOCK_SECRET_FILE "sasl-mock-secret"
 #define SCRAM_MSG_MAX    1024                    /* a SCRAM message we keep for AuthMessage */
 #define SCRAM_NONCE_RAND 24                      /* random bytes of the server's nonce part */
 #define B64_SIZE(n)      (((n) + 2) / 3 * 4 + 1) /* base64 of n bytes, with its NUL */
@@ -407,6 +415,104 @@ void tl_sasl_apply_view(struct tl_broker *broker, const char *text)
 	tl_info("sasl: applied the cluster's SCRAM credentials users=%d", fresh.count);
 }
 
+/* Replaces @dir/@name with @len bytes of @text atomically, mode 0600: a temp file,
+ * fsync, rename, fsync of the directory (made when absent). */
+static tl_err meta_file_save(const char *dir, const char *name, const char *text, size_t len)
+{
+	char path[TL_CONFIG_STR_MAX + 64], tmp[TL_CONFIG_STR_MAX + 72];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		goto out_err;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1)
+		goto out_err;
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
+		close(fd);
+		goto out_unlink;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0)
+		goto out_unlink;
+	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd == -1 || fsync(dir_fd) != 0) {
+		if (dir_fd != -1)
+			close(dir_fd);
+		goto out_err;
+	}
+	close(dir_fd);
+	return TL_OK;
+out_unlink:
+	unlink(tmp);
+out_err:
+	tl_warn("sasl: write failed path=%s err=%s", path, strerrorname_np(errno));
+	return TL_ERR_IO;
+}
+
+/* Replaces the credentials file. */
+static tl_err store_save(struct tl_broker *broker)
+{
+	char dir[TL_CONFIG_STR_MAX + 32];
+	meta_dir(broker, dir, sizeof(dir));
+	char *text = tl_sasl_users_format(&broker->sasl_users);
+	if (!text)
+		return TL_ERR_IO;
+	tl_err err = meta_file_save(dir, SCRAM_FILE, text, strlen(text));
+	tl_scram_wipe(text, strlen(text));
+	free(text);
+	return err;
+}
+
+void tl_sasl_mock_secret_format(const uint8_t *secret, char *out)
+{
+	tl_base64_encode(secret, TL_SASL_MOCK_SECRET_BYTES, out);
+	strcat(out, "\n");
+}
+
+bool tl_sasl_mock_secret_parse(const char *text, size_t len, uint8_t *secret)
+{
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	uint8_t out[TL_SASL_MOCK_SECRET_TEXT];
+	size_t n;
+	if (tl_base64_decoded_len_max(len) > sizeof(out) || !tl_base64_decode(text, len, out, &n) ||
+	    n != TL_SASL_MOCK_SECRET_BYTES)
+		return false;
+	memcpy(secret, out, TL_SASL_MOCK_SECRET_BYTES);
+	tl_scram_wipe(out, sizeof(out));
+	return true;
+}
+
+/* Single-node mode with a SASL listener: the secret from its file, or a new one saved
+ * there (one that cannot be saved or read back still serves this process). */
+static void mock_secret_load(struct tl_broker *broker)
+{
+	bool sasl = false;
+	for (int32_t i = 0; i < broker->config.listener_count; i++)
+		sasl |= tl_security_protocol_is_sasl(
+			broker->config.listener_list[i].security_protocol);
+	if (!sasl || tl_config_is_cluster(&broker->config))
+		return;
+	char dir[TL_CONFIG_STR_MAX + 32], path[TL_CONFIG_STR_MAX + 64];
+	meta_dir(broker, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/" MOCK_SECRET_FILE, dir);
+	char *text = NULL;
+	size_t n = 0;
+	if (tl_broker_read_file(path, TL_SASL_MOCK_SECRET_TEXT, "sasl", &text, &n) == TL_OK &&
+	    text) {
+		bool ok = tl_sasl_mock_secret_parse(text, n, broker->sasl_mock_secret);
+		tl_scram_wipe(text, n);
+		free(text);
+		if (ok)
+			return;
+		tl_warn("sasl: unreadable unknown-user secret, making a new one path=%s", path);
+	}
+	char out[TL_SASL_MOCK_SECRET_TEXT];
+	tl_sasl_mock_secret_format(broker->sasl_mock_secret, out);
+	(void)meta_file_save(dir, MOCK_SECRET_FILE, out, strlen(out));
+	tl_scram_wipe(out, sizeof(out));
+}
+
 tl_err tl_sasl_load(struct tl_broker *broker)
 {
 	struct tl_sasl_users *users = &broker->sasl_users;
@@ -415,6 +521,7 @@ tl_err tl_sasl_load(struct tl_broker *broker)
 		tl_crit("sasl: no randomness for the unknown-user secret");
 		return TL_ERR_IO;
 	}
+	mock_secret_load(broker);
 	char dir[TL_CONFIG_STR_MAX + 32], path[TL_CONFIG_STR_MAX + 64];
 	meta_dir(broker, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/" SCRAM_FILE, dir);
@@ -441,46 +548,6 @@ tl_err tl_sasl_load(struct tl_broker *broker)
 	}
 	tl_info("sasl: loaded SCRAM credentials users=%d", users->count);
 	return TL_OK;
-}
-
-/* Replaces the file atomically, mode 0600. */
-static tl_err store_save(struct tl_broker *broker)
-{
-	char dir[TL_CONFIG_STR_MAX + 32], path[TL_CONFIG_STR_MAX + 64], tmp[TL_CONFIG_STR_MAX + 72];
-	meta_dir(broker, dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/" SCRAM_FILE, dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	char *text = tl_sasl_users_format(&broker->sasl_users);
-	if (!text)
-		return TL_ERR_IO;
-	size_t len = strlen(text);
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		goto out_err;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1)
-		goto out_err;
-	if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
-		close(fd);
-		goto out_unlink;
-	}
-	close(fd);
-	if (rename(tmp, path) != 0)
-		goto out_unlink;
-	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir_fd == -1 || fsync(dir_fd) != 0) {
-		if (dir_fd != -1)
-			close(dir_fd);
-		goto out_err;
-	}
-	close(dir_fd);
-	free(text);
-	return TL_OK;
-out_unlink:
-	unlink(tmp);
-out_err:
-	tl_warn("sasl: credentials write failed path=%s err=%s", path, strerrorname_np(errno));
-	free(text);
-	return TL_ERR_IO;
 }
 
 tl_err tl_sasl_workers_start(struct tl_broker *broker)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # SASL does not tell who has an account (RFC 5802 5.1). On the wire (SaslHandshake v1,
-# SaslAuthenticate v1, from python): a SCRAM client-first message naming an unknown
+# SaslAuthenticate v1, tests/progs/sasl_probe.py): a SCRAM client-first message naming an unknown
 # user, or a user without a credential for that mechanism, is answered with a
 # server-first message like a real user's (a 32-byte salt, the same on a second try,
 # 4096 iterations) and the login fails only at the proof, with the same error code and
 # message as a known user's wrong password; PLAIN answers an unknown user and a wrong
 # password alike (and runs the same PBKDF2 for both, which is not timed here). The
-# broker's own log still names the reason. Before: the first message failed at once
-# for an unknown user, and PLAIN refused one without any work.
+# broker's own log still names the reason; a restart keeps the made-up salts. Before:
+# the first message failed at once for an unknown user, and PLAIN refused one without
+# any work; then the salts changed with each broker process.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd python3
@@ -17,81 +18,25 @@ tl_start_broker --override listener.security.protocol.map=PLAINTEXT:SASL_PLAINTE
 	--add-scram "SCRAM-SHA-512=[name=alice,password=alice-pw]" \
 	--add-scram "SCRAM-SHA-256=[name=bob,password=bob-pw]"
 
-python3 - "${TL_BROKER##*:}" >"$TL_TMP/out" 2>&1 <<'EOF' || { cat "$TL_TMP/out" >&2; tl_fail "the SASL exchanges differ"; }
-import base64, socket, struct, sys
-port = int(sys.argv[1])
-
-def call(sock, key, body, corr=[0]):
-    corr[0] += 1
-    head = struct.pack(">hhih", key, 1, corr[0], 4) + b"t142"
-    frame = head + body
-    sock.sendall(struct.pack(">i", len(frame)) + frame)
-    size = struct.unpack(">i", recv(sock, 4))[0]
-    data = recv(sock, size)
-    assert struct.unpack(">i", data[:4])[0] == corr[0]
-    return data[4:]
-
-def recv(sock, n):
-    out = b""
-    while len(out) < n:
-        chunk = sock.recv(n - len(out))
-        if not chunk:
-            raise EOFError("connection closed")
-        out += chunk
-    return out
-
-def string(s):
-    return struct.pack(">h", len(s)) + s
-
-def authenticate(sock, token):
-    r = call(sock, 36, struct.pack(">i", len(token)) + token)
-    err = struct.unpack(">h", r[:2])[0]
-    n = struct.unpack(">h", r[2:4])[0]
-    msg = r[4:4 + n].decode() if n >= 0 else None
-    rest = r[4 + max(n, 0):]
-    blen = struct.unpack(">i", rest[:4])[0]
-    return err, msg, rest[4:4 + max(blen, 0)]
-
-def login(mech, token):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    r = call(sock, 17, string(mech.encode()))
-    assert struct.unpack(">h", r[:2])[0] == 0, r
-    return sock, authenticate(sock, token)
-
-def scram(mech, user, key_len):
-    sock, (err, msg, first) = login(mech, b"n,,n=" + user.encode() + b",r=clientnonce")
-    assert err == 0, (mech, user, err, msg)
-    attrs = dict(a.split("=", 1) for a in first.decode().split(","))
-    final = "c=biws,r=%s,p=%s" % (attrs["r"], base64.b64encode(bytes(key_len)).decode())
-    err2, msg2, _ = authenticate(sock, final.encode())
-    sock.close()
-    return attrs, (err2, msg2)
-
-# A known user's wrong password, per mechanism: what the others must look like.
-known_end = {"SCRAM-SHA-512": scram("SCRAM-SHA-512", "alice", 64)[1],
-             "SCRAM-SHA-256": scram("SCRAM-SHA-256", "bob", 32)[1]}
-for user, mech, key_len in (("mallory", "SCRAM-SHA-512", 64), ("bob", "SCRAM-SHA-512", 64),
-                            ("mallory", "SCRAM-SHA-256", 32)):
-    attrs, end = scram(mech, user, key_len)
-    assert attrs["i"] == "4096", (user, mech, attrs)
-    assert len(base64.b64decode(attrs["s"])) == 32, (user, mech, attrs)
-    again, _ = scram(mech, user, key_len)
-    assert again["s"] == attrs["s"], ("the made-up salt changed", user, mech)
-    assert end == known_end[mech], ("the refusal differs", user, mech, end, known_end[mech])
-    print("scram", mech, user, "refused at the proof like a wrong password:", end[0])
-assert all(e[0] == 58 for e in known_end.values()), known_end
-
-plain = {}
-for user, pw in (("alice", "wrong"), ("mallory", "whatever")):
-    sock, res = login("PLAIN", b"\0" + user.encode() + b"\0" + pw.encode())
-    sock.close()
-    plain[user] = res[:2]
-assert plain["alice"] == plain["mallory"] and plain["alice"][0] == 58, plain
-print("plain refusals alike:", plain["alice"])
-EOF
+python3 "$TL_ROOT/tests/progs/sasl_probe.py" check "${TL_BROKER##*:}" >"$TL_TMP/out" 2>&1 ||
+	{ cat "$TL_TMP/out" >&2; tl_fail "the SASL exchanges differ"; }
 cat "$TL_TMP/out" >&2
 tl_grep_log 'SASL.*(User:)?mallory.*unknown user|unknown user.*mallory' ||
 	tl_fail "the broker's log does not name the reason for mallory"
 tl_grep_log 'no credential for this mechanism' ||
 	tl_fail "the broker's log does not say bob has no SCRAM-SHA-512 credential"
 tl_log "ok: unknown users are refused as wrong passwords are"
+
+# A restart keeps every made-up salt, as it keeps a real user's: the secret they derive
+# from is in .tally-meta (mode 0600); per process, a second login after a restart told
+# an unknown name from a real one.
+[ "$(stat -c %a "$TL_DATA/.tally-meta/sasl-mock-secret")" = 600 ] ||
+	tl_fail "the unknown-user secret is not a 0600 file in .tally-meta"
+tl_stop_broker
+tl_start_broker --override listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT \
+	--override sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+python3 "$TL_ROOT/tests/progs/sasl_probe.py" check "${TL_BROKER##*:}" >"$TL_TMP/out2" 2>&1 ||
+	{ cat "$TL_TMP/out2" >&2; tl_fail "the SASL exchanges differ after a restart"; }
+diff <(grep '^salt ' "$TL_TMP/out") <(grep '^salt ' "$TL_TMP/out2") >&2 ||
+	tl_fail "an unknown user's salt changed across a restart"
+tl_log "ok: the made-up salts survive a restart"

@@ -9,10 +9,13 @@
 #      both brokers (never the PLAINTEXT ones), and produce/consume through the SASL
 #      listener works across brokers (partitions led by each), a consumer group too
 #      (FindCoordinator answers the coordinator's SASL port).
+#  (3) An unknown user gets the same made-up salt from both brokers (the secret it
+#      derives from is the cluster's, in etcd): per broker, it told a name that has no
+#      account from one that has.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
-tl_require_cmd kcat etcdctl
+tl_require_cmd kcat etcdctl python3
 
 ADMIN_PW='admin-Secret-1'
 CAROL_PW='carol,pw=2'
@@ -99,3 +102,13 @@ tally2[2]=$S2
 login_until carol "$CAROL_PW" "$S1" fail
 login_until admin "$ADMIN_PW" "$S1" ok
 tl_log "ok: SCRAM credentials shared through etcd; Metadata answers per listener"
+
+tl_log "(3) an unknown user's made-up salt is the cluster's"
+probe=("$TL_ROOT/tests/progs/sasl_probe.py" salt)
+salt1=$(python3 "${probe[@]}" "${S1##*:}" SCRAM-SHA-512 mallory) || tl_fail "probe of broker 1 failed"
+salt2=$(python3 "${probe[@]}" "${S2##*:}" SCRAM-SHA-512 mallory) || tl_fail "probe of broker 2 failed"
+real1=$(python3 "${probe[@]}" "${S1##*:}" SCRAM-SHA-512 admin) || tl_fail "probe of admin failed"
+[ -n "$salt1" ] && [ "$salt1" = "$salt2" ] ||
+	tl_fail "mallory's made-up salt differs between brokers: $salt1 / $salt2"
+[ "$salt1" != "$real1" ] || tl_fail "mallory's salt is admin's"
+tl_log "ok: mallory's salt is $salt1 on both brokers"
