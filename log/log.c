@@ -1884,6 +1884,7 @@ static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 		}
 	int64_t found[64];
 	uint32_t count = 0;
+	bool removed = false;
 	DIR *d = dir_open(log->dir_fd);
 	if (!d)
 		return TL_ERR_IO;
@@ -1893,14 +1894,22 @@ static tl_err pstate_recover(struct tl_log *log, int64_t closing_from)
 		long long offset = strtoll(de->d_name, &end, 10);
 		if (end != de->d_name + 20 || strcmp(end, ".snapshot") != 0)
 			continue;
-		/* One past the end describes batches a crash took back. */
+		/* One past the end describes batches a crash or a truncation took back. */
 		if (offset > log->end_offset || offset < 0 || count == TL_ARRAY_SIZE(found)) {
-			unlinkat(log->dir_fd, de->d_name, 0);
+			removed |= unlinkat(log->dir_fd, de->d_name, 0) == 0;
 			continue;
 		}
 		found[count++] = offset;
 	}
 	closedir(d);
+	/* Durably: the log may grow past that offset again, with other batches, and a
+	 * snapshot a power loss brought back would then be loaded as if it described them
+	 * (sequences of a history the truncation removed). */
+	if (removed) {
+		tl_err err = sync_dir(log);
+		if (err != TL_OK)
+			return err;
+	}
 	if (count > 1)
 		qsort(found, count, sizeof(found[0]), cmp_desc);
 	int64_t from = log->segments[0]->base_offset;
@@ -5505,6 +5514,7 @@ static void snapshots_drop_below_marker(struct tl_log *log, int64_t offset)
 {
 	TL_ASSERT(offset < active_segment(log)->base_offset);
 	uint32_t kept = 0;
+	bool removed = false;
 	for (uint32_t i = 0; i < TL_ARRAY_SIZE(log->snapshots); i++) {
 		int64_t at = log->snapshots[i];
 		if (at < 0)
@@ -5512,13 +5522,19 @@ static void snapshots_drop_below_marker(struct tl_log *log, int64_t offset)
 		if (at <= offset) {
 			char name[NAME_BYTES];
 			snapshot_name(name, at);
-			unlinkat(log->dir_fd, name, 0);
+			removed |= unlinkat(log->dir_fd, name, 0) == 0;
 			continue;
 		}
 		log->snapshots[kept++] = at;
 	}
 	for (uint32_t i = kept; i < TL_ARRAY_SIZE(log->snapshots); i++)
 		log->snapshots[i] = -1;
+	/* Durably (one directory fsync a pass that removed a marker): brought back by a
+	 * power loss, one would be replayed without the marker and hold its transaction
+	 * open. A failure here is logged; it fails no write. */
+	if (removed && fsync(log->dir_fd) == -1)
+		tl_warn("log: directory fsync after dropping snapshots failed dir=%s err=%s",
+			log->dir, strerrorname_np(errno));
 }
 
 static tl_err cleaner_finish(struct tl_log *log)
