@@ -365,6 +365,7 @@ static bool topic_decode(const struct tl_meta_kv *kv, const char *name,
 {
 	memset(out, 0, sizeof(*out));
 	snprintf(out->name, sizeof(out->name), "%s", name);
+	out->revision = kv->mod_revision;
 	const char *p = (const char *)kv->value, *end = p + kv->value_len;
 	const char *eol = memchr(p, '\n', kv->value_len);
 	if (!eol)
@@ -620,6 +621,30 @@ static tl_err partition_cas(struct tl_cluster *c, const char *topic, int32_t ind
 		tl_info("cluster: partition state written topic=%s partition=%d state=\"%s\"",
 			topic, index, value);
 	return err;
+}
+
+/* Writes the first state of partition @index of @topic, only while no state exists and
+ * the topic's key is the one the view holds: a topic deleted meanwhile (DeleteTopics on
+ * another broker, between this round's view and its write) got no orphan state, which
+ * a topic created again under the name took over (a leader and ISR from the old
+ * assignment: partitions that never served). */
+static void partition_create(struct tl_cluster *c, const struct tl_cluster_topic *topic,
+			     int32_t index, const struct tl_repl_state *state)
+{
+	lease_touch(c);
+	char key[KEY_MAX], topic_key[KEY_MAX], value[256];
+	snprintf(key, sizeof(key), "%s/partitions/%s/%d", c->prefix, topic->name, index);
+	snprintf(topic_key, sizeof(topic_key), "%s/topics/%s", c->prefix, topic->name);
+	int len = tl_repl_state_encode(state, value, sizeof(value));
+	TL_ASSERT(len > 0);
+	const struct tl_meta_cas_op ops[2] = {
+		{.key = key, .value = value, .value_len = (size_t)len},
+		{.key = topic_key, .expected_mod_revision = topic->revision, .compare_only = true},
+	};
+	bool swapped = false;
+	if (tl_meta_cas_many(c->meta, ops, 2, &swapped, NULL, NULL) == TL_OK && swapped)
+		tl_info("cluster: partition state written topic=%s partition=%d state=\"%s\"",
+			topic->name, index, value);
 }
 
 /* partition_cas() for a caller that only needs to know whether the state was written
@@ -1328,7 +1353,7 @@ static void controller_partition(struct tl_cluster *c, struct tl_cluster_view *v
 		else
 			for (int32_t r = 0; r < cp->replica_count; r++)
 				next.isr[next.isr_count++] = cp->replicas[r];
-		partition_cas(c, topic->name, index, 0, &next, &swapped);
+		partition_create(c, topic, index, &next);
 		return;
 	}
 	if (cp->state.leader < 0 || !broker_alive(view, cp->state.leader)) {

@@ -76,6 +76,7 @@ struct tl_cluster_partition {
 
 struct tl_cluster_topic {
 	char name[250];
+	int64_t revision; /* its key's mod_revision */
 	struct tl_uuid id;
 	int32_t partition_count;
 	struct tl_cluster_partition *partitions;

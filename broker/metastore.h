@@ -68,13 +68,16 @@ struct tl_meta_event {
 typedef void (*tl_meta_event_fn)(void *ctx, const struct tl_meta_event *event);
 
 /* One key of tl_meta_cas_many(): write @value if the key's mod_revision is still
- * @expected_mod_revision (0: the key must not exist). All borrowed for the call. */
+ * @expected_mod_revision (0: the key must not exist); with @compare_only the key is only
+ * compared (a write that holds only while another key is unchanged). All borrowed for
+ * the call. */
 struct tl_meta_cas_op {
 	const char *key;
 	const void *value;
 	size_t value_len;              /* bytes, at most TL_META_VALUE_BYTES_MAX */
 	int64_t expected_mod_revision; /* 0: the key must not exist */
 	int64_t lease;                 /* 0: none */
+	bool compare_only;             /* no write: value and lease unused */
 };
 
 /* ---- open and close ---- */

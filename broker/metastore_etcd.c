@@ -977,8 +977,12 @@ static void cas_body(struct jbuf *body, const struct tl_meta_cas_op *ops, size_t
 		jb_str(body, "}");
 	}
 	jb_str(body, "],\"success\":[");
+	bool first = true;
 	for (size_t i = 0; i < count; i++) {
-		jb_str(body, i ? ",{\"request_put\":{" : "{\"request_put\":{");
+		if (ops[i].compare_only)
+			continue;
+		jb_str(body, first ? "{\"request_put\":{" : ",{\"request_put\":{");
+		first = false;
 		jb_bytes(body, "key", ops[i].key, strlen(ops[i].key));
 		jb_str(body, ",");
 		jb_bytes(body, "value", ops[i].value, ops[i].value_len);

@@ -357,6 +357,40 @@ START_TEST(cas_many_writes_every_key_at_one_revision_or_none)
 }
 END_TEST
 
+/* A compare-only key takes part in the compare and is not written: the controller's
+ * first state of a partition holds only while its topic's key is the one it saw. */
+START_TEST(cas_many_compares_a_compare_only_key_without_writing_it)
+{
+	int64_t topic_revision = 0;
+	ck_assert_int_eq(tl_meta_put(meta, "/c/topics/t", "t0", 2, 0, &topic_revision), TL_OK);
+	struct tl_meta_cas_op ops[2] = {
+		{.key = "/c/partitions/t/0", .value = "s0", .value_len = 2},
+		{.key = "/c/topics/t",
+		 .expected_mod_revision = topic_revision,
+		 .compare_only = true},
+	};
+	bool swapped = false;
+	ck_assert_int_eq(tl_meta_cas_many(meta, ops, 2, &swapped, NULL, NULL), TL_OK);
+	ck_assert(swapped);
+	struct tl_meta_result result;
+	ck_assert_int_eq(tl_meta_get(meta, "/c/topics/t", &result), TL_OK);
+	ck_assert_int_eq(result.kvs[0].mod_revision, topic_revision); /* not written */
+	assert_value(&result.kvs[0], "t0");
+	tl_meta_result_deinit(&result);
+	ck_assert_int_eq(tl_meta_get(meta, "/c/partitions/t/0", &result), TL_OK);
+	assert_value(&result.kvs[0], "s0");
+	tl_meta_result_deinit(&result);
+
+	/* The topic deleted: the state of another partition is not written. */
+	ck_assert_int_eq(tl_meta_delete(meta, "/c/topics/t", NULL), TL_OK);
+	ops[0].key = "/c/partitions/t/1";
+	ck_assert_int_eq(tl_meta_cas_many(meta, ops, 2, &swapped, NULL, NULL), TL_OK);
+	ck_assert(!swapped);
+	ck_assert_int_eq(tl_meta_get(meta, "/c/partitions/t/1", &result), TL_ERR_NOT_FOUND);
+	tl_meta_result_deinit(&result);
+}
+END_TEST
+
 /* ---- leases ---- */
 
 START_TEST(key_bound_to_a_lease_goes_when_the_lease_is_revoked)
@@ -844,7 +878,8 @@ static Suite *metastore_suite(void)
 		  delete_and_delete_prefix_remove_only_their_keys}},
 		{"cas",
 		 {cas_swaps_on_the_expected_revision_and_returns_the_current_value_if_stale,
-		  cas_many_writes_every_key_at_one_revision_or_none}},
+		  cas_many_writes_every_key_at_one_revision_or_none,
+		  cas_many_compares_a_compare_only_key_without_writing_it}},
 		{"lease",
 		 {key_bound_to_a_lease_goes_when_the_lease_is_revoked,
 		  key_bound_to_a_lease_expires_without_keepalive,
