@@ -483,8 +483,9 @@ bool tl_sasl_mock_secret_parse(const char *text, size_t len, uint8_t *secret)
 	return true;
 }
 
-/* Single-node mode with a SASL listener: the secret from its file, or a new one saved
- * there (one that cannot be saved or read back still serves this process). */
+/* Single-node mode with a SASL listener: the secret from its file, or, when there is
+ * none (or a malformed one), a new one saved there. One that cannot be read (EIO,
+ * EACCES) is left as it is: this process uses its own, random one. */
 static void mock_secret_load(struct tl_broker *broker)
 {
 	bool sasl = false;
@@ -498,14 +499,15 @@ static void mock_secret_load(struct tl_broker *broker)
 	snprintf(path, sizeof(path), "%s/" MOCK_SECRET_FILE, dir);
 	char *text = NULL;
 	size_t n = 0;
-	if (tl_broker_read_file(path, TL_SASL_MOCK_SECRET_TEXT, "sasl", &text, &n) == TL_OK &&
-	    text) {
+	if (tl_broker_read_file(path, TL_SASL_MOCK_SECRET_TEXT, "sasl", &text, &n) != TL_OK)
+		return; /* logged; kept for when it can be read again, this process uses its own */
+	if (text) {
 		bool ok = tl_sasl_mock_secret_parse(text, n, broker->sasl_mock_secret);
 		tl_scram_wipe(text, n);
 		free(text);
 		if (ok)
 			return;
-		tl_warn("sasl: unreadable unknown-user secret, making a new one path=%s", path);
+		tl_warn("sasl: malformed unknown-user secret, making a new one path=%s", path);
 	}
 	char out[TL_SASL_MOCK_SECRET_TEXT];
 	tl_sasl_mock_secret_format(broker->sasl_mock_secret, out);
