@@ -309,6 +309,14 @@ static tl_err records_check(const struct tl_request *req, const struct tl_topic 
 			tl_batch_set_max_timestamp(req->frame + (p - req->frame), (size_t)size,
 						   scratch->max_timestamp, false);
 #endif
+		/* Attribute bit 6 (a delete horizon, KIP-534) is the cleaner's to set: a
+		 * client's would make its tombstones go at the first pass, or never. */
+		if (h.attributes & TL_BATCH_ATTR_DELETE_HORIZON) {
+			uint8_t *own = req->frame + (p - req->frame);
+			h.attributes = (int16_t)(h.attributes & ~TL_BATCH_ATTR_DELETE_HORIZON);
+			tl_be16_put(own + TL_BATCH_OFF_ATTRIBUTES, (uint16_t)h.attributes);
+			tl_batch_crc_update(own, (size_t)size);
+		}
 		if (tl_batch_is_control(&h)) {
 			*why = "clients may not write control batches";
 			return TL_ERR_INVALID_RECORD;

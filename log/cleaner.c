@@ -859,10 +859,12 @@ static tl_err batch_write(struct codecs *cx, struct writer *w, const uint8_t *da
 	return TL_OK;
 }
 
-/* Notes that a batch with @horizon stays: the pass at that time may drop something. */
+/* Notes that a batch with @horizon stays: the pass at that time may drop something.
+ * One at this pass's time counts (delete.retention.ms=0: due at the next tick); one
+ * already past does not, or a marker kept for its batches would start a pass a tick. */
 static void horizon_note(struct tl_cleaner_job *job, int64_t horizon)
 {
-	if (horizon > job->now_ms && horizon < job->horizon_next)
+	if (horizon >= job->now_ms && horizon < job->horizon_next)
 		job->horizon_next = horizon;
 }
 

@@ -5152,6 +5152,8 @@ static tl_err cleaner_checkpoint_recover(struct tl_log *log)
 	return TL_OK;
 }
 
+#define CLEANER_HORIZON_RETRY_MS (10 * 60 * 1000)
+
 static void cleaner_job_free(struct tl_log *log)
 {
 	struct tl_cleaner_job *job = log->cleaner_job;
@@ -5566,6 +5568,10 @@ static tl_err cleaner_finish(struct tl_log *log)
 				? TL_MIN(job->horizon_next,
 					 tl_ms_after(job->now_ms, job->delete_retention_ms))
 				: job->horizon_next;
+	else if (log->cleaner_horizon_next <= job->now_ms)
+		/* A failed pass that a horizon started would start again every backoff,
+		 * reading the whole log each time: try again later. */
+		log->cleaner_horizon_next = tl_ms_after(job->now_ms, CLEANER_HORIZON_RETRY_MS);
 	struct tl_log_cleaner_stats *st = &log->cleaner_stats;
 	if (job->err == TL_OK) {
 		st->passes++;

@@ -483,6 +483,32 @@ START_TEST(tombstones_go_once_their_delete_horizon_has_passed)
 }
 END_TEST
 
+/* delete.retention.ms=0: the first pass keeps the tombstones with a horizon at its own
+ * time, and the pass the next tick starts drops them (a horizon equal to the pass's time
+ * was not noted, and they stayed until new records made the log dirty enough). */
+START_TEST(with_no_delete_retention_the_next_tick_drops_the_tombstones)
+{
+	config.delete_retention_ms = 0;
+	struct tl_log *log = log_open();
+	populate(log, tl_wall_ms() - 10000);
+	for (int i = 0; i < 20; i++)
+		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
+	drain(log);
+	int64_t now = tl_wall_ms();
+	ck_assert_int_eq(tl_log_compact(log, now), TL_OK);
+	struct seen seen;
+	read_all(log, &seen);
+	ck_assert_int_eq(seen.tombstones, (KEYS + 6) / 7);
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	ck_assert_int_eq(st.horizon_next, now);
+	tick_at_until_pass(log, now + 1, st.passes);
+	read_all(log, &seen);
+	ck_assert_int_eq(seen.tombstones, 0);
+	tl_log_close(log);
+}
+END_TEST
+
 /* Appends one batch compressed with @codec holding @count records: key k%03d of
  * @keys[i] (-1: no key), value @values[i]. Returns its base offset. */
 static int64_t put_compressed(struct tl_log *log, enum tl_compression codec, int64_t ts,
@@ -1121,6 +1147,7 @@ int main(void)
 	tcase_add_test(tc, compaction_keeps_the_latest_value_per_key_at_its_offset);
 	tcase_add_test(tc, the_replaced_segments_are_closed_by_the_closer_thread);
 	tcase_add_test(tc, tombstones_go_once_their_delete_horizon_has_passed);
+	tcase_add_test(tc, with_no_delete_retention_the_next_tick_drops_the_tombstones);
 	tcase_add_test(tc, compressed_batches_are_cleaned_and_compressed_again_with_their_codec);
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
 	tcase_add_test(tc, a_truncation_below_the_first_dirty_offset_lowers_the_checkpoint);

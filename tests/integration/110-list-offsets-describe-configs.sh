@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ListOffsets' special timestamps (tests/progs/rawproto.c list-offsets): -3 answers the
 # first record with the largest timestamp (KIP-734), -4 the log start (no remote tier);
-# batch timestamps as the records say (rawproto timestamps).
+# batch timestamps as the records say, and no client-set delete horizon (rawproto
+# timestamps).
 # DescribeConfigs through librdkafka (tests/progs/rdk_admin.c): the broker resource
 # answers Kafka's broker key names with their sources (STATIC_BROKER_CONFIG for what the
 # configuration gave, DEFAULT_CONFIG otherwise) and synonyms in Kafka's order, and only
@@ -49,3 +50,10 @@ want 'config segment.bytes=1048576 source STATIC_BROKER_CONFIG default 0 readonl
 want 'config max.message.bytes=1048588 source DEFAULT_CONFIG default 1 readonly 0' topic
 want 'synonym message.max.bytes=1048588 source DEFAULT_CONFIG' topic
 tl_stop_broker
+
+# rawproto timestamps' third batch claimed a delete horizon (bit 6): only the cleaner
+# sets one, so it is stored without (else its tombstones would go at the first pass).
+"$TL_BIN/tally" log dump "$TL_DATA/created-0" >"$TL_TMP/dump" || tl_fail "log dump failed"
+[ "$(grep -c '^baseOffset' "$TL_TMP/dump")" = 3 ] || tl_fail "created-0: $(cat "$TL_TMP/dump")"
+grep -q deleteHorizon "$TL_TMP/dump" && tl_fail "a client's delete horizon was stored: $(cat "$TL_TMP/dump")"
+tl_log "a client's delete horizon bit is not stored"

@@ -2283,6 +2283,17 @@ static int run_timestamps(const char *ct_topic, const char *lat_topic)
 		    produce(&c, 9, ct_topic, 0, &low, &base), 0);
 	expect_code("Produce of a batch claiming LogAppendTime",
 		    produce(&c, 9, ct_topic, 0, &ahead, &base), 0);
+	/* A delete horizon (attribute bit 6, KIP-534) is the cleaner's to set: stored
+	 * without it (110 reads the log). */
+	struct tl_buf horizon;
+	build_batch_at(&horizon, "ts-horizon", 1, at);
+	tl_be16_put(horizon.data + TL_BATCH_OFF_ATTRIBUTES,
+		    (uint16_t)(tl_be16_get(horizon.data + TL_BATCH_OFF_ATTRIBUTES) |
+			       TL_BATCH_ATTR_DELETE_HORIZON));
+	tl_batch_crc_update(horizon.data, horizon.len);
+	expect_code("Produce of a batch claiming a delete horizon",
+		    produce(&c, 9, ct_topic, 0, &horizon, &base), 0);
+	tl_buf_deinit(&horizon);
 	tl_buf_deinit(&low);
 	tl_buf_deinit(&ahead);
 	expect_list_offsets(&c, ct_topic, now - 60000, 0, now);
