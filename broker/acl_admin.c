@@ -131,7 +131,7 @@ static tl_err acls_save(struct tl_broker *broker)
 	char *text = tl_acls_format(&broker->authz.acls);
 	if (!text)
 		return TL_ERR_NOMEM;
-	tl_err err = tl_broker_write_file_atomic(dir, ACL_FILE, text);
+	tl_err err = tl_broker_write_file_atomic(dir, ACL_FILE, text, 0644);
 	free(text);
 	return err;
 }

@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "broker/acl.h"
 #include "broker/cluster.h"
@@ -467,9 +468,10 @@ void tl_partition_remove_log(struct tl_broker *broker, struct tl_partition *p);
 /* Cluster mode: the partition, or NULL when not hosted here (no local log). */
 struct tl_partition *tl_partition_find_any(struct tl_broker *broker, struct tl_str topic,
 					   int32_t partition);
-/* Replaces @dir/@name with @text atomically and durably (temp file, fsync, rename,
- * fsync of @dir), as the topic metadata files are written. */
-tl_err tl_broker_write_file_atomic(const char *dir, const char *name, const char *text);
+/* Replaces @dir/@name with @text atomically and durably (temp file with @mode, fsync,
+ * rename, fsync of @dir), as the topic metadata files are written. */
+tl_err tl_broker_write_file_atomic(const char *dir, const char *name, const char *text,
+				   mode_t mode);
 /* Reads @path whole into *@text_out (malloc'd, NUL-terminated, *@len_out bytes); a missing
  * file is TL_OK with *@text_out NULL. Larger than @max_bytes or unreadable: TL_ERR_IO,
  * logged (crit) under @who ("acl", "quota", "sasl"). */

@@ -91,7 +91,7 @@ static tl_err quotas_save(struct tl_broker *broker)
 	char *text = tl_quotas_format(&broker->quotas);
 	if (!text)
 		return TL_ERR_IO;
-	tl_err err = tl_broker_write_file_atomic(dir, QUOTA_FILE, text);
+	tl_err err = tl_broker_write_file_atomic(dir, QUOTA_FILE, text, 0644);
 	free(text);
 	return err;
 }

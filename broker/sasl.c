@@ -415,38 +415,15 @@ void tl_sasl_apply_view(struct tl_broker *broker, const char *text)
 	tl_info("sasl: applied the cluster's SCRAM credentials users=%d", fresh.count);
 }
 
-/* Replaces @dir/@name with @len bytes of @text atomically, mode 0600: a temp file,
- * fsync, rename, fsync of the directory (made when absent). */
-static tl_err meta_file_save(const char *dir, const char *name, const char *text, size_t len)
+/* Replaces @dir/@name with @text (mode 0600: salted credentials, the unknown-user
+ * secret) as the broker's metadata files are written; makes @dir first. */
+static tl_err meta_file_save(const char *dir, const char *name, const char *text)
 {
-	char path[TL_CONFIG_STR_MAX + 64], tmp[TL_CONFIG_STR_MAX + 72];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		goto out_err;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1)
-		goto out_err;
-	if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
-		close(fd);
-		goto out_unlink;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		tl_warn("sasl: cannot make dir=%s err=%s", dir, strerrorname_np(errno));
+		return TL_ERR_IO;
 	}
-	close(fd);
-	if (rename(tmp, path) != 0)
-		goto out_unlink;
-	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir_fd == -1 || fsync(dir_fd) != 0) {
-		if (dir_fd != -1)
-			close(dir_fd);
-		goto out_err;
-	}
-	close(dir_fd);
-	return TL_OK;
-out_unlink:
-	unlink(tmp);
-out_err:
-	tl_warn("sasl: write failed path=%s err=%s", path, strerrorname_np(errno));
-	return TL_ERR_IO;
+	return tl_broker_write_file_atomic(dir, name, text, 0600);
 }
 
 /* Replaces the credentials file. */
@@ -457,7 +434,7 @@ static tl_err store_save(struct tl_broker *broker)
 	char *text = tl_sasl_users_format(&broker->sasl_users);
 	if (!text)
 		return TL_ERR_IO;
-	tl_err err = meta_file_save(dir, SCRAM_FILE, text, strlen(text));
+	tl_err err = meta_file_save(dir, SCRAM_FILE, text);
 	tl_scram_wipe(text, strlen(text));
 	free(text);
 	return err;
@@ -511,7 +488,7 @@ static void mock_secret_load(struct tl_broker *broker)
 	}
 	char out[TL_SASL_MOCK_SECRET_TEXT];
 	tl_sasl_mock_secret_format(broker->sasl_mock_secret, out);
-	(void)meta_file_save(dir, MOCK_SECRET_FILE, out, strlen(out));
+	(void)meta_file_save(dir, MOCK_SECRET_FILE, out);
 	tl_scram_wipe(out, sizeof(out));
 }
 

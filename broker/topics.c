@@ -175,13 +175,14 @@ static tl_err fsync_dir(const char *dir)
 	return rc == 0 ? TL_OK : TL_ERR_IO;
 }
 
-/* Metadata files change atomically: temp file, fsync, rename, fsync the directory. */
-static tl_err write_file_atomic(const char *dir, const char *name, const char *text)
+/* Metadata files change atomically: temp file (@mode), fsync, rename, fsync the
+ * directory. */
+static tl_err write_file_atomic(const char *dir, const char *name, const char *text, mode_t mode)
 {
 	char path[TL_CONFIG_STR_MAX + 512], tmp[TL_CONFIG_STR_MAX + 520];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd == -1)
 		goto out_err;
 	size_t len = strlen(text);
@@ -232,7 +233,7 @@ static tl_err topic_store(struct tl_broker *broker, const struct tl_topic *topic
 	topic_config_text(topic, text, sizeof(text));
 	snprintf(dir, sizeof(dir), "%s" TOPICS_DIR, broker->data_dir);
 	snprintf(file, sizeof(file), "%s.properties", topic->name);
-	return write_file_atomic(dir, file, text);
+	return write_file_atomic(dir, file, text, 0644);
 }
 
 /* ---- registry ---- */
@@ -636,7 +637,7 @@ static tl_err load_meta_properties(struct tl_broker *broker)
 	if (random_id(broker->directory_id, TL_DIRECTORY_ID_LEN) != TL_OK)
 		return TL_ERR_IO;
 	snprintf(text + n, sizeof(text) - n, "directory.id=%s\n", broker->directory_id);
-	return write_file_atomic(broker->data_dir, "meta.properties", text);
+	return write_file_atomic(broker->data_dir, "meta.properties", text, 0644);
 }
 
 static int hexval(char c)
@@ -824,9 +825,9 @@ void tl_topics_tick(struct tl_broker *broker, int64_t now_ms)
 				tl_log_tick(topic->partitions[i].log, now_ms);
 }
 
-tl_err tl_broker_write_file_atomic(const char *dir, const char *name, const char *text)
+tl_err tl_broker_write_file_atomic(const char *dir, const char *name, const char *text, mode_t mode)
 {
-	return write_file_atomic(dir, name, text);
+	return write_file_atomic(dir, name, text, mode);
 }
 
 tl_err tl_broker_read_file(const char *path, size_t max_bytes, const char *who, char **text_out,
