@@ -439,6 +439,19 @@ static void tick_at_until_pass(struct tl_log *log, int64_t now_ms, uint64_t pass
 	ck_assert_uint_gt(st.passes, passes);
 }
 
+/* Populates @log with timestamps ten seconds old, rolls so that every tombstone is in a
+ * sealed segment, and runs a pass; returns the pass's time. */
+static int64_t populate_old_and_compact(struct tl_log *log)
+{
+	populate(log, tl_wall_ms() - 10000);
+	for (int i = 0; i < 20; i++)
+		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
+	drain(log);
+	int64_t now = tl_wall_ms();
+	ck_assert_int_eq(tl_log_compact(log, now), TL_OK);
+	return now;
+}
+
 /* KIP-534: a tombstone outlives by delete.retention.ms the pass that first keeps it, not
  * its own timestamp. Tombstones ten times delete.retention.ms old stay through the first
  * pass, which writes their batches with a delete horizon (bit 6, baseTimestamp) and
@@ -448,13 +461,7 @@ START_TEST(tombstones_go_once_their_delete_horizon_has_passed)
 {
 	config.delete_retention_ms = 1000;
 	struct tl_log *log = log_open();
-	populate(log, tl_wall_ms() - 10000);
-	/* Roll so that every tombstone is in a sealed segment. */
-	for (int i = 0; i < 20; i++)
-		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
-	drain(log);
-	int64_t now = tl_wall_ms();
-	ck_assert_int_eq(tl_log_compact(log, now), TL_OK);
+	int64_t now = populate_old_and_compact(log);
 	struct seen seen;
 	expect_latest(log, &seen);
 	int64_t tombstones = (KEYS + 6) / 7;
@@ -490,12 +497,7 @@ START_TEST(with_no_delete_retention_the_next_tick_drops_the_tombstones)
 {
 	config.delete_retention_ms = 0;
 	struct tl_log *log = log_open();
-	populate(log, tl_wall_ms() - 10000);
-	for (int i = 0; i < 20; i++)
-		put(log, KEYS - 1, "filler", tl_wall_ms(), -1, -1, false);
-	drain(log);
-	int64_t now = tl_wall_ms();
-	ck_assert_int_eq(tl_log_compact(log, now), TL_OK);
+	int64_t now = populate_old_and_compact(log);
 	struct seen seen;
 	read_all(log, &seen);
 	ck_assert_int_eq(seen.tombstones, (KEYS + 6) / 7);
