@@ -3484,9 +3484,11 @@ tl_err tl_log_reset_high_watermark(struct tl_log *log, int64_t hw)
 		return TL_OK;
 	}
 	log->high_watermark = hw;
+	log->last_error[0] = '\0';
 	tl_err err = pstate_rebuild(log);
 	if (err != TL_OK) {
-		set_error(log, "read", "batch headers for producer state", EIO);
+		if (!log->last_error[0]) /* else the rebuild said what failed (a dir fsync) */
+			set_error(log, "read", "batch headers for producer state", EIO);
 		log_fail(log);
 		return TL_ERR_KAFKA_STORAGE_ERROR;
 	}
@@ -3864,7 +3866,8 @@ static tl_err log_cut(struct tl_log *log, int64_t new_end)
 	if ((err = cleaner_checkpoint_lower(log, new_end)) != TL_OK)
 		return err;
 	log->first_open_txn = -2;
-	if ((err = pstate_rebuild(log)) != TL_OK)
+	log->last_error[0] = '\0';
+	if ((err = pstate_rebuild(log)) != TL_OK && !log->last_error[0])
 		set_error(log, "read", "batch headers for producer state", EIO);
 	return err;
 }
