@@ -4,6 +4,7 @@
  * and aborted transactions stay right, and a crash (a real _exit in a forked child) at
  * every point of the swap leaves a log that reopens with every latest value. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -507,6 +508,45 @@ START_TEST(with_no_delete_retention_the_next_tick_drops_the_tombstones)
 	tick_at_until_pass(log, now + 1, st.passes);
 	read_all(log, &seen);
 	ck_assert_int_eq(seen.tombstones, 0);
+	tl_log_close(log);
+}
+END_TEST
+
+/* A pass a delete horizon started that fails (a sealed segment damaged after the first
+ * pass) is tried again after ten minutes, not at every tick: it read the whole log each
+ * time (review of the delete horizon). */
+START_TEST(a_failing_horizon_pass_is_not_retried_at_every_tick)
+{
+	config.delete_retention_ms = 1000;
+	struct tl_log *log = log_open();
+	int64_t now = populate_old_and_compact(log);
+	struct tl_log_cleaner_stats st;
+	tl_log_cleaner_stats(log, &st);
+	uint64_t passes = st.passes;
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+	int fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "\xff\xff\xff\xff", 4, 30), 4); /* the first batch's CRC */
+	close(fd);
+	/* The horizon starts a pass, which fails: the next is due ten minutes later. */
+	int64_t deadline = tl_mono_ms() + 10000;
+	do {
+		tl_log_tick(log, now + 1000);
+		tl_log_cleaner_stats(log, &st);
+		usleep(1000);
+	} while ((st.running || st.horizon_next == now + 1000) && tl_mono_ms() < deadline);
+	ck_assert(!st.running);
+	ck_assert_uint_eq(st.passes, passes);
+	ck_assert_int_eq(st.horizon_next, now + 1000 + 10 * 60 * 1000);
+	/* Ticks a second apart start none (each would fail and move it again). */
+	for (int i = 0; i < 50; i++) {
+		tl_log_tick(log, now + 2000 + i * 1000);
+		usleep(1000);
+	}
+	tl_log_cleaner_stats(log, &st);
+	ck_assert(!st.running);
+	ck_assert_int_eq(st.horizon_next, now + 1000 + 10 * 60 * 1000);
 	tl_log_close(log);
 }
 END_TEST
@@ -1150,6 +1190,7 @@ int main(void)
 	tcase_add_test(tc, the_replaced_segments_are_closed_by_the_closer_thread);
 	tcase_add_test(tc, tombstones_go_once_their_delete_horizon_has_passed);
 	tcase_add_test(tc, with_no_delete_retention_the_next_tick_drops_the_tombstones);
+	tcase_add_test(tc, a_failing_horizon_pass_is_not_retried_at_every_tick);
 	tcase_add_test(tc, compressed_batches_are_cleaned_and_compressed_again_with_their_codec);
 	tcase_add_test(tc, a_small_dedupe_buffer_spills_into_several_passes);
 	tcase_add_test(tc, a_truncation_below_the_first_dirty_offset_lowers_the_checkpoint);
