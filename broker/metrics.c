@@ -455,7 +455,9 @@ struct partition_counts {
 	int64_t under_min_isr;
 	int64_t offline;
 	int64_t log_bytes;
-	struct tl_log_cache_stats cache; /* summed over the open logs */
+	struct tl_log_cache_stats cache;     /* summed over the open logs */
+	struct tl_log_cleaner_stats cleaner; /* the same; running: passes in flight */
+	int64_t cleaners_running;
 };
 
 static void count_partitions(struct tl_broker *broker, struct tl_metrics_server *server,
@@ -481,6 +483,18 @@ static void count_partitions(struct tl_broker *broker, struct tl_metrics_server 
 			c->cache.direct_reads += cs.direct_reads;
 			c->cache.direct_read_bytes += cs.direct_read_bytes;
 			c->cache.bytes += cs.bytes;
+			struct tl_log_cleaner_stats ls;
+			tl_log_cleaner_stats(p->log, &ls);
+			c->cleaner.passes += ls.passes;
+			c->cleaner.segments_cleaned += ls.segments_cleaned;
+			c->cleaner.bytes_read += ls.bytes_read;
+			c->cleaner.bytes_written += ls.bytes_written;
+			c->cleaner.records_read += ls.records_read;
+			c->cleaner.records_kept += ls.records_kept;
+			c->cleaner.markers_removed += ls.markers_removed;
+			c->cleaner.horizons_set += ls.horizons_set;
+			c->cleaner.duration_ms += ls.duration_ms;
+			c->cleaners_running += ls.running;
 			tl_hist_merge(&server->sync_us, tl_log_sync_hist(p->log));
 			tl_hist_merge(&server->write_us, tl_log_write_hist(p->log));
 			if (!tl_log_is_writable(p->log)) {
@@ -557,6 +571,32 @@ static void render_partitions(struct tl_broker *broker, struct tl_buf *out)
 	counter(out, "tally_log_direct_read_bytes_total",
 		"Bytes sent from such O_DIRECT reads, summed over the open logs.",
 		c.cache.direct_read_bytes);
+	counter(out, "tally_log_cleaner_passes_total",
+		"Compaction passes swapped in, summed over the open logs.", c.cleaner.passes);
+	counter(out, "tally_log_cleaner_segments_cleaned_total",
+		"Segments the passes wrote and swapped in.", (uint64_t)c.cleaner.segments_cleaned);
+	counter(out, "tally_log_cleaner_read_bytes_total",
+		"Bytes the compaction passes read (Kafka cleaner-recopy-percent: written / read).",
+		(uint64_t)c.cleaner.bytes_read);
+	counter(out, "tally_log_cleaner_written_bytes_total", "Bytes the compaction passes wrote.",
+		(uint64_t)c.cleaner.bytes_written);
+	counter(out, "tally_log_cleaner_records_removed_total",
+		"Records the compaction passes removed (superseded, expired tombstones, aborted).",
+		(uint64_t)(c.cleaner.records_read - c.cleaner.records_kept));
+	counter(out, "tally_log_cleaner_markers_removed_total",
+		"Transaction markers removed once their transaction was empty and their delete "
+		"horizon passed.",
+		(uint64_t)c.cleaner.markers_removed);
+	counter(out, "tally_log_cleaner_delete_horizons_total",
+		"Batches given a delete horizon (KIP-534): kept tombstones and empty "
+		"transactions' markers, removed once it passes.",
+		(uint64_t)c.cleaner.horizons_set);
+	tl_prom_family(out, "tally_log_cleaner_seconds_total", "counter",
+		       "Time the compaction passes took, in their threads.");
+	tl_prom_f64(out, "tally_log_cleaner_seconds_total", NULL,
+		    (double)c.cleaner.duration_ms / 1000.0);
+	gauge(out, "tally_log_cleaner_running", "Compaction passes in flight.",
+	      (double)c.cleaners_running);
 	struct tl_ring_stats ring = {0};
 	if (broker->ring)
 		tl_ring_stats(broker->ring, &ring);

@@ -9,6 +9,7 @@
 # timestamp, as Tally did before, it went in that first pass, and a consumer that had
 # read A's value never saw it deleted. With nothing written since, the broker starts
 # another pass once the horizon has passed, and that one drops the tombstone; B stays.
+# /metrics counts the passes, the horizon and the records removed.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_cmd kcat node
@@ -17,7 +18,8 @@ tl_require_prog rdk_keyed_producer
 
 topic=dh
 tl_start_broker --override num.partitions=1 --override log.cleaner.backoff.ms=100 \
-	--override group.initial.rebalance.delay.ms=0
+	--override group.initial.rebalance.delay.ms=0 --override metrics.listener=http://127.0.0.1:0
+tl_metrics_port
 "$TL_BIN/tally" -b "$TL_BROKER" topic create $topic -p 1 --config cleanup.policy=compact \
 	--config segment.bytes=100 --config min.cleanable.dirty.ratio=0.01 \
 	--config delete.retention.ms=12000 >/dev/null || tl_fail "topic create failed"
@@ -70,6 +72,14 @@ while read_all && grep -q ' A ' "$TL_TMP/got"; do
 done
 grep -qx "2 B 2 $((base + 2))" "$TL_TMP/got" || tl_fail "B after the tombstone went: $(cat "$TL_TMP/got")"
 tl_log "the tombstone went once its horizon passed; B stays"
+# /metrics: the cleaner's work, summed over the logs (the consumer offsets' logs
+# included): the horizon given, A's value and then its tombstone removed.
+for m in passes_total:2 delete_horizons_total:1 records_removed_total:2; do
+	got=$(tl_metric "tally_log_cleaner_${m%%:*}") || tl_fail "GET /metrics failed"
+	[ -n "$got" ] && [ "${got%%.*}" -ge "${m##*:}" ] ||
+		tl_fail "tally_log_cleaner_${m%%:*} is '$got', want at least ${m##*:}"
+done
+[ "$(tl_metric tally_log_cleaner_running)" = 0 ] || tl_fail "a pass is still counted running"
 tl_stop_broker
 "$TL_BIN/tally" log check "$TL_DATA/$topic-0" >"$TL_TMP/check" 2>&1 || {
 	cat "$TL_TMP/check" >&2
