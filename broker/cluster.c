@@ -607,20 +607,37 @@ static bool broker_alive(void *ctx, int32_t id)
 
 static void lease_touch(struct tl_cluster *c);
 
-static tl_err partition_cas(struct tl_cluster *c, const char *topic, int32_t index,
-			    int64_t expected, const struct tl_repl_state *state, bool *swapped)
+/* Writes partition @index of @topic's state if its key's mod_revision is @expected (0:
+ * absent) and, when @topic_revision > 0, the topic's key is still at that revision. */
+static tl_err partition_write(struct tl_cluster *c, const char *topic, int32_t index,
+			      int64_t expected, int64_t topic_revision,
+			      const struct tl_repl_state *state, bool *swapped)
 {
 	lease_touch(c); /* a round may write many partitions */
-	char key[KEY_MAX], value[256];
+	char key[KEY_MAX], topic_key[KEY_MAX], value[256];
 	snprintf(key, sizeof(key), "%s/partitions/%s/%d", c->prefix, topic, index);
+	snprintf(topic_key, sizeof(topic_key), "%s/topics/%s", c->prefix, topic);
 	int len = tl_repl_state_encode(state, value, sizeof(value));
 	TL_ASSERT(len > 0);
+	const struct tl_meta_cas_op ops[2] = {
+		{.key = key,
+		 .value = value,
+		 .value_len = (size_t)len,
+		 .expected_mod_revision = expected},
+		{.key = topic_key, .expected_mod_revision = topic_revision, .compare_only = true},
+	};
 	tl_err err =
-		tl_meta_cas(c->meta, key, value, (size_t)len, expected, 0, swapped, NULL, NULL);
+		tl_meta_cas_many(c->meta, ops, topic_revision > 0 ? 2 : 1, swapped, NULL, NULL);
 	if (err == TL_OK && *swapped)
 		tl_info("cluster: partition state written topic=%s partition=%d state=\"%s\"",
 			topic, index, value);
 	return err;
+}
+
+static tl_err partition_cas(struct tl_cluster *c, const char *topic, int32_t index,
+			    int64_t expected, const struct tl_repl_state *state, bool *swapped)
+{
+	return partition_write(c, topic, index, expected, 0, state, swapped);
 }
 
 /* Writes the first state of partition @index of @topic, only while no state exists and
@@ -631,20 +648,8 @@ static tl_err partition_cas(struct tl_cluster *c, const char *topic, int32_t ind
 static void partition_create(struct tl_cluster *c, const struct tl_cluster_topic *topic,
 			     int32_t index, const struct tl_repl_state *state)
 {
-	lease_touch(c);
-	char key[KEY_MAX], topic_key[KEY_MAX], value[256];
-	snprintf(key, sizeof(key), "%s/partitions/%s/%d", c->prefix, topic->name, index);
-	snprintf(topic_key, sizeof(topic_key), "%s/topics/%s", c->prefix, topic->name);
-	int len = tl_repl_state_encode(state, value, sizeof(value));
-	TL_ASSERT(len > 0);
-	const struct tl_meta_cas_op ops[2] = {
-		{.key = key, .value = value, .value_len = (size_t)len},
-		{.key = topic_key, .expected_mod_revision = topic->revision, .compare_only = true},
-	};
-	bool swapped = false;
-	if (tl_meta_cas_many(c->meta, ops, 2, &swapped, NULL, NULL) == TL_OK && swapped)
-		tl_info("cluster: partition state written topic=%s partition=%d state=\"%s\"",
-			topic->name, index, value);
+	bool swapped;
+	(void)partition_write(c, topic->name, index, 0, topic->revision, state, &swapped);
 }
 
 /* partition_cas() for a caller that only needs to know whether the state was written
