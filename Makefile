@@ -138,7 +138,7 @@ $(B)/bench/%: $(B)/obj/bench/%.o
 # Not the release VERSION: MAJOR changes when an export is removed or changed (the soname
 # libtally.so.MAJOR changes with it), MINOR when one is added (a new node in the map).
 LIBTALLY_ABI_MAJOR := 1
-LIBTALLY_ABI       := $(LIBTALLY_ABI_MAJOR).3.0
+LIBTALLY_ABI       := $(LIBTALLY_ABI_MAJOR).4.0
 
 # ---- libtally: the client library (client/, producer/, consumer/, admin/ and what they
 # use) ----
@@ -168,7 +168,7 @@ $(B)/pic/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -fPIC $(or $(PIC_VISIBILITY),-fvisibility=hidden) -c $< -o $@
 
-# libtally.so -> libtally.so.1 (the soname) -> libtally.so.1.3.0, as installed.
+# libtally.so -> libtally.so.1 (the soname) -> libtally.so.1.4.0, as installed.
 $(B)/lib/libtally.so: $(B)/lib/libtally.so.$(LIBTALLY_ABI)
 	ln -sfn libtally.so.$(LIBTALLY_ABI) $(B)/lib/libtally.so.$(LIBTALLY_ABI_MAJOR)
 	ln -sfn libtally.so.$(LIBTALLY_ABI_MAJOR) $@

@@ -84,6 +84,13 @@ TL_EXPORT void tl_consumer_conf_set_commit_cb(struct tl_consumer_conf *cc, tl_co
 	cc->commit_opaque = conf_opaque;
 }
 
+TL_EXPORT void tl_consumer_conf_set_rebalance_cb(struct tl_consumer_conf *cc,
+						 tl_consumer_rebalance_fn cb, void *conf_opaque)
+{
+	cc->rebalance_cb = cb;
+	cc->rebalance_opaque = conf_opaque;
+}
+
 /* ---- helpers ---- */
 
 tl_err tl_consumer_fail(struct tl_consumer *consumer, tl_err err, const char *fmt, ...)
@@ -1460,7 +1467,7 @@ static void commit_encode(struct tl_buf *body, int16_t version, void *arg)
 	struct tl_offset_commit_request oc;
 	tl_offset_commit_request_defaults(&oc);
 	oc.group_id = tl_str_of(consumer->group_id);
-	if (consumer->group.state == GROUP_STABLE) {
+	if (tl_consumer_group_member(consumer)) {
 		oc.generation_id_or_member_epoch = consumer->group.generation_id;
 		oc.member_id = tl_str_of(consumer->group.member_id);
 		oc.group_instance_id = tl_str_of(consumer->group_instance_id);
@@ -1707,17 +1714,25 @@ TL_EXPORT tl_err tl_consumer_poll(struct tl_consumer *consumer, int timeout_ms,
 				  const struct tl_consumer_record **out)
 {
 	*out = NULL;
+	if (consumer->in_rebalance_cb)
+		return tl_consumer_fail(
+			consumer, TL_ERR_INVALID,
+			"poll: called from the rebalance callback; return from it first");
 	retired_free(consumer);
-	tl_err fatal = tl_consumer_group_fatal(consumer);
-	if (fatal != TL_OK)
-		return fatal;
 	/* One coarse clock reading a record on the fast path: the I/O interval is a
 	 * millisecond, the coarse clock's tick at most a few. */
 	if (tl_mono_coarse_ns() - consumer->last_io_ns > CONSUMER_IO_INTERVAL_NS)
 		consumer_io(consumer, 0);
 	int64_t deadline = 0; /* read once no record is ready */
 	for (;;) {
-		tl_err err = records_next(consumer, out);
+		/* Before any record: none of a partition not told, none of one taken back. */
+		tl_err err = tl_consumer_group_events(consumer);
+		if (err != TL_OK)
+			return err;
+		err = tl_consumer_group_fatal(consumer);
+		if (err != TL_OK)
+			return err;
+		err = records_next(consumer, out);
 		if (err == TL_OK)
 			return TL_OK;
 		if (err == TL_ERR_AGAIN) {
@@ -1755,7 +1770,7 @@ TL_EXPORT tl_err tl_consumer_group_metadata(struct tl_consumer *consumer,
 	out->group_instance_id = consumer->group_instance_id;
 	/* Only a member of the current generation names it: that is what lets the group
 	 * coordinator refuse a zombie's transactional commit (KIP-447). */
-	if (consumer->group.state == GROUP_STABLE && consumer->group.member_id) {
+	if (tl_consumer_group_member(consumer) && consumer->group.member_id) {
 		/* The same member id: the copy handed out before stays (and stays valid). */
 		if (!consumer->metadata_member_id ||
 		    strcmp(consumer->metadata_member_id, consumer->group.member_id) != 0) {
@@ -1814,6 +1829,8 @@ static tl_err consumer_settings(struct tl_consumer *consumer, const struct tl_co
 	consumer->return_control = tl_conf_bool(conf, "return.control.records");
 	consumer->commit_cb = cc->commit_cb;
 	consumer->commit_opaque = cc->commit_opaque;
+	consumer->rebalance_cb = cc->rebalance_cb;
+	consumer->rebalance_opaque = cc->rebalance_opaque;
 	if (consumer->request_timeout_ms <= consumer->fetch_max_wait_ms) {
 		tl_conf_errstr(
 			errstr, errstr_size,
@@ -1879,6 +1896,7 @@ TL_EXPORT void tl_consumer_destroy(struct tl_consumer *consumer)
 {
 	if (!consumer)
 		return;
+	tl_consumer_group_close(consumer);
 	if (consumer->auto_commit && consumer->group_id)
 		(void)tl_consumer_commit(consumer, 5000);
 	tl_consumer_group_leave(consumer);

@@ -6,15 +6,22 @@
  * States (internal.h): FIND (coordinator unknown) -> JOIN -> JOINING (JoinGroup in
  * flight; the leader then computes the assignment once it has metadata for every
  * subscribed topic) -> SYNCING (SyncGroup in flight) -> STABLE (heartbeats). A
- * rebalance signal (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID) goes
- * back to JOIN after committing (enable.auto.commit) and dropping the assignment.
- * FENCED_INSTANCE_ID (another consumer joined with our group.instance.id) goes to NONE
- * for good: the group is fatal, and poll, commit and subscribe return the error.
+ * rebalance (REBALANCE_IN_PROGRESS, new partitions, a new subscription) revokes the
+ * assignment: REVOKING until the next poll told the rebalance callback (the member still
+ * owns the partitions and may commit them), then the changed positions are committed
+ * (enable.auto.commit) and the assignment dropped, back to JOIN. A member the group went
+ * on without (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID) loses it: dropped at once, JOIN, and
+ * the next poll tells LOST. FENCED_INSTANCE_ID (another consumer joined with our
+ * group.instance.id) loses it too and goes to NONE for good: the group is fatal, and
+ * poll, commit and subscribe return the error.
  * Invariants:
  * (1) At most one JoinGroup/SyncGroup is in flight (request_in_flight), and one
  *     Heartbeat (heartbeat_in_flight).
  * (2) A response is applied only if the group is still in the state and generation it
- *     was sent in. */
+ *     was sent in.
+ * (3) The rebalance callback runs only from tl_consumer_group_events(), at the top of a
+ *     poll, never from a response handler; every ASSIGNED it was told is ended by one
+ *     REVOKED or LOST, before the next ASSIGNED (told). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,8 +51,20 @@ static void subs_free(struct member_sub *members, int32_t count)
 	free(members);
 }
 
+static void lost_free(struct consumer_group *group)
+{
+	for (int32_t i = 0; group->lost_topics && i < group->lost_count; i++)
+		free(group->lost_topics[i]);
+	free(group->lost_topics);
+	free(group->lost);
+	group->lost_topics = NULL;
+	group->lost = NULL;
+	group->lost_count = 0;
+}
+
 void tl_consumer_group_deinit(struct consumer_group *group)
 {
+	lost_free(group);
 	for (int32_t i = 0; i < group->topic_count; i++)
 		free(group->topics[i]);
 	free(group->topics);
@@ -77,16 +96,57 @@ static void group_fail(struct tl_consumer *consumer, tl_err err, const char *wha
 			 tl_err_name(err));
 }
 
-/* Leaves STABLE for a new JoinGroup: commits (unless @commit_failed), gives up the
- * partitions. */
-static void group_rebalance(struct tl_consumer *consumer, bool commit)
+/* Gives up the assignment for a new JoinGroup. @lost: the group went on without this
+ * member; what the callback was told of is kept for the next poll to tell LOST. */
+static void group_drop(struct tl_consumer *consumer, bool lost)
 {
 	struct consumer_group *group = &consumer->group;
-	if (commit && group->state == GROUP_STABLE)
-		tl_consumer_commit_for_rebalance(consumer);
+	if (lost && group->told && consumer->rebalance_cb && consumer->part_count > 0) {
+		lost_free(group);
+		int32_t n = consumer->part_count;
+		group->lost = calloc((size_t)n, sizeof(*group->lost));
+		group->lost_topics = calloc((size_t)n, sizeof(*group->lost_topics));
+		for (int32_t i = 0; group->lost && group->lost_topics && i < n; i++) {
+			const struct consumer_part *part = &consumer->parts[i];
+			group->lost_topics[i] = strdup(part->topic);
+			group->lost[i] = (struct tl_consumer_partition){
+				.topic = group->lost_topics[i],
+				.partition = part->partition,
+				.offset = part->position,
+			};
+			group->lost_count++;
+		}
+		for (int32_t i = 0; i < n && group->lost_count == n; i++)
+			if (!group->lost_topics[i])
+				group->lost_count = -1;
+		if (group->lost_count != n) {
+			lost_free(group);
+			group->lost_count = -1; /* tl_consumer_group_events() reports it */
+		}
+		group->lost_untold = true;
+	}
+	group->told = false;
+	group->assigned_untold = false;
 	(void)tl_consumer_assignment_set(consumer, NULL, 0);
 	group->state = GROUP_JOIN;
 	group->assign_pending = false;
+}
+
+/* Leaves STABLE for a new JoinGroup. Revoked (not @lost): the member keeps its
+ * partitions until the next poll told the callback, then commits them (@commit and
+ * enable.auto.commit) and drops them. Lost: dropped at once (a commit would be refused). */
+static void group_rebalance(struct tl_consumer *consumer, bool commit, bool lost)
+{
+	struct consumer_group *group = &consumer->group;
+	if (group->state == GROUP_REVOKING && !lost)
+		return; /* revoked already */
+	if (group->state == GROUP_STABLE && !lost) {
+		group->state = GROUP_REVOKING;
+		group->revoke_commit = commit;
+		group->assign_pending = false;
+		return;
+	}
+	group_drop(consumer, lost);
 }
 
 /* FENCED_INSTANCE_ID: another consumer with our group.instance.id took our place. Fatal
@@ -96,9 +156,8 @@ static void group_rebalance(struct tl_consumer *consumer, bool commit)
 static void group_fenced(struct tl_consumer *consumer)
 {
 	struct consumer_group *group = &consumer->group;
-	(void)tl_consumer_assignment_set(consumer, NULL, 0);
+	group_drop(consumer, true);
 	group->state = GROUP_NONE;
-	group->assign_pending = false;
 	group->fatal = true;
 	group->error = TL_ERR_FENCED_INSTANCE_ID;
 	group->error_reported = false;
@@ -127,8 +186,13 @@ void tl_consumer_group_rejoin(struct tl_consumer *consumer, tl_err why)
 	}
 	if (why == TL_ERR_UNKNOWN_MEMBER_ID)
 		(void)str_set(&group->member_id, tl_str_of(""));
-	if (group->state == GROUP_STABLE)
-		group_rebalance(consumer, false);
+	if (tl_consumer_group_member(consumer))
+		group_rebalance(consumer, false, why != TL_ERR_REBALANCE_IN_PROGRESS);
+}
+
+bool tl_consumer_group_member(const struct tl_consumer *consumer)
+{
+	return consumer->group.state == GROUP_STABLE || consumer->group.state == GROUP_REVOKING;
 }
 
 /* Handles an error of JoinGroup, SyncGroup or Heartbeat. */
@@ -139,11 +203,11 @@ static void group_error(struct tl_consumer *consumer, tl_err err, bool commit)
 	switch (err) {
 	case TL_ERR_UNKNOWN_MEMBER_ID:
 		(void)str_set(&group->member_id, tl_str_of(""));
-		group_rebalance(consumer, false);
+		group_rebalance(consumer, false, true);
 		return;
 	case TL_ERR_REBALANCE_IN_PROGRESS:
 	case TL_ERR_ILLEGAL_GENERATION:
-		group_rebalance(consumer, commit && err == TL_ERR_REBALANCE_IN_PROGRESS);
+		group_rebalance(consumer, commit, err == TL_ERR_ILLEGAL_GENERATION);
 		return;
 	case TL_ERR_FENCED_INSTANCE_ID:
 		group_fenced(consumer);
@@ -160,7 +224,7 @@ static void group_error(struct tl_consumer *consumer, tl_err err, bool commit)
 			group->state = GROUP_JOIN;
 		return;
 	default:
-		group_rebalance(consumer, false);
+		group_rebalance(consumer, false, true);
 		group_fail(
 			consumer, err,
 			err == TL_ERR_INVALID_SESSION_TIMEOUT
@@ -222,7 +286,7 @@ TL_EXPORT tl_err tl_consumer_subscribe(struct tl_consumer *consumer, const char 
 		return TL_ERR_NOMEM;
 	consumer->subscribed = true;
 	if (group->state == GROUP_STABLE)
-		group_rebalance(consumer, true);
+		group_rebalance(consumer, true, false);
 	else if (group->state == GROUP_NONE)
 		group->state = GROUP_FIND;
 	return TL_OK;
@@ -645,6 +709,7 @@ static void sync_done(void *arg, tl_err err, struct tl_cursor *body, int16_t ver
 		group_error(consumer, err, false);
 	} else {
 		group->state = GROUP_STABLE;
+		group->assigned_untold = true;
 		group->error = TL_OK;
 		group->next_heartbeat_ns =
 			tl_mono_ns() + (int64_t)consumer->heartbeat_interval_ms * 1000000;
@@ -766,10 +831,11 @@ void tl_consumer_group_io(struct tl_consumer *consumer)
 		leader_assign_maybe(consumer);
 		return;
 	case GROUP_SYNCING:
+	case GROUP_REVOKING: /* JoinGroup waits for the callback (next poll) */
 		return;
 	case GROUP_STABLE:
 		if (leader_sees_new_partitions(consumer)) {
-			group_rebalance(consumer, true);
+			group_rebalance(consumer, true, false);
 			return;
 		}
 		heartbeat_maybe(consumer, now);
@@ -837,4 +903,106 @@ void tl_consumer_group_leave(struct tl_consumer *consumer)
 	else
 		wait->abandoned = true;
 	group->state = GROUP_NONE;
+}
+
+/* ---- the rebalance callback ---- */
+
+/* Tells @event with the assignment (positions as offsets; TL_CONSUMER_OFFSET_COMMITTED
+ * where none is known yet). */
+static tl_err tell_assignment(struct tl_consumer *consumer, int event)
+{
+	if (!consumer->rebalance_cb)
+		return TL_OK;
+	int32_t n = consumer->part_count;
+	struct tl_consumer_partition *list = calloc((size_t)n + 1, sizeof(*list));
+	if (!list)
+		return TL_ERR_NOMEM;
+	for (int32_t i = 0; i < n; i++) {
+		const struct consumer_part *part = &consumer->parts[i];
+		list[i] = (struct tl_consumer_partition){
+			.topic = part->topic,
+			.partition = part->partition,
+			.offset =
+				part->position >= 0 ? part->position : TL_CONSUMER_OFFSET_COMMITTED,
+		};
+	}
+	/* The callback may commit: the client is polled under it, and responses may move
+	 * the group on (a LOST kept for the next poll, the assignment dropped); @list and
+	 * its topics (retired, freed by the next poll) stay valid meanwhile. */
+	consumer->in_rebalance_cb = true;
+	consumer->rebalance_cb(consumer, event, list, n, consumer->rebalance_opaque);
+	consumer->in_rebalance_cb = false;
+	free(list);
+	return TL_OK;
+}
+
+static tl_err tell_lost(struct tl_consumer *consumer)
+{
+	struct consumer_group *group = &consumer->group;
+	if (!group->lost_untold)
+		return TL_OK;
+	group->lost_untold = false;
+	if (group->lost_count < 0) {
+		lost_free(group);
+		return tl_consumer_fail(
+			consumer, TL_ERR_NOMEM,
+			"group %s: out of memory listing the partitions this member lost",
+			consumer->group_id);
+	}
+	consumer->in_rebalance_cb = true;
+	consumer->rebalance_cb(consumer, TL_CONSUMER_LOST, group->lost, group->lost_count,
+			       consumer->rebalance_opaque);
+	consumer->in_rebalance_cb = false;
+	lost_free(group);
+	return TL_OK;
+}
+
+tl_err tl_consumer_group_events(struct tl_consumer *consumer)
+{
+	struct consumer_group *group = &consumer->group;
+	tl_err err = tell_lost(consumer);
+	if (err != TL_OK)
+		return err;
+	if (group->state == GROUP_REVOKING) {
+		/* As Java, nothing is told of an empty assignment's end. */
+		if (group->told && consumer->part_count > 0) {
+			/* Cleared first: a loss the callback's commit learns of is not told too. */
+			group->told = false;
+			err = tell_assignment(consumer, TL_CONSUMER_REVOKED);
+			if (err != TL_OK) {
+				group->told = true;
+				return err;
+			}
+		}
+		if (group->state == GROUP_REVOKING) {
+			if (group->revoke_commit)
+				tl_consumer_commit_for_rebalance(consumer);
+			group_drop(consumer, false);
+		}
+	}
+	if (group->state == GROUP_STABLE && group->assigned_untold) {
+		/* Set first: a rebalance the callback's commit learns of ends what it was told. */
+		group->assigned_untold = false;
+		group->told = true;
+		err = tell_assignment(consumer, TL_CONSUMER_ASSIGNED);
+		if (err != TL_OK) {
+			group->assigned_untold = true;
+			group->told = false;
+			return err;
+		}
+	}
+	return TL_OK;
+}
+
+void tl_consumer_group_close(struct tl_consumer *consumer)
+{
+	struct consumer_group *group = &consumer->group;
+	if (!consumer->rebalance_cb || consumer->in_rebalance_cb)
+		return;
+	(void)tell_lost(consumer);
+	/* The assignment stays for tl_consumer_destroy()'s commit, in the generation. */
+	if (tl_consumer_group_member(consumer) && group->told && consumer->part_count > 0) {
+		group->told = false;
+		(void)tell_assignment(consumer, TL_CONSUMER_REVOKED);
+	}
 }

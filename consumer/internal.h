@@ -104,12 +104,13 @@ struct member_sub {
 };
 
 enum group_state {
-	GROUP_NONE,    /* not subscribed */
-	GROUP_FIND,    /* looking for the coordinator */
-	GROUP_JOIN,    /* JoinGroup to send */
-	GROUP_JOINING, /* JoinGroup in flight */
-	GROUP_SYNCING, /* SyncGroup in flight */
-	GROUP_STABLE,  /* assignment received; heartbeats */
+	GROUP_NONE,     /* not subscribed */
+	GROUP_FIND,     /* looking for the coordinator */
+	GROUP_JOIN,     /* JoinGroup to send */
+	GROUP_JOINING,  /* JoinGroup in flight */
+	GROUP_SYNCING,  /* SyncGroup in flight */
+	GROUP_STABLE,   /* assignment received; heartbeats */
+	GROUP_REVOKING, /* rebalance: the next poll revokes the assignment, then JOIN */
 };
 
 struct consumer_group {
@@ -131,12 +132,24 @@ struct consumer_group {
 	tl_err error;              /* a group failure the next poll reports */
 	bool error_reported;
 	bool fatal; /* fenced (FENCED_INSTANCE_ID): error is returned by every poll and commit */
+	/* The rebalance callback's events, told by the next poll (never from a response
+	 * handler): ASSIGNED for a new assignment, then at most one of REVOKED (state
+	 * REVOKING) or LOST (lost, a copy of the partitions; the assignment is gone). */
+	bool assigned_untold; /* the assignment has not been told yet */
+	bool told;            /* ASSIGNED was told: its end is told too */
+	bool revoke_commit;   /* REVOKING: auto-commit after the callback */
+	struct tl_consumer_partition *lost;
+	char **lost_topics; /* lost[i].topic, owned */
+	int32_t lost_count;
+	bool lost_untold;
 };
 
 struct tl_consumer_conf {
 	struct tl_conf conf;
 	tl_consumer_commit_fn commit_cb;
 	void *commit_opaque;
+	tl_consumer_rebalance_fn rebalance_cb;
+	void *rebalance_opaque;
 };
 
 struct tl_consumer {
@@ -163,6 +176,9 @@ struct tl_consumer {
 	bool return_control; /* return.control.records: hand out COMMIT/ABORT markers */
 	tl_consumer_commit_fn commit_cb;
 	void *commit_opaque;
+	tl_consumer_rebalance_fn rebalance_cb;
+	void *rebalance_opaque;
+	bool in_rebalance_cb;
 
 	struct tl_client *client;
 	/* assignment */
@@ -229,5 +245,13 @@ void tl_consumer_group_deinit(struct consumer_group *group);
 void tl_consumer_group_rejoin(struct tl_consumer *consumer, tl_err why);
 /* TL_OK, or the fatal group error with its detail in last_error. */
 tl_err tl_consumer_group_fatal(struct tl_consumer *consumer);
+/* Tells the rebalance callback what the group did since the last poll, and finishes a
+ * revocation (REVOKING -> JOIN). Only at the top of a poll: the callback may commit.
+ * TL_ERR_NOMEM: nothing was told; the next poll tries again. */
+tl_err tl_consumer_group_events(struct tl_consumer *consumer);
+/* tl_consumer_destroy(): tells REVOKED (or a LOST not told yet) before the last commit. */
+void tl_consumer_group_close(struct tl_consumer *consumer);
+/* A member of a generation: STABLE, or REVOKING until its callback returned. */
+bool tl_consumer_group_member(const struct tl_consumer *consumer);
 
 #endif

@@ -5,8 +5,9 @@
  * start from committed offsets (waiting, under read_committed, for one a transaction
  * staged), sync and async commits (a sync one returning at its deadline), start from the
  * end, seek (an offset is at once the position a commit stores), and the last record
- * staying valid until the next poll across a rejoin and a new assignment, and a static
- * member fenced for good. */
+ * staying valid until the next poll across a rejoin and a new assignment, a static
+ * member fenced for good, and the rebalance callback told REVOKED and LOST at the next
+ * poll, not inside the commit that learned of them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -553,6 +554,114 @@ START_TEST(a_fenced_static_member_stops_for_good)
 }
 END_TEST
 
+/* What the rebalance callback was told, in order. */
+static struct {
+	int count;
+	int event[8];
+	int32_t parts[8];
+	int64_t offset[8];
+	tl_err commit[8];
+	tl_err poll[8];
+} told;
+
+static void on_rebalance(struct tl_consumer *consumer, int event,
+			 const struct tl_consumer_partition *parts, int32_t count, void *opaque)
+{
+	(void)opaque;
+	ck_assert_int_lt(told.count, 8);
+	int i = told.count++;
+	told.event[i] = event;
+	told.parts[i] = count;
+	told.offset[i] = count > 0 ? parts[0].offset : -1;
+	const struct tl_consumer_record *r;
+	told.poll[i] = tl_consumer_poll(consumer, 0, &r);
+	told.commit[i] = event == TL_CONSUMER_REVOKED ? tl_consumer_commit(consumer, 5000) : TL_OK;
+}
+
+/* White box: @consumer, assigned t/0, as a subscribed member of generation 1 whose
+ * assignment the callback was told of. */
+static void as_told_member(struct tl_consumer *consumer)
+{
+	consumer->subscribed = true;
+	consumer->group.state = GROUP_STABLE;
+	consumer->group.generation_id = 1;
+	free(consumer->group.member_id);
+	consumer->group.member_id = strdup("m");
+	consumer->group.told = true;
+}
+
+/* The rebalance callback runs at the top of a poll, never inside the call that learned
+ * of the rebalance (here a commit): REVOKED while the member still owns the partitions
+ * (the callback's commit stores the position), LOST once the group went on without it
+ * (the assignment is gone at once). Poll inside the callback is refused. */
+START_TEST(rebalance_callback_tells_revoked_and_lost_at_the_next_poll)
+{
+	blob_batch(0, 5, TL_COMPRESSION_NONE, -1, false);
+	memset(&told, 0, sizeof(told));
+	struct tl_consumer_conf *conf = tl_consumer_conf_create();
+	char err[256];
+	ck_assert_int_eq(
+		tl_consumer_conf_set(conf, "bootstrap.servers", fb_address, err, sizeof(err)),
+		TL_OK);
+	ck_assert_int_eq(tl_consumer_conf_set(conf, "group.id", "g", err, sizeof(err)), TL_OK);
+	ck_assert_int_eq(
+		tl_consumer_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)), TL_OK);
+	tl_consumer_conf_set_rebalance_cb(conf, on_rebalance, NULL);
+	struct tl_consumer *consumer = NULL;
+	ck_assert_int_eq(tl_consumer_create(conf, &consumer, err, sizeof(err)), TL_OK);
+	tl_consumer_conf_destroy(conf);
+	struct tl_consumer_partition part = {"t", 0, 0, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[4];
+	ck_assert_int_eq(poll_offsets(consumer, 2, offsets), 2);
+	as_told_member(consumer);
+
+	/* A rebalance: the member keeps t/0 until the next poll told REVOKED. */
+	pthread_mutex_lock(&fb.lock);
+	fb.commit_script[fb.commit_script_count++] = TL_ERR_REBALANCE_IN_PROGRESS;
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_ERR_REBALANCE_IN_PROGRESS);
+	ck_assert_int_eq(told.count, 0);
+	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 1);
+	const struct tl_consumer_record *r;
+	(void)tl_consumer_poll(consumer, 100, &r);
+	ck_assert_int_eq(told.count, 1);
+	ck_assert_int_eq(told.event[0], TL_CONSUMER_REVOKED);
+	ck_assert_int_eq(told.parts[0], 1);
+	ck_assert_int_eq(told.offset[0], 2);
+	ck_assert_int_eq(told.poll[0], TL_ERR_INVALID);
+	ck_assert_int_eq(told.commit[0], TL_OK);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.committed[0], 2);
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 0);
+	ck_assert_int_eq(consumer->group.state, GROUP_JOIN);
+
+	/* Lost: the coordinator no longer knows the member. Gone at once, told next poll. */
+	consumer->subscribed = false;
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 0, 3, 0), TL_OK);
+	as_told_member(consumer);
+	pthread_mutex_lock(&fb.lock);
+	fb.commit_script[fb.commit_script_count++] = TL_ERR_UNKNOWN_MEMBER_ID;
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_ERR_UNKNOWN_MEMBER_ID);
+	ck_assert_int_eq(told.count, 1);
+	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 0);
+	(void)tl_consumer_poll(consumer, 100, &r);
+	ck_assert_int_eq(told.count, 2);
+	ck_assert_int_eq(told.event[1], TL_CONSUMER_LOST);
+	ck_assert_int_eq(told.parts[1], 1);
+	ck_assert_int_eq(told.offset[1], 3);
+	ck_assert_int_eq(told.poll[1], TL_ERR_INVALID);
+	(void)tl_consumer_poll(consumer, 100, &r);
+	ck_assert_int_eq(told.count, 2); /* told once */
+	consumer->subscribed = false;
+	tl_consumer_destroy(consumer);
+	ck_assert_int_eq(told.count, 2); /* nothing left to revoke */
+}
+END_TEST
+
 static Suite *consumer_suite(void)
 {
 	Suite *s = suite_create("consumer");
@@ -573,6 +682,7 @@ static Suite *consumer_suite(void)
 	tcase_add_test(tc, seek_to_an_offset_is_the_position_a_commit_stores);
 	tcase_add_test(tc, commit_returns_at_its_deadline_with_the_request_in_flight);
 	tcase_add_test(tc, a_fenced_static_member_stops_for_good);
+	tcase_add_test(tc, rebalance_callback_tells_revoked_and_lost_at_the_next_poll);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,7 +5,7 @@
  * skipped) and offset commits, sync or async.
  *
  * Threads: a consumer is used by one thread at a time; it has no background thread.
- * tl_consumer_poll() does all network I/O and runs the commit callback. A record
+ * tl_consumer_poll() does all network I/O and runs the commit and rebalance callbacks. A record
  * returned by poll stays valid until the next tl_consumer_poll() or
  * tl_consumer_destroy(), whatever is called in between (a commit that finds the group
  * rebalanced, tl_consumer_assign(), tl_consumer_seek()).
@@ -99,6 +99,36 @@ struct tl_consumer_group_metadata {
  * error (TL_OK when every offset was stored); @detail names the fix, NULL when ok. */
 typedef void (*tl_consumer_commit_fn)(tl_err err, const char *detail, void *conf_opaque);
 
+/* What a rebalance callback is told, as Java's ConsumerRebalanceListener. */
+#define TL_CONSUMER_ASSIGNED 1 /* the group gave these partitions to this member */
+#define TL_CONSUMER_REVOKED  2 /* it takes them back; this member still owns them */
+#define TL_CONSUMER_LOST     3 /* they may be another member's already */
+
+/* Called only inside tl_consumer_poll() (and tl_consumer_destroy()), on its thread, for a
+ * consumer that subscribed (tl_consumer_subscribe()); @parts (@count entries, topics
+ * valid during the call) name the partitions:
+ * - TL_CONSUMER_ASSIGNED: after each rebalance, before any record of them is returned,
+ *   with offset TL_CONSUMER_OFFSET_COMMITTED (or the committed offset, once known): the
+ *   start, unless tl_consumer_seek() here moves it. Also with @count 0 when the group
+ *   gave this member nothing.
+ * - TL_CONSUMER_REVOKED: before this member rejoins (a rebalance) or leaves
+ *   (tl_consumer_destroy()), with their positions as offsets. No record of them comes
+ *   after it; the member is still in its generation, so tl_consumer_commit() here
+ *   stores them (exactly where the next owner starts), and
+ *   tl_consumer_group_metadata() names the generation for a transaction's offsets.
+ *   With enable.auto.commit the positions are committed after the callback returns.
+ * - TL_CONSUMER_LOST: the group went on without this member (its session expired, an
+ *   unknown member id or old generation, or another member fenced it): nothing can be
+ *   committed for them any more; only undo local work. No record of them comes after it.
+ * Every partition given by ASSIGNED is taken back by exactly one REVOKED or LOST before
+ * the next ASSIGNED (neither is told for an empty assignment). The callback may call
+ * tl_consumer_commit(), _commit_async(), _seek(), _position(), _assignment() and
+ * _group_metadata(), and use producers; not tl_consumer_poll() (it returns
+ * TL_ERR_INVALID) or tl_consumer_destroy(). */
+typedef void (*tl_consumer_rebalance_fn)(struct tl_consumer *consumer, int event,
+					 const struct tl_consumer_partition *parts, int32_t count,
+					 void *conf_opaque);
+
 struct tl_consumer_conf *tl_consumer_conf_create(void);
 void tl_consumer_conf_destroy(struct tl_consumer_conf *conf);
 /* Keys: bootstrap.servers, client.id, group.id, group.instance.id, isolation.level
@@ -116,6 +146,10 @@ tl_err tl_consumer_conf_set(struct tl_consumer_conf *conf, const char *key, cons
 /* Called inside tl_consumer_poll() when an async commit completes. */
 void tl_consumer_conf_set_commit_cb(struct tl_consumer_conf *conf, tl_consumer_commit_fn cb,
 				    void *conf_opaque);
+
+/* Installs the rebalance callback (above); none by default. */
+void tl_consumer_conf_set_rebalance_cb(struct tl_consumer_conf *conf, tl_consumer_rebalance_fn cb,
+				       void *conf_opaque);
 
 /* Creates a consumer from @conf (borrowed). Connects lazily, in tl_consumer_poll(). */
 tl_err tl_consumer_create(const struct tl_consumer_conf *conf, struct tl_consumer **out,

@@ -7,6 +7,11 @@
 # Then static membership (-S): a second consumer joining with the first one's
 # group.instance.id fences it (FENCED_INSTANCE_ID), which is fatal for the first: it stops
 # rejoining, its polls and commits return the error, and the second keeps the partitions.
+# Then the rebalance callback (-R): A alone is told ASSIGNED every partition and reads
+# half of 20,000 records; B joins. A is told REVOKED before its partitions go and
+# commits there (in its generation); B must start exactly there: A and B read each
+# record once, each only from partitions it was told it owns. Destroy tells REVOKED; a
+# third member reads exactly the records produced after.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_prog tally_group
@@ -18,5 +23,7 @@ tl_grep_log 'group: stable group=group-libtally-group generation=[0-9]+ members=
 	tl_fail "tallyd never saw a stable generation with both members"
 timeout 120 "$TL_PROGS/tally_group" -b "$TL_BROKER" -t libtally-static -p 2 -S same >&2 ||
 	tl_fail "a libtally member fenced by its group.instance.id did not stop"
+timeout 120 "$TL_PROGS/tally_group" -b "$TL_BROKER" -t libtally-handover -n 20000 -p 4 -R >&2 ||
+	tl_fail "libtally members did not hand partitions over through the rebalance callback"
 tl_stop_broker
 tl_log "ok"

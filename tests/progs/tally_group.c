@@ -1,5 +1,5 @@
 /* tally_group.c - libtally consumers sharing a group (tl_consumer_subscribe).
- *   tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS] [-S INSTANCE]
+ *   tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS] [-S INSTANCE | -R]
  * Two consumers A and B subscribe to TOPIC (PARTITIONS partitions, created here) in one
  * group, polled in turn on this thread, until their assignments are disjoint, non-empty
  * and cover every partition. Then COUNT records are produced; A and B together must read
@@ -12,6 +12,17 @@
  * fences A (FENCED_INSTANCE_ID). As in Java and librdkafka that is fatal for A: it must
  * not rejoin (the two would take the partitions from each other for ever), every later
  * poll and commit of A returns the error, and B keeps every partition.
+ * -R checks the rebalance callback (tl_consumer_conf_set_rebalance_cb) at a handover:
+ * A, alone, is told it has every partition, reads half of COUNT records and commits
+ * nothing itself; B joins. A must be told REVOKED before its partitions go (it commits
+ * there, in its generation, and that must succeed) and then ASSIGNED its share; B is
+ * told its share. Together they must read each record exactly once: B starts exactly
+ * where A's revocation committed (auto.offset.reset=earliest would re-deliver anything
+ * not committed). Every record must be of a partition its reader was told ASSIGNED and
+ * not yet REVOKED or LOST; each ASSIGNED must match tl_consumer_assignment(); each
+ * REVOKED or LOST must name exactly what the last ASSIGNED gave. Destroying A and B
+ * tells each REVOKED (committing again); a third member C then reads exactly the COUNT
+ * records produced after that.
  * Exit status: 0 ok, 1 a check failed, 2 usage. */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -31,6 +42,7 @@
 #define WAIT_S         30
 
 static const char *brokers, *topic, *instance;
+static bool rebalance_mode;
 static uint32_t count = 10000;
 static int32_t partitions = 4;
 
@@ -75,10 +87,79 @@ static int produce(uint32_t from, uint32_t n)
 	return e == TL_OK ? 0 : fail("flush failed");
 }
 
-static struct tl_consumer *member(const char *group)
+/* What the rebalance callback told one member (-R). */
+struct told {
+	const char *name;
+	uint64_t owned; /* ASSIGNED and not yet REVOKED or LOST */
+	bool owning;
+	int assigned, revoked, lost;
+	uint32_t errors;
+};
+
+static uint64_t assigned_mask(struct tl_consumer *consumer);
+
+static uint64_t parts_mask(const struct tl_consumer_partition *parts, int32_t n)
+{
+	uint64_t mask = 0;
+	for (int32_t i = 0; i < n; i++)
+		mask |= 1ull << parts[i].partition;
+	return mask;
+}
+
+static void told_error(struct told *t, const char *what)
+{
+	fprintf(stderr, "tally_group: %s: %s\n", t->name, what);
+	t->errors++;
+}
+
+static void on_rebalance(struct tl_consumer *consumer, int event,
+			 const struct tl_consumer_partition *parts, int32_t n, void *opaque)
+{
+	struct told *t = opaque;
+	uint64_t mask = parts_mask(parts, n);
+	const struct tl_consumer_record *r;
+	if (tl_consumer_poll(consumer, 0, &r) != TL_ERR_INVALID)
+		told_error(t, "poll inside the rebalance callback was not refused");
+	if (event == TL_CONSUMER_ASSIGNED) {
+		t->assigned++;
+		if (t->owning && t->owned)
+			told_error(t, "ASSIGNED while the last assignment was not taken back");
+		if (mask != assigned_mask(consumer))
+			told_error(t, "ASSIGNED named other partitions than the assignment");
+		t->owned = mask;
+		t->owning = true;
+		fprintf(stderr, "tally_group: %s: ASSIGNED 0x%" PRIx64 "\n", t->name, mask);
+		return;
+	}
+	if (!t->owning || mask != t->owned)
+		told_error(t, "REVOKED or LOST named other partitions than the last ASSIGNED");
+	t->owned = 0;
+	t->owning = false;
+	if (event == TL_CONSUMER_LOST) {
+		t->lost++;
+		fprintf(stderr, "tally_group: %s: LOST 0x%" PRIx64 "\n", t->name, mask);
+		return;
+	}
+	t->revoked++;
+	for (int32_t i = 0; i < n; i++)
+		if (parts[i].offset !=
+		    tl_consumer_position(consumer, parts[i].topic, parts[i].partition))
+			told_error(t, "REVOKED's offsets are not the positions");
+	tl_err e = tl_consumer_commit(consumer, 10000);
+	fprintf(stderr, "tally_group: %s: REVOKED 0x%" PRIx64 ", commit %s\n", t->name, mask,
+		tl_err_name(e));
+	if (e != TL_OK) {
+		fprintf(stderr, "tally_group: %s: %s\n", t->name, tl_consumer_last_error(consumer));
+		told_error(t, "the commit inside REVOKED failed");
+	}
+}
+
+static struct tl_consumer *member_told(const char *group, struct told *told)
 {
 	char err[512];
 	struct tl_consumer_conf *conf = tl_consumer_conf_create();
+	if (told)
+		tl_consumer_conf_set_rebalance_cb(conf, on_rebalance, told);
 	if ((instance &&
 	     tl_consumer_conf_set(conf, "group.instance.id", instance, err, sizeof(err))) ||
 	    tl_consumer_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) ||
@@ -106,6 +187,11 @@ static struct tl_consumer *member(const char *group)
 	return consumer;
 }
 
+static struct tl_consumer *member(const char *group)
+{
+	return member_told(group, NULL);
+}
+
 /* Bit p set when partition p is assigned to @consumer. */
 static uint64_t assigned_mask(struct tl_consumer *consumer)
 {
@@ -117,9 +203,10 @@ static uint64_t assigned_mask(struct tl_consumer *consumer)
 	return mask;
 }
 
-/* Reads one record from @consumer if one comes within 10 ms; checks and counts it. */
-static int poll_one(struct tl_consumer *consumer, uint64_t mask, uint8_t *seen, uint32_t limit,
-		    uint32_t *received, uint32_t *errors)
+/* Reads one record from @consumer if one comes within 10 ms; checks it (of a partition
+ * in *@mask, read after the poll: a rebalance callback may change it) and counts it. */
+static int poll_one(struct tl_consumer *consumer, const uint64_t *mask, uint8_t *seen,
+		    uint32_t limit, uint32_t *received, uint32_t *errors)
 {
 	const struct tl_consumer_record *r;
 	tl_err e = tl_consumer_poll(consumer, 10, &r);
@@ -135,7 +222,7 @@ static int poll_one(struct tl_consumer *consumer, uint64_t mask, uint8_t *seen, 
 	memcpy(key, r->key, len);
 	key[len] = '\0';
 	uint32_t i = (uint32_t)strtoul(key + 1, NULL, 10);
-	if (len < 2 || i >= limit || seen[i]++ || !(mask & (1ull << r->partition))) {
+	if (len < 2 || i >= limit || seen[i]++ || !(*mask & (1ull << r->partition))) {
 		if ((*errors)++ < 10)
 			fprintf(stderr, "tally_group: record %s on partition %d: %s\n", key,
 				r->partition,
@@ -193,6 +280,91 @@ static int run_fenced(const char *group)
 	return 0;
 }
 
+static int resume_check(const char *group, uint8_t *seen);
+
+/* -R: see the top of the file. */
+static int run_rebalance(const char *group)
+{
+	uint64_t all = partitions == 64 ? ~0ull : (1ull << partitions) - 1;
+	struct told ta = {.name = "A"}, tb = {.name = "B"};
+	struct tl_consumer *a = member_told(group, &ta);
+	if (!a)
+		return 1;
+	double start = now_s();
+	const struct tl_consumer_record *r;
+	while (now_s() - start < WAIT_S && ta.owned != all)
+		(void)tl_consumer_poll(a, 10, &r);
+	if (ta.owned != all || ta.assigned != 1)
+		return fail("A, alone in the group, was not told ASSIGNED with every partition");
+	if (produce(0, count / 2) != 0)
+		return 1;
+	uint8_t *seen = calloc((size_t)count * 2, 1);
+	uint32_t got_a = 0, got_b = 0, errors = 0;
+	start = now_s();
+	while (now_s() - start < WAIT_S && got_a < count / 4)
+		(void)poll_one(a, &ta.owned, seen, count, &got_a, &errors);
+	if (got_a < count / 4)
+		return fail("A did not read a quarter of the records");
+	struct tl_consumer *b = member_told(group, &tb);
+	if (!b)
+		return 1;
+	/* Both read on until the group split the partitions; then the second half comes,
+	 * so that B has records of its own whichever A read. */
+	start = now_s();
+	while (now_s() - start < WAIT_S &&
+	       (!ta.owned || !tb.owned || (ta.owned & tb.owned) || (ta.owned | tb.owned) != all)) {
+		(void)poll_one(a, &ta.owned, seen, count, &got_a, &errors);
+		(void)poll_one(b, &tb.owned, seen, count, &got_b, &errors);
+	}
+	fprintf(stderr, "tally_group: split after %.1fs\n", now_s() - start);
+	if (produce(count / 2, count - count / 2) != 0)
+		return 1;
+	double last = now_s();
+	int64_t end[PARTITIONS_MAX];
+	bool tail = false;
+	while (now_s() - last < WAIT_S) {
+		if (got_a + got_b >= count && !tail) {
+			if (!tail_end_offsets(brokers, topic, partitions, end))
+				return fail("no high watermarks");
+			tail = true;
+			last = now_s();
+		}
+		if (tail && tail_reached(a, topic, partitions, end) &&
+		    tail_reached(b, topic, partitions, end) && ta.owned && tb.owned)
+			break;
+		/* Each drains what it has: one record per turn would wait out the other's
+		 * poll timeout for every record once one of them is done. */
+		int n = 0;
+		while (n < 1000 && poll_one(a, &ta.owned, seen, count, &got_a, &errors))
+			n++;
+		while (n < 2000 && poll_one(b, &tb.owned, seen, count, &got_b, &errors))
+			n++;
+		if (n)
+			last = now_s();
+	}
+	fprintf(stderr,
+		"tally_group: A read %" PRIu32 ", B read %" PRIu32 " of %" PRIu32
+		"; A has 0x%" PRIx64 ", B has 0x%" PRIx64 " after %.1fs\n",
+		got_a, got_b, count, ta.owned, tb.owned, now_s() - start);
+	if (!tail || !tail_reached(a, topic, partitions, end) ||
+	    !tail_reached(b, topic, partitions, end))
+		errors++;
+	if (!ta.owned || !tb.owned || (ta.owned & tb.owned) || (ta.owned | tb.owned) != all)
+		return fail("the group did not split the partitions between A and B");
+	if (ta.revoked < 1 || ta.assigned < 2 || tb.assigned < 1)
+		return fail("A was not told REVOKED then ASSIGNED, or B not ASSIGNED");
+	if (errors || got_a + got_b != count || !got_b)
+		return fail("A and B did not read every record exactly once across the handover");
+	int revoked_a = ta.revoked, revoked_b = tb.revoked;
+	tl_consumer_destroy(a);
+	tl_consumer_destroy(b);
+	if (ta.revoked != revoked_a + 1 || tb.revoked != revoked_b + 1 || ta.owning || tb.owning)
+		return fail("destroy did not tell each member REVOKED");
+	if (ta.errors || tb.errors || ta.lost || tb.lost)
+		return fail("the rebalance callbacks saw something wrong");
+	return resume_check(group, seen);
+}
+
 static int run(void)
 {
 	char err[512];
@@ -210,6 +382,8 @@ static int run(void)
 	snprintf(group, sizeof(group), "group-%s", topic);
 	if (instance)
 		return run_fenced(group);
+	if (rebalance_mode)
+		return run_rebalance(group);
 	struct tl_consumer *a = member(group), *b = member(group);
 	if (!a || !b)
 		return 1;
@@ -247,8 +421,8 @@ static int run(void)
 		if (tail && tail_reached(a, topic, partitions, end) &&
 		    tail_reached(b, topic, partitions, end))
 			break;
-		int n = poll_one(a, ma, seen, count, &got_a, &errors);
-		n += poll_one(b, mb, seen, count, &got_b, &errors);
+		int n = poll_one(a, &ma, seen, count, &got_a, &errors);
+		n += poll_one(b, &mb, seen, count, &got_b, &errors);
 		if (n)
 			last = now_s();
 	}
@@ -263,14 +437,24 @@ static int run(void)
 		return fail("commit failed");
 	tl_consumer_destroy(a);
 	tl_consumer_destroy(b);
+	return resume_check(group, seen);
+}
 
+/* After the first COUNT records were read and committed: COUNT more are produced, and a
+ * third member C must read exactly those. Frees @seen. */
+static int resume_check(const char *group, uint8_t *seen)
+{
+	uint64_t all = partitions == 64 ? ~0ull : (1ull << partitions) - 1;
+	int64_t end[PARTITIONS_MAX];
+	uint32_t errors = 0;
+	bool tail;
 	if (produce(count, count) != 0)
 		return 1;
 	struct tl_consumer *c = member(group);
 	if (!c)
 		return 1;
 	uint32_t got_c = 0;
-	last = now_s();
+	double last = now_s();
 	memset(seen, 0, (size_t)count * 2);
 	/* Records 0..count-1 were committed: any of them here is a failure. */
 	for (uint32_t i = 0; i < count; i++)
@@ -285,7 +469,7 @@ static int run(void)
 		}
 		if (tail && tail_reached(c, topic, partitions, end))
 			break;
-		if (poll_one(c, all, seen, count * 2, &got_c, &errors))
+		if (poll_one(c, &all, seen, count * 2, &got_c, &errors))
 			last = now_s();
 	}
 	bool reached = tail && tail_reached(c, topic, partitions, end);
@@ -301,7 +485,7 @@ static int run(void)
 int main(int argc, char **argv)
 {
 	int opt;
-	while ((opt = getopt(argc, argv, "b:t:n:p:S:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:t:n:p:S:R")) != -1) {
 		switch (opt) {
 		case 'b':
 			brokers = optarg;
@@ -318,13 +502,16 @@ int main(int argc, char **argv)
 		case 'S':
 			instance = optarg;
 			break;
+		case 'R':
+			rebalance_mode = true;
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (!brokers || !topic || count == 0 || partitions < 2 || partitions > PARTITIONS_MAX) {
 		fprintf(stderr,
-			"usage: tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS] [-S INSTANCE]\n");
+			"usage: tally_group -b BROKER -t TOPIC [-n COUNT] [-p PARTITIONS] [-S INSTANCE | -R]\n");
 		return 2;
 	}
 	return run();
