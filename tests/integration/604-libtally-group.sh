@@ -10,13 +10,15 @@
 # Then the rebalance callback (-R): A alone is told ASSIGNED every partition and reads
 # half of 20,000 records; B joins. A is told REVOKED before its partitions go and
 # commits there (in its generation); B must start exactly there: A and B read each
-# record once, each only from partitions it was told it owns. Destroy tells REVOKED; a
-# third member reads exactly the records produced after.
+# record once, each only from partitions it was told it owns. A then stops polling past
+# its 3 s session: B is told every partition, A is told LOST (not REVOKED) and rejoins.
+# Destroy tells REVOKED; a third member reads exactly the records produced after.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 tl_require_prog tally_group
 
-tl_start_broker --override group.initial.rebalance.delay.ms=0
+tl_start_broker --override group.initial.rebalance.delay.ms=0 \
+	--override group.min.session.timeout.ms=1000
 timeout 120 "$TL_PROGS/tally_group" -b "$TL_BROKER" -t libtally-group -n 20000 -p 4 >&2 ||
 	tl_fail "libtally group members did not share the topic exactly once"
 tl_grep_log 'group: stable group=group-libtally-group generation=[0-9]+ members=2' ||

@@ -20,7 +20,10 @@
  * where A's revocation committed (auto.offset.reset=earliest would re-deliver anything
  * not committed). Every record must be of a partition its reader was told ASSIGNED and
  * not yet REVOKED or LOST; each ASSIGNED must match tl_consumer_assignment(); each
- * REVOKED or LOST must name exactly what the last ASSIGNED gave. Destroying A and B
+ * REVOKED or LOST must name exactly what the last ASSIGNED gave. Then A is not polled
+ * past its session timeout (3 s; the broker's group.min.session.timeout.ms must allow
+ * it): the coordinator drops it and B is told it has every partition; A's next polls
+ * must tell LOST, not REVOKED, for its share, and A then rejoins. Destroying A and B
  * tells each REVOKED (committing again); a third member C then reads exactly the COUNT
  * records produced after that.
  * Exit status: 0 ok, 1 a check failed, 2 usage. */
@@ -43,6 +46,7 @@
 
 static const char *brokers, *topic, *instance;
 static bool rebalance_mode;
+static const char *session_ms = "10000";
 static uint32_t count = 10000;
 static int32_t partitions = 4;
 
@@ -167,7 +171,7 @@ static struct tl_consumer *member_told(const char *group, struct told *told)
 	    tl_consumer_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err)) ||
 	    tl_consumer_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
 	    tl_consumer_conf_set(conf, "heartbeat.interval.ms", "200", err, sizeof(err)) ||
-	    tl_consumer_conf_set(conf, "session.timeout.ms", "10000", err, sizeof(err))) {
+	    tl_consumer_conf_set(conf, "session.timeout.ms", session_ms, err, sizeof(err))) {
 		fprintf(stderr, "tally_group: %s\n", err);
 		return NULL;
 	}
@@ -355,7 +359,38 @@ static int run_rebalance(const char *group)
 		return fail("A was not told REVOKED then ASSIGNED, or B not ASSIGNED");
 	if (errors || got_a + got_b != count || !got_b)
 		return fail("A and B did not read every record exactly once across the handover");
-	int revoked_a = ta.revoked, revoked_b = tb.revoked;
+
+	/* A's session expires: B gets everything, A is told LOST. Everything read is
+	 * committed first, so no record may come meanwhile (a LOST member's uncommitted
+	 * records are the next owner's again: at least once). */
+	if (tl_consumer_commit(a, 10000) != TL_OK || tl_consumer_commit(b, 10000) != TL_OK)
+		return fail("commit failed");
+	uint64_t a_had = ta.owned;
+	int revoked_a = ta.revoked;
+	uint32_t stray = 0;
+	start = now_s();
+	while (now_s() - start < WAIT_S && tb.owned != all)
+		stray += tl_consumer_poll(b, 10, &r) == TL_OK;
+	fprintf(stderr, "tally_group: B has 0x%" PRIx64 " %.1fs after A stopped polling\n",
+		tb.owned, now_s() - start);
+	if (tb.owned != all)
+		return fail("B did not get every partition once A's session expired");
+	start = now_s();
+	while (now_s() - start < WAIT_S && !(ta.lost && ta.owned && tb.owned)) {
+		stray += tl_consumer_poll(a, 10, &r) == TL_OK;
+		stray += tl_consumer_poll(b, 10, &r) == TL_OK;
+	}
+	if (stray)
+		return fail("records came again after every record was committed");
+	if (ta.lost != 1 || ta.revoked != revoked_a)
+		return fail("A was not told LOST (and only LOST) after its session expired");
+	if (!ta.owned || !tb.owned || (ta.owned | tb.owned) != all)
+		return fail("A did not rejoin after it lost its partitions");
+	fprintf(stderr, "tally_group: A lost 0x%" PRIx64 " and rejoined with 0x%" PRIx64 "\n",
+		a_had, ta.owned);
+	ta.lost = 0;
+	int revoked_b = tb.revoked;
+	revoked_a = ta.revoked;
 	tl_consumer_destroy(a);
 	tl_consumer_destroy(b);
 	if (ta.revoked != revoked_a + 1 || tb.revoked != revoked_b + 1 || ta.owning || tb.owning)
@@ -382,8 +417,10 @@ static int run(void)
 	snprintf(group, sizeof(group), "group-%s", topic);
 	if (instance)
 		return run_fenced(group);
-	if (rebalance_mode)
+	if (rebalance_mode) {
+		session_ms = "3000";
 		return run_rebalance(group);
+	}
 	struct tl_consumer *a = member(group), *b = member(group);
 	if (!a || !b)
 		return 1;
