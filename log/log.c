@@ -2684,8 +2684,9 @@ static void failed_marker_write(struct tl_log *log);
 static void log_set_failed(struct tl_log *log)
 {
 	if (!log->failed)
-		tl_crit("log: partition offline after an I/O error dir=%s error=\"%s\"", log->dir,
-			log->last_error);
+		tl_crit("log: partition offline after an I/O error dir=%s error=\"%s\" durable=%" PRId64
+			" end=%" PRId64,
+			log->dir, log->last_error, log->durable_offset, log->end_offset);
 	log->failed = true;
 	log->queued.count = 0;
 	failed_marker_write(log);
