@@ -1454,6 +1454,7 @@ struct commit_wait {
 struct commit_req {
 	struct part_req *parts;
 	int64_t *offsets;
+	int32_t generation_id; /* the group's, when sent by a member; else -1 */
 	bool async;
 	struct commit_wait *wait; /* sync only */
 };
@@ -1551,8 +1552,12 @@ static void commit_done(void *arg, tl_err err, struct tl_cursor *body, int16_t v
 	}
 	if (err_is_coordinator_moved(first))
 		tl_consumer_coordinator_lost(consumer);
-	if (first == TL_ERR_ILLEGAL_GENERATION || first == TL_ERR_UNKNOWN_MEMBER_ID ||
-	    first == TL_ERR_REBALANCE_IN_PROGRESS || first == TL_ERR_FENCED_INSTANCE_ID)
+	/* Only about the generation it was sent in: a late answer from an earlier one must
+	 * not take this generation's partitions (ILLEGAL_GENERATION is a loss). */
+	if (first == TL_ERR_FENCED_INSTANCE_ID ||
+	    ((first == TL_ERR_ILLEGAL_GENERATION || first == TL_ERR_UNKNOWN_MEMBER_ID ||
+	      first == TL_ERR_REBALANCE_IN_PROGRESS) &&
+	     creq->generation_id == consumer->group.generation_id))
 		tl_consumer_group_rejoin(consumer, first);
 	if (first != TL_OK)
 		tl_consumer_fail(consumer, first, "commit for group.id=%s failed: %s (%s)",
@@ -1605,6 +1610,8 @@ static tl_err commit_send(struct tl_consumer *consumer, bool async, bool only_ch
 		goto out_free;
 	creq->async = async;
 	creq->wait = wait;
+	creq->generation_id =
+		tl_consumer_group_member(consumer) ? consumer->group.generation_id : -1;
 	err = tl_consumer_send(consumer, consumer->coordinator, TL_CLIENT_API_OFFSET_COMMIT,
 			       commit_encode, creq, commit_done, creq);
 	if (err != TL_OK)
@@ -1684,8 +1691,9 @@ TL_EXPORT tl_err tl_consumer_commit_async(struct tl_consumer *consumer)
 
 void tl_consumer_commit_for_rebalance(struct tl_consumer *consumer)
 {
+	/* Waited for, as Java's onJoinPrepare: the next owner starts where it ends. */
 	if (consumer->auto_commit)
-		(void)commit_send(consumer, true, true, NULL);
+		(void)tl_consumer_commit(consumer, consumer->request_timeout_ms);
 }
 
 static void auto_commit_maybe(struct tl_consumer *consumer, int64_t now)
@@ -1896,6 +1904,7 @@ TL_EXPORT void tl_consumer_destroy(struct tl_consumer *consumer)
 {
 	if (!consumer)
 		return;
+	TL_ASSERT(!consumer->in_rebalance_cb); /* consumer.h: not from the callback */
 	tl_consumer_group_close(consumer);
 	if (consumer->auto_commit && consumer->group_id)
 		(void)tl_consumer_commit(consumer, 5000);

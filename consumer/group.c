@@ -55,6 +55,7 @@ static void lost_free(struct consumer_group *group)
 {
 	for (int32_t i = 0; group->lost_topics && i < group->lost_count; i++)
 		free(group->lost_topics[i]);
+	group->lost_untold = false;
 	free(group->lost_topics);
 	free(group->lost);
 	group->lost_topics = NULL;
@@ -96,34 +97,54 @@ static void group_fail(struct tl_consumer *consumer, tl_err err, const char *wha
 			 tl_err_name(err));
 }
 
+/* The offset the callback is told for @part: its position, else how it starts. */
+static void part_told(const struct consumer_part *part, struct tl_consumer_partition *out)
+{
+	out->offset = part->position >= 0 ? part->position : part->start;
+	out->timestamp_ms = part->position >= 0 ? 0 : part->start_timestamp_ms;
+}
+
+/* Makes the list a LOST would tell, when ASSIGNED is told (the assignment does not
+ * change while it is told), so that a loss, learned in a response handler, allocates
+ * nothing and cannot fail to be told. */
+static tl_err lost_prepare(struct tl_consumer *consumer)
+{
+	struct consumer_group *group = &consumer->group;
+	lost_free(group);
+	int32_t n = consumer->part_count;
+	if (!consumer->rebalance_cb || n == 0)
+		return TL_OK;
+	group->lost = calloc((size_t)n, sizeof(*group->lost));
+	group->lost_topics = calloc((size_t)n, sizeof(*group->lost_topics));
+	group->lost_count = n;
+	for (int32_t i = 0; group->lost && group->lost_topics && i < n; i++) {
+		group->lost_topics[i] = strdup(consumer->parts[i].topic);
+		if (!group->lost_topics[i])
+			break;
+		group->lost[i].topic = group->lost_topics[i];
+		group->lost[i].partition = consumer->parts[i].partition;
+	}
+	if (!group->lost || !group->lost_topics || !group->lost_topics[n - 1]) {
+		lost_free(group);
+		return TL_ERR_NOMEM;
+	}
+	return TL_OK;
+}
+
 /* Gives up the assignment for a new JoinGroup. @lost: the group went on without this
- * member; what the callback was told of is kept for the next poll to tell LOST. */
+ * member; what the callback was told of is told LOST by the next poll. */
 static void group_drop(struct tl_consumer *consumer, bool lost)
 {
 	struct consumer_group *group = &consumer->group;
-	if (lost && group->told && consumer->rebalance_cb && consumer->part_count > 0) {
-		lost_free(group);
-		int32_t n = consumer->part_count;
-		group->lost = calloc((size_t)n, sizeof(*group->lost));
-		group->lost_topics = calloc((size_t)n, sizeof(*group->lost_topics));
-		for (int32_t i = 0; group->lost && group->lost_topics && i < n; i++) {
-			const struct consumer_part *part = &consumer->parts[i];
-			group->lost_topics[i] = strdup(part->topic);
-			group->lost[i] = (struct tl_consumer_partition){
-				.topic = group->lost_topics[i],
-				.partition = part->partition,
-				.offset = part->position,
-			};
-			group->lost_count++;
-		}
-		for (int32_t i = 0; i < n && group->lost_count == n; i++)
-			if (!group->lost_topics[i])
-				group->lost_count = -1;
-		if (group->lost_count != n) {
-			lost_free(group);
-			group->lost_count = -1; /* tl_consumer_group_events() reports it */
+	if (lost && group->told && group->lost) {
+		TL_ASSERT(group->lost_count == consumer->part_count);
+		for (int32_t i = 0; i < group->lost_count; i++) {
+			TL_ASSERT(group->lost[i].partition == consumer->parts[i].partition);
+			part_told(&consumer->parts[i], &group->lost[i]);
 		}
 		group->lost_untold = true;
+	} else if (!group->lost_untold) {
+		lost_free(group);
 	}
 	group->told = false;
 	group->assigned_untold = false;
@@ -824,7 +845,8 @@ void tl_consumer_group_io(struct tl_consumer *consumer)
 		group->state = GROUP_JOIN;
 		/* fall through */
 	case GROUP_JOIN:
-		if (now >= group->retry_at_ns && !group->request_in_flight)
+		/* Not before the callback heard of a loss: the partitions are gone first. */
+		if (now >= group->retry_at_ns && !group->request_in_flight && !group->lost_untold)
 			join_send(consumer);
 		return;
 	case GROUP_JOINING:
@@ -907,8 +929,7 @@ void tl_consumer_group_leave(struct tl_consumer *consumer)
 
 /* ---- the rebalance callback ---- */
 
-/* Tells @event with the assignment (positions as offsets; TL_CONSUMER_OFFSET_COMMITTED
- * where none is known yet). */
+/* Tells @event with the assignment (part_told()'s offsets). */
 static tl_err tell_assignment(struct tl_consumer *consumer, int event)
 {
 	if (!consumer->rebalance_cb)
@@ -918,13 +939,9 @@ static tl_err tell_assignment(struct tl_consumer *consumer, int event)
 	if (!list)
 		return TL_ERR_NOMEM;
 	for (int32_t i = 0; i < n; i++) {
-		const struct consumer_part *part = &consumer->parts[i];
-		list[i] = (struct tl_consumer_partition){
-			.topic = part->topic,
-			.partition = part->partition,
-			.offset =
-				part->position >= 0 ? part->position : TL_CONSUMER_OFFSET_COMMITTED,
-		};
+		list[i].topic = consumer->parts[i].topic;
+		list[i].partition = consumer->parts[i].partition;
+		part_told(&consumer->parts[i], &list[i]);
 	}
 	/* The callback may commit: the client is polled under it, and responses may move
 	 * the group on (a LOST kept for the next poll, the assignment dropped); @list and
@@ -942,13 +959,6 @@ static tl_err tell_lost(struct tl_consumer *consumer)
 	if (!group->lost_untold)
 		return TL_OK;
 	group->lost_untold = false;
-	if (group->lost_count < 0) {
-		lost_free(group);
-		return tl_consumer_fail(
-			consumer, TL_ERR_NOMEM,
-			"group %s: out of memory listing the partitions this member lost",
-			consumer->group_id);
-	}
 	consumer->in_rebalance_cb = true;
 	consumer->rebalance_cb(consumer, TL_CONSUMER_LOST, group->lost, group->lost_count,
 			       consumer->rebalance_opaque);
@@ -964,7 +974,8 @@ tl_err tl_consumer_group_events(struct tl_consumer *consumer)
 	if (err != TL_OK)
 		return err;
 	if (group->state == GROUP_REVOKING) {
-		/* As Java, nothing is told of an empty assignment's end. */
+		/* Nothing is told of an empty assignment's end (Java's eager protocol tells
+		 * an empty revocation; its LOST, and the cooperative protocol's, do not). */
 		if (group->told && consumer->part_count > 0) {
 			/* Cleared first: a loss the callback's commit learns of is not told too. */
 			group->told = false;
@@ -974,14 +985,17 @@ tl_err tl_consumer_group_events(struct tl_consumer *consumer)
 				return err;
 			}
 		}
-		if (group->state == GROUP_REVOKING) {
-			if (group->revoke_commit)
-				tl_consumer_commit_for_rebalance(consumer);
+		/* Auto-commit waits (a commit refused meanwhile may move the group on). */
+		if (group->state == GROUP_REVOKING && group->revoke_commit)
+			tl_consumer_commit_for_rebalance(consumer);
+		if (group->state == GROUP_REVOKING)
 			group_drop(consumer, false);
-		}
 	}
 	if (group->state == GROUP_STABLE && group->assigned_untold) {
 		/* Set first: a rebalance the callback's commit learns of ends what it was told. */
+		err = lost_prepare(consumer);
+		if (err != TL_OK)
+			return err;
 		group->assigned_untold = false;
 		group->told = true;
 		err = tell_assignment(consumer, TL_CONSUMER_ASSIGNED);

@@ -232,7 +232,8 @@ tl_err tl_consumer_send(struct tl_consumer *consumer, int32_t node, int16_t api_
 tl_err tl_consumer_send_timeout(struct tl_consumer *consumer, int32_t node, int16_t api_key,
 				tl_consumer_encode_fn encode, void *arg, int32_t timeout_ms,
 				tl_client_response_fn done, void *done_arg);
-/* Commits the changed positions (async) before a rebalance gives partitions away. */
+/* Commits the positions (enable.auto.commit), waiting up to request.timeout.ms, before
+ * a rebalance gives the partitions away. Only where the callback could run. */
 void tl_consumer_commit_for_rebalance(struct tl_consumer *consumer);
 
 /* group.c */

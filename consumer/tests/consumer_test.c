@@ -578,22 +578,28 @@ static void on_rebalance(struct tl_consumer *consumer, int event,
 	told.commit[i] = event == TL_CONSUMER_REVOKED ? tl_consumer_commit(consumer, 5000) : TL_OK;
 }
 
-/* White box: @consumer, assigned t/0, as a subscribed member of generation 1 whose
- * assignment the callback was told of. */
+/* White box: @consumer, assigned t/0, as a subscribed member of generation 1 after
+ * SyncGroup; the callback is then told ASSIGNED as a poll would. */
 static void as_told_member(struct tl_consumer *consumer)
 {
 	consumer->subscribed = true;
 	consumer->group.state = GROUP_STABLE;
+	consumer->group.assigned_untold = true;
 	consumer->group.generation_id = 1;
 	free(consumer->group.member_id);
 	consumer->group.member_id = strdup("m");
-	consumer->group.told = true;
+	int before = told.count;
+	ck_assert_int_eq(tl_consumer_group_events(consumer), TL_OK);
+	ck_assert_int_eq(told.count, before + 1);
+	ck_assert_int_eq(told.event[before], TL_CONSUMER_ASSIGNED);
+	ck_assert_int_eq(told.parts[before], 1);
 }
 
 /* The rebalance callback runs at the top of a poll, never inside the call that learned
  * of the rebalance (here a commit): REVOKED while the member still owns the partitions
  * (the callback's commit stores the position), LOST once the group went on without it
- * (the assignment is gone at once). Poll inside the callback is refused. */
+ * (the assignment is gone at once), and nothing for a commit answered in an earlier
+ * generation; destroy tells REVOKED. Poll inside the callback is refused. */
 START_TEST(rebalance_callback_tells_revoked_and_lost_at_the_next_poll)
 {
 	blob_batch(0, 5, TL_COMPRESSION_NONE, -1, false);
@@ -617,48 +623,70 @@ START_TEST(rebalance_callback_tells_revoked_and_lost_at_the_next_poll)
 	as_told_member(consumer);
 
 	/* A rebalance: the member keeps t/0 until the next poll told REVOKED. */
+	ck_assert_int_eq(told.offset[0], 2); /* ASSIGNED: the position */
 	pthread_mutex_lock(&fb.lock);
 	fb.commit_script[fb.commit_script_count++] = TL_ERR_REBALANCE_IN_PROGRESS;
 	pthread_mutex_unlock(&fb.lock);
 	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_ERR_REBALANCE_IN_PROGRESS);
-	ck_assert_int_eq(told.count, 0);
+	ck_assert_int_eq(told.count, 1);
 	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 1);
 	const struct tl_consumer_record *r;
 	(void)tl_consumer_poll(consumer, 100, &r);
-	ck_assert_int_eq(told.count, 1);
-	ck_assert_int_eq(told.event[0], TL_CONSUMER_REVOKED);
-	ck_assert_int_eq(told.parts[0], 1);
-	ck_assert_int_eq(told.offset[0], 2);
-	ck_assert_int_eq(told.poll[0], TL_ERR_INVALID);
-	ck_assert_int_eq(told.commit[0], TL_OK);
+	ck_assert_int_eq(told.count, 2);
+	ck_assert_int_eq(told.event[1], TL_CONSUMER_REVOKED);
+	ck_assert_int_eq(told.parts[1], 1);
+	ck_assert_int_eq(told.offset[1], 2);
+	ck_assert_int_eq(told.poll[1], TL_ERR_INVALID);
+	ck_assert_int_eq(told.commit[1], TL_OK);
 	pthread_mutex_lock(&fb.lock);
 	ck_assert_int_eq(fb.committed[0], 2);
 	pthread_mutex_unlock(&fb.lock);
 	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 0);
 	ck_assert_int_eq(consumer->group.state, GROUP_JOIN);
 
-	/* Lost: the coordinator no longer knows the member. Gone at once, told next poll. */
+	/* Lost: the coordinator no longer knows the member. Gone at once, told next poll;
+	 * an offset not resolved yet is told as the start it was given. */
 	consumer->subscribed = false;
-	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
-	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 0, 3, 0), TL_OK);
+	struct tl_consumer_partition earliest = {"t", 0, TL_CONSUMER_OFFSET_BEGINNING, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &earliest, 1), TL_OK);
 	as_told_member(consumer);
+	ck_assert_int_eq(told.offset[2], TL_CONSUMER_OFFSET_BEGINNING);
 	pthread_mutex_lock(&fb.lock);
 	fb.commit_script[fb.commit_script_count++] = TL_ERR_UNKNOWN_MEMBER_ID;
 	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 0, 3, 0), TL_OK);
 	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_ERR_UNKNOWN_MEMBER_ID);
-	ck_assert_int_eq(told.count, 1);
+	ck_assert_int_eq(told.count, 3);
 	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 0);
 	(void)tl_consumer_poll(consumer, 100, &r);
-	ck_assert_int_eq(told.count, 2);
-	ck_assert_int_eq(told.event[1], TL_CONSUMER_LOST);
-	ck_assert_int_eq(told.parts[1], 1);
-	ck_assert_int_eq(told.offset[1], 3);
-	ck_assert_int_eq(told.poll[1], TL_ERR_INVALID);
+	ck_assert_int_eq(told.count, 4);
+	ck_assert_int_eq(told.event[3], TL_CONSUMER_LOST);
+	ck_assert_int_eq(told.parts[3], 1);
+	ck_assert_int_eq(told.offset[3], 3);
+	ck_assert_int_eq(told.poll[3], TL_ERR_INVALID);
 	(void)tl_consumer_poll(consumer, 100, &r);
-	ck_assert_int_eq(told.count, 2); /* told once */
+	ck_assert_int_eq(told.count, 4); /* told once */
+
+	/* A late answer from an older generation takes nothing from this one. */
 	consumer->subscribed = false;
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	as_told_member(consumer);
+	ck_assert_int_eq(told.count, 5);
+	pthread_mutex_lock(&fb.lock);
+	fb.commit_script[fb.commit_script_count++] = TL_ERR_ILLEGAL_GENERATION;
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_commit_async(consumer), TL_OK);
+	consumer->group.generation_id = 2; /* a rebalance while the commit was in flight */
+	for (int i = 0; i < 5; i++)
+		(void)tl_consumer_poll(consumer, 50, &r);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.commit_script_count, 0); /* answered */
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(told.count, 5);
+	ck_assert_int_eq(tl_consumer_assignment(consumer, NULL, 0), 1);
 	tl_consumer_destroy(consumer);
-	ck_assert_int_eq(told.count, 2); /* nothing left to revoke */
+	ck_assert_int_eq(told.count, 6); /* destroy: REVOKED */
+	ck_assert_int_eq(told.event[5], TL_CONSUMER_REVOKED);
 }
 END_TEST
 

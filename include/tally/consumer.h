@@ -111,12 +111,15 @@ typedef void (*tl_consumer_commit_fn)(tl_err err, const char *detail, void *conf
  *   with offset TL_CONSUMER_OFFSET_COMMITTED (or the committed offset, once known): the
  *   start, unless tl_consumer_seek() here moves it. Also with @count 0 when the group
  *   gave this member nothing.
+ * In every event an offset is the position, or, where none is known yet, how the
+ * partition starts (TL_CONSUMER_OFFSET_*, with timestamp_ms for _TIMESTAMP).
  * - TL_CONSUMER_REVOKED: before this member rejoins (a rebalance) or leaves
  *   (tl_consumer_destroy()), with their positions as offsets. No record of them comes
  *   after it; the member is still in its generation, so tl_consumer_commit() here
  *   stores them (exactly where the next owner starts), and
  *   tl_consumer_group_metadata() names the generation for a transaction's offsets.
- *   With enable.auto.commit the positions are committed after the callback returns.
+ *   With enable.auto.commit the positions are committed after the callback returns,
+ *   waiting up to request.timeout.ms, before the member rejoins.
  * - TL_CONSUMER_LOST: the group went on without this member (its session expired, an
  *   unknown member id or old generation, or another member fenced it): nothing can be
  *   committed for them any more; only undo local work. No record of them comes after it.
