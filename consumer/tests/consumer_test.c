@@ -259,10 +259,10 @@ static void on_commit(tl_err err, const char *detail, void *opaque)
 	async_err = err;
 }
 
-START_TEST(committed_offsets_start_and_commits_store_the_position)
+/* A consumer of group g on the fake with manual commits and the callbacks given. */
+static struct tl_consumer *group_consumer(tl_consumer_commit_fn commit_cb,
+					  tl_consumer_rebalance_fn rebalance_cb)
 {
-	blob_batch(0, 10, TL_COMPRESSION_NONE, -1, false);
-	fb.committed[0] = 6;
 	struct tl_consumer_conf *conf = tl_consumer_conf_create();
 	char err[256];
 	ck_assert_int_eq(
@@ -271,10 +271,21 @@ START_TEST(committed_offsets_start_and_commits_store_the_position)
 	ck_assert_int_eq(tl_consumer_conf_set(conf, "group.id", "g", err, sizeof(err)), TL_OK);
 	ck_assert_int_eq(
 		tl_consumer_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)), TL_OK);
-	tl_consumer_conf_set_commit_cb(conf, on_commit, NULL);
+	if (commit_cb)
+		tl_consumer_conf_set_commit_cb(conf, commit_cb, NULL);
+	if (rebalance_cb)
+		tl_consumer_conf_set_rebalance_cb(conf, rebalance_cb, NULL);
 	struct tl_consumer *consumer = NULL;
 	ck_assert_int_eq(tl_consumer_create(conf, &consumer, err, sizeof(err)), TL_OK);
 	tl_consumer_conf_destroy(conf);
+	return consumer;
+}
+
+START_TEST(committed_offsets_start_and_commits_store_the_position)
+{
+	blob_batch(0, 10, TL_COMPRESSION_NONE, -1, false);
+	fb.committed[0] = 6;
+	struct tl_consumer *consumer = group_consumer(on_commit, NULL);
 	struct tl_consumer_partition part = {"t", 0, TL_CONSUMER_OFFSET_COMMITTED, 0};
 	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
 	int64_t offsets[16];
@@ -604,18 +615,7 @@ START_TEST(rebalance_callback_tells_revoked_and_lost_at_the_next_poll)
 {
 	blob_batch(0, 5, TL_COMPRESSION_NONE, -1, false);
 	memset(&told, 0, sizeof(told));
-	struct tl_consumer_conf *conf = tl_consumer_conf_create();
-	char err[256];
-	ck_assert_int_eq(
-		tl_consumer_conf_set(conf, "bootstrap.servers", fb_address, err, sizeof(err)),
-		TL_OK);
-	ck_assert_int_eq(tl_consumer_conf_set(conf, "group.id", "g", err, sizeof(err)), TL_OK);
-	ck_assert_int_eq(
-		tl_consumer_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)), TL_OK);
-	tl_consumer_conf_set_rebalance_cb(conf, on_rebalance, NULL);
-	struct tl_consumer *consumer = NULL;
-	ck_assert_int_eq(tl_consumer_create(conf, &consumer, err, sizeof(err)), TL_OK);
-	tl_consumer_conf_destroy(conf);
+	struct tl_consumer *consumer = group_consumer(NULL, on_rebalance);
 	struct tl_consumer_partition part = {"t", 0, 0, 0};
 	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
 	int64_t offsets[4];

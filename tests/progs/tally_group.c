@@ -286,6 +286,39 @@ static int run_fenced(const char *group)
 
 static int resume_check(const char *group, uint8_t *seen);
 
+/* A and B read (checked by poll_one against *@ma and *@mb) until the COUNT records came
+ * and then on to every high watermark of their partitions. False when they stopped short:
+ * no record for WAIT_S, or no high watermarks. */
+static bool read_pair(struct tl_consumer *a, const uint64_t *ma, uint32_t *got_a,
+		      struct tl_consumer *b, const uint64_t *mb, uint32_t *got_b, uint8_t *seen,
+		      uint32_t *errors)
+{
+	double last = now_s();
+	int64_t end[PARTITIONS_MAX];
+	bool tail = false; /* every record arrived; reading on to the high watermarks */
+	while (now_s() - last < WAIT_S) {
+		if (*got_a + *got_b >= count && !tail) {
+			if (!tail_end_offsets(brokers, topic, partitions, end))
+				return false;
+			tail = true;
+			last = now_s();
+		}
+		if (tail && tail_reached(a, topic, partitions, end) &&
+		    tail_reached(b, topic, partitions, end))
+			return true;
+		/* Each drains what it has: one record per turn would wait out the other's
+		 * poll timeout for every record once one of them is done. */
+		int n = 0;
+		while (n < 1000 && poll_one(a, ma, seen, count, got_a, errors))
+			n++;
+		while (n < 2000 && poll_one(b, mb, seen, count, got_b, errors))
+			n++;
+		if (n)
+			last = now_s();
+	}
+	return false;
+}
+
 /* -R: see the top of the file. */
 static int run_rebalance(const char *group)
 {
@@ -323,36 +356,12 @@ static int run_rebalance(const char *group)
 	fprintf(stderr, "tally_group: split after %.1fs\n", now_s() - start);
 	if (produce(count / 2, count - count / 2) != 0)
 		return 1;
-	double last = now_s();
-	int64_t end[PARTITIONS_MAX];
-	bool tail = false;
-	while (now_s() - last < WAIT_S) {
-		if (got_a + got_b >= count && !tail) {
-			if (!tail_end_offsets(brokers, topic, partitions, end))
-				return fail("no high watermarks");
-			tail = true;
-			last = now_s();
-		}
-		if (tail && tail_reached(a, topic, partitions, end) &&
-		    tail_reached(b, topic, partitions, end) && ta.owned && tb.owned)
-			break;
-		/* Each drains what it has: one record per turn would wait out the other's
-		 * poll timeout for every record once one of them is done. */
-		int n = 0;
-		while (n < 1000 && poll_one(a, &ta.owned, seen, count, &got_a, &errors))
-			n++;
-		while (n < 2000 && poll_one(b, &tb.owned, seen, count, &got_b, &errors))
-			n++;
-		if (n)
-			last = now_s();
-	}
+	if (!read_pair(a, &ta.owned, &got_a, b, &tb.owned, &got_b, seen, &errors))
+		errors++;
 	fprintf(stderr,
 		"tally_group: A read %" PRIu32 ", B read %" PRIu32 " of %" PRIu32
 		"; A has 0x%" PRIx64 ", B has 0x%" PRIx64 " after %.1fs\n",
 		got_a, got_b, count, ta.owned, tb.owned, now_s() - start);
-	if (!tail || !tail_reached(a, topic, partitions, end) ||
-	    !tail_reached(b, topic, partitions, end))
-		errors++;
 	if (!ta.owned || !tb.owned || (ta.owned & tb.owned) || (ta.owned | tb.owned) != all)
 		return fail("the group did not split the partitions between A and B");
 	if (ta.revoked < 1 || ta.assigned < 2 || tb.assigned < 1)
@@ -445,26 +454,7 @@ static int run(void)
 		return 1;
 	uint8_t *seen = calloc((size_t)count * 2, 1);
 	uint32_t got_a = 0, got_b = 0, errors = 0;
-	double last = now_s();
-	int64_t end[PARTITIONS_MAX];
-	bool tail = false; /* every record arrived; reading on to the high watermarks */
-	while (now_s() - last < WAIT_S) {
-		if (got_a + got_b >= count && !tail) {
-			if (!tail_end_offsets(brokers, topic, partitions, end))
-				return fail("no high watermarks");
-			tail = true;
-			last = now_s();
-		}
-		if (tail && tail_reached(a, topic, partitions, end) &&
-		    tail_reached(b, topic, partitions, end))
-			break;
-		int n = poll_one(a, &ma, seen, count, &got_a, &errors);
-		n += poll_one(b, &mb, seen, count, &got_b, &errors);
-		if (n)
-			last = now_s();
-	}
-	if (!tail || !tail_reached(a, topic, partitions, end) ||
-	    !tail_reached(b, topic, partitions, end))
+	if (!read_pair(a, &ma, &got_a, b, &mb, &got_b, seen, &errors))
 		errors++;
 	fprintf(stderr, "tally_group: A read %" PRIu32 ", B read %" PRIu32 " of %" PRIu32 "\n",
 		got_a, got_b, count);
