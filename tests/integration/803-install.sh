@@ -16,7 +16,7 @@ mk() { nice make --no-print-directory "$@" DESTDIR="$dest" PREFIX=/usr; }
 # What must be installed, as paths under DESTDIR.
 {
 	printf '/usr/bin/%s\n' tallyd tally tally-bench
-	printf '/usr/lib/%s\n' libtally.so.1.3.0 libtally.so.1 libtally.so libtally.a pkgconfig/tally.pc \
+	printf '/usr/lib/%s\n' libtally.so.1.4.0 libtally.so.1 libtally.so libtally.a pkgconfig/tally.pc \
 		systemd/system/tallyd.service
 	for h in include/tally/*.h; do echo "/usr/$h"; done
 	for m in man/*.1; do echo "/usr/share/man/man1/${m#man/}"; done
@@ -58,9 +58,9 @@ diff -u "$TL_TMP/outside.before" "$TL_TMP/outside.after" >&2 ||
 diff -u "$TL_TMP/want" "$TL_TMP/files" >&2 || tl_fail "installed files differ from the list above"
 
 lib=$dest/usr/lib
-grep -q 'Library soname: \[libtally\.so\.1\]' <<<"$(readelf -d "$lib/libtally.so.1.3.0")" ||
-	tl_fail "installed library's SONAME: $(readelf -d "$lib/libtally.so.1.3.0" | grep SONAME)"
-[ "$(readlink "$lib/libtally.so.1")" = libtally.so.1.3.0 ] || tl_fail "libtally.so.1 link wrong"
+grep -q 'Library soname: \[libtally\.so\.1\]' <<<"$(readelf -d "$lib/libtally.so.1.4.0")" ||
+	tl_fail "installed library's SONAME: $(readelf -d "$lib/libtally.so.1.4.0" | grep SONAME)"
+[ "$(readlink "$lib/libtally.so.1")" = libtally.so.1.4.0 ] || tl_fail "libtally.so.1 link wrong"
 [ "$(readlink "$lib/libtally.so")" = libtally.so.1 ] || tl_fail "libtally.so link wrong"
 grep -q '^ExecStart=/usr/bin/tallyd --config /usr/etc/tally/server.properties$' \
 	"$lib/systemd/system/tallyd.service" || tl_fail "unit's ExecStart does not name the installed paths"

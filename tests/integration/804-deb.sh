@@ -40,7 +40,7 @@ fi
 grep -q 'rm -rf /var/lib/tally' "$TL_TMP/tally.control/postrm" || tl_fail "purge keeps /var/lib/tally"
 
 tl_log "libtally1 and libtally-dev"
-has libtally1 "/usr/lib/$multiarch/libtally.so.1.3.0"
+has libtally1 "/usr/lib/$multiarch/libtally.so.1.4.0"
 has libtally1 "/usr/lib/$multiarch/libtally.so.1"
 for f in libtally.so libtally.a pkgconfig/tally.pc; do has libtally-dev "/usr/lib/$multiarch/$f"; done
 for h in include/tally/*.h; do has libtally-dev "/usr/$h"; done
@@ -53,7 +53,7 @@ root=$TL_TMP/root
 dpkg-deb -x "build/deb/libtally1_${version}_${arch}.deb" "$root"
 dpkg-deb -x "build/deb/tally_${version}_${arch}.deb" "$root"
 # (readelf captured first: grep -q quitting at its first match can SIGPIPE it, see 803.)
-grep -q 'Library soname: \[libtally\.so\.1\]' <<<"$(readelf -d "$root/usr/lib/$multiarch/libtally.so.1.3.0")" ||
+grep -q 'Library soname: \[libtally\.so\.1\]' <<<"$(readelf -d "$root/usr/lib/$multiarch/libtally.so.1.4.0")" ||
 	tl_fail "packaged library's SONAME is not libtally.so.1"
 
 tl_log "systemd-analyze verify tallyd.service"
