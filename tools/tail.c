@@ -8,6 +8,7 @@
  * (3) stdout is flushed whenever the consumer has nothing buffered and at least every
  *     200 ms, so a live record shows within the fetch wait plus that. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -682,6 +683,38 @@ static tl_err conf_set(const struct cli *cli, struct tl_consumer_conf *conf, con
 	return err;
 }
 
+/* -g: says which partitions the group gave or took, as "topic [0,1] other [3]"; before
+ * they go, flushes what was printed, which the auto-commit after this counts as done. */
+static void on_rebalance(struct tl_consumer *consumer, int event,
+			 const struct tl_consumer_partition *parts, int32_t count, void *opaque)
+{
+	struct tail_run *run = opaque;
+	(void)consumer;
+	if (event != TL_CONSUMER_ASSIGNED && fflush(stdout) == EOF)
+		run->out_failed = true;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	if (!mem)
+		return;
+	for (int32_t i = 0; i < count; i++) {
+		bool same = i > 0 && strcmp(parts[i].topic, parts[i - 1].topic) == 0;
+		bool last = i + 1 == count || strcmp(parts[i].topic, parts[i + 1].topic) != 0;
+		if (!same)
+			fprintf(mem, "%s%s [", i > 0 ? " " : "", parts[i].topic);
+		fprintf(mem, "%s%d%s", same ? "," : "", parts[i].partition, last ? "]" : "");
+	}
+	if (count == 0)
+		fputs("no partitions", mem);
+	fclose(mem);
+	cli_info(run->cli, "group %s: %s %s", run->o->group,
+		 event == TL_CONSUMER_ASSIGNED  ? "assigned"
+		 : event == TL_CONSUMER_REVOKED ? "revoked"
+						: "lost",
+		 text ? text : "");
+	free(text);
+}
+
 static tl_err consumer_make(struct tail_run *run)
 {
 	const struct cli *cli = run->cli;
@@ -706,6 +739,7 @@ static tl_err consumer_make(struct tail_run *run)
 	if (err == TL_OK && o->show_control)
 		err = conf_set(cli, conf, "return.control.records", "true");
 	if (err == TL_OK && o->group) {
+		tl_consumer_conf_set_rebalance_cb(conf, on_rebalance, run);
 		err = conf_set(cli, conf, "group.id", o->group);
 		if (err == TL_OK)
 			err = conf_set(cli, conf, "auto.offset.reset",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tally tail follows live (acceptance 2): started first (from the end, the default), it
 # prints records produced afterwards within 1 s, each time; with -g it does so as a group
-# member and commits, so a second -g ... -e run starts after them; -n stops it; SIGINT
+# member, says on stderr which partition it was assigned and, at exit, revoked, and
+# commits, so a second -g ... -e run starts after them; -n stops it; SIGINT
 # ends it with 130.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -50,6 +51,10 @@ echo g-1 | tally produce live
 wait_lines "$TL_TMP/gout" 1
 kill -INT "$tail_pid"
 wait "$tail_pid" || true
+grep -q 'group followers: assigned live \[0,1\]$' "$TL_TMP/gerr" ||
+	tl_fail "tail -g did not say which partition it got: $(cat "$TL_TMP/gerr")"
+grep -q 'group followers: revoked live \[0,1\]$' "$TL_TMP/gerr" ||
+	tl_fail "tail -g did not say its partition went at exit: $(cat "$TL_TMP/gerr")"
 echo g-2 | tally produce live
 got=$(tally tail live -g followers -e)
 [ "$got" = g-2 ] || tl_fail "group resumed at the wrong place: \"$got\" (want g-2)"
