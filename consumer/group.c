@@ -992,6 +992,7 @@ tl_err tl_consumer_group_events(struct tl_consumer *consumer)
 			group_drop(consumer, false);
 	}
 	if (group->state == GROUP_STABLE && group->assigned_untold) {
+		TL_ASSERT_DEBUG(!group->lost_untold && !group->told); /* invariant (3) */
 		/* Set first: a rebalance the callback's commit learns of ends what it was told. */
 		err = lost_prepare(consumer);
 		if (err != TL_OK)

@@ -134,7 +134,8 @@ struct consumer_group {
 	bool fatal; /* fenced (FENCED_INSTANCE_ID): error is returned by every poll and commit */
 	/* The rebalance callback's events, told by the next poll (never from a response
 	 * handler): ASSIGNED for a new assignment, then at most one of REVOKED (state
-	 * REVOKING) or LOST (lost, a copy of the partitions; the assignment is gone). */
+	 * REVOKING) or LOST (lost_untold; the assignment is gone). lost is the list a LOST
+	 * tells, made when ASSIGNED is told, so that a loss allocates nothing. */
 	bool assigned_untold; /* the assignment has not been told yet */
 	bool told;            /* ASSIGNED was told: its end is told too */
 	bool revoke_commit;   /* REVOKING: auto-commit after the callback */
