@@ -41,12 +41,12 @@ isr() # the ISR in etcd
 }
 durable=
 for i in $(seq 1 6); do
-	start=$(date +%s.%N)
+	start=$(date +%s%3N)
 	printf 'r%d\n' "$i" | kcat -P -b "127.0.0.1:${TL_CPORT[$leader]}" -t "$topic" -p 0 \
 		-X acks=all -X message.timeout.ms=30000 2>"$TL_TMP/kcat.err" ||
 		tl_fail "kcat -P of record $i failed: $(cat "$TL_TMP/kcat.err")"
 	acked_isr[$i]=$(isr)
-	tl_log "record $i (offset $((i - 1))) acknowledged after $(echo "$(date +%s.%N) - $start" | bc) s; ISR then ${acked_isr[$i]}"
+	tl_log "record $i (offset $((i - 1))) acknowledged after $(($(date +%s%3N) - start)) ms; ISR then ${acked_isr[$i]}"
 	line=$(tl_log_text "$TL_TMP/tallyd-$follower.log" | grep -m1 'partition offline after an I/O error.*/ff-0' || true)
 	if [ -n "$line" ]; then
 		durable=$(sed -n 's/.* durable=\([0-9]*\).*/\1/p' <<<"$line")
