@@ -111,8 +111,6 @@ typedef void (*tl_consumer_commit_fn)(tl_err err, const char *detail, void *conf
  *   with offset TL_CONSUMER_OFFSET_COMMITTED (or the committed offset, once known): the
  *   start, unless tl_consumer_seek() here moves it. Also with @count 0 when the group
  *   gave this member nothing.
- * In every event an offset is the position, or, where none is known yet, how the
- * partition starts (TL_CONSUMER_OFFSET_*, with timestamp_ms for _TIMESTAMP).
  * - TL_CONSUMER_REVOKED: before this member rejoins (a rebalance) or leaves
  *   (tl_consumer_destroy()), with their positions as offsets. No record of them comes
  *   after it; the member is still in its generation, so tl_consumer_commit() here
@@ -123,6 +121,8 @@ typedef void (*tl_consumer_commit_fn)(tl_err err, const char *detail, void *conf
  * - TL_CONSUMER_LOST: the group went on without this member (its session expired, an
  *   unknown member id or old generation, or another member fenced it): nothing can be
  *   committed for them any more; only undo local work. No record of them comes after it.
+ * In every event an offset is the position, or, where none is known yet, how the
+ * partition starts (TL_CONSUMER_OFFSET_*, with timestamp_ms for _TIMESTAMP).
  * Every partition given by ASSIGNED is taken back by exactly one REVOKED or LOST before
  * the next ASSIGNED (neither is told for an empty assignment). The callback may call
  * tl_consumer_commit(), _commit_async(), _seek(), _position(), _assignment() and
