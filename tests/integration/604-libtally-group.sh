@@ -11,7 +11,7 @@
 # half of 20,000 records; B joins. A is told REVOKED before its partitions go and
 # commits there (in its generation); B must start exactly there: A and B read each
 # record once, each only from partitions it was told it owns. A then stops polling past
-# its 3 s session: B is told every partition, A is told LOST (not REVOKED) and rejoins.
+# its 5 s session: B is told every partition, A is told LOST (not REVOKED) and rejoins.
 # Destroy tells REVOKED; a third member reads exactly the records produced after.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"

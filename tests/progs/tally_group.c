@@ -21,7 +21,7 @@
  * not committed). Every record must be of a partition its reader was told ASSIGNED and
  * not yet REVOKED or LOST; each ASSIGNED must match tl_consumer_assignment(); each
  * REVOKED or LOST must name exactly what the last ASSIGNED gave. Then A is not polled
- * past its session timeout (3 s; the broker's group.min.session.timeout.ms must allow
+ * past its session timeout (5 s; the broker's group.min.session.timeout.ms must allow
  * it): the coordinator drops it and B is told it has every partition; A's next polls
  * must tell LOST, not REVOKED, for its share, and A then rejoins. Destroying A and B
  * tells each REVOKED (committing again); a third member C then reads exactly the COUNT
@@ -427,7 +427,7 @@ static int run(void)
 	if (instance)
 		return run_fenced(group);
 	if (rebalance_mode) {
-		session_ms = "3000";
+		session_ms = "5000";
 		return run_rebalance(group);
 	}
 	struct tl_consumer *a = member(group), *b = member(group);
