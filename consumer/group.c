@@ -929,6 +929,15 @@ void tl_consumer_group_leave(struct tl_consumer *consumer)
 
 /* ---- the rebalance callback ---- */
 
+/* Runs the callback, flagged so that a poll inside it is refused. */
+static void callback_run(struct tl_consumer *consumer, int event,
+			 const struct tl_consumer_partition *parts, int32_t count)
+{
+	consumer->in_rebalance_cb = true;
+	consumer->rebalance_cb(consumer, event, parts, count, consumer->rebalance_opaque);
+	consumer->in_rebalance_cb = false;
+}
+
 /* Tells @event with the assignment (part_told()'s offsets). */
 static tl_err tell_assignment(struct tl_consumer *consumer, int event)
 {
@@ -946,33 +955,26 @@ static tl_err tell_assignment(struct tl_consumer *consumer, int event)
 	/* The callback may commit: the client is polled under it, and responses may move
 	 * the group on (a LOST kept for the next poll, the assignment dropped); @list and
 	 * its topics (retired, freed by the next poll) stay valid meanwhile. */
-	consumer->in_rebalance_cb = true;
-	consumer->rebalance_cb(consumer, event, list, n, consumer->rebalance_opaque);
-	consumer->in_rebalance_cb = false;
+	callback_run(consumer, event, list, n);
 	free(list);
 	return TL_OK;
 }
 
-static tl_err tell_lost(struct tl_consumer *consumer)
+static void tell_lost(struct tl_consumer *consumer)
 {
 	struct consumer_group *group = &consumer->group;
 	if (!group->lost_untold)
-		return TL_OK;
+		return;
 	group->lost_untold = false;
-	consumer->in_rebalance_cb = true;
-	consumer->rebalance_cb(consumer, TL_CONSUMER_LOST, group->lost, group->lost_count,
-			       consumer->rebalance_opaque);
-	consumer->in_rebalance_cb = false;
+	callback_run(consumer, TL_CONSUMER_LOST, group->lost, group->lost_count);
 	lost_free(group);
-	return TL_OK;
 }
 
 tl_err tl_consumer_group_events(struct tl_consumer *consumer)
 {
 	struct consumer_group *group = &consumer->group;
-	tl_err err = tell_lost(consumer);
-	if (err != TL_OK)
-		return err;
+	tl_err err;
+	tell_lost(consumer);
 	if (group->state == GROUP_REVOKING) {
 		/* Nothing is told of an empty assignment's end (Java's eager protocol tells
 		 * an empty revocation; its LOST, and the cooperative protocol's, do not). */
@@ -1014,7 +1016,7 @@ void tl_consumer_group_close(struct tl_consumer *consumer)
 	struct consumer_group *group = &consumer->group;
 	if (!consumer->rebalance_cb || consumer->in_rebalance_cb)
 		return;
-	(void)tell_lost(consumer);
+	tell_lost(consumer);
 	/* The assignment stays for tl_consumer_destroy()'s commit, in the generation. */
 	if (tl_consumer_group_member(consumer) && group->told && consumer->part_count > 0) {
 		group->told = false;

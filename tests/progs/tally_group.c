@@ -100,14 +100,20 @@ struct told {
 	uint32_t errors;
 };
 
-static uint64_t assigned_mask(struct tl_consumer *consumer);
-
 static uint64_t parts_mask(const struct tl_consumer_partition *parts, int32_t n)
 {
 	uint64_t mask = 0;
 	for (int32_t i = 0; i < n; i++)
 		mask |= 1ull << parts[i].partition;
 	return mask;
+}
+
+/* Bit p set when partition p is assigned to @consumer. */
+static uint64_t assigned_mask(struct tl_consumer *consumer)
+{
+	struct tl_consumer_partition parts[PARTITIONS_MAX];
+	int32_t n = tl_consumer_assignment(consumer, parts, PARTITIONS_MAX);
+	return parts_mask(parts, n < PARTITIONS_MAX ? n : PARTITIONS_MAX);
 }
 
 static void told_error(struct told *t, const char *what)
@@ -194,17 +200,6 @@ static struct tl_consumer *member_told(const char *group, struct told *told)
 static struct tl_consumer *member(const char *group)
 {
 	return member_told(group, NULL);
-}
-
-/* Bit p set when partition p is assigned to @consumer. */
-static uint64_t assigned_mask(struct tl_consumer *consumer)
-{
-	struct tl_consumer_partition parts[PARTITIONS_MAX];
-	int32_t n = tl_consumer_assignment(consumer, parts, PARTITIONS_MAX);
-	uint64_t mask = 0;
-	for (int32_t i = 0; i < n && i < PARTITIONS_MAX; i++)
-		mask |= 1ull << parts[i].partition;
-	return mask;
 }
 
 /* Reads one record from @consumer if one comes within 10 ms; checks it (of a partition
