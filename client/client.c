@@ -56,6 +56,8 @@ static const struct {
 	{TL_CLIENT_API_CREATE_TOPICS, 0, 4},
 	{TL_CLIENT_API_DELETE_TOPICS, 0, 3},
 	{TL_CLIENT_API_INIT_PRODUCER_ID, 0, 1},
+	/* v3 names the asker (replica_id -1); v4 is flexible (KIP-320). */
+	{TL_CLIENT_API_OFFSET_FOR_LEADER_EPOCH, 3, 4},
 	{TL_CLIENT_API_JOIN_GROUP, 0, 5},
 	{TL_CLIENT_API_HEARTBEAT, 0, 3},
 	{TL_CLIENT_API_LEAVE_GROUP, 0, 3},
@@ -97,6 +99,7 @@ static bool client_api_flexible(int16_t api_key, int16_t version)
 	       api_key == TL_CLIENT_API_DESCRIBE_TRANSACTIONS ||
 	       api_key == TL_CLIENT_API_LIST_TRANSACTIONS ||
 	       (api_key == TL_CLIENT_API_TXN_OFFSET_COMMIT && version >= 3) ||
+	       (api_key == TL_CLIENT_API_OFFSET_FOR_LEADER_EPOCH && version >= 4) ||
 	       (api_key == TL_CLIENT_API_OFFSET_FETCH && version >= 6);
 }
 
@@ -1290,6 +1293,14 @@ int32_t tl_client_leader(const struct tl_client *client, const char *topic, int3
 	if (!t || partition < 0 || partition >= t->partition_count)
 		return -1;
 	return t->partitions[partition].leader_id;
+}
+
+int32_t tl_client_leader_epoch(const struct tl_client *client, const char *topic, int32_t partition)
+{
+	const struct tl_client_topic *t = tl_client_topic(client, topic);
+	if (!t || partition < 0 || partition >= t->partition_count)
+		return -1;
+	return t->partitions[partition].leader_epoch;
 }
 
 int32_t tl_client_controller(const struct tl_client *client)

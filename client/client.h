@@ -13,7 +13,7 @@
  * v1, response header v0), choosing per API the highest version both it and the broker
  * support; DescribeProducers, DescribeTransactions and ListTransactions exist only as
  * flexible versions, sent with request header v2 and read with response header v1, as are
- * TxnOffsetCommit v3 and OffsetFetch v6-7. The ranges are
+ * TxnOffsetCommit v3, OffsetFetch v6-7 and OffsetForLeaderEpoch v4. The ranges are
  * in client.c's `client_apis`. When protocol/messages.h (the generated codec) is complete these
  * hand-written encoders can move onto it.
  *
@@ -52,6 +52,7 @@ enum tl_client_api {
 	TL_CLIENT_API_DELETE_TOPICS = 20,
 	TL_CLIENT_API_DELETE_RECORDS = 21,
 	TL_CLIENT_API_INIT_PRODUCER_ID = 22,
+	TL_CLIENT_API_OFFSET_FOR_LEADER_EPOCH = 23,
 	TL_CLIENT_API_ADD_PARTITIONS_TO_TXN = 24,
 	TL_CLIENT_API_ADD_OFFSETS_TO_TXN = 25,
 	TL_CLIENT_API_END_TXN = 26,
@@ -298,6 +299,9 @@ const struct tl_client_topic *tl_client_topic(const struct tl_client *client, co
 const struct tl_client_topic *tl_client_topics(const struct tl_client *client, int32_t *count_out);
 /* Leader of @topic/@partition, or -1 when unknown. */
 int32_t tl_client_leader(const struct tl_client *client, const char *topic, int32_t partition);
+/* Its leader epoch as Metadata last told it (v7+), or -1 when unknown. */
+int32_t tl_client_leader_epoch(const struct tl_client *client, const char *topic,
+			       int32_t partition);
 int32_t tl_client_controller(const struct tl_client *client);
 /* Adds or updates a broker address learned outside Metadata (FindCoordinator). */
 tl_err tl_client_broker_add(struct tl_client *client, int32_t node_id, const char *host,

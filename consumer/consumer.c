@@ -175,6 +175,8 @@ static void part_pause(struct tl_consumer *consumer, struct consumer_part *part,
 	part->error = err;
 	part->error_reported = false;
 	part->epoch++;
+	free(part->error_detail); /* the poll that reports it says why, not just what */
+	part->error_detail = strdup(detail);
 	tl_consumer_fail(consumer, err, "%s [%d]: %s", part->topic, part->partition, detail);
 }
 
@@ -188,6 +190,8 @@ static void part_start_at(struct consumer_part *part, int64_t offset, int64_t ti
 	part->state = offset >= 0 ? PART_FETCHING : PART_NEED_OFFSET;
 	part->position = offset >= 0 ? offset : -1;
 	part->fetch_offset = offset >= 0 ? offset : -1;
+	part->position_epoch = -1; /* an offset without an epoch is not validated */
+	part->leader_epoch = -1;
 }
 
 static void part_retry_later(struct tl_consumer *consumer, struct consumer_part *part)
@@ -259,8 +263,10 @@ static void chunks_drop_all(struct tl_consumer *consumer)
 
 static void parts_free(struct consumer_part *parts, int32_t count)
 {
-	for (int32_t i = 0; i < count; i++)
+	for (int32_t i = 0; i < count; i++) {
 		free(parts[i].topic);
+		free(parts[i].error_detail);
+	}
 	free(parts);
 }
 
@@ -391,6 +397,8 @@ TL_EXPORT tl_err tl_consumer_seek(struct tl_consumer *consumer, const char *topi
 	part_start_at(part, offset, timestamp_ms);
 	part->error = TL_OK;
 	part->error_reported = false;
+	free(part->error_detail);
+	part->error_detail = NULL;
 	part->retry_at_ns = 0;
 	part->skip_before_ms = -1;
 	part->epoch++; /* invariant 1 */
@@ -493,6 +501,7 @@ struct part_req {
 	int32_t count;
 	int32_t *indexes;
 	uint32_t *epochs;
+	int32_t *leader_epochs; /* per entry: the leader epoch sent with it, or -1 */
 };
 
 static struct part_req *part_req_create(struct tl_consumer *consumer, int32_t node,
@@ -503,9 +512,11 @@ static struct part_req *part_req_create(struct tl_consumer *consumer, int32_t no
 		return NULL;
 	req->indexes = calloc((size_t)capacity + 1, sizeof(*req->indexes));
 	req->epochs = calloc((size_t)capacity + 1, sizeof(*req->epochs));
-	if (!req->indexes || !req->epochs) {
+	req->leader_epochs = calloc((size_t)capacity + 1, sizeof(*req->leader_epochs));
+	if (!req->indexes || !req->epochs || !req->leader_epochs) {
 		free(req->indexes);
 		free(req->epochs);
+		free(req->leader_epochs);
 		free(req);
 		return NULL;
 	}
@@ -515,10 +526,11 @@ static struct part_req *part_req_create(struct tl_consumer *consumer, int32_t no
 	return req;
 }
 
-static void part_req_add(struct part_req *req, int32_t index)
+static void part_req_add(struct part_req *req, int32_t index, int32_t leader_epoch)
 {
 	req->indexes[req->count] = index;
 	req->epochs[req->count] = req->consumer->parts[index].epoch;
+	req->leader_epochs[req->count] = leader_epoch;
 	req->count++;
 }
 
@@ -526,7 +538,17 @@ static void part_req_free(struct part_req *req)
 {
 	free(req->indexes);
 	free(req->epochs);
+	free(req->leader_epochs);
 	free(req);
+}
+
+/* The leader epoch Metadata names for @part: sent as current_leader_epoch, so that a
+ * leader deposed since (or one we know too little of) answers FENCED_LEADER_EPOCH or
+ * UNKNOWN_LEADER_EPOCH rather than records (KIP-320). */
+static int32_t part_leader_epoch(const struct tl_consumer *consumer,
+				 const struct consumer_part *part)
+{
+	return tl_client_leader_epoch(consumer->client, part->topic, part->partition);
 }
 
 /* The request's entry for @index still current? */
@@ -541,6 +563,15 @@ static struct consumer_part *part_req_current(struct part_req *req, int32_t inde
 				       ? &consumer->parts[index]
 				       : NULL;
 	return NULL;
+}
+
+/* The leader epoch the request sent for @index, or -1. */
+static int32_t part_req_leader_epoch(const struct part_req *req, int32_t index)
+{
+	for (int32_t i = 0; i < req->count; i++)
+		if (req->indexes[i] == index)
+			return req->leader_epochs[i];
+	return -1;
 }
 
 /* Number of topics among the request's partitions (sorted, so runs of one topic). */
@@ -583,7 +614,7 @@ static void list_offsets_encode(struct tl_buf *body, int16_t version, void *arg)
 		lo.topics[t].partitions_count++;
 		tl_list_offsets_request_list_offsets_partition_defaults(&ps[i]);
 		ps[i].partition_index = part->partition;
-		ps[i].current_leader_epoch = -1;
+		ps[i].current_leader_epoch = req->leader_epochs[i];
 		ps[i].max_num_offsets = 1;
 		ps[i].timestamp = part->start == TL_CONSUMER_OFFSET_TIMESTAMP
 					  ? part->start_timestamp_ms
@@ -597,7 +628,8 @@ out:
 
 static void
 list_offsets_apply(struct tl_consumer *consumer, struct consumer_part *part,
-		   const struct tl_list_offsets_response_list_offsets_partition_response *r)
+		   const struct tl_list_offsets_response_list_offsets_partition_response *r,
+		   int32_t leader_epoch)
 {
 	tl_err err = (tl_err)r->error_code;
 	if (err == TL_OK && r->offset < 0 && part->start == TL_CONSUMER_OFFSET_TIMESTAMP) {
@@ -610,6 +642,8 @@ list_offsets_apply(struct tl_consumer *consumer, struct consumer_part *part,
 	if (err == TL_OK && r->offset >= 0) {
 		part->position = r->offset;
 		part->fetch_offset = r->offset;
+		part->position_epoch = r->leader_epoch; /* v4+, else -1 */
+		part->leader_epoch = leader_epoch;      /* the leader answered under it */
 		part->state = PART_FETCHING;
 		/* Kafka answers a timestamp with the first record at or after it; a broker
 		 * that answers with its batch's base offset is corrected here. */
@@ -620,7 +654,8 @@ list_offsets_apply(struct tl_consumer *consumer, struct consumer_part *part,
 	part->state = PART_NEED_OFFSET;
 	if (err == TL_OK)
 		err = TL_ERR_CORRUPT_MESSAGE;
-	if (tl_err_is_retriable(err)) {
+	if (tl_err_is_retriable(err) || err == TL_ERR_FENCED_LEADER_EPOCH ||
+	    err == TL_ERR_UNKNOWN_LEADER_EPOCH) {
 		tl_client_metadata_request(consumer->client);
 		part_retry_later(consumer, part);
 		return;
@@ -647,7 +682,8 @@ static void list_offsets_done(void *arg, tl_err err, struct tl_cursor *body, int
 							      topic->partitions[p].partition_index);
 				struct consumer_part *part = part_req_current(req, index);
 				if (part && part->state == PART_RESOLVING)
-					list_offsets_apply(consumer, part, &topic->partitions[p]);
+					list_offsets_apply(consumer, part, &topic->partitions[p],
+							   part_req_leader_epoch(req, index));
 			}
 		}
 	}
@@ -679,7 +715,7 @@ static void offsets_list_for_node(struct tl_consumer *consumer, int32_t node, in
 			if (!req)
 				return;
 		}
-		part_req_add(req, i);
+		part_req_add(req, i, part_leader_epoch(consumer, part));
 	}
 	if (!req)
 		return;
@@ -735,7 +771,7 @@ out:
 }
 
 static void offset_fetch_apply(struct tl_consumer *consumer, struct consumer_part *part,
-			       int64_t committed, tl_err err)
+			       int64_t committed, int32_t committed_epoch, tl_err err)
 {
 	part->state = PART_NEED_OFFSET;
 	if (err != TL_OK) {
@@ -753,6 +789,10 @@ static void offset_fetch_apply(struct tl_consumer *consumer, struct consumer_par
 		part->position = committed;
 		part->fetch_offset = committed;
 		part->committed = committed;
+		/* Validated against the leader before the first fetch, where the committer
+		 * knew the epoch: records it read may since have been lost uncleanly. */
+		part->position_epoch = committed_epoch;
+		part->leader_epoch = -1;
 		part->state = PART_FETCHING;
 		return;
 	}
@@ -787,13 +827,14 @@ static void offset_fetch_done(void *arg, tl_err err, struct tl_cursor *body, int
 				req, part_find_str(consumer, topic->name, r->partition_index));
 			if (part && part->state == PART_RESOLVING)
 				offset_fetch_apply(consumer, part, r->committed_offset,
+						   r->committed_leader_epoch,
 						   (tl_err)r->error_code);
 		}
 	}
 	for (int32_t i = 0; i < req->count; i++) {
 		struct consumer_part *part = part_req_current(req, req->indexes[i]);
 		if (part && part->state == PART_RESOLVING)
-			offset_fetch_apply(consumer, part, -1,
+			offset_fetch_apply(consumer, part, -1, -1,
 					   err != TL_OK ? err : TL_ERR_NETWORK_EXCEPTION);
 	}
 	tl_arena_deinit(&arena);
@@ -831,7 +872,7 @@ static void offsets_fetch_committed(struct tl_consumer *consumer, int64_t now)
 		struct consumer_part *part = &consumer->parts[i];
 		if (part->state == PART_NEED_OFFSET && part->retry_at_ns <= now &&
 		    part->start == TL_CONSUMER_OFFSET_COMMITTED)
-			part_req_add(req, i);
+			part_req_add(req, i, -1);
 	}
 	tl_err err = tl_consumer_send(consumer, consumer->coordinator, TL_CLIENT_API_OFFSET_FETCH,
 				      offset_fetch_encode, req, offset_fetch_done, req);
@@ -905,6 +946,7 @@ static void fetch_encode(struct tl_buf *body, int16_t version, void *arg)
 		fr.topics[t].partitions_count++;
 		tl_fetch_request_fetch_partition_defaults(&ps[i]);
 		ps[i].partition = part->partition;
+		ps[i].current_leader_epoch = req->leader_epochs[i];
 		ps[i].fetch_offset = freq->offsets[i];
 		ps[i].partition_max_bytes = consumer->partition_max_bytes;
 	}
@@ -1113,6 +1155,185 @@ static bool part_wants_fetch(const struct tl_consumer *consumer, const struct co
 	       consumer->buffered_bytes < (size_t)consumer->fetch_max_bytes;
 }
 
+/* ---- log truncation (KIP-320) ---- */
+
+/* Must @part ask the leader whether its position survived before it fetches again? When
+ * Metadata names a leader epoch newer than the one the position is known good under,
+ * and the position's own epoch is known (a seek to a bare offset has none, as in Java). */
+static bool part_needs_validation(const struct consumer_part *part, int32_t leader_epoch)
+{
+	return part->position_epoch >= 0 && leader_epoch >= 0 && leader_epoch > part->leader_epoch;
+}
+
+static void validate_encode(struct tl_buf *body, int16_t version, void *arg)
+{
+	struct part_req *req = arg;
+	struct tl_consumer *consumer = req->consumer;
+	int32_t topic_count = part_req_topic_count(req);
+	struct tl_offset_for_leader_epoch_request msg;
+	tl_offset_for_leader_epoch_request_defaults(&msg);
+	msg.replica_id = -1; /* a consumer, not a follower */
+	msg.topics_count = topic_count;
+	msg.topics = calloc((size_t)topic_count + 1, sizeof(*msg.topics));
+	struct tl_offset_for_leader_epoch_request_offset_for_leader_partition *ps =
+		calloc((size_t)req->count + 1, sizeof(*ps));
+	if (!msg.topics || !ps) {
+		body->failed = true;
+		goto out;
+	}
+	int32_t t = -1;
+	for (int32_t i = 0; i < req->count; i++) {
+		struct consumer_part *part = &consumer->parts[req->indexes[i]];
+		if (t < 0 || !tl_str_eq_c(msg.topics[t].topic, part->topic)) {
+			t++;
+			tl_offset_for_leader_epoch_request_offset_for_leader_topic_defaults(
+				&msg.topics[t]);
+			msg.topics[t].topic = tl_str_of(part->topic);
+			msg.topics[t].partitions = &ps[i];
+		}
+		msg.topics[t].partitions_count++;
+		tl_offset_for_leader_epoch_request_offset_for_leader_partition_defaults(&ps[i]);
+		ps[i].partition = part->partition;
+		ps[i].current_leader_epoch = req->leader_epochs[i];
+		ps[i].leader_epoch = part->position_epoch;
+	}
+	tl_offset_for_leader_epoch_request_encode(body, version, &msg);
+out:
+	free(msg.topics);
+	free(ps);
+}
+
+/* The leader's answer for @part, asked under @leader_epoch: where the position's epoch
+ * ends in the leader's log (Kafka's SubscriptionState.maybeCompleteValidation). */
+static void validate_apply(struct tl_consumer *consumer, struct consumer_part *part,
+			   int32_t leader_epoch,
+			   const struct tl_offset_for_leader_epoch_response_epoch_end_offset *r,
+			   tl_err err)
+{
+	part->state = PART_FETCHING;
+	if (err == TL_OK && r->error_code != 0)
+		err = (tl_err)r->error_code;
+	if (err != TL_OK) {
+		if (tl_err_is_retriable(err) || err == TL_ERR_FENCED_LEADER_EPOCH ||
+		    err == TL_ERR_UNKNOWN_LEADER_EPOCH) {
+			tl_client_metadata_request(consumer->client);
+			part_retry_later(consumer, part); /* asked again: leader_epoch unchanged */
+			return;
+		}
+		part_pause(consumer, part, err, "OffsetForLeaderEpoch failed");
+		return;
+	}
+	if (r->end_offset >= 0 && r->leader_epoch >= 0 && r->end_offset >= part->position) {
+		part->leader_epoch = leader_epoch; /* the position survived */
+		return;
+	}
+	if (r->end_offset < 0 || r->leader_epoch < 0) {
+		/* The leader knows no epoch at or below the position's: nothing to go back
+		 * to but the reset policy, as Java's consumer does. */
+		if (consumer->reset_to == 0) {
+			part_pause(
+				consumer, part, TL_ERR_OFFSET_OUT_OF_RANGE,
+				"log truncation detected: the leader holds no record of the position's leader epoch and auto.offset.reset=none; seek to a valid offset");
+			return;
+		}
+		part->state = PART_NEED_OFFSET;
+		part->start = consumer->reset_to;
+		part->epoch++;
+		return;
+	}
+	/* Truncated below the position: records this consumer handed out were lost by an
+	 * unclean election, and the offsets from the end on hold other records now. */
+	if (consumer->reset_to == 0) {
+		char detail[192];
+		snprintf(
+			detail, sizeof(detail),
+			"log truncation detected: the leader's log ends at %lld for leader epoch %d, below the position %lld, and auto.offset.reset=none; seek to continue",
+			(long long)r->end_offset, r->leader_epoch, (long long)part->position);
+		part_pause(consumer, part, TL_ERR_OFFSET_OUT_OF_RANGE, detail);
+		return;
+	}
+	/* Go back to the first offset known to diverge: every record the new leader
+	 * holds there is read, none skipped (Java and librdkafka do the same). */
+	part->position = r->end_offset;
+	part->fetch_offset = r->end_offset;
+	part->position_epoch = r->leader_epoch;
+	part->leader_epoch = leader_epoch;
+	part->epoch++; /* invariant 1 */
+}
+
+static void validate_done(void *arg, tl_err err, struct tl_cursor *body, int16_t version)
+{
+	struct part_req *req = arg;
+	struct tl_consumer *consumer = req->consumer;
+	struct tl_arena arena;
+	tl_arena_init(&arena, CONSUMER_ARENA_MAX);
+	struct tl_offset_for_leader_epoch_response resp;
+	if (err == TL_OK)
+		err = tl_offset_for_leader_epoch_response_decode(body, version, &arena, &resp);
+	for (int32_t t = 0; err == TL_OK && t < resp.topics_count; t++) {
+		const struct tl_offset_for_leader_epoch_response_offset_for_leader_topic_result
+			*topic = &resp.topics[t];
+		for (int32_t p = 0; p < topic->partitions_count; p++) {
+			const struct tl_offset_for_leader_epoch_response_epoch_end_offset *r =
+				&topic->partitions[p];
+			int32_t index = part_find_str(consumer, topic->topic, r->partition);
+			struct consumer_part *part = part_req_current(req, index);
+			if (part && part->state == PART_VALIDATING)
+				validate_apply(consumer, part, part_req_leader_epoch(req, index), r,
+					       TL_OK);
+		}
+	}
+	/* Partitions the response did not answer ask again. */
+	for (int32_t i = 0; i < req->count; i++) {
+		struct consumer_part *part = part_req_current(req, req->indexes[i]);
+		if (part && part->state == PART_VALIDATING)
+			validate_apply(consumer, part, req->leader_epochs[i], NULL,
+				       err != TL_OK ? err : TL_ERR_NETWORK_EXCEPTION);
+	}
+	tl_arena_deinit(&arena);
+	part_req_free(req);
+}
+
+/* Sends OffsetForLeaderEpoch for the partitions led by @node whose position needs it.
+ * Each drops what it buffered (a seek to its position): records fetched from the old
+ * leader past the position may be the lost ones. */
+static void validate_for_node(struct tl_consumer *consumer, int32_t node, int64_t now)
+{
+	struct part_req *req = NULL;
+	for (int32_t i = 0; i < consumer->part_count; i++) {
+		struct consumer_part *part = &consumer->parts[i];
+		if (part->state != PART_FETCHING || part->retry_at_ns > now ||
+		    tl_client_leader(consumer->client, part->topic, part->partition) != node)
+			continue;
+		int32_t leader_epoch = part_leader_epoch(consumer, part);
+		if (!part_needs_validation(part, leader_epoch))
+			continue;
+		if (!req) {
+			req = part_req_create(consumer, node, consumer->part_count);
+			if (!req)
+				return;
+		}
+		part->epoch++; /* invariant 1: buffered chunks and the Fetch in flight go */
+		part->fetch_offset = part->position;
+		part_req_add(req, i, leader_epoch);
+	}
+	if (!req)
+		return;
+	tl_err err = tl_consumer_send(consumer, node, TL_CLIENT_API_OFFSET_FOR_LEADER_EPOCH,
+				      validate_encode, req, validate_done, req);
+	for (int32_t i = 0; i < req->count; i++) {
+		struct consumer_part *part = &consumer->parts[req->indexes[i]];
+		if (err == TL_OK)
+			part->state = PART_VALIDATING;
+		else if (err == TL_ERR_UNSUPPORTED_VERSION)
+			part->leader_epoch = req->leader_epochs[i]; /* a broker without KIP-320 */
+		else
+			part_retry_later(consumer, part);
+	}
+	if (err != TL_OK)
+		part_req_free(req);
+}
+
 static void fetch_send_to_node(struct tl_consumer *consumer, int32_t node, int64_t now)
 {
 	struct fetch_req *freq = calloc(1, sizeof(*freq));
@@ -1127,16 +1348,24 @@ static void fetch_send_to_node(struct tl_consumer *consumer, int32_t node, int64
 		if (!part_wants_fetch(consumer, part, now) ||
 		    tl_client_leader(consumer->client, part->topic, part->partition) != node)
 			continue;
+		int32_t leader_epoch = part_leader_epoch(consumer, part);
+		if (part_needs_validation(part, leader_epoch))
+			continue;
 		freq->offsets[freq->parts->count] = part->fetch_offset;
-		part_req_add(freq->parts, i);
+		part_req_add(freq->parts, i, leader_epoch);
 	}
 	if (freq->parts->count == 0)
 		goto out_free;
 	if (tl_consumer_send(consumer, node, TL_CLIENT_API_FETCH, fetch_encode, freq, fetch_done,
 			     freq) != TL_OK)
 		goto out_free;
-	for (int32_t i = 0; i < freq->parts->count; i++)
-		consumer->parts[freq->parts->indexes[i]].fetch_in_flight = true;
+	for (int32_t i = 0; i < freq->parts->count; i++) {
+		struct consumer_part *part = &consumer->parts[freq->parts->indexes[i]];
+		part->fetch_in_flight = true;
+		/* What this Fetch returns is read under its epoch (a deposed leader answers
+		 * FENCED_LEADER_EPOCH instead), so the position is good under it. */
+		part->leader_epoch = TL_MAX(part->leader_epoch, freq->parts->leader_epochs[i]);
+	}
 	consumer->fetch_nodes[consumer->fetch_node_count++] = node;
 	return;
 
@@ -1176,6 +1405,8 @@ static void consumer_requests(struct tl_consumer *consumer)
 			continue;
 		if (part->state == PART_NEED_OFFSET) {
 			offsets_list_for_node(consumer, leader, now);
+		} else if (part_needs_validation(part, part_leader_epoch(consumer, part))) {
+			validate_for_node(consumer, leader, now);
 		} else if (!fetch_node_busy(consumer, leader) &&
 			   consumer->fetch_node_count < CONSUMER_FETCH_NODES_MAX) {
 			fetch_send_to_node(consumer, leader, now);
@@ -1343,6 +1574,7 @@ static tl_err chunk_next(struct tl_consumer *consumer, struct fetch_chunk *chunk
 			bool visible = chunk_batch_visible(consumer, chunk, &h);
 			if (!visible) {
 				part->position = chunk->batch_last_offset + 1;
+				part->position_epoch = h.partition_leader_epoch;
 				if (consumer->return_control && tl_batch_is_control(&h)) {
 					control_fill(consumer, part, &h,
 						     tl_batch_control_type(batch_data, batch_len));
@@ -1356,8 +1588,10 @@ static tl_err chunk_next(struct tl_consumer *consumer, struct fetch_chunk *chunk
 		tl_err err = tl_records_iter_next(&chunk->iter, &rec);
 		if (err == TL_ERR_NOT_FOUND) {
 			chunk->in_batch = false;
-			if (chunk->batch_last_offset + 1 > part->position)
+			if (chunk->batch_last_offset + 1 > part->position) {
 				part->position = chunk->batch_last_offset + 1;
+				part->position_epoch = chunk->iter.batch.partition_leader_epoch;
+			}
 			continue;
 		}
 		if (err != TL_OK)
@@ -1367,6 +1601,7 @@ static tl_err chunk_next(struct tl_consumer *consumer, struct fetch_chunk *chunk
 		if (part->skip_before_ms >= 0) {
 			if (rec.timestamp_ms < part->skip_before_ms) {
 				part->position = rec.offset + 1;
+				part->position_epoch = chunk->iter.batch.partition_leader_epoch;
 				continue;
 			}
 			part->skip_before_ms = -1;
@@ -1375,6 +1610,7 @@ static tl_err chunk_next(struct tl_consumer *consumer, struct fetch_chunk *chunk
 		if (err != TL_OK)
 			return err;
 		part->position = rec.offset + 1;
+		part->position_epoch = chunk->iter.batch.partition_leader_epoch;
 		return TL_OK;
 	}
 }
@@ -1433,7 +1669,9 @@ static tl_err pending_error(struct tl_consumer *consumer)
 		if (part->state == PART_PAUSED && !part->error_reported) {
 			part->error_reported = true;
 			tl_consumer_fail(consumer, part->error, "%s [%d]: %s", part->topic,
-					 part->partition, tl_err_message(part->error));
+					 part->partition,
+					 part->error_detail ? part->error_detail
+							    : tl_err_message(part->error));
 			return part->error;
 		}
 	}
@@ -1495,6 +1733,8 @@ static void commit_encode(struct tl_buf *body, int16_t version, void *arg)
 		tl_offset_commit_request_offset_commit_request_partition_defaults(&ps[i]);
 		ps[i].partition_index = part->partition;
 		ps[i].committed_offset = creq->offsets[i];
+		/* KIP-320: whoever starts from it can ask whether it survived (v6+). */
+		ps[i].committed_leader_epoch = req->leader_epochs[i];
 	}
 	tl_offset_commit_request_encode(body, version, &oc);
 out:
@@ -1603,7 +1843,7 @@ static tl_err commit_send(struct tl_consumer *consumer, bool async, bool only_ch
 		if (part->position < 0 || (only_changed && part->position == part->committed))
 			continue;
 		creq->offsets[creq->parts->count] = part->position;
-		part_req_add(creq->parts, i);
+		part_req_add(creq->parts, i, part->position_epoch);
 	}
 	err = TL_ERR_NOT_FOUND;
 	if (creq->parts->count == 0)

@@ -5,7 +5,11 @@
  * OffsetFetch in flight) -> FETCHING (position known; fetches are sent) -> PAUSED (an
  * error was reported; only tl_consumer_seek() leaves it). An offset reset moves
  * FETCHING back to NEED_OFFSET; an assignment or seek to an offset >= 0 starts in
- * FETCHING, with that offset as the position.
+ * FETCHING, with that offset as the position. FETCHING <-> VALIDATING (KIP-320): when
+ * the partition's leader epoch in Metadata is newer than the one its position was read
+ * under, and the position's own epoch is known, OffsetForLeaderEpoch asks the leader
+ * where that epoch ends; an end below the position is a log truncation (an unclean
+ * election lost records the consumer read), and the position moves back to it.
  * Invariants:
  * (1) Every request in flight records consumer->assign_gen and each partition's epoch
  *     when sent; a response whose generation or epoch no longer matches is dropped, so a
@@ -33,6 +37,7 @@ enum part_state {
 	PART_NEED_OFFSET,
 	PART_RESOLVING,
 	PART_FETCHING,
+	PART_VALIDATING,
 	PART_PAUSED,
 };
 
@@ -42,15 +47,18 @@ struct consumer_part {
 	int64_t start;              /* >= 0 or TL_CONSUMER_OFFSET_*: how to resolve */
 	int64_t start_timestamp_ms; /* for TL_CONSUMER_OFFSET_TIMESTAMP */
 	enum part_state state;
-	uint32_t epoch;       /* bumped on seek and reset (invariant 1) */
-	int64_t position;     /* next offset to return; -1 until resolved */
-	int64_t fetch_offset; /* next offset to fetch */
+	uint32_t epoch;         /* bumped on seek and reset (invariant 1) */
+	int64_t position;       /* next offset to return; -1 until resolved */
+	int32_t position_epoch; /* leader epoch of the record before position; -1 unknown */
+	int32_t leader_epoch;   /* the leader's epoch the position is known good under, -1 */
+	int64_t fetch_offset;   /* next offset to fetch */
 	bool fetch_in_flight;
 	int64_t retry_at_ns;    /* no request before this (backoff) */
 	size_t buffered_bytes;  /* records bytes queued in chunks */
 	int64_t committed;      /* last offset we committed, -1 */
 	int64_t skip_before_ms; /* >= 0: skip records older than this (see consumer.c) */
 	tl_err error;           /* reported once by poll, then PAUSED */
+	char *error_detail;     /* what part_pause said of it (NULL if out of memory) */
 	bool error_reported;
 };
 

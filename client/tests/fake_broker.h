@@ -14,6 +14,10 @@
  * a script of error codes for its next answers; DescribeProducers (flexible v0) answers
  * producer 42's last sequence per partition, from describe_last or a script;
  * SaslHandshake and SaslAuthenticate v1 (PLAIN, any password, sasl_lifetime_ms).
+ * Leader epochs (KIP-320): Metadata names leader_epoch; Fetch and ListOffsets with an
+ * older current_leader_epoch answer FENCED_LEADER_EPOCH, a newer UNKNOWN_LEADER_EPOCH;
+ * OffsetForLeaderEpoch answers epoch_end (epoch, offset) for any partition; commits keep
+ * their leader epoch and OffsetFetch returns it.
  * With check_sequences, Produce checks producer 42's sequences as a broker does (a
  * batch that does not follow the last stored one is OUT_OF_ORDER_SEQUENCE_NUMBER, a
  * resent last batch DUPLICATE_SEQUENCE_NUMBER); with produce_gate = N, Produce answers
@@ -82,6 +86,16 @@ struct fake_broker {
 	int64_t aborted_first_offset;
 	int8_t seen_isolation_level;
 	int fetch_requests;
+	int32_t seen_fetch_leader_epoch; /* current_leader_epoch of the last Fetch */
+	int fenced_fetches;              /* answered FENCED_LEADER_EPOCH */
+	/* leader epochs (KIP-320) */
+	int32_t leader_epoch;    /* in Metadata; 0 unless set */
+	int32_t epoch_end_epoch; /* OffsetForLeaderEpoch's answer */
+	int64_t epoch_end_offset;
+	int epoch_requests;
+	int32_t seen_epoch_asked;   /* leader_epoch of the last OffsetForLeaderEpoch */
+	int32_t seen_epoch_current; /* its current_leader_epoch */
+	int32_t committed_epoch[FAKE_PARTITIONS_MAX]; /* -1: none */
 	/* group coordinator */
 	int64_t committed[FAKE_PARTITIONS_MAX];    /* -1: none */
 	bool offset_unstable[FAKE_PARTITIONS_MAX]; /* a transaction staged an offset (KIP-447) */
@@ -182,7 +196,8 @@ static void fake_send(int fd, int32_t correlation_id, bool flexible, const struc
 /* True for the flexible versions the fake speaks (header v2 / response header v1). */
 static bool fake_is_flexible(int16_t api_key, int16_t version)
 {
-	return (api_key == 28 && version >= 3) || (api_key == 9 && version >= 6) || api_key == 61;
+	return (api_key == 28 && version >= 3) || (api_key == 9 && version >= 6) ||
+	       (api_key == 23 && version >= 4) || api_key == 61;
 }
 
 static void fake_api_versions(struct tl_buf *out)
@@ -190,7 +205,7 @@ static void fake_api_versions(struct tl_buf *out)
 	static const int16_t apis[][3] = {
 		{0, 3, 8},  {1, 4, 11}, {2, 1, 5},  {3, 1, 8},  {8, 2, 7},  {9, 1, 7},
 		{10, 0, 2}, {18, 0, 0}, {22, 0, 1}, {24, 0, 2}, {25, 0, 2}, {26, 0, 2},
-		{28, 0, 3}, {61, 0, 0}, {17, 0, 1}, {36, 0, 1},
+		{28, 0, 3}, {61, 0, 0}, {17, 0, 1}, {36, 0, 1}, {23, 0, 4},
 	};
 	enum { FAKE_APIS = sizeof(apis) / sizeof(apis[0]) };
 	struct tl_api_versions_response_api_version keys[FAKE_APIS];
@@ -219,7 +234,7 @@ static void fake_metadata(struct fake_broker *fb, struct tl_buf *out, int16_t ve
 		tl_metadata_response_metadata_response_partition_defaults(&parts[p]);
 		parts[p].partition_index = p;
 		parts[p].leader_id = 0;
-		parts[p].leader_epoch = 0;
+		parts[p].leader_epoch = fb->leader_epoch;
 		parts[p].replica_nodes_count = 1;
 		parts[p].replica_nodes = replicas;
 		parts[p].isr_nodes_count = 1;
@@ -335,6 +350,52 @@ static bool fake_produce(struct fake_broker *fb, struct tl_cursor *body, int16_t
 	return !fb->produce_hold;
 }
 
+/* tallyd's tl_replica_check_client: FENCED_LEADER_EPOCH (74) for an older epoch,
+ * UNKNOWN_LEADER_EPOCH (76) for a newer one, 0 for the current one or none (-1). */
+static int16_t fake_epoch_check(const struct fake_broker *fb, int32_t current_leader_epoch)
+{
+	if (current_leader_epoch < 0 || current_leader_epoch == fb->leader_epoch)
+		return 0;
+	return current_leader_epoch < fb->leader_epoch ? 74 : 76;
+}
+
+static void fake_offset_for_leader_epoch(struct fake_broker *fb, struct tl_cursor *body,
+					 int16_t version, struct tl_buf *out)
+{
+	struct tl_arena arena;
+	tl_arena_init(&arena, 1u << 20);
+	struct tl_offset_for_leader_epoch_request req;
+	if (tl_offset_for_leader_epoch_request_decode(body, version, &arena, &req) != TL_OK)
+		return;
+	fb->epoch_requests++;
+	struct tl_offset_for_leader_epoch_response resp;
+	tl_offset_for_leader_epoch_response_defaults(&resp);
+	resp.topics_count = req.topics_count;
+	resp.topics = tl_arena_array(&arena, (size_t)req.topics_count + 1, sizeof(*resp.topics));
+	for (int32_t t = 0; t < req.topics_count; t++) {
+		resp.topics[t].topic = req.topics[t].topic;
+		resp.topics[t].partitions_count = req.topics[t].partitions_count;
+		resp.topics[t].partitions =
+			tl_arena_array(&arena, (size_t)req.topics[t].partitions_count + 1,
+				       sizeof(*resp.topics[t].partitions));
+		for (int32_t p = 0; p < req.topics[t].partitions_count; p++) {
+			const struct tl_offset_for_leader_epoch_request_offset_for_leader_partition
+				*ip = &req.topics[t].partitions[p];
+			struct tl_offset_for_leader_epoch_response_epoch_end_offset *op =
+				&resp.topics[t].partitions[p];
+			tl_offset_for_leader_epoch_response_epoch_end_offset_defaults(op);
+			fb->seen_epoch_asked = ip->leader_epoch;
+			fb->seen_epoch_current = ip->current_leader_epoch;
+			op->partition = ip->partition;
+			op->error_code = fake_epoch_check(fb, ip->current_leader_epoch);
+			op->leader_epoch = op->error_code == 0 ? fb->epoch_end_epoch : -1;
+			op->end_offset = op->error_code == 0 ? fb->epoch_end_offset : -1;
+		}
+	}
+	tl_offset_for_leader_epoch_response_encode(out, version, &resp);
+	tl_arena_deinit(&arena);
+}
+
 static void fake_list_offsets(struct fake_broker *fb, struct tl_cursor *body, int16_t version,
 			      struct tl_buf *out)
 {
@@ -358,6 +419,9 @@ static void fake_list_offsets(struct fake_broker *fb, struct tl_cursor *body, in
 				&resp.topics[t].partitions[p];
 			tl_list_offsets_response_list_offsets_partition_response_defaults(r);
 			r->partition_index = req.topics[t].partitions[p].partition_index;
+			r->error_code = fake_epoch_check(
+				fb, req.topics[t].partitions[p].current_leader_epoch);
+			r->leader_epoch = fb->leader_epoch;
 			r->timestamp = -1;
 			r->offset = req.topics[t].partitions[p].timestamp == -2 ? 0 : fb->fetch_end;
 		}
@@ -376,6 +440,8 @@ static void fake_fetch(struct fake_broker *fb, struct tl_cursor *body, int16_t v
 		return;
 	fb->fetch_requests++;
 	fb->seen_isolation_level = req.isolation_level;
+	if (req.topics_count > 0 && req.topics[0].partitions_count > 0)
+		fb->seen_fetch_leader_epoch = req.topics[0].partitions[0].current_leader_epoch;
 	struct tl_fetch_response resp;
 	tl_fetch_response_defaults(&resp);
 	resp.responses_count = req.topics_count;
@@ -397,7 +463,11 @@ static void fake_fetch(struct fake_broker *fb, struct tl_cursor *body, int16_t v
 			pd->high_watermark = fb->fetch_end;
 			pd->last_stable_offset = fb->fetch_end;
 			pd->log_start_offset = 0;
-			bool has = req.topics[t].partitions[p].fetch_offset < fb->fetch_end;
+			pd->error_code = fake_epoch_check(
+				fb, req.topics[t].partitions[p].current_leader_epoch);
+			fb->fenced_fetches += pd->error_code == 74;
+			bool has = pd->error_code == 0 &&
+				   req.topics[t].partitions[p].fetch_offset < fb->fetch_end;
 			pd->aborted_transactions_count =
 				fb->aborted_producer_id >= 0 && has ? 1 : 0;
 			pd->aborted_transactions = &aborted;
@@ -455,7 +525,10 @@ static void fake_offset_fetch(struct fake_broker *fb, struct tl_cursor *body, in
 			resp.topics[t].partitions[p].committed_offset =
 				index >= 0 && index < FAKE_PARTITIONS_MAX ? fb->committed[index]
 									  : -1;
-			resp.topics[t].partitions[p].committed_leader_epoch = -1;
+			resp.topics[t].partitions[p].committed_leader_epoch =
+				index >= 0 && index < FAKE_PARTITIONS_MAX
+					? fb->committed_epoch[index]
+					: -1;
 			resp.topics[t].partitions[p].metadata = tl_str_of("");
 			if (req.require_stable && index >= 0 && index < FAKE_PARTITIONS_MAX &&
 			    fb->offset_unstable[index]) {
@@ -493,8 +566,11 @@ static void fake_offset_commit(struct fake_broker *fb, struct tl_cursor *body, i
 			int32_t index = req.topics[t].partitions[p].partition_index;
 			resp.topics[t].partitions[p].partition_index = index;
 			resp.topics[t].partitions[p].error_code = code;
-			if (code == 0 && index >= 0 && index < FAKE_PARTITIONS_MAX)
+			if (code == 0 && index >= 0 && index < FAKE_PARTITIONS_MAX) {
 				fb->committed[index] = req.topics[t].partitions[p].committed_offset;
+				fb->committed_epoch[index] =
+					req.topics[t].partitions[p].committed_leader_epoch;
+			}
 		}
 	}
 	tl_offset_commit_response_encode(out, version, &resp);
@@ -769,6 +845,9 @@ static bool fake_handle(struct fake_broker *fb, int fd)
 	case 9:
 		fake_offset_fetch(fb, &c, version, &out);
 		break;
+	case 23:
+		fake_offset_for_leader_epoch(fb, &c, version, &out);
+		break;
 	case 8:
 		fake_offset_commit(fb, &c, version, &out);
 		answer = !fb->commit_hold;
@@ -876,7 +955,7 @@ static void fake_broker_start(struct fake_broker *fb, int32_t partitions)
 	fb->aborted_producer_id = -1;
 	for (int i = 0; i < FAKE_PARTITIONS_MAX; i++)
 		fb->committed[i] = fb->txn_committed[i] = fb->describe_last[i] = fb->last_base[i] =
-			-1;
+			fb->committed_epoch[i] = -1;
 	pthread_mutex_init(&fb->lock, NULL);
 	fb->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in addr = {0};

@@ -92,12 +92,14 @@ END_TEST
 static struct fake_broker fb;
 static char fb_address[64];
 static struct tl_buf blob;
+static int32_t blob_epoch; /* the partition leader epoch stamped on batches appended */
 
 static void fake_setup(void)
 {
 	fake_broker_start(&fb, 1);
 	fake_broker_address(&fb, fb_address, sizeof(fb_address));
 	tl_buf_init(&blob);
+	blob_epoch = 0;
 }
 
 static void fake_teardown(void)
@@ -130,7 +132,7 @@ static void blob_batch(int64_t base_offset, int32_t count, enum tl_compression c
 					transactional);
 	size_t at = blob.len;
 	ck_assert_int_eq(tl_records_builder_finish(&builder, NULL, &blob), TL_OK);
-	tl_batch_assign(blob.data + at, base_offset, 0);
+	tl_batch_assign(blob.data + at, base_offset, blob_epoch);
 	tl_records_builder_deinit(&builder);
 	fb.fetch_records = blob.data;
 	fb.fetch_records_len = blob.len;
@@ -690,6 +692,131 @@ START_TEST(rebalance_callback_tells_revoked_and_lost_at_the_next_poll)
 }
 END_TEST
 
+/* Moves the fake's leader to @epoch; OffsetForLeaderEpoch answers that the epoch
+ * before ends at @end_offset. */
+static void leader_moves(int32_t epoch, int32_t end_epoch, int64_t end_offset)
+{
+	pthread_mutex_lock(&fb.lock);
+	fb.leader_epoch = epoch;
+	fb.epoch_end_epoch = end_epoch;
+	fb.epoch_end_offset = end_offset;
+	pthread_mutex_unlock(&fb.lock);
+}
+
+/* KIP-320: Fetch names the leader epoch Metadata gave; a new leader is asked where the
+ * position's epoch ends, and a log truncated below the position (an unclean election)
+ * moves it back to the first offset that diverged: those records come again, from the
+ * new leader, and none of its records at lower offsets is skipped. */
+START_TEST(a_log_truncated_below_the_position_is_read_again_from_the_divergence)
+{
+	blob_epoch = 3;
+	blob_batch(0, 10, TL_COMPRESSION_NONE, -1, false);
+	leader_moves(3, -1, -1);
+	struct tl_consumer *consumer = consumer_on(fb_address, NULL);
+	struct tl_consumer_partition part = {"t", 0, TL_CONSUMER_OFFSET_BEGINNING, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[16];
+	ck_assert_int_eq(poll_offsets(consumer, 10, offsets), 10);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.seen_fetch_leader_epoch, 3);
+	ck_assert_int_eq(fb.epoch_requests, 0); /* read from the start: nothing to ask */
+	pthread_mutex_unlock(&fb.lock);
+
+	/* A clean election: epoch 3 ends at 10 on the new leader, the position holds. */
+	leader_moves(4, 3, 10);
+	const struct tl_consumer_record *r;
+	for (int i = 0; i < 50; i++) {
+		ck_assert_int_eq(tl_consumer_poll(consumer, 20, &r), TL_ERR_TIMED_OUT);
+		pthread_mutex_lock(&fb.lock);
+		bool moved = fb.seen_fetch_leader_epoch == 4;
+		pthread_mutex_unlock(&fb.lock);
+		if (moved)
+			break;
+	}
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.seen_fetch_leader_epoch, 4);
+	ck_assert_int_ge(fb.fenced_fetches, 1);
+	ck_assert_int_eq(fb.epoch_requests, 1);
+	ck_assert_int_eq(fb.seen_epoch_asked, 3);
+	ck_assert_int_eq(fb.seen_epoch_current, 4);
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), 10);
+
+	/* An unclean one: epoch 3 ends at 6 on the new leader. */
+	leader_moves(5, 3, 6);
+	ck_assert_int_eq(poll_offsets(consumer, 4, offsets), 4);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(offsets[i], 6 + i);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.epoch_requests, 2);
+	ck_assert_int_eq(fb.seen_epoch_current, 5);
+	ck_assert_int_eq(fb.seen_fetch_leader_epoch, 5);
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), 10);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
+/* Without a reset policy the truncation is an error, as Java's LogTruncationException (an
+ * OffsetOutOfRangeException): the position stays, nothing more is read until a seek. */
+START_TEST(a_truncation_with_auto_offset_reset_none_is_reported)
+{
+	blob_epoch = 2;
+	blob_batch(0, 8, TL_COMPRESSION_NONE, -1, false);
+	leader_moves(2, -1, -1);
+	const char *kv[] = {"auto.offset.reset", "none", NULL};
+	struct tl_consumer *consumer = consumer_on(fb_address, kv);
+	struct tl_consumer_partition part = {"t", 0, 0, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[16];
+	ck_assert_int_eq(poll_offsets(consumer, 8, offsets), 8);
+	leader_moves(3, 2, 5);
+	const struct tl_consumer_record *r;
+	tl_err err = TL_ERR_TIMED_OUT;
+	for (int i = 0; i < 50 && err == TL_ERR_TIMED_OUT; i++)
+		err = tl_consumer_poll(consumer, 100, &r);
+	ck_assert_int_eq(err, TL_ERR_OFFSET_OUT_OF_RANGE);
+	ck_assert_ptr_nonnull(strstr(tl_consumer_last_error(consumer), "log truncation detected"));
+	ck_assert_ptr_nonnull(strstr(tl_consumer_last_error(consumer), "ends at 5"));
+	ck_assert_int_eq(tl_consumer_position(consumer, "t", 0), 8);
+	ck_assert_int_eq(tl_consumer_poll(consumer, 200, &r), TL_ERR_TIMED_OUT);
+	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 0, 5, 0), TL_OK);
+	ck_assert_int_eq(poll_offsets(consumer, 3, offsets), 3);
+	ck_assert_int_eq(offsets[0], 5);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
+/* A commit keeps the leader epoch of the position; a consumer starting from a committed
+ * offset with an epoch asks the leader before its first Fetch, and starts at the
+ * divergence if the log was truncated below it. */
+START_TEST(a_committed_offset_is_validated_by_its_leader_epoch)
+{
+	blob_epoch = 7;
+	blob_batch(0, 10, TL_COMPRESSION_NONE, -1, false);
+	leader_moves(8, 6, 5);
+	fb.committed[0] = 8;
+	fb.committed_epoch[0] = 6;
+	struct tl_consumer *consumer = group_consumer(NULL, NULL);
+	struct tl_consumer_partition part = {"t", 0, TL_CONSUMER_OFFSET_COMMITTED, 0};
+	ck_assert_int_eq(tl_consumer_assign(consumer, &part, 1), TL_OK);
+	int64_t offsets[16];
+	ck_assert_int_eq(poll_offsets(consumer, 5, offsets), 5);
+	ck_assert_int_eq(offsets[0], 5);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.epoch_requests, 1);
+	ck_assert_int_eq(fb.seen_epoch_asked, 6);
+	ck_assert_int_eq(fb.seen_epoch_current, 8);
+	pthread_mutex_unlock(&fb.lock);
+	ck_assert_int_eq(tl_consumer_commit(consumer, 5000), TL_OK);
+	pthread_mutex_lock(&fb.lock);
+	ck_assert_int_eq(fb.committed[0], 10);
+	ck_assert_int_eq(fb.committed_epoch[0], 7); /* the last record's batch */
+	pthread_mutex_unlock(&fb.lock);
+	tl_consumer_destroy(consumer);
+}
+END_TEST
+
 static Suite *consumer_suite(void)
 {
 	Suite *s = suite_create("consumer");
@@ -711,6 +838,9 @@ static Suite *consumer_suite(void)
 	tcase_add_test(tc, commit_returns_at_its_deadline_with_the_request_in_flight);
 	tcase_add_test(tc, a_fenced_static_member_stops_for_good);
 	tcase_add_test(tc, rebalance_callback_tells_revoked_and_lost_at_the_next_poll);
+	tcase_add_test(tc, a_log_truncated_below_the_position_is_read_again_from_the_divergence);
+	tcase_add_test(tc, a_truncation_with_auto_offset_reset_none_is_reported);
+	tcase_add_test(tc, a_committed_offset_is_validated_by_its_leader_epoch);
 	suite_add_tcase(s, tc);
 	return s;
 }
