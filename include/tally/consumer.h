@@ -177,7 +177,9 @@ tl_err tl_consumer_seek(struct tl_consumer *consumer, const char *topic, int32_t
 
 /* Returns the next record in @out: TL_OK, TL_ERR_TIMED_OUT when none came within
  * @timeout_ms, or a partition error (TL_ERR_OFFSET_OUT_OF_RANGE with
- * auto.offset.reset=none, TL_ERR_CORRUPT_MESSAGE, TL_ERR_UNSUPPORTED_COMPRESSION_TYPE,
+ * auto.offset.reset=none, also when an unclean leader election truncated the log below
+ * the position (KIP-320; with a reset policy the position moves back to where the
+ * logs diverged instead), TL_ERR_CORRUPT_MESSAGE, TL_ERR_UNSUPPORTED_COMPRESSION_TYPE,
  * TL_ERR_UNKNOWN_TOPIC_OR_PARTITION...) with the detail in tl_consumer_last_error().
  * A partition that reported an error is paused until tl_consumer_seek().
  * TL_ERR_FENCED_INSTANCE_ID (tl_err_is_fatal()) says another consumer joined the group
