@@ -783,6 +783,15 @@ START_TEST(a_truncation_with_auto_offset_reset_none_is_reported)
 	ck_assert_int_eq(tl_consumer_seek(consumer, "t", 0, 5, 0), TL_OK);
 	ck_assert_int_eq(poll_offsets(consumer, 3, offsets), 3);
 	ck_assert_int_eq(offsets[0], 5);
+	/* A leader that knows no epoch at or below the position's: only the reset policy
+	 * could say where to go, and it is none. */
+	leader_moves(4, -1, -1);
+	err = TL_ERR_TIMED_OUT;
+	for (int i = 0; i < 50 && err == TL_ERR_TIMED_OUT; i++)
+		err = tl_consumer_poll(consumer, 100, &r);
+	ck_assert_int_eq(err, TL_ERR_OFFSET_OUT_OF_RANGE);
+	ck_assert_ptr_nonnull(
+		strstr(tl_consumer_last_error(consumer), "holds no record of the position's"));
 	tl_consumer_destroy(consumer);
 }
 END_TEST
