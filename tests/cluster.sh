@@ -229,6 +229,18 @@ tl_cluster_leader()
 		--print-value-only 2>/dev/null | sed -n 's/^leader=\(-*[0-9]*\) .*/\1/p'
 }
 
+# tl_cluster_wait_leader TOPIC PARTITION BROKER SECONDS [WHY]: waits until etcd names
+# BROKER the partition's leader; fails the test after SECONDS with WHY.
+tl_cluster_wait_leader()
+{
+	local deadline=$((SECONDS + $4))
+	until [ "$(tl_cluster_leader "$1" "$2")" = "$3" ]; do
+		[ $SECONDS -lt $deadline ] ||
+			tl_fail "${5:-broker $3 did not become the leader of $1-$2 within $4 s}"
+		sleep 0.2
+	done
+}
+
 # The leader epoch of partition $2 of topic $1, read from etcd.
 tl_cluster_epoch()
 {

@@ -66,6 +66,7 @@ struct tail_part {
 	int64_t stop_time;   /* STOP_TIME */
 	int64_t seen;        /* records printed */
 	int64_t first_pos;   /* first known position, for progress; -1 */
+	int64_t last_offset; /* of the record printed last, -1 (since its assignment) */
 	bool done;
 	bool failed;
 };
@@ -551,6 +552,7 @@ static int parts_build(struct tail_run *run, const struct tl_admin_topics *topic
 			tp->partition = p;
 			tp->stop_offset = -1;
 			tp->first_pos = -1;
+			tp->last_offset = -1;
 		}
 		free(sel);
 	}
@@ -692,6 +694,12 @@ static void on_rebalance(struct tl_consumer *consumer, int event,
 	(void)consumer;
 	if (event != TL_CONSUMER_ASSIGNED && fflush(stdout) == EOF)
 		run->out_failed = true;
+	for (int32_t i = 0; event == TL_CONSUMER_ASSIGNED && i < count; i++) {
+		/* A handover starts from the group's commit, maybe below what was printed. */
+		struct tail_part *p = part_find(run, parts[i].topic, parts[i].partition);
+		if (p)
+			p->last_offset = -1;
+	}
 	char *text = NULL;
 	size_t len = 0;
 	FILE *mem = open_memstream(&text, &len);
@@ -887,6 +895,23 @@ static void poll_error(struct tail_run *run, tl_err err)
 	}
 }
 
+/* Offsets of one partition only go back when libtally found its log truncated below
+ * the position (KIP-320: an unclean leader election lost records printed above) and
+ * moved back to where the new leader's log diverged: say so, or the repeated offsets
+ * with other records look like a bug. */
+static void offset_went_back(struct tail_run *run, struct tail_part *p, int64_t offset)
+{
+	if (p->last_offset >= 0 && offset <= p->last_offset) {
+		stdout_flush(run); /* the warning lands after what was printed before it */
+		cli_warn(
+			run->cli,
+			"%s [%d]: offsets went back from %lld to %lld: the partition's log was truncated (an unclean leader election lost records printed above); printing the new leader's records from %lld",
+			p->topic, p->partition, (long long)p->last_offset, (long long)offset,
+			(long long)offset);
+	}
+	p->last_offset = offset;
+}
+
 static int tail_loop(struct tail_run *run)
 {
 	bool bounded = run->bounded;
@@ -898,8 +923,10 @@ static int tail_loop(struct tail_run *run)
 		int64_t now = tl_mono_ns();
 		if (err == TL_OK) {
 			struct tail_part *p = part_find(run, r->topic, r->partition);
-			if (part_accept(run, p, r))
+			if (part_accept(run, p, r)) {
+				offset_went_back(run, p, r->offset);
 				print_record(run, r);
+			}
 			if (run->o->count > 0 && run->printed >= run->o->count)
 				break;
 			if (now - run->flushed_ns > TAIL_FLUSH_NS)

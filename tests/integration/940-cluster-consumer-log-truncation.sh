@@ -7,7 +7,8 @@
 # offsets 10-159. The tail resumes: its position 110 is inside F's log, so a consumer
 # that fetched from it would print new-101..new-150 and silently skip new-1..new-100.
 # libtally asks F where the position's leader epoch ends (OffsetForLeaderEpoch), learns
-# 10, and reads from there: every new record exactly once, at its offset.
+# 10, and reads from there: every new record exactly once, at its offset; the tail says
+# on stderr that the offsets went back, and why.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster.sh"
@@ -51,11 +52,7 @@ wait_lines '^109 old-100$' 1 30
 kill -STOP "$tail_pid"
 tl_cbroker_kill9 "$l"
 tl_cbroker_start "$f"
-deadline=$((SECONDS + 30))
-until [ "$(tl_cluster_leader "$topic" 0)" = "$f" ]; do
-	[ $SECONDS -lt $deadline ] || tl_fail "broker $f was not elected uncleanly"
-	sleep 0.2
-done
+tl_cluster_wait_leader "$topic" 0 "$f" 30 "broker $f was not elected uncleanly"
 produce new 150 all
 kill -CONT "$tail_pid"
 
@@ -68,6 +65,11 @@ seq 10 159 | paste -d' ' - <(seq 1 150 | sed 's/^/new-/') >"$TL_TMP/want"
 cmp -s "$TL_TMP/new" "$TL_TMP/want" || {
 	diff "$TL_TMP/want" "$TL_TMP/new" | head -n 10 >&2
 	tl_fail "the tail did not print each new record once, at its offset"
+}
+grep -q 'trunc \[0\]: offsets went back from 109 to 10: the partition.s log was truncated' \
+	"$TL_TMP/tail.err" || {
+	cat "$TL_TMP/tail.err" >&2
+	tl_fail "the tail did not say that the offsets went back"
 }
 tl_cbroker_stop "$f"
 tl_log "ok"
