@@ -70,11 +70,7 @@ tl_log "follower $late caught up with $batches batches ($((written / 20)) were w
 tl_cbroker_stop "$other"
 tl_log "kill -9 of leader $leader"
 tl_cbroker_kill9 "$leader"
-deadline=$((SECONDS + 20))
-until [ "$(tl_cluster_leader "$topic" 0)" = "$late" ]; do
-	[ $SECONDS -lt $deadline ] || tl_fail "follower $late did not become the leader within 20 s"
-	sleep 0.2
-done
+tl_cluster_wait_leader "$topic" 0 "$late" 20 "follower $late did not become the leader within 20 s"
 echo "k7:after" | timeout 30 kcat -P -q -b "127.0.0.1:${TL_CPORT[$late]}" -t "$topic" -p 0 -K: \
 	-X acks=1 || tl_fail "produce after the failover failed"
 

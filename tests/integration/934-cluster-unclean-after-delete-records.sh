@@ -50,11 +50,7 @@ phase()
 	tl_cbroker_kill9 "$leader"
 	tl_cbroker_kill9 "$c"
 	tl_cbroker_start "$x"
-	local deadline=$((SECONDS + 30))
-	until [ "$(tl_cluster_leader "$topic" 0)" = "$x" ]; do
-		[ $SECONDS -lt $deadline ] || tl_fail "$topic: broker $x was not elected uncleanly"
-		sleep 0.2
-	done
+	tl_cluster_wait_leader "$topic" 0 "$x" 30 "$topic: broker $x was not elected uncleanly"
 	produce "$topic" new 20 all
 	tl_cbroker_start "$c"
 	tl_cluster_wait_isr "$topic" 1 2 30
