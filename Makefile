@@ -317,11 +317,13 @@ mutation-check: release
 
 # libFuzzer targets: the module sources are compiled once (instrumented) and linked into
 # every target, so adding a target or changing one file rebuilds only what changed. The
-# broker's sources (all but main.c) are among them, so a target can drive its decoders
-# and handlers without a hook in broker code.
+# broker's sources (all but main.c) and libtally's are among them, so a target can drive
+# their decoders and handlers without a hook in their code.
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*.c))
 FUZZ_LIB_SRCS := $(call src_of,common) $(call src_of,protocol) $(call src_of,log) \
-                 $(call src_of,replication) $(filter-out broker/main.c,$(call src_of,broker))
+                 $(call src_of,replication) $(filter-out broker/main.c,$(call src_of,broker)) \
+                 $(call src_of,client) $(call src_of,producer) $(call src_of,consumer) \
+                 $(call src_of,admin)
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DTL_VERSION='"$(VERSION)"' -DTL_DEBUG -DTL_FUZZ -MMD -MP \
                $(PKG_CFLAGS)
 FUZZ_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))

@@ -48,7 +48,8 @@ stale()
 {
 	local bin=build/fuzz/$1
 	[ -x "$bin" ] || return 0
-	[ -n "$(find common protocol log replication broker include tests/fuzz -name '*.[ch]' \
+	[ -n "$(find common protocol log replication broker client producer consumer admin \
+		include tests/fuzz -name '*.[ch]' \
 		-newer "$bin" 2>/dev/null | head -n 1)" ]
 }
 
@@ -96,6 +97,15 @@ if [ ! -d "$seeds/fuzz_log" ]; then
 	printf '\x00\x03\x02\x00\x00\x00\x00' >"$seeds/fuzz_log/delete"
 	printf '\x01\x05\x03\x00\x10\xff\x08' >"$seeds/fuzz_log/overwrite"
 	printf '\x01\x02\x04\x00\x00\x00\x30' >"$seeds/fuzz_log/append"
+fi
+
+# fuzz_client: valid sessions its own seed writer encodes (tests/fuzz/fuzz_client.c).
+if [ -x build/fuzz/fuzz_client ] && { [ ! -d "$seeds/fuzz_client" ] ||
+	[ build/fuzz/fuzz_client -nt "$seeds/fuzz_client" ]; }; then
+	rm -rf "$seeds/fuzz_client"
+	mkdir -p "$seeds/fuzz_client"
+	FUZZ_CLIENT_SEEDS=$seeds/fuzz_client build/fuzz/fuzz_client >/dev/null 2>&1 ||
+		echo "fuzz: fuzz_client seeds failed; running without seeds" >&2
 fi
 
 failed=0
