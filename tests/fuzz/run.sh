@@ -99,14 +99,17 @@ if [ ! -d "$seeds/fuzz_log" ]; then
 	printf '\x01\x02\x04\x00\x00\x00\x30' >"$seeds/fuzz_log/append"
 fi
 
-# fuzz_client: valid sessions its own seed writer encodes (tests/fuzz/fuzz_client.c).
-if [ -x build/fuzz/fuzz_client ] && { [ ! -d "$seeds/fuzz_client" ] ||
-	[ build/fuzz/fuzz_client -nt "$seeds/fuzz_client" ]; }; then
-	rm -rf "$seeds/fuzz_client"
-	mkdir -p "$seeds/fuzz_client"
-	FUZZ_CLIENT_SEEDS=$seeds/fuzz_client build/fuzz/fuzz_client >/dev/null 2>&1 ||
-		echo "fuzz: fuzz_client seeds failed; running without seeds" >&2
-fi
+# fuzz_client, fuzz_admin: valid answers their own seed writers encode
+# (FUZZ_CLIENT_SEEDS=DIR, FUZZ_ADMIN_SEEDS=DIR; tests/fuzz/fake_peer.h).
+for t in client admin; do
+	bin=build/fuzz/fuzz_$t dir=$seeds/fuzz_$t
+	if [ -x "$bin" ] && { [ ! -d "$dir" ] || [ "$bin" -nt "$dir" ]; }; then
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		env "FUZZ_${t^^}_SEEDS=$dir" "$bin" >/dev/null 2>&1 ||
+			echo "fuzz: fuzz_$t seeds failed; running without seeds" >&2
+	fi
+done
 
 failed=0
 for n in "${names[@]}"; do
