@@ -250,6 +250,17 @@ static void seed_add(struct tl_buf *seed, uint8_t key, const struct tl_buf *body
 	tl_buf_put(seed, body->data, body->len);
 }
 
+/* Appends @msg, encoded by the generated codec's tl_@api_response_encode at @version,
+ * to @seed as the answer for API @key. */
+#define SEED_ENCODE(seed, key, api, version, msg)                                                  \
+	do {                                                                                       \
+		struct tl_buf body_;                                                               \
+		tl_buf_init(&body_);                                                               \
+		tl_##api##_response_encode(&body_, version, msg);                                  \
+		seed_add(seed, key, &body_);                                                       \
+		tl_buf_deinit(&body_);                                                             \
+	} while (0)
+
 /* The versions the seeds speak: the highest libtally asks for. */
 static void seed_api_versions(struct tl_buf *seed)
 {
@@ -268,11 +279,7 @@ static void seed_api_versions(struct tl_buf *seed)
 	tl_api_versions_response_defaults(&resp);
 	resp.api_keys_count = N;
 	resp.api_keys = keys;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_api_versions_response_encode(&body, 0, &resp);
-	seed_add(seed, 18, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 18, api_versions, 0, &resp);
 }
 
 static void seed_metadata(struct tl_buf *seed, int32_t leader_epoch)
@@ -306,11 +313,7 @@ static void seed_metadata(struct tl_buf *seed, int32_t leader_epoch)
 	resp.controller_id = 0;
 	resp.topics_count = 1;
 	resp.topics = &topic;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_metadata_response_encode(&body, 8, &resp);
-	seed_add(seed, 3, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 3, metadata, 8, &resp);
 }
 
 /* Opens the listener every address resolves to. */
@@ -333,6 +336,22 @@ static void peer_reset(void)
 {
 	while (conn_count > 0)
 		conn_close(conn_count - 1);
+}
+
+/* The target's LLVMFuzzerInitialize: with $@seeds_env=DIR set, writes the seeds into
+ * DIR and exits; else opens the listener. $@verbose_env makes the target say what each
+ * input did. */
+static void peer_init(const char *verbose_env, const char *seeds_env,
+		      void (*seeds_write)(const char *dir))
+{
+	tl_diag_set_level(TL_DIAG_CRIT);
+	verbose = getenv(verbose_env) != NULL;
+	const char *seeds = getenv(seeds_env);
+	if (seeds) {
+		seeds_write(seeds);
+		exit(0);
+	}
+	peer_listen();
 }
 
 static void seed_write(const char *dir, const char *name, const struct tl_buf *seed)

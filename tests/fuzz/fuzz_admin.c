@@ -292,15 +292,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* ---- seeds: valid answers ---- */
 
-#define SEED_ENCODE(seed, key, api, version, msg)                                                  \
-	do {                                                                                       \
-		struct tl_buf body_;                                                               \
-		tl_buf_init(&body_);                                                               \
-		tl_##api##_response_encode(&body_, version, msg);                                  \
-		seed_add(seed, key, &body_);                                                       \
-		tl_buf_deinit(&body_);                                                             \
-	} while (0)
-
 static void seed_log_dirs(struct tl_buf *seed)
 {
 	struct tl_describe_log_dirs_response_describe_log_dirs_partition parts[2];
@@ -470,13 +461,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	tl_diag_set_level(TL_DIAG_CRIT);
-	verbose = getenv("FUZZ_ADMIN_VERBOSE") != NULL;
-	const char *seeds = getenv("FUZZ_ADMIN_SEEDS");
-	if (seeds) {
-		seeds_write(seeds);
-		exit(0);
-	}
-	peer_listen();
+	peer_init("FUZZ_ADMIN_VERBOSE", "FUZZ_ADMIN_SEEDS", seeds_write);
 	return 0;
 }

@@ -186,11 +186,7 @@ static void seed_list_offsets(struct tl_buf *seed)
 	tl_list_offsets_response_defaults(&resp);
 	resp.topics_count = 1;
 	resp.topics = &topic;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_list_offsets_response_encode(&body, 5, &resp);
-	seed_add(seed, 2, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 2, list_offsets, 5, &resp);
 }
 
 /* Records 0-4 of t[0] and t[1] (one batch each, @compression), and an aborted
@@ -239,11 +235,7 @@ static void seed_fetch(struct tl_buf *seed, enum tl_compression compression, int
 	tl_fetch_response_defaults(&resp);
 	resp.responses_count = 1;
 	resp.responses = &topic;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_fetch_response_encode(&body, 11, &resp);
-	seed_add(seed, 1, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 1, fetch, 11, &resp);
 	tl_buf_deinit(&records);
 }
 
@@ -265,11 +257,7 @@ static void seed_epoch_end(struct tl_buf *seed, int64_t end_offset)
 	tl_offset_for_leader_epoch_response_defaults(&resp);
 	resp.topics_count = 1;
 	resp.topics = &topic;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_offset_for_leader_epoch_response_encode(&body, 4, &resp);
-	seed_add(seed, 23, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 23, offset_for_leader_epoch, 4, &resp);
 }
 
 static void seed_coordinator(struct tl_buf *seed)
@@ -279,11 +267,7 @@ static void seed_coordinator(struct tl_buf *seed)
 	resp.node_id = 0;
 	resp.host = tl_str_of("broker0");
 	resp.port = 9092;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_find_coordinator_response_encode(&body, 2, &resp);
-	seed_add(seed, 10, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 10, find_coordinator, 2, &resp);
 
 	struct tl_offset_fetch_response_offset_fetch_response_partition parts[2];
 	for (int32_t p = 0; p < 2; p++) {
@@ -302,10 +286,7 @@ static void seed_coordinator(struct tl_buf *seed)
 	tl_offset_fetch_response_defaults(&of);
 	of.topics_count = 1;
 	of.topics = &topic;
-	tl_buf_init(&body);
-	tl_offset_fetch_response_encode(&body, 7, &of);
-	seed_add(seed, 9, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 9, offset_fetch, 7, &of);
 
 	struct tl_offset_commit_response_offset_commit_response_partition cparts[2];
 	for (int32_t p = 0; p < 2; p++) {
@@ -321,10 +302,7 @@ static void seed_coordinator(struct tl_buf *seed)
 	tl_offset_commit_response_defaults(&oc);
 	oc.topics_count = 1;
 	oc.topics = &ctopic;
-	tl_buf_init(&body);
-	tl_offset_commit_response_encode(&body, 7, &oc);
-	seed_add(seed, 8, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 8, offset_commit, 7, &oc);
 }
 
 /* JoinGroup (this member leads, alone), SyncGroup (t[0] and t[1]), Heartbeat. */
@@ -349,11 +327,7 @@ static void seed_group(struct tl_buf *seed)
 	join.member_id = tl_str_of("fuzz-1");
 	join.members_count = 1;
 	join.members = &member;
-	struct tl_buf body;
-	tl_buf_init(&body);
-	tl_join_group_response_encode(&body, 5, &join);
-	seed_add(seed, 11, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 11, join_group, 5, &join);
 
 	struct tl_buf assignment; /* ConsumerProtocolAssignment v0: t [0, 1] */
 	tl_buf_init(&assignment);
@@ -368,17 +342,11 @@ static void seed_group(struct tl_buf *seed)
 	tl_sync_group_response_defaults(&sync);
 	sync.assignment.ptr = assignment.data;
 	sync.assignment.len = (int32_t)assignment.len;
-	tl_buf_init(&body);
-	tl_sync_group_response_encode(&body, 3, &sync);
-	seed_add(seed, 14, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 14, sync_group, 3, &sync);
 
 	struct tl_heartbeat_response hb;
 	tl_heartbeat_response_defaults(&hb);
-	tl_buf_init(&body);
-	tl_heartbeat_response_encode(&body, 3, &hb);
-	seed_add(seed, 12, &body);
-	tl_buf_deinit(&body);
+	SEED_ENCODE(seed, 12, heartbeat, 3, &hb);
 	tl_buf_deinit(&meta);
 	tl_buf_deinit(&assignment);
 }
@@ -428,13 +396,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	tl_diag_set_level(TL_DIAG_CRIT);
-	verbose = getenv("FUZZ_CLIENT_VERBOSE") != NULL;
-	const char *seeds = getenv("FUZZ_CLIENT_SEEDS");
-	if (seeds) {
-		seeds_write(seeds);
-		exit(0);
-	}
-	peer_listen();
+	peer_init("FUZZ_CLIENT_VERBOSE", "FUZZ_CLIENT_SEEDS", seeds_write);
 	return 0;
 }
