@@ -240,6 +240,24 @@ static void *server_main(void *arg)
 	return NULL;
 }
 
+static struct server serving;
+static pthread_t serving_thread;
+
+/* Serves @a from a thread until peer_serve_stop(); the harness's state is the
+ * thread's alone meanwhile. */
+static void peer_serve_start(struct answers *a)
+{
+	serving = (struct server){a, false};
+	if (pthread_create(&serving_thread, NULL, server_main, &serving) != 0)
+		fuzz_fail("pthread_create");
+}
+
+static void peer_serve_stop(void)
+{
+	__atomic_store_n(&serving.stop, true, __ATOMIC_RELEASE);
+	pthread_join(serving_thread, NULL);
+}
+
 /* ---- seeds: valid answers from the generated codec ---- */
 
 static void seed_add(struct tl_buf *seed, uint8_t key, const struct tl_buf *body)
@@ -314,6 +332,62 @@ static void seed_metadata(struct tl_buf *seed, int32_t leader_epoch)
 	resp.topics_count = 1;
 	resp.topics = &topic;
 	SEED_ENCODE(seed, 3, metadata, 8, &resp);
+}
+
+static void seed_list_offsets(struct tl_buf *seed)
+{
+	struct tl_list_offsets_response_list_offsets_partition_response parts[2];
+	for (int32_t p = 0; p < 2; p++) {
+		tl_list_offsets_response_list_offsets_partition_response_defaults(&parts[p]);
+		parts[p].partition_index = p;
+		parts[p].offset = 0;
+		parts[p].timestamp = -1;
+		parts[p].leader_epoch = 1;
+	}
+	struct tl_list_offsets_response_list_offsets_topic_response topic;
+	tl_list_offsets_response_list_offsets_topic_response_defaults(&topic);
+	topic.name = tl_str_of("t");
+	topic.partitions_count = 2;
+	topic.partitions = parts;
+	struct tl_list_offsets_response resp;
+	tl_list_offsets_response_defaults(&resp);
+	resp.topics_count = 1;
+	resp.topics = &topic;
+	SEED_ENCODE(seed, 2, list_offsets, 5, &resp);
+}
+
+/* FindCoordinator: node 0 coordinates. */
+static void seed_find_coordinator(struct tl_buf *seed)
+{
+	struct tl_find_coordinator_response resp;
+	tl_find_coordinator_response_defaults(&resp);
+	resp.node_id = 0;
+	resp.host = tl_str_of("broker0");
+	resp.port = 9092;
+	SEED_ENCODE(seed, 10, find_coordinator, 2, &resp);
+}
+
+/* OffsetFetch: t[0] and t[1] committed at 3, in leader epoch 0. */
+static void seed_offset_fetch(struct tl_buf *seed)
+{
+	struct tl_offset_fetch_response_offset_fetch_response_partition parts[2];
+	for (int32_t p = 0; p < 2; p++) {
+		tl_offset_fetch_response_offset_fetch_response_partition_defaults(&parts[p]);
+		parts[p].partition_index = p;
+		parts[p].committed_offset = 3;
+		parts[p].committed_leader_epoch = 0;
+		parts[p].metadata = tl_str_of("");
+	}
+	struct tl_offset_fetch_response_offset_fetch_response_topic topic;
+	tl_offset_fetch_response_offset_fetch_response_topic_defaults(&topic);
+	topic.name = tl_str_of("t");
+	topic.partitions_count = 2;
+	topic.partitions = parts;
+	struct tl_offset_fetch_response of;
+	tl_offset_fetch_response_defaults(&of);
+	of.topics_count = 1;
+	of.topics = &topic;
+	SEED_ENCODE(seed, 9, offset_fetch, 7, &of);
 }
 
 /* Opens the listener every address resolves to. */

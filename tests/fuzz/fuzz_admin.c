@@ -78,6 +78,9 @@ static void calls_topics(struct tl_admin *admin)
 
 static void calls_log_dirs(struct tl_admin *admin)
 {
+	struct tl_admin_cluster *cluster = NULL; /* as tally cluster log-dirs: the nodes first */
+	if (tl_admin_describe_cluster(admin, &cluster, CALL_MS) == TL_OK)
+		tl_admin_cluster_destroy(cluster);
 	struct tl_admin_log_dirs *dirs = NULL;
 	tl_err err = tl_admin_describe_log_dirs(admin, 0, &dirs, CALL_MS);
 	said("describe_log_dirs", err, admin);
@@ -272,10 +275,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!a)
 		fuzz_fail("malloc");
 	answers_parse(a, data + 1, size - 1);
-	struct server server = {a, false};
-	pthread_t thread;
-	if (pthread_create(&thread, NULL, server_main, &server) != 0)
-		fuzz_fail("pthread_create");
+	peer_serve_start(a);
 	struct tl_admin *admin = admin_make();
 	static void (*const groups[])(struct tl_admin *) = {
 		calls_topics,  calls_log_dirs, calls_quotas_users, calls_acls,
@@ -283,8 +283,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	groups[calls % 8](admin);
 	tl_admin_destroy(admin);
-	__atomic_store_n(&server.stop, true, __ATOMIC_RELEASE);
-	pthread_join(thread, NULL);
+	peer_serve_stop();
 	peer_reset();
 	free(a);
 	return 0;
@@ -329,12 +328,7 @@ static void seed_groups(struct tl_buf *seed)
 	lg.groups = &listed;
 	SEED_ENCODE(seed, 16, list_groups, 2, &lg);
 
-	struct tl_find_coordinator_response fc;
-	tl_find_coordinator_response_defaults(&fc);
-	fc.node_id = 0;
-	fc.host = tl_str_of("broker0");
-	fc.port = 9092;
-	SEED_ENCODE(seed, 10, find_coordinator, 2, &fc);
+	seed_find_coordinator(seed);
 
 	struct tl_buf assignment; /* ConsumerProtocolAssignment v0: t [0, 1] */
 	tl_buf_init(&assignment);
@@ -367,44 +361,7 @@ static void seed_groups(struct tl_buf *seed)
 	SEED_ENCODE(seed, 15, describe_groups, 4, &dg);
 	tl_buf_deinit(&assignment);
 
-	struct tl_offset_fetch_response_offset_fetch_response_partition parts[2];
-	for (int32_t p = 0; p < 2; p++) {
-		tl_offset_fetch_response_offset_fetch_response_partition_defaults(&parts[p]);
-		parts[p].partition_index = p;
-		parts[p].committed_offset = 3 + p;
-		parts[p].metadata = tl_str_of("meta");
-	}
-	struct tl_offset_fetch_response_offset_fetch_response_topic topic;
-	tl_offset_fetch_response_offset_fetch_response_topic_defaults(&topic);
-	topic.name = tl_str_of("t");
-	topic.partitions_count = 2;
-	topic.partitions = parts;
-	struct tl_offset_fetch_response of;
-	tl_offset_fetch_response_defaults(&of);
-	of.topics_count = 1;
-	of.topics = &topic;
-	SEED_ENCODE(seed, 9, offset_fetch, 7, &of);
-}
-
-static void seed_offsets(struct tl_buf *seed)
-{
-	struct tl_list_offsets_response_list_offsets_partition_response parts[2];
-	for (int32_t p = 0; p < 2; p++) {
-		tl_list_offsets_response_list_offsets_partition_response_defaults(&parts[p]);
-		parts[p].partition_index = p;
-		parts[p].offset = 10 * p;
-		parts[p].timestamp = -1;
-	}
-	struct tl_list_offsets_response_list_offsets_topic_response topic;
-	tl_list_offsets_response_list_offsets_topic_response_defaults(&topic);
-	topic.name = tl_str_of("t");
-	topic.partitions_count = 2;
-	topic.partitions = parts;
-	struct tl_list_offsets_response resp;
-	tl_list_offsets_response_defaults(&resp);
-	resp.topics_count = 1;
-	resp.topics = &topic;
-	SEED_ENCODE(seed, 2, list_offsets, 5, &resp);
+	seed_offset_fetch(seed);
 }
 
 static void seed_acls(struct tl_buf *seed)
@@ -449,7 +406,7 @@ static void seeds_write(const char *dir)
 		if (seeds[i].calls == 3)
 			seed_acls(&seed);
 		if (seeds[i].calls == 4)
-			seed_offsets(&seed);
+			seed_list_offsets(&seed);
 		if (seeds[i].calls == 6)
 			seed_groups(&seed);
 		seed_write(dir, seeds[i].name, &seed);

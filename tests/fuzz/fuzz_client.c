@@ -153,41 +153,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			mode, records, errors, (long long)tl_consumer_position(consumer, "t", 0));
 	/* Destroy waits for LeaveGroup's answer (up to 2 s): the harness serves meanwhile,
 	 * from a thread of its own (the only one touching its state until joined). */
-	struct server server = {a, false};
-	pthread_t thread;
-	if (pthread_create(&thread, NULL, server_main, &server) != 0)
-		fuzz_fail("pthread_create");
+	peer_serve_start(a);
 	tl_consumer_destroy(consumer);
-	__atomic_store_n(&server.stop, true, __ATOMIC_RELEASE);
-	pthread_join(thread, NULL);
+	peer_serve_stop();
 	peer_reset();
 	free(a);
 	return 0;
 }
 
 /* ---- seeds: valid sessions ---- */
-
-static void seed_list_offsets(struct tl_buf *seed)
-{
-	struct tl_list_offsets_response_list_offsets_partition_response parts[2];
-	for (int32_t p = 0; p < 2; p++) {
-		tl_list_offsets_response_list_offsets_partition_response_defaults(&parts[p]);
-		parts[p].partition_index = p;
-		parts[p].offset = 0;
-		parts[p].timestamp = -1;
-		parts[p].leader_epoch = 1;
-	}
-	struct tl_list_offsets_response_list_offsets_topic_response topic;
-	tl_list_offsets_response_list_offsets_topic_response_defaults(&topic);
-	topic.name = tl_str_of("t");
-	topic.partitions_count = 2;
-	topic.partitions = parts;
-	struct tl_list_offsets_response resp;
-	tl_list_offsets_response_defaults(&resp);
-	resp.topics_count = 1;
-	resp.topics = &topic;
-	SEED_ENCODE(seed, 2, list_offsets, 5, &resp);
-}
 
 /* Records 0-4 of t[0] and t[1] (one batch each, @compression), and an aborted
  * transaction's marker. */
@@ -262,32 +236,8 @@ static void seed_epoch_end(struct tl_buf *seed, int64_t end_offset)
 
 static void seed_coordinator(struct tl_buf *seed)
 {
-	struct tl_find_coordinator_response resp;
-	tl_find_coordinator_response_defaults(&resp);
-	resp.node_id = 0;
-	resp.host = tl_str_of("broker0");
-	resp.port = 9092;
-	SEED_ENCODE(seed, 10, find_coordinator, 2, &resp);
-
-	struct tl_offset_fetch_response_offset_fetch_response_partition parts[2];
-	for (int32_t p = 0; p < 2; p++) {
-		tl_offset_fetch_response_offset_fetch_response_partition_defaults(&parts[p]);
-		parts[p].partition_index = p;
-		parts[p].committed_offset = 3;
-		parts[p].committed_leader_epoch = 0;
-		parts[p].metadata = tl_str_of("");
-	}
-	struct tl_offset_fetch_response_offset_fetch_response_topic topic;
-	tl_offset_fetch_response_offset_fetch_response_topic_defaults(&topic);
-	topic.name = tl_str_of("t");
-	topic.partitions_count = 2;
-	topic.partitions = parts;
-	struct tl_offset_fetch_response of;
-	tl_offset_fetch_response_defaults(&of);
-	of.topics_count = 1;
-	of.topics = &topic;
-	SEED_ENCODE(seed, 9, offset_fetch, 7, &of);
-
+	seed_find_coordinator(seed);
+	seed_offset_fetch(seed);
 	struct tl_offset_commit_response_offset_commit_response_partition cparts[2];
 	for (int32_t p = 0; p < 2; p++) {
 		tl_offset_commit_response_offset_commit_response_partition_defaults(&cparts[p]);
