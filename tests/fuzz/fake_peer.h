@@ -1,9 +1,9 @@
-/* fake_peer.h - the broker side of the libtally fuzz targets (fuzz_client, fuzz_admin):
- * a listener on 127.0.0.1 that answers each request with the input's next response body
- * for its API key, and seed writers built on the generated codec. Header-only: static
- * functions for one target, except getaddrinfo()/freeaddrinfo(), which it replaces so
- * that every broker address libtally resolves (bootstrap, Metadata's nodes, a
- * coordinator) is this listener and nothing leaves the machine.
+/* fake_peer.h - the broker side of the libtally fuzz targets (fuzz_client, fuzz_admin,
+ * fuzz_producer): a listener on 127.0.0.1 that answers each request with the input's
+ * next response body for its API key, and seed writers built on the generated codec.
+ * Header-only: static functions for one target, except getaddrinfo()/freeaddrinfo(),
+ * which it replaces so that every broker address libtally resolves (bootstrap,
+ * Metadata's nodes, a coordinator) is this listener and nothing leaves the machine.
  * Input answers: [api key][length: 2 bytes, big endian][response body], repeated. A
  * request gets the next body the input has for its key (the last one again once they
  * ran out; none if it has none), framed here: size, correlation id, and the tag byte
@@ -282,10 +282,10 @@ static void seed_add(struct tl_buf *seed, uint8_t key, const struct tl_buf *body
 /* The versions the seeds speak: the highest libtally asks for. */
 static void seed_api_versions(struct tl_buf *seed)
 {
-	static const int16_t apis[][2] = {{1, 11}, {2, 5},  {3, 8},  {8, 7},  {9, 7},  {10, 2},
-					  {11, 5}, {12, 3}, {13, 3}, {14, 3}, {15, 4}, {16, 2},
-					  {18, 0}, {23, 4}, {29, 1}, {35, 1}, {48, 0}, {50, 0},
-					  {61, 0}, {65, 0}, {66, 0}};
+	static const int16_t apis[][2] = {{0, 8},  {1, 11}, {2, 5},  {3, 8},  {8, 7},  {9, 7},
+					  {10, 2}, {11, 5}, {12, 3}, {13, 3}, {14, 3}, {15, 4},
+					  {16, 2}, {18, 0}, {22, 1}, {23, 4}, {29, 1}, {35, 1},
+					  {48, 0}, {50, 0}, {61, 0}, {65, 0}, {66, 0}};
 	enum { N = sizeof(apis) / sizeof(apis[0]) };
 	struct tl_api_versions_response_api_version keys[N];
 	for (int i = 0; i < N; i++) {

@@ -99,9 +99,9 @@ if [ ! -d "$seeds/fuzz_log" ]; then
 	printf '\x01\x02\x04\x00\x00\x00\x30' >"$seeds/fuzz_log/append"
 fi
 
-# fuzz_client, fuzz_admin: valid answers their own seed writers encode
-# (FUZZ_CLIENT_SEEDS=DIR, FUZZ_ADMIN_SEEDS=DIR; tests/fuzz/fake_peer.h).
-for t in client admin; do
+# fuzz_client, fuzz_admin, fuzz_producer: valid answers their own seed writers encode
+# (FUZZ_CLIENT_SEEDS=DIR and so on; tests/fuzz/fake_peer.h).
+for t in client admin producer; do
 	bin=build/fuzz/fuzz_$t dir=$seeds/fuzz_$t
 	if [ -x "$bin" ] && { [ ! -d "$dir" ] || [ "$bin" -nt "$dir" ]; }; then
 		rm -rf "$dir"
