@@ -1,10 +1,10 @@
 /* fuzz_producer.c - libFuzzer target for libtally's producer (producer/, client/): what a
  * broker answers to Metadata, InitProducerId and Produce, byte for byte, must come back
  * as a delivery error, never as a crash, an assertion, a read out of bounds or a leak.
- * Input: byte 0 picks the producer (bit 0 acks=1, else all; bit 1 no idempotence; bit 2
- * zstd; bit 3 records to partition 0 and 1, else the partitioner's choice; bit 4 a
- * second round of sends after the first flush), then answers as tests/fuzz/fake_peer.h
- * reads them. The producer does its I/O on a thread of its own, so the peer serves
+ * Input: byte 0 picks the producer (bit 0 acks=1, without idempotence, else all; bit 1
+ * no idempotence; bit 2 zstd; bit 3 records to partition 0 and 1, else the
+ * partitioner's choice; bit 4 a second round of sends after the first flush), then
+ * answers as tests/fuzz/fake_peer.h reads them. The producer does its I/O on a thread of its own, so the peer serves
  * from a thread for the whole input: unlike fuzz_client the order of events can vary
  * between runs of one input. Retries, delivery and blocking are bounded by 30 ms
  * settings; each delivery report is checked (an ok one names partition 0 or 1) and
@@ -52,7 +52,7 @@ static struct tl_producer *producer_make(uint8_t mode)
 		{"bootstrap.servers", bootstrap},
 		{"client.id", "fuzz"},
 		{"acks", mode & 1 ? "1" : "all"},
-		{"enable.idempotence", mode & 2 ? "false" : "true"},
+		{"enable.idempotence", mode & 3 ? "false" : "true"}, /* it needs acks=all */
 		{"compression.type", mode & 4 ? "zstd" : "none"},
 		{"linger.ms", "0"},
 		{"max.block.ms", "30"},
