@@ -4,11 +4,11 @@
  * Input: byte 0 picks the producer (bit 0 acks=1, without idempotence, else all; bit 1
  * no idempotence; bit 2 zstd; bit 3 records to partition 0 and 1, else the
  * partitioner's choice; bit 4 a second round of sends after the first flush), then
- * answers as tests/fuzz/fake_peer.h reads them. The producer does its I/O on a thread of its own, so the peer serves
- * from a thread for the whole input: unlike fuzz_client the order of events can vary
- * between runs of one input. Retries, delivery and blocking are bounded by 30 ms
- * settings; each delivery report is checked (an ok one names partition 0 or 1) and
- * the producer destroyed.
+ * answers as tests/fuzz/fake_peer.h reads them. The producer does its I/O on a thread
+ * of its own, so the peer serves from a thread for the whole input: unlike fuzz_client
+ * the order of events can vary between runs of one input. Retries, delivery and
+ * blocking are bounded by 30 ms settings; each delivery report is checked (an ok one
+ * names partition 0 or 1) and the producer destroyed.
  * FUZZ_PRODUCER_VERBOSE=1 says what each input did. With FUZZ_PRODUCER_SEEDS=DIR set,
  * the target writes valid answers (the generated codec's encoders) into DIR and
  * exits. */
