@@ -1010,6 +1010,12 @@ static void init_pid_done(void *arg, tl_err err, struct tl_cursor *body, int16_t
 			err = (tl_err)error_code;
 	}
 	pthread_mutex_lock(&producer->lock);
+	if (producer->pid_state != PID_REQUESTING) {
+		/* Not the answer asked for (the producer failed, or moved on): an id adopted
+		 * now would renumber batches in flight under the id before it. */
+		pthread_mutex_unlock(&producer->lock);
+		return;
+	}
 	if (err == TL_OK && producer->spool &&
 	    tl_spool_set_producer(producer->spool, producer_id, epoch) != TL_OK) {
 		char msg[400];
@@ -1062,9 +1068,11 @@ static void pid_maybe_request(struct tl_producer *producer)
 	tl_buf_init(&body);
 	tl_buf_string(&body, tl_str_of(NULL), false); /* transactional_id: none */
 	tl_buf_i32(&body, 60000);                     /* transaction_timeout_ms, unused */
+	/* Before the send: a connection that fails in it answers (init_pid_done) at once. */
+	producer->pid_state = PID_REQUESTING;
 	if (tl_client_send(producer->client, node, TL_CLIENT_API_INIT_PRODUCER_ID, version, &body,
-			   true, init_pid_done, producer) == TL_OK)
-		producer->pid_state = PID_REQUESTING;
+			   true, init_pid_done, producer) != TL_OK)
+		producer->pid_state = PID_UNKNOWN;
 	tl_buf_deinit(&body);
 }
 
@@ -1233,9 +1241,10 @@ static void produce_settle(struct tl_producer *producer, struct batch *batch, tl
 	    err == TL_ERR_REQUEST_TIMED_OUT)
 		tl_client_metadata_request(producer->client);
 	if (err == TL_ERR_UNKNOWN_PRODUCER_ID && producer->idempotence && !transactional) {
-		/* The broker forgot us (retention); start over with a new id. */
+		/* The broker forgot us (retention); start over with a new id (once). */
 		part_retry_later(part, batch);
-		producer->pid_state = PID_UNKNOWN;
+		if (producer->pid_state == PID_READY)
+			producer->pid_state = PID_UNKNOWN;
 		return;
 	}
 	if (tl_producer_is_retriable(err)) {
@@ -1725,10 +1734,15 @@ static int64_t io_collect_partition(struct tl_producer *producer, struct partiti
 		struct batch *batch = part_pop(part);
 		if (batch->sequenced && producer->idempotence) {
 			unsure = true;
-			if (producer->txn.state == TXN_NONE)
-				producer->pid_state = PID_UNKNOWN; /* its sequence may be stored */
-			else
+			/* Its sequence may be stored: a new id, unless one is already asked
+			 * for (a second InitProducerId could be answered after the first id
+			 * numbered batches in flight). */
+			if (producer->txn.state == TXN_NONE) {
+				if (producer->pid_state == PID_READY)
+					producer->pid_state = PID_UNKNOWN;
+			} else {
 				producer->txn.bump_epoch = true; /* the same, after the abort */
+			}
 		}
 		tl_producer_batch_complete(producer, batch, TL_ERR_TIMED_OUT,
 					   tl_producer_detail_for(TL_ERR_TIMED_OUT));
