@@ -356,6 +356,19 @@ static void seed_list_offsets(struct tl_buf *seed)
 	SEED_ENCODE(seed, 2, list_offsets, 5, &resp);
 }
 
+/* A ConsumerProtocolAssignment v0 of t [0, 1] into @out (initialized here). */
+static void seed_assignment(struct tl_buf *out)
+{
+	tl_buf_init(out);
+	tl_buf_i16(out, 0);
+	tl_buf_i32(out, 1);
+	tl_buf_string(out, tl_str_of("t"), false);
+	tl_buf_i32(out, 2);
+	tl_buf_i32(out, 0);
+	tl_buf_i32(out, 1);
+	tl_buf_i32(out, -1);
+}
+
 /* FindCoordinator: node 0 coordinates. */
 static void seed_find_coordinator(struct tl_buf *seed)
 {

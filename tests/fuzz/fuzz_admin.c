@@ -330,15 +330,8 @@ static void seed_groups(struct tl_buf *seed)
 
 	seed_find_coordinator(seed);
 
-	struct tl_buf assignment; /* ConsumerProtocolAssignment v0: t [0, 1] */
-	tl_buf_init(&assignment);
-	tl_buf_i16(&assignment, 0);
-	tl_buf_i32(&assignment, 1);
-	tl_buf_string(&assignment, tl_str_of("t"), false);
-	tl_buf_i32(&assignment, 2);
-	tl_buf_i32(&assignment, 0);
-	tl_buf_i32(&assignment, 1);
-	tl_buf_i32(&assignment, -1);
+	struct tl_buf assignment;
+	seed_assignment(&assignment);
 	struct tl_describe_groups_response_described_group_member member;
 	tl_describe_groups_response_described_group_member_defaults(&member);
 	member.member_id = tl_str_of("m-1");

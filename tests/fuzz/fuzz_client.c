@@ -279,15 +279,8 @@ static void seed_group(struct tl_buf *seed)
 	join.members = &member;
 	SEED_ENCODE(seed, 11, join_group, 5, &join);
 
-	struct tl_buf assignment; /* ConsumerProtocolAssignment v0: t [0, 1] */
-	tl_buf_init(&assignment);
-	tl_buf_i16(&assignment, 0);
-	tl_buf_i32(&assignment, 1);
-	tl_buf_string(&assignment, tl_str_of("t"), false);
-	tl_buf_i32(&assignment, 2);
-	tl_buf_i32(&assignment, 0);
-	tl_buf_i32(&assignment, 1);
-	tl_buf_i32(&assignment, -1);
+	struct tl_buf assignment;
+	seed_assignment(&assignment);
 	struct tl_sync_group_response sync;
 	tl_sync_group_response_defaults(&sync);
 	sync.assignment.ptr = assignment.data;
