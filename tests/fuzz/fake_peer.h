@@ -27,6 +27,7 @@
 
 #include "common/buf.h"
 #include "common/diag.h"
+#include "protocol/api.h"
 #include "protocol/messages.h"
 
 #define CONNS_MAX   16
@@ -103,14 +104,6 @@ static void answers_parse(struct answers *a, const uint8_t *data, size_t size)
 	}
 }
 
-/* The response header of these is v1 (a tag byte), as client.c's client_api_flexible. */
-static bool flexible(int16_t key, int16_t version)
-{
-	return (key == 9 && version >= 6) || (key == 23 && version >= 4) ||
-	       (key == 28 && version >= 3) || key == 50 || key == 51 || key == 61 || key == 65 ||
-	       key == 66;
-}
-
 /* ---- the harness's side of the connections ---- */
 
 struct conn {
@@ -142,7 +135,7 @@ static bool answer(struct answers *a, int fd, const uint8_t *frame, size_t len)
 		return false; /* never answered: the request times out */
 	int n = a->next[key] < a->count[key] ? a->next[key]++ : a->count[key] - 1;
 	uint8_t head[9];
-	size_t head_len = flexible(key, version) ? 9 : 8;
+	size_t head_len = tl_api_is_flexible(key, version) ? 9 : 8; /* response header v1 */
 	uint32_t size = (uint32_t)(head_len - 4 + a->len[key][n]);
 	head[0] = (uint8_t)(size >> 24);
 	head[1] = (uint8_t)(size >> 16);
